@@ -1,0 +1,636 @@
+//! Broker configuration: Kafka's own `server.properties` keys, read from a file,
+//! from `KAFKA_*` environment variables (the apache/kafka image convention) and
+//! from `--override key=value`, in that order of precedence (last wins).
+//!
+//! Every key the broker acts on is declared once in [`BROKER_KEYS`] with its
+//! type, default and bounds; an invalid value refuses start-up naming the key
+//! and the value, an unknown key only warns (Kafka does the same).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// What kind of value a key holds, with its bounds.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Bool,
+    /// Inclusive bounds.
+    Int(i64, i64),
+    Str,
+    /// One of a fixed set of strings (case-insensitive where Kafka is).
+    Choice(&'static [&'static str]),
+    List,
+    /// Inclusive bounds.
+    Double(f64, f64),
+    /// Accepted for compatibility with existing server.properties files; the
+    /// value is not used by a single-node broker.
+    Ignored,
+}
+
+pub struct KeyDef {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub default: Option<&'static str>,
+}
+
+const fn key(name: &'static str, kind: Kind, default: Option<&'static str>) -> KeyDef {
+    KeyDef { name, kind, default }
+}
+
+const I32: i64 = i32::MAX as i64;
+const I64: i64 = i64::MAX;
+
+/// Every broker key kastle knows, with Kafka 4.x defaults unless noted.
+pub static BROKER_KEYS: &[KeyDef] = &[
+    key("listeners", Kind::List, Some("PLAINTEXT://:9092")),
+    key("advertised.listeners", Kind::List, None),
+    key(
+        "listener.security.protocol.map",
+        Kind::List,
+        Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"),
+    ),
+    key("inter.broker.listener.name", Kind::Str, None),
+    key("controller.listener.names", Kind::List, None),
+    key("controller.quorum.voters", Kind::Ignored, None),
+    key("controller.quorum.bootstrap.servers", Kind::Ignored, None),
+    key("process.roles", Kind::List, Some("broker,controller")),
+    key("node.id", Kind::Int(0, I32), None),
+    key("broker.id", Kind::Int(-1, I32), None),
+    // kastle's default keeps data next to the binary's working directory, so
+    // the README's first command works without a config file.
+    key("log.dirs", Kind::List, None),
+    key("log.dir", Kind::Str, Some("./data")),
+    key("num.partitions", Kind::Int(1, I32), Some("1")),
+    key("default.replication.factor", Kind::Int(1, I32), Some("1")),
+    key("auto.create.topics.enable", Kind::Bool, Some("true")),
+    key("delete.topic.enable", Kind::Bool, Some("true")),
+    // KIP-1030 (Kafka 4.0): at least 1 MiB.
+    key("log.segment.bytes", Kind::Int(1_048_576, I32), Some("1073741824")),
+    key("log.roll.ms", Kind::Int(1, I64), None),
+    key("log.roll.hours", Kind::Int(1, I32), Some("168")),
+    key("log.retention.ms", Kind::Int(-1, I64), None),
+    key("log.retention.minutes", Kind::Int(-1, I32), None),
+    key("log.retention.hours", Kind::Int(-1, I32), Some("168")),
+    key("log.retention.bytes", Kind::Int(-1, I64), Some("-1")),
+    key("log.retention.check.interval.ms", Kind::Int(1, I64), Some("300000")),
+    key("log.cleanup.policy", Kind::List, Some("delete")),
+    key("log.cleaner.delete.retention.ms", Kind::Int(0, I64), Some("86400000")),
+    key("log.cleaner.min.cleanable.ratio", Kind::Double(0.0, 1.0), Some("0.5")),
+    key("log.cleaner.min.compaction.lag.ms", Kind::Int(0, I64), Some("0")),
+    key("log.cleaner.max.compaction.lag.ms", Kind::Int(1, I64), Some("9223372036854775807")),
+    key("log.preallocate", Kind::Bool, Some("false")),
+    key("log.roll.jitter.ms", Kind::Int(0, I64), None),
+    key("log.roll.jitter.hours", Kind::Int(0, I32), Some("0")),
+    key("unclean.leader.election.enable", Kind::Bool, Some("false")),
+    key("log.index.size.max.bytes", Kind::Int(4, I32), Some("10485760")),
+    key("log.index.interval.bytes", Kind::Int(0, I32), Some("4096")),
+    key("log.segment.delete.delay.ms", Kind::Int(0, I64), Some("60000")),
+    // kastle default: 1 (fsync before acknowledging, with group commit).
+    // Kafka's default (Long.MAX_VALUE) restores page-cache mode.
+    key("log.flush.interval.messages", Kind::Int(1, I64), Some("1")),
+    key("log.flush.interval.ms", Kind::Int(0, I64), None),
+    key("log.flush.scheduler.interval.ms", Kind::Int(0, I64), Some("9223372036854775807")),
+    key("log.message.timestamp.type", Kind::Choice(&["CreateTime", "LogAppendTime"]), Some("CreateTime")),
+    key("log.message.timestamp.before.max.ms", Kind::Int(0, I64), Some("9223372036854775807")),
+    key("log.message.timestamp.after.max.ms", Kind::Int(0, I64), Some("3600000")),
+    key("message.max.bytes", Kind::Int(0, I32), Some("1048588")),
+    key("compression.type", Kind::Choice(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]), Some("producer")),
+    key("min.insync.replicas", Kind::Int(1, I32), Some("1")),
+    key("socket.request.max.bytes", Kind::Int(1, I32), Some("104857600")),
+    key("socket.send.buffer.bytes", Kind::Int(-1, I32), Some("102400")),
+    key("socket.receive.buffer.bytes", Kind::Int(-1, I32), Some("102400")),
+    key("queued.max.requests", Kind::Int(1, I32), Some("500")),
+    key("queued.max.request.bytes", Kind::Int(-1, I64), Some("-1")),
+    key("connections.max.idle.ms", Kind::Int(0, I64), Some("600000")),
+    key("max.connections", Kind::Int(0, I32), Some("2147483647")),
+    key("num.network.threads", Kind::Ignored, None),
+    key("num.io.threads", Kind::Ignored, None),
+    key("num.recovery.threads.per.data.dir", Kind::Ignored, None),
+    key("num.replica.fetchers", Kind::Ignored, None),
+    key("background.threads", Kind::Ignored, None),
+    key("offsets.topic.num.partitions", Kind::Int(1, I32), Some("50")),
+    key("offsets.topic.replication.factor", Kind::Int(1, 32767), Some("3")),
+    key("offsets.retention.minutes", Kind::Int(1, I32), Some("10080")),
+    key("transaction.state.log.replication.factor", Kind::Int(1, 32767), Some("3")),
+    key("transaction.state.log.min.isr", Kind::Int(1, I32), Some("2")),
+    key("transaction.state.log.num.partitions", Kind::Int(1, I32), Some("50")),
+    key("transaction.max.timeout.ms", Kind::Int(1, I32), Some("900000")),
+    key("group.initial.rebalance.delay.ms", Kind::Int(0, I32), Some("3000")),
+    key("group.min.session.timeout.ms", Kind::Int(0, I32), Some("6000")),
+    key("group.max.session.timeout.ms", Kind::Int(0, I32), Some("1800000")),
+    key("group.max.size", Kind::Int(1, I32), Some("2147483647")),
+    key("producer.id.expiration.ms", Kind::Int(1, I32), Some("86400000")),
+    key("share.coordinator.state.topic.replication.factor", Kind::Ignored, None),
+    key("share.coordinator.state.topic.min.isr", Kind::Ignored, None),
+    key("zookeeper.connect", Kind::Ignored, None),
+];
+
+fn key_def(name: &str) -> Option<&'static KeyDef> {
+    BROKER_KEYS.iter().find(|k| k.name == name)
+}
+
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(msg.into()))
+}
+
+/// Parses Java `.properties` text: `key=value` or `key: value`, `#`/`!`
+/// comments, backslash line continuations and escapes.
+pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out = Vec::new();
+    let mut logical = String::new();
+    let mut lines = text.lines().peekable();
+    while let Some(raw) = lines.next() {
+        let line = raw.trim_start();
+        if logical.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
+            continue;
+        }
+        // An odd number of trailing backslashes continues the line.
+        let trailing = line.chars().rev().take_while(|&c| c == '\\').count();
+        if trailing % 2 == 1 {
+            logical.push_str(&line[..line.len() - 1]);
+            if lines.peek().is_some() {
+                continue;
+            }
+        } else {
+            logical.push_str(line);
+        }
+        let entry = std::mem::take(&mut logical);
+        let (k, v) = split_entry(&entry);
+        let k = unescape(k.trim_end());
+        if k.is_empty() {
+            return err(format!("invalid properties line without a key: {raw:?}"));
+        }
+        out.push((k, unescape(v.trim())));
+    }
+    Ok(out)
+}
+
+fn split_entry(entry: &str) -> (&str, &str) {
+    let mut escaped = false;
+    for (i, c) in entry.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '=' | ':' => return (&entry[..i], &entry[i + 1..]),
+            c if c.is_whitespace() => {
+                let rest = entry[i..].trim_start();
+                let rest = rest.strip_prefix(['=', ':']).unwrap_or(rest);
+                return (&entry[..i], rest);
+            }
+            _ => {}
+        }
+    }
+    (entry, "")
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Environment variables of the apache/kafka image that are not broker keys.
+const ENV_NOT_KEYS: &[&str] = &[
+    "KAFKA_VERSION",
+    "KAFKA_HOME",
+    "KAFKA_OPTS",
+    "KAFKA_HEAP_OPTS",
+    "KAFKA_LOG4J_OPTS",
+    "KAFKA_JMX_OPTS",
+    "KAFKA_JVM_PERFORMANCE_OPTS",
+    "KAFKA_GC_LOG_OPTS",
+    "KAFKA_LOG4J_ROOT_LOGLEVEL",
+    "KAFKA_LOG4J_LOGGERS",
+    "KAFKA_TOOLS_LOG4J_LOGLEVEL",
+    "KAFKA_DEBUG",
+    "KAFKA_LOG_DIRS_PREFIX",
+];
+
+/// `KAFKA_ADVERTISED_LISTENERS` → `advertised.listeners`; `___` → `-`,
+/// `__` → `_`, `_` → `.` (the apache/kafka image convention).
+pub fn env_to_key(var: &str) -> Option<String> {
+    let rest = var.strip_prefix("KAFKA_")?;
+    if ENV_NOT_KEYS.contains(&var) || rest.is_empty() {
+        return None;
+    }
+    let lower = rest.to_ascii_lowercase();
+    Some(lower.replace("___", "\u{1}").replace("__", "\u{2}").replace('_', ".").replace('\u{1}', "-").replace('\u{2}', "_"))
+}
+
+/// A listener from `listeners` / `advertised.listeners`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Listener {
+    fn parse(s: &str) -> Result<Listener, ConfigError> {
+        let bad = || ConfigError(format!("invalid listener {s:?}: expected NAME://host:port"));
+        let (name, addr) = s.split_once("://").ok_or_else(bad)?;
+        let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        if name.is_empty() {
+            return Err(bad());
+        }
+        Ok(Listener { name: name.to_ascii_uppercase(), host, port })
+    }
+
+    /// Address to bind: an empty host binds every interface, as in Kafka.
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        let host = if self.host.is_empty() { "0.0.0.0" } else { self.host.as_str() };
+        let joined = if host.contains(':') { format!("[{host}]:{}", self.port) } else { format!("{host}:{}", self.port) };
+        use std::net::ToSocketAddrs;
+        joined
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| ConfigError(format!("listener {}: cannot resolve {joined}", self.name)))
+    }
+}
+
+/// The broker's settled configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Effective value of every key set or defaulted (strings as written).
+    values: BTreeMap<String, String>,
+    pub node_id: i32,
+    pub listeners: Vec<Listener>,
+    /// Advertised address per listener name.
+    pub advertised: Vec<Listener>,
+    pub log_dir: PathBuf,
+    pub num_partitions: i32,
+    pub default_replication_factor: i32,
+    pub auto_create_topics: bool,
+    pub delete_topic_enable: bool,
+    pub socket_request_max_bytes: usize,
+    pub queued_max_requests: usize,
+    pub message_max_bytes: i32,
+    pub log_segment_bytes: i64,
+    pub log_roll_ms: i64,
+    pub log_index_size_max_bytes: i32,
+    pub log_index_interval_bytes: i32,
+    pub log_flush_interval_messages: i64,
+    pub log_flush_interval_ms: Option<i64>,
+    pub log_message_timestamp_type: String,
+    pub log_message_timestamp_before_max_ms: i64,
+    pub log_message_timestamp_after_max_ms: i64,
+    pub log_retention_ms: i64,
+    pub log_retention_bytes: i64,
+    pub log_cleanup_policy: String,
+    pub compression_type: String,
+    pub min_insync_replicas: i32,
+    pub connections_max_idle_ms: i64,
+}
+
+impl BrokerConfig {
+    /// Builds the configuration from layered `(key, value)` sources, later
+    /// entries overriding earlier ones. Unknown keys are returned as warnings.
+    pub fn from_entries(entries: Vec<(String, String)>) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
+        let mut values: BTreeMap<String, String> = BTreeMap::new();
+        let mut warnings = Vec::new();
+        for (k, v) in entries {
+            match key_def(&k) {
+                Some(def) => {
+                    validate(def, &v)?;
+                    values.insert(k, v);
+                }
+                None => {
+                    warnings.push(format!("unknown configuration key {k:?} (value {v:?}) is ignored"));
+                    values.insert(k, v);
+                }
+            }
+        }
+        for def in BROKER_KEYS {
+            if let Some(d) = def.default {
+                values.entry(def.name.to_string()).or_insert_with(|| d.to_string());
+            }
+        }
+        let get = |k: &str| values.get(k).map(String::as_str);
+        let int = |k: &str| -> Option<i64> { get(k).and_then(|v| v.trim().parse().ok()) };
+        let boolean = |k: &str| get(k).map(|v| v.trim().eq_ignore_ascii_case("true")).unwrap_or(false);
+
+        let node_id = match (int("node.id"), int("broker.id")) {
+            (Some(n), Some(b)) if b >= 0 && n != b => {
+                return err(format!("node.id ({n}) and broker.id ({b}) must be equal when both are set"))
+            }
+            (Some(n), _) => n as i32,
+            (None, Some(b)) if b >= 0 => b as i32,
+            _ => 1,
+        };
+        let listeners = parse_listeners(get("listeners").unwrap_or(""), "listeners")?;
+        if listeners.is_empty() {
+            return err("listeners must name at least one listener");
+        }
+        let protocol_map = parse_protocol_map(get("listener.security.protocol.map").unwrap_or(""))?;
+        for l in &listeners {
+            let proto = protocol_map.get(&l.name).map(String::as_str).or(match l.name.as_str() {
+                "PLAINTEXT" | "SSL" | "SASL_PLAINTEXT" | "SASL_SSL" => Some(l.name.as_str()),
+                _ => None,
+            });
+            match proto {
+                Some("PLAINTEXT") => {}
+                Some(other) => {
+                    return err(format!(
+                        "listener {} uses security protocol {other}, which kastle does not support yet (only PLAINTEXT)",
+                        l.name
+                    ))
+                }
+                None => {
+                    return err(format!(
+                        "listener {} has no entry in listener.security.protocol.map",
+                        l.name
+                    ))
+                }
+            }
+        }
+        let controller_names: Vec<String> = get("controller.listener.names")
+            .map(|v| v.split(',').map(|s| s.trim().to_ascii_uppercase()).filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default();
+        let advertised_given = parse_listeners(get("advertised.listeners").unwrap_or(""), "advertised.listeners")?;
+        let mut advertised = Vec::new();
+        for l in &listeners {
+            if controller_names.contains(&l.name) {
+                continue;
+            }
+            let adv = advertised_given.iter().find(|a| a.name == l.name).cloned().unwrap_or_else(|| {
+                let host = if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
+                    default_hostname()
+                } else {
+                    l.host.clone()
+                };
+                Listener { name: l.name.clone(), host, port: l.port }
+            });
+            advertised.push(adv);
+        }
+        for a in &advertised_given {
+            if !listeners.iter().any(|l| l.name == a.name) {
+                return err(format!("advertised.listeners names {} which is not in listeners", a.name));
+            }
+        }
+
+        let log_dir = match get("log.dirs") {
+            Some(dirs) if !dirs.trim().is_empty() => {
+                let list: Vec<&str> = dirs.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+                if list.len() > 1 {
+                    return err(format!("log.dirs={dirs:?}: kastle supports a single log directory for now"));
+                }
+                PathBuf::from(list[0])
+            }
+            _ => PathBuf::from(get("log.dir").unwrap_or("./data")),
+        };
+        let hour = 3_600_000i64;
+        let log_roll_ms = int("log.roll.ms").unwrap_or_else(|| int("log.roll.hours").unwrap_or(168) * hour);
+        let log_retention_ms = int("log.retention.ms")
+            .or_else(|| int("log.retention.minutes").map(|m| if m < 0 { -1 } else { m * 60_000 }))
+            .unwrap_or_else(|| {
+                let h = int("log.retention.hours").unwrap_or(168);
+                if h < 0 {
+                    -1
+                } else {
+                    h * hour
+                }
+            });
+        let cfg = BrokerConfig {
+            node_id,
+            listeners,
+            advertised,
+            log_dir,
+            num_partitions: int("num.partitions").unwrap_or(1) as i32,
+            default_replication_factor: int("default.replication.factor").unwrap_or(1) as i32,
+            auto_create_topics: boolean("auto.create.topics.enable"),
+            delete_topic_enable: boolean("delete.topic.enable"),
+            socket_request_max_bytes: int("socket.request.max.bytes").unwrap_or(104_857_600) as usize,
+            queued_max_requests: int("queued.max.requests").unwrap_or(500) as usize,
+            message_max_bytes: int("message.max.bytes").unwrap_or(1_048_588) as i32,
+            log_segment_bytes: int("log.segment.bytes").unwrap_or(1 << 30),
+            log_roll_ms,
+            log_index_size_max_bytes: int("log.index.size.max.bytes").unwrap_or(10_485_760) as i32,
+            log_index_interval_bytes: int("log.index.interval.bytes").unwrap_or(4096) as i32,
+            log_flush_interval_messages: int("log.flush.interval.messages").unwrap_or(1),
+            log_flush_interval_ms: int("log.flush.interval.ms"),
+            log_message_timestamp_type: get("log.message.timestamp.type").unwrap_or("CreateTime").to_string(),
+            log_message_timestamp_before_max_ms: int("log.message.timestamp.before.max.ms").unwrap_or(i64::MAX),
+            log_message_timestamp_after_max_ms: int("log.message.timestamp.after.max.ms").unwrap_or(3_600_000),
+            log_retention_ms,
+            log_retention_bytes: int("log.retention.bytes").unwrap_or(-1),
+            log_cleanup_policy: get("log.cleanup.policy").unwrap_or("delete").to_string(),
+            compression_type: get("compression.type").unwrap_or("producer").to_string(),
+            min_insync_replicas: int("min.insync.replicas").unwrap_or(1) as i32,
+            connections_max_idle_ms: int("connections.max.idle.ms").unwrap_or(600_000),
+            values,
+        };
+        Ok((cfg, warnings))
+    }
+
+    /// Loads file, then environment, then overrides.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &[String],
+    ) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
+        let mut entries = Vec::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+            entries.extend(parse_properties(&text)?);
+        }
+        for (var, value) in env {
+            if let Some(k) = env_to_key(&var) {
+                entries.push((k, value));
+            }
+        }
+        for o in overrides {
+            let (k, v) = o
+                .split_once('=')
+                .ok_or_else(|| ConfigError(format!("--override {o:?}: expected key=value")))?;
+            entries.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        Self::from_entries(entries)
+    }
+
+    /// The effective string value of a key (set or defaulted).
+    pub fn value(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+
+    pub fn values(&self) -> &BTreeMap<String, String> {
+        &self.values
+    }
+
+    /// Advertised address for the listener with this name.
+    pub fn advertised_for(&self, listener: &str) -> Option<&Listener> {
+        self.advertised.iter().find(|l| l.name == listener)
+    }
+}
+
+fn default_hostname() -> String {
+    // Kafka advertises the canonical host name; without DNS tools here the
+    // kernel's node name is the closest equivalent.
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+fn parse_listeners(v: &str, key: &str) -> Result<Vec<Listener>, ConfigError> {
+    let mut out: Vec<Listener> = Vec::new();
+    for part in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let l = Listener::parse(part).map_err(|e| ConfigError(format!("{key}: {e}")))?;
+        if out.iter().any(|o| o.name == l.name) {
+            return err(format!("{key}: listener name {} appears twice", l.name));
+        }
+        out.push(l);
+    }
+    Ok(out)
+}
+
+fn parse_protocol_map(v: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut map = BTreeMap::new();
+    for part in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, proto) = part
+            .split_once(':')
+            .ok_or_else(|| ConfigError(format!("listener.security.protocol.map: invalid entry {part:?}")))?;
+        map.insert(name.trim().to_ascii_uppercase(), proto.trim().to_ascii_uppercase());
+    }
+    Ok(map)
+}
+
+pub fn validate(def: &KeyDef, v: &str) -> Result<(), ConfigError> {
+    let bad = |why: String| ConfigError(format!("invalid value {v:?} for configuration {}: {why}", def.name));
+    let t = v.trim();
+    match def.kind {
+        Kind::Bool => {
+            if !t.eq_ignore_ascii_case("true") && !t.eq_ignore_ascii_case("false") {
+                return Err(bad("expected true or false".into()));
+            }
+        }
+        Kind::Int(lo, hi) => {
+            let n: i64 = t.parse().map_err(|_| bad("expected a whole number".into()))?;
+            if n < lo || n > hi {
+                return Err(bad(format!("must be in [{lo}, {hi}]")));
+            }
+        }
+        Kind::Choice(options) => {
+            if !options.iter().any(|o| o.eq_ignore_ascii_case(t)) {
+                return Err(bad(format!("must be one of {}", options.join(", "))));
+            }
+        }
+        Kind::Double(lo, hi) => {
+            let n: f64 = t.parse().map_err(|_| bad("expected a number".into()))?;
+            if !(lo..=hi).contains(&n) {
+                return Err(bad(format!("must be in [{lo}, {hi}]")));
+            }
+        }
+        Kind::Str | Kind::List | Kind::Ignored => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(entries: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
+        BrokerConfig::from_entries(entries.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).map(|r| r.0)
+    }
+
+    #[test]
+    fn properties_parsing_handles_comments_separators_and_continuations() {
+        let text = "# comment\n! also\nlisteners = PLAINTEXT://:9092\nlog.dirs:/tmp/a\nnum.partitions 3\nadvertised.listeners=PLAINTEXT://a:1,\\\n   OTHER://b:2\nkey\\=x=y\n";
+        let p = parse_properties(text).unwrap();
+        assert_eq!(
+            p,
+            vec![
+                ("listeners".into(), "PLAINTEXT://:9092".into()),
+                ("log.dirs".into(), "/tmp/a".into()),
+                ("num.partitions".into(), "3".into()),
+                ("advertised.listeners".into(), "PLAINTEXT://a:1,OTHER://b:2".into()),
+                ("key=x".into(), "y".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn env_names_follow_the_apache_kafka_image_convention() {
+        assert_eq!(env_to_key("KAFKA_ADVERTISED_LISTENERS").as_deref(), Some("advertised.listeners"));
+        assert_eq!(env_to_key("KAFKA_LOG_DIRS").as_deref(), Some("log.dirs"));
+        assert_eq!(env_to_key("KAFKA_A__B___C_D").as_deref(), Some("a_b-c.d"));
+        assert_eq!(env_to_key("KAFKA_HEAP_OPTS"), None);
+        assert_eq!(env_to_key("PATH"), None);
+    }
+
+    #[test]
+    fn defaults_and_invalid_values() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.node_id, 1);
+        assert_eq!(c.listeners[0].port, 9092);
+        assert_eq!(c.log_dir, PathBuf::from("./data"));
+        assert_eq!(c.socket_request_max_bytes, 104_857_600);
+        assert_eq!(c.log_roll_ms, 168 * 3_600_000);
+        let e = load(&[("num.partitions", "zero")]).unwrap_err();
+        assert!(e.0.contains("num.partitions") && e.0.contains("zero"), "{e}");
+        let e = load(&[("auto.create.topics.enable", "yes")]).unwrap_err();
+        assert!(e.0.contains("auto.create.topics.enable"), "{e}");
+        let e = load(&[("listeners", "nonsense")]).unwrap_err();
+        assert!(e.0.contains("nonsense"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_warn_and_later_sources_win() {
+        let (c, warnings) = BrokerConfig::from_entries(vec![
+            ("num.partitions".into(), "2".into()),
+            ("made.up".into(), "1".into()),
+            ("num.partitions".into(), "5".into()),
+        ])
+        .unwrap();
+        assert_eq!(c.num_partitions, 5);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("made.up"));
+    }
+
+    #[test]
+    fn advertised_listeners_fall_back_to_listeners() {
+        let c = load(&[
+            ("listeners", "PLAINTEXT://127.0.0.1:9000,CONTROLLER://127.0.0.1:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+        ])
+        .unwrap();
+        assert_eq!(c.advertised.len(), 1);
+        assert_eq!(c.advertised_for("PLAINTEXT").unwrap().host, "127.0.0.1");
+        let c = load(&[("listeners", "PLAINTEXT://:9000"), ("advertised.listeners", "PLAINTEXT://kastle:19000")]).unwrap();
+        assert_eq!(c.advertised_for("PLAINTEXT").unwrap().port, 19000);
+        assert!(load(&[("listeners", "SSL://:9000")]).is_err());
+    }
+}
