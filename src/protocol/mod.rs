@@ -1,0 +1,12 @@
+//! The Kafka wire protocol as kastle speaks it: request headers, the table of
+//! supported API versions, the schema walker that vets request bodies before
+//! the `kafka-protocol` crate decodes them, and response framing.
+//!
+//! Nothing here touches broker state; handlers build on these pieces.
+
+pub mod header;
+pub mod response;
+pub mod schema;
+pub mod versions;
+
+pub use header::{parse_request_header, RequestHeader};

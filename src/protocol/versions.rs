@@ -1,0 +1,67 @@
+//! The API versions kastle implements: what ApiVersions advertises and what
+//! the dispatcher accepts. One table, so the two cannot drift apart.
+
+use kafka_protocol::messages::ApiKey;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ApiSupport {
+    pub key: ApiKey,
+    /// Lowest version handled (Kafka 4.x's floor, KIP-896).
+    pub min: i16,
+    pub max: i16,
+    /// Lowest version advertised in ApiVersions; below `min` only where a
+    /// client insists on seeing it (see Produce).
+    pub advertised_min: i16,
+}
+
+const fn api(key: ApiKey, min: i16, max: i16) -> ApiSupport {
+    ApiSupport { key, min, max, advertised_min: min }
+}
+
+/// Every API kastle answers, with its version range.
+pub static SUPPORTED: &[ApiSupport] = &[
+    // librdkafka refuses to compress unless Produce is advertised from v0;
+    // Kafka 4.x advertises 0 and rejects v0-2 on use, and so do we.
+    ApiSupport { key: ApiKey::Produce, min: 3, max: 13, advertised_min: 0 },
+    api(ApiKey::Fetch, 4, 18),
+    api(ApiKey::ListOffsets, 1, 10),
+    api(ApiKey::Metadata, 0, 13),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+];
+
+pub fn support(api_key: i16) -> Option<&'static ApiSupport> {
+    SUPPORTED.iter().find(|s| s.key as i16 == api_key)
+}
+
+/// Whether a request of this key and version is served.
+pub fn is_supported(api_key: i16, api_version: i16) -> bool {
+    support(api_key).is_some_and(|s| api_version >= s.min && api_version <= s.max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_stays_within_what_the_crate_can_encode() {
+        for s in SUPPORTED {
+            let crate_range = s.key.valid_versions();
+            assert!(s.min >= crate_range.min && s.max <= crate_range.max, "{:?}", s.key);
+            assert!(s.advertised_min <= s.min);
+        }
+    }
+
+    #[test]
+    fn kip_896_floors() {
+        assert!(!is_supported(ApiKey::Produce as i16, 2));
+        assert!(is_supported(ApiKey::Produce as i16, 3));
+        assert!(!is_supported(ApiKey::Fetch as i16, 3));
+        assert!(!is_supported(ApiKey::ListOffsets as i16, 0));
+        assert!(!is_supported(ApiKey::CreateTopics as i16, 1));
+        assert!(!is_supported(ApiKey::DeleteTopics as i16, 0));
+        assert!(is_supported(ApiKey::Metadata as i16, 0));
+        assert!(!is_supported(999, 0));
+    }
+}
