@@ -1,0 +1,521 @@
+//! Log: one partition's local log (Kafka's UnifiedLog + LocalLog) in its
+//! `<topic>-<partition>` directory. Owns the ordered LogSegments, the log
+//! start offset and log end offset, rolling, recovery after an unclean
+//! shutdown, and the lock-free-I/O split used by the broker: `read_plan`
+//! and `unflushed_files` run under the caller's mutex, while `ReadPlan::read`
+//! and `FlushPlan::sync` do the I/O after it is released.
+
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tracing::{info, warn};
+
+use crate::record::{assign_offsets, iter_batches, RecordError};
+
+use super::config::LogConfig;
+use super::error::StorageError;
+use super::segment::{
+    LogSegment, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX,
+};
+use super::time_index::TimestampOffset;
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResult {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    /// Largest batch maxTimestamp in the append (-1 if none).
+    pub max_timestamp: i64,
+    /// Last offset of the batch carrying `max_timestamp` (Kafka's shallow offset).
+    pub offset_of_max_timestamp: i64,
+    pub segment_base_offset: i64,
+    /// Byte position of the first batch inside its segment file.
+    pub position: u64,
+    pub size: usize,
+}
+
+/// A read decided under the lock and executed without it.
+#[derive(Debug, Clone)]
+pub struct ReadPlan {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: usize,
+    /// Base offset of the first batch, -1 when the plan is empty.
+    pub first_offset: i64,
+    pub segment_base_offset: i64,
+}
+
+impl ReadPlan {
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The single pread. The file handle keeps a deleted segment readable,
+    /// so retention running concurrently cannot break an in-flight fetch.
+    pub fn read(&self) -> io::Result<Bytes> {
+        if self.len == 0 {
+            return Ok(Bytes::new());
+        }
+        let mut buf = vec![0u8; self.len];
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(Bytes::from(buf))
+    }
+}
+
+/// Files to fsync for a group commit, and the log end offset they cover.
+#[derive(Debug, Clone, Default)]
+pub struct FlushPlan {
+    pub files: Vec<Arc<File>>,
+    pub up_to: i64,
+}
+
+impl FlushPlan {
+    pub fn sync(&self) -> io::Result<()> {
+        for f in &self.files {
+            f.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    /// Sorted by base offset; never empty; the last one is the active segment.
+    segments: Vec<LogSegment>,
+    log_start_offset: i64,
+    /// Offsets below this are known durable (Kafka's recovery point).
+    flushed_offset: i64,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn fsync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StorageError::io(dir, "fsync directory", e))
+}
+
+/// Parses `00000000000000000042` into 42.
+fn parse_base_offset(stem: &str) -> Option<i64> {
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+impl Log {
+    /// Loads (or creates) the partition log in `dir`. Leftover `.deleted`,
+    /// `.cleaned`, `.swap` and temp files are removed, as are index files
+    /// without a `.log`. Every segment's indexes are sanity-checked and
+    /// rebuilt if missing or bad; when `needs_recovery` (unclean shutdown)
+    /// the active segment is fully scanned and cut at the first invalid batch.
+    pub fn open(dir: &Path, config: LogConfig, needs_recovery: bool) -> Result<Log, StorageError> {
+        config.validate()?;
+        fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, "create log directory", e))?;
+        let now = now_ms();
+        let mut bases = Vec::new();
+        let mut index_files = Vec::new();
+        let mut removed_any = false;
+        let entries = fs::read_dir(dir).map_err(|e| StorageError::io(dir, "list log directory", e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| StorageError::io(dir, "list log directory", e))?;
+            let path = entry.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            if name.ends_with(".deleted")
+                || name.ends_with(".cleaned")
+                || name.ends_with(".swap")
+                || name.ends_with(".tmp")
+            {
+                // No compaction yet, so a .swap can only be debris of a
+                // crashed operation we never started; Kafka's swap recovery
+                // is not needed. .deleted/.cleaned are always garbage.
+                warn!(file = %path.display(), "removing leftover file");
+                fs::remove_file(&path).map_err(|e| StorageError::io(&path, "remove leftover", e))?;
+                removed_any = true;
+            } else if let Some(stem) = name.strip_suffix(LOG_FILE_SUFFIX) {
+                if let Some(base) = parse_base_offset(stem) {
+                    bases.push(base);
+                }
+            } else if let Some(stem) = name
+                .strip_suffix(INDEX_FILE_SUFFIX)
+                .or_else(|| name.strip_suffix(TIME_INDEX_FILE_SUFFIX))
+            {
+                if let Some(base) = parse_base_offset(stem) {
+                    index_files.push((base, path));
+                }
+            }
+        }
+        bases.sort_unstable();
+        for (base, path) in index_files {
+            if bases.binary_search(&base).is_err() {
+                warn!(file = %path.display(), "removing orphaned index file");
+                fs::remove_file(&path).map_err(|e| StorageError::io(&path, "remove orphan index", e))?;
+                removed_any = true;
+            }
+        }
+
+        let mut segments = Vec::with_capacity(bases.len().max(1));
+        for &base in &bases {
+            segments.push(LogSegment::open(dir, base, &config, now)?);
+        }
+        let mut created = false;
+        if segments.is_empty() {
+            segments.push(LogSegment::create(dir, 0, &config, now)?);
+            created = true;
+        }
+        let last = segments.len() - 1;
+        for seg in &mut segments[..last] {
+            // No-op for segments sealed cleanly; trims rebuilt ones.
+            seg.on_become_inactive()?;
+        }
+        let active = &mut segments[last];
+        if needs_recovery {
+            let truncated = active.recover()?;
+            info!(dir = %dir.display(), truncated, log_end_offset = active.next_offset(), "recovered active segment");
+        }
+        active.make_active()?;
+        if created || removed_any {
+            fsync_dir(dir)?;
+        }
+        let log_start_offset = segments[0].base_offset();
+        let log_end_offset = segments[last].next_offset();
+        Ok(Log {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset,
+            flushed_offset: log_end_offset,
+        })
+    }
+
+    fn active(&self) -> &LogSegment {
+        // Invariant: at least one segment.
+        &self.segments[self.segments.len() - 1]
+    }
+
+    fn active_mut(&mut self) -> &mut LogSegment {
+        let last = self.segments.len() - 1;
+        &mut self.segments[last]
+    }
+
+    /// Appends whole v2 batches (already validated): assigns offsets from
+    /// the log end offset by rewriting baseOffset in place, rolls if needed,
+    /// writes with one positional write. On error the log end offset is
+    /// unchanged and nothing becomes visible to readers.
+    pub fn append(&mut self, records: &mut [u8], now_ms: i64) -> Result<AppendResult, StorageError> {
+        let invalid = |reason: String, offset: i64| StorageError::InvalidRecords {
+            path: None,
+            offset,
+            reason,
+        };
+        let first_offset = self.log_end_offset();
+        if records.is_empty() {
+            return Err(invalid("empty append".into(), first_offset));
+        }
+        let last_offset = assign_offsets(records, first_offset)?;
+        let mut max_timestamp = -1i64;
+        let mut offset_of_max_timestamp = first_offset;
+        let mut it = iter_batches(records);
+        for (_, h) in &mut it {
+            if h.max_timestamp > max_timestamp {
+                max_timestamp = h.max_timestamp;
+                offset_of_max_timestamp = h.last_offset();
+            }
+        }
+        if !it.is_exhausted() {
+            return Err(StorageError::Record(RecordError::PartialBatch {
+                batch_index: 0,
+                position: it.position(),
+                needed: records.len(),
+                available: it.position(),
+            }));
+        }
+        if last_offset < first_offset {
+            return Err(invalid(format!("last offset {last_offset} below first"), first_offset));
+        }
+        if self.active().should_roll(
+            &self.config,
+            records.len() as u64,
+            max_timestamp,
+            last_offset,
+            now_ms,
+        ) {
+            self.roll(now_ms)?;
+        }
+        let seg = self.active_mut();
+        let position = seg.size();
+        seg.append(last_offset, records)?;
+        Ok(AppendResult {
+            first_offset,
+            last_offset,
+            max_timestamp,
+            offset_of_max_timestamp,
+            segment_base_offset: seg.base_offset(),
+            position,
+            size: records.len(),
+        })
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset.
+    /// An empty active segment already sits at that offset and is reused.
+    pub fn roll(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        let new_base = self.log_end_offset();
+        if self.active().is_empty() && self.active().base_offset() == new_base {
+            return Ok(());
+        }
+        self.active_mut().on_become_inactive()?;
+        let seg = LogSegment::create(&self.dir, new_base, &self.config, now_ms)?;
+        self.segments.push(seg);
+        // The new directory entries must survive a crash.
+        fsync_dir(&self.dir)?;
+        info!(dir = %self.dir.display(), base_offset = new_base, "rolled new log segment");
+        Ok(())
+    }
+
+    /// Index of the segment that would hold `offset`.
+    fn segment_index_for(&self, offset: i64) -> usize {
+        self.segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1)
+    }
+
+    fn empty_plan(&self) -> ReadPlan {
+        let seg = self.active();
+        ReadPlan {
+            file: Arc::clone(seg.log_file()),
+            position: seg.size(),
+            len: 0,
+            first_offset: -1,
+            segment_base_offset: seg.base_offset(),
+        }
+    }
+
+    /// Decides what a fetch at `fetch_offset` returns: whole batches from the
+    /// one containing `fetch_offset`, at most `max_bytes` (but at least one
+    /// batch if `min_one_batch`), excluding any batch that reaches
+    /// `max_offset` (exclusive; pass the high watermark, or `i64::MAX`).
+    /// Moves on to the next segment when a segment has nothing at or after
+    /// the offset. Offsets outside [log start, log end] are out of range.
+    pub fn read_plan(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        max_offset: i64,
+    ) -> Result<ReadPlan, StorageError> {
+        let log_end = self.log_end_offset();
+        if fetch_offset < self.log_start_offset || fetch_offset > log_end {
+            return Err(StorageError::OffsetOutOfRange {
+                offset: fetch_offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: log_end,
+            });
+        }
+        let max_offset = max_offset.min(log_end);
+        if fetch_offset >= max_offset {
+            return Ok(self.empty_plan());
+        }
+        for seg in &self.segments[self.segment_index_for(fetch_offset)..] {
+            let max_position = seg.position_of(max_offset)?;
+            if let Some(r) = seg.read(fetch_offset, max_bytes, max_position, min_one_batch)? {
+                return Ok(ReadPlan {
+                    file: Arc::clone(seg.log_file()),
+                    position: r.position,
+                    len: r.len,
+                    first_offset: if r.len == 0 { -1 } else { r.first_offset },
+                    segment_base_offset: seg.base_offset(),
+                });
+            }
+        }
+        Ok(self.empty_plan())
+    }
+
+    /// Segments holding data not yet covered by `mark_flushed`, for the
+    /// caller to fsync outside its lock.
+    pub fn unflushed_files(&self) -> FlushPlan {
+        let up_to = self.log_end_offset();
+        let mut files = Vec::new();
+        if up_to > self.flushed_offset {
+            for seg in &self.segments {
+                if seg.next_offset() > self.flushed_offset && !seg.is_empty() {
+                    files.extend(seg.files());
+                }
+            }
+        }
+        FlushPlan { files, up_to }
+    }
+
+    /// Records that everything below `up_to` is durable.
+    pub fn mark_flushed(&mut self, up_to: i64) {
+        let up_to = up_to.min(self.log_end_offset());
+        if up_to > self.flushed_offset {
+            self.flushed_offset = up_to;
+        }
+    }
+
+    /// Offset below which data is known durable (Kafka's recovery point).
+    pub fn flushed_offset(&self) -> i64 {
+        self.flushed_offset
+    }
+
+    /// Synchronous flush of everything unflushed.
+    pub fn flush_all(&mut self) -> Result<(), StorageError> {
+        let plan = self.unflushed_files();
+        plan.sync()
+            .map_err(|e| StorageError::io(&self.dir, "fsync segments", e))?;
+        self.mark_flushed(plan.up_to);
+        Ok(())
+    }
+
+    /// ListOffsets by timestamp: first record with timestamp >= `timestamp`
+    /// at or after the log start offset, searching the first segment whose
+    /// max timestamp reaches it.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampOffset>, StorageError> {
+        for seg in &self.segments {
+            if seg.next_offset() <= self.log_start_offset || seg.max_timestamp_so_far() < timestamp {
+                continue;
+            }
+            return seg.find_offset_by_timestamp(timestamp, self.log_start_offset);
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets MAX_TIMESTAMP (-3): the record with the largest timestamp
+    /// (the earliest segment holding it wins ties, as in Kafka).
+    pub fn max_timestamp_and_offset(&self) -> Result<Option<TimestampOffset>, StorageError> {
+        let mut best: Option<&LogSegment> = None;
+        for seg in &self.segments {
+            if seg.is_empty() || seg.next_offset() <= self.log_start_offset {
+                continue;
+            }
+            if best.is_none_or(|b| seg.max_timestamp_so_far() > b.max_timestamp_so_far()) {
+                best = Some(seg);
+            }
+        }
+        match best {
+            Some(seg) => seg.max_timestamp_and_offset(),
+            None => Ok(None),
+        }
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// Offset the next appended record will get.
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+
+    /// Sets the log start offset (from the caller's checkpoint, or
+    /// DeleteRecords/retention). Never moves below the first segment's base.
+    /// Moving past the log end offset empties the log and restarts it there,
+    /// like Kafka's truncateFullyAndStartAt. Segments wholly below the new
+    /// start are deleted.
+    pub fn set_log_start_offset(&mut self, offset: i64) -> Result<(), StorageError> {
+        let first_base = self.segments[0].base_offset();
+        let offset = offset.max(first_base);
+        if offset > self.log_end_offset() {
+            let now = now_ms();
+            let old = std::mem::take(&mut self.segments);
+            for seg in old {
+                Self::remove_segment_files(seg)?;
+            }
+            let mut seg = LogSegment::create(&self.dir, offset, &self.config, now)?;
+            seg.make_active()?;
+            self.segments.push(seg);
+            fsync_dir(&self.dir)?;
+            self.flushed_offset = offset;
+        } else {
+            // Keep the segment containing `offset` and everything after it.
+            let keep_from = self.segment_index_for(offset);
+            if keep_from > 0 {
+                let removed: Vec<LogSegment> = self.segments.drain(..keep_from).collect();
+                for seg in removed {
+                    Self::remove_segment_files(seg)?;
+                }
+                fsync_dir(&self.dir)?;
+            }
+        }
+        self.log_start_offset = offset;
+        Ok(())
+    }
+
+    fn remove_segment_files(seg: LogSegment) -> Result<(), StorageError> {
+        let paths = [
+            seg.log_path().to_path_buf(),
+            seg.offset_index().path().to_path_buf(),
+            seg.time_index().path().to_path_buf(),
+        ];
+        drop(seg);
+        for p in paths {
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io(&p, "delete segment file", e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Clean shutdown: seal and trim the active segment and fsync everything,
+    /// so the next open needs no recovery.
+    pub fn close(mut self) -> Result<(), StorageError> {
+        self.flush_all()?;
+        let active = self.active_mut();
+        active.close()?;
+        Ok(())
+    }
+
+    /// Removes the partition directory (DeleteTopics).
+    pub fn delete(self) -> Result<(), StorageError> {
+        let dir = self.dir.clone();
+        drop(self);
+        fs::remove_dir_all(&dir).map_err(|e| StorageError::io(&dir, "delete log directory", e))?;
+        if let Some(parent) = dir.parent() {
+            fsync_dir(parent)?;
+        }
+        Ok(())
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(LogSegment::size).sum()
+    }
+
+    pub fn segments_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Base offsets of all segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.iter().map(LogSegment::base_offset).collect()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+}
+
+#[allow(dead_code)]
+fn assert_send() {
+    fn is_send<T: Send>() {}
+    is_send::<Log>();
+    is_send::<ReadPlan>();
+    is_send::<FlushPlan>();
+}

@@ -1,0 +1,18 @@
+//! Kafka's on-disk log for one partition: segment files (`.log`), the sparse
+//! OffsetIndex (`.index`) and TimeIndex (`.timeindex`), LogSegment, and the
+//! Log that owns a partition directory (Kafka's UnifiedLog + LocalLog).
+
+pub mod config;
+pub mod error;
+mod index_file;
+pub mod log;
+pub mod offset_index;
+pub mod segment;
+pub mod time_index;
+
+pub use config::LogConfig;
+pub use error::StorageError;
+pub use log::{AppendResult, FlushPlan, Log, ReadPlan};
+pub use offset_index::{OffsetIndex, OffsetPosition};
+pub use segment::LogSegment;
+pub use time_index::{TimeIndex, TimestampOffset};

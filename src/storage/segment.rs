@@ -1,0 +1,802 @@
+//! LogSegment: one `.log` file of whole v2 batches plus its OffsetIndex and
+//! TimeIndex. Appends go to the end with positional writes; reads use
+//! `pread`. Index entries are added per batch every `index.interval.bytes`
+//! of log data (Kafka 4's per-batch rule), the TimeIndex tracking the
+//! segment's max timestamp so far and the last offset of the batch holding it.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tracing::{debug, warn};
+
+use crate::record::batch::{MIN_BATCH_LENGTH, NO_TIMESTAMP};
+use crate::record::{
+    iter_batches, record_timestamps, verify_crc, BatchHeader, RecordTimestamps, LOG_OVERHEAD,
+    RECORD_BATCH_OVERHEAD,
+};
+
+use super::config::LogConfig;
+use super::error::StorageError;
+use super::offset_index::OffsetIndex;
+use super::time_index::{TimeIndex, TimestampOffset};
+
+pub const LOG_FILE_SUFFIX: &str = ".log";
+pub const INDEX_FILE_SUFFIX: &str = ".index";
+pub const TIME_INDEX_FILE_SUFFIX: &str = ".timeindex";
+
+/// `00000000000000000042.log` etc.
+pub fn segment_file_name(base_offset: i64, suffix: &str) -> String {
+    format!("{base_offset:020}{suffix}")
+}
+
+/// Bytes read per syscall while recovering a segment.
+const RECOVERY_CHUNK: usize = 1 << 20;
+
+/// A contiguous run of whole batches inside a segment file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentRead {
+    pub position: u64,
+    pub len: usize,
+    /// Base offset of the first batch in the range (it may start before
+    /// the requested offset: clients skip the earlier records).
+    pub first_offset: i64,
+}
+
+pub struct LogSegment {
+    base_offset: i64,
+    log_path: PathBuf,
+    log: Arc<File>,
+    /// Bytes of whole, acknowledged batches. Anything past it in the file is
+    /// a failed write's leftovers and is never read.
+    size: u64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    index_interval_bytes: u64,
+    max_index_bytes: u32,
+    bytes_since_last_index_entry: u64,
+    max_timestamp_so_far: i64,
+    offset_of_max_timestamp_so_far: i64,
+    next_offset: i64,
+    /// First batch's max timestamp: the clock `segment.ms` is measured on.
+    rolling_based_timestamp: Option<i64>,
+    /// Wall clock when this segment object was created or loaded; Kafka's
+    /// fallback for `segment.ms` when batches carry no timestamps.
+    created_ms: i64,
+}
+
+fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> StorageError + 'a {
+    move |e| StorageError::io(path, op, e)
+}
+
+/// Buffered positional reader for the recovery scan: one large pread per
+/// chunk instead of two small ones per batch.
+struct ChunkReader<'a> {
+    file: &'a File,
+    path: &'a Path,
+    buf: Vec<u8>,
+    start: u64,
+}
+
+impl<'a> ChunkReader<'a> {
+    /// Caller guarantees `pos + n` is within the file.
+    fn get(&mut self, pos: u64, n: usize, file_len: u64) -> Result<&[u8], StorageError> {
+        let have_end = self.start + self.buf.len() as u64;
+        if !(pos >= self.start && pos + n as u64 <= have_end) {
+            let want = n.max(RECOVERY_CHUNK).min((file_len - pos) as usize);
+            self.buf.resize(want, 0);
+            self.file
+                .read_exact_at(&mut self.buf, pos)
+                .map_err(io_err(self.path, "read segment during recovery"))?;
+            self.start = pos;
+        }
+        let off = (pos - self.start) as usize;
+        Ok(&self.buf[off..off + n])
+    }
+}
+
+impl LogSegment {
+    fn paths(dir: &Path, base_offset: i64) -> (PathBuf, PathBuf, PathBuf) {
+        (
+            dir.join(segment_file_name(base_offset, LOG_FILE_SUFFIX)),
+            dir.join(segment_file_name(base_offset, INDEX_FILE_SUFFIX)),
+            dir.join(segment_file_name(base_offset, TIME_INDEX_FILE_SUFFIX)),
+        )
+    }
+
+    /// Creates a new, empty segment. Refuses to clobber a non-empty `.log`.
+    pub fn create(dir: &Path, base_offset: i64, config: &LogConfig, now_ms: i64) -> Result<Self, StorageError> {
+        let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&log_path)
+            .map_err(io_err(&log_path, "create segment"))?;
+        let len = log.metadata().map_err(io_err(&log_path, "stat segment"))?.len();
+        if len > 0 {
+            return Err(StorageError::InvalidRecords {
+                path: Some(log_path),
+                offset: base_offset,
+                reason: format!("refusing to create a segment over an existing {len}-byte file"),
+            });
+        }
+        Ok(LogSegment {
+            base_offset,
+            log_path,
+            log: Arc::new(log),
+            size: 0,
+            offset_index: OffsetIndex::create(&index_path, base_offset, config.segment_index_bytes)?,
+            time_index: TimeIndex::create(&time_path, base_offset, config.segment_index_bytes)?,
+            index_interval_bytes: u64::from(config.index_interval_bytes),
+            max_index_bytes: config.segment_index_bytes,
+            bytes_since_last_index_entry: 0,
+            max_timestamp_so_far: NO_TIMESTAMP,
+            offset_of_max_timestamp_so_far: base_offset,
+            next_offset: base_offset,
+            rolling_based_timestamp: None,
+            created_ms: now_ms,
+        })
+    }
+
+    /// Opens an existing segment. Indexes that are missing or fail the
+    /// sanity check, or a tail that does not parse, trigger a full
+    /// [`recover`](Self::recover): an index is never trusted blindly.
+    pub fn open(dir: &Path, base_offset: i64, config: &LogConfig, now_ms: i64) -> Result<Self, StorageError> {
+        let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .map_err(io_err(&log_path, "open segment"))?;
+        let size = log.metadata().map_err(io_err(&log_path, "stat segment"))?.len();
+        let mut rebuild = !index_path.exists() || !time_path.exists();
+        let offset_index = match OffsetIndex::open(&index_path, base_offset, config.segment_index_bytes) {
+            Ok(i) => i,
+            Err(StorageError::CorruptIndex { reason, .. }) => {
+                warn!(path = %index_path.display(), %reason, "rebuilding corrupt offset index");
+                rebuild = true;
+                OffsetIndex::create(&index_path, base_offset, config.segment_index_bytes)?
+            }
+            Err(e) => return Err(e),
+        };
+        let time_index = match TimeIndex::open(&time_path, base_offset, config.segment_index_bytes) {
+            Ok(i) => i,
+            Err(StorageError::CorruptIndex { reason, .. }) => {
+                warn!(path = %time_path.display(), %reason, "rebuilding corrupt time index");
+                rebuild = true;
+                TimeIndex::create(&time_path, base_offset, config.segment_index_bytes)?
+            }
+            Err(e) => return Err(e),
+        };
+        let mut seg = LogSegment {
+            base_offset,
+            log_path,
+            log: Arc::new(log),
+            size,
+            offset_index,
+            time_index,
+            index_interval_bytes: u64::from(config.index_interval_bytes),
+            max_index_bytes: config.segment_index_bytes,
+            bytes_since_last_index_entry: 0,
+            max_timestamp_so_far: NO_TIMESTAMP,
+            offset_of_max_timestamp_so_far: base_offset,
+            next_offset: base_offset,
+            rolling_based_timestamp: None,
+            created_ms: now_ms,
+        };
+        if !rebuild {
+            match seg.load_from_indexes() {
+                Ok(true) => {}
+                Ok(false) => rebuild = true,
+                Err(StorageError::CorruptIndex { path, reason }) => {
+                    warn!(path = %path.display(), %reason, "index failed sanity check; rebuilding");
+                    rebuild = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if rebuild {
+            let truncated = seg.recover()?;
+            debug!(segment = %seg.log_path.display(), truncated, "rebuilt segment indexes");
+        }
+        Ok(seg)
+    }
+
+    /// Trusting-but-checking load: sanity-check the indexes and scan only
+    /// the batches after the last OffsetIndex entry to learn the next offset
+    /// and max timestamp. Returns false if the tail does not parse cleanly.
+    fn load_from_indexes(&mut self) -> Result<bool, StorageError> {
+        self.offset_index.sanity_check(self.size)?;
+        let last = self.offset_index.last_entry();
+        let start = last.map_or(0, |e| u64::from(e.position));
+        let t = self.time_index.last_entry();
+        if self.time_index.entries() > 0 {
+            self.max_timestamp_so_far = t.timestamp;
+            self.offset_of_max_timestamp_so_far = t.offset;
+        }
+        let mut pos = start;
+        let mut first = true;
+        while pos < self.size {
+            let Some(h) = self.try_read_header(pos)? else {
+                return Ok(false);
+            };
+            if first {
+                if let Some(e) = last {
+                    // An index entry names the last offset of the batch at its position.
+                    if h.last_offset() != e.offset {
+                        return Err(StorageError::CorruptIndex {
+                            path: self.offset_index.path().to_path_buf(),
+                            reason: format!(
+                                "entry {e:?} does not match batch ending at {}",
+                                h.last_offset()
+                            ),
+                        });
+                    }
+                }
+                first = false;
+            }
+            if h.max_timestamp > self.max_timestamp_so_far {
+                self.max_timestamp_so_far = h.max_timestamp;
+                self.offset_of_max_timestamp_so_far = h.last_offset();
+            }
+            self.next_offset = h.next_offset();
+            pos += h.total_size() as u64;
+        }
+        self.time_index.sanity_check(self.next_offset)?;
+        self.bytes_since_last_index_entry = self.size - start;
+        if self.size >= RECORD_BATCH_OVERHEAD as u64 {
+            if let Some(h) = self.try_read_header(0)? {
+                self.rolling_based_timestamp = Some(h.max_timestamp);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads and sanity-checks the header at `pos`; `None` if the bytes
+    /// there cannot be a whole v2 batch inside the segment.
+    fn try_read_header(&self, pos: u64) -> Result<Option<BatchHeader>, StorageError> {
+        if pos + RECORD_BATCH_OVERHEAD as u64 > self.size {
+            return Ok(None);
+        }
+        let mut buf = [0u8; RECORD_BATCH_OVERHEAD];
+        self.log
+            .read_exact_at(&mut buf, pos)
+            .map_err(io_err(&self.log_path, "read batch header"))?;
+        let h = BatchHeader::parse(&buf)?;
+        if h.batch_length < MIN_BATCH_LENGTH
+            || h.magic != 2
+            || pos + h.total_size() as u64 > self.size
+            || h.last_offset_delta < 0
+        {
+            return Ok(None);
+        }
+        Ok(Some(h))
+    }
+
+    /// Like `try_read_header` but for positions that must hold a batch.
+    fn read_header(&self, pos: u64) -> Result<BatchHeader, StorageError> {
+        self.try_read_header(pos)?.ok_or_else(|| StorageError::InvalidRecords {
+            path: Some(self.log_path.clone()),
+            offset: self.base_offset,
+            reason: format!("no valid batch header at position {pos}"),
+        })
+    }
+
+    fn read_bytes(&self, pos: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+        let mut buf = vec![0u8; len];
+        self.log
+            .read_exact_at(&mut buf, pos)
+            .map_err(io_err(&self.log_path, "read batch"))?;
+        Ok(buf)
+    }
+
+    /// Scans every batch from position 0 (size sanity, magic 2, CRC-32C,
+    /// offsets increasing), rebuilds both indexes, and truncates the file at
+    /// the first invalid batch. Returns the number of bytes truncated.
+    pub fn recover(&mut self) -> Result<u64, StorageError> {
+        self.offset_index.resize(self.max_index_bytes)?;
+        self.offset_index.reset();
+        self.time_index.resize(self.max_index_bytes)?;
+        self.time_index.reset();
+        self.max_timestamp_so_far = NO_TIMESTAMP;
+        self.offset_of_max_timestamp_so_far = self.base_offset;
+        self.next_offset = self.base_offset;
+        self.bytes_since_last_index_entry = 0;
+        self.rolling_based_timestamp = None;
+
+        let file_len = self
+            .log
+            .metadata()
+            .map_err(io_err(&self.log_path, "stat segment"))?
+            .len();
+        let log = Arc::clone(&self.log);
+        let log_path = self.log_path.clone();
+        let mut reader = ChunkReader {
+            file: &log,
+            path: &log_path,
+            buf: Vec::new(),
+            start: 0,
+        };
+        let mut pos = 0u64;
+        loop {
+            let remaining = file_len - pos;
+            if remaining < RECORD_BATCH_OVERHEAD as u64 {
+                if remaining > 0 {
+                    warn!(segment = %self.log_path.display(), pos, remaining, "partial batch header at end of segment");
+                }
+                break;
+            }
+            let h = BatchHeader::parse(reader.get(pos, RECORD_BATCH_OVERHEAD, file_len)?)?;
+            let total = h.total_size() as u64;
+            let plausible = h.batch_length >= MIN_BATCH_LENGTH
+                && h.magic == 2
+                && total <= remaining
+                && h.last_offset_delta >= 0
+                && h.base_offset >= self.next_offset
+                && h.last_offset() - self.base_offset <= i64::from(i32::MAX);
+            if !plausible {
+                warn!(segment = %self.log_path.display(), pos, ?h, "invalid batch header during recovery");
+                break;
+            }
+            if !verify_crc(reader.get(pos, total as usize, file_len)?) {
+                warn!(segment = %self.log_path.display(), pos, offset = h.base_offset, "CRC mismatch during recovery");
+                break;
+            }
+            if h.max_timestamp > self.max_timestamp_so_far {
+                self.max_timestamp_so_far = h.max_timestamp;
+                self.offset_of_max_timestamp_so_far = h.last_offset();
+            }
+            if self.bytes_since_last_index_entry > self.index_interval_bytes {
+                self.add_index_entries(h.last_offset(), pos);
+            }
+            if self.rolling_based_timestamp.is_none() {
+                self.rolling_based_timestamp = Some(h.max_timestamp);
+            }
+            self.bytes_since_last_index_entry += total;
+            self.next_offset = h.next_offset();
+            pos += total;
+        }
+        drop(reader);
+        let truncated = file_len - pos;
+        if truncated > 0 {
+            warn!(segment = %self.log_path.display(), valid_bytes = pos, truncated, "truncating invalid bytes at end of segment");
+            self.log
+                .set_len(pos)
+                .map_err(io_err(&self.log_path, "truncate segment"))?;
+        }
+        self.size = pos;
+        Ok(truncated)
+    }
+
+    /// Index maintenance never fails an append: a full index only makes
+    /// lookups scan further, and a non-monotonic entry would be a bug that
+    /// must not corrupt the index, so it is logged and skipped.
+    fn add_index_entries(&mut self, batch_last_offset: i64, position: u64) {
+        if !self.offset_index.is_full() {
+            if let Err(e) = self.offset_index.append(batch_last_offset, position as u32) {
+                debug_assert!(false, "offset index append failed: {e}");
+                warn!(error = %e, "skipping offset index entry");
+            }
+        }
+        if !self.time_index.is_full() {
+            if let Err(e) = self.time_index.maybe_append(
+                self.max_timestamp_so_far,
+                self.offset_of_max_timestamp_so_far,
+                false,
+            ) {
+                debug_assert!(false, "time index append failed: {e}");
+                warn!(error = %e, "skipping time index entry");
+            }
+        }
+        self.bytes_since_last_index_entry = 0;
+    }
+
+    /// Appends whole batches whose offsets are already assigned. Either all
+    /// bytes become visible (size advances) or none do: a failed or short
+    /// write is cut back off the file.
+    pub fn append(&mut self, largest_offset: i64, records: &[u8]) -> Result<(), StorageError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        if !self.can_convert_to_relative_offset(largest_offset) {
+            return Err(StorageError::OffsetOverflow {
+                base_offset: self.base_offset,
+                offset: largest_offset,
+            });
+        }
+        let start = self.size;
+        if let Err(e) = self.log.write_all_at(records, start) {
+            if let Err(t) = self.log.set_len(start) {
+                warn!(segment = %self.log_path.display(), error = %t, "could not cut back a failed append");
+            }
+            return Err(StorageError::io(&self.log_path, "append to segment", e));
+        }
+        self.size = start + records.len() as u64;
+        let mut position = start;
+        let mut it = iter_batches(records);
+        for (_, h) in &mut it {
+            debug_assert!(h.base_offset >= self.next_offset, "offsets must increase");
+            if self.rolling_based_timestamp.is_none() {
+                self.rolling_based_timestamp = Some(h.max_timestamp);
+            }
+            if h.max_timestamp > self.max_timestamp_so_far {
+                self.max_timestamp_so_far = h.max_timestamp;
+                self.offset_of_max_timestamp_so_far = h.last_offset();
+            }
+            if self.bytes_since_last_index_entry > self.index_interval_bytes {
+                self.add_index_entries(h.last_offset(), position);
+            }
+            let total = h.total_size() as u64;
+            position += total;
+            self.bytes_since_last_index_entry += total;
+        }
+        debug_assert!(it.is_exhausted(), "append takes whole batches only");
+        self.next_offset = largest_offset + 1;
+        Ok(())
+    }
+
+    /// Finds the first batch whose last offset is >= `offset`, starting the
+    /// scan at the OffsetIndex entry for it (or `start_position` if later).
+    pub fn translate_offset(
+        &self,
+        offset: i64,
+        start_position: u64,
+    ) -> Result<Option<(u64, BatchHeader)>, StorageError> {
+        let entry = self.offset_index.lookup(offset);
+        let mut pos = u64::from(entry.position).max(start_position);
+        while pos < self.size {
+            let h = self.read_header(pos)?;
+            if h.last_offset() >= offset {
+                return Ok(Some((pos, h)));
+            }
+            pos += h.total_size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Byte position of the first batch containing an offset >= `offset`, or
+    /// the segment size. Used to turn the high watermark into a cut point.
+    pub fn position_of(&self, offset: i64) -> Result<u64, StorageError> {
+        if offset >= self.next_offset {
+            return Ok(self.size);
+        }
+        Ok(self.translate_offset(offset, 0)?.map_or(self.size, |(p, _)| p))
+    }
+
+    /// Plans a read of whole batches starting with the batch that contains
+    /// `start_offset`, up to `max_size` bytes (at least one batch when
+    /// `min_one_batch`) and never past `max_position`. `None` when no batch
+    /// in this segment reaches `start_offset`; `len == 0` when nothing fits.
+    pub fn read(
+        &self,
+        start_offset: i64,
+        max_size: usize,
+        max_position: u64,
+        min_one_batch: bool,
+    ) -> Result<Option<SegmentRead>, StorageError> {
+        let max_position = max_position.min(self.size);
+        let Some((start, first)) = self.translate_offset(start_offset, 0)? else {
+            return Ok(None);
+        };
+        let first_size = first.total_size() as u64;
+        let mut out = SegmentRead {
+            position: start,
+            len: 0,
+            first_offset: first.base_offset,
+        };
+        let budget = if min_one_batch {
+            (max_size as u64).max(first_size)
+        } else {
+            max_size as u64
+        };
+        let limit = start.saturating_add(budget).min(max_position);
+        if start + first_size > limit {
+            return Ok(Some(out));
+        }
+        let end = if limit == self.size {
+            self.size
+        } else {
+            self.last_batch_boundary(start + first_size, limit)?
+        };
+        out.len = (end - start) as usize;
+        Ok(Some(out))
+    }
+
+    /// Largest batch boundary in [from, limit]; `from` must be a boundary.
+    /// Jumps via the OffsetIndex (positions are monotonic too) so the header
+    /// scan covers at most about one index interval.
+    fn last_batch_boundary(&self, from: u64, limit: u64) -> Result<u64, StorageError> {
+        let mut pos = from;
+        let probe = u32::try_from(limit).unwrap_or(u32::MAX);
+        if let Some(e) = self.offset_index.lookup_by_position(probe) {
+            pos = pos.max(u64::from(e.position));
+        }
+        while pos + LOG_OVERHEAD as u64 <= limit && pos < self.size {
+            let h = self.read_header(pos)?;
+            let next = pos + h.total_size() as u64;
+            if next > limit {
+                break;
+            }
+            pos = next;
+        }
+        Ok(pos)
+    }
+
+    /// Kafka's findOffsetByTimestamp: the first record at or after
+    /// `starting_offset` with timestamp >= `timestamp`. Record-level inside
+    /// uncompressed batches; for compressed batches the batch's base offset
+    /// (clamped to `starting_offset`) and max timestamp.
+    pub fn find_offset_by_timestamp(
+        &self,
+        timestamp: i64,
+        starting_offset: i64,
+    ) -> Result<Option<TimestampOffset>, StorageError> {
+        let t = self.time_index.lookup(timestamp);
+        let mut pos = u64::from(self.offset_index.lookup(t.offset.max(starting_offset)).position);
+        while pos < self.size {
+            let h = self.read_header(pos)?;
+            if h.max_timestamp >= timestamp && h.last_offset() >= starting_offset {
+                let batch = self.read_bytes(pos, h.total_size())?;
+                match record_timestamps(&batch)? {
+                    RecordTimestamps::NotAvailable => {
+                        return Ok(Some(TimestampOffset {
+                            timestamp: h.max_timestamp,
+                            offset: h.base_offset.max(starting_offset),
+                        }))
+                    }
+                    RecordTimestamps::Records(records) => {
+                        for r in records {
+                            let r = r?;
+                            let offset = h.base_offset + i64::from(r.offset_delta);
+                            if r.timestamp >= timestamp && offset >= starting_offset {
+                                return Ok(Some(TimestampOffset {
+                                    timestamp: r.timestamp,
+                                    offset,
+                                }));
+                            }
+                        }
+                    }
+                }
+            }
+            pos += h.total_size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// The record holding this segment's max timestamp (ListOffsets -3).
+    /// LogAppendTime and compressed batches answer with the batch's base offset.
+    pub fn max_timestamp_and_offset(&self) -> Result<Option<TimestampOffset>, StorageError> {
+        if self.size == 0 || self.max_timestamp_so_far == NO_TIMESTAMP {
+            return Ok(None);
+        }
+        let target = self.max_timestamp_so_far;
+        let mut pos = u64::from(
+            self.offset_index
+                .lookup(self.offset_of_max_timestamp_so_far)
+                .position,
+        );
+        while pos < self.size {
+            let h = self.read_header(pos)?;
+            if h.max_timestamp == target {
+                if h.timestamp_type_is_log_append() {
+                    return Ok(Some(TimestampOffset { timestamp: target, offset: h.base_offset }));
+                }
+                let batch = self.read_bytes(pos, h.total_size())?;
+                if let RecordTimestamps::Records(records) = record_timestamps(&batch)? {
+                    for r in records {
+                        let r = r?;
+                        if r.timestamp == target {
+                            return Ok(Some(TimestampOffset {
+                                timestamp: target,
+                                offset: h.base_offset + i64::from(r.offset_delta),
+                            }));
+                        }
+                    }
+                }
+                return Ok(Some(TimestampOffset { timestamp: target, offset: h.base_offset }));
+            }
+            pos += h.total_size() as u64;
+        }
+        Ok(None)
+    }
+
+    fn can_convert_to_relative_offset(&self, offset: i64) -> bool {
+        let rel = offset - self.base_offset;
+        (0..=i64::from(i32::MAX)).contains(&rel)
+    }
+
+    /// Kafka's LogSegment.shouldRoll: size would exceed `segment.bytes`,
+    /// `segment.ms` elapsed (measured between the first batch's timestamp
+    /// and the incoming one, or wall clock since creation when there are no
+    /// timestamps), an index is full, or the offsets would overflow.
+    pub fn should_roll(
+        &self,
+        config: &LogConfig,
+        incoming_bytes: u64,
+        max_timestamp_in_messages: i64,
+        max_offset_in_messages: i64,
+        now_ms: i64,
+    ) -> bool {
+        let waited = match self.rolling_based_timestamp {
+            Some(t) if t >= 0 => max_timestamp_in_messages.saturating_sub(t),
+            _ => now_ms.saturating_sub(self.created_ms),
+        };
+        let segment_ms = i64::try_from(config.segment_ms).unwrap_or(i64::MAX);
+        self.size > config.segment_bytes.saturating_sub(incoming_bytes)
+            || (self.size > 0 && waited > segment_ms)
+            || self.offset_index.is_full()
+            || self.time_index.is_full()
+            || !self.can_convert_to_relative_offset(max_offset_in_messages)
+    }
+
+    /// Called when the segment stops being the active one: record the final
+    /// max-timestamp entry (so a reload knows it without scanning) and trim
+    /// both indexes to their real size.
+    pub fn on_become_inactive(&mut self) -> Result<(), StorageError> {
+        self.time_index.ensure_one_free_slot()?;
+        self.time_index.maybe_append(
+            self.max_timestamp_so_far,
+            self.offset_of_max_timestamp_so_far,
+            true,
+        )?;
+        self.offset_index.trim()?;
+        self.time_index.trim()
+    }
+
+    /// Grows the indexes back to `segment.index.bytes` so appends can index.
+    pub fn make_active(&mut self) -> Result<(), StorageError> {
+        self.offset_index.resize(self.max_index_bytes)?;
+        self.time_index.resize(self.max_index_bytes)
+    }
+
+    /// fsync the log and msync both indexes.
+    pub fn flush(&self) -> Result<(), StorageError> {
+        self.log
+            .sync_data()
+            .map_err(io_err(&self.log_path, "fsync segment"))?;
+        self.offset_index.flush()?;
+        self.time_index.flush()
+    }
+
+    /// Seal (final time index entry + trim) and flush.
+    pub fn close(&mut self) -> Result<(), StorageError> {
+        self.on_become_inactive()?;
+        self.flush()
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+    /// Offset after the last batch (base offset when empty).
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub fn max_timestamp_so_far(&self) -> i64 {
+        self.max_timestamp_so_far
+    }
+    pub fn offset_of_max_timestamp_so_far(&self) -> i64 {
+        self.offset_of_max_timestamp_so_far
+    }
+    pub fn rolling_based_timestamp(&self) -> Option<i64> {
+        self.rolling_based_timestamp
+    }
+    pub fn created_ms(&self) -> i64 {
+        self.created_ms
+    }
+    pub fn log_file(&self) -> &Arc<File> {
+        &self.log
+    }
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+    pub fn offset_index(&self) -> &OffsetIndex {
+        &self.offset_index
+    }
+    pub fn time_index(&self) -> &TimeIndex {
+        &self.time_index
+    }
+    /// Files a durable flush must fsync (log + both indexes; on Linux an
+    /// fsync of a mapped file also writes back its dirty mapped pages).
+    pub fn files(&self) -> [Arc<File>; 3] {
+        [
+            Arc::clone(&self.log),
+            Arc::clone(self.offset_index.file()),
+            Arc::clone(self.time_index.file()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{assign_offsets, BatchBuilder};
+
+    fn cfg() -> LogConfig {
+        LogConfig {
+            index_interval_bytes: 100,
+            segment_index_bytes: 4096,
+            ..LogConfig::default()
+        }
+    }
+
+    fn append_batches(seg: &mut LogSegment, n: usize, records_per: usize, ts0: i64) {
+        for i in 0..n {
+            let mut b = BatchBuilder::new(ts0);
+            for r in 0..records_per {
+                b = b.push(Some(b"key"), Some(&[7u8; 40]), &[], ts0 + (i * records_per + r) as i64);
+            }
+            let mut bytes = b.build();
+            let last = assign_offsets(&mut bytes, seg.next_offset()).unwrap();
+            seg.append(last, &bytes).unwrap();
+        }
+    }
+
+    #[test]
+    fn append_translate_read_and_timestamps() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = LogSegment::create(dir.path(), 10, &cfg(), 0).unwrap();
+        append_batches(&mut seg, 20, 3, 1000);
+        assert_eq!(seg.next_offset(), 70);
+        assert!(seg.offset_index().entries() > 3);
+        assert!(seg.time_index().entries() > 3);
+        let (pos, h) = seg.translate_offset(35, 0).unwrap().unwrap();
+        assert_eq!(h.base_offset, 34);
+        assert!(pos > 0);
+        assert!(seg.translate_offset(70, 0).unwrap().is_none());
+        let r = seg.read(35, 1, seg.size(), true).unwrap().unwrap();
+        assert_eq!((r.position, r.len, r.first_offset), (pos, h.total_size(), 34));
+        let r = seg.read(35, 1, seg.size(), false).unwrap().unwrap();
+        assert_eq!(r.len, 0);
+        let t = seg.find_offset_by_timestamp(1000 + 25, 10).unwrap().unwrap();
+        assert_eq!(t, TimestampOffset { timestamp: 1025, offset: 35 });
+        assert!(seg.find_offset_by_timestamp(5000, 10).unwrap().is_none());
+        let m = seg.max_timestamp_and_offset().unwrap().unwrap();
+        assert_eq!(m, TimestampOffset { timestamp: 1059, offset: 69 });
+    }
+
+    #[test]
+    fn reopen_after_close_and_rebuild_on_missing_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = LogSegment::create(dir.path(), 0, &cfg(), 0).unwrap();
+        append_batches(&mut seg, 10, 2, 500);
+        let entries = seg.offset_index().entries();
+        seg.close().unwrap();
+        drop(seg);
+        let seg = LogSegment::open(dir.path(), 0, &cfg(), 0).unwrap();
+        assert_eq!(seg.next_offset(), 20);
+        assert_eq!(seg.max_timestamp_so_far(), 519);
+        assert_eq!(seg.offset_index().entries(), entries);
+        drop(seg);
+        std::fs::remove_file(dir.path().join(segment_file_name(0, INDEX_FILE_SUFFIX))).unwrap();
+        let seg = LogSegment::open(dir.path(), 0, &cfg(), 0).unwrap();
+        assert_eq!(seg.next_offset(), 20);
+        assert_eq!(seg.offset_index().entries(), entries);
+    }
+
+    #[test]
+    fn should_roll_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = LogConfig {
+            segment_bytes: 1000,
+            segment_ms: 100,
+            ..cfg()
+        };
+        let mut seg = LogSegment::create(dir.path(), 0, &c, 0).unwrap();
+        assert!(!seg.should_roll(&c, 5000, 0, 0, 1_000_000), "empty segment never rolls by time/size");
+        append_batches(&mut seg, 1, 1, 1000);
+        assert!(!seg.should_roll(&c, 10, 1050, 1, 0));
+        assert!(seg.should_roll(&c, 10, 1101, 1, 0), "segment.ms by timestamps");
+        assert!(seg.should_roll(&c, 1000, 1000, 1, 0), "segment.bytes");
+        assert!(seg.should_roll(&c, 10, 1000, i64::from(i32::MAX) + 1, 0), "offset overflow");
+    }
+}
