@@ -1,0 +1,159 @@
+//! Broker services: the state a request may read or change, behind methods
+//! that keep its invariants. Handlers call in here; only here calls storage.
+
+pub mod partition;
+pub mod topic_config;
+pub mod topics;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context};
+
+use crate::config::BrokerConfig;
+use topics::{Topic, TopicError, TopicManager};
+
+/// Kafka's marker for a clean shutdown: when present at start-up the logs
+/// need no recovery scan.
+pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+const META_PROPERTIES: &str = "meta.properties";
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+pub struct Broker {
+    pub config: Arc<BrokerConfig>,
+    pub cluster_id: String,
+    pub topics: TopicManager,
+    /// Held for the broker's lifetime: one broker per log directory.
+    _dir_lock: fs::File,
+}
+
+impl Broker {
+    /// Opens the log directory (lock, meta.properties, recovery decision),
+    /// loads every topic and starts the partitions' flushers. Must run inside
+    /// the tokio runtime.
+    pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
+        let config = Arc::new(config);
+        let dir = config.log_dir.clone();
+        fs::create_dir_all(&dir).with_context(|| format!("creating log directory {}", dir.display()))?;
+        let dir_lock = lock_dir(&dir)?;
+        let cluster_id = load_or_create_meta(&dir, config.node_id)?;
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean = marker.exists();
+        let needs_recovery = !clean;
+        let started = std::time::Instant::now();
+        let topics = TopicManager::load(config.clone(), needs_recovery)?;
+        if clean {
+            // From here on a crash must trigger recovery again.
+            fs::remove_file(&marker).with_context(|| format!("removing {}", marker.display()))?;
+            fs::File::open(&dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))?;
+        }
+        tracing::info!(
+            log_dir = %dir.display(),
+            topics = topics.list().len(),
+            recovered = needs_recovery,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "loaded logs"
+        );
+        let broker = Arc::new(Broker { config, cluster_id, topics, _dir_lock: dir_lock });
+        for t in broker.topics.list() {
+            broker.start_flushers(&t);
+        }
+        Ok(broker)
+    }
+
+    fn start_flushers(&self, topic: &Topic) {
+        for p in &topic.partitions {
+            tokio::spawn(p.clone().run_flusher());
+        }
+    }
+
+    pub fn create_topic(
+        &self,
+        name: &str,
+        num_partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, TopicError> {
+        let topic = self.topics.create(name, num_partitions, replication_factor, configs)?;
+        self.start_flushers(&topic);
+        Ok(topic)
+    }
+
+    /// Flushes and closes every log, then records the clean shutdown.
+    pub fn shutdown(&self) {
+        let clean = self.topics.close_all();
+        if !clean {
+            tracing::error!("some logs failed to close; the next start will run recovery");
+            return;
+        }
+        let dir = self.topics.log_dir();
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        let written = fs::File::create(&marker)
+            .and_then(|f| f.sync_all())
+            .and_then(|_| fs::File::open(dir)?.sync_all());
+        match written {
+            Ok(()) => tracing::info!("logs closed cleanly"),
+            Err(e) => tracing::error!(error = %e, "writing the clean shutdown marker"),
+        }
+    }
+}
+
+fn lock_dir(dir: &Path) -> anyhow::Result<fs::File> {
+    use std::os::unix::io::AsRawFd;
+    let path = dir.join(".lock");
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: flock on a valid, owned descriptor has no memory effects.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        bail!(
+            "log directory {} is in use by another process (could not lock {})",
+            dir.display(),
+            path.display()
+        );
+    }
+    Ok(f)
+}
+
+/// Reads Kafka's `meta.properties` (cluster id, node id), creating it on first
+/// start. `CLUSTER_ID` in the environment chooses the id, as in the
+/// apache/kafka image.
+fn load_or_create_meta(dir: &Path, node_id: i32) -> anyhow::Result<String> {
+    let path = dir.join(META_PROPERTIES);
+    if path.exists() {
+        let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let entries = crate::config::parse_properties(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let get = |k: &str| entries.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        if let Some(stored) = get("node.id") {
+            if stored.trim() != node_id.to_string() {
+                bail!(
+                    "{} belongs to node.id {} but this broker is configured with node.id {node_id}",
+                    path.display(),
+                    stored.trim()
+                );
+            }
+        }
+        return get("cluster.id").ok_or_else(|| anyhow!("{} has no cluster.id", path.display()));
+    }
+    let cluster_id = match std::env::var("CLUSTER_ID") {
+        Ok(id) if !id.trim().is_empty() => id.trim().to_string(),
+        _ => topics::topic_id_string(&uuid::Uuid::new_v4()),
+    };
+    let directory_id = topics::topic_id_string(&uuid::Uuid::new_v4());
+    let text = format!(
+        "#\n#{}\nversion=1\nnode.id={node_id}\ncluster.id={cluster_id}\ndirectory.id={directory_id}\n",
+        now_ms()
+    );
+    topics::write_atomically(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    Ok(cluster_id)
+}

@@ -1,0 +1,453 @@
+//! The topic registry: which topics exist, their ids, partitions and explicit
+//! configs; Kafka's naming rules; creation and deletion; persistence.
+//!
+//! Each topic's metadata lives in `<log.dirs>/__kastle_topics/<topic-id>.properties`,
+//! written atomically (temp file, fsync, rename, fsync directory). That file
+//! is the commit point: a topic exists iff its file does. Partition
+//! directories that no topic owns (a crash mid-create or mid-delete) are
+//! reported at start-up but left alone, since they might be an operator's
+//! data; creating a topic of that name replaces them. Each partition
+//! directory also carries Kafka's `partition.metadata` file with the topic id.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use crate::broker::partition::Partition;
+use crate::broker::topic_config::{validate_topic_configs, TopicSettings};
+use crate::config::BrokerConfig;
+
+pub const TOPICS_DIR: &str = "__kastle_topics";
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+/// A bound on partitions per topic, so one request cannot ask for millions
+/// of directories and file handles.
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+
+pub struct Topic {
+    pub name: String,
+    pub id: Uuid,
+    pub internal: bool,
+    pub partitions: Vec<Arc<Partition>>,
+    /// Configs set explicitly for this topic.
+    pub configs: BTreeMap<String, String>,
+}
+
+impl Topic {
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+    }
+}
+
+/// Kafka's error for a topic operation, with its message.
+#[derive(Debug, Clone)]
+pub struct TopicError {
+    pub code: ResponseError,
+    pub message: String,
+}
+
+impl TopicError {
+    fn new(code: ResponseError, message: impl Into<String>) -> Self {
+        TopicError { code, message: message.into() }
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    by_name: HashMap<String, Arc<Topic>>,
+    by_id: HashMap<Uuid, Arc<Topic>>,
+}
+
+pub struct TopicManager {
+    log_dir: PathBuf,
+    config: Arc<BrokerConfig>,
+    registry: RwLock<Registry>,
+    /// Serialises create/delete (filesystem work) without blocking readers.
+    admin: Mutex<()>,
+}
+
+/// Kafka's topic name rules (`Topic.validate`).
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("Topic name is illegal, it can't be empty".into());
+    }
+    if name == "." || name == ".." {
+        return Err("Topic name cannot be \".\" or \"..\"".into());
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return Err(format!(
+            "Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LEN} characters, topic name: {name}"
+        ));
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+        return Err(format!(
+            "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// Names that differ only in '.' versus '_' collide in metric names.
+fn unify_collision_chars(name: &str) -> String {
+    name.replace('.', "_")
+}
+
+pub fn is_internal_topic(name: &str) -> bool {
+    name == "__consumer_offsets" || name == "__transaction_state"
+}
+
+/// Kafka prints topic ids as URL-safe base64 without padding.
+pub fn topic_id_string(id: &Uuid) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+fn new_topic_id() -> Uuid {
+    loop {
+        let id = Uuid::new_v4();
+        // Kafka avoids ids whose string form starts with '-' (it reads as a
+        // command-line flag) and the reserved zero/one ids.
+        if !topic_id_string(&id).starts_with('-') && id.as_u128() > 1 {
+            return id;
+        }
+    }
+}
+
+pub fn partition_dir(log_dir: &Path, topic: &str, partition: i32) -> PathBuf {
+    log_dir.join(format!("{topic}-{partition}"))
+}
+
+/// Writes `contents` to `path` so that after a crash either the old or the new
+/// file exists, never a torn one.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    if let Some(parent) = path.parent() {
+        fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn io_err(context: String) -> impl FnOnce(std::io::Error) -> TopicError {
+    move |e| TopicError::new(ResponseError::KafkaStorageError, format!("{context}: {e}"))
+}
+
+impl TopicManager {
+    /// Loads every persisted topic and opens its partition logs.
+    pub fn load(config: Arc<BrokerConfig>, needs_recovery: bool) -> anyhow::Result<TopicManager> {
+        let log_dir = config.log_dir.clone();
+        let meta_dir = log_dir.join(TOPICS_DIR);
+        fs::create_dir_all(&meta_dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", meta_dir.display()))?;
+        let mut registry = Registry::default();
+        let mut entries: Vec<PathBuf> = fs::read_dir(&meta_dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for path in entries {
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("properties") => {}
+                Some("tmp") => {
+                    // An interrupted write: its rename never happened.
+                    let _ = fs::remove_file(&path);
+                    continue;
+                }
+                _ => continue,
+            }
+            let text = fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+            let (name, id, count, configs) =
+                parse_topic_file(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let settings = TopicSettings::resolve(&configs, &config);
+            let name_arc: Arc<str> = Arc::from(name.as_str());
+            let mut partitions = Vec::with_capacity(count as usize);
+            for p in 0..count {
+                let dir = partition_dir(&log_dir, &name, p);
+                fs::create_dir_all(&dir)?;
+                let part = Partition::open(name_arc.clone(), p, &dir, settings.clone(), needs_recovery)
+                    .map_err(|e| anyhow::anyhow!("opening partition {name}-{p}: {e}"))?;
+                partitions.push(part);
+            }
+            let topic = Arc::new(Topic { internal: is_internal_topic(&name), name: name.clone(), id, partitions, configs });
+            registry.by_id.insert(id, topic.clone());
+            registry.by_name.insert(name, topic);
+        }
+        warn_about_orphan_partition_dirs(&log_dir, &registry);
+        Ok(TopicManager { log_dir, config, registry: RwLock::new(registry), admin: Mutex::new(()) })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
+        self.registry.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
+        self.read().by_name.get(name).cloned()
+    }
+
+    pub fn get_by_id(&self, id: &Uuid) -> Option<Arc<Topic>> {
+        self.read().by_id.get(id).cloned()
+    }
+
+    /// All topics, sorted by name.
+    pub fn list(&self) -> Vec<Arc<Topic>> {
+        let mut v: Vec<_> = self.read().by_name.values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Checks a creation without performing it (also `validate_only`).
+    pub fn check_create(
+        &self,
+        name: &str,
+        num_partitions: i32,
+        replication_factor: i16,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(), TopicError> {
+        validate_topic_name(name).map_err(|m| TopicError::new(ResponseError::InvalidTopicException, m))?;
+        let reg = self.read();
+        if reg.by_name.contains_key(name) {
+            return Err(TopicError::new(ResponseError::TopicAlreadyExists, format!("Topic '{name}' already exists.")));
+        }
+        let unified = unify_collision_chars(name);
+        if let Some(other) = reg.by_name.keys().find(|k| unify_collision_chars(k) == unified) {
+            return Err(TopicError::new(
+                ResponseError::InvalidTopicException,
+                format!("Topic '{name}' collides with existing topic: {other}"),
+            ));
+        }
+        drop(reg);
+        if num_partitions <= 0 {
+            return Err(TopicError::new(
+                ResponseError::InvalidPartitions,
+                format!("Number of partitions was set to an invalid non-positive value: {num_partitions}."),
+            ));
+        }
+        if num_partitions > MAX_PARTITIONS_PER_TOPIC {
+            return Err(TopicError::new(
+                ResponseError::InvalidPartitions,
+                format!("Number of partitions {num_partitions} exceeds this broker's limit of {MAX_PARTITIONS_PER_TOPIC}."),
+            ));
+        }
+        if replication_factor <= 0 {
+            return Err(TopicError::new(
+                ResponseError::InvalidReplicationFactor,
+                "Replication factor must be larger than 0, or -1 to use the default value.",
+            ));
+        }
+        if replication_factor > 1 {
+            return Err(TopicError::new(
+                ResponseError::InvalidReplicationFactor,
+                format!(
+                    "Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only 1 broker(s) are registered."
+                ),
+            ));
+        }
+        validate_topic_configs(configs).map_err(|e| TopicError::new(ResponseError::InvalidConfig, e.0))?;
+        Ok(())
+    }
+
+    pub fn create(
+        &self,
+        name: &str,
+        num_partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, TopicError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        self.check_create(name, num_partitions, replication_factor, &configs)?;
+        let id = new_topic_id();
+        let settings = TopicSettings::resolve(&configs, &self.config);
+        let name_arc: Arc<str> = Arc::from(name);
+        let mut partitions = Vec::with_capacity(num_partitions as usize);
+        let mut created_dirs = Vec::new();
+        let result = (|| -> Result<(), TopicError> {
+            for p in 0..num_partitions {
+                let dir = partition_dir(&self.log_dir, name, p);
+                if dir.exists() {
+                    // Left over from an earlier topic of that name: not ours.
+                    fs::remove_dir_all(&dir).map_err(io_err(format!("removing stale {}", dir.display())))?;
+                }
+                fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+                created_dirs.push(dir.clone());
+                write_atomically(
+                    &dir.join("partition.metadata"),
+                    format!("version: 0\ntopic_id: {}\n", topic_id_string(&id)).as_bytes(),
+                )
+                .map_err(io_err(format!("writing {}/partition.metadata", dir.display())))?;
+                let part = Partition::open(name_arc.clone(), p, &dir, settings.clone(), false)
+                    .map_err(|e| TopicError::new(ResponseError::KafkaStorageError, e.to_string()))?;
+                partitions.push(part);
+            }
+            fs::File::open(&self.log_dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err(format!("syncing {}", self.log_dir.display())))?;
+            let file = self.log_dir.join(TOPICS_DIR).join(format!("{id}.properties"));
+            write_atomically(&file, render_topic_file(name, &id, num_partitions, &configs).as_bytes())
+                .map_err(io_err(format!("writing {}", file.display())))
+        })();
+        if let Err(e) = result {
+            for p in &partitions {
+                let _ = p.delete();
+            }
+            for d in created_dirs {
+                let _ = fs::remove_dir_all(d);
+            }
+            return Err(e);
+        }
+        let topic = Arc::new(Topic { name: name.to_string(), id, internal: is_internal_topic(name), partitions, configs });
+        let mut reg = self.registry.write().unwrap_or_else(|p| p.into_inner());
+        reg.by_id.insert(id, topic.clone());
+        reg.by_name.insert(name.to_string(), topic.clone());
+        drop(reg);
+        tracing::info!(topic = name, topic_id = %topic_id_string(&id), partitions = num_partitions, "created topic");
+        Ok(topic)
+    }
+
+    /// Deletes a topic: unregisters it, removes its metadata file (the commit
+    /// point), then its partition directories.
+    pub fn delete(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let topic = {
+            let mut reg = self.registry.write().unwrap_or_else(|p| p.into_inner());
+            let topic = reg.by_name.remove(name).ok_or_else(|| {
+                TopicError::new(ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition.")
+            })?;
+            reg.by_id.remove(&topic.id);
+            topic
+        };
+        let file = self.log_dir.join(TOPICS_DIR).join(format!("{}.properties", topic.id));
+        if let Err(e) = fs::remove_file(&file).and_then(|_| fs::File::open(self.log_dir.join(TOPICS_DIR))?.sync_all()) {
+            tracing::error!(topic = name, error = %e, "removing topic metadata file");
+        }
+        for p in &topic.partitions {
+            if let Err(e) = p.delete() {
+                tracing::warn!(topic = name, partition = p.index, error = %e, "removing partition directory");
+            }
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(topic)
+    }
+
+    /// Flushes and closes every partition log (clean shutdown).
+    pub fn close_all(&self) -> bool {
+        let mut clean = true;
+        for t in self.list() {
+            for p in &t.partitions {
+                if let Err(e) = p.close() {
+                    clean = false;
+                    tracing::error!(topic = %t.name, partition = p.index, error = %e, "closing log");
+                }
+            }
+        }
+        clean
+    }
+
+    pub fn log_dir(&self) -> &Path {
+        &self.log_dir
+    }
+}
+
+fn render_topic_file(name: &str, id: &Uuid, partitions: i32, configs: &BTreeMap<String, String>) -> String {
+    let mut s = format!("# kastle topic metadata\ntopic.name={name}\ntopic.id={id}\npartitions={partitions}\n");
+    for (k, v) in configs {
+        s.push_str(&format!("config.{k}={}\n", escape_value(v)));
+    }
+    s
+}
+
+fn escape_value(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+type TopicRecord = (String, Uuid, i32, BTreeMap<String, String>);
+
+fn parse_topic_file(text: &str) -> Result<TopicRecord, String> {
+    let entries = crate::config::parse_properties(text).map_err(|e| e.0)?;
+    let mut name = None;
+    let mut id = None;
+    let mut partitions = None;
+    let mut configs = BTreeMap::new();
+    for (k, v) in entries {
+        match k.as_str() {
+            "topic.name" => name = Some(v),
+            "topic.id" => id = Some(Uuid::parse_str(&v).map_err(|e| format!("bad topic.id {v:?}: {e}"))?),
+            "partitions" => partitions = Some(v.parse::<i32>().map_err(|e| format!("bad partitions {v:?}: {e}"))?),
+            other => {
+                if let Some(key) = other.strip_prefix("config.") {
+                    configs.insert(key.to_string(), v);
+                }
+            }
+        }
+    }
+    let name = name.ok_or("missing topic.name")?;
+    validate_topic_name(&name)?;
+    let partitions = partitions.ok_or("missing partitions")?;
+    if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
+        return Err(format!("partition count {partitions} out of range"));
+    }
+    Ok((name, id.ok_or("missing topic.id")?, partitions, configs))
+}
+
+/// Reports `<topic>-<n>` directories that no registered topic owns.
+fn warn_about_orphan_partition_dirs(log_dir: &Path, registry: &Registry) {
+    let Ok(entries) = fs::read_dir(log_dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let Some(fname) = path.file_name().and_then(|f| f.to_str()) else { continue };
+        let Some((topic, part)) = fname.rsplit_once('-') else { continue };
+        let Ok(part) = part.parse::<i32>() else { continue };
+        if validate_topic_name(topic).is_err() {
+            continue;
+        }
+        let owned = registry.by_name.get(topic).is_some_and(|t| part >= 0 && (part as usize) < t.partitions.len());
+        if !owned {
+            tracing::warn!(dir = %path.display(), "partition directory belongs to no known topic; ignored");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_topic_name_rules() {
+        assert!(validate_topic_name("orders.v1_x-2").is_ok());
+        assert!(validate_topic_name("").is_err());
+        assert!(validate_topic_name(".").is_err());
+        assert!(validate_topic_name("..").is_err());
+        assert!(validate_topic_name("bad/name").is_err());
+        assert!(validate_topic_name("bad name").is_err());
+        assert!(validate_topic_name(&"a".repeat(249)).is_ok());
+        assert!(validate_topic_name(&"a".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn topic_file_round_trips() {
+        let id = new_topic_id();
+        let mut c = BTreeMap::new();
+        c.insert("retention.ms".to_string(), "10".to_string());
+        c.insert("weird".to_string(), "a=b\\c".to_string());
+        let text = render_topic_file("t.1", &id, 3, &c);
+        let (n, i, p, cfg) = parse_topic_file(&text).unwrap();
+        assert_eq!((n.as_str(), i, p), ("t.1", id, 3));
+        assert_eq!(cfg, c);
+    }
+
+    #[test]
+    fn topic_ids_never_print_with_a_leading_dash() {
+        for _ in 0..1000 {
+            assert!(!topic_id_string(&new_topic_id()).starts_with('-'));
+        }
+    }
+}

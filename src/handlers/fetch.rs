@@ -1,0 +1,195 @@
+//! Fetch: reads up to the high watermark (the last stable offset for
+//! read_committed), Kafka's byte limits with the at-least-one-batch rule, and
+//! long polling woken by high-watermark changes rather than a timer.
+//!
+//! Fetch sessions (KIP-227) are not kept: every response carries session id
+//! 0, which tells clients to keep sending full fetch requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::select_all;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::ResponseError;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::broker::partition::PartitionError;
+use crate::broker::topics::Topic;
+use crate::handlers::{decode, malformed, ready, Pending, Request};
+
+const READ_COMMITTED: i8 = 1;
+
+struct PartitionTarget {
+    index: i32,
+    fetch_offset: i64,
+    partition_max_bytes: i32,
+    current_leader_epoch: i32,
+}
+
+struct TopicTarget {
+    name: TopicName,
+    id: Uuid,
+    topic: Option<Arc<Topic>>,
+    partitions: Vec<PartitionTarget>,
+}
+
+fn error_partition(index: i32, code: ResponseError) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(index)
+        .with_error_code(code.code())
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_preferred_read_replica(BrokerId(-1))
+        // librdkafka rejects a null record set, even on errors.
+        .with_records(Some(Bytes::new()))
+}
+
+struct ReadPass {
+    topics: Vec<FetchableTopicResponse>,
+    bytes: usize,
+    /// Any partition answered with an error: Kafka responds at once.
+    error: bool,
+}
+
+fn read_pass(targets: &[TopicTarget], max_bytes: usize, read_committed: bool, by_id: bool) -> ReadPass {
+    let mut total = 0usize;
+    let mut error = false;
+    let mut topics = Vec::with_capacity(targets.len());
+    for t in targets {
+        let mut parts = Vec::with_capacity(t.partitions.len());
+        for pt in &t.partitions {
+            let partition = match t.topic.as_ref() {
+                None => {
+                    error = true;
+                    let code = if by_id { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
+                    parts.push(error_partition(pt.index, code));
+                    continue;
+                }
+                Some(topic) => match topic.partition(pt.index) {
+                    Some(p) => p,
+                    None => {
+                        error = true;
+                        parts.push(error_partition(pt.index, ResponseError::UnknownTopicOrPartition));
+                        continue;
+                    }
+                },
+            };
+            if pt.current_leader_epoch > 0 {
+                // Our leader epoch is always 0; a client ahead of us is confused.
+                error = true;
+                parts.push(error_partition(pt.index, ResponseError::UnknownLeaderEpoch));
+                continue;
+            }
+            let remaining = max_bytes.saturating_sub(total);
+            let limit = (pt.partition_max_bytes.max(0) as usize).min(remaining);
+            // KIP-74: the first partition with data returns at least one
+            // batch even if it exceeds the limits, so consumers never stall.
+            let min_one = total == 0;
+            let data = match partition.fetch(pt.fetch_offset, limit, min_one) {
+                Ok(read) => match read.read() {
+                    Ok(bytes) => {
+                        total += bytes.len();
+                        PartitionData::default()
+                            .with_partition_index(pt.index)
+                            .with_high_watermark(read.high_watermark)
+                            .with_last_stable_offset(read.last_stable_offset)
+                            .with_log_start_offset(read.log_start_offset)
+                            .with_preferred_read_replica(BrokerId(-1))
+                            .with_aborted_transactions(if read_committed { Some(Vec::new()) } else { None })
+                            .with_records(Some(bytes))
+                    }
+                    Err(e) => {
+                        error = true;
+                        tracing::error!(topic = %partition.topic, partition = pt.index, error = %e, "reading log");
+                        error_partition(pt.index, ResponseError::KafkaStorageError)
+                    }
+                },
+                Err(e) => {
+                    error = true;
+                    let mut d = error_partition(pt.index, e.code());
+                    if let PartitionError::OffsetOutOfRange { log_start, .. } = e {
+                        let s = partition.state();
+                        d.high_watermark = s.high_watermark;
+                        d.last_stable_offset = s.high_watermark;
+                        d.log_start_offset = log_start;
+                    }
+                    d
+                }
+            };
+            parts.push(data);
+        }
+        topics.push(FetchableTopicResponse::default().with_topic(t.name.clone()).with_topic_id(t.id).with_partitions(parts));
+    }
+    ReadPass { topics, bytes: total, error }
+}
+
+pub fn handle(req: Request, body: Bytes) -> Pending {
+    let request: FetchRequest = match decode(&req.header, body) {
+        Ok(r) => r,
+        Err(e) => return ready(malformed(&req, e)),
+    };
+    let version = req.version();
+    if request.session_id != 0 || request.session_epoch > 0 {
+        // We never hand out sessions, so any session id is unknown.
+        let code = if request.session_id != 0 {
+            ResponseError::FetchSessionIdNotFound
+        } else {
+            ResponseError::InvalidFetchSessionEpoch
+        };
+        return ready(req.respond(&FetchResponse::default().with_error_code(code.code()).with_session_id(0)));
+    }
+    let by_id = version >= 13;
+    let broker = req.ctx.broker.clone();
+    let targets: Vec<TopicTarget> = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = if by_id { broker.topics.get_by_id(&t.topic_id) } else { broker.topics.get(&t.topic.0) };
+            TopicTarget {
+                name: t.topic,
+                id: t.topic_id,
+                topic,
+                partitions: t
+                    .partitions
+                    .into_iter()
+                    .map(|p| PartitionTarget {
+                        index: p.partition,
+                        fetch_offset: p.fetch_offset,
+                        partition_max_bytes: p.partition_max_bytes,
+                        current_leader_epoch: p.current_leader_epoch,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let read_committed = request.isolation_level == READ_COMMITTED;
+    let max_bytes = request.max_bytes.max(0) as usize;
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+
+    Box::pin(async move {
+        loop {
+            // Subscribe before reading so an append between the read and
+            // the wait still wakes us.
+            let mut watches: Vec<_> = targets
+                .iter()
+                .filter_map(|t| t.topic.as_ref().map(|topic| (topic, &t.partitions)))
+                .flat_map(|(topic, parts)| parts.iter().filter_map(|p| topic.partition(p.index).map(|x| x.subscribe())))
+                .collect();
+            let pass = read_pass(&targets, max_bytes, read_committed, by_id);
+            if pass.bytes >= min_bytes || pass.error || Instant::now() >= deadline || watches.is_empty() {
+                return req.respond(&FetchResponse::default().with_session_id(0).with_responses(pass.topics));
+            }
+            let any_change = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+            if tokio::time::timeout_at(deadline, any_change).await.is_err() {
+                // Deadline: answer with whatever is there now.
+                let pass = read_pass(&targets, max_bytes, read_committed, by_id);
+                return req.respond(&FetchResponse::default().with_session_id(0).with_responses(pass.topics));
+            }
+        }
+    })
+}

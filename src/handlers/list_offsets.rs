@@ -1,0 +1,69 @@
+//! ListOffsets: earliest, latest, max timestamp, and first offset at or after
+//! a timestamp (through the time index).
+
+use bytes::Bytes;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::ResponseError;
+
+use crate::broker::partition::Partition;
+use crate::handlers::{decode_or_close, Reply, Request};
+
+/// Kafka's special timestamps.
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+const EARLIEST_PENDING_UPLOAD: i64 = -6;
+
+fn lookup(p: &Partition, ts: i64) -> Result<(i64, i64), ResponseError> {
+    let state = p.state();
+    let err = |e: crate::broker::partition::PartitionError| e.code();
+    match ts {
+        // Without transactions the last stable offset equals the high watermark.
+        LATEST => Ok((-1, state.high_watermark)),
+        EARLIEST | EARLIEST_LOCAL => Ok((-1, state.log_start_offset)),
+        // No tiered storage: nothing is tiered or pending upload.
+        LATEST_TIERED | EARLIEST_PENDING_UPLOAD => Ok((-1, -1)),
+        MAX_TIMESTAMP => Ok(p.max_timestamp().map_err(err)?.unwrap_or((-1, -1))),
+        t if t >= 0 => Ok(p.offset_for_timestamp(t).map_err(err)?.unwrap_or((-1, -1))),
+        _ => Err(ResponseError::InvalidRequest),
+    }
+}
+
+pub fn handle(req: &Request, body: Bytes) -> Reply {
+    let request = decode_or_close!(req, body, ListOffsetsRequest);
+    let broker = &req.ctx.broker;
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for t in request.topics {
+        let topic = broker.topics.get(&t.name.0);
+        let mut parts = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let mut r = ListOffsetsPartitionResponse::default()
+                .with_partition_index(p.partition_index)
+                .with_timestamp(-1)
+                .with_offset(-1)
+                .with_leader_epoch(-1);
+            let partition = topic.as_ref().and_then(|t| t.partition(p.partition_index));
+            match partition {
+                None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                Some(_) if p.current_leader_epoch > 0 => r.error_code = ResponseError::UnknownLeaderEpoch.code(),
+                Some(part) => match lookup(part, p.timestamp) {
+                    Ok((ts, offset)) => {
+                        r.timestamp = ts;
+                        r.offset = offset;
+                        // The field exists from v4; older versions must leave it at -1.
+                        if req.version() >= 4 && offset >= 0 {
+                            r.leader_epoch = 0;
+                        }
+                    }
+                    Err(code) => r.error_code = code.code(),
+                },
+            }
+            parts.push(r);
+        }
+        topics.push(ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(parts));
+    }
+    req.respond(&ListOffsetsResponse::default().with_topics(topics))
+}

@@ -1,0 +1,171 @@
+//! Metadata: brokers (this one, at the address advertised for the listener
+//! the client used), cluster id, controller, topics with their partitions;
+//! auto-creation of requested topics when allowed.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use crate::broker::topics::{validate_topic_name, Topic};
+use crate::handlers::{decode_or_close, Reply, Request};
+
+/// Kafka's AclOperation codes.
+mod acl_op {
+    pub const READ: i32 = 3;
+    pub const WRITE: i32 = 4;
+    pub const CREATE: i32 = 5;
+    pub const DELETE: i32 = 6;
+    pub const ALTER: i32 = 7;
+    pub const DESCRIBE: i32 = 8;
+    pub const CLUSTER_ACTION: i32 = 9;
+    pub const DESCRIBE_CONFIGS: i32 = 10;
+    pub const ALTER_CONFIGS: i32 = 11;
+    pub const IDEMPOTENT_WRITE: i32 = 12;
+    pub const CREATE_TOKENS: i32 = 13;
+    pub const DESCRIBE_TOKENS: i32 = 14;
+}
+
+/// Without an authorizer Kafka reports every operation the resource supports.
+fn bitfield(ops: &[i32]) -> i32 {
+    ops.iter().fold(0, |acc, op| acc | (1 << op))
+}
+
+pub fn topic_authorized_operations() -> i32 {
+    use acl_op::*;
+    bitfield(&[READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS])
+}
+
+pub fn cluster_authorized_operations() -> i32 {
+    use acl_op::*;
+    bitfield(&[CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE, CREATE_TOKENS, DESCRIBE_TOKENS])
+}
+
+/// Kafka's "not requested" value for authorized operations.
+const OPS_NOT_REQUESTED: i32 = i32::MIN;
+
+fn topic_entry(topic: &Topic, node_id: i32, include_ops: bool) -> MetadataResponseTopic {
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p.index)
+                .with_leader_id(BrokerId(node_id))
+                .with_leader_epoch(0)
+                .with_replica_nodes(vec![BrokerId(node_id)])
+                .with_isr_nodes(vec![BrokerId(node_id)])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+        .with_topic_id(topic.id)
+        .with_is_internal(topic.internal)
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(if include_ops { topic_authorized_operations() } else { OPS_NOT_REQUESTED })
+}
+
+fn error_entry(name: Option<&str>, id: Uuid, code: ResponseError) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(code.code())
+        .with_name(name.map(|n| TopicName(StrBytes::from_string(n.to_string()))))
+        .with_topic_id(id)
+        .with_topic_authorized_operations(OPS_NOT_REQUESTED)
+}
+
+pub fn handle(req: &Request, body: Bytes) -> Reply {
+    let request = decode_or_close!(req, body, MetadataRequest);
+    let broker = &req.ctx.broker;
+    let cfg = &broker.config;
+    let version = req.version();
+    let node_id = cfg.node_id;
+    let include_ops = request.include_topic_authorized_operations;
+    // v0-3 always allowed auto-creation; v4+ asks explicitly.
+    let allow_auto_create = cfg.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
+
+    let mut topics = Vec::new();
+    let requested = match request.topics {
+        None => None,
+        Some(list) if list.is_empty() && version == 0 => None,
+        Some(list) => Some(list),
+    };
+    match requested {
+        None => {
+            for t in broker.topics.list() {
+                topics.push(topic_entry(&t, node_id, include_ops));
+            }
+        }
+        Some(list) => {
+            for rt in list {
+                let name = rt.name.as_ref().map(|n| n.0.to_string());
+                match name {
+                    None => {
+                        // Look-up by topic id (v10+).
+                        match broker.topics.get_by_id(&rt.topic_id) {
+                            Some(t) => topics.push(topic_entry(&t, node_id, include_ops)),
+                            None => topics.push(error_entry(None, rt.topic_id, ResponseError::UnknownTopicId)),
+                        }
+                    }
+                    Some(name) => {
+                        if let Some(t) = broker.topics.get(&name) {
+                            topics.push(topic_entry(&t, node_id, include_ops));
+                            continue;
+                        }
+                        if validate_topic_name(&name).is_err() {
+                            topics.push(error_entry(Some(&name), Uuid::nil(), ResponseError::InvalidTopicException));
+                            continue;
+                        }
+                        if !allow_auto_create {
+                            topics.push(error_entry(Some(&name), Uuid::nil(), ResponseError::UnknownTopicOrPartition));
+                            continue;
+                        }
+                        let rf = cfg.default_replication_factor.clamp(1, i16::MAX as i32) as i16;
+                        match broker.create_topic(&name, cfg.num_partitions, rf, BTreeMap::new()) {
+                            Ok(t) => {
+                                tracing::info!(topic = %name, peer = %req.ctx.peer, "auto-created topic on metadata request");
+                                topics.push(topic_entry(&t, node_id, include_ops));
+                            }
+                            // Raced with another creator: report what exists.
+                            Err(e) if e.code == ResponseError::TopicAlreadyExists => match broker.topics.get(&name) {
+                                Some(t) => topics.push(topic_entry(&t, node_id, include_ops)),
+                                None => topics.push(error_entry(Some(&name), Uuid::nil(), ResponseError::LeaderNotAvailable)),
+                            },
+                            Err(e) => {
+                                tracing::warn!(topic = %name, error = %e.message, "auto-creation failed");
+                                let code = match e.code {
+                                    ResponseError::InvalidReplicationFactor => ResponseError::InvalidReplicationFactor,
+                                    ResponseError::InvalidTopicException => ResponseError::InvalidTopicException,
+                                    _ => ResponseError::UnknownTopicOrPartition,
+                                };
+                                topics.push(error_entry(Some(&name), Uuid::nil(), code));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    let brokers = match cfg.advertised_for(&req.ctx.listener) {
+        Some(adv) => vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(node_id))
+            .with_host(StrBytes::from_string(adv.host.clone()))
+            .with_port(i32::from(adv.port))],
+        None => Vec::new(),
+    };
+    let resp = MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
+        .with_controller_id(BrokerId(node_id))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
+            cluster_authorized_operations()
+        } else {
+            OPS_NOT_REQUESTED
+        });
+    req.respond(&resp)
+}

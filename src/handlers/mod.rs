@@ -1,0 +1,150 @@
+//! Protocol dispatch: one module per Kafka API family. A handler decodes its
+//! request (after the schema walker has vetted it), calls broker services and
+//! encodes the response; it never touches storage directly.
+
+pub mod api_versions;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+pub mod topics;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+
+use crate::broker::Broker;
+use crate::protocol::header::{parse_request_header, RequestHeader};
+use crate::protocol::{response, schema, versions};
+
+/// What the connection does once a request is complete.
+pub enum Reply {
+    Frame(BytesMut),
+    /// acks=0 produce: the client expects no response.
+    None,
+    /// Kafka closes the connection (undecodable request, acks=0 failure...).
+    Close(String),
+}
+
+/// The part of a request that may wait (fsync, long poll) after its in-order
+/// part has run.
+pub type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+pub fn ready(reply: Reply) -> Pending {
+    Box::pin(std::future::ready(reply))
+}
+
+pub struct RequestContext {
+    pub broker: Arc<Broker>,
+    /// Name of the listener the client connected to (Metadata advertises it).
+    pub listener: Arc<str>,
+    pub peer: SocketAddr,
+}
+
+/// A decoded request header plus the connection it arrived on.
+pub struct Request {
+    pub ctx: RequestContext,
+    pub header: RequestHeader,
+}
+
+impl Request {
+    pub fn version(&self) -> i16 {
+        self.header.api_version
+    }
+
+    /// Encodes a response at the request's version.
+    pub fn respond<R: Encodable + HeaderVersion>(&self, body: &R) -> Reply {
+        match response::encode_response(self.header.correlation_id, self.header.api_version, body) {
+            Ok(buf) => Reply::Frame(buf),
+            Err(e) => {
+                tracing::error!(
+                    peer = %self.ctx.peer,
+                    api_key = self.header.api_key,
+                    version = self.header.api_version,
+                    error = %e,
+                    "encoding response failed"
+                );
+                Reply::Close(format!("could not encode response: {e}"))
+            }
+        }
+    }
+}
+
+/// Decodes a request body: the schema walker bounds every length first, so
+/// the crate's decoder never allocates more than the frame justifies.
+pub fn decode<T: Decodable>(header: &RequestHeader, mut body: Bytes) -> Result<T, String> {
+    schema::check_request_body(header.api_key, header.api_version, &body).map_err(|e| e.to_string())?;
+    T::decode(&mut body, header.api_version).map_err(|e| e.to_string())
+}
+
+/// Runs the in-order part of one request and returns what remains to await.
+pub async fn dispatch(ctx: RequestContext, frame: Bytes) -> Pending {
+    let header = match parse_request_header(&frame) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(peer = %ctx.peer, error = %e, "undecodable request header");
+            return ready(Reply::Close(e.to_string()));
+        }
+    };
+    let body = frame.slice(header.len..);
+    let api_key = header.api_key;
+    let version = header.api_version;
+    let req = Request { ctx, header };
+
+    if api_key == ApiKey::ApiVersions as i16 && !versions::is_supported(api_key, version) {
+        // Kafka answers a too-new ApiVersions with its own range, so that
+        // the client can retry at a version both sides speak.
+        return ready(api_versions::unsupported_version(&req));
+    }
+    if !versions::is_supported(api_key, version) {
+        let reason = match ApiKey::try_from(api_key) {
+            Ok(k) => format!("unsupported version {version} of {k:?}"),
+            Err(_) => format!("unknown api key {api_key}"),
+        };
+        tracing::warn!(peer = %req.ctx.peer, correlation_id = req.header.correlation_id, reason = %reason, "closing connection");
+        return ready(Reply::Close(reason));
+    }
+    let key = match ApiKey::try_from(api_key) {
+        Ok(k) => k,
+        Err(_) => return ready(Reply::Close(format!("unknown api key {api_key}"))),
+    };
+    match key {
+        ApiKey::ApiVersions => ready(api_versions::handle(&req, body)),
+        ApiKey::Metadata => ready(metadata::handle(&req, body)),
+        ApiKey::CreateTopics => ready(topics::create_topics(&req, body)),
+        ApiKey::DeleteTopics => ready(topics::delete_topics(&req, body)),
+        ApiKey::Produce => produce::handle(req, body),
+        ApiKey::Fetch => fetch::handle(req, body),
+        ApiKey::ListOffsets => ready(list_offsets::handle(&req, body)),
+        other => ready(Reply::Close(format!("{other:?} is not implemented"))),
+    }
+}
+
+/// Logs an undecodable body and closes the connection, as Kafka does.
+pub fn malformed(req: &Request, error: String) -> Reply {
+    tracing::warn!(
+        peer = %req.ctx.peer,
+        api_key = req.header.api_key,
+        version = req.header.api_version,
+        correlation_id = req.header.correlation_id,
+        error = %error,
+        "malformed request"
+    );
+    Reply::Close(format!("malformed request: {error}"))
+}
+
+/// Shorthand for handlers: decode or close.
+macro_rules! decode_or_close {
+    ($req:expr, $body:expr, $ty:ty) => {
+        match $crate::handlers::decode::<$ty>(&$req.header, $body) {
+            Ok(r) => r,
+            Err(e) => return $crate::handlers::malformed(&$req, e),
+        }
+    };
+}
+pub(crate) use decode_or_close;

@@ -1,0 +1,194 @@
+//! CreateTopics and DeleteTopics.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use crate::broker::topic_config::{effective, topic_key, TOPIC_KEYS};
+use crate::config::BrokerConfig;
+use crate::handlers::{decode_or_close, Reply, Request};
+
+/// Kafka's ConfigSource codes as DescribeConfigs and CreateTopics report them.
+pub mod config_source {
+    pub const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+    pub const STATIC_BROKER_CONFIG: i8 = 4;
+    pub const DEFAULT_CONFIG: i8 = 5;
+}
+
+/// Topic configs as CreateTopics v5+ reports them (Kafka hides internal keys).
+pub fn described_configs(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> Vec<CreatableTopicConfigs> {
+    TOPIC_KEYS
+        .iter()
+        .filter(|k| !k.def.name.starts_with("internal."))
+        .map(|k| {
+            let name = k.def.name;
+            let value = effective(name, overrides, broker);
+            let source = if overrides.contains_key(name) {
+                config_source::DYNAMIC_TOPIC_CONFIG
+            } else if value.as_deref() != k.def.default {
+                config_source::STATIC_BROKER_CONFIG
+            } else {
+                config_source::DEFAULT_CONFIG
+            };
+            CreatableTopicConfigs::default()
+                .with_name(StrBytes::from_static_str(name))
+                .with_value(value.map(StrBytes::from_string))
+                .with_read_only(false)
+                .with_config_source(source)
+                .with_is_sensitive(false)
+        })
+        .collect()
+}
+
+pub fn create_topics(req: &Request, body: Bytes) -> Reply {
+    let request = decode_or_close!(req, body, CreateTopicsRequest);
+    let broker = &req.ctx.broker;
+    let cfg = &broker.config;
+    let version = req.version();
+
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for t in &request.topics {
+        *seen.entry(t.name.0.to_string()).or_default() += 1;
+    }
+    let mut results = Vec::with_capacity(request.topics.len());
+    for t in request.topics {
+        let name = t.name.0.to_string();
+        let mut result = CreatableTopicResult::default().with_name(t.name.clone());
+        let fail = |mut r: CreatableTopicResult, code: ResponseError, msg: String| {
+            r.error_code = code.code();
+            r.error_message = Some(StrBytes::from_string(msg));
+            r.num_partitions = -1;
+            r.replication_factor = -1;
+            r.configs = None;
+            r
+        };
+        if seen.get(&name).copied().unwrap_or(0) > 1 {
+            results.push(fail(result, ResponseError::InvalidRequest, format!("Duplicate topic name: {name}")));
+            continue;
+        }
+        // Manual assignments replace the partition count and replication factor.
+        let (num_partitions, replication_factor) = if !t.assignments.is_empty() {
+            if t.num_partitions != -1 || t.replication_factor != -1 {
+                results.push(fail(
+                    result,
+                    ResponseError::InvalidRequest,
+                    "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
+                ));
+                continue;
+            }
+            let mut bad = None;
+            for (i, a) in t.assignments.iter().enumerate() {
+                if a.partition_index != i as i32 {
+                    bad = Some((ResponseError::InvalidReplicaAssignment, "Partitions should be a consecutive 0-based integer sequence".to_string()));
+                } else if let Some(b) = a.broker_ids.iter().find(|b| b.0 != cfg.node_id) {
+                    bad = Some((ResponseError::InvalidReplicaAssignment, format!("Unknown broker id {} in replica assignment", b.0)));
+                } else if a.broker_ids.is_empty() {
+                    bad = Some((ResponseError::InvalidReplicaAssignment, "Replica assignment is empty".into()));
+                }
+            }
+            if let Some((code, msg)) = bad {
+                results.push(fail(result, code, msg));
+                continue;
+            }
+            let rf = t.assignments[0].broker_ids.len() as i16;
+            (t.assignments.len() as i32, rf)
+        } else {
+            let np = if t.num_partitions == -1 { cfg.num_partitions } else { t.num_partitions };
+            let rf = if t.replication_factor == -1 {
+                cfg.default_replication_factor.clamp(1, i16::MAX as i32) as i16
+            } else {
+                t.replication_factor
+            };
+            (np, rf)
+        };
+        let mut configs = BTreeMap::new();
+        let mut config_error = None;
+        for c in &t.configs {
+            let key = c.name.to_string();
+            match &c.value {
+                Some(v) => {
+                    configs.insert(key, v.to_string());
+                }
+                None => {
+                    config_error = Some(if topic_key(&key).is_some() {
+                        format!("Null value not supported for topic configs: {key}")
+                    } else {
+                        format!("Unknown topic config name: {key}")
+                    })
+                }
+            }
+        }
+        if let Some(msg) = config_error {
+            results.push(fail(result, ResponseError::InvalidConfig, msg));
+            continue;
+        }
+        let outcome = if request.validate_only {
+            broker.topics.check_create(&name, num_partitions, replication_factor, &configs).map(|_| None)
+        } else {
+            broker.create_topic(&name, num_partitions, replication_factor, configs.clone()).map(|t| Some(t.id))
+        };
+        match outcome {
+            Ok(id) => {
+                result.topic_id = id.unwrap_or(Uuid::nil());
+                result.num_partitions = num_partitions;
+                result.replication_factor = replication_factor;
+                if version >= 5 {
+                    result.configs = Some(described_configs(&configs, cfg));
+                }
+            }
+            Err(e) => {
+                result = fail(result, e.code, e.message);
+            }
+        }
+        results.push(result);
+    }
+    req.respond(&CreateTopicsResponse::default().with_topics(results))
+}
+
+pub fn delete_topics(req: &Request, body: Bytes) -> Reply {
+    let request = decode_or_close!(req, body, DeleteTopicsRequest);
+    let broker = &req.ctx.broker;
+    let version = req.version();
+    // v6 names topics by name or id; earlier versions by name only.
+    let targets: Vec<(Option<String>, Uuid)> = if version >= 6 {
+        request.topics.iter().map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)).collect()
+    } else {
+        request.topic_names.iter().map(|n| (Some(n.0.to_string()), Uuid::nil())).collect()
+    };
+    let mut responses = Vec::with_capacity(targets.len());
+    for (name, id) in targets {
+        let mut r = DeletableTopicResult::default().with_topic_id(id);
+        r.name = name.clone().map(|n| TopicName(StrBytes::from_string(n)));
+        let resolved = match &name {
+            Some(n) => broker.topics.get(n).ok_or(ResponseError::UnknownTopicOrPartition),
+            None => broker.topics.get_by_id(&id).ok_or(ResponseError::UnknownTopicId),
+        };
+        let topic = match resolved {
+            Ok(t) => t,
+            Err(code) => {
+                r.error_code = code.code();
+                responses.push(r);
+                continue;
+            }
+        };
+        r.name = Some(TopicName(StrBytes::from_string(topic.name.clone())));
+        r.topic_id = topic.id;
+        if !broker.config.delete_topic_enable {
+            r.error_code = ResponseError::TopicDeletionDisabled.code();
+        } else if topic.internal {
+            r.error_code = ResponseError::InvalidRequest.code();
+            r.error_message = Some(StrBytes::from_string(format!("Cannot delete internal topic {}", topic.name)));
+        } else if let Err(e) = broker.topics.delete(&topic.name) {
+            r.error_code = e.code.code();
+            r.error_message = Some(StrBytes::from_string(e.message));
+        }
+        responses.push(r);
+    }
+    req.respond(&DeleteTopicsResponse::default().with_responses(responses))
+}

@@ -1,0 +1,104 @@
+//! The `kastle` binary: parse the command line, load configuration, serve.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use kastle::broker::Broker;
+use kastle::config::BrokerConfig;
+use kastle::network::server;
+
+const USAGE: &str = "\
+kastle: a Kafka-compatible broker
+
+Usage: kastle [--config FILE | FILE] [--override key=value]...
+
+  --config FILE        read Kafka server.properties keys from FILE
+  --override key=value set one key (repeatable; wins over file and environment)
+  -h, --help           print this help
+  -V, --version        print the version
+
+Environment: KAFKA_* variables map to keys as in the apache/kafka image
+(KAFKA_ADVERTISED_LISTENERS -> advertised.listeners). Logging: RUST_LOG
+(default info).";
+
+struct Args {
+    config: Option<PathBuf>,
+    overrides: Vec<String>,
+}
+
+fn parse_args() -> Result<Option<Args>, String> {
+    let mut args = Args { config: None, overrides: Vec::new() };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(None);
+            }
+            "-V" | "--version" => {
+                println!("kastle {}", env!("CARGO_PKG_VERSION"));
+                return Ok(None);
+            }
+            "--config" => args.config = Some(it.next().ok_or("--config needs a file")?.into()),
+            "--override" => args.overrides.push(it.next().ok_or("--override needs key=value")?),
+            s if s.starts_with("--override=") => args.overrides.push(s["--override=".len()..].to_string()),
+            s if s.starts_with("--config=") => args.config = Some(s["--config=".len()..].into()),
+            s if !s.starts_with('-') && args.config.is_none() => args.config = Some(s.into()),
+            other => return Err(format!("unexpected argument {other:?}\n\n{USAGE}")),
+        }
+    }
+    Ok(Some(args))
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(Some(a)) => a,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let (config, warnings) = match BrokerConfig::load(args.config.as_deref(), std::env::vars(), &args.overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("refusing to start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let broker = match Broker::open(config) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!("refusing to start: {e:#}");
+                return ExitCode::from(1);
+            }
+        };
+        let listeners = match server::bind(&broker).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("refusing to start: {e:#}");
+                return ExitCode::from(1);
+            }
+        };
+        tracing::info!(node_id = broker.config.node_id, cluster_id = %broker.cluster_id, "kastle started");
+        server::run(broker, listeners, server::shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,6 @@
+//! The network edge: listeners, connections, Kafka framing. Bytes in, bytes
+//! out; what a request means is the handlers' business.
+
+pub mod connection;
+pub mod frame;
+pub mod server;
