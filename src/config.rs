@@ -35,7 +35,11 @@ pub struct KeyDef {
 }
 
 const fn key(name: &'static str, kind: Kind, default: Option<&'static str>) -> KeyDef {
-    KeyDef { name, kind, default }
+    KeyDef {
+        name,
+        kind,
+        default,
+    }
 }
 
 const I32: i64 = i32::MAX as i64;
@@ -153,7 +157,8 @@ pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>, ConfigError
     let mut lines = text.lines().peekable();
     while let Some(raw) = lines.next() {
         let line = raw.trim_start();
-        if logical.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
+        if logical.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+        {
             continue;
         }
         // An odd number of trailing backslashes continues the line.
@@ -242,7 +247,14 @@ pub fn env_to_key(var: &str) -> Option<String> {
         return None;
     }
     let lower = rest.to_ascii_lowercase();
-    Some(lower.replace("___", "\u{1}").replace("__", "\u{2}").replace('_', ".").replace('\u{1}', "-").replace('\u{2}', "_"))
+    Some(
+        lower
+            .replace("___", "\u{1}")
+            .replace("__", "\u{2}")
+            .replace('_', ".")
+            .replace('\u{1}', "-")
+            .replace('\u{2}', "_"),
+    )
 }
 
 /// A listener from `listeners` / `advertised.listeners`.
@@ -259,17 +271,32 @@ impl Listener {
         let (name, addr) = s.split_once("://").ok_or_else(bad)?;
         let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
         let port: u16 = port.parse().map_err(|_| bad())?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         if name.is_empty() {
             return Err(bad());
         }
-        Ok(Listener { name: name.to_ascii_uppercase(), host, port })
+        Ok(Listener {
+            name: name.to_ascii_uppercase(),
+            host,
+            port,
+        })
     }
 
     /// Address to bind: an empty host binds every interface, as in Kafka.
     pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
-        let host = if self.host.is_empty() { "0.0.0.0" } else { self.host.as_str() };
-        let joined = if host.contains(':') { format!("[{host}]:{}", self.port) } else { format!("{host}:{}", self.port) };
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            self.host.as_str()
+        };
+        let joined = if host.contains(':') {
+            format!("[{host}]:{}", self.port)
+        } else {
+            format!("{host}:{}", self.port)
+        };
         use std::net::ToSocketAddrs;
         joined
             .to_socket_addrs()
@@ -316,7 +343,9 @@ pub struct BrokerConfig {
 impl BrokerConfig {
     /// Builds the configuration from layered `(key, value)` sources, later
     /// entries overriding earlier ones. Unknown keys are returned as warnings.
-    pub fn from_entries(entries: Vec<(String, String)>) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
+    pub fn from_entries(
+        entries: Vec<(String, String)>,
+    ) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
         let mut values: BTreeMap<String, String> = BTreeMap::new();
         let mut warnings = Vec::new();
         for (k, v) in entries {
@@ -326,23 +355,33 @@ impl BrokerConfig {
                     values.insert(k, v);
                 }
                 None => {
-                    warnings.push(format!("unknown configuration key {k:?} (value {v:?}) is ignored"));
+                    warnings.push(format!(
+                        "unknown configuration key {k:?} (value {v:?}) is ignored"
+                    ));
                     values.insert(k, v);
                 }
             }
         }
         for def in BROKER_KEYS {
             if let Some(d) = def.default {
-                values.entry(def.name.to_string()).or_insert_with(|| d.to_string());
+                values
+                    .entry(def.name.to_string())
+                    .or_insert_with(|| d.to_string());
             }
         }
         let get = |k: &str| values.get(k).map(String::as_str);
         let int = |k: &str| -> Option<i64> { get(k).and_then(|v| v.trim().parse().ok()) };
-        let boolean = |k: &str| get(k).map(|v| v.trim().eq_ignore_ascii_case("true")).unwrap_or(false);
+        let boolean = |k: &str| {
+            get(k)
+                .map(|v| v.trim().eq_ignore_ascii_case("true"))
+                .unwrap_or(false)
+        };
 
         let node_id = match (int("node.id"), int("broker.id")) {
             (Some(n), Some(b)) if b >= 0 && n != b => {
-                return err(format!("node.id ({n}) and broker.id ({b}) must be equal when both are set"))
+                return err(format!(
+                    "node.id ({n}) and broker.id ({b}) must be equal when both are set"
+                ))
             }
             (Some(n), _) => n as i32,
             (None, Some(b)) if b >= 0 => b as i32,
@@ -354,10 +393,13 @@ impl BrokerConfig {
         }
         let protocol_map = parse_protocol_map(get("listener.security.protocol.map").unwrap_or(""))?;
         for l in &listeners {
-            let proto = protocol_map.get(&l.name).map(String::as_str).or(match l.name.as_str() {
-                "PLAINTEXT" | "SSL" | "SASL_PLAINTEXT" | "SASL_SSL" => Some(l.name.as_str()),
-                _ => None,
-            });
+            let proto = protocol_map
+                .get(&l.name)
+                .map(String::as_str)
+                .or(match l.name.as_str() {
+                    "PLAINTEXT" | "SSL" | "SASL_PLAINTEXT" | "SASL_SSL" => Some(l.name.as_str()),
+                    _ => None,
+                });
             match proto {
                 Some("PLAINTEXT") => {}
                 Some(other) => {
@@ -375,42 +417,68 @@ impl BrokerConfig {
             }
         }
         let controller_names: Vec<String> = get("controller.listener.names")
-            .map(|v| v.split(',').map(|s| s.trim().to_ascii_uppercase()).filter(|s| !s.is_empty()).collect())
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_ascii_uppercase())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
             .unwrap_or_default();
-        let advertised_given = parse_listeners(get("advertised.listeners").unwrap_or(""), "advertised.listeners")?;
+        let advertised_given = parse_listeners(
+            get("advertised.listeners").unwrap_or(""),
+            "advertised.listeners",
+        )?;
         let mut advertised = Vec::new();
         for l in &listeners {
             if controller_names.contains(&l.name) {
                 continue;
             }
-            let adv = advertised_given.iter().find(|a| a.name == l.name).cloned().unwrap_or_else(|| {
-                let host = if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
-                    default_hostname()
-                } else {
-                    l.host.clone()
-                };
-                Listener { name: l.name.clone(), host, port: l.port }
-            });
+            let adv = advertised_given
+                .iter()
+                .find(|a| a.name == l.name)
+                .cloned()
+                .unwrap_or_else(|| {
+                    let host = if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
+                        default_hostname()
+                    } else {
+                        l.host.clone()
+                    };
+                    Listener {
+                        name: l.name.clone(),
+                        host,
+                        port: l.port,
+                    }
+                });
             advertised.push(adv);
         }
         for a in &advertised_given {
             if !listeners.iter().any(|l| l.name == a.name) {
-                return err(format!("advertised.listeners names {} which is not in listeners", a.name));
+                return err(format!(
+                    "advertised.listeners names {} which is not in listeners",
+                    a.name
+                ));
             }
         }
 
         let log_dir = match get("log.dirs") {
             Some(dirs) if !dirs.trim().is_empty() => {
-                let list: Vec<&str> = dirs.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+                let list: Vec<&str> = dirs
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect();
                 if list.len() > 1 {
-                    return err(format!("log.dirs={dirs:?}: kastle supports a single log directory for now"));
+                    return err(format!(
+                        "log.dirs={dirs:?}: kastle supports a single log directory for now"
+                    ));
                 }
                 PathBuf::from(list[0])
             }
             _ => PathBuf::from(get("log.dir").unwrap_or("./data")),
         };
         let hour = 3_600_000i64;
-        let log_roll_ms = int("log.roll.ms").unwrap_or_else(|| int("log.roll.hours").unwrap_or(168) * hour);
+        let log_roll_ms =
+            int("log.roll.ms").unwrap_or_else(|| int("log.roll.hours").unwrap_or(168) * hour);
         let log_retention_ms = int("log.retention.ms")
             .or_else(|| int("log.retention.minutes").map(|m| if m < 0 { -1 } else { m * 60_000 }))
             .unwrap_or_else(|| {
@@ -430,7 +498,8 @@ impl BrokerConfig {
             default_replication_factor: int("default.replication.factor").unwrap_or(1) as i32,
             auto_create_topics: boolean("auto.create.topics.enable"),
             delete_topic_enable: boolean("delete.topic.enable"),
-            socket_request_max_bytes: int("socket.request.max.bytes").unwrap_or(104_857_600) as usize,
+            socket_request_max_bytes: int("socket.request.max.bytes").unwrap_or(104_857_600)
+                as usize,
             queued_max_requests: int("queued.max.requests").unwrap_or(500) as usize,
             message_max_bytes: int("message.max.bytes").unwrap_or(1_048_588) as i32,
             log_segment_bytes: int("log.segment.bytes").unwrap_or(1 << 30),
@@ -439,9 +508,13 @@ impl BrokerConfig {
             log_index_interval_bytes: int("log.index.interval.bytes").unwrap_or(4096) as i32,
             log_flush_interval_messages: int("log.flush.interval.messages").unwrap_or(1),
             log_flush_interval_ms: int("log.flush.interval.ms"),
-            log_message_timestamp_type: get("log.message.timestamp.type").unwrap_or("CreateTime").to_string(),
-            log_message_timestamp_before_max_ms: int("log.message.timestamp.before.max.ms").unwrap_or(i64::MAX),
-            log_message_timestamp_after_max_ms: int("log.message.timestamp.after.max.ms").unwrap_or(3_600_000),
+            log_message_timestamp_type: get("log.message.timestamp.type")
+                .unwrap_or("CreateTime")
+                .to_string(),
+            log_message_timestamp_before_max_ms: int("log.message.timestamp.before.max.ms")
+                .unwrap_or(i64::MAX),
+            log_message_timestamp_after_max_ms: int("log.message.timestamp.after.max.ms")
+                .unwrap_or(3_600_000),
             log_retention_ms,
             log_retention_bytes: int("log.retention.bytes").unwrap_or(-1),
             log_cleanup_policy: get("log.cleanup.policy").unwrap_or("delete").to_string(),
@@ -461,8 +534,9 @@ impl BrokerConfig {
     ) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
         let mut entries = Vec::new();
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!("cannot read config file {}: {e}", path.display()))
+            })?;
             entries.extend(parse_properties(&text)?);
         }
         for (var, value) in env {
@@ -519,16 +593,26 @@ fn parse_listeners(v: &str, key: &str) -> Result<Vec<Listener>, ConfigError> {
 fn parse_protocol_map(v: &str) -> Result<BTreeMap<String, String>, ConfigError> {
     let mut map = BTreeMap::new();
     for part in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (name, proto) = part
-            .split_once(':')
-            .ok_or_else(|| ConfigError(format!("listener.security.protocol.map: invalid entry {part:?}")))?;
-        map.insert(name.trim().to_ascii_uppercase(), proto.trim().to_ascii_uppercase());
+        let (name, proto) = part.split_once(':').ok_or_else(|| {
+            ConfigError(format!(
+                "listener.security.protocol.map: invalid entry {part:?}"
+            ))
+        })?;
+        map.insert(
+            name.trim().to_ascii_uppercase(),
+            proto.trim().to_ascii_uppercase(),
+        );
     }
     Ok(map)
 }
 
 pub fn validate(def: &KeyDef, v: &str) -> Result<(), ConfigError> {
-    let bad = |why: String| ConfigError(format!("invalid value {v:?} for configuration {}: {why}", def.name));
+    let bad = |why: String| {
+        ConfigError(format!(
+            "invalid value {v:?} for configuration {}: {why}",
+            def.name
+        ))
+    };
     let t = v.trim();
     match def.kind {
         Kind::Bool => {
@@ -537,7 +621,9 @@ pub fn validate(def: &KeyDef, v: &str) -> Result<(), ConfigError> {
             }
         }
         Kind::Int(lo, hi) => {
-            let n: i64 = t.parse().map_err(|_| bad("expected a whole number".into()))?;
+            let n: i64 = t
+                .parse()
+                .map_err(|_| bad("expected a whole number".into()))?;
             if n < lo || n > hi {
                 return Err(bad(format!("must be in [{lo}, {hi}]")));
             }
@@ -563,7 +649,13 @@ mod tests {
     use super::*;
 
     fn load(entries: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
-        BrokerConfig::from_entries(entries.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).map(|r| r.0)
+        BrokerConfig::from_entries(
+            entries
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+        .map(|r| r.0)
     }
 
     #[test]
@@ -576,7 +668,10 @@ mod tests {
                 ("listeners".into(), "PLAINTEXT://:9092".into()),
                 ("log.dirs".into(), "/tmp/a".into()),
                 ("num.partitions".into(), "3".into()),
-                ("advertised.listeners".into(), "PLAINTEXT://a:1,OTHER://b:2".into()),
+                (
+                    "advertised.listeners".into(),
+                    "PLAINTEXT://a:1,OTHER://b:2".into()
+                ),
                 ("key=x".into(), "y".into()),
             ]
         );
@@ -584,7 +679,10 @@ mod tests {
 
     #[test]
     fn env_names_follow_the_apache_kafka_image_convention() {
-        assert_eq!(env_to_key("KAFKA_ADVERTISED_LISTENERS").as_deref(), Some("advertised.listeners"));
+        assert_eq!(
+            env_to_key("KAFKA_ADVERTISED_LISTENERS").as_deref(),
+            Some("advertised.listeners")
+        );
         assert_eq!(env_to_key("KAFKA_LOG_DIRS").as_deref(), Some("log.dirs"));
         assert_eq!(env_to_key("KAFKA_A__B___C_D").as_deref(), Some("a_b-c.d"));
         assert_eq!(env_to_key("KAFKA_HEAP_OPTS"), None);
@@ -600,7 +698,10 @@ mod tests {
         assert_eq!(c.socket_request_max_bytes, 104_857_600);
         assert_eq!(c.log_roll_ms, 168 * 3_600_000);
         let e = load(&[("num.partitions", "zero")]).unwrap_err();
-        assert!(e.0.contains("num.partitions") && e.0.contains("zero"), "{e}");
+        assert!(
+            e.0.contains("num.partitions") && e.0.contains("zero"),
+            "{e}"
+        );
         let e = load(&[("auto.create.topics.enable", "yes")]).unwrap_err();
         assert!(e.0.contains("auto.create.topics.enable"), "{e}");
         let e = load(&[("listeners", "nonsense")]).unwrap_err();
@@ -623,13 +724,20 @@ mod tests {
     #[test]
     fn advertised_listeners_fall_back_to_listeners() {
         let c = load(&[
-            ("listeners", "PLAINTEXT://127.0.0.1:9000,CONTROLLER://127.0.0.1:9093"),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9000,CONTROLLER://127.0.0.1:9093",
+            ),
             ("controller.listener.names", "CONTROLLER"),
         ])
         .unwrap();
         assert_eq!(c.advertised.len(), 1);
         assert_eq!(c.advertised_for("PLAINTEXT").unwrap().host, "127.0.0.1");
-        let c = load(&[("listeners", "PLAINTEXT://:9000"), ("advertised.listeners", "PLAINTEXT://kastle:19000")]).unwrap();
+        let c = load(&[
+            ("listeners", "PLAINTEXT://:9000"),
+            ("advertised.listeners", "PLAINTEXT://kastle:19000"),
+        ])
+        .unwrap();
         assert_eq!(c.advertised_for("PLAINTEXT").unwrap().port, 19000);
         assert!(load(&[("listeners", "SSL://:9000")]).is_err());
     }

@@ -27,7 +27,10 @@ struct Args {
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
-    let mut args = Args { config: None, overrides: Vec::new() };
+    let mut args = Args {
+        config: None,
+        overrides: Vec::new(),
+    };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -40,8 +43,12 @@ fn parse_args() -> Result<Option<Args>, String> {
                 return Ok(None);
             }
             "--config" => args.config = Some(it.next().ok_or("--config needs a file")?.into()),
-            "--override" => args.overrides.push(it.next().ok_or("--override needs key=value")?),
-            s if s.starts_with("--override=") => args.overrides.push(s["--override=".len()..].to_string()),
+            "--override" => args
+                .overrides
+                .push(it.next().ok_or("--override needs key=value")?),
+            s if s.starts_with("--override=") => {
+                args.overrides.push(s["--override=".len()..].to_string())
+            }
             s if s.starts_with("--config=") => args.config = Some(s["--config=".len()..].into()),
             s if !s.starts_with('-') && args.config.is_none() => args.config = Some(s.into()),
             other => return Err(format!("unexpected argument {other:?}\n\n{USAGE}")),
@@ -61,21 +68,26 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
-    let (config, warnings) = match BrokerConfig::load(args.config.as_deref(), std::env::vars(), &args.overrides) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("refusing to start: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let (config, warnings) =
+        match BrokerConfig::load(args.config.as_deref(), std::env::vars(), &args.overrides) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("refusing to start: {e}");
+                return ExitCode::from(1);
+            }
+        };
     for w in warnings {
         tracing::warn!("{w}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");

@@ -22,7 +22,10 @@ pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 const META_PROPERTIES: &str = "meta.properties";
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 pub struct Broker {
@@ -40,7 +43,8 @@ impl Broker {
     pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         let config = Arc::new(config);
         let dir = config.log_dir.clone();
-        fs::create_dir_all(&dir).with_context(|| format!("creating log directory {}", dir.display()))?;
+        fs::create_dir_all(&dir)
+            .with_context(|| format!("creating log directory {}", dir.display()))?;
         let dir_lock = lock_dir(&dir)?;
         let cluster_id = load_or_create_meta(&dir, config.node_id)?;
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
@@ -51,7 +55,9 @@ impl Broker {
         if clean {
             // From here on a crash must trigger recovery again.
             fs::remove_file(&marker).with_context(|| format!("removing {}", marker.display()))?;
-            fs::File::open(&dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))?;
+            fs::File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .with_context(|| format!("syncing {}", dir.display()))?;
         }
         tracing::info!(
             log_dir = %dir.display(),
@@ -60,7 +66,12 @@ impl Broker {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "loaded logs"
         );
-        let broker = Arc::new(Broker { config, cluster_id, topics, _dir_lock: dir_lock });
+        let broker = Arc::new(Broker {
+            config,
+            cluster_id,
+            topics,
+            _dir_lock: dir_lock,
+        });
         for t in broker.topics.list() {
             broker.start_flushers(&t);
         }
@@ -80,7 +91,9 @@ impl Broker {
         replication_factor: i16,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<Topic>, TopicError> {
-        let topic = self.topics.create(name, num_partitions, replication_factor, configs)?;
+        let topic = self
+            .topics
+            .create(name, num_partitions, replication_factor, configs)?;
         self.start_flushers(&topic);
         Ok(topic)
     }
@@ -131,9 +144,16 @@ fn lock_dir(dir: &Path) -> anyhow::Result<fs::File> {
 fn load_or_create_meta(dir: &Path, node_id: i32) -> anyhow::Result<String> {
     let path = dir.join(META_PROPERTIES);
     if path.exists() {
-        let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        let entries = crate::config::parse_properties(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        let get = |k: &str| entries.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        let text =
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let entries = crate::config::parse_properties(&text)
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let get = |k: &str| {
+            entries
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
         if let Some(stored) = get("node.id") {
             if stored.trim() != node_id.to_string() {
                 bail!(
@@ -154,6 +174,7 @@ fn load_or_create_meta(dir: &Path, node_id: i32) -> anyhow::Result<String> {
         "#\n#{}\nversion=1\nnode.id={node_id}\ncluster.id={cluster_id}\ndirectory.id={directory_id}\n",
         now_ms()
     );
-    topics::write_atomically(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    topics::write_atomically(&path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(cluster_id)
 }

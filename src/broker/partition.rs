@@ -37,14 +37,20 @@ pub enum PartitionError {
     Closed,
     Storage(StorageError),
     Failed,
-    OffsetOutOfRange { offset: i64, log_start: i64, log_end: i64 },
+    OffsetOutOfRange {
+        offset: i64,
+        log_start: i64,
+        log_end: i64,
+    },
 }
 
 impl PartitionError {
     pub fn code(&self) -> ResponseError {
         match self {
             PartitionError::Closed => ResponseError::NotLeaderOrFollower,
-            PartitionError::Storage(StorageError::OffsetOutOfRange { .. }) => ResponseError::OffsetOutOfRange,
+            PartitionError::Storage(StorageError::OffsetOutOfRange { .. }) => {
+                ResponseError::OffsetOutOfRange
+            }
             PartitionError::Storage(_) | PartitionError::Failed => ResponseError::KafkaStorageError,
             PartitionError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         }
@@ -57,7 +63,11 @@ impl std::fmt::Display for PartitionError {
             PartitionError::Closed => f.write_str("partition is closed"),
             PartitionError::Storage(e) => write!(f, "{e}"),
             PartitionError::Failed => f.write_str("partition is offline after a failed flush"),
-            PartitionError::OffsetOutOfRange { offset, log_start, log_end } => {
+            PartitionError::OffsetOutOfRange {
+                offset,
+                log_start,
+                log_end,
+            } => {
                 write!(f, "offset {offset} is outside [{log_start}, {log_end}]")
             }
         }
@@ -106,7 +116,6 @@ pub fn log_config(settings: &TopicSettings) -> LogConfig {
         segment_ms: settings.segment_ms.max(1) as u64,
         segment_index_bytes: settings.segment_index_bytes.max(8) as u32,
         index_interval_bytes: settings.index_interval_bytes.max(0) as u32,
-        ..LogConfig::default()
     }
 }
 
@@ -120,7 +129,11 @@ impl Partition {
     ) -> Result<Arc<Partition>, StorageError> {
         let log = Log::open(dir, log_config(&settings), needs_recovery)?;
         let end = log.log_end_offset();
-        let state = PartitionState { high_watermark: end, log_start_offset: log.log_start_offset(), failed: false };
+        let state = PartitionState {
+            high_watermark: end,
+            log_start_offset: log.log_start_offset(),
+            failed: false,
+        };
         let (tx, _) = watch::channel(state);
         Ok(Arc::new(Partition {
             topic,
@@ -159,13 +172,19 @@ impl Partition {
 
     /// Appends validated batches, assigning offsets in place. The caller has
     /// validated `records`; this is the only place offsets are assigned.
-    pub fn append(&self, records: &mut [u8], validated: &ValidatedRecords) -> Result<AppendOutcome, PartitionError> {
+    pub fn append(
+        &self,
+        records: &mut [u8],
+        validated: &ValidatedRecords,
+    ) -> Result<AppendOutcome, PartitionError> {
         let mut guard = self.lock();
         let log = guard.as_mut().ok_or(PartitionError::Closed)?;
         if self.state.borrow().failed {
             return Err(PartitionError::Failed);
         }
-        let result = log.append(records, crate::broker::now_ms()).map_err(PartitionError::Storage)?;
+        let result = log
+            .append(records, crate::broker::now_ms())
+            .map_err(PartitionError::Storage)?;
         let end = log.log_end_offset();
         let log_start = log.log_start_offset();
         drop(guard);
@@ -183,14 +202,26 @@ impl Partition {
                 self.flush_wanted.notify_one();
             }
         }
-        Ok(AppendOutcome { base_offset: result.first_offset, last_offset: result.last_offset, log_start_offset: log_start })
+        Ok(AppendOutcome {
+            base_offset: result.first_offset,
+            last_offset: result.last_offset,
+            log_start_offset: log_start,
+        })
     }
 
     /// Waits until `end_offset` (exclusive) is covered by the high watermark,
     /// i.e. flushed in durable mode. Errors with the code to return.
-    pub async fn wait_for_high_watermark(&self, end_offset: i64, deadline: tokio::time::Instant) -> Result<(), ResponseError> {
+    pub async fn wait_for_high_watermark(
+        &self,
+        end_offset: i64,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), ResponseError> {
         let mut rx = self.state.subscribe();
-        let waited = tokio::time::timeout_at(deadline, rx.wait_for(|s| s.failed || s.high_watermark >= end_offset)).await;
+        let waited = tokio::time::timeout_at(
+            deadline,
+            rx.wait_for(|s| s.failed || s.high_watermark >= end_offset),
+        )
+        .await;
         match waited {
             Ok(Ok(s)) if s.failed => Err(ResponseError::KafkaStorageError),
             Ok(Ok(_)) => Ok(()),
@@ -200,22 +231,39 @@ impl Partition {
     }
 
     /// Plans a read for a consumer fetch: never past the high watermark.
-    pub fn fetch(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<FetchRead, PartitionError> {
+    pub fn fetch(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<FetchRead, PartitionError> {
         let guard = self.lock();
         let log = guard.as_ref().ok_or(PartitionError::Closed)?;
         let state = *self.state.borrow();
         let log_start = log.log_start_offset();
         let log_end = log.log_end_offset();
         if offset < log_start || offset > log_end {
-            return Err(PartitionError::OffsetOutOfRange { offset, log_start, log_end });
+            return Err(PartitionError::OffsetOutOfRange {
+                offset,
+                log_start,
+                log_end,
+            });
         }
         let hw = state.high_watermark;
         let plan = if offset < hw {
-            Some(log.read_plan(offset, max_bytes, min_one_batch, hw).map_err(PartitionError::Storage)?)
+            Some(
+                log.read_plan(offset, max_bytes, min_one_batch, hw)
+                    .map_err(PartitionError::Storage)?,
+            )
         } else {
             None
         };
-        Ok(FetchRead { plan, high_watermark: hw, last_stable_offset: hw, log_start_offset: log_start })
+        Ok(FetchRead {
+            plan,
+            high_watermark: hw,
+            last_stable_offset: hw,
+            log_start_offset: log_start,
+        })
     }
 
     /// First offset whose record timestamp is ≥ `ts`, below the high watermark.
@@ -223,8 +271,12 @@ impl Partition {
         let guard = self.lock();
         let log = guard.as_ref().ok_or(PartitionError::Closed)?;
         let hw = self.state.borrow().high_watermark;
-        let found = log.offset_for_timestamp(ts).map_err(PartitionError::Storage)?;
-        Ok(found.filter(|f| f.offset < hw).map(|f| (f.timestamp, f.offset)))
+        let found = log
+            .offset_for_timestamp(ts)
+            .map_err(PartitionError::Storage)?;
+        Ok(found
+            .filter(|f| f.offset < hw)
+            .map(|f| (f.timestamp, f.offset)))
     }
 
     /// Timestamp and offset of the record with the largest timestamp.
@@ -232,8 +284,12 @@ impl Partition {
         let guard = self.lock();
         let log = guard.as_ref().ok_or(PartitionError::Closed)?;
         let hw = self.state.borrow().high_watermark;
-        let found = log.max_timestamp_and_offset().map_err(PartitionError::Storage)?;
-        Ok(found.filter(|f| f.offset < hw).map(|f| (f.timestamp, f.offset)))
+        let found = log
+            .max_timestamp_and_offset()
+            .map_err(PartitionError::Storage)?;
+        Ok(found
+            .filter(|f| f.offset < hw)
+            .map(|f| (f.timestamp, f.offset)))
     }
 
     pub fn log_end_offset(&self) -> Option<i64> {
@@ -280,7 +336,9 @@ impl Partition {
         if !plan.files.is_empty() {
             tokio::task::spawn_blocking(move || plan.sync())
                 .await
-                .map_err(|e| StorageError::io(&self.dir, "fsync", std::io::Error::other(e.to_string())))?
+                .map_err(|e| {
+                    StorageError::io(&self.dir, "fsync", std::io::Error::other(e.to_string()))
+                })?
                 .map_err(|e| StorageError::io(&self.dir, "fsync", e))?;
         }
         {

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{self, BrokerConfig, Kind, KeyDef};
+use crate::config::{self, BrokerConfig, KeyDef, Kind};
 
 pub struct TopicKey {
     pub def: KeyDef,
@@ -15,8 +15,20 @@ pub struct TopicKey {
     pub broker_key: Option<&'static str>,
 }
 
-const fn tkey(name: &'static str, kind: Kind, default: &'static str, broker_key: Option<&'static str>) -> TopicKey {
-    TopicKey { def: KeyDef { name, kind, default: Some(default) }, broker_key }
+const fn tkey(
+    name: &'static str,
+    kind: Kind,
+    default: &'static str,
+    broker_key: Option<&'static str>,
+) -> TopicKey {
+    TopicKey {
+        def: KeyDef {
+            name,
+            kind,
+            default: Some(default),
+        },
+        broker_key,
+    }
 }
 
 const I32: i64 = i32::MAX as i64;
@@ -24,7 +36,12 @@ const I64: i64 = i64::MAX;
 
 /// Kafka 4.x topic configuration keys.
 pub static TOPIC_KEYS: &[TopicKey] = &[
-    tkey("cleanup.policy", Kind::List, "delete", Some("log.cleanup.policy")),
+    tkey(
+        "cleanup.policy",
+        Kind::List,
+        "delete",
+        Some("log.cleanup.policy"),
+    ),
     tkey(
         "compression.type",
         Kind::Choice(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
@@ -34,13 +51,48 @@ pub static TOPIC_KEYS: &[TopicKey] = &[
     tkey("compression.gzip.level", Kind::Int(1, 9), "9", None),
     tkey("compression.lz4.level", Kind::Int(1, 17), "9", None),
     tkey("compression.zstd.level", Kind::Int(-131072, 22), "3", None),
-    tkey("delete.retention.ms", Kind::Int(0, I64), "86400000", Some("log.cleaner.delete.retention.ms")),
-    tkey("file.delete.delay.ms", Kind::Int(0, I64), "60000", Some("log.segment.delete.delay.ms")),
-    tkey("flush.messages", Kind::Int(1, I64), "1", Some("log.flush.interval.messages")),
-    tkey("flush.ms", Kind::Int(0, I64), "9223372036854775807", Some("log.flush.interval.ms")),
-    tkey("index.interval.bytes", Kind::Int(0, I32), "4096", Some("log.index.interval.bytes")),
-    tkey("max.compaction.lag.ms", Kind::Int(1, I64), "9223372036854775807", Some("log.cleaner.max.compaction.lag.ms")),
-    tkey("max.message.bytes", Kind::Int(0, I32), "1048588", Some("message.max.bytes")),
+    tkey(
+        "delete.retention.ms",
+        Kind::Int(0, I64),
+        "86400000",
+        Some("log.cleaner.delete.retention.ms"),
+    ),
+    tkey(
+        "file.delete.delay.ms",
+        Kind::Int(0, I64),
+        "60000",
+        Some("log.segment.delete.delay.ms"),
+    ),
+    tkey(
+        "flush.messages",
+        Kind::Int(1, I64),
+        "1",
+        Some("log.flush.interval.messages"),
+    ),
+    tkey(
+        "flush.ms",
+        Kind::Int(0, I64),
+        "9223372036854775807",
+        Some("log.flush.interval.ms"),
+    ),
+    tkey(
+        "index.interval.bytes",
+        Kind::Int(0, I32),
+        "4096",
+        Some("log.index.interval.bytes"),
+    ),
+    tkey(
+        "max.compaction.lag.ms",
+        Kind::Int(1, I64),
+        "9223372036854775807",
+        Some("log.cleaner.max.compaction.lag.ms"),
+    ),
+    tkey(
+        "max.message.bytes",
+        Kind::Int(0, I32),
+        "1048588",
+        Some("message.max.bytes"),
+    ),
     tkey(
         "message.timestamp.type",
         Kind::Choice(&["CreateTime", "LogAppendTime"]),
@@ -53,25 +105,80 @@ pub static TOPIC_KEYS: &[TopicKey] = &[
         "9223372036854775807",
         Some("log.message.timestamp.before.max.ms"),
     ),
-    tkey("message.timestamp.after.max.ms", Kind::Int(0, I64), "3600000", Some("log.message.timestamp.after.max.ms")),
-    tkey("min.cleanable.dirty.ratio", Kind::Double(0.0, 1.0), "0.5", Some("log.cleaner.min.cleanable.ratio")),
-    tkey("min.compaction.lag.ms", Kind::Int(0, I64), "0", Some("log.cleaner.min.compaction.lag.ms")),
-    tkey("min.insync.replicas", Kind::Int(1, I32), "1", Some("min.insync.replicas")),
+    tkey(
+        "message.timestamp.after.max.ms",
+        Kind::Int(0, I64),
+        "3600000",
+        Some("log.message.timestamp.after.max.ms"),
+    ),
+    tkey(
+        "min.cleanable.dirty.ratio",
+        Kind::Double(0.0, 1.0),
+        "0.5",
+        Some("log.cleaner.min.cleanable.ratio"),
+    ),
+    tkey(
+        "min.compaction.lag.ms",
+        Kind::Int(0, I64),
+        "0",
+        Some("log.cleaner.min.compaction.lag.ms"),
+    ),
+    tkey(
+        "min.insync.replicas",
+        Kind::Int(1, I32),
+        "1",
+        Some("min.insync.replicas"),
+    ),
     tkey("preallocate", Kind::Bool, "false", Some("log.preallocate")),
-    tkey("retention.bytes", Kind::Int(i64::MIN, I64), "-1", Some("log.retention.bytes")),
+    tkey(
+        "retention.bytes",
+        Kind::Int(i64::MIN, I64),
+        "-1",
+        Some("log.retention.bytes"),
+    ),
     tkey("retention.ms", Kind::Int(-1, I64), "604800000", None),
     // KIP-1030: at least 1 MiB; `internal.segment.bytes` lifts the floor for tests, as in Kafka.
-    tkey("segment.bytes", Kind::Int(1_048_576, I32), "1073741824", Some("log.segment.bytes")),
-    tkey("internal.segment.bytes", Kind::Int(14, I32), "1073741824", None),
-    tkey("segment.index.bytes", Kind::Int(4, I32), "10485760", Some("log.index.size.max.bytes")),
+    tkey(
+        "segment.bytes",
+        Kind::Int(1_048_576, I32),
+        "1073741824",
+        Some("log.segment.bytes"),
+    ),
+    tkey(
+        "internal.segment.bytes",
+        Kind::Int(14, I32),
+        "1073741824",
+        None,
+    ),
+    tkey(
+        "segment.index.bytes",
+        Kind::Int(4, I32),
+        "10485760",
+        Some("log.index.size.max.bytes"),
+    ),
     tkey("segment.jitter.ms", Kind::Int(0, I64), "0", None),
     tkey("segment.ms", Kind::Int(1, I64), "604800000", None),
-    tkey("unclean.leader.election.enable", Kind::Bool, "false", Some("unclean.leader.election.enable")),
+    tkey(
+        "unclean.leader.election.enable",
+        Kind::Bool,
+        "false",
+        Some("unclean.leader.election.enable"),
+    ),
     tkey("local.retention.bytes", Kind::Int(-2, I64), "-2", None),
     tkey("local.retention.ms", Kind::Int(-2, I64), "-2", None),
     tkey("remote.storage.enable", Kind::Bool, "false", None),
-    tkey("follower.replication.throttled.replicas", Kind::List, "", None),
-    tkey("leader.replication.throttled.replicas", Kind::List, "", None),
+    tkey(
+        "follower.replication.throttled.replicas",
+        Kind::List,
+        "",
+        None,
+    ),
+    tkey(
+        "leader.replication.throttled.replicas",
+        Kind::List,
+        "",
+        None,
+    ),
 ];
 
 pub fn topic_key(name: &str) -> Option<&'static TopicKey> {
@@ -85,7 +192,8 @@ pub struct TopicConfigError(pub String);
 /// Checks explicit topic configs as given in CreateTopics.
 pub fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<(), TopicConfigError> {
     for (k, v) in configs {
-        let key = topic_key(k).ok_or_else(|| TopicConfigError(format!("Unknown topic config name: {k}")))?;
+        let key = topic_key(k)
+            .ok_or_else(|| TopicConfigError(format!("Unknown topic config name: {k}")))?;
         config::validate(&key.def, v).map_err(|e| TopicConfigError(e.0))?;
         if k == "cleanup.policy" {
             for p in v.split(',').map(str::trim) {
@@ -100,7 +208,11 @@ pub fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<(), 
 
 /// The value a topic sees for a key: its own override, else the broker's
 /// synonym, else Kafka's default.
-pub fn effective(key: &str, overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> Option<String> {
+pub fn effective(
+    key: &str,
+    overrides: &BTreeMap<String, String>,
+    broker: &BrokerConfig,
+) -> Option<String> {
     if let Some(v) = overrides.get(key) {
         return Some(v.clone());
     }
@@ -165,7 +277,9 @@ impl TopicSettings {
             segment_index_bytes: int("segment.index.bytes", 10_485_760) as i32,
             index_interval_bytes: int("index.interval.bytes", 4096) as i32,
             min_insync_replicas: int("min.insync.replicas", 1) as i32,
-            compacted: get("cleanup.policy").split(',').any(|p| p.trim() == "compact"),
+            compacted: get("cleanup.policy")
+                .split(',')
+                .any(|p| p.trim() == "compact"),
         }
     }
 }
@@ -185,7 +299,10 @@ mod tests {
         assert!(validate_topic_configs(&c).is_err());
         c.remove("cleanup.policy");
         c.insert("no.such.key".to_string(), "1".to_string());
-        assert!(validate_topic_configs(&c).unwrap_err().0.contains("no.such.key"));
+        assert!(validate_topic_configs(&c)
+            .unwrap_err()
+            .0
+            .contains("no.such.key"));
         let mut c = BTreeMap::new();
         c.insert("segment.bytes".to_string(), "1000".to_string());
         assert!(validate_topic_configs(&c).is_err());
@@ -199,8 +316,14 @@ mod tests {
         ])
         .unwrap();
         let mut o = BTreeMap::new();
-        assert_eq!(effective("max.message.bytes", &o, &broker).as_deref(), Some("2000"));
-        assert_eq!(effective("retention.ms", &o, &broker).as_deref(), Some("3600000"));
+        assert_eq!(
+            effective("max.message.bytes", &o, &broker).as_deref(),
+            Some("2000")
+        );
+        assert_eq!(
+            effective("retention.ms", &o, &broker).as_deref(),
+            Some("3600000")
+        );
         o.insert("max.message.bytes".to_string(), "10".to_string());
         assert_eq!(TopicSettings::resolve(&o, &broker).max_message_bytes, 10);
         assert!(TopicSettings::resolve(&o, &broker).durable);

@@ -39,7 +39,9 @@ pub struct Topic {
 
 impl Topic {
     pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
     }
 }
 
@@ -52,7 +54,10 @@ pub struct TopicError {
 
 impl TopicError {
     fn new(code: ResponseError, message: impl Into<String>) -> Self {
-        TopicError { code, message: message.into() }
+        TopicError {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -83,7 +88,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
             "Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LEN} characters, topic name: {name}"
         ));
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
         return Err(format!(
             "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
         ));
@@ -146,7 +154,8 @@ impl TopicManager {
     pub fn load(config: Arc<BrokerConfig>, needs_recovery: bool) -> anyhow::Result<TopicManager> {
         let log_dir = config.log_dir.clone();
         let meta_dir = log_dir.join(TOPICS_DIR);
-        fs::create_dir_all(&meta_dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", meta_dir.display()))?;
+        fs::create_dir_all(&meta_dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", meta_dir.display()))?;
         let mut registry = Registry::default();
         let mut entries: Vec<PathBuf> = fs::read_dir(&meta_dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -162,7 +171,8 @@ impl TopicManager {
                 }
                 _ => continue,
             }
-            let text = fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+            let text = fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
             let (name, id, count, configs) =
                 parse_topic_file(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             let settings = TopicSettings::resolve(&configs, &config);
@@ -171,16 +181,28 @@ impl TopicManager {
             for p in 0..count {
                 let dir = partition_dir(&log_dir, &name, p);
                 fs::create_dir_all(&dir)?;
-                let part = Partition::open(name_arc.clone(), p, &dir, settings.clone(), needs_recovery)
-                    .map_err(|e| anyhow::anyhow!("opening partition {name}-{p}: {e}"))?;
+                let part =
+                    Partition::open(name_arc.clone(), p, &dir, settings.clone(), needs_recovery)
+                        .map_err(|e| anyhow::anyhow!("opening partition {name}-{p}: {e}"))?;
                 partitions.push(part);
             }
-            let topic = Arc::new(Topic { internal: is_internal_topic(&name), name: name.clone(), id, partitions, configs });
+            let topic = Arc::new(Topic {
+                internal: is_internal_topic(&name),
+                name: name.clone(),
+                id,
+                partitions,
+                configs,
+            });
             registry.by_id.insert(id, topic.clone());
             registry.by_name.insert(name, topic);
         }
         warn_about_orphan_partition_dirs(&log_dir, &registry);
-        Ok(TopicManager { log_dir, config, registry: RwLock::new(registry), admin: Mutex::new(()) })
+        Ok(TopicManager {
+            log_dir,
+            config,
+            registry: RwLock::new(registry),
+            admin: Mutex::new(()),
+        })
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
@@ -210,13 +232,21 @@ impl TopicManager {
         replication_factor: i16,
         configs: &BTreeMap<String, String>,
     ) -> Result<(), TopicError> {
-        validate_topic_name(name).map_err(|m| TopicError::new(ResponseError::InvalidTopicException, m))?;
+        validate_topic_name(name)
+            .map_err(|m| TopicError::new(ResponseError::InvalidTopicException, m))?;
         let reg = self.read();
         if reg.by_name.contains_key(name) {
-            return Err(TopicError::new(ResponseError::TopicAlreadyExists, format!("Topic '{name}' already exists.")));
+            return Err(TopicError::new(
+                ResponseError::TopicAlreadyExists,
+                format!("Topic '{name}' already exists."),
+            ));
         }
         let unified = unify_collision_chars(name);
-        if let Some(other) = reg.by_name.keys().find(|k| unify_collision_chars(k) == unified) {
+        if let Some(other) = reg
+            .by_name
+            .keys()
+            .find(|k| unify_collision_chars(k) == unified)
+        {
             return Err(TopicError::new(
                 ResponseError::InvalidTopicException,
                 format!("Topic '{name}' collides with existing topic: {other}"),
@@ -249,7 +279,8 @@ impl TopicManager {
                 ),
             ));
         }
-        validate_topic_configs(configs).map_err(|e| TopicError::new(ResponseError::InvalidConfig, e.0))?;
+        validate_topic_configs(configs)
+            .map_err(|e| TopicError::new(ResponseError::InvalidConfig, e.0))?;
         Ok(())
     }
 
@@ -272,7 +303,8 @@ impl TopicManager {
                 let dir = partition_dir(&self.log_dir, name, p);
                 if dir.exists() {
                     // Left over from an earlier topic of that name: not ours.
-                    fs::remove_dir_all(&dir).map_err(io_err(format!("removing stale {}", dir.display())))?;
+                    fs::remove_dir_all(&dir)
+                        .map_err(io_err(format!("removing stale {}", dir.display())))?;
                 }
                 fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
                 created_dirs.push(dir.clone());
@@ -280,17 +312,28 @@ impl TopicManager {
                     &dir.join("partition.metadata"),
                     format!("version: 0\ntopic_id: {}\n", topic_id_string(&id)).as_bytes(),
                 )
-                .map_err(io_err(format!("writing {}/partition.metadata", dir.display())))?;
+                .map_err(io_err(format!(
+                    "writing {}/partition.metadata",
+                    dir.display()
+                )))?;
                 let part = Partition::open(name_arc.clone(), p, &dir, settings.clone(), false)
-                    .map_err(|e| TopicError::new(ResponseError::KafkaStorageError, e.to_string()))?;
+                    .map_err(|e| {
+                        TopicError::new(ResponseError::KafkaStorageError, e.to_string())
+                    })?;
                 partitions.push(part);
             }
             fs::File::open(&self.log_dir)
                 .and_then(|d| d.sync_all())
                 .map_err(io_err(format!("syncing {}", self.log_dir.display())))?;
-            let file = self.log_dir.join(TOPICS_DIR).join(format!("{id}.properties"));
-            write_atomically(&file, render_topic_file(name, &id, num_partitions, &configs).as_bytes())
-                .map_err(io_err(format!("writing {}", file.display())))
+            let file = self
+                .log_dir
+                .join(TOPICS_DIR)
+                .join(format!("{id}.properties"));
+            write_atomically(
+                &file,
+                render_topic_file(name, &id, num_partitions, &configs).as_bytes(),
+            )
+            .map_err(io_err(format!("writing {}", file.display())))
         })();
         if let Err(e) = result {
             for p in &partitions {
@@ -301,7 +344,13 @@ impl TopicManager {
             }
             return Err(e);
         }
-        let topic = Arc::new(Topic { name: name.to_string(), id, internal: is_internal_topic(name), partitions, configs });
+        let topic = Arc::new(Topic {
+            name: name.to_string(),
+            id,
+            internal: is_internal_topic(name),
+            partitions,
+            configs,
+        });
         let mut reg = self.registry.write().unwrap_or_else(|p| p.into_inner());
         reg.by_id.insert(id, topic.clone());
         reg.by_name.insert(name.to_string(), topic.clone());
@@ -317,13 +366,21 @@ impl TopicManager {
         let topic = {
             let mut reg = self.registry.write().unwrap_or_else(|p| p.into_inner());
             let topic = reg.by_name.remove(name).ok_or_else(|| {
-                TopicError::new(ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition.")
+                TopicError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    "This server does not host this topic-partition.",
+                )
             })?;
             reg.by_id.remove(&topic.id);
             topic
         };
-        let file = self.log_dir.join(TOPICS_DIR).join(format!("{}.properties", topic.id));
-        if let Err(e) = fs::remove_file(&file).and_then(|_| fs::File::open(self.log_dir.join(TOPICS_DIR))?.sync_all()) {
+        let file = self
+            .log_dir
+            .join(TOPICS_DIR)
+            .join(format!("{}.properties", topic.id));
+        if let Err(e) = fs::remove_file(&file)
+            .and_then(|_| fs::File::open(self.log_dir.join(TOPICS_DIR))?.sync_all())
+        {
             tracing::error!(topic = name, error = %e, "removing topic metadata file");
         }
         for p in &topic.partitions {
@@ -354,8 +411,15 @@ impl TopicManager {
     }
 }
 
-fn render_topic_file(name: &str, id: &Uuid, partitions: i32, configs: &BTreeMap<String, String>) -> String {
-    let mut s = format!("# kastle topic metadata\ntopic.name={name}\ntopic.id={id}\npartitions={partitions}\n");
+fn render_topic_file(
+    name: &str,
+    id: &Uuid,
+    partitions: i32,
+    configs: &BTreeMap<String, String>,
+) -> String {
+    let mut s = format!(
+        "# kastle topic metadata\ntopic.name={name}\ntopic.id={id}\npartitions={partitions}\n"
+    );
     for (k, v) in configs {
         s.push_str(&format!("config.{k}={}\n", escape_value(v)));
     }
@@ -377,8 +441,15 @@ fn parse_topic_file(text: &str) -> Result<TopicRecord, String> {
     for (k, v) in entries {
         match k.as_str() {
             "topic.name" => name = Some(v),
-            "topic.id" => id = Some(Uuid::parse_str(&v).map_err(|e| format!("bad topic.id {v:?}: {e}"))?),
-            "partitions" => partitions = Some(v.parse::<i32>().map_err(|e| format!("bad partitions {v:?}: {e}"))?),
+            "topic.id" => {
+                id = Some(Uuid::parse_str(&v).map_err(|e| format!("bad topic.id {v:?}: {e}"))?)
+            }
+            "partitions" => {
+                partitions = Some(
+                    v.parse::<i32>()
+                        .map_err(|e| format!("bad partitions {v:?}: {e}"))?,
+                )
+            }
             other => {
                 if let Some(key) = other.strip_prefix("config.") {
                     configs.insert(key.to_string(), v);
@@ -397,19 +468,30 @@ fn parse_topic_file(text: &str) -> Result<TopicRecord, String> {
 
 /// Reports `<topic>-<n>` directories that no registered topic owns.
 fn warn_about_orphan_partition_dirs(log_dir: &Path, registry: &Registry) {
-    let Ok(entries) = fs::read_dir(log_dir) else { return };
+    let Ok(entries) = fs::read_dir(log_dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if !path.is_dir() {
             continue;
         }
-        let Some(fname) = path.file_name().and_then(|f| f.to_str()) else { continue };
-        let Some((topic, part)) = fname.rsplit_once('-') else { continue };
-        let Ok(part) = part.parse::<i32>() else { continue };
+        let Some(fname) = path.file_name().and_then(|f| f.to_str()) else {
+            continue;
+        };
+        let Some((topic, part)) = fname.rsplit_once('-') else {
+            continue;
+        };
+        let Ok(part) = part.parse::<i32>() else {
+            continue;
+        };
         if validate_topic_name(topic).is_err() {
             continue;
         }
-        let owned = registry.by_name.get(topic).is_some_and(|t| part >= 0 && (part as usize) < t.partitions.len());
+        let owned = registry
+            .by_name
+            .get(topic)
+            .is_some_and(|t| part >= 0 && (part as usize) < t.partitions.len());
         if !owned {
             tracing::warn!(dir = %path.display(), "partition directory belongs to no known topic; ignored");
         }

@@ -12,7 +12,12 @@ use crate::protocol::{response, versions};
 fn api_keys() -> Vec<ApiVersion> {
     versions::SUPPORTED
         .iter()
-        .map(|s| ApiVersion::default().with_api_key(s.key as i16).with_min_version(s.advertised_min).with_max_version(s.max))
+        .map(|s| {
+            ApiVersion::default()
+                .with_api_key(s.key as i16)
+                .with_min_version(s.advertised_min)
+                .with_max_version(s.max)
+        })
         .collect()
 }
 
@@ -34,14 +39,16 @@ fn valid_software_field(s: &str) -> bool {
     !b.is_empty()
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.')
 }
 
 pub fn handle(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, ApiVersionsRequest);
     let mut resp = ApiVersionsResponse::default();
     if req.version() >= 3
-        && (!valid_software_field(&request.client_software_name) || !valid_software_field(&request.client_software_version))
+        && (!valid_software_field(&request.client_software_name)
+            || !valid_software_field(&request.client_software_version))
     {
         resp.error_code = ResponseError::InvalidRequest.code();
         return req.respond(&resp);

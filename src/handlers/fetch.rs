@@ -55,7 +55,12 @@ struct ReadPass {
     error: bool,
 }
 
-fn read_pass(targets: &[TopicTarget], max_bytes: usize, read_committed: bool, by_id: bool) -> ReadPass {
+fn read_pass(
+    targets: &[TopicTarget],
+    max_bytes: usize,
+    read_committed: bool,
+    by_id: bool,
+) -> ReadPass {
     let mut total = 0usize;
     let mut error = false;
     let mut topics = Vec::with_capacity(targets.len());
@@ -65,7 +70,11 @@ fn read_pass(targets: &[TopicTarget], max_bytes: usize, read_committed: bool, by
             let partition = match t.topic.as_ref() {
                 None => {
                     error = true;
-                    let code = if by_id { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
+                    let code = if by_id {
+                        ResponseError::UnknownTopicId
+                    } else {
+                        ResponseError::UnknownTopicOrPartition
+                    };
                     parts.push(error_partition(pt.index, code));
                     continue;
                 }
@@ -73,7 +82,10 @@ fn read_pass(targets: &[TopicTarget], max_bytes: usize, read_committed: bool, by
                     Some(p) => p,
                     None => {
                         error = true;
-                        parts.push(error_partition(pt.index, ResponseError::UnknownTopicOrPartition));
+                        parts.push(error_partition(
+                            pt.index,
+                            ResponseError::UnknownTopicOrPartition,
+                        ));
                         continue;
                     }
                 },
@@ -99,7 +111,11 @@ fn read_pass(targets: &[TopicTarget], max_bytes: usize, read_committed: bool, by
                             .with_last_stable_offset(read.last_stable_offset)
                             .with_log_start_offset(read.log_start_offset)
                             .with_preferred_read_replica(BrokerId(-1))
-                            .with_aborted_transactions(if read_committed { Some(Vec::new()) } else { None })
+                            .with_aborted_transactions(if read_committed {
+                                Some(Vec::new())
+                            } else {
+                                None
+                            })
                             .with_records(Some(bytes))
                     }
                     Err(e) => {
@@ -122,9 +138,18 @@ fn read_pass(targets: &[TopicTarget], max_bytes: usize, read_committed: bool, by
             };
             parts.push(data);
         }
-        topics.push(FetchableTopicResponse::default().with_topic(t.name.clone()).with_topic_id(t.id).with_partitions(parts));
+        topics.push(
+            FetchableTopicResponse::default()
+                .with_topic(t.name.clone())
+                .with_topic_id(t.id)
+                .with_partitions(parts),
+        );
     }
-    ReadPass { topics, bytes: total, error }
+    ReadPass {
+        topics,
+        bytes: total,
+        error,
+    }
 }
 
 pub fn handle(req: Request, body: Bytes) -> Pending {
@@ -140,7 +165,13 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
         } else {
             ResponseError::InvalidFetchSessionEpoch
         };
-        return ready(req.respond(&FetchResponse::default().with_error_code(code.code()).with_session_id(0)));
+        return ready(
+            req.respond(
+                &FetchResponse::default()
+                    .with_error_code(code.code())
+                    .with_session_id(0),
+            ),
+        );
     }
     let by_id = version >= 13;
     let broker = req.ctx.broker.clone();
@@ -148,7 +179,11 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
         .topics
         .into_iter()
         .map(|t| {
-            let topic = if by_id { broker.topics.get_by_id(&t.topic_id) } else { broker.topics.get(&t.topic.0) };
+            let topic = if by_id {
+                broker.topics.get_by_id(&t.topic_id)
+            } else {
+                broker.topics.get(&t.topic.0)
+            };
             TopicTarget {
                 name: t.topic,
                 id: t.topic_id,
@@ -178,17 +213,33 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
             let mut watches: Vec<_> = targets
                 .iter()
                 .filter_map(|t| t.topic.as_ref().map(|topic| (topic, &t.partitions)))
-                .flat_map(|(topic, parts)| parts.iter().filter_map(|p| topic.partition(p.index).map(|x| x.subscribe())))
+                .flat_map(|(topic, parts)| {
+                    parts
+                        .iter()
+                        .filter_map(|p| topic.partition(p.index).map(|x| x.subscribe()))
+                })
                 .collect();
             let pass = read_pass(&targets, max_bytes, read_committed, by_id);
-            if pass.bytes >= min_bytes || pass.error || Instant::now() >= deadline || watches.is_empty() {
-                return req.respond(&FetchResponse::default().with_session_id(0).with_responses(pass.topics));
+            if pass.bytes >= min_bytes
+                || pass.error
+                || Instant::now() >= deadline
+                || watches.is_empty()
+            {
+                return req.respond(
+                    &FetchResponse::default()
+                        .with_session_id(0)
+                        .with_responses(pass.topics),
+                );
             }
             let any_change = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
             if tokio::time::timeout_at(deadline, any_change).await.is_err() {
                 // Deadline: answer with whatever is there now.
                 let pass = read_pass(&targets, max_bytes, read_committed, by_id);
-                return req.respond(&FetchResponse::default().with_session_id(0).with_responses(pass.topics));
+                return req.respond(
+                    &FetchResponse::default()
+                        .with_session_id(0)
+                        .with_responses(pass.topics),
+                );
             }
         }
     })

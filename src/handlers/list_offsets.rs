@@ -2,7 +2,9 @@
 //! a timestamp (through the time index).
 
 use bytes::Bytes;
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
@@ -48,7 +50,9 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
             let partition = topic.as_ref().and_then(|t| t.partition(p.partition_index));
             match partition {
                 None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(_) if p.current_leader_epoch > 0 => r.error_code = ResponseError::UnknownLeaderEpoch.code(),
+                Some(_) if p.current_leader_epoch > 0 => {
+                    r.error_code = ResponseError::UnknownLeaderEpoch.code()
+                }
                 Some(part) => match lookup(part, p.timestamp) {
                     Ok((ts, offset)) => {
                         r.timestamp = ts;
@@ -63,7 +67,11 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
             }
             parts.push(r);
         }
-        topics.push(ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(parts));
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(parts),
+        );
     }
     req.respond(&ListOffsetsResponse::default().with_topics(topics))
 }

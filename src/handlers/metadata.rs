@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -37,12 +39,31 @@ fn bitfield(ops: &[i32]) -> i32 {
 
 pub fn topic_authorized_operations() -> i32 {
     use acl_op::*;
-    bitfield(&[READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS])
+    bitfield(&[
+        READ,
+        WRITE,
+        CREATE,
+        DELETE,
+        ALTER,
+        DESCRIBE,
+        DESCRIBE_CONFIGS,
+        ALTER_CONFIGS,
+    ])
 }
 
 pub fn cluster_authorized_operations() -> i32 {
     use acl_op::*;
-    bitfield(&[CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE, CREATE_TOKENS, DESCRIBE_TOKENS])
+    bitfield(&[
+        CREATE,
+        ALTER,
+        DESCRIBE,
+        CLUSTER_ACTION,
+        DESCRIBE_CONFIGS,
+        ALTER_CONFIGS,
+        IDEMPOTENT_WRITE,
+        CREATE_TOKENS,
+        DESCRIBE_TOKENS,
+    ])
 }
 
 /// Kafka's "not requested" value for authorized operations.
@@ -66,7 +87,11 @@ fn topic_entry(topic: &Topic, node_id: i32, include_ops: bool) -> MetadataRespon
         .with_topic_id(topic.id)
         .with_is_internal(topic.internal)
         .with_partitions(partitions)
-        .with_topic_authorized_operations(if include_ops { topic_authorized_operations() } else { OPS_NOT_REQUESTED })
+        .with_topic_authorized_operations(if include_ops {
+            topic_authorized_operations()
+        } else {
+            OPS_NOT_REQUESTED
+        })
 }
 
 fn error_entry(name: Option<&str>, id: Uuid, code: ResponseError) -> MetadataResponseTopic {
@@ -85,7 +110,8 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
     let node_id = cfg.node_id;
     let include_ops = request.include_topic_authorized_operations;
     // v0-3 always allowed auto-creation; v4+ asks explicitly.
-    let allow_auto_create = cfg.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
+    let allow_auto_create =
+        cfg.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
 
     let mut topics = Vec::new();
     let requested = match request.topics {
@@ -107,7 +133,11 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                         // Look-up by topic id (v10+).
                         match broker.topics.get_by_id(&rt.topic_id) {
                             Some(t) => topics.push(topic_entry(&t, node_id, include_ops)),
-                            None => topics.push(error_entry(None, rt.topic_id, ResponseError::UnknownTopicId)),
+                            None => topics.push(error_entry(
+                                None,
+                                rt.topic_id,
+                                ResponseError::UnknownTopicId,
+                            )),
                         }
                     }
                     Some(name) => {
@@ -116,11 +146,19 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                             continue;
                         }
                         if validate_topic_name(&name).is_err() {
-                            topics.push(error_entry(Some(&name), Uuid::nil(), ResponseError::InvalidTopicException));
+                            topics.push(error_entry(
+                                Some(&name),
+                                Uuid::nil(),
+                                ResponseError::InvalidTopicException,
+                            ));
                             continue;
                         }
                         if !allow_auto_create {
-                            topics.push(error_entry(Some(&name), Uuid::nil(), ResponseError::UnknownTopicOrPartition));
+                            topics.push(error_entry(
+                                Some(&name),
+                                Uuid::nil(),
+                                ResponseError::UnknownTopicOrPartition,
+                            ));
                             continue;
                         }
                         let rf = cfg.default_replication_factor.clamp(1, i16::MAX as i32) as i16;
@@ -130,15 +168,25 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                                 topics.push(topic_entry(&t, node_id, include_ops));
                             }
                             // Raced with another creator: report what exists.
-                            Err(e) if e.code == ResponseError::TopicAlreadyExists => match broker.topics.get(&name) {
-                                Some(t) => topics.push(topic_entry(&t, node_id, include_ops)),
-                                None => topics.push(error_entry(Some(&name), Uuid::nil(), ResponseError::LeaderNotAvailable)),
-                            },
+                            Err(e) if e.code == ResponseError::TopicAlreadyExists => {
+                                match broker.topics.get(&name) {
+                                    Some(t) => topics.push(topic_entry(&t, node_id, include_ops)),
+                                    None => topics.push(error_entry(
+                                        Some(&name),
+                                        Uuid::nil(),
+                                        ResponseError::LeaderNotAvailable,
+                                    )),
+                                }
+                            }
                             Err(e) => {
                                 tracing::warn!(topic = %name, error = %e.message, "auto-creation failed");
                                 let code = match e.code {
-                                    ResponseError::InvalidReplicationFactor => ResponseError::InvalidReplicationFactor,
-                                    ResponseError::InvalidTopicException => ResponseError::InvalidTopicException,
+                                    ResponseError::InvalidReplicationFactor => {
+                                        ResponseError::InvalidReplicationFactor
+                                    }
+                                    ResponseError::InvalidTopicException => {
+                                        ResponseError::InvalidTopicException
+                                    }
                                     _ => ResponseError::UnknownTopicOrPartition,
                                 };
                                 topics.push(error_entry(Some(&name), Uuid::nil(), code));

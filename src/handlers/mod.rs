@@ -78,7 +78,8 @@ impl Request {
 /// Decodes a request body: the schema walker bounds every length first, so
 /// the crate's decoder never allocates more than the frame justifies.
 pub fn decode<T: Decodable>(header: &RequestHeader, mut body: Bytes) -> Result<T, String> {
-    schema::check_request_body(header.api_key, header.api_version, &body).map_err(|e| e.to_string())?;
+    schema::check_request_body(header.api_key, header.api_version, &body)
+        .map_err(|e| e.to_string())?;
     T::decode(&mut body, header.api_version).map_err(|e| e.to_string())
 }
 

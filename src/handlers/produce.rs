@@ -6,17 +6,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::broker::partition::Partition;
 use crate::broker::now_ms;
+use crate::broker::partition::Partition;
 use crate::handlers::{decode, malformed, ready, Pending, Reply, Request};
 use crate::record::batch::{self as batch, RecordError, TimestampType, ValidationConfig};
 
-fn partition_error(index: i32, code: ResponseError, message: Option<String>) -> PartitionProduceResponse {
+fn partition_error(
+    index: i32,
+    code: ResponseError,
+    message: Option<String>,
+) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
         .with_index(index)
         .with_error_code(code.code())
@@ -27,7 +33,8 @@ fn partition_error(index: i32, code: ResponseError, message: Option<String>) -> 
 }
 
 fn record_error_response(index: i32, e: &RecordError, version: i16) -> PartitionProduceResponse {
-    let code = ResponseError::try_from_code(e.kafka_error_code()).unwrap_or(ResponseError::CorruptMessage);
+    let code =
+        ResponseError::try_from_code(e.kafka_error_code()).unwrap_or(ResponseError::CorruptMessage);
     let mut r = partition_error(index, code, Some(e.to_string()));
     // record_errors exists from v8 (KIP-467).
     if let (Some(record_index), true) = (e.record_index(), version >= 8) {
@@ -62,19 +69,26 @@ fn append_partition(
     acks: i16,
     now: i64,
     version: i16,
-) -> Result<(PartitionProduceResponse, i64), PartitionProduceResponse> {
+) -> Result<(PartitionProduceResponse, i64), Box<PartitionProduceResponse>> {
     let settings = partition.settings();
     if acks == -1 && settings.min_insync_replicas > 1 {
-        return Err(partition_error(
+        return Err(Box::new(partition_error(
             index,
             ResponseError::NotEnoughReplicas,
-            Some(format!("min.insync.replicas is {} but only 1 replica is in sync", settings.min_insync_replicas)),
-        ));
+            Some(format!(
+                "min.insync.replicas is {} but only 1 replica is in sync",
+                settings.min_insync_replicas
+            )),
+        )));
     }
     let records = records.unwrap_or_default();
     let vcfg = ValidationConfig {
         max_message_bytes: settings.max_message_bytes.max(0) as usize,
-        timestamp_type: if settings.log_append_time { TimestampType::LogAppendTime } else { TimestampType::CreateTime },
+        timestamp_type: if settings.log_append_time {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        },
         timestamp_before_max_ms: settings.timestamp_before_max_ms,
         timestamp_after_max_ms: settings.timestamp_after_max_ms,
         compacted: settings.compacted,
@@ -82,11 +96,12 @@ fn append_partition(
     };
     let validated = batch::validate_produce_records(&records, now, &vcfg).map_err(|e| {
         tracing::debug!(topic = %partition.topic, partition = index, error = %e, "rejected produce batch");
-        record_error_response(index, &e, version)
+        Box::new(record_error_response(index, &e, version))
     })?;
     let mut buf = into_mut(records);
     if settings.log_append_time {
-        batch::set_log_append_time(&mut buf, now).map_err(|e| record_error_response(index, &e, version))?;
+        batch::set_log_append_time(&mut buf, now)
+            .map_err(|e| Box::new(record_error_response(index, &e, version)))?;
     }
     match partition.append(&mut buf, &validated) {
         Ok(out) => {
@@ -99,7 +114,11 @@ fn append_partition(
         }
         Err(e) => {
             tracing::warn!(topic = %partition.topic, partition = index, error = %e, "append failed");
-            Err(partition_error(index, e.code(), Some(e.to_string())))
+            Err(Box::new(partition_error(
+                index,
+                e.code(),
+                Some(e.to_string()),
+            )))
         }
     }
 }
@@ -119,12 +138,24 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
     let mut any_error = false;
 
     for (topic_pos, td) in request.topic_data.into_iter().enumerate() {
-        let topic = if version >= 13 { broker.topics.get_by_id(&td.topic_id) } else { broker.topics.get(&td.name.0) };
-        let missing = if version >= 13 { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
+        let topic = if version >= 13 {
+            broker.topics.get_by_id(&td.topic_id)
+        } else {
+            broker.topics.get(&td.name.0)
+        };
+        let missing = if version >= 13 {
+            ResponseError::UnknownTopicId
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        };
         let mut partitions = Vec::with_capacity(td.partition_data.len());
         for (partition_pos, pd) in td.partition_data.into_iter().enumerate() {
             let result = if !valid_acks {
-                Err(partition_error(pd.index, ResponseError::InvalidRequiredAcks, None))
+                Err(partition_error(
+                    pd.index,
+                    ResponseError::InvalidRequiredAcks,
+                    None,
+                ))
             } else {
                 match topic.as_ref() {
                     None => Err(partition_error(pd.index, missing, None)),
@@ -134,11 +165,22 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                         Some(format!("Cannot append to internal topic {}", t.name)),
                     )),
                     Some(t) => match t.partition(pd.index) {
-                        None => Err(partition_error(pd.index, ResponseError::UnknownTopicOrPartition, None)),
-                        Some(p) => append_partition(p, pd.index, pd.records, acks, now, version).map(|(r, end)| {
-                            awaiting.push(AwaitingAck { topic_pos, partition_pos, partition: p.clone(), end_offset: end });
-                            r
-                        }),
+                        None => Err(partition_error(
+                            pd.index,
+                            ResponseError::UnknownTopicOrPartition,
+                            None,
+                        )),
+                        Some(p) => append_partition(p, pd.index, pd.records, acks, now, version)
+                            .map_err(|e| *e)
+                            .map(|(r, end)| {
+                                awaiting.push(AwaitingAck {
+                                    topic_pos,
+                                    partition_pos,
+                                    partition: p.clone(),
+                                    end_offset: end,
+                                });
+                                r
+                            }),
                     },
                 }
             };
@@ -147,18 +189,32 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                 r
             }));
         }
-        responses.push(TopicProduceResponse::default().with_name(td.name).with_topic_id(td.topic_id).with_partition_responses(partitions));
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(td.name)
+                .with_topic_id(td.topic_id)
+                .with_partition_responses(partitions),
+        );
     }
 
     if acks == 0 {
         // The client reads no response; Kafka closes the connection so the
         // client notices a failed acks=0 produce at all.
-        return ready(if any_error { Reply::Close("acks=0 produce failed".into()) } else { Reply::None });
+        return ready(if any_error {
+            Reply::Close("acks=0 produce failed".into())
+        } else {
+            Reply::None
+        });
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(request.timeout_ms.max(0) as u64);
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(request.timeout_ms.max(0) as u64);
     Box::pin(async move {
         for a in awaiting {
-            if let Err(code) = a.partition.wait_for_high_watermark(a.end_offset, deadline).await {
+            if let Err(code) = a
+                .partition
+                .wait_for_high_watermark(a.end_offset, deadline)
+                .await
+            {
                 let r = &mut responses[a.topic_pos].partition_responses[a.partition_pos];
                 r.error_code = code.code();
                 r.base_offset = -1;

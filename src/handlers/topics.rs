@@ -3,9 +3,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
-use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kafka_protocol::messages::{
+    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
@@ -22,7 +26,10 @@ pub mod config_source {
 }
 
 /// Topic configs as CreateTopics v5+ reports them (Kafka hides internal keys).
-pub fn described_configs(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> Vec<CreatableTopicConfigs> {
+pub fn described_configs(
+    overrides: &BTreeMap<String, String>,
+    broker: &BrokerConfig,
+) -> Vec<CreatableTopicConfigs> {
     TOPIC_KEYS
         .iter()
         .filter(|k| !k.def.name.starts_with("internal."))
@@ -69,7 +76,11 @@ pub fn create_topics(req: &Request, body: Bytes) -> Reply {
             r
         };
         if seen.get(&name).copied().unwrap_or(0) > 1 {
-            results.push(fail(result, ResponseError::InvalidRequest, format!("Duplicate topic name: {name}")));
+            results.push(fail(
+                result,
+                ResponseError::InvalidRequest,
+                format!("Duplicate topic name: {name}"),
+            ));
             continue;
         }
         // Manual assignments replace the partition count and replication factor.
@@ -85,11 +96,20 @@ pub fn create_topics(req: &Request, body: Bytes) -> Reply {
             let mut bad = None;
             for (i, a) in t.assignments.iter().enumerate() {
                 if a.partition_index != i as i32 {
-                    bad = Some((ResponseError::InvalidReplicaAssignment, "Partitions should be a consecutive 0-based integer sequence".to_string()));
+                    bad = Some((
+                        ResponseError::InvalidReplicaAssignment,
+                        "Partitions should be a consecutive 0-based integer sequence".to_string(),
+                    ));
                 } else if let Some(b) = a.broker_ids.iter().find(|b| b.0 != cfg.node_id) {
-                    bad = Some((ResponseError::InvalidReplicaAssignment, format!("Unknown broker id {} in replica assignment", b.0)));
+                    bad = Some((
+                        ResponseError::InvalidReplicaAssignment,
+                        format!("Unknown broker id {} in replica assignment", b.0),
+                    ));
                 } else if a.broker_ids.is_empty() {
-                    bad = Some((ResponseError::InvalidReplicaAssignment, "Replica assignment is empty".into()));
+                    bad = Some((
+                        ResponseError::InvalidReplicaAssignment,
+                        "Replica assignment is empty".into(),
+                    ));
                 }
             }
             if let Some((code, msg)) = bad {
@@ -99,7 +119,11 @@ pub fn create_topics(req: &Request, body: Bytes) -> Reply {
             let rf = t.assignments[0].broker_ids.len() as i16;
             (t.assignments.len() as i32, rf)
         } else {
-            let np = if t.num_partitions == -1 { cfg.num_partitions } else { t.num_partitions };
+            let np = if t.num_partitions == -1 {
+                cfg.num_partitions
+            } else {
+                t.num_partitions
+            };
             let rf = if t.replication_factor == -1 {
                 cfg.default_replication_factor.clamp(1, i16::MAX as i32) as i16
             } else {
@@ -129,9 +153,14 @@ pub fn create_topics(req: &Request, body: Bytes) -> Reply {
             continue;
         }
         let outcome = if request.validate_only {
-            broker.topics.check_create(&name, num_partitions, replication_factor, &configs).map(|_| None)
+            broker
+                .topics
+                .check_create(&name, num_partitions, replication_factor, &configs)
+                .map(|_| None)
         } else {
-            broker.create_topic(&name, num_partitions, replication_factor, configs.clone()).map(|t| Some(t.id))
+            broker
+                .create_topic(&name, num_partitions, replication_factor, configs.clone())
+                .map(|t| Some(t.id))
         };
         match outcome {
             Ok(id) => {
@@ -157,17 +186,31 @@ pub fn delete_topics(req: &Request, body: Bytes) -> Reply {
     let version = req.version();
     // v6 names topics by name or id; earlier versions by name only.
     let targets: Vec<(Option<String>, Uuid)> = if version >= 6 {
-        request.topics.iter().map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)).collect()
+        request
+            .topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+            .collect()
     } else {
-        request.topic_names.iter().map(|n| (Some(n.0.to_string()), Uuid::nil())).collect()
+        request
+            .topic_names
+            .iter()
+            .map(|n| (Some(n.0.to_string()), Uuid::nil()))
+            .collect()
     };
     let mut responses = Vec::with_capacity(targets.len());
     for (name, id) in targets {
         let mut r = DeletableTopicResult::default().with_topic_id(id);
         r.name = name.clone().map(|n| TopicName(StrBytes::from_string(n)));
         let resolved = match &name {
-            Some(n) => broker.topics.get(n).ok_or(ResponseError::UnknownTopicOrPartition),
-            None => broker.topics.get_by_id(&id).ok_or(ResponseError::UnknownTopicId),
+            Some(n) => broker
+                .topics
+                .get(n)
+                .ok_or(ResponseError::UnknownTopicOrPartition),
+            None => broker
+                .topics
+                .get_by_id(&id)
+                .ok_or(ResponseError::UnknownTopicId),
         };
         let topic = match resolved {
             Ok(t) => t,
@@ -183,7 +226,10 @@ pub fn delete_topics(req: &Request, body: Bytes) -> Reply {
             r.error_code = ResponseError::TopicDeletionDisabled.code();
         } else if topic.internal {
             r.error_code = ResponseError::InvalidRequest.code();
-            r.error_message = Some(StrBytes::from_string(format!("Cannot delete internal topic {}", topic.name)));
+            r.error_message = Some(StrBytes::from_string(format!(
+                "Cannot delete internal topic {}",
+                topic.name
+            )));
         } else if let Err(e) = broker.topics.delete(&topic.name) {
             r.error_code = e.code.code();
             r.error_message = Some(StrBytes::from_string(e.message));

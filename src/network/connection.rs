@@ -58,7 +58,11 @@ pub async fn serve(
                 }
             },
         };
-        let ctx = RequestContext { broker: broker.clone(), listener: listener.clone(), peer };
+        let ctx = RequestContext {
+            broker: broker.clone(),
+            listener: listener.clone(),
+            peer,
+        };
         let pending = handlers::dispatch(ctx, frame.freeze()).await;
         if tx.send(pending).await.is_err() {
             break "writer closed the connection".into();
@@ -73,7 +77,11 @@ pub async fn serve(
     tracing::debug!(%peer, reason = %reason, "connection closed");
 }
 
-async fn write_responses(wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Pending>, peer: SocketAddr) {
+async fn write_responses(
+    wr: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Pending>,
+    peer: SocketAddr,
+) {
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
     let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
     let mut reader_done = false;

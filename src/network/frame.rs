@@ -16,7 +16,10 @@ pub enum FrameError {
     Closed,
     /// The peer closed or failed mid-frame.
     Io(std::io::Error),
-    TooLarge { size: i64, max: usize },
+    TooLarge {
+        size: i64,
+        max: usize,
+    },
     NegativeSize(i32),
 }
 
@@ -26,14 +29,20 @@ impl std::fmt::Display for FrameError {
             FrameError::Closed => f.write_str("connection closed"),
             FrameError::Io(e) => write!(f, "i/o error mid-frame: {e}"),
             FrameError::TooLarge { size, max } => {
-                write!(f, "request size {size} exceeds socket.request.max.bytes ({max})")
+                write!(
+                    f,
+                    "request size {size} exceeds socket.request.max.bytes ({max})"
+                )
             }
             FrameError::NegativeSize(s) => write!(f, "invalid negative request size {s}"),
         }
     }
 }
 
-pub async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R, max: usize) -> Result<BytesMut, FrameError> {
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    max: usize,
+) -> Result<BytesMut, FrameError> {
     let mut len = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -50,7 +59,10 @@ pub async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R, max: usize) -> Result<
     }
     let size = size as usize;
     if size > max {
-        return Err(FrameError::TooLarge { size: size as i64, max });
+        return Err(FrameError::TooLarge {
+            size: size as i64,
+            max,
+        });
     }
     let mut buf = BytesMut::with_capacity(size.min(INITIAL_CHUNK));
     while buf.len() < size {
@@ -58,7 +70,11 @@ pub async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R, max: usize) -> Result<
         if buf.capacity() == buf.len() {
             buf.reserve(remaining.min(buf.capacity().max(INITIAL_CHUNK)));
         }
-        let n = (&mut *rd).take(remaining as u64).read_buf(&mut buf).await.map_err(FrameError::Io)?;
+        let n = (&mut *rd)
+            .take(remaining as u64)
+            .read_buf(&mut buf)
+            .await
+            .map_err(FrameError::Io)?;
         if n == 0 {
             return Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()));
         }
@@ -85,22 +101,37 @@ mod tests {
         assert_eq!(&read_frame(&mut rd, 1 << 20).await.unwrap()[..], b"hello");
         assert_eq!(read_frame(&mut rd, 1 << 20).await.unwrap().len(), 0);
         assert_eq!(read_frame(&mut rd, 1 << 20).await.unwrap().len(), 200_000);
-        assert!(matches!(read_frame(&mut rd, 1 << 20).await, Err(FrameError::Closed)));
+        assert!(matches!(
+            read_frame(&mut rd, 1 << 20).await,
+            Err(FrameError::Closed)
+        ));
     }
 
     #[tokio::test]
     async fn oversized_and_negative_sizes_are_refused_before_reading() {
         let data = framed(&[0u8; 100]);
-        assert!(matches!(read_frame(&mut &data[..], 99).await, Err(FrameError::TooLarge { size: 100, max: 99 })));
+        assert!(matches!(
+            read_frame(&mut &data[..], 99).await,
+            Err(FrameError::TooLarge { size: 100, max: 99 })
+        ));
         let neg = (-5i32).to_be_bytes();
-        assert!(matches!(read_frame(&mut &neg[..], 99).await, Err(FrameError::NegativeSize(-5))));
+        assert!(matches!(
+            read_frame(&mut &neg[..], 99).await,
+            Err(FrameError::NegativeSize(-5))
+        ));
     }
 
     #[tokio::test]
     async fn truncated_frames_are_errors_not_hangs() {
         let data = framed(b"0123456789");
-        assert!(matches!(read_frame(&mut &data[..8], 1 << 20).await, Err(FrameError::Io(_))));
-        assert!(matches!(read_frame(&mut &data[..2], 1 << 20).await, Err(FrameError::Io(_))));
+        assert!(matches!(
+            read_frame(&mut &data[..8], 1 << 20).await,
+            Err(FrameError::Io(_))
+        ));
+        assert!(matches!(
+            read_frame(&mut &data[..2], 1 << 20).await,
+            Err(FrameError::Io(_))
+        ));
     }
 
     #[tokio::test]
@@ -108,6 +139,9 @@ mod tests {
         // Claims 100 MiB, sends 10 bytes, then EOF.
         let mut data = (100i32 << 20).to_be_bytes().to_vec();
         data.extend_from_slice(b"0123456789");
-        assert!(matches!(read_frame(&mut &data[..], 104_857_600).await, Err(FrameError::Io(_))));
+        assert!(matches!(
+            read_frame(&mut &data[..], 104_857_600).await,
+            Err(FrameError::Io(_))
+        ));
     }
 }

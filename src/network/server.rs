@@ -20,7 +20,9 @@ pub async fn bind(broker: &Broker) -> anyhow::Result<Vec<(Arc<str>, TcpListener)
             continue;
         }
         let addr = l.bind_addr().map_err(|e| anyhow::anyhow!(e.0))?;
-        let sock = TcpListener::bind(addr).await.with_context(|| format!("binding listener {} on {addr}", l.name))?;
+        let sock = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding listener {} on {addr}", l.name))?;
         tracing::info!(listener = %l.name, addr = %sock.local_addr()?, "listening");
         out.push((Arc::from(l.name.as_str()), sock));
     }

@@ -24,7 +24,12 @@ pub enum HeaderError {
     /// Fewer than the 8 fixed bytes: not even a correlation id to answer.
     TooShort(usize),
     /// The fixed part parsed, the rest did not.
-    Malformed { api_key: i16, api_version: i16, correlation_id: i32, reason: &'static str },
+    Malformed {
+        api_key: i16,
+        api_version: i16,
+        correlation_id: i32,
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for HeaderError {
@@ -62,7 +67,12 @@ pub fn parse_request_header(frame: &[u8]) -> Result<RequestHeader, HeaderError> 
     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
     let api_version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    let malformed = |reason| HeaderError::Malformed { api_key, api_version, correlation_id, reason };
+    let malformed = |reason| HeaderError::Malformed {
+        api_key,
+        api_version,
+        correlation_id,
+        reason,
+    };
     let mut pos = 8;
     if frame.len() < pos + 2 {
         return Err(malformed("truncated client id"));
@@ -76,23 +86,33 @@ pub fn parse_request_header(frame: &[u8]) -> Result<RequestHeader, HeaderError> 
         None
     } else {
         let end = pos + id_len as usize;
-        let bytes = frame.get(pos..end).ok_or_else(|| malformed("truncated client id"))?;
+        let bytes = frame
+            .get(pos..end)
+            .ok_or_else(|| malformed("truncated client id"))?;
         pos = end;
         // Kafka decodes client ids leniently; so do we.
         Some(String::from_utf8_lossy(bytes).into_owned())
     };
     if header_is_flexible(api_key, api_version) {
-        let count = read_uvarint(frame, &mut pos).ok_or_else(|| malformed("bad tagged field count"))?;
+        let count =
+            read_uvarint(frame, &mut pos).ok_or_else(|| malformed("bad tagged field count"))?;
         for _ in 0..count {
             read_uvarint(frame, &mut pos).ok_or_else(|| malformed("bad tag"))?;
-            let size = read_uvarint(frame, &mut pos).ok_or_else(|| malformed("bad tagged field size"))? as usize;
+            let size = read_uvarint(frame, &mut pos)
+                .ok_or_else(|| malformed("bad tagged field size"))? as usize;
             if frame.len() - pos < size {
                 return Err(malformed("truncated tagged field"));
             }
             pos += size;
         }
     }
-    Ok(RequestHeader { api_key, api_version, correlation_id, client_id, len: pos })
+    Ok(RequestHeader {
+        api_key,
+        api_version,
+        correlation_id,
+        client_id,
+        len: pos,
+    })
 }
 
 fn read_uvarint(buf: &[u8], pos: &mut usize) -> Option<u32> {
@@ -135,7 +155,16 @@ mod tests {
     fn parses_v1_and_v2_headers() {
         // Metadata v8 is not flexible: no tagged fields.
         let h = parse_request_header(&header(3, 8, Some("abc"), &[])).unwrap();
-        assert_eq!((h.api_key, h.api_version, h.correlation_id, h.client_id.as_deref(), h.len), (3, 8, 42, Some("abc"), 13));
+        assert_eq!(
+            (
+                h.api_key,
+                h.api_version,
+                h.correlation_id,
+                h.client_id.as_deref(),
+                h.len
+            ),
+            (3, 8, 42, Some("abc"), 13)
+        );
         // Metadata v12 is flexible: a tagged-field section follows the client id.
         let h = parse_request_header(&header(3, 12, None, &[1, 5, 2, 0xaa, 0xbb, 9])).unwrap();
         assert_eq!(h.len, 10 + 5);
@@ -144,10 +173,21 @@ mod tests {
 
     #[test]
     fn rejects_truncated_and_malformed_headers() {
-        assert_eq!(parse_request_header(&[0, 3, 0]), Err(HeaderError::TooShort(3)));
-        assert!(matches!(parse_request_header(&header(3, 8, Some("abc"), &[])[..11]), Err(HeaderError::Malformed { correlation_id: 42, .. })));
+        assert_eq!(
+            parse_request_header(&[0, 3, 0]),
+            Err(HeaderError::TooShort(3))
+        );
+        assert!(matches!(
+            parse_request_header(&header(3, 8, Some("abc"), &[])[..11]),
+            Err(HeaderError::Malformed {
+                correlation_id: 42,
+                ..
+            })
+        ));
         assert!(parse_request_header(&header(3, 12, None, &[1, 5, 9, 0])).is_err());
-        assert!(parse_request_header(&header(3, 12, None, &[0xff, 0xff, 0xff, 0xff, 0xff])).is_err());
+        assert!(
+            parse_request_header(&header(3, 12, None, &[0xff, 0xff, 0xff, 0xff, 0xff])).is_err()
+        );
         let mut bad = header(3, 8, None, &[]);
         bad[8] = 0x80;
         assert!(parse_request_header(&bad).is_err());

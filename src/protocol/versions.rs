@@ -15,14 +15,24 @@ pub struct ApiSupport {
 }
 
 const fn api(key: ApiKey, min: i16, max: i16) -> ApiSupport {
-    ApiSupport { key, min, max, advertised_min: min }
+    ApiSupport {
+        key,
+        min,
+        max,
+        advertised_min: min,
+    }
 }
 
 /// Every API kastle answers, with its version range.
 pub static SUPPORTED: &[ApiSupport] = &[
     // librdkafka refuses to compress unless Produce is advertised from v0;
     // Kafka 4.x advertises 0 and rejects v0-2 on use, and so do we.
-    ApiSupport { key: ApiKey::Produce, min: 3, max: 13, advertised_min: 0 },
+    ApiSupport {
+        key: ApiKey::Produce,
+        min: 3,
+        max: 13,
+        advertised_min: 0,
+    },
     api(ApiKey::Fetch, 4, 18),
     api(ApiKey::ListOffsets, 1, 10),
     api(ApiKey::Metadata, 0, 13),
@@ -48,7 +58,11 @@ mod tests {
     fn table_stays_within_what_the_crate_can_encode() {
         for s in SUPPORTED {
             let crate_range = s.key.valid_versions();
-            assert!(s.min >= crate_range.min && s.max <= crate_range.max, "{:?}", s.key);
+            assert!(
+                s.min >= crate_range.min && s.max <= crate_range.max,
+                "{:?}",
+                s.key
+            );
             assert!(s.advertised_min <= s.min);
         }
     }

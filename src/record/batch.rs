@@ -176,7 +176,8 @@ impl BatchHeader {
         self.producer_id > NO_PRODUCER_ID
     }
     pub fn last_offset(&self) -> i64 {
-        self.base_offset.wrapping_add(i64::from(self.last_offset_delta))
+        self.base_offset
+            .wrapping_add(i64::from(self.last_offset_delta))
     }
     pub fn next_offset(&self) -> i64 {
         self.last_offset().wrapping_add(1)
@@ -208,15 +209,24 @@ pub enum RecordError {
         batch_length: i32,
     },
     /// Magic byte that is not any known message format (< 0 or > 2).
-    InvalidMagic { batch_index: usize, magic: i8 },
+    InvalidMagic {
+        batch_index: usize,
+        magic: i8,
+    },
     /// Message format v0/v1: rejected on produce v3+ (Kafka 4 accepts nothing else).
-    UnsupportedMagic { batch_index: usize, magic: i8 },
+    UnsupportedMagic {
+        batch_index: usize,
+        magic: i8,
+    },
     CrcMismatch {
         batch_index: usize,
         stored: u32,
         computed: u32,
     },
-    UnknownCompression { batch_index: usize, codec: u8 },
+    UnknownCompression {
+        batch_index: usize,
+        codec: u8,
+    },
     MessageTooLarge {
         batch_index: usize,
         size: usize,
@@ -247,12 +257,14 @@ impl RecordError {
     pub fn kafka_error_code(&self) -> i16 {
         use error_codes::*;
         match self {
+            // Kafka's ProduceRequest.validateRecords sees no whole batch in
+            // a truncated buffer and rejects it as INVALID_RECORD.
             RecordError::NoBatches
+            | RecordError::PartialBatch { .. }
             | RecordError::UnsupportedMagic { .. }
             | RecordError::InvalidBatch { .. }
             | RecordError::InvalidRecord { .. } => INVALID_RECORD,
-            RecordError::PartialBatch { .. }
-            | RecordError::BatchTooSmall { .. }
+            RecordError::BatchTooSmall { .. }
             | RecordError::InvalidMagic { .. }
             | RecordError::CrcMismatch { .. }
             | RecordError::UnknownCompression { .. } => CORRUPT_MESSAGE,
@@ -486,8 +498,8 @@ pub fn validate_produce_records(
             });
         }
         let batch = &records[pos..pos + size];
-        let summary = validate_batch(batch, pos, now_ms, cfg)
-            .map_err(|e| e.with_batch_index(batch_index))?;
+        let summary =
+            validate_batch(batch, pos, now_ms, cfg).map_err(|e| e.with_batch_index(batch_index))?;
         if summary.max_timestamp > out.max_timestamp {
             out.max_timestamp = summary.max_timestamp;
             out.offset_delta_of_max_timestamp =
@@ -520,7 +532,10 @@ fn validate_batch(
     };
     // The leader assigns offsets, so a client must send baseOffset 0 (UnifiedLog).
     if h.base_offset != 0 {
-        return Err(bad("baseOffset of a produced batch must be 0", h.base_offset));
+        return Err(bad(
+            "baseOffset of a produced batch must be 0",
+            h.base_offset,
+        ));
     }
     if batch.len() > cfg.max_message_bytes {
         return Err(RecordError::MessageTooLarge {
@@ -562,7 +577,10 @@ fn validate_batch(
         return Err(bad("clients are not allowed to write control records", 0));
     }
     if h.has_producer_id() && h.base_sequence < 0 {
-        return Err(bad("invalid sequence number for idempotent batch", h.base_sequence.into()));
+        return Err(bad(
+            "invalid sequence number for idempotent batch",
+            h.base_sequence.into(),
+        ));
     }
     if h.is_compressed() {
         validate_compressed_batch(batch, &h, now_ms, cfg)?;
@@ -737,10 +755,14 @@ fn walk_uncompressed_records(
         }
         let meta = parse_record(records, &mut pos).map_err(invalid)?;
         if meta.offset_delta != i {
-            return Err(invalid("record offset delta does not match its position in the batch"));
+            return Err(invalid(
+                "record offset delta does not match its position in the batch",
+            ));
         }
         if cfg.compacted && meta.key_is_null {
-            return Err(invalid("compacted topic cannot accept a record without a key"));
+            return Err(invalid(
+                "compacted topic cannot accept a record without a key",
+            ));
         }
         let ts = if h.timestamp_type_is_log_append() {
             h.max_timestamp
@@ -806,7 +828,8 @@ pub fn set_log_append_time(buf: &mut [u8], now_ms: i64) -> Result<(), RecordErro
         let batch = &mut buf[pos..pos + size];
         let attrs = be_i16(batch, ATTRIBUTES_OFFSET) | TIMESTAMP_TYPE_MASK;
         batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attrs.to_be_bytes());
-        batch[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&now_ms.to_be_bytes());
+        batch[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
+            .copy_from_slice(&now_ms.to_be_bytes());
         let crc = compute_crc(batch);
         batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
         pos += size;
@@ -964,7 +987,12 @@ mod tests {
     fn batch(n: usize) -> Vec<u8> {
         let mut b = BatchBuilder::new(NOW);
         for i in 0..n {
-            b = b.push(Some(b"k"), Some(format!("v{i}").as_bytes()), &[("h", b"x")], NOW + i as i64);
+            b = b.push(
+                Some(b"k"),
+                Some(format!("v{i}").as_bytes()),
+                &[("h", b"x")],
+                NOW + i as i64,
+            );
         }
         b.build().to_vec()
     }
@@ -1012,8 +1040,22 @@ mod tests {
     fn single_batch_rule_for_produce() {
         let mut buf = batch(1);
         buf.extend_from_slice(&batch(1));
-        assert_eq!(code(validate_produce_records(&buf, NOW, &ValidationConfig::default())), 87);
-        assert_eq!(code(validate_produce_records(&[], NOW, &ValidationConfig::default())), 87);
+        assert_eq!(
+            code(validate_produce_records(
+                &buf,
+                NOW,
+                &ValidationConfig::default()
+            )),
+            87
+        );
+        assert_eq!(
+            code(validate_produce_records(
+                &[],
+                NOW,
+                &ValidationConfig::default()
+            )),
+            87
+        );
     }
 
     #[test]
@@ -1032,12 +1074,15 @@ mod tests {
         let second = batch(2);
         buf.extend_from_slice(&second[..second.len() - 5]);
         let err = validate_produce_records(&buf, NOW, &multi_cfg()).unwrap_err();
-        assert!(matches!(err, RecordError::PartialBatch { batch_index: 1, .. }), "{err}");
-        assert_eq!(err.kafka_error_code(), 2);
+        assert!(
+            matches!(err, RecordError::PartialBatch { batch_index: 1, .. }),
+            "{err}"
+        );
+        assert_eq!(err.kafka_error_code(), 87);
         // A few stray bytes that do not even hold a length.
         let mut buf = batch(1);
         buf.extend_from_slice(&[0, 0, 0]);
-        assert_eq!(code(validate_produce_records(&buf, NOW, &multi_cfg())), 2);
+        assert_eq!(code(validate_produce_records(&buf, NOW, &multi_cfg())), 87);
     }
 
     #[test]
@@ -1045,7 +1090,10 @@ mod tests {
         let mut b = batch(1);
         b[MAGIC_OFFSET] = 1;
         let err = validate_produce_records(&b, NOW, &multi_cfg()).unwrap_err();
-        assert!(matches!(err, RecordError::UnsupportedMagic { magic: 1, .. }));
+        assert!(matches!(
+            err,
+            RecordError::UnsupportedMagic { magic: 1, .. }
+        ));
         assert_eq!(err.kafka_error_code(), 87);
         b[MAGIC_OFFSET] = 7;
         assert_eq!(code(validate_produce_records(&b, NOW, &multi_cfg())), 2);
@@ -1087,7 +1135,16 @@ mod tests {
         patch(&mut b, RECORDS_COUNT_OFFSET, &4i32.to_be_bytes());
         patch(&mut b, LAST_OFFSET_DELTA_OFFSET, &3i32.to_be_bytes());
         let err = validate_produce_records(&b, NOW, &multi_cfg()).unwrap_err();
-        assert!(matches!(err, RecordError::InvalidRecord { record_index: 3, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                RecordError::InvalidRecord {
+                    record_index: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert_eq!(err.kafka_error_code(), 87);
         // Count says 2, 3 present: bytes remain.
         let mut b = batch(3);
@@ -1124,7 +1181,16 @@ mod tests {
         let mut b = b.to_vec();
         patch(&mut b, LAST_OFFSET_DELTA_OFFSET, &1i32.to_be_bytes());
         let err = validate_produce_records(&b, NOW, &multi_cfg()).unwrap_err();
-        assert!(matches!(err, RecordError::InvalidRecord { record_index: 1, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                RecordError::InvalidRecord {
+                    record_index: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1132,7 +1198,10 @@ mod tests {
         let mut b = batch(1);
         patch(&mut b, BASE_OFFSET_OFFSET, &7i64.to_be_bytes());
         assert_eq!(code(validate_produce_records(&b, NOW, &multi_cfg())), 87);
-        let b = BatchBuilder::new(NOW).control(true).push(None, None, &[], NOW).build();
+        let b = BatchBuilder::new(NOW)
+            .control(true)
+            .push(None, None, &[], NOW)
+            .build();
         assert_eq!(code(validate_produce_records(&b, NOW, &multi_cfg())), 87);
         let b = BatchBuilder::new(NOW)
             .producer(42, 0, -1)
@@ -1146,18 +1215,24 @@ mod tests {
             compacted: true,
             ..multi_cfg()
         };
-        let b = BatchBuilder::new(NOW).push(None, Some(b"v"), &[], NOW).build();
+        let b = BatchBuilder::new(NOW)
+            .push(None, Some(b"v"), &[], NOW)
+            .build();
         assert_eq!(code(validate_produce_records(&b, NOW, &cfg)), 87);
     }
 
     #[test]
     fn timestamps() {
         let cfg = multi_cfg();
-        let future = BatchBuilder::new(NOW).push(None, Some(b"v"), &[], NOW + 3_600_001).build();
+        let future = BatchBuilder::new(NOW)
+            .push(None, Some(b"v"), &[], NOW + 3_600_001)
+            .build();
         let err = validate_produce_records(&future, NOW, &cfg).unwrap_err();
         assert_eq!(err.kafka_error_code(), 32);
         assert_eq!(err.record_index(), Some(0));
-        let ok = BatchBuilder::new(NOW).push(None, Some(b"v"), &[], NOW + 3_600_000).build();
+        let ok = BatchBuilder::new(NOW)
+            .push(None, Some(b"v"), &[], NOW + 3_600_000)
+            .build();
         assert!(validate_produce_records(&ok, NOW, &cfg).is_ok());
         // Long.MAX "before" default: ancient timestamps are fine.
         let old = BatchBuilder::new(0).push(None, Some(b"v"), &[], 0).build();
@@ -1168,7 +1243,9 @@ mod tests {
         };
         assert_eq!(code(validate_produce_records(&old, NOW, &strict)), 32);
         // NO_TIMESTAMP is never range-checked.
-        let none = BatchBuilder::new(-1).push(None, Some(b"v"), &[], -1).build();
+        let none = BatchBuilder::new(-1)
+            .push(None, Some(b"v"), &[], -1)
+            .build();
         assert!(validate_produce_records(&none, NOW, &strict).is_ok());
         // Producer claiming LogAppendTime on a LogAppendTime topic.
         let mut lat = ok.to_vec();
@@ -1191,7 +1268,10 @@ mod tests {
         let v = validate_produce_records(&b, NOW, &multi_cfg()).unwrap();
         assert!(!v.batches[0].records_validated);
         assert_eq!(v.source_compression, Compression::Zstd);
-        assert!(matches!(record_timestamps(&b).unwrap(), RecordTimestamps::NotAvailable));
+        assert!(matches!(
+            record_timestamps(&b).unwrap(),
+            RecordTimestamps::NotAvailable
+        ));
     }
 
     #[test]
@@ -1239,7 +1319,13 @@ mod tests {
         };
         let recs: Vec<_> = it.map(|r| r.unwrap()).collect();
         assert_eq!(recs.len(), 4);
-        assert_eq!(recs[3], RecordInfo { offset_delta: 3, timestamp: NOW + 3 });
+        assert_eq!(
+            recs[3],
+            RecordInfo {
+                offset_delta: 3,
+                timestamp: NOW + 3
+            }
+        );
 
         let mut buf = batch(1);
         let first = buf.len();

@@ -65,8 +65,8 @@ impl BatchBuilder {
     }
 
     pub fn compression_codec(mut self, codec: u8) -> Self {
-        self.attributes =
-            (self.attributes & !COMPRESSION_CODEC_MASK) | (i16::from(codec) & COMPRESSION_CODEC_MASK);
+        self.attributes = (self.attributes & !COMPRESSION_CODEC_MASK)
+            | (i16::from(codec) & COMPRESSION_CODEC_MASK);
         self
     }
 
@@ -100,7 +100,8 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[(&str, &[u8])],
     ) -> Self {
-        let mut body = Vec::with_capacity(16 + key.map_or(0, |k| k.len()) + value.map_or(0, |v| v.len()));
+        let mut body =
+            Vec::with_capacity(16 + key.map_or(0, |k| k.len()) + value.map_or(0, |v| v.len()));
         body.push(0); // record attributes, unused in v2
         write_varlong(&mut body, timestamp.wrapping_sub(self.base_timestamp));
         write_varint(&mut body, offset_delta);
@@ -135,7 +136,11 @@ impl BatchBuilder {
         out.put_i16(self.attributes);
         out.put_i32(self.last_offset_delta.max(0));
         out.put_i64(self.base_timestamp);
-        out.put_i64(if self.count == 0 { self.base_timestamp } else { self.max_timestamp });
+        out.put_i64(if self.count == 0 {
+            self.base_timestamp
+        } else {
+            self.max_timestamp
+        });
         out.put_i64(self.producer_id);
         out.put_i16(self.producer_epoch);
         out.put_i32(self.base_sequence);

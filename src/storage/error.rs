@@ -21,7 +21,10 @@ pub enum StorageError {
         log_end_offset: i64,
     },
     /// An index failed its sanity check (it is rebuilt, never trusted).
-    CorruptIndex { path: PathBuf, reason: String },
+    CorruptIndex {
+        path: PathBuf,
+        reason: String,
+    },
     /// Bytes handed to append/stored on disk are not whole v2 batches.
     InvalidRecords {
         path: Option<PathBuf>,
@@ -29,14 +32,19 @@ pub enum StorageError {
         reason: String,
     },
     /// Offset not representable relative to the segment base (u32/i32).
-    OffsetOverflow { base_offset: i64, offset: i64 },
+    OffsetOverflow {
+        base_offset: i64,
+        offset: i64,
+    },
     /// Index append that would break monotonicity (a bug upstream).
     NonMonotonicIndexAppend {
         path: PathBuf,
         last: i64,
         attempted: i64,
     },
-    IndexFull { path: PathBuf },
+    IndexFull {
+        path: PathBuf,
+    },
     InvalidConfig(String),
     Record(RecordError),
 }
@@ -73,7 +81,11 @@ impl fmt::Display for StorageError {
                 offset,
                 reason,
             } => match path {
-                Some(p) => write!(f, "invalid records in {} at {offset}: {reason}", p.display()),
+                Some(p) => write!(
+                    f,
+                    "invalid records in {} at {offset}: {reason}",
+                    p.display()
+                ),
                 None => write!(f, "invalid records at offset {offset}: {reason}"),
             },
             StorageError::OffsetOverflow {

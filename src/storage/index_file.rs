@@ -65,7 +65,11 @@ impl IndexFile {
     }
 
     /// Creates a fresh, empty, preallocated index, discarding any old file.
-    pub fn create(path: &Path, entry_size: usize, max_index_size: u32) -> Result<Self, StorageError> {
+    pub fn create(
+        path: &Path,
+        entry_size: usize,
+        max_index_size: u32,
+    ) -> Result<Self, StorageError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -163,7 +167,8 @@ impl IndexFile {
 
     pub fn flush(&self) -> Result<(), StorageError> {
         if let Some(m) = &self.mmap {
-            m.flush().map_err(|e| StorageError::io(&self.path, "msync index", e))?;
+            m.flush()
+                .map_err(|e| StorageError::io(&self.path, "msync index", e))?;
         }
         Ok(())
     }

@@ -41,7 +41,11 @@ impl OffsetIndex {
     }
 
     /// Creates an empty index, replacing whatever file was there.
-    pub fn create(path: &Path, base_offset: i64, max_index_size: u32) -> Result<Self, StorageError> {
+    pub fn create(
+        path: &Path,
+        base_offset: i64,
+        max_index_size: u32,
+    ) -> Result<Self, StorageError> {
         Ok(OffsetIndex {
             base_offset,
             inner: IndexFile::create(path, OFFSET_INDEX_ENTRY_SIZE, max_index_size)?,
@@ -67,9 +71,14 @@ impl OffsetIndex {
         let first = self.entry_at(0);
         let last = self.entry_at(n - 1);
         let reason = if n > 1 && (last.offset <= first.offset || last.position <= first.position) {
-            Some(format!("last entry {last:?} is not above first entry {first:?}"))
+            Some(format!(
+                "last entry {last:?} is not above first entry {first:?}"
+            ))
         } else if u64::from(last.position) >= log_size {
-            Some(format!("last entry position {} is beyond the log size {log_size}", last.position))
+            Some(format!(
+                "last entry position {} is beyond the log size {log_size}",
+                last.position
+            ))
         } else {
             None
         };
@@ -194,16 +203,49 @@ mod tests {
         let path = dir.path().join("00000000000000000100.index");
         let mut idx = OffsetIndex::create(&path, 100, 80).unwrap();
         assert_eq!(idx.max_entries(), 10);
-        assert_eq!(idx.lookup(150), OffsetPosition { offset: 100, position: 0 });
+        assert_eq!(
+            idx.lookup(150),
+            OffsetPosition {
+                offset: 100,
+                position: 0
+            }
+        );
         for i in 1..=5 {
             idx.append(100 + i * 10, (i * 1000) as u32).unwrap();
         }
-        assert!(idx.append(150, 9000).is_err(), "must be strictly increasing");
+        assert!(
+            idx.append(150, 9000).is_err(),
+            "must be strictly increasing"
+        );
         assert!(idx.append(99, 1).is_err());
-        assert_eq!(idx.lookup(105), OffsetPosition { offset: 100, position: 0 });
-        assert_eq!(idx.lookup(110), OffsetPosition { offset: 110, position: 1000 });
-        assert_eq!(idx.lookup(139), OffsetPosition { offset: 130, position: 3000 });
-        assert_eq!(idx.lookup(1 << 40), OffsetPosition { offset: 150, position: 5000 });
+        assert_eq!(
+            idx.lookup(105),
+            OffsetPosition {
+                offset: 100,
+                position: 0
+            }
+        );
+        assert_eq!(
+            idx.lookup(110),
+            OffsetPosition {
+                offset: 110,
+                position: 1000
+            }
+        );
+        assert_eq!(
+            idx.lookup(139),
+            OffsetPosition {
+                offset: 130,
+                position: 3000
+            }
+        );
+        assert_eq!(
+            idx.lookup(1 << 40),
+            OffsetPosition {
+                offset: 150,
+                position: 5000
+            }
+        );
         assert_eq!(idx.lookup_by_position(2500).unwrap().offset, 120);
         assert!(idx.lookup_by_position(999).is_none());
 

@@ -107,7 +107,12 @@ impl LogSegment {
     }
 
     /// Creates a new, empty segment. Refuses to clobber a non-empty `.log`.
-    pub fn create(dir: &Path, base_offset: i64, config: &LogConfig, now_ms: i64) -> Result<Self, StorageError> {
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<Self, StorageError> {
         let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
         let log = OpenOptions::new()
             .read(true)
@@ -116,7 +121,10 @@ impl LogSegment {
             .truncate(false)
             .open(&log_path)
             .map_err(io_err(&log_path, "create segment"))?;
-        let len = log.metadata().map_err(io_err(&log_path, "stat segment"))?.len();
+        let len = log
+            .metadata()
+            .map_err(io_err(&log_path, "stat segment"))?
+            .len();
         if len > 0 {
             return Err(StorageError::InvalidRecords {
                 path: Some(log_path),
@@ -129,7 +137,11 @@ impl LogSegment {
             log_path,
             log: Arc::new(log),
             size: 0,
-            offset_index: OffsetIndex::create(&index_path, base_offset, config.segment_index_bytes)?,
+            offset_index: OffsetIndex::create(
+                &index_path,
+                base_offset,
+                config.segment_index_bytes,
+            )?,
             time_index: TimeIndex::create(&time_path, base_offset, config.segment_index_bytes)?,
             index_interval_bytes: u64::from(config.index_interval_bytes),
             max_index_bytes: config.segment_index_bytes,
@@ -145,25 +157,35 @@ impl LogSegment {
     /// Opens an existing segment. Indexes that are missing or fail the
     /// sanity check, or a tail that does not parse, trigger a full
     /// [`recover`](Self::recover): an index is never trusted blindly.
-    pub fn open(dir: &Path, base_offset: i64, config: &LogConfig, now_ms: i64) -> Result<Self, StorageError> {
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<Self, StorageError> {
         let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
         let log = OpenOptions::new()
             .read(true)
             .write(true)
             .open(&log_path)
             .map_err(io_err(&log_path, "open segment"))?;
-        let size = log.metadata().map_err(io_err(&log_path, "stat segment"))?.len();
+        let size = log
+            .metadata()
+            .map_err(io_err(&log_path, "stat segment"))?
+            .len();
         let mut rebuild = !index_path.exists() || !time_path.exists();
-        let offset_index = match OffsetIndex::open(&index_path, base_offset, config.segment_index_bytes) {
-            Ok(i) => i,
-            Err(StorageError::CorruptIndex { reason, .. }) => {
-                warn!(path = %index_path.display(), %reason, "rebuilding corrupt offset index");
-                rebuild = true;
-                OffsetIndex::create(&index_path, base_offset, config.segment_index_bytes)?
-            }
-            Err(e) => return Err(e),
-        };
-        let time_index = match TimeIndex::open(&time_path, base_offset, config.segment_index_bytes) {
+        let offset_index =
+            match OffsetIndex::open(&index_path, base_offset, config.segment_index_bytes) {
+                Ok(i) => i,
+                Err(StorageError::CorruptIndex { reason, .. }) => {
+                    warn!(path = %index_path.display(), %reason, "rebuilding corrupt offset index");
+                    rebuild = true;
+                    OffsetIndex::create(&index_path, base_offset, config.segment_index_bytes)?
+                }
+                Err(e) => return Err(e),
+            };
+        let time_index = match TimeIndex::open(&time_path, base_offset, config.segment_index_bytes)
+        {
             Ok(i) => i,
             Err(StorageError::CorruptIndex { reason, .. }) => {
                 warn!(path = %time_path.display(), %reason, "rebuilding corrupt time index");
@@ -279,11 +301,12 @@ impl LogSegment {
 
     /// Like `try_read_header` but for positions that must hold a batch.
     fn read_header(&self, pos: u64) -> Result<BatchHeader, StorageError> {
-        self.try_read_header(pos)?.ok_or_else(|| StorageError::InvalidRecords {
-            path: Some(self.log_path.clone()),
-            offset: self.base_offset,
-            reason: format!("no valid batch header at position {pos}"),
-        })
+        self.try_read_header(pos)?
+            .ok_or_else(|| StorageError::InvalidRecords {
+                path: Some(self.log_path.clone()),
+                offset: self.base_offset,
+                reason: format!("no valid batch header at position {pos}"),
+            })
     }
 
     fn read_bytes(&self, pos: u64, len: usize) -> Result<Vec<u8>, StorageError> {
@@ -464,7 +487,9 @@ impl LogSegment {
         if offset >= self.next_offset {
             return Ok(self.size);
         }
-        Ok(self.translate_offset(offset, 0)?.map_or(self.size, |(p, _)| p))
+        Ok(self
+            .translate_offset(offset, 0)?
+            .map_or(self.size, |(p, _)| p))
     }
 
     /// Plans a read of whole batches starting with the batch that contains
@@ -536,7 +561,11 @@ impl LogSegment {
         starting_offset: i64,
     ) -> Result<Option<TimestampOffset>, StorageError> {
         let t = self.time_index.lookup(timestamp);
-        let mut pos = u64::from(self.offset_index.lookup(t.offset.max(starting_offset)).position);
+        let mut pos = u64::from(
+            self.offset_index
+                .lookup(t.offset.max(starting_offset))
+                .position,
+        );
         while pos < self.size {
             let h = self.read_header(pos)?;
             if h.max_timestamp >= timestamp && h.last_offset() >= starting_offset {
@@ -583,7 +612,10 @@ impl LogSegment {
             let h = self.read_header(pos)?;
             if h.max_timestamp == target {
                 if h.timestamp_type_is_log_append() {
-                    return Ok(Some(TimestampOffset { timestamp: target, offset: h.base_offset }));
+                    return Ok(Some(TimestampOffset {
+                        timestamp: target,
+                        offset: h.base_offset,
+                    }));
                 }
                 let batch = self.read_bytes(pos, h.total_size())?;
                 if let RecordTimestamps::Records(records) = record_timestamps(&batch)? {
@@ -597,7 +629,10 @@ impl LogSegment {
                         }
                     }
                 }
-                return Ok(Some(TimestampOffset { timestamp: target, offset: h.base_offset }));
+                return Ok(Some(TimestampOffset {
+                    timestamp: target,
+                    offset: h.base_offset,
+                }));
             }
             pos += h.total_size() as u64;
         }
@@ -733,7 +768,12 @@ mod tests {
         for i in 0..n {
             let mut b = BatchBuilder::new(ts0);
             for r in 0..records_per {
-                b = b.push(Some(b"key"), Some(&[7u8; 40]), &[], ts0 + (i * records_per + r) as i64);
+                b = b.push(
+                    Some(b"key"),
+                    Some(&[7u8; 40]),
+                    &[],
+                    ts0 + (i * records_per + r) as i64,
+                );
             }
             let mut bytes = b.build();
             let last = assign_offsets(&mut bytes, seg.next_offset()).unwrap();
@@ -754,14 +794,32 @@ mod tests {
         assert!(pos > 0);
         assert!(seg.translate_offset(70, 0).unwrap().is_none());
         let r = seg.read(35, 1, seg.size(), true).unwrap().unwrap();
-        assert_eq!((r.position, r.len, r.first_offset), (pos, h.total_size(), 34));
+        assert_eq!(
+            (r.position, r.len, r.first_offset),
+            (pos, h.total_size(), 34)
+        );
         let r = seg.read(35, 1, seg.size(), false).unwrap().unwrap();
         assert_eq!(r.len, 0);
-        let t = seg.find_offset_by_timestamp(1000 + 25, 10).unwrap().unwrap();
-        assert_eq!(t, TimestampOffset { timestamp: 1025, offset: 35 });
+        let t = seg
+            .find_offset_by_timestamp(1000 + 25, 10)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            t,
+            TimestampOffset {
+                timestamp: 1025,
+                offset: 35
+            }
+        );
         assert!(seg.find_offset_by_timestamp(5000, 10).unwrap().is_none());
         let m = seg.max_timestamp_and_offset().unwrap().unwrap();
-        assert_eq!(m, TimestampOffset { timestamp: 1059, offset: 69 });
+        assert_eq!(
+            m,
+            TimestampOffset {
+                timestamp: 1059,
+                offset: 69
+            }
+        );
     }
 
     #[test]
@@ -792,11 +850,20 @@ mod tests {
             ..cfg()
         };
         let mut seg = LogSegment::create(dir.path(), 0, &c, 0).unwrap();
-        assert!(!seg.should_roll(&c, 5000, 0, 0, 1_000_000), "empty segment never rolls by time/size");
+        assert!(
+            !seg.should_roll(&c, 5000, 0, 0, 1_000_000),
+            "empty segment never rolls by time/size"
+        );
         append_batches(&mut seg, 1, 1, 1000);
         assert!(!seg.should_roll(&c, 10, 1050, 1, 0));
-        assert!(seg.should_roll(&c, 10, 1101, 1, 0), "segment.ms by timestamps");
+        assert!(
+            seg.should_roll(&c, 10, 1101, 1, 0),
+            "segment.ms by timestamps"
+        );
         assert!(seg.should_roll(&c, 1000, 1000, 1, 0), "segment.bytes");
-        assert!(seg.should_roll(&c, 10, 1000, i64::from(i32::MAX) + 1, 0), "offset overflow");
+        assert!(
+            seg.should_roll(&c, 10, 1000, i64::from(i32::MAX) + 1, 0),
+            "offset overflow"
+        );
     }
 }

@@ -40,7 +40,11 @@ impl TimeIndex {
         })
     }
 
-    pub fn create(path: &Path, base_offset: i64, max_index_size: u32) -> Result<Self, StorageError> {
+    pub fn create(
+        path: &Path,
+        base_offset: i64,
+        max_index_size: u32,
+    ) -> Result<Self, StorageError> {
         Ok(TimeIndex {
             base_offset,
             inner: IndexFile::create(path, TIME_INDEX_ENTRY_SIZE, max_index_size)?,
@@ -80,9 +84,14 @@ impl TimeIndex {
         let first = self.entry_at(0);
         let last = self.entry_at(n - 1);
         let reason = if n > 1 && (last.timestamp <= first.timestamp || last.offset < first.offset) {
-            Some(format!("last entry {last:?} is not above first entry {first:?}"))
+            Some(format!(
+                "last entry {last:?} is not above first entry {first:?}"
+            ))
         } else if last.offset >= next_offset {
-            Some(format!("last entry offset {} is not below the next offset {next_offset}", last.offset))
+            Some(format!(
+                "last entry offset {} is not below the next offset {next_offset}",
+                last.offset
+            ))
         } else {
             None
         };
@@ -109,7 +118,12 @@ impl TimeIndex {
     /// Appends (timestamp, offset) if the timestamp is strictly greater than
     /// the last entry's. `skip_full_check` uses the slot Kafka keeps free
     /// (see `is_full`) for the final entry written when a segment is sealed.
-    pub fn maybe_append(&mut self, timestamp: i64, offset: i64, skip_full_check: bool) -> Result<(), StorageError> {
+    pub fn maybe_append(
+        &mut self,
+        timestamp: i64,
+        offset: i64,
+        skip_full_check: bool,
+    ) -> Result<(), StorageError> {
         if !skip_full_check && self.is_full() {
             return Err(StorageError::IndexFull {
                 path: self.inner.path().to_path_buf(),
@@ -204,17 +218,38 @@ mod tests {
         let path = dir.path().join("00000000000000000050.timeindex");
         let mut idx = TimeIndex::create(&path, 50, 120).unwrap();
         assert_eq!(idx.max_entries(), 10);
-        assert_eq!(idx.lookup(5), TimestampOffset { timestamp: -1, offset: 50 });
+        assert_eq!(
+            idx.lookup(5),
+            TimestampOffset {
+                timestamp: -1,
+                offset: 50
+            }
+        );
         idx.maybe_append(1000, 55, false).unwrap();
         idx.maybe_append(1000, 56, false).unwrap(); // not greater: ignored
         idx.maybe_append(900, 57, false).unwrap(); // older: ignored
         idx.maybe_append(2000, 60, false).unwrap();
         idx.maybe_append(3000, 70, false).unwrap();
         assert_eq!(idx.entries(), 3);
-        assert!(idx.maybe_append(4000, 65, false).is_err(), "offsets may not go back");
+        assert!(
+            idx.maybe_append(4000, 65, false).is_err(),
+            "offsets may not go back"
+        );
         assert_eq!(idx.lookup(999).offset, 50);
-        assert_eq!(idx.lookup(1000), TimestampOffset { timestamp: 1000, offset: 55 });
-        assert_eq!(idx.lookup(2500), TimestampOffset { timestamp: 2000, offset: 60 });
+        assert_eq!(
+            idx.lookup(1000),
+            TimestampOffset {
+                timestamp: 1000,
+                offset: 55
+            }
+        );
+        assert_eq!(
+            idx.lookup(2500),
+            TimestampOffset {
+                timestamp: 2000,
+                offset: 60
+            }
+        );
         assert_eq!(idx.lookup(i64::MAX).offset, 70);
         idx.truncate_to(60);
         assert_eq!(idx.last_entry().offset, 55);
@@ -225,7 +260,13 @@ mod tests {
         let mut idx = TimeIndex::open(&path, 50, 120).unwrap();
         idx.sanity_check(61).unwrap();
         assert!(idx.sanity_check(60).is_err());
-        assert_eq!(idx.last_entry(), TimestampOffset { timestamp: 2000, offset: 60 });
+        assert_eq!(
+            idx.last_entry(),
+            TimestampOffset {
+                timestamp: 2000,
+                offset: 60
+            }
+        );
         idx.ensure_one_free_slot().unwrap();
         idx.maybe_append(5000, 61, true).unwrap();
         assert_eq!(idx.entries(), 3);

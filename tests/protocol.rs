@@ -1,0 +1,1897 @@
+//! Black-box protocol tests for kastle: each test starts the real `kastle`
+//! binary on a free port with a temporary data directory and talks to it over
+//! TCP with hand-framed requests (bodies encoded and decoded with the
+//! `kafka-protocol` crate), checking behaviour against Apache Kafka 4.x.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
+use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
+use kafka_protocol::messages::create_topics_request::{
+    CreatableTopic, CreatableTopicConfig, CreateTopicsRequest,
+};
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_topics_request::{DeleteTopicState, DeleteTopicsRequest};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
+use kafka_protocol::messages::fetch_response::{FetchResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+};
+use kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse;
+use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
+use kafka_protocol::messages::metadata_response::{MetadataResponse, MetadataResponseTopic};
+use kafka_protocol::messages::produce_request::{
+    PartitionProduceData, ProduceRequest, TopicProduceData,
+};
+use kafka_protocol::messages::produce_response::PartitionProduceResponse;
+use kafka_protocol::messages::{BrokerId, TopicName};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use uuid::Uuid;
+
+// Kafka error codes used below.
+const NONE: i16 = 0;
+const OFFSET_OUT_OF_RANGE: i16 = 1;
+const CORRUPT_MESSAGE: i16 = 2;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const LEADER_NOT_AVAILABLE: i16 = 5;
+const MESSAGE_TOO_LARGE: i16 = 10;
+const INVALID_TOPIC_EXCEPTION: i16 = 17;
+const INVALID_REQUIRED_ACKS: i16 = 21;
+const UNSUPPORTED_VERSION: i16 = 35;
+const TOPIC_ALREADY_EXISTS: i16 = 36;
+const INVALID_PARTITIONS: i16 = 37;
+const INVALID_REPLICATION_FACTOR: i16 = 38;
+const INVALID_CONFIG: i16 = 40;
+const INVALID_REQUEST: i16 = 42;
+const INVALID_RECORD: i16 = 87;
+const UNKNOWN_TOPIC_ID: i16 = 100;
+
+// ---------------------------------------------------------------------------
+// Request helpers
+// ---------------------------------------------------------------------------
+
+fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+fn tn(s: &str) -> TopicName {
+    TopicName(sb(s))
+}
+
+fn create_topics(
+    c: &mut Client,
+    version: i16,
+    topics: Vec<CreatableTopic>,
+    validate_only: bool,
+) -> Vec<CreatableTopicResult> {
+    let req = CreateTopicsRequest::default()
+        .with_topics(topics)
+        .with_timeout_ms(5000)
+        .with_validate_only(validate_only);
+    c.call(version, &req).topics
+}
+
+fn topic_spec(name: &str, partitions: i32, rf: i16, configs: &[(&str, &str)]) -> CreatableTopic {
+    CreatableTopic::default()
+        .with_name(tn(name))
+        .with_num_partitions(partitions)
+        .with_replication_factor(rf)
+        .with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| {
+                    CreatableTopicConfig::default()
+                        .with_name(sb(k))
+                        .with_value(Some(sb(v)))
+                })
+                .collect(),
+        )
+}
+
+/// Create one topic with CreateTopics v7; returns the result (error checked by caller).
+fn create(
+    c: &mut Client,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> CreatableTopicResult {
+    let mut r = create_topics(c, 7, vec![topic_spec(name, partitions, -1, configs)], false);
+    assert_eq!(r.len(), 1);
+    let r = r.remove(0);
+    assert_eq!(r.name.0.as_str(), name);
+    r
+}
+
+/// Create a topic and insist on success; returns its id.
+fn create_ok(c: &mut Client, name: &str, partitions: i32) -> Uuid {
+    let r = create(c, name, partitions, &[]);
+    assert_eq!(r.error_code, NONE, "create {name}: {:?}", r.error_message);
+    assert!(!r.topic_id.is_nil());
+    r.topic_id
+}
+
+fn metadata(
+    c: &mut Client,
+    version: i16,
+    topics: Option<&[&str]>,
+    allow_auto: bool,
+) -> MetadataResponse {
+    // allow_auto_topic_creation exists from v4; older versions always allow.
+    let req = MetadataRequest::default()
+        .with_topics(topics.map(|ts| {
+            ts.iter()
+                .map(|t| MetadataRequestTopic::default().with_name(Some(tn(t))))
+                .collect()
+        }))
+        .with_allow_auto_topic_creation(allow_auto || version < 4);
+    c.call(version, &req)
+}
+
+fn md_topic<'a>(m: &'a MetadataResponse, name: &str) -> Option<&'a MetadataResponseTopic> {
+    m.topics
+        .iter()
+        .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some(name))
+}
+
+/// Metadata v12 for one topic without auto-creation: its error code.
+fn topic_error(c: &mut Client, name: &str) -> i16 {
+    let m = metadata(c, 12, Some(&[name]), false);
+    md_topic(&m, name)
+        .expect("topic in metadata response")
+        .error_code
+}
+
+fn produce_req(
+    topic: &str,
+    topic_id: Uuid,
+    partition: i32,
+    acks: i16,
+    records: Vec<u8>,
+) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(tn(topic))
+            .with_topic_id(topic_id)
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(Bytes::from(records)))])])
+}
+
+/// Produce one record set (v9, by name) and return the partition response.
+fn produce_v(
+    c: &mut Client,
+    version: i16,
+    topic: &str,
+    topic_id: Uuid,
+    partition: i32,
+    acks: i16,
+    records: &[u8],
+) -> PartitionProduceResponse {
+    let resp = c.call(
+        version,
+        &produce_req(topic, topic_id, partition, acks, records.to_vec()),
+    );
+    assert_eq!(resp.responses.len(), 1, "produce response topics");
+    let mut t = resp.responses.into_iter().next().unwrap();
+    assert_eq!(t.partition_responses.len(), 1);
+    t.partition_responses.remove(0)
+}
+
+fn produce(
+    c: &mut Client,
+    topic: &str,
+    partition: i32,
+    acks: i16,
+    records: &[u8],
+) -> PartitionProduceResponse {
+    produce_v(c, 9, topic, Uuid::nil(), partition, acks, records)
+}
+
+fn produce_ok(c: &mut Client, topic: &str, partition: i32, records: &[u8]) -> i64 {
+    let r = produce(c, topic, partition, -1, records);
+    assert_eq!(
+        r.error_code, NONE,
+        "produce to {topic}-{partition}: {:?}",
+        r.error_message
+    );
+    r.base_offset
+}
+
+struct FetchArgs {
+    version: i16,
+    offset: i64,
+    max_wait_ms: i32,
+    min_bytes: i32,
+    max_bytes: i32,
+    partition_max_bytes: i32,
+}
+
+impl Default for FetchArgs {
+    fn default() -> Self {
+        FetchArgs {
+            version: 12,
+            offset: 0,
+            max_wait_ms: 0,
+            min_bytes: 1,
+            max_bytes: 50 * 1024 * 1024,
+            partition_max_bytes: 1024 * 1024,
+        }
+    }
+}
+
+fn fetch_req(topic: &str, topic_id: Uuid, partition: i32, a: &FetchArgs) -> FetchRequest {
+    FetchRequest::default()
+        .with_max_wait_ms(a.max_wait_ms)
+        .with_min_bytes(a.min_bytes)
+        .with_max_bytes(a.max_bytes)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(tn(topic))
+            .with_topic_id(topic_id)
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(a.offset)
+                .with_partition_max_bytes(a.partition_max_bytes)])])
+}
+
+fn fetch_full(
+    c: &mut Client,
+    topic: &str,
+    topic_id: Uuid,
+    partition: i32,
+    a: &FetchArgs,
+) -> FetchResponse {
+    c.call(a.version, &fetch_req(topic, topic_id, partition, a))
+}
+
+/// Fetch one partition and return its data (asserting exactly one).
+fn fetch(
+    c: &mut Client,
+    topic: &str,
+    topic_id: Uuid,
+    partition: i32,
+    a: &FetchArgs,
+) -> PartitionData {
+    let r = fetch_full(c, topic, topic_id, partition, a);
+    assert_eq!(r.error_code, NONE, "fetch top-level error");
+    assert_eq!(r.responses.len(), 1, "fetch topics");
+    let mut t = r.responses.into_iter().next().unwrap();
+    assert_eq!(t.partitions.len(), 1, "fetch partitions");
+    t.partitions.remove(0)
+}
+
+fn list_offset(
+    c: &mut Client,
+    version: i16,
+    topic: &str,
+    partition: i32,
+    ts: i64,
+) -> ListOffsetsPartitionResponse {
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(tn(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_timestamp(ts)])]);
+    let r = c.call(version, &req);
+    assert_eq!(r.topics.len(), 1);
+    let mut t = r.topics.into_iter().next().unwrap();
+    assert_eq!(t.partitions.len(), 1);
+    t.partitions.remove(0)
+}
+
+fn latest(c: &mut Client, topic: &str, partition: i32) -> i64 {
+    let r = list_offset(c, 7, topic, partition, -1);
+    assert_eq!(r.error_code, NONE);
+    r.offset
+}
+
+fn api_versions_ok(c: &mut Client) {
+    let r = c.call(
+        3,
+        &ApiVersionsRequest::default()
+            .with_client_software_name(sb("kastle-tests"))
+            .with_client_software_version(sb("1.0")),
+    );
+    assert_eq!(r.error_code, NONE);
+    assert!(!r.api_keys.is_empty());
+}
+
+fn fresh_connection_works(b: &mut Broker) {
+    b.assert_alive();
+    let mut c = b.client();
+    api_versions_ok(&mut c);
+}
+
+/// Records bytes of a partition, asserting not null.
+fn records(p: &PartitionData) -> Vec<u8> {
+    p.records
+        .as_ref()
+        .expect("records must not be null")
+        .to_vec()
+}
+
+// ---------------------------------------------------------------------------
+// 1. ApiVersions
+// ---------------------------------------------------------------------------
+
+#[test]
+fn api_versions_ranges_and_errors() {
+    let mut b = Broker::start(&[]);
+    let mut c = b.client();
+    let expected: &[(i16, i16, i16)] = &[
+        (0, 0, 13),
+        (1, 4, 18),
+        (2, 1, 10),
+        (3, 0, 13),
+        (18, 0, 4),
+        (19, 2, 7),
+        (20, 1, 6),
+    ];
+    for v in 0..=4i16 {
+        let mut req = ApiVersionsRequest::default();
+        if v >= 3 {
+            req = req
+                .with_client_software_name(sb("kastle-tests"))
+                .with_client_software_version(sb("1.0.0"));
+        }
+        let r: ApiVersionsResponse = c.call(v, &req);
+        assert_eq!(r.error_code, NONE, "v{v}");
+        let got: HashMap<i16, (i16, i16)> = r
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, (k.min_version, k.max_version)))
+            .collect();
+        for &(key, min, max) in expected {
+            assert_eq!(
+                got.get(&key),
+                Some(&(min, max)),
+                "ApiVersions v{v}: range for api key {key}"
+            );
+        }
+    }
+
+    // v5: newer than supported. Kafka answers with a v0 body (header v0),
+    // UNSUPPORTED_VERSION, and still lists the ApiVersions range.
+    let body = encode(
+        &ApiVersionsRequest::default()
+            .with_client_software_name(sb("x"))
+            .with_client_software_version(sb("1")),
+        4,
+    );
+    let f = frame_with_header(18, 5, 777, 2, &body);
+    c.write_raw(&f).unwrap();
+    let (corr, mut body) = c.recv_frame().expect("response to ApiVersions v5");
+    assert_eq!(corr, 777);
+    let r = ApiVersionsResponse::decode(&mut body, 0).expect("v0 body");
+    assert_eq!(r.error_code, UNSUPPORTED_VERSION);
+    let av = r
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == 18)
+        .expect("ApiVersions listed in the v5 error response");
+    assert_eq!((av.min_version, av.max_version), (0, 4));
+
+    // The connection stays usable after that.
+    api_versions_ok(&mut c);
+
+    // v3 with an invalid client software name -> INVALID_REQUEST.
+    let r = c.call(
+        3,
+        &ApiVersionsRequest::default()
+            .with_client_software_name(sb("-bad"))
+            .with_client_software_version(sb("1.0")),
+    );
+    assert_eq!(
+        r.error_code, INVALID_REQUEST,
+        "client_software_name \"-bad\""
+    );
+    let r = c.call(
+        3,
+        &ApiVersionsRequest::default()
+            .with_client_software_name(sb("good"))
+            .with_client_software_version(sb("1.0-")),
+    );
+    assert_eq!(
+        r.error_code, INVALID_REQUEST,
+        "client_software_version \"1.0-\""
+    );
+    b.assert_alive();
+}
+
+// ---------------------------------------------------------------------------
+// 2. Framing limits
+// ---------------------------------------------------------------------------
+
+#[test]
+fn framing_limits() {
+    let mut b = Broker::start(&["socket.request.max.bytes=1000"]);
+    let mut early = b.client();
+    api_versions_ok(&mut early);
+
+    for (size, what) in [
+        (2000i32, "2000 > 1000"),
+        (i32::MAX, "2^31-1"),
+        (-1, "-1"),
+        (i32::MIN, "i32::MIN"),
+    ] {
+        let mut c = b.client();
+        c.write_raw(&size.to_be_bytes()).unwrap();
+        c.expect_closed(&format!("frame size {what}"));
+    }
+    // A request just under the limit is fine: Metadata v1 with padding topic names.
+    let mut c = b.client();
+    let names: Vec<String> = (0..10)
+        .map(|i| format!("no-such-topic-{i:03}-{}", "x".repeat(60)))
+        .collect();
+    let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+    let body = encode(
+        &MetadataRequest::default().with_topics(Some(
+            refs.iter()
+                .map(|t| MetadataRequestTopic::default().with_name(Some(tn(t))))
+                .collect(),
+        )),
+        1,
+    );
+    let f = frame(3, 1, 5, &body);
+    assert!(
+        f.len() - 4 <= 1000 && f.len() - 4 > 800,
+        "frame size {}",
+        f.len()
+    );
+    c.write_raw(&f).unwrap();
+    let (corr, _) = c.recv(3, 1);
+    assert_eq!(corr, 5);
+
+    api_versions_ok(&mut early);
+    fresh_connection_works(&mut b);
+}
+
+// ---------------------------------------------------------------------------
+// 3. Allocation bombs
+// ---------------------------------------------------------------------------
+
+#[test]
+fn huge_claimed_counts_do_not_allocate() {
+    let mut b = Broker::start(&[]);
+    let rss_before = b.peak_rss_kib();
+
+    // Metadata v1: topics array claims 2^31-1 entries.
+    let mut c = b.client();
+    c.send(3, 1, 1, &i32::MAX.to_be_bytes());
+    c.expect_closed("Metadata v1 with 2^31-1 topics");
+    b.assert_alive();
+
+    // Metadata v12 (flexible): compact array length varint 2^31-1.
+    let mut body = Vec::new();
+    put_uvarint(&mut body, i32::MAX as u64);
+    let mut c = b.client();
+    c.send(3, 12, 2, &body);
+    c.expect_closed("Metadata v12 with 2^31-2 topics");
+    b.assert_alive();
+
+    // Produce v9 (flexible): one topic, partition array claims 2^31-2 entries.
+    let mut body = vec![0u8]; // null transactional id
+    put_i16(&mut body, -1);
+    put_i32(&mut body, 1000);
+    put_uvarint(&mut body, 2); // one topic
+    put_uvarint(&mut body, 3);
+    body.extend_from_slice(b"t1");
+    put_uvarint(&mut body, i32::MAX as u64);
+    let mut c = b.client();
+    c.send(0, 9, 3, &body);
+    c.expect_closed("Produce v9 with huge partition count");
+    b.assert_alive();
+
+    // Produce v3 (non-flexible) same idea.
+    let mut body = Vec::new();
+    put_i16(&mut body, -1); // null transactional id
+    put_i16(&mut body, -1);
+    put_i32(&mut body, 1000);
+    put_i32(&mut body, 1);
+    put_i16(&mut body, 2);
+    body.extend_from_slice(b"t1");
+    put_i32(&mut body, i32::MAX);
+    let mut c = b.client();
+    c.send(0, 3, 4, &body);
+    c.expect_closed("Produce v3 with huge partition count");
+    b.assert_alive();
+
+    // A huge string length inside a small frame.
+    let mut body = Vec::new();
+    put_i32(&mut body, 1);
+    put_i16(&mut body, i16::MAX);
+    let mut c = b.client();
+    c.send(3, 1, 5, &body);
+    c.expect_closed("Metadata v1 with a 32767-byte topic name in 6 bytes");
+
+    fresh_connection_works(&mut b);
+    if let (Some(before), Some(after)) = (rss_before, b.peak_rss_kib()) {
+        assert!(
+            after < before + 256 * 1024,
+            "peak RSS grew from {before} KiB to {after} KiB"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 4. Unknown keys and unsupported versions
+// ---------------------------------------------------------------------------
+
+#[test]
+fn unknown_api_and_unsupported_versions_close() {
+    let mut b = Broker::start(&[]);
+    let body = [0u8; 16];
+    for (key, version, what) in [
+        (999i16, 0i16, "api key 999"),
+        (0, 2, "Produce v2"),
+        (1, 3, "Fetch v3"),
+        (3, 14, "Metadata v14"),
+        (2, 0, "ListOffsets v0"),
+        (19, 1, "CreateTopics v1"),
+        (9, 1, "OffsetFetch (not implemented)"),
+    ] {
+        let mut c = b.client();
+        c.send(key, version, 42, &body);
+        c.expect_closed(what);
+        b.assert_alive();
+    }
+    fresh_connection_works(&mut b);
+}
+
+// ---------------------------------------------------------------------------
+// 5. Truncated frames and garbage
+// ---------------------------------------------------------------------------
+
+#[test]
+fn truncated_frames_and_garbage() {
+    let mut b = Broker::start(&[]);
+    {
+        // 100 bytes promised, 20 sent, then disconnect.
+        let mut s = TcpStream::connect(("127.0.0.1", b.port)).unwrap();
+        s.write_all(&100i32.to_be_bytes()).unwrap();
+        s.write_all(&[1u8; 20]).unwrap();
+    }
+    {
+        // Partial size prefix then disconnect.
+        let mut s = TcpStream::connect(("127.0.0.1", b.port)).unwrap();
+        s.write_all(&[0u8, 0]).unwrap();
+    }
+    // A 3-byte frame cannot hold a request header.
+    let mut c = b.client();
+    c.write_raw(&[0, 0, 0, 3, 0, 18, 0]).unwrap();
+    c.expect_closed("3-byte frame");
+    // Header claiming a client id longer than the frame.
+    let mut c = b.client();
+    let mut f = Vec::new();
+    put_i32(&mut f, 10);
+    put_i16(&mut f, 18);
+    put_i16(&mut f, 3);
+    put_i32(&mut f, 1);
+    put_i16(&mut f, 500);
+    c.write_raw(&f).unwrap();
+    c.expect_closed("client id longer than the frame");
+    b.assert_alive();
+
+    // Seeded random frames: random sizes, random bodies, valid headers with random bodies.
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let apis: [(i16, i16, i16); 7] = [
+        (0, 3, 13),
+        (1, 4, 18),
+        (2, 1, 10),
+        (3, 0, 13),
+        (18, 0, 4),
+        (19, 2, 7),
+        (20, 1, 6),
+    ];
+    for i in 0..300 {
+        let mut s = TcpStream::connect(("127.0.0.1", b.port)).unwrap();
+        let bytes = match rng.below(3) {
+            0 => {
+                let n = rng.below(64) as usize;
+                rng.bytes(n)
+            }
+            1 => {
+                let n = rng.below(200) as usize;
+                let mut f = (n as i32).to_be_bytes().to_vec();
+                f.extend(rng.bytes(n));
+                f
+            }
+            _ => {
+                let (key, min, max) = apis[rng.below(apis.len() as u64) as usize];
+                let v = min + rng.below((max - min + 1) as u64) as i16;
+                let n = rng.below(120) as usize;
+                let body = rng.bytes(n);
+                frame(key, v, i, &body)
+            }
+        };
+        let _ = s.write_all(&bytes);
+        if i % 50 == 49 {
+            b.assert_alive();
+        }
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    fresh_connection_works(&mut b);
+}
+
+// ---------------------------------------------------------------------------
+// 6. Pipelining
+// ---------------------------------------------------------------------------
+
+#[test]
+fn pipelined_requests_answer_in_order() {
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    create_ok(&mut c, "pipe", 1);
+    let mut all = Vec::new();
+    let mut kinds = Vec::new();
+    for i in 0..50 {
+        let corr = 1000 + i;
+        if i % 2 == 0 {
+            all.extend(frame(
+                18,
+                3,
+                corr,
+                &encode(
+                    &ApiVersionsRequest::default()
+                        .with_client_software_name(sb("p"))
+                        .with_client_software_version(sb("1")),
+                    3,
+                ),
+            ));
+            kinds.push((18i16, 3i16));
+        } else {
+            let v = if i % 4 == 1 { 12 } else { 1 };
+            all.extend(frame(
+                3,
+                v,
+                corr,
+                &encode(&MetadataRequest::default().with_topics(None), v),
+            ));
+            kinds.push((3, v));
+        }
+    }
+    c.write_raw(&all).unwrap();
+    for (i, (key, v)) in kinds.into_iter().enumerate() {
+        let (corr, mut body) = c.recv(key, v);
+        assert_eq!(corr, 1000 + i as i32, "response {i} out of order");
+        if key == 18 {
+            let r = ApiVersionsResponse::decode(&mut body, v).unwrap();
+            assert_eq!(r.error_code, NONE);
+        } else {
+            let r = MetadataResponse::decode(&mut body, v).unwrap();
+            assert!(md_topic(&r, "pipe").is_some(), "response {i}: topic listed");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 7. CreateTopics, DeleteTopics, Metadata
+// ---------------------------------------------------------------------------
+
+#[test]
+fn create_topics_validation() {
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    let r = create(&mut c, "t1", 3, &[]);
+    assert_eq!(r.error_code, NONE, "{:?}", r.error_message);
+    assert!(!r.topic_id.is_nil(), "v7 returns a topic id");
+    assert_eq!(r.num_partitions, 3);
+    let t1_id = r.topic_id;
+
+    assert_eq!(
+        create(&mut c, "t1", 3, &[]).error_code,
+        TOPIC_ALREADY_EXISTS
+    );
+    assert_eq!(
+        create(&mut c, "bad/name", 1, &[]).error_code,
+        INVALID_TOPIC_EXCEPTION
+    );
+    assert_eq!(
+        create(&mut c, &"x".repeat(250), 1, &[]).error_code,
+        INVALID_TOPIC_EXCEPTION,
+        "250-char name"
+    );
+    assert_eq!(
+        create(&mut c, ".", 1, &[]).error_code,
+        INVALID_TOPIC_EXCEPTION,
+        "\".\""
+    );
+    assert_eq!(
+        create(&mut c, "..", 1, &[]).error_code,
+        INVALID_TOPIC_EXCEPTION,
+        "\"..\""
+    );
+    // 249 chars is the maximum legal length.
+    assert_eq!(
+        create(&mut c, &"y".repeat(249), 1, &[]).error_code,
+        NONE,
+        "249-char name"
+    );
+
+    let r = create_topics(&mut c, 7, vec![topic_spec("rf3", 1, 3, &[])], false);
+    assert_eq!(r[0].error_code, INVALID_REPLICATION_FACTOR);
+    assert_eq!(
+        create(&mut c, "zero", 0, &[]).error_code,
+        INVALID_PARTITIONS
+    );
+    assert_eq!(
+        create(&mut c, "neg", -5, &[]).error_code,
+        INVALID_PARTITIONS
+    );
+    assert_eq!(
+        create(&mut c, "badcfg", 1, &[("made.up.config", "1")]).error_code,
+        INVALID_CONFIG
+    );
+    assert_eq!(
+        create(&mut c, "badval", 1, &[("retention.ms", "soon")]).error_code,
+        INVALID_CONFIG
+    );
+    for n in ["rf3", "zero", "neg", "badcfg", "badval"] {
+        assert_eq!(
+            topic_error(&mut c, n),
+            UNKNOWN_TOPIC_OR_PARTITION,
+            "{n} must not exist after a failed create"
+        );
+    }
+
+    // validate_only: success but nothing created.
+    let r = create_topics(&mut c, 7, vec![topic_spec("dry", 2, 1, &[])], true);
+    assert_eq!(r[0].error_code, NONE);
+    assert_eq!(
+        topic_error(&mut c, "dry"),
+        UNKNOWN_TOPIC_OR_PARTITION,
+        "validate_only must not create"
+    );
+
+    // Collision of '.' and '_'.
+    assert_eq!(create(&mut c, "a.b", 1, &[]).error_code, NONE);
+    assert_eq!(
+        create(&mut c, "a_b", 1, &[]).error_code,
+        INVALID_TOPIC_EXCEPTION,
+        "a_b collides with a.b"
+    );
+
+    // Older versions: v2 (no topic id) still works.
+    let r = create_topics(&mut c, 2, vec![topic_spec("old", 2, 1, &[])], false);
+    assert_eq!(r[0].error_code, NONE);
+    let m = metadata(&mut c, 12, Some(&["t1", "old"]), false);
+    let t1 = md_topic(&m, "t1").unwrap();
+    assert_eq!(t1.error_code, NONE);
+    assert_eq!(t1.topic_id, t1_id, "metadata topic id equals CreateTopics'");
+    assert_eq!(t1.partitions.len(), 3);
+    assert_eq!(md_topic(&m, "old").unwrap().partitions.len(), 2);
+}
+
+#[test]
+fn delete_topics() {
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+
+    let r = c.call(
+        6,
+        &DeleteTopicsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![
+                DeleteTopicState::default().with_name(Some(tn("missing")))
+            ]),
+    );
+    assert_eq!(
+        r.responses[0].error_code, UNKNOWN_TOPIC_OR_PARTITION,
+        "delete missing (v6 by name)"
+    );
+    let r = c.call(
+        4,
+        &DeleteTopicsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topic_names(vec![tn("missing")]),
+    );
+    assert_eq!(
+        r.responses[0].error_code, UNKNOWN_TOPIC_OR_PARTITION,
+        "delete missing (v4)"
+    );
+    let r = c.call(
+        6,
+        &DeleteTopicsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![
+                DeleteTopicState::default().with_topic_id(Uuid::new_v4())
+            ]),
+    );
+    assert_eq!(
+        r.responses[0].error_code, UNKNOWN_TOPIC_ID,
+        "delete unknown topic id"
+    );
+
+    // Delete by id.
+    let id = create_ok(&mut c, "byid", 2);
+    let r = c.call(
+        6,
+        &DeleteTopicsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![DeleteTopicState::default().with_topic_id(id)]),
+    );
+    assert_eq!(r.responses.len(), 1);
+    assert_eq!(
+        r.responses[0].error_code, NONE,
+        "delete by id: {:?}",
+        r.responses[0].error_message
+    );
+    assert_eq!(r.responses[0].topic_id, id);
+    assert_eq!(
+        r.responses[0].name.as_ref().map(|n| n.0.as_str()),
+        Some("byid"),
+        "v6 response names the topic"
+    );
+    assert_eq!(topic_error(&mut c, "byid"), UNKNOWN_TOPIC_OR_PARTITION);
+    assert!(
+        !b.data_dir.join("byid-0").exists() || wait_gone(&b.data_dir.join("byid-0")),
+        "partition directory removed"
+    );
+
+    // Delete by name (v1), then recreate: a new, empty topic.
+    let old = create_ok(&mut c, "again", 1);
+    produce_ok(&mut c, "again", 0, &simple_batch(3, 10, 1000, 1));
+    let r = c.call(
+        1,
+        &DeleteTopicsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topic_names(vec![tn("again")]),
+    );
+    assert_eq!(r.responses[0].error_code, NONE);
+    assert_eq!(topic_error(&mut c, "again"), UNKNOWN_TOPIC_OR_PARTITION);
+    let new = create_ok(&mut c, "again", 1);
+    assert_ne!(old, new, "recreated topic gets a new id");
+    assert_eq!(latest(&mut c, "again", 0), 0, "recreated topic is empty");
+    assert_eq!(
+        produce_ok(&mut c, "again", 0, &simple_batch(1, 10, 1000, 2)),
+        0
+    );
+}
+
+fn wait_gone(p: &std::path::Path) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if !p.exists() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn metadata_basics_and_restart() {
+    let mut b = Broker::start(&["num.partitions=2"]);
+    let mut c = b.client();
+    let id = create_ok(&mut c, "m1", 3);
+    let mut cluster = None;
+    for v in [0i16, 1, 4, 9, 10, 12, 13] {
+        let m = metadata(&mut c, v, Some(&["m1"]), false);
+        assert_eq!(m.brokers.len(), 1, "v{v}");
+        assert_eq!(m.brokers[0].node_id, BrokerId(1), "v{v} node id");
+        assert_eq!(
+            m.brokers[0].host.as_str(),
+            "127.0.0.1",
+            "v{v} advertised host"
+        );
+        assert_eq!(m.brokers[0].port, b.port as i32, "v{v} advertised port");
+        if v >= 1 {
+            assert_eq!(m.controller_id, BrokerId(1), "v{v} controller id");
+        }
+        if v >= 2 {
+            let cid = m.cluster_id.clone().expect("cluster id");
+            assert!(!cid.as_str().is_empty());
+            cluster = Some(cid.as_str().to_string());
+        }
+        let t = md_topic(&m, "m1").expect("m1 listed");
+        assert_eq!(t.error_code, NONE);
+        assert_eq!(t.partitions.len(), 3);
+        let mut idx: Vec<i32> = t.partitions.iter().map(|p| p.partition_index).collect();
+        idx.sort();
+        assert_eq!(idx, vec![0, 1, 2]);
+        for p in &t.partitions {
+            assert_eq!(p.error_code, NONE);
+            assert_eq!(p.leader_id, BrokerId(1));
+            assert_eq!(p.replica_nodes, vec![BrokerId(1)]);
+            assert_eq!(p.isr_nodes, vec![BrokerId(1)]);
+        }
+        if v >= 10 {
+            assert_eq!(t.topic_id, id, "v{v} topic id");
+        }
+    }
+    // All topics (null list) includes m1.
+    let m = metadata(&mut c, 12, None, false);
+    assert!(md_topic(&m, "m1").is_some());
+
+    // Auto-creation (enabled by default).
+    let m = metadata(&mut c, 12, Some(&["auto1"]), true);
+    let e = md_topic(&m, "auto1").unwrap().error_code;
+    assert!(
+        e == NONE || e == LEADER_NOT_AVAILABLE,
+        "auto-create first response error {e}"
+    );
+    let m = metadata(&mut c, 12, Some(&["auto1"]), false);
+    let t = md_topic(&m, "auto1").unwrap();
+    assert_eq!(t.error_code, NONE, "auto-created topic exists");
+    assert_eq!(t.partitions.len(), 2, "auto-created with num.partitions");
+    assert_eq!(
+        topic_error(&mut c, "noauto"),
+        UNKNOWN_TOPIC_OR_PARTITION,
+        "allow_auto_topic_creation=false"
+    );
+    // Metadata v1 (no flag) auto-creates too.
+    metadata(&mut c, 1, Some(&["auto2"]), true);
+    assert_eq!(topic_error(&mut c, "auto2"), NONE);
+
+    // Cluster id stable across restart; topic id too.
+    drop(c);
+    assert!(b.stop().success());
+    b.restart();
+    let mut c = b.client();
+    let m = metadata(&mut c, 12, Some(&["m1"]), false);
+    assert_eq!(
+        m.cluster_id.as_ref().map(|s| s.as_str().to_string()),
+        cluster,
+        "cluster id after restart"
+    );
+    assert_eq!(
+        md_topic(&m, "m1").unwrap().topic_id,
+        id,
+        "topic id after restart"
+    );
+    assert_eq!(md_topic(&m, "m1").unwrap().partitions.len(), 3);
+}
+
+#[test]
+fn metadata_auto_create_disabled() {
+    let b = Broker::start(&["auto.create.topics.enable=false"]);
+    let mut c = b.client();
+    let m = metadata(&mut c, 12, Some(&["nope"]), true);
+    assert_eq!(
+        md_topic(&m, "nope").unwrap().error_code,
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
+    let m = metadata(&mut c, 1, Some(&["nope"]), true);
+    assert_eq!(
+        md_topic(&m, "nope").unwrap().error_code,
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
+    assert_eq!(topic_error(&mut c, "nope"), UNKNOWN_TOPIC_OR_PARTITION);
+    // Produce to an unknown topic does not create it either.
+    let r = produce(&mut c, "nope", 0, -1, &simple_batch(1, 5, 1000, 0));
+    assert_eq!(r.error_code, UNKNOWN_TOPIC_OR_PARTITION);
+}
+
+// ---------------------------------------------------------------------------
+// 8. Produce / Fetch semantics
+// ---------------------------------------------------------------------------
+
+#[test]
+fn produce_fetch_roundtrip() {
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    let id = create_ok(&mut c, "t1", 1);
+    let m = metadata(&mut c, 12, Some(&["t1"]), false);
+    let leader_epoch = md_topic(&m, "t1").unwrap().partitions[0].leader_epoch;
+
+    let batches: Vec<Vec<u8>> = (0..3)
+        .map(|i| simple_batch(5, 40, 1_700_000_000_000 + i, i as u8))
+        .collect();
+    for (i, bt) in batches.iter().enumerate() {
+        let r = produce(&mut c, "t1", 0, -1, bt);
+        assert_eq!(r.error_code, NONE);
+        assert_eq!(r.base_offset, 5 * i as i64, "base offset of batch {i}");
+        assert_eq!(r.log_start_offset, 0);
+    }
+    // Produce v13 addresses the topic by id.
+    let extra = simple_batch(2, 8, 1_700_000_000_100, 9);
+    let r = produce_v(&mut c, 13, "", id, 0, -1, &extra);
+    assert_eq!(r.error_code, NONE, "produce v13 by topic id");
+    assert_eq!(r.base_offset, 15);
+    let mut all = batches.clone();
+    all.push(extra);
+    let offsets = [0i64, 5, 10, 15];
+
+    for v in [4i16, 11, 12, 13, 16, 18] {
+        let p = fetch(
+            &mut c,
+            "t1",
+            id,
+            0,
+            &FetchArgs {
+                version: v,
+                ..Default::default()
+            },
+        );
+        assert_eq!(p.error_code, NONE, "fetch v{v}");
+        assert_eq!(p.high_watermark, 17, "fetch v{v} high watermark");
+        assert_eq!(p.last_stable_offset, 17, "fetch v{v} last stable offset");
+        if v >= 5 {
+            assert_eq!(p.log_start_offset, 0, "fetch v{v} log start offset");
+        }
+        let got = split_batches(&records(&p));
+        assert_eq!(got.len(), 4, "fetch v{v}: batch count");
+        for (i, g) in got.iter().enumerate() {
+            assert_same_batch(
+                g,
+                &all[i],
+                offsets[i],
+                leader_epoch,
+                &format!("fetch v{v} batch {i}"),
+            );
+        }
+    }
+    // From the middle of a batch: the containing batch comes back.
+    let p = fetch(
+        &mut c,
+        "t1",
+        id,
+        0,
+        &FetchArgs {
+            offset: 7,
+            ..Default::default()
+        },
+    );
+    let got = split_batches(&records(&p));
+    assert_eq!(
+        batch_base_offset(&got[0]),
+        5,
+        "fetch from offset 7 starts at the containing batch"
+    );
+
+    // At the end: empty, not null.
+    for v in [12i16, 13] {
+        let p = fetch(
+            &mut c,
+            "t1",
+            id,
+            0,
+            &FetchArgs {
+                version: v,
+                offset: 17,
+                ..Default::default()
+            },
+        );
+        assert_eq!(p.error_code, NONE);
+        assert_eq!(
+            p.records.as_ref().map(|r| r.len()),
+            Some(0),
+            "fetch v{v} at end: empty records, not null"
+        );
+        assert_eq!(p.high_watermark, 17);
+    }
+    // Beyond the end.
+    let p = fetch(
+        &mut c,
+        "t1",
+        id,
+        0,
+        &FetchArgs {
+            offset: 100,
+            ..Default::default()
+        },
+    );
+    assert_eq!(p.error_code, OFFSET_OUT_OF_RANGE, "fetch offset 100 of 17");
+    let p = fetch(
+        &mut c,
+        "t1",
+        id,
+        0,
+        &FetchArgs {
+            offset: -5,
+            ..Default::default()
+        },
+    );
+    assert_eq!(p.error_code, OFFSET_OUT_OF_RANGE, "fetch offset -5");
+
+    // Unknown topic / partition.
+    let p = fetch(&mut c, "nosuch", Uuid::nil(), 0, &FetchArgs::default());
+    assert_eq!(
+        p.error_code, UNKNOWN_TOPIC_OR_PARTITION,
+        "fetch v12 unknown topic"
+    );
+    let p = fetch(&mut c, "t1", id, 7, &FetchArgs::default());
+    assert_eq!(
+        p.error_code, UNKNOWN_TOPIC_OR_PARTITION,
+        "fetch v12 unknown partition"
+    );
+    let r = fetch_full(
+        &mut c,
+        "",
+        Uuid::new_v4(),
+        0,
+        &FetchArgs {
+            version: 13,
+            ..Default::default()
+        },
+    );
+    let code = if r.error_code != NONE {
+        r.error_code
+    } else {
+        r.responses[0].partitions[0].error_code
+    };
+    assert_eq!(code, UNKNOWN_TOPIC_ID, "fetch v13 unknown topic id");
+
+    // Corrupt CRC: rejected, nothing appended.
+    let mut bad = simple_batch(3, 20, 1_700_000_000_000, 7);
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    let r = produce(&mut c, "t1", 0, -1, &bad);
+    assert_eq!(r.error_code, CORRUPT_MESSAGE, "flipped byte in a batch");
+    assert_eq!(
+        latest(&mut c, "t1", 0),
+        17,
+        "nothing appended after a corrupt batch"
+    );
+
+    // Invalid acks.
+    let r = produce(&mut c, "t1", 0, 5, &simple_batch(1, 5, 1, 1));
+    assert_eq!(r.error_code, INVALID_REQUIRED_ACKS, "acks=5");
+    assert_eq!(latest(&mut c, "t1", 0), 17);
+
+    // Produce to an unknown partition.
+    let r = produce(&mut c, "t1", 9, -1, &simple_batch(1, 5, 1, 1));
+    assert_eq!(
+        r.error_code, UNKNOWN_TOPIC_OR_PARTITION,
+        "produce to partition 9 of 1"
+    );
+
+    // max.message.bytes per topic.
+    create_ok_cfg(&mut c, "small", &[("max.message.bytes", "1000")]);
+    let r = produce(&mut c, "small", 0, -1, &simple_batch(1, 2000, 1, 1));
+    assert_eq!(
+        r.error_code, MESSAGE_TOO_LARGE,
+        "2 KB batch into max.message.bytes=1000"
+    );
+    assert_eq!(latest(&mut c, "small", 0), 0);
+    let r = produce(&mut c, "small", 0, -1, &simple_batch(1, 500, 1, 1));
+    assert_eq!(r.error_code, NONE, "small batch fits");
+}
+
+fn create_ok_cfg(c: &mut Client, name: &str, cfg: &[(&str, &str)]) {
+    let r = create(c, name, 1, cfg);
+    assert_eq!(r.error_code, NONE, "create {name}: {:?}", r.error_message);
+}
+
+#[test]
+fn produce_acks_zero() {
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    let id = create_ok(&mut c, "z", 1);
+    let bt = simple_batch(4, 30, 1_700_000_000_000, 3);
+    let produce_corr = c.send_only(9, &produce_req("z", Uuid::nil(), 0, 0, bt.clone()));
+    // The next response on this connection must be the fetch's: acks=0 gets none.
+    let fetch_corr = c.next_corr();
+    let a = FetchArgs {
+        max_wait_ms: 3000,
+        ..Default::default()
+    };
+    c.send(1, 12, fetch_corr, &encode(&fetch_req("z", id, 0, &a), 12));
+    let (corr, mut body) = c.recv(1, 12);
+    assert_ne!(corr, produce_corr, "acks=0 produce must not be answered");
+    assert_eq!(corr, fetch_corr);
+    let r = FetchResponse::decode(&mut body, 12).unwrap();
+    let got = split_batches(r.responses[0].partitions[0].records.as_ref().unwrap());
+    assert_eq!(got.len(), 1, "acks=0 data arrived");
+    assert_same_batch(&got[0], &bt, 0, 0, "acks=0 batch");
+
+    // acks=0 with a corrupt batch: Kafka closes the connection.
+    let mut bad = simple_batch(2, 30, 1_700_000_000_000, 4);
+    let n = bad.len();
+    bad[n - 3] ^= 0x55;
+    c.send_only(9, &produce_req("z", Uuid::nil(), 0, 0, bad));
+    c.expect_closed("acks=0 produce with a corrupt batch");
+    let mut c2 = b.client();
+    assert_eq!(
+        latest(&mut c2, "z", 0),
+        4,
+        "corrupt acks=0 batch not appended"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 9. Byte limits
+// ---------------------------------------------------------------------------
+
+#[test]
+fn fetch_byte_limits_return_whole_batches() {
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    let id = create_ok(&mut c, "big", 1);
+    let batches: Vec<Vec<u8>> = (0..10)
+        .map(|i| simple_batch(1, 1000, 1_700_000_000_000, i as u8))
+        .collect();
+    for (i, bt) in batches.iter().enumerate() {
+        assert_eq!(produce_ok(&mut c, "big", 0, bt), i as i64);
+    }
+    let blen = batches[0].len();
+    assert!(2 * blen <= 3000 && 3 * blen > 3000, "batch length {blen}");
+
+    // Response limit of 1 byte: still exactly one whole batch (KIP-74).
+    let p = fetch(
+        &mut c,
+        "big",
+        id,
+        0,
+        &FetchArgs {
+            max_bytes: 1,
+            ..Default::default()
+        },
+    );
+    let got = split_batches(&records(&p));
+    assert_eq!(got.len(), 1, "max_bytes=1 returns one batch");
+    assert_same_batch(&got[0], &batches[0], 0, 0, "max_bytes=1");
+
+    // Partition limit 1 byte: one whole batch as well.
+    let p = fetch(
+        &mut c,
+        "big",
+        id,
+        0,
+        &FetchArgs {
+            offset: 4,
+            partition_max_bytes: 1,
+            ..Default::default()
+        },
+    );
+    let got = split_batches(&records(&p));
+    assert_eq!(got.len(), 1, "partition_max_bytes=1 returns one batch");
+    assert_eq!(batch_base_offset(&got[0]), 4);
+
+    // Partition limit 3000: two whole batches, no partial third.
+    let p = fetch(
+        &mut c,
+        "big",
+        id,
+        0,
+        &FetchArgs {
+            partition_max_bytes: 3000,
+            ..Default::default()
+        },
+    );
+    let raw = records(&p);
+    let got = split_batches(&raw);
+    assert_eq!(
+        got.len(),
+        2,
+        "partition_max_bytes=3000 returns 2 whole batches (got {} bytes)",
+        raw.len()
+    );
+    assert_eq!(raw.len(), 2 * blen);
+
+    // Response limit 3000: same.
+    let p = fetch(
+        &mut c,
+        "big",
+        id,
+        0,
+        &FetchArgs {
+            offset: 3,
+            max_bytes: 3000,
+            ..Default::default()
+        },
+    );
+    let got = split_batches(&records(&p));
+    assert_eq!(got.len(), 2, "max_bytes=3000");
+    assert_eq!(batch_base_offset(&got[0]), 3);
+}
+
+// ---------------------------------------------------------------------------
+// 10. Long poll
+// ---------------------------------------------------------------------------
+
+#[test]
+fn fetch_long_poll() {
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    let id = create_ok(&mut c, "lp", 1);
+    produce_ok(&mut c, "lp", 0, &simple_batch(1, 10, 1, 1));
+
+    // No data: returns after max_wait.
+    let t = Instant::now();
+    let p = fetch(
+        &mut c,
+        "lp",
+        id,
+        0,
+        &FetchArgs {
+            offset: 1,
+            max_wait_ms: 300,
+            ..Default::default()
+        },
+    );
+    let el = t.elapsed();
+    assert_eq!(
+        p.records.as_ref().map(|r| r.len()),
+        Some(0),
+        "empty after max_wait"
+    );
+    assert!(
+        el >= Duration::from_millis(250) && el < Duration::from_secs(2),
+        "max_wait 300 took {el:?}"
+    );
+
+    // Data arriving while waiting wakes the fetch early.
+    let port = b.port;
+    let bt = simple_batch(2, 10, 2, 2);
+    let bt2 = bt.clone();
+    let producer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let mut p = Client::connect(port);
+        produce_ok(&mut p, "lp", 0, &bt2)
+    });
+    let t = Instant::now();
+    let p = fetch(
+        &mut c,
+        "lp",
+        id,
+        0,
+        &FetchArgs {
+            offset: 1,
+            max_wait_ms: 5000,
+            min_bytes: 1,
+            ..Default::default()
+        },
+    );
+    let el = t.elapsed();
+    assert_eq!(producer.join().unwrap(), 1);
+    let got = split_batches(&records(&p));
+    assert_eq!(got.len(), 1, "long poll returns the new batch");
+    assert_same_batch(&got[0], &bt, 1, 0, "long-poll batch");
+    assert!(el < Duration::from_millis(2500), "long poll took {el:?}");
+    assert!(
+        el >= Duration::from_millis(250),
+        "long poll returned before data was produced: {el:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 11. ListOffsets
+// ---------------------------------------------------------------------------
+
+#[test]
+fn list_offsets() {
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    create_ok(&mut c, "lo", 1);
+    for v in [1i16, 7, 10] {
+        let r = list_offset(&mut c, v, "lo", 0, -1);
+        assert_eq!((r.error_code, r.offset), (NONE, 0), "v{v} latest of empty");
+        let r = list_offset(&mut c, v, "lo", 0, -2);
+        assert_eq!(
+            (r.error_code, r.offset),
+            (NONE, 0),
+            "v{v} earliest of empty"
+        );
+    }
+    for ts in [1000i64, 2000, 3000] {
+        produce_ok(&mut c, "lo", 0, &batch(&[Rec::value(b"x", ts)]));
+    }
+    for v in [1i16, 7, 10] {
+        let r = list_offset(&mut c, v, "lo", 0, -2);
+        assert_eq!((r.error_code, r.offset), (NONE, 0), "v{v} earliest");
+        let r = list_offset(&mut c, v, "lo", 0, -1);
+        assert_eq!((r.error_code, r.offset), (NONE, 3), "v{v} latest");
+        let r = list_offset(&mut c, v, "lo", 0, 1500);
+        assert_eq!(
+            (r.error_code, r.offset, r.timestamp),
+            (NONE, 1, 2000),
+            "v{v} ts 1500"
+        );
+        let r = list_offset(&mut c, v, "lo", 0, 1000);
+        assert_eq!(
+            (r.error_code, r.offset, r.timestamp),
+            (NONE, 0, 1000),
+            "v{v} ts 1000"
+        );
+        let r = list_offset(&mut c, v, "lo", 0, 3000);
+        assert_eq!(
+            (r.error_code, r.offset, r.timestamp),
+            (NONE, 2, 3000),
+            "v{v} ts 3000"
+        );
+        let r = list_offset(&mut c, v, "lo", 0, 5000);
+        assert_eq!(
+            (r.error_code, r.offset, r.timestamp),
+            (NONE, -1, -1),
+            "v{v} ts 5000"
+        );
+        if v >= 7 {
+            let r = list_offset(&mut c, v, "lo", 0, -3);
+            assert_eq!(
+                (r.error_code, r.offset, r.timestamp),
+                (NONE, 2, 3000),
+                "v{v} MAX_TIMESTAMP"
+            );
+        }
+    }
+    // A batch with several timestamps: lookup lands on the record, not the batch.
+    produce_ok(
+        &mut c,
+        "lo",
+        0,
+        &batch(&[
+            Rec::value(b"a", 4000),
+            Rec::value(b"b", 4500),
+            Rec::value(b"c", 4100),
+        ]),
+    );
+    let r = list_offset(&mut c, 7, "lo", 0, 4200);
+    assert_eq!((r.offset, r.timestamp), (4, 4500), "ts 4200 inside a batch");
+    let r = list_offset(&mut c, 7, "lo", 0, -3);
+    assert_eq!(
+        (r.offset, r.timestamp),
+        (4, 4500),
+        "MAX_TIMESTAMP inside a batch"
+    );
+    let r = list_offset(&mut c, 7, "lo", 0, -1);
+    assert_eq!(r.offset, 6);
+    // Unknown topic / partition.
+    let r = list_offset(&mut c, 7, "lo", 3, -1);
+    assert_eq!(r.error_code, UNKNOWN_TOPIC_OR_PARTITION);
+    let r = list_offset(&mut c, 7, "nosuch", 0, -1);
+    assert_eq!(r.error_code, UNKNOWN_TOPIC_OR_PARTITION);
+}
+
+// ---------------------------------------------------------------------------
+// 12. Restart and crash recovery
+// ---------------------------------------------------------------------------
+
+fn fetch_all(c: &mut Client, topic: &str, id: Uuid, partition: i32) -> Vec<Vec<u8>> {
+    let p = fetch(
+        c,
+        topic,
+        id,
+        partition,
+        &FetchArgs {
+            version: 13,
+            ..Default::default()
+        },
+    );
+    assert_eq!(p.error_code, NONE);
+    split_batches(&records(&p))
+}
+
+#[test]
+fn restart_and_crash_recovery() {
+    let mut b = Broker::start(&[]);
+    let mut c = b.client();
+    let id = create_ok(&mut c, "r", 2);
+    let mut p0: Vec<(i64, Vec<u8>)> = Vec::new();
+    let mut p1: Vec<(i64, Vec<u8>)> = Vec::new();
+    let mut next0 = 0i64;
+    for i in 0..3u8 {
+        let bt = simple_batch(3, 50, 1_700_000_000_000 + i as i64, i);
+        assert_eq!(produce_ok(&mut c, "r", 0, &bt), next0);
+        p0.push((next0, bt));
+        next0 += 3;
+    }
+    drop(c);
+
+    // Clean stop.
+    let st = b.stop();
+    assert_eq!(st.code(), Some(0), "SIGTERM exit status {st}");
+    assert!(
+        b.data_dir.join(".kafka_cleanshutdown").exists(),
+        ".kafka_cleanshutdown after a clean stop"
+    );
+    assert!(b.data_dir.join("meta.properties").exists());
+    b.restart();
+    let mut c = b.client();
+    let got = fetch_all(&mut c, "r", id, 0);
+    assert_eq!(got.len(), p0.len());
+    for (g, (o, bt)) in got.iter().zip(&p0) {
+        assert_same_batch(g, bt, *o, 0, "after clean restart");
+    }
+    let bt = simple_batch(2, 50, 1_700_000_000_010, 10);
+    assert_eq!(
+        produce_ok(&mut c, "r", 0, &bt),
+        next0,
+        "produce continues after restart"
+    );
+    p0.push((next0, bt));
+    next0 += 2;
+
+    // More acknowledged data on both partitions, then kill -9.
+    let mut next1 = 0i64;
+    for i in 0..4u8 {
+        let bt = simple_batch(2 + i as usize, 70, 1_700_000_000_020 + i as i64, 20 + i);
+        let n = 2 + i as i64;
+        assert_eq!(produce_ok(&mut c, "r", 1, &bt), next1);
+        p1.push((next1, bt));
+        next1 += n;
+        let bt = simple_batch(1, 30, 1_700_000_000_030 + i as i64, 30 + i);
+        assert_eq!(produce_ok(&mut c, "r", 0, &bt), next0);
+        p0.push((next0, bt));
+        next0 += 1;
+    }
+    drop(c);
+    b.kill();
+
+    // Garbage after p0's last batch; p1's last batch torn in the middle.
+    let log0 = b.log_file("r", 0);
+    let log1 = b.log_file("r", 1);
+    let len0: u64 = p0.iter().map(|(_, b)| b.len() as u64).sum();
+    let len1: u64 = p1.iter().map(|(_, b)| b.len() as u64).sum();
+    assert_eq!(
+        std::fs::metadata(&log0).unwrap().len(),
+        len0,
+        "p0 log holds exactly the acknowledged batches"
+    );
+    assert_eq!(
+        std::fs::metadata(&log1).unwrap().len(),
+        len1,
+        "p1 log holds exactly the acknowledged batches"
+    );
+    let mut rng = Rng(42);
+    append_to(&log0, &rng.bytes(100));
+    let (last_off, last) = p1.pop().unwrap();
+    truncate_to(&log1, len1 - (last.len() as u64) / 2);
+    next1 = last_off;
+
+    b.restart();
+    let mut c = b.client();
+    let got = fetch_all(&mut c, "r", id, 0);
+    assert_eq!(got.len(), p0.len(), "p0 batches after crash");
+    for (i, (g, (o, bt))) in got.iter().zip(&p0).enumerate() {
+        assert_same_batch(g, bt, *o, 0, &format!("p0 batch {i} after crash"));
+    }
+    let got = fetch_all(&mut c, "r", id, 1);
+    assert_eq!(
+        got.len(),
+        p1.len(),
+        "p1 batches after crash (torn batch dropped)"
+    );
+    for (i, (g, (o, bt))) in got.iter().zip(&p1).enumerate() {
+        assert_same_batch(g, bt, *o, 0, &format!("p1 batch {i} after crash"));
+    }
+    assert_eq!(latest(&mut c, "r", 0), next0);
+    assert_eq!(latest(&mut c, "r", 1), next1);
+    assert_eq!(
+        std::fs::metadata(&log0).unwrap().len(),
+        len0,
+        "garbage truncated from p0's log"
+    );
+    assert_eq!(
+        produce_ok(&mut c, "r", 0, &simple_batch(1, 5, 1, 1)),
+        next0,
+        "p0 next offset after crash"
+    );
+    assert_eq!(
+        produce_ok(&mut c, "r", 1, &simple_batch(1, 5, 1, 1)),
+        next1,
+        "p1 next offset after crash"
+    );
+    // Timestamp index still works after recovery.
+    let r = list_offset(&mut c, 7, "r", 0, -3);
+    assert_eq!(r.error_code, NONE);
+    assert_eq!(
+        r.timestamp, 1_700_000_000_033,
+        "max timestamp after recovery"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 13. Configuration
+// ---------------------------------------------------------------------------
+
+#[test]
+fn invalid_config_refuses_to_start() {
+    let mut b = Broker::spawn_only(&["num.partitions=zero"]);
+    let st = b
+        .wait_exit(Duration::from_secs(5))
+        .expect("broker with num.partitions=zero must exit");
+    assert!(!st.success(), "exit status {st}");
+    let err = b.stderr();
+    assert!(
+        err.contains("num.partitions") && err.contains("zero"),
+        "stderr must name key and value: {err}"
+    );
+}
+
+#[test]
+fn unknown_config_key_warns() {
+    let mut b = Broker::start(&["made.up.key=1"]);
+    b.assert_alive();
+    fresh_connection_works(&mut b);
+    let err = b.stderr();
+    assert!(
+        err.contains("made.up.key"),
+        "stderr must warn about made.up.key: {err}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Extra edge cases
+// ---------------------------------------------------------------------------
+
+const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+
+#[test]
+fn create_topics_more() {
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    // Response details (v5+): partitions, replication factor resolved, configs listed.
+    let r = create(&mut c, "d1", 2, &[("retention.ms", "1000")]);
+    assert_eq!(r.error_code, NONE);
+    assert_eq!(r.num_partitions, 2);
+    assert_eq!(
+        r.replication_factor, 1,
+        "replication factor -1 resolves to 1"
+    );
+    let cfgs = r.configs.as_ref().expect("v5+ returns configs");
+    let ret = cfgs
+        .iter()
+        .find(|c| c.name.as_str() == "retention.ms")
+        .expect("retention.ms listed");
+    assert_eq!(ret.value.as_ref().map(|v| v.as_str()), Some("1000"));
+
+    // Duplicate names in one request: INVALID_REQUEST for them, the other one created.
+    let r = create_topics(
+        &mut c,
+        7,
+        vec![
+            topic_spec("dup", 1, 1, &[]),
+            topic_spec("dup", 1, 1, &[]),
+            topic_spec("solo", 1, 1, &[]),
+        ],
+        false,
+    );
+    for t in &r {
+        let want = if t.name.0.as_str() == "dup" {
+            INVALID_REQUEST
+        } else {
+            NONE
+        };
+        assert_eq!(t.error_code, want, "{}", t.name.0.as_str());
+    }
+    assert_eq!(topic_error(&mut c, "dup"), UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(topic_error(&mut c, "solo"), NONE);
+
+    // Manual assignment on broker 1 works; broker 2 does not exist.
+    use kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment;
+    let assign = |ids: &[i32]| -> Vec<CreatableReplicaAssignment> {
+        ids.iter()
+            .enumerate()
+            .map(|(p, b)| {
+                CreatableReplicaAssignment::default()
+                    .with_partition_index(p as i32)
+                    .with_broker_ids(vec![BrokerId(*b)])
+            })
+            .collect()
+    };
+    let r = create_topics(
+        &mut c,
+        7,
+        vec![CreatableTopic::default()
+            .with_name(tn("man"))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(assign(&[1, 1]))],
+        false,
+    );
+    assert_eq!(
+        r[0].error_code, NONE,
+        "manual assignment: {:?}",
+        r[0].error_message
+    );
+    let m = metadata(&mut c, 12, Some(&["man"]), false);
+    assert_eq!(md_topic(&m, "man").unwrap().partitions.len(), 2);
+    let r = create_topics(
+        &mut c,
+        7,
+        vec![CreatableTopic::default()
+            .with_name(tn("man2"))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(assign(&[2]))],
+        false,
+    );
+    assert_eq!(
+        r[0].error_code, INVALID_REPLICA_ASSIGNMENT,
+        "assignment to broker 2"
+    );
+
+    // The broker's own metadata log is not a topic.
+    let m = metadata(&mut c, 12, None, false);
+    assert!(
+        md_topic(&m, "__kastle_topics").is_none(),
+        "internal metadata log must not be listed as a topic"
+    );
+}
+
+#[test]
+fn produce_malformed_batches() {
+    let mut b = Broker::start(&[]);
+    let mut c = b.client();
+    create_ok(&mut c, "v", 1);
+    let good = simple_batch(3, 20, 1_700_000_000_000, 1);
+
+    // Two batches in one produce request (v3+ requires exactly one): INVALID_RECORD (87).
+    let mut two = good.clone();
+    two.extend_from_slice(&good);
+    let r = produce(&mut c, "v", 0, -1, &two);
+    assert_eq!(
+        r.error_code, INVALID_RECORD,
+        "two batches in one partition's records"
+    );
+    assert_eq!(latest(&mut c, "v", 0), 0);
+
+    // lastOffsetDelta disagreeing with the record count (CRC recomputed).
+    let mut lod = good.clone();
+    lod[23..27].copy_from_slice(&7i32.to_be_bytes());
+    let crc = crc32c::crc32c(&lod[21..]);
+    lod[17..21].copy_from_slice(&crc.to_be_bytes());
+    let r = produce(&mut c, "v", 0, -1, &lod);
+    assert_eq!(
+        r.error_code, INVALID_RECORD,
+        "lastOffsetDelta 7 with 3 records"
+    );
+    assert_eq!(latest(&mut c, "v", 0), 0, "inconsistent batch not appended");
+
+    // Magic 1 is gone in Kafka 4 (KIP-896).
+    let mut m1 = good.clone();
+    m1[16] = 1;
+    let r = produce(&mut c, "v", 0, -1, &m1);
+    assert_eq!(r.error_code, INVALID_RECORD, "magic 1 batch");
+    assert_eq!(latest(&mut c, "v", 0), 0);
+
+    // acks=1 works and the response carries log_append_time -1 (CreateTime).
+    let r = produce(&mut c, "v", 0, 1, &good);
+    assert_eq!(
+        (r.error_code, r.base_offset, r.log_append_time_ms),
+        (NONE, 0, -1)
+    );
+    fresh_connection_works(&mut b);
+}
+
+#[test]
+fn log_append_time_topic() {
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    let r = create(
+        &mut c,
+        "lat",
+        1,
+        &[("message.timestamp.type", "LogAppendTime")],
+    );
+    assert_eq!(r.error_code, NONE, "{:?}", r.error_message);
+    let id = r.topic_id;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let r = produce(
+        &mut c,
+        "lat",
+        0,
+        -1,
+        &batch(&[Rec::value(b"a", 1000), Rec::value(b"b", 2000)]),
+    );
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert_eq!(r.error_code, NONE);
+    assert!(
+        r.log_append_time_ms >= before && r.log_append_time_ms <= after,
+        "log_append_time_ms {}",
+        r.log_append_time_ms
+    );
+    let p = fetch(&mut c, "lat", id, 0, &FetchArgs::default());
+    let got = split_batches(&records(&p));
+    let attrs = i16::from_be_bytes(got[0][21..23].try_into().unwrap());
+    assert_eq!(
+        attrs & 0x08,
+        0x08,
+        "timestamp type bit set to LogAppendTime"
+    );
+    let max_ts = i64::from_be_bytes(got[0][35..43].try_into().unwrap());
+    assert_eq!(max_ts, r.log_append_time_ms, "maxTimestamp = append time");
+    assert_eq!(
+        crc32c::crc32c(&got[0][21..]),
+        u32::from_be_bytes(got[0][17..21].try_into().unwrap()),
+        "CRC recomputed"
+    );
+}
+
+#[test]
+fn fetch_sessions_and_multi_partition_limits() {
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    let id = create_ok(&mut c, "mp", 2);
+    for p in 0..2 {
+        for i in 0..3u8 {
+            produce_ok(&mut c, "mp", p, &simple_batch(1, 1000, 1, i));
+        }
+    }
+    let blen = simple_batch(1, 1000, 1, 0).len();
+    let req = |max_bytes: i32| {
+        FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(max_bytes)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(tn("mp"))
+                .with_topic_id(id)
+                .with_partitions(
+                    (0..2)
+                        .map(|p| {
+                            FetchPartition::default()
+                                .with_partition(p)
+                                .with_fetch_offset(0)
+                                .with_partition_max_bytes(1 << 20)
+                        })
+                        .collect(),
+                )])
+    };
+    let count = |r: &FetchResponse, p: usize| {
+        split_batches(r.responses[0].partitions[p].records.as_ref().unwrap()).len()
+    };
+    let r: FetchResponse = c.call(12, &req(1500));
+    assert_eq!(
+        (count(&r, 0), count(&r, 1)),
+        (1, 0),
+        "max_bytes 1500 over two partitions"
+    );
+    let r: FetchResponse = c.call(12, &req((2 * blen + 60) as i32));
+    assert_eq!(
+        (count(&r, 0), count(&r, 1)),
+        (2, 0),
+        "max_bytes for two batches"
+    );
+    let r: FetchResponse = c.call(12, &req(1 << 20));
+    assert_eq!((count(&r, 0), count(&r, 1)), (3, 3), "max_bytes large");
+
+    // A client asking for a new session (id 0, epoch 0) gets a full response.
+    let r: FetchResponse = c.call(12, &req(1 << 20).with_session_id(0).with_session_epoch(0));
+    assert_eq!(r.error_code, NONE);
+    assert_eq!(
+        (count(&r, 0), count(&r, 1)),
+        (3, 3),
+        "full fetch when opening a session"
+    );
+    // An incremental fetch on a session the broker never handed out.
+    if r.session_id == 0 {
+        let r: FetchResponse = c.call(
+            12,
+            &req(1 << 20).with_session_id(123_456).with_session_epoch(3),
+        );
+        assert_eq!(
+            r.error_code, FETCH_SESSION_ID_NOT_FOUND,
+            "unknown fetch session"
+        );
+    }
+}
+
+/// Kafka's `ByteBufferLogInputStream` yields no batch for records that end
+/// before the claimed batch does, so `ProduceRequest.validateRecords` answers
+/// INVALID_RECORD ("must have at least one record batch"), not CORRUPT_MESSAGE.
+#[test]
+fn produce_truncated_records() {
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    create_ok(&mut c, "tr", 1);
+    let good = simple_batch(3, 20, 1_700_000_000_000, 1);
+    let r = produce(&mut c, "tr", 0, -1, &good[..good.len() - 10]);
+    let truncated = r.error_code;
+    let r = produce(&mut c, "tr", 0, -1, &good[..30]);
+    let short = r.error_code;
+    assert_eq!(latest(&mut c, "tr", 0), 0, "nothing appended");
+    assert_eq!(
+        (truncated, short),
+        (INVALID_RECORD, INVALID_RECORD),
+        "(batch cut 10 bytes short, 30-byte records)"
+    );
+}
