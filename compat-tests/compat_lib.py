@@ -1,0 +1,482 @@
+"""Shared message model, verification and per-client helpers for the compat suite.
+
+Every client writes the same deterministic messages (``make_messages``) and every
+consumer returns plain ``Rec`` tuples, so any producer can be checked against any
+consumer with ``verify``.
+"""
+import base64
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+HERE = Path(__file__).resolve().parent
+NODE_DIR = HERE / "node"
+NODE_DRIVER = NODE_DIR / "driver.js"
+
+# Message counts can be scaled down for quick local iterations: COMPAT_SCALE=0.1
+SCALE = float(os.environ.get("COMPAT_SCALE", "1"))
+N_MESSAGES = max(100, int(100_000 * SCALE))
+
+
+def scaled(n: int) -> int:
+    return max(10, int(n * SCALE))
+
+
+def unique_topic(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+# ---------------------------------------------------------------------------
+# message model
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Msg:
+    idx: int
+    partition: int
+    key: Optional[bytes]
+    value: Optional[bytes]
+    headers: List[Tuple[str, bytes]]
+    timestamp: int
+
+
+@dataclass
+class Rec:
+    partition: int
+    offset: int
+    key: Optional[bytes]
+    value: Optional[bytes]
+    headers: List[Tuple[str, bytes]] = field(default_factory=list)
+    timestamp: Optional[int] = None
+    ts_type: Optional[str] = None  # "create" | "append" | None (unknown)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def make_messages(n: int, src: str, partitions: int, base_ts: Optional[int] = None,
+                  start: int = 0) -> List[Msg]:
+    """Deterministic messages. Every message carries an ``idx`` header (its identity).
+
+    * key: ``key-<i>``, except every 1000th message has a NULL key
+    * value: variable length, every 997th message is a NULL value (tombstone)
+    * headers: idx, src, and every 5th message an extra empty-valued header
+    * timestamp: explicit CreateTime, base_ts + i (distinct, one hour in the past
+      so that no retention policy can touch it)
+    """
+    if base_ts is None:
+        base_ts = now_ms() - 3_600_000
+    out = []
+    for i in range(start, start + n):
+        key = None if i % 1000 == 999 else f"key-{i}".encode()
+        value = None if i % 997 == 996 else (f"{src}-value-{i}-".encode() + b"x" * (i % 64))
+        headers = [("idx", str(i).encode()), ("src", src.encode())]
+        if i % 5 == 0:
+            headers.append(("empty", b""))
+        out.append(Msg(i, i % partitions, key, value, headers, base_ts + i))
+    return out
+
+
+def rec_idx(r: Rec) -> Optional[int]:
+    for k, v in r.headers:
+        if k == "idx":
+            return int(v)
+    return None
+
+
+# ---------------------------------------------------------------------------
+# verification
+# ---------------------------------------------------------------------------
+
+def _fmt(problems, limit=15):
+    head = problems[:limit]
+    more = f"\n  ... and {len(problems) - limit} more" if len(problems) > limit else ""
+    return "\n  " + "\n  ".join(head) + more
+
+
+def verify(records: List[Rec], expected: List[Msg], *, check_timestamp=True,
+           check_headers=True, contiguous_from=0, idx_of=rec_idx):
+    """Assert every expected message is present exactly once, with its key, value,
+    headers and timestamp, in its expected partition, in production order, and that
+    each partition's offsets are contiguous starting at ``contiguous_from``."""
+    problems = []
+    exp = {m.idx: m for m in expected}
+    seen = Counter()
+    by_part = defaultdict(list)
+    for r in records:
+        by_part[r.partition].append(r)
+        i = idx_of(r)
+        if i is None or i not in exp:
+            problems.append(f"unexpected record p{r.partition}@{r.offset}: key={r.key!r} "
+                            f"value={(r.value or b'')[:40]!r} headers={r.headers}")
+            continue
+        seen[i] += 1
+        m = exp[i]
+        if r.partition != m.partition:
+            problems.append(f"msg {i}: partition {r.partition} != expected {m.partition}")
+        if r.key != m.key:
+            problems.append(f"msg {i}: key {r.key!r} != {m.key!r}")
+        if r.value != m.value:
+            problems.append(f"msg {i}: value {(r.value or b'')[:60]!r} != {(m.value or b'')[:60]!r}"
+                            f" (null? got {r.value is None} want {m.value is None})")
+        if check_headers and list(r.headers) != list(m.headers):
+            problems.append(f"msg {i}: headers {r.headers} != {m.headers}")
+        if check_timestamp:
+            if r.timestamp != m.timestamp:
+                problems.append(f"msg {i}: timestamp {r.timestamp} != {m.timestamp}")
+            if r.ts_type not in (None, "create"):
+                problems.append(f"msg {i}: timestamp type {r.ts_type} != CreateTime")
+    missing = [i for i in exp if seen[i] == 0]
+    dups = {i: c for i, c in seen.items() if c > 1}
+    if missing:
+        problems.insert(0, f"{len(missing)} of {len(exp)} messages missing, e.g. {missing[:10]}")
+    if dups:
+        problems.insert(0, f"{len(dups)} messages duplicated, e.g. {list(dups.items())[:10]}")
+    for p, recs in sorted(by_part.items()):
+        offs = [r.offset for r in recs]
+        if contiguous_from is not None:
+            want = list(range(contiguous_from, contiguous_from + len(offs)))
+            if offs != want:
+                bad = next(k for k, (a, b) in enumerate(zip(offs, want + [None] * len(offs))) if a != b)
+                problems.append(f"partition {p}: offsets not contiguous from {contiguous_from}: "
+                                f"position {bad} has offset {offs[bad]} (want {want[bad] if bad < len(want) else '-'})")
+        idxs = [idx_of(r) for r in recs if idx_of(r) is not None]
+        if idxs != sorted(idxs):
+            bad = next(k for k in range(1, len(idxs)) if idxs[k] < idxs[k - 1])
+            problems.append(f"partition {p}: out of order at position {bad}: msg {idxs[bad - 1]} then {idxs[bad]}")
+    assert not problems, (f"verification failed ({len(records)} records read, "
+                          f"{len(expected)} expected):" + _fmt(problems))
+
+
+def per_partition_counts(msgs: List[Msg]):
+    c = Counter(m.partition for m in msgs)
+    return dict(c)
+
+
+# ---------------------------------------------------------------------------
+# kafka-python
+# ---------------------------------------------------------------------------
+
+def kp_admin(bootstrap, **kw):
+    from kafka import KafkaAdminClient
+    return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="compat-kp-admin",
+                            request_timeout_ms=10_000, **kw)
+
+
+def kp_producer(bootstrap, **kw):
+    from kafka import KafkaProducer
+    cfg = dict(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False,
+               linger_ms=5, batch_size=64 * 1024, retries=5, request_timeout_ms=10_000,
+               max_in_flight_requests_per_connection=1, client_id="compat-kp-producer")
+    cfg.update(kw)
+    return KafkaProducer(**cfg)
+
+
+def kp_consumer(bootstrap, **kw):
+    from kafka import KafkaConsumer
+    cfg = dict(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+               auto_offset_reset="earliest", client_id="compat-kp-consumer",
+               request_timeout_ms=15_000, fetch_max_wait_ms=200)
+    cfg.update(kw)
+    return KafkaConsumer(**cfg)
+
+
+def kp_produce(bootstrap, topic, msgs: List[Msg], **kw):
+    """Send all messages (explicit partition + CreateTime), wait for every ack.
+    Returns {idx: (partition, offset)}."""
+    prod = kp_producer(bootstrap, **kw)
+    try:
+        futs = [(m.idx, prod.send(topic, value=m.value, key=m.key, headers=m.headers,
+                                  partition=m.partition, timestamp_ms=m.timestamp))
+                for m in msgs]
+        prod.flush(timeout=120)
+        acks = {}
+        for i, f in futs:
+            md = f.get(timeout=30)
+            acks[i] = (md.partition, md.offset)
+        return acks
+    finally:
+        prod.close(timeout=10)
+
+
+def kp_consume(bootstrap, topic, partitions, until_counts, timeout=120.0, start_offsets=None, **kw):
+    """Read by assignment from the beginning (or start_offsets) until each partition's
+    position reaches until_counts[p] (an end offset). Returns [Rec]."""
+    from kafka import TopicPartition
+    cons = kp_consumer(bootstrap, **kw)
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        cons.assign(tps)
+        for tp in tps:
+            off = (start_offsets or {}).get(tp.partition, 0)
+            cons.seek(tp, off)
+        out = []
+        deadline = time.monotonic() + timeout
+        def done():
+            return all(cons.position(tp) >= until_counts.get(tp.partition, 0) for tp in tps)
+        while not done():
+            if time.monotonic() > deadline:
+                pos = {tp.partition: cons.position(tp) for tp in tps}
+                raise AssertionError(f"kafka-python consumer timed out after {timeout}s: "
+                                     f"positions {pos}, wanted {until_counts}, got {len(out)} records")
+            batch = cons.poll(timeout_ms=500, max_records=10_000)
+            for tp, recs in batch.items():
+                for r in recs:
+                    out.append(Rec(r.partition, r.offset, r.key, r.value,
+                                   [(k, v) for k, v in (r.headers or [])], r.timestamp,
+                                   {0: "create", 1: "append"}.get(r.timestamp_type)))
+        return out
+    finally:
+        cons.close()
+
+
+# ---------------------------------------------------------------------------
+# confluent-kafka
+# ---------------------------------------------------------------------------
+
+CK_GROUP = "kastle-compat-unused"  # confluent-kafka refuses to build a Consumer without one;
+                                   # it is never used: we only assign() and never commit.
+
+
+def ck_admin(bootstrap, **kw):
+    from confluent_kafka.admin import AdminClient
+    cfg = {"bootstrap.servers": bootstrap, "client.id": "compat-ck-admin"}
+    cfg.update(kw)
+    return AdminClient(cfg)
+
+
+def ck_create_topic(bootstrap, topic, partitions=3, rf=1, timeout=15):
+    from confluent_kafka.admin import NewTopic
+    a = ck_admin(bootstrap)
+    futs = a.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=rf)],
+                           operation_timeout=timeout, request_timeout=timeout)
+    futs[topic].result(timeout=timeout)
+
+
+def ck_producer(bootstrap, **kw):
+    from confluent_kafka import Producer
+    cfg = {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": False,
+           "linger.ms": 5, "client.id": "compat-ck-producer", "message.timeout.ms": 60_000,
+           "max.in.flight.requests.per.connection": 1}
+    cfg.update(kw)
+    return Producer(cfg)
+
+
+def ck_consumer(bootstrap, **kw):
+    from confluent_kafka import Consumer
+    cfg = {"bootstrap.servers": bootstrap, "group.id": CK_GROUP, "enable.auto.commit": False,
+           "enable.auto.offset.store": False, "enable.partition.eof": True,
+           "auto.offset.reset": "earliest", "client.id": "compat-ck-consumer",
+           "fetch.wait.max.ms": 200}
+    cfg.update(kw)
+    return Consumer(cfg)
+
+
+def ck_produce(bootstrap, topic, msgs: List[Msg], **kw):
+    """Produce with delivery reports; raises if any delivery failed.
+    Returns {idx: (partition, offset)}."""
+    prod = ck_producer(bootstrap, **kw)
+    acks, errors = {}, []
+
+    def cb_for(i):
+        def cb(err, msg):
+            if err is not None:
+                errors.append((i, err))
+            else:
+                acks[i] = (msg.partition(), msg.offset())
+        return cb
+
+    for m in msgs:
+        while True:
+            try:
+                prod.produce(topic, value=m.value, key=m.key, partition=m.partition,
+                             timestamp=m.timestamp, headers=m.headers, on_delivery=cb_for(m.idx))
+                break
+            except BufferError:
+                prod.poll(0.05)
+        prod.poll(0)
+    remaining = prod.flush(120)
+    assert remaining == 0, f"confluent-kafka: {remaining} messages still undelivered after flush"
+    assert not errors, f"confluent-kafka delivery errors ({len(errors)}): {errors[:5]}"
+    return acks
+
+
+def ck_consume(bootstrap, topic, partitions, until_counts=None, timeout=120.0, start_offsets=None, **kw):
+    """Read by assignment until EOF on every partition and (if given) each partition
+    reached until_counts[p]. Returns [Rec]."""
+    from confluent_kafka import KafkaError, TopicPartition, TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME
+    cons = ck_consumer(bootstrap, **kw)
+    try:
+        cons.assign([TopicPartition(topic, p, (start_offsets or {}).get(p, 0)) for p in range(partitions)])
+        out, eof, next_off = [], set(), {}
+        errors = []
+        deadline = time.monotonic() + timeout
+
+        def done():
+            if len(eof) < partitions:
+                return False
+            if until_counts:
+                return all(next_off.get(p, 0) >= c for p, c in until_counts.items())
+            return True
+
+        while not done():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"confluent-kafka consumer timed out after {timeout}s: eof={sorted(eof)} "
+                                     f"next={next_off} wanted={until_counts} got {len(out)} records; "
+                                     f"errors={errors[:5]}")
+            for m in cons.consume(num_messages=10_000, timeout=0.5):
+                err = m.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        eof.add(m.partition())
+                    else:
+                        errors.append(str(err))
+                        if err.fatal():
+                            raise AssertionError(f"fatal consumer error: {err}")
+                    continue
+                tstype, ts = m.timestamp()
+                out.append(Rec(m.partition(), m.offset(), m.key(), m.value(),
+                               [(k, v) for k, v in (m.headers() or [])], ts,
+                               {TIMESTAMP_CREATE_TIME: "create", TIMESTAMP_LOG_APPEND_TIME: "append"}.get(tstype)))
+                next_off[m.partition()] = m.offset() + 1
+                eof.discard(m.partition())
+        return out
+    finally:
+        cons.close()
+
+
+# ---------------------------------------------------------------------------
+# kafkajs (node driver)
+# ---------------------------------------------------------------------------
+
+def _b64(b):
+    return None if b is None else base64.b64encode(b).decode()
+
+
+def _unb64(s):
+    return None if s is None else base64.b64decode(s)
+
+
+def node_run(cmd: str, spec: dict, timeout=240, stdin_lines=None):
+    """Run ``node driver.js CMD`` with spec JSON as argv; JSON lines on stdout.
+    Returns (list of record dicts, final result dict)."""
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(spec, f)
+        spec_path = f.name
+    try:
+        env = dict(os.environ, KAFKAJS_NO_PARTITIONER_WARNING="1")
+        p = subprocess.run(["node", str(NODE_DRIVER), cmd, spec_path], cwd=NODE_DIR,
+                           capture_output=True, timeout=timeout, env=env)
+    finally:
+        os.unlink(spec_path)
+    lines = p.stdout.decode().splitlines()
+    records, result = [], None
+    for ln in lines:
+        if not ln.strip():
+            continue
+        obj = json.loads(ln)
+        if obj.get("type") == "record":
+            records.append(obj)
+        elif obj.get("type") == "result":
+            result = obj
+    if p.returncode != 0 or result is None or not result.get("ok"):
+        raise AssertionError(f"kafkajs driver `{cmd}` failed (rc={p.returncode}): result={result}\n"
+                             f"stderr:\n{p.stderr.decode()[-4000:]}")
+    return records, result
+
+
+def msgs_to_spec(msgs: List[Msg]):
+    return [{"i": m.idx, "p": m.partition, "k": _b64(m.key), "v": _b64(m.value),
+             "h": [[k, _b64(v)] for k, v in m.headers], "t": m.timestamp} for m in msgs]
+
+
+def kjs_produce(bootstrap, topic, msgs: List[Msg], create_partitions=None):
+    spec = {"bootstrap": bootstrap, "topic": topic, "messages": msgs_to_spec(msgs),
+            "createPartitions": create_partitions}
+    _, res = node_run("produce", spec)
+    return res
+
+
+def kjs_consume(bootstrap, topic, partitions, until_counts, timeout_ms=120_000):
+    spec = {"bootstrap": bootstrap, "topic": topic, "partitions": partitions,
+            "until": {str(p): c for p, c in until_counts.items()}, "timeoutMs": timeout_ms}
+    recs, res = node_run("consume", spec)
+    out = [Rec(r["p"], int(r["o"]), _unb64(r["k"]), _unb64(r["v"]),
+               [(k, _unb64(v)) for k, v in r["h"]], int(r["t"]), None) for r in recs]
+    return out, res
+
+
+# ---------------------------------------------------------------------------
+# kcat
+# ---------------------------------------------------------------------------
+
+def kcat(*args, input_bytes=None, timeout=120, check=True):
+    p = subprocess.run(["kcat", *args], input=input_bytes, capture_output=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"kcat {' '.join(args)} failed rc={p.returncode}:\n{p.stderr.decode()[-4000:]}")
+    return p
+
+
+# ---------------------------------------------------------------------------
+# raw wire protocol (for things no client exposes, e.g. timing a single Fetch)
+# ---------------------------------------------------------------------------
+
+def _kstr(s: str) -> bytes:
+    import struct
+    b = s.encode()
+    return struct.pack(">h", len(b)) + b
+
+
+def raw_request(bootstrap: str, api_key: int, api_version: int, body: bytes, timeout=30.0,
+                correlation_id=7) -> bytes:
+    """Send one request with a v1 (non-flexible) header; return the response body after
+    the correlation id."""
+    import socket
+    import struct
+    host, port = bootstrap.rsplit(":", 1)
+    hdr = struct.pack(">hhi", api_key, api_version, correlation_id) + _kstr("compat-raw")
+    payload = hdr + body
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(struct.pack(">i", len(payload)) + payload)
+
+        def read(n):
+            buf = b""
+            while len(buf) < n:
+                chunk = s.recv(n - len(buf))
+                if not chunk:
+                    raise AssertionError(f"connection closed by broker after {len(buf)}/{n} bytes")
+                buf += chunk
+            return buf
+        size = struct.unpack(">i", read(4))[0]
+        resp = read(size)
+    cid = struct.unpack(">i", resp[:4])[0]
+    assert cid == correlation_id, f"correlation id {cid} != {correlation_id}"
+    return resp[4:]
+
+
+def raw_fetch_v4(bootstrap, topic, partition, offset, max_wait_ms, min_bytes=1, timeout=30.0):
+    """Fetch v4 for one partition. Returns (error_code, high_watermark, records_bytes_len)."""
+    import struct
+    body = struct.pack(">iiiib", -1, max_wait_ms, min_bytes, 1 << 20, 0)
+    body += struct.pack(">i", 1) + _kstr(topic) + struct.pack(">i", 1)
+    body += struct.pack(">iqi", partition, offset, 1 << 20)
+    r = raw_request(bootstrap, 1, 4, body, timeout=timeout)
+    pos = 4  # throttle_time_ms
+    (ntopics,) = struct.unpack_from(">i", r, pos); pos += 4
+    assert ntopics == 1, ntopics
+    (tlen,) = struct.unpack_from(">h", r, pos); pos += 2 + tlen
+    (nparts,) = struct.unpack_from(">i", r, pos); pos += 4
+    assert nparts == 1, nparts
+    p, err, hw, lso = struct.unpack_from(">ihqq", r, pos); pos += 22
+    (naborted,) = struct.unpack_from(">i", r, pos); pos += 4
+    assert naborted <= 0, naborted
+    (rlen,) = struct.unpack_from(">i", r, pos)
+    return err, hw, rlen

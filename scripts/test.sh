@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# kastle's test command (CI runs it as `bash .ci/run`).
+#
+#   1. installs what the tests need (kcat, compat-tests/.venv, kafkajs) -- idempotent,
+#      skipped when already satisfied (stamp files keyed on the lock files' hashes)
+#   2. cargo build --release --locked
+#   3. cargo test  --release --locked
+#   4. compat-tests (pytest) against target/release/kastle
+#
+# Quiet: prints one progress line per step, and a command's output only if it fails.
+#
+# Usage: scripts/test.sh [--install-only] [--no-cargo-test] [-- PYTEST_ARGS...]
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+CT="$ROOT/compat-tests"
+VENV="$CT/.venv"
+NODE_DIR="$CT/node"
+
+INSTALL_ONLY=0
+CARGO_TEST=1
+PYTEST_ARGS=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --install-only) INSTALL_ONLY=1 ;;
+    --no-cargo-test) CARGO_TEST=0 ;;
+    --) shift; PYTEST_ARGS=("$@"); break ;;
+    *) echo "usage: $0 [--install-only] [--no-cargo-test] [-- PYTEST_ARGS...]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+T0=$SECONDS
+log() { printf '[test.sh %4ss] %s\n' "$((SECONDS - T0))" "$*"; }
+die() { log "ERROR: $*" >&2; exit 1; }
+
+# Run a command with its output captured; print it only if the command fails.
+quiet() {
+  local out rc=0
+  out="$(mktemp)"
+  "$@" >"$out" 2>&1 || rc=$?
+  if [[ $rc -ne 0 ]]; then
+    cat "$out" >&2
+    rm -f "$out"
+    log "FAILED (exit $rc): $*" >&2
+    return $rc
+  fi
+  rm -f "$out"
+}
+
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null 2>&1 && SUDO=(sudo -n)
+fi
+APT_UPDATED=0
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not available; install manually: $*"
+  if [[ $APT_UPDATED -eq 0 ]]; then
+    quiet "${SUDO[@]}" apt-get update -qq
+    APT_UPDATED=1
+  fi
+  quiet "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
+hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+# ---------------------------------------------------------------------------
+# 1. install
+# ---------------------------------------------------------------------------
+install_kcat() {
+  command -v kcat >/dev/null 2>&1 && return 0
+  log "installing kcat (apt)"
+  apt_install kcat
+}
+
+install_python() {
+  local py stamp want
+  py="$(command -v python3 || true)"
+  [[ -n "$py" ]] || { log "installing python3 (apt)"; apt_install python3 python3-venv; py=python3; }
+  want="$(hash_of "$CT/requirements.txt") $("$py" -c 'import sys; print(sys.version)' | head -1)"
+  stamp="$VENV/.kastle-stamp"
+  if [[ -x "$VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    return 0
+  fi
+  log "installing python deps into compat-tests/.venv"
+  rm -rf "$VENV"
+  if ! "$py" -m venv "$VENV" >/dev/null 2>&1; then
+    # Debian's python3 ships without ensurepip unless python3-venv is installed
+    rm -rf "$VENV"
+    apt_install python3-venv
+    quiet "$py" -m venv "$VENV"
+  fi
+  quiet "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-input \
+    -r "$CT/requirements.txt"
+  quiet "$VENV/bin/python" -c 'import pytest, pytest_timeout, kafka, confluent_kafka'
+  printf '%s' "$want" >"$stamp"
+}
+
+install_node() {
+  local stamp want
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    log "installing nodejs + npm (apt)"
+    apt_install nodejs npm
+  fi
+  want="$(hash_of "$NODE_DIR/package.json" "$NODE_DIR/package-lock.json") $(node --version)"
+  stamp="$NODE_DIR/node_modules/.kastle-stamp"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    return 0
+  fi
+  log "installing kafkajs (npm ci) into compat-tests/node/node_modules"
+  (cd "$NODE_DIR" && quiet npm ci --no-audit --no-fund --loglevel=error)
+  (cd "$NODE_DIR" && quiet node -e 'require("kafkajs")')
+  printf '%s' "$want" >"$stamp"
+}
+
+install_kcat
+install_python
+install_node
+log "test dependencies ready"
+[[ $INSTALL_ONLY -eq 1 ]] && exit 0
+
+command -v cargo >/dev/null 2>&1 || die "cargo not found (install a Rust toolchain)"
+
+# ---------------------------------------------------------------------------
+# 2. build
+# ---------------------------------------------------------------------------
+log "cargo build --release --locked"
+quiet cargo build --release --locked
+KASTLE_BIN="$ROOT/target/release/kastle"
+[[ -x "$KASTLE_BIN" ]] || die "build succeeded but $KASTLE_BIN is missing"
+export KASTLE_BIN
+
+# ---------------------------------------------------------------------------
+# 3. Rust unit + integration tests
+# ---------------------------------------------------------------------------
+FAILED=()
+if [[ $CARGO_TEST -eq 1 ]]; then
+  log "cargo test --release --locked"
+  CT_OUT="$(mktemp)"
+  if ! cargo test --release --locked >"$CT_OUT" 2>&1; then
+    cat "$CT_OUT" >&2
+    log "cargo test FAILED (output above); still running the compat tests" >&2
+    FAILED+=("cargo test")
+  fi
+  # one summary line: total passed/ignored over all test binaries
+  awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) g += $i } }
+       END { printf "[test.sh] cargo test: %d passed, %d failed, %d ignored\n", p, f, g }' "$CT_OUT"
+  rm -f "$CT_OUT"
+fi
+
+# ---------------------------------------------------------------------------
+# 4. compat tests
+# ---------------------------------------------------------------------------
+log "compat tests (pytest compat-tests)"
+"$VENV/bin/python" -m pytest "$CT" -q "${PYTEST_ARGS[@]}" || FAILED+=("compat tests")
+
+if [[ ${#FAILED[@]} -gt 0 ]]; then
+  log "FAILED: ${FAILED[*]}" >&2
+  exit 1
+fi
+log "all tests passed"
