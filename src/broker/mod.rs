@@ -2,6 +2,7 @@
 //! that keep its invariants. Handlers call in here; only here calls storage.
 
 pub mod partition;
+pub mod producer_ids;
 pub mod topic_config;
 pub mod topics;
 
@@ -32,6 +33,7 @@ pub struct Broker {
     pub config: Arc<BrokerConfig>,
     pub cluster_id: String,
     pub topics: TopicManager,
+    pub producer_ids: producer_ids::ProducerIdManager,
     /// Held for the broker's lifetime: one broker per log directory.
     _dir_lock: fs::File,
 }
@@ -66,10 +68,12 @@ impl Broker {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "loaded logs"
         );
+        let producer_ids = producer_ids::ProducerIdManager::load(&dir)?;
         let broker = Arc::new(Broker {
             config,
             cluster_id,
             topics,
+            producer_ids,
             _dir_lock: dir_lock,
         });
         for t in broker.topics.list() {

@@ -18,7 +18,9 @@ use kafka_protocol::ResponseError;
 use tokio::sync::{watch, Notify};
 
 use crate::broker::topic_config::TopicSettings;
+use crate::broker::now_ms;
 use crate::record::batch::ValidatedRecords;
+use crate::storage::producer_state::{ProducerCheck, ProducerError, ProducerStateEntry, ProducerStateManager};
 use crate::storage::{Log, LogConfig, ReadPlan, StorageError};
 
 /// What readers may see of the partition; published on every change.
@@ -37,6 +39,7 @@ pub enum PartitionError {
     Closed,
     Storage(StorageError),
     Failed,
+    Producer(ProducerError),
     OffsetOutOfRange {
         offset: i64,
         log_start: i64,
@@ -53,6 +56,7 @@ impl PartitionError {
             }
             PartitionError::Storage(_) | PartitionError::Failed => ResponseError::KafkaStorageError,
             PartitionError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            PartitionError::Producer(e) => ResponseError::try_from_code(e.kafka_error_code()).unwrap_or(ResponseError::UnknownServerError),
         }
     }
 }
@@ -63,6 +67,7 @@ impl std::fmt::Display for PartitionError {
             PartitionError::Closed => f.write_str("partition is closed"),
             PartitionError::Storage(e) => write!(f, "{e}"),
             PartitionError::Failed => f.write_str("partition is offline after a failed flush"),
+            PartitionError::Producer(e) => write!(f, "{e}"),
             PartitionError::OffsetOutOfRange {
                 offset,
                 log_start,
@@ -78,6 +83,9 @@ pub struct AppendOutcome {
     pub base_offset: i64,
     pub last_offset: i64,
     pub log_start_offset: i64,
+    /// A retried idempotent batch: nothing was appended, the offsets are the
+    /// original append's.
+    pub duplicate: bool,
 }
 
 /// A fetch's view of one partition: the bytes to send plus the offsets the
@@ -103,11 +111,19 @@ pub struct Partition {
     pub index: i32,
     dir: PathBuf,
     settings: TopicSettings,
-    log: Mutex<Option<Log>>,
+    /// `None` once closed or deleted.
+    log: Mutex<Option<PartitionLog>>,
     state: watch::Sender<PartitionState>,
     flush_wanted: Notify,
     /// Messages appended since the last flush (page-cache mode trigger).
     unflushed_messages: AtomicI64,
+}
+
+/// What the single-writer lock guards: the log and the producer state that
+/// must change in step with it.
+pub struct PartitionLog {
+    pub log: Log,
+    pub producers: ProducerStateManager,
 }
 
 pub fn log_config(settings: &TopicSettings) -> LogConfig {
@@ -128,6 +144,7 @@ impl Partition {
         needs_recovery: bool,
     ) -> Result<Arc<Partition>, StorageError> {
         let log = Log::open(dir, log_config(&settings), needs_recovery)?;
+        let producers = ProducerStateManager::load(dir, &log, settings.producer_id_expiration_ms, now_ms())?;
         let end = log.log_end_offset();
         let state = PartitionState {
             high_watermark: end,
@@ -140,7 +157,7 @@ impl Partition {
             index,
             dir: dir.to_path_buf(),
             settings,
-            log: Mutex::new(Some(log)),
+            log: Mutex::new(Some(PartitionLog { log, producers })),
             state: tx,
             flush_wanted: Notify::new(),
             unflushed_messages: AtomicI64::new(0),
@@ -155,7 +172,7 @@ impl Partition {
         &self.dir
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Log>> {
+    fn lock(&self) -> MutexGuard<'_, Option<PartitionLog>> {
         // A poisoned lock means a panic mid-append; the log's own invariants
         // (offsets, indexes) are re-established on the next recovery, so keep
         // serving rather than cascading the panic to every client.
@@ -177,16 +194,48 @@ impl Partition {
         records: &mut [u8],
         validated: &ValidatedRecords,
     ) -> Result<AppendOutcome, PartitionError> {
+        let now = now_ms();
         let mut guard = self.lock();
-        let log = guard.as_mut().ok_or(PartitionError::Closed)?;
+        let plog = guard.as_mut().ok_or(PartitionError::Closed)?;
         if self.state.borrow().failed {
             return Err(PartitionError::Failed);
         }
-        let result = log
-            .append(records, crate::broker::now_ms())
-            .map_err(PartitionError::Storage)?;
-        let end = log.log_end_offset();
-        let log_start = log.log_start_offset();
+        // Produce v3+ carries one batch per partition; idempotence is
+        // checked against it before anything is written.
+        let first = validated.batches.first().map(|b| b.header);
+        if let Some(h) = &first {
+            match plog.producers.check(h).map_err(PartitionError::Producer)? {
+                ProducerCheck::Append => {}
+                ProducerCheck::Duplicate(meta) => {
+                    tracing::debug!(topic = %self.topic, partition = self.index, producer_id = h.producer_id, first_seq = h.base_sequence, "duplicate batch");
+                    return Ok(AppendOutcome {
+                        base_offset: meta.first_offset,
+                        last_offset: meta.last_offset,
+                        log_start_offset: plog.log.log_start_offset(),
+                        duplicate: true,
+                    });
+                }
+            }
+        }
+        let active_before = plog.log.active_segment_base_offset();
+        let result = plog.log.append(records, now).map_err(PartitionError::Storage)?;
+        if plog.log.active_segment_base_offset() != active_before {
+            // Kafka snapshots producer state at each roll, so recovery only
+            // replays the active segment.
+            if let Err(e) = plog.producers.take_snapshot(result.first_offset) {
+                tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "producer state snapshot failed");
+            }
+        }
+        let mut offset = result.first_offset;
+        for b in &validated.batches {
+            let mut h = b.header;
+            h.base_offset = offset;
+            plog.producers.apply(&h);
+            offset = h.last_offset() + 1;
+        }
+        plog.producers.maybe_remove_expired(now);
+        let end = plog.log.log_end_offset();
+        let log_start = plog.log.log_start_offset();
         drop(guard);
         let count = validated.record_count.max(1);
         let unflushed = self.unflushed_messages.fetch_add(count, Ordering::AcqRel) + count;
@@ -206,7 +255,15 @@ impl Partition {
             base_offset: result.first_offset,
             last_offset: result.last_offset,
             log_start_offset: log_start,
+            duplicate: false,
         })
+    }
+
+    /// The idempotent producers this partition knows (DescribeProducers).
+    pub fn producers(&self) -> Result<Vec<ProducerStateEntry>, PartitionError> {
+        let guard = self.lock();
+        let plog = guard.as_ref().ok_or(PartitionError::Closed)?;
+        Ok(plog.producers.producers().cloned().collect())
     }
 
     /// Waits until `end_offset` (exclusive) is covered by the high watermark,
@@ -238,7 +295,7 @@ impl Partition {
         min_one_batch: bool,
     ) -> Result<FetchRead, PartitionError> {
         let guard = self.lock();
-        let log = guard.as_ref().ok_or(PartitionError::Closed)?;
+        let log = &guard.as_ref().ok_or(PartitionError::Closed)?.log;
         let state = *self.state.borrow();
         let log_start = log.log_start_offset();
         let log_end = log.log_end_offset();
@@ -269,7 +326,7 @@ impl Partition {
     /// First offset whose record timestamp is ≥ `ts`, below the high watermark.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, PartitionError> {
         let guard = self.lock();
-        let log = guard.as_ref().ok_or(PartitionError::Closed)?;
+        let log = &guard.as_ref().ok_or(PartitionError::Closed)?.log;
         let hw = self.state.borrow().high_watermark;
         let found = log
             .offset_for_timestamp(ts)
@@ -282,7 +339,7 @@ impl Partition {
     /// Timestamp and offset of the record with the largest timestamp.
     pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, PartitionError> {
         let guard = self.lock();
-        let log = guard.as_ref().ok_or(PartitionError::Closed)?;
+        let log = &guard.as_ref().ok_or(PartitionError::Closed)?.log;
         let hw = self.state.borrow().high_watermark;
         let found = log
             .max_timestamp_and_offset()
@@ -293,7 +350,7 @@ impl Partition {
     }
 
     pub fn log_end_offset(&self) -> Option<i64> {
-        self.lock().as_ref().map(|l| l.log_end_offset())
+        self.lock().as_ref().map(|l| l.log.log_end_offset())
     }
 
     /// The flusher: one per partition, for the partition's lifetime.
@@ -327,7 +384,7 @@ impl Partition {
         let plan = {
             let guard = self.lock();
             match guard.as_ref() {
-                Some(log) => log.unflushed_files(),
+                Some(plog) => plog.log.unflushed_files(),
                 None => return Ok(false),
             }
         };
@@ -344,7 +401,7 @@ impl Partition {
         {
             let mut guard = self.lock();
             match guard.as_mut() {
-                Some(log) => log.mark_flushed(up_to),
+                Some(plog) => plog.log.mark_flushed(up_to),
                 None => return Ok(false),
             }
         }
@@ -363,7 +420,12 @@ impl Partition {
         let log = self.lock().take();
         self.flush_wanted.notify_one();
         match log {
-            Some(log) => log.close(),
+            Some(mut plog) => {
+                // A snapshot at the log end lets the next start skip the
+                // producer-state replay.
+                plog.producers.take_snapshot(plog.log.log_end_offset())?;
+                plog.log.close()
+            }
             None => Ok(()),
         }
     }
@@ -375,7 +437,7 @@ impl Partition {
         // Wake waiters so they fail fast instead of timing out.
         self.state.send_modify(|s| s.failed = true);
         match log {
-            Some(log) => log.delete(),
+            Some(plog) => plog.log.delete(),
             None => Ok(()),
         }
     }

@@ -250,6 +250,8 @@ pub struct TopicSettings {
     pub segment_index_bytes: i32,
     pub index_interval_bytes: i32,
     pub min_insync_replicas: i32,
+    /// Broker-wide `producer.id.expiration.ms`.
+    pub producer_id_expiration_ms: i64,
     /// `cleanup.policy` includes `compact`: records need keys.
     pub compacted: bool,
 }
@@ -277,6 +279,10 @@ impl TopicSettings {
             segment_index_bytes: int("segment.index.bytes", 10_485_760) as i32,
             index_interval_bytes: int("index.interval.bytes", 4096) as i32,
             min_insync_replicas: int("min.insync.replicas", 1) as i32,
+            producer_id_expiration_ms: broker
+                .value("producer.id.expiration.ms")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(86_400_000),
             compacted: get("cleanup.policy")
                 .split(',')
                 .any(|p| p.trim() == "compact"),

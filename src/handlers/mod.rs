@@ -7,6 +7,7 @@ pub mod fetch;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod producers;
 pub mod topics;
 
 use std::future::Future;
@@ -122,6 +123,8 @@ pub async fn dispatch(ctx: RequestContext, frame: Bytes) -> Pending {
         ApiKey::Produce => produce::handle(req, body),
         ApiKey::Fetch => fetch::handle(req, body),
         ApiKey::ListOffsets => ready(list_offsets::handle(&req, body)),
+        ApiKey::InitProducerId => ready(producers::init_producer_id(&req, body)),
+        ApiKey::DescribeProducers => ready(producers::describe_producers(&req, body)),
         other => ready(Reply::Close(format!("{other:?} is not implemented"))),
     }
 }

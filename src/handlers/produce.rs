@@ -108,7 +108,7 @@ fn append_partition(
             let r = PartitionProduceResponse::default()
                 .with_index(index)
                 .with_base_offset(out.base_offset)
-                .with_log_append_time_ms(if settings.log_append_time { now } else { -1 })
+                .with_log_append_time_ms(if settings.log_append_time && !out.duplicate { now } else { -1 })
                 .with_log_start_offset(out.log_start_offset);
             Ok((r, out.last_offset + 1))
         }

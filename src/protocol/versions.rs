@@ -39,6 +39,8 @@ pub static SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::InitProducerId, 0, 5),
+    api(ApiKey::DescribeProducers, 0, 0),
 ];
 
 pub fn support(api_key: i16) -> Option<&'static ApiSupport> {

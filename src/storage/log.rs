@@ -511,6 +511,11 @@ impl Log {
         self.segments.iter().map(LogSegment::size).sum()
     }
 
+    /// Base offset of the segment taking appends.
+    pub fn active_segment_base_offset(&self) -> i64 {
+        self.active().base_offset()
+    }
+
     pub fn segments_count(&self) -> usize {
         self.segments.len()
     }

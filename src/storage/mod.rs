@@ -7,6 +7,7 @@ pub mod error;
 mod index_file;
 pub mod log;
 pub mod offset_index;
+pub mod producer_state;
 pub mod segment;
 pub mod time_index;
 

@@ -1,0 +1,74 @@
+//! InitProducerId (idempotent producers) and DescribeProducers.
+
+use bytes::Bytes;
+use kafka_protocol::messages::describe_producers_response::{PartitionResponse, ProducerState, TopicResponse};
+use kafka_protocol::messages::{
+    DescribeProducersRequest, DescribeProducersResponse, InitProducerIdRequest, InitProducerIdResponse, ProducerId,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use crate::handlers::{decode_or_close, Reply, Request};
+
+pub fn init_producer_id(req: &Request, body: Bytes) -> Reply {
+    let request = decode_or_close!(req, body, InitProducerIdRequest);
+    let mut resp = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+    if request.transactional_id.is_some() {
+        // No transaction coordinator yet: say so rather than pretend.
+        resp.error_code = ResponseError::CoordinatorNotAvailable.code();
+        return req.respond(&resp);
+    }
+    // Kafka answers a request without a transactional id with a fresh
+    // producer id at epoch 0, whatever id and epoch the client passed
+    // (KIP-360's bump for idempotent producers happens client-side).
+    match req.ctx.broker.producer_ids.generate() {
+        Ok(id) => {
+            resp.producer_id = ProducerId(id);
+            resp.producer_epoch = 0;
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "allocating a producer id");
+            resp.error_code = ResponseError::KafkaStorageError.code();
+        }
+    }
+    req.respond(&resp)
+}
+
+pub fn describe_producers(req: &Request, body: Bytes) -> Reply {
+    let request = decode_or_close!(req, body, DescribeProducersRequest);
+    let broker = &req.ctx.broker;
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for t in request.topics {
+        let topic = broker.topics.get(&t.name.0);
+        let mut partitions = Vec::with_capacity(t.partition_indexes.len());
+        for index in t.partition_indexes {
+            let mut r = PartitionResponse::default().with_partition_index(index);
+            match topic.as_ref().and_then(|t| t.partition(index)) {
+                None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                Some(p) => match p.producers() {
+                    Ok(entries) => {
+                        r.active_producers = entries
+                            .iter()
+                            .map(|e| {
+                                ProducerState::default()
+                                    .with_producer_id(ProducerId(e.producer_id))
+                                    .with_producer_epoch(i32::from(e.epoch))
+                                    .with_last_sequence(e.last_seq())
+                                    .with_last_timestamp(e.last_timestamp)
+                                    .with_coordinator_epoch(e.coordinator_epoch)
+                                    .with_current_txn_start_offset(e.current_txn_first_offset.unwrap_or(-1))
+                            })
+                            .collect()
+                    }
+                    Err(e) => {
+                        r.error_code = e.code().code();
+                        r.error_message = Some(StrBytes::from_string(e.to_string()));
+                    }
+                },
+            }
+            partitions.push(r);
+        }
+        topics.push(TopicResponse::default().with_name(t.name).with_partitions(partitions));
+    }
+    req.respond(&DescribeProducersResponse::default().with_topics(topics))
+}

@@ -1,0 +1,573 @@
+//! ProducerStateManager: per-partition state of idempotent producers, as in
+//! Kafka. For each producer id it keeps the epoch and the metadata of the
+//! last [`NUM_BATCHES_TO_RETAIN`] batches appended, which is what lets a
+//! retried batch be recognised as a duplicate instead of appended twice.
+//!
+//! The state survives restarts through `<offset>.snapshot` files in the
+//! partition directory (taken at segment roll and at clean shutdown) plus a
+//! scan of the batch headers the log holds after the snapshot's offset.
+//! Callers validate and update it under the partition's single-writer lock,
+//! so two in-flight retries of one batch can never both append.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::record::batch::{iter_batches, BatchHeader};
+use crate::storage::error::StorageError;
+use crate::storage::log::Log;
+
+/// Kafka keeps the metadata of this many recent batches per producer.
+pub const NUM_BATCHES_TO_RETAIN: usize = 5;
+/// Snapshots kept on disk; older ones are removed after a new one lands.
+const SNAPSHOTS_TO_KEEP: usize = 2;
+const SNAPSHOT_SUFFIX: &str = ".snapshot";
+const SNAPSHOT_MAGIC: &[u8; 4] = b"KPS1";
+/// Upper bound on producers in one snapshot, so a corrupt count cannot drive
+/// a huge allocation.
+const MAX_SNAPSHOT_PRODUCERS: usize = 10_000_000;
+/// Bytes read at a time while rebuilding state from the log.
+const SCAN_CHUNK: usize = 1 << 20;
+
+pub const NO_PRODUCER_EPOCH: i16 = -1;
+pub const NO_SEQUENCE: i32 = -1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMetadata {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub timestamp: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerStateEntry {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// Oldest first; at most [`NUM_BATCHES_TO_RETAIN`].
+    pub batches: VecDeque<BatchMetadata>,
+    pub last_timestamp: i64,
+    pub coordinator_epoch: i32,
+    pub current_txn_first_offset: Option<i64>,
+}
+
+impl ProducerStateEntry {
+    fn empty(producer_id: i64) -> Self {
+        ProducerStateEntry {
+            producer_id,
+            epoch: NO_PRODUCER_EPOCH,
+            batches: VecDeque::new(),
+            last_timestamp: -1,
+            coordinator_epoch: -1,
+            current_txn_first_offset: None,
+        }
+    }
+
+    pub fn last_seq(&self) -> i32 {
+        self.batches.back().map_or(NO_SEQUENCE, |b| b.last_seq)
+    }
+
+    fn find_duplicate(&self, epoch: i16, first_seq: i32, last_seq: i32) -> Option<BatchMetadata> {
+        if epoch != self.epoch {
+            return None;
+        }
+        self.batches.iter().copied().find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+    }
+
+    fn add_batch(&mut self, epoch: i16, meta: BatchMetadata) {
+        if epoch != self.epoch {
+            // A new epoch starts the sequence history afresh.
+            self.batches.clear();
+            self.epoch = epoch;
+        }
+        if self.batches.len() == NUM_BATCHES_TO_RETAIN {
+            self.batches.pop_front();
+        }
+        self.batches.push_back(meta);
+        self.last_timestamp = meta.timestamp;
+    }
+}
+
+/// Why a producer's batch was refused (Kafka's codes in parentheses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProducerError {
+    /// INVALID_PRODUCER_EPOCH (47): an older epoch than the partition knows.
+    InvalidProducerEpoch { producer_id: i64, epoch: i16, current: i16 },
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER (45).
+    OutOfOrderSequence { producer_id: i64, first_seq: i32, last_seq: i32, epoch: i16, current_epoch: i16 },
+}
+
+impl ProducerError {
+    pub fn kafka_error_code(&self) -> i16 {
+        match self {
+            ProducerError::InvalidProducerEpoch { .. } => 47,
+            ProducerError::OutOfOrderSequence { .. } => 45,
+        }
+    }
+}
+
+impl std::fmt::Display for ProducerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProducerError::InvalidProducerEpoch { producer_id, epoch, current } => write!(
+                f,
+                "epoch of producer {producer_id} is {epoch}, which is smaller than the last seen epoch {current}"
+            ),
+            ProducerError::OutOfOrderSequence { producer_id, first_seq, last_seq, epoch, current_epoch } => write!(
+                f,
+                "out of order sequence number for producer {producer_id}: {first_seq} (incoming seq. number) at epoch {epoch}, last sequence {last_seq} at epoch {current_epoch}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ProducerError {}
+
+/// What to do with a producer's batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProducerCheck {
+    /// Not an idempotent batch, or a valid next batch: append it.
+    Append,
+    /// The same batch was appended before: answer with its original offsets.
+    Duplicate(BatchMetadata),
+}
+
+/// Sequence numbers wrap from Int32.MAX to 0.
+fn in_sequence(last_seq: i32, next_seq: i32) -> bool {
+    i64::from(next_seq) == i64::from(last_seq) + 1 || (next_seq == 0 && last_seq == i32::MAX)
+}
+
+/// Last sequence of a batch, wrapping as Kafka's `incrementSequence` does.
+pub fn last_sequence(h: &BatchHeader) -> i32 {
+    if h.base_sequence == NO_SEQUENCE {
+        return NO_SEQUENCE;
+    }
+    let inc = h.last_offset_delta.max(0);
+    if h.base_sequence > i32::MAX - inc {
+        inc - (i32::MAX - h.base_sequence) - 1
+    } else {
+        h.base_sequence + inc
+    }
+}
+
+pub struct ProducerStateManager {
+    dir: PathBuf,
+    producers: BTreeMap<i64, ProducerStateEntry>,
+    expiration_ms: i64,
+    last_expiry_check_ms: i64,
+}
+
+impl ProducerStateManager {
+    /// Loads the newest usable snapshot at or below the log end and replays
+    /// the log's batch headers after it.
+    pub fn load(dir: &Path, log: &Log, expiration_ms: i64, now_ms: i64) -> Result<Self, StorageError> {
+        let mut mgr = ProducerStateManager {
+            dir: dir.to_path_buf(),
+            producers: BTreeMap::new(),
+            expiration_ms,
+            last_expiry_check_ms: now_ms,
+        };
+        let log_end = log.log_end_offset();
+        let mut snapshots = mgr.list_snapshots()?;
+        // Snapshots past the log end describe data recovery truncated away.
+        for (offset, path) in snapshots.iter().filter(|(o, _)| *o > log_end) {
+            tracing::warn!(path = %path.display(), offset, log_end, "removing snapshot beyond the log end");
+            let _ = fs::remove_file(path);
+        }
+        snapshots.retain(|(o, _)| *o <= log_end);
+        let mut replay_from = log.log_start_offset();
+        while let Some((offset, path)) = snapshots.pop() {
+            match read_snapshot(&path) {
+                Ok(entries) => {
+                    mgr.producers = entries.into_iter().map(|e| (e.producer_id, e)).collect();
+                    replay_from = offset.max(log.log_start_offset());
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable producer snapshot");
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
+        mgr.replay(log, replay_from)?;
+        mgr.remove_expired(now_ms);
+        Ok(mgr)
+    }
+
+    /// Rebuilds state from the batch headers in `[from, log end)`.
+    fn replay(&mut self, log: &Log, from: i64) -> Result<(), StorageError> {
+        let end = log.log_end_offset();
+        let mut offset = from;
+        while offset < end {
+            let plan = log.read_plan(offset, SCAN_CHUNK, true, i64::MAX)?;
+            if plan.is_empty() {
+                break;
+            }
+            let bytes = plan.read().map_err(|e| StorageError::io(&self.dir, "read for producer state", e))?;
+            let mut next = offset;
+            for (_, h) in iter_batches(&bytes) {
+                if h.producer_id >= 0 && h.last_offset() >= offset {
+                    self.apply(&h);
+                }
+                next = h.last_offset() + 1;
+            }
+            if next <= offset {
+                break;
+            }
+            offset = next;
+        }
+        Ok(())
+    }
+
+    /// Decides whether a client batch is new, a duplicate, or invalid.
+    pub fn check(&self, h: &BatchHeader) -> Result<ProducerCheck, ProducerError> {
+        if h.producer_id < 0 {
+            return Ok(ProducerCheck::Append);
+        }
+        let last_seq = last_sequence(h);
+        let entry = self.producers.get(&h.producer_id);
+        if let Some(dup) = entry.and_then(|e| e.find_duplicate(h.producer_epoch, h.base_sequence, last_seq)) {
+            return Ok(ProducerCheck::Duplicate(dup));
+        }
+        let (current_epoch, current_last_seq) = entry.map_or((NO_PRODUCER_EPOCH, NO_SEQUENCE), |e| (e.epoch, e.last_seq()));
+        if h.producer_epoch < current_epoch {
+            return Err(ProducerError::InvalidProducerEpoch {
+                producer_id: h.producer_id,
+                epoch: h.producer_epoch,
+                current: current_epoch,
+            });
+        }
+        let out_of_order = || ProducerError::OutOfOrderSequence {
+            producer_id: h.producer_id,
+            first_seq: h.base_sequence,
+            last_seq: current_last_seq,
+            epoch: h.producer_epoch,
+            current_epoch,
+        };
+        if h.producer_epoch != current_epoch {
+            // A bumped epoch must restart at 0, unless the partition knows
+            // nothing of this producer (its state may have expired).
+            if h.base_sequence != 0 && current_epoch != NO_PRODUCER_EPOCH {
+                return Err(out_of_order());
+            }
+        } else if current_epoch != NO_PRODUCER_EPOCH && !in_sequence(current_last_seq, h.base_sequence) {
+            return Err(out_of_order());
+        }
+        Ok(ProducerCheck::Append)
+    }
+
+    /// Records an appended batch (its header carries the assigned offsets).
+    pub fn apply(&mut self, h: &BatchHeader) {
+        if h.producer_id < 0 || h.is_control() {
+            return;
+        }
+        let meta = BatchMetadata {
+            first_seq: h.base_sequence,
+            last_seq: last_sequence(h),
+            first_offset: h.base_offset,
+            last_offset: h.last_offset(),
+            timestamp: h.max_timestamp,
+        };
+        self.producers
+            .entry(h.producer_id)
+            .or_insert_with(|| ProducerStateEntry::empty(h.producer_id))
+            .add_batch(h.producer_epoch, meta);
+    }
+
+    /// Drops producers idle for `producer.id.expiration.ms`, at most once a
+    /// minute.
+    pub fn maybe_remove_expired(&mut self, now_ms: i64) {
+        if now_ms - self.last_expiry_check_ms >= 60_000 {
+            self.remove_expired(now_ms);
+        }
+    }
+
+    fn remove_expired(&mut self, now_ms: i64) {
+        self.last_expiry_check_ms = now_ms;
+        let horizon = now_ms.saturating_sub(self.expiration_ms);
+        self.producers.retain(|_, e| e.current_txn_first_offset.is_some() || e.last_timestamp >= horizon);
+    }
+
+    pub fn producers(&self) -> impl Iterator<Item = &ProducerStateEntry> {
+        self.producers.values()
+    }
+
+    fn list_snapshots(&self) -> Result<Vec<(i64, PathBuf)>, StorageError> {
+        let mut out = Vec::new();
+        let entries = fs::read_dir(&self.dir).map_err(|e| StorageError::io(&self.dir, "list snapshots", e))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+            if let Some(stem) = name.strip_suffix(SNAPSHOT_SUFFIX) {
+                if let Ok(offset) = stem.parse::<i64>() {
+                    out.push((offset, path));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Writes `<offset>.snapshot` atomically and prunes older snapshots.
+    pub fn take_snapshot(&mut self, offset: i64) -> Result<(), StorageError> {
+        let path = self.dir.join(format!("{offset:020}{SNAPSHOT_SUFFIX}"));
+        let tmp = path.with_extension("snapshot.tmp");
+        let bytes = encode_snapshot(self.producers.values());
+        let written = (|| -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()
+        })();
+        written.map_err(|e| StorageError::io(&tmp, "write snapshot", e))?;
+        fs::rename(&tmp, &path).map_err(|e| StorageError::io(&path, "rename snapshot", e))?;
+        fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StorageError::io(&self.dir, "fsync directory", e))?;
+        let snapshots = self.list_snapshots()?;
+        if snapshots.len() > SNAPSHOTS_TO_KEEP {
+            for (_, old) in &snapshots[..snapshots.len() - SNAPSHOTS_TO_KEEP] {
+                let _ = fs::remove_file(old);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn encode_snapshot<'a>(entries: impl Iterator<Item = &'a ProducerStateEntry>) -> Vec<u8> {
+    let entries: Vec<_> = entries.collect();
+    let mut out = Vec::with_capacity(16 + entries.len() * 64);
+    out.extend_from_slice(SNAPSHOT_MAGIC);
+    out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+    for e in entries {
+        out.extend_from_slice(&e.producer_id.to_be_bytes());
+        out.extend_from_slice(&e.epoch.to_be_bytes());
+        out.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
+        out.extend_from_slice(&e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
+        out.extend_from_slice(&e.last_timestamp.to_be_bytes());
+        out.push(e.batches.len() as u8);
+        for b in &e.batches {
+            out.extend_from_slice(&b.first_seq.to_be_bytes());
+            out.extend_from_slice(&b.last_seq.to_be_bytes());
+            out.extend_from_slice(&b.first_offset.to_be_bytes());
+            out.extend_from_slice(&b.last_offset.to_be_bytes());
+            out.extend_from_slice(&b.timestamp.to_be_bytes());
+        }
+    }
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let end = self.pos + N;
+        let s = self.buf.get(self.pos..end).ok_or("truncated snapshot")?;
+        self.pos = end;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+    fn i64(&mut self) -> Result<i64, String> {
+        self.take::<8>().map(i64::from_be_bytes)
+    }
+    fn i32(&mut self) -> Result<i32, String> {
+        self.take::<4>().map(i32::from_be_bytes)
+    }
+    fn i16(&mut self) -> Result<i16, String> {
+        self.take::<2>().map(i16::from_be_bytes)
+    }
+}
+
+fn read_snapshot(path: &Path) -> Result<Vec<ProducerStateEntry>, String> {
+    let data = fs::read(path).map_err(|e| e.to_string())?;
+    decode_snapshot(&data)
+}
+
+fn decode_snapshot(data: &[u8]) -> Result<Vec<ProducerStateEntry>, String> {
+    if data.len() < 12 || &data[..4] != SNAPSHOT_MAGIC {
+        return Err("not a producer state snapshot".into());
+    }
+    let (body, crc) = data.split_at(data.len() - 4);
+    let stored = u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    if crc32c::crc32c(body) != stored {
+        return Err("snapshot CRC mismatch".into());
+    }
+    let mut r = Reader { buf: body, pos: 4 };
+    let count = u32::from_be_bytes(r.take::<4>()?) as usize;
+    if count > MAX_SNAPSHOT_PRODUCERS || count > body.len() / 31 {
+        return Err(format!("implausible producer count {count}"));
+    }
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let producer_id = r.i64()?;
+        let epoch = r.i16()?;
+        let coordinator_epoch = r.i32()?;
+        let txn = r.i64()?;
+        let last_timestamp = r.i64()?;
+        let n = r.take::<1>()?[0] as usize;
+        if n > NUM_BATCHES_TO_RETAIN {
+            return Err(format!("{n} batches for one producer"));
+        }
+        let mut batches = VecDeque::with_capacity(n);
+        for _ in 0..n {
+            batches.push_back(BatchMetadata {
+                first_seq: r.i32()?,
+                last_seq: r.i32()?,
+                first_offset: r.i64()?,
+                last_offset: r.i64()?,
+                timestamp: r.i64()?,
+            });
+        }
+        out.push(ProducerStateEntry {
+            producer_id,
+            epoch,
+            batches,
+            last_timestamp,
+            coordinator_epoch,
+            current_txn_first_offset: (txn >= 0).then_some(txn),
+        });
+    }
+    if r.pos != body.len() {
+        return Err("trailing bytes in snapshot".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::builder::BatchBuilder;
+    use crate::storage::LogConfig;
+
+    fn header(pid: i64, epoch: i16, seq: i32, count: i32, base_offset: i64) -> BatchHeader {
+        let mut b = BatchBuilder::new(1000).producer(pid, epoch, seq);
+        for _ in 0..count {
+            b = b.push(None, Some(b"v"), &[], 1000);
+        }
+        let mut bytes = b.build();
+        bytes[0..8].copy_from_slice(&base_offset.to_be_bytes());
+        BatchHeader::parse(&bytes).unwrap()
+    }
+
+    fn empty_mgr(dir: &Path) -> ProducerStateManager {
+        ProducerStateManager { dir: dir.to_path_buf(), producers: BTreeMap::new(), expiration_ms: 86_400_000, last_expiry_check_ms: 0 }
+    }
+
+    #[test]
+    fn duplicates_gaps_and_stale_epochs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = empty_mgr(dir.path());
+        let b0 = header(7, 0, 0, 3, 0);
+        assert_eq!(m.check(&b0), Ok(ProducerCheck::Append));
+        m.apply(&b0);
+        // The same batch again is a duplicate carrying its original offsets.
+        match m.check(&b0) {
+            Ok(ProducerCheck::Duplicate(meta)) => assert_eq!((meta.first_offset, meta.last_offset), (0, 2)),
+            other => panic!("{other:?}"),
+        }
+        // Next in sequence.
+        let b1 = header(7, 0, 3, 2, 3);
+        assert_eq!(m.check(&b1), Ok(ProducerCheck::Append));
+        m.apply(&b1);
+        // A gap.
+        assert!(matches!(m.check(&header(7, 0, 9, 1, 0)), Err(ProducerError::OutOfOrderSequence { .. })));
+        // A new epoch must restart at 0.
+        assert!(matches!(m.check(&header(7, 1, 5, 1, 0)), Err(ProducerError::OutOfOrderSequence { .. })));
+        let b2 = header(7, 1, 0, 1, 5);
+        assert_eq!(m.check(&b2), Ok(ProducerCheck::Append));
+        m.apply(&b2);
+        // The old epoch is now fenced.
+        let e = m.check(&header(7, 0, 5, 1, 0)).unwrap_err();
+        assert_eq!(e.kafka_error_code(), 47);
+        // An unknown producer may start at any sequence (its state may have expired).
+        assert_eq!(m.check(&header(8, 3, 42, 1, 0)), Ok(ProducerCheck::Append));
+        // Non-idempotent batches always append.
+        assert_eq!(m.check(&header(-1, -1, -1, 1, 0)), Ok(ProducerCheck::Append));
+    }
+
+    #[test]
+    fn only_the_last_five_batches_are_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = empty_mgr(dir.path());
+        for i in 0..7 {
+            m.apply(&header(1, 0, i, 1, i as i64));
+        }
+        assert_eq!(m.check(&header(1, 0, 6, 1, 0)), Ok(ProducerCheck::Duplicate(BatchMetadata { first_seq: 6, last_seq: 6, first_offset: 6, last_offset: 6, timestamp: 1000 })));
+        assert!(matches!(m.check(&header(1, 0, 2, 1, 0)), Ok(ProducerCheck::Duplicate(_))));
+        // Batch 1 fell out of the window: no longer a duplicate, and out of order.
+        assert!(matches!(m.check(&header(1, 0, 1, 1, 0)), Err(ProducerError::OutOfOrderSequence { .. })));
+    }
+
+    #[test]
+    fn sequence_wraps_at_int32_max() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = empty_mgr(dir.path());
+        let b = header(3, 0, i32::MAX - 1, 2, 0);
+        assert_eq!(last_sequence(&b), i32::MAX);
+        m.apply(&b);
+        assert_eq!(m.check(&header(3, 0, 0, 1, 2)), Ok(ProducerCheck::Append));
+        let wrapping = header(3, 0, i32::MAX, 3, 0);
+        assert_eq!(last_sequence(&wrapping), 1);
+    }
+
+    #[test]
+    fn snapshot_round_trip_rejects_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = empty_mgr(dir.path());
+        for i in 0..3 {
+            m.apply(&header(10 + i, 2, 0, 4, i * 4));
+        }
+        m.take_snapshot(12).unwrap();
+        let path = dir.path().join(format!("{:020}.snapshot", 12));
+        let entries = read_snapshot(&path).unwrap();
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries[1], m.producers[&11]);
+        let mut data = fs::read(&path).unwrap();
+        data[10] ^= 1;
+        assert!(decode_snapshot(&data).is_err());
+        assert!(decode_snapshot(&data[..7]).is_err());
+    }
+
+    #[test]
+    fn load_replays_the_log_after_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), LogConfig::default(), false).unwrap();
+        let mut append = |log: &mut Log, pid: i64, seq: i32| {
+            let mut b = BatchBuilder::new(crate::broker::now_ms()).producer(pid, 0, seq).push(None, Some(b"x"), &[], crate::broker::now_ms()).build();
+            log.append(&mut b, crate::broker::now_ms()).unwrap();
+        };
+        append(&mut log, 5, 0);
+        append(&mut log, 5, 1);
+        let mut m = ProducerStateManager::load(dir.path(), &log, 86_400_000, crate::broker::now_ms()).unwrap();
+        assert_eq!(m.producers[&5].last_seq(), 1);
+        m.take_snapshot(log.log_end_offset()).unwrap();
+        append(&mut log, 5, 2);
+        append(&mut log, 6, 0);
+        let m = ProducerStateManager::load(dir.path(), &log, 86_400_000, crate::broker::now_ms()).unwrap();
+        assert_eq!(m.producers[&5].last_seq(), 2);
+        assert_eq!(m.producers[&5].batches.len(), 3);
+        assert_eq!(m.producers[&6].last_seq(), 0);
+        // A batch retried after the restart is still recognised.
+        let retry = header(5, 0, 2, 1, 0);
+        assert!(matches!(m.check(&retry), Ok(ProducerCheck::Duplicate(meta)) if meta.first_offset == 2));
+    }
+
+    #[test]
+    fn expired_producers_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = empty_mgr(dir.path());
+        m.expiration_ms = 1000;
+        m.apply(&header(1, 0, 0, 1, 0));
+        m.remove_expired(1500);
+        assert_eq!(m.producers().count(), 1);
+        m.remove_expired(2001);
+        assert_eq!(m.producers().count(), 0);
+    }
+}
