@@ -48,7 +48,8 @@ pub static TOPIC_KEYS: &[TopicKey] = &[
         "producer",
         Some("compression.type"),
     ),
-    tkey("compression.gzip.level", Kind::Int(1, 9), "9", None),
+    // -1 is zlib's default level (6), Kafka's default too.
+    tkey("compression.gzip.level", Kind::Int(-1, 9), "-1", None),
     tkey("compression.lz4.level", Kind::Int(1, 17), "9", None),
     tkey("compression.zstd.level", Kind::Int(-131072, 22), "3", None),
     tkey(
@@ -250,6 +251,9 @@ pub struct TopicSettings {
     pub segment_index_bytes: i32,
     pub index_interval_bytes: i32,
     pub min_insync_replicas: i32,
+    /// `compression.type`: `None` for `producer` (store as sent), else the
+    /// codec id batches are re-encoded with (0 = uncompressed).
+    pub compression_codec: Option<u8>,
     /// Broker-wide `producer.id.expiration.ms`.
     pub producer_id_expiration_ms: i64,
     /// `cleanup.policy` includes `compact`: records need keys.
@@ -279,6 +283,14 @@ impl TopicSettings {
             segment_index_bytes: int("segment.index.bytes", 10_485_760) as i32,
             index_interval_bytes: int("index.interval.bytes", 4096) as i32,
             min_insync_replicas: int("min.insync.replicas", 1) as i32,
+            compression_codec: match get("compression.type").trim().to_ascii_lowercase().as_str() {
+                "uncompressed" | "none" => Some(0),
+                "gzip" => Some(1),
+                "snappy" => Some(2),
+                "lz4" => Some(3),
+                "zstd" => Some(4),
+                _ => None,
+            },
             producer_id_expiration_ms: broker
                 .value("producer.id.expiration.ms")
                 .and_then(|v| v.trim().parse().ok())

@@ -17,6 +17,7 @@ use crate::broker::now_ms;
 use crate::broker::partition::Partition;
 use crate::handlers::{decode, malformed, ready, Pending, Reply, Request};
 use crate::record::batch::{self as batch, RecordError, TimestampType, ValidationConfig};
+use crate::record::compression;
 
 fn partition_error(
     index: i32,
@@ -82,6 +83,17 @@ fn append_partition(
         )));
     }
     let records = records.unwrap_or_default();
+    // Kafka checks the codec against the request version before anything
+    // else (ProduceRequest.validateRecords): zstd needs Produce v7+.
+    for (i, (_, h)) in batch::iter_batches(&records).enumerate() {
+        if !compression::codec_allowed_for_produce_version(h.compression(), version) {
+            let e = RecordError::UnsupportedCompressionType {
+                batch_index: i,
+                codec: h.compression(),
+            };
+            return Err(Box::new(record_error_response(index, &e, version)));
+        }
+    }
     let vcfg = ValidationConfig {
         max_message_bytes: settings.max_message_bytes.max(0) as usize,
         timestamp_type: if settings.log_append_time {
@@ -99,6 +111,27 @@ fn append_partition(
         Box::new(record_error_response(index, &e, version))
     })?;
     let mut buf = into_mut(records);
+    if let Some(target) = settings.compression_codec {
+        // The topic names a codec: re-encode batches that use another one
+        // (producer ids, sequences and transactional bits are kept).
+        if validated
+            .batches
+            .iter()
+            .any(|b| b.header.compression() != target)
+        {
+            let budget = compression::decompression_budget(vcfg.max_message_bytes);
+            buf = batch::recompress_batch(&buf, target, budget)
+                .map_err(|e| Box::new(record_error_response(index, &e, version)))?;
+            if buf.len() > vcfg.max_message_bytes {
+                let e = RecordError::MessageTooLarge {
+                    batch_index: 0,
+                    size: buf.len(),
+                    max: vcfg.max_message_bytes,
+                };
+                return Err(Box::new(record_error_response(index, &e, version)));
+            }
+        }
+    }
     if settings.log_append_time {
         batch::set_log_append_time(&mut buf, now)
             .map_err(|e| Box::new(record_error_response(index, &e, version)))?;
@@ -108,7 +141,11 @@ fn append_partition(
             let r = PartitionProduceResponse::default()
                 .with_index(index)
                 .with_base_offset(out.base_offset)
-                .with_log_append_time_ms(if settings.log_append_time && !out.duplicate { now } else { -1 })
+                .with_log_append_time_ms(if settings.log_append_time && !out.duplicate {
+                    now
+                } else {
+                    -1
+                })
                 .with_log_start_offset(out.log_start_offset);
             Ok((r, out.last_offset + 1))
         }

@@ -11,8 +11,12 @@
 //! baseSequence i32 @53 | recordsCount i32 @57 | records @61
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 
+use bytes::BytesMut;
+
+use super::compression::{self, CompressionError, MAX_DECOMPRESSION_BUDGET};
 use super::varint::{read_varint, read_varlong};
 
 pub const BASE_OFFSET_OFFSET: usize = 0;
@@ -53,6 +57,7 @@ pub mod error_codes {
     pub const MESSAGE_TOO_LARGE: i16 = 10;
     pub const INVALID_TIMESTAMP: i16 = 32;
     pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
+    pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
     pub const INVALID_RECORD: i16 = 87;
 }
 
@@ -250,6 +255,24 @@ pub enum RecordError {
         timestamp: i64,
         reason: &'static str,
     },
+    /// The records section of a compressed batch does not decode (garbage,
+    /// truncated stream, bad codec checksum).
+    Decompression {
+        batch_index: usize,
+        codec: u8,
+        reason: String,
+    },
+    /// Decompressing the batch would exceed the broker's budget
+    /// ([`compression::decompression_budget`]); decoding stopped there.
+    DecompressedTooLarge {
+        batch_index: usize,
+        budget: usize,
+    },
+    /// A codec the request version may not use (ZSTD before produce v7).
+    UnsupportedCompressionType {
+        batch_index: usize,
+        codec: u8,
+    },
 }
 
 impl RecordError {
@@ -270,6 +293,41 @@ impl RecordError {
             | RecordError::UnknownCompression { .. } => CORRUPT_MESSAGE,
             RecordError::MessageTooLarge { .. } => MESSAGE_TOO_LARGE,
             RecordError::InvalidTimestamp { .. } => INVALID_TIMESTAMP,
+            // Kafka 4 surfaces an undecodable stream as a bare KafkaException
+            // ("Failed to decompress record stream", DefaultRecordBatch's
+            // compressed iterator), which ReplicaManager's catch-all turns
+            // into UNKNOWN_SERVER_ERROR; a stream that ends early becomes
+            // InvalidRecordException ("premature EOF") = INVALID_RECORD. We
+            // answer INVALID_RECORD for both: same non-retriable outcome for
+            // clients as Kafka's, with a meaningful code. Not CORRUPT_MESSAGE:
+            // that one is retriable and the producer would resend the same
+            // bytes (the CRC matched, so the producer made them) until
+            // delivery.timeout.ms.
+            RecordError::Decompression { .. } => INVALID_RECORD,
+            // Kafka has no explicit bound. MESSAGE_TOO_LARGE says what
+            // happened and makes the Java producer split the batch and retry
+            // (Sender.canSplit), which is the right remedy; librdkafka fails
+            // the messages permanently, also right for a bomb.
+            RecordError::DecompressedTooLarge { .. } => MESSAGE_TOO_LARGE,
+            RecordError::UnsupportedCompressionType { .. } => UNSUPPORTED_COMPRESSION_TYPE,
+        }
+    }
+
+    /// Maps a codec failure on batch `batch_index` (codec id `codec`).
+    pub fn from_compression(e: CompressionError, batch_index: usize, codec: u8) -> RecordError {
+        match e {
+            CompressionError::BudgetExceeded { budget } => RecordError::DecompressedTooLarge {
+                batch_index,
+                budget,
+            },
+            CompressionError::UnknownCodec(codec) => {
+                RecordError::UnknownCompression { batch_index, codec }
+            }
+            other => RecordError::Decompression {
+                batch_index,
+                codec,
+                reason: other.to_string(),
+            },
         }
     }
 
@@ -294,7 +352,10 @@ impl RecordError {
             | RecordError::MessageTooLarge { batch_index, .. }
             | RecordError::InvalidBatch { batch_index, .. }
             | RecordError::InvalidRecord { batch_index, .. }
-            | RecordError::InvalidTimestamp { batch_index, .. } => *batch_index = idx,
+            | RecordError::InvalidTimestamp { batch_index, .. }
+            | RecordError::Decompression { batch_index, .. }
+            | RecordError::DecompressedTooLarge { batch_index, .. }
+            | RecordError::UnsupportedCompressionType { batch_index, .. } => *batch_index = idx,
         }
         self
     }
@@ -340,6 +401,17 @@ impl fmt::Display for RecordError {
                 f,
                 "batch {batch_index}, record {record_index}: timestamp {timestamp} {reason}"
             ),
+            RecordError::Decompression { batch_index, reason, .. } => {
+                write!(f, "batch {batch_index}: {reason}")
+            }
+            RecordError::DecompressedTooLarge { batch_index, budget } => write!(
+                f,
+                "batch {batch_index}: decompressed records exceed the broker's limit of {budget} bytes"
+            ),
+            RecordError::UnsupportedCompressionType { batch_index, codec } => write!(
+                f,
+                "batch {batch_index}: compression codec {codec} is not allowed for this produce request version"
+            ),
         }
     }
 }
@@ -384,13 +456,14 @@ pub struct BatchSummary {
     /// Byte position of the batch inside the validated buffer.
     pub position: usize,
     pub header: BatchHeader,
-    /// Max record timestamp; for compressed batches the header's value.
+    /// Max record timestamp, from the records themselves (compressed
+    /// batches are decompressed for it).
     pub max_timestamp: i64,
     /// Offset delta (within this batch) of the first record holding
-    /// `max_timestamp`; for compressed batches `last_offset_delta`.
+    /// `max_timestamp`.
     pub offset_delta_of_max_timestamp: i32,
-    /// True when the records were walked; false for compressed batches,
-    /// whose contents still need decompression-time validation.
+    /// True when the records were walked; produce validation now always
+    /// walks them (compressed batches after decompression).
     pub records_validated: bool,
 }
 
@@ -582,17 +655,11 @@ fn validate_batch(
             h.base_sequence.into(),
         ));
     }
-    if h.is_compressed() {
-        validate_compressed_batch(batch, &h, now_ms, cfg)?;
-        return Ok(BatchSummary {
-            position,
-            header: h,
-            max_timestamp: h.max_timestamp,
-            offset_delta_of_max_timestamp: h.last_offset_delta,
-            records_validated: false,
-        });
-    }
-    let (max_ts, delta_of_max) = walk_uncompressed_records(batch, &h, now_ms, cfg)?;
+    let (max_ts, delta_of_max) = if h.is_compressed() {
+        validate_compressed_batch(batch, &h, now_ms, cfg)?
+    } else {
+        walk_records(&batch[RECORDS_OFFSET..], &h, now_ms, cfg)?
+    };
     Ok(BatchSummary {
         position,
         header: h,
@@ -643,21 +710,111 @@ fn check_timestamp(
     Ok(())
 }
 
-/// Hook for compressed batches. Header and CRC are already checked; full
-/// validation needs decompression (a later issue), so for now only the
-/// header timestamps are range-checked: maxTimestamp bounds the future
-/// side and baseTimestamp (the first record's timestamp) the past side.
+/// Full validation of a compressed batch (header and CRC already checked):
+/// decompress the records section within
+/// `decompression_budget(cfg.max_message_bytes)` and walk the records with
+/// the same rules as an uncompressed batch (count, exact lengths, offset
+/// deltas 0..n-1, keys on compacted topics, per-record timestamps).
+/// Returns (max record timestamp, offset delta of its first holder).
+///
+/// Offset deltas: Kafka's LogValidator does not reject non-consecutive
+/// inner offsets of a compressed v2 batch, it rebuilds the batch with fresh
+/// offsets (`inPlaceAssignment = false`). kastle stores batches as sent, so
+/// it rejects them with INVALID_RECORD exactly as for uncompressed batches;
+/// no real client produces such batches.
 pub fn validate_compressed_batch(
-    _batch: &[u8],
+    batch: &[u8],
     h: &BatchHeader,
     now_ms: i64,
     cfg: &ValidationConfig,
-) -> Result<(), RecordError> {
-    check_timestamp(h, h.max_timestamp, 0, now_ms, cfg)?;
-    if !h.timestamp_type_is_log_append() {
-        check_timestamp(h, h.base_timestamp, 0, now_ms, cfg)?;
+) -> Result<(i64, i32), RecordError> {
+    let codec = h
+        .compression_type()
+        .ok_or(RecordError::UnknownCompression {
+            batch_index: 0,
+            codec: h.compression(),
+        })?;
+    let budget = compression::decompression_budget(cfg.max_message_bytes);
+    let records = compression::decompress(codec, &batch[RECORDS_OFFSET..], budget)
+        .map_err(|e| RecordError::from_compression(e, 0, h.compression()))?;
+    walk_records(&records, h, now_ms, cfg)
+}
+
+/// Decompressed (or borrowed, when uncompressed) records section of one
+/// whole batch, within `budget` bytes.
+pub fn batch_records(batch: &[u8], budget: usize) -> Result<Cow<'_, [u8]>, RecordError> {
+    let h = BatchHeader::parse(batch)?;
+    if h.total_size() != batch.len() || h.batch_length < MIN_BATCH_LENGTH {
+        return Err(RecordError::PartialBatch {
+            batch_index: 0,
+            position: 0,
+            needed: h.total_size(),
+            available: batch.len(),
+        });
     }
-    Ok(())
+    let codec = h
+        .compression_type()
+        .ok_or(RecordError::UnknownCompression {
+            batch_index: 0,
+            codec: h.compression(),
+        })?;
+    if codec == Compression::None {
+        return Ok(Cow::Borrowed(&batch[RECORDS_OFFSET..]));
+    }
+    compression::decompress(codec, &batch[RECORDS_OFFSET..], budget)
+        .map(Cow::Owned)
+        .map_err(|e| RecordError::from_compression(e, 0, h.compression()))
+}
+
+/// Re-encodes one complete, validated v2 batch with `target_codec`
+/// (0 = uncompressed) for topics whose `compression.type` names a codec.
+/// Everything in the header is kept (baseOffset, partitionLeaderEpoch,
+/// producer id/epoch, baseSequence, transactional bit, timestamp type,
+/// base/max timestamp, lastOffsetDelta, recordsCount); the record bytes are
+/// kept byte for byte and only the codec bits, batchLength and CRC-32C
+/// change. A batch already in the target codec, and a control batch (Kafka
+/// never recompresses those), come back unchanged. `budget` bounds the
+/// decompression of the source as in validation.
+pub fn recompress_batch(
+    batch: &[u8],
+    target_codec: u8,
+    budget: usize,
+) -> Result<BytesMut, RecordError> {
+    let target = Compression::from_id(target_codec).ok_or(RecordError::UnknownCompression {
+        batch_index: 0,
+        codec: target_codec,
+    })?;
+    let h = BatchHeader::parse(batch)?;
+    if h.compression() == target_codec || h.is_control() {
+        if h.total_size() != batch.len() {
+            return Err(RecordError::PartialBatch {
+                batch_index: 0,
+                position: 0,
+                needed: h.total_size(),
+                available: batch.len(),
+            });
+        }
+        return Ok(BytesMut::from(batch));
+    }
+    let records = batch_records(batch, budget)?;
+    let encoded = compression::compress(target, &records)
+        .map_err(|e| RecordError::from_compression(e, 0, target_codec))?;
+    let total = RECORD_BATCH_OVERHEAD + encoded.len();
+    let batch_length =
+        i32::try_from(total - LOG_OVERHEAD).map_err(|_| RecordError::MessageTooLarge {
+            batch_index: 0,
+            size: total,
+            max: i32::MAX as usize,
+        })?;
+    let mut out = BytesMut::with_capacity(total);
+    out.extend_from_slice(&batch[..RECORDS_OFFSET]);
+    out.extend_from_slice(&encoded);
+    out[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&batch_length.to_be_bytes());
+    let attrs = (h.attributes & !COMPRESSION_CODEC_MASK) | i16::from(target_codec);
+    out[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attrs.to_be_bytes());
+    let crc = compute_crc(&out);
+    out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
 }
 
 /// Framing of one record, decoded without touching key/value bytes.
@@ -729,18 +886,18 @@ fn skip(p: usize, n: usize, end: usize) -> Option<usize> {
     p.checked_add(n).filter(|&q| q <= end)
 }
 
-/// Walks the records of an uncompressed batch: count and byte lengths must
-/// match the header exactly, offset deltas must be 0..count (we assign
-/// offsets in place and never rewrite records, so a client's deltas are
-/// what consumers will see), keys present on compacted topics, timestamps
-/// in range. Returns (max record timestamp, offset delta of its first holder).
-fn walk_uncompressed_records(
-    batch: &[u8],
+/// Walks the records section of a batch (as stored, or decompressed): count
+/// and byte lengths must match the header exactly, offset deltas must be
+/// 0..count (we assign offsets in place and never rewrite records, so a
+/// client's deltas are what consumers will see), keys present on compacted
+/// topics, timestamps in range. Returns (max record timestamp, offset delta
+/// of its first holder).
+fn walk_records(
+    records: &[u8],
     h: &BatchHeader,
     now_ms: i64,
     cfg: &ValidationConfig,
 ) -> Result<(i64, i32), RecordError> {
-    let records = &batch[RECORDS_OFFSET..];
     let mut pos = 0usize;
     let mut max_ts = NO_TIMESTAMP;
     let mut delta_of_max = 0i32;
@@ -906,15 +1063,17 @@ pub struct RecordInfo {
 /// Record-level view of one batch.
 pub enum RecordTimestamps<'a> {
     Records(RecordTimestampIter<'a>),
-    /// Compressed batch: records need decompression (not implemented yet);
-    /// callers fall back to batch-level answers.
+    /// Compressed batch whose records cannot be decoded (undecodable stream,
+    /// or larger than [`MAX_DECOMPRESSION_BUDGET`], which produce validation
+    /// never lets in); callers fall back to batch-level answers.
     NotAvailable,
 }
 
-/// Walks (offset delta, timestamp) of an uncompressed batch's records.
-/// Yields an error once and then stops if the records are malformed.
+/// Walks (offset delta, timestamp) of a batch's records: borrowed for an
+/// uncompressed batch, decompressed for a compressed one. Yields an error
+/// once and then stops if the records are malformed.
 pub struct RecordTimestampIter<'a> {
-    records: &'a [u8],
+    records: Cow<'a, [u8]>,
     pos: usize,
     index: i32,
     count: i32,
@@ -924,22 +1083,26 @@ pub struct RecordTimestampIter<'a> {
 }
 
 /// Record-level iteration over exactly one batch (`batch` must hold the
-/// whole batch as framed by its batchLength).
+/// whole batch as framed by its batchLength). Compressed batches are
+/// decompressed within [`MAX_DECOMPRESSION_BUDGET`]: every batch produce
+/// validation accepted decompressed within a budget no larger than that, so
+/// the cap never hides a batch we stored, while stored data from before
+/// validation existed cannot blow up a ListOffsets. A batch that does not
+/// decode yields `NotAvailable` rather than an error, so a lookup degrades to
+/// batch-level precision instead of failing.
 pub fn record_timestamps(batch: &[u8]) -> Result<RecordTimestamps<'_>, RecordError> {
     let h = BatchHeader::parse(batch)?;
-    if h.total_size() != batch.len() || h.batch_length < MIN_BATCH_LENGTH {
-        return Err(RecordError::PartialBatch {
-            batch_index: 0,
-            position: 0,
-            needed: h.total_size(),
-            available: batch.len(),
-        });
-    }
-    if h.is_compressed() {
-        return Ok(RecordTimestamps::NotAvailable);
-    }
+    let records = match batch_records(batch, MAX_DECOMPRESSION_BUDGET) {
+        Ok(r) => r,
+        Err(
+            RecordError::Decompression { .. }
+            | RecordError::DecompressedTooLarge { .. }
+            | RecordError::UnknownCompression { .. },
+        ) => return Ok(RecordTimestamps::NotAvailable),
+        Err(e) => return Err(e),
+    };
     Ok(RecordTimestamps::Records(RecordTimestampIter {
-        records: &batch[RECORDS_OFFSET..],
+        records,
         pos: 0,
         index: 0,
         count: h.records_count.max(0),
@@ -958,7 +1121,7 @@ impl Iterator for RecordTimestampIter<'_> {
         }
         let i = self.index;
         self.index += 1;
-        match parse_record(self.records, &mut self.pos) {
+        match parse_record(&self.records, &mut self.pos) {
             Ok(m) => Some(Ok(RecordInfo {
                 offset_delta: m.offset_delta,
                 timestamp: self
@@ -1259,18 +1422,250 @@ mod tests {
         assert!(validate_produce_records(&future, NOW, &topic_lat).is_ok());
     }
 
+    fn compressed(n: usize) -> BatchBuilder {
+        let mut b = BatchBuilder::new(NOW)
+            .producer(7, 3, 11)
+            .transactional(true);
+        for i in 0..n {
+            // Max timestamp on record 2, twice, so the first holder counts.
+            let ts = NOW + [5, 1, 9, 9, 0][i % 5];
+            b = b.push(
+                Some(format!("k{i}").as_bytes()),
+                Some(format!("value {i} ").repeat(20).as_bytes()),
+                &[("h", b"x")],
+                ts,
+            );
+        }
+        b
+    }
+
     #[test]
-    fn compressed_batches_get_header_checks_only() {
+    fn compressed_batches_are_fully_validated() {
+        for codec in 1..=4u8 {
+            let b = compressed(5).build_compressed(codec);
+            assert!(b.len() < compressed(5).build().len(), "codec {codec}");
+            let v = validate_produce_records(&b, NOW, &multi_cfg()).unwrap();
+            let s = v.batches[0];
+            assert!(s.records_validated);
+            assert_eq!(
+                (s.max_timestamp, s.offset_delta_of_max_timestamp),
+                (NOW + 9, 2)
+            );
+            assert_eq!(
+                (v.max_timestamp, v.offset_delta_of_max_timestamp),
+                (NOW + 9, 2)
+            );
+            assert_eq!(v.source_compression, Compression::from_id(codec).unwrap());
+            let RecordTimestamps::Records(it) = record_timestamps(&b).unwrap() else {
+                panic!("codec {codec}: records should be available")
+            };
+            let ts: Vec<_> = it.map(|r| r.unwrap().timestamp - NOW).collect();
+            assert_eq!(ts, vec![5, 1, 9, 9, 0]);
+        }
+    }
+
+    /// Replaces a compressed batch's records section and fixes
+    /// batchLength and CRC, so only the record-level check can fire.
+    fn with_records(b: &[u8], records: &[u8]) -> Vec<u8> {
+        let mut out = b[..RECORDS_OFFSET].to_vec();
+        out.extend_from_slice(records);
+        let len = (out.len() - LOG_OVERHEAD) as i32;
+        out[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&len.to_be_bytes());
+        let crc = compute_crc(&out);
+        out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn compressed_record_rules() {
+        let cfg = multi_cfg();
+        // Header says 4 records, stream holds 3.
+        let mut b = compressed(3).build_compressed(4).to_vec();
+        patch(&mut b, RECORDS_COUNT_OFFSET, &4i32.to_be_bytes());
+        patch(&mut b, LAST_OFFSET_DELTA_OFFSET, &3i32.to_be_bytes());
+        let err = validate_produce_records(&b, NOW, &cfg).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RecordError::InvalidRecord {
+                    record_index: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(err.kafka_error_code(), 87);
+        // Header says 2, stream holds 3: bytes remain.
+        let mut b = compressed(3).build_compressed(1).to_vec();
+        patch(&mut b, RECORDS_COUNT_OFFSET, &2i32.to_be_bytes());
+        patch(&mut b, LAST_OFFSET_DELTA_OFFSET, &1i32.to_be_bytes());
+        assert_eq!(code(validate_produce_records(&b, NOW, &cfg)), 87);
+        // Inner offsets must be 0..n-1.
+        let mut b = BatchBuilder::new(NOW)
+            .push_record(0, NOW, Some(b"a"), Some(b"1"), &[])
+            .push_record(2, NOW, Some(b"b"), Some(b"2"), &[])
+            .build_compressed(2)
+            .to_vec();
+        patch(&mut b, LAST_OFFSET_DELTA_OFFSET, &1i32.to_be_bytes());
+        let err = validate_produce_records(&b, NOW, &cfg).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RecordError::InvalidRecord {
+                    record_index: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Keys on compacted topics.
+        let b = BatchBuilder::new(NOW)
+            .push(Some(b"k"), Some(b"v"), &[], NOW)
+            .push(None, Some(b"v"), &[], NOW)
+            .build_compressed(3);
+        let compacted = ValidationConfig {
+            compacted: true,
+            ..multi_cfg()
+        };
+        let err = validate_produce_records(&b, NOW, &compacted).unwrap_err();
+        assert_eq!((err.kafka_error_code(), err.record_index()), (87, Some(1)));
+        assert!(validate_produce_records(&b, NOW, &cfg).is_ok());
+        // Per-record timestamps, not just the header's.
+        let b = BatchBuilder::new(NOW)
+            .push(None, Some(b"v"), &[], NOW)
+            .push(None, Some(b"v"), &[], NOW + 3_600_001)
+            .push(None, Some(b"v"), &[], NOW)
+            .build_compressed(4);
+        let err = validate_produce_records(&b, NOW, &cfg).unwrap_err();
+        assert_eq!((err.kafka_error_code(), err.record_index()), (32, Some(1)));
+    }
+
+    #[test]
+    fn undecodable_compressed_payloads() {
+        let cfg = multi_cfg();
+        for codec in 1..=4u8 {
+            let good = compressed(5).build_compressed(codec);
+            // Truncated stream, CRC recomputed so it is the codec that fails.
+            let records = &good[RECORDS_OFFSET..];
+            let cut = with_records(&good, &records[..records.len() / 2]);
+            let err = validate_produce_records(&cut, NOW, &cfg).unwrap_err();
+            assert_eq!(err.kafka_error_code(), 87, "codec {codec}: {err}");
+            // Garbage.
+            let junk: Vec<u8> = (0..300u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+                .collect();
+            let bad = with_records(&good, &junk);
+            let err = validate_produce_records(&bad, NOW, &cfg).unwrap_err();
+            assert!(
+                matches!(err, RecordError::Decompression { .. }),
+                "codec {codec}: {err}"
+            );
+            assert_eq!(err.kafka_error_code(), 87);
+            // ListOffsets falls back to batch level instead of failing.
+            assert!(matches!(
+                record_timestamps(&bad).unwrap(),
+                RecordTimestamps::NotAvailable
+            ));
+        }
+        // A batch whose records only carry the codec bits is not a stream either.
         let b = BatchBuilder::new(NOW)
             .compression_codec(4)
             .push(Some(b"k"), Some(b"v"), &[], NOW)
             .build();
-        let v = validate_produce_records(&b, NOW, &multi_cfg()).unwrap();
-        assert!(!v.batches[0].records_validated);
-        assert_eq!(v.source_compression, Compression::Zstd);
+        assert_eq!(code(validate_produce_records(&b, NOW, &cfg)), 87);
+    }
+
+    #[test]
+    fn compressed_batch_over_budget_is_message_too_large() {
+        // 20 MiB of records, a few KiB compressed; max.message.bytes 100 kB
+        // gives the 16 MiB budget floor.
+        let zeros = vec![0u8; 1 << 20];
+        let mut b = BatchBuilder::new(NOW);
+        for _ in 0..20 {
+            b = b.push(None, Some(&zeros), &[], NOW);
+        }
+        let b = b.build_compressed(4);
+        assert!(b.len() < 100_000);
+        let cfg = ValidationConfig {
+            max_message_bytes: 100_000,
+            ..multi_cfg()
+        };
+        let err = validate_produce_records(&b, NOW, &cfg).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RecordError::DecompressedTooLarge {
+                    budget: 16_777_216,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(err.kafka_error_code(), 10);
+        // With the default max.message.bytes (64 MiB budget) it is fine.
+        assert!(validate_produce_records(&b, NOW, &multi_cfg()).is_ok());
+    }
+
+    #[test]
+    fn recompress_preserves_everything_but_codec() {
+        let src = compressed(5).build_compressed(1);
+        let sh = BatchHeader::parse(&src).unwrap();
+        let src_records = batch_records(&src, 1 << 20).unwrap().into_owned();
+        for target in [4u8, 0, 2, 3] {
+            let out = recompress_batch(&src, target, 1 << 20).unwrap();
+            let h = BatchHeader::parse(&out).unwrap();
+            assert!(verify_crc(&out), "target {target}");
+            assert_eq!(h.total_size(), out.len());
+            assert_eq!(h.compression(), target);
+            assert_eq!(
+                (
+                    h.base_offset,
+                    h.partition_leader_epoch,
+                    h.producer_id,
+                    h.producer_epoch
+                ),
+                (
+                    sh.base_offset,
+                    sh.partition_leader_epoch,
+                    sh.producer_id,
+                    sh.producer_epoch
+                )
+            );
+            assert_eq!(
+                (h.base_sequence, h.last_offset_delta, h.records_count),
+                (sh.base_sequence, sh.last_offset_delta, sh.records_count)
+            );
+            assert_eq!(
+                (h.base_timestamp, h.max_timestamp),
+                (sh.base_timestamp, sh.max_timestamp)
+            );
+            assert_eq!(
+                h.attributes & !COMPRESSION_CODEC_MASK,
+                sh.attributes & !COMPRESSION_CODEC_MASK
+            );
+            assert!(h.is_transactional());
+            assert_eq!(batch_records(&out, 1 << 20).unwrap(), src_records);
+            let v = validate_produce_records(&out, NOW, &multi_cfg()).unwrap();
+            assert_eq!(v.record_count, 5);
+        }
+        // Same codec: unchanged bytes.
+        assert_eq!(recompress_batch(&src, 1, 1 << 20).unwrap(), src);
+        // Control batches pass through untouched.
+        let ctl = BatchBuilder::new(NOW)
+            .control(true)
+            .push(None, None, &[], NOW)
+            .build();
+        assert_eq!(recompress_batch(&ctl, 4, 1 << 20).unwrap(), ctl);
+        // Budget applies to the source; unknown target refused.
+        assert_eq!(
+            recompress_batch(&src, 4, 10)
+                .unwrap_err()
+                .kafka_error_code(),
+            10
+        );
         assert!(matches!(
-            record_timestamps(&b).unwrap(),
-            RecordTimestamps::NotAvailable
+            recompress_batch(&src, 6, 1 << 20),
+            Err(RecordError::UnknownCompression { codec: 6, .. })
         ));
     }
 

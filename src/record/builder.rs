@@ -6,14 +6,16 @@
 use bytes::{BufMut, BytesMut};
 
 use super::batch::{
-    compute_crc, COMPRESSION_CODEC_MASK, CONTROL_FLAG_MASK, CRC_OFFSET, CURRENT_MAGIC,
+    compute_crc, Compression, COMPRESSION_CODEC_MASK, CONTROL_FLAG_MASK, CRC_OFFSET, CURRENT_MAGIC,
     LOG_OVERHEAD, NO_PRODUCER_ID, NO_SEQUENCE, RECORD_BATCH_OVERHEAD, TRANSACTIONAL_FLAG_MASK,
 };
+use super::compression;
 use super::varint::{write_varint, write_varlong};
 
-/// Builds one uncompressed v2 batch. Setting `compression_codec` only flips
-/// the attribute bits (records stay uncompressed), which is enough to
-/// exercise code paths that treat compressed batches opaquely.
+/// Builds one v2 batch. `build` writes the records uncompressed, and
+/// `compression_codec` then only flips the attribute bits (a batch a real
+/// producer never sends, handy for error paths); `build_compressed`
+/// really compresses the records section with the codec.
 #[derive(Debug, Clone)]
 pub struct BatchBuilder {
     pub base_offset: i64,
@@ -126,14 +128,29 @@ impl BatchBuilder {
 
     /// Encodes header + records and fills in batchLength and the CRC.
     pub fn build(&self) -> BytesMut {
-        let total = RECORD_BATCH_OVERHEAD + self.records.len();
+        self.encode(self.attributes, &self.records)
+    }
+
+    /// Like `build`, but the records section is compressed with `codec`
+    /// (Kafka's default settings, see [`compression::compress`]) and the
+    /// attribute codec bits say so. Panics on an unknown codec id.
+    pub fn build_compressed(&self, codec: u8) -> BytesMut {
+        let c = Compression::from_id(codec).expect("known codec id");
+        let records = compression::compress(c, &self.records).expect("in-memory compression");
+        let attributes = (self.attributes & !COMPRESSION_CODEC_MASK)
+            | (i16::from(codec) & COMPRESSION_CODEC_MASK);
+        self.encode(attributes, &records)
+    }
+
+    fn encode(&self, attributes: i16, records: &[u8]) -> BytesMut {
+        let total = RECORD_BATCH_OVERHEAD + records.len();
         let mut out = BytesMut::with_capacity(total);
         out.put_i64(self.base_offset);
         out.put_i32((total - LOG_OVERHEAD) as i32);
         out.put_i32(self.partition_leader_epoch);
         out.put_i8(CURRENT_MAGIC);
         out.put_u32(0); // CRC, patched below
-        out.put_i16(self.attributes);
+        out.put_i16(attributes);
         out.put_i32(self.last_offset_delta.max(0));
         out.put_i64(self.base_timestamp);
         out.put_i64(if self.count == 0 {
@@ -145,7 +162,7 @@ impl BatchBuilder {
         out.put_i16(self.producer_epoch);
         out.put_i32(self.base_sequence);
         out.put_i32(self.count);
-        out.put_slice(&self.records);
+        out.put_slice(records);
         let crc = compute_crc(&out);
         out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
         out
