@@ -538,7 +538,7 @@ fn unknown_api_and_unsupported_versions_close() {
         (3, 14, "Metadata v14"),
         (2, 0, "ListOffsets v0"),
         (19, 1, "CreateTopics v1"),
-        (9, 1, "OffsetFetch (not implemented)"),
+        (38, 1, "CreateDelegationToken (not implemented)"),
     ] {
         let mut c = b.client();
         c.send(key, version, 42, &body);

@@ -34,6 +34,11 @@ pub struct Broker {
     pub cluster_id: String,
     pub topics: TopicManager,
     pub producer_ids: producer_ids::ProducerIdManager,
+    /// Consumer groups and committed offsets (`__consumer_offsets`).
+    pub groups: Arc<crate::coordinator::group::GroupCoordinator>,
+    /// Set once shutdown begins, so long polls answer at once instead of
+    /// holding the shutdown up.
+    stopping: tokio::sync::watch::Sender<bool>,
     /// Held for the broker's lifetime: one broker per log directory.
     _dir_lock: fs::File,
 }
@@ -69,16 +74,20 @@ impl Broker {
             "loaded logs"
         );
         let producer_ids = producer_ids::ProducerIdManager::load(&dir)?;
+        let groups = crate::coordinator::group::GroupCoordinator::open(&topics, &config)?;
         let broker = Arc::new(Broker {
             config,
             cluster_id,
             topics,
             producer_ids,
+            groups,
+            stopping: tokio::sync::watch::channel(false).0,
             _dir_lock: dir_lock,
         });
         for t in broker.topics.list() {
             broker.start_flushers(&t);
         }
+        broker.groups.start();
         Ok(broker)
     }
 
@@ -100,6 +109,26 @@ impl Broker {
             .create(name, num_partitions, replication_factor, configs)?;
         self.start_flushers(&topic);
         Ok(topic)
+    }
+
+    pub fn create_partitions(&self, name: &str, total: i32, validate_only: bool) -> Result<Arc<Topic>, TopicError> {
+        let (topic, added) = self.topics.create_partitions(name, total, validate_only)?;
+        for p in added {
+            tokio::spawn(p.run_flusher());
+        }
+        Ok(topic)
+    }
+
+    /// Tells long-polling requests to answer now.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+        self.groups.begin_shutdown();
+    }
+
+    /// Resolves once shutdown has begun.
+    pub async fn stopping(&self) {
+        let mut rx = self.stopping.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
     }
 
     /// Flushes and closes every log, then records the clean shutdown.

@@ -10,17 +10,20 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use tokio::sync::{watch, Notify};
 
-use crate::broker::topic_config::TopicSettings;
 use crate::broker::now_ms;
+use crate::broker::topics::write_atomically;
+use crate::broker::topic_config::TopicSettings;
 use crate::record::batch::ValidatedRecords;
-use crate::storage::producer_state::{ProducerCheck, ProducerError, ProducerStateEntry, ProducerStateManager};
+use crate::storage::producer_state::{
+    ProducerCheck, ProducerError, ProducerStateEntry, ProducerStateManager,
+};
 use crate::storage::{Log, LogConfig, ReadPlan, StorageError};
 
 /// What readers may see of the partition; published on every change.
@@ -56,7 +59,8 @@ impl PartitionError {
             }
             PartitionError::Storage(_) | PartitionError::Failed => ResponseError::KafkaStorageError,
             PartitionError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
-            PartitionError::Producer(e) => ResponseError::try_from_code(e.kafka_error_code()).unwrap_or(ResponseError::UnknownServerError),
+            PartitionError::Producer(e) => ResponseError::try_from_code(e.kafka_error_code())
+                .unwrap_or(ResponseError::UnknownServerError),
         }
     }
 }
@@ -110,7 +114,8 @@ pub struct Partition {
     pub topic: Arc<str>,
     pub index: i32,
     dir: PathBuf,
-    settings: TopicSettings,
+    /// Swapped whole when the topic's configs change.
+    settings: RwLock<Arc<TopicSettings>>,
     /// `None` once closed or deleted.
     log: Mutex<Option<PartitionLog>>,
     state: watch::Sender<PartitionState>,
@@ -124,6 +129,14 @@ pub struct Partition {
 pub struct PartitionLog {
     pub log: Log,
     pub producers: ProducerStateManager,
+}
+
+/// Per-partition record of a log start offset moved by DeleteRecords.
+const LOG_START_CHECKPOINT: &str = "log-start-offset.checkpoint";
+
+fn read_log_start_checkpoint(dir: &Path) -> Option<i64> {
+    let text = std::fs::read_to_string(dir.join(LOG_START_CHECKPOINT)).ok()?;
+    text.trim().parse().ok().filter(|v: &i64| *v >= 0)
 }
 
 pub fn log_config(settings: &TopicSettings) -> LogConfig {
@@ -143,8 +156,14 @@ impl Partition {
         settings: TopicSettings,
         needs_recovery: bool,
     ) -> Result<Arc<Partition>, StorageError> {
-        let log = Log::open(dir, log_config(&settings), needs_recovery)?;
-        let producers = ProducerStateManager::load(dir, &log, settings.producer_id_expiration_ms, now_ms())?;
+        let mut log = Log::open(dir, log_config(&settings), needs_recovery)?;
+        if let Some(start) = read_log_start_checkpoint(dir) {
+            if start > log.log_start_offset() {
+                log.set_log_start_offset(start)?;
+            }
+        }
+        let producers =
+            ProducerStateManager::load(dir, &log, settings.producer_id_expiration_ms, now_ms())?;
         let end = log.log_end_offset();
         let state = PartitionState {
             high_watermark: end,
@@ -156,7 +175,7 @@ impl Partition {
             topic,
             index,
             dir: dir.to_path_buf(),
-            settings,
+            settings: RwLock::new(Arc::new(settings)),
             log: Mutex::new(Some(PartitionLog { log, producers })),
             state: tx,
             flush_wanted: Notify::new(),
@@ -164,8 +183,19 @@ impl Partition {
         }))
     }
 
-    pub fn settings(&self) -> &TopicSettings {
-        &self.settings
+    pub fn settings(&self) -> Arc<TopicSettings> {
+        self.settings.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Applies changed topic configs: later appends, rolls and flushes use
+    /// them; nothing already written changes.
+    pub fn update_settings(&self, settings: TopicSettings) {
+        if let Some(plog) = self.lock().as_mut() {
+            plog.log.set_config(log_config(&settings));
+        }
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(settings);
+        // The flusher re-reads its period and mode.
+        self.flush_wanted.notify_one();
     }
 
     pub fn dir(&self) -> &Path {
@@ -218,7 +248,10 @@ impl Partition {
             }
         }
         let active_before = plog.log.active_segment_base_offset();
-        let result = plog.log.append(records, now).map_err(PartitionError::Storage)?;
+        let result = plog
+            .log
+            .append(records, now)
+            .map_err(PartitionError::Storage)?;
         if plog.log.active_segment_base_offset() != active_before {
             // Kafka snapshots producer state at each roll, so recovery only
             // replays the active segment.
@@ -237,9 +270,10 @@ impl Partition {
         let end = plog.log.log_end_offset();
         let log_start = plog.log.log_start_offset();
         drop(guard);
+        let settings = self.settings();
         let count = validated.record_count.max(1);
         let unflushed = self.unflushed_messages.fetch_add(count, Ordering::AcqRel) + count;
-        if self.settings.durable {
+        if settings.durable {
             self.flush_wanted.notify_one();
         } else {
             self.state.send_if_modified(|s| {
@@ -247,7 +281,7 @@ impl Partition {
                 s.high_watermark = s.high_watermark.max(end);
                 moved
             });
-            if unflushed >= self.settings.flush_messages {
+            if unflushed >= settings.flush_messages {
                 self.flush_wanted.notify_one();
             }
         }
@@ -257,6 +291,33 @@ impl Partition {
             log_start_offset: log_start,
             duplicate: false,
         })
+    }
+
+    /// DeleteRecords: moves the log start offset to `offset` (-1 = the high
+    /// watermark), deleting whole segments below it. Persisted before any
+    /// segment goes, so a crash cannot bring deleted records back.
+    pub fn delete_records(&self, offset: i64) -> Result<i64, PartitionError> {
+        let mut guard = self.lock();
+        let plog = guard.as_mut().ok_or(PartitionError::Closed)?;
+        let hw = self.state.borrow().high_watermark;
+        let target = if offset == -1 { hw } else { offset };
+        let log_start = plog.log.log_start_offset();
+        if target < 0 || target > hw {
+            return Err(PartitionError::OffsetOutOfRange { offset, log_start, log_end: hw });
+        }
+        if target > log_start {
+            write_atomically(&self.dir.join(LOG_START_CHECKPOINT), format!("{target}\n").as_bytes())
+                .map_err(|e| PartitionError::Storage(StorageError::io(&self.dir, "write log start checkpoint", e)))?;
+            plog.log.set_log_start_offset(target).map_err(PartitionError::Storage)?;
+        }
+        let start = plog.log.log_start_offset();
+        drop(guard);
+        self.state.send_if_modified(|s| {
+            let moved = s.log_start_offset != start;
+            s.log_start_offset = start;
+            moved
+        });
+        Ok(start)
     }
 
     /// The idempotent producers this partition knows (DescribeProducers).
@@ -355,12 +416,13 @@ impl Partition {
 
     /// The flusher: one per partition, for the partition's lifetime.
     pub async fn run_flusher(self: Arc<Self>) {
-        let period = if self.settings.flush_ms <= 0 || self.settings.flush_ms == i64::MAX {
-            None
-        } else {
-            Some(Duration::from_millis(self.settings.flush_ms as u64))
-        };
         loop {
+            let flush_ms = self.settings().flush_ms;
+            let period = if flush_ms <= 0 || flush_ms == i64::MAX {
+                None
+            } else {
+                Some(Duration::from_millis(flush_ms as u64))
+            };
             match period {
                 Some(p) => {
                     let _ = tokio::time::timeout(p, self.flush_wanted.notified()).await;
@@ -405,7 +467,7 @@ impl Partition {
                 None => return Ok(false),
             }
         }
-        if self.settings.durable {
+        if self.settings().durable {
             self.state.send_if_modified(|s| {
                 let moved = s.high_watermark < up_to;
                 s.high_watermark = s.high_watermark.max(up_to);

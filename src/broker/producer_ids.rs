@@ -33,7 +33,10 @@ impl ProducerIdManager {
                     .lines()
                     .find_map(|l| l.strip_prefix("next.block.start="))
                     .with_context(|| format!("{} has no next.block.start", path.display()))?;
-                let n: i64 = v.trim().parse().with_context(|| format!("{}: bad next.block.start {v:?}", path.display()))?;
+                let n: i64 = v
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("{}: bad next.block.start {v:?}", path.display()))?;
                 if n < 0 {
                     bail!("{}: negative next.block.start {n}", path.display());
                 }
@@ -44,16 +47,27 @@ impl ProducerIdManager {
         };
         // The previous run may have used ids up to `start`; begin there with
         // an empty block so the first allocation persists a fresh one.
-        Ok(ProducerIdManager { path, block: Mutex::new(Block { next: start, end: start }) })
+        Ok(ProducerIdManager {
+            path,
+            block: Mutex::new(Block {
+                next: start,
+                end: start,
+            }),
+        })
     }
 
     /// A producer id never handed out before, by this broker or an earlier run.
     pub fn generate(&self) -> anyhow::Result<i64> {
         let mut b = self.block.lock().unwrap_or_else(|p| p.into_inner());
         if b.next >= b.end {
-            let end = b.next.checked_add(BLOCK_SIZE).context("producer id space exhausted")?;
+            let end = b
+                .next
+                .checked_add(BLOCK_SIZE)
+                .context("producer id space exhausted")?;
             write_atomically(&self.path, format!("next.block.start={end}\n").as_bytes())
-                .with_context(|| format!("persisting producer id block to {}", self.path.display()))?;
+                .with_context(|| {
+                    format!("persisting producer id block to {}", self.path.display())
+                })?;
             b.end = end;
         }
         let id = b.next;
@@ -75,7 +89,10 @@ mod tests {
         drop(m);
         let m = ProducerIdManager::load(dir.path()).unwrap();
         let b = m.generate().unwrap();
-        assert!(b >= BLOCK_SIZE, "{b} reuses an id of the previous run's block");
+        assert!(
+            b >= BLOCK_SIZE,
+            "{b} reuses an id of the previous run's block"
+        );
         for _ in 0..BLOCK_SIZE + 5 {
             m.generate().unwrap();
         }

@@ -359,6 +359,132 @@ impl TopicManager {
         Ok(topic)
     }
 
+    fn topic_file(&self, id: &Uuid) -> PathBuf {
+        self.log_dir.join(TOPICS_DIR).join(format!("{id}.properties"))
+    }
+
+    fn replace(&self, topic: Arc<Topic>) {
+        let mut reg = self.registry.write().unwrap_or_else(|p| p.into_inner());
+        reg.by_id.insert(topic.id, topic.clone());
+        reg.by_name.insert(topic.name.clone(), topic);
+    }
+
+    /// Replaces a topic's explicit configs (AlterConfigs semantics; callers
+    /// implementing incremental changes compute the full set first). The new
+    /// configs persist before they apply, and apply without a restart.
+    pub fn alter_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, TopicError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let topic = self.get(name).ok_or_else(|| {
+            TopicError::new(ResponseError::UnknownTopicOrPartition, format!("Topic {name} does not exist."))
+        })?;
+        validate_topic_configs(&configs).map_err(|e| TopicError::new(ResponseError::InvalidConfig, e.0))?;
+        if validate_only {
+            return Ok(topic);
+        }
+        let file = self.topic_file(&topic.id);
+        write_atomically(&file, render_topic_file(name, &topic.id, topic.partitions.len() as i32, &configs).as_bytes())
+            .map_err(io_err(format!("writing {}", file.display())))?;
+        let settings = TopicSettings::resolve(&configs, &self.config);
+        for p in &topic.partitions {
+            p.update_settings(settings.clone());
+        }
+        let updated = Arc::new(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            internal: topic.internal,
+            partitions: topic.partitions.clone(),
+            configs,
+        });
+        self.replace(updated.clone());
+        tracing::info!(topic = name, "altered topic configs");
+        Ok(updated)
+    }
+
+    /// CreatePartitions: grows a topic to `total` partitions (never shrinks).
+    /// Returns the topic and its new partitions (whose flushers the caller
+    /// starts).
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        total: i32,
+        validate_only: bool,
+    ) -> Result<(Arc<Topic>, Vec<Arc<Partition>>), TopicError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let topic = self.get(name).ok_or_else(|| {
+            TopicError::new(ResponseError::UnknownTopicOrPartition, format!("The topic '{name}' does not exist."))
+        })?;
+        let current = topic.partitions.len() as i32;
+        if total < current {
+            return Err(TopicError::new(
+                ResponseError::InvalidPartitions,
+                format!("The topic {name} currently has {current} partition(s); {total} would not be an increase."),
+            ));
+        }
+        if total == current {
+            return Err(TopicError::new(
+                ResponseError::InvalidPartitions,
+                format!("Topic already has {current} partition(s)."),
+            ));
+        }
+        if total > MAX_PARTITIONS_PER_TOPIC {
+            return Err(TopicError::new(
+                ResponseError::InvalidPartitions,
+                format!("Number of partitions {total} exceeds this broker's limit of {MAX_PARTITIONS_PER_TOPIC}."),
+            ));
+        }
+        if validate_only {
+            return Ok((topic, Vec::new()));
+        }
+        let settings = TopicSettings::resolve(&topic.configs, &self.config);
+        let mut added = Vec::new();
+        let result = (|| -> Result<(), TopicError> {
+            for p in current..total {
+                let dir = partition_dir(&self.log_dir, name, p);
+                if dir.exists() {
+                    fs::remove_dir_all(&dir).map_err(io_err(format!("removing stale {}", dir.display())))?;
+                }
+                fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+                write_atomically(
+                    &dir.join("partition.metadata"),
+                    format!("version: 0\ntopic_id: {}\n", topic_id_string(&topic.id)).as_bytes(),
+                )
+                .map_err(io_err(format!("writing {}/partition.metadata", dir.display())))?;
+                let part = Partition::open(Arc::from(name), p, &dir, settings.clone(), false)
+                    .map_err(|e| TopicError::new(ResponseError::KafkaStorageError, e.to_string()))?;
+                added.push(part);
+            }
+            fs::File::open(&self.log_dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err(format!("syncing {}", self.log_dir.display())))?;
+            let file = self.topic_file(&topic.id);
+            write_atomically(&file, render_topic_file(name, &topic.id, total, &topic.configs).as_bytes())
+                .map_err(io_err(format!("writing {}", file.display())))
+        })();
+        if let Err(e) = result {
+            for p in &added {
+                let _ = p.delete();
+            }
+            return Err(e);
+        }
+        let mut partitions = topic.partitions.clone();
+        partitions.extend(added.iter().cloned());
+        let updated = Arc::new(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            internal: topic.internal,
+            partitions,
+            configs: topic.configs.clone(),
+        });
+        self.replace(updated.clone());
+        tracing::info!(topic = name, from = current, to = total, "added partitions");
+        Ok((updated, added))
+    }
+
     /// Deletes a topic: unregisters it, removes its metadata file (the commit
     /// point), then its partition directories.
     pub fn delete(&self, name: &str) -> Result<Arc<Topic>, TopicError> {

@@ -232,8 +232,12 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                 );
             }
             let any_change = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
-            if tokio::time::timeout_at(deadline, any_change).await.is_err() {
-                // Deadline: answer with whatever is there now.
+            let woken = tokio::select! {
+                r = tokio::time::timeout_at(deadline, any_change) => r.is_ok(),
+                _ = broker.stopping() => false,
+            };
+            if !woken {
+                // Deadline or shutdown: answer with whatever is there now.
                 let pass = read_pass(&targets, max_bytes, read_committed, by_id);
                 return req.respond(
                     &FetchResponse::default()

@@ -4,6 +4,7 @@
 
 pub mod api_versions;
 pub mod fetch;
+pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -125,6 +126,17 @@ pub async fn dispatch(ctx: RequestContext, frame: Bytes) -> Pending {
         ApiKey::ListOffsets => ready(list_offsets::handle(&req, body)),
         ApiKey::InitProducerId => ready(producers::init_producer_id(&req, body)),
         ApiKey::DescribeProducers => ready(producers::describe_producers(&req, body)),
+        ApiKey::FindCoordinator => ready(groups::find_coordinator(&req, body)),
+        ApiKey::JoinGroup => groups::join_group(req, body),
+        ApiKey::SyncGroup => groups::sync_group(req, body),
+        ApiKey::Heartbeat => ready(groups::heartbeat(&req, body)),
+        ApiKey::LeaveGroup => ready(groups::leave_group(&req, body)),
+        ApiKey::OffsetCommit => groups::offset_commit(req, body),
+        ApiKey::OffsetFetch => ready(groups::offset_fetch(&req, body)),
+        ApiKey::ListGroups => ready(groups::list_groups(&req, body)),
+        ApiKey::DescribeGroups => ready(groups::describe_groups(&req, body)),
+        ApiKey::DeleteGroups => groups::delete_groups(req, body),
+        ApiKey::OffsetDelete => groups::offset_delete(req, body),
         other => ready(Reply::Close(format!("{other:?} is not implemented"))),
     }
 }

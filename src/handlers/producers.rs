@@ -1,9 +1,12 @@
 //! InitProducerId (idempotent producers) and DescribeProducers.
 
 use bytes::Bytes;
-use kafka_protocol::messages::describe_producers_response::{PartitionResponse, ProducerState, TopicResponse};
+use kafka_protocol::messages::describe_producers_response::{
+    PartitionResponse, ProducerState, TopicResponse,
+};
 use kafka_protocol::messages::{
-    DescribeProducersRequest, DescribeProducersResponse, InitProducerIdRequest, InitProducerIdResponse, ProducerId,
+    DescribeProducersRequest, DescribeProducersResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ProducerId,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -12,7 +15,9 @@ use crate::handlers::{decode_or_close, Reply, Request};
 
 pub fn init_producer_id(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, InitProducerIdRequest);
-    let mut resp = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+    let mut resp = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
     if request.transactional_id.is_some() {
         // No transaction coordinator yet: say so rather than pretend.
         resp.error_code = ResponseError::CoordinatorNotAvailable.code();
@@ -56,7 +61,9 @@ pub fn describe_producers(req: &Request, body: Bytes) -> Reply {
                                     .with_last_sequence(e.last_seq())
                                     .with_last_timestamp(e.last_timestamp)
                                     .with_coordinator_epoch(e.coordinator_epoch)
-                                    .with_current_txn_start_offset(e.current_txn_first_offset.unwrap_or(-1))
+                                    .with_current_txn_start_offset(
+                                        e.current_txn_first_offset.unwrap_or(-1),
+                                    )
                             })
                             .collect()
                     }
@@ -68,7 +75,11 @@ pub fn describe_producers(req: &Request, body: Bytes) -> Reply {
             }
             partitions.push(r);
         }
-        topics.push(TopicResponse::default().with_name(t.name).with_partitions(partitions));
+        topics.push(
+            TopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions),
+        );
     }
     req.respond(&DescribeProducersResponse::default().with_topics(topics))
 }

@@ -45,6 +45,7 @@ pub async fn run(
     }
     stop.await;
     tracing::info!("shutting down");
+    broker.begin_shutdown();
     let _ = shutdown_tx.send(true);
     // Accept loops return once every connection they spawned has finished.
     let drained = tokio::time::timeout(Duration::from_secs(10), async {

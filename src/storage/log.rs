@@ -529,6 +529,11 @@ impl Log {
         &self.dir
     }
 
+    /// New segment and index settings; they apply from the next roll.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
     pub fn config(&self) -> &LogConfig {
         &self.config
     }

@@ -72,7 +72,10 @@ impl ProducerStateEntry {
         if epoch != self.epoch {
             return None;
         }
-        self.batches.iter().copied().find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+        self.batches
+            .iter()
+            .copied()
+            .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
     }
 
     fn add_batch(&mut self, epoch: i16, meta: BatchMetadata) {
@@ -93,9 +96,19 @@ impl ProducerStateEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProducerError {
     /// INVALID_PRODUCER_EPOCH (47): an older epoch than the partition knows.
-    InvalidProducerEpoch { producer_id: i64, epoch: i16, current: i16 },
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
     /// OUT_OF_ORDER_SEQUENCE_NUMBER (45).
-    OutOfOrderSequence { producer_id: i64, first_seq: i32, last_seq: i32, epoch: i16, current_epoch: i16 },
+    OutOfOrderSequence {
+        producer_id: i64,
+        first_seq: i32,
+        last_seq: i32,
+        epoch: i16,
+        current_epoch: i16,
+    },
 }
 
 impl ProducerError {
@@ -161,7 +174,12 @@ pub struct ProducerStateManager {
 impl ProducerStateManager {
     /// Loads the newest usable snapshot at or below the log end and replays
     /// the log's batch headers after it.
-    pub fn load(dir: &Path, log: &Log, expiration_ms: i64, now_ms: i64) -> Result<Self, StorageError> {
+    pub fn load(
+        dir: &Path,
+        log: &Log,
+        expiration_ms: i64,
+        now_ms: i64,
+    ) -> Result<Self, StorageError> {
         let mut mgr = ProducerStateManager {
             dir: dir.to_path_buf(),
             producers: BTreeMap::new(),
@@ -204,7 +222,9 @@ impl ProducerStateManager {
             if plan.is_empty() {
                 break;
             }
-            let bytes = plan.read().map_err(|e| StorageError::io(&self.dir, "read for producer state", e))?;
+            let bytes = plan
+                .read()
+                .map_err(|e| StorageError::io(&self.dir, "read for producer state", e))?;
             let mut next = offset;
             for (_, h) in iter_batches(&bytes) {
                 if h.producer_id >= 0 && h.last_offset() >= offset {
@@ -227,10 +247,15 @@ impl ProducerStateManager {
         }
         let last_seq = last_sequence(h);
         let entry = self.producers.get(&h.producer_id);
-        if let Some(dup) = entry.and_then(|e| e.find_duplicate(h.producer_epoch, h.base_sequence, last_seq)) {
+        if let Some(dup) =
+            entry.and_then(|e| e.find_duplicate(h.producer_epoch, h.base_sequence, last_seq))
+        {
             return Ok(ProducerCheck::Duplicate(dup));
         }
-        let (current_epoch, current_last_seq) = entry.map_or((NO_PRODUCER_EPOCH, NO_SEQUENCE), |e| (e.epoch, e.last_seq()));
+        let (current_epoch, current_last_seq) = entry
+            .map_or((NO_PRODUCER_EPOCH, NO_SEQUENCE), |e| {
+                (e.epoch, e.last_seq())
+            });
         if h.producer_epoch < current_epoch {
             return Err(ProducerError::InvalidProducerEpoch {
                 producer_id: h.producer_id,
@@ -251,7 +276,9 @@ impl ProducerStateManager {
             if h.base_sequence != 0 && current_epoch != NO_PRODUCER_EPOCH {
                 return Err(out_of_order());
             }
-        } else if current_epoch != NO_PRODUCER_EPOCH && !in_sequence(current_last_seq, h.base_sequence) {
+        } else if current_epoch != NO_PRODUCER_EPOCH
+            && !in_sequence(current_last_seq, h.base_sequence)
+        {
             return Err(out_of_order());
         }
         Ok(ProducerCheck::Append)
@@ -286,7 +313,8 @@ impl ProducerStateManager {
     fn remove_expired(&mut self, now_ms: i64) {
         self.last_expiry_check_ms = now_ms;
         let horizon = now_ms.saturating_sub(self.expiration_ms);
-        self.producers.retain(|_, e| e.current_txn_first_offset.is_some() || e.last_timestamp >= horizon);
+        self.producers
+            .retain(|_, e| e.current_txn_first_offset.is_some() || e.last_timestamp >= horizon);
     }
 
     pub fn producers(&self) -> impl Iterator<Item = &ProducerStateEntry> {
@@ -295,10 +323,13 @@ impl ProducerStateManager {
 
     fn list_snapshots(&self) -> Result<Vec<(i64, PathBuf)>, StorageError> {
         let mut out = Vec::new();
-        let entries = fs::read_dir(&self.dir).map_err(|e| StorageError::io(&self.dir, "list snapshots", e))?;
+        let entries = fs::read_dir(&self.dir)
+            .map_err(|e| StorageError::io(&self.dir, "list snapshots", e))?;
         for entry in entries.flatten() {
             let path = entry.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
             if let Some(stem) = name.strip_suffix(SNAPSHOT_SUFFIX) {
                 if let Ok(offset) = stem.parse::<i64>() {
                     out.push((offset, path));
@@ -457,7 +488,12 @@ mod tests {
     }
 
     fn empty_mgr(dir: &Path) -> ProducerStateManager {
-        ProducerStateManager { dir: dir.to_path_buf(), producers: BTreeMap::new(), expiration_ms: 86_400_000, last_expiry_check_ms: 0 }
+        ProducerStateManager {
+            dir: dir.to_path_buf(),
+            producers: BTreeMap::new(),
+            expiration_ms: 86_400_000,
+            last_expiry_check_ms: 0,
+        }
     }
 
     #[test]
@@ -469,7 +505,9 @@ mod tests {
         m.apply(&b0);
         // The same batch again is a duplicate carrying its original offsets.
         match m.check(&b0) {
-            Ok(ProducerCheck::Duplicate(meta)) => assert_eq!((meta.first_offset, meta.last_offset), (0, 2)),
+            Ok(ProducerCheck::Duplicate(meta)) => {
+                assert_eq!((meta.first_offset, meta.last_offset), (0, 2))
+            }
             other => panic!("{other:?}"),
         }
         // Next in sequence.
@@ -477,9 +515,15 @@ mod tests {
         assert_eq!(m.check(&b1), Ok(ProducerCheck::Append));
         m.apply(&b1);
         // A gap.
-        assert!(matches!(m.check(&header(7, 0, 9, 1, 0)), Err(ProducerError::OutOfOrderSequence { .. })));
+        assert!(matches!(
+            m.check(&header(7, 0, 9, 1, 0)),
+            Err(ProducerError::OutOfOrderSequence { .. })
+        ));
         // A new epoch must restart at 0.
-        assert!(matches!(m.check(&header(7, 1, 5, 1, 0)), Err(ProducerError::OutOfOrderSequence { .. })));
+        assert!(matches!(
+            m.check(&header(7, 1, 5, 1, 0)),
+            Err(ProducerError::OutOfOrderSequence { .. })
+        ));
         let b2 = header(7, 1, 0, 1, 5);
         assert_eq!(m.check(&b2), Ok(ProducerCheck::Append));
         m.apply(&b2);
@@ -489,7 +533,10 @@ mod tests {
         // An unknown producer may start at any sequence (its state may have expired).
         assert_eq!(m.check(&header(8, 3, 42, 1, 0)), Ok(ProducerCheck::Append));
         // Non-idempotent batches always append.
-        assert_eq!(m.check(&header(-1, -1, -1, 1, 0)), Ok(ProducerCheck::Append));
+        assert_eq!(
+            m.check(&header(-1, -1, -1, 1, 0)),
+            Ok(ProducerCheck::Append)
+        );
     }
 
     #[test]
@@ -499,10 +546,25 @@ mod tests {
         for i in 0..7 {
             m.apply(&header(1, 0, i, 1, i as i64));
         }
-        assert_eq!(m.check(&header(1, 0, 6, 1, 0)), Ok(ProducerCheck::Duplicate(BatchMetadata { first_seq: 6, last_seq: 6, first_offset: 6, last_offset: 6, timestamp: 1000 })));
-        assert!(matches!(m.check(&header(1, 0, 2, 1, 0)), Ok(ProducerCheck::Duplicate(_))));
+        assert_eq!(
+            m.check(&header(1, 0, 6, 1, 0)),
+            Ok(ProducerCheck::Duplicate(BatchMetadata {
+                first_seq: 6,
+                last_seq: 6,
+                first_offset: 6,
+                last_offset: 6,
+                timestamp: 1000
+            }))
+        );
+        assert!(matches!(
+            m.check(&header(1, 0, 2, 1, 0)),
+            Ok(ProducerCheck::Duplicate(_))
+        ));
         // Batch 1 fell out of the window: no longer a duplicate, and out of order.
-        assert!(matches!(m.check(&header(1, 0, 1, 1, 0)), Err(ProducerError::OutOfOrderSequence { .. })));
+        assert!(matches!(
+            m.check(&header(1, 0, 1, 1, 0)),
+            Err(ProducerError::OutOfOrderSequence { .. })
+        ));
     }
 
     #[test]
@@ -540,23 +602,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = Log::open(dir.path(), LogConfig::default(), false).unwrap();
         let mut append = |log: &mut Log, pid: i64, seq: i32| {
-            let mut b = BatchBuilder::new(crate::broker::now_ms()).producer(pid, 0, seq).push(None, Some(b"x"), &[], crate::broker::now_ms()).build();
+            let mut b = BatchBuilder::new(crate::broker::now_ms())
+                .producer(pid, 0, seq)
+                .push(None, Some(b"x"), &[], crate::broker::now_ms())
+                .build();
             log.append(&mut b, crate::broker::now_ms()).unwrap();
         };
         append(&mut log, 5, 0);
         append(&mut log, 5, 1);
-        let mut m = ProducerStateManager::load(dir.path(), &log, 86_400_000, crate::broker::now_ms()).unwrap();
+        let mut m =
+            ProducerStateManager::load(dir.path(), &log, 86_400_000, crate::broker::now_ms())
+                .unwrap();
         assert_eq!(m.producers[&5].last_seq(), 1);
         m.take_snapshot(log.log_end_offset()).unwrap();
         append(&mut log, 5, 2);
         append(&mut log, 6, 0);
-        let m = ProducerStateManager::load(dir.path(), &log, 86_400_000, crate::broker::now_ms()).unwrap();
+        let m = ProducerStateManager::load(dir.path(), &log, 86_400_000, crate::broker::now_ms())
+            .unwrap();
         assert_eq!(m.producers[&5].last_seq(), 2);
         assert_eq!(m.producers[&5].batches.len(), 3);
         assert_eq!(m.producers[&6].last_seq(), 0);
         // A batch retried after the restart is still recognised.
         let retry = header(5, 0, 2, 1, 0);
-        assert!(matches!(m.check(&retry), Ok(ProducerCheck::Duplicate(meta)) if meta.first_offset == 2));
+        assert!(
+            matches!(m.check(&retry), Ok(ProducerCheck::Duplicate(meta)) if meta.first_offset == 2)
+        );
     }
 
     #[test]

@@ -1,0 +1,551 @@
+//! The `__consumer_offsets` record formats and the reading/writing helpers the
+//! GroupCoordinator uses to make group state durable.
+//!
+//! Kafka stores two kinds of records in that compacted topic, told apart by
+//! the key's version: OffsetCommitKey (key version 0/1: group, topic,
+//! partition) and GroupMetadataKey (key version 2: group). Values carry their
+//! own version: OffsetCommitValue v0-v4, GroupMetadataValue v0-v4 (v4 is the
+//! flexible encoding). A null value is a tombstone. Keeping Kafka's byte
+//! layouts means a data directory stays readable by Kafka's tools
+//! (`kafka-dump-log --offsets-decoder`) and by us after a restart.
+//!
+//! We write OffsetCommitValue v3 (v1 when a v2-v4 OffsetCommit asked for an
+//! explicit retention, the only version with an expire timestamp) and
+//! GroupMetadataValue v3, as Kafka 4.x does. Key versions 3+ (the KIP-848
+//! consumer group records and share groups) are skipped on load.
+
+use bytes::Bytes;
+
+use crate::record::varint::{read_varint, read_varlong};
+
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// `Utils.abs(groupId.hashCode()) % numPartitions`, with Java's
+/// `String.hashCode` over UTF-16 code units, so a group lands on the same
+/// partition as it would in Kafka.
+pub fn partition_for(group_id: &str, num_partitions: i32) -> i32 {
+    let mut h: i32 = 0;
+    for unit in group_id.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(i32::from(unit));
+    }
+    // Kafka's Utils.abs maps Integer.MIN_VALUE to 0.
+    let abs = if h == i32::MIN { 0 } else { h.abs() };
+    abs % num_partitions.max(1)
+}
+
+/// One committed offset as stored in OffsetCommitValue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetValue {
+    pub offset: i64,
+    /// -1 when unknown (value versions < 3).
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp: i64,
+    /// Only value version 1 carries one: a v2-v4 OffsetCommit's retention.
+    pub expire_timestamp: Option<i64>,
+}
+
+/// One member as stored in GroupMetadataValue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberValue {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub session_timeout_ms: i32,
+    pub subscription: Bytes,
+    pub assignment: Bytes,
+}
+
+/// A classic group's durable state: what GroupMetadataValue holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupValue {
+    pub protocol_type: String,
+    pub generation: i32,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub current_state_timestamp: i64,
+    pub members: Vec<MemberValue>,
+}
+
+/// A decoded `__consumer_offsets` key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoordinatorKey {
+    Offset {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    Group {
+        group: String,
+    },
+    /// A record kind this broker does not load (KIP-848, share groups...).
+    Other(i16),
+}
+
+// ---------------------------------------------------------------------------
+// encoding
+// ---------------------------------------------------------------------------
+
+fn put_i16(out: &mut Vec<u8>, v: i16) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+fn put_i32(out: &mut Vec<u8>, v: i32) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+fn put_i64(out: &mut Vec<u8>, v: i64) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+/// Kafka's STRING: i16 length + UTF-8. Lengths above i16::MAX cannot be
+/// represented; callers bound them (group ids and topics are far shorter,
+/// offset metadata is capped by `offset.metadata.max.bytes`).
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    let len = b.len().min(i16::MAX as usize);
+    put_i16(out, len as i16);
+    out.extend_from_slice(&b[..len]);
+}
+fn put_nullable_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => put_str(out, s),
+        None => put_i16(out, -1),
+    }
+}
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_i32(out, b.len() as i32);
+    out.extend_from_slice(b);
+}
+
+pub fn offset_key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + group.len() + topic.len());
+    put_i16(&mut out, 1);
+    put_str(&mut out, group);
+    put_str(&mut out, topic);
+    put_i32(&mut out, partition);
+    out
+}
+
+pub fn group_key(group: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + group.len());
+    put_i16(&mut out, 2);
+    put_str(&mut out, group);
+    out
+}
+
+pub fn offset_value(v: &OffsetValue) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + v.metadata.len());
+    match v.expire_timestamp {
+        Some(expire) => {
+            put_i16(&mut out, 1);
+            put_i64(&mut out, v.offset);
+            put_str(&mut out, &v.metadata);
+            put_i64(&mut out, v.commit_timestamp);
+            put_i64(&mut out, expire);
+        }
+        None => {
+            put_i16(&mut out, 3);
+            put_i64(&mut out, v.offset);
+            put_i32(&mut out, v.leader_epoch);
+            put_str(&mut out, &v.metadata);
+            put_i64(&mut out, v.commit_timestamp);
+        }
+    }
+    out
+}
+
+pub fn group_value(v: &GroupValue) -> Vec<u8> {
+    let size: usize = v
+        .members
+        .iter()
+        .map(|m| 64 + m.member_id.len() + m.subscription.len() + m.assignment.len())
+        .sum();
+    let mut out = Vec::with_capacity(64 + size);
+    put_i16(&mut out, 3);
+    put_str(&mut out, &v.protocol_type);
+    put_i32(&mut out, v.generation);
+    put_nullable_str(&mut out, v.protocol.as_deref());
+    put_nullable_str(&mut out, v.leader.as_deref());
+    put_i64(&mut out, v.current_state_timestamp);
+    put_i32(&mut out, v.members.len() as i32);
+    for m in &v.members {
+        put_str(&mut out, &m.member_id);
+        put_nullable_str(&mut out, m.group_instance_id.as_deref());
+        put_str(&mut out, &m.client_id);
+        put_str(&mut out, &m.client_host);
+        put_i32(&mut out, m.rebalance_timeout_ms);
+        put_i32(&mut out, m.session_timeout_ms);
+        put_bytes(&mut out, &m.subscription);
+        put_bytes(&mut out, &m.assignment);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// decoding: every read is bounds-checked; a malformed record is an error,
+// never a panic.
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    flexible: bool,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Reader {
+            buf,
+            pos: 0,
+            flexible: false,
+        }
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|e| *e <= self.buf.len())
+            .ok_or_else(|| DecodeError(format!("truncated at byte {}", self.pos)))?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn i16(&mut self) -> Result<i16, DecodeError> {
+        let b = self.take(2)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+    fn i32(&mut self) -> Result<i32, DecodeError> {
+        let b = self.take(4)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn i64(&mut self) -> Result<i64, DecodeError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(i64::from_be_bytes(a))
+    }
+    fn uvarint(&mut self) -> Result<u64, DecodeError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.take(1)?[0];
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(DecodeError("varint too long".into()))
+    }
+    /// Length of a string/bytes field; None for null.
+    fn len(&mut self, wide: bool) -> Result<Option<usize>, DecodeError> {
+        if self.flexible {
+            let n = self.uvarint()?;
+            return Ok(if n == 0 { None } else { Some((n - 1) as usize) });
+        }
+        let n = if wide {
+            i64::from(self.i32()?)
+        } else {
+            i64::from(self.i16()?)
+        };
+        Ok(if n < 0 { None } else { Some(n as usize) })
+    }
+    fn nullable_str(&mut self) -> Result<Option<String>, DecodeError> {
+        match self.len(false)? {
+            None => Ok(None),
+            Some(n) => {
+                let b = self.take(n)?;
+                String::from_utf8(b.to_vec())
+                    .map(Some)
+                    .map_err(|_| DecodeError("invalid UTF-8".into()))
+            }
+        }
+    }
+    fn str(&mut self) -> Result<String, DecodeError> {
+        Ok(self.nullable_str()?.unwrap_or_default())
+    }
+    fn bytes(&mut self) -> Result<Bytes, DecodeError> {
+        match self.len(true)? {
+            None => Ok(Bytes::new()),
+            Some(n) => Ok(Bytes::copy_from_slice(self.take(n)?)),
+        }
+    }
+    fn array_len(&mut self) -> Result<usize, DecodeError> {
+        let n = if self.flexible {
+            (self.uvarint()? as i64) - 1
+        } else {
+            i64::from(self.i32()?)
+        };
+        let n = n.max(0) as usize;
+        // Every element takes at least one byte: a count beyond what is left
+        // is corrupt, and must not size an allocation.
+        if n > self.buf.len() - self.pos {
+            return Err(DecodeError(format!("array of {n} elements in a short record")));
+        }
+        Ok(n)
+    }
+    fn skip_tagged(&mut self) -> Result<(), DecodeError> {
+        if !self.flexible {
+            return Ok(());
+        }
+        let n = self.uvarint()?;
+        for _ in 0..n {
+            self.uvarint()?;
+            let len = self.uvarint()? as usize;
+            self.take(len)?;
+        }
+        Ok(())
+    }
+}
+
+pub fn decode_key(key: &[u8]) -> Result<CoordinatorKey, DecodeError> {
+    let mut r = Reader::new(key);
+    let version = r.i16()?;
+    match version {
+        0 | 1 => Ok(CoordinatorKey::Offset {
+            group: r.str()?,
+            topic: r.str()?,
+            partition: r.i32()?,
+        }),
+        2 => Ok(CoordinatorKey::Group { group: r.str()? }),
+        v => Ok(CoordinatorKey::Other(v)),
+    }
+}
+
+pub fn decode_offset_value(value: &[u8]) -> Result<OffsetValue, DecodeError> {
+    let mut r = Reader::new(value);
+    let version = r.i16()?;
+    if !(0..=4).contains(&version) {
+        return Err(DecodeError(format!("unknown OffsetCommitValue version {version}")));
+    }
+    r.flexible = version >= 4;
+    let offset = r.i64()?;
+    let leader_epoch = if version >= 3 { r.i32()? } else { -1 };
+    let metadata = r.str()?;
+    let commit_timestamp = r.i64()?;
+    let expire_timestamp = if version == 1 { Some(r.i64()?) } else { None };
+    r.skip_tagged()?;
+    Ok(OffsetValue {
+        offset,
+        leader_epoch,
+        metadata,
+        commit_timestamp,
+        expire_timestamp: expire_timestamp.filter(|e| *e >= 0),
+    })
+}
+
+pub fn decode_group_value(value: &[u8]) -> Result<GroupValue, DecodeError> {
+    let mut r = Reader::new(value);
+    let version = r.i16()?;
+    if !(0..=4).contains(&version) {
+        return Err(DecodeError(format!("unknown GroupMetadataValue version {version}")));
+    }
+    r.flexible = version >= 4;
+    let protocol_type = r.str()?;
+    let generation = r.i32()?;
+    let protocol = r.nullable_str()?;
+    let leader = r.nullable_str()?;
+    let current_state_timestamp = if version >= 2 { r.i64()? } else { -1 };
+    let n = r.array_len()?;
+    let mut members = Vec::with_capacity(n);
+    for _ in 0..n {
+        let member_id = r.str()?;
+        let group_instance_id = if version >= 3 { r.nullable_str()? } else { None };
+        let client_id = r.str()?;
+        let client_host = r.str()?;
+        let rebalance_timeout_ms = if version >= 1 { r.i32()? } else { -1 };
+        let session_timeout_ms = r.i32()?;
+        let subscription = r.bytes()?;
+        let assignment = r.bytes()?;
+        r.skip_tagged()?;
+        members.push(MemberValue {
+            member_id,
+            group_instance_id,
+            client_id,
+            client_host,
+            rebalance_timeout_ms: if rebalance_timeout_ms < 0 {
+                session_timeout_ms
+            } else {
+                rebalance_timeout_ms
+            },
+            session_timeout_ms,
+            subscription,
+            assignment,
+        });
+    }
+    r.skip_tagged()?;
+    Ok(GroupValue {
+        protocol_type,
+        generation,
+        protocol,
+        leader,
+        current_state_timestamp,
+        members,
+    })
+}
+
+/// Key and value of one record of an uncompressed v2 records section.
+pub struct RawRecord<'a> {
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+}
+
+/// Iterates the records of a (decompressed) v2 records section. Stops at
+/// the first malformed record, reporting it through `error`.
+pub struct RecordIter<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    remaining: i32,
+    pub error: Option<DecodeError>,
+}
+
+pub fn records(section: &[u8], count: i32) -> RecordIter<'_> {
+    RecordIter {
+        buf: section,
+        pos: 0,
+        remaining: count,
+        error: None,
+    }
+}
+
+impl<'a> RecordIter<'a> {
+    fn parse_one(&mut self) -> Result<RawRecord<'a>, DecodeError> {
+        let bad = |what: &str| DecodeError(format!("malformed record: {what}"));
+        let len = read_varint(self.buf, &mut self.pos).ok_or_else(|| bad("length"))?;
+        let start = self.pos;
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| start.checked_add(l))
+            .filter(|e| *e <= self.buf.len())
+            .ok_or_else(|| bad("length beyond the batch"))?;
+        let rec = &self.buf[..end];
+        let mut p = start;
+        if p >= end {
+            return Err(bad("empty record"));
+        }
+        p += 1; // attributes
+        read_varlong(rec, &mut p).ok_or_else(|| bad("timestamp delta"))?;
+        read_varint(rec, &mut p).ok_or_else(|| bad("offset delta"))?;
+        let field = |p: &mut usize| -> Result<Option<&'a [u8]>, DecodeError> {
+            let n = read_varint(rec, p).ok_or_else(|| bad("field length"))?;
+            if n < 0 {
+                return Ok(None);
+            }
+            let e = p
+                .checked_add(n as usize)
+                .filter(|e| *e <= end)
+                .ok_or_else(|| bad("field beyond the record"))?;
+            let s = &self.buf[*p..e];
+            *p = e;
+            Ok(Some(s))
+        };
+        let key = field(&mut p)?;
+        let value = field(&mut p)?;
+        self.pos = end;
+        Ok(RawRecord { key, value })
+    }
+}
+
+impl<'a> Iterator for RecordIter<'a> {
+    type Item = RawRecord<'a>;
+    fn next(&mut self) -> Option<RawRecord<'a>> {
+        if self.remaining <= 0 || self.error.is_some() {
+            return None;
+        }
+        self.remaining -= 1;
+        match self.parse_one() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                self.error = Some(e);
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_hash_partitioning() {
+        // "".hashCode() == 0; "a".hashCode() == 97.
+        assert_eq!(partition_for("", 50), 0);
+        assert_eq!(partition_for("a", 50), 97 % 50);
+        // "polygenelubricants".hashCode() == Integer.MIN_VALUE -> abs is 0.
+        assert_eq!(partition_for("polygenelubricants", 50), 0);
+        // "test-group".hashCode() == -1274006462 (computed with Java).
+        let h: i32 = "test-group"
+            .encode_utf16()
+            .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+        assert_eq!(partition_for("test-group", 50), h.abs() % 50);
+    }
+
+    #[test]
+    fn offset_value_round_trip() {
+        let v = OffsetValue {
+            offset: 42,
+            leader_epoch: 3,
+            metadata: "meta".into(),
+            commit_timestamp: 1000,
+            expire_timestamp: None,
+        };
+        assert_eq!(decode_offset_value(&offset_value(&v)).unwrap(), v);
+        let v1 = OffsetValue {
+            leader_epoch: -1,
+            expire_timestamp: Some(5000),
+            ..v
+        };
+        assert_eq!(decode_offset_value(&offset_value(&v1)).unwrap(), v1);
+        assert!(decode_offset_value(&[0, 3, 1]).is_err());
+    }
+
+    #[test]
+    fn group_value_round_trip() {
+        let v = GroupValue {
+            protocol_type: "consumer".into(),
+            generation: 7,
+            protocol: Some("range".into()),
+            leader: Some("m1".into()),
+            current_state_timestamp: 123,
+            members: vec![MemberValue {
+                member_id: "m1".into(),
+                group_instance_id: Some("i1".into()),
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                rebalance_timeout_ms: 300000,
+                session_timeout_ms: 45000,
+                subscription: Bytes::from_static(b"sub"),
+                assignment: Bytes::from_static(b"asg"),
+            }],
+        };
+        assert_eq!(decode_group_value(&group_value(&v)).unwrap(), v);
+        assert_eq!(
+            decode_key(&group_key("g")).unwrap(),
+            CoordinatorKey::Group { group: "g".into() }
+        );
+        assert_eq!(
+            decode_key(&offset_key("g", "t", 4)).unwrap(),
+            CoordinatorKey::Offset {
+                group: "g".into(),
+                topic: "t".into(),
+                partition: 4
+            }
+        );
+        // A huge member count in a short record is an error, not an allocation.
+        let mut bad = group_value(&GroupValue {
+            members: vec![],
+            ..v
+        });
+        let n = bad.len();
+        bad[n - 4..].copy_from_slice(&i32::MAX.to_be_bytes());
+        assert!(decode_group_value(&bad).is_err());
+    }
+}

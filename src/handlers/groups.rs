@@ -1,0 +1,628 @@
+//! Consumer group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat,
+//! LeaveGroup, OffsetCommit, OffsetFetch, ListGroups, DescribeGroups,
+//! DeleteGroups, OffsetDelete. Each decodes its request, calls the
+//! GroupCoordinator and encodes the answer at the request's version.
+//!
+//! JoinGroup and SyncGroup long-poll: the in-order part registers the
+//! member with the coordinator and returns a future that resolves when the
+//! rebalance step completes, so the connection keeps reading (heartbeats of
+//! the same client may arrive meanwhile on another connection, and Kafka
+//! clients do not pipeline behind a join). Answers that follow a write to
+//! `__consumer_offsets` wait for its high watermark (the fsync) first.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
+    DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
+    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use crate::broker::Broker;
+use crate::coordinator::group::coordinator::{
+    Answer, CommitPartition, DurableWait, FetchedOffset, JoinOutcome, JoinParams, SyncOutcome,
+};
+use crate::handlers::{decode_or_close, ready, Pending, Reply, Request};
+
+/// DescribeGroups' `authorized_operations` when the client did not ask.
+const OPS_NOT_REQUESTED: i32 = i32::MIN;
+/// What every client may do to a group without an authorizer: READ(3),
+/// DELETE(6), DESCRIBE(8), DESCRIBE_CONFIGS(10), ALTER_CONFIGS(11).
+const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11);
+
+fn s(v: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(v.into())
+}
+
+/// Waits for a long-polled answer: NOT_COORDINATOR if the broker stops
+/// first (Kafka's answer when a coordinator unloads), UNKNOWN_MEMBER_ID if
+/// the member vanished without an answer.
+async fn settle<T>(broker: &Broker, a: Answer<T>, err: impl Fn(ResponseError) -> T) -> T {
+    match a {
+        Answer::Now(t) => t,
+        Answer::Later(rx) => tokio::select! {
+            r = rx => r.unwrap_or_else(|_| err(ResponseError::UnknownMemberId)),
+            _ = broker.stopping() => err(ResponseError::NotCoordinator),
+        },
+    }
+}
+
+async fn durable(broker: &Broker, wait: Option<DurableWait>) -> Result<(), i16> {
+    match wait {
+        None => Ok(()),
+        Some(w) => w.wait(broker.groups.config.commit_timeout_ms).await,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// FindCoordinator
+// ---------------------------------------------------------------------------
+
+pub fn find_coordinator(req: &Request, body: Bytes) -> Reply {
+    let r = decode_or_close!(req, body, FindCoordinatorRequest);
+    let broker = &req.ctx.broker;
+    let version = req.version();
+    let key_type = if version == 0 { 0 } else { r.key_type };
+    let advertised = broker.config.advertised_for(&req.ctx.listener);
+    let node_id = broker.config.node_id;
+    // One answer per key; every key is coordinated by this broker.
+    let answer = |key: &StrBytes| -> Coordinator {
+        let base = Coordinator::default().with_key(key.clone());
+        if !matches!(key_type, 0 | 1) {
+            return base
+                .with_node_id(BrokerId(-1))
+                .with_host(s(""))
+                .with_port(-1)
+                .with_error_code(ResponseError::InvalidRequest.code())
+                .with_error_message(Some(s(format!("Unsupported key type {key_type}"))));
+        }
+        match advertised {
+            Some(l) => base
+                .with_node_id(BrokerId(node_id))
+                .with_host(s(l.host.clone()))
+                .with_port(i32::from(l.port)),
+            None => base
+                .with_node_id(BrokerId(-1))
+                .with_host(s(""))
+                .with_port(-1)
+                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+                .with_error_message(Some(s("The coordinator is not available."))),
+        }
+    };
+    let resp = if version >= 4 {
+        FindCoordinatorResponse::default()
+            .with_coordinators(r.coordinator_keys.iter().map(answer).collect())
+    } else {
+        let c = answer(&r.key);
+        FindCoordinatorResponse::default()
+            .with_error_code(c.error_code)
+            .with_error_message(c.error_message)
+            .with_node_id(c.node_id)
+            .with_host(c.host)
+            .with_port(c.port)
+    };
+    req.respond(&resp)
+}
+
+// ---------------------------------------------------------------------------
+// JoinGroup / SyncGroup / Heartbeat / LeaveGroup
+// ---------------------------------------------------------------------------
+
+fn client_host(req: &Request) -> String {
+    // Kafka reports InetAddress.toString(): "/<ip>".
+    format!("/{}", req.ctx.peer.ip())
+}
+
+fn join_response(o: JoinOutcome, version: i16) -> JoinGroupResponse {
+    // protocol_name is nullable only from v7.
+    let protocol_name = match o.protocol_name {
+        None if version < 7 => Some(s("")),
+        other => other.map(s),
+    };
+    JoinGroupResponse::default()
+        .with_error_code(o.error)
+        .with_generation_id(o.generation_id)
+        .with_protocol_type(o.protocol_type.map(s))
+        .with_protocol_name(protocol_name)
+        .with_leader(s(o.leader))
+        // KIP-814's flag exists from v9 only.
+        .with_skip_assignment(o.skip_assignment && version >= 9)
+        .with_member_id(s(o.member_id))
+        .with_members(
+            o.members
+                .into_iter()
+                .map(|m| {
+                    JoinGroupResponseMember::default()
+                        .with_member_id(s(m.member_id))
+                        .with_group_instance_id(m.group_instance_id.map(s))
+                        .with_metadata(m.metadata)
+                })
+                .collect(),
+        )
+}
+
+pub fn join_group(req: Request, body: Bytes) -> Pending {
+    let r: JoinGroupRequest = match crate::handlers::decode(&req.header, body) {
+        Ok(r) => r,
+        Err(e) => return ready(crate::handlers::malformed(&req, e)),
+    };
+    let version = req.version();
+    let params = JoinParams {
+        group_id: r.group_id.0.to_string(),
+        member_id: r.member_id.to_string(),
+        group_instance_id: r.group_instance_id.map(|i| i.to_string()),
+        session_timeout_ms: r.session_timeout_ms,
+        // v0 has no rebalance timeout: Kafka uses the session timeout.
+        rebalance_timeout_ms: if version == 0 {
+            r.session_timeout_ms
+        } else {
+            r.rebalance_timeout_ms
+        },
+        protocol_type: r.protocol_type.to_string(),
+        protocols: r
+            .protocols
+            .into_iter()
+            .map(|p| (p.name.to_string(), p.metadata))
+            .collect(),
+        client_id: req.header.client_id.clone().unwrap_or_default(),
+        client_host: client_host(&req),
+        require_known_member_id: version >= 4,
+    };
+    let member_id = params.member_id.clone();
+    let broker = req.ctx.broker.clone();
+    let answer = broker.groups.join_group(params);
+    Box::pin(async move {
+        let mut o = settle(&broker, answer, |e| JoinOutcome::error(e, &member_id)).await;
+        if o.error == 0 {
+            if let Err(code) = durable(&broker, o.wait.take()).await {
+                o = JoinOutcome::error_code(code, &o.member_id);
+            }
+        }
+        req.respond(&join_response(o, version))
+    })
+}
+
+pub fn sync_group(req: Request, body: Bytes) -> Pending {
+    let r: SyncGroupRequest = match crate::handlers::decode(&req.header, body) {
+        Ok(r) => r,
+        Err(e) => return ready(crate::handlers::malformed(&req, e)),
+    };
+    let broker = req.ctx.broker.clone();
+    let answer = broker.groups.sync_group(
+        &r.group_id.0,
+        r.generation_id,
+        &r.member_id,
+        r.group_instance_id.as_deref(),
+        r.protocol_type.as_deref(),
+        r.protocol_name.as_deref(),
+        r.assignments
+            .into_iter()
+            .map(|a| (a.member_id.to_string(), a.assignment))
+            .collect(),
+    );
+    Box::pin(async move {
+        let mut o = settle(&broker, answer, SyncOutcome::error).await;
+        if o.error == 0 {
+            if let Err(code) = durable(&broker, o.wait.take()).await {
+                o = SyncOutcome {
+                    error: code,
+                    ..SyncOutcome::error(ResponseError::UnknownServerError)
+                };
+            }
+        }
+        req.respond(
+            &SyncGroupResponse::default()
+                .with_error_code(o.error)
+                .with_protocol_type(o.protocol_type.map(s))
+                .with_protocol_name(o.protocol_name.map(s))
+                .with_assignment(o.assignment),
+        )
+    })
+}
+
+pub fn heartbeat(req: &Request, body: Bytes) -> Reply {
+    let r = decode_or_close!(req, body, HeartbeatRequest);
+    let code = req.ctx.broker.groups.heartbeat(
+        &r.group_id.0,
+        r.generation_id,
+        &r.member_id,
+        r.group_instance_id.as_deref(),
+    );
+    req.respond(&HeartbeatResponse::default().with_error_code(code))
+}
+
+pub fn leave_group(req: &Request, body: Bytes) -> Reply {
+    let r = decode_or_close!(req, body, LeaveGroupRequest);
+    let version = req.version();
+    let leaving: Vec<(String, Option<String>)> = if version >= 3 {
+        r.members
+            .iter()
+            .map(|m| {
+                (
+                    m.member_id.to_string(),
+                    m.group_instance_id.as_ref().map(|i| i.to_string()),
+                )
+            })
+            .collect()
+    } else {
+        vec![(r.member_id.to_string(), None)]
+    };
+    let (top, results) = req.ctx.broker.groups.leave_group(&r.group_id.0, leaving);
+    let resp = if version >= 3 {
+        LeaveGroupResponse::default().with_error_code(top).with_members(
+            results
+                .into_iter()
+                .map(|(m, i, e)| {
+                    MemberResponse::default()
+                        .with_member_id(s(m))
+                        .with_group_instance_id(i.map(s))
+                        .with_error_code(e)
+                })
+                .collect(),
+        )
+    } else {
+        let member_err = results.first().map(|(_, _, e)| *e).unwrap_or(0);
+        LeaveGroupResponse::default().with_error_code(if top != 0 { top } else { member_err })
+    };
+    req.respond(&resp)
+}
+
+// ---------------------------------------------------------------------------
+// OffsetCommit / OffsetFetch
+// ---------------------------------------------------------------------------
+
+fn partition_exists(broker: &Broker, topic: &str, partition: i32) -> bool {
+    broker
+        .topics
+        .get(topic)
+        .is_some_and(|t| t.partition(partition).is_some())
+}
+
+pub fn offset_commit(req: Request, body: Bytes) -> Pending {
+    let r: OffsetCommitRequest = match crate::handlers::decode(&req.header, body) {
+        Ok(r) => r,
+        Err(e) => return ready(crate::handlers::malformed(&req, e)),
+    };
+    let broker = req.ctx.broker.clone();
+    // Response skeleton in request order; None = still to be decided by
+    // the coordinator.
+    let mut codes: Vec<Vec<Option<i16>>> = Vec::with_capacity(r.topics.len());
+    let mut parts = Vec::new();
+    for t in &r.topics {
+        let mut tc = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            if partition_exists(&broker, &t.name.0, p.partition_index) {
+                tc.push(None);
+                parts.push(CommitPartition {
+                    topic: t.name.0.to_string(),
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                });
+            } else {
+                tc.push(Some(ResponseError::UnknownTopicOrPartition.code()));
+            }
+        }
+        codes.push(tc);
+    }
+    let result = if parts.is_empty() {
+        Ok((Vec::new(), None))
+    } else {
+        broker.groups.commit_offsets(
+            &r.group_id.0,
+            r.generation_id_or_member_epoch,
+            &r.member_id,
+            r.group_instance_id.as_deref(),
+            r.retention_time_ms,
+            req.version(),
+            &parts,
+        )
+    };
+    Box::pin(async move {
+        let decided: Vec<i16> = match result {
+            Err(code) => vec![code; parts.len()],
+            Ok((per, wait)) => match durable(&broker, wait).await {
+                Ok(()) => per,
+                Err(code) => per
+                    .into_iter()
+                    .map(|c| if c == 0 { code } else { c })
+                    .collect(),
+            },
+        };
+        let mut it = decided.into_iter();
+        let topics = r
+            .topics
+            .iter()
+            .zip(codes)
+            .map(|(t, tc)| {
+                OffsetCommitResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .zip(tc)
+                            .map(|(p, c)| {
+                                let code = c.unwrap_or_else(|| it.next().unwrap_or(0));
+                                OffsetCommitResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(code)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        req.respond(&OffsetCommitResponse::default().with_topics(topics))
+    })
+}
+
+fn fetched_partition(f: FetchedOffset) -> OffsetFetchResponsePartition {
+    OffsetFetchResponsePartition::default()
+        .with_partition_index(f.partition)
+        .with_committed_offset(f.offset)
+        .with_committed_leader_epoch(f.leader_epoch)
+        .with_metadata(Some(s(f.metadata)))
+}
+
+pub fn offset_fetch(req: &Request, body: Bytes) -> Reply {
+    let r = decode_or_close!(req, body, OffsetFetchRequest);
+    let groups = &req.ctx.broker.groups;
+    if req.version() >= 8 {
+        let out = r
+            .groups
+            .iter()
+            .map(|g| {
+                let topics = g.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+                        .collect()
+                });
+                let fetched = groups.fetch_offsets(&g.group_id.0, topics);
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id.clone())
+                    .with_topics(
+                        fetched
+                            .into_iter()
+                            .map(|(t, ps)| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(TopicName(s(t)))
+                                    .with_partitions(
+                                        ps.into_iter()
+                                            .map(|f| {
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(f.partition)
+                                                    .with_committed_offset(f.offset)
+                                                    .with_committed_leader_epoch(f.leader_epoch)
+                                                    .with_metadata(Some(s(f.metadata)))
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        return req.respond(&OffsetFetchResponse::default().with_groups(out));
+    }
+    let topics = r.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+            .collect()
+    });
+    let fetched = groups.fetch_offsets(&r.group_id.0, topics);
+    let topics = fetched
+        .into_iter()
+        .map(|(t, ps)| {
+            OffsetFetchResponseTopic::default()
+                .with_name(TopicName(s(t)))
+                .with_partitions(ps.into_iter().map(fetched_partition).collect())
+        })
+        .collect();
+    req.respond(&OffsetFetchResponse::default().with_topics(topics))
+}
+
+// ---------------------------------------------------------------------------
+// ListGroups / DescribeGroups / DeleteGroups / OffsetDelete
+// ---------------------------------------------------------------------------
+
+pub fn list_groups(req: &Request, body: Bytes) -> Reply {
+    let r = decode_or_close!(req, body, ListGroupsRequest);
+    let states: Vec<String> = r
+        .states_filter
+        .iter()
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    let types: Vec<String> = r
+        .types_filter
+        .iter()
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    // Every group here is a classic group.
+    let classic_wanted = types.is_empty() || types.iter().any(|t| t == "classic");
+    let groups = if classic_wanted {
+        req.ctx
+            .broker
+            .groups
+            .list_groups()
+            .into_iter()
+            .filter(|g| {
+                states.is_empty() || states.contains(&g.state.name().to_ascii_lowercase())
+            })
+            .map(|g| {
+                ListedGroup::default()
+                    .with_group_id(GroupId(s(g.group_id)))
+                    .with_protocol_type(s(g.protocol_type))
+                    .with_group_state(s(g.state.name()))
+                    .with_group_type(s("classic"))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    req.respond(&ListGroupsResponse::default().with_groups(groups))
+}
+
+pub fn describe_groups(req: &Request, body: Bytes) -> Reply {
+    let r = decode_or_close!(req, body, DescribeGroupsRequest);
+    let version = req.version();
+    let ops = if r.include_authorized_operations {
+        GROUP_OPERATIONS
+    } else {
+        OPS_NOT_REQUESTED
+    };
+    let groups = r
+        .groups
+        .iter()
+        .map(|id| {
+            let base = DescribedGroup::default()
+                .with_group_id(id.clone())
+                .with_authorized_operations(ops);
+            match req.ctx.broker.groups.describe_group(&id.0) {
+                Some(d) => base
+                    .with_group_state(s(d.state.name()))
+                    .with_protocol_type(s(d.protocol_type))
+                    .with_protocol_data(s(d.protocol_data))
+                    .with_members(
+                        d.members
+                            .into_iter()
+                            .map(|m| {
+                                DescribedGroupMember::default()
+                                    .with_member_id(s(m.member_id))
+                                    .with_group_instance_id(m.group_instance_id.map(s))
+                                    .with_client_id(s(m.client_id))
+                                    .with_client_host(s(m.client_host))
+                                    .with_member_metadata(m.metadata)
+                                    .with_member_assignment(m.assignment)
+                            })
+                            .collect(),
+                    ),
+                // KIP-1043: v6 reports a missing group as GROUP_ID_NOT_FOUND;
+                // older versions describe it as Dead.
+                None if version >= 6 => base
+                    .with_error_code(ResponseError::GroupIdNotFound.code())
+                    .with_error_message(Some(s(format!("Group {} not found.", id.0))))
+                    .with_group_state(s("Dead")),
+                None => base.with_group_state(s("Dead")),
+            }
+        })
+        .collect();
+    req.respond(&DescribeGroupsResponse::default().with_groups(groups))
+}
+
+pub fn delete_groups(req: Request, body: Bytes) -> Pending {
+    let r: DeleteGroupsRequest = match crate::handlers::decode(&req.header, body) {
+        Ok(r) => r,
+        Err(e) => return ready(crate::handlers::malformed(&req, e)),
+    };
+    let broker = req.ctx.broker.clone();
+    let results: Vec<(GroupId, i16, Option<DurableWait>)> = r
+        .groups_names
+        .into_iter()
+        .map(|g| {
+            let (code, wait) = broker.groups.delete_group(&g.0);
+            (g, code, wait)
+        })
+        .collect();
+    Box::pin(async move {
+        let mut out = Vec::with_capacity(results.len());
+        for (g, code, wait) in results {
+            let code = match durable(&broker, wait).await {
+                Ok(()) => code,
+                Err(c) => c,
+            };
+            out.push(
+                DeletableGroupResult::default()
+                    .with_group_id(g)
+                    .with_error_code(code),
+            );
+        }
+        req.respond(&DeleteGroupsResponse::default().with_results(out))
+    })
+}
+
+pub fn offset_delete(req: Request, body: Bytes) -> Pending {
+    let r: OffsetDeleteRequest = match crate::handlers::decode(&req.header, body) {
+        Ok(r) => r,
+        Err(e) => return ready(crate::handlers::malformed(&req, e)),
+    };
+    let broker: Arc<Broker> = req.ctx.broker.clone();
+    let known: Vec<bool> = r
+        .topics
+        .iter()
+        .map(|t| broker.topics.get(&t.name.0).is_some())
+        .collect();
+    let asked: Vec<(String, Vec<i32>)> = r
+        .topics
+        .iter()
+        .zip(&known)
+        .filter(|(_, k)| **k)
+        .map(|(t, _)| {
+            (
+                t.name.0.to_string(),
+                t.partitions.iter().map(|p| p.partition_index).collect(),
+            )
+        })
+        .collect();
+    let result = broker.groups.delete_offsets(&r.group_id.0, &asked);
+    Box::pin(async move {
+        let (top, per_topic) = match result {
+            Err(code) => (code, None),
+            Ok((codes, wait)) => match durable(&broker, wait).await {
+                Ok(()) => (0, Some(codes)),
+                Err(code) => (code, None),
+            },
+        };
+        if top != 0 {
+            return req.respond(&OffsetDeleteResponse::default().with_error_code(top));
+        }
+        let mut known_codes = per_topic.unwrap_or_default().into_iter();
+        let topics = r
+            .topics
+            .iter()
+            .zip(known)
+            .map(|(t, k)| {
+                let codes: Vec<i16> = if k {
+                    known_codes.next().unwrap_or_default()
+                } else {
+                    vec![ResponseError::UnknownTopicOrPartition.code(); t.partitions.len()]
+                };
+                OffsetDeleteResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .zip(codes.into_iter().chain(std::iter::repeat(0)))
+                            .map(|(p, c)| {
+                                OffsetDeleteResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(c)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        req.respond(&OffsetDeleteResponse::default().with_topics(topics))
+    })
+}
