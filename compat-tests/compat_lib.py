@@ -480,3 +480,182 @@ def raw_fetch_v4(bootstrap, topic, partition, offset, max_wait_ms, min_bytes=1, 
     assert naborted <= 0, naborted
     (rlen,) = struct.unpack_from(">i", r, pos)
     return err, hw, rlen
+
+
+# ---------------------------------------------------------------------------
+# idempotent producers (test_idempotence.py)
+# ---------------------------------------------------------------------------
+
+def _uvarint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def raw_describe_producers(bootstrap: str, topic: str, partitions, timeout=30.0, correlation_id=11):
+    """DescribeProducers v0 (flexible: request header v2, response header v1) for one topic.
+    Returns {partition: (error_code, [(producer_id, epoch, last_sequence, last_timestamp,
+    coordinator_epoch, current_txn_start_offset)])}."""
+    import socket
+    import struct
+
+    host, port = bootstrap.rsplit(":", 1)
+    cid = b"compat-raw"
+    hdr = struct.pack(">hhih", 61, 0, correlation_id, len(cid)) + cid + b"\x00"
+    t = topic.encode()
+    body = _uvarint(2) + _uvarint(len(t) + 1) + t + _uvarint(len(partitions) + 1)
+    body += b"".join(struct.pack(">i", p) for p in partitions) + b"\x00" + b"\x00"
+    payload = hdr + body
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(struct.pack(">i", len(payload)) + payload)
+
+        def read(n):
+            buf = b""
+            while len(buf) < n:
+                chunk = s.recv(n - len(buf))
+                if not chunk:
+                    raise AssertionError(f"connection closed by broker after {len(buf)}/{n} bytes")
+                buf += chunk
+            return buf
+        (size,) = struct.unpack(">i", read(4))
+        r = read(size)
+    pos = 0
+
+    def uvarint():
+        nonlocal pos
+        v, shift = 0, 0
+        while True:
+            b = r[pos]
+            pos += 1
+            v |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return v
+            shift += 7
+
+    def take(fmt):
+        nonlocal pos
+        vals = struct.unpack_from(fmt, r, pos)
+        pos += struct.calcsize(fmt)
+        return vals
+
+    def skip_tags():
+        nonlocal pos
+        for _ in range(uvarint()):
+            uvarint()
+            n = uvarint()  # (read before updating pos: uvarint() moves it)
+            pos += n
+
+    (got,) = take(">i")
+    assert got == correlation_id, f"correlation id {got} != {correlation_id}"
+    skip_tags()  # response header v1
+    take(">i")  # throttle_time_ms
+    out = {}
+    for _ in range(uvarint() - 1):
+        n = uvarint()
+        pos += n - 1  # topic name
+        for _ in range(uvarint() - 1):
+            pidx, err = take(">ih")
+            n = uvarint()
+            if n:
+                pos += n - 1  # error message
+            producers = []
+            for _ in range(uvarint() - 1):
+                producers.append(take(">qiiqiq"))
+                skip_tags()
+            skip_tags()
+            out[pidx] = (err, producers)
+        skip_tags()
+    return out
+
+
+# ---------------------------------------------------------------------------
+# stored record batches (test_compression.py): what the broker hands out on Fetch
+# ---------------------------------------------------------------------------
+
+CODEC_IDS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+
+
+@dataclass
+class RawBatch:
+    base_offset: int
+    attributes: int
+    records_count: int
+    producer_id: int
+    crc_ok: Optional[bool]  # None when crc32c is not importable
+
+    @property
+    def codec(self) -> int:
+        return self.attributes & 0x07
+
+
+def _crc32c(data: bytes) -> int:
+    """Plain-Python CRC-32C (Castagnoli), table-driven; fine for test-sized batches."""
+    tbl = _crc32c.table
+    if tbl is None:
+        tbl = []
+        for i in range(256):
+            c = i
+            for _ in range(8):
+                c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+            tbl.append(c)
+        _crc32c.table = tbl
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = tbl[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+_crc32c.table = None
+
+
+def parse_batches(records: bytes, check_crc: bool = True) -> List[RawBatch]:
+    """Split a Fetch records blob into v2 batch headers (a trailing partial batch is ignored)."""
+    import struct
+    out, pos = [], 0
+    while len(records) - pos >= 61:
+        base, blen = struct.unpack_from(">qi", records, pos)
+        if pos + 12 + blen > len(records):
+            break
+        magic = records[pos + 16]
+        assert magic == 2, f"batch at {base}: magic {magic}"
+        (crc,) = struct.unpack_from(">I", records, pos + 17)
+        attrs, = struct.unpack_from(">h", records, pos + 21)
+        pid, = struct.unpack_from(">q", records, pos + 43)
+        count, = struct.unpack_from(">i", records, pos + 57)
+        ok = _crc32c(records[pos + 21:pos + 12 + blen]) == crc if check_crc else None
+        out.append(RawBatch(base, attrs, count, pid, ok))
+        pos += 12 + blen
+    return out
+
+
+def raw_fetch_batches(bootstrap, topic, partition=0, timeout=30.0) -> List[RawBatch]:
+    """Every batch of a partition, read with raw Fetch v4 requests from offset 0 to the
+    high watermark (8 MiB per request)."""
+    import struct
+    out, offset = [], 0
+    while True:
+        body = struct.pack(">iiiib", -1, 0, 1, 8 << 20, 0)
+        body += struct.pack(">i", 1) + _kstr(topic) + struct.pack(">i", 1)
+        body += struct.pack(">iqi", partition, offset, 8 << 20)
+        r = raw_request(bootstrap, 1, 4, body, timeout=timeout)
+        pos = 4 + 4  # throttle_time_ms, topic count
+        (tlen,) = struct.unpack_from(">h", r, pos); pos += 2 + tlen
+        pos += 4  # partition count
+        p, err, hw, lso = struct.unpack_from(">ihqq", r, pos); pos += 22
+        assert err == 0, f"raw fetch {topic}-{partition}@{offset}: error {err}"
+        (naborted,) = struct.unpack_from(">i", r, pos); pos += 4
+        pos += max(naborted, 0) * 16
+        (rlen,) = struct.unpack_from(">i", r, pos); pos += 4
+        batches = parse_batches(r[pos:pos + max(rlen, 0)])
+        if not batches:
+            return out
+        for b in batches:
+            if b.base_offset >= offset:
+                out.append(b)
+        last = batches[-1]
+        offset = last.base_offset + last.records_count
+        if offset >= hw:
+            return out

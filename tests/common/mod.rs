@@ -659,3 +659,50 @@ pub fn put_i16(v: &mut Vec<u8>, x: i16) {
 pub fn put_i32(v: &mut Vec<u8>, x: i32) {
     v.put_i32(x)
 }
+
+// ---------------------------------------------------------------------------
+// Idempotent producer batches (tests/idempotence.rs)
+// ---------------------------------------------------------------------------
+
+/// Stamp producerId, producerEpoch and baseSequence into a v2 batch (as
+/// produced by [`batch`]) and recompute its CRC; attributes stay unchanged.
+pub fn set_producer(b: &mut [u8], producer_id: i64, epoch: i16, base_sequence: i32) {
+    assert!(b.len() >= BATCH_HEADER_LEN && b[16] == 2, "not a v2 batch");
+    b[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    b[51..53].copy_from_slice(&epoch.to_be_bytes());
+    b[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// A v2 batch of `n` records (values `<tag>-<i>`, timestamp `ts`) carrying
+/// the given producer id, epoch and base sequence.
+pub fn producer_batch(
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+    n: usize,
+    ts: i64,
+    tag: &str,
+) -> Vec<u8> {
+    let recs: Vec<Rec> = (0..n)
+        .map(|i| Rec {
+            key: Some(format!("k{i}").into_bytes()),
+            value: Some(format!("{tag}-{i}").into_bytes()),
+            headers: vec![],
+            timestamp: ts,
+        })
+        .collect();
+    let mut b = batch(&recs);
+    set_producer(&mut b, producer_id, epoch, base_sequence);
+    b
+}
+
+/// (producerId, producerEpoch, baseSequence) of a v2 batch.
+pub fn batch_producer(b: &[u8]) -> (i64, i16, i32) {
+    (
+        i64::from_be_bytes(b[43..51].try_into().unwrap()),
+        i16::from_be_bytes(b[51..53].try_into().unwrap()),
+        i32::from_be_bytes(b[53..57].try_into().unwrap()),
+    )
+}

@@ -1,0 +1,363 @@
+"""Idempotent producers against kastle with real clients.
+
+* Both confluent-kafka (librdkafka, ``enable.idempotence=true``) and kafkajs
+  (``idempotent: true``) can produce with idempotence on, and the broker really
+  tracks them as idempotent producers (DescribeProducers lists one producer per
+  partition whose last sequence matches the message count).
+* Exactly-once across crashes: each client produces a numbered sequence to a
+  3-partition topic while the broker is first stalled (SIGSTOP for longer than
+  the request timeout, so the clients retry requests the broker still appends)
+  and then SIGKILLed and restarted 3 times. Every
+  acknowledged message must then be in the log exactly once, and every
+  partition must hold its messages in send order. Unlike test_crash.py (no
+  idempotence), a duplicate is a failure here: the retries of requests whose
+  response was lost in the crash must be recognised by the broker.
+"""
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter, defaultdict
+
+from compat_lib import (NODE_DIR, Msg, ck_consume, ck_create_topic, ck_produce, ck_producer,
+                        make_messages, per_partition_counts, raw_describe_producers, rec_idx,
+                        unique_topic, verify)
+
+PARTITIONS = 3
+CYCLES = 3
+CK_RATE = 5_000
+STALL_S = 7.0  # > request timeouts (librdkafka 3 s, kafkajs 5 s)  # messages/s: requests in flight at every kill, quick to read back
+NODE_SCRIPT = NODE_DIR / "idempotent.js"
+
+CK_IDEMPOTENT = {
+    "enable.idempotence": True,
+    "acks": "all",
+    "max.in.flight.requests.per.connection": 5,
+    "message.timeout.ms": 60_000,
+    "request.timeout.ms": 3_000,
+    "retry.backoff.ms": 100,
+    "reconnect.backoff.ms": 50,
+    "reconnect.backoff.max.ms": 500,
+    "socket.connection.setup.timeout.ms": 2_000,
+    "linger.ms": 2,
+}
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def check_exactly_once(recs, acked, partition_of, what):
+    """Every acknowledged idx present exactly once; no idx twice at all; each
+    partition's records in send (idx) order; offsets contiguous from 0."""
+    problems = []
+    copies = Counter(rec_idx(r) for r in recs)
+    if None in copies:
+        problems.append(f"{copies[None]} records without an idx header")
+    dups = {i: c for i, c in copies.items() if i is not None and c > 1}
+    if dups:
+        problems.append(f"{len(dups)} messages stored more than once, e.g. {sorted(dups.items())[:10]}")
+    missing = sorted(i for i in acked if not copies.get(i))
+    if missing:
+        problems.append(f"{len(missing)} acknowledged messages missing, e.g. {missing[:10]}")
+    by_p = defaultdict(list)
+    for r in sorted(recs, key=lambda r: (r.partition, r.offset)):
+        by_p[r.partition].append(r)
+    for p, rs in sorted(by_p.items()):
+        offs = [r.offset for r in rs]
+        if offs != list(range(len(offs))):
+            problems.append(f"partition {p}: offsets not contiguous from 0: {offs[:5]}...")
+        idxs = [rec_idx(r) for r in rs]
+        wrong = [i for i in idxs if i is not None and partition_of(i) != p]
+        if wrong:
+            problems.append(f"partition {p}: holds messages of other partitions, e.g. {wrong[:5]}")
+        bad = [k for k in range(1, len(idxs)) if idxs[k] <= idxs[k - 1]]
+        if bad:
+            k = bad[0]
+            problems.append(f"partition {p}: not in send order at offset {offs[k]}: msg {idxs[k - 1]} "
+                            f"then {idxs[k]} ({len(bad)} inversions)")
+    assert not problems, f"{what}: read {len(recs)} records, {len(acked)} acknowledged:\n  " + "\n  ".join(problems)
+
+
+def assert_one_producer_per_partition(bootstrap, topic, counts, what):
+    """DescribeProducers: each partition knows exactly one idempotent producer, at
+    epoch 0, whose last sequence is the partition's message count - 1."""
+    desc = raw_describe_producers(bootstrap, topic, list(range(PARTITIONS)))
+    pids = set()
+    for p in range(PARTITIONS):
+        err, producers = desc[p]
+        assert err == 0, f"{what}: DescribeProducers partition {p} error {err}"
+        assert len(producers) == 1, f"{what}: partition {p} producers {producers}"
+        pid, epoch, last_seq, last_ts, coord_epoch, txn_start = producers[0]
+        assert pid >= 0 and epoch == 0, f"{what}: partition {p} producer {producers[0]}"
+        assert last_seq == counts[p] - 1, (f"{what}: partition {p} last sequence {last_seq}, "
+                                          f"expected {counts[p] - 1} ({counts[p]} messages)")
+        assert (coord_epoch, txn_start) == (-1, -1), f"{what}: partition {p} {producers[0]}"
+        pids.add(pid)
+    assert len(pids) == 1, f"{what}: one producer id for all partitions, got {pids}"
+
+
+# ---------------------------------------------------------------------------
+# kafkajs driver
+# ---------------------------------------------------------------------------
+
+class NodeProducer:
+    """Runs node/idempotent.js in the background and collects its JSON lines."""
+
+    def __init__(self, tmp_path, bootstrap, topic, count=0, chunk=20):
+        self.stop_file = tmp_path / f"stop-{topic}"
+        spec = {"bootstrap": bootstrap, "topic": topic, "partitions": PARTITIONS, "count": count,
+                "chunk": chunk, "stopFile": str(self.stop_file), "maxInFlightRequests": 5}
+        self.spec_path = tmp_path / f"spec-{topic}.json"
+        self.spec_path.write_text(json.dumps(spec))
+        self.stderr_path = tmp_path / f"node-{topic}.stderr"
+        self.lock = threading.Lock()
+        self.acked = set()
+        self.failures = []
+        self.result = None
+        self.bad_lines = []
+        env = dict(os.environ, KAFKAJS_NO_PARTITIONER_WARNING="1")
+        self.stderr_f = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(["node", str(NODE_SCRIPT), str(self.spec_path)], cwd=NODE_DIR,
+                                     stdout=subprocess.PIPE, stderr=self.stderr_f, env=env)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                self.bad_lines.append(raw[:200])
+                continue
+            with self.lock:
+                if obj["type"] == "ack":
+                    self.acked.update(range(obj["from"], obj["to"]))
+                elif obj["type"] == "fail":
+                    self.failures.append(obj)
+                elif obj["type"] == "result":
+                    self.result = obj
+
+    def acked_count(self):
+        with self.lock:
+            return len(self.acked)
+
+    def finish(self, timeout=60, stop=True):
+        if stop:
+            self.stop_file.touch()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"kafkajs producer did not finish within {timeout}s; stderr:\n{self.stderr()}")
+        finally:
+            self.reader.join(10)
+            self.stderr_f.close()
+        assert self.result is not None and self.result.get("ok"), (
+            f"kafkajs producer failed (rc={self.proc.returncode}): {self.result}\nstderr:\n{self.stderr()}")
+        return self.result
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stderr(self):
+        try:
+            return self.stderr_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+
+def kjs_msgs(n):
+    return [Msg(i, i % PARTITIONS, None, f"kjs-{i}".encode(), [("idx", str(i).encode())], 0) for i in range(n)]
+
+
+# ---------------------------------------------------------------------------
+# plain idempotent produce (no restarts)
+# ---------------------------------------------------------------------------
+
+def test_confluent_idempotent_produce(broker):
+    topic = unique_topic("idem-ck")
+    ck_create_topic(broker.bootstrap, topic, PARTITIONS)
+    errors = []
+    msgs = make_messages(3000, "idem-ck", PARTITIONS)
+    acks = ck_produce(broker.bootstrap, topic, msgs, error_cb=errors.append, **CK_IDEMPOTENT)
+    assert len(acks) == len(msgs)
+    fatal = [e for e in errors if e.fatal()]
+    assert not fatal, f"confluent-kafka fatal errors: {fatal}"
+    assert not errors, f"confluent-kafka client errors: {errors[:5]}"
+    counts = per_partition_counts(msgs)
+    recs = ck_consume(broker.bootstrap, topic, PARTITIONS, counts, timeout=60)
+    verify(recs, msgs)
+    assert_one_producer_per_partition(broker.bootstrap, topic, counts, "confluent-kafka")
+
+
+def test_kafkajs_idempotent_produce(broker, tmp_path):
+    topic = unique_topic("idem-kjs")
+    ck_create_topic(broker.bootstrap, topic, PARTITIONS)
+    n = 1500
+    node = NodeProducer(tmp_path, broker.bootstrap, topic, count=n, chunk=50)
+    try:
+        res = node.finish(timeout=60, stop=False)
+    finally:
+        node.kill()
+    assert not node.bad_lines, node.bad_lines[:3]
+    assert not node.failures, f"kafkajs send failures: {node.failures[:3]}\n{node.stderr()}"
+    assert (res["sent"], res["acked"]) == (n, n), res
+    msgs = kjs_msgs(n)
+    counts = per_partition_counts(msgs)
+    recs = ck_consume(broker.bootstrap, topic, PARTITIONS, counts, timeout=60)
+    verify(recs, msgs, check_timestamp=False)
+    assert_one_producer_per_partition(broker.bootstrap, topic, counts, "kafkajs")
+
+
+# ---------------------------------------------------------------------------
+# exactly once across kill -9
+# ---------------------------------------------------------------------------
+
+class CkBackground:
+    def __init__(self, bootstrap, topic):
+        self.topic = topic
+        self.errors = []
+        self.prod = ck_producer(bootstrap, error_cb=self.on_error, **CK_IDEMPOTENT)
+        self.lock = threading.Lock()
+        self.acked = {}
+        self.failed = Counter()
+        self.sent = 0
+        self.stop = threading.Event()
+        self.error = None
+        self.remaining = None
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def on_error(self, err):
+        with self.lock:
+            self.errors.append(err)
+
+    def on_delivery(self, i, err, msg):
+        with self.lock:
+            if err is None:
+                self.acked[i] = (msg.partition(), msg.offset())
+            else:
+                self.failed[err.name()] += 1
+
+    def run(self):
+        try:
+            i = 0
+            t0 = time.monotonic()
+            while not self.stop.is_set():
+                ahead = i / CK_RATE - (time.monotonic() - t0)
+                if ahead > 0:
+                    self.prod.poll(min(ahead, 0.05))
+                    continue
+                m = make_messages(1, "idem-crash", PARTITIONS, start=i)[0]
+                try:
+                    self.prod.produce(self.topic, value=m.value, key=m.key, partition=m.partition,
+                                      timestamp=m.timestamp, headers=m.headers,
+                                      on_delivery=lambda err, msg, i=i: self.on_delivery(i, err, msg))
+                except BufferError:
+                    self.prod.poll(0.05)
+                    continue
+                i += 1
+                self.sent = i
+                self.prod.poll(0)
+            self.remaining = self.prod.flush(30)
+        except Exception as e:  # noqa: BLE001
+            self.error = e
+
+    def acked_count(self):
+        with self.lock:
+            return len(self.acked)
+
+
+def crash_cycles(broker, acked_count, describe):
+    # First a stall: SIGSTOP for longer than the clients' request timeout, so
+    # they time out requests the broker will still read and append after
+    # SIGCONT, and retry them on a new connection: those retries must be
+    # recognised as duplicates.
+    before = acked_count()
+    wait_for(lambda: acked_count() > before + 200, 20, f"acks before the stall ({describe()})")
+    broker.proc.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(STALL_S)
+    finally:
+        broker.proc.send_signal(signal.SIGCONT)
+    for cycle in range(CYCLES):
+        before = acked_count()
+        wait_for(lambda: acked_count() > before + 200, 20,
+                 f"cycle {cycle}: acks after (re)start ({describe()})")
+        started = time.monotonic()
+        wait_for(lambda: time.monotonic() - started >= 2.0, 5, "2 s of producing")
+        broker.kill()
+        broker.start()
+    before = acked_count()
+    wait_for(lambda: acked_count() > before + 200, 20, f"acks after the final restart ({describe()})")
+
+
+def test_confluent_idempotent_exactly_once_across_kill_9(broker, capsys):
+    topic = unique_topic("idem-ck-crash")
+    ck_create_topic(broker.bootstrap, topic, PARTITIONS)
+    bg = CkBackground(broker.bootstrap, topic)
+    bg.thread.start()
+    try:
+        crash_cycles(broker, bg.acked_count,
+                     lambda: f"acked={bg.acked_count()} failed={dict(bg.failed)} errors={bg.errors[-3:]}")
+    finally:
+        bg.stop.set()
+        bg.thread.join(60)
+    assert bg.error is None, f"producer thread died: {bg.error!r}"
+    fatal = [e for e in bg.errors if e.fatal()]
+    assert not fatal, f"confluent-kafka raised fatal errors (idempotence state broken): {fatal}"
+    acked = dict(bg.acked)
+    stats = (f"confluent-kafka idempotent crash test: sent={bg.sent} acked={len(acked)} "
+             f"failed={dict(bg.failed)} unflushed={bg.remaining} client errors={len(bg.errors)}")
+    with capsys.disabled():
+        print("\n" + stats)
+    assert len(acked) > 2000, stats
+    # message.timeout.ms (60 s) far exceeds the outages: every message must be delivered.
+    assert not bg.failed and bg.remaining == 0, stats
+
+    until = defaultdict(int)
+    for p, off in acked.values():
+        until[p] = max(until[p], off + 1)
+    recs = ck_consume(broker.bootstrap, topic, PARTITIONS, dict(until), timeout=60)
+    check_exactly_once(recs, acked, lambda i: i % PARTITIONS, "confluent-kafka after kill -9 cycles")
+    # Every message read sits at the offset its delivery report gave.
+    at = {(r.partition, r.offset): rec_idx(r) for r in recs}
+    moved = [(i, po, at.get(po)) for i, po in sorted(acked.items()) if at.get(po) != i]
+    assert not moved, f"{len(moved)} messages not at their acknowledged offset (idx, (p, off), found): {moved[:10]}"
+
+
+def test_kafkajs_idempotent_exactly_once_across_kill_9(broker, tmp_path, capsys):
+    topic = unique_topic("idem-kjs-crash")
+    ck_create_topic(broker.bootstrap, topic, PARTITIONS)
+    node = NodeProducer(tmp_path, broker.bootstrap, topic, chunk=20)
+    try:
+        crash_cycles(broker, node.acked_count,
+                     lambda: f"acked={node.acked_count()} failures={node.failures[-2:]} "
+                             f"alive={node.proc.poll() is None}\n{node.stderr()[-1500:]}")
+        res = node.finish(timeout=60)
+    finally:
+        node.kill()
+    assert not node.bad_lines, node.bad_lines[:3]
+    acked = set(node.acked)
+    stats = (f"kafkajs idempotent crash test: sent={res['sent']} acked={len(acked)} "
+             f"failed={res['failed']} failures={[f['error'][:100] for f in node.failures[:3]]}")
+    with capsys.disabled():
+        print("\n" + stats)
+    assert len(acked) > 600, stats
+    # The producer retries forever: no send may fail (a failure would be e.g.
+    # OUT_OF_ORDER_SEQUENCE_NUMBER from a broker that forgot the producer).
+    assert not node.failures, stats + "\n" + node.stderr()
+    until = Counter(i % PARTITIONS for i in range(res["sent"]))
+    recs = ck_consume(broker.bootstrap, topic, PARTITIONS, dict(until), timeout=60)
+    check_exactly_once(recs, acked, lambda i: i % PARTITIONS, "kafkajs after kill -9 cycles")
+    assert len(recs) == res["sent"], f"{len(recs)} records for {res['sent']} messages sent"

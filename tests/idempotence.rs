@@ -1,0 +1,1076 @@
+//! Black-box tests of kastle's idempotent producer support against the real
+//! binary, checked against Apache Kafka 4.x behaviour: InitProducerId without
+//! a transactional id, the per-partition producer state (epoch and sequence
+//! checks, duplicates answered with the original offsets, the 5-batch window,
+//! sequence wrap-around), pipelined retries, durability of that state across
+//! graceful and kill -9 restarts, and DescribeProducers.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use common::*;
+use kafka_protocol::messages::create_topics_request::{
+    CreatableTopic, CreatableTopicConfig, CreateTopicsRequest,
+};
+use kafka_protocol::messages::describe_producers_request::{
+    DescribeProducersRequest, TopicRequest,
+};
+use kafka_protocol::messages::describe_producers_response::PartitionResponse;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
+use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
+use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
+use kafka_protocol::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+};
+use kafka_protocol::messages::produce_request::{
+    PartitionProduceData, ProduceRequest, TopicProduceData,
+};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, ProduceResponse};
+use kafka_protocol::messages::{BrokerId, ProducerId, TopicName, TransactionalId};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+
+const NONE: i16 = 0;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+const INVALID_PRODUCER_EPOCH: i16 = 47;
+const INVALID_RECORD: i16 = 87;
+
+const PRODUCE_VERSION: i16 = 9;
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+fn tn(s: &str) -> TopicName {
+    TopicName(sb(s))
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn create_topic(c: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(tn(name))
+            .with_num_partitions(partitions)
+            .with_replication_factor(-1)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(sb(k))
+                            .with_value(Some(sb(v)))
+                    })
+                    .collect(),
+            )]);
+    let r = c.call(7, &req);
+    assert_eq!(r.topics.len(), 1);
+    assert_eq!(
+        r.topics[0].error_code, NONE,
+        "create {name}: {:?}",
+        r.topics[0].error_message
+    );
+}
+
+fn init_req(version: i16, producer_id: i64, epoch: i16) -> InitProducerIdRequest {
+    let mut r = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000);
+    if version >= 3 {
+        r = r
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch);
+    }
+    r
+}
+
+fn init_producer_id_v(c: &mut Client, version: i16) -> InitProducerIdResponse {
+    c.call(version, &init_req(version, -1, -1))
+}
+
+/// A fresh producer id at epoch 0 (InitProducerId v4).
+fn new_producer(c: &mut Client) -> i64 {
+    let r = init_producer_id_v(c, 4);
+    assert_eq!(r.error_code, NONE, "InitProducerId");
+    assert_eq!(r.producer_epoch, 0, "InitProducerId epoch");
+    assert!(
+        r.producer_id.0 >= 0,
+        "InitProducerId id {}",
+        r.producer_id.0
+    );
+    r.producer_id.0
+}
+
+fn produce_req(topic: &str, partition: i32, records: &[u8]) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(tn(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(Bytes::from(records.to_vec())))])])
+}
+
+fn single(resp: ProduceResponse) -> PartitionProduceResponse {
+    assert_eq!(resp.responses.len(), 1, "produce response topics");
+    let mut t = resp.responses.into_iter().next().unwrap();
+    assert_eq!(
+        t.partition_responses.len(),
+        1,
+        "produce response partitions"
+    );
+    t.partition_responses.remove(0)
+}
+
+fn produce(
+    c: &mut Client,
+    topic: &str,
+    partition: i32,
+    records: &[u8],
+) -> PartitionProduceResponse {
+    single(c.call(PRODUCE_VERSION, &produce_req(topic, partition, records)))
+}
+
+/// Produce and insist on success; returns the base offset.
+fn produce_ok(c: &mut Client, topic: &str, partition: i32, records: &[u8], what: &str) -> i64 {
+    let r = produce(c, topic, partition, records);
+    assert_eq!(r.error_code, NONE, "{what}: {:?}", r.error_message);
+    r.base_offset
+}
+
+/// Produce and insist on the given error code; the response must carry no offset.
+fn produce_err(c: &mut Client, topic: &str, partition: i32, records: &[u8], code: i16, what: &str) {
+    let r = produce(c, topic, partition, records);
+    assert_eq!(
+        r.error_code, code,
+        "{what}: expected error {code}, got {} (base offset {}, message {:?})",
+        r.error_code, r.base_offset, r.error_message
+    );
+    assert_eq!(r.base_offset, -1, "{what}: base offset of a failed produce");
+}
+
+fn latest(c: &mut Client, topic: &str, partition: i32) -> i64 {
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(tn(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_timestamp(-1)])]);
+    let r = c.call(7, &req);
+    let p = &r.topics[0].partitions[0];
+    assert_eq!(p.error_code, NONE, "ListOffsets latest");
+    p.offset
+}
+
+/// Every batch of the partition from offset 0 (fetches until the high watermark).
+fn fetch_all(c: &mut Client, topic: &str, partition: i32) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut offset = 0i64;
+    loop {
+        let req = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(50 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(tn(topic))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(partition)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(8 << 20)])]);
+        let r = c.call(12, &req);
+        assert_eq!(r.error_code, NONE, "fetch top-level error");
+        let p = &r.responses[0].partitions[0];
+        assert_eq!(p.error_code, NONE, "fetch partition error");
+        let recs = p.records.as_ref().map(|b| b.to_vec()).unwrap_or_default();
+        let batches = split_batches(&recs);
+        if batches.is_empty() {
+            assert!(
+                offset >= p.high_watermark,
+                "empty fetch below the high watermark"
+            );
+            return out;
+        }
+        for b in batches {
+            let last = batch_base_offset(&b)
+                + i64::from(i32::from_be_bytes(b[23..27].try_into().unwrap()));
+            if last >= offset {
+                offset = last + 1;
+                out.push(b);
+            }
+        }
+        if offset >= p.high_watermark {
+            return out;
+        }
+    }
+}
+
+/// (base offset, producer id, epoch, base sequence, record count) of each batch.
+fn summarize(batches: &[Vec<u8>]) -> Vec<(i64, i64, i16, i32, i32)> {
+    batches
+        .iter()
+        .map(|b| {
+            let (p, e, s) = batch_producer(b);
+            (batch_base_offset(b), p, e, s, batch_record_count(b))
+        })
+        .collect()
+}
+
+fn describe_producers(c: &mut Client, topic: &str, partitions: &[i32]) -> Vec<PartitionResponse> {
+    let req = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+        .with_name(tn(topic))
+        .with_partition_indexes(partitions.to_vec())]);
+    let r = c.call(0, &req);
+    assert_eq!(r.topics.len(), 1, "DescribeProducers topics");
+    assert_eq!(r.topics[0].name.0.as_str(), topic);
+    let parts = r.topics[0].partitions.clone();
+    assert_eq!(
+        parts.len(),
+        partitions.len(),
+        "DescribeProducers partitions"
+    );
+    parts
+}
+
+fn snapshot_files(b: &Broker, topic: &str, partition: i32) -> Vec<String> {
+    let dir = b.data_dir.join(format!("{topic}-{partition}"));
+    let mut v: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".snapshot"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn segment_files(b: &Broker, topic: &str, partition: i32) -> usize {
+    let dir = b.data_dir.join(format!("{topic}-{partition}"));
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .count()
+}
+
+// ---------------------------------------------------------------------------
+// InitProducerId
+// ---------------------------------------------------------------------------
+
+#[test]
+fn init_producer_id_unique_across_versions_and_restarts() {
+    let mut b = Broker::start(&[]);
+    let mut seen: HashSet<i64> = HashSet::new();
+    let mut max_before = -1i64;
+
+    let collect = |b: &Broker, seen: &mut HashSet<i64>, round: &str| -> i64 {
+        let mut c = b.client();
+        let mut max = -1;
+        for v in 0..=5i16 {
+            for _ in 0..3 {
+                let r = init_producer_id_v(&mut c, v);
+                assert_eq!(r.error_code, NONE, "{round}: InitProducerId v{v}");
+                assert_eq!(r.producer_epoch, 0, "{round}: InitProducerId v{v} epoch");
+                let id = r.producer_id.0;
+                assert!(id >= 0, "{round}: InitProducerId v{v} id {id}");
+                assert!(
+                    seen.insert(id),
+                    "{round}: InitProducerId v{v} repeated producer id {id}"
+                );
+                max = max.max(id);
+            }
+        }
+        // KIP-360: an idempotent producer may pass its current id and epoch
+        // (v3+); without a transactional id Kafka still hands out a brand new
+        // id at epoch 0.
+        let r = c.call(4, &init_req(4, max, 0));
+        assert_eq!(
+            r.error_code, NONE,
+            "{round}: InitProducerId v4 with an existing id/epoch"
+        );
+        assert_eq!(r.producer_epoch, 0, "{round}: epoch after passing id/epoch");
+        assert!(
+            seen.insert(r.producer_id.0),
+            "{round}: id {} repeated",
+            r.producer_id.0
+        );
+        max.max(r.producer_id.0)
+    };
+
+    max_before = max_before.max(collect(&b, &mut seen, "first run"));
+    assert_eq!(seen.len(), 19);
+
+    // Graceful restart: no id of the earlier run comes back.
+    let st = b.stop();
+    assert_eq!(st.code(), Some(0), "SIGTERM exit status");
+    b.restart();
+    max_before = max_before.max(collect(&b, &mut seen, "after SIGTERM restart"));
+    assert_eq!(seen.len(), 38);
+
+    // Crash: still no repeats, even of ids handed out just before the kill.
+    b.kill();
+    b.restart();
+    collect(&b, &mut seen, "after kill -9 restart");
+    assert_eq!(seen.len(), 57);
+    assert!(max_before >= 0);
+    b.assert_alive();
+}
+
+#[test]
+fn init_producer_id_with_transactional_id_is_not_a_new_idempotent_producer() {
+    // No transaction coordinator: a transactional InitProducerId must not be
+    // answered as if it had succeeded.
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    let req = init_req(4, -1, -1).with_transactional_id(Some(TransactionalId(sb("txn-1"))));
+    let r = c.call(4, &req);
+    assert_ne!(
+        r.error_code, NONE,
+        "transactional InitProducerId without a coordinator"
+    );
+    assert_eq!(r.producer_id.0, -1);
+    assert_eq!(r.producer_epoch, -1);
+    // The connection stays usable and idempotent ids still work.
+    new_producer(&mut c);
+}
+
+// ---------------------------------------------------------------------------
+// Sequence and epoch rules
+// ---------------------------------------------------------------------------
+
+#[test]
+fn duplicates_gaps_and_epochs() {
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "idem", 1, &[]);
+    let pid = new_producer(&mut c);
+    let ts = now();
+
+    // seq 0, 3 records → offset 0.
+    let b0 = producer_batch(pid, 0, 0, 3, ts, "b0");
+    assert_eq!(produce_ok(&mut c, "idem", 0, &b0, "seq 0"), 0);
+    assert_eq!(latest(&mut c, "idem", 0), 3);
+
+    // The same batch again: success with the original base offset, nothing appended.
+    let r = produce(&mut c, "idem", 0, &b0);
+    assert_eq!(
+        r.error_code, NONE,
+        "duplicate of seq 0: {:?}",
+        r.error_message
+    );
+    assert_eq!(
+        r.base_offset, 0,
+        "duplicate answered with the original base offset"
+    );
+    assert_eq!(r.log_start_offset, 0, "duplicate log start offset");
+    assert_eq!(
+        latest(&mut c, "idem", 0),
+        3,
+        "duplicate must not be appended"
+    );
+    let got = fetch_all(&mut c, "idem", 0);
+    assert_eq!(
+        summarize(&got),
+        vec![(0, pid, 0, 0, 3)],
+        "log holds seq 0 once"
+    );
+    assert_same_batch(&got[0], &b0, 0, 0, "stored seq 0 batch");
+
+    // Next in sequence: seq 3 (2 records) → offset 3.
+    let b1 = producer_batch(pid, 0, 3, 2, ts, "b1");
+    assert_eq!(produce_ok(&mut c, "idem", 0, &b1, "seq 3"), 3);
+    assert_eq!(latest(&mut c, "idem", 0), 5);
+
+    // A gap: seq 9 when 5 is expected.
+    let gap = producer_batch(pid, 0, 9, 1, ts, "gap");
+    produce_err(
+        &mut c,
+        "idem",
+        0,
+        &gap,
+        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        "seq 9 after last seq 4",
+    );
+    // A sequence already passed but not a retry of a recorded batch (overlap).
+    let overlap = producer_batch(pid, 0, 4, 1, ts, "overlap");
+    produce_err(
+        &mut c,
+        "idem",
+        0,
+        &overlap,
+        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        "seq 4 (inside the last batch)",
+    );
+    assert_eq!(
+        latest(&mut c, "idem", 0),
+        5,
+        "rejected batches not appended"
+    );
+
+    // A bumped epoch must start at sequence 0.
+    let e1_bad = producer_batch(pid, 1, 5, 1, ts, "e1bad");
+    produce_err(
+        &mut c,
+        "idem",
+        0,
+        &e1_bad,
+        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        "epoch 1 starting at seq 5",
+    );
+    let e1 = producer_batch(pid, 1, 0, 2, ts, "e1");
+    assert_eq!(produce_ok(&mut c, "idem", 0, &e1, "epoch 1 seq 0"), 5);
+
+    // The old epoch is fenced now, new data and retries alike.
+    let old = producer_batch(pid, 0, 5, 1, ts, "old");
+    produce_err(
+        &mut c,
+        "idem",
+        0,
+        &old,
+        INVALID_PRODUCER_EPOCH,
+        "epoch 0 after epoch 1 wrote",
+    );
+    produce_err(
+        &mut c,
+        "idem",
+        0,
+        &b1,
+        INVALID_PRODUCER_EPOCH,
+        "retry of an epoch-0 batch after epoch 1 wrote",
+    );
+    // A retry in the new epoch is still a duplicate.
+    let r = produce(&mut c, "idem", 0, &e1);
+    assert_eq!(
+        (r.error_code, r.base_offset),
+        (NONE, 5),
+        "duplicate of epoch 1 seq 0"
+    );
+    let e1b = producer_batch(pid, 1, 2, 1, ts, "e1b");
+    assert_eq!(produce_ok(&mut c, "idem", 0, &e1b, "epoch 1 seq 2"), 7);
+    assert_eq!(latest(&mut c, "idem", 0), 8);
+
+    // Idempotent and plain batches interleave; plain ones never dedupe.
+    let plain = simple_batch(2, 10, ts, 7);
+    assert_eq!(produce_ok(&mut c, "idem", 0, &plain, "plain"), 8);
+    assert_eq!(produce_ok(&mut c, "idem", 0, &plain, "plain again"), 10);
+    let e1c = producer_batch(pid, 1, 3, 1, ts, "e1c");
+    assert_eq!(
+        produce_ok(&mut c, "idem", 0, &e1c, "epoch 1 seq 3 after plain batches"),
+        12
+    );
+
+    // A producer id with no base sequence is an invalid record (Kafka's LogValidator).
+    let noseq = producer_batch(pid, 1, -1, 1, ts, "noseq");
+    produce_err(
+        &mut c,
+        "idem",
+        0,
+        &noseq,
+        INVALID_RECORD,
+        "producer id with base sequence -1",
+    );
+
+    assert_eq!(latest(&mut c, "idem", 0), 13);
+    let got = fetch_all(&mut c, "idem", 0);
+    assert_eq!(
+        summarize(&got),
+        vec![
+            (0, pid, 0, 0, 3),
+            (3, pid, 0, 3, 2),
+            (5, pid, 1, 0, 2),
+            (7, pid, 1, 2, 1),
+            (8, -1, -1, -1, 2),
+            (10, -1, -1, -1, 2),
+            (12, pid, 1, 3, 1),
+        ],
+        "final log"
+    );
+}
+
+#[test]
+fn duplicate_window_is_five_batches() {
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "win", 1, &[]);
+    let pid = new_producer(&mut c);
+    let ts = now();
+    // Eight 2-record batches: seq 0,2,...,14 at offsets 0,2,...,14.
+    let batches: Vec<Vec<u8>> = (0..8)
+        .map(|i| producer_batch(pid, 0, 2 * i, 2, ts, &format!("w{i}")))
+        .collect();
+    for (i, bt) in batches.iter().enumerate() {
+        assert_eq!(
+            produce_ok(&mut c, "win", 0, bt, &format!("batch {i}")),
+            2 * i as i64
+        );
+    }
+    // The five most recent (3..=7) are duplicates answered with their own offsets.
+    for i in (3..8).rev() {
+        let r = produce(&mut c, "win", 0, &batches[i]);
+        assert_eq!(
+            r.error_code, NONE,
+            "retry of batch {i}: {:?}",
+            r.error_message
+        );
+        assert_eq!(
+            r.base_offset,
+            2 * i as i64,
+            "retry of batch {i}: original base offset"
+        );
+    }
+    // The 6th most recent has left the window: out of order, not appended.
+    produce_err(
+        &mut c,
+        "win",
+        0,
+        &batches[2],
+        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        "retry of the 6th most recent batch",
+    );
+    produce_err(
+        &mut c,
+        "win",
+        0,
+        &batches[0],
+        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        "retry of the oldest batch",
+    );
+    // A retry with the same first sequence but a different record count is not a duplicate.
+    let odd = producer_batch(pid, 0, 14, 1, ts, "odd");
+    produce_err(
+        &mut c,
+        "win",
+        0,
+        &odd,
+        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        "seq 14 with 1 record (batch had 2)",
+    );
+    assert_eq!(latest(&mut c, "win", 0), 16);
+    assert_eq!(
+        fetch_all(&mut c, "win", 0).len(),
+        8,
+        "no batch appended twice"
+    );
+    // The sequence goes on.
+    let next = producer_batch(pid, 0, 16, 1, ts, "next");
+    assert_eq!(produce_ok(&mut c, "win", 0, &next, "seq 16"), 16);
+}
+
+#[test]
+fn sequence_wraps_at_int32_max() {
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "wrap", 1, &[]);
+    let pid = new_producer(&mut c);
+    let ts = now();
+    // An unknown producer may start anywhere: seqs MAX-1, MAX, 0.
+    let w = producer_batch(pid, 0, i32::MAX - 1, 3, ts, "wrap");
+    assert_eq!(produce_ok(&mut c, "wrap", 0, &w, "seq MAX-1 x3"), 0);
+    // Its retry is a duplicate (last sequence computed with wrap-around).
+    let r = produce(&mut c, "wrap", 0, &w);
+    assert_eq!(
+        (r.error_code, r.base_offset),
+        (NONE, 0),
+        "retry of the wrapping batch"
+    );
+    // Next after the wrap: seq 1.
+    let n = producer_batch(pid, 0, 1, 2, ts, "after");
+    assert_eq!(produce_ok(&mut c, "wrap", 0, &n, "seq 1 after wrap"), 3);
+    let n2 = producer_batch(pid, 0, 3, 1, ts, "after2");
+    assert_eq!(produce_ok(&mut c, "wrap", 0, &n2, "seq 3"), 5);
+    // seq 0 would be a gap backwards now.
+    let z = producer_batch(pid, 0, 0, 1, ts, "zero");
+    produce_err(
+        &mut c,
+        "wrap",
+        0,
+        &z,
+        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        "seq 0 after seq 3",
+    );
+    assert_eq!(latest(&mut c, "wrap", 0), 6);
+
+    // Exactly reaching MAX then continuing at 0.
+    let pid2 = new_producer(&mut c);
+    let m = producer_batch(pid2, 0, i32::MAX - 1, 2, ts, "max");
+    assert_eq!(produce_ok(&mut c, "wrap", 0, &m, "seq MAX-1 x2"), 6);
+    let z = producer_batch(pid2, 0, 0, 1, ts, "z");
+    assert_eq!(produce_ok(&mut c, "wrap", 0, &z, "seq 0 after MAX"), 8);
+    assert_eq!(latest(&mut c, "wrap", 0), 9);
+}
+
+// ---------------------------------------------------------------------------
+// Pipelining
+// ---------------------------------------------------------------------------
+
+#[test]
+fn pipelined_retries_append_once() {
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "pipe", 1, &[]);
+    let pid = new_producer(&mut c);
+    let ts = now();
+    let b0 = producer_batch(pid, 0, 0, 3, ts, "p0");
+    let b1 = producer_batch(pid, 0, 3, 2, ts, "p1");
+    // Five requests in one write: b0, b0, b1, b0, b1.
+    let order = [&b0, &b0, &b1, &b0, &b1];
+    let mut bytes = Vec::new();
+    for (i, bt) in order.iter().enumerate() {
+        let body = encode(&produce_req("pipe", 0, bt), PRODUCE_VERSION);
+        bytes.extend(frame(0, PRODUCE_VERSION, 500 + i as i32, &body));
+    }
+    c.write_raw(&bytes).unwrap();
+    let want = [0i64, 0, 3, 0, 3];
+    for (i, w) in want.iter().enumerate() {
+        let (corr, mut body) = c.recv(0, PRODUCE_VERSION);
+        assert_eq!(corr, 500 + i as i32, "response {i} out of order");
+        let r = single(ProduceResponse::decode(&mut body, PRODUCE_VERSION).unwrap());
+        assert_eq!(
+            r.error_code, NONE,
+            "pipelined request {i}: {:?}",
+            r.error_message
+        );
+        assert_eq!(r.base_offset, *w, "pipelined request {i}: base offset");
+    }
+    assert_eq!(latest(&mut c, "pipe", 0), 5);
+    assert_eq!(
+        summarize(&fetch_all(&mut c, "pipe", 0)),
+        vec![(0, pid, 0, 0, 3), (3, pid, 0, 3, 2)],
+        "log holds each batch once"
+    );
+
+    // The same retry racing on two connections.
+    let b2 = producer_batch(pid, 0, 5, 4, ts, "p2");
+    let body = encode(&produce_req("pipe", 0, &b2), PRODUCE_VERSION);
+    let mut c2 = b.client();
+    c.write_raw(&frame(0, PRODUCE_VERSION, 900, &body)).unwrap();
+    c2.write_raw(&frame(0, PRODUCE_VERSION, 901, &body))
+        .unwrap();
+    for (cl, corr) in [(&mut c, 900), (&mut c2, 901)] {
+        let (got, mut rb) = cl.recv(0, PRODUCE_VERSION);
+        assert_eq!(got, corr);
+        let r = single(ProduceResponse::decode(&mut rb, PRODUCE_VERSION).unwrap());
+        assert_eq!(
+            (r.error_code, r.base_offset),
+            (NONE, 5),
+            "racing retry on connection {corr}"
+        );
+    }
+    assert_eq!(latest(&mut c, "pipe", 0), 9);
+    assert_eq!(fetch_all(&mut c, "pipe", 0).len(), 3);
+}
+
+// ---------------------------------------------------------------------------
+// Durability of producer state
+// ---------------------------------------------------------------------------
+
+/// Writes `n` 2-record batches seq 0,2,.. for `pid`; returns them with offsets.
+fn write_seq(
+    c: &mut Client,
+    topic: &str,
+    pid: i64,
+    from_seq: i32,
+    n: usize,
+    ts: i64,
+    pad: usize,
+    expect_base: &mut i64,
+) -> Vec<(i64, Vec<u8>)> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let seq = from_seq + 2 * i as i32;
+        let bt = producer_batch(
+            pid,
+            0,
+            seq,
+            2,
+            ts,
+            &format!("{pid}-{seq}-{}", "x".repeat(pad)),
+        );
+        let off = produce_ok(c, topic, 0, &bt, &format!("pid {pid} seq {seq}"));
+        assert_eq!(off, *expect_base, "pid {pid} seq {seq}: base offset");
+        *expect_base += 2;
+        out.push((off, bt));
+    }
+    out
+}
+
+fn assert_duplicate(c: &mut Client, topic: &str, bt: &[u8], offset: i64, what: &str) {
+    let before = latest(c, topic, 0);
+    let r = produce(c, topic, 0, bt);
+    assert_eq!(
+        r.error_code, NONE,
+        "{what}: retry refused: {:?}",
+        r.error_message
+    );
+    assert_eq!(
+        r.base_offset, offset,
+        "{what}: retry must be answered with the original base offset"
+    );
+    assert_eq!(
+        latest(c, topic, 0),
+        before,
+        "{what}: retry must not be appended"
+    );
+}
+
+#[test]
+fn producer_state_survives_kill_9_and_graceful_restart() {
+    let mut b = Broker::start(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "dur", 1, &[]);
+    let pid = new_producer(&mut c);
+    let ts = now();
+    let mut next = 0i64;
+    let mut written = write_seq(&mut c, "dur", pid, 0, 8, ts, 0, &mut next);
+    drop(c);
+
+    // kill -9: no snapshot; the state comes from replaying the log.
+    b.kill();
+    b.restart();
+    let mut c = b.client();
+    let (off, last) = written.last().unwrap().clone();
+    assert_duplicate(&mut c, "dur", &last, off, "after kill -9: last batch");
+    let (off5, fifth) = written[written.len() - 5].clone();
+    assert_duplicate(
+        &mut c,
+        "dur",
+        &fifth,
+        off5,
+        "after kill -9: 5th most recent batch",
+    );
+    produce_err(
+        &mut c,
+        "dur",
+        0,
+        &written[written.len() - 6].1,
+        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        "after kill -9: 6th most recent batch",
+    );
+    let gap = producer_batch(pid, 0, 100, 1, ts, "gap");
+    produce_err(
+        &mut c,
+        "dur",
+        0,
+        &gap,
+        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        "after kill -9: gap",
+    );
+    written.extend(write_seq(&mut c, "dur", pid, 16, 3, ts, 0, &mut next));
+    assert_eq!(latest(&mut c, "dur", 0), next);
+    drop(c);
+
+    // Graceful restart: the snapshot taken at shutdown is the state.
+    let st = b.stop();
+    assert_eq!(st.code(), Some(0));
+    assert!(
+        !snapshot_files(&b, "dur", 0).is_empty(),
+        "a clean shutdown leaves a producer state snapshot in dur-0"
+    );
+    b.restart();
+    let mut c = b.client();
+    let (off, last) = written.last().unwrap().clone();
+    assert_duplicate(&mut c, "dur", &last, off, "after SIGTERM: last batch");
+    let (off5, fifth) = written[written.len() - 5].clone();
+    assert_duplicate(
+        &mut c,
+        "dur",
+        &fifth,
+        off5,
+        "after SIGTERM: 5th most recent batch",
+    );
+    produce_err(
+        &mut c,
+        "dur",
+        0,
+        &written[written.len() - 6].1,
+        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        "after SIGTERM: 6th most recent batch",
+    );
+    // Bump the epoch, then crash again: the old epoch stays fenced.
+    let e1 = producer_batch(pid, 1, 0, 1, ts, "e1");
+    assert_eq!(produce_ok(&mut c, "dur", 0, &e1, "epoch 1 seq 0"), next);
+    next += 1;
+    drop(c);
+    b.kill();
+    b.restart();
+    let mut c = b.client();
+    assert_duplicate(
+        &mut c,
+        "dur",
+        &e1,
+        next - 1,
+        "after second kill -9: epoch 1 batch",
+    );
+    produce_err(
+        &mut c,
+        "dur",
+        0,
+        &last,
+        INVALID_PRODUCER_EPOCH,
+        "after second kill -9: epoch 0 retry",
+    );
+    let e1b = producer_batch(pid, 1, 1, 1, ts, "e1b");
+    assert_eq!(produce_ok(&mut c, "dur", 0, &e1b, "epoch 1 seq 1"), next);
+    next += 1;
+    assert_eq!(latest(&mut c, "dur", 0), next);
+    let all = fetch_all(&mut c, "dur", 0);
+    assert_eq!(all.len(), written.len() + 2, "every batch exactly once");
+    for (i, (o, bt)) in written.iter().enumerate() {
+        assert_same_batch(&all[i], bt, *o, 0, &format!("batch {i}"));
+    }
+}
+
+#[test]
+fn producer_state_survives_kill_9_with_rolled_segments() {
+    let mut b = Broker::start(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "roll", 1, &[("internal.segment.bytes", "2000")]);
+    let ts = now();
+    let a = new_producer(&mut c);
+    let bp = new_producer(&mut c);
+    let mut next = 0i64;
+    // Producer A writes a few batches early, then falls silent: its state
+    // lives only in segments that roll away (and in the roll snapshots).
+    let a_batches = write_seq(&mut c, "roll", a, 0, 6, ts, 150, &mut next);
+    // Producer B writes a lot: many rolls.
+    let mut b_batches = write_seq(&mut c, "roll", bp, 0, 60, ts, 150, &mut next);
+    let segments = segment_files(&b, "roll", 0);
+    assert!(
+        segments >= 5,
+        "internal.segment.bytes=2000 should roll often, have {segments} segments"
+    );
+    assert!(
+        !snapshot_files(&b, "roll", 0).is_empty(),
+        "segment rolls take producer state snapshots"
+    );
+    drop(c);
+
+    b.kill();
+    b.restart();
+    let mut c = b.client();
+    assert_eq!(latest(&mut c, "roll", 0), next);
+    let (off, last_a) = a_batches.last().unwrap().clone();
+    assert_duplicate(
+        &mut c,
+        "roll",
+        &last_a,
+        off,
+        "after kill -9: A's last batch (old segment)",
+    );
+    let (off, fifth_a) = a_batches[a_batches.len() - 5].clone();
+    assert_duplicate(
+        &mut c,
+        "roll",
+        &fifth_a,
+        off,
+        "after kill -9: A's 5th most recent batch",
+    );
+    let (off, last_b) = b_batches.last().unwrap().clone();
+    assert_duplicate(
+        &mut c,
+        "roll",
+        &last_b,
+        off,
+        "after kill -9: B's last batch",
+    );
+    let (off, fifth_b) = b_batches[b_batches.len() - 5].clone();
+    assert_duplicate(
+        &mut c,
+        "roll",
+        &fifth_b,
+        off,
+        "after kill -9: B's 5th most recent batch",
+    );
+    produce_err(
+        &mut c,
+        "roll",
+        0,
+        &b_batches[b_batches.len() - 6].1,
+        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        "B's 6th most recent batch",
+    );
+    // Both go on in sequence.
+    let a_next = producer_batch(a, 0, 12, 1, ts, "a-next");
+    let a_next_off = next;
+    assert_eq!(
+        produce_ok(&mut c, "roll", 0, &a_next, "A seq 12"),
+        a_next_off
+    );
+    next += 1;
+    b_batches.extend(write_seq(&mut c, "roll", bp, 120, 20, ts, 150, &mut next));
+    drop(c);
+
+    // Once more, crash right after more rolls, with the newest snapshot
+    // damaged: the state must come from an older snapshot or the log itself.
+    b.kill();
+    let snaps = snapshot_files(&b, "roll", 0);
+    assert!(!snaps.is_empty(), "snapshots after more rolls");
+    let newest = b.data_dir.join("roll-0").join(snaps.last().unwrap());
+    let mut data = std::fs::read(&newest).unwrap();
+    let mid = data.len() / 2;
+    data[mid] ^= 0xff;
+    std::fs::write(&newest, &data).unwrap();
+    b.restart();
+    let mut c = b.client();
+    let (off, last_b) = b_batches.last().unwrap().clone();
+    assert_duplicate(
+        &mut c,
+        "roll",
+        &last_b,
+        off,
+        "after 2nd kill -9: B's last batch",
+    );
+    assert_duplicate(
+        &mut c,
+        "roll",
+        &a_next,
+        a_next_off,
+        "after 2nd kill -9: A's last batch",
+    );
+    drop(c);
+    assert_eq!(b.stop().code(), Some(0));
+    b.restart();
+    let mut c = b.client();
+    assert_duplicate(
+        &mut c,
+        "roll",
+        &last_b,
+        off,
+        "after SIGTERM: B's last batch",
+    );
+    assert_duplicate(
+        &mut c,
+        "roll",
+        &a_next,
+        a_next_off,
+        "after SIGTERM: A's last batch",
+    );
+    assert_eq!(latest(&mut c, "roll", 0), next);
+    let all = fetch_all(&mut c, "roll", 0);
+    assert_eq!(
+        all.len(),
+        a_batches.len() + b_batches.len() + 1,
+        "every batch exactly once"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// DescribeProducers
+// ---------------------------------------------------------------------------
+
+#[test]
+fn describe_producers_lists_state() {
+    let mut b = Broker::start(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "dp", 2, &[]);
+    let ts = now();
+    let p1 = new_producer(&mut c);
+    let p2 = new_producer(&mut c);
+    produce_ok(
+        &mut c,
+        "dp",
+        0,
+        &producer_batch(p1, 0, 0, 3, ts, "a"),
+        "p1 seq 0",
+    );
+    produce_ok(
+        &mut c,
+        "dp",
+        0,
+        &producer_batch(p1, 0, 3, 4, ts + 5, "b"),
+        "p1 seq 3",
+    );
+    produce_ok(
+        &mut c,
+        "dp",
+        0,
+        &producer_batch(p2, 0, 0, 1, ts, "c"),
+        "p2 seq 0",
+    );
+    produce_ok(
+        &mut c,
+        "dp",
+        0,
+        &producer_batch(p2, 2, 0, 2, ts + 7, "d"),
+        "p2 epoch 2 seq 0",
+    );
+    produce_ok(&mut c, "dp", 0, &simple_batch(2, 5, ts, 1), "plain batch");
+
+    let check = |c: &mut Client, what: &str| {
+        let parts = describe_producers(c, "dp", &[0, 1, 7]);
+        let p0 = &parts[0];
+        assert_eq!(
+            (p0.partition_index, p0.error_code),
+            (0, NONE),
+            "{what}: partition 0"
+        );
+        let mut active: Vec<_> = p0
+            .active_producers
+            .iter()
+            .map(|p| {
+                (
+                    p.producer_id.0,
+                    p.producer_epoch,
+                    p.last_sequence,
+                    p.last_timestamp,
+                    p.coordinator_epoch,
+                    p.current_txn_start_offset,
+                )
+            })
+            .collect();
+        active.sort();
+        assert_eq!(
+            active,
+            vec![(p1, 0, 6, ts + 5, -1, -1), (p2, 2, 1, ts + 7, -1, -1)],
+            "{what}: active producers of dp-0 (id, epoch, last seq, last timestamp, coordinator epoch, txn start)"
+        );
+        assert_eq!(
+            (parts[1].partition_index, parts[1].error_code),
+            (1, NONE),
+            "{what}: partition 1"
+        );
+        assert!(
+            parts[1].active_producers.is_empty(),
+            "{what}: dp-1 has no producers"
+        );
+        assert_eq!(
+            (parts[2].partition_index, parts[2].error_code),
+            (7, UNKNOWN_TOPIC_OR_PARTITION),
+            "{what}: nonexistent partition 7"
+        );
+    };
+    check(&mut c, "live");
+
+    let unknown = describe_producers(&mut c, "no-such-topic", &[0]);
+    assert_eq!(unknown[0].partition_index, 0);
+    assert_eq!(
+        unknown[0].error_code, UNKNOWN_TOPIC_OR_PARTITION,
+        "unknown topic"
+    );
+    assert!(unknown[0].active_producers.is_empty());
+
+    drop(c);
+    b.kill();
+    b.restart();
+    let mut c = b.client();
+    check(&mut c, "after kill -9");
+    drop(c);
+    assert_eq!(b.stop().code(), Some(0));
+    b.restart();
+    let mut c = b.client();
+    check(&mut c, "after SIGTERM restart");
+}
