@@ -167,12 +167,20 @@ pub fn decompress(
             codec,
             reason: "LZ4 stream ended prematurely (no frame header)".to_string(),
         }),
-        Compression::Lz4 => read_bounded(
-            lz4_flex::frame::FrameDecoder::new(input),
-            input.len(),
-            max_output,
-        )
-        .map_err(|e| e.into_error(corrupt)),
+        Compression::Lz4 => {
+            // lz4_flex treats input ending where a block size should be as a
+            // clean end; Kafka's Lz4BlockInputStream demands the EndMark.
+            lz4_frame_is_complete(input).map_err(|reason| CompressionError::Corrupt {
+                codec,
+                reason: reason.to_string(),
+            })?;
+            read_bounded(
+                lz4_flex::frame::FrameDecoder::new(input),
+                input.len(),
+                max_output,
+            )
+            .map_err(|e| e.into_error(corrupt))
+        }
         Compression::Zstd => {
             let mut dec = zstd::stream::read::Decoder::with_buffer(input).map_err(corrupt)?;
             // The decoder allocates its window from the frame header, so a
@@ -367,6 +375,47 @@ fn compress_snappy_xerial(input: &[u8]) -> Vec<u8> {
         out[at..at + 4].copy_from_slice(&(n as i32).to_be_bytes());
     }
     out
+}
+
+/// Walks the block structure of one LZ4 frame (header, sized blocks with
+/// optional checksums, the zero EndMark, optional content checksum) without
+/// decoding it, so a frame cut short anywhere is refused as Kafka refuses it.
+fn lz4_frame_is_complete(input: &[u8]) -> Result<(), &'static str> {
+    const MAGIC: u32 = 0x184D_2204;
+    let u32_at = |at: usize| {
+        input
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    if u32_at(0) != Some(MAGIC) {
+        return Err("not an LZ4 frame (bad magic)");
+    }
+    let flg = *input.get(4).ok_or("LZ4 frame header cut short")?;
+    let block_checksum = flg & 0x10 != 0;
+    let content_size = flg & 0x08 != 0;
+    let content_checksum = flg & 0x04 != 0;
+    let dict_id = flg & 0x01 != 0;
+    // FLG, BD, optional content size and dictionary id, header checksum.
+    let mut pos = 4 + 2 + if content_size { 8 } else { 0 } + if dict_id { 4 } else { 0 } + 1;
+    loop {
+        let size = u32_at(pos).ok_or("LZ4 stream ended prematurely (missing EndMark)")?;
+        pos += 4;
+        if size == 0 {
+            break;
+        }
+        let len = (size & 0x7FFF_FFFF) as usize + if block_checksum { 4 } else { 0 };
+        pos = pos
+            .checked_add(len)
+            .filter(|p| *p <= input.len())
+            .ok_or("LZ4 block extends past the stream")?;
+    }
+    if content_checksum {
+        pos += 4;
+    }
+    if pos > input.len() {
+        return Err("LZ4 content checksum cut short");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
