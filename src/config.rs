@@ -83,6 +83,13 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     key("log.cleaner.min.cleanable.ratio", Kind::Double(0.0, 1.0), Some("0.5")),
     key("log.cleaner.min.compaction.lag.ms", Kind::Int(0, I64), Some("0")),
     key("log.cleaner.max.compaction.lag.ms", Kind::Int(1, I64), Some("9223372036854775807")),
+    key("log.cleaner.enable", Kind::Bool, Some("true")),
+    key("log.cleaner.backoff.ms", Kind::Int(0, I64), Some("15000")),
+    key("log.cleaner.dedupe.buffer.size", Kind::Int(0, I64), Some("134217728")),
+    // kastle default: 50 MiB/s. Kafka's default (Double.MAX_VALUE) means
+    // unthrottled, which lets one big compaction starve produce and fetch of
+    // disk bandwidth; set it that high to get Kafka's behaviour back.
+    key("log.cleaner.io.max.bytes.per.second", Kind::Double(0.0, f64::MAX), Some("52428800")),
     key("log.preallocate", Kind::Bool, Some("false")),
     key("log.roll.jitter.ms", Kind::Int(0, I64), None),
     key("log.roll.jitter.hours", Kind::Int(0, I32), Some("0")),

@@ -331,19 +331,20 @@ fn init_producer_id_unique_across_versions_and_restarts() {
 }
 
 #[test]
-fn init_producer_id_with_transactional_id_is_not_a_new_idempotent_producer() {
-    // No transaction coordinator: a transactional InitProducerId must not be
-    // answered as if it had succeeded.
+fn init_producer_id_with_transactional_id_bumps_the_epoch() {
+    // A transactional id keeps its producer id; each InitProducerId bumps the
+    // epoch (fencing the previous incarnation).
     let b = Broker::start(&[]);
     let mut c = b.client();
     let req = init_req(4, -1, -1).with_transactional_id(Some(TransactionalId(sb("txn-1"))));
-    let r = c.call(4, &req);
-    assert_ne!(
-        r.error_code, NONE,
-        "transactional InitProducerId without a coordinator"
-    );
-    assert_eq!(r.producer_id.0, -1);
-    assert_eq!(r.producer_epoch, -1);
+    let first = c.call(4, &req);
+    assert_eq!(first.error_code, NONE);
+    assert!(first.producer_id.0 >= 0);
+    assert_eq!(first.producer_epoch, 0);
+    let second = c.call(4, &req);
+    assert_eq!(second.error_code, NONE);
+    assert_eq!(second.producer_id, first.producer_id);
+    assert_eq!(second.producer_epoch, 1);
     // The connection stays usable and idempotent ids still work.
     new_producer(&mut c);
 }

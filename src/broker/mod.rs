@@ -1,6 +1,7 @@
 //! Broker services: the state a request may read or change, behind methods
 //! that keep its invariants. Handlers call in here; only here calls storage.
 
+pub mod log_manager;
 pub mod partition;
 pub mod producer_ids;
 pub mod topic_config;
@@ -36,6 +37,8 @@ pub struct Broker {
     pub producer_ids: producer_ids::ProducerIdManager,
     /// Consumer groups and committed offsets (`__consumer_offsets`).
     pub groups: Arc<crate::coordinator::group::GroupCoordinator>,
+    /// Transactional ids and two-phase commit (`__transaction_state`).
+    pub txns: Arc<crate::coordinator::txn::TransactionCoordinator>,
     /// Set once shutdown begins, so long polls answer at once instead of
     /// holding the shutdown up.
     stopping: tokio::sync::watch::Sender<bool>,
@@ -75,12 +78,14 @@ impl Broker {
         );
         let producer_ids = producer_ids::ProducerIdManager::load(&dir)?;
         let groups = crate::coordinator::group::GroupCoordinator::open(&topics, &config)?;
+        let txns = crate::coordinator::txn::TransactionCoordinator::open(&topics, &config)?;
         let broker = Arc::new(Broker {
             config,
             cluster_id,
             topics,
             producer_ids,
             groups,
+            txns,
             stopping: tokio::sync::watch::channel(false).0,
             _dir_lock: dir_lock,
         });
@@ -88,6 +93,10 @@ impl Broker {
             broker.start_flushers(&t);
         }
         broker.groups.start();
+        // Retention, segment deletion and the log cleaner; they stop when
+        // shutdown begins.
+        log_manager::start(&broker);
+        broker.txns.start(Arc::downgrade(&broker));
         Ok(broker)
     }
 
@@ -111,7 +120,12 @@ impl Broker {
         Ok(topic)
     }
 
-    pub fn create_partitions(&self, name: &str, total: i32, validate_only: bool) -> Result<Arc<Topic>, TopicError> {
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        total: i32,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, TopicError> {
         let (topic, added) = self.topics.create_partitions(name, total, validate_only)?;
         for p in added {
             tokio::spawn(p.run_flusher());

@@ -18,12 +18,16 @@ use kafka_protocol::ResponseError;
 use tokio::sync::{watch, Notify};
 
 use crate::broker::now_ms;
-use crate::broker::topics::write_atomically;
 use crate::broker::topic_config::TopicSettings;
+use crate::broker::topics::write_atomically;
+use crate::record::batch::BatchHeader;
 use crate::record::batch::ValidatedRecords;
+use crate::record::builder::BatchBuilder;
 use crate::storage::producer_state::{
-    ProducerCheck, ProducerError, ProducerStateEntry, ProducerStateManager,
+    ProducerCheck, ProducerError, ProducerStateEntry, ProducerStateManager, CONTROL_ABORT,
+    CONTROL_COMMIT,
 };
+use crate::storage::txn_index::{AbortedTxn, TransactionIndex};
 use crate::storage::{Log, LogConfig, ReadPlan, StorageError};
 
 /// What readers may see of the partition; published on every change.
@@ -31,6 +35,8 @@ use crate::storage::{Log, LogConfig, ReadPlan, StorageError};
 pub struct PartitionState {
     pub high_watermark: i64,
     pub log_start_offset: i64,
+    /// First offset of the oldest open transaction (`i64::MAX` if none).
+    pub first_unstable_offset: i64,
     /// A flush failed: the data's durability is unknown, so the partition
     /// refuses further appends (Kafka takes the log directory offline).
     pub failed: bool,
@@ -99,6 +105,8 @@ pub struct FetchRead {
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// Aborted transactions overlapping the range (read_committed only).
+    pub aborted: Vec<AbortedTxn>,
 }
 
 impl FetchRead {
@@ -129,6 +137,25 @@ pub struct Partition {
 pub struct PartitionLog {
     pub log: Log,
     pub producers: ProducerStateManager,
+    pub txn_index: TransactionIndex,
+}
+
+impl PartitionLog {
+    /// Snapshots producer state at `offset`; the transaction index must be
+    /// durable first, since replay after the snapshot cannot re-derive the
+    /// aborts before it.
+    fn snapshot(&mut self, offset: i64) -> Result<(), StorageError> {
+        self.txn_index.sync()?;
+        self.producers.take_snapshot(offset)
+    }
+}
+
+impl PartitionState {
+    /// Kafka's last stable offset: consumers in read_committed mode see
+    /// nothing at or beyond it.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.high_watermark.min(self.first_unstable_offset)
+    }
 }
 
 /// Per-partition record of a log start offset moved by DeleteRecords.
@@ -162,12 +189,17 @@ impl Partition {
                 log.set_log_start_offset(start)?;
             }
         }
-        let producers =
+        let mut producers =
             ProducerStateManager::load(dir, &log, settings.producer_id_expiration_ms, now_ms())?;
         let end = log.log_end_offset();
+        let mut txn_index = TransactionIndex::open(dir, log.log_start_offset(), end)?;
+        for aborted in producers.take_replayed_aborts() {
+            txn_index.append(aborted)?;
+        }
         let state = PartitionState {
             high_watermark: end,
             log_start_offset: log.log_start_offset(),
+            first_unstable_offset: producers.first_unstable_offset().unwrap_or(i64::MAX),
             failed: false,
         };
         let (tx, _) = watch::channel(state);
@@ -176,7 +208,11 @@ impl Partition {
             index,
             dir: dir.to_path_buf(),
             settings: RwLock::new(Arc::new(settings)),
-            log: Mutex::new(Some(PartitionLog { log, producers })),
+            log: Mutex::new(Some(PartitionLog {
+                log,
+                producers,
+                txn_index,
+            })),
             state: tx,
             flush_wanted: Notify::new(),
             unflushed_messages: AtomicI64::new(0),
@@ -184,7 +220,10 @@ impl Partition {
     }
 
     pub fn settings(&self) -> Arc<TopicSettings> {
-        self.settings.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Applies changed topic configs: later appends, rolls and flushes use
@@ -255,7 +294,7 @@ impl Partition {
         if plog.log.active_segment_base_offset() != active_before {
             // Kafka snapshots producer state at each roll, so recovery only
             // replays the active segment.
-            if let Err(e) = plog.producers.take_snapshot(result.first_offset) {
+            if let Err(e) = plog.snapshot(result.first_offset) {
                 tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "producer state snapshot failed");
             }
         }
@@ -269,22 +308,14 @@ impl Partition {
         plog.producers.maybe_remove_expired(now);
         let end = plog.log.log_end_offset();
         let log_start = plog.log.log_start_offset();
+        let first_unstable = plog.producers.first_unstable_offset().unwrap_or(i64::MAX);
         drop(guard);
-        let settings = self.settings();
-        let count = validated.record_count.max(1);
-        let unflushed = self.unflushed_messages.fetch_add(count, Ordering::AcqRel) + count;
-        if settings.durable {
-            self.flush_wanted.notify_one();
-        } else {
-            self.state.send_if_modified(|s| {
-                let moved = s.high_watermark < end;
-                s.high_watermark = s.high_watermark.max(end);
-                moved
-            });
-            if unflushed >= settings.flush_messages {
-                self.flush_wanted.notify_one();
-            }
-        }
+        self.state.send_if_modified(|s| {
+            let moved = s.first_unstable_offset != first_unstable;
+            s.first_unstable_offset = first_unstable;
+            moved
+        });
+        self.after_append(end, validated.record_count.max(1));
         Ok(AppendOutcome {
             base_offset: result.first_offset,
             last_offset: result.last_offset,
@@ -303,12 +334,27 @@ impl Partition {
         let target = if offset == -1 { hw } else { offset };
         let log_start = plog.log.log_start_offset();
         if target < 0 || target > hw {
-            return Err(PartitionError::OffsetOutOfRange { offset, log_start, log_end: hw });
+            return Err(PartitionError::OffsetOutOfRange {
+                offset,
+                log_start,
+                log_end: hw,
+            });
         }
         if target > log_start {
-            write_atomically(&self.dir.join(LOG_START_CHECKPOINT), format!("{target}\n").as_bytes())
-                .map_err(|e| PartitionError::Storage(StorageError::io(&self.dir, "write log start checkpoint", e)))?;
-            plog.log.set_log_start_offset(target).map_err(PartitionError::Storage)?;
+            write_atomically(
+                &self.dir.join(LOG_START_CHECKPOINT),
+                format!("{target}\n").as_bytes(),
+            )
+            .map_err(|e| {
+                PartitionError::Storage(StorageError::io(
+                    &self.dir,
+                    "write log start checkpoint",
+                    e,
+                ))
+            })?;
+            plog.log
+                .set_log_start_offset(target)
+                .map_err(PartitionError::Storage)?;
         }
         let start = plog.log.log_start_offset();
         drop(guard);
@@ -318,6 +364,25 @@ impl Partition {
             moved
         });
         Ok(start)
+    }
+
+    /// Durable mode: wake the flusher (the high watermark follows the
+    /// fsync). Page-cache mode: the high watermark moves now.
+    fn after_append(&self, end: i64, records: i64) {
+        let settings = self.settings();
+        let unflushed = self.unflushed_messages.fetch_add(records, Ordering::AcqRel) + records;
+        if settings.durable {
+            self.flush_wanted.notify_one();
+        } else {
+            self.state.send_if_modified(|s| {
+                let moved = s.high_watermark < end;
+                s.high_watermark = s.high_watermark.max(end);
+                moved
+            });
+            if unflushed >= settings.flush_messages {
+                self.flush_wanted.notify_one();
+            }
+        }
     }
 
     /// The idempotent producers this partition knows (DescribeProducers).
@@ -349,14 +414,28 @@ impl Partition {
     }
 
     /// Plans a read for a consumer fetch: never past the high watermark.
+    /// Plans a read_uncommitted read (up to the high watermark).
     pub fn fetch(
         &self,
         offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
     ) -> Result<FetchRead, PartitionError> {
+        self.fetch_isolated(offset, max_bytes, min_one_batch, false)
+    }
+
+    /// Plans a read up to the high watermark, or for read_committed up to
+    /// the last stable offset together with the aborted transactions.
+    pub fn fetch_isolated(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        read_committed: bool,
+    ) -> Result<FetchRead, PartitionError> {
         let guard = self.lock();
-        let log = &guard.as_ref().ok_or(PartitionError::Closed)?.log;
+        let plog = guard.as_ref().ok_or(PartitionError::Closed)?;
+        let log = &plog.log;
         let state = *self.state.borrow();
         let log_start = log.log_start_offset();
         let log_end = log.log_end_offset();
@@ -368,20 +447,101 @@ impl Partition {
             });
         }
         let hw = state.high_watermark;
-        let plan = if offset < hw {
+        let lso = state.last_stable_offset();
+        // read_committed readers stop at the last stable offset.
+        let upper = if read_committed { lso } else { hw };
+        let plan = if offset < upper {
             Some(
-                log.read_plan(offset, max_bytes, min_one_batch, hw)
+                log.read_plan(offset, max_bytes, min_one_batch, upper)
                     .map_err(PartitionError::Storage)?,
             )
         } else {
             None
         };
+        let aborted = if read_committed {
+            plog.txn_index.collect(offset, upper)
+        } else {
+            Vec::new()
+        };
         Ok(FetchRead {
             plan,
             high_watermark: hw,
-            last_stable_offset: hw,
+            last_stable_offset: lso,
             log_start_offset: log_start,
+            aborted,
         })
+    }
+
+    /// Writes a transaction marker (COMMIT or ABORT control batch) for a
+    /// producer, as the transaction coordinator's WriteTxnMarkers does.
+    /// Returns the offset after the marker: the marker is durable, and the
+    /// transaction's outcome settled on this partition, once the high
+    /// watermark reaches it.
+    pub fn append_txn_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> Result<i64, PartitionError> {
+        let now = now_ms();
+        let kind = if commit {
+            CONTROL_COMMIT
+        } else {
+            CONTROL_ABORT
+        };
+        let mut key = [0u8; 4];
+        key[2..4].copy_from_slice(&kind.to_be_bytes());
+        let mut value = [0u8; 6];
+        value[2..6].copy_from_slice(&coordinator_epoch.to_be_bytes());
+        let mut batch = BatchBuilder::new(now)
+            .producer(producer_id, producer_epoch, -1)
+            .transactional(true)
+            .control(true)
+            .push(Some(&key), Some(&value), &[], now)
+            .build();
+        let mut guard = self.lock();
+        let plog = guard.as_mut().ok_or(PartitionError::Closed)?;
+        if self.state.borrow().failed {
+            return Err(PartitionError::Failed);
+        }
+        let active_before = plog.log.active_segment_base_offset();
+        let result = plog
+            .log
+            .append(&mut batch, now)
+            .map_err(PartitionError::Storage)?;
+        if plog.log.active_segment_base_offset() != active_before {
+            if let Err(e) = plog.snapshot(result.first_offset) {
+                tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "producer state snapshot failed");
+            }
+        }
+        let header = BatchHeader::parse(&batch)
+            .map_err(|e| PartitionError::Storage(StorageError::Record(e)))?;
+        if let Some(aborted) = plog
+            .producers
+            .apply_control(&header, commit, coordinator_epoch)
+        {
+            plog.txn_index
+                .append(aborted)
+                .map_err(PartitionError::Storage)?;
+        }
+        let end = plog.log.log_end_offset();
+        let first_unstable = plog.producers.first_unstable_offset().unwrap_or(i64::MAX);
+        drop(guard);
+        self.state.send_if_modified(|s| {
+            let moved = s.first_unstable_offset != first_unstable;
+            s.first_unstable_offset = first_unstable;
+            moved
+        });
+        self.after_append(end, 1);
+        Ok(end)
+    }
+
+    /// Whether `producer_id` has a transaction open on this partition.
+    pub fn has_ongoing_txn(&self, producer_id: i64) -> bool {
+        self.lock()
+            .as_ref()
+            .is_some_and(|p| p.producers.ongoing_txn(producer_id).is_some())
     }
 
     /// First offset whose record timestamp is ≥ `ts`, below the high watermark.
@@ -485,7 +645,8 @@ impl Partition {
             Some(mut plog) => {
                 // A snapshot at the log end lets the next start skip the
                 // producer-state replay.
-                plog.producers.take_snapshot(plog.log.log_end_offset())?;
+                let end = plog.log.log_end_offset();
+                plog.snapshot(end)?;
                 plog.log.close()
             }
             None => Ok(()),
@@ -503,4 +664,101 @@ impl Partition {
             None => Ok(()),
         }
     }
+
+    /// Bytes of log segments on disk (DescribeLogDirs); `None` once closed.
+    pub fn size_bytes(&self) -> Option<u64> {
+        self.lock().as_ref().map(|l| l.log.size_bytes())
+    }
+
+    /// Retention (Kafka's `deleteOldSegments`) under the lock: only renames
+    /// and, when every segment goes, a roll. Returns the `.deleted` files for
+    /// the caller to remove after `file.delete.delay.ms`.
+    pub fn delete_old_segments(&self, now_ms: i64) -> Result<Vec<PathBuf>, PartitionError> {
+        let settings = self.settings();
+        let policy = crate::storage::retention::RetentionPolicy {
+            delete: settings.cleanup_delete,
+            retention_ms: settings.retention_ms,
+            retention_bytes: settings.retention_bytes,
+        };
+        let mut guard = self.lock();
+        let plog = guard.as_mut().ok_or(PartitionError::Closed)?;
+        let hw = self.state.borrow().high_watermark;
+        let active_before = plog.log.active_segment_base_offset();
+        let deleted = plog
+            .log
+            .delete_old_segments(&policy, hw, now_ms)
+            .map_err(PartitionError::Storage)?;
+        if deleted.is_empty() {
+            return Ok(deleted);
+        }
+        if plog.log.active_segment_base_offset() != active_before {
+            // Rolled to delete the old active segment: snapshot as at any roll.
+            let end = plog.log.log_end_offset();
+            if let Err(e) = plog.snapshot(end) {
+                tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "producer state snapshot failed");
+            }
+        }
+        let start = plog.log.log_start_offset();
+        if let Err(e) = plog.txn_index.prune_below(start) {
+            tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "pruning the transaction index failed");
+        }
+        drop(guard);
+        self.state.send_if_modified(|s| {
+            let moved = s.log_start_offset != start;
+            s.log_start_offset = start;
+            moved
+        });
+        Ok(deleted)
+    }
+
+    /// What the log cleaner needs, taken briefly under the lock: the
+    /// non-active segments, offsets bounding the cleanable section, and the
+    /// last data offset of each producer still tracked.
+    pub fn cleaner_view(&self) -> Option<CleanerView> {
+        let guard = self.lock();
+        let plog = guard.as_ref()?;
+        let state = *self.state.borrow();
+        Some(CleanerView {
+            segments: plog.log.cleaner_segments(),
+            active_base_offset: plog.log.active_segment_base_offset(),
+            log_start_offset: plog.log.log_start_offset(),
+            log_end_offset: plog.log.log_end_offset(),
+            high_watermark: state.high_watermark,
+            first_unstable_offset: plog.producers.first_unstable_offset(),
+            producer_last_offsets: plog
+                .producers
+                .producers()
+                .filter_map(|p| p.batches.back().map(|b| (p.producer_id, b.last_offset)))
+                .collect(),
+            config: plog.log.config().clone(),
+        })
+    }
+
+    /// Swaps a cleaned segment in (see `Log::replace_with_cleaned`); the lock
+    /// is held only for the renames and the new segment's index load.
+    pub fn install_cleaned(
+        &self,
+        replaced: &[(i64, u64)],
+    ) -> Result<Option<Vec<PathBuf>>, StorageError> {
+        let mut guard = self.lock();
+        let Some(plog) = guard.as_mut() else {
+            return Ok(None);
+        };
+        if self.state.borrow().failed {
+            return Ok(None);
+        }
+        plog.log.replace_with_cleaned(replaced, now_ms())
+    }
+}
+
+/// See [`Partition::cleaner_view`].
+pub struct CleanerView {
+    pub segments: Vec<crate::storage::cleaner::CleanerSegment>,
+    pub active_base_offset: i64,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub high_watermark: i64,
+    pub first_unstable_offset: Option<i64>,
+    pub producer_last_offsets: std::collections::HashMap<i64, i64>,
+    pub config: LogConfig,
 }

@@ -258,6 +258,22 @@ pub struct TopicSettings {
     pub producer_id_expiration_ms: i64,
     /// `cleanup.policy` includes `compact`: records need keys.
     pub compacted: bool,
+    /// `cleanup.policy` includes `delete`: time and size retention apply.
+    pub cleanup_delete: bool,
+    /// `retention.ms` (-1: unlimited).
+    pub retention_ms: i64,
+    /// `retention.bytes` (negative: unlimited).
+    pub retention_bytes: i64,
+    /// `delete.retention.ms`: how long tombstones survive once cleaned.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`.
+    pub max_compaction_lag_ms: i64,
+    /// `file.delete.delay.ms`: delay before `.deleted` segment files go.
+    pub file_delete_delay_ms: i64,
 }
 
 impl TopicSettings {
@@ -298,6 +314,19 @@ impl TopicSettings {
             compacted: get("cleanup.policy")
                 .split(',')
                 .any(|p| p.trim() == "compact"),
+            cleanup_delete: get("cleanup.policy")
+                .split(',')
+                .any(|p| p.trim() == "delete"),
+            retention_ms: int("retention.ms", 604_800_000),
+            retention_bytes: int("retention.bytes", -1),
+            delete_retention_ms: int("delete.retention.ms", 86_400_000),
+            min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio")
+                .trim()
+                .parse::<f64>()
+                .unwrap_or(0.5),
+            min_compaction_lag_ms: int("min.compaction.lag.ms", 0),
+            max_compaction_lag_ms: int("max.compaction.lag.ms", i64::MAX),
+            file_delete_delay_ms: int("file.delete.delay.ms", 60_000),
         }
     }
 }

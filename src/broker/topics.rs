@@ -360,7 +360,9 @@ impl TopicManager {
     }
 
     fn topic_file(&self, id: &Uuid) -> PathBuf {
-        self.log_dir.join(TOPICS_DIR).join(format!("{id}.properties"))
+        self.log_dir
+            .join(TOPICS_DIR)
+            .join(format!("{id}.properties"))
     }
 
     fn replace(&self, topic: Arc<Topic>) {
@@ -380,15 +382,22 @@ impl TopicManager {
     ) -> Result<Arc<Topic>, TopicError> {
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         let topic = self.get(name).ok_or_else(|| {
-            TopicError::new(ResponseError::UnknownTopicOrPartition, format!("Topic {name} does not exist."))
+            TopicError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("Topic {name} does not exist."),
+            )
         })?;
-        validate_topic_configs(&configs).map_err(|e| TopicError::new(ResponseError::InvalidConfig, e.0))?;
+        validate_topic_configs(&configs)
+            .map_err(|e| TopicError::new(ResponseError::InvalidConfig, e.0))?;
         if validate_only {
             return Ok(topic);
         }
         let file = self.topic_file(&topic.id);
-        write_atomically(&file, render_topic_file(name, &topic.id, topic.partitions.len() as i32, &configs).as_bytes())
-            .map_err(io_err(format!("writing {}", file.display())))?;
+        write_atomically(
+            &file,
+            render_topic_file(name, &topic.id, topic.partitions.len() as i32, &configs).as_bytes(),
+        )
+        .map_err(io_err(format!("writing {}", file.display())))?;
         let settings = TopicSettings::resolve(&configs, &self.config);
         for p in &topic.partitions {
             p.update_settings(settings.clone());
@@ -416,7 +425,10 @@ impl TopicManager {
     ) -> Result<(Arc<Topic>, Vec<Arc<Partition>>), TopicError> {
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         let topic = self.get(name).ok_or_else(|| {
-            TopicError::new(ResponseError::UnknownTopicOrPartition, format!("The topic '{name}' does not exist."))
+            TopicError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("The topic '{name}' does not exist."),
+            )
         })?;
         let current = topic.partitions.len() as i32;
         if total < current {
@@ -446,24 +458,33 @@ impl TopicManager {
             for p in current..total {
                 let dir = partition_dir(&self.log_dir, name, p);
                 if dir.exists() {
-                    fs::remove_dir_all(&dir).map_err(io_err(format!("removing stale {}", dir.display())))?;
+                    fs::remove_dir_all(&dir)
+                        .map_err(io_err(format!("removing stale {}", dir.display())))?;
                 }
                 fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
                 write_atomically(
                     &dir.join("partition.metadata"),
                     format!("version: 0\ntopic_id: {}\n", topic_id_string(&topic.id)).as_bytes(),
                 )
-                .map_err(io_err(format!("writing {}/partition.metadata", dir.display())))?;
+                .map_err(io_err(format!(
+                    "writing {}/partition.metadata",
+                    dir.display()
+                )))?;
                 let part = Partition::open(Arc::from(name), p, &dir, settings.clone(), false)
-                    .map_err(|e| TopicError::new(ResponseError::KafkaStorageError, e.to_string()))?;
+                    .map_err(|e| {
+                        TopicError::new(ResponseError::KafkaStorageError, e.to_string())
+                    })?;
                 added.push(part);
             }
             fs::File::open(&self.log_dir)
                 .and_then(|d| d.sync_all())
                 .map_err(io_err(format!("syncing {}", self.log_dir.display())))?;
             let file = self.topic_file(&topic.id);
-            write_atomically(&file, render_topic_file(name, &topic.id, total, &topic.configs).as_bytes())
-                .map_err(io_err(format!("writing {}", file.display())))
+            write_atomically(
+                &file,
+                render_topic_file(name, &topic.id, total, &topic.configs).as_bytes(),
+            )
+            .map_err(io_err(format!("writing {}", file.display())))
         })();
         if let Err(e) = result {
             for p in &added {

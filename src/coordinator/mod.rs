@@ -3,3 +3,4 @@
 //! and committed offsets); the transaction coordinator will live beside it.
 
 pub mod group;
+pub mod txn;

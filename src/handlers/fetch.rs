@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::select_all;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -101,7 +103,12 @@ fn read_pass(
             // KIP-74: the first partition with data returns at least one
             // batch even if it exceeds the limits, so consumers never stall.
             let min_one = total == 0;
-            let data = match partition.fetch(pt.fetch_offset, limit, min_one) {
+            let data = match partition.fetch_isolated(
+                pt.fetch_offset,
+                limit,
+                min_one,
+                read_committed,
+            ) {
                 Ok(read) => match read.read() {
                     Ok(bytes) => {
                         total += bytes.len();
@@ -111,11 +118,16 @@ fn read_pass(
                             .with_last_stable_offset(read.last_stable_offset)
                             .with_log_start_offset(read.log_start_offset)
                             .with_preferred_read_replica(BrokerId(-1))
-                            .with_aborted_transactions(if read_committed {
-                                Some(Vec::new())
-                            } else {
-                                None
-                            })
+                            .with_aborted_transactions(read_committed.then(|| {
+                                read.aborted
+                                    .iter()
+                                    .map(|a| {
+                                        AbortedTransaction::default()
+                                            .with_producer_id(ProducerId(a.producer_id))
+                                            .with_first_offset(a.first_offset)
+                                    })
+                                    .collect()
+                            }))
                             .with_records(Some(bytes))
                     }
                     Err(e) => {
@@ -130,7 +142,7 @@ fn read_pass(
                     if let PartitionError::OffsetOutOfRange { log_start, .. } = e {
                         let s = partition.state();
                         d.high_watermark = s.high_watermark;
-                        d.last_stable_offset = s.high_watermark;
+                        d.last_stable_offset = s.last_stable_offset();
                         d.log_start_offset = log_start;
                     }
                     d

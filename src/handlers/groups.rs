@@ -1,6 +1,6 @@
 //! Consumer group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat,
-//! LeaveGroup, OffsetCommit, OffsetFetch, ListGroups, DescribeGroups,
-//! DeleteGroups, OffsetDelete. Each decodes its request, calls the
+//! LeaveGroup, OffsetCommit, TxnOffsetCommit, OffsetFetch, ListGroups,
+//! DescribeGroups, DeleteGroups, OffsetDelete. Each decodes its request, calls the
 //! GroupCoordinator and encodes the answer at the request's version.
 //!
 //! JoinGroup and SyncGroup long-poll: the in-order part registers the
@@ -29,13 +29,17 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::{
     BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
     DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
     LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
     OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
-    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
+    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName, TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -271,17 +275,19 @@ pub fn leave_group(req: &Request, body: Bytes) -> Reply {
     };
     let (top, results) = req.ctx.broker.groups.leave_group(&r.group_id.0, leaving);
     let resp = if version >= 3 {
-        LeaveGroupResponse::default().with_error_code(top).with_members(
-            results
-                .into_iter()
-                .map(|(m, i, e)| {
-                    MemberResponse::default()
-                        .with_member_id(s(m))
-                        .with_group_instance_id(i.map(s))
-                        .with_error_code(e)
-                })
-                .collect(),
-        )
+        LeaveGroupResponse::default()
+            .with_error_code(top)
+            .with_members(
+                results
+                    .into_iter()
+                    .map(|(m, i, e)| {
+                        MemberResponse::default()
+                            .with_member_id(s(m))
+                            .with_group_instance_id(i.map(s))
+                            .with_error_code(e)
+                    })
+                    .collect(),
+            )
     } else {
         let member_err = results.first().map(|(_, _, e)| *e).unwrap_or(0);
         LeaveGroupResponse::default().with_error_code(if top != 0 { top } else { member_err })
@@ -378,12 +384,111 @@ pub fn offset_commit(req: Request, body: Bytes) -> Pending {
     })
 }
 
+/// TxnOffsetCommit (v0-4): the offsets of a transaction, visible once its
+/// COMMIT marker is written. As Kafka: unknown topic partitions get
+/// UNKNOWN_TOPIC_OR_PARTITION; an empty group id INVALID_GROUP_ID; the
+/// group's `__consumer_offsets` partition must be in the producer's open
+/// transaction (AddOffsetsToTxn; KIP-890 verification), else the
+/// verification error for every partition; then the coordinator validates
+/// the group and writes a transactional batch.
+pub fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
+    let r: TxnOffsetCommitRequest = match crate::handlers::decode(&req.header, body) {
+        Ok(r) => r,
+        Err(e) => return ready(crate::handlers::malformed(&req, e)),
+    };
+    let broker = req.ctx.broker.clone();
+    let mut codes: Vec<Vec<Option<i16>>> = Vec::with_capacity(r.topics.len());
+    let mut parts = Vec::new();
+    for t in &r.topics {
+        let mut tc = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            if partition_exists(&broker, &t.name.0, p.partition_index) {
+                tc.push(None);
+                parts.push(CommitPartition {
+                    topic: t.name.0.to_string(),
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                });
+            } else {
+                tc.push(Some(ResponseError::UnknownTopicOrPartition.code()));
+            }
+        }
+        codes.push(tc);
+    }
+    let group_id = r.group_id.0.to_string();
+    let result = if parts.is_empty() {
+        Ok((Vec::new(), None))
+    } else if group_id.is_empty() {
+        Err(ResponseError::InvalidGroupId.code())
+    } else {
+        let offsets_partition = broker.groups.partition_for(&group_id);
+        match broker.txns.verify_partition(
+            r.producer_id.0,
+            r.producer_epoch,
+            crate::coordinator::group::OFFSETS_TOPIC,
+            offsets_partition,
+        ) {
+            Err(e) => {
+                tracing::debug!(group = %group_id, transactional_id = %r.transactional_id.0, producer_id = r.producer_id.0, error = ?e, "TxnOffsetCommit refused by transaction verification");
+                Err(e.code())
+            }
+            Ok(()) => broker.groups.txn_commit_offsets(
+                &group_id,
+                r.producer_id.0,
+                r.producer_epoch,
+                r.generation_id,
+                &r.member_id,
+                r.group_instance_id.as_deref(),
+                &parts,
+            ),
+        }
+    };
+    Box::pin(async move {
+        let decided: Vec<i16> = match result {
+            Err(code) => vec![code; parts.len()],
+            Ok((per, wait)) => match durable(&broker, wait).await {
+                Ok(()) => per,
+                Err(code) => per
+                    .into_iter()
+                    .map(|c| if c == 0 { code } else { c })
+                    .collect(),
+            },
+        };
+        let mut it = decided.into_iter();
+        let topics = r
+            .topics
+            .iter()
+            .zip(codes)
+            .map(|(t, tc)| {
+                TxnOffsetCommitResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .zip(tc)
+                            .map(|(p, c)| {
+                                let code = c.unwrap_or_else(|| it.next().unwrap_or(0));
+                                TxnOffsetCommitResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(code)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        req.respond(&TxnOffsetCommitResponse::default().with_topics(topics))
+    })
+}
+
 fn fetched_partition(f: FetchedOffset) -> OffsetFetchResponsePartition {
     OffsetFetchResponsePartition::default()
         .with_partition_index(f.partition)
         .with_committed_offset(f.offset)
         .with_committed_leader_epoch(f.leader_epoch)
         .with_metadata(Some(s(f.metadata)))
+        .with_error_code(f.error)
 }
 
 pub fn offset_fetch(req: &Request, body: Bytes) -> Reply {
@@ -399,7 +504,7 @@ pub fn offset_fetch(req: &Request, body: Bytes) -> Reply {
                         .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                         .collect()
                 });
-                let fetched = groups.fetch_offsets(&g.group_id.0, topics);
+                let fetched = groups.fetch_offsets(&g.group_id.0, topics, r.require_stable);
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id.clone())
                     .with_topics(
@@ -416,6 +521,7 @@ pub fn offset_fetch(req: &Request, body: Bytes) -> Reply {
                                                     .with_committed_offset(f.offset)
                                                     .with_committed_leader_epoch(f.leader_epoch)
                                                     .with_metadata(Some(s(f.metadata)))
+                                                    .with_error_code(f.error)
                                             })
                                             .collect(),
                                     )
@@ -431,7 +537,12 @@ pub fn offset_fetch(req: &Request, body: Bytes) -> Reply {
             .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
             .collect()
     });
-    let fetched = groups.fetch_offsets(&r.group_id.0, topics);
+    // require_stable exists from v7.
+    let fetched = groups.fetch_offsets(
+        &r.group_id.0,
+        topics,
+        r.require_stable && req.version() >= 7,
+    );
     let topics = fetched
         .into_iter()
         .map(|(t, ps)| {
@@ -467,9 +578,7 @@ pub fn list_groups(req: &Request, body: Bytes) -> Reply {
             .groups
             .list_groups()
             .into_iter()
-            .filter(|g| {
-                states.is_empty() || states.contains(&g.state.name().to_ascii_lowercase())
-            })
+            .filter(|g| states.is_empty() || states.contains(&g.state.name().to_ascii_lowercase()))
             .map(|g| {
                 ListedGroup::default()
                     .with_group_id(GroupId(s(g.group_id)))

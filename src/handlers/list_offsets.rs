@@ -19,11 +19,11 @@ const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 const EARLIEST_PENDING_UPLOAD: i64 = -6;
 
-fn lookup(p: &Partition, ts: i64) -> Result<(i64, i64), ResponseError> {
+fn lookup(p: &Partition, ts: i64, read_committed: bool) -> Result<(i64, i64), ResponseError> {
     let state = p.state();
     let err = |e: crate::broker::partition::PartitionError| e.code();
     match ts {
-        // Without transactions the last stable offset equals the high watermark.
+        LATEST if read_committed => Ok((-1, state.last_stable_offset())),
         LATEST => Ok((-1, state.high_watermark)),
         EARLIEST | EARLIEST_LOCAL => Ok((-1, state.log_start_offset)),
         // No tiered storage: nothing is tiered or pending upload.
@@ -53,7 +53,7 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                 Some(_) if p.current_leader_epoch > 0 => {
                     r.error_code = ResponseError::UnknownLeaderEpoch.code()
                 }
-                Some(part) => match lookup(part, p.timestamp) {
+                Some(part) => match lookup(part, p.timestamp, request.isolation_level == 1) {
                     Ok((ts, offset)) => {
                         r.timestamp = ts;
                         r.offset = offset;

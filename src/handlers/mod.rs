@@ -2,6 +2,8 @@
 //! request (after the schema walker has vetted it), calls broker services and
 //! encodes the response; it never touches storage directly.
 
+pub mod admin_cluster;
+pub mod admin_configs;
 pub mod api_versions;
 pub mod fetch;
 pub mod groups;
@@ -10,6 +12,7 @@ pub mod metadata;
 pub mod produce;
 pub mod producers;
 pub mod topics;
+pub mod transactions;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -124,7 +127,12 @@ pub async fn dispatch(ctx: RequestContext, frame: Bytes) -> Pending {
         ApiKey::Produce => produce::handle(req, body),
         ApiKey::Fetch => fetch::handle(req, body),
         ApiKey::ListOffsets => ready(list_offsets::handle(&req, body)),
-        ApiKey::InitProducerId => ready(producers::init_producer_id(&req, body)),
+        ApiKey::InitProducerId => producers::init_producer_id(req, body),
+        ApiKey::AddPartitionsToTxn => transactions::add_partitions_to_txn(req, body),
+        ApiKey::AddOffsetsToTxn => transactions::add_offsets_to_txn(req, body),
+        ApiKey::EndTxn => transactions::end_txn(req, body),
+        ApiKey::DescribeTransactions => transactions::describe_transactions(req, body),
+        ApiKey::ListTransactions => transactions::list_transactions(req, body),
         ApiKey::DescribeProducers => ready(producers::describe_producers(&req, body)),
         ApiKey::FindCoordinator => ready(groups::find_coordinator(&req, body)),
         ApiKey::JoinGroup => groups::join_group(req, body),
@@ -132,11 +140,34 @@ pub async fn dispatch(ctx: RequestContext, frame: Bytes) -> Pending {
         ApiKey::Heartbeat => ready(groups::heartbeat(&req, body)),
         ApiKey::LeaveGroup => ready(groups::leave_group(&req, body)),
         ApiKey::OffsetCommit => groups::offset_commit(req, body),
+        ApiKey::TxnOffsetCommit => groups::txn_offset_commit(req, body),
         ApiKey::OffsetFetch => ready(groups::offset_fetch(&req, body)),
         ApiKey::ListGroups => ready(groups::list_groups(&req, body)),
         ApiKey::DescribeGroups => ready(groups::describe_groups(&req, body)),
         ApiKey::DeleteGroups => groups::delete_groups(req, body),
         ApiKey::OffsetDelete => groups::offset_delete(req, body),
+        ApiKey::DescribeConfigs => ready(admin_configs::describe_configs(&req, body)),
+        ApiKey::AlterConfigs => ready(admin_configs::alter_configs(&req, body)),
+        ApiKey::IncrementalAlterConfigs => {
+            ready(admin_configs::incremental_alter_configs(&req, body))
+        }
+        ApiKey::CreatePartitions => ready(admin_cluster::create_partitions(&req, body)),
+        ApiKey::DeleteRecords => ready(admin_cluster::delete_records(&req, body)),
+        ApiKey::DescribeCluster => ready(admin_cluster::describe_cluster(&req, body)),
+        ApiKey::DescribeLogDirs => ready(admin_cluster::describe_log_dirs(&req, body)),
+        ApiKey::OffsetForLeaderEpoch => ready(admin_cluster::offset_for_leader_epoch(&req, body)),
+        ApiKey::ElectLeaders => ready(admin_cluster::elect_leaders(&req, body)),
+        ApiKey::AlterPartitionReassignments => {
+            ready(admin_cluster::alter_partition_reassignments(&req, body))
+        }
+        ApiKey::ListPartitionReassignments => {
+            ready(admin_cluster::list_partition_reassignments(&req, body))
+        }
+        ApiKey::DescribeClientQuotas => ready(admin_cluster::describe_client_quotas(&req, body)),
+        ApiKey::AlterClientQuotas => ready(admin_cluster::alter_client_quotas(&req, body)),
+        ApiKey::CreateAcls => ready(admin_cluster::create_acls(&req, body)),
+        ApiKey::DescribeAcls => ready(admin_cluster::describe_acls(&req, body)),
+        ApiKey::DeleteAcls => ready(admin_cluster::delete_acls(&req, body)),
         other => ready(Reply::Close(format!("{other:?} is not implemented"))),
     }
 }

@@ -15,6 +15,7 @@ use kafka_protocol::ResponseError;
 
 use crate::broker::now_ms;
 use crate::broker::partition::Partition;
+use crate::coordinator::txn::TransactionCoordinator;
 use crate::handlers::{decode, malformed, ready, Pending, Reply, Request};
 use crate::record::batch::{self as batch, RecordError, TimestampType, ValidationConfig};
 use crate::record::compression;
@@ -64,6 +65,7 @@ fn into_mut(records: Bytes) -> BytesMut {
 }
 
 fn append_partition(
+    txns: &TransactionCoordinator,
     partition: &Arc<Partition>,
     index: i32,
     records: Option<Bytes>,
@@ -110,6 +112,22 @@ fn append_partition(
         tracing::debug!(topic = %partition.topic, partition = index, error = %e, "rejected produce batch");
         Box::new(record_error_response(index, &e, version))
     })?;
+    if let Some(h) = validated
+        .batches
+        .first()
+        .map(|b| b.header)
+        .filter(|h| h.is_transactional())
+    {
+        // KIP-890: a transactional batch must belong to a transaction that
+        // has this partition in it.
+        if let Err(code) =
+            txns.verify_partition(h.producer_id, h.producer_epoch, &partition.topic, index)
+        {
+            let msg = (code == ResponseError::InvalidTxnState)
+                .then(|| "Partition was not added to the transaction".to_string());
+            return Err(Box::new(partition_error(index, code, msg)));
+        }
+    }
     let mut buf = into_mut(records);
     if let Some(target) = settings.compression_codec {
         // The topic names a codec: re-encode batches that use another one
@@ -207,17 +225,25 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                             ResponseError::UnknownTopicOrPartition,
                             None,
                         )),
-                        Some(p) => append_partition(p, pd.index, pd.records, acks, now, version)
-                            .map_err(|e| *e)
-                            .map(|(r, end)| {
-                                awaiting.push(AwaitingAck {
-                                    topic_pos,
-                                    partition_pos,
-                                    partition: p.clone(),
-                                    end_offset: end,
-                                });
-                                r
-                            }),
+                        Some(p) => append_partition(
+                            &broker.txns,
+                            p,
+                            pd.index,
+                            pd.records,
+                            acks,
+                            now,
+                            version,
+                        )
+                        .map_err(|e| *e)
+                        .map(|(r, end)| {
+                            awaiting.push(AwaitingAck {
+                                topic_pos,
+                                partition_pos,
+                                partition: p.clone(),
+                                end_offset: end,
+                            });
+                            r
+                        }),
                     },
                 }
             };

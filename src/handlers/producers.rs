@@ -11,18 +11,33 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::handlers::{decode_or_close, Reply, Request};
+use crate::handlers::{
+    decode, decode_or_close, malformed, ready, transactions, Pending, Reply, Request,
+};
 
-pub fn init_producer_id(req: &Request, body: Bytes) -> Reply {
-    let request = decode_or_close!(req, body, InitProducerIdRequest);
+pub fn init_producer_id(req: Request, body: Bytes) -> Pending {
+    let request: InitProducerIdRequest = match decode(&req.header, body) {
+        Ok(r) => r,
+        Err(e) => return ready(malformed(&req, e)),
+    };
+    // Kafka refuses a half-given producer identity (KafkaApis checks both).
+    if (request.producer_id.0 == -1) != (request.producer_epoch == -1) {
+        let resp = InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
+            .with_error_code(ResponseError::InvalidRequest.code());
+        return ready(req.respond(&resp));
+    }
+    if request.transactional_id.is_some() {
+        return transactions::init_producer_id(req, request);
+    }
+    ready(init_idempotent(&req))
+}
+
+fn init_idempotent(req: &Request) -> Reply {
     let mut resp = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if request.transactional_id.is_some() {
-        // No transaction coordinator yet: say so rather than pretend.
-        resp.error_code = ResponseError::CoordinatorNotAvailable.code();
-        return req.respond(&resp);
-    }
     // Kafka answers a request without a transactional id with a fresh
     // producer id at epoch 0, whatever id and epoch the client passed
     // (KIP-360's bump for idempotent producers happens client-side).

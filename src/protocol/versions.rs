@@ -27,10 +27,12 @@ const fn api(key: ApiKey, min: i16, max: i16) -> ApiSupport {
 pub static SUPPORTED: &[ApiSupport] = &[
     // librdkafka refuses to compress unless Produce is advertised from v0;
     // Kafka 4.x advertises 0 and rejects v0-2 on use, and so do we.
+    // Max 11: clients read Produce v12+ as "transaction version 2" (KIP-890
+    // part 2: partitions join a transaction implicitly), not offered yet.
     ApiSupport {
         key: ApiKey::Produce,
         min: 3,
-        max: 13,
+        max: 11,
         advertised_min: 0,
     },
     api(ApiKey::Fetch, 4, 18),
@@ -41,6 +43,13 @@ pub static SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::DeleteTopics, 1, 6),
     api(ApiKey::InitProducerId, 0, 5),
     api(ApiKey::DescribeProducers, 0, 0),
+    api(ApiKey::AddPartitionsToTxn, 0, 5),
+    api(ApiKey::AddOffsetsToTxn, 0, 4),
+    // v5 belongs to transaction version 2 (epoch bump on every end).
+    api(ApiKey::EndTxn, 0, 4),
+    api(ApiKey::DescribeTransactions, 0, 0),
+    // v2 adds a regular-expression filter, not offered yet.
+    api(ApiKey::ListTransactions, 0, 1),
     // Consumer groups (classic protocol); Kafka 4.x's ranges (KIP-896
     // removed OffsetCommit v0-1 and OffsetFetch v0).
     api(ApiKey::FindCoordinator, 0, 6),
@@ -49,11 +58,32 @@ pub static SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::Heartbeat, 0, 4),
     api(ApiKey::LeaveGroup, 0, 5),
     api(ApiKey::OffsetCommit, 2, 9),
+    // v5 belongs to transaction version 2, not advertised.
+    api(ApiKey::TxnOffsetCommit, 0, 4),
     api(ApiKey::OffsetFetch, 1, 9),
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DescribeGroups, 0, 6),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
+    // Admin APIs (Kafka 4.x floors, KIP-896: DescribeConfigs v0,
+    // DescribeLogDirs v0, OffsetForLeaderEpoch v0-1 and the ACL APIs' v0
+    // are gone).
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::DeleteRecords, 0, 2),
+    api(ApiKey::DescribeCluster, 0, 2),
+    api(ApiKey::DescribeLogDirs, 1, 4),
+    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    api(ApiKey::ElectLeaders, 0, 2),
+    api(ApiKey::AlterPartitionReassignments, 0, 1),
+    api(ApiKey::ListPartitionReassignments, 0, 0),
+    api(ApiKey::DescribeClientQuotas, 0, 1),
+    api(ApiKey::AlterClientQuotas, 0, 1),
+    api(ApiKey::CreateAcls, 1, 3),
+    api(ApiKey::DescribeAcls, 1, 3),
+    api(ApiKey::DeleteAcls, 1, 3),
 ];
 
 pub fn support(api_key: i16) -> Option<&'static ApiSupport> {

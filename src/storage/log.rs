@@ -17,9 +17,13 @@ use tracing::{info, warn};
 
 use crate::record::{assign_offsets, iter_batches, RecordError};
 
+use super::cleaner::{self, CleanerSegment, CLEANED_SUFFIX, DELETED_SUFFIX, SWAP_SUFFIX};
 use super::config::LogConfig;
 use super::error::StorageError;
-use super::segment::{LogSegment, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX};
+use super::retention::{deletable_segment_count, RetentionPolicy, SegmentInfo};
+use super::segment::{
+    segment_file_name, LogSegment, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX,
+};
 use super::time_index::TimestampOffset;
 
 /// Where an append landed.
@@ -123,7 +127,9 @@ impl Log {
         let now = now_ms();
         let mut bases = Vec::new();
         let mut index_files = Vec::new();
-        let mut removed_any = false;
+        // Finish (or discard) a compaction swap a crash interrupted, as
+        // Kafka's LogLoader does, before the segments are listed.
+        let mut removed_any = super::cleaner::complete_interrupted_swaps(dir)?;
         let entries =
             fs::read_dir(dir).map_err(|e| StorageError::io(dir, "list log directory", e))?;
         for entry in entries {
@@ -137,9 +143,8 @@ impl Log {
                 || name.ends_with(".swap")
                 || name.ends_with(".tmp")
             {
-                // No compaction yet, so a .swap can only be debris of a
-                // crashed operation we never started; Kafka's swap recovery
-                // is not needed. .deleted/.cleaned are always garbage.
+                // complete_interrupted_swaps already handled these; what
+                // is left appeared since and is garbage.
                 warn!(file = %path.display(), "removing leftover file");
                 fs::remove_file(&path)
                     .map_err(|e| StorageError::io(&path, "remove leftover", e))?;
@@ -536,6 +541,165 @@ impl Log {
 
     pub fn config(&self) -> &LogConfig {
         &self.config
+    }
+
+    /// Retention's view of the segments, oldest first, active last.
+    pub fn retention_segments(&self) -> Vec<SegmentInfo> {
+        self.segments
+            .iter()
+            .map(|s| SegmentInfo {
+                base_offset: s.base_offset(),
+                size: s.size(),
+                largest_timestamp: s.largest_timestamp(),
+            })
+            .collect()
+    }
+
+    /// Kafka's `deleteOldSegments`: deletes the oldest segments that
+    /// retention (see `retention::deletable_segment_count`) allows, rolling
+    /// first when every segment goes. Returns the files renamed `.deleted`,
+    /// which the caller removes after `file.delete.delay.ms`.
+    pub fn delete_old_segments(
+        &mut self,
+        policy: &RetentionPolicy,
+        high_watermark: i64,
+        now_ms: i64,
+    ) -> Result<Vec<PathBuf>, StorageError> {
+        let n = deletable_segment_count(
+            &self.retention_segments(),
+            self.log_start_offset,
+            self.log_end_offset(),
+            high_watermark,
+            policy,
+            now_ms,
+        );
+        self.delete_oldest_segments(n, now_ms)
+    }
+
+    /// Removes the `n` oldest segments (renamed `.deleted`, for the caller
+    /// to remove later) and moves the log start offset to the new first
+    /// segment's base. A log always keeps one segment: when all go, a new
+    /// active segment is rolled first.
+    pub fn delete_oldest_segments(
+        &mut self,
+        n: usize,
+        now_ms: i64,
+    ) -> Result<Vec<PathBuf>, StorageError> {
+        let n = n.min(self.segments.len());
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        if n == self.segments.len() {
+            self.roll(now_ms)?;
+        }
+        let n = n.min(self.segments.len() - 1);
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        // Readers must never see a start below the first segment.
+        self.log_start_offset = self.log_start_offset.max(self.segments[n].base_offset());
+        let removed: Vec<LogSegment> = self.segments.drain(..n).collect();
+        let mut renamed = Vec::new();
+        for seg in removed {
+            renamed.extend(Self::rename_segment_files(&seg, DELETED_SUFFIX)?);
+            info!(dir = %self.dir.display(), base_offset = seg.base_offset(), "deleting segment (retention)");
+        }
+        fsync_dir(&self.dir)?;
+        Ok(renamed)
+    }
+
+    /// Renames a segment's three files with `suffix` appended; returns the
+    /// new paths of those that existed.
+    fn rename_segment_files(seg: &LogSegment, suffix: &str) -> Result<Vec<PathBuf>, StorageError> {
+        let mut out = Vec::new();
+        for p in [
+            seg.log_path(),
+            seg.offset_index().path(),
+            seg.time_index().path(),
+        ] {
+            let mut target = p.as_os_str().to_owned();
+            target.push(suffix);
+            let target = PathBuf::from(target);
+            match fs::rename(p, &target) {
+                Ok(()) => out.push(target),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io(p, "rename segment file", e)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The cleaner's view of the non-active segments, oldest first; the
+    /// shared file handles let it read them without the lock.
+    pub fn cleaner_segments(&self) -> Vec<CleanerSegment> {
+        let last = self.segments.len() - 1;
+        self.segments[..last]
+            .iter()
+            .map(|s| CleanerSegment {
+                base_offset: s.base_offset(),
+                next_offset: s.next_offset(),
+                size: s.size(),
+                file: Arc::clone(s.log_file()),
+                path: s.log_path().to_path_buf(),
+                index_bytes: s.offset_index().entries() as u64 * 8,
+                largest_timestamp: s.largest_timestamp(),
+                first_batch_timestamp: s.rolling_based_timestamp(),
+            })
+            .collect()
+    }
+
+    /// Swaps in a cleaned segment written as `<base>.{log,index,timeindex}.cleaned`
+    /// (base = first replaced segment) for the consecutive non-active
+    /// segments `replaced` (base, size). Returns `None`, touching nothing,
+    /// if those segments are no longer exactly there (retention or
+    /// DeleteRecords removed some meanwhile). Kafka's order: `.cleaned` →
+    /// `.swap` (the log file's rename commits), old files → `.deleted`,
+    /// `.swap` → final names; see `cleaner::complete_interrupted_swaps`
+    /// for the crash cases.
+    pub fn replace_with_cleaned(
+        &mut self,
+        replaced: &[(i64, u64)],
+        now_ms: i64,
+    ) -> Result<Option<Vec<PathBuf>>, StorageError> {
+        let Some(&(base, _)) = replaced.first() else {
+            return Ok(None);
+        };
+        let Some(start) = self.segments.iter().position(|s| s.base_offset() == base) else {
+            return Ok(None);
+        };
+        let end = start + replaced.len();
+        if end >= self.segments.len() {
+            return Ok(None); // would include the active segment
+        }
+        let unchanged = replaced
+            .iter()
+            .zip(&self.segments[start..end])
+            .all(|(&(b, size), s)| s.base_offset() == b && s.size() == size);
+        if !unchanged {
+            return Ok(None);
+        }
+        let cleaned = |suffix: &str| cleaner::suffixed(&self.dir, base, suffix, CLEANED_SUFFIX);
+        let swap = |suffix: &str| cleaner::suffixed(&self.dir, base, suffix, SWAP_SUFFIX);
+        // Indexes first: the log file's rename is the commit point.
+        for suffix in [INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX] {
+            fs::rename(cleaned(suffix), swap(suffix))
+                .map_err(|e| StorageError::io(cleaned(suffix), "rename cleaned segment", e))?;
+        }
+        fsync_dir(&self.dir)?;
+        let mut deleted = Vec::new();
+        for seg in &self.segments[start..end] {
+            deleted.extend(Self::rename_segment_files(seg, DELETED_SUFFIX)?);
+        }
+        for suffix in [INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX] {
+            let target = self.dir.join(segment_file_name(base, suffix));
+            fs::rename(swap(suffix), &target)
+                .map_err(|e| StorageError::io(swap(suffix), "rename swap segment", e))?;
+        }
+        fsync_dir(&self.dir)?;
+        let seg = LogSegment::open(&self.dir, base, &self.config, now_ms)?;
+        self.segments.splice(start..end, [seg]);
+        info!(dir = %self.dir.display(), base_offset = base, replaced = replaced.len(), "swapped in cleaned segment");
+        Ok(Some(deleted))
     }
 }
 

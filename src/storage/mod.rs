@@ -2,14 +2,17 @@
 //! OffsetIndex (`.index`) and TimeIndex (`.timeindex`), LogSegment, and the
 //! Log that owns a partition directory (Kafka's UnifiedLog + LocalLog).
 
+pub mod cleaner;
 pub mod config;
 pub mod error;
 mod index_file;
 pub mod log;
 pub mod offset_index;
 pub mod producer_state;
+pub mod retention;
 pub mod segment;
 pub mod time_index;
+pub mod txn_index;
 
 pub use config::LogConfig;
 pub use error::StorageError;

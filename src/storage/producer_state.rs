@@ -14,8 +14,31 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::record::batch::{iter_batches, BatchHeader};
+use crate::record::varint::{read_varint, read_varlong};
 use crate::storage::error::StorageError;
 use crate::storage::log::Log;
+use crate::storage::txn_index::AbortedTxn;
+
+/// Control record types (the key's second field).
+pub const CONTROL_ABORT: i16 = 0;
+pub const CONTROL_COMMIT: i16 = 1;
+
+/// The type of the marker in a control batch: its single record's key is
+/// (version i16, type i16). Control batches are never compressed.
+pub fn control_record_type(batch: &[u8]) -> Option<i16> {
+    let records = batch.get(crate::record::batch::RECORD_BATCH_OVERHEAD..)?;
+    let mut pos = 0;
+    read_varint(records, &mut pos)?; // record length
+    pos += 1; // attributes
+    read_varlong(records, &mut pos)?; // timestamp delta
+    read_varint(records, &mut pos)?; // offset delta
+    let key_len = read_varint(records, &mut pos)?;
+    if key_len < 4 {
+        return None;
+    }
+    let key = records.get(pos..pos + 4)?;
+    Some(i16::from_be_bytes([key[2], key[3]]))
+}
 
 /// Kafka keeps the metadata of this many recent batches per producer.
 pub const NUM_BATCHES_TO_RETAIN: usize = 5;
@@ -101,6 +124,12 @@ pub enum ProducerError {
         epoch: i16,
         current: i16,
     },
+    /// INVALID_TXN_STATE (48): a non-transactional write while the
+    /// producer has a transaction open on this partition.
+    InvalidTxnState {
+        producer_id: i64,
+        txn_first_offset: i64,
+    },
     /// OUT_OF_ORDER_SEQUENCE_NUMBER (45).
     OutOfOrderSequence {
         producer_id: i64,
@@ -116,6 +145,7 @@ impl ProducerError {
         match self {
             ProducerError::InvalidProducerEpoch { .. } => 47,
             ProducerError::OutOfOrderSequence { .. } => 45,
+            ProducerError::InvalidTxnState { .. } => 48,
         }
     }
 }
@@ -126,6 +156,10 @@ impl std::fmt::Display for ProducerError {
             ProducerError::InvalidProducerEpoch { producer_id, epoch, current } => write!(
                 f,
                 "epoch of producer {producer_id} is {epoch}, which is smaller than the last seen epoch {current}"
+            ),
+            ProducerError::InvalidTxnState { producer_id, txn_first_offset } => write!(
+                f,
+                "expected a transactional write from producer {producer_id}, whose transaction began at offset {txn_first_offset}"
             ),
             ProducerError::OutOfOrderSequence { producer_id, first_seq, last_seq, epoch, current_epoch } => write!(
                 f,
@@ -167,6 +201,12 @@ pub fn last_sequence(h: &BatchHeader) -> i32 {
 pub struct ProducerStateManager {
     dir: PathBuf,
     producers: BTreeMap<i64, ProducerStateEntry>,
+    /// Open transactions: first offset → producer id. The smallest key is
+    /// the first unstable offset, which bounds the last stable offset.
+    ongoing: BTreeMap<i64, i64>,
+    /// ABORT markers met while replaying the log at start-up, for the
+    /// partition to (re-)enter into its transaction index.
+    replayed_aborts: Vec<AbortedTxn>,
     expiration_ms: i64,
     last_expiry_check_ms: i64,
 }
@@ -183,6 +223,8 @@ impl ProducerStateManager {
         let mut mgr = ProducerStateManager {
             dir: dir.to_path_buf(),
             producers: BTreeMap::new(),
+            ongoing: BTreeMap::new(),
+            replayed_aborts: Vec::new(),
             expiration_ms,
             last_expiry_check_ms: now_ms,
         };
@@ -199,6 +241,11 @@ impl ProducerStateManager {
             match read_snapshot(&path) {
                 Ok(entries) => {
                     mgr.producers = entries.into_iter().map(|e| (e.producer_id, e)).collect();
+                    mgr.ongoing = mgr
+                        .producers
+                        .values()
+                        .filter_map(|e| e.current_txn_first_offset.map(|o| (o, e.producer_id)))
+                        .collect();
                     replay_from = offset.max(log.log_start_offset());
                     break;
                 }
@@ -226,9 +273,19 @@ impl ProducerStateManager {
                 .read()
                 .map_err(|e| StorageError::io(&self.dir, "read for producer state", e))?;
             let mut next = offset;
-            for (_, h) in iter_batches(&bytes) {
+            for (pos, h) in iter_batches(&bytes) {
                 if h.producer_id >= 0 && h.last_offset() >= offset {
-                    self.apply(&h);
+                    if h.is_control() {
+                        if let Some(kind) = control_record_type(&bytes[pos..pos + h.total_size()]) {
+                            if let Some(aborted) =
+                                self.apply_control(&h, kind == CONTROL_COMMIT, -1)
+                            {
+                                self.replayed_aborts.push(aborted);
+                            }
+                        }
+                    } else {
+                        self.apply(&h);
+                    }
                 }
                 next = h.last_offset() + 1;
             }
@@ -247,10 +304,33 @@ impl ProducerStateManager {
         }
         let last_seq = last_sequence(h);
         let entry = self.producers.get(&h.producer_id);
+        if h.base_sequence == NO_SEQUENCE {
+            // Written by a coordinator (transactional offset commits): Kafka
+            // checks only the epoch of such batches, no sequence.
+            let current = entry.map_or(NO_PRODUCER_EPOCH, |e| e.epoch);
+            if h.producer_epoch < current {
+                return Err(ProducerError::InvalidProducerEpoch {
+                    producer_id: h.producer_id,
+                    epoch: h.producer_epoch,
+                    current,
+                });
+            }
+            return Ok(ProducerCheck::Append);
+        }
         if let Some(dup) =
             entry.and_then(|e| e.find_duplicate(h.producer_epoch, h.base_sequence, last_seq))
         {
             return Ok(ProducerCheck::Duplicate(dup));
+        }
+        if let Some(first) = entry.and_then(|e| e.current_txn_first_offset) {
+            if !h.is_transactional()
+                && h.producer_epoch >= entry.map_or(NO_PRODUCER_EPOCH, |e| e.epoch)
+            {
+                return Err(ProducerError::InvalidTxnState {
+                    producer_id: h.producer_id,
+                    txn_first_offset: first,
+                });
+            }
         }
         let (current_epoch, current_last_seq) = entry
             .map_or((NO_PRODUCER_EPOCH, NO_SEQUENCE), |e| {
@@ -296,10 +376,73 @@ impl ProducerStateManager {
             last_offset: h.last_offset(),
             timestamp: h.max_timestamp,
         };
-        self.producers
+        let entry = self
+            .producers
             .entry(h.producer_id)
-            .or_insert_with(|| ProducerStateEntry::empty(h.producer_id))
-            .add_batch(h.producer_epoch, meta);
+            .or_insert_with(|| ProducerStateEntry::empty(h.producer_id));
+        if h.base_sequence == NO_SEQUENCE {
+            // Coordinator-written: no sequence to remember for de-duplication.
+            if h.producer_epoch != entry.epoch {
+                entry.batches.clear();
+                entry.epoch = h.producer_epoch;
+            }
+            entry.last_timestamp = h.max_timestamp;
+        } else {
+            entry.add_batch(h.producer_epoch, meta);
+        }
+        if h.is_transactional() && entry.current_txn_first_offset.is_none() {
+            entry.current_txn_first_offset = Some(h.base_offset);
+            self.ongoing.insert(h.base_offset, h.producer_id);
+        }
+    }
+
+    /// Records a COMMIT or ABORT marker written at `h.base_offset`; returns
+    /// the aborted transaction to index, if it was an abort of data here.
+    pub fn apply_control(
+        &mut self,
+        h: &BatchHeader,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> Option<AbortedTxn> {
+        let entry = self
+            .producers
+            .entry(h.producer_id)
+            .or_insert_with(|| ProducerStateEntry::empty(h.producer_id));
+        if h.producer_epoch > entry.epoch {
+            entry.epoch = h.producer_epoch;
+            entry.batches.clear();
+        }
+        entry.coordinator_epoch = entry.coordinator_epoch.max(coordinator_epoch);
+        entry.last_timestamp = h.max_timestamp;
+        let first = entry.current_txn_first_offset.take()?;
+        self.ongoing.remove(&first);
+        if commit {
+            return None;
+        }
+        let lso = self.first_unstable_offset().unwrap_or(h.base_offset + 1);
+        Some(AbortedTxn {
+            producer_id: h.producer_id,
+            first_offset: first,
+            last_offset: h.base_offset,
+            last_stable_offset: lso,
+        })
+    }
+
+    /// First offset of the oldest open transaction.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.keys().next().copied()
+    }
+
+    /// The open transaction of a producer, if any.
+    pub fn ongoing_txn(&self, producer_id: i64) -> Option<i64> {
+        self.producers
+            .get(&producer_id)
+            .and_then(|e| e.current_txn_first_offset)
+    }
+
+    /// ABORT markers found by the start-up replay (drained once).
+    pub fn take_replayed_aborts(&mut self) -> Vec<AbortedTxn> {
+        std::mem::take(&mut self.replayed_aborts)
     }
 
     /// Drops producers idle for `producer.id.expiration.ms`, at most once a
@@ -491,6 +634,8 @@ mod tests {
         ProducerStateManager {
             dir: dir.to_path_buf(),
             producers: BTreeMap::new(),
+            ongoing: BTreeMap::new(),
+            replayed_aborts: Vec::new(),
             expiration_ms: 86_400_000,
             last_expiry_check_ms: 0,
         }

@@ -749,6 +749,21 @@ impl LogSegment {
             Arc::clone(self.time_index.file()),
         ]
     }
+
+    /// Kafka's `LogSegment.largestTimestamp`, the clock `retention.ms` and
+    /// `min.compaction.lag.ms` are measured on: the max batch timestamp, or
+    /// the file's modification time when no batch carries a timestamp.
+    pub fn largest_timestamp(&self) -> i64 {
+        if self.max_timestamp_so_far >= 0 {
+            return self.max_timestamp_so_far;
+        }
+        self.log
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(self.created_ms, |d| d.as_millis() as i64)
+    }
 }
 
 #[cfg(test)]

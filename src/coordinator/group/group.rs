@@ -18,7 +18,7 @@ use kafka_protocol::ResponseError;
 
 use super::coordinator::TimerKey;
 use super::member::ClassicGroupMember;
-use super::offsets::{ExpirationBase, OffsetMap};
+use super::offsets::{ExpirationBase, OffsetMap, PendingTxnOffsets, PositionMap};
 use super::persistence::{GroupValue, MemberValue};
 
 pub const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
@@ -72,6 +72,11 @@ pub struct ClassicGroup {
     pub initial_delay_remaining_ms: Option<i64>,
     pub sync_timer: Option<TimerKey>,
     pub offsets: OffsetMap,
+    /// Where each committed offset's record sits in `__consumer_offsets`.
+    pub offset_positions: PositionMap,
+    /// Offsets committed by open transactions (TxnOffsetCommit), per
+    /// producer; invisible to OffsetFetch until their COMMIT marker.
+    pub pending_txn: PendingTxnOffsets,
     /// Whether a GroupMetadata record was ever written (or loaded): a group
     /// that never was can vanish without a tombstone.
     pub persisted: bool,
@@ -96,6 +101,8 @@ impl ClassicGroup {
             initial_delay_remaining_ms: None,
             sync_timer: None,
             offsets: OffsetMap::new(),
+            offset_positions: PositionMap::new(),
+            pending_txn: PendingTxnOffsets::default(),
             persisted: false,
         }
     }
@@ -104,6 +111,25 @@ impl ClassicGroup {
         tracing::debug!(group = %self.group_id, from = self.state.name(), to = to.name(), generation = self.generation_id, "group state change");
         self.state = to;
         self.state_timestamp = now;
+    }
+
+    /// Empty, never persisted, and holding no offsets, committed or
+    /// pending: such a group can be forgotten without a record.
+    pub fn holds_nothing(&self) -> bool {
+        self.is(GroupState::Empty)
+            && self.members.is_empty()
+            && self.pending_members.is_empty()
+            && self.offsets.is_empty()
+            && self.pending_txn.is_empty()
+            && !self.persisted
+    }
+
+    /// Drops a committed offset (its tombstone was written) and any
+    /// pending transactional offset of that partition.
+    pub fn remove_offset(&mut self, key: &(String, i32)) {
+        self.offsets.remove(key);
+        self.offset_positions.remove(key);
+        self.pending_txn.remove_partition(key);
     }
 
     pub fn is(&self, s: GroupState) -> bool {
@@ -122,7 +148,10 @@ impl ClassicGroup {
     }
 
     pub fn num_awaiting_join(&self) -> usize {
-        self.members.values().filter(|m| m.is_awaiting_join()).count()
+        self.members
+            .values()
+            .filter(|m| m.is_awaiting_join())
+            .count()
     }
 
     /// Every known member has rejoined and no MEMBER_ID_REQUIRED member is
@@ -188,9 +217,9 @@ impl ClassicGroup {
             return false;
         }
         let n = self.members.len();
-        protocols.iter().any(|(p, _)| {
-            self.members.values().filter(|m| m.supports(p)).count() == n
-        })
+        protocols
+            .iter()
+            .any(|(p, _)| self.members.values().filter(|m| m.supports(p)).count() == n)
     }
 
     /// Kafka's `selectProtocol`: among the protocols all members support,
@@ -256,8 +285,7 @@ impl ClassicGroup {
         if matches!(self.state, GroupState::Empty | GroupState::Dead) {
             return false;
         }
-        self.subscribed_topics()
-            .is_some_and(|t| t.contains(topic))
+        self.subscribed_topics().is_some_and(|t| t.contains(topic))
     }
 
     pub fn expiration_base(&self) -> ExpirationBase {
@@ -407,9 +435,12 @@ mod tests {
     fn protocol_selection_votes_among_common_protocols() {
         let mut g = ClassicGroup::new("g".into(), 0);
         g.protocol_type = Some("consumer".into());
-        g.members.insert("a".into(), member("a", &["range", "roundrobin"]));
-        g.members.insert("b".into(), member("b", &["roundrobin", "range", "sticky"]));
-        g.members.insert("c".into(), member("c", &["roundrobin", "range"]));
+        g.members
+            .insert("a".into(), member("a", &["range", "roundrobin"]));
+        g.members
+            .insert("b".into(), member("b", &["roundrobin", "range", "sticky"]));
+        g.members
+            .insert("c".into(), member("c", &["roundrobin", "range"]));
         assert_eq!(g.select_protocol().as_deref(), Some("roundrobin"));
         let only_sticky = vec![("sticky".to_string(), Bytes::new())];
         assert!(!g.supports_protocols("consumer", &only_sticky));

@@ -287,7 +287,9 @@ impl<'a> Reader<'a> {
         // Every element takes at least one byte: a count beyond what is left
         // is corrupt, and must not size an allocation.
         if n > self.buf.len() - self.pos {
-            return Err(DecodeError(format!("array of {n} elements in a short record")));
+            return Err(DecodeError(format!(
+                "array of {n} elements in a short record"
+            )));
         }
         Ok(n)
     }
@@ -323,7 +325,9 @@ pub fn decode_offset_value(value: &[u8]) -> Result<OffsetValue, DecodeError> {
     let mut r = Reader::new(value);
     let version = r.i16()?;
     if !(0..=4).contains(&version) {
-        return Err(DecodeError(format!("unknown OffsetCommitValue version {version}")));
+        return Err(DecodeError(format!(
+            "unknown OffsetCommitValue version {version}"
+        )));
     }
     r.flexible = version >= 4;
     let offset = r.i64()?;
@@ -345,7 +349,9 @@ pub fn decode_group_value(value: &[u8]) -> Result<GroupValue, DecodeError> {
     let mut r = Reader::new(value);
     let version = r.i16()?;
     if !(0..=4).contains(&version) {
-        return Err(DecodeError(format!("unknown GroupMetadataValue version {version}")));
+        return Err(DecodeError(format!(
+            "unknown GroupMetadataValue version {version}"
+        )));
     }
     r.flexible = version >= 4;
     let protocol_type = r.str()?;
@@ -357,7 +363,11 @@ pub fn decode_group_value(value: &[u8]) -> Result<GroupValue, DecodeError> {
     let mut members = Vec::with_capacity(n);
     for _ in 0..n {
         let member_id = r.str()?;
-        let group_instance_id = if version >= 3 { r.nullable_str()? } else { None };
+        let group_instance_id = if version >= 3 {
+            r.nullable_str()?
+        } else {
+            None
+        };
         let client_id = r.str()?;
         let client_host = r.str()?;
         let rebalance_timeout_ms = if version >= 1 { r.i32()? } else { -1 };
@@ -391,8 +401,23 @@ pub fn decode_group_value(value: &[u8]) -> Result<GroupValue, DecodeError> {
     })
 }
 
+/// A control record's type (its key: version i16, type i16): Some(true)
+/// for a COMMIT marker, Some(false) for ABORT, None for anything else.
+pub fn control_commit(key: &[u8]) -> Option<bool> {
+    if key.len() < 4 {
+        return None;
+    }
+    match i16::from_be_bytes([key[2], key[3]]) {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
+}
+
 /// Key and value of one record of an uncompressed v2 records section.
 pub struct RawRecord<'a> {
+    /// Offset relative to the batch's base offset.
+    pub offset_delta: i32,
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
 }
@@ -432,7 +457,7 @@ impl<'a> RecordIter<'a> {
         }
         p += 1; // attributes
         read_varlong(rec, &mut p).ok_or_else(|| bad("timestamp delta"))?;
-        read_varint(rec, &mut p).ok_or_else(|| bad("offset delta"))?;
+        let offset_delta = read_varint(rec, &mut p).ok_or_else(|| bad("offset delta"))?;
         let field = |p: &mut usize| -> Result<Option<&'a [u8]>, DecodeError> {
             let n = read_varint(rec, p).ok_or_else(|| bad("field length"))?;
             if n < 0 {
@@ -449,7 +474,11 @@ impl<'a> RecordIter<'a> {
         let key = field(&mut p)?;
         let value = field(&mut p)?;
         self.pos = end;
-        Ok(RawRecord { key, value })
+        Ok(RawRecord {
+            offset_delta,
+            key,
+            value,
+        })
     }
 }
 

@@ -1,0 +1,649 @@
+//! TransactionCoordinator: the state machine behind InitProducerId (with a
+//! transactional id), AddPartitionsToTxn, AddOffsetsToTxn, EndTxn,
+//! DescribeTransactions and ListTransactions, as Kafka's (transaction
+//! version 1: markers carry the producer's epoch; the epoch is bumped when a
+//! producer is fenced or a transaction times out).
+//!
+//! Every state change is written to `__transaction_state` and made durable
+//! before it is acted on or acknowledged. Ending a transaction is two-phase:
+//! PrepareCommit/PrepareAbort is logged, markers are written to every
+//! partition of the transaction and become durable, then
+//! CompleteCommit/CompleteAbort is logged. A restart finds a Prepare state
+//! in the log and finishes it; an Ongoing transaction is aborted once its
+//! timeout passes.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+use tokio::sync::Mutex as AsyncMutex;
+use tokio::time::Instant;
+
+use crate::broker::partition::Partition;
+use crate::broker::topics::Topic;
+use crate::broker::{now_ms, Broker};
+use crate::config::BrokerConfig;
+use crate::coordinator::group::persistence::{partition_for, records};
+use crate::coordinator::txn::persistence::{self, TxnValue, TXN_TOPIC};
+use crate::coordinator::txn::TxnState;
+use crate::record::batch::{self, iter_batches, ValidationConfig};
+use crate::record::builder::BatchBuilder;
+use crate::record::compression::decompression_budget;
+
+/// Epochs stop one short of i16::MAX; past that a new producer id is issued.
+const MAX_EPOCH: i16 = i16::MAX - 1;
+/// Bound on transactional ids kept in memory.
+const MAX_TRANSACTIONAL_IDS: usize = 1_000_000;
+/// Bound on partitions one transaction may span.
+const MAX_PARTITIONS_PER_TXN: usize = 100_000;
+
+#[derive(Debug, Clone)]
+pub struct TxnConfig {
+    pub max_timeout_ms: i32,
+    pub num_partitions: i32,
+    pub abort_check_interval_ms: u64,
+    /// How long a state write or marker may take to become durable.
+    pub write_timeout_ms: u64,
+}
+
+impl TxnConfig {
+    pub fn from_broker(c: &BrokerConfig) -> TxnConfig {
+        let int = |k: &str, d: i64| {
+            c.value(k)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or(d)
+        };
+        TxnConfig {
+            max_timeout_ms: int("transaction.max.timeout.ms", 900_000).clamp(1, i64::from(i32::MAX))
+                as i32,
+            num_partitions: int("transaction.state.log.num.partitions", 50).clamp(1, 10_000) as i32,
+            abort_check_interval_ms: int(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                10_000,
+            )
+            .max(1) as u64,
+            write_timeout_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnMetadata {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub timeout_ms: i32,
+    pub state: TxnState,
+    pub partitions: BTreeSet<(String, i32)>,
+    pub start_ms: i64,
+    pub last_update_ms: i64,
+}
+
+impl TxnMetadata {
+    fn value(&self) -> TxnValue {
+        TxnValue {
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            timeout_ms: self.timeout_ms,
+            state: self.state,
+            partitions: self.partitions.clone(),
+            last_update_ms: self.last_update_ms,
+            start_ms: self.start_ms,
+        }
+    }
+}
+
+/// What produce-time verification needs to know of a producer's
+/// transaction, readable without the per-transaction lock.
+#[derive(Debug, Clone)]
+struct ProducerView {
+    epoch: i16,
+    ongoing: bool,
+    partitions: BTreeSet<(String, i32)>,
+}
+
+pub struct TransactionCoordinator {
+    config: TxnConfig,
+    log_topic: Arc<Topic>,
+    txns: Mutex<HashMap<String, Arc<AsyncMutex<TxnMetadata>>>>,
+    producers: Mutex<HashMap<i64, ProducerView>>,
+}
+
+/// Kafka answers PRODUCER_FENCED from EndTxn/AddPartitionsToTxn/AddOffsetsToTxn
+/// v2+ and INVALID_PRODUCER_EPOCH to older versions.
+pub fn fenced_error(version: i16) -> ResponseError {
+    if version >= 2 {
+        ResponseError::ProducerFenced
+    } else {
+        ResponseError::InvalidProducerEpoch
+    }
+}
+
+impl TransactionCoordinator {
+    /// Creates `__transaction_state` if needed and loads every
+    /// transactional id from it.
+    pub fn open(
+        broker_topics: &crate::broker::topics::TopicManager,
+        config: &BrokerConfig,
+    ) -> anyhow::Result<Arc<Self>> {
+        let cfg = TxnConfig::from_broker(config);
+        let topic = match broker_topics.get(TXN_TOPIC) {
+            Some(t) => t,
+            None => {
+                let mut configs = std::collections::BTreeMap::new();
+                configs.insert("cleanup.policy".to_string(), "compact".to_string());
+                configs.insert("segment.bytes".to_string(), "104857600".to_string());
+                configs.insert("compression.type".to_string(), "uncompressed".to_string());
+                let t = broker_topics
+                    .create(TXN_TOPIC, cfg.num_partitions, 1, configs)
+                    .map_err(|e| anyhow::anyhow!("creating {TXN_TOPIC}: {}", e.message))?;
+                tracing::info!(partitions = cfg.num_partitions, "created {TXN_TOPIC}");
+                t
+            }
+        };
+        let coordinator = Arc::new(TransactionCoordinator {
+            config: TxnConfig {
+                num_partitions: topic.partitions.len() as i32,
+                ..cfg
+            },
+            log_topic: topic,
+            txns: Mutex::new(HashMap::new()),
+            producers: Mutex::new(HashMap::new()),
+        });
+        coordinator.load()?;
+        Ok(coordinator)
+    }
+
+    pub fn log_topic(&self) -> &Arc<Topic> {
+        &self.log_topic
+    }
+
+    pub fn partition_for(&self, transactional_id: &str) -> i32 {
+        partition_for(transactional_id, self.config.num_partitions)
+    }
+
+    fn load(&self) -> anyhow::Result<()> {
+        let mut latest: HashMap<String, Option<TxnValue>> = HashMap::new();
+        for p in &self.log_topic.partitions {
+            let mut offset = p.state().log_start_offset;
+            loop {
+                let read = p
+                    .fetch(offset, 8 << 20, true)
+                    .map_err(|e| anyhow::anyhow!("reading {TXN_TOPIC}-{}: {e}", p.index))?;
+                let bytes = read
+                    .read()
+                    .map_err(|e| anyhow::anyhow!("reading {TXN_TOPIC}-{}: {e}", p.index))?;
+                if bytes.is_empty() {
+                    break;
+                }
+                let mut next = offset;
+                for (pos, h) in iter_batches(&bytes) {
+                    next = h.last_offset() + 1;
+                    if h.is_control() {
+                        continue;
+                    }
+                    let b = &bytes[pos..pos + h.total_size()];
+                    let section = match batch::batch_records(b, decompression_budget(1 << 20)) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(partition = p.index, offset = h.base_offset, error = %e, "skipping unreadable transaction log batch");
+                            continue;
+                        }
+                    };
+                    for r in records(&section, h.records_count) {
+                        let Some(id) = r.key.and_then(persistence::decode_key) else {
+                            continue;
+                        };
+                        latest.insert(id, r.value.and_then(persistence::decode_value));
+                    }
+                }
+                if next <= offset {
+                    break;
+                }
+                offset = next;
+            }
+        }
+        let mut txns = self.txns.lock().unwrap_or_else(|p| p.into_inner());
+        let mut producers = self.producers.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, v) in latest {
+            let Some(v) = v else { continue };
+            let meta = TxnMetadata {
+                transactional_id: id.clone(),
+                producer_id: v.producer_id,
+                producer_epoch: v.producer_epoch,
+                timeout_ms: v.timeout_ms,
+                state: v.state,
+                partitions: v.partitions,
+                start_ms: v.start_ms,
+                last_update_ms: v.last_update_ms,
+            };
+            producers.insert(meta.producer_id, view_of(&meta));
+            txns.insert(id, Arc::new(AsyncMutex::new(meta)));
+        }
+        tracing::info!(transactional_ids = txns.len(), "loaded transaction state");
+        Ok(())
+    }
+
+    /// Finishes transactions a previous run left prepared, then aborts
+    /// timed-out ones periodically. Holds the broker weakly.
+    pub fn start(self: &Arc<Self>, broker: Weak<Broker>) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            for entry in me.entries() {
+                let Some(b) = broker.upgrade() else { return };
+                let mut m = entry.lock().await;
+                let commit = match m.state {
+                    TxnState::PrepareCommit => true,
+                    TxnState::PrepareAbort => false,
+                    _ => continue,
+                };
+                tracing::info!(transactional_id = %m.transactional_id, commit, "completing a transaction prepared before restart");
+                if let Err(e) = me.complete(&b, &mut m, commit).await {
+                    tracing::warn!(transactional_id = %m.transactional_id, error = %e, "completing prepared transaction");
+                }
+            }
+            let period = Duration::from_millis(me.config.abort_check_interval_ms);
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(b) = broker.upgrade() else { return };
+                me.abort_timed_out(&b).await;
+            }
+        });
+    }
+
+    fn entries(&self) -> Vec<Arc<AsyncMutex<TxnMetadata>>> {
+        self.txns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn entry(&self, id: &str) -> Option<Arc<AsyncMutex<TxnMetadata>>> {
+        self.txns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    async fn abort_timed_out(&self, broker: &Broker) {
+        let now = now_ms();
+        for entry in self.entries() {
+            let mut m = entry.lock().await;
+            if m.state != TxnState::Ongoing
+                || now < m.start_ms.saturating_add(i64::from(m.timeout_ms))
+            {
+                continue;
+            }
+            tracing::info!(transactional_id = %m.transactional_id, producer_id = m.producer_id, "aborting transaction past its timeout");
+            // Fence the producer so its late writes are refused.
+            if let Err(e) = self.fence_and_abort(broker, &mut m).await {
+                tracing::warn!(transactional_id = %m.transactional_id, error = %e, "aborting timed-out transaction");
+            }
+        }
+    }
+
+    fn publish(&self, m: &TxnMetadata) {
+        self.producers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(m.producer_id, view_of(m));
+    }
+
+    /// Appends the transaction's new state to its `__transaction_state`
+    /// partition and waits until it is durable.
+    async fn persist(&self, m: &TxnMetadata) -> Result<(), ResponseError> {
+        let partition = self
+            .log_topic
+            .partition(self.partition_for(&m.transactional_id))
+            .ok_or(ResponseError::CoordinatorNotAvailable)?
+            .clone();
+        let now = now_ms();
+        let key = persistence::encode_key(&m.transactional_id);
+        let value = persistence::encode_value(&m.value());
+        let mut buf = BatchBuilder::new(now)
+            .push(Some(&key), Some(&value), &[], now)
+            .build();
+        let settings = partition.settings();
+        let vcfg = ValidationConfig {
+            max_message_bytes: settings.max_message_bytes.max(0) as usize,
+            single_batch: true,
+            compacted: true,
+            ..Default::default()
+        };
+        let validated = batch::validate_produce_records(&buf, now, &vcfg).map_err(|e| {
+            tracing::warn!(transactional_id = %m.transactional_id, error = %e, "transaction state record rejected");
+            ResponseError::UnknownServerError
+        })?;
+        let out = partition.append(&mut buf, &validated).map_err(|e| {
+            tracing::warn!(transactional_id = %m.transactional_id, error = %e, "writing transaction state");
+            ResponseError::CoordinatorNotAvailable
+        })?;
+        let deadline = Instant::now() + Duration::from_millis(self.config.write_timeout_ms);
+        partition
+            .wait_for_high_watermark(out.last_offset + 1, deadline)
+            .await
+            .map_err(|_| ResponseError::CoordinatorNotAvailable)
+    }
+
+    /// Writes markers to every partition of the transaction, then logs the
+    /// Complete state. `m` is in a Prepare state (already durable).
+    async fn complete(
+        &self,
+        broker: &Broker,
+        m: &mut TxnMetadata,
+        commit: bool,
+    ) -> Result<(), ResponseError> {
+        write_markers(
+            broker,
+            m.producer_id,
+            m.producer_epoch,
+            commit,
+            &m.partitions,
+            self.config.write_timeout_ms,
+        )
+        .await?;
+        m.state = if commit {
+            TxnState::CompleteCommit
+        } else {
+            TxnState::CompleteAbort
+        };
+        m.partitions.clear();
+        m.last_update_ms = now_ms();
+        self.persist(m).await?;
+        self.publish(m);
+        Ok(())
+    }
+
+    /// Bumps the epoch (fencing the current producer) and aborts the open
+    /// transaction.
+    async fn fence_and_abort(
+        &self,
+        broker: &Broker,
+        m: &mut TxnMetadata,
+    ) -> Result<(), ResponseError> {
+        if m.producer_epoch < MAX_EPOCH {
+            m.producer_epoch += 1;
+        }
+        m.state = TxnState::PrepareAbort;
+        m.last_update_ms = now_ms();
+        self.persist(m).await?;
+        self.publish(m);
+        self.complete(broker, m, false).await
+    }
+
+    /// InitProducerId with a transactional id.
+    pub async fn init_producer_id(
+        &self,
+        broker: &Broker,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), ResponseError> {
+        if transactional_id.is_empty() {
+            return Err(ResponseError::InvalidRequest);
+        }
+        if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
+            return Err(ResponseError::InvalidTransactionTimeout);
+        }
+        let entry = {
+            let mut txns = self.txns.lock().unwrap_or_else(|p| p.into_inner());
+            match txns.get(transactional_id) {
+                Some(e) => e.clone(),
+                None => {
+                    if txns.len() >= MAX_TRANSACTIONAL_IDS {
+                        return Err(ResponseError::CoordinatorNotAvailable);
+                    }
+                    let producer_id = broker.producer_ids.generate().map_err(|e| {
+                        tracing::error!(error = %format!("{e:#}"), "allocating a producer id");
+                        ResponseError::KafkaStorageError
+                    })?;
+                    let e = Arc::new(AsyncMutex::new(TxnMetadata {
+                        transactional_id: transactional_id.to_string(),
+                        producer_id,
+                        producer_epoch: -1,
+                        timeout_ms,
+                        state: TxnState::Empty,
+                        partitions: BTreeSet::new(),
+                        start_ms: -1,
+                        last_update_ms: now_ms(),
+                    }));
+                    txns.insert(transactional_id.to_string(), e.clone());
+                    e
+                }
+            }
+        };
+        let mut m = entry.lock().await;
+        match m.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
+                return Err(ResponseError::ConcurrentTransactions)
+            }
+            TxnState::Ongoing => {
+                // A new incarnation of the producer: fence the old one and
+                // abort what it left open.
+                self.fence_and_abort(broker, &mut m).await?;
+            }
+            _ => {}
+        }
+        if let Some((pid, epoch)) = expected {
+            // KIP-360: a producer recovering its own id must present the
+            // current one (or the one just before a bump).
+            if pid != m.producer_id || epoch != m.producer_epoch {
+                return Err(ResponseError::ProducerFenced);
+            }
+        }
+        if m.producer_epoch >= MAX_EPOCH {
+            m.producer_id = broker
+                .producer_ids
+                .generate()
+                .map_err(|_| ResponseError::KafkaStorageError)?;
+            m.producer_epoch = 0;
+        } else {
+            m.producer_epoch += 1;
+        }
+        m.timeout_ms = timeout_ms;
+        m.state = TxnState::Empty;
+        m.partitions.clear();
+        m.start_ms = -1;
+        m.last_update_ms = now_ms();
+        self.persist(&m).await?;
+        self.publish(&m);
+        Ok((m.producer_id, m.producer_epoch))
+    }
+
+    /// Checks that a client request belongs to the current producer of the
+    /// transaction.
+    fn check_producer(
+        m: &TxnMetadata,
+        producer_id: i64,
+        epoch: i16,
+        version: i16,
+    ) -> Result<(), ResponseError> {
+        if m.producer_id != producer_id {
+            return Err(ResponseError::InvalidProducerIdMapping);
+        }
+        if epoch != m.producer_epoch {
+            return Err(fenced_error(version));
+        }
+        Ok(())
+    }
+
+    /// AddPartitionsToTxn / AddOffsetsToTxn: adds partitions to the open
+    /// transaction (opening it if needed). With `verify_only` nothing
+    /// changes: the partitions must already be part of it.
+    pub async fn add_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+        verify_only: bool,
+        version: i16,
+    ) -> Result<(), ResponseError> {
+        let entry = self
+            .entry(transactional_id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        let mut m = entry.lock().await;
+        Self::check_producer(&m, producer_id, epoch, version)?;
+        match m.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
+                return Err(ResponseError::ConcurrentTransactions)
+            }
+            TxnState::Dead => return Err(ResponseError::InvalidTxnState),
+            _ => {}
+        }
+        let all_present =
+            m.state == TxnState::Ongoing && partitions.iter().all(|p| m.partitions.contains(p));
+        if all_present {
+            return Ok(());
+        }
+        if verify_only {
+            return Err(ResponseError::InvalidTxnState);
+        }
+        if m.partitions.len() + partitions.len() > MAX_PARTITIONS_PER_TXN {
+            return Err(ResponseError::InvalidRequest);
+        }
+        let mut next = m.clone();
+        if next.state != TxnState::Ongoing {
+            next.state = TxnState::Ongoing;
+            next.start_ms = now_ms();
+        }
+        next.partitions.extend(partitions.iter().cloned());
+        next.last_update_ms = now_ms();
+        self.persist(&next).await?;
+        *m = next;
+        self.publish(&m);
+        Ok(())
+    }
+
+    /// EndTxn: two-phase commit or abort.
+    pub async fn end_txn(
+        &self,
+        broker: &Broker,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        version: i16,
+    ) -> Result<(), ResponseError> {
+        let entry = self
+            .entry(transactional_id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        let mut m = entry.lock().await;
+        Self::check_producer(&m, producer_id, epoch, version)?;
+        match (m.state, commit) {
+            (TxnState::Ongoing, _) => {}
+            // A retry of an end that already happened.
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => return Ok(()),
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+                return Err(ResponseError::ConcurrentTransactions)
+            }
+            // Kafka lets a client abort when nothing was added.
+            (TxnState::Empty, false) => return Ok(()),
+            _ => return Err(ResponseError::InvalidTxnState),
+        }
+        m.state = if commit {
+            TxnState::PrepareCommit
+        } else {
+            TxnState::PrepareAbort
+        };
+        m.last_update_ms = now_ms();
+        self.persist(&m).await?;
+        self.publish(&m);
+        self.complete(broker, &mut m, commit).await
+    }
+
+    /// Produce-time check (KIP-890 verification): a transactional batch may
+    /// only land on a partition its producer added to its open transaction.
+    pub fn verify_partition(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(), ResponseError> {
+        let producers = self.producers.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(v) = producers.get(&producer_id) else {
+            return Err(ResponseError::InvalidTxnState);
+        };
+        if epoch < v.epoch {
+            return Err(ResponseError::InvalidProducerEpoch);
+        }
+        if !v.ongoing || !v.partitions.contains(&(topic.to_string(), partition)) {
+            return Err(ResponseError::InvalidTxnState);
+        }
+        Ok(())
+    }
+
+    pub async fn describe(&self, transactional_id: &str) -> Option<TxnMetadata> {
+        let entry = self.entry(transactional_id)?;
+        let m = entry.lock().await;
+        Some(m.clone())
+    }
+
+    pub async fn list(&self) -> Vec<TxnMetadata> {
+        let mut out = Vec::new();
+        for e in self.entries() {
+            out.push(e.lock().await.clone());
+        }
+        out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
+        out
+    }
+
+    /// Whether `partition` hosts this coordinator's log (for FindCoordinator).
+    pub fn owns(&self, _transactional_id: &str) -> bool {
+        true
+    }
+}
+
+fn view_of(m: &TxnMetadata) -> ProducerView {
+    ProducerView {
+        epoch: m.producer_epoch,
+        ongoing: m.state == TxnState::Ongoing,
+        partitions: m.partitions.clone(),
+    }
+}
+
+/// Writes a COMMIT or ABORT marker to each partition and waits until every
+/// marker is durable. Partitions of deleted topics are skipped, as Kafka
+/// skips partitions it no longer hosts.
+pub async fn write_markers(
+    broker: &Broker,
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
+    partitions: &BTreeSet<(String, i32)>,
+    timeout_ms: u64,
+) -> Result<(), ResponseError> {
+    let mut waits: Vec<(Arc<Partition>, i64)> = Vec::with_capacity(partitions.len());
+    for (topic, index) in partitions {
+        let Some(p) = broker
+            .topics
+            .get(topic)
+            .and_then(|t| t.partition(*index).cloned())
+        else {
+            tracing::warn!(topic = %topic, partition = index, "transaction partition no longer exists; skipping its marker");
+            continue;
+        };
+        let end = p.append_txn_marker(producer_id, epoch, commit, 0).map_err(|e| {
+            tracing::warn!(topic = %topic, partition = index, error = %e, "writing transaction marker");
+            ResponseError::CoordinatorNotAvailable
+        })?;
+        waits.push((p, end));
+    }
+    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+    for (p, end) in &waits {
+        p.wait_for_high_watermark(*end, deadline)
+            .await
+            .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+    }
+    for (p, _) in &waits {
+        if &*p.topic == crate::coordinator::group::persistence::OFFSETS_TOPIC {
+            broker.groups.complete_txn(p.index, producer_id, commit);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,1058 @@
+//! Cluster and partition administration: CreatePartitions, DeleteRecords,
+//! DescribeCluster, DescribeLogDirs, OffsetForLeaderEpoch, ElectLeaders,
+//! Alter/ListPartitionReassignments, Describe/AlterClientQuotas and the ACL
+//! APIs, answered as a single-node Kafka 4.x cluster answers them.
+//!
+//! kastle is its own controller with one replica per partition, so leader
+//! elections are never needed, the only valid replica set is `[node.id]`,
+//! and every partition's leader epoch is 0. There is no authorizer, so the
+//! ACL APIs answer SECURITY_DISABLED as Kafka does without one.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use kafka_protocol::messages::alter_partition_reassignments_response::{
+    ReassignablePartitionResponse, ReassignableTopicResponse,
+};
+use kafka_protocol::messages::create_acls_response::AclCreationResult;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::delete_acls_response::DeleteAclsFilterResult;
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::describe_log_dirs_response::{
+    DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
+};
+use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{
+    alter_client_quotas_response, describe_client_quotas_response, AlterClientQuotasRequest,
+    AlterClientQuotasResponse, AlterPartitionReassignmentsRequest,
+    AlterPartitionReassignmentsResponse, BrokerId, CreateAclsRequest, CreateAclsResponse,
+    CreatePartitionsRequest, CreatePartitionsResponse, DeleteAclsRequest, DeleteAclsResponse,
+    DeleteRecordsRequest, DeleteRecordsResponse, DescribeAclsRequest, DescribeAclsResponse,
+    DescribeClientQuotasRequest, DescribeClientQuotasResponse, DescribeClusterRequest,
+    DescribeClusterResponse, DescribeLogDirsRequest, DescribeLogDirsResponse, ElectLeadersRequest,
+    ElectLeadersResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use crate::broker::topic_config::effective;
+use crate::broker::topics::write_atomically;
+use crate::handlers::metadata::cluster_authorized_operations;
+use crate::handlers::{decode_or_close, Reply, Request};
+
+fn sb(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+fn tn(s: &str) -> TopicName {
+    TopicName(sb(s))
+}
+
+/// The leader epoch of every kastle partition: one broker, never re-elected.
+const LEADER_EPOCH: i32 = 0;
+
+/// Kafka's `validateManualPartitionAssignment` against a cluster whose only
+/// registered broker is `node_id`: the messages and their order are Kafka's.
+fn validate_assignment(
+    replicas: &[i32],
+    node_id: i32,
+    replication_factor: Option<usize>,
+) -> Result<(), String> {
+    if replicas.is_empty() {
+        return Err("The manual partition assignment includes an empty replica list.".into());
+    }
+    let mut sorted = replicas.to_vec();
+    sorted.sort_unstable();
+    let mut previous = None;
+    for b in sorted {
+        if b != node_id {
+            return Err(format!(
+                "The manual partition assignment includes broker {b}, but no such broker is registered."
+            ));
+        }
+        if previous == Some(b) {
+            return Err(format!(
+                "The manual partition assignment includes the broker {b} more than once."
+            ));
+        }
+        previous = Some(b);
+    }
+    if let Some(rf) = replication_factor {
+        if replicas.len() != rf {
+            return Err(format!(
+                "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have {rf} replica(s).",
+                replicas.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// CreatePartitions
+// ---------------------------------------------------------------------------
+
+pub fn create_partitions(req: &Request, body: Bytes) -> Reply {
+    let request = decode_or_close!(req, body, CreatePartitionsRequest);
+    let broker = &req.ctx.broker;
+    let node_id = broker.config.node_id;
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for t in &request.topics {
+        *counts.entry(t.name.0.as_str()).or_default() += 1;
+    }
+    let mut results = Vec::with_capacity(request.topics.len());
+    for t in &request.topics {
+        let name = t.name.0.as_str();
+        let outcome = (|| -> Result<(), (ResponseError, String)> {
+            if counts.get(name).copied().unwrap_or(0) > 1 {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    "Duplicate topic in request.".into(),
+                ));
+            }
+            // Counts first (unknown topic, not an increase), as Kafka does,
+            // then the manual assignments.
+            let topic = broker
+                .create_partitions(name, t.count, true)
+                .map_err(|e| (e.code, e.message))?;
+            if let Some(assignments) = &t.assignments {
+                let added = t.count as usize - topic.partitions.len();
+                if assignments.len() != added {
+                    return Err((
+                        ResponseError::InvalidReplicaAssignment,
+                        format!(
+                            "Attempted to add {added} additional partition(s), but only {} assignment(s) were specified.",
+                            assignments.len()
+                        ),
+                    ));
+                }
+                // Every kastle topic has replication factor 1.
+                for a in assignments {
+                    let ids: Vec<i32> = a.broker_ids.iter().map(|b| b.0).collect();
+                    validate_assignment(&ids, node_id, Some(1))
+                        .map_err(|m| (ResponseError::InvalidReplicaAssignment, m))?;
+                }
+            }
+            if !request.validate_only {
+                broker
+                    .create_partitions(name, t.count, false)
+                    .map_err(|e| (e.code, e.message))?;
+            }
+            Ok(())
+        })();
+        let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        if let Err((code, msg)) = outcome {
+            r.error_code = code.code();
+            r.error_message = Some(sb(msg));
+        }
+        results.push(r);
+    }
+    req.respond(&CreatePartitionsResponse::default().with_results(results))
+}
+
+// ---------------------------------------------------------------------------
+// DeleteRecords
+// ---------------------------------------------------------------------------
+
+pub fn delete_records(req: &Request, body: Bytes) -> Reply {
+    let request = decode_or_close!(req, body, DeleteRecordsRequest);
+    let broker = &req.ctx.broker;
+    let topics = request
+        .topics
+        .iter()
+        .map(|t| {
+            let topic = broker.topics.get(t.name.0.as_str());
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let base = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index)
+                        .with_low_watermark(-1);
+                    let Some((topic, part)) = topic
+                        .as_ref()
+                        .and_then(|t| t.partition(p.partition_index).map(|part| (t, part)))
+                    else {
+                        return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    // Kafka's ReplicaManager refuses internal topics first.
+                    if topic.internal {
+                        return base.with_error_code(ResponseError::InvalidTopicException.code());
+                    }
+                    // Kafka refuses to delete records of a topic whose
+                    // cleanup policy does not include delete.
+                    let policy =
+                        effective("cleanup.policy", &topic.configs, &broker.config).unwrap_or_default();
+                    if !policy.split(',').any(|p| p.trim() == "delete") {
+                        return base.with_error_code(ResponseError::PolicyViolation.code());
+                    }
+                    match part.delete_records(p.offset) {
+                        Ok(low) => base.with_low_watermark(low),
+                        Err(e) => {
+                            tracing::info!(topic = %topic.name, partition = p.partition_index, offset = p.offset, error = %e, "delete records refused");
+                            base.with_error_code(e.code().code())
+                        }
+                    }
+                })
+                .collect();
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    req.respond(&DeleteRecordsResponse::default().with_topics(topics))
+}
+
+// ---------------------------------------------------------------------------
+// DescribeCluster
+// ---------------------------------------------------------------------------
+
+/// Kafka's `EndpointType` (KIP-919).
+const ENDPOINT_BROKER: i8 = 1;
+const ENDPOINT_CONTROLLER: i8 = 2;
+
+pub fn describe_cluster(req: &Request, body: Bytes) -> Reply {
+    let request = decode_or_close!(req, body, DescribeClusterRequest);
+    let broker = &req.ctx.broker;
+    let cfg = &broker.config;
+    let version = req.version();
+    // Clients reach kastle on a broker listener, so a request for the
+    // controller endpoints is a mismatch, as on a Kafka broker.
+    let endpoint_error = match request.endpoint_type {
+        ENDPOINT_BROKER => None,
+        ENDPOINT_CONTROLLER => Some((
+            ResponseError::MismatchedEndpointType,
+            "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER".to_string(),
+        )),
+        other => Some((
+            ResponseError::UnsupportedEndpointType,
+            format!("Unsupported endpoint type {other}"),
+        )),
+    };
+    if let Some((code, msg)) = endpoint_error {
+        let code = if version == 0 {
+            ResponseError::InvalidRequest
+        } else {
+            code
+        };
+        return req.respond(
+            &DescribeClusterResponse::default()
+                .with_error_code(code.code())
+                .with_error_message(Some(sb(msg))),
+        );
+    }
+    let brokers = match cfg.advertised_for(&req.ctx.listener) {
+        Some(adv) => vec![DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(cfg.node_id))
+            .with_host(sb(adv.host.clone()))
+            .with_port(i32::from(adv.port))
+            .with_rack(None)
+            .with_is_fenced(false)],
+        None => Vec::new(),
+    };
+    let controller = if brokers.is_empty() { -1 } else { cfg.node_id };
+    let resp = DescribeClusterResponse::default()
+        .with_endpoint_type(ENDPOINT_BROKER)
+        .with_cluster_id(sb(broker.cluster_id.clone()))
+        .with_controller_id(BrokerId(controller))
+        .with_brokers(brokers)
+        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
+            cluster_authorized_operations()
+        } else {
+            i32::MIN
+        });
+    req.respond(&resp)
+}
+
+// ---------------------------------------------------------------------------
+// DescribeLogDirs
+// ---------------------------------------------------------------------------
+
+/// (total, usable) bytes of the file system holding `dir`, as Java's
+/// `FileStore.getTotalSpace`/`getUsableSpace` report them.
+fn disk_space(dir: &Path) -> Option<(i64, i64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs writes into the zeroed struct we own; the path is a
+    // valid NUL-terminated string for the duration of the call.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+    if rc != 0 {
+        return None;
+    }
+    let frsize = st.f_frsize as u64;
+    let total = (st.f_blocks as u64).saturating_mul(frsize);
+    let usable = (st.f_bavail as u64).saturating_mul(frsize);
+    Some((
+        i64::try_from(total).unwrap_or(i64::MAX),
+        i64::try_from(usable).unwrap_or(i64::MAX),
+    ))
+}
+
+pub fn describe_log_dirs(req: &Request, body: Bytes) -> Reply {
+    let request = decode_or_close!(req, body, DescribeLogDirsRequest);
+    let broker = &req.ctx.broker;
+    let dir = broker.topics.log_dir();
+    // Kafka reports `File.getAbsolutePath`: absolute, not canonical.
+    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    // None = every partition; otherwise only the named ones that exist here.
+    let wanted: Option<HashMap<&str, HashSet<i32>>> = request.topics.as_ref().map(|ts| {
+        let mut m: HashMap<&str, HashSet<i32>> = HashMap::new();
+        for t in ts {
+            m.entry(t.topic.0.as_str())
+                .or_default()
+                .extend(t.partitions.iter().copied());
+        }
+        m
+    });
+    let mut all = broker.topics.list();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut topics = Vec::new();
+    for t in all {
+        let selected: Option<&HashSet<i32>> = match &wanted {
+            None => None,
+            Some(m) => match m.get(t.name.as_str()) {
+                Some(s) => Some(s),
+                None => continue,
+            },
+        };
+        let partitions: Vec<DescribeLogDirsPartition> = t
+            .partitions
+            .iter()
+            .filter(|p| selected.is_none_or(|s| s.contains(&p.index)))
+            .filter_map(|p| {
+                let size = p.size_bytes()?;
+                Some(
+                    DescribeLogDirsPartition::default()
+                        .with_partition_index(p.index)
+                        .with_partition_size(i64::try_from(size).unwrap_or(i64::MAX))
+                        .with_offset_lag(0)
+                        .with_is_future_key(false),
+                )
+            })
+            .collect();
+        if !partitions.is_empty() {
+            topics.push(
+                DescribeLogDirsTopic::default()
+                    .with_name(tn(&t.name))
+                    .with_partitions(partitions),
+            );
+        }
+    }
+    let (total, usable) = disk_space(dir).unwrap_or((-1, -1));
+    let result = DescribeLogDirsResult::default()
+        .with_log_dir(sb(abs.to_string_lossy().into_owned()))
+        .with_topics(topics)
+        .with_total_bytes(total)
+        .with_usable_bytes(usable);
+    req.respond(&DescribeLogDirsResponse::default().with_results(vec![result]))
+}
+
+// ---------------------------------------------------------------------------
+// OffsetForLeaderEpoch
+// ---------------------------------------------------------------------------
+
+pub fn offset_for_leader_epoch(req: &Request, body: Bytes) -> Reply {
+    let request = decode_or_close!(req, body, OffsetForLeaderEpochRequest);
+    let broker = &req.ctx.broker;
+    let topics = request
+        .topics
+        .iter()
+        .map(|t| {
+            let topic = broker.topics.get(t.topic.0.as_str());
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let base = EpochEndOffset::default()
+                        .with_partition(p.partition)
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1);
+                    let Some(part) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
+                        return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    // -1 means "do not check"; a newer epoch than ours is
+                    // unknown to us, an older one is fenced.
+                    if p.current_leader_epoch != -1 {
+                        if p.current_leader_epoch > LEADER_EPOCH {
+                            return base.with_error_code(ResponseError::UnknownLeaderEpoch.code());
+                        }
+                        if p.current_leader_epoch < LEADER_EPOCH {
+                            return base.with_error_code(ResponseError::FencedLeaderEpoch.code());
+                        }
+                    }
+                    let Some(leo) = part.log_end_offset() else {
+                        return base.with_error_code(ResponseError::NotLeaderOrFollower.code());
+                    };
+                    // Kafka's leader epoch cache holds one entry, epoch 0 from
+                    // the log start: the latest epoch ends at the log end
+                    // offset; an older (negative) epoch ends where epoch 0
+                    // starts; -1 and newer epochs are undefined (-1, -1).
+                    match p.leader_epoch {
+                        LEADER_EPOCH => base.with_leader_epoch(LEADER_EPOCH).with_end_offset(leo),
+                        e if e < -1 => base
+                            .with_leader_epoch(e)
+                            .with_end_offset(part.state().log_start_offset),
+                        _ => base,
+                    }
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    req.respond(&OffsetForLeaderEpochResponse::default().with_topics(topics))
+}
+
+// ---------------------------------------------------------------------------
+// ElectLeaders
+// ---------------------------------------------------------------------------
+
+pub fn elect_leaders(req: &Request, body: Bytes) -> Reply {
+    let request = decode_or_close!(req, body, ElectLeadersRequest);
+    let broker = &req.ctx.broker;
+    // 0 = preferred, 1 = unclean; anything else fails the whole request.
+    let bad_type = !(0..=1).contains(&request.election_type);
+    let mut results = Vec::new();
+    let mut top_error = 0;
+    match &request.topic_partitions {
+        None if !bad_type => {
+            // Kafka leaves out partitions whose election is not needed, which
+            // with one broker is all of them.
+            let mut all = broker.topics.list();
+            all.sort_by(|a, b| a.name.cmp(&b.name));
+            for t in all {
+                results.push(ReplicaElectionResult::default().with_topic(tn(&t.name)));
+            }
+        }
+        None => top_error = ResponseError::InvalidRequest.code(),
+        Some(list) => {
+            for tp in list {
+                let topic = broker.topics.get(tp.topic.0.as_str());
+                let partition_result = tp
+                    .partitions
+                    .iter()
+                    .map(|&p| {
+                        let r = PartitionResult::default().with_partition_id(p);
+                        if bad_type {
+                            return r
+                                .with_error_code(ResponseError::InvalidRequest.code())
+                                .with_error_message(Some(sb(format!(
+                                    "Unknown election type {}",
+                                    request.election_type
+                                ))));
+                        }
+                        match &topic {
+                            None => r
+                                .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                                .with_error_message(Some(sb(format!(
+                                    "No such topic as {}",
+                                    tp.topic.0.as_str()
+                                )))),
+                            Some(t) if t.partition(p).is_none() => r
+                                .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                                .with_error_message(Some(sb(format!(
+                                    "No such partition as {}-{p}",
+                                    t.name
+                                )))),
+                            // The only replica is the preferred replica and
+                            // already leads.
+                            Some(_) => r
+                                .with_error_code(ResponseError::ElectionNotNeeded.code())
+                                .with_error_message(Some(sb(
+                                    "Leader election not needed for topic partition.",
+                                ))),
+                        }
+                    })
+                    .collect();
+                results.push(
+                    ReplicaElectionResult::default()
+                        .with_topic(tp.topic.clone())
+                        .with_partition_result(partition_result),
+                );
+            }
+            if bad_type {
+                top_error = ResponseError::InvalidRequest.code();
+            }
+        }
+    }
+    req.respond(
+        &ElectLeadersResponse::default()
+            .with_error_code(top_error)
+            .with_replica_election_results(results),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Partition reassignments
+// ---------------------------------------------------------------------------
+
+pub fn alter_partition_reassignments(req: &Request, body: Bytes) -> Reply {
+    let request = decode_or_close!(req, body, AlterPartitionReassignmentsRequest);
+    let broker = &req.ctx.broker;
+    let node_id = broker.config.node_id;
+    let responses = request
+        .topics
+        .iter()
+        .map(|t| {
+            let name = t.name.0.as_str();
+            let topic = broker.topics.get(name);
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let r = ReassignablePartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    let fail = |code: ResponseError, msg: String| {
+                        r.clone()
+                            .with_error_code(code.code())
+                            .with_error_message(Some(sb(msg)))
+                    };
+                    let Some(topic) = &topic else {
+                        return fail(
+                            ResponseError::UnknownTopicOrPartition,
+                            format!("Unable to find a topic named {name}."),
+                        );
+                    };
+                    if topic.partition(p.partition_index).is_none() {
+                        return fail(
+                            ResponseError::UnknownTopicOrPartition,
+                            format!("Unable to find partition {name}:{}.", p.partition_index),
+                        );
+                    }
+                    match &p.replicas {
+                        // Cancelling: nothing is ever in progress here.
+                        None => fail(
+                            ResponseError::NoReassignmentInProgress,
+                            "No partition reassignment is in progress.".into(),
+                        ),
+                        Some(replicas) => {
+                            let ids: Vec<i32> = replicas.iter().map(|b| b.0).collect();
+                            // The only valid target, [node.id], is the current
+                            // assignment: accepted and complete at once.
+                            match validate_assignment(&ids, node_id, None) {
+                                Ok(()) => r.with_error_message(None),
+                                Err(m) => fail(ResponseError::InvalidReplicaAssignment, m),
+                            }
+                        }
+                    }
+                })
+                .collect();
+            ReassignableTopicResponse::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    req.respond(
+        &AlterPartitionReassignmentsResponse::default()
+            .with_allow_replication_factor_change(request.allow_replication_factor_change)
+            .with_responses(responses),
+    )
+}
+
+pub fn list_partition_reassignments(req: &Request, body: Bytes) -> Reply {
+    let _request = decode_or_close!(req, body, ListPartitionReassignmentsRequest);
+    // Reassignments complete as they are accepted, so none is ever ongoing;
+    // Kafka lists only ongoing ones and skips unknown topics.
+    req.respond(&ListPartitionReassignmentsResponse::default().with_error_message(None))
+}
+
+// ---------------------------------------------------------------------------
+// Client quotas
+// ---------------------------------------------------------------------------
+//
+// Quotas are stored and described back, persisted in the log directory, but
+// NOT enforced yet: kastle does not throttle producers, consumers or
+// connections.
+
+const QUOTAS_FILE: &str = "client-quotas.properties";
+
+/// An entity: (type, name) pairs sorted by type; `None` names the default
+/// entity of that type.
+type Entity = Vec<(String, Option<String>)>;
+type QuotaMap = BTreeMap<Entity, BTreeMap<String, f64>>;
+
+/// Quotas per log directory (one broker per directory; keyed so tests that
+/// run brokers in one process stay apart). Loaded on first use.
+static QUOTAS: Mutex<BTreeMap<PathBuf, QuotaMap>> = Mutex::new(BTreeMap::new());
+
+/// Percent-encodes everything outside `[A-Za-z0-9._-]`, so names survive
+/// the line format whatever they contain.
+fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn dec(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// One line per quota: `<type>[=<name>],... <key> <value>`; a type without
+/// `=` is that type's default entity.
+fn render_quotas(q: &QuotaMap) -> String {
+    let mut s = String::from("# kastle client quotas (stored, not enforced)\n");
+    for (entity, values) in q {
+        let e: Vec<String> = entity
+            .iter()
+            .map(|(t, n)| match n {
+                Some(n) => format!("{}={}", enc(t), enc(n)),
+                None => enc(t),
+            })
+            .collect();
+        for (k, v) in values {
+            s.push_str(&format!("{} {} {v}\n", e.join(","), enc(k)));
+        }
+    }
+    s
+}
+
+fn parse_quotas(text: &str) -> Result<QuotaMap, String> {
+    let mut q = QuotaMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = || format!("line {}: {line:?}", i + 1);
+        let mut fields = line.split(' ');
+        let (Some(e), Some(k), Some(v), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(bad());
+        };
+        let mut entity = Entity::new();
+        for part in e.split(',') {
+            let (t, n) = match part.split_once('=') {
+                Some((t, n)) => (dec(t).ok_or_else(bad)?, Some(dec(n).ok_or_else(bad)?)),
+                None => (dec(part).ok_or_else(bad)?, None),
+            };
+            entity.push((t, n));
+        }
+        entity.sort();
+        let value: f64 = v.parse().map_err(|_| bad())?;
+        q.entry(entity)
+            .or_default()
+            .insert(dec(k).ok_or_else(bad)?, value);
+    }
+    Ok(q)
+}
+
+/// Runs `f` on this log directory's quotas, loading them on first use.
+fn with_quotas<T>(dir: &Path, f: impl FnOnce(&mut QuotaMap) -> T) -> Result<T, String> {
+    let mut all = QUOTAS.lock().unwrap_or_else(|p| p.into_inner());
+    if !all.contains_key(dir) {
+        let path = dir.join(QUOTAS_FILE);
+        let loaded = match std::fs::read_to_string(&path) {
+            Ok(text) => parse_quotas(&text).map_err(|e| format!("{}: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => QuotaMap::new(),
+            Err(e) => return Err(format!("reading {}: {e}", path.display())),
+        };
+        all.insert(dir.to_path_buf(), loaded);
+    }
+    let q = all
+        .get_mut(dir)
+        .ok_or_else(|| "quota store missing".to_string())?;
+    Ok(f(q))
+}
+
+const USER: &str = "user";
+const CLIENT_ID: &str = "client-id";
+const IP: &str = "ip";
+
+/// Kafka's quota keys and whether each takes whole numbers only.
+fn quota_key_is_integral(entity_types: &[&str], key: &str) -> Option<bool> {
+    if entity_types == [IP] {
+        return (key == "connection_creation_rate").then_some(true);
+    }
+    match key {
+        "producer_byte_rate" | "consumer_byte_rate" => Some(true),
+        "request_percentage" | "controller_mutation_rate" => Some(false),
+        _ => None,
+    }
+}
+
+/// Validates an entity as Kafka's `ClientQuotaControlManager` does.
+fn validate_entity(entity: &Entity) -> Result<(), String> {
+    if entity.is_empty() {
+        return Err("Invalid empty client quota entity".into());
+    }
+    let mut seen = HashSet::new();
+    for (t, n) in entity {
+        if !seen.insert(t.as_str()) {
+            return Err(format!(
+                "Invalid empty client quota entity, duplicate entity entry {t}"
+            ));
+        }
+        if t != USER && t != CLIENT_ID && t != IP {
+            return Err(format!("Unhandled client quota entity type: {t}"));
+        }
+        if n.as_deref() == Some("") {
+            return Err(format!("Empty {t} not supported"));
+        }
+    }
+    let has_ip = seen.contains(IP);
+    if has_ip && seen.len() > 1 {
+        return Err("Invalid empty client quota entity".into());
+    }
+    if has_ip {
+        if let Some((_, Some(ip))) = entity.iter().find(|(t, _)| t == IP) {
+            // Kafka also accepts resolvable host names; kastle does not
+            // resolve names inside a request.
+            if ip.parse::<std::net::IpAddr>().is_err() {
+                return Err(format!("{ip} is not a valid IP or resolvable host."));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn alter_client_quotas(req: &Request, body: Bytes) -> Reply {
+    let request = decode_or_close!(req, body, AlterClientQuotasRequest);
+    let dir = req.ctx.broker.topics.log_dir().to_path_buf();
+    let mut results = Vec::with_capacity(request.entries.len());
+    let stored = with_quotas(&dir, |quotas| {
+        let mut changed = false;
+        for e in &request.entries {
+            let mut entity: Entity = e
+                .entity
+                .iter()
+                .map(|d| {
+                    (
+                        d.entity_type.to_string(),
+                        d.entity_name.as_ref().map(|n| n.to_string()),
+                    )
+                })
+                .collect();
+            entity.sort();
+            let outcome = (|| -> Result<(), String> {
+                validate_entity(&entity)?;
+                let types: Vec<&str> = entity.iter().map(|(t, _)| t.as_str()).collect();
+                let mut keys = HashSet::new();
+                for o in &e.ops {
+                    if !keys.insert(o.key.as_str()) {
+                        return Err(format!(
+                            "Duplicate quota key {} not updating quota for this entity",
+                            o.key.as_str()
+                        ));
+                    }
+                    if o.remove {
+                        continue;
+                    }
+                    let integral = quota_key_is_integral(&types, o.key.as_str())
+                        .ok_or_else(|| format!("Invalid configuration key {}", o.key.as_str()))?;
+                    if integral && (o.value.fract() != 0.0 || !o.value.is_finite()) {
+                        return Err(format!(
+                            "Configuration {} must be a Long value",
+                            o.key.as_str()
+                        ));
+                    }
+                }
+                Ok(())
+            })();
+            if outcome.is_ok() && !request.validate_only {
+                let values = quotas.entry(entity.clone()).or_default();
+                for o in &e.ops {
+                    if o.remove {
+                        changed |= values.remove(o.key.as_str()).is_some();
+                    } else {
+                        changed = true;
+                        values.insert(o.key.to_string(), o.value);
+                    }
+                }
+                if values.is_empty() {
+                    quotas.remove(&entity);
+                }
+            }
+            results.push((e.entity.clone(), outcome));
+        }
+        if changed {
+            write_atomically(&dir.join(QUOTAS_FILE), render_quotas(quotas).as_bytes())
+                .map_err(|e| format!("writing {}: {e}", dir.join(QUOTAS_FILE).display()))
+        } else {
+            Ok(())
+        }
+    });
+    let persist_error = match stored {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) | Err(e) => {
+            tracing::error!(error = %e, "client quotas not persisted");
+            Some(e)
+        }
+    };
+    let entries = results
+        .into_iter()
+        .map(|(entity, outcome)| {
+            let entity = entity
+                .into_iter()
+                .map(|d| {
+                    alter_client_quotas_response::EntityData::default()
+                        .with_entity_type(d.entity_type)
+                        .with_entity_name(d.entity_name)
+                })
+                .collect();
+            let r = alter_client_quotas_response::EntryData::default().with_entity(entity);
+            match (&outcome, &persist_error) {
+                (Err(m), _) => r
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(sb(m.clone()))),
+                (Ok(()), Some(m)) => r
+                    .with_error_code(ResponseError::KafkaStorageError.code())
+                    .with_error_message(Some(sb(m.clone()))),
+                (Ok(()), None) => r,
+            }
+        })
+        .collect();
+    req.respond(&AlterClientQuotasResponse::default().with_entries(entries))
+}
+
+/// A DescribeClientQuotas filter: exact names (None = default entity) and
+/// types that must merely be present.
+struct QuotaFilter {
+    exact: BTreeMap<String, Option<String>>,
+    typed: HashSet<String>,
+}
+
+fn parse_filter(
+    request: &DescribeClientQuotasRequest,
+) -> Result<QuotaFilter, (ResponseError, String)> {
+    let invalid = |m: String| (ResponseError::InvalidRequest, m);
+    let mut f = QuotaFilter {
+        exact: BTreeMap::new(),
+        typed: HashSet::new(),
+    };
+    for c in &request.components {
+        let t = c.entity_type.to_string();
+        if t.is_empty() {
+            return Err(invalid("Invalid empty entity type.".into()));
+        }
+        if f.exact.contains_key(&t) || f.typed.contains(&t) {
+            return Err(invalid(format!(
+                "Entity type {t} cannot appear more than once in the filter."
+            )));
+        }
+        if t != USER && t != CLIENT_ID && t != IP {
+            return Err((
+                ResponseError::UnsupportedVersion,
+                format!("Unsupported entity type {t}"),
+            ));
+        }
+        match c.match_type {
+            0 => {
+                let Some(m) = &c._match else {
+                    return Err(invalid(
+                        "Request specified MATCH_TYPE_EXACT, but set match string to null.".into(),
+                    ));
+                };
+                f.exact.insert(t, Some(m.to_string()));
+            }
+            1 => {
+                if c._match.is_some() {
+                    return Err(invalid(
+                        "Request specified MATCH_TYPE_DEFAULT, but also specified a match string."
+                            .into(),
+                    ));
+                }
+                f.exact.insert(t, None);
+            }
+            2 => {
+                if c._match.is_some() {
+                    return Err(invalid(
+                        "Request specified MATCH_TYPE_SPECIFIED, but also specified a match string."
+                            .into(),
+                    ));
+                }
+                f.typed.insert(t);
+            }
+            other => return Err(invalid(format!("Unknown match type {other}"))),
+        }
+    }
+    let has = |t: &str| f.exact.contains_key(t) || f.typed.contains(t);
+    if has(IP) && (has(USER) || has(CLIENT_ID)) {
+        return Err(invalid(
+            "Invalid entity filter component combination. IP filter component should not be used with user or clientId filter component.".into(),
+        ));
+    }
+    Ok(f)
+}
+
+fn matches(entity: &Entity, f: &QuotaFilter, strict: bool) -> bool {
+    let get = |t: &str| entity.iter().find(|(et, _)| et == t);
+    let exact_ok = f
+        .exact
+        .iter()
+        .all(|(t, n)| get(t).is_some_and(|(_, en)| en == n));
+    // A "specified" component matches any entity with that type, as in
+    // Kafka's ClientQuotasImage.
+    let typed_ok = f.typed.iter().all(|t| get(t).is_some());
+    let strict_ok = !strict || entity.len() == f.exact.len() + f.typed.len();
+    exact_ok && typed_ok && strict_ok
+}
+
+pub fn describe_client_quotas(req: &Request, body: Bytes) -> Reply {
+    let request = decode_or_close!(req, body, DescribeClientQuotasRequest);
+    let dir = req.ctx.broker.topics.log_dir().to_path_buf();
+    let outcome = parse_filter(&request).and_then(|f| {
+        with_quotas(&dir, |quotas| {
+            quotas
+                .iter()
+                .filter(|(e, _)| matches(e, &f, request.strict))
+                .map(|(e, values)| {
+                    describe_client_quotas_response::EntryData::default()
+                        .with_entity(
+                            e.iter()
+                                .map(|(t, n)| {
+                                    describe_client_quotas_response::EntityData::default()
+                                        .with_entity_type(sb(t.clone()))
+                                        .with_entity_name(n.clone().map(sb))
+                                })
+                                .collect(),
+                        )
+                        .with_values(
+                            values
+                                .iter()
+                                .map(|(k, v)| {
+                                    describe_client_quotas_response::ValueData::default()
+                                        .with_key(sb(k.clone()))
+                                        .with_value(*v)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect::<Vec<_>>()
+        })
+        .map_err(|e| (ResponseError::KafkaStorageError, e))
+    });
+    let resp = match outcome {
+        Ok(entries) => DescribeClientQuotasResponse::default().with_entries(Some(entries)),
+        Err((code, msg)) => DescribeClientQuotasResponse::default()
+            .with_error_code(code.code())
+            .with_error_message(Some(sb(msg)))
+            .with_entries(None),
+    };
+    req.respond(&resp)
+}
+
+// ---------------------------------------------------------------------------
+// ACLs: no authorizer
+// ---------------------------------------------------------------------------
+
+const NO_AUTHORIZER: &str = "No Authorizer is configured.";
+
+pub fn describe_acls(req: &Request, body: Bytes) -> Reply {
+    let _request = decode_or_close!(req, body, DescribeAclsRequest);
+    req.respond(
+        &DescribeAclsResponse::default()
+            .with_error_code(ResponseError::SecurityDisabled.code())
+            .with_error_message(Some(sb(NO_AUTHORIZER))),
+    )
+}
+
+pub fn create_acls(req: &Request, body: Bytes) -> Reply {
+    let request = decode_or_close!(req, body, CreateAclsRequest);
+    let results = request
+        .creations
+        .iter()
+        .map(|_| {
+            AclCreationResult::default()
+                .with_error_code(ResponseError::SecurityDisabled.code())
+                .with_error_message(Some(sb(NO_AUTHORIZER)))
+        })
+        .collect();
+    req.respond(&CreateAclsResponse::default().with_results(results))
+}
+
+pub fn delete_acls(req: &Request, body: Bytes) -> Reply {
+    let request = decode_or_close!(req, body, DeleteAclsRequest);
+    let results = request
+        .filters
+        .iter()
+        .map(|_| {
+            DeleteAclsFilterResult::default()
+                .with_error_code(ResponseError::SecurityDisabled.code())
+                .with_error_message(Some(sb(NO_AUTHORIZER)))
+        })
+        .collect();
+    req.respond(&DeleteAclsResponse::default().with_filter_results(results))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assignment_messages_follow_kafka() {
+        assert!(validate_assignment(&[1], 1, Some(1)).is_ok());
+        assert!(validate_assignment(&[], 1, None)
+            .unwrap_err()
+            .contains("empty replica list"));
+        assert!(validate_assignment(&[1, 7], 1, None)
+            .unwrap_err()
+            .contains("broker 7, but no such broker is registered"));
+        assert!(validate_assignment(&[1, 1], 1, None)
+            .unwrap_err()
+            .contains("broker 1 more than once"));
+    }
+
+    #[test]
+    fn quota_file_round_trips_odd_names() {
+        let mut q = QuotaMap::new();
+        q.entry(vec![
+            ("client-id".to_string(), Some("a b,c=d%".to_string())),
+            ("user".to_string(), None),
+        ])
+        .or_default()
+        .insert("producer_byte_rate".into(), 1024.0);
+        q.entry(vec![("ip".to_string(), Some("10.0.0.1".to_string()))])
+            .or_default()
+            .insert("connection_creation_rate".into(), 0.5);
+        let text = render_quotas(&q);
+        assert_eq!(parse_quotas(&text).unwrap(), q);
+        assert!(parse_quotas("garbage").is_err());
+    }
+
+    #[test]
+    fn filters_match_like_kafka() {
+        let e: Entity = vec![("user".into(), Some("alice".into()))];
+        let d: Entity = vec![("user".into(), None)];
+        let mut f = QuotaFilter {
+            exact: BTreeMap::new(),
+            typed: HashSet::new(),
+        };
+        assert!(matches(&e, &f, false) && !matches(&e, &f, true));
+        f.exact.insert("user".into(), None);
+        assert!(matches(&d, &f, true) && !matches(&e, &f, true));
+        f.exact.clear();
+        f.typed.insert("user".into());
+        assert!(matches(&d, &f, true) && matches(&e, &f, true));
+    }
+}

@@ -1,0 +1,334 @@
+//! Transaction APIs: InitProducerId with a transactional id,
+//! AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, DescribeTransactions,
+//! ListTransactions. The coordinator does the work; this module maps
+//! requests and errors.
+
+use bytes::Bytes;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::describe_transactions_response::{
+    TopicData, TransactionState as DescribedState,
+};
+use kafka_protocol::messages::list_transactions_response::TransactionState as ListedState;
+use kafka_protocol::messages::{
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
+    EndTxnRequest, EndTxnResponse, InitProducerIdRequest, InitProducerIdResponse,
+    ListTransactionsRequest, ListTransactionsResponse, ProducerId, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use crate::broker::now_ms;
+use crate::coordinator::group::persistence::OFFSETS_TOPIC;
+use crate::coordinator::txn::coordinator::fenced_error;
+use crate::handlers::{decode, malformed, ready, Pending, Request};
+
+/// InitProducerId for a transactional producer (the caller routes requests
+/// without a transactional id to the idempotent path).
+pub fn init_producer_id(req: Request, request: InitProducerIdRequest) -> Pending {
+    let txn_id = request
+        .transactional_id
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .unwrap_or_default();
+    let expected =
+        (request.producer_id.0 >= 0).then_some((request.producer_id.0, request.producer_epoch));
+    Box::pin(async move {
+        let broker = req.ctx.broker.clone();
+        let mut resp = InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        match broker
+            .txns
+            .init_producer_id(&broker, &txn_id, request.transaction_timeout_ms, expected)
+            .await
+        {
+            Ok((pid, epoch)) => {
+                resp.producer_id = ProducerId(pid);
+                resp.producer_epoch = epoch;
+            }
+            Err(e) => {
+                // InitProducerId before v4 knows no PRODUCER_FENCED.
+                let e = if e == ResponseError::ProducerFenced && req.version() < 4 {
+                    ResponseError::InvalidProducerEpoch
+                } else {
+                    e
+                };
+                resp.error_code = e.code();
+            }
+        }
+        req.respond(&resp)
+    })
+}
+
+pub fn add_partitions_to_txn(req: Request, body: Bytes) -> Pending {
+    let request: AddPartitionsToTxnRequest = match decode(&req.header, body) {
+        Ok(r) => r,
+        Err(e) => return ready(malformed(&req, e)),
+    };
+    let version = req.version();
+    Box::pin(async move {
+        let broker = req.ctx.broker.clone();
+        // v4+ batches several transactions (sent broker-to-coordinator);
+        // v0-3 carry one, from the client.
+        let txns: Vec<(String, i64, i16, bool, Vec<(TopicName, Vec<i32>)>)> = if version >= 4 {
+            request
+                .transactions
+                .into_iter()
+                .map(|t| {
+                    (
+                        t.transactional_id.0.to_string(),
+                        t.producer_id.0,
+                        t.producer_epoch,
+                        t.verify_only,
+                        t.topics
+                            .into_iter()
+                            .map(|x| (x.name, x.partitions))
+                            .collect(),
+                    )
+                })
+                .collect()
+        } else {
+            vec![(
+                request.v3_and_below_transactional_id.0.to_string(),
+                request.v3_and_below_producer_id.0,
+                request.v3_and_below_producer_epoch,
+                false,
+                request
+                    .v3_and_below_topics
+                    .into_iter()
+                    .map(|x| (x.name, x.partitions))
+                    .collect(),
+            )]
+        };
+        let mut results = Vec::with_capacity(txns.len());
+        for (txn_id, pid, epoch, verify_only, topics) in txns {
+            // Unknown partitions fail the request; the others are "not attempted".
+            let mut unknown = Vec::new();
+            let mut wanted = Vec::new();
+            for (name, parts) in &topics {
+                let topic = broker.topics.get(&name.0);
+                for p in parts {
+                    match topic.as_ref().and_then(|t| t.partition(*p)) {
+                        Some(_) => wanted.push((name.0.to_string(), *p)),
+                        None => unknown.push((name.0.to_string(), *p)),
+                    }
+                }
+            }
+            let outcome = if unknown.is_empty() {
+                broker
+                    .txns
+                    .add_partitions(&txn_id, pid, epoch, &wanted, verify_only, version)
+                    .await
+            } else {
+                Err(ResponseError::OperationNotAttempted)
+            };
+            let code_for = |t: &str, p: i32| -> i16 {
+                if unknown.iter().any(|(ut, up)| ut == t && *up == p) {
+                    ResponseError::UnknownTopicOrPartition.code()
+                } else {
+                    outcome.err().map_or(0, |e| e.code())
+                }
+            };
+            let topic_results: Vec<AddPartitionsToTxnTopicResult> = topics
+                .iter()
+                .map(|(name, parts)| {
+                    AddPartitionsToTxnTopicResult::default()
+                        .with_name(name.clone())
+                        .with_results_by_partition(
+                            parts
+                                .iter()
+                                .map(|p| {
+                                    AddPartitionsToTxnPartitionResult::default()
+                                        .with_partition_index(*p)
+                                        .with_partition_error_code(code_for(&name.0, *p))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            results.push((txn_id, topic_results));
+        }
+        let mut resp = AddPartitionsToTxnResponse::default();
+        if version >= 4 {
+            resp.results_by_transaction = results
+                .into_iter()
+                .map(|(id, topic_results)| {
+                    AddPartitionsToTxnResult::default()
+                        .with_transactional_id(kafka_protocol::messages::TransactionalId(
+                            StrBytes::from_string(id),
+                        ))
+                        .with_topic_results(topic_results)
+                })
+                .collect();
+        } else if let Some((_, topic_results)) = results.into_iter().next() {
+            resp.results_by_topic_v3_and_below = topic_results;
+        }
+        req.respond(&resp)
+    })
+}
+
+pub fn add_offsets_to_txn(req: Request, body: Bytes) -> Pending {
+    let request: AddOffsetsToTxnRequest = match decode(&req.header, body) {
+        Ok(r) => r,
+        Err(e) => return ready(malformed(&req, e)),
+    };
+    let version = req.version();
+    Box::pin(async move {
+        let broker = req.ctx.broker.clone();
+        let partition = broker.groups.partition_for(&request.group_id.0);
+        let result = broker
+            .txns
+            .add_partitions(
+                &request.transactional_id.0,
+                request.producer_id.0,
+                request.producer_epoch,
+                &[(OFFSETS_TOPIC.to_string(), partition)],
+                false,
+                version,
+            )
+            .await;
+        let code = result.err().map_or(0, |e| e.code());
+        req.respond(&AddOffsetsToTxnResponse::default().with_error_code(code))
+    })
+}
+
+pub fn end_txn(req: Request, body: Bytes) -> Pending {
+    let request: EndTxnRequest = match decode(&req.header, body) {
+        Ok(r) => r,
+        Err(e) => return ready(malformed(&req, e)),
+    };
+    let version = req.version();
+    Box::pin(async move {
+        let broker = req.ctx.broker.clone();
+        let result = broker
+            .txns
+            .end_txn(
+                &broker,
+                &request.transactional_id.0,
+                request.producer_id.0,
+                request.producer_epoch,
+                request.committed,
+                version,
+            )
+            .await;
+        let mut resp = EndTxnResponse::default()
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        if let Err(e) = result {
+            let e = if e == ResponseError::ProducerFenced {
+                fenced_error(version)
+            } else {
+                e
+            };
+            resp.error_code = e.code();
+        }
+        req.respond(&resp)
+    })
+}
+
+pub fn describe_transactions(req: Request, body: Bytes) -> Pending {
+    let request: DescribeTransactionsRequest = match decode(&req.header, body) {
+        Ok(r) => r,
+        Err(e) => return ready(malformed(&req, e)),
+    };
+    Box::pin(async move {
+        let broker = req.ctx.broker.clone();
+        let mut states = Vec::with_capacity(request.transactional_ids.len());
+        for id in request.transactional_ids {
+            let mut s = DescribedState::default().with_transactional_id(id.clone());
+            match broker.txns.describe(&id.0).await {
+                None => s.error_code = ResponseError::TransactionalIdNotFound.code(),
+                Some(m) => {
+                    let mut topics: Vec<TopicData> = Vec::new();
+                    for (t, p) in &m.partitions {
+                        match topics.last_mut() {
+                            Some(last) if last.topic.0.as_str() == t.as_str() => {
+                                last.partitions.push(*p)
+                            }
+                            _ => topics.push(
+                                TopicData::default()
+                                    .with_topic(TopicName(StrBytes::from_string(t.clone())))
+                                    .with_partitions(vec![*p]),
+                            ),
+                        }
+                    }
+                    s = s
+                        .with_transaction_state(StrBytes::from_static_str(m.state.name()))
+                        .with_transaction_timeout_ms(m.timeout_ms)
+                        .with_transaction_start_time_ms(m.start_ms)
+                        .with_producer_id(ProducerId(m.producer_id))
+                        .with_producer_epoch(m.producer_epoch)
+                        .with_topics(topics);
+                }
+            }
+            states.push(s);
+        }
+        req.respond(&DescribeTransactionsResponse::default().with_transaction_states(states))
+    })
+}
+
+pub fn list_transactions(req: Request, body: Bytes) -> Pending {
+    let request: ListTransactionsRequest = match decode(&req.header, body) {
+        Ok(r) => r,
+        Err(e) => return ready(malformed(&req, e)),
+    };
+    Box::pin(async move {
+        let broker = req.ctx.broker.clone();
+        const STATES: [&str; 8] = [
+            "Empty",
+            "Ongoing",
+            "PrepareCommit",
+            "PrepareAbort",
+            "CompleteCommit",
+            "CompleteAbort",
+            "Dead",
+            "PrepareEpochFence",
+        ];
+        let filters: Vec<String> = request
+            .state_filters
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let unknown: Vec<StrBytes> = request
+            .state_filters
+            .iter()
+            .filter(|s| !STATES.contains(&s.as_str()))
+            .cloned()
+            .collect();
+        let now = now_ms();
+        let listed = broker
+            .txns
+            .list()
+            .await
+            .into_iter()
+            .filter(|m| filters.is_empty() || filters.iter().any(|f| f == m.state.name()))
+            .filter(|m| {
+                request.producer_id_filters.is_empty()
+                    || request
+                        .producer_id_filters
+                        .contains(&ProducerId(m.producer_id))
+            })
+            // v1 (KIP-994): only transactions running longer than the filter.
+            .filter(|m| {
+                request.duration_filter < 0
+                    || (m.start_ms >= 0 && now - m.start_ms > request.duration_filter)
+            })
+            .map(|m| {
+                ListedState::default()
+                    .with_transactional_id(kafka_protocol::messages::TransactionalId(
+                        StrBytes::from_string(m.transactional_id),
+                    ))
+                    .with_producer_id(ProducerId(m.producer_id))
+                    .with_transaction_state(StrBytes::from_static_str(m.state.name()))
+            })
+            .collect();
+        req.respond(
+            &ListTransactionsResponse::default()
+                .with_unknown_state_filters(unknown)
+                .with_transaction_states(listed),
+        )
+    })
+}

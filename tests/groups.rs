@@ -1,0 +1,882 @@
+//! Black-box tests of the consumer group APIs (classic rebalance protocol)
+//! over the raw Kafka protocol: FindCoordinator, the JoinGroup/SyncGroup/
+//! Heartbeat state machine with its error codes and timers, static
+//! membership, offsets and their durability across restarts, and the admin
+//! APIs (ListGroups, DescribeGroups, DeleteGroups, OffsetDelete).
+
+mod common;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{Broker, Client};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::leave_group_request::MemberIdentity;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+};
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+const NONE: i16 = 0;
+const ILLEGAL_GENERATION: i16 = 22;
+const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+const UNKNOWN_MEMBER_ID: i16 = 25;
+const INVALID_SESSION_TIMEOUT: i16 = 26;
+const REBALANCE_IN_PROGRESS: i16 = 27;
+const INVALID_REQUEST: i16 = 42;
+const NON_EMPTY_GROUP: i16 = 68;
+const GROUP_ID_NOT_FOUND: i16 = 69;
+const MEMBER_ID_REQUIRED: i16 = 79;
+const FENCED_INSTANCE_ID: i16 = 82;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+fn start() -> Broker {
+    Broker::start(&[
+        "group.min.session.timeout.ms=100",
+        "group.initial.rebalance.delay.ms=0",
+        "offsets.topic.num.partitions=5",
+    ])
+}
+
+fn create_topic(c: &mut Client, name: &str, partitions: i32) {
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(s(name)))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)])
+        .with_timeout_ms(10_000);
+    let resp = c.call(7, &req);
+    assert_eq!(resp.topics[0].error_code, 0, "create {name}");
+}
+
+struct Joiner<'a> {
+    group: &'a str,
+    member: String,
+    instance: Option<&'a str>,
+    session_ms: i32,
+    meta: &'a [u8],
+}
+
+fn join_req(j: &Joiner) -> JoinGroupRequest {
+    JoinGroupRequest::default()
+        .with_group_id(GroupId(s(j.group)))
+        .with_session_timeout_ms(j.session_ms)
+        .with_rebalance_timeout_ms(5_000)
+        .with_member_id(s(&j.member))
+        .with_group_instance_id(j.instance.map(s))
+        .with_protocol_type(s("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(s("range"))
+            .with_metadata(Bytes::copy_from_slice(j.meta))])
+}
+
+/// JoinGroup v7, answering MEMBER_ID_REQUIRED by rejoining with the id.
+fn join(c: &mut Client, j: &mut Joiner) -> JoinGroupResponse {
+    let r = c.call(7, &join_req(j));
+    if r.error_code == MEMBER_ID_REQUIRED {
+        j.member = r.member_id.to_string();
+        return c.call(7, &join_req(j));
+    }
+    if r.error_code == NONE {
+        j.member = r.member_id.to_string();
+    }
+    r
+}
+
+fn sync(
+    c: &mut Client,
+    group: &str,
+    gen: i32,
+    member: &str,
+    instance: Option<&str>,
+    assignments: &[(&str, &[u8])],
+) -> SyncGroupResponse {
+    let req = SyncGroupRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id(gen)
+        .with_member_id(s(member))
+        .with_group_instance_id(instance.map(s))
+        .with_protocol_type(Some(s("consumer")))
+        .with_protocol_name(Some(s("range")))
+        .with_assignments(
+            assignments
+                .iter()
+                .map(|(m, a)| {
+                    SyncGroupRequestAssignment::default()
+                        .with_member_id(s(m))
+                        .with_assignment(Bytes::copy_from_slice(a))
+                })
+                .collect(),
+        );
+    c.call(5, &req)
+}
+
+fn heartbeat(c: &mut Client, group: &str, gen: i32, member: &str) -> i16 {
+    let req = HeartbeatRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id(gen)
+        .with_member_id(s(member));
+    c.call(4, &req).error_code
+}
+
+fn describe(c: &mut Client, group: &str) -> describe_groups_response::DescribedGroup {
+    let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]);
+    c.call(5, &req).groups.remove(0)
+}
+
+fn commit(
+    c: &mut Client,
+    version: i16,
+    group: &str,
+    gen: i32,
+    member: &str,
+    offsets: &[(&str, i32, i64)],
+) -> Vec<i16> {
+    let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
+    for (t, p, o) in offsets {
+        let part = OffsetCommitRequestPartition::default()
+            .with_partition_index(*p)
+            .with_committed_offset(*o)
+            .with_committed_metadata(Some(s("m")));
+        match topics.iter_mut().find(|x| x.name.0.as_str() == *t) {
+            Some(x) => x.partitions.push(part),
+            None => topics.push(
+                OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(s(t)))
+                    .with_partitions(vec![part]),
+            ),
+        }
+    }
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id_or_member_epoch(gen)
+        .with_member_id(s(member))
+        .with_retention_time_ms(-1)
+        .with_topics(topics);
+    c.call(version, &req)
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+        .collect()
+}
+
+/// OffsetFetch of (topic, partitions) at `version`; returns offsets in order.
+fn fetch_offsets(
+    c: &mut Client,
+    version: i16,
+    group: &str,
+    topic: &str,
+    parts: &[i32],
+) -> Vec<i64> {
+    if version >= 8 {
+        let req =
+            OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+                .with_group_id(GroupId(s(group)))
+                .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+                    .with_name(TopicName(s(topic)))
+                    .with_partition_indexes(parts.to_vec())]))]);
+        let r = c.call(version, &req);
+        assert_eq!(r.groups[0].error_code, 0);
+        return r.groups[0].topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.committed_offset)
+            .collect();
+    }
+    let req = OffsetFetchRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(TopicName(s(topic)))
+            .with_partition_indexes(parts.to_vec())]));
+    let r = c.call(version, &req);
+    assert_eq!(r.error_code, 0);
+    r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.committed_offset)
+        .collect()
+}
+
+#[test]
+fn find_coordinator_every_version() {
+    let b = start();
+    let mut c = b.client();
+    for v in 0..=3i16 {
+        let mut req = FindCoordinatorRequest::default().with_key(s("g1"));
+        if v >= 1 {
+            req = req.with_key_type(1);
+        }
+        let r = c.call(v, &req);
+        assert_eq!(r.error_code, 0, "v{v}");
+        assert_eq!(r.node_id.0, 1, "v{v}");
+        assert_eq!(r.host.as_str(), "127.0.0.1");
+        assert_eq!(r.port, i32::from(b.port));
+    }
+    for v in 4..=6i16 {
+        for key_type in [0i8, 1] {
+            let req = FindCoordinatorRequest::default()
+                .with_key_type(key_type)
+                .with_coordinator_keys(vec![s("a"), s("b"), s("c")]);
+            let r = c.call(v, &req);
+            assert_eq!(r.coordinators.len(), 3, "v{v}");
+            for (co, k) in r.coordinators.iter().zip(["a", "b", "c"]) {
+                assert_eq!(co.key.as_str(), k);
+                assert_eq!(co.error_code, 0);
+                assert_eq!(co.node_id.0, 1);
+                assert_eq!(co.port, i32::from(b.port));
+            }
+        }
+        let bad = FindCoordinatorRequest::default()
+            .with_key_type(7)
+            .with_coordinator_keys(vec![s("a")]);
+        assert_eq!(c.call(v, &bad).coordinators[0].error_code, INVALID_REQUEST);
+    }
+    // __consumer_offsets exists and is internal.
+    let md = c.call(12, &MetadataRequest::default().with_topics(None));
+    let t = md
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some("__consumer_offsets"))
+        .expect("__consumer_offsets in metadata");
+    assert!(t.is_internal);
+    assert_eq!(t.partitions.len(), 5);
+}
+
+#[test]
+fn member_id_required_then_join_and_sync() {
+    let b = start();
+    let mut c = b.client();
+    let mut j = Joiner {
+        group: "g-single",
+        member: String::new(),
+        instance: None,
+        session_ms: 10_000,
+        meta: b"meta-a",
+    };
+    let first = c.call(7, &join_req(&j));
+    assert_eq!(first.error_code, MEMBER_ID_REQUIRED);
+    assert!(first.member_id.starts_with(common::CLIENT_ID));
+    j.member = first.member_id.to_string();
+    let r = c.call(7, &join_req(&j));
+    assert_eq!(r.error_code, NONE);
+    assert_eq!(r.generation_id, 1);
+    assert_eq!(r.leader, r.member_id);
+    assert_eq!(r.protocol_name.as_deref(), Some("range"));
+    assert_eq!(r.members.len(), 1);
+    assert_eq!(&r.members[0].metadata[..], b"meta-a");
+    let sr = sync(
+        &mut c,
+        "g-single",
+        1,
+        &j.member,
+        None,
+        &[(&j.member, b"asg-a")],
+    );
+    assert_eq!(sr.error_code, NONE);
+    assert_eq!(&sr.assignment[..], b"asg-a");
+    assert_eq!(heartbeat(&mut c, "g-single", 1, &j.member), NONE);
+    let d = describe(&mut c, "g-single");
+    assert_eq!(d.group_state.as_str(), "Stable");
+    assert_eq!(d.protocol_data.as_str(), "range");
+    assert_eq!(&d.members[0].member_assignment[..], b"asg-a");
+    assert_eq!(d.members[0].client_host.as_str(), "/127.0.0.1");
+
+    // Version 3 and below: no MEMBER_ID_REQUIRED round trip.
+    let old = c.call(
+        3,
+        &join_req(&Joiner {
+            group: "g-old",
+            member: String::new(),
+            instance: None,
+            session_ms: 10_000,
+            meta: b"x",
+        }),
+    );
+    assert_eq!(old.error_code, NONE);
+    assert_eq!(old.generation_id, 1);
+
+    // Bad input.
+    let mut bad = Joiner {
+        group: "g-bad",
+        member: String::new(),
+        instance: None,
+        session_ms: 50,
+        meta: b"x",
+    };
+    assert_eq!(
+        c.call(7, &join_req(&bad)).error_code,
+        INVALID_SESSION_TIMEOUT
+    );
+    bad.session_ms = 10_000;
+    bad.member = "nobody".into();
+    assert_eq!(c.call(7, &join_req(&bad)).error_code, UNKNOWN_MEMBER_ID);
+    let wrong_type = join_req(&Joiner {
+        group: "g-single",
+        member: String::new(),
+        instance: None,
+        session_ms: 10_000,
+        meta: b"x",
+    })
+    .with_protocol_type(s("connect"));
+    assert_eq!(
+        c.call(7, &wrong_type).error_code,
+        INCONSISTENT_GROUP_PROTOCOL
+    );
+    let huge = join_req(&Joiner {
+        group: "g-huge",
+        member: String::new(),
+        instance: None,
+        session_ms: 10_000,
+        meta: &vec![0u8; 2 * 1024 * 1024],
+    });
+    assert_eq!(c.call(7, &huge).error_code, INVALID_REQUEST);
+}
+
+/// Two members: the second join makes the first rejoin (heartbeat says
+/// REBALANCE_IN_PROGRESS); the leader's assignment reaches both; a third
+/// join starts another rebalance; stale generations and unknown members
+/// get their errors.
+#[test]
+fn rebalance_with_leader_assignment() {
+    let b = start();
+    let group = "g-two";
+    let mut ca = b.client();
+    let mut a = Joiner {
+        group,
+        member: String::new(),
+        instance: None,
+        session_ms: 10_000,
+        meta: b"meta-a",
+    };
+    let ja = join(&mut ca, &mut a);
+    assert_eq!(ja.generation_id, 1);
+    assert_eq!(
+        sync(&mut ca, group, 1, &a.member, None, &[(&a.member, b"all")]).error_code,
+        NONE
+    );
+
+    let port = b.port;
+    let hb = thread::spawn(move || {
+        let mut cb = Client::connect(port);
+        let mut bj = Joiner {
+            group,
+            member: String::new(),
+            instance: None,
+            session_ms: 10_000,
+            meta: b"meta-b",
+        };
+        let jb = join(&mut cb, &mut bj);
+        let sb = sync(&mut cb, group, jb.generation_id, &bj.member, None, &[]);
+        (jb, sb, bj.member, cb)
+    });
+    // A learns of the rebalance through its heartbeat.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let e = heartbeat(&mut ca, group, 1, &a.member);
+        if e == REBALANCE_IN_PROGRESS {
+            break;
+        }
+        assert_eq!(e, NONE);
+        assert!(Instant::now() < deadline, "no REBALANCE_IN_PROGRESS");
+        thread::sleep(Duration::from_millis(20));
+    }
+    // Commits with the current generation are still accepted meanwhile.
+    let ja2 = join(&mut ca, &mut a);
+    assert_eq!(ja2.error_code, NONE);
+    assert_eq!(ja2.generation_id, 2);
+    assert_eq!(ja2.leader, ja2.member_id, "the first member stays leader");
+    assert_eq!(ja2.members.len(), 2);
+    let b_id = ja2
+        .members
+        .iter()
+        .find(|m| m.member_id != ja2.member_id)
+        .map(|m| m.member_id.to_string())
+        .unwrap();
+    assert!(ja2.members.iter().any(|m| &m.metadata[..] == b"meta-b"));
+    // Stale generation.
+    assert_eq!(heartbeat(&mut ca, group, 1, &a.member), ILLEGAL_GENERATION);
+    let sa = sync(
+        &mut ca,
+        group,
+        2,
+        &a.member,
+        None,
+        &[(&a.member, b"part-a"), (&b_id, b"part-b")],
+    );
+    assert_eq!(sa.error_code, NONE);
+    assert_eq!(&sa.assignment[..], b"part-a");
+    let (jb, sb, b_member, mut cb) = hb.join().unwrap();
+    assert_eq!(jb.generation_id, 2);
+    assert!(jb.members.is_empty(), "followers get no member list");
+    assert_eq!(sb.error_code, NONE);
+    assert_eq!(&sb.assignment[..], b"part-b");
+    assert_eq!(heartbeat(&mut ca, group, 2, &a.member), NONE);
+    assert_eq!(heartbeat(&mut cb, group, 2, &b_member), NONE);
+    assert_eq!(heartbeat(&mut ca, group, 2, "bogus"), UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        heartbeat(&mut ca, "no-such-group", 2, "bogus"),
+        UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(
+        sync(&mut ca, group, 1, &a.member, None, &[]).error_code,
+        ILLEGAL_GENERATION
+    );
+
+    // A third member: both existing members see REBALANCE_IN_PROGRESS.
+    let port = b.port;
+    let third = thread::spawn(move || {
+        let mut cc = Client::connect(port);
+        let mut cj = Joiner {
+            group,
+            member: String::new(),
+            instance: None,
+            session_ms: 10_000,
+            meta: b"meta-c",
+        };
+        join(&mut cc, &mut cj)
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while heartbeat(&mut ca, group, 2, &a.member) != REBALANCE_IN_PROGRESS {
+        assert!(Instant::now() < deadline);
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        heartbeat(&mut cb, group, 2, &b_member),
+        REBALANCE_IN_PROGRESS
+    );
+    let d = describe(&mut ca, group);
+    assert_eq!(d.group_state.as_str(), "PreparingRebalance");
+    // Both rejoin; the join completes for all three.
+    let port = b.port;
+    let b_member2 = b_member.clone();
+    let rb = thread::spawn(move || {
+        let mut bj = Joiner {
+            group,
+            member: b_member2,
+            instance: None,
+            session_ms: 10_000,
+            meta: b"meta-b",
+        };
+        join(&mut Client::connect(port), &mut bj)
+    });
+    let ja3 = join(&mut ca, &mut a);
+    assert_eq!(ja3.generation_id, 3);
+    assert_eq!(ja3.members.len(), 3);
+    assert_eq!(rb.join().unwrap().generation_id, 3);
+    assert_eq!(third.join().unwrap().generation_id, 3);
+}
+
+#[test]
+fn session_timeout_removes_silent_member() {
+    let b = start();
+    let group = "g-expire";
+    let mut ca = b.client();
+    let mut a = Joiner {
+        group,
+        member: String::new(),
+        instance: None,
+        session_ms: 10_000,
+        meta: b"a",
+    };
+    join(&mut ca, &mut a);
+    sync(&mut ca, group, 1, &a.member, None, &[]);
+    // B joins with a short session and then goes silent after syncing.
+    let port = b.port;
+    let t = thread::spawn(move || {
+        let mut cb = Client::connect(port);
+        let mut bj = Joiner {
+            group,
+            member: String::new(),
+            instance: None,
+            session_ms: 500,
+            meta: b"b",
+        };
+        let r = join(&mut cb, &mut bj);
+        let _ = sync(&mut cb, group, r.generation_id, &bj.member, None, &[]);
+        bj.member
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while heartbeat(&mut ca, group, 1, &a.member) != REBALANCE_IN_PROGRESS {
+        assert!(Instant::now() < deadline);
+        thread::sleep(Duration::from_millis(20));
+    }
+    let j2 = join(&mut ca, &mut a);
+    assert_eq!(j2.generation_id, 2);
+    assert_eq!(
+        sync(&mut ca, group, 2, &a.member, None, &[]).error_code,
+        NONE
+    );
+    let b_member = t.join().unwrap();
+    // Keep A alive while B's session (500 ms) lapses.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let e = heartbeat(&mut ca, group, 2, &a.member);
+        if e == REBALANCE_IN_PROGRESS {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B never expired");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let j3 = join(&mut ca, &mut a);
+    assert_eq!(j3.generation_id, 3);
+    assert_eq!(j3.members.len(), 1);
+    let mut cb = b.client();
+    assert_eq!(heartbeat(&mut cb, group, 2, &b_member), UNKNOWN_MEMBER_ID);
+
+    // A MEMBER_ID_REQUIRED member that never rejoins is forgotten.
+    let mut p = Joiner {
+        group: "g-pending",
+        member: String::new(),
+        instance: None,
+        session_ms: 200,
+        meta: b"p",
+    };
+    let r = cb.call(7, &join_req(&p));
+    assert_eq!(r.error_code, MEMBER_ID_REQUIRED);
+    thread::sleep(Duration::from_millis(600));
+    p.member = r.member_id.to_string();
+    assert_eq!(cb.call(7, &join_req(&p)).error_code, UNKNOWN_MEMBER_ID);
+}
+
+#[test]
+fn static_member_rejoin_keeps_assignment() {
+    let b = start();
+    let group = "g-static";
+    let mut c = b.client();
+    let mut j = Joiner {
+        group,
+        member: String::new(),
+        instance: Some("inst-1"),
+        session_ms: 10_000,
+        meta: b"s",
+    };
+    // Static members skip MEMBER_ID_REQUIRED.
+    let r = c.call(7, &join_req(&j));
+    assert_eq!(r.error_code, NONE);
+    assert!(r.member_id.starts_with("inst-1-"));
+    j.member = r.member_id.to_string();
+    assert_eq!(
+        sync(
+            &mut c,
+            group,
+            1,
+            &j.member,
+            Some("inst-1"),
+            &[(&j.member, b"mine")]
+        )
+        .error_code,
+        NONE
+    );
+    let old = j.member.clone();
+    // The "restarted" instance joins with an empty member id.
+    j.member = String::new();
+    let mut c2 = b.client();
+    let r2 = c2.call(7, &join_req(&j));
+    assert_eq!(r2.error_code, NONE);
+    assert_eq!(r2.generation_id, 1, "no rebalance for a static rejoin");
+    assert_ne!(r2.member_id.as_str(), old);
+    let s2 = sync(&mut c2, group, 1, &r2.member_id, Some("inst-1"), &[]);
+    assert_eq!(s2.error_code, NONE);
+    assert_eq!(&s2.assignment[..], b"mine");
+    // The old incarnation is fenced.
+    let hb = HeartbeatRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id(1)
+        .with_member_id(s(&old))
+        .with_group_instance_id(Some(s("inst-1")));
+    assert_eq!(c.call(4, &hb).error_code, FENCED_INSTANCE_ID);
+    assert_eq!(describe(&mut c, group).group_state.as_str(), "Stable");
+    // Leaving by instance id (v3+ batch form).
+    let leave = LeaveGroupRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_members(vec![MemberIdentity::default()
+            .with_member_id(s(""))
+            .with_group_instance_id(Some(s("inst-1")))]);
+    let lr = c.call(4, &leave);
+    assert_eq!(lr.error_code, NONE);
+    assert_eq!(lr.members[0].error_code, NONE);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while describe(&mut c, group).group_state.as_str() != "Empty" {
+        assert!(Instant::now() < deadline);
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn offsets_survive(kill: bool) {
+    let mut b = start();
+    let mut c = b.client();
+    create_topic(&mut c, "t-off", 3);
+    // A simple consumer: generation -1, no member id.
+    let codes = commit(
+        &mut c,
+        8,
+        "g-simple",
+        -1,
+        "",
+        &[("t-off", 0, 10), ("t-off", 2, 30)],
+    );
+    assert_eq!(codes, vec![NONE, NONE]);
+    let codes = commit(&mut c, 2, "g-simple", -1, "", &[("t-off", 1, 20)]);
+    assert_eq!(codes, vec![NONE]);
+    let codes = commit(&mut c, 8, "g-simple", -1, "", &[("no-such-topic", 0, 1)]);
+    assert_eq!(codes, vec![UNKNOWN_TOPIC_OR_PARTITION]);
+    for v in 1..=9 {
+        assert_eq!(
+            fetch_offsets(&mut c, v, "g-simple", "t-off", &[0, 1, 2, 3]),
+            vec![10, 20, 30, -1],
+            "v{v}"
+        );
+    }
+    // A member-managed group with committed offsets.
+    let mut j = Joiner {
+        group: "g-managed",
+        member: String::new(),
+        instance: None,
+        session_ms: 10_000,
+        meta: b"m",
+    };
+    let r = join(&mut c, &mut j);
+    sync(
+        &mut c,
+        "g-managed",
+        r.generation_id,
+        &j.member,
+        None,
+        &[(&j.member, b"x")],
+    );
+    assert_eq!(
+        commit(&mut c, 8, "g-managed", 1, &j.member, &[("t-off", 0, 7)]),
+        vec![NONE]
+    );
+    assert_eq!(
+        commit(&mut c, 8, "g-managed", 5, &j.member, &[("t-off", 0, 8)]),
+        vec![ILLEGAL_GENERATION]
+    );
+    assert_eq!(
+        commit(&mut c, 8, "g-managed", -1, "", &[("t-off", 0, 8)]),
+        vec![UNKNOWN_MEMBER_ID]
+    );
+    assert_eq!(
+        commit(&mut c, 8, "g-nope", 3, "m", &[("t-off", 0, 8)]),
+        vec![ILLEGAL_GENERATION]
+    );
+    assert_eq!(
+        commit(&mut c, 9, "g-nope", 3, "m", &[("t-off", 0, 8)]),
+        vec![GROUP_ID_NOT_FOUND]
+    );
+    drop(c);
+    if kill {
+        b.kill();
+    } else {
+        assert!(b.stop().success());
+    }
+    b.restart();
+    let mut c = b.client();
+    assert_eq!(
+        fetch_offsets(&mut c, 9, "g-simple", "t-off", &[0, 1, 2, 3]),
+        vec![10, 20, 30, -1]
+    );
+    assert_eq!(
+        fetch_offsets(&mut c, 5, "g-managed", "t-off", &[0]),
+        vec![7]
+    );
+    // The managed group came back with its member (Stable, generation 1).
+    let d = describe(&mut c, "g-managed");
+    assert_eq!(d.group_state.as_str(), "Stable");
+    assert_eq!(d.members.len(), 1);
+    assert_eq!(heartbeat(&mut c, "g-managed", 1, &j.member), NONE);
+    // Fetch-all (null topics).
+    let all = c.call(
+        7,
+        &OffsetFetchRequest::default()
+            .with_group_id(GroupId(s("g-simple")))
+            .with_topics(None),
+    );
+    assert_eq!(all.topics.len(), 1);
+    assert_eq!(all.topics[0].partitions.len(), 3);
+    assert_eq!(all.topics[0].partitions[0].metadata.as_deref(), Some("m"));
+}
+
+#[test]
+fn offsets_survive_graceful_restart() {
+    offsets_survive(false);
+}
+
+#[test]
+fn offsets_survive_kill_9() {
+    offsets_survive(true);
+}
+
+#[test]
+fn list_describe_delete_and_offset_delete() {
+    let b = start();
+    let mut c = b.client();
+    create_topic(&mut c, "t-adm", 2);
+    commit(
+        &mut c,
+        8,
+        "g-empty",
+        -1,
+        "",
+        &[("t-adm", 0, 1), ("t-adm", 1, 2)],
+    );
+    let mut j = Joiner {
+        group: "g-live",
+        member: String::new(),
+        instance: None,
+        session_ms: 10_000,
+        meta: &consumer_subscription(&["t-adm"]),
+    };
+    let r = join(&mut c, &mut j);
+    sync(&mut c, "g-live", r.generation_id, &j.member, None, &[]);
+    commit(
+        &mut c,
+        8,
+        "g-live",
+        r.generation_id,
+        &j.member,
+        &[("t-adm", 0, 5)],
+    );
+
+    let lr = c.call(5, &ListGroupsRequest::default());
+    let mut names: Vec<(String, String, String)> = lr
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.group_id.0.to_string(),
+                g.group_state.to_string(),
+                g.group_type.to_string(),
+            )
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            ("g-empty".into(), "Empty".into(), "classic".into()),
+            ("g-live".into(), "Stable".into(), "classic".into())
+        ]
+    );
+    let stable = c.call(
+        4,
+        &ListGroupsRequest::default().with_states_filter(vec![s("stable")]),
+    );
+    assert_eq!(stable.groups.len(), 1);
+    assert_eq!(stable.groups[0].protocol_type.as_str(), "consumer");
+    let consumer_type = c.call(
+        5,
+        &ListGroupsRequest::default().with_types_filter(vec![s("consumer")]),
+    );
+    assert!(consumer_type.groups.is_empty());
+    assert_eq!(c.call(0, &ListGroupsRequest::default()).groups.len(), 2);
+
+    let dr = c.call(
+        6,
+        &DescribeGroupsRequest::default()
+            .with_groups(vec![GroupId(s("g-live")), GroupId(s("missing"))])
+            .with_include_authorized_operations(true),
+    );
+    assert_eq!(dr.groups[0].error_code, NONE);
+    assert_eq!(dr.groups[0].members.len(), 1);
+    assert!(dr.groups[0].authorized_operations > 0);
+    assert_eq!(dr.groups[1].error_code, GROUP_ID_NOT_FOUND);
+    let old = c.call(
+        5,
+        &DescribeGroupsRequest::default().with_groups(vec![GroupId(s("missing"))]),
+    );
+    assert_eq!(old.groups[0].error_code, NONE);
+    assert_eq!(old.groups[0].group_state.as_str(), "Dead");
+
+    // OffsetDelete: the live group is subscribed to t-adm.
+    let od = |g: &str, t: &str| {
+        OffsetDeleteRequest::default()
+            .with_group_id(GroupId(s(g)))
+            .with_topics(vec![OffsetDeleteRequestTopic::default()
+                .with_name(TopicName(s(t)))
+                .with_partitions(vec![
+                    OffsetDeleteRequestPartition::default().with_partition_index(0)
+                ])])
+    };
+    let r = c.call(0, &od("g-live", "t-adm"));
+    assert_eq!(r.error_code, NONE);
+    assert_eq!(
+        r.topics[0].partitions[0].error_code, 86,
+        "GROUP_SUBSCRIBED_TO_TOPIC"
+    );
+    let r = c.call(0, &od("g-empty", "t-adm"));
+    assert_eq!(r.error_code, NONE);
+    assert_eq!(r.topics[0].partitions[0].error_code, NONE);
+    assert_eq!(
+        fetch_offsets(&mut c, 8, "g-empty", "t-adm", &[0, 1]),
+        vec![-1, 2]
+    );
+    let r = c.call(0, &od("g-missing", "t-adm"));
+    assert_eq!(r.error_code, GROUP_ID_NOT_FOUND);
+    let r = c.call(0, &od("g-empty", "nope"));
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
+
+    // DeleteGroups.
+    let del = c.call(
+        2,
+        &DeleteGroupsRequest::default().with_groups_names(vec![
+            GroupId(s("g-empty")),
+            GroupId(s("g-live")),
+            GroupId(s("g-missing")),
+        ]),
+    );
+    let codes: Vec<i16> = del.results.iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, vec![NONE, NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND]);
+    assert_eq!(
+        fetch_offsets(&mut c, 8, "g-empty", "t-adm", &[0, 1]),
+        vec![-1, -1]
+    );
+    // LeaveGroup v0 then delete works.
+    let lr = c.call(
+        0,
+        &LeaveGroupRequest::default()
+            .with_group_id(GroupId(s("g-live")))
+            .with_member_id(s(&j.member)),
+    );
+    assert_eq!(lr.error_code, NONE);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while describe(&mut c, "g-live").group_state.as_str() != "Empty" {
+        assert!(Instant::now() < deadline);
+        thread::sleep(Duration::from_millis(20));
+    }
+    let del = c.call(
+        0,
+        &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("g-live"))]),
+    );
+    assert_eq!(del.results[0].error_code, NONE);
+    assert!(c.call(5, &ListGroupsRequest::default()).groups.is_empty());
+}
+
+/// ConsumerProtocolSubscription v0 naming `topics`.
+fn consumer_subscription(topics: &[&str]) -> Vec<u8> {
+    let mut m = vec![0u8, 0];
+    m.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+    for t in topics {
+        m.extend_from_slice(&(t.len() as i16).to_be_bytes());
+        m.extend_from_slice(t.as_bytes());
+    }
+    m.extend_from_slice(&(-1i32).to_be_bytes());
+    m
+}

@@ -1,0 +1,481 @@
+//! Black-box tests of log retention and log compaction against the real
+//! `kastle` binary over the raw protocol: time- and size-based retention
+//! deleting whole segments and moving the log start offset (ListOffsets
+//! earliest, OFFSET_OUT_OF_RANGE below it), compaction keeping the latest
+//! value per key with strictly increasing original offsets, tombstones going
+//! after `delete.retention.ms`, and kill -9 at random points while the
+//! cleaner runs losing no key's latest value.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use common::*;
+use kafka_protocol::messages::create_topics_request::{
+    CreatableTopic, CreatableTopicConfig, CreateTopicsRequest,
+};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+};
+use kafka_protocol::messages::produce_request::{
+    PartitionProduceData, ProduceRequest, TopicProduceData,
+};
+use kafka_protocol::messages::{BrokerId, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kastle::record::builder::BatchBuilder;
+
+const NONE: i16 = 0;
+const OFFSET_OUT_OF_RANGE: i16 = 1;
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn tn(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+fn create_topic(c: &mut Client, name: &str, configs: &[(&str, &str)]) {
+    let t = CreatableTopic::default()
+        .with_name(tn(name))
+        .with_num_partitions(1)
+        .with_replication_factor(-1)
+        .with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| {
+                    CreatableTopicConfig::default()
+                        .with_name(StrBytes::from_string(k.to_string()))
+                        .with_value(Some(StrBytes::from_string(v.to_string())))
+                })
+                .collect(),
+        );
+    let r = c.call(
+        7,
+        &CreateTopicsRequest::default()
+            .with_topics(vec![t])
+            .with_timeout_ms(5000),
+    );
+    assert_eq!(
+        r.topics[0].error_code, NONE,
+        "create {name}: {:?}",
+        r.topics[0].error_message
+    );
+}
+
+fn produce(c: &mut Client, topic: &str, records: &[u8]) -> i64 {
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(tn(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(Bytes::copy_from_slice(records)))])]);
+    let resp = c.call(9, &req);
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!(
+        p.error_code, NONE,
+        "produce to {topic}: {:?}",
+        p.error_message
+    );
+    p.base_offset
+}
+
+/// One batch of keyed records (`None` value = tombstone), all at `ts`.
+fn kv_batch(records: &[(String, Option<String>)], ts: i64) -> Vec<u8> {
+    let mut b = BatchBuilder::new(ts);
+    for (k, v) in records {
+        b = b.push(Some(k.as_bytes()), v.as_deref().map(str::as_bytes), &[], ts);
+    }
+    b.build().to_vec()
+}
+
+/// Fetch from `offset`: (error code, log start offset, raw records).
+fn fetch(c: &mut Client, topic: &str, offset: i64) -> (i16, i64, Vec<u8>) {
+    let req = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(50 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(tn(topic))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(50 << 20)])]);
+    let r = c.call(12, &req);
+    let p = &r.responses[0].partitions[0];
+    (
+        p.error_code,
+        p.log_start_offset,
+        p.records.as_deref().map(<[u8]>::to_vec).unwrap_or_default(),
+    )
+}
+
+fn earliest(c: &mut Client, topic: &str) -> i64 {
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(tn(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-2)])]);
+    let r = c.call(7, &req);
+    let p = &r.topics[0].partitions[0];
+    assert_eq!(p.error_code, NONE);
+    p.offset
+}
+
+fn get_varint(b: &[u8], pos: &mut usize) -> i64 {
+    let mut raw = 0u64;
+    let mut shift = 0;
+    loop {
+        let byte = b[*pos];
+        *pos += 1;
+        raw |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    ((raw >> 1) as i64) ^ -((raw & 1) as i64)
+}
+
+/// Every record (offset, key, value) in uncompressed batches from `from` on.
+fn read_all(c: &mut Client, topic: &str, from: i64) -> Vec<(i64, String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut offset = from;
+    loop {
+        let (err, _, records) = fetch(c, topic, offset);
+        assert_eq!(err, NONE, "fetch {topic}@{offset}");
+        let batches = split_batches(&records);
+        if batches.is_empty() {
+            return out;
+        }
+        for b in batches {
+            let base = batch_base_offset(&b);
+            let last_delta = i32::from_be_bytes(b[23..27].try_into().unwrap());
+            let count = batch_record_count(&b);
+            let mut pos = BATCH_HEADER_LEN;
+            for _ in 0..count {
+                let _len = get_varint(&b, &mut pos);
+                pos += 1; // attributes
+                let _ts = get_varint(&b, &mut pos);
+                let delta = get_varint(&b, &mut pos);
+                let kl = get_varint(&b, &mut pos) as usize;
+                let key = String::from_utf8(b[pos..pos + kl].to_vec()).unwrap();
+                pos += kl;
+                let vl = get_varint(&b, &mut pos);
+                let value = (vl >= 0).then(|| {
+                    let v = String::from_utf8(b[pos..pos + vl as usize].to_vec()).unwrap();
+                    pos += vl as usize;
+                    v
+                });
+                let headers = get_varint(&b, &mut pos);
+                assert_eq!(headers, 0);
+                if base + delta >= from {
+                    out.push((base + delta, key, value));
+                }
+            }
+            offset = base + i64::from(last_delta) + 1;
+        }
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn segment_sizes(dir: &Path) -> Vec<(String, u64)> {
+    file_names(dir)
+        .into_iter()
+        .filter(|n| n.ends_with(".log"))
+        .map(|n| {
+            let len = std::fs::metadata(dir.join(&n))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            (n, len)
+        })
+        .collect()
+}
+
+const RETENTION_OVERRIDES: &[&str] = &[
+    "log.retention.check.interval.ms=200",
+    "log.segment.delete.delay.ms=100",
+];
+
+#[test]
+fn time_retention_deletes_old_segments_and_moves_log_start() {
+    let b = Broker::start(RETENTION_OVERRIDES);
+    let mut c = b.client();
+    let topic = "ret-time";
+    create_topic(
+        &mut c,
+        topic,
+        &[("internal.segment.bytes", "2000"), ("retention.ms", "1000")],
+    );
+    let dir = b.data_dir.join(format!("{topic}-0"));
+    let old = now_ms() - 600_000;
+    for i in 0..30 {
+        let recs: Vec<_> = (0..5)
+            .map(|j| {
+                (
+                    format!("k{j}"),
+                    Some(format!("old-{i}-{j}-{}", "x".repeat(40))),
+                )
+            })
+            .collect();
+        produce(&mut c, topic, &kv_batch(&recs, old + i));
+    }
+    let end = 150;
+    // Everything is past retention, the active segment included: Kafka rolls
+    // and deletes it too, so the log start reaches the log end.
+    wait_until(
+        "log start to reach the log end",
+        Duration::from_secs(20),
+        || earliest(&mut c, topic) == end,
+    );
+    let (err, log_start, _) = fetch(&mut c, topic, 0);
+    assert_eq!(err, OFFSET_OUT_OF_RANGE);
+    assert_eq!(log_start, end);
+    wait_until("old segment files to go", Duration::from_secs(10), || {
+        let names = file_names(&dir);
+        !names.iter().any(|n| n.ends_with(".deleted"))
+            && names.iter().filter(|n| n.ends_with(".log")).count() == 1
+    });
+    assert!(
+        dir.join(format!("{end:020}.log")).exists(),
+        "{:?}",
+        file_names(&dir)
+    );
+    // Fresh data is kept and readable from the new start.
+    let base = produce(
+        &mut c,
+        topic,
+        &kv_batch(&[("k".into(), Some("new".into()))], now_ms()),
+    );
+    assert_eq!(base, end);
+    std::thread::sleep(Duration::from_millis(600));
+    let recs = read_all(&mut c, topic, end);
+    assert_eq!(recs, vec![(end, "k".to_string(), Some("new".to_string()))]);
+    assert_eq!(earliest(&mut c, topic), end);
+}
+
+#[test]
+fn size_retention_keeps_the_newest_bytes() {
+    let b = Broker::start(RETENTION_OVERRIDES);
+    let mut c = b.client();
+    let topic = "ret-size";
+    let limit = 5000u64;
+    create_topic(
+        &mut c,
+        topic,
+        &[
+            ("internal.segment.bytes", "2000"),
+            ("retention.bytes", "5000"),
+        ],
+    );
+    let dir = b.data_dir.join(format!("{topic}-0"));
+    for i in 0..60 {
+        let recs = vec![(format!("k{i}"), Some("v".repeat(200)))];
+        produce(&mut c, topic, &kv_batch(&recs, now_ms()));
+    }
+    wait_until("size retention", Duration::from_secs(20), || {
+        let sizes = segment_sizes(&dir);
+        let total: u64 = sizes.iter().map(|s| s.1).sum();
+        // Kafka deletes while what remains stays at or above the limit.
+        earliest(&mut c, topic) > 0 && total - sizes[0].1 < limit
+    });
+    let sizes = segment_sizes(&dir);
+    let total: u64 = sizes.iter().map(|s| s.1).sum();
+    assert!(total >= limit, "never below retention.bytes: {sizes:?}");
+    let start = earliest(&mut c, topic);
+    assert_eq!(
+        sizes[0].0,
+        format!("{start:020}.log"),
+        "log start is the first segment's base"
+    );
+    let (err, _, _) = fetch(&mut c, topic, start - 1);
+    assert_eq!(err, OFFSET_OUT_OF_RANGE);
+    let recs = read_all(&mut c, topic, start);
+    assert_eq!(recs.first().map(|r| r.0), Some(start));
+    assert_eq!(recs.last().map(|r| r.0), Some(59));
+}
+
+const COMPACTION_OVERRIDES: &[&str] = &[
+    "log.cleaner.backoff.ms=100",
+    "log.segment.delete.delay.ms=100",
+    "log.retention.check.interval.ms=200",
+];
+
+fn compacted_topic(c: &mut Client, topic: &str) {
+    create_topic(
+        c,
+        topic,
+        &[
+            ("cleanup.policy", "compact"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("internal.segment.bytes", "1500"),
+            ("delete.retention.ms", "1000"),
+        ],
+    );
+}
+
+/// One produce per key, values tagged with `round`; records the latest.
+fn produce_round(
+    c: &mut Client,
+    topic: &str,
+    prefix: &str,
+    keys: usize,
+    round: usize,
+    latest: &mut HashMap<String, Option<String>>,
+) {
+    for k in 0..keys {
+        let (key, value) = (format!("{prefix}{k}"), format!("v{round}-{k}"));
+        produce(
+            c,
+            topic,
+            &kv_batch(&[(key.clone(), Some(value.clone()))], now_ms()),
+        );
+        latest.insert(key, Some(value));
+    }
+}
+
+fn latest_of(recs: &[(i64, String, Option<String>)]) -> HashMap<String, Option<String>> {
+    recs.iter()
+        .map(|(_, k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn checkpoint(dir: &Path) -> Option<i64> {
+    let text = std::fs::read_to_string(dir.join("cleaner-offset-checkpoint")).ok()?;
+    text.lines().nth(2)?.split_whitespace().last()?.parse().ok()
+}
+
+fn assert_compacted(recs: &[(i64, String, Option<String>)], cleaned_below: i64) {
+    assert!(
+        recs.windows(2).all(|w| w[0].0 < w[1].0),
+        "offsets strictly increasing"
+    );
+    let mut seen = HashMap::new();
+    for (o, k, _) in recs.iter().filter(|r| r.0 < cleaned_below) {
+        if let Some(prev) = seen.insert(k.clone(), *o) {
+            panic!("key {k} twice below the cleaned offset {cleaned_below}: {prev} and {o}");
+        }
+    }
+}
+
+#[test]
+fn compaction_keeps_latest_value_per_key_and_drops_tombstones() {
+    let b = Broker::start(COMPACTION_OVERRIDES);
+    let mut c = b.client();
+    let topic = "compacted";
+    compacted_topic(&mut c, topic);
+    let dir = b.data_dir.join(format!("{topic}-0"));
+    let mut latest = HashMap::new();
+    for round in 0..30 {
+        produce_round(&mut c, topic, "k", 10, round, &mut latest);
+    }
+    wait_until(
+        "a cleaning pass over most of the log",
+        Duration::from_secs(30),
+        || checkpoint(&dir).is_some_and(|cp| cp >= 200),
+    );
+    let recs = read_all(&mut c, topic, 0);
+    assert_compacted(&recs, checkpoint(&dir).unwrap_or(0));
+    assert_eq!(latest_of(&recs), latest);
+    assert!(
+        recs.len() < 150,
+        "compaction removed records: {}",
+        recs.len()
+    );
+    assert_eq!(recs.last().unwrap().0, 299, "log end untouched");
+
+    // Tombstones for k0..k4, then filler so they leave the active segment.
+    for k in 0..5 {
+        let key = format!("k{k}");
+        produce(&mut c, topic, &kv_batch(&[(key.clone(), None)], now_ms()));
+        latest.remove(&key);
+    }
+    let mut filler = HashMap::new();
+    let mut round = 0;
+    wait_until("deleted keys to disappear", Duration::from_secs(40), || {
+        // Keep rolling segments so the cleaner has dirty data to act on
+        // once delete.retention.ms has passed.
+        produce_round(&mut c, topic, "f", 5, round, &mut filler);
+        round += 1;
+        let recs = read_all(&mut c, topic, 0);
+        (0..5).all(|k| !recs.iter().any(|r| r.1 == format!("k{k}")))
+    });
+    let recs = read_all(&mut c, topic, 0);
+    assert_compacted(&recs, checkpoint(&dir).unwrap_or(0));
+    let got = latest_of(&recs);
+    for (k, v) in latest.iter().chain(filler.iter()) {
+        assert_eq!(got.get(k), Some(v), "latest value of {k}");
+    }
+    // Replaced segment files are removed after file.delete.delay.ms.
+    wait_until(".deleted files to go", Duration::from_secs(10), || {
+        !file_names(&dir).iter().any(|n| n.ends_with(".deleted"))
+    });
+}
+
+#[test]
+fn kill_9_during_compaction_loses_no_latest_value() {
+    let mut b = Broker::start(&[
+        "log.cleaner.backoff.ms=20",
+        "log.segment.delete.delay.ms=100",
+    ]);
+    let topic = "compacted-crash";
+    {
+        let mut c = b.client();
+        compacted_topic(&mut c, topic);
+    }
+    let dir = b.data_dir.join(format!("{topic}-0"));
+    let mut latest = HashMap::new();
+    let mut rng = Rng(0x5eed_1234);
+    let mut round = 0;
+    for _ in 0..6 {
+        let mut c = b.client();
+        for _ in 0..8 {
+            produce_round(&mut c, topic, "k", 20, round, &mut latest);
+            round += 1;
+        }
+        // The cleaner runs every few ms: kill it somewhere in a pass.
+        std::thread::sleep(Duration::from_millis(rng.below(150)));
+        b.kill();
+        b.restart();
+        let mut c = b.client();
+        let recs = read_all(&mut c, topic, 0);
+        assert_eq!(latest_of(&recs), latest, "after kill -9 at round {round}");
+        assert!(recs.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+    let mut c = b.client();
+    wait_until("a final cleaning pass", Duration::from_secs(30), || {
+        checkpoint(&dir).is_some_and(|cp| cp >= 20 * round as i64 - 200)
+    });
+    let recs = read_all(&mut c, topic, 0);
+    assert_eq!(latest_of(&recs), latest);
+    assert_compacted(&recs, checkpoint(&dir).unwrap_or(0));
+}
