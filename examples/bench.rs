@@ -247,7 +247,7 @@ fn decode_response<T: Decodable + HeaderVersion>(
     if h.correlation_id != corr {
         bail!("correlation id {} != expected {corr}", h.correlation_id);
     }
-    Ok(T::decode(&mut b, version)?)
+    T::decode(&mut b, version)
 }
 
 async fn call<Req, Resp>(addr: &str, key: ApiKey, version: i16, req: &Req) -> Result<Resp>
@@ -474,7 +474,7 @@ async fn produce(o: &Opts, addr: &str, topic: &str, partitions: i32) -> Result<P
             let mut corr = 0i32;
             loop {
                 sem_w.acquire().await?.forget();
-                if deadline.map_or(false, |d| Instant::now() >= d)
+                if deadline.is_some_and(|d| Instant::now() >= d)
                     || sent.fetch_add(1, Ordering::Relaxed) >= total_requests
                 {
                     break;

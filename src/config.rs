@@ -131,6 +131,7 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     key("transaction.state.log.min.isr", Kind::Int(1, I32), Some("2")),
     key("transaction.state.log.num.partitions", Kind::Int(1, I32), Some("50")),
     key("transaction.max.timeout.ms", Kind::Int(1, I32), Some("900000")),
+    key("transaction.abort.timed.out.transaction.cleanup.interval.ms", Kind::Int(1, I32), Some("10000")),
     key("group.initial.rebalance.delay.ms", Kind::Int(0, I32), Some("3000")),
     key("group.min.session.timeout.ms", Kind::Int(0, I32), Some("6000")),
     key("group.max.session.timeout.ms", Kind::Int(0, I32), Some("1800000")),

@@ -886,6 +886,7 @@ fn list_offsets_by_timestamp_inside_compressed_batches() {
     let mut b = Broker::start(&[]);
     let mut c = b.client();
     // (topic, codec, topic config)
+    #[allow(clippy::type_complexity)] // a literal table of test cases
     let topics: Vec<(String, u8, Vec<(&str, &str)>)> = vec![
         ("ts-gzip".into(), GZIP, vec![]),
         ("ts-snappy".into(), SNAPPY, vec![]),

@@ -680,6 +680,7 @@ fn pipelined_retries_append_once() {
 // ---------------------------------------------------------------------------
 
 /// Writes `n` 2-record batches seq 0,2,.. for `pid`; returns them with offsets.
+#[allow(clippy::too_many_arguments)] // mirrors the batch header fields a test sets
 fn write_seq(
     c: &mut Client,
     topic: &str,

@@ -544,29 +544,48 @@ impl Partition {
             .is_some_and(|p| p.producers.ongoing_txn(producer_id).is_some())
     }
 
-    /// First offset whose record timestamp is ≥ `ts`, below the high watermark.
-    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, PartitionError> {
+    /// The offset consumers of this isolation level may not reach.
+    fn visible_end(&self, read_committed: bool) -> i64 {
+        let s = *self.state.borrow();
+        if read_committed {
+            s.last_stable_offset()
+        } else {
+            s.high_watermark
+        }
+    }
+
+    /// First offset whose record timestamp is ≥ `ts`, below the high
+    /// watermark (the last stable offset for read_committed).
+    pub fn offset_for_timestamp(
+        &self,
+        ts: i64,
+        read_committed: bool,
+    ) -> Result<Option<(i64, i64)>, PartitionError> {
         let guard = self.lock();
         let log = &guard.as_ref().ok_or(PartitionError::Closed)?.log;
-        let hw = self.state.borrow().high_watermark;
+        let end = self.visible_end(read_committed);
         let found = log
             .offset_for_timestamp(ts)
             .map_err(PartitionError::Storage)?;
         Ok(found
-            .filter(|f| f.offset < hw)
+            .filter(|f| f.offset < end)
             .map(|f| (f.timestamp, f.offset)))
     }
 
-    /// Timestamp and offset of the record with the largest timestamp.
-    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, PartitionError> {
+    /// Timestamp and offset of the record with the largest timestamp, if it
+    /// is visible at this isolation level (Kafka answers -1 otherwise).
+    pub fn max_timestamp(
+        &self,
+        read_committed: bool,
+    ) -> Result<Option<(i64, i64)>, PartitionError> {
         let guard = self.lock();
         let log = &guard.as_ref().ok_or(PartitionError::Closed)?.log;
-        let hw = self.state.borrow().high_watermark;
+        let end = self.visible_end(read_committed);
         let found = log
             .max_timestamp_and_offset()
             .map_err(PartitionError::Storage)?;
         Ok(found
-            .filter(|f| f.offset < hw)
+            .filter(|f| f.offset < end)
             .map(|f| (f.timestamp, f.offset)))
     }
 

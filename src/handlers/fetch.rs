@@ -164,6 +164,21 @@ fn read_pass(
     }
 }
 
+/// Answers with the pass's data; record sets go out by reference.
+fn respond(req: &Request, pass: ReadPass) -> crate::handlers::Reply {
+    let records: Vec<Bytes> = pass
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().filter_map(|p| p.records.clone()))
+        .collect();
+    req.respond_sharing(
+        &FetchResponse::default()
+            .with_session_id(0)
+            .with_responses(pass.topics),
+        &records,
+    )
+}
+
 pub fn handle(req: Request, body: Bytes) -> Pending {
     let request: FetchRequest = match decode(&req.header, body) {
         Ok(r) => r,
@@ -237,11 +252,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                 || Instant::now() >= deadline
                 || watches.is_empty()
             {
-                return req.respond(
-                    &FetchResponse::default()
-                        .with_session_id(0)
-                        .with_responses(pass.topics),
-                );
+                return respond(&req, pass);
             }
             let any_change = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
             let woken = tokio::select! {
@@ -251,11 +262,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
             if !woken {
                 // Deadline or shutdown: answer with whatever is there now.
                 let pass = read_pass(&targets, max_bytes, read_committed, by_id);
-                return req.respond(
-                    &FetchResponse::default()
-                        .with_session_id(0)
-                        .with_responses(pass.topics),
-                );
+                return respond(&req, pass);
             }
         }
     })

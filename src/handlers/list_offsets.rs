@@ -28,8 +28,14 @@ fn lookup(p: &Partition, ts: i64, read_committed: bool) -> Result<(i64, i64), Re
         EARLIEST | EARLIEST_LOCAL => Ok((-1, state.log_start_offset)),
         // No tiered storage: nothing is tiered or pending upload.
         LATEST_TIERED | EARLIEST_PENDING_UPLOAD => Ok((-1, -1)),
-        MAX_TIMESTAMP => Ok(p.max_timestamp().map_err(err)?.unwrap_or((-1, -1))),
-        t if t >= 0 => Ok(p.offset_for_timestamp(t).map_err(err)?.unwrap_or((-1, -1))),
+        MAX_TIMESTAMP => Ok(p
+            .max_timestamp(read_committed)
+            .map_err(err)?
+            .unwrap_or((-1, -1))),
+        t if t >= 0 => Ok(p
+            .offset_for_timestamp(t, read_committed)
+            .map_err(err)?
+            .unwrap_or((-1, -1))),
         _ => Err(ResponseError::InvalidRequest),
     }
 }

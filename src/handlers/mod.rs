@@ -30,6 +30,9 @@ use crate::protocol::{response, schema, versions};
 /// What the connection does once a request is complete.
 pub enum Reply {
     Frame(BytesMut),
+    /// A frame in several buffers (fetch responses keep their record sets
+    /// by reference).
+    Chunks(Vec<Bytes>),
     /// acks=0 produce: the client expects no response.
     None,
     /// Kafka closes the connection (undecodable request, acks=0 failure...).
@@ -60,6 +63,26 @@ pub struct Request {
 impl Request {
     pub fn version(&self) -> i16 {
         self.header.api_version
+    }
+
+    /// Encodes a response whose `records` are written by reference.
+    pub fn respond_sharing<R: Encodable + HeaderVersion>(
+        &self,
+        body: &R,
+        records: &[Bytes],
+    ) -> Reply {
+        match response::encode_response_chunked(
+            self.header.correlation_id,
+            self.header.api_version,
+            body,
+            records,
+        ) {
+            Ok(chunks) => Reply::Chunks(chunks),
+            Err(e) => {
+                tracing::error!(peer = %self.ctx.peer, api_key = self.header.api_key, error = %e, "encoding response failed");
+                Reply::Close(format!("could not encode response: {e}"))
+            }
+        }
     }
 
     /// Encodes a response at the request's version.

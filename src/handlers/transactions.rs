@@ -63,6 +63,10 @@ pub fn init_producer_id(req: Request, request: InitProducerIdRequest) -> Pending
     })
 }
 
+/// One transaction's part of an AddPartitionsToTxn request: id, producer id,
+/// epoch, verify-only flag, partitions by topic.
+type TxnPartitions = (String, i64, i16, bool, Vec<(TopicName, Vec<i32>)>);
+
 pub fn add_partitions_to_txn(req: Request, body: Bytes) -> Pending {
     let request: AddPartitionsToTxnRequest = match decode(&req.header, body) {
         Ok(r) => r,
@@ -73,7 +77,7 @@ pub fn add_partitions_to_txn(req: Request, body: Bytes) -> Pending {
         let broker = req.ctx.broker.clone();
         // v4+ batches several transactions (sent broker-to-coordinator);
         // v0-3 carry one, from the client.
-        let txns: Vec<(String, i64, i16, bool, Vec<(TopicName, Vec<i32>)>)> = if version >= 4 {
+        let txns: Vec<TxnPartitions> = if version >= 4 {
             request
                 .transactions
                 .into_iter()

@@ -99,6 +99,14 @@ async fn write_responses(
                             return;
                         }
                     }
+                    Reply::Chunks(chunks) => {
+                        for c in chunks {
+                            if let Err(e) = wr.write_all(&c).await {
+                                tracing::debug!(%peer, error = %e, "write failed");
+                                return;
+                            }
+                        }
+                    }
                     Reply::None => {}
                     Reply::Close(reason) => {
                         tracing::info!(%peer, reason = %reason, "closing connection");

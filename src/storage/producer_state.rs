@@ -746,7 +746,7 @@ mod tests {
     fn load_replays_the_log_after_the_snapshot() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = Log::open(dir.path(), LogConfig::default(), false).unwrap();
-        let mut append = |log: &mut Log, pid: i64, seq: i32| {
+        let append = |log: &mut Log, pid: i64, seq: i32| {
             let mut b = BatchBuilder::new(crate::broker::now_ms())
                 .producer(pid, 0, seq)
                 .push(None, Some(b"x"), &[], crate::broker::now_ms())
