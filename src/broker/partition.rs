@@ -21,7 +21,7 @@ use crate::broker::now_ms;
 use crate::broker::topic_config::TopicSettings;
 use crate::broker::topics::write_atomically;
 use crate::record::batch::BatchHeader;
-use crate::record::batch::ValidatedRecords;
+use crate::record::batch::{ValidatedRecords, ValidationConfig};
 use crate::record::builder::BatchBuilder;
 use crate::storage::producer_state::{
     ProducerCheck, ProducerError, ProducerStateEntry, ProducerStateManager, CONTROL_ABORT,
@@ -469,6 +469,55 @@ impl Partition {
             last_stable_offset: lso,
             log_start_offset: log_start,
             aborted,
+        })
+    }
+
+    /// Appends key/value records the broker writes itself (coordinator
+    /// state) as one uncompressed batch, validated as a producer's would be
+    /// (sizes, keys on compacted topics). `producer` stamps it as a
+    /// transactional batch without sequence numbers, the way Kafka's
+    /// coordinators write transactional offset commits.
+    pub fn append_records(
+        &self,
+        records: &[(Vec<u8>, Option<Vec<u8>>)],
+        producer: Option<(i64, i16)>,
+    ) -> Result<AppendOutcome, ResponseError> {
+        let now = now_ms();
+        let build = |b: BatchBuilder| {
+            records
+                .iter()
+                .fold(b, |b, (k, v)| b.push(Some(k), v.as_deref(), &[], now))
+                .build()
+        };
+        let mut buf = build(BatchBuilder::new(now));
+        let settings = self.settings();
+        let vcfg = ValidationConfig {
+            max_message_bytes: settings.max_message_bytes.max(0) as usize,
+            single_batch: true,
+            compacted: settings.compacted,
+            ..Default::default()
+        };
+        // Produce validation refuses a producer id without sequences (only
+        // clients must send them), so validate the plain batch, then stamp
+        // the transactional header and take it from the bytes appended.
+        let mut validated = crate::record::batch::validate_produce_records(&buf, now, &vcfg).map_err(|e| {
+            tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "internal records rejected");
+            ResponseError::try_from_code(e.kafka_error_code()).unwrap_or(ResponseError::UnknownServerError)
+        })?;
+        if let Some((producer_id, epoch)) = producer {
+            buf = build(
+                BatchBuilder::new(now)
+                    .producer(producer_id, epoch, -1)
+                    .transactional(true),
+            );
+            let header = BatchHeader::parse(&buf).map_err(|_| ResponseError::UnknownServerError)?;
+            if let Some(first) = validated.batches.first_mut() {
+                first.header = header;
+            }
+        }
+        self.append(&mut buf, &validated).map_err(|e| {
+            tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "appending internal records");
+            e.code()
         })
     }
 

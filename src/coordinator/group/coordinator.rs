@@ -32,8 +32,7 @@ use crate::broker::now_ms;
 use crate::broker::partition::Partition;
 use crate::broker::topics::Topic;
 use crate::config::BrokerConfig;
-use crate::record::batch::{self, ValidationConfig};
-use crate::record::builder::BatchBuilder;
+use crate::record::batch;
 
 /// A timer's identity: its deadline plus a sequence number for uniqueness.
 pub type TimerKey = (Instant, u64);
@@ -534,48 +533,8 @@ impl GroupCoordinator {
             .offsets_topic
             .partition(self.partition_for(group_id))
             .ok_or(ResponseError::UnknownTopicOrPartition)?;
-        let now = now_ms();
-        let mut b = BatchBuilder::new(now);
-        for (k, v) in records {
-            b = b.push(Some(k), v.as_deref(), &[], now);
-        }
-        let mut buf = b.build();
-        let settings = partition.settings();
-        let vcfg = ValidationConfig {
-            max_message_bytes: settings.max_message_bytes.max(0) as usize,
-            single_batch: true,
-            compacted: true,
-            ..Default::default()
-        };
-        // Validation is the client path's (sizes, keys, timestamps); it
-        // refuses a producer id without a sequence, which only clients
-        // must send. So the records are validated as a plain batch, then
-        // the transactional header is stamped on and taken from the bytes
-        // actually appended.
-        let mut validated = batch::validate_produce_records(&buf, now, &vcfg).map_err(|e| {
-            tracing::warn!(group = %group_id, error = %e, "group record rejected");
-            ResponseError::try_from_code(e.kafka_error_code())
-                .unwrap_or(ResponseError::UnknownServerError)
-        })?;
-        if let Some((producer_id, epoch)) = txn {
-            let mut tb = BatchBuilder::new(now)
-                .producer(producer_id, epoch, -1)
-                .transactional(true);
-            for (k, v) in records {
-                tb = tb.push(Some(k), v.as_deref(), &[], now);
-            }
-            buf = tb.build();
-            let header = batch::BatchHeader::parse(&buf).map_err(|e| {
-                tracing::warn!(group = %group_id, error = %e, "building transactional group records");
-                ResponseError::UnknownServerError
-            })?;
-            if let Some(first) = validated.batches.first_mut() {
-                first.header = header;
-            }
-        }
-        let out = partition.append(&mut buf, &validated).map_err(|e| {
+        let out = partition.append_records(records, txn).inspect_err(|e| {
             tracing::warn!(group = %group_id, error = %e, "appending group records failed");
-            e.code()
         })?;
         if out.duplicate {
             // The partition's producer state took the batch for a retry of

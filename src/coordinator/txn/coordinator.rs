@@ -27,8 +27,7 @@ use crate::config::BrokerConfig;
 use crate::coordinator::group::persistence::{partition_for, records};
 use crate::coordinator::txn::persistence::{self, TxnValue, TXN_TOPIC};
 use crate::coordinator::txn::TxnState;
-use crate::record::batch::{self, iter_batches, ValidationConfig};
-use crate::record::builder::BatchBuilder;
+use crate::record::batch::{self, iter_batches};
 use crate::record::compression::decompression_budget;
 
 /// Epochs stop one short of i16::MAX; past that a new producer id is issued.
@@ -301,24 +300,9 @@ impl TransactionCoordinator {
             .partition(self.partition_for(&m.transactional_id))
             .ok_or(ResponseError::CoordinatorNotAvailable)?
             .clone();
-        let now = now_ms();
         let key = persistence::encode_key(&m.transactional_id);
         let value = persistence::encode_value(&m.value());
-        let mut buf = BatchBuilder::new(now)
-            .push(Some(&key), Some(&value), &[], now)
-            .build();
-        let settings = partition.settings();
-        let vcfg = ValidationConfig {
-            max_message_bytes: settings.max_message_bytes.max(0) as usize,
-            single_batch: true,
-            compacted: true,
-            ..Default::default()
-        };
-        let validated = batch::validate_produce_records(&buf, now, &vcfg).map_err(|e| {
-            tracing::warn!(transactional_id = %m.transactional_id, error = %e, "transaction state record rejected");
-            ResponseError::UnknownServerError
-        })?;
-        let out = partition.append(&mut buf, &validated).map_err(|e| {
+        let out = partition.append_records(&[(key, Some(value))], None).map_err(|e| {
             tracing::warn!(transactional_id = %m.transactional_id, error = %e, "writing transaction state");
             ResponseError::CoordinatorNotAvailable
         })?;
