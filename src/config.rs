@@ -43,11 +43,12 @@ const fn key(name: &'static str, kind: Kind, default: Option<&'static str>) -> K
 }
 
 const I32: i64 = i32::MAX as i64;
+const DEFAULT_LISTENERS: &str = "PLAINTEXT://:9092";
 const I64: i64 = i64::MAX;
 
 /// Every broker key kastle knows, with Kafka 4.x defaults unless noted.
 pub static BROKER_KEYS: &[KeyDef] = &[
-    key("listeners", Kind::List, Some("PLAINTEXT://:9092")),
+    key("listeners", Kind::List, Some(DEFAULT_LISTENERS)),
     key("advertised.listeners", Kind::List, None),
     key(
         "listener.security.protocol.map",
@@ -440,6 +441,12 @@ impl BrokerConfig {
             get("advertised.listeners").unwrap_or(""),
             "advertised.listeners",
         )?;
+        // With neither key set, advertise localhost as Kafka's shipped
+        // server.properties does, so the no-config quick start works from
+        // this machine; an explicit listener on every interface advertises
+        // the host name, as Kafka's broker default does.
+        let quick_start =
+            get("listeners") == Some(DEFAULT_LISTENERS) && advertised_given.is_empty();
         let mut advertised = Vec::new();
         for l in &listeners {
             if controller_names.contains(&l.name) {
@@ -450,7 +457,9 @@ impl BrokerConfig {
                 .find(|a| a.name == l.name)
                 .cloned()
                 .unwrap_or_else(|| {
-                    let host = if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
+                    let host = if quick_start {
+                        "localhost".to_string()
+                    } else if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
                         default_hostname()
                     } else {
                         l.host.clone()
@@ -706,6 +715,7 @@ mod tests {
         let c = load(&[]).unwrap();
         assert_eq!(c.node_id, 1);
         assert_eq!(c.listeners[0].port, 9092);
+        assert_eq!(c.advertised_for("PLAINTEXT").unwrap().host, "localhost");
         assert_eq!(c.log_dir, PathBuf::from("./data"));
         assert_eq!(c.socket_request_max_bytes, 104_857_600);
         assert_eq!(c.log_roll_ms, 168 * 3_600_000);
