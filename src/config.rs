@@ -110,6 +110,7 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     key("compression.type", Kind::Choice(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]), Some("producer")),
     key("min.insync.replicas", Kind::Int(1, I32), Some("1")),
     key("socket.request.max.bytes", Kind::Int(1, I32), Some("104857600")),
+    key("fetch.max.bytes", Kind::Int(1024, I32), Some("57671680")),
     key("socket.send.buffer.bytes", Kind::Int(-1, I32), Some("102400")),
     key("socket.receive.buffer.bytes", Kind::Int(-1, I32), Some("102400")),
     key("queued.max.requests", Kind::Int(1, I32), Some("500")),
@@ -334,6 +335,8 @@ pub struct BrokerConfig {
     pub auto_create_topics: bool,
     pub delete_topic_enable: bool,
     pub socket_request_max_bytes: usize,
+    /// Upper bound on the data of one Fetch response (Kafka's `fetch.max.bytes`).
+    pub fetch_max_bytes: usize,
     pub queued_max_requests: usize,
     pub message_max_bytes: i32,
     pub log_segment_bytes: i64,
@@ -519,6 +522,7 @@ impl BrokerConfig {
             default_replication_factor: int("default.replication.factor").unwrap_or(1) as i32,
             auto_create_topics: boolean("auto.create.topics.enable"),
             delete_topic_enable: boolean("delete.topic.enable"),
+            fetch_max_bytes: int("fetch.max.bytes").unwrap_or(57_671_680) as usize,
             socket_request_max_bytes: int("socket.request.max.bytes").unwrap_or(104_857_600)
                 as usize,
             queued_max_requests: int("queued.max.requests").unwrap_or(500) as usize,

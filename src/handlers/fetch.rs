@@ -229,7 +229,9 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
         })
         .collect();
     let read_committed = request.isolation_level == READ_COMMITTED;
-    let max_bytes = request.max_bytes.max(0) as usize;
+    // Kafka caps a response at the broker's fetch.max.bytes whatever the
+    // client asks (the at-least-one-batch rule still applies).
+    let max_bytes = (request.max_bytes.max(0) as usize).min(broker.config.fetch_max_bytes);
     let min_bytes = request.min_bytes.max(0) as usize;
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
 

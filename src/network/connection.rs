@@ -2,17 +2,18 @@
 //!
 //! The reader runs each request's synchronous part (validation, appends,
 //! metadata changes) strictly in arrival order, so pipelined produce requests
-//! append in the order they were sent. What a request then waits for (an
-//! fsync, a long-poll fetch) runs concurrently; the writer sends responses in
-//! request order regardless of which finishes first. At most
-//! [`MAX_IN_FLIGHT`] responses may be pending per connection; past that the
-//! reader stops reading and TCP pushes back on the client.
+//! append in the order they were sent, while the writer waits on what the
+//! oldest request waits for (an fsync, a long-poll fetch) and sends responses
+//! in request order. At most [`MAX_IN_FLIGHT`] responses may be owed per
+//! connection; past that the reader stops reading and TCP pushes back on the
+//! client.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{FuturesOrdered, StreamExt};
+use futures_util::FutureExt;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -83,49 +84,71 @@ async fn write_responses(
     peer: SocketAddr,
 ) {
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
-    let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
+    // Responses owed, oldest first. Only the head is polled: responses go
+    // out in request order anyway, and polling one at a time (as Kafka
+    // serves one request per connection at a time) keeps at most one
+    // response's data in memory per connection.
+    let mut queue: VecDeque<Pending> = VecDeque::new();
     let mut reader_done = false;
     loop {
-        if reader_done && pending.is_empty() {
-            break;
-        }
-        tokio::select! {
-            biased;
-            Some(reply) = pending.next(), if !pending.is_empty() => {
-                match reply {
-                    Reply::Frame(bytes) => {
-                        if let Err(e) = wr.write_all(&bytes).await {
-                            tracing::debug!(%peer, error = %e, "write failed");
-                            return;
-                        }
-                    }
-                    Reply::Chunks(chunks) => {
-                        for c in chunks {
-                            if let Err(e) = wr.write_all(&c).await {
-                                tracing::debug!(%peer, error = %e, "write failed");
-                                return;
-                            }
-                        }
-                    }
-                    Reply::None => {}
-                    Reply::Close(reason) => {
-                        tracing::info!(%peer, reason = %reason, "closing connection");
-                        let _ = wr.flush().await;
-                        return;
-                    }
+        let mut head = match queue.pop_front() {
+            Some(p) => p,
+            None => {
+                if reader_done {
+                    break;
                 }
-                // Flush once nothing else is ready: batches small responses.
-                if pending.is_empty() || rx.is_empty() {
-                    if let Err(e) = wr.flush().await {
-                        tracing::debug!(%peer, error = %e, "flush failed");
-                        return;
+                // Nothing owed: send what is buffered before waiting.
+                if wr.flush().await.is_err() {
+                    return;
+                }
+                match rx.recv().await {
+                    Some(p) => p,
+                    None => break,
+                }
+            }
+        };
+        let reply = match (&mut head).now_or_never() {
+            Some(r) => r,
+            None => {
+                // About to wait (fsync, long poll): flush first, and keep
+                // accepting pipelined requests meanwhile.
+                if wr.flush().await.is_err() {
+                    return;
+                }
+                loop {
+                    tokio::select! {
+                        biased;
+                        r = &mut head => break r,
+                        msg = rx.recv(), if !reader_done && queue.len() < MAX_IN_FLIGHT => match msg {
+                            Some(p) => queue.push_back(p),
+                            None => reader_done = true,
+                        },
                     }
                 }
             }
-            msg = rx.recv(), if !reader_done && pending.len() < MAX_IN_FLIGHT => match msg {
-                Some(p) => pending.push_back(p),
-                None => reader_done = true,
-            },
+        };
+        let written = match reply {
+            Reply::Frame(bytes) => wr.write_all(&bytes).await,
+            Reply::Chunks(chunks) => {
+                let mut r = Ok(());
+                for c in chunks {
+                    r = wr.write_all(&c).await;
+                    if r.is_err() {
+                        break;
+                    }
+                }
+                r
+            }
+            Reply::None => Ok(()),
+            Reply::Close(reason) => {
+                tracing::info!(%peer, reason = %reason, "closing connection");
+                let _ = wr.flush().await;
+                return;
+            }
+        };
+        if let Err(e) = written {
+            tracing::debug!(%peer, error = %e, "write failed");
+            return;
         }
     }
     let _ = wr.flush().await;

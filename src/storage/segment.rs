@@ -360,7 +360,9 @@ impl LogSegment {
                 && total <= remaining
                 && h.last_offset_delta >= 0
                 && h.base_offset >= self.next_offset
-                && h.last_offset() - self.base_offset <= i64::from(i32::MAX);
+                && h.last_offset()
+                    .checked_sub(self.base_offset)
+                    .is_some_and(|d| (0..=i64::from(i32::MAX)).contains(&d));
             if !plausible {
                 warn!(segment = %self.log_path.display(), pos, ?h, "invalid batch header during recovery");
                 break;

@@ -272,6 +272,15 @@ impl TransactionCoordinator {
         let now = now_ms();
         for entry in self.entries() {
             let mut m = entry.lock().await;
+            // A decided transaction whose markers could not all be written
+            // (a disk stall, a timeout): retry, as Kafka's marker channel does.
+            if matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
+                let commit = m.state == TxnState::PrepareCommit;
+                if let Err(e) = self.complete(broker, &mut m, commit).await {
+                    tracing::warn!(transactional_id = %m.transactional_id, error = %e, "retrying transaction markers");
+                }
+                continue;
+            }
             if m.state != TxnState::Ongoing
                 || now < m.start_ms.saturating_add(i64::from(m.timeout_ms))
             {
@@ -330,14 +339,16 @@ impl TransactionCoordinator {
             self.config.write_timeout_ms,
         )
         .await?;
-        m.state = if commit {
+        let mut next = m.clone();
+        next.state = if commit {
             TxnState::CompleteCommit
         } else {
             TxnState::CompleteAbort
         };
-        m.partitions.clear();
-        m.last_update_ms = now_ms();
-        self.persist(m).await?;
+        next.partitions.clear();
+        next.last_update_ms = now_ms();
+        self.persist(&next).await?;
+        *m = next;
         self.publish(m);
         Ok(())
     }
@@ -349,12 +360,14 @@ impl TransactionCoordinator {
         broker: &Broker,
         m: &mut TxnMetadata,
     ) -> Result<(), ResponseError> {
-        if m.producer_epoch < MAX_EPOCH {
-            m.producer_epoch += 1;
+        let mut next = m.clone();
+        if next.producer_epoch < MAX_EPOCH {
+            next.producer_epoch += 1;
         }
-        m.state = TxnState::PrepareAbort;
-        m.last_update_ms = now_ms();
-        self.persist(m).await?;
+        next.state = TxnState::PrepareAbort;
+        next.last_update_ms = now_ms();
+        self.persist(&next).await?;
+        *m = next;
         self.publish(m);
         self.complete(broker, m, false).await
     }
@@ -529,14 +542,18 @@ impl TransactionCoordinator {
             (TxnState::Empty, false) => return Ok(()),
             _ => return Err(ResponseError::InvalidTxnState),
         }
-        m.state = if commit {
+        let mut next = m.clone();
+        next.state = if commit {
             TxnState::PrepareCommit
         } else {
             TxnState::PrepareAbort
         };
-        m.last_update_ms = now_ms();
-        self.persist(&m).await?;
+        next.last_update_ms = now_ms();
+        self.persist(&next).await?;
+        *m = next;
         self.publish(&m);
+        // Once Prepare is durable the outcome is decided; if writing the
+        // markers fails now, the periodic task finishes the job.
         self.complete(broker, &mut m, commit).await
     }
 
