@@ -80,6 +80,25 @@ async fn durable(broker: &Broker, wait: Option<DurableWait>) -> Result<(), i16> 
     }
 }
 
+/// Per-partition codes of an offset commit: the coordinator's answer, with
+/// a failure to make the write durable replacing the successes.
+async fn settle_commit(
+    broker: &Broker,
+    result: Result<(Vec<i16>, Option<DurableWait>), i16>,
+    n: usize,
+) -> Vec<i16> {
+    match result {
+        Err(code) => vec![code; n],
+        Ok((per, wait)) => match durable(broker, wait).await {
+            Ok(()) => per,
+            Err(code) => per
+                .into_iter()
+                .map(|c| if c == 0 { code } else { c })
+                .collect(),
+        },
+    }
+}
+
 // ---------------------------------------------------------------------------
 // FindCoordinator
 // ---------------------------------------------------------------------------
@@ -348,16 +367,7 @@ pub fn offset_commit(req: Request, body: Bytes) -> Pending {
         )
     };
     Box::pin(async move {
-        let decided: Vec<i16> = match result {
-            Err(code) => vec![code; parts.len()],
-            Ok((per, wait)) => match durable(&broker, wait).await {
-                Ok(()) => per,
-                Err(code) => per
-                    .into_iter()
-                    .map(|c| if c == 0 { code } else { c })
-                    .collect(),
-            },
-        };
+        let decided = settle_commit(&broker, result, parts.len()).await;
         let mut it = decided.into_iter();
         let topics = r
             .topics
@@ -446,16 +456,7 @@ pub fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
         }
     };
     Box::pin(async move {
-        let decided: Vec<i16> = match result {
-            Err(code) => vec![code; parts.len()],
-            Ok((per, wait)) => match durable(&broker, wait).await {
-                Ok(()) => per,
-                Err(code) => per
-                    .into_iter()
-                    .map(|c| if c == 0 { code } else { c })
-                    .collect(),
-            },
-        };
+        let decided = settle_commit(&broker, result, parts.len()).await;
         let mut it = decided.into_iter();
         let topics = r
             .topics
