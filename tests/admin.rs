@@ -40,7 +40,6 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 
 const NONE: i16 = 0;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
@@ -69,14 +68,6 @@ const SUBTRACT: i8 = 3;
 
 /// kastle's default node.id.
 const NODE: i32 = 1;
-
-fn sb(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_string())
-}
-
-fn tn(s: &str) -> TopicName {
-    TopicName(sb(s))
-}
 
 fn create(c: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) {
     let req = CreateTopicsRequest::default()

@@ -15,9 +15,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::*;
 use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
-use kafka_protocol::messages::create_topics_request::{
-    CreatableTopic, CreatableTopicConfig, CreateTopicsRequest,
-};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
@@ -29,8 +26,7 @@ use kafka_protocol::messages::produce_request::{
     PartitionProduceData, ProduceRequest, TopicProduceData,
 };
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
-use kafka_protocol::messages::{BrokerId, ProducerId, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{BrokerId, ProducerId};
 use kastle::record::builder::BatchBuilder;
 use kastle::record::compression::{compress, decompress};
 use kastle::record::Compression;
@@ -53,39 +49,8 @@ const BIG: usize = 64 << 20;
 // Request helpers
 // ---------------------------------------------------------------------------
 
-fn sb(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_string())
-}
-
-fn tn(s: &str) -> TopicName {
-    TopicName(sb(s))
-}
-
 fn create_topic(c: &mut Client, name: &str, configs: &[(&str, &str)]) {
-    let t = CreatableTopic::default()
-        .with_name(tn(name))
-        .with_num_partitions(1)
-        .with_replication_factor(-1)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(sb(k))
-                        .with_value(Some(sb(v)))
-                })
-                .collect(),
-        );
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![t])
-        .with_timeout_ms(5000);
-    let r = c.call(7, &req);
-    assert_eq!(r.topics.len(), 1);
-    assert_eq!(
-        r.topics[0].error_code, NONE,
-        "create {name} {configs:?}: {:?}",
-        r.topics[0].error_message
-    );
+    create_topic_with(c, name, 1, configs);
 }
 
 fn produce_v(

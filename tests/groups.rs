@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{Broker, Client};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::offset_commit_request::{
@@ -53,14 +52,7 @@ fn start() -> Broker {
 }
 
 fn create_topic(c: &mut Client, name: &str, partitions: i32) {
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(TopicName(s(name)))
-            .with_num_partitions(partitions)
-            .with_replication_factor(1)])
-        .with_timeout_ms(10_000);
-    let resp = c.call(7, &req);
-    assert_eq!(resp.topics[0].error_code, 0, "create {name}");
+    common::create_topic_with(c, name, partitions, &[]);
 }
 
 struct Joiner<'a> {

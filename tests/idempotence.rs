@@ -12,9 +12,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use common::*;
-use kafka_protocol::messages::create_topics_request::{
-    CreatableTopic, CreatableTopicConfig, CreateTopicsRequest,
-};
 use kafka_protocol::messages::describe_producers_request::{
     DescribeProducersRequest, TopicRequest,
 };
@@ -29,8 +26,8 @@ use kafka_protocol::messages::produce_request::{
     PartitionProduceData, ProduceRequest, TopicProduceData,
 };
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, ProduceResponse};
-use kafka_protocol::messages::{BrokerId, ProducerId, TopicName, TransactionalId};
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::messages::{BrokerId, ProducerId, TransactionalId};
+use kafka_protocol::protocol::Decodable;
 
 const NONE: i16 = 0;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -44,14 +41,6 @@ const PRODUCE_VERSION: i16 = 9;
 // Helpers
 // ---------------------------------------------------------------------------
 
-fn sb(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_string())
-}
-
-fn tn(s: &str) -> TopicName {
-    TopicName(sb(s))
-}
-
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -60,29 +49,7 @@ fn now() -> i64 {
 }
 
 fn create_topic(c: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) {
-    let req = CreateTopicsRequest::default()
-        .with_timeout_ms(5000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(tn(name))
-            .with_num_partitions(partitions)
-            .with_replication_factor(-1)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
-                        CreatableTopicConfig::default()
-                            .with_name(sb(k))
-                            .with_value(Some(sb(v)))
-                    })
-                    .collect(),
-            )]);
-    let r = c.call(7, &req);
-    assert_eq!(r.topics.len(), 1);
-    assert_eq!(
-        r.topics[0].error_code, NONE,
-        "create {name}: {:?}",
-        r.topics[0].error_message
-    );
+    create_topic_with(c, name, partitions, configs);
 }
 
 fn init_req(version: i16, producer_id: i64, epoch: i16) -> InitProducerIdRequest {

@@ -31,8 +31,8 @@ use kafka_protocol::messages::produce_request::{
     PartitionProduceData, ProduceRequest, TopicProduceData,
 };
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
-use kafka_protocol::messages::{BrokerId, TopicName};
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::messages::BrokerId;
+use kafka_protocol::protocol::Decodable;
 use uuid::Uuid;
 
 // Kafka error codes used below.
@@ -56,14 +56,6 @@ const UNKNOWN_TOPIC_ID: i16 = 100;
 // ---------------------------------------------------------------------------
 // Request helpers
 // ---------------------------------------------------------------------------
-
-fn sb(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_string())
-}
-
-fn tn(s: &str) -> TopicName {
-    TopicName(sb(s))
-}
 
 fn create_topics(
     c: &mut Client,

@@ -14,9 +14,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use common::*;
-use kafka_protocol::messages::create_topics_request::{
-    CreatableTopic, CreatableTopicConfig, CreateTopicsRequest,
-};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
@@ -24,8 +21,7 @@ use kafka_protocol::messages::list_offsets_request::{
 use kafka_protocol::messages::produce_request::{
     PartitionProduceData, ProduceRequest, TopicProduceData,
 };
-use kafka_protocol::messages::{BrokerId, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::BrokerId;
 use kastle::record::builder::BatchBuilder;
 
 const NONE: i16 = 0;
@@ -38,36 +34,8 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-fn tn(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
-
 fn create_topic(c: &mut Client, name: &str, configs: &[(&str, &str)]) {
-    let t = CreatableTopic::default()
-        .with_name(tn(name))
-        .with_num_partitions(1)
-        .with_replication_factor(-1)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(StrBytes::from_string(k.to_string()))
-                        .with_value(Some(StrBytes::from_string(v.to_string())))
-                })
-                .collect(),
-        );
-    let r = c.call(
-        7,
-        &CreateTopicsRequest::default()
-            .with_topics(vec![t])
-            .with_timeout_ms(5000),
-    );
-    assert_eq!(
-        r.topics[0].error_code, NONE,
-        "create {name}: {:?}",
-        r.topics[0].error_message
-    );
+    create_topic_with(c, name, 1, configs);
 }
 
 fn produce(c: &mut Client, topic: &str, records: &[u8]) -> i64 {

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use common::*;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::describe_transactions_response::TransactionState as DescribedTxn;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::PartitionData;
@@ -21,7 +20,6 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 
 const NONE: i16 = 0;
 const INVALID_REQUEST: i16 = 42;
@@ -45,14 +43,6 @@ const COMMIT: i16 = 1;
 // Helpers
 // ---------------------------------------------------------------------------
 
-fn sb(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_string())
-}
-
-fn tn(s: &str) -> TopicName {
-    TopicName(sb(s))
-}
-
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -70,14 +60,7 @@ fn start(extra: &[&str]) -> Broker {
 }
 
 fn create_topic(c: &mut Client, name: &str, partitions: i32) {
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(tn(name))
-            .with_num_partitions(partitions)
-            .with_replication_factor(1)])
-        .with_timeout_ms(10_000);
-    let r = c.call(7, &req);
-    assert_eq!(r.topics[0].error_code, NONE, "create {name}");
+    create_topic_with(c, name, partitions, &[]);
 }
 
 fn init_raw(c: &mut Client, txn_id: &str, timeout_ms: i32) -> InitProducerIdResponse {

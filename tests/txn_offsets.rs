@@ -6,7 +6,6 @@
 mod common;
 
 use common::{Broker, Client};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -36,13 +35,7 @@ fn start() -> Broker {
 }
 
 fn create_topic(c: &mut Client, name: &str, partitions: i32) {
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(TopicName(s(name)))
-            .with_num_partitions(partitions)
-            .with_replication_factor(1)])
-        .with_timeout_ms(10_000);
-    assert_eq!(c.call(7, &req).topics[0].error_code, 0);
+    common::create_topic_with(c, name, partitions, &[]);
 }
 
 fn init_producer(c: &mut Client, txn_id: &str) -> (i64, i16) {

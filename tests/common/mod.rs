@@ -19,6 +19,50 @@ use kafka_protocol::protocol::{Decodable, Encodable, Request};
 pub const CLIENT_ID: &str = "kastle-protocol-tests";
 
 // ---------------------------------------------------------------------------
+// Request helpers
+// ---------------------------------------------------------------------------
+
+pub fn sb(s: &str) -> kafka_protocol::protocol::StrBytes {
+    kafka_protocol::protocol::StrBytes::from_string(s.to_string())
+}
+
+pub fn tn(s: &str) -> kafka_protocol::messages::TopicName {
+    kafka_protocol::messages::TopicName(sb(s))
+}
+
+/// Creates a topic (CreateTopics v7, default replication factor) with
+/// explicit configs, and asserts it was created.
+pub fn create_topic_with(c: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    use kafka_protocol::messages::create_topics_request::{
+        CreatableTopic, CreatableTopicConfig, CreateTopicsRequest,
+    };
+    let topic = CreatableTopic::default()
+        .with_name(tn(name))
+        .with_num_partitions(partitions)
+        .with_replication_factor(-1)
+        .with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| {
+                    CreatableTopicConfig::default()
+                        .with_name(sb(k))
+                        .with_value(Some(sb(v)))
+                })
+                .collect(),
+        );
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![topic])
+        .with_timeout_ms(10_000);
+    let r = c.call(7, &req);
+    assert_eq!(r.topics.len(), 1);
+    assert_eq!(
+        r.topics[0].error_code, 0,
+        "create {name} {configs:?}: {:?}",
+        r.topics[0].error_message
+    );
+}
+
+// ---------------------------------------------------------------------------
 // Broker process guard
 // ---------------------------------------------------------------------------
 
