@@ -18,9 +18,10 @@ use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::broker::partition::PartitionError;
+use crate::broker::partition::{FetchRead, PartitionError};
 use crate::broker::topics::Topic;
 use crate::handlers::{decode, malformed, ready, Pending, Request};
+use crate::protocol::response::{placeholder, FileRegion, RecordSource, MIN_SHARED_CHUNK};
 
 const READ_COMMITTED: i8 = 1;
 
@@ -52,6 +53,8 @@ fn error_partition(index: i32, code: ResponseError) -> PartitionData {
 
 struct ReadPass {
     topics: Vec<FetchableTopicResponse>,
+    /// The non-empty record sets in response order, for the chunked encoder.
+    records: Vec<RecordSource>,
     bytes: usize,
     /// Any partition answered with an error: Kafka responds at once.
     error: bool,
@@ -66,6 +69,7 @@ fn read_pass(
     let mut total = 0usize;
     let mut error = false;
     let mut topics = Vec::with_capacity(targets.len());
+    let mut records = Vec::new();
     for t in targets {
         let mut parts = Vec::with_capacity(t.partitions.len());
         for pt in &t.partitions {
@@ -109,9 +113,12 @@ fn read_pass(
                 min_one,
                 read_committed,
             ) {
-                Ok(read) => match read.read() {
-                    Ok(bytes) => {
-                        total += bytes.len();
+                Ok(read) => match record_source(&read) {
+                    Ok((field, source)) => {
+                        total += field.len();
+                        if let Some(source) = source {
+                            records.push(source);
+                        }
                         PartitionData::default()
                             .with_partition_index(pt.index)
                             .with_high_watermark(read.high_watermark)
@@ -128,7 +135,7 @@ fn read_pass(
                                     })
                                     .collect()
                             }))
-                            .with_records(Some(bytes))
+                            .with_records(Some(field))
                     }
                     Err(e) => {
                         error = true;
@@ -159,23 +166,41 @@ fn read_pass(
     }
     ReadPass {
         topics,
+        records,
         bytes: total,
         error,
     }
 }
 
+/// What a partition's record set looks like in the response body, and where
+/// its bytes come from: a file region sent with sendfile (the body holds a
+/// same-length placeholder), or, for small or oversized sets, bytes read
+/// into memory now.
+fn record_source(read: &FetchRead) -> std::io::Result<(Bytes, Option<RecordSource>)> {
+    let Some(plan) = read.plan.as_ref().filter(|p| !p.is_empty()) else {
+        return Ok((Bytes::new(), None));
+    };
+    if plan.len >= MIN_SHARED_CHUNK {
+        if let Some(stand_in) = placeholder(plan.len) {
+            let region = FileRegion {
+                file: plan.file.clone(),
+                position: plan.position,
+                len: plan.len,
+            };
+            return Ok((stand_in, Some(RecordSource::File(region))));
+        }
+    }
+    let bytes = plan.read()?;
+    Ok((bytes.clone(), Some(RecordSource::Mem(bytes))))
+}
+
 /// Answers with the pass's data; record sets go out by reference.
 fn respond(req: &Request, pass: ReadPass) -> crate::handlers::Reply {
-    let records: Vec<Bytes> = pass
-        .topics
-        .iter()
-        .flat_map(|t| t.partitions.iter().filter_map(|p| p.records.clone()))
-        .collect();
     req.respond_sharing(
         &FetchResponse::default()
             .with_session_id(0)
             .with_responses(pass.topics),
-        &records,
+        &pass.records,
     )
 }
 

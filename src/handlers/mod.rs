@@ -30,9 +30,9 @@ use crate::protocol::{response, schema, versions};
 /// What the connection does once a request is complete.
 pub enum Reply {
     Frame(BytesMut),
-    /// A frame in several buffers (fetch responses keep their record sets
-    /// by reference).
-    Chunks(Vec<Bytes>),
+    /// A frame in several chunks: fetch responses keep their record sets
+    /// by reference, as buffers or as file regions sent with sendfile.
+    Chunks(Vec<response::Chunk>),
     /// acks=0 produce: the client expects no response.
     None,
     /// Kafka closes the connection (undecodable request, acks=0 failure...).
@@ -69,7 +69,7 @@ impl Request {
     pub fn respond_sharing<R: Encodable + HeaderVersion>(
         &self,
         body: &R,
-        records: &[Bytes],
+        records: &[response::RecordSource],
     ) -> Reply {
         match response::encode_response_chunked(
             self.header.correlation_id,
