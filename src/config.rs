@@ -1092,6 +1092,8 @@ mod tests {
             ("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0"),
             ("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1"),
             ("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1"),
+            ("KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR", "1"),
+            ("KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR", "1"),
             ("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "true"),
             ("KAFKA_LOG_DIRS", "/tmp/kraft-combined-logs"),
             ("KAFKA_HEAP_OPTS", "-Xmx512M"),
