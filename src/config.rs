@@ -589,6 +589,13 @@ impl BrokerConfig {
             .into_iter()
             .map(|(why, keys)| format!("{} ({why})", keys.join(", ")))
             .collect();
+        // An empty listener list counts as not set, as in the images'
+        // scripts (`KAFKA_LISTENERS: ""` in a compose file).
+        for k in ["listeners", "advertised.listeners"] {
+            if values.get(k).is_some_and(|v| v.trim().is_empty()) {
+                values.remove(k);
+            }
+        }
         let listeners_set = values.contains_key("listeners");
         for def in BROKER_KEYS {
             if let Some(d) = def.default {
@@ -1092,7 +1099,10 @@ mod tests {
             ("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0"),
             ("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1"),
             ("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1"),
-            ("KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR", "1"),
+            (
+                "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR",
+                "1",
+            ),
             ("KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR", "1"),
             ("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "true"),
             ("KAFKA_LOG_DIRS", "/tmp/kraft-combined-logs"),
@@ -1308,6 +1318,16 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.advertised.len(), 1);
+        // Empty listener variables count as unset.
+        let (c, _) = load_env(&[
+            ("KAFKA_LISTENERS", ""),
+            ("KAFKA_ADVERTISED_LISTENERS", "PLAINTEXT://kafka:19092"),
+        ])
+        .unwrap();
+        assert_eq!(c.value("listeners"), Some("PLAINTEXT://0.0.0.0:19092"));
+        let (c, _) =
+            load_env(&[("KAFKA_LISTENERS", " "), ("KAFKA_ADVERTISED_LISTENERS", "")]).unwrap();
+        assert_eq!(c.value("listeners"), Some(DEFAULT_LISTENERS));
         // An actual client listener on SSL is refused, naming it.
         let e = load_env(&[
             ("KAFKA_LISTENERS", "PLAINTEXT://:9092,EXTERNAL://:9094"),

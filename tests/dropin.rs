@@ -344,7 +344,11 @@ fn health_rejects_a_port_that_answers_garbage() {
     let (o, took) = health(&["--bootstrap-server", &format!("127.0.0.1:{port}")], &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     // "HTTP" read as a frame size is far above the 1 MiB bound.
-    assert!(String::from_utf8_lossy(&o.stdout).contains("frame size"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("frame size"),
+        "{}",
+        text(&o)
+    );
     assert!(took < Duration::from_secs(5), "took {took:?}");
     h.join().unwrap();
 
