@@ -418,6 +418,25 @@ pub fn validate_cluster_id(id: &str) -> Result<(), ConfigError> {
     ))
 }
 
+/// A value as it may appear in a log line: secrets (passwords, JAAS
+/// configurations, licences, tokens) are hidden, as Kafka hides its
+/// password-typed settings.
+fn shown<'a>(key: &str, value: &'a str) -> &'a str {
+    const SECRET: &[&str] = &[
+        "password",
+        "secret",
+        "jaas",
+        "license",
+        "token",
+        "credential",
+    ];
+    if SECRET.iter().any(|s| key.contains(s)) {
+        "[hidden]"
+    } else {
+        value
+    }
+}
+
 /// Prefixes of keys only a KRaft controller, ZooKeeper, replication or a
 /// vendor add-on uses.
 const NOT_NEEDED_PREFIXES: &[&str] = &[
@@ -569,7 +588,8 @@ impl BrokerConfig {
                 None => {
                     if not_needed_reason(&k, &v).is_none() {
                         warnings.push(format!(
-                            "unknown configuration key {k:?} (value {v:?}) is ignored"
+                            "unknown configuration key {k:?} (value {:?}) is ignored",
+                            shown(&k, &v)
                         ));
                     }
                     values.insert(k, v);
@@ -582,7 +602,10 @@ impl BrokerConfig {
         let mut not_needed: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for (k, v) in &values {
             if let Some(why) = not_needed_reason(k, v) {
-                not_needed.entry(why).or_default().push(format!("{k}={v}"));
+                not_needed
+                    .entry(why)
+                    .or_default()
+                    .push(format!("{k}={}", shown(k, v)));
             }
         }
         let not_needed: Vec<String> = not_needed
@@ -1318,6 +1341,22 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.advertised.len(), 1);
+        // Secrets in ignored settings stay out of the log lines.
+        let (c, warnings) = load_env(&[
+            ("KAFKA_CONFLUENT_LICENSE", "eyJsaWNlbnNl"),
+            (
+                "KAFKA_SASL_JAAS_CONFIG",
+                "PlainLoginModule password=\"s3cret\";",
+            ),
+        ])
+        .unwrap();
+        let logged = format!("{warnings:?} {:?}", c.notes);
+        assert!(logged.contains("confluent.license=[hidden]"), "{logged}");
+        assert!(logged.contains("sasl.jaas.config"), "{logged}");
+        assert!(
+            !logged.contains("s3cret") && !logged.contains("eyJsaWNlbnNl"),
+            "{logged}"
+        );
         // Empty listener variables count as unset.
         let (c, _) = load_env(&[
             ("KAFKA_LISTENERS", ""),
