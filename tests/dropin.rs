@@ -14,7 +14,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{free_port, Client};
-use kafka_protocol::messages::{DescribeClusterRequest, MetadataRequest};
+use kafka_protocol::messages::{DescribeClusterRequest, FindCoordinatorRequest, MetadataRequest};
 
 const CLUSTER_ID: &str = "MkU3OEVBNTcwNTJENDM2Qk";
 
@@ -151,6 +151,19 @@ fn describe_cluster(port: u16) -> (String, Vec<String>) {
     (r.cluster_id.as_str().to_string(), brokers)
 }
 
+/// `host:port` of the group coordinator FindCoordinator v4 names on this port.
+fn group_coordinator(port: u16) -> String {
+    let mut c = Client::connect(port);
+    let req = FindCoordinatorRequest::default()
+        .with_key_type(0)
+        .with_coordinator_keys(vec![common::sb("dropin-group")]);
+    let r = c.call(4, &req);
+    assert_eq!(r.coordinators.len(), 1);
+    let co = &r.coordinators[0];
+    assert_eq!(co.error_code, 0);
+    format!("{}:{}", co.host.as_str(), co.port)
+}
+
 /// Runs `kastle health ARGS` with `env` only; returns the output and how
 /// long it took.
 fn health(args: &[&str], env: &[(String, String)]) -> (Output, Duration) {
@@ -201,6 +214,8 @@ fn compose_environment_serves_each_listener_with_its_own_advertised_address() {
     assert_eq!(brokers, [format!("127.0.0.1:{host}")]);
     let (_, brokers) = describe_cluster(internal);
     assert_eq!(brokers, [format!("localhost:{internal}")]);
+    assert_eq!(group_coordinator(internal), format!("localhost:{internal}"));
+    assert_eq!(group_coordinator(host), format!("127.0.0.1:{host}"));
 
     // CLUSTER_ID became the cluster id on this first start.
     let meta = std::fs::read_to_string(data.join("meta.properties")).unwrap();
