@@ -293,10 +293,34 @@ const IMAGE_VARS: &[&str] = &[
     "KAFKA_CONF_FILE",
     "KAFKA_CERTS_DIR",
     "KAFKA_INITSCRIPTS_DIR",
+    "KAFKA_BROKER_USER",
+    "KAFKA_BROKER_PASSWORD",
+    "KAFKA_CLIENT_LISTENER",
     "ALLOW_PLAINTEXT_LISTENER",
     "BITNAMI_DEBUG",
     "JAVA_TOOL_OPTIONS",
 ];
+
+/// bitnami/kafka's legacy names that do not follow the `KAFKA_` + key rule
+/// (libkafka.sh aliases them to `KAFKA_CFG_*`).
+const BITNAMI_ALIASES: &[(&str, &str)] = &[
+    ("KAFKA_LOGS_DIRS", "log.dirs"),
+    ("KAFKA_SEGMENT_BYTES", "log.segment.bytes"),
+    ("KAFKA_MAX_MESSAGE_BYTES", "message.max.bytes"),
+    (
+        "KAFKA_ZOOKEEPER_CONNECT_TIMEOUT_MS",
+        "zookeeper.connection.timeout.ms",
+    ),
+];
+
+/// bitnami/kafka's rule for `KAFKA_CFG_*` (libkafka.sh): lower case, every
+/// `_` a `.`, except in the protocol names `sasl_ssl` and `sasl_plaintext`.
+fn bitnami_key(rest: &str) -> String {
+    rest.to_ascii_lowercase()
+        .replace('_', ".")
+        .replace("sasl.ssl", "sasl_ssl")
+        .replace("sasl.plaintext", "sasl_plaintext")
+}
 
 /// Variables that carry the cluster id, in order of preference: `CLUSTER_ID`
 /// (apache/kafka, cp-kafka), `KAFKA_CLUSTER_ID` (bitnami 4.x),
@@ -356,8 +380,10 @@ pub struct EnvConfig {
 /// three common Kafka images:
 /// - apache/kafka: `KAFKA_` + key with `.` as `_`, `_` as `__`, `-` as `___`;
 ///   `CLUSTER_ID`.
-/// - bitnami/kafka: `KAFKA_CFG_` + the same escaping; `KAFKA_KRAFT_CLUSTER_ID`
-///   or `KAFKA_CLUSTER_ID`; image switches such as `ALLOW_PLAINTEXT_LISTENER`.
+/// - bitnami/kafka: `KAFKA_CFG_` + the key with every `.` written `_` (see
+///   [`bitnami_key`]), empty values skipped; a few legacy names
+///   ([`BITNAMI_ALIASES`]); `KAFKA_KRAFT_CLUSTER_ID` or `KAFKA_CLUSTER_ID`;
+///   image switches such as `ALLOW_PLAINTEXT_LISTENER`.
 /// - confluentinc/cp-kafka: like apache/kafka (older releases documented `-`
 ///   as `__` and `_` as `___`; see [`resolve_env_key`]); `CONFLUENT_*`
 ///   variables configure Confluent's own add-ons and are ignored.
@@ -385,9 +411,14 @@ pub fn read_env(env: impl IntoIterator<Item = (String, String)>) -> EnvConfig {
             continue;
         }
         if let Some(rest) = var.strip_prefix("KAFKA_CFG_") {
-            if !rest.is_empty() {
-                cfg_entries.push((resolve_env_key(rest, known), value));
+            // bitnami skips empty values.
+            if !rest.is_empty() && !value.trim().is_empty() {
+                cfg_entries.push((bitnami_key(rest), value));
             }
+            continue;
+        }
+        if let Some((_, key)) = BITNAMI_ALIASES.iter().find(|(v, _)| *v == var) {
+            out.entries.push((key.to_string(), value));
             continue;
         }
         if let Some(rest) = var.strip_prefix("KAFKA_") {
@@ -1216,6 +1247,25 @@ mod tests {
         ] {
             assert!(notes.contains(v), "{v} missing from {notes}");
         }
+        // bitnami's own rule: every `_` is a `.`, except in the SASL
+        // protocol names; empty values are skipped; legacy aliases.
+        let e = read_env(env(&[
+            ("KAFKA_CFG_LOG_RETENTION_HOURS", "24"),
+            (
+                "KAFKA_CFG_LISTENER_NAME_SASL_SSL_SSL_CLIENT_AUTH",
+                "required",
+            ),
+            ("KAFKA_CFG_LOG_SEGMENT_BYTES", ""),
+            ("KAFKA_LOGS_DIRS", "/bitnami/kafka/data"),
+        ]));
+        assert_eq!(
+            e.entries,
+            env(&[
+                ("log.dirs", "/bitnami/kafka/data"),
+                ("listener.name.sasl_ssl.ssl.client.auth", "required"),
+                ("log.retention.hours", "24"),
+            ])
+        );
         // The image-specific prefix wins over a plain KAFKA_ variable.
         let (c, _) = load_env(&[
             ("KAFKA_CFG_NUM_PARTITIONS", "4"),
