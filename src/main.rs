@@ -19,8 +19,8 @@ Usage: kastle [--config FILE | FILE] [--override key=value]...
   -V, --version        print the version
 
 Environment: KAFKA_* variables map to keys as in the apache/kafka image
-(KAFKA_ADVERTISED_LISTENERS -> advertised.listeners). Logging: RUST_LOG
-(default info).";
+(KAFKA_ADVERTISED_LISTENERS -> advertised.listeners); bitnami's KAFKA_CFG_*
+and CLUSTER_ID are read too. Logging: RUST_LOG (default info).";
 
 struct Args {
     config: Option<PathBuf>,
