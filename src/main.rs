@@ -11,6 +11,7 @@ const USAGE: &str = "\
 kastle: a Kafka-compatible broker
 
 Usage: kastle [--config FILE | FILE] [--override key=value]...
+       kastle health [--bootstrap-server HOST:PORT] [--timeout-ms N]
 
   --config FILE        read Kafka server.properties keys from FILE
   --override key=value set one key (repeatable; wins over file and environment)
@@ -18,8 +19,8 @@ Usage: kastle [--config FILE | FILE] [--override key=value]...
   -V, --version        print the version
 
 Environment: KAFKA_* variables map to keys as in the apache/kafka image
-(KAFKA_ADVERTISED_LISTENERS -> advertised.listeners). Logging: RUST_LOG
-(default info).";
+(KAFKA_ADVERTISED_LISTENERS -> advertised.listeners); bitnami's KAFKA_CFG_*
+and CLUSTER_ID are read too. Logging: RUST_LOG (default info).";
 
 struct Args {
     config: Option<PathBuf>,
@@ -58,6 +59,15 @@ fn parse_args() -> Result<Option<Args>, String> {
 }
 
 fn main() -> ExitCode {
+    // Subcommands first; anything else starts the broker.
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("health") {
+        return ExitCode::from(kastle::health::main(&argv[1..]));
+    }
+    serve()
+}
+
+fn serve() -> ExitCode {
     let args = match parse_args() {
         Ok(Some(a)) => a,
         Ok(None) => return ExitCode::SUCCESS,
@@ -83,6 +93,9 @@ fn main() -> ExitCode {
         };
     for w in warnings {
         tracing::warn!("{w}");
+    }
+    for n in &config.notes {
+        tracing::info!("{n}");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

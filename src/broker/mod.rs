@@ -56,7 +56,7 @@ impl Broker {
         fs::create_dir_all(&dir)
             .with_context(|| format!("creating log directory {}", dir.display()))?;
         let dir_lock = lock_dir(&dir)?;
-        let cluster_id = load_or_create_meta(&dir, config.node_id)?;
+        let cluster_id = load_or_create_meta(&dir, config.node_id, config.cluster_id.as_deref())?;
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
         let needs_recovery = !clean;
@@ -186,9 +186,10 @@ fn lock_dir(dir: &Path) -> anyhow::Result<fs::File> {
 }
 
 /// Reads Kafka's `meta.properties` (cluster id, node id), creating it on first
-/// start. `CLUSTER_ID` in the environment chooses the id, as in the
-/// apache/kafka image.
-fn load_or_create_meta(dir: &Path, node_id: i32) -> anyhow::Result<String> {
+/// start. `wanted` (`CLUSTER_ID` in the environment) chooses the id of a new
+/// directory; a formatted one keeps its own, as the Kafka images' format step
+/// skips an already formatted directory.
+fn load_or_create_meta(dir: &Path, node_id: i32, wanted: Option<&str>) -> anyhow::Result<String> {
     let path = dir.join(META_PROPERTIES);
     if path.exists() {
         let text =
@@ -210,11 +211,20 @@ fn load_or_create_meta(dir: &Path, node_id: i32) -> anyhow::Result<String> {
                 );
             }
         }
-        return get("cluster.id").ok_or_else(|| anyhow!("{} has no cluster.id", path.display()));
+        let stored =
+            get("cluster.id").ok_or_else(|| anyhow!("{} has no cluster.id", path.display()))?;
+        if let Some(w) = wanted.filter(|w| *w != stored.trim()) {
+            tracing::warn!(
+                "cluster id {w} from the environment differs from {} in {}; keeping the stored id",
+                stored.trim(),
+                path.display()
+            );
+        }
+        return Ok(stored);
     }
-    let cluster_id = match std::env::var("CLUSTER_ID") {
-        Ok(id) if !id.trim().is_empty() => id.trim().to_string(),
-        _ => topics::topic_id_string(&uuid::Uuid::new_v4()),
+    let cluster_id = match wanted {
+        Some(id) => id.to_string(),
+        None => topics::topic_id_string(&uuid::Uuid::new_v4()),
     };
     let directory_id = topics::topic_id_string(&uuid::Uuid::new_v4());
     let text = format!(
