@@ -142,6 +142,8 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     key("share.coordinator.state.topic.replication.factor", Kind::Ignored, None),
     key("share.coordinator.state.topic.min.isr", Kind::Ignored, None),
     key("zookeeper.connect", Kind::Ignored, None),
+    // kastle: HOST:PORT of the Prometheus endpoint (GET /metrics); unset = off.
+    key("metrics.prometheus.listener", Kind::Str, None),
 ];
 
 fn key_def(name: &str) -> Option<&'static KeyDef> {
@@ -354,6 +356,7 @@ pub struct BrokerConfig {
     pub compression_type: String,
     pub min_insync_replicas: i32,
     pub connections_max_idle_ms: i64,
+    pub metrics_prometheus_listener: Option<String>,
 }
 
 impl BrokerConfig {
@@ -546,6 +549,7 @@ impl BrokerConfig {
             compression_type: get("compression.type").unwrap_or("producer").to_string(),
             min_insync_replicas: int("min.insync.replicas").unwrap_or(1) as i32,
             connections_max_idle_ms: int("connections.max.idle.ms").unwrap_or(600_000),
+            metrics_prometheus_listener: get("metrics.prometheus.listener").map(str::to_string),
             values,
         };
         Ok((cfg, warnings))

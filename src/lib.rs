@@ -10,6 +10,7 @@ pub mod broker;
 pub mod config;
 pub mod coordinator;
 pub mod handlers;
+pub mod metrics;
 pub mod network;
 pub mod protocol;
 pub mod record;
