@@ -82,7 +82,7 @@ impl Broker {
         let txns = crate::coordinator::txn::TransactionCoordinator::open(&topics, &config)?;
         let broker = Arc::new(Broker {
             metrics: Arc::new(crate::metrics::BrokerMetrics::new(
-                config.metrics_prometheus_listener.is_some(),
+                crate::metrics::listener_spec(&config).is_some(),
             )),
             config,
             cluster_id,

@@ -9,13 +9,12 @@
 //! ListOffsets "latest" returns to a read_uncommitted consumer) minus the
 //! group's committed offset, never below zero.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeLabelSet, NoLabelSet,
-};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
@@ -100,37 +99,50 @@ pub struct LagRow {
     pub lag: i64,
 }
 
-/// Lag rows for every group's committed offsets on partitions that exist,
-/// at most `limit` of them; returns the rows and how many were dropped.
-pub fn lag_rows(broker: &Broker, limit: usize) -> (Vec<LagRow>, usize) {
+/// Every group's committed offsets as (group, topic, partition, offset).
+fn committed_offsets(broker: &Broker) -> impl Iterator<Item = (String, String, i32, i64)> + '_ {
+    broker.groups.list_groups().into_iter().flat_map(move |g| {
+        broker
+            .groups
+            .fetch_offsets(&g.group_id, None, false)
+            .into_iter()
+            .flat_map(move |(topic, offsets)| {
+                let group = g.group_id.clone();
+                offsets
+                    .into_iter()
+                    .map(move |o| (group.clone(), topic.clone(), o.partition, o.offset))
+            })
+    })
+}
+
+/// Lag rows for committed offsets on partitions that exist (`high_watermark`
+/// answers `None` for the others), at most `limit` of them; returns the
+/// rows and how many were left out.
+pub fn lag_rows(
+    committed: impl Iterator<Item = (String, String, i32, i64)>,
+    high_watermark: impl Fn(&str, i32) -> Option<i64>,
+    limit: usize,
+) -> (Vec<LagRow>, usize) {
     let mut rows = Vec::new();
     let mut dropped = 0usize;
-    for g in broker.groups.list_groups() {
-        for (topic_name, offsets) in broker.groups.fetch_offsets(&g.group_id, None, false) {
-            let Some(topic) = broker.topics.get(&topic_name) else {
-                continue;
-            };
-            for o in offsets {
-                if o.offset < 0 {
-                    continue;
-                }
-                let Some(p) = topic.partition(o.partition) else {
-                    continue;
-                };
-                if rows.len() >= limit {
-                    dropped += 1;
-                    continue;
-                }
-                let hw = p.state().high_watermark;
-                rows.push(LagRow {
-                    group: g.group_id.clone(),
-                    topic: topic_name.clone(),
-                    partition: o.partition,
-                    committed: o.offset,
-                    lag: (hw - o.offset).max(0),
-                });
-            }
+    for (group, topic, partition, committed) in committed {
+        if committed < 0 {
+            continue;
         }
+        let Some(hw) = high_watermark(&topic, partition) else {
+            continue;
+        };
+        if rows.len() >= limit {
+            dropped += 1;
+            continue;
+        }
+        rows.push(LagRow {
+            group,
+            topic,
+            partition,
+            committed,
+            lag: (hw - committed).max(0),
+        });
     }
     (rows, dropped)
 }
@@ -214,7 +226,15 @@ impl Collector for Scrape {
             ends,
         )?;
 
-        let (lag, dropped) = lag_rows(b, MAX_LAG_SERIES);
+        let by_name: HashMap<&str, &Arc<Topic>> =
+            topics.iter().map(|t| (t.name.as_str(), t)).collect();
+        let hw = |topic: &str, partition: i32| {
+            by_name
+                .get(topic)
+                .and_then(|t| t.partition(partition))
+                .map(|p| p.state().high_watermark)
+        };
+        let (lag, dropped) = lag_rows(committed_offsets(b), hw, MAX_LAG_SERIES);
         let lag_labels = |r: &LagRow| {
             (
                 [("group", r.group.clone()), ("topic", r.topic.clone())],
@@ -236,7 +256,7 @@ impl Collector for Scrape {
         scalar_gauge(
             &mut enc,
             "kastle_consumer_group_lag_series_dropped",
-            "Lag series left out of this scrape past its bound of 20000.",
+            &format!("Lag series left out of this scrape past its bound of {MAX_LAG_SERIES}."),
             i64::try_from(dropped).unwrap_or(i64::MAX),
         )?;
 
@@ -265,10 +285,9 @@ impl Collector for Scrape {
             "kastle_request_errors",
             "Per-partition errors in Produce and Fetch responses, by Kafka error name.",
             errors.iter().flat_map(|(api, counts)| {
-                counts
-                    .nonzero()
-                    .into_iter()
-                    .map(move |(code, n)| ([("api", api.to_string()), ("error", error_name(code))], n))
+                counts.nonzero().into_iter().map(move |(code, n)| {
+                    ([("api", api.to_string()), ("error", error_name(code))], n)
+                })
             }),
         )?;
 
@@ -284,5 +303,41 @@ impl Collector for Scrape {
             "Client connections accepted since start.",
             m.connections_accepted(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(g: &str, t: &str, p: i32, o: i64) -> (String, String, i32, i64) {
+        (g.to_string(), t.to_string(), p, o)
+    }
+
+    #[test]
+    fn lag_is_high_watermark_minus_committed_and_bounded() {
+        let hw = |t: &str, p: i32| (t == "t" && (0..2).contains(&p)).then_some(10 + i64::from(p));
+        let committed = vec![
+            row("a", "t", 0, 4),
+            row("a", "t", 1, 20),   // ahead of the log (truncated): lag 0
+            row("a", "gone", 0, 1), // topic deleted: no row
+            row("a", "t", 5, 1),    // partition does not exist: no row
+            row("b", "t", 0, -1),   // nothing committed: no row
+            row("b", "t", 1, 11),
+            row("c", "t", 0, 0),
+        ];
+        let (rows, dropped) = lag_rows(committed.clone().into_iter(), hw, 100);
+        let lags: Vec<(&str, i32, i64)> = rows
+            .iter()
+            .map(|r| (r.group.as_str(), r.partition, r.lag))
+            .collect();
+        assert_eq!(
+            lags,
+            vec![("a", 0, 6), ("a", 1, 0), ("b", 1, 0), ("c", 0, 10)]
+        );
+        assert_eq!(dropped, 0);
+        let (rows, dropped) = lag_rows(committed.into_iter(), hw, 2);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(dropped, 2, "rows past the bound are counted, not kept");
     }
 }

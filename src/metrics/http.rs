@@ -104,7 +104,11 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
         let (name, value) = line
             .split_once(':')
             .ok_or(HeadError::Malformed("header without a colon"))?;
-        if name.is_empty() || name.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        if name.is_empty()
+            || name
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
             return Err(HeadError::Malformed("bad header name"));
         }
         let value = value.trim();
@@ -160,13 +164,7 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
 /// Binds the endpoint if `metrics.prometheus.listener` is set and serves it
 /// until the broker begins shutting down. Returns the bound address.
 pub async fn start(broker: &Arc<Broker>) -> anyhow::Result<Option<SocketAddr>> {
-    let Some(spec) = broker
-        .config
-        .metrics_prometheus_listener
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    else {
+    let Some(spec) = super::listener_spec(&broker.config) else {
         return Ok(None);
     };
     let addr = resolve(spec)?;
@@ -265,11 +263,7 @@ async fn handle_connection(mut stream: TcpStream, broker: &Arc<Broker>) -> std::
                 "text/plain",
                 "only GET and HEAD\n".to_string(),
             ),
-            _ => (
-                "404 Not Found",
-                "text/plain",
-                "try /metrics\n".to_string(),
-            ),
+            _ => ("404 Not Found", "text/plain", "try /metrics\n".to_string()),
         };
         let mut out = response(status, content_type, body.len(), head.keep_alive).into_bytes();
         if head.method != Method::Head {
@@ -295,7 +289,9 @@ async fn read_head(
             Ok(Some(h)) => return Ok(Some(Ok(h))),
             Err(e) => return Ok(Some(Err(e))),
         }
-        let room = MAX_HEAD_BYTES.saturating_sub(buf.len()).clamp(1, chunk.len());
+        let room = MAX_HEAD_BYTES
+            .saturating_sub(buf.len())
+            .clamp(1, chunk.len());
         let n = stream.read(&mut chunk[..room]).await?;
         if n == 0 {
             if buf.is_empty() {
@@ -339,7 +335,10 @@ mod tests {
     #[test]
     fn incomplete_heads_ask_for_more_until_the_bound() {
         assert_eq!(parse_head(b""), Ok(None));
-        assert_eq!(parse_head(b"GET /metrics HTTP/1.1\r\nHost: a\r\n"), Ok(None));
+        assert_eq!(
+            parse_head(b"GET /metrics HTTP/1.1\r\nHost: a\r\n"),
+            Ok(None)
+        );
         let mut big = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
         big.resize(MAX_HEAD_BYTES, b'a');
         assert_eq!(parse_head(&big), Err(HeadError::TooLarge));
@@ -377,7 +376,10 @@ mod tests {
             .unwrap();
         assert_eq!(h.method, Method::Other);
         assert!(h.has_body);
-        assert!(!h.keep_alive, "a request with a body is answered, then closed");
+        assert!(
+            !h.keep_alive,
+            "a request with a body is answered, then closed"
+        );
         let h = parse_head(b"DELETE /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
             .unwrap()
             .unwrap();
@@ -391,7 +393,10 @@ mod tests {
             "127.0.0.1:9404".parse().unwrap()
         );
         assert_eq!(resolve(":9404").unwrap(), "0.0.0.0:9404".parse().unwrap());
-        assert_eq!(resolve("[::1]:9404").unwrap(), "[::1]:9404".parse().unwrap());
+        assert_eq!(
+            resolve("[::1]:9404").unwrap(),
+            "[::1]:9404".parse().unwrap()
+        );
         assert!(resolve("nonsense").is_err());
         assert!(resolve("127.0.0.1:99999").is_err());
     }

@@ -27,6 +27,15 @@ use crate::handlers::Pending;
 /// The broker key that enables the endpoint (`HOST:PORT`); unset = off.
 pub const LISTENER_KEY: &str = "metrics.prometheus.listener";
 
+/// The endpoint's `HOST:PORT` if the broker is configured to serve it.
+pub fn listener_spec(config: &crate::config::BrokerConfig) -> Option<&str> {
+    config
+        .metrics_prometheus_listener
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
 /// One counter on its own cache line, so that producers bumping bytes in and
 /// consumers bumping bytes out of the same partition do not contend.
 #[derive(Default)]
@@ -174,7 +183,9 @@ impl BrokerMetrics {
     pub fn new(enabled: bool) -> BrokerMetrics {
         BrokerMetrics {
             enabled,
-            requests: (0..API_SLOTS).map(|_| LatencyHistogram::default()).collect(),
+            requests: (0..API_SLOTS)
+                .map(|_| LatencyHistogram::default())
+                .collect(),
             produce_errors: ErrorCounts::default(),
             fetch_errors: ErrorCounts::default(),
             connections_open: AtomicI64::new(0),
@@ -350,6 +361,23 @@ mod tests {
         assert_eq!(api_name(0).as_deref(), Some("Produce"));
         assert_eq!(api_name(1).as_deref(), Some("Fetch"));
         assert_eq!(api_name(-5), None);
+    }
+
+    #[test]
+    fn the_key_comes_from_env_and_overrides_and_is_off_by_default() {
+        use crate::config::BrokerConfig;
+        let (c, _) = BrokerConfig::load(None, Vec::new(), &[]).unwrap();
+        assert_eq!(listener_spec(&c), None);
+        let env = vec![(
+            "KAFKA_METRICS_PROMETHEUS_LISTENER".to_string(),
+            "0.0.0.0:9404".to_string(),
+        )];
+        let (c, warnings) = BrokerConfig::load(None, env, &[]).unwrap();
+        assert_eq!(listener_spec(&c), Some("0.0.0.0:9404"));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let o = ["metrics.prometheus.listener= ".to_string()];
+        let (c, _) = BrokerConfig::load(None, Vec::new(), &o).unwrap();
+        assert_eq!(listener_spec(&c), None, "an empty value means off");
     }
 
     #[test]
