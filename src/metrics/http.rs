@@ -3,7 +3,8 @@
 //!
 //! It is off unless `metrics.prometheus.listener=HOST:PORT` is set. Every
 //! input is bounded: a request head may be at most [`MAX_HEAD_BYTES`] and must
-//! arrive within [`READ_TIMEOUT`] (which is also the keep-alive idle time),
+//! arrive within [`READ_TIMEOUT`] (which is also the keep-alive idle time), a
+//! response must be taken within [`WRITE_TIMEOUT`],
 //! at most [`MAX_CONNECTIONS`] connections are served at once (more wait in
 //! the listen backlog), and anything malformed gets a 4xx and a closed
 //! connection, never a panic.
@@ -24,6 +25,12 @@ use crate::metrics::LISTENER_KEY;
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// Time allowed for a whole request head, and for an idle keep-alive.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for writing one response.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// After a response that closes the connection, input still discarded
+/// (time and bytes) so that the close does not reset the connection.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 256 * 1024;
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 32;
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -235,11 +242,8 @@ async fn handle_connection(mut stream: TcpStream, broker: &Arc<Broker>) -> std::
             Ok(Ok(Some(Err(e)))) => {
                 tracing::debug!(error = ?e, "refusing metrics request");
                 let body = format!("{}\n", e.status());
-                stream
-                    .write_all(response(e.status(), "text/plain", body.len(), false).as_bytes())
-                    .await?;
-                stream.write_all(body.as_bytes()).await?;
-                return stream.shutdown().await;
+                let head = response(e.status(), "text/plain", body.len(), false);
+                return send(&mut stream, &head, body.as_bytes(), true).await;
             }
             Ok(Ok(Some(Ok(h)))) => h,
         };
@@ -265,15 +269,57 @@ async fn handle_connection(mut stream: TcpStream, broker: &Arc<Broker>) -> std::
             ),
             _ => ("404 Not Found", "text/plain", "try /metrics\n".to_string()),
         };
-        let mut out = response(status, content_type, body.len(), head.keep_alive).into_bytes();
-        if head.method != Method::Head {
-            out.extend_from_slice(body.as_bytes());
-        }
-        stream.write_all(&out).await?;
+        let response_head = response(status, content_type, body.len(), head.keep_alive);
+        let body = if head.method == Method::Head {
+            &[][..]
+        } else {
+            body.as_bytes()
+        };
+        send(&mut stream, &response_head, body, !head.keep_alive).await?;
         if !head.keep_alive {
-            return stream.shutdown().await;
+            return Ok(());
         }
     }
+}
+
+/// Writes a response within [`WRITE_TIMEOUT`] (a client that stops reading
+/// must not hold a connection slot), then closes if asked.
+async fn send(stream: &mut TcpStream, head: &str, body: &[u8], close: bool) -> std::io::Result<()> {
+    let write = async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body).await?;
+        if close {
+            stream.shutdown().await?;
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "metrics client did not read the response in time",
+            ))
+        }
+    }
+    if close {
+        // Closing with unread input would reset the connection and could
+        // destroy the response before the client reads it: discard what the
+        // client still sends (bounded) until it closes.
+        let mut sink = [0u8; 4096];
+        let mut left = LINGER_BYTES;
+        let _ = tokio::time::timeout(LINGER, async {
+            while left > 0 {
+                match stream.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => left = left.saturating_sub(n),
+                }
+            }
+        })
+        .await;
+    }
+    Ok(())
 }
 
 /// Reads until `buf` holds a full head. `Ok(None)`: the peer closed cleanly
