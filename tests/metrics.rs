@@ -550,3 +550,32 @@ fn a_bad_listener_value_stops_start_up() {
     let err = b.stderr();
     assert!(err.contains("metrics.prometheus.listener"), "{err}");
 }
+
+#[test]
+fn connections_past_the_bound_wait_for_a_free_slot() {
+    // Mirrors MAX_CONNECTIONS and READ_TIMEOUT in src/metrics/http.rs.
+    const MAX_CONNECTIONS: usize = 32;
+    const READ_TIMEOUT: Duration = Duration::from_secs(10);
+    let (mut b, mport) = start_with_metrics();
+    // Each silent connection holds a slot until its head times out.
+    let silent: Vec<TcpStream> = (0..MAX_CONNECTIONS).map(|_| connect_http(mport)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let r = http(mport, b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+    let waited = started.elapsed();
+    assert_eq!(r.status, 200);
+    assert!(
+        waited >= READ_TIMEOUT - Duration::from_secs(2),
+        "the 33rd connection was served after {waited:?}, before any slot freed"
+    );
+    drop(silent);
+    // Kafka clients were never affected.
+    b.assert_alive();
+    let mut c = b.client();
+    create_topic_with(&mut c, "m-bound", 1, &[]);
+    // And with the slots free again a scrape is immediate.
+    let started = std::time::Instant::now();
+    let m = scrape(mport);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(get(&m, "kastle_topic_partitions{topic=\"m-bound\"}"), 1.0);
+}
