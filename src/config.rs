@@ -142,6 +142,8 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     key("share.coordinator.state.topic.replication.factor", Kind::Ignored, None),
     key("share.coordinator.state.topic.min.isr", Kind::Ignored, None),
     key("zookeeper.connect", Kind::Ignored, None),
+    // kastle: HOST:PORT of the Prometheus endpoint (GET /metrics); unset = off.
+    key("metrics.prometheus.listener", Kind::Str, None),
 ];
 
 fn key_def(name: &str) -> Option<&'static KeyDef> {
@@ -600,6 +602,7 @@ pub struct BrokerConfig {
     /// Informational start-up lines: settings accepted but not needed by a
     /// single node, image variables ignored. Logged once by the binary.
     pub notes: Vec<String>,
+    pub metrics_prometheus_listener: Option<String>,
 }
 
 impl BrokerConfig {
@@ -868,6 +871,7 @@ impl BrokerConfig {
             connections_max_idle_ms: int("connections.max.idle.ms").unwrap_or(600_000),
             cluster_id: None,
             notes: Vec::new(),
+            metrics_prometheus_listener: get("metrics.prometheus.listener").map(str::to_string),
             values,
         };
         let mut cfg = cfg;

@@ -11,6 +11,7 @@ pub mod config;
 pub mod coordinator;
 pub mod handlers;
 pub mod health;
+pub mod metrics;
 pub mod network;
 pub mod protocol;
 pub mod record;

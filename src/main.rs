@@ -122,6 +122,10 @@ fn serve() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
+        if let Err(e) = kastle::metrics::http::start(&broker).await {
+            tracing::error!("refusing to start: {e:#}");
+            return ExitCode::from(1);
+        }
         tracing::info!(node_id = broker.config.node_id, cluster_id = %broker.cluster_id, "kastle started");
         server::run(broker, listeners, server::shutdown_signal()).await;
         ExitCode::SUCCESS

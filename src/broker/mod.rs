@@ -39,6 +39,7 @@ pub struct Broker {
     pub groups: Arc<crate::coordinator::group::GroupCoordinator>,
     /// Transactional ids and two-phase commit (`__transaction_state`).
     pub txns: Arc<crate::coordinator::txn::TransactionCoordinator>,
+    pub metrics: Arc<crate::metrics::BrokerMetrics>,
     /// Set once shutdown begins, so long polls answer at once instead of
     /// holding the shutdown up.
     stopping: tokio::sync::watch::Sender<bool>,
@@ -80,6 +81,9 @@ impl Broker {
         let groups = crate::coordinator::group::GroupCoordinator::open(&topics, &config)?;
         let txns = crate::coordinator::txn::TransactionCoordinator::open(&topics, &config)?;
         let broker = Arc::new(Broker {
+            metrics: Arc::new(crate::metrics::BrokerMetrics::new(
+                crate::metrics::listener_spec(&config).is_some(),
+            )),
             config,
             cluster_id,
             topics,

@@ -130,6 +130,7 @@ pub struct Partition {
     flush_wanted: Notify,
     /// Messages appended since the last flush (page-cache mode trigger).
     unflushed_messages: AtomicI64,
+    pub metrics: crate::metrics::PartitionMetrics,
 }
 
 /// What the single-writer lock guards: the log and the producer state that
@@ -216,6 +217,7 @@ impl Partition {
             state: tx,
             flush_wanted: Notify::new(),
             unflushed_messages: AtomicI64::new(0),
+            metrics: Default::default(),
         }))
     }
 
@@ -316,6 +318,7 @@ impl Partition {
             moved
         });
         self.after_append(end, validated.record_count.max(1));
+        self.metrics.appended(records.len(), validated.record_count);
         Ok(AppendOutcome {
             base_offset: result.first_offset,
             last_offset: result.last_offset,

@@ -279,6 +279,9 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                 || Instant::now() >= deadline
                 || watches.is_empty()
             {
+                broker
+                    .metrics
+                    .count_fetch(targets.iter().map(|t| t.topic.as_ref()), &pass.topics);
                 return respond(&req, pass);
             }
             let any_change = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
@@ -289,6 +292,9 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
             if !woken {
                 // Deadline or shutdown: answer with whatever is there now.
                 let pass = read_pass(&targets, max_bytes, read_committed, by_id);
+                broker
+                    .metrics
+                    .count_fetch(targets.iter().map(|t| t.topic.as_ref()), &pass.topics);
                 return respond(&req, pass);
             }
         }

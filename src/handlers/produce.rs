@@ -260,6 +260,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
         );
     }
 
+    broker.metrics.count_produce(&responses);
     if acks == 0 {
         // The client reads no response; Kafka closes the connection so the
         // client notices a failed acks=0 produce at all.
@@ -279,6 +280,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                 .await
             {
                 let r = &mut responses[a.topic_pos].partition_responses[a.partition_pos];
+                req.ctx.broker.metrics.produce_errors.add(code.code());
                 r.error_code = code.code();
                 r.base_offset = -1;
                 r.log_append_time_ms = -1;

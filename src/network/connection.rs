@@ -45,6 +45,7 @@ pub async fn serve(
     let max_frame = broker.config.socket_request_max_bytes;
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms.max(1) as u64);
     tracing::debug!(%peer, listener = %listener, "connection opened");
+    let _counted = broker.metrics.connection_opened();
     let reason: String = loop {
         let frame = tokio::select! {
             biased;
@@ -65,7 +66,8 @@ pub async fn serve(
             listener: listener.clone(),
             peer,
         };
-        let pending = handlers::dispatch(ctx, frame.freeze()).await;
+        let timer = broker.metrics.request_timer(&frame);
+        let pending = timer.wrap(handlers::dispatch(ctx, frame.freeze()).await);
         if tx.send(pending).await.is_err() {
             break "writer closed the connection".into();
         }
