@@ -2,10 +2,14 @@
 //! TimeIndex. Owns the Kafka index lifecycle: preallocate on creation,
 //! grow back to full size when a segment becomes active again, trim to the
 //! real entry count when the segment is rolled or closed.
+//!
+//! No file descriptor is kept once the file is mapped (as in Kafka): a
+//! broker with 10,000 partitions would otherwise hold three descriptors per
+//! segment and run out under a common `ulimit -n`. The rare resize reopens
+//! the file by path.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use memmap2::{MmapMut, MmapOptions};
 
@@ -13,7 +17,6 @@ use super::error::StorageError;
 
 pub(crate) struct IndexFile {
     path: PathBuf,
-    file: Arc<File>,
     /// `None` for a zero-length file, which cannot be mapped.
     mmap: Option<MmapMut>,
     entry_size: usize,
@@ -50,16 +53,15 @@ impl IndexFile {
         }
         let mut idx = IndexFile {
             path: path.to_path_buf(),
-            file: Arc::new(file),
             mmap: None,
             entry_size,
             entries: (len / entry_size as u64) as usize,
             max_entries: 0,
         };
         if len == 0 {
-            idx.resize(u64::from(max_index_size))?;
+            idx.resize_file(&file, u64::from(max_index_size))?;
         } else {
-            idx.map(len)?;
+            idx.map(&file, len)?;
         }
         Ok(idx)
     }
@@ -79,24 +81,23 @@ impl IndexFile {
             .map_err(|e| StorageError::io(path, "create index", e))?;
         let mut idx = IndexFile {
             path: path.to_path_buf(),
-            file: Arc::new(file),
             mmap: None,
             entry_size,
             entries: 0,
             max_entries: 0,
         };
-        idx.resize(u64::from(max_index_size))?;
+        idx.resize_file(&file, u64::from(max_index_size))?;
         Ok(idx)
     }
 
-    fn map(&mut self, len: u64) -> Result<(), StorageError> {
+    fn map(&mut self, file: &File, len: u64) -> Result<(), StorageError> {
         self.mmap = None;
         if len > 0 {
             // SAFETY: the mapping is backed by a file this broker owns
             // exclusively; nothing else truncates or writes it while mapped
             // (we drop the map before every set_len), so the memory stays
             // valid for the map's lifetime.
-            let m = unsafe { MmapOptions::new().len(len as usize).map_mut(&*self.file) }
+            let m = unsafe { MmapOptions::new().len(len as usize).map_mut(file) }
                 .map_err(|e| StorageError::io(&self.path, "mmap index", e))?;
             self.mmap = Some(m);
         }
@@ -113,12 +114,22 @@ impl IndexFile {
         if self.mmap.is_some() && new_len == cur_len {
             return Ok(());
         }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .map_err(|e| StorageError::io(&self.path, "open index to resize", e))?;
+        self.resize_file(&file, size)
+    }
+
+    fn resize_file(&mut self, file: &File, size: u64) -> Result<(), StorageError> {
+        let min = (self.entries * self.entry_size) as u64;
+        let new_len = round_down(size, self.entry_size).max(min);
         // Unmap first: touching mapped pages beyond a shrunk file is SIGBUS.
         self.mmap = None;
-        self.file
-            .set_len(new_len)
+        file.set_len(new_len)
             .map_err(|e| StorageError::io(&self.path, "resize index", e))?;
-        self.map(new_len)
+        self.map(file, new_len)
     }
 
     /// Shrinks the file to exactly the live entries (Kafka's trimToValidSize).
@@ -184,9 +195,6 @@ impl IndexFile {
     }
     pub fn path(&self) -> &Path {
         &self.path
-    }
-    pub fn file(&self) -> &Arc<File> {
-        &self.file
     }
 
     /// Binary search for the last entry whose key (decoded by `key`) is

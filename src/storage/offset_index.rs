@@ -3,9 +3,7 @@
 //! strictly increasing. Entries point at batch starts; lookups return the
 //! closest entry at or below a target and the segment scans forward from there.
 
-use std::fs::File;
 use std::path::Path;
-use std::sync::Arc;
 
 use super::error::StorageError;
 use super::index_file::IndexFile;
@@ -184,9 +182,6 @@ impl OffsetIndex {
     }
     pub fn flush(&self) -> Result<(), StorageError> {
         self.inner.flush()
-    }
-    pub fn file(&self) -> &Arc<File> {
-        self.inner.file()
     }
     pub fn path(&self) -> &Path {
         self.inner.path()

@@ -742,16 +742,6 @@ impl LogSegment {
     pub fn time_index(&self) -> &TimeIndex {
         &self.time_index
     }
-    /// Files a durable flush must fsync (log + both indexes; on Linux an
-    /// fsync of a mapped file also writes back its dirty mapped pages).
-    pub fn files(&self) -> [Arc<File>; 3] {
-        [
-            Arc::clone(&self.log),
-            Arc::clone(self.offset_index.file()),
-            Arc::clone(self.time_index.file()),
-        ]
-    }
-
     /// Kafka's `LogSegment.largestTimestamp`, the clock `retention.ms` and
     /// `min.compaction.lag.ms` are measured on: the max batch timestamp, or
     /// the file's modification time when no batch carries a timestamp.

@@ -3,9 +3,7 @@
 //! An entry is added only when the segment's max timestamp so far grows, so
 //! timestamps are strictly increasing and offsets non-decreasing.
 
-use std::fs::File;
 use std::path::Path;
-use std::sync::Arc;
 
 use super::error::StorageError;
 use super::index_file::IndexFile;
@@ -199,9 +197,6 @@ impl TimeIndex {
     }
     pub fn flush(&self) -> Result<(), StorageError> {
         self.inner.flush()
-    }
-    pub fn file(&self) -> &Arc<File> {
-        self.inner.file()
     }
     pub fn path(&self) -> &Path {
         self.inner.path()

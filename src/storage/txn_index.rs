@@ -59,7 +59,10 @@ impl AbortedTxn {
 
 pub struct TransactionIndex {
     path: PathBuf,
-    file: File,
+    /// Opened on the first append, as Kafka does: most partitions never see
+    /// an aborted transaction, and an open descriptor per partition would
+    /// count against `ulimit -n`.
+    file: Option<File>,
     /// Sorted by `last_offset` (markers are appended in offset order).
     entries: Vec<AbortedTxn>,
 }
@@ -90,11 +93,7 @@ impl TransactionIndex {
             .collect();
         let rewrite = entries.len() != all.len() || data.len() % ENTRY_SIZE != 0;
         let mut idx = TransactionIndex {
-            file: OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(|e| StorageError::io(&path, "open transaction index", e))?,
+            file: None,
             path,
             entries,
         };
@@ -117,10 +116,8 @@ impl TransactionIndex {
             fs::rename(&tmp, &self.path)
         })();
         written.map_err(|e| StorageError::io(&self.path, "rewrite transaction index", e))?;
-        self.file = OpenOptions::new()
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| StorageError::io(&self.path, "open transaction index", e))?;
+        // The old handle points at the replaced file; reopen on next append.
+        self.file = None;
         Ok(())
     }
 
@@ -135,8 +132,27 @@ impl TransactionIndex {
         {
             return Ok(());
         }
-        self.file
-            .write_all(&entry.encode())
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => {
+                let created = !self.path.exists();
+                let f = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)
+                    .map_err(|e| StorageError::io(&self.path, "open transaction index", e))?;
+                if created {
+                    // The new name must survive a crash with the entry.
+                    if let Some(dir) = self.path.parent() {
+                        File::open(dir)
+                            .and_then(|d| d.sync_all())
+                            .map_err(|e| StorageError::io(dir, "fsync directory", e))?;
+                    }
+                }
+                self.file.insert(f)
+            }
+        };
+        file.write_all(&entry.encode())
             .map_err(|e| StorageError::io(&self.path, "append transaction index", e))?;
         let pos = self
             .entries
@@ -145,10 +161,15 @@ impl TransactionIndex {
         Ok(())
     }
 
+    /// Makes appended entries durable; nothing to do if none were appended
+    /// since open (entries read at open, or rewritten, are already synced).
     pub fn sync(&self) -> Result<(), StorageError> {
-        self.file
-            .sync_data()
-            .map_err(|e| StorageError::io(&self.path, "fsync transaction index", e))
+        match &self.file {
+            Some(f) => f
+                .sync_data()
+                .map_err(|e| StorageError::io(&self.path, "fsync transaction index", e)),
+            None => Ok(()),
+        }
     }
 
     /// Aborted transactions overlapping `[fetch_offset, upper_bound)`, as
