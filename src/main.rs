@@ -97,6 +97,7 @@ fn serve() -> ExitCode {
     for n in &config.notes {
         tracing::info!("{n}");
     }
+    raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -130,4 +131,47 @@ fn serve() -> ExitCode {
         server::run(broker, listeners, server::shutdown_signal()).await;
         ExitCode::SUCCESS
     })
+}
+
+/// Raises the soft limit on open files to the hard limit, as the JVM does
+/// for Kafka (`-XX:+MaxFDLimit`): every segment holds a descriptor, and a
+/// distribution's default soft limit (often 1024) runs out at a few hundred
+/// partitions. Failure only logs: the broker can still serve within the old
+/// limit.
+fn raise_open_file_limit() {
+    // Linux refuses soft limits above fs.nr_open (1,048,576 by default),
+    // even when the hard limit is "unlimited".
+    const NR_OPEN_DEFAULT: libc::rlim_t = 1 << 20;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit to fill in.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    let target = lim.rlim_max.min(NR_OPEN_DEFAULT).max(lim.rlim_cur);
+    if target == lim.rlim_cur {
+        return;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: target,
+        rlim_max: lim.rlim_max,
+    };
+    // SAFETY: `raised` is a valid rlimit; a soft limit up to the hard limit
+    // needs no privilege.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        tracing::debug!(
+            from = lim.rlim_cur,
+            to = target,
+            "raised the open-file limit"
+        );
+    } else {
+        tracing::warn!(
+            soft = lim.rlim_cur,
+            hard = lim.rlim_max,
+            "could not raise the open-file limit: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }
