@@ -87,3 +87,34 @@ fn soft_open_file_limit_is_raised_to_the_hard_limit() {
     let _ = child.wait();
     assert_eq!((soft, hard), (8192, 8192));
 }
+
+#[test]
+fn recovery_after_kill_does_not_fill_preallocated_indexes() {
+    // After kill -9 every active segment's two indexes are still at their
+    // preallocated size (10 MiB each by default) and must be rebuilt. The
+    // 100 internal partitions plus 50 here would dirty 3 GiB if the rebuild
+    // zeroed the files through their mappings.
+    let mut b = Broker::start(&[]);
+    let mut c = b.client();
+    create_topic_with(&mut c, "crashy", 50, &[]);
+    drop(c);
+    b.kill();
+    b.restart();
+    let mut c = b.client();
+    create_topic_with(&mut c, "after", 1, &[]);
+    let peak = b.peak_rss_kib().expect("VmHWM");
+    assert!(peak < 200 * 1024, "peak RSS {peak} KiB during recovery");
+    // The rebuilt indexes keep their size but hold no data blocks.
+    let idx = b
+        .data_dir
+        .join("crashy-0")
+        .join("00000000000000000000.index");
+    let meta = std::fs::metadata(&idx).expect("index file");
+    use std::os::unix::fs::MetadataExt;
+    assert!(meta.len() >= 1 << 20, "index preallocated: {}", meta.len());
+    assert!(
+        meta.blocks() * 512 < 1 << 20,
+        "index is sparse: {} blocks",
+        meta.blocks()
+    );
+}

@@ -164,6 +164,26 @@ impl IndexFile {
         Ok(())
     }
 
+    /// Drops every entry, keeping the file's length. The file is cut to
+    /// zero and extended again rather than zeroed through the mapping: after
+    /// a crash an untrimmed index counts as full, and writing zeroes over
+    /// all of it would dirty (and keep resident) `max_index_size` bytes per
+    /// index, gigabytes for a broker with a thousand partitions.
+    pub fn clear(&mut self) -> Result<(), StorageError> {
+        let len = self.file_len();
+        self.entries = 0;
+        self.mmap = None;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .map_err(|e| StorageError::io(&self.path, "open index to clear", e))?;
+        file.set_len(0)
+            .and_then(|()| file.set_len(len))
+            .map_err(|e| StorageError::io(&self.path, "clear index", e))?;
+        self.map(&file, len)
+    }
+
     /// Drops entries beyond `n`, zeroing them so a crash before the next
     /// trim cannot resurrect stale entries.
     pub fn truncate_entries(&mut self, n: usize) {

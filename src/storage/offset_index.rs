@@ -151,8 +151,8 @@ impl OffsetIndex {
     }
 
     /// Removes all entries.
-    pub fn reset(&mut self) {
-        self.inner.truncate_entries(0);
+    pub fn reset(&mut self) -> Result<(), StorageError> {
+        self.inner.clear()
     }
 
     pub fn last_entry(&self) -> Option<OffsetPosition> {

@@ -322,9 +322,9 @@ impl LogSegment {
     /// the first invalid batch. Returns the number of bytes truncated.
     pub fn recover(&mut self) -> Result<u64, StorageError> {
         self.offset_index.resize(self.max_index_bytes)?;
-        self.offset_index.reset();
+        self.offset_index.reset()?;
         self.time_index.resize(self.max_index_bytes)?;
-        self.time_index.reset();
+        self.time_index.reset()?;
         self.max_timestamp_so_far = NO_TIMESTAMP;
         self.offset_of_max_timestamp_so_far = self.base_offset;
         self.next_offset = self.base_offset;

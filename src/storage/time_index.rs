@@ -162,8 +162,8 @@ impl TimeIndex {
         self.inner.truncate_entries(keep);
     }
 
-    pub fn reset(&mut self) {
-        self.inner.truncate_entries(0);
+    pub fn reset(&mut self) -> Result<(), StorageError> {
+        self.inner.clear()
     }
     pub fn entries(&self) -> usize {
         self.inner.entries()
