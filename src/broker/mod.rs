@@ -2,6 +2,7 @@
 //! that keep its invariants. Handlers call in here; only here calls storage.
 
 pub mod log_manager;
+pub mod parallel;
 pub mod partition;
 pub mod producer_ids;
 pub mod topic_config;

@@ -161,6 +161,15 @@ impl TopicManager {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .collect();
         entries.sort();
+        struct Loaded {
+            name: String,
+            id: Uuid,
+            configs: BTreeMap<String, String>,
+            settings: TopicSettings,
+            name_arc: Arc<str>,
+            count: i32,
+        }
+        let mut topics = Vec::new();
         for path in entries {
             match path.extension().and_then(|e| e.to_str()) {
                 Some("properties") => {}
@@ -176,25 +185,53 @@ impl TopicManager {
             let (name, id, count, configs) =
                 parse_topic_file(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             let settings = TopicSettings::resolve(&configs, &config);
-            let name_arc: Arc<str> = Arc::from(name.as_str());
-            let mut partitions = Vec::with_capacity(count as usize);
-            for p in 0..count {
-                let dir = partition_dir(&log_dir, &name, p);
-                fs::create_dir_all(&dir)?;
-                let part =
-                    Partition::open(name_arc.clone(), p, &dir, settings.clone(), needs_recovery)
-                        .map_err(|e| anyhow::anyhow!("opening partition {name}-{p}: {e}"))?;
+            topics.push(Loaded {
+                name_arc: Arc::from(name.as_str()),
+                name,
+                id,
+                configs,
+                settings,
+                count,
+            });
+        }
+        // Every partition of every topic, opened on a few threads at once.
+        let work: Vec<(usize, i32)> = topics
+            .iter()
+            .enumerate()
+            .flat_map(|(t, l)| (0..l.count).map(move |p| (t, p)))
+            .collect();
+        let opened = super::parallel::map(&work, |&(t, p)| {
+            let l = &topics[t];
+            let dir = partition_dir(&log_dir, &l.name, p);
+            fs::create_dir_all(&dir)
+                .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+            Partition::open(
+                l.name_arc.clone(),
+                p,
+                &dir,
+                l.settings.clone(),
+                needs_recovery,
+            )
+            .map_err(|e| anyhow::anyhow!("opening partition {}-{p}: {e}", l.name))
+        });
+        let mut opened = opened.into_iter();
+        for l in topics {
+            let mut partitions = Vec::with_capacity(l.count as usize);
+            for _ in 0..l.count {
+                let part = opened.next().ok_or_else(|| {
+                    anyhow::anyhow!("partition count mismatch loading {}", l.name)
+                })??;
                 partitions.push(part);
             }
             let topic = Arc::new(Topic {
-                internal: is_internal_topic(&name),
-                name: name.clone(),
-                id,
+                internal: is_internal_topic(&l.name),
+                name: l.name.clone(),
+                id: l.id,
                 partitions,
-                configs,
+                configs: l.configs,
             });
-            registry.by_id.insert(id, topic.clone());
-            registry.by_name.insert(name, topic);
+            registry.by_id.insert(l.id, topic.clone());
+            registry.by_name.insert(l.name, topic);
         }
         warn_about_orphan_partition_dirs(&log_dir, &registry);
         Ok(TopicManager {
@@ -541,16 +578,16 @@ impl TopicManager {
 
     /// Flushes and closes every partition log (clean shutdown).
     pub fn close_all(&self) -> bool {
-        let mut clean = true;
-        for t in self.list() {
-            for p in &t.partitions {
-                if let Err(e) = p.close() {
-                    clean = false;
-                    tracing::error!(topic = %t.name, partition = p.index, error = %e, "closing log");
-                }
+        let topics = self.list();
+        let parts: Vec<&Arc<Partition>> = topics.iter().flat_map(|t| t.partitions.iter()).collect();
+        let results = super::parallel::map(&parts, |p| match p.close() {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "closing log");
+                false
             }
-        }
-        clean
+        });
+        results.into_iter().all(|ok| ok)
     }
 
     pub fn log_dir(&self) -> &Path {
