@@ -105,7 +105,9 @@ pub fn run(argv: &[String]) -> Result<i32, String> {
         create_topics(&bootstrap, &[(topic.clone(), 1)], meta_timeout)?;
         partitions = partition_count(&consumer, &topic, meta_timeout)?;
         if partitions == 0 {
-            return Err(format!("e2e: topic {topic} has no partitions after creation"));
+            return Err(format!(
+                "e2e: topic {topic} has no partitions after creation"
+            ));
         }
     }
     let mut tpl = TopicPartitionList::new();
@@ -178,7 +180,7 @@ pub fn run(argv: &[String]) -> Result<i32, String> {
         errors: AtomicU64::new(0),
     })
     .map_err(|e| format!("creating producer: {e}"))?;
-    let mut value = payload(record_size, 0x6532_65);
+    let mut value = payload(record_size, 0x0065_3265);
     value[..8].copy_from_slice(&tag.to_be_bytes());
     let start = Instant::now();
     for i in 0..n {

@@ -8,7 +8,8 @@
 //! the true value.
 
 const SUB: u64 = 256;
-const BUCKETS: usize = (64 - 8) * SUB as usize;
+// indexes run up to index(u64::MAX) = 56 * SUB + 255
+const BUCKETS: usize = (64 - 7) * SUB as usize;
 
 pub struct Histogram {
     counts: Vec<u64>,

@@ -86,8 +86,8 @@ impl ProducerContext for Ctx {
 
     fn delivery(&self, result: &DeliveryResult<'_>, sent_ns: usize) {
         let now = Instant::now();
-        let lat_us = (now.duration_since(self.t0).as_nanos() as u64).saturating_sub(sent_ns as u64)
-            / 1000;
+        let lat_us =
+            (now.duration_since(self.t0).as_nanos() as u64).saturating_sub(sent_ns as u64) / 1000;
         let Ok(mut st) = self.stats.lock() else {
             return;
         };

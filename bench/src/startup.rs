@@ -51,7 +51,10 @@ pub fn run(argv: &[String]) -> Result<i32, String> {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_nanos();
-    let dir = base.join(format!("kastle-perf-startup-{}-{nanos}", std::process::id()));
+    let dir = base.join(format!(
+        "kastle-perf-startup-{}-{nanos}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let result = measure(&bin, &dir, partitions, per_topic, restarts, &overrides);
     let _ = std::fs::remove_dir_all(&dir);
