@@ -51,7 +51,7 @@ if [[ $QUICK -eq 1 ]]; then
   DISK_MIB=64; STARTUP_PARTS=(100 1000); RESTARTS=2
 else
   DUR=10; SIZES=(100 1024); E2E_SECS=10; IPERF_SECS=10
-  DISK_MIB=512; STARTUP_PARTS=(100 10000); RESTARTS=3
+  DISK_MIB=512; STARTUP_PARTS=(100 10000); RESTARTS=2
 fi
 PARTS=(1 16)
 TANSU_BIN="${TANSU_BIN:-/work/cache/tansu/bin/tansu}"
@@ -245,6 +245,7 @@ EOF
   else
     log "iperf3 failed (see $RUN/iperf3.json)"
   fi
+  kill "$IPID" 2>/dev/null || true # a one-off server that got no client would wait forever
   wait "$IPID" 2>/dev/null || true
 fi
 for blk in 1024 64; do
@@ -355,12 +356,12 @@ print("|---|---|---|---:|---:|")
 for p in procs:
     print(f"| {p['broker']} | {p['mode']} | {p['label']} | {f(p['idle_rss_kib']/1024,1)} | {f(p['peak_rss_kib']/1024,1)} |")
 print()
-print("| kastle start-up | first start ms (empty) | partitions created ms | restart ms (each) | median ms | idle RSS MiB |")
-print("|---|---:|---:|---|---:|---:|")
+print("| kastle start-up | first start ms (empty) | partitions created ms | restart ms (each) | median ms | stop ms (each, SIGTERM → exit) | idle RSS MiB |")
+print("|---|---:|---:|---|---:|---|---:|")
 for r in rows:
     if r["workload"] == "startup" and r["result"]:
         s = r["result"]
-        print(f"| {s['partitions']} partitions | {f(s['first_start_ms'])} | {f(s['create_ms'],0)} | {', '.join(f(x) for x in s['restarts_ms'])} | {f(s['median_ms'])} | {f(s['idle_rss_kib']/1024,1)} |")
+        print(f"| {s['partitions']} partitions | {f(s['first_start_ms'])} | {f(s['create_ms'],0)} | {', '.join(f(x) for x in s['restarts_ms'])} | {f(s['median_ms'])} | {', '.join(f(x, 0) for x in s.get('stops_ms', []))} | {f(s['idle_rss_kib']/1024,1)} |")
 if any(r["broker"] == "tansu" and r["workload"] == "skipped" for r in rows):
     print("\nTansu: binary not found, skipped (set TANSU_BIN).")
 EOF

@@ -54,8 +54,12 @@ pub fn create_topics(
     topics: &[(String, i32)],
     timeout: Duration,
 ) -> Result<(), String> {
+    // librdkafka also times a request out after socket.timeout.ms (60 s by
+    // default, 300 s at most); large CreateTopics can take longer than that
+    let socket_ms = timeout.as_millis().clamp(10, 300_000).to_string();
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
+        .set("socket.timeout.ms", socket_ms)
         .create()
         .map_err(|e| format!("creating admin client for {bootstrap}: {e}"))?;
     let new: Vec<NewTopic> = topics

@@ -64,12 +64,17 @@ pub fn run(argv: &[String]) -> Result<i32, String> {
     sorted.sort_by(f64::total_cmp);
     let median = sorted[sorted.len() / 2];
     println!(
-        "{partitions} partitions: first start {:.1} ms, partitions created in {:.1} ms, restarts {} ms (median {median:.1} ms), idle RSS {} KiB",
+        "{partitions} partitions: first start {:.1} ms, partitions created in {:.1} ms, restarts {} ms (median {median:.1} ms), stops {} ms, idle RSS {} KiB",
         m.first_ms,
         m.create_ms,
         m.restarts_ms
             .iter()
             .map(|x| format!("{x:.1}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        m.stops_ms
+            .iter()
+            .map(|x| format!("{x:.0}"))
             .collect::<Vec<_>>()
             .join(", "),
         m.idle_rss_kib
@@ -83,6 +88,7 @@ pub fn run(argv: &[String]) -> Result<i32, String> {
             "restarts_ms": m.restarts_ms.iter().map(|x| r3(*x)).collect::<Vec<_>>(),
             "median_ms": r3(median),
             "min_ms": r3(sorted[0]),
+            "stops_ms": m.stops_ms.iter().map(|x| r3(*x)).collect::<Vec<_>>(),
             "idle_rss_kib": m.idle_rss_kib,
         });
         println!("{j}");
@@ -94,6 +100,8 @@ struct Measured {
     first_ms: f64,
     create_ms: f64,
     restarts_ms: Vec<f64>,
+    /// SIGTERM -> exit, for every stop (the first one right after creation)
+    stops_ms: Vec<f64>,
     idle_rss_kib: u64,
 }
 
@@ -119,13 +127,18 @@ fn measure(
         topics.push((format!("startup-{}", topics.len()), p as i32));
         left -= p;
     }
-    let made = if topics.is_empty() {
-        Ok(())
-    } else {
-        create_topics(&addr.to_string(), &topics, Duration::from_secs(300))
-    };
+    // one CreateTopics per topic: a single request for 10,000 partitions can
+    // outlast any client timeout, and this shows how far it got
+    let made = topics.iter().try_for_each(|t| {
+        create_topics(
+            &addr.to_string(),
+            std::slice::from_ref(t),
+            Duration::from_secs(300),
+        )
+        .map_err(|e| format!("{e} (after {:.1} s)", created.elapsed().as_secs_f64()))
+    });
     let create_ms = created.elapsed().as_secs_f64() * 1000.0;
-    stop(&mut child, &log)?;
+    let mut stops_ms = vec![stop(&mut child, &log)?];
     made?;
 
     let mut restarts_ms = Vec::new();
@@ -135,12 +148,13 @@ fn measure(
         restarts_ms.push(ms);
         // RSS right after serving starts; the last restart's value is kept
         idle_rss_kib = rss_kib(child.id()).unwrap_or(0);
-        stop(&mut child, &log)?;
+        stops_ms.push(stop(&mut child, &log)?);
     }
     Ok(Measured {
         first_ms,
         create_ms,
         restarts_ms,
+        stops_ms,
         idle_rss_kib,
     })
 }
@@ -203,7 +217,8 @@ fn start(
     }
 }
 
-fn stop(child: &mut Child, log: &Path) -> Result<(), String> {
+/// Stops the broker with SIGTERM; returns the milliseconds until it exited.
+fn stop(child: &mut Child, log: &Path) -> Result<f64, String> {
     let pid = libc::pid_t::try_from(child.id()).map_err(|e| format!("pid: {e}"))?;
     // SIGTERM: the broker's graceful shutdown (flush, clean-shutdown marker)
     unsafe {
@@ -212,7 +227,7 @@ fn stop(child: &mut Child, log: &Path) -> Result<(), String> {
     let t = Instant::now();
     loop {
         match child.try_wait() {
-            Ok(Some(_)) => return Ok(()),
+            Ok(Some(_)) => return Ok(t.elapsed().as_secs_f64() * 1000.0),
             Ok(None) if t.elapsed() < STOP_TIMEOUT => thread::sleep(Duration::from_millis(10)),
             _ => {
                 let _ = child.kill();
