@@ -207,7 +207,7 @@ suite() {
       produced="$(jget "$LAST_JSON" records)"; rate="$(jget "$LAST_JSON" records_per_sec)"
       if [[ "$produced" -gt 0 ]]; then
         wl "$broker" "$mode" consume "$p" "$size" - -- "$PERF" consumer --bootstrap-server "$BOOT" \
-          --topic "$base-all" --messages "$produced" --timeout 10000 --max-seconds $((DUR * 6)) --json
+          --topic "$base-all" --messages "$produced" --timeout 10000 --max-seconds $((DUR * 3)) --json
       fi
       if [[ "$size" -eq 1024 && "$produced" -gt 0 ]]; then
         half="$(awk -v r="$rate" 'BEGIN {h = int(r / 2); print (h < 1 ? 1 : h)}')"
@@ -275,7 +275,7 @@ fi
 for parts in "${STARTUP_PARTS[@]}"; do
   log "kastle start-up with $parts partitions ($RESTARTS restarts)"
   if "$PERF" startup --bin "$KASTLE" --partitions "$parts" --restarts "$RESTARTS" \
-      --dir "$TMPBASE" --json >"$RUN/startup-$parts.txt" 2>&1; then
+      --dir "$TMPBASE" --log "$RUN/startup-$parts-broker.log" --json >"$RUN/startup-$parts.txt" 2>&1; then
     printf '{"broker":"kastle","mode":"durable","workload":"startup","partitions":%s,"rc":0,"result":%s}\n' \
       "$parts" "$(grep '^{' "$RUN/startup-$parts.txt" | tail -1)" >>"$RESULTS"
   else

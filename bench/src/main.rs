@@ -28,7 +28,7 @@ commands (every command takes --json for one machine-readable final line):
   topic    --bootstrap-server B --topic T --partitions N   (create; existing is fine)
   disk     --dir D [--size MiB] [--block KiB]
   startup  --bin PATH --partitions N [--restarts K] [--topic-partitions P]
-           [--override k=v ...] [--dir D]";
+           [--override k=v ...] [--dir D] [--log FILE (broker output, appended)]";
 
 fn topic(argv: &[String]) -> Result<i32, String> {
     let a = args::Args::parse(

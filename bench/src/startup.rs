@@ -9,7 +9,7 @@
 //! moment a client could be served. Also reports the resident set size right
 //! after the start (idle RSS).
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -27,6 +27,7 @@ const KNOWN: &[&str] = &[
     "topic-partitions",
     "override",
     "dir",
+    "log",
     "json",
 ];
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -56,7 +57,14 @@ pub fn run(argv: &[String]) -> Result<i32, String> {
         std::process::id()
     ));
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let result = measure(&bin, &dir, partitions, per_topic, restarts, &overrides);
+    // the broker's output of every start, appended; kept only with --log
+    let log = match a.opt_str("log")? {
+        Some(l) => PathBuf::from(l),
+        None => dir.join("broker.log"),
+    };
+    let result = measure(
+        &bin, &dir, &log, partitions, per_topic, restarts, &overrides,
+    );
     let _ = std::fs::remove_dir_all(&dir);
     let m = result?;
 
@@ -108,6 +116,7 @@ struct Measured {
 fn measure(
     bin: &Path,
     dir: &Path,
+    log: &Path,
     partitions: u32,
     per_topic: u32,
     restarts: u32,
@@ -116,7 +125,7 @@ fn measure(
     let port = free_port()?;
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let data = dir.join("data");
-    let log = dir.join("broker.log");
+    let log = log.to_path_buf();
 
     let (mut child, first_ms) = start(bin, &data, &log, addr, overrides)?;
     let created = Instant::now();
@@ -175,7 +184,11 @@ fn start(
     addr: SocketAddr,
     overrides: &[(String, String)],
 ) -> Result<(Child, f64), String> {
-    let out = File::create(log).map_err(|e| format!("creating {}: {e}", log.display()))?;
+    let out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("creating {}: {e}", log.display()))?;
     let err = out
         .try_clone()
         .map_err(|e| format!("cloning {}: {e}", log.display()))?;
@@ -227,7 +240,15 @@ fn stop(child: &mut Child, log: &Path) -> Result<f64, String> {
     let t = Instant::now();
     loop {
         match child.try_wait() {
-            Ok(Some(_)) => return Ok(t.elapsed().as_secs_f64() * 1000.0),
+            Ok(Some(status)) => {
+                let ms = t.elapsed().as_secs_f64() * 1000.0;
+                if !status.success() {
+                    // a broker that was already gone, or died on SIGTERM,
+                    // did not shut down cleanly: the next start recovers
+                    eprintln!("startup: broker exited with {status} after SIGTERM ({ms:.0} ms)");
+                }
+                return Ok(ms);
+            }
             Ok(None) if t.elapsed() < STOP_TIMEOUT => thread::sleep(Duration::from_millis(10)),
             _ => {
                 let _ = child.kill();
