@@ -280,10 +280,14 @@ for parts in "${STARTUP_PARTS[@]}"; do
       "$parts" "$(grep '^{' "$RUN/startup-$parts.txt" | tail -1)" >>"$RESULTS"
   else
     log "start-up probe failed (see $RUN/startup-$parts.txt)"
+    # keep the reason in the table (e.g. too many open files for N partitions)
+    python3 -c 'import json,sys; print(json.dumps({"broker":"kastle","mode":"durable","workload":"startup","partitions":int(sys.argv[1]),"rc":1,"result":None,"error":open(sys.argv[2]).read().strip().splitlines()[-1:]}))' \
+      "$parts" "$RUN/startup-$parts.txt" >>"$RESULTS"
   fi
 done
 
 echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RUN/env.txt"
+echo "open files limit (ulimit -n): $(ulimit -n)" >>"$RUN/env.txt"
 
 # ---------------------------------------------------------------------------
 # summary table
@@ -359,6 +363,8 @@ print()
 print("| kastle start-up | first start ms (empty) | partitions created ms | restart ms (each) | median ms | stop ms (each, SIGTERM → exit) | idle RSS MiB |")
 print("|---|---:|---:|---|---:|---|---:|")
 for r in rows:
+    if r["workload"] == "startup" and not r["result"]:
+        print(f"| {r.get('partitions')} partitions | failed: {' '.join(r.get('error') or [])} | | | | | |")
     if r["workload"] == "startup" and r["result"]:
         s = r["result"]
         print(f"| {s['partitions']} partitions | {f(s['first_start_ms'])} | {f(s['create_ms'],0)} | {', '.join(f(x) for x in s['restarts_ms'])} | {f(s['median_ms'])} | {', '.join(f(x, 0) for x in s.get('stops_ms', []))} | {f(s['idle_rss_kib']/1024,1)} |")
