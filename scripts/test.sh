@@ -6,6 +6,7 @@
 #   2. cargo build --release --locked
 #   3. cargo test  --release --locked
 #   4. compat-tests (pytest) against target/release/kastle
+#   5. bench smoke: kastle-perf (bench/) produces and consumes 20k records
 #
 # Quiet: prints one progress line per step, and a command's output only if it fails.
 #
@@ -154,6 +155,45 @@ fi
 # ---------------------------------------------------------------------------
 log "compat tests (pytest compat-tests)"
 "$VENV/bin/python" -m pytest "$CT" -q "${PYTEST_ARGS[@]}" || FAILED+=("compat tests")
+
+# ---------------------------------------------------------------------------
+# 5. benchmark smoke run: kastle-perf (librdkafka) produces 20k records to the
+#    release broker and reads them back; the counts must match. Not a
+#    benchmark (scripts/bench.sh is), only proof that the driver works.
+# ---------------------------------------------------------------------------
+bench_smoke() {
+  local perf="$ROOT/target/release/kastle-perf" n=20000 dir port pid rc=0 i
+  quiet nice -n 5 cargo build --release --locked -p kastle-bench || return 1
+  dir="$(mktemp -d)"
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  "$KASTLE_BIN" --override "listeners=PLAINTEXT://127.0.0.1:$port" \
+    --override "advertised.listeners=PLAINTEXT://127.0.0.1:$port" \
+    --override "log.dirs=$dir/logs" >"$dir/broker.log" 2>&1 &
+  pid=$!
+  for i in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+  done
+  {
+    "$perf" topic --bootstrap-server "127.0.0.1:$port" --topic smoke --partitions 4 &&
+      "$perf" producer --bootstrap-server "127.0.0.1:$port" --topic smoke --num-records $n \
+        --record-size 100 --throughput 10000 --producer-props acks=all --json &&
+      "$perf" consumer --bootstrap-server "127.0.0.1:$port" --topic smoke --messages $n \
+        --timeout 10000 --json
+  } >"$dir/out.txt" 2>&1 || rc=1
+  # both JSON lines must report exactly n records
+  [[ "$(grep -c "^{.*\"records\":$n[,}]" "$dir/out.txt")" -eq 2 ]] || rc=1
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  if [[ $rc -ne 0 ]]; then
+    cat "$dir/out.txt" >&2
+    tail -20 "$dir/broker.log" >&2
+  fi
+  rm -rf "$dir"
+  return $rc
+}
+log "bench smoke (kastle-perf producer + consumer, 20000 records)"
+bench_smoke || { log "bench smoke FAILED" >&2; FAILED+=("bench smoke"); }
 
 if [[ ${#FAILED[@]} -gt 0 ]]; then
   log "FAILED: ${FAILED[*]}" >&2

@@ -1,0 +1,375 @@
+#!/usr/bin/env bash
+# kastle's benchmark: one command, one run, raw outputs plus a markdown table.
+#
+#   bash scripts/bench.sh [--quick] [--out DIR]
+#
+# What it does (see BENCHMARKS.md, "librdkafka benchmark"):
+#   1. builds kastle and kastle-perf (bench/, librdkafka) in release; installs
+#      iperf3 with apt if missing
+#   2. kastle durable (default) and page-cache mode
+#      (log.flush.interval.messages=2^63-1): for 1 and 16 partitions and 100 B
+#      and 1 KiB records: produce acks=1, produce acks=all, consume from the
+#      start; for 1 KiB also produce acks=all at half the measured acks=all
+#      rate (latency percentiles) and end-to-end latency at that rate
+#   3. Tansu (TANSU_BIN, default /work/cache/tansu/bin/tansu) with sqlite
+#      (durable) and memory storage, 1 KiB records, same workloads; skipped
+#      with a note when the binary is absent
+#   4. references in the same run: iperf3 over loopback, sequential write with
+#      fdatasync per block (kastle-perf disk)
+#   5. broker CPU seconds per GiB moved (utime+stime from /proc/PID/stat),
+#      idle RSS after start, peak RSS (VmHWM) per broker process, start-up
+#      time to the first ApiVersions answer with 100 and 10,000 partitions
+#
+# Every workload is bounded in time (producers stop sending after DUR
+# seconds; consumers have an overall cap), so the full run takes about
+# 10-15 minutes and --quick about 3 minutes (plus builds). Results:
+#   bench-results/<UTC timestamp>/{env.txt, results.jsonl, procs.jsonl,
+#   <workload>.txt (raw tool output), broker logs, summary.md}
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+QUICK=0
+OUT=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --out) shift; OUT="${1:?--out needs a directory}" ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    *) echo "usage: $0 [--quick] [--out DIR]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+T0=$SECONDS
+log() { printf '[bench.sh %4ss] %s\n' "$((SECONDS - T0))" "$*"; }
+die() { log "ERROR: $*" >&2; exit 1; }
+
+if [[ $QUICK -eq 1 ]]; then
+  DUR=2; SIZES=(1024); E2E_SECS=2; IPERF_SECS=2
+  DISK_MIB=64; STARTUP_PARTS=(100 1000); RESTARTS=2
+else
+  DUR=10; SIZES=(100 1024); E2E_SECS=10; IPERF_SECS=10
+  DISK_MIB=512; STARTUP_PARTS=(100 10000); RESTARTS=2
+fi
+PARTS=(1 16)
+TANSU_BIN="${TANSU_BIN:-/work/cache/tansu/bin/tansu}"
+CLK_TCK="$(getconf CLK_TCK)"
+
+# ---------------------------------------------------------------------------
+# build + tools
+# ---------------------------------------------------------------------------
+# Two separate builds, like test.sh: building both packages in one cargo call
+# would unify their dependencies' features and rebuild kastle differently.
+BUILD_LOG="$(mktemp)"
+for pkg in kastle kastle-bench; do
+  log "cargo build --release --locked -p $pkg"
+  if ! nice -n 5 cargo build --release --locked -p "$pkg" >"$BUILD_LOG" 2>&1; then
+    cat "$BUILD_LOG" >&2; die "build of $pkg failed"
+  fi
+done
+rm -f "$BUILD_LOG"
+KASTLE="$ROOT/target/release/kastle"
+PERF="$ROOT/target/release/kastle-perf"
+
+if ! command -v iperf3 >/dev/null 2>&1; then
+  log "installing iperf3 (apt)"
+  SUDO=(); [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1 && SUDO=(sudo -n)
+  { "${SUDO[@]}" apt-get update -qq && "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq iperf3; } >/dev/null 2>&1 || log "could not install iperf3; loopback reference skipped"
+fi
+
+RUN="${OUT:-$ROOT/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}"
+mkdir -p "$RUN"
+TMPBASE="$(mktemp -d "${TMPDIR:-/tmp}/kastle-bench.XXXXXX")"
+RESULTS="$RUN/results.jsonl"; PROCS="$RUN/procs.jsonl"
+: >"$RESULTS"; : >"$PROCS"
+BPID=""
+cleanup() {
+  if [[ -n "$BPID" ]] && kill -0 "$BPID" 2>/dev/null; then
+    kill -TERM "$BPID" 2>/dev/null || true; wait "$BPID" 2>/dev/null || true
+  fi
+  rm -rf "$TMPBASE"
+}
+trap cleanup EXIT
+
+{
+  echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  echo "mode: $([[ $QUICK -eq 1 ]] && echo quick || echo full) (DUR=${DUR}s per producer workload)"
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (+uncommitted changes)')"
+  echo "nproc: $(nproc)"
+  echo "cpu: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)"
+  echo "kernel: $(uname -r)"
+  echo "fs: $(df -T "$TMPBASE" | awk 'NR==2 {print $2" on "$1}')"
+  echo "memory: $(free -m | awk '/^Mem:/ {print $2" MiB total, "$7" MiB available"}')"
+  echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "tansu: $([[ -x "$TANSU_BIN" ]] && echo "$TANSU_BIN" || echo "absent ($TANSU_BIN)")"
+} >"$RUN/env.txt"
+log "results in $RUN"
+
+# ---------------------------------------------------------------------------
+# broker process helpers
+# ---------------------------------------------------------------------------
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cpu_ticks() { # utime+stime of $1 in clock ticks (fields 14, 15 of /proc/PID/stat)
+  local s; s="$(cat "/proc/$1/stat" 2>/dev/null)" || { echo 0; return; }
+  s="${s##*) }"; set -- $s; echo $(( ${12} + ${13} ))
+}
+status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# start_broker NAME MODE: sets BPID, PORT, BOOT, DATA, BLOG; waits for the port
+start_broker() {
+  local name=$1 mode=$2
+  PORT="$(free_port)"; BOOT="127.0.0.1:$PORT"
+  DATA="$(mktemp -d "$TMPBASE/$name-$mode.XXXX")"
+  BLOG="$RUN/broker-$name-$mode-$(date +%s%N).log"
+  case "$name/$mode" in
+    kastle/durable|kastle/pagecache)
+      local extra=()
+      [[ $mode == pagecache ]] && extra=(--override log.flush.interval.messages=9223372036854775807)
+      "$KASTLE" --override "listeners=PLAINTEXT://$BOOT" --override "advertised.listeners=PLAINTEXT://$BOOT" \
+        --override "log.dirs=$DATA/logs" "${extra[@]}" >"$BLOG" 2>&1 &
+      ;;
+    tansu/sqlite|tansu/memory)
+      local engine="memory://tansu/"
+      [[ $mode == sqlite ]] && engine="sqlite://tansu.db"
+      # sqlite path is relative to the working directory: the fresh data dir
+      (cd "$DATA" && exec "$TANSU_BIN" broker --listener-url "tcp://$BOOT" \
+        --advertised-listener-url "tcp://$BOOT" --storage-engine "$engine") >"$BLOG" 2>&1 &
+      ;;
+    *) die "unknown broker $name/$mode" ;;
+  esac
+  BPID=$!
+  local i
+  for i in $(seq 1 600); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+      sleep 0.5
+      IDLE_RSS="$(status_kib "$BPID" VmRSS)"
+      return 0
+    fi
+    kill -0 "$BPID" 2>/dev/null || { tail -20 "$BLOG" >&2; die "$name ($mode) exited at start-up"; }
+    sleep 0.1
+  done
+  tail -20 "$BLOG" >&2; die "$name ($mode) not listening after 60 s"
+}
+
+# stop_broker NAME MODE LABEL: records idle/peak RSS, stops, deletes data
+stop_broker() {
+  local hwm; hwm="$(status_kib "$BPID" VmHWM)"
+  printf '{"broker":"%s","mode":"%s","label":"%s","idle_rss_kib":%s,"peak_rss_kib":%s}\n' \
+    "$1" "$2" "$3" "${IDLE_RSS:-0}" "${hwm:-0}" >>"$PROCS"
+  kill -TERM "$BPID" 2>/dev/null || true
+  local i
+  for i in $(seq 1 300); do kill -0 "$BPID" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$BPID" 2>/dev/null || true
+  wait "$BPID" 2>/dev/null || true
+  BPID=""
+  rm -rf "$DATA"
+}
+
+# wl BROKER MODE WORKLOAD P SIZE ACKS -- cmd...: runs one workload against
+# the running broker, appends one line to results.jsonl, sets LAST_JSON
+wl() {
+  local broker=$1 mode=$2 work=$3 p=$4 size=$5 acks=$6; shift 7
+  local label="$broker-$mode-$work-p$p-s$size-acks$acks"
+  local c0 c1 rc=0
+  c0="$(cpu_ticks "$BPID")"
+  "$@" >"$RUN/$label.txt" 2>&1 || rc=$?
+  c1="$(cpu_ticks "$BPID")"
+  LAST_JSON="$(grep '^{' "$RUN/$label.txt" | tail -1 || true)"
+  [[ -n "$LAST_JSON" ]] || LAST_JSON=null
+  printf '{"broker":"%s","mode":"%s","workload":"%s","partitions":%s,"record_size":%s,"acks":"%s","rc":%s,"cpu_s":%s,"result":%s}\n' \
+    "$broker" "$mode" "$work" "$p" "$size" "$acks" "$rc" \
+    "$(awk -v d="$((c1 - c0))" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", d / t}')" "$LAST_JSON" >>"$RESULTS"
+  [[ $rc -eq 0 ]] || log "  $label exited $rc (see $RUN/$label.txt)"
+}
+jget() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d.get(sys.argv[2], 0) if d else 0)' "$1" "$2"; }
+
+# suite BROKER MODE SIZES...: the workloads for one broker/mode
+suite() {
+  local broker=$1 mode=$2; shift 2
+  local p size
+  for p in "${PARTS[@]}"; do
+    for size in "$@"; do
+      log "$broker $mode: $p partition(s), $size B records"
+      start_broker "$broker" "$mode"
+      local n=100000000 base="perf-p$p-s$size"
+      "$PERF" topic --bootstrap-server "$BOOT" --topic "$base-a1" --partitions "$p" >/dev/null 2>&1 || true
+      "$PERF" topic --bootstrap-server "$BOOT" --topic "$base-all" --partitions "$p" >/dev/null 2>&1 || true
+      wl "$broker" "$mode" produce "$p" "$size" 1 -- "$PERF" producer --bootstrap-server "$BOOT" \
+        --topic "$base-a1" --num-records $n --record-size "$size" --throughput -1 \
+        --max-seconds "$DUR" --producer-props acks=1 --json
+      wl "$broker" "$mode" produce "$p" "$size" all -- "$PERF" producer --bootstrap-server "$BOOT" \
+        --topic "$base-all" --num-records $n --record-size "$size" --throughput -1 \
+        --max-seconds "$DUR" --producer-props acks=all --json
+      local produced rate half
+      produced="$(jget "$LAST_JSON" records)"; rate="$(jget "$LAST_JSON" records_per_sec)"
+      if [[ "$produced" -gt 0 ]]; then
+        wl "$broker" "$mode" consume "$p" "$size" - -- "$PERF" consumer --bootstrap-server "$BOOT" \
+          --topic "$base-all" --messages "$produced" --timeout 10000 --max-seconds $((DUR * 3)) --json
+      fi
+      if [[ "$size" -eq 1024 && "$produced" -gt 0 ]]; then
+        half="$(awk -v r="$rate" 'BEGIN {h = int(r / 2); print (h < 1 ? 1 : h)}')"
+        "$PERF" topic --bootstrap-server "$BOOT" --topic "$base-half" --partitions "$p" >/dev/null 2>&1 || true
+        "$PERF" topic --bootstrap-server "$BOOT" --topic "$base-e2e" --partitions "$p" >/dev/null 2>&1 || true
+        wl "$broker" "$mode" produce-half "$p" "$size" all -- "$PERF" producer --bootstrap-server "$BOOT" \
+          --topic "$base-half" --num-records $((half * DUR)) --record-size "$size" --throughput "$half" \
+          --max-seconds $((DUR * 2)) --producer-props acks=all --json
+        wl "$broker" "$mode" e2e "$p" "$size" all -- "$PERF" e2e --bootstrap-server "$BOOT" \
+          --topic "$base-e2e" --num-records $((half * E2E_SECS)) --record-size "$size" --rate "$half" \
+          --acks all --json
+      fi
+      stop_broker "$broker" "$mode" "p$p-s$size"
+    done
+  done
+}
+
+# ---------------------------------------------------------------------------
+# references: loopback TCP and the disk's fdatasync write rate
+# ---------------------------------------------------------------------------
+if command -v iperf3 >/dev/null 2>&1; then
+  log "iperf3 loopback (${IPERF_SECS}s)"
+  IPORT="$(free_port)"
+  iperf3 -s -1 -p "$IPORT" -B 127.0.0.1 >/dev/null 2>&1 &
+  IPID=$!
+  sleep 0.5
+  if iperf3 -c 127.0.0.1 -p "$IPORT" -t "$IPERF_SECS" -J >"$RUN/iperf3.json" 2>&1; then
+    python3 - "$RUN/iperf3.json" >>"$RESULTS" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+bps = d["end"]["sum_received"]["bits_per_second"]
+print(json.dumps({"broker": "iperf3", "mode": "loopback", "workload": "tcp", "rc": 0,
+                  "result": {"mb_per_sec": round(bps / 8 / 1048576, 3)}}))
+EOF
+  else
+    log "iperf3 failed (see $RUN/iperf3.json)"
+  fi
+  kill "$IPID" 2>/dev/null || true # a one-off server that got no client would wait forever
+  wait "$IPID" 2>/dev/null || true
+fi
+for blk in 1024 64; do
+  log "disk: sequential write, fdatasync per ${blk} KiB"
+  size=$DISK_MIB; [[ $blk -eq 64 ]] && size=$((DISK_MIB / 4))
+  if "$PERF" disk --dir "$TMPBASE" --size "$size" --block "$blk" --json >"$RUN/disk-$blk.txt" 2>&1; then
+    printf '{"broker":"disk","mode":"fdatasync","workload":"write-%sk","rc":0,"result":%s}\n' \
+      "$blk" "$(grep '^{' "$RUN/disk-$blk.txt" | tail -1)" >>"$RESULTS"
+  else
+    log "disk probe failed (see $RUN/disk-$blk.txt)"
+  fi
+done
+
+# ---------------------------------------------------------------------------
+# brokers
+# ---------------------------------------------------------------------------
+suite kastle durable "${SIZES[@]}"
+suite kastle pagecache "${SIZES[@]}"
+if [[ -x "$TANSU_BIN" ]]; then
+  suite tansu sqlite 1024
+  suite tansu memory 1024
+else
+  log "Tansu not found at $TANSU_BIN (set TANSU_BIN): skipped"
+  echo '{"broker":"tansu","mode":"-","workload":"skipped","rc":0,"result":null}' >>"$RESULTS"
+fi
+
+for parts in "${STARTUP_PARTS[@]}"; do
+  log "kastle start-up with $parts partitions ($RESTARTS restarts)"
+  if "$PERF" startup --bin "$KASTLE" --partitions "$parts" --restarts "$RESTARTS" \
+      --dir "$TMPBASE" --log "$RUN/startup-$parts-broker.log" --json >"$RUN/startup-$parts.txt" 2>&1; then
+    printf '{"broker":"kastle","mode":"durable","workload":"startup","partitions":%s,"rc":0,"result":%s}\n' \
+      "$parts" "$(grep '^{' "$RUN/startup-$parts.txt" | tail -1)" >>"$RESULTS"
+  else
+    log "start-up probe failed (see $RUN/startup-$parts.txt)"
+    # keep the reason in the table (e.g. too many open files for N partitions)
+    python3 -c 'import json,sys; print(json.dumps({"broker":"kastle","mode":"durable","workload":"startup","partitions":int(sys.argv[1]),"rc":1,"result":None,"error":open(sys.argv[2]).read().strip().splitlines()[-1:]}))' \
+      "$parts" "$RUN/startup-$parts.txt" >>"$RESULTS"
+  fi
+done
+
+echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RUN/env.txt"
+echo "open files limit (ulimit -n): $(ulimit -n)" >>"$RUN/env.txt"
+
+# ---------------------------------------------------------------------------
+# summary table
+# ---------------------------------------------------------------------------
+python3 - "$RUN" >"$RUN/summary.md" <<'EOF'
+import json, sys, os
+run = sys.argv[1]
+rows = [json.loads(l) for l in open(os.path.join(run, "results.jsonl")) if l.strip()]
+procs = [json.loads(l) for l in open(os.path.join(run, "procs.jsonl")) if l.strip()]
+GIB = 1 << 30
+PEER = {"durable": "sqlite", "pagecache": "memory"}
+
+def f(x, nd=1):
+    return "–" if x is None else f"{x:,.{nd}f}"
+
+def find(broker, mode, work, p, size, acks):
+    for r in rows:
+        if (r["broker"], r["mode"], r["workload"], r.get("partitions"), r.get("record_size"), r.get("acks")) == (broker, mode, work, p, size, acks) and r["result"]:
+            return r["result"]
+    return None
+
+iperf = next((r["result"]["mb_per_sec"] for r in rows if r["broker"] == "iperf3" and r["result"]), None)
+env = open(os.path.join(run, "env.txt")).read()
+print("```\n" + env.strip() + "\n```\n")
+print("MB = 2^20 bytes (as Kafka's perf tools); GiB = 2^30 bytes of record payload.\n")
+print("| broker | mode | workload | P | record | acks | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | broker CPU s/GiB | kastle/Tansu | consume/iperf3 | exit |")
+print("|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for r in rows:
+    if r["broker"] not in ("kastle", "tansu") or r["workload"] in ("startup", "skipped"):
+        continue
+    res = r["result"] or {}
+    work = r["workload"]
+    recs = res.get("records", 0)
+    size = r.get("record_size", 0)
+    gib = recs * size / GIB
+    cpu = r.get("cpu_s")
+    cpu_gib = cpu / gib if cpu is not None and gib > 0 else None
+    if work == "e2e":
+        rps, mbps = res.get("achieved_rate"), None
+    elif work == "consume":
+        # fetch phase only: Kafka's fetch.MB.sec, without the group join wait
+        rps, mbps = res.get("fetch_records_per_sec"), res.get("fetch_mb_per_sec")
+    else:
+        rps, mbps = res.get("records_per_sec"), res.get("mb_per_sec")
+    p50, p99, p999 = res.get("p50_ms"), res.get("p99_ms"), res.get("p999_ms")
+    ratio = None
+    if r["broker"] == "kastle":
+        peer = find("tansu", PEER.get(r["mode"]), work, r.get("partitions"), size, r.get("acks"))
+        if peer:
+            key = "fetch_records_per_sec" if work == "consume" else "records_per_sec"
+            if work in ("produce", "consume") and peer.get(key):
+                ratio = (res.get(key) or 0) / peer[key]
+            elif work in ("produce-half", "e2e") and p99 and peer.get("p99_ms"):
+                ratio = p99 / peer["p99_ms"]   # latency: < 1 means kastle is faster
+    ci = (mbps / iperf) if work == "consume" and iperf and mbps else None
+    print(f"| {r['broker']} | {r['mode']} | {work} | {r.get('partitions')} | {size} | {r.get('acks')} | {f(rps,0)} | {f(mbps,1)} | {f(p50,2)} | {f(p99,2)} | {f(p999,2)} | {f(cpu_gib,2)} | {f(ratio,2)} | {f(ci,2)} | {r['rc']} |")
+print()
+print("consume: the fetch phase (Kafka's fetch.MB.sec / fetch.nMsg.sec), i.e. without the consumer group join; e2e: records/s is the achieved send rate.\n")
+print("kastle/Tansu: records/s ratio for produce and consume (> 1: kastle faster); p99 ratio for produce-half and e2e (< 1: kastle lower latency). Pairs: durable↔sqlite, pagecache↔memory.\n")
+print("| reference | MB/s |")
+print("|---|---:|")
+if iperf is not None:
+    print(f"| iperf3 loopback TCP | {f(iperf,1)} |")
+for r in rows:
+    if r["broker"] == "disk" and r["result"]:
+        print(f"| sequential write, fdatasync per {r['result']['block_kib']} KiB | {f(r['result']['mb_per_sec'],1)} |")
+print()
+print("| broker | mode | run | idle RSS MiB | peak RSS MiB |")
+print("|---|---|---|---:|---:|")
+for p in procs:
+    print(f"| {p['broker']} | {p['mode']} | {p['label']} | {f(p['idle_rss_kib']/1024,1)} | {f(p['peak_rss_kib']/1024,1)} |")
+print()
+print("| kastle start-up | first start ms (empty) | partitions created ms | restart ms (each) | median ms | stop ms (each, SIGTERM → exit) | idle RSS MiB |")
+print("|---|---:|---:|---|---:|---|---:|")
+for r in rows:
+    if r["workload"] == "startup" and not r["result"]:
+        print(f"| {r.get('partitions')} partitions | failed: {' '.join(r.get('error') or [])} | | | | | |")
+    if r["workload"] == "startup" and r["result"]:
+        s = r["result"]
+        print(f"| {s['partitions']} partitions | {f(s['first_start_ms'])} | {f(s['create_ms'],0)} | {', '.join(f(x) for x in s['restarts_ms'])} | {f(s['median_ms'])} | {', '.join(f(x, 0) for x in s.get('stops_ms', []))} | {f(s['idle_rss_kib']/1024,1)} |")
+if any(r["broker"] == "tansu" and r["workload"] == "skipped" for r in rows):
+    print("\nTansu: binary not found, skipped (set TANSU_BIN).")
+EOF
+cat "$RUN/summary.md"
+log "done: $RUN/summary.md"
