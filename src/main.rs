@@ -98,6 +98,7 @@ fn serve() -> ExitCode {
         tracing::info!("{n}");
     }
     raise_open_file_limit();
+    tune_allocator();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -173,5 +174,20 @@ fn raise_open_file_limit() {
             "could not raise the open-file limit: {}",
             std::io::Error::last_os_error()
         );
+    }
+}
+
+/// Keeps request-sized buffers (up to a few MiB) in malloc's heap instead of
+/// fresh `mmap`s: each produce request's buffer would otherwise be mapped,
+/// page-faulted and zeroed by the kernel, then unmapped, which took about a
+/// tenth of the broker's CPU under a produce load. Freed memory above 32 MiB
+/// at the top of a heap still goes back to the OS.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts glibc malloc parameters; called before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
     }
 }
