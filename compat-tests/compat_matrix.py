@@ -41,6 +41,11 @@ NOT_APPLICABLE = {
                               "beyond raw librdkafka properties; transactions are covered "
                               "through confluent-kafka (same librdkafka).",
     ("kcat", "admin"): "kcat only lists metadata (-L); it has no admin operations.",
+    ("confluent-kafka", "old-versions"): "librdkafka always negotiates with ApiVersions "
+                                         "(broker.version.fallback only applies to brokers "
+                                         "older than 0.10), so it cannot be pinned to old "
+                                         "protocol versions.",
+    ("kcat", "old-versions"): "kcat is librdkafka: it cannot be pinned to old protocol versions.",
     ("kafkajs", "snappy"): "kafkajs ships only gzip; snappy needs a third-party codec plugin.",
     ("kafkajs", "lz4"): "kafkajs ships only gzip; lz4 needs a third-party codec plugin.",
     ("kafkajs", "zstd"): "kafkajs ships only gzip; zstd needs a third-party codec plugin.",
@@ -60,10 +65,11 @@ REMARKS = {
                           "Consumer.Offsets.Retention is set, which switches it to v2; the "
                           "driver sets it.",
     ("sarama", "old-versions"): "sarama 1.22 never speaks above Produce v3 / Fetch v4, Kafka 4's "
-                                "floors; run at Version V0_11_0_0 too, and DescribeTopics at "
-                                "V0_10_2_0 sends Metadata v0.",
-    ("kafka-python", "old-versions"): "api_version=(0, 11): Produce v3, Fetch v5, Metadata v4, "
-                                      "ListOffsets v2, OffsetCommit v3, OffsetFetch v3.",
+                                "floors; also run at Version V0_11_0_0 (Metadata v1, ListOffsets "
+                                "v1), and ClusterAdmin.DescribeTopics at V0_10_2_0 sends Metadata "
+                                "v0 (observed on the wire).",
+    ("kafka-python", "old-versions"): "api_version=(0, 11): Produce v3, Fetch v5, Metadata v4; "
+                                      "api_version=(0, 9): Metadata v0 (observed on the wire).",
 }
 
 PASS, FAIL, NOT_TESTED, NA = "pass", "FAIL", "not tested", "n/a"

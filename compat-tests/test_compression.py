@@ -80,6 +80,7 @@ def assert_stored(bootstrap, topic, codec_id, n, what):
     return batches
 
 
+@pytest.mark.compat("{producer}", "{codec}")
 @pytest.mark.parametrize("codec", CODECS)
 @pytest.mark.parametrize("producer", list(PAIRS))
 def test_codec_cross_client(cbroker, producer, codec):
@@ -117,6 +118,8 @@ def test_codec_cross_client(cbroker, producer, codec):
     assert len(batches) < N, f"{producer} {codec}: {len(batches)} batches for {N} records"
 
 
+@pytest.mark.compat("confluent-kafka", "gzip", "zstd")
+@pytest.mark.compat("kafka-python", "lz4", "zstd")
 def test_zstd_topic_recompresses_gzip_from_confluent(cbroker):
     bootstrap = cbroker.bootstrap
     topic = unique_topic("cmp-zstd-topic")
