@@ -46,6 +46,8 @@ NOT_APPLICABLE = {
                                          "older than 0.10), so it cannot be pinned to old "
                                          "protocol versions.",
     ("kcat", "old-versions"): "kcat is librdkafka: it cannot be pinned to old protocol versions.",
+    ("aiokafka", "old-versions"): "aiokafka's api_version is a no-op since 0.13: it always "
+                                  "negotiates with ApiVersions.",
     ("kafkajs", "snappy"): "kafkajs ships only gzip; snappy needs a third-party codec plugin.",
     ("kafkajs", "lz4"): "kafkajs ships only gzip; lz4 needs a third-party codec plugin.",
     ("kafkajs", "zstd"): "kafkajs ships only gzip; zstd needs a third-party codec plugin.",
