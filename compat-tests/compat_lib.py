@@ -398,9 +398,9 @@ def msgs_to_spec(msgs: List[Msg]):
              "h": [[k, _b64(v)] for k, v in m.headers], "t": m.timestamp} for m in msgs]
 
 
-def kjs_produce(bootstrap, topic, msgs: List[Msg], create_partitions=None):
+def kjs_produce(bootstrap, topic, msgs: List[Msg], create_partitions=None, gzip=False):
     spec = {"bootstrap": bootstrap, "topic": topic, "messages": msgs_to_spec(msgs),
-            "createPartitions": create_partitions}
+            "createPartitions": create_partitions, "gzip": gzip}
     _, res = node_run("produce", spec)
     return res
 

@@ -37,9 +37,6 @@ ALIASES = {"kp": "kafka-python", "ck": "confluent-kafka", "kjs": "kafkajs", "js"
 # Capabilities a client (as tested here) does not offer at all: rendered "n/a"
 # with the reason as a footnote instead of "not tested".
 NOT_APPLICABLE = {
-    ("kcat", "transactions"): "kcat has no transactional producer or read_committed switch "
-                              "beyond raw librdkafka properties; transactions are covered "
-                              "through confluent-kafka (same librdkafka).",
     ("kcat", "admin"): "kcat only lists metadata (-L); it has no admin operations.",
     ("confluent-kafka", "old-versions"): "librdkafka always negotiates with ApiVersions "
                                          "(broker.version.fallback only applies to brokers "
