@@ -398,9 +398,9 @@ def msgs_to_spec(msgs: List[Msg]):
              "h": [[k, _b64(v)] for k, v in m.headers], "t": m.timestamp} for m in msgs]
 
 
-def kjs_produce(bootstrap, topic, msgs: List[Msg], create_partitions=None):
+def kjs_produce(bootstrap, topic, msgs: List[Msg], create_partitions=None, gzip=False):
     spec = {"bootstrap": bootstrap, "topic": topic, "messages": msgs_to_spec(msgs),
-            "createPartitions": create_partitions}
+            "createPartitions": create_partitions, "gzip": gzip}
     _, res = node_run("produce", spec)
     return res
 
@@ -659,3 +659,190 @@ def raw_fetch_batches(bootstrap, topic, partition=0, timeout=30.0) -> List[RawBa
         offset = last.base_offset + last.records_count
         if offset >= hw:
             return out
+
+
+def assert_one_idempotent_producer(bootstrap, topic, counts, what):
+    """DescribeProducers: each partition of ``counts`` ({partition: messages}) knows
+    exactly one idempotent producer, at epoch 0, whose last sequence is the
+    partition's message count - 1, and it is the same producer id everywhere."""
+    parts = sorted(counts)
+    desc = raw_describe_producers(bootstrap, topic, parts)
+    pids = set()
+    for p in parts:
+        err, producers = desc[p]
+        assert err == 0, f"{what}: DescribeProducers partition {p} error {err}"
+        assert len(producers) == 1, f"{what}: partition {p} producers {producers}"
+        pid, epoch, last_seq, last_ts, coord_epoch, txn_start = producers[0]
+        assert pid >= 0 and epoch == 0, f"{what}: partition {p} producer {producers[0]}"
+        assert last_seq == counts[p] - 1, (f"{what}: partition {p} last sequence {last_seq}, "
+                                          f"expected {counts[p] - 1} ({counts[p]} messages)")
+        assert (coord_epoch, txn_start) == (-1, -1), f"{what}: partition {p} {producers[0]}"
+        pids.add(pid)
+    assert len(pids) == 1, f"{what}: one producer id for all partitions, got {pids}"
+
+
+# ---------------------------------------------------------------------------
+# request-version recorder (old protocol versions): a TCP relay in front of the
+# broker that notes the (api key, api version) of every request passing through
+# ---------------------------------------------------------------------------
+
+API_NAMES = {0: "Produce", 1: "Fetch", 2: "ListOffsets", 3: "Metadata", 8: "OffsetCommit",
+             9: "OffsetFetch", 10: "FindCoordinator", 11: "JoinGroup", 12: "Heartbeat",
+             13: "LeaveGroup", 14: "SyncGroup", 18: "ApiVersions", 19: "CreateTopics",
+             20: "DeleteTopics", 22: "InitProducerId", 32: "DescribeConfigs"}
+
+
+class VersionRecorder:
+    """Listens on ``port`` and relays every connection to the broker on
+    ``upstream_port``, recording each request's (client id, api key, api version)
+    from its header. Start the broker with ``advertised.listeners`` pointing at ``port``
+    so that clients reconnect through the relay after Metadata.
+
+    Bytes are forwarded as they arrive (no re-framing); the recorder only reads
+    the length prefix and the header up to the client id of each request."""
+
+    def __init__(self, port: int, upstream_port: int):
+        import socket
+        import threading
+        self.port, self.upstream_port = port, upstream_port
+        self.seen = Counter()  # (client_id, api_key, api_version) -> count
+        self._lock = threading.Lock()
+        self._srv = socket.create_server(("127.0.0.1", port))
+        self._srv.settimeout(0.2)
+        self._stop = threading.Event()
+        self._socks = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self):
+        import socket
+        import threading
+        while not self._stop.is_set():
+            try:
+                client, _ = self._srv.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=10)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            client.settimeout(None)
+            self._socks += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, src, dst, requests: bool):
+        import socket
+        import struct
+        buf = b""  # request bytes not yet looked at
+        skip = 0   # bytes of the current request still to pass over
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+                if not requests:
+                    continue
+                buf += data
+                while True:
+                    if skip:
+                        n = min(skip, len(buf))
+                        buf, skip = buf[n:], skip - n
+                        if skip:
+                            break
+                    # size(4) api_key(2) api_version(2) correlation_id(4) client_id(2+n):
+                    # every header version from v1 up starts this way
+                    if len(buf) < 14:
+                        break
+                    size, key, ver, _cid, clen = struct.unpack_from(">ihhih", buf, 0)
+                    if len(buf) < 14 + max(clen, 0):
+                        break
+                    client = buf[14:14 + clen].decode(errors="replace") if clen > 0 else ""
+                    with self._lock:
+                        self.seen[(client, key, ver)] += 1
+                    skip = 4 + size
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def versions(self, api_key: int, client_prefix: str = ""):
+        """Sorted versions of one API sent by clients whose client.id starts with
+        client_prefix."""
+        with self._lock:
+            return sorted({v for (c, k, v) in self.seen if k == api_key and c.startswith(client_prefix)})
+
+    def summary(self, client_prefix: str = "") -> str:
+        with self._lock:
+            items = sorted(self.seen.items())
+        return ", ".join(f"{c}: {API_NAMES.get(k, k)} v{v} x{n}" for (c, k, v), n in items
+                         if c.startswith(client_prefix))
+
+    def close(self):
+        self._stop.set()
+        try:
+            self._srv.close()
+        except OSError:
+            pass
+        for s in self._socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+        self._thread.join(2)
+
+
+# ---------------------------------------------------------------------------
+# sarama (Go driver in go/main.go; built per session by test_sarama.py)
+# ---------------------------------------------------------------------------
+
+def sarama_run(binary, cmd: str, spec: dict, timeout=180):
+    """Run ``sarama-driver CMD spec.json``; JSON lines on stdout.
+    Returns (list of non-result line dicts, result dict)."""
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(spec, f)
+        spec_path = f.name
+    try:
+        p = subprocess.run([str(binary), cmd, spec_path], capture_output=True, timeout=timeout)
+    finally:
+        os.unlink(spec_path)
+    lines, result = [], None
+    for ln in p.stdout.decode().splitlines():
+        if not ln.strip():
+            continue
+        obj = json.loads(ln)
+        if obj.get("type") == "result":
+            result = obj
+        else:
+            lines.append(obj)
+    if p.returncode != 0 or result is None or not result.get("ok"):
+        raise AssertionError(f"sarama driver `{cmd}` failed (rc={p.returncode}): result={result}\n"
+                             f"stderr:\n{p.stderr.decode()[-4000:]}")
+    return lines, result
+
+
+def sarama_records(lines) -> List[Rec]:
+    return [Rec(r["p"], int(r["o"]), _unb64(r["k"]), _unb64(r["v"]),
+                [(k, _unb64(v)) for k, v in r["h"]], int(r["t"]), None)
+            for r in lines if r.get("type") == "record"]
+
+
+def recorded_broker(broker_factory, overrides=None):
+    """A broker behind a VersionRecorder: (broker, recorder, bootstrap via recorder)."""
+    from conftest import free_port
+    relay_port, broker_port = free_port(), free_port()
+    rec = VersionRecorder(relay_port, broker_port)
+    props = {"advertised.listeners": f"PLAINTEXT://127.0.0.1:{relay_port}"}
+    props.update(overrides or {})
+    b = broker_factory(props, port=broker_port)
+    return b, rec, f"127.0.0.1:{relay_port}"

@@ -210,6 +210,17 @@ def broker(broker_factory):
     return broker_factory()
 
 
+@pytest.fixture
+def recorded_broker(broker_factory):
+    """(broker, recorder, bootstrap): a fresh broker that clients reach through a
+    compat_lib.VersionRecorder, which notes every request's client id, API and
+    version (old-protocol tests assert what the clients really sent)."""
+    from compat_lib import recorded_broker as make
+    b, rec, bootstrap = make(broker_factory)
+    yield b, rec, bootstrap
+    rec.close()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -226,3 +237,140 @@ def pytest_sessionstart(session):
     if not kastle_bin().exists() and not session.config.option.collectonly:
         pytest.exit(f"kastle binary {kastle_bin()} does not exist "
                     "(cargo build --release, or set KASTLE_BIN)", returncode=1)
+
+
+# -- compatibility matrix (COMPATIBILITY.md) -----------------------------------
+#
+# Tests tagged @pytest.mark.compat(client, capability, ...) feed the client x
+# capability table in the repo's COMPATIBILITY.md (rendering: compat_matrix.py).
+# A full run (every test file, nothing deselected, nothing cut short) compares the
+# table it observed with the committed file and fails the session on any
+# difference; KASTLE_UPDATE_COMPAT=1 writes the file instead. Partial runs
+# (-k, -m, a file or node id, -x stopping early) only report that they did not check.
+
+import compat_matrix  # noqa: E402 - grouped with the hooks that use it
+
+# overridable so test_compat_matrix.py can run the check on a scratch copy
+COMPAT_FILE = Path(os.environ.get("KASTLE_COMPAT_FILE", str(REPO / "COMPATIBILITY.md")))
+UPDATE_ENV = "KASTLE_UPDATE_COMPAT"
+_CURRENT = {}  # the session's _CompatRun, for hooks that get no config (logreport)
+
+
+class _CompatRun:
+    def __init__(self):
+        self.tags = {}            # nodeid -> [(client, capability)], every collected tagged test
+        self.files = set()        # test files collected from (before deselection)
+        self.n_collected = 0      # items before -k/-m/--deselect
+        self.selected = set()     # nodeids left to run
+        self.outcome = {}         # nodeid -> passed/failed/skipped
+        self.finished = set()     # nodeids whose teardown was reported
+        self.message = []         # lines for the terminal summary
+
+
+def _compat_state(config) -> _CompatRun:
+    st = getattr(config, "_kastle_compat", None)
+    if st is None:
+        st = config._kastle_compat = _CompatRun()
+    return st
+
+
+def pytest_configure(config):
+    _CURRENT["state"] = _compat_state(config)
+    config.addinivalue_line(
+        "markers", "compat(client, capability, ...): cell(s) of COMPATIBILITY.md this test "
+                   "proves; {param} placeholders are filled from parametrize")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session, config, items):
+    # tryfirst: runs before -k/-m/--deselect remove items, so this sees everything
+    # the given paths contain.
+    st = _compat_state(config)
+    st.n_collected = len(items)
+    for item in items:
+        st.files.add(Path(str(item.fspath)).resolve())
+        marks = [m.args for m in item.iter_markers(name="compat")]
+        if not marks:
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        try:
+            st.tags[item.nodeid] = compat_matrix.tags_for(marks, params)
+        except ValueError as e:
+            raise pytest.UsageError(f"{item.nodeid}: {e}") from None
+
+
+def pytest_collection_finish(session):
+    _compat_state(session.config).selected = {i.nodeid for i in session.items}
+
+
+def pytest_runtest_logreport(report):
+    st = _CURRENT.get("state")
+    if st is None:
+        return
+    prev = st.outcome.get(report.nodeid)
+    if report.failed:
+        st.outcome[report.nodeid] = "failed"
+    elif prev != "failed":
+        if report.skipped:
+            st.outcome[report.nodeid] = "skipped"
+        elif report.when == "call" and report.passed:
+            st.outcome[report.nodeid] = "passed"
+    if report.when == "teardown":
+        st.finished.add(report.nodeid)
+
+
+
+def _partial_reason(st: _CompatRun, config):
+    picked = [a for a in config.args if "::" in a]
+    if picked:
+        return f"node ids given: {picked[0]}" + (" ..." if len(picked) > 1 else "")
+    all_files = {p.resolve() for p in HERE.glob("test_*.py")}
+    missing = sorted(p.name for p in all_files - st.files)
+    if missing:
+        return f"test files not collected: {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else "")
+    if len(st.selected) != st.n_collected:
+        return f"{st.n_collected - len(st.selected)} tests deselected (-k/-m/--deselect)"
+    unfinished = st.selected - st.finished
+    if unfinished:
+        return f"{len(unfinished)} selected tests did not run (stopped early)"
+    return None
+
+
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    if config.option.collectonly or _CURRENT.get("state") is None:
+        return
+    st = _compat_state(config)
+    results = [(client, cap, nodeid, st.outcome[nodeid])
+               for nodeid, pairs in st.tags.items() if nodeid in st.outcome
+               for client, cap in pairs]
+    generated = compat_matrix.render(results)
+    reason = _partial_reason(st, config)
+    update = os.environ.get(UPDATE_ENV) == "1"
+    if reason is not None:
+        st.message.append(f"COMPATIBILITY.md not checked: partial run ({reason}).")
+        if update:
+            st.message.append(f"{UPDATE_ENV}=1 ignored: only a full compat run may write the file.")
+        return
+    committed = COMPAT_FILE.read_text() if COMPAT_FILE.exists() else None
+    diff = compat_matrix.drift(committed, generated)
+    if diff is None:
+        st.message.append(f"COMPATIBILITY.md matches this run ({len(st.tags)} tagged tests).")
+    elif update:
+        COMPAT_FILE.write_text(generated)
+        st.message.append(f"COMPATIBILITY.md updated from this run ({len(st.tags)} tagged tests).")
+    else:
+        st.message.append("COMPATIBILITY.md differs from what this run observed:")
+        st.message.extend(diff.rstrip("\n").splitlines())
+        st.message.append(f"If the change is intended, regenerate it: {UPDATE_ENV}=1 bash scripts/test.sh")
+        if session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    st = getattr(config, "_kastle_compat", None)
+    if st is None or not st.message:
+        return
+    terminalreporter.section("compatibility matrix")
+    for line in st.message:
+        terminalreporter.write_line(line)

@@ -21,6 +21,7 @@ def kp_create_codes(admin, spec):
     return {t["name"]: t["error_code"] for t in res["topics"]}
 
 
+@pytest.mark.compat("kafka-python", "admin")
 def test_kafka_python_create_delete_errors(broker):
     from kafka import errors as E
     admin = kp_admin(broker.bootstrap)
@@ -85,6 +86,7 @@ def ck_code(exc):
     return None if exc is None else exc.args[0].code()
 
 
+@pytest.mark.compat("confluent-kafka", "admin")
 def test_confluent_kafka_create_delete_errors(broker):
     from confluent_kafka import KafkaError
     admin = ck_admin(broker.bootstrap)
@@ -108,6 +110,7 @@ def wait_gone(admin, topic, timeout=10):
     raise AssertionError(f"deleted topic {topic} still listed after {timeout}s")
 
 
+@pytest.mark.compat("confluent-kafka", "admin")
 def test_delete_then_recreate(broker):
     from confluent_kafka import KafkaError, TopicPartition
     admin = ck_admin(broker.bootstrap)

@@ -22,6 +22,7 @@ def ck_partition_count(admin, topic):
     return len(md.topics[topic].partitions)
 
 
+@pytest.mark.compat("confluent-kafka", "admin")
 def test_confluent_configs_describe_and_incremental_alter(broker):
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource,
@@ -77,6 +78,7 @@ def test_confluent_configs_describe_and_incremental_alter(broker):
     assert "Cannot update these configs dynamically" in str(e.value)
 
 
+@pytest.mark.compat("confluent-kafka", "admin")
 def test_confluent_partitions_delete_records_and_cluster(broker):
     from confluent_kafka import TopicPartition
     from confluent_kafka.admin import NewPartitions
@@ -107,6 +109,7 @@ def test_confluent_partitions_delete_records_and_cluster(broker):
     assert cluster.controller.id == 1
 
 
+@pytest.mark.compat("kafka-python", "admin")
 def test_kafka_python_configs_partitions_records_log_dirs(broker):
     from kafka import TopicPartition
     from kafka.admin import ConfigResource, ConfigResourceType

@@ -4,6 +4,8 @@
   kcat, consumed by a *different* client: keys, values (incl. NULL) and headers intact.
   A raw Fetch checks that the broker stored the batches in the producer's codec
   (topic ``compression.type=producer``, the default) with valid CRCs.
+* kafkajs' only built-in codec, gzip, produced by kafkajs and read by kafkajs and
+  confluent-kafka.
 * A topic with ``compression.type=zstd`` fed gzip batches by confluent-kafka: both
   confluent-kafka and kafka-python read them back intact, and the stored batches are
   zstd (raw Fetch).
@@ -80,6 +82,7 @@ def assert_stored(bootstrap, topic, codec_id, n, what):
     return batches
 
 
+@pytest.mark.compat("{producer}", "{codec}")
 @pytest.mark.parametrize("codec", CODECS)
 @pytest.mark.parametrize("producer", list(PAIRS))
 def test_codec_cross_client(cbroker, producer, codec):
@@ -117,6 +120,8 @@ def test_codec_cross_client(cbroker, producer, codec):
     assert len(batches) < N, f"{producer} {codec}: {len(batches)} batches for {N} records"
 
 
+@pytest.mark.compat("confluent-kafka", "gzip", "zstd")
+@pytest.mark.compat("kafka-python", "lz4", "zstd")
 def test_zstd_topic_recompresses_gzip_from_confluent(cbroker):
     bootstrap = cbroker.bootstrap
     topic = unique_topic("cmp-zstd-topic")
@@ -226,3 +231,18 @@ def test_lz4_frame_without_endmark_is_refused(cbroker):
         pytest.fail("lz4 batch whose frame lacks its EndMark was accepted and stored "
                     f"(error_code 0); {consumer}")
     assert err == 87, f"missing lz4 EndMark: error {err}, want 87 INVALID_RECORD"
+
+
+@pytest.mark.compat("kafkajs", "gzip")
+def test_kafkajs_gzip(cbroker):
+    """kafkajs' one built-in codec: gzip batches stored as gzip, read back intact by
+    kafkajs itself and by confluent-kafka."""
+    from compat_lib import kjs_consume, kjs_produce
+    bootstrap = cbroker.bootstrap
+    topic = unique_topic("cmp-kjs-gzip")
+    create_topic(bootstrap, topic)
+    msgs = make_messages(N, "kjs-gzip", 1)
+    kjs_produce(bootstrap, topic, msgs, gzip=True)
+    assert_stored(bootstrap, topic, CODEC_IDS["gzip"], N, "kafkajs gzip")
+    verify(kjs_consume(bootstrap, topic, 1, {0: N})[0], msgs)
+    verify(consume("confluent-kafka", bootstrap, topic, N), msgs)

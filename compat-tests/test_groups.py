@@ -166,6 +166,7 @@ def describe(bootstrap, group):
     return d.state.name, len(d.members)
 
 
+@pytest.mark.compat("{kind}", "groups")
 @pytest.mark.parametrize("kind", ["ck", "kp"])
 def test_group_of_three_consumes_exactly_once(gbroker, kind):
     topic, group = unique_topic("grp"), unique_topic("g")
@@ -186,6 +187,7 @@ def test_group_of_three_consumes_exactly_once(gbroker, kind):
     assert committed(gbroker.bootstrap, group, topic) == {p: N // PARTITIONS for p in range(PARTITIONS)}
 
 
+@pytest.mark.compat("kafkajs", "groups")
 def test_kafkajs_group_of_three(gbroker):
     topic, group = unique_topic("grp"), unique_topic("g")
     create_topic(gbroker.bootstrap, topic)
@@ -231,6 +233,7 @@ while True:
 """
 
 
+@pytest.mark.compat("confluent-kafka", "groups")
 def test_killed_member_loses_partitions_and_join_triggers_rebalance(gbroker):
     topic, group = unique_topic("grp"), unique_topic("g")
     create_topic(gbroker.bootstrap, topic)
@@ -259,6 +262,8 @@ def test_killed_member_loses_partitions_and_join_triggers_rebalance(gbroker):
         stop_all([a, b])
 
 
+@pytest.mark.compat("kafka-python", "groups")
+@pytest.mark.compat("confluent-kafka", "groups")
 def test_groups_resume_from_committed_offsets_after_restart(gbroker):
     topic, group = unique_topic("grp"), unique_topic("g")
     create_topic(gbroker.bootstrap, topic)
@@ -284,6 +289,7 @@ def test_groups_resume_from_committed_offsets_after_restart(gbroker):
         stop_all(members)
 
 
+@pytest.mark.compat("kcat", "groups")
 def test_kcat_balanced_consumer(gbroker):
     topic, group = unique_topic("grp"), unique_topic("g")
     create_topic(gbroker.bootstrap, topic)
@@ -297,6 +303,7 @@ def test_kcat_balanced_consumer(gbroker):
              == {q: N // PARTITIONS for q in range(PARTITIONS)}, 20, "kcat's commits")
 
 
+@pytest.mark.compat("confluent-kafka", "groups")
 def test_static_member_restart_keeps_assignment(gbroker):
     topic, group = unique_topic("grp"), unique_topic("g")
     create_topic(gbroker.bootstrap, topic)
@@ -323,6 +330,7 @@ def test_static_member_restart_keeps_assignment(gbroker):
         stop_all([other])
 
 
+@pytest.mark.compat("confluent-kafka", "groups")
 def test_cooperative_sticky(gbroker):
     topic, group = unique_topic("grp"), unique_topic("g")
     create_topic(gbroker.bootstrap, topic)

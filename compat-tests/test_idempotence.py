@@ -21,9 +21,11 @@ import threading
 import time
 from collections import Counter, defaultdict
 
-from compat_lib import (NODE_DIR, Msg, ck_consume, ck_create_topic, ck_produce, ck_producer,
-                        make_messages, per_partition_counts, raw_describe_producers, rec_idx,
-                        unique_topic, verify)
+import pytest
+
+from compat_lib import (NODE_DIR, Msg, assert_one_idempotent_producer, ck_consume, ck_create_topic, ck_produce, ck_producer,
+                        kcat, kp_produce, make_messages, per_partition_counts,
+                        rec_idx, unique_topic, verify)
 
 PARTITIONS = 3
 CYCLES = 3
@@ -97,21 +99,10 @@ def check_exactly_once(recs, acked, partition_of, what):
 
 
 def assert_one_producer_per_partition(bootstrap, topic, counts, what):
-    """DescribeProducers: each partition knows exactly one idempotent producer, at
-    epoch 0, whose last sequence is the partition's message count - 1."""
-    desc = raw_describe_producers(bootstrap, topic, list(range(PARTITIONS)))
-    pids = set()
-    for p in range(PARTITIONS):
-        err, producers = desc[p]
-        assert err == 0, f"{what}: DescribeProducers partition {p} error {err}"
-        assert len(producers) == 1, f"{what}: partition {p} producers {producers}"
-        pid, epoch, last_seq, last_ts, coord_epoch, txn_start = producers[0]
-        assert pid >= 0 and epoch == 0, f"{what}: partition {p} producer {producers[0]}"
-        assert last_seq == counts[p] - 1, (f"{what}: partition {p} last sequence {last_seq}, "
-                                          f"expected {counts[p] - 1} ({counts[p]} messages)")
-        assert (coord_epoch, txn_start) == (-1, -1), f"{what}: partition {p} {producers[0]}"
-        pids.add(pid)
-    assert len(pids) == 1, f"{what}: one producer id for all partitions, got {pids}"
+    """DescribeProducers: one idempotent producer at epoch 0 everywhere, last
+    sequence = count - 1 per partition (compat_lib.assert_one_idempotent_producer)."""
+    assert sorted(counts) == list(range(PARTITIONS)), f"{what}: counts cover {sorted(counts)}"
+    assert_one_idempotent_producer(bootstrap, topic, counts, what)
 
 
 # ---------------------------------------------------------------------------
@@ -195,6 +186,7 @@ def kjs_msgs(n):
 # plain idempotent produce (no restarts)
 # ---------------------------------------------------------------------------
 
+@pytest.mark.compat("confluent-kafka", "idempotence")
 def test_confluent_idempotent_produce(broker):
     topic = unique_topic("idem-ck")
     ck_create_topic(broker.bootstrap, topic, PARTITIONS)
@@ -211,6 +203,35 @@ def test_confluent_idempotent_produce(broker):
     assert_one_producer_per_partition(broker.bootstrap, topic, counts, "confluent-kafka")
 
 
+@pytest.mark.compat("kafka-python", "idempotence")
+def test_kafka_python_idempotent_produce(broker):
+    topic = unique_topic("idem-kp")
+    ck_create_topic(broker.bootstrap, topic, PARTITIONS)
+    msgs = make_messages(3000, "idem-kp", PARTITIONS)
+    acks = kp_produce(broker.bootstrap, topic, msgs, enable_idempotence=True,
+                      max_in_flight_requests_per_connection=5)
+    assert len(acks) == len(msgs)
+    counts = per_partition_counts(msgs)
+    verify(ck_consume(broker.bootstrap, topic, PARTITIONS, counts, timeout=60), msgs)
+    assert_one_producer_per_partition(broker.bootstrap, topic, counts, "kafka-python")
+
+
+@pytest.mark.compat("kcat", "idempotence")
+def test_kcat_idempotent_produce(broker):
+    """kcat passes librdkafka's enable.idempotence through -X; one partition, one
+    kcat process, so one producer id."""
+    topic = unique_topic("idem-kcat")
+    ck_create_topic(broker.bootstrap, topic, 1)
+    n = 2000
+    kcat("-P", "-b", broker.bootstrap, "-t", topic, "-p", "0", "-X", "enable.idempotence=true",
+         "-X", "linger.ms=5", input_bytes=b"".join(f"kcat-idem-{i}\n".encode() for i in range(n)))
+    recs = ck_consume(broker.bootstrap, topic, 1, {0: n}, timeout=60)
+    assert [r.value for r in recs] == [f"kcat-idem-{i}".encode() for i in range(n)]
+    assert [r.offset for r in recs] == list(range(n))
+    assert_one_idempotent_producer(broker.bootstrap, topic, {0: n}, "kcat")
+
+
+@pytest.mark.compat("kafkajs", "idempotence")
 def test_kafkajs_idempotent_produce(broker, tmp_path):
     topic = unique_topic("idem-kjs")
     ck_create_topic(broker.bootstrap, topic, PARTITIONS)
@@ -312,6 +333,7 @@ def crash_cycles(broker, acked_count, describe):
     wait_for(lambda: acked_count() > before + 200, 20, f"acks after the final restart ({describe()})")
 
 
+@pytest.mark.compat("confluent-kafka", "idempotence")
 def test_confluent_idempotent_exactly_once_across_kill_9(broker, capsys):
     topic = unique_topic("idem-ck-crash")
     ck_create_topic(broker.bootstrap, topic, PARTITIONS)
@@ -357,6 +379,7 @@ def test_confluent_idempotent_exactly_once_across_kill_9(broker, capsys):
     assert not moved, f"{len(moved)} messages not at their acknowledged offset (idx, (p, off), found): {moved[:10]}"
 
 
+@pytest.mark.compat("kafkajs", "idempotence")
 def test_kafkajs_idempotent_exactly_once_across_kill_9(broker, tmp_path, capsys):
     topic = unique_topic("idem-kjs-crash")
     ck_create_topic(broker.bootstrap, topic, PARTITIONS)

@@ -63,6 +63,7 @@ def _ck_wait(bootstrap, topic, deadline):
         c.close()
 
 
+@pytest.mark.compat("{client}", "fetch")
 @pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
 def test_fetch_long_poll_woken_by_append(broker, client):
     topic = unique_topic("longpoll")

@@ -6,6 +6,8 @@ from compat_lib import (ck_consume, ck_consumer, ck_create_topic, ck_produce, kp
                         make_messages, per_partition_counts, unique_topic, verify)
 
 
+@pytest.mark.compat("{client}", "produce")
+@pytest.mark.compat("confluent-kafka", "fetch")
 @pytest.mark.parametrize("client,acks", [("kafka-python", 0), ("kafka-python", 1),
                                          ("confluent-kafka", "0"), ("confluent-kafka", "1")])
 def test_acks_0_and_1(broker, client, acks):
@@ -24,6 +26,7 @@ def test_acks_0_and_1(broker, client, acks):
     verify(ck_consume(broker.bootstrap, topic, 2, per_partition_counts(msgs), timeout=30), msgs)
 
 
+@pytest.mark.compat("confluent-kafka", "{codec}")
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
 def test_compressed_batches(broker, codec):
     """Compressed record batches are stored and served intact; offsets per record."""
@@ -38,6 +41,8 @@ def test_compressed_batches(broker, codec):
         verify(kp_consume(broker.bootstrap, topic, 2, per_partition_counts(msgs)), msgs)
 
 
+@pytest.mark.compat("confluent-kafka", "produce", "fetch")
+@pytest.mark.compat("kafka-python", "fetch")
 def test_large_records(broker):
     topic = unique_topic("large")
     ck_create_topic(broker.bootstrap, topic, 1)
@@ -49,6 +54,7 @@ def test_large_records(broker):
     verify(kp_consume(broker.bootstrap, topic, 1, {0: 8}), msgs)
 
 
+@pytest.mark.compat("confluent-kafka", "produce")
 def test_record_too_large_rejected(broker):
     from confluent_kafka import KafkaError
     topic = unique_topic("toolarge")
@@ -62,6 +68,8 @@ def test_record_too_large_rejected(broker):
     assert errs[0].code() in (KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE), errs[0]
 
 
+@pytest.mark.compat("confluent-kafka", "fetch")
+@pytest.mark.compat("kafka-python", "fetch")
 def test_consume_from_middle_and_out_of_range(broker):
     from confluent_kafka import TopicPartition
     topic = unique_topic("seek")

@@ -49,6 +49,7 @@ def kcat_records(bootstrap, topic, extra=()):
 # single-client round trips
 # ---------------------------------------------------------------------------
 
+@pytest.mark.compat("kafka-python", "produce", "fetch")
 def test_kafka_python_roundtrip(broker):
     from kafka import TopicPartition
     topic = unique_topic("kp")
@@ -74,6 +75,7 @@ def test_kafka_python_roundtrip(broker):
     c.close()
 
 
+@pytest.mark.compat("confluent-kafka", "produce", "fetch")
 def test_confluent_kafka_roundtrip(broker):
     from confluent_kafka import TopicPartition
     topic = unique_topic("ck")
@@ -95,6 +97,7 @@ def test_confluent_kafka_roundtrip(broker):
     c.close()
 
 
+@pytest.mark.compat("kafkajs", "produce", "fetch")
 def test_kafkajs_roundtrip(broker):
     topic = unique_topic("kjs")
     msgs = make_messages(N_MESSAGES, "kafkajs", PARTITIONS)
@@ -110,6 +113,7 @@ def test_kafkajs_roundtrip(broker):
     verify(recs, msgs)
 
 
+@pytest.mark.compat("kcat", "produce", "fetch")
 def test_kcat_roundtrip(broker):
     topic = unique_topic("kcat")
     ck_create_topic(broker.bootstrap, topic, PARTITIONS)   # kcat has no admin API
@@ -170,6 +174,8 @@ def _consume(client, bootstrap, topic, counts):
     raise ValueError(client)
 
 
+@pytest.mark.compat("{producer}", "produce")
+@pytest.mark.compat("{consumer}", "fetch")
 @pytest.mark.parametrize("producer,consumer", [
     ("confluent-kafka", "kafka-python"),
     ("kafkajs", "confluent-kafka"),

@@ -1,4 +1,6 @@
-"""Kafka transactions with a real client (confluent-kafka / librdkafka).
+"""Kafka transactions with real clients (confluent-kafka / librdkafka; one test
+with kafka-python's transactional producer at the end; aiokafka's is in
+test_aiokafka.py).
 
 * A transactional producer commits and aborts (with send_offsets_to_transaction):
   a read_committed consumer sees exactly the committed records, in order, and the
@@ -130,6 +132,7 @@ def values(recs_by_p, p=None):
 # commit / abort / isolation
 # ---------------------------------------------------------------------------
 
+@pytest.mark.compat("confluent-kafka", "transactions")
 def test_commit_abort_and_isolation(tbroker):
     from confluent_kafka import TopicPartition
     bs = tbroker.bootstrap
@@ -187,6 +190,7 @@ CTP_PARTITIONS = 3
 CTP_BATCH = 1000
 
 
+@pytest.mark.compat("confluent-kafka", "transactions")
 def test_consume_transform_produce_exactly_once(tbroker):
     from confluent_kafka import Producer, TopicPartition
     bs = tbroker.bootstrap
@@ -280,6 +284,7 @@ time.sleep(600)
 """
 
 
+@pytest.mark.compat("confluent-kafka", "transactions")
 def test_killed_producer_is_aborted_after_timeout(tbroker, tmp_path):
     bs = tbroker.bootstrap
     topic = unique_topic("txn-zombie")
@@ -345,6 +350,7 @@ def test_killed_producer_is_aborted_after_timeout(tbroker, tmp_path):
 # fencing
 # ---------------------------------------------------------------------------
 
+@pytest.mark.compat("confluent-kafka", "transactions")
 def test_second_producer_fences_the_first(tbroker):
     from confluent_kafka import KafkaError, KafkaException
     bs = tbroker.bootstrap
@@ -480,6 +486,7 @@ class TxnLoop(threading.Thread):
             p.flush(5)
 
 
+@pytest.mark.compat("confluent-kafka", "transactions")
 def test_broker_kill_during_commits_is_all_or_nothing(tbroker):
     bs = tbroker.bootstrap
     topic = unique_topic("txn-kill")
@@ -538,3 +545,75 @@ def test_broker_kill_during_commits_is_all_or_nothing(tbroker):
     for p, recs in rc.items():
         ns = [int(v.decode().split(":")[0]) for (_, _, v) in recs]
         assert ns == sorted(ns), f"partition {p}: transactions out of order"
+
+
+# ---------------------------------------------------------------------------
+# kafka-python's transactional producer
+# ---------------------------------------------------------------------------
+
+@pytest.mark.compat("kafka-python", "transactions")
+def test_kafka_python_commit_abort_and_offsets(tbroker):
+    """kafka-python: a committed, an aborted and a committed transaction (the last
+    with send_offsets_to_transaction); read_committed sees the committed records
+    only, read_uncommitted all, and the group's offsets are those of the commit."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+    bs = tbroker.bootstrap
+    topic, src = unique_topic("txn-kp"), unique_topic("txn-kp-src")
+    ck_create_topic(bs, topic, partitions=2)
+    ck_create_topic(bs, src, partitions=1)
+    group = unique_topic("txn-kp-group")
+    prod = KafkaProducer(bootstrap_servers=bs, transactional_id=unique_topic("kp-tid"),
+                         client_id="compat-kp-txn", request_timeout_ms=15_000)
+    try:
+        prod.init_transactions()
+        prod.begin_transaction()
+        for i in range(10):
+            prod.send(topic, f"c1-{i}".encode(), partition=i % 2)
+        prod.commit_transaction()
+        prod.begin_transaction()
+        for i in range(10):
+            prod.send(topic, f"ab-{i}".encode(), partition=i % 2)
+        # flush first: an abort drops batches still in the accumulator, and the
+        # aborted records are meant to reach the log (for read_uncommitted to see)
+        prod.flush(timeout=15)
+        prod.abort_transaction()
+        prod.begin_transaction()
+        for i in range(10):
+            prod.send(topic, f"c2-{i}".encode(), partition=i % 2)
+        prod.send_offsets_to_transaction({TopicPartition(src, 0): OffsetAndMetadata(42, "", -1)}, group)
+        prod.commit_transaction()
+    finally:
+        prod.close(timeout=10)
+
+    def read(isolation, n):
+        c = KafkaConsumer(bootstrap_servers=bs, group_id=None, isolation_level=isolation,
+                          auto_offset_reset="earliest", enable_auto_commit=False,
+                          fetch_max_wait_ms=200)
+        try:
+            tps = [TopicPartition(topic, p) for p in (0, 1)]
+            c.assign(tps)
+            c.seek_to_beginning(*tps)
+            out, deadline = [], time.monotonic() + 30
+            # by record count, then one more poll for anything unexpected
+            while len(out) < n:
+                assert time.monotonic() < deadline, \
+                    f"{isolation}: read {len(out)} records, positions {[c.position(tp) for tp in tps]}"
+                for recs in c.poll(timeout_ms=300).values():
+                    out.extend(r.value.decode() for r in recs)
+            for recs in c.poll(timeout_ms=500).values():
+                out.extend(r.value.decode() for r in recs)
+            return sorted(out)
+        finally:
+            c.close()
+
+    committed_vals = sorted([f"c1-{i}" for i in range(10)] + [f"c2-{i}" for i in range(10)])
+    assert read("read_committed", 20) == committed_vals
+    assert read("read_uncommitted", 30) == sorted(committed_vals + [f"ab-{i}" for i in range(10)])
+    from confluent_kafka import Consumer, TopicPartition as CkTP
+    c = Consumer({"bootstrap.servers": bs, "group.id": group})
+    try:
+        [tp] = c.committed([CkTP(src, 0)], timeout=10)
+    finally:
+        c.close()
+    assert tp.offset == 42, f"offset committed with the transaction: {tp}"

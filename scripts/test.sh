@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # kastle's test command (CI runs it as `bash .ci/run`).
 #
-#   1. installs what the tests need (kcat, compat-tests/.venv, kafkajs) -- idempotent,
+#   1. installs what the tests need (kcat, compat-tests/.venv, kafkajs, Go + sarama) -- idempotent,
 #      skipped when already satisfied (stamp files keyed on the lock files' hashes)
 #   2. cargo build --release --locked
 #   3. cargo test  --release --locked
@@ -94,7 +94,7 @@ install_python() {
   fi
   quiet "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-input \
     -r "$CT/requirements.txt"
-  quiet "$VENV/bin/python" -c 'import pytest, pytest_timeout, kafka, confluent_kafka'
+  quiet "$VENV/bin/python" -c 'import pytest, pytest_timeout, kafka, confluent_kafka, aiokafka'
   printf '%s' "$want" >"$stamp"
 }
 
@@ -115,9 +115,21 @@ install_node() {
   printf '%s' "$want" >"$stamp"
 }
 
+# sarama (Go client) for compat-tests/test_sarama.py: Debian's packages, built by the
+# tests offline in GOPATH mode (GO111MODULE=off GOPATH=/usr/share/gocode)
+install_go_sarama() {
+  if command -v go >/dev/null 2>&1 \
+    && dpkg -s golang-go golang-github-shopify-sarama-dev >/dev/null 2>&1; then
+    return 0
+  fi
+  log "installing golang-go + golang-github-shopify-sarama-dev (apt)"
+  apt_install golang-go golang-github-shopify-sarama-dev
+}
+
 install_kcat
 install_python
 install_node
+install_go_sarama
 log "test dependencies ready"
 [[ $INSTALL_ONLY -eq 1 ]] && exit 0
 
