@@ -70,12 +70,19 @@ def consume(client, bootstrap, topic, n):
     raise AssertionError(client)
 
 
-def assert_stored(bootstrap, topic, codec_id, n, what):
+def assert_stored(bootstrap, topic, codec_id, n, what, small_may_be_plain=False):
+    """Every stored batch carries `codec_id`. With `small_may_be_plain`, a
+    batch of one or two records may be uncompressed: librdkafka sends a
+    message set uncompressed when the codec does not make it smaller, which
+    happens to a lone short record (lz4's frame header alone is 15 bytes)."""
     batches = raw_fetch_batches(bootstrap, topic)
     assert batches, f"{what}: no batches stored"
     assert sum(b.records_count for b in batches) == n, (
         f"{what}: {sum(b.records_count for b in batches)} records stored, want {n}")
-    bad_codec = [(b.base_offset, b.codec) for b in batches if b.codec != codec_id]
+    assert any(b.codec == codec_id for b in batches), f"{what}: no batch with codec {codec_id}"
+    bad_codec = [(b.base_offset, b.codec) for b in batches
+                 if b.codec != codec_id
+                 and not (small_may_be_plain and b.codec == 0 and b.records_count <= 2)]
     assert not bad_codec, f"{what}: batches not stored with codec {codec_id}: {bad_codec[:10]}"
     bad_crc = [b.base_offset for b in batches if b.crc_ok is False]
     assert not bad_crc, f"{what}: batches with a bad CRC-32C: {bad_crc[:10]}"
@@ -115,7 +122,8 @@ def test_codec_cross_client(cbroker, producer, codec):
         verify(recs, msgs)
 
     batches = assert_stored(bootstrap, topic, CODEC_IDS[codec], N,
-                            f"{producer} {codec} (compression.type=producer)")
+                            f"{producer} {codec} (compression.type=producer)",
+                            small_may_be_plain=producer in ("kcat", "confluent-kafka"))
     # Batching really happened, so the codec covered several records per batch.
     assert len(batches) < N, f"{producer} {codec}: {len(batches)} batches for {N} records"
 
