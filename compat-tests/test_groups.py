@@ -115,7 +115,7 @@ class Member(threading.Thread):
             c.close()
 
 
-def stable(members, timeout=30):
+def stable(members, timeout=60):
     """Wait until the members' assignments partition the topic."""
     def ok():
         sets = [m.assignment for m in members]
