@@ -207,6 +207,12 @@ suite() {
         --max-seconds "$DUR" --producer-props acks=all --json
       local produced rate half
       produced="$(jget "$LAST_JSON" records)"; rate="$(jget "$LAST_JSON" records_per_sec)"
+      # The full-speed produce runs leave gigabytes of dirty page cache in
+      # page-cache mode (and with Tansu's sqlite); the kernel writes them back
+      # at disk speed and throttles every writer meanwhile. Drain that first,
+      # so each later workload measures the broker, not the previous run's
+      # writeback.
+      sync
       if [[ "$produced" -gt 0 ]]; then
         wl "$broker" "$mode" consume "$p" "$size" - -- "$PERF" consumer --bootstrap-server "$BOOT" \
           --topic "$base-all" --messages "$produced" --timeout 10000 --max-seconds $((DUR * 3)) --json
@@ -218,6 +224,7 @@ suite() {
         wl "$broker" "$mode" produce-half "$p" "$size" all -- "$PERF" producer --bootstrap-server "$BOOT" \
           --topic "$base-half" --num-records $((half * DUR)) --record-size "$size" --throughput "$half" \
           --max-seconds $((DUR * 2)) --producer-props acks=all linger.ms=0 --json
+        sync
         wl "$broker" "$mode" e2e "$p" "$size" all -- "$PERF" e2e --bootstrap-server "$BOOT" \
           --topic "$base-e2e" --num-records $((half * E2E_SECS)) --record-size "$size" --rate "$half" \
           --acks all --json
