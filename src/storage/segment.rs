@@ -65,7 +65,16 @@ pub struct LogSegment {
     /// Wall clock when this segment object was created or loaded; Kafka's
     /// fallback for `segment.ms` when batches carry no timestamps.
     created_ms: i64,
+    /// File position up to which write-back has been started.
+    writeback_started: u64,
 }
+
+/// Dirty bytes after which an append starts the kernel's write-back of the
+/// segment (`sync_file_range`, asynchronous). Without it, in page-cache mode
+/// a 1 GiB segment could reach its roll with most of itself dirty, and the
+/// roll's fsync (under the partition lock, so the closed segment is durable
+/// before the next one takes writes) stalled the partition for about 450 ms.
+const WRITEBACK_CHUNK: u64 = 8 << 20;
 
 fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> StorageError + 'a {
     move |e| StorageError::io(path, op, e)
@@ -151,6 +160,7 @@ impl LogSegment {
             next_offset: base_offset,
             rolling_based_timestamp: None,
             created_ms: now_ms,
+            writeback_started: 0,
         })
     }
 
@@ -209,6 +219,7 @@ impl LogSegment {
             next_offset: base_offset,
             rolling_based_timestamp: None,
             created_ms: now_ms,
+            writeback_started: 0,
         };
         if !rebuild {
             match seg.load_from_indexes() {
@@ -461,7 +472,32 @@ impl LogSegment {
         }
         debug_assert!(it.is_exhausted(), "append takes whole batches only");
         self.next_offset = largest_offset + 1;
+        self.start_writeback();
         Ok(())
+    }
+
+    /// Starts (does not wait for) write-back of every whole chunk written
+    /// since the last call. Advisory: a failure only means the next fsync
+    /// has more to write.
+    fn start_writeback(&mut self) {
+        let from = self.writeback_started.min(self.size);
+        if self.size - from < WRITEBACK_CHUNK {
+            return;
+        }
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid descriptor and a byte range inside the file.
+        let rc = unsafe {
+            libc::sync_file_range(
+                self.log.as_raw_fd(),
+                from as libc::off64_t,
+                (self.size - from) as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            )
+        };
+        if rc != 0 {
+            debug!(segment = %self.log_path.display(), error = %io::Error::last_os_error(), "sync_file_range");
+        }
+        self.writeback_started = self.size;
     }
 
     /// Finds the first batch whose last offset is >= `offset`, starting the
