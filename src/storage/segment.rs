@@ -489,8 +489,8 @@ impl LogSegment {
         let rc = unsafe {
             libc::sync_file_range(
                 self.log.as_raw_fd(),
-                from as libc::off64_t,
-                (self.size - from) as libc::off64_t,
+                from as libc::off_t,
+                (self.size - from) as libc::off_t,
                 libc::SYNC_FILE_RANGE_WRITE,
             )
         };
