@@ -108,23 +108,30 @@ impl IndexFile {
     /// Changes the file length (rounded down to whole entries, never below
     /// the live entries) and remaps.
     pub fn resize(&mut self, size: u64) -> Result<(), StorageError> {
-        let min = (self.entries * self.entry_size) as u64;
-        let new_len = round_down(size, self.entry_size).max(min);
         let cur_len = (self.max_entries * self.entry_size) as u64;
-        if self.mmap.is_some() && new_len == cur_len {
+        if self.mmap.is_some() && self.target_len(size) == cur_len {
             return Ok(());
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&self.path)
-            .map_err(|e| StorageError::io(&self.path, "open index to resize", e))?;
+        let file = self.reopen()?;
         self.resize_file(&file, size)
     }
 
-    fn resize_file(&mut self, file: &File, size: u64) -> Result<(), StorageError> {
+    fn target_len(&self, size: u64) -> u64 {
         let min = (self.entries * self.entry_size) as u64;
-        let new_len = round_down(size, self.entry_size).max(min);
+        round_down(size, self.entry_size).max(min)
+    }
+
+    /// A fresh read-write handle: none is kept while the file is mapped.
+    fn reopen(&self) -> Result<File, StorageError> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .map_err(|e| StorageError::io(&self.path, "reopen index", e))
+    }
+
+    fn resize_file(&mut self, file: &File, size: u64) -> Result<(), StorageError> {
+        let new_len = self.target_len(size);
         // Unmap first: touching mapped pages beyond a shrunk file is SIGBUS.
         self.mmap = None;
         file.set_len(new_len)
@@ -173,11 +180,7 @@ impl IndexFile {
         let len = self.file_len();
         self.entries = 0;
         self.mmap = None;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&self.path)
-            .map_err(|e| StorageError::io(&self.path, "open index to clear", e))?;
+        let file = self.reopen()?;
         file.set_len(0)
             .and_then(|()| file.set_len(len))
             .map_err(|e| StorageError::io(&self.path, "clear index", e))?;
