@@ -126,10 +126,52 @@ install_go_sarama() {
   apt_install golang-go golang-github-shopify-sarama-dev
 }
 
+# JVM drivers (compat-tests/jvm/<module>/pom.xml, standalone Maven projects): built
+# once and stamped with the hash of pom + sources + the JDK; later runs skip Maven
+# entirely. Dependencies land in ~/.m2 (Maven Central).
+install_jvm() {
+  local pom mod name want stamp
+  compgen -G "$CT/jvm/*/pom.xml" >/dev/null || return 0
+  command -v java >/dev/null 2>&1 || apt_install openjdk-17-jdk-headless
+  command -v mvn >/dev/null 2>&1 || apt_install maven
+  for pom in "$CT"/jvm/*/pom.xml; do
+    mod="$(dirname "$pom")"
+    name="$(basename "$mod")"
+    want="$(cd "$mod" && find pom.xml src -type f 2>/dev/null | LC_ALL=C sort | xargs cat | sha256sum | cut -d' ' -f1) $(java -version 2>&1 | head -1)"
+    stamp="$mod/target/.kastle-stamp"
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -f "$mod/target/classpath.txt" ]]; then
+      continue
+    fi
+    log "building JVM driver compat-tests/jvm/$name (Maven)"
+    # offline first (everything cached), online only when something is missing
+    if ! quiet mvn -B -q -o -f "$pom" package dependency:build-classpath \
+        -DskipTests -Dmdep.outputFile=target/classpath.txt 2>/dev/null; then
+      quiet mvn -B -q -f "$pom" package dependency:build-classpath \
+        -DskipTests -Dmdep.outputFile=target/classpath.txt
+    fi
+    printf '%s' "$want" >"$stamp"
+  done
+}
+
+# Go drivers on Go modules (compat-tests/gomod: franz-go, a current sarama),
+# fetched through the module proxy once into the module cache, built by the tests.
+install_go_modules() {
+  [[ -f "$CT/gomod/go.mod" ]] || return 0
+  local stamp want
+  want="$(hash_of "$CT/gomod/go.mod" "$CT/gomod/go.sum") $(go version)"
+  stamp="$CT/gomod/.kastle-stamp"
+  [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && return 0
+  log "downloading Go modules for compat-tests/gomod"
+  (cd "$CT/gomod" && quiet go mod download)
+  printf '%s' "$want" >"$stamp"
+}
+
 install_kcat
 install_python
 install_node
 install_go_sarama
+install_jvm
+install_go_modules
 log "test dependencies ready"
 [[ $INSTALL_ONLY -eq 1 ]] && exit 0
 
