@@ -1,10 +1,23 @@
 //! kastle: a Kafka-compatible broker.
 //!
-//! Data flows one way: `network` (framing, connections) → `handlers`
-//! (protocol dispatch, one module per API family) → `broker` (topics,
-//! partitions, durability) → `storage` (segments and indexes on disk).
-//! `protocol` and `record` are leaf modules describing the wire and batch
-//! formats; `config` reads Kafka's server.properties keys.
+//! A tour, top to bottom (each layer uses only the layers below it; the
+//! `layering` test in `tests/tidy.rs` checks the imports against
+//! ARCHITECTURE.md):
+//!
+//! - [`server`]: `BrokerServer` wires everything and runs start-up and
+//!   shutdown; the Prometheus exporter.
+//! - [`network`]: listeners, connections, framing.
+//! - [`handlers`]: `KafkaApis`, one module per API family.
+//! - [`coordinator`]: the group and transaction coordinators.
+//! - [`broker`]: `ReplicaManager`, partitions, topics, log maintenance,
+//!   producer ids, quotas.
+//! - [`storage`]: Kafka's on-disk log: segments, indexes, producer state,
+//!   the cleaner.
+//!
+//! Leaves any layer may use: [`protocol`] (wire format), [`record`] (the v2
+//! record batch format), [`config`] (server.properties keys), [`metrics`]
+//! (counters), [`util`] (clock, crash-safe files, the shutdown signal).
+//! [`health`] is the `kastle health` client.
 
 pub mod broker;
 pub mod config;
@@ -15,4 +28,6 @@ pub mod metrics;
 pub mod network;
 pub mod protocol;
 pub mod record;
+pub mod server;
 pub mod storage;
+pub mod util;

@@ -3,9 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use kastle::broker::Broker;
 use kastle::config::BrokerConfig;
-use kastle::network::server;
+use kastle::server::{shutdown_signal, BrokerServer};
 
 const USAGE: &str = "\
 kastle: a Kafka-compatible broker
@@ -110,26 +109,15 @@ fn serve() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let broker = match Broker::open(config) {
-            Ok(b) => b,
+        let server = match BrokerServer::start(config).await {
+            Ok(s) => s,
             Err(e) => {
                 tracing::error!("refusing to start: {e:#}");
                 return ExitCode::from(1);
             }
         };
-        let listeners = match server::bind(&broker).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!("refusing to start: {e:#}");
-                return ExitCode::from(1);
-            }
-        };
-        if let Err(e) = kastle::metrics::http::start(&broker).await {
-            tracing::error!("refusing to start: {e:#}");
-            return ExitCode::from(1);
-        }
-        tracing::info!(node_id = broker.config.node_id, cluster_id = %broker.cluster_id, "kastle started");
-        server::run(broker, listeners, server::shutdown_signal()).await;
+        tracing::info!(node_id = server.apis.config.node_id, cluster_id = %server.apis.cluster_id, "kastle started");
+        server.run(shutdown_signal()).await;
         ExitCode::SUCCESS
     })
 }

@@ -24,9 +24,10 @@ use std::time::{Duration, Instant};
 
 use crate::broker::partition::{CleanerView, Partition};
 use crate::broker::topic_config::TopicSettings;
-use crate::broker::topics::write_atomically;
-use crate::broker::{now_ms, Broker};
+use crate::broker::ReplicaManager;
 use crate::storage::cleaner::{self, CleanError, CleanTask, OffsetMap, Throttler};
+use crate::util::fs::write_atomically;
+use crate::util::now_ms;
 
 /// Kafka's checkpoint file name; kastle keeps one per partition directory
 /// (same line format: version, count, `topic partition offset`), so it goes
@@ -37,7 +38,7 @@ pub const CLEANER_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
 /// uncleanable until restart; a transient I/O error should not be final).
 const UNCLEANABLE_BACKOFF: Duration = Duration::from_secs(600);
 
-fn broker_int(broker: &Broker, key: &str, default: i64) -> i64 {
+fn broker_int(broker: &ReplicaManager, key: &str, default: i64) -> i64 {
     broker
         .config
         .value(key)
@@ -46,7 +47,7 @@ fn broker_int(broker: &Broker, key: &str, default: i64) -> i64 {
 }
 
 /// Starts the retention and cleaner tasks; they end when shutdown begins.
-pub fn start(broker: &Arc<Broker>) {
+pub fn start(broker: &Arc<ReplicaManager>) {
     tokio::spawn(run_retention(broker.clone()));
     let enabled = broker
         .config
@@ -80,7 +81,7 @@ fn schedule_delete(handle: &tokio::runtime::Handle, files: Vec<PathBuf>, delay_m
     });
 }
 
-fn partitions(broker: &Broker) -> Vec<Arc<Partition>> {
+fn partitions(broker: &ReplicaManager) -> Vec<Arc<Partition>> {
     broker
         .topics
         .list()
@@ -89,7 +90,7 @@ fn partitions(broker: &Broker) -> Vec<Arc<Partition>> {
         .collect()
 }
 
-async fn run_retention(broker: Arc<Broker>) {
+async fn run_retention(broker: Arc<ReplicaManager>) {
     let interval = Duration::from_millis(
         broker_int(&broker, "log.retention.check.interval.ms", 300_000).max(1) as u64,
     );
@@ -260,7 +261,7 @@ struct CleanerState {
     uncleanable: HashMap<PathBuf, Instant>,
 }
 
-async fn run_cleaner(broker: Arc<Broker>) {
+async fn run_cleaner(broker: Arc<ReplicaManager>) {
     let backoff =
         Duration::from_millis(broker_int(&broker, "log.cleaner.backoff.ms", 15_000).max(0) as u64);
     let rate = broker
@@ -313,7 +314,7 @@ async fn run_cleaner(broker: Arc<Broker>) {
 
 /// One `tryCleanFilthiestLog`: true if a log was cleaned.
 fn clean_filthiest(
-    broker: &Broker,
+    broker: &ReplicaManager,
     st: &mut CleanerState,
     handle: &tokio::runtime::Handle,
 ) -> bool {

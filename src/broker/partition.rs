@@ -17,9 +17,7 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use tokio::sync::{watch, Notify};
 
-use crate::broker::now_ms;
 use crate::broker::topic_config::TopicSettings;
-use crate::broker::topics::write_atomically;
 use crate::record::batch::BatchHeader;
 use crate::record::batch::{ValidatedRecords, ValidationConfig};
 use crate::record::builder::BatchBuilder;
@@ -29,6 +27,8 @@ use crate::storage::producer_state::{
 };
 use crate::storage::txn_index::{AbortedTxn, TransactionIndex};
 use crate::storage::{Log, LogConfig, ReadPlan, StorageError};
+use crate::util::fs::write_atomically;
+use crate::util::now_ms;
 
 /// What readers may see of the partition; published on every change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use anyhow::{bail, Context};
 
-use crate::broker::topics::write_atomically;
+use crate::util::fs::write_atomically;
 
 pub const BLOCK_SIZE: i64 = 1000;
 const FILE_NAME: &str = "__kastle_producer_ids";

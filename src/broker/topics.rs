@@ -11,7 +11,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -21,6 +20,7 @@ use uuid::Uuid;
 use crate::broker::partition::Partition;
 use crate::broker::topic_config::{validate_topic_configs, TopicSettings};
 use crate::config::BrokerConfig;
+use crate::util::fs::write_atomically;
 
 pub const TOPICS_DIR: &str = "__kastle_topics";
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -127,22 +127,6 @@ fn new_topic_id() -> Uuid {
 
 pub fn partition_dir(log_dir: &Path, topic: &str, partition: i32) -> PathBuf {
     log_dir.join(format!("{topic}-{partition}"))
-}
-
-/// Writes `contents` to `path` so that after a crash either the old or the new
-/// file exists, never a torn one.
-pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    if let Some(parent) = path.parent() {
-        fs::File::open(parent)?.sync_all()?;
-    }
-    Ok(())
 }
 
 fn io_err(context: String) -> impl FnOnce(std::io::Error) -> TopicError {

@@ -8,9 +8,8 @@
 //! and every partition's leader epoch is 0. There is no authorizer, so the
 //! ACL APIs answer SECURITY_DISABLED as Kafka does without one.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 use bytes::Bytes;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
@@ -44,8 +43,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use crate::broker::quotas::{parse_filter, Entity, FilterComponent, QuotaOp};
 use crate::broker::topic_config::effective;
-use crate::broker::topics::write_atomically;
 use crate::handlers::metadata::cluster_authorized_operations;
 use crate::handlers::{decode_or_close, Reply, Request};
 
@@ -103,8 +102,8 @@ fn validate_assignment(
 
 pub fn create_partitions(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, CreatePartitionsRequest);
-    let broker = &req.ctx.broker;
-    let node_id = broker.config.node_id;
+    let apis = &req.ctx.apis;
+    let node_id = apis.config.node_id;
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for t in &request.topics {
         *counts.entry(t.name.0.as_str()).or_default() += 1;
@@ -121,7 +120,8 @@ pub fn create_partitions(req: &Request, body: Bytes) -> Reply {
             }
             // Counts first (unknown topic, not an increase), as Kafka does,
             // then the manual assignments.
-            let topic = broker
+            let topic = apis
+                .replicas
                 .create_partitions(name, t.count, true)
                 .map_err(|e| (e.code, e.message))?;
             if let Some(assignments) = &t.assignments {
@@ -143,7 +143,7 @@ pub fn create_partitions(req: &Request, body: Bytes) -> Reply {
                 }
             }
             if !request.validate_only {
-                broker
+                apis.replicas
                     .create_partitions(name, t.count, false)
                     .map_err(|e| (e.code, e.message))?;
             }
@@ -165,12 +165,12 @@ pub fn create_partitions(req: &Request, body: Bytes) -> Reply {
 
 pub fn delete_records(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, DeleteRecordsRequest);
-    let broker = &req.ctx.broker;
+    let apis = &req.ctx.apis;
     let topics = request
         .topics
         .iter()
         .map(|t| {
-            let topic = broker.topics.get(t.name.0.as_str());
+            let topic = apis.replicas.topics.get(t.name.0.as_str());
             let partitions = t
                 .partitions
                 .iter()
@@ -191,7 +191,7 @@ pub fn delete_records(req: &Request, body: Bytes) -> Reply {
                     // Kafka refuses to delete records of a topic whose
                     // cleanup policy does not include delete.
                     let policy =
-                        effective("cleanup.policy", &topic.configs, &broker.config).unwrap_or_default();
+                        effective("cleanup.policy", &topic.configs, &apis.config).unwrap_or_default();
                     if !policy.split(',').any(|p| p.trim() == "delete") {
                         return base.with_error_code(ResponseError::PolicyViolation.code());
                     }
@@ -222,8 +222,8 @@ const ENDPOINT_CONTROLLER: i8 = 2;
 
 pub fn describe_cluster(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, DescribeClusterRequest);
-    let broker = &req.ctx.broker;
-    let cfg = &broker.config;
+    let apis = &req.ctx.apis;
+    let cfg = &apis.config;
     let version = req.version();
     // Clients reach kastle on a broker listener, so a request for the
     // controller endpoints is a mismatch, as on a Kafka broker.
@@ -262,7 +262,7 @@ pub fn describe_cluster(req: &Request, body: Bytes) -> Reply {
     let controller = if brokers.is_empty() { -1 } else { cfg.node_id };
     let resp = DescribeClusterResponse::default()
         .with_endpoint_type(ENDPOINT_BROKER)
-        .with_cluster_id(sb(broker.cluster_id.clone()))
+        .with_cluster_id(sb(apis.cluster_id.clone()))
         .with_controller_id(BrokerId(controller))
         .with_brokers(brokers)
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
@@ -300,8 +300,8 @@ fn disk_space(dir: &Path) -> Option<(i64, i64)> {
 
 pub fn describe_log_dirs(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, DescribeLogDirsRequest);
-    let broker = &req.ctx.broker;
-    let dir = broker.topics.log_dir();
+    let apis = &req.ctx.apis;
+    let dir = apis.replicas.topics.log_dir();
     // Kafka reports `File.getAbsolutePath`: absolute, not canonical.
     let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     // None = every partition; otherwise only the named ones that exist here.
@@ -314,7 +314,7 @@ pub fn describe_log_dirs(req: &Request, body: Bytes) -> Reply {
         }
         m
     });
-    let mut all = broker.topics.list();
+    let mut all = apis.replicas.topics.list();
     all.sort_by(|a, b| a.name.cmp(&b.name));
     let mut topics = Vec::new();
     for t in all {
@@ -363,12 +363,12 @@ pub fn describe_log_dirs(req: &Request, body: Bytes) -> Reply {
 
 pub fn offset_for_leader_epoch(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, OffsetForLeaderEpochRequest);
-    let broker = &req.ctx.broker;
+    let apis = &req.ctx.apis;
     let topics = request
         .topics
         .iter()
         .map(|t| {
-            let topic = broker.topics.get(t.topic.0.as_str());
+            let topic = apis.replicas.topics.get(t.topic.0.as_str());
             let partitions = t
                 .partitions
                 .iter()
@@ -420,7 +420,7 @@ pub fn offset_for_leader_epoch(req: &Request, body: Bytes) -> Reply {
 
 pub fn elect_leaders(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, ElectLeadersRequest);
-    let broker = &req.ctx.broker;
+    let apis = &req.ctx.apis;
     // 0 = preferred, 1 = unclean; anything else fails the whole request.
     let bad_type = !(0..=1).contains(&request.election_type);
     let mut results = Vec::new();
@@ -429,7 +429,7 @@ pub fn elect_leaders(req: &Request, body: Bytes) -> Reply {
         None if !bad_type => {
             // Kafka leaves out partitions whose election is not needed, which
             // with one broker is all of them.
-            let mut all = broker.topics.list();
+            let mut all = apis.replicas.topics.list();
             all.sort_by(|a, b| a.name.cmp(&b.name));
             for t in all {
                 results.push(ReplicaElectionResult::default().with_topic(tn(&t.name)));
@@ -438,7 +438,7 @@ pub fn elect_leaders(req: &Request, body: Bytes) -> Reply {
         None => top_error = ResponseError::InvalidRequest.code(),
         Some(list) => {
             for tp in list {
-                let topic = broker.topics.get(tp.topic.0.as_str());
+                let topic = apis.replicas.topics.get(tp.topic.0.as_str());
                 let partition_result = tp
                     .partitions
                     .iter()
@@ -499,14 +499,14 @@ pub fn elect_leaders(req: &Request, body: Bytes) -> Reply {
 
 pub fn alter_partition_reassignments(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, AlterPartitionReassignmentsRequest);
-    let broker = &req.ctx.broker;
-    let node_id = broker.config.node_id;
+    let apis = &req.ctx.apis;
+    let node_id = apis.config.node_id;
     let responses = request
         .topics
         .iter()
         .map(|t| {
             let name = t.name.0.as_str();
-            let topic = broker.topics.get(name);
+            let topic = apis.replicas.topics.get(name);
             let partitions = t
                 .partitions
                 .iter()
@@ -568,182 +568,16 @@ pub fn list_partition_reassignments(req: &Request, body: Bytes) -> Reply {
 }
 
 // ---------------------------------------------------------------------------
-// Client quotas
+// Client quotas (stored by `broker::quotas`, not enforced yet)
 // ---------------------------------------------------------------------------
-//
-// Quotas are stored and described back, persisted in the log directory, but
-// NOT enforced yet: kastle does not throttle producers, consumers or
-// connections.
-
-const QUOTAS_FILE: &str = "client-quotas.properties";
-
-/// An entity: (type, name) pairs sorted by type; `None` names the default
-/// entity of that type.
-type Entity = Vec<(String, Option<String>)>;
-type QuotaMap = BTreeMap<Entity, BTreeMap<String, f64>>;
-
-/// Quotas per log directory (one broker per directory; keyed so tests that
-/// run brokers in one process stay apart). Loaded on first use.
-static QUOTAS: Mutex<BTreeMap<PathBuf, QuotaMap>> = Mutex::new(BTreeMap::new());
-
-/// Percent-encodes everything outside `[A-Za-z0-9._-]`, so names survive
-/// the line format whatever they contain.
-fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn dec(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// One line per quota: `<type>[=<name>],... <key> <value>`; a type without
-/// `=` is that type's default entity.
-fn render_quotas(q: &QuotaMap) -> String {
-    let mut s = String::from("# kastle client quotas (stored, not enforced)\n");
-    for (entity, values) in q {
-        let e: Vec<String> = entity
-            .iter()
-            .map(|(t, n)| match n {
-                Some(n) => format!("{}={}", enc(t), enc(n)),
-                None => enc(t),
-            })
-            .collect();
-        for (k, v) in values {
-            s.push_str(&format!("{} {} {v}\n", e.join(","), enc(k)));
-        }
-    }
-    s
-}
-
-fn parse_quotas(text: &str) -> Result<QuotaMap, String> {
-    let mut q = QuotaMap::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let bad = || format!("line {}: {line:?}", i + 1);
-        let mut fields = line.split(' ');
-        let (Some(e), Some(k), Some(v), None) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
-            return Err(bad());
-        };
-        let mut entity = Entity::new();
-        for part in e.split(',') {
-            let (t, n) = match part.split_once('=') {
-                Some((t, n)) => (dec(t).ok_or_else(bad)?, Some(dec(n).ok_or_else(bad)?)),
-                None => (dec(part).ok_or_else(bad)?, None),
-            };
-            entity.push((t, n));
-        }
-        entity.sort();
-        let value: f64 = v.parse().map_err(|_| bad())?;
-        q.entry(entity)
-            .or_default()
-            .insert(dec(k).ok_or_else(bad)?, value);
-    }
-    Ok(q)
-}
-
-/// Runs `f` on this log directory's quotas, loading them on first use.
-fn with_quotas<T>(dir: &Path, f: impl FnOnce(&mut QuotaMap) -> T) -> Result<T, String> {
-    let mut all = QUOTAS.lock().unwrap_or_else(|p| p.into_inner());
-    if !all.contains_key(dir) {
-        let path = dir.join(QUOTAS_FILE);
-        let loaded = match std::fs::read_to_string(&path) {
-            Ok(text) => parse_quotas(&text).map_err(|e| format!("{}: {e}", path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => QuotaMap::new(),
-            Err(e) => return Err(format!("reading {}: {e}", path.display())),
-        };
-        all.insert(dir.to_path_buf(), loaded);
-    }
-    let q = all
-        .get_mut(dir)
-        .ok_or_else(|| "quota store missing".to_string())?;
-    Ok(f(q))
-}
-
-const USER: &str = "user";
-const CLIENT_ID: &str = "client-id";
-const IP: &str = "ip";
-
-/// Kafka's quota keys and whether each takes whole numbers only.
-fn quota_key_is_integral(entity_types: &[&str], key: &str) -> Option<bool> {
-    if entity_types == [IP] {
-        return (key == "connection_creation_rate").then_some(true);
-    }
-    match key {
-        "producer_byte_rate" | "consumer_byte_rate" => Some(true),
-        "request_percentage" | "controller_mutation_rate" => Some(false),
-        _ => None,
-    }
-}
-
-/// Validates an entity as Kafka's `ClientQuotaControlManager` does.
-fn validate_entity(entity: &Entity) -> Result<(), String> {
-    if entity.is_empty() {
-        return Err("Invalid empty client quota entity".into());
-    }
-    let mut seen = HashSet::new();
-    for (t, n) in entity {
-        if !seen.insert(t.as_str()) {
-            return Err(format!(
-                "Invalid empty client quota entity, duplicate entity entry {t}"
-            ));
-        }
-        if t != USER && t != CLIENT_ID && t != IP {
-            return Err(format!("Unhandled client quota entity type: {t}"));
-        }
-        if n.as_deref() == Some("") {
-            return Err(format!("Empty {t} not supported"));
-        }
-    }
-    let has_ip = seen.contains(IP);
-    if has_ip && seen.len() > 1 {
-        return Err("Invalid empty client quota entity".into());
-    }
-    if has_ip {
-        if let Some((_, Some(ip))) = entity.iter().find(|(t, _)| t == IP) {
-            // Kafka also accepts resolvable host names; kastle does not
-            // resolve names inside a request.
-            if ip.parse::<std::net::IpAddr>().is_err() {
-                return Err(format!("{ip} is not a valid IP or resolvable host."));
-            }
-        }
-    }
-    Ok(())
-}
 
 pub fn alter_client_quotas(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, AlterClientQuotasRequest);
-    let dir = req.ctx.broker.topics.log_dir().to_path_buf();
-    let mut results = Vec::with_capacity(request.entries.len());
-    let stored = with_quotas(&dir, |quotas| {
-        let mut changed = false;
-        for e in &request.entries {
-            let mut entity: Entity = e
+    let entries = request
+        .entries
+        .iter()
+        .map(|e| {
+            let entity: Entity = e
                 .entity
                 .iter()
                 .map(|d| {
@@ -753,66 +587,29 @@ pub fn alter_client_quotas(req: &Request, body: Bytes) -> Reply {
                     )
                 })
                 .collect();
-            entity.sort();
-            let outcome = (|| -> Result<(), String> {
-                validate_entity(&entity)?;
-                let types: Vec<&str> = entity.iter().map(|(t, _)| t.as_str()).collect();
-                let mut keys = HashSet::new();
-                for o in &e.ops {
-                    if !keys.insert(o.key.as_str()) {
-                        return Err(format!(
-                            "Duplicate quota key {} not updating quota for this entity",
-                            o.key.as_str()
-                        ));
-                    }
-                    if o.remove {
-                        continue;
-                    }
-                    let integral = quota_key_is_integral(&types, o.key.as_str())
-                        .ok_or_else(|| format!("Invalid configuration key {}", o.key.as_str()))?;
-                    if integral && (o.value.fract() != 0.0 || !o.value.is_finite()) {
-                        return Err(format!(
-                            "Configuration {} must be a Long value",
-                            o.key.as_str()
-                        ));
-                    }
-                }
-                Ok(())
-            })();
-            if outcome.is_ok() && !request.validate_only {
-                let values = quotas.entry(entity.clone()).or_default();
-                for o in &e.ops {
-                    if o.remove {
-                        changed |= values.remove(o.key.as_str()).is_some();
-                    } else {
-                        changed = true;
-                        values.insert(o.key.to_string(), o.value);
-                    }
-                }
-                if values.is_empty() {
-                    quotas.remove(&entity);
-                }
-            }
-            results.push((e.entity.clone(), outcome));
-        }
-        if changed {
-            write_atomically(&dir.join(QUOTAS_FILE), render_quotas(quotas).as_bytes())
-                .map_err(|e| format!("writing {}: {e}", dir.join(QUOTAS_FILE).display()))
-        } else {
-            Ok(())
-        }
+            let ops = e
+                .ops
+                .iter()
+                .map(|o| QuotaOp {
+                    key: o.key.to_string(),
+                    value: o.value,
+                    remove: o.remove,
+                })
+                .collect();
+            (entity, ops)
+        })
+        .collect();
+    let (outcomes, persisted) = req.ctx.apis.quotas.alter(entries, request.validate_only);
+    let persist_error = persisted.err().inspect(|e| {
+        tracing::error!(error = %e, "client quotas not persisted");
     });
-    let persist_error = match stored {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) | Err(e) => {
-            tracing::error!(error = %e, "client quotas not persisted");
-            Some(e)
-        }
-    };
-    let entries = results
+    let entries = request
+        .entries
         .into_iter()
-        .map(|(entity, outcome)| {
-            let entity = entity
+        .zip(outcomes)
+        .map(|(e, outcome)| {
+            let entity = e
+                .entity
                 .into_iter()
                 .map(|d| {
                     alter_client_quotas_response::EntityData::default()
@@ -835,125 +632,47 @@ pub fn alter_client_quotas(req: &Request, body: Bytes) -> Reply {
     req.respond(&AlterClientQuotasResponse::default().with_entries(entries))
 }
 
-/// A DescribeClientQuotas filter: exact names (None = default entity) and
-/// types that must merely be present.
-struct QuotaFilter {
-    exact: BTreeMap<String, Option<String>>,
-    typed: HashSet<String>,
-}
-
-fn parse_filter(
-    request: &DescribeClientQuotasRequest,
-) -> Result<QuotaFilter, (ResponseError, String)> {
-    let invalid = |m: String| (ResponseError::InvalidRequest, m);
-    let mut f = QuotaFilter {
-        exact: BTreeMap::new(),
-        typed: HashSet::new(),
-    };
-    for c in &request.components {
-        let t = c.entity_type.to_string();
-        if t.is_empty() {
-            return Err(invalid("Invalid empty entity type.".into()));
-        }
-        if f.exact.contains_key(&t) || f.typed.contains(&t) {
-            return Err(invalid(format!(
-                "Entity type {t} cannot appear more than once in the filter."
-            )));
-        }
-        if t != USER && t != CLIENT_ID && t != IP {
-            return Err((
-                ResponseError::UnsupportedVersion,
-                format!("Unsupported entity type {t}"),
-            ));
-        }
-        match c.match_type {
-            0 => {
-                let Some(m) = &c._match else {
-                    return Err(invalid(
-                        "Request specified MATCH_TYPE_EXACT, but set match string to null.".into(),
-                    ));
-                };
-                f.exact.insert(t, Some(m.to_string()));
-            }
-            1 => {
-                if c._match.is_some() {
-                    return Err(invalid(
-                        "Request specified MATCH_TYPE_DEFAULT, but also specified a match string."
-                            .into(),
-                    ));
-                }
-                f.exact.insert(t, None);
-            }
-            2 => {
-                if c._match.is_some() {
-                    return Err(invalid(
-                        "Request specified MATCH_TYPE_SPECIFIED, but also specified a match string."
-                            .into(),
-                    ));
-                }
-                f.typed.insert(t);
-            }
-            other => return Err(invalid(format!("Unknown match type {other}"))),
-        }
-    }
-    let has = |t: &str| f.exact.contains_key(t) || f.typed.contains(t);
-    if has(IP) && (has(USER) || has(CLIENT_ID)) {
-        return Err(invalid(
-            "Invalid entity filter component combination. IP filter component should not be used with user or clientId filter component.".into(),
-        ));
-    }
-    Ok(f)
-}
-
-fn matches(entity: &Entity, f: &QuotaFilter, strict: bool) -> bool {
-    let get = |t: &str| entity.iter().find(|(et, _)| et == t);
-    let exact_ok = f
-        .exact
-        .iter()
-        .all(|(t, n)| get(t).is_some_and(|(_, en)| en == n));
-    // A "specified" component matches any entity with that type, as in
-    // Kafka's ClientQuotasImage.
-    let typed_ok = f.typed.iter().all(|t| get(t).is_some());
-    let strict_ok = !strict || entity.len() == f.exact.len() + f.typed.len();
-    exact_ok && typed_ok && strict_ok
-}
-
 pub fn describe_client_quotas(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, DescribeClientQuotasRequest);
-    let dir = req.ctx.broker.topics.log_dir().to_path_buf();
-    let outcome = parse_filter(&request).and_then(|f| {
-        with_quotas(&dir, |quotas| {
-            quotas
-                .iter()
-                .filter(|(e, _)| matches(e, &f, request.strict))
-                .map(|(e, values)| {
+    let components = request.components.iter().map(|c| FilterComponent {
+        entity_type: c.entity_type.to_string(),
+        match_type: c.match_type,
+        matched: c._match.as_ref().map(|m| m.to_string()),
+    });
+    let resp = match parse_filter(components) {
+        Ok(filter) => {
+            let entries = req
+                .ctx
+                .apis
+                .quotas
+                .describe(&filter, request.strict)
+                .into_iter()
+                .map(|(entity, values)| {
                     describe_client_quotas_response::EntryData::default()
                         .with_entity(
-                            e.iter()
+                            entity
+                                .into_iter()
                                 .map(|(t, n)| {
                                     describe_client_quotas_response::EntityData::default()
-                                        .with_entity_type(sb(t.clone()))
-                                        .with_entity_name(n.clone().map(sb))
+                                        .with_entity_type(sb(t))
+                                        .with_entity_name(n.map(sb))
                                 })
                                 .collect(),
                         )
                         .with_values(
                             values
-                                .iter()
+                                .into_iter()
                                 .map(|(k, v)| {
                                     describe_client_quotas_response::ValueData::default()
-                                        .with_key(sb(k.clone()))
-                                        .with_value(*v)
+                                        .with_key(sb(k))
+                                        .with_value(v)
                                 })
                                 .collect(),
                         )
                 })
-                .collect::<Vec<_>>()
-        })
-        .map_err(|e| (ResponseError::KafkaStorageError, e))
-    });
-    let resp = match outcome {
-        Ok(entries) => DescribeClientQuotasResponse::default().with_entries(Some(entries)),
+                .collect();
+            DescribeClientQuotasResponse::default().with_entries(Some(entries))
+        }
         Err((code, msg)) => DescribeClientQuotasResponse::default()
             .with_error_code(code.code())
             .with_error_message(Some(sb(msg)))
@@ -1021,38 +740,5 @@ mod tests {
         assert!(validate_assignment(&[1, 1], 1, None)
             .unwrap_err()
             .contains("broker 1 more than once"));
-    }
-
-    #[test]
-    fn quota_file_round_trips_odd_names() {
-        let mut q = QuotaMap::new();
-        q.entry(vec![
-            ("client-id".to_string(), Some("a b,c=d%".to_string())),
-            ("user".to_string(), None),
-        ])
-        .or_default()
-        .insert("producer_byte_rate".into(), 1024.0);
-        q.entry(vec![("ip".to_string(), Some("10.0.0.1".to_string()))])
-            .or_default()
-            .insert("connection_creation_rate".into(), 0.5);
-        let text = render_quotas(&q);
-        assert_eq!(parse_quotas(&text).unwrap(), q);
-        assert!(parse_quotas("garbage").is_err());
-    }
-
-    #[test]
-    fn filters_match_like_kafka() {
-        let e: Entity = vec![("user".into(), Some("alice".into()))];
-        let d: Entity = vec![("user".into(), None)];
-        let mut f = QuotaFilter {
-            exact: BTreeMap::new(),
-            typed: HashSet::new(),
-        };
-        assert!(matches(&e, &f, false) && !matches(&e, &f, true));
-        f.exact.insert("user".into(), None);
-        assert!(matches(&d, &f, true) && !matches(&e, &f, true));
-        f.exact.clear();
-        f.typed.insert("user".into());
-        assert!(matches(&d, &f, true) && matches(&e, &f, true));
     }
 }

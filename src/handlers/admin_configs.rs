@@ -29,9 +29,9 @@ use crate::broker::topic_config::{
     effective, topic_key, validate_topic_configs, TopicKey, TOPIC_KEYS,
 };
 use crate::broker::topics::validate_topic_name;
-use crate::broker::Broker;
 use crate::config::{BrokerConfig, Kind, BROKER_KEYS};
 use crate::handlers::topics::config_source;
+use crate::handlers::KafkaApis;
 use crate::handlers::{decode_or_close, Reply, Request};
 
 /// Kafka's `ConfigResource.Type` ids.
@@ -333,13 +333,13 @@ fn parse_broker_id(name: &str, describe: bool) -> Result<i32, ApiErr> {
 }
 
 fn describe_resource(
-    broker: &Broker,
+    apis: &KafkaApis,
     r: &DescribeConfigsResource,
     include_synonyms: bool,
     include_doc: bool,
 ) -> Result<Vec<DescribeConfigsResourceResult>, ApiErr> {
     let name = r.resource_name.as_str();
-    let cfg = &broker.config;
+    let cfg = &apis.config;
     // An absent or empty key list means every key; unknown keys are skipped.
     let keys: Option<HashSet<&str>> = r
         .configuration_keys
@@ -350,7 +350,7 @@ fn describe_resource(
     match r.resource_type {
         resource_type::TOPIC => {
             validate_topic_name(name).map_err(|m| err(ResponseError::InvalidTopicException, m))?;
-            let topic = broker.topics.get(name).ok_or(ApiErr {
+            let topic = apis.replicas.topics.get(name).ok_or(ApiErr {
                 code: ResponseError::UnknownTopicOrPartition,
                 message: None,
             })?;
@@ -408,7 +408,7 @@ fn describe_resource(
 
 pub fn describe_configs(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, DescribeConfigsRequest);
-    let broker = &req.ctx.broker;
+    let apis = &req.ctx.apis;
     let known = |t: i8| {
         matches!(
             t,
@@ -437,7 +437,7 @@ pub fn describe_configs(req: &Request, body: Bytes) -> Reply {
             let outcome = match &whole_request_error {
                 Some(msg) => Err(err(ResponseError::InvalidRequest, msg.clone())),
                 None => describe_resource(
-                    broker,
+                    apis,
                     r,
                     request.include_synonyms,
                     request.include_documentation,
@@ -483,15 +483,15 @@ fn scala_set(names: &[&str]) -> String {
     format!("Set({})", names.join(", "))
 }
 
-fn alter_broker(broker: &Broker, r: &AlterResource, incremental: bool) -> Result<(), ApiErr> {
+fn alter_broker(apis: &KafkaApis, r: &AlterResource, incremental: bool) -> Result<(), ApiErr> {
     if !r.name.is_empty() {
         let id = parse_broker_id(&r.name, false)?;
-        if id != broker.config.node_id {
+        if id != apis.config.node_id {
             return Err(err(
                 ResponseError::InvalidRequest,
                 format!(
                     "Unexpected broker id, expected {}, but received {}",
-                    broker.config.node_id, r.name
+                    apis.config.node_id, r.name
                 ),
             ));
         }
@@ -547,7 +547,7 @@ fn list_parts(current: Option<&String>, key: &str) -> Vec<String> {
 }
 
 fn alter_topic(
-    broker: &Broker,
+    apis: &KafkaApis,
     r: &AlterResource,
     incremental: bool,
     validate_only: bool,
@@ -561,7 +561,8 @@ fn alter_topic(
     }
     validate_topic_name(name).map_err(|m| err(ResponseError::InvalidTopicException, m))?;
     let _guard = ALTER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let current = broker
+    let current = apis
+        .replicas
         .topics
         .get(name)
         .map(|t| t.configs.clone())
@@ -624,7 +625,7 @@ fn alter_topic(
     // Kafka validates the resulting configs before checking that the topic
     // exists.
     validate_topic_configs(&new).map_err(|e| err(ResponseError::InvalidConfig, e.0))?;
-    broker
+    apis.replicas
         .topics
         .alter_configs(name, new, validate_only)
         .map(|_| ())
@@ -632,7 +633,7 @@ fn alter_topic(
 }
 
 fn alter_resource(
-    broker: &Broker,
+    apis: &KafkaApis,
     r: &AlterResource,
     incremental: bool,
     validate_only: bool,
@@ -657,8 +658,8 @@ fn alter_resource(
         ));
     }
     match r.resource_type {
-        resource_type::BROKER => alter_broker(broker, r, incremental),
-        resource_type::TOPIC => alter_topic(broker, r, incremental, validate_only),
+        resource_type::BROKER => alter_broker(apis, r, incremental),
+        resource_type::TOPIC => alter_topic(apis, r, incremental, validate_only),
         resource_type::BROKER_LOGGER if incremental => Err(err(
             ResponseError::InvalidRequest,
             "kastle has no runtime-adjustable loggers; set log levels with RUST_LOG",
@@ -677,7 +678,7 @@ fn alter_resource(
 /// Runs every resource of an (Incremental)AlterConfigs request; a resource
 /// named twice fails in both places and changes nothing.
 fn alter_all(
-    broker: &Broker,
+    apis: &KafkaApis,
     resources: &[AlterResource],
     incremental: bool,
     validate_only: bool,
@@ -702,7 +703,7 @@ fn alter_all(
                     "Each resource must appear at most once.",
                 ));
             }
-            let outcome = alter_resource(broker, r, incremental, validate_only);
+            let outcome = alter_resource(apis, r, incremental, validate_only);
             if let Err(e) = &outcome {
                 tracing::info!(
                     resource_type = type_name(r.resource_type),
@@ -736,7 +737,7 @@ pub fn alter_configs(req: &Request, body: Bytes) -> Reply {
                 .collect(),
         })
         .collect();
-    let outcomes = alter_all(&req.ctx.broker, &resources, false, request.validate_only);
+    let outcomes = alter_all(&req.ctx.apis, &resources, false, request.validate_only);
     let responses = request
         .resources
         .iter()
@@ -775,7 +776,7 @@ pub fn incremental_alter_configs(req: &Request, body: Bytes) -> Reply {
                 .collect(),
         })
         .collect();
-    let outcomes = alter_all(&req.ctx.broker, &resources, true, request.validate_only);
+    let outcomes = alter_all(&req.ctx.apis, &resources, true, request.validate_only);
     let responses = request
         .resources
         .iter()

@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::broker::partition::{FetchRead, PartitionError};
 use crate::broker::topics::Topic;
 use crate::handlers::{decode, malformed, ready, Pending, Request};
+use crate::metrics::BrokerMetrics;
 use crate::protocol::response::{placeholder, FileRegion, RecordSource, MIN_SHARED_CHUNK};
 
 const READ_COMMITTED: i8 = 1;
@@ -195,6 +196,29 @@ fn record_source(read: &FetchRead) -> std::io::Result<(Bytes, Option<RecordSourc
 }
 
 /// Answers with the pass's data; record sets go out by reference.
+/// Counts a Fetch response: record bytes out per partition and the
+/// per-partition error codes. `targets` are the requested topics in the
+/// response's order.
+fn count_fetch(
+    metrics: &BrokerMetrics,
+    targets: &[TopicTarget],
+    response: &[FetchableTopicResponse],
+) {
+    for (target, t) in targets.iter().zip(response) {
+        for p in &t.partitions {
+            metrics.fetch_errors.add(p.error_code);
+            let bytes = p.records.as_ref().map_or(0, |r| r.len());
+            let part = target
+                .topic
+                .as_ref()
+                .and_then(|topic| topic.partition(p.partition_index));
+            if let Some(part) = part {
+                part.metrics.fetched(bytes);
+            }
+        }
+    }
+}
+
 fn respond(req: &Request, pass: ReadPass) -> crate::handlers::Reply {
     req.respond_sharing(
         &FetchResponse::default()
@@ -226,15 +250,15 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
         );
     }
     let by_id = version >= 13;
-    let broker = req.ctx.broker.clone();
+    let apis = req.ctx.apis.clone();
     let targets: Vec<TopicTarget> = request
         .topics
         .into_iter()
         .map(|t| {
             let topic = if by_id {
-                broker.topics.get_by_id(&t.topic_id)
+                apis.replicas.topics.get_by_id(&t.topic_id)
             } else {
-                broker.topics.get(&t.topic.0)
+                apis.replicas.topics.get(&t.topic.0)
             };
             TopicTarget {
                 name: t.topic,
@@ -256,7 +280,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
     let read_committed = request.isolation_level == READ_COMMITTED;
     // Kafka caps a response at the broker's fetch.max.bytes whatever the
     // client asks (the at-least-one-batch rule still applies).
-    let max_bytes = (request.max_bytes.max(0) as usize).min(broker.config.fetch_max_bytes);
+    let max_bytes = (request.max_bytes.max(0) as usize).min(apis.config.fetch_max_bytes);
     let min_bytes = request.min_bytes.max(0) as usize;
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
 
@@ -279,22 +303,18 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                 || Instant::now() >= deadline
                 || watches.is_empty()
             {
-                broker
-                    .metrics
-                    .count_fetch(targets.iter().map(|t| t.topic.as_ref()), &pass.topics);
+                count_fetch(&apis.metrics, &targets, &pass.topics);
                 return respond(&req, pass);
             }
             let any_change = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
             let woken = tokio::select! {
                 r = tokio::time::timeout_at(deadline, any_change) => r.is_ok(),
-                _ = broker.stopping() => false,
+                _ = apis.replicas.stopping() => false,
             };
             if !woken {
                 // Deadline or shutdown: answer with whatever is there now.
                 let pass = read_pass(&targets, max_bytes, read_committed, by_id);
-                broker
-                    .metrics
-                    .count_fetch(targets.iter().map(|t| t.topic.as_ref()), &pass.topics);
+                count_fetch(&apis.metrics, &targets, &pass.topics);
                 return respond(&req, pass);
             }
         }

@@ -44,10 +44,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::broker::Broker;
 use crate::coordinator::group::coordinator::{
     Answer, CommitPartition, DurableWait, FetchedOffset, JoinOutcome, JoinParams, SyncOutcome,
 };
+use crate::handlers::KafkaApis;
 use crate::handlers::{decode_or_close, ready, Pending, Reply, Request};
 
 /// DescribeGroups' `authorized_operations` when the client did not ask.
@@ -63,33 +63,33 @@ fn s(v: impl Into<String>) -> StrBytes {
 /// Waits for a long-polled answer: NOT_COORDINATOR if the broker stops
 /// first (Kafka's answer when a coordinator unloads), UNKNOWN_MEMBER_ID if
 /// the member vanished without an answer.
-async fn settle<T>(broker: &Broker, a: Answer<T>, err: impl Fn(ResponseError) -> T) -> T {
+async fn settle<T>(apis: &KafkaApis, a: Answer<T>, err: impl Fn(ResponseError) -> T) -> T {
     match a {
         Answer::Now(t) => t,
         Answer::Later(rx) => tokio::select! {
             r = rx => r.unwrap_or_else(|_| err(ResponseError::UnknownMemberId)),
-            _ = broker.stopping() => err(ResponseError::NotCoordinator),
+            _ = apis.replicas.stopping() => err(ResponseError::NotCoordinator),
         },
     }
 }
 
-async fn durable(broker: &Broker, wait: Option<DurableWait>) -> Result<(), i16> {
+async fn durable(apis: &KafkaApis, wait: Option<DurableWait>) -> Result<(), i16> {
     match wait {
         None => Ok(()),
-        Some(w) => w.wait(broker.groups.config.commit_timeout_ms).await,
+        Some(w) => w.wait(apis.groups.config.commit_timeout_ms).await,
     }
 }
 
 /// Per-partition codes of an offset commit: the coordinator's answer, with
 /// a failure to make the write durable replacing the successes.
 async fn settle_commit(
-    broker: &Broker,
+    apis: &KafkaApis,
     result: Result<(Vec<i16>, Option<DurableWait>), i16>,
     n: usize,
 ) -> Vec<i16> {
     match result {
         Err(code) => vec![code; n],
-        Ok((per, wait)) => match durable(broker, wait).await {
+        Ok((per, wait)) => match durable(apis, wait).await {
             Ok(()) => per,
             Err(code) => per
                 .into_iter()
@@ -105,11 +105,11 @@ async fn settle_commit(
 
 pub fn find_coordinator(req: &Request, body: Bytes) -> Reply {
     let r = decode_or_close!(req, body, FindCoordinatorRequest);
-    let broker = &req.ctx.broker;
+    let apis = &req.ctx.apis;
     let version = req.version();
     let key_type = if version == 0 { 0 } else { r.key_type };
-    let advertised = broker.config.advertised_for(&req.ctx.listener);
-    let node_id = broker.config.node_id;
+    let advertised = apis.config.advertised_for(&req.ctx.listener);
+    let node_id = apis.config.node_id;
     // One answer per key; every key is coordinated by this broker.
     let answer = |key: &StrBytes| -> Coordinator {
         let base = Coordinator::default().with_key(key.clone());
@@ -214,12 +214,12 @@ pub fn join_group(req: Request, body: Bytes) -> Pending {
         require_known_member_id: version >= 4,
     };
     let member_id = params.member_id.clone();
-    let broker = req.ctx.broker.clone();
-    let answer = broker.groups.join_group(params);
+    let apis = req.ctx.apis.clone();
+    let answer = apis.groups.join_group(params);
     Box::pin(async move {
-        let mut o = settle(&broker, answer, |e| JoinOutcome::error(e, &member_id)).await;
+        let mut o = settle(&apis, answer, |e| JoinOutcome::error(e, &member_id)).await;
         if o.error == 0 {
-            if let Err(code) = durable(&broker, o.wait.take()).await {
+            if let Err(code) = durable(&apis, o.wait.take()).await {
                 o = JoinOutcome::error_code(code, &o.member_id);
             }
         }
@@ -232,8 +232,8 @@ pub fn sync_group(req: Request, body: Bytes) -> Pending {
         Ok(r) => r,
         Err(e) => return ready(crate::handlers::malformed(&req, e)),
     };
-    let broker = req.ctx.broker.clone();
-    let answer = broker.groups.sync_group(
+    let apis = req.ctx.apis.clone();
+    let answer = apis.groups.sync_group(
         &r.group_id.0,
         r.generation_id,
         &r.member_id,
@@ -246,9 +246,9 @@ pub fn sync_group(req: Request, body: Bytes) -> Pending {
             .collect(),
     );
     Box::pin(async move {
-        let mut o = settle(&broker, answer, SyncOutcome::error).await;
+        let mut o = settle(&apis, answer, SyncOutcome::error).await;
         if o.error == 0 {
-            if let Err(code) = durable(&broker, o.wait.take()).await {
+            if let Err(code) = durable(&apis, o.wait.take()).await {
                 o = SyncOutcome {
                     error: code,
                     ..SyncOutcome::error(ResponseError::UnknownServerError)
@@ -267,7 +267,7 @@ pub fn sync_group(req: Request, body: Bytes) -> Pending {
 
 pub fn heartbeat(req: &Request, body: Bytes) -> Reply {
     let r = decode_or_close!(req, body, HeartbeatRequest);
-    let code = req.ctx.broker.groups.heartbeat(
+    let code = req.ctx.apis.groups.heartbeat(
         &r.group_id.0,
         r.generation_id,
         &r.member_id,
@@ -292,7 +292,7 @@ pub fn leave_group(req: &Request, body: Bytes) -> Reply {
     } else {
         vec![(r.member_id.to_string(), None)]
     };
-    let (top, results) = req.ctx.broker.groups.leave_group(&r.group_id.0, leaving);
+    let (top, results) = req.ctx.apis.groups.leave_group(&r.group_id.0, leaving);
     let resp = if version >= 3 {
         LeaveGroupResponse::default()
             .with_error_code(top)
@@ -318,8 +318,8 @@ pub fn leave_group(req: &Request, body: Bytes) -> Reply {
 // OffsetCommit / OffsetFetch
 // ---------------------------------------------------------------------------
 
-fn partition_exists(broker: &Broker, topic: &str, partition: i32) -> bool {
-    broker
+fn partition_exists(apis: &KafkaApis, topic: &str, partition: i32) -> bool {
+    apis.replicas
         .topics
         .get(topic)
         .is_some_and(|t| t.partition(partition).is_some())
@@ -330,7 +330,7 @@ pub fn offset_commit(req: Request, body: Bytes) -> Pending {
         Ok(r) => r,
         Err(e) => return ready(crate::handlers::malformed(&req, e)),
     };
-    let broker = req.ctx.broker.clone();
+    let apis = req.ctx.apis.clone();
     // Response skeleton in request order; None = still to be decided by
     // the coordinator.
     let mut codes: Vec<Vec<Option<i16>>> = Vec::with_capacity(r.topics.len());
@@ -338,7 +338,7 @@ pub fn offset_commit(req: Request, body: Bytes) -> Pending {
     for t in &r.topics {
         let mut tc = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
-            if partition_exists(&broker, &t.name.0, p.partition_index) {
+            if partition_exists(&apis, &t.name.0, p.partition_index) {
                 tc.push(None);
                 parts.push(CommitPartition {
                     topic: t.name.0.to_string(),
@@ -356,7 +356,7 @@ pub fn offset_commit(req: Request, body: Bytes) -> Pending {
     let result = if parts.is_empty() {
         Ok((Vec::new(), None))
     } else {
-        broker.groups.commit_offsets(
+        apis.groups.commit_offsets(
             &r.group_id.0,
             r.generation_id_or_member_epoch,
             &r.member_id,
@@ -367,7 +367,7 @@ pub fn offset_commit(req: Request, body: Bytes) -> Pending {
         )
     };
     Box::pin(async move {
-        let decided = settle_commit(&broker, result, parts.len()).await;
+        let decided = settle_commit(&apis, result, parts.len()).await;
         let mut it = decided.into_iter();
         let topics = r
             .topics
@@ -406,13 +406,13 @@ pub fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
         Ok(r) => r,
         Err(e) => return ready(crate::handlers::malformed(&req, e)),
     };
-    let broker = req.ctx.broker.clone();
+    let apis = req.ctx.apis.clone();
     let mut codes: Vec<Vec<Option<i16>>> = Vec::with_capacity(r.topics.len());
     let mut parts = Vec::new();
     for t in &r.topics {
         let mut tc = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
-            if partition_exists(&broker, &t.name.0, p.partition_index) {
+            if partition_exists(&apis, &t.name.0, p.partition_index) {
                 tc.push(None);
                 parts.push(CommitPartition {
                     topic: t.name.0.to_string(),
@@ -433,8 +433,8 @@ pub fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
     } else if group_id.is_empty() {
         Err(ResponseError::InvalidGroupId.code())
     } else {
-        let offsets_partition = broker.groups.partition_for(&group_id);
-        match broker.txns.verify_partition(
+        let offsets_partition = apis.groups.partition_for(&group_id);
+        match apis.txns.verify_partition(
             r.producer_id.0,
             r.producer_epoch,
             crate::coordinator::group::OFFSETS_TOPIC,
@@ -444,7 +444,7 @@ pub fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
                 tracing::debug!(group = %group_id, transactional_id = %r.transactional_id.0, producer_id = r.producer_id.0, error = ?e, "TxnOffsetCommit refused by transaction verification");
                 Err(e.code())
             }
-            Ok(()) => broker.groups.txn_commit_offsets(
+            Ok(()) => apis.groups.txn_commit_offsets(
                 &group_id,
                 r.producer_id.0,
                 r.producer_epoch,
@@ -456,7 +456,7 @@ pub fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
         }
     };
     Box::pin(async move {
-        let decided = settle_commit(&broker, result, parts.len()).await;
+        let decided = settle_commit(&apis, result, parts.len()).await;
         let mut it = decided.into_iter();
         let topics = r
             .topics
@@ -494,7 +494,7 @@ fn fetched_partition(f: FetchedOffset) -> OffsetFetchResponsePartition {
 
 pub fn offset_fetch(req: &Request, body: Bytes) -> Reply {
     let r = decode_or_close!(req, body, OffsetFetchRequest);
-    let groups = &req.ctx.broker.groups;
+    let groups = &req.ctx.apis.groups;
     if req.version() >= 8 {
         let out = r
             .groups
@@ -575,7 +575,7 @@ pub fn list_groups(req: &Request, body: Bytes) -> Reply {
     let classic_wanted = types.is_empty() || types.iter().any(|t| t == "classic");
     let groups = if classic_wanted {
         req.ctx
-            .broker
+            .apis
             .groups
             .list_groups()
             .into_iter()
@@ -609,7 +609,7 @@ pub fn describe_groups(req: &Request, body: Bytes) -> Reply {
             let base = DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_authorized_operations(ops);
-            match req.ctx.broker.groups.describe_group(&id.0) {
+            match req.ctx.apis.groups.describe_group(&id.0) {
                 Some(d) => base
                     .with_group_state(s(d.state.name()))
                     .with_protocol_type(s(d.protocol_type))
@@ -646,19 +646,19 @@ pub fn delete_groups(req: Request, body: Bytes) -> Pending {
         Ok(r) => r,
         Err(e) => return ready(crate::handlers::malformed(&req, e)),
     };
-    let broker = req.ctx.broker.clone();
+    let apis = req.ctx.apis.clone();
     let results: Vec<(GroupId, i16, Option<DurableWait>)> = r
         .groups_names
         .into_iter()
         .map(|g| {
-            let (code, wait) = broker.groups.delete_group(&g.0);
+            let (code, wait) = apis.groups.delete_group(&g.0);
             (g, code, wait)
         })
         .collect();
     Box::pin(async move {
         let mut out = Vec::with_capacity(results.len());
         for (g, code, wait) in results {
-            let code = match durable(&broker, wait).await {
+            let code = match durable(&apis, wait).await {
                 Ok(()) => code,
                 Err(c) => c,
             };
@@ -677,11 +677,11 @@ pub fn offset_delete(req: Request, body: Bytes) -> Pending {
         Ok(r) => r,
         Err(e) => return ready(crate::handlers::malformed(&req, e)),
     };
-    let broker: Arc<Broker> = req.ctx.broker.clone();
+    let apis: Arc<KafkaApis> = req.ctx.apis.clone();
     let known: Vec<bool> = r
         .topics
         .iter()
-        .map(|t| broker.topics.get(&t.name.0).is_some())
+        .map(|t| apis.replicas.topics.get(&t.name.0).is_some())
         .collect();
     let asked: Vec<(String, Vec<i32>)> = r
         .topics
@@ -695,11 +695,11 @@ pub fn offset_delete(req: Request, body: Bytes) -> Pending {
             )
         })
         .collect();
-    let result = broker.groups.delete_offsets(&r.group_id.0, &asked);
+    let result = apis.groups.delete_offsets(&r.group_id.0, &asked);
     Box::pin(async move {
         let (top, per_topic) = match result {
             Err(code) => (code, None),
-            Ok((codes, wait)) => match durable(&broker, wait).await {
+            Ok((codes, wait)) => match durable(&apis, wait).await {
                 Ok(()) => (0, Some(codes)),
                 Err(code) => (code, None),
             },

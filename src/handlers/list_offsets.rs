@@ -42,10 +42,10 @@ fn lookup(p: &Partition, ts: i64, read_committed: bool) -> Result<(i64, i64), Re
 
 pub fn handle(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, ListOffsetsRequest);
-    let broker = &req.ctx.broker;
+    let apis = &req.ctx.apis;
     let mut topics = Vec::with_capacity(request.topics.len());
     for t in request.topics {
-        let topic = broker.topics.get(&t.name.0);
+        let topic = apis.replicas.topics.get(&t.name.0);
         let mut parts = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let mut r = ListOffsetsPartitionResponse::default()

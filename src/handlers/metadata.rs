@@ -104,8 +104,8 @@ fn error_entry(name: Option<&str>, id: Uuid, code: ResponseError) -> MetadataRes
 
 pub fn handle(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, MetadataRequest);
-    let broker = &req.ctx.broker;
-    let cfg = &broker.config;
+    let apis = &req.ctx.apis;
+    let cfg = &apis.config;
     let version = req.version();
     let node_id = cfg.node_id;
     let include_ops = request.include_topic_authorized_operations;
@@ -121,7 +121,7 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
     };
     match requested {
         None => {
-            for t in broker.topics.list() {
+            for t in apis.replicas.topics.list() {
                 topics.push(topic_entry(&t, node_id, include_ops));
             }
         }
@@ -131,7 +131,7 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                 match name {
                     None => {
                         // Look-up by topic id (v10+).
-                        match broker.topics.get_by_id(&rt.topic_id) {
+                        match apis.replicas.topics.get_by_id(&rt.topic_id) {
                             Some(t) => topics.push(topic_entry(&t, node_id, include_ops)),
                             None => topics.push(error_entry(
                                 None,
@@ -141,7 +141,7 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                         }
                     }
                     Some(name) => {
-                        if let Some(t) = broker.topics.get(&name) {
+                        if let Some(t) = apis.replicas.topics.get(&name) {
                             topics.push(topic_entry(&t, node_id, include_ops));
                             continue;
                         }
@@ -162,14 +162,19 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                             continue;
                         }
                         let rf = cfg.default_replication_factor.clamp(1, i16::MAX as i32) as i16;
-                        match broker.create_topic(&name, cfg.num_partitions, rf, BTreeMap::new()) {
+                        match apis.replicas.create_topic(
+                            &name,
+                            cfg.num_partitions,
+                            rf,
+                            BTreeMap::new(),
+                        ) {
                             Ok(t) => {
                                 tracing::info!(topic = %name, peer = %req.ctx.peer, "auto-created topic on metadata request");
                                 topics.push(topic_entry(&t, node_id, include_ops));
                             }
                             // Raced with another creator: report what exists.
                             Err(e) if e.code == ResponseError::TopicAlreadyExists => {
-                                match broker.topics.get(&name) {
+                                match apis.replicas.topics.get(&name) {
                                     Some(t) => topics.push(topic_entry(&t, node_id, include_ops)),
                                     None => topics.push(error_entry(
                                         Some(&name),
@@ -207,7 +212,7 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
     };
     let resp = MetadataResponse::default()
         .with_brokers(brokers)
-        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
+        .with_cluster_id(Some(StrBytes::from_string(apis.cluster_id.clone())))
         .with_controller_id(BrokerId(node_id))
         .with_topics(topics)
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {

@@ -1,6 +1,7 @@
-//! Protocol dispatch: one module per Kafka API family. A handler decodes its
-//! request (after the schema walker has vetted it), calls broker services and
-//! encodes the response; it never touches storage directly.
+//! Protocol dispatch (Kafka's `KafkaApis`): one module per API family. A
+//! handler decodes its request (after the schema walker has vetted it), calls
+//! the broker's services or a coordinator and encodes the response; it never
+//! touches storage directly.
 
 pub mod admin_cluster;
 pub mod admin_configs;
@@ -13,6 +14,7 @@ pub mod produce;
 pub mod producers;
 pub mod topics;
 pub mod transactions;
+pub mod write_txn_markers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,7 +25,13 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
-use crate::broker::Broker;
+use crate::broker::producer_ids::ProducerIdManager;
+use crate::broker::quotas::ClientQuotaManager;
+use crate::broker::ReplicaManager;
+use crate::config::BrokerConfig;
+use crate::coordinator::group::GroupCoordinator;
+use crate::coordinator::txn::TransactionCoordinator;
+use crate::metrics::BrokerMetrics;
 use crate::protocol::header::{parse_request_header, RequestHeader};
 use crate::protocol::{response, schema, versions};
 
@@ -47,8 +55,23 @@ pub fn ready(reply: Reply) -> Pending {
     Box::pin(std::future::ready(reply))
 }
 
+/// The services requests are answered from (Kafka's `KafkaApis` is built
+/// with the same): wired once by the server.
+pub struct KafkaApis {
+    pub config: Arc<BrokerConfig>,
+    pub cluster_id: String,
+    pub replicas: Arc<ReplicaManager>,
+    /// Consumer groups and committed offsets (`__consumer_offsets`).
+    pub groups: Arc<GroupCoordinator>,
+    /// Transactional ids and two-phase commit (`__transaction_state`).
+    pub txns: Arc<TransactionCoordinator>,
+    pub producer_ids: Arc<ProducerIdManager>,
+    pub quotas: Arc<ClientQuotaManager>,
+    pub metrics: Arc<BrokerMetrics>,
+}
+
 pub struct RequestContext {
-    pub broker: Arc<Broker>,
+    pub apis: Arc<KafkaApis>,
     /// Name of the listener the client connected to (Metadata advertises it).
     pub listener: Arc<str>,
     pub peer: SocketAddr,

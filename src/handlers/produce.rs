@@ -13,12 +13,12 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::broker::now_ms;
 use crate::broker::partition::Partition;
 use crate::coordinator::txn::TransactionCoordinator;
 use crate::handlers::{decode, malformed, ready, Pending, Reply, Request};
 use crate::record::batch::{self as batch, RecordError, TimestampType, ValidationConfig};
 use crate::record::compression;
+use crate::util::now_ms;
 
 fn partition_error(
     index: i32,
@@ -183,7 +183,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
         Ok(r) => r,
         Err(e) => return ready(malformed(&req, e)),
     };
-    let broker = req.ctx.broker.clone();
+    let apis = req.ctx.apis.clone();
     let acks = request.acks;
     let version = req.version();
     let now = now_ms();
@@ -194,9 +194,9 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
 
     for (topic_pos, td) in request.topic_data.into_iter().enumerate() {
         let topic = if version >= 13 {
-            broker.topics.get_by_id(&td.topic_id)
+            apis.replicas.topics.get_by_id(&td.topic_id)
         } else {
-            broker.topics.get(&td.name.0)
+            apis.replicas.topics.get(&td.name.0)
         };
         let missing = if version >= 13 {
             ResponseError::UnknownTopicId
@@ -226,13 +226,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                             None,
                         )),
                         Some(p) => append_partition(
-                            &broker.txns,
-                            p,
-                            pd.index,
-                            pd.records,
-                            acks,
-                            now,
-                            version,
+                            &apis.txns, p, pd.index, pd.records, acks, now, version,
                         )
                         .map_err(|e| *e)
                         .map(|(r, end)| {
@@ -260,7 +254,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
         );
     }
 
-    broker.metrics.count_produce(&responses);
+    apis.metrics.count_produce(&responses);
     if acks == 0 {
         // The client reads no response; Kafka closes the connection so the
         // client notices a failed acks=0 produce at all.
@@ -280,7 +274,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                 .await
             {
                 let r = &mut responses[a.topic_pos].partition_responses[a.partition_pos];
-                req.ctx.broker.metrics.produce_errors.add(code.code());
+                req.ctx.apis.metrics.produce_errors.add(code.code());
                 r.error_code = code.code();
                 r.base_offset = -1;
                 r.log_append_time_ms = -1;

@@ -41,7 +41,7 @@ fn init_idempotent(req: &Request) -> Reply {
     // Kafka answers a request without a transactional id with a fresh
     // producer id at epoch 0, whatever id and epoch the client passed
     // (KIP-360's bump for idempotent producers happens client-side).
-    match req.ctx.broker.producer_ids.generate() {
+    match req.ctx.apis.producer_ids.generate() {
         Ok(id) => {
             resp.producer_id = ProducerId(id);
             resp.producer_epoch = 0;
@@ -56,10 +56,10 @@ fn init_idempotent(req: &Request) -> Reply {
 
 pub fn describe_producers(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, DescribeProducersRequest);
-    let broker = &req.ctx.broker;
+    let apis = &req.ctx.apis;
     let mut topics = Vec::with_capacity(request.topics.len());
     for t in request.topics {
-        let topic = broker.topics.get(&t.name.0);
+        let topic = apis.replicas.topics.get(&t.name.0);
         let mut partitions = Vec::with_capacity(t.partition_indexes.len());
         for index in t.partition_indexes {
             let mut r = PartitionResponse::default().with_partition_index(index);

@@ -55,8 +55,8 @@ pub fn described_configs(
 
 pub fn create_topics(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, CreateTopicsRequest);
-    let broker = &req.ctx.broker;
-    let cfg = &broker.config;
+    let apis = &req.ctx.apis;
+    let cfg = &apis.config;
     let version = req.version();
 
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -153,12 +153,12 @@ pub fn create_topics(req: &Request, body: Bytes) -> Reply {
             continue;
         }
         let outcome = if request.validate_only {
-            broker
+            apis.replicas
                 .topics
                 .check_create(&name, num_partitions, replication_factor, &configs)
                 .map(|_| None)
         } else {
-            broker
+            apis.replicas
                 .create_topic(&name, num_partitions, replication_factor, configs.clone())
                 .map(|t| Some(t.id))
         };
@@ -182,7 +182,7 @@ pub fn create_topics(req: &Request, body: Bytes) -> Reply {
 
 pub fn delete_topics(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, DeleteTopicsRequest);
-    let broker = &req.ctx.broker;
+    let apis = &req.ctx.apis;
     let version = req.version();
     // v6 names topics by name or id; earlier versions by name only.
     let targets: Vec<(Option<String>, Uuid)> = if version >= 6 {
@@ -203,11 +203,13 @@ pub fn delete_topics(req: &Request, body: Bytes) -> Reply {
         let mut r = DeletableTopicResult::default().with_topic_id(id);
         r.name = name.clone().map(|n| TopicName(StrBytes::from_string(n)));
         let resolved = match &name {
-            Some(n) => broker
+            Some(n) => apis
+                .replicas
                 .topics
                 .get(n)
                 .ok_or(ResponseError::UnknownTopicOrPartition),
-            None => broker
+            None => apis
+                .replicas
                 .topics
                 .get_by_id(&id)
                 .ok_or(ResponseError::UnknownTopicId),
@@ -222,7 +224,7 @@ pub fn delete_topics(req: &Request, body: Bytes) -> Reply {
         };
         r.name = Some(TopicName(StrBytes::from_string(topic.name.clone())));
         r.topic_id = topic.id;
-        if !broker.config.delete_topic_enable {
+        if !apis.config.delete_topic_enable {
             r.error_code = ResponseError::TopicDeletionDisabled.code();
         } else if topic.internal {
             r.error_code = ResponseError::InvalidRequest.code();
@@ -230,7 +232,7 @@ pub fn delete_topics(req: &Request, body: Bytes) -> Reply {
                 "Cannot delete internal topic {}",
                 topic.name
             )));
-        } else if let Err(e) = broker.topics.delete(&topic.name) {
+        } else if let Err(e) = apis.replicas.topics.delete(&topic.name) {
             r.error_code = e.code.code();
             r.error_message = Some(StrBytes::from_string(e.message));
         }

@@ -20,10 +20,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::broker::now_ms;
 use crate::coordinator::group::persistence::OFFSETS_TOPIC;
 use crate::coordinator::txn::coordinator::fenced_error;
 use crate::handlers::{decode, malformed, ready, Pending, Request};
+use crate::util::now_ms;
 
 /// InitProducerId for a transactional producer (the caller routes requests
 /// without a transactional id to the idempotent path).
@@ -36,13 +36,13 @@ pub fn init_producer_id(req: Request, request: InitProducerIdRequest) -> Pending
     let expected =
         (request.producer_id.0 >= 0).then_some((request.producer_id.0, request.producer_epoch));
     Box::pin(async move {
-        let broker = req.ctx.broker.clone();
+        let apis = req.ctx.apis.clone();
         let mut resp = InitProducerIdResponse::default()
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
-        match broker
+        match apis
             .txns
-            .init_producer_id(&broker, &txn_id, request.transaction_timeout_ms, expected)
+            .init_producer_id(&txn_id, request.transaction_timeout_ms, expected)
             .await
         {
             Ok((pid, epoch)) => {
@@ -74,7 +74,7 @@ pub fn add_partitions_to_txn(req: Request, body: Bytes) -> Pending {
     };
     let version = req.version();
     Box::pin(async move {
-        let broker = req.ctx.broker.clone();
+        let apis = req.ctx.apis.clone();
         // v4+ batches several transactions (sent broker-to-coordinator);
         // v0-3 carry one, from the client.
         let txns: Vec<TxnPartitions> = if version >= 4 {
@@ -113,7 +113,7 @@ pub fn add_partitions_to_txn(req: Request, body: Bytes) -> Pending {
             let mut unknown = Vec::new();
             let mut wanted = Vec::new();
             for (name, parts) in &topics {
-                let topic = broker.topics.get(&name.0);
+                let topic = apis.replicas.topics.get(&name.0);
                 for p in parts {
                     match topic.as_ref().and_then(|t| t.partition(*p)) {
                         Some(_) => wanted.push((name.0.to_string(), *p)),
@@ -122,8 +122,7 @@ pub fn add_partitions_to_txn(req: Request, body: Bytes) -> Pending {
                 }
             }
             let outcome = if unknown.is_empty() {
-                broker
-                    .txns
+                apis.txns
                     .add_partitions(&txn_id, pid, epoch, &wanted, verify_only, version)
                     .await
             } else {
@@ -181,9 +180,9 @@ pub fn add_offsets_to_txn(req: Request, body: Bytes) -> Pending {
     };
     let version = req.version();
     Box::pin(async move {
-        let broker = req.ctx.broker.clone();
-        let partition = broker.groups.partition_for(&request.group_id.0);
-        let result = broker
+        let apis = req.ctx.apis.clone();
+        let partition = apis.groups.partition_for(&request.group_id.0);
+        let result = apis
             .txns
             .add_partitions(
                 &request.transactional_id.0,
@@ -206,11 +205,10 @@ pub fn end_txn(req: Request, body: Bytes) -> Pending {
     };
     let version = req.version();
     Box::pin(async move {
-        let broker = req.ctx.broker.clone();
-        let result = broker
+        let apis = req.ctx.apis.clone();
+        let result = apis
             .txns
             .end_txn(
-                &broker,
                 &request.transactional_id.0,
                 request.producer_id.0,
                 request.producer_epoch,
@@ -239,11 +237,11 @@ pub fn describe_transactions(req: Request, body: Bytes) -> Pending {
         Err(e) => return ready(malformed(&req, e)),
     };
     Box::pin(async move {
-        let broker = req.ctx.broker.clone();
+        let apis = req.ctx.apis.clone();
         let mut states = Vec::with_capacity(request.transactional_ids.len());
         for id in request.transactional_ids {
             let mut s = DescribedState::default().with_transactional_id(id.clone());
-            match broker.txns.describe(&id.0).await {
+            match apis.txns.describe(&id.0).await {
                 None => s.error_code = ResponseError::TransactionalIdNotFound.code(),
                 Some(m) => {
                     let mut topics: Vec<TopicData> = Vec::new();
@@ -280,7 +278,7 @@ pub fn list_transactions(req: Request, body: Bytes) -> Pending {
         Err(e) => return ready(malformed(&req, e)),
     };
     Box::pin(async move {
-        let broker = req.ctx.broker.clone();
+        let apis = req.ctx.apis.clone();
         const STATES: [&str; 8] = [
             "Empty",
             "Ongoing",
@@ -303,7 +301,7 @@ pub fn list_transactions(req: Request, body: Bytes) -> Pending {
             .cloned()
             .collect();
         let now = now_ms();
-        let listed = broker
+        let listed = apis
             .txns
             .list()
             .await

@@ -1,5 +1,6 @@
-//! Broker metrics: the counters hot paths bump, and the Prometheus endpoint
-//! that reports them.
+//! Broker metrics: the counters hot paths bump. The Prometheus endpoint that
+//! reports them, with gauges read at scrape time, is the server's
+//! (`server::prometheus`).
 //!
 //! Hot paths only do relaxed atomic adds on handles they already hold: a
 //! partition's [`PartitionMetrics`] (bytes and messages in, bytes out) live on
@@ -8,33 +9,14 @@
 //! latency, per-API error counts and connection counts live in
 //! [`BrokerMetrics`], in fixed arrays indexed by API key and error code.
 //! Everything else (partition counts, log sizes, offsets, consumer lag) is
-//! read at scrape time by [`collect`]; [`http`] serves the scrape when
-//! `metrics.prometheus.listener` is set.
-
-pub mod collect;
-pub mod http;
+//! read at scrape time by the exporter.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
-use kafka_protocol::messages::fetch_response::FetchableTopicResponse;
 use kafka_protocol::messages::produce_response::TopicProduceResponse;
-
-use crate::broker::topics::Topic;
-use crate::handlers::Pending;
-
-/// The broker key that enables the endpoint (`HOST:PORT`); unset = off.
-pub const LISTENER_KEY: &str = "metrics.prometheus.listener";
-
-/// The endpoint's `HOST:PORT` if the broker is configured to serve it.
-pub fn listener_spec(config: &crate::config::BrokerConfig) -> Option<&str> {
-    config
-        .metrics_prometheus_listener
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-}
+use std::future::Future;
 
 /// One counter on its own cache line, so that producers bumping bytes in and
 /// consumers bumping bytes out of the same partition do not contend.
@@ -240,25 +222,6 @@ impl BrokerMetrics {
             }
         }
     }
-
-    /// Counts a Fetch response: record bytes out per partition and the
-    /// per-partition (and top-level) error codes. `targets` are the
-    /// requested topics in the response's order (`None`: unknown topic).
-    pub fn count_fetch<'a>(
-        &self,
-        targets: impl Iterator<Item = Option<&'a Arc<Topic>>>,
-        response: &[FetchableTopicResponse],
-    ) {
-        for (topic, t) in targets.zip(response) {
-            for p in &t.partitions {
-                self.fetch_errors.add(p.error_code);
-                let bytes = p.records.as_ref().map_or(0, |r| r.len());
-                if let Some(part) = topic.and_then(|topic| topic.partition(p.partition_index)) {
-                    part.metrics.fetched(bytes);
-                }
-            }
-        }
-    }
 }
 
 /// Decrements the open-connections gauge when the connection ends.
@@ -274,19 +237,21 @@ impl Drop for ConnectionGuard {
 pub struct RequestTimer(Option<(Arc<BrokerMetrics>, i16, Instant)>);
 
 impl RequestTimer {
-    /// Observes the latency when `pending` completes; returns `pending`
-    /// untouched when timing is off.
-    pub fn wrap(self, pending: Pending) -> Pending {
-        match self.0 {
-            None => pending,
-            Some((metrics, key, started)) => Box::pin(async move {
-                let reply = pending.await;
-                if let Some(h) = metrics.requests(key) {
-                    h.observe_us(started.elapsed().as_micros().min(u64::MAX as u128) as u64);
-                }
-                reply
-            }),
+    /// Whether this request is timed at all (the endpoint is on).
+    pub fn is_on(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Resolves to what `pending` resolves to, observing the latency when
+    /// it completes.
+    pub async fn time<F: Future>(self, pending: F) -> F::Output {
+        let out = pending.await;
+        if let Some((metrics, key, started)) = self.0 {
+            if let Some(h) = metrics.requests(key) {
+                h.observe_us(started.elapsed().as_micros().min(u64::MAX as u128) as u64);
+            }
         }
+        out
     }
 }
 
@@ -361,23 +326,6 @@ mod tests {
         assert_eq!(api_name(0).as_deref(), Some("Produce"));
         assert_eq!(api_name(1).as_deref(), Some("Fetch"));
         assert_eq!(api_name(-5), None);
-    }
-
-    #[test]
-    fn the_key_comes_from_env_and_overrides_and_is_off_by_default() {
-        use crate::config::BrokerConfig;
-        let (c, _) = BrokerConfig::load(None, Vec::new(), &[]).unwrap();
-        assert_eq!(listener_spec(&c), None);
-        let env = vec![(
-            "KAFKA_METRICS_PROMETHEUS_LISTENER".to_string(),
-            "0.0.0.0:9404".to_string(),
-        )];
-        let (c, warnings) = BrokerConfig::load(None, env, &[]).unwrap();
-        assert_eq!(listener_spec(&c), Some("0.0.0.0:9404"));
-        assert!(warnings.is_empty(), "{warnings:?}");
-        let o = ["metrics.prometheus.listener= ".to_string()];
-        let (c, _) = BrokerConfig::load(None, Vec::new(), &o).unwrap();
-        assert_eq!(listener_spec(&c), None, "an empty value means off");
     }
 
     #[test]

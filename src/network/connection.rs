@@ -16,12 +16,12 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter, Interest};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
-use crate::broker::Broker;
-use crate::handlers::{self, Pending, Reply, RequestContext};
+use crate::handlers::{self, KafkaApis, Pending, Reply, RequestContext};
 use crate::network::frame::{read_frame, FrameError};
 use crate::protocol::response::{Chunk, FileRegion};
+use crate::util::shutdown::ShutdownSignal;
 
 /// Responses a connection may owe at once. librdkafka and the Java client
 /// pipeline up to 5 produce requests by default; 100 leaves room for
@@ -34,22 +34,22 @@ pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     listener: Arc<str>,
-    broker: Arc<Broker>,
-    mut shutdown: watch::Receiver<bool>,
+    apis: Arc<KafkaApis>,
+    shutdown: ShutdownSignal,
 ) {
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
     let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(write_responses(wr, rx, peer));
-    let max_frame = broker.config.socket_request_max_bytes;
-    let idle = Duration::from_millis(broker.config.connections_max_idle_ms.max(1) as u64);
+    let max_frame = apis.config.socket_request_max_bytes;
+    let idle = Duration::from_millis(apis.config.connections_max_idle_ms.max(1) as u64);
     tracing::debug!(%peer, listener = %listener, "connection opened");
-    let _counted = broker.metrics.connection_opened();
+    let _counted = apis.metrics.connection_opened();
     let reason: String = loop {
         let frame = tokio::select! {
             biased;
-            _ = shutdown.changed() => break "broker shutting down".into(),
+            _ = shutdown.wait() => break "broker shutting down".into(),
             _ = tx.closed() => break "writer closed the connection".into(),
             r = tokio::time::timeout(idle, read_frame(&mut rd, max_frame)) => match r {
                 Err(_) => break "idle for connections.max.idle.ms".into(),
@@ -62,12 +62,17 @@ pub async fn serve(
             },
         };
         let ctx = RequestContext {
-            broker: broker.clone(),
+            apis: apis.clone(),
             listener: listener.clone(),
             peer,
         };
-        let timer = broker.metrics.request_timer(&frame);
-        let pending = timer.wrap(handlers::dispatch(ctx, frame.freeze()).await);
+        let timer = apis.metrics.request_timer(&frame);
+        let pending = handlers::dispatch(ctx, frame.freeze()).await;
+        let pending: Pending = if timer.is_on() {
+            Box::pin(timer.time(pending))
+        } else {
+            pending
+        };
         if tx.send(pending).await.is_err() {
             break "writer closed the connection".into();
         }

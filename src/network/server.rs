@@ -1,21 +1,28 @@
-//! Listeners and the accept loop; graceful shutdown on SIGINT/SIGTERM.
+//! Listeners and the accept loop. Serving stops when the broker-wide
+//! shutdown signal fires; `serve` resolves once every connection has sent
+//! what it owed (or given up).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::broker::Broker;
+use crate::config::BrokerConfig;
+use crate::handlers::KafkaApis;
 use crate::network::connection;
+use crate::util::shutdown::ShutdownSignal;
+
+/// A bound client listener and its name (Metadata answers with the
+/// advertised address of the listener a client came through).
+pub type BoundListener = (Arc<str>, TcpListener);
 
 /// Binds every configured (non-controller) listener.
-pub async fn bind(broker: &Broker) -> anyhow::Result<Vec<(Arc<str>, TcpListener)>> {
+pub async fn bind(config: &BrokerConfig) -> anyhow::Result<Vec<BoundListener>> {
     let mut out = Vec::new();
-    for l in &broker.config.listeners {
-        if broker.config.advertised_for(&l.name).is_none() {
+    for l in &config.listeners {
+        if config.advertised_for(&l.name).is_none() {
             // A controller listener: no client traffic on it here.
             continue;
         }
@@ -30,48 +37,42 @@ pub async fn bind(broker: &Broker) -> anyhow::Result<Vec<(Arc<str>, TcpListener)
     Ok(out)
 }
 
-/// Serves until `stop` resolves, then closes connections and logs cleanly.
-pub async fn run(
-    broker: Arc<Broker>,
-    listeners: Vec<(Arc<str>, TcpListener)>,
-    stop: impl std::future::Future<Output = ()>,
+/// Serves every listener until `shutdown` fires, then waits (at most
+/// `drain`) for the connections to finish what they owe.
+pub async fn serve(
+    apis: Arc<KafkaApis>,
+    listeners: Vec<BoundListener>,
+    shutdown: ShutdownSignal,
+    drain: Duration,
 ) {
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut accept_tasks = JoinSet::new();
     for (name, listener) in listeners {
-        let broker = broker.clone();
-        let shutdown = shutdown_rx.clone();
-        accept_tasks.spawn(accept_loop(name, listener, broker, shutdown));
+        accept_tasks.spawn(accept_loop(name, listener, apis.clone(), shutdown.clone()));
     }
-    stop.await;
-    tracing::info!("shutting down");
-    broker.begin_shutdown();
-    let _ = shutdown_tx.send(true);
+    shutdown.wait().await;
     // Accept loops return once every connection they spawned has finished.
-    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+    let drained = tokio::time::timeout(drain, async {
         while accept_tasks.join_next().await.is_some() {}
     })
     .await;
     if drained.is_err() {
-        tracing::warn!("connections still open after 10 s; closing logs anyway");
+        tracing::warn!("connections still open after {drain:?}; closing logs anyway");
     }
-    let b = broker.clone();
-    let _ = tokio::task::spawn_blocking(move || b.shutdown()).await;
 }
 
 async fn accept_loop(
     name: Arc<str>,
     listener: TcpListener,
-    broker: Arc<Broker>,
-    mut shutdown: watch::Receiver<bool>,
+    apis: Arc<KafkaApis>,
+    shutdown: ShutdownSignal,
 ) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
-            _ = shutdown.changed() => break,
+            _ = shutdown.wait() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    conns.spawn(connection::serve(stream, peer, name.clone(), broker.clone(), shutdown.clone()));
+                    conns.spawn(connection::serve(stream, peer, name.clone(), apis.clone(), shutdown.clone()));
                 }
                 Err(e) => {
                     // EMFILE and friends: back off rather than spin.
@@ -85,21 +86,4 @@ async fn accept_loop(
     }
     drop(listener);
     while conns.join_next().await.is_some() {}
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot install SIGTERM handler");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

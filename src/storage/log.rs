@@ -5,12 +5,12 @@
 //! and `unflushed_files` run under the caller's mutex, while `ReadPlan::read`
 //! and `FlushPlan::sync` do the I/O after it is released.
 
+use crate::util::now_ms;
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tracing::{info, warn};
@@ -95,16 +95,8 @@ pub struct Log {
     flushed_offset: i64,
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn fsync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StorageError::io(dir, "fsync directory", e))
+    crate::util::fs::sync_dir(dir).map_err(|e| StorageError::io(dir, "fsync directory", e))
 }
 
 /// Parses `00000000000000000042` into 42.

@@ -758,22 +758,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = Log::open(dir.path(), LogConfig::default(), false).unwrap();
         let append = |log: &mut Log, pid: i64, seq: i32| {
-            let mut b = BatchBuilder::new(crate::broker::now_ms())
+            let mut b = BatchBuilder::new(crate::util::now_ms())
                 .producer(pid, 0, seq)
-                .push(None, Some(b"x"), &[], crate::broker::now_ms())
+                .push(None, Some(b"x"), &[], crate::util::now_ms())
                 .build();
-            log.append(&mut b, crate::broker::now_ms()).unwrap();
+            log.append(&mut b, crate::util::now_ms()).unwrap();
         };
         append(&mut log, 5, 0);
         append(&mut log, 5, 1);
-        let mut m =
-            ProducerStateManager::load(dir.path(), &log, 86_400_000, crate::broker::now_ms())
-                .unwrap();
+        let mut m = ProducerStateManager::load(dir.path(), &log, 86_400_000, crate::util::now_ms())
+            .unwrap();
         assert_eq!(m.producers[&5].last_seq(), 1);
         m.take_snapshot(log.log_end_offset()).unwrap();
         append(&mut log, 5, 2);
         append(&mut log, 6, 0);
-        let m = ProducerStateManager::load(dir.path(), &log, 86_400_000, crate::broker::now_ms())
+        let m = ProducerStateManager::load(dir.path(), &log, 86_400_000, crate::util::now_ms())
             .unwrap();
         assert_eq!(m.producers[&5].last_seq(), 2);
         assert_eq!(m.producers[&5].batches.len(), 3);

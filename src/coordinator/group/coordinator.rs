@@ -28,11 +28,11 @@ use super::group::{ClassicGroup, GroupState};
 use super::member::ClassicGroupMember;
 use super::offsets;
 use super::persistence::{self, CoordinatorKey, OffsetValue};
-use crate::broker::now_ms;
 use crate::broker::partition::Partition;
 use crate::broker::topics::Topic;
 use crate::config::BrokerConfig;
 use crate::record::batch;
+use crate::util::now_ms;
 
 /// A timer's identity: its deadline plus a sequence number for uniqueness.
 pub type TimerKey = (Instant, u64);
@@ -2075,43 +2075,28 @@ fn current_member_metadata(g: &ClassicGroup) -> Vec<JoinMember> {
         .collect()
 }
 
-impl GroupCoordinator {
-    /// Creates `__consumer_offsets` if missing (Kafka's internal topic
-    /// configs), then loads the groups it holds.
-    pub fn open(
-        topics: &crate::broker::topics::TopicManager,
-        config: &BrokerConfig,
-    ) -> anyhow::Result<Arc<Self>> {
-        let topic = match topics.get(persistence::OFFSETS_TOPIC) {
-            Some(t) => t,
-            None => {
-                let partitions = config
-                    .value("offsets.topic.num.partitions")
-                    .and_then(|v| v.trim().parse::<i32>().ok())
-                    .unwrap_or(50);
-                let segment_bytes = config
-                    .value("offsets.topic.segment.bytes")
-                    .unwrap_or("104857600")
-                    .trim()
-                    .to_string();
-                let configs = [
-                    ("cleanup.policy".to_string(), "compact".to_string()),
-                    ("segment.bytes".to_string(), segment_bytes),
-                    ("compression.type".to_string(), "producer".to_string()),
-                ]
-                .into_iter()
-                .collect();
-                let t = topics
-                    .create(persistence::OFFSETS_TOPIC, partitions, 1, configs)
-                    .map_err(|e| {
-                        anyhow::anyhow!("creating {}: {}", persistence::OFFSETS_TOPIC, e.message)
-                    })?;
-                tracing::info!(partitions, "created {}", persistence::OFFSETS_TOPIC);
-                t
-            }
-        };
-        GroupCoordinator::load(GroupConfig::from_broker(config), topic)
-    }
+/// How many partitions `__consumer_offsets` gets, and its configs (Kafka's
+/// internal topic configs), when it has to be created.
+pub fn offsets_topic_spec(
+    config: &BrokerConfig,
+) -> (i32, std::collections::BTreeMap<String, String>) {
+    let partitions = config
+        .value("offsets.topic.num.partitions")
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .unwrap_or(50);
+    let segment_bytes = config
+        .value("offsets.topic.segment.bytes")
+        .unwrap_or("104857600")
+        .trim()
+        .to_string();
+    let configs = [
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        ("segment.bytes".to_string(), segment_bytes),
+        ("compression.type".to_string(), "producer".to_string()),
+    ]
+    .into_iter()
+    .collect();
+    (partitions, configs)
 }
 
 #[cfg(test)]
@@ -2130,7 +2115,14 @@ mod txn_tests {
         ])
         .unwrap();
         let topics = TopicManager::load(Arc::new(config.clone()), false).unwrap();
-        let coord = GroupCoordinator::open(&topics, &config).unwrap();
+        let (partitions, configs) = offsets_topic_spec(&config);
+        let topic = match topics.get(persistence::OFFSETS_TOPIC) {
+            Some(t) => t,
+            None => topics
+                .create(persistence::OFFSETS_TOPIC, partitions, 1, configs)
+                .unwrap(),
+        };
+        let coord = GroupCoordinator::load(GroupConfig::from_broker(&config), topic).unwrap();
         (topics, coord)
     }
 

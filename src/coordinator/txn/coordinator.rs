@@ -13,22 +13,24 @@
 //! timeout passes.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use tokio::sync::Mutex as AsyncMutex;
 use tokio::time::Instant;
 
-use crate::broker::partition::Partition;
+use crate::broker::producer_ids::ProducerIdManager;
 use crate::broker::topics::Topic;
-use crate::broker::{now_ms, Broker};
 use crate::config::BrokerConfig;
 use crate::coordinator::group::persistence::{partition_for, records};
+use crate::coordinator::txn::marker_channel::{TxnMarkerWriter, TxnMarkers};
 use crate::coordinator::txn::persistence::{self, TxnValue, TXN_TOPIC};
 use crate::coordinator::txn::TxnState;
 use crate::record::batch::{self, iter_batches};
 use crate::record::compression::decompression_budget;
+use crate::util::now_ms;
+use crate::util::shutdown::ShutdownSignal;
 
 /// Epochs stop one short of i16::MAX; past that a new producer id is issued.
 const MAX_EPOCH: i16 = i16::MAX - 1;
@@ -105,6 +107,8 @@ struct ProducerView {
 pub struct TransactionCoordinator {
     config: TxnConfig,
     log_topic: Arc<Topic>,
+    producer_ids: Arc<ProducerIdManager>,
+    markers: Arc<dyn TxnMarkerWriter>,
     txns: Mutex<HashMap<String, Arc<AsyncMutex<TxnMetadata>>>>,
     producers: Mutex<HashMap<i64, ProducerView>>,
 }
@@ -120,37 +124,38 @@ pub fn fenced_error(version: i16) -> ResponseError {
 }
 
 impl TransactionCoordinator {
-    /// Creates `__transaction_state` if needed and loads every
-    /// transactional id from it.
-    pub fn open(
-        broker_topics: &crate::broker::topics::TopicManager,
-        config: &BrokerConfig,
+    /// The configs of `__transaction_state` when it has to be created.
+    pub fn log_topic_configs() -> std::collections::BTreeMap<String, String> {
+        [
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "104857600"),
+            ("compression.type", "uncompressed"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// Loads every transactional id from `log_topic` (`__transaction_state`).
+    /// Producer ids come from `producer_ids`; markers go through `markers`.
+    pub fn load(
+        config: TxnConfig,
+        log_topic: Arc<Topic>,
+        producer_ids: Arc<ProducerIdManager>,
+        markers: Arc<dyn TxnMarkerWriter>,
     ) -> anyhow::Result<Arc<Self>> {
-        let cfg = TxnConfig::from_broker(config);
-        let topic = match broker_topics.get(TXN_TOPIC) {
-            Some(t) => t,
-            None => {
-                let mut configs = std::collections::BTreeMap::new();
-                configs.insert("cleanup.policy".to_string(), "compact".to_string());
-                configs.insert("segment.bytes".to_string(), "104857600".to_string());
-                configs.insert("compression.type".to_string(), "uncompressed".to_string());
-                let t = broker_topics
-                    .create(TXN_TOPIC, cfg.num_partitions, 1, configs)
-                    .map_err(|e| anyhow::anyhow!("creating {TXN_TOPIC}: {}", e.message))?;
-                tracing::info!(partitions = cfg.num_partitions, "created {TXN_TOPIC}");
-                t
-            }
-        };
         let coordinator = Arc::new(TransactionCoordinator {
             config: TxnConfig {
-                num_partitions: topic.partitions.len() as i32,
-                ..cfg
+                num_partitions: log_topic.partitions.len() as i32,
+                ..config
             },
-            log_topic: topic,
+            log_topic,
+            producer_ids,
+            markers,
             txns: Mutex::new(HashMap::new()),
             producers: Mutex::new(HashMap::new()),
         });
-        coordinator.load()?;
+        coordinator.load_state()?;
         Ok(coordinator)
     }
 
@@ -162,7 +167,7 @@ impl TransactionCoordinator {
         partition_for(transactional_id, self.config.num_partitions)
     }
 
-    fn load(&self) -> anyhow::Result<()> {
+    fn load_state(&self) -> anyhow::Result<()> {
         let mut latest: HashMap<String, Option<TxnValue>> = HashMap::new();
         for p in &self.log_topic.partitions {
             let mut offset = p.state().log_start_offset;
@@ -225,12 +230,14 @@ impl TransactionCoordinator {
     }
 
     /// Finishes transactions a previous run left prepared, then aborts
-    /// timed-out ones periodically. Holds the broker weakly.
-    pub fn start(self: &Arc<Self>, broker: Weak<Broker>) {
+    /// timed-out ones periodically, until shutdown begins.
+    pub fn start(self: &Arc<Self>, shutdown: ShutdownSignal) {
         let me = self.clone();
         tokio::spawn(async move {
             for entry in me.entries() {
-                let Some(b) = broker.upgrade() else { return };
+                if shutdown.is_shutting_down() {
+                    return;
+                }
                 let mut m = entry.lock().await;
                 let commit = match m.state {
                     TxnState::PrepareCommit => true,
@@ -238,15 +245,17 @@ impl TransactionCoordinator {
                     _ => continue,
                 };
                 tracing::info!(transactional_id = %m.transactional_id, commit, "completing a transaction prepared before restart");
-                if let Err(e) = me.complete(&b, &mut m, commit).await {
+                if let Err(e) = me.complete(&mut m, commit).await {
                     tracing::warn!(transactional_id = %m.transactional_id, error = %e, "completing prepared transaction");
                 }
             }
             let period = Duration::from_millis(me.config.abort_check_interval_ms);
             loop {
-                tokio::time::sleep(period).await;
-                let Some(b) = broker.upgrade() else { return };
-                me.abort_timed_out(&b).await;
+                tokio::select! {
+                    _ = shutdown.wait() => return,
+                    _ = tokio::time::sleep(period) => {}
+                }
+                me.abort_timed_out().await;
             }
         });
     }
@@ -268,7 +277,7 @@ impl TransactionCoordinator {
             .cloned()
     }
 
-    async fn abort_timed_out(&self, broker: &Broker) {
+    async fn abort_timed_out(&self) {
         let now = now_ms();
         for entry in self.entries() {
             let mut m = entry.lock().await;
@@ -276,7 +285,7 @@ impl TransactionCoordinator {
             // (a disk stall, a timeout): retry, as Kafka's marker channel does.
             if matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
                 let commit = m.state == TxnState::PrepareCommit;
-                if let Err(e) = self.complete(broker, &mut m, commit).await {
+                if let Err(e) = self.complete(&mut m, commit).await {
                     tracing::warn!(transactional_id = %m.transactional_id, error = %e, "retrying transaction markers");
                 }
                 continue;
@@ -288,7 +297,7 @@ impl TransactionCoordinator {
             }
             tracing::info!(transactional_id = %m.transactional_id, producer_id = m.producer_id, "aborting transaction past its timeout");
             // Fence the producer so its late writes are refused.
-            if let Err(e) = self.fence_and_abort(broker, &mut m).await {
+            if let Err(e) = self.fence_and_abort(&mut m).await {
                 tracing::warn!(transactional_id = %m.transactional_id, error = %e, "aborting timed-out transaction");
             }
         }
@@ -324,21 +333,17 @@ impl TransactionCoordinator {
 
     /// Writes markers to every partition of the transaction, then logs the
     /// Complete state. `m` is in a Prepare state (already durable).
-    async fn complete(
-        &self,
-        broker: &Broker,
-        m: &mut TxnMetadata,
-        commit: bool,
-    ) -> Result<(), ResponseError> {
-        write_markers(
-            broker,
-            m.producer_id,
-            m.producer_epoch,
-            commit,
-            &m.partitions,
-            self.config.write_timeout_ms,
-        )
-        .await?;
+    async fn complete(&self, m: &mut TxnMetadata, commit: bool) -> Result<(), ResponseError> {
+        self.markers
+            .write_markers(TxnMarkers {
+                producer_id: m.producer_id,
+                producer_epoch: m.producer_epoch,
+                commit,
+                coordinator_epoch: 0,
+                partitions: &m.partitions,
+                timeout_ms: self.config.write_timeout_ms,
+            })
+            .await?;
         let mut next = m.clone();
         next.state = if commit {
             TxnState::CompleteCommit
@@ -355,11 +360,7 @@ impl TransactionCoordinator {
 
     /// Bumps the epoch (fencing the current producer) and aborts the open
     /// transaction.
-    async fn fence_and_abort(
-        &self,
-        broker: &Broker,
-        m: &mut TxnMetadata,
-    ) -> Result<(), ResponseError> {
+    async fn fence_and_abort(&self, m: &mut TxnMetadata) -> Result<(), ResponseError> {
         let mut next = m.clone();
         if next.producer_epoch < MAX_EPOCH {
             next.producer_epoch += 1;
@@ -369,13 +370,12 @@ impl TransactionCoordinator {
         self.persist(&next).await?;
         *m = next;
         self.publish(m);
-        self.complete(broker, m, false).await
+        self.complete(m, false).await
     }
 
     /// InitProducerId with a transactional id.
     pub async fn init_producer_id(
         &self,
-        broker: &Broker,
         transactional_id: &str,
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
@@ -394,7 +394,7 @@ impl TransactionCoordinator {
                     if txns.len() >= MAX_TRANSACTIONAL_IDS {
                         return Err(ResponseError::CoordinatorNotAvailable);
                     }
-                    let producer_id = broker.producer_ids.generate().map_err(|e| {
+                    let producer_id = self.producer_ids.generate().map_err(|e| {
                         tracing::error!(error = %format!("{e:#}"), "allocating a producer id");
                         ResponseError::KafkaStorageError
                     })?;
@@ -421,7 +421,7 @@ impl TransactionCoordinator {
             TxnState::Ongoing => {
                 // A new incarnation of the producer: fence the old one and
                 // abort what it left open.
-                self.fence_and_abort(broker, &mut m).await?;
+                self.fence_and_abort(&mut m).await?;
             }
             _ => {}
         }
@@ -433,7 +433,7 @@ impl TransactionCoordinator {
             }
         }
         if m.producer_epoch >= MAX_EPOCH {
-            m.producer_id = broker
+            m.producer_id = self
                 .producer_ids
                 .generate()
                 .map_err(|_| ResponseError::KafkaStorageError)?;
@@ -519,7 +519,6 @@ impl TransactionCoordinator {
     /// EndTxn: two-phase commit or abort.
     pub async fn end_txn(
         &self,
-        broker: &Broker,
         transactional_id: &str,
         producer_id: i64,
         epoch: i16,
@@ -554,7 +553,7 @@ impl TransactionCoordinator {
         self.publish(&m);
         // Once Prepare is durable the outcome is decided; if writing the
         // markers fails now, the periodic task finishes the job.
-        self.complete(broker, &mut m, commit).await
+        self.complete(&mut m, commit).await
     }
 
     /// Produce-time check (KIP-890 verification): a transactional batch may
@@ -606,45 +605,4 @@ fn view_of(m: &TxnMetadata) -> ProducerView {
         ongoing: m.state == TxnState::Ongoing,
         partitions: m.partitions.clone(),
     }
-}
-
-/// Writes a COMMIT or ABORT marker to each partition and waits until every
-/// marker is durable. Partitions of deleted topics are skipped, as Kafka
-/// skips partitions it no longer hosts.
-pub async fn write_markers(
-    broker: &Broker,
-    producer_id: i64,
-    epoch: i16,
-    commit: bool,
-    partitions: &BTreeSet<(String, i32)>,
-    timeout_ms: u64,
-) -> Result<(), ResponseError> {
-    let mut waits: Vec<(Arc<Partition>, i64)> = Vec::with_capacity(partitions.len());
-    for (topic, index) in partitions {
-        let Some(p) = broker
-            .topics
-            .get(topic)
-            .and_then(|t| t.partition(*index).cloned())
-        else {
-            tracing::warn!(topic = %topic, partition = index, "transaction partition no longer exists; skipping its marker");
-            continue;
-        };
-        let end = p.append_txn_marker(producer_id, epoch, commit, 0).map_err(|e| {
-            tracing::warn!(topic = %topic, partition = index, error = %e, "writing transaction marker");
-            ResponseError::CoordinatorNotAvailable
-        })?;
-        waits.push((p, end));
-    }
-    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
-    for (p, end) in &waits {
-        p.wait_for_high_watermark(*end, deadline)
-            .await
-            .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
-    }
-    for (p, _) in &waits {
-        if &*p.topic == crate::coordinator::group::persistence::OFFSETS_TOPIC {
-            broker.groups.complete_txn(p.index, producer_id, commit);
-        }
-    }
-    Ok(())
 }

@@ -18,8 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::broker::Broker;
-use crate::metrics::LISTENER_KEY;
+use super::{Sources, LISTENER_KEY};
 
 /// Largest request head (request line plus headers) accepted.
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
@@ -170,8 +169,8 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
 
 /// Binds the endpoint if `metrics.prometheus.listener` is set and serves it
 /// until the broker begins shutting down. Returns the bound address.
-pub async fn start(broker: &Arc<Broker>) -> anyhow::Result<Option<SocketAddr>> {
-    let Some(spec) = super::listener_spec(&broker.config) else {
+pub async fn start(broker: &Arc<Sources>) -> anyhow::Result<Option<SocketAddr>> {
+    let Some(spec) = super::listener_spec(&broker.replicas.config) else {
         return Ok(None);
     };
     let addr = resolve(spec)?;
@@ -198,18 +197,18 @@ fn resolve(spec: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("{LISTENER_KEY}={spec:?}: expected HOST:PORT"))
 }
 
-async fn serve(listener: TcpListener, broker: Arc<Broker>) {
+async fn serve(listener: TcpListener, broker: Arc<Sources>) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let permit = tokio::select! {
-            _ = broker.stopping() => return,
+            _ = broker.replicas.stopping() => return,
             p = permits.clone().acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => return,
             },
         };
         let accepted = tokio::select! {
-            _ = broker.stopping() => return,
+            _ = broker.replicas.stopping() => return,
             a = listener.accept() => a,
         };
         match accepted {
@@ -230,7 +229,7 @@ async fn serve(listener: TcpListener, broker: Arc<Broker>) {
     }
 }
 
-async fn handle_connection(mut stream: TcpStream, broker: &Arc<Broker>) -> std::io::Result<()> {
+async fn handle_connection(mut stream: TcpStream, broker: &Arc<Sources>) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     loop {

@@ -19,8 +19,9 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::broker::topics::Topic;
-use crate::broker::Broker;
 use crate::metrics::{api_name, error_name, PartitionMetrics, API_SLOTS};
+
+use super::Sources;
 
 /// At most this many consumer-lag series per scrape: groups × partitions
 /// grow with client input, the scrape must not. Past the bound the series
@@ -28,7 +29,7 @@ use crate::metrics::{api_name, error_name, PartitionMetrics, API_SLOTS};
 pub const MAX_LAG_SERIES: usize = 20_000;
 
 /// Encodes the whole scrape for `broker` as OpenMetrics text.
-pub fn render(broker: &Arc<Broker>) -> Result<String, fmt::Error> {
+pub fn render(broker: &Arc<Sources>) -> Result<String, fmt::Error> {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Scrape {
         broker: broker.clone(),
@@ -39,7 +40,7 @@ pub fn render(broker: &Arc<Broker>) -> Result<String, fmt::Error> {
 }
 
 struct Scrape {
-    broker: Arc<Broker>,
+    broker: Arc<Sources>,
 }
 
 // The collector trait wants Debug; the broker is not worth printing.
@@ -100,7 +101,7 @@ pub struct LagRow {
 }
 
 /// Every group's committed offsets as (group, topic, partition, offset).
-fn committed_offsets(broker: &Broker) -> impl Iterator<Item = (String, String, i32, i64)> + '_ {
+fn committed_offsets(broker: &Sources) -> impl Iterator<Item = (String, String, i32, i64)> + '_ {
     broker.groups.list_groups().into_iter().flat_map(move |g| {
         broker
             .groups
@@ -151,7 +152,7 @@ impl Collector for Scrape {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         let b = &self.broker;
         let m = &b.metrics;
-        let topics: Vec<Arc<Topic>> = b.topics.list();
+        let topics: Vec<Arc<Topic>> = b.replicas.topics.list();
         let per_topic = |f: fn(&PartitionMetrics) -> u64| {
             topics.iter().map(move |t| -> (TopicLabel, u64) {
                 let total = t.partitions.iter().map(|p| f(&p.metrics)).sum();

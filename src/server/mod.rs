@@ -1,0 +1,156 @@
+//! `BrokerServer`: builds the broker from its configuration and wires its
+//! services, top to bottom, the only place that knows them all: the log
+//! directory, the `ReplicaManager`, producer ids and quotas, the group and
+//! transaction coordinators, the request handlers (`KafkaApis`), the client
+//! listeners and the Prometheus exporter. It also runs the shutdown
+//! sequence. Nothing below this module holds a reference back up.
+
+pub mod prometheus;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::broker::log_dir::LogDir;
+use crate::broker::producer_ids::ProducerIdManager;
+use crate::broker::quotas::ClientQuotaManager;
+use crate::broker::ReplicaManager;
+use crate::config::BrokerConfig;
+use crate::coordinator::group::{self, GroupConfig, GroupCoordinator, OFFSETS_TOPIC};
+use crate::coordinator::txn::persistence::TXN_TOPIC;
+use crate::coordinator::txn::{TransactionCoordinator, TxnConfig};
+use crate::handlers::write_txn_markers::LocalTxnMarkerWriter;
+use crate::handlers::KafkaApis;
+use crate::metrics::BrokerMetrics;
+use crate::network::server::{self as network, BoundListener};
+use crate::util::shutdown::{self, ShutdownTrigger};
+
+/// How long connections may take to send what they owe once shutdown begins.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct BrokerServer {
+    pub apis: Arc<KafkaApis>,
+    log_dir: LogDir,
+    listeners: Vec<BoundListener>,
+    shutdown: ShutdownTrigger,
+}
+
+impl BrokerServer {
+    /// Opens the log directory and every log, loads both coordinators, binds
+    /// the client listeners and the metrics endpoint, and starts the
+    /// background tasks. Must run inside the tokio runtime.
+    pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerServer> {
+        let config = Arc::new(config);
+        let (trigger, signal) = shutdown::channel();
+        let log_dir = LogDir::open(
+            &config.log_dir,
+            config.node_id,
+            config.cluster_id.as_deref(),
+        )?;
+        let replicas =
+            ReplicaManager::open(config.clone(), log_dir.needs_recovery, signal.clone())?;
+        log_dir.mark_running()?;
+        let producer_ids = Arc::new(ProducerIdManager::load(&config.log_dir)?);
+        let quotas = Arc::new(ClientQuotaManager::load(&config.log_dir)?);
+
+        let (partitions, configs) = group::coordinator::offsets_topic_spec(&config);
+        let offsets_topic =
+            replicas.get_or_create_internal_topic(OFFSETS_TOPIC, partitions, configs)?;
+        let groups = GroupCoordinator::load(GroupConfig::from_broker(&config), offsets_topic)?;
+
+        let txn_config = TxnConfig::from_broker(&config);
+        let txn_topic = replicas.get_or_create_internal_topic(
+            TXN_TOPIC,
+            txn_config.num_partitions,
+            TransactionCoordinator::log_topic_configs(),
+        )?;
+        let markers = Arc::new(LocalTxnMarkerWriter {
+            replicas: replicas.clone(),
+            groups: groups.clone(),
+        });
+        let txns =
+            TransactionCoordinator::load(txn_config, txn_topic, producer_ids.clone(), markers)?;
+
+        let metrics = Arc::new(BrokerMetrics::new(
+            prometheus::listener_spec(&config).is_some(),
+        ));
+        let apis = Arc::new(KafkaApis {
+            config: config.clone(),
+            cluster_id: log_dir.cluster_id.clone(),
+            replicas: replicas.clone(),
+            groups: groups.clone(),
+            txns: txns.clone(),
+            producer_ids,
+            quotas,
+            metrics: metrics.clone(),
+        });
+
+        replicas.start();
+        groups.start();
+        txns.start(signal.clone());
+        let listeners = network::bind(&config).await?;
+        prometheus::http::start(&Arc::new(prometheus::Sources {
+            replicas,
+            groups,
+            metrics,
+        }))
+        .await?;
+        Ok(BrokerServer {
+            apis,
+            log_dir,
+            listeners,
+            shutdown: trigger,
+        })
+    }
+
+    /// Serves clients until `stop` resolves, then shuts down: long polls
+    /// answer, connections drain, every log is flushed and closed, and the
+    /// clean-shutdown marker is written.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+        let BrokerServer {
+            apis,
+            log_dir,
+            listeners,
+            shutdown,
+        } = self;
+        let serving = tokio::spawn(network::serve(
+            apis.clone(),
+            listeners,
+            shutdown.signal(),
+            DRAIN_TIMEOUT,
+        ));
+        stop.await;
+        tracing::info!("shutting down");
+        shutdown.fire();
+        apis.groups.begin_shutdown();
+        let _ = serving.await;
+        let replicas = apis.replicas.clone();
+        let clean = tokio::task::spawn_blocking(move || replicas.shutdown())
+            .await
+            .unwrap_or(false);
+        if !clean {
+            tracing::error!("some logs failed to close; the next start will run recovery");
+            return;
+        }
+        match log_dir.mark_clean_shutdown() {
+            Ok(()) => tracing::info!("logs closed cleanly"),
+            Err(e) => tracing::error!(error = %e, "writing the clean shutdown marker"),
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install SIGTERM handler");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
