@@ -330,7 +330,8 @@ def test_franz_kadm(recorded_broker, franz_bin):
     INVALID_CONFIG; a keyless record on the now compacted topic is INVALID_RECORD), partitions (grow; shrinking is INVALID_PARTITIONS), list
     offsets (start, end, by timestamp, max timestamp), delete records (and
     OFFSET_OUT_OF_RANGE beyond the high watermark), groups (describe a live member,
-    offsets, lag, Empty after it leaves, delete offsets, delete group), describe
+    offsets, lag, Empty after it leaves, delete offsets, delete group, then
+    GROUP_ID_NOT_FOUND), describe
     producers, describe/list transactions (ongoing, then committed), delete topic;
     every request at the highest version both sides know."""
     b, rec, bootstrap = recorded_broker
@@ -366,6 +367,8 @@ def test_franz_kadm(recorded_broker, franz_bin):
     assert r["groupListed"] == "consumer/Empty", r
     assert r["deleteOffsets"] == "" and r["groupOffsetsAfterDelete"] == {"1": 10, "2": 10}, r
     assert r["deleteGroup"] == "" and r["groupListedAfterDelete"] == "", r
+    # DescribeGroups v6 (KIP-1043): an unknown group is GROUP_ID_NOT_FOUND, state Dead
+    assert r["groupDescribedAfterDelete"] == "GROUP_ID_NOT_FOUND/Dead", r
 
     tpid, tepoch = r["txnProducer"]
     assert r["txnOngoing"] == {"state": "Ongoing", "pid": tpid, "epoch": tepoch, "timeoutMs": 30_000,

@@ -205,14 +205,16 @@ def test_sarama161_transactions(broker_factory, sarama_bin):
 
 
 @pytest.mark.compat("sarama-1.61", "admin")
-def test_sarama161_cluster_admin(broker, sarama_bin):
+def test_sarama161_cluster_admin(recorded_broker, sarama_bin):
     """ClusterAdmin against Kafka's answers (error codes: 36 TOPIC_ALREADY_EXISTS,
     40 INVALID_CONFIG, 37 INVALID_PARTITIONS, 1 OFFSET_OUT_OF_RANGE, 3
     UNKNOWN_TOPIC_OR_PARTITION): legacy AlterConfigs replaces the topic's whole
     override set (retention.ms falls back to its default), incremental alter
     changes one key."""
+    _, rec, bootstrap = recorded_broker
     topic, group = unique_topic("sarama161-adm"), unique_topic("sarama161-adm-g")
-    _, r = go_run(sarama_bin, "admin", {"bootstrap": broker.bootstrap, "topic": topic, "group": group})
+    _, r = go_run(sarama_bin, "admin", {"bootstrap": bootstrap, "topic": topic, "group": group})
+    print("sarama 1.61 admin requests:", rec.summary(CLIENT))
     assert r["createAgain"] == 36 and r["partitions"] == 2, r
     assert r["configsCreated"] == {"retention.ms": ["86400000", "Topic"], "cleanup.policy": ["delete", "Default"]}, r
     assert r["configsIncremental"] == {"retention.ms": ["3600000", "Topic"], "cleanup.policy": ["delete", "Default"]}, r
@@ -229,5 +231,9 @@ def test_sarama161_cluster_admin(broker, sarama_bin):
     assert r["groupDescribed"] == {"err": 0, "state": "Empty", "members": 0}, r
     assert r["groupOffsetsAfterDelete"] == {"0": -1, "1": 3, "2": -1}, r
     assert r["groupListedAfterDelete"] is False, r
+    # an unknown group: state Dead, and from DescribeGroups v6 on GROUP_ID_NOT_FOUND (69, KIP-1043)
+    (describe_version,) = rec.versions(15, CLIENT)
+    assert r["groupDescribedAfterDelete"] == {"err": 69 if describe_version >= 6 else 0, "state": "Dead"}, \
+        (describe_version, r)
     assert r["cluster"] == {"brokers": [1], "controller": 1}, r
     assert r["afterDelete"] == 3, r

@@ -415,6 +415,11 @@ func adminGroup(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, spec admi
 		return fmt.Errorf("delete group: %w", err)
 	}
 	res["deleteGroup"] = errName(dg.Err)
+	gone, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return fmt.Errorf("describe deleted group: %w", err)
+	}
+	res["groupDescribedAfterDelete"] = errName(gone[group].Err) + "/" + gone[group].State
 	if res["groupListedAfterDelete"], err = listedGroup(ctx, adm, group); err != nil {
 		return err
 	}

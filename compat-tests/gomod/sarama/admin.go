@@ -219,6 +219,10 @@ func admin(path string) error {
 	if res["groupListedAfterDelete"], err = listed(); err != nil {
 		return err
 	}
+	if ds, err = a.DescribeConsumerGroups([]string{group}); err != nil || len(ds) != 1 {
+		return fmt.Errorf("describe deleted consumer group: %v (%d)", err, len(ds))
+	}
+	res["groupDescribedAfterDelete"] = map[string]any{"err": int(ds[0].Err), "state": ds[0].State}
 
 	// cluster
 	brokers, controller, err := a.DescribeCluster()
