@@ -13,7 +13,8 @@ import difflib
 from collections import defaultdict
 from typing import Dict, Iterable, List, Optional, Tuple
 
-CLIENTS = ["kcat", "kafka-python", "confluent-kafka", "kafkajs", "aiokafka", "sarama"]
+CLIENTS = ["kcat", "kafka-python", "confluent-kafka", "kafkajs", "aiokafka", "sarama", "franz-go",
+           "sarama-1.61"]
 
 # capability key -> column heading
 CAPABILITIES = {
@@ -69,6 +70,19 @@ REMARKS = {
                                 "v0 (observed on the wire).",
     ("kafka-python", "old-versions"): "api_version=(0, 11): Produce v3, Fetch v5, Metadata v4; "
                                       "api_version=(0, 9): Metadata v0 (observed on the wire).",
+    ("franz-go", "produce"): "franz-go sends every request at the highest version both sides know "
+                             "(checked on the wire for each request of the round-trip and kadm tests, "
+                             "e.g. Produce v11, Fetch v18, Metadata v13, ListOffsets v10 against "
+                             "kastle today); AddPartitionsToTxn stays at v3, the last client version "
+                             "(v4+ are broker-to-broker, KIP-890).",
+    ("franz-go", "old-versions"): "kgo.MaxVersions(kversion.V0_11_0()): Produce v3, Fetch v5, Metadata v4 "
+                                  "(observed on the wire).",
+    ("sarama-1.61", "produce"): "IBM/sarama 1.61 with config.Version V4_0_0_0: Produce v10, Fetch v12, "
+                                "ListOffsets v6, Metadata v11 (sarama's own choice for Kafka 4.0; "
+                                "observed on the wire).",
+    ("sarama-1.61", "groups"): "tested with sarama's default range assignor (eager rebalancing).",
+    ("sarama-1.61", "old-versions"): "config.Version V0_11_0_0: Produce v3, Fetch v5, ListOffsets v2, "
+                                     "Metadata v4 (observed on the wire).",
 }
 
 PASS, FAIL, NOT_TESTED, NA = "pass", "FAIL", "not tested", "n/a"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kastle's test command (CI runs it as `bash .ci/run`).
 #
-#   1. installs what the tests need (kcat, compat-tests/.venv, kafkajs, Go + sarama) -- idempotent,
+#   1. installs what the tests need (kcat, compat-tests/.venv, kafkajs, Go + sarama, the
+#      compat-tests/gomod Go modules: franz-go, IBM/sarama) -- idempotent,
 #      skipped when already satisfied (stamp files keyed on the lock files' hashes)
 #   2. cargo build --release --locked
 #   3. cargo test  --release --locked
@@ -155,8 +156,21 @@ install_jvm() {
 
 # Go drivers on Go modules (compat-tests/gomod: franz-go, a current sarama),
 # fetched through the module proxy once into the module cache, built by the tests.
+# go.mod needs a newer Go than Debian's golang-go: when PATH finds an older one
+# first, put the machine's /usr/local/go ahead of it (also for the tests' builds).
+go_new_enough() {
+  local need have
+  need="$(sed -n 's/^go //p' "$CT/gomod/go.mod")"
+  have="$("$1" env GOVERSION 2>/dev/null | sed 's/^go//')"
+  [[ -n "$have" && "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -1)" == "$need" ]]
+}
 install_go_modules() {
   [[ -f "$CT/gomod/go.mod" ]] || return 0
+  if ! go_new_enough go; then
+    go_new_enough /usr/local/go/bin/go \
+      || die "compat-tests/gomod needs Go $(sed -n 's/^go //p' "$CT/gomod/go.mod") or newer (found $(go version))"
+    export PATH="/usr/local/go/bin:$PATH"
+  fi
   local stamp want
   want="$(hash_of "$CT/gomod/go.mod" "$CT/gomod/go.sum") $(go version)"
   stamp="$CT/gomod/.kastle-stamp"
