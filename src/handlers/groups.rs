@@ -44,9 +44,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::coordinator::group::coordinator::{
-    Answer, CommitPartition, DurableWait, FetchedOffset, JoinOutcome, JoinParams, SyncOutcome,
+use crate::coordinator::group::api::{
+    Answer, CommitPartition, FetchedOffset, JoinOutcome, JoinParams, SyncOutcome,
 };
+use crate::coordinator::group::writer::DurableWait;
 use crate::handlers::KafkaApis;
 use crate::handlers::{decode_or_close, ready, Pending, Reply, Request};
 

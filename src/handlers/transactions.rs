@@ -20,7 +20,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::coordinator::group::persistence::OFFSETS_TOPIC;
+use crate::coordinator::group::OFFSETS_TOPIC;
 use crate::coordinator::txn::coordinator::fenced_error;
 use crate::handlers::{decode, malformed, ready, Pending, Request};
 use crate::util::now_ms;

@@ -5,7 +5,8 @@
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::coordinator::{JoinOutcome, SyncOutcome, TimerKey};
+use super::api::{JoinOutcome, SyncOutcome};
+use super::timers::TimerKey;
 
 pub struct ClassicGroupMember {
     pub member_id: String,

@@ -1,17 +1,35 @@
-//! Consumer groups with Kafka's classic rebalance protocol.
+//! Consumer groups with Kafka's classic rebalance protocol, laid out as
+//! Kafka 4's group coordinator is:
 //!
-//! - `coordinator`: the GroupCoordinator (requests, timers, durability).
-//! - `group`: the ClassicGroup state and its pure rules.
-//! - `member`: ClassicGroupMember.
-//! - `offsets`: committed offsets and their expiration.
-//! - `persistence`: `__consumer_offsets` record schemas and the group → partition map.
+//! - `coordinator`: `GroupCoordinator`, the facade the handlers call: one
+//!   lock over the shard, the timer and expiration tasks.
+//! - `group_metadata_manager`: classic membership and rebalances
+//!   (`GroupMetadataManager`); KIP-848 consumer groups will live beside it.
+//! - `offset_metadata_manager`: committed and transactional offsets
+//!   (`OffsetMetadataManager`).
+//! - `classic_rebalance`: the classic rebalance state machine.
+//! - `classic_group` / `member`: `ClassicGroup` and `ClassicGroupMember`,
+//!   the state and its pure rules. `offsets`: one group's offsets and their
+//!   expiration rules.
+//! - `timers`: the deadline-ordered timers. `writer`: appends to
+//!   `__consumer_offsets` and the durable wait. `loader`: replays it at
+//!   start-up, one record at a time.
+//! - `record_serde`: `__consumer_offsets` key/value schemas
+//!   (`GroupCoordinatorRecordSerde`) and the group → partition map.
+//! - `api`: the operations' parameters and outcomes.
 
+pub mod api;
+pub mod classic_group;
+pub mod classic_rebalance;
 pub mod coordinator;
-#[allow(clippy::module_inception)]
-pub mod group;
+pub mod group_metadata_manager;
+pub mod loader;
 pub mod member;
+pub mod offset_metadata_manager;
 pub mod offsets;
-pub mod persistence;
+pub mod record_serde;
+pub mod timers;
+pub mod writer;
 
 pub use coordinator::{GroupConfig, GroupCoordinator};
-pub use persistence::OFFSETS_TOPIC;
+pub use record_serde::OFFSETS_TOPIC;

@@ -1,4 +1,5 @@
-//! Committed offsets of one group and their expiration
+//! Committed offsets of one group (`GroupOffsets`: committed, where their
+//! records sit, and open transactions' pending ones) and their expiration
 //! (`offsets.retention.minutes`), following Kafka's rules: offsets of an
 //! Empty group expire `retention` after the group became Empty (after the
 //! commit itself for a group that never had members); while a consumer
@@ -8,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use super::persistence::OffsetValue;
+use super::record_serde::OffsetValue;
 
 /// (topic, partition) → committed offset.
 pub type OffsetMap = HashMap<(String, i32), OffsetValue>;
@@ -167,6 +168,45 @@ impl PendingTxnOffsets {
             }
         }
         applied
+    }
+}
+
+/// Everything one group has committed: its offsets, where their records
+/// sit, and offsets of open transactions.
+#[derive(Default)]
+pub struct GroupOffsets {
+    pub committed: OffsetMap,
+    pub positions: PositionMap,
+    pub pending: PendingTxnOffsets,
+}
+
+impl GroupOffsets {
+    pub fn is_empty(&self) -> bool {
+        self.committed.is_empty() && self.pending.is_empty()
+    }
+
+    /// A committed offset whose record sits at `position`.
+    pub fn commit(&mut self, key: (String, i32), value: OffsetValue, position: i64) {
+        self.positions.insert(key.clone(), position);
+        self.committed.insert(key, value);
+    }
+
+    /// Drops a committed offset (its tombstone was written) and any pending
+    /// transactional offset of that partition.
+    pub fn remove(&mut self, key: &(String, i32)) {
+        self.committed.remove(key);
+        self.positions.remove(key);
+        self.pending.remove_partition(key);
+    }
+
+    /// The producer's transaction ended (see [`PendingTxnOffsets::complete`]).
+    pub fn complete_txn(&mut self, producer_id: i64, commit: bool) -> usize {
+        let GroupOffsets {
+            committed,
+            positions,
+            pending,
+        } = self;
+        pending.complete(producer_id, commit, committed, positions)
     }
 }
 

@@ -23,12 +23,12 @@ use tokio::time::Instant;
 use crate::broker::producer_ids::ProducerIdManager;
 use crate::broker::topics::Topic;
 use crate::config::BrokerConfig;
-use crate::coordinator::group::persistence::{partition_for, records};
+use crate::coordinator::group::record_serde::records;
+use crate::coordinator::loader::{self, LoadedBatch};
+use crate::coordinator::partition_for;
 use crate::coordinator::txn::marker_channel::{TxnMarkerWriter, TxnMarkers};
-use crate::coordinator::txn::persistence::{self, TxnValue, TXN_TOPIC};
+use crate::coordinator::txn::transaction_log::{self, TxnValue};
 use crate::coordinator::txn::TxnState;
-use crate::record::batch::{self, iter_batches};
-use crate::record::compression::decompression_budget;
 use crate::util::now_ms;
 use crate::util::shutdown::ShutdownSignal;
 
@@ -50,20 +50,17 @@ pub struct TxnConfig {
 
 impl TxnConfig {
     pub fn from_broker(c: &BrokerConfig) -> TxnConfig {
-        let int = |k: &str, d: i64| {
-            c.value(k)
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .unwrap_or(d)
-        };
         TxnConfig {
-            max_timeout_ms: int("transaction.max.timeout.ms", 900_000).clamp(1, i64::from(i32::MAX))
-                as i32,
-            num_partitions: int("transaction.state.log.num.partitions", 50).clamp(1, 10_000) as i32,
-            abort_check_interval_ms: int(
-                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
-                10_000,
-            )
-            .max(1) as u64,
+            max_timeout_ms: c
+                .int("transaction.max.timeout.ms")
+                .clamp(1, i64::from(i32::MAX)) as i32,
+            num_partitions: c
+                .int("transaction.state.log.num.partitions")
+                .clamp(1, 10_000) as i32,
+            abort_check_interval_ms: c
+                .int("transaction.abort.timed.out.transaction.cleanup.interval.ms")
+                .max(1) as u64,
+            // Kafka's `request.timeout.ms` for marker and state writes.
             write_timeout_ms: 30_000,
         }
     }
@@ -146,7 +143,7 @@ impl TransactionCoordinator {
     ) -> anyhow::Result<Arc<Self>> {
         let coordinator = Arc::new(TransactionCoordinator {
             config: TxnConfig {
-                num_partitions: log_topic.partitions.len() as i32,
+                num_partitions: i32::try_from(log_topic.partitions.len()).unwrap_or(i32::MAX),
                 ..config
             },
             log_topic,
@@ -170,43 +167,18 @@ impl TransactionCoordinator {
     fn load_state(&self) -> anyhow::Result<()> {
         let mut latest: HashMap<String, Option<TxnValue>> = HashMap::new();
         for p in &self.log_topic.partitions {
-            let mut offset = p.state().log_start_offset;
-            loop {
-                let read = p
-                    .fetch(offset, 8 << 20, true)
-                    .map_err(|e| anyhow::anyhow!("reading {TXN_TOPIC}-{}: {e}", p.index))?;
-                let bytes = read
-                    .read()
-                    .map_err(|e| anyhow::anyhow!("reading {TXN_TOPIC}-{}: {e}", p.index))?;
-                if bytes.is_empty() {
-                    break;
-                }
-                let mut next = offset;
-                for (pos, h) in iter_batches(&bytes) {
-                    next = h.last_offset() + 1;
-                    if h.is_control() {
+            loader::replay(p, |b| {
+                // Markers do not concern the transaction log itself.
+                let LoadedBatch::Records { header, section } = b else {
+                    return;
+                };
+                for r in records(section, header.records_count) {
+                    let Some(id) = r.key.and_then(transaction_log::decode_key) else {
                         continue;
-                    }
-                    let b = &bytes[pos..pos + h.total_size()];
-                    let section = match batch::batch_records(b, decompression_budget(1 << 20)) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            tracing::warn!(partition = p.index, offset = h.base_offset, error = %e, "skipping unreadable transaction log batch");
-                            continue;
-                        }
                     };
-                    for r in records(&section, h.records_count) {
-                        let Some(id) = r.key.and_then(persistence::decode_key) else {
-                            continue;
-                        };
-                        latest.insert(id, r.value.and_then(persistence::decode_value));
-                    }
+                    latest.insert(id, r.value.and_then(transaction_log::decode_value));
                 }
-                if next <= offset {
-                    break;
-                }
-                offset = next;
-            }
+            })?;
         }
         let mut txns = self.txns.lock().unwrap_or_else(|p| p.into_inner());
         let mut producers = self.producers.lock().unwrap_or_else(|p| p.into_inner());
@@ -318,8 +290,14 @@ impl TransactionCoordinator {
             .partition(self.partition_for(&m.transactional_id))
             .ok_or(ResponseError::CoordinatorNotAvailable)?
             .clone();
-        let key = persistence::encode_key(&m.transactional_id);
-        let value = persistence::encode_value(&m.value());
+        let (key, value) = transaction_log::encode_key(&m.transactional_id)
+            .and_then(|k| Ok((k, transaction_log::encode_value(&m.value())?)))
+            .map_err(|e| {
+                // Unreachable through the protocol (strings are bounded
+                // there); Kafka's serialization exception is the model.
+                tracing::warn!(error = %e, "transaction state cannot be serialized");
+                ResponseError::UnknownServerError
+            })?;
         let out = partition.append_records(&[(key, Some(value))], None).map_err(|e| {
             tracing::warn!(transactional_id = %m.transactional_id, error = %e, "writing transaction state");
             ResponseError::CoordinatorNotAvailable

@@ -4,7 +4,7 @@
 
 pub mod coordinator;
 pub mod marker_channel;
-pub mod persistence;
+pub mod transaction_log;
 
 pub use coordinator::{TransactionCoordinator, TxnConfig, TxnMetadata};
 

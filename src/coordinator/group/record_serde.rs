@@ -16,22 +16,13 @@
 
 use bytes::Bytes;
 
+pub use crate::protocol::fields::{DecodeError, FieldTooLong};
+use crate::protocol::fields::{FieldReader, FieldWriter};
 use crate::record::varint::{read_varint, read_varlong};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-/// `Utils.abs(groupId.hashCode()) % numPartitions`, with Java's
-/// `String.hashCode` over UTF-16 code units, so a group lands on the same
-/// partition as it would in Kafka.
-pub fn partition_for(group_id: &str, num_partitions: i32) -> i32 {
-    let mut h: i32 = 0;
-    for unit in group_id.encode_utf16() {
-        h = h.wrapping_mul(31).wrapping_add(i32::from(unit));
-    }
-    // Kafka's Utils.abs maps Integer.MIN_VALUE to 0.
-    let abs = if h == i32::MIN { 0 } else { h.abs() };
-    abs % num_partitions.max(1)
-}
+pub use crate::coordinator::partition_for;
 
 /// One committed offset as stored in OffsetCommitValue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,100 +76,71 @@ pub enum CoordinatorKey {
 }
 
 // ---------------------------------------------------------------------------
-// encoding
+// encoding (a STRING over 32767 bytes fails, as Kafka's writers do)
 // ---------------------------------------------------------------------------
 
-fn put_i16(out: &mut Vec<u8>, v: i16) {
-    out.extend_from_slice(&v.to_be_bytes());
-}
-fn put_i32(out: &mut Vec<u8>, v: i32) {
-    out.extend_from_slice(&v.to_be_bytes());
-}
-fn put_i64(out: &mut Vec<u8>, v: i64) {
-    out.extend_from_slice(&v.to_be_bytes());
-}
-/// Kafka's STRING: i16 length + UTF-8. Lengths above i16::MAX cannot be
-/// represented; callers bound them (group ids and topics are far shorter,
-/// offset metadata is capped by `offset.metadata.max.bytes`).
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    let b = s.as_bytes();
-    let len = b.len().min(i16::MAX as usize);
-    put_i16(out, len as i16);
-    out.extend_from_slice(&b[..len]);
-}
-fn put_nullable_str(out: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        Some(s) => put_str(out, s),
-        None => put_i16(out, -1),
-    }
-}
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    put_i32(out, b.len() as i32);
-    out.extend_from_slice(b);
+pub fn offset_key(group: &str, topic: &str, partition: i32) -> Result<Vec<u8>, FieldTooLong> {
+    let mut w = FieldWriter::with_capacity(8 + group.len() + topic.len());
+    w.i16(1);
+    w.string("group", group)?;
+    w.string("topic", topic)?;
+    w.i32(partition);
+    Ok(w.finish())
 }
 
-pub fn offset_key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + group.len() + topic.len());
-    put_i16(&mut out, 1);
-    put_str(&mut out, group);
-    put_str(&mut out, topic);
-    put_i32(&mut out, partition);
-    out
+pub fn group_key(group: &str) -> Result<Vec<u8>, FieldTooLong> {
+    let mut w = FieldWriter::with_capacity(4 + group.len());
+    w.i16(2);
+    w.string("group", group)?;
+    Ok(w.finish())
 }
 
-pub fn group_key(group: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + group.len());
-    put_i16(&mut out, 2);
-    put_str(&mut out, group);
-    out
-}
-
-pub fn offset_value(v: &OffsetValue) -> Vec<u8> {
-    let mut out = Vec::with_capacity(32 + v.metadata.len());
+pub fn offset_value(v: &OffsetValue) -> Result<Vec<u8>, FieldTooLong> {
+    let mut w = FieldWriter::with_capacity(32 + v.metadata.len());
     match v.expire_timestamp {
         Some(expire) => {
-            put_i16(&mut out, 1);
-            put_i64(&mut out, v.offset);
-            put_str(&mut out, &v.metadata);
-            put_i64(&mut out, v.commit_timestamp);
-            put_i64(&mut out, expire);
+            w.i16(1);
+            w.i64(v.offset);
+            w.string("metadata", &v.metadata)?;
+            w.i64(v.commit_timestamp);
+            w.i64(expire);
         }
         None => {
-            put_i16(&mut out, 3);
-            put_i64(&mut out, v.offset);
-            put_i32(&mut out, v.leader_epoch);
-            put_str(&mut out, &v.metadata);
-            put_i64(&mut out, v.commit_timestamp);
+            w.i16(3);
+            w.i64(v.offset);
+            w.i32(v.leader_epoch);
+            w.string("metadata", &v.metadata)?;
+            w.i64(v.commit_timestamp);
         }
     }
-    out
+    Ok(w.finish())
 }
 
-pub fn group_value(v: &GroupValue) -> Vec<u8> {
+pub fn group_value(v: &GroupValue) -> Result<Vec<u8>, FieldTooLong> {
     let size: usize = v
         .members
         .iter()
         .map(|m| 64 + m.member_id.len() + m.subscription.len() + m.assignment.len())
         .sum();
-    let mut out = Vec::with_capacity(64 + size);
-    put_i16(&mut out, 3);
-    put_str(&mut out, &v.protocol_type);
-    put_i32(&mut out, v.generation);
-    put_nullable_str(&mut out, v.protocol.as_deref());
-    put_nullable_str(&mut out, v.leader.as_deref());
-    put_i64(&mut out, v.current_state_timestamp);
-    put_i32(&mut out, v.members.len() as i32);
+    let mut w = FieldWriter::with_capacity(64 + size);
+    w.i16(3);
+    w.string("protocolType", &v.protocol_type)?;
+    w.i32(v.generation);
+    w.nullable_string("protocol", v.protocol.as_deref())?;
+    w.nullable_string("leader", v.leader.as_deref())?;
+    w.i64(v.current_state_timestamp);
+    w.count("members", v.members.len())?;
     for m in &v.members {
-        put_str(&mut out, &m.member_id);
-        put_nullable_str(&mut out, m.group_instance_id.as_deref());
-        put_str(&mut out, &m.client_id);
-        put_str(&mut out, &m.client_host);
-        put_i32(&mut out, m.rebalance_timeout_ms);
-        put_i32(&mut out, m.session_timeout_ms);
-        put_bytes(&mut out, &m.subscription);
-        put_bytes(&mut out, &m.assignment);
+        w.string("memberId", &m.member_id)?;
+        w.nullable_string("groupInstanceId", m.group_instance_id.as_deref())?;
+        w.string("clientId", &m.client_id)?;
+        w.string("clientHost", &m.client_host)?;
+        w.i32(m.rebalance_timeout_ms);
+        w.i32(m.session_timeout_ms);
+        w.bytes("subscription", &m.subscription)?;
+        w.bytes("assignment", &m.assignment)?;
     }
-    out
+    Ok(w.finish())
 }
 
 // ---------------------------------------------------------------------------
@@ -186,143 +148,22 @@ pub fn group_value(v: &GroupValue) -> Vec<u8> {
 // never a panic.
 // ---------------------------------------------------------------------------
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecodeError(pub String);
-
-impl std::fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    flexible: bool,
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Reader {
-            buf,
-            pos: 0,
-            flexible: false,
-        }
-    }
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|e| *e <= self.buf.len())
-            .ok_or_else(|| DecodeError(format!("truncated at byte {}", self.pos)))?;
-        let s = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-    fn i16(&mut self) -> Result<i16, DecodeError> {
-        let b = self.take(2)?;
-        Ok(i16::from_be_bytes([b[0], b[1]]))
-    }
-    fn i32(&mut self) -> Result<i32, DecodeError> {
-        let b = self.take(4)?;
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn i64(&mut self) -> Result<i64, DecodeError> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(i64::from_be_bytes(a))
-    }
-    fn uvarint(&mut self) -> Result<u64, DecodeError> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.take(1)?[0];
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(DecodeError("varint too long".into()))
-    }
-    /// Length of a string/bytes field; None for null.
-    fn len(&mut self, wide: bool) -> Result<Option<usize>, DecodeError> {
-        if self.flexible {
-            let n = self.uvarint()?;
-            return Ok(if n == 0 { None } else { Some((n - 1) as usize) });
-        }
-        let n = if wide {
-            i64::from(self.i32()?)
-        } else {
-            i64::from(self.i16()?)
-        };
-        Ok(if n < 0 { None } else { Some(n as usize) })
-    }
-    fn nullable_str(&mut self) -> Result<Option<String>, DecodeError> {
-        match self.len(false)? {
-            None => Ok(None),
-            Some(n) => {
-                let b = self.take(n)?;
-                String::from_utf8(b.to_vec())
-                    .map(Some)
-                    .map_err(|_| DecodeError("invalid UTF-8".into()))
-            }
-        }
-    }
-    fn str(&mut self) -> Result<String, DecodeError> {
-        Ok(self.nullable_str()?.unwrap_or_default())
-    }
-    fn bytes(&mut self) -> Result<Bytes, DecodeError> {
-        match self.len(true)? {
-            None => Ok(Bytes::new()),
-            Some(n) => Ok(Bytes::copy_from_slice(self.take(n)?)),
-        }
-    }
-    fn array_len(&mut self) -> Result<usize, DecodeError> {
-        let n = if self.flexible {
-            (self.uvarint()? as i64) - 1
-        } else {
-            i64::from(self.i32()?)
-        };
-        let n = n.max(0) as usize;
-        // Every element takes at least one byte: a count beyond what is left
-        // is corrupt, and must not size an allocation.
-        if n > self.buf.len() - self.pos {
-            return Err(DecodeError(format!(
-                "array of {n} elements in a short record"
-            )));
-        }
-        Ok(n)
-    }
-    fn skip_tagged(&mut self) -> Result<(), DecodeError> {
-        if !self.flexible {
-            return Ok(());
-        }
-        let n = self.uvarint()?;
-        for _ in 0..n {
-            self.uvarint()?;
-            let len = self.uvarint()? as usize;
-            self.take(len)?;
-        }
-        Ok(())
-    }
-}
-
 pub fn decode_key(key: &[u8]) -> Result<CoordinatorKey, DecodeError> {
-    let mut r = Reader::new(key);
+    let mut r = FieldReader::new(key);
     let version = r.i16()?;
     match version {
         0 | 1 => Ok(CoordinatorKey::Offset {
-            group: r.str()?,
-            topic: r.str()?,
+            group: r.string()?,
+            topic: r.string()?,
             partition: r.i32()?,
         }),
-        2 => Ok(CoordinatorKey::Group { group: r.str()? }),
+        2 => Ok(CoordinatorKey::Group { group: r.string()? }),
         v => Ok(CoordinatorKey::Other(v)),
     }
 }
 
 pub fn decode_offset_value(value: &[u8]) -> Result<OffsetValue, DecodeError> {
-    let mut r = Reader::new(value);
+    let mut r = FieldReader::new(value);
     let version = r.i16()?;
     if !(0..=4).contains(&version) {
         return Err(DecodeError(format!(
@@ -332,7 +173,7 @@ pub fn decode_offset_value(value: &[u8]) -> Result<OffsetValue, DecodeError> {
     r.flexible = version >= 4;
     let offset = r.i64()?;
     let leader_epoch = if version >= 3 { r.i32()? } else { -1 };
-    let metadata = r.str()?;
+    let metadata = r.string()?;
     let commit_timestamp = r.i64()?;
     let expire_timestamp = if version == 1 { Some(r.i64()?) } else { None };
     r.skip_tagged()?;
@@ -346,7 +187,7 @@ pub fn decode_offset_value(value: &[u8]) -> Result<OffsetValue, DecodeError> {
 }
 
 pub fn decode_group_value(value: &[u8]) -> Result<GroupValue, DecodeError> {
-    let mut r = Reader::new(value);
+    let mut r = FieldReader::new(value);
     let version = r.i16()?;
     if !(0..=4).contains(&version) {
         return Err(DecodeError(format!(
@@ -354,22 +195,22 @@ pub fn decode_group_value(value: &[u8]) -> Result<GroupValue, DecodeError> {
         )));
     }
     r.flexible = version >= 4;
-    let protocol_type = r.str()?;
+    let protocol_type = r.string()?;
     let generation = r.i32()?;
-    let protocol = r.nullable_str()?;
-    let leader = r.nullable_str()?;
+    let protocol = r.nullable_string()?;
+    let leader = r.nullable_string()?;
     let current_state_timestamp = if version >= 2 { r.i64()? } else { -1 };
-    let n = r.array_len()?;
+    let n = r.count()?;
     let mut members = Vec::with_capacity(n);
     for _ in 0..n {
-        let member_id = r.str()?;
+        let member_id = r.string()?;
         let group_instance_id = if version >= 3 {
-            r.nullable_str()?
+            r.nullable_string()?
         } else {
             None
         };
-        let client_id = r.str()?;
-        let client_host = r.str()?;
+        let client_id = r.string()?;
+        let client_host = r.string()?;
         let rebalance_timeout_ms = if version >= 1 { r.i32()? } else { -1 };
         let session_timeout_ms = r.i32()?;
         let subscription = r.bytes()?;
@@ -526,13 +367,16 @@ mod tests {
             commit_timestamp: 1000,
             expire_timestamp: None,
         };
-        assert_eq!(decode_offset_value(&offset_value(&v)).unwrap(), v);
+        assert_eq!(decode_offset_value(&offset_value(&v).unwrap()).unwrap(), v);
         let v1 = OffsetValue {
             leader_epoch: -1,
             expire_timestamp: Some(5000),
             ..v
         };
-        assert_eq!(decode_offset_value(&offset_value(&v1)).unwrap(), v1);
+        assert_eq!(
+            decode_offset_value(&offset_value(&v1).unwrap()).unwrap(),
+            v1
+        );
         assert!(decode_offset_value(&[0, 3, 1]).is_err());
     }
 
@@ -555,13 +399,13 @@ mod tests {
                 assignment: Bytes::from_static(b"asg"),
             }],
         };
-        assert_eq!(decode_group_value(&group_value(&v)).unwrap(), v);
+        assert_eq!(decode_group_value(&group_value(&v).unwrap()).unwrap(), v);
         assert_eq!(
-            decode_key(&group_key("g")).unwrap(),
+            decode_key(&group_key("g").unwrap()).unwrap(),
             CoordinatorKey::Group { group: "g".into() }
         );
         assert_eq!(
-            decode_key(&offset_key("g", "t", 4)).unwrap(),
+            decode_key(&offset_key("g", "t", 4).unwrap()).unwrap(),
             CoordinatorKey::Offset {
                 group: "g".into(),
                 topic: "t".into(),
@@ -572,7 +416,8 @@ mod tests {
         let mut bad = group_value(&GroupValue {
             members: vec![],
             ..v
-        });
+        })
+        .unwrap();
         let n = bad.len();
         bad[n - 4..].copy_from_slice(&i32::MAX.to_be_bytes());
         assert!(decode_group_value(&bad).is_err());

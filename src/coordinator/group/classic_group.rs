@@ -16,10 +16,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 
-use super::coordinator::TimerKey;
 use super::member::ClassicGroupMember;
-use super::offsets::{ExpirationBase, OffsetMap, PendingTxnOffsets, PositionMap};
-use super::persistence::{GroupValue, MemberValue};
+use super::offsets::ExpirationBase;
+use super::record_serde::{GroupValue, MemberValue};
+use super::timers::TimerKey;
 
 pub const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
 
@@ -71,12 +71,6 @@ pub struct ClassicGroup {
     /// left for extending it (Kafka's `InitialDelayedJoin.remainingMs`).
     pub initial_delay_remaining_ms: Option<i64>,
     pub sync_timer: Option<TimerKey>,
-    pub offsets: OffsetMap,
-    /// Where each committed offset's record sits in `__consumer_offsets`.
-    pub offset_positions: PositionMap,
-    /// Offsets committed by open transactions (TxnOffsetCommit), per
-    /// producer; invisible to OffsetFetch until their COMMIT marker.
-    pub pending_txn: PendingTxnOffsets,
     /// Whether a GroupMetadata record was ever written (or loaded): a group
     /// that never was can vanish without a tombstone.
     pub persisted: bool,
@@ -100,9 +94,6 @@ impl ClassicGroup {
             join_timer: None,
             initial_delay_remaining_ms: None,
             sync_timer: None,
-            offsets: OffsetMap::new(),
-            offset_positions: PositionMap::new(),
-            pending_txn: PendingTxnOffsets::default(),
             persisted: false,
         }
     }
@@ -113,23 +104,14 @@ impl ClassicGroup {
         self.state_timestamp = now;
     }
 
-    /// Empty, never persisted, and holding no offsets, committed or
-    /// pending: such a group can be forgotten without a record.
+    /// Empty, without members and never persisted: if it also holds no
+    /// offsets (the `OffsetMetadataManager`'s to say), such a group can be
+    /// forgotten without a record.
     pub fn holds_nothing(&self) -> bool {
         self.is(GroupState::Empty)
             && self.members.is_empty()
             && self.pending_members.is_empty()
-            && self.offsets.is_empty()
-            && self.pending_txn.is_empty()
             && !self.persisted
-    }
-
-    /// Drops a committed offset (its tombstone was written) and any
-    /// pending transactional offset of that partition.
-    pub fn remove_offset(&mut self, key: &(String, i32)) {
-        self.offsets.remove(key);
-        self.offset_positions.remove(key);
-        self.pending_txn.remove_partition(key);
     }
 
     pub fn is(&self, s: GroupState) -> bool {

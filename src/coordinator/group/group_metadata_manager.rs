@@ -1,0 +1,538 @@
+//! Kafka's `GroupMetadataManager` for classic groups: membership and the
+//! rebalance protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup), static
+//! membership, the timers that drive rebalances and expire sessions, and
+//! ListGroups / DescribeGroups. It owns every group's `ClassicGroup` state;
+//! committed offsets are the `OffsetMetadataManager`'s. KIP-848 consumer
+//! groups and share groups will be managed beside the classic path here.
+//!
+//! Every operation runs under the coordinator's lock and may append the
+//! group's new state (GroupMetadata record) through the `CoordinatorWriter`
+//! before answering; answers that depend on it carry a `DurableWait`.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::api::{
+    code, Answer, Committer, DescribedMember, GroupDescription, GroupListing, JoinOutcome,
+    JoinParams, SyncOutcome, SyncParams, MAX_PROTOCOL_METADATA_BYTES,
+};
+use super::classic_group::{ClassicGroup, GroupState, CONSUMER_PROTOCOL_TYPE};
+use super::classic_rebalance::reschedule_heartbeat;
+use super::coordinator::GroupConfig;
+use super::offset_metadata_manager::OffsetMetadataManager;
+use super::timers::{Timer, Timers};
+use super::writer::CoordinatorWriter;
+use crate::util::now_ms;
+
+/// What the membership code reads besides the groups: the coordinator's
+/// settings, and the writer that makes group state durable.
+pub struct Cx<'a> {
+    pub config: &'a GroupConfig,
+    pub writer: &'a CoordinatorWriter,
+}
+
+/// Every classic group on this coordinator and their timers.
+#[derive(Default)]
+pub struct GroupMetadataManager {
+    pub groups: HashMap<String, ClassicGroup>,
+    pub timers: Timers,
+}
+
+impl GroupMetadataManager {
+    // -----------------------------------------------------------------
+    // JoinGroup
+    // -----------------------------------------------------------------
+
+    /// JoinGroup. `offsets` tells whether a group holds committed offsets
+    /// (such a group must not be forgotten when a join fails).
+    pub fn join_group(
+        &mut self,
+        cx: &Cx,
+        offsets: &OffsetMetadataManager,
+        p: JoinParams,
+    ) -> Answer<JoinOutcome> {
+        if p.group_id.is_empty() {
+            return Answer::Now(JoinOutcome::error(
+                ResponseError::InvalidGroupId,
+                &p.member_id,
+            ));
+        }
+        if p.session_timeout_ms < cx.config.min_session_timeout_ms
+            || p.session_timeout_ms > cx.config.max_session_timeout_ms
+        {
+            return Answer::Now(JoinOutcome::error(
+                ResponseError::InvalidSessionTimeout,
+                &p.member_id,
+            ));
+        }
+        if p.protocols
+            .iter()
+            .any(|(_, m)| m.len() > MAX_PROTOCOL_METADATA_BYTES)
+        {
+            return Answer::Now(JoinOutcome::error(
+                ResponseError::InvalidRequest,
+                &p.member_id,
+            ));
+        }
+        let Self { groups, timers } = self;
+        let is_unknown = p.member_id.is_empty();
+        let now = now_ms();
+        if !groups.contains_key(&p.group_id) {
+            if !is_unknown {
+                return Answer::Now(JoinOutcome::error(
+                    ResponseError::UnknownMemberId,
+                    &p.member_id,
+                ));
+            }
+            groups.insert(
+                p.group_id.clone(),
+                ClassicGroup::new(p.group_id.clone(), now),
+            );
+        }
+        let Some(g) = groups.get_mut(&p.group_id) else {
+            return Answer::Now(JoinOutcome::error(
+                ResponseError::CoordinatorNotAvailable,
+                &p.member_id,
+            ));
+        };
+        let answer = if !g.accept_joining_member(&p.member_id, cx.config.max_size) {
+            Answer::Now(JoinOutcome::error(
+                ResponseError::GroupMaxSizeReached,
+                &p.member_id,
+            ))
+        } else if is_unknown {
+            cx.join_new_member(g, timers, p)
+        } else {
+            cx.join_existing_member(g, timers, p)
+        };
+        // A group created for a join that failed holds nothing: drop it.
+        let gid = g.group_id.clone();
+        if g.holds_nothing() && !offsets.has_group(&gid) {
+            groups.remove(&gid);
+        }
+        answer
+    }
+
+    // -----------------------------------------------------------------
+    // SyncGroup
+    // -----------------------------------------------------------------
+
+    pub fn sync_group(&mut self, cx: &Cx, p: SyncParams) -> Answer<SyncOutcome> {
+        let SyncParams {
+            group_id,
+            generation_id,
+            member_id,
+            group_instance_id,
+            protocol_type,
+            protocol_name,
+            assignments,
+        } = p;
+        if group_id.is_empty() {
+            return Answer::Now(SyncOutcome::error(ResponseError::InvalidGroupId));
+        }
+        let Self { groups, timers } = self;
+        let Some(g) = groups.get_mut(group_id) else {
+            return Answer::Now(SyncOutcome::error(ResponseError::UnknownMemberId));
+        };
+        if g.is(GroupState::Dead) {
+            return Answer::Now(SyncOutcome::error(ResponseError::CoordinatorNotAvailable));
+        }
+        if let Err(e) = g.validate_member(member_id, group_instance_id) {
+            return Answer::Now(SyncOutcome::error(e));
+        }
+        if generation_id != g.generation_id {
+            return Answer::Now(SyncOutcome::error(ResponseError::IllegalGeneration));
+        }
+        if protocol_type.is_some_and(|t| g.protocol_type.as_deref() != Some(t))
+            || protocol_name.is_some_and(|n| g.protocol_name.as_deref() != Some(n))
+        {
+            return Answer::Now(SyncOutcome::error(ResponseError::InconsistentGroupProtocol));
+        }
+        let answer = match g.state {
+            GroupState::Empty | GroupState::Dead => {
+                Answer::Now(SyncOutcome::error(ResponseError::UnknownMemberId))
+            }
+            GroupState::PreparingRebalance => {
+                Answer::Now(SyncOutcome::error(ResponseError::RebalanceInProgress))
+            }
+            GroupState::CompletingRebalance => {
+                let (tx, rx) = oneshot::channel();
+                if let Some(m) = g.members.get_mut(member_id) {
+                    if let Some(old) = m.sync_waiter.replace(tx) {
+                        let _ = old.send(SyncOutcome::error(ResponseError::RebalanceInProgress));
+                    }
+                }
+                g.pending_sync.remove(member_id);
+                if g.is_leader(member_id) {
+                    cx.apply_leader_assignment(g, timers, assignments);
+                }
+                Answer::Later(rx)
+            }
+            GroupState::Stable => {
+                g.pending_sync.remove(member_id);
+                let gid = g.group_id.clone();
+                let out = match g.members.get_mut(member_id) {
+                    Some(m) => {
+                        reschedule_heartbeat(timers, &gid, m);
+                        SyncOutcome {
+                            error: 0,
+                            protocol_type: g.protocol_type.clone(),
+                            protocol_name: g.protocol_name.clone(),
+                            assignment: m.assignment.clone(),
+                            wait: None,
+                        }
+                    }
+                    None => SyncOutcome::error(ResponseError::UnknownMemberId),
+                };
+                Answer::Now(out)
+            }
+        };
+        answer
+    }
+
+    // -----------------------------------------------------------------
+    // Heartbeat / LeaveGroup
+    // -----------------------------------------------------------------
+
+    pub fn heartbeat(
+        &mut self,
+        group_id: &str,
+        generation_id: i32,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+    ) -> i16 {
+        if group_id.is_empty() {
+            return code(ResponseError::InvalidGroupId);
+        }
+        let Self { groups, timers } = self;
+        let Some(g) = groups.get_mut(group_id) else {
+            return code(ResponseError::UnknownMemberId);
+        };
+        if g.is(GroupState::Dead) {
+            return code(ResponseError::CoordinatorNotAvailable);
+        }
+        if let Err(e) = g.validate_member(member_id, group_instance_id) {
+            return code(e);
+        }
+        if generation_id != g.generation_id {
+            return code(ResponseError::IllegalGeneration);
+        }
+        let state = g.state;
+        let gid = g.group_id.clone();
+        let Some(m) = g.members.get_mut(member_id) else {
+            return code(ResponseError::UnknownMemberId);
+        };
+        match state {
+            GroupState::Empty | GroupState::Dead => code(ResponseError::UnknownMemberId),
+            GroupState::CompletingRebalance | GroupState::Stable => {
+                reschedule_heartbeat(timers, &gid, m);
+                0
+            }
+            GroupState::PreparingRebalance => {
+                reschedule_heartbeat(timers, &gid, m);
+                code(ResponseError::RebalanceInProgress)
+            }
+        }
+    }
+
+    /// LeaveGroup: (top-level error, per-member (member id, instance id, error)).
+    pub fn leave_group(
+        &mut self,
+        cx: &Cx,
+        group_id: &str,
+        leaving: Vec<(String, Option<String>)>,
+    ) -> (i16, Vec<(String, Option<String>, i16)>) {
+        if group_id.is_empty() {
+            return (code(ResponseError::InvalidGroupId), Vec::new());
+        }
+        let Self { groups, timers } = self;
+        let Some(g) = groups.get_mut(group_id) else {
+            return (code(ResponseError::UnknownMemberId), Vec::new());
+        };
+        if g.is(GroupState::Dead) {
+            return (code(ResponseError::CoordinatorNotAvailable), Vec::new());
+        }
+        let mut results = Vec::with_capacity(leaving.len());
+        for (member_id, instance) in leaving {
+            let err = match &instance {
+                Some(i) => match g.static_members.get(i).cloned() {
+                    None => code(ResponseError::UnknownMemberId),
+                    Some(existing) if !member_id.is_empty() && existing != member_id => {
+                        code(ResponseError::FencedInstanceId)
+                    }
+                    Some(existing) => {
+                        tracing::info!(group = %group_id, member = %existing, instance = %i, "static member left the group");
+                        cx.remove_member_and_update(g, timers, &existing);
+                        0
+                    }
+                },
+                None => {
+                    if let Some(key) = g.pending_members.remove(&member_id) {
+                        timers.cancel(Some(key));
+                        cx.maybe_complete_join(g, timers);
+                        0
+                    } else if g.members.contains_key(&member_id) {
+                        tracing::info!(group = %group_id, member = %member_id, "member left the group");
+                        cx.remove_member_and_update(g, timers, &member_id);
+                        0
+                    } else {
+                        code(ResponseError::UnknownMemberId)
+                    }
+                }
+            };
+            results.push((member_id, instance, err));
+        }
+        (0, results)
+    }
+
+    // -----------------------------------------------------------------
+    // admin: ListGroups, DescribeGroups, DeleteGroups, OffsetDelete
+    // -----------------------------------------------------------------
+
+    pub fn list_groups(&self) -> Vec<GroupListing> {
+        let mut out: Vec<GroupListing> = self
+            .groups
+            .values()
+            .filter(|g| !g.is(GroupState::Dead))
+            .map(|g| GroupListing {
+                group_id: g.group_id.clone(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                state: g.state,
+            })
+            .collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out
+    }
+
+    pub fn describe_group(&self, group_id: &str) -> Option<GroupDescription> {
+        let g = self
+            .groups
+            .get(group_id)
+            .filter(|g| !g.is(GroupState::Dead))?;
+        let stable = g.is(GroupState::Stable);
+        let protocol = g.protocol_name.clone().unwrap_or_default();
+        Some(GroupDescription {
+            state: g.state,
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            // Kafka shows the protocol and the members' metadata and
+            // assignments only once the group is Stable.
+            protocol_data: if stable {
+                protocol.clone()
+            } else {
+                String::new()
+            },
+            members: g
+                .members
+                .values()
+                .map(|m| DescribedMember {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: if stable {
+                        m.metadata(&protocol).cloned().unwrap_or_default()
+                    } else {
+                        Bytes::new()
+                    },
+                    assignment: if stable {
+                        m.assignment.clone()
+                    } else {
+                        Bytes::new()
+                    },
+                })
+                .collect(),
+        })
+    }
+
+    // -----------------------------------------------------------------
+    // the group's side of offset commits and deletions
+    // -----------------------------------------------------------------
+
+    /// ClassicGroup.validateOffsetCommit for OffsetCommit. A commit without
+    /// a generation to an unknown group creates the "simple" group that
+    /// holds such offsets, as Kafka does; a member's commit extends its
+    /// session.
+    pub fn validate_offset_commit(
+        &mut self,
+        c: &Committer,
+        api_version: i16,
+        now: i64,
+    ) -> Result<(), i16> {
+        let Self { groups, timers } = self;
+        if !groups.contains_key(c.group_id) {
+            if c.generation_id < 0 {
+                // A simple consumer or the admin client.
+                groups.insert(
+                    c.group_id.to_string(),
+                    ClassicGroup::new(c.group_id.to_string(), now),
+                );
+            } else if api_version >= 9 {
+                return Err(code(ResponseError::GroupIdNotFound));
+            } else {
+                return Err(code(ResponseError::IllegalGeneration));
+            }
+        }
+        let Some(g) = groups.get_mut(c.group_id) else {
+            return Err(code(ResponseError::CoordinatorNotAvailable));
+        };
+        if g.is(GroupState::Dead) {
+            return Err(code(ResponseError::CoordinatorNotAvailable));
+        }
+        if !(c.generation_id < 0 && g.is(GroupState::Empty)) {
+            if c.generation_id >= 0 || !c.member_id.is_empty() || c.group_instance_id.is_some() {
+                g.validate_member(c.member_id, c.group_instance_id)
+                    .map_err(code)?;
+                if c.generation_id != g.generation_id {
+                    return Err(code(ResponseError::IllegalGeneration));
+                }
+            } else if !g.is(GroupState::Empty) {
+                return Err(code(ResponseError::UnknownMemberId));
+            }
+            if g.is(GroupState::CompletingRebalance) {
+                return Err(code(ResponseError::RebalanceInProgress));
+            }
+        }
+        if matches!(g.state, GroupState::Stable | GroupState::PreparingRebalance) {
+            let gid = g.group_id.clone();
+            if let Some(m) = g.members.get_mut(c.member_id) {
+                reschedule_heartbeat(timers, &gid, m);
+            }
+        }
+        Ok(())
+    }
+
+    /// For TxnOffsetCommit: an unknown group gets a simple group when the
+    /// commit has no generation (true: created), else ILLEGAL_GENERATION.
+    pub fn get_or_create_simple_group(&mut self, c: &Committer, now: i64) -> Result<bool, i16> {
+        if self.groups.contains_key(c.group_id) {
+            return Ok(false);
+        }
+        if c.generation_id >= 0 {
+            return Err(code(ResponseError::IllegalGeneration));
+        }
+        self.groups.insert(
+            c.group_id.to_string(),
+            ClassicGroup::new(c.group_id.to_string(), now),
+        );
+        Ok(true)
+    }
+
+    /// ClassicGroup.validateOffsetCommit with isTransactional: no member
+    /// check for requests without member and generation (v0-2), and no
+    /// REBALANCE_IN_PROGRESS; the session is not extended.
+    pub fn validate_txn_offset_commit(&self, c: &Committer) -> Result<(), i16> {
+        let Some(g) = self.groups.get(c.group_id) else {
+            return Err(code(ResponseError::CoordinatorNotAvailable));
+        };
+        if g.is(GroupState::Dead) {
+            return Err(code(ResponseError::CoordinatorNotAvailable));
+        }
+        let simple = c.generation_id < 0 && g.is(GroupState::Empty);
+        let identified =
+            c.generation_id >= 0 || !c.member_id.is_empty() || c.group_instance_id.is_some();
+        if !simple && identified {
+            g.validate_member(c.member_id, c.group_instance_id)
+                .map_err(code)?;
+            if c.generation_id != g.generation_id {
+                return Err(code(ResponseError::IllegalGeneration));
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops a group that holds nothing (the caller checked it has no
+    /// offsets either).
+    pub fn forget_if_unused(&mut self, group_id: &str) {
+        if self.groups.get(group_id).is_some_and(|g| g.holds_nothing()) {
+            self.groups.remove(group_id);
+        }
+    }
+
+    /// DeleteGroups: only an Empty group may go.
+    pub fn check_deletable(&self, group_id: &str) -> Result<(), i16> {
+        let Some(g) = self.groups.get(group_id) else {
+            return Err(code(ResponseError::GroupIdNotFound));
+        };
+        match g.state {
+            GroupState::Dead => Err(code(ResponseError::GroupIdNotFound)),
+            GroupState::Stable
+            | GroupState::PreparingRebalance
+            | GroupState::CompletingRebalance => Err(code(ResponseError::NonEmptyGroup)),
+            GroupState::Empty => Ok(()),
+        }
+    }
+
+    /// Removes a deleted or expired group (its tombstone was written): its
+    /// timers go, and it is Dead to anyone still holding it.
+    pub fn remove_group(&mut self, group_id: &str, now: i64) {
+        if let Some(mut g) = self.groups.remove(group_id) {
+            for (_, k) in g.pending_members.drain() {
+                self.timers.cancel(Some(k));
+            }
+            self.timers.cancel(g.join_timer.take());
+            self.timers.cancel(g.sync_timer.take());
+            g.transition(GroupState::Dead, now);
+        }
+    }
+
+    /// OffsetDelete: the group whose offsets may be deleted (a non-empty
+    /// group only if it is a consumer group, whose subscriptions are known).
+    pub fn check_offset_delete(&self, group_id: &str) -> Result<&ClassicGroup, i16> {
+        let Some(g) = self.groups.get(group_id) else {
+            return Err(code(ResponseError::GroupIdNotFound));
+        };
+        match g.state {
+            GroupState::Dead => Err(code(ResponseError::GroupIdNotFound)),
+            GroupState::Stable
+            | GroupState::PreparingRebalance
+            | GroupState::CompletingRebalance
+                if g.protocol_type.as_deref() != Some(CONSUMER_PROTOCOL_TYPE) =>
+            {
+                Err(code(ResponseError::NonEmptyGroup))
+            }
+            _ => Ok(g),
+        }
+    }
+
+    /// Fires every due timer; returns the next deadline.
+    /// Fires every due timer; returns the next deadline. `offsets` as for
+    /// [`Self::join_group`].
+    pub fn fire_expired_timers(
+        &mut self,
+        cx: &Cx,
+        offsets: &OffsetMetadataManager,
+    ) -> Option<Instant> {
+        let Self { groups, timers } = self;
+        let now = Instant::now();
+        loop {
+            let (key, timer) = match timers.pop_due(now) {
+                Ok(due) => due,
+                Err(next) => return next,
+            };
+            match timer {
+                Timer::Heartbeat { group, member } => {
+                    cx.on_heartbeat_expired(groups, timers, offsets, &group, &member, key)
+                }
+                Timer::Join { group } => {
+                    if let Some(g) = groups.get_mut(&group) {
+                        if g.join_timer == Some(key) {
+                            cx.on_join_timer(g, timers);
+                        }
+                    }
+                }
+                Timer::Sync { group, generation } => {
+                    if let Some(g) = groups.get_mut(&group) {
+                        if g.sync_timer == Some(key) {
+                            g.sync_timer = None;
+                            cx.on_sync_expired(g, timers, generation);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

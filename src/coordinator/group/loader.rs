@@ -1,0 +1,164 @@
+//! Rebuilds the group coordinator's state from `__consumer_offsets` at
+//! start-up, one record at a time (Kafka's `GroupCoordinatorShard.replay`):
+//! OffsetCommit records (pending while their batch is transactional, until
+//! the producer's marker), GroupMetadata records, and tombstones of both.
+
+use std::collections::HashMap;
+
+use super::classic_group::ClassicGroup;
+use super::group_metadata_manager::GroupMetadataManager;
+use super::offset_metadata_manager::OffsetMetadataManager;
+use super::offsets::GroupOffsets;
+use super::record_serde::{self, CoordinatorKey, GroupValue, RawRecord};
+use super::timers::Timer;
+use crate::broker::topics::Topic;
+use crate::coordinator::loader::{self, LoadedBatch};
+use crate::record::batch::BatchHeader;
+
+/// What replaying the log has built so far.
+#[derive(Default)]
+pub struct GroupLoader {
+    /// The latest GroupMetadata value per group (None: tombstone).
+    groups: HashMap<String, Option<GroupValue>>,
+    offsets: HashMap<String, GroupOffsets>,
+    pub records: u64,
+}
+
+impl GroupLoader {
+    /// Replays every partition of `__consumer_offsets`.
+    pub fn load(topic: &Topic) -> anyhow::Result<GroupLoader> {
+        let mut l = GroupLoader::default();
+        let num_partitions = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+        for p in &topic.partitions {
+            loader::replay(p, |b| match b {
+                LoadedBatch::Marker {
+                    producer_id,
+                    commit,
+                } => l.replay_marker(p.index, num_partitions, producer_id, commit),
+                LoadedBatch::Records { header, section } => {
+                    let mut it = record_serde::records(section, header.records_count);
+                    for r in it.by_ref() {
+                        l.replay_record(header, r);
+                    }
+                    if let Some(e) = it.error {
+                        tracing::warn!(partition = p.index, offset = header.base_offset, error = %e, "malformed record in __consumer_offsets");
+                    }
+                }
+            })?;
+        }
+        Ok(l)
+    }
+
+    /// A transaction's COMMIT/ABORT marker on `partition` settles the
+    /// pending offsets its producer wrote there.
+    fn replay_marker(
+        &mut self,
+        partition: i32,
+        num_partitions: i32,
+        producer_id: i64,
+        commit: bool,
+    ) {
+        for (gid, o) in self.offsets.iter_mut() {
+            if o.pending.has_producer(producer_id)
+                && record_serde::partition_for(gid, num_partitions) == partition
+            {
+                o.complete_txn(producer_id, commit);
+            }
+        }
+    }
+
+    /// One record of a data batch.
+    fn replay_record(&mut self, h: &BatchHeader, r: RawRecord<'_>) {
+        self.records += 1;
+        let Some(key) = r.key else { return };
+        match record_serde::decode_key(key) {
+            Ok(CoordinatorKey::Offset {
+                group,
+                topic,
+                partition,
+            }) => {
+                let k = (topic, partition);
+                match r.value {
+                    None => {
+                        if let Some(o) = self.offsets.get_mut(&group) {
+                            o.remove(&k);
+                        }
+                    }
+                    Some(v) => match record_serde::decode_offset_value(v) {
+                        Ok(v) => {
+                            let o = self.offsets.entry(group).or_default();
+                            let at = h.base_offset + i64::from(r.offset_delta);
+                            // Kafka's loader: records of a transactional
+                            // batch are pending until their marker.
+                            if h.is_transactional() && h.producer_id >= 0 {
+                                o.pending.add(h.producer_id, k, v, at);
+                            } else {
+                                o.commit(k, v, at);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(group = %group, error = %e, "skipping bad OffsetCommitValue")
+                        }
+                    },
+                }
+            }
+            Ok(CoordinatorKey::Group { group }) => match r.value {
+                // A group tombstone follows its offsets' tombstones.
+                None => {
+                    self.groups.insert(group, None);
+                }
+                Some(v) => match record_serde::decode_group_value(v) {
+                    Ok(v) => {
+                        self.groups.insert(group, Some(v));
+                    }
+                    Err(e) => {
+                        tracing::warn!(group = %group, error = %e, "skipping bad GroupMetadataValue")
+                    }
+                },
+            },
+            Ok(CoordinatorKey::Other(_)) => {}
+            Err(e) => tracing::warn!(error = %e, "skipping bad __consumer_offsets key"),
+        }
+    }
+
+    /// The loaded state: groups (every group with offsets has one) with
+    /// their members' session timers running, and the offsets. Also how
+    /// many groups have offsets of still-open transactions.
+    pub fn finish(self, now: i64) -> (GroupMetadataManager, OffsetMetadataManager, usize) {
+        let mut gmm = GroupMetadataManager::default();
+        for (id, v) in self.groups {
+            if let Some(v) = v {
+                gmm.groups
+                    .insert(id.clone(), ClassicGroup::from_value(id, v, now));
+            }
+        }
+        let mut open_txns = 0usize;
+        let mut offsets = HashMap::new();
+        for (id, o) in self.offsets {
+            if o.is_empty() {
+                continue;
+            }
+            // Still-open transactions stay pending: their coordinator
+            // writes the marker later (or aborts them on timeout).
+            open_txns += usize::from(!o.pending.is_empty());
+            gmm.groups
+                .entry(id.clone())
+                .or_insert_with(|| ClassicGroup::new(id.clone(), now));
+            offsets.insert(id, o);
+        }
+        // Loaded members must heartbeat within their session, as in Kafka.
+        let GroupMetadataManager { groups, timers } = &mut gmm;
+        for g in groups.values_mut() {
+            for m in g.members.values_mut() {
+                m.heartbeat_timer = Some(timers.schedule(
+                    i64::from(m.session_timeout_ms),
+                    Timer::Heartbeat {
+                        group: g.group_id.clone(),
+                        member: m.member_id.clone(),
+                    },
+                ));
+            }
+        }
+        (gmm, OffsetMetadataManager::from_loaded(offsets), open_txns)
+    }
+}

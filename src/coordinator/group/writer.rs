@@ -1,0 +1,141 @@
+//! How the group coordinator makes its state durable (Kafka's
+//! `PartitionWriter`): records go to the group's `__consumer_offsets`
+//! partition as one uncompressed batch, and an answer that depends on them
+//! waits for that partition's high watermark (in durable mode, the fsync).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+use tokio::time::Instant;
+
+use super::record_serde::{self, FieldTooLong};
+use crate::broker::partition::Partition;
+use crate::broker::topics::Topic;
+
+/// Record to append: key, value (None = tombstone).
+pub type CoordRecord = (Vec<u8>, Option<Vec<u8>>);
+
+/// A record from its serialized key and value (None: a tombstone). A field
+/// too long to serialize fails the write with UNKNOWN_SERVER_ERROR, as
+/// Kafka's serialization exception does.
+pub fn record(
+    key: Result<Vec<u8>, FieldTooLong>,
+    value: Option<Result<Vec<u8>, FieldTooLong>>,
+) -> Result<CoordRecord, ResponseError> {
+    let fail = |e: FieldTooLong| {
+        tracing::warn!(error = %e, "a __consumer_offsets record cannot be serialized");
+        ResponseError::UnknownServerError
+    };
+    Ok((key.map_err(fail)?, value.transpose().map_err(fail)?))
+}
+
+/// A write the answer must not precede: the high watermark of `partition`
+/// has to reach `end_offset` (durable mode: fsynced).
+#[derive(Clone)]
+pub struct DurableWait {
+    partition: Arc<Partition>,
+    end_offset: i64,
+}
+
+impl DurableWait {
+    /// Ok, or the error code a group response carries (Kafka's mapping of
+    /// append errors to coordinator errors).
+    pub async fn wait(&self, timeout_ms: i64) -> Result<(), i16> {
+        let deadline = Instant::now() + Duration::from_millis(timeout_ms.max(1) as u64);
+        self.partition
+            .wait_for_high_watermark(self.end_offset, deadline)
+            .await
+            .map_err(|e| map_append_error(e, false))
+    }
+}
+
+/// Kafka's mapping of a failed `__consumer_offsets` append to what the
+/// group client sees.
+pub fn map_append_error(e: ResponseError, commit: bool) -> i16 {
+    use ResponseError as E;
+    let mapped = match e {
+        E::UnknownTopicOrPartition
+        | E::NotEnoughReplicas
+        | E::NotEnoughReplicasAfterAppend
+        | E::RequestTimedOut => E::CoordinatorNotAvailable,
+        E::NotLeaderOrFollower | E::KafkaStorageError => E::NotCoordinator,
+        E::MessageTooLarge | E::RecordListTooLarge | E::InvalidFetchSize => {
+            if commit {
+                E::InvalidCommitOffsetSize
+            } else {
+                E::UnknownServerError
+            }
+        }
+        other => other,
+    };
+    mapped.code()
+}
+
+/// Appends to `__consumer_offsets`.
+pub struct CoordinatorWriter {
+    topic: Arc<Topic>,
+}
+
+impl CoordinatorWriter {
+    pub fn new(topic: Arc<Topic>) -> CoordinatorWriter {
+        CoordinatorWriter { topic }
+    }
+
+    pub fn topic(&self) -> &Arc<Topic> {
+        &self.topic
+    }
+
+    pub fn num_partitions(&self) -> i32 {
+        i32::try_from(self.topic.partitions.len()).unwrap_or(i32::MAX)
+    }
+
+    /// The `__consumer_offsets` partition that holds `group_id`.
+    pub fn partition_for(&self, group_id: &str) -> i32 {
+        record_serde::partition_for(group_id, self.num_partitions())
+    }
+
+    /// Appends `records` for `group_id` to its partition as one uncompressed
+    /// batch. The caller holds the coordinator's lock, which orders the
+    /// group's records.
+    pub fn append(
+        &self,
+        group_id: &str,
+        records: &[CoordRecord],
+    ) -> Result<DurableWait, ResponseError> {
+        self.append_batch(group_id, records, None).map(|(w, _)| w)
+    }
+
+    /// Like [`Self::append`]; `txn` = Some((producer id, epoch)) writes a
+    /// transactional batch without sequence numbers, as Kafka's group
+    /// coordinator writes TxnOffsetCommit records. Also returns the offset
+    /// of the first record.
+    pub fn append_batch(
+        &self,
+        group_id: &str,
+        records: &[CoordRecord],
+        txn: Option<(i64, i16)>,
+    ) -> Result<(DurableWait, i64), ResponseError> {
+        let partition = self
+            .topic
+            .partition(self.partition_for(group_id))
+            .ok_or(ResponseError::UnknownTopicOrPartition)?;
+        let out = partition.append_records(records, txn).inspect_err(|e| {
+            tracing::warn!(group = %group_id, error = %e, "appending group records failed");
+        })?;
+        if out.duplicate {
+            // The partition's producer state took the batch for a retry of
+            // an earlier one and appended nothing: the records are not in
+            // the log, so the write failed.
+            tracing::warn!(group = %group_id, producer_id = ?txn.map(|t| t.0), "transactional offset commit taken for a duplicate batch; nothing was written");
+            return Err(ResponseError::UnknownServerError);
+        }
+        Ok((
+            DurableWait {
+                partition: partition.clone(),
+                end_offset: out.last_offset + 1,
+            },
+            out.base_offset,
+        ))
+    }
+}

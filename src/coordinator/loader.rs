@@ -1,0 +1,77 @@
+//! Replays a coordinator's internal partition at start-up (Kafka's
+//! `CoordinatorLoaderImpl`): from the log start to the high watermark,
+//! batch by batch, decompressed, handing each data batch's records section
+//! and each transaction marker to the coordinator's own replay, which
+//! applies them one record at a time. Shared by the group and transaction
+//! coordinators.
+
+use crate::broker::partition::Partition;
+use crate::coordinator::group::record_serde;
+use crate::record::batch::{self, BatchHeader};
+use crate::record::compression::decompression_budget;
+
+/// How much is read from the log at once while loading.
+const READ_CHUNK: usize = 8 << 20;
+
+/// What the replay sees of one batch.
+pub enum LoadedBatch<'a> {
+    /// A COMMIT (`commit`) or ABORT marker of `producer_id`'s transaction.
+    Marker { producer_id: i64, commit: bool },
+    /// A data batch: its header and its (decompressed) records section.
+    Records {
+        header: &'a BatchHeader,
+        section: &'a [u8],
+    },
+}
+
+/// Replays every batch of `p` below its high watermark into `apply`, in log
+/// order. A batch that cannot be decompressed is skipped with a warning
+/// (its records are lost to the coordinator, as in Kafka's loader).
+pub fn replay(p: &Partition, mut apply: impl FnMut(LoadedBatch<'_>)) -> anyhow::Result<()> {
+    // Internal records are written uncompressed, but a batch copied in by
+    // a tool may not be; bounded as a produced batch would be.
+    let budget = decompression_budget(1 << 20);
+    let mut next = p.state().log_start_offset;
+    loop {
+        let read = p
+            .fetch(next, READ_CHUNK, true)
+            .map_err(|e| anyhow::anyhow!("reading {}-{}: {e}", p.topic, p.index))?;
+        if read.plan.is_none() {
+            return Ok(());
+        }
+        let bytes = read
+            .read()
+            .map_err(|e| anyhow::anyhow!("reading {}-{}: {e}", p.topic, p.index))?;
+        let before = next;
+        for (at, h) in batch::iter_batches(&bytes) {
+            next = next.max(h.next_offset());
+            let whole = &bytes[at..at + h.total_size()];
+            let section = match batch::batch_records(whole, budget) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(topic = %p.topic, partition = p.index, offset = h.base_offset, error = %e, "skipping an unreadable batch while loading");
+                    continue;
+                }
+            };
+            if h.is_control() {
+                let commit = record_serde::records(&section, h.records_count)
+                    .next()
+                    .and_then(|r| r.key.and_then(record_serde::control_commit));
+                if let Some(commit) = commit {
+                    apply(LoadedBatch::Marker {
+                        producer_id: h.producer_id,
+                        commit,
+                    });
+                }
+                continue;
+            }
+            apply(LoadedBatch::Records {
+                header: &h,
+                section: &section,
+            });
+        }
+        if next <= before {
+            return Ok(());
+        }
+    }
+}
