@@ -38,22 +38,10 @@ pub const CLEANER_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
 /// uncleanable until restart; a transient I/O error should not be final).
 const UNCLEANABLE_BACKOFF: Duration = Duration::from_secs(600);
 
-fn broker_int(broker: &ReplicaManager, key: &str, default: i64) -> i64 {
-    broker
-        .config
-        .value(key)
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
 /// Starts the retention and cleaner tasks; they end when shutdown begins.
 pub fn start(broker: &Arc<ReplicaManager>) {
     tokio::spawn(run_retention(broker.clone()));
-    let enabled = broker
-        .config
-        .value("log.cleaner.enable")
-        .is_none_or(|v| v.trim().eq_ignore_ascii_case("true"));
-    if enabled {
+    if broker.config.boolean("log.cleaner.enable") {
         tokio::spawn(run_cleaner(broker.clone()));
     } else {
         tracing::info!("log cleaner disabled (log.cleaner.enable=false)");
@@ -91,9 +79,8 @@ fn partitions(broker: &ReplicaManager) -> Vec<Arc<Partition>> {
 }
 
 async fn run_retention(broker: Arc<ReplicaManager>) {
-    let interval = Duration::from_millis(
-        broker_int(&broker, "log.retention.check.interval.ms", 300_000).max(1) as u64,
-    );
+    let interval =
+        Duration::from_millis(broker.config.int("log.retention.check.interval.ms").max(1) as u64);
     loop {
         tokio::select! {
             _ = broker.stopping() => return,
@@ -262,13 +249,8 @@ struct CleanerState {
 }
 
 async fn run_cleaner(broker: Arc<ReplicaManager>) {
-    let backoff =
-        Duration::from_millis(broker_int(&broker, "log.cleaner.backoff.ms", 15_000).max(0) as u64);
-    let rate = broker
-        .config
-        .value("log.cleaner.io.max.bytes.per.second")
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or(52_428_800.0);
+    let backoff = Duration::from_millis(broker.config.int("log.cleaner.backoff.ms").max(0) as u64);
+    let rate = broker.config.double("log.cleaner.io.max.bytes.per.second");
     let stop = Arc::new(AtomicBool::new(false));
     {
         let (b, stop) = (broker.clone(), stop.clone());
@@ -279,8 +261,7 @@ async fn run_cleaner(broker: Arc<ReplicaManager>) {
     }
     let mut state = Some(CleanerState {
         throttler: Throttler::new(rate),
-        dedupe_buffer_size: broker_int(&broker, "log.cleaner.dedupe.buffer.size", 134_217_728)
-            .max(1) as usize,
+        dedupe_buffer_size: broker.config.int("log.cleaner.dedupe.buffer.size").max(1) as usize,
         stop: stop.clone(),
         uncleanable: HashMap::new(),
     });

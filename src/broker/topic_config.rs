@@ -279,26 +279,34 @@ pub struct TopicSettings {
 impl TopicSettings {
     pub fn resolve(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> TopicSettings {
         let get = |k: &str| effective(k, overrides, broker).unwrap_or_default();
-        let int = |k: &str, d: i64| get(k).trim().parse::<i64>().unwrap_or(d);
-        let flush_messages = int("flush.messages", 1);
+        // The effective value always exists (override, broker synonym, or
+        // the table's default), so the fallback only guards a table typo.
+        let default = |k: &str| topic_key(k).and_then(|t| t.def.default).unwrap_or("0");
+        let int = |k: &str| -> i64 {
+            get(k)
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| default(k).parse().unwrap_or(0))
+        };
+        let flush_messages = int("flush.messages");
         let segment_bytes = if overrides.contains_key("internal.segment.bytes") {
-            int("internal.segment.bytes", 1 << 30)
+            int("internal.segment.bytes")
         } else {
-            int("segment.bytes", 1 << 30)
+            int("segment.bytes")
         };
         TopicSettings {
-            max_message_bytes: int("max.message.bytes", 1_048_588) as i32,
+            max_message_bytes: int("max.message.bytes") as i32,
             log_append_time: get("message.timestamp.type").eq_ignore_ascii_case("LogAppendTime"),
-            timestamp_before_max_ms: int("message.timestamp.before.max.ms", i64::MAX),
-            timestamp_after_max_ms: int("message.timestamp.after.max.ms", 3_600_000),
+            timestamp_before_max_ms: int("message.timestamp.before.max.ms"),
+            timestamp_after_max_ms: int("message.timestamp.after.max.ms"),
             durable: flush_messages <= 1,
             flush_messages,
-            flush_ms: int("flush.ms", i64::MAX),
+            flush_ms: int("flush.ms"),
             segment_bytes,
-            segment_ms: int("segment.ms", 604_800_000),
-            segment_index_bytes: int("segment.index.bytes", 10_485_760) as i32,
-            index_interval_bytes: int("index.interval.bytes", 4096) as i32,
-            min_insync_replicas: int("min.insync.replicas", 1) as i32,
+            segment_ms: int("segment.ms"),
+            segment_index_bytes: int("segment.index.bytes") as i32,
+            index_interval_bytes: int("index.interval.bytes") as i32,
+            min_insync_replicas: int("min.insync.replicas") as i32,
             compression_codec: match get("compression.type").trim().to_ascii_lowercase().as_str() {
                 "uncompressed" | "none" => Some(0),
                 "gzip" => Some(1),
@@ -307,26 +315,23 @@ impl TopicSettings {
                 "zstd" => Some(4),
                 _ => None,
             },
-            producer_id_expiration_ms: broker
-                .value("producer.id.expiration.ms")
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(86_400_000),
+            producer_id_expiration_ms: broker.int("producer.id.expiration.ms"),
             compacted: get("cleanup.policy")
                 .split(',')
                 .any(|p| p.trim() == "compact"),
             cleanup_delete: get("cleanup.policy")
                 .split(',')
                 .any(|p| p.trim() == "delete"),
-            retention_ms: int("retention.ms", 604_800_000),
-            retention_bytes: int("retention.bytes", -1),
-            delete_retention_ms: int("delete.retention.ms", 86_400_000),
+            retention_ms: int("retention.ms"),
+            retention_bytes: int("retention.bytes"),
+            delete_retention_ms: int("delete.retention.ms"),
             min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio")
                 .trim()
                 .parse::<f64>()
-                .unwrap_or(0.5),
-            min_compaction_lag_ms: int("min.compaction.lag.ms", 0),
-            max_compaction_lag_ms: int("max.compaction.lag.ms", i64::MAX),
-            file_delete_delay_ms: int("file.delete.delay.ms", 60_000),
+                .unwrap_or_else(|_| default("min.cleanable.dirty.ratio").parse().unwrap_or(0.5)),
+            min_compaction_lag_ms: int("min.compaction.lag.ms"),
+            max_compaction_lag_ms: int("max.compaction.lag.ms"),
+            file_delete_delay_ms: int("file.delete.delay.ms"),
         }
     }
 }

@@ -109,10 +109,7 @@ fn kind_type(kind: Kind) -> i8 {
 }
 
 fn broker_default(name: &str) -> Option<&'static str> {
-    BROKER_KEYS
-        .iter()
-        .find(|k| k.name == name)
-        .and_then(|k| k.default)
+    crate::config::keys::default_of(name)
 }
 
 /// A broker key counts as set in the static configuration when its value
