@@ -129,6 +129,43 @@ pub fn partition_dir(log_dir: &Path, topic: &str, partition: i32) -> PathBuf {
     log_dir.join(format!("{topic}-{partition}"))
 }
 
+/// Kafka's `validateManualPartitionAssignment` against a cluster whose only
+/// registered broker is `node_id`: the messages and their order are Kafka's.
+pub fn validate_manual_assignment(
+    replicas: &[i32],
+    node_id: i32,
+    replication_factor: Option<usize>,
+) -> Result<(), String> {
+    if replicas.is_empty() {
+        return Err("The manual partition assignment includes an empty replica list.".into());
+    }
+    let mut sorted = replicas.to_vec();
+    sorted.sort_unstable();
+    let mut previous = None;
+    for b in sorted {
+        if b != node_id {
+            return Err(format!(
+                "The manual partition assignment includes broker {b}, but no such broker is registered."
+            ));
+        }
+        if previous == Some(b) {
+            return Err(format!(
+                "The manual partition assignment includes the broker {b} more than once."
+            ));
+        }
+        previous = Some(b);
+    }
+    if let Some(rf) = replication_factor {
+        if replicas.len() != rf {
+            return Err(format!(
+                "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have {rf} replica(s).",
+                replicas.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn io_err(context: String) -> impl FnOnce(std::io::Error) -> TopicError {
     move |e| TopicError::new(ResponseError::KafkaStorageError, format!("{context}: {e}"))
 }
@@ -669,6 +706,20 @@ fn warn_about_orphan_partition_dirs(log_dir: &Path, registry: &Registry) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn assignment_messages_follow_kafka() {
+        assert!(validate_manual_assignment(&[1], 1, Some(1)).is_ok());
+        assert!(validate_manual_assignment(&[], 1, None)
+            .unwrap_err()
+            .contains("empty replica list"));
+        assert!(validate_manual_assignment(&[1, 7], 1, None)
+            .unwrap_err()
+            .contains("broker 7, but no such broker is registered"));
+        assert!(validate_manual_assignment(&[1, 1], 1, None)
+            .unwrap_err()
+            .contains("broker 1 more than once"));
+    }
 
     #[test]
     fn kafka_topic_name_rules() {

@@ -45,6 +45,7 @@ use kafka_protocol::ResponseError;
 
 use crate::broker::quotas::{parse_filter, Entity, FilterComponent, QuotaOp};
 use crate::broker::topic_config::effective;
+use crate::broker::topics::validate_manual_assignment;
 use crate::handlers::metadata::cluster_authorized_operations;
 use crate::handlers::{decode_or_close, Reply, Request};
 
@@ -58,43 +59,6 @@ fn tn(s: &str) -> TopicName {
 
 /// The leader epoch of every kastle partition: one broker, never re-elected.
 const LEADER_EPOCH: i32 = 0;
-
-/// Kafka's `validateManualPartitionAssignment` against a cluster whose only
-/// registered broker is `node_id`: the messages and their order are Kafka's.
-fn validate_assignment(
-    replicas: &[i32],
-    node_id: i32,
-    replication_factor: Option<usize>,
-) -> Result<(), String> {
-    if replicas.is_empty() {
-        return Err("The manual partition assignment includes an empty replica list.".into());
-    }
-    let mut sorted = replicas.to_vec();
-    sorted.sort_unstable();
-    let mut previous = None;
-    for b in sorted {
-        if b != node_id {
-            return Err(format!(
-                "The manual partition assignment includes broker {b}, but no such broker is registered."
-            ));
-        }
-        if previous == Some(b) {
-            return Err(format!(
-                "The manual partition assignment includes the broker {b} more than once."
-            ));
-        }
-        previous = Some(b);
-    }
-    if let Some(rf) = replication_factor {
-        if replicas.len() != rf {
-            return Err(format!(
-                "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have {rf} replica(s).",
-                replicas.len()
-            ));
-        }
-    }
-    Ok(())
-}
 
 // ---------------------------------------------------------------------------
 // CreatePartitions
@@ -125,7 +89,10 @@ pub fn create_partitions(req: &Request, body: Bytes) -> Reply {
                 .create_partitions(name, t.count, true)
                 .map_err(|e| (e.code, e.message))?;
             if let Some(assignments) = &t.assignments {
-                let added = t.count as usize - topic.partitions.len();
+                // `count` was checked above to be above the current count.
+                let added = usize::try_from(t.count)
+                    .unwrap_or(0)
+                    .saturating_sub(topic.partitions.len());
                 if assignments.len() != added {
                     return Err((
                         ResponseError::InvalidReplicaAssignment,
@@ -138,7 +105,7 @@ pub fn create_partitions(req: &Request, body: Bytes) -> Reply {
                 // Every kastle topic has replication factor 1.
                 for a in assignments {
                     let ids: Vec<i32> = a.broker_ids.iter().map(|b| b.0).collect();
-                    validate_assignment(&ids, node_id, Some(1))
+                    validate_manual_assignment(&ids, node_id, Some(1))
                         .map_err(|m| (ResponseError::InvalidReplicaAssignment, m))?;
                 }
             }
@@ -540,7 +507,7 @@ pub fn alter_partition_reassignments(req: &Request, body: Bytes) -> Reply {
                             let ids: Vec<i32> = replicas.iter().map(|b| b.0).collect();
                             // The only valid target, [node.id], is the current
                             // assignment: accepted and complete at once.
-                            match validate_assignment(&ids, node_id, None) {
+                            match validate_manual_assignment(&ids, node_id, None) {
                                 Ok(()) => r.with_error_message(None),
                                 Err(m) => fail(ResponseError::InvalidReplicaAssignment, m),
                             }
@@ -722,23 +689,4 @@ pub fn delete_acls(req: &Request, body: Bytes) -> Reply {
         })
         .collect();
     req.respond(&DeleteAclsResponse::default().with_filter_results(results))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn assignment_messages_follow_kafka() {
-        assert!(validate_assignment(&[1], 1, Some(1)).is_ok());
-        assert!(validate_assignment(&[], 1, None)
-            .unwrap_err()
-            .contains("empty replica list"));
-        assert!(validate_assignment(&[1, 7], 1, None)
-            .unwrap_err()
-            .contains("broker 7, but no such broker is registered"));
-        assert!(validate_assignment(&[1, 1], 1, None)
-            .unwrap_err()
-            .contains("broker 1 more than once"));
-    }
 }

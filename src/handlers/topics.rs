@@ -15,6 +15,7 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use crate::broker::topic_config::{effective, topic_key, TOPIC_KEYS};
+use crate::broker::topics::validate_manual_assignment;
 use crate::config::BrokerConfig;
 use crate::handlers::{decode_or_close, Reply, Request};
 
@@ -83,41 +84,54 @@ pub fn create_topics(req: &Request, body: Bytes) -> Reply {
             ));
             continue;
         }
-        // Manual assignments replace the partition count and replication factor.
+        // Manual assignments replace the partition count and replication
+        // factor: Kafka's ReplicationControlManager checks them in this
+        // order, partition by partition.
         let (num_partitions, replication_factor) = if !t.assignments.is_empty() {
-            if t.num_partitions != -1 || t.replication_factor != -1 {
-                results.push(fail(
-                    result,
-                    ResponseError::InvalidRequest,
-                    "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
-                ));
-                continue;
-            }
-            let mut bad = None;
-            for (i, a) in t.assignments.iter().enumerate() {
-                if a.partition_index != i as i32 {
-                    bad = Some((
-                        ResponseError::InvalidReplicaAssignment,
-                        "Partitions should be a consecutive 0-based integer sequence".to_string(),
-                    ));
-                } else if let Some(b) = a.broker_ids.iter().find(|b| b.0 != cfg.node_id) {
-                    bad = Some((
-                        ResponseError::InvalidReplicaAssignment,
-                        format!("Unknown broker id {} in replica assignment", b.0),
-                    ));
-                } else if a.broker_ids.is_empty() {
-                    bad = Some((
-                        ResponseError::InvalidReplicaAssignment,
-                        "Replica assignment is empty".into(),
-                    ));
-                }
-            }
+            let manual = |what: &str| {
+                format!(
+                    "A manual partition assignment was specified, but {what} was not set to -1."
+                )
+            };
+            let bad = if t.replication_factor != -1 {
+                Some((ResponseError::InvalidRequest, manual("replication factor")))
+            } else if t.num_partitions != -1 {
+                Some((ResponseError::InvalidRequest, manual("numPartitions")))
+            } else {
+                let mut rf = None;
+                t.assignments.iter().enumerate().find_map(|(i, a)| {
+                    if i32::try_from(i).ok() != Some(a.partition_index) {
+                        return Some((
+                            ResponseError::InvalidReplicaAssignment,
+                            "partitions should be a consecutive 0-based integer sequence"
+                                .to_string(),
+                        ));
+                    }
+                    let ids: Vec<i32> = a.broker_ids.iter().map(|b| b.0).collect();
+                    let checked = validate_manual_assignment(&ids, cfg.node_id, rf);
+                    rf = Some(ids.len());
+                    checked
+                        .err()
+                        .map(|m| (ResponseError::InvalidReplicaAssignment, m))
+                })
+            };
             if let Some((code, msg)) = bad {
                 results.push(fail(result, code, msg));
                 continue;
             }
-            let rf = t.assignments[0].broker_ids.len() as i16;
-            (t.assignments.len() as i32, rf)
+            // Valid assignments name this node once per partition.
+            let (Ok(np), Ok(rf)) = (
+                i32::try_from(t.assignments.len()),
+                i16::try_from(t.assignments[0].broker_ids.len()),
+            ) else {
+                results.push(fail(
+                    result,
+                    ResponseError::InvalidReplicaAssignment,
+                    "too many partitions or replicas".into(),
+                ));
+                continue;
+            };
+            (np, rf)
         } else {
             let np = if t.num_partitions == -1 {
                 cfg.num_partitions

@@ -5,8 +5,9 @@
 //! append in the order they were sent, while the writer waits on what the
 //! oldest request waits for (an fsync, a long-poll fetch) and sends responses
 //! in request order. At most [`MAX_IN_FLIGHT`] responses may be owed per
-//! connection; past that the reader stops reading and TCP pushes back on the
-//! client.
+//! connection (read but not yet written: each holds a permit from the
+//! request's read until its response is on the socket); past that the
+//! reader stops reading and TCP pushes back on the client.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -16,9 +17,10 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter, Interest};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::handlers::{self, KafkaApis, Pending, Reply, RequestContext};
+use crate::network::connection_quotas::ConnectionSlot;
 use crate::network::frame::{read_frame, FrameError};
 use crate::protocol::response::{Chunk, FileRegion};
 use crate::util::shutdown::ShutdownSignal;
@@ -27,6 +29,9 @@ use crate::util::shutdown::ShutdownSignal;
 /// pipeline up to 5 produce requests by default; 100 leaves room for
 /// metadata and fetches beside them.
 pub const MAX_IN_FLIGHT: usize = 100;
+/// A response owed, with the in-flight permit it holds until written.
+type Owed = (Pending, OwnedSemaphorePermit);
+
 /// How long a shutting-down connection may take to send what it owes.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -35,18 +40,33 @@ pub async fn serve(
     peer: SocketAddr,
     listener: Arc<str>,
     apis: Arc<KafkaApis>,
+    slot: ConnectionSlot,
     shutdown: ShutdownSignal,
 ) {
+    // Counted against the connection limits until this connection ends.
+    let _slot = slot;
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
-    let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
+    // The permits bound what is owed; the channel never holds more.
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let (tx, rx) = mpsc::channel::<Owed>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(write_responses(wr, rx, peer));
     let max_frame = apis.config.socket_request_max_bytes;
     let idle = Duration::from_millis(apis.config.connections_max_idle_ms.max(1) as u64);
     tracing::debug!(%peer, listener = %listener, "connection opened");
     let _counted = apis.metrics.connection_opened();
     let reason: String = loop {
+        // Wait for a free in-flight slot before reading the next request.
+        let permit = tokio::select! {
+            biased;
+            _ = shutdown.wait() => break "broker shutting down".into(),
+            _ = tx.closed() => break "writer closed the connection".into(),
+            p = in_flight.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break "connection closing".into(),
+            },
+        };
         let frame = tokio::select! {
             biased;
             _ = shutdown.wait() => break "broker shutting down".into(),
@@ -73,7 +93,7 @@ pub async fn serve(
         } else {
             pending
         };
-        if tx.send(pending).await.is_err() {
+        if tx.send((pending, permit)).await.is_err() {
             break "writer closed the connection".into();
         }
     };
@@ -88,7 +108,7 @@ pub async fn serve(
 
 async fn write_responses(
     wr: tokio::net::tcp::OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Pending>,
+    mut rx: mpsc::Receiver<Owed>,
     peer: SocketAddr,
 ) {
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
@@ -96,10 +116,10 @@ async fn write_responses(
     // out in request order anyway, and polling one at a time (as Kafka
     // serves one request per connection at a time) keeps at most one
     // response's data in memory per connection.
-    let mut queue: VecDeque<Pending> = VecDeque::new();
+    let mut queue: VecDeque<Owed> = VecDeque::new();
     let mut reader_done = false;
     loop {
-        let mut head = match queue.pop_front() {
+        let (mut head, _permit) = match queue.pop_front() {
             Some(p) => p,
             None => {
                 if reader_done {
@@ -127,7 +147,7 @@ async fn write_responses(
                     tokio::select! {
                         biased;
                         r = &mut head => break r,
-                        msg = rx.recv(), if !reader_done && queue.len() < MAX_IN_FLIGHT => match msg {
+                        msg = rx.recv(), if !reader_done => match msg {
                             Some(p) => queue.push_back(p),
                             None => reader_done = true,
                         },

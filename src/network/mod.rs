@@ -2,5 +2,6 @@
 //! out; what a request means is the handlers' business.
 
 pub mod connection;
+pub mod connection_quotas;
 pub mod frame;
 pub mod server;

@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use crate::config::BrokerConfig;
 use crate::handlers::KafkaApis;
 use crate::network::connection;
+use crate::network::connection_quotas::ConnectionQuotas;
 use crate::util::shutdown::ShutdownSignal;
 
 /// A bound client listener and its name (Metadata answers with the
@@ -42,12 +43,19 @@ pub async fn bind(config: &BrokerConfig) -> anyhow::Result<Vec<BoundListener>> {
 pub async fn serve(
     apis: Arc<KafkaApis>,
     listeners: Vec<BoundListener>,
+    quotas: Arc<ConnectionQuotas>,
     shutdown: ShutdownSignal,
     drain: Duration,
 ) {
     let mut accept_tasks = JoinSet::new();
     for (name, listener) in listeners {
-        accept_tasks.spawn(accept_loop(name, listener, apis.clone(), shutdown.clone()));
+        accept_tasks.spawn(accept_loop(
+            name,
+            listener,
+            apis.clone(),
+            quotas.clone(),
+            shutdown.clone(),
+        ));
     }
     shutdown.wait().await;
     // Accept loops return once every connection they spawned has finished.
@@ -64,6 +72,7 @@ async fn accept_loop(
     name: Arc<str>,
     listener: TcpListener,
     apis: Arc<KafkaApis>,
+    quotas: Arc<ConnectionQuotas>,
     shutdown: ShutdownSignal,
 ) {
     let mut conns = JoinSet::new();
@@ -72,7 +81,18 @@ async fn accept_loop(
             _ = shutdown.wait() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    conns.spawn(connection::serve(stream, peer, name.clone(), apis.clone(), shutdown.clone()));
+                    // At the broker or listener limit this waits, and the
+                    // acceptor with it, as Kafka's does.
+                    let slot = tokio::select! {
+                        _ = shutdown.wait() => break,
+                        slot = quotas.acquire(&name, peer.ip()) => slot,
+                    };
+                    match slot {
+                        Ok(slot) => {
+                            conns.spawn(connection::serve(stream, peer, name.clone(), apis.clone(), slot, shutdown.clone()));
+                        }
+                        Err(e) => tracing::info!(listener = %name, %peer, "{e}; closing the connection"),
+                    }
                 }
                 Err(e) => {
                     // EMFILE and friends: back off rather than spin.

@@ -15,6 +15,15 @@ pub fn encode_response<R: Encodable + HeaderVersion>(
     encode_with_header_version(correlation_id, header_version, api_version, body)
 }
 
+/// The size prefix of a response frame; a response past `i32::MAX` bytes
+/// cannot be framed (the connection closes rather than send a wrapped size).
+fn frame_size(header_size: usize, body_size: usize) -> anyhow::Result<i32> {
+    header_size
+        .checked_add(body_size)
+        .and_then(|n| i32::try_from(n).ok())
+        .ok_or_else(|| anyhow::anyhow!("response of {body_size} bytes is too large to frame"))
+}
+
 pub fn encode_with_header_version<R: Encodable>(
     correlation_id: i32,
     header_version: i16,
@@ -24,7 +33,7 @@ pub fn encode_with_header_version<R: Encodable>(
     let body_size = body.compute_size(body_version)?;
     let header_size = if header_version >= 1 { 5 } else { 4 };
     let mut buf = BytesMut::with_capacity(4 + header_size + body_size);
-    buf.put_i32((header_size + body_size) as i32);
+    buf.put_i32(frame_size(header_size, body_size)?);
     buf.put_i32(correlation_id);
     if header_version >= 1 {
         // Empty tagged-field section.
@@ -116,7 +125,7 @@ pub fn encode_response_chunked<R: Encodable + HeaderVersion>(
     let body_size = body.compute_size(api_version)?;
     let header_size = if header_version >= 1 { 5 } else { 4 };
     let mut buf = ChunkedBuf::new(records);
-    buf.head.put_i32((header_size + body_size) as i32);
+    buf.head.put_i32(frame_size(header_size, body_size)?);
     buf.head.put_i32(correlation_id);
     if header_version >= 1 {
         buf.head.put_u8(0);

@@ -16,11 +16,12 @@ use crate::broker::quotas::ClientQuotaManager;
 use crate::broker::ReplicaManager;
 use crate::config::BrokerConfig;
 use crate::coordinator::group::{self, GroupConfig, GroupCoordinator, OFFSETS_TOPIC};
-use crate::coordinator::txn::persistence::TXN_TOPIC;
+use crate::coordinator::txn::transaction_log::TXN_TOPIC;
 use crate::coordinator::txn::{TransactionCoordinator, TxnConfig};
 use crate::handlers::write_txn_markers::LocalTxnMarkerWriter;
 use crate::handlers::KafkaApis;
 use crate::metrics::BrokerMetrics;
+use crate::network::connection_quotas::ConnectionQuotas;
 use crate::network::server::{self as network, BoundListener};
 use crate::util::shutdown::{self, ShutdownTrigger};
 
@@ -31,6 +32,7 @@ pub struct BrokerServer {
     pub apis: Arc<KafkaApis>,
     log_dir: LogDir,
     listeners: Vec<BoundListener>,
+    connection_quotas: Arc<ConnectionQuotas>,
     shutdown: ShutdownTrigger,
 }
 
@@ -40,6 +42,7 @@ impl BrokerServer {
     /// background tasks. Must run inside the tokio runtime.
     pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerServer> {
         let config = Arc::new(config);
+        let connection_quotas = Arc::new(ConnectionQuotas::new(&config)?);
         let (trigger, signal) = shutdown::channel();
         let log_dir = LogDir::open(
             &config.log_dir,
@@ -98,6 +101,7 @@ impl BrokerServer {
             apis,
             log_dir,
             listeners,
+            connection_quotas,
             shutdown: trigger,
         })
     }
@@ -110,11 +114,13 @@ impl BrokerServer {
             apis,
             log_dir,
             listeners,
+            connection_quotas,
             shutdown,
         } = self;
         let serving = tokio::spawn(network::serve(
             apis.clone(),
             listeners,
+            connection_quotas,
             shutdown.signal(),
             DRAIN_TIMEOUT,
         ));

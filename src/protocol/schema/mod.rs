@@ -37,6 +37,10 @@ pub enum SchemaError {
     NegativeLength { field: String, claimed: i64 },
     /// An unsigned varint longer than 5 bytes.
     BadVarint { field: String },
+    /// A compact string longer than a STRING can be (32767 bytes): Kafka's
+    /// generated readers refuse it ("had invalid length") and close the
+    /// connection, since nothing it would be stored in could hold it.
+    StringTooLong { field: String, length: u64 },
     /// An optional-struct presence marker other than 1 or -1.
     BadPresenceMarker { field: String, marker: i8 },
     /// A known tagged field whose content does not fill exactly its declared size.
@@ -67,6 +71,9 @@ impl fmt::Display for SchemaError {
                 write!(f, "{field}: invalid length {claimed}")
             }
             SchemaError::BadVarint { field } => write!(f, "{field}: malformed varint"),
+            SchemaError::StringTooLong { field, length } => {
+                write!(f, "string field {field} had invalid length {length}")
+            }
             SchemaError::BadPresenceMarker { field, marker } => {
                 write!(f, "{field}: invalid presence marker {marker}")
             }
@@ -87,6 +94,11 @@ impl fmt::Display for SchemaError {
 }
 
 impl std::error::Error for SchemaError {}
+
+/// The longest STRING the protocol carries (`Short.MAX_VALUE` bytes): the
+/// non-flexible encoding cannot say more, and Kafka refuses more in the
+/// flexible one too.
+pub const MAX_STRING_LEN: usize = i16::MAX as usize;
 
 /// Walks a request body (the bytes after the request header) for `api_key`/`api_version`.
 /// Ok(consumed) = number of bytes the message occupies (trailing bytes are allowed, Kafka ignores them).
@@ -326,6 +338,11 @@ impl Walker<'_> {
             Ty::Uuid => self.skip(16, name),
             Ty::Str | Ty::NStr => match self.read_len(name, matches!(ty, Ty::NStr), false)? {
                 Len::Null => Ok(()),
+                // Only a compact (varint) length can claim more.
+                Len::Some(n) if n > MAX_STRING_LEN => Err(SchemaError::StringTooLong {
+                    field: self.path.render(name),
+                    length: n as u64,
+                }),
                 Len::Some(n) => self.skip(n, name),
             },
             Ty::Bytes | Ty::NBytes => match self.read_len(name, matches!(ty, Ty::NBytes), true)? {

@@ -473,6 +473,34 @@ fn string_longer_than_remaining_is_refused() {
 }
 
 #[test]
+fn compact_strings_past_32767_bytes_are_refused_as_kafka_does() {
+    // FindCoordinator v4 (flexible): key_type, then a compact array of one
+    // compact string of 32768 bytes.
+    let key_of = |len: usize| {
+        let mut body = vec![0u8, 2];
+        put_uvarint(&mut body, len as u32 + 1);
+        body.extend(std::iter::repeat_n(b'g', len));
+        body.push(0); // tagged fields
+        body
+    };
+    assert!(check_request_body(10, 4, &key_of(32767)).is_ok());
+    assert_eq!(
+        check_request_body(10, 4, &key_of(32768)),
+        Err(SchemaError::StringTooLong {
+            field: "coordinator_keys".into(),
+            length: 32768
+        })
+    );
+    // Bytes are not strings: a 40,000-byte compact BYTES field is fine
+    // (SaslAuthenticate v2).
+    let mut auth = Vec::new();
+    put_uvarint(&mut auth, 40_001);
+    auth.extend(std::iter::repeat_n(0u8, 40_000));
+    auth.push(0);
+    assert!(check_request_body(36, 2, &auth).is_ok());
+}
+
+#[test]
 fn overlong_varint_is_refused() {
     // ApiVersions v3: client_software_name length as a 6-byte varint.
     let body = [0x81, 0x80, 0x80, 0x80, 0x80, 0x00, b'a', 0x01, 0x00];

@@ -1,0 +1,291 @@
+//! `ConnectionQuotas`: Kafka's connection limits. `max.connections` bounds
+//! the connections of the whole broker and `listener.name.<l>.max.connections`
+//! those of one listener: when either is reached the listener's acceptor
+//! holds the connection it just accepted (and accepts no more) until
+//! another connection closes, so new clients wait and existing ones are
+//! unaffected. `max.connections.per.ip` (with `max.connections.per.ip.overrides`)
+//! bounds the connections from one address: one more is closed at once
+//! ("Too many connections from ... (maximum = ...)").
+
+use std::collections::HashMap;
+use std::net::{IpAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+use crate::config::{BrokerConfig, ConfigError};
+
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    per_listener: HashMap<Arc<str>, usize>,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+pub struct ConnectionQuotas {
+    broker_max: usize,
+    per_listener_max: HashMap<String, usize>,
+    per_ip_default: usize,
+    per_ip_overrides: HashMap<IpAddr, usize>,
+    counts: Mutex<Counts>,
+    /// Woken whenever a connection closes.
+    released: Notify,
+}
+
+/// A counted connection; closing it (dropping this) frees its slot.
+pub struct ConnectionSlot {
+    quotas: Arc<ConnectionQuotas>,
+    listener: Arc<str>,
+    ip: IpAddr,
+}
+
+/// A connection refused by `max.connections.per.ip`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TooManyConnections {
+    pub ip: IpAddr,
+    pub max: usize,
+}
+
+impl std::fmt::Display for TooManyConnections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Too many connections from {} (maximum = {})",
+            self.ip, self.max
+        )
+    }
+}
+
+fn to_usize(v: i64) -> usize {
+    usize::try_from(v).unwrap_or(0)
+}
+
+impl ConnectionQuotas {
+    /// The limits `config` sets; an override naming an unresolvable host, or
+    /// a per-IP limit of 0 without overrides, refuses start (as Kafka does).
+    pub fn new(config: &BrokerConfig) -> Result<ConnectionQuotas, ConfigError> {
+        let broker_max = to_usize(config.int("max.connections"));
+        let per_ip_default = to_usize(config.int("max.connections.per.ip"));
+        let mut per_ip_overrides = HashMap::new();
+        for entry in config
+            .string("max.connections.per.ip.overrides")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let bad = || {
+                ConfigError(format!(
+                    "max.connections.per.ip.overrides: invalid entry {entry:?} (expected host:count)"
+                ))
+            };
+            let (host, count) = entry.rsplit_once(':').ok_or_else(bad)?;
+            let count: usize = count.trim().parse().map_err(|_| bad())?;
+            let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+            let ip = match host.parse::<IpAddr>() {
+                Ok(ip) => ip,
+                Err(_) => (host, 0)
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .map(|a| a.ip())
+                    .ok_or_else(|| {
+                        ConfigError(format!(
+                            "max.connections.per.ip.overrides: cannot resolve host {host:?}"
+                        ))
+                    })?,
+            };
+            per_ip_overrides.insert(ip, count);
+        }
+        if per_ip_default == 0 && per_ip_overrides.is_empty() {
+            return Err(ConfigError(
+                "max.connections.per.ip can be set to zero only if max.connections.per.ip.overrides property is set".into(),
+            ));
+        }
+        let per_listener_max = config
+            .listeners
+            .iter()
+            .map(|l| {
+                let key = format!(
+                    "listener.name.{}.max.connections",
+                    l.name.to_ascii_lowercase()
+                );
+                let max = config.opt_int(&key).map_or(broker_max, to_usize);
+                (l.name.clone(), max)
+            })
+            .collect();
+        Ok(ConnectionQuotas {
+            broker_max,
+            per_listener_max,
+            per_ip_default,
+            per_ip_overrides,
+            counts: Mutex::new(Counts::default()),
+            released: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn slot_available(&self, c: &Counts, listener: &str) -> bool {
+        let listener_max = self
+            .per_listener_max
+            .get(listener)
+            .copied()
+            .unwrap_or(self.broker_max);
+        c.per_listener.get(listener).copied().unwrap_or(0) < listener_max
+            && c.total < self.broker_max
+    }
+
+    /// Counts a connection just accepted on `listener` from `ip`, first
+    /// waiting for a free slot under the broker and listener limits. Err when
+    /// the address is over its own limit: the caller closes the connection.
+    pub async fn acquire(
+        self: &Arc<Self>,
+        listener: &Arc<str>,
+        ip: IpAddr,
+    ) -> Result<ConnectionSlot, TooManyConnections> {
+        loop {
+            // Registered before checking, so a release in between is not lost.
+            let released = self.released.notified();
+            {
+                let mut c = self.lock();
+                if self.slot_available(&c, listener) {
+                    let max = self
+                        .per_ip_overrides
+                        .get(&ip)
+                        .copied()
+                        .unwrap_or(self.per_ip_default);
+                    let from_ip = c.per_ip.get(&ip).copied().unwrap_or(0);
+                    if from_ip >= max {
+                        return Err(TooManyConnections { ip, max });
+                    }
+                    c.total += 1;
+                    *c.per_listener.entry(listener.clone()).or_default() += 1;
+                    *c.per_ip.entry(ip).or_default() += 1;
+                    return Ok(ConnectionSlot {
+                        quotas: self.clone(),
+                        listener: listener.clone(),
+                        ip,
+                    });
+                }
+            }
+            released.await;
+        }
+    }
+
+    /// Connections counted now (for tests and metrics).
+    pub fn total(&self) -> usize {
+        self.lock().total
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        {
+            let mut c = self.quotas.lock();
+            c.total = c.total.saturating_sub(1);
+            if let Some(n) = c.per_listener.get_mut(&self.listener) {
+                *n = n.saturating_sub(1);
+            }
+            if let Some(n) = c.per_ip.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    c.per_ip.remove(&self.ip);
+                }
+            }
+        }
+        // Every waiting acceptor re-checks its own limits.
+        self.quotas.released.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn quotas(entries: &[(&str, &str)]) -> Result<Arc<ConnectionQuotas>, ConfigError> {
+        let mut all = vec![(
+            "listeners".to_string(),
+            "PLAINTEXT://127.0.0.1:0,OTHER://127.0.0.1:0".to_string(),
+        )];
+        all.push((
+            "listener.security.protocol.map".to_string(),
+            "PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT".to_string(),
+        ));
+        all.extend(entries.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let (c, _) = BrokerConfig::from_entries(all)?;
+        ConnectionQuotas::new(&c).map(Arc::new)
+    }
+
+    #[tokio::test]
+    async fn the_broker_limit_makes_new_connections_wait_for_a_slot() {
+        let q = quotas(&[("max.connections", "2")]).unwrap();
+        let l: Arc<str> = Arc::from("PLAINTEXT");
+        let a = q.acquire(&l, [127, 0, 0, 1].into()).await.unwrap();
+        let _b = q.acquire(&l, [127, 0, 0, 2].into()).await.unwrap();
+        let waiting = tokio::spawn({
+            let (q, l) = (q.clone(), l.clone());
+            async move { q.acquire(&l, [127, 0, 0, 3].into()).await.map(|_| ()) }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "a third connection must wait");
+        drop(a);
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("released slot is taken")
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn per_ip_limits_and_overrides_close_the_extra_connection() {
+        let q = quotas(&[
+            ("max.connections.per.ip", "1"),
+            ("max.connections.per.ip.overrides", "127.0.0.9:3"),
+        ])
+        .unwrap();
+        let l: Arc<str> = Arc::from("PLAINTEXT");
+        let one: IpAddr = [127, 0, 0, 1].into();
+        let _a = q.acquire(&l, one).await.unwrap();
+        assert_eq!(
+            q.acquire(&l, one).await.err(),
+            Some(TooManyConnections { ip: one, max: 1 })
+        );
+        assert_eq!(q.total(), 1, "a refused connection is not counted");
+        let nine: IpAddr = [127, 0, 0, 9].into();
+        let _held: Vec<_> = futures_util::future::join_all((0..3).map(|_| q.acquire(&l, nine)))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert!(q.acquire(&l, nine).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_listener_limit_holds_only_that_listener() {
+        let q = quotas(&[("listener.name.plaintext.max.connections", "1")]).unwrap();
+        let p: Arc<str> = Arc::from("PLAINTEXT");
+        let o: Arc<str> = Arc::from("OTHER");
+        let _a = q.acquire(&p, [127, 0, 0, 1].into()).await.unwrap();
+        let _b = q.acquire(&o, [127, 0, 0, 1].into()).await.unwrap();
+        let held = tokio::time::timeout(
+            Duration::from_millis(50),
+            q.acquire(&p, [127, 0, 0, 2].into()),
+        )
+        .await;
+        assert!(held.is_err(), "the second PLAINTEXT connection waits");
+    }
+
+    #[test]
+    fn bad_settings_refuse_start() {
+        assert!(quotas(&[("max.connections.per.ip", "0")]).is_err());
+        assert!(quotas(&[
+            ("max.connections.per.ip", "0"),
+            ("max.connections.per.ip.overrides", "127.0.0.1:5")
+        ])
+        .is_ok());
+        assert!(quotas(&[("max.connections.per.ip.overrides", "nocount")]).is_err());
+    }
+}
