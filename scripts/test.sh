@@ -4,10 +4,12 @@
 #   1. installs what the tests need (kcat, compat-tests/.venv, kafkajs, Go + sarama, the
 #      compat-tests/gomod Go modules: franz-go, IBM/sarama) -- idempotent,
 #      skipped when already satisfied (stamp files keyed on the lock files' hashes)
-#   2. cargo build --release --locked
-#   3. cargo test  --release --locked
-#   4. compat-tests (pytest) against target/release/kastle
-#   5. bench smoke: kastle-perf (bench/) produces and consumes 20k records
+#   2. lint gates: cargo fmt --check, cargo clippy --all-targets -D warnings
+#   3. cargo build --release --locked
+#   4. cargo test  --release --locked, then again with --profile checked
+#      (debug assertions and overflow checks on)
+#   5. compat-tests (pytest) against target/release/kastle
+#   6. bench smoke: kastle-perf (bench/) produces and consumes 20k records
 #
 # Quiet: prints one progress line per step, and a command's output only if it fails.
 #
@@ -191,8 +193,17 @@ log "test dependencies ready"
 
 command -v cargo >/dev/null 2>&1 || die "cargo not found (install a Rust toolchain)"
 
+FAILED=()
+
 # ---------------------------------------------------------------------------
-# 2. build
+# 2. lint gates: formatting and clippy with warnings as errors
+# ---------------------------------------------------------------------------
+log "cargo fmt --check; cargo clippy --all-targets -D warnings"
+quiet cargo fmt --all -- --check || FAILED+=("cargo fmt --check")
+quiet cargo clippy --locked --all-targets -- -D warnings || FAILED+=("cargo clippy")
+
+# ---------------------------------------------------------------------------
+# 3. build
 # ---------------------------------------------------------------------------
 log "cargo build --release --locked"
 quiet cargo build --release --locked
@@ -201,31 +212,37 @@ KASTLE_BIN="$ROOT/target/release/kastle"
 export KASTLE_BIN
 
 # ---------------------------------------------------------------------------
-# 3. Rust unit + integration tests
+# 4. Rust unit + integration tests: release mode, then the `checked` profile
+#    (debug assertions and overflow checks on)
 # ---------------------------------------------------------------------------
-FAILED=()
-if [[ $CARGO_TEST -eq 1 ]]; then
-  log "cargo test --release --locked"
-  CT_OUT="$(mktemp)"
-  if ! cargo test --release --locked >"$CT_OUT" 2>&1; then
-    cat "$CT_OUT" >&2
-    log "cargo test FAILED (output above); still running the compat tests" >&2
-    FAILED+=("cargo test")
+rust_tests() {
+  local label="$1" out
+  shift
+  log "cargo test --locked $* ($label)"
+  out="$(mktemp)"
+  if ! cargo test --locked "$@" >"$out" 2>&1; then
+    cat "$out" >&2
+    log "cargo test ($label) FAILED (output above); still running the rest" >&2
+    FAILED+=("cargo test ($label)")
   fi
   # one summary line: total passed/ignored over all test binaries
-  awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) g += $i } }
-       END { printf "[test.sh] cargo test: %d passed, %d failed, %d ignored\n", p, f, g }' "$CT_OUT"
-  rm -f "$CT_OUT"
+  awk -v label="$label" '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) g += $i } }
+       END { printf "[test.sh] cargo test (%s): %d passed, %d failed, %d ignored\n", label, p, f, g }' "$out"
+  rm -f "$out"
+}
+if [[ $CARGO_TEST -eq 1 ]]; then
+  rust_tests release --release
+  rust_tests checked --profile checked
 fi
 
 # ---------------------------------------------------------------------------
-# 4. compat tests
+# 5. compat tests
 # ---------------------------------------------------------------------------
 log "compat tests (pytest compat-tests)"
 "$VENV/bin/python" -m pytest "$CT" -q "${PYTEST_ARGS[@]}" || FAILED+=("compat tests")
 
 # ---------------------------------------------------------------------------
-# 5. benchmark smoke run: kastle-perf (librdkafka) produces 20k records to the
+# 6. benchmark smoke run: kastle-perf (librdkafka) produces 20k records to the
 #    release broker and reads them back; the counts must match. Not a
 #    benchmark (scripts/bench.sh is), only proof that the driver works.
 # ---------------------------------------------------------------------------
