@@ -45,7 +45,8 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use crate::coordinator::group::api::{
-    Answer, CommitPartition, FetchedOffset, JoinOutcome, JoinParams, SyncOutcome,
+    Answer, CommitPartition, Committer, FetchedOffset, JoinOutcome, JoinParams, SyncOutcome,
+    SyncParams,
 };
 use crate::coordinator::group::writer::DurableWait;
 use crate::handlers::KafkaApis;
@@ -234,18 +235,19 @@ pub fn sync_group(req: Request, body: Bytes) -> Pending {
         Err(e) => return ready(crate::handlers::malformed(&req, e)),
     };
     let apis = req.ctx.apis.clone();
-    let answer = apis.groups.sync_group(
-        &r.group_id.0,
-        r.generation_id,
-        &r.member_id,
-        r.group_instance_id.as_deref(),
-        r.protocol_type.as_deref(),
-        r.protocol_name.as_deref(),
-        r.assignments
+    let answer = apis.groups.sync_group(SyncParams {
+        group_id: &r.group_id.0,
+        generation_id: r.generation_id,
+        member_id: &r.member_id,
+        group_instance_id: r.group_instance_id.as_deref(),
+        protocol_type: r.protocol_type.as_deref(),
+        protocol_name: r.protocol_name.as_deref(),
+        assignments: r
+            .assignments
             .into_iter()
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect(),
-    );
+    });
     Box::pin(async move {
         let mut o = settle(&apis, answer, SyncOutcome::error).await;
         if o.error == 0 {
@@ -358,10 +360,12 @@ pub fn offset_commit(req: Request, body: Bytes) -> Pending {
         Ok((Vec::new(), None))
     } else {
         apis.groups.commit_offsets(
-            &r.group_id.0,
-            r.generation_id_or_member_epoch,
-            &r.member_id,
-            r.group_instance_id.as_deref(),
+            Committer {
+                group_id: &r.group_id.0,
+                generation_id: r.generation_id_or_member_epoch,
+                member_id: &r.member_id,
+                group_instance_id: r.group_instance_id.as_deref(),
+            },
             r.retention_time_ms,
             req.version(),
             &parts,
@@ -446,12 +450,14 @@ pub fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
                 Err(e.code())
             }
             Ok(()) => apis.groups.txn_commit_offsets(
-                &group_id,
+                Committer {
+                    group_id: &group_id,
+                    generation_id: r.generation_id,
+                    member_id: &r.member_id,
+                    group_instance_id: r.group_instance_id.as_deref(),
+                },
                 r.producer_id.0,
                 r.producer_epoch,
-                r.generation_id,
-                &r.member_id,
-                r.group_instance_id.as_deref(),
                 &parts,
             ),
         }

@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use tokio::sync::{watch, Notify};
 
@@ -151,26 +150,7 @@ impl GroupCoordinator {
         answer
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn sync_group(
-        &self,
-        group_id: &str,
-        generation_id: i32,
-        member_id: &str,
-        group_instance_id: Option<&str>,
-        protocol_type: Option<&str>,
-        protocol_name: Option<&str>,
-        assignments: Vec<(String, Bytes)>,
-    ) -> Answer<SyncOutcome> {
-        let p = SyncParams {
-            group_id,
-            generation_id,
-            member_id,
-            group_instance_id,
-            protocol_type,
-            protocol_name,
-            assignments,
-        };
+    pub fn sync_group(&self, p: SyncParams) -> Answer<SyncOutcome> {
         let answer = self.lock().groups.sync_group(&self.cx(), p);
         self.timer_wake.notify_one();
         answer
@@ -216,26 +196,17 @@ impl GroupCoordinator {
 
     /// OffsetCommit: Err(code) applies to every partition; Ok gives
     /// per-partition codes (same order as `parts`) and the write to await.
-    #[allow(clippy::too_many_arguments)]
     pub fn commit_offsets(
         &self,
-        group_id: &str,
-        generation_id: i32,
-        member_id: &str,
-        group_instance_id: Option<&str>,
+        committer: Committer,
         retention_time_ms: i64,
         api_version: i16,
         parts: &[CommitPartition],
     ) -> CommitResult {
+        let group_id = committer.group_id;
         if group_id.is_empty() {
             return Err(code(ResponseError::InvalidGroupId));
         }
-        let committer = Committer {
-            group_id,
-            generation_id,
-            member_id,
-            group_instance_id,
-        };
         let now = now_ms();
         let result = {
             let mut shard = self.lock();
@@ -263,26 +234,17 @@ impl GroupCoordinator {
     /// transaction's marker ([`Self::complete_txn`]). Err(code) applies to
     /// every partition; Ok gives per-partition codes (same order as
     /// `parts`) and the write to await.
-    #[allow(clippy::too_many_arguments)]
     pub fn txn_commit_offsets(
         &self,
-        group_id: &str,
+        committer: Committer,
         producer_id: i64,
         producer_epoch: i16,
-        generation_id: i32,
-        member_id: &str,
-        group_instance_id: Option<&str>,
         parts: &[CommitPartition],
     ) -> CommitResult {
+        let group_id = committer.group_id;
         if group_id.is_empty() {
             return Err(code(ResponseError::InvalidGroupId));
         }
-        let committer = Committer {
-            group_id,
-            generation_id,
-            member_id,
-            group_instance_id,
-        };
         let now = now_ms();
         let mut shard = self.lock();
         let GroupCoordinatorShard { groups, offsets } = &mut *shard;
@@ -494,6 +456,25 @@ mod txn_tests {
         (topics, coord)
     }
 
+    fn committer<'a>(
+        group_id: &'a str,
+        generation_id: i32,
+        member_id: &'a str,
+        group_instance_id: Option<&'a str>,
+    ) -> Committer<'a> {
+        Committer {
+            group_id,
+            generation_id,
+            member_id,
+            group_instance_id,
+        }
+    }
+
+    /// A commit without a member or generation (a simple consumer, v0-2).
+    fn simple(group_id: &str) -> Committer<'_> {
+        committer(group_id, -1, "", None)
+    }
+
     fn part(t: &str, p: i32, offset: i64) -> CommitPartition {
         CommitPartition {
             topic: t.into(),
@@ -512,7 +493,7 @@ mod txn_tests {
     }
 
     fn commit(c: &GroupCoordinator, g: &str, parts: &[CommitPartition]) {
-        let (codes, _) = c.commit_offsets(g, -1, "", None, -1, 9, parts).unwrap();
+        let (codes, _) = c.commit_offsets(simple(g), -1, 9, parts).unwrap();
         assert!(codes.iter().all(|c| *c == 0), "{codes:?}");
     }
 
@@ -522,7 +503,7 @@ mod txn_tests {
         pid: i64,
         parts: &[CommitPartition],
     ) -> Result<Vec<i16>, i16> {
-        c.txn_commit_offsets(g, pid, 0, -1, "", None, parts)
+        c.txn_commit_offsets(simple(g), pid, 0, parts)
             .map(|(codes, _)| codes)
     }
 
@@ -579,13 +560,13 @@ mod txn_tests {
         assert_eq!(fetch(&c, "fresh", "t", 0, true), (-1, 0));
         // No such group with a generation: ILLEGAL_GENERATION.
         assert_eq!(
-            c.txn_commit_offsets("nope", PID, 0, 3, "m", None, &[part("t", 0, 1)])
+            c.txn_commit_offsets(committer("nope", 3, "m", None), PID, 0, &[part("t", 0, 1)])
                 .err(),
             Some(code(ResponseError::IllegalGeneration))
         );
         assert!(c.describe_group("nope").is_none());
         assert_eq!(
-            c.txn_commit_offsets("", PID, 0, -1, "", None, &[part("t", 0, 1)])
+            c.txn_commit_offsets(simple(""), PID, 0, &[part("t", 0, 1)])
                 .err(),
             Some(code(ResponseError::InvalidGroupId))
         );
@@ -681,7 +662,7 @@ mod txn_tests {
         }
         let p = [part("t", 0, 1)];
         let txn = |pid: i64, gen: i32, member: &str, inst: Option<&str>| {
-            c.txn_commit_offsets("g", pid, 0, gen, member, inst, &p)
+            c.txn_commit_offsets(committer("g", gen, member, inst), pid, 0, &p)
                 .map(|(codes, _)| codes)
         };
         // v0-2 (no member, generation -1): accepted on a non-empty group,
@@ -741,7 +722,7 @@ mod txn_tests {
         assert_eq!(fetch(&c, "g", "t", 0, true), (12, 0));
         // A bumped epoch (fenced/re-initialized producer) too.
         assert_eq!(
-            c.txn_commit_offsets("g", PID, 1, -1, "", None, &[part("t", 0, 13)])
+            c.txn_commit_offsets(simple("g"), PID, 1, &[part("t", 0, 13)])
                 .map(|r| r.0),
             Ok(vec![0])
         );

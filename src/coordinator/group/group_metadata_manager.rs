@@ -452,17 +452,21 @@ impl GroupMetadataManager {
         }
     }
 
+    /// A group that exists and is not Dead (GROUP_ID_NOT_FOUND otherwise).
+    fn live_group(&self, group_id: &str) -> Result<&ClassicGroup, i16> {
+        self.groups
+            .get(group_id)
+            .filter(|g| !g.is(GroupState::Dead))
+            .ok_or(code(ResponseError::GroupIdNotFound))
+    }
+
     /// DeleteGroups: only an Empty group may go.
     pub fn check_deletable(&self, group_id: &str) -> Result<(), i16> {
-        let Some(g) = self.groups.get(group_id) else {
-            return Err(code(ResponseError::GroupIdNotFound));
-        };
-        match g.state {
-            GroupState::Dead => Err(code(ResponseError::GroupIdNotFound)),
-            GroupState::Stable
-            | GroupState::PreparingRebalance
-            | GroupState::CompletingRebalance => Err(code(ResponseError::NonEmptyGroup)),
-            GroupState::Empty => Ok(()),
+        let g = self.live_group(group_id)?;
+        if g.is(GroupState::Empty) {
+            Ok(())
+        } else {
+            Err(code(ResponseError::NonEmptyGroup))
         }
     }
 
@@ -482,20 +486,11 @@ impl GroupMetadataManager {
     /// OffsetDelete: the group whose offsets may be deleted (a non-empty
     /// group only if it is a consumer group, whose subscriptions are known).
     pub fn check_offset_delete(&self, group_id: &str) -> Result<&ClassicGroup, i16> {
-        let Some(g) = self.groups.get(group_id) else {
-            return Err(code(ResponseError::GroupIdNotFound));
-        };
-        match g.state {
-            GroupState::Dead => Err(code(ResponseError::GroupIdNotFound)),
-            GroupState::Stable
-            | GroupState::PreparingRebalance
-            | GroupState::CompletingRebalance
-                if g.protocol_type.as_deref() != Some(CONSUMER_PROTOCOL_TYPE) =>
-            {
-                Err(code(ResponseError::NonEmptyGroup))
-            }
-            _ => Ok(g),
+        let g = self.live_group(group_id)?;
+        if !g.is(GroupState::Empty) && g.protocol_type.as_deref() != Some(CONSUMER_PROTOCOL_TYPE) {
+            return Err(code(ResponseError::NonEmptyGroup));
         }
+        Ok(g)
     }
 
     /// Fires every due timer; returns the next deadline.
