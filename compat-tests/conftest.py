@@ -221,6 +221,19 @@ def recorded_broker(broker_factory):
     rec.close()
 
 
+# The real Apache Kafka broker (session-scoped, started on first use): kafka_oracle.py
+from kafka_oracle import real_kafka, session_kafka  # noqa: E402,F401 - fixture re-export
+
+
+@pytest.fixture(params=["kastle", "kafka"])
+def any_broker(request):
+    """The test runs twice: against a fresh kastle (``broker``) and against the
+    session's real Apache Kafka (``real_kafka``), so that a failure on kastle
+    alone is a kastle deviation, one on both a client or test quirk. Tests must
+    use fresh topic / group / transactional-id names (Kafka is shared)."""
+    return request.getfixturevalue("broker" if request.param == "kastle" else "real_kafka")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -230,6 +243,9 @@ def pytest_runtest_makereport(item, call):
             tail = b.log_tail()
             if tail:
                 rep.sections.append((f"{b.name} log ({b.bootstrap})", tail))
+        k = session_kafka()
+        if k is not None and "real_kafka" in getattr(item, "fixturenames", ()):
+            rep.sections.append((f"{k.name} log ({k.bootstrap})", k.log_tail(60)))
 
 
 def pytest_sessionstart(session):
