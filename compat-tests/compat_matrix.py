@@ -13,7 +13,8 @@ import difflib
 from collections import defaultdict
 from typing import Dict, Iterable, List, Optional, Tuple
 
-CLIENTS = ["kcat", "kafka-python", "confluent-kafka", "kafkajs", "aiokafka", "sarama"]
+CLIENTS = ["kcat", "kafka-python", "confluent-kafka", "kafkajs", "aiokafka", "sarama",
+           "java-4.4", "java-3.x"]
 
 # capability key -> column heading
 CAPABILITIES = {
@@ -53,6 +54,12 @@ NOT_APPLICABLE = {
                         "as kastle does (test_sarama_zstd_needs_produce_v7).",
     ("sarama", "transactions"): "Debian's sarama (1.22) predates sarama's transactional "
                                 "producer (added in 1.37).",
+    ("java-4.4", "old-versions"): "the Java client always negotiates versions with "
+                                  "ApiVersions and cannot be pinned to old ones; java-3.x is "
+                                  "the older client.",
+    ("java-3.x", "old-versions"): "the Java client always negotiates versions with ApiVersions "
+                                  "and cannot be pinned to old ones (kafka-clients 3.4.0 itself "
+                                  "is the older client).",
 }
 
 # Remarks on cells that pass but only with a caveat worth stating.
@@ -67,6 +74,11 @@ REMARKS = {
                                 "floors; also run at Version V0_11_0_0 (Metadata v1, ListOffsets "
                                 "v1), and ClusterAdmin.DescribeTopics at V0_10_2_0 sends Metadata "
                                 "v0 (observed on the wire).",
+    ("java-3.x", "produce"): "kafka-clients 3.4.0, the version flink-connector-kafka "
+                             "3.4.0-1.20 (Flink 1.20 LTS) pins; the driver is compiled against it "
+                             "and the same classes run on 4.4.0 (java-4.4).",
+    ("java-4.4", "admin"): "Admin.alterConfigs (AlterConfigs) is gone from the 4.x client; "
+                           "java-3.x covers it.",
     ("kafka-python", "old-versions"): "api_version=(0, 11): Produce v3, Fetch v5, Metadata v4; "
                                       "api_version=(0, 9): Metadata v0 (observed on the wire).",
 }
