@@ -111,7 +111,7 @@ def test_two(client):
 
 @pytest.fixture
 def inner(pytester, monkeypatch):
-    for name in ("conftest.py", "compat_matrix.py", "pytest.ini"):
+    for name in ("conftest.py", "compat_matrix.py", "pytest.ini", "kafka_oracle.py", "jvm_lib.py"):
         shutil.copy(HERE / name, pytester.path / name)
     pytester.makepyfile(test_inner=INNER_TESTS)
     target = pytester.path / "COMPAT.md"
