@@ -14,7 +14,7 @@ from collections import defaultdict
 from typing import Dict, Iterable, List, Optional, Tuple
 
 CLIENTS = ["kcat", "kafka-python", "confluent-kafka", "kafkajs", "aiokafka", "sarama",
-           "java-4.4", "java-3.x"]
+           "java-4.4", "java-3.x", "kafka-tools"]
 
 # capability key -> column heading
 CAPABILITIES = {

@@ -53,8 +53,11 @@ class RealKafka:
         self.data_dir = self.workdir / "data"
         self.config_path = self.workdir / "server.properties"
         self.log_path = self.workdir / "kafka.log"
-        # a base64 UUID as `kafka-storage random-uuid` prints it
-        self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # a base64 UUID as `kafka-storage random-uuid` prints it (which, like this,
+        # never starts with '-': the tool's own argument parser would take it for a flag)
+        self.cluster_id = "-"
+        while self.cluster_id.startswith("-"):
+            self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         self.overrides = dict(overrides or {})
         self.proc = None
 
