@@ -295,6 +295,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "compat(client, capability, ...): cell(s) of COMPATIBILITY.md this test "
                    "proves; {param} placeholders are filled from parametrize")
+    config.addinivalue_line(
+        "markers", "kafka_oracle(*cells): 'API:version' (or API, 'range'/'features') cells of "
+                   "the 'matches Apache Kafka' table this differential test decides")
 
 
 @pytest.hookimpl(tryfirst=True)

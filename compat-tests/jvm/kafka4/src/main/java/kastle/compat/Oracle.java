@@ -231,6 +231,15 @@ public final class Oracle {
         if (!(user instanceof ObjectNode)) return user;
         ObjectNode node = (ObjectNode) user;
         JsonNode defaults = toJson(cls.getDeclaredConstructor().newInstance(), version);
+        // a misspelt field would be dropped silently by the converter: refuse it
+        // (a real field that this version does not carry is fine, and ignored)
+        Iterator<String> names = node.fieldNames();
+        while (names.hasNext()) {
+            String n = names.next();
+            if (findField(cls, n) == null) {
+                throw new IllegalArgumentException(cls.getSimpleName() + " has no field '" + n + "'");
+            }
+        }
         Iterator<Map.Entry<String, JsonNode>> it = defaults.fields();
         while (it.hasNext()) {
             Map.Entry<String, JsonNode> e = it.next();
