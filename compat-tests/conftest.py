@@ -275,6 +275,7 @@ _CURRENT = {}  # the session's _CompatRun, for hooks that get no config (logrepo
 class _CompatRun:
     def __init__(self):
         self.tags = {}            # nodeid -> [(client, capability)], every collected tagged test
+        self.oracle = {}          # nodeid -> [(API, version|'range'|'features')], kafka_oracle marks
         self.files = set()        # test files collected from (before deselection)
         self.n_collected = 0      # items before -k/-m/--deselect
         self.selected = set()     # nodeids left to run
@@ -308,6 +309,12 @@ def pytest_collection_modifyitems(session, config, items):
     st.n_collected = len(items)
     for item in items:
         st.files.add(Path(str(item.fspath)).resolve())
+        omarks = [m.args for m in item.iter_markers(name="kafka_oracle")]
+        if omarks:
+            try:
+                st.oracle[item.nodeid] = compat_matrix.oracle_cells(omarks)
+            except ValueError as e:
+                raise pytest.UsageError(f"{item.nodeid}: {e}") from None
         marks = [m.args for m in item.iter_markers(name="compat")]
         if not marks:
             continue
@@ -330,7 +337,9 @@ def pytest_runtest_logreport(report):
     if report.failed:
         st.outcome[report.nodeid] = "failed"
     elif prev != "failed":
-        if report.skipped:
+        if report.skipped and hasattr(report, "wasxfail"):
+            st.outcome[report.nodeid] = "xfailed"  # a known deviation (strict xfail)
+        elif report.skipped:
             st.outcome[report.nodeid] = "skipped"
         elif report.when == "call" and report.passed:
             st.outcome[report.nodeid] = "passed"
@@ -363,7 +372,10 @@ def pytest_sessionfinish(session, exitstatus):
     results = [(client, cap, nodeid, st.outcome[nodeid])
                for nodeid, pairs in st.tags.items() if nodeid in st.outcome
                for client, cap in pairs]
-    generated = compat_matrix.render(results)
+    oracle = [(api, what, nodeid, st.outcome[nodeid])
+              for nodeid, pairs in st.oracle.items() if nodeid in st.outcome
+              for api, what in pairs]
+    generated = compat_matrix.render(results, oracle)
     reason = _partial_reason(st, config)
     update = os.environ.get(UPDATE_ENV) == "1"
     if reason is not None:
