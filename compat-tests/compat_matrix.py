@@ -54,6 +54,8 @@ NOT_APPLICABLE = {
                         "as kastle does (test_sarama_zstd_needs_produce_v7).",
     ("sarama", "transactions"): "Debian's sarama (1.22) predates sarama's transactional "
                                 "producer (added in 1.37).",
+    ("kafka-tools", "old-versions"): "Kafka's tools use the 4.4 Java client, which always "
+                                     "negotiates versions with ApiVersions.",
     ("java-4.4", "old-versions"): "the Java client always negotiates versions with "
                                   "ApiVersions and cannot be pinned to old ones; java-3.x is "
                                   "the older client.",

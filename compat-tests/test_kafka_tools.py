@@ -24,6 +24,8 @@ T = "org.apache.kafka.tools."
 N_CONSOLE = 100
 N_VERIFIABLE = 500
 N_PERF = 20000
+N_CODEC = 50
+CODECS = ("gzip", "snappy", "lz4", "zstd")
 
 
 def tool_script(bootstrap, names, workdir: Path):
@@ -45,7 +47,6 @@ def tool_script(bootstrap, names, workdir: Path):
             "--replication-factor", 1, "--config", "retention.ms=86400000"),
         inv("topics_create_console", "TopicCommand", *bs, "--create", "--topic", t2, "--partitions", 1),
         inv("topics_create_exists", "TopicCommand", *bs, "--create", "--topic", t, "--partitions", 1),
-        inv("topics_list", "TopicCommand", *bs, "--list"),
         inv("topics_alter", "TopicCommand", *bs, "--alter", "--topic", t, "--partitions", 4),
         inv("topics_describe", "TopicCommand", *bs, "--describe", "--topic", t),
         inv("configs_alter_topic", "ConfigCommand", *bs, "--alter", "--entity-type", "topics",
@@ -56,12 +57,15 @@ def tool_script(bootstrap, names, workdir: Path):
             "--entity-name", t),
         inv("configs_describe_broker", "ConfigCommand", *bs, "--describe", "--entity-type", "brokers",
             "--entity-name", "1", "--all"),
+        inv("topics_delete", "TopicCommand", *bs, "--delete", "--topic", t),
         inv("console_producer", "ConsoleProducer", *bs, "--topic", t2, "--property", "parse.key=true",
             "--property", "key.separator=:", stdin=console_in),
         inv("console_consumer", "consumer.ConsoleConsumer", *bs, "--topic", t2, "--group", g,
             "--from-beginning", "--max-messages", N_CONSOLE, "--timeout-ms", 30000,
             "--property", "print.key=true", "--property", "print.offset=true",
             "--property", "print.partition=true"),
+        # (listed only now: Kafka's broker learns of new topics asynchronously)
+        inv("topics_list", "TopicCommand", *bs, "--list"),
         inv("groups_list", "consumer.group.ConsumerGroupCommand", *bs, "--list"),
         inv("groups_describe", "consumer.group.ConsumerGroupCommand", *bs, "--describe", "--group", g),
         inv("groups_reset_earliest", "consumer.group.ConsumerGroupCommand", *bs, "--reset-offsets",
@@ -78,6 +82,10 @@ def tool_script(bootstrap, names, workdir: Path):
         inv("get_offsets_earliest", "GetOffsetShell", *bs, "--topic", t2, "--time", -2),
         inv("delete_records", "DeleteRecordsCommand", *bs, "--offset-json-file", delete_json),
         inv("get_offsets_after_delete", "GetOffsetShell", *bs, "--topic", t2, "--time", -2),
+        *[inv(f"console_producer_{c}", "ConsoleProducer", *bs, "--topic", f"{t2}-{c}",
+              "--compression-codec", c, "--property", "parse.key=true", "--property", "key.separator=:",
+              stdin="".join(f"k{i}:{c}-{i}\n" for i in range(N_CODEC))) for c in CODECS],
+        *[inv(f"get_offsets_{c}", "GetOffsetShell", *bs, "--topic", f"{t2}-{c}") for c in CODECS],
         inv("verifiable_producer", "VerifiableProducer", *bs, "--topic", t3,
             "--max-messages", N_VERIFIABLE, "--acks", -1, fork=True),
         inv("verifiable_consumer", "VerifiableConsumer", *bs, "--topic", t3, "--group-id", g3,
@@ -93,7 +101,6 @@ def tool_script(bootstrap, names, workdir: Path):
             "--transactional-id", txid),
         inv("transactions_describe_producers", "TransactionsCommand", *bs, "describe-producers",
             "--topic", t4, "--partition", 0),
-        inv("topics_delete", "TopicCommand", *bs, "--delete", "--topic", t),
         inv("topics_list_after_delete", "TopicCommand", *bs, "--list"),
     ]
 
@@ -168,7 +175,9 @@ def kastle_tools(tmp_path_factory):
         b.stop(check=False)
     data = b.data_dir
     dumps = []
-    for key in ("console", "verifiable", "perf"):
+    for c in CODECS:
+        names[f"codec-{c}"] = f"{names['console']}-{c}"
+    for key in ("console", "verifiable", "perf", *[f"codec-{c}" for c in CODECS]):
         pdir = data / f"{names[key]}-0"
         for f in sorted(pdir.iterdir()):
             if f.suffix in (".log", ".index", ".timeindex", ".snapshot"):
@@ -244,6 +253,28 @@ def test_console_producer_and_consumer(tools):
     for i, ln in enumerate(lines):
         assert re.fullmatch(rf"Partition:0\s+Offset:{i}\s+k{i}\s+v{i}", ln), ln
     assert f"Processed a total of {N_CONSOLE} messages" in tools.results["console_consumer"]["err"]
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@_tag("produce", "{codec}")
+def test_console_producer_compression(tools, codec):
+    # --compression-codec: the tool's producer compresses; the broker keeps the records
+    tools(f"console_producer_{codec}")
+    t = f"{tools.names['console']}-{codec}"
+    assert tools(f"get_offsets_{codec}").split() == [f"{t}:0:{N_CODEC}"]
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@_tag("{codec}")
+def test_dump_log_of_compressed_batches(kastle_tools, codec):
+    # kafka-dump-log decompresses kastle's stored batches: codec as sent, every record
+    (name, r), = _dump(kastle_tools, f"codec-{codec}", ".log").items()
+    batches = re.findall(r"^baseOffset: \d+ lastOffset: \d+ count: (\d+) .*?compresscodec: (\w+) .*?isvalid: (\w+)",
+                         r["out"], re.M)
+    assert batches and all(c.lower() == codec and v == "true" for _, c, v in batches), batches[:5]
+    assert sum(int(n) for n, _, _ in batches) == N_CODEC
+    got = re.findall(r"^\| offset: (\d+) .*? key: (\S+) payload: (\S+)", r["out"], re.M)
+    assert got == [(str(i), f"k{i}", f"{codec}-{i}") for i in range(N_CODEC)], got[:5]
 
 
 # -- kafka-consumer-groups --------------------------------------------------------------
