@@ -36,25 +36,33 @@ def jvm_module(name: str) -> Path:
     return mod
 
 
-def jvm_classpath(name: str) -> str:
+def jvm_classpath(name: str, deps: str = None) -> str:
+    """The module's classes plus the dependencies of module ``deps`` (default: its
+    own). Another module's dependencies run the same driver classes on other
+    library versions (the Java client suite: compiled against kafka-clients 3.x,
+    run on 3.x and on jvm/kafka4's 4.x)."""
     mod = jvm_module(name)
-    deps = (mod / "target" / "classpath.txt").read_text().strip()
-    return os.pathsep.join(p for p in [str(mod / "target" / "classes"), deps] if p)
+    dep_mod = jvm_module(deps or name)
+    dep_cp = (dep_mod / "target" / "classpath.txt").read_text().strip()
+    parts = [str(mod / "target" / "classes")]
+    if deps and deps != name:
+        parts.append(str(dep_mod / "target" / "classes"))  # its resources (logging config)
+    return os.pathsep.join(p for p in parts + [dep_cp] if p)
 
 
-def jvm_argv(name: str, main_class: str, args=(), jvm_opts=()) -> list:
+def jvm_argv(name: str, main_class: str, args=(), jvm_opts=(), deps: str = None) -> list:
     """argv for ``java`` running ``main_class`` of module ``name``."""
     return [java_bin(), "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", *jvm_opts,
-            "-cp", jvm_classpath(name), main_class, *[str(a) for a in args]]
+            "-cp", jvm_classpath(name, deps), main_class, *[str(a) for a in args]]
 
 
 def jvm_run(name: str, main_class: str, args=(), timeout=300, jvm_opts=(), env=None, check=True,
-            cwd=None) -> subprocess.CompletedProcess:
+            cwd=None, deps: str = None) -> subprocess.CompletedProcess:
     """Runs a driver to completion; with ``check`` a non-zero exit fails the test
     with the driver's output."""
     full_env = dict(os.environ)
     full_env.update(env or {})
-    proc = subprocess.run(jvm_argv(name, main_class, args, jvm_opts), capture_output=True,
+    proc = subprocess.run(jvm_argv(name, main_class, args, jvm_opts, deps), capture_output=True,
                           text=True, timeout=timeout, env=full_env, cwd=cwd)
     if check and proc.returncode != 0:
         raise AssertionError(

@@ -81,6 +81,45 @@ def test_every_client_and_capability_has_a_row_and_column():
         assert f" {heading} |" in header
 
 
+def test_known_deviations_render_as_deviation():
+    r = cm.render([("java-4.4", "admin", "t.py::a", "passed"),
+                   ("java-4.4", "admin", "t.py::b", "xfailed"),
+                   ("java-3.x", "admin", "t.py::c", "xfailed"),
+                   ("java-3.x", "admin", "t.py::d", "failed"),    # a failure still wins
+                   ("kafka-tools", "admin", "t.py::e", "xfailed"),
+                   ("kafka-tools", "admin", "t.py::f", "skipped")])  # skipped: no proof
+    assert row(r, "java-4.4")[col("admin")].startswith("deviation")  # (+ its remark)
+    assert row(r, "java-3.x")[col("admin")] == "FAIL"
+    assert row(r, "kafka-tools")[col("admin")] == "not tested"
+    assert "* java-4.4 / admin (deviation): `t.py::a`, `t.py::b`" in r
+
+
+def test_oracle_cells_parse_markers():
+    assert cm.oracle_cells([("Produce:3", "JoinGroup:0")]) == [("Produce", "3"), ("JoinGroup", "0")]
+    assert cm.oracle_cells([("Produce", "range")]) == [("Produce", "range")]
+    with pytest.raises(ValueError):
+        cm.oracle_cells([("Produce-3",)])
+
+
+def test_oracle_table():
+    results = [("Produce", "range", "o::r", "xfailed"),
+               ("Produce", "3", "o::a3", "passed"), ("Produce", "4", "o::a4", "passed"),
+               ("Produce", "5", "o::a5", "passed"), ("Produce", "5", "o::b5", "xfailed"),
+               ("Produce", "8", "o::a8", "xfailed"), ("Produce", "9", "o::a9", "failed"),
+               ("Fetch", "range", "o::fr", "passed"), ("Fetch", "4", "o::f4", "passed")]
+    text = cm.render([], results)
+    assert "## Matches Apache Kafka" in text
+    lines = text.splitlines()
+    produce = next(ln for ln in lines if ln.startswith("| Produce |"))
+    cells = [c.strip() for c in produce.strip("|").split("|")]
+    # v5 has one xfailed scenario: not a match; v9 failed
+    assert cells == ["Produce", "deviation", "3-4", "5, 8", "9"]
+    fetch = next(ln for ln in lines if ln.startswith("| Fetch |"))
+    assert [c.strip() for c in fetch.strip("|").split("|")] == ["Fetch", "match", "4", "-", "-"]
+    # no oracle results: no section (the client table alone, as before)
+    assert "Matches Apache Kafka" not in cm.render([])
+
+
 def test_drift_detection():
     a = cm.render([("sarama", "produce", "t.py::x", "passed")])
     b = cm.render([("sarama", "produce", "t.py::x", "failed")])
@@ -111,7 +150,7 @@ def test_two(client):
 
 @pytest.fixture
 def inner(pytester, monkeypatch):
-    for name in ("conftest.py", "compat_matrix.py", "pytest.ini"):
+    for name in ("conftest.py", "compat_matrix.py", "pytest.ini", "kafka_oracle.py", "jvm_lib.py"):
         shutil.copy(HERE / name, pytester.path / name)
     pytester.makepyfile(test_inner=INNER_TESTS)
     target = pytester.path / "COMPAT.md"

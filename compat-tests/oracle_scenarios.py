@@ -1,0 +1,815 @@
+"""Scenarios of the differential oracle (test_kafka_oracle.py).
+
+A scenario is a function ``f(s, v, n)``: ``s`` is one broker's ``oracle_lib.Side``,
+``v`` the version under test (or the index of a lifecycle family), ``n(name)`` a
+fresh name. It runs once against Kafka and once against kastle, with the same
+names, so both brokers go through the same history: fresh topics / groups /
+transactional ids per scenario, and requests that depend on an answer (member
+ids, producer ids and epochs, topic ids) take it from that broker's own answer.
+Setup requests (``record=False``) are not compared but must succeed on both.
+
+``SCENARIOS``: (name, primary API, how versions are chosen, function). ``per
+version`` runs the scenario once per version both brokers advertise; a family
+(``family``) runs index i = 0.. and covers version min+i (clamped) of each of its
+APIs, so that slow set-ups (the first join of a group waits
+group.initial.rebalance.delay.ms) are paid once for a whole lifecycle.
+"""
+import time
+
+from oracle_lib import batch, records
+
+# API keys
+PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
+OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR = 8, 9, 10
+JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP, DESCRIBE_GROUPS, LIST_GROUPS = 11, 12, 13, 14, 15, 16
+API_VERSIONS, CREATE_TOPICS, DELETE_TOPICS, DELETE_RECORDS, INIT_PRODUCER_ID = 18, 19, 20, 21, 22
+OFFSET_FOR_LEADER_EPOCH, ADD_PARTITIONS_TO_TXN, ADD_OFFSETS_TO_TXN, END_TXN = 23, 24, 25, 26
+TXN_OFFSET_COMMIT, DESCRIBE_ACLS, CREATE_ACLS, DELETE_ACLS = 28, 29, 30, 31
+DESCRIBE_CONFIGS, ALTER_CONFIGS, DESCRIBE_LOG_DIRS, CREATE_PARTITIONS = 32, 33, 35, 37
+DELETE_GROUPS, ELECT_LEADERS, INCREMENTAL_ALTER_CONFIGS = 42, 43, 44
+ALTER_PARTITION_REASSIGNMENTS, LIST_PARTITION_REASSIGNMENTS, OFFSET_DELETE = 45, 46, 47
+DESCRIBE_CLIENT_QUOTAS, ALTER_CLIENT_QUOTAS, DESCRIBE_CLUSTER, DESCRIBE_PRODUCERS = 48, 49, 60, 61
+DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS = 65, 66
+
+TOPIC, BROKER, BROKER_LOGGER, GROUP = 2, 4, 8, 32  # config resource types
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+TS = 1_700_000_000_000  # CreateTime of every produced batch: same bytes on both brokers
+
+# versions both brokers advertise, filled in by the test before scenarios run
+VERSIONS = {}
+
+
+def ver(api, i):
+    """Version min+i of ``api`` (clamped to the common range): lifecycle families."""
+    lo, hi = VERSIONS[api]
+    return min(lo + i, hi)
+
+
+def latest(api):
+    return VERSIONS[api][1]
+
+
+# -- set-up helpers (not compared, must succeed on both) ------------------------------
+
+def ok(s, what, resp, path=("errorCode",)):
+    v = resp
+    for p in path:
+        v = v[p]
+    assert v == 0, f"{s.name}: set-up {what} failed: {resp}"
+    return resp
+
+
+def await_topic(s, name, partitions, timeout=15):
+    """Kafka answers CreateTopics / CreatePartitions once the controller has the
+    change; its broker serves it a moment later (KRaft metadata propagation).
+    Both sides wait until Metadata shows every partition with a leader, so that
+    what follows is compared on the same state."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = s.x("await metadata", METADATA, latest(METADATA),
+                {"topics": [{"name": name}], "allowAutoTopicCreation": False}, record=False)
+        t = r["topics"][0]
+        if t["errorCode"] == 0 and len(t["partitions"]) == partitions and \
+                all(p["leaderId"] >= 0 for p in t["partitions"]):
+            # ... and the leader has the log: ListOffsets answers without NOT_LEADER
+            r = s.x("await leader", LIST_OFFSETS, latest(LIST_OFFSETS), {"topics": [
+                {"name": name, "partitions": [{"partitionIndex": p, "timestamp": -1}
+                                              for p in range(partitions)]}]}, record=False)
+            if all(p["errorCode"] == 0 for p in r["topics"][0]["partitions"]):
+                return
+        assert time.monotonic() < deadline, f"{s.name}: {name} never showed {partitions} partitions: {r}"
+        time.sleep(0.02)
+
+
+def create_topic(s, name, partitions=1, configs=None):
+    r = s.x(f"setup create {name}", CREATE_TOPICS, latest(CREATE_TOPICS), {
+        "topics": [{"name": name, "numPartitions": partitions, "replicationFactor": 1,
+                    "configs": [{"name": k, "value": v} for k, v in (configs or {}).items()]}],
+        "timeoutMs": 30000}, record=False)
+    assert r["topics"][0]["errorCode"] == 0, f"{s.name}: create {name}: {r}"
+    await_topic(s, name, partitions)
+    return r["topics"][0]["topicId"]
+
+
+def warm_up(s):
+    """Before any scenario, on both brokers: the group and transaction
+    coordinators are available (Kafka creates __consumer_offsets and
+    __transaction_state on first use and answers COORDINATOR_NOT_AVAILABLE
+    meanwhile; kastle has them from the start)."""
+    for key_type in (0, 1):
+        deadline = time.monotonic() + 60
+        while True:
+            r = s.x("warm up", FIND_COORDINATOR, latest(FIND_COORDINATOR),
+                    {"keyType": key_type, "coordinatorKeys": ["oracle-warm-up"]}, record=False)
+            if r["coordinators"][0]["errorCode"] == 0:
+                break
+            assert time.monotonic() < deadline, f"{s.name}: coordinator never available: {r}"
+            time.sleep(0.2)
+    deadline = time.monotonic() + 60
+    while True:  # the transaction coordinator also loads its partitions first
+        r = init_pid(s, txn_id="oracle-warm-up")
+        if r["errorCode"] == 0:
+            break
+        assert time.monotonic() < deadline, f"{s.name}: warm-up InitProducerId: {r}"
+        time.sleep(0.2)
+
+
+def produce(s, topic, blob, partition=0, version=None, label=None, acks=-1, txn_id=None,
+            record=True, conn="main"):
+    version = latest(PRODUCE) if version is None else version
+    opts = {}
+    if version < 3:
+        # Kafka 4's message classes no longer encode Produce v0-2 (KIP-896), yet
+        # both brokers advertise v0 (for old librdkafka): the v3 body under a v0-2
+        # header, as such a client would get no further than this
+        opts = {"patch_version": version, "timeout_ms": 5000}
+        version = 3
+    return s.x(label or f"produce {topic}-{partition}", PRODUCE, version, {
+        "transactionalId": txn_id, "acks": acks, "timeoutMs": 30000,
+        "topicData": [{"name": topic, "partitionData": [{"index": partition, "records": blob}]}]},
+        record=record, conn=conn, **opts)
+
+
+def init_pid(s, txn_id=None, version=None, record=False, timeout_ms=60000):
+    version = latest(INIT_PRODUCER_ID) if version is None else version
+    r = s.x("init producer id", INIT_PRODUCER_ID, version,
+            {"transactionalId": txn_id, "transactionTimeoutMs": timeout_ms}, record=record)
+    return r
+
+
+def await_config(s, topic, key, value, timeout=15):
+    """Kafka applies a config change once its broker has replayed the controller's
+    record (KRaft); wait until DescribeConfigs shows it before comparing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = s.x("await config", DESCRIBE_CONFIGS, latest(DESCRIBE_CONFIGS), {"resources": [
+            {"resourceType": TOPIC, "resourceName": topic, "configurationKeys": [key]}]}, record=False)
+        cfg = {c["name"]: c["value"] for c in r["results"][0]["configs"]}
+        if cfg.get(key) == value:
+            return
+        assert time.monotonic() < deadline, f"{s.name}: {topic} {key} never became {value}: {cfg}"
+        time.sleep(0.02)
+
+
+def await_quota(s, client, key, present, timeout=15):
+    deadline = time.monotonic() + timeout
+    while True:
+        r = s.x("await quota", DESCRIBE_CLIENT_QUOTAS, latest(DESCRIBE_CLIENT_QUOTAS), {"components": [
+            {"entityType": "client-id", "matchType": 0, "match": client}], "strict": True}, record=False)
+        keys = {v["key"] for e in r["entries"] or [] for v in e["values"]}
+        if (key in keys) == present:
+            return
+        assert time.monotonic() < deadline, f"{s.name}: quota {key} of {client} never {'set' if present else 'removed'}"
+        time.sleep(0.02)
+
+
+def wait_txn_complete(s, txn_id, timeout=15):
+    """Kafka writes CompleteCommit/CompleteAbort once the markers are in: wait so
+    that both brokers are described in the same state."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = s.x("poll txn state", DESCRIBE_TRANSACTIONS, 0, {"transactionalIds": [txn_id]}, record=False)
+        if not r["transactionStates"][0]["transactionState"].startswith("Prepare"):
+            return
+        time.sleep(0.05)
+
+
+# -- per-version scenarios ---------------------------------------------------------------
+
+def sc_api_versions(s, v, n):
+    body = {"clientSoftwareName": "kastle-oracle", "clientSoftwareVersion": "1.0"} if v >= 3 else {}
+    s.x("api versions", API_VERSIONS, v, body)
+    if v >= 3:
+        s.x("invalid client software name", API_VERSIONS, v,
+            {"clientSoftwareName": "bad name!", "clientSoftwareVersion": "1.0"})
+
+
+def sc_api_versions_unsupported(s, v, n):
+    # a version above every broker's range: v0 answer, UNSUPPORTED_VERSION + the ranges
+    s.x("api versions v127", API_VERSIONS, 3, {"clientSoftwareName": "x", "clientSoftwareVersion": "1"},
+        patch_version=127)
+
+
+def sc_unsupported_version(s, v, n):
+    """Requests at a version neither broker supports: Kafka closes the connection."""
+    create_topic(s, n("t"))
+    s.x("metadata v127", METADATA, latest(METADATA), {"topics": [{"name": n("t")}]},
+        patch_version=127, conn="m", timeout_ms=5000)
+    s.x("produce v127", PRODUCE, latest(PRODUCE), {"acks": -1, "timeoutMs": 1000, "topicData": []},
+        patch_version=127, conn="p", timeout_ms=5000)
+    s.x("produce v2 (below the KIP-896 floor)", PRODUCE, 3, {"acks": -1, "timeoutMs": 1000, "topicData": []},
+        patch_version=2, conn="p2", timeout_ms=5000)
+
+
+def sc_metadata(s, v, n):
+    create_topic(s, n("t"), partitions=2)
+    topics = [{"name": n("t")}, {"name": n("missing")}, {"name": "bad name!"}]
+    body = {"topics": topics}
+    if v >= 4:
+        body["allowAutoTopicCreation"] = False
+    if 8 <= v <= 10:
+        body["includeClusterAuthorizedOperations"] = True
+    if v >= 8:
+        body["includeTopicAuthorizedOperations"] = True
+    s.x("metadata", METADATA, v, body)
+    if v >= 4:
+        # auto-creation on request (auto.create.topics.enable=true on both)
+        s.x("metadata auto-create", METADATA, v, {"topics": [{"name": n("auto")}], "allowAutoTopicCreation": True})
+    if v >= 10:
+        s.x("metadata unknown topic id", METADATA, v, {"topics": [{"name": None, "topicId": "AAAAAAAAAAAAAAAAAAAAAQ"}]})
+
+
+def sc_create_topics(s, v, n):
+    base = {"timeoutMs": 30000}
+    s.x("create", CREATE_TOPICS, v, dict(base, topics=[
+        {"name": n("t"), "numPartitions": 3, "replicationFactor": 1,
+         "configs": [{"name": "retention.ms", "value": "3600000"}, {"name": "cleanup.policy", "value": "compact"}]}]))
+    s.x("errors", CREATE_TOPICS, v, dict(base, topics=[
+        {"name": n("t"), "numPartitions": 1, "replicationFactor": 1},
+        {"name": "bad name!", "numPartitions": 1, "replicationFactor": 1},
+        {"name": n("rf3"), "numPartitions": 1, "replicationFactor": 3},
+        {"name": n("zero"), "numPartitions": 0, "replicationFactor": 1},
+        {"name": n("badcfg"), "numPartitions": 1, "replicationFactor": 1,
+         "configs": [{"name": "retention.ms", "value": "soon"}]},
+        {"name": n("unknowncfg"), "numPartitions": 1, "replicationFactor": 1,
+         "configs": [{"name": "no.such.config", "value": "1"}]},
+        {"name": n("assign"), "numPartitions": -1, "replicationFactor": -1,
+         "assignments": [{"partitionIndex": 0, "brokerIds": [7]}]},
+    ]))
+    if v >= 4:
+        s.x("defaults (-1)", CREATE_TOPICS, v, dict(base, topics=[
+            {"name": n("defaults"), "numPartitions": -1, "replicationFactor": -1}]))
+    s.x("validate only", CREATE_TOPICS, v, dict(base, validateOnly=True, topics=[
+        {"name": n("validate"), "numPartitions": 2, "replicationFactor": 1}]))
+    await_topic(s, n("t"), 3)
+    s.x("metadata after validate only", METADATA, latest(METADATA),
+        {"topics": [{"name": n("validate")}], "allowAutoTopicCreation": False})
+
+
+def sc_delete_topics(s, v, n):
+    create_topic(s, n("t"))
+    if v >= 6:
+        s.x("delete", DELETE_TOPICS, v, {"topics": [{"name": n("t")}, {"name": n("missing")}], "timeoutMs": 30000})
+        s.x("delete by unknown id", DELETE_TOPICS, v,
+            {"topics": [{"name": None, "topicId": "AAAAAAAAAAAAAAAAAAAAAQ"}], "timeoutMs": 30000})
+    else:
+        s.x("delete", DELETE_TOPICS, v, {"topicNames": [n("t"), n("missing")], "timeoutMs": 30000})
+    # (deleting an internal topic is not tried: Kafka deletes __consumer_offsets when
+    # asked, which would break the shared broker)
+
+
+def sc_create_partitions(s, v, n):
+    create_topic(s, n("t"), partitions=2)
+    t = {"timeoutMs": 30000}
+    s.x("grow", CREATE_PARTITIONS, v, dict(t, topics=[{"name": n("t"), "count": 4, "assignments": None}]))
+    await_topic(s, n("t"), 4)
+    s.x("errors", CREATE_PARTITIONS, v, dict(t, topics=[
+        {"name": n("t"), "count": 2, "assignments": None},
+        {"name": n("missing"), "count": 2, "assignments": None}]))
+    s.x("same count", CREATE_PARTITIONS, v, dict(t, topics=[{"name": n("t"), "count": 4, "assignments": None}]))
+    s.x("validate only", CREATE_PARTITIONS, v, dict(t, validateOnly=True, topics=[
+        {"name": n("t"), "count": 6, "assignments": None}]))
+    s.x("metadata", METADATA, latest(METADATA), {"topics": [{"name": n("t")}], "allowAutoTopicCreation": False})
+
+
+def sc_produce(s, v, n):
+    create_topic(s, n("t"), partitions=2)
+    create_topic(s, n("small"), configs={"max.message.bytes": "1000"})
+    create_topic(s, n("compact"), configs={"cleanup.policy": "compact"})
+    produce(s, n("t"), batch(records(5)), version=v, label="produce 5 records")
+    produce(s, n("t"), batch(records(3, "w")), version=v, label="second batch")
+    produce(s, n("missing"), batch(records(1)), version=v, label="unknown topic")
+    produce(s, n("t"), batch(records(1)), partition=7, version=v, label="unknown partition")
+    produce(s, n("t"), batch(records(2), corrupt_crc=True), version=v, label="corrupt batch (bad CRC)")
+    produce(s, n("small"), batch(records(1, size=2000)), version=v, label="record above max.message.bytes")
+    produce(s, n("t"), batch(records(1)), version=v, label="invalid acks", acks=2)
+
+
+def sc_produce_keyless_compacted(s, v, n):
+    create_topic(s, n("compact"), configs={"cleanup.policy": "compact"})
+    produce(s, n("compact"), batch(records(3, key=False)), version=v, label="keyless records, compacted topic")
+
+
+def sc_produce_idempotent(s, v, n):
+    create_topic(s, n("t"))
+    r = init_pid(s)
+    pid, epoch = r["producerId"], r["producerEpoch"]
+    produce(s, n("t"), batch(records(3), producer_id=pid, epoch=epoch, base_seq=0), version=v, label="seq 0")
+    produce(s, n("t"), batch(records(3), producer_id=pid, epoch=epoch, base_seq=0), version=v, label="duplicate seq 0")
+    produce(s, n("t"), batch(records(2), producer_id=pid, epoch=epoch, base_seq=10), version=v,
+            label="out of order sequence")
+    produce(s, n("t"), batch(records(2), producer_id=pid, epoch=epoch + 1, base_seq=5), version=v,
+            label="new epoch, sequence not 0")
+    produce(s, n("t"), batch(records(2), producer_id=pid, epoch=epoch, base_seq=3), version=v,
+            label="old epoch after a newer one (fenced)")
+    produce(s, n("t"), batch(records(1), producer_id=987654, epoch=0, base_seq=0), version=v,
+            label="unknown producer id")
+    s.x("describe producers", DESCRIBE_PRODUCERS, 0, {"topics": [{"name": n("t"), "partitionIndexes": [0]}]})
+
+
+def sc_produce_txn_not_added(s, v, n):
+    create_topic(s, n("t"))
+    r = init_pid(s, txn_id=n("tx"))
+    produce(s, n("t"), batch(records(1), producer_id=r["producerId"], epoch=r["producerEpoch"], base_seq=0,
+                             transactional=True), version=v, txn_id=n("tx"),
+            label="transactional batch, partition not added to the transaction")
+
+
+def sc_fetch(s, v, n):
+    tid = create_topic(s, n("t"), partitions=1)
+    produce(s, n("t"), batch(records(5)), record=False)
+    produce(s, n("t"), batch(records(3, "w")), record=False)
+
+    def topic(name, topic_id, parts):
+        d = {"partitions": parts}
+        if v >= 13:
+            d["topicId"] = topic_id
+        else:
+            d["topic"] = name
+        return d
+
+    def part(p, off, max_bytes=1 << 20):
+        return {"partition": p, "fetchOffset": off, "partitionMaxBytes": max_bytes, "logStartOffset": -1,
+                "currentLeaderEpoch": -1}
+
+    base = {"maxWaitMs": 0, "minBytes": 1, "maxBytes": 1 << 20, "isolationLevel": 0,
+            "sessionId": 0, "sessionEpoch": -1}
+    s.x("fetch from 0", FETCH, v, dict(base, topics=[topic(n("t"), tid, [part(0, 0)])]))
+    s.x("fetch from 5", FETCH, v, dict(base, topics=[topic(n("t"), tid, [part(0, 5)])]))
+    s.x("fetch at the end", FETCH, v, dict(base, topics=[topic(n("t"), tid, [part(0, 8)])]))
+    s.x("fetch out of range", FETCH, v, dict(base, topics=[topic(n("t"), tid, [part(0, 100)])]))
+    s.x("fetch unknown partition", FETCH, v, dict(base, topics=[topic(n("t"), tid, [part(3, 0)])]))
+    if v >= 13:
+        s.x("fetch unknown topic id", FETCH, v, dict(base, topics=[topic(None, "AAAAAAAAAAAAAAAAAAAAAQ", [part(0, 0)])]))
+    else:
+        s.x("fetch unknown topic", FETCH, v, dict(base, topics=[topic(n("missing"), None, [part(0, 0)])]))
+    s.x("fetch read_committed", FETCH, v, dict(base, isolationLevel=1, topics=[topic(n("t"), tid, [part(0, 0)])]))
+    s.x("fetch 1 byte limit (first batch anyway)", FETCH, v,
+        dict(base, maxBytes=1, topics=[topic(n("t"), tid, [part(0, 0, 1)])]))
+
+
+def sc_list_offsets(s, v, n):
+    create_topic(s, n("t"), partitions=2)
+    produce(s, n("t"), batch(records(5)), record=False)
+    produce(s, n("t"), batch(records(3), base_ts=TS + 100000), record=False)
+    specs = [-2, -1, TS + 15, TS + 100000, TS + 999999]
+    if v >= 7:
+        specs.append(-3)  # max timestamp
+    if v >= 8:
+        specs.append(-4)  # earliest local
+    if v >= 9:
+        specs.append(-5)  # latest tiered
+    body = {"replicaId": -1, "isolationLevel": 0, "timeoutMs": 30000, "topics": [
+        {"name": n("t"), "partitions": [{"partitionIndex": 0, "timestamp": t, "currentLeaderEpoch": -1}]}
+        for t in specs[:1]]}
+    for t in specs:
+        body["topics"] = [{"name": n("t"), "partitions": [{"partitionIndex": 0, "timestamp": t, "currentLeaderEpoch": -1}]}]
+        s.x(f"list offsets {t}", LIST_OFFSETS, v, body)
+    body["topics"] = [{"name": n("t"), "partitions": [{"partitionIndex": 5, "timestamp": -1, "currentLeaderEpoch": -1}]},
+                      {"name": n("missing"), "partitions": [{"partitionIndex": 0, "timestamp": -1, "currentLeaderEpoch": -1}]}]
+    s.x("unknown partition / topic", LIST_OFFSETS, v, body)
+    if v >= 2:
+        body["isolationLevel"] = 1
+        body["topics"] = [{"name": n("t"), "partitions": [{"partitionIndex": 0, "timestamp": -1, "currentLeaderEpoch": -1}]}]
+        s.x("read_committed latest", LIST_OFFSETS, v, body)
+    if v >= 4:
+        body["isolationLevel"] = 0
+        body["topics"] = [{"name": n("t"), "partitions": [{"partitionIndex": 0, "timestamp": -1, "currentLeaderEpoch": 5}]}]
+        s.x("future leader epoch", LIST_OFFSETS, v, body)
+
+
+def sc_offset_for_leader_epoch(s, v, n):
+    create_topic(s, n("t"))
+    produce(s, n("t"), batch(records(4)), record=False)
+    body = {"topics": [{"topic": n("t"), "partitions": [
+        {"partition": 0, "currentLeaderEpoch": -1, "leaderEpoch": 0},
+        {"partition": 3, "currentLeaderEpoch": -1, "leaderEpoch": 0}]},
+        {"topic": n("missing"), "partitions": [{"partition": 0, "currentLeaderEpoch": -1, "leaderEpoch": 0}]}]}
+    if v >= 3:
+        body["replicaId"] = -1
+    s.x("epoch 0", OFFSET_FOR_LEADER_EPOCH, v, body)
+    body["topics"] = [{"topic": n("t"), "partitions": [{"partition": 0, "currentLeaderEpoch": 3, "leaderEpoch": 0}]}]
+    s.x("fenced current epoch", OFFSET_FOR_LEADER_EPOCH, v, body)
+
+
+def sc_init_producer_id(s, v, n):
+    s.x("idempotent", INIT_PRODUCER_ID, v, {"transactionalId": None, "transactionTimeoutMs": -1})
+    s.x("transactional", INIT_PRODUCER_ID, v, {"transactionalId": n("tx"), "transactionTimeoutMs": 60000})
+    r = s.x("transactional again (epoch bump)", INIT_PRODUCER_ID, v,
+            {"transactionalId": n("tx"), "transactionTimeoutMs": 60000})
+    s.x("timeout above transaction.max.timeout.ms", INIT_PRODUCER_ID, v,
+        {"transactionalId": n("tx2"), "transactionTimeoutMs": 3_600_000})
+    s.x("empty transactional id", INIT_PRODUCER_ID, v, {"transactionalId": "", "transactionTimeoutMs": 60000})
+    if v >= 3:
+        s.x("bump with the current producer id/epoch", INIT_PRODUCER_ID, v,
+            {"transactionalId": n("tx"), "transactionTimeoutMs": 60000,
+             "producerId": r["producerId"], "producerEpoch": r["producerEpoch"]})
+        s.x("stale epoch", INIT_PRODUCER_ID, v,
+            {"transactionalId": n("tx"), "transactionTimeoutMs": 60000,
+             "producerId": r["producerId"], "producerEpoch": max(r["producerEpoch"] - 1, 0)})
+
+
+def sc_find_coordinator(s, v, n):
+    for label, key, kt in (("group", n("g"), 0), ("transaction", n("tx"), 1), ("invalid key type", n("x"), 9)):
+        if v >= 4:
+            s.x(label, FIND_COORDINATOR, v, {"keyType": kt, "coordinatorKeys": [key, key + "b"]})
+        elif kt == 0 or v >= 1:
+            s.x(label, FIND_COORDINATOR, v, {"key": key, "keyType": kt})
+
+
+def sc_describe_configs(s, v, n):
+    create_topic(s, n("t"), configs={"retention.ms": "3600000"})
+    syn = v >= 1
+    base = {"includeSynonyms": syn}
+    if v >= 3:
+        base["includeDocumentation"] = False
+    s.x("topic: all", DESCRIBE_CONFIGS, v, dict(base, resources=[
+        {"resourceType": TOPIC, "resourceName": n("t"), "configurationKeys": None}]))
+    s.x("topic: some keys", DESCRIBE_CONFIGS, v, dict(base, resources=[
+        {"resourceType": TOPIC, "resourceName": n("t"), "configurationKeys": ["retention.ms", "cleanup.policy", "no.such.key"]}]))
+    s.x("unknown topic", DESCRIBE_CONFIGS, v, dict(base, resources=[
+        {"resourceType": TOPIC, "resourceName": n("missing"), "configurationKeys": None}]))
+    s.x("broker: some keys", DESCRIBE_CONFIGS, v, dict(base, resources=[
+        {"resourceType": BROKER, "resourceName": "1", "configurationKeys": [
+            "num.partitions", "log.retention.hours", "message.max.bytes", "auto.create.topics.enable",
+            "log.cleaner.backoff.ms", "offsets.topic.num.partitions"]}]))
+    s.x("unknown broker", DESCRIBE_CONFIGS, v, dict(base, resources=[
+        {"resourceType": BROKER, "resourceName": "7", "configurationKeys": ["num.partitions"]}]))
+
+
+def sc_describe_configs_broker_all(s, v, n):
+    s.x("broker: all", DESCRIBE_CONFIGS, v, {"includeSynonyms": False, "resources": [
+        {"resourceType": BROKER, "resourceName": "1", "configurationKeys": None}]})
+
+
+def sc_describe_configs_group(s, v, n):
+    s.x("group resource (KIP-848 group configs)", DESCRIBE_CONFIGS, v, {"includeSynonyms": False, "resources": [
+        {"resourceType": GROUP, "resourceName": n("g"), "configurationKeys": None}]})
+
+
+def sc_alter_configs(s, v, n):
+    create_topic(s, n("t"), configs={"retention.ms": "3600000"})
+    s.x("topic set", ALTER_CONFIGS, v, {"resources": [{"resourceType": TOPIC, "resourceName": n("t"),
+                                                        "configs": [{"name": "segment.ms", "value": "7200000"}]}]})
+    await_config(s, n("t"), "segment.ms", "7200000")
+    s.x("describe after", DESCRIBE_CONFIGS, latest(DESCRIBE_CONFIGS), {"resources": [
+        {"resourceType": TOPIC, "resourceName": n("t"), "configurationKeys": ["segment.ms", "retention.ms"]}]})
+    s.x("errors", ALTER_CONFIGS, v, {"resources": [
+        {"resourceType": TOPIC, "resourceName": n("t"), "configs": [{"name": "retention.ms", "value": "soon"}]},
+        {"resourceType": TOPIC, "resourceName": n("missing"), "configs": [{"name": "retention.ms", "value": "1000"}]}]})
+    s.x("validate only", ALTER_CONFIGS, v, {"validateOnly": True, "resources": [
+        {"resourceType": TOPIC, "resourceName": n("t"), "configs": [{"name": "retention.ms", "value": "5000"}]}]})
+
+
+def sc_alter_configs_broker(s, v, n):
+    s.x("broker dynamic config", ALTER_CONFIGS, v, {"resources": [
+        {"resourceType": BROKER, "resourceName": "1", "configs": [{"name": "log.cleaner.backoff.ms", "value": "15000"}]}]})
+
+
+def sc_incremental_alter_configs(s, v, n):
+    create_topic(s, n("t"))
+    r = lambda ops: {"resources": [{"resourceType": TOPIC, "resourceName": n("t"), "configs": [  # noqa: E731
+        {"name": k, "configOperation": op, "value": val} for k, op, val in ops]}]}
+    s.x("set / append", INCREMENTAL_ALTER_CONFIGS, v, r([("retention.ms", SET, "3600000"),
+                                                         ("cleanup.policy", APPEND, "compact")]))
+    await_config(s, n("t"), "cleanup.policy", "delete,compact")
+    s.x("subtract / delete", INCREMENTAL_ALTER_CONFIGS, v, r([("cleanup.policy", SUBTRACT, "compact"),
+                                                               ("retention.ms", DELETE, None)]))
+    await_config(s, n("t"), "cleanup.policy", "delete")
+    s.x("invalid value", INCREMENTAL_ALTER_CONFIGS, v, r([("retention.ms", SET, "soon")]))
+    s.x("append to a non-list", INCREMENTAL_ALTER_CONFIGS, v, r([("retention.ms", APPEND, "5")]))
+    s.x("unknown key", INCREMENTAL_ALTER_CONFIGS, v, r([("no.such.key", SET, "5")]))
+    s.x("describe after", DESCRIBE_CONFIGS, latest(DESCRIBE_CONFIGS), {"resources": [
+        {"resourceType": TOPIC, "resourceName": n("t"), "configurationKeys": ["retention.ms", "cleanup.policy"]}]})
+
+
+def sc_incremental_alter_configs_broker(s, v, n):
+    s.x("broker dynamic config", INCREMENTAL_ALTER_CONFIGS, v, {"resources": [
+        {"resourceType": BROKER, "resourceName": "1", "configs": [
+            {"name": "log.cleaner.backoff.ms", "configOperation": SET, "value": "15000"}]}]})
+
+
+def sc_incremental_alter_configs_group(s, v, n):
+    s.x("group config", INCREMENTAL_ALTER_CONFIGS, v, {"resources": [
+        {"resourceType": GROUP, "resourceName": n("g"), "configs": [
+            {"name": "consumer.session.timeout.ms", "configOperation": SET, "value": "50000"}]}]})
+
+
+def sc_delete_records(s, v, n):
+    create_topic(s, n("t"))
+    produce(s, n("t"), batch(records(6)), record=False)
+    body = lambda parts: {"timeoutMs": 30000, "topics": parts}  # noqa: E731
+    s.x("delete before 4", DELETE_RECORDS, v, body([{"name": n("t"), "partitions": [{"partitionIndex": 0, "offset": 4}]}]))
+    s.x("errors", DELETE_RECORDS, v, body([
+        {"name": n("t"), "partitions": [{"partitionIndex": 0, "offset": 100}, {"partitionIndex": 3, "offset": 1}]},
+        {"name": n("missing"), "partitions": [{"partitionIndex": 0, "offset": 1}]}]))
+    s.x("up to the high watermark (-1)", DELETE_RECORDS, v,
+        body([{"name": n("t"), "partitions": [{"partitionIndex": 0, "offset": -1}]}]))
+    s.x("list offsets after", LIST_OFFSETS, latest(LIST_OFFSETS), {"topics": [
+        {"name": n("t"), "partitions": [{"partitionIndex": 0, "timestamp": -2}]}]})
+
+
+def sc_describe_cluster(s, v, n):
+    body = {"includeClusterAuthorizedOperations": True}
+    if v >= 1:
+        body["endpointType"] = 1
+    s.x("describe cluster", DESCRIBE_CLUSTER, v, body)
+    if v >= 1:
+        s.x("controllers endpoint type on a broker", DESCRIBE_CLUSTER, v, {"endpointType": 2})
+
+
+def sc_describe_log_dirs(s, v, n):
+    create_topic(s, n("t"), partitions=2)
+    produce(s, n("t"), batch(records(4)), record=False)
+    s.x("one topic", DESCRIBE_LOG_DIRS, v, {"topics": [{"topic": n("t"), "partitions": [0, 1, 5]},
+                                                      {"topic": n("missing"), "partitions": [0]}]})
+
+
+def sc_elect_leaders(s, v, n):
+    create_topic(s, n("t"))
+    body = {"timeoutMs": 30000, "topicPartitions": [{"topic": n("t"), "partitions": [0, 4]},
+                                                    {"topic": n("missing"), "partitions": [0]}]}
+    if v >= 1:
+        body["electionType"] = 0
+    s.x("preferred", ELECT_LEADERS, v, body)
+    if v >= 1:
+        body["electionType"] = 1
+        s.x("unclean", ELECT_LEADERS, v, body)
+
+
+def sc_partition_reassignments(s, v, n):
+    create_topic(s, n("t"))
+    s.x("reassign to the same replica", ALTER_PARTITION_REASSIGNMENTS, v, {"timeoutMs": 30000, "topics": [
+        {"name": n("t"), "partitions": [{"partitionIndex": 0, "replicas": [1]}]}]})
+    s.x("cancel (none in progress)", ALTER_PARTITION_REASSIGNMENTS, v, {"timeoutMs": 30000, "topics": [
+        {"name": n("t"), "partitions": [{"partitionIndex": 0, "replicas": None}]}]})
+    s.x("errors", ALTER_PARTITION_REASSIGNMENTS, v, {"timeoutMs": 30000, "topics": [
+        {"name": n("t"), "partitions": [{"partitionIndex": 3, "replicas": [1]}, ]},
+        {"name": n("missing"), "partitions": [{"partitionIndex": 0, "replicas": [1]}]}]})
+    s.x("replica on an unknown broker", ALTER_PARTITION_REASSIGNMENTS, v, {"timeoutMs": 30000, "topics": [
+        {"name": n("t"), "partitions": [{"partitionIndex": 0, "replicas": [7]}]}]})
+    s.x("list", LIST_PARTITION_REASSIGNMENTS, 0, {"timeoutMs": 30000, "topics": [
+        {"name": n("t"), "partitionIndexes": [0]}]})
+
+
+def sc_list_partition_reassignments(s, v, n):
+    create_topic(s, n("t"))
+    s.x("list one topic", LIST_PARTITION_REASSIGNMENTS, v, {"timeoutMs": 30000, "topics": [
+        {"name": n("t"), "partitionIndexes": [0, 3]}, {"name": n("missing"), "partitionIndexes": [0]}]})
+
+
+def sc_client_quotas(s, v, n):
+    ent = [{"entityType": "client-id", "entityName": n("client")}]
+    s.x("alter", ALTER_CLIENT_QUOTAS, v, {"entries": [{"entity": ent, "ops": [
+        {"key": "producer_byte_rate", "value": 1024000.0, "remove": False},
+        {"key": "consumer_byte_rate", "value": 2048000.0, "remove": False}]}]})
+    await_quota(s, n("client"), "producer_byte_rate", True)
+    s.x("describe", DESCRIBE_CLIENT_QUOTAS, latest(DESCRIBE_CLIENT_QUOTAS), {"components": [
+        {"entityType": "client-id", "matchType": 0, "match": n("client")}], "strict": True})
+    s.x("invalid key", ALTER_CLIENT_QUOTAS, v, {"entries": [{"entity": ent, "ops": [
+        {"key": "no_such_quota", "value": 1.0, "remove": False}]}]})
+    s.x("validate only", ALTER_CLIENT_QUOTAS, v, {"validateOnly": True, "entries": [{"entity": ent, "ops": [
+        {"key": "producer_byte_rate", "value": 5.0, "remove": False}]}]})
+    s.x("remove", ALTER_CLIENT_QUOTAS, v, {"entries": [{"entity": ent, "ops": [
+        {"key": "producer_byte_rate", "value": 0.0, "remove": True}]}]})
+    await_quota(s, n("client"), "producer_byte_rate", False)
+    s.x("describe after remove", DESCRIBE_CLIENT_QUOTAS, latest(DESCRIBE_CLIENT_QUOTAS), {"components": [
+        {"entityType": "client-id", "matchType": 0, "match": n("client")}], "strict": True})
+
+
+def sc_describe_client_quotas(s, v, n):
+    s.x("describe nothing set", DESCRIBE_CLIENT_QUOTAS, v, {"components": [
+        {"entityType": "user", "matchType": 0, "match": n("user")}], "strict": False})
+    s.x("invalid match type", DESCRIBE_CLIENT_QUOTAS, v, {"components": [
+        {"entityType": "client-id", "matchType": 9, "match": None}], "strict": False})
+
+
+def fam_acls(s, i, n):
+    s.x("describe", DESCRIBE_ACLS, ver(DESCRIBE_ACLS, i), {"resourceTypeFilter": 1, "resourceNameFilter": None, "patternTypeFilter": 1,
+                                       "principalFilter": None, "hostFilter": None, "operation": 1, "permissionType": 1})
+    s.x("create", CREATE_ACLS, ver(CREATE_ACLS, i), {"creations": [
+        {"resourceType": 2, "resourceName": n("t"), "resourcePatternType": 3, "principal": "User:alice",
+         "host": "*", "operation": 3, "permissionType": 3}]})
+    s.x("delete", DELETE_ACLS, ver(DELETE_ACLS, i), {"filters": [
+        {"resourceTypeFilter": 2, "resourceNameFilter": n("t"), "patternTypeFilter": 3, "principalFilter": None,
+         "hostFilter": None, "operation": 1, "permissionType": 1}]})
+
+
+def sc_describe_producers(s, v, n):
+    create_topic(s, n("t"), partitions=2)
+    r = init_pid(s)
+    produce(s, n("t"), batch(records(3), producer_id=r["producerId"], epoch=r["producerEpoch"], base_seq=0), record=False)
+    s.x("describe", DESCRIBE_PRODUCERS, v, {"topics": [{"name": n("t"), "partitionIndexes": [0, 1, 5]},
+                                                      {"name": n("missing"), "partitionIndexes": [0]}]})
+
+
+def sc_describe_transactions(s, v, n):
+    s.x("unknown transactional id", DESCRIBE_TRANSACTIONS, v, {"transactionalIds": [n("nope")]})
+    init_pid(s, txn_id=n("tx"))
+    s.x("empty transaction", DESCRIBE_TRANSACTIONS, v, {"transactionalIds": [n("tx")]})
+
+
+def sc_list_transactions(s, v, n):
+    init_pid(s, txn_id=n("tx"))
+    s.x("all", LIST_TRANSACTIONS, v, {"stateFilters": [], "producerIdFilters": []})
+    s.x("state filter Empty", LIST_TRANSACTIONS, v, {"stateFilters": ["Empty"], "producerIdFilters": []})
+    s.x("unknown state filter", LIST_TRANSACTIONS, v, {"stateFilters": ["NoSuchState"], "producerIdFilters": []})
+    if v >= 1:
+        s.x("duration filter", LIST_TRANSACTIONS, v, {"stateFilters": [], "producerIdFilters": [], "durationFilter": 3_600_000})
+
+
+# -- families (one lifecycle per index) -----------------------------------------------------
+
+GROUP_APIS = (JOIN_GROUP, SYNC_GROUP, HEARTBEAT, OFFSET_COMMIT, OFFSET_FETCH, DESCRIBE_GROUPS, LIST_GROUPS,
+              LEAVE_GROUP, DELETE_GROUPS, OFFSET_DELETE)
+
+
+def fam_group(s, i, n):
+    """A classic group from first join to deletion, each group API at version min+i."""
+    jv, sv, hv = ver(JOIN_GROUP, i), ver(SYNC_GROUP, i), ver(HEARTBEAT, i)
+    cv, fv, dv, lv = ver(OFFSET_COMMIT, i), ver(OFFSET_FETCH, i), ver(DESCRIBE_GROUPS, i), ver(LIST_GROUPS, i)
+    lev, delv, odv = ver(LEAVE_GROUP, i), ver(DELETE_GROUPS, i), ver(OFFSET_DELETE, i)
+    g, t = n("g"), n("t")
+    create_topic(s, t, partitions=2)
+    meta = "AAEAAAABAAV0b3BpYwAAAAA="  # consumer protocol subscription v1 (topic name irrelevant here)
+    join = {"groupId": g, "sessionTimeoutMs": 30000, "rebalanceTimeoutMs": 30000, "memberId": "",
+            "protocolType": "consumer", "protocols": [{"name": "range", "metadata": meta}]}
+    if jv >= 5:
+        join["groupInstanceId"] = None
+    r = s.x("join", JOIN_GROUP, jv, join)
+    if r["errorCode"] == 79:  # MEMBER_ID_REQUIRED (v4+): join again with the given id
+        join["memberId"] = r["memberId"]
+        r = s.x("join with member id", JOIN_GROUP, jv, join)
+    mid, gen = r["memberId"], r["generationId"]
+    sync = {"groupId": g, "generationId": gen, "memberId": mid,
+            "assignments": [{"memberId": mid, "assignment": "AAEAAAAA"}]}
+    if sv >= 5:
+        sync.update(protocolType="consumer", protocolName="range")
+    s.x("sync", SYNC_GROUP, sv, sync)
+    s.x("sync wrong generation", SYNC_GROUP, sv, dict(sync, generationId=gen + 5))
+    hb = {"groupId": g, "generationId": gen, "memberId": mid}
+    s.x("heartbeat", HEARTBEAT, hv, hb)
+    s.x("heartbeat wrong generation", HEARTBEAT, hv, dict(hb, generationId=gen + 5))
+    s.x("heartbeat unknown member", HEARTBEAT, hv, dict(hb, memberId="nobody"))
+    s.x("heartbeat unknown group", HEARTBEAT, hv, dict(hb, groupId=n("nogroup")))
+
+    def commit(label, gen_, member, offset=3, topic=t):
+        body = {"groupId": g, "memberId": member, "topics": [
+            {"name": topic, "partitions": [{"partitionIndex": 0, "committedOffset": offset, "committedMetadata": "m"},
+                                           {"partitionIndex": 1, "committedOffset": offset + 1, "committedMetadata": None}]}]}
+        body["generationIdOrMemberEpoch"] = gen_
+        if cv <= 4:
+            body["retentionTimeMs"] = -1
+        s.x(label, OFFSET_COMMIT, cv, body)
+
+    commit("commit", gen, mid)
+    commit("commit wrong generation", gen + 5, mid)
+    commit("commit unknown member", gen, "nobody")
+    commit("commit unknown topic", gen, mid, topic=n("missing"))
+
+    def fetch(label, topics, group=g, require_stable=False):
+        if fv >= 8:
+            body = {"groups": [{"groupId": group, "topics": topics}], "requireStable": require_stable}
+        else:
+            body = {"groupId": group, "topics": topics}
+            if fv >= 7:
+                body["requireStable"] = require_stable
+        s.x(label, OFFSET_FETCH, fv, body)
+
+    fetch("fetch offsets", [{"name": t, "partitionIndexes": [0, 1, 5]}])
+    if fv >= 2:
+        fetch("fetch all offsets", None)
+    fetch("fetch unknown group", [{"name": t, "partitionIndexes": [0]}], group=n("nogroup"))
+    s.x("describe", DESCRIBE_GROUPS, dv, {"groups": [g, n("nogroup")], "includeAuthorizedOperations": dv >= 3})
+    body = {}
+    if lv >= 4:
+        body["statesFilter"] = ["Stable"]
+    if lv >= 5:
+        body["typesFilter"] = ["classic"]
+    s.x("list", LIST_GROUPS, lv, body)
+    s.x("delete non-empty group", DELETE_GROUPS, delv, {"groupsNames": [g]})
+    s.x("offset delete while subscribed", OFFSET_DELETE, odv, {"groupId": g, "topics": [
+        {"name": t, "partitions": [{"partitionIndex": 0}]}]})
+    if lev >= 3:
+        s.x("leave unknown member", LEAVE_GROUP, lev, {"groupId": g, "members": [{"memberId": "nobody", "groupInstanceId": None}]})
+        s.x("leave", LEAVE_GROUP, lev, {"groupId": g, "members": [{"memberId": mid, "groupInstanceId": None}]})
+    else:
+        s.x("leave unknown member", LEAVE_GROUP, lev, {"groupId": g, "memberId": "nobody"})
+        s.x("leave", LEAVE_GROUP, lev, {"groupId": g, "memberId": mid})
+    commit("commit to the empty group (admin style)", -1, "")
+    s.x("describe empty", DESCRIBE_GROUPS, dv, {"groups": [g], "includeAuthorizedOperations": False})
+    s.x("offset delete", OFFSET_DELETE, odv, {"groupId": g, "topics": [
+        {"name": t, "partitions": [{"partitionIndex": 0}, {"partitionIndex": 9}]},
+        {"name": n("missing"), "partitions": [{"partitionIndex": 0}]}]})
+    fetch("fetch after offset delete", [{"name": t, "partitionIndexes": [0, 1]}])
+    s.x("delete groups", DELETE_GROUPS, delv, {"groupsNames": [g, n("nogroup")]})
+    s.x("describe deleted", DESCRIBE_GROUPS, dv, {"groups": [g], "includeAuthorizedOperations": False})
+
+
+TXN_APIS = (INIT_PRODUCER_ID, ADD_PARTITIONS_TO_TXN, ADD_OFFSETS_TO_TXN, TXN_OFFSET_COMMIT, END_TXN)
+
+
+def fam_txn(s, i, n):
+    """A transaction from InitProducerId to commit and abort, each transaction API
+    at version min+i; then the invalid-state and fencing paths."""
+    iv, av, aov, tv, ev = (ver(a, i) for a in TXN_APIS)
+    tx, t, g = n("tx"), n("t"), n("g")
+    create_topic(s, t, partitions=2)
+    r = s.x("init", INIT_PRODUCER_ID, iv, {"transactionalId": tx, "transactionTimeoutMs": 60000})
+    pid, ep = r["producerId"], r["producerEpoch"]
+
+    def add_parts(label, epoch, parts=(0,), pid_=None, txid=tx):
+        pid_ = pid if pid_ is None else pid_
+        if av >= 4:
+            s.x(label, ADD_PARTITIONS_TO_TXN, av, {"transactions": [
+                {"transactionalId": txid, "producerId": pid_, "producerEpoch": epoch, "verifyOnly": False,
+                 "topics": [{"name": t, "partitions": list(parts)}]}]})
+        else:
+            s.x(label, ADD_PARTITIONS_TO_TXN, av, {"v3AndBelowTransactionalId": txid, "v3AndBelowProducerId": pid_,
+                                                   "v3AndBelowProducerEpoch": epoch,
+                                                   "v3AndBelowTopics": [{"name": t, "partitions": list(parts)}]})
+
+    def end(label, commit, epoch=None):
+        s.x(label, END_TXN, ev, {"transactionalId": tx, "producerId": pid,
+                                 "producerEpoch": ep if epoch is None else epoch, "committed": commit})
+
+    end("end with no transaction", True)
+    add_parts("add partitions", ep, (0, 1))
+    produce(s, t, batch(records(2), producer_id=pid, epoch=ep, base_seq=0, transactional=True), txn_id=tx,
+            label="transactional produce")
+    s.x("add offsets", ADD_OFFSETS_TO_TXN, aov, {"transactionalId": tx, "producerId": pid, "producerEpoch": ep,
+                                                  "groupId": g})
+    tbody = {"transactionalId": tx, "groupId": g, "producerId": pid, "producerEpoch": ep, "topics": [
+        {"name": t, "partitions": [{"partitionIndex": 0, "committedOffset": 2, "committedMetadata": "txn"}]}]}
+    if tv >= 3:
+        tbody.update(generationIdOrMemberEpoch=-1, memberId="", groupInstanceId=None)
+    s.x("txn offset commit", TXN_OFFSET_COMMIT, tv, tbody)
+    s.x("txn offset commit wrong epoch", TXN_OFFSET_COMMIT, tv, dict(tbody, producerEpoch=ep + 3))
+    s.x("describe ongoing", DESCRIBE_TRANSACTIONS, 0, {"transactionalIds": [tx]})
+    end("commit", True)
+    wait_txn_complete(s, tx)
+    s.x("describe committed", DESCRIBE_TRANSACTIONS, 0, {"transactionalIds": [tx]})
+    s.x("group offsets after commit", OFFSET_FETCH, latest(OFFSET_FETCH), {"groups": [
+        {"groupId": g, "topics": [{"name": t, "partitionIndexes": [0]}]}], "requireStable": True})
+    end("abort after commit", False)
+    add_parts("add partitions (second transaction)", ep, (1,))
+    produce(s, t, batch(records(1), producer_id=pid, epoch=ep, base_seq=2, transactional=True), txn_id=tx,
+            partition=1, label="transactional produce (to abort)")
+    end("abort", False)
+    wait_txn_complete(s, tx)
+    add_parts("add partitions with a wrong epoch", ep + 3)
+    add_parts("add partitions for an unknown producer id", ep, pid_=424242)
+    add_parts("add partitions for an unknown transactional id", 0, txid=n("nope"))
+    r = s.x("init again (fences the old epoch)", INIT_PRODUCER_ID, iv, {"transactionalId": tx, "transactionTimeoutMs": 60000})
+    end("end with the fenced epoch", True, epoch=ep)
+    add_parts("add partitions with the fenced epoch", ep)
+    fv = min(latest(FETCH), 12)  # by topic name
+    s.x("fetch read_committed", FETCH, fv, {
+        "maxWaitMs": 0, "minBytes": 1, "maxBytes": 1 << 20, "isolationLevel": 1, "sessionId": 0, "sessionEpoch": -1,
+        "topics": [{"topic": t, "partitions": [{"partition": p, "fetchOffset": 0, "partitionMaxBytes": 1 << 20,
+                                                 "logStartOffset": -1, "currentLeaderEpoch": -1} for p in (0, 1)]}]})
+
+
+# (name, primary API, mode, function); mode "version": once per common version,
+# "once": a single run at the latest common version, ("family", apis): indexes
+SCENARIOS = [
+    ("api_versions", API_VERSIONS, "version", sc_api_versions),
+    ("api_versions_unsupported", API_VERSIONS, "once", sc_api_versions_unsupported),
+    ("unsupported_version", METADATA, "once", sc_unsupported_version),
+    ("metadata", METADATA, "version", sc_metadata),
+    ("create_topics", CREATE_TOPICS, "version", sc_create_topics),
+    ("delete_topics", DELETE_TOPICS, "version", sc_delete_topics),
+    ("create_partitions", CREATE_PARTITIONS, "version", sc_create_partitions),
+    ("produce", PRODUCE, "version", sc_produce),
+    ("produce_keyless_compacted", PRODUCE, "version", sc_produce_keyless_compacted),
+    ("produce_idempotent", PRODUCE, "version", sc_produce_idempotent),
+    ("produce_txn_not_added", PRODUCE, "version", sc_produce_txn_not_added),
+    ("fetch", FETCH, "version", sc_fetch),
+    ("list_offsets", LIST_OFFSETS, "version", sc_list_offsets),
+    ("offset_for_leader_epoch", OFFSET_FOR_LEADER_EPOCH, "version", sc_offset_for_leader_epoch),
+    ("init_producer_id", INIT_PRODUCER_ID, "version", sc_init_producer_id),
+    ("find_coordinator", FIND_COORDINATOR, "version", sc_find_coordinator),
+    ("describe_configs", DESCRIBE_CONFIGS, "version", sc_describe_configs),
+    ("describe_configs_broker_all", DESCRIBE_CONFIGS, "once", sc_describe_configs_broker_all),
+    ("describe_configs_group", DESCRIBE_CONFIGS, "once", sc_describe_configs_group),
+    ("alter_configs", ALTER_CONFIGS, "version", sc_alter_configs),
+    ("alter_configs_broker", ALTER_CONFIGS, "once", sc_alter_configs_broker),
+    ("incremental_alter_configs", INCREMENTAL_ALTER_CONFIGS, "version", sc_incremental_alter_configs),
+    ("incremental_alter_configs_broker", INCREMENTAL_ALTER_CONFIGS, "once", sc_incremental_alter_configs_broker),
+    ("incremental_alter_configs_group", INCREMENTAL_ALTER_CONFIGS, "once", sc_incremental_alter_configs_group),
+    ("delete_records", DELETE_RECORDS, "version", sc_delete_records),
+    ("describe_cluster", DESCRIBE_CLUSTER, "version", sc_describe_cluster),
+    ("describe_log_dirs", DESCRIBE_LOG_DIRS, "version", sc_describe_log_dirs),
+    ("elect_leaders", ELECT_LEADERS, "version", sc_elect_leaders),
+    ("alter_partition_reassignments", ALTER_PARTITION_REASSIGNMENTS, "version", sc_partition_reassignments),
+    ("list_partition_reassignments", LIST_PARTITION_REASSIGNMENTS, "version", sc_list_partition_reassignments),
+    ("client_quotas", ALTER_CLIENT_QUOTAS, "version", sc_client_quotas),
+    ("describe_client_quotas", DESCRIBE_CLIENT_QUOTAS, "version", sc_describe_client_quotas),
+    ("acls", DESCRIBE_ACLS, ("family", (DESCRIBE_ACLS, CREATE_ACLS, DELETE_ACLS)), fam_acls),
+    ("describe_producers", DESCRIBE_PRODUCERS, "version", sc_describe_producers),
+    ("describe_transactions", DESCRIBE_TRANSACTIONS, "version", sc_describe_transactions),
+    ("list_transactions", LIST_TRANSACTIONS, "version", sc_list_transactions),
+    ("group_lifecycle", JOIN_GROUP, ("family", GROUP_APIS), fam_group),
+    ("txn_lifecycle", INIT_PRODUCER_ID, ("family", TXN_APIS), fam_txn),
+]
+
