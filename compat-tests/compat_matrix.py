@@ -13,7 +13,8 @@ import difflib
 from collections import defaultdict
 from typing import Dict, Iterable, List, Optional, Tuple
 
-CLIENTS = ["kcat", "kafka-python", "confluent-kafka", "kafkajs", "aiokafka", "sarama"]
+CLIENTS = ["kcat", "kafka-python", "confluent-kafka", "kafkajs", "aiokafka", "sarama",
+           "kafka-streams", "kafka-connect", "flink", "spark"]
 
 # capability key -> column heading
 CAPABILITIES = {

@@ -230,6 +230,8 @@ def pytest_runtest_makereport(item, call):
             tail = b.log_tail()
             if tail:
                 rep.sections.append((f"{b.name} log ({b.bootstrap})", tail))
+        for p in getattr(item, "_jvm_procs", []):  # jvm_lib.jvm_procs
+            rep.sections.append((f"JVM {p.label}", p.output(60)))
 
 
 def pytest_sessionstart(session):

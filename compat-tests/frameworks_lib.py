@@ -1,0 +1,150 @@
+"""Kafka-side helpers for the JVM framework scenarios (test_kafka_streams.py,
+test_kafka_connect.py, test_flink.py, test_spark.py).
+
+Each scenario needs only a bootstrap address, so the same code can run against
+kastle or a real Kafka broker. Topics are created and read back here with
+confluent-kafka (librdkafka), a client independent of the framework under test.
+"""
+import time
+from collections import defaultdict
+from typing import Dict, List, Optional
+
+from compat_lib import ck_admin, ck_consumer, ck_producer
+
+
+def create_topics(bootstrap: str, partitions: Dict[str, int], config: Optional[dict] = None,
+                  timeout: float = 15):
+    from confluent_kafka.admin import NewTopic
+    a = ck_admin(bootstrap)
+    futs = a.create_topics([NewTopic(t, num_partitions=n, replication_factor=1, config=config or {})
+                            for t, n in partitions.items()],
+                           operation_timeout=timeout, request_timeout=timeout)
+    for f in futs.values():
+        f.result(timeout=timeout)
+
+
+def topic_config(bootstrap: str, topic: str, timeout: float = 15) -> Dict[str, str]:
+    """DescribeConfigs of one topic: {name: value}."""
+    from confluent_kafka.admin import ConfigResource
+    a = ck_admin(bootstrap)
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    entries = a.describe_configs([res], request_timeout=timeout)[res].result(timeout=timeout)
+    return {k: e.value for k, e in entries.items()}
+
+
+def list_topics(bootstrap: str, timeout: float = 15) -> Dict[str, int]:
+    """{topic: partition count} from Metadata."""
+    md = ck_admin(bootstrap).list_topics(timeout=timeout)
+    return {t: len(m.partitions) for t, m in md.topics.items()}
+
+
+def produce(bootstrap: str, topic: str, records, timeout: float = 60, **cfg):
+    """records: iterable of (partition or None, key bytes or None, value bytes,
+    timestamp ms or None). Idempotent producer, acks=all; raises on any failed delivery."""
+    p = ck_producer(bootstrap, **{"enable.idempotence": True, "client.id": "compat-fw-producer",
+                                  "max.in.flight.requests.per.connection": 5, **cfg})
+    errors = []
+
+    def cb(err, _msg):
+        if err is not None:
+            errors.append(str(err))
+
+    n = 0
+    for part, key, value, ts in records:
+        kw = {"on_delivery": cb}
+        if part is not None:
+            kw["partition"] = part
+        if ts is not None:
+            kw["timestamp"] = ts
+        while True:
+            try:
+                p.produce(topic, value=value, key=key, **kw)
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+        n += 1
+    left = p.flush(timeout)
+    assert left == 0 and not errors, f"produce to {topic}: {left} undelivered, errors {errors[:5]}"
+    return n
+
+
+class TopicTail:
+    """Reads every partition of a topic from offset 0 by assignment (no group),
+    with the given isolation level, keeping everything read in order of arrival.
+    ``read_until(pred)`` polls until ``pred(self)`` holds; ``read_to_end()`` polls
+    until every partition reports EOF (the high watermark, or for read_committed
+    the last stable offset)."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int, isolation: str = "read_committed"):
+        from confluent_kafka import TopicPartition
+        self.topic, self.partitions = topic, partitions
+        self.records = []  # (partition, offset, key, value, timestamp)
+        self.by_partition = defaultdict(list)
+        self.eof = set()
+        self.cons = ck_consumer(bootstrap, **{"isolation.level": isolation,
+                                              "client.id": f"compat-fw-tail-{isolation}"})
+        self.cons.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+
+    def poll(self, timeout: float = 0.5):
+        from confluent_kafka import KafkaError
+        for m in self.cons.consume(num_messages=10_000, timeout=timeout):
+            err = m.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    self.eof.add(m.partition())
+                    continue
+                raise AssertionError(f"reading {self.topic}: {err}")
+            rec = (m.partition(), m.offset(), m.key(), m.value(), m.timestamp()[1])
+            self.records.append(rec)
+            self.by_partition[m.partition()].append(rec)
+            self.eof.discard(m.partition())
+
+    def read_until(self, pred, timeout: float, what: str, on_wait=None):
+        deadline = time.monotonic() + timeout
+        while not pred(self):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.topic}: no {what} within {timeout:.0f}s "
+                                     f"({len(self.records)} records read)")
+            if on_wait is not None:
+                on_wait()
+            self.poll()
+
+    def read_to_end(self, timeout: float = 60):
+        """Everything up to the current high watermark of every partition: for
+        read_committed, call it only when no transaction is open any more (then the
+        last stable offset is the high watermark)."""
+        from confluent_kafka import TopicPartition
+        hw = {p: self.cons.get_watermark_offsets(TopicPartition(self.topic, p), timeout=15)[1]
+              for p in range(self.partitions)}
+
+        def at_end(t):
+            if len(t.eof) < t.partitions:
+                return False
+            pos = t.cons.position([TopicPartition(t.topic, p) for p in range(t.partitions)])
+            return all(tp.offset >= hw[tp.partition] for tp in pos)
+        self.read_until(at_end, timeout, f"end of every partition (high watermarks {hw})")
+        return self.records
+
+    def close(self):
+        self.cons.close()
+
+
+def read_all(bootstrap: str, topic: str, partitions: int, isolation: str = "read_committed",
+             timeout: float = 60) -> List[tuple]:
+    """Every record of the topic up to the end of each partition."""
+    t = TopicTail(bootstrap, topic, partitions, isolation)
+    try:
+        return list(t.read_to_end(timeout))
+    finally:
+        t.close()
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int) -> Dict[int, int]:
+    from confluent_kafka import TopicPartition
+    c = ck_consumer(bootstrap)
+    try:
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1]
+                for p in range(partitions)}
+    finally:
+        c.close()
