@@ -689,7 +689,11 @@ def assert_one_idempotent_producer(bootstrap, topic, counts, what):
 API_NAMES = {0: "Produce", 1: "Fetch", 2: "ListOffsets", 3: "Metadata", 8: "OffsetCommit",
              9: "OffsetFetch", 10: "FindCoordinator", 11: "JoinGroup", 12: "Heartbeat",
              13: "LeaveGroup", 14: "SyncGroup", 18: "ApiVersions", 19: "CreateTopics",
-             20: "DeleteTopics", 22: "InitProducerId", 32: "DescribeConfigs"}
+             20: "DeleteTopics", 22: "InitProducerId", 32: "DescribeConfigs",
+             15: "DescribeGroups", 16: "ListGroups", 24: "AddPartitionsToTxn",
+             25: "AddOffsetsToTxn", 26: "EndTxn", 28: "TxnOffsetCommit", 37: "CreatePartitions",
+             42: "DeleteGroups", 44: "IncrementalAlterConfigs", 60: "DescribeCluster",
+             61: "DescribeProducers", 65: "DescribeTransactions", 66: "ListTransactions"}
 
 
 class VersionRecorder:
@@ -780,6 +784,11 @@ class VersionRecorder:
         client_prefix."""
         with self._lock:
             return sorted({v for (c, k, v) in self.seen if k == api_key and c.startswith(client_prefix)})
+
+    def counts(self) -> Counter:
+        """A copy of what was seen so far: (client id, api key, version) -> requests."""
+        with self._lock:
+            return Counter(self.seen)
 
     def summary(self, client_prefix: str = "") -> str:
         with self._lock:

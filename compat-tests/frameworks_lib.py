@@ -73,15 +73,18 @@ class TopicTail:
     """Reads every partition of a topic from offset 0 by assignment (no group),
     with the given isolation level, keeping everything read in order of arrival.
     ``read_until(pred)`` polls until ``pred(self)`` holds; ``read_to_end()`` polls
-    until every partition reports EOF (the high watermark, or for read_committed
-    the last stable offset)."""
+    until every partition reached its current end (ListOffsets latest with the same
+    isolation level: the high watermark, or for read_committed the last stable
+    offset)."""
 
     def __init__(self, bootstrap: str, topic: str, partitions: int, isolation: str = "read_committed"):
         from confluent_kafka import TopicPartition
         self.topic, self.partitions = topic, partitions
         self.records = []  # (partition, offset, key, value, timestamp)
         self.by_partition = defaultdict(list)
-        self.eof = set()
+        self.isolation = isolation
+        self.bootstrap = bootstrap
+        self.eof = {}  # partition -> offset at which librdkafka last reported EOF
         self.cons = ck_consumer(bootstrap, **{"isolation.level": isolation,
                                               "client.id": f"compat-fw-tail-{isolation}"})
         self.cons.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
@@ -92,13 +95,13 @@ class TopicTail:
             err = m.error()
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
-                    self.eof.add(m.partition())
+                    self.eof[m.partition()] = m.offset()
                     continue
                 raise AssertionError(f"reading {self.topic}: {err}")
             rec = (m.partition(), m.offset(), m.key(), m.value(), m.timestamp()[1])
             self.records.append(rec)
             self.by_partition[m.partition()].append(rec)
-            self.eof.discard(m.partition())
+            self.eof.pop(m.partition(), None)
 
     def read_until(self, pred, timeout: float, what: str, on_wait=None):
         deadline = time.monotonic() + timeout
@@ -111,19 +114,11 @@ class TopicTail:
             self.poll()
 
     def read_to_end(self, timeout: float = 60):
-        """Everything up to the current high watermark of every partition: for
-        read_committed, call it only when no transaction is open any more (then the
-        last stable offset is the high watermark)."""
-        from confluent_kafka import TopicPartition
-        hw = {p: self.cons.get_watermark_offsets(TopicPartition(self.topic, p), timeout=15)[1]
-              for p in range(self.partitions)}
-
-        def at_end(t):
-            if len(t.eof) < t.partitions:
-                return False
-            pos = t.cons.position([TopicPartition(t.topic, p) for p in range(t.partitions)])
-            return all(tp.offset >= hw[tp.partition] for tp in pos)
-        self.read_until(at_end, timeout, f"end of every partition (high watermarks {hw})")
+        """Everything up to each partition's end as of now (see the class doc)."""
+        end = list_end_offsets(self.bootstrap, self.topic, self.partitions, self.isolation)
+        self.read_until(lambda t: all(t.eof.get(p, -1) >= end[p] for p in range(t.partitions)),
+                        timeout, f"end of every partition ({self.isolation} ends {end}, "
+                                 f"EOF seen at {self.eof})")
         return self.records
 
     def close(self):
@@ -140,6 +135,21 @@ def read_all(bootstrap: str, topic: str, partitions: int, isolation: str = "read
         t.close()
 
 
+def list_end_offsets(bootstrap: str, topic: str, partitions: int,
+                     isolation: str = "read_uncommitted") -> Dict[int, int]:
+    """ListOffsets latest: the high watermarks, or with read_committed the last
+    stable offsets."""
+    from confluent_kafka import IsolationLevel, TopicPartition
+    from confluent_kafka.admin import OffsetSpec
+    level = {"read_committed": IsolationLevel.READ_COMMITTED,
+             "read_uncommitted": IsolationLevel.READ_UNCOMMITTED}[isolation]
+    admin = ck_admin(bootstrap)  # must outlive the futures
+    futs = admin.list_offsets(
+        {TopicPartition(topic, p): OffsetSpec.latest() for p in range(partitions)},
+        isolation_level=level, request_timeout=15)
+    return {tp.partition: f.result(timeout=20).offset for tp, f in futs.items()}
+
+
 def end_offsets(bootstrap: str, topic: str, partitions: int) -> Dict[int, int]:
     from confluent_kafka import TopicPartition
     c = ck_consumer(bootstrap)
@@ -148,3 +158,12 @@ def end_offsets(bootstrap: str, topic: str, partitions: int) -> Dict[int, int]:
                 for p in range(partitions)}
     finally:
         c.close()
+
+
+def group_offsets(bootstrap: str, group: str, topic: str) -> Dict[int, int]:
+    """The group's committed offsets for one topic (OffsetFetch): {partition: offset}."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    admin = ck_admin(bootstrap)  # must outlive the future
+    res = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
+                                            request_timeout=15)[group].result(timeout=20)
+    return {tp.partition: tp.offset for tp in res.topic_partitions if tp.topic == topic and tp.offset >= 0}
