@@ -6,10 +6,39 @@ kastle or a real Kafka broker. Topics are created and read back here with
 confluent-kafka (librdkafka), a client independent of the framework under test.
 """
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Dict, List, Optional
 
-from compat_lib import ck_admin, ck_consumer, ck_producer
+import pytest
+
+from compat_lib import API_NAMES, ck_admin, ck_consumer, ck_producer
+
+
+@pytest.fixture
+def framework_broker(broker_factory):
+    """(broker, recorder, bootstrap): a fresh broker reached through a
+    compat_lib.VersionRecorder that also decodes InitProducerId/EndTxn calls, so a
+    scenario can show which broker APIs the framework used."""
+    from compat_lib import recorded_broker
+    b, rec, bootstrap = recorded_broker(broker_factory, capture_txn=True)
+    yield b, rec, bootstrap
+    rec.close()
+
+
+def api_calls(recorder, before: Optional[Counter] = None):
+    """{api name: sorted versions} of the requests the framework's clients sent since
+    the ``before`` snapshot (``recorder.counts()``); the test's own clients (client
+    ids compat-*) are left out."""
+    out = {}
+    for (client, key, ver), _n in (recorder.counts() - (before or Counter())).items():
+        if not client.startswith("compat-"):
+            out.setdefault(API_NAMES.get(key, str(key)), set()).add(ver)
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+def assert_apis(calls: dict, *names):
+    missing = [n for n in names if n not in calls]
+    assert not missing, f"the framework never sent {missing}; it sent {calls}"
 
 
 def create_topics(bootstrap: str, partitions: Dict[str, int], config: Optional[dict] = None,

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from compat_lib import API_NAMES, unique_topic
-from frameworks_lib import (TopicTail, create_topics, group_offsets, list_end_offsets, produce,
-                            read_all)
+from compat_lib import unique_topic
+from frameworks_lib import (TopicTail, api_calls, assert_apis, create_topics, framework_broker,  # noqa: F401
+                            group_offsets, list_end_offsets, produce, read_all)
 from jvm_lib import jvm_module, jvm_procs  # noqa: F401 - jvm_procs is a fixture
 
 MODULE = "flink"
@@ -48,16 +48,6 @@ def completed_checkpoints(ckdir: Path, job: str):
         return []
     done = [p for p in d.glob("chk-*") if (p / "_metadata").exists()]
     return sorted(done, key=lambda p: int(p.name.split("-")[1]))
-
-
-def api_calls(before: Counter, after: Counter):
-    """{api name: sorted versions} of the requests Flink's clients sent between two
-    recorder snapshots (the test's own clients, client id compat-*, left out)."""
-    out = {}
-    for (client, key, ver), n in (after - before).items():
-        if not client.startswith("compat-"):
-            out.setdefault(API_NAMES.get(key, str(key)), set()).add(ver)
-    return {k: sorted(v) for k, v in sorted(out.items())}
 
 
 def flink_eos_scenario(bootstrap, workdir, jvm_procs, strategy, recorder=None):
@@ -107,6 +97,7 @@ def flink_eos_scenario(bootstrap, workdir, jvm_procs, strategy, recorder=None):
 
     chk = completed_checkpoints(ckdir, job1)[-1]
     before = recorder.counts() if recorder else None
+    txn_before = len(recorder.txn_log) if recorder else 0
     run2 = jvm_procs(MODULE, MAIN, job_args(chk, 0), jvm_opts=JVM_OPTS, label="flink#2")
     run2.wait_for(lambda e: e.get("event") == "submitted", 120, "job submission")
 
@@ -132,7 +123,8 @@ def flink_eos_scenario(bootstrap, workdir, jvm_procs, strategy, recorder=None):
         assert time.monotonic() < deadline, f"group {group} offsets {committed_offsets} != {want_offsets}"
         time.sleep(0.5)
     run2.kill()
-    calls = api_calls(before, recorder.counts()) if recorder else None
+    calls = api_calls(recorder, before) if recorder else None
+    txn_calls = [dict(e) for e in recorder.txn_log[txn_before:]] if recorder else None
 
     # No transaction left open on the output (the dead run's lingering one was
     # aborted, the recovered ones committed): last stable offset = high watermark.
@@ -152,19 +144,29 @@ def flink_eos_scenario(bootstrap, workdir, jvm_procs, strategy, recorder=None):
     # restored from the checkpoint: the second run did not reprocess everything
     assert 0 < processed < N, f"restored job processed {processed} of {N}"
     return {"checkpoint": chk.name, "at_kill": at_kill, "run2_processed": processed,
-            "run2_apis": calls}
+            "run2_apis": calls, "run2_txn_calls": txn_calls}
 
 
 @pytest.mark.timeout(420)
 @pytest.mark.parametrize("strategy", ["INCREMENTING", "POOLING"])
 @pytest.mark.compat("flink", "produce", "fetch", "groups", "idempotence", "transactions", "admin")
-def test_flink_exactly_once_kill_and_restore(recorded_broker, tmp_path, jvm_procs, strategy):
-    _b, rec, bootstrap = recorded_broker
+def test_flink_exactly_once_kill_and_restore(framework_broker, tmp_path, jvm_procs, strategy):
+    _b, rec, bootstrap = framework_broker
     result = flink_eos_scenario(bootstrap, tmp_path, jvm_procs, strategy, rec)
+    txn = result.pop("run2_txn_calls")
     print(result)
+    for e in txn:
+        print(" ", e)
     apis = result["run2_apis"]
-    # the recovery path was really taken: transactions were resumed and ended
-    # (EndTxn) and lingering ones fenced (InitProducerId)
-    assert "EndTxn" in apis and "InitProducerId" in apis, apis
+    # the recovery path was really taken: recorded transactions were resumed and
+    # committed (EndTxn with the checkpoint's producer id and epoch, no
+    # InitProducerId of their own) and lingering ones fenced (InitProducerId)
+    assert_apis(apis, "EndTxn", "InitProducerId", "AddPartitionsToTxn", "Produce", "Fetch",
+                "OffsetCommit", "DescribeCluster")
     if strategy == "POOLING":
-        assert "ListTransactions" in apis and "DescribeProducers" in apis, apis
+        assert_apis(apis, "ListTransactions", "DescribeProducers")
+    resumed = [e for e in txn if e["api"] == "EndTxn" and e["commit"]
+               and not any(i["api"] == "InitProducerId" and i["txn_id"] == e["txn_id"]
+                           for i in txn[:txn.index(e)])]
+    assert resumed, "no transaction from the checkpoint was resumed and committed"
+    assert all(e.get("error") == 0 for e in txn if e["api"] == "EndTxn"), txn

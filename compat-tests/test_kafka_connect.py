@@ -28,7 +28,8 @@ import pytest
 
 from compat_lib import unique_topic
 from conftest import free_port
-from frameworks_lib import create_topics, end_offsets, read_all, topic_config
+from frameworks_lib import (api_calls, assert_apis, create_topics, end_offsets,  # noqa: F401
+                            framework_broker, read_all, topic_config)
 from jvm_lib import jvm_module, jvm_procs  # noqa: F401 - jvm_procs is a fixture
 
 MODULE = "kafka-connect"
@@ -287,12 +288,29 @@ def connect_exactly_once_source_scenario(bootstrap, workdir, jvm_procs):
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.compat("kafka-connect", "produce", "fetch", "groups", "idempotence", "admin")
-def test_connect_file_source_sink_restart(broker, tmp_path, jvm_procs):
-    connect_file_scenario(broker.bootstrap, tmp_path, jvm_procs)
+@pytest.mark.compat("kafka-connect", "produce", "fetch", "groups", "admin")
+def test_connect_file_source_sink_restart(framework_broker, tmp_path, jvm_procs):
+    _b, rec, bootstrap = framework_broker
+    connect_file_scenario(bootstrap, tmp_path, jvm_procs)
+    calls = api_calls(rec)
+    print(calls)
+    # the worker group (connect protocol), the sink's consumer group, internal
+    # topics created and their cleanup policy checked through admin. (Connect's
+    # producers here are not idempotent: no InitProducerId.)
+    assert_apis(calls, "Produce", "Fetch", "ListOffsets", "JoinGroup", "SyncGroup", "Heartbeat",
+                "OffsetCommit", "OffsetFetch", "CreateTopics", "DescribeConfigs")
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.compat("kafka-connect", "transactions")
-def test_connect_exactly_once_source_kill(broker, tmp_path, jvm_procs):
-    print(connect_exactly_once_source_scenario(broker.bootstrap, tmp_path, jvm_procs))
+@pytest.mark.compat("kafka-connect", "idempotence", "transactions")
+def test_connect_exactly_once_source_kill(framework_broker, tmp_path, jvm_procs):
+    _b, rec, bootstrap = framework_broker
+    print(connect_exactly_once_source_scenario(bootstrap, tmp_path, jvm_procs))
+    calls = api_calls(rec)
+    print(calls)
+    # transactional (so idempotent) task producers; the leader's own transactional
+    # producer on the config topic; fencing of the task's earlier producers
+    assert_apis(calls, "InitProducerId", "AddPartitionsToTxn", "EndTxn", "Produce")
+    inits = [e for e in rec.txn_log if e["api"] == "InitProducerId"]
+    for e in inits:
+        print(" ", e)

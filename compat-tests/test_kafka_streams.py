@@ -21,7 +21,8 @@ from collections import Counter, defaultdict
 import pytest
 
 from compat_lib import unique_topic
-from frameworks_lib import TopicTail, create_topics, list_topics, produce, read_all, topic_config
+from frameworks_lib import (TopicTail, api_calls, assert_apis, create_topics,  # noqa: F401
+                            framework_broker, list_topics, produce, read_all, topic_config)
 from jvm_lib import jvm_module, jvm_procs  # noqa: F401 - jvm_procs is a fixture
 
 MODULE = "kafka-streams"
@@ -169,5 +170,14 @@ def streams_eos_scenario(bootstrap, workdir, jvm_procs):
 @pytest.mark.timeout(600)
 @pytest.mark.compat("kafka-streams", "produce", "fetch", "groups", "idempotence", "transactions",
                     "admin")
-def test_streams_exactly_once_kill_and_restore(broker, tmp_path, jvm_procs):
-    print(streams_eos_scenario(broker.bootstrap, tmp_path, jvm_procs))
+def test_streams_exactly_once_kill_and_restore(framework_broker, tmp_path, jvm_procs):
+    _b, rec, bootstrap = framework_broker
+    result = streams_eos_scenario(bootstrap, tmp_path, jvm_procs)
+    calls = api_calls(rec)
+    print(result, calls)
+    # the protocol behind the capabilities claimed: exactly_once_v2 (transactional
+    # producer, offsets committed in the transaction, fencing through the group),
+    # a classic consumer group, internal topics created through admin
+    assert_apis(calls, "Produce", "Fetch", "ListOffsets", "JoinGroup", "SyncGroup", "Heartbeat",
+                "OffsetFetch", "InitProducerId", "AddPartitionsToTxn", "AddOffsetsToTxn",
+                "TxnOffsetCommit", "EndTxn", "CreateTopics")
