@@ -54,6 +54,18 @@ NOT_APPLICABLE = {
                         "as kastle does (test_sarama_zstd_needs_produce_v7).",
     ("sarama", "transactions"): "Debian's sarama (1.22) predates sarama's transactional "
                                 "producer (added in 1.37).",
+    ("kafka-streams", "old-versions"): "Kafka Streams runs on its own kafka-clients (4.4), which "
+                                       "negotiates current versions with ApiVersions.",
+    ("kafka-connect", "old-versions"): "Kafka Connect runs on its own kafka-clients (4.3), which "
+                                       "negotiates current versions with ApiVersions.",
+    ("flink", "old-versions"): "Flink's Kafka connector bundles kafka-clients (4.2), which "
+                               "negotiates current versions with ApiVersions.",
+    ("spark", "old-versions"): "spark-sql-kafka bundles kafka-clients (3.9), which negotiates "
+                               "current versions with ApiVersions.",
+    ("spark", "groups"): "Spark's Kafka source assigns partitions itself and keeps its offsets in "
+                         "the query checkpoint: it never joins a consumer group or commits to one.",
+    ("spark", "transactions"): "Spark's Kafka sink is at-least-once: it has no transactional "
+                               "producer.",
 }
 
 # Remarks on cells that pass but only with a caveat worth stating.
@@ -70,6 +82,29 @@ REMARKS = {
                                 "v0 (observed on the wire).",
     ("kafka-python", "old-versions"): "api_version=(0, 11): Produce v3, Fetch v5, Metadata v4; "
                                       "api_version=(0, 9): Metadata v0 (observed on the wire).",
+    ("kafka-streams", "transactions"): "exactly_once_v2 word count with a RocksDB store, SIGKILLed "
+                                       "mid-transaction twice (restarted on the same state dir, then "
+                                       "on a wiped one: changelog restore, the dead transactional "
+                                       "id's open transaction aborted by the broker's timeout); "
+                                       "read_committed counts exactly 1..n.",
+    ("kafka-connect", "groups"): "the worker group (protocol type connect, sessioned) and the "
+                                 "sink task's consumer group.",
+    ("kafka-connect", "transactions"): "exactly.once.source.support=enabled: the worker SIGKILLed "
+                                       "while a FileStreamSource streams; read_committed holds each "
+                                       "line once after the restart.",
+    ("kafka-connect", "idempotence"): "through the exactly-once source's transactional producers; "
+                                      "Connect's ordinary producers send no InitProducerId.",
+    ("flink", "transactions"): "KafkaSink EXACTLY_ONCE SIGKILLed with an open transaction and "
+                               "restored from its checkpoint, INCREMENTING and POOLING naming: "
+                               "checkpointed transactions committed by EndTxn with their stored "
+                               "producer id and epoch, lingering ones fenced by InitProducerId "
+                               "(POOLING finds them with DescribeProducers and ListTransactions).",
+    ("flink", "groups"): "KafkaSource assigns partitions itself; its group only receives the "
+                         "checkpointed offsets (OffsetCommit).",
+    ("flink", "admin"): "AdminClient: DescribeCluster, and with POOLING naming DescribeProducers "
+                        "and ListTransactions.",
+    ("spark", "admin"): "offsets through the AdminClient (ListOffsets, also by timestamp, "
+                        "Metadata, DescribeCluster); Spark creates or alters nothing.",
 }
 
 PASS, FAIL, NOT_TESTED, NA = "pass", "FAIL", "not tested", "n/a"
