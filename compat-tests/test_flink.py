@@ -170,3 +170,33 @@ def test_flink_exactly_once_kill_and_restore(framework_broker, tmp_path, jvm_pro
                            for i in txn[:txn.index(e)])]
     assert resumed, "no transaction from the checkpoint was resumed and committed"
     assert all(e.get("error") == 0 for e in txn if e["api"] == "EndTxn"), txn
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "kastle deviation: InitProducerId for a transactional id whose transaction is Ongoing "
+    "aborts it and answers at once with the epoch bumped twice; Kafka "
+    "(TransactionCoordinator.handleInitProducerId: Ongoing -> PrepareEpochFence) aborts it, "
+    "answers CONCURRENT_TRANSACTIONS, and bumps the epoch again on the client's retry"))
+def test_fencing_init_producer_id_answers_concurrent_transactions(framework_broker):
+    """The fencing step of Flink's recovery (InitProducerId on a transactional id a dead
+    job left Ongoing), reproduced with librdkafka so the exchange is exact."""
+    from compat_lib import ck_producer
+    _b, rec, bootstrap = framework_broker
+    topic, tid = unique_topic("fence"), unique_topic("fence-tx")
+    create_topics(bootstrap, {topic: 1})
+    dead = ck_producer(bootstrap, **{"transactional.id": tid, "enable.idempotence": True,
+                                     "client.id": "compat-fence-dead"})
+    dead.init_transactions(30)
+    dead.begin_transaction()
+    dead.produce(topic, value=b"left open")
+    assert dead.flush(30) == 0  # the partition is in the transaction: Ongoing
+    fencer = ck_producer(bootstrap, **{"transactional.id": tid, "enable.idempotence": True,
+                                       "client.id": "compat-fence-new"})
+    fencer.init_transactions(60)
+    inits = [e for e in rec.txn_log if e["api"] == "InitProducerId" and e["txn_id"] == tid]
+    first, fencing = inits[0], inits[1:]
+    assert first["client"] == "compat-fence-dead" and first["error"] == 0, inits
+    assert fencing and all(e["client"] == "compat-fence-new" for e in fencing), inits
+    # Kafka: CONCURRENT_TRANSACTIONS (51) while it aborts, then the new epoch
+    assert fencing[0]["error"] == 51, [{k: e.get(k) for k in ("client", "error", "resp_epoch")} for e in inits]
+    assert fencing[-1]["error"] == 0 and fencing[-1]["resp_epoch"] == first["resp_epoch"] + 2, inits
