@@ -196,3 +196,49 @@ def group_offsets(bootstrap: str, group: str, topic: str) -> Dict[int, int]:
     res = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
                                             request_timeout=15)[group].result(timeout=20)
     return {tp.partition: tp.offset for tp in res.topic_partitions if tp.topic == topic and tp.offset >= 0}
+
+
+def describe_transaction(bootstrap: str, transactional_id: str) -> dict:
+    """DescribeTransactions v0 (raw, flexible) sent to the bootstrap broker, which on a
+    single-node cluster is every transaction's coordinator: {error, state,
+    producer_id, epoch, timeout_ms, partitions}."""
+    import socket
+    import struct
+    from compat_lib import _uvarint, _uvarint_at
+    host, port = bootstrap.rsplit(":", 1)
+    cid, client = 13, b"compat-raw"
+    tid = transactional_id.encode()
+    payload = (struct.pack(">hhih", 65, 0, cid, len(client)) + client + b"\x00"
+               + _uvarint(2) + _uvarint(len(tid) + 1) + tid + b"\x00")
+    with socket.create_connection((host, int(port)), timeout=15) as s:
+        s.sendall(struct.pack(">i", len(payload)) + payload)
+        buf = b""
+        while len(buf) < 4 or len(buf) < 4 + struct.unpack_from(">i", buf)[0]:
+            chunk = s.recv(65536)
+            assert chunk, "connection closed by the broker"
+            buf += chunk
+    r = buf[4:]
+    assert struct.unpack_from(">i", r)[0] == cid
+    _tags, pos = _uvarint_at(r, 4)  # response header v1: no tagged fields expected
+    pos += 4  # throttle_time_ms
+    _n, pos = _uvarint_at(r, pos)
+
+    def cstring(pos):
+        ln, pos = _uvarint_at(r, pos)
+        return r[pos:pos + ln - 1].decode(), pos + ln - 1
+    (err,) = struct.unpack_from(">h", r, pos)
+    _tid, pos = cstring(pos + 2)
+    state, pos = cstring(pos)
+    timeout, _start, pid, epoch = struct.unpack_from(">iqqh", r, pos)
+    pos += 22
+    partitions = []
+    ntopics, pos = _uvarint_at(r, pos)
+    for _ in range(ntopics - 1):
+        topic, pos = cstring(pos)
+        nparts, pos = _uvarint_at(r, pos)
+        for _ in range(nparts - 1):
+            partitions.append((topic, struct.unpack_from(">i", r, pos)[0]))
+            pos += 4
+        _tags, pos = _uvarint_at(r, pos)
+    return {"error": err, "state": state, "producer_id": pid, "epoch": epoch,
+            "timeout_ms": timeout, "partitions": partitions}

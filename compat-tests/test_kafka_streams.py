@@ -22,7 +22,8 @@ import pytest
 
 from compat_lib import unique_topic
 from frameworks_lib import (TopicTail, api_calls, assert_apis, create_topics,  # noqa: F401
-                            framework_broker, list_topics, produce, read_all, topic_config)
+                            describe_transaction, framework_broker, list_topics, produce,
+                            read_all, topic_config)
 from jvm_lib import jvm_module, jvm_procs  # noqa: F401 - jvm_procs is a fixture
 
 MODULE = "kafka-streams"
@@ -86,7 +87,7 @@ def kill_mid_stream(app, bootstrap, topic, lines, start):
     app.kill()
 
 
-def streams_eos_scenario(bootstrap, workdir, jvm_procs):
+def streams_eos_scenario(bootstrap, workdir, jvm_procs, recorder=None):
     jvm_module(MODULE)
     src, out = unique_topic("streams-in"), unique_topic("streams-out")
     app_id = unique_topic("wordcount")
@@ -117,6 +118,8 @@ def streams_eos_scenario(bootstrap, workdir, jvm_procs):
 
         # run 3: state dir wiped, so the store comes back from the changelog and
         # the transactional id is new
+        old_ids = {e["txn_id"]: e for e in recorder.txn_log
+                   if e["api"] == "InitProducerId" and e["txn_id"]} if recorder else {}
         shutil.rmtree(state_dir)
         app = start_app(jvm_procs, bootstrap, app_id, state_dir, (src, out), "streams#3")
         feed(bootstrap, src, phases[3], 3 * PHASE_LINES)
@@ -163,7 +166,17 @@ def streams_eos_scenario(bootstrap, workdir, jvm_procs):
     assert topics.get(changelog) == PARTITIONS and topics.get(repartition) == PARTITIONS, topics
     assert topic_config(bootstrap, changelog)["cleanup.policy"] == "compact"
     assert topic_config(bootstrap, repartition)["cleanup.policy"] == "delete"
-    return {"updates": sum(len(v) for v in got.values()), "aborted": aborted,
+    # The transactional id runs 1 and 2 shared was never used again: the broker's
+    # transaction timeout (5 s here) aborted the transaction run 2 left open,
+    # fencing its epoch as Kafka does (abortTimedOutTransactions: epoch + 1, then
+    # CompleteAbort).
+    timed_out = {}
+    for tid, last_init in old_ids.items():
+        desc = describe_transaction(bootstrap, tid)
+        timed_out[tid] = desc
+        assert desc["error"] == 0 and desc["state"] == "CompleteAbort", (tid, desc)
+        assert desc["epoch"] == last_init["resp_epoch"] + 1, (tid, last_init, desc)
+    return {"updates": sum(len(v) for v in got.values()), "aborted": aborted, "timed_out": timed_out,
             "restored": sum(e["records"] for e in restored)}
 
 
@@ -172,7 +185,7 @@ def streams_eos_scenario(bootstrap, workdir, jvm_procs):
                     "admin")
 def test_streams_exactly_once_kill_and_restore(framework_broker, tmp_path, jvm_procs):
     _b, rec, bootstrap = framework_broker
-    result = streams_eos_scenario(bootstrap, tmp_path, jvm_procs)
+    result = streams_eos_scenario(bootstrap, tmp_path, jvm_procs, rec)
     calls = api_calls(rec)
     print(result, calls)
     # the protocol behind the capabilities claimed: exactly_once_v2 (transactional
