@@ -2,9 +2,10 @@
 
 The driver (jvm/flink, ExactlyOnceJob) runs KafkaSource -> map -> KafkaSink
 (DeliveryGuarantee.EXACTLY_ONCE) on a local mini cluster, checkpointing every
-second to a local directory. The test SIGKILLs the JVM once a checkpoint has
+second to a local directory. The test SIGKILLs the JVM once two checkpoints have
 completed *and* the output holds records of a still-open transaction, then
-starts a new JVM restored from the last completed checkpoint. That recovery is
+starts a new JVM restored from the last completed checkpoint (the source is
+unbounded, so the test stops that JVM once the output is complete). That recovery is
 where Kafka-compatible brokers have broken Flink: the sink commits the
 transactions recorded in the checkpoint by resuming them (EndTxn with the stored
 producer id and epoch, no InitProducerId; possibly a transaction the broker has
@@ -16,7 +17,8 @@ those producer ids and state Ongoing).
 Read with read_committed, the output must hold every input exactly once, no open
 transaction may be left behind (last stable offset = high watermark), and the
 restored job must have resumed from the checkpoint rather than from the start.
-The broker APIs the restored JVM sent are taken from a VersionRecorder relay.
+The broker APIs the restored JVM sent are taken from a VersionRecorder relay,
+which also decodes every InitProducerId and EndTxn with its answer.
 
 ``flink_eos_scenario`` takes a bootstrap address (and optionally the recorder in
 front of it), so it runs against any broker.
