@@ -30,10 +30,15 @@ public final class Worker {
         props.stringPropertyNames().forEach(k -> workerProps.put(k, props.getProperty(k)));
 
         Connect<DistributedHerder> connect = new ConnectDistributed().startConnect(workerProps);
+        // Connect's own shutdown hook stops the worker; this one reports when that
+        // finished (the JVM waits for every hook, so the line is not lost to the exit)
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            connect.awaitStop();
+            System.out.println("{\"event\":\"stopped\"}");
+            System.out.flush();
+        }));
         System.out.println("{\"event\":\"started\",\"url\":\"" + connect.rest().serverUrl() + "\"}");
         System.out.flush();
         connect.awaitStop();
-        System.out.println("{\"event\":\"stopped\"}");
-        System.out.flush();
     }
 }
