@@ -11,10 +11,11 @@ file); the sink file must end up with exactly the source lines, in order.
   the sink group's committed offsets: every line exactly once, in the topic and in
   the sink file.
 * exactly-once source (KIP-618, ``exactly.once.source.support=enabled``): the
-  worker is SIGKILLed while lines stream in; after the restart the topic read with
-  read_committed must hold every line exactly once (source records and their
-  offsets are committed in one transaction; the dead worker's open one is aborted
-  when the new task's producer fences it).
+  worker is SIGKILLed while lines stream in and a transaction holding records is
+  open; after the restart the topic read with read_committed must hold every line
+  exactly once (source records and their offsets are committed in one
+  transaction; the dead worker's open one is aborted when the new task's producer
+  fences it, or by the broker's transaction timeout).
 
 The scenarios take only a bootstrap address, so they run against any broker.
 """
@@ -28,8 +29,8 @@ import pytest
 
 from compat_lib import unique_topic
 from conftest import free_port
-from frameworks_lib import (api_calls, assert_apis, create_topics, end_offsets,  # noqa: F401
-                            framework_broker, read_all, topic_config)
+from frameworks_lib import (api_calls, assert_apis, create_topics, framework_broker,  # noqa: F401
+                            list_end_offsets, read_all, topic_config)
 from jvm_lib import jvm_module, jvm_procs  # noqa: F401 - jvm_procs is a fixture
 
 MODULE = "kafka-connect"
@@ -237,14 +238,20 @@ def connect_exactly_once_source_scenario(bootstrap, workdir, jvm_procs):
     src = workdir / "source.txt"
     src.write_text("")
     port = free_port()
-    props = worker_props(workdir / "worker.properties", bootstrap, group, port,
-                         {"exactly.once.source.support": "enabled"})
+    props = worker_props(workdir / "worker.properties", bootstrap, group, port, {
+        "exactly.once.source.support": "enabled",
+        # A restarted worker reads its offsets topic (read_committed) up to the high
+        # watermark, so a transaction the kill left open there stalls it until the
+        # broker aborts it: 10 s instead of the producer's default 60 s.
+        "producer.transaction.timeout.ms": "10000"})
     w, rest = start_worker(jvm_procs, props, port, "connect-eos#1")
     rest.until("POST", "/connectors", {"name": "eos-source", "config": {
         "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
         "tasks.max": "1", "file": str(src), "topic": topic,
-        "exactly.once.support": "required", "transaction.boundary": "poll",
-        "batch.size": "50"}}, worker=w)
+        "exactly.once.support": "required", "batch.size": "50",
+        # one transaction per 2 s of polls: the kill below finds one open
+        "transaction.boundary": "interval", "transaction.boundary.interval.ms": "2000"}},
+        worker=w)
     wait_running(rest, "eos-source", w)
 
     # A writer appends lines steadily; the worker is killed while they stream in.
@@ -261,11 +268,17 @@ def connect_exactly_once_source_scenario(bootstrap, workdir, jvm_procs):
 
     def in_topic(isolation="read_committed"):
         return read_all(bootstrap, topic, 1, isolation)
+    # kill once 1500 lines are in and a transaction holding records is open
+    # (last stable offset below the high watermark)
     deadline = time.monotonic() + 60
-    while end_offsets(bootstrap, topic, 1)[0] < 1500:
+    while True:
         assert time.monotonic() < deadline and w.alive(), "source not producing\n" + w.output()
+        hw = list_end_offsets(bootstrap, topic, 1)[0]
+        if hw >= 1500 and list_end_offsets(bootstrap, topic, 1, "read_committed")[0] < hw:
+            break
         time.sleep(0.05)
     w.kill()
+    killed = time.monotonic()
     at_kill = len(in_topic())
     assert not done.is_set() and at_kill < len(lines), "the kill came after the stream ended"
     t.join(60)
@@ -273,18 +286,23 @@ def connect_exactly_once_source_scenario(bootstrap, workdir, jvm_procs):
 
     w, rest = start_worker(jvm_procs, props, port, "connect-eos#2")
     wait_running(rest, "eos-source", w)
+    running = time.monotonic()
     deadline = time.monotonic() + 90
     while len(in_topic()) < len(lines):
         assert time.monotonic() < deadline and w.alive(), \
             f"{len(in_topic())} of {len(lines)} lines after restart\n" + w.output()
         time.sleep(0.3)
+    complete = time.monotonic()
     time.sleep(1.5)  # a duplicate would arrive after the last expected line
     got = [v.decode() for _p, _o, _k, v, _t in in_topic()]
     assert got == lines, (f"read_committed: {len(got)} records, want {len(lines)}; "
                           f"duplicated: {len(got) - len(set(got))}")
     every = len(in_topic("read_uncommitted"))
+    assert every > len(lines), "the transaction open at the kill left no aborted records"
     w.stop()
-    return {"at_kill": at_kill, "read_uncommitted": every, "read_committed": len(got)}
+    return {"at_kill": at_kill, "read_uncommitted": every, "read_committed": len(got),
+            "kill_to_running_s": round(running - killed, 1),
+            "running_to_complete_s": round(complete - running, 1)}
 
 
 @pytest.mark.timeout(300)
