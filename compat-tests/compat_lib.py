@@ -689,7 +689,62 @@ def assert_one_idempotent_producer(bootstrap, topic, counts, what):
 API_NAMES = {0: "Produce", 1: "Fetch", 2: "ListOffsets", 3: "Metadata", 8: "OffsetCommit",
              9: "OffsetFetch", 10: "FindCoordinator", 11: "JoinGroup", 12: "Heartbeat",
              13: "LeaveGroup", 14: "SyncGroup", 18: "ApiVersions", 19: "CreateTopics",
-             20: "DeleteTopics", 22: "InitProducerId", 32: "DescribeConfigs"}
+             20: "DeleteTopics", 22: "InitProducerId", 32: "DescribeConfigs",
+             15: "DescribeGroups", 16: "ListGroups", 23: "OffsetForLeaderEpoch", 24: "AddPartitionsToTxn",
+             25: "AddOffsetsToTxn", 26: "EndTxn", 28: "TxnOffsetCommit", 37: "CreatePartitions",
+             42: "DeleteGroups", 44: "IncrementalAlterConfigs", 60: "DescribeCluster",
+             61: "DescribeProducers", 65: "DescribeTransactions", 66: "ListTransactions"}
+
+
+# InitProducerId v2+ and EndTxn v3+ (flexible versions) are decoded when a
+# VersionRecorder is asked to capture transaction calls
+_TXN_CAPTURE = {(22, v) for v in range(2, 7)} | {(26, v) for v in range(3, 6)}
+
+
+def _uvarint_at(b: bytes, pos: int):
+    v, shift = 0, 0
+    while True:
+        x = b[pos]
+        pos += 1
+        v |= (x & 0x7F) << shift
+        if not x & 0x80:
+            return v, pos
+        shift += 7
+
+
+def _decode_txn_request(key: int, rest: bytes) -> dict:
+    """rest: the request after the client id (header tagged fields, then body)."""
+    import struct
+    n, pos = _uvarint_at(rest, 0)  # header tagged fields
+    for _ in range(n):
+        _tag, pos = _uvarint_at(rest, pos)
+        ln, pos = _uvarint_at(rest, pos)
+        pos += ln
+    ln, pos = _uvarint_at(rest, pos)  # compact nullable string
+    txn_id = rest[pos:pos + ln - 1].decode() if ln else None
+    pos += max(ln - 1, 0)
+    if key == 22:
+        (timeout,) = struct.unpack_from(">i", rest, pos)
+        pid, epoch = struct.unpack_from(">qh", rest, pos + 4) if len(rest) >= pos + 14 else (-1, -1)
+        return {"api": "InitProducerId", "txn_id": txn_id, "timeout_ms": timeout,
+                "producer_id": pid, "epoch": epoch}
+    pid, epoch, committed = struct.unpack_from(">qhb", rest, pos)
+    return {"api": "EndTxn", "txn_id": txn_id, "producer_id": pid, "epoch": epoch,
+            "commit": bool(committed)}
+
+
+def _decode_txn_response(entry: dict, rest: bytes):
+    """rest: the response after the correlation id (header v1 tagged fields, body)."""
+    import struct
+    n, pos = _uvarint_at(rest, 0)
+    for _ in range(n):
+        _tag, pos = _uvarint_at(rest, pos)
+        ln, pos = _uvarint_at(rest, pos)
+        pos += ln
+    _throttle, err = struct.unpack_from(">ih", rest, pos)
+    entry["error"] = err
+    if entry["api"] == "InitProducerId":
+        entry["resp_producer_id"], entry["resp_epoch"] = struct.unpack_from(">qh", rest, pos + 6)
 
 
 class VersionRecorder:
@@ -701,11 +756,15 @@ class VersionRecorder:
     Bytes are forwarded as they arrive (no re-framing); the recorder only reads
     the length prefix and the header up to the client id of each request."""
 
-    def __init__(self, port: int, upstream_port: int):
+    def __init__(self, port: int, upstream_port: int, capture_txn: bool = False):
         import socket
         import threading
         self.port, self.upstream_port = port, upstream_port
         self.seen = Counter()  # (client_id, api_key, api_version) -> count
+        # capture_txn: also decode InitProducerId and EndTxn (flexible versions) with
+        # their responses into txn_log, in the order the requests were sent
+        self.capture_txn = capture_txn
+        self.txn_log = []
         self._lock = threading.Lock()
         self._srv = socket.create_server(("127.0.0.1", port))
         self._srv.settimeout(0.2)
@@ -732,10 +791,11 @@ class VersionRecorder:
             upstream.settimeout(None)
             client.settimeout(None)
             self._socks += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+            pending = {}  # correlation id -> txn_log entry awaiting its response
+            threading.Thread(target=self._pump, args=(client, upstream, True, pending), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False, pending), daemon=True).start()
 
-    def _pump(self, src, dst, requests: bool):
+    def _pump(self, src, dst, requests: bool, pending=None):
         import socket
         import struct
         buf = b""  # request bytes not yet looked at
@@ -745,8 +805,10 @@ class VersionRecorder:
                 data = src.recv(65536)
                 if not data:
                     break
-                dst.sendall(data)
                 if not requests:
+                    dst.sendall(data)
+                    if self.capture_txn:
+                        buf, skip = self._responses(buf + data, skip, pending)
                     continue
                 buf += data
                 while True:
@@ -759,13 +821,27 @@ class VersionRecorder:
                     # every header version from v1 up starts this way
                     if len(buf) < 14:
                         break
-                    size, key, ver, _cid, clen = struct.unpack_from(">ihhih", buf, 0)
+                    size, key, ver, cid, clen = struct.unpack_from(">ihhih", buf, 0)
                     if len(buf) < 14 + max(clen, 0):
                         break
+                    txn = self.capture_txn and (key, ver) in _TXN_CAPTURE
+                    if txn and len(buf) < 4 + size:
+                        break  # decode the whole frame once it is here
                     client = buf[14:14 + clen].decode(errors="replace") if clen > 0 else ""
                     with self._lock:
                         self.seen[(client, key, ver)] += 1
+                        if txn:
+                            try:
+                                entry = _decode_txn_request(key, buf[14 + max(clen, 0):4 + size])
+                            except (struct.error, IndexError, UnicodeDecodeError) as e:
+                                entry = {"api": API_NAMES[key], "decode_error": repr(e)}
+                            entry.update(client=client, version=ver)
+                            self.txn_log.append(entry)
+                            pending[cid] = entry
                     skip = 4 + size
+                # forwarded after the look: a captured request is pending before
+                # its response can come back
+                dst.sendall(data)
         except OSError:
             pass
         finally:
@@ -775,11 +851,39 @@ class VersionRecorder:
                 except OSError:
                     pass
 
+    def _responses(self, buf, skip, pending):
+        """Matches response frames to captured requests by correlation id."""
+        import struct
+        while True:
+            if skip:
+                n = min(skip, len(buf))
+                buf, skip = buf[n:], skip - n
+                if skip:
+                    return buf, skip
+            if len(buf) < 8:
+                return buf, skip
+            size, cid = struct.unpack_from(">ii", buf, 0)
+            if cid in pending:
+                if len(buf) < 4 + size:
+                    return buf, skip
+                with self._lock:
+                    entry = pending.pop(cid)
+                    try:
+                        _decode_txn_response(entry, buf[8:4 + size])
+                    except (struct.error, IndexError) as e:
+                        entry["decode_error"] = repr(e)
+            skip = 4 + size
+
     def versions(self, api_key: int, client_prefix: str = ""):
         """Sorted versions of one API sent by clients whose client.id starts with
         client_prefix."""
         with self._lock:
             return sorted({v for (c, k, v) in self.seen if k == api_key and c.startswith(client_prefix)})
+
+    def counts(self) -> Counter:
+        """A copy of what was seen so far: (client id, api key, version) -> requests."""
+        with self._lock:
+            return Counter(self.seen)
 
     def summary(self, client_prefix: str = "") -> str:
         with self._lock:
@@ -837,11 +941,11 @@ def sarama_records(lines) -> List[Rec]:
             for r in lines if r.get("type") == "record"]
 
 
-def recorded_broker(broker_factory, overrides=None):
+def recorded_broker(broker_factory, overrides=None, capture_txn=False):
     """A broker behind a VersionRecorder: (broker, recorder, bootstrap via recorder)."""
     from conftest import free_port
     relay_port, broker_port = free_port(), free_port()
-    rec = VersionRecorder(relay_port, broker_port)
+    rec = VersionRecorder(relay_port, broker_port, capture_txn=capture_txn)
     props = {"advertised.listeners": f"PLAINTEXT://127.0.0.1:{relay_port}"}
     props.update(overrides or {})
     b = broker_factory(props, port=broker_port)

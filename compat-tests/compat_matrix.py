@@ -14,7 +14,8 @@ from collections import defaultdict
 from typing import Dict, Iterable, List, Optional, Tuple
 
 CLIENTS = ["kcat", "kafka-python", "confluent-kafka", "kafkajs", "aiokafka", "sarama", "franz-go",
-           "sarama-1.61", "java-4.4", "java-3.x", "kafka-tools"]
+           "sarama-1.61", "java-4.4", "java-3.x", "kafka-tools", "kafka-streams", "kafka-connect",
+           "flink", "spark"]
 
 # capability key -> column heading
 CAPABILITIES = {
@@ -62,6 +63,18 @@ NOT_APPLICABLE = {
     ("java-3.x", "old-versions"): "the Java client always negotiates versions with ApiVersions "
                                   "and cannot be pinned to old ones (kafka-clients 3.4.0 itself "
                                   "is the older client).",
+    ("kafka-streams", "old-versions"): "Kafka Streams runs on its own kafka-clients (4.4), which "
+                                       "negotiates current versions with ApiVersions.",
+    ("kafka-connect", "old-versions"): "Kafka Connect runs on its own kafka-clients (4.3), which "
+                                       "negotiates current versions with ApiVersions.",
+    ("flink", "old-versions"): "Flink's Kafka connector bundles kafka-clients (4.2), which "
+                               "negotiates current versions with ApiVersions.",
+    ("spark", "old-versions"): "spark-sql-kafka bundles kafka-clients (3.9), which negotiates "
+                               "current versions with ApiVersions.",
+    ("spark", "groups"): "Spark's Kafka source assigns partitions itself and keeps its offsets in "
+                         "the query checkpoint: it never joins a consumer group or commits to one.",
+    ("spark", "transactions"): "Spark's Kafka sink is at-least-once: it has no transactional "
+                               "producer.",
 }
 
 # Remarks on cells that pass but only with a caveat worth stating.
@@ -96,6 +109,29 @@ REMARKS = {
     ("sarama-1.61", "groups"): "tested with sarama's default range assignor (eager rebalancing).",
     ("sarama-1.61", "old-versions"): "config.Version V0_11_0_0: Produce v3, Fetch v5, ListOffsets v2, "
                                      "Metadata v4 (observed on the wire).",
+    ("kafka-streams", "transactions"): "exactly_once_v2 word count with a RocksDB store, SIGKILLed "
+                                       "mid-transaction twice (restarted on the same state dir, then "
+                                       "on a wiped one: changelog restore, the dead transactional "
+                                       "id's open transaction aborted by the broker's timeout); "
+                                       "read_committed counts exactly 1..n.",
+    ("kafka-connect", "groups"): "the worker group (protocol type connect, sessioned) and the "
+                                 "sink task's consumer group.",
+    ("kafka-connect", "transactions"): "exactly.once.source.support=enabled: the worker SIGKILLed "
+                                       "while a FileStreamSource streams; read_committed holds each "
+                                       "line once after the restart.",
+    ("kafka-connect", "idempotence"): "through the exactly-once source's transactional producers; "
+                                      "Connect's ordinary producers send no InitProducerId.",
+    ("flink", "transactions"): "KafkaSink EXACTLY_ONCE SIGKILLed with an open transaction and "
+                               "restored from its checkpoint, INCREMENTING and POOLING naming: "
+                               "checkpointed transactions committed by EndTxn with their stored "
+                               "producer id and epoch, lingering ones fenced by InitProducerId "
+                               "(POOLING finds them with DescribeProducers and ListTransactions).",
+    ("flink", "groups"): "KafkaSource assigns partitions itself; its group only receives the "
+                         "checkpointed offsets (OffsetCommit).",
+    ("flink", "admin"): "AdminClient: DescribeCluster, and with POOLING naming DescribeProducers "
+                        "and ListTransactions.",
+    ("spark", "admin"): "offsets through the AdminClient (ListOffsets, also by timestamp, "
+                        "Metadata, DescribeCluster); Spark creates or alters nothing.",
 }
 
 PASS, FAIL, NOT_TESTED, NA, DEVIATION = "pass", "FAIL", "not tested", "n/a", "deviation"

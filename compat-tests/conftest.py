@@ -246,6 +246,8 @@ def pytest_runtest_makereport(item, call):
         k = session_kafka()
         if k is not None and "real_kafka" in getattr(item, "fixturenames", ()):
             rep.sections.append((f"{k.name} log ({k.bootstrap})", k.log_tail(60)))
+        for p in getattr(item, "_jvm_procs", []):  # jvm_lib.jvm_procs
+            rep.sections.append((f"JVM {p.label}", p.output(60)))
 
 
 def pytest_sessionstart(session):

@@ -69,3 +69,134 @@ def jvm_run(name: str, main_class: str, args=(), timeout=300, jvm_opts=(), env=N
             f"{name}/{main_class} {list(args)} exited {proc.returncode}\n"
             f"--- stdout ---\n{proc.stdout[-20000:]}\n--- stderr ---\n{proc.stderr[-20000:]}")
     return proc
+
+
+class JvmProcess:
+    """A driver running in the background, for scenarios that kill and restart it.
+
+    stdout is read by a thread: JSON lines become ``events`` (dicts), anything else is
+    kept as text; stderr (the frameworks' logging) goes to ``log_path``. Use as a
+    context manager or through the ``jvm_procs`` fixture so no JVM outlives its test.
+    """
+
+    def __init__(self, name: str, main_class: str, args=(), jvm_opts=(), env=None, cwd=None,
+                 log_path=None, label=None):
+        import tempfile
+        import threading
+        self.label = label or f"{name}/{main_class.rsplit('.', 1)[-1]}"
+        self.argv = jvm_argv(name, main_class, args, jvm_opts)
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        if log_path is None:
+            fd, log_path = tempfile.mkstemp(prefix="jvm-", suffix=".log")
+            os.close(fd)
+        self.log_path = Path(log_path)
+        self._log = open(self.log_path, "wb")
+        self.events, self.text = [], []
+        self._cond = threading.Condition()
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=self._log, env=full_env, cwd=cwd, text=True, bufsize=1)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        import json
+        for line in self.proc.stdout:
+            line = line.rstrip("\n")
+            with self._cond:
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    ev = None
+                if isinstance(ev, dict):
+                    self.events.append(ev)
+                else:
+                    self.text.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_for(self, pred, timeout: float, what: str) -> dict:
+        """The first event (in order of arrival) for which ``pred(event)`` holds; fails
+        with the driver's output when the process exits or the time runs out first."""
+        import time
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            seen = 0
+            while True:
+                for ev in self.events[seen:]:
+                    if pred(ev):
+                        return ev
+                seen = len(self.events)
+                if self.proc.poll() is not None and not self._reader.is_alive():
+                    raise AssertionError(f"{self.label} exited ({self.proc.returncode}) before {what}\n"
+                                         + self.output())
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{self.label}: no {what} within {timeout:.0f}s\n" + self.output())
+                self._cond.wait(min(left, 0.5))
+
+    def kill(self):
+        """SIGKILL: the JVM gets no chance to run shutdown hooks or flush anything."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._reader.join(5)
+        return self.proc.returncode
+
+    def stop(self, timeout: float = 60):
+        """SIGTERM (shutdown hooks run) and wait; fails if the JVM does not exit in time."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise AssertionError(f"{self.label} did not exit within {timeout}s of SIGTERM\n"
+                                     + self.output())
+        self._reader.join(5)
+        return self.proc.returncode
+
+    def output(self, lines: int = 120) -> str:
+        import json
+        with self._cond:
+            out = [json.dumps(e) for e in self.events[-lines:]] + self.text[-lines:]
+        self._log.flush()
+        try:
+            err = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            err = []
+        return (f"--- {self.label} stdout ---\n" + "\n".join(out)
+                + f"\n--- {self.label} stderr ({self.log_path}) ---\n" + "\n".join(err))
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.kill()
+        self._log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@pytest.fixture
+def jvm_procs(request, tmp_path):
+    """Factory for JvmProcess (``jvm_procs(module, main_class, args, ...)``) whose JVMs
+    are killed at teardown; a failing test gets each one's output attached."""
+    procs = []
+    request.node._jvm_procs = procs  # conftest attaches their output to a failure
+
+    def start(name, main_class, args=(), **kw):
+        kw.setdefault("log_path", tmp_path / f"jvm{len(procs)}-{name}.log")
+        p = JvmProcess(name, main_class, args, **kw)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        p.close()
