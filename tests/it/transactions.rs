@@ -6,12 +6,10 @@
 //! the timeout abort, recovery after kill -9, DescribeTransactions and
 //! ListTransactions.
 
-mod common;
-
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support::*;
 use bytes::Bytes;
-use common::*;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::describe_transactions_response::TransactionState as DescribedTxn;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};

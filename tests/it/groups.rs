@@ -4,13 +4,11 @@
 //! membership, offsets and their durability across restarts, and the admin
 //! APIs (ListGroups, DescribeGroups, DeleteGroups, OffsetDelete).
 
-mod common;
-
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::support::{Broker, Client};
 use bytes::Bytes;
-use common::{Broker, Client};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::offset_commit_request::{
@@ -52,7 +50,7 @@ fn start() -> Broker {
 }
 
 fn create_topic(c: &mut Client, name: &str, partitions: i32) {
-    common::create_topic_with(c, name, partitions, &[]);
+    crate::support::create_topic_with(c, name, partitions, &[]);
 }
 
 struct Joiner<'a> {
@@ -261,7 +259,7 @@ fn member_id_required_then_join_and_sync() {
     };
     let first = c.call(7, &join_req(&j));
     assert_eq!(first.error_code, MEMBER_ID_REQUIRED);
-    assert!(first.member_id.starts_with(common::CLIENT_ID));
+    assert!(first.member_id.starts_with(crate::support::CLIENT_ID));
     j.member = first.member_id.to_string();
     let r = c.call(7, &join_req(&j));
     assert_eq!(r.error_code, NONE);

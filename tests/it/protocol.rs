@@ -3,15 +3,13 @@
 //! TCP with hand-framed requests (bodies encoded and decoded with the
 //! `kafka-protocol` crate), checking behaviour against Apache Kafka 4.x.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use bytes::Bytes;
-use common::*;
 use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
 use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
 use kafka_protocol::messages::create_topics_request::{

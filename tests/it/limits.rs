@@ -3,12 +3,10 @@
 //! transaction index opens on first use), and the broker raises its soft
 //! open-file limit to the hard limit at start, as the JVM does for Kafka.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 
 fn fd_count(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))

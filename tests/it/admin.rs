@@ -4,10 +4,8 @@
 //! ElectLeaders, partition reassignments, client quotas and the ACL APIs,
 //! each with its Kafka 4.x error paths.
 
-mod common;
-
+use crate::support::*;
 use bytes::Bytes;
-use common::*;
 use kafka_protocol::messages::alter_client_quotas_request::{
     EntityData as AqEntity, EntryData as AqEntry, OpData,
 };

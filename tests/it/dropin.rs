@@ -4,8 +4,6 @@
 //! wire; and `kastle health` against a live broker, a dead port, a port that
 //! answers garbage and one that never answers.
 
-mod common;
-
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -13,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, Client};
+use crate::support::{free_port, Client};
 use kafka_protocol::messages::{DescribeClusterRequest, FindCoordinatorRequest, MetadataRequest};
 
 const CLUSTER_ID: &str = "MkU3OEVBNTcwNTJENDM2Qk";
@@ -156,7 +154,7 @@ fn group_coordinator(port: u16) -> String {
     let mut c = Client::connect(port);
     let req = FindCoordinatorRequest::default()
         .with_key_type(0)
-        .with_coordinator_keys(vec![common::sb("dropin-group")]);
+        .with_coordinator_keys(vec![crate::support::sb("dropin-group")]);
     let r = c.call(4, &req);
     assert_eq!(r.coordinators.len(), 1);
     let co = &r.coordinators[0];
@@ -305,7 +303,7 @@ fn listeners_derived_from_advertised_listeners() {
     assert_eq!(metadata_brokers(b_port), [format!("127.0.0.1:{b_port}")]);
     // default.replication.factor=3 on one node: topics are still created.
     let mut c = Client::connect(a);
-    common::create_topic_with(&mut c, "derived", 1, &[]);
+    crate::support::create_topic_with(&mut c, "derived", 1, &[]);
     let log = b.stderr();
     assert!(log.contains("listening on PLAINTEXT://0.0.0.0:"), "{log}");
     assert!(log.contains("zookeeper.connect=zookeeper:2181"), "{log}");

@@ -5,13 +5,11 @@
 //! sequence wrap-around), pipelined retries, durability of that state across
 //! graceful and kill -9 restarts, and DescribeProducers.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::support::*;
 use bytes::Bytes;
-use common::*;
 use kafka_protocol::messages::describe_producers_request::{
     DescribeProducersRequest, TopicRequest,
 };

@@ -3,9 +3,7 @@
 //! fetches answer UNSTABLE_OFFSET_COMMIT) until the transaction commits;
 //! an abort discards them; both survive a restart.
 
-mod common;
-
-use common::{Broker, Client};
+use crate::support::{Broker, Client};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -35,7 +33,7 @@ fn start() -> Broker {
 }
 
 fn create_topic(c: &mut Client, name: &str, partitions: i32) {
-    common::create_topic_with(c, name, partitions, &[]);
+    crate::support::create_topic_with(c, name, partitions, &[]);
 }
 
 fn init_producer(c: &mut Client, txn_id: &str) -> (i64, i16) {

@@ -6,15 +6,13 @@
 //! error status without hurting the broker, and a bad listener value stops
 //! start-up.
 
-mod common;
-
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use crate::support::{create_topic_with, free_port, sb, simple_batch, tn, Broker, Client};
 use bytes::Bytes;
-use common::{create_topic_with, free_port, sb, simple_batch, tn, Broker, Client};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,

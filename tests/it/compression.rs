@@ -7,13 +7,11 @@
 //! `BatchBuilder` / `compression` module; everything on the wire is checked
 //! independently (CRC-32C recomputed here, header fields compared byte-wise).
 
-mod common;
-
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use bytes::Bytes;
-use common::*;
 use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
 use kafka_protocol::messages::fetch_response::PartitionData;

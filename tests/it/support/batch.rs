@@ -1,0 +1,213 @@
+//! Record batches (magic v2) as tests build and read them: an encoder for
+//! plain and idempotent-producer batches, splitting a fetched record set into
+//! batches, header accessors and a byte-wise comparison of stored batches.
+
+use super::client::{put_varint, put_varlong};
+
+#[derive(Clone, Debug, Default)]
+pub struct Rec {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// Absolute timestamp (ms).
+    pub timestamp: i64,
+}
+
+impl Rec {
+    pub fn value(v: &[u8], timestamp: i64) -> Rec {
+        Rec {
+            key: None,
+            value: Some(v.to_vec()),
+            headers: vec![],
+            timestamp,
+        }
+    }
+}
+
+pub const BATCH_HEADER_LEN: usize = 61;
+
+/// Encode a v2 record batch (no compression, CreateTime, no producer id).
+pub fn batch(records: &[Rec]) -> Vec<u8> {
+    assert!(!records.is_empty());
+    let base_ts = records.iter().map(|r| r.timestamp).min().unwrap();
+    let max_ts = records.iter().map(|r| r.timestamp).max().unwrap();
+    let mut recs = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        let mut body = Vec::new();
+        body.push(0u8); // attributes
+        put_varlong(&mut body, r.timestamp - base_ts);
+        put_varint(&mut body, i as i32);
+        match &r.key {
+            Some(k) => {
+                put_varint(&mut body, k.len() as i32);
+                body.extend_from_slice(k);
+            }
+            None => put_varint(&mut body, -1),
+        }
+        match &r.value {
+            Some(v) => {
+                put_varint(&mut body, v.len() as i32);
+                body.extend_from_slice(v);
+            }
+            None => put_varint(&mut body, -1),
+        }
+        put_varint(&mut body, r.headers.len() as i32);
+        for (hk, hv) in &r.headers {
+            put_varint(&mut body, hk.len() as i32);
+            body.extend_from_slice(hk.as_bytes());
+            match hv {
+                Some(v) => {
+                    put_varint(&mut body, v.len() as i32);
+                    body.extend_from_slice(v);
+                }
+                None => put_varint(&mut body, -1),
+            }
+        }
+        put_varint(&mut recs, body.len() as i32);
+        recs.extend_from_slice(&body);
+    }
+    // Everything from attributes to the end: covered by the CRC.
+    let mut tail = Vec::new();
+    tail.extend_from_slice(&0i16.to_be_bytes()); // attributes
+    tail.extend_from_slice(&((records.len() - 1) as i32).to_be_bytes()); // lastOffsetDelta
+    tail.extend_from_slice(&base_ts.to_be_bytes());
+    tail.extend_from_slice(&max_ts.to_be_bytes());
+    tail.extend_from_slice(&(-1i64).to_be_bytes()); // producerId
+    tail.extend_from_slice(&(-1i16).to_be_bytes()); // producerEpoch
+    tail.extend_from_slice(&(-1i32).to_be_bytes()); // baseSequence
+    tail.extend_from_slice(&(records.len() as i32).to_be_bytes());
+    tail.extend_from_slice(&recs);
+    let crc = crc32c::crc32c(&tail);
+    let mut out = Vec::with_capacity(21 + tail.len());
+    out.extend_from_slice(&0i64.to_be_bytes()); // baseOffset
+    out.extend_from_slice(&((4 + 1 + 4 + tail.len()) as i32).to_be_bytes()); // batchLength
+    out.extend_from_slice(&(-1i32).to_be_bytes()); // partitionLeaderEpoch
+    out.push(2); // magic
+    out.extend_from_slice(&crc.to_be_bytes());
+    out.extend_from_slice(&tail);
+    out
+}
+
+/// A batch of `n` records with values of `value_size` bytes, all at `ts`.
+pub fn simple_batch(n: usize, value_size: usize, ts: i64, seed: u8) -> Vec<u8> {
+    let recs: Vec<Rec> = (0..n)
+        .map(|i| Rec {
+            key: Some(format!("k{i}").into_bytes()),
+            value: Some(
+                (0..value_size)
+                    .map(|j| seed.wrapping_add((i * 31 + j) as u8))
+                    .collect(),
+            ),
+            headers: if i == 0 {
+                vec![("h".into(), Some(b"v".to_vec()))]
+            } else {
+                vec![]
+            },
+            timestamp: ts,
+        })
+        .collect();
+    batch(&recs)
+}
+
+/// Split a record set into its batches (each with its 12-byte prefix).
+/// Panics on a partial batch.
+pub fn split_batches(records: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < records.len() {
+        assert!(
+            records.len() - pos >= 12,
+            "partial batch header at {pos} of {}",
+            records.len()
+        );
+        let len = i32::from_be_bytes(records[pos + 8..pos + 12].try_into().unwrap()) as usize;
+        assert!(
+            pos + 12 + len <= records.len(),
+            "partial batch at {pos}: needs {} bytes, {} left",
+            12 + len,
+            records.len() - pos
+        );
+        out.push(records[pos..pos + 12 + len].to_vec());
+        pos += 12 + len;
+    }
+    out
+}
+
+pub fn batch_base_offset(b: &[u8]) -> i64 {
+    i64::from_be_bytes(b[0..8].try_into().unwrap())
+}
+
+pub fn batch_record_count(b: &[u8]) -> i32 {
+    i32::from_be_bytes(b[57..61].try_into().unwrap())
+}
+
+/// Compare a fetched batch with the one produced: identical except the base
+/// offset (must be `offset`) and the partition leader epoch (which a leader
+/// may stamp: must be the produced -1 or `leader_epoch`).
+pub fn assert_same_batch(
+    fetched: &[u8],
+    produced: &[u8],
+    offset: i64,
+    leader_epoch: i32,
+    what: &str,
+) {
+    assert_eq!(
+        fetched.len(),
+        produced.len(),
+        "{what}: batch length differs"
+    );
+    assert_eq!(batch_base_offset(fetched), offset, "{what}: base offset");
+    assert_eq!(fetched[8..12], produced[8..12], "{what}: batchLength bytes");
+    let ple = i32::from_be_bytes(fetched[12..16].try_into().unwrap());
+    assert!(
+        ple == -1 || ple == leader_epoch,
+        "{what}: partitionLeaderEpoch {ple}"
+    );
+    assert!(
+        fetched[16..] == produced[16..],
+        "{what}: batch bytes from magic on differ"
+    );
+}
+
+/// Stamp producerId, producerEpoch and baseSequence into a v2 batch (as
+/// produced by [`batch`]) and recompute its CRC; attributes stay unchanged.
+pub fn set_producer(b: &mut [u8], producer_id: i64, epoch: i16, base_sequence: i32) {
+    assert!(b.len() >= BATCH_HEADER_LEN && b[16] == 2, "not a v2 batch");
+    b[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    b[51..53].copy_from_slice(&epoch.to_be_bytes());
+    b[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// A v2 batch of `n` records (values `<tag>-<i>`, timestamp `ts`) carrying
+/// the given producer id, epoch and base sequence.
+pub fn producer_batch(
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+    n: usize,
+    ts: i64,
+    tag: &str,
+) -> Vec<u8> {
+    let recs: Vec<Rec> = (0..n)
+        .map(|i| Rec {
+            key: Some(format!("k{i}").into_bytes()),
+            value: Some(format!("{tag}-{i}").into_bytes()),
+            headers: vec![],
+            timestamp: ts,
+        })
+        .collect();
+    let mut b = batch(&recs);
+    set_producer(&mut b, producer_id, epoch, base_sequence);
+    b
+}
+
+/// (producerId, producerEpoch, baseSequence) of a v2 batch.
+pub fn batch_producer(b: &[u8]) -> (i64, i16, i32) {
+    (
+        i64::from_be_bytes(b[43..51].try_into().unwrap()),
+        i16::from_be_bytes(b[51..53].try_into().unwrap()),
+        i32::from_be_bytes(b[53..57].try_into().unwrap()),
+    )
+}
