@@ -39,24 +39,6 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::*;
 
-const NONE: i16 = 0;
-const OFFSET_OUT_OF_RANGE: i16 = 1;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const MESSAGE_TOO_LARGE: i16 = 10;
-const INVALID_TOPIC_EXCEPTION: i16 = 17;
-const INVALID_PARTITIONS: i16 = 37;
-const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
-const INVALID_CONFIG: i16 = 40;
-const INVALID_REQUEST: i16 = 42;
-const POLICY_VIOLATION: i16 = 44;
-const SECURITY_DISABLED: i16 = 54;
-const FENCED_LEADER_EPOCH: i16 = 74;
-const UNKNOWN_LEADER_EPOCH: i16 = 75;
-const ELECTION_NOT_NEEDED: i16 = 84;
-const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
-const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
-const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
-
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 const SET: i8 = 0;
@@ -280,11 +262,11 @@ fn describe_configs_topic_and_broker() {
     );
 
     let r = describe(&mut c, 4, TOPIC, "missing", None);
-    assert_eq!(r.error_code, UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(r.error_code, E::UnknownTopicOrPartition.code());
     assert!(r.configs.is_empty());
     assert_eq!(
         describe(&mut c, 4, TOPIC, "bad/name", None).error_code,
-        INVALID_TOPIC_EXCEPTION
+        E::InvalidTopicException.code()
     );
 
     // The broker itself: read-only static configs.
@@ -308,11 +290,11 @@ fn describe_configs_topic_and_broker() {
     let r = describe(&mut c, 4, BROKER, "", None);
     assert_eq!((r.error_code, r.configs.len()), (NONE, 0));
     let r = describe(&mut c, 4, BROKER, "7", None);
-    assert_eq!(r.error_code, INVALID_REQUEST);
+    assert_eq!(r.error_code, E::InvalidRequest.code());
     assert!(r.error_message.unwrap().contains("Unexpected broker id"));
     assert_eq!(
         describe(&mut c, 4, BROKER, "x", None).error_code,
-        INVALID_REQUEST
+        E::InvalidRequest.code()
     );
 
     // An unknown resource type fails every resource of the request.
@@ -325,7 +307,10 @@ fn describe_configs_topic_and_broker() {
             .with_resource_name(sb("x")),
     ]);
     let r = c.call(4, &req);
-    assert!(r.results.iter().all(|x| x.error_code == INVALID_REQUEST));
+    assert!(r
+        .results
+        .iter()
+        .all(|x| x.error_code == E::InvalidRequest.code()));
 }
 
 // ---------------------------------------------------------------------------
@@ -408,7 +393,7 @@ fn incremental_alter_configs_operations_and_errors() {
         &[("retention.ms", APPEND, Some("1"))],
         false,
     );
-    assert_eq!(code, INVALID_CONFIG);
+    assert_eq!(code, E::InvalidConfig.code());
     assert!(msg.unwrap().contains("is not LIST"));
 
     // DELETE returns a key to its default; other keys stay.
@@ -446,7 +431,7 @@ fn incremental_alter_configs_operations_and_errors() {
             &[("retention.ms", SET, Some("7")), (k, SET, Some(v))],
             false,
         );
-        assert_eq!(code, INVALID_CONFIG, "{k}={v}");
+        assert_eq!(code, E::InvalidConfig.code(), "{k}={v}");
     }
     assert_eq!(
         value(&mut c, "ia", "retention.ms").0.as_deref(),
@@ -461,11 +446,11 @@ fn incremental_alter_configs_operations_and_errors() {
             false
         )
         .0,
-        UNKNOWN_TOPIC_OR_PARTITION
+        E::UnknownTopicOrPartition.code()
     );
     assert_eq!(
         inc_alter(&mut c, TOPIC, "ia", &[("retention.ms", SET, None)], false).0,
-        INVALID_REQUEST
+        E::InvalidRequest.code()
     );
     assert_eq!(
         inc_alter(
@@ -479,7 +464,7 @@ fn incremental_alter_configs_operations_and_errors() {
             false
         )
         .0,
-        INVALID_REQUEST
+        E::InvalidRequest.code()
     );
     assert_eq!(
         inc_alter(
@@ -490,7 +475,7 @@ fn incremental_alter_configs_operations_and_errors() {
             false
         )
         .0,
-        INVALID_REQUEST
+        E::InvalidRequest.code()
     );
     assert_eq!(
         inc_alter(
@@ -501,7 +486,7 @@ fn incremental_alter_configs_operations_and_errors() {
             false
         )
         .0,
-        INVALID_REQUEST
+        E::InvalidRequest.code()
     );
 
     // A resource named twice fails in both places.
@@ -516,7 +501,10 @@ fn incremental_alter_configs_operations_and_errors() {
         1,
         &IncrementalAlterConfigsRequest::default().with_resources(vec![res.clone(), res]),
     );
-    assert!(r.responses.iter().all(|x| x.error_code == INVALID_REQUEST));
+    assert!(r
+        .responses
+        .iter()
+        .all(|x| x.error_code == E::InvalidRequest.code()));
 
     // Broker configs are static: refused like Kafka's non-dynamic keys.
     let (code, msg) = inc_alter(
@@ -526,7 +514,7 @@ fn incremental_alter_configs_operations_and_errors() {
         &[("log.retention.ms", SET, Some("1"))],
         false,
     );
-    assert_eq!(code, INVALID_REQUEST);
+    assert_eq!(code, E::InvalidRequest.code());
     assert_eq!(
         msg.as_deref(),
         Some("Cannot update these configs dynamically: Set(log.retention.ms)")
@@ -540,7 +528,7 @@ fn incremental_alter_configs_operations_and_errors() {
             false
         )
         .0,
-        INVALID_REQUEST
+        E::InvalidRequest.code()
     );
     assert_eq!(
         inc_alter(
@@ -560,7 +548,7 @@ fn incremental_alter_configs_operations_and_errors() {
         &[("num.partitions", SET, Some("3"))],
         false,
     );
-    assert_eq!(code, INVALID_REQUEST);
+    assert_eq!(code, E::InvalidRequest.code());
     assert!(msg.unwrap().contains("Unexpected broker id"));
 }
 
@@ -578,15 +566,15 @@ fn legacy_alter_configs_replaces_the_whole_set() {
     assert_eq!(value(&mut c, "la", "retention.ms").1, 5);
     assert_eq!(
         legacy_alter(&mut c, TOPIC, "la", &[("bogus", Some("1"))]).0,
-        INVALID_CONFIG
+        E::InvalidConfig.code()
     );
     assert_eq!(
         legacy_alter(&mut c, TOPIC, "la", &[("segment.ms", None)]).0,
-        INVALID_REQUEST
+        E::InvalidRequest.code()
     );
     assert_eq!(
         legacy_alter(&mut c, TOPIC, "nope", &[("segment.ms", Some("1"))]).0,
-        UNKNOWN_TOPIC_OR_PARTITION
+        E::UnknownTopicOrPartition.code()
     );
     assert_eq!(
         legacy_alter(
@@ -596,7 +584,7 @@ fn legacy_alter_configs_replaces_the_whole_set() {
             &[("num.partitions", Some("2"))]
         )
         .0,
-        INVALID_REQUEST
+        E::InvalidRequest.code()
     );
     assert_eq!(legacy_alter(&mut c, BROKER, &NODE.to_string(), &[]).0, NONE);
     assert_eq!(
@@ -620,7 +608,7 @@ fn altered_configs_take_effect_and_survive_restart() {
     // Live: the next produce sees the new limits.
     assert_eq!(
         produce(&mut c, "live", 0, &simple_batch(1, 2000, now_ms(), 2)).error_code,
-        MESSAGE_TOO_LARGE
+        E::MessageTooLarge.code()
     );
     let before = now_ms();
     let r = produce_ok(&mut c, "live", 0, &simple_batch(1, 10, 1000, 3));
@@ -644,7 +632,7 @@ fn altered_configs_take_effect_and_survive_restart() {
     );
     assert_eq!(
         produce(&mut c, "live", 0, &simple_batch(1, 2000, now_ms(), 4)).error_code,
-        MESSAGE_TOO_LARGE
+        E::MessageTooLarge.code()
     );
     let before = now_ms();
     let r = produce_ok(&mut c, "live", 0, &simple_batch(1, 10, 1000, 5));
@@ -737,28 +725,27 @@ fn create_partitions_grows_and_refuses_like_kafka() {
     produce_ok(&mut c, "cp", 2, &simple_batch(2, 10, now_ms(), 1));
 
     let r = create_partitions(&mut c, vec![grow("cp", 3, None)], false);
-    assert_eq!(r[0].1, INVALID_PARTITIONS);
+    assert_eq!(r[0].1, E::InvalidPartitions.code());
     assert_eq!(r[0].2.as_deref(), Some("Topic already has 3 partition(s)."));
     assert_eq!(
         create_partitions(&mut c, vec![grow("cp", 2, None)], false)[0].1,
-        INVALID_PARTITIONS
+        E::InvalidPartitions.code()
     );
     assert_eq!(
         create_partitions(&mut c, vec![grow("nope", 2, None)], false)[0].1,
-        UNKNOWN_TOPIC_OR_PARTITION
+        E::UnknownTopicOrPartition.code()
     );
     let r = create_partitions(
         &mut c,
         vec![grow("cp", 4, None), grow("cp", 5, None)],
         false,
     );
-    assert!(r
-        .iter()
-        .all(|x| x.1 == INVALID_REQUEST && x.2.as_deref() == Some("Duplicate topic in request.")));
+    assert!(r.iter().all(|x| x.1 == E::InvalidRequest.code()
+        && x.2.as_deref() == Some("Duplicate topic in request.")));
 
     // Manual assignments: only this broker exists.
     let r = create_partitions(&mut c, vec![grow("cp", 4, Some(vec![vec![5]]))], false);
-    assert_eq!(r[0].1, INVALID_REPLICA_ASSIGNMENT);
+    assert_eq!(r[0].1, E::InvalidReplicaAssignment.code());
     assert_eq!(
         r[0].2.as_deref(),
         Some(
@@ -768,7 +755,7 @@ fn create_partitions_grows_and_refuses_like_kafka() {
     let r = create_partitions(&mut c, vec![grow("cp", 5, Some(vec![vec![NODE]]))], false);
     assert_eq!(
         (r[0].1, r[0].2.as_deref()),
-        (INVALID_REPLICA_ASSIGNMENT, Some("Attempted to add 2 additional partition(s), but only 1 assignment(s) were specified."))
+        (E::InvalidReplicaAssignment.code(), Some("Attempted to add 2 additional partition(s), but only 1 assignment(s) were specified."))
     );
     assert_eq!(
         create_partitions(
@@ -777,7 +764,7 @@ fn create_partitions_grows_and_refuses_like_kafka() {
             false
         )[0]
         .1,
-        INVALID_REPLICA_ASSIGNMENT
+        E::InvalidReplicaAssignment.code()
     );
     assert_eq!(partition_count(&mut c, "cp"), 3);
     let r = create_partitions(
@@ -846,19 +833,19 @@ fn delete_records_moves_the_low_watermark() {
     assert_eq!(delete_records(&mut c, "dr", &[(0, 2)]), vec![(NONE, 4)]);
     assert_eq!(
         delete_records(&mut c, "dr", &[(0, 11)]),
-        vec![(OFFSET_OUT_OF_RANGE, -1)]
+        vec![(E::OffsetOutOfRange.code(), -1)]
     );
     assert_eq!(
         delete_records(&mut c, "dr", &[(0, -5)]),
-        vec![(OFFSET_OUT_OF_RANGE, -1)]
+        vec![(E::OffsetOutOfRange.code(), -1)]
     );
     assert_eq!(
         delete_records(&mut c, "dr", &[(1, 0)]),
-        vec![(UNKNOWN_TOPIC_OR_PARTITION, -1)]
+        vec![(E::UnknownTopicOrPartition.code(), -1)]
     );
     assert_eq!(
         delete_records(&mut c, "nope", &[(0, 0)]),
-        vec![(UNKNOWN_TOPIC_OR_PARTITION, -1)]
+        vec![(E::UnknownTopicOrPartition.code(), -1)]
     );
     // -1 means the high watermark.
     assert_eq!(delete_records(&mut c, "dr", &[(0, -1)]), vec![(NONE, 10)]);
@@ -871,11 +858,11 @@ fn delete_records_moves_the_low_watermark() {
     create(&mut c, "drc", 1, &[("cleanup.policy", "compact")]);
     assert_eq!(
         delete_records(&mut c, "drc", &[(0, 0)]),
-        vec![(POLICY_VIOLATION, -1)]
+        vec![(E::PolicyViolation.code(), -1)]
     );
     assert_eq!(
         delete_records(&mut c, "__consumer_offsets", &[(0, 0)]),
-        vec![(INVALID_TOPIC_EXCEPTION, -1)]
+        vec![(E::InvalidTopicException.code(), -1)]
     );
 }
 
@@ -910,9 +897,9 @@ fn describe_cluster_reports_this_broker() {
         assert_eq!(r.cluster_authorized_operations, i32::MIN);
     }
     let r = c.call(1, &DescribeClusterRequest::default().with_endpoint_type(2));
-    assert_eq!(r.error_code, MISMATCHED_ENDPOINT_TYPE);
+    assert_eq!(r.error_code, E::MismatchedEndpointType.code());
     let r = c.call(2, &DescribeClusterRequest::default().with_endpoint_type(9));
-    assert_eq!(r.error_code, UNSUPPORTED_ENDPOINT_TYPE);
+    assert_eq!(r.error_code, E::UnsupportedEndpointType.code());
 }
 
 #[test]
@@ -986,11 +973,11 @@ fn offset_for_leader_epoch_answers_epoch_zero() {
         assert_eq!(ask(&mut c, v, "ofe", 0, 0), (NONE, 0, 3));
         assert_eq!(ask(&mut c, v, "ofe", -1, 0), (NONE, 0, 3));
         assert_eq!(ask(&mut c, v, "ofe", 0, 5), (NONE, -1, -1));
-        assert_eq!(ask(&mut c, v, "ofe", 1, 0).0, UNKNOWN_LEADER_EPOCH);
-        assert_eq!(ask(&mut c, v, "ofe", -2, 0).0, FENCED_LEADER_EPOCH);
+        assert_eq!(ask(&mut c, v, "ofe", 1, 0).0, E::UnknownLeaderEpoch.code());
+        assert_eq!(ask(&mut c, v, "ofe", -2, 0).0, E::FencedLeaderEpoch.code());
         assert_eq!(
             ask(&mut c, v, "nope", 0, 0),
-            (UNKNOWN_TOPIC_OR_PARTITION, -1, -1)
+            (E::UnknownTopicOrPartition.code(), -1, -1)
         );
     }
 }
@@ -1020,9 +1007,9 @@ fn elections_and_reassignments_on_one_node() {
         assert_eq!(
             codes,
             vec![
-                ELECTION_NOT_NEEDED,
-                ELECTION_NOT_NEEDED,
-                UNKNOWN_TOPIC_OR_PARTITION
+                E::ElectionNotNeeded.code(),
+                E::ElectionNotNeeded.code(),
+                E::UnknownTopicOrPartition.code()
             ]
         );
     }
@@ -1051,24 +1038,27 @@ fn elections_and_reassignments_on_one_node() {
     assert_eq!(reassign(&mut c, "el", 0, Some(vec![NODE])), NONE);
     assert_eq!(
         reassign(&mut c, "el", 0, Some(vec![NODE, 2])),
-        INVALID_REPLICA_ASSIGNMENT
+        E::InvalidReplicaAssignment.code()
     );
     assert_eq!(
         reassign(&mut c, "el", 0, Some(vec![])),
-        INVALID_REPLICA_ASSIGNMENT
+        E::InvalidReplicaAssignment.code()
     );
     assert_eq!(
         reassign(&mut c, "el", 0, Some(vec![NODE, NODE])),
-        INVALID_REPLICA_ASSIGNMENT
+        E::InvalidReplicaAssignment.code()
     );
-    assert_eq!(reassign(&mut c, "el", 0, None), NO_REASSIGNMENT_IN_PROGRESS);
+    assert_eq!(
+        reassign(&mut c, "el", 0, None),
+        E::NoReassignmentInProgress.code()
+    );
     assert_eq!(
         reassign(&mut c, "el", 5, Some(vec![NODE])),
-        UNKNOWN_TOPIC_OR_PARTITION
+        E::UnknownTopicOrPartition.code()
     );
     assert_eq!(
         reassign(&mut c, "nope", 0, Some(vec![NODE])),
-        UNKNOWN_TOPIC_OR_PARTITION
+        E::UnknownTopicOrPartition.code()
     );
     let r = c.call(
         0,
@@ -1171,7 +1161,7 @@ fn client_quotas_are_stored_and_described() {
             &[("bogus_rate", 1.0, false)],
             false
         ),
-        INVALID_REQUEST
+        E::InvalidRequest.code()
     );
     assert_eq!(
         alter_quota(
@@ -1180,7 +1170,7 @@ fn client_quotas_are_stored_and_described() {
             &[("producer_byte_rate", 1.5, false)],
             false
         ),
-        INVALID_REQUEST
+        E::InvalidRequest.code()
     );
     assert_eq!(
         alter_quota(
@@ -1189,7 +1179,7 @@ fn client_quotas_are_stored_and_described() {
             &[("producer_byte_rate", 1.0, false)],
             false
         ),
-        INVALID_REQUEST
+        E::InvalidRequest.code()
     );
     assert_eq!(
         alter_quota(
@@ -1198,7 +1188,7 @@ fn client_quotas_are_stored_and_described() {
             &[("producer_byte_rate", 1.0, false)],
             false
         ),
-        INVALID_REQUEST
+        E::InvalidRequest.code()
     );
     assert_eq!(
         alter_quota(
@@ -1243,7 +1233,7 @@ fn client_quotas_are_stored_and_described() {
         vec![exact("user", "a"), exact("ip", "1.2.3.4")],
         false,
     );
-    assert_eq!(r.error_code, INVALID_REQUEST);
+    assert_eq!(r.error_code, E::InvalidRequest.code());
 
     drop(c);
     b.stop();
@@ -1285,19 +1275,25 @@ fn acl_apis_answer_security_disabled() {
     );
     assert_eq!(
         (r.error_code, r.error_message.as_deref()),
-        (SECURITY_DISABLED, Some("No Authorizer is configured."))
+        (
+            E::SecurityDisabled.code(),
+            Some("No Authorizer is configured.")
+        )
     );
     let r = c.call(
         3,
         &CreateAclsRequest::default().with_creations(vec![Default::default(), Default::default()]),
     );
     assert_eq!(r.results.len(), 2);
-    assert!(r.results.iter().all(|x| x.error_code == SECURITY_DISABLED));
+    assert!(r
+        .results
+        .iter()
+        .all(|x| x.error_code == E::SecurityDisabled.code()));
     let r = c.call(
         1,
         &DeleteAclsRequest::default().with_filters(vec![Default::default()]),
     );
-    assert_eq!(r.filter_results[0].error_code, SECURITY_DISABLED);
+    assert_eq!(r.filter_results[0].error_code, E::SecurityDisabled.code());
 }
 
 #[test]

@@ -29,11 +29,6 @@ use kastle::record::builder::BatchBuilder;
 use kastle::record::compression::{compress, decompress};
 use kastle::record::Compression;
 
-const NONE: i16 = 0;
-const MESSAGE_TOO_LARGE: i16 = 10;
-const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
-const INVALID_RECORD: i16 = 87;
-
 const GZIP: u8 = 1;
 const SNAPPY: u8 = 2;
 const LZ4: u8 = 3;
@@ -341,7 +336,8 @@ fn zstd_requires_produce_v7() {
     for v in 3..=6i16 {
         let r = produce_v(&mut c, v, "zv", &zbatch);
         assert_eq!(
-            r.error_code, UNSUPPORTED_COMPRESSION_TYPE,
+            r.error_code,
+            E::UnsupportedCompressionType.code(),
             "zstd on Produce v{v}: {:?}",
             r.error_message
         );
@@ -507,7 +503,7 @@ fn corrupt_compressed_payloads_rejected() {
         let before = latest(c, topic);
         let r = produce(c, topic, batch);
         let after = latest(c, topic);
-        if r.error_code != INVALID_RECORD || after != before {
+        if r.error_code != E::InvalidRecord.code() || after != before {
             failures.push(format!(
                 "{what}: expected INVALID_RECORD (87), got {} ({:?}); log end {before} -> {after}",
                 r.error_code, r.error_message
@@ -598,13 +594,31 @@ fn compressed_record_count_mismatch_rejected() {
             let what = |k: &str| format!("codec {codec} on {topic}: {k}");
             let mut fewer = batch.clone();
             set_count(&mut fewer, 2);
-            produce_err(&mut c, topic, &fewer, INVALID_RECORD, &what("count 2 of 3"));
+            produce_err(
+                &mut c,
+                topic,
+                &fewer,
+                E::InvalidRecord.code(),
+                &what("count 2 of 3"),
+            );
             let mut more = batch.clone();
             set_count(&mut more, 4);
-            produce_err(&mut c, topic, &more, INVALID_RECORD, &what("count 4 of 3"));
+            produce_err(
+                &mut c,
+                topic,
+                &more,
+                E::InvalidRecord.code(),
+                &what("count 4 of 3"),
+            );
             let mut one = batch.clone();
             set_count(&mut one, 1);
-            produce_err(&mut c, topic, &one, INVALID_RECORD, &what("count 1 of 3"));
+            produce_err(
+                &mut c,
+                topic,
+                &one,
+                E::InvalidRecord.code(),
+                &what("count 1 of 3"),
+            );
             assert_eq!(latest(&mut c, topic), 0);
         }
         // Offset deltas 0, 2, 1 (lastOffsetDelta 2, count 3): Kafka rebuilds
@@ -619,7 +633,7 @@ fn compressed_record_count_mismatch_rejected() {
             &mut c,
             "cnt",
             &odd,
-            INVALID_RECORD,
+            E::InvalidRecord.code(),
             "inner offset deltas 0,2,1",
         );
         // A record whose own length prefix runs past the decompressed data.
@@ -630,14 +644,20 @@ fn compressed_record_count_mismatch_rejected() {
             &mut c,
             "cnt",
             &short,
-            INVALID_RECORD,
+            E::InvalidRecord.code(),
             "last record cut short",
         );
         // Trailing junk after the last record.
         let mut recs = raw_records(&bb);
         recs.extend_from_slice(b"junk");
         let long = with_payload(&batch, codec, &compress(compression(codec), &recs).unwrap());
-        produce_err(&mut c, "cnt", &long, INVALID_RECORD, "trailing bytes");
+        produce_err(
+            &mut c,
+            "cnt",
+            &long,
+            E::InvalidRecord.code(),
+            "trailing bytes",
+        );
         assert_eq!(latest(&mut c, "cnt"), 0);
     }
 }
@@ -745,7 +765,7 @@ fn decompression_bombs_refused_with_bounded_memory() {
                     &mut c,
                     topic,
                     bb,
-                    MESSAGE_TOO_LARGE,
+                    E::MessageTooLarge.code(),
                     &format!("{what} bomb on {topic} (round {round})"),
                 );
                 eprintln!(
@@ -757,7 +777,8 @@ fn decompression_bombs_refused_with_bounded_memory() {
         for topic in ["bomb", "bomb-z"] {
             let r = produce(&mut c, topic, &snappy_liar);
             assert!(
-                r.error_code == MESSAGE_TOO_LARGE || r.error_code == INVALID_RECORD,
+                r.error_code == E::MessageTooLarge.code()
+                    || r.error_code == E::InvalidRecord.code(),
                 "snappy block claiming 2 GiB on {topic}: {} {:?}",
                 r.error_code,
                 r.error_message
@@ -816,7 +837,7 @@ fn decompression_budget_follows_max_message_bytes() {
         &mut c,
         "small",
         &over,
-        MESSAGE_TOO_LARGE,
+        E::MessageTooLarge.code(),
         "20 MiB into a 16 MiB budget",
     );
     // A real 12 MiB (decompressed) batch of highly compressible records

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{free_port, Client};
+use crate::support::{free_port, Client, NONE};
 use kafka_protocol::messages::{DescribeClusterRequest, FindCoordinatorRequest, MetadataRequest};
 
 const CLUSTER_ID: &str = "MkU3OEVBNTcwNTJENDM2Qk";
@@ -140,7 +140,7 @@ fn metadata_brokers(port: u16) -> Vec<String> {
 fn describe_cluster(port: u16) -> (String, Vec<String>) {
     let mut c = Client::connect(port);
     let r = c.call(0, &DescribeClusterRequest::default());
-    assert_eq!(r.error_code, 0);
+    assert_eq!(r.error_code, NONE);
     let brokers = r
         .brokers
         .iter()
@@ -158,7 +158,7 @@ fn group_coordinator(port: u16) -> String {
     let r = c.call(4, &req);
     assert_eq!(r.coordinators.len(), 1);
     let co = &r.coordinators[0];
-    assert_eq!(co.error_code, 0);
+    assert_eq!(co.error_code, NONE);
     format!("{}:{}", co.host.as_str(), co.port)
 }
 

@@ -7,7 +7,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::{Broker, Client};
+use crate::support::{Broker, Client, E, NONE};
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
@@ -23,19 +23,6 @@ use kafka_protocol::messages::offset_fetch_request::{
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-
-const NONE: i16 = 0;
-const ILLEGAL_GENERATION: i16 = 22;
-const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-const UNKNOWN_MEMBER_ID: i16 = 25;
-const INVALID_SESSION_TIMEOUT: i16 = 26;
-const REBALANCE_IN_PROGRESS: i16 = 27;
-const INVALID_REQUEST: i16 = 42;
-const NON_EMPTY_GROUP: i16 = 68;
-const GROUP_ID_NOT_FOUND: i16 = 69;
-const MEMBER_ID_REQUIRED: i16 = 79;
-const FENCED_INSTANCE_ID: i16 = 82;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -77,7 +64,7 @@ fn join_req(j: &Joiner) -> JoinGroupRequest {
 /// JoinGroup v7, answering MEMBER_ID_REQUIRED by rejoining with the id.
 fn join(c: &mut Client, j: &mut Joiner) -> JoinGroupResponse {
     let r = c.call(7, &join_req(j));
-    if r.error_code == MEMBER_ID_REQUIRED {
+    if r.error_code == E::MemberIdRequired.code() {
         j.member = r.member_id.to_string();
         return c.call(7, &join_req(j));
     }
@@ -180,7 +167,7 @@ fn fetch_offsets(
                     .with_name(TopicName(s(topic)))
                     .with_partition_indexes(parts.to_vec())]))]);
         let r = c.call(version, &req);
-        assert_eq!(r.groups[0].error_code, 0);
+        assert_eq!(r.groups[0].error_code, NONE);
         return r.groups[0].topics[0]
             .partitions
             .iter()
@@ -193,7 +180,7 @@ fn fetch_offsets(
             .with_name(TopicName(s(topic)))
             .with_partition_indexes(parts.to_vec())]));
     let r = c.call(version, &req);
-    assert_eq!(r.error_code, 0);
+    assert_eq!(r.error_code, NONE);
     r.topics[0]
         .partitions
         .iter()
@@ -211,7 +198,7 @@ fn find_coordinator_every_version() {
             req = req.with_key_type(1);
         }
         let r = c.call(v, &req);
-        assert_eq!(r.error_code, 0, "v{v}");
+        assert_eq!(r.error_code, NONE, "v{v}");
         assert_eq!(r.node_id.0, 1, "v{v}");
         assert_eq!(r.host.as_str(), "127.0.0.1");
         assert_eq!(r.port, i32::from(b.port));
@@ -225,7 +212,7 @@ fn find_coordinator_every_version() {
             assert_eq!(r.coordinators.len(), 3, "v{v}");
             for (co, k) in r.coordinators.iter().zip(["a", "b", "c"]) {
                 assert_eq!(co.key.as_str(), k);
-                assert_eq!(co.error_code, 0);
+                assert_eq!(co.error_code, NONE);
                 assert_eq!(co.node_id.0, 1);
                 assert_eq!(co.port, i32::from(b.port));
             }
@@ -233,7 +220,10 @@ fn find_coordinator_every_version() {
         let bad = FindCoordinatorRequest::default()
             .with_key_type(7)
             .with_coordinator_keys(vec![s("a")]);
-        assert_eq!(c.call(v, &bad).coordinators[0].error_code, INVALID_REQUEST);
+        assert_eq!(
+            c.call(v, &bad).coordinators[0].error_code,
+            E::InvalidRequest.code()
+        );
     }
     // __consumer_offsets exists and is internal.
     let md = c.call(12, &MetadataRequest::default().with_topics(None));
@@ -258,7 +248,7 @@ fn member_id_required_then_join_and_sync() {
         meta: b"meta-a",
     };
     let first = c.call(7, &join_req(&j));
-    assert_eq!(first.error_code, MEMBER_ID_REQUIRED);
+    assert_eq!(first.error_code, E::MemberIdRequired.code());
     assert!(first.member_id.starts_with(crate::support::CLIENT_ID));
     j.member = first.member_id.to_string();
     let r = c.call(7, &join_req(&j));
@@ -309,11 +299,14 @@ fn member_id_required_then_join_and_sync() {
     };
     assert_eq!(
         c.call(7, &join_req(&bad)).error_code,
-        INVALID_SESSION_TIMEOUT
+        E::InvalidSessionTimeout.code()
     );
     bad.session_ms = 10_000;
     bad.member = "nobody".into();
-    assert_eq!(c.call(7, &join_req(&bad)).error_code, UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        c.call(7, &join_req(&bad)).error_code,
+        E::UnknownMemberId.code()
+    );
     let wrong_type = join_req(&Joiner {
         group: "g-single",
         member: String::new(),
@@ -324,7 +317,7 @@ fn member_id_required_then_join_and_sync() {
     .with_protocol_type(s("connect"));
     assert_eq!(
         c.call(7, &wrong_type).error_code,
-        INCONSISTENT_GROUP_PROTOCOL
+        E::InconsistentGroupProtocol.code()
     );
     let huge = join_req(&Joiner {
         group: "g-huge",
@@ -333,7 +326,7 @@ fn member_id_required_then_join_and_sync() {
         session_ms: 10_000,
         meta: &vec![0u8; 2 * 1024 * 1024],
     });
-    assert_eq!(c.call(7, &huge).error_code, INVALID_REQUEST);
+    assert_eq!(c.call(7, &huge).error_code, E::InvalidRequest.code());
 }
 
 /// Two members: the second join makes the first rejoin (heartbeat says
@@ -377,7 +370,7 @@ fn rebalance_with_leader_assignment() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let e = heartbeat(&mut ca, group, 1, &a.member);
-        if e == REBALANCE_IN_PROGRESS {
+        if e == E::RebalanceInProgress.code() {
             break;
         }
         assert_eq!(e, NONE);
@@ -398,7 +391,10 @@ fn rebalance_with_leader_assignment() {
         .unwrap();
     assert!(ja2.members.iter().any(|m| &m.metadata[..] == b"meta-b"));
     // Stale generation.
-    assert_eq!(heartbeat(&mut ca, group, 1, &a.member), ILLEGAL_GENERATION);
+    assert_eq!(
+        heartbeat(&mut ca, group, 1, &a.member),
+        E::IllegalGeneration.code()
+    );
     let sa = sync(
         &mut ca,
         group,
@@ -416,14 +412,17 @@ fn rebalance_with_leader_assignment() {
     assert_eq!(&sb.assignment[..], b"part-b");
     assert_eq!(heartbeat(&mut ca, group, 2, &a.member), NONE);
     assert_eq!(heartbeat(&mut cb, group, 2, &b_member), NONE);
-    assert_eq!(heartbeat(&mut ca, group, 2, "bogus"), UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        heartbeat(&mut ca, group, 2, "bogus"),
+        E::UnknownMemberId.code()
+    );
     assert_eq!(
         heartbeat(&mut ca, "no-such-group", 2, "bogus"),
-        UNKNOWN_MEMBER_ID
+        E::UnknownMemberId.code()
     );
     assert_eq!(
         sync(&mut ca, group, 1, &a.member, None, &[]).error_code,
-        ILLEGAL_GENERATION
+        E::IllegalGeneration.code()
     );
 
     // A third member: both existing members see REBALANCE_IN_PROGRESS.
@@ -440,13 +439,13 @@ fn rebalance_with_leader_assignment() {
         join(&mut cc, &mut cj)
     });
     let deadline = Instant::now() + Duration::from_secs(10);
-    while heartbeat(&mut ca, group, 2, &a.member) != REBALANCE_IN_PROGRESS {
+    while heartbeat(&mut ca, group, 2, &a.member) != E::RebalanceInProgress.code() {
         assert!(Instant::now() < deadline);
         thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(
         heartbeat(&mut cb, group, 2, &b_member),
-        REBALANCE_IN_PROGRESS
+        E::RebalanceInProgress.code()
     );
     let d = describe(&mut ca, group);
     assert_eq!(d.group_state.as_str(), "PreparingRebalance");
@@ -500,7 +499,7 @@ fn session_timeout_removes_silent_member() {
         bj.member
     });
     let deadline = Instant::now() + Duration::from_secs(10);
-    while heartbeat(&mut ca, group, 1, &a.member) != REBALANCE_IN_PROGRESS {
+    while heartbeat(&mut ca, group, 1, &a.member) != E::RebalanceInProgress.code() {
         assert!(Instant::now() < deadline);
         thread::sleep(Duration::from_millis(20));
     }
@@ -515,7 +514,7 @@ fn session_timeout_removes_silent_member() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let e = heartbeat(&mut ca, group, 2, &a.member);
-        if e == REBALANCE_IN_PROGRESS {
+        if e == E::RebalanceInProgress.code() {
             break;
         }
         assert!(Instant::now() < deadline, "B never expired");
@@ -525,7 +524,10 @@ fn session_timeout_removes_silent_member() {
     assert_eq!(j3.generation_id, 3);
     assert_eq!(j3.members.len(), 1);
     let mut cb = b.client();
-    assert_eq!(heartbeat(&mut cb, group, 2, &b_member), UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        heartbeat(&mut cb, group, 2, &b_member),
+        E::UnknownMemberId.code()
+    );
 
     // A MEMBER_ID_REQUIRED member that never rejoins is forgotten.
     let mut p = Joiner {
@@ -536,10 +538,13 @@ fn session_timeout_removes_silent_member() {
         meta: b"p",
     };
     let r = cb.call(7, &join_req(&p));
-    assert_eq!(r.error_code, MEMBER_ID_REQUIRED);
+    assert_eq!(r.error_code, E::MemberIdRequired.code());
     thread::sleep(Duration::from_millis(600));
     p.member = r.member_id.to_string();
-    assert_eq!(cb.call(7, &join_req(&p)).error_code, UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        cb.call(7, &join_req(&p)).error_code,
+        E::UnknownMemberId.code()
+    );
 }
 
 #[test]
@@ -588,7 +593,7 @@ fn static_member_rejoin_keeps_assignment() {
         .with_generation_id(1)
         .with_member_id(s(&old))
         .with_group_instance_id(Some(s("inst-1")));
-    assert_eq!(c.call(4, &hb).error_code, FENCED_INSTANCE_ID);
+    assert_eq!(c.call(4, &hb).error_code, E::FencedInstanceId.code());
     assert_eq!(describe(&mut c, group).group_state.as_str(), "Stable");
     // Leaving by instance id (v3+ batch form).
     let leave = LeaveGroupRequest::default()
@@ -623,7 +628,7 @@ fn offsets_survive(kill: bool) {
     let codes = commit(&mut c, 2, "g-simple", -1, "", &[("t-off", 1, 20)]);
     assert_eq!(codes, vec![NONE]);
     let codes = commit(&mut c, 8, "g-simple", -1, "", &[("no-such-topic", 0, 1)]);
-    assert_eq!(codes, vec![UNKNOWN_TOPIC_OR_PARTITION]);
+    assert_eq!(codes, vec![E::UnknownTopicOrPartition.code()]);
     for v in 1..=9 {
         assert_eq!(
             fetch_offsets(&mut c, v, "g-simple", "t-off", &[0, 1, 2, 3]),
@@ -654,19 +659,19 @@ fn offsets_survive(kill: bool) {
     );
     assert_eq!(
         commit(&mut c, 8, "g-managed", 5, &j.member, &[("t-off", 0, 8)]),
-        vec![ILLEGAL_GENERATION]
+        vec![E::IllegalGeneration.code()]
     );
     assert_eq!(
         commit(&mut c, 8, "g-managed", -1, "", &[("t-off", 0, 8)]),
-        vec![UNKNOWN_MEMBER_ID]
+        vec![E::UnknownMemberId.code()]
     );
     assert_eq!(
         commit(&mut c, 8, "g-nope", 3, "m", &[("t-off", 0, 8)]),
-        vec![ILLEGAL_GENERATION]
+        vec![E::IllegalGeneration.code()]
     );
     assert_eq!(
         commit(&mut c, 9, "g-nope", 3, "m", &[("t-off", 0, 8)]),
-        vec![GROUP_ID_NOT_FOUND]
+        vec![E::GroupIdNotFound.code()]
     );
     drop(c);
     if kill {
@@ -784,7 +789,7 @@ fn list_describe_delete_and_offset_delete() {
     assert_eq!(dr.groups[0].error_code, NONE);
     assert_eq!(dr.groups[0].members.len(), 1);
     assert!(dr.groups[0].authorized_operations > 0);
-    assert_eq!(dr.groups[1].error_code, GROUP_ID_NOT_FOUND);
+    assert_eq!(dr.groups[1].error_code, E::GroupIdNotFound.code());
     let old = c.call(
         5,
         &DescribeGroupsRequest::default().with_groups(vec![GroupId(s("missing"))]),
@@ -805,8 +810,8 @@ fn list_describe_delete_and_offset_delete() {
     let r = c.call(0, &od("g-live", "t-adm"));
     assert_eq!(r.error_code, NONE);
     assert_eq!(
-        r.topics[0].partitions[0].error_code, 86,
-        "GROUP_SUBSCRIBED_TO_TOPIC"
+        r.topics[0].partitions[0].error_code,
+        E::GroupSubscribedToTopic.code()
     );
     let r = c.call(0, &od("g-empty", "t-adm"));
     assert_eq!(r.error_code, NONE);
@@ -816,11 +821,11 @@ fn list_describe_delete_and_offset_delete() {
         vec![-1, 2]
     );
     let r = c.call(0, &od("g-missing", "t-adm"));
-    assert_eq!(r.error_code, GROUP_ID_NOT_FOUND);
+    assert_eq!(r.error_code, E::GroupIdNotFound.code());
     let r = c.call(0, &od("g-empty", "nope"));
     assert_eq!(
         r.topics[0].partitions[0].error_code,
-        UNKNOWN_TOPIC_OR_PARTITION
+        E::UnknownTopicOrPartition.code()
     );
 
     // DeleteGroups.
@@ -833,7 +838,10 @@ fn list_describe_delete_and_offset_delete() {
         ]),
     );
     let codes: Vec<i16> = del.results.iter().map(|r| r.error_code).collect();
-    assert_eq!(codes, vec![NONE, NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND]);
+    assert_eq!(
+        codes,
+        vec![NONE, E::NonEmptyGroup.code(), E::GroupIdNotFound.code()]
+    );
     assert_eq!(
         fetch_offsets(&mut c, 8, "g-empty", "t-adm", &[0, 1]),
         vec![-1, -1]

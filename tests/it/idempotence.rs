@@ -27,12 +27,6 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Produ
 use kafka_protocol::messages::{BrokerId, ProducerId, TransactionalId};
 use kafka_protocol::protocol::Decodable;
 
-const NONE: i16 = 0;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-const INVALID_PRODUCER_EPOCH: i16 = 47;
-const INVALID_RECORD: i16 = 87;
-
 const PRODUCE_VERSION: i16 = 9;
 
 // ---------------------------------------------------------------------------
@@ -368,7 +362,7 @@ fn duplicates_gaps_and_epochs() {
         "idem",
         0,
         &gap,
-        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        E::OutOfOrderSequenceNumber.code(),
         "seq 9 after last seq 4",
     );
     // A sequence already passed but not a retry of a recorded batch (overlap).
@@ -378,7 +372,7 @@ fn duplicates_gaps_and_epochs() {
         "idem",
         0,
         &overlap,
-        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        E::OutOfOrderSequenceNumber.code(),
         "seq 4 (inside the last batch)",
     );
     assert_eq!(
@@ -394,7 +388,7 @@ fn duplicates_gaps_and_epochs() {
         "idem",
         0,
         &e1_bad,
-        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        E::OutOfOrderSequenceNumber.code(),
         "epoch 1 starting at seq 5",
     );
     let e1 = producer_batch(pid, 1, 0, 2, ts, "e1");
@@ -407,7 +401,7 @@ fn duplicates_gaps_and_epochs() {
         "idem",
         0,
         &old,
-        INVALID_PRODUCER_EPOCH,
+        E::InvalidProducerEpoch.code(),
         "epoch 0 after epoch 1 wrote",
     );
     produce_err(
@@ -415,7 +409,7 @@ fn duplicates_gaps_and_epochs() {
         "idem",
         0,
         &b1,
-        INVALID_PRODUCER_EPOCH,
+        E::InvalidProducerEpoch.code(),
         "retry of an epoch-0 batch after epoch 1 wrote",
     );
     // A retry in the new epoch is still a duplicate.
@@ -446,7 +440,7 @@ fn duplicates_gaps_and_epochs() {
         "idem",
         0,
         &noseq,
-        INVALID_RECORD,
+        E::InvalidRecord.code(),
         "producer id with base sequence -1",
     );
 
@@ -504,7 +498,7 @@ fn duplicate_window_is_five_batches() {
         "win",
         0,
         &batches[2],
-        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        E::OutOfOrderSequenceNumber.code(),
         "retry of the 6th most recent batch",
     );
     produce_err(
@@ -512,7 +506,7 @@ fn duplicate_window_is_five_batches() {
         "win",
         0,
         &batches[0],
-        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        E::OutOfOrderSequenceNumber.code(),
         "retry of the oldest batch",
     );
     // A retry with the same first sequence but a different record count is not a duplicate.
@@ -522,7 +516,7 @@ fn duplicate_window_is_five_batches() {
         "win",
         0,
         &odd,
-        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        E::OutOfOrderSequenceNumber.code(),
         "seq 14 with 1 record (batch had 2)",
     );
     assert_eq!(latest(&mut c, "win", 0), 16);
@@ -565,7 +559,7 @@ fn sequence_wraps_at_int32_max() {
         "wrap",
         0,
         &z,
-        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        E::OutOfOrderSequenceNumber.code(),
         "seq 0 after seq 3",
     );
     assert_eq!(latest(&mut c, "wrap", 0), 6);
@@ -724,7 +718,7 @@ fn producer_state_survives_kill_9_and_graceful_restart() {
         "dur",
         0,
         &written[written.len() - 6].1,
-        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        E::OutOfOrderSequenceNumber.code(),
         "after kill -9: 6th most recent batch",
     );
     let gap = producer_batch(pid, 0, 100, 1, ts, "gap");
@@ -733,7 +727,7 @@ fn producer_state_survives_kill_9_and_graceful_restart() {
         "dur",
         0,
         &gap,
-        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        E::OutOfOrderSequenceNumber.code(),
         "after kill -9: gap",
     );
     written.extend(write_seq(&mut c, "dur", pid, 16, 3, ts, 0, &mut next));
@@ -764,7 +758,7 @@ fn producer_state_survives_kill_9_and_graceful_restart() {
         "dur",
         0,
         &written[written.len() - 6].1,
-        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        E::OutOfOrderSequenceNumber.code(),
         "after SIGTERM: 6th most recent batch",
     );
     // Bump the epoch, then crash again: the old epoch stays fenced.
@@ -787,7 +781,7 @@ fn producer_state_survives_kill_9_and_graceful_restart() {
         "dur",
         0,
         &last,
-        INVALID_PRODUCER_EPOCH,
+        E::InvalidProducerEpoch.code(),
         "after second kill -9: epoch 0 retry",
     );
     let e1b = producer_batch(pid, 1, 1, 1, ts, "e1b");
@@ -867,7 +861,7 @@ fn producer_state_survives_kill_9_with_rolled_segments() {
         "roll",
         0,
         &b_batches[b_batches.len() - 6].1,
-        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        E::OutOfOrderSequenceNumber.code(),
         "B's 6th most recent batch",
     );
     // Both go on in sequence.
@@ -1016,7 +1010,7 @@ fn describe_producers_lists_state() {
         );
         assert_eq!(
             (parts[2].partition_index, parts[2].error_code),
-            (7, UNKNOWN_TOPIC_OR_PARTITION),
+            (7, E::UnknownTopicOrPartition.code()),
             "{what}: nonexistent partition 7"
         );
     };
@@ -1025,7 +1019,8 @@ fn describe_producers_lists_state() {
     let unknown = describe_producers(&mut c, "no-such-topic", &[0]);
     assert_eq!(unknown[0].partition_index, 0);
     assert_eq!(
-        unknown[0].error_code, UNKNOWN_TOPIC_OR_PARTITION,
+        unknown[0].error_code,
+        E::UnknownTopicOrPartition.code(),
         "unknown topic"
     );
     assert!(unknown[0].active_producers.is_empty());

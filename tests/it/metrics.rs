@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::support::{create_topic_with, free_port, sb, simple_batch, tn, Broker, Client};
+use crate::support::{create_topic_with, free_port, sb, simple_batch, tn, Broker, Client, E, NONE};
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::offset_commit_request::{
@@ -19,10 +19,6 @@ use kafka_protocol::messages::offset_commit_request::{
 };
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-
-const NONE: i16 = 0;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const OFFSET_OUT_OF_RANGE: i16 = 1;
 
 // ---------------------------------------------------------------------------
 // HTTP and scrape helpers
@@ -291,11 +287,11 @@ fn figures_move_by_what_clients_did() {
     let stray = simple_batch(2, 10, 1_700_000_000_000, 9);
     assert_eq!(
         produce(&mut c, "m-orders", 7, &stray),
-        UNKNOWN_TOPIC_OR_PARTITION
+        E::UnknownTopicOrPartition.code()
     );
     assert_eq!(
         produce(&mut c, "m-nowhere", 0, &stray),
-        UNKNOWN_TOPIC_OR_PARTITION
+        E::UnknownTopicOrPartition.code()
     );
 
     // Read partition 0 from the start and from offset 12 (a batch boundary:
@@ -307,7 +303,7 @@ fn figures_move_by_what_clients_did() {
     assert_eq!(code, NONE);
     assert!(read_tail > 0 && read_tail < bytes_p0);
     let (code, _) = fetch(&mut c, "m-orders", 0, 1_000);
-    assert_eq!(code, OFFSET_OUT_OF_RANGE);
+    assert_eq!(code, E::OffsetOutOfRange.code());
 
     commit(&mut c, "m-group", "m-orders", &[(0, 3), (1, 1)]);
 

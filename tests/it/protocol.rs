@@ -34,22 +34,6 @@ use kafka_protocol::protocol::Decodable;
 use uuid::Uuid;
 
 // Kafka error codes used below.
-const NONE: i16 = 0;
-const OFFSET_OUT_OF_RANGE: i16 = 1;
-const CORRUPT_MESSAGE: i16 = 2;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const LEADER_NOT_AVAILABLE: i16 = 5;
-const MESSAGE_TOO_LARGE: i16 = 10;
-const INVALID_TOPIC_EXCEPTION: i16 = 17;
-const INVALID_REQUIRED_ACKS: i16 = 21;
-const UNSUPPORTED_VERSION: i16 = 35;
-const TOPIC_ALREADY_EXISTS: i16 = 36;
-const INVALID_PARTITIONS: i16 = 37;
-const INVALID_REPLICATION_FACTOR: i16 = 38;
-const INVALID_CONFIG: i16 = 40;
-const INVALID_REQUEST: i16 = 42;
-const INVALID_RECORD: i16 = 87;
-const UNKNOWN_TOPIC_ID: i16 = 100;
 
 // ---------------------------------------------------------------------------
 // Request helpers
@@ -363,7 +347,7 @@ fn api_versions_ranges_and_errors() {
     let (corr, mut body) = c.recv_frame().expect("response to ApiVersions v5");
     assert_eq!(corr, 777);
     let r = ApiVersionsResponse::decode(&mut body, 0).expect("v0 body");
-    assert_eq!(r.error_code, UNSUPPORTED_VERSION);
+    assert_eq!(r.error_code, E::UnsupportedVersion.code());
     let av = r
         .api_keys
         .iter()
@@ -382,7 +366,8 @@ fn api_versions_ranges_and_errors() {
             .with_client_software_version(sb("1.0")),
     );
     assert_eq!(
-        r.error_code, INVALID_REQUEST,
+        r.error_code,
+        E::InvalidRequest.code(),
         "client_software_name \"-bad\""
     );
     let r = c.call(
@@ -392,7 +377,8 @@ fn api_versions_ranges_and_errors() {
             .with_client_software_version(sb("1.0-")),
     );
     assert_eq!(
-        r.error_code, INVALID_REQUEST,
+        r.error_code,
+        E::InvalidRequest.code(),
         "client_software_version \"1.0-\""
     );
     b.assert_alive();
@@ -680,25 +666,25 @@ fn create_topics_validation() {
 
     assert_eq!(
         create(&mut c, "t1", 3, &[]).error_code,
-        TOPIC_ALREADY_EXISTS
+        E::TopicAlreadyExists.code()
     );
     assert_eq!(
         create(&mut c, "bad/name", 1, &[]).error_code,
-        INVALID_TOPIC_EXCEPTION
+        E::InvalidTopicException.code()
     );
     assert_eq!(
         create(&mut c, &"x".repeat(250), 1, &[]).error_code,
-        INVALID_TOPIC_EXCEPTION,
+        E::InvalidTopicException.code(),
         "250-char name"
     );
     assert_eq!(
         create(&mut c, ".", 1, &[]).error_code,
-        INVALID_TOPIC_EXCEPTION,
+        E::InvalidTopicException.code(),
         "\".\""
     );
     assert_eq!(
         create(&mut c, "..", 1, &[]).error_code,
-        INVALID_TOPIC_EXCEPTION,
+        E::InvalidTopicException.code(),
         "\"..\""
     );
     // 249 chars is the maximum legal length.
@@ -709,27 +695,27 @@ fn create_topics_validation() {
     );
 
     let r = create_topics(&mut c, 7, vec![topic_spec("rf3", 1, 3, &[])], false);
-    assert_eq!(r[0].error_code, INVALID_REPLICATION_FACTOR);
+    assert_eq!(r[0].error_code, E::InvalidReplicationFactor.code());
     assert_eq!(
         create(&mut c, "zero", 0, &[]).error_code,
-        INVALID_PARTITIONS
+        E::InvalidPartitions.code()
     );
     assert_eq!(
         create(&mut c, "neg", -5, &[]).error_code,
-        INVALID_PARTITIONS
+        E::InvalidPartitions.code()
     );
     assert_eq!(
         create(&mut c, "badcfg", 1, &[("made.up.config", "1")]).error_code,
-        INVALID_CONFIG
+        E::InvalidConfig.code()
     );
     assert_eq!(
         create(&mut c, "badval", 1, &[("retention.ms", "soon")]).error_code,
-        INVALID_CONFIG
+        E::InvalidConfig.code()
     );
     for n in ["rf3", "zero", "neg", "badcfg", "badval"] {
         assert_eq!(
             topic_error(&mut c, n),
-            UNKNOWN_TOPIC_OR_PARTITION,
+            E::UnknownTopicOrPartition.code(),
             "{n} must not exist after a failed create"
         );
     }
@@ -739,7 +725,7 @@ fn create_topics_validation() {
     assert_eq!(r[0].error_code, NONE);
     assert_eq!(
         topic_error(&mut c, "dry"),
-        UNKNOWN_TOPIC_OR_PARTITION,
+        E::UnknownTopicOrPartition.code(),
         "validate_only must not create"
     );
 
@@ -747,7 +733,7 @@ fn create_topics_validation() {
     assert_eq!(create(&mut c, "a.b", 1, &[]).error_code, NONE);
     assert_eq!(
         create(&mut c, "a_b", 1, &[]).error_code,
-        INVALID_TOPIC_EXCEPTION,
+        E::InvalidTopicException.code(),
         "a_b collides with a.b"
     );
 
@@ -776,7 +762,8 @@ fn delete_topics() {
             ]),
     );
     assert_eq!(
-        r.responses[0].error_code, UNKNOWN_TOPIC_OR_PARTITION,
+        r.responses[0].error_code,
+        E::UnknownTopicOrPartition.code(),
         "delete missing (v6 by name)"
     );
     let r = c.call(
@@ -786,7 +773,8 @@ fn delete_topics() {
             .with_topic_names(vec![tn("missing")]),
     );
     assert_eq!(
-        r.responses[0].error_code, UNKNOWN_TOPIC_OR_PARTITION,
+        r.responses[0].error_code,
+        E::UnknownTopicOrPartition.code(),
         "delete missing (v4)"
     );
     let r = c.call(
@@ -798,7 +786,8 @@ fn delete_topics() {
             ]),
     );
     assert_eq!(
-        r.responses[0].error_code, UNKNOWN_TOPIC_ID,
+        r.responses[0].error_code,
+        E::UnknownTopicId.code(),
         "delete unknown topic id"
     );
 
@@ -822,7 +811,10 @@ fn delete_topics() {
         Some("byid"),
         "v6 response names the topic"
     );
-    assert_eq!(topic_error(&mut c, "byid"), UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(
+        topic_error(&mut c, "byid"),
+        E::UnknownTopicOrPartition.code()
+    );
     assert!(
         !b.data_dir.join("byid-0").exists() || wait_gone(&b.data_dir.join("byid-0")),
         "partition directory removed"
@@ -838,7 +830,10 @@ fn delete_topics() {
             .with_topic_names(vec![tn("again")]),
     );
     assert_eq!(r.responses[0].error_code, NONE);
-    assert_eq!(topic_error(&mut c, "again"), UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(
+        topic_error(&mut c, "again"),
+        E::UnknownTopicOrPartition.code()
+    );
     let new = create_ok(&mut c, "again", 1);
     assert_ne!(old, new, "recreated topic gets a new id");
     assert_eq!(latest(&mut c, "again", 0), 0, "recreated topic is empty");
@@ -907,7 +902,7 @@ fn metadata_basics_and_restart() {
     let m = metadata(&mut c, 12, Some(&["auto1"]), true);
     let e = md_topic(&m, "auto1").unwrap().error_code;
     assert!(
-        e == NONE || e == LEADER_NOT_AVAILABLE,
+        e == NONE || e == E::LeaderNotAvailable.code(),
         "auto-create first response error {e}"
     );
     let m = metadata(&mut c, 12, Some(&["auto1"]), false);
@@ -916,7 +911,7 @@ fn metadata_basics_and_restart() {
     assert_eq!(t.partitions.len(), 2, "auto-created with num.partitions");
     assert_eq!(
         topic_error(&mut c, "noauto"),
-        UNKNOWN_TOPIC_OR_PARTITION,
+        E::UnknownTopicOrPartition.code(),
         "allow_auto_topic_creation=false"
     );
     // Metadata v1 (no flag) auto-creates too.
@@ -949,17 +944,20 @@ fn metadata_auto_create_disabled() {
     let m = metadata(&mut c, 12, Some(&["nope"]), true);
     assert_eq!(
         md_topic(&m, "nope").unwrap().error_code,
-        UNKNOWN_TOPIC_OR_PARTITION
+        E::UnknownTopicOrPartition.code()
     );
     let m = metadata(&mut c, 1, Some(&["nope"]), true);
     assert_eq!(
         md_topic(&m, "nope").unwrap().error_code,
-        UNKNOWN_TOPIC_OR_PARTITION
+        E::UnknownTopicOrPartition.code()
     );
-    assert_eq!(topic_error(&mut c, "nope"), UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(
+        topic_error(&mut c, "nope"),
+        E::UnknownTopicOrPartition.code()
+    );
     // Produce to an unknown topic does not create it either.
     let r = produce(&mut c, "nope", 0, -1, &simple_batch(1, 5, 1000, 0));
-    assert_eq!(r.error_code, UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(r.error_code, E::UnknownTopicOrPartition.code());
 }
 
 // ---------------------------------------------------------------------------
@@ -1071,7 +1069,11 @@ fn produce_fetch_roundtrip() {
             ..Default::default()
         },
     );
-    assert_eq!(p.error_code, OFFSET_OUT_OF_RANGE, "fetch offset 100 of 17");
+    assert_eq!(
+        p.error_code,
+        E::OffsetOutOfRange.code(),
+        "fetch offset 100 of 17"
+    );
     let p = fetch(
         &mut c,
         "t1",
@@ -1082,17 +1084,19 @@ fn produce_fetch_roundtrip() {
             ..Default::default()
         },
     );
-    assert_eq!(p.error_code, OFFSET_OUT_OF_RANGE, "fetch offset -5");
+    assert_eq!(p.error_code, E::OffsetOutOfRange.code(), "fetch offset -5");
 
     // Unknown topic / partition.
     let p = fetch(&mut c, "nosuch", Uuid::nil(), 0, &FetchArgs::default());
     assert_eq!(
-        p.error_code, UNKNOWN_TOPIC_OR_PARTITION,
+        p.error_code,
+        E::UnknownTopicOrPartition.code(),
         "fetch v12 unknown topic"
     );
     let p = fetch(&mut c, "t1", id, 7, &FetchArgs::default());
     assert_eq!(
-        p.error_code, UNKNOWN_TOPIC_OR_PARTITION,
+        p.error_code,
+        E::UnknownTopicOrPartition.code(),
         "fetch v12 unknown partition"
     );
     let r = fetch_full(
@@ -1110,14 +1114,18 @@ fn produce_fetch_roundtrip() {
     } else {
         r.responses[0].partitions[0].error_code
     };
-    assert_eq!(code, UNKNOWN_TOPIC_ID, "fetch v13 unknown topic id");
+    assert_eq!(code, E::UnknownTopicId.code(), "fetch v13 unknown topic id");
 
     // Corrupt CRC: rejected, nothing appended.
     let mut bad = simple_batch(3, 20, 1_700_000_000_000, 7);
     let last = bad.len() - 1;
     bad[last] ^= 0xff;
     let r = produce(&mut c, "t1", 0, -1, &bad);
-    assert_eq!(r.error_code, CORRUPT_MESSAGE, "flipped byte in a batch");
+    assert_eq!(
+        r.error_code,
+        E::CorruptMessage.code(),
+        "flipped byte in a batch"
+    );
     assert_eq!(
         latest(&mut c, "t1", 0),
         17,
@@ -1126,13 +1134,14 @@ fn produce_fetch_roundtrip() {
 
     // Invalid acks.
     let r = produce(&mut c, "t1", 0, 5, &simple_batch(1, 5, 1, 1));
-    assert_eq!(r.error_code, INVALID_REQUIRED_ACKS, "acks=5");
+    assert_eq!(r.error_code, E::InvalidRequiredAcks.code(), "acks=5");
     assert_eq!(latest(&mut c, "t1", 0), 17);
 
     // Produce to an unknown partition.
     let r = produce(&mut c, "t1", 9, -1, &simple_batch(1, 5, 1, 1));
     assert_eq!(
-        r.error_code, UNKNOWN_TOPIC_OR_PARTITION,
+        r.error_code,
+        E::UnknownTopicOrPartition.code(),
         "produce to partition 9 of 1"
     );
 
@@ -1140,7 +1149,8 @@ fn produce_fetch_roundtrip() {
     create_ok_cfg(&mut c, "small", &[("max.message.bytes", "1000")]);
     let r = produce(&mut c, "small", 0, -1, &simple_batch(1, 2000, 1, 1));
     assert_eq!(
-        r.error_code, MESSAGE_TOO_LARGE,
+        r.error_code,
+        E::MessageTooLarge.code(),
         "2 KB batch into max.message.bytes=1000"
     );
     assert_eq!(latest(&mut c, "small", 0), 0);
@@ -1428,9 +1438,9 @@ fn list_offsets() {
     assert_eq!(r.offset, 6);
     // Unknown topic / partition.
     let r = list_offset(&mut c, 7, "lo", 3, -1);
-    assert_eq!(r.error_code, UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(r.error_code, E::UnknownTopicOrPartition.code());
     let r = list_offset(&mut c, 7, "nosuch", 0, -1);
-    assert_eq!(r.error_code, UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(r.error_code, E::UnknownTopicOrPartition.code());
 }
 
 // ---------------------------------------------------------------------------
@@ -1605,9 +1615,6 @@ fn unknown_config_key_warns() {
 // Extra edge cases
 // ---------------------------------------------------------------------------
 
-const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
-const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
-
 #[test]
 fn create_topics_more() {
     let b = Broker::start(&[]);
@@ -1640,13 +1647,16 @@ fn create_topics_more() {
     );
     for t in &r {
         let want = if t.name.0.as_str() == "dup" {
-            INVALID_REQUEST
+            E::InvalidRequest.code()
         } else {
             NONE
         };
         assert_eq!(t.error_code, want, "{}", t.name.0.as_str());
     }
-    assert_eq!(topic_error(&mut c, "dup"), UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(
+        topic_error(&mut c, "dup"),
+        E::UnknownTopicOrPartition.code()
+    );
     assert_eq!(topic_error(&mut c, "solo"), NONE);
 
     // Manual assignment on broker 1 works; broker 2 does not exist.
@@ -1689,7 +1699,8 @@ fn create_topics_more() {
         false,
     );
     assert_eq!(
-        r[0].error_code, INVALID_REPLICA_ASSIGNMENT,
+        r[0].error_code,
+        E::InvalidReplicaAssignment.code(),
         "assignment to broker 2"
     );
 
@@ -1713,7 +1724,8 @@ fn produce_malformed_batches() {
     two.extend_from_slice(&good);
     let r = produce(&mut c, "v", 0, -1, &two);
     assert_eq!(
-        r.error_code, INVALID_RECORD,
+        r.error_code,
+        E::InvalidRecord.code(),
         "two batches in one partition's records"
     );
     assert_eq!(latest(&mut c, "v", 0), 0);
@@ -1725,7 +1737,8 @@ fn produce_malformed_batches() {
     lod[17..21].copy_from_slice(&crc.to_be_bytes());
     let r = produce(&mut c, "v", 0, -1, &lod);
     assert_eq!(
-        r.error_code, INVALID_RECORD,
+        r.error_code,
+        E::InvalidRecord.code(),
         "lastOffsetDelta 7 with 3 records"
     );
     assert_eq!(latest(&mut c, "v", 0), 0, "inconsistent batch not appended");
@@ -1734,7 +1747,7 @@ fn produce_malformed_batches() {
     let mut m1 = good.clone();
     m1[16] = 1;
     let r = produce(&mut c, "v", 0, -1, &m1);
-    assert_eq!(r.error_code, INVALID_RECORD, "magic 1 batch");
+    assert_eq!(r.error_code, E::InvalidRecord.code(), "magic 1 batch");
     assert_eq!(latest(&mut c, "v", 0), 0);
 
     // acks=1 works and the response carries log_append_time -1 (CreateTime).
@@ -1859,7 +1872,8 @@ fn fetch_sessions_and_multi_partition_limits() {
             &req(1 << 20).with_session_id(123_456).with_session_epoch(3),
         );
         assert_eq!(
-            r.error_code, FETCH_SESSION_ID_NOT_FOUND,
+            r.error_code,
+            E::FetchSessionIdNotFound.code(),
             "unknown fetch session"
         );
     }
@@ -1881,7 +1895,7 @@ fn produce_truncated_records() {
     assert_eq!(latest(&mut c, "tr", 0), 0, "nothing appended");
     assert_eq!(
         (truncated, short),
-        (INVALID_RECORD, INVALID_RECORD),
+        (E::InvalidRecord.code(), E::InvalidRecord.code()),
         "(batch cut 10 bytes short, 30-byte records)"
     );
 }

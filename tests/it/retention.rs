@@ -22,9 +22,6 @@ use kafka_protocol::messages::produce_request::{
 use kafka_protocol::messages::BrokerId;
 use kastle::record::builder::BatchBuilder;
 
-const NONE: i16 = 0;
-const OFFSET_OUT_OF_RANGE: i16 = 1;
-
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -224,7 +221,7 @@ fn time_retention_deletes_old_segments_and_moves_log_start() {
         || earliest(&mut c, topic) == end,
     );
     let (err, log_start, _) = fetch(&mut c, topic, 0);
-    assert_eq!(err, OFFSET_OUT_OF_RANGE);
+    assert_eq!(err, E::OffsetOutOfRange.code());
     assert_eq!(log_start, end);
     wait_until("old segment files to go", Duration::from_secs(10), || {
         let names = file_names(&dir);
@@ -284,7 +281,7 @@ fn size_retention_keeps_the_newest_bytes() {
         "log start is the first segment's base"
     );
     let (err, _, _) = fetch(&mut c, topic, start - 1);
-    assert_eq!(err, OFFSET_OUT_OF_RANGE);
+    assert_eq!(err, E::OffsetOutOfRange.code());
     let recs = read_all(&mut c, topic, start);
     assert_eq!(recs.first().map(|r| r.0), Some(start));
     assert_eq!(recs.last().map(|r| r.0), Some(59));

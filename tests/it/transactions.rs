@@ -19,15 +19,6 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::*;
 
-const NONE: i16 = 0;
-const INVALID_REQUEST: i16 = 42;
-const INVALID_PRODUCER_EPOCH: i16 = 47;
-const INVALID_TXN_STATE: i16 = 48;
-const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
-const CONCURRENT_TRANSACTIONS: i16 = 51;
-const PRODUCER_FENCED: i16 = 90;
-const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
-
 const PRODUCE_VERSION: i16 = 9;
 const FETCH_VERSION: i16 = 12;
 const READ_UNCOMMITTED: i8 = 0;
@@ -80,7 +71,7 @@ fn init_retrying(c: &mut Client, txn_id: &str, timeout_ms: i32) -> (i64, i16, bo
     let mut saw_concurrent = false;
     loop {
         let r = init_raw(c, txn_id, timeout_ms);
-        if r.error_code == CONCURRENT_TRANSACTIONS && Instant::now() < deadline {
+        if r.error_code == E::ConcurrentTransactions.code() && Instant::now() < deadline {
             saw_concurrent = true;
             std::thread::sleep(Duration::from_millis(20));
             continue;
@@ -411,7 +402,11 @@ fn init_producer_id_with_transactional_id() {
     // Above transaction.max.timeout.ms, and non-positive: INVALID_TRANSACTION_TIMEOUT.
     for t in [60_001, 0, -5] {
         let r = init_raw(&mut c, "tx-init", t);
-        assert_eq!(r.error_code, INVALID_TRANSACTION_TIMEOUT, "timeout {t}");
+        assert_eq!(
+            r.error_code,
+            E::InvalidTransactionTimeout.code(),
+            "timeout {t}"
+        );
         assert_eq!((r.producer_id.0, r.producer_epoch), (-1, -1), "timeout {t}");
     }
     // Exactly the maximum is fine, and the failures above did not bump the epoch.
@@ -421,7 +416,11 @@ fn init_producer_id_with_transactional_id() {
 
     // An empty transactional id: INVALID_REQUEST.
     let r = init_raw(&mut c, "", 30_000);
-    assert_eq!(r.error_code, INVALID_REQUEST, "empty transactional id");
+    assert_eq!(
+        r.error_code,
+        E::InvalidRequest.code(),
+        "empty transactional id"
+    );
 
     // The state: Empty, with the last epoch and timeout.
     let d = describe(&mut c, "tx-init");
@@ -530,7 +529,7 @@ fn commit_abort_and_read_committed_fetch() {
     );
     assert_eq!(
         end_txn_v(&mut c, 3, "tx-c", pid, false),
-        INVALID_TXN_STATE,
+        E::InvalidTxnState.code(),
         "abort after commit"
     );
 
@@ -640,7 +639,7 @@ fn transactional_produce_requires_the_partition_in_the_transaction() {
         "v",
         0,
         &txn_batch(pid, 0, 1, "x"),
-        INVALID_TXN_STATE,
+        E::InvalidTxnState.code(),
         "no txn",
     );
     assert_eq!(
@@ -656,7 +655,7 @@ fn transactional_produce_requires_the_partition_in_the_transaction() {
         "v",
         1,
         &txn_batch(pid, 0, 1, "x"),
-        INVALID_TXN_STATE,
+        E::InvalidTxnState.code(),
         "partition not added",
     );
     assert_eq!(
@@ -677,7 +676,7 @@ fn transactional_produce_requires_the_partition_in_the_transaction() {
         "v",
         0,
         &producer_batch(pid.0, pid.1, 2, 1, now(), "plain"),
-        INVALID_TXN_STATE,
+        E::InvalidTxnState.code(),
         "non-transactional write inside an open transaction",
     );
     assert_eq!(
@@ -697,7 +696,7 @@ fn transactional_produce_requires_the_partition_in_the_transaction() {
         "v",
         0,
         &txn_batch(pid, 3, 1, "late"),
-        INVALID_TXN_STATE,
+        E::InvalidTxnState.code(),
         "after commit",
     );
     assert_eq!(list_latest(&mut c, "v", 0, READ_UNCOMMITTED), 4);
@@ -706,8 +705,10 @@ fn transactional_produce_requires_the_partition_in_the_transaction() {
     let codes = add_partitions(&mut c, 3, "tx-v", pid, &[("v", 1), ("v", 7)]);
     assert_eq!(
         codes,
-        vec![55, 3],
-        "OPERATION_NOT_ATTEMPTED / UNKNOWN_TOPIC_OR_PARTITION"
+        vec![
+            E::OperationNotAttempted.code(),
+            E::UnknownTopicOrPartition.code()
+        ]
     );
     assert_eq!(
         describe(&mut c, "tx-v").transaction_state.as_str(),
@@ -715,9 +716,9 @@ fn transactional_produce_requires_the_partition_in_the_transaction() {
     );
     // Unknown transactional id / wrong producer id.
     let codes = add_partitions(&mut c, 3, "tx-nope", pid, &[("v", 1)]);
-    assert_eq!(codes, vec![49], "INVALID_PRODUCER_ID_MAPPING");
+    assert_eq!(codes, vec![E::InvalidProducerIdMapping.code()]);
     let codes = add_partitions(&mut c, 3, "tx-v", (pid.0 + 1000, pid.1), &[("v", 1)]);
-    assert_eq!(codes, vec![49], "INVALID_PRODUCER_ID_MAPPING");
+    assert_eq!(codes, vec![E::InvalidProducerIdMapping.code()]);
 }
 
 // ---------------------------------------------------------------------------
@@ -769,32 +770,32 @@ fn second_producer_fences_and_aborts_the_first() {
         "f",
         0,
         &txn_batch(old, 3, 1, "zombie"),
-        INVALID_PRODUCER_EPOCH,
+        E::InvalidProducerEpoch.code(),
         "old produce",
     );
     assert_eq!(
         end_txn_v(&mut c, 3, "tx-f", old, true),
-        PRODUCER_FENCED,
+        E::ProducerFenced.code(),
         "old EndTxn v3"
     );
     assert_eq!(
         end_txn_v(&mut c, 2, "tx-f", old, false),
-        PRODUCER_FENCED,
+        E::ProducerFenced.code(),
         "old EndTxn v2"
     );
     assert_eq!(
         end_txn_v(&mut c, 1, "tx-f", old, true),
-        INVALID_PRODUCER_EPOCH,
+        E::InvalidProducerEpoch.code(),
         "old EndTxn v1"
     );
     assert_eq!(
         add_partitions(&mut c, 3, "tx-f", old, &[("f", 0)]),
-        vec![PRODUCER_FENCED],
+        vec![E::ProducerFenced.code()],
         "old AddPartitionsToTxn v3"
     );
     assert_eq!(
         add_partitions(&mut c, 1, "tx-f", old, &[("f", 0)]),
-        vec![INVALID_PRODUCER_EPOCH],
+        vec![E::InvalidProducerEpoch.code()],
         "old AddPartitionsToTxn v1"
     );
     assert_eq!(
@@ -868,12 +869,12 @@ fn timed_out_transaction_is_aborted() {
         "to",
         0,
         &txn_batch(pid, 5, 1, "zombie"),
-        INVALID_PRODUCER_EPOCH,
+        E::InvalidProducerEpoch.code(),
         "zombie produce",
     );
     assert_eq!(
         end_txn_v(&mut c, 3, "tx-to", pid, true),
-        PRODUCER_FENCED,
+        E::ProducerFenced.code(),
         "zombie EndTxn"
     );
     // A new InitProducerId continues from the bumped epoch.
@@ -1010,7 +1011,7 @@ fn describe_and_list_transactions() {
     create_topic(&mut c, "d", 3);
 
     let d = describe(&mut c, "no-such-txn");
-    assert_eq!(d.error_code, TRANSACTIONAL_ID_NOT_FOUND);
+    assert_eq!(d.error_code, E::TransactionalIdNotFound.code());
     assert_eq!(d.transactional_id.0.as_str(), "no-such-txn");
 
     // Several ids in one request, answered in order.
@@ -1025,8 +1026,8 @@ fn describe_and_list_transactions() {
             .map(|s| (s.transactional_id.0.to_string(), s.error_code))
             .collect::<Vec<_>>(),
         vec![
-            ("x1".to_string(), TRANSACTIONAL_ID_NOT_FOUND),
-            ("x2".to_string(), TRANSACTIONAL_ID_NOT_FOUND)
+            ("x1".to_string(), E::TransactionalIdNotFound.code()),
+            ("x2".to_string(), E::TransactionalIdNotFound.code())
         ]
     );
 

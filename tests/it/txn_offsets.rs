@@ -3,7 +3,7 @@
 //! fetches answer UNSTABLE_OFFSET_COMMIT) until the transaction commits;
 //! an abort discards them; both survive a restart.
 
-use crate::support::{Broker, Client};
+use crate::support::{Broker, Client, E, NONE};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -15,11 +15,6 @@ use kafka_protocol::messages::txn_offset_commit_request::{
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const INVALID_TXN_STATE: i16 = 48;
-const UNSTABLE_OFFSET_COMMIT: i16 = 88;
-const INVALID_GROUP_ID: i16 = 24;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -45,7 +40,7 @@ fn init_producer(c: &mut Client, txn_id: &str) -> (i64, i16) {
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1),
     );
-    assert_eq!(r.error_code, 0, "InitProducerId");
+    assert_eq!(r.error_code, NONE, "InitProducerId");
     (r.producer_id.0, r.producer_epoch)
 }
 
@@ -58,7 +53,7 @@ fn add_offsets(c: &mut Client, txn_id: &str, pid: (i64, i16), group: &str) {
             .with_producer_epoch(pid.1)
             .with_group_id(GroupId(s(group))),
     );
-    assert_eq!(r.error_code, 0, "AddOffsetsToTxn");
+    assert_eq!(r.error_code, NONE, "AddOffsetsToTxn");
 }
 
 fn end_txn(c: &mut Client, txn_id: &str, pid: (i64, i16), commit: bool) {
@@ -70,7 +65,7 @@ fn end_txn(c: &mut Client, txn_id: &str, pid: (i64, i16), commit: bool) {
             .with_producer_epoch(pid.1)
             .with_committed(commit),
     );
-    assert_eq!(r.error_code, 0, "EndTxn");
+    assert_eq!(r.error_code, NONE, "EndTxn");
 }
 
 fn txn_commit(
@@ -119,7 +114,7 @@ fn commit(c: &mut Client, group: &str, topic: &str, partition: i32, offset: i64)
                     .with_partition_index(partition)
                     .with_committed_offset(offset)])]),
     );
-    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    assert_eq!(r.topics[0].partitions[0].error_code, NONE);
 }
 
 /// (offset, error) per partition, OffsetFetch v8 (v7 layout when asked).
@@ -178,7 +173,7 @@ fn txn_offsets_visible_only_after_commit() {
     // transaction (KIP-890 verification).
     assert_eq!(
         txn_commit(&mut c, 3, "tx1", pid, "g", &[("t", 0, 10)]),
-        vec![INVALID_TXN_STATE]
+        vec![E::InvalidTxnState.code()]
     );
 
     add_offsets(&mut c, "tx1", pid, "g");
@@ -191,26 +186,34 @@ fn txn_offsets_visible_only_after_commit() {
             "g",
             &[("t", 0, 10), ("t", 1, 20), ("nope", 0, 1), ("t", 9, 1)]
         ),
-        vec![0, 0, UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_TOPIC_OR_PARTITION]
+        vec![
+            NONE,
+            NONE,
+            E::UnknownTopicOrPartition.code(),
+            E::UnknownTopicOrPartition.code()
+        ]
     );
     assert_eq!(
         fetch(&mut c, 8, "g", "t", &[0, 1], false),
-        vec![(5, 0), (-1, 0)]
+        vec![(5, NONE), (-1, NONE)]
     );
     assert_eq!(
         fetch(&mut c, 8, "g", "t", &[0, 1], true),
-        vec![(-1, UNSTABLE_OFFSET_COMMIT), (-1, UNSTABLE_OFFSET_COMMIT)]
+        vec![
+            (-1, E::UnstableOffsetCommit.code()),
+            (-1, E::UnstableOffsetCommit.code())
+        ]
     );
     assert_eq!(
         fetch(&mut c, 7, "g", "t", &[0], true),
-        vec![(-1, UNSTABLE_OFFSET_COMMIT)]
+        vec![(-1, E::UnstableOffsetCommit.code())]
     );
-    assert_eq!(fetch(&mut c, 6, "g", "t", &[0], false), vec![(5, 0)]);
+    assert_eq!(fetch(&mut c, 6, "g", "t", &[0], false), vec![(5, NONE)]);
 
     end_txn(&mut c, "tx1", pid, true);
     assert_eq!(
         fetch(&mut c, 8, "g", "t", &[0, 1], true),
-        vec![(10, 0), (20, 0)]
+        vec![(10, NONE), (20, NONE)]
     );
 
     // Durable across a restart.
@@ -219,7 +222,7 @@ fn txn_offsets_visible_only_after_commit() {
     let mut c = b.client();
     assert_eq!(
         fetch(&mut c, 8, "g", "t", &[0, 1], true),
-        vec![(10, 0), (20, 0)]
+        vec![(10, NONE), (20, NONE)]
     );
 }
 
@@ -232,16 +235,16 @@ fn txn_offsets_discarded_on_abort() {
     add_offsets(&mut c, "tx2", pid, "g2");
     assert_eq!(
         txn_commit(&mut c, 0, "tx2", pid, "g2", &[("t", 0, 42)]),
-        vec![0]
+        vec![NONE]
     );
     assert_eq!(
         txn_commit(&mut c, 3, "tx2", pid, "", &[("t", 0, 42)]),
-        vec![INVALID_GROUP_ID]
+        vec![E::InvalidGroupId.code()]
     );
     end_txn(&mut c, "tx2", pid, false);
-    assert_eq!(fetch(&mut c, 8, "g2", "t", &[0], true), vec![(-1, 0)]);
+    assert_eq!(fetch(&mut c, 8, "g2", "t", &[0], true), vec![(-1, NONE)]);
     assert!(b.stop().success());
     b.restart();
     let mut c = b.client();
-    assert_eq!(fetch(&mut c, 8, "g2", "t", &[0], true), vec![(-1, 0)]);
+    assert_eq!(fetch(&mut c, 8, "g2", "t", &[0], true), vec![(-1, NONE)]);
 }

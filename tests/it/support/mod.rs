@@ -14,6 +14,13 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
+/// Kafka error codes come from the protocol crate:
+/// `E::UnknownTopicOrPartition.code()`.
+pub use kafka_protocol::ResponseError as E;
+
+/// The error code of success, which `ResponseError` has no variant for.
+pub const NONE: i16 = 0;
+
 pub fn sb(s: &str) -> kafka_protocol::protocol::StrBytes {
     kafka_protocol::protocol::StrBytes::from_string(s.to_string())
 }
