@@ -43,7 +43,7 @@ const BIG: usize = 64 << 20;
 // ---------------------------------------------------------------------------
 
 fn create_topic(c: &mut Client, name: &str, configs: &[(&str, &str)]) {
-    create_topic_with(c, name, 1, configs);
+    crate::support::topics::create_topic(c, name, 1, configs);
 }
 
 fn produce_v(

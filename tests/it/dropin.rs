@@ -303,7 +303,7 @@ fn listeners_derived_from_advertised_listeners() {
     assert_eq!(metadata_brokers(b_port), [format!("127.0.0.1:{b_port}")]);
     // default.replication.factor=3 on one node: topics are still created.
     let mut c = Client::connect(a);
-    crate::support::create_topic_with(&mut c, "derived", 1, &[]);
+    crate::support::topics::create_topic(&mut c, "derived", 1, &[]);
     let log = b.stderr();
     assert!(log.contains("listening on PLAINTEXT://0.0.0.0:"), "{log}");
     assert!(log.contains("zookeeper.connect=zookeeper:2181"), "{log}");

@@ -41,7 +41,7 @@ fn now() -> i64 {
 }
 
 fn create_topic(c: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) {
-    create_topic_with(c, name, partitions, configs);
+    crate::support::topics::create_topic(c, name, partitions, configs);
 }
 
 fn init_req(version: i16, producer_id: i64, epoch: i16) -> InitProducerIdRequest {

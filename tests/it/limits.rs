@@ -40,12 +40,12 @@ fn many_partitions_need_one_descriptor_each() {
         .expect("run prlimit (util-linux)");
     assert!(st.success(), "prlimit failed");
     let mut c = b.client();
-    create_topic_with(&mut c, "wide", 400, &[]);
+    crate::support::topics::create_topic(&mut c, "wide", 400, &[]);
     let fds = fd_count(pid);
     assert!(fds < 600, "{fds} descriptors open");
     // Still serving, including new connections.
     let mut c2 = b.client();
-    create_topic_with(&mut c2, "one-more", 1, &[]);
+    crate::support::topics::create_topic(&mut c2, "one-more", 1, &[]);
     b.assert_alive();
 }
 
@@ -94,12 +94,12 @@ fn recovery_after_kill_does_not_fill_preallocated_indexes() {
     // zeroed the files through their mappings.
     let mut b = Broker::start(&[]);
     let mut c = b.client();
-    create_topic_with(&mut c, "crashy", 50, &[]);
+    crate::support::topics::create_topic(&mut c, "crashy", 50, &[]);
     drop(c);
     b.kill();
     b.restart();
     let mut c = b.client();
-    create_topic_with(&mut c, "after", 1, &[]);
+    crate::support::topics::create_topic(&mut c, "after", 1, &[]);
     let peak = b.peak_rss_kib().expect("VmHWM");
     assert!(peak < 200 * 1024, "peak RSS {peak} KiB during recovery");
     // The rebuilt indexes keep their size but hold no data blocks.

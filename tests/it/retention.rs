@@ -30,7 +30,7 @@ fn now_ms() -> i64 {
 }
 
 fn create_topic(c: &mut Client, name: &str, configs: &[(&str, &str)]) {
-    create_topic_with(c, name, 1, configs);
+    crate::support::topics::create_topic(c, name, 1, configs);
 }
 
 fn produce(c: &mut Client, topic: &str, records: &[u8]) -> i64 {

@@ -49,7 +49,7 @@ fn start(extra: &[&str]) -> Broker {
 }
 
 fn create_topic(c: &mut Client, name: &str, partitions: i32) {
-    create_topic_with(c, name, partitions, &[]);
+    crate::support::topics::create_topic(c, name, partitions, &[]);
 }
 
 fn init_raw(c: &mut Client, txn_id: &str, timeout_ms: i32) -> InitProducerIdResponse {

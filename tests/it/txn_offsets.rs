@@ -28,7 +28,7 @@ fn start() -> Broker {
 }
 
 fn create_topic(c: &mut Client, name: &str, partitions: i32) {
-    crate::support::create_topic_with(c, name, partitions, &[]);
+    crate::support::topics::create_topic(c, name, partitions, &[]);
 }
 
 fn init_producer(c: &mut Client, txn_id: &str) -> (i64, i16) {

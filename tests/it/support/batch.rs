@@ -1,8 +1,16 @@
 //! Record batches (magic v2) as tests build and read them: an encoder for
-//! plain and idempotent-producer batches, splitting a fetched record set into
-//! batches, header accessors and a byte-wise comparison of stored batches.
+//! plain, idempotent and transactional batches, header field accessors,
+//! splitting a fetched record set into batches, a decoder for the records of
+//! an uncompressed batch (control records included) and a byte-wise
+//! comparison of a stored batch with the one produced.
+//!
+//! Header layout (offsets into a batch): baseOffset 0, batchLength 8,
+//! partitionLeaderEpoch 12, magic 16, crc 17, attributes 21,
+//! lastOffsetDelta 23, baseTimestamp 27, maxTimestamp 35, producerId 43,
+//! producerEpoch 51, baseSequence 53, recordsCount 57, records 61.
 
 use super::client::{put_varint, put_varlong};
+use super::now_ms;
 
 #[derive(Clone, Debug, Default)]
 pub struct Rec {
@@ -141,6 +149,48 @@ pub fn batch_record_count(b: &[u8]) -> i32 {
     i32::from_be_bytes(b[57..61].try_into().unwrap())
 }
 
+pub fn batch_attributes(b: &[u8]) -> i16 {
+    i16::from_be_bytes(b[21..23].try_into().unwrap())
+}
+
+/// The codec id in the attributes (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
+pub fn batch_codec(b: &[u8]) -> u8 {
+    (batch_attributes(b) & 0x07) as u8
+}
+
+pub fn batch_last_offset_delta(b: &[u8]) -> i32 {
+    i32::from_be_bytes(b[23..27].try_into().unwrap())
+}
+
+pub fn batch_base_timestamp(b: &[u8]) -> i64 {
+    i64::from_be_bytes(b[27..35].try_into().unwrap())
+}
+
+pub fn batch_max_timestamp(b: &[u8]) -> i64 {
+    i64::from_be_bytes(b[35..43].try_into().unwrap())
+}
+
+/// The CRC-32C the batch carries.
+pub fn batch_crc(b: &[u8]) -> u32 {
+    u32::from_be_bytes(b[17..21].try_into().unwrap())
+}
+
+/// Recomputes the CRC-32C (over attributes to the end) after an edit.
+pub fn fix_crc(b: &mut [u8]) {
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Attributes bit 4: part of a transaction.
+pub fn is_transactional(b: &[u8]) -> bool {
+    batch_attributes(b) & 0x10 != 0
+}
+
+/// Attributes bit 5: a control batch (transaction marker).
+pub fn is_control(b: &[u8]) -> bool {
+    batch_attributes(b) & 0x20 != 0
+}
+
 /// Compare a fetched batch with the one produced: identical except the base
 /// offset (must be `offset`) and the partition leader epoch (which a leader
 /// may stamp: must be the produced -1 or `leader_epoch`).
@@ -176,8 +226,14 @@ pub fn set_producer(b: &mut [u8], producer_id: i64, epoch: i16, base_sequence: i
     b[43..51].copy_from_slice(&producer_id.to_be_bytes());
     b[51..53].copy_from_slice(&epoch.to_be_bytes());
     b[53..57].copy_from_slice(&base_sequence.to_be_bytes());
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    fix_crc(b);
+}
+
+/// Marks a batch transactional (attributes bit 4) and recomputes its CRC.
+pub fn set_transactional(b: &mut [u8]) {
+    let attrs = batch_attributes(b) | 0x10;
+    b[21..23].copy_from_slice(&attrs.to_be_bytes());
+    fix_crc(b);
 }
 
 /// A v2 batch of `n` records (values `<tag>-<i>`, timestamp `ts`) carrying
@@ -203,6 +259,14 @@ pub fn producer_batch(
     b
 }
 
+/// A transactional batch of `n` records for producer `pid` (id, epoch) from
+/// sequence `seq`, stamped now.
+pub fn txn_batch(pid: (i64, i16), seq: i32, n: usize, tag: &str) -> Vec<u8> {
+    let mut b = producer_batch(pid.0, pid.1, seq, n, now_ms(), tag);
+    set_transactional(&mut b);
+    b
+}
+
 /// (producerId, producerEpoch, baseSequence) of a v2 batch.
 pub fn batch_producer(b: &[u8]) -> (i64, i16, i32) {
     (
@@ -210,4 +274,90 @@ pub fn batch_producer(b: &[u8]) -> (i64, i16, i32) {
         i16::from_be_bytes(b[51..53].try_into().unwrap()),
         i32::from_be_bytes(b[53..57].try_into().unwrap()),
     )
+}
+
+// ---------------------------------------------------------------------------
+// Records of an uncompressed batch
+// ---------------------------------------------------------------------------
+
+/// One record as stored, with its absolute offset and timestamp.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// A zig-zag varint (varlong) at `pos` of `b`; advances `pos`.
+fn read_varint(b: &[u8], pos: &mut usize) -> i64 {
+    let mut raw = 0u64;
+    let mut shift = 0;
+    loop {
+        let byte = b[*pos];
+        *pos += 1;
+        raw |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    ((raw >> 1) as i64) ^ -((raw & 1) as i64)
+}
+
+/// A length-prefixed byte string (-1: null) at `pos`; advances `pos`.
+fn read_bytes(b: &[u8], pos: &mut usize) -> Option<Vec<u8>> {
+    let len = read_varint(b, pos);
+    (len >= 0).then(|| {
+        let v = b[*pos..*pos + len as usize].to_vec();
+        *pos += len as usize;
+        v
+    })
+}
+
+/// Every record of an uncompressed batch.
+pub fn records_in(b: &[u8]) -> Vec<Record> {
+    assert_eq!(batch_codec(b), 0, "records_in reads uncompressed batches");
+    let base = batch_base_offset(b);
+    let base_ts = batch_base_timestamp(b);
+    let mut pos = BATCH_HEADER_LEN;
+    (0..batch_record_count(b))
+        .map(|_| {
+            let _len = read_varint(b, &mut pos);
+            pos += 1; // attributes
+            let ts_delta = read_varint(b, &mut pos);
+            let offset_delta = read_varint(b, &mut pos);
+            let key = read_bytes(b, &mut pos);
+            let value = read_bytes(b, &mut pos);
+            let headers = (0..read_varint(b, &mut pos))
+                .map(|_| {
+                    let k = read_bytes(b, &mut pos).expect("header key");
+                    (String::from_utf8(k).unwrap(), read_bytes(b, &mut pos))
+                })
+                .collect();
+            Record {
+                offset: base + offset_delta,
+                timestamp: base_ts + ts_delta,
+                key,
+                value,
+                headers,
+            }
+        })
+        .collect()
+}
+
+/// Control record types (the key's second i16).
+pub const ABORT: i16 = 0;
+pub const COMMIT: i16 = 1;
+
+/// The control type (ABORT / COMMIT) of a control batch.
+pub fn control_type(b: &[u8]) -> i16 {
+    assert!(is_control(b), "not a control batch");
+    assert_eq!(batch_record_count(b), 1, "control batch record count");
+    let key = records_in(b).remove(0).key.expect("control key");
+    assert_eq!(key.len(), 4, "control key length");
+    let version = i16::from_be_bytes([key[0], key[1]]);
+    assert_eq!(version, 0, "control key version");
+    i16::from_be_bytes([key[2], key[3]])
 }

@@ -1,10 +1,22 @@
-//! Shared harness of the integration tests, split by concern: the broker
-//! process guard (`broker`), the raw client (`client`), record batches
-//! (`batch`), and small helpers every area uses.
+//! Shared harness of the integration tests, split by concern. Re-exported
+//! here for every test module: the broker process guard (`broker`), the raw
+//! client (`client`), record batches (`batch`) and the small helpers below.
+//! One module per Kafka API family, imported by the test modules that use
+//! it: `topics` (CreateTopics, DeleteTopics, Metadata), `produce`, `fetch`
+//! (Fetch, ListOffsets), `groups` (FindCoordinator aside, the consumer group
+//! APIs and offsets), `transactions` (InitProducerId and the transaction
+//! APIs) and `admin` (configs, partitions, records, quotas, ApiVersions).
 
 mod batch;
 mod broker;
 mod client;
+
+pub mod admin;
+pub mod fetch;
+pub mod groups;
+pub mod produce;
+pub mod topics;
+pub mod transactions;
 
 pub use batch::*;
 pub use broker::*;
@@ -13,6 +25,7 @@ pub use client::*;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Kafka error codes come from the protocol crate:
 /// `E::UnknownTopicOrPartition.code()`.
@@ -29,36 +42,34 @@ pub fn tn(s: &str) -> kafka_protocol::messages::TopicName {
     kafka_protocol::messages::TopicName(sb(s))
 }
 
-/// Creates a topic (CreateTopics v7, default replication factor) with
-/// explicit configs, and asserts it was created.
-pub fn create_topic_with(c: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) {
-    use kafka_protocol::messages::create_topics_request::{
-        CreatableTopic, CreatableTopicConfig, CreateTopicsRequest,
-    };
-    let topic = CreatableTopic::default()
-        .with_name(tn(name))
-        .with_num_partitions(partitions)
-        .with_replication_factor(-1)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(sb(k))
-                        .with_value(Some(sb(v)))
-                })
-                .collect(),
-        );
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![topic])
-        .with_timeout_ms(10_000);
-    let r = c.call(7, &req);
-    assert_eq!(r.topics.len(), 1);
-    assert_eq!(
-        r.topics[0].error_code, 0,
-        "create {name} {configs:?}: {:?}",
-        r.topics[0].error_message
-    );
+/// Wall-clock time in milliseconds since the epoch (Kafka timestamps).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Polls `f` every 100 ms until it holds; panics after `timeout`.
+#[track_caller]
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The sorted file names in `dir` (none if it cannot be read).
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
 }
 
 /// Append bytes to a file (for crash-recovery tests).
