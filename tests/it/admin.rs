@@ -4,204 +4,25 @@
 //! ElectLeaders, partition reassignments, client quotas and the ACL APIs,
 //! each with its Kafka 4.x error paths.
 
+use crate::support::admin::*;
+use crate::support::fetch::{earliest, fetch_batches};
+use crate::support::produce::{produce, produce_ok};
+use crate::support::topics::{create_topic, metadata, partition_count};
 use crate::support::*;
-use bytes::Bytes;
-use kafka_protocol::messages::alter_client_quotas_request::{
-    EntityData as AqEntity, EntryData as AqEntry, OpData,
-};
-use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
 };
-use kafka_protocol::messages::create_partitions_request::{
-    CreatePartitionsAssignment, CreatePartitionsTopic,
-};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::delete_records_request::{
-    DeleteRecordsPartition, DeleteRecordsTopic,
-};
 use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
-};
 use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource as IncResource, AlterableConfig as IncConfig,
 };
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::*;
-
-const TOPIC: i8 = 2;
-const BROKER: i8 = 4;
-const SET: i8 = 0;
-const DELETE: i8 = 1;
-const APPEND: i8 = 2;
-const SUBTRACT: i8 = 3;
-
-/// kastle's default node.id.
-const NODE: i32 = 1;
-
-fn create(c: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) {
-    let req = CreateTopicsRequest::default()
-        .with_timeout_ms(5000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(tn(name))
-            .with_num_partitions(partitions)
-            .with_replication_factor(-1)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
-                        CreatableTopicConfig::default()
-                            .with_name(sb(k))
-                            .with_value(Some(sb(v)))
-                    })
-                    .collect(),
-            )]);
-    let r = c.call(7, &req);
-    assert_eq!(
-        r.topics[0].error_code, NONE,
-        "{:?}",
-        r.topics[0].error_message
-    );
-}
-
-fn produce(
-    c: &mut Client,
-    topic: &str,
-    partition: i32,
-    records: &[u8],
-) -> PartitionProduceResponse {
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(tn(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(Bytes::from(records.to_vec())))])]);
-    let mut resp = c.call(9, &req);
-    resp.responses.remove(0).partition_responses.remove(0)
-}
-
-fn produce_ok(
-    c: &mut Client,
-    topic: &str,
-    partition: i32,
-    records: &[u8],
-) -> PartitionProduceResponse {
-    let r = produce(c, topic, partition, records);
-    assert_eq!(r.error_code, NONE, "produce: {:?}", r.error_message);
-    r
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn describe(
-    c: &mut Client,
-    version: i16,
-    resource_type: i8,
-    name: &str,
-    keys: Option<&[&str]>,
-) -> DescribeConfigsResult {
-    let req = DescribeConfigsRequest::default()
-        .with_include_synonyms(true)
-        .with_include_documentation(version >= 3)
-        .with_resources(vec![DescribeConfigsResource::default()
-            .with_resource_type(resource_type)
-            .with_resource_name(sb(name))
-            .with_configuration_keys(
-                keys.map(|ks| ks.iter().map(|k| sb(k)).collect()),
-            )]);
-    let mut r = c.call(version, &req);
-    assert_eq!(r.results.len(), 1);
-    r.results.remove(0)
-}
-
-fn config<'a>(r: &'a DescribeConfigsResult, key: &str) -> &'a DescribeConfigsResourceResult {
-    r.configs
-        .iter()
-        .find(|c| c.name.as_str() == key)
-        .unwrap_or_else(|| panic!("{key} not described"))
-}
-
-fn value(c: &mut Client, topic: &str, key: &str) -> (Option<String>, i8) {
-    let r = describe(c, 4, TOPIC, topic, Some(&[key]));
-    assert_eq!(r.error_code, NONE);
-    let e = config(&r, key);
-    (e.value.as_ref().map(|v| v.to_string()), e.config_source)
-}
-
-/// IncrementalAlterConfigs of one resource: (error code, message).
-fn inc_alter(
-    c: &mut Client,
-    resource_type: i8,
-    name: &str,
-    ops: &[(&str, i8, Option<&str>)],
-    validate_only: bool,
-) -> (i16, Option<String>) {
-    let req = IncrementalAlterConfigsRequest::default()
-        .with_validate_only(validate_only)
-        .with_resources(vec![IncResource::default()
-            .with_resource_type(resource_type)
-            .with_resource_name(sb(name))
-            .with_configs(
-                ops.iter()
-                    .map(|(k, op, v)| {
-                        IncConfig::default()
-                            .with_name(sb(k))
-                            .with_config_operation(*op)
-                            .with_value(v.map(sb))
-                    })
-                    .collect(),
-            )]);
-    let r = c.call(1, &req);
-    let x = &r.responses[0];
-    (
-        x.error_code,
-        x.error_message.as_ref().map(|m| m.to_string()),
-    )
-}
-
-fn legacy_alter(
-    c: &mut Client,
-    resource_type: i8,
-    name: &str,
-    configs: &[(&str, Option<&str>)],
-) -> (i16, Option<String>) {
-    let req = AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
-        .with_resource_type(resource_type)
-        .with_resource_name(sb(name))
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    AlterableConfig::default()
-                        .with_name(sb(k))
-                        .with_value(v.map(sb))
-                })
-                .collect(),
-        )]);
-    let r = c.call(2, &req);
-    let x = &r.responses[0];
-    (
-        x.error_code,
-        x.error_message.as_ref().map(|m| m.to_string()),
-    )
-}
 
 // ---------------------------------------------------------------------------
 // DescribeConfigs
@@ -211,7 +32,7 @@ fn legacy_alter(
 fn describe_configs_topic_and_broker() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    create(
+    create_topic(
         &mut c,
         "dc",
         1,
@@ -219,7 +40,7 @@ fn describe_configs_topic_and_broker() {
     );
 
     for v in 1..=4 {
-        let r = describe(&mut c, v, TOPIC, "dc", None);
+        let r = describe_configs(&mut c, v, TOPIC_RESOURCE, "dc", None);
         assert_eq!(r.error_code, NONE);
         assert_eq!(r.resource_name.as_str(), "dc");
         // Internal keys are hidden, as Kafka hides them.
@@ -248,10 +69,10 @@ fn describe_configs_topic_and_broker() {
     }
 
     // The key filter returns only the named keys (unknown ones are skipped).
-    let r = describe(
+    let r = describe_configs(
         &mut c,
         4,
-        TOPIC,
+        TOPIC_RESOURCE,
         "dc",
         Some(&["segment.bytes", "no.such.key"]),
     );
@@ -261,16 +82,16 @@ fn describe_configs_topic_and_broker() {
         Some("1073741824")
     );
 
-    let r = describe(&mut c, 4, TOPIC, "missing", None);
+    let r = describe_configs(&mut c, 4, TOPIC_RESOURCE, "missing", None);
     assert_eq!(r.error_code, E::UnknownTopicOrPartition.code());
     assert!(r.configs.is_empty());
     assert_eq!(
-        describe(&mut c, 4, TOPIC, "bad/name", None).error_code,
+        describe_configs(&mut c, 4, TOPIC_RESOURCE, "bad/name", None).error_code,
         E::InvalidTopicException.code()
     );
 
     // The broker itself: read-only static configs.
-    let r = describe(&mut c, 4, BROKER, &NODE.to_string(), None);
+    let r = describe_configs(&mut c, 4, BROKER_RESOURCE, &NODE.to_string(), None);
     assert_eq!(r.error_code, NONE);
     let dirs = config(&r, "log.dirs");
     assert_eq!(dirs.value.as_deref(), Some(b.data_dir.to_str().unwrap()));
@@ -278,29 +99,29 @@ fn describe_configs_topic_and_broker() {
     assert!(dirs.read_only);
     let np = config(&r, "num.partitions");
     assert_eq!((np.value.as_deref(), np.config_source), (Some("1"), 5));
-    let r = describe(
+    let r = describe_configs(
         &mut c,
         4,
-        BROKER,
+        BROKER_RESOURCE,
         &NODE.to_string(),
         Some(&["message.max.bytes"]),
     );
     assert_eq!(r.configs.len(), 1);
     // Cluster default resource: no dynamic defaults exist.
-    let r = describe(&mut c, 4, BROKER, "", None);
+    let r = describe_configs(&mut c, 4, BROKER_RESOURCE, "", None);
     assert_eq!((r.error_code, r.configs.len()), (NONE, 0));
-    let r = describe(&mut c, 4, BROKER, "7", None);
+    let r = describe_configs(&mut c, 4, BROKER_RESOURCE, "7", None);
     assert_eq!(r.error_code, E::InvalidRequest.code());
     assert!(r.error_message.unwrap().contains("Unexpected broker id"));
     assert_eq!(
-        describe(&mut c, 4, BROKER, "x", None).error_code,
+        describe_configs(&mut c, 4, BROKER_RESOURCE, "x", None).error_code,
         E::InvalidRequest.code()
     );
 
     // An unknown resource type fails every resource of the request.
     let req = DescribeConfigsRequest::default().with_resources(vec![
         DescribeConfigsResource::default()
-            .with_resource_type(TOPIC)
+            .with_resource_type(TOPIC_RESOURCE)
             .with_resource_name(sb("dc")),
         DescribeConfigsResource::default()
             .with_resource_type(99)
@@ -321,13 +142,13 @@ fn describe_configs_topic_and_broker() {
 fn incremental_alter_configs_operations_and_errors() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    create(&mut c, "ia", 1, &[]);
+    create_topic(&mut c, "ia", 1, &[]);
 
     // validate_only changes nothing.
     assert_eq!(
         inc_alter(
             &mut c,
-            TOPIC,
+            TOPIC_RESOURCE,
             "ia",
             &[("retention.ms", SET, Some("5000"))],
             true
@@ -336,13 +157,13 @@ fn incremental_alter_configs_operations_and_errors() {
         NONE
     );
     assert_eq!(
-        value(&mut c, "ia", "retention.ms"),
+        topic_config(&mut c, "ia", "retention.ms"),
         (Some("604800000".into()), 5)
     );
     assert_eq!(
         inc_alter(
             &mut c,
-            TOPIC,
+            TOPIC_RESOURCE,
             "ia",
             &[("retention.ms", SET, Some("5000"))],
             false
@@ -351,7 +172,7 @@ fn incremental_alter_configs_operations_and_errors() {
         NONE
     );
     assert_eq!(
-        value(&mut c, "ia", "retention.ms"),
+        topic_config(&mut c, "ia", "retention.ms"),
         (Some("5000".into()), 1)
     );
 
@@ -359,7 +180,7 @@ fn incremental_alter_configs_operations_and_errors() {
     assert_eq!(
         inc_alter(
             &mut c,
-            TOPIC,
+            TOPIC_RESOURCE,
             "ia",
             &[("cleanup.policy", APPEND, Some("compact"))],
             false
@@ -368,13 +189,13 @@ fn incremental_alter_configs_operations_and_errors() {
         NONE
     );
     assert_eq!(
-        value(&mut c, "ia", "cleanup.policy").0.as_deref(),
+        topic_config(&mut c, "ia", "cleanup.policy").0.as_deref(),
         Some("delete,compact")
     );
     assert_eq!(
         inc_alter(
             &mut c,
-            TOPIC,
+            TOPIC_RESOURCE,
             "ia",
             &[("cleanup.policy", SUBTRACT, Some("compact"))],
             false
@@ -383,12 +204,12 @@ fn incremental_alter_configs_operations_and_errors() {
         NONE
     );
     assert_eq!(
-        value(&mut c, "ia", "cleanup.policy").0.as_deref(),
+        topic_config(&mut c, "ia", "cleanup.policy").0.as_deref(),
         Some("delete")
     );
     let (code, msg) = inc_alter(
         &mut c,
-        TOPIC,
+        TOPIC_RESOURCE,
         "ia",
         &[("retention.ms", APPEND, Some("1"))],
         false,
@@ -400,7 +221,7 @@ fn incremental_alter_configs_operations_and_errors() {
     assert_eq!(
         inc_alter(
             &mut c,
-            TOPIC,
+            TOPIC_RESOURCE,
             "ia",
             &[("cleanup.policy", DELETE, None)],
             false
@@ -409,11 +230,11 @@ fn incremental_alter_configs_operations_and_errors() {
         NONE
     );
     assert_eq!(
-        value(&mut c, "ia", "cleanup.policy"),
+        topic_config(&mut c, "ia", "cleanup.policy"),
         (Some("delete".into()), 5)
     );
     assert_eq!(
-        value(&mut c, "ia", "retention.ms").0.as_deref(),
+        topic_config(&mut c, "ia", "retention.ms").0.as_deref(),
         Some("5000")
     );
 
@@ -426,7 +247,7 @@ fn incremental_alter_configs_operations_and_errors() {
     ] {
         let (code, _) = inc_alter(
             &mut c,
-            TOPIC,
+            TOPIC_RESOURCE,
             "ia",
             &[("retention.ms", SET, Some("7")), (k, SET, Some(v))],
             false,
@@ -434,13 +255,13 @@ fn incremental_alter_configs_operations_and_errors() {
         assert_eq!(code, E::InvalidConfig.code(), "{k}={v}");
     }
     assert_eq!(
-        value(&mut c, "ia", "retention.ms").0.as_deref(),
+        topic_config(&mut c, "ia", "retention.ms").0.as_deref(),
         Some("5000")
     );
     assert_eq!(
         inc_alter(
             &mut c,
-            TOPIC,
+            TOPIC_RESOURCE,
             "missing",
             &[("retention.ms", SET, Some("1"))],
             false
@@ -449,13 +270,20 @@ fn incremental_alter_configs_operations_and_errors() {
         E::UnknownTopicOrPartition.code()
     );
     assert_eq!(
-        inc_alter(&mut c, TOPIC, "ia", &[("retention.ms", SET, None)], false).0,
+        inc_alter(
+            &mut c,
+            TOPIC_RESOURCE,
+            "ia",
+            &[("retention.ms", SET, None)],
+            false
+        )
+        .0,
         E::InvalidRequest.code()
     );
     assert_eq!(
         inc_alter(
             &mut c,
-            TOPIC,
+            TOPIC_RESOURCE,
             "ia",
             &[
                 ("retention.ms", SET, Some("1")),
@@ -469,7 +297,7 @@ fn incremental_alter_configs_operations_and_errors() {
     assert_eq!(
         inc_alter(
             &mut c,
-            TOPIC,
+            TOPIC_RESOURCE,
             "ia",
             &[("retention.ms", 9, Some("1"))],
             false
@@ -480,7 +308,7 @@ fn incremental_alter_configs_operations_and_errors() {
     assert_eq!(
         inc_alter(
             &mut c,
-            TOPIC,
+            TOPIC_RESOURCE,
             "",
             &[("retention.ms", SET, Some("1"))],
             false
@@ -491,7 +319,7 @@ fn incremental_alter_configs_operations_and_errors() {
 
     // A resource named twice fails in both places.
     let res = IncResource::default()
-        .with_resource_type(TOPIC)
+        .with_resource_type(TOPIC_RESOURCE)
         .with_resource_name(sb("ia"))
         .with_configs(vec![IncConfig::default()
             .with_name(sb("retention.ms"))
@@ -509,7 +337,7 @@ fn incremental_alter_configs_operations_and_errors() {
     // Broker configs are static: refused like Kafka's non-dynamic keys.
     let (code, msg) = inc_alter(
         &mut c,
-        BROKER,
+        BROKER_RESOURCE,
         &NODE.to_string(),
         &[("log.retention.ms", SET, Some("1"))],
         false,
@@ -522,7 +350,7 @@ fn incremental_alter_configs_operations_and_errors() {
     assert_eq!(
         inc_alter(
             &mut c,
-            BROKER,
+            BROKER_RESOURCE,
             "",
             &[("num.partitions", SET, Some("3"))],
             false
@@ -533,7 +361,7 @@ fn incremental_alter_configs_operations_and_errors() {
     assert_eq!(
         inc_alter(
             &mut c,
-            BROKER,
+            BROKER_RESOURCE,
             &NODE.to_string(),
             &[("num.partitions", DELETE, None)],
             false
@@ -543,7 +371,7 @@ fn incremental_alter_configs_operations_and_errors() {
     );
     let (code, msg) = inc_alter(
         &mut c,
-        BROKER,
+        BROKER_RESOURCE,
         "7",
         &[("num.partitions", SET, Some("3"))],
         false,
@@ -556,39 +384,51 @@ fn incremental_alter_configs_operations_and_errors() {
 fn legacy_alter_configs_replaces_the_whole_set() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    create(&mut c, "la", 1, &[("retention.ms", "1000")]);
+    create_topic(&mut c, "la", 1, &[("retention.ms", "1000")]);
     assert_eq!(
-        legacy_alter(&mut c, TOPIC, "la", &[("segment.ms", Some("60000"))]).0,
+        legacy_alter(
+            &mut c,
+            TOPIC_RESOURCE,
+            "la",
+            &[("segment.ms", Some("60000"))]
+        )
+        .0,
         NONE
     );
-    assert_eq!(value(&mut c, "la", "segment.ms"), (Some("60000".into()), 1));
-    // retention.ms was not in the new set: back to its default.
-    assert_eq!(value(&mut c, "la", "retention.ms").1, 5);
     assert_eq!(
-        legacy_alter(&mut c, TOPIC, "la", &[("bogus", Some("1"))]).0,
+        topic_config(&mut c, "la", "segment.ms"),
+        (Some("60000".into()), 1)
+    );
+    // retention.ms was not in the new set: back to its default.
+    assert_eq!(topic_config(&mut c, "la", "retention.ms").1, 5);
+    assert_eq!(
+        legacy_alter(&mut c, TOPIC_RESOURCE, "la", &[("bogus", Some("1"))]).0,
         E::InvalidConfig.code()
     );
     assert_eq!(
-        legacy_alter(&mut c, TOPIC, "la", &[("segment.ms", None)]).0,
+        legacy_alter(&mut c, TOPIC_RESOURCE, "la", &[("segment.ms", None)]).0,
         E::InvalidRequest.code()
     );
     assert_eq!(
-        legacy_alter(&mut c, TOPIC, "nope", &[("segment.ms", Some("1"))]).0,
+        legacy_alter(&mut c, TOPIC_RESOURCE, "nope", &[("segment.ms", Some("1"))]).0,
         E::UnknownTopicOrPartition.code()
     );
     assert_eq!(
         legacy_alter(
             &mut c,
-            BROKER,
+            BROKER_RESOURCE,
             &NODE.to_string(),
             &[("num.partitions", Some("2"))]
         )
         .0,
         E::InvalidRequest.code()
     );
-    assert_eq!(legacy_alter(&mut c, BROKER, &NODE.to_string(), &[]).0, NONE);
     assert_eq!(
-        value(&mut c, "la", "segment.ms").0.as_deref(),
+        legacy_alter(&mut c, BROKER_RESOURCE, &NODE.to_string(), &[]).0,
+        NONE
+    );
+    assert_eq!(
+        topic_config(&mut c, "la", "segment.ms").0.as_deref(),
         Some("60000")
     );
 }
@@ -597,21 +437,25 @@ fn legacy_alter_configs_replaces_the_whole_set() {
 fn altered_configs_take_effect_and_survive_restart() {
     let mut b = Broker::start(&[]);
     let mut c = b.client();
-    create(&mut c, "live", 1, &[]);
+    create_topic(&mut c, "live", 1, &[]);
     produce_ok(&mut c, "live", 0, &simple_batch(1, 2000, now_ms(), 1));
 
     let ops = [
         ("max.message.bytes", SET, Some("1000")),
         ("message.timestamp.type", SET, Some("LogAppendTime")),
     ];
-    assert_eq!(inc_alter(&mut c, TOPIC, "live", &ops, false).0, NONE);
+    assert_eq!(
+        inc_alter(&mut c, TOPIC_RESOURCE, "live", &ops, false).0,
+        NONE
+    );
     // Live: the next produce sees the new limits.
     assert_eq!(
         produce(&mut c, "live", 0, &simple_batch(1, 2000, now_ms(), 2)).error_code,
         E::MessageTooLarge.code()
     );
     let before = now_ms();
-    let r = produce_ok(&mut c, "live", 0, &simple_batch(1, 10, 1000, 3));
+    let r = produce(&mut c, "live", 0, &simple_batch(1, 10, 1000, 3));
+    assert_eq!(r.error_code, NONE, "produce: {:?}", r.error_message);
     assert!(
         r.log_append_time_ms >= before,
         "append time {}",
@@ -623,11 +467,13 @@ fn altered_configs_take_effect_and_survive_restart() {
     b.restart();
     let mut c = b.client();
     assert_eq!(
-        value(&mut c, "live", "max.message.bytes"),
+        topic_config(&mut c, "live", "max.message.bytes"),
         (Some("1000".into()), 1)
     );
     assert_eq!(
-        value(&mut c, "live", "message.timestamp.type").0.as_deref(),
+        topic_config(&mut c, "live", "message.timestamp.type")
+            .0
+            .as_deref(),
         Some("LogAppendTime")
     );
     assert_eq!(
@@ -635,82 +481,25 @@ fn altered_configs_take_effect_and_survive_restart() {
         E::MessageTooLarge.code()
     );
     let before = now_ms();
-    let r = produce_ok(&mut c, "live", 0, &simple_batch(1, 10, 1000, 5));
+    let r = produce(&mut c, "live", 0, &simple_batch(1, 10, 1000, 5));
+    assert_eq!(r.error_code, NONE, "produce: {:?}", r.error_message);
     assert!(r.log_append_time_ms >= before);
     // The stored batch carries the LogAppendTime attribute and timestamp.
-    let req = FetchRequest::default()
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(tn("live"))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(r.base_offset)
-                .with_partition_max_bytes(1 << 20)])]);
-    let f = c.call(12, &req);
-    let data = f.responses[0].partitions[0].records.clone().unwrap();
-    let batches = split_batches(&data);
+    let batches = fetch_batches(&mut c, "live", 0, r.base_offset);
     let last = batches.last().unwrap();
-    let attributes = i16::from_be_bytes(last[21..23].try_into().unwrap());
-    assert_ne!(attributes & 0x08, 0, "timestamp type bit");
-    let max_ts = i64::from_be_bytes(last[35..43].try_into().unwrap());
-    assert!(max_ts >= before);
+    assert_ne!(batch_attributes(last) & 0x08, 0, "timestamp type bit");
+    assert!(batch_max_timestamp(last) >= before);
 }
 
 // ---------------------------------------------------------------------------
 // CreatePartitions
 // ---------------------------------------------------------------------------
 
-fn create_partitions(
-    c: &mut Client,
-    topics: Vec<CreatePartitionsTopic>,
-    validate_only: bool,
-) -> Vec<(String, i16, Option<String>)> {
-    let req = CreatePartitionsRequest::default()
-        .with_timeout_ms(5000)
-        .with_validate_only(validate_only)
-        .with_topics(topics);
-    c.call(3, &req)
-        .results
-        .into_iter()
-        .map(|r| {
-            (
-                r.name.0.to_string(),
-                r.error_code,
-                r.error_message.map(|m| m.to_string()),
-            )
-        })
-        .collect()
-}
-
-fn grow(name: &str, count: i32, assignments: Option<Vec<Vec<i32>>>) -> CreatePartitionsTopic {
-    CreatePartitionsTopic::default()
-        .with_name(tn(name))
-        .with_count(count)
-        .with_assignments(assignments.map(|a| {
-            a.into_iter()
-                .map(|ids| {
-                    CreatePartitionsAssignment::default()
-                        .with_broker_ids(ids.into_iter().map(BrokerId).collect())
-                })
-                .collect()
-        }))
-}
-
-fn partition_count(c: &mut Client, topic: &str) -> usize {
-    let req = MetadataRequest::default().with_topics(Some(vec![
-        metadata_request::MetadataRequestTopic::default().with_name(Some(tn(topic))),
-    ]));
-    let m = c.call(12, &req);
-    m.topics[0].partitions.len()
-}
-
 #[test]
 fn create_partitions_grows_and_refuses_like_kafka() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    create(&mut c, "cp", 1, &[]);
+    create_topic(&mut c, "cp", 1, &[]);
 
     let r = create_partitions(&mut c, vec![grow("cp", 3, None)], true);
     assert_eq!(r[0].1, NONE);
@@ -786,49 +575,16 @@ fn create_partitions_grows_and_refuses_like_kafka() {
 // DeleteRecords
 // ---------------------------------------------------------------------------
 
-fn delete_records(c: &mut Client, topic: &str, parts: &[(i32, i64)]) -> Vec<(i16, i64)> {
-    let req = DeleteRecordsRequest::default()
-        .with_timeout_ms(5000)
-        .with_topics(vec![DeleteRecordsTopic::default()
-            .with_name(tn(topic))
-            .with_partitions(
-                parts
-                    .iter()
-                    .map(|(p, o)| {
-                        DeleteRecordsPartition::default()
-                            .with_partition_index(*p)
-                            .with_offset(*o)
-                    })
-                    .collect(),
-            )]);
-    c.call(2, &req).topics[0]
-        .partitions
-        .iter()
-        .map(|p| (p.error_code, p.low_watermark))
-        .collect()
-}
-
-fn earliest(c: &mut Client, topic: &str) -> i64 {
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(tn(topic))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(0)
-                .with_timestamp(-2)])]);
-    c.call(7, &req).topics[0].partitions[0].offset
-}
-
 #[test]
 fn delete_records_moves_the_low_watermark() {
     let mut b = Broker::start(&[]);
     let mut c = b.client();
-    create(&mut c, "dr", 1, &[]);
+    create_topic(&mut c, "dr", 1, &[]);
     for i in 0..5 {
         produce_ok(&mut c, "dr", 0, &simple_batch(2, 10, now_ms(), i));
     }
     assert_eq!(delete_records(&mut c, "dr", &[(0, 4)]), vec![(NONE, 4)]);
-    assert_eq!(earliest(&mut c, "dr"), 4);
+    assert_eq!(earliest(&mut c, "dr", 0), 4);
     // Moving backwards is a no-op that reports the current low watermark.
     assert_eq!(delete_records(&mut c, "dr", &[(0, 2)]), vec![(NONE, 4)]);
     assert_eq!(
@@ -853,9 +609,9 @@ fn delete_records_moves_the_low_watermark() {
     b.stop();
     b.restart();
     let mut c = b.client();
-    assert_eq!(earliest(&mut c, "dr"), 10);
+    assert_eq!(earliest(&mut c, "dr", 0), 10);
     // A compacted topic refuses, as Kafka's policy check does.
-    create(&mut c, "drc", 1, &[("cleanup.policy", "compact")]);
+    create_topic(&mut c, "drc", 1, &[("cleanup.policy", "compact")]);
     assert_eq!(
         delete_records(&mut c, "drc", &[(0, 0)]),
         vec![(E::PolicyViolation.code(), -1)]
@@ -874,7 +630,7 @@ fn delete_records_moves_the_low_watermark() {
 fn describe_cluster_reports_this_broker() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    let md = c.call(12, &MetadataRequest::default().with_topics(Some(vec![])));
+    let md = metadata(&mut c, 12, Some(&[]), true);
     for v in 0..=2 {
         let r = c.call(
             v,
@@ -906,7 +662,7 @@ fn describe_cluster_reports_this_broker() {
 fn describe_log_dirs_lists_partitions_and_space() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    create(&mut c, "ld", 2, &[]);
+    create_topic(&mut c, "ld", 2, &[]);
     produce_ok(&mut c, "ld", 1, &simple_batch(3, 100, now_ms(), 1));
     for v in 1..=4 {
         let r = c.call(v, &DescribeLogDirsRequest::default().with_topics(None));
@@ -954,7 +710,7 @@ fn describe_log_dirs_lists_partitions_and_space() {
 fn offset_for_leader_epoch_answers_epoch_zero() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    create(&mut c, "ofe", 1, &[]);
+    create_topic(&mut c, "ofe", 1, &[]);
     produce_ok(&mut c, "ofe", 0, &simple_batch(3, 10, now_ms(), 1));
     let ask = |c: &mut Client, v: i16, topic: &str, current: i32, epoch: i32| {
         let req = OffsetForLeaderEpochRequest::default()
@@ -990,7 +746,7 @@ fn offset_for_leader_epoch_answers_epoch_zero() {
 fn elections_and_reassignments_on_one_node() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    create(&mut c, "el", 2, &[]);
+    create_topic(&mut c, "el", 2, &[]);
     for v in 0..=2 {
         let req = ElectLeadersRequest::default()
             .with_election_type(0)
@@ -1070,58 +826,6 @@ fn elections_and_reassignments_on_one_node() {
 // ---------------------------------------------------------------------------
 // Client quotas, ACLs, ApiVersions
 // ---------------------------------------------------------------------------
-
-fn alter_quota(
-    c: &mut Client,
-    entity: &[(&str, Option<&str>)],
-    ops: &[(&str, f64, bool)],
-    validate_only: bool,
-) -> i16 {
-    let req = AlterClientQuotasRequest::default()
-        .with_validate_only(validate_only)
-        .with_entries(vec![AqEntry::default()
-            .with_entity(
-                entity
-                    .iter()
-                    .map(|(t, n)| {
-                        AqEntity::default()
-                            .with_entity_type(sb(t))
-                            .with_entity_name(n.map(sb))
-                    })
-                    .collect(),
-            )
-            .with_ops(
-                ops.iter()
-                    .map(|(k, v, rm)| {
-                        OpData::default()
-                            .with_key(sb(k))
-                            .with_value(*v)
-                            .with_remove(*rm)
-                    })
-                    .collect(),
-            )]);
-    c.call(1, &req).entries[0].error_code
-}
-
-fn describe_quotas(
-    c: &mut Client,
-    components: Vec<ComponentData>,
-    strict: bool,
-) -> DescribeClientQuotasResponse {
-    c.call(
-        1,
-        &DescribeClientQuotasRequest::default()
-            .with_components(components)
-            .with_strict(strict),
-    )
-}
-
-fn exact(t: &str, n: &str) -> ComponentData {
-    ComponentData::default()
-        .with_entity_type(sb(t))
-        .with_match_type(0)
-        .with_match(Some(sb(n)))
-}
 
 #[test]
 fn client_quotas_are_stored_and_described() {
