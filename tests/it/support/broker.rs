@@ -195,9 +195,14 @@ impl Broker {
         line.split_whitespace().nth(1)?.parse().ok()
     }
 
+    /// The directory of `topic`-`partition` in the data directory.
+    pub fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
+        self.data_dir.join(format!("{topic}-{partition}"))
+    }
+
+    /// The first segment's log file of `topic`-`partition`.
     pub fn log_file(&self, topic: &str, partition: i32) -> PathBuf {
-        self.data_dir
-            .join(format!("{topic}-{partition}"))
+        self.partition_dir(topic, partition)
             .join("00000000000000000000.log")
     }
 }

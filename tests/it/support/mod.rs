@@ -72,6 +72,13 @@ pub fn file_names(dir: &Path) -> Vec<String> {
     v
 }
 
+/// The sorted names of the files in `dir` whose name ends with `suffix`.
+pub fn files_ending(dir: &Path, suffix: &str) -> Vec<String> {
+    let mut v = file_names(dir);
+    v.retain(|n| n.ends_with(suffix));
+    v
+}
+
 /// Append bytes to a file (for crash-recovery tests).
 pub fn append_to(path: &Path, bytes: &[u8]) {
     let mut f = OpenOptions::new()

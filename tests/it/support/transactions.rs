@@ -1,12 +1,16 @@
 //! Producer ids and transactions: InitProducerId (idempotent and
 //! transactional, retrying CONCURRENT_TRANSACTIONS as clients do),
-//! AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit,
+//! DescribeProducers, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit,
 //! DescribeTransactions and ListTransactions, and the broker set-up the
 //! transaction tests share.
 
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::describe_producers_request::{
+    DescribeProducersRequest, TopicRequest,
+};
+use kafka_protocol::messages::describe_producers_response::PartitionResponse;
 use kafka_protocol::messages::describe_transactions_response::TransactionState;
 use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
@@ -75,6 +79,28 @@ pub fn idempotent_producer(c: &mut Client) -> (i64, i16) {
         r.producer_id.0
     );
     (r.producer_id.0, r.producer_epoch)
+}
+
+/// DescribeProducers v0 of one topic's partitions: one answer per partition
+/// asked for, in order.
+pub fn describe_producers(
+    c: &mut Client,
+    topic: &str,
+    partitions: &[i32],
+) -> Vec<PartitionResponse> {
+    let req = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+        .with_name(tn(topic))
+        .with_partition_indexes(partitions.to_vec())]);
+    let r = c.call(0, &req);
+    assert_eq!(r.topics.len(), 1, "DescribeProducers topics");
+    assert_eq!(r.topics[0].name.0.as_str(), topic);
+    let parts = r.topics[0].partitions.clone();
+    assert_eq!(
+        parts.len(),
+        partitions.len(),
+        "DescribeProducers partitions"
+    );
+    parts
 }
 
 /// InitProducerId v4 for `transactional_id`, retrying CONCURRENT_TRANSACTIONS
