@@ -11,14 +11,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::support::{free_port, sb, simple_batch, tn, Broker, Client, E, NONE};
-use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::*;
+use crate::support::fetch::{fetch_with, FetchArgs};
+use crate::support::groups::commit_offsets;
+use crate::support::produce::produce;
+use crate::support::topics::{create_topic, delete_topic};
+use crate::support::{free_port, simple_batch, Broker, Client, E, NONE};
 
 // ---------------------------------------------------------------------------
 // HTTP and scrape helpers
@@ -155,70 +152,14 @@ fn start_with_metrics() -> (Broker, u16) {
 // Kafka helpers
 // ---------------------------------------------------------------------------
 
-fn produce(c: &mut Client, topic: &str, partition: i32, records: &[u8]) -> i16 {
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(tn(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(Bytes::copy_from_slice(records)))])]);
-    let r = c.call(9, &req);
-    r.responses[0].partition_responses[0].error_code
-}
-
 /// Fetch v12 of one partition from `offset`: (error code, record bytes).
 fn fetch(c: &mut Client, topic: &str, partition: i32, offset: i64) -> (i16, usize) {
-    let req = FetchRequest::default()
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(50 * 1024 * 1024)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(tn(topic))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(partition)
-                .with_fetch_offset(offset)
-                .with_partition_max_bytes(10 * 1024 * 1024)])]);
-    let r = c.call(12, &req);
-    let p = &r.responses[0].partitions[0];
+    let a = FetchArgs {
+        offset,
+        ..Default::default()
+    };
+    let p = fetch_with(c, topic, partition, &a);
     (p.error_code, p.records.as_ref().map_or(0, |r| r.len()))
-}
-
-/// OffsetCommit v8 outside any generation (the standalone/simple path).
-fn commit(c: &mut Client, group: &str, topic: &str, offsets: &[(i32, i64)]) {
-    let req = OffsetCommitRequest::default()
-        .with_group_id(GroupId(sb(group)))
-        .with_generation_id_or_member_epoch(-1)
-        .with_member_id(sb(""))
-        .with_topics(vec![OffsetCommitRequestTopic::default()
-            .with_name(tn(topic))
-            .with_partitions(
-                offsets
-                    .iter()
-                    .map(|(p, o)| {
-                        OffsetCommitRequestPartition::default()
-                            .with_partition_index(*p)
-                            .with_committed_offset(*o)
-                    })
-                    .collect(),
-            )]);
-    let r = c.call(8, &req);
-    for p in &r.topics[0].partitions {
-        assert_eq!(
-            p.error_code, NONE,
-            "commit {group} {topic}-{}",
-            p.partition_index
-        );
-    }
-}
-
-fn delete_topic(c: &mut Client, topic: &str) {
-    let req = DeleteTopicsRequest::default()
-        .with_topic_names(vec![tn(topic)])
-        .with_timeout_ms(10_000);
-    let r = c.call(4, &req);
-    assert_eq!(r.responses[0].error_code, NONE);
 }
 
 /// TCP ports the process listens on, from /proc (Linux).
@@ -272,25 +213,25 @@ fn figures_move_by_what_clients_did() {
     let mut records_p0 = 0i64;
     for n in 1..=5usize {
         let batch = simple_batch(n, 40 + n, 1_700_000_000_000, n as u8);
-        assert_eq!(produce(&mut c, "m-orders", 0, &batch), NONE);
+        assert_eq!(produce(&mut c, "m-orders", 0, &batch).error_code, NONE);
         bytes_p0 += batch.len();
         records_p0 += n as i64;
     }
     let mut bytes_p1 = 0usize;
     for seed in 0..2u8 {
         let batch = simple_batch(3, 100, 1_700_000_000_000, seed);
-        assert_eq!(produce(&mut c, "m-orders", 1, &batch), NONE);
+        assert_eq!(produce(&mut c, "m-orders", 1, &batch).error_code, NONE);
         bytes_p1 += batch.len();
     }
     // Two failed produces: a partition that does not exist, a topic that
     // does not exist.
     let stray = simple_batch(2, 10, 1_700_000_000_000, 9);
     assert_eq!(
-        produce(&mut c, "m-orders", 7, &stray),
+        produce(&mut c, "m-orders", 7, &stray).error_code,
         E::UnknownTopicOrPartition.code()
     );
     assert_eq!(
-        produce(&mut c, "m-nowhere", 0, &stray),
+        produce(&mut c, "m-nowhere", 0, &stray).error_code,
         E::UnknownTopicOrPartition.code()
     );
 
@@ -305,7 +246,7 @@ fn figures_move_by_what_clients_did() {
     let (code, _) = fetch(&mut c, "m-orders", 0, 1_000);
     assert_eq!(code, E::OffsetOutOfRange.code());
 
-    commit(&mut c, "m-group", "m-orders", &[(0, 3), (1, 1)]);
+    commit_offsets(&mut c, "m-group", &[("m-orders", 0, 3), ("m-orders", 1, 1)]);
 
     let after = scrape(mport);
     let topic = |name: &str| format!("{name}{{topic=\"m-orders\"}}");
@@ -526,7 +467,8 @@ fn bad_http_gets_an_error_and_the_broker_carries_on() {
             "m-after",
             0,
             &simple_batch(1, 5, 1_700_000_000_000, 1)
-        ),
+        )
+        .error_code,
         NONE
     );
     let m = scrape(mport);
