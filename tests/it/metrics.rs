@@ -207,7 +207,7 @@ fn figures_move_by_what_clients_did() {
         "the two internal topics"
     );
 
-    crate::support::topics::create_topic(&mut c, "m-orders", 2, &[]);
+    create_topic(&mut c, "m-orders", 2, &[]);
     // Five batches of 1..=5 records to partition 0, two batches to 1.
     let mut bytes_p0 = 0usize;
     let mut records_p0 = 0i64;
@@ -460,7 +460,7 @@ fn bad_http_gets_an_error_and_the_broker_carries_on() {
     // The Kafka side is untouched.
     b.assert_alive();
     let mut c = b.client();
-    crate::support::topics::create_topic(&mut c, "m-after", 1, &[]);
+    create_topic(&mut c, "m-after", 1, &[]);
     assert_eq!(
         produce(
             &mut c,
@@ -508,7 +508,7 @@ fn connections_past_the_bound_wait_for_a_free_slot() {
     // Kafka clients were never affected.
     b.assert_alive();
     let mut c = b.client();
-    crate::support::topics::create_topic(&mut c, "m-bound", 1, &[]);
+    create_topic(&mut c, "m-bound", 1, &[]);
     // And with the slots free again a scrape is immediate.
     let started = std::time::Instant::now();
     let m = scrape(mport);
