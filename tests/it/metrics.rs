@@ -162,34 +162,6 @@ fn fetch(c: &mut Client, topic: &str, partition: i32, offset: i64) -> (i16, usiz
     (p.error_code, p.records.as_ref().map_or(0, |r| r.len()))
 }
 
-/// TCP ports the process listens on, from /proc (Linux).
-fn listening_ports(pid: i32) -> HashSet<u16> {
-    let mut inodes = HashSet::new();
-    for e in std::fs::read_dir(format!("/proc/{pid}/fd")).expect("read /proc fd dir") {
-        if let Ok(target) = std::fs::read_link(e.unwrap().path()) {
-            let t = target.to_string_lossy().to_string();
-            if let Some(inode) = t.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) {
-                inodes.insert(inode.to_string());
-            }
-        }
-    }
-    let mut ports = HashSet::new();
-    for table in ["tcp", "tcp6"] {
-        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            // local_address is column 1 (hex ip:port), st column 3 (0A = LISTEN), inode column 9.
-            if cols.len() > 9 && cols[3] == "0A" && inodes.contains(cols[9]) {
-                let port = cols[1].rsplit(':').next().unwrap();
-                ports.insert(u16::from_str_radix(port, 16).unwrap());
-            }
-        }
-    }
-    ports
-}
-
 // ---------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------
@@ -380,7 +352,7 @@ fn figures_move_by_what_clients_did() {
 fn endpoint_is_off_by_default() {
     let unused = free_port();
     let mut b = Broker::start(&[]);
-    let ports = listening_ports(b.pid());
+    let ports = b.listening_ports();
     assert_eq!(
         ports,
         HashSet::from([b.port]),
@@ -391,7 +363,7 @@ fn endpoint_is_off_by_default() {
     b.assert_alive();
 
     let (b, mport) = start_with_metrics();
-    assert_eq!(listening_ports(b.pid()), HashSet::from([b.port, mport]));
+    assert_eq!(b.listening_ports(), HashSet::from([b.port, mport]));
 }
 
 #[test]
