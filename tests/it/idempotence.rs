@@ -493,6 +493,29 @@ fn assert_duplicate(c: &mut Client, topic: &str, bt: &[u8], offset: i64, what: &
     );
 }
 
+/// The last and the 5th most recent of `written` are retries answered with
+/// their offsets; the 6th most recent has left the window.
+fn assert_dedup_window(c: &mut Client, topic: &str, written: &[(i64, Vec<u8>)], when: &str) {
+    let (off, last) = &written[written.len() - 1];
+    assert_duplicate(c, topic, last, *off, &format!("{when}: last batch"));
+    let (off5, fifth) = &written[written.len() - 5];
+    assert_duplicate(
+        c,
+        topic,
+        fifth,
+        *off5,
+        &format!("{when}: 5th most recent batch"),
+    );
+    produce_err(
+        c,
+        topic,
+        0,
+        &written[written.len() - 6].1,
+        E::OutOfOrderSequenceNumber.code(),
+        &format!("{when}: 6th most recent batch"),
+    );
+}
+
 #[test]
 fn producer_state_survives_kill_9_and_graceful_restart() {
     let mut b = Broker::start(&[]);
@@ -508,24 +531,7 @@ fn producer_state_survives_kill_9_and_graceful_restart() {
     b.kill();
     b.restart();
     let mut c = b.client();
-    let (off, last) = written.last().unwrap().clone();
-    assert_duplicate(&mut c, "dur", &last, off, "after kill -9: last batch");
-    let (off5, fifth) = written[written.len() - 5].clone();
-    assert_duplicate(
-        &mut c,
-        "dur",
-        &fifth,
-        off5,
-        "after kill -9: 5th most recent batch",
-    );
-    produce_err(
-        &mut c,
-        "dur",
-        0,
-        &written[written.len() - 6].1,
-        E::OutOfOrderSequenceNumber.code(),
-        "after kill -9: 6th most recent batch",
-    );
+    assert_dedup_window(&mut c, "dur", &written, "after kill -9");
     let gap = producer_batch(pid, 0, 100, 1, ts, "gap");
     produce_err(
         &mut c,
@@ -548,24 +554,7 @@ fn producer_state_survives_kill_9_and_graceful_restart() {
     );
     b.restart();
     let mut c = b.client();
-    let (off, last) = written.last().unwrap().clone();
-    assert_duplicate(&mut c, "dur", &last, off, "after SIGTERM: last batch");
-    let (off5, fifth) = written[written.len() - 5].clone();
-    assert_duplicate(
-        &mut c,
-        "dur",
-        &fifth,
-        off5,
-        "after SIGTERM: 5th most recent batch",
-    );
-    produce_err(
-        &mut c,
-        "dur",
-        0,
-        &written[written.len() - 6].1,
-        E::OutOfOrderSequenceNumber.code(),
-        "after SIGTERM: 6th most recent batch",
-    );
+    assert_dedup_window(&mut c, "dur", &written, "after SIGTERM");
     // Bump the epoch, then crash again: the old epoch stays fenced.
     let e1 = producer_batch(pid, 1, 0, 1, ts, "e1");
     assert_eq!(produce_ok(&mut c, "dur", 0, &e1), next);
@@ -585,7 +574,7 @@ fn producer_state_survives_kill_9_and_graceful_restart() {
         &mut c,
         "dur",
         0,
-        &last,
+        &written.last().unwrap().1,
         E::InvalidProducerEpoch.code(),
         "after second kill -9: epoch 0 retry",
     );
