@@ -3,9 +3,12 @@
 //! client (`client`), record batches (`batch`) and the small helpers below.
 //! One module per Kafka API family, imported by the test modules that use
 //! it: `topics` (CreateTopics, DeleteTopics, Metadata), `produce`, `fetch`
-//! (Fetch, ListOffsets), `groups` (FindCoordinator aside, the consumer group
-//! APIs and offsets), `transactions` (InitProducerId and the transaction
+//! (Fetch, ListOffsets), `groups` (the classic group APIs and offsets),
+//! `transactions` (InitProducerId, DescribeProducers and the transaction
 //! APIs) and `admin` (configs, partitions, records, quotas, ApiVersions).
+//! Helpers that insist on an outcome for the test (`create_topic`,
+//! `produce_ok`, `fetch_ok`, `end_txn`, ...) are `#[track_caller]`: a failure
+//! names the test's line.
 
 mod batch;
 mod broker;
@@ -34,10 +37,12 @@ pub use kafka_protocol::ResponseError as E;
 /// The error code of success, which `ResponseError` has no variant for.
 pub const NONE: i16 = 0;
 
+/// A protocol string.
 pub fn sb(s: &str) -> kafka_protocol::protocol::StrBytes {
     kafka_protocol::protocol::StrBytes::from_string(s.to_string())
 }
 
+/// A topic name.
 pub fn tn(s: &str) -> kafka_protocol::messages::TopicName {
     kafka_protocol::messages::TopicName(sb(s))
 }
