@@ -143,6 +143,7 @@ fn rebalance_with_leader_assignment() {
     let b = start();
     let group = "g-two";
     let mut ca = b.client();
+    create_topic(&mut ca, "t-two", 1, &[]);
     let mut a = Joiner::new(group, b"meta-a");
     let ja = join(&mut ca, &mut a);
     assert_eq!(ja.generation_id, 1);
@@ -171,6 +172,10 @@ fn rebalance_with_leader_assignment() {
         thread::sleep(Duration::from_millis(20));
     }
     // Commits with the current generation are still accepted meanwhile.
+    assert_eq!(
+        offset_commit(&mut ca, 8, group, 1, &a.member, &[("t-two", 0, 1)]),
+        vec![NONE]
+    );
     let ja2 = join(&mut ca, &mut a);
     assert_eq!(ja2.error_code, NONE);
     assert_eq!(ja2.generation_id, 2);
