@@ -9,7 +9,9 @@
 //! lastOffsetDelta 23, baseTimestamp 27, maxTimestamp 35, producerId 43,
 //! producerEpoch 51, baseSequence 53, recordsCount 57, records 61.
 
-use super::client::{put_varint, put_varlong};
+use bytes::Buf;
+
+use super::client::{get_uvarint, put_varint, put_varlong};
 use super::now_ms;
 
 #[derive(Clone, Debug, Default)]
@@ -34,6 +36,17 @@ impl Rec {
 
 pub const BATCH_HEADER_LEN: usize = 61;
 
+/// A length-prefixed byte string (-1: null), as record fields are written.
+fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
+    match b {
+        Some(v) => {
+            put_varint(out, v.len() as i32);
+            out.extend_from_slice(v);
+        }
+        None => put_varint(out, -1),
+    }
+}
+
 /// Encode a v2 record batch (no compression, CreateTime, no producer id).
 pub fn batch(records: &[Rec]) -> Vec<u8> {
     assert!(!records.is_empty());
@@ -45,31 +58,12 @@ pub fn batch(records: &[Rec]) -> Vec<u8> {
         body.push(0u8); // attributes
         put_varlong(&mut body, r.timestamp - base_ts);
         put_varint(&mut body, i as i32);
-        match &r.key {
-            Some(k) => {
-                put_varint(&mut body, k.len() as i32);
-                body.extend_from_slice(k);
-            }
-            None => put_varint(&mut body, -1),
-        }
-        match &r.value {
-            Some(v) => {
-                put_varint(&mut body, v.len() as i32);
-                body.extend_from_slice(v);
-            }
-            None => put_varint(&mut body, -1),
-        }
+        put_bytes(&mut body, r.key.as_deref());
+        put_bytes(&mut body, r.value.as_deref());
         put_varint(&mut body, r.headers.len() as i32);
         for (hk, hv) in &r.headers {
-            put_varint(&mut body, hk.len() as i32);
-            body.extend_from_slice(hk.as_bytes());
-            match hv {
-                Some(v) => {
-                    put_varint(&mut body, v.len() as i32);
-                    body.extend_from_slice(v);
-                }
-                None => put_varint(&mut body, -1),
-            }
+            put_bytes(&mut body, Some(hk.as_bytes()));
+            put_bytes(&mut body, hv.as_deref());
         }
         put_varint(&mut recs, body.len() as i32);
         recs.extend_from_slice(&body);
@@ -290,28 +284,18 @@ pub struct Record {
     pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
-/// A zig-zag varint (varlong) at `pos` of `b`; advances `pos`.
-fn read_varint(b: &[u8], pos: &mut usize) -> i64 {
-    let mut raw = 0u64;
-    let mut shift = 0;
-    loop {
-        let byte = b[*pos];
-        *pos += 1;
-        raw |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-    }
+/// A zig-zag varint (or varlong), advancing `cur` past it.
+fn read_varint(cur: &mut &[u8]) -> i64 {
+    let raw = get_uvarint(cur);
     ((raw >> 1) as i64) ^ -((raw & 1) as i64)
 }
 
-/// A length-prefixed byte string (-1: null) at `pos`; advances `pos`.
-fn read_bytes(b: &[u8], pos: &mut usize) -> Option<Vec<u8>> {
-    let len = read_varint(b, pos);
+/// A length-prefixed byte string (-1: null), advancing `cur` past it.
+fn read_bytes(cur: &mut &[u8]) -> Option<Vec<u8>> {
+    let len = read_varint(cur);
     (len >= 0).then(|| {
-        let v = b[*pos..*pos + len as usize].to_vec();
-        *pos += len as usize;
+        let v = cur[..len as usize].to_vec();
+        cur.advance(len as usize);
         v
     })
 }
@@ -321,19 +305,19 @@ pub fn records_in(b: &[u8]) -> Vec<Record> {
     assert_eq!(batch_codec(b), 0, "records_in reads uncompressed batches");
     let base = batch_base_offset(b);
     let base_ts = batch_base_timestamp(b);
-    let mut pos = BATCH_HEADER_LEN;
+    let mut cur = &b[BATCH_HEADER_LEN..];
     (0..batch_record_count(b))
         .map(|_| {
-            let _len = read_varint(b, &mut pos);
-            pos += 1; // attributes
-            let ts_delta = read_varint(b, &mut pos);
-            let offset_delta = read_varint(b, &mut pos);
-            let key = read_bytes(b, &mut pos);
-            let value = read_bytes(b, &mut pos);
-            let headers = (0..read_varint(b, &mut pos))
+            let _len = read_varint(&mut cur);
+            cur.advance(1); // attributes
+            let ts_delta = read_varint(&mut cur);
+            let offset_delta = read_varint(&mut cur);
+            let key = read_bytes(&mut cur);
+            let value = read_bytes(&mut cur);
+            let headers = (0..read_varint(&mut cur))
                 .map(|_| {
-                    let k = read_bytes(b, &mut pos).expect("header key");
-                    (String::from_utf8(k).unwrap(), read_bytes(b, &mut pos))
+                    let k = read_bytes(&mut cur).expect("header key");
+                    (String::from_utf8(k).unwrap(), read_bytes(&mut cur))
                 })
                 .collect();
             Record {

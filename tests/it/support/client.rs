@@ -193,7 +193,8 @@ pub fn skip_tagged_fields(b: &mut Bytes) {
     }
 }
 
-pub fn get_uvarint(b: &mut Bytes) -> u64 {
+/// An unsigned varint, advancing `b` past it.
+pub fn get_uvarint(b: &mut impl Buf) -> u64 {
     let mut v = 0u64;
     let mut shift = 0;
     loop {
