@@ -7,34 +7,18 @@
 //! `BatchBuilder` / `compression` module; everything on the wire is checked
 //! independently (CRC-32C recomputed here, header fields compared byte-wise).
 
-mod common;
-
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use common::*;
-use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
-use kafka_protocol::messages::fetch_response::PartitionData;
-use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
-use kafka_protocol::messages::list_offsets_request::{
-    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
-};
-use kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse;
-use kafka_protocol::messages::produce_request::{
-    PartitionProduceData, ProduceRequest, TopicProduceData,
-};
-use kafka_protocol::messages::produce_response::PartitionProduceResponse;
-use kafka_protocol::messages::{BrokerId, ProducerId};
+use crate::support::admin::api_versions_ok;
+use crate::support::fetch::{fetch_batches, latest, list_offset};
+use crate::support::produce::{produce, produce_err, produce_ok, produce_v};
+use crate::support::topics::create_topic;
+use crate::support::transactions::idempotent_producer;
+use crate::support::*;
 use kastle::record::builder::BatchBuilder;
 use kastle::record::compression::{compress, decompress};
 use kastle::record::Compression;
-
-const NONE: i16 = 0;
-const MESSAGE_TOO_LARGE: i16 = 10;
-const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
-const INVALID_RECORD: i16 = 87;
 
 const GZIP: u8 = 1;
 const SNAPPY: u8 = 2;
@@ -49,145 +33,9 @@ const BIG: usize = 64 << 20;
 // Request helpers
 // ---------------------------------------------------------------------------
 
-fn create_topic(c: &mut Client, name: &str, configs: &[(&str, &str)]) {
-    create_topic_with(c, name, 1, configs);
-}
-
-fn produce_v(
-    c: &mut Client,
-    version: i16,
-    topic: &str,
-    records: &[u8],
-) -> PartitionProduceResponse {
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(tn(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(Bytes::copy_from_slice(records)))])]);
-    let resp = c.call(version, &req);
-    assert_eq!(resp.responses.len(), 1);
-    let mut t = resp.responses.into_iter().next().unwrap();
-    assert_eq!(t.partition_responses.len(), 1);
-    t.partition_responses.remove(0)
-}
-
-fn produce(c: &mut Client, topic: &str, records: &[u8]) -> PartitionProduceResponse {
-    produce_v(c, 9, topic, records)
-}
-
-fn produce_ok(c: &mut Client, topic: &str, records: &[u8]) -> i64 {
-    let r = produce(c, topic, records);
-    assert_eq!(
-        r.error_code, NONE,
-        "produce to {topic}: {:?}",
-        r.error_message
-    );
-    r.base_offset
-}
-
-/// Produce and insist on `code`; returns the error message.
-fn produce_err(c: &mut Client, topic: &str, records: &[u8], code: i16, what: &str) -> String {
-    let r = produce(c, topic, records);
-    assert_eq!(
-        r.error_code, code,
-        "{what}: expected error {code}, got {} ({:?})",
-        r.error_code, r.error_message
-    );
-    assert_eq!(r.base_offset, -1, "{what}: base offset of a failed produce");
-    r.error_message.map(|m| m.to_string()).unwrap_or_default()
-}
-
-fn fetch(c: &mut Client, topic: &str, offset: i64) -> PartitionData {
-    let req = FetchRequest::default()
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(50 << 20)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(tn(topic))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(offset)
-                .with_partition_max_bytes(8 << 20)])]);
-    let r = c.call(12, &req);
-    assert_eq!(r.error_code, NONE);
-    let mut t = r.responses.into_iter().next().expect("one topic");
-    let p = t.partitions.remove(0);
-    assert_eq!(p.error_code, NONE, "fetch {topic}@{offset}");
-    p
-}
-
-/// All batches from `offset` on (one fetch is enough for these small logs).
-fn fetch_batches(c: &mut Client, topic: &str, offset: i64) -> Vec<Vec<u8>> {
-    let p = fetch(c, topic, offset);
-    split_batches(p.records.as_deref().unwrap_or(&[]))
-}
-
-fn list_offset(c: &mut Client, version: i16, topic: &str, ts: i64) -> ListOffsetsPartitionResponse {
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(tn(topic))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(0)
-                .with_timestamp(ts)])]);
-    let r = c.call(version, &req);
-    let mut t = r.topics.into_iter().next().expect("one topic");
-    t.partitions.remove(0)
-}
-
-fn latest(c: &mut Client, topic: &str) -> i64 {
-    let r = list_offset(c, 7, topic, -1);
-    assert_eq!(r.error_code, NONE);
-    r.offset
-}
-
-fn api_versions_ok(c: &mut Client) {
-    let r = c.call(
-        3,
-        &ApiVersionsRequest::default()
-            .with_client_software_name(sb("kastle-tests"))
-            .with_client_software_version(sb("1.0")),
-    );
-    assert_eq!(r.error_code, NONE);
-    assert!(!r.api_keys.is_empty());
-}
-
-fn init_producer_id(c: &mut Client) -> (i64, i16) {
-    let r = c.call(
-        4,
-        &InitProducerIdRequest::default()
-            .with_transactional_id(None)
-            .with_transaction_timeout_ms(60_000)
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1),
-    );
-    assert_eq!(r.error_code, NONE, "InitProducerId");
-    (r.producer_id.0, r.producer_epoch)
-}
-
 // ---------------------------------------------------------------------------
 // Batch helpers
 // ---------------------------------------------------------------------------
-
-fn attributes(b: &[u8]) -> i16 {
-    i16::from_be_bytes(b[21..23].try_into().unwrap())
-}
-
-fn codec_of(b: &[u8]) -> u8 {
-    (attributes(b) & 0x07) as u8
-}
-
-fn stored_crc(b: &[u8]) -> u32 {
-    u32::from_be_bytes(b[17..21].try_into().unwrap())
-}
-
-fn fix_crc(b: &mut [u8]) {
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-}
 
 fn compression(codec: u8) -> Compression {
     Compression::from_id(codec).expect("known codec")
@@ -200,7 +48,7 @@ fn with_payload(b: &[u8], codec: u8, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(payload);
     let len = (out.len() - 12) as i32;
     out[8..12].copy_from_slice(&len.to_be_bytes());
-    let attrs = (attributes(b) & !0x07) | i16::from(codec);
+    let attrs = (batch_attributes(b) & !0x07) | i16::from(codec);
     out[21..23].copy_from_slice(&attrs.to_be_bytes());
     fix_crc(&mut out);
     out
@@ -253,17 +101,17 @@ fn raw_records(b: &BatchBuilder) -> Vec<u8> {
 /// CRC-32C, every other header field byte-identical, and the records
 /// section decompressing to exactly `records`.
 fn assert_recompressed(fetched: &[u8], original: &[u8], codec: u8, records: &[u8], what: &str) {
-    assert_eq!(codec_of(fetched), codec, "{what}: codec bits");
+    assert_eq!(batch_codec(fetched), codec, "{what}: codec bits");
     assert_eq!(
-        attributes(fetched) & !0x07,
-        attributes(original) & !0x07,
+        batch_attributes(fetched) & !0x07,
+        batch_attributes(original) & !0x07,
         "{what}: other attribute bits"
     );
     let len = i32::from_be_bytes(fetched[8..12].try_into().unwrap()) as usize;
     assert_eq!(len + 12, fetched.len(), "{what}: batchLength");
     assert_eq!(fetched[16], 2, "{what}: magic");
     assert_eq!(
-        stored_crc(fetched),
+        batch_crc(fetched),
         crc32c::crc32c(&fetched[21..]),
         "{what}: CRC-32C"
     );
@@ -290,14 +138,14 @@ fn assert_recompressed(fetched: &[u8], original: &[u8], codec: u8, records: &[u8
 fn each_codec_stored_as_sent() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    create_topic(&mut c, "asis", &[]);
+    create_topic(&mut c, "asis", 1, &[]);
     let mut expected_offset = 0;
     let mut produced = Vec::new();
     for (i, codec) in CODECS.into_iter().enumerate() {
         let bb = sample_builder(5 + i, 1_000_000 + i as i64 * 100);
         let batch = bb.build_compressed(codec).to_vec();
-        assert_eq!(codec_of(&batch), codec);
-        let off = produce_ok(&mut c, "asis", &batch);
+        assert_eq!(batch_codec(&batch), codec);
+        let off = produce_ok(&mut c, "asis", 0, &batch);
         assert_eq!(off, expected_offset, "codec {codec}: base offset");
         expected_offset += bb.record_count() as i64;
         produced.push((codec, off, batch, raw_records(&bb)));
@@ -308,13 +156,13 @@ fn each_codec_stored_as_sent() {
         .compress_vec(&raw_records(&bb))
         .unwrap();
     let batch = with_payload(&bb.build(), SNAPPY, &raw_snappy);
-    let off = produce_ok(&mut c, "asis", &batch);
+    let off = produce_ok(&mut c, "asis", 0, &batch);
     assert_eq!(off, expected_offset, "raw snappy: base offset");
     expected_offset += 3;
     produced.push((SNAPPY, off, batch, raw_records(&bb)));
-    assert_eq!(latest(&mut c, "asis"), expected_offset);
+    assert_eq!(latest(&mut c, "asis", 0), expected_offset);
 
-    let fetched = fetch_batches(&mut c, "asis", 0);
+    let fetched = fetch_batches(&mut c, "asis", 0, 0);
     assert_eq!(fetched.len(), produced.len(), "number of stored batches");
     for (f, (codec, off, batch, records)) in fetched.iter().zip(&produced) {
         let what = format!("codec {codec} at {off}");
@@ -324,7 +172,7 @@ fn each_codec_stored_as_sent() {
     }
     // Fetching from an offset inside a compressed batch returns the whole batch.
     let mid = produced[2].1 + 2;
-    let f = fetch_batches(&mut c, "asis", mid);
+    let f = fetch_batches(&mut c, "asis", 0, mid);
     assert_eq!(
         batch_base_offset(&f[0]),
         produced[2].1,
@@ -338,29 +186,30 @@ fn each_codec_stored_as_sent() {
 fn zstd_requires_produce_v7() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    create_topic(&mut c, "zv", &[]);
+    create_topic(&mut c, "zv", 1, &[]);
     let zbatch = sample_builder(3, 5000).build_compressed(ZSTD).to_vec();
     for v in 3..=6i16 {
-        let r = produce_v(&mut c, v, "zv", &zbatch);
+        let r = produce_v(&mut c, v, "zv", 0, -1, &zbatch);
         assert_eq!(
-            r.error_code, UNSUPPORTED_COMPRESSION_TYPE,
+            r.error_code,
+            E::UnsupportedCompressionType.code(),
             "zstd on Produce v{v}: {:?}",
             r.error_message
         );
-        assert_eq!(latest(&mut c, "zv"), 0, "nothing appended on v{v}");
+        assert_eq!(latest(&mut c, "zv", 0), 0, "nothing appended on v{v}");
     }
     let mut end = 0;
     for v in 3..=6i16 {
         for codec in [GZIP, SNAPPY, LZ4] {
             let bb = sample_builder(2, 6000);
-            let r = produce_v(&mut c, v, "zv", &bb.build_compressed(codec));
+            let r = produce_v(&mut c, v, "zv", 0, -1, &bb.build_compressed(codec));
             assert_eq!(r.error_code, NONE, "codec {codec} on Produce v{v}");
             assert_eq!(r.base_offset, end);
             end += 2;
         }
     }
     for v in [7i16, 9, 11] {
-        let r = produce_v(&mut c, v, "zv", &zbatch);
+        let r = produce_v(&mut c, v, "zv", 0, -1, &zbatch);
         assert_eq!(
             r.error_code, NONE,
             "zstd on Produce v{v}: {:?}",
@@ -369,7 +218,7 @@ fn zstd_requires_produce_v7() {
         assert_eq!(r.base_offset, end);
         end += 3;
     }
-    assert_eq!(latest(&mut c, "zv"), end);
+    assert_eq!(latest(&mut c, "zv", 0), end);
 }
 
 /// `compression.type=zstd`: gzip, snappy, lz4 and uncompressed batches are
@@ -380,8 +229,8 @@ fn zstd_requires_produce_v7() {
 fn topic_compression_type_zstd_recompresses() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    create_topic(&mut c, "tz", &[("compression.type", "zstd")]);
-    let (pid, epoch) = init_producer_id(&mut c);
+    create_topic(&mut c, "tz", 1, &[("compression.type", "zstd")]);
+    let (pid, epoch) = idempotent_producer(&mut c);
 
     let gz = sample_builder(4, 10_000).producer(pid, epoch, 0);
     let gz_batch = gz.build_compressed(GZIP).to_vec();
@@ -394,24 +243,24 @@ fn topic_compression_type_zstd_recompresses() {
     let zs = sample_builder(2, 14_000).producer(pid, epoch, 11);
     let zs_batch = zs.build_compressed(ZSTD).to_vec();
 
-    assert_eq!(produce_ok(&mut c, "tz", &gz_batch), 0);
-    assert_eq!(produce_ok(&mut c, "tz", &plain_batch), 4);
-    assert_eq!(produce_ok(&mut c, "tz", &sn_batch), 7);
-    assert_eq!(produce_ok(&mut c, "tz", &lz_batch), 9);
-    assert_eq!(produce_ok(&mut c, "tz", &zs_batch), 11);
-    assert_eq!(latest(&mut c, "tz"), 13);
+    assert_eq!(produce_ok(&mut c, "tz", 0, &gz_batch), 0);
+    assert_eq!(produce_ok(&mut c, "tz", 0, &plain_batch), 4);
+    assert_eq!(produce_ok(&mut c, "tz", 0, &sn_batch), 7);
+    assert_eq!(produce_ok(&mut c, "tz", 0, &lz_batch), 9);
+    assert_eq!(produce_ok(&mut c, "tz", 0, &zs_batch), 11);
+    assert_eq!(latest(&mut c, "tz", 0), 13);
 
     // A retry of the gzip batch (same producer, same sequence) is a
     // duplicate even though the stored copy is zstd: same offset, nothing new.
-    let r = produce(&mut c, "tz", &gz_batch);
+    let r = produce(&mut c, "tz", 0, &gz_batch);
     assert_eq!(r.error_code, NONE, "duplicate retry: {:?}", r.error_message);
     assert_eq!(
         r.base_offset, 0,
         "duplicate retry answers the original offset"
     );
-    assert_eq!(latest(&mut c, "tz"), 13, "duplicate not appended");
+    assert_eq!(latest(&mut c, "tz", 0), 13, "duplicate not appended");
 
-    let fetched = fetch_batches(&mut c, "tz", 0);
+    let fetched = fetch_batches(&mut c, "tz", 0, 0);
     assert_eq!(fetched.len(), 5);
     let cases = [
         (&gz_batch, &gz, 0i64, "gzip"),
@@ -436,12 +285,15 @@ fn topic_compression_type_zstd_recompresses() {
 
     // The next sequence continues after the re-encoded batches.
     let next = sample_builder(1, 15_000).producer(pid, epoch, 13);
-    assert_eq!(produce_ok(&mut c, "tz", &next.build_compressed(GZIP)), 13);
+    assert_eq!(
+        produce_ok(&mut c, "tz", 0, &next.build_compressed(GZIP)),
+        13
+    );
     // And an out-of-order sequence is still refused (state tracked correctly).
     let gap = sample_builder(1, 15_000).producer(pid, epoch, 20);
-    let r = produce(&mut c, "tz", &gap.build_compressed(GZIP));
+    let r = produce(&mut c, "tz", 0, &gap.build_compressed(GZIP));
     assert_ne!(r.error_code, NONE, "sequence gap must be refused");
-    assert_eq!(latest(&mut c, "tz"), 14);
+    assert_eq!(latest(&mut c, "tz", 0), 14);
 }
 
 /// `compression.type=uncompressed` (and the other codecs) re-encode what
@@ -451,17 +303,17 @@ fn topic_compression_type_zstd_recompresses() {
 fn topic_compression_type_other_targets() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    create_topic(&mut c, "tu", &[("compression.type", "uncompressed")]);
+    create_topic(&mut c, "tu", 1, &[("compression.type", "uncompressed")]);
     let lz = sample_builder(6, 20_000);
     let lz_batch = lz.build_compressed(LZ4).to_vec();
-    assert_eq!(produce_ok(&mut c, "tu", &lz_batch), 0);
+    assert_eq!(produce_ok(&mut c, "tu", 0, &lz_batch), 0);
     let zs = sample_builder(3, 21_000);
     // zstd on v7+ into an uncompressed topic.
-    let r = produce_v(&mut c, 7, "tu", &zs.build_compressed(ZSTD));
+    let r = produce_v(&mut c, 7, "tu", 0, -1, &zs.build_compressed(ZSTD));
     assert_eq!(r.error_code, NONE, "{:?}", r.error_message);
-    let f = fetch_batches(&mut c, "tu", 0);
+    let f = fetch_batches(&mut c, "tu", 0, 0);
     assert_eq!(f.len(), 2);
-    assert_eq!(codec_of(&f[0]), 0, "lz4 batch stored uncompressed");
+    assert_eq!(batch_codec(&f[0]), 0, "lz4 batch stored uncompressed");
     // Exactly the batch an uncompressed producer would have written.
     assert_same_batch(&f[0], &lz.build(), 0, 0, "lz4 -> uncompressed");
     assert_same_batch(&f[1], &zs.build(), 6, 0, "zstd -> uncompressed");
@@ -470,15 +322,15 @@ fn topic_compression_type_other_targets() {
     // Every other target codec.
     for (target, name) in [(GZIP, "gzip"), (SNAPPY, "snappy"), (LZ4, "lz4")] {
         let topic = format!("t-{name}");
-        create_topic(&mut c, &topic, &[("compression.type", name)]);
+        create_topic(&mut c, &topic, 1, &[("compression.type", name)]);
         let plain = sample_builder(4, 30_000);
         let zs = sample_builder(2, 31_000);
-        produce_ok(&mut c, &topic, &plain.build());
-        produce_ok(&mut c, &topic, &zs.build_compressed(ZSTD));
+        produce_ok(&mut c, &topic, 0, &plain.build());
+        produce_ok(&mut c, &topic, 0, &zs.build_compressed(ZSTD));
         let same = sample_builder(2, 32_000);
         let same_batch = same.build_compressed(target).to_vec();
-        produce_ok(&mut c, &topic, &same_batch);
-        let f = fetch_batches(&mut c, &topic, 0);
+        produce_ok(&mut c, &topic, 0, &same_batch);
+        let f = fetch_batches(&mut c, &topic, 0, 0);
         assert_eq!(f.len(), 3, "{name}");
         assert_recompressed(&f[0], &plain.build(), target, &raw_records(&plain), name);
         assert_recompressed(
@@ -499,17 +351,17 @@ fn topic_compression_type_other_targets() {
 fn corrupt_compressed_payloads_rejected() {
     let mut b = Broker::start(&[]);
     let mut c = b.client();
-    create_topic(&mut c, "bad", &[]);
-    create_topic(&mut c, "bad-z", &[("compression.type", "zstd")]);
+    create_topic(&mut c, "bad", 1, &[]);
+    create_topic(&mut c, "bad-z", 1, &[("compression.type", "zstd")]);
     let good = sample_builder(20, 40_000);
     let mut rng = Rng(0x5eed_cafe_f00d_0001);
     // Every case is tried; mismatches are collected and reported together.
     let mut failures: Vec<String> = Vec::new();
     let mut expect_invalid = |c: &mut Client, topic: &str, batch: &[u8], what: String| {
-        let before = latest(c, topic);
-        let r = produce(c, topic, batch);
-        let after = latest(c, topic);
-        if r.error_code != INVALID_RECORD || after != before {
+        let before = latest(c, topic, 0);
+        let r = produce(c, topic, 0, batch);
+        let after = latest(c, topic, 0);
+        if r.error_code != E::InvalidRecord.code() || after != before {
             failures.push(format!(
                 "{what}: expected INVALID_RECORD (87), got {} ({:?}); log end {before} -> {after}",
                 r.error_code, r.error_message
@@ -559,21 +411,21 @@ fn corrupt_compressed_payloads_rejected() {
             expect_invalid(&mut c, topic, &empty, what("empty payload"));
         }
         // The intact batch still goes through.
-        let before = latest(&mut c, "bad");
-        assert_eq!(produce_ok(&mut c, "bad", &batch), before);
+        let before = latest(&mut c, "bad", 0);
+        assert_eq!(produce_ok(&mut c, "bad", 0, &batch), before);
         end = before + 20;
     }
     // Unknown codec ids 5..7 are refused too (Kafka: CORRUPT_MESSAGE or
     // INVALID_RECORD depending on where it is caught; never success).
     for codec in 5u8..=7 {
         let mut x = good.build().to_vec();
-        let attrs = (attributes(&x) & !0x07) | i16::from(codec);
+        let attrs = (batch_attributes(&x) & !0x07) | i16::from(codec);
         x[21..23].copy_from_slice(&attrs.to_be_bytes());
         fix_crc(&mut x);
-        let r = produce(&mut c, "bad", &x);
+        let r = produce(&mut c, "bad", 0, &x);
         assert_ne!(r.error_code, NONE, "codec id {codec} accepted");
     }
-    assert_eq!(latest(&mut c, "bad"), end);
+    assert_eq!(latest(&mut c, "bad", 0), end);
     b.assert_alive();
     assert!(
         failures.is_empty(),
@@ -591,8 +443,8 @@ fn corrupt_compressed_payloads_rejected() {
 fn compressed_record_count_mismatch_rejected() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    create_topic(&mut c, "cnt", &[]);
-    create_topic(&mut c, "cnt-z", &[("compression.type", "zstd")]);
+    create_topic(&mut c, "cnt", 1, &[]);
+    create_topic(&mut c, "cnt-z", 1, &[("compression.type", "zstd")]);
     for codec in CODECS {
         let bb = sample_builder(3, 50_000);
         let batch = bb.build_compressed(codec).to_vec();
@@ -600,14 +452,35 @@ fn compressed_record_count_mismatch_rejected() {
             let what = |k: &str| format!("codec {codec} on {topic}: {k}");
             let mut fewer = batch.clone();
             set_count(&mut fewer, 2);
-            produce_err(&mut c, topic, &fewer, INVALID_RECORD, &what("count 2 of 3"));
+            produce_err(
+                &mut c,
+                topic,
+                0,
+                &fewer,
+                E::InvalidRecord.code(),
+                &what("count 2 of 3"),
+            );
             let mut more = batch.clone();
             set_count(&mut more, 4);
-            produce_err(&mut c, topic, &more, INVALID_RECORD, &what("count 4 of 3"));
+            produce_err(
+                &mut c,
+                topic,
+                0,
+                &more,
+                E::InvalidRecord.code(),
+                &what("count 4 of 3"),
+            );
             let mut one = batch.clone();
             set_count(&mut one, 1);
-            produce_err(&mut c, topic, &one, INVALID_RECORD, &what("count 1 of 3"));
-            assert_eq!(latest(&mut c, topic), 0);
+            produce_err(
+                &mut c,
+                topic,
+                0,
+                &one,
+                E::InvalidRecord.code(),
+                &what("count 1 of 3"),
+            );
+            assert_eq!(latest(&mut c, topic, 0), 0);
         }
         // Offset deltas 0, 2, 1 (lastOffsetDelta 2, count 3): Kafka rebuilds
         // such a batch, kastle stores batches as sent and refuses it
@@ -620,8 +493,9 @@ fn compressed_record_count_mismatch_rejected() {
         produce_err(
             &mut c,
             "cnt",
+            0,
             &odd,
-            INVALID_RECORD,
+            E::InvalidRecord.code(),
             "inner offset deltas 0,2,1",
         );
         // A record whose own length prefix runs past the decompressed data.
@@ -631,16 +505,24 @@ fn compressed_record_count_mismatch_rejected() {
         produce_err(
             &mut c,
             "cnt",
+            0,
             &short,
-            INVALID_RECORD,
+            E::InvalidRecord.code(),
             "last record cut short",
         );
         // Trailing junk after the last record.
         let mut recs = raw_records(&bb);
         recs.extend_from_slice(b"junk");
         let long = with_payload(&batch, codec, &compress(compression(codec), &recs).unwrap());
-        produce_err(&mut c, "cnt", &long, INVALID_RECORD, "trailing bytes");
-        assert_eq!(latest(&mut c, "cnt"), 0);
+        produce_err(
+            &mut c,
+            "cnt",
+            0,
+            &long,
+            E::InvalidRecord.code(),
+            "trailing bytes",
+        );
+        assert_eq!(latest(&mut c, "cnt", 0), 0);
     }
 }
 
@@ -686,8 +568,8 @@ fn decompression_bombs_refused_with_bounded_memory() {
     const MIB: usize = 1 << 20;
     let mut b = Broker::start(&[]);
     let mut c = b.client();
-    create_topic(&mut c, "bomb", &[]);
-    create_topic(&mut c, "bomb-z", &[("compression.type", "zstd")]);
+    create_topic(&mut c, "bomb", 1, &[]);
+    create_topic(&mut c, "bomb-z", 1, &[("compression.type", "zstd")]);
     let header = BatchBuilder::new(60_000)
         .push(Some(b"k"), Some(b"v"), &[], 60_000)
         .build()
@@ -716,8 +598,8 @@ fn decompression_bombs_refused_with_bounded_memory() {
     // Warm up (allocator arenas, a normal compressed produce + fetch) before
     // taking the baseline.
     let warm = sample_builder(50, 60_000).build_compressed(ZSTD);
-    produce_ok(&mut c, "bomb", &warm);
-    fetch_batches(&mut c, "bomb", 0);
+    produce_ok(&mut c, "bomb", 0, &warm);
+    fetch_batches(&mut c, "bomb", 0, 0);
     let before = b.peak_rss_kib().expect("VmHWM");
 
     // Meanwhile a second connection keeps asking for ApiVersions.
@@ -746,8 +628,9 @@ fn decompression_bombs_refused_with_bounded_memory() {
                 let msg = produce_err(
                     &mut c,
                     topic,
+                    0,
                     bb,
-                    MESSAGE_TOO_LARGE,
+                    E::MessageTooLarge.code(),
                     &format!("{what} bomb on {topic} (round {round})"),
                 );
                 eprintln!(
@@ -757,9 +640,10 @@ fn decompression_bombs_refused_with_bounded_memory() {
             }
         }
         for topic in ["bomb", "bomb-z"] {
-            let r = produce(&mut c, topic, &snappy_liar);
+            let r = produce(&mut c, topic, 0, &snappy_liar);
             assert!(
-                r.error_code == MESSAGE_TOO_LARGE || r.error_code == INVALID_RECORD,
+                r.error_code == E::MessageTooLarge.code()
+                    || r.error_code == E::InvalidRecord.code(),
                 "snappy block claiming 2 GiB on {topic}: {} {:?}",
                 r.error_code,
                 r.error_message
@@ -787,15 +671,24 @@ fn decompression_bombs_refused_with_bounded_memory() {
         worst < Duration::from_secs(5),
         "parallel ApiVersions took {worst:?}"
     );
-    assert_eq!(latest(&mut c, "bomb"), 50, "nothing appended by the bombs");
-    assert_eq!(latest(&mut c, "bomb-z"), 0, "nothing appended by the bombs");
+    assert_eq!(
+        latest(&mut c, "bomb", 0),
+        50,
+        "nothing appended by the bombs"
+    );
+    assert_eq!(
+        latest(&mut c, "bomb-z", 0),
+        0,
+        "nothing appended by the bombs"
+    );
     // The connection that sent the bombs is still usable.
     produce_ok(
         &mut c,
         "bomb-z",
+        0,
         &sample_builder(2, 61_000).build_compressed(GZIP),
     );
-    assert_eq!(latest(&mut c, "bomb-z"), 2);
+    assert_eq!(latest(&mut c, "bomb-z", 0), 2);
     let mut fresh = b.client();
     api_versions_ok(&mut fresh);
 }
@@ -808,7 +701,7 @@ fn decompression_budget_follows_max_message_bytes() {
     let b = Broker::start(&[]);
     let mut c = b.client();
     // 100 KB max.message.bytes: budget = max(64 × 100 KB, 16 MiB) = 16 MiB.
-    create_topic(&mut c, "small", &[("max.message.bytes", "100000")]);
+    create_topic(&mut c, "small", 1, &[("max.message.bytes", "100000")]);
     let header = BatchBuilder::new(70_000)
         .push(Some(b"k"), Some(b"v"), &[], 70_000)
         .build()
@@ -817,8 +710,9 @@ fn decompression_budget_follows_max_message_bytes() {
     produce_err(
         &mut c,
         "small",
+        0,
         &over,
-        MESSAGE_TOO_LARGE,
+        E::MessageTooLarge.code(),
         "20 MiB into a 16 MiB budget",
     );
     // A real 12 MiB (decompressed) batch of highly compressible records
@@ -839,8 +733,8 @@ fn decompression_budget_follows_max_message_bytes() {
         "12 MiB of 'a' is {} bytes as zstd",
         ok.len()
     );
-    assert_eq!(produce_ok(&mut c, "small", &ok), 0);
-    let f = fetch_batches(&mut c, "small", 0);
+    assert_eq!(produce_ok(&mut c, "small", 0, &ok), 0);
+    let f = fetch_batches(&mut c, "small", 0, 0);
     assert_same_batch(&f[0], &ok, 0, 0, "12 MiB zstd batch");
 }
 
@@ -867,20 +761,26 @@ fn list_offsets_by_timestamp_inside_compressed_batches() {
     for (topic, codec, cfg) in &topics {
         let mut cfg = cfg.clone();
         cfg.push(("retention.ms", "-1"));
-        create_topic(&mut c, topic, &cfg);
+        create_topic(&mut c, topic, 1, &cfg);
         // An uncompressed record first so offsets inside the batch are not 0-based.
-        produce_ok(&mut c, topic, &batch(&[Rec::value(b"first", 500)]));
+        produce_ok(&mut c, topic, 0, &batch(&[Rec::value(b"first", 500)]));
         let bb = BatchBuilder::new(1000)
             .push(Some(b"a"), Some(b"1000"), &[], 1000)
             .push(Some(b"b"), Some(b"2000"), &[], 2000)
             .push(Some(b"c"), Some(b"3000"), &[], 3000);
-        assert_eq!(produce_ok(&mut c, topic, &bb.build_compressed(*codec)), 1);
+        assert_eq!(
+            produce_ok(&mut c, topic, 0, &bb.build_compressed(*codec)),
+            1
+        );
         // Out-of-order timestamps inside one compressed batch.
         let bb = BatchBuilder::new(4000)
             .push(Some(b"d"), Some(b"4000"), &[], 4000)
             .push(Some(b"e"), Some(b"4500"), &[], 4500)
             .push(Some(b"f"), Some(b"4100"), &[], 4100);
-        assert_eq!(produce_ok(&mut c, topic, &bb.build_compressed(*codec)), 4);
+        assert_eq!(
+            produce_ok(&mut c, topic, 0, &bb.build_compressed(*codec)),
+            4
+        );
     }
     let check = |c: &mut Client, when: &str| {
         for (topic, _, _) in &topics {
@@ -897,15 +797,15 @@ fn list_offsets_by_timestamp_inside_compressed_batches() {
                     (4200, 5, 4500),
                     (4500, 5, 4500),
                 ] {
-                    let r = list_offset(c, v, topic, ts);
+                    let r = list_offset(c, v, topic, 0, ts);
                     assert_eq!(r.error_code, NONE, "{}", what(ts));
                     assert_eq!(r.offset, want_off, "{}: offset", what(ts));
                     assert_eq!(r.timestamp, want_ts, "{}: timestamp", what(ts));
                 }
-                let r = list_offset(c, v, topic, 5000);
+                let r = list_offset(c, v, topic, 0, 5000);
                 assert_eq!((r.offset, r.timestamp), (-1, -1), "{}", what(5000));
                 if v >= 7 {
-                    let r = list_offset(c, v, topic, -3);
+                    let r = list_offset(c, v, topic, 0, -3);
                     assert_eq!(
                         (r.error_code, r.offset, r.timestamp),
                         (NONE, 5, 4500),
@@ -927,9 +827,9 @@ fn list_offsets_by_timestamp_inside_compressed_batches() {
     let mut c = b.client();
     check(&mut c, "after crash restart");
     // The recompressed topic really holds zstd.
-    let f = fetch_batches(&mut c, "ts-recompressed", 0);
+    let f = fetch_batches(&mut c, "ts-recompressed", 0, 0);
     assert_eq!(
-        f.iter().map(|x| codec_of(x)).collect::<Vec<_>>(),
+        f.iter().map(|x| batch_codec(x)).collect::<Vec<_>>(),
         vec![4, 4, 4]
     );
 }

@@ -3,313 +3,38 @@
 //! TCP with hand-framed requests (bodies encoded and decoded with the
 //! `kafka-protocol` crate), checking behaviour against Apache Kafka 4.x.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use common::*;
+use crate::support::admin::api_versions_ok;
+use crate::support::fetch::*;
+use crate::support::produce::*;
+use crate::support::topics::*;
+use crate::support::*;
 use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
 use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
-use kafka_protocol::messages::create_topics_request::{
-    CreatableTopic, CreatableTopicConfig, CreateTopicsRequest,
-};
-use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::{DeleteTopicState, DeleteTopicsRequest};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
-use kafka_protocol::messages::fetch_response::{FetchResponse, PartitionData};
-use kafka_protocol::messages::list_offsets_request::{
-    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
-};
-use kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse;
+use kafka_protocol::messages::fetch_response::FetchResponse;
 use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
-use kafka_protocol::messages::metadata_response::{MetadataResponse, MetadataResponseTopic};
-use kafka_protocol::messages::produce_request::{
-    PartitionProduceData, ProduceRequest, TopicProduceData,
-};
-use kafka_protocol::messages::produce_response::PartitionProduceResponse;
+use kafka_protocol::messages::metadata_response::MetadataResponse;
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::protocol::Decodable;
 use uuid::Uuid;
 
 // Kafka error codes used below.
-const NONE: i16 = 0;
-const OFFSET_OUT_OF_RANGE: i16 = 1;
-const CORRUPT_MESSAGE: i16 = 2;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const LEADER_NOT_AVAILABLE: i16 = 5;
-const MESSAGE_TOO_LARGE: i16 = 10;
-const INVALID_TOPIC_EXCEPTION: i16 = 17;
-const INVALID_REQUIRED_ACKS: i16 = 21;
-const UNSUPPORTED_VERSION: i16 = 35;
-const TOPIC_ALREADY_EXISTS: i16 = 36;
-const INVALID_PARTITIONS: i16 = 37;
-const INVALID_REPLICATION_FACTOR: i16 = 38;
-const INVALID_CONFIG: i16 = 40;
-const INVALID_REQUEST: i16 = 42;
-const INVALID_RECORD: i16 = 87;
-const UNKNOWN_TOPIC_ID: i16 = 100;
 
 // ---------------------------------------------------------------------------
 // Request helpers
 // ---------------------------------------------------------------------------
 
-fn create_topics(
-    c: &mut Client,
-    version: i16,
-    topics: Vec<CreatableTopic>,
-    validate_only: bool,
-) -> Vec<CreatableTopicResult> {
-    let req = CreateTopicsRequest::default()
-        .with_topics(topics)
-        .with_timeout_ms(5000)
-        .with_validate_only(validate_only);
-    c.call(version, &req).topics
-}
-
-fn topic_spec(name: &str, partitions: i32, rf: i16, configs: &[(&str, &str)]) -> CreatableTopic {
-    CreatableTopic::default()
-        .with_name(tn(name))
-        .with_num_partitions(partitions)
-        .with_replication_factor(rf)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(sb(k))
-                        .with_value(Some(sb(v)))
-                })
-                .collect(),
-        )
-}
-
-/// Create one topic with CreateTopics v7; returns the result (error checked by caller).
-fn create(
-    c: &mut Client,
-    name: &str,
-    partitions: i32,
-    configs: &[(&str, &str)],
-) -> CreatableTopicResult {
-    let mut r = create_topics(c, 7, vec![topic_spec(name, partitions, -1, configs)], false);
-    assert_eq!(r.len(), 1);
-    let r = r.remove(0);
-    assert_eq!(r.name.0.as_str(), name);
-    r
-}
-
-/// Create a topic and insist on success; returns its id.
-fn create_ok(c: &mut Client, name: &str, partitions: i32) -> Uuid {
-    let r = create(c, name, partitions, &[]);
-    assert_eq!(r.error_code, NONE, "create {name}: {:?}", r.error_message);
-    assert!(!r.topic_id.is_nil());
-    r.topic_id
-}
-
-fn metadata(
-    c: &mut Client,
-    version: i16,
-    topics: Option<&[&str]>,
-    allow_auto: bool,
-) -> MetadataResponse {
-    // allow_auto_topic_creation exists from v4; older versions always allow.
-    let req = MetadataRequest::default()
-        .with_topics(topics.map(|ts| {
-            ts.iter()
-                .map(|t| MetadataRequestTopic::default().with_name(Some(tn(t))))
-                .collect()
-        }))
-        .with_allow_auto_topic_creation(allow_auto || version < 4);
-    c.call(version, &req)
-}
-
-fn md_topic<'a>(m: &'a MetadataResponse, name: &str) -> Option<&'a MetadataResponseTopic> {
-    m.topics
-        .iter()
-        .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some(name))
-}
-
-/// Metadata v12 for one topic without auto-creation: its error code.
-fn topic_error(c: &mut Client, name: &str) -> i16 {
-    let m = metadata(c, 12, Some(&[name]), false);
-    md_topic(&m, name)
-        .expect("topic in metadata response")
-        .error_code
-}
-
-fn produce_req(
-    topic: &str,
-    topic_id: Uuid,
-    partition: i32,
-    acks: i16,
-    records: Vec<u8>,
-) -> ProduceRequest {
-    ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(tn(topic))
-            .with_topic_id(topic_id)
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(Bytes::from(records)))])])
-}
-
-/// Produce one record set (v9, by name) and return the partition response.
-fn produce_v(
-    c: &mut Client,
-    version: i16,
-    topic: &str,
-    topic_id: Uuid,
-    partition: i32,
-    acks: i16,
-    records: &[u8],
-) -> PartitionProduceResponse {
-    let resp = c.call(
-        version,
-        &produce_req(topic, topic_id, partition, acks, records.to_vec()),
-    );
-    assert_eq!(resp.responses.len(), 1, "produce response topics");
-    let mut t = resp.responses.into_iter().next().unwrap();
-    assert_eq!(t.partition_responses.len(), 1);
-    t.partition_responses.remove(0)
-}
-
-fn produce(
-    c: &mut Client,
-    topic: &str,
-    partition: i32,
-    acks: i16,
-    records: &[u8],
-) -> PartitionProduceResponse {
-    produce_v(c, 9, topic, Uuid::nil(), partition, acks, records)
-}
-
-fn produce_ok(c: &mut Client, topic: &str, partition: i32, records: &[u8]) -> i64 {
-    let r = produce(c, topic, partition, -1, records);
-    assert_eq!(
-        r.error_code, NONE,
-        "produce to {topic}-{partition}: {:?}",
-        r.error_message
-    );
-    r.base_offset
-}
-
-struct FetchArgs {
-    version: i16,
-    offset: i64,
-    max_wait_ms: i32,
-    min_bytes: i32,
-    max_bytes: i32,
-    partition_max_bytes: i32,
-}
-
-impl Default for FetchArgs {
-    fn default() -> Self {
-        FetchArgs {
-            version: 12,
-            offset: 0,
-            max_wait_ms: 0,
-            min_bytes: 1,
-            max_bytes: 50 * 1024 * 1024,
-            partition_max_bytes: 1024 * 1024,
-        }
-    }
-}
-
-fn fetch_req(topic: &str, topic_id: Uuid, partition: i32, a: &FetchArgs) -> FetchRequest {
-    FetchRequest::default()
-        .with_max_wait_ms(a.max_wait_ms)
-        .with_min_bytes(a.min_bytes)
-        .with_max_bytes(a.max_bytes)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(tn(topic))
-            .with_topic_id(topic_id)
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(partition)
-                .with_fetch_offset(a.offset)
-                .with_partition_max_bytes(a.partition_max_bytes)])])
-}
-
-fn fetch_full(
-    c: &mut Client,
-    topic: &str,
-    topic_id: Uuid,
-    partition: i32,
-    a: &FetchArgs,
-) -> FetchResponse {
-    c.call(a.version, &fetch_req(topic, topic_id, partition, a))
-}
-
-/// Fetch one partition and return its data (asserting exactly one).
-fn fetch(
-    c: &mut Client,
-    topic: &str,
-    topic_id: Uuid,
-    partition: i32,
-    a: &FetchArgs,
-) -> PartitionData {
-    let r = fetch_full(c, topic, topic_id, partition, a);
-    assert_eq!(r.error_code, NONE, "fetch top-level error");
-    assert_eq!(r.responses.len(), 1, "fetch topics");
-    let mut t = r.responses.into_iter().next().unwrap();
-    assert_eq!(t.partitions.len(), 1, "fetch partitions");
-    t.partitions.remove(0)
-}
-
-fn list_offset(
-    c: &mut Client,
-    version: i16,
-    topic: &str,
-    partition: i32,
-    ts: i64,
-) -> ListOffsetsPartitionResponse {
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(tn(topic))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(partition)
-                .with_timestamp(ts)])]);
-    let r = c.call(version, &req);
-    assert_eq!(r.topics.len(), 1);
-    let mut t = r.topics.into_iter().next().unwrap();
-    assert_eq!(t.partitions.len(), 1);
-    t.partitions.remove(0)
-}
-
-fn latest(c: &mut Client, topic: &str, partition: i32) -> i64 {
-    let r = list_offset(c, 7, topic, partition, -1);
-    assert_eq!(r.error_code, NONE);
-    r.offset
-}
-
-fn api_versions_ok(c: &mut Client) {
-    let r = c.call(
-        3,
-        &ApiVersionsRequest::default()
-            .with_client_software_name(sb("kastle-tests"))
-            .with_client_software_version(sb("1.0")),
-    );
-    assert_eq!(r.error_code, NONE);
-    assert!(!r.api_keys.is_empty());
-}
-
 fn fresh_connection_works(b: &mut Broker) {
     b.assert_alive();
     let mut c = b.client();
     api_versions_ok(&mut c);
-}
-
-/// Records bytes of a partition, asserting not null.
-fn records(p: &PartitionData) -> Vec<u8> {
-    p.records
-        .as_ref()
-        .expect("records must not be null")
-        .to_vec()
 }
 
 // ---------------------------------------------------------------------------
@@ -365,7 +90,7 @@ fn api_versions_ranges_and_errors() {
     let (corr, mut body) = c.recv_frame().expect("response to ApiVersions v5");
     assert_eq!(corr, 777);
     let r = ApiVersionsResponse::decode(&mut body, 0).expect("v0 body");
-    assert_eq!(r.error_code, UNSUPPORTED_VERSION);
+    assert_eq!(r.error_code, E::UnsupportedVersion.code());
     let av = r
         .api_keys
         .iter()
@@ -384,7 +109,8 @@ fn api_versions_ranges_and_errors() {
             .with_client_software_version(sb("1.0")),
     );
     assert_eq!(
-        r.error_code, INVALID_REQUEST,
+        r.error_code,
+        E::InvalidRequest.code(),
         "client_software_name \"-bad\""
     );
     let r = c.call(
@@ -394,7 +120,8 @@ fn api_versions_ranges_and_errors() {
             .with_client_software_version(sb("1.0-")),
     );
     assert_eq!(
-        r.error_code, INVALID_REQUEST,
+        r.error_code,
+        E::InvalidRequest.code(),
         "client_software_version \"1.0-\""
     );
     b.assert_alive();
@@ -455,7 +182,7 @@ fn framing_limits() {
 #[test]
 fn huge_claimed_counts_do_not_allocate() {
     let mut b = Broker::start(&[]);
-    let rss_before = b.peak_rss_kib();
+    let before = b.peak_rss_kib().expect("VmHWM");
 
     // Metadata v1: topics array claims 2^31-1 entries.
     let mut c = b.client();
@@ -507,12 +234,11 @@ fn huge_claimed_counts_do_not_allocate() {
     c.expect_closed("Metadata v1 with a 32767-byte topic name in 6 bytes");
 
     fresh_connection_works(&mut b);
-    if let (Some(before), Some(after)) = (rss_before, b.peak_rss_kib()) {
-        assert!(
-            after < before + 256 * 1024,
-            "peak RSS grew from {before} KiB to {after} KiB"
-        );
-    }
+    let after = b.peak_rss_kib().expect("VmHWM");
+    assert!(
+        after < before + 256 * 1024,
+        "peak RSS grew from {before} KiB to {after} KiB"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -623,7 +349,7 @@ fn truncated_frames_and_garbage() {
 fn pipelined_requests_answer_in_order() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    create_ok(&mut c, "pipe", 1);
+    create_topic(&mut c, "pipe", 1, &[]);
     let mut all = Vec::new();
     let mut kinds = Vec::new();
     for i in 0..50 {
@@ -674,64 +400,64 @@ fn pipelined_requests_answer_in_order() {
 fn create_topics_validation() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    let r = create(&mut c, "t1", 3, &[]);
+    let r = try_create_topic(&mut c, "t1", 3, &[]);
     assert_eq!(r.error_code, NONE, "{:?}", r.error_message);
     assert!(!r.topic_id.is_nil(), "v7 returns a topic id");
     assert_eq!(r.num_partitions, 3);
     let t1_id = r.topic_id;
 
     assert_eq!(
-        create(&mut c, "t1", 3, &[]).error_code,
-        TOPIC_ALREADY_EXISTS
+        try_create_topic(&mut c, "t1", 3, &[]).error_code,
+        E::TopicAlreadyExists.code()
     );
     assert_eq!(
-        create(&mut c, "bad/name", 1, &[]).error_code,
-        INVALID_TOPIC_EXCEPTION
+        try_create_topic(&mut c, "bad/name", 1, &[]).error_code,
+        E::InvalidTopicException.code()
     );
     assert_eq!(
-        create(&mut c, &"x".repeat(250), 1, &[]).error_code,
-        INVALID_TOPIC_EXCEPTION,
+        try_create_topic(&mut c, &"x".repeat(250), 1, &[]).error_code,
+        E::InvalidTopicException.code(),
         "250-char name"
     );
     assert_eq!(
-        create(&mut c, ".", 1, &[]).error_code,
-        INVALID_TOPIC_EXCEPTION,
+        try_create_topic(&mut c, ".", 1, &[]).error_code,
+        E::InvalidTopicException.code(),
         "\".\""
     );
     assert_eq!(
-        create(&mut c, "..", 1, &[]).error_code,
-        INVALID_TOPIC_EXCEPTION,
+        try_create_topic(&mut c, "..", 1, &[]).error_code,
+        E::InvalidTopicException.code(),
         "\"..\""
     );
     // 249 chars is the maximum legal length.
     assert_eq!(
-        create(&mut c, &"y".repeat(249), 1, &[]).error_code,
+        try_create_topic(&mut c, &"y".repeat(249), 1, &[]).error_code,
         NONE,
         "249-char name"
     );
 
     let r = create_topics(&mut c, 7, vec![topic_spec("rf3", 1, 3, &[])], false);
-    assert_eq!(r[0].error_code, INVALID_REPLICATION_FACTOR);
+    assert_eq!(r[0].error_code, E::InvalidReplicationFactor.code());
     assert_eq!(
-        create(&mut c, "zero", 0, &[]).error_code,
-        INVALID_PARTITIONS
+        try_create_topic(&mut c, "zero", 0, &[]).error_code,
+        E::InvalidPartitions.code()
     );
     assert_eq!(
-        create(&mut c, "neg", -5, &[]).error_code,
-        INVALID_PARTITIONS
+        try_create_topic(&mut c, "neg", -5, &[]).error_code,
+        E::InvalidPartitions.code()
     );
     assert_eq!(
-        create(&mut c, "badcfg", 1, &[("made.up.config", "1")]).error_code,
-        INVALID_CONFIG
+        try_create_topic(&mut c, "badcfg", 1, &[("made.up.config", "1")]).error_code,
+        E::InvalidConfig.code()
     );
     assert_eq!(
-        create(&mut c, "badval", 1, &[("retention.ms", "soon")]).error_code,
-        INVALID_CONFIG
+        try_create_topic(&mut c, "badval", 1, &[("retention.ms", "soon")]).error_code,
+        E::InvalidConfig.code()
     );
     for n in ["rf3", "zero", "neg", "badcfg", "badval"] {
         assert_eq!(
             topic_error(&mut c, n),
-            UNKNOWN_TOPIC_OR_PARTITION,
+            E::UnknownTopicOrPartition.code(),
             "{n} must not exist after a failed create"
         );
     }
@@ -741,15 +467,15 @@ fn create_topics_validation() {
     assert_eq!(r[0].error_code, NONE);
     assert_eq!(
         topic_error(&mut c, "dry"),
-        UNKNOWN_TOPIC_OR_PARTITION,
+        E::UnknownTopicOrPartition.code(),
         "validate_only must not create"
     );
 
     // Collision of '.' and '_'.
-    assert_eq!(create(&mut c, "a.b", 1, &[]).error_code, NONE);
+    assert_eq!(try_create_topic(&mut c, "a.b", 1, &[]).error_code, NONE);
     assert_eq!(
-        create(&mut c, "a_b", 1, &[]).error_code,
-        INVALID_TOPIC_EXCEPTION,
+        try_create_topic(&mut c, "a_b", 1, &[]).error_code,
+        E::InvalidTopicException.code(),
         "a_b collides with a.b"
     );
 
@@ -778,7 +504,8 @@ fn delete_topics() {
             ]),
     );
     assert_eq!(
-        r.responses[0].error_code, UNKNOWN_TOPIC_OR_PARTITION,
+        r.responses[0].error_code,
+        E::UnknownTopicOrPartition.code(),
         "delete missing (v6 by name)"
     );
     let r = c.call(
@@ -788,7 +515,8 @@ fn delete_topics() {
             .with_topic_names(vec![tn("missing")]),
     );
     assert_eq!(
-        r.responses[0].error_code, UNKNOWN_TOPIC_OR_PARTITION,
+        r.responses[0].error_code,
+        E::UnknownTopicOrPartition.code(),
         "delete missing (v4)"
     );
     let r = c.call(
@@ -800,12 +528,13 @@ fn delete_topics() {
             ]),
     );
     assert_eq!(
-        r.responses[0].error_code, UNKNOWN_TOPIC_ID,
+        r.responses[0].error_code,
+        E::UnknownTopicId.code(),
         "delete unknown topic id"
     );
 
     // Delete by id.
-    let id = create_ok(&mut c, "byid", 2);
+    let id = create_topic(&mut c, "byid", 2, &[]);
     let r = c.call(
         6,
         &DeleteTopicsRequest::default()
@@ -824,14 +553,18 @@ fn delete_topics() {
         Some("byid"),
         "v6 response names the topic"
     );
-    assert_eq!(topic_error(&mut c, "byid"), UNKNOWN_TOPIC_OR_PARTITION);
-    assert!(
-        !b.data_dir.join("byid-0").exists() || wait_gone(&b.data_dir.join("byid-0")),
-        "partition directory removed"
+    assert_eq!(
+        topic_error(&mut c, "byid"),
+        E::UnknownTopicOrPartition.code()
+    );
+    wait_until(
+        "partition directory removed",
+        Duration::from_secs(5),
+        || !b.data_dir.join("byid-0").exists(),
     );
 
     // Delete by name (v1), then recreate: a new, empty topic.
-    let old = create_ok(&mut c, "again", 1);
+    let old = create_topic(&mut c, "again", 1, &[]);
     produce_ok(&mut c, "again", 0, &simple_batch(3, 10, 1000, 1));
     let r = c.call(
         1,
@@ -840,8 +573,11 @@ fn delete_topics() {
             .with_topic_names(vec![tn("again")]),
     );
     assert_eq!(r.responses[0].error_code, NONE);
-    assert_eq!(topic_error(&mut c, "again"), UNKNOWN_TOPIC_OR_PARTITION);
-    let new = create_ok(&mut c, "again", 1);
+    assert_eq!(
+        topic_error(&mut c, "again"),
+        E::UnknownTopicOrPartition.code()
+    );
+    let new = create_topic(&mut c, "again", 1, &[]);
     assert_ne!(old, new, "recreated topic gets a new id");
     assert_eq!(latest(&mut c, "again", 0), 0, "recreated topic is empty");
     assert_eq!(
@@ -850,22 +586,11 @@ fn delete_topics() {
     );
 }
 
-fn wait_gone(p: &std::path::Path) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if !p.exists() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
 #[test]
 fn metadata_basics_and_restart() {
     let mut b = Broker::start(&["num.partitions=2"]);
     let mut c = b.client();
-    let id = create_ok(&mut c, "m1", 3);
+    let id = create_topic(&mut c, "m1", 3, &[]);
     let mut cluster = None;
     for v in [0i16, 1, 4, 9, 10, 12, 13] {
         let m = metadata(&mut c, v, Some(&["m1"]), false);
@@ -909,7 +634,7 @@ fn metadata_basics_and_restart() {
     let m = metadata(&mut c, 12, Some(&["auto1"]), true);
     let e = md_topic(&m, "auto1").unwrap().error_code;
     assert!(
-        e == NONE || e == LEADER_NOT_AVAILABLE,
+        e == NONE || e == E::LeaderNotAvailable.code(),
         "auto-create first response error {e}"
     );
     let m = metadata(&mut c, 12, Some(&["auto1"]), false);
@@ -918,7 +643,7 @@ fn metadata_basics_and_restart() {
     assert_eq!(t.partitions.len(), 2, "auto-created with num.partitions");
     assert_eq!(
         topic_error(&mut c, "noauto"),
-        UNKNOWN_TOPIC_OR_PARTITION,
+        E::UnknownTopicOrPartition.code(),
         "allow_auto_topic_creation=false"
     );
     // Metadata v1 (no flag) auto-creates too.
@@ -951,17 +676,20 @@ fn metadata_auto_create_disabled() {
     let m = metadata(&mut c, 12, Some(&["nope"]), true);
     assert_eq!(
         md_topic(&m, "nope").unwrap().error_code,
-        UNKNOWN_TOPIC_OR_PARTITION
+        E::UnknownTopicOrPartition.code()
     );
     let m = metadata(&mut c, 1, Some(&["nope"]), true);
     assert_eq!(
         md_topic(&m, "nope").unwrap().error_code,
-        UNKNOWN_TOPIC_OR_PARTITION
+        E::UnknownTopicOrPartition.code()
     );
-    assert_eq!(topic_error(&mut c, "nope"), UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(
+        topic_error(&mut c, "nope"),
+        E::UnknownTopicOrPartition.code()
+    );
     // Produce to an unknown topic does not create it either.
-    let r = produce(&mut c, "nope", 0, -1, &simple_batch(1, 5, 1000, 0));
-    assert_eq!(r.error_code, UNKNOWN_TOPIC_OR_PARTITION);
+    let r = produce(&mut c, "nope", 0, &simple_batch(1, 5, 1000, 0));
+    assert_eq!(r.error_code, E::UnknownTopicOrPartition.code());
 }
 
 // ---------------------------------------------------------------------------
@@ -972,7 +700,7 @@ fn metadata_auto_create_disabled() {
 fn produce_fetch_roundtrip() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    let id = create_ok(&mut c, "t1", 1);
+    let id = create_topic(&mut c, "t1", 1, &[]);
     let m = metadata(&mut c, 12, Some(&["t1"]), false);
     let leader_epoch = md_topic(&m, "t1").unwrap().partitions[0].leader_epoch;
 
@@ -980,14 +708,14 @@ fn produce_fetch_roundtrip() {
         .map(|i| simple_batch(5, 40, 1_700_000_000_000 + i, i as u8))
         .collect();
     for (i, bt) in batches.iter().enumerate() {
-        let r = produce(&mut c, "t1", 0, -1, bt);
+        let r = produce(&mut c, "t1", 0, bt);
         assert_eq!(r.error_code, NONE);
         assert_eq!(r.base_offset, 5 * i as i64, "base offset of batch {i}");
         assert_eq!(r.log_start_offset, 0);
     }
     // Produce v11, the newest advertised (v12+ implies transaction version 2).
     let extra = simple_batch(2, 8, 1_700_000_000_100, 9);
-    let r = produce_v(&mut c, 11, "t1", uuid::Uuid::nil(), 0, -1, &extra);
+    let r = produce_v(&mut c, 11, "t1", 0, -1, &extra);
     assert_eq!(r.error_code, NONE, "produce v11");
     assert_eq!(r.base_offset, 15);
     let mut all = batches.clone();
@@ -995,12 +723,12 @@ fn produce_fetch_roundtrip() {
     let offsets = [0i64, 5, 10, 15];
 
     for v in [4i16, 11, 12, 13, 16, 18] {
-        let p = fetch(
+        let p = fetch_with(
             &mut c,
             "t1",
-            id,
             0,
             &FetchArgs {
+                topic_id: id,
                 version: v,
                 ..Default::default()
             },
@@ -1024,12 +752,12 @@ fn produce_fetch_roundtrip() {
         }
     }
     // From the middle of a batch: the containing batch comes back.
-    let p = fetch(
+    let p = fetch_with(
         &mut c,
         "t1",
-        id,
         0,
         &FetchArgs {
+            topic_id: id,
             offset: 7,
             ..Default::default()
         },
@@ -1043,12 +771,12 @@ fn produce_fetch_roundtrip() {
 
     // At the end: empty, not null.
     for v in [12i16, 13] {
-        let p = fetch(
+        let p = fetch_with(
             &mut c,
             "t1",
-            id,
             0,
             &FetchArgs {
+                topic_id: id,
                 version: v,
                 offset: 17,
                 ..Default::default()
@@ -1063,46 +791,60 @@ fn produce_fetch_roundtrip() {
         assert_eq!(p.high_watermark, 17);
     }
     // Beyond the end.
-    let p = fetch(
+    let p = fetch_with(
         &mut c,
         "t1",
-        id,
         0,
         &FetchArgs {
+            topic_id: id,
             offset: 100,
             ..Default::default()
         },
     );
-    assert_eq!(p.error_code, OFFSET_OUT_OF_RANGE, "fetch offset 100 of 17");
-    let p = fetch(
+    assert_eq!(
+        p.error_code,
+        E::OffsetOutOfRange.code(),
+        "fetch offset 100 of 17"
+    );
+    let p = fetch_with(
         &mut c,
         "t1",
-        id,
         0,
         &FetchArgs {
+            topic_id: id,
             offset: -5,
             ..Default::default()
         },
     );
-    assert_eq!(p.error_code, OFFSET_OUT_OF_RANGE, "fetch offset -5");
+    assert_eq!(p.error_code, E::OffsetOutOfRange.code(), "fetch offset -5");
 
     // Unknown topic / partition.
-    let p = fetch(&mut c, "nosuch", Uuid::nil(), 0, &FetchArgs::default());
+    let p = fetch_with(&mut c, "nosuch", 0, &FetchArgs::default());
     assert_eq!(
-        p.error_code, UNKNOWN_TOPIC_OR_PARTITION,
+        p.error_code,
+        E::UnknownTopicOrPartition.code(),
         "fetch v12 unknown topic"
     );
-    let p = fetch(&mut c, "t1", id, 7, &FetchArgs::default());
+    let p = fetch_with(
+        &mut c,
+        "t1",
+        7,
+        &FetchArgs {
+            topic_id: id,
+            ..Default::default()
+        },
+    );
     assert_eq!(
-        p.error_code, UNKNOWN_TOPIC_OR_PARTITION,
+        p.error_code,
+        E::UnknownTopicOrPartition.code(),
         "fetch v12 unknown partition"
     );
-    let r = fetch_full(
+    let r = fetch_response(
         &mut c,
         "",
-        Uuid::new_v4(),
         0,
         &FetchArgs {
+            topic_id: Uuid::new_v4(),
             version: 13,
             ..Default::default()
         },
@@ -1112,14 +854,18 @@ fn produce_fetch_roundtrip() {
     } else {
         r.responses[0].partitions[0].error_code
     };
-    assert_eq!(code, UNKNOWN_TOPIC_ID, "fetch v13 unknown topic id");
+    assert_eq!(code, E::UnknownTopicId.code(), "fetch v13 unknown topic id");
 
     // Corrupt CRC: rejected, nothing appended.
     let mut bad = simple_batch(3, 20, 1_700_000_000_000, 7);
     let last = bad.len() - 1;
     bad[last] ^= 0xff;
-    let r = produce(&mut c, "t1", 0, -1, &bad);
-    assert_eq!(r.error_code, CORRUPT_MESSAGE, "flipped byte in a batch");
+    let r = produce(&mut c, "t1", 0, &bad);
+    assert_eq!(
+        r.error_code,
+        E::CorruptMessage.code(),
+        "flipped byte in a batch"
+    );
     assert_eq!(
         latest(&mut c, "t1", 0),
         17,
@@ -1127,48 +873,46 @@ fn produce_fetch_roundtrip() {
     );
 
     // Invalid acks.
-    let r = produce(&mut c, "t1", 0, 5, &simple_batch(1, 5, 1, 1));
-    assert_eq!(r.error_code, INVALID_REQUIRED_ACKS, "acks=5");
+    let r = produce_v(&mut c, 9, "t1", 0, 5, &simple_batch(1, 5, 1, 1));
+    assert_eq!(r.error_code, E::InvalidRequiredAcks.code(), "acks=5");
     assert_eq!(latest(&mut c, "t1", 0), 17);
 
     // Produce to an unknown partition.
-    let r = produce(&mut c, "t1", 9, -1, &simple_batch(1, 5, 1, 1));
+    let r = produce(&mut c, "t1", 9, &simple_batch(1, 5, 1, 1));
     assert_eq!(
-        r.error_code, UNKNOWN_TOPIC_OR_PARTITION,
+        r.error_code,
+        E::UnknownTopicOrPartition.code(),
         "produce to partition 9 of 1"
     );
 
     // max.message.bytes per topic.
-    create_ok_cfg(&mut c, "small", &[("max.message.bytes", "1000")]);
-    let r = produce(&mut c, "small", 0, -1, &simple_batch(1, 2000, 1, 1));
+    create_topic(&mut c, "small", 1, &[("max.message.bytes", "1000")]);
+    let r = produce(&mut c, "small", 0, &simple_batch(1, 2000, 1, 1));
     assert_eq!(
-        r.error_code, MESSAGE_TOO_LARGE,
+        r.error_code,
+        E::MessageTooLarge.code(),
         "2 KB batch into max.message.bytes=1000"
     );
     assert_eq!(latest(&mut c, "small", 0), 0);
-    let r = produce(&mut c, "small", 0, -1, &simple_batch(1, 500, 1, 1));
+    let r = produce(&mut c, "small", 0, &simple_batch(1, 500, 1, 1));
     assert_eq!(r.error_code, NONE, "small batch fits");
-}
-
-fn create_ok_cfg(c: &mut Client, name: &str, cfg: &[(&str, &str)]) {
-    let r = create(c, name, 1, cfg);
-    assert_eq!(r.error_code, NONE, "create {name}: {:?}", r.error_message);
 }
 
 #[test]
 fn produce_acks_zero() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    let id = create_ok(&mut c, "z", 1);
+    let id = create_topic(&mut c, "z", 1, &[]);
     let bt = simple_batch(4, 30, 1_700_000_000_000, 3);
-    let produce_corr = c.send_only(9, &produce_req("z", Uuid::nil(), 0, 0, bt.clone()));
+    let produce_corr = c.send_only(9, &produce_request("z", 0, 0, &bt));
     // The next response on this connection must be the fetch's: acks=0 gets none.
     let fetch_corr = c.next_corr();
     let a = FetchArgs {
+        topic_id: id,
         max_wait_ms: 3000,
         ..Default::default()
     };
-    c.send(1, 12, fetch_corr, &encode(&fetch_req("z", id, 0, &a), 12));
+    c.send(1, 12, fetch_corr, &encode(&fetch_request("z", 0, &a), 12));
     let (corr, mut body) = c.recv(1, 12);
     assert_ne!(corr, produce_corr, "acks=0 produce must not be answered");
     assert_eq!(corr, fetch_corr);
@@ -1181,7 +925,7 @@ fn produce_acks_zero() {
     let mut bad = simple_batch(2, 30, 1_700_000_000_000, 4);
     let n = bad.len();
     bad[n - 3] ^= 0x55;
-    c.send_only(9, &produce_req("z", Uuid::nil(), 0, 0, bad));
+    c.send_only(9, &produce_request("z", 0, 0, &bad));
     c.expect_closed("acks=0 produce with a corrupt batch");
     let mut c2 = b.client();
     assert_eq!(
@@ -1199,7 +943,7 @@ fn produce_acks_zero() {
 fn fetch_byte_limits_return_whole_batches() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    let id = create_ok(&mut c, "big", 1);
+    let id = create_topic(&mut c, "big", 1, &[]);
     let batches: Vec<Vec<u8>> = (0..10)
         .map(|i| simple_batch(1, 1000, 1_700_000_000_000, i as u8))
         .collect();
@@ -1210,12 +954,12 @@ fn fetch_byte_limits_return_whole_batches() {
     assert!(2 * blen <= 3000 && 3 * blen > 3000, "batch length {blen}");
 
     // Response limit of 1 byte: still exactly one whole batch (KIP-74).
-    let p = fetch(
+    let p = fetch_with(
         &mut c,
         "big",
-        id,
         0,
         &FetchArgs {
+            topic_id: id,
             max_bytes: 1,
             ..Default::default()
         },
@@ -1225,12 +969,12 @@ fn fetch_byte_limits_return_whole_batches() {
     assert_same_batch(&got[0], &batches[0], 0, 0, "max_bytes=1");
 
     // Partition limit 1 byte: one whole batch as well.
-    let p = fetch(
+    let p = fetch_with(
         &mut c,
         "big",
-        id,
         0,
         &FetchArgs {
+            topic_id: id,
             offset: 4,
             partition_max_bytes: 1,
             ..Default::default()
@@ -1241,12 +985,12 @@ fn fetch_byte_limits_return_whole_batches() {
     assert_eq!(batch_base_offset(&got[0]), 4);
 
     // Partition limit 3000: two whole batches, no partial third.
-    let p = fetch(
+    let p = fetch_with(
         &mut c,
         "big",
-        id,
         0,
         &FetchArgs {
+            topic_id: id,
             partition_max_bytes: 3000,
             ..Default::default()
         },
@@ -1262,12 +1006,12 @@ fn fetch_byte_limits_return_whole_batches() {
     assert_eq!(raw.len(), 2 * blen);
 
     // Response limit 3000: same.
-    let p = fetch(
+    let p = fetch_with(
         &mut c,
         "big",
-        id,
         0,
         &FetchArgs {
+            topic_id: id,
             offset: 3,
             max_bytes: 3000,
             ..Default::default()
@@ -1286,17 +1030,17 @@ fn fetch_byte_limits_return_whole_batches() {
 fn fetch_long_poll() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    let id = create_ok(&mut c, "lp", 1);
+    let id = create_topic(&mut c, "lp", 1, &[]);
     produce_ok(&mut c, "lp", 0, &simple_batch(1, 10, 1, 1));
 
     // No data: returns after max_wait.
     let t = Instant::now();
-    let p = fetch(
+    let p = fetch_with(
         &mut c,
         "lp",
-        id,
         0,
         &FetchArgs {
+            topic_id: id,
             offset: 1,
             max_wait_ms: 300,
             ..Default::default()
@@ -1323,12 +1067,12 @@ fn fetch_long_poll() {
         produce_ok(&mut p, "lp", 0, &bt2)
     });
     let t = Instant::now();
-    let p = fetch(
+    let p = fetch_with(
         &mut c,
         "lp",
-        id,
         0,
         &FetchArgs {
+            topic_id: id,
             offset: 1,
             max_wait_ms: 5000,
             min_bytes: 1,
@@ -1355,7 +1099,7 @@ fn fetch_long_poll() {
 fn list_offsets() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    create_ok(&mut c, "lo", 1);
+    create_topic(&mut c, "lo", 1, &[]);
     for v in [1i16, 7, 10] {
         let r = list_offset(&mut c, v, "lo", 0, -1);
         assert_eq!((r.error_code, r.offset), (NONE, 0), "v{v} latest of empty");
@@ -1430,22 +1174,23 @@ fn list_offsets() {
     assert_eq!(r.offset, 6);
     // Unknown topic / partition.
     let r = list_offset(&mut c, 7, "lo", 3, -1);
-    assert_eq!(r.error_code, UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(r.error_code, E::UnknownTopicOrPartition.code());
     let r = list_offset(&mut c, 7, "nosuch", 0, -1);
-    assert_eq!(r.error_code, UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(r.error_code, E::UnknownTopicOrPartition.code());
 }
 
 // ---------------------------------------------------------------------------
 // 12. Restart and crash recovery
 // ---------------------------------------------------------------------------
 
-fn fetch_all(c: &mut Client, topic: &str, id: Uuid, partition: i32) -> Vec<Vec<u8>> {
-    let p = fetch(
+/// The batches of one Fetch v13 (the topic named by id) from offset 0.
+fn fetch_all_v13(c: &mut Client, topic: &str, id: Uuid, partition: i32) -> Vec<Vec<u8>> {
+    let p = fetch_with(
         c,
         topic,
-        id,
         partition,
         &FetchArgs {
+            topic_id: id,
             version: 13,
             ..Default::default()
         },
@@ -1458,7 +1203,7 @@ fn fetch_all(c: &mut Client, topic: &str, id: Uuid, partition: i32) -> Vec<Vec<u
 fn restart_and_crash_recovery() {
     let mut b = Broker::start(&[]);
     let mut c = b.client();
-    let id = create_ok(&mut c, "r", 2);
+    let id = create_topic(&mut c, "r", 2, &[]);
     let mut p0: Vec<(i64, Vec<u8>)> = Vec::new();
     let mut p1: Vec<(i64, Vec<u8>)> = Vec::new();
     let mut next0 = 0i64;
@@ -1480,7 +1225,7 @@ fn restart_and_crash_recovery() {
     assert!(b.data_dir.join("meta.properties").exists());
     b.restart();
     let mut c = b.client();
-    let got = fetch_all(&mut c, "r", id, 0);
+    let got = fetch_all_v13(&mut c, "r", id, 0);
     assert_eq!(got.len(), p0.len());
     for (g, (o, bt)) in got.iter().zip(&p0) {
         assert_same_batch(g, bt, *o, 0, "after clean restart");
@@ -1533,12 +1278,12 @@ fn restart_and_crash_recovery() {
 
     b.restart();
     let mut c = b.client();
-    let got = fetch_all(&mut c, "r", id, 0);
+    let got = fetch_all_v13(&mut c, "r", id, 0);
     assert_eq!(got.len(), p0.len(), "p0 batches after crash");
     for (i, (g, (o, bt))) in got.iter().zip(&p0).enumerate() {
         assert_same_batch(g, bt, *o, 0, &format!("p0 batch {i} after crash"));
     }
-    let got = fetch_all(&mut c, "r", id, 1);
+    let got = fetch_all_v13(&mut c, "r", id, 1);
     assert_eq!(
         got.len(),
         p1.len(),
@@ -1607,15 +1352,12 @@ fn unknown_config_key_warns() {
 // Extra edge cases
 // ---------------------------------------------------------------------------
 
-const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
-const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
-
 #[test]
 fn create_topics_more() {
     let b = Broker::start(&[]);
     let mut c = b.client();
     // Response details (v5+): partitions, replication factor resolved, configs listed.
-    let r = create(&mut c, "d1", 2, &[("retention.ms", "1000")]);
+    let r = try_create_topic(&mut c, "d1", 2, &[("retention.ms", "1000")]);
     assert_eq!(r.error_code, NONE);
     assert_eq!(r.num_partitions, 2);
     assert_eq!(
@@ -1642,13 +1384,16 @@ fn create_topics_more() {
     );
     for t in &r {
         let want = if t.name.0.as_str() == "dup" {
-            INVALID_REQUEST
+            E::InvalidRequest.code()
         } else {
             NONE
         };
         assert_eq!(t.error_code, want, "{}", t.name.0.as_str());
     }
-    assert_eq!(topic_error(&mut c, "dup"), UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(
+        topic_error(&mut c, "dup"),
+        E::UnknownTopicOrPartition.code()
+    );
     assert_eq!(topic_error(&mut c, "solo"), NONE);
 
     // Manual assignment on broker 1 works; broker 2 does not exist.
@@ -1691,7 +1436,8 @@ fn create_topics_more() {
         false,
     );
     assert_eq!(
-        r[0].error_code, INVALID_REPLICA_ASSIGNMENT,
+        r[0].error_code,
+        E::InvalidReplicaAssignment.code(),
         "assignment to broker 2"
     );
 
@@ -1707,15 +1453,16 @@ fn create_topics_more() {
 fn produce_malformed_batches() {
     let mut b = Broker::start(&[]);
     let mut c = b.client();
-    create_ok(&mut c, "v", 1);
+    create_topic(&mut c, "v", 1, &[]);
     let good = simple_batch(3, 20, 1_700_000_000_000, 1);
 
     // Two batches in one produce request (v3+ requires exactly one): INVALID_RECORD (87).
     let mut two = good.clone();
     two.extend_from_slice(&good);
-    let r = produce(&mut c, "v", 0, -1, &two);
+    let r = produce(&mut c, "v", 0, &two);
     assert_eq!(
-        r.error_code, INVALID_RECORD,
+        r.error_code,
+        E::InvalidRecord.code(),
         "two batches in one partition's records"
     );
     assert_eq!(latest(&mut c, "v", 0), 0);
@@ -1723,11 +1470,11 @@ fn produce_malformed_batches() {
     // lastOffsetDelta disagreeing with the record count (CRC recomputed).
     let mut lod = good.clone();
     lod[23..27].copy_from_slice(&7i32.to_be_bytes());
-    let crc = crc32c::crc32c(&lod[21..]);
-    lod[17..21].copy_from_slice(&crc.to_be_bytes());
-    let r = produce(&mut c, "v", 0, -1, &lod);
+    fix_crc(&mut lod);
+    let r = produce(&mut c, "v", 0, &lod);
     assert_eq!(
-        r.error_code, INVALID_RECORD,
+        r.error_code,
+        E::InvalidRecord.code(),
         "lastOffsetDelta 7 with 3 records"
     );
     assert_eq!(latest(&mut c, "v", 0), 0, "inconsistent batch not appended");
@@ -1735,12 +1482,12 @@ fn produce_malformed_batches() {
     // Magic 1 is gone in Kafka 4 (KIP-896).
     let mut m1 = good.clone();
     m1[16] = 1;
-    let r = produce(&mut c, "v", 0, -1, &m1);
-    assert_eq!(r.error_code, INVALID_RECORD, "magic 1 batch");
+    let r = produce(&mut c, "v", 0, &m1);
+    assert_eq!(r.error_code, E::InvalidRecord.code(), "magic 1 batch");
     assert_eq!(latest(&mut c, "v", 0), 0);
 
     // acks=1 works and the response carries log_append_time -1 (CreateTime).
-    let r = produce(&mut c, "v", 0, 1, &good);
+    let r = produce_v(&mut c, 9, "v", 0, 1, &good);
     assert_eq!(
         (r.error_code, r.base_offset, r.log_append_time_ms),
         (NONE, 0, -1)
@@ -1752,7 +1499,7 @@ fn produce_malformed_batches() {
 fn log_append_time_topic() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    let r = create(
+    let r = try_create_topic(
         &mut c,
         "lat",
         1,
@@ -1760,40 +1507,43 @@ fn log_append_time_topic() {
     );
     assert_eq!(r.error_code, NONE, "{:?}", r.error_message);
     let id = r.topic_id;
-    let before = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let before = now_ms();
     let r = produce(
         &mut c,
         "lat",
         0,
-        -1,
         &batch(&[Rec::value(b"a", 1000), Rec::value(b"b", 2000)]),
     );
-    let after = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let after = now_ms();
     assert_eq!(r.error_code, NONE);
     assert!(
         r.log_append_time_ms >= before && r.log_append_time_ms <= after,
         "log_append_time_ms {}",
         r.log_append_time_ms
     );
-    let p = fetch(&mut c, "lat", id, 0, &FetchArgs::default());
+    let p = fetch_with(
+        &mut c,
+        "lat",
+        0,
+        &FetchArgs {
+            topic_id: id,
+            ..Default::default()
+        },
+    );
     let got = split_batches(&records(&p));
-    let attrs = i16::from_be_bytes(got[0][21..23].try_into().unwrap());
     assert_eq!(
-        attrs & 0x08,
+        batch_attributes(&got[0]) & 0x08,
         0x08,
         "timestamp type bit set to LogAppendTime"
     );
-    let max_ts = i64::from_be_bytes(got[0][35..43].try_into().unwrap());
-    assert_eq!(max_ts, r.log_append_time_ms, "maxTimestamp = append time");
+    assert_eq!(
+        batch_max_timestamp(&got[0]),
+        r.log_append_time_ms,
+        "maxTimestamp = append time"
+    );
     assert_eq!(
         crc32c::crc32c(&got[0][21..]),
-        u32::from_be_bytes(got[0][17..21].try_into().unwrap()),
+        batch_crc(&got[0]),
         "CRC recomputed"
     );
 }
@@ -1802,7 +1552,7 @@ fn log_append_time_topic() {
 fn fetch_sessions_and_multi_partition_limits() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    let id = create_ok(&mut c, "mp", 2);
+    let id = create_topic(&mut c, "mp", 2, &[]);
     for p in 0..2 {
         for i in 0..3u8 {
             produce_ok(&mut c, "mp", p, &simple_batch(1, 1000, 1, i));
@@ -1861,7 +1611,8 @@ fn fetch_sessions_and_multi_partition_limits() {
             &req(1 << 20).with_session_id(123_456).with_session_epoch(3),
         );
         assert_eq!(
-            r.error_code, FETCH_SESSION_ID_NOT_FOUND,
+            r.error_code,
+            E::FetchSessionIdNotFound.code(),
             "unknown fetch session"
         );
     }
@@ -1874,16 +1625,16 @@ fn fetch_sessions_and_multi_partition_limits() {
 fn produce_truncated_records() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    create_ok(&mut c, "tr", 1);
+    create_topic(&mut c, "tr", 1, &[]);
     let good = simple_batch(3, 20, 1_700_000_000_000, 1);
-    let r = produce(&mut c, "tr", 0, -1, &good[..good.len() - 10]);
+    let r = produce(&mut c, "tr", 0, &good[..good.len() - 10]);
     let truncated = r.error_code;
-    let r = produce(&mut c, "tr", 0, -1, &good[..30]);
+    let r = produce(&mut c, "tr", 0, &good[..30]);
     let short = r.error_code;
     assert_eq!(latest(&mut c, "tr", 0), 0, "nothing appended");
     assert_eq!(
         (truncated, short),
-        (INVALID_RECORD, INVALID_RECORD),
+        (E::InvalidRecord.code(), E::InvalidRecord.code()),
         "(batch cut 10 bytes short, 30-byte records)"
     );
 }

@@ -6,56 +6,15 @@
 //! after `delete.retention.ms`, and kill -9 at random points while the
 //! cleaner runs losing no key's latest value.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use bytes::Bytes;
-use common::*;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
-use kafka_protocol::messages::list_offsets_request::{
-    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
-};
-use kafka_protocol::messages::produce_request::{
-    PartitionProduceData, ProduceRequest, TopicProduceData,
-};
-use kafka_protocol::messages::BrokerId;
+use crate::support::fetch::{earliest, fetch_all_batches, fetch_with, FetchArgs};
+use crate::support::produce::produce_ok;
+use crate::support::topics::create_topic;
+use crate::support::*;
 use kastle::record::builder::BatchBuilder;
-
-const NONE: i16 = 0;
-const OFFSET_OUT_OF_RANGE: i16 = 1;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn create_topic(c: &mut Client, name: &str, configs: &[(&str, &str)]) {
-    create_topic_with(c, name, 1, configs);
-}
-
-fn produce(c: &mut Client, topic: &str, records: &[u8]) -> i64 {
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(tn(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(Bytes::copy_from_slice(records)))])]);
-    let resp = c.call(9, &req);
-    let p = &resp.responses[0].partition_responses[0];
-    assert_eq!(
-        p.error_code, NONE,
-        "produce to {topic}: {:?}",
-        p.error_message
-    );
-    p.base_offset
-}
 
 /// One batch of keyed records (`None` value = tombstone), all at `ts`.
 fn kv_batch(records: &[(String, Option<String>)], ts: i64) -> Vec<u8> {
@@ -66,120 +25,24 @@ fn kv_batch(records: &[(String, Option<String>)], ts: i64) -> Vec<u8> {
     b.build().to_vec()
 }
 
-/// Fetch from `offset`: (error code, log start offset, raw records).
-fn fetch(c: &mut Client, topic: &str, offset: i64) -> (i16, i64, Vec<u8>) {
-    let req = FetchRequest::default()
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(50 << 20)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(tn(topic))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(offset)
-                .with_partition_max_bytes(50 << 20)])]);
-    let r = c.call(12, &req);
-    let p = &r.responses[0].partitions[0];
-    (
-        p.error_code,
-        p.log_start_offset,
-        p.records.as_deref().map(<[u8]>::to_vec).unwrap_or_default(),
-    )
-}
-
-fn earliest(c: &mut Client, topic: &str) -> i64 {
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(tn(topic))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(0)
-                .with_timestamp(-2)])]);
-    let r = c.call(7, &req);
-    let p = &r.topics[0].partitions[0];
-    assert_eq!(p.error_code, NONE);
-    p.offset
-}
-
-fn get_varint(b: &[u8], pos: &mut usize) -> i64 {
-    let mut raw = 0u64;
-    let mut shift = 0;
-    loop {
-        let byte = b[*pos];
-        *pos += 1;
-        raw |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-    }
-    ((raw >> 1) as i64) ^ -((raw & 1) as i64)
-}
-
 /// Every record (offset, key, value) in uncompressed batches from `from` on.
 fn read_all(c: &mut Client, topic: &str, from: i64) -> Vec<(i64, String, Option<String>)> {
-    let mut out = Vec::new();
-    let mut offset = from;
-    loop {
-        let (err, _, records) = fetch(c, topic, offset);
-        assert_eq!(err, NONE, "fetch {topic}@{offset}");
-        let batches = split_batches(&records);
-        if batches.is_empty() {
-            return out;
-        }
-        for b in batches {
-            let base = batch_base_offset(&b);
-            let last_delta = i32::from_be_bytes(b[23..27].try_into().unwrap());
-            let count = batch_record_count(&b);
-            let mut pos = BATCH_HEADER_LEN;
-            for _ in 0..count {
-                let _len = get_varint(&b, &mut pos);
-                pos += 1; // attributes
-                let _ts = get_varint(&b, &mut pos);
-                let delta = get_varint(&b, &mut pos);
-                let kl = get_varint(&b, &mut pos) as usize;
-                let key = String::from_utf8(b[pos..pos + kl].to_vec()).unwrap();
-                pos += kl;
-                let vl = get_varint(&b, &mut pos);
-                let value = (vl >= 0).then(|| {
-                    let v = String::from_utf8(b[pos..pos + vl as usize].to_vec()).unwrap();
-                    pos += vl as usize;
-                    v
-                });
-                let headers = get_varint(&b, &mut pos);
-                assert_eq!(headers, 0);
-                if base + delta >= from {
-                    out.push((base + delta, key, value));
-                }
-            }
-            offset = base + i64::from(last_delta) + 1;
-        }
-    }
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn file_names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .collect()
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    fetch_all_batches(c, topic, 0, from)
+        .iter()
+        .flat_map(|b| records_in(b))
+        .filter(|r| r.offset >= from)
+        .map(|r| {
+            assert!(r.headers.is_empty(), "record {} has headers", r.offset);
+            (r.offset, text(r.key.expect("key")), r.value.map(text))
         })
-        .unwrap_or_default();
-    v.sort();
-    v
+        .collect()
 }
 
+/// (file name, size) of the segment files in `dir`.
 fn segment_sizes(dir: &Path) -> Vec<(String, u64)> {
-    file_names(dir)
+    files_ending(dir, ".log")
         .into_iter()
-        .filter(|n| n.ends_with(".log"))
         .map(|n| {
             let len = std::fs::metadata(dir.join(&n))
                 .map(|m| m.len())
@@ -202,6 +65,7 @@ fn time_retention_deletes_old_segments_and_moves_log_start() {
     create_topic(
         &mut c,
         topic,
+        1,
         &[("internal.segment.bytes", "2000"), ("retention.ms", "1000")],
     );
     let dir = b.data_dir.join(format!("{topic}-0"));
@@ -215,7 +79,7 @@ fn time_retention_deletes_old_segments_and_moves_log_start() {
                 )
             })
             .collect();
-        produce(&mut c, topic, &kv_batch(&recs, old + i));
+        produce_ok(&mut c, topic, 0, &kv_batch(&recs, old + i));
     }
     let end = 150;
     // Everything is past retention, the active segment included: Kafka rolls
@@ -223,11 +87,11 @@ fn time_retention_deletes_old_segments_and_moves_log_start() {
     wait_until(
         "log start to reach the log end",
         Duration::from_secs(20),
-        || earliest(&mut c, topic) == end,
+        || earliest(&mut c, topic, 0) == end,
     );
-    let (err, log_start, _) = fetch(&mut c, topic, 0);
-    assert_eq!(err, OFFSET_OUT_OF_RANGE);
-    assert_eq!(log_start, end);
+    let p = fetch_with(&mut c, topic, 0, &FetchArgs::default());
+    assert_eq!(p.error_code, E::OffsetOutOfRange.code());
+    assert_eq!(p.log_start_offset, end);
     wait_until("old segment files to go", Duration::from_secs(10), || {
         let names = file_names(&dir);
         !names.iter().any(|n| n.ends_with(".deleted"))
@@ -239,16 +103,17 @@ fn time_retention_deletes_old_segments_and_moves_log_start() {
         file_names(&dir)
     );
     // Fresh data is kept and readable from the new start.
-    let base = produce(
+    let base = produce_ok(
         &mut c,
         topic,
+        0,
         &kv_batch(&[("k".into(), Some("new".into()))], now_ms()),
     );
     assert_eq!(base, end);
     std::thread::sleep(Duration::from_millis(600));
     let recs = read_all(&mut c, topic, end);
     assert_eq!(recs, vec![(end, "k".to_string(), Some("new".to_string()))]);
-    assert_eq!(earliest(&mut c, topic), end);
+    assert_eq!(earliest(&mut c, topic, 0), end);
 }
 
 #[test]
@@ -260,6 +125,7 @@ fn size_retention_keeps_the_newest_bytes() {
     create_topic(
         &mut c,
         topic,
+        1,
         &[
             ("internal.segment.bytes", "2000"),
             ("retention.bytes", "5000"),
@@ -268,25 +134,29 @@ fn size_retention_keeps_the_newest_bytes() {
     let dir = b.data_dir.join(format!("{topic}-0"));
     for i in 0..60 {
         let recs = vec![(format!("k{i}"), Some("v".repeat(200)))];
-        produce(&mut c, topic, &kv_batch(&recs, now_ms()));
+        produce_ok(&mut c, topic, 0, &kv_batch(&recs, now_ms()));
     }
     wait_until("size retention", Duration::from_secs(20), || {
         let sizes = segment_sizes(&dir);
         let total: u64 = sizes.iter().map(|s| s.1).sum();
         // Kafka deletes while what remains stays at or above the limit.
-        earliest(&mut c, topic) > 0 && total - sizes[0].1 < limit
+        earliest(&mut c, topic, 0) > 0 && total - sizes[0].1 < limit
     });
     let sizes = segment_sizes(&dir);
     let total: u64 = sizes.iter().map(|s| s.1).sum();
     assert!(total >= limit, "never below retention.bytes: {sizes:?}");
-    let start = earliest(&mut c, topic);
+    let start = earliest(&mut c, topic, 0);
     assert_eq!(
         sizes[0].0,
         format!("{start:020}.log"),
         "log start is the first segment's base"
     );
-    let (err, _, _) = fetch(&mut c, topic, start - 1);
-    assert_eq!(err, OFFSET_OUT_OF_RANGE);
+    let a = FetchArgs {
+        offset: start - 1,
+        ..Default::default()
+    };
+    let p = fetch_with(&mut c, topic, 0, &a);
+    assert_eq!(p.error_code, E::OffsetOutOfRange.code());
     let recs = read_all(&mut c, topic, start);
     assert_eq!(recs.first().map(|r| r.0), Some(start));
     assert_eq!(recs.last().map(|r| r.0), Some(59));
@@ -302,6 +172,7 @@ fn compacted_topic(c: &mut Client, topic: &str) {
     create_topic(
         c,
         topic,
+        1,
         &[
             ("cleanup.policy", "compact"),
             ("min.cleanable.dirty.ratio", "0.01"),
@@ -322,9 +193,10 @@ fn produce_round(
 ) {
     for k in 0..keys {
         let (key, value) = (format!("{prefix}{k}"), format!("v{round}-{k}"));
-        produce(
+        produce_ok(
             c,
             topic,
+            0,
             &kv_batch(&[(key.clone(), Some(value.clone()))], now_ms()),
         );
         latest.insert(key, Some(value));
@@ -384,7 +256,12 @@ fn compaction_keeps_latest_value_per_key_and_drops_tombstones() {
     // Tombstones for k0..k4, then filler so they leave the active segment.
     for k in 0..5 {
         let key = format!("k{k}");
-        produce(&mut c, topic, &kv_batch(&[(key.clone(), None)], now_ms()));
+        produce_ok(
+            &mut c,
+            topic,
+            0,
+            &kv_batch(&[(key.clone(), None)], now_ms()),
+        );
         latest.remove(&key);
     }
     let mut filler = HashMap::new();

@@ -4,44 +4,17 @@
 //! membership, offsets and their durability across restarts, and the admin
 //! APIs (ListGroups, DescribeGroups, DeleteGroups, OffsetDelete).
 
-mod common;
-
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use common::{Broker, Client};
-use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use crate::support::groups::*;
+use crate::support::topics::create_topic;
+use crate::support::{sb, Broker, Client, E, NONE};
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
 use kafka_protocol::messages::offset_delete_request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
-use kafka_protocol::messages::offset_fetch_request::{
-    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
-};
-use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
-
-const NONE: i16 = 0;
-const ILLEGAL_GENERATION: i16 = 22;
-const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-const UNKNOWN_MEMBER_ID: i16 = 25;
-const INVALID_SESSION_TIMEOUT: i16 = 26;
-const REBALANCE_IN_PROGRESS: i16 = 27;
-const INVALID_REQUEST: i16 = 42;
-const NON_EMPTY_GROUP: i16 = 68;
-const GROUP_ID_NOT_FOUND: i16 = 69;
-const MEMBER_ID_REQUIRED: i16 = 79;
-const FENCED_INSTANCE_ID: i16 = 82;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
 
 fn start() -> Broker {
     Broker::start(&[
@@ -51,169 +24,17 @@ fn start() -> Broker {
     ])
 }
 
-fn create_topic(c: &mut Client, name: &str, partitions: i32) {
-    common::create_topic_with(c, name, partitions, &[]);
-}
-
-struct Joiner<'a> {
-    group: &'a str,
-    member: String,
-    instance: Option<&'a str>,
-    session_ms: i32,
-    meta: &'a [u8],
-}
-
-fn join_req(j: &Joiner) -> JoinGroupRequest {
-    JoinGroupRequest::default()
-        .with_group_id(GroupId(s(j.group)))
-        .with_session_timeout_ms(j.session_ms)
-        .with_rebalance_timeout_ms(5_000)
-        .with_member_id(s(&j.member))
-        .with_group_instance_id(j.instance.map(s))
-        .with_protocol_type(s("consumer"))
-        .with_protocols(vec![JoinGroupRequestProtocol::default()
-            .with_name(s("range"))
-            .with_metadata(Bytes::copy_from_slice(j.meta))])
-}
-
-/// JoinGroup v7, answering MEMBER_ID_REQUIRED by rejoining with the id.
-fn join(c: &mut Client, j: &mut Joiner) -> JoinGroupResponse {
-    let r = c.call(7, &join_req(j));
-    if r.error_code == MEMBER_ID_REQUIRED {
-        j.member = r.member_id.to_string();
-        return c.call(7, &join_req(j));
-    }
-    if r.error_code == NONE {
-        j.member = r.member_id.to_string();
-    }
-    r
-}
-
-fn sync(
-    c: &mut Client,
-    group: &str,
-    gen: i32,
-    member: &str,
-    instance: Option<&str>,
-    assignments: &[(&str, &[u8])],
-) -> SyncGroupResponse {
-    let req = SyncGroupRequest::default()
-        .with_group_id(GroupId(s(group)))
-        .with_generation_id(gen)
-        .with_member_id(s(member))
-        .with_group_instance_id(instance.map(s))
-        .with_protocol_type(Some(s("consumer")))
-        .with_protocol_name(Some(s("range")))
-        .with_assignments(
-            assignments
-                .iter()
-                .map(|(m, a)| {
-                    SyncGroupRequestAssignment::default()
-                        .with_member_id(s(m))
-                        .with_assignment(Bytes::copy_from_slice(a))
-                })
-                .collect(),
-        );
-    c.call(5, &req)
-}
-
-fn heartbeat(c: &mut Client, group: &str, gen: i32, member: &str) -> i16 {
-    let req = HeartbeatRequest::default()
-        .with_group_id(GroupId(s(group)))
-        .with_generation_id(gen)
-        .with_member_id(s(member));
-    c.call(4, &req).error_code
-}
-
-fn describe(c: &mut Client, group: &str) -> describe_groups_response::DescribedGroup {
-    let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]);
-    c.call(5, &req).groups.remove(0)
-}
-
-fn commit(
-    c: &mut Client,
-    version: i16,
-    group: &str,
-    gen: i32,
-    member: &str,
-    offsets: &[(&str, i32, i64)],
-) -> Vec<i16> {
-    let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
-    for (t, p, o) in offsets {
-        let part = OffsetCommitRequestPartition::default()
-            .with_partition_index(*p)
-            .with_committed_offset(*o)
-            .with_committed_metadata(Some(s("m")));
-        match topics.iter_mut().find(|x| x.name.0.as_str() == *t) {
-            Some(x) => x.partitions.push(part),
-            None => topics.push(
-                OffsetCommitRequestTopic::default()
-                    .with_name(TopicName(s(t)))
-                    .with_partitions(vec![part]),
-            ),
-        }
-    }
-    let req = OffsetCommitRequest::default()
-        .with_group_id(GroupId(s(group)))
-        .with_generation_id_or_member_epoch(gen)
-        .with_member_id(s(member))
-        .with_retention_time_ms(-1)
-        .with_topics(topics);
-    c.call(version, &req)
-        .topics
-        .iter()
-        .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
-        .collect()
-}
-
-/// OffsetFetch of (topic, partitions) at `version`; returns offsets in order.
-fn fetch_offsets(
-    c: &mut Client,
-    version: i16,
-    group: &str,
-    topic: &str,
-    parts: &[i32],
-) -> Vec<i64> {
-    if version >= 8 {
-        let req =
-            OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
-                .with_group_id(GroupId(s(group)))
-                .with_topics(Some(vec![OffsetFetchRequestTopics::default()
-                    .with_name(TopicName(s(topic)))
-                    .with_partition_indexes(parts.to_vec())]))]);
-        let r = c.call(version, &req);
-        assert_eq!(r.groups[0].error_code, 0);
-        return r.groups[0].topics[0]
-            .partitions
-            .iter()
-            .map(|p| p.committed_offset)
-            .collect();
-    }
-    let req = OffsetFetchRequest::default()
-        .with_group_id(GroupId(s(group)))
-        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
-            .with_name(TopicName(s(topic)))
-            .with_partition_indexes(parts.to_vec())]));
-    let r = c.call(version, &req);
-    assert_eq!(r.error_code, 0);
-    r.topics[0]
-        .partitions
-        .iter()
-        .map(|p| p.committed_offset)
-        .collect()
-}
-
 #[test]
 fn find_coordinator_every_version() {
     let b = start();
     let mut c = b.client();
     for v in 0..=3i16 {
-        let mut req = FindCoordinatorRequest::default().with_key(s("g1"));
+        let mut req = FindCoordinatorRequest::default().with_key(sb("g1"));
         if v >= 1 {
             req = req.with_key_type(1);
         }
         let r = c.call(v, &req);
-        assert_eq!(r.error_code, 0, "v{v}");
+        assert_eq!(r.error_code, NONE, "v{v}");
         assert_eq!(r.node_id.0, 1, "v{v}");
         assert_eq!(r.host.as_str(), "127.0.0.1");
         assert_eq!(r.port, i32::from(b.port));
@@ -222,20 +43,23 @@ fn find_coordinator_every_version() {
         for key_type in [0i8, 1] {
             let req = FindCoordinatorRequest::default()
                 .with_key_type(key_type)
-                .with_coordinator_keys(vec![s("a"), s("b"), s("c")]);
+                .with_coordinator_keys(vec![sb("a"), sb("b"), sb("c")]);
             let r = c.call(v, &req);
             assert_eq!(r.coordinators.len(), 3, "v{v}");
             for (co, k) in r.coordinators.iter().zip(["a", "b", "c"]) {
                 assert_eq!(co.key.as_str(), k);
-                assert_eq!(co.error_code, 0);
+                assert_eq!(co.error_code, NONE);
                 assert_eq!(co.node_id.0, 1);
                 assert_eq!(co.port, i32::from(b.port));
             }
         }
         let bad = FindCoordinatorRequest::default()
             .with_key_type(7)
-            .with_coordinator_keys(vec![s("a")]);
-        assert_eq!(c.call(v, &bad).coordinators[0].error_code, INVALID_REQUEST);
+            .with_coordinator_keys(vec![sb("a")]);
+        assert_eq!(
+            c.call(v, &bad).coordinators[0].error_code,
+            E::InvalidRequest.code()
+        );
     }
     // __consumer_offsets exists and is internal.
     let md = c.call(12, &MetadataRequest::default().with_topics(None));
@@ -252,16 +76,10 @@ fn find_coordinator_every_version() {
 fn member_id_required_then_join_and_sync() {
     let b = start();
     let mut c = b.client();
-    let mut j = Joiner {
-        group: "g-single",
-        member: String::new(),
-        instance: None,
-        session_ms: 10_000,
-        meta: b"meta-a",
-    };
+    let mut j = Joiner::new("g-single", b"meta-a");
     let first = c.call(7, &join_req(&j));
-    assert_eq!(first.error_code, MEMBER_ID_REQUIRED);
-    assert!(first.member_id.starts_with(common::CLIENT_ID));
+    assert_eq!(first.error_code, E::MemberIdRequired.code());
+    assert!(first.member_id.starts_with(crate::support::CLIENT_ID));
     j.member = first.member_id.to_string();
     let r = c.call(7, &join_req(&j));
     assert_eq!(r.error_code, NONE);
@@ -281,61 +99,39 @@ fn member_id_required_then_join_and_sync() {
     assert_eq!(sr.error_code, NONE);
     assert_eq!(&sr.assignment[..], b"asg-a");
     assert_eq!(heartbeat(&mut c, "g-single", 1, &j.member), NONE);
-    let d = describe(&mut c, "g-single");
+    let d = describe_group(&mut c, "g-single");
     assert_eq!(d.group_state.as_str(), "Stable");
     assert_eq!(d.protocol_data.as_str(), "range");
     assert_eq!(&d.members[0].member_assignment[..], b"asg-a");
     assert_eq!(d.members[0].client_host.as_str(), "/127.0.0.1");
 
     // Version 3 and below: no MEMBER_ID_REQUIRED round trip.
-    let old = c.call(
-        3,
-        &join_req(&Joiner {
-            group: "g-old",
-            member: String::new(),
-            instance: None,
-            session_ms: 10_000,
-            meta: b"x",
-        }),
-    );
+    let old = c.call(3, &join_req(&Joiner::new("g-old", b"x")));
     assert_eq!(old.error_code, NONE);
     assert_eq!(old.generation_id, 1);
 
     // Bad input.
     let mut bad = Joiner {
-        group: "g-bad",
-        member: String::new(),
-        instance: None,
         session_ms: 50,
-        meta: b"x",
+        ..Joiner::new("g-bad", b"x")
     };
     assert_eq!(
         c.call(7, &join_req(&bad)).error_code,
-        INVALID_SESSION_TIMEOUT
+        E::InvalidSessionTimeout.code()
     );
     bad.session_ms = 10_000;
     bad.member = "nobody".into();
-    assert_eq!(c.call(7, &join_req(&bad)).error_code, UNKNOWN_MEMBER_ID);
-    let wrong_type = join_req(&Joiner {
-        group: "g-single",
-        member: String::new(),
-        instance: None,
-        session_ms: 10_000,
-        meta: b"x",
-    })
-    .with_protocol_type(s("connect"));
+    assert_eq!(
+        c.call(7, &join_req(&bad)).error_code,
+        E::UnknownMemberId.code()
+    );
+    let wrong_type = join_req(&Joiner::new("g-single", b"x")).with_protocol_type(sb("connect"));
     assert_eq!(
         c.call(7, &wrong_type).error_code,
-        INCONSISTENT_GROUP_PROTOCOL
+        E::InconsistentGroupProtocol.code()
     );
-    let huge = join_req(&Joiner {
-        group: "g-huge",
-        member: String::new(),
-        instance: None,
-        session_ms: 10_000,
-        meta: &vec![0u8; 2 * 1024 * 1024],
-    });
-    assert_eq!(c.call(7, &huge).error_code, INVALID_REQUEST);
+    let huge = join_req(&Joiner::new("g-huge", &vec![0u8; 2 * 1024 * 1024]));
+    assert_eq!(c.call(7, &huge).error_code, E::InvalidRequest.code());
 }
 
 /// Two members: the second join makes the first rejoin (heartbeat says
@@ -347,13 +143,8 @@ fn rebalance_with_leader_assignment() {
     let b = start();
     let group = "g-two";
     let mut ca = b.client();
-    let mut a = Joiner {
-        group,
-        member: String::new(),
-        instance: None,
-        session_ms: 10_000,
-        meta: b"meta-a",
-    };
+    create_topic(&mut ca, "t-two", 1, &[]);
+    let mut a = Joiner::new(group, b"meta-a");
     let ja = join(&mut ca, &mut a);
     assert_eq!(ja.generation_id, 1);
     assert_eq!(
@@ -364,13 +155,7 @@ fn rebalance_with_leader_assignment() {
     let port = b.port;
     let hb = thread::spawn(move || {
         let mut cb = Client::connect(port);
-        let mut bj = Joiner {
-            group,
-            member: String::new(),
-            instance: None,
-            session_ms: 10_000,
-            meta: b"meta-b",
-        };
+        let mut bj = Joiner::new(group, b"meta-b");
         let jb = join(&mut cb, &mut bj);
         let sb = sync(&mut cb, group, jb.generation_id, &bj.member, None, &[]);
         (jb, sb, bj.member, cb)
@@ -379,7 +164,7 @@ fn rebalance_with_leader_assignment() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let e = heartbeat(&mut ca, group, 1, &a.member);
-        if e == REBALANCE_IN_PROGRESS {
+        if e == E::RebalanceInProgress.code() {
             break;
         }
         assert_eq!(e, NONE);
@@ -387,6 +172,10 @@ fn rebalance_with_leader_assignment() {
         thread::sleep(Duration::from_millis(20));
     }
     // Commits with the current generation are still accepted meanwhile.
+    assert_eq!(
+        offset_commit(&mut ca, 8, group, 1, &a.member, &[("t-two", 0, 1)]),
+        vec![NONE]
+    );
     let ja2 = join(&mut ca, &mut a);
     assert_eq!(ja2.error_code, NONE);
     assert_eq!(ja2.generation_id, 2);
@@ -400,7 +189,10 @@ fn rebalance_with_leader_assignment() {
         .unwrap();
     assert!(ja2.members.iter().any(|m| &m.metadata[..] == b"meta-b"));
     // Stale generation.
-    assert_eq!(heartbeat(&mut ca, group, 1, &a.member), ILLEGAL_GENERATION);
+    assert_eq!(
+        heartbeat(&mut ca, group, 1, &a.member),
+        E::IllegalGeneration.code()
+    );
     let sa = sync(
         &mut ca,
         group,
@@ -418,50 +210,44 @@ fn rebalance_with_leader_assignment() {
     assert_eq!(&sb.assignment[..], b"part-b");
     assert_eq!(heartbeat(&mut ca, group, 2, &a.member), NONE);
     assert_eq!(heartbeat(&mut cb, group, 2, &b_member), NONE);
-    assert_eq!(heartbeat(&mut ca, group, 2, "bogus"), UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        heartbeat(&mut ca, group, 2, "bogus"),
+        E::UnknownMemberId.code()
+    );
     assert_eq!(
         heartbeat(&mut ca, "no-such-group", 2, "bogus"),
-        UNKNOWN_MEMBER_ID
+        E::UnknownMemberId.code()
     );
     assert_eq!(
         sync(&mut ca, group, 1, &a.member, None, &[]).error_code,
-        ILLEGAL_GENERATION
+        E::IllegalGeneration.code()
     );
 
     // A third member: both existing members see REBALANCE_IN_PROGRESS.
     let port = b.port;
     let third = thread::spawn(move || {
         let mut cc = Client::connect(port);
-        let mut cj = Joiner {
-            group,
-            member: String::new(),
-            instance: None,
-            session_ms: 10_000,
-            meta: b"meta-c",
-        };
+        let mut cj = Joiner::new(group, b"meta-c");
         join(&mut cc, &mut cj)
     });
     let deadline = Instant::now() + Duration::from_secs(10);
-    while heartbeat(&mut ca, group, 2, &a.member) != REBALANCE_IN_PROGRESS {
+    while heartbeat(&mut ca, group, 2, &a.member) != E::RebalanceInProgress.code() {
         assert!(Instant::now() < deadline);
         thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(
         heartbeat(&mut cb, group, 2, &b_member),
-        REBALANCE_IN_PROGRESS
+        E::RebalanceInProgress.code()
     );
-    let d = describe(&mut ca, group);
+    let d = describe_group(&mut ca, group);
     assert_eq!(d.group_state.as_str(), "PreparingRebalance");
     // Both rejoin; the join completes for all three.
     let port = b.port;
     let b_member2 = b_member.clone();
     let rb = thread::spawn(move || {
         let mut bj = Joiner {
-            group,
             member: b_member2,
-            instance: None,
-            session_ms: 10_000,
-            meta: b"meta-b",
+            ..Joiner::new(group, b"meta-b")
         };
         join(&mut Client::connect(port), &mut bj)
     });
@@ -477,13 +263,7 @@ fn session_timeout_removes_silent_member() {
     let b = start();
     let group = "g-expire";
     let mut ca = b.client();
-    let mut a = Joiner {
-        group,
-        member: String::new(),
-        instance: None,
-        session_ms: 10_000,
-        meta: b"a",
-    };
+    let mut a = Joiner::new(group, b"a");
     join(&mut ca, &mut a);
     sync(&mut ca, group, 1, &a.member, None, &[]);
     // B joins with a short session and then goes silent after syncing.
@@ -491,18 +271,15 @@ fn session_timeout_removes_silent_member() {
     let t = thread::spawn(move || {
         let mut cb = Client::connect(port);
         let mut bj = Joiner {
-            group,
-            member: String::new(),
-            instance: None,
             session_ms: 500,
-            meta: b"b",
+            ..Joiner::new(group, b"b")
         };
         let r = join(&mut cb, &mut bj);
         let _ = sync(&mut cb, group, r.generation_id, &bj.member, None, &[]);
         bj.member
     });
     let deadline = Instant::now() + Duration::from_secs(10);
-    while heartbeat(&mut ca, group, 1, &a.member) != REBALANCE_IN_PROGRESS {
+    while heartbeat(&mut ca, group, 1, &a.member) != E::RebalanceInProgress.code() {
         assert!(Instant::now() < deadline);
         thread::sleep(Duration::from_millis(20));
     }
@@ -517,7 +294,7 @@ fn session_timeout_removes_silent_member() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let e = heartbeat(&mut ca, group, 2, &a.member);
-        if e == REBALANCE_IN_PROGRESS {
+        if e == E::RebalanceInProgress.code() {
             break;
         }
         assert!(Instant::now() < deadline, "B never expired");
@@ -527,21 +304,24 @@ fn session_timeout_removes_silent_member() {
     assert_eq!(j3.generation_id, 3);
     assert_eq!(j3.members.len(), 1);
     let mut cb = b.client();
-    assert_eq!(heartbeat(&mut cb, group, 2, &b_member), UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        heartbeat(&mut cb, group, 2, &b_member),
+        E::UnknownMemberId.code()
+    );
 
     // A MEMBER_ID_REQUIRED member that never rejoins is forgotten.
     let mut p = Joiner {
-        group: "g-pending",
-        member: String::new(),
-        instance: None,
         session_ms: 200,
-        meta: b"p",
+        ..Joiner::new("g-pending", b"p")
     };
     let r = cb.call(7, &join_req(&p));
-    assert_eq!(r.error_code, MEMBER_ID_REQUIRED);
+    assert_eq!(r.error_code, E::MemberIdRequired.code());
     thread::sleep(Duration::from_millis(600));
     p.member = r.member_id.to_string();
-    assert_eq!(cb.call(7, &join_req(&p)).error_code, UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        cb.call(7, &join_req(&p)).error_code,
+        E::UnknownMemberId.code()
+    );
 }
 
 #[test]
@@ -550,11 +330,8 @@ fn static_member_rejoin_keeps_assignment() {
     let group = "g-static";
     let mut c = b.client();
     let mut j = Joiner {
-        group,
-        member: String::new(),
         instance: Some("inst-1"),
-        session_ms: 10_000,
-        meta: b"s",
+        ..Joiner::new(group, b"s")
     };
     // Static members skip MEMBER_ID_REQUIRED.
     let r = c.call(7, &join_req(&j));
@@ -586,23 +363,23 @@ fn static_member_rejoin_keeps_assignment() {
     assert_eq!(&s2.assignment[..], b"mine");
     // The old incarnation is fenced.
     let hb = HeartbeatRequest::default()
-        .with_group_id(GroupId(s(group)))
+        .with_group_id(GroupId(sb(group)))
         .with_generation_id(1)
-        .with_member_id(s(&old))
-        .with_group_instance_id(Some(s("inst-1")));
-    assert_eq!(c.call(4, &hb).error_code, FENCED_INSTANCE_ID);
-    assert_eq!(describe(&mut c, group).group_state.as_str(), "Stable");
+        .with_member_id(sb(&old))
+        .with_group_instance_id(Some(sb("inst-1")));
+    assert_eq!(c.call(4, &hb).error_code, E::FencedInstanceId.code());
+    assert_eq!(describe_group(&mut c, group).group_state.as_str(), "Stable");
     // Leaving by instance id (v3+ batch form).
     let leave = LeaveGroupRequest::default()
-        .with_group_id(GroupId(s(group)))
+        .with_group_id(GroupId(sb(group)))
         .with_members(vec![MemberIdentity::default()
-            .with_member_id(s(""))
-            .with_group_instance_id(Some(s("inst-1")))]);
+            .with_member_id(sb(""))
+            .with_group_instance_id(Some(sb("inst-1")))]);
     let lr = c.call(4, &leave);
     assert_eq!(lr.error_code, NONE);
     assert_eq!(lr.members[0].error_code, NONE);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while describe(&mut c, group).group_state.as_str() != "Empty" {
+    while describe_group(&mut c, group).group_state.as_str() != "Empty" {
         assert!(Instant::now() < deadline);
         thread::sleep(Duration::from_millis(20));
     }
@@ -611,9 +388,9 @@ fn static_member_rejoin_keeps_assignment() {
 fn offsets_survive(kill: bool) {
     let mut b = start();
     let mut c = b.client();
-    create_topic(&mut c, "t-off", 3);
+    create_topic(&mut c, "t-off", 3, &[]);
     // A simple consumer: generation -1, no member id.
-    let codes = commit(
+    let codes = offset_commit(
         &mut c,
         8,
         "g-simple",
@@ -622,25 +399,19 @@ fn offsets_survive(kill: bool) {
         &[("t-off", 0, 10), ("t-off", 2, 30)],
     );
     assert_eq!(codes, vec![NONE, NONE]);
-    let codes = commit(&mut c, 2, "g-simple", -1, "", &[("t-off", 1, 20)]);
+    let codes = offset_commit(&mut c, 2, "g-simple", -1, "", &[("t-off", 1, 20)]);
     assert_eq!(codes, vec![NONE]);
-    let codes = commit(&mut c, 8, "g-simple", -1, "", &[("no-such-topic", 0, 1)]);
-    assert_eq!(codes, vec![UNKNOWN_TOPIC_OR_PARTITION]);
+    let codes = offset_commit(&mut c, 8, "g-simple", -1, "", &[("no-such-topic", 0, 1)]);
+    assert_eq!(codes, vec![E::UnknownTopicOrPartition.code()]);
     for v in 1..=9 {
         assert_eq!(
-            fetch_offsets(&mut c, v, "g-simple", "t-off", &[0, 1, 2, 3]),
+            committed_offsets(&mut c, v, "g-simple", "t-off", &[0, 1, 2, 3]),
             vec![10, 20, 30, -1],
             "v{v}"
         );
     }
     // A member-managed group with committed offsets.
-    let mut j = Joiner {
-        group: "g-managed",
-        member: String::new(),
-        instance: None,
-        session_ms: 10_000,
-        meta: b"m",
-    };
+    let mut j = Joiner::new("g-managed", b"m");
     let r = join(&mut c, &mut j);
     sync(
         &mut c,
@@ -651,24 +422,24 @@ fn offsets_survive(kill: bool) {
         &[(&j.member, b"x")],
     );
     assert_eq!(
-        commit(&mut c, 8, "g-managed", 1, &j.member, &[("t-off", 0, 7)]),
+        offset_commit(&mut c, 8, "g-managed", 1, &j.member, &[("t-off", 0, 7)]),
         vec![NONE]
     );
     assert_eq!(
-        commit(&mut c, 8, "g-managed", 5, &j.member, &[("t-off", 0, 8)]),
-        vec![ILLEGAL_GENERATION]
+        offset_commit(&mut c, 8, "g-managed", 5, &j.member, &[("t-off", 0, 8)]),
+        vec![E::IllegalGeneration.code()]
     );
     assert_eq!(
-        commit(&mut c, 8, "g-managed", -1, "", &[("t-off", 0, 8)]),
-        vec![UNKNOWN_MEMBER_ID]
+        offset_commit(&mut c, 8, "g-managed", -1, "", &[("t-off", 0, 8)]),
+        vec![E::UnknownMemberId.code()]
     );
     assert_eq!(
-        commit(&mut c, 8, "g-nope", 3, "m", &[("t-off", 0, 8)]),
-        vec![ILLEGAL_GENERATION]
+        offset_commit(&mut c, 8, "g-nope", 3, "m", &[("t-off", 0, 8)]),
+        vec![E::IllegalGeneration.code()]
     );
     assert_eq!(
-        commit(&mut c, 9, "g-nope", 3, "m", &[("t-off", 0, 8)]),
-        vec![GROUP_ID_NOT_FOUND]
+        offset_commit(&mut c, 9, "g-nope", 3, "m", &[("t-off", 0, 8)]),
+        vec![E::GroupIdNotFound.code()]
     );
     drop(c);
     if kill {
@@ -679,15 +450,15 @@ fn offsets_survive(kill: bool) {
     b.restart();
     let mut c = b.client();
     assert_eq!(
-        fetch_offsets(&mut c, 9, "g-simple", "t-off", &[0, 1, 2, 3]),
+        committed_offsets(&mut c, 9, "g-simple", "t-off", &[0, 1, 2, 3]),
         vec![10, 20, 30, -1]
     );
     assert_eq!(
-        fetch_offsets(&mut c, 5, "g-managed", "t-off", &[0]),
+        committed_offsets(&mut c, 5, "g-managed", "t-off", &[0]),
         vec![7]
     );
     // The managed group came back with its member (Stable, generation 1).
-    let d = describe(&mut c, "g-managed");
+    let d = describe_group(&mut c, "g-managed");
     assert_eq!(d.group_state.as_str(), "Stable");
     assert_eq!(d.members.len(), 1);
     assert_eq!(heartbeat(&mut c, "g-managed", 1, &j.member), NONE);
@@ -695,7 +466,7 @@ fn offsets_survive(kill: bool) {
     let all = c.call(
         7,
         &OffsetFetchRequest::default()
-            .with_group_id(GroupId(s("g-simple")))
+            .with_group_id(GroupId(sb("g-simple")))
             .with_topics(None),
     );
     assert_eq!(all.topics.len(), 1);
@@ -717,8 +488,8 @@ fn offsets_survive_kill_9() {
 fn list_describe_delete_and_offset_delete() {
     let b = start();
     let mut c = b.client();
-    create_topic(&mut c, "t-adm", 2);
-    commit(
+    create_topic(&mut c, "t-adm", 2, &[]);
+    offset_commit(
         &mut c,
         8,
         "g-empty",
@@ -726,16 +497,11 @@ fn list_describe_delete_and_offset_delete() {
         "",
         &[("t-adm", 0, 1), ("t-adm", 1, 2)],
     );
-    let mut j = Joiner {
-        group: "g-live",
-        member: String::new(),
-        instance: None,
-        session_ms: 10_000,
-        meta: &consumer_subscription(&["t-adm"]),
-    };
+    let subscription = consumer_subscription(&["t-adm"]);
+    let mut j = Joiner::new("g-live", &subscription);
     let r = join(&mut c, &mut j);
     sync(&mut c, "g-live", r.generation_id, &j.member, None, &[]);
-    commit(
+    offset_commit(
         &mut c,
         8,
         "g-live",
@@ -766,13 +532,13 @@ fn list_describe_delete_and_offset_delete() {
     );
     let stable = c.call(
         4,
-        &ListGroupsRequest::default().with_states_filter(vec![s("stable")]),
+        &ListGroupsRequest::default().with_states_filter(vec![sb("stable")]),
     );
     assert_eq!(stable.groups.len(), 1);
     assert_eq!(stable.groups[0].protocol_type.as_str(), "consumer");
     let consumer_type = c.call(
         5,
-        &ListGroupsRequest::default().with_types_filter(vec![s("consumer")]),
+        &ListGroupsRequest::default().with_types_filter(vec![sb("consumer")]),
     );
     assert!(consumer_type.groups.is_empty());
     assert_eq!(c.call(0, &ListGroupsRequest::default()).groups.len(), 2);
@@ -780,16 +546,16 @@ fn list_describe_delete_and_offset_delete() {
     let dr = c.call(
         6,
         &DescribeGroupsRequest::default()
-            .with_groups(vec![GroupId(s("g-live")), GroupId(s("missing"))])
+            .with_groups(vec![GroupId(sb("g-live")), GroupId(sb("missing"))])
             .with_include_authorized_operations(true),
     );
     assert_eq!(dr.groups[0].error_code, NONE);
     assert_eq!(dr.groups[0].members.len(), 1);
     assert!(dr.groups[0].authorized_operations > 0);
-    assert_eq!(dr.groups[1].error_code, GROUP_ID_NOT_FOUND);
+    assert_eq!(dr.groups[1].error_code, E::GroupIdNotFound.code());
     let old = c.call(
         5,
-        &DescribeGroupsRequest::default().with_groups(vec![GroupId(s("missing"))]),
+        &DescribeGroupsRequest::default().with_groups(vec![GroupId(sb("missing"))]),
     );
     assert_eq!(old.groups[0].error_code, NONE);
     assert_eq!(old.groups[0].group_state.as_str(), "Dead");
@@ -797,9 +563,9 @@ fn list_describe_delete_and_offset_delete() {
     // OffsetDelete: the live group is subscribed to t-adm.
     let od = |g: &str, t: &str| {
         OffsetDeleteRequest::default()
-            .with_group_id(GroupId(s(g)))
+            .with_group_id(GroupId(sb(g)))
             .with_topics(vec![OffsetDeleteRequestTopic::default()
-                .with_name(TopicName(s(t)))
+                .with_name(TopicName(sb(t)))
                 .with_partitions(vec![
                     OffsetDeleteRequestPartition::default().with_partition_index(0)
                 ])])
@@ -807,68 +573,59 @@ fn list_describe_delete_and_offset_delete() {
     let r = c.call(0, &od("g-live", "t-adm"));
     assert_eq!(r.error_code, NONE);
     assert_eq!(
-        r.topics[0].partitions[0].error_code, 86,
-        "GROUP_SUBSCRIBED_TO_TOPIC"
+        r.topics[0].partitions[0].error_code,
+        E::GroupSubscribedToTopic.code()
     );
     let r = c.call(0, &od("g-empty", "t-adm"));
     assert_eq!(r.error_code, NONE);
     assert_eq!(r.topics[0].partitions[0].error_code, NONE);
     assert_eq!(
-        fetch_offsets(&mut c, 8, "g-empty", "t-adm", &[0, 1]),
+        committed_offsets(&mut c, 8, "g-empty", "t-adm", &[0, 1]),
         vec![-1, 2]
     );
     let r = c.call(0, &od("g-missing", "t-adm"));
-    assert_eq!(r.error_code, GROUP_ID_NOT_FOUND);
+    assert_eq!(r.error_code, E::GroupIdNotFound.code());
     let r = c.call(0, &od("g-empty", "nope"));
     assert_eq!(
         r.topics[0].partitions[0].error_code,
-        UNKNOWN_TOPIC_OR_PARTITION
+        E::UnknownTopicOrPartition.code()
     );
 
     // DeleteGroups.
     let del = c.call(
         2,
         &DeleteGroupsRequest::default().with_groups_names(vec![
-            GroupId(s("g-empty")),
-            GroupId(s("g-live")),
-            GroupId(s("g-missing")),
+            GroupId(sb("g-empty")),
+            GroupId(sb("g-live")),
+            GroupId(sb("g-missing")),
         ]),
     );
     let codes: Vec<i16> = del.results.iter().map(|r| r.error_code).collect();
-    assert_eq!(codes, vec![NONE, NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND]);
     assert_eq!(
-        fetch_offsets(&mut c, 8, "g-empty", "t-adm", &[0, 1]),
+        codes,
+        vec![NONE, E::NonEmptyGroup.code(), E::GroupIdNotFound.code()]
+    );
+    assert_eq!(
+        committed_offsets(&mut c, 8, "g-empty", "t-adm", &[0, 1]),
         vec![-1, -1]
     );
     // LeaveGroup v0 then delete works.
     let lr = c.call(
         0,
         &LeaveGroupRequest::default()
-            .with_group_id(GroupId(s("g-live")))
-            .with_member_id(s(&j.member)),
+            .with_group_id(GroupId(sb("g-live")))
+            .with_member_id(sb(&j.member)),
     );
     assert_eq!(lr.error_code, NONE);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while describe(&mut c, "g-live").group_state.as_str() != "Empty" {
+    while describe_group(&mut c, "g-live").group_state.as_str() != "Empty" {
         assert!(Instant::now() < deadline);
         thread::sleep(Duration::from_millis(20));
     }
     let del = c.call(
         0,
-        &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("g-live"))]),
+        &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(sb("g-live"))]),
     );
     assert_eq!(del.results[0].error_code, NONE);
     assert!(c.call(5, &ListGroupsRequest::default()).groups.is_empty());
-}
-
-/// ConsumerProtocolSubscription v0 naming `topics`.
-fn consumer_subscription(topics: &[&str]) -> Vec<u8> {
-    let mut m = vec![0u8, 0];
-    m.extend_from_slice(&(topics.len() as i32).to_be_bytes());
-    for t in topics {
-        m.extend_from_slice(&(t.len() as i16).to_be_bytes());
-        m.extend_from_slice(t.as_bytes());
-    }
-    m.extend_from_slice(&(-1i32).to_be_bytes());
-    m
 }

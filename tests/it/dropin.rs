@@ -4,88 +4,17 @@
 //! wire; and `kastle health` against a live broker, a dead port, a port that
 //! answers garbage and one that never answers.
 
-mod common;
-
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, Client};
-use kafka_protocol::messages::{DescribeClusterRequest, FindCoordinatorRequest, MetadataRequest};
+use crate::support::topics::{create_topic, metadata};
+use crate::support::{free_port, sb, Broker, Client, NONE};
+use kafka_protocol::messages::{DescribeClusterRequest, FindCoordinatorRequest};
 
 const CLUSTER_ID: &str = "MkU3OEVBNTcwNTJENDM2Qk";
-
-/// The broker process, started from environment variables only (as a
-/// container would be), killed on drop.
-struct EnvBroker {
-    child: Child,
-    stderr_path: std::path::PathBuf,
-}
-
-impl EnvBroker {
-    fn start(env: &[(String, String)], dir: &Path, wait_port: u16) -> EnvBroker {
-        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let stderr_path = dir.join(format!("stderr-{n}.log"));
-        let stderr = File::create(&stderr_path).expect("stderr file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kastle"));
-        // Only the compose environment: nothing leaks in from the test's.
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(stderr));
-        let child = cmd.spawn().expect("spawn kastle");
-        let mut b = EnvBroker { child, stderr_path };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(st) = b.child.try_wait().expect("try_wait") {
-                panic!("kastle exited during start-up: {st}\n{}", b.stderr());
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", wait_port)).is_ok() {
-                return b;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "kastle did not listen on {wait_port}\n{}",
-                b.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-
-    fn stop(mut self) {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while self.child.try_wait().expect("try_wait").is_none() {
-            assert!(Instant::now() < deadline, "no exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for EnvBroker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- kastle stderr ---\n{}", self.stderr());
-        }
-    }
-}
 
 fn vars(v: &[(&str, String)]) -> Vec<(String, String)> {
     v.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
@@ -132,7 +61,7 @@ fn compose_env(internal: u16, host: u16, controller: u16, data: &Path) -> Vec<(S
 /// `host:port` of every broker a Metadata v12 answer lists on this port.
 fn metadata_brokers(port: u16) -> Vec<String> {
     let mut c = Client::connect(port);
-    let r = c.call(12, &MetadataRequest::default().with_topics(Some(vec![])));
+    let r = metadata(&mut c, 12, Some(&[]), true);
     r.brokers
         .iter()
         .map(|b| format!("{}:{}", b.host.as_str(), b.port))
@@ -142,7 +71,7 @@ fn metadata_brokers(port: u16) -> Vec<String> {
 fn describe_cluster(port: u16) -> (String, Vec<String>) {
     let mut c = Client::connect(port);
     let r = c.call(0, &DescribeClusterRequest::default());
-    assert_eq!(r.error_code, 0);
+    assert_eq!(r.error_code, NONE);
     let brokers = r
         .brokers
         .iter()
@@ -156,11 +85,11 @@ fn group_coordinator(port: u16) -> String {
     let mut c = Client::connect(port);
     let req = FindCoordinatorRequest::default()
         .with_key_type(0)
-        .with_coordinator_keys(vec![common::sb("dropin-group")]);
+        .with_coordinator_keys(vec![sb("dropin-group")]);
     let r = c.call(4, &req);
     assert_eq!(r.coordinators.len(), 1);
     let co = &r.coordinators[0];
-    assert_eq!(co.error_code, 0);
+    assert_eq!(co.error_code, NONE);
     format!("{}:{}", co.host.as_str(), co.port)
 }
 
@@ -194,7 +123,7 @@ fn compose_environment_serves_each_listener_with_its_own_advertised_address() {
     let data = tmp.path().join("data");
     let (internal, host, controller) = (free_port(), free_port(), free_port());
     let env = compose_env(internal, host, controller, &data);
-    let b = EnvBroker::start(&env, tmp.path(), internal);
+    let mut b = Broker::start_env(&env, tmp.path(), internal);
     // The other client listener is up too; the controller one is not bound.
     let deadline = Instant::now() + Duration::from_secs(5);
     while std::net::TcpStream::connect(("127.0.0.1", host)).is_err() {
@@ -262,7 +191,7 @@ fn compose_environment_serves_each_listener_with_its_own_advertised_address() {
             *v = "abcdefghijklmnopqrstuv".into();
         }
     }
-    let b = EnvBroker::start(&env2, tmp.path(), internal);
+    let mut b = Broker::start_env(&env2, tmp.path(), internal);
     let (id, _) = describe_cluster(internal);
     assert_eq!(id, CLUSTER_ID);
     assert!(
@@ -300,12 +229,12 @@ fn listeners_derived_from_advertised_listeners() {
             tmp.path().join("data").display().to_string(),
         ),
     ]);
-    let b = EnvBroker::start(&env, tmp.path(), a);
+    let mut b = Broker::start_env(&env, tmp.path(), a);
     assert_eq!(metadata_brokers(a), [format!("localhost:{a}")]);
     assert_eq!(metadata_brokers(b_port), [format!("127.0.0.1:{b_port}")]);
     // default.replication.factor=3 on one node: topics are still created.
     let mut c = Client::connect(a);
-    common::create_topic_with(&mut c, "derived", 1, &[]);
+    create_topic(&mut c, "derived", 1, &[]);
     let log = b.stderr();
     assert!(log.contains("listening on PLAINTEXT://0.0.0.0:"), "{log}");
     assert!(log.contains("zookeeper.connect=zookeeper:2181"), "{log}");
@@ -314,10 +243,7 @@ fn listeners_derived_from_advertised_listeners() {
 
 #[test]
 fn health_fails_fast_on_a_dead_port() {
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let (o, took) = health(&["--bootstrap-server", &format!("127.0.0.1:{port}")], &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(

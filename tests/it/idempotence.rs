@@ -5,186 +5,21 @@
 //! sequence wrap-around), pipelined retries, durability of that state across
 //! graceful and kill -9 restarts, and DescribeProducers.
 
-mod common;
-
 use std::collections::HashSet;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use common::*;
-use kafka_protocol::messages::describe_producers_request::{
-    DescribeProducersRequest, TopicRequest,
+use crate::support::fetch::{fetch_all_batches, latest};
+use crate::support::produce::*;
+use crate::support::topics::create_topic;
+use crate::support::transactions::{
+    describe_producers, idempotent_producer, init_producer_id, init_producer_id_request,
 };
-use kafka_protocol::messages::describe_producers_response::PartitionResponse;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
-use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
-use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
-use kafka_protocol::messages::list_offsets_request::{
-    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
-};
-use kafka_protocol::messages::produce_request::{
-    PartitionProduceData, ProduceRequest, TopicProduceData,
-};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, ProduceResponse};
-use kafka_protocol::messages::{BrokerId, ProducerId, TransactionalId};
+use crate::support::*;
+use kafka_protocol::messages::produce_response::ProduceResponse;
 use kafka_protocol::protocol::Decodable;
-
-const NONE: i16 = 0;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-const INVALID_PRODUCER_EPOCH: i16 = 47;
-const INVALID_RECORD: i16 = 87;
-
-const PRODUCE_VERSION: i16 = 9;
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn create_topic(c: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) {
-    create_topic_with(c, name, partitions, configs);
-}
-
-fn init_req(version: i16, producer_id: i64, epoch: i16) -> InitProducerIdRequest {
-    let mut r = InitProducerIdRequest::default()
-        .with_transactional_id(None)
-        .with_transaction_timeout_ms(60_000);
-    if version >= 3 {
-        r = r
-            .with_producer_id(ProducerId(producer_id))
-            .with_producer_epoch(epoch);
-    }
-    r
-}
-
-fn init_producer_id_v(c: &mut Client, version: i16) -> InitProducerIdResponse {
-    c.call(version, &init_req(version, -1, -1))
-}
-
-/// A fresh producer id at epoch 0 (InitProducerId v4).
-fn new_producer(c: &mut Client) -> i64 {
-    let r = init_producer_id_v(c, 4);
-    assert_eq!(r.error_code, NONE, "InitProducerId");
-    assert_eq!(r.producer_epoch, 0, "InitProducerId epoch");
-    assert!(
-        r.producer_id.0 >= 0,
-        "InitProducerId id {}",
-        r.producer_id.0
-    );
-    r.producer_id.0
-}
-
-fn produce_req(topic: &str, partition: i32, records: &[u8]) -> ProduceRequest {
-    ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(tn(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(Bytes::from(records.to_vec())))])])
-}
-
-fn single(resp: ProduceResponse) -> PartitionProduceResponse {
-    assert_eq!(resp.responses.len(), 1, "produce response topics");
-    let mut t = resp.responses.into_iter().next().unwrap();
-    assert_eq!(
-        t.partition_responses.len(),
-        1,
-        "produce response partitions"
-    );
-    t.partition_responses.remove(0)
-}
-
-fn produce(
-    c: &mut Client,
-    topic: &str,
-    partition: i32,
-    records: &[u8],
-) -> PartitionProduceResponse {
-    single(c.call(PRODUCE_VERSION, &produce_req(topic, partition, records)))
-}
-
-/// Produce and insist on success; returns the base offset.
-fn produce_ok(c: &mut Client, topic: &str, partition: i32, records: &[u8], what: &str) -> i64 {
-    let r = produce(c, topic, partition, records);
-    assert_eq!(r.error_code, NONE, "{what}: {:?}", r.error_message);
-    r.base_offset
-}
-
-/// Produce and insist on the given error code; the response must carry no offset.
-fn produce_err(c: &mut Client, topic: &str, partition: i32, records: &[u8], code: i16, what: &str) {
-    let r = produce(c, topic, partition, records);
-    assert_eq!(
-        r.error_code, code,
-        "{what}: expected error {code}, got {} (base offset {}, message {:?})",
-        r.error_code, r.base_offset, r.error_message
-    );
-    assert_eq!(r.base_offset, -1, "{what}: base offset of a failed produce");
-}
-
-fn latest(c: &mut Client, topic: &str, partition: i32) -> i64 {
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(tn(topic))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(partition)
-                .with_timestamp(-1)])]);
-    let r = c.call(7, &req);
-    let p = &r.topics[0].partitions[0];
-    assert_eq!(p.error_code, NONE, "ListOffsets latest");
-    p.offset
-}
-
-/// Every batch of the partition from offset 0 (fetches until the high watermark).
-fn fetch_all(c: &mut Client, topic: &str, partition: i32) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut offset = 0i64;
-    loop {
-        let req = FetchRequest::default()
-            .with_max_wait_ms(0)
-            .with_min_bytes(1)
-            .with_max_bytes(50 << 20)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(tn(topic))
-                .with_partitions(vec![FetchPartition::default()
-                    .with_partition(partition)
-                    .with_fetch_offset(offset)
-                    .with_partition_max_bytes(8 << 20)])]);
-        let r = c.call(12, &req);
-        assert_eq!(r.error_code, NONE, "fetch top-level error");
-        let p = &r.responses[0].partitions[0];
-        assert_eq!(p.error_code, NONE, "fetch partition error");
-        let recs = p.records.as_ref().map(|b| b.to_vec()).unwrap_or_default();
-        let batches = split_batches(&recs);
-        if batches.is_empty() {
-            assert!(
-                offset >= p.high_watermark,
-                "empty fetch below the high watermark"
-            );
-            return out;
-        }
-        for b in batches {
-            let last = batch_base_offset(&b)
-                + i64::from(i32::from_be_bytes(b[23..27].try_into().unwrap()));
-            if last >= offset {
-                offset = last + 1;
-                out.push(b);
-            }
-        }
-        if offset >= p.high_watermark {
-            return out;
-        }
-    }
-}
 
 /// (base offset, producer id, epoch, base sequence, record count) of each batch.
 fn summarize(batches: &[Vec<u8>]) -> Vec<(i64, i64, i16, i32, i32)> {
@@ -195,43 +30,6 @@ fn summarize(batches: &[Vec<u8>]) -> Vec<(i64, i64, i16, i32, i32)> {
             (batch_base_offset(b), p, e, s, batch_record_count(b))
         })
         .collect()
-}
-
-fn describe_producers(c: &mut Client, topic: &str, partitions: &[i32]) -> Vec<PartitionResponse> {
-    let req = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
-        .with_name(tn(topic))
-        .with_partition_indexes(partitions.to_vec())]);
-    let r = c.call(0, &req);
-    assert_eq!(r.topics.len(), 1, "DescribeProducers topics");
-    assert_eq!(r.topics[0].name.0.as_str(), topic);
-    let parts = r.topics[0].partitions.clone();
-    assert_eq!(
-        parts.len(),
-        partitions.len(),
-        "DescribeProducers partitions"
-    );
-    parts
-}
-
-fn snapshot_files(b: &Broker, topic: &str, partition: i32) -> Vec<String> {
-    let dir = b.data_dir.join(format!("{topic}-{partition}"));
-    let mut v: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".snapshot"))
-        .collect();
-    v.sort();
-    v
-}
-
-fn segment_files(b: &Broker, topic: &str, partition: i32) -> usize {
-    let dir = b.data_dir.join(format!("{topic}-{partition}"));
-    std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
-        .count()
 }
 
 // ---------------------------------------------------------------------------
@@ -249,7 +47,7 @@ fn init_producer_id_unique_across_versions_and_restarts() {
         let mut max = -1;
         for v in 0..=5i16 {
             for _ in 0..3 {
-                let r = init_producer_id_v(&mut c, v);
+                let r = init_producer_id(&mut c, v, None, 60_000);
                 assert_eq!(r.error_code, NONE, "{round}: InitProducerId v{v}");
                 assert_eq!(r.producer_epoch, 0, "{round}: InitProducerId v{v} epoch");
                 let id = r.producer_id.0;
@@ -264,7 +62,7 @@ fn init_producer_id_unique_across_versions_and_restarts() {
         // KIP-360: an idempotent producer may pass its current id and epoch
         // (v3+); without a transactional id Kafka still hands out a brand new
         // id at epoch 0.
-        let r = c.call(4, &init_req(4, max, 0));
+        let r = c.call(4, &init_producer_id_request(None, 60_000, max, 0));
         assert_eq!(
             r.error_code, NONE,
             "{round}: InitProducerId v4 with an existing id/epoch"
@@ -303,17 +101,16 @@ fn init_producer_id_with_transactional_id_bumps_the_epoch() {
     // epoch (fencing the previous incarnation).
     let b = Broker::start(&[]);
     let mut c = b.client();
-    let req = init_req(4, -1, -1).with_transactional_id(Some(TransactionalId(sb("txn-1"))));
-    let first = c.call(4, &req);
+    let first = init_producer_id(&mut c, 4, Some("txn-1"), 60_000);
     assert_eq!(first.error_code, NONE);
     assert!(first.producer_id.0 >= 0);
     assert_eq!(first.producer_epoch, 0);
-    let second = c.call(4, &req);
+    let second = init_producer_id(&mut c, 4, Some("txn-1"), 60_000);
     assert_eq!(second.error_code, NONE);
     assert_eq!(second.producer_id, first.producer_id);
     assert_eq!(second.producer_epoch, 1);
     // The connection stays usable and idempotent ids still work.
-    new_producer(&mut c);
+    idempotent_producer(&mut c);
 }
 
 // ---------------------------------------------------------------------------
@@ -325,12 +122,12 @@ fn duplicates_gaps_and_epochs() {
     let b = Broker::start(&[]);
     let mut c = b.client();
     create_topic(&mut c, "idem", 1, &[]);
-    let pid = new_producer(&mut c);
-    let ts = now();
+    let pid = idempotent_producer(&mut c).0;
+    let ts = now_ms();
 
     // seq 0, 3 records → offset 0.
     let b0 = producer_batch(pid, 0, 0, 3, ts, "b0");
-    assert_eq!(produce_ok(&mut c, "idem", 0, &b0, "seq 0"), 0);
+    assert_eq!(produce_ok(&mut c, "idem", 0, &b0), 0);
     assert_eq!(latest(&mut c, "idem", 0), 3);
 
     // The same batch again: success with the original base offset, nothing appended.
@@ -350,7 +147,7 @@ fn duplicates_gaps_and_epochs() {
         3,
         "duplicate must not be appended"
     );
-    let got = fetch_all(&mut c, "idem", 0);
+    let got = fetch_all_batches(&mut c, "idem", 0, 0);
     assert_eq!(
         summarize(&got),
         vec![(0, pid, 0, 0, 3)],
@@ -360,7 +157,7 @@ fn duplicates_gaps_and_epochs() {
 
     // Next in sequence: seq 3 (2 records) → offset 3.
     let b1 = producer_batch(pid, 0, 3, 2, ts, "b1");
-    assert_eq!(produce_ok(&mut c, "idem", 0, &b1, "seq 3"), 3);
+    assert_eq!(produce_ok(&mut c, "idem", 0, &b1), 3);
     assert_eq!(latest(&mut c, "idem", 0), 5);
 
     // A gap: seq 9 when 5 is expected.
@@ -370,7 +167,7 @@ fn duplicates_gaps_and_epochs() {
         "idem",
         0,
         &gap,
-        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        E::OutOfOrderSequenceNumber.code(),
         "seq 9 after last seq 4",
     );
     // A sequence already passed but not a retry of a recorded batch (overlap).
@@ -380,7 +177,7 @@ fn duplicates_gaps_and_epochs() {
         "idem",
         0,
         &overlap,
-        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        E::OutOfOrderSequenceNumber.code(),
         "seq 4 (inside the last batch)",
     );
     assert_eq!(
@@ -396,11 +193,11 @@ fn duplicates_gaps_and_epochs() {
         "idem",
         0,
         &e1_bad,
-        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        E::OutOfOrderSequenceNumber.code(),
         "epoch 1 starting at seq 5",
     );
     let e1 = producer_batch(pid, 1, 0, 2, ts, "e1");
-    assert_eq!(produce_ok(&mut c, "idem", 0, &e1, "epoch 1 seq 0"), 5);
+    assert_eq!(produce_ok(&mut c, "idem", 0, &e1), 5);
 
     // The old epoch is fenced now, new data and retries alike.
     let old = producer_batch(pid, 0, 5, 1, ts, "old");
@@ -409,7 +206,7 @@ fn duplicates_gaps_and_epochs() {
         "idem",
         0,
         &old,
-        INVALID_PRODUCER_EPOCH,
+        E::InvalidProducerEpoch.code(),
         "epoch 0 after epoch 1 wrote",
     );
     produce_err(
@@ -417,7 +214,7 @@ fn duplicates_gaps_and_epochs() {
         "idem",
         0,
         &b1,
-        INVALID_PRODUCER_EPOCH,
+        E::InvalidProducerEpoch.code(),
         "retry of an epoch-0 batch after epoch 1 wrote",
     );
     // A retry in the new epoch is still a duplicate.
@@ -428,18 +225,15 @@ fn duplicates_gaps_and_epochs() {
         "duplicate of epoch 1 seq 0"
     );
     let e1b = producer_batch(pid, 1, 2, 1, ts, "e1b");
-    assert_eq!(produce_ok(&mut c, "idem", 0, &e1b, "epoch 1 seq 2"), 7);
+    assert_eq!(produce_ok(&mut c, "idem", 0, &e1b), 7);
     assert_eq!(latest(&mut c, "idem", 0), 8);
 
     // Idempotent and plain batches interleave; plain ones never dedupe.
     let plain = simple_batch(2, 10, ts, 7);
-    assert_eq!(produce_ok(&mut c, "idem", 0, &plain, "plain"), 8);
-    assert_eq!(produce_ok(&mut c, "idem", 0, &plain, "plain again"), 10);
+    assert_eq!(produce_ok(&mut c, "idem", 0, &plain), 8);
+    assert_eq!(produce_ok(&mut c, "idem", 0, &plain), 10);
     let e1c = producer_batch(pid, 1, 3, 1, ts, "e1c");
-    assert_eq!(
-        produce_ok(&mut c, "idem", 0, &e1c, "epoch 1 seq 3 after plain batches"),
-        12
-    );
+    assert_eq!(produce_ok(&mut c, "idem", 0, &e1c), 12);
 
     // A producer id with no base sequence is an invalid record (Kafka's LogValidator).
     let noseq = producer_batch(pid, 1, -1, 1, ts, "noseq");
@@ -448,12 +242,12 @@ fn duplicates_gaps_and_epochs() {
         "idem",
         0,
         &noseq,
-        INVALID_RECORD,
+        E::InvalidRecord.code(),
         "producer id with base sequence -1",
     );
 
     assert_eq!(latest(&mut c, "idem", 0), 13);
-    let got = fetch_all(&mut c, "idem", 0);
+    let got = fetch_all_batches(&mut c, "idem", 0, 0);
     assert_eq!(
         summarize(&got),
         vec![
@@ -474,17 +268,14 @@ fn duplicate_window_is_five_batches() {
     let b = Broker::start(&[]);
     let mut c = b.client();
     create_topic(&mut c, "win", 1, &[]);
-    let pid = new_producer(&mut c);
-    let ts = now();
+    let pid = idempotent_producer(&mut c).0;
+    let ts = now_ms();
     // Eight 2-record batches: seq 0,2,...,14 at offsets 0,2,...,14.
     let batches: Vec<Vec<u8>> = (0..8)
         .map(|i| producer_batch(pid, 0, 2 * i, 2, ts, &format!("w{i}")))
         .collect();
     for (i, bt) in batches.iter().enumerate() {
-        assert_eq!(
-            produce_ok(&mut c, "win", 0, bt, &format!("batch {i}")),
-            2 * i as i64
-        );
+        assert_eq!(produce_ok(&mut c, "win", 0, bt), 2 * i as i64);
     }
     // The five most recent (3..=7) are duplicates answered with their own offsets.
     for i in (3..8).rev() {
@@ -506,7 +297,7 @@ fn duplicate_window_is_five_batches() {
         "win",
         0,
         &batches[2],
-        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        E::OutOfOrderSequenceNumber.code(),
         "retry of the 6th most recent batch",
     );
     produce_err(
@@ -514,7 +305,7 @@ fn duplicate_window_is_five_batches() {
         "win",
         0,
         &batches[0],
-        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        E::OutOfOrderSequenceNumber.code(),
         "retry of the oldest batch",
     );
     // A retry with the same first sequence but a different record count is not a duplicate.
@@ -524,18 +315,18 @@ fn duplicate_window_is_five_batches() {
         "win",
         0,
         &odd,
-        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        E::OutOfOrderSequenceNumber.code(),
         "seq 14 with 1 record (batch had 2)",
     );
     assert_eq!(latest(&mut c, "win", 0), 16);
     assert_eq!(
-        fetch_all(&mut c, "win", 0).len(),
+        fetch_all_batches(&mut c, "win", 0, 0).len(),
         8,
         "no batch appended twice"
     );
     // The sequence goes on.
     let next = producer_batch(pid, 0, 16, 1, ts, "next");
-    assert_eq!(produce_ok(&mut c, "win", 0, &next, "seq 16"), 16);
+    assert_eq!(produce_ok(&mut c, "win", 0, &next), 16);
 }
 
 #[test]
@@ -543,11 +334,11 @@ fn sequence_wraps_at_int32_max() {
     let b = Broker::start(&[]);
     let mut c = b.client();
     create_topic(&mut c, "wrap", 1, &[]);
-    let pid = new_producer(&mut c);
-    let ts = now();
+    let pid = idempotent_producer(&mut c).0;
+    let ts = now_ms();
     // An unknown producer may start anywhere: seqs MAX-1, MAX, 0.
     let w = producer_batch(pid, 0, i32::MAX - 1, 3, ts, "wrap");
-    assert_eq!(produce_ok(&mut c, "wrap", 0, &w, "seq MAX-1 x3"), 0);
+    assert_eq!(produce_ok(&mut c, "wrap", 0, &w), 0);
     // Its retry is a duplicate (last sequence computed with wrap-around).
     let r = produce(&mut c, "wrap", 0, &w);
     assert_eq!(
@@ -557,9 +348,9 @@ fn sequence_wraps_at_int32_max() {
     );
     // Next after the wrap: seq 1.
     let n = producer_batch(pid, 0, 1, 2, ts, "after");
-    assert_eq!(produce_ok(&mut c, "wrap", 0, &n, "seq 1 after wrap"), 3);
+    assert_eq!(produce_ok(&mut c, "wrap", 0, &n), 3);
     let n2 = producer_batch(pid, 0, 3, 1, ts, "after2");
-    assert_eq!(produce_ok(&mut c, "wrap", 0, &n2, "seq 3"), 5);
+    assert_eq!(produce_ok(&mut c, "wrap", 0, &n2), 5);
     // seq 0 would be a gap backwards now.
     let z = producer_batch(pid, 0, 0, 1, ts, "zero");
     produce_err(
@@ -567,17 +358,17 @@ fn sequence_wraps_at_int32_max() {
         "wrap",
         0,
         &z,
-        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        E::OutOfOrderSequenceNumber.code(),
         "seq 0 after seq 3",
     );
     assert_eq!(latest(&mut c, "wrap", 0), 6);
 
     // Exactly reaching MAX then continuing at 0.
-    let pid2 = new_producer(&mut c);
+    let pid2 = idempotent_producer(&mut c).0;
     let m = producer_batch(pid2, 0, i32::MAX - 1, 2, ts, "max");
-    assert_eq!(produce_ok(&mut c, "wrap", 0, &m, "seq MAX-1 x2"), 6);
+    assert_eq!(produce_ok(&mut c, "wrap", 0, &m), 6);
     let z = producer_batch(pid2, 0, 0, 1, ts, "z");
-    assert_eq!(produce_ok(&mut c, "wrap", 0, &z, "seq 0 after MAX"), 8);
+    assert_eq!(produce_ok(&mut c, "wrap", 0, &z), 8);
     assert_eq!(latest(&mut c, "wrap", 0), 9);
 }
 
@@ -590,15 +381,15 @@ fn pipelined_retries_append_once() {
     let b = Broker::start(&[]);
     let mut c = b.client();
     create_topic(&mut c, "pipe", 1, &[]);
-    let pid = new_producer(&mut c);
-    let ts = now();
+    let pid = idempotent_producer(&mut c).0;
+    let ts = now_ms();
     let b0 = producer_batch(pid, 0, 0, 3, ts, "p0");
     let b1 = producer_batch(pid, 0, 3, 2, ts, "p1");
     // Five requests in one write: b0, b0, b1, b0, b1.
     let order = [&b0, &b0, &b1, &b0, &b1];
     let mut bytes = Vec::new();
     for (i, bt) in order.iter().enumerate() {
-        let body = encode(&produce_req("pipe", 0, bt), PRODUCE_VERSION);
+        let body = encode(&produce_request("pipe", 0, -1, bt), PRODUCE_VERSION);
         bytes.extend(frame(0, PRODUCE_VERSION, 500 + i as i32, &body));
     }
     c.write_raw(&bytes).unwrap();
@@ -606,7 +397,7 @@ fn pipelined_retries_append_once() {
     for (i, w) in want.iter().enumerate() {
         let (corr, mut body) = c.recv(0, PRODUCE_VERSION);
         assert_eq!(corr, 500 + i as i32, "response {i} out of order");
-        let r = single(ProduceResponse::decode(&mut body, PRODUCE_VERSION).unwrap());
+        let r = single_partition(ProduceResponse::decode(&mut body, PRODUCE_VERSION).unwrap());
         assert_eq!(
             r.error_code, NONE,
             "pipelined request {i}: {:?}",
@@ -616,14 +407,14 @@ fn pipelined_retries_append_once() {
     }
     assert_eq!(latest(&mut c, "pipe", 0), 5);
     assert_eq!(
-        summarize(&fetch_all(&mut c, "pipe", 0)),
+        summarize(&fetch_all_batches(&mut c, "pipe", 0, 0)),
         vec![(0, pid, 0, 0, 3), (3, pid, 0, 3, 2)],
         "log holds each batch once"
     );
 
     // The same retry racing on two connections.
     let b2 = producer_batch(pid, 0, 5, 4, ts, "p2");
-    let body = encode(&produce_req("pipe", 0, &b2), PRODUCE_VERSION);
+    let body = encode(&produce_request("pipe", 0, -1, &b2), PRODUCE_VERSION);
     let mut c2 = b.client();
     c.write_raw(&frame(0, PRODUCE_VERSION, 900, &body)).unwrap();
     c2.write_raw(&frame(0, PRODUCE_VERSION, 901, &body))
@@ -631,7 +422,7 @@ fn pipelined_retries_append_once() {
     for (cl, corr) in [(&mut c, 900), (&mut c2, 901)] {
         let (got, mut rb) = cl.recv(0, PRODUCE_VERSION);
         assert_eq!(got, corr);
-        let r = single(ProduceResponse::decode(&mut rb, PRODUCE_VERSION).unwrap());
+        let r = single_partition(ProduceResponse::decode(&mut rb, PRODUCE_VERSION).unwrap());
         assert_eq!(
             (r.error_code, r.base_offset),
             (NONE, 5),
@@ -639,7 +430,7 @@ fn pipelined_retries_append_once() {
         );
     }
     assert_eq!(latest(&mut c, "pipe", 0), 9);
-    assert_eq!(fetch_all(&mut c, "pipe", 0).len(), 3);
+    assert_eq!(fetch_all_batches(&mut c, "pipe", 0, 0).len(), 3);
 }
 
 // ---------------------------------------------------------------------------
@@ -669,7 +460,13 @@ fn write_seq(
             ts,
             &format!("{pid}-{seq}-{}", "x".repeat(pad)),
         );
-        let off = produce_ok(c, topic, 0, &bt, &format!("pid {pid} seq {seq}"));
+        let r = produce(c, topic, 0, &bt);
+        assert_eq!(
+            r.error_code, NONE,
+            "pid {pid} seq {seq}: {:?}",
+            r.error_message
+        );
+        let off = r.base_offset;
         assert_eq!(off, *expect_base, "pid {pid} seq {seq}: base offset");
         *expect_base += 2;
         out.push((off, bt));
@@ -696,13 +493,36 @@ fn assert_duplicate(c: &mut Client, topic: &str, bt: &[u8], offset: i64, what: &
     );
 }
 
+/// The last and the 5th most recent of `written` are retries answered with
+/// their offsets; the 6th most recent has left the window.
+fn assert_dedup_window(c: &mut Client, topic: &str, written: &[(i64, Vec<u8>)], when: &str) {
+    let (off, last) = &written[written.len() - 1];
+    assert_duplicate(c, topic, last, *off, &format!("{when}: last batch"));
+    let (off5, fifth) = &written[written.len() - 5];
+    assert_duplicate(
+        c,
+        topic,
+        fifth,
+        *off5,
+        &format!("{when}: 5th most recent batch"),
+    );
+    produce_err(
+        c,
+        topic,
+        0,
+        &written[written.len() - 6].1,
+        E::OutOfOrderSequenceNumber.code(),
+        &format!("{when}: 6th most recent batch"),
+    );
+}
+
 #[test]
 fn producer_state_survives_kill_9_and_graceful_restart() {
     let mut b = Broker::start(&[]);
     let mut c = b.client();
     create_topic(&mut c, "dur", 1, &[]);
-    let pid = new_producer(&mut c);
-    let ts = now();
+    let pid = idempotent_producer(&mut c).0;
+    let ts = now_ms();
     let mut next = 0i64;
     let mut written = write_seq(&mut c, "dur", pid, 0, 8, ts, 0, &mut next);
     drop(c);
@@ -711,31 +531,14 @@ fn producer_state_survives_kill_9_and_graceful_restart() {
     b.kill();
     b.restart();
     let mut c = b.client();
-    let (off, last) = written.last().unwrap().clone();
-    assert_duplicate(&mut c, "dur", &last, off, "after kill -9: last batch");
-    let (off5, fifth) = written[written.len() - 5].clone();
-    assert_duplicate(
-        &mut c,
-        "dur",
-        &fifth,
-        off5,
-        "after kill -9: 5th most recent batch",
-    );
-    produce_err(
-        &mut c,
-        "dur",
-        0,
-        &written[written.len() - 6].1,
-        OUT_OF_ORDER_SEQUENCE_NUMBER,
-        "after kill -9: 6th most recent batch",
-    );
+    assert_dedup_window(&mut c, "dur", &written, "after kill -9");
     let gap = producer_batch(pid, 0, 100, 1, ts, "gap");
     produce_err(
         &mut c,
         "dur",
         0,
         &gap,
-        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        E::OutOfOrderSequenceNumber.code(),
         "after kill -9: gap",
     );
     written.extend(write_seq(&mut c, "dur", pid, 16, 3, ts, 0, &mut next));
@@ -746,32 +549,15 @@ fn producer_state_survives_kill_9_and_graceful_restart() {
     let st = b.stop();
     assert_eq!(st.code(), Some(0));
     assert!(
-        !snapshot_files(&b, "dur", 0).is_empty(),
+        !files_ending(&b.partition_dir("dur", 0), ".snapshot").is_empty(),
         "a clean shutdown leaves a producer state snapshot in dur-0"
     );
     b.restart();
     let mut c = b.client();
-    let (off, last) = written.last().unwrap().clone();
-    assert_duplicate(&mut c, "dur", &last, off, "after SIGTERM: last batch");
-    let (off5, fifth) = written[written.len() - 5].clone();
-    assert_duplicate(
-        &mut c,
-        "dur",
-        &fifth,
-        off5,
-        "after SIGTERM: 5th most recent batch",
-    );
-    produce_err(
-        &mut c,
-        "dur",
-        0,
-        &written[written.len() - 6].1,
-        OUT_OF_ORDER_SEQUENCE_NUMBER,
-        "after SIGTERM: 6th most recent batch",
-    );
+    assert_dedup_window(&mut c, "dur", &written, "after SIGTERM");
     // Bump the epoch, then crash again: the old epoch stays fenced.
     let e1 = producer_batch(pid, 1, 0, 1, ts, "e1");
-    assert_eq!(produce_ok(&mut c, "dur", 0, &e1, "epoch 1 seq 0"), next);
+    assert_eq!(produce_ok(&mut c, "dur", 0, &e1), next);
     next += 1;
     drop(c);
     b.kill();
@@ -788,15 +574,15 @@ fn producer_state_survives_kill_9_and_graceful_restart() {
         &mut c,
         "dur",
         0,
-        &last,
-        INVALID_PRODUCER_EPOCH,
+        &written.last().unwrap().1,
+        E::InvalidProducerEpoch.code(),
         "after second kill -9: epoch 0 retry",
     );
     let e1b = producer_batch(pid, 1, 1, 1, ts, "e1b");
-    assert_eq!(produce_ok(&mut c, "dur", 0, &e1b, "epoch 1 seq 1"), next);
+    assert_eq!(produce_ok(&mut c, "dur", 0, &e1b), next);
     next += 1;
     assert_eq!(latest(&mut c, "dur", 0), next);
-    let all = fetch_all(&mut c, "dur", 0);
+    let all = fetch_all_batches(&mut c, "dur", 0, 0);
     assert_eq!(all.len(), written.len() + 2, "every batch exactly once");
     for (i, (o, bt)) in written.iter().enumerate() {
         assert_same_batch(&all[i], bt, *o, 0, &format!("batch {i}"));
@@ -808,22 +594,22 @@ fn producer_state_survives_kill_9_with_rolled_segments() {
     let mut b = Broker::start(&[]);
     let mut c = b.client();
     create_topic(&mut c, "roll", 1, &[("internal.segment.bytes", "2000")]);
-    let ts = now();
-    let a = new_producer(&mut c);
-    let bp = new_producer(&mut c);
+    let ts = now_ms();
+    let a = idempotent_producer(&mut c).0;
+    let bp = idempotent_producer(&mut c).0;
     let mut next = 0i64;
     // Producer A writes a few batches early, then falls silent: its state
     // lives only in segments that roll away (and in the roll snapshots).
     let a_batches = write_seq(&mut c, "roll", a, 0, 6, ts, 150, &mut next);
     // Producer B writes a lot: many rolls.
     let mut b_batches = write_seq(&mut c, "roll", bp, 0, 60, ts, 150, &mut next);
-    let segments = segment_files(&b, "roll", 0);
+    let segments = files_ending(&b.partition_dir("roll", 0), ".log").len();
     assert!(
         segments >= 5,
         "internal.segment.bytes=2000 should roll often, have {segments} segments"
     );
     assert!(
-        !snapshot_files(&b, "roll", 0).is_empty(),
+        !files_ending(&b.partition_dir("roll", 0), ".snapshot").is_empty(),
         "segment rolls take producer state snapshots"
     );
     drop(c);
@@ -869,16 +655,13 @@ fn producer_state_survives_kill_9_with_rolled_segments() {
         "roll",
         0,
         &b_batches[b_batches.len() - 6].1,
-        OUT_OF_ORDER_SEQUENCE_NUMBER,
+        E::OutOfOrderSequenceNumber.code(),
         "B's 6th most recent batch",
     );
     // Both go on in sequence.
     let a_next = producer_batch(a, 0, 12, 1, ts, "a-next");
     let a_next_off = next;
-    assert_eq!(
-        produce_ok(&mut c, "roll", 0, &a_next, "A seq 12"),
-        a_next_off
-    );
+    assert_eq!(produce_ok(&mut c, "roll", 0, &a_next), a_next_off);
     next += 1;
     b_batches.extend(write_seq(&mut c, "roll", bp, 120, 20, ts, 150, &mut next));
     drop(c);
@@ -886,7 +669,7 @@ fn producer_state_survives_kill_9_with_rolled_segments() {
     // Once more, crash right after more rolls, with the newest snapshot
     // damaged: the state must come from an older snapshot or the log itself.
     b.kill();
-    let snaps = snapshot_files(&b, "roll", 0);
+    let snaps = files_ending(&b.partition_dir("roll", 0), ".snapshot");
     assert!(!snaps.is_empty(), "snapshots after more rolls");
     let newest = b.data_dir.join("roll-0").join(snaps.last().unwrap());
     let mut data = std::fs::read(&newest).unwrap();
@@ -929,7 +712,7 @@ fn producer_state_survives_kill_9_with_rolled_segments() {
         "after SIGTERM: A's last batch",
     );
     assert_eq!(latest(&mut c, "roll", 0), next);
-    let all = fetch_all(&mut c, "roll", 0);
+    let all = fetch_all_batches(&mut c, "roll", 0, 0);
     assert_eq!(
         all.len(),
         a_batches.len() + b_batches.len() + 1,
@@ -946,38 +729,14 @@ fn describe_producers_lists_state() {
     let mut b = Broker::start(&[]);
     let mut c = b.client();
     create_topic(&mut c, "dp", 2, &[]);
-    let ts = now();
-    let p1 = new_producer(&mut c);
-    let p2 = new_producer(&mut c);
-    produce_ok(
-        &mut c,
-        "dp",
-        0,
-        &producer_batch(p1, 0, 0, 3, ts, "a"),
-        "p1 seq 0",
-    );
-    produce_ok(
-        &mut c,
-        "dp",
-        0,
-        &producer_batch(p1, 0, 3, 4, ts + 5, "b"),
-        "p1 seq 3",
-    );
-    produce_ok(
-        &mut c,
-        "dp",
-        0,
-        &producer_batch(p2, 0, 0, 1, ts, "c"),
-        "p2 seq 0",
-    );
-    produce_ok(
-        &mut c,
-        "dp",
-        0,
-        &producer_batch(p2, 2, 0, 2, ts + 7, "d"),
-        "p2 epoch 2 seq 0",
-    );
-    produce_ok(&mut c, "dp", 0, &simple_batch(2, 5, ts, 1), "plain batch");
+    let ts = now_ms();
+    let p1 = idempotent_producer(&mut c).0;
+    let p2 = idempotent_producer(&mut c).0;
+    produce_ok(&mut c, "dp", 0, &producer_batch(p1, 0, 0, 3, ts, "a"));
+    produce_ok(&mut c, "dp", 0, &producer_batch(p1, 0, 3, 4, ts + 5, "b"));
+    produce_ok(&mut c, "dp", 0, &producer_batch(p2, 0, 0, 1, ts, "c"));
+    produce_ok(&mut c, "dp", 0, &producer_batch(p2, 2, 0, 2, ts + 7, "d"));
+    produce_ok(&mut c, "dp", 0, &simple_batch(2, 5, ts, 1));
 
     let check = |c: &mut Client, what: &str| {
         let parts = describe_producers(c, "dp", &[0, 1, 7]);
@@ -1018,7 +777,7 @@ fn describe_producers_lists_state() {
         );
         assert_eq!(
             (parts[2].partition_index, parts[2].error_code),
-            (7, UNKNOWN_TOPIC_OR_PARTITION),
+            (7, E::UnknownTopicOrPartition.code()),
             "{what}: nonexistent partition 7"
         );
     };
@@ -1027,7 +786,8 @@ fn describe_producers_lists_state() {
     let unknown = describe_producers(&mut c, "no-such-topic", &[0]);
     assert_eq!(unknown[0].partition_index, 0);
     assert_eq!(
-        unknown[0].error_code, UNKNOWN_TOPIC_OR_PARTITION,
+        unknown[0].error_code,
+        E::UnknownTopicOrPartition.code(),
         "unknown topic"
     );
     assert!(unknown[0].active_producers.is_empty());

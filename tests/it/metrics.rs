@@ -6,25 +6,16 @@
 //! error status without hurting the broker, and a bad listener value stops
 //! start-up.
 
-mod common;
-
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use bytes::Bytes;
-use common::{create_topic_with, free_port, sb, simple_batch, tn, Broker, Client};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::*;
-
-const NONE: i16 = 0;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const OFFSET_OUT_OF_RANGE: i16 = 1;
+use crate::support::fetch::{fetch_with, FetchArgs};
+use crate::support::groups::commit_offsets;
+use crate::support::produce::produce;
+use crate::support::topics::{create_topic, delete_topic};
+use crate::support::{free_port, simple_batch, Broker, Client, E, NONE};
 
 // ---------------------------------------------------------------------------
 // HTTP and scrape helpers
@@ -161,98 +152,14 @@ fn start_with_metrics() -> (Broker, u16) {
 // Kafka helpers
 // ---------------------------------------------------------------------------
 
-fn produce(c: &mut Client, topic: &str, partition: i32, records: &[u8]) -> i16 {
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(tn(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(Bytes::copy_from_slice(records)))])]);
-    let r = c.call(9, &req);
-    r.responses[0].partition_responses[0].error_code
-}
-
 /// Fetch v12 of one partition from `offset`: (error code, record bytes).
 fn fetch(c: &mut Client, topic: &str, partition: i32, offset: i64) -> (i16, usize) {
-    let req = FetchRequest::default()
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(50 * 1024 * 1024)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(tn(topic))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(partition)
-                .with_fetch_offset(offset)
-                .with_partition_max_bytes(10 * 1024 * 1024)])]);
-    let r = c.call(12, &req);
-    let p = &r.responses[0].partitions[0];
+    let a = FetchArgs {
+        offset,
+        ..Default::default()
+    };
+    let p = fetch_with(c, topic, partition, &a);
     (p.error_code, p.records.as_ref().map_or(0, |r| r.len()))
-}
-
-/// OffsetCommit v8 outside any generation (the standalone/simple path).
-fn commit(c: &mut Client, group: &str, topic: &str, offsets: &[(i32, i64)]) {
-    let req = OffsetCommitRequest::default()
-        .with_group_id(GroupId(sb(group)))
-        .with_generation_id_or_member_epoch(-1)
-        .with_member_id(sb(""))
-        .with_topics(vec![OffsetCommitRequestTopic::default()
-            .with_name(tn(topic))
-            .with_partitions(
-                offsets
-                    .iter()
-                    .map(|(p, o)| {
-                        OffsetCommitRequestPartition::default()
-                            .with_partition_index(*p)
-                            .with_committed_offset(*o)
-                    })
-                    .collect(),
-            )]);
-    let r = c.call(8, &req);
-    for p in &r.topics[0].partitions {
-        assert_eq!(
-            p.error_code, NONE,
-            "commit {group} {topic}-{}",
-            p.partition_index
-        );
-    }
-}
-
-fn delete_topic(c: &mut Client, topic: &str) {
-    let req = DeleteTopicsRequest::default()
-        .with_topic_names(vec![tn(topic)])
-        .with_timeout_ms(10_000);
-    let r = c.call(4, &req);
-    assert_eq!(r.responses[0].error_code, NONE);
-}
-
-/// TCP ports the process listens on, from /proc (Linux).
-fn listening_ports(pid: i32) -> HashSet<u16> {
-    let mut inodes = HashSet::new();
-    for e in std::fs::read_dir(format!("/proc/{pid}/fd")).expect("read /proc fd dir") {
-        if let Ok(target) = std::fs::read_link(e.unwrap().path()) {
-            let t = target.to_string_lossy().to_string();
-            if let Some(inode) = t.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) {
-                inodes.insert(inode.to_string());
-            }
-        }
-    }
-    let mut ports = HashSet::new();
-    for table in ["tcp", "tcp6"] {
-        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            // local_address is column 1 (hex ip:port), st column 3 (0A = LISTEN), inode column 9.
-            if cols.len() > 9 && cols[3] == "0A" && inodes.contains(cols[9]) {
-                let port = cols[1].rsplit(':').next().unwrap();
-                ports.insert(u16::from_str_radix(port, 16).unwrap());
-            }
-        }
-    }
-    ports
 }
 
 // ---------------------------------------------------------------------------
@@ -272,32 +179,32 @@ fn figures_move_by_what_clients_did() {
         "the two internal topics"
     );
 
-    create_topic_with(&mut c, "m-orders", 2, &[]);
+    create_topic(&mut c, "m-orders", 2, &[]);
     // Five batches of 1..=5 records to partition 0, two batches to 1.
     let mut bytes_p0 = 0usize;
     let mut records_p0 = 0i64;
     for n in 1..=5usize {
         let batch = simple_batch(n, 40 + n, 1_700_000_000_000, n as u8);
-        assert_eq!(produce(&mut c, "m-orders", 0, &batch), NONE);
+        assert_eq!(produce(&mut c, "m-orders", 0, &batch).error_code, NONE);
         bytes_p0 += batch.len();
         records_p0 += n as i64;
     }
     let mut bytes_p1 = 0usize;
     for seed in 0..2u8 {
         let batch = simple_batch(3, 100, 1_700_000_000_000, seed);
-        assert_eq!(produce(&mut c, "m-orders", 1, &batch), NONE);
+        assert_eq!(produce(&mut c, "m-orders", 1, &batch).error_code, NONE);
         bytes_p1 += batch.len();
     }
     // Two failed produces: a partition that does not exist, a topic that
     // does not exist.
     let stray = simple_batch(2, 10, 1_700_000_000_000, 9);
     assert_eq!(
-        produce(&mut c, "m-orders", 7, &stray),
-        UNKNOWN_TOPIC_OR_PARTITION
+        produce(&mut c, "m-orders", 7, &stray).error_code,
+        E::UnknownTopicOrPartition.code()
     );
     assert_eq!(
-        produce(&mut c, "m-nowhere", 0, &stray),
-        UNKNOWN_TOPIC_OR_PARTITION
+        produce(&mut c, "m-nowhere", 0, &stray).error_code,
+        E::UnknownTopicOrPartition.code()
     );
 
     // Read partition 0 from the start and from offset 12 (a batch boundary:
@@ -309,9 +216,9 @@ fn figures_move_by_what_clients_did() {
     assert_eq!(code, NONE);
     assert!(read_tail > 0 && read_tail < bytes_p0);
     let (code, _) = fetch(&mut c, "m-orders", 0, 1_000);
-    assert_eq!(code, OFFSET_OUT_OF_RANGE);
+    assert_eq!(code, E::OffsetOutOfRange.code());
 
-    commit(&mut c, "m-group", "m-orders", &[(0, 3), (1, 1)]);
+    commit_offsets(&mut c, "m-group", &[("m-orders", 0, 3), ("m-orders", 1, 1)]);
 
     let after = scrape(mport);
     let topic = |name: &str| format!("{name}{{topic=\"m-orders\"}}");
@@ -443,20 +350,18 @@ fn figures_move_by_what_clients_did() {
 
 #[test]
 fn endpoint_is_off_by_default() {
-    let unused = free_port();
     let mut b = Broker::start(&[]);
-    let ports = listening_ports(b.pid());
+    let ports = b.listening_ports();
     assert_eq!(
         ports,
         HashSet::from([b.port]),
         "without the key the broker listens only for Kafka clients"
     );
-    assert!(TcpStream::connect(("127.0.0.1", unused)).is_err());
     assert!(!b.stderr().contains("Prometheus"));
     b.assert_alive();
 
     let (b, mport) = start_with_metrics();
-    assert_eq!(listening_ports(b.pid()), HashSet::from([b.port, mport]));
+    assert_eq!(b.listening_ports(), HashSet::from([b.port, mport]));
 }
 
 #[test]
@@ -525,14 +430,15 @@ fn bad_http_gets_an_error_and_the_broker_carries_on() {
     // The Kafka side is untouched.
     b.assert_alive();
     let mut c = b.client();
-    create_topic_with(&mut c, "m-after", 1, &[]);
+    create_topic(&mut c, "m-after", 1, &[]);
     assert_eq!(
         produce(
             &mut c,
             "m-after",
             0,
             &simple_batch(1, 5, 1_700_000_000_000, 1)
-        ),
+        )
+        .error_code,
         NONE
     );
     let m = scrape(mport);
@@ -572,7 +478,7 @@ fn connections_past_the_bound_wait_for_a_free_slot() {
     // Kafka clients were never affected.
     b.assert_alive();
     let mut c = b.client();
-    create_topic_with(&mut c, "m-bound", 1, &[]);
+    create_topic(&mut c, "m-bound", 1, &[]);
     // And with the slots free again a scrape is immediate.
     let started = std::time::Instant::now();
     let m = scrape(mport);

@@ -4,224 +4,25 @@
 //! ElectLeaders, partition reassignments, client quotas and the ACL APIs,
 //! each with its Kafka 4.x error paths.
 
-mod common;
-
-use bytes::Bytes;
-use common::*;
-use kafka_protocol::messages::alter_client_quotas_request::{
-    EntityData as AqEntity, EntryData as AqEntry, OpData,
-};
-use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use crate::support::admin::*;
+use crate::support::fetch::{earliest, fetch_batches};
+use crate::support::produce::{produce, produce_ok};
+use crate::support::topics::{create_topic, metadata, partition_count};
+use crate::support::*;
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
 };
-use kafka_protocol::messages::create_partitions_request::{
-    CreatePartitionsAssignment, CreatePartitionsTopic,
-};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::delete_records_request::{
-    DeleteRecordsPartition, DeleteRecordsTopic,
-};
 use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
-};
 use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource as IncResource, AlterableConfig as IncConfig,
 };
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::*;
-
-const NONE: i16 = 0;
-const OFFSET_OUT_OF_RANGE: i16 = 1;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const MESSAGE_TOO_LARGE: i16 = 10;
-const INVALID_TOPIC_EXCEPTION: i16 = 17;
-const INVALID_PARTITIONS: i16 = 37;
-const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
-const INVALID_CONFIG: i16 = 40;
-const INVALID_REQUEST: i16 = 42;
-const POLICY_VIOLATION: i16 = 44;
-const SECURITY_DISABLED: i16 = 54;
-const FENCED_LEADER_EPOCH: i16 = 74;
-const UNKNOWN_LEADER_EPOCH: i16 = 75;
-const ELECTION_NOT_NEEDED: i16 = 84;
-const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
-const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
-const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
-
-const TOPIC: i8 = 2;
-const BROKER: i8 = 4;
-const SET: i8 = 0;
-const DELETE: i8 = 1;
-const APPEND: i8 = 2;
-const SUBTRACT: i8 = 3;
-
-/// kastle's default node.id.
-const NODE: i32 = 1;
-
-fn create(c: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) {
-    let req = CreateTopicsRequest::default()
-        .with_timeout_ms(5000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(tn(name))
-            .with_num_partitions(partitions)
-            .with_replication_factor(-1)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
-                        CreatableTopicConfig::default()
-                            .with_name(sb(k))
-                            .with_value(Some(sb(v)))
-                    })
-                    .collect(),
-            )]);
-    let r = c.call(7, &req);
-    assert_eq!(
-        r.topics[0].error_code, NONE,
-        "{:?}",
-        r.topics[0].error_message
-    );
-}
-
-fn produce(
-    c: &mut Client,
-    topic: &str,
-    partition: i32,
-    records: &[u8],
-) -> PartitionProduceResponse {
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(tn(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(Bytes::from(records.to_vec())))])]);
-    let mut resp = c.call(9, &req);
-    resp.responses.remove(0).partition_responses.remove(0)
-}
-
-fn produce_ok(
-    c: &mut Client,
-    topic: &str,
-    partition: i32,
-    records: &[u8],
-) -> PartitionProduceResponse {
-    let r = produce(c, topic, partition, records);
-    assert_eq!(r.error_code, NONE, "produce: {:?}", r.error_message);
-    r
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn describe(
-    c: &mut Client,
-    version: i16,
-    resource_type: i8,
-    name: &str,
-    keys: Option<&[&str]>,
-) -> DescribeConfigsResult {
-    let req = DescribeConfigsRequest::default()
-        .with_include_synonyms(true)
-        .with_include_documentation(version >= 3)
-        .with_resources(vec![DescribeConfigsResource::default()
-            .with_resource_type(resource_type)
-            .with_resource_name(sb(name))
-            .with_configuration_keys(
-                keys.map(|ks| ks.iter().map(|k| sb(k)).collect()),
-            )]);
-    let mut r = c.call(version, &req);
-    assert_eq!(r.results.len(), 1);
-    r.results.remove(0)
-}
-
-fn config<'a>(r: &'a DescribeConfigsResult, key: &str) -> &'a DescribeConfigsResourceResult {
-    r.configs
-        .iter()
-        .find(|c| c.name.as_str() == key)
-        .unwrap_or_else(|| panic!("{key} not described"))
-}
-
-fn value(c: &mut Client, topic: &str, key: &str) -> (Option<String>, i8) {
-    let r = describe(c, 4, TOPIC, topic, Some(&[key]));
-    assert_eq!(r.error_code, NONE);
-    let e = config(&r, key);
-    (e.value.as_ref().map(|v| v.to_string()), e.config_source)
-}
-
-/// IncrementalAlterConfigs of one resource: (error code, message).
-fn inc_alter(
-    c: &mut Client,
-    resource_type: i8,
-    name: &str,
-    ops: &[(&str, i8, Option<&str>)],
-    validate_only: bool,
-) -> (i16, Option<String>) {
-    let req = IncrementalAlterConfigsRequest::default()
-        .with_validate_only(validate_only)
-        .with_resources(vec![IncResource::default()
-            .with_resource_type(resource_type)
-            .with_resource_name(sb(name))
-            .with_configs(
-                ops.iter()
-                    .map(|(k, op, v)| {
-                        IncConfig::default()
-                            .with_name(sb(k))
-                            .with_config_operation(*op)
-                            .with_value(v.map(sb))
-                    })
-                    .collect(),
-            )]);
-    let r = c.call(1, &req);
-    let x = &r.responses[0];
-    (
-        x.error_code,
-        x.error_message.as_ref().map(|m| m.to_string()),
-    )
-}
-
-fn legacy_alter(
-    c: &mut Client,
-    resource_type: i8,
-    name: &str,
-    configs: &[(&str, Option<&str>)],
-) -> (i16, Option<String>) {
-    let req = AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
-        .with_resource_type(resource_type)
-        .with_resource_name(sb(name))
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    AlterableConfig::default()
-                        .with_name(sb(k))
-                        .with_value(v.map(sb))
-                })
-                .collect(),
-        )]);
-    let r = c.call(2, &req);
-    let x = &r.responses[0];
-    (
-        x.error_code,
-        x.error_message.as_ref().map(|m| m.to_string()),
-    )
-}
 
 // ---------------------------------------------------------------------------
 // DescribeConfigs
@@ -231,7 +32,7 @@ fn legacy_alter(
 fn describe_configs_topic_and_broker() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    create(
+    create_topic(
         &mut c,
         "dc",
         1,
@@ -239,7 +40,7 @@ fn describe_configs_topic_and_broker() {
     );
 
     for v in 1..=4 {
-        let r = describe(&mut c, v, TOPIC, "dc", None);
+        let r = describe_configs(&mut c, v, TOPIC_RESOURCE, "dc", None);
         assert_eq!(r.error_code, NONE);
         assert_eq!(r.resource_name.as_str(), "dc");
         // Internal keys are hidden, as Kafka hides them.
@@ -268,10 +69,10 @@ fn describe_configs_topic_and_broker() {
     }
 
     // The key filter returns only the named keys (unknown ones are skipped).
-    let r = describe(
+    let r = describe_configs(
         &mut c,
         4,
-        TOPIC,
+        TOPIC_RESOURCE,
         "dc",
         Some(&["segment.bytes", "no.such.key"]),
     );
@@ -281,16 +82,16 @@ fn describe_configs_topic_and_broker() {
         Some("1073741824")
     );
 
-    let r = describe(&mut c, 4, TOPIC, "missing", None);
-    assert_eq!(r.error_code, UNKNOWN_TOPIC_OR_PARTITION);
+    let r = describe_configs(&mut c, 4, TOPIC_RESOURCE, "missing", None);
+    assert_eq!(r.error_code, E::UnknownTopicOrPartition.code());
     assert!(r.configs.is_empty());
     assert_eq!(
-        describe(&mut c, 4, TOPIC, "bad/name", None).error_code,
-        INVALID_TOPIC_EXCEPTION
+        describe_configs(&mut c, 4, TOPIC_RESOURCE, "bad/name", None).error_code,
+        E::InvalidTopicException.code()
     );
 
     // The broker itself: read-only static configs.
-    let r = describe(&mut c, 4, BROKER, &NODE.to_string(), None);
+    let r = describe_configs(&mut c, 4, BROKER_RESOURCE, &NODE.to_string(), None);
     assert_eq!(r.error_code, NONE);
     let dirs = config(&r, "log.dirs");
     assert_eq!(dirs.value.as_deref(), Some(b.data_dir.to_str().unwrap()));
@@ -298,36 +99,39 @@ fn describe_configs_topic_and_broker() {
     assert!(dirs.read_only);
     let np = config(&r, "num.partitions");
     assert_eq!((np.value.as_deref(), np.config_source), (Some("1"), 5));
-    let r = describe(
+    let r = describe_configs(
         &mut c,
         4,
-        BROKER,
+        BROKER_RESOURCE,
         &NODE.to_string(),
         Some(&["message.max.bytes"]),
     );
     assert_eq!(r.configs.len(), 1);
     // Cluster default resource: no dynamic defaults exist.
-    let r = describe(&mut c, 4, BROKER, "", None);
+    let r = describe_configs(&mut c, 4, BROKER_RESOURCE, "", None);
     assert_eq!((r.error_code, r.configs.len()), (NONE, 0));
-    let r = describe(&mut c, 4, BROKER, "7", None);
-    assert_eq!(r.error_code, INVALID_REQUEST);
+    let r = describe_configs(&mut c, 4, BROKER_RESOURCE, "7", None);
+    assert_eq!(r.error_code, E::InvalidRequest.code());
     assert!(r.error_message.unwrap().contains("Unexpected broker id"));
     assert_eq!(
-        describe(&mut c, 4, BROKER, "x", None).error_code,
-        INVALID_REQUEST
+        describe_configs(&mut c, 4, BROKER_RESOURCE, "x", None).error_code,
+        E::InvalidRequest.code()
     );
 
     // An unknown resource type fails every resource of the request.
     let req = DescribeConfigsRequest::default().with_resources(vec![
         DescribeConfigsResource::default()
-            .with_resource_type(TOPIC)
+            .with_resource_type(TOPIC_RESOURCE)
             .with_resource_name(sb("dc")),
         DescribeConfigsResource::default()
             .with_resource_type(99)
             .with_resource_name(sb("x")),
     ]);
     let r = c.call(4, &req);
-    assert!(r.results.iter().all(|x| x.error_code == INVALID_REQUEST));
+    assert!(r
+        .results
+        .iter()
+        .all(|x| x.error_code == E::InvalidRequest.code()));
 }
 
 // ---------------------------------------------------------------------------
@@ -338,13 +142,13 @@ fn describe_configs_topic_and_broker() {
 fn incremental_alter_configs_operations_and_errors() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    create(&mut c, "ia", 1, &[]);
+    create_topic(&mut c, "ia", 1, &[]);
 
     // validate_only changes nothing.
     assert_eq!(
         inc_alter(
             &mut c,
-            TOPIC,
+            TOPIC_RESOURCE,
             "ia",
             &[("retention.ms", SET, Some("5000"))],
             true
@@ -353,13 +157,13 @@ fn incremental_alter_configs_operations_and_errors() {
         NONE
     );
     assert_eq!(
-        value(&mut c, "ia", "retention.ms"),
+        topic_config(&mut c, "ia", "retention.ms"),
         (Some("604800000".into()), 5)
     );
     assert_eq!(
         inc_alter(
             &mut c,
-            TOPIC,
+            TOPIC_RESOURCE,
             "ia",
             &[("retention.ms", SET, Some("5000"))],
             false
@@ -368,7 +172,7 @@ fn incremental_alter_configs_operations_and_errors() {
         NONE
     );
     assert_eq!(
-        value(&mut c, "ia", "retention.ms"),
+        topic_config(&mut c, "ia", "retention.ms"),
         (Some("5000".into()), 1)
     );
 
@@ -376,7 +180,7 @@ fn incremental_alter_configs_operations_and_errors() {
     assert_eq!(
         inc_alter(
             &mut c,
-            TOPIC,
+            TOPIC_RESOURCE,
             "ia",
             &[("cleanup.policy", APPEND, Some("compact"))],
             false
@@ -385,13 +189,13 @@ fn incremental_alter_configs_operations_and_errors() {
         NONE
     );
     assert_eq!(
-        value(&mut c, "ia", "cleanup.policy").0.as_deref(),
+        topic_config(&mut c, "ia", "cleanup.policy").0.as_deref(),
         Some("delete,compact")
     );
     assert_eq!(
         inc_alter(
             &mut c,
-            TOPIC,
+            TOPIC_RESOURCE,
             "ia",
             &[("cleanup.policy", SUBTRACT, Some("compact"))],
             false
@@ -400,24 +204,24 @@ fn incremental_alter_configs_operations_and_errors() {
         NONE
     );
     assert_eq!(
-        value(&mut c, "ia", "cleanup.policy").0.as_deref(),
+        topic_config(&mut c, "ia", "cleanup.policy").0.as_deref(),
         Some("delete")
     );
     let (code, msg) = inc_alter(
         &mut c,
-        TOPIC,
+        TOPIC_RESOURCE,
         "ia",
         &[("retention.ms", APPEND, Some("1"))],
         false,
     );
-    assert_eq!(code, INVALID_CONFIG);
+    assert_eq!(code, E::InvalidConfig.code());
     assert!(msg.unwrap().contains("is not LIST"));
 
     // DELETE returns a key to its default; other keys stay.
     assert_eq!(
         inc_alter(
             &mut c,
-            TOPIC,
+            TOPIC_RESOURCE,
             "ia",
             &[("cleanup.policy", DELETE, None)],
             false
@@ -426,11 +230,11 @@ fn incremental_alter_configs_operations_and_errors() {
         NONE
     );
     assert_eq!(
-        value(&mut c, "ia", "cleanup.policy"),
+        topic_config(&mut c, "ia", "cleanup.policy"),
         (Some("delete".into()), 5)
     );
     assert_eq!(
-        value(&mut c, "ia", "retention.ms").0.as_deref(),
+        topic_config(&mut c, "ia", "retention.ms").0.as_deref(),
         Some("5000")
     );
 
@@ -443,36 +247,43 @@ fn incremental_alter_configs_operations_and_errors() {
     ] {
         let (code, _) = inc_alter(
             &mut c,
-            TOPIC,
+            TOPIC_RESOURCE,
             "ia",
             &[("retention.ms", SET, Some("7")), (k, SET, Some(v))],
             false,
         );
-        assert_eq!(code, INVALID_CONFIG, "{k}={v}");
+        assert_eq!(code, E::InvalidConfig.code(), "{k}={v}");
     }
     assert_eq!(
-        value(&mut c, "ia", "retention.ms").0.as_deref(),
+        topic_config(&mut c, "ia", "retention.ms").0.as_deref(),
         Some("5000")
     );
     assert_eq!(
         inc_alter(
             &mut c,
-            TOPIC,
+            TOPIC_RESOURCE,
             "missing",
             &[("retention.ms", SET, Some("1"))],
             false
         )
         .0,
-        UNKNOWN_TOPIC_OR_PARTITION
-    );
-    assert_eq!(
-        inc_alter(&mut c, TOPIC, "ia", &[("retention.ms", SET, None)], false).0,
-        INVALID_REQUEST
+        E::UnknownTopicOrPartition.code()
     );
     assert_eq!(
         inc_alter(
             &mut c,
-            TOPIC,
+            TOPIC_RESOURCE,
+            "ia",
+            &[("retention.ms", SET, None)],
+            false
+        )
+        .0,
+        E::InvalidRequest.code()
+    );
+    assert_eq!(
+        inc_alter(
+            &mut c,
+            TOPIC_RESOURCE,
             "ia",
             &[
                 ("retention.ms", SET, Some("1")),
@@ -481,34 +292,34 @@ fn incremental_alter_configs_operations_and_errors() {
             false
         )
         .0,
-        INVALID_REQUEST
+        E::InvalidRequest.code()
     );
     assert_eq!(
         inc_alter(
             &mut c,
-            TOPIC,
+            TOPIC_RESOURCE,
             "ia",
             &[("retention.ms", 9, Some("1"))],
             false
         )
         .0,
-        INVALID_REQUEST
+        E::InvalidRequest.code()
     );
     assert_eq!(
         inc_alter(
             &mut c,
-            TOPIC,
+            TOPIC_RESOURCE,
             "",
             &[("retention.ms", SET, Some("1"))],
             false
         )
         .0,
-        INVALID_REQUEST
+        E::InvalidRequest.code()
     );
 
     // A resource named twice fails in both places.
     let res = IncResource::default()
-        .with_resource_type(TOPIC)
+        .with_resource_type(TOPIC_RESOURCE)
         .with_resource_name(sb("ia"))
         .with_configs(vec![IncConfig::default()
             .with_name(sb("retention.ms"))
@@ -518,17 +329,20 @@ fn incremental_alter_configs_operations_and_errors() {
         1,
         &IncrementalAlterConfigsRequest::default().with_resources(vec![res.clone(), res]),
     );
-    assert!(r.responses.iter().all(|x| x.error_code == INVALID_REQUEST));
+    assert!(r
+        .responses
+        .iter()
+        .all(|x| x.error_code == E::InvalidRequest.code()));
 
     // Broker configs are static: refused like Kafka's non-dynamic keys.
     let (code, msg) = inc_alter(
         &mut c,
-        BROKER,
+        BROKER_RESOURCE,
         &NODE.to_string(),
         &[("log.retention.ms", SET, Some("1"))],
         false,
     );
-    assert_eq!(code, INVALID_REQUEST);
+    assert_eq!(code, E::InvalidRequest.code());
     assert_eq!(
         msg.as_deref(),
         Some("Cannot update these configs dynamically: Set(log.retention.ms)")
@@ -536,18 +350,18 @@ fn incremental_alter_configs_operations_and_errors() {
     assert_eq!(
         inc_alter(
             &mut c,
-            BROKER,
+            BROKER_RESOURCE,
             "",
             &[("num.partitions", SET, Some("3"))],
             false
         )
         .0,
-        INVALID_REQUEST
+        E::InvalidRequest.code()
     );
     assert_eq!(
         inc_alter(
             &mut c,
-            BROKER,
+            BROKER_RESOURCE,
             &NODE.to_string(),
             &[("num.partitions", DELETE, None)],
             false
@@ -557,12 +371,12 @@ fn incremental_alter_configs_operations_and_errors() {
     );
     let (code, msg) = inc_alter(
         &mut c,
-        BROKER,
+        BROKER_RESOURCE,
         "7",
         &[("num.partitions", SET, Some("3"))],
         false,
     );
-    assert_eq!(code, INVALID_REQUEST);
+    assert_eq!(code, E::InvalidRequest.code());
     assert!(msg.unwrap().contains("Unexpected broker id"));
 }
 
@@ -570,39 +384,51 @@ fn incremental_alter_configs_operations_and_errors() {
 fn legacy_alter_configs_replaces_the_whole_set() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    create(&mut c, "la", 1, &[("retention.ms", "1000")]);
+    create_topic(&mut c, "la", 1, &[("retention.ms", "1000")]);
     assert_eq!(
-        legacy_alter(&mut c, TOPIC, "la", &[("segment.ms", Some("60000"))]).0,
+        legacy_alter(
+            &mut c,
+            TOPIC_RESOURCE,
+            "la",
+            &[("segment.ms", Some("60000"))]
+        )
+        .0,
         NONE
     );
-    assert_eq!(value(&mut c, "la", "segment.ms"), (Some("60000".into()), 1));
+    assert_eq!(
+        topic_config(&mut c, "la", "segment.ms"),
+        (Some("60000".into()), 1)
+    );
     // retention.ms was not in the new set: back to its default.
-    assert_eq!(value(&mut c, "la", "retention.ms").1, 5);
+    assert_eq!(topic_config(&mut c, "la", "retention.ms").1, 5);
     assert_eq!(
-        legacy_alter(&mut c, TOPIC, "la", &[("bogus", Some("1"))]).0,
-        INVALID_CONFIG
+        legacy_alter(&mut c, TOPIC_RESOURCE, "la", &[("bogus", Some("1"))]).0,
+        E::InvalidConfig.code()
     );
     assert_eq!(
-        legacy_alter(&mut c, TOPIC, "la", &[("segment.ms", None)]).0,
-        INVALID_REQUEST
+        legacy_alter(&mut c, TOPIC_RESOURCE, "la", &[("segment.ms", None)]).0,
+        E::InvalidRequest.code()
     );
     assert_eq!(
-        legacy_alter(&mut c, TOPIC, "nope", &[("segment.ms", Some("1"))]).0,
-        UNKNOWN_TOPIC_OR_PARTITION
+        legacy_alter(&mut c, TOPIC_RESOURCE, "nope", &[("segment.ms", Some("1"))]).0,
+        E::UnknownTopicOrPartition.code()
     );
     assert_eq!(
         legacy_alter(
             &mut c,
-            BROKER,
+            BROKER_RESOURCE,
             &NODE.to_string(),
             &[("num.partitions", Some("2"))]
         )
         .0,
-        INVALID_REQUEST
+        E::InvalidRequest.code()
     );
-    assert_eq!(legacy_alter(&mut c, BROKER, &NODE.to_string(), &[]).0, NONE);
     assert_eq!(
-        value(&mut c, "la", "segment.ms").0.as_deref(),
+        legacy_alter(&mut c, BROKER_RESOURCE, &NODE.to_string(), &[]).0,
+        NONE
+    );
+    assert_eq!(
+        topic_config(&mut c, "la", "segment.ms").0.as_deref(),
         Some("60000")
     );
 }
@@ -611,21 +437,25 @@ fn legacy_alter_configs_replaces_the_whole_set() {
 fn altered_configs_take_effect_and_survive_restart() {
     let mut b = Broker::start(&[]);
     let mut c = b.client();
-    create(&mut c, "live", 1, &[]);
+    create_topic(&mut c, "live", 1, &[]);
     produce_ok(&mut c, "live", 0, &simple_batch(1, 2000, now_ms(), 1));
 
     let ops = [
         ("max.message.bytes", SET, Some("1000")),
         ("message.timestamp.type", SET, Some("LogAppendTime")),
     ];
-    assert_eq!(inc_alter(&mut c, TOPIC, "live", &ops, false).0, NONE);
+    assert_eq!(
+        inc_alter(&mut c, TOPIC_RESOURCE, "live", &ops, false).0,
+        NONE
+    );
     // Live: the next produce sees the new limits.
     assert_eq!(
         produce(&mut c, "live", 0, &simple_batch(1, 2000, now_ms(), 2)).error_code,
-        MESSAGE_TOO_LARGE
+        E::MessageTooLarge.code()
     );
     let before = now_ms();
-    let r = produce_ok(&mut c, "live", 0, &simple_batch(1, 10, 1000, 3));
+    let r = produce(&mut c, "live", 0, &simple_batch(1, 10, 1000, 3));
+    assert_eq!(r.error_code, NONE, "produce: {:?}", r.error_message);
     assert!(
         r.log_append_time_ms >= before,
         "append time {}",
@@ -637,94 +467,39 @@ fn altered_configs_take_effect_and_survive_restart() {
     b.restart();
     let mut c = b.client();
     assert_eq!(
-        value(&mut c, "live", "max.message.bytes"),
+        topic_config(&mut c, "live", "max.message.bytes"),
         (Some("1000".into()), 1)
     );
     assert_eq!(
-        value(&mut c, "live", "message.timestamp.type").0.as_deref(),
+        topic_config(&mut c, "live", "message.timestamp.type")
+            .0
+            .as_deref(),
         Some("LogAppendTime")
     );
     assert_eq!(
         produce(&mut c, "live", 0, &simple_batch(1, 2000, now_ms(), 4)).error_code,
-        MESSAGE_TOO_LARGE
+        E::MessageTooLarge.code()
     );
     let before = now_ms();
-    let r = produce_ok(&mut c, "live", 0, &simple_batch(1, 10, 1000, 5));
+    let r = produce(&mut c, "live", 0, &simple_batch(1, 10, 1000, 5));
+    assert_eq!(r.error_code, NONE, "produce: {:?}", r.error_message);
     assert!(r.log_append_time_ms >= before);
     // The stored batch carries the LogAppendTime attribute and timestamp.
-    let req = FetchRequest::default()
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(tn("live"))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(r.base_offset)
-                .with_partition_max_bytes(1 << 20)])]);
-    let f = c.call(12, &req);
-    let data = f.responses[0].partitions[0].records.clone().unwrap();
-    let batches = split_batches(&data);
+    let batches = fetch_batches(&mut c, "live", 0, r.base_offset);
     let last = batches.last().unwrap();
-    let attributes = i16::from_be_bytes(last[21..23].try_into().unwrap());
-    assert_ne!(attributes & 0x08, 0, "timestamp type bit");
-    let max_ts = i64::from_be_bytes(last[35..43].try_into().unwrap());
-    assert!(max_ts >= before);
+    assert_ne!(batch_attributes(last) & 0x08, 0, "timestamp type bit");
+    assert!(batch_max_timestamp(last) >= before);
 }
 
 // ---------------------------------------------------------------------------
 // CreatePartitions
 // ---------------------------------------------------------------------------
 
-fn create_partitions(
-    c: &mut Client,
-    topics: Vec<CreatePartitionsTopic>,
-    validate_only: bool,
-) -> Vec<(String, i16, Option<String>)> {
-    let req = CreatePartitionsRequest::default()
-        .with_timeout_ms(5000)
-        .with_validate_only(validate_only)
-        .with_topics(topics);
-    c.call(3, &req)
-        .results
-        .into_iter()
-        .map(|r| {
-            (
-                r.name.0.to_string(),
-                r.error_code,
-                r.error_message.map(|m| m.to_string()),
-            )
-        })
-        .collect()
-}
-
-fn grow(name: &str, count: i32, assignments: Option<Vec<Vec<i32>>>) -> CreatePartitionsTopic {
-    CreatePartitionsTopic::default()
-        .with_name(tn(name))
-        .with_count(count)
-        .with_assignments(assignments.map(|a| {
-            a.into_iter()
-                .map(|ids| {
-                    CreatePartitionsAssignment::default()
-                        .with_broker_ids(ids.into_iter().map(BrokerId).collect())
-                })
-                .collect()
-        }))
-}
-
-fn partition_count(c: &mut Client, topic: &str) -> usize {
-    let req = MetadataRequest::default().with_topics(Some(vec![
-        metadata_request::MetadataRequestTopic::default().with_name(Some(tn(topic))),
-    ]));
-    let m = c.call(12, &req);
-    m.topics[0].partitions.len()
-}
-
 #[test]
 fn create_partitions_grows_and_refuses_like_kafka() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    create(&mut c, "cp", 1, &[]);
+    create_topic(&mut c, "cp", 1, &[]);
 
     let r = create_partitions(&mut c, vec![grow("cp", 3, None)], true);
     assert_eq!(r[0].1, NONE);
@@ -739,28 +514,27 @@ fn create_partitions_grows_and_refuses_like_kafka() {
     produce_ok(&mut c, "cp", 2, &simple_batch(2, 10, now_ms(), 1));
 
     let r = create_partitions(&mut c, vec![grow("cp", 3, None)], false);
-    assert_eq!(r[0].1, INVALID_PARTITIONS);
+    assert_eq!(r[0].1, E::InvalidPartitions.code());
     assert_eq!(r[0].2.as_deref(), Some("Topic already has 3 partition(s)."));
     assert_eq!(
         create_partitions(&mut c, vec![grow("cp", 2, None)], false)[0].1,
-        INVALID_PARTITIONS
+        E::InvalidPartitions.code()
     );
     assert_eq!(
         create_partitions(&mut c, vec![grow("nope", 2, None)], false)[0].1,
-        UNKNOWN_TOPIC_OR_PARTITION
+        E::UnknownTopicOrPartition.code()
     );
     let r = create_partitions(
         &mut c,
         vec![grow("cp", 4, None), grow("cp", 5, None)],
         false,
     );
-    assert!(r
-        .iter()
-        .all(|x| x.1 == INVALID_REQUEST && x.2.as_deref() == Some("Duplicate topic in request.")));
+    assert!(r.iter().all(|x| x.1 == E::InvalidRequest.code()
+        && x.2.as_deref() == Some("Duplicate topic in request.")));
 
     // Manual assignments: only this broker exists.
     let r = create_partitions(&mut c, vec![grow("cp", 4, Some(vec![vec![5]]))], false);
-    assert_eq!(r[0].1, INVALID_REPLICA_ASSIGNMENT);
+    assert_eq!(r[0].1, E::InvalidReplicaAssignment.code());
     assert_eq!(
         r[0].2.as_deref(),
         Some(
@@ -770,7 +544,7 @@ fn create_partitions_grows_and_refuses_like_kafka() {
     let r = create_partitions(&mut c, vec![grow("cp", 5, Some(vec![vec![NODE]]))], false);
     assert_eq!(
         (r[0].1, r[0].2.as_deref()),
-        (INVALID_REPLICA_ASSIGNMENT, Some("Attempted to add 2 additional partition(s), but only 1 assignment(s) were specified."))
+        (E::InvalidReplicaAssignment.code(), Some("Attempted to add 2 additional partition(s), but only 1 assignment(s) were specified."))
     );
     assert_eq!(
         create_partitions(
@@ -779,7 +553,7 @@ fn create_partitions_grows_and_refuses_like_kafka() {
             false
         )[0]
         .1,
-        INVALID_REPLICA_ASSIGNMENT
+        E::InvalidReplicaAssignment.code()
     );
     assert_eq!(partition_count(&mut c, "cp"), 3);
     let r = create_partitions(
@@ -801,66 +575,33 @@ fn create_partitions_grows_and_refuses_like_kafka() {
 // DeleteRecords
 // ---------------------------------------------------------------------------
 
-fn delete_records(c: &mut Client, topic: &str, parts: &[(i32, i64)]) -> Vec<(i16, i64)> {
-    let req = DeleteRecordsRequest::default()
-        .with_timeout_ms(5000)
-        .with_topics(vec![DeleteRecordsTopic::default()
-            .with_name(tn(topic))
-            .with_partitions(
-                parts
-                    .iter()
-                    .map(|(p, o)| {
-                        DeleteRecordsPartition::default()
-                            .with_partition_index(*p)
-                            .with_offset(*o)
-                    })
-                    .collect(),
-            )]);
-    c.call(2, &req).topics[0]
-        .partitions
-        .iter()
-        .map(|p| (p.error_code, p.low_watermark))
-        .collect()
-}
-
-fn earliest(c: &mut Client, topic: &str) -> i64 {
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(tn(topic))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(0)
-                .with_timestamp(-2)])]);
-    c.call(7, &req).topics[0].partitions[0].offset
-}
-
 #[test]
 fn delete_records_moves_the_low_watermark() {
     let mut b = Broker::start(&[]);
     let mut c = b.client();
-    create(&mut c, "dr", 1, &[]);
+    create_topic(&mut c, "dr", 1, &[]);
     for i in 0..5 {
         produce_ok(&mut c, "dr", 0, &simple_batch(2, 10, now_ms(), i));
     }
     assert_eq!(delete_records(&mut c, "dr", &[(0, 4)]), vec![(NONE, 4)]);
-    assert_eq!(earliest(&mut c, "dr"), 4);
+    assert_eq!(earliest(&mut c, "dr", 0), 4);
     // Moving backwards is a no-op that reports the current low watermark.
     assert_eq!(delete_records(&mut c, "dr", &[(0, 2)]), vec![(NONE, 4)]);
     assert_eq!(
         delete_records(&mut c, "dr", &[(0, 11)]),
-        vec![(OFFSET_OUT_OF_RANGE, -1)]
+        vec![(E::OffsetOutOfRange.code(), -1)]
     );
     assert_eq!(
         delete_records(&mut c, "dr", &[(0, -5)]),
-        vec![(OFFSET_OUT_OF_RANGE, -1)]
+        vec![(E::OffsetOutOfRange.code(), -1)]
     );
     assert_eq!(
         delete_records(&mut c, "dr", &[(1, 0)]),
-        vec![(UNKNOWN_TOPIC_OR_PARTITION, -1)]
+        vec![(E::UnknownTopicOrPartition.code(), -1)]
     );
     assert_eq!(
         delete_records(&mut c, "nope", &[(0, 0)]),
-        vec![(UNKNOWN_TOPIC_OR_PARTITION, -1)]
+        vec![(E::UnknownTopicOrPartition.code(), -1)]
     );
     // -1 means the high watermark.
     assert_eq!(delete_records(&mut c, "dr", &[(0, -1)]), vec![(NONE, 10)]);
@@ -868,16 +609,16 @@ fn delete_records_moves_the_low_watermark() {
     b.stop();
     b.restart();
     let mut c = b.client();
-    assert_eq!(earliest(&mut c, "dr"), 10);
+    assert_eq!(earliest(&mut c, "dr", 0), 10);
     // A compacted topic refuses, as Kafka's policy check does.
-    create(&mut c, "drc", 1, &[("cleanup.policy", "compact")]);
+    create_topic(&mut c, "drc", 1, &[("cleanup.policy", "compact")]);
     assert_eq!(
         delete_records(&mut c, "drc", &[(0, 0)]),
-        vec![(POLICY_VIOLATION, -1)]
+        vec![(E::PolicyViolation.code(), -1)]
     );
     assert_eq!(
         delete_records(&mut c, "__consumer_offsets", &[(0, 0)]),
-        vec![(INVALID_TOPIC_EXCEPTION, -1)]
+        vec![(E::InvalidTopicException.code(), -1)]
     );
 }
 
@@ -889,7 +630,7 @@ fn delete_records_moves_the_low_watermark() {
 fn describe_cluster_reports_this_broker() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    let md = c.call(12, &MetadataRequest::default().with_topics(Some(vec![])));
+    let md = metadata(&mut c, 12, Some(&[]), true);
     for v in 0..=2 {
         let r = c.call(
             v,
@@ -912,16 +653,16 @@ fn describe_cluster_reports_this_broker() {
         assert_eq!(r.cluster_authorized_operations, i32::MIN);
     }
     let r = c.call(1, &DescribeClusterRequest::default().with_endpoint_type(2));
-    assert_eq!(r.error_code, MISMATCHED_ENDPOINT_TYPE);
+    assert_eq!(r.error_code, E::MismatchedEndpointType.code());
     let r = c.call(2, &DescribeClusterRequest::default().with_endpoint_type(9));
-    assert_eq!(r.error_code, UNSUPPORTED_ENDPOINT_TYPE);
+    assert_eq!(r.error_code, E::UnsupportedEndpointType.code());
 }
 
 #[test]
 fn describe_log_dirs_lists_partitions_and_space() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    create(&mut c, "ld", 2, &[]);
+    create_topic(&mut c, "ld", 2, &[]);
     produce_ok(&mut c, "ld", 1, &simple_batch(3, 100, now_ms(), 1));
     for v in 1..=4 {
         let r = c.call(v, &DescribeLogDirsRequest::default().with_topics(None));
@@ -969,7 +710,7 @@ fn describe_log_dirs_lists_partitions_and_space() {
 fn offset_for_leader_epoch_answers_epoch_zero() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    create(&mut c, "ofe", 1, &[]);
+    create_topic(&mut c, "ofe", 1, &[]);
     produce_ok(&mut c, "ofe", 0, &simple_batch(3, 10, now_ms(), 1));
     let ask = |c: &mut Client, v: i16, topic: &str, current: i32, epoch: i32| {
         let req = OffsetForLeaderEpochRequest::default()
@@ -988,11 +729,11 @@ fn offset_for_leader_epoch_answers_epoch_zero() {
         assert_eq!(ask(&mut c, v, "ofe", 0, 0), (NONE, 0, 3));
         assert_eq!(ask(&mut c, v, "ofe", -1, 0), (NONE, 0, 3));
         assert_eq!(ask(&mut c, v, "ofe", 0, 5), (NONE, -1, -1));
-        assert_eq!(ask(&mut c, v, "ofe", 1, 0).0, UNKNOWN_LEADER_EPOCH);
-        assert_eq!(ask(&mut c, v, "ofe", -2, 0).0, FENCED_LEADER_EPOCH);
+        assert_eq!(ask(&mut c, v, "ofe", 1, 0).0, E::UnknownLeaderEpoch.code());
+        assert_eq!(ask(&mut c, v, "ofe", -2, 0).0, E::FencedLeaderEpoch.code());
         assert_eq!(
             ask(&mut c, v, "nope", 0, 0),
-            (UNKNOWN_TOPIC_OR_PARTITION, -1, -1)
+            (E::UnknownTopicOrPartition.code(), -1, -1)
         );
     }
 }
@@ -1005,7 +746,7 @@ fn offset_for_leader_epoch_answers_epoch_zero() {
 fn elections_and_reassignments_on_one_node() {
     let b = Broker::start(&[]);
     let mut c = b.client();
-    create(&mut c, "el", 2, &[]);
+    create_topic(&mut c, "el", 2, &[]);
     for v in 0..=2 {
         let req = ElectLeadersRequest::default()
             .with_election_type(0)
@@ -1022,9 +763,9 @@ fn elections_and_reassignments_on_one_node() {
         assert_eq!(
             codes,
             vec![
-                ELECTION_NOT_NEEDED,
-                ELECTION_NOT_NEEDED,
-                UNKNOWN_TOPIC_OR_PARTITION
+                E::ElectionNotNeeded.code(),
+                E::ElectionNotNeeded.code(),
+                E::UnknownTopicOrPartition.code()
             ]
         );
     }
@@ -1053,24 +794,27 @@ fn elections_and_reassignments_on_one_node() {
     assert_eq!(reassign(&mut c, "el", 0, Some(vec![NODE])), NONE);
     assert_eq!(
         reassign(&mut c, "el", 0, Some(vec![NODE, 2])),
-        INVALID_REPLICA_ASSIGNMENT
+        E::InvalidReplicaAssignment.code()
     );
     assert_eq!(
         reassign(&mut c, "el", 0, Some(vec![])),
-        INVALID_REPLICA_ASSIGNMENT
+        E::InvalidReplicaAssignment.code()
     );
     assert_eq!(
         reassign(&mut c, "el", 0, Some(vec![NODE, NODE])),
-        INVALID_REPLICA_ASSIGNMENT
+        E::InvalidReplicaAssignment.code()
     );
-    assert_eq!(reassign(&mut c, "el", 0, None), NO_REASSIGNMENT_IN_PROGRESS);
+    assert_eq!(
+        reassign(&mut c, "el", 0, None),
+        E::NoReassignmentInProgress.code()
+    );
     assert_eq!(
         reassign(&mut c, "el", 5, Some(vec![NODE])),
-        UNKNOWN_TOPIC_OR_PARTITION
+        E::UnknownTopicOrPartition.code()
     );
     assert_eq!(
         reassign(&mut c, "nope", 0, Some(vec![NODE])),
-        UNKNOWN_TOPIC_OR_PARTITION
+        E::UnknownTopicOrPartition.code()
     );
     let r = c.call(
         0,
@@ -1082,58 +826,6 @@ fn elections_and_reassignments_on_one_node() {
 // ---------------------------------------------------------------------------
 // Client quotas, ACLs, ApiVersions
 // ---------------------------------------------------------------------------
-
-fn alter_quota(
-    c: &mut Client,
-    entity: &[(&str, Option<&str>)],
-    ops: &[(&str, f64, bool)],
-    validate_only: bool,
-) -> i16 {
-    let req = AlterClientQuotasRequest::default()
-        .with_validate_only(validate_only)
-        .with_entries(vec![AqEntry::default()
-            .with_entity(
-                entity
-                    .iter()
-                    .map(|(t, n)| {
-                        AqEntity::default()
-                            .with_entity_type(sb(t))
-                            .with_entity_name(n.map(sb))
-                    })
-                    .collect(),
-            )
-            .with_ops(
-                ops.iter()
-                    .map(|(k, v, rm)| {
-                        OpData::default()
-                            .with_key(sb(k))
-                            .with_value(*v)
-                            .with_remove(*rm)
-                    })
-                    .collect(),
-            )]);
-    c.call(1, &req).entries[0].error_code
-}
-
-fn describe_quotas(
-    c: &mut Client,
-    components: Vec<ComponentData>,
-    strict: bool,
-) -> DescribeClientQuotasResponse {
-    c.call(
-        1,
-        &DescribeClientQuotasRequest::default()
-            .with_components(components)
-            .with_strict(strict),
-    )
-}
-
-fn exact(t: &str, n: &str) -> ComponentData {
-    ComponentData::default()
-        .with_entity_type(sb(t))
-        .with_match_type(0)
-        .with_match(Some(sb(n)))
-}
 
 #[test]
 fn client_quotas_are_stored_and_described() {
@@ -1173,7 +865,7 @@ fn client_quotas_are_stored_and_described() {
             &[("bogus_rate", 1.0, false)],
             false
         ),
-        INVALID_REQUEST
+        E::InvalidRequest.code()
     );
     assert_eq!(
         alter_quota(
@@ -1182,7 +874,7 @@ fn client_quotas_are_stored_and_described() {
             &[("producer_byte_rate", 1.5, false)],
             false
         ),
-        INVALID_REQUEST
+        E::InvalidRequest.code()
     );
     assert_eq!(
         alter_quota(
@@ -1191,7 +883,7 @@ fn client_quotas_are_stored_and_described() {
             &[("producer_byte_rate", 1.0, false)],
             false
         ),
-        INVALID_REQUEST
+        E::InvalidRequest.code()
     );
     assert_eq!(
         alter_quota(
@@ -1200,7 +892,7 @@ fn client_quotas_are_stored_and_described() {
             &[("producer_byte_rate", 1.0, false)],
             false
         ),
-        INVALID_REQUEST
+        E::InvalidRequest.code()
     );
     assert_eq!(
         alter_quota(
@@ -1245,7 +937,7 @@ fn client_quotas_are_stored_and_described() {
         vec![exact("user", "a"), exact("ip", "1.2.3.4")],
         false,
     );
-    assert_eq!(r.error_code, INVALID_REQUEST);
+    assert_eq!(r.error_code, E::InvalidRequest.code());
 
     drop(c);
     b.stop();
@@ -1287,19 +979,25 @@ fn acl_apis_answer_security_disabled() {
     );
     assert_eq!(
         (r.error_code, r.error_message.as_deref()),
-        (SECURITY_DISABLED, Some("No Authorizer is configured."))
+        (
+            E::SecurityDisabled.code(),
+            Some("No Authorizer is configured.")
+        )
     );
     let r = c.call(
         3,
         &CreateAclsRequest::default().with_creations(vec![Default::default(), Default::default()]),
     );
     assert_eq!(r.results.len(), 2);
-    assert!(r.results.iter().all(|x| x.error_code == SECURITY_DISABLED));
+    assert!(r
+        .results
+        .iter()
+        .all(|x| x.error_code == E::SecurityDisabled.code()));
     let r = c.call(
         1,
         &DeleteAclsRequest::default().with_filters(vec![Default::default()]),
     );
-    assert_eq!(r.filter_results[0].error_code, SECURITY_DISABLED);
+    assert_eq!(r.filter_results[0].error_code, E::SecurityDisabled.code());
 }
 
 #[test]

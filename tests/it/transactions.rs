@@ -6,238 +6,19 @@
 //! the timeout abort, recovery after kill -9, DescribeTransactions and
 //! ListTransactions.
 
-mod common;
+use std::time::{Duration, Instant};
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use bytes::Bytes;
-use common::*;
-use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
-use kafka_protocol::messages::describe_transactions_response::TransactionState as DescribedTxn;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use crate::support::fetch::*;
+use crate::support::produce::{produce_err, produce_ok};
+use crate::support::topics::create_topic;
+use crate::support::transactions::*;
+use crate::support::*;
 use kafka_protocol::messages::fetch_response::PartitionData;
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::*;
-
-const NONE: i16 = 0;
-const INVALID_REQUEST: i16 = 42;
-const INVALID_PRODUCER_EPOCH: i16 = 47;
-const INVALID_TXN_STATE: i16 = 48;
-const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
-const CONCURRENT_TRANSACTIONS: i16 = 51;
-const PRODUCER_FENCED: i16 = 90;
-const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
-
-const PRODUCE_VERSION: i16 = 9;
-const FETCH_VERSION: i16 = 12;
-const READ_UNCOMMITTED: i8 = 0;
-const READ_COMMITTED: i8 = 1;
-
-/// Control record types (key: version i16, type i16).
-const ABORT: i16 = 0;
-const COMMIT: i16 = 1;
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn start(extra: &[&str]) -> Broker {
-    let mut args = vec![
-        "offsets.topic.num.partitions=3",
-        "transaction.state.log.num.partitions=3",
-    ];
-    args.extend_from_slice(extra);
-    Broker::start(&args)
-}
-
-fn create_topic(c: &mut Client, name: &str, partitions: i32) {
-    create_topic_with(c, name, partitions, &[]);
-}
-
-fn init_raw(c: &mut Client, txn_id: &str, timeout_ms: i32) -> InitProducerIdResponse {
-    c.call(
-        4,
-        &InitProducerIdRequest::default()
-            .with_transactional_id(Some(TransactionalId(sb(txn_id))))
-            .with_transaction_timeout_ms(timeout_ms)
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1),
-    )
-}
-
-/// InitProducerId, retrying CONCURRENT_TRANSACTIONS (which Kafka answers
-/// while it fences a previous producer) like every client does.
-/// Returns (producer id, epoch, whether CONCURRENT_TRANSACTIONS was seen).
-fn init_retrying(c: &mut Client, txn_id: &str, timeout_ms: i32) -> (i64, i16, bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut saw_concurrent = false;
-    loop {
-        let r = init_raw(c, txn_id, timeout_ms);
-        if r.error_code == CONCURRENT_TRANSACTIONS && Instant::now() < deadline {
-            saw_concurrent = true;
-            std::thread::sleep(Duration::from_millis(20));
-            continue;
-        }
-        assert_eq!(r.error_code, NONE, "InitProducerId {txn_id}");
-        return (r.producer_id.0, r.producer_epoch, saw_concurrent);
-    }
-}
-
-fn init(c: &mut Client, txn_id: &str, timeout_ms: i32) -> (i64, i16) {
-    let (pid, epoch, _) = init_retrying(c, txn_id, timeout_ms);
-    (pid, epoch)
-}
-
-/// AddPartitionsToTxn v3: the error code of every partition, in order.
-fn add_partitions(
-    c: &mut Client,
-    version: i16,
-    txn_id: &str,
-    pid: (i64, i16),
-    parts: &[(&str, i32)],
-) -> Vec<i16> {
-    let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
-    for (t, p) in parts {
-        match topics.iter_mut().find(|x| x.name.0.as_str() == *t) {
-            Some(x) => x.partitions.push(*p),
-            None => topics.push(
-                AddPartitionsToTxnTopic::default()
-                    .with_name(tn(t))
-                    .with_partitions(vec![*p]),
-            ),
-        }
-    }
-    let r = c.call(
-        version,
-        &AddPartitionsToTxnRequest::default()
-            .with_v3_and_below_transactional_id(TransactionalId(sb(txn_id)))
-            .with_v3_and_below_producer_id(ProducerId(pid.0))
-            .with_v3_and_below_producer_epoch(pid.1)
-            .with_v3_and_below_topics(topics),
-    );
-    let mut out = Vec::new();
-    for (t, p) in parts {
-        let code = r
-            .results_by_topic_v3_and_below
-            .iter()
-            .find(|x| x.name.0.as_str() == *t)
-            .and_then(|x| {
-                x.results_by_partition
-                    .iter()
-                    .find(|y| y.partition_index == *p)
-            })
-            .unwrap_or_else(|| panic!("AddPartitionsToTxn: no result for {t}-{p}"))
-            .partition_error_code;
-        out.push(code);
-    }
-    out
-}
-
-fn add_ok(c: &mut Client, txn_id: &str, pid: (i64, i16), parts: &[(&str, i32)]) {
-    let codes = add_partitions(c, 3, txn_id, pid, parts);
-    assert!(
-        codes.iter().all(|&x| x == NONE),
-        "AddPartitionsToTxn {txn_id} {parts:?}: {codes:?}"
-    );
-}
-
-fn end_txn_v(c: &mut Client, version: i16, txn_id: &str, pid: (i64, i16), commit: bool) -> i16 {
-    c.call(
-        version,
-        &EndTxnRequest::default()
-            .with_transactional_id(TransactionalId(sb(txn_id)))
-            .with_producer_id(ProducerId(pid.0))
-            .with_producer_epoch(pid.1)
-            .with_committed(commit),
-    )
-    .error_code
-}
-
-fn end_txn(c: &mut Client, txn_id: &str, pid: (i64, i16), commit: bool) {
-    assert_eq!(
-        end_txn_v(c, 3, txn_id, pid, commit),
-        NONE,
-        "EndTxn {txn_id} commit={commit}"
-    );
-}
-
-/// A transactional batch: attributes bit 4 set, CRC recomputed.
-fn txn_batch(pid: (i64, i16), seq: i32, n: usize, tag: &str) -> Vec<u8> {
-    let mut b = producer_batch(pid.0, pid.1, seq, n, now(), tag);
-    let attrs = i16::from_be_bytes([b[21], b[22]]) | 0x10;
-    b[21..23].copy_from_slice(&attrs.to_be_bytes());
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
-}
-
-fn produce(
-    c: &mut Client,
-    topic: &str,
-    partition: i32,
-    records: &[u8],
-) -> PartitionProduceResponse {
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(tn(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(Bytes::from(records.to_vec())))])]);
-    let mut r = c.call(PRODUCE_VERSION, &req);
-    r.responses.remove(0).partition_responses.remove(0)
-}
-
-fn produce_ok(c: &mut Client, topic: &str, partition: i32, records: &[u8], what: &str) -> i64 {
-    let r = produce(c, topic, partition, records);
-    assert_eq!(r.error_code, NONE, "{what}: {:?}", r.error_message);
-    r.base_offset
-}
-
-fn produce_err(c: &mut Client, topic: &str, partition: i32, records: &[u8], code: i16, what: &str) {
-    let r = produce(c, topic, partition, records);
-    assert_eq!(
-        r.error_code, code,
-        "{what}: expected error {code}, got {} (base offset {}, message {:?})",
-        r.error_code, r.base_offset, r.error_message
-    );
-}
-
-fn fetch(c: &mut Client, topic: &str, partition: i32, offset: i64, isolation: i8) -> PartitionData {
-    let req = FetchRequest::default()
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(50 << 20)
-        .with_isolation_level(isolation)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(tn(topic))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(partition)
-                .with_fetch_offset(offset)
-                .with_partition_max_bytes(8 << 20)])]);
-    let mut r = c.call(FETCH_VERSION, &req);
-    assert_eq!(r.error_code, NONE, "fetch top-level error");
-    let p = r.responses.remove(0).partitions.remove(0);
-    assert_eq!(
-        p.error_code, NONE,
-        "fetch {topic}-{partition}@{offset} error"
-    );
-    p
-}
-
-fn batches_of(p: &PartitionData) -> Vec<Vec<u8>> {
-    split_batches(p.records.as_deref().unwrap_or(&[]))
-}
 
 fn aborted_of(p: &PartitionData) -> Option<Vec<(i64, i64)>> {
     p.aborted_transactions.as_ref().map(|v| {
@@ -245,64 +26,6 @@ fn aborted_of(p: &PartitionData) -> Option<Vec<(i64, i64)>> {
             .map(|a| (a.producer_id.0, a.first_offset))
             .collect()
     })
-}
-
-fn list_latest(c: &mut Client, topic: &str, partition: i32, isolation: i8) -> i64 {
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_isolation_level(isolation)
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(tn(topic))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(partition)
-                .with_timestamp(-1)])]);
-    let r = c.call(7, &req);
-    let p = &r.topics[0].partitions[0];
-    assert_eq!(p.error_code, NONE, "ListOffsets latest");
-    p.offset
-}
-
-fn attributes(b: &[u8]) -> i16 {
-    i16::from_be_bytes([b[21], b[22]])
-}
-
-fn is_txn(b: &[u8]) -> bool {
-    attributes(b) & 0x10 != 0
-}
-
-fn is_control(b: &[u8]) -> bool {
-    attributes(b) & 0x20 != 0
-}
-
-fn read_varint(b: &[u8], pos: &mut usize) -> i64 {
-    let mut v = 0u64;
-    let mut shift = 0;
-    loop {
-        let byte = b[*pos];
-        *pos += 1;
-        v |= ((byte & 0x7f) as u64) << shift;
-        if byte & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-    }
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
-/// The control type (ABORT 0 / COMMIT 1) of a control batch.
-fn control_type(b: &[u8]) -> i16 {
-    assert!(is_control(b), "not a control batch");
-    assert_eq!(batch_record_count(b), 1, "control batch record count");
-    let mut pos = BATCH_HEADER_LEN;
-    let _len = read_varint(b, &mut pos);
-    pos += 1; // attributes
-    let _ts = read_varint(b, &mut pos);
-    let _od = read_varint(b, &mut pos);
-    let klen = read_varint(b, &mut pos) as usize;
-    assert_eq!(klen, 4, "control key length");
-    let version = i16::from_be_bytes([b[pos], b[pos + 1]]);
-    assert_eq!(version, 0, "control key version");
-    i16::from_be_bytes([b[pos + 2], b[pos + 3]])
 }
 
 /// (base offset, record count, transactional, control type or -1, producer id, epoch)
@@ -314,41 +37,13 @@ fn summary(batches: &[Vec<u8>]) -> Vec<(i64, i32, bool, i16, i64, i16)> {
             (
                 batch_base_offset(b),
                 batch_record_count(b),
-                is_txn(b),
+                is_transactional(b),
                 if is_control(b) { control_type(b) } else { -1 },
                 pid,
                 epoch,
             )
         })
         .collect()
-}
-
-fn describe(c: &mut Client, txn_id: &str) -> DescribedTxn {
-    let mut r = c.call(
-        0,
-        &DescribeTransactionsRequest::default()
-            .with_transactional_ids(vec![TransactionalId(sb(txn_id))]),
-    );
-    assert_eq!(r.transaction_states.len(), 1);
-    r.transaction_states.remove(0)
-}
-
-fn list_txns(
-    c: &mut Client,
-    version: i16,
-    states: &[&str],
-    pids: &[i64],
-    duration: i64,
-) -> ListTransactionsResponse {
-    let r = c.call(
-        version,
-        &ListTransactionsRequest::default()
-            .with_state_filters(states.iter().map(|s| sb(s)).collect())
-            .with_producer_id_filters(pids.iter().map(|p| ProducerId(*p)).collect())
-            .with_duration_filter(duration),
-    );
-    assert_eq!(r.error_code, NONE, "ListTransactions");
-    r
 }
 
 fn listed(r: &ListTransactionsResponse) -> Vec<(String, i64, String)> {
@@ -367,37 +62,19 @@ fn listed(r: &ListTransactionsResponse) -> Vec<(String, i64, String)> {
     v
 }
 
-fn wait_state(c: &mut Client, txn_id: &str, state: &str, within: Duration) -> DescribedTxn {
-    let deadline = Instant::now() + within;
-    loop {
-        let d = describe(c, txn_id);
-        assert_eq!(d.error_code, NONE, "DescribeTransactions {txn_id}");
-        if d.transaction_state.as_str() == state {
-            return d;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "{txn_id}: still {} after {within:?}, expected {state} ({d:?})",
-                d.transaction_state
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 // ---------------------------------------------------------------------------
 // InitProducerId
 // ---------------------------------------------------------------------------
 
 #[test]
 fn init_producer_id_with_transactional_id() {
-    let b = start(&["transaction.max.timeout.ms=60000"]);
+    let b = txn_broker(&["transaction.max.timeout.ms=60000"]);
     let mut c = b.client();
-    let r0 = init_raw(&mut c, "tx-init", 30_000);
+    let r0 = init_producer_id(&mut c, 4, Some("tx-init"), 30_000);
     assert_eq!(r0.error_code, NONE);
     assert_eq!(r0.producer_epoch, 0, "first InitProducerId epoch");
     assert!(r0.producer_id.0 >= 0);
-    let r1 = init_raw(&mut c, "tx-init", 30_000);
+    let r1 = init_producer_id(&mut c, 4, Some("tx-init"), 30_000);
     assert_eq!(r1.error_code, NONE);
     assert_eq!(
         (r1.producer_id.0, r1.producer_epoch),
@@ -405,28 +82,36 @@ fn init_producer_id_with_transactional_id() {
         "second InitProducerId: same id, epoch bumped"
     );
     // Another transactional id gets another producer id.
-    let r2 = init_raw(&mut c, "tx-init-2", 30_000);
+    let r2 = init_producer_id(&mut c, 4, Some("tx-init-2"), 30_000);
     assert_eq!(r2.error_code, NONE);
     assert_ne!(r2.producer_id.0, r0.producer_id.0);
     assert_eq!(r2.producer_epoch, 0);
 
     // Above transaction.max.timeout.ms, and non-positive: INVALID_TRANSACTION_TIMEOUT.
     for t in [60_001, 0, -5] {
-        let r = init_raw(&mut c, "tx-init", t);
-        assert_eq!(r.error_code, INVALID_TRANSACTION_TIMEOUT, "timeout {t}");
+        let r = init_producer_id(&mut c, 4, Some("tx-init"), t);
+        assert_eq!(
+            r.error_code,
+            E::InvalidTransactionTimeout.code(),
+            "timeout {t}"
+        );
         assert_eq!((r.producer_id.0, r.producer_epoch), (-1, -1), "timeout {t}");
     }
     // Exactly the maximum is fine, and the failures above did not bump the epoch.
-    let r = init_raw(&mut c, "tx-init", 60_000);
+    let r = init_producer_id(&mut c, 4, Some("tx-init"), 60_000);
     assert_eq!(r.error_code, NONE);
     assert_eq!(r.producer_epoch, 2);
 
     // An empty transactional id: INVALID_REQUEST.
-    let r = init_raw(&mut c, "", 30_000);
-    assert_eq!(r.error_code, INVALID_REQUEST, "empty transactional id");
+    let r = init_producer_id(&mut c, 4, Some(""), 30_000);
+    assert_eq!(
+        r.error_code,
+        E::InvalidRequest.code(),
+        "empty transactional id"
+    );
 
     // The state: Empty, with the last epoch and timeout.
-    let d = describe(&mut c, "tx-init");
+    let d = describe_txn(&mut c, "tx-init");
     assert_eq!(d.error_code, NONE);
     assert_eq!(d.transaction_state.as_str(), "Empty");
     assert_eq!((d.producer_id.0, d.producer_epoch), (r0.producer_id.0, 2));
@@ -440,18 +125,18 @@ fn init_producer_id_with_transactional_id() {
 
 #[test]
 fn commit_abort_and_read_committed_fetch() {
-    let b = start(&[]);
+    let b = txn_broker(&[]);
     let mut c = b.client();
-    create_topic(&mut c, "t", 1);
+    create_topic(&mut c, "t", 1, &[]);
     // Two plain records first, so the LSO of the open transaction is not 0.
     assert_eq!(
-        produce_ok(&mut c, "t", 0, &simple_batch(2, 10, now(), 1), "plain"),
+        produce_ok(&mut c, "t", 0, &simple_batch(2, 10, now_ms(), 1)),
         0
     );
 
-    let pid = init(&mut c, "tx-c", 60_000);
-    add_ok(&mut c, "tx-c", pid, &[("t", 0)]);
-    let d = describe(&mut c, "tx-c");
+    let pid = init_txn(&mut c, "tx-c", 60_000);
+    add_partitions_ok(&mut c, "tx-c", pid, &[("t", 0)]);
+    let d = describe_txn(&mut c, "tx-c");
     assert_eq!(d.transaction_state.as_str(), "Ongoing");
     assert_eq!(d.topics.len(), 1);
     assert_eq!(d.topics[0].topic.0.as_str(), "t");
@@ -459,10 +144,10 @@ fn commit_abort_and_read_committed_fetch() {
     assert!(d.transaction_start_time_ms > 0);
 
     let t1 = txn_batch(pid, 0, 3, "c1");
-    assert_eq!(produce_ok(&mut c, "t", 0, &t1, "txn batch 1"), 2);
+    assert_eq!(produce_ok(&mut c, "t", 0, &t1), 2);
 
     // Open transaction: LSO = 2 (its first offset), HW = 5.
-    let rc = fetch(&mut c, "t", 0, 0, READ_COMMITTED);
+    let rc = fetch_isolated(&mut c, "t", 0, 0, READ_COMMITTED);
     assert_eq!(rc.high_watermark, 5);
     assert_eq!(rc.last_stable_offset, 2, "LSO while a transaction is open");
     assert_eq!(
@@ -472,11 +157,11 @@ fn commit_abort_and_read_committed_fetch() {
     );
     assert_eq!(aborted_of(&rc), Some(vec![]));
     // Fetching at the LSO: nothing yet.
-    let rc = fetch(&mut c, "t", 0, 2, READ_COMMITTED);
+    let rc = fetch_isolated(&mut c, "t", 0, 2, READ_COMMITTED);
     assert!(batches_of(&rc).is_empty(), "read_committed at the LSO");
     assert_eq!(rc.last_stable_offset, 2);
     // read_uncommitted sees the open transaction and has null aborted transactions.
-    let ru = fetch(&mut c, "t", 0, 0, READ_UNCOMMITTED);
+    let ru = fetch_isolated(&mut c, "t", 0, 0, READ_UNCOMMITTED);
     assert_eq!(ru.high_watermark, 5);
     assert_eq!(ru.last_stable_offset, 2);
     assert_eq!(batches_of(&ru).len(), 2);
@@ -486,26 +171,26 @@ fn commit_abort_and_read_committed_fetch() {
         "read_uncommitted aborted_transactions"
     );
     assert_eq!(
-        list_latest(&mut c, "t", 0, READ_COMMITTED),
+        latest_isolated(&mut c, "t", 0, READ_COMMITTED),
         2,
         "ListOffsets latest, read_committed"
     );
     assert_eq!(
-        list_latest(&mut c, "t", 0, READ_UNCOMMITTED),
+        latest_isolated(&mut c, "t", 0, READ_UNCOMMITTED),
         5,
         "ListOffsets latest, read_uncommitted"
     );
 
     // A second batch in the same transaction, then commit.
     let t2 = txn_batch(pid, 3, 2, "c2");
-    assert_eq!(produce_ok(&mut c, "t", 0, &t2, "txn batch 2"), 5);
+    assert_eq!(produce_ok(&mut c, "t", 0, &t2), 5);
     end_txn(&mut c, "tx-c", pid, true);
     assert_eq!(
-        describe(&mut c, "tx-c").transaction_state.as_str(),
+        describe_txn(&mut c, "tx-c").transaction_state.as_str(),
         "CompleteCommit"
     );
 
-    let rc = fetch(&mut c, "t", 0, 0, READ_COMMITTED);
+    let rc = fetch_isolated(&mut c, "t", 0, 0, READ_COMMITTED);
     assert_eq!(rc.high_watermark, 8);
     assert_eq!(rc.last_stable_offset, 8, "LSO after commit");
     assert_eq!(
@@ -522,8 +207,8 @@ fn commit_abort_and_read_committed_fetch() {
         Some(vec![]),
         "committed: no aborted transactions"
     );
-    assert_eq!(list_latest(&mut c, "t", 0, READ_COMMITTED), 8);
-    assert_eq!(list_latest(&mut c, "t", 0, READ_UNCOMMITTED), 8);
+    assert_eq!(latest_isolated(&mut c, "t", 0, READ_COMMITTED), 8);
+    assert_eq!(latest_isolated(&mut c, "t", 0, READ_UNCOMMITTED), 8);
     // A retried commit is answered with success; an abort now is not.
     assert_eq!(
         end_txn_v(&mut c, 3, "tx-c", pid, true),
@@ -532,22 +217,22 @@ fn commit_abort_and_read_committed_fetch() {
     );
     assert_eq!(
         end_txn_v(&mut c, 3, "tx-c", pid, false),
-        INVALID_TXN_STATE,
+        E::InvalidTxnState.code(),
         "abort after commit"
     );
 
     // Second transaction of the same producer (sequences continue): abort it.
-    add_ok(&mut c, "tx-c", pid, &[("t", 0)]);
+    add_partitions_ok(&mut c, "tx-c", pid, &[("t", 0)]);
     let t3 = txn_batch(pid, 5, 4, "a1");
-    assert_eq!(produce_ok(&mut c, "t", 0, &t3, "txn batch 3"), 8);
-    assert_eq!(list_latest(&mut c, "t", 0, READ_COMMITTED), 8);
+    assert_eq!(produce_ok(&mut c, "t", 0, &t3), 8);
+    assert_eq!(latest_isolated(&mut c, "t", 0, READ_COMMITTED), 8);
     end_txn(&mut c, "tx-c", pid, false);
     assert_eq!(
-        describe(&mut c, "tx-c").transaction_state.as_str(),
+        describe_txn(&mut c, "tx-c").transaction_state.as_str(),
         "CompleteAbort"
     );
 
-    let rc = fetch(&mut c, "t", 0, 0, READ_COMMITTED);
+    let rc = fetch_isolated(&mut c, "t", 0, 0, READ_COMMITTED);
     assert_eq!((rc.high_watermark, rc.last_stable_offset), (13, 13));
     let s = summary(&batches_of(&rc));
     assert_eq!(s.len(), 6);
@@ -563,51 +248,45 @@ fn commit_abort_and_read_committed_fetch() {
         "aborted_transactions lists the aborted transaction"
     );
     // From inside the aborted transaction, too.
-    let rc = fetch(&mut c, "t", 0, 10, READ_COMMITTED);
+    let rc = fetch_isolated(&mut c, "t", 0, 10, READ_COMMITTED);
     assert_eq!(aborted_of(&rc), Some(vec![(pid.0, 8)]));
     // Fetching past it: not listed.
-    let rc = fetch(&mut c, "t", 0, 13, READ_COMMITTED);
+    let rc = fetch_isolated(&mut c, "t", 0, 13, READ_COMMITTED);
     assert_eq!(aborted_of(&rc), Some(vec![]));
-    let ru = fetch(&mut c, "t", 0, 0, READ_UNCOMMITTED);
+    let ru = fetch_isolated(&mut c, "t", 0, 0, READ_UNCOMMITTED);
     assert_eq!(aborted_of(&ru), None);
     assert_eq!(batches_of(&ru).len(), 6);
 
     // Non-transactional data after the transactions is committed data.
     assert_eq!(
-        produce_ok(&mut c, "t", 0, &simple_batch(1, 5, now(), 2), "plain 2"),
+        produce_ok(&mut c, "t", 0, &simple_batch(1, 5, now_ms(), 2)),
         13
     );
-    assert_eq!(list_latest(&mut c, "t", 0, READ_COMMITTED), 14);
+    assert_eq!(latest_isolated(&mut c, "t", 0, READ_COMMITTED), 14);
 }
 
 #[test]
 fn lso_is_the_first_offset_of_the_earliest_open_transaction() {
-    let b = start(&[]);
+    let b = txn_broker(&[]);
     let mut c = b.client();
-    create_topic(&mut c, "m", 1);
-    let a = init(&mut c, "tx-a", 60_000);
-    let bb = init(&mut c, "tx-b", 60_000);
-    add_ok(&mut c, "tx-a", a, &[("m", 0)]);
-    add_ok(&mut c, "tx-b", bb, &[("m", 0)]);
-    assert_eq!(produce_ok(&mut c, "m", 0, &txn_batch(a, 0, 2, "a"), "a"), 0);
-    assert_eq!(
-        produce_ok(&mut c, "m", 0, &txn_batch(bb, 0, 2, "b"), "b"),
-        2
-    );
-    assert_eq!(
-        produce_ok(&mut c, "m", 0, &txn_batch(a, 2, 1, "a2"), "a2"),
-        4
-    );
-    assert_eq!(list_latest(&mut c, "m", 0, READ_COMMITTED), 0);
+    create_topic(&mut c, "m", 1, &[]);
+    let a = init_txn(&mut c, "tx-a", 60_000);
+    let bb = init_txn(&mut c, "tx-b", 60_000);
+    add_partitions_ok(&mut c, "tx-a", a, &[("m", 0)]);
+    add_partitions_ok(&mut c, "tx-b", bb, &[("m", 0)]);
+    assert_eq!(produce_ok(&mut c, "m", 0, &txn_batch(a, 0, 2, "a")), 0);
+    assert_eq!(produce_ok(&mut c, "m", 0, &txn_batch(bb, 0, 2, "b")), 2);
+    assert_eq!(produce_ok(&mut c, "m", 0, &txn_batch(a, 2, 1, "a2")), 4);
+    assert_eq!(latest_isolated(&mut c, "m", 0, READ_COMMITTED), 0);
     // B commits first: A still holds the LSO at 0.
     end_txn(&mut c, "tx-b", bb, true);
-    assert_eq!(list_latest(&mut c, "m", 0, READ_COMMITTED), 0);
-    let rc = fetch(&mut c, "m", 0, 0, READ_COMMITTED);
+    assert_eq!(latest_isolated(&mut c, "m", 0, READ_COMMITTED), 0);
+    let rc = fetch_isolated(&mut c, "m", 0, 0, READ_COMMITTED);
     assert_eq!((rc.last_stable_offset, rc.high_watermark), (0, 6));
     assert!(batches_of(&rc).is_empty());
     // A aborts: everything is stable.
     end_txn(&mut c, "tx-a", a, false);
-    let rc = fetch(&mut c, "m", 0, 0, READ_COMMITTED);
+    let rc = fetch_isolated(&mut c, "m", 0, 0, READ_COMMITTED);
     assert_eq!((rc.last_stable_offset, rc.high_watermark), (7, 7));
     assert_eq!(aborted_of(&rc), Some(vec![(a.0, 0)]));
     assert_eq!(
@@ -631,10 +310,10 @@ fn lso_is_the_first_offset_of_the_earliest_open_transaction() {
 
 #[test]
 fn transactional_produce_requires_the_partition_in_the_transaction() {
-    let b = start(&[]);
+    let b = txn_broker(&[]);
     let mut c = b.client();
-    create_topic(&mut c, "v", 2);
-    let pid = init(&mut c, "tx-v", 60_000);
+    create_topic(&mut c, "v", 2, &[]);
+    let pid = init_txn(&mut c, "tx-v", 60_000);
 
     // No transaction open at all.
     produce_err(
@@ -642,56 +321,50 @@ fn transactional_produce_requires_the_partition_in_the_transaction() {
         "v",
         0,
         &txn_batch(pid, 0, 1, "x"),
-        INVALID_TXN_STATE,
+        E::InvalidTxnState.code(),
         "no txn",
     );
     assert_eq!(
-        list_latest(&mut c, "v", 0, READ_UNCOMMITTED),
+        latest_isolated(&mut c, "v", 0, READ_UNCOMMITTED),
         0,
         "nothing appended"
     );
 
-    add_ok(&mut c, "tx-v", pid, &[("v", 0)]);
+    add_partitions_ok(&mut c, "tx-v", pid, &[("v", 0)]);
     // Partition 1 was not added.
     produce_err(
         &mut c,
         "v",
         1,
         &txn_batch(pid, 0, 1, "x"),
-        INVALID_TXN_STATE,
+        E::InvalidTxnState.code(),
         "partition not added",
     );
     assert_eq!(
-        list_latest(&mut c, "v", 1, READ_UNCOMMITTED),
+        latest_isolated(&mut c, "v", 1, READ_UNCOMMITTED),
         0,
         "nothing appended to v-1"
     );
 
     // Partition 0 was.
-    assert_eq!(
-        produce_ok(&mut c, "v", 0, &txn_batch(pid, 0, 2, "ok"), "added"),
-        0
-    );
+    assert_eq!(produce_ok(&mut c, "v", 0, &txn_batch(pid, 0, 2, "ok")), 0);
     // A non-transactional batch of the same producer while its transaction
     // is open on the partition: INVALID_TXN_STATE.
     produce_err(
         &mut c,
         "v",
         0,
-        &producer_batch(pid.0, pid.1, 2, 1, now(), "plain"),
-        INVALID_TXN_STATE,
+        &producer_batch(pid.0, pid.1, 2, 1, now_ms(), "plain"),
+        E::InvalidTxnState.code(),
         "non-transactional write inside an open transaction",
     );
     assert_eq!(
-        list_latest(&mut c, "v", 0, READ_UNCOMMITTED),
+        latest_isolated(&mut c, "v", 0, READ_UNCOMMITTED),
         2,
         "nothing appended"
     );
     // The transaction continues normally.
-    assert_eq!(
-        produce_ok(&mut c, "v", 0, &txn_batch(pid, 2, 1, "ok2"), "continue"),
-        2
-    );
+    assert_eq!(produce_ok(&mut c, "v", 0, &txn_batch(pid, 2, 1, "ok2")), 2);
     end_txn(&mut c, "tx-v", pid, true);
     // After the commit the partition is no longer part of a transaction.
     produce_err(
@@ -699,27 +372,29 @@ fn transactional_produce_requires_the_partition_in_the_transaction() {
         "v",
         0,
         &txn_batch(pid, 3, 1, "late"),
-        INVALID_TXN_STATE,
+        E::InvalidTxnState.code(),
         "after commit",
     );
-    assert_eq!(list_latest(&mut c, "v", 0, READ_UNCOMMITTED), 4);
+    assert_eq!(latest_isolated(&mut c, "v", 0, READ_UNCOMMITTED), 4);
 
     // AddPartitionsToTxn of an unknown partition fails the whole request.
     let codes = add_partitions(&mut c, 3, "tx-v", pid, &[("v", 1), ("v", 7)]);
     assert_eq!(
         codes,
-        vec![55, 3],
-        "OPERATION_NOT_ATTEMPTED / UNKNOWN_TOPIC_OR_PARTITION"
+        vec![
+            E::OperationNotAttempted.code(),
+            E::UnknownTopicOrPartition.code()
+        ]
     );
     assert_eq!(
-        describe(&mut c, "tx-v").transaction_state.as_str(),
+        describe_txn(&mut c, "tx-v").transaction_state.as_str(),
         "CompleteCommit"
     );
     // Unknown transactional id / wrong producer id.
     let codes = add_partitions(&mut c, 3, "tx-nope", pid, &[("v", 1)]);
-    assert_eq!(codes, vec![49], "INVALID_PRODUCER_ID_MAPPING");
+    assert_eq!(codes, vec![E::InvalidProducerIdMapping.code()]);
     let codes = add_partitions(&mut c, 3, "tx-v", (pid.0 + 1000, pid.1), &[("v", 1)]);
-    assert_eq!(codes, vec![49], "INVALID_PRODUCER_ID_MAPPING");
+    assert_eq!(codes, vec![E::InvalidProducerIdMapping.code()]);
 }
 
 // ---------------------------------------------------------------------------
@@ -728,20 +403,17 @@ fn transactional_produce_requires_the_partition_in_the_transaction() {
 
 #[test]
 fn second_producer_fences_and_aborts_the_first() {
-    let b = start(&[]);
+    let b = txn_broker(&[]);
     let mut c = b.client();
-    create_topic(&mut c, "f", 1);
-    let old = init(&mut c, "tx-f", 60_000);
+    create_topic(&mut c, "f", 1, &[]);
+    let old = init_txn(&mut c, "tx-f", 60_000);
     assert_eq!(old.1, 0);
-    add_ok(&mut c, "tx-f", old, &[("f", 0)]);
-    assert_eq!(
-        produce_ok(&mut c, "f", 0, &txn_batch(old, 0, 3, "old"), "old"),
-        0
-    );
+    add_partitions_ok(&mut c, "tx-f", old, &[("f", 0)]);
+    assert_eq!(produce_ok(&mut c, "f", 0, &txn_batch(old, 0, 3, "old")), 0);
 
     // A new incarnation: Kafka fences (epoch 1), aborts the open transaction,
     // answers CONCURRENT_TRANSACTIONS, and the retry gets epoch 2.
-    let (npid, nepoch, saw_concurrent) = init_retrying(&mut c, "tx-f", 60_000);
+    let (npid, nepoch, saw_concurrent) = init_txn_retrying(&mut c, "tx-f", 60_000);
     assert_eq!(npid, old.0, "same producer id");
     assert_eq!(
         nepoch, 2,
@@ -756,12 +428,12 @@ fn second_producer_fences_and_aborts_the_first() {
     let new = (npid, nepoch);
 
     // The open transaction was aborted with an ABORT marker at the fenced epoch.
-    let ru = fetch(&mut c, "f", 0, 0, READ_UNCOMMITTED);
+    let ru = fetch_isolated(&mut c, "f", 0, 0, READ_UNCOMMITTED);
     assert_eq!(
         summary(&batches_of(&ru)),
         vec![(0, 3, true, -1, old.0, 0), (3, 1, true, ABORT, old.0, 1)]
     );
-    let rc = fetch(&mut c, "f", 0, 0, READ_COMMITTED);
+    let rc = fetch_isolated(&mut c, "f", 0, 0, READ_COMMITTED);
     assert_eq!(rc.last_stable_offset, 4);
     assert_eq!(aborted_of(&rc), Some(vec![(old.0, 0)]));
 
@@ -771,48 +443,45 @@ fn second_producer_fences_and_aborts_the_first() {
         "f",
         0,
         &txn_batch(old, 3, 1, "zombie"),
-        INVALID_PRODUCER_EPOCH,
+        E::InvalidProducerEpoch.code(),
         "old produce",
     );
     assert_eq!(
         end_txn_v(&mut c, 3, "tx-f", old, true),
-        PRODUCER_FENCED,
+        E::ProducerFenced.code(),
         "old EndTxn v3"
     );
     assert_eq!(
         end_txn_v(&mut c, 2, "tx-f", old, false),
-        PRODUCER_FENCED,
+        E::ProducerFenced.code(),
         "old EndTxn v2"
     );
     assert_eq!(
         end_txn_v(&mut c, 1, "tx-f", old, true),
-        INVALID_PRODUCER_EPOCH,
+        E::InvalidProducerEpoch.code(),
         "old EndTxn v1"
     );
     assert_eq!(
         add_partitions(&mut c, 3, "tx-f", old, &[("f", 0)]),
-        vec![PRODUCER_FENCED],
+        vec![E::ProducerFenced.code()],
         "old AddPartitionsToTxn v3"
     );
     assert_eq!(
         add_partitions(&mut c, 1, "tx-f", old, &[("f", 0)]),
-        vec![INVALID_PRODUCER_EPOCH],
+        vec![E::InvalidProducerEpoch.code()],
         "old AddPartitionsToTxn v1"
     );
     assert_eq!(
-        list_latest(&mut c, "f", 0, READ_UNCOMMITTED),
+        latest_isolated(&mut c, "f", 0, READ_UNCOMMITTED),
         4,
         "nothing appended by the zombie"
     );
 
     // The new producer works.
-    add_ok(&mut c, "tx-f", new, &[("f", 0)]);
-    assert_eq!(
-        produce_ok(&mut c, "f", 0, &txn_batch(new, 0, 2, "new"), "new"),
-        4
-    );
+    add_partitions_ok(&mut c, "tx-f", new, &[("f", 0)]);
+    assert_eq!(produce_ok(&mut c, "f", 0, &txn_batch(new, 0, 2, "new")), 4);
     end_txn(&mut c, "tx-f", new, true);
-    let rc = fetch(&mut c, "f", 0, 0, READ_COMMITTED);
+    let rc = fetch_isolated(&mut c, "f", 0, 0, READ_COMMITTED);
     assert_eq!(rc.last_stable_offset, 7);
     assert_eq!(aborted_of(&rc), Some(vec![(old.0, 0)]));
     assert_eq!(summary(&batches_of(&rc))[3], (6, 1, true, COMMIT, new.0, 2));
@@ -824,16 +493,16 @@ fn second_producer_fences_and_aborts_the_first() {
 
 #[test]
 fn timed_out_transaction_is_aborted() {
-    let b = start(&["transaction.abort.timed.out.transaction.cleanup.interval.ms=200"]);
+    let b = txn_broker(&["transaction.abort.timed.out.transaction.cleanup.interval.ms=200"]);
     let mut c = b.client();
-    create_topic(&mut c, "to", 1);
-    let pid = init(&mut c, "tx-to", 1_000);
-    add_ok(&mut c, "tx-to", pid, &[("to", 0)]);
+    create_topic(&mut c, "to", 1, &[]);
+    let pid = init_txn(&mut c, "tx-to", 1_000);
+    add_partitions_ok(&mut c, "tx-to", pid, &[("to", 0)]);
     assert_eq!(
-        produce_ok(&mut c, "to", 0, &txn_batch(pid, 0, 5, "late"), "txn"),
+        produce_ok(&mut c, "to", 0, &txn_batch(pid, 0, 5, "late")),
         0
     );
-    assert_eq!(list_latest(&mut c, "to", 0, READ_COMMITTED), 0);
+    assert_eq!(latest_isolated(&mut c, "to", 0, READ_COMMITTED), 0);
     let l = list_txns(&mut c, 0, &["Ongoing"], &[], -1);
     assert_eq!(
         listed(&l),
@@ -841,7 +510,7 @@ fn timed_out_transaction_is_aborted() {
     );
 
     let t0 = Instant::now();
-    let d = wait_state(&mut c, "tx-to", "CompleteAbort", Duration::from_secs(6));
+    let d = wait_txn_state(&mut c, "tx-to", "CompleteAbort", Duration::from_secs(6));
     eprintln!("aborted after {:?}", t0.elapsed());
     assert_eq!(
         (d.producer_id.0, d.producer_epoch),
@@ -850,11 +519,11 @@ fn timed_out_transaction_is_aborted() {
     );
     assert!(d.topics.is_empty());
 
-    let rc = fetch(&mut c, "to", 0, 0, READ_COMMITTED);
+    let rc = fetch_isolated(&mut c, "to", 0, 0, READ_COMMITTED);
     assert_eq!((rc.last_stable_offset, rc.high_watermark), (6, 6));
     assert_eq!(aborted_of(&rc), Some(vec![(pid.0, 0)]));
     assert_eq!(summary(&batches_of(&rc))[1], (5, 1, true, ABORT, pid.0, 1));
-    assert_eq!(list_latest(&mut c, "to", 0, READ_COMMITTED), 6);
+    assert_eq!(latest_isolated(&mut c, "to", 0, READ_COMMITTED), 6);
 
     let l = list_txns(&mut c, 0, &[], &[], -1);
     assert_eq!(
@@ -870,16 +539,16 @@ fn timed_out_transaction_is_aborted() {
         "to",
         0,
         &txn_batch(pid, 5, 1, "zombie"),
-        INVALID_PRODUCER_EPOCH,
+        E::InvalidProducerEpoch.code(),
         "zombie produce",
     );
     assert_eq!(
         end_txn_v(&mut c, 3, "tx-to", pid, true),
-        PRODUCER_FENCED,
+        E::ProducerFenced.code(),
         "zombie EndTxn"
     );
     // A new InitProducerId continues from the bumped epoch.
-    assert_eq!(init(&mut c, "tx-to", 1_000), (pid.0, 2));
+    assert_eq!(init_txn(&mut c, "tx-to", 1_000), (pid.0, 2));
 }
 
 // ---------------------------------------------------------------------------
@@ -888,31 +557,22 @@ fn timed_out_transaction_is_aborted() {
 
 #[test]
 fn transactions_survive_kill_9() {
-    let mut b = start(&["transaction.abort.timed.out.transaction.cleanup.interval.ms=200"]);
+    let mut b = txn_broker(&["transaction.abort.timed.out.transaction.cleanup.interval.ms=200"]);
     let mut c = b.client();
-    create_topic(&mut c, "r", 2);
+    create_topic(&mut c, "r", 2, &[]);
     // A committed transaction on r-0.
-    let cp = init(&mut c, "tx-committed", 60_000);
-    add_ok(&mut c, "tx-committed", cp, &[("r", 0)]);
-    assert_eq!(
-        produce_ok(&mut c, "r", 0, &txn_batch(cp, 0, 3, "c"), "committed"),
-        0
-    );
+    let cp = init_txn(&mut c, "tx-committed", 60_000);
+    add_partitions_ok(&mut c, "tx-committed", cp, &[("r", 0)]);
+    assert_eq!(produce_ok(&mut c, "r", 0, &txn_batch(cp, 0, 3, "c")), 0);
     end_txn(&mut c, "tx-committed", cp, true);
     // An aborted one on r-0.
-    add_ok(&mut c, "tx-committed", cp, &[("r", 0)]);
-    assert_eq!(
-        produce_ok(&mut c, "r", 0, &txn_batch(cp, 3, 2, "a"), "aborted"),
-        4
-    );
+    add_partitions_ok(&mut c, "tx-committed", cp, &[("r", 0)]);
+    assert_eq!(produce_ok(&mut c, "r", 0, &txn_batch(cp, 3, 2, "a")), 4);
     end_txn(&mut c, "tx-committed", cp, false);
     // An open one on r-1, with a 6 s timeout.
-    let op = init(&mut c, "tx-open", 6_000);
-    add_ok(&mut c, "tx-open", op, &[("r", 1)]);
-    assert_eq!(
-        produce_ok(&mut c, "r", 1, &txn_batch(op, 0, 4, "o"), "open"),
-        0
-    );
+    let op = init_txn(&mut c, "tx-open", 6_000);
+    add_partitions_ok(&mut c, "tx-open", op, &[("r", 1)]);
+    assert_eq!(produce_ok(&mut c, "r", 1, &txn_batch(op, 0, 4, "o")), 0);
     let opened = Instant::now();
 
     b.kill();
@@ -920,10 +580,10 @@ fn transactions_survive_kill_9() {
     let mut c = b.client();
 
     // Committed and aborted stay so.
-    let d = describe(&mut c, "tx-committed");
+    let d = describe_txn(&mut c, "tx-committed");
     assert_eq!(d.transaction_state.as_str(), "CompleteAbort");
     assert_eq!((d.producer_id.0, d.producer_epoch), cp);
-    let rc = fetch(&mut c, "r", 0, 0, READ_COMMITTED);
+    let rc = fetch_isolated(&mut c, "r", 0, 0, READ_COMMITTED);
     assert_eq!(
         (rc.last_stable_offset, rc.high_watermark),
         (7, 7),
@@ -937,10 +597,10 @@ fn transactions_survive_kill_9() {
             .collect::<Vec<_>>(),
         vec![(0, -1), (3, COMMIT), (4, -1), (6, ABORT)]
     );
-    assert_eq!(list_latest(&mut c, "r", 0, READ_COMMITTED), 7);
+    assert_eq!(latest_isolated(&mut c, "r", 0, READ_COMMITTED), 7);
 
     // The open transaction is still open (if its timeout has not passed yet).
-    let d = describe(&mut c, "tx-open");
+    let d = describe_txn(&mut c, "tx-open");
     assert_eq!(d.error_code, NONE);
     if opened.elapsed() < Duration::from_millis(5_500) {
         assert_eq!(
@@ -951,33 +611,24 @@ fn transactions_survive_kill_9() {
         assert_eq!((d.producer_id.0, d.producer_epoch), op);
         assert_eq!(d.topics.len(), 1);
         assert_eq!(d.topics[0].partitions, vec![1]);
-        let rc = fetch(&mut c, "r", 1, 0, READ_COMMITTED);
+        let rc = fetch_isolated(&mut c, "r", 1, 0, READ_COMMITTED);
         assert_eq!(
             (rc.last_stable_offset, rc.high_watermark),
             (0, 4),
             "r-1 LSO after restart"
         );
         assert!(batches_of(&rc).is_empty());
-        assert_eq!(list_latest(&mut c, "r", 1, READ_COMMITTED), 0);
+        assert_eq!(latest_isolated(&mut c, "r", 1, READ_COMMITTED), 0);
         // Its producer may continue after the restart.
-        assert_eq!(
-            produce_ok(
-                &mut c,
-                "r",
-                1,
-                &txn_batch(op, 4, 1, "o2"),
-                "open after restart"
-            ),
-            4
-        );
+        assert_eq!(produce_ok(&mut c, "r", 1, &txn_batch(op, 4, 1, "o2")), 4);
     } else {
         eprintln!("restart took too long to observe the Ongoing state");
     }
 
     // Then its timeout aborts it.
-    let d = wait_state(&mut c, "tx-open", "CompleteAbort", Duration::from_secs(10));
+    let d = wait_txn_state(&mut c, "tx-open", "CompleteAbort", Duration::from_secs(10));
     assert_eq!(d.producer_epoch, op.1 + 1);
-    let rc = fetch(&mut c, "r", 1, 0, READ_COMMITTED);
+    let rc = fetch_isolated(&mut c, "r", 1, 0, READ_COMMITTED);
     assert_eq!(rc.last_stable_offset, rc.high_watermark);
     assert_eq!(aborted_of(&rc), Some(vec![(op.0, 0)]));
     let last = batches_of(&rc).pop().unwrap();
@@ -989,16 +640,16 @@ fn transactions_survive_kill_9() {
     b.restart();
     let mut c = b.client();
     assert_eq!(
-        describe(&mut c, "tx-open").transaction_state.as_str(),
+        describe_txn(&mut c, "tx-open").transaction_state.as_str(),
         "CompleteAbort"
     );
-    let rc = fetch(&mut c, "r", 1, 0, READ_COMMITTED);
+    let rc = fetch_isolated(&mut c, "r", 1, 0, READ_COMMITTED);
     assert_eq!((rc.last_stable_offset, rc.high_watermark), (hw1, hw1));
     assert_eq!(aborted_of(&rc), Some(vec![(op.0, 0)]));
-    assert_eq!(list_latest(&mut c, "r", 0, READ_COMMITTED), 7);
+    assert_eq!(latest_isolated(&mut c, "r", 0, READ_COMMITTED), 7);
     // New epochs continue from the stored ones.
-    assert_eq!(init(&mut c, "tx-open", 6_000), (op.0, op.1 + 2));
-    assert_eq!(init(&mut c, "tx-committed", 6_000), (cp.0, cp.1 + 1));
+    assert_eq!(init_txn(&mut c, "tx-open", 6_000), (op.0, op.1 + 2));
+    assert_eq!(init_txn(&mut c, "tx-committed", 6_000), (cp.0, cp.1 + 1));
 }
 
 // ---------------------------------------------------------------------------
@@ -1007,12 +658,12 @@ fn transactions_survive_kill_9() {
 
 #[test]
 fn describe_and_list_transactions() {
-    let b = start(&[]);
+    let b = txn_broker(&[]);
     let mut c = b.client();
-    create_topic(&mut c, "d", 3);
+    create_topic(&mut c, "d", 3, &[]);
 
-    let d = describe(&mut c, "no-such-txn");
-    assert_eq!(d.error_code, TRANSACTIONAL_ID_NOT_FOUND);
+    let d = describe_txn(&mut c, "no-such-txn");
+    assert_eq!(d.error_code, E::TransactionalIdNotFound.code());
     assert_eq!(d.transactional_id.0.as_str(), "no-such-txn");
 
     // Several ids in one request, answered in order.
@@ -1027,19 +678,19 @@ fn describe_and_list_transactions() {
             .map(|s| (s.transactional_id.0.to_string(), s.error_code))
             .collect::<Vec<_>>(),
         vec![
-            ("x1".to_string(), TRANSACTIONAL_ID_NOT_FOUND),
-            ("x2".to_string(), TRANSACTIONAL_ID_NOT_FOUND)
+            ("x1".to_string(), E::TransactionalIdNotFound.code()),
+            ("x2".to_string(), E::TransactionalIdNotFound.code())
         ]
     );
 
-    let empty = init(&mut c, "l-empty", 60_000);
-    let ongoing = init(&mut c, "l-ongoing", 45_000);
-    add_ok(&mut c, "l-ongoing", ongoing, &[("d", 2), ("d", 0)]);
-    let committed = init(&mut c, "l-committed", 60_000);
-    add_ok(&mut c, "l-committed", committed, &[("d", 1)]);
+    let empty = init_txn(&mut c, "l-empty", 60_000);
+    let ongoing = init_txn(&mut c, "l-ongoing", 45_000);
+    add_partitions_ok(&mut c, "l-ongoing", ongoing, &[("d", 2), ("d", 0)]);
+    let committed = init_txn(&mut c, "l-committed", 60_000);
+    add_partitions_ok(&mut c, "l-committed", committed, &[("d", 1)]);
     end_txn(&mut c, "l-committed", committed, true);
 
-    let d = describe(&mut c, "l-ongoing");
+    let d = describe_txn(&mut c, "l-ongoing");
     assert_eq!(d.error_code, NONE);
     assert_eq!(d.transaction_state.as_str(), "Ongoing");
     assert_eq!(d.transaction_timeout_ms, 45_000);
@@ -1049,13 +700,18 @@ fn describe_and_list_transactions() {
     parts.sort();
     assert_eq!(parts, vec![0, 2]);
     let start_ms = d.transaction_start_time_ms;
-    assert!((now() - start_ms).abs() < 60_000, "start time {start_ms}");
+    assert!(
+        (now_ms() - start_ms).abs() < 60_000,
+        "start time {start_ms}"
+    );
     assert_eq!(
-        describe(&mut c, "l-empty").transaction_state.as_str(),
+        describe_txn(&mut c, "l-empty").transaction_state.as_str(),
         "Empty"
     );
     assert_eq!(
-        describe(&mut c, "l-committed").transaction_state.as_str(),
+        describe_txn(&mut c, "l-committed")
+            .transaction_state
+            .as_str(),
         "CompleteCommit"
     );
 
@@ -1112,6 +768,7 @@ fn describe_and_list_transactions() {
 // ListOffsets by timestamp with read_committed
 // ---------------------------------------------------------------------------
 
+#[track_caller]
 fn list_offset_at(
     c: &mut Client,
     topic: &str,
@@ -1119,16 +776,7 @@ fn list_offset_at(
     ts: i64,
     isolation: i8,
 ) -> (i64, i64) {
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_isolation_level(isolation)
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(tn(topic))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(partition)
-                .with_timestamp(ts)])]);
-    let r = c.call(7, &req);
-    let p = &r.topics[0].partitions[0];
+    let p = list_offsets(c, 7, topic, partition, ts, isolation);
     assert_eq!(p.error_code, NONE, "ListOffsets {ts}");
     (p.timestamp, p.offset)
 }
@@ -1138,25 +786,22 @@ fn list_offset_at(
 /// offset: the LSO for read_committed, the HW for read_uncommitted.
 #[test]
 fn list_offsets_by_timestamp_respects_the_lso() {
-    let b = start(&[]);
+    let b = txn_broker(&[]);
     let mut c = b.client();
-    create_topic(&mut c, "ts", 1);
-    let base = now() - 10_000;
+    create_topic(&mut c, "ts", 1, &[]);
+    let base = now_ms() - 10_000;
     let mut plain = batch(&[Rec::value(b"p", base)]);
     set_producer(&mut plain, -1, -1, -1);
-    assert_eq!(produce_ok(&mut c, "ts", 0, &plain, "plain"), 0);
-    let pid = init(&mut c, "tx-ts", 60_000);
-    add_ok(&mut c, "tx-ts", pid, &[("ts", 0)]);
+    assert_eq!(produce_ok(&mut c, "ts", 0, &plain), 0);
+    let pid = init_txn(&mut c, "tx-ts", 60_000);
+    add_partitions_ok(&mut c, "tx-ts", pid, &[("ts", 0)]);
     let mut t = batch(&[
         Rec::value(b"a", base + 5_000),
         Rec::value(b"b", base + 6_000),
     ]);
     set_producer(&mut t, pid.0, pid.1, 0);
-    let attrs = attributes(&t) | 0x10;
-    t[21..23].copy_from_slice(&attrs.to_be_bytes());
-    let crc = crc32c::crc32c(&t[21..]);
-    t[17..21].copy_from_slice(&crc.to_be_bytes());
-    assert_eq!(produce_ok(&mut c, "ts", 0, &t, "txn"), 1);
+    set_transactional(&mut t);
+    assert_eq!(produce_ok(&mut c, "ts", 0, &t), 1);
 
     assert_eq!(
         list_offset_at(&mut c, "ts", 0, base + 1_000, READ_UNCOMMITTED),
@@ -1204,25 +849,18 @@ fn list_offsets_by_timestamp_respects_the_lso() {
 /// PrepareCommit was never durable), matching the coordinator's final state.
 #[test]
 fn end_txn_interrupted_by_kill_9_is_all_or_nothing() {
-    let mut b = start(&["transaction.abort.timed.out.transaction.cleanup.interval.ms=200"]);
+    let mut b = txn_broker(&["transaction.abort.timed.out.transaction.cleanup.interval.ms=200"]);
     let mut c = b.client();
-    create_topic(&mut c, "k", 3);
+    create_topic(&mut c, "k", 3, &[]);
     let mut rounds = Vec::new();
     for round in 0..8u64 {
         let id = format!("tx-k{round}");
-        let pid = init(&mut c, &id, 1_500);
-        add_ok(&mut c, &id, pid, &[("k", 0), ("k", 1), ("k", 2)]);
+        let pid = init_txn(&mut c, &id, 1_500);
+        add_partitions_ok(&mut c, &id, pid, &[("k", 0), ("k", 1), ("k", 2)]);
         for p in 0..3 {
-            produce_ok(&mut c, "k", p, &txn_batch(pid, 0, 2, &id), &id);
+            produce_ok(&mut c, "k", p, &txn_batch(pid, 0, 2, &id));
         }
-        c.send_only(
-            3,
-            &EndTxnRequest::default()
-                .with_transactional_id(TransactionalId(sb(&id)))
-                .with_producer_id(ProducerId(pid.0))
-                .with_producer_epoch(pid.1)
-                .with_committed(true),
-        );
+        c.send_only(3, &end_txn_request(&id, pid, true));
         std::thread::sleep(Duration::from_micros(round * 400));
         b.kill();
         b.restart();
@@ -1233,7 +871,7 @@ fn end_txn_interrupted_by_kill_9_is_all_or_nothing() {
     for (id, pid) in &rounds {
         let deadline = Instant::now() + Duration::from_secs(10);
         let d = loop {
-            let d = describe(&mut c, id);
+            let d = describe_txn(&mut c, id);
             assert_eq!(d.error_code, NONE, "{id}");
             let s = d.transaction_state.to_string();
             if s == "CompleteCommit" || s == "CompleteAbort" {
@@ -1249,7 +887,7 @@ fn end_txn_interrupted_by_kill_9_is_all_or_nothing() {
         };
         outcomes.push((id.clone(), d.transaction_state.to_string()));
         for p in 0..3 {
-            let ru = fetch(&mut c, "k", p, 0, READ_UNCOMMITTED);
+            let ru = fetch_isolated(&mut c, "k", p, 0, READ_UNCOMMITTED);
             let markers: Vec<i16> = batches_of(&ru)
                 .iter()
                 .filter(|bt| is_control(bt) && batch_producer(bt).0 == pid.0)
@@ -1264,7 +902,7 @@ fn end_txn_interrupted_by_kill_9_is_all_or_nothing() {
     }
     eprintln!("outcomes: {outcomes:?}");
     for p in 0..3 {
-        let rc = fetch(&mut c, "k", p, 0, READ_COMMITTED);
+        let rc = fetch_isolated(&mut c, "k", p, 0, READ_COMMITTED);
         assert_eq!(rc.last_stable_offset, rc.high_watermark, "k-{p} stable");
     }
 }

@@ -1,0 +1,20 @@
+//! kastle's black-box integration tests, as one test binary: every test
+//! starts the real `kastle` binary on its own free port with its own
+//! temporary data directory and drives it over the Kafka protocol (or its
+//! HTTP metrics endpoint, or its command line). One module per area; the
+//! shared harness and the request helpers per Kafka API family are in
+//! `support`.
+
+mod support;
+
+mod admin;
+mod compression;
+mod dropin;
+mod groups;
+mod idempotence;
+mod limits;
+mod metrics;
+mod protocol;
+mod retention;
+mod transactions;
+mod txn_offsets;

@@ -1,0 +1,106 @@
+//! TxnOffsetCommit over the raw protocol: offsets committed inside a
+//! transaction stay invisible to OffsetFetch (and make `require_stable`
+//! fetches answer UNSTABLE_OFFSET_COMMIT) until the transaction commits;
+//! an abort discards them; both survive a restart.
+
+use crate::support::groups::{commit_offsets, offset_fetch};
+use crate::support::topics::create_topic;
+use crate::support::transactions::{add_offsets, end_txn, init_txn, txn_broker, txn_offset_commit};
+use crate::support::{E, NONE};
+
+#[test]
+fn txn_offsets_visible_only_after_commit() {
+    let mut b = txn_broker(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "t", 2, &[]);
+    commit_offsets(&mut c, "g", &[("t", 0, 5)]);
+    let pid = init_txn(&mut c, "tx1", 60_000);
+
+    // Without AddOffsetsToTxn the offsets partition is not in the
+    // transaction (KIP-890 verification).
+    assert_eq!(
+        txn_offset_commit(&mut c, 3, "tx1", pid, "g", &[("t", 0, 10)]),
+        vec![E::InvalidTxnState.code()]
+    );
+
+    add_offsets(&mut c, "tx1", pid, "g");
+    assert_eq!(
+        txn_offset_commit(
+            &mut c,
+            3,
+            "tx1",
+            pid,
+            "g",
+            &[("t", 0, 10), ("t", 1, 20), ("nope", 0, 1), ("t", 9, 1)]
+        ),
+        vec![
+            NONE,
+            NONE,
+            E::UnknownTopicOrPartition.code(),
+            E::UnknownTopicOrPartition.code()
+        ]
+    );
+    assert_eq!(
+        offset_fetch(&mut c, 8, "g", "t", &[0, 1], false).1,
+        vec![(5, NONE), (-1, NONE)]
+    );
+    assert_eq!(
+        offset_fetch(&mut c, 8, "g", "t", &[0, 1], true).1,
+        vec![
+            (-1, E::UnstableOffsetCommit.code()),
+            (-1, E::UnstableOffsetCommit.code())
+        ]
+    );
+    assert_eq!(
+        offset_fetch(&mut c, 7, "g", "t", &[0], true).1,
+        vec![(-1, E::UnstableOffsetCommit.code())]
+    );
+    assert_eq!(
+        offset_fetch(&mut c, 6, "g", "t", &[0], false).1,
+        vec![(5, NONE)]
+    );
+
+    end_txn(&mut c, "tx1", pid, true);
+    assert_eq!(
+        offset_fetch(&mut c, 8, "g", "t", &[0, 1], true).1,
+        vec![(10, NONE), (20, NONE)]
+    );
+
+    // Durable across a restart.
+    assert!(b.stop().success());
+    b.restart();
+    let mut c = b.client();
+    assert_eq!(
+        offset_fetch(&mut c, 8, "g", "t", &[0, 1], true).1,
+        vec![(10, NONE), (20, NONE)]
+    );
+}
+
+#[test]
+fn txn_offsets_discarded_on_abort() {
+    let mut b = txn_broker(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "t", 1, &[]);
+    let pid = init_txn(&mut c, "tx2", 60_000);
+    add_offsets(&mut c, "tx2", pid, "g2");
+    assert_eq!(
+        txn_offset_commit(&mut c, 0, "tx2", pid, "g2", &[("t", 0, 42)]),
+        vec![NONE]
+    );
+    assert_eq!(
+        txn_offset_commit(&mut c, 3, "tx2", pid, "", &[("t", 0, 42)]),
+        vec![E::InvalidGroupId.code()]
+    );
+    end_txn(&mut c, "tx2", pid, false);
+    assert_eq!(
+        offset_fetch(&mut c, 8, "g2", "t", &[0], true).1,
+        vec![(-1, NONE)]
+    );
+    assert!(b.stop().success());
+    b.restart();
+    let mut c = b.client();
+    assert_eq!(
+        offset_fetch(&mut c, 8, "g2", "t", &[0], true).1,
+        vec![(-1, NONE)]
+    );
+}
