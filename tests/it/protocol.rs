@@ -4,6 +4,8 @@
 //! `kafka-protocol` crate), checking behaviour against Apache Kafka 4.x.
 
 use std::collections::HashMap;
+
+use bytes::Buf;
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -1447,6 +1449,141 @@ fn create_topics_more() {
         md_topic(&m, "__kastle_topics").is_none(),
         "internal metadata log must not be listed as a topic"
     );
+}
+
+#[test]
+fn create_topics_manual_assignments_are_checked_as_kafka_does() {
+    use kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment;
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    // Checked against Apache Kafka 4.4 (ReplicationControlManager): the
+    // codes and messages of each refusal, in its order.
+    let create = |c: &mut Client, name: &str, np: i32, rf: i16, parts: Vec<(i32, Vec<i32>)>| {
+        let assignments = parts
+            .into_iter()
+            .map(|(p, ids)| {
+                CreatableReplicaAssignment::default()
+                    .with_partition_index(p)
+                    .with_broker_ids(ids.into_iter().map(BrokerId).collect())
+            })
+            .collect();
+        let t = CreatableTopic::default()
+            .with_name(tn(name))
+            .with_num_partitions(np)
+            .with_replication_factor(rf)
+            .with_assignments(assignments);
+        let r = create_topics(c, 7, vec![t], false).remove(0);
+        (
+            r.error_code,
+            r.error_message.map(|m| m.to_string()),
+            r.num_partitions,
+        )
+    };
+    let twice = "The manual partition assignment includes the broker 1 more than once.";
+    // 32,768 and 65,537 replicas of this one broker used to wrap an i16.
+    for n in [2, 32_768, 65_537] {
+        let (code, msg, np) = create(&mut c, &format!("rep{n}"), -1, -1, vec![(0, vec![1; n])]);
+        assert_eq!(code, E::InvalidReplicaAssignment.code(), "{n} replicas");
+        assert_eq!(msg.as_deref(), Some(twice));
+        assert_eq!(np, -1);
+        assert_eq!(
+            topic_error(&mut c, &format!("rep{n}")),
+            E::UnknownTopicOrPartition.code()
+        );
+    }
+    let (code, msg, _) = create(&mut c, "holes", -1, -1, vec![(1, vec![1])]);
+    assert_eq!(code, E::InvalidReplicaAssignment.code());
+    assert_eq!(
+        msg.as_deref(),
+        Some("partitions should be a consecutive 0-based integer sequence")
+    );
+    let (code, msg, _) = create(&mut c, "empty", -1, -1, vec![(0, vec![1]), (1, vec![])]);
+    assert_eq!(code, E::InvalidReplicaAssignment.code());
+    assert_eq!(
+        msg.as_deref(),
+        Some("The manual partition assignment includes an empty replica list.")
+    );
+    let (code, msg, _) = create(&mut c, "np", 1, -1, vec![(0, vec![1])]);
+    assert_eq!(code, E::InvalidRequest.code());
+    assert_eq!(
+        msg.as_deref(),
+        Some("A manual partition assignment was specified, but numPartitions was not set to -1.")
+    );
+    let (code, msg, _) = create(&mut c, "rf", 1, 1, vec![(0, vec![1])]);
+    assert_eq!(code, E::InvalidRequest.code());
+    assert_eq!(
+        msg.as_deref(),
+        Some("A manual partition assignment was specified, but replication factor was not set to -1.")
+    );
+    let (code, _, np) = create(&mut c, "fine", -1, -1, vec![(0, vec![1]), (1, vec![1])]);
+    assert_eq!((code, np), (NONE, 2));
+}
+
+/// A JoinGroup v9 (flexible) frame whose header carries `client_id`.
+fn join_group_v9(corr: i32, client_id: &[u8], group_id: &[u8], member_id: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    let compact = |out: &mut Vec<u8>, s: &[u8]| {
+        put_uvarint(out, s.len() as u64 + 1);
+        out.extend_from_slice(s);
+    };
+    compact(&mut body, group_id);
+    put_i32(&mut body, 10_000); // session timeout
+    put_i32(&mut body, 10_000); // rebalance timeout
+    compact(&mut body, member_id.as_bytes());
+    body.push(0); // group instance id: null
+    compact(&mut body, b"consumer");
+    put_uvarint(&mut body, 2); // one protocol
+    compact(&mut body, b"range");
+    compact(&mut body, &[0, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+    body.push(0); // protocol tagged fields
+    body.push(0); // reason: null
+    body.push(0); // tagged fields
+    let mut h = Vec::new();
+    put_i16(&mut h, 11);
+    put_i16(&mut h, 9);
+    put_i32(&mut h, corr);
+    put_i16(&mut h, client_id.len() as i16);
+    h.extend_from_slice(client_id);
+    h.push(0);
+    let mut f = Vec::new();
+    put_i32(&mut f, (h.len() + body.len()) as i32);
+    f.extend(h);
+    f.extend(body);
+    f
+}
+
+#[test]
+fn strings_longer_than_32767_bytes_are_refused_never_cut() {
+    let b = Broker::start(&[]);
+    // A 40,000-byte compact string: Kafka's request parser refuses it ("had
+    // invalid length") and closes the connection. Before, kastle took it and
+    // stored the group id cut to 32,767 bytes in __consumer_offsets.
+    let mut c = b.client();
+    c.write_raw(&join_group_v9(1, b"probe", &[b'g'; 40_000], ""))
+        .unwrap();
+    c.expect_closed("a 40,000-byte group id");
+    // A client id of 32,767 bytes leaves no room for the member id's
+    // suffix: Kafka fails to serialize such a member id and answers
+    // UNKNOWN_SERVER_ERROR with an empty member id, on both joins.
+    let mut c = b.client();
+    for corr in [2, 3] {
+        c.write_raw(&join_group_v9(corr, &[b'c'; 32_767], b"long-client", ""))
+            .unwrap();
+        let (got, mut body) = c.recv(11, 9);
+        assert_eq!(got, corr);
+        let _throttle = body.get_i32();
+        assert_eq!(body.get_i16(), E::UnknownServerError.code());
+        let _generation = body.get_i32();
+        for _ in 0..3 {
+            // protocol type, protocol name, leader
+            let n = get_uvarint(&mut body) as usize;
+            body.advance(n.saturating_sub(1));
+        }
+        let _skip_assignment = body.get_u8();
+        let member_len = get_uvarint(&mut body);
+        assert_eq!(member_len, 1, "empty member id");
+    }
+    api_versions_ok(&mut c);
 }
 
 #[test]
