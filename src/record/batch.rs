@@ -17,7 +17,7 @@ use std::fmt;
 use bytes::BytesMut;
 
 use super::compression::{self, CompressionError, MAX_DECOMPRESSION_BUDGET};
-use super::varint::{read_varint, read_varlong};
+use super::default_record::{read_record, records};
 
 pub const BASE_OFFSET_OFFSET: usize = 0;
 pub const BATCH_LENGTH_OFFSET: usize = 8;
@@ -817,75 +817,6 @@ pub fn recompress_batch(
     Ok(out)
 }
 
-/// Framing of one record, decoded without touching key/value bytes.
-#[derive(Debug, Clone, Copy)]
-struct RecordMeta {
-    timestamp_delta: i64,
-    offset_delta: i32,
-    key_is_null: bool,
-}
-
-/// Parses the record starting at `*pos` in `records` (the bytes after the
-/// batch header) and advances `*pos` past it. Lengths are checked so that
-/// a record consumes exactly its declared size, like DefaultRecord.readFrom.
-fn parse_record(records: &[u8], pos: &mut usize) -> Result<RecordMeta, &'static str> {
-    let len = read_varint(records, pos).ok_or("malformed record length")?;
-    if len < 0 {
-        return Err("negative record length");
-    }
-    let start = *pos;
-    let end = start
-        .checked_add(len as usize)
-        .filter(|&e| e <= records.len())
-        .ok_or("record length exceeds the batch")?;
-    let body = &records[..end];
-    let mut p = start;
-    if p >= end {
-        return Err("record body too short");
-    }
-    p += 1; // attributes: unused in v2
-    let timestamp_delta = read_varlong(body, &mut p).ok_or("malformed timestamp delta")?;
-    let offset_delta = read_varint(body, &mut p).ok_or("malformed offset delta")?;
-    let key_len = read_varint(body, &mut p).ok_or("malformed key length")?;
-    let key_is_null = key_len < 0;
-    if key_len > 0 {
-        p = skip(p, key_len as usize, end).ok_or("key exceeds record")?;
-    }
-    let value_len = read_varint(body, &mut p).ok_or("malformed value length")?;
-    if value_len > 0 {
-        p = skip(p, value_len as usize, end).ok_or("value exceeds record")?;
-    }
-    let headers = read_varint(body, &mut p).ok_or("malformed header count")?;
-    if headers < 0 {
-        return Err("negative header count");
-    }
-    for _ in 0..headers {
-        let klen = read_varint(body, &mut p).ok_or("malformed header key length")?;
-        if klen < 0 {
-            return Err("null header key");
-        }
-        p = skip(p, klen as usize, end).ok_or("header key exceeds record")?;
-        let vlen = read_varint(body, &mut p).ok_or("malformed header value length")?;
-        if vlen > 0 {
-            p = skip(p, vlen as usize, end).ok_or("header value exceeds record")?;
-        }
-    }
-    if p != end {
-        return Err("record size does not match its contents");
-    }
-    *pos = end;
-    Ok(RecordMeta {
-        timestamp_delta,
-        offset_delta,
-        key_is_null,
-    })
-}
-
-#[inline]
-fn skip(p: usize, n: usize, end: usize) -> Option<usize> {
-    p.checked_add(n).filter(|&q| q <= end)
-}
-
 /// Walks the records section of a batch (as stored, or decompressed): count
 /// and byte lengths must match the header exactly, offset deltas must be
 /// 0..count (we assign offsets in place and never rewrite records, so a
@@ -893,51 +824,42 @@ fn skip(p: usize, n: usize, end: usize) -> Option<usize> {
 /// topics, timestamps in range. Returns (max record timestamp, offset delta
 /// of its first holder).
 fn walk_records(
-    records: &[u8],
+    section: &[u8],
     h: &BatchHeader,
     now_ms: i64,
     cfg: &ValidationConfig,
 ) -> Result<(i64, i32), RecordError> {
-    let mut pos = 0usize;
     let mut max_ts = NO_TIMESTAMP;
     let mut delta_of_max = 0i32;
-    for i in 0..h.records_count {
-        let invalid = |reason: &'static str| RecordError::InvalidRecord {
-            batch_index: 0,
-            record_index: i,
-            reason,
-        };
-        if pos >= records.len() {
-            return Err(invalid("batch declares more records than it contains"));
-        }
-        let meta = parse_record(records, &mut pos).map_err(invalid)?;
-        if meta.offset_delta != i {
+    let invalid = |record_index: i32, reason: &'static str| RecordError::InvalidRecord {
+        batch_index: 0,
+        record_index,
+        reason,
+    };
+    for (i, r) in (0..).zip(records(section, h.records_count)) {
+        let r = r.map_err(|e| invalid(e.index, e.reason))?;
+        if r.offset_delta != i {
             return Err(invalid(
+                i,
                 "record offset delta does not match its position in the batch",
             ));
         }
-        if cfg.compacted && meta.key_is_null {
+        if cfg.compacted && r.key.is_none() {
             return Err(invalid(
+                i,
                 "compacted topic cannot accept a record without a key",
             ));
         }
         let ts = if h.timestamp_type_is_log_append() {
             h.max_timestamp
         } else {
-            h.base_timestamp.wrapping_add(meta.timestamp_delta)
+            h.base_timestamp.wrapping_add(r.timestamp_delta)
         };
         check_timestamp(h, ts, i, now_ms, cfg)?;
         if ts > max_ts {
             max_ts = ts;
             delta_of_max = i;
         }
-    }
-    if pos != records.len() {
-        return Err(RecordError::InvalidRecord {
-            batch_index: 0,
-            record_index: h.records_count,
-            reason: "incorrect declared batch size, records still remaining",
-        });
     }
     Ok((max_ts, delta_of_max))
 }
@@ -1121,7 +1043,7 @@ impl Iterator for RecordTimestampIter<'_> {
         }
         let i = self.index;
         self.index += 1;
-        match parse_record(&self.records, &mut self.pos) {
+        match read_record(&self.records, &mut self.pos) {
             Ok(m) => Some(Ok(RecordInfo {
                 offset_delta: m.offset_delta,
                 timestamp: self
@@ -1329,7 +1251,7 @@ mod tests {
         // First record's length prefix grown by one: it now swallows a byte of the next.
         let mut b = batch(2);
         let mut p = 0;
-        let len = read_varint(&b[RECORDS_OFFSET..], &mut p).unwrap();
+        let len = crate::record::varint::read_varint(&b[RECORDS_OFFSET..], &mut p).unwrap();
         assert!(len < 63);
         patch(&mut b, RECORDS_OFFSET, &[((len + 1) * 2) as u8]);
         assert_eq!(code(validate_produce_records(&b, NOW, &multi_cfg())), 87);
