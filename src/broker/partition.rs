@@ -21,9 +21,9 @@ use crate::broker::topic_config::TopicSettings;
 use crate::record::batch::BatchHeader;
 use crate::record::batch::{ValidatedRecords, ValidationConfig};
 use crate::record::builder::BatchBuilder;
+use crate::record::control::EndTransactionMarker;
 use crate::storage::producer_state::{
-    ProducerCheck, ProducerError, ProducerStateEntry, ProducerStateManager, CONTROL_ABORT,
-    CONTROL_COMMIT,
+    ProducerCheck, ProducerError, ProducerStateEntry, ProducerStateManager,
 };
 use crate::storage::txn_index::{AbortedTxn, TransactionIndex};
 use crate::storage::{Log, LogConfig, ReadPlan, StorageError};
@@ -537,20 +537,12 @@ impl Partition {
         coordinator_epoch: i32,
     ) -> Result<i64, PartitionError> {
         let now = now_ms();
-        let kind = if commit {
-            CONTROL_COMMIT
-        } else {
-            CONTROL_ABORT
-        };
-        let mut key = [0u8; 4];
-        key[2..4].copy_from_slice(&kind.to_be_bytes());
-        let mut value = [0u8; 6];
-        value[2..6].copy_from_slice(&coordinator_epoch.to_be_bytes());
+        let marker = EndTransactionMarker::new(commit, coordinator_epoch);
         let mut batch = BatchBuilder::new(now)
             .producer(producer_id, producer_epoch, -1)
             .transactional(true)
             .control(true)
-            .push(Some(&key), Some(&value), &[], now)
+            .push(Some(&marker.key()), Some(&marker.value()), &[], now)
             .build();
         let mut guard = self.lock();
         let plog = guard.as_mut().ok_or(PartitionError::Closed)?;

@@ -10,6 +10,7 @@
 pub mod batch;
 pub mod builder;
 pub mod compression;
+pub mod control;
 pub mod default_record;
 pub mod varint;
 
@@ -24,4 +25,5 @@ pub use builder::BatchBuilder;
 pub use compression::{
     codec_allowed_for_produce_version, compress, decompress, decompression_budget, CompressionError,
 };
+pub use control::{ControlRecordError, ControlRecordType, EndTransactionMarker};
 pub use default_record::{read_record, records, MalformedRecord, Record, RecordIter};
