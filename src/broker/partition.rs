@@ -19,9 +19,9 @@ use tokio::sync::{watch, Notify};
 
 use crate::broker::topic_config::TopicSettings;
 use crate::record::batch::BatchHeader;
-use crate::record::batch::{ValidatedRecords, ValidationConfig};
 use crate::record::builder::BatchBuilder;
 use crate::record::control::EndTransactionMarker;
+use crate::record::validator::{ValidatedRecords, ValidationConfig};
 use crate::storage::producer_state::{
     ProducerCheck, ProducerError, ProducerStateEntry, ProducerStateManager,
 };
@@ -503,7 +503,7 @@ impl Partition {
         // Produce validation refuses a producer id without sequences (only
         // clients must send them), so validate the plain batch, then stamp
         // the transactional header and take it from the bytes appended.
-        let mut validated = crate::record::batch::validate_produce_records(&buf, now, &vcfg).map_err(|e| {
+        let mut validated = crate::record::validator::validate_produce_records(&buf, now, &vcfg).map_err(|e| {
             tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "internal records rejected");
             ResponseError::try_from_code(e.kafka_error_code()).unwrap_or(ResponseError::UnknownServerError)
         })?;
