@@ -50,10 +50,10 @@ pub struct Record<'a> {
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
     pub header_count: i32,
+    /// Where the headers start in `fields`.
+    headers_at: u32,
     /// From the key length to the end of the record.
     fields: &'a [u8],
-    /// From the first header's key length to the end of the record.
-    headers: &'a [u8],
 }
 
 impl<'a> Record<'a> {
@@ -67,7 +67,7 @@ impl<'a> Record<'a> {
     /// The headers as (key, value) pairs; a null header value is `None`.
     pub fn headers(&self) -> Headers<'a> {
         Headers {
-            buf: self.headers,
+            buf: &self.fields[self.headers_at as usize..],
             pos: 0,
             left: self.header_count,
         }
@@ -113,15 +113,20 @@ fn read_bytes<'a>(
     if len < 0 {
         return Ok(None);
     }
-    let end = skip(*pos, len as usize, buf.len()).ok_or(reasons.1)?;
-    let bytes = &buf[*pos..end];
-    *pos = end;
+    // `*pos <= buf.len() <= isize::MAX` and `len <= i32::MAX`: no overflow.
+    let bytes = buf.get(*pos..*pos + len as usize).ok_or(reasons.1)?;
+    *pos += bytes.len();
     Ok(Some(bytes))
 }
 
+/// Moves `*pos` past `len` bytes that must end by `end`.
 #[inline(always)]
-fn skip(p: usize, n: usize, end: usize) -> Option<usize> {
-    p.checked_add(n).filter(|&q| q <= end)
+fn skip(pos: &mut usize, len: i32, end: usize, past_end: &'static str) -> Result<(), &'static str> {
+    *pos += len as usize;
+    if *pos > end {
+        return Err(past_end);
+    }
+    Ok(())
 }
 
 /// Reads the record at `*pos` in `section` and moves `*pos` past it; on
@@ -133,11 +138,12 @@ pub fn read_record<'a>(section: &'a [u8], pos: &mut usize) -> Result<Record<'a>,
     if len < 0 {
         return Err("negative record length");
     }
-    let start = *pos;
-    let end = skip(start, len as usize, section.len()).ok_or("record length exceeds the batch")?;
     // Every read below is bounded by the record, not the section.
-    let body = &section[..end];
-    let mut p = start;
+    let body = section
+        .get(..*pos + len as usize)
+        .ok_or("record length exceeds the batch")?;
+    let end = body.len();
+    let mut p = *pos;
     let attributes = *body.get(p).ok_or("record body too short")?;
     p += 1;
     let timestamp_delta = read_varlong(body, &mut p).ok_or("malformed timestamp delta")?;
@@ -159,10 +165,10 @@ pub fn read_record<'a>(section: &'a [u8], pos: &mut usize) -> Result<Record<'a>,
         if key_len < 0 {
             return Err("null header key");
         }
-        p = skip(p, key_len as usize, end).ok_or("header key exceeds record")?;
+        skip(&mut p, key_len, end, "header key exceeds record")?;
         let value_len = read_varint(body, &mut p).ok_or("malformed header value length")?;
         if value_len > 0 {
-            p = skip(p, value_len as usize, end).ok_or("header value exceeds record")?;
+            skip(&mut p, value_len, end, "header value exceeds record")?;
         }
     }
     if p != end {
@@ -176,8 +182,9 @@ pub fn read_record<'a>(section: &'a [u8], pos: &mut usize) -> Result<Record<'a>,
         key,
         value,
         header_count,
+        // A record is shorter than its i32 length.
+        headers_at: (headers_at - fields_at) as u32,
         fields: &body[fields_at..],
-        headers: &body[headers_at..],
     })
 }
 
@@ -221,7 +228,7 @@ impl RecordIter<'_> {
 impl<'a> Iterator for RecordIter<'a> {
     type Item = Result<Record<'a>, MalformedRecord>;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
             return None;

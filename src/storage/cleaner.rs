@@ -60,8 +60,11 @@ use crate::record::batch::{
     TIMESTAMP_TYPE_MASK,
 };
 use crate::record::compression::{compress, MAX_DECOMPRESSION_BUDGET};
-use crate::record::varint::{read_varint, read_varlong, write_varint, write_varlong};
-use crate::record::{batch_records, iter_batches, BatchHeader, Compression, LOG_OVERHEAD};
+use crate::record::varint::{write_varint, write_varlong};
+use crate::record::{
+    batch_records, iter_batches, records, BatchHeader, Compression, MalformedRecord, Record,
+    LOG_OVERHEAD,
+};
 
 use super::error::StorageError;
 use super::offset_index::OffsetIndex;
@@ -354,62 +357,16 @@ fn for_each_batch(
     Ok(())
 }
 
-/// One record's framing, borrowed from a records section.
-struct RecordView<'a> {
-    attributes: u8,
-    timestamp_delta: i64,
-    offset_delta: i32,
-    key: Option<&'a [u8]>,
-    has_value: bool,
-    /// From the key length to the end of the record (key, value, headers),
-    /// copied unchanged when the record is re-encoded.
-    tail: &'a [u8],
-}
+/// Smallest encoding of a record: length, attributes, both deltas, key and
+/// value lengths, header count; one byte each.
+const MIN_RECORD_SIZE: usize = 7;
 
-/// Parses the record at `*pos`; `None` if malformed.
-fn next_record<'a>(records: &'a [u8], pos: &mut usize) -> Option<RecordView<'a>> {
-    let len = usize::try_from(read_varint(records, pos)?).ok()?;
-    let start = *pos;
-    let end = start.checked_add(len).filter(|&e| e <= records.len())?;
-    let body = &records[..end];
-    let mut p = start;
-    let attributes = *body.get(p)?;
-    p += 1;
-    let timestamp_delta = read_varlong(body, &mut p)?;
-    let offset_delta = read_varint(body, &mut p)?;
-    let tail_start = p;
-    let key_len = read_varint(body, &mut p)?;
-    let key = if key_len < 0 {
-        None
-    } else {
-        let k_end = p.checked_add(key_len as usize).filter(|&e| e <= end)?;
-        let k = &body[p..k_end];
-        p = k_end;
-        Some(k)
-    };
-    let value_len = read_varint(body, &mut p)?;
-    if p > end {
-        return None;
+fn malformed(h: &BatchHeader, e: MalformedRecord) -> StorageError {
+    StorageError::InvalidRecords {
+        path: None,
+        offset: h.base_offset,
+        reason: format!("cleaner: malformed records ({e})"),
     }
-    *pos = end;
-    Some(RecordView {
-        attributes,
-        timestamp_delta,
-        offset_delta,
-        key,
-        has_value: value_len >= 0,
-        tail: &body[tail_start..end],
-    })
-}
-
-/// Walks a batch's records; `None` if any is malformed or the count is off.
-fn parse_records<'a>(records: &'a [u8], count: i32) -> Option<Vec<RecordView<'a>>> {
-    let mut out = Vec::with_capacity(count.max(0) as usize);
-    let mut pos = 0;
-    for _ in 0..count {
-        out.push(next_record(records, &mut pos)?);
-    }
-    (pos == records.len()).then_some(out)
 }
 
 /// Adds a data batch's keyed records at or after `from` to the map.
@@ -423,15 +380,9 @@ fn map_batch(
     if h.is_control() || h.is_transactional() {
         return Ok(true);
     }
-    let records = batch_records(batch, MAX_DECOMPRESSION_BUDGET)?;
-    let Some(views) = parse_records(&records, h.records_count) else {
-        return Err(StorageError::InvalidRecords {
-            path: None,
-            offset: h.base_offset,
-            reason: "cleaner: malformed records".into(),
-        });
-    };
-    for r in views {
+    let section = batch_records(batch, MAX_DECOMPRESSION_BUDGET)?;
+    for r in records(&section, h.records_count) {
+        let r = r.map_err(|e| malformed(h, e))?;
         let offset = h.base_offset + i64::from(r.offset_delta);
         if offset < from {
             continue;
@@ -468,19 +419,17 @@ fn filter_batch(
     if h.is_control() || h.is_transactional() {
         return Ok(Outcome::Keep);
     }
-    let records = batch_records(batch, MAX_DECOMPRESSION_BUDGET)?;
-    let Some(views) = parse_records(&records, h.records_count) else {
-        return Err(StorageError::InvalidRecords {
-            path: None,
-            offset: h.base_offset,
-            reason: "cleaner: malformed records".into(),
-        });
-    };
+    let section = batch_records(batch, MAX_DECOMPRESSION_BUDGET)?;
     let horizon = (h.attributes & DELETE_HORIZON_FLAG_MASK != 0).then_some(h.base_timestamp);
-    let mut retained = Vec::with_capacity(views.len());
+    // A record takes at least MIN_RECORD_SIZE bytes: a corrupt count cannot
+    // reserve more than the section could hold.
+    let capacity = (h.records_count.max(0) as usize).min(section.len() / MIN_RECORD_SIZE);
+    let mut retained = Vec::with_capacity(capacity);
     let mut contains_tombstones = false;
-    let total = views.len();
-    for r in views {
+    let mut total = 0usize;
+    for r in records(&section, h.records_count) {
+        let r = r.map_err(|e| malformed(h, e))?;
+        total += 1;
         let offset = h.base_offset + i64::from(r.offset_delta);
         let keep = if offset > ctx.map.latest_offset() {
             true
@@ -491,12 +440,12 @@ fn filter_batch(
                 Some(k) => {
                     let latest = offset >= ctx.map.get(k).unwrap_or(-1);
                     let retain_delete = horizon.is_none_or(|hz| ctx.now_ms < hz);
-                    latest && (r.has_value || retain_delete)
+                    latest && (r.value.is_some() || retain_delete)
                 }
             }
         };
         if keep {
-            contains_tombstones |= !r.has_value;
+            contains_tombstones |= r.value.is_none();
             retained.push(r);
         }
     }
@@ -571,10 +520,10 @@ fn encode_batch(
 /// timestamps are unchanged (deltas re-expressed against the new base).
 fn rebuild_batch(
     h: &BatchHeader,
-    retained: &[RecordView<'_>],
+    retained: &[Record<'_>],
     horizon: Option<i64>,
 ) -> Result<Vec<u8>, StorageError> {
-    let ts = |r: &RecordView<'_>| h.base_timestamp.wrapping_add(r.timestamp_delta);
+    let ts = |r: &Record<'_>| h.base_timestamp.wrapping_add(r.timestamp_delta);
     let base_timestamp = horizon.unwrap_or_else(|| retained.first().map_or(h.base_timestamp, ts));
     let log_append_time = h.timestamp_type_is_log_append();
     let mut max_timestamp = NO_TIMESTAMP;
@@ -587,7 +536,7 @@ fn rebuild_batch(
         body.push(r.attributes);
         write_varlong(&mut body, t.wrapping_sub(base_timestamp));
         write_varint(&mut body, r.offset_delta);
-        body.extend_from_slice(r.tail);
+        body.extend_from_slice(r.key_value_and_headers());
         write_varint(&mut plain, body.len() as i32);
         plain.extend_from_slice(&body);
     }
@@ -1073,17 +1022,11 @@ mod tests {
                     h.base_offset
                 );
                 let recs = batch_records(batch, 1 << 20).unwrap();
-                for r in parse_records(&recs, h.records_count).unwrap() {
+                for r in crate::record::records(&recs, h.records_count) {
+                    let r = r.unwrap();
                     let o = h.base_offset + i64::from(r.offset_delta);
                     let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
-                    let value = r.has_value.then(|| {
-                        let mut q = 0;
-                        let t = r.tail;
-                        let kl = read_varint(t, &mut q).unwrap();
-                        q += kl.max(0) as usize;
-                        let vl = read_varint(t, &mut q).unwrap() as usize;
-                        String::from_utf8(t[q..q + vl].to_vec()).unwrap()
-                    });
+                    let value = r.value.map(|v| String::from_utf8(v.to_vec()).unwrap());
                     if o >= offset {
                         out.push((o, key, value));
                     }
