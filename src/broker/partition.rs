@@ -816,7 +816,7 @@ impl Partition {
 
 /// See [`Partition::cleaner_view`].
 pub struct CleanerView {
-    pub segments: Vec<crate::storage::cleaner::CleanerSegment>,
+    pub segments: Vec<crate::storage::swap::SegmentSummary>,
     pub active_base_offset: i64,
     pub log_start_offset: i64,
     pub log_end_offset: i64,

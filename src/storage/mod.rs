@@ -11,6 +11,7 @@ pub mod offset_index;
 pub mod producer_state;
 pub mod retention;
 pub mod segment;
+pub mod swap;
 pub mod time_index;
 pub mod txn_index;
 
