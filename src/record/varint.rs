@@ -1,7 +1,11 @@
 //! Zig-zag varint / varlong codec used inside record batch v2 records
-//! (same encoding as protobuf `sint32`/`sint64`). Readers are bounds-checked
-//! and return `None` on truncation or over-long encodings instead of panicking,
-//! because the input comes straight off the network or the disk.
+//! (same encoding as protobuf `sint32`/`sint64`; Kafka's
+//! `ByteUtils.readVarint`/`readVarlong`): the one reader and writer of the
+//! record format, used by `default_record`, `builder` and the cleaner.
+//! Readers are bounds-checked and return `None` on truncation or over-long
+//! encodings instead of panicking, because the input comes straight off the
+//! network or the disk. The request protocol's unsigned varints (compact
+//! strings, tagged fields) are a different encoding and live in `protocol`.
 
 /// Reads an unsigned LEB128 value of at most `max_bytes` bytes.
 fn read_unsigned(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Option<u64> {
