@@ -141,6 +141,14 @@ impl BatchHeader {
         })
     }
 
+    /// The codec, or `UnknownCompression` for an unknown id 5..=7.
+    pub fn codec(&self) -> Result<Compression, RecordError> {
+        self.compression_type()
+            .ok_or(RecordError::UnknownCompression {
+                batch_index: 0,
+                codec: self.compression(),
+            })
+    }
     /// Raw codec id (attributes & 7); may be an unknown id 5..=7.
     pub fn compression(&self) -> u8 {
         (self.attributes & COMPRESSION_CODEC_MASK) as u8
@@ -250,12 +258,7 @@ pub fn batch_records(batch: &[u8], budget: usize) -> Result<Cow<'_, [u8]>, Recor
             available: batch.len(),
         });
     }
-    let codec = h
-        .compression_type()
-        .ok_or(RecordError::UnknownCompression {
-            batch_index: 0,
-            codec: h.compression(),
-        })?;
+    let codec = h.codec()?;
     if codec == Compression::None {
         return Ok(Cow::Borrowed(&batch[RECORDS_OFFSET..]));
     }

@@ -278,12 +278,7 @@ pub fn validate_compressed_batch(
     now_ms: i64,
     cfg: &ValidationConfig,
 ) -> Result<(i64, i32), RecordError> {
-    let codec = h
-        .compression_type()
-        .ok_or(RecordError::UnknownCompression {
-            batch_index: 0,
-            codec: h.compression(),
-        })?;
+    let codec = h.codec()?;
     let budget = compression::decompression_budget(cfg.max_message_bytes);
     let records = compression::decompress(codec, &batch[RECORDS_OFFSET..], budget)
         .map_err(|e| RecordError::from_compression(e, 0, h.compression()))?;

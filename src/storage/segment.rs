@@ -96,6 +96,28 @@ impl LogSegment {
         )
     }
 
+    /// Opens a segment's `.log` file for reading and writing (creating it if
+    /// `create`); returns it with its length.
+    fn open_log_file(log_path: &Path, create: bool) -> Result<(File, u64), StorageError> {
+        let op = if create {
+            "create segment"
+        } else {
+            "open segment"
+        };
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .open(log_path)
+            .map_err(io_err(log_path, op))?;
+        let len = log
+            .metadata()
+            .map_err(io_err(log_path, "stat segment"))?
+            .len();
+        Ok((log, len))
+    }
+
     /// Creates a new, empty segment. Refuses to clobber a non-empty `.log`.
     pub fn create(
         dir: &Path,
@@ -104,17 +126,7 @@ impl LogSegment {
         now_ms: i64,
     ) -> Result<Self, StorageError> {
         let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&log_path)
-            .map_err(io_err(&log_path, "create segment"))?;
-        let len = log
-            .metadata()
-            .map_err(io_err(&log_path, "stat segment"))?
-            .len();
+        let (log, len) = Self::open_log_file(&log_path, true)?;
         if len > 0 {
             return Err(StorageError::InvalidRecords {
                 path: Some(log_path),
@@ -122,17 +134,40 @@ impl LogSegment {
                 reason: format!("refusing to create a segment over an existing {len}-byte file"),
             });
         }
-        Ok(LogSegment {
+        let indexes = (
+            OffsetIndex::create(&index_path, base_offset, config.segment_index_bytes)?,
+            TimeIndex::create(&time_path, base_offset, config.segment_index_bytes)?,
+        );
+        Ok(Self::assemble(
+            base_offset,
+            log_path,
+            log,
+            0,
+            indexes,
+            config,
+            now_ms,
+        ))
+    }
+
+    /// A segment over an opened `.log` file of `size` bytes and its
+    /// indexes, knowing nothing of its batches yet (appends, or the loader,
+    /// fill in offsets and timestamps).
+    fn assemble(
+        base_offset: i64,
+        log_path: PathBuf,
+        log: File,
+        size: u64,
+        (offset_index, time_index): (OffsetIndex, TimeIndex),
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> LogSegment {
+        LogSegment {
             base_offset,
             log_path,
             log: Arc::new(log),
-            size: 0,
-            offset_index: OffsetIndex::create(
-                &index_path,
-                base_offset,
-                config.segment_index_bytes,
-            )?,
-            time_index: TimeIndex::create(&time_path, base_offset, config.segment_index_bytes)?,
+            size,
+            offset_index,
+            time_index,
             index_interval_bytes: u64::from(config.index_interval_bytes),
             max_index_bytes: config.segment_index_bytes,
             bytes_since_last_index_entry: 0,
@@ -142,7 +177,7 @@ impl LogSegment {
             rolling_based_timestamp: None,
             created_ms: now_ms,
             writeback_started: 0,
-        })
+        }
     }
 
     /// Reads and sanity-checks the header at `pos`; `None` if the bytes

@@ -4,7 +4,7 @@
 //! CRC-32C, increasing offsets) that truncates the file at the first
 //! invalid batch.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -49,6 +49,25 @@ impl<'a> ChunkReader<'a> {
     }
 }
 
+/// An opened index, or a fresh one (and a rebuild of the segment) when the
+/// file failed its checks.
+fn open_or_reset<I>(
+    path: &Path,
+    opened: Result<I, StorageError>,
+    create: impl FnOnce() -> Result<I, StorageError>,
+    rebuild: &mut bool,
+) -> Result<I, StorageError> {
+    match opened {
+        Ok(index) => Ok(index),
+        Err(StorageError::CorruptIndex { reason, .. }) => {
+            warn!(path = %path.display(), %reason, "rebuilding corrupt index");
+            *rebuild = true;
+            create()
+        }
+        Err(e) => Err(e),
+    }
+}
+
 impl LogSegment {
     /// Opens an existing segment. Indexes that are missing or fail the
     /// sanity check, or a tail that does not parse, trigger a full
@@ -60,53 +79,30 @@ impl LogSegment {
         now_ms: i64,
     ) -> Result<Self, StorageError> {
         let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&log_path)
-            .map_err(io_err(&log_path, "open segment"))?;
-        let size = log
-            .metadata()
-            .map_err(io_err(&log_path, "stat segment"))?
-            .len();
+        let (log, size) = Self::open_log_file(&log_path, false)?;
         let mut rebuild = !index_path.exists() || !time_path.exists();
-        let offset_index =
-            match OffsetIndex::open(&index_path, base_offset, config.segment_index_bytes) {
-                Ok(i) => i,
-                Err(StorageError::CorruptIndex { reason, .. }) => {
-                    warn!(path = %index_path.display(), %reason, "rebuilding corrupt offset index");
-                    rebuild = true;
-                    OffsetIndex::create(&index_path, base_offset, config.segment_index_bytes)?
-                }
-                Err(e) => return Err(e),
-            };
-        let time_index = match TimeIndex::open(&time_path, base_offset, config.segment_index_bytes)
-        {
-            Ok(i) => i,
-            Err(StorageError::CorruptIndex { reason, .. }) => {
-                warn!(path = %time_path.display(), %reason, "rebuilding corrupt time index");
-                rebuild = true;
-                TimeIndex::create(&time_path, base_offset, config.segment_index_bytes)?
-            }
-            Err(e) => return Err(e),
-        };
-        let mut seg = LogSegment {
+        let bytes = config.segment_index_bytes;
+        let offset_index = open_or_reset(
+            &index_path,
+            OffsetIndex::open(&index_path, base_offset, bytes),
+            || OffsetIndex::create(&index_path, base_offset, bytes),
+            &mut rebuild,
+        )?;
+        let time_index = open_or_reset(
+            &time_path,
+            TimeIndex::open(&time_path, base_offset, bytes),
+            || TimeIndex::create(&time_path, base_offset, bytes),
+            &mut rebuild,
+        )?;
+        let mut seg = LogSegment::assemble(
             base_offset,
             log_path,
-            log: Arc::new(log),
+            log,
             size,
-            offset_index,
-            time_index,
-            index_interval_bytes: u64::from(config.index_interval_bytes),
-            max_index_bytes: config.segment_index_bytes,
-            bytes_since_last_index_entry: 0,
-            max_timestamp_so_far: NO_TIMESTAMP,
-            offset_of_max_timestamp_so_far: base_offset,
-            next_offset: base_offset,
-            rolling_based_timestamp: None,
-            created_ms: now_ms,
-            writeback_started: 0,
-        };
+            (offset_index, time_index),
+            config,
+            now_ms,
+        );
         if !rebuild {
             match seg.load_from_indexes() {
                 Ok(true) => {}
