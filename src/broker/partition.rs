@@ -19,11 +19,11 @@ use tokio::sync::{watch, Notify};
 
 use crate::broker::topic_config::TopicSettings;
 use crate::record::batch::BatchHeader;
-use crate::record::batch::{ValidatedRecords, ValidationConfig};
 use crate::record::builder::BatchBuilder;
+use crate::record::control::EndTransactionMarker;
+use crate::record::validator::{ValidatedRecords, ValidationConfig};
 use crate::storage::producer_state::{
-    ProducerCheck, ProducerError, ProducerStateEntry, ProducerStateManager, CONTROL_ABORT,
-    CONTROL_COMMIT,
+    ProducerCheck, ProducerError, ProducerStateEntry, ProducerStateManager,
 };
 use crate::storage::txn_index::{AbortedTxn, TransactionIndex};
 use crate::storage::{Log, LogConfig, ReadPlan, StorageError};
@@ -503,7 +503,7 @@ impl Partition {
         // Produce validation refuses a producer id without sequences (only
         // clients must send them), so validate the plain batch, then stamp
         // the transactional header and take it from the bytes appended.
-        let mut validated = crate::record::batch::validate_produce_records(&buf, now, &vcfg).map_err(|e| {
+        let mut validated = crate::record::validator::validate_produce_records(&buf, now, &vcfg).map_err(|e| {
             tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "internal records rejected");
             ResponseError::try_from_code(e.kafka_error_code()).unwrap_or(ResponseError::UnknownServerError)
         })?;
@@ -537,20 +537,12 @@ impl Partition {
         coordinator_epoch: i32,
     ) -> Result<i64, PartitionError> {
         let now = now_ms();
-        let kind = if commit {
-            CONTROL_COMMIT
-        } else {
-            CONTROL_ABORT
-        };
-        let mut key = [0u8; 4];
-        key[2..4].copy_from_slice(&kind.to_be_bytes());
-        let mut value = [0u8; 6];
-        value[2..6].copy_from_slice(&coordinator_epoch.to_be_bytes());
+        let marker = EndTransactionMarker::new(commit, coordinator_epoch);
         let mut batch = BatchBuilder::new(now)
             .producer(producer_id, producer_epoch, -1)
             .transactional(true)
             .control(true)
-            .push(Some(&key), Some(&value), &[], now)
+            .push(Some(&marker.key()), Some(&marker.value()), &[], now)
             .build();
         let mut guard = self.lock();
         let plog = guard.as_mut().ok_or(PartitionError::Closed)?;
@@ -824,7 +816,7 @@ impl Partition {
 
 /// See [`Partition::cleaner_view`].
 pub struct CleanerView {
-    pub segments: Vec<crate::storage::cleaner::CleanerSegment>,
+    pub segments: Vec<crate::storage::swap::SegmentSummary>,
     pub active_base_offset: i64,
     pub log_start_offset: i64,
     pub log_end_offset: i64,

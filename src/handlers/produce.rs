@@ -16,8 +16,10 @@ use kafka_protocol::ResponseError;
 use crate::broker::partition::Partition;
 use crate::coordinator::txn::TransactionCoordinator;
 use crate::handlers::{decode, malformed, ready, Pending, Reply, Request};
-use crate::record::batch::{self as batch, RecordError, TimestampType, ValidationConfig};
+use crate::record::batch;
 use crate::record::compression;
+use crate::record::validator::{self, TimestampType, ValidationConfig};
+use crate::record::RecordError;
 use crate::util::now_ms;
 
 fn partition_error(
@@ -108,7 +110,7 @@ fn append_partition(
         compacted: settings.compacted,
         single_batch: true,
     };
-    let validated = batch::validate_produce_records(&records, now, &vcfg).map_err(|e| {
+    let validated = validator::validate_produce_records(&records, now, &vcfg).map_err(|e| {
         tracing::debug!(topic = %partition.topic, partition = index, error = %e, "rejected produce batch");
         Box::new(record_error_response(index, &e, version))
     })?;
@@ -138,7 +140,7 @@ fn append_partition(
             .any(|b| b.header.compression() != target)
         {
             let budget = compression::decompression_budget(vcfg.max_message_bytes);
-            buf = batch::recompress_batch(&buf, target, budget)
+            buf = validator::recompress_batch(&buf, target, budget)
                 .map_err(|e| Box::new(record_error_response(index, &e, version)))?;
             if buf.len() > vcfg.max_message_bytes {
                 let e = RecordError::MessageTooLarge {

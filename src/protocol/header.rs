@@ -115,6 +115,9 @@ pub fn parse_request_header(frame: &[u8]) -> Result<RequestHeader, HeaderError> 
     })
 }
 
+/// Unsigned varint of the flexible protocol versions (tagged fields here).
+/// Not the record format's zig-zag varints (`record::varint`), and the
+/// protocol (layer 0) cannot use `record` (layer 1) anyway.
 fn read_uvarint(buf: &[u8], pos: &mut usize) -> Option<u32> {
     let mut value: u32 = 0;
     for i in 0..5 {

@@ -1,7 +1,11 @@
 //! Zig-zag varint / varlong codec used inside record batch v2 records
-//! (same encoding as protobuf `sint32`/`sint64`). Readers are bounds-checked
-//! and return `None` on truncation or over-long encodings instead of panicking,
-//! because the input comes straight off the network or the disk.
+//! (same encoding as protobuf `sint32`/`sint64`; Kafka's
+//! `ByteUtils.readVarint`/`readVarlong`): the one reader and writer of the
+//! record format, used by `default_record`, `builder` and the cleaner.
+//! Readers are bounds-checked and return `None` on truncation or over-long
+//! encodings instead of panicking, because the input comes straight off the
+//! network or the disk. The request protocol's unsigned varints (compact
+//! strings, tagged fields) are a different encoding and live in `protocol`.
 
 /// Reads an unsigned LEB128 value of at most `max_bytes` bytes.
 fn read_unsigned(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Option<u64> {
@@ -20,15 +24,30 @@ fn read_unsigned(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Option<u64> {
 }
 
 /// Reads a zig-zag encoded 32-bit varint (max 5 bytes, as Kafka enforces).
+/// Inlined with a one-byte fast path: record fields (attributes aside) are
+/// mostly one-byte varints, and every record walk reads several.
+#[inline(always)]
 pub fn read_varint(buf: &[u8], pos: &mut usize) -> Option<i32> {
-    let raw = read_unsigned(buf, pos, 5)?;
-    let raw = u32::try_from(raw).ok()?;
+    let raw = match buf.get(*pos) {
+        Some(&b) if b < 0x80 => {
+            *pos += 1;
+            u32::from(b)
+        }
+        _ => u32::try_from(read_unsigned(buf, pos, 5)?).ok()?,
+    };
     Some(((raw >> 1) as i32) ^ -((raw & 1) as i32))
 }
 
 /// Reads a zig-zag encoded 64-bit varlong (max 10 bytes).
+#[inline(always)]
 pub fn read_varlong(buf: &[u8], pos: &mut usize) -> Option<i64> {
-    let raw = read_unsigned(buf, pos, 10)?;
+    let raw = match buf.get(*pos) {
+        Some(&b) if b < 0x80 => {
+            *pos += 1;
+            u64::from(b)
+        }
+        _ => read_unsigned(buf, pos, 10)?,
+    };
     Some(((raw >> 1) as i64) ^ -((raw & 1) as i64))
 }
 

@@ -1,6 +1,9 @@
 //! Kafka's on-disk log for one partition: segment files (`.log`), the sparse
 //! OffsetIndex (`.index`) and TimeIndex (`.timeindex`), LogSegment, and the
-//! Log that owns a partition directory (Kafka's UnifiedLog + LocalLog).
+//! Log that owns a partition directory (Kafka's UnifiedLog + LocalLog); the
+//! crash-safe segment swap (`swap`), producer state, the transaction index,
+//! retention decisions and the cleaner, which uses the log and never the
+//! other way round.
 
 pub mod cleaner;
 pub mod config;
@@ -11,6 +14,7 @@ pub mod offset_index;
 pub mod producer_state;
 pub mod retention;
 pub mod segment;
+pub mod swap;
 pub mod time_index;
 pub mod txn_index;
 

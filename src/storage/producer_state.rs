@@ -14,31 +14,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::record::batch::{iter_batches, BatchHeader};
-use crate::record::varint::{read_varint, read_varlong};
+use crate::record::control::EndTransactionMarker;
 use crate::storage::error::StorageError;
 use crate::storage::log::Log;
 use crate::storage::txn_index::AbortedTxn;
-
-/// Control record types (the key's second field).
-pub const CONTROL_ABORT: i16 = 0;
-pub const CONTROL_COMMIT: i16 = 1;
-
-/// The type of the marker in a control batch: its single record's key is
-/// (version i16, type i16). Control batches are never compressed.
-pub fn control_record_type(batch: &[u8]) -> Option<i16> {
-    let records = batch.get(crate::record::batch::RECORD_BATCH_OVERHEAD..)?;
-    let mut pos = 0;
-    read_varint(records, &mut pos)?; // record length
-    pos += 1; // attributes
-    read_varlong(records, &mut pos)?; // timestamp delta
-    read_varint(records, &mut pos)?; // offset delta
-    let key_len = read_varint(records, &mut pos)?;
-    if key_len < 4 {
-        return None;
-    }
-    let key = records.get(pos..pos + 4)?;
-    Some(i16::from_be_bytes([key[2], key[3]]))
-}
 
 /// Kafka keeps the metadata of this many recent batches per producer.
 pub const NUM_BATCHES_TO_RETAIN: usize = 5;
@@ -276,11 +255,16 @@ impl ProducerStateManager {
             for (pos, h) in iter_batches(&bytes) {
                 if h.producer_id >= 0 && h.last_offset() >= offset {
                     if h.is_control() {
-                        if let Some(kind) = control_record_type(&bytes[pos..pos + h.total_size()]) {
-                            if let Some(aborted) =
-                                self.apply_control(&h, kind == CONTROL_COMMIT, -1)
-                            {
-                                self.replayed_aborts.push(aborted);
+                        match EndTransactionMarker::from_batch(&bytes[pos..pos + h.total_size()]) {
+                            Ok(m) => {
+                                if let Some(aborted) =
+                                    self.apply_control(&h, m.commit, m.coordinator_epoch)
+                                {
+                                    self.replayed_aborts.push(aborted);
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(dir = %self.dir.display(), offset = h.base_offset, error = %e, "skipping a control batch that holds no transaction marker");
                             }
                         }
                     } else {
@@ -629,6 +613,7 @@ fn decode_snapshot(data: &[u8]) -> Result<Vec<ProducerStateEntry>, String> {
 mod tests {
     use super::*;
     use crate::record::builder::BatchBuilder;
+    use crate::record::control::EndTransactionMarker;
     use crate::storage::LogConfig;
 
     fn header(pid: i64, epoch: i16, seq: i32, count: i32, base_offset: i64) -> BatchHeader {
@@ -782,6 +767,51 @@ mod tests {
         assert!(
             matches!(m.check(&retry), Ok(ProducerCheck::Duplicate(meta)) if meta.first_offset == 2)
         );
+    }
+
+    #[test]
+    fn replayed_markers_keep_their_coordinator_epoch() {
+        // The replay used to pass -1 for every marker, so DescribeProducers
+        // lost the coordinator epoch of markers written after the last
+        // snapshot when the broker restarted.
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), LogConfig::default(), false).unwrap();
+        let now = crate::util::now_ms();
+        let txn = |log: &mut Log, marker: Option<EndTransactionMarker>| {
+            let b = BatchBuilder::new(now)
+                .producer(5, 2, -1)
+                .transactional(true);
+            let mut b = match marker {
+                None => b.push(None, Some(b"x"), &[], now).build(),
+                Some(m) => b
+                    .control(true)
+                    .push(Some(&m.key()), Some(&m.value()), &[], now)
+                    .build(),
+            };
+            log.append(&mut b, now).unwrap();
+        };
+        txn(&mut log, None);
+        txn(&mut log, Some(EndTransactionMarker::new(false, 3)));
+        txn(&mut log, None);
+        // A control batch that is not a transaction marker is skipped.
+        let mut other = BatchBuilder::new(now)
+            .producer(5, 2, -1)
+            .transactional(true)
+            .control(true)
+            .push(Some(&[0, 0, 0, 42]), Some(b"?"), &[], now)
+            .build();
+        log.append(&mut other, now).unwrap();
+        txn(&mut log, Some(EndTransactionMarker::new(true, 4)));
+        let mut m = ProducerStateManager::load(dir.path(), &log, 86_400_000, now).unwrap();
+        let p = &m.producers[&5];
+        assert_eq!((p.epoch, p.coordinator_epoch), (2, 4));
+        assert_eq!(
+            p.current_txn_first_offset, None,
+            "committed by the last marker"
+        );
+        let aborts = m.take_replayed_aborts();
+        assert_eq!(aborts.len(), 1);
+        assert_eq!((aborts[0].first_offset, aborts[0].last_offset), (0, 1));
     }
 
     #[test]

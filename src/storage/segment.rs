@@ -3,6 +3,8 @@
 //! `pread`. Index entries are added per batch every `index.interval.bytes`
 //! of log data (Kafka 4's per-batch rule), the TimeIndex tracking the
 //! segment's max timestamp so far and the last offset of the batch holding it.
+//! Opening an existing segment and the recovery scan are in
+//! `segment/recovery.rs`.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -14,7 +16,7 @@ use tracing::{debug, warn};
 
 use crate::record::batch::{MIN_BATCH_LENGTH, NO_TIMESTAMP};
 use crate::record::{
-    iter_batches, record_timestamps, verify_crc, BatchHeader, RecordTimestamps, LOG_OVERHEAD,
+    iter_batches, record_timestamps, BatchHeader, RecordTimestamps, LOG_OVERHEAD,
     RECORD_BATCH_OVERHEAD,
 };
 
@@ -32,8 +34,13 @@ pub fn segment_file_name(base_offset: i64, suffix: &str) -> String {
     format!("{base_offset:020}{suffix}")
 }
 
-/// Bytes read per syscall while recovering a segment.
-const RECOVERY_CHUNK: usize = 1 << 20;
+/// Parses the base offset of a file name's stem: `00000000000000000042` is 42.
+pub fn parse_base_offset(stem: &str) -> Option<i64> {
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
 
 /// A contiguous run of whole batches inside a segment file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,32 +87,6 @@ fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> Sto
     move |e| StorageError::io(path, op, e)
 }
 
-/// Buffered positional reader for the recovery scan: one large pread per
-/// chunk instead of two small ones per batch.
-struct ChunkReader<'a> {
-    file: &'a File,
-    path: &'a Path,
-    buf: Vec<u8>,
-    start: u64,
-}
-
-impl<'a> ChunkReader<'a> {
-    /// Caller guarantees `pos + n` is within the file.
-    fn get(&mut self, pos: u64, n: usize, file_len: u64) -> Result<&[u8], StorageError> {
-        let have_end = self.start + self.buf.len() as u64;
-        if !(pos >= self.start && pos + n as u64 <= have_end) {
-            let want = n.max(RECOVERY_CHUNK).min((file_len - pos) as usize);
-            self.buf.resize(want, 0);
-            self.file
-                .read_exact_at(&mut self.buf, pos)
-                .map_err(io_err(self.path, "read segment during recovery"))?;
-            self.start = pos;
-        }
-        let off = (pos - self.start) as usize;
-        Ok(&self.buf[off..off + n])
-    }
-}
-
 impl LogSegment {
     fn paths(dir: &Path, base_offset: i64) -> (PathBuf, PathBuf, PathBuf) {
         (
@@ -113,6 +94,28 @@ impl LogSegment {
             dir.join(segment_file_name(base_offset, INDEX_FILE_SUFFIX)),
             dir.join(segment_file_name(base_offset, TIME_INDEX_FILE_SUFFIX)),
         )
+    }
+
+    /// Opens a segment's `.log` file for reading and writing (creating it if
+    /// `create`); returns it with its length.
+    fn open_log_file(log_path: &Path, create: bool) -> Result<(File, u64), StorageError> {
+        let op = if create {
+            "create segment"
+        } else {
+            "open segment"
+        };
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .open(log_path)
+            .map_err(io_err(log_path, op))?;
+        let len = log
+            .metadata()
+            .map_err(io_err(log_path, "stat segment"))?
+            .len();
+        Ok((log, len))
     }
 
     /// Creates a new, empty segment. Refuses to clobber a non-empty `.log`.
@@ -123,17 +126,7 @@ impl LogSegment {
         now_ms: i64,
     ) -> Result<Self, StorageError> {
         let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&log_path)
-            .map_err(io_err(&log_path, "create segment"))?;
-        let len = log
-            .metadata()
-            .map_err(io_err(&log_path, "stat segment"))?
-            .len();
+        let (log, len) = Self::open_log_file(&log_path, true)?;
         if len > 0 {
             return Err(StorageError::InvalidRecords {
                 path: Some(log_path),
@@ -141,70 +134,34 @@ impl LogSegment {
                 reason: format!("refusing to create a segment over an existing {len}-byte file"),
             });
         }
-        Ok(LogSegment {
+        let indexes = (
+            OffsetIndex::create(&index_path, base_offset, config.segment_index_bytes)?,
+            TimeIndex::create(&time_path, base_offset, config.segment_index_bytes)?,
+        );
+        Ok(Self::assemble(
             base_offset,
             log_path,
-            log: Arc::new(log),
-            size: 0,
-            offset_index: OffsetIndex::create(
-                &index_path,
-                base_offset,
-                config.segment_index_bytes,
-            )?,
-            time_index: TimeIndex::create(&time_path, base_offset, config.segment_index_bytes)?,
-            index_interval_bytes: u64::from(config.index_interval_bytes),
-            max_index_bytes: config.segment_index_bytes,
-            bytes_since_last_index_entry: 0,
-            max_timestamp_so_far: NO_TIMESTAMP,
-            offset_of_max_timestamp_so_far: base_offset,
-            next_offset: base_offset,
-            rolling_based_timestamp: None,
-            created_ms: now_ms,
-            writeback_started: 0,
-        })
+            log,
+            0,
+            indexes,
+            config,
+            now_ms,
+        ))
     }
 
-    /// Opens an existing segment. Indexes that are missing or fail the
-    /// sanity check, or a tail that does not parse, trigger a full
-    /// [`recover`](Self::recover): an index is never trusted blindly.
-    pub fn open(
-        dir: &Path,
+    /// A segment over an opened `.log` file of `size` bytes and its
+    /// indexes, knowing nothing of its batches yet (appends, or the loader,
+    /// fill in offsets and timestamps).
+    fn assemble(
         base_offset: i64,
+        log_path: PathBuf,
+        log: File,
+        size: u64,
+        (offset_index, time_index): (OffsetIndex, TimeIndex),
         config: &LogConfig,
         now_ms: i64,
-    ) -> Result<Self, StorageError> {
-        let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&log_path)
-            .map_err(io_err(&log_path, "open segment"))?;
-        let size = log
-            .metadata()
-            .map_err(io_err(&log_path, "stat segment"))?
-            .len();
-        let mut rebuild = !index_path.exists() || !time_path.exists();
-        let offset_index =
-            match OffsetIndex::open(&index_path, base_offset, config.segment_index_bytes) {
-                Ok(i) => i,
-                Err(StorageError::CorruptIndex { reason, .. }) => {
-                    warn!(path = %index_path.display(), %reason, "rebuilding corrupt offset index");
-                    rebuild = true;
-                    OffsetIndex::create(&index_path, base_offset, config.segment_index_bytes)?
-                }
-                Err(e) => return Err(e),
-            };
-        let time_index = match TimeIndex::open(&time_path, base_offset, config.segment_index_bytes)
-        {
-            Ok(i) => i,
-            Err(StorageError::CorruptIndex { reason, .. }) => {
-                warn!(path = %time_path.display(), %reason, "rebuilding corrupt time index");
-                rebuild = true;
-                TimeIndex::create(&time_path, base_offset, config.segment_index_bytes)?
-            }
-            Err(e) => return Err(e),
-        };
-        let mut seg = LogSegment {
+    ) -> LogSegment {
+        LogSegment {
             base_offset,
             log_path,
             log: Arc::new(log),
@@ -220,73 +177,7 @@ impl LogSegment {
             rolling_based_timestamp: None,
             created_ms: now_ms,
             writeback_started: 0,
-        };
-        if !rebuild {
-            match seg.load_from_indexes() {
-                Ok(true) => {}
-                Ok(false) => rebuild = true,
-                Err(StorageError::CorruptIndex { path, reason }) => {
-                    warn!(path = %path.display(), %reason, "index failed sanity check; rebuilding");
-                    rebuild = true;
-                }
-                Err(e) => return Err(e),
-            }
         }
-        if rebuild {
-            let truncated = seg.recover()?;
-            debug!(segment = %seg.log_path.display(), truncated, "rebuilt segment indexes");
-        }
-        Ok(seg)
-    }
-
-    /// Trusting-but-checking load: sanity-check the indexes and scan only
-    /// the batches after the last OffsetIndex entry to learn the next offset
-    /// and max timestamp. Returns false if the tail does not parse cleanly.
-    fn load_from_indexes(&mut self) -> Result<bool, StorageError> {
-        self.offset_index.sanity_check(self.size)?;
-        let last = self.offset_index.last_entry();
-        let start = last.map_or(0, |e| u64::from(e.position));
-        let t = self.time_index.last_entry();
-        if self.time_index.entries() > 0 {
-            self.max_timestamp_so_far = t.timestamp;
-            self.offset_of_max_timestamp_so_far = t.offset;
-        }
-        let mut pos = start;
-        let mut first = true;
-        while pos < self.size {
-            let Some(h) = self.try_read_header(pos)? else {
-                return Ok(false);
-            };
-            if first {
-                if let Some(e) = last {
-                    // An index entry names the last offset of the batch at its position.
-                    if h.last_offset() != e.offset {
-                        return Err(StorageError::CorruptIndex {
-                            path: self.offset_index.path().to_path_buf(),
-                            reason: format!(
-                                "entry {e:?} does not match batch ending at {}",
-                                h.last_offset()
-                            ),
-                        });
-                    }
-                }
-                first = false;
-            }
-            if h.max_timestamp > self.max_timestamp_so_far {
-                self.max_timestamp_so_far = h.max_timestamp;
-                self.offset_of_max_timestamp_so_far = h.last_offset();
-            }
-            self.next_offset = h.next_offset();
-            pos += h.total_size() as u64;
-        }
-        self.time_index.sanity_check(self.next_offset)?;
-        self.bytes_since_last_index_entry = self.size - start;
-        if self.size >= RECORD_BATCH_OVERHEAD as u64 {
-            if let Some(h) = self.try_read_header(0)? {
-                self.rolling_based_timestamp = Some(h.max_timestamp);
-            }
-        }
-        Ok(true)
     }
 
     /// Reads and sanity-checks the header at `pos`; `None` if the bytes
@@ -326,86 +217,6 @@ impl LogSegment {
             .read_exact_at(&mut buf, pos)
             .map_err(io_err(&self.log_path, "read batch"))?;
         Ok(buf)
-    }
-
-    /// Scans every batch from position 0 (size sanity, magic 2, CRC-32C,
-    /// offsets increasing), rebuilds both indexes, and truncates the file at
-    /// the first invalid batch. Returns the number of bytes truncated.
-    pub fn recover(&mut self) -> Result<u64, StorageError> {
-        self.offset_index.resize(self.max_index_bytes)?;
-        self.offset_index.reset()?;
-        self.time_index.resize(self.max_index_bytes)?;
-        self.time_index.reset()?;
-        self.max_timestamp_so_far = NO_TIMESTAMP;
-        self.offset_of_max_timestamp_so_far = self.base_offset;
-        self.next_offset = self.base_offset;
-        self.bytes_since_last_index_entry = 0;
-        self.rolling_based_timestamp = None;
-
-        let file_len = self
-            .log
-            .metadata()
-            .map_err(io_err(&self.log_path, "stat segment"))?
-            .len();
-        let log = Arc::clone(&self.log);
-        let log_path = self.log_path.clone();
-        let mut reader = ChunkReader {
-            file: &log,
-            path: &log_path,
-            buf: Vec::new(),
-            start: 0,
-        };
-        let mut pos = 0u64;
-        loop {
-            let remaining = file_len - pos;
-            if remaining < RECORD_BATCH_OVERHEAD as u64 {
-                if remaining > 0 {
-                    warn!(segment = %self.log_path.display(), pos, remaining, "partial batch header at end of segment");
-                }
-                break;
-            }
-            let h = BatchHeader::parse(reader.get(pos, RECORD_BATCH_OVERHEAD, file_len)?)?;
-            let total = h.total_size() as u64;
-            let plausible = h.batch_length >= MIN_BATCH_LENGTH
-                && h.magic == 2
-                && total <= remaining
-                && h.last_offset_delta >= 0
-                && h.base_offset >= self.next_offset
-                && h.last_offset()
-                    .checked_sub(self.base_offset)
-                    .is_some_and(|d| (0..=i64::from(i32::MAX)).contains(&d));
-            if !plausible {
-                warn!(segment = %self.log_path.display(), pos, ?h, "invalid batch header during recovery");
-                break;
-            }
-            if !verify_crc(reader.get(pos, total as usize, file_len)?) {
-                warn!(segment = %self.log_path.display(), pos, offset = h.base_offset, "CRC mismatch during recovery");
-                break;
-            }
-            if h.max_timestamp > self.max_timestamp_so_far {
-                self.max_timestamp_so_far = h.max_timestamp;
-                self.offset_of_max_timestamp_so_far = h.last_offset();
-            }
-            if self.bytes_since_last_index_entry > self.index_interval_bytes {
-                self.add_index_entries(h.last_offset(), pos);
-            }
-            if self.rolling_based_timestamp.is_none() {
-                self.rolling_based_timestamp = Some(h.max_timestamp);
-            }
-            self.bytes_since_last_index_entry += total;
-            self.next_offset = h.next_offset();
-            pos += total;
-        }
-        drop(reader);
-        let truncated = file_len - pos;
-        if truncated > 0 {
-            warn!(segment = %self.log_path.display(), valid_bytes = pos, truncated, "truncating invalid bytes at end of segment");
-            self.log
-                .set_len(pos)
-                .map_err(io_err(&self.log_path, "truncate segment"))?;
-        }
-        self.size = pos;
-        Ok(truncated)
     }
 
     /// Index maintenance never fails an append: a full index only makes
@@ -794,119 +605,6 @@ impl LogSegment {
     }
 }
 
+mod recovery;
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::record::{assign_offsets, BatchBuilder};
-
-    fn cfg() -> LogConfig {
-        LogConfig {
-            index_interval_bytes: 100,
-            segment_index_bytes: 4096,
-            ..LogConfig::default()
-        }
-    }
-
-    fn append_batches(seg: &mut LogSegment, n: usize, records_per: usize, ts0: i64) {
-        for i in 0..n {
-            let mut b = BatchBuilder::new(ts0);
-            for r in 0..records_per {
-                b = b.push(
-                    Some(b"key"),
-                    Some(&[7u8; 40]),
-                    &[],
-                    ts0 + (i * records_per + r) as i64,
-                );
-            }
-            let mut bytes = b.build();
-            let last = assign_offsets(&mut bytes, seg.next_offset()).unwrap();
-            seg.append(last, &bytes).unwrap();
-        }
-    }
-
-    #[test]
-    fn append_translate_read_and_timestamps() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut seg = LogSegment::create(dir.path(), 10, &cfg(), 0).unwrap();
-        append_batches(&mut seg, 20, 3, 1000);
-        assert_eq!(seg.next_offset(), 70);
-        assert!(seg.offset_index().entries() > 3);
-        assert!(seg.time_index().entries() > 3);
-        let (pos, h) = seg.translate_offset(35, 0).unwrap().unwrap();
-        assert_eq!(h.base_offset, 34);
-        assert!(pos > 0);
-        assert!(seg.translate_offset(70, 0).unwrap().is_none());
-        let r = seg.read(35, 1, seg.size(), true).unwrap().unwrap();
-        assert_eq!(
-            (r.position, r.len, r.first_offset),
-            (pos, h.total_size(), 34)
-        );
-        let r = seg.read(35, 1, seg.size(), false).unwrap().unwrap();
-        assert_eq!(r.len, 0);
-        let t = seg
-            .find_offset_by_timestamp(1000 + 25, 10)
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            t,
-            TimestampOffset {
-                timestamp: 1025,
-                offset: 35
-            }
-        );
-        assert!(seg.find_offset_by_timestamp(5000, 10).unwrap().is_none());
-        let m = seg.max_timestamp_and_offset().unwrap().unwrap();
-        assert_eq!(
-            m,
-            TimestampOffset {
-                timestamp: 1059,
-                offset: 69
-            }
-        );
-    }
-
-    #[test]
-    fn reopen_after_close_and_rebuild_on_missing_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut seg = LogSegment::create(dir.path(), 0, &cfg(), 0).unwrap();
-        append_batches(&mut seg, 10, 2, 500);
-        let entries = seg.offset_index().entries();
-        seg.close().unwrap();
-        drop(seg);
-        let seg = LogSegment::open(dir.path(), 0, &cfg(), 0).unwrap();
-        assert_eq!(seg.next_offset(), 20);
-        assert_eq!(seg.max_timestamp_so_far(), 519);
-        assert_eq!(seg.offset_index().entries(), entries);
-        drop(seg);
-        std::fs::remove_file(dir.path().join(segment_file_name(0, INDEX_FILE_SUFFIX))).unwrap();
-        let seg = LogSegment::open(dir.path(), 0, &cfg(), 0).unwrap();
-        assert_eq!(seg.next_offset(), 20);
-        assert_eq!(seg.offset_index().entries(), entries);
-    }
-
-    #[test]
-    fn should_roll_rules() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = LogConfig {
-            segment_bytes: 1000,
-            segment_ms: 100,
-            ..cfg()
-        };
-        let mut seg = LogSegment::create(dir.path(), 0, &c, 0).unwrap();
-        assert!(
-            !seg.should_roll(&c, 5000, 0, 0, 1_000_000),
-            "empty segment never rolls by time/size"
-        );
-        append_batches(&mut seg, 1, 1, 1000);
-        assert!(!seg.should_roll(&c, 10, 1050, 1, 0));
-        assert!(
-            seg.should_roll(&c, 10, 1101, 1, 0),
-            "segment.ms by timestamps"
-        );
-        assert!(seg.should_roll(&c, 1000, 1000, 1, 0), "segment.bytes");
-        assert!(
-            seg.should_roll(&c, 10, 1000, i64::from(i32::MAX) + 1, 0),
-            "offset overflow"
-        );
-    }
-}
+mod tests;

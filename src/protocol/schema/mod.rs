@@ -223,7 +223,9 @@ impl Walker<'_> {
 
     /// Unsigned varint of at most 5 bytes. Bits beyond 32 in the fifth byte are
     /// dropped, matching both Kafka and `kafka-protocol`, so all three agree on
-    /// the value.
+    /// the value. This is the protocol's unsigned encoding (compact lengths,
+    /// tagged fields), not the record format's zig-zag varints
+    /// (`record::varint`), which the protocol (layer 0) cannot use anyway.
     fn read_uvarint(&mut self, name: &str) -> Result<u32, SchemaError> {
         let mut value: u32 = 0;
         for i in 0..5 {
