@@ -6,9 +6,9 @@
 //! coordinators.
 
 use crate::broker::partition::Partition;
-use crate::coordinator::group::record_serde;
 use crate::record::batch::{self, BatchHeader};
 use crate::record::compression::decompression_budget;
+use crate::record::control::EndTransactionMarker;
 
 /// How much is read from the log at once while loading.
 const READ_CHUNK: usize = 8 << 20;
@@ -46,6 +46,17 @@ pub fn replay(p: &Partition, mut apply: impl FnMut(LoadedBatch<'_>)) -> anyhow::
         for (at, h) in batch::iter_batches(&bytes) {
             next = next.max(h.next_offset());
             let whole = &bytes[at..at + h.total_size()];
+            if h.is_control() {
+                // A COMMIT/ABORT marker; other control records concern
+                // no coordinator.
+                if let Ok(marker) = EndTransactionMarker::from_batch(whole) {
+                    apply(LoadedBatch::Marker {
+                        producer_id: h.producer_id,
+                        commit: marker.commit,
+                    });
+                }
+                continue;
+            }
             let section = match batch::batch_records(whole, budget) {
                 Ok(s) => s,
                 Err(e) => {
@@ -53,18 +64,6 @@ pub fn replay(p: &Partition, mut apply: impl FnMut(LoadedBatch<'_>)) -> anyhow::
                     continue;
                 }
             };
-            if h.is_control() {
-                let commit = record_serde::records(&section, h.records_count)
-                    .next()
-                    .and_then(|r| r.key.and_then(record_serde::control_commit));
-                if let Some(commit) = commit {
-                    apply(LoadedBatch::Marker {
-                        producer_id: h.producer_id,
-                        commit,
-                    });
-                }
-                continue;
-            }
             apply(LoadedBatch::Records {
                 header: &h,
                 section: &section,

@@ -9,11 +9,12 @@ use super::classic_group::ClassicGroup;
 use super::group_metadata_manager::GroupMetadataManager;
 use super::offset_metadata_manager::OffsetMetadataManager;
 use super::offsets::GroupOffsets;
-use super::record_serde::{self, CoordinatorKey, GroupValue, RawRecord};
+use super::record_serde::{self, CoordinatorKey, GroupValue};
 use super::timers::Timer;
 use crate::broker::topics::Topic;
 use crate::coordinator::loader::{self, LoadedBatch};
 use crate::record::batch::BatchHeader;
+use crate::record::{records, Record};
 
 /// What replaying the log has built so far.
 #[derive(Default)]
@@ -36,12 +37,13 @@ impl GroupLoader {
                     commit,
                 } => l.replay_marker(p.index, num_partitions, producer_id, commit),
                 LoadedBatch::Records { header, section } => {
-                    let mut it = record_serde::records(section, header.records_count);
-                    for r in it.by_ref() {
-                        l.replay_record(header, r);
-                    }
-                    if let Some(e) = it.error {
-                        tracing::warn!(partition = p.index, offset = header.base_offset, error = %e, "malformed record in __consumer_offsets");
+                    for r in records(section, header.records_count) {
+                        match r {
+                            Ok(r) => l.replay_record(header, &r),
+                            Err(e) => {
+                                tracing::warn!(partition = p.index, offset = header.base_offset, error = %e, "malformed record in __consumer_offsets");
+                            }
+                        }
                     }
                 }
             })?;
@@ -68,7 +70,7 @@ impl GroupLoader {
     }
 
     /// One record of a data batch.
-    fn replay_record(&mut self, h: &BatchHeader, r: RawRecord<'_>) {
+    fn replay_record(&mut self, h: &BatchHeader, r: &Record<'_>) {
         self.records += 1;
         let Some(key) = r.key else { return };
         match record_serde::decode_key(key) {

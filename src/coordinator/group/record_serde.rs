@@ -18,7 +18,6 @@ use bytes::Bytes;
 
 pub use crate::protocol::fields::{DecodeError, FieldTooLong};
 use crate::protocol::fields::{FieldReader, FieldWriter};
-use crate::record::varint::{read_varint, read_varlong};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -240,104 +239,6 @@ pub fn decode_group_value(value: &[u8]) -> Result<GroupValue, DecodeError> {
         current_state_timestamp,
         members,
     })
-}
-
-/// A control record's type (its key: version i16, type i16): Some(true)
-/// for a COMMIT marker, Some(false) for ABORT, None for anything else.
-pub fn control_commit(key: &[u8]) -> Option<bool> {
-    if key.len() < 4 {
-        return None;
-    }
-    match i16::from_be_bytes([key[2], key[3]]) {
-        0 => Some(false),
-        1 => Some(true),
-        _ => None,
-    }
-}
-
-/// Key and value of one record of an uncompressed v2 records section.
-pub struct RawRecord<'a> {
-    /// Offset relative to the batch's base offset.
-    pub offset_delta: i32,
-    pub key: Option<&'a [u8]>,
-    pub value: Option<&'a [u8]>,
-}
-
-/// Iterates the records of a (decompressed) v2 records section. Stops at
-/// the first malformed record, reporting it through `error`.
-pub struct RecordIter<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    remaining: i32,
-    pub error: Option<DecodeError>,
-}
-
-pub fn records(section: &[u8], count: i32) -> RecordIter<'_> {
-    RecordIter {
-        buf: section,
-        pos: 0,
-        remaining: count,
-        error: None,
-    }
-}
-
-impl<'a> RecordIter<'a> {
-    fn parse_one(&mut self) -> Result<RawRecord<'a>, DecodeError> {
-        let bad = |what: &str| DecodeError(format!("malformed record: {what}"));
-        let len = read_varint(self.buf, &mut self.pos).ok_or_else(|| bad("length"))?;
-        let start = self.pos;
-        let end = usize::try_from(len)
-            .ok()
-            .and_then(|l| start.checked_add(l))
-            .filter(|e| *e <= self.buf.len())
-            .ok_or_else(|| bad("length beyond the batch"))?;
-        let rec = &self.buf[..end];
-        let mut p = start;
-        if p >= end {
-            return Err(bad("empty record"));
-        }
-        p += 1; // attributes
-        read_varlong(rec, &mut p).ok_or_else(|| bad("timestamp delta"))?;
-        let offset_delta = read_varint(rec, &mut p).ok_or_else(|| bad("offset delta"))?;
-        let field = |p: &mut usize| -> Result<Option<&'a [u8]>, DecodeError> {
-            let n = read_varint(rec, p).ok_or_else(|| bad("field length"))?;
-            if n < 0 {
-                return Ok(None);
-            }
-            let e = p
-                .checked_add(n as usize)
-                .filter(|e| *e <= end)
-                .ok_or_else(|| bad("field beyond the record"))?;
-            let s = &self.buf[*p..e];
-            *p = e;
-            Ok(Some(s))
-        };
-        let key = field(&mut p)?;
-        let value = field(&mut p)?;
-        self.pos = end;
-        Ok(RawRecord {
-            offset_delta,
-            key,
-            value,
-        })
-    }
-}
-
-impl<'a> Iterator for RecordIter<'a> {
-    type Item = RawRecord<'a>;
-    fn next(&mut self) -> Option<RawRecord<'a>> {
-        if self.remaining <= 0 || self.error.is_some() {
-            return None;
-        }
-        self.remaining -= 1;
-        match self.parse_one() {
-            Ok(r) => Some(r),
-            Err(e) => {
-                self.error = Some(e);
-                None
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -23,12 +23,12 @@ use tokio::time::Instant;
 use crate::broker::producer_ids::ProducerIdManager;
 use crate::broker::topics::Topic;
 use crate::config::BrokerConfig;
-use crate::coordinator::group::record_serde::records;
 use crate::coordinator::loader::{self, LoadedBatch};
 use crate::coordinator::partition_for;
 use crate::coordinator::txn::marker_channel::{TxnMarkerWriter, TxnMarkers};
 use crate::coordinator::txn::transaction_log::{self, TxnValue};
 use crate::coordinator::txn::TxnState;
+use crate::record::records;
 use crate::util::now_ms;
 use crate::util::shutdown::ShutdownSignal;
 
@@ -173,6 +173,13 @@ impl TransactionCoordinator {
                     return;
                 };
                 for r in records(section, header.records_count) {
+                    let r = match r {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::warn!(partition = p.index, offset = header.base_offset, error = %e, "malformed record in __transaction_state");
+                            break;
+                        }
+                    };
                     let Some(id) = r.key.and_then(transaction_log::decode_key) else {
                         continue;
                     };
