@@ -7,11 +7,11 @@
 mod common;
 
 use bytes::Bytes;
+use common::configs::*;
 use common::*;
 use kafka_protocol::messages::alter_client_quotas_request::{
     EntityData as AqEntity, EntryData as AqEntry, OpData,
 };
-use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
 };
@@ -24,9 +24,6 @@ use kafka_protocol::messages::delete_records_request::{
 };
 use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
-};
 use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -58,13 +55,6 @@ const ELECTION_NOT_NEEDED: i16 = 84;
 const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
 const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
 const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
-
-const TOPIC: i8 = 2;
-const BROKER: i8 = 4;
-const SET: i8 = 0;
-const DELETE: i8 = 1;
-const APPEND: i8 = 2;
-const SUBTRACT: i8 = 3;
 
 /// kastle's default node.id.
 const NODE: i32 = 1;
@@ -130,99 +120,6 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-fn describe(
-    c: &mut Client,
-    version: i16,
-    resource_type: i8,
-    name: &str,
-    keys: Option<&[&str]>,
-) -> DescribeConfigsResult {
-    let req = DescribeConfigsRequest::default()
-        .with_include_synonyms(true)
-        .with_include_documentation(version >= 3)
-        .with_resources(vec![DescribeConfigsResource::default()
-            .with_resource_type(resource_type)
-            .with_resource_name(sb(name))
-            .with_configuration_keys(
-                keys.map(|ks| ks.iter().map(|k| sb(k)).collect()),
-            )]);
-    let mut r = c.call(version, &req);
-    assert_eq!(r.results.len(), 1);
-    r.results.remove(0)
-}
-
-fn config<'a>(r: &'a DescribeConfigsResult, key: &str) -> &'a DescribeConfigsResourceResult {
-    r.configs
-        .iter()
-        .find(|c| c.name.as_str() == key)
-        .unwrap_or_else(|| panic!("{key} not described"))
-}
-
-fn value(c: &mut Client, topic: &str, key: &str) -> (Option<String>, i8) {
-    let r = describe(c, 4, TOPIC, topic, Some(&[key]));
-    assert_eq!(r.error_code, NONE);
-    let e = config(&r, key);
-    (e.value.as_ref().map(|v| v.to_string()), e.config_source)
-}
-
-/// IncrementalAlterConfigs of one resource: (error code, message).
-fn inc_alter(
-    c: &mut Client,
-    resource_type: i8,
-    name: &str,
-    ops: &[(&str, i8, Option<&str>)],
-    validate_only: bool,
-) -> (i16, Option<String>) {
-    let req = IncrementalAlterConfigsRequest::default()
-        .with_validate_only(validate_only)
-        .with_resources(vec![IncResource::default()
-            .with_resource_type(resource_type)
-            .with_resource_name(sb(name))
-            .with_configs(
-                ops.iter()
-                    .map(|(k, op, v)| {
-                        IncConfig::default()
-                            .with_name(sb(k))
-                            .with_config_operation(*op)
-                            .with_value(v.map(sb))
-                    })
-                    .collect(),
-            )]);
-    let r = c.call(1, &req);
-    let x = &r.responses[0];
-    (
-        x.error_code,
-        x.error_message.as_ref().map(|m| m.to_string()),
-    )
-}
-
-fn legacy_alter(
-    c: &mut Client,
-    resource_type: i8,
-    name: &str,
-    configs: &[(&str, Option<&str>)],
-) -> (i16, Option<String>) {
-    let req = AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
-        .with_resource_type(resource_type)
-        .with_resource_name(sb(name))
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    AlterableConfig::default()
-                        .with_name(sb(k))
-                        .with_value(v.map(sb))
-                })
-                .collect(),
-        )]);
-    let r = c.call(2, &req);
-    let x = &r.responses[0];
-    (
-        x.error_code,
-        x.error_message.as_ref().map(|m| m.to_string()),
-    )
-}
-
 // ---------------------------------------------------------------------------
 // DescribeConfigs
 // ---------------------------------------------------------------------------
@@ -248,13 +145,15 @@ fn describe_configs_topic_and_broker() {
         assert_eq!(ret.value.as_deref(), Some("1234"));
         assert_eq!(ret.config_source, 1, "DYNAMIC_TOPIC_CONFIG");
         assert!(!ret.read_only && !ret.is_sensitive);
-        // Synonyms: the topic override, then the broker's default.
-        assert_eq!(ret.synonyms[0].name.as_str(), "retention.ms");
-        assert_eq!(ret.synonyms[0].source, 1);
-        assert!(ret
+        // Synonyms: the topic override, then the chain of its broker
+        // synonym log.retention.ms, which is not set anywhere (Kafka leaves
+        // out log.retention.hours, a synonym of lower precedence).
+        let names: Vec<(&str, i8)> = ret
             .synonyms
             .iter()
-            .any(|s| s.name.as_str() == "log.retention.hours" && s.source == 5));
+            .map(|s| (s.name.as_str(), s.source))
+            .collect();
+        assert_eq!(names, vec![("retention.ms", 1)]);
         let mm = config(&r, "max.message.bytes");
         assert_eq!(mm.value.as_deref(), Some("1048588"));
         assert_eq!(mm.config_source, 5, "DEFAULT_CONFIG");
@@ -306,9 +205,12 @@ fn describe_configs_topic_and_broker() {
         Some(&["message.max.bytes"]),
     );
     assert_eq!(r.configs.len(), 1);
-    // Cluster default resource: no dynamic defaults exist.
+    // Cluster default resource: the min.insync.replicas a new Kafka 4.4
+    // cluster starts with (eligible leader replicas on).
     let r = describe(&mut c, 4, BROKER, "", None);
-    assert_eq!((r.error_code, r.configs.len()), (NONE, 0));
+    assert_eq!((r.error_code, r.configs.len()), (NONE, 1));
+    let mir = config(&r, "min.insync.replicas");
+    assert_eq!((mir.value.as_deref(), mir.config_source), (Some("1"), 3));
     let r = describe(&mut c, 4, BROKER, "7", None);
     assert_eq!(r.error_code, INVALID_REQUEST);
     assert!(r.error_message.unwrap().contains("Unexpected broker id"));
@@ -353,7 +255,7 @@ fn incremental_alter_configs_operations_and_errors() {
         NONE
     );
     assert_eq!(
-        value(&mut c, "ia", "retention.ms"),
+        described(&mut c, TOPIC, "ia", "retention.ms"),
         (Some("604800000".into()), 5)
     );
     assert_eq!(
@@ -368,7 +270,7 @@ fn incremental_alter_configs_operations_and_errors() {
         NONE
     );
     assert_eq!(
-        value(&mut c, "ia", "retention.ms"),
+        described(&mut c, TOPIC, "ia", "retention.ms"),
         (Some("5000".into()), 1)
     );
 
@@ -385,7 +287,9 @@ fn incremental_alter_configs_operations_and_errors() {
         NONE
     );
     assert_eq!(
-        value(&mut c, "ia", "cleanup.policy").0.as_deref(),
+        described(&mut c, TOPIC, "ia", "cleanup.policy")
+            .0
+            .as_deref(),
         Some("delete,compact")
     );
     assert_eq!(
@@ -400,7 +304,9 @@ fn incremental_alter_configs_operations_and_errors() {
         NONE
     );
     assert_eq!(
-        value(&mut c, "ia", "cleanup.policy").0.as_deref(),
+        described(&mut c, TOPIC, "ia", "cleanup.policy")
+            .0
+            .as_deref(),
         Some("delete")
     );
     let (code, msg) = inc_alter(
@@ -426,11 +332,11 @@ fn incremental_alter_configs_operations_and_errors() {
         NONE
     );
     assert_eq!(
-        value(&mut c, "ia", "cleanup.policy"),
+        described(&mut c, TOPIC, "ia", "cleanup.policy"),
         (Some("delete".into()), 5)
     );
     assert_eq!(
-        value(&mut c, "ia", "retention.ms").0.as_deref(),
+        described(&mut c, TOPIC, "ia", "retention.ms").0.as_deref(),
         Some("5000")
     );
 
@@ -451,7 +357,7 @@ fn incremental_alter_configs_operations_and_errors() {
         assert_eq!(code, INVALID_CONFIG, "{k}={v}");
     }
     assert_eq!(
-        value(&mut c, "ia", "retention.ms").0.as_deref(),
+        described(&mut c, TOPIC, "ia", "retention.ms").0.as_deref(),
         Some("5000")
     );
     assert_eq!(
@@ -520,18 +426,19 @@ fn incremental_alter_configs_operations_and_errors() {
     );
     assert!(r.responses.iter().all(|x| x.error_code == INVALID_REQUEST));
 
-    // Broker configs are static: refused like Kafka's non-dynamic keys.
+    // Read-only broker configs are refused as Kafka refuses them (dynamic
+    // ones are in tests/configs.rs).
     let (code, msg) = inc_alter(
         &mut c,
         BROKER,
         &NODE.to_string(),
-        &[("log.retention.ms", SET, Some("1"))],
+        &[("log.dirs", SET, Some("/elsewhere"))],
         false,
     );
     assert_eq!(code, INVALID_REQUEST);
     assert_eq!(
         msg.as_deref(),
-        Some("Cannot update these configs dynamically: Set(log.retention.ms)")
+        Some("Cannot update these configs dynamically: [log.dirs]")
     );
     assert_eq!(
         inc_alter(
@@ -575,9 +482,12 @@ fn legacy_alter_configs_replaces_the_whole_set() {
         legacy_alter(&mut c, TOPIC, "la", &[("segment.ms", Some("60000"))]).0,
         NONE
     );
-    assert_eq!(value(&mut c, "la", "segment.ms"), (Some("60000".into()), 1));
+    assert_eq!(
+        described(&mut c, TOPIC, "la", "segment.ms"),
+        (Some("60000".into()), 1)
+    );
     // retention.ms was not in the new set: back to its default.
-    assert_eq!(value(&mut c, "la", "retention.ms").1, 5);
+    assert_eq!(described(&mut c, TOPIC, "la", "retention.ms").1, 5);
     assert_eq!(
         legacy_alter(&mut c, TOPIC, "la", &[("bogus", Some("1"))]).0,
         INVALID_CONFIG
@@ -602,7 +512,7 @@ fn legacy_alter_configs_replaces_the_whole_set() {
     );
     assert_eq!(legacy_alter(&mut c, BROKER, &NODE.to_string(), &[]).0, NONE);
     assert_eq!(
-        value(&mut c, "la", "segment.ms").0.as_deref(),
+        described(&mut c, TOPIC, "la", "segment.ms").0.as_deref(),
         Some("60000")
     );
 }
@@ -637,11 +547,13 @@ fn altered_configs_take_effect_and_survive_restart() {
     b.restart();
     let mut c = b.client();
     assert_eq!(
-        value(&mut c, "live", "max.message.bytes"),
+        described(&mut c, TOPIC, "live", "max.message.bytes"),
         (Some("1000".into()), 1)
     );
     assert_eq!(
-        value(&mut c, "live", "message.timestamp.type").0.as_deref(),
+        described(&mut c, TOPIC, "live", "message.timestamp.type")
+            .0
+            .as_deref(),
         Some("LogAppendTime")
     );
     assert_eq!(

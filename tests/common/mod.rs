@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod configs;
+
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
