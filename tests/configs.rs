@@ -171,7 +171,7 @@ fn broker_configs_change_validate_and_persist_like_kafka() {
             &[("log.cleaner.backoff.ms", APPEND, Some("1"))]
         )
         .0,
-        INVALID_REQUEST
+        INVALID_CONFIG
     );
     // APPEND to a list key starts from its default, as in Kafka.
     let append = [("log.cleanup.policy", APPEND, Some("compact"))];

@@ -354,7 +354,7 @@ fn apply_ops(stored: &Configs, ops: &[AlterOp]) -> Result<Configs, ConfigChangeE
                 };
                 let base_kind = broker_key(listener_prefixed(&o.name).map_or(&o.name, |(_, b)| b));
                 let Some(def) = base_kind.filter(|d| d.kind.is_list()) else {
-                    return Err(invalid_request(format!(
+                    return Err(invalid_config(format!(
                         "Config value {what} is not allowed for config key: {}",
                         o.name
                     )));
