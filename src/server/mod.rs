@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::broker::config_repository::ConfigRepository;
-use crate::broker::dynamic_config::DynamicBrokerConfig;
+use crate::broker::dynamic_config::{DynamicBrokerConfig, Reconfigurable};
 use crate::broker::log_dir::LogDir;
 use crate::broker::producer_ids::ProducerIdManager;
 use crate::broker::quotas::ClientQuotaManager;
@@ -63,7 +63,11 @@ impl BrokerServer {
             repository.clone(),
         )?);
         let config = dynamic_config.current();
-        let connection_quotas = Arc::new(ConnectionQuotas::new(&config)?);
+        // The static limits are checked strictly (an unresolvable host stops
+        // the start); dynamic ones go over them leniently, as they apply at
+        // run time, so a stored value cannot keep the broker from starting.
+        let connection_quotas = Arc::new(ConnectionQuotas::new(&static_config)?);
+        connection_quotas.reconfigure(&config);
         let replicas =
             ReplicaManager::open(config.clone(), log_dir.needs_recovery, signal.clone())?;
         dynamic_config.add_reconfigurable(replicas.clone());
