@@ -17,6 +17,15 @@ DELIBERATE = [
      "README 'Durability'); Kafka's is Long.MAX_VALUE (page cache)"),
     ("*", "*", r"configs\[name=log\.flush\.interval\.messages\]\.(value|configSource|isDefault|synonyms.*)$",
      "durable by default: the broker default behind flush.messages (README 'Durability')"),
+    ("*", "*", r"configs\[name=log\.cleaner\.io\.max\.bytes\.per\.second\]\.(value|synonyms.*)$",
+     "kastle's cleaner I/O limit defaults to 50 MiB/s (README 'Configuration'), so one big compaction "
+     "cannot starve produce and fetch of disk bandwidth; Kafka's default is Double.MAX_VALUE (no limit)"),
+    ("*", "*", r"configs\[name=log\.dir\]\.(value|synonyms.*)$",
+     "kastle's log.dir defaults to ./data (README 'Quick start': the first command works without a "
+     "config file); Kafka's is /tmp/kafka-logs. log.dirs, which both brokers set, is the same"),
+    ("*", "*", r"configs\[name=metrics\.prometheus\.listener\]$",
+     "kastle's own key (the Prometheus endpoint, README 'Metrics'): listed among its broker configs, "
+     "unknown to Kafka"),
 ]
 
 # scenario name -> [(versions (or family indexes) it affects, None = all; reason)].
@@ -40,13 +49,7 @@ KNOWN = {
         "Kafka, INT_MIN on kastle; v8-10 clusterAuthorizedOperations 8096 on Kafka, 32672 on "
         "kastle. v10-11: a topic looked up by unknown id gets a null name, which v10-11 cannot "
         "carry: kastle's response does not parse (Kafka: INVALID_REQUEST with name '')")],
-    "create_topics": [(None,
-        "kastle deviation: " + _NULL_MSG + "; v5+: failed topics carry configs null (Kafka []), "
-        "created topics lack Kafka 4.4's keys errors.deadletterqueue.group.enable, "
-        "max.decompressed.message.bytes, remote.copy.lag.bytes/ms, remote.log.copy.disable, "
-        "remote.log.delete.on.disable, and min.insync.replicas comes from DEFAULT_CONFIG (Kafka: "
-        "DYNAMIC_DEFAULT_BROKER_CONFIG, written at format time); v7: validateOnly answers a zero "
-        "topic id (Kafka: a fresh id)")],
+    "create_topics": [(None, "kastle deviation: " + _NULL_MSG)],
     "delete_topics": [({5, 6},
         "kastle deviation: UNKNOWN_TOPIC_OR_PARTITION / UNKNOWN_TOPIC_ID come with errorMessage "
         "null; Kafka sends a message")],
@@ -77,35 +80,6 @@ KNOWN = {
     "find_coordinator": [({1, 2, 3},
         "kastle deviation: a successful FindCoordinator v1-3 carries errorMessage \"\"; Kafka "
         "sends \"NONE\"")],
-    "describe_configs": [(None,
-        "kastle deviation: topic configs lack Kafka 4.4's newer keys (see create_topics), "
-        "synonyms differ (retention.ms / segment.ms / segment.jitter.ms list log.*.hours "
-        "synonyms Kafka omits; compression.*.level and local.retention.* lack Kafka's "
-        "synonyms), min.insync.replicas source; an unknown topic's errorMessage is null (Kafka "
-        "\"\"); BROKER: num.partitions set in the configuration is DEFAULT_CONFIG (Kafka "
-        "STATIC_BROKER_CONFIG with 2 synonyms), and dynamically updatable keys "
-        "(message.max.bytes, log.cleaner.backoff.ms) are reported readOnly")],
-    "describe_configs_broker_all": [(None,
-        "kastle deviation: DescribeConfigs(BROKER) lists a different key set (about 40 of "
-        "Kafka 4.4's keys missing), most keys set in the configuration as DEFAULT_CONFIG, "
-        "dynamic keys as readOnly, and some types and values differ "
-        "(listener.security.protocol.map, broker.id/node.id null, ...)")],
-    "describe_configs_group": [(None,
-        "kastle deviation (known): DescribeConfigs on a GROUP resource (Kafka 4.0 group "
-        "configs, KIP-848) is refused with INVALID_REQUEST; Kafka lists the consumer / share / "
-        "streams group configs")],
-    "alter_configs": [(None, "kastle deviation: " + _NULL_MSG)],
-    "alter_configs_broker": [(None,
-        "kastle deviation (known): AlterConfigs on the BROKER resource refuses every key "
-        "(INVALID_REQUEST); Kafka updates and persists dynamic broker configs "
-        "(log.cleaner.backoff.ms here)")],
-    "incremental_alter_configs": [(None, "kastle deviation: " + _NULL_MSG)],
-    "incremental_alter_configs_broker": [(None,
-        "kastle deviation (known): IncrementalAlterConfigs on the BROKER resource refuses "
-        "every key (INVALID_REQUEST); Kafka updates and persists dynamic broker configs")],
-    "incremental_alter_configs_group": [(None,
-        "kastle deviation (known): IncrementalAlterConfigs on a GROUP resource is refused "
-        "(INVALID_REQUEST); Kafka 4.x sets group configs such as consumer.session.timeout.ms")],
     "describe_cluster": [(None,
         "kastle deviation: clusterAuthorizedOperations is 32672 on kastle, 8096 on Kafka "
         "(no authorizer)")],

@@ -495,6 +495,86 @@ def sc_incremental_alter_configs_group(s, v, n):
             {"name": "consumer.session.timeout.ms", "configOperation": SET, "value": "50000"}]}]})
 
 
+def await_described(s, rtype, name, key, value, timeout=15):
+    """await_config for any resource: Kafka applies broker and group configs once
+    its broker has replayed the controller's records."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = s.x("await config", DESCRIBE_CONFIGS, latest(DESCRIBE_CONFIGS), {"resources": [
+            {"resourceType": rtype, "resourceName": name, "configurationKeys": [key]}]}, record=False)
+        cfg = {c["name"]: c["value"] for c in r["results"][0]["configs"]}
+        if cfg.get(key) == value:
+            return
+        assert time.monotonic() < deadline, f"{s.name}: {name} {key} never became {value}: {cfg}"
+        time.sleep(0.02)
+
+
+def sc_broker_dynamic_configs(s, v, n):
+    """Dynamic broker configs at the cluster-default level (no other scenario
+    touches it, so the shared Kafka's state is this scenario's own), and every
+    refusal at either level (refusals change nothing)."""
+    inc = lambda label, name, ops, validate=False: s.x(label, INCREMENTAL_ALTER_CONFIGS, v, {  # noqa: E731
+        "validateOnly": validate, "resources": [{"resourceType": BROKER, "resourceName": name, "configs": [
+            {"name": k, "configOperation": op, "value": val} for k, op, val in ops]}]})
+    desc = lambda label, name, keys: s.x(label, DESCRIBE_CONFIGS, latest(DESCRIBE_CONFIGS), {  # noqa: E731
+        "includeSynonyms": True, "resources": [
+            {"resourceType": BROKER, "resourceName": name, "configurationKeys": keys}]})
+    inc("cluster default set", "", [("log.cleaner.io.buffer.size", SET, "600000")])
+    await_described(s, BROKER, "", "log.cleaner.io.buffer.size", "600000")
+    desc("describe cluster default", "", None)
+    desc("describe broker", "1", ["log.cleaner.io.buffer.size", "min.insync.replicas", "num.partitions",
+                                  "log.retention.ms", "log.retention.hours", "message.max.bytes"])
+    inc("cluster default delete", "", [("log.cleaner.io.buffer.size", DELETE, None)])
+    await_described(s, BROKER, "", "log.cleaner.io.buffer.size", None)
+    desc("describe cluster default after delete", "", None)
+    inc("validate only", "1", [("message.max.bytes", SET, "2000000")], validate=True)
+    inc("read-only key", "1", [("log.dirs", SET, "/elsewhere")])
+    inc("per-broker key at the cluster level", "", [("listeners", SET, "PLAINTEXT://:9092")])
+    inc("security key without a listener prefix", "1", [("ssl.keystore.location", SET, "/k")])
+    inc("bad value", "1", [("log.cleaner.backoff.ms", SET, "soon")])
+    inc("below the minimum", "1", [("log.cleaner.threads", SET, "-1")])
+    inc("cleaner threads more than doubled", "1", [("log.cleaner.threads", SET, "5")])
+    inc("append to a non-list", "1", [("log.cleaner.backoff.ms", APPEND, "5")])
+    inc("broker-level min.insync.replicas (ELR)", "1", [("min.insync.replicas", SET, "1")])
+    inc("cluster min.insync.replicas removed (ELR)", "", [("min.insync.replicas", DELETE, None)])
+    inc("another broker", "2", [("message.max.bytes", SET, "2000000")])
+    inc("not a node id", "x", [("message.max.bytes", SET, "2000000")])
+    inc("unknown operation", "1", [("log.cleaner.backoff.ms", 9, "1")])
+
+
+def sc_group_configs(s, v, n):
+    """A group's configs: set, described with GROUP_CONFIG over the broker's
+    defaults, refused out of the broker's bounds, deleted, replaced."""
+    g = n("g")
+    inc = lambda label, ops, name=None: s.x(label, INCREMENTAL_ALTER_CONFIGS, v, {"resources": [  # noqa: E731
+        {"resourceType": GROUP, "resourceName": g if name is None else name, "configs": [
+            {"name": k, "configOperation": op, "value": val} for k, op, val in ops]}]})
+    desc = lambda label, keys: s.x(label, DESCRIBE_CONFIGS, latest(DESCRIBE_CONFIGS), {  # noqa: E731
+        "includeSynonyms": True, "resources": [
+            {"resourceType": GROUP, "resourceName": g, "configurationKeys": keys}]})
+    inc("set", [("consumer.session.timeout.ms", SET, "50000"), ("share.auto.offset.reset", SET, "by_duration:PT1H")])
+    await_described(s, GROUP, g, "consumer.session.timeout.ms", "50000")
+    desc("describe all", None)
+    inc("below the broker's minimum", [("consumer.session.timeout.ms", SET, "1000")])
+    inc("above the broker's maximum", [("consumer.heartbeat.interval.ms", SET, "100000")])
+    inc("unknown key", [("no.such.key", SET, "1")])
+    inc("not a number", [("share.record.lock.duration.ms", SET, "soon")])
+    inc("bad auto offset reset", [("share.auto.offset.reset", SET, "middle")])
+    inc("unknown assignor", [("streams.assignor.name", SET, "nope")])
+    inc("append", [("streams.rack.aware.assignment.tags", APPEND, "zone")])
+    inc("empty group name", [("consumer.session.timeout.ms", SET, "50000")], name="")
+    inc("delete", [("share.auto.offset.reset", DELETE, None)])
+    await_described(s, GROUP, g, "share.auto.offset.reset", "latest")
+    desc("describe after delete", ["consumer.session.timeout.ms", "share.auto.offset.reset"])
+    s.x("replace (AlterConfigs)", ALTER_CONFIGS, latest(ALTER_CONFIGS), {"resources": [
+        {"resourceType": GROUP, "resourceName": g, "configs": [
+            {"name": "consumer.heartbeat.interval.ms", "value": "6000"}]}]})
+    await_described(s, GROUP, g, "consumer.session.timeout.ms", "45000")
+    desc("describe after replace", ["consumer.session.timeout.ms", "consumer.heartbeat.interval.ms"])
+    s.x("describe empty group name", DESCRIBE_CONFIGS, latest(DESCRIBE_CONFIGS), {"resources": [
+        {"resourceType": GROUP, "resourceName": "", "configurationKeys": None}]})
+
+
 def sc_delete_records(s, v, n):
     create_topic(s, n("t"))
     produce(s, n("t"), batch(records(6)), record=False)
@@ -797,6 +877,8 @@ SCENARIOS = [
     ("incremental_alter_configs", INCREMENTAL_ALTER_CONFIGS, "version", sc_incremental_alter_configs),
     ("incremental_alter_configs_broker", INCREMENTAL_ALTER_CONFIGS, "once", sc_incremental_alter_configs_broker),
     ("incremental_alter_configs_group", INCREMENTAL_ALTER_CONFIGS, "once", sc_incremental_alter_configs_group),
+    ("broker_dynamic_configs", INCREMENTAL_ALTER_CONFIGS, "once", sc_broker_dynamic_configs),
+    ("group_configs", INCREMENTAL_ALTER_CONFIGS, "version", sc_group_configs),
     ("delete_records", DELETE_RECORDS, "version", sc_delete_records),
     ("describe_cluster", DESCRIBE_CLUSTER, "version", sc_describe_cluster),
     ("describe_log_dirs", DESCRIBE_LOG_DIRS, "version", sc_describe_log_dirs),

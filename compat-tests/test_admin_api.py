@@ -64,16 +64,26 @@ def test_confluent_configs_describe_and_incremental_alter(broker):
         admin.incremental_alter_configs([bad], request_timeout=TIMEOUT)[bad].result(timeout=TIMEOUT)
     assert e.value.args[0].code() == 40, e.value
 
-    # The broker: described (read-only, static), and refused on change.
+    # The broker: static keys described read-only, dynamic ones changed at run
+    # time (and back), read-only ones refused as Kafka refuses them.
     bres = ConfigResource(ResourceType.BROKER, "1")
     bcfg = admin.describe_configs([bres], request_timeout=TIMEOUT)[bres].result(timeout=TIMEOUT)
     assert bcfg["log.dirs"].value == str(broker.data_dir)
     assert bcfg["log.dirs"].is_read_only
     assert bcfg["log.dirs"].source == ConfigSource.STATIC_BROKER_CONFIG.value
-    bres = ConfigResource(ResourceType.BROKER, "1", incremental_configs=[
-        ConfigEntry("log.retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)])
+    assert not bcfg["log.cleaner.backoff.ms"].is_read_only
+    for op, value, source in ((AlterConfigOpType.SET, "20000", ConfigSource.DYNAMIC_BROKER_CONFIG),
+                              (AlterConfigOpType.DELETE, "15000", ConfigSource.DEFAULT_CONFIG)):
+        dyn = ConfigResource(ResourceType.BROKER, "1", incremental_configs=[
+            ConfigEntry("log.cleaner.backoff.ms", value, incremental_operation=op)])
+        admin.incremental_alter_configs([dyn], request_timeout=TIMEOUT)[dyn].result(timeout=TIMEOUT)
+        bcfg = admin.describe_configs([bres], request_timeout=TIMEOUT)[bres].result(timeout=TIMEOUT)
+        assert bcfg["log.cleaner.backoff.ms"].value == value
+        assert bcfg["log.cleaner.backoff.ms"].source == source.value
+    bad = ConfigResource(ResourceType.BROKER, "1", incremental_configs=[
+        ConfigEntry("log.dirs", "/elsewhere", incremental_operation=AlterConfigOpType.SET)])
     with pytest.raises(KafkaException) as e:
-        admin.incremental_alter_configs([bres], request_timeout=TIMEOUT)[bres].result(timeout=TIMEOUT)
+        admin.incremental_alter_configs([bad], request_timeout=TIMEOUT)[bad].result(timeout=TIMEOUT)
     assert e.value.args[0].code() == 42, e.value
     assert "Cannot update these configs dynamically" in str(e.value)
 

@@ -68,16 +68,6 @@ KASTLE_DEVIATIONS = {
     ("admin", "describe_topics_uses_describe_topic_partitions"):
         "kastle deviation: DescribeTopicPartitions (API 75) is not advertised, so the 4.x "
         "Admin.describeTopics falls back to Metadata; Kafka 4.4 serves it with API 75",
-    ("broker-configs", "describe_broker_configs"):
-        "kastle deviation: DescribeConfigs(BROKER) reports num.partitions, set in the "
-        "configuration (--override num.partitions=1), as DEFAULT_CONFIG because the value "
-        "equals the default; Kafka reports STATIC_BROKER_CONFIG for every key present in "
-        "server.properties",
-    ("broker-configs", "incremental_alter_broker_config"):
-        "kastle deviation: IncrementalAlterConfigs on the BROKER resource refuses every key "
-        "(INVALID_REQUEST 'Cannot update these configs dynamically'); Kafka applies and "
-        "persists dynamic broker configs such as log.cleaner.backoff.ms and reports them as "
-        "DYNAMIC_BROKER_CONFIG, DELETE restoring the default",
 }
 
 

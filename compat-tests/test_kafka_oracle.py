@@ -198,7 +198,7 @@ class OracleRun:
         the scenario as a whole)."""
         res = self.results[iid]
         ports = {"kafka": [str(self.kafka.port), str(self.kafka.controller_port)],
-                 "kastle": [str(self.kastle.port)]}
+                 "kastle": [str(self.kastle.port)] + [str(p) for p in getattr(self.kastle, "extra_ports", ())]}
         rows, remaining, deliberate = [], [], []
         ka, ks = res["kafka"], res["kastle"]
         for i in range(max(len(ka), len(ks))):
@@ -228,9 +228,28 @@ def deliberate_reason(api, iid, path):
     return None
 
 
+def _same_configuration_as(kafka, port, controller_port, data_dir):
+    """Kafka's server.properties with kastle's own ports and directory: both
+    brokers run the same static configuration, so what DescribeConfigs reports
+    as set in it (STATIC_BROKER_CONFIG) is the same on both. kastle accepts the
+    controller settings (a controller listener is never bound)."""
+    out = {}
+    for k, v in kafka.properties().items():
+        v = v.replace(f":{kafka.controller_port}", f":{controller_port}").replace(
+            f":{kafka.port}", f":{port}")
+        out[k] = str(data_dir) if k == "log.dirs" else v
+    return out
+
+
 @pytest.fixture(scope="module")
 def oracle(real_kafka, tmp_path_factory):
-    kastle = Broker(tmp_path_factory.mktemp("oracle-kastle"), name="kastle (oracle)")
+    from conftest import free_port
+    workdir = tmp_path_factory.mktemp("oracle-kastle")
+    port, controller_port = free_port(), free_port()
+    kastle = Broker(workdir, name="kastle (oracle)", port=port, overrides=_same_configuration_as(
+        real_kafka, port, controller_port, workdir / "data"))
+    # the controller port appears in kastle's configuration only (never bound)
+    kastle.extra_ports = (controller_port,)
     kastle.start()
     run = OracleRun(real_kafka, kastle, tmp_path_factory.mktemp("oracle"))
     try:

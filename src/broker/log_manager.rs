@@ -11,7 +11,9 @@
 //!   `max.compaction.lag.ms`), cleans it on a blocking thread
 //!   (`storage::cleaner::clean`), persists its first dirty offset in the
 //!   partition's `cleaner-offset-checkpoint`, and backs off
-//!   `log.cleaner.backoff.ms` when nothing was cleanable.
+//!   `log.cleaner.backoff.ms` when nothing was cleanable. Its settings
+//!   (backoff, I/O rate, dedupe buffer) are read from the current broker
+//!   configuration every round, so dynamic broker configs apply at once.
 //!
 //! Everything stops when the broker begins shutting down; a round cut short
 //! leaves only `.cleaned` files, which the next open discards.
@@ -243,14 +245,17 @@ fn write_checkpoint(p: &Partition, offset: i64) -> std::io::Result<()> {
 
 struct CleanerState {
     throttler: Throttler,
+    /// The rate `throttler` was built for.
+    rate: f64,
     dedupe_buffer_size: usize,
     stop: Arc<AtomicBool>,
     uncleanable: HashMap<PathBuf, Instant>,
 }
 
 async fn run_cleaner(broker: Arc<ReplicaManager>) {
-    let backoff = Duration::from_millis(broker.config.int("log.cleaner.backoff.ms").max(0) as u64);
-    let rate = broker.config.double("log.cleaner.io.max.bytes.per.second");
+    let rate = broker
+        .current_config()
+        .double("log.cleaner.io.max.bytes.per.second");
     let stop = Arc::new(AtomicBool::new(false));
     {
         let (b, stop) = (broker.clone(), stop.clone());
@@ -261,12 +266,21 @@ async fn run_cleaner(broker: Arc<ReplicaManager>) {
     }
     let mut state = Some(CleanerState {
         throttler: Throttler::new(rate),
-        dedupe_buffer_size: broker.config.int("log.cleaner.dedupe.buffer.size").max(1) as usize,
+        rate,
+        dedupe_buffer_size: 1,
         stop: stop.clone(),
         uncleanable: HashMap::new(),
     });
     while !stop.load(Ordering::Relaxed) {
         let Some(mut st) = state.take() else { return };
+        let config = broker.current_config();
+        let rate = config.double("log.cleaner.io.max.bytes.per.second");
+        if rate != st.rate {
+            st.throttler = Throttler::new(rate);
+            st.rate = rate;
+        }
+        st.dedupe_buffer_size = config.int("log.cleaner.dedupe.buffer.size").max(1) as usize;
+        let backoff = Duration::from_millis(config.int("log.cleaner.backoff.ms").max(0) as u64);
         let b = broker.clone();
         let handle = tokio::runtime::Handle::current();
         let joined = tokio::task::spawn_blocking(move || {

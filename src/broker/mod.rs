@@ -10,7 +10,13 @@
 //! - [`log_manager`]: retention, delayed deletion, the cleaner loop.
 //! - [`log_dir`]: the directory lock, `meta.properties`, clean shutdown.
 //! - [`producer_ids`]: producer id blocks. [`quotas`]: client quotas.
+//! - [`dynamic_config`]: broker configs changed at run time;
+//!   [`config_repository`]: persisted BROKER and GROUP configs;
+//!   [`config_helper`]: configs as DescribeConfigs and CreateTopics show them.
 
+pub mod config_helper;
+pub mod config_repository;
+pub mod dynamic_config;
 pub mod log_dir;
 pub mod log_manager;
 pub mod parallel;

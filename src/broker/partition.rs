@@ -233,6 +233,8 @@ impl Partition {
     pub fn update_settings(&self, settings: TopicSettings) {
         if let Some(plog) = self.lock().as_mut() {
             plog.log.set_config(log_config(&settings));
+            plog.producers
+                .set_expiration_ms(settings.producer_id_expiration_ms);
         }
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(settings);
         // The flusher re-reads its period and mode.

@@ -7,12 +7,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::broker::dynamic_config::Reconfigurable;
 use crate::broker::log_manager;
 use crate::broker::topics::{Topic, TopicError, TopicManager};
 use crate::config::BrokerConfig;
 use crate::util::shutdown::ShutdownSignal;
 
 pub struct ReplicaManager {
+    /// The configuration as the broker started; [`ReplicaManager::config`]
+    /// is the current one.
     pub config: Arc<BrokerConfig>,
     pub topics: TopicManager,
     shutdown: ShutdownSignal,
@@ -100,6 +103,12 @@ impl ReplicaManager {
         Ok(topic)
     }
 
+    /// The current broker configuration (dynamic broker configs applied):
+    /// log maintenance reads its settings from here on every round.
+    pub fn current_config(&self) -> Arc<BrokerConfig> {
+        self.topics.broker_config()
+    }
+
     /// Resolves once shutdown has begun (long polls answer then).
     pub async fn stopping(&self) {
         self.shutdown.wait().await
@@ -112,6 +121,15 @@ impl ReplicaManager {
     /// Flushes and closes every log; true when all closed cleanly.
     pub fn shutdown(&self) -> bool {
         self.topics.close_all()
+    }
+}
+
+/// A dynamic broker config changed: topics without an override follow the
+/// new broker defaults (Kafka's `DynamicLogConfig`); log maintenance reads
+/// the cleaner's settings on its next round.
+impl Reconfigurable for ReplicaManager {
+    fn reconfigure(&self, new: &Arc<BrokerConfig>) {
+        self.topics.set_broker_config(new.clone());
     }
 }
 

@@ -1,238 +1,206 @@
-//! Per-topic configuration: Kafka's topic-level keys, each with the broker key
-//! it defaults from (its "synonym"), its type and bounds.
+//! Per-topic configuration: Kafka 4.4's topic-level keys (`LogConfig`), each
+//! with its type, bounds, default and the broker key it defaults from (its
+//! synonym, `ServerTopicConfigSynonyms`); their validation
+//! (`LogConfig.validate`); and `TopicSettings`, the typed view the data path
+//! reads.
 //!
 //! A topic stores only the keys set explicitly for it; everything else is read
-//! through to the broker configuration at use, so a broker default change
-//! applies to every topic that did not override it.
+//! through to the broker configuration (static, then dynamic) when settings
+//! are resolved, so a change of a broker default reaches every topic that did
+//! not override it (`TopicManager::set_broker_config` re-resolves them).
 
 use std::collections::BTreeMap;
 
-use crate::config::{self, BrokerConfig, KeyDef, Kind};
+use crate::config::keys::{list_items, render, validate_kind};
+use crate::config::{BrokerConfig, Kind};
 
 pub struct TopicKey {
-    pub def: KeyDef,
+    pub name: &'static str,
+    pub kind: Kind,
+    /// Kafka's default, as DescribeConfigs renders it.
+    pub default: &'static str,
     /// The broker key this topic key defaults from.
-    pub broker_key: Option<&'static str>,
+    pub broker_synonym: Option<&'static str>,
+    /// Kafka keeps `internal.*` keys from clients.
+    pub internal: bool,
 }
 
-const fn tkey(
+const fn t(
     name: &'static str,
     kind: Kind,
     default: &'static str,
-    broker_key: Option<&'static str>,
+    broker_synonym: Option<&'static str>,
 ) -> TopicKey {
     TopicKey {
-        def: KeyDef {
-            name,
-            kind,
-            default: Some(default),
-        },
-        broker_key,
+        name,
+        kind,
+        default,
+        broker_synonym,
+        internal: false,
     }
 }
 
 const I32: i64 = i32::MAX as i64;
 const I64: i64 = i64::MAX;
+/// Java's largest array length (`Records.SOFT_MAX_ARRAY_LENGTH`).
+const SOFT_MAX_ARRAY_LENGTH: i64 = i32::MAX as i64 - 8;
 
-/// Kafka 4.x topic configuration keys.
+/// Kafka 4.4 topic configuration keys, in name order.
+#[rustfmt::skip]
 pub static TOPIC_KEYS: &[TopicKey] = &[
-    tkey(
-        "cleanup.policy",
-        Kind::List,
-        "delete",
-        Some("log.cleanup.policy"),
-    ),
-    tkey(
-        "compression.type",
-        Kind::Choice(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
-        "producer",
-        Some("compression.type"),
-    ),
-    // -1 is zlib's default level (6), Kafka's default too.
-    tkey("compression.gzip.level", Kind::Int(-1, 9), "-1", None),
-    tkey("compression.lz4.level", Kind::Int(1, 17), "9", None),
-    tkey("compression.zstd.level", Kind::Int(-131072, 22), "3", None),
-    tkey(
-        "delete.retention.ms",
-        Kind::Int(0, I64),
-        "86400000",
-        Some("log.cleaner.delete.retention.ms"),
-    ),
-    tkey(
-        "file.delete.delay.ms",
-        Kind::Int(0, I64),
-        "60000",
-        Some("log.segment.delete.delay.ms"),
-    ),
-    tkey(
-        "flush.messages",
-        Kind::Int(1, I64),
-        "1",
-        Some("log.flush.interval.messages"),
-    ),
-    tkey(
-        "flush.ms",
-        Kind::Int(0, I64),
-        "9223372036854775807",
-        Some("log.flush.interval.ms"),
-    ),
-    tkey(
-        "index.interval.bytes",
-        Kind::Int(0, I32),
-        "4096",
-        Some("log.index.interval.bytes"),
-    ),
-    tkey(
-        "max.compaction.lag.ms",
-        Kind::Int(1, I64),
-        "9223372036854775807",
-        Some("log.cleaner.max.compaction.lag.ms"),
-    ),
-    tkey(
-        "max.message.bytes",
-        Kind::Int(0, I32),
-        "1048588",
-        Some("message.max.bytes"),
-    ),
-    tkey(
-        "message.timestamp.type",
-        Kind::Choice(&["CreateTime", "LogAppendTime"]),
-        "CreateTime",
-        Some("log.message.timestamp.type"),
-    ),
-    tkey(
-        "message.timestamp.before.max.ms",
-        Kind::Int(0, I64),
-        "9223372036854775807",
-        Some("log.message.timestamp.before.max.ms"),
-    ),
-    tkey(
-        "message.timestamp.after.max.ms",
-        Kind::Int(0, I64),
-        "3600000",
-        Some("log.message.timestamp.after.max.ms"),
-    ),
-    tkey(
-        "min.cleanable.dirty.ratio",
-        Kind::Double(0.0, 1.0),
-        "0.5",
-        Some("log.cleaner.min.cleanable.ratio"),
-    ),
-    tkey(
-        "min.compaction.lag.ms",
-        Kind::Int(0, I64),
-        "0",
-        Some("log.cleaner.min.compaction.lag.ms"),
-    ),
-    tkey(
-        "min.insync.replicas",
-        Kind::Int(1, I32),
-        "1",
-        Some("min.insync.replicas"),
-    ),
-    tkey("preallocate", Kind::Bool, "false", Some("log.preallocate")),
-    tkey(
-        "retention.bytes",
-        Kind::Int(i64::MIN, I64),
-        "-1",
-        Some("log.retention.bytes"),
-    ),
-    tkey("retention.ms", Kind::Int(-1, I64), "604800000", None),
-    // KIP-1030: at least 1 MiB; `internal.segment.bytes` lifts the floor for tests, as in Kafka.
-    tkey(
-        "segment.bytes",
-        Kind::Int(1_048_576, I32),
-        "1073741824",
-        Some("log.segment.bytes"),
-    ),
-    tkey(
-        "internal.segment.bytes",
-        Kind::Int(14, I32),
-        "1073741824",
-        None,
-    ),
-    tkey(
-        "segment.index.bytes",
-        Kind::Int(4, I32),
-        "10485760",
-        Some("log.index.size.max.bytes"),
-    ),
-    tkey("segment.jitter.ms", Kind::Int(0, I64), "0", None),
-    tkey("segment.ms", Kind::Int(1, I64), "604800000", None),
-    tkey(
-        "unclean.leader.election.enable",
-        Kind::Bool,
-        "false",
-        Some("unclean.leader.election.enable"),
-    ),
-    tkey("local.retention.bytes", Kind::Int(-2, I64), "-2", None),
-    tkey("local.retention.ms", Kind::Int(-2, I64), "-2", None),
-    tkey("remote.storage.enable", Kind::Bool, "false", None),
-    tkey(
-        "follower.replication.throttled.replicas",
-        Kind::List,
-        "",
-        None,
-    ),
-    tkey(
-        "leader.replication.throttled.replicas",
-        Kind::List,
-        "",
-        None,
-    ),
+    t("cleanup.policy", Kind::ListOf(&["compact", "delete"]), "delete", Some("log.cleanup.policy")),
+    t("compression.gzip.level", Kind::GzipLevel, "-1", Some("compression.gzip.level")),
+    t("compression.lz4.level", Kind::Int(1, 17), "9", Some("compression.lz4.level")),
+    t("compression.type", Kind::Choice(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]), "producer", Some("compression.type")),
+    t("compression.zstd.level", Kind::Int(-131072, 22), "3", Some("compression.zstd.level")),
+    t("delete.retention.ms", Kind::Long(0, I64), "86400000", Some("log.cleaner.delete.retention.ms")),
+    // KIP-1191: share groups may write undeliverable records to a DLQ topic.
+    t("errors.deadletterqueue.group.enable", Kind::Bool, "false", None),
+    t("file.delete.delay.ms", Kind::Long(0, I64), "60000", Some("log.segment.delete.delay.ms")),
+    // kastle default: 1 (fsync before acknowledging); Kafka's is Long.MAX_VALUE.
+    t("flush.messages", Kind::Long(1, I64), "1", Some("log.flush.interval.messages")),
+    t("flush.ms", Kind::Long(0, I64), "9223372036854775807", Some("log.flush.interval.ms")),
+    t("follower.replication.throttled.replicas", Kind::List, "", None),
+    t("index.interval.bytes", Kind::Int(0, I32), "4096", Some("log.index.interval.bytes")),
+    // KIP-1030: `segment.bytes` is at least 1 MiB; this lifts the floor for
+    // tests, as in Kafka.
+    TopicKey { name: "internal.segment.bytes", kind: Kind::Int(14, I32), default: "1073741824", broker_synonym: None, internal: true },
+    t("leader.replication.throttled.replicas", Kind::List, "", None),
+    t("local.retention.bytes", Kind::Long(-2, I64), "-2", Some("log.local.retention.bytes")),
+    t("local.retention.ms", Kind::Long(-2, I64), "-2", Some("log.local.retention.ms")),
+    t("max.compaction.lag.ms", Kind::Long(1, I64), "9223372036854775807", Some("log.cleaner.max.compaction.lag.ms")),
+    t("max.decompressed.message.bytes", Kind::Int(1, SOFT_MAX_ARRAY_LENGTH), "2147483639", Some("max.decompressed.message.bytes")),
+    t("max.message.bytes", Kind::Int(0, I32), "1048588", Some("message.max.bytes")),
+    t("message.timestamp.after.max.ms", Kind::Long(0, I64), "3600000", Some("log.message.timestamp.after.max.ms")),
+    t("message.timestamp.before.max.ms", Kind::Long(0, I64), "9223372036854775807", Some("log.message.timestamp.before.max.ms")),
+    t("message.timestamp.type", Kind::Choice(&["CreateTime", "LogAppendTime"]), "CreateTime", Some("log.message.timestamp.type")),
+    t("min.cleanable.dirty.ratio", Kind::Double(0.0, 1.0), "0.5", Some("log.cleaner.min.cleanable.ratio")),
+    t("min.compaction.lag.ms", Kind::Long(0, I64), "0", Some("log.cleaner.min.compaction.lag.ms")),
+    t("min.insync.replicas", Kind::Int(1, I32), "1", Some("min.insync.replicas")),
+    t("preallocate", Kind::Bool, "false", Some("log.preallocate")),
+    t("remote.copy.lag.bytes", Kind::Long(-1, I64), "-1", Some("log.remote.copy.lag.bytes")),
+    t("remote.copy.lag.ms", Kind::Long(-1, I64), "0", Some("log.remote.copy.lag.ms")),
+    t("remote.log.copy.disable", Kind::Bool, "false", None),
+    t("remote.log.delete.on.disable", Kind::Bool, "false", None),
+    t("remote.storage.enable", Kind::Bool, "false", None),
+    t("retention.bytes", Kind::Long(i64::MIN, I64), "-1", Some("log.retention.bytes")),
+    t("retention.ms", Kind::Long(-1, I64), "604800000", Some("log.retention.ms")),
+    t("segment.bytes", Kind::Int(1_048_576, I32), "1073741824", Some("log.segment.bytes")),
+    t("segment.index.bytes", Kind::Int(4, I32), "10485760", Some("log.index.size.max.bytes")),
+    t("segment.jitter.ms", Kind::Long(0, I64), "0", Some("log.roll.jitter.ms")),
+    t("segment.ms", Kind::Long(1, I64), "604800000", Some("log.roll.ms")),
+    t("unclean.leader.election.enable", Kind::Bool, "false", Some("unclean.leader.election.enable")),
 ];
 
 pub fn topic_key(name: &str) -> Option<&'static TopicKey> {
-    TOPIC_KEYS.iter().find(|k| k.def.name == name)
+    TOPIC_KEYS.iter().find(|k| k.name == name)
+}
+
+/// The topic key a broker key is the default of (DescribeConfigs on a
+/// broker lists its synonyms).
+pub fn topic_key_of_broker(broker_key: &str) -> Option<&'static TopicKey> {
+    TOPIC_KEYS
+        .iter()
+        .find(|k| k.broker_synonym == Some(broker_key))
 }
 
 /// Why a topic configuration was refused (Kafka answers INVALID_CONFIG).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicConfigError(pub String);
 
-/// Checks explicit topic configs as given in CreateTopics.
-pub fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<(), TopicConfigError> {
+/// Checks a topic's explicit configs as a whole (`LogConfig.validate`):
+/// names, values, then the rules between keys, against the broker
+/// configuration they default from.
+pub fn validate_topic_configs(
+    configs: &BTreeMap<String, String>,
+    broker: &BrokerConfig,
+) -> Result<(), TopicConfigError> {
     for (k, v) in configs {
         let key = topic_key(k)
             .ok_or_else(|| TopicConfigError(format!("Unknown topic config name: {k}")))?;
-        config::validate(&key.def, v).map_err(|e| TopicConfigError(e.0))?;
-        if k == "cleanup.policy" {
-            for p in v.split(',').map(str::trim) {
-                if p != "delete" && p != "compact" {
-                    return Err(TopicConfigError(format!("Invalid value {v} for configuration cleanup.policy: String must be one of: compact, delete")));
-                }
-            }
+        validate_kind(k, key.kind, v).map_err(|e| TopicConfigError(e.0))?;
+        if k.ends_with(".replication.throttled.replicas") {
+            validate_throttled_replicas(k, v)?;
         }
+    }
+    let long = |k: &str| -> i64 {
+        effective(k, configs, broker)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let (min_lag, max_lag) = (long("min.compaction.lag.ms"), long("max.compaction.lag.ms"));
+    if min_lag > max_lag {
+        return Err(TopicConfigError(format!(
+            "conflict topic config setting min.compaction.lag.ms ({min_lag}) > max.compaction.lag.ms ({max_lag})"
+        )));
+    }
+    let remote = effective("remote.storage.enable", configs, broker)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if remote && !broker.boolean("remote.log.storage.system.enable") {
+        // kastle has no tiered storage: remote.log.storage.system.enable is
+        // never honoured, and Kafka refuses such topics while it is off.
+        return Err(TopicConfigError(
+            "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage.".into(),
+        ));
     }
     Ok(())
 }
 
-/// The value a topic sees for a key: its own override, else the broker's
-/// synonym, else Kafka's default.
+/// Kafka's `ThrottledReplicaListValidator`: `*`, or `partition:broker` pairs.
+fn validate_throttled_replicas(key: &str, v: &str) -> Result<(), TopicConfigError> {
+    let items = list_items(v);
+    let pair = |s: &str| {
+        s.split_once(':').is_some_and(|(p, b)| {
+            !p.is_empty()
+                && !b.is_empty()
+                && p.bytes().all(|c| c.is_ascii_digit())
+                && b.bytes().all(|c| c.is_ascii_digit())
+        })
+    };
+    if items == ["*"] || items.iter().all(|s| pair(s)) {
+        return Ok(());
+    }
+    Err(TopicConfigError(format!(
+        "Invalid value {v} for configuration {key}: {key} must be the literal '*' or a list of replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],..."
+    )))
+}
+
+/// The value the broker gives a topic key it defaults (Kafka's
+/// `KafkaConfig.extractLogConfigMap`), before rendering.
+fn broker_default(synonym: &str, broker: &BrokerConfig) -> Option<String> {
+    Some(match synonym {
+        "log.retention.ms" => broker.log_retention_ms.to_string(),
+        "log.roll.ms" => broker.log_roll_ms.to_string(),
+        "log.roll.jitter.ms" => broker
+            .opt_int("log.roll.jitter.ms")
+            .unwrap_or_else(|| {
+                broker
+                    .int("log.roll.jitter.hours")
+                    .saturating_mul(3_600_000)
+            })
+            .to_string(),
+        "log.flush.interval.ms" => broker
+            .log_flush_interval_ms
+            .unwrap_or_else(|| broker.int("log.flush.scheduler.interval.ms"))
+            .to_string(),
+        other => broker.value(other)?.to_string(),
+    })
+}
+
+/// The value a topic sees for a key, as Kafka renders it: its own override,
+/// else the broker's synonym, else Kafka's default.
 pub fn effective(
     key: &str,
     overrides: &BTreeMap<String, String>,
     broker: &BrokerConfig,
 ) -> Option<String> {
-    if let Some(v) = overrides.get(key) {
-        return Some(v.clone());
-    }
-    match key {
-        // Derived broker keys with more than one spelling.
-        "retention.ms" => return Some(broker.log_retention_ms.to_string()),
-        "segment.ms" => return Some(broker.log_roll_ms.to_string()),
-        "flush.ms" => {
-            return Some(broker.log_flush_interval_ms.unwrap_or(i64::MAX).to_string());
-        }
-        _ => {}
-    }
     let tk = topic_key(key)?;
-    if let Some(bk) = tk.broker_key {
-        if let Some(v) = broker.value(bk) {
-            return Some(v.to_string());
-        }
-    }
-    tk.def.default.map(str::to_string)
+    let raw = overrides
+        .get(key)
+        .cloned()
+        .or_else(|| tk.broker_synonym.and_then(|s| broker_default(s, broker)))
+        .unwrap_or_else(|| tk.default.to_string());
+    Some(render(tk.kind, &raw))
 }
 
 /// Typed view of the topic configs the data path consults.
@@ -281,7 +249,7 @@ impl TopicSettings {
         let get = |k: &str| effective(k, overrides, broker).unwrap_or_default();
         // The effective value always exists (override, broker synonym, or
         // the table's default), so the fallback only guards a table typo.
-        let default = |k: &str| topic_key(k).and_then(|t| t.def.default).unwrap_or("0");
+        let default = |k: &str| topic_key(k).map_or("0", |t| t.default);
         let int = |k: &str| -> i64 {
             get(k)
                 .trim()
@@ -294,6 +262,7 @@ impl TopicSettings {
         } else {
             int("segment.bytes")
         };
+        let policy = get("cleanup.policy");
         TopicSettings {
             max_message_bytes: int("max.message.bytes") as i32,
             log_append_time: get("message.timestamp.type").eq_ignore_ascii_case("LogAppendTime"),
@@ -316,19 +285,15 @@ impl TopicSettings {
                 _ => None,
             },
             producer_id_expiration_ms: broker.int("producer.id.expiration.ms"),
-            compacted: get("cleanup.policy")
-                .split(',')
-                .any(|p| p.trim() == "compact"),
-            cleanup_delete: get("cleanup.policy")
-                .split(',')
-                .any(|p| p.trim() == "delete"),
+            compacted: list_items(&policy).contains(&"compact"),
+            cleanup_delete: list_items(&policy).contains(&"delete"),
             retention_ms: int("retention.ms"),
             retention_bytes: int("retention.bytes"),
             delete_retention_ms: int("delete.retention.ms"),
             min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio")
                 .trim()
                 .parse::<f64>()
-                .unwrap_or_else(|_| default("min.cleanable.dirty.ratio").parse().unwrap_or(0.5)),
+                .unwrap_or(0.5),
             min_compaction_lag_ms: int("min.compaction.lag.ms"),
             max_compaction_lag_ms: int("max.compaction.lag.ms"),
             file_delete_delay_ms: int("file.delete.delay.ms"),
@@ -340,44 +305,118 @@ impl TopicSettings {
 mod tests {
     use super::*;
 
+    fn broker(entries: &[(&str, &str)]) -> BrokerConfig {
+        BrokerConfig::from_entries(
+            entries
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+        .unwrap()
+        .0
+    }
+
     #[test]
     fn validation_names_unknown_and_bad_values() {
+        let b = broker(&[]);
         let mut c = BTreeMap::new();
         c.insert("retention.ms".to_string(), "1000".to_string());
-        assert!(validate_topic_configs(&c).is_ok());
+        assert!(validate_topic_configs(&c, &b).is_ok());
         c.insert("cleanup.policy".to_string(), "compact,delete".to_string());
-        assert!(validate_topic_configs(&c).is_ok());
+        assert!(validate_topic_configs(&c, &b).is_ok());
         c.insert("cleanup.policy".to_string(), "shred".to_string());
-        assert!(validate_topic_configs(&c).is_err());
+        assert!(validate_topic_configs(&c, &b).is_err());
         c.remove("cleanup.policy");
         c.insert("no.such.key".to_string(), "1".to_string());
-        assert!(validate_topic_configs(&c)
-            .unwrap_err()
-            .0
-            .contains("no.such.key"));
+        assert_eq!(
+            validate_topic_configs(&c, &b).unwrap_err().0,
+            "Unknown topic config name: no.such.key"
+        );
         let mut c = BTreeMap::new();
         c.insert("segment.bytes".to_string(), "1000".to_string());
-        assert!(validate_topic_configs(&c).is_err());
+        assert!(validate_topic_configs(&c, &b).is_err());
+    }
+
+    #[test]
+    fn kafka_4_4_keys_and_rules_between_keys() {
+        let b = broker(&[]);
+        let ok = |pairs: &[(&str, &str)]| {
+            let c: BTreeMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            validate_topic_configs(&c, &b)
+        };
+        assert!(ok(&[("max.decompressed.message.bytes", "1048576")]).is_ok());
+        assert!(ok(&[("max.decompressed.message.bytes", "0")]).is_err());
+        assert!(ok(&[
+            ("remote.copy.lag.ms", "-1"),
+            ("remote.copy.lag.bytes", "-1")
+        ])
+        .is_ok());
+        assert!(ok(&[("errors.deadletterqueue.group.enable", "true")]).is_ok());
+        assert!(ok(&[("remote.log.copy.disable", "maybe")]).is_err());
+        assert!(ok(&[("leader.replication.throttled.replicas", "0:1,1:1")]).is_ok());
+        assert!(ok(&[("leader.replication.throttled.replicas", "*")]).is_ok());
+        assert!(ok(&[("leader.replication.throttled.replicas", "x")]).is_err());
+        let e = ok(&[
+            ("min.compaction.lag.ms", "10"),
+            ("max.compaction.lag.ms", "5"),
+        ]);
+        assert!(e.unwrap_err().0.contains("min.compaction.lag.ms (10)"));
+        let e = ok(&[("remote.storage.enable", "true")]).unwrap_err();
+        assert!(
+            e.0.starts_with("Tiered Storage functionality is disabled"),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn effective_values_fall_back_to_broker_synonyms() {
-        let (broker, _) = BrokerConfig::from_entries(vec![
-            ("message.max.bytes".into(), "2000".into()),
-            ("log.retention.hours".into(), "1".into()),
-        ])
-        .unwrap();
+        let b = broker(&[
+            ("message.max.bytes", "2000"),
+            ("log.retention.hours", "1"),
+            ("log.cleanup.policy", "compact, delete"),
+        ]);
         let mut o = BTreeMap::new();
         assert_eq!(
-            effective("max.message.bytes", &o, &broker).as_deref(),
+            effective("max.message.bytes", &o, &b).as_deref(),
             Some("2000")
         );
         assert_eq!(
-            effective("retention.ms", &o, &broker).as_deref(),
+            effective("retention.ms", &o, &b).as_deref(),
             Some("3600000")
         );
+        assert_eq!(
+            effective("cleanup.policy", &o, &b).as_deref(),
+            Some("compact,delete")
+        );
+        assert_eq!(
+            effective("min.cleanable.dirty.ratio", &o, &b).as_deref(),
+            Some("0.5")
+        );
+        assert_eq!(
+            effective("flush.ms", &o, &b).as_deref(),
+            Some("9223372036854775807")
+        );
         o.insert("max.message.bytes".to_string(), "10".to_string());
-        assert_eq!(TopicSettings::resolve(&o, &broker).max_message_bytes, 10);
-        assert!(TopicSettings::resolve(&o, &broker).durable);
+        assert_eq!(TopicSettings::resolve(&o, &b).max_message_bytes, 10);
+        assert!(TopicSettings::resolve(&o, &b).durable);
+        assert!(TopicSettings::resolve(&o, &b).compacted);
+    }
+
+    #[test]
+    fn every_broker_synonym_is_a_broker_key_and_defaults_are_valid() {
+        for k in TOPIC_KEYS {
+            if let Some(s) = k.broker_synonym {
+                assert!(
+                    crate::config::keys::broker_key(s).is_some(),
+                    "{} -> {s}",
+                    k.name
+                );
+            }
+            validate_kind(k.name, k.kind, k.default)
+                .unwrap_or_else(|e| panic!("default of {}: {e}", k.name));
+        }
     }
 }

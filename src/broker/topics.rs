@@ -69,7 +69,9 @@ struct Registry {
 
 pub struct TopicManager {
     log_dir: PathBuf,
-    config: Arc<BrokerConfig>,
+    /// The broker configuration topic settings default from: static, with
+    /// the dynamic broker configs over it (replaced by `set_broker_config`).
+    config: RwLock<Arc<BrokerConfig>>,
     registry: RwLock<Registry>,
     /// Serialises create/delete (filesystem work) without blocking readers.
     admin: Mutex<()>,
@@ -114,7 +116,8 @@ pub fn topic_id_string(id: &Uuid) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
 }
 
-fn new_topic_id() -> Uuid {
+/// A fresh topic id, as Kafka's controller draws them.
+pub fn new_topic_id() -> Uuid {
     loop {
         let id = Uuid::new_v4();
         // Kafka avoids ids whose string form starts with '-' (it reads as a
@@ -257,7 +260,7 @@ impl TopicManager {
         warn_about_orphan_partition_dirs(&log_dir, &registry);
         Ok(TopicManager {
             log_dir,
-            config,
+            config: RwLock::new(config),
             registry: RwLock::new(registry),
             admin: Mutex::new(()),
         })
@@ -265,6 +268,29 @@ impl TopicManager {
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
         self.registry.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The broker configuration topics default from.
+    pub fn broker_config(&self) -> Arc<BrokerConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Installs a new broker configuration (a dynamic broker config changed)
+    /// and re-resolves every topic's settings from it, so topics without an
+    /// override follow the new defaults at once (Kafka's
+    /// `DynamicLogConfig.updateLogsConfig`).
+    pub fn set_broker_config(&self, config: Arc<BrokerConfig>) {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config.clone();
+        for topic in self.list() {
+            let settings = TopicSettings::resolve(&topic.configs, &config);
+            for p in &topic.partitions {
+                p.update_settings(settings.clone());
+            }
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
@@ -337,7 +363,7 @@ impl TopicManager {
                 ),
             ));
         }
-        validate_topic_configs(configs)
+        validate_topic_configs(configs, &self.broker_config())
             .map_err(|e| TopicError::new(ResponseError::InvalidConfig, e.0))?;
         Ok(())
     }
@@ -352,7 +378,7 @@ impl TopicManager {
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         self.check_create(name, num_partitions, replication_factor, &configs)?;
         let id = new_topic_id();
-        let settings = TopicSettings::resolve(&configs, &self.config);
+        let settings = TopicSettings::resolve(&configs, &self.broker_config());
         let name_arc: Arc<str> = Arc::from(name);
         let mut partitions = Vec::with_capacity(num_partitions as usize);
         let mut created_dirs = Vec::new();
@@ -445,7 +471,7 @@ impl TopicManager {
                 format!("Topic {name} does not exist."),
             )
         })?;
-        validate_topic_configs(&configs)
+        validate_topic_configs(&configs, &self.broker_config())
             .map_err(|e| TopicError::new(ResponseError::InvalidConfig, e.0))?;
         if validate_only {
             return Ok(topic);
@@ -456,7 +482,7 @@ impl TopicManager {
             render_topic_file(name, &topic.id, topic.partitions.len() as i32, &configs).as_bytes(),
         )
         .map_err(io_err(format!("writing {}", file.display())))?;
-        let settings = TopicSettings::resolve(&configs, &self.config);
+        let settings = TopicSettings::resolve(&configs, &self.broker_config());
         for p in &topic.partitions {
             p.update_settings(settings.clone());
         }
@@ -510,7 +536,7 @@ impl TopicManager {
         if validate_only {
             return Ok((topic, Vec::new()));
         }
-        let settings = TopicSettings::resolve(&topic.configs, &self.config);
+        let settings = TopicSettings::resolve(&topic.configs, &self.broker_config());
         let mut added = Vec::new();
         let result = (|| -> Result<(), TopicError> {
             for p in current..total {

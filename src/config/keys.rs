@@ -1,204 +1,366 @@
-//! The broker key table: every key kastle knows with its type, bounds and
-//! Kafka 4.x default (the one place defaults are written), value validation,
-//! and the keys a single node accepts but has no use for.
+//! What a configuration key is: its type and validator (Kafka's `ConfigDef`
+//! types and validators), its update mode, value validation with Kafka's
+//! messages, the rendering of values as Kafka's DescribeConfigs shows them,
+//! and the keys a single node accepts but has no use for. The broker's own
+//! key table is [`super::broker_keys::BROKER_KEYS`]; topic keys live in
+//! `broker::topic_config` and group keys in `coordinator::group::group_config`.
 
+pub use super::broker_keys::BROKER_KEYS;
 use super::ConfigError;
 
-/// What kind of value a key holds, with its bounds.
+/// A key's type with its validator (bounds inclusive).
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {
     Bool,
-    /// Inclusive bounds.
+    /// Kafka's INT.
     Int(i64, i64),
-    Str,
-    /// One of a fixed set of strings (case-insensitive where Kafka is).
-    Choice(&'static [&'static str]),
-    List,
-    /// Inclusive bounds.
+    /// Kafka's SHORT.
+    Short(i64, i64),
+    /// Kafka's LONG.
+    Long(i64, i64),
     Double(f64, f64),
-    /// Accepted for compatibility with existing server.properties files; the
-    /// value is not used by a single-node broker.
-    Ignored,
+    Str,
+    /// A STRING that may not be empty.
+    NonEmptyStr,
+    /// A STRING from a fixed set (case-insensitive, as kastle has always
+    /// accepted `GZIP` for `gzip`).
+    Choice(&'static [&'static str]),
+    /// Kafka's `CaseInsensitiveValidString`.
+    ChoiceNoCase(&'static [&'static str]),
+    List,
+    /// A LIST that may not be empty.
+    NonEmptyList,
+    /// A LIST whose items come from a fixed set (Kafka's `ValidList`).
+    ListOf(&'static [&'static str]),
+    /// A Java class name.
+    Class,
+    /// A secret: never shown (Kafka's PASSWORD).
+    Password,
+    /// `compression.gzip.level`: 1 to 9, or -1 for zlib's default.
+    GzipLevel,
+}
+
+/// Kafka's `DescribeConfigsResponse.ConfigType` ids.
+pub mod config_type {
+    pub const UNKNOWN: i8 = 0;
+    pub const BOOLEAN: i8 = 1;
+    pub const STRING: i8 = 2;
+    pub const INT: i8 = 3;
+    pub const SHORT: i8 = 4;
+    pub const LONG: i8 = 5;
+    pub const DOUBLE: i8 = 6;
+    pub const LIST: i8 = 7;
+    pub const CLASS: i8 = 8;
+    pub const PASSWORD: i8 = 9;
+}
+
+impl Kind {
+    /// The type DescribeConfigs v3+ reports.
+    pub fn config_type(&self) -> i8 {
+        match self {
+            Kind::Bool => config_type::BOOLEAN,
+            Kind::Int(..) | Kind::GzipLevel => config_type::INT,
+            Kind::Short(..) => config_type::SHORT,
+            Kind::Long(..) => config_type::LONG,
+            Kind::Double(..) => config_type::DOUBLE,
+            Kind::Str | Kind::NonEmptyStr | Kind::Choice(_) | Kind::ChoiceNoCase(_) => {
+                config_type::STRING
+            }
+            Kind::List | Kind::NonEmptyList | Kind::ListOf(_) => config_type::LIST,
+            Kind::Class => config_type::CLASS,
+            Kind::Password => config_type::PASSWORD,
+        }
+    }
+
+    pub fn is_list(&self) -> bool {
+        self.config_type() == config_type::LIST
+    }
+
+    /// Kafka hides the values of PASSWORD keys.
+    pub fn is_sensitive(&self) -> bool {
+        matches!(self, Kind::Password)
+    }
+}
+
+/// Whether Kafka can change a broker key while it runs, and at which level
+/// (`DynamicBrokerConfig.dynamicConfigUpdateModes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Only in the static configuration.
+    ReadOnly,
+    /// Per broker or as the cluster-wide default.
+    ClusterWide,
+    /// Per broker only (listeners, security).
+    PerBroker,
 }
 
 pub struct KeyDef {
     pub name: &'static str,
     pub kind: Kind,
+    /// Kafka's default as DescribeConfigs renders it; `None` for null.
     pub default: Option<&'static str>,
+    pub mode: Mode,
+    /// kastle acts on the key (otherwise it is accepted, validated and
+    /// described only).
+    pub used: bool,
 }
 
-const fn key(name: &'static str, kind: Kind, default: Option<&'static str>) -> KeyDef {
-    KeyDef {
-        name,
-        kind,
-        default,
-    }
-}
-
-const I32: i64 = i32::MAX as i64;
 pub const DEFAULT_LISTENERS: &str = "PLAINTEXT://:9092";
-const I64: i64 = i64::MAX;
-
-/// Every broker key kastle knows, with Kafka 4.x defaults unless noted.
-pub static BROKER_KEYS: &[KeyDef] = &[
-    key("listeners", Kind::List, Some(DEFAULT_LISTENERS)),
-    key("advertised.listeners", Kind::List, None),
-    key(
-        "listener.security.protocol.map",
-        Kind::List,
-        Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"),
-    ),
-    key("inter.broker.listener.name", Kind::Str, None),
-    key("controller.listener.names", Kind::List, None),
-    key("controller.quorum.voters", Kind::Ignored, None),
-    key("controller.quorum.bootstrap.servers", Kind::Ignored, None),
-    key("process.roles", Kind::List, Some("broker,controller")),
-    key("node.id", Kind::Int(0, I32), None),
-    key("broker.id", Kind::Int(-1, I32), None),
-    // kastle's default keeps data next to the binary's working directory, so
-    // the README's first command works without a config file.
-    key("log.dirs", Kind::List, None),
-    key("log.dir", Kind::Str, Some("./data")),
-    key("num.partitions", Kind::Int(1, I32), Some("1")),
-    key("default.replication.factor", Kind::Int(1, I32), Some("1")),
-    key("auto.create.topics.enable", Kind::Bool, Some("true")),
-    key("delete.topic.enable", Kind::Bool, Some("true")),
-    // KIP-1030 (Kafka 4.0): at least 1 MiB.
-    key("log.segment.bytes", Kind::Int(1_048_576, I32), Some("1073741824")),
-    key("log.roll.ms", Kind::Int(1, I64), None),
-    key("log.roll.hours", Kind::Int(1, I32), Some("168")),
-    key("log.retention.ms", Kind::Int(-1, I64), None),
-    key("log.retention.minutes", Kind::Int(-1, I32), None),
-    key("log.retention.hours", Kind::Int(-1, I32), Some("168")),
-    key("log.retention.bytes", Kind::Int(-1, I64), Some("-1")),
-    key("log.retention.check.interval.ms", Kind::Int(1, I64), Some("300000")),
-    key("log.cleanup.policy", Kind::List, Some("delete")),
-    key("log.cleaner.delete.retention.ms", Kind::Int(0, I64), Some("86400000")),
-    key("log.cleaner.min.cleanable.ratio", Kind::Double(0.0, 1.0), Some("0.5")),
-    key("log.cleaner.min.compaction.lag.ms", Kind::Int(0, I64), Some("0")),
-    key("log.cleaner.max.compaction.lag.ms", Kind::Int(1, I64), Some("9223372036854775807")),
-    key("log.cleaner.enable", Kind::Bool, Some("true")),
-    key("log.cleaner.backoff.ms", Kind::Int(0, I64), Some("15000")),
-    key("log.cleaner.dedupe.buffer.size", Kind::Int(0, I64), Some("134217728")),
-    // kastle default: 50 MiB/s. Kafka's default (Double.MAX_VALUE) means
-    // unthrottled, which lets one big compaction starve produce and fetch of
-    // disk bandwidth; set it that high to get Kafka's behaviour back.
-    key("log.cleaner.io.max.bytes.per.second", Kind::Double(0.0, f64::MAX), Some("52428800")),
-    key("log.preallocate", Kind::Bool, Some("false")),
-    key("log.roll.jitter.ms", Kind::Int(0, I64), None),
-    key("log.roll.jitter.hours", Kind::Int(0, I32), Some("0")),
-    key("unclean.leader.election.enable", Kind::Bool, Some("false")),
-    key("log.index.size.max.bytes", Kind::Int(4, I32), Some("10485760")),
-    key("log.index.interval.bytes", Kind::Int(0, I32), Some("4096")),
-    key("log.segment.delete.delay.ms", Kind::Int(0, I64), Some("60000")),
-    // kastle default: 1 (fsync before acknowledging, with group commit).
-    // Kafka's default (Long.MAX_VALUE) restores page-cache mode.
-    key("log.flush.interval.messages", Kind::Int(1, I64), Some("1")),
-    key("log.flush.interval.ms", Kind::Int(0, I64), None),
-    key("log.flush.scheduler.interval.ms", Kind::Int(0, I64), Some("9223372036854775807")),
-    key("log.message.timestamp.type", Kind::Choice(&["CreateTime", "LogAppendTime"]), Some("CreateTime")),
-    key("log.message.timestamp.before.max.ms", Kind::Int(0, I64), Some("9223372036854775807")),
-    key("log.message.timestamp.after.max.ms", Kind::Int(0, I64), Some("3600000")),
-    key("message.max.bytes", Kind::Int(0, I32), Some("1048588")),
-    key("compression.type", Kind::Choice(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]), Some("producer")),
-    key("min.insync.replicas", Kind::Int(1, I32), Some("1")),
-    key("socket.request.max.bytes", Kind::Int(1, I32), Some("104857600")),
-    key("fetch.max.bytes", Kind::Int(1024, I32), Some("57671680")),
-    key("socket.send.buffer.bytes", Kind::Int(-1, I32), Some("102400")),
-    key("socket.receive.buffer.bytes", Kind::Int(-1, I32), Some("102400")),
-    key("queued.max.requests", Kind::Int(1, I32), Some("500")),
-    key("queued.max.request.bytes", Kind::Int(-1, I64), Some("-1")),
-    key("connections.max.idle.ms", Kind::Int(0, I64), Some("600000")),
-    key("max.connections", Kind::Int(0, I32), Some("2147483647")),
-    key("max.connections.per.ip", Kind::Int(0, I32), Some("2147483647")),
-    // `host:count,...`; hosts are resolved at start-up.
-    key("max.connections.per.ip.overrides", Kind::List, Some("")),
-    key("num.network.threads", Kind::Ignored, None),
-    key("num.io.threads", Kind::Ignored, None),
-    key("num.recovery.threads.per.data.dir", Kind::Ignored, None),
-    key("num.replica.fetchers", Kind::Ignored, None),
-    key("background.threads", Kind::Ignored, None),
-    key("offsets.topic.num.partitions", Kind::Int(1, I32), Some("50")),
-    key("offsets.topic.replication.factor", Kind::Int(1, 32767), Some("3")),
-    key("offsets.retention.minutes", Kind::Int(1, I32), Some("10080")),
-    key("offsets.retention.check.interval.ms", Kind::Int(1, I64), Some("600000")),
-    key("offsets.commit.timeout.ms", Kind::Int(1, I32), Some("5000")),
-    key("offsets.topic.segment.bytes", Kind::Int(1, I32), Some("104857600")),
-    key("offset.metadata.max.bytes", Kind::Int(0, I32), Some("4096")),
-    key("transaction.state.log.replication.factor", Kind::Int(1, 32767), Some("3")),
-    key("transaction.state.log.min.isr", Kind::Int(1, I32), Some("2")),
-    key("transaction.state.log.num.partitions", Kind::Int(1, I32), Some("50")),
-    key("transaction.max.timeout.ms", Kind::Int(1, I32), Some("900000")),
-    key("transaction.abort.timed.out.transaction.cleanup.interval.ms", Kind::Int(1, I32), Some("10000")),
-    key("group.initial.rebalance.delay.ms", Kind::Int(0, I32), Some("3000")),
-    key("group.min.session.timeout.ms", Kind::Int(0, I32), Some("6000")),
-    key("group.max.session.timeout.ms", Kind::Int(0, I32), Some("1800000")),
-    key("group.max.size", Kind::Int(1, I32), Some("2147483647")),
-    key("producer.id.expiration.ms", Kind::Int(1, I32), Some("86400000")),
-    key("share.coordinator.state.topic.replication.factor", Kind::Ignored, None),
-    key("share.coordinator.state.topic.min.isr", Kind::Ignored, None),
-    key("zookeeper.connect", Kind::Ignored, None),
-    // kastle: HOST:PORT of the Prometheus endpoint (GET /metrics); unset = off.
-    key("metrics.prometheus.listener", Kind::Str, None),
-];
 
 /// The table's default of `name`.
 pub fn default_of(name: &str) -> Option<&'static str> {
     key_def(name).and_then(|k| k.default)
 }
 
-/// Keys a listener may override as `listener.name.<listener>.<key>`.
+/// Keys a listener may override as `listener.name.<listener>.<key>` at
+/// start-up (kastle acts on these).
 const PER_LISTENER_KEYS: &[&str] = &["max.connections"];
 
+/// The definition of a broker key; a `listener.name.<l>.<key>` override
+/// kastle acts on resolves to its base key.
 pub fn key_def(name: &str) -> Option<&'static KeyDef> {
     let base = per_listener_key(name).map_or(name, |(_, key)| key);
-    BROKER_KEYS.iter().find(|k| k.name == base)
+    broker_key(base)
+}
+
+/// The definition of exactly `name` in the broker key table.
+pub fn broker_key(name: &str) -> Option<&'static KeyDef> {
+    BROKER_KEYS.iter().find(|k| k.name == name)
 }
 
 /// `listener.name.<listener>.<key>` → (listener, key) for the keys a
 /// listener may override (Kafka's listener-prefixed configs).
 pub fn per_listener_key(name: &str) -> Option<(&str, &str)> {
-    let rest = name.strip_prefix("listener.name.")?;
-    let (listener, key) = rest.split_once('.')?;
-    (!listener.is_empty() && PER_LISTENER_KEYS.contains(&key)).then_some((listener, key))
+    let (listener, key) = listener_prefixed(name)?;
+    PER_LISTENER_KEYS.contains(&key).then_some((listener, key))
 }
 
+/// Any `listener.name.<listener>.<key>` → (listener, key).
+pub fn listener_prefixed(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_prefix("listener.name.")?;
+    let (listener, key) = rest.split_once('.')?;
+    (!listener.is_empty() && !key.is_empty()).then_some((listener, key))
+}
+
+/// The broker keys that set the same thing as `name`, in Kafka's order of
+/// precedence (`DynamicBrokerConfig.brokerConfigSynonyms`). With
+/// `match_listener_override`, a `listener.name.<l>.<key>` has its base key
+/// as a synonym.
+pub fn broker_config_synonyms(name: &str, match_listener_override: bool) -> Vec<String> {
+    const GROUPS: &[&[&str]] = &[
+        &["log.roll.ms", "log.roll.hours"],
+        &["log.roll.jitter.ms", "log.roll.jitter.hours"],
+        &[
+            "log.retention.ms",
+            "log.retention.minutes",
+            "log.retention.hours",
+        ],
+    ];
+    if name == "log.flush.interval.ms" {
+        // The flush scheduler interval is its default.
+        return vec![name.into(), "log.flush.scheduler.interval.ms".into()];
+    }
+    if let Some(g) = GROUPS.iter().find(|g| g.contains(&name)) {
+        return g.iter().map(|s| s.to_string()).collect();
+    }
+    if match_listener_override {
+        if let Some((_, base)) = listener_prefixed(name) {
+            // SASL mechanism configs are `<listener>.<mechanism>.<key>`.
+            const MECHANISM_KEYS: &[&str] = &[
+                "sasl.jaas.config",
+                "sasl.login.callback.handler.class",
+                "sasl.login.class",
+                "sasl.server.callback.handler.class",
+                "connections.max.reauth.ms",
+            ];
+            let base = MECHANISM_KEYS
+                .iter()
+                .find(|m| base.ends_with(*m))
+                .copied()
+                .unwrap_or(base);
+            return vec![name.into(), base.into()];
+        }
+    }
+    vec![name.into()]
+}
+
+/// Checks a value as Kafka's `ConfigDef` parses and validates it; the error
+/// carries Kafka's message ("Invalid value X for configuration Y: why").
 pub fn validate(def: &KeyDef, v: &str) -> Result<(), ConfigError> {
-    let bad = |why: String| {
-        ConfigError(format!(
-            "invalid value {v:?} for configuration {}: {why}",
-            def.name
-        ))
-    };
+    validate_kind(def.name, def.kind, v)
+}
+
+pub fn validate_kind(name: &str, kind: Kind, v: &str) -> Result<(), ConfigError> {
+    let bad =
+        |why: String| ConfigError(format!("Invalid value {v} for configuration {name}: {why}"));
     let t = v.trim();
-    match def.kind {
+    let range = |n: i64, lo: i64, hi: i64| -> Result<(), ConfigError> {
+        if n < lo {
+            Err(bad(format!("Value must be at least {lo}")))
+        } else if n > hi {
+            Err(bad(format!("Value must be no more than {hi}")))
+        } else {
+            Ok(())
+        }
+    };
+    match kind {
         Kind::Bool => {
             if !t.eq_ignore_ascii_case("true") && !t.eq_ignore_ascii_case("false") {
-                return Err(bad("expected true or false".into()));
+                return Err(bad("Expected value to be either true or false".into()));
             }
         }
         Kind::Int(lo, hi) => {
+            let n: i32 = t
+                .parse()
+                .map_err(|_| bad("Not a number of type INT".into()))?;
+            range(n.into(), lo, hi)?;
+        }
+        Kind::Short(lo, hi) => {
+            let n: i16 = t
+                .parse()
+                .map_err(|_| bad("Not a number of type SHORT".into()))?;
+            range(n.into(), lo, hi)?;
+        }
+        Kind::Long(lo, hi) => {
             let n: i64 = t
                 .parse()
-                .map_err(|_| bad("expected a whole number".into()))?;
-            if n < lo || n > hi {
-                return Err(bad(format!("must be in [{lo}, {hi}]")));
-            }
+                .map_err(|_| bad("Not a number of type LONG".into()))?;
+            range(n, lo, hi)?;
         }
-        Kind::Choice(options) => {
-            if !options.iter().any(|o| o.eq_ignore_ascii_case(t)) {
-                return Err(bad(format!("must be one of {}", options.join(", "))));
+        Kind::GzipLevel => {
+            let n: i32 = t
+                .parse()
+                .map_err(|_| bad("Not a number of type INT".into()))?;
+            if n != -1 && !(1..=9).contains(&n) {
+                return Err(bad("Value must be between 1 and 9, or -1".into()));
             }
         }
         Kind::Double(lo, hi) => {
-            let n: f64 = t.parse().map_err(|_| bad("expected a number".into()))?;
-            if !(lo..=hi).contains(&n) {
-                return Err(bad(format!("must be in [{lo}, {hi}]")));
+            let n: f64 = t
+                .parse()
+                .ok()
+                .filter(|n: &f64| !n.is_nan())
+                .ok_or_else(|| bad("Not a number of type DOUBLE".into()))?;
+            if n < lo {
+                return Err(bad(format!("Value must be at least {}", java_double(lo))));
+            }
+            if n > hi {
+                return Err(bad(format!(
+                    "Value must be no more than {}",
+                    java_double(hi)
+                )));
             }
         }
-        Kind::Str | Kind::List | Kind::Ignored => {}
+        Kind::NonEmptyStr => {
+            if t.is_empty() {
+                return Err(bad("String may not be empty".into()));
+            }
+        }
+        Kind::Choice(options) | Kind::ChoiceNoCase(options) => {
+            if !options.iter().any(|o| o.eq_ignore_ascii_case(t)) {
+                let case = if matches!(kind, Kind::ChoiceNoCase(_)) {
+                    " (case insensitive)"
+                } else {
+                    ""
+                };
+                return Err(bad(format!(
+                    "String must be one of{case}: {}",
+                    options.join(", ")
+                )));
+            }
+        }
+        Kind::NonEmptyList => {
+            if list_items(t).is_empty() {
+                return Err(bad("Empty list not allowed".into()));
+            }
+        }
+        Kind::ListOf(options) => {
+            let items = list_items(t);
+            for item in &items {
+                if !options.contains(item) {
+                    return Err(bad(format!(
+                        "String must be one of: {}",
+                        options.join(", ")
+                    )));
+                }
+            }
+            let mut seen = std::collections::HashSet::new();
+            if items.iter().any(|i| !seen.insert(*i)) {
+                return Err(ConfigError(format!(
+                    "Configuration '{name}' values must not be duplicated."
+                )));
+            }
+        }
+        Kind::Str | Kind::List | Kind::Class | Kind::Password => {}
     }
     Ok(())
+}
+
+/// The items of a LIST value, trimmed, empty ones dropped.
+pub fn list_items(v: &str) -> Vec<&str> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// A value as Kafka's DescribeConfigs shows it: parsed by its type and
+/// rendered back (`ConfigDef.convertToString`): lists joined with `,`,
+/// numbers without spaces, doubles as Java prints them, booleans in lower
+/// case. Values that do not parse are shown as written.
+pub fn render(kind: Kind, v: &str) -> String {
+    let t = v.trim();
+    match kind {
+        Kind::Bool => t.to_ascii_lowercase(),
+        Kind::Int(..) | Kind::Short(..) | Kind::Long(..) | Kind::GzipLevel => t
+            .parse::<i64>()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| v.to_string()),
+        Kind::Double(..) => t
+            .parse::<f64>()
+            .map(java_double)
+            .unwrap_or_else(|_| v.to_string()),
+        Kind::List | Kind::NonEmptyList | Kind::ListOf(_) => list_items(t).join(","),
+        Kind::Class => t.to_string(),
+        Kind::Str
+        | Kind::NonEmptyStr
+        | Kind::Choice(_)
+        | Kind::ChoiceNoCase(_)
+        | Kind::Password => v.to_string(),
+    }
+}
+
+/// Java's `Double.toString`: plain decimal with at least one fractional
+/// digit between 10^-3 and 10^7, else `d.dddE±n`, shortest round-trip digits.
+pub fn java_double(x: f64) -> String {
+    if x.is_nan() {
+        return "NaN".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    if x == 0.0 {
+        return if x.is_sign_negative() { "-0.0" } else { "0.0" }.into();
+    }
+    let a = x.abs();
+    if (1e-3..1e7).contains(&a) {
+        let s = format!("{x}");
+        if s.contains('.') {
+            s
+        } else {
+            format!("{s}.0")
+        }
+    } else {
+        // Rust's `{:e}` gives the shortest digits: `1.7976931348623157e308`.
+        let s = format!("{x:e}");
+        let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        let mantissa = if mantissa.contains('.') {
+            mantissa.to_string()
+        } else {
+            format!("{mantissa}.0")
+        };
+        format!("{mantissa}E{exp}")
+    }
 }
 
 /// A value as it may appear in a log line: secrets (passwords, JAAS
@@ -213,7 +375,9 @@ pub fn shown<'a>(key: &str, value: &'a str) -> &'a str {
         "token",
         "credential",
     ];
-    if SECRET.iter().any(|s| key.contains(s)) {
+    if SECRET.iter().any(|s| key.contains(s))
+        || broker_key(key).is_some_and(|d| d.kind.is_sensitive())
+    {
         "[hidden]"
     } else {
         value
@@ -241,6 +405,7 @@ const NOT_NEEDED_KEYS: &[&str] = &[
     "initial.broker.registration.timeout.ms",
     "auto.leader.rebalance.enable",
     "num.replica.fetchers",
+    "security.inter.broker.protocol",
 ];
 
 /// Why a key set in the configuration does nothing on a single node, or
@@ -273,8 +438,63 @@ mod tests {
         for k in BROKER_KEYS {
             assert!(seen.insert(k.name), "{} listed twice", k.name);
             if let Some(d) = k.default {
+                // Kafka's empty-list defaults of non-empty-list keys only
+                // apply when the key is not set.
+                if d.is_empty() && matches!(k.kind, Kind::NonEmptyList | Kind::NonEmptyStr) {
+                    continue;
+                }
                 validate(k, d).unwrap_or_else(|e| panic!("default of {}: {e}", k.name));
             }
         }
+        assert!(BROKER_KEYS.len() > 340, "{}", BROKER_KEYS.len());
+    }
+
+    #[test]
+    fn kafka_messages_for_bad_values() {
+        let d = broker_key("log.cleaner.backoff.ms").unwrap();
+        assert_eq!(
+            validate(d, "abc").unwrap_err().0,
+            "Invalid value abc for configuration log.cleaner.backoff.ms: Not a number of type LONG"
+        );
+        let d = broker_key("log.cleaner.threads").unwrap();
+        assert_eq!(
+            validate(d, "-1").unwrap_err().0,
+            "Invalid value -1 for configuration log.cleaner.threads: Value must be at least 0"
+        );
+        let d = broker_key("compression.type").unwrap();
+        assert!(validate(d, "brotli")
+            .unwrap_err()
+            .0
+            .ends_with("String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer"));
+        let d = broker_key("message.max.bytes").unwrap();
+        assert!(validate(d, "3000000000").is_err(), "beyond INT");
+        let d = broker_key("compression.gzip.level").unwrap();
+        assert!(validate(d, "-1").is_ok() && validate(d, "0").is_err());
+        let d = broker_key("log.cleanup.policy").unwrap();
+        assert!(validate(d, "compact, delete").is_ok());
+        assert!(validate(d, "compact,compact").is_err());
+    }
+
+    #[test]
+    fn values_render_as_kafka_shows_them() {
+        assert_eq!(java_double(0.5), "0.5");
+        assert_eq!(java_double(0.9), "0.9");
+        assert_eq!(java_double(1000.0), "1000.0");
+        assert_eq!(java_double(52428800.0), "5.24288E7");
+        assert_eq!(java_double(f64::MAX), "1.7976931348623157E308");
+        assert_eq!(java_double(1e-4), "1.0E-4");
+        assert_eq!(render(Kind::List, " a, b ,,c"), "a,b,c");
+        assert_eq!(render(Kind::Bool, "TRUE"), "true");
+        assert_eq!(render(Kind::Long(0, 10), " 7 "), "7");
+    }
+
+    #[test]
+    fn listener_prefixed_keys() {
+        assert_eq!(
+            listener_prefixed("listener.name.plaintext.max.connections"),
+            Some(("plaintext", "max.connections"))
+        );
+        assert_eq!(per_listener_key("listener.name.x.ssl.keystore.type"), None);
+        assert!(key_def("listener.name.x.max.connections").is_some());
     }
 }

@@ -2,18 +2,25 @@
 //! from `KAFKA_*` environment variables (the apache/kafka image convention) and
 //! from `--override key=value`, in that order of precedence (last wins).
 //!
-//! Every key the broker acts on is declared once in [`keys::BROKER_KEYS`] with
-//! its type, default and bounds; that table is the one source of defaults
-//! (read them through the typed accessors [`BrokerConfig::int`] and friends).
-//! An invalid value refuses start-up naming the key and the value; an
-//! unknown key only warns (Kafka does the same).
+//! Every key of Kafka's broker configuration is declared once in
+//! [`keys::BROKER_KEYS`] with its type, default, bounds and update mode;
+//! that table is the one source of defaults (read them through the typed
+//! accessors [`BrokerConfig::int`] and friends). An invalid value refuses
+//! start-up naming the key and the value; an unknown key only warns (Kafka
+//! does the same). The keys as given (Kafka's "originals") are kept apart
+//! from the effective values, so DescribeConfigs can tell a key set in the
+//! configuration from a default, and dynamic broker configs can be layered
+//! over them ([`BrokerConfig::with_dynamic`]).
 //!
+//! - [`broker_keys`]: the broker key table; [`docs`]: what each key does here.
 //! - [`keys`]: the key table, value validation, keys a single node ignores.
 //! - [`properties`]: Java `.properties` parsing.
 //! - [`env`]: the apache/kafka, bitnami/kafka and cp-kafka environment
 //!   conventions.
 //! - [`listeners`]: `listeners`, `advertised.listeners` and the protocol map.
 
+pub mod broker_keys;
+pub mod docs;
 pub mod env;
 pub mod keys;
 pub mod listeners;
@@ -26,11 +33,11 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use env::{env_to_key, read_env, validate_cluster_id, EnvConfig};
-pub use keys::{validate, KeyDef, Kind, BROKER_KEYS};
+pub use keys::{validate, KeyDef, Kind, Mode, BROKER_KEYS};
 pub use listeners::Listener;
 pub use properties::parse_properties;
 
-use keys::{key_def, not_needed_reason, shown};
+use keys::{broker_config_synonyms, key_def, not_needed_reason, shown};
 
 #[derive(Debug)]
 pub struct ConfigError(pub String);
@@ -52,6 +59,9 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
 pub struct BrokerConfig {
     /// Effective value of every key set or defaulted (strings as written).
     values: BTreeMap<String, String>,
+    /// The keys as given, known or not (Kafka's `originals`), with
+    /// `node.id` and `broker.id` standing in for each other.
+    originals: BTreeMap<String, String>,
     pub node_id: i32,
     pub listeners: Vec<Listener>,
     /// Advertised address per client listener name.
@@ -90,10 +100,19 @@ impl BrokerConfig {
     ) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
         let mut values: BTreeMap<String, String> = BTreeMap::new();
         let mut warnings = Vec::new();
+        let mut unused = Vec::new();
         for (k, v) in entries {
             match key_def(&k) {
                 Some(def) => {
                     validate(def, &v)?;
+                    // A replication factor of 1 is what one node does anyway.
+                    if !def.used
+                        && not_needed_reason(&k, &v).is_none()
+                        && !k.ends_with(".replication.factor")
+                        && !unused.contains(&k)
+                    {
+                        unused.push(k.clone());
+                    }
                     values.insert(k, v);
                 }
                 None => {
@@ -130,6 +149,20 @@ impl BrokerConfig {
                 values.remove(k);
             }
         }
+        // Kafka's `KafkaConfig.populateSynonyms`: either id names the node.
+        match (
+            values.get("node.id").cloned(),
+            values.get("broker.id").cloned(),
+        ) {
+            (Some(n), None) => {
+                values.insert("broker.id".into(), n);
+            }
+            (None, Some(b)) if b.trim().parse::<i64>().is_ok_and(|b| b >= 0) => {
+                values.insert("node.id".into(), b);
+            }
+            _ => {}
+        }
+        let originals = values.clone();
         let listeners_set = values.contains_key("listeners");
         for def in BROKER_KEYS {
             if let Some(d) = def.default {
@@ -141,6 +174,7 @@ impl BrokerConfig {
         // The accessors read the table's defaults from here on.
         let mut cfg = BrokerConfig {
             values,
+            originals,
             node_id: 1,
             listeners: Vec::new(),
             advertised: Vec::new(),
@@ -200,6 +234,7 @@ impl BrokerConfig {
             .unwrap_or_else(|| cfg.int("log.roll.hours").saturating_mul(hour));
         cfg.log_retention_ms = cfg
             .opt_int("log.retention.ms")
+            .map(|ms| if ms < 0 { -1 } else { ms })
             .or_else(|| {
                 cfg.opt_int("log.retention.minutes").map(|m| {
                     if m < 0 {
@@ -238,7 +273,38 @@ impl BrokerConfig {
                 not_needed.join("; ")
             ));
         }
+        if !unused.is_empty() {
+            cfg.notes.push(format!(
+                "Kafka settings kastle accepts and does not act on: {}",
+                unused.join(", ")
+            ));
+        }
         Ok((cfg, warnings))
+    }
+
+    /// This configuration with dynamic broker configs over it: the
+    /// cluster-wide defaults, then this broker's own, each replacing the
+    /// synonyms of the keys it sets (Kafka's `DynamicBrokerConfig.overrideProps`:
+    /// a dynamic `log.retention.ms` hides a static `log.retention.hours`).
+    /// The result's originals are the merged keys; its cluster id is kept.
+    pub fn with_dynamic(
+        &self,
+        cluster_default: &BTreeMap<String, String>,
+        per_broker: &BTreeMap<String, String>,
+    ) -> Result<BrokerConfig, ConfigError> {
+        let mut props = self.originals.clone();
+        for layer in [cluster_default, per_broker] {
+            for (k, v) in layer {
+                for synonym in broker_config_synonyms(k, false) {
+                    props.remove(&synonym);
+                }
+                props.insert(k.clone(), v.clone());
+            }
+        }
+        let (mut cfg, _) = Self::from_entries(props.into_iter().collect())?;
+        cfg.cluster_id = self.cluster_id.clone();
+        cfg.notes.clear();
+        Ok(cfg)
     }
 
     /// Loads file, then environment, then overrides.
@@ -320,6 +386,12 @@ impl BrokerConfig {
 
     pub fn values(&self) -> &BTreeMap<String, String> {
         &self.values
+    }
+
+    /// The keys as given (file, environment, overrides; plus dynamic ones
+    /// for a configuration built by [`BrokerConfig::with_dynamic`]).
+    pub fn originals(&self) -> &BTreeMap<String, String> {
+        &self.originals
     }
 
     /// Advertised address for the listener with this name.

@@ -158,7 +158,8 @@ pub fn delete_records(req: &Request, body: Bytes) -> Reply {
                     // Kafka refuses to delete records of a topic whose
                     // cleanup policy does not include delete.
                     let policy =
-                        effective("cleanup.policy", &topic.configs, &apis.config).unwrap_or_default();
+                        effective("cleanup.policy", &topic.configs, &apis.replicas.topics.broker_config())
+                            .unwrap_or_default();
                     if !policy.split(',').any(|p| p.trim() == "delete") {
                         return base.with_error_code(ResponseError::PolicyViolation.code());
                     }

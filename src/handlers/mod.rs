@@ -25,10 +25,12 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
+use crate::broker::dynamic_config::DynamicBrokerConfig;
 use crate::broker::producer_ids::ProducerIdManager;
 use crate::broker::quotas::ClientQuotaManager;
 use crate::broker::ReplicaManager;
 use crate::config::BrokerConfig;
+use crate::coordinator::group::group_config::GroupConfigManager;
 use crate::coordinator::group::GroupCoordinator;
 use crate::coordinator::txn::TransactionCoordinator;
 use crate::metrics::BrokerMetrics;
@@ -58,7 +60,14 @@ pub fn ready(reply: Reply) -> Pending {
 /// The services requests are answered from (Kafka's `KafkaApis` is built
 /// with the same): wired once by the server.
 pub struct KafkaApis {
+    /// The configuration as the broker started (with the dynamic configs
+    /// stored then); keys that change at run time are read through
+    /// `dynamic_config`.
     pub config: Arc<BrokerConfig>,
+    /// Dynamic broker configs (AlterConfigs on BROKER resources).
+    pub dynamic_config: Arc<DynamicBrokerConfig>,
+    /// GROUP config resources.
+    pub group_configs: Arc<GroupConfigManager>,
     pub cluster_id: String,
     pub replicas: Arc<ReplicaManager>,
     /// Consumer groups and committed offsets (`__consumer_offsets`).

@@ -14,36 +14,22 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use crate::broker::topic_config::{effective, topic_key, TOPIC_KEYS};
-use crate::broker::topics::validate_manual_assignment;
-use crate::config::BrokerConfig;
+use crate::broker::config_helper::created_topic_configs;
+use crate::broker::dynamic_config::DynamicBrokerConfig;
+use crate::broker::topic_config::topic_key;
+use crate::broker::topics::{new_topic_id, validate_manual_assignment};
 use crate::handlers::{decode_or_close, Reply, Request};
 
-/// Kafka's ConfigSource codes as DescribeConfigs and CreateTopics report them.
-pub mod config_source {
-    pub const DYNAMIC_TOPIC_CONFIG: i8 = 1;
-    pub const STATIC_BROKER_CONFIG: i8 = 4;
-    pub const DEFAULT_CONFIG: i8 = 5;
-}
-
-/// Topic configs as CreateTopics v5+ reports them (Kafka hides internal keys).
+/// Topic configs as CreateTopics v5+ reports them (Kafka hides internal
+/// keys): each key's value and where it comes from, as the controller
+/// resolves them.
 pub fn described_configs(
     overrides: &BTreeMap<String, String>,
-    broker: &BrokerConfig,
+    dynamic: &DynamicBrokerConfig,
 ) -> Vec<CreatableTopicConfigs> {
-    TOPIC_KEYS
-        .iter()
-        .filter(|k| !k.def.name.starts_with("internal."))
-        .map(|k| {
-            let name = k.def.name;
-            let value = effective(name, overrides, broker);
-            let source = if overrides.contains_key(name) {
-                config_source::DYNAMIC_TOPIC_CONFIG
-            } else if value.as_deref() != k.def.default {
-                config_source::STATIC_BROKER_CONFIG
-            } else {
-                config_source::DEFAULT_CONFIG
-            };
+    created_topic_configs(overrides, dynamic)
+        .into_iter()
+        .map(|(name, value, source)| {
             CreatableTopicConfigs::default()
                 .with_name(StrBytes::from_static_str(name))
                 .with_value(value.map(StrBytes::from_string))
@@ -73,7 +59,8 @@ pub fn create_topics(req: &Request, body: Bytes) -> Reply {
             r.error_message = Some(StrBytes::from_string(msg));
             r.num_partitions = -1;
             r.replication_factor = -1;
-            r.configs = None;
+            // v5+: a failed topic has no configs, an empty array as in Kafka.
+            r.configs = (version >= 5).then(Vec::new);
             r
         };
         if seen.get(&name).copied().unwrap_or(0) > 1 {
@@ -178,11 +165,12 @@ pub fn create_topics(req: &Request, body: Bytes) -> Reply {
         };
         match outcome {
             Ok(id) => {
-                result.topic_id = id.unwrap_or(Uuid::nil());
+                // validateOnly: Kafka's controller still draws a fresh id.
+                result.topic_id = id.unwrap_or_else(new_topic_id);
                 result.num_partitions = num_partitions;
                 result.replication_factor = replication_factor;
                 if version >= 5 {
-                    result.configs = Some(described_configs(&configs, cfg));
+                    result.configs = Some(described_configs(&configs, &apis.dynamic_config));
                 }
             }
             Err(e) => {

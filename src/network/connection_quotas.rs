@@ -6,6 +6,9 @@
 //! unaffected. `max.connections.per.ip` (with `max.connections.per.ip.overrides`)
 //! bounds the connections from one address: one more is closed at once
 //! ("Too many connections from ... (maximum = ...)").
+//!
+//! These keys are dynamic broker configs: a change applies to the next
+//! connection accepted (connections already open stay), as in Kafka.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, ToSocketAddrs};
@@ -13,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
+use crate::broker::dynamic_config::Reconfigurable;
 use crate::config::{BrokerConfig, ConfigError};
 
 #[derive(Default)]
@@ -22,11 +26,16 @@ struct Counts {
     per_ip: HashMap<IpAddr, usize>,
 }
 
-pub struct ConnectionQuotas {
+/// The limits in force.
+struct Limits {
     broker_max: usize,
     per_listener_max: HashMap<String, usize>,
     per_ip_default: usize,
     per_ip_overrides: HashMap<IpAddr, usize>,
+}
+
+pub struct ConnectionQuotas {
+    limits: Mutex<Limits>,
     counts: Mutex<Counts>,
     /// Woken whenever a connection closes.
     released: Notify,
@@ -60,43 +69,38 @@ fn to_usize(v: i64) -> usize {
     usize::try_from(v).unwrap_or(0)
 }
 
-impl ConnectionQuotas {
-    /// The limits `config` sets; an override naming an unresolvable host, or
-    /// a per-IP limit of 0 without overrides, refuses start (as Kafka does).
-    pub fn new(config: &BrokerConfig) -> Result<ConnectionQuotas, ConfigError> {
+impl Limits {
+    /// The limits `config` sets. `strict` (start-up): an override naming an
+    /// unresolvable host refuses start, as in Kafka; later (a dynamic
+    /// change) it is skipped with a warning.
+    fn from_config(config: &BrokerConfig, strict: bool) -> Result<Limits, ConfigError> {
         let broker_max = to_usize(config.int("max.connections"));
         let per_ip_default = to_usize(config.int("max.connections.per.ip"));
         let mut per_ip_overrides = HashMap::new();
-        for entry in config
-            .string("max.connections.per.ip.overrides")
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            let bad = || {
-                ConfigError(format!(
-                    "max.connections.per.ip.overrides: invalid entry {entry:?} (expected host:count)"
-                ))
-            };
-            let (host, count) = entry.rsplit_once(':').ok_or_else(bad)?;
-            let count: usize = count.trim().parse().map_err(|_| bad())?;
-            let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+        for (host, count) in parse_overrides(config.string("max.connections.per.ip.overrides"))? {
             let ip = match host.parse::<IpAddr>() {
                 Ok(ip) => ip,
-                Err(_) => (host, 0)
+                Err(_) => match (host.as_str(), 0)
                     .to_socket_addrs()
                     .ok()
                     .and_then(|mut a| a.next())
                     .map(|a| a.ip())
-                    .ok_or_else(|| {
-                        ConfigError(format!(
+                {
+                    Some(ip) => ip,
+                    None if strict => {
+                        return Err(ConfigError(format!(
                             "max.connections.per.ip.overrides: cannot resolve host {host:?}"
-                        ))
-                    })?,
+                        )))
+                    }
+                    None => {
+                        tracing::warn!(host = %host, "max.connections.per.ip.overrides: cannot resolve host; entry skipped");
+                        continue;
+                    }
+                },
             };
             per_ip_overrides.insert(ip, count);
         }
-        if per_ip_default == 0 && per_ip_overrides.is_empty() {
+        if per_ip_default == 0 && per_ip_overrides.is_empty() && strict {
             return Err(ConfigError(
                 "max.connections.per.ip can be set to zero only if max.connections.per.ip.overrides property is set".into(),
             ));
@@ -113,28 +117,59 @@ impl ConnectionQuotas {
                 (l.name.clone(), max)
             })
             .collect();
-        Ok(ConnectionQuotas {
+        Ok(Limits {
             broker_max,
             per_listener_max,
             per_ip_default,
             per_ip_overrides,
+        })
+    }
+}
+
+/// `host:count,...` entries of `max.connections.per.ip.overrides`.
+fn parse_overrides(v: &str) -> Result<Vec<(String, usize)>, ConfigError> {
+    let mut out = Vec::new();
+    for entry in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let bad = || {
+            ConfigError(format!(
+                "max.connections.per.ip.overrides: invalid entry {entry:?} (expected host:count)"
+            ))
+        };
+        let (host, count) = entry.rsplit_once(':').ok_or_else(bad)?;
+        let count: usize = count.trim().parse().map_err(|_| bad())?;
+        let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+        out.push((host.to_string(), count));
+    }
+    Ok(out)
+}
+
+impl ConnectionQuotas {
+    /// The limits `config` sets; an override naming an unresolvable host, or
+    /// a per-IP limit of 0 without overrides, refuses start (as Kafka does).
+    pub fn new(config: &BrokerConfig) -> Result<ConnectionQuotas, ConfigError> {
+        Ok(ConnectionQuotas {
+            limits: Mutex::new(Limits::from_config(config, true)?),
             counts: Mutex::new(Counts::default()),
             released: Notify::new(),
         })
+    }
+
+    fn limits(&self) -> MutexGuard<'_, Limits> {
+        self.limits.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock(&self) -> MutexGuard<'_, Counts> {
         self.counts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn slot_available(&self, c: &Counts, listener: &str) -> bool {
-        let listener_max = self
+    fn slot_available(limits: &Limits, c: &Counts, listener: &str) -> bool {
+        let listener_max = limits
             .per_listener_max
             .get(listener)
             .copied()
-            .unwrap_or(self.broker_max);
+            .unwrap_or(limits.broker_max);
         c.per_listener.get(listener).copied().unwrap_or(0) < listener_max
-            && c.total < self.broker_max
+            && c.total < limits.broker_max
     }
 
     /// Counts a connection just accepted on `listener` from `ip`, first
@@ -149,13 +184,14 @@ impl ConnectionQuotas {
             // Registered before checking, so a release in between is not lost.
             let released = self.released.notified();
             {
+                let limits = self.limits();
                 let mut c = self.lock();
-                if self.slot_available(&c, listener) {
-                    let max = self
+                if Self::slot_available(&limits, &c, listener) {
+                    let max = limits
                         .per_ip_overrides
                         .get(&ip)
                         .copied()
-                        .unwrap_or(self.per_ip_default);
+                        .unwrap_or(limits.per_ip_default);
                     let from_ip = c.per_ip.get(&ip).copied().unwrap_or(0);
                     if from_ip >= max {
                         return Err(TooManyConnections { ip, max });
@@ -177,6 +213,27 @@ impl ConnectionQuotas {
     /// Connections counted now (for tests and metrics).
     pub fn total(&self) -> usize {
         self.lock().total
+    }
+}
+
+/// `max.connections`, `listener.name.<l>.max.connections` and the per-IP
+/// limits are dynamic broker configs.
+impl Reconfigurable for ConnectionQuotas {
+    fn validate_reconfiguration(&self, new: &BrokerConfig) -> Result<(), String> {
+        parse_overrides(new.string("max.connections.per.ip.overrides"))
+            .map(|_| ())
+            .map_err(|e| e.0)
+    }
+
+    fn reconfigure(&self, new: &Arc<BrokerConfig>) {
+        match Limits::from_config(new, false) {
+            Ok(limits) => {
+                *self.limits() = limits;
+                // Acceptors held by a lower limit re-check.
+                self.released.notify_waiters();
+            }
+            Err(e) => tracing::warn!(error = %e, "connection limits unchanged"),
+        }
     }
 }
 
@@ -276,6 +333,30 @@ mod tests {
         )
         .await;
         assert!(held.is_err(), "the second PLAINTEXT connection waits");
+    }
+
+    #[tokio::test]
+    async fn a_raised_limit_lets_a_waiting_connection_in() {
+        let q = quotas(&[("max.connections", "1")]).unwrap();
+        let l: Arc<str> = Arc::from("PLAINTEXT");
+        let _a = q.acquire(&l, [127, 0, 0, 1].into()).await.unwrap();
+        let waiting = tokio::spawn({
+            let (q, l) = (q.clone(), l.clone());
+            async move { q.acquire(&l, [127, 0, 0, 2].into()).await.map(|_| ()) }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "the second connection waits");
+        let (raised, _) = BrokerConfig::from_entries(vec![
+            ("listeners".into(), "PLAINTEXT://127.0.0.1:0".into()),
+            ("max.connections".into(), "2".into()),
+        ])
+        .unwrap();
+        q.reconfigure(&Arc::new(raised));
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the raised limit admits it")
+            .unwrap()
+            .unwrap();
     }
 
     #[test]

@@ -10,11 +10,14 @@ pub mod prometheus;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::broker::config_repository::ConfigRepository;
+use crate::broker::dynamic_config::{DynamicBrokerConfig, Reconfigurable};
 use crate::broker::log_dir::LogDir;
 use crate::broker::producer_ids::ProducerIdManager;
 use crate::broker::quotas::ClientQuotaManager;
 use crate::broker::ReplicaManager;
 use crate::config::BrokerConfig;
+use crate::coordinator::group::group_config::GroupConfigManager;
 use crate::coordinator::group::{self, GroupConfig, GroupCoordinator, OFFSETS_TOPIC};
 use crate::coordinator::txn::transaction_log::TXN_TOPIC;
 use crate::coordinator::txn::{TransactionCoordinator, TxnConfig};
@@ -41,16 +44,35 @@ impl BrokerServer {
     /// the client listeners and the metrics endpoint, and starts the
     /// background tasks. Must run inside the tokio runtime.
     pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerServer> {
-        let config = Arc::new(config);
-        let connection_quotas = Arc::new(ConnectionQuotas::new(&config)?);
+        let static_config = Arc::new(config);
         let (trigger, signal) = shutdown::channel();
         let log_dir = LogDir::open(
-            &config.log_dir,
-            config.node_id,
-            config.cluster_id.as_deref(),
+            &static_config.log_dir,
+            static_config.node_id,
+            static_config.cluster_id.as_deref(),
         )?;
+        // The dynamic broker configs earlier runs stored go over the static
+        // ones before anything reads them (Kafka reads them from its
+        // metadata log first too).
+        let repository = Arc::new(ConfigRepository::load(
+            &static_config.log_dir,
+            static_config.node_id,
+        )?);
+        let dynamic_config = Arc::new(DynamicBrokerConfig::load(
+            static_config.clone(),
+            repository.clone(),
+        )?);
+        let config = dynamic_config.current();
+        // The static limits are checked strictly (an unresolvable host stops
+        // the start); dynamic ones go over them leniently, as they apply at
+        // run time, so a stored value cannot keep the broker from starting.
+        let connection_quotas = Arc::new(ConnectionQuotas::new(&static_config)?);
+        connection_quotas.reconfigure(&config);
         let replicas =
             ReplicaManager::open(config.clone(), log_dir.needs_recovery, signal.clone())?;
+        dynamic_config.add_reconfigurable(replicas.clone());
+        dynamic_config.add_reconfigurable(connection_quotas.clone());
+        let group_configs = Arc::new(GroupConfigManager::new(repository, dynamic_config.clone()));
         log_dir.mark_running()?;
         let producer_ids = Arc::new(ProducerIdManager::load(&config.log_dir)?);
         let quotas = Arc::new(ClientQuotaManager::load(&config.log_dir)?);
@@ -78,6 +100,8 @@ impl BrokerServer {
         ));
         let apis = Arc::new(KafkaApis {
             config: config.clone(),
+            dynamic_config,
+            group_configs,
             cluster_id: log_dir.cluster_id.clone(),
             replicas: replicas.clone(),
             groups: groups.clone(),

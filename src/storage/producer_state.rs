@@ -429,6 +429,12 @@ impl ProducerStateManager {
         std::mem::take(&mut self.replayed_aborts)
     }
 
+    /// `producer.id.expiration.ms` changed (a dynamic broker config): the
+    /// next expiry check uses it.
+    pub fn set_expiration_ms(&mut self, expiration_ms: i64) {
+        self.expiration_ms = expiration_ms;
+    }
+
     /// Drops producers idle for `producer.id.expiration.ms`, at most once a
     /// minute.
     pub fn maybe_remove_expired(&mut self, now_ms: i64) {
@@ -818,7 +824,8 @@ mod tests {
     fn expired_producers_are_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let mut m = empty_mgr(dir.path());
-        m.expiration_ms = 1000;
+        // As a dynamic producer.id.expiration.ms sets it.
+        m.set_expiration_ms(1000);
         m.apply(&header(1, 0, 0, 1, 0));
         m.remove_expired(1500);
         assert_eq!(m.producers().count(), 1);

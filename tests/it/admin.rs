@@ -49,13 +49,14 @@ fn describe_configs_topic_and_broker() {
         assert_eq!(ret.value.as_deref(), Some("1234"));
         assert_eq!(ret.config_source, 1, "DYNAMIC_TOPIC_CONFIG");
         assert!(!ret.read_only && !ret.is_sensitive);
-        // Synonyms: the topic override, then the broker's default.
-        assert_eq!(ret.synonyms[0].name.as_str(), "retention.ms");
-        assert_eq!(ret.synonyms[0].source, 1);
-        assert!(ret
+        // Synonyms: the topic override only, as Kafka 4.4 lists them
+        // (no broker key is set).
+        let names: Vec<(&str, i8)> = ret
             .synonyms
             .iter()
-            .any(|s| s.name.as_str() == "log.retention.hours" && s.source == 5));
+            .map(|s| (s.name.as_str(), s.source))
+            .collect();
+        assert_eq!(names, vec![("retention.ms", 1)]);
         let mm = config(&r, "max.message.bytes");
         assert_eq!(mm.value.as_deref(), Some("1048588"));
         assert_eq!(mm.config_source, 5, "DEFAULT_CONFIG");
@@ -107,9 +108,12 @@ fn describe_configs_topic_and_broker() {
         Some(&["message.max.bytes"]),
     );
     assert_eq!(r.configs.len(), 1);
-    // Cluster default resource: no dynamic defaults exist.
+    // Cluster default resource: the min.insync.replicas a new Kafka 4.4
+    // cluster starts with (eligible leader replicas on).
     let r = describe_configs(&mut c, 4, BROKER_RESOURCE, "", None);
-    assert_eq!((r.error_code, r.configs.len()), (NONE, 0));
+    assert_eq!((r.error_code, r.configs.len()), (NONE, 1));
+    let mir = config(&r, "min.insync.replicas");
+    assert_eq!((mir.value.as_deref(), mir.config_source), (Some("1"), 3));
     let r = describe_configs(&mut c, 4, BROKER_RESOURCE, "7", None);
     assert_eq!(r.error_code, E::InvalidRequest.code());
     assert!(r.error_message.unwrap().contains("Unexpected broker id"));
@@ -339,13 +343,13 @@ fn incremental_alter_configs_operations_and_errors() {
         &mut c,
         BROKER_RESOURCE,
         &NODE.to_string(),
-        &[("log.retention.ms", SET, Some("1"))],
+        &[("log.dirs", SET, Some("/elsewhere"))],
         false,
     );
     assert_eq!(code, E::InvalidRequest.code());
     assert_eq!(
         msg.as_deref(),
-        Some("Cannot update these configs dynamically: Set(log.retention.ms)")
+        Some("Cannot update these configs dynamically: [log.dirs]")
     );
     assert_eq!(
         inc_alter(

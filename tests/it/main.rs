@@ -9,6 +9,7 @@ mod support;
 
 mod admin;
 mod compression;
+mod configs;
 mod dropin;
 mod groups;
 mod idempotence;

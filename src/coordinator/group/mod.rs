@@ -17,11 +17,14 @@
 //! - `record_serde`: `__consumer_offsets` key/value schemas
 //!   (`GroupCoordinatorRecordSerde`) and the group → partition map.
 //! - `api`: the operations' parameters and outcomes.
+//! - `group_config`: the GROUP config resource (KIP-848 group configs):
+//!   validated, persisted and described; no group type kastle has reads them.
 
 pub mod api;
 pub mod classic_group;
 pub mod classic_rebalance;
 pub mod coordinator;
+pub mod group_config;
 pub mod group_metadata_manager;
 pub mod loader;
 pub mod member;

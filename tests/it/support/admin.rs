@@ -29,6 +29,7 @@ use super::{sb, tn, Client, NONE};
 /// Config resource types.
 pub const TOPIC_RESOURCE: i8 = 2;
 pub const BROKER_RESOURCE: i8 = 4;
+pub const GROUP_RESOURCE: i8 = 32;
 
 /// IncrementalAlterConfigs operations.
 pub const SET: i8 = 0;
@@ -82,13 +83,33 @@ pub fn config<'a>(r: &'a DescribeConfigsResult, key: &str) -> &'a DescribeConfig
         .unwrap_or_else(|| panic!("{key} not described"))
 }
 
+/// (value, config source) of one key of a resource, by DescribeConfigs v4.
+#[track_caller]
+pub fn described(c: &mut Client, resource_type: i8, name: &str, key: &str) -> (Option<String>, i8) {
+    let r = describe_configs(c, 4, resource_type, name, Some(&[key]));
+    assert_eq!(r.error_code, NONE, "{:?}", r.error_message);
+    let e = config(&r, key);
+    (e.value.as_ref().map(|v| v.to_string()), e.config_source)
+}
+
 /// A topic config's (value, config source) by DescribeConfigs v4.
 #[track_caller]
 pub fn topic_config(c: &mut Client, topic: &str, key: &str) -> (Option<String>, i8) {
-    let r = describe_configs(c, 4, TOPIC_RESOURCE, topic, Some(&[key]));
-    assert_eq!(r.error_code, NONE);
-    let e = config(&r, key);
-    (e.value.as_ref().map(|v| v.to_string()), e.config_source)
+    described(c, TOPIC_RESOURCE, topic, key)
+}
+
+/// The synonyms of an entry as (name, value, source).
+pub fn synonyms(e: &DescribeConfigsResourceResult) -> Vec<(String, Option<String>, i8)> {
+    e.synonyms
+        .iter()
+        .map(|s| {
+            (
+                s.name.to_string(),
+                s.value.as_ref().map(|v| v.to_string()),
+                s.source,
+            )
+        })
+        .collect()
 }
 
 /// IncrementalAlterConfigs v1 of one resource with (key, operation, value)
