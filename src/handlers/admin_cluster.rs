@@ -116,10 +116,15 @@ pub fn create_partitions(req: &Request, body: Bytes) -> Reply {
             }
             Ok(())
         })();
-        let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        let mut r = CreatePartitionsTopicResult::default()
+            .with_name(t.name.clone())
+            .with_error_message(None);
         if let Err((code, msg)) = outcome {
             r.error_code = code.code();
-            r.error_message = Some(sb(msg));
+            // Kafka's controller answers an unknown topic without a message.
+            if code != ResponseError::UnknownTopicOrPartition {
+                r.error_message = Some(sb(msg));
+            }
         }
         results.push(r);
     }
@@ -498,11 +503,12 @@ pub fn alter_partition_reassignments(req: &Request, body: Bytes) -> Reply {
                         );
                     }
                     match &p.replicas {
-                        // Cancelling: nothing is ever in progress here.
-                        None => fail(
-                            ResponseError::NoReassignmentInProgress,
-                            "No partition reassignment is in progress.".into(),
-                        ),
+                        // Cancelling: nothing is ever in progress here
+                        // (Kafka's controller gives no message for it).
+                        None => r
+                            .clone()
+                            .with_error_code(ResponseError::NoReassignmentInProgress.code())
+                            .with_error_message(None),
                         Some(replicas) => {
                             let ids: Vec<i32> = replicas.iter().map(|b| b.0).collect();
                             // The only valid target, [node.id], is the current
@@ -522,6 +528,7 @@ pub fn alter_partition_reassignments(req: &Request, body: Bytes) -> Reply {
         .collect();
     req.respond(
         &AlterPartitionReassignmentsResponse::default()
+            .with_error_message(None)
             .with_allow_replication_factor_change(request.allow_replication_factor_change)
             .with_responses(responses),
     )
@@ -584,7 +591,9 @@ pub fn alter_client_quotas(req: &Request, body: Bytes) -> Reply {
                         .with_entity_name(d.entity_name)
                 })
                 .collect();
-            let r = alter_client_quotas_response::EntryData::default().with_entity(entity);
+            let r = alter_client_quotas_response::EntryData::default()
+                .with_entity(entity)
+                .with_error_message(None);
             match (&outcome, &persist_error) {
                 (Err(m), _) => r
                     .with_error_code(ResponseError::InvalidRequest.code())
