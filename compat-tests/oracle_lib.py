@@ -32,6 +32,8 @@ NORMALISATIONS = {
     "producerId": "replaced by <pid:N> (same scheme): allocation order differs per broker "
                   "history; the zero/negative sentinels are kept",
     "memberId/leader": "replaced by <member:N> (same scheme): generated ids (client id + UUID)",
+    "finalizedFeaturesEpoch": "replaced by <epoch> when known (>= 0): Kafka's is the offset of its "
+                              "metadata log, which counts every change the cluster made so far",
     "time fields": "logAppendTimeMs (when not -1), transactionStartTimeMs, "
                    "totalBytes/usableBytes: wall clock and disk size",
     "logDir / paths": "replaced by <dir>: temp directories",
@@ -214,6 +216,8 @@ def normalise(outcome, ports, prefix):
             return ids.sub("pid", v)
         if key in ("memberId", "leader") and v:
             return ids.sub("member", v)
+        if key == "finalizedFeaturesEpoch" and isinstance(v, int) and v >= 0:
+            return "<epoch>"
         if key == "logAppendTimeMs" and v != -1:
             return "<time>"
         if key in TIME_FIELDS and isinstance(v, int) and v >= 0:
