@@ -149,8 +149,6 @@ KNOWN_RANGES = {
     "UnregisterBroker": _r("0-0", "nothing", _KRAFT),
     "ConsumerGroupHeartbeat": _r("0-1", "nothing", _KIP848),
     "ConsumerGroupDescribe": _r("0-1", "nothing", _KIP848),
-    "ListConfigResources": _r("0-1", "nothing", "not implemented yet (KIP-1142; v0 lists the client "
-                              "metrics resources of KIP-714, which kastle does not have)"),
     "ShareGroupHeartbeat": _r("1-1", "nothing", _SHARE),
     "ShareGroupDescribe": _r("1-1", "nothing", _SHARE),
     "ShareFetch": _r("1-2", "nothing", _SHARE),

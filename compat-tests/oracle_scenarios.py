@@ -29,7 +29,7 @@ DESCRIBE_CONFIGS, ALTER_CONFIGS, DESCRIBE_LOG_DIRS, CREATE_PARTITIONS = 32, 33, 
 DELETE_GROUPS, ELECT_LEADERS, INCREMENTAL_ALTER_CONFIGS = 42, 43, 44
 ALTER_PARTITION_REASSIGNMENTS, LIST_PARTITION_REASSIGNMENTS, OFFSET_DELETE = 45, 46, 47
 DESCRIBE_CLIENT_QUOTAS, ALTER_CLIENT_QUOTAS, DESCRIBE_CLUSTER, DESCRIBE_PRODUCERS = 48, 49, 60, 61
-DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS, DESCRIBE_TOPIC_PARTITIONS = 65, 66, 75
+DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS, LIST_CONFIG_RESOURCES, DESCRIBE_TOPIC_PARTITIONS = 65, 66, 74, 75
 
 TOPIC, BROKER, BROKER_LOGGER, GROUP = 2, 4, 8, 32  # config resource types
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
@@ -649,6 +649,17 @@ def sc_describe_topic_partitions(s, v, n):
     page("internal topic", [{"name": "__transaction_state"}], 1)
 
 
+def sc_list_config_resources(s, v, n):
+    create_topic(s, n("t"))
+    if v == 0:  # KIP-714's ListClientMetricsResources: none set on either broker
+        s.x("client metrics resources", LIST_CONFIG_RESOURCES, v, {})
+        return
+    for label, types in (("every type", []), ("topics", [2]), ("broker", [4]), ("broker loggers", [8]),
+                         ("groups and client metrics", [32, 16]), ("a type twice", [4, 4]),
+                         ("unknown type", [2, 99])):
+        s.x(label, LIST_CONFIG_RESOURCES, v, {"resourceTypes": types})
+
+
 # -- families (one lifecycle per index) -----------------------------------------------------
 
 GROUP_APIS = (JOIN_GROUP, SYNC_GROUP, HEARTBEAT, OFFSET_COMMIT, OFFSET_FETCH, DESCRIBE_GROUPS, LIST_GROUPS,
@@ -841,6 +852,7 @@ SCENARIOS = [
     ("describe_transactions", DESCRIBE_TRANSACTIONS, "version", sc_describe_transactions),
     ("list_transactions", LIST_TRANSACTIONS, "version", sc_list_transactions),
     ("describe_topic_partitions", DESCRIBE_TOPIC_PARTITIONS, "version", sc_describe_topic_partitions),
+    ("list_config_resources", LIST_CONFIG_RESOURCES, "version", sc_list_config_resources),
     ("group_lifecycle", JOIN_GROUP, ("family", GROUP_APIS), fam_group),
     ("txn_lifecycle", INIT_PRODUCER_ID, ("family", TXN_APIS), fam_txn),
 ]

@@ -1,7 +1,8 @@
 //! Cluster and partition administration: CreatePartitions, DeleteRecords,
 //! DescribeCluster, DescribeLogDirs, OffsetForLeaderEpoch, ElectLeaders,
-//! Alter/ListPartitionReassignments, Describe/AlterClientQuotas and the ACL
-//! APIs, answered as a single-node Kafka 4.x cluster answers them.
+//! Alter/ListPartitionReassignments, Describe/AlterClientQuotas,
+//! ListConfigResources and the ACL APIs, answered as a single-node Kafka 4.x
+//! cluster answers them.
 //!
 //! kastle is its own controller with one replica per partition, so leader
 //! elections are never needed, the only valid replica set is `[node.id]`,
@@ -26,6 +27,7 @@ use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
+use kafka_protocol::messages::list_config_resources_response::ConfigResource;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
@@ -37,7 +39,8 @@ use kafka_protocol::messages::{
     DeleteRecordsRequest, DeleteRecordsResponse, DescribeAclsRequest, DescribeAclsResponse,
     DescribeClientQuotasRequest, DescribeClientQuotasResponse, DescribeClusterRequest,
     DescribeClusterResponse, DescribeLogDirsRequest, DescribeLogDirsResponse, ElectLeadersRequest,
-    ElectLeadersResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+    ElectLeadersResponse, ListConfigResourcesRequest, ListConfigResourcesResponse,
+    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
     OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -655,6 +658,69 @@ pub fn describe_client_quotas(req: &Request, body: Bytes) -> Reply {
             .with_entries(None),
     };
     req.respond(&resp)
+}
+
+// ---------------------------------------------------------------------------
+// ListConfigResources
+// ---------------------------------------------------------------------------
+
+/// Kafka's ConfigResource type codes, in the order Kafka lists them.
+mod resource_type {
+    pub const GROUP: i8 = 32;
+    pub const CLIENT_METRICS: i8 = 16;
+    pub const BROKER_LOGGER: i8 = 8;
+    pub const BROKER: i8 = 4;
+    pub const TOPIC: i8 = 2;
+    pub const LISTED: [i8; 5] = [GROUP, CLIENT_METRICS, BROKER_LOGGER, BROKER, TOPIC];
+}
+
+/// The resources that have configs (KIP-1142): v1 by type (none asked: all
+/// types), v0 (KIP-714's ListClientMetricsResources) the client-metrics
+/// subscriptions. kastle has no client-metrics subscriptions (KIP-714) and
+/// no group configs, so it lists the broker, its loggers and every topic.
+pub fn list_config_resources(req: &Request, body: Bytes) -> Reply {
+    use resource_type::*;
+    let request = decode_or_close!(req, body, ListConfigResourcesRequest);
+    let apis = &req.ctx.apis;
+    let types: Vec<i8> = if req.version() == 0 {
+        vec![CLIENT_METRICS]
+    } else if request.resource_types.is_empty() {
+        LISTED.to_vec()
+    } else {
+        request.resource_types.clone()
+    };
+    // Kafka refuses a type it cannot list with UNSUPPORTED_VERSION.
+    if types.iter().any(|t| !LISTED.contains(t)) {
+        return req.respond(
+            &ListConfigResourcesResponse::default()
+                .with_error_code(ResponseError::UnsupportedVersion.code()),
+        );
+    }
+    let node = apis.config.node_id.to_string();
+    let mut resources = Vec::new();
+    for t in LISTED.iter().filter(|t| types.contains(t)) {
+        let resource = |name: &str| {
+            ConfigResource::default()
+                .with_resource_name(sb(name))
+                .with_resource_type(*t)
+        };
+        match *t {
+            BROKER_LOGGER | BROKER => resources.push(resource(&node)),
+            TOPIC => {
+                let mut names: Vec<String> = apis
+                    .replicas
+                    .topics
+                    .list()
+                    .iter()
+                    .map(|t| t.name.clone())
+                    .collect();
+                names.sort();
+                resources.extend(names.iter().map(|n| resource(n)));
+            }
+            _ => {}
+        }
+    }
+    req.respond(&ListConfigResourcesResponse::default().with_config_resources(resources))
 }
 
 // ---------------------------------------------------------------------------

@@ -45,6 +45,12 @@ pub struct TopicInfo {
     pub partitions: usize,
 }
 
+/// One page: the topics described and where the next page starts.
+pub type Page = (
+    Vec<DescribeTopicPartitionsResponseTopic>,
+    Option<(String, i32)>,
+);
+
 /// A page of topics: `lookup` resolves a name to the topic, if it exists.
 /// Returns the topics described and the cursor of the next page, or
 /// INVALID_REQUEST for a cursor Kafka refuses.
@@ -55,13 +61,7 @@ pub fn page(
     limit: i32,
     node_id: i32,
     lookup: impl Fn(&str) -> Option<TopicInfo>,
-) -> Result<
-    (
-        Vec<DescribeTopicPartitionsResponseTopic>,
-        Option<(String, i32)>,
-    ),
-    ResponseError,
-> {
+) -> Result<Page, ResponseError> {
     let fetch_all = requested.is_empty();
     let (cursor_topic, cursor_partition) = cursor.unwrap_or(("", 0));
     if cursor_partition < 0 {
@@ -231,15 +231,10 @@ mod tests {
         })
     }
 
-    fn shape(
-        r: Result<
-            (
-                Vec<DescribeTopicPartitionsResponseTopic>,
-                Option<(String, i32)>,
-            ),
-            ResponseError,
-        >,
-    ) -> (Vec<(String, i16, Vec<i32>)>, Option<(String, i32)>) {
+    /// (topic, error, partitions) of each topic, and the next cursor.
+    type Shape = (Vec<(String, i16, Vec<i32>)>, Option<(String, i32)>);
+
+    fn shape(r: Result<Page, ResponseError>) -> Shape {
         let (topics, next) = r.expect("a page");
         let topics = topics
             .iter()

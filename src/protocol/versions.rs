@@ -82,6 +82,7 @@ pub static SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::ElectLeaders, 0, 2),
     api(ApiKey::AlterPartitionReassignments, 0, 1),
     api(ApiKey::ListPartitionReassignments, 0, 0),
+    api(ApiKey::ListConfigResources, 0, 1),
     api(ApiKey::DescribeClientQuotas, 0, 1),
     api(ApiKey::AlterClientQuotas, 0, 1),
     api(ApiKey::CreateAcls, 1, 3),
