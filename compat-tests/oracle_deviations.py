@@ -89,9 +89,6 @@ KNOWN = {
     "incremental_alter_configs_group": [(None,
         "kastle deviation (known): IncrementalAlterConfigs on a GROUP resource is refused "
         "(INVALID_REQUEST); Kafka 4.x sets group configs such as consumer.session.timeout.ms")],
-    "describe_producers": [(None,
-        "kastle deviation: an unknown topic's partitions get errorMessage null; Kafka sends a "
-        "message")],
     # families: "scenario/API" (the lifecycle's exchanges of that API), "scenario/other"
     # (exchanges of APIs the family does not test, e.g. Produce inside a transaction)
     "group_lifecycle/OffsetDelete": [(None,

@@ -18,12 +18,16 @@ use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopi
 use kafka_protocol::messages::delete_topics_request::{DeleteTopicState, DeleteTopicsRequest};
 use kafka_protocol::messages::describe_cluster_request::DescribeClusterRequest;
 use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
+use kafka_protocol::messages::describe_producers_request::{
+    DescribeProducersRequest, TopicRequest as ProducersTopic,
+};
 use kafka_protocol::messages::describe_topic_partitions_request::{
     Cursor, DescribeTopicPartitionsRequest, TopicRequest,
 };
 use kafka_protocol::messages::describe_topic_partitions_response::DescribeTopicPartitionsResponse;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
+use kafka_protocol::messages::list_config_resources_request::ListConfigResourcesRequest;
 use kafka_protocol::messages::list_transactions_request::ListTransactionsRequest;
 use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
 use kafka_protocol::messages::metadata_response::MetadataResponse;
@@ -556,10 +560,90 @@ fn admin_messages_and_operations() {
         (r.groups[0].error_code, r.groups[0].authorized_operations),
         (GROUP_ID_NOT_FOUND, OPS_NOT_SET)
     );
+    // DescribeProducers: Kafka's text for a topic it does not know, no message
+    // for a partition its topic does not have.
+    let r = c.call(
+        0,
+        &DescribeProducersRequest::default().with_topics(vec![
+            ProducersTopic::default()
+                .with_name(tn("t"))
+                .with_partition_indexes(vec![5]),
+            ProducersTopic::default()
+                .with_name(tn("nope"))
+                .with_partition_indexes(vec![0]),
+        ]),
+    );
+    let got: Vec<(i16, Option<String>)> = r
+        .topics
+        .iter()
+        .map(|t| {
+            let p = &t.partitions[0];
+            (
+                p.error_code,
+                p.error_message.as_ref().map(|m| m.to_string()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (UNKNOWN_TOPIC_OR_PARTITION, None),
+            (
+                UNKNOWN_TOPIC_OR_PARTITION,
+                Some("This server does not host this topic-partition.".to_string())
+            )
+        ]
+    );
     // DescribeCluster: the cluster resource's operations.
     let r = c.call(
         0,
         &DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
     );
     assert_eq!(r.cluster_authorized_operations, CLUSTER_OPS);
+}
+
+fn config_resources(c: &mut Client, version: i16, types: &[i8]) -> (i16, Vec<(String, i8)>) {
+    let r = c.call(
+        version,
+        &ListConfigResourcesRequest::default().with_resource_types(types.to_vec()),
+    );
+    let listed = r
+        .config_resources
+        .iter()
+        .map(|x| (x.resource_name.to_string(), x.resource_type))
+        .collect();
+    (r.error_code, listed)
+}
+
+#[test]
+fn list_config_resources() {
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    create_topic_with(&mut c, "cfg-t", 1, &[]);
+    let node = |t: i8| ("1".to_string(), t);
+    // Every type: the broker's loggers, the broker, then every topic.
+    let (code, all) = config_resources(&mut c, 1, &[]);
+    assert_eq!(code, NONE);
+    assert_eq!(&all[..2], &[node(8), node(4)]);
+    let topics: Vec<&str> = all[2..]
+        .iter()
+        .map(|(n, t)| {
+            assert_eq!(*t, 2);
+            n.as_str()
+        })
+        .collect();
+    assert!(
+        topics.contains(&"cfg-t") && topics.contains(&"__consumer_offsets"),
+        "{topics:?}"
+    );
+    assert_eq!(config_resources(&mut c, 1, &[4, 4]), (NONE, vec![node(4)]));
+    // No group configs and no client-metrics subscriptions here.
+    assert_eq!(config_resources(&mut c, 1, &[32, 16]), (NONE, vec![]));
+    // A type Kafka cannot list refuses the request.
+    assert_eq!(
+        config_resources(&mut c, 1, &[2, 99]),
+        (UNSUPPORTED_VERSION, vec![])
+    );
+    // v0 is KIP-714's ListClientMetricsResources.
+    assert_eq!(config_resources(&mut c, 0, &[]), (NONE, vec![]));
 }
