@@ -125,10 +125,13 @@ KNOWN_RANGES = {
     "SaslHandshake": _r("0-1", "nothing", _SASL),
     "ApiVersions": _r("0-5", "0-4", "v5 is " + _CRATE),
     "EndTxn": _r("0-5", "0-4", "EndTxn v5 implies " + _TV2),
-    "WriteTxnMarkers": _r("1-2", "nothing", "an inter-broker API (a transaction coordinator's markers "
-                          "to partition leaders); kastle writes its markers in place"),
+    "WriteTxnMarkers": _r("1-2", "nothing", "Kafka's inter-broker marker API (coordinator to partition "
+                          "leaders), which kastle's coordinator calls in-process; the wire API, also what "
+                          "Admin.abortTransaction sends to a partition's leader, is not served yet, and "
+                          "v2 is " + _CRATE),
     "TxnOffsetCommit": _r("0-6", "0-4", "v5 implies " + _TV2 + ", v6 is " + _CRATE),
-    "AlterReplicaLogDirs": _r("1-2", "nothing", "one log directory per broker (log.dirs with one entry)"),
+    "AlterReplicaLogDirs": _r("1-2", "nothing", "kastle supports a single log directory (log.dirs with one "
+                              "entry), so there is no other directory to move a replica to"),
     "DescribeLogDirs": _r("1-5", "1-4", "v5 is " + _CRATE),
     "SaslAuthenticate": _r("0-2", "nothing", _SASL),
     "CreateDelegationToken": _r("1-3", "nothing", "delegation tokens need SASL: " + _SASL),
