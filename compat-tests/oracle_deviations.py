@@ -120,8 +120,10 @@ def _r(kafka, kastle, why):
 KNOWN_RANGES = {
     "Produce": _r("0-13", "0-11", "Produce v12-13 imply " + _TV2),
     "ListOffsets": _r("1-11", "1-10", "v11 is " + _CRATE),
-    "OffsetCommit": _r("2-10", "2-9", "v10 is " + _CRATE),
-    "OffsetFetch": _r("1-10", "1-9", "v10 is " + _CRATE),
+    "OffsetCommit": _r("2-10", "2-9", "v10 names topics by topic id (KIP-848), and the kafka-protocol "
+                       "crate (0.18) lists v10 but decodes topic ids in no version of it"),
+    "OffsetFetch": _r("1-10", "1-9", "v10 names topics by topic id (KIP-848), and the kafka-protocol "
+                       "crate (0.18) lists v10 but decodes topic ids in no version of it"),
     "SaslHandshake": _r("0-1", "nothing", _SASL),
     "ApiVersions": _r("0-5", "0-4", "v5 is " + _CRATE),
     "EndTxn": _r("0-5", "0-4", "EndTxn v5 implies " + _TV2),
