@@ -32,6 +32,8 @@ NORMALISATIONS = {
     "producerId": "replaced by <pid:N> (same scheme): allocation order differs per broker "
                   "history; the zero/negative sentinels are kept",
     "memberId/leader": "replaced by <member:N> (same scheme): generated ids (client id + UUID)",
+    "finalizedFeaturesEpoch": "replaced by <epoch> when known (>= 0): Kafka's is the offset of its "
+                              "metadata log, which counts every change the cluster made so far",
     "time fields": "logAppendTimeMs (when not -1), transactionStartTimeMs, "
                    "totalBytes/usableBytes: wall clock and disk size",
     "logDir / paths": "replaced by <dir>: temp directories",
@@ -40,11 +42,12 @@ NORMALISATIONS = {
     "unordered arrays": "apiKeys, configs, brokers, groups, transactionStates, members, "
                         "activeProducers, results, topics, partitions, supported/finalized "
                         "features are compared as multisets (Kafka fills them from hash maps)",
-    "shared broker": "ListGroups / ListTransactions / DescribeLogDirs keep only entries named "
-                     "with this scenario's prefix: the real Kafka serves the whole session",
+    "shared broker": "ListGroups / ListTransactions / DescribeLogDirs / ListConfigResources keep "
+                     "only entries named with this scenario's prefix (and ListConfigResources the "
+                     "node's BROKER / BROKER_LOGGER entries): the real Kafka serves the whole session",
 }
 
-SORTED_ARRAYS = {"apiKeys", "configs", "brokers", "groups", "transactionStates", "members",
+SORTED_ARRAYS = {"apiKeys", "configResources", "configs", "brokers", "groups", "transactionStates", "members",
                  "activeProducers", "results", "topics", "partitions", "supportedFeatures",
                  "finalizedFeatures", "responses", "coordinators", "entries", "acls",
                  "partitionIndexes", "partitionResults", "topicPartitions", "replicaInfos"}
@@ -197,6 +200,9 @@ def normalise(outcome, ports, prefix):
             if key in ("groups", "transactionStates") and v and isinstance(v[0], dict):
                 v = [x for x in v if str(x.get("groupId", x.get("transactionalId", "")))
                      .startswith(prefix)]
+            if key == "configResources" and v and isinstance(v[0], dict):
+                v = [x for x in v if x.get("resourceType") in (4, 8)
+                     or str(x.get("resourceName", "")).startswith(prefix)]
             if key in SORTED_ARRAYS:
                 # order by content without the generated ids, so that the
                 # placeholders below are handed out in the same order on both sides
@@ -214,6 +220,8 @@ def normalise(outcome, ports, prefix):
             return ids.sub("pid", v)
         if key in ("memberId", "leader") and v:
             return ids.sub("member", v)
+        if key == "finalizedFeaturesEpoch" and isinstance(v, int) and v >= 0:
+            return "<epoch>"
         if key == "logAppendTimeMs" and v != -1:
             return "<time>"
         if key in TIME_FIELDS and isinstance(v, int) and v >= 0:

@@ -29,7 +29,7 @@ DESCRIBE_CONFIGS, ALTER_CONFIGS, DESCRIBE_LOG_DIRS, CREATE_PARTITIONS = 32, 33, 
 DELETE_GROUPS, ELECT_LEADERS, INCREMENTAL_ALTER_CONFIGS = 42, 43, 44
 ALTER_PARTITION_REASSIGNMENTS, LIST_PARTITION_REASSIGNMENTS, OFFSET_DELETE = 45, 46, 47
 DESCRIBE_CLIENT_QUOTAS, ALTER_CLIENT_QUOTAS, DESCRIBE_CLUSTER, DESCRIBE_PRODUCERS = 48, 49, 60, 61
-DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS = 65, 66
+DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS, LIST_CONFIG_RESOURCES, DESCRIBE_TOPIC_PARTITIONS = 65, 66, 74, 75
 
 TOPIC, BROKER, BROKER_LOGGER, GROUP = 2, 4, 8, 32  # config resource types
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
@@ -696,6 +696,48 @@ def sc_list_transactions(s, v, n):
     s.x("unknown state filter", LIST_TRANSACTIONS, v, {"stateFilters": ["NoSuchState"], "producerIdFilters": []})
     if v >= 1:
         s.x("duration filter", LIST_TRANSACTIONS, v, {"stateFilters": [], "producerIdFilters": [], "durationFilter": 3_600_000})
+    if v >= 2:
+        # KIP-1152: the whole id must match (RE2 syntax); an invalid pattern is refused
+        for label, pattern in (("pattern matching the id", ".*list_transactions-v2-t[x]"),
+                               ("pattern matching part of the id only", "tx"),
+                               ("quoted pattern (Pattern.quote)", "\\Q" + n("tx") + "\\E"),
+                               ("empty pattern (no filter)", ""),
+                               ("invalid pattern", "(tx"),
+                               ("backreference (not RE2)", "(t)\\1x")):
+            s.x(label, LIST_TRANSACTIONS, v, {"stateFilters": [], "producerIdFilters": [], "durationFilter": -1,
+                                              "transactionalIdPattern": pattern})
+
+
+def sc_describe_topic_partitions(s, v, n):
+    for name, parts in (("a", 3), ("b", 2), ("c", 1)):
+        create_topic(s, n(name), partitions=parts)
+    named = [{"name": n(x)} for x in ("c", "a", "b")]
+
+    def page(label, topics, limit, cursor=None):
+        s.x(label, DESCRIBE_TOPIC_PARTITIONS, v, {"topics": topics, "responsePartitionLimit": limit,
+                                                  "cursor": cursor})
+
+    page("named, unknown and invalid topics", named + [{"name": n("missing")}, {"name": "bad name!"},
+                                                       {"name": n("a")}], 2000)
+    page("a page of 2 partitions", named, 2)
+    page("a page ending with a topic", named, 3)
+    page("from a cursor", named, 2, {"topicName": n("a"), "partitionIndex": 2})
+    page("cursor past its topic's partitions", named, 5, {"topicName": n("a"), "partitionIndex": 7})
+    page("cursor on a topic not asked for", named[:2], 5, {"topicName": n("zzz"), "partitionIndex": 0})
+    page("negative cursor partition", named, 5, {"topicName": n("a"), "partitionIndex": -1})
+    page("limit 0", named, 0)
+    page("internal topic", [{"name": "__transaction_state"}], 1)
+
+
+def sc_list_config_resources(s, v, n):
+    create_topic(s, n("t"))
+    if v == 0:  # KIP-714's ListClientMetricsResources: none set on either broker
+        s.x("client metrics resources", LIST_CONFIG_RESOURCES, v, {})
+        return
+    for label, types in (("every type", []), ("topics", [2]), ("broker", [4]), ("broker loggers", [8]),
+                         ("groups and client metrics", [32, 16]), ("a type twice", [4, 4]),
+                         ("unknown type", [2, 99])):
+        s.x(label, LIST_CONFIG_RESOURCES, v, {"resourceTypes": types})
 
 
 # -- families (one lifecycle per index) -----------------------------------------------------
@@ -891,6 +933,8 @@ SCENARIOS = [
     ("describe_producers", DESCRIBE_PRODUCERS, "version", sc_describe_producers),
     ("describe_transactions", DESCRIBE_TRANSACTIONS, "version", sc_describe_transactions),
     ("list_transactions", LIST_TRANSACTIONS, "version", sc_list_transactions),
+    ("describe_topic_partitions", DESCRIBE_TOPIC_PARTITIONS, "version", sc_describe_topic_partitions),
+    ("list_config_resources", LIST_CONFIG_RESOURCES, "version", sc_list_config_resources),
     ("group_lifecycle", JOIN_GROUP, ("family", GROUP_APIS), fam_group),
     ("txn_lifecycle", INIT_PRODUCER_ID, ("family", TXN_APIS), fam_txn),
 ]

@@ -60,14 +60,6 @@ EXTRA = {("java-4.4", "admin"): ["describe_topics_uses_describe_topic_partitions
 
 # Known kastle deviations (xfail strict on kastle only; the same step passes on Kafka).
 KASTLE_DEVIATIONS = {
-    ("admin", "describe_features"):
-        "kastle deviation: ApiVersions carries no supported or finalized features, so "
-        "describeFeatures is empty; Kafka 4.4 lists metadata.version (supported 7-33, "
-        "finalized), kraft.version, group.version, transaction.version, share.version ... "
-        "with a finalized-features epoch",
-    ("admin", "describe_topics_uses_describe_topic_partitions"):
-        "kastle deviation: DescribeTopicPartitions (API 75) is not advertised, so the 4.x "
-        "Admin.describeTopics falls back to Metadata; Kafka 4.4 serves it with API 75",
 }
 
 

@@ -1,7 +1,8 @@
 //! Cluster and partition administration: CreatePartitions, DeleteRecords,
 //! DescribeCluster, DescribeLogDirs, OffsetForLeaderEpoch, ElectLeaders,
-//! Alter/ListPartitionReassignments, Describe/AlterClientQuotas and the ACL
-//! APIs, answered as a single-node Kafka 4.x cluster answers them.
+//! Alter/ListPartitionReassignments, Describe/AlterClientQuotas,
+//! ListConfigResources and the ACL APIs, answered as a single-node Kafka 4.x
+//! cluster answers them.
 //!
 //! kastle is its own controller with one replica per partition, so leader
 //! elections are never needed, the only valid replica set is `[node.id]`,
@@ -26,6 +27,7 @@ use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
+use kafka_protocol::messages::list_config_resources_response::ConfigResource;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
@@ -37,7 +39,8 @@ use kafka_protocol::messages::{
     DeleteRecordsRequest, DeleteRecordsResponse, DescribeAclsRequest, DescribeAclsResponse,
     DescribeClientQuotasRequest, DescribeClientQuotasResponse, DescribeClusterRequest,
     DescribeClusterResponse, DescribeLogDirsRequest, DescribeLogDirsResponse, ElectLeadersRequest,
-    ElectLeadersResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+    ElectLeadersResponse, ListConfigResourcesRequest, ListConfigResourcesResponse,
+    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
     OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -116,10 +119,15 @@ pub fn create_partitions(req: &Request, body: Bytes) -> Reply {
             }
             Ok(())
         })();
-        let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        let mut r = CreatePartitionsTopicResult::default()
+            .with_name(t.name.clone())
+            .with_error_message(None);
         if let Err((code, msg)) = outcome {
             r.error_code = code.code();
-            r.error_message = Some(sb(msg));
+            // Kafka's controller answers an unknown topic without a message.
+            if code != ResponseError::UnknownTopicOrPartition {
+                r.error_message = Some(sb(msg));
+            }
         }
         results.push(r);
     }
@@ -499,11 +507,12 @@ pub fn alter_partition_reassignments(req: &Request, body: Bytes) -> Reply {
                         );
                     }
                     match &p.replicas {
-                        // Cancelling: nothing is ever in progress here.
-                        None => fail(
-                            ResponseError::NoReassignmentInProgress,
-                            "No partition reassignment is in progress.".into(),
-                        ),
+                        // Cancelling: nothing is ever in progress here
+                        // (Kafka's controller gives no message for it).
+                        None => r
+                            .clone()
+                            .with_error_code(ResponseError::NoReassignmentInProgress.code())
+                            .with_error_message(None),
                         Some(replicas) => {
                             let ids: Vec<i32> = replicas.iter().map(|b| b.0).collect();
                             // The only valid target, [node.id], is the current
@@ -523,6 +532,7 @@ pub fn alter_partition_reassignments(req: &Request, body: Bytes) -> Reply {
         .collect();
     req.respond(
         &AlterPartitionReassignmentsResponse::default()
+            .with_error_message(None)
             .with_allow_replication_factor_change(request.allow_replication_factor_change)
             .with_responses(responses),
     )
@@ -585,7 +595,9 @@ pub fn alter_client_quotas(req: &Request, body: Bytes) -> Reply {
                         .with_entity_name(d.entity_name)
                 })
                 .collect();
-            let r = alter_client_quotas_response::EntryData::default().with_entity(entity);
+            let r = alter_client_quotas_response::EntryData::default()
+                .with_entity(entity)
+                .with_error_message(None);
             match (&outcome, &persist_error) {
                 (Err(m), _) => r
                     .with_error_code(ResponseError::InvalidRequest.code())
@@ -647,6 +659,69 @@ pub fn describe_client_quotas(req: &Request, body: Bytes) -> Reply {
             .with_entries(None),
     };
     req.respond(&resp)
+}
+
+// ---------------------------------------------------------------------------
+// ListConfigResources
+// ---------------------------------------------------------------------------
+
+/// Kafka's ConfigResource type codes, in the order Kafka lists them.
+mod resource_type {
+    pub const GROUP: i8 = 32;
+    pub const CLIENT_METRICS: i8 = 16;
+    pub const BROKER_LOGGER: i8 = 8;
+    pub const BROKER: i8 = 4;
+    pub const TOPIC: i8 = 2;
+    pub const LISTED: [i8; 5] = [GROUP, CLIENT_METRICS, BROKER_LOGGER, BROKER, TOPIC];
+}
+
+/// The resources that have configs (KIP-1142): v1 by type (none asked: all
+/// types), v0 (KIP-714's ListClientMetricsResources) the client-metrics
+/// subscriptions. kastle has no client-metrics subscriptions (KIP-714) and
+/// no group configs, so it lists the broker, its loggers and every topic.
+pub fn list_config_resources(req: &Request, body: Bytes) -> Reply {
+    use resource_type::*;
+    let request = decode_or_close!(req, body, ListConfigResourcesRequest);
+    let apis = &req.ctx.apis;
+    let types: Vec<i8> = if req.version() == 0 {
+        vec![CLIENT_METRICS]
+    } else if request.resource_types.is_empty() {
+        LISTED.to_vec()
+    } else {
+        request.resource_types.clone()
+    };
+    // Kafka refuses a type it cannot list with UNSUPPORTED_VERSION.
+    if types.iter().any(|t| !LISTED.contains(t)) {
+        return req.respond(
+            &ListConfigResourcesResponse::default()
+                .with_error_code(ResponseError::UnsupportedVersion.code()),
+        );
+    }
+    let node = apis.config.node_id.to_string();
+    let mut resources = Vec::new();
+    for t in LISTED.iter().filter(|t| types.contains(t)) {
+        let resource = |name: &str| {
+            ConfigResource::default()
+                .with_resource_name(sb(name))
+                .with_resource_type(*t)
+        };
+        match *t {
+            BROKER_LOGGER | BROKER => resources.push(resource(&node)),
+            TOPIC => {
+                let mut names: Vec<String> = apis
+                    .replicas
+                    .topics
+                    .list()
+                    .iter()
+                    .map(|t| t.name.clone())
+                    .collect();
+                names.sort();
+                resources.extend(names.iter().map(|n| resource(n)));
+            }
+            _ => {}
+        }
+    }
+    req.respond(&ListConfigResourcesResponse::default().with_config_resources(resources))
 }
 
 // ---------------------------------------------------------------------------

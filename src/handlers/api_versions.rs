@@ -1,9 +1,13 @@
-//! ApiVersions: what this broker speaks, from the one table in
-//! `protocol::versions`.
+//! ApiVersions: what this broker speaks and the feature levels it honours,
+//! from the tables in `protocol::versions`.
 
 use bytes::Bytes;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use crate::handlers::{decode_or_close, Reply, Request};
@@ -21,12 +25,47 @@ fn api_keys() -> Vec<ApiVersion> {
         .collect()
 }
 
+/// The supported features at request `version`. Below v4 Kafka leaves out
+/// those supported from level 0: older Java clients refuse a minimum of 0
+/// (KAFKA-17011, fixed with ApiVersions v4).
+fn supported_features(version: i16) -> Vec<SupportedFeatureKey> {
+    versions::FEATURES
+        .iter()
+        .filter(|f| version >= 4 || f.min > 0)
+        .map(|f| {
+            SupportedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(f.name))
+                .with_min_version(f.min)
+                .with_max_version(f.max)
+        })
+        .collect()
+}
+
+/// The finalized features: those at a level above 0.
+fn finalized_features() -> Vec<FinalizedFeatureKey> {
+    versions::FEATURES
+        .iter()
+        .filter(|f| f.finalized > 0)
+        .map(|f| {
+            FinalizedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(f.name))
+                .with_min_version_level(f.finalized)
+                .with_max_version_level(f.finalized)
+        })
+        .collect()
+}
+
 /// Kafka's reply to an ApiVersions request newer than it supports: error
-/// UNSUPPORTED_VERSION with the v0 body and header, listing what it supports.
+/// UNSUPPORTED_VERSION with the v0 body and header, listing only
+/// ApiVersions' own range (KIP-511), for the client to retry within it.
 pub fn unsupported_version(req: &Request) -> Reply {
+    let own = api_keys()
+        .into_iter()
+        .filter(|k| k.api_key == ApiKey::ApiVersions as i16)
+        .collect();
     let body = ApiVersionsResponse::default()
         .with_error_code(ResponseError::UnsupportedVersion.code())
-        .with_api_keys(api_keys());
+        .with_api_keys(own);
     match response::encode_with_header_version(req.header.correlation_id, 0, 0, &body) {
         Ok(buf) => Reply::Frame(buf),
         Err(e) => Reply::Close(format!("encoding ApiVersions: {e}")),
@@ -54,7 +93,9 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
         return req.respond(&resp);
     }
     resp.api_keys = api_keys();
-    resp.finalized_features_epoch = -1;
+    resp.supported_features = supported_features(req.version());
+    resp.finalized_features = finalized_features();
+    resp.finalized_features_epoch = versions::FINALIZED_FEATURES_EPOCH;
     req.respond(&resp)
 }
 
@@ -71,5 +112,29 @@ mod tests {
         assert!(!valid_software_field("-x"));
         assert!(!valid_software_field("x."));
         assert!(!valid_software_field("a b"));
+    }
+
+    #[test]
+    fn level_0_features_only_from_v4() {
+        let names = |v| -> Vec<String> {
+            supported_features(v)
+                .iter()
+                .map(|f| f.name.to_string())
+                .collect()
+        };
+        assert_eq!(names(3), vec!["metadata.version".to_string()]);
+        assert!(names(4).contains(&"group.version".to_string()));
+        assert!(supported_features(4).iter().any(|f| f.min_version == 0));
+        let finalized: Vec<(String, i16)> = finalized_features()
+            .iter()
+            .map(|f| (f.name.to_string(), f.max_version_level))
+            .collect();
+        assert_eq!(
+            finalized,
+            vec![
+                ("metadata.version".to_string(), 33),
+                ("transaction.version".to_string(), 1)
+            ]
+        );
     }
 }

@@ -141,9 +141,15 @@ pub fn find_coordinator(req: &Request, body: Bytes) -> Reply {
             .with_coordinators(r.coordinator_keys.iter().map(answer).collect())
     } else {
         let c = answer(&r.key);
+        // v1-3 carry the error's message, which for NONE is its name.
+        let message = if c.error_code == 0 {
+            Some(s("NONE"))
+        } else {
+            c.error_message
+        };
         FindCoordinatorResponse::default()
             .with_error_code(c.error_code)
-            .with_error_message(c.error_message)
+            .with_error_message(message)
             .with_node_id(c.node_id)
             .with_host(c.host)
             .with_port(c.port)
@@ -637,7 +643,9 @@ pub fn describe_groups(req: &Request, body: Bytes) -> Reply {
                     ),
                 // KIP-1043: v6 reports a missing group as GROUP_ID_NOT_FOUND;
                 // older versions describe it as Dead.
+                // No resource, no operations: Kafka leaves them unset.
                 None if version >= 6 => base
+                    .with_authorized_operations(OPS_NOT_REQUESTED)
                     .with_error_code(ResponseError::GroupIdNotFound.code())
                     .with_error_message(Some(s(format!("Group {} not found.", id.0))))
                     .with_group_state(s("Dead")),

@@ -28,8 +28,6 @@ mod acl_op {
     pub const DESCRIBE_CONFIGS: i32 = 10;
     pub const ALTER_CONFIGS: i32 = 11;
     pub const IDEMPOTENT_WRITE: i32 = 12;
-    pub const CREATE_TOKENS: i32 = 13;
-    pub const DESCRIBE_TOKENS: i32 = 14;
 }
 
 /// Without an authorizer Kafka reports every operation the resource supports.
@@ -51,6 +49,8 @@ pub fn topic_authorized_operations() -> i32 {
     ])
 }
 
+/// The cluster resource's operations (Kafka's `AclEntry.supportedOperations`
+/// for CLUSTER); the token operations belong to USER resources.
 pub fn cluster_authorized_operations() -> i32 {
     use acl_op::*;
     bitfield(&[
@@ -61,13 +61,11 @@ pub fn cluster_authorized_operations() -> i32 {
         DESCRIBE_CONFIGS,
         ALTER_CONFIGS,
         IDEMPOTENT_WRITE,
-        CREATE_TOKENS,
-        DESCRIBE_TOKENS,
     ])
 }
 
 /// Kafka's "not requested" value for authorized operations.
-const OPS_NOT_REQUESTED: i32 = i32::MIN;
+pub const OPS_NOT_REQUESTED: i32 = i32::MIN;
 
 fn topic_entry(topic: &Topic, node_id: i32, include_ops: bool) -> MetadataResponseTopic {
     let partitions = topic
@@ -94,12 +92,52 @@ fn topic_entry(topic: &Topic, node_id: i32, include_ops: bool) -> MetadataRespon
         })
 }
 
-fn error_entry(name: Option<&str>, id: Uuid, code: ResponseError) -> MetadataResponseTopic {
+/// A topic answered with an error. Kafka computes the operations of every
+/// topic asked for by name, known or not (without an authorizer: all of a
+/// topic's); a topic asked for by an unknown id has no resource to compute.
+fn error_entry(
+    name: Option<&str>,
+    id: Uuid,
+    code: ResponseError,
+    ops: i32,
+) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_error_code(code.code())
         .with_name(name.map(|n| TopicName(StrBytes::from_string(n.to_string()))))
         .with_topic_id(id)
-        .with_topic_authorized_operations(OPS_NOT_REQUESTED)
+        .with_topic_authorized_operations(if name.is_some() {
+            ops
+        } else {
+            OPS_NOT_REQUESTED
+        })
+}
+
+/// Kafka's answer to a Metadata request it refuses as a whole
+/// (`MetadataRequest.getErrorResponse`): every topic asked for with the
+/// error, a null name written as "", nothing else.
+fn whole_request_error(request: &MetadataRequest, code: ResponseError) -> MetadataResponse {
+    let topics = request
+        .topics
+        .iter()
+        .flatten()
+        .map(|t| {
+            MetadataResponseTopic::default()
+                .with_error_code(code.code())
+                .with_name(Some(
+                    t.name
+                        .clone()
+                        .unwrap_or_else(|| TopicName(StrBytes::default())),
+                ))
+                .with_topic_id(t.topic_id)
+                .with_topic_authorized_operations(OPS_NOT_REQUESTED)
+        })
+        .collect();
+    MetadataResponse::default()
+        .with_brokers(Vec::new())
+        .with_cluster_id(None)
+        .with_controller_id(BrokerId(-1))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(OPS_NOT_REQUESTED)
 }
 
 pub fn handle(req: &Request, body: Bytes) -> Reply {
@@ -109,6 +147,25 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
     let version = req.version();
     let node_id = cfg.node_id;
     let include_ops = request.include_topic_authorized_operations;
+    let ops = if include_ops {
+        topic_authorized_operations()
+    } else {
+        OPS_NOT_REQUESTED
+    };
+    // v10-11 carry topic ids on the wire but may not use them (a topic's
+    // name cannot be null before v12): Kafka refuses the whole request.
+    if (10..12).contains(&version)
+        && request
+            .topics
+            .iter()
+            .flatten()
+            .any(|t| t.name.is_none() || !t.topic_id.is_nil())
+    {
+        return req.respond(&whole_request_error(
+            &request,
+            ResponseError::InvalidRequest,
+        ));
+    }
     // v0-3 always allowed auto-creation; v4+ asks explicitly.
     let allow_auto_create =
         cfg.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
@@ -137,6 +194,7 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                                 None,
                                 rt.topic_id,
                                 ResponseError::UnknownTopicId,
+                                ops,
                             )),
                         }
                     }
@@ -150,6 +208,7 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                                 Some(&name),
                                 Uuid::nil(),
                                 ResponseError::InvalidTopicException,
+                                ops,
                             ));
                             continue;
                         }
@@ -158,6 +217,7 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                                 Some(&name),
                                 Uuid::nil(),
                                 ResponseError::UnknownTopicOrPartition,
+                                ops,
                             ));
                             continue;
                         }
@@ -168,9 +228,17 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                             rf,
                             BTreeMap::new(),
                         ) {
-                            Ok(t) => {
+                            // Kafka answers UNKNOWN_TOPIC_OR_PARTITION while it
+                            // creates the topic, and clients ask again; the
+                            // topic is ready by then here (created in place).
+                            Ok(_) => {
                                 tracing::info!(topic = %name, peer = %req.ctx.peer, "auto-created topic on metadata request");
-                                topics.push(topic_entry(&t, node_id, include_ops));
+                                topics.push(error_entry(
+                                    Some(&name),
+                                    Uuid::nil(),
+                                    ResponseError::UnknownTopicOrPartition,
+                                    ops,
+                                ));
                             }
                             // Raced with another creator: report what exists.
                             Err(e) if e.code == ResponseError::TopicAlreadyExists => {
@@ -180,6 +248,7 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                                         Some(&name),
                                         Uuid::nil(),
                                         ResponseError::LeaderNotAvailable,
+                                        ops,
                                     )),
                                 }
                             }
@@ -194,7 +263,7 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                                     }
                                     _ => ResponseError::UnknownTopicOrPartition,
                                 };
-                                topics.push(error_entry(Some(&name), Uuid::nil(), code));
+                                topics.push(error_entry(Some(&name), Uuid::nil(), code, ops));
                             }
                         }
                     }

@@ -6,6 +6,7 @@
 pub mod admin_cluster;
 pub mod admin_configs;
 pub mod api_versions;
+pub mod describe_topic_partitions;
 pub mod fetch;
 pub mod groups;
 pub mod list_offsets;
@@ -209,6 +210,8 @@ pub async fn dispatch(ctx: RequestContext, frame: Bytes) -> Pending {
         ApiKey::CreatePartitions => ready(admin_cluster::create_partitions(&req, body)),
         ApiKey::DeleteRecords => ready(admin_cluster::delete_records(&req, body)),
         ApiKey::DescribeCluster => ready(admin_cluster::describe_cluster(&req, body)),
+        ApiKey::DescribeTopicPartitions => ready(describe_topic_partitions::handle(&req, body)),
+        ApiKey::ListConfigResources => ready(admin_cluster::list_config_resources(&req, body)),
         ApiKey::DescribeLogDirs => ready(admin_cluster::describe_log_dirs(&req, body)),
         ApiKey::OffsetForLeaderEpoch => ready(admin_cluster::offset_for_leader_epoch(&req, body)),
         ApiKey::ElectLeaders => ready(admin_cluster::elect_leaders(&req, body)),

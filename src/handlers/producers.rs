@@ -64,7 +64,16 @@ pub fn describe_producers(req: &Request, body: Bytes) -> Reply {
         for index in t.partition_indexes {
             let mut r = PartitionResponse::default().with_partition_index(index);
             match topic.as_ref().and_then(|t| t.partition(index)) {
-                None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                // Kafka gives its default text for a topic it does not know,
+                // no message for a partition its topic does not have.
+                None => {
+                    r.error_code = ResponseError::UnknownTopicOrPartition.code();
+                    if topic.is_none() {
+                        r.error_message = Some(StrBytes::from_static_str(
+                            "This server does not host this topic-partition.",
+                        ));
+                    }
+                }
                 Some(p) => match p.producers() {
                     Ok(entries) => {
                         r.active_producers = entries

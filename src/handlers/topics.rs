@@ -53,7 +53,10 @@ pub fn create_topics(req: &Request, body: Bytes) -> Reply {
     let mut results = Vec::with_capacity(request.topics.len());
     for t in request.topics {
         let name = t.name.0.to_string();
-        let mut result = CreatableTopicResult::default().with_name(t.name.clone());
+        // No message unless the topic fails, as Kafka answers.
+        let mut result = CreatableTopicResult::default()
+            .with_name(t.name.clone())
+            .with_error_message(None);
         let fail = |mut r: CreatableTopicResult, code: ResponseError, msg: String| {
             r.error_code = code.code();
             r.error_message = Some(StrBytes::from_string(msg));
@@ -219,7 +222,15 @@ pub fn delete_topics(req: &Request, body: Bytes) -> Reply {
         let topic = match resolved {
             Ok(t) => t,
             Err(code) => {
+                // Kafka's default text for the code (v5+ carries it).
                 r.error_code = code.code();
+                r.error_message = Some(StrBytes::from_static_str(
+                    if code == ResponseError::UnknownTopicId {
+                        "This server does not host this topic ID."
+                    } else {
+                        "This server does not host this topic-partition."
+                    },
+                ));
                 responses.push(r);
                 continue;
             }

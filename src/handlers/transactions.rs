@@ -24,6 +24,7 @@ use crate::coordinator::group::OFFSETS_TOPIC;
 use crate::coordinator::txn::coordinator::fenced_error;
 use crate::handlers::{decode, malformed, ready, Pending, Request};
 use crate::util::now_ms;
+use crate::util::re2::FullMatch;
 
 /// InitProducerId for a transactional producer (the caller routes requests
 /// without a transactional id to the idempotent path).
@@ -277,6 +278,23 @@ pub fn list_transactions(req: Request, body: Bytes) -> Pending {
         Ok(r) => r,
         Err(e) => return ready(malformed(&req, e)),
     };
+    // v2 (KIP-1152): an RE2 pattern the whole transactional id must match;
+    // empty or null means no filter, an invalid one fails the request.
+    let pattern = match request.transactional_id_pattern.as_deref() {
+        None | Some("") => None,
+        Some(p) => match FullMatch::new(p) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::debug!(pattern = p, error = %e, "invalid transactional id pattern");
+                return ready(
+                    req.respond(
+                        &ListTransactionsResponse::default()
+                            .with_error_code(ResponseError::InvalidRegularExpression.code()),
+                    ),
+                );
+            }
+        },
+    };
     Box::pin(async move {
         let apis = req.ctx.apis.clone();
         const STATES: [&str; 8] = [
@@ -314,9 +332,16 @@ pub fn list_transactions(req: Request, body: Bytes) -> Pending {
                         .contains(&ProducerId(m.producer_id))
             })
             // v1 (KIP-994): only transactions running longer than the filter.
+            // One with no transaction open has start time -1, and so counts,
+            // as in Kafka, as running longer than any duration.
             .filter(|m| {
                 request.duration_filter < 0
-                    || (m.start_ms >= 0 && now - m.start_ms > request.duration_filter)
+                    || now.saturating_sub(m.start_ms) > request.duration_filter
+            })
+            .filter(|m| {
+                pattern
+                    .as_ref()
+                    .is_none_or(|p| p.matches(&m.transactional_id))
             })
             .map(|m| {
                 ListedState::default()

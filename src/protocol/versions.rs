@@ -1,5 +1,6 @@
 //! The API versions kastle implements: what ApiVersions advertises and what
-//! the dispatcher accepts. One table, so the two cannot drift apart.
+//! the dispatcher accepts. One table, so the two cannot drift apart. Also the
+//! feature levels (KIP-584) ApiVersions reports, from what kastle honours.
 
 use kafka_protocol::messages::ApiKey;
 
@@ -48,8 +49,8 @@ pub static SUPPORTED: &[ApiSupport] = &[
     // v5 belongs to transaction version 2 (epoch bump on every end).
     api(ApiKey::EndTxn, 0, 4),
     api(ApiKey::DescribeTransactions, 0, 0),
-    // v2 adds a regular-expression filter, not offered yet.
-    api(ApiKey::ListTransactions, 0, 1),
+    // v2 (KIP-1152): the transactional-id pattern filter.
+    api(ApiKey::ListTransactions, 0, 2),
     // Consumer groups (classic protocol); Kafka 4.x's ranges (KIP-896
     // removed OffsetCommit v0-1 and OffsetFetch v0).
     api(ApiKey::FindCoordinator, 0, 6),
@@ -74,17 +75,94 @@ pub static SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DeleteRecords, 0, 2),
     api(ApiKey::DescribeCluster, 0, 2),
+    // KIP-966: what the 4.x Admin.describeTopics asks first.
+    api(ApiKey::DescribeTopicPartitions, 0, 0),
     api(ApiKey::DescribeLogDirs, 1, 4),
     api(ApiKey::OffsetForLeaderEpoch, 2, 4),
     api(ApiKey::ElectLeaders, 0, 2),
     api(ApiKey::AlterPartitionReassignments, 0, 1),
     api(ApiKey::ListPartitionReassignments, 0, 0),
+    api(ApiKey::ListConfigResources, 0, 1),
     api(ApiKey::DescribeClientQuotas, 0, 1),
     api(ApiKey::AlterClientQuotas, 0, 1),
     api(ApiKey::CreateAcls, 1, 3),
     api(ApiKey::DescribeAcls, 1, 3),
     api(ApiKey::DeleteAcls, 1, 3),
 ];
+
+/// One feature (KIP-584) as ApiVersions v3+ reports it: the levels this
+/// broker supports and the level finalized for the cluster (0 = off, not
+/// listed as finalized, as Kafka omits level 0).
+#[derive(Debug, Clone, Copy)]
+pub struct Feature {
+    pub name: &'static str,
+    pub min: i16,
+    pub max: i16,
+    pub finalized: i16,
+}
+
+/// The features of a single-node Kafka 4.4, at the levels kastle honours.
+/// Kafka 4.4 supports each from 0 (metadata.version from 7) and finalizes
+/// the maximum; where kastle stops lower, the reason is given.
+pub static FEATURES: &[Feature] = &[
+    // 33 is 4.4's level: kastle speaks 4.4's protocol. The levels gate the
+    // metadata log's records and inter-broker APIs, neither of which a
+    // single-node kastle has, so no level changes what a client sees.
+    Feature {
+        name: "metadata.version",
+        min: 7,
+        max: 33,
+        finalized: 33,
+    },
+    // Level 1 is the dynamic controller quorum (KIP-853): kastle is its own
+    // single, static controller and serves no Raft APIs.
+    Feature {
+        name: "kraft.version",
+        min: 0,
+        max: 0,
+        finalized: 0,
+    },
+    // Level 2 is KIP-890 part 2 (Produce v12+, EndTxn v5): not offered.
+    Feature {
+        name: "transaction.version",
+        min: 0,
+        max: 1,
+        finalized: 1,
+    },
+    // Level 1 is the KIP-848 consumer group protocol: not implemented.
+    Feature {
+        name: "group.version",
+        min: 0,
+        max: 0,
+        finalized: 0,
+    },
+    // Eligible leader replicas (KIP-966): besides the controller's
+    // bookkeeping, level 1 holds the high watermark while the ISR is below
+    // min.insync.replicas; kastle has one replica and does not.
+    Feature {
+        name: "eligible.leader.replicas.version",
+        min: 0,
+        max: 0,
+        finalized: 0,
+    },
+    // Share groups (KIP-932) and streams groups (KIP-1071): not implemented.
+    Feature {
+        name: "share.version",
+        min: 0,
+        max: 0,
+        finalized: 0,
+    },
+    Feature {
+        name: "streams.version",
+        min: 0,
+        max: 0,
+        finalized: 0,
+    },
+];
+
+/// The epoch of the finalized features: Kafka's is the offset of its
+/// metadata log; kastle's levels never change, so one epoch serves.
+pub const FINALIZED_FEATURES_EPOCH: i64 = 0;
 
 pub fn support(api_key: i16) -> Option<&'static ApiSupport> {
     SUPPORTED.iter().find(|s| s.key as i16 == api_key)
@@ -110,6 +188,19 @@ mod tests {
             );
             assert!(s.advertised_min <= s.min);
         }
+    }
+
+    #[test]
+    fn features_are_consistent() {
+        for f in FEATURES {
+            assert!(0 <= f.min && f.min <= f.max, "{}", f.name);
+            assert!(f.finalized == 0 || (f.min..=f.max).contains(&f.finalized));
+        }
+        // Transaction version 2 needs Produce v12 and EndTxn v5.
+        let tv = FEATURES.iter().find(|f| f.name == "transaction.version");
+        assert_eq!(tv.map(|f| f.max), Some(1));
+        assert!(!is_supported(ApiKey::Produce as i16, 12));
+        assert!(!is_supported(ApiKey::EndTxn as i16, 5));
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod dropin;
 mod groups;
 mod idempotence;
 mod limits;
+mod meta;
 mod metrics;
 mod protocol;
 mod retention;

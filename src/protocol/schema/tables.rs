@@ -731,6 +731,12 @@ const PUSH_TELEMETRY: &[Field] = &[
     f("metrics", 0, N, Bytes),
 ];
 
+// ListConfigResources (74): versions 0-1, flexible from 0 (v0 is KIP-714's
+// ListClientMetricsResources, with an empty body).
+const LIST_CONFIG_RESOURCES: &[Field] = &[
+    f("resource_types", 1, N, Arr(&I8)),
+];
+
 // DescribeTopicPartitions (75): versions 0-0, flexible from 0.
 const DESCRIBE_TOPIC_PARTITIONS: &[Field] = &[
     f("topics", 0, N, Arr(&Struct(DESCRIBE_TOPIC_PARTITIONS_TOPIC_REQUEST))),
@@ -796,5 +802,6 @@ pub(super) static APIS: &[Api] = &[
     api(69, 0, 1, 0, CONSUMER_GROUP_DESCRIBE), // ConsumerGroupDescribe
     api(71, 0, 0, 0, GET_TELEMETRY_SUBSCRIPTIONS), // GetTelemetrySubscriptions
     api(72, 0, 0, 0, PUSH_TELEMETRY), // PushTelemetry
+    api(74, 0, 1, 0, LIST_CONFIG_RESOURCES), // ListConfigResources
     api(75, 0, 0, 0, DESCRIBE_TOPIC_PARTITIONS), // DescribeTopicPartitions
 ];

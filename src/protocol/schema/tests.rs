@@ -273,6 +273,7 @@ fn crate_ops(api_key: i16) -> Ops {
         69 => ops::<ConsumerGroupDescribeRequest>(),
         71 => ops::<GetTelemetrySubscriptionsRequest>(),
         72 => ops::<PushTelemetryRequest>(),
+        74 => ops::<ListConfigResourcesRequest>(),
         75 => ops::<DescribeTopicPartitionsRequest>(),
         other => panic!("no crate type for api {other}"),
     }
@@ -285,7 +286,7 @@ fn every_required_api_is_covered() {
     let required = [
         0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27,
         28, 29, 30, 31, 32, 33, 35, 36, 37, 42, 43, 44, 45, 46, 47, 48, 49, 50, 60, 61, 65, 66, 68,
-        69, 71, 72, 75,
+        69, 71, 72, 74, 75,
     ];
     for key in required {
         assert!(request_versions(key).is_some(), "api {key} missing");
