@@ -10,6 +10,9 @@
 //!   the modules the table marks as owning files.
 //! - `source_files_stay_small`: no file in `src/` over the stated bound
 //!   without a reason recorded here.
+//! - `the_code_map_names_every_module`: every source file has a row in
+//!   ARCHITECTURE.md's code map (its own, or its directory's), and every
+//!   row names a path that exists.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -305,4 +308,45 @@ fn source_files_stay_small() {
         "split these by concern, or list them in LONG_FILES with the reason:\n{}",
         long.join("\n")
     );
+}
+
+#[test]
+fn the_code_map_names_every_module() {
+    let text = fs::read_to_string(root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let section = text
+        .split("\n## Code map\n")
+        .nth(1)
+        .expect("ARCHITECTURE.md has a '## Code map' section")
+        .split("\n## ")
+        .next()
+        .unwrap_or_default();
+    let rows: Vec<String> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_string)
+        .collect();
+    assert!(rows.len() > 50, "code map looks truncated: {} rows", rows.len());
+    let mut problems = Vec::new();
+    for r in &rows {
+        if !root().join(r).exists() {
+            problems.push(format!("code map row `{r}` names no file or directory"));
+        }
+    }
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    for f in &files {
+        let rel = f.strip_prefix(root()).unwrap_or(f).to_string_lossy().to_string();
+        // Unit tests kept in their own file go with their module.
+        if rel.ends_with("/tests.rs") {
+            continue;
+        }
+        let covered = rows
+            .iter()
+            .any(|r| *r == rel || (r.ends_with('/') && rel.starts_with(r.as_str())));
+        if !covered {
+            problems.push(format!("{rel} has no row in the code map"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
