@@ -326,7 +326,11 @@ fn the_code_map_names_every_module() {
         .filter_map(|l| l.split('`').next())
         .map(str::to_string)
         .collect();
-    assert!(rows.len() > 50, "code map looks truncated: {} rows", rows.len());
+    assert!(
+        rows.len() > 50,
+        "code map looks truncated: {} rows",
+        rows.len()
+    );
     let mut problems = Vec::new();
     for r in &rows {
         if !root().join(r).exists() {
@@ -336,7 +340,11 @@ fn the_code_map_names_every_module() {
     let mut files = Vec::new();
     rust_files(&root().join("src"), &mut files);
     for f in &files {
-        let rel = f.strip_prefix(root()).unwrap_or(f).to_string_lossy().to_string();
+        let rel = f
+            .strip_prefix(root())
+            .unwrap_or(f)
+            .to_string_lossy()
+            .to_string();
         // Unit tests kept in their own file go with their module.
         if rel.ends_with("/tests.rs") {
             continue;

@@ -333,43 +333,43 @@ fn usable(mut stored: Configs, per_broker: bool) -> Configs {
     stored
 }
 
-/// Applies incremental operations to a resource's dynamic configs
-/// (`ConfigAdminManager.prepareIncrementalConfigs`): APPEND and SUBTRACT
-/// start from the key's current value, else its default.
-fn apply_ops(stored: &Configs, ops: &[AlterOp]) -> Result<Configs, ConfigChangeError> {
-    let mut new = stored.clone();
+/// Applies IncrementalAlterConfigs operations to `configs` (Kafka's
+/// `ConfigAdminManager.prepareIncrementalConfigs` and the controller's
+/// `incrementalAlterConfigResource`, which agree on this part): SET and
+/// DELETE as written; APPEND adds the list items not present yet and
+/// SUBTRACT removes the given ones, starting from the key's current value,
+/// else from what `list_default` returns for it; `list_default`'s error
+/// refuses a key that takes no list (each resource type words that error
+/// its own way).
+pub fn apply_alter_ops<E>(
+    mut configs: Configs,
+    ops: &[AlterOp],
+    list_default: impl Fn(&AlterOp, &str) -> Result<String, E>,
+    unknown_op: impl Fn(i8) -> E,
+) -> Result<Configs, E> {
     for o in ops {
         match o.op {
             op::SET => {
-                new.insert(o.name.clone(), o.value.clone().unwrap_or_default());
+                configs.insert(o.name.clone(), o.value.clone().unwrap_or_default());
             }
             op::DELETE => {
-                new.remove(&o.name);
+                configs.remove(&o.name);
             }
             op::APPEND | op::SUBTRACT => {
                 let what = if o.op == op::APPEND {
-                    "append"
+                    "APPEND"
                 } else {
-                    "subtract"
+                    "SUBTRACT"
                 };
-                let base_kind = broker_key(listener_prefixed(&o.name).map_or(&o.name, |(_, b)| b));
-                let Some(def) = base_kind.filter(|d| d.kind.is_list()) else {
-                    return Err(invalid_config(format!(
-                        "Config value {what} is not allowed for config key: {}",
-                        o.name
-                    )));
-                };
-                let current = new
-                    .get(&o.name)
-                    .cloned()
-                    .or_else(|| def.default.map(str::to_string))
-                    .unwrap_or_default();
+                // Called whether or not the key is set: it is also the
+                // check that the key takes a list at all.
+                let default = list_default(o, what)?;
+                let current = configs.get(&o.name).cloned().unwrap_or(default);
                 let mut parts: Vec<String> = list_items(&current)
                     .into_iter()
                     .map(str::to_string)
                     .collect();
-                let value = o.value.clone().unwrap_or_default();
-                for v in list_items(&value) {
+                for v in list_items(o.value.as_deref().unwrap_or_default()) {
                     if o.op == op::APPEND {
                         if !parts.iter().any(|p| p == v) {
                             parts.push(v.to_string());
@@ -378,14 +378,36 @@ fn apply_ops(stored: &Configs, ops: &[AlterOp]) -> Result<Configs, ConfigChangeE
                         parts.retain(|p| p != v);
                     }
                 }
-                new.insert(o.name.clone(), parts.join(","));
+                configs.insert(o.name.clone(), parts.join(","));
             }
-            other => {
-                return Err(invalid_request(format!("Unknown operations type {other}")));
-            }
+            other => return Err(unknown_op(other)),
         }
     }
-    Ok(new)
+    Ok(configs)
+}
+
+/// Broker resources: APPEND and SUBTRACT start from the key's default.
+fn apply_ops(stored: &Configs, ops: &[AlterOp]) -> Result<Configs, ConfigChangeError> {
+    apply_alter_ops(
+        stored.clone(),
+        ops,
+        |o, _| {
+            let base = broker_key(listener_prefixed(&o.name).map_or(&o.name, |(_, b)| b));
+            let def = base.filter(|d| d.kind.is_list()).ok_or_else(|| {
+                let what = if o.op == op::APPEND {
+                    "append"
+                } else {
+                    "subtract"
+                };
+                invalid_config(format!(
+                    "Config value {what} is not allowed for config key: {}",
+                    o.name
+                ))
+            })?;
+            Ok(def.default.unwrap_or_default().to_string())
+        },
+        |other| invalid_request(format!("Unknown operations type {other}")),
+    )
 }
 
 /// `DynamicBrokerConfig.validateConfigs`: only dynamic keys, security keys

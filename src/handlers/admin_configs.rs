@@ -27,7 +27,7 @@ use kafka_protocol::ResponseError;
 
 use crate::broker::config_helper::{self, ConfigEntry};
 use crate::broker::config_repository::Configs;
-use crate::broker::dynamic_config::{op, AlterOp, Alteration, ConfigChangeError};
+use crate::broker::dynamic_config::{apply_alter_ops, op, AlterOp, Alteration, ConfigChangeError};
 use crate::broker::topic_config::{topic_key, validate_topic_configs};
 use crate::broker::topics::validate_topic_name;
 use crate::handlers::KafkaApis;
@@ -274,60 +274,32 @@ static ALTER_LOCK: Mutex<()> = Mutex::new(());
 
 /// The new explicit configs of a topic after the operations (the
 /// controller's `incrementalAlterConfigResource`).
-fn apply_topic_ops(mut configs: Configs, ops: &[AlterOp]) -> Result<Configs, ApiErr> {
-    for c in ops {
-        match c.op {
-            op::SET => {
-                configs.insert(c.name.clone(), c.value.clone().unwrap_or_default());
-            }
-            op::DELETE => {
-                configs.remove(&c.name);
-            }
-            op::APPEND | op::SUBTRACT => {
-                let op_name = if c.op == op::APPEND {
-                    "APPEND"
-                } else {
-                    "SUBTRACT"
-                };
-                let Some(key) = topic_key(&c.name).filter(|k| k.kind.is_list()) else {
-                    return Err(err(
+fn apply_topic_ops(configs: Configs, ops: &[AlterOp]) -> Result<Configs, ApiErr> {
+    apply_alter_ops(
+        configs,
+        ops,
+        |o, what| {
+            // Kafka starts from the key's own default, not the broker's.
+            let key = topic_key(&o.name)
+                .filter(|k| k.kind.is_list())
+                .ok_or_else(|| {
+                    err(
                         ResponseError::InvalidConfig,
                         format!(
-                            "Can't {op_name} to key {} because its type is not LIST.",
-                            c.name
+                            "Can't {what} to key {} because its type is not LIST.",
+                            o.name
                         ),
-                    ));
-                };
-                // Kafka starts from the key's own default, not the broker's.
-                let current = configs
-                    .get(&c.name)
-                    .cloned()
-                    .unwrap_or_else(|| key.default.to_string());
-                let mut parts: Vec<String> = current
-                    .split(',')
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                for v in c.value.as_deref().unwrap_or_default().split(',') {
-                    if c.op == op::APPEND {
-                        if !parts.iter().any(|p| p == v) {
-                            parts.push(v.to_string());
-                        }
-                    } else if let Some(i) = parts.iter().position(|p| p == v) {
-                        parts.remove(i);
-                    }
-                }
-                configs.insert(c.name.clone(), parts.join(","));
-            }
-            other => {
-                return Err(err(
-                    ResponseError::InvalidRequest,
-                    format!("Unknown alter configuration operation type {other}"),
-                ))
-            }
-        }
-    }
-    Ok(configs)
+                    )
+                })?;
+            Ok(key.default.to_string())
+        },
+        |other| {
+            err(
+                ResponseError::InvalidRequest,
+                format!("Unknown alter configuration operation type {other}"),
+            )
+        },
+    )
 }
 
 fn alter_topic(

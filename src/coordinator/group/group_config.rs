@@ -16,7 +16,7 @@ use kafka_protocol::ResponseError;
 use crate::broker::config_helper::{config_source, config_synonyms, ConfigEntry, Layers, Synonym};
 use crate::broker::config_repository::{ConfigRepository, ConfigResource, Configs};
 use crate::broker::dynamic_config::{
-    op, AlterOp, Alteration, ConfigChangeError, DynamicBrokerConfig,
+    apply_alter_ops, AlterOp, Alteration, ConfigChangeError, DynamicBrokerConfig,
 };
 use crate::config::keys::{broker_config_synonyms, broker_key, list_items, render, validate_kind};
 use crate::config::{BrokerConfig, Kind};
@@ -430,40 +430,27 @@ impl GroupConfigManager {
 
 /// The controller applies group operations itself: APPEND and SUBTRACT are
 /// refused for every group key (none is splittable there).
-fn apply_group_ops(mut configs: Configs, ops: &[AlterOp]) -> Result<Configs, ConfigChangeError> {
-    for o in ops {
-        match o.op {
-            op::SET => {
-                configs.insert(o.name.clone(), o.value.clone().unwrap_or_default());
-            }
-            op::DELETE => {
-                configs.remove(&o.name);
-            }
-            op::APPEND | op::SUBTRACT => {
-                let what = if o.op == op::APPEND {
-                    "APPEND"
-                } else {
-                    "SUBTRACT"
-                };
-                return Err(bad_config(format!(
-                    "Can't {what} to key {} because its type is not LIST.",
-                    o.name
-                )));
-            }
-            other => {
-                return Err(ConfigChangeError {
-                    code: ResponseError::InvalidRequest,
-                    message: format!("Unknown operations type {other}"),
-                })
-            }
-        }
-    }
-    Ok(configs)
+fn apply_group_ops(configs: Configs, ops: &[AlterOp]) -> Result<Configs, ConfigChangeError> {
+    apply_alter_ops(
+        configs,
+        ops,
+        |o, what| {
+            Err(bad_config(format!(
+                "Can't {what} to key {} because its type is not LIST.",
+                o.name
+            )))
+        },
+        |other| ConfigChangeError {
+            code: ResponseError::InvalidRequest,
+            message: format!("Unknown operations type {other}"),
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::dynamic_config::op;
 
     fn manager() -> (tempfile::TempDir, GroupConfigManager) {
         let dir = tempfile::tempdir().unwrap();
