@@ -709,6 +709,83 @@ fn producer_state_survives_kill_9_with_rolled_segments() {
     );
 }
 
+/// A producer state snapshot in the format kastle wrote before it wrote
+/// Kafka's (magic `KPS1`): every producer with up to five batches.
+fn former_kastle_snapshot(pid: i64, written: &[(i64, Vec<u8>)], ts: i64) -> Vec<u8> {
+    let mut out = b"KPS1".to_vec();
+    out.extend_from_slice(&1u32.to_be_bytes());
+    out.extend_from_slice(&pid.to_be_bytes());
+    out.extend_from_slice(&0i16.to_be_bytes()); // epoch
+    out.extend_from_slice(&(-1i32).to_be_bytes()); // coordinator epoch
+    out.extend_from_slice(&(-1i64).to_be_bytes()); // no open transaction
+    out.extend_from_slice(&ts.to_be_bytes());
+    let last5 = &written[written.len() - 5..];
+    out.push(last5.len() as u8);
+    for (off, _) in last5 {
+        let seq = *off as i32; // write_seq: sequence = offset, 2 records a batch
+        for v in [seq, seq + 1] {
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        out.extend_from_slice(&off.to_be_bytes());
+        out.extend_from_slice(&(off + 1).to_be_bytes());
+        out.extend_from_slice(&ts.to_be_bytes());
+    }
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+#[test]
+fn corrupt_and_former_format_snapshots_at_start_up() {
+    let mut b = Broker::start(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "snap", 1, &[]);
+    let pid = idempotent_producer(&mut c).0;
+    let ts = now_ms();
+    let mut next = 0i64;
+    let written = write_seq(&mut c, "snap", pid, 0, 8, ts, 0, &mut next);
+    drop(c);
+    assert_eq!(b.stop().code(), Some(0));
+    let snapshot = b
+        .partition_dir("snap", 0)
+        .join(format!("{next:020}.snapshot"));
+    let data = std::fs::read(&snapshot).unwrap();
+    assert_eq!(&data[..2], &[0, 1], "Kafka's format, version 1");
+
+    // A truncated snapshot: the broker starts, deletes it and rebuilds the
+    // state from the whole log, which knows the last five batches again.
+    std::fs::write(&snapshot, &data[..5]).unwrap();
+    b.restart();
+    assert!(
+        !snapshot.exists(),
+        "the corrupt snapshot is deleted at start-up"
+    );
+    let mut c = b.client();
+    assert_known_after_restart(&mut c, "snap", &written, 0, "after a truncated snapshot");
+    drop(c);
+    assert_eq!(b.stop().code(), Some(0));
+
+    // A snapshot kastle wrote before (KPS1, five batches) still loads ...
+    std::fs::write(&snapshot, former_kastle_snapshot(pid, &written, ts)).unwrap();
+    b.restart();
+    let mut c = b.client();
+    let (off, fifth) = &written[written.len() - 5];
+    assert_duplicate(
+        &mut c,
+        "snap",
+        fifth,
+        *off,
+        "5th most recent, from a KPS1 snapshot",
+    );
+    drop(c);
+    // ... and the clean shutdown rewrites it in Kafka's format.
+    assert_eq!(b.stop().code(), Some(0));
+    assert_eq!(&std::fs::read(&snapshot).unwrap()[..2], &[0, 1]);
+    b.restart();
+    let mut c = b.client();
+    assert_known_after_restart(&mut c, "snap", &written, next, "after the rewrite");
+}
+
 // ---------------------------------------------------------------------------
 // DescribeProducers
 // ---------------------------------------------------------------------------
