@@ -12,6 +12,9 @@
   partition must hold its messages in send order. Unlike test_crash.py (no
   idempotence), a duplicate is a failure here: the retries of requests whose
   response was lost in the crash must be recognised by the broker.
+* Across restarts, as Apache Kafka 4.4 (a dedicated one, restarted the same way): the
+  producer state snapshot keeps each producer's last batch, so after a clean restart only
+  that batch is still recognised as a duplicate, an older retry is out of order.
 """
 import json
 import os
@@ -23,6 +26,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
+import jvm_lib
 from compat_lib import (NODE_DIR, Msg, assert_one_idempotent_producer, ck_consume, ck_create_topic, ck_produce, ck_producer,
                         kcat, kp_produce, make_messages, per_partition_counts,
                         rec_idx, unique_topic, verify)
@@ -405,3 +409,118 @@ def test_kafkajs_idempotent_exactly_once_across_kill_9(broker, tmp_path, capsys)
     recs = ck_consume(broker.bootstrap, topic, PARTITIONS, dict(until), timeout=60)
     check_exactly_once(recs, acked, lambda i: i % PARTITIONS, "kafkajs after kill -9 cycles")
     assert len(recs) == res["sent"], f"{len(recs)} records for {res['sent']} messages sent"
+
+
+# -- duplicate detection across restarts, against Apache Kafka itself ---------------------
+#
+# A producer state snapshot (Kafka's format) keeps each producer's last batch only: after
+# a clean restart (which writes one at the log end) a retry of the last batch is still a
+# duplicate, answered with its original offset, while a retry of an older one of the five
+# batches the broker remembered before is OUT_OF_ORDER_SEQUENCE_NUMBER. The same raw
+# requests (Kafka's own message classes, kastle.compat.Oracle) go to a kastle and to a
+# dedicated Kafka 4.4 (the session's cannot be restarted), both restarted the same way.
+
+OUT_OF_ORDER_SEQUENCE_NUMBER = 45
+# unknown partition, no leader yet (a topic just created, a partition being reloaded), the
+# coordinator loading or not yet available
+RETRIABLE_UNTIL_SERVED = (3, 5, 6, 14, 15)
+
+
+class _RestartableKafka:
+    """A dedicated real Kafka with the ``broker`` fixture's restart interface."""
+
+    def __init__(self, workdir):
+        from kafka_oracle import RealKafka
+        self.k = RealKafka(workdir, overrides={"offsets.topic.num.partitions": 1,
+                                               "transaction.state.log.num.partitions": 1})
+        self.k.start()
+        self.bootstrap = self.k.bootstrap
+
+    def restart(self, graceful=True):
+        if not graceful:
+            self.k.proc.send_signal(signal.SIGKILL)
+            self.k.proc.wait()
+            self.k.proc = None
+        self.k.stop()
+        self.k.start()
+
+    def close(self):
+        self.k.stop()
+
+
+@pytest.fixture(params=["kastle", "kafka"])
+def restartable(request, tmp_path):
+    if request.param == "kastle":
+        yield request.getfixturevalue("broker")
+        return
+    jvm_lib.jvm_module("kafka4")  # skips when not built
+    k = _RestartableKafka(tmp_path / "kafka")
+    try:
+        yield k
+    finally:
+        k.close()
+
+
+def _served(side, label, api, version, body, code_path, timeout=60):
+    """Sends until the broker serves the request (a topic just created, a partition
+    just reloaded, a coordinator loading): nothing was written by the refusals."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = side.x(label, api, version, body)
+        code = code_path(r)
+        if code not in RETRIABLE_UNTIL_SERVED or time.monotonic() > deadline:
+            return r
+        time.sleep(0.2)
+
+
+def test_duplicates_after_restarts_as_kafka(restartable):
+    from oracle_lib import OracleProxy, Side, batch, records
+    b, topic = restartable, unique_topic("idem-restart")
+    proxy = OracleProxy()
+    phase = iter(range(100))
+
+    def side():
+        return Side(getattr(b, "name", "kafka"), b.bootstrap, proxy, f"restart-{next(phase)}")
+
+    def produce(s, blob, what):
+        r = _served(s, what, 0, 9, {
+            "transactionalId": None, "acks": -1, "timeoutMs": 30000,
+            "topicData": [{"name": topic, "partitionData": [{"index": 0, "records": blob}]}]},
+            lambda r: r["responses"][0]["partitionResponses"][0]["errorCode"])
+        p = r["responses"][0]["partitionResponses"][0]
+        return p["errorCode"], p["baseOffset"]
+
+    try:
+        s = side()
+        r = s.x("create", 19, 5, {"topics": [{"name": topic, "numPartitions": 1,
+                                               "replicationFactor": 1}], "timeoutMs": 30000})
+        assert r["topics"][0]["errorCode"] == 0, r
+        r = _served(s, "init producer id", 22, 4,
+                    {"transactionalId": None, "transactionTimeoutMs": 60000},
+                    lambda r: r["errorCode"])
+        assert r["errorCode"] == 0, r
+        pid, epoch = r["producerId"], r["producerEpoch"]
+        # now, or the producer would expire at the restart (producer.id.expiration.ms)
+        ts = int(time.time() * 1000)
+        blobs = [batch(records(2, f"s{seq}-"), base_ts=ts, producer_id=pid, epoch=epoch,
+                       base_seq=seq) for seq in range(0, 16, 2)]
+        for i, blob in enumerate(blobs):
+            assert produce(s, blob, f"seq {2 * i}") == (0, 2 * i)
+        assert produce(s, blobs[3], "5th most recent, before any restart") == (0, 6)
+
+        b.restart()
+        s = side()
+        assert produce(s, blobs[7], "last, after a clean restart") == (0, 14)
+        for i, what in ((6, "2nd"), (3, "5th")):
+            assert produce(s, blobs[i], f"{what} most recent, after a clean restart") == \
+                (OUT_OF_ORDER_SEQUENCE_NUMBER, -1)
+
+        b.restart(graceful=False)
+        s = side()
+        assert produce(s, blobs[7], "last, after kill -9") == (0, 14)
+        assert produce(s, blobs[6], "2nd most recent, after kill -9") == \
+            (OUT_OF_ORDER_SEQUENCE_NUMBER, -1)
+        nxt = batch(records(1, "next"), base_ts=ts, producer_id=pid, epoch=epoch, base_seq=16)
+        assert produce(s, nxt, "next in sequence") == (0, 16)
+    finally:
+        proxy.close()

@@ -428,23 +428,44 @@ def test_dump_index_files_of_kastle(kastle_tools):
 
 
 @_tag("idempotence", "transactions")
-@pytest.mark.xfail(strict=True, reason=(
-    "kastle deviation: producer snapshots (<offset>.snapshot) are written in kastle's own "
-    "format (magic 'KPS1'); Kafka's is version int16 = 1, CRC-32C, then the producer "
-    "entries (ProducerSnapshot schema), which kafka-dump-log reads; on kastle's file it "
-    "prints 'Snapshot failed schema validation: Snapshot contained an unknown file version "
-    "19280' (0x4B50, 'KP')"))
 def test_dump_producer_snapshot_of_kastle(kastle_tools):
-    # the console producer (idempotent by default) and the transactional perf run
-    # each left one producer in the partition's state
-    for key in ("console", "perf"):
+    """kastle writes producer snapshots in Kafka's format (version 1, CRC-32C, one
+    entry per producer with its last batch): kafka-dump-log reads every field."""
+    entry = re.compile(r"^producerId: (\d+) producerEpoch: (\d+) coordinatorEpoch: (-?\d+) "
+                       r"currentTxnFirstOffset: (\S+) lastTimestamp: (\d+) firstSequence: (\d+) "
+                       r"lastSequence: (\d+) lastOffset: (\d+) offsetDelta: (\d+) timestamp: (\d+)$",
+                       re.M)
+
+    def entries(key):
         hits = _dump(kastle_tools, key, ".snapshot")
         out = "".join(r["out"] for r in hits.values())
-        found = re.findall(r"producerId: (\d+) producerEpoch: (\d+) coordinatorEpoch: (-?\d+) "
-                           r"currentTxnFirstOffset: (\S+) lastTimestamp: (\d+) firstSequence: (\d+) "
-                           r"lastSequence: (\d+)", out)
         errors = "".join(r["err"] for r in hits.values())
-        assert "failed" not in errors, errors[-2000:]
-        assert len(found) == 1, out[-2000:]
-        if key == "console":
-            assert int(found[0][6]) == N_CONSOLE - 1, found
+        # a snapshot Kafka cannot read is reported on stdout ("Snapshot failed ...")
+        assert "failed" not in out + errors and "corrupt" not in out, (out + errors)[-2000:]
+        return hits, entry.findall(out)
+
+    # the console producer (idempotent by default) and each codec's left one producer,
+    # its last batch ending at the last sequence and offset, no transaction
+    for key, n in [("console", N_CONSOLE), *[(f"codec-{c}", N_CODEC) for c in CODECS]]:
+        hits, found = entries(key)
+        assert [k.rsplit(" ", 1)[1] for k in hits] == [f"{n:020d}.snapshot"], sorted(hits)
+        assert len(found) == 1, (key, found)
+        (_, epoch, coord, txn, last_ts, first_seq, last_seq, last_off, delta, ts), = found
+        assert (epoch, coord, txn) == ("0", "-1", "OptionalLong.empty"), found
+        assert (int(last_seq), int(last_off)) == (n - 1, n - 1), found
+        assert int(first_seq) == int(last_seq) - int(delta) and last_ts == ts, found
+    # the transactional perf run: committed (no open transaction), by a coordinator
+    hits, found = entries("perf")
+    assert len(found) == 1, found
+    (_, _, coord, txn, _, first_seq, last_seq, _, delta, _), = found
+    assert int(coord) >= 0 and txn == "OptionalLong.empty", found
+    assert int(last_seq) == N_PERF - 1 and int(first_seq) == int(last_seq) - int(delta), found
+    # The verifiable producer sets retries=0, which turns the Java producer's implicit
+    # idempotence off ("Idempotence will be disabled because retries is set to 0"): its
+    # batches carry no producer id, so its partition's snapshot (written all the same,
+    # as Kafka does at a clean shutdown) holds no producer.
+    hits, found = entries("verifiable")
+    assert hits and found == [], found
+    (name, r), = _dump(kastle_tools, "verifiable", ".log").items()
+    ids = set(re.findall(r"^baseOffset: .*? producerId: (-?\d+) ", r["out"], re.M))
+    assert ids == {"-1"}, ids

@@ -3,11 +3,14 @@
 //! last [`NUM_BATCHES_TO_RETAIN`] batches appended, which is what lets a
 //! retried batch be recognised as a duplicate instead of appended twice.
 //!
-//! The state survives restarts through `<offset>.snapshot` files in the
-//! partition directory (taken at segment roll and at clean shutdown) plus a
-//! scan of the batch headers the log holds after the snapshot's offset.
-//! Callers validate and update it under the partition's single-writer lock,
-//! so two in-flight retries of one batch can never both append.
+//! The state survives restarts through `<offset>.snapshot` files in Kafka's
+//! format (see [`snapshot`]) in the partition directory, taken at segment
+//! roll and at clean shutdown, plus a scan of the batch headers the log holds
+//! after the snapshot's offset. As in Kafka a snapshot keeps only each
+//! producer's last batch, so after a restart the older of its last five
+//! batches are known only if that scan meets them. Callers validate and
+//! update the state under the partition's single-writer lock, so two
+//! in-flight retries of one batch can never both append.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs;
@@ -19,15 +22,15 @@ use crate::storage::error::StorageError;
 use crate::storage::log::Log;
 use crate::storage::txn_index::AbortedTxn;
 
+pub mod snapshot;
+
+use snapshot::{ReadError, SnapshotFormat};
+
 /// Kafka keeps the metadata of this many recent batches per producer.
 pub const NUM_BATCHES_TO_RETAIN: usize = 5;
 /// Snapshots kept on disk; older ones are removed after a new one lands.
 const SNAPSHOTS_TO_KEEP: usize = 2;
 const SNAPSHOT_SUFFIX: &str = ".snapshot";
-const SNAPSHOT_MAGIC: &[u8; 4] = b"KPS1";
-/// Upper bound on producers in one snapshot, so a corrupt count cannot drive
-/// a huge allocation.
-const MAX_SNAPSHOT_PRODUCERS: usize = 10_000_000;
 /// Bytes read at a time while rebuilding state from the log.
 const SCAN_CHUNK: usize = 1 << 20;
 
@@ -216,10 +219,23 @@ impl ProducerStateManager {
         }
         snapshots.retain(|(o, _)| *o <= log_end);
         let mut replay_from = log.log_start_offset();
+        // Newest first; a corrupt snapshot is deleted and the next older one
+        // tried, down to none (a replay of the whole log), as Kafka's
+        // loadFromSnapshot does with a CorruptSnapshotException.
         while let Some((offset, path)) = snapshots.pop() {
-            match read_snapshot(&path) {
-                Ok(entries) => {
-                    mgr.producers = entries.into_iter().map(|e| (e.producer_id, e)).collect();
+            match snapshot::read_snapshot(&path) {
+                Ok(loaded) => {
+                    if loaded.format == SnapshotFormat::LegacyKastle {
+                        tracing::info!(path = %path.display(), "loading a producer snapshot in kastle's former format (KPS1); the next snapshot is written in Kafka's");
+                    }
+                    // Kafka drops the producers that expired while it was down
+                    // as it loads them.
+                    mgr.producers = loaded
+                        .entries
+                        .into_iter()
+                        .filter(|e| !is_expired(e, now_ms, expiration_ms))
+                        .map(|e| (e.producer_id, e))
+                        .collect();
                     mgr.ongoing = mgr
                         .producers
                         .values()
@@ -228,9 +244,14 @@ impl ProducerStateManager {
                     replay_from = offset.max(log.log_start_offset());
                     break;
                 }
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable producer snapshot");
-                    let _ = fs::remove_file(&path);
+                Err(ReadError::Corrupt(e)) => {
+                    tracing::warn!(path = %path.display(), error = %e, "failed to load producer snapshot: deleting it, producer state is rebuilt from an older snapshot or the log");
+                    if let Err(e) = fs::remove_file(&path) {
+                        tracing::warn!(path = %path.display(), error = %e, "could not delete a corrupt producer snapshot");
+                    }
+                }
+                Err(ReadError::Io(e)) => {
+                    return Err(StorageError::io(&path, "read producer snapshot", e))
                 }
             }
         }
@@ -364,16 +385,12 @@ impl ProducerStateManager {
             .producers
             .entry(h.producer_id)
             .or_insert_with(|| ProducerStateEntry::empty(h.producer_id));
-        if h.base_sequence == NO_SEQUENCE {
-            // Coordinator-written: no sequence to remember for de-duplication.
-            if h.producer_epoch != entry.epoch {
-                entry.batches.clear();
-                entry.epoch = h.producer_epoch;
-            }
-            entry.last_timestamp = h.max_timestamp;
-        } else {
-            entry.add_batch(h.producer_epoch, meta);
-        }
+        // Kafka's appendDataBatch records every data batch, also those a
+        // coordinator wrote without a sequence (transactional offset commits):
+        // their last offset is the producer's last data offset (the cleaner
+        // keeps that batch, the snapshot records it), while `check` never
+        // looks them up as duplicates.
+        entry.add_batch(h.producer_epoch, meta);
         if h.is_transactional() && entry.current_txn_first_offset.is_none() {
             entry.current_txn_first_offset = Some(h.base_offset);
             self.ongoing.insert(h.base_offset, h.producer_id);
@@ -445,9 +462,9 @@ impl ProducerStateManager {
 
     fn remove_expired(&mut self, now_ms: i64) {
         self.last_expiry_check_ms = now_ms;
-        let horizon = now_ms.saturating_sub(self.expiration_ms);
+        let expiration_ms = self.expiration_ms;
         self.producers
-            .retain(|_, e| e.current_txn_first_offset.is_some() || e.last_timestamp >= horizon);
+            .retain(|_, e| !is_expired(e, now_ms, expiration_ms));
     }
 
     pub fn producers(&self) -> impl Iterator<Item = &ProducerStateEntry> {
@@ -460,6 +477,10 @@ impl ProducerStateManager {
             .map_err(|e| StorageError::io(&self.dir, "list snapshots", e))?;
         for entry in entries.flatten() {
             let path = entry.path();
+            // Kafka lists regular files only.
+            if !path.is_file() {
+                continue;
+            }
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
             };
@@ -473,22 +494,24 @@ impl ProducerStateManager {
         Ok(out)
     }
 
-    /// Writes `<offset>.snapshot` atomically and prunes older snapshots.
-    /// Like Kafka, skips the write when the newest snapshot is already at
-    /// `offset`: nothing was appended since, so only expirations could
-    /// differ, and those are redone after loading. A broker restarted
-    /// without new writes then closes each partition without an fsync here.
+    /// Writes `<offset>.snapshot` in Kafka's format, atomically, and prunes
+    /// older snapshots. Like Kafka, skips the write when the newest snapshot
+    /// is already at `offset`: nothing was appended since, so only
+    /// expirations could differ, and those are redone after loading. A broker
+    /// restarted without new writes then closes each partition without an
+    /// fsync here. A snapshot at `offset` in kastle's former format is
+    /// rewritten, so that kafka-dump-log (and Kafka) can read the newest one.
     pub fn take_snapshot(&mut self, offset: i64) -> Result<(), StorageError> {
         if self
             .list_snapshots()?
             .last()
-            .is_some_and(|(o, _)| *o == offset)
+            .is_some_and(|(o, path)| *o == offset && snapshot::is_kafka_format(path))
         {
             return Ok(());
         }
         let path = self.dir.join(format!("{offset:020}{SNAPSHOT_SUFFIX}"));
         let tmp = path.with_extension("snapshot.tmp");
-        let bytes = encode_snapshot(self.producers.values());
+        let bytes = snapshot::encode_snapshot(self.producers.values());
         let written = (|| -> std::io::Result<()> {
             use std::io::Write;
             let mut f = fs::File::create(&tmp)?;
@@ -510,326 +533,11 @@ impl ProducerStateManager {
     }
 }
 
-fn encode_snapshot<'a>(entries: impl Iterator<Item = &'a ProducerStateEntry>) -> Vec<u8> {
-    let entries: Vec<_> = entries.collect();
-    let mut out = Vec::with_capacity(16 + entries.len() * 64);
-    out.extend_from_slice(SNAPSHOT_MAGIC);
-    out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
-    for e in entries {
-        out.extend_from_slice(&e.producer_id.to_be_bytes());
-        out.extend_from_slice(&e.epoch.to_be_bytes());
-        out.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
-        out.extend_from_slice(&e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
-        out.extend_from_slice(&e.last_timestamp.to_be_bytes());
-        out.push(e.batches.len() as u8);
-        for b in &e.batches {
-            out.extend_from_slice(&b.first_seq.to_be_bytes());
-            out.extend_from_slice(&b.last_seq.to_be_bytes());
-            out.extend_from_slice(&b.first_offset.to_be_bytes());
-            out.extend_from_slice(&b.last_offset.to_be_bytes());
-            out.extend_from_slice(&b.timestamp.to_be_bytes());
-        }
-    }
-    let crc = crc32c::crc32c(&out);
-    out.extend_from_slice(&crc.to_be_bytes());
-    out
-}
-
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], String> {
-        let end = self.pos + N;
-        let s = self.buf.get(self.pos..end).ok_or("truncated snapshot")?;
-        self.pos = end;
-        let mut a = [0u8; N];
-        a.copy_from_slice(s);
-        Ok(a)
-    }
-    fn i64(&mut self) -> Result<i64, String> {
-        self.take::<8>().map(i64::from_be_bytes)
-    }
-    fn i32(&mut self) -> Result<i32, String> {
-        self.take::<4>().map(i32::from_be_bytes)
-    }
-    fn i16(&mut self) -> Result<i16, String> {
-        self.take::<2>().map(i16::from_be_bytes)
-    }
-}
-
-fn read_snapshot(path: &Path) -> Result<Vec<ProducerStateEntry>, String> {
-    let data = fs::read(path).map_err(|e| e.to_string())?;
-    decode_snapshot(&data)
-}
-
-fn decode_snapshot(data: &[u8]) -> Result<Vec<ProducerStateEntry>, String> {
-    if data.len() < 12 || &data[..4] != SNAPSHOT_MAGIC {
-        return Err("not a producer state snapshot".into());
-    }
-    let (body, crc) = data.split_at(data.len() - 4);
-    let stored = u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]);
-    if crc32c::crc32c(body) != stored {
-        return Err("snapshot CRC mismatch".into());
-    }
-    let mut r = Reader { buf: body, pos: 4 };
-    let count = u32::from_be_bytes(r.take::<4>()?) as usize;
-    if count > MAX_SNAPSHOT_PRODUCERS || count > body.len() / 31 {
-        return Err(format!("implausible producer count {count}"));
-    }
-    let mut out = Vec::with_capacity(count);
-    for _ in 0..count {
-        let producer_id = r.i64()?;
-        let epoch = r.i16()?;
-        let coordinator_epoch = r.i32()?;
-        let txn = r.i64()?;
-        let last_timestamp = r.i64()?;
-        let n = r.take::<1>()?[0] as usize;
-        if n > NUM_BATCHES_TO_RETAIN {
-            return Err(format!("{n} batches for one producer"));
-        }
-        let mut batches = VecDeque::with_capacity(n);
-        for _ in 0..n {
-            batches.push_back(BatchMetadata {
-                first_seq: r.i32()?,
-                last_seq: r.i32()?,
-                first_offset: r.i64()?,
-                last_offset: r.i64()?,
-                timestamp: r.i64()?,
-            });
-        }
-        out.push(ProducerStateEntry {
-            producer_id,
-            epoch,
-            batches,
-            last_timestamp,
-            coordinator_epoch,
-            current_txn_first_offset: (txn >= 0).then_some(txn),
-        });
-    }
-    if r.pos != body.len() {
-        return Err("trailing bytes in snapshot".into());
-    }
-    Ok(out)
+/// Kafka's `isProducerExpired`: no open transaction, and idle for at least
+/// `producer.id.expiration.ms`.
+fn is_expired(e: &ProducerStateEntry, now_ms: i64, expiration_ms: i64) -> bool {
+    e.current_txn_first_offset.is_none() && now_ms.saturating_sub(e.last_timestamp) >= expiration_ms
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::record::builder::BatchBuilder;
-    use crate::record::control::EndTransactionMarker;
-    use crate::storage::LogConfig;
-
-    fn header(pid: i64, epoch: i16, seq: i32, count: i32, base_offset: i64) -> BatchHeader {
-        let mut b = BatchBuilder::new(1000).producer(pid, epoch, seq);
-        for _ in 0..count {
-            b = b.push(None, Some(b"v"), &[], 1000);
-        }
-        let mut bytes = b.build();
-        bytes[0..8].copy_from_slice(&base_offset.to_be_bytes());
-        BatchHeader::parse(&bytes).unwrap()
-    }
-
-    fn empty_mgr(dir: &Path) -> ProducerStateManager {
-        ProducerStateManager {
-            dir: dir.to_path_buf(),
-            producers: BTreeMap::new(),
-            ongoing: BTreeMap::new(),
-            replayed_aborts: Vec::new(),
-            expiration_ms: 86_400_000,
-            last_expiry_check_ms: 0,
-        }
-    }
-
-    #[test]
-    fn duplicates_gaps_and_stale_epochs() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut m = empty_mgr(dir.path());
-        let b0 = header(7, 0, 0, 3, 0);
-        assert_eq!(m.check(&b0), Ok(ProducerCheck::Append));
-        m.apply(&b0);
-        // The same batch again is a duplicate carrying its original offsets.
-        match m.check(&b0) {
-            Ok(ProducerCheck::Duplicate(meta)) => {
-                assert_eq!((meta.first_offset, meta.last_offset), (0, 2))
-            }
-            other => panic!("{other:?}"),
-        }
-        // Next in sequence.
-        let b1 = header(7, 0, 3, 2, 3);
-        assert_eq!(m.check(&b1), Ok(ProducerCheck::Append));
-        m.apply(&b1);
-        // A gap.
-        assert!(matches!(
-            m.check(&header(7, 0, 9, 1, 0)),
-            Err(ProducerError::OutOfOrderSequence { .. })
-        ));
-        // A new epoch must restart at 0.
-        assert!(matches!(
-            m.check(&header(7, 1, 5, 1, 0)),
-            Err(ProducerError::OutOfOrderSequence { .. })
-        ));
-        let b2 = header(7, 1, 0, 1, 5);
-        assert_eq!(m.check(&b2), Ok(ProducerCheck::Append));
-        m.apply(&b2);
-        // The old epoch is now fenced.
-        let e = m.check(&header(7, 0, 5, 1, 0)).unwrap_err();
-        assert_eq!(e.kafka_error_code(), 47);
-        // An unknown producer may start at any sequence (its state may have expired).
-        assert_eq!(m.check(&header(8, 3, 42, 1, 0)), Ok(ProducerCheck::Append));
-        // Non-idempotent batches always append.
-        assert_eq!(
-            m.check(&header(-1, -1, -1, 1, 0)),
-            Ok(ProducerCheck::Append)
-        );
-    }
-
-    #[test]
-    fn only_the_last_five_batches_are_remembered() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut m = empty_mgr(dir.path());
-        for i in 0..7 {
-            m.apply(&header(1, 0, i, 1, i as i64));
-        }
-        assert_eq!(
-            m.check(&header(1, 0, 6, 1, 0)),
-            Ok(ProducerCheck::Duplicate(BatchMetadata {
-                first_seq: 6,
-                last_seq: 6,
-                first_offset: 6,
-                last_offset: 6,
-                timestamp: 1000
-            }))
-        );
-        assert!(matches!(
-            m.check(&header(1, 0, 2, 1, 0)),
-            Ok(ProducerCheck::Duplicate(_))
-        ));
-        // Batch 1 fell out of the window: no longer a duplicate, and out of order.
-        assert!(matches!(
-            m.check(&header(1, 0, 1, 1, 0)),
-            Err(ProducerError::OutOfOrderSequence { .. })
-        ));
-    }
-
-    #[test]
-    fn sequence_wraps_at_int32_max() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut m = empty_mgr(dir.path());
-        let b = header(3, 0, i32::MAX - 1, 2, 0);
-        assert_eq!(last_sequence(&b), i32::MAX);
-        m.apply(&b);
-        assert_eq!(m.check(&header(3, 0, 0, 1, 2)), Ok(ProducerCheck::Append));
-        let wrapping = header(3, 0, i32::MAX, 3, 0);
-        assert_eq!(last_sequence(&wrapping), 1);
-    }
-
-    #[test]
-    fn snapshot_round_trip_rejects_corruption() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut m = empty_mgr(dir.path());
-        for i in 0..3 {
-            m.apply(&header(10 + i, 2, 0, 4, i * 4));
-        }
-        m.take_snapshot(12).unwrap();
-        let path = dir.path().join(format!("{:020}.snapshot", 12));
-        let entries = read_snapshot(&path).unwrap();
-        assert_eq!(entries.len(), 3);
-        assert_eq!(entries[1], m.producers[&11]);
-        let mut data = fs::read(&path).unwrap();
-        data[10] ^= 1;
-        assert!(decode_snapshot(&data).is_err());
-        assert!(decode_snapshot(&data[..7]).is_err());
-    }
-
-    #[test]
-    fn load_replays_the_log_after_the_snapshot() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut log = Log::open(dir.path(), LogConfig::default(), false).unwrap();
-        let append = |log: &mut Log, pid: i64, seq: i32| {
-            let mut b = BatchBuilder::new(crate::util::now_ms())
-                .producer(pid, 0, seq)
-                .push(None, Some(b"x"), &[], crate::util::now_ms())
-                .build();
-            log.append(&mut b, crate::util::now_ms()).unwrap();
-        };
-        append(&mut log, 5, 0);
-        append(&mut log, 5, 1);
-        let mut m = ProducerStateManager::load(dir.path(), &log, 86_400_000, crate::util::now_ms())
-            .unwrap();
-        assert_eq!(m.producers[&5].last_seq(), 1);
-        m.take_snapshot(log.log_end_offset()).unwrap();
-        append(&mut log, 5, 2);
-        append(&mut log, 6, 0);
-        let m = ProducerStateManager::load(dir.path(), &log, 86_400_000, crate::util::now_ms())
-            .unwrap();
-        assert_eq!(m.producers[&5].last_seq(), 2);
-        assert_eq!(m.producers[&5].batches.len(), 3);
-        assert_eq!(m.producers[&6].last_seq(), 0);
-        // A batch retried after the restart is still recognised.
-        let retry = header(5, 0, 2, 1, 0);
-        assert!(
-            matches!(m.check(&retry), Ok(ProducerCheck::Duplicate(meta)) if meta.first_offset == 2)
-        );
-    }
-
-    #[test]
-    fn replayed_markers_keep_their_coordinator_epoch() {
-        // The replay used to pass -1 for every marker, so DescribeProducers
-        // lost the coordinator epoch of markers written after the last
-        // snapshot when the broker restarted.
-        let dir = tempfile::tempdir().unwrap();
-        let mut log = Log::open(dir.path(), LogConfig::default(), false).unwrap();
-        let now = crate::util::now_ms();
-        let txn = |log: &mut Log, marker: Option<EndTransactionMarker>| {
-            let b = BatchBuilder::new(now)
-                .producer(5, 2, -1)
-                .transactional(true);
-            let mut b = match marker {
-                None => b.push(None, Some(b"x"), &[], now).build(),
-                Some(m) => b
-                    .control(true)
-                    .push(Some(&m.key()), Some(&m.value()), &[], now)
-                    .build(),
-            };
-            log.append(&mut b, now).unwrap();
-        };
-        txn(&mut log, None);
-        txn(&mut log, Some(EndTransactionMarker::new(false, 3)));
-        txn(&mut log, None);
-        // A control batch that is not a transaction marker is skipped.
-        let mut other = BatchBuilder::new(now)
-            .producer(5, 2, -1)
-            .transactional(true)
-            .control(true)
-            .push(Some(&[0, 0, 0, 42]), Some(b"?"), &[], now)
-            .build();
-        log.append(&mut other, now).unwrap();
-        txn(&mut log, Some(EndTransactionMarker::new(true, 4)));
-        let mut m = ProducerStateManager::load(dir.path(), &log, 86_400_000, now).unwrap();
-        let p = &m.producers[&5];
-        assert_eq!((p.epoch, p.coordinator_epoch), (2, 4));
-        assert_eq!(
-            p.current_txn_first_offset, None,
-            "committed by the last marker"
-        );
-        let aborts = m.take_replayed_aborts();
-        assert_eq!(aborts.len(), 1);
-        assert_eq!((aborts[0].first_offset, aborts[0].last_offset), (0, 1));
-    }
-
-    #[test]
-    fn expired_producers_are_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut m = empty_mgr(dir.path());
-        // As a dynamic producer.id.expiration.ms sets it.
-        m.set_expiration_ms(1000);
-        m.apply(&header(1, 0, 0, 1, 0));
-        m.remove_expired(1500);
-        assert_eq!(m.producers().count(), 1);
-        m.remove_expired(2001);
-        assert_eq!(m.producers().count(), 0);
-    }
-}
+mod tests;

@@ -3,7 +3,8 @@
 //! a transactional id, the per-partition producer state (epoch and sequence
 //! checks, duplicates answered with the original offsets, the 5-batch window,
 //! sequence wrap-around), pipelined retries, durability of that state across
-//! graceful and kill -9 restarts, and DescribeProducers.
+//! graceful and kill -9 restarts (a snapshot keeps a producer's last batch, as
+//! Kafka's), and DescribeProducers.
 
 use std::collections::HashSet;
 
@@ -493,27 +494,44 @@ fn assert_duplicate(c: &mut Client, topic: &str, bt: &[u8], offset: i64, what: &
     );
 }
 
-/// The last and the 5th most recent of `written` are retries answered with
-/// their offsets; the 6th most recent has left the window.
-fn assert_dedup_window(c: &mut Client, topic: &str, written: &[(i64, Vec<u8>)], when: &str) {
-    let (off, last) = &written[written.len() - 1];
-    assert_duplicate(c, topic, last, *off, &format!("{when}: last batch"));
-    let (off5, fifth) = &written[written.len() - 5];
-    assert_duplicate(
-        c,
-        topic,
-        fifth,
-        *off5,
-        &format!("{when}: 5th most recent batch"),
-    );
-    produce_err(
-        c,
-        topic,
-        0,
-        &written[written.len() - 6].1,
-        E::OutOfOrderSequenceNumber.code(),
-        &format!("{when}: 6th most recent batch"),
-    );
+/// Offset of the newest producer state snapshot of `topic`-0 (0 without one:
+/// the whole log is replayed at start-up).
+fn newest_snapshot_offset(b: &Broker, topic: &str) -> i64 {
+    files_ending(&b.partition_dir(topic, 0), ".snapshot")
+        .iter()
+        .filter_map(|n| n.strip_suffix(".snapshot")?.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+/// What a restarted broker knows of a producer, as Kafka 4.4: a snapshot
+/// keeps each producer's last batch only, the replay of the log after the
+/// newest snapshot (at `snapshot`) adds the batches it meets, and at most the
+/// last five are kept. Each of the last six batches of `written` is then a
+/// duplicate answered with its offset if known, out of order if not.
+fn assert_known_after_restart(
+    c: &mut Client,
+    topic: &str,
+    written: &[(i64, Vec<u8>)],
+    snapshot: i64,
+    when: &str,
+) {
+    let first_replayed = written
+        .iter()
+        .position(|(o, _)| *o >= snapshot)
+        .unwrap_or(written.len());
+    let oldest_known = first_replayed
+        .saturating_sub(1)
+        .max(written.len().saturating_sub(5));
+    for i in written.len().saturating_sub(6)..written.len() {
+        let (off, bt) = &written[i];
+        let what = format!("{when}: {} most recent batch", written.len() - i);
+        if i >= oldest_known {
+            assert_duplicate(c, topic, bt, *off, &what);
+        } else {
+            produce_err(c, topic, 0, bt, E::OutOfOrderSequenceNumber.code(), &what);
+        }
+    }
 }
 
 #[test]
@@ -527,11 +545,13 @@ fn producer_state_survives_kill_9_and_graceful_restart() {
     let mut written = write_seq(&mut c, "dur", pid, 0, 8, ts, 0, &mut next);
     drop(c);
 
-    // kill -9: no snapshot; the state comes from replaying the log.
+    // kill -9: no snapshot; the state comes from replaying the log, which
+    // meets the last five batches.
     b.kill();
+    assert_eq!(newest_snapshot_offset(&b, "dur"), 0);
     b.restart();
     let mut c = b.client();
-    assert_dedup_window(&mut c, "dur", &written, "after kill -9");
+    assert_known_after_restart(&mut c, "dur", &written, 0, "after kill -9");
     let gap = producer_batch(pid, 0, 100, 1, ts, "gap");
     produce_err(
         &mut c,
@@ -545,16 +565,19 @@ fn producer_state_survives_kill_9_and_graceful_restart() {
     assert_eq!(latest(&mut c, "dur", 0), next);
     drop(c);
 
-    // Graceful restart: the snapshot taken at shutdown is the state.
+    // Graceful restart: the snapshot taken at shutdown is the state; as in
+    // Kafka it holds the producer's last batch only, so an older retry is
+    // out of order.
     let st = b.stop();
     assert_eq!(st.code(), Some(0));
-    assert!(
-        !files_ending(&b.partition_dir("dur", 0), ".snapshot").is_empty(),
-        "a clean shutdown leaves a producer state snapshot in dur-0"
+    assert_eq!(
+        newest_snapshot_offset(&b, "dur"),
+        next,
+        "a clean shutdown leaves a producer state snapshot at the log end of dur-0"
     );
     b.restart();
     let mut c = b.client();
-    assert_dedup_window(&mut c, "dur", &written, "after SIGTERM");
+    assert_known_after_restart(&mut c, "dur", &written, next, "after SIGTERM");
     // Bump the epoch, then crash again: the old epoch stays fenced.
     let e1 = producer_batch(pid, 1, 0, 1, ts, "e1");
     assert_eq!(produce_ok(&mut c, "dur", 0, &e1), next);
@@ -615,49 +638,15 @@ fn producer_state_survives_kill_9_with_rolled_segments() {
     drop(c);
 
     b.kill();
+    // The state comes from the newest roll snapshot and the replay after it:
+    // A's batches are all before it, so only A's last is still known.
+    let snapshot = newest_snapshot_offset(&b, "roll");
+    assert!(snapshot > a_batches.last().unwrap().0);
     b.restart();
     let mut c = b.client();
     assert_eq!(latest(&mut c, "roll", 0), next);
-    let (off, last_a) = a_batches.last().unwrap().clone();
-    assert_duplicate(
-        &mut c,
-        "roll",
-        &last_a,
-        off,
-        "after kill -9: A's last batch (old segment)",
-    );
-    let (off, fifth_a) = a_batches[a_batches.len() - 5].clone();
-    assert_duplicate(
-        &mut c,
-        "roll",
-        &fifth_a,
-        off,
-        "after kill -9: A's 5th most recent batch",
-    );
-    let (off, last_b) = b_batches.last().unwrap().clone();
-    assert_duplicate(
-        &mut c,
-        "roll",
-        &last_b,
-        off,
-        "after kill -9: B's last batch",
-    );
-    let (off, fifth_b) = b_batches[b_batches.len() - 5].clone();
-    assert_duplicate(
-        &mut c,
-        "roll",
-        &fifth_b,
-        off,
-        "after kill -9: B's 5th most recent batch",
-    );
-    produce_err(
-        &mut c,
-        "roll",
-        0,
-        &b_batches[b_batches.len() - 6].1,
-        E::OutOfOrderSequenceNumber.code(),
-        "B's 6th most recent batch",
-    );
+    assert_known_after_restart(&mut c, "roll", &a_batches, snapshot, "after kill -9: A");
+    assert_known_after_restart(&mut c, "roll", &b_batches, snapshot, "after kill -9: B");
     // Both go on in sequence.
     let a_next = producer_batch(a, 0, 12, 1, ts, "a-next");
     let a_next_off = next;
@@ -718,6 +707,83 @@ fn producer_state_survives_kill_9_with_rolled_segments() {
         a_batches.len() + b_batches.len() + 1,
         "every batch exactly once"
     );
+}
+
+/// A producer state snapshot in the format kastle wrote before it wrote
+/// Kafka's (magic `KPS1`): every producer with up to five batches.
+fn former_kastle_snapshot(pid: i64, written: &[(i64, Vec<u8>)], ts: i64) -> Vec<u8> {
+    let mut out = b"KPS1".to_vec();
+    out.extend_from_slice(&1u32.to_be_bytes());
+    out.extend_from_slice(&pid.to_be_bytes());
+    out.extend_from_slice(&0i16.to_be_bytes()); // epoch
+    out.extend_from_slice(&(-1i32).to_be_bytes()); // coordinator epoch
+    out.extend_from_slice(&(-1i64).to_be_bytes()); // no open transaction
+    out.extend_from_slice(&ts.to_be_bytes());
+    let last5 = &written[written.len() - 5..];
+    out.push(last5.len() as u8);
+    for (off, _) in last5 {
+        let seq = *off as i32; // write_seq: sequence = offset, 2 records a batch
+        for v in [seq, seq + 1] {
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        out.extend_from_slice(&off.to_be_bytes());
+        out.extend_from_slice(&(off + 1).to_be_bytes());
+        out.extend_from_slice(&ts.to_be_bytes());
+    }
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+#[test]
+fn corrupt_and_former_format_snapshots_at_start_up() {
+    let mut b = Broker::start(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "snap", 1, &[]);
+    let pid = idempotent_producer(&mut c).0;
+    let ts = now_ms();
+    let mut next = 0i64;
+    let written = write_seq(&mut c, "snap", pid, 0, 8, ts, 0, &mut next);
+    drop(c);
+    assert_eq!(b.stop().code(), Some(0));
+    let snapshot = b
+        .partition_dir("snap", 0)
+        .join(format!("{next:020}.snapshot"));
+    let data = std::fs::read(&snapshot).unwrap();
+    assert_eq!(&data[..2], &[0, 1], "Kafka's format, version 1");
+
+    // A truncated snapshot: the broker starts, deletes it and rebuilds the
+    // state from the whole log, which knows the last five batches again.
+    std::fs::write(&snapshot, &data[..5]).unwrap();
+    b.restart();
+    assert!(
+        !snapshot.exists(),
+        "the corrupt snapshot is deleted at start-up"
+    );
+    let mut c = b.client();
+    assert_known_after_restart(&mut c, "snap", &written, 0, "after a truncated snapshot");
+    drop(c);
+    assert_eq!(b.stop().code(), Some(0));
+
+    // A snapshot kastle wrote before (KPS1, five batches) still loads ...
+    std::fs::write(&snapshot, former_kastle_snapshot(pid, &written, ts)).unwrap();
+    b.restart();
+    let mut c = b.client();
+    let (off, fifth) = &written[written.len() - 5];
+    assert_duplicate(
+        &mut c,
+        "snap",
+        fifth,
+        *off,
+        "5th most recent, from a KPS1 snapshot",
+    );
+    drop(c);
+    // ... and the clean shutdown rewrites it in Kafka's format.
+    assert_eq!(b.stop().code(), Some(0));
+    assert_eq!(&std::fs::read(&snapshot).unwrap()[..2], &[0, 1]);
+    b.restart();
+    let mut c = b.client();
+    assert_known_after_restart(&mut c, "snap", &written, next, "after the rewrite");
 }
 
 // ---------------------------------------------------------------------------
