@@ -142,8 +142,8 @@ fn max_connections_per_ip_closes_the_extra_connection() {
         "max.connections.per.ip=1",
         "max.connections.per.ip.overrides=127.0.0.1:2",
     ]);
-    let mut one = served_client(&b);
-    let mut two = served_client(&b);
+    let _one = served_client(&b);
+    let _two = served_client(&b);
     b.client()
         .expect_closed("a third connection from 127.0.0.1");
 }
