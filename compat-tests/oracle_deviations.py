@@ -40,39 +40,6 @@ KNOWN = {
         "kastle deviation: an ApiVersions request at an unsupported version is answered with "
         "ApiVersions' own range 0-4; Kafka 4.4's is 0-5 (ApiVersions v5 is past what the "
         "kafka-protocol crate encodes)")],
-    "produce": [({8, 9, 10, 11},
-        "kastle deviation: CORRUPT_MESSAGE and MESSAGE_TOO_LARGE come with an errorMessage; "
-        "Kafka's is null")],
-    "produce_keyless_compacted": [({5, 6, 7},
-        "kastle deviation: INVALID_RECORD answers logStartOffset -1; Kafka answers the log start "
-        "offset (0)"),
-        ({8, 9, 10, 11},
-        "kastle deviation (known): a batch of 3 keyless records on a compacted topic gets one "
-        "record_errors entry; Kafka lists every invalid record (batchIndex 0, 1, 2); "
-        "logStartOffset -1 where Kafka answers 0")],
-    "produce_idempotent": [(set(range(3, 12)),
-        "kastle deviation: a duplicate batch (same producer, epoch, sequence) is acknowledged "
-        "with logAppendTimeMs -1; Kafka answers a timestamp; v5+: OUT_OF_ORDER_SEQUENCE_NUMBER "
-        "answers logStartOffset -1 (Kafka: 0); v8+: with an errorMessage (Kafka: null)")],
-    "produce_txn_not_added": [({11},
-        "kastle deviation: a transactional batch for a partition not added to the transaction "
-        "gets INVALID_TXN_STATE (48) at Produce v11; Kafka 4.4 answers "
-        "TRANSACTION_ABORTABLE (120), the KIP-890 error for clients that can handle it")],
-    "fetch": [(None,
-        "kastle deviation: a partition answered OFFSET_OUT_OF_RANGE carries highWatermark, "
-        "lastStableOffset and logStartOffset (8, 8, 0) and abortedTransactions []; Kafka "
-        "answers -1, -1, -1 and null for a partition in error")],
-    # families: "scenario/API" (the lifecycle's exchanges of that API), "scenario/other"
-    # (exchanges of APIs the family does not test, e.g. Produce inside a transaction)
-    "group_lifecycle/OffsetDelete": [(None,
-        "kastle deviation: OffsetDelete for a partition the topic does not have answers NONE; "
-        "Kafka answers UNKNOWN_TOPIC_OR_PARTITION")],
-    "txn_lifecycle/TxnOffsetCommit": [(None,
-        "kastle deviation: TxnOffsetCommit with a wrong producer epoch is accepted (NONE); Kafka "
-        "answers INVALID_PRODUCER_EPOCH (47)")],
-    "txn_lifecycle/other": [(None,
-        "kastle deviation: a transactional Produce to a partition not added to the (new) "
-        "transaction answers logStartOffset -1 and an errorMessage; Kafka answers 0 and null")],
 }
 
 # API name -> reason, for APIs whose advertised range differs (test_api_range)

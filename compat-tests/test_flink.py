@@ -174,11 +174,6 @@ def test_flink_exactly_once_kill_and_restore(framework_broker, tmp_path, jvm_pro
     assert all(e.get("error") == 0 for e in txn if e["api"] == "EndTxn"), txn
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kastle deviation: InitProducerId for a transactional id whose transaction is Ongoing "
-    "aborts it and answers at once with the epoch bumped twice; Kafka "
-    "(TransactionCoordinator.handleInitProducerId: Ongoing -> PrepareEpochFence) aborts it, "
-    "answers CONCURRENT_TRANSACTIONS, and bumps the epoch again on the client's retry"))
 def test_fencing_init_producer_id_answers_concurrent_transactions(framework_broker):
     """The fencing step of Flink's recovery (InitProducerId on a transactional id a dead
     job left Ongoing), reproduced with librdkafka so the exchange is exact."""

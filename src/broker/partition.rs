@@ -96,6 +96,10 @@ pub struct AppendOutcome {
     /// A retried idempotent batch: nothing was appended, the offsets are the
     /// original append's.
     pub duplicate: bool,
+    /// For a duplicate, the max timestamp the original batch was recorded
+    /// with (Kafka acknowledges a duplicate with it as logAppendTime);
+    /// `NO_TIMESTAMP` (-1) otherwise.
+    pub duplicate_timestamp: i64,
 }
 
 /// A fetch's view of one partition: the bytes to send plus the offsets the
@@ -286,6 +290,7 @@ impl Partition {
                         last_offset: meta.last_offset,
                         log_start_offset: plog.log.log_start_offset(),
                         duplicate: true,
+                        duplicate_timestamp: meta.timestamp,
                     });
                 }
             }
@@ -326,6 +331,7 @@ impl Partition {
             last_offset: result.last_offset,
             log_start_offset: log_start,
             duplicate: false,
+            duplicate_timestamp: -1,
         })
     }
 

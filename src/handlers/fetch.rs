@@ -40,6 +40,9 @@ struct TopicTarget {
     partitions: Vec<PartitionTarget>,
 }
 
+/// A partition Kafka refuses before reading (unknown topic, topic id or
+/// partition: `FetchResponse.partitionResponse`): offsets -1, an empty
+/// aborted-transactions list.
 fn error_partition(index: i32, code: ResponseError) -> PartitionData {
     PartitionData::default()
         .with_partition_index(index)
@@ -50,6 +53,14 @@ fn error_partition(index: i32, code: ResponseError) -> PartitionData {
         .with_preferred_read_replica(BrokerId(-1))
         // librdkafka rejects a null record set, even on errors.
         .with_records(Some(Bytes::new()))
+}
+
+/// A partition whose read failed (offset out of range, leader epoch,
+/// storage), as Kafka's `ReplicaManager.readFromLog` answers it: offsets
+/// -1 (Kafka's LogReadResult for an exception knows none) and no
+/// aborted-transactions list at all (null).
+fn read_error_partition(index: i32, code: ResponseError) -> PartitionData {
+    error_partition(index, code).with_aborted_transactions(None)
 }
 
 struct ReadPass {
@@ -100,7 +111,10 @@ fn read_pass(
             if pt.current_leader_epoch > 0 {
                 // Our leader epoch is always 0; a client ahead of us is confused.
                 error = true;
-                parts.push(error_partition(pt.index, ResponseError::UnknownLeaderEpoch));
+                parts.push(read_error_partition(
+                    pt.index,
+                    ResponseError::UnknownLeaderEpoch,
+                ));
                 continue;
             }
             let remaining = max_bytes.saturating_sub(total);
@@ -141,19 +155,15 @@ fn read_pass(
                     Err(e) => {
                         error = true;
                         tracing::error!(topic = %partition.topic, partition = pt.index, error = %e, "reading log");
-                        error_partition(pt.index, ResponseError::KafkaStorageError)
+                        read_error_partition(pt.index, ResponseError::KafkaStorageError)
                     }
                 },
                 Err(e) => {
                     error = true;
-                    let mut d = error_partition(pt.index, e.code());
-                    if let PartitionError::OffsetOutOfRange { log_start, .. } = e {
-                        let s = partition.state();
-                        d.high_watermark = s.high_watermark;
-                        d.last_stable_offset = s.last_stable_offset();
-                        d.log_start_offset = log_start;
+                    if !matches!(e, PartitionError::OffsetOutOfRange { .. }) {
+                        tracing::warn!(topic = %partition.topic, partition = pt.index, error = %e, "fetch failed");
                     }
-                    d
+                    read_error_partition(pt.index, e.code())
                 }
             };
             parts.push(data);

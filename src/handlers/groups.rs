@@ -407,11 +407,15 @@ pub fn offset_commit(req: Request, body: Bytes) -> Pending {
 
 /// TxnOffsetCommit (v0-4): the offsets of a transaction, visible once its
 /// COMMIT marker is written. As Kafka: unknown topic partitions get
-/// UNKNOWN_TOPIC_OR_PARTITION; an empty group id INVALID_GROUP_ID; the
-/// group's `__consumer_offsets` partition must be in the producer's open
-/// transaction (AddOffsetsToTxn; KIP-890 verification), else the
-/// verification error for every partition; then the coordinator validates
-/// the group and writes a transactional batch.
+/// UNKNOWN_TOPIC_OR_PARTITION; an empty group id INVALID_GROUP_ID; then
+/// KIP-890 verification with the transaction coordinator (Kafka's
+/// `scheduleTransactionalWriteOperation` verifies before the group is
+/// looked at): the producer id must be the transactional id's
+/// (INVALID_PRODUCER_ID_MAPPING), at its current epoch
+/// (INVALID_PRODUCER_EPOCH), and the group's `__consumer_offsets` partition
+/// in its open transaction (AddOffsetsToTxn; else TRANSACTION_ABORTABLE,
+/// INVALID_TXN_STATE before v4), the error going to every partition; then
+/// the coordinator validates the group and writes a transactional batch.
 pub fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
     let r: TxnOffsetCommitRequest = match crate::handlers::decode(&req.header, body) {
         Ok(r) => r,
@@ -446,6 +450,7 @@ pub fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
     } else {
         let offsets_partition = apis.groups.partition_for(&group_id);
         match apis.txns.verify_partition(
+            Some(&r.transactional_id.0),
             r.producer_id.0,
             r.producer_epoch,
             crate::coordinator::group::OFFSETS_TOPIC,
@@ -453,6 +458,14 @@ pub fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
         ) {
             Err(e) => {
                 tracing::debug!(group = %group_id, transactional_id = %r.transactional_id.0, producer_id = r.producer_id.0, error = ?e, "TxnOffsetCommit refused by transaction verification");
+                // TRANSACTION_ABORTABLE from v4 (Kafka's
+                // txnOffsetCommitRequestVersionToTransactionSupportedOperation);
+                // older clients get INVALID_TXN_STATE.
+                let e = if e == ResponseError::TransactionAbortable && req.version() < 4 {
+                    ResponseError::InvalidTxnState
+                } else {
+                    e
+                };
                 Err(e.code())
             }
             Ok(()) => apis.groups.txn_commit_offsets(
@@ -687,26 +700,41 @@ pub fn delete_groups(req: Request, body: Bytes) -> Pending {
     })
 }
 
+/// OffsetDelete, as Kafka's `handleOffsetDeleteRequest`: a topic that does
+/// not exist gets UNKNOWN_TOPIC_OR_PARTITION for each of its partitions, and
+/// so does each partition the topic does not have; the rest goes to the
+/// coordinator, whose group-level error (if any) is the whole answer.
 pub fn offset_delete(req: Request, body: Bytes) -> Pending {
     let r: OffsetDeleteRequest = match crate::handlers::decode(&req.header, body) {
         Ok(r) => r,
         Err(e) => return ready(crate::handlers::malformed(&req, e)),
     };
     let apis: Arc<KafkaApis> = req.ctx.apis.clone();
-    let known: Vec<bool> = r
+    // Per requested partition: does it exist?
+    let exists: Vec<Vec<bool>> = r
         .topics
         .iter()
-        .map(|t| apis.replicas.topics.get(&t.name.0).is_some())
+        .map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| partition_exists(&apis, &t.name.0, p.partition_index))
+                .collect()
+        })
         .collect();
     let asked: Vec<(String, Vec<i32>)> = r
         .topics
         .iter()
-        .zip(&known)
-        .filter(|(_, k)| **k)
-        .map(|(t, _)| {
+        .zip(&exists)
+        .filter(|(_, e)| e.iter().any(|x| *x))
+        .map(|(t, e)| {
             (
                 t.name.0.to_string(),
-                t.partitions.iter().map(|p| p.partition_index).collect(),
+                t.partitions
+                    .iter()
+                    .zip(e)
+                    .filter(|(_, x)| **x)
+                    .map(|(p, _)| p.partition_index)
+                    .collect(),
             )
         })
         .collect();
@@ -722,27 +750,34 @@ pub fn offset_delete(req: Request, body: Bytes) -> Pending {
         if top != 0 {
             return req.respond(&OffsetDeleteResponse::default().with_error_code(top));
         }
-        let mut known_codes = per_topic.unwrap_or_default().into_iter();
+        // The coordinator answers the asked topics in order, each with the
+        // codes of its existing partitions in order.
+        let mut asked_codes = per_topic.unwrap_or_default().into_iter();
         let topics = r
             .topics
             .iter()
-            .zip(known)
-            .map(|(t, k)| {
-                let codes: Vec<i16> = if k {
-                    known_codes.next().unwrap_or_default()
+            .zip(exists)
+            .map(|(t, e)| {
+                let mut codes = if e.iter().any(|x| *x) {
+                    asked_codes.next().unwrap_or_default().into_iter()
                 } else {
-                    vec![ResponseError::UnknownTopicOrPartition.code(); t.partitions.len()]
+                    Vec::new().into_iter()
                 };
                 OffsetDeleteResponseTopic::default()
                     .with_name(t.name.clone())
                     .with_partitions(
                         t.partitions
                             .iter()
-                            .zip(codes.into_iter().chain(std::iter::repeat(0)))
-                            .map(|(p, c)| {
+                            .zip(e)
+                            .map(|(p, exists)| {
+                                let code = if exists {
+                                    codes.next().unwrap_or(0)
+                                } else {
+                                    ResponseError::UnknownTopicOrPartition.code()
+                                };
                                 OffsetDeleteResponsePartition::default()
                                     .with_partition_index(p.partition_index)
-                                    .with_error_code(c)
+                                    .with_error_code(code)
                             })
                             .collect(),
                     )

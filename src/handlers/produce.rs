@@ -13,7 +13,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::broker::partition::Partition;
+use crate::broker::partition::{Partition, PartitionError};
 use crate::coordinator::txn::TransactionCoordinator;
 use crate::handlers::{decode, malformed, ready, Pending, Reply, Request};
 use crate::record::batch;
@@ -22,9 +22,14 @@ use crate::record::validator::{self, TimestampType, ValidationConfig};
 use crate::record::RecordError;
 use crate::util::now_ms;
 
-fn partition_error(
+/// A failed partition's answer. Kafka's answer carries, besides the code,
+/// the log start offset (-1 when Kafka fails the partition before its log
+/// is involved, see [`refused_before_the_log`]) and a message only where
+/// Kafka has a custom one.
+fn failed(
     index: i32,
     code: ResponseError,
+    log_start_offset: i64,
     message: Option<String>,
 ) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
@@ -32,21 +37,127 @@ fn partition_error(
         .with_error_code(code.code())
         .with_base_offset(-1)
         .with_log_append_time_ms(-1)
-        .with_log_start_offset(-1)
+        .with_log_start_offset(log_start_offset)
         .with_error_message(message.map(StrBytes::from_string))
 }
 
-fn record_error_response(index: i32, e: &RecordError, version: i16) -> PartitionProduceResponse {
+/// Record data Kafka refuses with log start offset -1 and no message: in
+/// KafkaApis before the append (`ProduceRequest.validateRecords`: no whole
+/// batch, not magic 2, not exactly one batch, zstd before v7, an unreadable
+/// batch header), and the exceptions `ReplicaManager.appendToLocalLog`
+/// answers as known ones (`CorruptRecordException`,
+/// `RecordTooLargeException`). Everything else (LogValidator's batch and
+/// record rules, undecodable records) goes through its catch-all, which
+/// reports the partition's log start offset.
+fn refused_before_the_log(e: &RecordError) -> bool {
+    matches!(
+        e,
+        RecordError::NoBatches
+            | RecordError::PartialBatch { .. }
+            | RecordError::BatchTooSmall { .. }
+            | RecordError::InvalidMagic { .. }
+            | RecordError::UnsupportedMagic { .. }
+            | RecordError::NotOneBatch { .. }
+            | RecordError::UnsupportedCompressionType { .. }
+            | RecordError::CrcMismatch { .. }
+            | RecordError::UnknownCompression { .. }
+            | RecordError::MessageTooLarge { .. }
+            | RecordError::DecompressedTooLarge { .. }
+    )
+}
+
+/// The answer to refused record data. Refused records (keyless on a
+/// compacted topic, bad timestamps) come as Kafka's
+/// `RecordValidationException` does: every refused record in
+/// `record_errors` (v8+, KIP-467) and Kafka's summary as the message.
+fn record_error_response(
+    partition: &Partition,
+    index: i32,
+    e: &RecordError,
+    version: i16,
+) -> PartitionProduceResponse {
     let code =
         ResponseError::try_from_code(e.kafka_error_code()).unwrap_or(ResponseError::CorruptMessage);
-    let mut r = partition_error(index, code, Some(e.to_string()));
-    // record_errors exists from v8 (KIP-467).
-    if let (Some(record_index), true) = (e.record_index(), version >= 8) {
-        r.record_errors = vec![BatchIndexAndErrorMessage::default()
-            .with_batch_index(record_index)
-            .with_batch_index_error_message(Some(StrBytes::from_string(e.to_string())))];
+    let log_start = if refused_before_the_log(e) {
+        -1
+    } else {
+        partition.state().log_start_offset
+    };
+    let message = e.kafka_record_errors_message(&partition.topic, index);
+    let mut r = failed(index, code, log_start, message);
+    if version >= 8 {
+        r.record_errors = e
+            .record_faults()
+            .iter()
+            .map(|(i, fault)| {
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(*i)
+                    .with_batch_index_error_message(Some(StrBytes::from_string(
+                        fault.kafka_message(&partition.topic, index),
+                    )))
+            })
+            .collect();
     }
     r
+}
+
+/// A transactional batch that failed verification, as Kafka's
+/// `ReplicaManager.handleProduceAppend` answers it (log start offset -1):
+/// TRANSACTION_ABORTABLE from v11 (KIP-890; older clients get
+/// INVALID_TXN_STATE with Kafka's message), a coordinator that cannot tell
+/// yet (CONCURRENT_TRANSACTIONS) as NOT_ENOUGH_REPLICAS so that every client
+/// retries, anything else as it is.
+fn verification_failure(index: i32, code: ResponseError, version: i16) -> PartitionProduceResponse {
+    match code {
+        ResponseError::TransactionAbortable if version > 10 => failed(index, code, -1, None),
+        ResponseError::TransactionAbortable | ResponseError::InvalidTxnState => failed(
+            index,
+            ResponseError::InvalidTxnState,
+            -1,
+            Some("Partition was not added to the transaction".to_string()),
+        ),
+        ResponseError::ConcurrentTransactions
+        | ResponseError::CoordinatorLoadInProgress
+        | ResponseError::CoordinatorNotAvailable
+        | ResponseError::NotCoordinator => failed(
+            index,
+            ResponseError::NotEnoughReplicas,
+            -1,
+            Some(format!(
+                "Unable to verify the partition has been added to the transaction. \
+                 Underlying error: {}",
+                error_name(code)
+            )),
+        ),
+        _ => failed(index, code, -1, None),
+    }
+}
+
+/// Kafka's `Errors` constant name of the codes [`verification_failure`]
+/// names in its message.
+fn error_name(code: ResponseError) -> &'static str {
+    match code {
+        ResponseError::ConcurrentTransactions => "CONCURRENT_TRANSACTIONS",
+        ResponseError::CoordinatorLoadInProgress => "COORDINATOR_LOAD_IN_PROGRESS",
+        ResponseError::CoordinatorNotAvailable => "COORDINATOR_NOT_AVAILABLE",
+        ResponseError::NotCoordinator => "NOT_COORDINATOR",
+        _ => "UNKNOWN_SERVER_ERROR",
+    }
+}
+
+/// A failed append: the log start offset, except where Kafka answers -1
+/// (a partition that is gone or whose storage failed); no message, as
+/// Kafka's catch-all and its known exceptions carry none.
+fn append_failure(
+    partition: &Partition,
+    index: i32,
+    e: &PartitionError,
+) -> PartitionProduceResponse {
+    let log_start = match e {
+        PartitionError::Producer(_) => partition.state().log_start_offset,
+        _ => -1,
+    };
+    failed(index, e.code(), log_start, None)
 }
 
 /// A successful append still awaiting its acknowledgement.
@@ -71,19 +182,20 @@ fn append_partition(
     partition: &Arc<Partition>,
     index: i32,
     records: Option<Bytes>,
-    acks: i16,
-    now: i64,
-    version: i16,
+    ctx: &ProduceContext<'_>,
 ) -> Result<(PartitionProduceResponse, i64), Box<PartitionProduceResponse>> {
+    let version = ctx.version;
+    let now = ctx.now;
     let settings = partition.settings();
-    if acks == -1 && settings.min_insync_replicas > 1 {
-        return Err(Box::new(partition_error(
+    if ctx.acks == -1 && settings.min_insync_replicas > 1 {
+        // Kafka's NotEnoughReplicasException from appendRecordsToLeader goes
+        // through appendToLocalLog's catch-all: log start offset, no message.
+        tracing::debug!(topic = %partition.topic, partition = index, min_insync_replicas = settings.min_insync_replicas, "fewer in-sync replicas than min.insync.replicas");
+        return Err(Box::new(failed(
             index,
             ResponseError::NotEnoughReplicas,
-            Some(format!(
-                "min.insync.replicas is {} but only 1 replica is in sync",
-                settings.min_insync_replicas
-            )),
+            partition.state().log_start_offset,
+            None,
         )));
     }
     let records = records.unwrap_or_default();
@@ -95,7 +207,9 @@ fn append_partition(
                 batch_index: i,
                 codec: h.compression(),
             };
-            return Err(Box::new(record_error_response(index, &e, version)));
+            return Err(Box::new(record_error_response(
+                partition, index, &e, version,
+            )));
         }
     }
     let vcfg = ValidationConfig {
@@ -110,9 +224,9 @@ fn append_partition(
         compacted: settings.compacted,
         single_batch: true,
     };
-    let validated = validator::validate_produce_records(&records, now, &vcfg).map_err(|e| {
+    let mut validated = validator::validate_produce_records(&records, now, &vcfg).map_err(|e| {
         tracing::debug!(topic = %partition.topic, partition = index, error = %e, "rejected produce batch");
-        Box::new(record_error_response(index, &e, version))
+        Box::new(record_error_response(partition, index, &e, version))
     })?;
     if let Some(h) = validated
         .batches
@@ -122,12 +236,15 @@ fn append_partition(
     {
         // KIP-890: a transactional batch must belong to a transaction that
         // has this partition in it.
-        if let Err(code) =
-            txns.verify_partition(h.producer_id, h.producer_epoch, &partition.topic, index)
-        {
-            let msg = (code == ResponseError::InvalidTxnState)
-                .then(|| "Partition was not added to the transaction".to_string());
-            return Err(Box::new(partition_error(index, code, msg)));
+        if let Err(code) = txns.verify_partition(
+            ctx.transactional_id,
+            h.producer_id,
+            h.producer_epoch,
+            &partition.topic,
+            index,
+        ) {
+            tracing::debug!(topic = %partition.topic, partition = index, producer_id = h.producer_id, error = ?code, "transactional batch refused by verification");
+            return Err(Box::new(verification_failure(index, code, version)));
         }
     }
     let mut buf = into_mut(records);
@@ -141,43 +258,66 @@ fn append_partition(
         {
             let budget = compression::decompression_budget(vcfg.max_message_bytes);
             buf = validator::recompress_batch(&buf, target, budget)
-                .map_err(|e| Box::new(record_error_response(index, &e, version)))?;
+                .map_err(|e| Box::new(record_error_response(partition, index, &e, version)))?;
             if buf.len() > vcfg.max_message_bytes {
                 let e = RecordError::MessageTooLarge {
                     batch_index: 0,
                     size: buf.len(),
                     max: vcfg.max_message_bytes,
                 };
-                return Err(Box::new(record_error_response(index, &e, version)));
+                return Err(Box::new(record_error_response(
+                    partition, index, &e, version,
+                )));
             }
         }
     }
     if settings.log_append_time {
         batch::set_log_append_time(&mut buf, now)
-            .map_err(|e| Box::new(record_error_response(index, &e, version)))?;
+            .map_err(|e| Box::new(record_error_response(partition, index, &e, version)))?;
+        // The batch as stored carries the append time; the producer state
+        // records it, as Kafka's does from the validated batch.
+        for b in &mut validated.batches {
+            b.header.max_timestamp = now;
+        }
     }
     match partition.append(&mut buf, &validated) {
         Ok(out) => {
+            // Kafka acknowledges a duplicate with the timestamp the original
+            // batch was recorded with, whatever the timestamp type.
+            let log_append_time = if out.duplicate {
+                out.duplicate_timestamp
+            } else if settings.log_append_time {
+                now
+            } else {
+                -1
+            };
             let r = PartitionProduceResponse::default()
                 .with_index(index)
                 .with_base_offset(out.base_offset)
-                .with_log_append_time_ms(if settings.log_append_time && !out.duplicate {
-                    now
-                } else {
-                    -1
-                })
+                .with_log_append_time_ms(log_append_time)
                 .with_log_start_offset(out.log_start_offset);
             Ok((r, out.last_offset + 1))
         }
         Err(e) => {
-            tracing::warn!(topic = %partition.topic, partition = index, error = %e, "append failed");
-            Err(Box::new(partition_error(
-                index,
-                e.code(),
-                Some(e.to_string()),
-            )))
+            match &e {
+                PartitionError::Producer(_) => {
+                    tracing::debug!(topic = %partition.topic, partition = index, error = %e, "append refused")
+                }
+                _ => {
+                    tracing::warn!(topic = %partition.topic, partition = index, error = %e, "append failed")
+                }
+            }
+            Err(Box::new(append_failure(partition, index, &e)))
         }
     }
+}
+
+/// What every partition of one Produce request shares.
+struct ProduceContext<'a> {
+    acks: i16,
+    now: i64,
+    version: i16,
+    transactional_id: Option<&'a str>,
 }
 
 pub fn handle(req: Request, body: Bytes) -> Pending {
@@ -190,6 +330,12 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
     let version = req.version();
     let now = now_ms();
     let valid_acks = matches!(acks, -1..=1);
+    let ctx = ProduceContext {
+        acks,
+        now,
+        version,
+        transactional_id: request.transactional_id.as_ref().map(|t| t.0.as_str()),
+    };
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(request.topic_data.len());
     let mut awaiting: Vec<AwaitingAck> = Vec::new();
     let mut any_error = false;
@@ -208,38 +354,39 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
         let mut partitions = Vec::with_capacity(td.partition_data.len());
         for (partition_pos, pd) in td.partition_data.into_iter().enumerate() {
             let result = if !valid_acks {
-                Err(partition_error(
+                Err(failed(
                     pd.index,
                     ResponseError::InvalidRequiredAcks,
+                    -1,
                     None,
                 ))
             } else {
                 match topic.as_ref() {
-                    None => Err(partition_error(pd.index, missing, None)),
-                    Some(t) if t.internal => Err(partition_error(
+                    None => Err(failed(pd.index, missing, -1, None)),
+                    Some(t) if t.internal => Err(failed(
                         pd.index,
                         ResponseError::InvalidTopicException,
+                        -1,
                         Some(format!("Cannot append to internal topic {}", t.name)),
                     )),
                     Some(t) => match t.partition(pd.index) {
-                        None => Err(partition_error(
+                        None => Err(failed(
                             pd.index,
                             ResponseError::UnknownTopicOrPartition,
+                            -1,
                             None,
                         )),
-                        Some(p) => append_partition(
-                            &apis.txns, p, pd.index, pd.records, acks, now, version,
-                        )
-                        .map_err(|e| *e)
-                        .map(|(r, end)| {
-                            awaiting.push(AwaitingAck {
-                                topic_pos,
-                                partition_pos,
-                                partition: p.clone(),
-                                end_offset: end,
-                            });
-                            r
-                        }),
+                        Some(p) => append_partition(&apis.txns, p, pd.index, pd.records, &ctx)
+                            .map_err(|e| *e)
+                            .map(|(r, end)| {
+                                awaiting.push(AwaitingAck {
+                                    topic_pos,
+                                    partition_pos,
+                                    partition: p.clone(),
+                                    end_offset: end,
+                                });
+                                r
+                            }),
                     },
                 }
             };

@@ -106,6 +106,52 @@ impl FieldWriter {
         Ok(())
     }
 
+    /// An unsigned varint (Kafka's `writeUnsignedVarint`).
+    pub fn uvarint(&mut self, mut v: u32) {
+        while v >= 0x80 {
+            self.out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.out.push(v as u8);
+    }
+
+    /// COMPACT_STRING (flexible versions): unsigned varint length + 1.
+    pub fn compact_string(&mut self, field: &'static str, s: &str) -> Result<(), FieldTooLong> {
+        if s.len() > MAX_STRING_LEN {
+            return Err(FieldTooLong {
+                field,
+                len: s.len(),
+            });
+        }
+        self.compact_len(field, Some(s.len()))?;
+        self.out.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+
+    /// A compact array's element count (flexible versions): unsigned
+    /// varint count + 1, 0 for null.
+    pub fn compact_len(
+        &mut self,
+        field: &'static str,
+        n: Option<usize>,
+    ) -> Result<(), FieldTooLong> {
+        let v = match n {
+            None => 0,
+            Some(n) => u32::try_from(n)
+                .ok()
+                .and_then(|n| n.checked_add(1))
+                .filter(|v| *v <= i32::MAX as u32)
+                .ok_or(FieldTooLong { field, len: n })?,
+        };
+        self.uvarint(v);
+        Ok(())
+    }
+
+    /// An empty tagged-field section (flexible versions).
+    pub fn no_tagged_fields(&mut self) {
+        self.uvarint(0);
+    }
+
     pub fn finish(self) -> Vec<u8> {
         self.out
     }
@@ -232,6 +278,11 @@ impl<'a> FieldReader<'a> {
             )));
         }
         Ok(n)
+    }
+
+    /// Skips `n` bytes (an unknown tagged field's value).
+    pub fn skip(&mut self, n: usize) -> Result<(), DecodeError> {
+        self.take(n).map(|_| ())
     }
 
     /// Skips a flexible version's tagged fields (nothing in classic ones).

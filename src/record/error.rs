@@ -1,7 +1,9 @@
 //! Why record bytes are rejected: [`RecordError`], with the batch (and
 //! record) it concerns and the Kafka error code a produce response carries
 //! for it (Kafka's `InvalidRecordException`, `CorruptRecordException`,
-//! `RecordTooLargeException`, ... mapped to their codes).
+//! `RecordTooLargeException`, ... mapped to their codes); and
+//! [`RecordFault`], what is wrong with one record of an otherwise sound
+//! batch (Kafka's per-record `RecordError`s of KIP-467, with their texts).
 
 use std::fmt;
 
@@ -60,23 +62,31 @@ pub enum RecordError {
         size: usize,
         max: usize,
     },
+    /// Produce v3+ carries exactly one batch per partition
+    /// (`ProduceRequest.validateRecords`); this one has `count`.
+    NotOneBatch {
+        batch_index: usize,
+        count: usize,
+    },
     /// A batch-level rule of Kafka's LogValidator was violated.
     InvalidBatch {
         batch_index: usize,
         reason: &'static str,
         value: i64,
     },
-    /// The record structure inside an uncompressed batch is malformed.
+    /// The record structure inside a batch is malformed (lengths, counts,
+    /// offset deltas): the batch cannot be read as records at all.
     InvalidRecord {
         batch_index: usize,
         record_index: i32,
         reason: &'static str,
     },
-    InvalidTimestamp {
+    /// Records that are well formed but refused (keyless on a compacted
+    /// topic, timestamp out of range): every such record of the batch, by
+    /// its index, as Kafka's `RecordValidationException` lists them.
+    InvalidRecords {
         batch_index: usize,
-        record_index: i32,
-        timestamp: i64,
-        reason: &'static str,
+        faults: Vec<(i32, RecordFault)>,
     },
     /// The records section of a compressed batch does not decode (garbage,
     /// truncated stream, bad codec checksum).
@@ -108,14 +118,23 @@ impl RecordError {
             RecordError::NoBatches
             | RecordError::PartialBatch { .. }
             | RecordError::UnsupportedMagic { .. }
+            | RecordError::NotOneBatch { .. }
             | RecordError::InvalidBatch { .. }
             | RecordError::InvalidRecord { .. } => INVALID_RECORD,
+            // LogValidator.processRecordErrors: INVALID_TIMESTAMP as soon
+            // as one record has a bad timestamp.
+            RecordError::InvalidRecords { faults, .. } => {
+                if faults.iter().any(|(_, f)| f.is_timestamp()) {
+                    INVALID_TIMESTAMP
+                } else {
+                    INVALID_RECORD
+                }
+            }
             RecordError::BatchTooSmall { .. }
             | RecordError::InvalidMagic { .. }
             | RecordError::CrcMismatch { .. }
             | RecordError::UnknownCompression { .. } => CORRUPT_MESSAGE,
             RecordError::MessageTooLarge { .. } => MESSAGE_TOO_LARGE,
-            RecordError::InvalidTimestamp { .. } => INVALID_TIMESTAMP,
             // Kafka 4 surfaces an undecodable stream as a bare KafkaException
             // ("Failed to decompress record stream", DefaultRecordBatch's
             // compressed iterator), which ReplicaManager's catch-all turns
@@ -154,13 +173,42 @@ impl RecordError {
         }
     }
 
-    /// Index of the offending record inside its batch, for `record_errors`.
-    pub fn record_index(&self) -> Option<i32> {
+    /// The refused records (index in the batch, why), for a produce
+    /// response's `record_errors`; empty for errors of the batch as a whole.
+    pub fn record_faults(&self) -> &[(i32, RecordFault)] {
         match self {
-            RecordError::InvalidRecord { record_index, .. }
-            | RecordError::InvalidTimestamp { record_index, .. } => Some(*record_index),
-            _ => None,
+            RecordError::InvalidRecords { faults, .. } => faults,
+            _ => &[],
         }
+    }
+
+    /// Kafka's `errorMessage` for refused records on `topic`-`partition`
+    /// (`LogValidator.processRecordErrors`); None for other errors, whose
+    /// produce answer carries no message in Kafka.
+    pub fn kafka_record_errors_message(&self, topic: &str, partition: i32) -> Option<String> {
+        let faults = self.record_faults();
+        if faults.is_empty() {
+            return None;
+        }
+        if faults.iter().any(|(_, f)| f.is_timestamp()) {
+            return Some("One or more records have been rejected due to invalid timestamp".into());
+        }
+        let shown: Vec<String> = faults
+            .iter()
+            .take(3)
+            .map(|(i, f)| {
+                format!(
+                    "RecordError(batchIndex={i}, message='{}')",
+                    f.kafka_message(topic, partition)
+                )
+            })
+            .collect();
+        Some(format!(
+            "One or more records have been rejected due to {} record errors in total, and only \
+             showing the first three errors at most: [{}]",
+            faults.len(),
+            shown.join(", ")
+        ))
     }
 
     /// The same error, attributed to batch `idx` of the request.
@@ -174,9 +222,10 @@ impl RecordError {
             | RecordError::CrcMismatch { batch_index, .. }
             | RecordError::UnknownCompression { batch_index, .. }
             | RecordError::MessageTooLarge { batch_index, .. }
+            | RecordError::NotOneBatch { batch_index, .. }
             | RecordError::InvalidBatch { batch_index, .. }
             | RecordError::InvalidRecord { batch_index, .. }
-            | RecordError::InvalidTimestamp { batch_index, .. }
+            | RecordError::InvalidRecords { batch_index, .. }
             | RecordError::Decompression { batch_index, .. }
             | RecordError::DecompressedTooLarge { batch_index, .. }
             | RecordError::UnsupportedCompressionType { batch_index, .. } => *batch_index = idx,
@@ -215,16 +264,23 @@ impl fmt::Display for RecordError {
                 f,
                 "batch {batch_index} is {size} bytes which exceeds the maximum configured value of {max}"
             ),
+            RecordError::NotOneBatch { batch_index, count } => write!(
+                f,
+                "batch {batch_index}: produce requests may contain exactly one record batch per partition, found {count}"
+            ),
             RecordError::InvalidBatch { batch_index, reason, value } => {
                 write!(f, "batch {batch_index}: {reason} (value {value})")
             }
             RecordError::InvalidRecord { batch_index, record_index, reason } => {
                 write!(f, "batch {batch_index}, record {record_index}: {reason}")
             }
-            RecordError::InvalidTimestamp { batch_index, record_index, timestamp, reason } => write!(
-                f,
-                "batch {batch_index}, record {record_index}: timestamp {timestamp} {reason}"
-            ),
+            RecordError::InvalidRecords { batch_index, faults } => {
+                write!(f, "batch {batch_index}: {} invalid records:", faults.len())?;
+                for (i, fault) in faults.iter().take(3) {
+                    write!(f, " record {i}: {fault};")?;
+                }
+                Ok(())
+            }
             RecordError::Decompression { batch_index, reason, .. } => {
                 write!(f, "batch {batch_index}: {reason}")
             }
@@ -241,3 +297,74 @@ impl fmt::Display for RecordError {
 }
 
 impl std::error::Error for RecordError {}
+
+/// What is wrong with one well-formed record (Kafka's
+/// `LogValidator.validateRecord`: the key first, then the timestamp).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordFault {
+    /// A record without a key on a compacted topic.
+    MissingKey,
+    /// A CreateTime timestamp outside `[lower, upper]` = `[now -
+    /// message.timestamp.before.max.ms, now + message.timestamp.after.max.ms]`
+    /// (computed with Java's wrapping arithmetic, as Kafka prints it).
+    /// `offset` is the record's offset before assignment (Kafka's
+    /// `record.offset()`, base offset 0 plus its delta).
+    TimestampOutOfRange {
+        timestamp: i64,
+        offset: i64,
+        lower: i64,
+        upper: i64,
+    },
+    /// The producer marked its batch LogAppendTime, which only the broker may.
+    LogAppendTimeType {
+        offset: i64,
+        timestamp: i64,
+        key_len: usize,
+        value_len: usize,
+    },
+}
+
+impl RecordFault {
+    pub fn is_timestamp(&self) -> bool {
+        !matches!(self, RecordFault::MissingKey)
+    }
+
+    /// Kafka's text for this record's `record_errors` entry on partition
+    /// `topic`-`partition`.
+    pub fn kafka_message(&self, topic: &str, partition: i32) -> String {
+        match self {
+            RecordFault::MissingKey => format!(
+                "Compacted topic cannot accept message without key in topic partition {topic}-{partition}"
+            ),
+            RecordFault::TimestampOutOfRange { timestamp, offset, lower, upper } => format!(
+                "Timestamp {timestamp} of message with offset {offset} is out of range. \
+                 The timestamp should be within [{lower}, {upper}]"
+            ),
+            RecordFault::LogAppendTimeType { offset, timestamp, key_len, value_len } => format!(
+                "Invalid timestamp type in message DefaultRecord(offset={offset}, timestamp={timestamp}, \
+                 key={key_len} bytes, value={value_len} bytes). Producer should not set timestamp type to LogAppendTime."
+            ),
+        }
+    }
+}
+
+impl fmt::Display for RecordFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordFault::MissingKey => {
+                f.write_str("compacted topic cannot accept a record without a key")
+            }
+            RecordFault::TimestampOutOfRange {
+                timestamp,
+                lower,
+                upper,
+                ..
+            } => {
+                write!(f, "timestamp {timestamp} is outside [{lower}, {upper}]")
+            }
+            RecordFault::LogAppendTimeType { .. } => {
+                f.write_str("the producer set the LogAppendTime timestamp type")
+            }
+        }
+    }
+}

@@ -30,7 +30,7 @@ pub use compression::{
 };
 pub use control::{ControlRecordError, ControlRecordType, EndTransactionMarker};
 pub use default_record::{read_record, records, MalformedRecord, Record, RecordIter};
-pub use error::RecordError;
+pub use error::{RecordError, RecordFault};
 pub use validator::{
     recompress_batch, validate_produce_records, BatchSummary, TimestampType, ValidatedRecords,
     ValidationConfig,

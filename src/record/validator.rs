@@ -14,8 +14,8 @@ use super::batch::{
     RECORDS_OFFSET, RECORD_BATCH_OVERHEAD,
 };
 use super::compression;
-use super::default_record::records;
-use super::error::RecordError;
+use super::default_record::{records, Record};
+use super::error::{RecordError, RecordFault};
 
 /// The topic's `message.timestamp.type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,10 +114,9 @@ pub fn validate_produce_records(
     while pos < records.len() {
         let size = frame_batch(records, pos, batch_index)?;
         if batch_index > 0 && cfg.single_batch {
-            return Err(RecordError::InvalidBatch {
+            return Err(RecordError::NotOneBatch {
                 batch_index,
-                reason: "produce requests may contain exactly one record batch per partition",
-                value: batch_index as i64 + 1,
+                count: batch_index + 1,
             });
         }
         let batch = &records[pos..pos + size];
@@ -219,45 +218,44 @@ fn validate_batch(
     })
 }
 
-/// Record timestamp range check shared by the record walk and the
-/// compressed-batch hook. Mirrors LogValidator.validateTimestamp: under
-/// CreateTime a real timestamp must be inside [now - before, now + after];
-/// otherwise a producer may not claim LogAppendTime.
-fn check_timestamp(
+/// What is wrong with one well-formed record, if anything (Kafka's
+/// `LogValidator.validateRecord`): on a compacted topic the key, then the
+/// timestamp (LogValidator.validateTimestamp): under CreateTime a real
+/// timestamp must be inside [now - before, now + after]; otherwise a
+/// producer may not claim LogAppendTime. `ts` is the record's timestamp,
+/// `offset_delta` its position.
+fn record_fault(
     h: &BatchHeader,
+    r: &Record<'_>,
     ts: i64,
-    record_index: i32,
     now_ms: i64,
     cfg: &ValidationConfig,
-) -> Result<(), RecordError> {
+) -> Option<RecordFault> {
+    if cfg.compacted && r.key.is_none() {
+        return Some(RecordFault::MissingKey);
+    }
     if cfg.timestamp_type == TimestampType::CreateTime && ts != NO_TIMESTAMP {
         // i128 so that before/after = Long.MAX never overflow.
         let diff = i128::from(now_ms) - i128::from(ts);
-        if diff > i128::from(cfg.timestamp_before_max_ms) {
-            return Err(RecordError::InvalidTimestamp {
-                batch_index: 0,
-                record_index,
+        if diff > i128::from(cfg.timestamp_before_max_ms)
+            || -diff > i128::from(cfg.timestamp_after_max_ms)
+        {
+            return Some(RecordFault::TimestampOutOfRange {
                 timestamp: ts,
-                reason: "is older than message.timestamp.before.max.ms allows",
-            });
-        }
-        if -diff > i128::from(cfg.timestamp_after_max_ms) {
-            return Err(RecordError::InvalidTimestamp {
-                batch_index: 0,
-                record_index,
-                timestamp: ts,
-                reason: "is further in the future than message.timestamp.after.max.ms allows",
+                offset: i64::from(r.offset_delta),
+                lower: now_ms.wrapping_sub(cfg.timestamp_before_max_ms),
+                upper: now_ms.wrapping_add(cfg.timestamp_after_max_ms),
             });
         }
     } else if h.timestamp_type_is_log_append() {
-        return Err(RecordError::InvalidTimestamp {
-            batch_index: 0,
-            record_index,
+        return Some(RecordFault::LogAppendTimeType {
+            offset: i64::from(r.offset_delta),
             timestamp: ts,
-            reason: "comes from a batch whose producer set the LogAppendTime type",
+            key_len: r.key.map_or(0, <[u8]>::len),
+            value_len: r.value.map_or(0, <[u8]>::len),
         });
     }
-    Ok(())
+    None
 }
 
 /// Full validation of a compressed batch (header and CRC already checked):
@@ -339,9 +337,12 @@ pub fn recompress_batch(
 /// Walks the records section of a batch (as stored, or decompressed): count
 /// and byte lengths must match the header exactly, offset deltas must be
 /// 0..count (we assign offsets in place and never rewrite records, so a
-/// client's deltas are what consumers will see), keys present on compacted
-/// topics, timestamps in range. Returns (max record timestamp, offset delta
-/// of its first holder).
+/// client's deltas are what consumers will see): a record that breaks these
+/// ends the walk at once. Records that are well formed but refused (keyless
+/// on a compacted topic, timestamp out of range) are all collected, as
+/// Kafka lists each in `record_errors`; the list is only allocated once a
+/// record is refused. Returns (max record timestamp, offset delta of its
+/// first holder).
 fn walk_records(
     section: &[u8],
     h: &BatchHeader,
@@ -350,6 +351,7 @@ fn walk_records(
 ) -> Result<(i64, i32), RecordError> {
     let mut max_ts = NO_TIMESTAMP;
     let mut delta_of_max = 0i32;
+    let mut faults: Vec<(i32, RecordFault)> = Vec::new();
     let invalid = |record_index: i32, reason: &'static str| RecordError::InvalidRecord {
         batch_index: 0,
         record_index,
@@ -363,22 +365,25 @@ fn walk_records(
                 "record offset delta does not match its position in the batch",
             ));
         }
-        if cfg.compacted && r.key.is_none() {
-            return Err(invalid(
-                i,
-                "compacted topic cannot accept a record without a key",
-            ));
-        }
         let ts = if h.timestamp_type_is_log_append() {
             h.max_timestamp
         } else {
             h.base_timestamp.wrapping_add(r.timestamp_delta)
         };
-        check_timestamp(h, ts, i, now_ms, cfg)?;
+        if let Some(fault) = record_fault(h, &r, ts, now_ms, cfg) {
+            faults.push((i, fault));
+            continue;
+        }
         if ts > max_ts {
             max_ts = ts;
             delta_of_max = i;
         }
+    }
+    if !faults.is_empty() {
+        return Err(RecordError::InvalidRecords {
+            batch_index: 0,
+            faults,
+        });
     }
     Ok((max_ts, delta_of_max))
 }

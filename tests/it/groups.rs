@@ -590,6 +590,59 @@ fn list_describe_delete_and_offset_delete() {
         r.topics[0].partitions[0].error_code,
         E::UnknownTopicOrPartition.code()
     );
+    // A partition the topic does not have is unknown too (Kafka checks each
+    // partition before the coordinator sees the request), next to the
+    // coordinator's answers for the others.
+    let od_parts = |g: &str, parts: &[i32]| {
+        OffsetDeleteRequest::default()
+            .with_group_id(GroupId(sb(g)))
+            .with_topics(vec![OffsetDeleteRequestTopic::default()
+                .with_name(TopicName(sb("t-adm")))
+                .with_partitions(
+                    parts
+                        .iter()
+                        .map(|p| OffsetDeleteRequestPartition::default().with_partition_index(*p))
+                        .collect(),
+                )])
+    };
+    let codes = |r: &OffsetDeleteResponse| -> Vec<(i32, i16)> {
+        r.topics[0]
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, p.error_code))
+            .collect()
+    };
+    let r = c.call(0, &od_parts("g-live", &[9, 0]));
+    assert_eq!(r.error_code, NONE);
+    assert_eq!(
+        codes(&r),
+        vec![
+            (9, E::UnknownTopicOrPartition.code()),
+            (0, E::GroupSubscribedToTopic.code())
+        ]
+    );
+    let r = c.call(0, &od_parts("g-empty", &[1, 9]));
+    assert_eq!(r.error_code, NONE);
+    assert_eq!(
+        codes(&r),
+        vec![(1, NONE), (9, E::UnknownTopicOrPartition.code())]
+    );
+    assert_eq!(
+        committed_offsets(&mut c, 8, "g-empty", "t-adm", &[0, 1]),
+        vec![-1, -1],
+        "partition 1's offset deleted beside the unknown partition"
+    );
+    let r = c.call(0, &od_parts("g-empty", &[9]));
+    assert_eq!(
+        (r.error_code, codes(&r)),
+        (NONE, vec![(9, E::UnknownTopicOrPartition.code())])
+    );
+    // A group-level error is the whole answer, unknown partitions or not.
+    let r = c.call(0, &od_parts("g-missing", &[9]));
+    assert_eq!(
+        (r.error_code, r.topics.len()),
+        (E::GroupIdNotFound.code(), 0)
+    );
 
     // DeleteGroups.
     let del = c.call(

@@ -41,11 +41,11 @@ fn summarize(batches: &[Vec<u8>]) -> Vec<(i64, i64, i16, i32, i32)> {
 fn init_producer_id_unique_across_versions_and_restarts() {
     let mut b = Broker::start(&[]);
     let mut seen: HashSet<i64> = HashSet::new();
-    let mut max_before = -1i64;
 
-    let collect = |b: &Broker, seen: &mut HashSet<i64>, round: &str| -> i64 {
+    // The ids one run hands out: (lowest, highest).
+    let collect = |b: &Broker, seen: &mut HashSet<i64>, round: &str| -> (i64, i64) {
         let mut c = b.client();
-        let mut max = -1;
+        let mut ids = Vec::new();
         for v in 0..=5i16 {
             for _ in 0..3 {
                 let r = init_producer_id(&mut c, v, None, 60_000);
@@ -57,13 +57,14 @@ fn init_producer_id_unique_across_versions_and_restarts() {
                     seen.insert(id),
                     "{round}: InitProducerId v{v} repeated producer id {id}"
                 );
-                max = max.max(id);
+                ids.push(id);
             }
         }
         // KIP-360: an idempotent producer may pass its current id and epoch
         // (v3+); without a transactional id Kafka still hands out a brand new
         // id at epoch 0.
-        let r = c.call(4, &init_producer_id_request(None, 60_000, max, 0));
+        let last = *ids.last().unwrap();
+        let r = c.call(4, &init_producer_id_request(None, 60_000, last, 0));
         assert_eq!(
             r.error_code, NONE,
             "{round}: InitProducerId v4 with an existing id/epoch"
@@ -74,25 +75,34 @@ fn init_producer_id_unique_across_versions_and_restarts() {
             "{round}: id {} repeated",
             r.producer_id.0
         );
-        max.max(r.producer_id.0)
+        ids.push(r.producer_id.0);
+        (*ids.iter().min().unwrap(), *ids.iter().max().unwrap())
     };
 
-    max_before = max_before.max(collect(&b, &mut seen, "first run"));
+    let (_, max_first) = collect(&b, &mut seen, "first run");
     assert_eq!(seen.len(), 19);
 
-    // Graceful restart: no id of the earlier run comes back.
+    // Graceful restart: ids come from a block after every id handed out
+    // before (Kafka's producer id blocks), so none can come back.
     let st = b.stop();
     assert_eq!(st.code(), Some(0), "SIGTERM exit status");
     b.restart();
-    max_before = max_before.max(collect(&b, &mut seen, "after SIGTERM restart"));
+    let (min_second, max_second) = collect(&b, &mut seen, "after SIGTERM restart");
     assert_eq!(seen.len(), 38);
+    assert!(
+        min_second > max_first,
+        "ids after a restart ({min_second}..) above those before (..{max_first})"
+    );
 
     // Crash: still no repeats, even of ids handed out just before the kill.
     b.kill();
     b.restart();
-    collect(&b, &mut seen, "after kill -9 restart");
+    let (min_third, _) = collect(&b, &mut seen, "after kill -9 restart");
     assert_eq!(seen.len(), 57);
-    assert!(max_before >= 0);
+    assert!(
+        min_third > max_second,
+        "ids after kill -9 ({min_third}..) above those before (..{max_second})"
+    );
     b.assert_alive();
 }
 

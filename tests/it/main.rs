@@ -16,6 +16,7 @@ mod idempotence;
 mod limits;
 mod meta;
 mod metrics;
+mod produce_errors;
 mod protocol;
 mod retention;
 mod transactions;

@@ -810,6 +810,19 @@ fn produce_fetch_roundtrip() {
         E::OffsetOutOfRange.code(),
         "fetch offset 100 of 17"
     );
+    // Kafka's answer to a failed read (ReplicaManager.readFromLog) knows no
+    // offsets and no aborted-transactions list.
+    assert_eq!(
+        (
+            p.high_watermark,
+            p.last_stable_offset,
+            p.log_start_offset,
+            p.aborted_transactions.is_none()
+        ),
+        (-1, -1, -1, true),
+        "offsets and aborted transactions of an out-of-range read"
+    );
+    assert_eq!(p.records.as_ref().map(|r| r.len()), Some(0));
     let p = fetch_with(
         &mut c,
         "t1",
@@ -842,6 +855,17 @@ fn produce_fetch_roundtrip() {
         p.error_code,
         E::UnknownTopicOrPartition.code(),
         "fetch v12 unknown partition"
+    );
+    // Refused before any read (FetchResponse.partitionResponse): offsets -1
+    // and an empty aborted-transactions list.
+    assert_eq!(
+        (
+            p.high_watermark,
+            p.log_start_offset,
+            p.aborted_transactions.as_ref().map(Vec::len)
+        ),
+        (-1, -1, Some(0)),
+        "unknown partition's offsets and aborted transactions"
     );
     let r = fetch_response(
         &mut c,
@@ -1743,18 +1767,28 @@ fn fetch_sessions_and_multi_partition_limits() {
         (3, 3),
         "full fetch when opening a session"
     );
-    // An incremental fetch on a session the broker never handed out.
-    if r.session_id == 0 {
-        let r: FetchResponse = c.call(
-            12,
-            &req(1 << 20).with_session_id(123_456).with_session_epoch(3),
-        );
-        assert_eq!(
-            r.error_code,
-            E::FetchSessionIdNotFound.code(),
-            "unknown fetch session"
-        );
-    }
+    // kastle keeps no fetch sessions (src/handlers/fetch.rs): the answer
+    // names none, so clients keep sending full requests.
+    assert_eq!(r.session_id, 0, "no fetch session handed out");
+    // An incremental fetch on a session the broker never handed out (an id
+    // other than the one just answered, whatever that was).
+    let unknown = r.session_id.wrapping_add(123_456);
+    let r: FetchResponse = c.call(
+        12,
+        &req(1 << 20).with_session_id(unknown).with_session_epoch(3),
+    );
+    assert_eq!(
+        (r.error_code, r.session_id, r.responses.len()),
+        (E::FetchSessionIdNotFound.code(), 0, 0),
+        "unknown fetch session"
+    );
+    // A session epoch without a session id is refused too.
+    let r: FetchResponse = c.call(12, &req(1 << 20).with_session_id(0).with_session_epoch(5));
+    assert_eq!(
+        r.error_code,
+        E::InvalidFetchSessionEpoch.code(),
+        "session epoch 5 without a session"
+    );
 }
 
 /// Kafka's `ByteBufferLogInputStream` yields no batch for records that end

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::fetch::*;
-use crate::support::produce::{produce_err, produce_ok};
+use crate::support::produce::{produce_err, produce_ok, produce_request, single_partition};
 use crate::support::topics::create_topic;
 use crate::support::transactions::*;
 use crate::support::*;
@@ -397,6 +397,84 @@ fn transactional_produce_requires_the_partition_in_the_transaction() {
     assert_eq!(codes, vec![E::InvalidProducerIdMapping.code()]);
 }
 
+/// KIP-890 verification of a transactional Produce, answered as Kafka 4.4
+/// answers it (ReplicaManager's translation of the coordinator's verdict),
+/// with log start offset -1: a partition not in the transaction is
+/// TRANSACTION_ABORTABLE from v11 (INVALID_TXN_STATE with Kafka's message
+/// before); a producer id that is not the transactional id's
+/// INVALID_PRODUCER_ID_MAPPING; an epoch other than the current one
+/// INVALID_PRODUCER_EPOCH.
+#[test]
+fn transactional_produce_verification_by_version() {
+    let b = txn_broker(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "pv", 2, &[]);
+    let pid = init_txn(&mut c, "tx-pv", 60_000);
+    add_partitions_ok(&mut c, "tx-pv", pid, &[("pv", 0)]);
+    let send = |c: &mut Client, version: i16, txn_id: &str, partition: i32, records: &[u8]| {
+        let req = produce_request("pv", partition, -1, records)
+            .with_transactional_id(Some(TransactionalId(sb(txn_id))));
+        single_partition(c.call(version, &req))
+    };
+    let answer = |r: &produce_response::PartitionProduceResponse| {
+        (
+            r.error_code,
+            r.base_offset,
+            r.log_start_offset,
+            r.error_message.as_ref().map(|m| m.to_string()),
+        )
+    };
+    let not_added = txn_batch(pid, 0, 1, "x");
+    for v in [3, 9, 10] {
+        // The message field exists from v8.
+        let message = (v >= 8).then(|| "Partition was not added to the transaction".to_string());
+        assert_eq!(
+            answer(&send(&mut c, v, "tx-pv", 1, &not_added)),
+            (E::InvalidTxnState.code(), -1, -1, message),
+            "v{v}, partition not added"
+        );
+    }
+    assert_eq!(
+        answer(&send(&mut c, 11, "tx-pv", 1, &not_added)),
+        (E::TransactionAbortable.code(), -1, -1, None),
+        "v11, partition not added"
+    );
+    for v in [9, 11] {
+        assert_eq!(
+            answer(&send(
+                &mut c,
+                v,
+                "tx-pv",
+                0,
+                &txn_batch((pid.0, pid.1 + 1), 0, 1, "ahead")
+            )),
+            (E::InvalidProducerEpoch.code(), -1, -1, None),
+            "v{v}, an epoch ahead of the coordinator's"
+        );
+        assert_eq!(
+            answer(&send(&mut c, v, "tx-other", 0, &txn_batch(pid, 0, 1, "x"))),
+            (E::InvalidProducerIdMapping.code(), -1, -1, None),
+            "v{v}, another transactional id"
+        );
+        assert_eq!(
+            answer(&send(
+                &mut c,
+                v,
+                "tx-pv",
+                0,
+                &txn_batch((pid.0 + 100, pid.1), 0, 1, "x")
+            )),
+            (E::InvalidProducerIdMapping.code(), -1, -1, None),
+            "v{v}, another producer id"
+        );
+    }
+    assert_eq!(latest_isolated(&mut c, "pv", 0, READ_UNCOMMITTED), 0);
+    assert_eq!(latest_isolated(&mut c, "pv", 1, READ_UNCOMMITTED), 0);
+    // The partition that was added takes the batch at every version.
+    let r = send(&mut c, 11, "tx-pv", 0, &txn_batch(pid, 0, 2, "ok"));
+    assert_eq!((r.error_code, r.base_offset), (NONE, 0));
+}
+
 // ---------------------------------------------------------------------------
 // Fencing
 // ---------------------------------------------------------------------------
@@ -413,18 +491,19 @@ fn second_producer_fences_and_aborts_the_first() {
 
     // A new incarnation: Kafka fences (epoch 1), aborts the open transaction,
     // answers CONCURRENT_TRANSACTIONS, and the retry gets epoch 2.
-    let (npid, nepoch, saw_concurrent) = init_txn_retrying(&mut c, "tx-f", 60_000);
+    // The first answer is CONCURRENT_TRANSACTIONS, never an epoch.
+    let first = init_producer_id(&mut c, 4, Some("tx-f"), 60_000);
+    assert_eq!(
+        (first.error_code, first.producer_id.0, first.producer_epoch),
+        (E::ConcurrentTransactions.code(), -1, -1),
+        "InitProducerId while a transaction is Ongoing"
+    );
+    let (npid, nepoch, _) = init_txn_retrying(&mut c, "tx-f", 60_000);
     assert_eq!(npid, old.0, "same producer id");
     assert_eq!(
         nepoch, 2,
         "epoch after fencing (bumped for the abort, then for the new producer)"
     );
-    if !saw_concurrent {
-        eprintln!(
-            "NOTE: kastle answered the fencing InitProducerId with success directly; \
-             Kafka answers CONCURRENT_TRANSACTIONS (51) first and the client retries"
-        );
-    }
     let new = (npid, nepoch);
 
     // The open transaction was aborted with an ABORT marker at the fenced epoch.
@@ -557,9 +636,12 @@ fn timed_out_transaction_is_aborted() {
 
 #[test]
 fn transactions_survive_kill_9() {
-    let mut b = txn_broker(&["transaction.abort.timed.out.transaction.cleanup.interval.ms=200"]);
+    // No timeout abort before the first kill (a check every hour); every
+    // 200 ms after the restart.
+    let mut b =
+        txn_broker(&["transaction.abort.timed.out.transaction.cleanup.interval.ms=3600000"]);
     let mut c = b.client();
-    create_topic(&mut c, "r", 2, &[]);
+    create_topic(&mut c, "r", 3, &[]);
     // A committed transaction on r-0.
     let cp = init_txn(&mut c, "tx-committed", 60_000);
     add_partitions_ok(&mut c, "tx-committed", cp, &[("r", 0)]);
@@ -569,14 +651,26 @@ fn transactions_survive_kill_9() {
     add_partitions_ok(&mut c, "tx-committed", cp, &[("r", 0)]);
     assert_eq!(produce_ok(&mut c, "r", 0, &txn_batch(cp, 3, 2, "a")), 4);
     end_txn(&mut c, "tx-committed", cp, false);
-    // An open one on r-1, with a 6 s timeout.
-    let op = init_txn(&mut c, "tx-open", 6_000);
+    // An open one on r-1 whose timeout (10 minutes) cannot pass during the
+    // test, however slow the restart.
+    let op = init_txn(&mut c, "tx-open", 600_000);
     add_partitions_ok(&mut c, "tx-open", op, &[("r", 1)]);
     assert_eq!(produce_ok(&mut c, "r", 1, &txn_batch(op, 0, 4, "o")), 0);
-    let opened = Instant::now();
+    // An open one on r-2 whose timeout (1 s) passes while the broker is down
+    // or soon after: only the restarted broker can abort it.
+    let ep = init_txn(&mut c, "tx-expiring", 1_000);
+    add_partitions_ok(&mut c, "tx-expiring", ep, &[("r", 2)]);
+    assert_eq!(produce_ok(&mut c, "r", 2, &txn_batch(ep, 0, 2, "e")), 0);
+    assert_eq!(
+        describe_txn(&mut c, "tx-expiring")
+            .transaction_state
+            .as_str(),
+        "Ongoing",
+        "before the kill"
+    );
 
     b.kill();
-    b.restart();
+    b.restart_with(&["transaction.abort.timed.out.transaction.cleanup.interval.ms=200"]);
     let mut c = b.client();
 
     // Committed and aborted stay so.
@@ -599,57 +693,86 @@ fn transactions_survive_kill_9() {
     );
     assert_eq!(latest_isolated(&mut c, "r", 0, READ_COMMITTED), 7);
 
-    // The open transaction is still open (if its timeout has not passed yet).
+    // The open transaction is still open.
     let d = describe_txn(&mut c, "tx-open");
     assert_eq!(d.error_code, NONE);
-    if opened.elapsed() < Duration::from_millis(5_500) {
-        assert_eq!(
-            d.transaction_state.as_str(),
-            "Ongoing",
-            "open transaction after restart"
-        );
-        assert_eq!((d.producer_id.0, d.producer_epoch), op);
-        assert_eq!(d.topics.len(), 1);
-        assert_eq!(d.topics[0].partitions, vec![1]);
-        let rc = fetch_isolated(&mut c, "r", 1, 0, READ_COMMITTED);
-        assert_eq!(
-            (rc.last_stable_offset, rc.high_watermark),
-            (0, 4),
-            "r-1 LSO after restart"
-        );
-        assert!(batches_of(&rc).is_empty());
-        assert_eq!(latest_isolated(&mut c, "r", 1, READ_COMMITTED), 0);
-        // Its producer may continue after the restart.
-        assert_eq!(produce_ok(&mut c, "r", 1, &txn_batch(op, 4, 1, "o2")), 4);
-    } else {
-        eprintln!("restart took too long to observe the Ongoing state");
-    }
-
-    // Then its timeout aborts it.
-    let d = wait_txn_state(&mut c, "tx-open", "CompleteAbort", Duration::from_secs(10));
-    assert_eq!(d.producer_epoch, op.1 + 1);
+    assert_eq!(
+        d.transaction_state.as_str(),
+        "Ongoing",
+        "open transaction after restart"
+    );
+    assert_eq!((d.producer_id.0, d.producer_epoch), op);
+    assert_eq!(d.topics.len(), 1);
+    assert_eq!(d.topics[0].partitions, vec![1]);
     let rc = fetch_isolated(&mut c, "r", 1, 0, READ_COMMITTED);
-    assert_eq!(rc.last_stable_offset, rc.high_watermark);
+    assert_eq!(
+        (rc.last_stable_offset, rc.high_watermark),
+        (0, 4),
+        "r-1 LSO after restart"
+    );
+    assert!(batches_of(&rc).is_empty());
+    assert_eq!(latest_isolated(&mut c, "r", 1, READ_COMMITTED), 0);
+    // Its producer may continue after the restart.
+    assert_eq!(produce_ok(&mut c, "r", 1, &txn_batch(op, 4, 1, "o2")), 4);
+
+    // The expiring one is aborted by its timeout, with a bumped epoch.
+    let d = wait_txn_state(
+        &mut c,
+        "tx-expiring",
+        "CompleteAbort",
+        Duration::from_secs(10),
+    );
+    assert_eq!((d.producer_id.0, d.producer_epoch), (ep.0, ep.1 + 1));
+    let rc = fetch_isolated(&mut c, "r", 2, 0, READ_COMMITTED);
+    assert_eq!((rc.last_stable_offset, rc.high_watermark), (3, 3));
+    assert_eq!(aborted_of(&rc), Some(vec![(ep.0, 0)]));
+    assert_eq!(
+        summary(&batches_of(&rc))[1],
+        (2, 1, true, ABORT, ep.0, ep.1 + 1)
+    );
+    // The open one is still open (its own timeout is far away).
+    assert_eq!(
+        describe_txn(&mut c, "tx-open").transaction_state.as_str(),
+        "Ongoing"
+    );
+
+    // A new producer for tx-open fences it: CONCURRENT_TRANSACTIONS while
+    // its transaction is aborted, then the epoch bumped twice.
+    let (pid, epoch, saw_concurrent) = init_txn_retrying(&mut c, "tx-open", 600_000);
+    assert!(
+        saw_concurrent,
+        "fencing answered CONCURRENT_TRANSACTIONS first"
+    );
+    assert_eq!((pid, epoch), (op.0, op.1 + 2));
+    let rc = fetch_isolated(&mut c, "r", 1, 0, READ_COMMITTED);
+    assert_eq!((rc.last_stable_offset, rc.high_watermark), (6, 6));
     assert_eq!(aborted_of(&rc), Some(vec![(op.0, 0)]));
     let last = batches_of(&rc).pop().unwrap();
     assert_eq!(control_type(&last), ABORT);
+    assert_eq!(
+        batch_producer(&last).1,
+        op.1 + 1,
+        "marker at the fencing epoch"
+    );
 
     // And all of it survives a second kill -9.
-    let hw1 = rc.high_watermark;
     b.kill();
     b.restart();
     let mut c = b.client();
-    assert_eq!(
-        describe_txn(&mut c, "tx-open").transaction_state.as_str(),
-        "CompleteAbort"
-    );
+    let states: Vec<String> = ["tx-committed", "tx-open", "tx-expiring"]
+        .iter()
+        .map(|t| describe_txn(&mut c, t).transaction_state.to_string())
+        .collect();
+    assert_eq!(states, vec!["CompleteAbort", "Empty", "CompleteAbort"]);
     let rc = fetch_isolated(&mut c, "r", 1, 0, READ_COMMITTED);
-    assert_eq!((rc.last_stable_offset, rc.high_watermark), (hw1, hw1));
+    assert_eq!((rc.last_stable_offset, rc.high_watermark), (6, 6));
     assert_eq!(aborted_of(&rc), Some(vec![(op.0, 0)]));
     assert_eq!(latest_isolated(&mut c, "r", 0, READ_COMMITTED), 7);
+    assert_eq!(latest_isolated(&mut c, "r", 2, READ_COMMITTED), 3);
     // New epochs continue from the stored ones.
-    assert_eq!(init_txn(&mut c, "tx-open", 6_000), (op.0, op.1 + 2));
+    assert_eq!(init_txn(&mut c, "tx-open", 6_000), (op.0, op.1 + 3));
     assert_eq!(init_txn(&mut c, "tx-committed", 6_000), (cp.0, cp.1 + 1));
+    assert_eq!(init_txn(&mut c, "tx-expiring", 6_000), (ep.0, ep.1 + 2));
 }
 
 // ---------------------------------------------------------------------------
@@ -790,8 +913,11 @@ fn list_offsets_by_timestamp_respects_the_lso() {
     let mut c = b.client();
     create_topic(&mut c, "ts", 1, &[]);
     let base = now_ms() - 10_000;
-    let mut plain = batch(&[Rec::value(b"p", base)]);
-    set_producer(&mut plain, -1, -1, -1);
+    // A plain batch (no producer id, not transactional) before the
+    // transaction: visible to both isolation levels.
+    let plain = batch(&[Rec::value(b"p", base)]);
+    assert_eq!(batch_producer(&plain), (-1, -1, -1));
+    assert!(!is_transactional(&plain));
     assert_eq!(produce_ok(&mut c, "ts", 0, &plain), 0);
     let pid = init_txn(&mut c, "tx-ts", 60_000);
     add_partitions_ok(&mut c, "tx-ts", pid, &[("ts", 0)]);

@@ -104,3 +104,65 @@ fn txn_offsets_discarded_on_abort() {
         vec![(-1, NONE)]
     );
 }
+
+/// TxnOffsetCommit is verified with the transaction coordinator first, as
+/// Kafka 4.4 does (AddPartitionsToTxnManager's answers): the group's offsets
+/// partition not in the transaction is INVALID_TXN_STATE before v4 and
+/// TRANSACTION_ABORTABLE from v4; an epoch other than the current one
+/// INVALID_PRODUCER_EPOCH (Kafka's PRODUCER_FENCED, translated), at every
+/// version; a producer id that is not the transactional id's
+/// INVALID_PRODUCER_ID_MAPPING. Nothing refused is committed.
+#[test]
+fn txn_offset_commit_verification_by_version() {
+    let b = txn_broker(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "t", 1, &[]);
+    let pid = init_txn(&mut c, "tx3", 60_000);
+    for v in 0..=4 {
+        let want = if v < 4 {
+            E::InvalidTxnState.code()
+        } else {
+            E::TransactionAbortable.code()
+        };
+        assert_eq!(
+            txn_offset_commit(&mut c, v, "tx3", pid, "g3", &[("t", 0, 1)]),
+            vec![want],
+            "v{v}: offsets partition not in the transaction"
+        );
+    }
+    add_offsets(&mut c, "tx3", pid, "g3");
+    assert_eq!(
+        txn_offset_commit(&mut c, 3, "tx3", pid, "g3", &[("t", 0, 7)]),
+        vec![NONE]
+    );
+    for v in 0..=4 {
+        assert_eq!(
+            txn_offset_commit(&mut c, v, "tx3", (pid.0, pid.1 + 3), "g3", &[("t", 0, 99)]),
+            vec![E::InvalidProducerEpoch.code()],
+            "v{v}: wrong epoch"
+        );
+        assert_eq!(
+            txn_offset_commit(&mut c, v, "tx-other", pid, "g3", &[("t", 0, 99)]),
+            vec![E::InvalidProducerIdMapping.code()],
+            "v{v}: another transactional id"
+        );
+        assert_eq!(
+            txn_offset_commit(
+                &mut c,
+                v,
+                "tx3",
+                (pid.0 + 100, pid.1),
+                "g3",
+                &[("t", 0, 99)]
+            ),
+            vec![E::InvalidProducerIdMapping.code()],
+            "v{v}: another producer id"
+        );
+    }
+    end_txn(&mut c, "tx3", pid, true);
+    assert_eq!(
+        offset_fetch(&mut c, 8, "g3", "t", &[0], true).1,
+        vec![(7, NONE)],
+        "only the verified commit counts"
+    );
+}

@@ -79,9 +79,10 @@ pub struct TxnMetadata {
 }
 
 impl TxnMetadata {
-    fn value(&self) -> TxnValue {
+    fn value(&self, previous_producer_id: i64) -> TxnValue {
         TxnValue {
             producer_id: self.producer_id,
+            previous_producer_id,
             producer_epoch: self.producer_epoch,
             timeout_ms: self.timeout_ms,
             state: self.state,
@@ -96,8 +97,9 @@ impl TxnMetadata {
 /// transaction, readable without the per-transaction lock.
 #[derive(Debug, Clone)]
 struct ProducerView {
+    transactional_id: String,
     epoch: i16,
-    ongoing: bool,
+    state: TxnState,
     partitions: BTreeSet<(String, i32)>,
 }
 
@@ -292,13 +294,28 @@ impl TransactionCoordinator {
     /// Appends the transaction's new state to its `__transaction_state`
     /// partition and waits until it is durable.
     async fn persist(&self, m: &TxnMetadata) -> Result<(), ResponseError> {
+        self.persist_as(m, m.producer_id).await
+    }
+
+    /// [`Self::persist`] of a transition away from `previous_producer_id`
+    /// (another id than `m`'s only when InitProducerId rotates it).
+    async fn persist_as(
+        &self,
+        m: &TxnMetadata,
+        previous_producer_id: i64,
+    ) -> Result<(), ResponseError> {
         let partition = self
             .log_topic
             .partition(self.partition_for(&m.transactional_id))
             .ok_or(ResponseError::CoordinatorNotAvailable)?
             .clone();
         let (key, value) = transaction_log::encode_key(&m.transactional_id)
-            .and_then(|k| Ok((k, transaction_log::encode_value(&m.value())?)))
+            .and_then(|k| {
+                Ok((
+                    k,
+                    transaction_log::encode_value(&m.value(previous_producer_id))?,
+                ))
+            })
             .map_err(|e| {
                 // Unreachable through the protocol (strings are bounded
                 // there); Kafka's serialization exception is the model.
@@ -343,9 +360,11 @@ impl TransactionCoordinator {
         Ok(())
     }
 
-    /// Bumps the epoch (fencing the current producer) and aborts the open
-    /// transaction.
-    async fn fence_and_abort(&self, m: &mut TxnMetadata) -> Result<(), ResponseError> {
+    /// Bumps the epoch (fencing the current producer) and logs PrepareAbort
+    /// for the open transaction (Kafka's `prepareFenceProducerEpoch`, then
+    /// `endTransaction` with ABORT on the coordinator's behalf). Once this
+    /// returns the abort is decided; [`Self::complete`] writes its markers.
+    async fn fence(&self, m: &mut TxnMetadata) -> Result<(), ResponseError> {
         let mut next = m.clone();
         if next.producer_epoch < MAX_EPOCH {
             next.producer_epoch += 1;
@@ -355,6 +374,12 @@ impl TransactionCoordinator {
         self.persist(&next).await?;
         *m = next;
         self.publish(m);
+        Ok(())
+    }
+
+    /// Fences the current producer and aborts the open transaction.
+    async fn fence_and_abort(&self, m: &mut TxnMetadata) -> Result<(), ResponseError> {
+        self.fence(m).await?;
         self.complete(m, false).await
     }
 
@@ -399,39 +424,69 @@ impl TransactionCoordinator {
             }
         };
         let mut m = entry.lock().await;
+        // KIP-360: a producer recovering its own id must present the current
+        // one (Kafka's isValidProducerId, checked before the state), unless
+        // the transactional id has no epoch yet.
+        let known = m.producer_epoch != -1;
+        if let Some((pid, _)) = expected {
+            if known && pid != m.producer_id {
+                return Err(ResponseError::ProducerFenced);
+            }
+        }
         match m.state {
             TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
                 return Err(ResponseError::ConcurrentTransactions)
             }
             TxnState::Ongoing => {
-                // A new incarnation of the producer: fence the old one and
-                // abort what it left open.
-                self.fence_and_abort(&mut m).await?;
+                // A new incarnation of the producer (Kafka's
+                // handleInitProducerId, Ongoing -> PrepareEpochFence): fence
+                // the old one with a bumped epoch and abort what it left
+                // open, then answer CONCURRENT_TRANSACTIONS; the client's
+                // retry bumps the epoch again (or, if the fence used up the
+                // epochs, gets a new producer id). kastle answers once the
+                // markers are written, as its EndTxn does, so the retry
+                // normally finds the abort complete; if they could not be
+                // written yet, the periodic task finishes them and retries
+                // meanwhile get CONCURRENT_TRANSACTIONS (PrepareAbort).
+                self.fence(&mut m).await?;
+                if let Err(e) = self.complete(&mut m, false).await {
+                    tracing::warn!(transactional_id = %m.transactional_id, error = ?e, "writing the markers of a fenced transaction");
+                }
+                return Err(ResponseError::ConcurrentTransactions);
             }
             _ => {}
         }
-        if let Some((pid, epoch)) = expected {
-            // KIP-360: a producer recovering its own id must present the
-            // current one (or the one just before a bump).
-            if pid != m.producer_id || epoch != m.producer_epoch {
+        if let Some((_, epoch)) = expected {
+            if known && epoch != m.producer_epoch {
                 return Err(ResponseError::ProducerFenced);
             }
         }
-        if m.producer_epoch >= MAX_EPOCH {
-            m.producer_id = self
+        let mut next = m.clone();
+        if next.producer_epoch >= MAX_EPOCH {
+            next.producer_id = self
                 .producer_ids
                 .generate()
                 .map_err(|_| ResponseError::KafkaStorageError)?;
-            m.producer_epoch = 0;
+            next.producer_epoch = 0;
         } else {
-            m.producer_epoch += 1;
+            next.producer_epoch += 1;
         }
-        m.timeout_ms = timeout_ms;
-        m.state = TxnState::Empty;
-        m.partitions.clear();
-        m.start_ms = -1;
-        m.last_update_ms = now_ms();
-        self.persist(&m).await?;
+        next.timeout_ms = timeout_ms;
+        next.state = TxnState::Empty;
+        next.partitions.clear();
+        next.start_ms = -1;
+        next.last_update_ms = now_ms();
+        // The record names the producer id this transition leaves (Kafka's
+        // PreviousProducerId): the same one unless the epochs ran out.
+        self.persist_as(&next, m.producer_id).await?;
+        if next.producer_id != m.producer_id {
+            // The old producer id no longer maps to this transactional id.
+            self.producers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&m.producer_id);
+        }
+        *m = next;
         self.publish(&m);
         Ok((m.producer_id, m.producer_epoch))
     }
@@ -541,10 +596,20 @@ impl TransactionCoordinator {
         self.complete(&mut m, commit).await
     }
 
-    /// Produce-time check (KIP-890 verification): a transactional batch may
-    /// only land on a partition its producer added to its open transaction.
+    /// KIP-890 verification of a transactional write (a Produce batch, a
+    /// TxnOffsetCommit), answered as Kafka's coordinator answers the
+    /// broker's verify-only AddPartitionsToTxn
+    /// (`handleVerifyPartitionsInTransaction`) after
+    /// `AddPartitionsToTxnManager`'s translation: the producer id must be
+    /// the transactional id's current one (INVALID_PRODUCER_ID_MAPPING), at
+    /// its epoch (PRODUCER_FENCED, answered INVALID_PRODUCER_EPOCH), the
+    /// transaction must not be ending (CONCURRENT_TRANSACTIONS), and the
+    /// partition must be in it (TRANSACTION_ABORTABLE, which callers turn
+    /// into INVALID_TXN_STATE for request versions that predate it).
+    /// `transactional_id` is the request's, when it names one.
     pub fn verify_partition(
         &self,
+        transactional_id: Option<&str>,
         producer_id: i64,
         epoch: i16,
         topic: &str,
@@ -552,13 +617,19 @@ impl TransactionCoordinator {
     ) -> Result<(), ResponseError> {
         let producers = self.producers.lock().unwrap_or_else(|p| p.into_inner());
         let Some(v) = producers.get(&producer_id) else {
-            return Err(ResponseError::InvalidTxnState);
+            return Err(ResponseError::InvalidProducerIdMapping);
         };
-        if epoch < v.epoch {
+        if transactional_id.is_some_and(|t| t != v.transactional_id) {
+            return Err(ResponseError::InvalidProducerIdMapping);
+        }
+        if epoch != v.epoch {
             return Err(ResponseError::InvalidProducerEpoch);
         }
-        if !v.ongoing || !v.partitions.contains(&(topic.to_string(), partition)) {
-            return Err(ResponseError::InvalidTxnState);
+        if matches!(v.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
+            return Err(ResponseError::ConcurrentTransactions);
+        }
+        if v.state != TxnState::Ongoing || !v.partitions.contains(&(topic.to_string(), partition)) {
+            return Err(ResponseError::TransactionAbortable);
         }
         Ok(())
     }
@@ -586,8 +657,9 @@ impl TransactionCoordinator {
 
 fn view_of(m: &TxnMetadata) -> ProducerView {
     ProducerView {
+        transactional_id: m.transactional_id.clone(),
         epoch: m.producer_epoch,
-        ongoing: m.state == TxnState::Ongoing,
+        state: m.state,
         partitions: m.partitions.clone(),
     }
 }

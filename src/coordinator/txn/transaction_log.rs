@@ -1,7 +1,18 @@
 //! Kafka's `TransactionLog`: `__transaction_state`, the transaction coordinator's log, with Kafka's
-//! record schemas (TransactionLogKey v0, TransactionLogValue v0), so a
-//! restart restores every transactional id's producer id, epoch, state and
-//! partitions.
+//! record schemas (TransactionLogKey v0, TransactionLogValue v1 written,
+//! v0 and v1 read), so a restart restores every transactional id's producer
+//! id, epoch, state and partitions.
+//!
+//! Which value version: Kafka writes `TransactionVersion.transactionLogValueVersion()`
+//! of the finalized `transaction.version`, which is 1 from level 1 (only
+//! level 0 writes v0). kastle finalizes level 1, so it writes v1: the v0
+//! fields in the flexible encoding (compact strings and arrays, a null
+//! partition list for Empty, tagged-field sections) plus, as Kafka 4.4 does
+//! at level 1, the tagged field PreviousProducerId (tag 0: the producer id
+//! before the transition, on every record); NextProducerId (tag 1) and
+//! ClientTransactionVersion (tag 2) stay at their defaults (-1, 0) for
+//! transaction version 1 clients, and Kafka writes a tagged field only when
+//! it differs from its default.
 
 use std::collections::BTreeSet;
 
@@ -10,10 +21,17 @@ use crate::protocol::fields::{DecodeError, FieldReader, FieldTooLong, FieldWrite
 
 pub const TXN_TOPIC: &str = "__transaction_state";
 
+/// TransactionLogValue v1's tag of PreviousProducerId.
+const TAG_PREVIOUS_PRODUCER_ID: u32 = 0;
+
 /// What a TransactionLogValue holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxnValue {
     pub producer_id: i64,
+    /// The producer id the transactional id had before the transition this
+    /// record logs (tagged field PreviousProducerId of v1; -1 when absent):
+    /// `producer_id` itself unless InitProducerId rotated it.
+    pub previous_producer_id: i64,
     pub producer_epoch: i16,
     pub timeout_ms: i32,
     pub state: TxnState,
@@ -29,15 +47,15 @@ pub fn encode_key(transactional_id: &str) -> Result<Vec<u8>, FieldTooLong> {
     Ok(w.finish())
 }
 
-/// TransactionLogValue v0.
+/// TransactionLogValue v1 (flexible), as Kafka writes it at
+/// `transaction.version` 1: partitions grouped by topic, null when Empty.
 pub fn encode_value(v: &TxnValue) -> Result<Vec<u8>, FieldTooLong> {
     let mut w = FieldWriter::with_capacity(64);
-    w.i16(0);
+    w.i16(1);
     w.i64(v.producer_id);
     w.i16(v.producer_epoch);
     w.i32(v.timeout_ms);
     w.i8(v.state as i8);
-    // Partitions grouped by topic, as Kafka writes them.
     let mut topics: Vec<(&str, Vec<i32>)> = Vec::new();
     for (t, p) in &v.partitions {
         match topics.last_mut() {
@@ -45,16 +63,30 @@ pub fn encode_value(v: &TxnValue) -> Result<Vec<u8>, FieldTooLong> {
             _ => topics.push((t.as_str(), vec![*p])),
         }
     }
-    w.count("transactionPartitions", topics.len())?;
-    for (t, ps) in topics {
-        w.string("topic", t)?;
-        w.count("partitionIds", ps.len())?;
-        for p in ps {
-            w.i32(p);
+    // Kafka's valueToBytes leaves the list null for Empty (which never
+    // holds partitions).
+    let listed = (v.state != TxnState::Empty).then_some(topics.len());
+    w.compact_len("transactionPartitions", listed)?;
+    if listed.is_some() {
+        for (t, ps) in topics {
+            w.compact_string("topic", t)?;
+            w.compact_len("partitionIds", Some(ps.len()))?;
+            for p in ps {
+                w.i32(p);
+            }
+            w.no_tagged_fields();
         }
     }
     w.i64(v.last_update_ms);
     w.i64(v.start_ms);
+    if v.previous_producer_id == -1 {
+        w.no_tagged_fields();
+    } else {
+        w.uvarint(1); // one tagged field
+        w.uvarint(TAG_PREVIOUS_PRODUCER_ID);
+        w.uvarint(8);
+        w.i64(v.previous_producer_id);
+    }
     Ok(w.finish())
 }
 
@@ -96,9 +128,21 @@ fn decode_value_checked(value: &[u8]) -> Result<TxnValue, DecodeError> {
     }
     let last_update_ms = r.i64()?;
     let start_ms = r.i64()?;
-    r.skip_tagged()?;
+    let mut previous_producer_id = -1;
+    if r.flexible {
+        for _ in 0..r.uvarint()? {
+            let tag = r.uvarint()?;
+            let size = r.uvarint()? as usize;
+            if tag == TAG_PREVIOUS_PRODUCER_ID && size == 8 {
+                previous_producer_id = r.i64()?;
+            } else {
+                r.skip(size)?;
+            }
+        }
+    }
     Ok(TxnValue {
         producer_id,
+        previous_producer_id,
         producer_epoch,
         timeout_ms,
         state,
@@ -125,6 +169,7 @@ mod tests {
         partitions.insert(("b".to_string(), 1));
         let v = TxnValue {
             producer_id: 42,
+            previous_producer_id: 41,
             producer_epoch: 3,
             timeout_ms: 60000,
             state: TxnState::Ongoing,
@@ -133,10 +178,131 @@ mod tests {
             start_ms: 4,
         };
         let bytes = encode_value(&v).unwrap();
-        assert_eq!(decode_value(&bytes), Some(v));
+        assert_eq!(decode_value(&bytes), Some(v.clone()));
         for cut in 0..bytes.len() {
             assert_eq!(decode_value(&bytes[..cut]), None);
         }
+        let empty = TxnValue {
+            state: TxnState::Empty,
+            partitions: BTreeSet::new(),
+            start_ms: -1,
+            ..v
+        };
+        assert_eq!(decode_value(&encode_value(&empty).unwrap()), Some(empty));
+    }
+
+    /// The bytes Kafka 4.4's `TransactionLog.valueToBytes` produces at
+    /// transaction.version 1 (value version 1, no tagged fields), written
+    /// out by hand from TransactionLogValue.json.
+    #[test]
+    fn value_v1_is_kafkas_encoding() {
+        let mut partitions = BTreeSet::new();
+        partitions.insert(("tx".to_string(), 0));
+        partitions.insert(("tx".to_string(), 1));
+        let v = TxnValue {
+            producer_id: 7,
+            previous_producer_id: 7,
+            producer_epoch: 2,
+            timeout_ms: 60_000,
+            state: TxnState::Ongoing,
+            partitions,
+            last_update_ms: 1_700_000_000_123,
+            start_ms: 1_700_000_000_100,
+        };
+        let mut want = Vec::new();
+        want.extend_from_slice(&1i16.to_be_bytes()); // value version 1
+        want.extend_from_slice(&7i64.to_be_bytes());
+        want.extend_from_slice(&2i16.to_be_bytes());
+        want.extend_from_slice(&60_000i32.to_be_bytes());
+        want.push(1); // Ongoing
+        want.push(2); // one topic (compact array: n + 1)
+        want.extend_from_slice(&[3, b't', b'x']); // compact string "tx"
+        want.push(3); // two partition ids
+        want.extend_from_slice(&0i32.to_be_bytes());
+        want.extend_from_slice(&1i32.to_be_bytes());
+        want.push(0); // the topic entry's tagged fields
+        want.extend_from_slice(&1_700_000_000_123i64.to_be_bytes());
+        want.extend_from_slice(&1_700_000_000_100i64.to_be_bytes());
+        want.extend_from_slice(&[1, 0, 8]); // one tagged field: tag 0, 8 bytes
+        want.extend_from_slice(&7i64.to_be_bytes()); // PreviousProducerId
+        assert_eq!(encode_value(&v).unwrap(), want);
+        assert_eq!(decode_value(&want), Some(v.clone()));
+
+        // Empty: a null partition list (compact length 0).
+        let empty = TxnValue {
+            state: TxnState::Empty,
+            partitions: BTreeSet::new(),
+            ..v
+        };
+        let bytes = encode_value(&empty).unwrap();
+        assert_eq!(bytes[17], 0, "null transactionPartitions");
+        assert_eq!(bytes.len(), 2 + 8 + 2 + 4 + 1 + 1 + 8 + 8 + 3 + 8);
+
+        // Without a previous producer id: an empty tagged-field section.
+        // Unknown tags are skipped.
+        let bare = TxnValue {
+            previous_producer_id: -1,
+            ..v
+        };
+        let mut bytes = encode_value(&bare).unwrap();
+        assert_eq!(bytes.last(), Some(&0));
+        assert_eq!(decode_value(&bytes), Some(bare.clone()));
+        bytes.pop();
+        bytes.extend_from_slice(&[1, 5, 2, 0xab, 0xcd]); // tag 5, 2 bytes
+        assert_eq!(decode_value(&bytes), Some(bare));
+    }
+
+    /// What Kafka 4.4 wrote at transaction.version 1 for InitProducerId of
+    /// a new transactional id (producer id 1, epoch 0, Empty), read from
+    /// its `__transaction_state` segment; the timestamps are its clock.
+    #[test]
+    fn kafkas_own_value_is_read() {
+        let kafka = [
+            0x00, 0x01, // version 1
+            0, 0, 0, 0, 0, 0, 0, 1, // producer id 1
+            0, 0, // epoch 0
+            0, 0, 0xea, 0x60, // timeout 60000
+            0,    // Empty
+            0,    // null partitions
+            0, 0, 0x01, 0xa2, 0x3a, 0x98, 0xdc, 0x01, // last update
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // start -1
+            1, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1, // PreviousProducerId 1
+        ];
+        let v = decode_value(&kafka).unwrap();
+        assert_eq!(
+            (
+                v.producer_id,
+                v.previous_producer_id,
+                v.producer_epoch,
+                v.state
+            ),
+            (1, 1, 0, TxnState::Empty)
+        );
+        assert_eq!(
+            encode_value(&v).unwrap(),
+            kafka.to_vec(),
+            "kastle writes the same bytes"
+        );
+    }
+
+    /// Values a previous kastle wrote (v0) still load.
+    #[test]
+    fn value_v0_is_still_read() {
+        let mut v0 = Vec::new();
+        v0.extend_from_slice(&0i16.to_be_bytes());
+        v0.extend_from_slice(&9i64.to_be_bytes());
+        v0.extend_from_slice(&3i16.to_be_bytes());
+        v0.extend_from_slice(&1000i32.to_be_bytes());
+        v0.push(4); // CompleteCommit
+        v0.extend_from_slice(&0i32.to_be_bytes()); // no partitions
+        v0.extend_from_slice(&5i64.to_be_bytes());
+        v0.extend_from_slice(&4i64.to_be_bytes());
+        let v = decode_value(&v0).unwrap();
+        assert_eq!(
+            (v.producer_id, v.producer_epoch, v.timeout_ms, v.state),
+            (9, 3, 1000, TxnState::CompleteCommit)
+        );
+        assert!(v.partitions.is_empty());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::record::batch::{
     LAST_OFFSET_DELTA_OFFSET, MAGIC_OFFSET, RECORDS_COUNT_OFFSET,
 };
 use crate::record::builder::BatchBuilder;
+use crate::record::error::RecordFault;
 use crate::record::varint::read_varint;
 
 fn multi_cfg() -> ValidationConfig {
@@ -226,7 +227,18 @@ fn timestamps() {
         .build();
     let err = validate_produce_records(&future, NOW, &cfg).unwrap_err();
     assert_eq!(err.kafka_error_code(), 32);
-    assert_eq!(err.record_index(), Some(0));
+    assert_eq!(
+        err.record_faults(),
+        &[(
+            0,
+            RecordFault::TimestampOutOfRange {
+                timestamp: NOW + 3_600_001,
+                offset: 0,
+                lower: NOW.wrapping_sub(i64::MAX),
+                upper: NOW + 3_600_000,
+            }
+        )]
+    );
     let ok = BatchBuilder::new(NOW)
         .push(None, Some(b"v"), &[], NOW + 3_600_000)
         .build();
@@ -362,7 +374,10 @@ fn compressed_record_rules() {
         ..multi_cfg()
     };
     let err = validate_produce_records(&b, NOW, &compacted).unwrap_err();
-    assert_eq!((err.kafka_error_code(), err.record_index()), (87, Some(1)));
+    assert_eq!(
+        (err.kafka_error_code(), err.record_faults()),
+        (87, &[(1, RecordFault::MissingKey)][..])
+    );
     assert!(validate_produce_records(&b, NOW, &cfg).is_ok());
     // Per-record timestamps, not just the header's.
     let b = BatchBuilder::new(NOW)
@@ -371,7 +386,83 @@ fn compressed_record_rules() {
         .push(None, Some(b"v"), &[], NOW)
         .build_compressed(4);
     let err = validate_produce_records(&b, NOW, &cfg).unwrap_err();
-    assert_eq!((err.kafka_error_code(), err.record_index()), (32, Some(1)));
+    let indexes: Vec<i32> = err.record_faults().iter().map(|(i, _)| *i).collect();
+    assert_eq!((err.kafka_error_code(), indexes), (32, vec![1]));
+}
+
+/// Every refused record of a batch is listed (Kafka's
+/// RecordValidationException), each once, with the key checked before the
+/// timestamp; one bad timestamp makes the whole answer INVALID_TIMESTAMP.
+#[test]
+fn refused_records_are_all_listed() {
+    let compacted = ValidationConfig {
+        compacted: true,
+        ..multi_cfg()
+    };
+    let b = BatchBuilder::new(NOW)
+        .push(None, Some(b"a"), &[], NOW)
+        .push(Some(b"k"), Some(b"b"), &[], NOW)
+        .push(None, Some(b"c"), &[], NOW)
+        .push(None, None, &[], NOW)
+        .build();
+    let err = validate_produce_records(&b, NOW, &compacted).unwrap_err();
+    assert_eq!(err.kafka_error_code(), 87);
+    assert_eq!(
+        err.record_faults(),
+        &[
+            (0, RecordFault::MissingKey),
+            (2, RecordFault::MissingKey),
+            (3, RecordFault::MissingKey)
+        ]
+    );
+    assert_eq!(
+        err.kafka_record_errors_message("t", 0).as_deref(),
+        Some(
+            "One or more records have been rejected due to 3 record errors in total, and only \
+             showing the first three errors at most: [RecordError(batchIndex=0, message='Compacted \
+             topic cannot accept message without key in topic partition t-0'), RecordError(batchIndex=2, \
+             message='Compacted topic cannot accept message without key in topic partition t-0'), \
+             RecordError(batchIndex=3, message='Compacted topic cannot accept message without key in \
+             topic partition t-0')]"
+        )
+    );
+    // Compressed batches too.
+    let b = BatchBuilder::new(NOW)
+        .push(None, Some(b"a"), &[], NOW)
+        .push(None, Some(b"b"), &[], NOW)
+        .build_compressed(1);
+    let err = validate_produce_records(&b, NOW, &compacted).unwrap_err();
+    let indexes: Vec<i32> = err.record_faults().iter().map(|(i, _)| *i).collect();
+    assert_eq!(indexes, vec![0, 1]);
+    // A keyless record with a bad timestamp is refused for its key; another
+    // record's bad timestamp makes the answer INVALID_TIMESTAMP.
+    let b = BatchBuilder::new(NOW)
+        .push(None, Some(b"a"), &[], NOW + 3_600_001)
+        .push(Some(b"k"), Some(b"b"), &[], NOW + 3_600_001)
+        .push(Some(b"k"), Some(b"c"), &[], NOW)
+        .build();
+    let err = validate_produce_records(&b, NOW, &compacted).unwrap_err();
+    assert_eq!(err.kafka_error_code(), 32);
+    assert_eq!(err.record_faults().len(), 2);
+    assert_eq!(err.record_faults()[0], (0, RecordFault::MissingKey));
+    assert!(matches!(
+        err.record_faults()[1],
+        (1, RecordFault::TimestampOutOfRange { offset: 1, .. })
+    ));
+    assert_eq!(
+        err.kafka_record_errors_message("t", 0).as_deref(),
+        Some("One or more records have been rejected due to invalid timestamp")
+    );
+    // A malformed record ends the walk: no per-record list.
+    let mut b = BatchBuilder::new(NOW)
+        .push(None, Some(b"a"), &[], NOW)
+        .push(Some(b"k"), Some(b"b"), &[], NOW)
+        .build();
+    let n = b.len();
+    patch(&mut b, n - 1, &[0x7f]); // the last record's header count
+    let err = validate_produce_records(&b, NOW, &compacted).unwrap_err();
+    assert!(matches!(err, RecordError::InvalidRecord { .. }), "{err}");
+    assert!(err.record_faults().is_empty());
 }
 
 #[test]

@@ -255,6 +255,16 @@ impl Broker {
         self.wait_ready();
     }
 
+    /// [`Broker::restart`] with `extra` overrides (`key=value`) added after
+    /// the original ones (so they win), for this start and later ones.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        for e in extra {
+            self.launch.args.push("--override".to_string());
+            self.launch.args.push(e.to_string());
+        }
+        self.restart();
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
