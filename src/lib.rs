@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod network;
 pub mod protocol;
 pub mod record;
+pub mod security;
 pub mod server;
 pub mod storage;
 pub mod util;

@@ -63,9 +63,12 @@ fn layers() -> Layers {
         for m in cells[1].split(',') {
             let m = m.trim().trim_matches('`').to_string();
             assert!(!m.is_empty(), "empty module name in layer row {line:?}");
-            // "yes" for the whole row, or "`m` only: yes".
+            // "yes" for the whole row, or "`m`, `n` only: yes".
             let files = cells.get(2).copied().unwrap_or("no");
-            if files.starts_with("yes") || files.starts_with(&format!("`{m}` only: yes")) {
+            let named = files
+                .strip_suffix(" only: yes")
+                .is_some_and(|ms| ms.split(',').any(|x| x.trim().trim_matches('`') == m));
+            if files.starts_with("yes") || named {
                 owns_files.push(m.clone());
             }
             assert!(rank.insert(m.clone(), r).is_none(), "{m} listed twice");

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use super::keys::DEFAULT_LISTENERS;
 use super::{err, ConfigError};
+use crate::security::SecurityProtocol;
 
 /// A listener from `listeners` / `advertised.listeners`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +57,11 @@ impl Listener {
     }
 }
 
+/// The security protocols a client listener may use today.
+fn served(p: SecurityProtocol) -> bool {
+    matches!(p, SecurityProtocol::Plaintext)
+}
+
 pub fn default_hostname() -> String {
     // Kafka advertises the canonical host name; without DNS tools here the
     // kernel's node name is the closest equivalent.
@@ -101,6 +107,8 @@ pub struct Resolved {
     pub advertised: Vec<Listener>,
     /// `listeners` as derived from the advertised ones, when it was not set.
     pub derived: Option<String>,
+    /// Security protocol per client listener name.
+    pub protocols: BTreeMap<String, SecurityProtocol>,
 }
 
 /// Settles `listeners` (`listeners_set`: given by some source rather than
@@ -146,13 +154,15 @@ pub fn resolve(
         .filter(|s| !s.is_empty())
         .collect();
     let protocol_map = parse_protocol_map(protocol_map)?;
-    // Only listeners that serve clients must be PLAINTEXT: SSL/SASL
+    // Only listeners that serve clients need a protocol kastle serves:
     // entries for unused names, or a controller listener (never bound
     // here), do not stop the broker.
+    let mut protocols = BTreeMap::new();
     for l in listeners
         .iter()
         .filter(|l| !controller_names.contains(&l.name))
     {
+        // Without a map entry, a listener named after a protocol uses it.
         let proto = protocol_map
             .get(&l.name)
             .map(String::as_str)
@@ -160,21 +170,22 @@ pub fn resolve(
                 "PLAINTEXT" | "SSL" | "SASL_PLAINTEXT" | "SASL_SSL" => Some(l.name.as_str()),
                 _ => None,
             });
-        match proto {
-            Some("PLAINTEXT") => {}
-            Some(other) => {
-                return err(format!(
-                    "listener {} uses security protocol {other}, which kastle does not support yet (only PLAINTEXT)",
-                    l.name
-                ))
-            }
-            None => {
-                return err(format!(
-                    "listener {} has no entry in listener.security.protocol.map",
-                    l.name
-                ))
-            }
+        let Some(proto) = proto else {
+            return err(format!(
+                "listener {} has no entry in listener.security.protocol.map",
+                l.name
+            ));
+        };
+        let proto: SecurityProtocol = proto
+            .parse()
+            .map_err(|e| ConfigError(format!("listener.security.protocol.map: {e}")))?;
+        if !served(proto) {
+            return err(format!(
+                "listener {} uses security protocol {proto}, which kastle does not support yet",
+                l.name
+            ));
         }
+        protocols.insert(l.name.clone(), proto);
     }
     for a in &advertised_given {
         if a.host == "0.0.0.0" || a.host == "::" {
@@ -236,5 +247,6 @@ pub fn resolve(
         listeners,
         advertised,
         derived: derived_listeners,
+        protocols,
     })
 }

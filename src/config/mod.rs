@@ -32,6 +32,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::security::SecurityProtocol;
+
 pub use env::{env_to_key, read_env, validate_cluster_id, EnvConfig};
 pub use keys::{validate, KeyDef, Kind, Mode, BROKER_KEYS};
 pub use listeners::Listener;
@@ -66,6 +68,8 @@ pub struct BrokerConfig {
     pub listeners: Vec<Listener>,
     /// Advertised address per client listener name.
     pub advertised: Vec<Listener>,
+    /// Security protocol per client listener name.
+    pub listener_protocols: BTreeMap<String, SecurityProtocol>,
     pub log_dir: PathBuf,
     pub num_partitions: i32,
     /// Always 1: one node holds one replica, and a compose file written for
@@ -178,6 +182,7 @@ impl BrokerConfig {
             node_id: 1,
             listeners: Vec::new(),
             advertised: Vec::new(),
+            listener_protocols: BTreeMap::new(),
             log_dir: PathBuf::new(),
             num_partitions: 1,
             default_replication_factor: 1,
@@ -212,6 +217,7 @@ impl BrokerConfig {
         )?;
         cfg.listeners = resolved.listeners;
         cfg.advertised = resolved.advertised;
+        cfg.listener_protocols = resolved.protocols;
         cfg.log_dir = match cfg.value("log.dirs") {
             Some(dirs) if !dirs.trim().is_empty() => {
                 let list: Vec<&str> = dirs
@@ -397,6 +403,15 @@ impl BrokerConfig {
     /// Advertised address for the listener with this name.
     pub fn advertised_for(&self, listener: &str) -> Option<&Listener> {
         self.advertised.iter().find(|l| l.name == listener)
+    }
+
+    /// The security protocol of a client listener (PLAINTEXT for a name
+    /// that is not one).
+    pub fn security_protocol_of(&self, listener: &str) -> SecurityProtocol {
+        self.listener_protocols
+            .get(listener)
+            .copied()
+            .unwrap_or(SecurityProtocol::Plaintext)
     }
 }
 

@@ -37,6 +37,7 @@ use crate::coordinator::txn::TransactionCoordinator;
 use crate::metrics::BrokerMetrics;
 use crate::protocol::header::{parse_request_header, RequestHeader};
 use crate::protocol::{response, schema, versions};
+use crate::security::{KafkaPrincipal, SecurityProtocol};
 
 /// What the connection does once a request is complete.
 pub enum Reply {
@@ -85,6 +86,11 @@ pub struct RequestContext {
     /// Name of the listener the client connected to (Metadata advertises it).
     pub listener: Arc<str>,
     pub peer: SocketAddr,
+    /// How the listener protects the connection.
+    pub security_protocol: SecurityProtocol,
+    /// Who the client authenticated as (`User:ANONYMOUS` without
+    /// authentication); what authorization decides on.
+    pub principal: Arc<KafkaPrincipal>,
 }
 
 /// A decoded request header plus the connection it arrived on.

@@ -23,6 +23,7 @@ use crate::handlers::{self, KafkaApis, Pending, Reply, RequestContext};
 use crate::network::connection_quotas::ConnectionSlot;
 use crate::network::frame::{read_frame, FrameError};
 use crate::protocol::response::{Chunk, FileRegion};
+use crate::security::KafkaPrincipal;
 use crate::util::shutdown::ShutdownSignal;
 
 /// Responses a connection may owe at once. librdkafka and the Java client
@@ -54,6 +55,9 @@ pub async fn serve(
     let writer = tokio::spawn(write_responses(wr, rx, peer));
     let max_frame = apis.config.socket_request_max_bytes;
     let idle = Duration::from_millis(apis.config.connections_max_idle_ms.max(1) as u64);
+    let security_protocol = apis.config.security_protocol_of(&listener);
+    // Set once authentication (TLS client certificates, SASL) is in place.
+    let principal = Arc::new(KafkaPrincipal::anonymous());
     tracing::debug!(%peer, listener = %listener, "connection opened");
     let _counted = apis.metrics.connection_opened();
     let reason: String = loop {
@@ -85,6 +89,8 @@ pub async fn serve(
             apis: apis.clone(),
             listener: listener.clone(),
             peer,
+            security_protocol,
+            principal: principal.clone(),
         };
         let timer = apis.metrics.request_timer(&frame);
         let pending = handlers::dispatch(ctx, frame.freeze()).await;
