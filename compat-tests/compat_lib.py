@@ -909,8 +909,9 @@ class VersionRecorder:
 # sarama (Go driver in go/main.go; built per session by test_sarama.py)
 # ---------------------------------------------------------------------------
 
-def sarama_run(binary, cmd: str, spec: dict, timeout=180):
-    """Run ``sarama-driver CMD spec.json``; JSON lines on stdout.
+def go_driver_run(binary, cmd: str, spec: dict, timeout=180):
+    """Run a Go driver (``DRIVER CMD spec.json``; JSON lines on stdout), as
+    the sarama, modern sarama and franz-go drivers are run.
     Returns (list of non-result line dicts, result dict)."""
     import tempfile
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
@@ -930,8 +931,8 @@ def sarama_run(binary, cmd: str, spec: dict, timeout=180):
         else:
             lines.append(obj)
     if p.returncode != 0 or result is None or not result.get("ok"):
-        raise AssertionError(f"sarama driver `{cmd}` failed (rc={p.returncode}): result={result}\n"
-                             f"stderr:\n{p.stderr.decode()[-4000:]}")
+        raise AssertionError(f"{Path(str(binary)).name} driver `{cmd}` failed (rc={p.returncode}): "
+                             f"result={result}\nstderr:\n{p.stderr.decode()[-4000:]}")
     return lines, result
 
 

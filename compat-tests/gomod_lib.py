@@ -11,14 +11,13 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List
 
 import pytest
 
-from compat_lib import Rec, _unb64
+from compat_lib import Rec, _unb64, go_driver_run
 
 HERE = Path(__file__).resolve().parent
 GOMOD = HERE / "gomod"
@@ -40,28 +39,8 @@ def build_driver(tmp_path_factory, pkg: str) -> Path:
     return out
 
 
-def go_run(binary: Path, cmd: str, spec: dict, timeout=180):
-    """Run ``DRIVER CMD spec.json``; returns (non-result lines, result dict)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(spec, f)
-        spec_path = f.name
-    try:
-        p = subprocess.run([str(binary), cmd, spec_path], capture_output=True, timeout=timeout)
-    finally:
-        os.unlink(spec_path)
-    lines, result = [], None
-    for ln in p.stdout.decode().splitlines():
-        if not ln.strip():
-            continue
-        obj = json.loads(ln)
-        if obj.get("type") == "result":
-            result = obj
-        else:
-            lines.append(obj)
-    if p.returncode != 0 or result is None or not result.get("ok"):
-        raise AssertionError(f"{binary.name} driver `{cmd}` failed (rc={p.returncode}): result={result}\n"
-                             f"stderr:\n{p.stderr.decode()[-4000:]}")
-    return lines, result
+# Running a driver: compat_lib.go_driver_run, shared with Debian's sarama.
+go_run = go_driver_run
 
 
 def records(lines) -> List[Rec]:

@@ -19,7 +19,7 @@ import pytest
 
 from compat_lib import (CODEC_IDS, assert_one_idempotent_producer, ck_consume, ck_create_topic,
                         ck_produce, make_messages, msgs_to_spec, per_partition_counts,
-                        raw_fetch_batches, sarama_records, sarama_run, unique_topic, verify)
+                        raw_fetch_batches, sarama_records, go_driver_run, unique_topic, verify)
 
 HERE = Path(__file__).resolve().parent
 GOPATH = Path("/usr/share/gocode")
@@ -48,14 +48,14 @@ def sarama_bin(tmp_path_factory):
 def produce(binary, bootstrap, topic, msgs, version=MODERN, **kw):
     spec = {"bootstrap": bootstrap, "version": version, "topic": topic,
             "messages": msgs_to_spec(msgs), **kw}
-    lines, _ = sarama_run(binary, "produce", spec)
+    lines, _ = go_driver_run(binary, "produce", spec)
     return {a["i"]: (a["p"], a["o"]) for a in lines if a.get("type") == "ack"}
 
 
 def consume(binary, bootstrap, topic, partitions, counts, version=MODERN, timeout_ms=60_000):
     spec = {"bootstrap": bootstrap, "version": version, "topic": topic, "partitions": partitions,
             "until": {str(p): c for p, c in counts.items()}, "timeoutMs": timeout_ms}
-    lines, _ = sarama_run(binary, "consume", spec)
+    lines, _ = go_driver_run(binary, "consume", spec)
     return sarama_records(lines)
 
 
@@ -238,7 +238,7 @@ def test_sarama_consumer_group_split_commit_resume(broker_factory, sarama_bin, t
 @pytest.mark.compat("sarama", "admin")
 def test_sarama_cluster_admin(broker, sarama_bin):
     topic = unique_topic("sarama-adm")
-    _, res = sarama_run(sarama_bin, "admin", {"bootstrap": broker.bootstrap, "version": MODERN,
+    _, res = go_driver_run(sarama_bin, "admin", {"bootstrap": broker.bootstrap, "version": MODERN,
                                               "topic": topic, "partitions": 2, "newPartitions": 5})
     assert "already exists" in res["createAgain"], res
     assert res["partitionsCreated"] == 2 and res["partitionsGrown"] == 5, res
@@ -265,7 +265,7 @@ def test_sarama_oldest_versions(recorded_broker, sarama_bin):
     counts = per_partition_counts(msgs)
     produce(sarama_bin, bootstrap, topic, msgs, version=OLDEST)
     verify(consume(sarama_bin, bootstrap, topic, PARTITIONS, counts, version=OLDEST), msgs)
-    _, res = sarama_run(sarama_bin, "admin", {"bootstrap": bootstrap, "version": "0.10.2.0",
+    _, res = go_driver_run(sarama_bin, "admin", {"bootstrap": bootstrap, "version": "0.10.2.0",
                                               "topic": topic, "describeOnly": True})
     assert res["partitions"] == PARTITIONS, res
     seen = rec.summary("compat-sarama")
