@@ -395,7 +395,7 @@ pub fn shown<'a>(key: &str, value: &'a str) -> &'a str {
         "credential",
     ];
     if SECRET.iter().any(|s| key.contains(s))
-        || broker_key(key).is_some_and(|d| d.kind.is_sensitive())
+        || key_def(key).is_some_and(|d| d.kind.is_sensitive())
     {
         "[hidden]"
     } else {
@@ -519,5 +519,7 @@ mod tests {
         );
         assert_eq!(per_listener_key("listener.name.x.ssl.provider"), None);
         assert!(key_def("listener.name.x.max.connections").is_some());
+        assert_eq!(shown("listener.name.ssl.ssl.keystore.key", "PEM"), "[hidden]");
+        assert_eq!(shown("listener.name.ssl.ssl.keystore.location", "/k.pem"), "/k.pem");
     }
 }
