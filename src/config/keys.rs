@@ -394,8 +394,7 @@ pub fn shown<'a>(key: &str, value: &'a str) -> &'a str {
         "token",
         "credential",
     ];
-    if SECRET.iter().any(|s| key.contains(s))
-        || key_def(key).is_some_and(|d| d.kind.is_sensitive())
+    if SECRET.iter().any(|s| key.contains(s)) || key_def(key).is_some_and(|d| d.kind.is_sensitive())
     {
         "[hidden]"
     } else {
@@ -519,7 +518,13 @@ mod tests {
         );
         assert_eq!(per_listener_key("listener.name.x.ssl.provider"), None);
         assert!(key_def("listener.name.x.max.connections").is_some());
-        assert_eq!(shown("listener.name.ssl.ssl.keystore.key", "PEM"), "[hidden]");
-        assert_eq!(shown("listener.name.ssl.ssl.keystore.location", "/k.pem"), "/k.pem");
+        assert_eq!(
+            shown("listener.name.ssl.ssl.keystore.key", "PEM"),
+            "[hidden]"
+        );
+        assert_eq!(
+            shown("listener.name.ssl.ssl.keystore.location", "/k.pem"),
+            "/k.pem"
+        );
     }
 }

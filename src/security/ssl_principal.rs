@@ -142,13 +142,16 @@ fn hex(b: &[u8]) -> String {
 }
 
 /// RFC 2253 escaping as Java prints it: the special characters with a
-/// backslash, a leading `#` or space and a trailing space too.
+/// backslash wherever they are, and every leading and trailing space.
 fn escape(s: &str) -> String {
     const SPECIAL: &str = ",=+<>#;\"\\";
-    let n = s.chars().count();
+    let chars: Vec<char> = s.chars().collect();
+    let blank = |c: &char| *c == ' ' || *c == '\r';
+    let lead = chars.iter().take_while(|c| blank(c)).count();
+    let trail = chars.len() - chars.iter().rev().take_while(|c| blank(c)).count();
     let mut out = String::with_capacity(s.len() + 4);
-    for (i, c) in s.chars().enumerate() {
-        if SPECIAL.contains(c) || (c == ' ' && (i == 0 || i + 1 == n)) {
+    for (i, &c) in chars.iter().enumerate() {
+        if SPECIAL.contains(c) || i < lead || i >= trail {
             out.push('\\');
             out.push(c);
         } else if c == '\0' {
@@ -451,11 +454,48 @@ mod tests {
         }
     }
 
+    /// A certificate's subject as Java's `X500Principal.getName()` prints
+    /// it: most specific RDN first, specials escaped, attribute types
+    /// without an RFC 2253 keyword (emailAddress) as OID=#DER-hex.
+    #[test]
+    fn certificate_subjects_in_rfc2253_form() {
+        use rcgen::{CertificateParams, DistinguishedName, DnType, DnValue, KeyPair};
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CountryName, "US");
+        dn.push(DnType::OrganizationName, "Acme, Inc.");
+        dn.push(DnType::OrganizationalUnitName, "a+b");
+        dn.push(
+            DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 25]),
+            DnValue::Ia5String("example".try_into().expect("ia5")),
+        );
+        dn.push(
+            DnType::CustomDnType(vec![1, 2, 840, 113549, 1, 9, 1]),
+            DnValue::Ia5String("a@b".try_into().expect("ia5")),
+        );
+        dn.push(DnType::CommonName, " client#1 ");
+        p.distinguished_name = dn;
+        let key = KeyPair::generate().expect("key");
+        let cert = p.self_signed(&key).expect("certificate");
+        assert_eq!(
+            subject_dn(cert.der()).expect("subject"),
+            "CN=\\ client\\#1\\ ,1.2.840.113549.1.9.1=#1603614062,DC=example,OU=a\\+b,O=Acme\\, Inc.,C=US"
+        );
+        let m =
+            SslPrincipalMapper::from_rules("RULE:^CN=([^,]*),.*,O=(.*),C=US$/$2/L").expect("rules");
+        assert_eq!(
+            m.principal(cert.der()).expect("mapped").to_string(),
+            "User:acme\\, inc."
+        );
+        assert!(subject_dn(b"not a certificate").is_err());
+    }
+
     #[test]
     fn rfc2253_escaping() {
         assert_eq!(escape("a,b+c"), "a\\,b\\+c");
         assert_eq!(escape(" lead#"), "\\ lead\\#");
         assert_eq!(escape("#x "), "\\#x\\ ");
+        assert_eq!(escape("  a b  "), "\\ \\ a b\\ \\ ");
         assert_eq!(hex(&[0x16, 0x0a]), "160a");
     }
 }
