@@ -48,7 +48,21 @@ const DOCS: &[(&str, &str)] = &[
     // Broker keys kastle acts on.
     ("listeners", "Addresses kastle listens on, NAME://host:port; controller listeners are not bound."),
     ("advertised.listeners", "Addresses clients are told to connect to, per listener."),
-    ("listener.security.protocol.map", "Security protocol of each listener name; kastle serves PLAINTEXT only."),
+    ("listener.security.protocol.map", "Security protocol of each listener name; kastle serves PLAINTEXT and SSL."),
+    ("ssl.keystore.type", "Keystore format of TLS listeners; kastle reads PEM only and refuses JKS and PKCS12 at start-up."),
+    ("ssl.keystore.location", "PEM file holding a TLS listener's private key and certificate chain."),
+    ("ssl.keystore.certificate.chain", "A TLS listener's certificate chain as inline PEM (with ssl.keystore.key)."),
+    ("ssl.keystore.key", "A TLS listener's private key as inline PEM (with ssl.keystore.certificate.chain)."),
+    ("ssl.keystore.password", "Store password of a JKS or PKCS12 keystore; PEM keystores have none, so kastle refuses it."),
+    ("ssl.key.password", "Password of an encrypted PKCS#8 private key (ENCRYPTED PRIVATE KEY)."),
+    ("ssl.truststore.type", "Truststore format; kastle reads PEM only."),
+    ("ssl.truststore.location", "PEM file of the certificates client certificates are verified against."),
+    ("ssl.truststore.certificates", "Trusted certificates as inline PEM."),
+    ("ssl.truststore.password", "Store password of a JKS or PKCS12 truststore; PEM truststores have none, so kastle refuses it."),
+    ("ssl.client.auth", "Client certificates on TLS listeners: none, requested or required (for SASL_SSL only the listener-prefixed value counts)."),
+    ("ssl.enabled.protocols", "TLS versions offered: TLSv1.2 and TLSv1.3 (older ones are not)."),
+    ("ssl.cipher.suites", "Cipher suites offered, by IANA name; empty: rustls' defaults."),
+    ("ssl.principal.mapping.rules", "Rules mapping a client certificate's subject (RFC 2253) to a user name: RULE:pattern/replacement/[LU] and DEFAULT."),
     ("controller.listener.names", "Listener names of a KRaft controller; kastle does not bind them."),
     ("node.id", "This node's id."),
     ("broker.id", "This node's id (the older name of node.id)."),
@@ -110,8 +124,9 @@ const DOCS: &[(&str, &str)] = &[
 /// Why kastle has no use for a key it accepts, by family.
 fn unused_reason(name: &str) -> &'static str {
     let starts = |p: &str| name.starts_with(p);
-    if starts("ssl.")
-        || starts("sasl.")
+    if starts("ssl.") {
+        "kastle's TLS (rustls with PEM stores) has no use for it"
+    } else if starts("sasl.")
         || starts("security.")
         || starts("principal.")
         || starts("connections.max.reauth")
@@ -184,6 +199,7 @@ mod tests {
             assert!(seen.insert(*n), "{n} twice");
         }
         assert!(doc("log.cleaner.backoff.ms").contains("cleaner"));
-        assert!(doc("ssl.keystore.location").contains("PLAINTEXT"));
+        assert!(doc("ssl.keystore.type").contains("PEM"));
+        assert!(doc("ssl.provider").contains("rustls"));
     }
 }

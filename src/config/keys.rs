@@ -114,7 +114,26 @@ pub fn default_of(name: &str) -> Option<&'static str> {
 
 /// Keys a listener may override as `listener.name.<listener>.<key>` at
 /// start-up (kastle acts on these).
-const PER_LISTENER_KEYS: &[&str] = &["max.connections"];
+const PER_LISTENER_KEYS: &[&str] = &[
+    "max.connections",
+    // A TLS listener's keys (`security::tls`).
+    "ssl.cipher.suites",
+    "ssl.client.auth",
+    "ssl.enabled.protocols",
+    "ssl.endpoint.identification.algorithm",
+    "ssl.key.password",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.keystore.location",
+    "ssl.keystore.password",
+    "ssl.keystore.type",
+    "ssl.principal.mapping.rules",
+    "ssl.protocol",
+    "ssl.truststore.certificates",
+    "ssl.truststore.location",
+    "ssl.truststore.password",
+    "ssl.truststore.type",
+];
 
 /// The definition of a broker key; a `listener.name.<l>.<key>` override
 /// kastle acts on resolves to its base key.
@@ -375,8 +394,7 @@ pub fn shown<'a>(key: &str, value: &'a str) -> &'a str {
         "token",
         "credential",
     ];
-    if SECRET.iter().any(|s| key.contains(s))
-        || broker_key(key).is_some_and(|d| d.kind.is_sensitive())
+    if SECRET.iter().any(|s| key.contains(s)) || key_def(key).is_some_and(|d| d.kind.is_sensitive())
     {
         "[hidden]"
     } else {
@@ -494,7 +512,19 @@ mod tests {
             listener_prefixed("listener.name.plaintext.max.connections"),
             Some(("plaintext", "max.connections"))
         );
-        assert_eq!(per_listener_key("listener.name.x.ssl.keystore.type"), None);
+        assert_eq!(
+            per_listener_key("listener.name.x.ssl.keystore.type"),
+            Some(("x", "ssl.keystore.type"))
+        );
+        assert_eq!(per_listener_key("listener.name.x.ssl.provider"), None);
         assert!(key_def("listener.name.x.max.connections").is_some());
+        assert_eq!(
+            shown("listener.name.ssl.ssl.keystore.key", "PEM"),
+            "[hidden]"
+        );
+        assert_eq!(
+            shown("listener.name.ssl.ssl.keystore.location", "/k.pem"),
+            "/k.pem"
+        );
     }
 }

@@ -57,9 +57,11 @@ impl Listener {
     }
 }
 
-/// The security protocols a client listener may use today.
+/// The security protocols a client listener may use today. SSL is TLS
+/// alone (`security::tls`); the SASL protocols are admitted with SASL
+/// authentication (SASL_SSL then runs it over the same TLS transport).
 fn served(p: SecurityProtocol) -> bool {
-    matches!(p, SecurityProtocol::Plaintext)
+    matches!(p, SecurityProtocol::Plaintext | SecurityProtocol::Ssl)
 }
 
 pub fn default_hostname() -> String {

@@ -405,6 +405,14 @@ impl BrokerConfig {
         self.advertised.iter().find(|l| l.name == listener)
     }
 
+    /// A key's value for one listener: its `listener.name.<listener>.<key>`
+    /// override (Kafka's listener prefix, the name in lower case), else the
+    /// broker's value or default.
+    pub fn listener_value(&self, listener: &str, key: &str) -> Option<&str> {
+        let prefixed = format!("listener.name.{}.{key}", listener.to_ascii_lowercase());
+        self.value(&prefixed).or_else(|| self.value(key))
+    }
+
     /// The security protocol of a client listener (PLAINTEXT for a name
     /// that is not one).
     pub fn security_protocol_of(&self, listener: &str) -> SecurityProtocol {

@@ -97,7 +97,14 @@ fn advertised_listeners_fall_back_to_listeners() {
     ])
     .unwrap();
     assert_eq!(c.advertised_for("PLAINTEXT").unwrap().port, 19000);
-    assert!(load(&[("listeners", "SSL://:9000")]).is_err());
+    // An SSL listener is served (its keystore is read when it is bound).
+    let c = load(&[("listeners", "SSL://:9000")]).unwrap();
+    assert!(c.security_protocol_of("SSL").uses_tls());
+    assert!(load(&[
+        ("listeners", "SSL://:9000"),
+        ("listener.name.ssl.ssl.client.auth", "sometimes")
+    ])
+    .is_err());
 }
 
 fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -15,13 +15,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter, Interest};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, Interest};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::handlers::{self, KafkaApis, Pending, Reply, RequestContext};
 use crate::network::connection_quotas::ConnectionSlot;
 use crate::network::frame::{read_frame, FrameError};
+use crate::network::tls::{self, TlsListener};
 use crate::protocol::response::{Chunk, FileRegion};
 use crate::security::KafkaPrincipal;
 use crate::util::shutdown::ShutdownSignal;
@@ -36,6 +37,19 @@ type Owed = (Pending, OwnedSemaphorePermit);
 /// How long a shutting-down connection may take to send what it owes.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The write half of a connection's transport.
+pub trait Transport: AsyncWrite + Unpin + Send + 'static {
+    /// The socket file regions go to with sendfile(2); `None` on TLS, where
+    /// they are read and written through the encrypted stream.
+    fn sendfile_socket(&self) -> Option<&TcpStream>;
+}
+
+impl Transport for tokio::net::tcp::OwnedWriteHalf {
+    fn sendfile_socket(&self) -> Option<&TcpStream> {
+        Some(self.as_ref())
+    }
+}
+
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
@@ -43,11 +57,41 @@ pub async fn serve(
     apis: Arc<KafkaApis>,
     slot: ConnectionSlot,
     shutdown: ShutdownSignal,
+    tls: Option<Arc<TlsListener>>,
 ) {
     // Counted against the connection limits until this connection ends.
     let _slot = slot;
     let _ = stream.set_nodelay(true);
-    let (rd, wr) = stream.into_split();
+    let Some(tls) = tls else {
+        let (rd, wr) = stream.into_split();
+        let principal = KafkaPrincipal::anonymous();
+        return serve_stream(rd, wr, principal, peer, listener, apis, shutdown).await;
+    };
+    let idle = Duration::from_millis(apis.config.connections_max_idle_ms.max(1) as u64);
+    let handshake = tokio::select! {
+        _ = shutdown.wait() => return,
+        h = tls.handshake(stream, peer, idle.min(tls::HANDSHAKE_TIMEOUT)) => h,
+    };
+    match handshake {
+        Ok((stream, principal)) => {
+            let (rd, wr) = tokio::io::split(stream);
+            serve_stream(rd, wr, principal, peer, listener, apis, shutdown).await
+        }
+        Err(e) => tracing::info!(%peer, listener = %listener, "closing connection: {e}"),
+    }
+}
+
+/// Serves requests over an established transport (plain TCP, or TLS after
+/// its handshake) for a client known as `principal`.
+async fn serve_stream<R: AsyncRead + Unpin, W: Transport>(
+    rd: R,
+    wr: W,
+    principal: KafkaPrincipal,
+    peer: SocketAddr,
+    listener: Arc<str>,
+    apis: Arc<KafkaApis>,
+    shutdown: ShutdownSignal,
+) {
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
     // The permits bound what is owed; the channel never holds more.
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
@@ -56,8 +100,8 @@ pub async fn serve(
     let max_frame = apis.config.socket_request_max_bytes;
     let idle = Duration::from_millis(apis.config.connections_max_idle_ms.max(1) as u64);
     let security_protocol = apis.config.security_protocol_of(&listener);
-    // Set once authentication (TLS client certificates, SASL) is in place.
-    let principal = Arc::new(KafkaPrincipal::anonymous());
+    // From the TLS client certificate, else User:ANONYMOUS.
+    let principal = Arc::new(principal);
     tracing::debug!(%peer, listener = %listener, "connection opened");
     let _counted = apis.metrics.connection_opened();
     let reason: String = loop {
@@ -112,11 +156,7 @@ pub async fn serve(
     tracing::debug!(%peer, reason = %reason, "connection closed");
 }
 
-async fn write_responses(
-    wr: tokio::net::tcp::OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Owed>,
-    peer: SocketAddr,
-) {
+async fn write_responses<W: Transport>(wr: W, mut rx: mpsc::Receiver<Owed>, peer: SocketAddr) {
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
     // Responses owed, oldest first. Only the head is polled: responses go
     // out in request order anyway, and polling one at a time (as Kafka
@@ -181,18 +221,25 @@ async fn write_responses(
 }
 
 /// Writes a chunked frame: buffers through the BufWriter, file regions
-/// straight from the page cache to the socket with sendfile(2).
-async fn write_chunks(
-    wr: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+/// straight from the page cache to the socket with sendfile(2) on plain
+/// TCP, read and written through the stream on TLS.
+async fn write_chunks<W: Transport>(
+    wr: &mut BufWriter<W>,
     chunks: Vec<Chunk>,
 ) -> std::io::Result<()> {
     for c in chunks {
         match c {
             Chunk::Mem(b) => wr.write_all(&b).await?,
             Chunk::File(region) => {
+                if wr.get_ref().sendfile_socket().is_none() {
+                    tls::write_region(wr, &region).await?;
+                    continue;
+                }
                 // What is buffered precedes the region on the wire.
                 wr.flush().await?;
-                sendfile_all(wr.get_ref().as_ref(), &region).await?;
+                if let Some(sock) = wr.get_ref().sendfile_socket() {
+                    sendfile_all(sock, &region).await?;
+                }
             }
         }
     }

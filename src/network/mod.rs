@@ -5,3 +5,4 @@ pub mod connection;
 pub mod connection_quotas;
 pub mod frame;
 pub mod server;
+pub mod tls;

@@ -13,11 +13,14 @@ use crate::config::BrokerConfig;
 use crate::handlers::KafkaApis;
 use crate::network::connection;
 use crate::network::connection_quotas::ConnectionQuotas;
+use crate::network::tls::TlsListener;
+use crate::security;
 use crate::util::shutdown::ShutdownSignal;
 
-/// A bound client listener and its name (Metadata answers with the
-/// advertised address of the listener a client came through).
-pub type BoundListener = (Arc<str>, TcpListener);
+/// A bound client listener, its name (Metadata answers with the
+/// advertised address of the listener a client came through) and, on an
+/// SSL or SASL_SSL listener, its TLS acceptor.
+pub type BoundListener = (Arc<str>, TcpListener, Option<Arc<TlsListener>>);
 
 /// Binds every configured (non-controller) listener.
 pub async fn bind(config: &BrokerConfig) -> anyhow::Result<Vec<BoundListener>> {
@@ -27,12 +30,23 @@ pub async fn bind(config: &BrokerConfig) -> anyhow::Result<Vec<BoundListener>> {
             // A controller listener: no client traffic on it here.
             continue;
         }
+        // A TLS listener's keystore is read before anything is bound: a
+        // bad one stops the start, naming the key and the file.
+        let protocol = config.security_protocol_of(&l.name);
+        let tls = if protocol.uses_tls() {
+            let get = |key: &str| config.listener_value(&l.name, key).map(str::to_string);
+            let server =
+                security::tls::build_server(&l.name, protocol, &get).map_err(anyhow::Error::msg)?;
+            Some(Arc::new(TlsListener::new(server)))
+        } else {
+            None
+        };
         let addr = l.bind_addr().map_err(|e| anyhow::anyhow!(e.0))?;
         let sock = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding listener {} on {addr}", l.name))?;
-        tracing::info!(listener = %l.name, addr = %sock.local_addr()?, "listening");
-        out.push((Arc::from(l.name.as_str()), sock));
+        tracing::info!(listener = %l.name, addr = %sock.local_addr()?, %protocol, "listening");
+        out.push((Arc::from(l.name.as_str()), sock, tls));
     }
     anyhow::ensure!(!out.is_empty(), "no client listener configured");
     Ok(out)
@@ -48,10 +62,11 @@ pub async fn serve(
     drain: Duration,
 ) {
     let mut accept_tasks = JoinSet::new();
-    for (name, listener) in listeners {
+    for (name, listener, tls) in listeners {
         accept_tasks.spawn(accept_loop(
             name,
             listener,
+            tls,
             apis.clone(),
             quotas.clone(),
             shutdown.clone(),
@@ -71,6 +86,7 @@ pub async fn serve(
 async fn accept_loop(
     name: Arc<str>,
     listener: TcpListener,
+    tls: Option<Arc<TlsListener>>,
     apis: Arc<KafkaApis>,
     quotas: Arc<ConnectionQuotas>,
     shutdown: ShutdownSignal,
@@ -89,7 +105,7 @@ async fn accept_loop(
                     };
                     match slot {
                         Ok(slot) => {
-                            conns.spawn(connection::serve(stream, peer, name.clone(), apis.clone(), slot, shutdown.clone()));
+                            conns.spawn(connection::serve(stream, peer, name.clone(), apis.clone(), slot, shutdown.clone(), tls.clone()));
                         }
                         Err(e) => tracing::info!(listener = %name, %peer, "{e}; closing the connection"),
                     }

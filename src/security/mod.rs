@@ -2,7 +2,11 @@
 //! ([`KafkaPrincipal`]) and how its listener protects it
 //! ([`SecurityProtocol`]). Authentication (TLS, SASL) and authorization
 //! (ACLs) build on these names, as Kafka's `KafkaPrincipal` and
-//! `SecurityProtocol` do.
+//! `SecurityProtocol` do. `tls` builds a TLS listener's server side from
+//! its `ssl.*` keys and `ssl_principal` names a client by its certificate.
+
+pub mod ssl_principal;
+pub mod tls;
 
 use std::fmt;
 use std::str::FromStr;

@@ -70,6 +70,22 @@ impl Broker {
         b
     }
 
+    /// [`Broker::start`] on `port` (chosen by the test, so that `extra`
+    /// can name it, e.g. in listeners of other security protocols).
+    pub fn start_on(port: u16, extra: &[&str]) -> Broker {
+        let mut b = Broker::with_overrides_on(&[], port, extra);
+        b.spawn();
+        b.wait_ready();
+        b
+    }
+
+    /// [`Broker::spawn_only`] on `port`.
+    pub fn spawn_only_on(port: u16, extra: &[&str]) -> Broker {
+        let mut b = Broker::with_overrides_on(&[], port, extra);
+        b.spawn();
+        b
+    }
+
     /// Start a broker configured by `env` alone (as a container would be)
     /// in `dir`, and wait for `port`, one of its listeners. Its stderr is a
     /// new file in `dir`.
@@ -96,9 +112,12 @@ impl Broker {
 
     /// A broker on a free port with a fresh data directory, not started.
     fn with_overrides(wrapper: &[&str], extra: &[&str]) -> Broker {
+        Broker::with_overrides_on(wrapper, free_port(), extra)
+    }
+
+    fn with_overrides_on(wrapper: &[&str], port: u16, extra: &[&str]) -> Broker {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
-        let port = free_port();
         let l = format!("PLAINTEXT://127.0.0.1:{port}");
         let mut args = vec![
             format!("listeners={l}"),

@@ -1,0 +1,337 @@
+//! A TLS listener's server side from Kafka's `ssl.*` keys: the PEM
+//! keystore (file or inline, the key optionally encrypted PKCS#8), the PEM
+//! truststore for client certificates, `ssl.client.auth`, the enabled
+//! protocol versions and cipher suites, and the principal mapping rules.
+//! Built once at start-up; any problem is an error naming the key (and
+//! file) so that the broker refuses to start, as Kafka's `SslFactory` does.
+//! Only PEM stores are read: JKS and PKCS12 are refused with a message
+//! saying so.
+
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use super::ssl_principal::SslPrincipalMapper;
+use super::SecurityProtocol;
+
+/// What a TLS listener needs to accept clients.
+#[derive(Debug, Clone)]
+pub struct TlsServer {
+    pub config: Arc<ServerConfig>,
+    pub principal_mapper: Arc<SslPrincipalMapper>,
+}
+
+/// `ssl.client.auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    None,
+    Requested,
+    Required,
+}
+
+/// Builds the TLS server of listener `listener` (protocol `protocol`).
+/// `get` gives a key's effective value for this listener (its
+/// `listener.name.<listener>.` override, else the broker's value or
+/// default).
+pub fn build_server(
+    listener: &str,
+    protocol: SecurityProtocol,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<TlsServer, String> {
+    let at = |key: &str, why: String| format!("listener {listener}: {key}: {why}");
+    let set = |key: &str| get(key).filter(|v| !v.trim().is_empty());
+    let provider = provider(get).map_err(|e| at("ssl.cipher.suites", e))?;
+    let versions = versions(get).map_err(|e| at("ssl.enabled.protocols", e))?;
+    let (chain, key) = keystore(&set).map_err(|e| format!("listener {listener}: {e}"))?;
+    // Kafka applies `ssl.client.auth` to a SASL_SSL listener only when set
+    // with the listener's prefix (KIP-684); SSL listeners read either.
+    let client_auth_value = if protocol == SecurityProtocol::SaslSsl {
+        set(&format!(
+            "listener.name.{}.ssl.client.auth",
+            listener.to_ascii_lowercase()
+        ))
+    } else {
+        set("ssl.client.auth")
+    };
+    let client_auth = match client_auth_value
+        .as_deref()
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("none") => ClientAuth::None,
+        Some("requested") => ClientAuth::Requested,
+        Some("required") => ClientAuth::Required,
+        Some(other) => {
+            return Err(at(
+                "ssl.client.auth",
+                format!("{other} is not one of required, requested, none"),
+            ))
+        }
+    };
+    let roots = truststore(&set).map_err(|e| format!("listener {listener}: {e}"))?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(|e| at("ssl.enabled.protocols", e.to_string()))?;
+    let builder = match client_auth {
+        ClientAuth::None => builder.with_no_client_auth(),
+        ClientAuth::Requested | ClientAuth::Required => {
+            let Some(roots) = roots else {
+                return Err(at(
+                    "ssl.client.auth",
+                    "client certificates need a PEM truststore: set ssl.truststore.location \
+                     or ssl.truststore.certificates (with ssl.truststore.type=PEM)"
+                        .into(),
+                ));
+            };
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = if client_auth == ClientAuth::Requested {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            let verifier = verifier
+                .build()
+                .map_err(|e| at("ssl.truststore.location", e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| at("ssl.keystore.location", format!("key and certificate: {e}")))?;
+    // Kafka's clients speak no ALPN; none is offered.
+    config.alpn_protocols.clear();
+    let rules = get("ssl.principal.mapping.rules").unwrap_or_else(|| "DEFAULT".into());
+    let principal_mapper =
+        SslPrincipalMapper::from_rules(&rules).map_err(|e| at("ssl.principal.mapping.rules", e))?;
+    Ok(TlsServer {
+        config: Arc::new(config),
+        principal_mapper: Arc::new(principal_mapper),
+    })
+}
+
+/// The ring provider, its cipher suites cut to `ssl.cipher.suites` when
+/// set (IANA names, as Java takes them; names rustls does not implement,
+/// such as CBC suites, are skipped, but at least one must remain).
+fn provider(get: &dyn Fn(&str) -> Option<String>) -> Result<Arc<CryptoProvider>, String> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    let wanted: Vec<String> = get("ssl.cipher.suites")
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !wanted.is_empty() {
+        provider.cipher_suites.retain(|s| {
+            let name = format!("{:?}", s.suite()).replace("TLS13_", "TLS_");
+            wanted.contains(&name)
+        });
+        if provider.cipher_suites.is_empty() {
+            let known: Vec<String> = rustls::crypto::ring::default_provider()
+                .cipher_suites
+                .iter()
+                .map(|s| format!("{:?}", s.suite()).replace("TLS13_", "TLS_"))
+                .collect();
+            return Err(format!(
+                "none of {} is supported; kastle supports {}",
+                wanted.join(","),
+                known.join(",")
+            ));
+        }
+    }
+    Ok(Arc::new(provider))
+}
+
+/// `ssl.enabled.protocols`: TLSv1.2 and TLSv1.3 (older versions are not
+/// offered; at least one of the two must be listed).
+fn versions(
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<&'static SupportedProtocolVersion>, String> {
+    let list = get("ssl.enabled.protocols").unwrap_or_else(|| "TLSv1.2,TLSv1.3".into());
+    let mut out = Vec::new();
+    for p in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match p {
+            "TLSv1.3" => out.push(&rustls::version::TLS13),
+            "TLSv1.2" => out.push(&rustls::version::TLS12),
+            _ => {}
+        }
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "{list:?} enables no protocol kastle speaks (TLSv1.2, TLSv1.3)"
+        ));
+    }
+    Ok(out)
+}
+
+/// A store type other than PEM is refused (Kafka's default is JKS).
+fn require_pem(type_key: &str, set: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+    let t = set(type_key).unwrap_or_else(|| "JKS".into());
+    if t.trim().eq_ignore_ascii_case("PEM") {
+        Ok(())
+    } else {
+        Err(format!(
+            "{type_key}={}: kastle reads PEM stores only; set {type_key}=PEM and give PEM \
+             files (convert a JKS or PKCS12 store with keytool and openssl)",
+            t.trim()
+        ))
+    }
+}
+
+fn read_file(key: &str, path: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path.trim()).map_err(|e| format!("{key}: cannot read {}: {e}", path.trim()))
+}
+
+/// The certificate chain and private key: `ssl.keystore.location` (one PEM
+/// file holding both) or `ssl.keystore.certificate.chain` with
+/// `ssl.keystore.key`.
+fn keystore(
+    set: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let location = set("ssl.keystore.location");
+    let inline_chain = set("ssl.keystore.certificate.chain");
+    let inline_key = set("ssl.keystore.key");
+    if location.is_none() && inline_chain.is_none() && inline_key.is_none() {
+        return Err(
+            "a TLS listener needs a keystore: set ssl.keystore.type=PEM and ssl.keystore.location \
+             (a PEM file with the private key and certificate chain), or \
+             ssl.keystore.certificate.chain and ssl.keystore.key"
+                .into(),
+        );
+    }
+    require_pem("ssl.keystore.type", set)?;
+    if set("ssl.keystore.password").is_some() {
+        return Err(
+            "ssl.keystore.password: a PEM keystore has no store password; \
+                    an encrypted key's password is ssl.key.password"
+                .into(),
+        );
+    }
+    let password = set("ssl.key.password");
+    let (chain_key, chain_pem, key_key, key_pem) = match (location, inline_chain, inline_key) {
+        (Some(path), None, None) => {
+            let pem = read_file("ssl.keystore.location", &path)?;
+            let what = format!("ssl.keystore.location ({})", path.trim());
+            (what.clone(), pem.clone(), what, pem)
+        }
+        (None, Some(chain), Some(key)) => (
+            "ssl.keystore.certificate.chain".to_string(),
+            chain.into_bytes(),
+            "ssl.keystore.key".to_string(),
+            key.into_bytes(),
+        ),
+        (Some(_), _, _) => {
+            return Err(
+                "ssl.keystore.location and ssl.keystore.certificate.chain/ssl.keystore.key \
+                        are both set; give one keystore"
+                    .into(),
+            )
+        }
+        _ => {
+            return Err(
+                "ssl.keystore.certificate.chain and ssl.keystore.key must be set together".into(),
+            )
+        }
+    };
+    let chain = certificates(&chain_pem).map_err(|e| format!("{chain_key}: {e}"))?;
+    if chain.is_empty() {
+        return Err(format!("{chain_key}: no CERTIFICATE in the PEM data"));
+    }
+    let key = private_key(&key_pem, password.as_deref()).map_err(|e| format!("{key_key}: {e}"))?;
+    Ok((chain, key))
+}
+
+fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("invalid PEM certificate: {e}"))
+}
+
+/// The private key of PEM data: an `ENCRYPTED PRIVATE KEY` (PKCS#8, PBES2)
+/// decrypted with `ssl.key.password`, or a plain PKCS#8, PKCS#1 or SEC1
+/// key.
+fn private_key(pem: &[u8], password: Option<&str>) -> Result<PrivateKeyDer<'static>, String> {
+    let text = String::from_utf8_lossy(pem);
+    if let Some(der) = pem_block(&text, "ENCRYPTED PRIVATE KEY")? {
+        let Some(password) = password else {
+            return Err("the private key is encrypted; set ssl.key.password".into());
+        };
+        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice())
+            .map_err(|e| format!("invalid encrypted private key: {e}"))?;
+        let plain = info
+            .decrypt(password.as_bytes())
+            .map_err(|e| format!("cannot decrypt the private key with ssl.key.password: {e}"))?;
+        return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            plain.as_bytes().to_vec(),
+        )));
+    }
+    if password.is_some() {
+        return Err(
+            "ssl.key.password is set but the private key is not encrypted (expected an \
+                    ENCRYPTED PRIVATE KEY)"
+                .into(),
+        );
+    }
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("no usable PRIVATE KEY: {e}"))
+}
+
+/// The DER bytes of the first PEM block labelled `label`.
+fn pem_block(text: &str, label: &str) -> Result<Option<Vec<u8>>, String> {
+    use base64::Engine;
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let Some(start) = text.find(&begin) else {
+        return Ok(None);
+    };
+    let body = &text[start + begin.len()..];
+    let Some(stop) = body.find(&end) else {
+        return Err(format!("{begin} without {end}"));
+    };
+    let b64: String = body[..stop]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map(Some)
+        .map_err(|e| format!("invalid base64 in {label}: {e}"))
+}
+
+/// The trusted roots: `ssl.truststore.location` or
+/// `ssl.truststore.certificates` (PEM); `None` when neither is set.
+fn truststore(set: &dyn Fn(&str) -> Option<String>) -> Result<Option<RootCertStore>, String> {
+    let (key, pem) = match (
+        set("ssl.truststore.location"),
+        set("ssl.truststore.certificates"),
+    ) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => {
+            return Err(
+                "ssl.truststore.location and ssl.truststore.certificates are both set".into(),
+            )
+        }
+        (Some(path), None) => (
+            format!("ssl.truststore.location ({})", path.trim()),
+            read_file("ssl.truststore.location", &path)?,
+        ),
+        (None, Some(pem)) => ("ssl.truststore.certificates".to_string(), pem.into_bytes()),
+    };
+    require_pem("ssl.truststore.type", set)?;
+    if set("ssl.truststore.password").is_some() {
+        return Err("ssl.truststore.password: a PEM truststore has no password".into());
+    }
+    let certs = certificates(&pem).map_err(|e| format!("{key}: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("{key}: no CERTIFICATE in the PEM data"));
+    }
+    let mut roots = RootCertStore::empty();
+    for c in certs {
+        roots
+            .add(c)
+            .map_err(|e| format!("{key}: unusable certificate: {e}"))?;
+    }
+    Ok(Some(roots))
+}
