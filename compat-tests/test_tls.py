@@ -3,7 +3,6 @@ kafka-python (Python's ssl module) produce and consume through an SSL listener,
 with and without client certificates (ssl.client.auth=required), against a
 broker whose PEM keystore holds an encrypted PKCS#8 key (ssl.key.password).
 Certificates are made per test with the openssl command-line tool."""
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from compat_lib import (ck_consume, ck_create_topic, ck_produce, kp_consume, kp_
                         make_messages, per_partition_counts, unique_topic, verify)
 from conftest import free_port
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
 
 KEY_PASSWORD = "kastle-key-secret"
 

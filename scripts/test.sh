@@ -78,6 +78,13 @@ install_kcat() {
   apt_install kcat
 }
 
+# The TLS compat tests make their certificates with the openssl CLI.
+install_openssl() {
+  command -v openssl >/dev/null 2>&1 && return 0
+  log "installing openssl (apt)"
+  apt_install openssl
+}
+
 install_python() {
   local py stamp want
   py="$(command -v python3 || true)"
@@ -183,6 +190,7 @@ install_go_modules() {
 }
 
 install_kcat
+install_openssl
 install_python
 install_node
 install_go_sarama
