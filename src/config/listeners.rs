@@ -59,7 +59,10 @@ impl Listener {
 
 /// The security protocols a client listener may use today.
 fn served(p: SecurityProtocol) -> bool {
-    matches!(p, SecurityProtocol::Plaintext)
+    matches!(
+        p,
+        SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext
+    )
 }
 
 pub fn default_hostname() -> String {

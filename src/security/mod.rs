@@ -4,6 +4,11 @@
 //! (ACLs) build on these names, as Kafka's `KafkaPrincipal` and
 //! `SecurityProtocol` do.
 
+pub mod jaas;
+pub mod plain;
+pub mod sasl;
+pub mod scram;
+
 use std::fmt;
 use std::str::FromStr;
 

@@ -265,6 +265,7 @@ fn crate_ops(api_key: i16) -> Ops {
         48 => ops::<DescribeClientQuotasRequest>(),
         49 => ops::<AlterClientQuotasRequest>(),
         50 => ops::<DescribeUserScramCredentialsRequest>(),
+        51 => ops::<AlterUserScramCredentialsRequest>(),
         60 => ops::<DescribeClusterRequest>(),
         61 => ops::<DescribeProducersRequest>(),
         65 => ops::<DescribeTransactionsRequest>(),
