@@ -36,7 +36,9 @@ pub fn describe_user_scram_credentials(req: &Request, body: Bytes) -> Reply {
         .describe(users)
         .into_iter()
         .map(|(user, r)| {
-            let row = DescribeUserScramCredentialsResult::default().with_user(sb(user));
+            let row = DescribeUserScramCredentialsResult::default()
+                .with_user(sb(user))
+                .with_error_message(None);
             match r {
                 Ok(infos) => row.with_credential_infos(
                     infos
@@ -54,7 +56,11 @@ pub fn describe_user_scram_credentials(req: &Request, body: Bytes) -> Reply {
             }
         })
         .collect();
-    req.respond(&DescribeUserScramCredentialsResponse::default().with_results(results))
+    req.respond(
+        &DescribeUserScramCredentialsResponse::default()
+            .with_error_message(None)
+            .with_results(results),
+    )
 }
 
 pub fn alter_user_scram_credentials(req: &Request, body: Bytes) -> Reply {
@@ -82,7 +88,9 @@ pub fn alter_user_scram_credentials(req: &Request, body: Bytes) -> Reply {
         .alter(deletions, upsertions)
         .into_iter()
         .map(|(user, r)| {
-            let row = AlterUserScramCredentialsResult::default().with_user(sb(user));
+            let row = AlterUserScramCredentialsResult::default()
+                .with_user(sb(user))
+                .with_error_message(None);
             match r {
                 Ok(()) => row,
                 Err((code, msg)) => row
@@ -98,7 +106,9 @@ pub fn alter_user_scram_credentials(req: &Request, body: Bytes) -> Reply {
 pub fn sasl_handshake_after_auth(req: &Request, body: Bytes) -> Reply {
     let _request = decode_or_close!(req, body, SaslHandshakeRequest);
     req.respond(
-        &SaslHandshakeResponse::default().with_error_code(ResponseError::IllegalSaslState.code()),
+        &SaslHandshakeResponse::default()
+            .with_error_code(ResponseError::IllegalSaslState.code())
+            .with_mechanisms(vec![]),
     )
 }
 

@@ -19,5 +19,6 @@ mod metrics;
 mod produce_errors;
 mod protocol;
 mod retention;
+mod sasl;
 mod transactions;
 mod txn_offsets;
