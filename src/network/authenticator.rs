@@ -43,7 +43,7 @@ pub struct AuthContext {
 
 enum Mechanism {
     Plain,
-    Scram(ScramServer),
+    Scram(Box<ScramServer>),
 }
 
 /// What one client token led to.
@@ -148,10 +148,10 @@ where
     };
 
     let mut mechanism = match ScramMechanism::from_name(&mechanism_name) {
-        Some(m) => Mechanism::Scram(ScramServer::new(
+        Some(m) => Mechanism::Scram(Box::new(ScramServer::new(
             m,
             uuid::Uuid::new_v4().simple().to_string(),
-        )),
+        ))),
         None => Mechanism::Plain,
     };
     let listener_sasl = apis.sasl.listeners.get(&*ctx.listener);
