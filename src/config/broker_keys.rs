@@ -292,7 +292,7 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     k("request.timeout.ms", Int(I32_MIN, I32), Some("30000"), RO),
     k("sasl.client.callback.handler.class", Class, None, RO),
     u("sasl.enabled.mechanisms", List, Some("GSSAPI"), PB),
-    u("sasl.jaas.config", Password, None, PB),
+    k("sasl.jaas.config", Password, None, PB),
     k("sasl.kerberos.kinit.cmd", Str, Some("/usr/bin/kinit"), PB),
     k("sasl.kerberos.min.time.before.relogin", Long(I64_MIN, I64), Some("60000"), PB),
     k("sasl.kerberos.principal.to.local.rules", List, Some("DEFAULT"), PB),
