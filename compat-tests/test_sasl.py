@@ -123,7 +123,8 @@ def test_wrong_password_fails_clearly(sasl_broker, mechanism):
     conf["error_cb"] = errors.append
     admin = AdminClient(conf)
     with pytest.raises(KafkaException):
-        admin.list_topics(timeout=5)
+        admin.list_topics(timeout=3)
+    admin.poll(2)  # serves error_cb
     text = " ".join(str(e) for e in errors)
     expected = ("Invalid username or password" if mechanism == "PLAIN"
                 else "invalid credentials with SASL mechanism SCRAM-SHA-256")
@@ -133,7 +134,7 @@ def test_wrong_password_fails_clearly(sasl_broker, mechanism):
     with pytest.raises(KafkaError):
         KafkaProducer(bootstrap_servers=sasl, security_protocol="SASL_PLAINTEXT",
                       sasl_mechanism=mechanism, sasl_plain_username="alice",
-                      sasl_plain_password="wrong", api_version_auto_timeout_ms=5000)
+                      sasl_plain_password="wrong")
 
 
 def test_kafka_configs_manages_scram_credentials(sasl_broker, tmp_path):
