@@ -25,7 +25,7 @@ use kafka_protocol::ResponseError;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::handlers::{self, KafkaApis, Reply, RequestContext};
-use crate::network::frame::read_frame;
+use crate::network::frame::{read_frame, FrameError};
 use crate::protocol::header::{parse_request_header, RequestHeader};
 use crate::protocol::response::encode_response;
 use crate::protocol::versions;
@@ -268,6 +268,9 @@ async fn read_bounded<R: AsyncRead + Unpin>(
     match tokio::time::timeout(idle, read_frame(rd, max)).await {
         Err(_) => Err("idle for connections.max.idle.ms during authentication".to_string()),
         Ok(Ok(f)) => Ok(f),
+        Ok(Err(FrameError::TooLarge { size, max })) => Err(format!(
+            "SASL frame of {size} bytes exceeds sasl.server.max.receive.size ({max})"
+        )),
         Ok(Err(e)) => Err(format!("during SASL authentication: {e}")),
     }
 }

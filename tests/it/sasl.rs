@@ -521,3 +521,89 @@ fn scram_admin_edge_cases_answer_as_kafka() {
     let (code, _, _) = authenticate(&mut c, b"x");
     assert_eq!(code, E::IllegalSaslState.code());
 }
+
+// --- container conventions ---------------------------------------------------
+
+fn env_vars(v: &[(&str, String)]) -> Vec<(String, String)> {
+    v.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
+/// A broker configured by environment alone (PLAINTEXT on the first port,
+/// SASL_PLAINTEXT on the second), plus `extra` variables.
+fn env_broker(tmp: &std::path::Path, extra: &[(&str, String)]) -> (Broker, u16) {
+    let (plain, sasl) = (free_port(), free_port());
+    let l = format!("PLAINTEXT://127.0.0.1:{plain},SASL_PLAINTEXT://127.0.0.1:{sasl}");
+    let mut v = vec![
+        ("KAFKA_LISTENERS", l.clone()),
+        ("KAFKA_ADVERTISED_LISTENERS", l),
+        ("KAFKA_LOG_DIRS", tmp.join("data").display().to_string()),
+    ];
+    v.extend(extra.iter().cloned());
+    let b = Broker::start_env(&env_vars(&v), tmp, plain);
+    wait_until("the SASL listener", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", sasl)).is_ok()
+    });
+    (b, sasl)
+}
+
+#[test]
+fn apache_image_listener_jaas_variable_and_cp_kafka_jaas_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_b, port) = env_broker(
+        tmp.path(),
+        &[
+            ("KAFKA_SASL_ENABLED_MECHANISMS", "PLAIN".into()),
+            (
+                "KAFKA_LISTENER_NAME_SASL__PLAINTEXT_PLAIN_SASL_JAAS_CONFIG",
+                "org.apache.kafka.common.security.plain.PlainLoginModule required user_erin=\"erin-secret\";".into(),
+            ),
+        ],
+    );
+    let (mut c, code, _) = plain_login(port, "erin", "erin-secret");
+    assert_eq!(code, NONE);
+    metadata_ok(&mut c);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let jaas = tmp.path().join("kafka_server_jaas.conf");
+    std::fs::write(
+        &jaas,
+        "KafkaServer {\n  org.apache.kafka.common.security.plain.PlainLoginModule required\n  username=\"admin\" password=\"a\"\n  user_frank=\"frank-secret\";\n};\n",
+    )
+    .unwrap();
+    let (_b, port) = env_broker(
+        tmp.path(),
+        &[
+            ("KAFKA_SASL_ENABLED_MECHANISMS", "PLAIN".into()),
+            (
+                "KAFKA_OPTS",
+                format!("-Djava.security.auth.login.config={}", jaas.display()),
+            ),
+        ],
+    );
+    let (_c, code, _) = plain_login(port, "frank", "frank-secret");
+    assert_eq!(code, NONE);
+    let (_c, code, _) = plain_login(port, "frank", "nope");
+    assert_eq!(code, E::SaslAuthenticationFailed.code());
+}
+
+#[test]
+fn bitnami_client_users_get_plain_and_scram() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (b, port) = env_broker(
+        tmp.path(),
+        &[
+            (
+                "KAFKA_CFG_SASL_ENABLED_MECHANISMS",
+                "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512".into(),
+            ),
+            ("KAFKA_CLIENT_USERS", "gina,hal".into()),
+            ("KAFKA_CLIENT_PASSWORDS", "gina-secret,hal-secret".into()),
+        ],
+    );
+    let (_c, code, _) = plain_login(port, "hal", "hal-secret");
+    assert_eq!(code, NONE);
+    let mut c = Client::connect(port);
+    scram_login(&mut c, Sha::S512, "gina", "gina-secret").expect("bitnami user over SCRAM");
+    metadata_ok(&mut c);
+    assert!(!b.stderr().contains("KAFKA_CLIENT_USERS"), "{}", b.stderr());
+}
