@@ -129,12 +129,14 @@ def test_wrong_password_fails_clearly(sasl_broker, mechanism):
     expected = ("Invalid username or password" if mechanism == "PLAIN"
                 else "invalid credentials with SASL mechanism SCRAM-SHA-256")
     assert "Authentication failed" in text and expected in text, text
+    # kafka-python logs the failure and keeps retrying until its bootstrap
+    # timeout: it never connects.
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
     with pytest.raises(KafkaError):
         KafkaProducer(bootstrap_servers=sasl, security_protocol="SASL_PLAINTEXT",
                       sasl_mechanism=mechanism, sasl_plain_username="alice",
-                      sasl_plain_password="wrong")
+                      sasl_plain_password="wrong", bootstrap_timeout_ms=3000)
 
 
 def test_kafka_configs_manages_scram_credentials(sasl_broker, tmp_path):
