@@ -108,6 +108,8 @@ where
             {
                 let req: SaslHandshakeRequest = handlers::decode(&header, body)?;
                 let mechanism = req.mechanism.to_string();
+                // Nothing of the request is held past here (the delay below).
+                drop((req, frame));
                 let ok = enabled.contains(&mechanism);
                 let resp = SaslHandshakeResponse::default()
                     .with_error_code(if ok {
@@ -180,7 +182,7 @@ where
                 handlers::decode(&header, frame.slice(header.len..))?;
             (Some(header), req.auth_bytes)
         } else {
-            (None, frame)
+            (None, frame.clone())
         };
         let outcome = match &mut mechanism {
             Mechanism::Plain => {
@@ -243,7 +245,8 @@ where
             }
             Outcome::Failed(msg) => {
                 tracing::info!(peer = %ctx.peer, mechanism = %mechanism_name, "failed authentication: {msg}");
-                drop(token);
+                // Only the small answer is held during the delay.
+                drop((token, frame));
                 tokio::time::sleep(delay).await;
                 if header.is_some() {
                     let b = answer(
