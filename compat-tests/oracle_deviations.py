@@ -44,7 +44,7 @@ KNOWN = {
 
 # API name -> reason, for APIs whose advertised range differs (test_api_range)
 _CRATE = "past the newest version the kafka-protocol crate (0.18) decodes and encodes"
-_SASL = "SASL is not implemented yet (README): no authentication, so no credentials to manage"
+_DT = "delegation tokens (KIP-48) are not implemented (SASL PLAIN and SCRAM are; a token is a SCRAM credential the broker issues)"
 _KRAFT = "a KRaft controller API: kastle is its own single static controller, without a Raft quorum"
 _SHARE = "share groups (KIP-932) are not implemented yet (README)"
 _STREAMS = "streams groups (KIP-1071) are not implemented yet"
@@ -64,7 +64,6 @@ KNOWN_RANGES = {
                        "crate (0.18) lists v10 but decodes topic ids in no version of it"),
     "OffsetFetch": _r("1-10", "1-9", "v10 names topics by topic id (KIP-848), and the kafka-protocol "
                        "crate (0.18) lists v10 but decodes topic ids in no version of it"),
-    "SaslHandshake": _r("0-1", "nothing", _SASL),
     "ApiVersions": _r("0-5", "0-4", "v5 is " + _CRATE),
     "EndTxn": _r("0-5", "0-4", "EndTxn v5 implies " + _TV2),
     "WriteTxnMarkers": _r("1-2", "nothing", "Kafka's inter-broker marker API (coordinator to partition "
@@ -75,14 +74,11 @@ KNOWN_RANGES = {
     "AlterReplicaLogDirs": _r("1-2", "nothing", "kastle supports a single log directory (log.dirs with one "
                               "entry), so there is no other directory to move a replica to"),
     "DescribeLogDirs": _r("1-5", "1-4", "v5 is " + _CRATE),
-    "SaslAuthenticate": _r("0-2", "nothing", _SASL),
-    "CreateDelegationToken": _r("1-3", "nothing", "delegation tokens need SASL: " + _SASL),
-    "RenewDelegationToken": _r("1-2", "nothing", "delegation tokens need SASL: " + _SASL),
-    "ExpireDelegationToken": _r("1-2", "nothing", "delegation tokens need SASL: " + _SASL),
-    "DescribeDelegationToken": _r("1-3", "nothing", "delegation tokens need SASL: " + _SASL),
+    "CreateDelegationToken": _r("1-3", "nothing", _DT),
+    "RenewDelegationToken": _r("1-2", "nothing", _DT),
+    "ExpireDelegationToken": _r("1-2", "nothing", _DT),
+    "DescribeDelegationToken": _r("1-3", "nothing", _DT),
     "DeleteGroups": _r("0-3", "0-2", "v3 is " + _CRATE),
-    "DescribeUserScramCredentials": _r("0-0", "nothing", "SCRAM credentials need SASL: " + _SASL),
-    "AlterUserScramCredentials": _r("0-0", "nothing", "SCRAM credentials need SASL: " + _SASL),
     "DescribeQuorum": _r("0-2", "nothing", _KRAFT),
     "UpdateFeatures": _r("0-2", "nothing", "kastle's feature levels are fixed by what it implements "
                          "(ApiVersions: metadata.version 33, transaction.version 1, the others 0); "

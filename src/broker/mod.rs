@@ -24,6 +24,7 @@ pub mod partition;
 pub mod producer_ids;
 pub mod quotas;
 pub mod replica_manager;
+pub mod scram_credentials;
 pub mod topic_config;
 pub mod topics;
 

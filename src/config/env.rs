@@ -70,6 +70,15 @@ const IMAGE_VARS: &[&str] = &[
     "JAVA_TOOL_OPTIONS",
 ];
 
+/// Image variables kastle's SASL set-up reads itself: bitnami's client
+/// users and the JVM options naming a JAAS file.
+const SASL_VARS: &[&str] = &[
+    "KAFKA_CLIENT_USERS",
+    "KAFKA_CLIENT_PASSWORDS",
+    "KAFKA_CLIENT_LISTENER_NAME",
+    "KAFKA_OPTS",
+];
+
 /// bitnami/kafka's legacy names that do not follow the `KAFKA_` + key rule
 /// (libkafka.sh aliases them to `KAFKA_CFG_*`).
 const BITNAMI_ALIASES: &[(&str, &str)] = &[
@@ -176,7 +185,10 @@ pub fn read_env(env: impl IntoIterator<Item = (String, String)>) -> EnvConfig {
             || IMAGE_VARS.contains(&base)
             || var.starts_with("CONFLUENT_")
         {
-            out.ignored.push(var);
+            // Read by the SASL set-up (`security::sasl`), not as broker keys.
+            if !SASL_VARS.contains(&var.as_str()) {
+                out.ignored.push(var);
+            }
             continue;
         }
         if let Some(rest) = var.strip_prefix("KAFKA_CFG_") {

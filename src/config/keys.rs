@@ -116,6 +116,8 @@ pub fn default_of(name: &str) -> Option<&'static str> {
 /// start-up (kastle acts on these).
 const PER_LISTENER_KEYS: &[&str] = &[
     "max.connections",
+    // A SASL listener's mechanisms (`security::sasl`).
+    "sasl.enabled.mechanisms",
     // A TLS listener's keys (`security::tls`).
     "ssl.cipher.suites",
     "ssl.client.auth",
@@ -151,8 +153,27 @@ pub fn broker_key(name: &str) -> Option<&'static KeyDef> {
 /// listener may override (Kafka's listener-prefixed configs).
 pub fn per_listener_key(name: &str) -> Option<(&str, &str)> {
     let (listener, key) = listener_prefixed(name)?;
-    PER_LISTENER_KEYS.contains(&key).then_some((listener, key))
+    if PER_LISTENER_KEYS.contains(&key) {
+        return Some((listener, key));
+    }
+    // `<mechanism>.sasl.jaas.config`: one JAAS configuration per SASL
+    // mechanism (PLAIN's users; kastle reads no other mechanism's).
+    let (mechanism, base) = key.split_once('.')?;
+    (PER_MECHANISM_KEYS.contains(&base)
+        && [
+            "plain",
+            "scram-sha-256",
+            "scram-sha-512",
+            "gssapi",
+            "oauthbearer",
+        ]
+        .contains(&mechanism))
+    .then_some((listener, base))
 }
+
+/// Keys a listener may set per SASL mechanism
+/// (`listener.name.<l>.<mechanism>.<key>`).
+const PER_MECHANISM_KEYS: &[&str] = &["sasl.jaas.config"];
 
 /// Any `listener.name.<listener>.<key>` → (listener, key).
 pub fn listener_prefixed(name: &str) -> Option<(&str, &str)> {

@@ -61,7 +61,13 @@ impl Listener {
 /// alone (`security::tls`); the SASL protocols are admitted with SASL
 /// authentication (SASL_SSL then runs it over the same TLS transport).
 fn served(p: SecurityProtocol) -> bool {
-    matches!(p, SecurityProtocol::Plaintext | SecurityProtocol::Ssl)
+    matches!(
+        p,
+        SecurityProtocol::Plaintext
+            | SecurityProtocol::Ssl
+            | SecurityProtocol::SaslPlaintext
+            | SecurityProtocol::SaslSsl
+    )
 }
 
 pub fn default_hostname() -> String {

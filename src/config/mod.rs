@@ -110,7 +110,10 @@ impl BrokerConfig {
                 Some(def) => {
                     validate(def, &v)?;
                     // A replication factor of 1 is what one node does anyway.
+                    // A listener-prefixed key resolves to its base key's
+                    // definition; kastle acts on every one it resolves.
                     if !def.used
+                        && k == def.name
                         && not_needed_reason(&k, &v).is_none()
                         && !k.ends_with(".replication.factor")
                         && !unused.contains(&k)

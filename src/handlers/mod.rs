@@ -13,6 +13,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 pub mod producers;
+pub mod scram_credentials;
 pub mod topics;
 pub mod transactions;
 pub mod write_txn_markers;
@@ -29,6 +30,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use crate::broker::dynamic_config::DynamicBrokerConfig;
 use crate::broker::producer_ids::ProducerIdManager;
 use crate::broker::quotas::ClientQuotaManager;
+use crate::broker::scram_credentials::ScramCredentialStore;
 use crate::broker::ReplicaManager;
 use crate::config::BrokerConfig;
 use crate::coordinator::group::group_config::GroupConfigManager;
@@ -37,6 +39,7 @@ use crate::coordinator::txn::TransactionCoordinator;
 use crate::metrics::BrokerMetrics;
 use crate::protocol::header::{parse_request_header, RequestHeader};
 use crate::protocol::{response, schema, versions};
+use crate::security::sasl::SaslSettings;
 use crate::security::{KafkaPrincipal, SecurityProtocol};
 
 /// What the connection does once a request is complete.
@@ -79,6 +82,10 @@ pub struct KafkaApis {
     pub producer_ids: Arc<ProducerIdManager>,
     pub quotas: Arc<ClientQuotaManager>,
     pub metrics: Arc<BrokerMetrics>,
+    /// What each SASL listener accepts (mechanisms, PLAIN users).
+    pub sasl: Arc<SaslSettings>,
+    /// SCRAM credentials (Describe/AlterUserScramCredentials).
+    pub scram: Arc<ScramCredentialStore>,
 }
 
 pub struct RequestContext {
@@ -232,6 +239,16 @@ pub async fn dispatch(ctx: RequestContext, frame: Bytes) -> Pending {
         ApiKey::CreateAcls => ready(admin_cluster::create_acls(&req, body)),
         ApiKey::DescribeAcls => ready(admin_cluster::describe_acls(&req, body)),
         ApiKey::DeleteAcls => ready(admin_cluster::delete_acls(&req, body)),
+        ApiKey::SaslHandshake => ready(scram_credentials::sasl_handshake_after_auth(&req, body)),
+        ApiKey::SaslAuthenticate => {
+            ready(scram_credentials::sasl_authenticate_after_auth(&req, body))
+        }
+        ApiKey::DescribeUserScramCredentials => ready(
+            scram_credentials::describe_user_scram_credentials(&req, body),
+        ),
+        ApiKey::AlterUserScramCredentials => {
+            ready(scram_credentials::alter_user_scram_credentials(&req, body))
+        }
         other => ready(Reply::Close(format!("{other:?} is not implemented"))),
     }
 }

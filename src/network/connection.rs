@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::handlers::{self, KafkaApis, Pending, Reply, RequestContext};
+use crate::network::authenticator::{authenticate, AuthContext};
 use crate::network::connection_quotas::ConnectionSlot;
 use crate::network::frame::{read_frame, FrameError};
 use crate::network::tls::{self, TlsListener};
@@ -85,7 +86,7 @@ pub async fn serve(
 /// its handshake) for a client known as `principal`.
 async fn serve_stream<R: AsyncRead + Unpin, W: Transport>(
     rd: R,
-    wr: W,
+    mut wr: W,
     principal: KafkaPrincipal,
     peer: SocketAddr,
     listener: Arc<str>,
@@ -93,17 +94,40 @@ async fn serve_stream<R: AsyncRead + Unpin, W: Transport>(
     shutdown: ShutdownSignal,
 ) {
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
+    let max_frame = apis.config.socket_request_max_bytes;
+    let idle = Duration::from_millis(apis.config.connections_max_idle_ms.max(1) as u64);
+    let security_protocol = apis.config.security_protocol_of(&listener);
+    tracing::debug!(%peer, listener = %listener, "connection opened");
+    let _counted = apis.metrics.connection_opened();
+    // SASL listeners authenticate before any other request is served.
+    let principal = if security_protocol.uses_sasl() {
+        let auth = AuthContext {
+            apis: apis.clone(),
+            listener: listener.clone(),
+            peer,
+            security_protocol,
+        };
+        let outcome = tokio::select! {
+            biased;
+            _ = shutdown.wait() => Err("broker shutting down".to_string()),
+            r = authenticate(&mut rd, &mut wr, &auth, idle) => r,
+        };
+        match outcome {
+            Ok(p) => Arc::new(p),
+            Err(reason) => {
+                let _ = wr.shutdown().await;
+                tracing::debug!(%peer, reason = %reason, "connection closed before authentication");
+                return;
+            }
+        }
+    } else {
+        // From the TLS client certificate, else User:ANONYMOUS.
+        Arc::new(principal)
+    };
     // The permits bound what is owed; the channel never holds more.
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let (tx, rx) = mpsc::channel::<Owed>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(write_responses(wr, rx, peer));
-    let max_frame = apis.config.socket_request_max_bytes;
-    let idle = Duration::from_millis(apis.config.connections_max_idle_ms.max(1) as u64);
-    let security_protocol = apis.config.security_protocol_of(&listener);
-    // From the TLS client certificate, else User:ANONYMOUS.
-    let principal = Arc::new(principal);
-    tracing::debug!(%peer, listener = %listener, "connection opened");
-    let _counted = apis.metrics.connection_opened();
     let reason: String = loop {
         // Wait for a free in-flight slot before reading the next request.
         let permit = tokio::select! {

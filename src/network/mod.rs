@@ -1,6 +1,7 @@
 //! The network edge: listeners, connections, Kafka framing. Bytes in, bytes
 //! out; what a request means is the handlers' business.
 
+pub mod authenticator;
 pub mod connection;
 pub mod connection_quotas;
 pub mod frame;

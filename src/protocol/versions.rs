@@ -88,6 +88,12 @@ pub static SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::CreateAcls, 1, 3),
     api(ApiKey::DescribeAcls, 1, 3),
     api(ApiKey::DeleteAcls, 1, 3),
+    // SASL (served before authentication by the network layer's
+    // authenticator; after it, answered ILLEGAL_SASL_STATE) and KIP-554.
+    api(ApiKey::SaslHandshake, 0, 1),
+    api(ApiKey::SaslAuthenticate, 0, 2),
+    api(ApiKey::DescribeUserScramCredentials, 0, 0),
+    api(ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// One feature (KIP-584) as ApiVersions v3+ reports it: the levels this

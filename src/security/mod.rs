@@ -8,6 +8,11 @@
 pub mod ssl_principal;
 pub mod tls;
 
+pub mod jaas;
+pub mod plain;
+pub mod sasl;
+pub mod scram;
+
 use std::fmt;
 use std::str::FromStr;
 

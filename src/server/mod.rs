@@ -15,6 +15,7 @@ use crate::broker::dynamic_config::{DynamicBrokerConfig, Reconfigurable};
 use crate::broker::log_dir::LogDir;
 use crate::broker::producer_ids::ProducerIdManager;
 use crate::broker::quotas::ClientQuotaManager;
+use crate::broker::scram_credentials::ScramCredentialStore;
 use crate::broker::ReplicaManager;
 use crate::config::BrokerConfig;
 use crate::coordinator::group::group_config::GroupConfigManager;
@@ -76,6 +77,8 @@ impl BrokerServer {
         log_dir.mark_running()?;
         let producer_ids = Arc::new(ProducerIdManager::load(&config.log_dir)?);
         let quotas = Arc::new(ClientQuotaManager::load(&config.log_dir)?);
+        let scram = Arc::new(ScramCredentialStore::load(&config.log_dir)?);
+        let sasl = Arc::new(sasl_settings(&config)?);
 
         let (partitions, configs) = group::coordinator::offsets_topic_spec(&config);
         let offsets_topic =
@@ -109,6 +112,8 @@ impl BrokerServer {
             producer_ids,
             quotas,
             metrics: metrics.clone(),
+            sasl,
+            scram,
         });
 
         replicas.start();
@@ -183,4 +188,25 @@ pub async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// Builds each SASL listener's settings from the configuration, the JAAS
+/// file `KAFKA_OPTS` names (`-Djava.security.auth.login.config=`, the
+/// apache and Confluent images' convention) and bitnami's user variables.
+fn sasl_settings(config: &BrokerConfig) -> anyhow::Result<crate::security::sasl::SaslSettings> {
+    let listeners: Vec<(String, bool)> = config
+        .listener_protocols
+        .iter()
+        .map(|(l, p)| (l.clone(), p.uses_sasl()))
+        .collect();
+    let jaas_file = std::env::var("KAFKA_OPTS")
+        .ok()
+        .and_then(|o| crate::security::jaas::jaas_file_from_jvm_opts(&o));
+    crate::security::sasl::SaslSettings::build(
+        &listeners,
+        |k| config.value(k).map(str::to_string),
+        jaas_file.as_deref().map(std::path::Path::new),
+        |k| std::env::var(k).ok(),
+    )
+    .map_err(|e| anyhow::anyhow!(e))
 }

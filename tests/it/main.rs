@@ -19,6 +19,7 @@ mod metrics;
 mod produce_errors;
 mod protocol;
 mod retention;
+mod sasl;
 mod tls;
 mod transactions;
 mod txn_offsets;

@@ -664,6 +664,23 @@ const DESCRIBE_USER_SCRAM_CREDENTIALS_USER_NAME: &[Field] = &[
     f("name", 0, N, Str),
 ];
 
+// AlterUserScramCredentials (51): versions 0-0, flexible from 0.
+const ALTER_USER_SCRAM_CREDENTIALS: &[Field] = &[
+    f("deletions", 0, N, Arr(&Struct(ALTER_USER_SCRAM_CREDENTIALS_DELETION))),
+    f("upsertions", 0, N, Arr(&Struct(ALTER_USER_SCRAM_CREDENTIALS_UPSERTION))),
+];
+const ALTER_USER_SCRAM_CREDENTIALS_DELETION: &[Field] = &[
+    f("name", 0, N, Str),
+    f("mechanism", 0, N, I8),
+];
+const ALTER_USER_SCRAM_CREDENTIALS_UPSERTION: &[Field] = &[
+    f("name", 0, N, Str),
+    f("mechanism", 0, N, I8),
+    f("iterations", 0, N, I32),
+    f("salt", 0, N, Bytes),
+    f("salted_password", 0, N, Bytes),
+];
+
 // DescribeCluster (60): versions 0-2, flexible from 0.
 const DESCRIBE_CLUSTER: &[Field] = &[
     f("include_cluster_authorized_operations", 0, N, Bool),
@@ -794,6 +811,7 @@ pub(super) static APIS: &[Api] = &[
     api(48, 0, 1, 1, DESCRIBE_CLIENT_QUOTAS), // DescribeClientQuotas
     api(49, 0, 1, 1, ALTER_CLIENT_QUOTAS), // AlterClientQuotas
     api(50, 0, 0, 0, DESCRIBE_USER_SCRAM_CREDENTIALS), // DescribeUserScramCredentials
+    api(51, 0, 0, 0, ALTER_USER_SCRAM_CREDENTIALS), // AlterUserScramCredentials
     api(60, 0, 2, 0, DESCRIBE_CLUSTER), // DescribeCluster
     api(61, 0, 0, 0, DESCRIBE_PRODUCERS), // DescribeProducers
     api(65, 0, 0, 0, DESCRIBE_TRANSACTIONS), // DescribeTransactions

@@ -1,0 +1,125 @@
+//! Describe/AlterUserScramCredentials (KIP-554) over the broker's
+//! `ScramCredentialStore`, and SaslHandshake/SaslAuthenticate arriving
+//! after authentication (or on a listener without SASL), which Kafka
+//! answers ILLEGAL_SASL_STATE. The exchange itself happens before the
+//! request loop, in the network layer's authenticator.
+
+use bytes::Bytes;
+use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
+use kafka_protocol::messages::describe_user_scram_credentials_response::{
+    CredentialInfo, DescribeUserScramCredentialsResult,
+};
+use kafka_protocol::messages::{
+    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse,
+    DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use crate::broker::scram_credentials::Upsertion;
+use crate::handlers::{decode_or_close, Reply, Request};
+
+fn sb(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+pub fn describe_user_scram_credentials(req: &Request, body: Bytes) -> Reply {
+    let request = decode_or_close!(req, body, DescribeUserScramCredentialsRequest);
+    let users = request
+        .users
+        .map(|u| u.into_iter().map(|n| n.name.to_string()).collect());
+    let results = req
+        .ctx
+        .apis
+        .scram
+        .describe(users)
+        .into_iter()
+        .map(|(user, r)| {
+            let row = DescribeUserScramCredentialsResult::default()
+                .with_user(sb(user))
+                .with_error_message(None);
+            match r {
+                Ok(infos) => row.with_credential_infos(
+                    infos
+                        .into_iter()
+                        .map(|(m, iterations)| {
+                            CredentialInfo::default()
+                                .with_mechanism(m.type_code())
+                                .with_iterations(iterations)
+                        })
+                        .collect(),
+                ),
+                Err((code, msg)) => row
+                    .with_error_code(code.code())
+                    .with_error_message(Some(sb(msg))),
+            }
+        })
+        .collect();
+    req.respond(
+        &DescribeUserScramCredentialsResponse::default()
+            .with_error_message(None)
+            .with_results(results),
+    )
+}
+
+pub fn alter_user_scram_credentials(req: &Request, body: Bytes) -> Reply {
+    let request = decode_or_close!(req, body, AlterUserScramCredentialsRequest);
+    let deletions = request
+        .deletions
+        .into_iter()
+        .map(|d| (d.name.to_string(), d.mechanism))
+        .collect();
+    let upsertions = request
+        .upsertions
+        .into_iter()
+        .map(|u| Upsertion {
+            name: u.name.to_string(),
+            mechanism: u.mechanism,
+            iterations: u.iterations,
+            salt: u.salt.to_vec(),
+            salted_password: u.salted_password.to_vec(),
+        })
+        .collect();
+    let results = req
+        .ctx
+        .apis
+        .scram
+        .alter(deletions, upsertions)
+        .into_iter()
+        .map(|(user, r)| {
+            let row = AlterUserScramCredentialsResult::default()
+                .with_user(sb(user))
+                .with_error_message(None);
+            match r {
+                Ok(()) => row,
+                Err((code, msg)) => row
+                    .with_error_code(code.code())
+                    .with_error_message(Some(sb(msg))),
+            }
+        })
+        .collect();
+    req.respond(&AlterUserScramCredentialsResponse::default().with_results(results))
+}
+
+/// A SaslHandshake once the connection is authenticated (or needs none).
+pub fn sasl_handshake_after_auth(req: &Request, body: Bytes) -> Reply {
+    let _request = decode_or_close!(req, body, SaslHandshakeRequest);
+    req.respond(
+        &SaslHandshakeResponse::default()
+            .with_error_code(ResponseError::IllegalSaslState.code())
+            .with_mechanisms(vec![]),
+    )
+}
+
+/// A SaslAuthenticate once the connection is authenticated (or needs none).
+pub fn sasl_authenticate_after_auth(req: &Request, body: Bytes) -> Reply {
+    let _request = decode_or_close!(req, body, SaslAuthenticateRequest);
+    req.respond(
+        &SaslAuthenticateResponse::default()
+            .with_error_code(ResponseError::IllegalSaslState.code())
+            .with_error_message(Some(sb(
+                "SaslAuthenticate request received after successful authentication",
+            ))),
+    )
+}

@@ -1,0 +1,174 @@
+//! What a SASL listener accepts, built once from the broker's keys as Kafka
+//! reads them: the enabled mechanisms
+//! (`listener.name.<l>.sasl.enabled.mechanisms`, else
+//! `sasl.enabled.mechanisms`), PLAIN's users from the JAAS configuration
+//! (`listener.name.<l>.plain.sasl.jaas.config`, else the JAAS file's
+//! `<l>.KafkaServer` or `KafkaServer` section), and the users the
+//! bitnami/kafka image declares in its environment (`KAFKA_CLIENT_USERS`,
+//! `KAFKA_CLIENT_PASSWORDS`), which it gives a PLAIN password and SCRAM
+//! credentials.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use crate::security::jaas::{self, JaasEntry};
+use crate::security::scram::{ScramCredential, ScramMechanism, MIN_ITERATIONS};
+
+/// The mechanisms kastle's server implements.
+pub const SUPPORTED_MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+
+/// One SASL listener's settings.
+#[derive(Debug, Clone, Default)]
+pub struct ListenerSasl {
+    /// As configured, in order (what SaslHandshake lists).
+    pub enabled_mechanisms: Vec<String>,
+    /// PLAIN: user name → password.
+    pub plain_users: BTreeMap<String, String>,
+}
+
+/// Every SASL listener's settings, and credentials declared outside the
+/// credential store (the bitnami image's users).
+#[derive(Debug, Clone, Default)]
+pub struct SaslSettings {
+    pub listeners: HashMap<String, ListenerSasl>,
+    pub declared_scram: BTreeMap<(String, ScramMechanism), ScramCredential>,
+}
+
+impl SaslSettings {
+    /// Builds the settings of `listeners` (name, uses SASL) from the broker's
+    /// keys (`key`), the JAAS file (if any) and the environment (`env`).
+    pub fn build(
+        listeners: &[(String, bool)],
+        key: impl Fn(&str) -> Option<String>,
+        jaas_file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<SaslSettings, String> {
+        let sections = match jaas_file {
+            Some(p) => jaas::read_jaas_file(p)?,
+            None => BTreeMap::new(),
+        };
+        let bitnami = bitnami_users(&env)?;
+        let bitnami_listener = env("KAFKA_CLIENT_LISTENER_NAME");
+        let mut out = SaslSettings::default();
+        for (name, uses_sasl) in listeners {
+            if !uses_sasl {
+                continue;
+            }
+            let lower = name.to_ascii_lowercase();
+            let mechanisms = key(&format!("listener.name.{lower}.sasl.enabled.mechanisms"))
+                .or_else(|| key("sasl.enabled.mechanisms"))
+                .unwrap_or_else(|| "GSSAPI".into());
+            let enabled_mechanisms: Vec<String> = mechanisms
+                .split(',')
+                .map(|m| m.trim().to_string())
+                .filter(|m| !m.is_empty())
+                .collect();
+            let mut plain_users = BTreeMap::new();
+            if enabled_mechanisms.iter().any(|m| m == "PLAIN") {
+                let entries: Vec<JaasEntry> =
+                    match key(&format!("listener.name.{lower}.plain.sasl.jaas.config")) {
+                        Some(v) => jaas::parse_jaas_config(&v).map_err(|e| {
+                            format!("listener.name.{lower}.plain.sasl.jaas.config: {e}")
+                        })?,
+                        None => sections
+                            .get(&format!("{lower}.KafkaServer"))
+                            .or_else(|| sections.get("KafkaServer"))
+                            .cloned()
+                            .unwrap_or_default(),
+                    };
+                plain_users = jaas::plain_users(&entries);
+            }
+            let bitnami_here = bitnami_listener
+                .as_deref()
+                .is_none_or(|l| l.eq_ignore_ascii_case(name));
+            if bitnami_here {
+                for (u, p) in &bitnami {
+                    plain_users.entry(u.clone()).or_insert_with(|| p.clone());
+                }
+            }
+            if let Some(m) = enabled_mechanisms
+                .iter()
+                .find(|m| !SUPPORTED_MECHANISMS.contains(&m.as_str()))
+            {
+                tracing::warn!(listener = %name, mechanism = %m, "SASL mechanism not implemented; clients asking for it are refused");
+            }
+            out.listeners.insert(
+                name.clone(),
+                ListenerSasl {
+                    enabled_mechanisms,
+                    plain_users,
+                },
+            );
+        }
+        for (u, p) in &bitnami {
+            for m in ScramMechanism::ALL {
+                let salt = uuid::Uuid::new_v4().into_bytes();
+                out.declared_scram.insert(
+                    (u.clone(), m),
+                    ScramCredential::from_password(m, p, &salt, MIN_ITERATIONS),
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// bitnami/kafka's `KAFKA_CLIENT_USERS` and `KAFKA_CLIENT_PASSWORDS`:
+/// comma-separated, paired by position.
+fn bitnami_users(env: &impl Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>, String> {
+    let Some(users) = env("KAFKA_CLIENT_USERS") else {
+        return Ok(Vec::new());
+    };
+    let passwords = env("KAFKA_CLIENT_PASSWORDS").unwrap_or_default();
+    let users: Vec<&str> = users.split(',').map(str::trim).collect();
+    let passwords: Vec<&str> = passwords.split(',').map(str::trim).collect();
+    if users.len() != passwords.len() {
+        return Err(format!(
+            "KAFKA_CLIENT_USERS names {} users but KAFKA_CLIENT_PASSWORDS has {} passwords",
+            users.len(),
+            passwords.len()
+        ));
+    }
+    Ok(users
+        .into_iter()
+        .zip(passwords)
+        .filter(|(u, _)| !u.is_empty())
+        .map(|(u, p)| (u.to_string(), p.to_string()))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listener_keys_then_global_then_bitnami() {
+        let keys: BTreeMap<&str, &str> = [
+            ("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-256"),
+            (
+                "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+                "org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"a\";",
+            ),
+        ]
+        .into();
+        let env: BTreeMap<&str, &str> = [
+            ("KAFKA_CLIENT_USERS", "bob"),
+            ("KAFKA_CLIENT_PASSWORDS", "b"),
+        ]
+        .into();
+        let s = SaslSettings::build(
+            &[("SASL_PLAINTEXT".into(), true), ("PLAINTEXT".into(), false)],
+            |k| keys.get(k).map(|v| v.to_string()),
+            None,
+            |k| env.get(k).map(|v| v.to_string()),
+        )
+        .expect("valid");
+        let l = &s.listeners["SASL_PLAINTEXT"];
+        assert_eq!(l.enabled_mechanisms, ["PLAIN", "SCRAM-SHA-256"]);
+        assert_eq!(l.plain_users.len(), 2);
+        assert!(!s.listeners.contains_key("PLAINTEXT"));
+        assert!(s
+            .declared_scram
+            .contains_key(&("bob".into(), ScramMechanism::Sha512)));
+    }
+}
