@@ -167,3 +167,61 @@ def test_java_client_over_mtls(broker_factory, pki, tmp_path):
     # (the tool may print a deprecation notice for --*.config first)
     got = [ln for ln in out["consume"]["out"].split() if ln.startswith("java-")]
     assert got == [f"java-{i}" for i in range(n)]
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-512"])
+def test_sasl_ssl_with_confluent_kafka_and_kafka_python(broker_factory, pki, mechanism):
+    """SASL over TLS (SASL_SSL): the handshake first, then SASL authentication
+    over the encrypted stream, then produce and consume; a wrong password is
+    refused there as on SASL_PLAINTEXT."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechanism, \
+        UserScramCredentialUpsertion
+    from kafka import KafkaConsumer, KafkaProducer
+    from test_sasl import JAAS
+    port, sasl_ssl_port = free_port(), free_port()
+    b = broker_factory(overrides={
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},SASL_SSL://127.0.0.1:{sasl_ssl_port}",
+        "advertised.listeners":
+            f"PLAINTEXT://127.0.0.1:{port},SASL_SSL://localhost:{sasl_ssl_port}",
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": pki.path("keystore.pem"),
+        "ssl.key.password": KEY_PASSWORD,
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-512",
+        "listener.name.sasl_ssl.plain.sasl.jaas.config": JAAS,
+        "connection.failed.authentication.delay.ms": "50",
+    }, port=port)
+    bootstrap = f"localhost:{sasl_ssl_port}"
+    user, password = "alice", "alice-secret"
+    if mechanism.startswith("SCRAM"):
+        user, password = "carol", "carol-secret"
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        for f in admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
+                user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192),
+                password.encode())]).values():
+            f.result(30)
+    topic = unique_topic("sasl-ssl")
+    ck_create_topic(b.bootstrap, topic, 1)
+    msgs = make_messages(500, "sasl-ssl", 1)
+    ck = {"security.protocol": "SASL_SSL", "ssl.ca.location": pki.path("ca.pem"),
+          "sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": password}
+    ck_produce(bootstrap, topic, msgs, **ck)
+    verify(ck_consume(bootstrap, topic, 1, per_partition_counts(msgs), timeout=60, **ck), msgs)
+    kp = dict(bootstrap_servers=bootstrap, security_protocol="SASL_SSL",
+              ssl_cafile=pki.path("ca.pem"), sasl_mechanism=mechanism,
+              sasl_plain_username=user, sasl_plain_password=password)
+    p = KafkaProducer(**kp)
+    p.send(topic, value=b"from kafka-python").get(30)
+    p.close()
+    c = KafkaConsumer(topic, auto_offset_reset="earliest", consumer_timeout_ms=15000, **kp)
+    values = [m.value for m in c]
+    c.close()
+    assert len(values) == len(msgs) + 1 and values[-1] == b"from kafka-python"
+    # A wrong password: refused, and the producer reports an authentication error.
+    errors = []
+    bad = Producer({**ck, "bootstrap.servers": bootstrap, "sasl.password": "wrong",
+                    "error_cb": errors.append})
+    bad.poll(5)
+    bad.flush(1)
+    assert any("uthenticat" in str(e) for e in errors), errors
+    assert b.alive()
