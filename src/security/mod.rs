@@ -4,6 +4,8 @@
 //! (ACLs) build on these names, as Kafka's `KafkaPrincipal` and
 //! `SecurityProtocol` do.
 
+pub mod acl;
+
 use std::fmt;
 use std::str::FromStr;
 
