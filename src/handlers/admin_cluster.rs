@@ -1,13 +1,12 @@
 //! Cluster and partition administration: CreatePartitions, DeleteRecords,
 //! DescribeCluster, DescribeLogDirs, OffsetForLeaderEpoch, ElectLeaders,
 //! Alter/ListPartitionReassignments, Describe/AlterClientQuotas,
-//! ListConfigResources and the ACL APIs, answered as a single-node Kafka 4.x
+//! ListConfigResources, answered as a single-node Kafka 4.x
 //! cluster answers them.
 //!
 //! kastle is its own controller with one replica per partition, so leader
 //! elections are never needed, the only valid replica set is `[node.id]`,
-//! and every partition's leader epoch is 0. There is no authorizer, so the
-//! ACL APIs answer SECURITY_DISABLED as Kafka does without one.
+//! and every partition's leader epoch is 0.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -16,9 +15,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
 };
-use kafka_protocol::messages::create_acls_response::AclCreationResult;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::delete_acls_response::DeleteAclsFilterResult;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
@@ -34,9 +31,8 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 use kafka_protocol::messages::{
     alter_client_quotas_response, describe_client_quotas_response, AlterClientQuotasRequest,
     AlterClientQuotasResponse, AlterPartitionReassignmentsRequest,
-    AlterPartitionReassignmentsResponse, BrokerId, CreateAclsRequest, CreateAclsResponse,
-    CreatePartitionsRequest, CreatePartitionsResponse, DeleteAclsRequest, DeleteAclsResponse,
-    DeleteRecordsRequest, DeleteRecordsResponse, DescribeAclsRequest, DescribeAclsResponse,
+    AlterPartitionReassignmentsResponse, BrokerId, CreatePartitionsRequest,
+    CreatePartitionsResponse, DeleteRecordsRequest, DeleteRecordsResponse,
     DescribeClientQuotasRequest, DescribeClientQuotasResponse, DescribeClusterRequest,
     DescribeClusterResponse, DescribeLogDirsRequest, DescribeLogDirsResponse, ElectLeadersRequest,
     ElectLeadersResponse, ListConfigResourcesRequest, ListConfigResourcesResponse,
@@ -722,47 +718,4 @@ pub fn list_config_resources(req: &Request, body: Bytes) -> Reply {
         }
     }
     req.respond(&ListConfigResourcesResponse::default().with_config_resources(resources))
-}
-
-// ---------------------------------------------------------------------------
-// ACLs: no authorizer
-// ---------------------------------------------------------------------------
-
-const NO_AUTHORIZER: &str = "No Authorizer is configured.";
-
-pub fn describe_acls(req: &Request, body: Bytes) -> Reply {
-    let _request = decode_or_close!(req, body, DescribeAclsRequest);
-    req.respond(
-        &DescribeAclsResponse::default()
-            .with_error_code(ResponseError::SecurityDisabled.code())
-            .with_error_message(Some(sb(NO_AUTHORIZER))),
-    )
-}
-
-pub fn create_acls(req: &Request, body: Bytes) -> Reply {
-    let request = decode_or_close!(req, body, CreateAclsRequest);
-    let results = request
-        .creations
-        .iter()
-        .map(|_| {
-            AclCreationResult::default()
-                .with_error_code(ResponseError::SecurityDisabled.code())
-                .with_error_message(Some(sb(NO_AUTHORIZER)))
-        })
-        .collect();
-    req.respond(&CreateAclsResponse::default().with_results(results))
-}
-
-pub fn delete_acls(req: &Request, body: Bytes) -> Reply {
-    let request = decode_or_close!(req, body, DeleteAclsRequest);
-    let results = request
-        .filters
-        .iter()
-        .map(|_| {
-            DeleteAclsFilterResult::default()
-                .with_error_code(ResponseError::SecurityDisabled.code())
-                .with_error_message(Some(sb(NO_AUTHORIZER)))
-        })
-        .collect();
-    req.respond(&DeleteAclsResponse::default().with_filter_results(results))
 }

@@ -10,6 +10,7 @@ pub mod prometheus;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::broker::authorizer::{Authorizer, STANDARD_AUTHORIZER};
 use crate::broker::config_repository::ConfigRepository;
 use crate::broker::dynamic_config::{DynamicBrokerConfig, Reconfigurable};
 use crate::broker::log_dir::LogDir;
@@ -26,6 +27,7 @@ use crate::handlers::KafkaApis;
 use crate::metrics::BrokerMetrics;
 use crate::network::connection_quotas::ConnectionQuotas;
 use crate::network::server::{self as network, BoundListener};
+use crate::security::acl::AuthorizerSettings;
 use crate::util::shutdown::{self, ShutdownTrigger};
 
 /// How long connections may take to send what they owe once shutdown begins.
@@ -76,6 +78,7 @@ impl BrokerServer {
         log_dir.mark_running()?;
         let producer_ids = Arc::new(ProducerIdManager::load(&config.log_dir)?);
         let quotas = Arc::new(ClientQuotaManager::load(&config.log_dir)?);
+        let authorizer = load_authorizer(&config)?;
 
         let (partitions, configs) = group::coordinator::offsets_topic_spec(&config);
         let offsets_topic =
@@ -109,6 +112,7 @@ impl BrokerServer {
             producer_ids,
             quotas,
             metrics: metrics.clone(),
+            authorizer,
         });
 
         replicas.start();
@@ -183,4 +187,30 @@ pub async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// The authorizer `authorizer.class.name` names: none when empty, Kafka's
+/// `StandardAuthorizer` (its ACLs loaded), an error for any other class.
+fn load_authorizer(config: &BrokerConfig) -> anyhow::Result<Option<Arc<Authorizer>>> {
+    let class = config.string("authorizer.class.name").trim();
+    if class.is_empty() {
+        return Ok(None);
+    }
+    if class != STANDARD_AUTHORIZER {
+        anyhow::bail!(
+            "authorizer.class.name: {class} is not supported (only {STANDARD_AUTHORIZER})"
+        );
+    }
+    // Kafka hands the authorizer the broker's original properties; these
+    // two keys are the authorizer's own, outside the broker key table.
+    let originals = config.originals();
+    let super_users = originals
+        .get("super.users")
+        .map(String::as_str)
+        .unwrap_or("");
+    let allow_everyone = originals
+        .get("allow.everyone.if.no.acl.found")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let settings = AuthorizerSettings::new(super_users, allow_everyone);
+    Ok(Some(Arc::new(Authorizer::load(&config.log_dir, settings)?)))
 }
