@@ -238,7 +238,11 @@ pub fn describe_cluster(req: &Request, body: Bytes) -> Reply {
         .with_controller_id(BrokerId(controller))
         .with_brokers(brokers)
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
-            cluster_authorized_operations()
+            req.ctx.authorized_operations(
+                crate::security::acl::ResourceType::Cluster,
+                crate::security::acl::CLUSTER_NAME,
+                cluster_authorized_operations(),
+            )
         } else {
             i32::MIN
         });
