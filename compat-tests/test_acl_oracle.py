@@ -165,6 +165,16 @@ def pair(tmp_path_factory):
     kastle.extra_ports = (controller_port,)
     kastle.start()
     proxy = OracleProxy()
+    # the versions both advertise, for oracle_scenarios' helpers
+    ranges = []
+    for b in (kafka, kastle):
+        r = proxy.call(addr=b.bootstrap, conn="apiversions", api=18, version=3,
+                       body={"clientSoftwareName": "kastle-oracle", "clientSoftwareVersion": "1"})
+        ranges.append({a["apiKey"]: (a["minVersion"], a["maxVersion"])
+                       for a in r["response"]["apiKeys"]})
+    sc.VERSIONS.clear()
+    sc.VERSIONS.update({api: (max(lo, ranges[0][api][0]), min(hi, ranges[0][api][1]))
+                        for api, (lo, hi) in ranges[1].items() if api in ranges[0]})
     try:
         yield kafka, kastle, proxy
     finally:

@@ -233,6 +233,7 @@ pub fn delete_acls(req: &Request, body: Bytes) -> Reply {
                 .into_iter()
                 .map(|b| {
                     DeleteAclsMatchingAcl::default()
+                        .with_error_message(None)
                         .with_resource_type(b.pattern.resource_type.code())
                         .with_resource_name(sb(b.pattern.name))
                         .with_pattern_type(b.pattern.pattern_type.code())
@@ -242,7 +243,9 @@ pub fn delete_acls(req: &Request, body: Bytes) -> Reply {
                         .with_permission_type(b.entry.permission.code())
                 })
                 .collect();
-            DeleteAclsFilterResult::default().with_matching_acls(matching)
+            DeleteAclsFilterResult::default()
+                .with_error_message(None)
+                .with_matching_acls(matching)
         })
         .collect();
     req.respond(&DeleteAclsResponse::default().with_filter_results(results))

@@ -138,18 +138,17 @@ pub fn find_coordinator(req: &Request, body: Bytes) -> Reply {
                 .with_error_code(ResponseError::InvalidRequest.code())
                 .with_error_message(Some(s(format!("Unsupported key type {key_type}"))));
         }
-        let (op_ok, denied, text) = if key_type == 0 {
+        // Kafka answers a refused key with an empty message.
+        let (op_ok, denied) = if key_type == 0 {
             (
                 group_allowed(req, AclOperation::Describe, key),
                 ResponseError::GroupAuthorizationFailed,
-                "Group authorization failed.",
             )
         } else {
             (
                 req.ctx
                     .authorize(AclOperation::Describe, ResourceType::TransactionalId, key),
                 ResponseError::TransactionalIdAuthorizationFailed,
-                "Transactional Id authorization failed.",
             )
         };
         if !op_ok {
@@ -158,7 +157,7 @@ pub fn find_coordinator(req: &Request, body: Bytes) -> Reply {
                 .with_host(s(""))
                 .with_port(-1)
                 .with_error_code(denied.code())
-                .with_error_message(Some(s(text)));
+                .with_error_message(Some(s("")));
         }
         match advertised {
             Some(l) => base

@@ -222,17 +222,18 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                         }
                     }
                     Some(name) => {
-                        let ops = ops_of(&name);
                         if !may_describe(&name) {
-                            // No existence leak: refused whether it exists.
+                            // No existence leak: refused whether it exists;
+                            // Kafka computes no operations for it.
                             topics.push(error_entry(
                                 Some(&name),
                                 Uuid::nil(),
                                 ResponseError::TopicAuthorizationFailed,
-                                ops,
+                                OPS_NOT_REQUESTED,
                             ));
                             continue;
                         }
+                        let ops = ops_of(&name);
                         if let Some(t) = apis.replicas.topics.get(&name) {
                             topics.push(topic_entry(&t, node_id, ops));
                             continue;

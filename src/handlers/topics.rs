@@ -187,7 +187,20 @@ pub fn create_topics(req: &Request, body: Bytes) -> Reply {
                 result.num_partitions = num_partitions;
                 result.replication_factor = replication_factor;
                 if version >= 5 {
-                    result.configs = Some(described_configs(&configs, &apis.dynamic_config));
+                    if req
+                        .ctx
+                        .authorize(AclOperation::DescribeConfigs, ResourceType::Topic, &name)
+                    {
+                        result.configs = Some(described_configs(&configs, &apis.dynamic_config));
+                    } else {
+                        // Created, but its configs are not the client's to
+                        // see: Kafka hides them and the counts.
+                        result.topic_config_error_code =
+                            ResponseError::TopicAuthorizationFailed.code();
+                        result.num_partitions = -1;
+                        result.replication_factor = -1;
+                        result.configs = Some(Vec::new());
+                    }
                 }
             }
             Err(e) => {
@@ -221,11 +234,15 @@ pub fn delete_topics(req: &Request, body: Bytes) -> Reply {
     for (name, id) in targets {
         let mut r = DeletableTopicResult::default().with_topic_id(id);
         r.name = name.clone().map(|n| TopicName(StrBytes::from_string(n)));
-        // DELETE on the topic, decided by name before existence.
-        if name.as_ref().is_some_and(|n| {
-            !req.ctx
-                .authorize(AclOperation::Delete, ResourceType::Topic, n)
-        }) {
+        // DELETE on the cluster or the topic, decided by name before
+        // existence (Kafka's controller checks the cluster first).
+        let cluster_delete = req.ctx.authorize_cluster(AclOperation::Delete);
+        if !cluster_delete
+            && name.as_ref().is_some_and(|n| {
+                !req.ctx
+                    .authorize(AclOperation::Delete, ResourceType::Topic, n)
+            })
+        {
             r.error_code = ResponseError::TopicAuthorizationFailed.code();
             responses.push(r);
             continue;
@@ -261,6 +278,7 @@ pub fn delete_topics(req: &Request, body: Bytes) -> Reply {
         r.name = Some(TopicName(StrBytes::from_string(topic.name.clone())));
         r.topic_id = topic.id;
         if name.is_none()
+            && !cluster_delete
             && !req
                 .ctx
                 .authorize(AclOperation::Delete, ResourceType::Topic, &topic.name)
