@@ -150,7 +150,48 @@ def scenario_enforcement(s, n):
     await_acls(s, n, 0)
 
 
-SCENARIOS = {"acl-apis": scenario_acl_apis, "enforcement": scenario_enforcement}
+def scenario_cluster(s, n):
+    """ALL on the cluster for everyone's principal (Kafka's own broker-to-controller
+    traffic needs CLUSTER_ACTION once the cluster has ACLs), DESCRIBE and
+    DESCRIBE_CONFIGS denied: deny wins."""
+    sc.create_topic(s, n("t"))
+    s.x("create cluster acls", CREATE_ACLS, 3, {"creations": [
+        acl(4, "kafka-cluster", LITERAL, 2), acl(4, "kafka-cluster", LITERAL, DESCRIBE, DENY),
+        acl(4, "kafka-cluster", LITERAL, 10, DENY)]})
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # until the DENY is in force on Kafka too
+        r = s.x("await deny", DESCRIBE_ACLS, 3, acl_filter(), record=False)
+        if r["errorCode"] != 0:
+            break
+        time.sleep(0.2)
+    s.x("describe acls refused", DESCRIBE_ACLS, 3, acl_filter())
+    s.x("describe log dirs refused", 35, 4, {"topics": None})
+    s.x("list reassignments refused", 46, 0, {"timeoutMs": 5000, "topics": None})
+    s.x("describe client quotas refused", 48, 1, {"components": [], "strict": False})
+    s.x("describe broker configs refused", DESCRIBE_CONFIGS, 4, {"resources": [
+        {"resourceType": 4, "resourceName": "1", "configurationKeys": ["log.retention.hours"]}]})
+    s.x("list config resources refused", 74, 1, {"resourceTypes": [2]})
+    s.x("metadata cluster operations", METADATA, 10, {"topics": [{"name": n("t")}],
+        "allowAutoTopicCreation": False, "includeClusterAuthorizedOperations": True,
+        "includeTopicAuthorizedOperations": True})
+    s.x("describe cluster operations", 60, 1, {"includeClusterAuthorizedOperations": True,
+                                              "endpointType": 1})
+    s.x("create acls still allowed", CREATE_ACLS, 3, {"creations": [acl(TOPIC, n("t"), LITERAL, READ)]})
+    s.x("clean up", DELETE_ACLS, 3, {"filters": [acl_filter()]}, record=False)
+    await_acls_gone(s)
+
+
+def await_acls_gone(s, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = s.x("await", DESCRIBE_ACLS, 3, acl_filter(), record=False)
+        if r["errorCode"] == 0 and not r["resources"]:
+            return
+        time.sleep(0.2)
+
+
+SCENARIOS = {"acl-apis": scenario_acl_apis, "enforcement": scenario_enforcement,
+             "cluster": scenario_cluster}
 
 
 @pytest.fixture(scope="module")

@@ -329,11 +329,7 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
         .with_controller_id(BrokerId(node_id))
         .with_topics(topics)
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
-            req.ctx.authorized_operations(
-                ResourceType::Cluster,
-                crate::security::acl::CLUSTER_NAME,
-                cluster_authorized_operations(),
-            )
+            crate::handlers::admin_cluster::cluster_operations(req, cluster_authorized_operations())
         } else {
             OPS_NOT_REQUESTED
         });

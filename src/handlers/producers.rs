@@ -71,9 +71,17 @@ pub fn describe_producers(req: &Request, body: Bytes) -> Reply {
     let mut topics = Vec::with_capacity(request.topics.len());
     for t in request.topics {
         let topic = apis.replicas.topics.get(&t.name.0);
+        let readable = req
+            .ctx
+            .authorize(AclOperation::Read, ResourceType::Topic, &t.name.0);
         let mut partitions = Vec::with_capacity(t.partition_indexes.len());
         for index in t.partition_indexes {
             let mut r = PartitionResponse::default().with_partition_index(index);
+            if !readable {
+                r.error_code = ResponseError::TopicAuthorizationFailed.code();
+                partitions.push(r);
+                continue;
+            }
             match topic.as_ref().and_then(|t| t.partition(index)) {
                 // Kafka gives its default text for a topic it does not know,
                 // no message for a partition its topic does not have.

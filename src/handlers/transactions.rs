@@ -292,6 +292,14 @@ pub fn describe_transactions(req: Request, body: Bytes) -> Pending {
         let mut states = Vec::with_capacity(request.transactional_ids.len());
         for id in request.transactional_ids {
             let mut s = DescribedState::default().with_transactional_id(id.clone());
+            if !req
+                .ctx
+                .authorize(AclOperation::Describe, ResourceType::TransactionalId, &id.0)
+            {
+                s.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+                states.push(s);
+                continue;
+            }
             match apis.txns.describe(&id.0).await {
                 None => s.error_code = ResponseError::TransactionalIdNotFound.code(),
                 Some(m) => {
@@ -392,6 +400,14 @@ pub fn list_transactions(req: Request, body: Bytes) -> Pending {
                 pattern
                     .as_ref()
                     .is_none_or(|p| p.matches(&m.transactional_id))
+            })
+            // Only the transactional ids the client may describe.
+            .filter(|m| {
+                req.ctx.authorize(
+                    AclOperation::Describe,
+                    ResourceType::TransactionalId,
+                    &m.transactional_id,
+                )
             })
             .map(|m| {
                 ListedState::default()
