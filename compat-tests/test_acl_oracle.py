@@ -100,6 +100,19 @@ def scenario_acl_apis(s, n):
     s.x("describe after delete", DESCRIBE_ACLS, 3, acl_filter(rt=TOPIC, name=n("orders"), pt=MATCH))
     s.x("delete rest", DELETE_ACLS, 2, {"filters": [acl_filter(rt=TOPIC, name=n("ord"), pt=MATCH)]})
     await_acls(s, n, 0)
+    # UNKNOWN codes (0, or codes this version does not know): Kafka cannot
+    # build the request and closes the connection
+    s.x("create with unknown operation", CREATE_ACLS, 3, {"creations": [
+        acl(TOPIC, n("u"), LITERAL, 0)]}, conn="unknown-1")
+    s.x("create with unknown resource type", CREATE_ACLS, 3, {"creations": [
+        acl(0, n("u"), LITERAL, READ)]}, conn="unknown-2")
+    s.x("describe with unknown pattern type", DESCRIBE_ACLS, 3, acl_filter(pt=0), conn="unknown-3")
+    s.x("delete with unknown permission", DELETE_ACLS, 3, {"filters": [acl_filter(perm=0)]},
+        conn="unknown-4")
+    s.x("create with resource type ANY", CREATE_ACLS, 3, {"creations": [
+        acl(ANY, n("u"), LITERAL, READ)]}, conn="unknown-5")
+    s.x("create with operation ANY", CREATE_ACLS, 3, {"creations": [
+        acl(TOPIC, n("u"), LITERAL, ANY)]}, conn="unknown-6")
 
 
 def scenario_enforcement(s, n):

@@ -94,6 +94,27 @@ pub fn create_acls(req: &Request, body: Bytes) -> Reply {
             NO_AUTHORIZER.to_string(),
         ));
     };
+    // ANY or MATCH where a stored ACL needs a definite value: Kafka cannot
+    // even build the binding and fails the whole request, without a message.
+    if bindings.iter().any(|b| {
+        b.pattern.resource_type == ResourceType::Any
+            || matches!(
+                b.pattern.pattern_type,
+                PatternType::Any | PatternType::Match
+            )
+            || b.entry.operation == AclOperation::Any
+            || b.entry.permission == PermissionType::Any
+    }) {
+        let results = bindings
+            .iter()
+            .map(|_| {
+                AclCreationResult::default()
+                    .with_error_code(ResponseError::UnknownServerError.code())
+                    .with_error_message(None)
+            })
+            .collect();
+        return req.respond(&CreateAclsResponse::default().with_results(results));
+    }
     let checks: Vec<Result<(), String>> = bindings.iter().map(acl::validate_new).collect();
     let valid: Vec<AclBinding> = bindings
         .iter()

@@ -9,6 +9,7 @@ pub mod admin_configs;
 pub mod api_versions;
 pub mod describe_topic_partitions;
 pub mod fetch;
+pub mod find_coordinator;
 pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
@@ -242,7 +243,7 @@ pub async fn dispatch(ctx: RequestContext, frame: Bytes) -> Pending {
         ApiKey::DescribeTransactions => transactions::describe_transactions(req, body),
         ApiKey::ListTransactions => transactions::list_transactions(req, body),
         ApiKey::DescribeProducers => ready(producers::describe_producers(&req, body)),
-        ApiKey::FindCoordinator => ready(groups::find_coordinator(&req, body)),
+        ApiKey::FindCoordinator => ready(find_coordinator::find_coordinator(&req, body)),
         ApiKey::JoinGroup => groups::join_group(req, body),
         ApiKey::SyncGroup => groups::sync_group(req, body),
         ApiKey::Heartbeat => ready(groups::heartbeat(&req, body)),
