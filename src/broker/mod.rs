@@ -13,7 +13,9 @@
 //! - [`dynamic_config`]: broker configs changed at run time;
 //!   [`config_repository`]: persisted BROKER and GROUP configs;
 //!   [`config_helper`]: configs as DescribeConfigs and CreateTopics show them.
+//! - [`authorizer`]: the ACLs, persisted, and the authorization decision.
 
+pub mod authorizer;
 pub mod config_helper;
 pub mod config_repository;
 pub mod dynamic_config;

@@ -53,7 +53,7 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     k("alter.config.policy.class.name", Class, None, RO),
     k("alter.log.dirs.replication.quota.window.num", Int(1, I32), Some("11"), RO),
     k("alter.log.dirs.replication.quota.window.size.seconds", Int(1, I32), Some("1"), RO),
-    k("authorizer.class.name", Str, Some(""), RO),
+    u("authorizer.class.name", Str, Some(""), RO),
     u("auto.create.topics.enable", Bool, Some("true"), RO),
     k("auto.leader.rebalance.enable", Bool, Some("true"), RO),
     k("background.threads", Int(1, I32), Some("10"), CW),

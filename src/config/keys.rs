@@ -438,6 +438,11 @@ const NOT_NEEDED_PREFIXES: &[&str] = &[
 ];
 
 /// Exact keys of the same kind.
+/// The authorizer's own keys: outside the broker key table (Kafka hands
+/// them to its authorizer with the original properties), read when
+/// `authorizer.class.name` is set, never warned about.
+pub const AUTHORIZER_KEYS: &[&str] = &["super.users", "allow.everyone.if.no.acl.found"];
+
 const NOT_NEEDED_KEYS: &[&str] = &[
     "process.roles",
     "broker.rack",

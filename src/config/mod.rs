@@ -123,7 +123,9 @@ impl BrokerConfig {
                     values.insert(k, v);
                 }
                 None => {
-                    if not_needed_reason(&k, &v).is_none() {
+                    if not_needed_reason(&k, &v).is_none()
+                        && !keys::AUTHORIZER_KEYS.contains(&k.as_str())
+                    {
                         warnings.push(format!(
                             "unknown configuration key {k:?} (value {:?}) is ignored",
                             shown(&k, &v)

@@ -1,13 +1,12 @@
 //! Cluster and partition administration: CreatePartitions, DeleteRecords,
 //! DescribeCluster, DescribeLogDirs, OffsetForLeaderEpoch, ElectLeaders,
 //! Alter/ListPartitionReassignments, Describe/AlterClientQuotas,
-//! ListConfigResources and the ACL APIs, answered as a single-node Kafka 4.x
+//! ListConfigResources, answered as a single-node Kafka 4.x
 //! cluster answers them.
 //!
 //! kastle is its own controller with one replica per partition, so leader
 //! elections are never needed, the only valid replica set is `[node.id]`,
-//! and every partition's leader epoch is 0. There is no authorizer, so the
-//! ACL APIs answer SECURITY_DISABLED as Kafka does without one.
+//! and every partition's leader epoch is 0.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -16,9 +15,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
 };
-use kafka_protocol::messages::create_acls_response::AclCreationResult;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::delete_acls_response::DeleteAclsFilterResult;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
@@ -34,9 +31,8 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 use kafka_protocol::messages::{
     alter_client_quotas_response, describe_client_quotas_response, AlterClientQuotasRequest,
     AlterClientQuotasResponse, AlterPartitionReassignmentsRequest,
-    AlterPartitionReassignmentsResponse, BrokerId, CreateAclsRequest, CreateAclsResponse,
-    CreatePartitionsRequest, CreatePartitionsResponse, DeleteAclsRequest, DeleteAclsResponse,
-    DeleteRecordsRequest, DeleteRecordsResponse, DescribeAclsRequest, DescribeAclsResponse,
+    AlterPartitionReassignmentsResponse, BrokerId, CreatePartitionsRequest,
+    CreatePartitionsResponse, DeleteRecordsRequest, DeleteRecordsResponse,
     DescribeClientQuotasRequest, DescribeClientQuotasResponse, DescribeClusterRequest,
     DescribeClusterResponse, DescribeLogDirsRequest, DescribeLogDirsResponse, ElectLeadersRequest,
     ElectLeadersResponse, ListConfigResourcesRequest, ListConfigResourcesResponse,
@@ -51,6 +47,30 @@ use crate::broker::topic_config::effective;
 use crate::broker::topics::validate_manual_assignment;
 use crate::handlers::metadata::cluster_authorized_operations;
 use crate::handlers::{decode_or_close, Reply, Request};
+use crate::security::acl::{AclOperation, ResourceType};
+
+/// The message of a request refused by its cluster check (Kafka's names
+/// the request).
+/// The cluster's authorized operations as Kafka reports them: none unless
+/// the client may DESCRIBE the cluster.
+pub fn cluster_operations(req: &Request, all: i32) -> i32 {
+    if req.ctx.authorize_cluster(AclOperation::Describe) {
+        req.ctx.authorized_operations(
+            ResourceType::Cluster,
+            crate::security::acl::CLUSTER_NAME,
+            all,
+        )
+    } else {
+        0
+    }
+}
+
+fn cluster_refused(req: &Request) -> String {
+    format!(
+        "Request {} (principal {}) is not authorized.",
+        req.header.api_key, req.ctx.principal
+    )
+}
 
 fn sb(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
@@ -83,6 +103,15 @@ pub fn create_partitions(req: &Request, body: Bytes) -> Reply {
                 return Err((
                     ResponseError::InvalidRequest,
                     "Duplicate topic in request.".into(),
+                ));
+            }
+            if !req
+                .ctx
+                .authorize(AclOperation::Alter, ResourceType::Topic, name)
+            {
+                return Err((
+                    ResponseError::TopicAuthorizationFailed,
+                    "The topic authorization is failed.".into(),
                 ));
             }
             // Counts first (unknown topic, not an increase), as Kafka does,
@@ -146,6 +175,9 @@ pub fn delete_records(req: &Request, body: Bytes) -> Reply {
         .iter()
         .map(|t| {
             let topic = apis.replicas.topics.get(t.name.0.as_str());
+            let deletable =
+                req.ctx
+                    .authorize(AclOperation::Delete, ResourceType::Topic, t.name.0.as_str());
             let partitions = t
                 .partitions
                 .iter()
@@ -153,6 +185,9 @@ pub fn delete_records(req: &Request, body: Bytes) -> Reply {
                     let base = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
+                    if !deletable {
+                        return base.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let Some((topic, part)) = topic
                         .as_ref()
                         .and_then(|t| t.partition(p.partition_index).map(|part| (t, part)))
@@ -242,7 +277,7 @@ pub fn describe_cluster(req: &Request, body: Bytes) -> Reply {
         .with_controller_id(BrokerId(controller))
         .with_brokers(brokers)
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
-            cluster_authorized_operations()
+            cluster_operations(req, cluster_authorized_operations())
         } else {
             i32::MIN
         });
@@ -277,6 +312,13 @@ fn disk_space(dir: &Path) -> Option<(i64, i64)> {
 pub fn describe_log_dirs(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, DescribeLogDirsRequest);
     let apis = &req.ctx.apis;
+    if !req.ctx.authorize_cluster(AclOperation::Describe) {
+        // Nothing listed; the error exists from v3.
+        return req.respond(
+            &DescribeLogDirsResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
+        );
+    }
     let dir = apis.replicas.topics.log_dir();
     // Kafka reports `File.getAbsolutePath`: absolute, not canonical.
     let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
@@ -345,6 +387,11 @@ pub fn offset_for_leader_epoch(req: &Request, body: Bytes) -> Reply {
         .iter()
         .map(|t| {
             let topic = apis.replicas.topics.get(t.topic.0.as_str());
+            let describable = req.ctx.authorize(
+                AclOperation::Describe,
+                ResourceType::Topic,
+                t.topic.0.as_str(),
+            );
             let partitions = t
                 .partitions
                 .iter()
@@ -353,6 +400,10 @@ pub fn offset_for_leader_epoch(req: &Request, body: Bytes) -> Reply {
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
+                    if !describable {
+                        return base
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let Some(part) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
@@ -540,6 +591,13 @@ pub fn alter_partition_reassignments(req: &Request, body: Bytes) -> Reply {
 
 pub fn list_partition_reassignments(req: &Request, body: Bytes) -> Reply {
     let _request = decode_or_close!(req, body, ListPartitionReassignmentsRequest);
+    if !req.ctx.authorize_cluster(AclOperation::Describe) {
+        return req.respond(
+            &ListPartitionReassignmentsResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                .with_error_message(Some(sb(cluster_refused(req)))),
+        );
+    }
     // Reassignments complete as they are accepted, so none is ever ongoing;
     // Kafka lists only ongoing ones and skips unknown topics.
     req.respond(&ListPartitionReassignmentsResponse::default().with_error_message(None))
@@ -577,6 +635,29 @@ pub fn alter_client_quotas(req: &Request, body: Bytes) -> Reply {
             (entity, ops)
         })
         .collect();
+    if !req.ctx.authorize_cluster(AclOperation::AlterConfigs) {
+        // Every entry refused, nothing changed.
+        let entries = request
+            .entries
+            .into_iter()
+            .map(|e| {
+                alter_client_quotas_response::EntryData::default()
+                    .with_entity(
+                        e.entity
+                            .into_iter()
+                            .map(|d| {
+                                alter_client_quotas_response::EntityData::default()
+                                    .with_entity_type(d.entity_type)
+                                    .with_entity_name(d.entity_name)
+                            })
+                            .collect(),
+                    )
+                    .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                    .with_error_message(Some(sb(cluster_refused(req))))
+            })
+            .collect();
+        return req.respond(&AlterClientQuotasResponse::default().with_entries(entries));
+    }
     let (outcomes, persisted) = req.ctx.apis.quotas.alter(entries, request.validate_only);
     let persist_error = persisted.err().inspect(|e| {
         tracing::error!(error = %e, "client quotas not persisted");
@@ -614,6 +695,14 @@ pub fn alter_client_quotas(req: &Request, body: Bytes) -> Reply {
 
 pub fn describe_client_quotas(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, DescribeClientQuotasRequest);
+    if !req.ctx.authorize_cluster(AclOperation::DescribeConfigs) {
+        return req.respond(
+            &DescribeClientQuotasResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                .with_error_message(None)
+                .with_entries(None),
+        );
+    }
     let components = request.components.iter().map(|c| FilterComponent {
         entity_type: c.entity_type.to_string(),
         match_type: c.match_type,
@@ -697,6 +786,12 @@ pub fn list_config_resources(req: &Request, body: Bytes) -> Reply {
                 .with_error_code(ResponseError::UnsupportedVersion.code()),
         );
     }
+    if !req.ctx.authorize_cluster(AclOperation::DescribeConfigs) {
+        return req.respond(
+            &ListConfigResourcesResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
+        );
+    }
     let node = apis.config.node_id.to_string();
     let mut resources = Vec::new();
     for t in LISTED.iter().filter(|t| types.contains(t)) {
@@ -722,47 +817,4 @@ pub fn list_config_resources(req: &Request, body: Bytes) -> Reply {
         }
     }
     req.respond(&ListConfigResourcesResponse::default().with_config_resources(resources))
-}
-
-// ---------------------------------------------------------------------------
-// ACLs: no authorizer
-// ---------------------------------------------------------------------------
-
-const NO_AUTHORIZER: &str = "No Authorizer is configured.";
-
-pub fn describe_acls(req: &Request, body: Bytes) -> Reply {
-    let _request = decode_or_close!(req, body, DescribeAclsRequest);
-    req.respond(
-        &DescribeAclsResponse::default()
-            .with_error_code(ResponseError::SecurityDisabled.code())
-            .with_error_message(Some(sb(NO_AUTHORIZER))),
-    )
-}
-
-pub fn create_acls(req: &Request, body: Bytes) -> Reply {
-    let request = decode_or_close!(req, body, CreateAclsRequest);
-    let results = request
-        .creations
-        .iter()
-        .map(|_| {
-            AclCreationResult::default()
-                .with_error_code(ResponseError::SecurityDisabled.code())
-                .with_error_message(Some(sb(NO_AUTHORIZER)))
-        })
-        .collect();
-    req.respond(&CreateAclsResponse::default().with_results(results))
-}
-
-pub fn delete_acls(req: &Request, body: Bytes) -> Reply {
-    let request = decode_or_close!(req, body, DeleteAclsRequest);
-    let results = request
-        .filters
-        .iter()
-        .map(|_| {
-            DeleteAclsFilterResult::default()
-                .with_error_code(ResponseError::SecurityDisabled.code())
-                .with_error_message(Some(sb(NO_AUTHORIZER)))
-        })
-        .collect();
-    req.respond(&DeleteAclsResponse::default().with_filter_results(results))
 }

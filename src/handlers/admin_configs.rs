@@ -32,6 +32,7 @@ use crate::broker::topic_config::{topic_key, validate_topic_configs};
 use crate::broker::topics::validate_topic_name;
 use crate::handlers::KafkaApis;
 use crate::handlers::{decode_or_close, Reply, Request};
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// Kafka's `ConfigResource.Type` ids.
 pub mod resource_type {
@@ -123,6 +124,34 @@ fn parse_broker_id(name: &str, describe: bool) -> Result<i32, ApiErr> {
         };
         err(ResponseError::InvalidRequest, msg)
     })
+}
+
+/// Whether the client may do `op` (DESCRIBE_CONFIGS or ALTER_CONFIGS) on
+/// a config resource: a topic or group by name, the broker and its loggers
+/// through the cluster.
+fn config_access(req: &Request, kind: i8, name: &str, op: AclOperation) -> Result<(), ApiErr> {
+    let (allowed, code, text) = match kind {
+        resource_type::TOPIC => (
+            req.ctx.authorize(op, ResourceType::Topic, name),
+            ResponseError::TopicAuthorizationFailed,
+            "Topic authorization failed.",
+        ),
+        resource_type::GROUP => (
+            req.ctx.authorize(op, ResourceType::Group, name),
+            ResponseError::GroupAuthorizationFailed,
+            "Group authorization failed.",
+        ),
+        _ => (
+            req.ctx.authorize_cluster(op),
+            ResponseError::ClusterAuthorizationFailed,
+            "Cluster authorization failed.",
+        ),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(err(code, text))
+    }
 }
 
 fn describe_resource(
@@ -223,7 +252,13 @@ pub fn describe_configs(req: &Request, body: Bytes) -> Reply {
         .map(|r| {
             let outcome = match &whole_request_error {
                 Some(msg) => Err(err(ResponseError::InvalidRequest, msg.clone())),
-                None => describe_resource(apis, r),
+                None => config_access(
+                    req,
+                    r.resource_type,
+                    r.resource_name.as_str(),
+                    AclOperation::DescribeConfigs,
+                )
+                .and_then(|()| describe_resource(apis, r)),
             };
             let base = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
@@ -442,7 +477,7 @@ fn alter_resource(
 /// Runs every resource of an (Incremental)AlterConfigs request; a resource
 /// named twice fails in both places and changes nothing.
 fn alter_all(
-    apis: &KafkaApis,
+    req: &Request,
     resources: &[AlterResource],
     incremental: bool,
     validate_only: bool,
@@ -467,7 +502,8 @@ fn alter_all(
                     "Each resource must appear at most once.",
                 ));
             }
-            let outcome = alter_resource(apis, r, incremental, validate_only);
+            config_access(req, r.resource_type, &r.name, AclOperation::AlterConfigs)?;
+            let outcome = alter_resource(&req.ctx.apis, r, incremental, validate_only);
             if let Err(e) = &outcome {
                 tracing::info!(
                     resource_type = type_name(r.resource_type),
@@ -510,7 +546,7 @@ pub fn alter_configs(req: &Request, body: Bytes) -> Reply {
                 .collect(),
         })
         .collect();
-    let outcomes = alter_all(&req.ctx.apis, &resources, false, request.validate_only);
+    let outcomes = alter_all(req, &resources, false, request.validate_only);
     let responses = request
         .resources
         .iter()
@@ -546,7 +582,7 @@ pub fn incremental_alter_configs(req: &Request, body: Bytes) -> Reply {
                 .collect(),
         })
         .collect();
-    let outcomes = alter_all(&req.ctx.apis, &resources, true, request.validate_only);
+    let outcomes = alter_all(req, &resources, true, request.validate_only);
     let responses = request
         .resources
         .iter()

@@ -23,6 +23,7 @@ use crate::broker::topics::Topic;
 use crate::handlers::{decode, malformed, ready, Pending, Request};
 use crate::metrics::BrokerMetrics;
 use crate::protocol::response::{placeholder, FileRegion, RecordSource, MIN_SHARED_CHUNK};
+use crate::security::acl::{AclOperation, ResourceType};
 
 const READ_COMMITTED: i8 = 1;
 
@@ -37,6 +38,8 @@ struct TopicTarget {
     name: TopicName,
     id: Uuid,
     topic: Option<Arc<Topic>>,
+    /// The client may not READ the topic (TOPIC_AUTHORIZATION_FAILED).
+    refused: bool,
     partitions: Vec<PartitionTarget>,
 }
 
@@ -85,6 +88,14 @@ fn read_pass(
     for t in targets {
         let mut parts = Vec::with_capacity(t.partitions.len());
         for pt in &t.partitions {
+            if t.refused {
+                error = true;
+                parts.push(error_partition(
+                    pt.index,
+                    ResponseError::TopicAuthorizationFailed,
+                ));
+                continue;
+            }
             let partition = match t.topic.as_ref() {
                 None => {
                     error = true;
@@ -270,10 +281,21 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
             } else {
                 apis.replicas.topics.get(&t.topic.0)
             };
+            // READ on the topic, by name (an unknown id stays unknown).
+            let name = if by_id {
+                topic.as_ref().map(|x| x.name.clone())
+            } else {
+                Some(t.topic.0.to_string())
+            };
+            let refused = name.is_some_and(|n| {
+                !req.ctx
+                    .authorize(AclOperation::Read, ResourceType::Topic, &n)
+            });
             TopicTarget {
                 name: t.topic,
                 id: t.topic_id,
                 topic,
+                refused,
                 partitions: t
                     .partitions
                     .into_iter()

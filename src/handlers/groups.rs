@@ -1,4 +1,4 @@
-//! Consumer group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat,
+//! Consumer group APIs: JoinGroup, SyncGroup, Heartbeat,
 //! LeaveGroup, OffsetCommit, TxnOffsetCommit, OffsetFetch, ListGroups,
 //! DescribeGroups, DeleteGroups, OffsetDelete. Each decodes its request, calls the
 //! GroupCoordinator and encodes the answer at the request's version.
@@ -15,7 +15,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
-use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
@@ -33,13 +32,12 @@ use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{
-    BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
-    DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
-    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
-    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName, TxnOffsetCommitRequest,
-    TxnOffsetCommitResponse,
+    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
+    GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+    OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
+    TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -51,12 +49,27 @@ use crate::coordinator::group::api::{
 use crate::coordinator::group::writer::DurableWait;
 use crate::handlers::KafkaApis;
 use crate::handlers::{decode_or_close, ready, Pending, Reply, Request};
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// DescribeGroups' `authorized_operations` when the client did not ask.
 const OPS_NOT_REQUESTED: i32 = i32::MIN;
 /// What every client may do to a group without an authorizer: READ(3),
 /// DELETE(6), DESCRIBE(8), DESCRIBE_CONFIGS(10), ALTER_CONFIGS(11).
 const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11);
+
+/// Whether the client may do `op` on the group.
+fn group_allowed(req: &Request, op: AclOperation, group: &str) -> bool {
+    req.ctx.authorize(op, ResourceType::Group, group)
+}
+
+/// Whether the client may READ the topic (offsets are committed for
+/// topics one may consume).
+fn topic_readable(req: &Request, topic: &str) -> bool {
+    req.ctx
+        .authorize(AclOperation::Read, ResourceType::Topic, topic)
+}
+
+const GROUP_DENIED: i16 = ResponseError::GroupAuthorizationFailed.code();
 
 fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
@@ -99,62 +112,6 @@ async fn settle_commit(
                 .collect(),
         },
     }
-}
-
-// ---------------------------------------------------------------------------
-// FindCoordinator
-// ---------------------------------------------------------------------------
-
-pub fn find_coordinator(req: &Request, body: Bytes) -> Reply {
-    let r = decode_or_close!(req, body, FindCoordinatorRequest);
-    let apis = &req.ctx.apis;
-    let version = req.version();
-    let key_type = if version == 0 { 0 } else { r.key_type };
-    let advertised = apis.config.advertised_for(&req.ctx.listener);
-    let node_id = apis.config.node_id;
-    // One answer per key; every key is coordinated by this broker.
-    let answer = |key: &StrBytes| -> Coordinator {
-        let base = Coordinator::default().with_key(key.clone());
-        if !matches!(key_type, 0 | 1) {
-            return base
-                .with_node_id(BrokerId(-1))
-                .with_host(s(""))
-                .with_port(-1)
-                .with_error_code(ResponseError::InvalidRequest.code())
-                .with_error_message(Some(s(format!("Unsupported key type {key_type}"))));
-        }
-        match advertised {
-            Some(l) => base
-                .with_node_id(BrokerId(node_id))
-                .with_host(s(l.host.clone()))
-                .with_port(i32::from(l.port)),
-            None => base
-                .with_node_id(BrokerId(-1))
-                .with_host(s(""))
-                .with_port(-1)
-                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
-                .with_error_message(Some(s("The coordinator is not available."))),
-        }
-    };
-    let resp = if version >= 4 {
-        FindCoordinatorResponse::default()
-            .with_coordinators(r.coordinator_keys.iter().map(answer).collect())
-    } else {
-        let c = answer(&r.key);
-        // v1-3 carry the error's message, which for NONE is its name.
-        let message = if c.error_code == 0 {
-            Some(s("NONE"))
-        } else {
-            c.error_message
-        };
-        FindCoordinatorResponse::default()
-            .with_error_code(c.error_code)
-            .with_error_message(message)
-            .with_node_id(c.node_id)
-            .with_host(c.host)
-            .with_port(c.port)
-    };
-    req.respond(&resp)
 }
 
 // ---------------------------------------------------------------------------
@@ -222,6 +179,10 @@ pub fn join_group(req: Request, body: Bytes) -> Pending {
         require_known_member_id: version >= 4,
     };
     let member_id = params.member_id.clone();
+    if !group_allowed(&req, AclOperation::Read, &params.group_id) {
+        let o = JoinOutcome::error(ResponseError::GroupAuthorizationFailed, &member_id);
+        return ready(req.respond(&join_response(o, version)));
+    }
     let apis = req.ctx.apis.clone();
     let answer = apis.groups.join_group(params);
     Box::pin(async move {
@@ -240,6 +201,9 @@ pub fn sync_group(req: Request, body: Bytes) -> Pending {
         Ok(r) => r,
         Err(e) => return ready(crate::handlers::malformed(&req, e)),
     };
+    if !group_allowed(&req, AclOperation::Read, &r.group_id.0) {
+        return ready(req.respond(&SyncGroupResponse::default().with_error_code(GROUP_DENIED)));
+    }
     let apis = req.ctx.apis.clone();
     let answer = apis.groups.sync_group(SyncParams {
         group_id: &r.group_id.0,
@@ -276,6 +240,9 @@ pub fn sync_group(req: Request, body: Bytes) -> Pending {
 
 pub fn heartbeat(req: &Request, body: Bytes) -> Reply {
     let r = decode_or_close!(req, body, HeartbeatRequest);
+    if !group_allowed(req, AclOperation::Read, &r.group_id.0) {
+        return req.respond(&HeartbeatResponse::default().with_error_code(GROUP_DENIED));
+    }
     let code = req.ctx.apis.groups.heartbeat(
         &r.group_id.0,
         r.generation_id,
@@ -288,6 +255,9 @@ pub fn heartbeat(req: &Request, body: Bytes) -> Reply {
 pub fn leave_group(req: &Request, body: Bytes) -> Reply {
     let r = decode_or_close!(req, body, LeaveGroupRequest);
     let version = req.version();
+    if !group_allowed(req, AclOperation::Read, &r.group_id.0) {
+        return req.respond(&LeaveGroupResponse::default().with_error_code(GROUP_DENIED));
+    }
     let leaving: Vec<(String, Option<String>)> = if version >= 3 {
         r.members
             .iter()
@@ -344,10 +314,16 @@ pub fn offset_commit(req: Request, body: Bytes) -> Pending {
     // the coordinator.
     let mut codes: Vec<Vec<Option<i16>>> = Vec::with_capacity(r.topics.len());
     let mut parts = Vec::new();
+    let group_ok = group_allowed(&req, AclOperation::Read, &r.group_id.0);
     for t in &r.topics {
         let mut tc = Vec::with_capacity(t.partitions.len());
+        let topic_ok = topic_readable(&req, &t.name.0);
         for p in &t.partitions {
-            if partition_exists(&apis, &t.name.0, p.partition_index) {
+            if !group_ok {
+                tc.push(Some(GROUP_DENIED));
+            } else if !topic_ok {
+                tc.push(Some(ResponseError::TopicAuthorizationFailed.code()));
+            } else if partition_exists(&apis, &t.name.0, p.partition_index) {
                 tc.push(None);
                 parts.push(CommitPartition {
                     topic: t.name.0.to_string(),
@@ -424,10 +400,28 @@ pub fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
     let apis = req.ctx.apis.clone();
     let mut codes: Vec<Vec<Option<i16>>> = Vec::with_capacity(r.topics.len());
     let mut parts = Vec::new();
+    // WRITE on the transactional id, then READ on the group, then READ on
+    // each topic.
+    let refused_all = if !req.ctx.authorize(
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        &r.transactional_id.0,
+    ) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed.code())
+    } else if !group_allowed(&req, AclOperation::Read, &r.group_id.0) {
+        Some(GROUP_DENIED)
+    } else {
+        None
+    };
     for t in &r.topics {
         let mut tc = Vec::with_capacity(t.partitions.len());
+        let topic_ok = topic_readable(&req, &t.name.0);
         for p in &t.partitions {
-            if partition_exists(&apis, &t.name.0, p.partition_index) {
+            if let Some(code) = refused_all {
+                tc.push(Some(code));
+            } else if !topic_ok {
+                tc.push(Some(ResponseError::TopicAuthorizationFailed.code()));
+            } else if partition_exists(&apis, &t.name.0, p.partition_index) {
                 tc.push(None);
                 parts.push(CommitPartition {
                     topic: t.name.0.to_string(),
@@ -509,6 +503,40 @@ pub fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
     })
 }
 
+/// The offsets of topics the client may describe: a topic asked for by
+/// name answers TOPIC_AUTHORIZATION_FAILED per partition, one not asked for
+/// (all offsets of the group) is left out.
+fn visible_offsets(
+    req: &Request,
+    named: bool,
+    fetched: Vec<(String, Vec<FetchedOffset>)>,
+) -> Vec<(String, Vec<FetchedOffset>)> {
+    fetched
+        .into_iter()
+        .filter_map(|(t, ps)| {
+            if req
+                .ctx
+                .authorize(AclOperation::Describe, ResourceType::Topic, &t)
+            {
+                return Some((t, ps));
+            }
+            named.then(|| {
+                let ps = ps
+                    .into_iter()
+                    .map(|f| FetchedOffset {
+                        offset: -1,
+                        leader_epoch: -1,
+                        metadata: String::new(),
+                        error: ResponseError::TopicAuthorizationFailed.code(),
+                        ..f
+                    })
+                    .collect();
+                (t, ps)
+            })
+        })
+        .collect()
+}
+
 fn fetched_partition(f: FetchedOffset) -> OffsetFetchResponsePartition {
     OffsetFetchResponsePartition::default()
         .with_partition_index(f.partition)
@@ -526,12 +554,21 @@ pub fn offset_fetch(req: &Request, body: Bytes) -> Reply {
             .groups
             .iter()
             .map(|g| {
+                if !group_allowed(req, AclOperation::Describe, &g.group_id.0) {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id.clone())
+                        .with_error_code(GROUP_DENIED);
+                }
                 let topics = g.topics.as_ref().map(|ts| {
                     ts.iter()
                         .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                         .collect()
                 });
-                let fetched = groups.fetch_offsets(&g.group_id.0, topics, r.require_stable);
+                let fetched = visible_offsets(
+                    req,
+                    g.topics.is_some(),
+                    groups.fetch_offsets(&g.group_id.0, topics, r.require_stable),
+                );
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id.clone())
                     .with_topics(
@@ -559,16 +596,23 @@ pub fn offset_fetch(req: &Request, body: Bytes) -> Reply {
             .collect();
         return req.respond(&OffsetFetchResponse::default().with_groups(out));
     }
+    if !group_allowed(req, AclOperation::Describe, &r.group_id.0) {
+        return req.respond(&OffsetFetchResponse::default().with_error_code(GROUP_DENIED));
+    }
     let topics = r.topics.as_ref().map(|ts| {
         ts.iter()
             .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
             .collect()
     });
     // require_stable exists from v7.
-    let fetched = groups.fetch_offsets(
-        &r.group_id.0,
-        topics,
-        r.require_stable && req.version() >= 7,
+    let fetched = visible_offsets(
+        req,
+        r.topics.is_some(),
+        groups.fetch_offsets(
+            &r.group_id.0,
+            topics,
+            r.require_stable && req.version() >= 7,
+        ),
     );
     let topics = fetched
         .into_iter()
@@ -606,6 +650,12 @@ pub fn list_groups(req: &Request, body: Bytes) -> Reply {
             .list_groups()
             .into_iter()
             .filter(|g| states.is_empty() || states.contains(&g.state.name().to_ascii_lowercase()))
+            // DESCRIBE on the cluster lists every group; otherwise the
+            // ones the client may describe.
+            .filter(|g| {
+                req.ctx.authorize_cluster(AclOperation::Describe)
+                    || group_allowed(req, AclOperation::Describe, &g.group_id)
+            })
             .map(|g| {
                 ListedGroup::default()
                     .with_group_id(GroupId(s(g.group_id)))
@@ -623,15 +673,22 @@ pub fn list_groups(req: &Request, body: Bytes) -> Reply {
 pub fn describe_groups(req: &Request, body: Bytes) -> Reply {
     let r = decode_or_close!(req, body, DescribeGroupsRequest);
     let version = req.version();
-    let ops = if r.include_authorized_operations {
-        GROUP_OPERATIONS
-    } else {
-        OPS_NOT_REQUESTED
-    };
     let groups = r
         .groups
         .iter()
         .map(|id| {
+            if !group_allowed(req, AclOperation::Describe, &id.0) {
+                return DescribedGroup::default()
+                    .with_group_id(id.clone())
+                    .with_error_code(GROUP_DENIED)
+                    .with_authorized_operations(OPS_NOT_REQUESTED);
+            }
+            let ops = if r.include_authorized_operations {
+                req.ctx
+                    .authorized_operations(ResourceType::Group, &id.0, GROUP_OPERATIONS)
+            } else {
+                OPS_NOT_REQUESTED
+            };
             let base = DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_authorized_operations(ops);
@@ -679,6 +736,9 @@ pub fn delete_groups(req: Request, body: Bytes) -> Pending {
         .groups_names
         .into_iter()
         .map(|g| {
+            if !group_allowed(&req, AclOperation::Delete, &g.0) {
+                return (g, GROUP_DENIED, None);
+            }
             let (code, wait) = apis.groups.delete_group(&g.0);
             (g, code, wait)
         })
@@ -709,6 +769,9 @@ pub fn offset_delete(req: Request, body: Bytes) -> Pending {
         Ok(r) => r,
         Err(e) => return ready(crate::handlers::malformed(&req, e)),
     };
+    if !group_allowed(&req, AclOperation::Delete, &r.group_id.0) {
+        return ready(req.respond(&OffsetDeleteResponse::default().with_error_code(GROUP_DENIED)));
+    }
     let apis: Arc<KafkaApis> = req.ctx.apis.clone();
     // Per requested partition: does it exist?
     let exists: Vec<Vec<bool>> = r

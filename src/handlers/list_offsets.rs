@@ -10,6 +10,7 @@ use kafka_protocol::ResponseError;
 
 use crate::broker::partition::Partition;
 use crate::handlers::{decode_or_close, Reply, Request};
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// Kafka's special timestamps.
 const LATEST: i64 = -1;
@@ -46,6 +47,9 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
     let mut topics = Vec::with_capacity(request.topics.len());
     for t in request.topics {
         let topic = apis.replicas.topics.get(&t.name.0);
+        let refused = !req
+            .ctx
+            .authorize(AclOperation::Describe, ResourceType::Topic, &t.name.0);
         let mut parts = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let mut r = ListOffsetsPartitionResponse::default()
@@ -55,6 +59,7 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                 .with_leader_epoch(-1);
             let partition = topic.as_ref().and_then(|t| t.partition(p.partition_index));
             match partition {
+                _ if refused => r.error_code = ResponseError::TopicAuthorizationFailed.code(),
                 None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(_) if p.current_leader_epoch > 0 => {
                     r.error_code = ResponseError::UnknownLeaderEpoch.code()

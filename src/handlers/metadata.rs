@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::broker::topics::{validate_topic_name, Topic};
 use crate::handlers::{decode_or_close, Reply, Request};
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// Kafka's AclOperation codes.
 mod acl_op {
@@ -67,7 +68,7 @@ pub fn cluster_authorized_operations() -> i32 {
 /// Kafka's "not requested" value for authorized operations.
 pub const OPS_NOT_REQUESTED: i32 = i32::MIN;
 
-fn topic_entry(topic: &Topic, node_id: i32, include_ops: bool) -> MetadataResponseTopic {
+fn topic_entry(topic: &Topic, node_id: i32, ops: i32) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
@@ -85,11 +86,7 @@ fn topic_entry(topic: &Topic, node_id: i32, include_ops: bool) -> MetadataRespon
         .with_topic_id(topic.id)
         .with_is_internal(topic.internal)
         .with_partitions(partitions)
-        .with_topic_authorized_operations(if include_ops {
-            topic_authorized_operations()
-        } else {
-            OPS_NOT_REQUESTED
-        })
+        .with_topic_authorized_operations(ops)
 }
 
 /// A topic answered with an error. Kafka computes the operations of every
@@ -147,10 +144,25 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
     let version = req.version();
     let node_id = cfg.node_id;
     let include_ops = request.include_topic_authorized_operations;
-    let ops = if include_ops {
-        topic_authorized_operations()
-    } else {
-        OPS_NOT_REQUESTED
+    // A topic's authorized operations, computed only when asked for.
+    let ops_of = |name: &str| {
+        if include_ops {
+            req.ctx
+                .authorized_operations(ResourceType::Topic, name, topic_authorized_operations())
+        } else {
+            OPS_NOT_REQUESTED
+        }
+    };
+    let may_describe = |name: &str| {
+        req.ctx
+            .authorize(AclOperation::Describe, ResourceType::Topic, name)
+    };
+    // Creating a topic takes CREATE on the cluster or on the topic.
+    let may_create = |name: &str| {
+        req.ctx.authorize_cluster(AclOperation::Create)
+            || req
+                .ctx
+                .authorize(AclOperation::Create, ResourceType::Topic, name)
     };
     // v10-11 carry topic ids on the wire but may not use them (a topic's
     // name cannot be null before v12): Kafka refuses the whole request.
@@ -178,8 +190,11 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
     };
     match requested {
         None => {
+            // All topics: the ones the client may describe, silently.
             for t in apis.replicas.topics.list() {
-                topics.push(topic_entry(&t, node_id, include_ops));
+                if may_describe(&t.name) {
+                    topics.push(topic_entry(&t, node_id, ops_of(&t.name)));
+                }
             }
         }
         Some(list) => {
@@ -189,18 +204,38 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                     None => {
                         // Look-up by topic id (v10+).
                         match apis.replicas.topics.get_by_id(&rt.topic_id) {
-                            Some(t) => topics.push(topic_entry(&t, node_id, include_ops)),
+                            Some(t) if may_describe(&t.name) => {
+                                topics.push(topic_entry(&t, node_id, ops_of(&t.name)))
+                            }
+                            Some(_) => topics.push(error_entry(
+                                None,
+                                rt.topic_id,
+                                ResponseError::TopicAuthorizationFailed,
+                                OPS_NOT_REQUESTED,
+                            )),
                             None => topics.push(error_entry(
                                 None,
                                 rt.topic_id,
                                 ResponseError::UnknownTopicId,
-                                ops,
+                                OPS_NOT_REQUESTED,
                             )),
                         }
                     }
                     Some(name) => {
+                        if !may_describe(&name) {
+                            // No existence leak: refused whether it exists;
+                            // Kafka computes no operations for it.
+                            topics.push(error_entry(
+                                Some(&name),
+                                Uuid::nil(),
+                                ResponseError::TopicAuthorizationFailed,
+                                OPS_NOT_REQUESTED,
+                            ));
+                            continue;
+                        }
+                        let ops = ops_of(&name);
                         if let Some(t) = apis.replicas.topics.get(&name) {
-                            topics.push(topic_entry(&t, node_id, include_ops));
+                            topics.push(topic_entry(&t, node_id, ops));
                             continue;
                         }
                         if validate_topic_name(&name).is_err() {
@@ -217,6 +252,15 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                                 Some(&name),
                                 Uuid::nil(),
                                 ResponseError::UnknownTopicOrPartition,
+                                ops,
+                            ));
+                            continue;
+                        }
+                        if !may_create(&name) {
+                            topics.push(error_entry(
+                                Some(&name),
+                                Uuid::nil(),
+                                ResponseError::TopicAuthorizationFailed,
                                 ops,
                             ));
                             continue;
@@ -243,7 +287,7 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                             // Raced with another creator: report what exists.
                             Err(e) if e.code == ResponseError::TopicAlreadyExists => {
                                 match apis.replicas.topics.get(&name) {
-                                    Some(t) => topics.push(topic_entry(&t, node_id, include_ops)),
+                                    Some(t) => topics.push(topic_entry(&t, node_id, ops)),
                                     None => topics.push(error_entry(
                                         Some(&name),
                                         Uuid::nil(),
@@ -285,7 +329,7 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
         .with_controller_id(BrokerId(node_id))
         .with_topics(topics)
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
-            cluster_authorized_operations()
+            crate::handlers::admin_cluster::cluster_operations(req, cluster_authorized_operations())
         } else {
             OPS_NOT_REQUESTED
         });

@@ -3,11 +3,13 @@
 //! the broker's services or a coordinator and encodes the response; it never
 //! touches storage directly.
 
+pub mod acls;
 pub mod admin_cluster;
 pub mod admin_configs;
 pub mod api_versions;
 pub mod describe_topic_partitions;
 pub mod fetch;
+pub mod find_coordinator;
 pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
@@ -27,6 +29,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
+use crate::broker::authorizer::Authorizer;
 use crate::broker::dynamic_config::DynamicBrokerConfig;
 use crate::broker::producer_ids::ProducerIdManager;
 use crate::broker::quotas::ClientQuotaManager;
@@ -39,6 +42,7 @@ use crate::coordinator::txn::TransactionCoordinator;
 use crate::metrics::BrokerMetrics;
 use crate::protocol::header::{parse_request_header, RequestHeader};
 use crate::protocol::{response, schema, versions};
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 use crate::security::sasl::SaslSettings;
 use crate::security::{KafkaPrincipal, SecurityProtocol};
 
@@ -86,6 +90,9 @@ pub struct KafkaApis {
     pub sasl: Arc<SaslSettings>,
     /// SCRAM credentials (Describe/AlterUserScramCredentials).
     pub scram: Arc<ScramCredentialStore>,
+    /// The ACLs and their decision (`authorizer.class.name`); without one
+    /// every request is allowed and the ACL APIs answer SECURITY_DISABLED.
+    pub authorizer: Option<Arc<Authorizer>>,
 }
 
 pub struct RequestContext {
@@ -98,6 +105,46 @@ pub struct RequestContext {
     /// Who the client authenticated as (`User:ANONYMOUS` without
     /// authentication); what authorization decides on.
     pub principal: Arc<KafkaPrincipal>,
+}
+
+impl RequestContext {
+    fn host(&self) -> std::net::IpAddr {
+        self.peer.ip().to_canonical()
+    }
+
+    /// Whether the client may do `op` on the resource (always, without
+    /// an authorizer).
+    pub fn authorize(&self, op: AclOperation, resource_type: ResourceType, name: &str) -> bool {
+        self.apis
+            .authorizer
+            .as_ref()
+            .is_none_or(|a| a.authorize(&self.principal, self.host(), op, resource_type, name))
+    }
+
+    /// Whether the client may do `op` on the cluster.
+    pub fn authorize_cluster(&self, op: AclOperation) -> bool {
+        self.authorize(op, ResourceType::Cluster, CLUSTER_NAME)
+    }
+
+    /// Whether the client may do `op` on some resource of the type.
+    pub fn authorize_by_resource_type(
+        &self,
+        op: AclOperation,
+        resource_type: ResourceType,
+    ) -> bool {
+        self.apis.authorizer.as_ref().is_none_or(|a| {
+            a.authorize_by_resource_type(&self.principal, self.host(), op, resource_type)
+        })
+    }
+
+    /// The authorized-operations bitfield of a resource; `all` (every
+    /// operation the resource supports) without an authorizer.
+    pub fn authorized_operations(&self, resource_type: ResourceType, name: &str, all: i32) -> i32 {
+        match &self.apis.authorizer {
+            None => all,
+            Some(a) => a.authorized_operations(&self.principal, self.host(), resource_type, name),
+        }
+    }
 }
 
 /// A decoded request header plus the connection it arrived on.
@@ -203,7 +250,7 @@ pub async fn dispatch(ctx: RequestContext, frame: Bytes) -> Pending {
         ApiKey::DescribeTransactions => transactions::describe_transactions(req, body),
         ApiKey::ListTransactions => transactions::list_transactions(req, body),
         ApiKey::DescribeProducers => ready(producers::describe_producers(&req, body)),
-        ApiKey::FindCoordinator => ready(groups::find_coordinator(&req, body)),
+        ApiKey::FindCoordinator => ready(find_coordinator::find_coordinator(&req, body)),
         ApiKey::JoinGroup => groups::join_group(req, body),
         ApiKey::SyncGroup => groups::sync_group(req, body),
         ApiKey::Heartbeat => ready(groups::heartbeat(&req, body)),
@@ -236,9 +283,9 @@ pub async fn dispatch(ctx: RequestContext, frame: Bytes) -> Pending {
         }
         ApiKey::DescribeClientQuotas => ready(admin_cluster::describe_client_quotas(&req, body)),
         ApiKey::AlterClientQuotas => ready(admin_cluster::alter_client_quotas(&req, body)),
-        ApiKey::CreateAcls => ready(admin_cluster::create_acls(&req, body)),
-        ApiKey::DescribeAcls => ready(admin_cluster::describe_acls(&req, body)),
-        ApiKey::DeleteAcls => ready(admin_cluster::delete_acls(&req, body)),
+        ApiKey::CreateAcls => ready(acls::create_acls(&req, body)),
+        ApiKey::DescribeAcls => ready(acls::describe_acls(&req, body)),
+        ApiKey::DeleteAcls => ready(acls::delete_acls(&req, body)),
         ApiKey::SaslHandshake => ready(scram_credentials::sasl_handshake_after_auth(&req, body)),
         ApiKey::SaslAuthenticate => {
             ready(scram_credentials::sasl_authenticate_after_auth(&req, body))

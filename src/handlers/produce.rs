@@ -20,6 +20,7 @@ use crate::record::batch;
 use crate::record::compression;
 use crate::record::validator::{self, TimestampType, ValidationConfig};
 use crate::record::RecordError;
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::util::now_ms;
 
 /// A failed partition's answer. Kafka's answer carries, besides the code,
@@ -336,6 +337,19 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
         version,
         transactional_id: request.transactional_id.as_ref().map(|t| t.0.as_str()),
     };
+    // Transactional records need WRITE on their transactional id, or the
+    // whole request is refused (Kafka's `hasTransactionalRecords` check).
+    let transactional_refused = req.ctx.apis.authorizer.is_some()
+        && request
+            .topic_data
+            .iter()
+            .flat_map(|t| &t.partition_data)
+            .filter_map(|p| p.records.as_ref())
+            .any(|r| batch::iter_batches(r).any(|(_, h)| h.is_transactional()))
+        && !ctx.transactional_id.is_some_and(|id| {
+            req.ctx
+                .authorize(AclOperation::Write, ResourceType::TransactionalId, id)
+        });
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(request.topic_data.len());
     let mut awaiting: Vec<AwaitingAck> = Vec::new();
     let mut any_error = false;
@@ -351,9 +365,27 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
         } else {
             ResponseError::UnknownTopicOrPartition
         };
+        // WRITE on the topic, by name (a topic id resolves first).
+        let name = match (version >= 13, topic.as_ref()) {
+            (true, Some(t)) => Some(t.name.as_str()),
+            (true, None) => None,
+            (false, _) => Some(td.name.0.as_str()),
+        };
+        let refused = if transactional_refused {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        } else if name.is_some_and(|n| {
+            !req.ctx
+                .authorize(AclOperation::Write, ResourceType::Topic, n)
+        }) {
+            Some(ResponseError::TopicAuthorizationFailed)
+        } else {
+            None
+        };
         let mut partitions = Vec::with_capacity(td.partition_data.len());
         for (partition_pos, pd) in td.partition_data.into_iter().enumerate() {
-            let result = if !valid_acks {
+            let result = if let Some(code) = refused {
+                Err(failed(pd.index, code, -1, None))
+            } else if !valid_acks {
                 Err(failed(
                     pd.index,
                     ResponseError::InvalidRequiredAcks,

@@ -14,6 +14,7 @@ use kafka_protocol::ResponseError;
 use crate::handlers::{
     decode, decode_or_close, malformed, ready, transactions, Pending, Reply, Request,
 };
+use crate::security::acl::{AclOperation, ResourceType};
 
 pub fn init_producer_id(req: Request, body: Bytes) -> Pending {
     let request: InitProducerIdRequest = match decode(&req.header, body) {
@@ -38,6 +39,16 @@ fn init_idempotent(req: &Request) -> Reply {
     let mut resp = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
+    // An idempotent producer needs IDEMPOTENT_WRITE on the cluster or, as
+    // Kafka 3+ accepts, WRITE on some topic.
+    if !req.ctx.authorize_cluster(AclOperation::IdempotentWrite)
+        && !req
+            .ctx
+            .authorize_by_resource_type(AclOperation::Write, ResourceType::Topic)
+    {
+        resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return req.respond(&resp);
+    }
     // Kafka answers a request without a transactional id with a fresh
     // producer id at epoch 0, whatever id and epoch the client passed
     // (KIP-360's bump for idempotent producers happens client-side).
@@ -60,9 +71,17 @@ pub fn describe_producers(req: &Request, body: Bytes) -> Reply {
     let mut topics = Vec::with_capacity(request.topics.len());
     for t in request.topics {
         let topic = apis.replicas.topics.get(&t.name.0);
+        let readable = req
+            .ctx
+            .authorize(AclOperation::Read, ResourceType::Topic, &t.name.0);
         let mut partitions = Vec::with_capacity(t.partition_indexes.len());
         for index in t.partition_indexes {
             let mut r = PartitionResponse::default().with_partition_index(index);
+            if !readable {
+                r.error_code = ResponseError::TopicAuthorizationFailed.code();
+                partitions.push(r);
+                continue;
+            }
             match topic.as_ref().and_then(|t| t.partition(index)) {
                 // Kafka gives its default text for a topic it does not know,
                 // no message for a partition its topic does not have.

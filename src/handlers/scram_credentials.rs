@@ -19,6 +19,10 @@ use kafka_protocol::ResponseError;
 
 use crate::broker::scram_credentials::Upsertion;
 use crate::handlers::{decode_or_close, Reply, Request};
+use crate::security::acl::AclOperation;
+
+/// The message of Kafka's `ClusterAuthorizationException` by default.
+const CLUSTER_AUTHORIZATION_FAILED: &str = "Cluster authorization failed.";
 
 fn sb(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
@@ -26,6 +30,14 @@ fn sb(s: impl Into<String>) -> StrBytes {
 
 pub fn describe_user_scram_credentials(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, DescribeUserScramCredentialsRequest);
+    // As Kafka: DESCRIBE on the cluster, else the whole request refused.
+    if !req.ctx.authorize_cluster(AclOperation::Describe) {
+        return req.respond(
+            &DescribeUserScramCredentialsResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                .with_error_message(Some(sb(CLUSTER_AUTHORIZATION_FAILED.to_string()))),
+        );
+    }
     let users = request
         .users
         .map(|u| u.into_iter().map(|n| n.name.to_string()).collect());
@@ -65,6 +77,27 @@ pub fn describe_user_scram_credentials(req: &Request, body: Bytes) -> Reply {
 
 pub fn alter_user_scram_credentials(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, AlterUserScramCredentialsRequest);
+    // As Kafka: ALTER on the cluster, else every named user refused.
+    if !req.ctx.authorize_cluster(AclOperation::Alter) {
+        let mut users: Vec<String> = request
+            .deletions
+            .iter()
+            .map(|d| d.name.to_string())
+            .chain(request.upsertions.iter().map(|u| u.name.to_string()))
+            .collect();
+        users.sort();
+        users.dedup();
+        let results = users
+            .into_iter()
+            .map(|u| {
+                AlterUserScramCredentialsResult::default()
+                    .with_user(sb(u))
+                    .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                    .with_error_message(Some(sb(CLUSTER_AUTHORIZATION_FAILED.to_string())))
+            })
+            .collect();
+        return req.respond(&AlterUserScramCredentialsResponse::default().with_results(results));
+    }
     let deletions = request
         .deletions
         .into_iter()

@@ -19,6 +19,7 @@ use crate::broker::dynamic_config::DynamicBrokerConfig;
 use crate::broker::topic_config::topic_key;
 use crate::broker::topics::{new_topic_id, validate_manual_assignment};
 use crate::handlers::{decode_or_close, Reply, Request};
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// Topic configs as CreateTopics v5+ reports them (Kafka hides internal
 /// keys): each key's value and where it comes from, as the controller
@@ -71,6 +72,19 @@ pub fn create_topics(req: &Request, body: Bytes) -> Reply {
                 result,
                 ResponseError::InvalidRequest,
                 format!("Duplicate topic name: {name}"),
+            ));
+            continue;
+        }
+        // CREATE on the cluster or on the topic.
+        if !req.ctx.authorize_cluster(AclOperation::Create)
+            && !req
+                .ctx
+                .authorize(AclOperation::Create, ResourceType::Topic, &name)
+        {
+            results.push(fail(
+                result,
+                ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.".to_string(),
             ));
             continue;
         }
@@ -173,7 +187,20 @@ pub fn create_topics(req: &Request, body: Bytes) -> Reply {
                 result.num_partitions = num_partitions;
                 result.replication_factor = replication_factor;
                 if version >= 5 {
-                    result.configs = Some(described_configs(&configs, &apis.dynamic_config));
+                    if req
+                        .ctx
+                        .authorize(AclOperation::DescribeConfigs, ResourceType::Topic, &name)
+                    {
+                        result.configs = Some(described_configs(&configs, &apis.dynamic_config));
+                    } else {
+                        // Created, but its configs are not the client's to
+                        // see: Kafka hides them and the counts.
+                        result.topic_config_error_code =
+                            ResponseError::TopicAuthorizationFailed.code();
+                        result.num_partitions = -1;
+                        result.replication_factor = -1;
+                        result.configs = Some(Vec::new());
+                    }
                 }
             }
             Err(e) => {
@@ -207,6 +234,19 @@ pub fn delete_topics(req: &Request, body: Bytes) -> Reply {
     for (name, id) in targets {
         let mut r = DeletableTopicResult::default().with_topic_id(id);
         r.name = name.clone().map(|n| TopicName(StrBytes::from_string(n)));
+        // DELETE on the cluster or the topic, decided by name before
+        // existence (Kafka's controller checks the cluster first).
+        let cluster_delete = req.ctx.authorize_cluster(AclOperation::Delete);
+        if !cluster_delete
+            && name.as_ref().is_some_and(|n| {
+                !req.ctx
+                    .authorize(AclOperation::Delete, ResourceType::Topic, n)
+            })
+        {
+            r.error_code = ResponseError::TopicAuthorizationFailed.code();
+            responses.push(r);
+            continue;
+        }
         let resolved = match &name {
             Some(n) => apis
                 .replicas
@@ -237,7 +277,14 @@ pub fn delete_topics(req: &Request, body: Bytes) -> Reply {
         };
         r.name = Some(TopicName(StrBytes::from_string(topic.name.clone())));
         r.topic_id = topic.id;
-        if !apis.config.delete_topic_enable {
+        if name.is_none()
+            && !cluster_delete
+            && !req
+                .ctx
+                .authorize(AclOperation::Delete, ResourceType::Topic, &topic.name)
+        {
+            r.error_code = ResponseError::TopicAuthorizationFailed.code();
+        } else if !apis.config.delete_topic_enable {
             r.error_code = ResponseError::TopicDeletionDisabled.code();
         } else if topic.internal {
             r.error_code = ResponseError::InvalidRequest.code();

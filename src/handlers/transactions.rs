@@ -23,6 +23,7 @@ use kafka_protocol::ResponseError;
 use crate::coordinator::group::OFFSETS_TOPIC;
 use crate::coordinator::txn::coordinator::fenced_error;
 use crate::handlers::{decode, malformed, ready, Pending, Request};
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::util::now_ms;
 use crate::util::re2::FullMatch;
 
@@ -36,11 +37,16 @@ pub fn init_producer_id(req: Request, request: InitProducerIdRequest) -> Pending
         .unwrap_or_default();
     let expected =
         (request.producer_id.0 >= 0).then_some((request.producer_id.0, request.producer_epoch));
+    let txn_allowed = txn_writable(&req, &txn_id);
     Box::pin(async move {
         let apis = req.ctx.apis.clone();
         let mut resp = InitProducerIdResponse::default()
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
+        if !txn_allowed {
+            resp.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+            return req.respond(&resp);
+        }
         match apis
             .txns
             .init_producer_id(&txn_id, request.transaction_timeout_ms, expected)
@@ -62,6 +68,12 @@ pub fn init_producer_id(req: Request, request: InitProducerIdRequest) -> Pending
         }
         req.respond(&resp)
     })
+}
+
+/// Whether the client may WRITE with the transactional id.
+fn txn_writable(req: &Request, txn_id: &str) -> bool {
+    req.ctx
+        .authorize(AclOperation::Write, ResourceType::TransactionalId, txn_id)
 }
 
 /// One transaction's part of an AddPartitionsToTxn request: id, producer id,
@@ -112,17 +124,28 @@ pub fn add_partitions_to_txn(req: Request, body: Bytes) -> Pending {
         for (txn_id, pid, epoch, verify_only, topics) in txns {
             // Unknown partitions fail the request; the others are "not attempted".
             let mut unknown = Vec::new();
+            let mut refused = Vec::new();
             let mut wanted = Vec::new();
+            let txn_ok = txn_writable(&req, &txn_id);
             for (name, parts) in &topics {
                 let topic = apis.replicas.topics.get(&name.0);
+                let topic_ok = req
+                    .ctx
+                    .authorize(AclOperation::Write, ResourceType::Topic, &name.0);
                 for p in parts {
+                    if !topic_ok {
+                        refused.push((name.0.to_string(), *p));
+                        continue;
+                    }
                     match topic.as_ref().and_then(|t| t.partition(*p)) {
                         Some(_) => wanted.push((name.0.to_string(), *p)),
                         None => unknown.push((name.0.to_string(), *p)),
                     }
                 }
             }
-            let outcome = if unknown.is_empty() {
+            let outcome = if !txn_ok {
+                Err(ResponseError::TransactionalIdAuthorizationFailed)
+            } else if unknown.is_empty() && refused.is_empty() {
                 apis.txns
                     .add_partitions(&txn_id, pid, epoch, &wanted, verify_only, version)
                     .await
@@ -130,7 +153,11 @@ pub fn add_partitions_to_txn(req: Request, body: Bytes) -> Pending {
                 Err(ResponseError::OperationNotAttempted)
             };
             let code_for = |t: &str, p: i32| -> i16 {
-                if unknown.iter().any(|(ut, up)| ut == t && *up == p) {
+                if !txn_ok {
+                    ResponseError::TransactionalIdAuthorizationFailed.code()
+                } else if refused.iter().any(|(ut, up)| ut == t && *up == p) {
+                    ResponseError::TopicAuthorizationFailed.code()
+                } else if unknown.iter().any(|(ut, up)| ut == t && *up == p) {
                     ResponseError::UnknownTopicOrPartition.code()
                 } else {
                     outcome.err().map_or(0, |e| e.code())
@@ -180,6 +207,19 @@ pub fn add_offsets_to_txn(req: Request, body: Bytes) -> Pending {
         Err(e) => return ready(malformed(&req, e)),
     };
     let version = req.version();
+    let refused = if !txn_writable(&req, &request.transactional_id.0) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !req
+        .ctx
+        .authorize(AclOperation::Read, ResourceType::Group, &request.group_id.0)
+    {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    if let Some(e) = refused {
+        return ready(req.respond(&AddOffsetsToTxnResponse::default().with_error_code(e.code())));
+    }
     Box::pin(async move {
         let apis = req.ctx.apis.clone();
         let partition = apis.groups.partition_for(&request.group_id.0);
@@ -205,6 +245,16 @@ pub fn end_txn(req: Request, body: Bytes) -> Pending {
         Err(e) => return ready(malformed(&req, e)),
     };
     let version = req.version();
+    if !txn_writable(&req, &request.transactional_id.0) {
+        return ready(
+            req.respond(
+                &EndTxnResponse::default()
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1)
+                    .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()),
+            ),
+        );
+    }
     Box::pin(async move {
         let apis = req.ctx.apis.clone();
         let result = apis
@@ -242,6 +292,14 @@ pub fn describe_transactions(req: Request, body: Bytes) -> Pending {
         let mut states = Vec::with_capacity(request.transactional_ids.len());
         for id in request.transactional_ids {
             let mut s = DescribedState::default().with_transactional_id(id.clone());
+            if !req
+                .ctx
+                .authorize(AclOperation::Describe, ResourceType::TransactionalId, &id.0)
+            {
+                s.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+                states.push(s);
+                continue;
+            }
             match apis.txns.describe(&id.0).await {
                 None => s.error_code = ResponseError::TransactionalIdNotFound.code(),
                 Some(m) => {
@@ -342,6 +400,14 @@ pub fn list_transactions(req: Request, body: Bytes) -> Pending {
                 pattern
                     .as_ref()
                     .is_none_or(|p| p.matches(&m.transactional_id))
+            })
+            // Only the transactional ids the client may describe.
+            .filter(|m| {
+                req.ctx.authorize(
+                    AclOperation::Describe,
+                    ResourceType::TransactionalId,
+                    &m.transactional_id,
+                )
             })
             .map(|m| {
                 ListedState::default()

@@ -13,6 +13,8 @@ pub mod plain;
 pub mod sasl;
 pub mod scram;
 
+pub mod acl;
+
 use std::fmt;
 use std::str::FromStr;
 

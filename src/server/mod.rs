@@ -10,6 +10,7 @@ pub mod prometheus;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::broker::authorizer::{Authorizer, STANDARD_AUTHORIZER};
 use crate::broker::config_repository::ConfigRepository;
 use crate::broker::dynamic_config::{DynamicBrokerConfig, Reconfigurable};
 use crate::broker::log_dir::LogDir;
@@ -27,6 +28,7 @@ use crate::handlers::KafkaApis;
 use crate::metrics::BrokerMetrics;
 use crate::network::connection_quotas::ConnectionQuotas;
 use crate::network::server::{self as network, BoundListener};
+use crate::security::acl::AuthorizerSettings;
 use crate::util::shutdown::{self, ShutdownTrigger};
 
 /// How long connections may take to send what they owe once shutdown begins.
@@ -79,6 +81,7 @@ impl BrokerServer {
         let quotas = Arc::new(ClientQuotaManager::load(&config.log_dir)?);
         let scram = Arc::new(ScramCredentialStore::load(&config.log_dir)?);
         let sasl = Arc::new(sasl_settings(&config)?);
+        let authorizer = load_authorizer(&config)?;
 
         let (partitions, configs) = group::coordinator::offsets_topic_spec(&config);
         let offsets_topic =
@@ -114,6 +117,7 @@ impl BrokerServer {
             metrics: metrics.clone(),
             sasl,
             scram,
+            authorizer,
         });
 
         replicas.start();
@@ -209,4 +213,30 @@ fn sasl_settings(config: &BrokerConfig) -> anyhow::Result<crate::security::sasl:
         |k| std::env::var(k).ok(),
     )
     .map_err(|e| anyhow::anyhow!(e))
+}
+
+/// The authorizer `authorizer.class.name` names: none when empty, Kafka's
+/// `StandardAuthorizer` (its ACLs loaded), an error for any other class.
+fn load_authorizer(config: &BrokerConfig) -> anyhow::Result<Option<Arc<Authorizer>>> {
+    let class = config.string("authorizer.class.name").trim();
+    if class.is_empty() {
+        return Ok(None);
+    }
+    if class != STANDARD_AUTHORIZER {
+        anyhow::bail!(
+            "authorizer.class.name: {class} is not supported (only {STANDARD_AUTHORIZER})"
+        );
+    }
+    // Kafka hands the authorizer the broker's original properties; these
+    // two keys are the authorizer's own, outside the broker key table.
+    let originals = config.originals();
+    let super_users = originals
+        .get("super.users")
+        .map(String::as_str)
+        .unwrap_or("");
+    let allow_everyone = originals
+        .get("allow.everyone.if.no.acl.found")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let settings = AuthorizerSettings::new(super_users, allow_everyone);
+    Ok(Some(Arc::new(Authorizer::load(&config.log_dir, settings)?)))
 }

@@ -988,9 +988,19 @@ fn acl_apis_answer_security_disabled() {
             Some("No Authorizer is configured.")
         )
     );
+    // Valid codes: a creation or filter with an UNKNOWN part cannot be
+    // parsed, and Kafka closes the connection (as kastle does).
+    let creation = kafka_protocol::messages::create_acls_request::AclCreation::default()
+        .with_resource_type(2)
+        .with_resource_name(sb("t"))
+        .with_resource_pattern_type(3)
+        .with_principal(sb("User:a"))
+        .with_host(sb("*"))
+        .with_operation(3)
+        .with_permission_type(3);
     let r = c.call(
         3,
-        &CreateAclsRequest::default().with_creations(vec![Default::default(), Default::default()]),
+        &CreateAclsRequest::default().with_creations(vec![creation.clone(), creation]),
     );
     assert_eq!(r.results.len(), 2);
     assert!(r
@@ -999,7 +1009,13 @@ fn acl_apis_answer_security_disabled() {
         .all(|x| x.error_code == E::SecurityDisabled.code()));
     let r = c.call(
         1,
-        &DeleteAclsRequest::default().with_filters(vec![Default::default()]),
+        &DeleteAclsRequest::default().with_filters(vec![
+            kafka_protocol::messages::delete_acls_request::DeleteAclsFilter::default()
+                .with_resource_type_filter(1)
+                .with_pattern_type_filter(1)
+                .with_operation(1)
+                .with_permission_type(1),
+        ]),
     );
     assert_eq!(r.filter_results[0].error_code, E::SecurityDisabled.code());
 }

@@ -7,6 +7,7 @@
 
 mod support;
 
+mod acls;
 mod admin;
 mod compression;
 mod configs;

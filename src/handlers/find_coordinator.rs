@@ -1,0 +1,94 @@
+//! FindCoordinator: every group and transactional id is coordinated by
+//! this broker, at the address advertised for the client's listener; a key
+//! the client may not DESCRIBE is refused (GROUP_ / TRANSACTIONAL_ID_
+//! AUTHORIZATION_FAILED, with Kafka's empty message).
+
+use bytes::Bytes;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use crate::handlers::{decode_or_close, Reply, Request};
+use crate::security::acl::{AclOperation, ResourceType};
+
+fn s(v: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(v.into())
+}
+
+fn group_allowed(req: &Request, op: AclOperation, group: &str) -> bool {
+    req.ctx.authorize(op, ResourceType::Group, group)
+}
+
+pub fn find_coordinator(req: &Request, body: Bytes) -> Reply {
+    let r = decode_or_close!(req, body, FindCoordinatorRequest);
+    let apis = &req.ctx.apis;
+    let version = req.version();
+    let key_type = if version == 0 { 0 } else { r.key_type };
+    let advertised = apis.config.advertised_for(&req.ctx.listener);
+    let node_id = apis.config.node_id;
+    // One answer per key; every key is coordinated by this broker.
+    let answer = |key: &StrBytes| -> Coordinator {
+        let base = Coordinator::default().with_key(key.clone());
+        if !matches!(key_type, 0 | 1) {
+            return base
+                .with_node_id(BrokerId(-1))
+                .with_host(s(""))
+                .with_port(-1)
+                .with_error_code(ResponseError::InvalidRequest.code())
+                .with_error_message(Some(s(format!("Unsupported key type {key_type}"))));
+        }
+        // Kafka answers a refused key with an empty message.
+        let (op_ok, denied) = if key_type == 0 {
+            (
+                group_allowed(req, AclOperation::Describe, key),
+                ResponseError::GroupAuthorizationFailed,
+            )
+        } else {
+            (
+                req.ctx
+                    .authorize(AclOperation::Describe, ResourceType::TransactionalId, key),
+                ResponseError::TransactionalIdAuthorizationFailed,
+            )
+        };
+        if !op_ok {
+            return base
+                .with_node_id(BrokerId(-1))
+                .with_host(s(""))
+                .with_port(-1)
+                .with_error_code(denied.code())
+                .with_error_message(Some(s("")));
+        }
+        match advertised {
+            Some(l) => base
+                .with_node_id(BrokerId(node_id))
+                .with_host(s(l.host.clone()))
+                .with_port(i32::from(l.port)),
+            None => base
+                .with_node_id(BrokerId(-1))
+                .with_host(s(""))
+                .with_port(-1)
+                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+                .with_error_message(Some(s("The coordinator is not available."))),
+        }
+    };
+    let resp = if version >= 4 {
+        FindCoordinatorResponse::default()
+            .with_coordinators(r.coordinator_keys.iter().map(answer).collect())
+    } else {
+        let c = answer(&r.key);
+        // v1-3 carry the error's message, which for NONE is its name.
+        let message = if c.error_code == 0 {
+            Some(s("NONE"))
+        } else {
+            c.error_message
+        };
+        FindCoordinatorResponse::default()
+            .with_error_code(c.error_code)
+            .with_error_message(message)
+            .with_node_id(c.node_id)
+            .with_host(c.host)
+            .with_port(c.port)
+    };
+    req.respond(&resp)
+}
