@@ -4,6 +4,7 @@ use super::env::resolve_env_key;
 use super::keys::DEFAULT_LISTENERS;
 use super::listeners::default_hostname;
 use super::*;
+use crate::security::SecurityProtocol;
 
 fn load(entries: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
     BrokerConfig::from_entries(
@@ -412,16 +413,30 @@ fn nothing_a_compose_file_sets_refuses_start_unless_invalid() {
     assert_eq!(c.value("listeners"), Some("PLAINTEXT://0.0.0.0:19092"));
     let (c, _) = load_env(&[("KAFKA_LISTENERS", " "), ("KAFKA_ADVERTISED_LISTENERS", "")]).unwrap();
     assert_eq!(c.value("listeners"), Some(DEFAULT_LISTENERS));
-    // An actual client listener on SSL is refused, naming it.
-    let e = load_env(&[
+    // A client listener on SASL_SSL is kept with its protocol (its keystore
+    // is checked when the listener is built: tests/it/tls.rs).
+    let (c, _) = load_env(&[
         ("KAFKA_LISTENERS", "PLAINTEXT://:9092,EXTERNAL://:9094"),
         (
             "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
             "PLAINTEXT:PLAINTEXT,EXTERNAL:SASL_SSL",
         ),
     ])
+    .unwrap();
+    assert_eq!(
+        c.security_protocol_of("EXTERNAL"),
+        SecurityProtocol::SaslSsl
+    );
+    // An unknown protocol is refused, naming it.
+    let e = load_env(&[
+        ("KAFKA_LISTENERS", "PLAINTEXT://:9092,EXTERNAL://:9094"),
+        (
+            "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+            "PLAINTEXT:PLAINTEXT,EXTERNAL:TLS",
+        ),
+    ])
     .unwrap_err();
-    assert!(e.0.contains("EXTERNAL") && e.0.contains("SASL_SSL"), "{e}");
+    assert!(e.0.contains("TLS"), "{e}");
     // Invalid values still refuse, naming the variable or key.
     let e = load_env(&[("CLUSTER_ID", "my-kafka-cluster")]).unwrap_err();
     assert!(

@@ -3,10 +3,17 @@
 //! across a restart, and requests authorized against them (the client is
 //! `User:ANONYMOUS` on a PLAINTEXT listener).
 
+use kafka_protocol::messages::alter_user_scram_credentials_request::{
+    ScramCredentialDeletion, ScramCredentialUpsertion,
+};
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse,
+    DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
+};
 use kafka_protocol::messages::{
     CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest, DescribeAclsResponse,
     MetadataRequest,
@@ -225,6 +232,37 @@ fn without_cluster_rights_the_acl_apis_are_refused() {
         describe(&mut c, ANY, None, ANY).error_code,
         E::ClusterAuthorizationFailed.code()
     );
+    // SCRAM credentials: DESCRIBE on the cluster to list, ALTER to change,
+    // each named user refused once.
+    let d: DescribeUserScramCredentialsResponse = c.call(
+        0,
+        &DescribeUserScramCredentialsRequest::default().with_users(None),
+    );
+    assert_eq!(d.error_code, E::ClusterAuthorizationFailed.code());
+    assert!(d.results.is_empty());
+    let upsert = |name: &str| {
+        ScramCredentialUpsertion::default()
+            .with_name(sb(name))
+            .with_mechanism(1)
+            .with_iterations(8192)
+            .with_salt(bytes::Bytes::from_static(b"salt"))
+            .with_salted_password(bytes::Bytes::from_static(&[7; 32]))
+    };
+    let a: AlterUserScramCredentialsResponse = c.call(
+        0,
+        &AlterUserScramCredentialsRequest::default()
+            .with_upsertions(vec![upsert("u1"), upsert("u2")])
+            .with_deletions(vec![ScramCredentialDeletion::default()
+                .with_name(sb("u1"))
+                .with_mechanism(1)]),
+    );
+    let users: Vec<(String, i16)> = a
+        .results
+        .iter()
+        .map(|r| (r.user.to_string(), r.error_code))
+        .collect();
+    let refused = E::ClusterAuthorizationFailed.code();
+    assert_eq!(users, vec![("u1".into(), refused), ("u2".into(), refused)]);
 }
 
 #[test]
