@@ -37,7 +37,7 @@ pub async fn bind(config: &BrokerConfig) -> anyhow::Result<Vec<BoundListener>> {
             let get = |key: &str| config.listener_value(&l.name, key).map(str::to_string);
             let server =
                 security::tls::build_server(&l.name, protocol, &get).map_err(anyhow::Error::msg)?;
-            Some(Arc::new(TlsListener::new(server)))
+            Some(Arc::new(TlsListener::new(server, protocol)))
         } else {
             None
         };

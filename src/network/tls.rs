@@ -19,7 +19,7 @@ use crate::network::connection::Transport;
 use crate::protocol::response::FileRegion;
 use crate::security::ssl_principal::SslPrincipalMapper;
 use crate::security::tls::TlsServer;
-use crate::security::KafkaPrincipal;
+use crate::security::{KafkaPrincipal, SecurityProtocol};
 
 /// Longest a TLS handshake may take (less when `connections.max.idle.ms`
 /// is shorter): a client that stalls or sends garbage is closed without
@@ -32,21 +32,25 @@ const REGION_CHUNK: usize = 256 * 1024;
 /// A TLS listener's acceptor and principal mapping rules.
 pub struct TlsListener {
     acceptor: TlsAcceptor,
-    mapper: Arc<SslPrincipalMapper>,
+    /// The certificate mapping (SSL listeners); `None` on SASL_SSL, where
+    /// SASL names the client and Kafka's principal builder ignores the
+    /// certificate.
+    mapper: Option<Arc<SslPrincipalMapper>>,
 }
 
 impl TlsListener {
-    pub fn new(server: TlsServer) -> TlsListener {
+    pub fn new(server: TlsServer, protocol: SecurityProtocol) -> TlsListener {
         TlsListener {
             acceptor: TlsAcceptor::from(server.config),
-            mapper: server.principal_mapper,
+            mapper: (!protocol.uses_sasl()).then_some(server.principal_mapper),
         }
     }
 
     /// Runs the server handshake within `limit` and names the client: the
     /// mapped subject of its certificate, or `User:ANONYMOUS` without one
     /// (Kafka's `DefaultKafkaPrincipalBuilder`). A certificate no mapping
-    /// rule applies to fails, as its authentication does in Kafka.
+    /// rule applies to fails on an SSL listener, as its authentication does
+    /// in Kafka; on SASL_SSL the certificate does not name the client.
     pub async fn handshake(
         &self,
         stream: TcpStream,
@@ -58,12 +62,12 @@ impl TlsListener {
             Ok(Err(e)) => return Err(format!("TLS handshake failed: {e}")),
             Ok(Ok(tls)) => tls,
         };
-        let principal = match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
-            None => KafkaPrincipal::anonymous(),
-            Some(cert) => self
-                .mapper
+        let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
+        let principal = match (cert, &self.mapper) {
+            (Some(cert), Some(mapper)) => mapper
                 .principal(cert.as_ref())
                 .map_err(|e| format!("client certificate refused: {e}"))?,
+            _ => KafkaPrincipal::anonymous(),
         };
         tracing::debug!(%peer, %principal, "TLS handshake done");
         Ok((tls, principal))
