@@ -90,15 +90,17 @@ pub async fn write_region<W: AsyncWrite + Unpin>(
 ) -> io::Result<()> {
     let mut position = region.position;
     let mut left = region.len;
+    // One buffer for the whole region, moved to the blocking pool and back
+    // for each chunk: zeroed once, not once per chunk.
+    let mut buf = vec![0u8; left.min(REGION_CHUNK)];
     while left > 0 {
         let want = left.min(REGION_CHUNK);
         let file = region.file.clone();
-        let chunk = tokio::task::spawn_blocking(move || {
+        buf = tokio::task::spawn_blocking(move || {
             use std::os::unix::fs::FileExt;
-            let mut buf = vec![0u8; want];
             let mut got = 0;
             while got < want {
-                let n = file.read_at(&mut buf[got..], position + got as u64)?;
+                let n = file.read_at(&mut buf[got..want], position + got as u64)?;
                 if n == 0 {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -111,7 +113,7 @@ pub async fn write_region<W: AsyncWrite + Unpin>(
         })
         .await
         .map_err(io::Error::other)??;
-        wr.write_all(&chunk).await?;
+        wr.write_all(&buf[..want]).await?;
         position += want as u64;
         left -= want;
     }
