@@ -8,6 +8,7 @@ pub mod http;
 
 use std::sync::Arc;
 
+use crate::broker::quotas::ClientQuotaManager;
 use crate::broker::ReplicaManager;
 use crate::config::BrokerConfig;
 use crate::coordinator::group::GroupCoordinator;
@@ -21,6 +22,8 @@ pub struct Sources {
     pub replicas: Arc<ReplicaManager>,
     pub groups: Arc<GroupCoordinator>,
     pub metrics: Arc<BrokerMetrics>,
+    /// Client quota sensors.
+    pub quotas: Arc<ClientQuotaManager>,
 }
 
 /// The endpoint's `HOST:PORT` if the broker is configured to serve it.
