@@ -159,3 +159,56 @@ def broker_metrics(broker):
     import urllib.request
     with urllib.request.urlopen(f"http://127.0.0.1:{broker.metrics_port}/metrics", timeout=10) as r:
         return r.read().decode()
+
+
+# -- connection creation rate (KIP-612) and idle connections ---------------------
+
+def api_versions_ok(bootstrap, timeout=10.0):
+    """One ApiVersions v0 on a fresh connection: True if answered, False if the
+    broker closed the connection instead."""
+    from compat_lib import raw_request
+    try:
+        raw_request(bootstrap, 18, 0, b"", timeout=timeout)
+        return True
+    except (AssertionError, ConnectionError):
+        return False
+
+
+def test_ip_connection_creation_rate_closes_the_extra_connections(broker_factory, oracle):
+    broker = broker_factory(SHORT_WINDOW)
+    # 2 connections/s over two 1 s samples: a burst of two, then throttled.
+    set_quota(oracle, broker, [("ip", "127.0.0.1")], "connection_creation_rate", 2)
+    start = time.monotonic()
+    answered = [api_versions_ok(broker.bootstrap) for _ in range(6)]
+    took = time.monotonic() - start
+    assert answered[:2] == [True, True], answered
+    assert answered.count(False) >= 2, answered
+    # A throttled connection is closed after the throttle delay, not at once.
+    assert took >= 0.5, took
+    time.sleep(2.5)  # the window has passed: accepted again
+    assert api_versions_ok(broker.bootstrap)
+
+
+def test_max_connection_creation_rate_delays_accepts(broker_factory):
+    broker = broker_factory({**SHORT_WINDOW, "max.connection.creation.rate": 4})
+    start = time.monotonic()
+    assert all(api_versions_ok(broker.bootstrap) for _ in range(12))
+    took = time.monotonic() - start
+    # 12 connections at 4/s with a burst of 4: the acceptor waited ~2 s.
+    assert took >= 1.5, took
+
+
+def test_idle_connections_are_closed_after_connections_max_idle_ms(broker_factory):
+    import socket
+    import struct
+    broker = broker_factory({"connections.max.idle.ms": 1000})
+    host, port = broker.bootstrap.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        hdr = struct.pack(">hhi", 18, 0, 1) + struct.pack(">h", 4) + b"idle"
+        s.sendall(struct.pack(">i", len(hdr)) + hdr)
+        size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
+        s.recv(size, socket.MSG_WAITALL)
+        start = time.monotonic()
+        assert s.recv(1) == b"", "idle connection got data"
+        took = time.monotonic() - start
+    assert 0.8 <= took <= 5.0, took

@@ -12,11 +12,12 @@
 //! one atomic load.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::broker::quotas::{QuotaMap, CLIENT_ID, USER};
+use crate::broker::quotas::{QuotaMap, CLIENT_ID, IP, USER};
 use crate::config::BrokerConfig;
 use crate::metrics::stats::{Rate, SampleConfig, TokenBucket};
 
@@ -61,6 +62,9 @@ impl QuotaType {
         self as usize
     }
 }
+
+/// The `ip` entity's quota key (KIP-612).
+pub const CONNECTION_CREATION_RATE: &str = "connection_creation_rate";
 
 /// Sensors a broker keeps at most; past this the least recently used one
 /// is dropped (Kafka expires a sensor after an hour without use).
@@ -110,6 +114,10 @@ pub struct SensorSnapshot {
 pub struct QuotaManagers {
     /// Any user/client-id quota at all: the fast path's one check.
     enabled: AtomicBool,
+    /// `connection_creation_rate` of `ip` entities (`None` = the default
+    /// ip entity), read by the acceptors.
+    ip_rates: Mutex<HashMap<Option<IpAddr>, f64>>,
+    any_ip_rate: AtomicBool,
     config: SampleConfig,
     epoch: Instant,
     state: Mutex<State>,
@@ -121,6 +129,8 @@ impl QuotaManagers {
         let window_s = config.int("quota.window.size.seconds").clamp(1, 3600) as u64;
         QuotaManagers {
             enabled: AtomicBool::new(false),
+            ip_rates: Mutex::new(HashMap::new()),
+            any_ip_rate: AtomicBool::new(false),
             config: SampleConfig {
                 samples,
                 window_ms: window_s * 1000,
@@ -148,7 +158,20 @@ impl QuotaManagers {
     /// history, as Kafka's do when a quota changes.
     pub fn update(&self, quotas: &QuotaMap) {
         let mut limits: [Limits; 4] = Default::default();
+        let mut ip_rates = HashMap::new();
         for (entity, values) in quotas {
+            if let [(t, name)] = entity.as_slice() {
+                if t == IP {
+                    let ip = name.as_deref().and_then(|n| n.parse::<IpAddr>().ok());
+                    if let (Some(v), true) = (
+                        values.get(CONNECTION_CREATION_RATE),
+                        name.is_none() || ip.is_some(),
+                    ) {
+                        ip_rates.insert(ip.map(|i| i.to_canonical()), *v);
+                    }
+                    continue;
+                }
+            }
             let mut user: Part = None;
             let mut client: Part = None;
             for (t, n) in entity {
@@ -167,9 +190,25 @@ impl QuotaManagers {
                 }
             }
         }
+        self.any_ip_rate
+            .store(!ip_rates.is_empty(), Ordering::Relaxed);
+        *self.ip_rates.lock().unwrap_or_else(|p| p.into_inner()) = ip_rates;
         let any = limits.iter().any(|l| !l.is_empty());
         self.lock().limits = limits;
         self.enabled.store(any, Ordering::Relaxed);
+    }
+
+    /// The `connection_creation_rate` quota of an address: its own, else the
+    /// default ip entity's (Kafka's `connectionRateForIp`).
+    pub fn connection_rate_for_ip(&self, ip: IpAddr) -> Option<f64> {
+        if !self.any_ip_rate.load(Ordering::Relaxed) {
+            return None;
+        }
+        let rates = self.ip_rates.lock().unwrap_or_else(|p| p.into_inner());
+        rates
+            .get(&Some(ip.to_canonical()))
+            .or_else(|| rates.get(&None))
+            .copied()
     }
 
     /// Records `value` for the client and returns the throttle time in ms

@@ -340,6 +340,33 @@ pub async fn dispatch(ctx: RequestContext, frame: Bytes) -> Pending {
         Ok(k) => k,
         Err(_) => return ready(Reply::Close(format!("unknown api key {api_key}"))),
     };
+    // The request quota (`request_percentage`): the handler's time on this
+    // thread, measured only while some quota is configured.
+    let request_quota = req.quotas_enabled().then(|| {
+        (
+            Instant::now(),
+            req.ctx.principal.clone(),
+            req.header.client_id.clone().unwrap_or_default(),
+            req.ctx.throttle.clone(),
+            req.ctx.apis.clone(),
+        )
+    });
+    let pending = handle(key, req, body).await;
+    if let Some((start, principal, client_id, throttle, apis)) = request_quota {
+        // Kafka's unit: percent of one thread over the window.
+        let percent = start.elapsed().as_nanos() as f64 * 100.0 / 1e9;
+        let m = &apis.quotas.managers;
+        let ms = m.record(QuotaType::Request, &principal.name, &client_id, percent);
+        if ms > 0 {
+            m.throttled(QuotaType::Request, &principal.name, &client_id, ms);
+            throttle.mute_for(ms);
+        }
+    }
+    pending
+}
+
+/// The API's handler.
+async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
     match key {
         ApiKey::ApiVersions => ready(api_versions::handle(&req, body)),
         ApiKey::Metadata => ready(metadata::handle(&req, body)),
