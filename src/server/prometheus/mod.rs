@@ -1,10 +1,12 @@
 //! The Prometheus exporter: an HTTP endpoint ([`http`]) serving the scrape
 //! ([`collect`]): the counters of `metrics` plus gauges read from the broker's
 //! and the group coordinator's state at scrape time. Off unless
-//! `metrics.prometheus.listener=HOST:PORT` is set.
+//! `metrics.prometheus.listener=HOST:PORT` is set; optionally over TLS and
+//! behind HTTP basic authentication ([`security`]).
 
 pub mod collect;
 pub mod http;
+pub mod security;
 
 use std::sync::Arc;
 
