@@ -268,12 +268,12 @@ impl QuotaManagers {
     /// A request's controller mutation quota (KIP-599): strict (refuses
     /// once exhausted) from the versions Kafka makes it strict, permissive
     /// (only throttles) below.
-    pub fn mutation_quota<'a>(
-        &'a self,
+    pub fn mutation_quota(
+        &self,
         user: &str,
         client_id: &str,
         strict: bool,
-    ) -> ControllerMutationQuota<'a> {
+    ) -> ControllerMutationQuota<'_> {
         let bound = if self.enabled() {
             let state = self.lock();
             let q = QuotaType::ControllerMutation;

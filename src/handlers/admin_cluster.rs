@@ -620,7 +620,7 @@ pub fn list_partition_reassignments(req: &Request, body: Bytes) -> Reply {
 }
 
 // ---------------------------------------------------------------------------
-// Client quotas (stored by `broker::quotas`, not enforced yet)
+// Client quotas (stored by `broker::quotas`, enforced by `broker::quota_managers`)
 // ---------------------------------------------------------------------------
 
 pub fn alter_client_quotas(req: &Request, body: Bytes) -> Reply {
