@@ -24,6 +24,7 @@ pub mod log_manager;
 pub mod parallel;
 pub mod partition;
 pub mod producer_ids;
+pub mod quota_managers;
 pub mod quotas;
 pub mod replica_manager;
 pub mod scram_credentials;

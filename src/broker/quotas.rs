@@ -2,8 +2,8 @@
 //! validated as Kafka's `ClientQuotaControlManager` validates them and
 //! persisted in the log directory (`client-quotas.properties`).
 //!
-//! Quotas are stored and described back but NOT enforced yet: kastle does
-//! not throttle producers, consumers or connection creation by them.
+//! User and client-id quotas are enforced by [`QuotaManagers`], which sees
+//! every change as it is made and the stored quotas at start-up.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -11,6 +11,8 @@ use std::sync::Mutex;
 
 use kafka_protocol::ResponseError;
 
+use crate::broker::quota_managers::QuotaManagers;
+use crate::config::BrokerConfig;
 use crate::util::fs::write_atomically;
 
 const QUOTAS_FILE: &str = "client-quotas.properties";
@@ -51,11 +53,13 @@ pub struct FilterComponent {
 pub struct ClientQuotaManager {
     path: PathBuf,
     quotas: Mutex<QuotaMap>,
+    /// Enforcement: the sensors and the limits in force.
+    pub managers: QuotaManagers,
 }
 
 impl ClientQuotaManager {
     /// Loads the quotas a previous run persisted in `log_dir`.
-    pub fn load(log_dir: &Path) -> anyhow::Result<ClientQuotaManager> {
+    pub fn load(log_dir: &Path, config: &BrokerConfig) -> anyhow::Result<ClientQuotaManager> {
         let path = log_dir.join(QUOTAS_FILE);
         let quotas = match std::fs::read_to_string(&path) {
             Ok(text) => {
@@ -64,9 +68,12 @@ impl ClientQuotaManager {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => QuotaMap::new(),
             Err(e) => anyhow::bail!("reading {}: {e}", path.display()),
         };
+        let managers = QuotaManagers::new(config);
+        managers.update(&quotas);
         Ok(ClientQuotaManager {
             path,
             quotas: Mutex::new(quotas),
+            managers,
         })
     }
 
@@ -99,6 +106,10 @@ impl ClientQuotaManager {
                 }
             }
             outcomes.push(outcome);
+        }
+        if changed {
+            // In force at once, as Kafka applies a quota record.
+            self.managers.update(&quotas);
         }
         let persisted = if changed {
             write_atomically(&self.path, render_quotas(&quotas).as_bytes())
@@ -307,7 +318,7 @@ fn dec(s: &str) -> Option<String> {
 /// One line per quota: `<type>[=<name>],... <key> <value>`; a type without
 /// `=` is that type's default entity.
 fn render_quotas(q: &QuotaMap) -> String {
-    let mut s = String::from("# kastle client quotas (stored, not enforced)\n");
+    let mut s = String::from("# kastle client quotas\n");
     for (entity, values) in q {
         let e: Vec<String> = entity
             .iter()
@@ -391,7 +402,8 @@ mod tests {
     #[test]
     fn altered_quotas_survive_a_reload() {
         let dir = tempfile::tempdir().unwrap();
-        let m = ClientQuotaManager::load(dir.path()).unwrap();
+        let (config, _) = BrokerConfig::load(None, Vec::new(), &[]).unwrap();
+        let m = ClientQuotaManager::load(dir.path(), &config).unwrap();
         let op = |k: &str, v: f64| QuotaOp {
             key: k.into(),
             value: v,
@@ -411,7 +423,7 @@ mod tests {
             outcomes[1].as_ref().unwrap_err(),
             "Configuration producer_byte_rate must be a Long value"
         );
-        let again = ClientQuotaManager::load(dir.path()).unwrap();
+        let again = ClientQuotaManager::load(dir.path(), &config).unwrap();
         let all = again.describe(&QuotaFilter::default(), false);
         assert_eq!(
             all,

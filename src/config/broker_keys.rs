@@ -399,4 +399,12 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     k("unclean.leader.election.enable", Bool, Some("false"), CW),
     // kastle: HOST:PORT of the Prometheus endpoint (GET /metrics); unset = off.
     u("metrics.prometheus.listener", Str, None, RO),
+    // kastle: TLS for the endpoint (PEM; as Kafka's ssl.* keys).
+    u("metrics.prometheus.ssl.keystore.location", Str, None, RO),
+    u("metrics.prometheus.ssl.key.password", Password, None, RO),
+    u("metrics.prometheus.ssl.enabled.protocols", List, None, RO),
+    u("metrics.prometheus.ssl.cipher.suites", List, None, RO),
+    // kastle: HTTP basic authentication of scrapes.
+    u("metrics.prometheus.basic.auth.user", Str, None, RO),
+    u("metrics.prometheus.basic.auth.password", Password, None, RO),
 ];

@@ -119,6 +119,12 @@ const DOCS: &[(&str, &str)] = &[
     ("group.max.size", "Most members a classic group may have."),
     ("producer.id.expiration.ms", "How long an idle producer id's state is kept."),
     ("metrics.prometheus.listener", "kastle: host:port of the Prometheus endpoint (GET /metrics); unset: off."),
+    ("metrics.prometheus.ssl.keystore.location", "kastle: PEM file (certificate chain and private key) of the Prometheus endpoint; set: HTTPS."),
+    ("metrics.prometheus.ssl.key.password", "kastle: password of the endpoint's encrypted PKCS#8 key."),
+    ("metrics.prometheus.ssl.enabled.protocols", "kastle: TLS versions the endpoint accepts (as ssl.enabled.protocols)."),
+    ("metrics.prometheus.ssl.cipher.suites", "kastle: cipher suites the endpoint accepts (as ssl.cipher.suites)."),
+    ("metrics.prometheus.basic.auth.user", "kastle: user a scrape must authenticate as (HTTP basic); unset: no authentication."),
+    ("metrics.prometheus.basic.auth.password", "kastle: password of metrics.prometheus.basic.auth.user."),
 ];
 
 /// Why kastle has no use for a key it accepts, by family.

@@ -96,6 +96,8 @@ pub fn create_partitions(req: &Request, body: Bytes) -> Reply {
         *counts.entry(t.name.0.as_str()).or_default() += 1;
     }
     let mut results = Vec::with_capacity(request.topics.len());
+    // Strict (THROTTLING_QUOTA_EXCEEDED) from v3, as Kafka.
+    let mut quota = req.mutation_quota(3);
     for t in &request.topics {
         let name = t.name.0.as_str();
         let outcome = (|| -> Result<(), (ResponseError, String)> {
@@ -141,6 +143,15 @@ pub fn create_partitions(req: &Request, body: Bytes) -> Reply {
                         .map_err(|m| (ResponseError::InvalidReplicaAssignment, m))?;
                 }
             }
+            // The partitions added, charged to the controller mutation
+            // quota once the request is otherwise valid (KIP-599).
+            let added = usize::try_from(t.count)
+                .unwrap_or(0)
+                .saturating_sub(topic.partitions.len());
+            quota.record(added as f64).map_err(|_| {
+                let e = super::topics::throttling_quota_exceeded();
+                (e.code, e.message)
+            })?;
             if !request.validate_only {
                 apis.replicas
                     .create_partitions(name, t.count, false)
@@ -160,7 +171,12 @@ pub fn create_partitions(req: &Request, body: Bytes) -> Reply {
         }
         results.push(r);
     }
-    req.respond(&CreatePartitionsResponse::default().with_results(results))
+    let throttle = req.finish_mutation_quota(&quota);
+    req.respond(
+        &CreatePartitionsResponse::default()
+            .with_results(results)
+            .with_throttle_time_ms(throttle),
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -604,7 +620,7 @@ pub fn list_partition_reassignments(req: &Request, body: Bytes) -> Reply {
 }
 
 // ---------------------------------------------------------------------------
-// Client quotas (stored by `broker::quotas`, not enforced yet)
+// Client quotas (stored by `broker::quotas`, enforced by `broker::quota_managers`)
 // ---------------------------------------------------------------------------
 
 pub fn alter_client_quotas(req: &Request, body: Bytes) -> Reply {

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::broker::partition::{FetchRead, PartitionError};
+use crate::broker::quota_managers::QuotaType;
 use crate::broker::topics::Topic;
 use crate::handlers::{decode, malformed, ready, Pending, Request};
 use crate::metrics::BrokerMetrics;
@@ -240,13 +241,41 @@ fn count_fetch(
     }
 }
 
-fn respond(req: &Request, pass: ReadPass) -> crate::handlers::Reply {
-    req.respond_sharing(
+/// Answers with the pass's data, unless the client's fetch quota is
+/// exceeded: then, as Kafka, the size is taken back off the quota and the
+/// answer is empty, carrying the throttle time.
+fn respond(req: &Request, targets: &[TopicTarget], pass: ReadPass) -> crate::handlers::Reply {
+    if !req.quotas_enabled() {
+        count_fetch(&req.ctx.apis.metrics, targets, &pass.topics);
+        return req.respond_sharing(
+            &FetchResponse::default()
+                .with_session_id(0)
+                .with_responses(pass.topics),
+            &pass.records,
+        );
+    }
+    let reply = req.respond_sharing(
         &FetchResponse::default()
             .with_session_id(0)
-            .with_responses(pass.topics),
+            .with_responses(pass.topics.clone()),
         &pass.records,
-    )
+    );
+    if let crate::handlers::Reply::Chunks(chunks) = &reply {
+        // Kafka records the whole response's size.
+        let size = chunks.iter().map(|c| c.len()).sum::<usize>() as f64;
+        let throttle = req.record_quota(QuotaType::Fetch, size);
+        if throttle > 0 {
+            req.unrecord_quota(QuotaType::Fetch, size);
+            req.throttle(QuotaType::Fetch, throttle);
+            return req.respond(
+                &FetchResponse::default()
+                    .with_session_id(0)
+                    .with_throttle_time_ms(throttle),
+            );
+        }
+    }
+    count_fetch(&req.ctx.apis.metrics, targets, &pass.topics);
+    reply
 }
 
 pub fn handle(req: Request, body: Bytes) -> Pending {
@@ -312,7 +341,13 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
     let read_committed = request.isolation_level == READ_COMMITTED;
     // Kafka caps a response at the broker's fetch.max.bytes whatever the
     // client asks (the at-least-one-batch rule still applies).
-    let max_bytes = (request.max_bytes.max(0) as usize).min(apis.config.fetch_max_bytes);
+    let mut max_bytes = (request.max_bytes.max(0) as usize).min(apis.config.fetch_max_bytes);
+    // Nor more than the fetch quota allows on an idle window, which would
+    // be throttled whatever else the client did (Kafka's
+    // `getMaxValueInQuotaWindow`).
+    if let Some(cap) = req.max_value_in_quota_window(QuotaType::Fetch) {
+        max_bytes = max_bytes.min(cap as usize);
+    }
     let min_bytes = request.min_bytes.max(0) as usize;
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
 
@@ -335,8 +370,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                 || Instant::now() >= deadline
                 || watches.is_empty()
             {
-                count_fetch(&apis.metrics, &targets, &pass.topics);
-                return respond(&req, pass);
+                return respond(&req, &targets, pass);
             }
             let any_change = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
             let woken = tokio::select! {
@@ -346,8 +380,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
             if !woken {
                 // Deadline or shutdown: answer with whatever is there now.
                 let pass = read_pass(&targets, max_bytes, read_committed, by_id);
-                count_fetch(&apis.metrics, &targets, &pass.topics);
-                return respond(&req, pass);
+                return respond(&req, &targets, pass);
             }
         }
     })

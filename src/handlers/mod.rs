@@ -23,7 +23,9 @@ pub mod write_txn_markers;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
@@ -32,6 +34,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use crate::broker::authorizer::Authorizer;
 use crate::broker::dynamic_config::DynamicBrokerConfig;
 use crate::broker::producer_ids::ProducerIdManager;
+use crate::broker::quota_managers::{ControllerMutationQuota, QuotaType};
 use crate::broker::quotas::ClientQuotaManager;
 use crate::broker::scram_credentials::ScramCredentialStore;
 use crate::broker::ReplicaManager;
@@ -95,6 +98,44 @@ pub struct KafkaApis {
     pub authorizer: Option<Arc<Authorizer>>,
 }
 
+/// A connection's quota mute (KIP-219): a throttled client gets its
+/// response at once, then the network layer reads nothing more from the
+/// connection until the throttle time has passed.
+pub struct ChannelThrottle {
+    epoch: Instant,
+    /// Milliseconds after `epoch` until which the connection is muted.
+    until_ms: AtomicU64,
+}
+
+impl Default for ChannelThrottle {
+    fn default() -> Self {
+        ChannelThrottle {
+            epoch: Instant::now(),
+            until_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl ChannelThrottle {
+    /// Mutes the connection for `ms` from now (the longest mute wins).
+    pub fn mute_for(&self, ms: i32) {
+        if ms > 0 {
+            let until = self.epoch.elapsed().as_millis() as u64 + ms as u64;
+            self.until_ms.fetch_max(until, Ordering::Relaxed);
+        }
+    }
+
+    /// How long the connection stays muted, if it is.
+    pub fn remaining(&self) -> Option<Duration> {
+        let until = self.until_ms.load(Ordering::Relaxed);
+        if until == 0 {
+            return None;
+        }
+        let now = self.epoch.elapsed().as_millis() as u64;
+        (until > now).then(|| Duration::from_millis(until - now))
+    }
+}
+
 pub struct RequestContext {
     pub apis: Arc<KafkaApis>,
     /// Name of the listener the client connected to (Metadata advertises it).
@@ -105,6 +146,8 @@ pub struct RequestContext {
     /// Who the client authenticated as (`User:ANONYMOUS` without
     /// authentication); what authorization decides on.
     pub principal: Arc<KafkaPrincipal>,
+    /// The connection's quota mute.
+    pub throttle: Arc<ChannelThrottle>,
 }
 
 impl RequestContext {
@@ -156,6 +199,68 @@ pub struct Request {
 impl Request {
     pub fn version(&self) -> i16 {
         self.header.api_version
+    }
+
+    /// The client id quotas are kept by ("" when the header has none).
+    fn quota_client_id(&self) -> &str {
+        self.header.client_id.as_deref().unwrap_or("")
+    }
+
+    /// Whether any user/client-id quota is configured (one atomic load).
+    pub fn quotas_enabled(&self) -> bool {
+        self.ctx.apis.quotas.managers.enabled()
+    }
+
+    /// Records `value` against the client's `q` quota; the throttle time
+    /// (0 without a quota, at the cost of one atomic load).
+    pub fn record_quota(&self, q: QuotaType, value: f64) -> i32 {
+        let m = &self.ctx.apis.quotas.managers;
+        if !m.enabled() {
+            return 0;
+        }
+        m.record(q, &self.ctx.principal.name, self.quota_client_id(), value)
+    }
+
+    /// Takes back a value `record_quota` recorded.
+    pub fn unrecord_quota(&self, q: QuotaType, value: f64) {
+        let m = &self.ctx.apis.quotas.managers;
+        m.unrecord(q, &self.ctx.principal.name, self.quota_client_id(), value)
+    }
+
+    /// The most one response may carry under the client's `q` quota.
+    pub fn max_value_in_quota_window(&self, q: QuotaType) -> Option<f64> {
+        let m = &self.ctx.apis.quotas.managers;
+        m.max_value_in_window(q, &self.ctx.principal.name, self.quota_client_id())
+    }
+
+    /// Throttles the client for `ms` on account of its `q` quota: counts it
+    /// on the sensor and mutes the connection once the response is out.
+    pub fn throttle(&self, q: QuotaType, ms: i32) {
+        if ms > 0 {
+            let m = &self.ctx.apis.quotas.managers;
+            m.throttled(q, &self.ctx.principal.name, self.quota_client_id(), ms);
+            self.ctx.throttle.mute_for(ms);
+        }
+    }
+
+    /// The request's controller mutation quota, strict from `strict_since`.
+    pub fn mutation_quota(&self, strict_since: i16) -> ControllerMutationQuota<'_> {
+        self.ctx.apis.quotas.managers.mutation_quota(
+            &self.ctx.principal.name,
+            self.quota_client_id(),
+            self.version() >= strict_since,
+        )
+    }
+
+    /// The throttle a mutation request's response carries; mutes the
+    /// connection for it.
+    pub fn finish_mutation_quota(&self, quota: &ControllerMutationQuota<'_>) -> i32 {
+        let ms = quota.throttle_time_ms();
+        if ms > 0 {
+            quota.count_throttle(ms);
+            self.ctx.throttle.mute_for(ms);
+        }
+        ms
     }
 
     /// Encodes a response whose `records` are written by reference.
@@ -235,6 +340,33 @@ pub async fn dispatch(ctx: RequestContext, frame: Bytes) -> Pending {
         Ok(k) => k,
         Err(_) => return ready(Reply::Close(format!("unknown api key {api_key}"))),
     };
+    // The request quota (`request_percentage`): the handler's time on this
+    // thread, measured only while some quota is configured.
+    let request_quota = req.quotas_enabled().then(|| {
+        (
+            Instant::now(),
+            req.ctx.principal.clone(),
+            req.header.client_id.clone().unwrap_or_default(),
+            req.ctx.throttle.clone(),
+            req.ctx.apis.clone(),
+        )
+    });
+    let pending = handle(key, req, body).await;
+    if let Some((start, principal, client_id, throttle, apis)) = request_quota {
+        // Kafka's unit: percent of one thread over the window.
+        let percent = start.elapsed().as_nanos() as f64 * 100.0 / 1e9;
+        let m = &apis.quotas.managers;
+        let ms = m.record(QuotaType::Request, &principal.name, &client_id, percent);
+        if ms > 0 {
+            m.throttled(QuotaType::Request, &principal.name, &client_id, ms);
+            throttle.mute_for(ms);
+        }
+    }
+    pending
+}
+
+/// The API's handler.
+async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
     match key {
         ApiKey::ApiVersions => ready(api_versions::handle(&req, body)),
         ApiKey::Metadata => ready(metadata::handle(&req, body)),

@@ -14,6 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use crate::broker::partition::{Partition, PartitionError};
+use crate::broker::quota_managers::QuotaType;
 use crate::coordinator::txn::TransactionCoordinator;
 use crate::handlers::{decode, malformed, ready, Pending, Reply, Request};
 use crate::record::batch;
@@ -322,6 +323,8 @@ struct ProduceContext<'a> {
 }
 
 pub fn handle(req: Request, body: Bytes) -> Pending {
+    // Kafka's produce quota counts the whole request (header and body).
+    let request_size = (req.header.len + body.len()) as f64;
     let request: ProduceRequest = match decode(&req.header, body) {
         Ok(r) => r,
         Err(e) => return ready(malformed(&req, e)),
@@ -437,6 +440,9 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
 
     apis.metrics.count_produce(&responses);
     if acks == 0 {
+        // No response to carry it, but the connection is still muted.
+        let throttle = req.record_quota(QuotaType::Produce, request_size);
+        req.throttle(QuotaType::Produce, throttle);
         // The client reads no response; Kafka closes the connection so the
         // client notices a failed acks=0 produce at all.
         return ready(if any_error {
@@ -461,6 +467,13 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                 r.log_append_time_ms = -1;
             }
         }
-        req.respond(&ProduceResponse::default().with_responses(responses))
+        // Recorded once the produce completes, as Kafka's response callback.
+        let throttle = req.record_quota(QuotaType::Produce, request_size);
+        req.throttle(QuotaType::Produce, throttle);
+        req.respond(
+            &ProduceResponse::default()
+                .with_responses(responses)
+                .with_throttle_time_ms(throttle),
+        )
     })
 }

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::broker::config_helper::created_topic_configs;
 use crate::broker::dynamic_config::DynamicBrokerConfig;
 use crate::broker::topic_config::topic_key;
-use crate::broker::topics::{new_topic_id, validate_manual_assignment};
+use crate::broker::topics::{new_topic_id, validate_manual_assignment, TopicError};
 use crate::handlers::{decode_or_close, Reply, Request};
 use crate::security::acl::{AclOperation, ResourceType};
 
@@ -41,6 +41,19 @@ pub fn described_configs(
         .collect()
 }
 
+/// The versions from which the controller mutation quota refuses
+/// mutations instead of only throttling them (KIP-599).
+const CREATE_TOPICS_STRICT_SINCE: i16 = 6;
+const DELETE_TOPICS_STRICT_SINCE: i16 = 5;
+
+/// A mutation refused by the strict controller mutation quota.
+pub fn throttling_quota_exceeded() -> TopicError {
+    TopicError {
+        code: ResponseError::ThrottlingQuotaExceeded,
+        message: "The throttling quota has been exceeded.".to_string(),
+    }
+}
+
 pub fn create_topics(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, CreateTopicsRequest);
     let apis = &req.ctx.apis;
@@ -52,6 +65,7 @@ pub fn create_topics(req: &Request, body: Bytes) -> Reply {
         *seen.entry(t.name.0.to_string()).or_default() += 1;
     }
     let mut results = Vec::with_capacity(request.topics.len());
+    let mut quota = req.mutation_quota(CREATE_TOPICS_STRICT_SINCE);
     for t in request.topics {
         let name = t.name.0.to_string();
         // No message unless the topic fails, as Kafka answers.
@@ -170,16 +184,27 @@ pub fn create_topics(req: &Request, body: Bytes) -> Reply {
             results.push(fail(result, ResponseError::InvalidConfig, msg));
             continue;
         }
-        let outcome = if request.validate_only {
-            apis.replicas
-                .topics
-                .check_create(&name, num_partitions, replication_factor, &configs)
-                .map(|_| None)
-        } else {
-            apis.replicas
-                .create_topic(&name, num_partitions, replication_factor, configs.clone())
-                .map(|t| Some(t.id))
-        };
+        // The controller mutation quota (KIP-599) is charged the topic's
+        // partitions once every other check has passed, as Kafka's
+        // ReplicationControlManager does, validateOnly or not.
+        let outcome = apis
+            .replicas
+            .topics
+            .check_create(&name, num_partitions, replication_factor, &configs)
+            .and_then(|_| {
+                quota
+                    .record(f64::from(num_partitions.max(0)))
+                    .map_err(|_| throttling_quota_exceeded())
+            })
+            .and_then(|_| {
+                if request.validate_only {
+                    Ok(None)
+                } else {
+                    apis.replicas
+                        .create_topic(&name, num_partitions, replication_factor, configs.clone())
+                        .map(|t| Some(t.id))
+                }
+            });
         match outcome {
             Ok(id) => {
                 // validateOnly: Kafka's controller still draws a fresh id.
@@ -209,7 +234,12 @@ pub fn create_topics(req: &Request, body: Bytes) -> Reply {
         }
         results.push(result);
     }
-    req.respond(&CreateTopicsResponse::default().with_topics(results))
+    let throttle = req.finish_mutation_quota(&quota);
+    req.respond(
+        &CreateTopicsResponse::default()
+            .with_topics(results)
+            .with_throttle_time_ms(throttle),
+    )
 }
 
 pub fn delete_topics(req: &Request, body: Bytes) -> Reply {
@@ -231,6 +261,7 @@ pub fn delete_topics(req: &Request, body: Bytes) -> Reply {
             .collect()
     };
     let mut responses = Vec::with_capacity(targets.len());
+    let mut quota = req.mutation_quota(DELETE_TOPICS_STRICT_SINCE);
     for (name, id) in targets {
         let mut r = DeletableTopicResult::default().with_topic_id(id);
         r.name = name.clone().map(|n| TopicName(StrBytes::from_string(n)));
@@ -292,11 +323,20 @@ pub fn delete_topics(req: &Request, body: Bytes) -> Reply {
                 "Cannot delete internal topic {}",
                 topic.name
             )));
+        } else if quota.record(topic.partitions.len() as f64).is_err() {
+            let e = throttling_quota_exceeded();
+            r.error_code = e.code.code();
+            r.error_message = Some(StrBytes::from_string(e.message));
         } else if let Err(e) = apis.replicas.topics.delete(&topic.name) {
             r.error_code = e.code.code();
             r.error_message = Some(StrBytes::from_string(e.message));
         }
         responses.push(r);
     }
-    req.respond(&DeleteTopicsResponse::default().with_responses(responses))
+    let throttle = req.finish_mutation_quota(&quota);
+    req.respond(
+        &DeleteTopicsResponse::default()
+            .with_responses(responses)
+            .with_throttle_time_ms(throttle),
+    )
 }

@@ -11,6 +11,8 @@
 //! Everything else (partition counts, log sizes, offsets, consumer lag) is
 //! read at scrape time by the exporter.
 
+pub mod stats;
+
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;

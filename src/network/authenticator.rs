@@ -95,6 +95,7 @@ where
                     peer: ctx.peer,
                     security_protocol: ctx.security_protocol,
                     principal: Arc::new(KafkaPrincipal::anonymous()),
+                    throttle: Default::default(),
                 };
                 match handlers::dispatch(rctx, frame).await.await {
                     Reply::Frame(b) => send(wr, &b).await?,

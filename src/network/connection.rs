@@ -8,6 +8,10 @@
 //! connection (read but not yet written: each holds a permit from the
 //! request's read until its response is on the socket); past that the
 //! reader stops reading and TCP pushes back on the client.
+//!
+//! A request that exceeds a client quota mutes the connection (Kafka's
+//! `ThrottledChannel`): its response goes out at once, and the reader
+//! processes nothing more until the throttle time has passed.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -19,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, Inte
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-use crate::handlers::{self, KafkaApis, Pending, Reply, RequestContext};
+use crate::handlers::{self, ChannelThrottle, KafkaApis, Pending, Reply, RequestContext};
 use crate::network::authenticator::{authenticate, AuthContext};
 use crate::network::connection_quotas::ConnectionSlot;
 use crate::network::frame::{read_frame, FrameError};
@@ -128,6 +132,7 @@ async fn serve_stream<R: AsyncRead + Unpin, W: Transport>(
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let (tx, rx) = mpsc::channel::<Owed>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(write_responses(wr, rx, peer));
+    let throttle = Arc::new(ChannelThrottle::default());
     let reason: String = loop {
         // Wait for a free in-flight slot before reading the next request.
         let permit = tokio::select! {
@@ -153,12 +158,22 @@ async fn serve_stream<R: AsyncRead + Unpin, W: Transport>(
                 }
             },
         };
+        // A throttled client (KIP-219): nothing more is processed until
+        // its throttle time has passed.
+        if let Some(muted) = throttle.remaining() {
+            tokio::select! {
+                biased;
+                _ = shutdown.wait() => break "broker shutting down".into(),
+                _ = tokio::time::sleep(muted) => {}
+            }
+        }
         let ctx = RequestContext {
             apis: apis.clone(),
             listener: listener.clone(),
             peer,
             security_protocol,
             principal: principal.clone(),
+            throttle: throttle.clone(),
         };
         let timer = apis.metrics.request_timer(&frame);
         let pending = handlers::dispatch(ctx, frame.freeze()).await;

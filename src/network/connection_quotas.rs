@@ -7,17 +7,45 @@
 //! bounds the connections from one address: one more is closed at once
 //! ("Too many connections from ... (maximum = ...)").
 //!
+//! Connection creation rates (KIP-612) are measured as Kafka's
+//! `ConnectionQuotas` measures them (a `Rate` over `quota.window.num`
+//! samples): over `max.connection.creation.rate` (broker) or
+//! `listener.name.<l>.max.connection.creation.rate` the acceptor waits the
+//! throttle time (at most one quota window) before taking the connection;
+//! over an address's `connection_creation_rate` client quota (`ip` entity,
+//! or its default) the connection is held, unread, for the throttle time
+//! and then closed (Kafka's `ConnectionThrottledException` path). The IP
+//! rate is checked once the connection has its slot, so an address over both
+//! its count and its rate is refused for the count.
+//!
 //! These keys are dynamic broker configs: a change applies to the next
 //! connection accepted (connections already open stay), as in Kafka.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
 use crate::broker::dynamic_config::Reconfigurable;
 use crate::config::{BrokerConfig, ConfigError};
+use crate::metrics::stats::{Rate, SampleConfig};
+
+/// Addresses whose connection rate is tracked at once; past this the least
+/// recently seen is forgotten (Kafka expires an IP's sensor after an hour).
+pub const MAX_IP_RATE_SENSORS: usize = 10_000;
+/// Kafka's `IP_CONNECTION_RATE_DEFAULT` and `max.connection.creation.rate`
+/// default: no limit.
+const UNLIMITED_RATE: f64 = i32::MAX as f64;
+
+/// The measured connection creation rates.
+#[derive(Default)]
+struct Rates {
+    broker: Rate,
+    per_listener: HashMap<Arc<str>, Rate>,
+    per_ip: HashMap<IpAddr, (Rate, Instant)>,
+}
 
 #[derive(Default)]
 struct Counts {
@@ -32,10 +60,17 @@ struct Limits {
     per_listener_max: HashMap<String, usize>,
     per_ip_default: usize,
     per_ip_overrides: HashMap<IpAddr, usize>,
+    /// `max.connection.creation.rate` (connections/s).
+    broker_rate: f64,
+    /// `listener.name.<l>.max.connection.creation.rate`.
+    per_listener_rate: HashMap<String, f64>,
+    window: SampleConfig,
 }
 
 pub struct ConnectionQuotas {
     limits: Mutex<Limits>,
+    rates: Mutex<Rates>,
+    epoch: Instant,
     counts: Mutex<Counts>,
     /// Woken whenever a connection closes.
     released: Notify,
@@ -105,6 +140,22 @@ impl Limits {
                 "max.connections.per.ip can be set to zero only if max.connections.per.ip.overrides property is set".into(),
             ));
         }
+        let broker_rate = config.int("max.connection.creation.rate") as f64;
+        let per_listener_rate = config
+            .listeners
+            .iter()
+            .filter_map(|l| {
+                let key = format!(
+                    "listener.name.{}.max.connection.creation.rate",
+                    l.name.to_ascii_lowercase()
+                );
+                config.opt_int(&key).map(|v| (l.name.clone(), v as f64))
+            })
+            .collect();
+        let window = SampleConfig {
+            samples: config.int("quota.window.num").clamp(1, 1000) as usize,
+            window_ms: config.int("quota.window.size.seconds").clamp(1, 3600) as u64 * 1000,
+        };
         let per_listener_max = config
             .listeners
             .iter()
@@ -122,6 +173,9 @@ impl Limits {
             per_listener_max,
             per_ip_default,
             per_ip_overrides,
+            broker_rate,
+            per_listener_rate,
+            window,
         })
     }
 }
@@ -149,6 +203,8 @@ impl ConnectionQuotas {
     pub fn new(config: &BrokerConfig) -> Result<ConnectionQuotas, ConfigError> {
         Ok(ConnectionQuotas {
             limits: Mutex::new(Limits::from_config(config, true)?),
+            rates: Mutex::new(Rates::default()),
+            epoch: Instant::now(),
             counts: Mutex::new(Counts::default()),
             released: Notify::new(),
         })
@@ -208,6 +264,80 @@ impl ConnectionQuotas {
             }
             released.await;
         }
+    }
+
+    fn rates(&self) -> MutexGuard<'_, Rates> {
+        self.rates.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Records a connection accepted on `listener` against the broker's and
+    /// the listener's creation rates; how long the acceptor must wait before
+    /// taking it (Kafka's `recordConnectionAndGetThrottleTimeMs`, bounded by
+    /// one quota window).
+    pub fn record_connection(&self, listener: &Arc<str>) -> Duration {
+        let (broker_rate, listener_rate, window) = {
+            let l = self.limits();
+            let lr = l.per_listener_rate.get(&**listener).copied();
+            (l.broker_rate, lr, l.window)
+        };
+        let now = self.now_ms();
+        let bound = |r: f64| (r < UNLIMITED_RATE).then_some(r);
+        let mut rates = self.rates();
+        let broker = rates
+            .broker
+            .record_and_throttle_ms(window, 1.0, now, bound(broker_rate));
+        let listener = rates
+            .per_listener
+            .entry(listener.clone())
+            .or_default()
+            .record_and_throttle_ms(window, 1.0, now, listener_rate.and_then(bound));
+        Duration::from_millis(broker.max(listener).min(window.window_ms))
+    }
+
+    /// Records a connection from `ip` against its `connection_creation_rate`
+    /// (`limit`); over it, takes the connection back off every rate and
+    /// returns how long to hold it before closing it.
+    pub fn record_ip_connection(
+        &self,
+        listener: &Arc<str>,
+        ip: IpAddr,
+        limit: Option<f64>,
+    ) -> Option<Duration> {
+        let limit = limit.filter(|l| *l < UNLIMITED_RATE)?;
+        let window = self.limits().window;
+        let now = self.now_ms();
+        let mut rates = self.rates();
+        if !rates.per_ip.contains_key(&ip) && rates.per_ip.len() >= MAX_IP_RATE_SENSORS {
+            let oldest = rates
+                .per_ip
+                .iter()
+                .min_by_key(|(_, (_, seen))| *seen)
+                .map(|(ip, _)| *ip);
+            if let Some(o) = oldest {
+                rates.per_ip.remove(&o);
+            }
+        }
+        let (rate, seen) = rates
+            .per_ip
+            .entry(ip)
+            .or_insert_with(|| (Rate::default(), Instant::now()));
+        *seen = Instant::now();
+        let ms = rate
+            .record_and_throttle_ms(window, 1.0, now, Some(limit))
+            .min(window.window_ms);
+        if ms == 0 {
+            return None;
+        }
+        rate.record(window, -1.0, now);
+        rates.broker.record(window, -1.0, now);
+        if let Some(r) = rates.per_listener.get_mut(listener) {
+            r.record(window, -1.0, now);
+        }
+        Some(Duration::from_millis(ms))
     }
 
     /// Connections counted now (for tests and metrics).

@@ -97,6 +97,15 @@ async fn accept_loop(
             _ = shutdown.wait() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // Over the broker's or the listener's connection
+                    // creation rate the acceptor waits (KIP-612).
+                    let throttle = quotas.record_connection(&name);
+                    if !throttle.is_zero() {
+                        tokio::select! {
+                            _ = shutdown.wait() => break,
+                            _ = tokio::time::sleep(throttle) => {}
+                        }
+                    }
                     // At the broker or listener limit this waits, and the
                     // acceptor with it, as Kafka's does.
                     let slot = tokio::select! {
@@ -105,6 +114,22 @@ async fn accept_loop(
                     };
                     match slot {
                         Ok(slot) => {
+                            let ip_rate = apis.quotas.managers.connection_rate_for_ip(peer.ip());
+                            if let Some(delay) = quotas.record_ip_connection(&name, peer.ip(), ip_rate) {
+                                // Kafka's ConnectionThrottledException: held
+                                // unread for the throttle time, then closed.
+                                tracing::debug!(listener = %name, %peer, ?delay, "connection_creation_rate exceeded; closing the connection after the throttle time");
+                                drop(slot);
+                                let shutdown = shutdown.clone();
+                                conns.spawn(async move {
+                                    tokio::select! {
+                                        _ = shutdown.wait() => {}
+                                        _ = tokio::time::sleep(delay) => {}
+                                    }
+                                    drop(stream);
+                                });
+                                continue;
+                            }
                             conns.spawn(connection::serve(stream, peer, name.clone(), apis.clone(), slot, shutdown.clone(), tls.clone()));
                         }
                         Err(e) => tracing::info!(listener = %name, %peer, "{e}; closing the connection"),

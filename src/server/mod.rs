@@ -78,7 +78,7 @@ impl BrokerServer {
         let group_configs = Arc::new(GroupConfigManager::new(repository, dynamic_config.clone()));
         log_dir.mark_running()?;
         let producer_ids = Arc::new(ProducerIdManager::load(&config.log_dir)?);
-        let quotas = Arc::new(ClientQuotaManager::load(&config.log_dir)?);
+        let quotas = Arc::new(ClientQuotaManager::load(&config.log_dir, &config)?);
         let scram = Arc::new(ScramCredentialStore::load(&config.log_dir)?);
         let sasl = Arc::new(sasl_settings(&config)?);
         let authorizer = load_authorizer(&config)?;
@@ -113,7 +113,7 @@ impl BrokerServer {
             groups: groups.clone(),
             txns: txns.clone(),
             producer_ids,
-            quotas,
+            quotas: quotas.clone(),
             metrics: metrics.clone(),
             sasl,
             scram,
@@ -128,6 +128,7 @@ impl BrokerServer {
             replicas,
             groups,
             metrics,
+            quotas,
         }))
         .await?;
         Ok(BrokerServer {

@@ -18,6 +18,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet}
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use crate::broker::quota_managers::SensorSnapshot;
 use crate::broker::topics::Topic;
 use crate::metrics::{api_name, error_name, PartitionMetrics, API_SLOTS};
 
@@ -303,8 +304,54 @@ impl Collector for Scrape {
             "kastle_connections_accepted",
             "Client connections accepted since start.",
             m.connections_accepted(),
-        )
+        )?;
+        client_quotas(&mut enc, &b.quotas.managers.snapshot())
     }
+}
+
+/// Kafka's per user/client-id quota sensors (`Produce`, `Fetch`,
+/// `Request`, `ControllerMutation` groups): the rate measured over the
+/// quota window, the quota in force, and the throttling it caused.
+fn client_quotas(enc: &mut DescriptorEncoder, sensors: &[SensorSnapshot]) -> fmt::Result {
+    fn labels(s: &SensorSnapshot) -> [(&'static str, &str); 3] {
+        [
+            ("quota_type", s.quota_type.name()),
+            ("user", s.user.as_str()),
+            ("client_id", s.client_id.as_str()),
+        ]
+    }
+    let mut m = enc.encode_descriptor(
+        "kastle_client_quota_rate",
+        "Rate over the quota window: bytes/s (Produce, Fetch), percent of a thread (Request), partition mutations/s (ControllerMutation).",
+        None,
+        MetricType::Gauge,
+    )?;
+    for s in sensors {
+        m.encode_family(&labels(s))?.encode_gauge(&s.rate)?;
+    }
+    let mut m = enc.encode_descriptor(
+        "kastle_client_quota_limit",
+        "The quota in force for the sensor's user/client-id, in the rate's unit.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for s in sensors {
+        if let Some(limit) = s.limit {
+            m.encode_family(&labels(s))?.encode_gauge(&limit)?;
+        }
+    }
+    counters(
+        enc,
+        "kastle_client_quota_throttle_time_ms",
+        "Milliseconds the client was throttled for (responses' throttle_time_ms, connection muted).",
+        sensors.iter().map(|s| (labels(s), s.throttle_ms_total)),
+    )?;
+    counters(
+        enc,
+        "kastle_client_quota_throttled",
+        "Responses throttled by the quota.",
+        sensors.iter().map(|s| (labels(s), s.throttled)),
+    )
 }
 
 #[cfg(test)]

@@ -14,10 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use super::security::EndpointSecurity;
 use super::{Sources, LISTENER_KEY};
 
 /// Largest request head (request line plus headers) accepted.
@@ -53,6 +54,8 @@ pub struct RequestHead {
     pub has_body: bool,
     /// Bytes the head took, terminator included.
     pub len: usize,
+    /// The `Authorization` header's value.
+    pub authorization: Option<String>,
 }
 
 /// Why a head was refused; each maps to a status code.
@@ -103,6 +106,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
     };
     let mut keep_alive = http11;
     let mut has_body = false;
+    let mut authorization = None;
     for line in lines {
         if line.is_empty() {
             break;
@@ -133,6 +137,8 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
             has_body |= n > 0;
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             has_body = true;
+        } else if name.eq_ignore_ascii_case("authorization") {
+            authorization = Some(value.to_string());
         }
     }
     let path = target.split('?').next().unwrap_or(target).to_string();
@@ -147,6 +153,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
         keep_alive: keep_alive && !has_body,
         has_body,
         len: end,
+        authorization,
     }))
 }
 
@@ -174,12 +181,19 @@ pub async fn start(broker: &Arc<Sources>) -> anyhow::Result<Option<SocketAddr>> 
         return Ok(None);
     };
     let addr = resolve(spec)?;
+    let security =
+        EndpointSecurity::from_config(&broker.replicas.config).map_err(anyhow::Error::msg)?;
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {LISTENER_KEY}={spec} ({addr})"))?;
     let local = listener.local_addr()?;
-    tracing::info!(addr = %local, "serving Prometheus metrics on /metrics");
-    tokio::spawn(serve(listener, broker.clone()));
+    let scheme = if security.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(addr = %local, scheme, "serving Prometheus metrics on /metrics");
+    tokio::spawn(serve(listener, broker.clone(), security));
     Ok(Some(local))
 }
 
@@ -197,7 +211,7 @@ fn resolve(spec: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("{LISTENER_KEY}={spec:?}: expected HOST:PORT"))
 }
 
-async fn serve(listener: TcpListener, broker: Arc<Sources>) {
+async fn serve(listener: TcpListener, broker: Arc<Sources>, security: EndpointSecurity) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let permit = tokio::select! {
@@ -214,8 +228,24 @@ async fn serve(listener: TcpListener, broker: Arc<Sources>) {
         match accepted {
             Ok((stream, peer)) => {
                 let broker = broker.clone();
+                let security = security.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = handle_connection(stream, &broker).await {
+                    let _ = stream.set_nodelay(true);
+                    let served = match security.tls.clone() {
+                        None => handle_connection(stream, &broker, &security).await,
+                        Some(acceptor) => {
+                            match tokio::time::timeout(READ_TIMEOUT, acceptor.accept(stream)).await
+                            {
+                                Ok(Ok(tls)) => handle_connection(tls, &broker, &security).await,
+                                Ok(Err(e)) => Err(e),
+                                Err(_) => Err(std::io::Error::new(
+                                    std::io::ErrorKind::TimedOut,
+                                    "TLS handshake took too long",
+                                )),
+                            }
+                        }
+                    };
+                    if let Err(e) = served {
                         tracing::debug!(%peer, error = %e, "metrics connection ended");
                     }
                     drop(permit);
@@ -229,8 +259,11 @@ async fn serve(listener: TcpListener, broker: Arc<Sources>) {
     }
 }
 
-async fn handle_connection(mut stream: TcpStream, broker: &Arc<Sources>) -> std::io::Result<()> {
-    let _ = stream.set_nodelay(true);
+async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    broker: &Arc<Sources>,
+    security: &EndpointSecurity,
+) -> std::io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     loop {
         let head = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream, &mut buf)).await
@@ -247,6 +280,14 @@ async fn handle_connection(mut stream: TcpStream, broker: &Arc<Sources>) -> std:
             Ok(Ok(Some(Ok(h)))) => h,
         };
         buf.drain(..head.len);
+        if !security.authorized(head.authorization.as_deref()) {
+            let body = "401 Unauthorized\n";
+            let head = format!(
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"kastle metrics\", charset=\"UTF-8\"\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            return send(&mut stream, &head, body.as_bytes(), true).await;
+        }
         let (status, content_type, body) = match (head.method, head.path.as_str()) {
             (Method::Get | Method::Head, "/metrics") => {
                 let b = broker.clone();
@@ -283,7 +324,12 @@ async fn handle_connection(mut stream: TcpStream, broker: &Arc<Sources>) -> std:
 
 /// Writes a response within [`WRITE_TIMEOUT`] (a client that stops reading
 /// must not hold a connection slot), then closes if asked.
-async fn send(stream: &mut TcpStream, head: &str, body: &[u8], close: bool) -> std::io::Result<()> {
+async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    head: &str,
+    body: &[u8],
+    close: bool,
+) -> std::io::Result<()> {
     let write = async {
         stream.write_all(head.as_bytes()).await?;
         stream.write_all(body).await?;
@@ -323,8 +369,8 @@ async fn send(stream: &mut TcpStream, head: &str, body: &[u8], close: bool) -> s
 
 /// Reads until `buf` holds a full head. `Ok(None)`: the peer closed cleanly
 /// between requests.
-async fn read_head(
-    stream: &mut TcpStream,
+async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
     buf: &mut Vec<u8>,
 ) -> std::io::Result<Option<Result<RequestHead, HeadError>>> {
     let mut chunk = [0u8; 2048];

@@ -1,13 +1,16 @@
 //! The Prometheus exporter: an HTTP endpoint ([`http`]) serving the scrape
 //! ([`collect`]): the counters of `metrics` plus gauges read from the broker's
 //! and the group coordinator's state at scrape time. Off unless
-//! `metrics.prometheus.listener=HOST:PORT` is set.
+//! `metrics.prometheus.listener=HOST:PORT` is set; optionally over TLS and
+//! behind HTTP basic authentication ([`security`]).
 
 pub mod collect;
 pub mod http;
+pub mod security;
 
 use std::sync::Arc;
 
+use crate::broker::quotas::ClientQuotaManager;
 use crate::broker::ReplicaManager;
 use crate::config::BrokerConfig;
 use crate::coordinator::group::GroupCoordinator;
@@ -21,6 +24,8 @@ pub struct Sources {
     pub replicas: Arc<ReplicaManager>,
     pub groups: Arc<GroupCoordinator>,
     pub metrics: Arc<BrokerMetrics>,
+    /// Client quota sensors.
+    pub quotas: Arc<ClientQuotaManager>,
 }
 
 /// The endpoint's `HOST:PORT` if the broker is configured to serve it.
