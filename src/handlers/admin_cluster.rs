@@ -25,6 +25,9 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 };
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::list_config_resources_response::ConfigResource;
+use kafka_protocol::messages::list_partition_reassignments_response::{
+    OngoingPartitionReassignment, OngoingTopicReassignment,
+};
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
@@ -448,6 +451,36 @@ pub fn offset_for_leader_epoch(req: &Request, body: Bytes) -> Reply {
 pub fn elect_leaders(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, ElectLeadersRequest);
     let apis = &req.ctx.apis;
+    if !req.ctx.authorize_cluster(AclOperation::Alter) {
+        // Kafka's error response names every requested partition
+        let denied = ResponseError::ClusterAuthorizationFailed.code();
+        let msg = cluster_refused(req);
+        let results = request
+            .topic_partitions
+            .iter()
+            .flatten()
+            .map(|tp| {
+                ReplicaElectionResult::default()
+                    .with_topic(tp.topic.clone())
+                    .with_partition_result(
+                        tp.partitions
+                            .iter()
+                            .map(|&p| {
+                                PartitionResult::default()
+                                    .with_partition_id(p)
+                                    .with_error_code(denied)
+                                    .with_error_message(Some(sb(msg.clone())))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        return req.respond(
+            &ElectLeadersResponse::default()
+                .with_error_code(denied)
+                .with_replica_election_results(results),
+        );
+    }
     // 0 = preferred, 1 = unclean; anything else fails the whole request.
     let bad_type = !(0..=1).contains(&request.election_type);
     let mut results = Vec::new();
@@ -527,6 +560,37 @@ pub fn elect_leaders(req: &Request, body: Bytes) -> Reply {
 pub fn alter_partition_reassignments(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, AlterPartitionReassignmentsRequest);
     let apis = &req.ctx.apis;
+    if !req.ctx.authorize_cluster(AclOperation::Alter) {
+        // Kafka's error response names every requested partition
+        let denied = ResponseError::ClusterAuthorizationFailed.code();
+        let msg = sb(cluster_refused(req));
+        let responses = request
+            .topics
+            .iter()
+            .map(|t| {
+                ReassignableTopicResponse::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .map(|p| {
+                                ReassignablePartitionResponse::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(denied)
+                                    .with_error_message(Some(msg.clone()))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        return req.respond(
+            &AlterPartitionReassignmentsResponse::default()
+                .with_error_code(denied)
+                .with_error_message(Some(msg))
+                .with_allow_replication_factor_change(request.allow_replication_factor_change)
+                .with_responses(responses),
+        );
+    }
     let node_id = apis.config.node_id;
     let responses = request
         .topics
@@ -590,12 +654,31 @@ pub fn alter_partition_reassignments(req: &Request, body: Bytes) -> Reply {
 }
 
 pub fn list_partition_reassignments(req: &Request, body: Bytes) -> Reply {
-    let _request = decode_or_close!(req, body, ListPartitionReassignmentsRequest);
+    let request = decode_or_close!(req, body, ListPartitionReassignmentsRequest);
     if !req.ctx.authorize_cluster(AclOperation::Describe) {
+        // Kafka's error response echoes the requested partitions, with no replicas
+        let topics = request
+            .topics
+            .iter()
+            .flatten()
+            .map(|t| {
+                OngoingTopicReassignment::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(
+                        t.partition_indexes
+                            .iter()
+                            .map(|&p| {
+                                OngoingPartitionReassignment::default().with_partition_index(p)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
         return req.respond(
             &ListPartitionReassignmentsResponse::default()
                 .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
-                .with_error_message(Some(sb(cluster_refused(req)))),
+                .with_error_message(Some(sb(cluster_refused(req))))
+                .with_topics(topics),
         );
     }
     // Reassignments complete as they are accepted, so none is ever ongoing;
