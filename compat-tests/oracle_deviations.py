@@ -120,14 +120,6 @@ KNOWN_RANGES = {
 # The authorization matrix (test_authz_matrix.py): (case label regex, diff path
 # regex, reason) for answers of User:alice that differ from Kafka 4.4's.
 AUTHZ = [
-    (r"leave group \[ACL granted\]", r"\.response\.(errorCode|members)$",
-     "kastle deviation outside authorization: LeaveGroup v3+ for a group that does not exist; "
-     "Kafka 4.4's group coordinator answers errorCode 0 with UNKNOWN_MEMBER_ID per member, "
-     "kastle UNKNOWN_MEMBER_ID at the top level and no members"),
-    (r"end txn \[ACL granted\]", r"\.response\.errorCode$",
-     "kastle deviation outside authorization: EndTxn (abort) v4 on a transaction with nothing "
-     "added (state Empty); Kafka 4.4 answers INVALID_TXN_STATE below EndTxn v5 (transaction "
-     "version 1), kastle accepts the abort"),
     (r"add partitions to txn v4 .*\[ACL granted\]", r"partitionErrorCode$",
      "kastle deviation outside authorization: AddPartitionsToTxn v4+ verifyOnly for a "
      "partition the transaction does not have; Kafka 4.4 answers TRANSACTION_ABORTABLE, "

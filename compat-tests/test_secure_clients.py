@@ -4,13 +4,14 @@ one broker per module with both listeners (and a PLAINTEXT one where the
 administrator creates topics and the SCRAM credential): kcat, confluent-kafka,
 kafka-python, aiokafka, kafkajs, franz-go, sarama 1.61 (SCRAM through
 franz-go's SCRAM client behind sarama's interface), and the Java client
-(Kafka 4.4's console producer and consumer, one JVM for both listeners).
+(Kafka 4.4's console producer and consumer, one JVM for both listeners), and
+Kafka Streams (exactly-once WordCount) over SASL_SSL.
 kcat's librdkafka before 2.6.1 cannot do SCRAM with a Kafka 4 broker
 (test_kcat): kcat uses PLAIN over SASL_SSL there.
 
-Not covered here, for the time budget (each starts its own JVM or cluster):
-Kafka Streams, Kafka Connect, Flink and Spark run on the Java client, whose
-TLS and SASL stack the console tools exercise; Debian's sarama 1.22 has no
+Not covered here, for the time budget (each starts its own cluster or
+worker): Kafka Connect, Flink and Spark run on the Java client, whose TLS and
+SASL stack the console tools and Streams exercise; Debian's sarama 1.22 has no
 SCRAM client of its own. Certificates are made per module with openssl
 (test_tls.Pki).
 """
@@ -23,6 +24,7 @@ import pytest
 from compat_lib import (ck_consume, ck_create_topic, ck_produce, kcat, kp_consume, kp_produce,
                         make_messages, node_run, per_partition_counts, unique_topic, verify)
 from conftest import Broker, free_port
+from jvm_lib import jvm_procs  # noqa: F401 - the fixture
 from test_tls import KEY_PASSWORD, Pki
 
 N = 20
@@ -245,3 +247,37 @@ def test_java_client(secure, tmp_path):
     for kind in KINDS:
         got = [ln for ln in out[f"consume-{kind}"]["out"].split() if ln.startswith("java-")]
         assert got == [f"java-{kind}-{i}" for i in range(N)]
+
+
+@pytest.mark.compat("kafka-streams", "security")
+def test_kafka_streams_over_sasl_ssl(secure, jvm_procs, tmp_path):  # noqa: F811 - fixture
+    """Kafka Streams (jvm/kafka-streams' WordCount: exactly_once_v2, a
+    repartition topic and a changelog, so transactions and consumer groups too)
+    over SASL_SSL with SCRAM-SHA-512; its output read back over PLAINTEXT."""
+    import struct
+    from frameworks_lib import TopicTail, create_topics, produce
+    from test_kafka_streams import MAIN, MODULE, JVM_OPTS
+    bs = secure.broker.bootstrap
+    src, out = unique_topic("sec-streams-in"), unique_topic("sec-streams-out")
+    create_topics(bs, {src: 1, out: 1})
+    lines = 30
+    produce(bs, src, [(None, None, b"alpha beta", None)] * lines)
+    s = secure.sec("sasl_ssl")
+    cfg = tmp_path / "client.properties"
+    cfg.write_text("\n".join([
+        "security.protocol=SASL_SSL", "sasl.mechanism=SCRAM-SHA-512",
+        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule "
+        f'required username="{USER}" password="{PASSWORD}";',
+        "ssl.truststore.type=PEM", f"ssl.truststore.location={s['ca']}"]) + "\n")
+    app = jvm_procs(MODULE, MAIN, [secure.listeners["sasl_ssl"], unique_topic("sec-app"),
+                                   tmp_path / "state", src, out, cfg],
+                    jvm_opts=JVM_OPTS, label="streams-sasl-ssl")
+    app.wait_for(lambda e: e.get("state") == "RUNNING", 120, "RUNNING state")
+    tail = TopicTail(bs, out, 1)
+    try:
+        def counted(t):
+            return {(r[2], struct.unpack(">q", r[3])[0]) for r in t.records} >= \
+                {(b"alpha", lines), (b"beta", lines)}
+        tail.read_until(counted, 90, f"counts of {lines}")
+    finally:
+        tail.close()
