@@ -30,6 +30,7 @@ CAPABILITIES = {
     "transactions": "transactions",
     "admin": "admin",
     "old-versions": "old protocol versions",
+    "security": "SASL_SSL (SCRAM) + mTLS",
 }
 
 # Spellings used in test parameters -> canonical client names.

@@ -116,3 +116,15 @@ KNOWN_RANGES = {
         + "), streams.version 0-1 (1; kastle 0-0: " + _STREAMS + "); metadata.version 7-33, "
         "finalized 33, is the same"),
 }
+
+# The authorization matrix (test_authz_matrix.py): (case label regex, diff path
+# regex, reason) for answers of User:alice that differ from Kafka 4.4's.
+AUTHZ = [
+    (r"add partitions to txn v4 .*\[ACL granted\]", r"partitionErrorCode$",
+     "kastle deviation outside authorization: AddPartitionsToTxn v4+ verifyOnly for a "
+     "partition the transaction does not have; Kafka 4.4 answers TRANSACTION_ABORTABLE, "
+     "kastle INVALID_TXN_STATE"),
+]
+
+# API key -> reason, for APIs kastle advertises that the matrix does not send.
+AUTHZ_NOT_SENT = {}

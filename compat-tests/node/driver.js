@@ -38,8 +38,27 @@ async function flushOut() {
 const b64 = (buf) => (buf === null || buf === undefined ? null : Buffer.from(buf).toString('base64'))
 const unb64 = (s) => (s === null || s === undefined ? null : Buffer.from(s, 'base64'))
 
+// spec.security (test_secure_clients.py): TLS with an optional client
+// certificate, and SASL, in kafkajs' own options
+function security(sec) {
+  if (!sec || !sec.protocol || sec.protocol === 'PLAINTEXT') return {}
+  const out = {}
+  if (sec.protocol === 'SSL' || sec.protocol === 'SASL_SSL') {
+    out.ssl = { ca: [fs.readFileSync(sec.ca, 'utf-8')] }
+    if (sec.cert) {
+      out.ssl.cert = fs.readFileSync(sec.cert, 'utf-8')
+      out.ssl.key = fs.readFileSync(sec.key, 'utf-8')
+    }
+  }
+  if (sec.protocol === 'SASL_PLAINTEXT' || sec.protocol === 'SASL_SSL') {
+    out.sasl = { mechanism: sec.mechanism.toLowerCase(), username: sec.username, password: sec.password }
+  }
+  return out
+}
+
 function client(spec) {
   return new Kafka({
+    ...security(spec.security),
     clientId: 'compat-kafkajs',
     brokers: [spec.bootstrap],
     logLevel: logLevel.WARN,

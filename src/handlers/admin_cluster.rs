@@ -1,7 +1,7 @@
 //! Cluster and partition administration: CreatePartitions, DeleteRecords,
 //! DescribeCluster, DescribeLogDirs, OffsetForLeaderEpoch, ElectLeaders,
-//! Alter/ListPartitionReassignments, Describe/AlterClientQuotas,
-//! ListConfigResources, answered as a single-node Kafka 4.x
+//! Describe/AlterClientQuotas, ListConfigResources (reassignments are in
+//! `reassignments`), answered as a single-node Kafka 4.x
 //! cluster answers them.
 //!
 //! kastle is its own controller with one replica per partition, so leader
@@ -12,9 +12,6 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use bytes::Bytes;
-use kafka_protocol::messages::alter_partition_reassignments_response::{
-    ReassignablePartitionResponse, ReassignableTopicResponse,
-};
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
@@ -30,14 +27,12 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{
     alter_client_quotas_response, describe_client_quotas_response, AlterClientQuotasRequest,
-    AlterClientQuotasResponse, AlterPartitionReassignmentsRequest,
-    AlterPartitionReassignmentsResponse, BrokerId, CreatePartitionsRequest,
-    CreatePartitionsResponse, DeleteRecordsRequest, DeleteRecordsResponse,
-    DescribeClientQuotasRequest, DescribeClientQuotasResponse, DescribeClusterRequest,
-    DescribeClusterResponse, DescribeLogDirsRequest, DescribeLogDirsResponse, ElectLeadersRequest,
-    ElectLeadersResponse, ListConfigResourcesRequest, ListConfigResourcesResponse,
-    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
-    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
+    AlterClientQuotasResponse, BrokerId, CreatePartitionsRequest, CreatePartitionsResponse,
+    DeleteRecordsRequest, DeleteRecordsResponse, DescribeClientQuotasRequest,
+    DescribeClientQuotasResponse, DescribeClusterRequest, DescribeClusterResponse,
+    DescribeLogDirsRequest, DescribeLogDirsResponse, ElectLeadersRequest, ElectLeadersResponse,
+    ListConfigResourcesRequest, ListConfigResourcesResponse, OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -65,14 +60,14 @@ pub fn cluster_operations(req: &Request, all: i32) -> i32 {
     }
 }
 
-fn cluster_refused(req: &Request) -> String {
+pub(crate) fn cluster_refused(req: &Request) -> String {
     format!(
         "Request {} (principal {}) is not authorized.",
         req.header.api_key, req.ctx.principal
     )
 }
 
-fn sb(s: impl Into<String>) -> StrBytes {
+pub(crate) fn sb(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
 
@@ -464,6 +459,36 @@ pub fn offset_for_leader_epoch(req: &Request, body: Bytes) -> Reply {
 pub fn elect_leaders(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, ElectLeadersRequest);
     let apis = &req.ctx.apis;
+    if !req.ctx.authorize_cluster(AclOperation::Alter) {
+        // Kafka's error response names every requested partition
+        let denied = ResponseError::ClusterAuthorizationFailed.code();
+        let msg = cluster_refused(req);
+        let results = request
+            .topic_partitions
+            .iter()
+            .flatten()
+            .map(|tp| {
+                ReplicaElectionResult::default()
+                    .with_topic(tp.topic.clone())
+                    .with_partition_result(
+                        tp.partitions
+                            .iter()
+                            .map(|&p| {
+                                PartitionResult::default()
+                                    .with_partition_id(p)
+                                    .with_error_code(denied)
+                                    .with_error_message(Some(sb(msg.clone())))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        return req.respond(
+            &ElectLeadersResponse::default()
+                .with_error_code(denied)
+                .with_replica_election_results(results),
+        );
+    }
     // 0 = preferred, 1 = unclean; anything else fails the whole request.
     let bad_type = !(0..=1).contains(&request.election_type);
     let mut results = Vec::new();
@@ -534,89 +559,6 @@ pub fn elect_leaders(req: &Request, body: Bytes) -> Reply {
             .with_error_code(top_error)
             .with_replica_election_results(results),
     )
-}
-
-// ---------------------------------------------------------------------------
-// Partition reassignments
-// ---------------------------------------------------------------------------
-
-pub fn alter_partition_reassignments(req: &Request, body: Bytes) -> Reply {
-    let request = decode_or_close!(req, body, AlterPartitionReassignmentsRequest);
-    let apis = &req.ctx.apis;
-    let node_id = apis.config.node_id;
-    let responses = request
-        .topics
-        .iter()
-        .map(|t| {
-            let name = t.name.0.as_str();
-            let topic = apis.replicas.topics.get(name);
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    let r = ReassignablePartitionResponse::default()
-                        .with_partition_index(p.partition_index);
-                    let fail = |code: ResponseError, msg: String| {
-                        r.clone()
-                            .with_error_code(code.code())
-                            .with_error_message(Some(sb(msg)))
-                    };
-                    let Some(topic) = &topic else {
-                        return fail(
-                            ResponseError::UnknownTopicOrPartition,
-                            format!("Unable to find a topic named {name}."),
-                        );
-                    };
-                    if topic.partition(p.partition_index).is_none() {
-                        return fail(
-                            ResponseError::UnknownTopicOrPartition,
-                            format!("Unable to find partition {name}:{}.", p.partition_index),
-                        );
-                    }
-                    match &p.replicas {
-                        // Cancelling: nothing is ever in progress here
-                        // (Kafka's controller gives no message for it).
-                        None => r
-                            .clone()
-                            .with_error_code(ResponseError::NoReassignmentInProgress.code())
-                            .with_error_message(None),
-                        Some(replicas) => {
-                            let ids: Vec<i32> = replicas.iter().map(|b| b.0).collect();
-                            // The only valid target, [node.id], is the current
-                            // assignment: accepted and complete at once.
-                            match validate_manual_assignment(&ids, node_id, None) {
-                                Ok(()) => r.with_error_message(None),
-                                Err(m) => fail(ResponseError::InvalidReplicaAssignment, m),
-                            }
-                        }
-                    }
-                })
-                .collect();
-            ReassignableTopicResponse::default()
-                .with_name(t.name.clone())
-                .with_partitions(partitions)
-        })
-        .collect();
-    req.respond(
-        &AlterPartitionReassignmentsResponse::default()
-            .with_error_message(None)
-            .with_allow_replication_factor_change(request.allow_replication_factor_change)
-            .with_responses(responses),
-    )
-}
-
-pub fn list_partition_reassignments(req: &Request, body: Bytes) -> Reply {
-    let _request = decode_or_close!(req, body, ListPartitionReassignmentsRequest);
-    if !req.ctx.authorize_cluster(AclOperation::Describe) {
-        return req.respond(
-            &ListPartitionReassignmentsResponse::default()
-                .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
-                .with_error_message(Some(sb(cluster_refused(req)))),
-        );
-    }
-    // Reassignments complete as they are accepted, so none is ever ongoing;
-    // Kafka lists only ongoing ones and skips unknown topics.
-    req.respond(&ListPartitionReassignmentsResponse::default().with_error_message(None))
 }
 
 // ---------------------------------------------------------------------------

@@ -164,9 +164,9 @@ fn refused(requested: &[String], code: ResponseError) -> DescribeTopicPartitions
 pub fn handle(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, DescribeTopicPartitionsRequest);
     let apis = &req.ctx.apis;
-    // Topics the client may not DESCRIBE are left out of "all topics" and
-    // look unknown when asked for by name (Kafka answers those with
-    // TOPIC_AUTHORIZATION_FAILED: not yet here).
+    // As Kafka: topics the client may not DESCRIBE are left out of "all
+    // topics"; asked for by name, they are answered TOPIC_AUTHORIZATION_FAILED
+    // without looking them up (no existence leak) and take no room in the page.
     let describable = |name: &str| {
         req.ctx
             .authorize(AclOperation::Describe, ResourceType::Topic, name)
@@ -176,6 +176,25 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
         .iter()
         .map(|t| t.name.0.to_string())
         .collect();
+    let mut cursor = request
+        .cursor
+        .as_ref()
+        .map(|c| (c.topic_name.0.as_str(), c.partition_index));
+    if let Some((topic, _)) = cursor {
+        if !requested.is_empty() && !requested.iter().any(|n| n == topic) {
+            return req.respond(&refused(&requested, ResponseError::InvalidRequest));
+        }
+    }
+    let (authorized, unauthorized): (Vec<String>, Vec<String>) =
+        requested.iter().cloned().partition(|n| describable(n));
+    let mut authorized: Vec<String> = authorized;
+    if let Some((topic, p)) = cursor {
+        // a cursor on a refused topic: the page starts after it
+        if p >= 0 && !requested.is_empty() && !authorized.iter().any(|n| n == topic) {
+            authorized.retain(|n| n.as_str() > topic);
+            cursor = None;
+        }
+    }
     let all: Vec<String> = if requested.is_empty() {
         apis.replicas
             .topics
@@ -187,34 +206,44 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
     } else {
         Vec::new()
     };
-    let cursor = request
-        .cursor
-        .as_ref()
-        .map(|c| (c.topic_name.0.as_str(), c.partition_index));
-    let resp = match page(
-        &requested,
-        &all,
-        cursor,
-        request.response_partition_limit,
-        apis.config.node_id,
-        |n| {
-            if !describable(n) {
-                return None;
+    let resp = if !requested.is_empty() && authorized.is_empty() {
+        Ok((Vec::new(), None))
+    } else {
+        page(
+            &authorized,
+            &all,
+            cursor,
+            request.response_partition_limit,
+            apis.config.node_id,
+            |n| {
+                apis.replicas.topics.get(n).map(|t| TopicInfo {
+                    id: t.id,
+                    internal: t.internal,
+                    partitions: t.partitions.len(),
+                })
+            },
+        )
+    };
+    let resp = match resp {
+        Ok((mut topics, next)) => {
+            for t in &mut topics {
+                if let Some(name) = &t.name {
+                    t.topic_authorized_operations = req.ctx.authorized_operations(
+                        ResourceType::Topic,
+                        name.0.as_str(),
+                        topic_authorized_operations(),
+                    );
+                }
             }
-            apis.replicas.topics.get(n).map(|t| TopicInfo {
-                id: t.id,
-                internal: t.internal,
-                partitions: t.partitions.len(),
-            })
-        },
-    ) {
-        Ok((topics, next)) => DescribeTopicPartitionsResponse::default()
-            .with_topics(topics)
-            .with_next_cursor(next.map(|(t, p)| {
-                Cursor::default()
-                    .with_topic_name(topic_name(&t))
-                    .with_partition_index(p)
-            })),
+            topics.extend(refused(&unauthorized, ResponseError::TopicAuthorizationFailed).topics);
+            DescribeTopicPartitionsResponse::default()
+                .with_topics(topics)
+                .with_next_cursor(next.map(|(t, p)| {
+                    Cursor::default()
+                        .with_topic_name(topic_name(&t))
+                        .with_partition_index(p)
+                }))
+        }
         Err(code) => refused(&requested, code),
     };
     req.respond(&resp)

@@ -760,8 +760,8 @@ pub fn delete_groups(req: Request, body: Bytes) -> Pending {
     })
 }
 
-/// OffsetDelete, as Kafka's `handleOffsetDeleteRequest`: a topic that does
-/// not exist gets UNKNOWN_TOPIC_OR_PARTITION for each of its partitions, and
+/// OffsetDelete, as Kafka's `handleOffsetDeleteRequest`: GROUP DELETE for the
+/// request, TOPIC READ per topic; a topic that does not exist gets UNKNOWN_TOPIC_OR_PARTITION for each of its partitions, and
 /// so does each partition the topic does not have; the rest goes to the
 /// coordinator, whose group-level error (if any) is the whole answer.
 pub fn offset_delete(req: Request, body: Bytes) -> Pending {
@@ -773,14 +773,25 @@ pub fn offset_delete(req: Request, body: Bytes) -> Pending {
         return ready(req.respond(&OffsetDeleteResponse::default().with_error_code(GROUP_DENIED)));
     }
     let apis: Arc<KafkaApis> = req.ctx.apis.clone();
-    // Per requested partition: does it exist?
-    let exists: Vec<Vec<bool>> = r
+    // Topics the client may not READ get TOPIC_AUTHORIZATION_FAILED for each
+    // partition, without looking them up.
+    let denied: Vec<bool> = r
         .topics
         .iter()
         .map(|t| {
+            !req.ctx
+                .authorize(AclOperation::Read, ResourceType::Topic, &t.name.0)
+        })
+        .collect();
+    // Per requested partition: does it exist (and may the client read it)?
+    let exists: Vec<Vec<bool>> = r
+        .topics
+        .iter()
+        .zip(&denied)
+        .map(|(t, denied)| {
             t.partitions
                 .iter()
-                .map(|p| partition_exists(&apis, &t.name.0, p.partition_index))
+                .map(|p| !denied && partition_exists(&apis, &t.name.0, p.partition_index))
                 .collect()
         })
         .collect();
@@ -820,7 +831,13 @@ pub fn offset_delete(req: Request, body: Bytes) -> Pending {
             .topics
             .iter()
             .zip(exists)
-            .map(|(t, e)| {
+            .zip(denied)
+            .map(|((t, e), denied)| {
+                let missing = if denied {
+                    ResponseError::TopicAuthorizationFailed.code()
+                } else {
+                    ResponseError::UnknownTopicOrPartition.code()
+                };
                 let mut codes = if e.iter().any(|x| *x) {
                     asked_codes.next().unwrap_or_default().into_iter()
                 } else {
@@ -836,7 +853,7 @@ pub fn offset_delete(req: Request, body: Bytes) -> Pending {
                                 let code = if exists {
                                     codes.next().unwrap_or(0)
                                 } else {
-                                    ResponseError::UnknownTopicOrPartition.code()
+                                    missing
                                 };
                                 OffsetDeleteResponsePartition::default()
                                     .with_partition_index(p.partition_index)

@@ -15,6 +15,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 pub mod producers;
+pub mod reassignments;
 pub mod scram_credentials;
 pub mod topics;
 pub mod transactions;
@@ -408,10 +409,10 @@ async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
         ApiKey::OffsetForLeaderEpoch => ready(admin_cluster::offset_for_leader_epoch(&req, body)),
         ApiKey::ElectLeaders => ready(admin_cluster::elect_leaders(&req, body)),
         ApiKey::AlterPartitionReassignments => {
-            ready(admin_cluster::alter_partition_reassignments(&req, body))
+            ready(reassignments::alter_partition_reassignments(&req, body))
         }
         ApiKey::ListPartitionReassignments => {
-            ready(admin_cluster::list_partition_reassignments(&req, body))
+            ready(reassignments::list_partition_reassignments(&req, body))
         }
         ApiKey::DescribeClientQuotas => ready(admin_cluster::describe_client_quotas(&req, body)),
         ApiKey::AlterClientQuotas => ready(admin_cluster::alter_client_quotas(&req, body)),

@@ -31,11 +31,25 @@ fn sb(s: impl Into<String>) -> StrBytes {
 pub fn describe_user_scram_credentials(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, DescribeUserScramCredentialsRequest);
     // As Kafka: DESCRIBE on the cluster, else the whole request refused.
+    // Kafka's error response has one nameless result per requested user, and
+    // no message (the error's default one is left out).
     if !req.ctx.authorize_cluster(AclOperation::Describe) {
+        let denied = ResponseError::ClusterAuthorizationFailed.code();
+        let results = request
+            .users
+            .iter()
+            .flatten()
+            .map(|_| {
+                DescribeUserScramCredentialsResult::default()
+                    .with_error_code(denied)
+                    .with_error_message(None)
+            })
+            .collect();
         return req.respond(
             &DescribeUserScramCredentialsResponse::default()
-                .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
-                .with_error_message(Some(sb(CLUSTER_AUTHORIZATION_FAILED.to_string()))),
+                .with_error_code(denied)
+                .with_error_message(None)
+                .with_results(results),
         );
     }
     let users = request

@@ -86,6 +86,17 @@ pub fn add_partitions_to_txn(req: Request, body: Bytes) -> Pending {
         Err(e) => return ready(malformed(&req, e)),
     };
     let version = req.version();
+    // v4+ comes from brokers: CLUSTER_ACTION on the cluster replaces the
+    // client's TRANSACTIONAL_ID and TOPIC WRITE checks.
+    let broker = version >= 4;
+    if broker && !req.ctx.authorize_cluster(AclOperation::ClusterAction) {
+        return ready(
+            req.respond(
+                &AddPartitionsToTxnResponse::default()
+                    .with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
+            ),
+        );
+    }
     Box::pin(async move {
         let apis = req.ctx.apis.clone();
         // v4+ batches several transactions (sent broker-to-coordinator);
@@ -126,12 +137,15 @@ pub fn add_partitions_to_txn(req: Request, body: Bytes) -> Pending {
             let mut unknown = Vec::new();
             let mut refused = Vec::new();
             let mut wanted = Vec::new();
-            let txn_ok = txn_writable(&req, &txn_id);
+            let txn_ok = broker || txn_writable(&req, &txn_id);
             for (name, parts) in &topics {
                 let topic = apis.replicas.topics.get(&name.0);
-                let topic_ok = req
-                    .ctx
-                    .authorize(AclOperation::Write, ResourceType::Topic, &name.0);
+                // Kafka leaves internal topics out of what a client may add
+                let topic_ok = broker
+                    || (!crate::broker::topics::is_internal_topic(&name.0)
+                        && req
+                            .ctx
+                            .authorize(AclOperation::Write, ResourceType::Topic, &name.0));
                 for p in parts {
                     if !topic_ok {
                         refused.push((name.0.to_string(), *p));

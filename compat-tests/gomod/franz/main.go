@@ -24,6 +24,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kversion"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"kastle/compat-tests/gomod/internal/drv"
 )
@@ -33,6 +35,8 @@ type baseSpec struct {
 	ClientID  string `json:"clientId"`
 	// "v0.11.0" etc.: pin kgo.MaxVersions to that Kafka release's versions.
 	MaxVersions string `json:"maxVersions"`
+	// TLS and SASL (test_secure_clients.py)
+	Security drv.Security `json:"security"`
 }
 
 func (b baseSpec) maxVersions() (*kversion.Versions, error) {
@@ -61,9 +65,35 @@ func (b baseSpec) opts(defaultID string) ([]kgo.Opt, error) {
 	if level == kgo.LogLevelNone {
 		level = kgo.LogLevelWarn
 	}
-	return []kgo.Opt{kgo.SeedBrokers(b.Bootstrap), kgo.ClientID(id), kgo.MaxVersions(mv),
+	opts := []kgo.Opt{kgo.SeedBrokers(b.Bootstrap), kgo.ClientID(id), kgo.MaxVersions(mv),
 		kgo.WithLogger(kgo.BasicLogger(os.Stderr, level, nil)),
-		kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond })}, nil
+		kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond })}
+	return b.securityOpts(opts)
+}
+
+// securityOpts adds TLS and SASL (franz-go's own PLAIN and SCRAM) to opts.
+func (b baseSpec) securityOpts(opts []kgo.Opt) ([]kgo.Opt, error) {
+	sec := b.Security
+	if sec.UsesTLS() {
+		cfg, err := sec.TLSConfig()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.DialTLSConfig(cfg))
+	}
+	if sec.UsesSASL() {
+		switch sec.Mechanism {
+		case "PLAIN":
+			opts = append(opts, kgo.SASL(plain.Auth{User: sec.Username, Pass: sec.Password}.AsMechanism()))
+		case "SCRAM-SHA-256":
+			opts = append(opts, kgo.SASL(scram.Auth{User: sec.Username, Pass: sec.Password}.AsSha256Mechanism()))
+		case "SCRAM-SHA-512":
+			opts = append(opts, kgo.SASL(scram.Auth{User: sec.Username, Pass: sec.Password}.AsSha512Mechanism()))
+		default:
+			return nil, fmt.Errorf("security.mechanism %q is not supported by this driver", sec.Mechanism)
+		}
+	}
+	return opts, nil
 }
 
 func codec(name string) (kgo.CompressionCodec, error) {

@@ -28,6 +28,8 @@ import (
 type baseSpec struct {
 	Bootstrap string `json:"bootstrap"`
 	Version   string `json:"version"` // sarama.ParseKafkaVersion; default 4.0.0
+	// TLS and SASL (test_secure_clients.py)
+	Security drv.Security `json:"security"`
 }
 
 func newConfig(b baseSpec, clientID string) (*sarama.Config, error) {
@@ -44,7 +46,7 @@ func newConfig(b baseSpec, clientID string) (*sarama.Config, error) {
 	cfg.Version = v
 	cfg.Metadata.Retry.Backoff = 100 * time.Millisecond
 	cfg.Net.DialTimeout = 10 * time.Second
-	return cfg, nil
+	return cfg, applySecurity(cfg, b.Security)
 }
 
 func codec(name string) (sarama.CompressionCodec, error) {

@@ -251,7 +251,10 @@ impl GroupMetadataManager {
         }
         let Self { groups, timers } = self;
         let Some(g) = groups.get_mut(group_id) else {
-            return (code(ResponseError::UnknownMemberId), Vec::new());
+            // as Kafka 4.4: no top-level error, every member unknown
+            let unknown = code(ResponseError::UnknownMemberId);
+            let results = leaving.into_iter().map(|(m, i)| (m, i, unknown)).collect();
+            return (0, results);
         };
         if g.is(GroupState::Dead) {
             return (code(ResponseError::CoordinatorNotAvailable), Vec::new());

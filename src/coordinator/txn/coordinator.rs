@@ -577,8 +577,8 @@ impl TransactionCoordinator {
             (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
                 return Err(ResponseError::ConcurrentTransactions)
             }
-            // Kafka lets a client abort when nothing was added.
-            (TxnState::Empty, false) => return Ok(()),
+            // Nothing added (Empty) is an invalid transition for commit and
+            // abort alike below EndTxn v5 (Kafka's transaction version 1).
             _ => return Err(ResponseError::InvalidTxnState),
         }
         let mut next = m.clone();

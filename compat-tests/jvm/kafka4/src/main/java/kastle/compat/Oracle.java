@@ -10,7 +10,9 @@
 // response converted back to JSON by *JsonConverter (records as base64), or
 // {"id": N, "closed": true} when the broker closed the connection, or
 // {"id": N, "timeout": true}, or {"id": N, "error": "..."} when the request could
-// not be built. {"id": N, "op": "close", "addr": ..., "conn": ...} closes a
+// not be built. "sasl_plain": ["user", "password"] on the request that opens a
+// connection authenticates it first (SaslHandshake v1 + SaslAuthenticate v2,
+// mechanism PLAIN), for SASL_PLAINTEXT listeners. {"id": N, "op": "close", "addr": ..., "conn": ...} closes a
 // connection. Requests on different connections run concurrently.
 package kastle.compat;
 
@@ -113,7 +115,9 @@ public final class Oracle {
                 // one request at a time per connection (the test serialises them anyway)
                 Conn c = CONNS.computeIfAbsent(key, k -> {
                     try {
-                        return new Conn(req.get("addr").asText());
+                        Conn fresh = new Conn(req.get("addr").asText());
+                        if (req.has("sasl_plain")) saslPlain(fresh, req.get("sasl_plain"));
+                        return fresh;
                     } catch (Exception e) {
                         throw new RuntimeException(e);
                     }
@@ -131,6 +135,33 @@ public final class Oracle {
         }
         synchronized (Oracle.class) {
             out.println(res);
+        }
+    }
+
+    /** SASL PLAIN on a fresh connection; throws when the broker refuses it. */
+    static void saslPlain(Conn c, JsonNode creds) throws Exception {
+        ObjectNode hs = JSON.createObjectNode();
+        hs.put("mechanism", "PLAIN");
+        ObjectNode hsReq = JSON.createObjectNode();
+        hsReq.put("api", ApiKeys.SASL_HANDSHAKE.id);
+        hsReq.put("version", 1);
+        hsReq.set("body", hs);
+        ObjectNode hsRes = JSON.createObjectNode();
+        exchange(c, hsReq, hsRes);
+        if (hsRes.path("response").path("errorCode").asInt(-1) != 0) {
+            throw new IllegalStateException("SaslHandshake refused: " + hsRes);
+        }
+        String token = "\0" + creds.get(0).asText() + "\0" + creds.get(1).asText();
+        ObjectNode auth = JSON.createObjectNode();
+        auth.put("authBytes", java.util.Base64.getEncoder().encodeToString(token.getBytes(StandardCharsets.UTF_8)));
+        ObjectNode authReq = JSON.createObjectNode();
+        authReq.put("api", ApiKeys.SASL_AUTHENTICATE.id);
+        authReq.put("version", 2);
+        authReq.set("body", auth);
+        ObjectNode authRes = JSON.createObjectNode();
+        exchange(c, authReq, authRes);
+        if (authRes.path("response").path("errorCode").asInt(-1) != 0) {
+            throw new IllegalStateException("SaslAuthenticate refused: " + authRes);
         }
     }
 

@@ -37,8 +37,8 @@ public final class WordCount {
     static final int PROGRESS_EVERY = 100;
 
     public static void main(String[] args) throws Exception {
-        if (args.length != 5) {
-            System.err.println("usage: WordCount BOOTSTRAP APPLICATION_ID STATE_DIR INPUT OUTPUT");
+        if (args.length != 5 && args.length != 6) {
+            System.err.println("usage: WordCount BOOTSTRAP APPLICATION_ID STATE_DIR INPUT OUTPUT [CLIENT_PROPERTIES]");
             System.exit(2);
         }
         String bootstrap = args[0], appId = args[1], stateDir = args[2], input = args[3], output = args[4];
@@ -62,6 +62,12 @@ public final class WordCount {
         // Send within the transaction quickly (Streams' default linger is 100 ms), so
         // a kill leaves records of the open transaction on the broker.
         p.put(StreamsConfig.producerPrefix(ProducerConfig.LINGER_MS_CONFIG), 5);
+        if (args.length == 6) {
+            // security.protocol, SASL and TLS settings (test_secure_clients.py)
+            try (java.io.FileInputStream in = new java.io.FileInputStream(args[5])) {
+                p.load(in);
+            }
+        }
 
         AtomicLong processed = new AtomicLong();
         StreamsBuilder builder = new StreamsBuilder();
