@@ -24,6 +24,7 @@ pub mod config;
 pub mod coordinator;
 pub mod handlers;
 pub mod health;
+pub mod metadata;
 pub mod metrics;
 pub mod network;
 pub mod protocol;
