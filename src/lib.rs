@@ -28,6 +28,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod network;
 pub mod protocol;
+pub mod raft;
 pub mod record;
 pub mod security;
 pub mod server;

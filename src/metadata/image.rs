@@ -365,3 +365,97 @@ impl MetadataImage {
         Ok(())
     }
 }
+
+impl MetadataImage {
+    /// Records that rebuild this image from nothing (a snapshot's content,
+    /// as Kafka's `MetadataImage.write`): features, brokers, topics with
+    /// their partitions, configs, the producer-id block.
+    pub fn to_records(&self) -> Vec<super::RecordAndVersion> {
+        use super::records::*;
+        use super::RecordAndVersion;
+        let mut out = Vec::new();
+        let mut push =
+            |record: MetadataRecord, version: i16| out.push(RecordAndVersion { record, version });
+        for (name, level) in &self.features {
+            push(
+                MetadataRecord::FeatureLevel(FeatureLevelRecord {
+                    name: name.clone(),
+                    feature_level: *level,
+                }),
+                0,
+            );
+        }
+        for b in self.brokers.values() {
+            push(
+                MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                    broker_id: b.id,
+                    is_migrating_zk_broker: false,
+                    incarnation_id: b.incarnation_id,
+                    broker_epoch: b.epoch,
+                    end_points: b.listeners.clone(),
+                    features: b.supported_features.clone(),
+                    rack: b.rack.clone(),
+                    fenced: b.fenced,
+                    in_controlled_shutdown: b.in_controlled_shutdown,
+                    log_dirs: b.directories.clone(),
+                    cordoned_log_dirs: None,
+                }),
+                3,
+            );
+        }
+        for t in self.topics.values() {
+            push(
+                MetadataRecord::Topic(TopicRecord {
+                    name: t.name.clone(),
+                    topic_id: t.id,
+                }),
+                0,
+            );
+            for (id, p) in &t.partitions {
+                let elr = !p.elr.is_empty() || !p.last_known_elr.is_empty();
+                push(
+                    MetadataRecord::Partition(PartitionRecord {
+                        partition_id: *id,
+                        topic_id: t.id,
+                        replicas: p.replicas.clone(),
+                        isr: p.isr.clone(),
+                        removing_replicas: p.removing_replicas.clone(),
+                        adding_replicas: p.adding_replicas.clone(),
+                        leader: p.leader,
+                        leader_recovery_state: p.leader_recovery_state,
+                        leader_epoch: p.leader_epoch,
+                        partition_epoch: p.partition_epoch,
+                        directories: p.directories.clone(),
+                        eligible_leader_replicas: elr.then(|| p.elr.clone()),
+                        last_known_elr: elr.then(|| p.last_known_elr.clone()),
+                    }),
+                    if elr { 2 } else { 1 },
+                );
+            }
+        }
+        for ((resource_type, resource_name), entries) in &self.configs {
+            for (name, value) in entries {
+                push(
+                    MetadataRecord::Config(ConfigRecord {
+                        resource_type: *resource_type,
+                        resource_name: resource_name.clone(),
+                        name: name.clone(),
+                        value: Some(value.clone()),
+                    }),
+                    0,
+                );
+            }
+        }
+        if self.next_producer_id > 0 {
+            push(
+                MetadataRecord::ProducerIds(ProducerIdsRecord {
+                    broker_id: -1,
+                    broker_epoch: -1,
+                    next_producer_id: self.next_producer_id,
+                }),
+                0,
+            );
+        }
+        out
+    }
+}
