@@ -139,9 +139,9 @@ impl MetadataStateMachine {
 }
 
 impl Inner {
-    fn save_snapshot(&mut self, s: StoredSnapshot) -> Result<(), StorageError> {
-        let bytes = serde_json::to_vec(&s).map_err(snapshot_err)?;
-        write_atomically(&self.dir.join("snapshot.json"), &bytes).map_err(snapshot_err)?;
+    fn save_snapshot(&mut self, s: StoredSnapshot) -> io::Result<()> {
+        let bytes = serde_json::to_vec(&s).map_err(io::Error::other)?;
+        write_atomically(&self.dir.join("snapshot.json"), &bytes)?;
         self.snapshot = Some(s);
         Ok(())
     }
@@ -161,10 +161,12 @@ impl RaftSnapshotBuilder<TypeConfig> for MetadataStateMachine {
             last_membership: inner.membership.clone(),
             snapshot_id,
         };
-        inner.save_snapshot(StoredSnapshot {
-            meta: meta.clone(),
-            data: data.clone(),
-        })?;
+        inner
+            .save_snapshot(StoredSnapshot {
+                meta: meta.clone(),
+                data: data.clone(),
+            })
+            .map_err(snapshot_err)?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -228,10 +230,12 @@ impl RaftStateMachine<TypeConfig> for MetadataStateMachine {
         let data = snapshot.into_inner();
         let image = decode_image(&data).map_err(snapshot_err)?;
         let mut inner = self.lock();
-        inner.save_snapshot(StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        })?;
+        inner
+            .save_snapshot(StoredSnapshot {
+                meta: meta.clone(),
+                data,
+            })
+            .map_err(snapshot_err)?;
         inner.image = image;
         inner.last_applied = meta.last_log_id;
         inner.membership = meta.last_membership.clone();
