@@ -16,7 +16,9 @@
 //!
 //! Leaves any layer may use: [`protocol`] (wire format), [`record`] (the v2
 //! record batch format), [`config`] (server.properties keys), [`metrics`]
-//! (counters), [`util`] (clock, crash-safe files, the shutdown signal).
+//! (counters), [`util`] (clock, crash-safe files, the shutdown signal),
+//! [`metadata`] (Kafka's cluster metadata records and image). [`raft`] is
+//! the controller quorum's storage on openraft (beside `storage`).
 //! [`health`] is the `kastle health` client.
 
 pub mod broker;
@@ -24,9 +26,11 @@ pub mod config;
 pub mod coordinator;
 pub mod handlers;
 pub mod health;
+pub mod metadata;
 pub mod metrics;
 pub mod network;
 pub mod protocol;
+pub mod raft;
 pub mod record;
 pub mod security;
 pub mod server;

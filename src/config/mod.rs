@@ -18,11 +18,14 @@
 //! - [`env`]: the apache/kafka, bitnami/kafka and cp-kafka environment
 //!   conventions.
 //! - [`listeners`]: `listeners`, `advertised.listeners` and the protocol map.
+//! - [`kraft`]: roles, the controller quorum, inter-broker and controller
+//!   listeners, the broker session (Kafka's `KRaftConfigs`).
 
 pub mod broker_keys;
 pub mod docs;
 pub mod env;
 pub mod keys;
+pub mod kraft;
 pub mod listeners;
 pub mod properties;
 #[cfg(test)]
@@ -36,6 +39,7 @@ use crate::security::SecurityProtocol;
 
 pub use env::{env_to_key, read_env, validate_cluster_id, EnvConfig};
 pub use keys::{validate, KeyDef, Kind, Mode, BROKER_KEYS};
+pub use kraft::{ControllerAddress, KRaftConfig, ProcessRoles};
 pub use listeners::Listener;
 pub use properties::parse_properties;
 
@@ -94,6 +98,8 @@ pub struct BrokerConfig {
     /// single node, image variables ignored. Logged once by the binary.
     pub notes: Vec<String>,
     pub metrics_prometheus_listener: Option<String>,
+    /// Roles, the quorum and the broker session ([`kraft`]).
+    pub kraft: KRaftConfig,
 }
 
 impl BrokerConfig {
@@ -202,6 +208,7 @@ impl BrokerConfig {
             cluster_id: None,
             notes: Vec::new(),
             metrics_prometheus_listener: None,
+            kraft: KRaftConfig::placeholder(),
         };
         cfg.node_id = match (cfg.opt_int("node.id"), cfg.opt_int("broker.id")) {
             (Some(n), Some(b)) if b >= 0 && n != b => {
@@ -272,11 +279,19 @@ impl BrokerConfig {
         cfg.connections_max_idle_ms = cfg.int("connections.max.idle.ms");
         cfg.metrics_prometheus_listener =
             cfg.value("metrics.prometheus.listener").map(str::to_string);
+        cfg.kraft = KRaftConfig::from_config(&cfg)?;
         if let Some(derived) = resolved.derived {
             cfg.notes.push(format!(
                 "listeners not set: listening on {derived} (the advertised ports on every interface)"
             ));
             cfg.values.insert("listeners".to_string(), derived);
+        }
+        if !cfg.kraft.standalone {
+            cfg.notes.push(
+                "this node's process.roles and controller quorum describe a cluster; kastle does not \
+                 run the controller quorum yet and serves as a single node"
+                    .to_string(),
+            );
         }
         if !not_needed.is_empty() {
             cfg.notes.push(format!(

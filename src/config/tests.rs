@@ -369,11 +369,10 @@ fn nothing_a_compose_file_sets_refuses_start_unless_invalid() {
     // A broker-only node, a security map with TLS/SASL entries for
     // names no listener uses, a controller listener mapped to SSL.
     let (c, _) = load_env(&[
+        // (Kafka refuses a controller listener in a broker's `listeners`.)
+        ("KAFKA_NODE_ID", "4"),
         ("KAFKA_PROCESS_ROLES", "broker"),
-        (
-            "KAFKA_LISTENERS",
-            "PLAINTEXT://127.0.0.1:9092,CONTROLLER://:9093",
-        ),
+        ("KAFKA_LISTENERS", "PLAINTEXT://127.0.0.1:9092"),
         ("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER"),
         (
             "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",

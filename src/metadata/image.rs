@@ -1,0 +1,461 @@
+//! `MetadataImage`: the cluster as the metadata log says it is (brokers,
+//! topics and partitions, configs, the producer-id block, features), built
+//! by applying records in log order. Each record is checked against the
+//! image before it changes anything, with the invariants Kafka's
+//! `ClusterDelta`, `TopicsDelta` and `PartitionRegistration` assert, so a
+//! refused record leaves the image as it was.
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use super::records::{
+    BrokerEndpoint, BrokerFeature, MetadataRecord, PartitionChangeRecord, PartitionRecord,
+    NO_LEADER_CHANGE,
+};
+use super::MetadataError;
+
+/// `ConfigResource.Type` codes of ConfigRecord.
+pub const CONFIG_RESOURCE_TOPIC: i8 = 2;
+
+/// One broker as registered with the controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerRegistration {
+    pub id: i32,
+    pub epoch: i64,
+    pub incarnation_id: Uuid,
+    pub listeners: Vec<BrokerEndpoint>,
+    pub supported_features: Vec<BrokerFeature>,
+    pub rack: Option<String>,
+    pub fenced: bool,
+    pub in_controlled_shutdown: bool,
+    pub directories: Vec<Uuid>,
+}
+
+/// One partition's replicas and leadership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionRegistration {
+    pub replicas: Vec<i32>,
+    pub directories: Vec<Uuid>,
+    pub isr: Vec<i32>,
+    pub removing_replicas: Vec<i32>,
+    pub adding_replicas: Vec<i32>,
+    pub elr: Vec<i32>,
+    pub last_known_elr: Vec<i32>,
+    pub leader: i32,
+    pub leader_recovery_state: i8,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+}
+
+impl PartitionRegistration {
+    fn from_record(r: &PartitionRecord) -> Self {
+        PartitionRegistration {
+            replicas: r.replicas.clone(),
+            directories: r.directories.clone(),
+            isr: r.isr.clone(),
+            removing_replicas: r.removing_replicas.clone(),
+            adding_replicas: r.adding_replicas.clone(),
+            elr: r.eligible_leader_replicas.clone().unwrap_or_default(),
+            last_known_elr: r.last_known_elr.clone().unwrap_or_default(),
+            leader: r.leader,
+            leader_recovery_state: r.leader_recovery_state,
+            leader_epoch: r.leader_epoch,
+            partition_epoch: r.partition_epoch,
+        }
+    }
+
+    /// Kafka's `PartitionRegistration.merge`: the leader epoch moves when
+    /// the record names a leader, the partition epoch on every change.
+    fn merge(&self, c: &PartitionChangeRecord) -> Self {
+        let mut n = self.clone();
+        if let Some(v) = &c.replicas {
+            n.replicas = v.clone();
+        }
+        if let Some(v) = &c.directories {
+            n.directories = v.clone();
+        }
+        if let Some(v) = &c.isr {
+            n.isr = v.clone();
+        }
+        if let Some(v) = &c.removing_replicas {
+            n.removing_replicas = v.clone();
+        }
+        if let Some(v) = &c.adding_replicas {
+            n.adding_replicas = v.clone();
+        }
+        if let Some(v) = &c.eligible_leader_replicas {
+            n.elr = v.clone();
+        }
+        if let Some(v) = &c.last_known_elr {
+            n.last_known_elr = v.clone();
+        }
+        if c.leader != NO_LEADER_CHANGE {
+            n.leader = c.leader;
+            n.leader_epoch = self.leader_epoch.saturating_add(1);
+        }
+        if c.leader_recovery_state != -1 {
+            n.leader_recovery_state = c.leader_recovery_state;
+        }
+        n.partition_epoch = self.partition_epoch.saturating_add(1);
+        n
+    }
+
+    /// The invariants every registration keeps.
+    fn check(&self, what: &str) -> Result<(), MetadataError> {
+        let bad = |why: String| Err(MetadataError(format!("{what}: {why}")));
+        if self.replicas.is_empty() {
+            return bad("no replicas".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        if !self.replicas.iter().all(|r| *r >= 0 && seen.insert(*r)) {
+            return bad(format!("invalid replica list {:?}", self.replicas));
+        }
+        if let Some(i) = self.isr.iter().find(|i| !self.replicas.contains(i)) {
+            return bad(format!(
+                "ISR member {i} is not a replica {:?}",
+                self.replicas
+            ));
+        }
+        if self.leader != -1 && !self.isr.contains(&self.leader) {
+            return bad(format!(
+                "leader {} is not in the ISR {:?}",
+                self.leader, self.isr
+            ));
+        }
+        if !self.directories.is_empty() && self.directories.len() != self.replicas.len() {
+            return bad(format!(
+                "{} directories for {} replicas",
+                self.directories.len(),
+                self.replicas.len()
+            ));
+        }
+        if !matches!(self.leader_recovery_state, 0 | 1) {
+            return bad(format!(
+                "unknown leader recovery state {}",
+                self.leader_recovery_state
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One topic and its partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicImage {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: BTreeMap<i32, PartitionRegistration>,
+}
+
+/// The cluster's metadata at one offset of the metadata log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataImage {
+    /// Finalized feature levels (`metadata.version` among them).
+    pub features: BTreeMap<String, i16>,
+    pub brokers: BTreeMap<i32, BrokerRegistration>,
+    pub topics: BTreeMap<Uuid, TopicImage>,
+    pub topic_ids: BTreeMap<String, Uuid>,
+    /// Configs by (resource type, resource name).
+    pub configs: BTreeMap<(i8, String), BTreeMap<String, String>>,
+    /// The first producer id of the next block to hand out.
+    pub next_producer_id: i64,
+}
+
+impl MetadataImage {
+    pub fn topic_by_name(&self, name: &str) -> Option<&TopicImage> {
+        self.topic_ids.get(name).and_then(|id| self.topics.get(id))
+    }
+
+    /// Brokers clients may be sent to.
+    pub fn unfenced_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    fn broker_with_epoch(
+        &mut self,
+        id: i32,
+        epoch: i64,
+        action: &str,
+    ) -> Result<&mut BrokerRegistration, MetadataError> {
+        let Some(b) = self.brokers.get_mut(&id) else {
+            return Err(MetadataError(format!(
+                "Tried to {action} broker {id}, but that broker was not registered."
+            )));
+        };
+        if b.epoch != epoch {
+            return Err(MetadataError(format!(
+                "Tried to {action} broker {id}, but the given epoch, {epoch}, did not match the current broker epoch, {}.",
+                b.epoch
+            )));
+        }
+        Ok(b)
+    }
+
+    /// Applies one record; on error the image is unchanged.
+    pub fn apply(&mut self, record: &MetadataRecord) -> Result<(), MetadataError> {
+        match record {
+            MetadataRecord::RegisterBroker(r) => {
+                self.brokers.insert(
+                    r.broker_id,
+                    BrokerRegistration {
+                        id: r.broker_id,
+                        epoch: r.broker_epoch,
+                        incarnation_id: r.incarnation_id,
+                        listeners: r.end_points.clone(),
+                        supported_features: r.features.clone(),
+                        rack: r.rack.clone(),
+                        fenced: r.fenced,
+                        in_controlled_shutdown: r.in_controlled_shutdown,
+                        directories: r.log_dirs.clone(),
+                    },
+                );
+            }
+            MetadataRecord::UnregisterBroker {
+                broker_id,
+                broker_epoch,
+            } => {
+                self.broker_with_epoch(*broker_id, *broker_epoch, "unregister")?;
+                self.brokers.remove(broker_id);
+            }
+            MetadataRecord::FenceBroker(r) => {
+                self.broker_with_epoch(r.id, r.epoch, "fence")?.fenced = true;
+            }
+            MetadataRecord::UnfenceBroker(r) => {
+                self.broker_with_epoch(r.id, r.epoch, "unfence")?.fenced = false;
+            }
+            MetadataRecord::BrokerRegistrationChange(r) => {
+                let fenced = match r.fenced {
+                    -1 => Some(false),
+                    0 => None,
+                    1 => Some(true),
+                    other => {
+                        return Err(MetadataError(format!(
+                            "Unable to replay BrokerRegistrationChangeRecord for broker {}: invalid fenced value {other}",
+                            r.broker_id
+                        )))
+                    }
+                };
+                let shutdown = match r.in_controlled_shutdown {
+                    0 => None,
+                    1 => Some(true),
+                    other => {
+                        return Err(MetadataError(format!(
+                            "Unable to replay BrokerRegistrationChangeRecord for broker {}: invalid inControlledShutdown value {other}",
+                            r.broker_id
+                        )))
+                    }
+                };
+                let b = self.broker_with_epoch(r.broker_id, r.broker_epoch, "change")?;
+                if let Some(f) = fenced {
+                    b.fenced = f;
+                }
+                if let Some(s) = shutdown {
+                    b.in_controlled_shutdown = s;
+                }
+                if !r.log_dirs.is_empty() {
+                    b.directories = r.log_dirs.clone();
+                }
+            }
+            MetadataRecord::Topic(r) => {
+                if let Some(existing) = self.topic_ids.get(&r.name) {
+                    return Err(MetadataError(format!(
+                        "topic {} already exists with id {existing}",
+                        r.name
+                    )));
+                }
+                if self.topics.contains_key(&r.topic_id) {
+                    return Err(MetadataError(format!(
+                        "topic id {} is already in use",
+                        r.topic_id
+                    )));
+                }
+                self.topic_ids.insert(r.name.clone(), r.topic_id);
+                self.topics.insert(
+                    r.topic_id,
+                    TopicImage {
+                        name: r.name.clone(),
+                        id: r.topic_id,
+                        partitions: BTreeMap::new(),
+                    },
+                );
+            }
+            MetadataRecord::Partition(r) => {
+                let Some(topic) = self.topics.get_mut(&r.topic_id) else {
+                    return Err(MetadataError(format!(
+                        "Tried to create partition {}:{} of a topic that does not exist",
+                        r.topic_id, r.partition_id
+                    )));
+                };
+                if r.partition_id < 0 {
+                    return Err(MetadataError(format!(
+                        "invalid partition id {} for topic {}",
+                        r.partition_id, topic.name
+                    )));
+                }
+                let p = PartitionRegistration::from_record(r);
+                p.check(&format!("{}-{}", topic.name, r.partition_id))?;
+                topic.partitions.insert(r.partition_id, p);
+            }
+            MetadataRecord::PartitionChange(c) => {
+                let Some(topic) = self.topics.get_mut(&c.topic_id) else {
+                    return Err(MetadataError(format!(
+                        "Tried to change partition {}:{} of a topic that does not exist",
+                        c.topic_id, c.partition_id
+                    )));
+                };
+                let what = format!("{}-{}", topic.name, c.partition_id);
+                let Some(p) = topic.partitions.get_mut(&c.partition_id) else {
+                    return Err(MetadataError(format!(
+                        "Tried to change partition {what}, which does not exist"
+                    )));
+                };
+                let merged = p.merge(c);
+                merged.check(&what)?;
+                *p = merged;
+            }
+            MetadataRecord::RemoveTopic { topic_id } => {
+                let Some(topic) = self.topics.remove(topic_id) else {
+                    return Err(MetadataError(format!(
+                        "Failed to find topic {topic_id} to remove"
+                    )));
+                };
+                self.topic_ids.remove(&topic.name);
+                self.configs
+                    .remove(&(CONFIG_RESOURCE_TOPIC, topic.name.clone()));
+            }
+            MetadataRecord::Config(r) => {
+                let key = (r.resource_type, r.resource_name.clone());
+                match &r.value {
+                    Some(v) => {
+                        self.configs
+                            .entry(key)
+                            .or_default()
+                            .insert(r.name.clone(), v.clone());
+                    }
+                    None => {
+                        if let Some(m) = self.configs.get_mut(&key) {
+                            m.remove(&r.name);
+                            if m.is_empty() {
+                                self.configs.remove(&key);
+                            }
+                        }
+                    }
+                }
+            }
+            MetadataRecord::ProducerIds(r) => {
+                // Blocks are handed out once: the next block never moves back.
+                if r.next_producer_id < self.next_producer_id {
+                    return Err(MetadataError(format!(
+                        "next producer id {} is below the current {}",
+                        r.next_producer_id, self.next_producer_id
+                    )));
+                }
+                self.next_producer_id = r.next_producer_id;
+            }
+            MetadataRecord::FeatureLevel(r) => {
+                // Level 0 means the feature is not in use (Kafka removes it).
+                if r.feature_level == 0 {
+                    self.features.remove(&r.name);
+                } else {
+                    self.features.insert(r.name.clone(), r.feature_level);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl MetadataImage {
+    /// Records that rebuild this image from nothing (a snapshot's content,
+    /// as Kafka's `MetadataImage.write`): features, brokers, topics with
+    /// their partitions, configs, the producer-id block.
+    pub fn to_records(&self) -> Vec<super::RecordAndVersion> {
+        use super::records::*;
+        use super::RecordAndVersion;
+        let mut out = Vec::new();
+        let mut push =
+            |record: MetadataRecord, version: i16| out.push(RecordAndVersion { record, version });
+        for (name, level) in &self.features {
+            push(
+                MetadataRecord::FeatureLevel(FeatureLevelRecord {
+                    name: name.clone(),
+                    feature_level: *level,
+                }),
+                0,
+            );
+        }
+        for b in self.brokers.values() {
+            push(
+                MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                    broker_id: b.id,
+                    is_migrating_zk_broker: false,
+                    incarnation_id: b.incarnation_id,
+                    broker_epoch: b.epoch,
+                    end_points: b.listeners.clone(),
+                    features: b.supported_features.clone(),
+                    rack: b.rack.clone(),
+                    fenced: b.fenced,
+                    in_controlled_shutdown: b.in_controlled_shutdown,
+                    log_dirs: b.directories.clone(),
+                    cordoned_log_dirs: None,
+                }),
+                3,
+            );
+        }
+        for t in self.topics.values() {
+            push(
+                MetadataRecord::Topic(TopicRecord {
+                    name: t.name.clone(),
+                    topic_id: t.id,
+                }),
+                0,
+            );
+            for (id, p) in &t.partitions {
+                let elr = !p.elr.is_empty() || !p.last_known_elr.is_empty();
+                push(
+                    MetadataRecord::Partition(PartitionRecord {
+                        partition_id: *id,
+                        topic_id: t.id,
+                        replicas: p.replicas.clone(),
+                        isr: p.isr.clone(),
+                        removing_replicas: p.removing_replicas.clone(),
+                        adding_replicas: p.adding_replicas.clone(),
+                        leader: p.leader,
+                        leader_recovery_state: p.leader_recovery_state,
+                        leader_epoch: p.leader_epoch,
+                        partition_epoch: p.partition_epoch,
+                        directories: p.directories.clone(),
+                        eligible_leader_replicas: elr.then(|| p.elr.clone()),
+                        last_known_elr: elr.then(|| p.last_known_elr.clone()),
+                    }),
+                    if elr { 2 } else { 1 },
+                );
+            }
+        }
+        for ((resource_type, resource_name), entries) in &self.configs {
+            for (name, value) in entries {
+                push(
+                    MetadataRecord::Config(ConfigRecord {
+                        resource_type: *resource_type,
+                        resource_name: resource_name.clone(),
+                        name: name.clone(),
+                        value: Some(value.clone()),
+                    }),
+                    0,
+                );
+            }
+        }
+        if self.next_producer_id > 0 {
+            push(
+                MetadataRecord::ProducerIds(ProducerIdsRecord {
+                    broker_id: -1,
+                    broker_epoch: -1,
+                    next_producer_id: self.next_producer_id,
+                }),
+                0,
+            );
+        }
+        out
+    }
+}
