@@ -452,6 +452,19 @@ impl Log {
         &self.epochs
     }
 
+    /// Records that `leader_epoch` starts at `start_offset` (Kafka's
+    /// `assignEpochStartOffset`: a new leader does so at its log end).
+    pub fn assign_epoch_start_offset(
+        &mut self,
+        leader_epoch: i32,
+        start_offset: i64,
+    ) -> Result<(), StorageError> {
+        if self.epochs.needs_assign(leader_epoch, start_offset) {
+            self.epochs.assign(leader_epoch, start_offset)?;
+        }
+        Ok(())
+    }
+
     /// Kafka's `endOffsetForEpoch`: `None` when the epoch is undefined or
     /// unknown, else (epoch, end offset) per `LeaderEpochFileCache::end_offset_for`.
     pub fn end_offset_for_epoch(&self, leader_epoch: i32) -> Option<(i32, i64)> {
