@@ -58,13 +58,12 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                 .with_offset(-1)
                 .with_leader_epoch(-1);
             let partition = topic.as_ref().and_then(|t| t.partition(p.partition_index));
-            let fenced = partition.and_then(|part| part.check_leader_epoch(p.current_leader_epoch).err());
+            let fenced =
+                partition.and_then(|part| part.check_leader_epoch(p.current_leader_epoch).err());
             match partition {
                 _ if refused => r.error_code = ResponseError::TopicAuthorizationFailed.code(),
                 None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(_) if fenced.is_some() => {
-                    r.error_code = fenced.map_or(0, |e| e.code())
-                }
+                Some(_) if fenced.is_some() => r.error_code = fenced.map_or(0, |e| e.code()),
                 Some(part) => match lookup(part, p.timestamp, request.isolation_level == 1) {
                     Ok((ts, offset)) => {
                         r.timestamp = ts;
