@@ -9,7 +9,7 @@
 //! `flush.messages` messages or `flush.ms`.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -46,6 +46,8 @@ pub struct PartitionState {
 pub enum PartitionError {
     /// Deleted or shut down.
     Closed,
+    /// A client append to a follower.
+    NotLeader,
     Storage(StorageError),
     Failed,
     Producer(ProducerError),
@@ -59,7 +61,9 @@ pub enum PartitionError {
 impl PartitionError {
     pub fn code(&self) -> ResponseError {
         match self {
-            PartitionError::Closed => ResponseError::NotLeaderOrFollower,
+            PartitionError::Closed | PartitionError::NotLeader => {
+                ResponseError::NotLeaderOrFollower
+            }
             PartitionError::Storage(StorageError::OffsetOutOfRange { .. }) => {
                 ResponseError::OffsetOutOfRange
             }
@@ -75,6 +79,7 @@ impl std::fmt::Display for PartitionError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PartitionError::Closed => f.write_str("partition is closed"),
+            PartitionError::NotLeader => f.write_str("this replica is not the leader"),
             PartitionError::Storage(e) => write!(f, "{e}"),
             PartitionError::Failed => f.write_str("partition is offline after a failed flush"),
             PartitionError::Producer(e) => write!(f, "{e}"),
@@ -135,6 +140,10 @@ pub struct Partition {
     /// Messages appended since the last flush (page-cache mode trigger).
     unflushed_messages: AtomicI64,
     pub metrics: crate::metrics::PartitionMetrics,
+    /// See `partition/replication.rs`.
+    leader_epoch: AtomicI32,
+    is_leader: AtomicBool,
+    leader_id: AtomicI32,
 }
 
 /// What the single-writer lock guards: the log and the producer state that
@@ -194,6 +203,10 @@ impl Partition {
                 log.set_log_start_offset(start)?;
             }
         }
+        // A single node leads every partition at epoch 0 (Kafka's first
+        // election); becoming leader records the epoch's start at once.
+        let leader_epoch = log.leader_epochs().latest_epoch().unwrap_or(0).max(0);
+        log.assign_epoch_start_offset(leader_epoch, log.log_end_offset())?;
         let mut producers =
             ProducerStateManager::load(dir, &log, settings.producer_id_expiration_ms, now_ms())?;
         let end = log.log_end_offset();
@@ -222,6 +235,9 @@ impl Partition {
             flush_wanted: Notify::new(),
             unflushed_messages: AtomicI64::new(0),
             metrics: Default::default(),
+            leader_epoch: AtomicI32::new(leader_epoch),
+            is_leader: AtomicBool::new(true),
+            leader_id: AtomicI32::new(-1),
         }))
     }
 
@@ -277,6 +293,9 @@ impl Partition {
         if self.state.borrow().failed {
             return Err(PartitionError::Failed);
         }
+        if !self.is_leader() {
+            return Err(PartitionError::NotLeader);
+        }
         // Produce v3+ carries one batch per partition; idempotence is
         // checked against it before anything is written.
         let first = validated.batches.first().map(|b| b.header);
@@ -298,7 +317,7 @@ impl Partition {
         let active_before = plog.log.active_segment_base_offset();
         let result = plog
             .log
-            .append(records, now)
+            .append_as_leader(records, now, self.leader_epoch())
             .map_err(PartitionError::Storage)?;
         if plog.log.active_segment_base_offset() != active_before {
             // Kafka snapshots producer state at each roll, so recovery only
@@ -557,10 +576,13 @@ impl Partition {
         if self.state.borrow().failed {
             return Err(PartitionError::Failed);
         }
+        if !self.is_leader() {
+            return Err(PartitionError::NotLeader);
+        }
         let active_before = plog.log.active_segment_base_offset();
         let result = plog
             .log
-            .append(&mut batch, now)
+            .append_as_leader(&mut batch, now, self.leader_epoch())
             .map_err(PartitionError::Storage)?;
         if plog.log.active_segment_base_offset() != active_before {
             if let Err(e) = plog.snapshot(result.first_offset) {
@@ -698,7 +720,8 @@ impl Partition {
                 None => return Ok(false),
             }
         }
-        if self.settings().durable {
+        // A follower's high watermark is the leader's to move.
+        if self.settings().durable && self.is_leader() {
             self.state.send_if_modified(|s| {
                 let moved = s.high_watermark < up_to;
                 s.high_watermark = s.high_watermark.max(up_to);
@@ -821,6 +844,11 @@ impl Partition {
         plog.log.replace_with_cleaned(replaced, now_ms())
     }
 }
+
+mod replication;
+pub use replication::NO_LEADER_EPOCH;
+#[cfg(test)]
+mod tests;
 
 /// See [`Partition::cleaner_view`].
 pub struct CleanerView {

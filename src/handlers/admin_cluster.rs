@@ -75,8 +75,8 @@ fn tn(s: &str) -> TopicName {
     TopicName(sb(s))
 }
 
-/// The leader epoch of every kastle partition: one broker, never re-elected.
-const LEADER_EPOCH: i32 = 0;
+/// Kafka's `ListOffsetsRequest.DEBUGGING_REPLICA_ID`.
+const DEBUGGING_REPLICA_ID: i32 = -2;
 
 // ---------------------------------------------------------------------------
 // CreatePartitions
@@ -418,29 +418,20 @@ pub fn offset_for_leader_epoch(req: &Request, body: Bytes) -> Reply {
                     let Some(part) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
-                    // -1 means "do not check"; a newer epoch than ours is
-                    // unknown to us, an older one is fenced.
-                    if p.current_leader_epoch != -1 {
-                        if p.current_leader_epoch > LEADER_EPOCH {
-                            return base.with_error_code(ResponseError::UnknownLeaderEpoch.code());
+                    // Kafka's Partition.lastOffsetForLeaderEpoch, answered
+                    // from the leader epoch cache; only a debugging client
+                    // (replica id -2) may ask a follower.
+                    let from_leader_only = request.replica_id.0 != DEBUGGING_REPLICA_ID;
+                    match part.last_offset_for_leader_epoch(
+                        p.current_leader_epoch,
+                        p.leader_epoch,
+                        from_leader_only,
+                    ) {
+                        Ok(Some((epoch, end))) => {
+                            base.with_leader_epoch(epoch).with_end_offset(end)
                         }
-                        if p.current_leader_epoch < LEADER_EPOCH {
-                            return base.with_error_code(ResponseError::FencedLeaderEpoch.code());
-                        }
-                    }
-                    let Some(leo) = part.log_end_offset() else {
-                        return base.with_error_code(ResponseError::NotLeaderOrFollower.code());
-                    };
-                    // Kafka's leader epoch cache holds one entry, epoch 0 from
-                    // the log start: the latest epoch ends at the log end
-                    // offset; an older (negative) epoch ends where epoch 0
-                    // starts; -1 and newer epochs are undefined (-1, -1).
-                    match p.leader_epoch {
-                        LEADER_EPOCH => base.with_leader_epoch(LEADER_EPOCH).with_end_offset(leo),
-                        e if e < -1 => base
-                            .with_leader_epoch(e)
-                            .with_end_offset(part.state().log_start_offset),
-                        _ => base,
+                        Ok(None) => base,
+                        Err(code) => base.with_error_code(code.code()),
                     }
                 })
                 .collect();

@@ -120,13 +120,9 @@ fn read_pass(
                     }
                 },
             };
-            if pt.current_leader_epoch > 0 {
-                // Our leader epoch is always 0; a client ahead of us is confused.
+            if let Err(code) = partition.check_leader_epoch(pt.current_leader_epoch) {
                 error = true;
-                parts.push(read_error_partition(
-                    pt.index,
-                    ResponseError::UnknownLeaderEpoch,
-                ));
+                parts.push(read_error_partition(pt.index, code));
                 continue;
             }
             let remaining = max_bytes.saturating_sub(total);

@@ -58,19 +58,19 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                 .with_offset(-1)
                 .with_leader_epoch(-1);
             let partition = topic.as_ref().and_then(|t| t.partition(p.partition_index));
+            let fenced =
+                partition.and_then(|part| part.check_leader_epoch(p.current_leader_epoch).err());
             match partition {
                 _ if refused => r.error_code = ResponseError::TopicAuthorizationFailed.code(),
                 None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(_) if p.current_leader_epoch > 0 => {
-                    r.error_code = ResponseError::UnknownLeaderEpoch.code()
-                }
+                Some(_) if fenced.is_some() => r.error_code = fenced.map_or(0, |e| e.code()),
                 Some(part) => match lookup(part, p.timestamp, request.isolation_level == 1) {
                     Ok((ts, offset)) => {
                         r.timestamp = ts;
                         r.offset = offset;
                         // The field exists from v4; older versions must leave it at -1.
                         if req.version() >= 4 && offset >= 0 {
-                            r.leader_epoch = 0;
+                            r.leader_epoch = part.epoch_for_offset(offset).unwrap_or(-1);
                         }
                     }
                     Err(code) => r.error_code = code.code(),

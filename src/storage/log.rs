@@ -17,10 +17,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tracing::info;
 
-use crate::record::{assign_offsets, iter_batches, RecordError};
+use crate::record::{assign_offsets, iter_batches, set_partition_leader_epoch, RecordError};
 
 use super::config::LogConfig;
 use super::error::StorageError;
+use super::leader_epoch::LeaderEpochFileCache;
 use super::segment::LogSegment;
 use super::time_index::TimestampOffset;
 
@@ -91,6 +92,11 @@ pub struct Log {
     log_start_offset: i64,
     /// Offsets below this are known durable (Kafka's recovery point).
     flushed_offset: i64,
+    /// First offset of each partition leader epoch (`leader-epoch-checkpoint`).
+    epochs: LeaderEpochFileCache,
+    /// Tests stop a truncation after this many steps, as a crash would.
+    #[cfg(test)]
+    crash_after_steps: Option<usize>,
 }
 
 fn fsync_dir(dir: &Path) -> Result<(), StorageError> {
@@ -108,14 +114,37 @@ impl Log {
         &mut self.segments[last]
     }
 
-    /// Appends whole v2 batches (already validated): assigns offsets from
-    /// the log end offset by rewriting baseOffset in place, rolls if needed,
-    /// writes with one positional write. On error the log end offset is
-    /// unchanged and nothing becomes visible to readers.
+    /// Appends as [`Log::append_as_leader`] without stamping a leader epoch
+    /// (the batches keep the one they carry): tests and tools.
     pub fn append(
         &mut self,
         records: &mut [u8],
         now_ms: i64,
+    ) -> Result<AppendResult, StorageError> {
+        self.append_assigning(records, now_ms, None)
+    }
+
+    /// The leader's append (Kafka's `appendAsLeader`): whole v2 batches,
+    /// already validated, get their offsets from the log end offset and
+    /// `leader_epoch` as partitionLeaderEpoch, both rewritten in place (per
+    /// batch, outside the CRC-covered bytes); a new epoch is recorded in
+    /// the leader epoch checkpoint before the bytes are written. Rolls if
+    /// needed, writes with one positional write. On error the log end
+    /// offset is unchanged and nothing becomes visible to readers.
+    pub fn append_as_leader(
+        &mut self,
+        records: &mut [u8],
+        now_ms: i64,
+        leader_epoch: i32,
+    ) -> Result<AppendResult, StorageError> {
+        self.append_assigning(records, now_ms, Some(leader_epoch))
+    }
+
+    fn append_assigning(
+        &mut self,
+        records: &mut [u8],
+        now_ms: i64,
+        leader_epoch: Option<i32>,
     ) -> Result<AppendResult, StorageError> {
         let invalid = |reason: String, offset: i64| StorageError::InvalidRecords {
             path: None,
@@ -127,6 +156,9 @@ impl Log {
             return Err(invalid("empty append".into(), first_offset));
         }
         let last_offset = assign_offsets(records, first_offset)?;
+        if let Some(epoch) = leader_epoch {
+            set_partition_leader_epoch(records, epoch)?;
+        }
         let mut max_timestamp = -1i64;
         let mut offset_of_max_timestamp = first_offset;
         let mut it = iter_batches(records);
@@ -150,24 +182,55 @@ impl Log {
                 first_offset,
             ));
         }
-        if self.active().should_roll(
-            &self.config,
-            records.len() as u64,
-            max_timestamp,
-            last_offset,
-            now_ms,
-        ) {
-            self.roll(now_ms)?;
+        if let Some(epoch) = leader_epoch {
+            if self.epochs.needs_assign(epoch, first_offset) {
+                self.epochs.assign(epoch, first_offset)?;
+            }
         }
-        let seg = self.active_mut();
-        let position = seg.size();
-        seg.append(last_offset, records)?;
+        let max_ts = (max_timestamp, offset_of_max_timestamp);
+        self.write_batches(records, (first_offset, last_offset), max_ts, now_ms)
+    }
+
+    /// Rolls if needed and writes batches whose offsets are final. An entry
+    /// the epoch cache got for them is taken back if the write fails.
+    fn write_batches(
+        &mut self,
+        records: &[u8],
+        (first_offset, last_offset): (i64, i64),
+        (max_timestamp, offset_of_max_timestamp): (i64, i64),
+        now_ms: i64,
+    ) -> Result<AppendResult, StorageError> {
+        let written = (|| {
+            if self.active().should_roll(
+                &self.config,
+                records.len() as u64,
+                max_timestamp,
+                last_offset,
+                now_ms,
+            ) {
+                self.roll(now_ms)?;
+            }
+            let seg = self.active_mut();
+            let position = seg.size();
+            seg.append(last_offset, records)?;
+            Ok::<_, StorageError>((seg.base_offset(), position))
+        })();
+        let (segment_base_offset, position) = match written {
+            Ok(w) => w,
+            Err(e) => {
+                let end = self.log_end_offset();
+                if let Err(t) = self.epochs.truncate_from_end(end) {
+                    tracing::warn!(dir = %self.dir.display(), error = %t, "could not take back a leader epoch entry after a failed append");
+                }
+                return Err(e);
+            }
+        };
         Ok(AppendResult {
             first_offset,
             last_offset,
             max_timestamp,
             offset_of_max_timestamp,
-            segment_base_offset: seg.base_offset(),
+            segment_base_offset,
             position,
             size: records.len(),
         })
@@ -383,12 +446,41 @@ impl Log {
     pub fn config(&self) -> &LogConfig {
         &self.config
     }
+
+    /// The leader epoch cache (read side: OffsetForLeaderEpoch, ListOffsets).
+    pub fn leader_epochs(&self) -> &LeaderEpochFileCache {
+        &self.epochs
+    }
+
+    /// Records that `leader_epoch` starts at `start_offset` (Kafka's
+    /// `assignEpochStartOffset`: a new leader does so at its log end).
+    pub fn assign_epoch_start_offset(
+        &mut self,
+        leader_epoch: i32,
+        start_offset: i64,
+    ) -> Result<(), StorageError> {
+        if self.epochs.needs_assign(leader_epoch, start_offset) {
+            self.epochs.assign(leader_epoch, start_offset)?;
+        }
+        Ok(())
+    }
+
+    /// Kafka's `endOffsetForEpoch`: `None` when the epoch is undefined or
+    /// unknown, else (epoch, end offset) per `LeaderEpochFileCache::end_offset_for`.
+    pub fn end_offset_for_epoch(&self, leader_epoch: i32) -> Option<(i32, i64)> {
+        let (epoch, offset) = self
+            .epochs
+            .end_offset_for(leader_epoch, self.log_end_offset());
+        (offset != super::leader_epoch::UNDEFINED_EPOCH_OFFSET).then_some((epoch, offset))
+    }
 }
 
+mod follower;
 mod load;
 mod segments;
 #[cfg(test)]
 mod tests;
+mod truncate;
 
 #[allow(dead_code)]
 fn assert_send() {

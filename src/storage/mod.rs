@@ -9,6 +9,7 @@ pub mod cleaner;
 pub mod config;
 pub mod error;
 mod index_file;
+pub mod leader_epoch;
 pub mod log;
 pub mod offset_index;
 pub mod producer_state;

@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use crate::storage::config::LogConfig;
 use crate::storage::error::StorageError;
+use crate::storage::leader_epoch::LeaderEpochFileCache;
 use crate::storage::segment::{
     parse_base_offset, LogSegment, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX,
 };
@@ -100,12 +101,22 @@ impl Log {
         }
         let log_start_offset = segments[0].base_offset();
         let log_end_offset = segments[last].next_offset();
+        // The checkpoint never misses an epoch the log has (it is written
+        // before the batch starting the epoch), but may hold entries that
+        // recovery or an interrupted truncation cut off: Kafka's loader
+        // truncates it to the log the same way.
+        let mut epochs = LeaderEpochFileCache::load(dir)?;
+        epochs.truncate_from_start(log_start_offset)?;
+        epochs.truncate_from_end(log_end_offset)?;
         Ok(Log {
             dir: dir.to_path_buf(),
             config,
             segments,
             log_start_offset,
             flushed_offset: log_end_offset,
+            epochs,
+            #[cfg(test)]
+            crash_after_steps: None,
         })
     }
 }

@@ -15,7 +15,6 @@ use crate::storage::error::StorageError;
 use crate::storage::retention::{deletable_segment_count, RetentionPolicy, SegmentInfo};
 use crate::storage::segment::LogSegment;
 use crate::storage::swap::{self, SegmentSummary, DELETED_SUFFIX};
-use crate::util::now_ms;
 
 use super::{fsync_dir, Log};
 
@@ -29,32 +28,23 @@ impl Log {
         let first_base = self.segments[0].base_offset();
         let offset = offset.max(first_base);
         if offset > self.log_end_offset() {
-            let now = now_ms();
-            let old = std::mem::take(&mut self.segments);
-            for seg in old {
+            return self.truncate_fully_and_start_at(offset);
+        }
+        // Keep the segment containing `offset` and everything after it.
+        let keep_from = self.segment_index_for(offset);
+        if keep_from > 0 {
+            let removed: Vec<LogSegment> = self.segments.drain(..keep_from).collect();
+            for seg in removed {
                 Self::remove_segment_files(seg)?;
             }
-            let mut seg = LogSegment::create(&self.dir, offset, &self.config, now)?;
-            seg.make_active()?;
-            self.segments.push(seg);
             fsync_dir(&self.dir)?;
-            self.flushed_offset = offset;
-        } else {
-            // Keep the segment containing `offset` and everything after it.
-            let keep_from = self.segment_index_for(offset);
-            if keep_from > 0 {
-                let removed: Vec<LogSegment> = self.segments.drain(..keep_from).collect();
-                for seg in removed {
-                    Self::remove_segment_files(seg)?;
-                }
-                fsync_dir(&self.dir)?;
-            }
         }
         self.log_start_offset = offset;
+        self.epochs.truncate_from_start(offset)?;
         Ok(())
     }
 
-    fn remove_segment_files(seg: LogSegment) -> Result<(), StorageError> {
+    pub(super) fn remove_segment_files(seg: LogSegment) -> Result<(), StorageError> {
         let paths = [
             seg.log_path().to_path_buf(),
             seg.offset_index().path().to_path_buf(),
@@ -126,6 +116,7 @@ impl Log {
         }
         // Readers must never see a start below the first segment.
         self.log_start_offset = self.log_start_offset.max(self.segments[n].base_offset());
+        self.epochs.truncate_from_start(self.log_start_offset)?;
         let removed: Vec<LogSegment> = self.segments.drain(..n).collect();
         let mut renamed = Vec::new();
         for seg in removed {

@@ -250,4 +250,26 @@ impl LogSegment {
         self.size = pos;
         Ok(truncated)
     }
+
+    /// Kafka's `LogSegment.truncateTo`: removes every batch holding an
+    /// offset >= `offset` (the batch containing `offset` goes whole), cuts
+    /// the file there and fsyncs it, then rescans what is left to rebuild
+    /// the indexes and the segment's offsets and timestamps. Returns the
+    /// bytes removed. The caller makes it the active segment.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<u64, StorageError> {
+        let Some((pos, _)) = self.translate_offset(offset, 0)? else {
+            return Ok(0);
+        };
+        let removed = self.size - pos;
+        self.log
+            .set_len(pos)
+            .map_err(io_err(&self.log_path, "truncate segment"))?;
+        self.log
+            .sync_all()
+            .map_err(io_err(&self.log_path, "fsync truncated segment"))?;
+        self.size = pos;
+        self.writeback_started = self.writeback_started.min(pos);
+        self.recover()?;
+        Ok(removed)
+    }
 }
