@@ -2,12 +2,17 @@
 (librdkafka) and kafka-python produce and consume with PLAIN and
 SCRAM-SHA-256/512, a wrong password fails with Kafka's message, SCRAM
 credentials are managed with the admin API and with Kafka's own
-kafka-configs (``ConfigCommand``), and survive a restart.
+kafka-configs (``ConfigCommand``), and survive a restart. KIP-368: with
+``connections.max.reauth.ms`` the Java client (PLAIN) and librdkafka
+(OAUTHBEARER, its unsecured tokens) re-authenticate on their open
+connections while producing.
 
 The broker has a PLAINTEXT listener (administration) beside the
 SASL_PLAINTEXT one; PLAIN users come from the listener's JAAS config as
 the apache/kafka image sets it.
 """
+import time
+
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
@@ -159,3 +164,60 @@ def test_kafka_configs_manages_scram_credentials(sasl_broker, tmp_path):
     p = jvm_lib.jvm_run("kafka4", T, [*bs, "--describe", "--entity-type", "users",
                                       "--entity-name", "dave"], timeout=120, jvm_opts=("-Xmx256m",))
     assert "SCRAM" not in p.stdout, p.stdout
+
+
+def test_clients_reauthenticate_while_producing(broker_factory, monkeypatch, tmp_path):
+    """KIP-368: the Java client's ProducerPerformance (PLAIN, 2 s sessions)
+    and librdkafka (OAUTHBEARER, 5 s sessions) produce for several
+    sessions' worth of time; the broker re-authenticates their connections in place
+    instead of closing them."""
+    # The authenticator logs each re-authentication at debug.
+    monkeypatch.setenv("RUST_LOG", "info,kastle::network=debug")
+    plain_port, sasl_port = free_port(), free_port()
+    listeners = f"PLAINTEXT://127.0.0.1:{plain_port},SASL_PLAINTEXT://127.0.0.1:{sasl_port}"
+    b = broker_factory({
+        "listeners": listeners,
+        "advertised.listeners": listeners,
+        "sasl.enabled.mechanisms": "PLAIN,OAUTHBEARER",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
+        "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config":
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
+        "connections.max.reauth.ms": "2000",
+        # librdkafka re-authenticates at 90% of the session: 5 s leaves it
+        # half a second on a loaded machine.
+        "listener.name.sasl_plaintext.oauthbearer.connections.max.reauth.ms": "5000",
+    }, port=plain_port)
+    sasl = f"127.0.0.1:{sasl_port}"
+    topic = unique_topic("reauth-java")
+    jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+            'username="alice" password="alice-secret";')
+    props = tmp_path / "producer.properties"
+    props.write_text(f"bootstrap.servers={sasl}\nsecurity.protocol=SASL_PLAINTEXT\n"
+                     f"sasl.mechanism=PLAIN\nsasl.jaas.config={jaas}\nacks=all\n")
+    p = jvm_lib.jvm_run("kafka4", "org.apache.kafka.tools.ProducerPerformance", [
+        "--topic", topic, "--num-records", 350, "--record-size", 100, "--throughput", 50,
+        "--command-config", props], timeout=120, jvm_opts=("-Xmx256m",))
+    assert "350 records sent" in p.stdout, p.stdout + p.stderr
+    log = b.log_path.read_text()
+    java_reauths = log.count("re-authentication done")
+    assert java_reauths >= 2, log[-5000:]
+
+    conf = {"bootstrap.servers": sasl, "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "OAUTHBEARER", "enable.sasl.oauthbearer.unsecure.jwt": True,
+            "sasl.oauthbearer.config": "principal=alice"}
+    producer = Producer(conf)
+    topic = unique_topic("reauth-rdkafka")
+    errors, delivered = [], []
+    deadline = time.monotonic() + 10
+    i = 0
+    while time.monotonic() < deadline:
+        producer.produce(topic, value=f"v{i}".encode(),
+                         on_delivery=lambda err, msg: errors.append(err) if err else delivered.append(1))
+        producer.poll(0.1)
+        i += 1
+    assert producer.flush(30) == 0 and not errors, errors
+    assert len(delivered) == i
+    log = b.log_path.read_text()
+    assert "mechanism=OAUTHBEARER lifetime=Some(5000)" in log, log[-5000:]
+    assert log.count("re-authentication done") >= java_reauths + 2, log[-5000:]
+    assert "session expired without re-authentication" not in log, log[-5000:]

@@ -116,6 +116,16 @@ pub fn default_of(name: &str) -> Option<&'static str> {
 /// start-up (kastle acts on these).
 const PER_LISTENER_KEYS: &[&str] = &[
     "max.connections",
+    // KIP-368 session lifetime and OAUTHBEARER validation
+    // (`security::sasl`, `security::oauthbearer`).
+    "connections.max.reauth.ms",
+    "sasl.oauthbearer.clock.skew.seconds",
+    "sasl.oauthbearer.expected.audience",
+    "sasl.oauthbearer.expected.issuer",
+    "sasl.oauthbearer.jwks.endpoint.url",
+    "sasl.oauthbearer.scope.claim.name",
+    "sasl.oauthbearer.sub.claim.name",
+    "sasl.server.callback.handler.class",
     // A SASL listener's mechanisms (`security::sasl`).
     "sasl.enabled.mechanisms",
     // A TLS listener's keys (`security::tls`).
@@ -173,7 +183,17 @@ pub fn per_listener_key(name: &str) -> Option<(&str, &str)> {
 
 /// Keys a listener may set per SASL mechanism
 /// (`listener.name.<l>.<mechanism>.<key>`).
-const PER_MECHANISM_KEYS: &[&str] = &["sasl.jaas.config"];
+const PER_MECHANISM_KEYS: &[&str] = &[
+    "sasl.jaas.config",
+    "connections.max.reauth.ms",
+    "sasl.server.callback.handler.class",
+    "sasl.oauthbearer.clock.skew.seconds",
+    "sasl.oauthbearer.expected.audience",
+    "sasl.oauthbearer.expected.issuer",
+    "sasl.oauthbearer.jwks.endpoint.url",
+    "sasl.oauthbearer.scope.claim.name",
+    "sasl.oauthbearer.sub.claim.name",
+];
 
 /// Any `listener.name.<listener>.<key>` → (listener, key).
 pub fn listener_prefixed(name: &str) -> Option<(&str, &str)> {

@@ -10,10 +10,18 @@
 //! unsupported mechanism) is answered after
 //! `connection.failed.authentication.delay.ms`, holding only the small
 //! answer meanwhile, and the connection is then closed.
+//!
+//! KIP-368: a session lasts at most `connections.max.reauth.ms` (per
+//! listener and mechanism) and the credential's own expiry (OAUTHBEARER's
+//! `exp`); SaslAuthenticate v1+ tells the client, which re-authenticates on
+//! the open connection with the same mechanism and principal. The
+//! connection runs that exchange through this same code (`Reauth`), its
+//! answers queued behind the responses it already owes.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -29,9 +37,11 @@ use crate::network::frame::{read_frame, FrameError};
 use crate::protocol::header::{parse_request_header, RequestHeader};
 use crate::protocol::response::encode_response;
 use crate::protocol::versions;
+use crate::security::oauthbearer;
 use crate::security::sasl::SUPPORTED_MECHANISMS;
 use crate::security::scram::{ScramError, ScramMechanism, ScramServer, Step};
 use crate::security::{plain, KafkaPrincipal, SecurityProtocol};
+use crate::util::time::now_ms;
 
 /// The connection a client is authenticating on.
 pub struct AuthContext {
@@ -41,31 +51,96 @@ pub struct AuthContext {
     pub security_protocol: SecurityProtocol,
 }
 
+/// Where the authenticator's answers go: straight to the socket before the
+/// request loop, behind the owed responses when re-authenticating.
+pub trait AuthWriter {
+    fn send(&mut self, bytes: BytesMut) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// The socket itself (the first authentication).
+pub struct Socket<'a, W>(pub &'a mut W);
+
+impl<W: AsyncWrite + Unpin + Send> AuthWriter for Socket<'_, W> {
+    async fn send(&mut self, bytes: BytesMut) -> Result<(), String> {
+        self.0.write_all(&bytes).await.map_err(|e| e.to_string())?;
+        self.0.flush().await.map_err(|e| e.to_string())
+    }
+}
+
+/// An authenticated session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub principal: KafkaPrincipal,
+    pub mechanism: String,
+    /// When the session ends unless the client re-authenticates (KIP-368);
+    /// `None`: never.
+    pub expires: Option<Instant>,
+}
+
+/// A re-authentication: the session it renews and the SaslHandshake frame
+/// that began it (read by the connection's request loop).
+pub struct Reauth {
+    pub previous: Session,
+    pub handshake: Bytes,
+}
+
 enum Mechanism {
     Plain,
     Scram(Box<ScramServer>),
+    /// The error challenge sent, awaiting the client's `\x01`.
+    OAuth(Option<String>),
 }
 
 /// What one client token led to.
 enum Outcome {
     Continue(Vec<u8>),
-    Done(String, Vec<u8>),
+    /// The user, the last server message, and the credential's expiry
+    /// (epoch ms) if it has one.
+    Done(String, Vec<u8>, Option<i64>),
     /// The message the client is shown.
     Failed(String),
 }
 
-/// Runs the SASL exchange. Returns the authenticated principal, or why the
-/// connection must close (whatever had to be answered has been sent).
-pub async fn authenticate<R, W>(
+/// Kafka's `ReauthInfo.calcCompletionTimesAndReturnSessionLifetimeMs`: the
+/// lesser of the credential's remaining life and `connections.max.reauth.ms`
+/// (when positive), never negative; `None` when neither bounds it.
+pub fn session_lifetime_ms(
+    credential_expiry_ms: Option<i64>,
+    max_reauth_ms: i64,
+    now_ms: i64,
+) -> Option<i64> {
+    let left = credential_expiry_ms.map(|e| e.saturating_sub(now_ms).max(0));
+    match (left, max_reauth_ms > 0) {
+        (None, false) => None,
+        (None, true) => Some(max_reauth_ms),
+        (Some(l), false) => Some(l),
+        (Some(l), true) => Some(l.min(max_reauth_ms)),
+    }
+}
+
+/// Runs the SASL exchange (or, with `reauth`, a re-authentication). Returns
+/// the session, or why the connection must close (whatever had to be
+/// answered has been sent).
+pub async fn authenticate<R, S>(
     rd: &mut R,
-    wr: &mut W,
+    out: &mut S,
     ctx: &AuthContext,
     idle: Duration,
-) -> Result<KafkaPrincipal, String>
+    reauth: Option<Reauth>,
+) -> Result<Session, String>
 where
     R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    S: AuthWriter,
 {
+    let (previous, mut first) = match reauth {
+        Some(r) => (Some(r.previous), Some(r.handshake)),
+        None => (None, None),
+    };
+    let during = if previous.is_some() {
+        "re-authentication"
+    } else {
+        "authentication"
+    };
     let apis = &ctx.apis;
     let max = usize::try_from(apis.config.int("sasl.server.max.receive.size")).unwrap_or(0);
     let delay = Duration::from_millis(
@@ -78,9 +153,13 @@ where
         .map(|l| l.enabled_mechanisms.clone())
         .unwrap_or_default();
     // Handshake phase: ApiVersions (once answered) and SaslHandshake.
-    let mut versions_answered = false;
+    // Re-authentication begins at the SaslHandshake: no ApiVersions.
+    let mut versions_answered = previous.is_some();
     let (mechanism_name, headers) = loop {
-        let frame = read_bounded(rd, max, idle).await?.freeze();
+        let frame = match first.take() {
+            Some(f) => f,
+            None => read_bounded(rd, max, idle).await?.freeze(),
+        };
         let header = parse_request_header(&frame).map_err(|e| e.to_string())?;
         let body = frame.slice(header.len..);
         match ApiKey::try_from(header.api_key) {
@@ -98,7 +177,7 @@ where
                     throttle: Default::default(),
                 };
                 match handlers::dispatch(rctx, frame).await.await {
-                    Reply::Frame(b) => send(wr, &b).await?,
+                    Reply::Frame(b) => out.send(b).await?,
                     Reply::Close(reason) => return Err(reason),
                     _ => return Err("unexpected ApiVersions answer".into()),
                 }
@@ -127,10 +206,10 @@ where
                 let bytes = encode(&header, &resp)?;
                 if !ok {
                     tokio::time::sleep(delay).await;
-                    send(wr, &bytes).await?;
+                    out.send(bytes).await?;
                     return Err(format!("Unsupported SASL mechanism {mechanism}"));
                 }
-                send(wr, &bytes).await?;
+                out.send(bytes).await?;
                 if !SUPPORTED_MECHANISMS.contains(&mechanism.as_str()) {
                     return Err(format!("SASL mechanism {mechanism} is not implemented"));
                 }
@@ -150,28 +229,49 @@ where
         }
     };
 
+    // Kafka answers the handshake of a re-authentication that changes the
+    // mechanism, then fails on the client's next message.
+    if let Some(p) = previous.as_ref().filter(|p| p.mechanism != mechanism_name) {
+        let msg = format!(
+            "SASL mechanism '{mechanism_name}' requested by client is not supported for re-authentication of mechanism '{}'",
+            p.mechanism
+        );
+        drop(read_bounded(rd, max, idle).await?);
+        tokio::time::sleep(delay).await;
+        return Err(msg);
+    }
     let mut mechanism = match ScramMechanism::from_name(&mechanism_name) {
         Some(m) => Mechanism::Scram(Box::new(ScramServer::new(
             m,
             uuid::Uuid::new_v4().simple().to_string(),
         ))),
+        None if mechanism_name == "OAUTHBEARER" => Mechanism::OAuth(None),
         None => Mechanism::Plain,
     };
     let listener_sasl = apis.sasl.listeners.get(&*ctx.listener);
     let generic = format!(
-        "Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism_name}"
+        "Authentication failed during {during} due to invalid credentials with SASL mechanism {mechanism_name}"
     );
     loop {
         let frame = read_bounded(rd, max, idle).await?.freeze();
         let (header, token): (Option<RequestHeader>, Bytes) = if headers {
             let header = parse_request_header(&frame).map_err(|e| e.to_string())?;
             if header.api_key != ApiKey::SaslAuthenticate as i16 {
+                // Kafka answers it with ILLEGAL_SASL_STATE (where kastle
+                // can build that answer) and closes, as for any failed
+                // authentication.
                 let name = ApiKey::try_from(header.api_key)
                     .map(|k| format!("{k:?}"))
                     .unwrap_or_else(|_| header.api_key.to_string());
-                return Err(format!(
-                    "Unexpected Kafka request of type {name} during SASL authentication."
-                ));
+                let msg =
+                    format!("Unexpected Kafka request of type {name} during SASL authentication.");
+                let answer = illegal_sasl_state(&header, frame.slice(header.len..));
+                drop(frame);
+                tokio::time::sleep(delay).await;
+                if let Some(b) = answer {
+                    out.send(b).await?;
+                }
+                return Err(msg);
             }
             if !versions::is_supported(header.api_key, header.api_version) {
                 return Err(format!(
@@ -190,7 +290,7 @@ where
                 let users = listener_sasl.map(|l| &l.plain_users);
                 let empty = Default::default();
                 match plain::authenticate(&token, users.unwrap_or(&empty)) {
-                    Ok(user) => Outcome::Done(user, Vec::new()),
+                    Ok(user) => Outcome::Done(user, Vec::new(), None),
                     Err(m) if m.starts_with("Authentication failed:") => Outcome::Failed(m),
                     Err(m) => {
                         tracing::debug!(peer = %ctx.peer, error = %m, "SASL/PLAIN failed");
@@ -210,7 +310,7 @@ where
                 });
                 match step {
                     Ok(Step::Challenge(c)) => Outcome::Continue(c),
-                    Ok(Step::Done(user, last)) => Outcome::Done(user, last),
+                    Ok(Step::Done(user, last)) => Outcome::Done(user, last, None),
                     Err(ScramError::Client(m)) => Outcome::Failed(m),
                     Err(ScramError::Internal(m)) => {
                         tracing::debug!(peer = %ctx.peer, error = %m, "SASL/SCRAM failed");
@@ -218,8 +318,16 @@ where
                     }
                 }
             }
+            Mechanism::OAuth(challenged) => {
+                let validator = listener_sasl.and_then(|l| l.oauth.as_ref());
+                oauth_step(challenged, &token, validator, &generic, ctx)
+            }
         };
-        let answer = |code: i16, msg: Option<String>, bytes: Vec<u8>| -> Result<BytesMut, String> {
+        let answer = |code: i16,
+                      msg: Option<String>,
+                      bytes: Vec<u8>,
+                      lifetime: i64|
+         -> Result<BytesMut, String> {
             match &header {
                 Some(h) => encode(
                     h,
@@ -227,7 +335,8 @@ where
                         .with_error_code(code)
                         .with_error_message(msg.map(StrBytes::from_string))
                         .with_auth_bytes(Bytes::from(bytes))
-                        .with_session_lifetime_ms(0),
+                        // Only v1+ carries it.
+                        .with_session_lifetime_ms(if h.api_version >= 1 { lifetime } else { 0 }),
                 ),
                 None => {
                     let mut b = BytesMut::with_capacity(4 + bytes.len());
@@ -237,15 +346,38 @@ where
                 }
             }
         };
+        // A re-authentication must name the same principal.
+        let outcome = match (outcome, &previous) {
+            (Outcome::Done(user, _, _), Some(p))
+                if p.principal != KafkaPrincipal::user(user.as_str()) =>
+            {
+                Outcome::Failed(format!(
+                    "Cannot change principals during re-authentication from {}.{}: User.{user}",
+                    p.principal.principal_type, p.principal.name
+                ))
+            }
+            (o, _) => o,
+        };
         match outcome {
-            Outcome::Continue(c) => send(wr, &answer(0, None, c)?).await?,
-            Outcome::Done(user, last) => {
-                send(wr, &answer(0, None, last)?).await?;
-                tracing::debug!(peer = %ctx.peer, user = %user, mechanism = %mechanism_name, "authenticated");
-                return Ok(KafkaPrincipal::user(user));
+            Outcome::Continue(c) => out.send(answer(0, None, c, 0)?).await?,
+            Outcome::Done(user, last, credential_expiry) => {
+                let max_reauth = listener_sasl
+                    .and_then(|l| l.max_reauth_ms.get(&mechanism_name))
+                    .copied()
+                    .unwrap_or(0);
+                let lifetime = session_lifetime_ms(credential_expiry, max_reauth, now_ms());
+                let expires = lifetime.map(|ms| Instant::now() + Duration::from_millis(ms as u64));
+                out.send(answer(0, None, last, lifetime.unwrap_or(0))?)
+                    .await?;
+                tracing::debug!(peer = %ctx.peer, user = %user, mechanism = %mechanism_name, ?lifetime, "{during} done");
+                return Ok(Session {
+                    principal: KafkaPrincipal::user(user),
+                    mechanism: mechanism_name,
+                    expires,
+                });
             }
             Outcome::Failed(msg) => {
-                tracing::info!(peer = %ctx.peer, mechanism = %mechanism_name, "failed authentication: {msg}");
+                tracing::info!(peer = %ctx.peer, mechanism = %mechanism_name, "failed {during}: {msg}");
                 // Only the small answer is held during the delay.
                 drop((token, frame));
                 tokio::time::sleep(delay).await;
@@ -254,8 +386,9 @@ where
                         ResponseError::SaslAuthenticationFailed.code(),
                         Some(msg.clone()),
                         Vec::new(),
+                        0,
                     )?;
-                    send(wr, &b).await?;
+                    out.send(b).await?;
                 }
                 return Err(msg);
             }
@@ -286,7 +419,90 @@ fn encode<R: kafka_protocol::protocol::Encodable + kafka_protocol::protocol::Hea
     encode_response(header.correlation_id, header.api_version, body).map_err(|e| e.to_string())
 }
 
-async fn send<W: AsyncWrite + Unpin>(wr: &mut W, bytes: &[u8]) -> Result<(), String> {
-    wr.write_all(bytes).await.map_err(|e| e.to_string())?;
-    wr.flush().await.map_err(|e| e.to_string())
+/// One OAUTHBEARER message (Kafka's `OAuthBearerSaslServer`): the client's
+/// initial response, or its `\x01` after an error challenge, which fails
+/// the exchange with the challenge as the message.
+fn oauth_step(
+    challenged: &mut Option<String>,
+    token: &[u8],
+    validator: Option<&oauthbearer::OAuthValidator>,
+    generic: &str,
+    ctx: &AuthContext,
+) -> Outcome {
+    if token == [1u8] {
+        if let Some(challenge) = challenged.take() {
+            return Outcome::Failed(challenge);
+        }
+    }
+    *challenged = None;
+    let initial = match oauthbearer::parse_client_initial(token) {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::debug!(peer = %ctx.peer, error = %e, "SASL/OAUTHBEARER failed");
+            return Outcome::Failed(generic.to_string());
+        }
+    };
+    let Some(validator) = validator else {
+        return Outcome::Failed(generic.to_string());
+    };
+    match validator.validate(&initial.token, now_ms()) {
+        Err(rejection) => {
+            tracing::info!(peer = %ctx.peer, reason = %rejection.reason, "OAUTHBEARER token refused");
+            let challenge = rejection.challenge();
+            *challenged = Some(challenge.clone());
+            Outcome::Continue(challenge.into_bytes())
+        }
+        Ok(t) if !initial.authzid.is_empty() && initial.authzid != t.principal => Outcome::Failed(format!(
+            "Authentication failed: Client requested an authorization id ({}) that is different from the token's principal name ({})",
+            initial.authzid, t.principal
+        )),
+        Ok(t) => Outcome::Done(t.principal, Vec::new(), Some(t.expiry_ms)),
+    }
+}
+
+/// Kafka's error response (ILLEGAL_SASL_STATE, its request's
+/// `getErrorResponse`) to a request that is not SaslAuthenticate after a v1
+/// SaslHandshake, for SaslHandshake, ApiVersions and Metadata (what
+/// clients send at that point); `None` for the others, closed without an
+/// answer.
+fn illegal_sasl_state(header: &RequestHeader, body: Bytes) -> Option<BytesMut> {
+    let code = ResponseError::IllegalSaslState.code();
+    if !versions::is_supported(header.api_key, header.api_version) {
+        return None;
+    }
+    match ApiKey::try_from(header.api_key).ok()? {
+        ApiKey::SaslHandshake => encode(
+            header,
+            &SaslHandshakeResponse::default().with_error_code(code),
+        )
+        .ok(),
+        ApiKey::ApiVersions => encode(
+            header,
+            &kafka_protocol::messages::ApiVersionsResponse::default().with_error_code(code),
+        )
+        .ok(),
+        ApiKey::Metadata => {
+            use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
+            use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+            let req: MetadataRequest = handlers::decode(header, body).ok()?;
+            // Each named topic fails; v13+ also at the top level.
+            let topics = req
+                .topics
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| {
+                    MetadataResponseTopic::default()
+                        .with_name(Some(t.name.unwrap_or_default()))
+                        .with_topic_id(t.topic_id)
+                        .with_error_code(code)
+                })
+                .collect();
+            let mut resp = MetadataResponse::default().with_topics(topics);
+            if header.api_version >= 13 {
+                resp = resp.with_error_code(code);
+            }
+            encode(header, &resp).ok()
+        }
+        _ => None,
+    }
 }

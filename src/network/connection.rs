@@ -16,21 +16,25 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, Interest};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::handlers::{self, ChannelThrottle, KafkaApis, Pending, Reply, RequestContext};
-use crate::network::authenticator::{authenticate, AuthContext};
+use crate::network::authenticator::{
+    authenticate, AuthContext, AuthWriter, Reauth, Session, Socket,
+};
 use crate::network::connection_quotas::ConnectionSlot;
 use crate::network::frame::{read_frame, FrameError};
 use crate::network::tls::{self, TlsListener};
 use crate::protocol::response::{Chunk, FileRegion};
 use crate::security::KafkaPrincipal;
 use crate::util::shutdown::ShutdownSignal;
+use kafka_protocol::messages::ApiKey;
 
 /// Responses a connection may owe at once. librdkafka and the Java client
 /// pipeline up to 5 produce requests by default; 100 leaves room for
@@ -41,6 +45,38 @@ type Owed = (Pending, OwnedSemaphorePermit);
 
 /// How long a shutting-down connection may take to send what it owes.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Kafka's `KafkaChannel.MIN_REAUTH_INTERVAL_ONE_SECOND_NANOS`: a
+/// SaslHandshake sooner after the last re-authentication is served as an
+/// ordinary request (ILLEGAL_SASL_STATE).
+const MIN_REAUTH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A re-authentication's answers: queued behind the responses the
+/// connection owes, each holding an in-flight permit like any response.
+struct Queued<'a> {
+    tx: &'a mpsc::Sender<Owed>,
+    in_flight: &'a Arc<Semaphore>,
+    /// The permit of the SaslHandshake that began it.
+    first: Option<OwnedSemaphorePermit>,
+}
+
+impl AuthWriter for Queued<'_> {
+    async fn send(&mut self, bytes: BytesMut) -> Result<(), String> {
+        let permit = match self.first.take() {
+            Some(p) => p,
+            None => self
+                .in_flight
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| "connection closing".to_string())?,
+        };
+        self.tx
+            .send((handlers::ready(Reply::Frame(bytes)), permit))
+            .await
+            .map_err(|_| "writer closed the connection".to_string())
+    }
+}
 
 /// The write half of a connection's transport.
 pub trait Transport: AsyncWrite + Unpin + Send + 'static {
@@ -104,20 +140,26 @@ async fn serve_stream<R: AsyncRead + Unpin, W: Transport>(
     tracing::debug!(%peer, listener = %listener, "connection opened");
     let _counted = apis.metrics.connection_opened();
     // SASL listeners authenticate before any other request is served.
+    let auth = AuthContext {
+        apis: apis.clone(),
+        listener: listener.clone(),
+        peer,
+        security_protocol,
+    };
+    let mut session: Option<Session> = None;
     let principal = if security_protocol.uses_sasl() {
-        let auth = AuthContext {
-            apis: apis.clone(),
-            listener: listener.clone(),
-            peer,
-            security_protocol,
-        };
+        let mut socket = Socket(&mut wr);
         let outcome = tokio::select! {
             biased;
             _ = shutdown.wait() => Err("broker shutting down".to_string()),
-            r = authenticate(&mut rd, &mut wr, &auth, idle) => r,
+            r = authenticate(&mut rd, &mut socket, &auth, idle, None) => r,
         };
         match outcome {
-            Ok(p) => Arc::new(p),
+            Ok(s) => {
+                let p = Arc::new(s.principal.clone());
+                session = Some(s);
+                p
+            }
             Err(reason) => {
                 let _ = wr.shutdown().await;
                 tracing::debug!(%peer, reason = %reason, "connection closed before authentication");
@@ -128,6 +170,7 @@ async fn serve_stream<R: AsyncRead + Unpin, W: Transport>(
         // From the TLS client certificate, else User:ANONYMOUS.
         Arc::new(principal)
     };
+    let mut last_reauth: Option<Instant> = None;
     // The permits bound what is owed; the channel never holds more.
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let (tx, rx) = mpsc::channel::<Owed>(MAX_IN_FLIGHT);
@@ -165,6 +208,47 @@ async fn serve_stream<R: AsyncRead + Unpin, W: Transport>(
                 biased;
                 _ = shutdown.wait() => break "broker shutting down".into(),
                 _ = tokio::time::sleep(muted) => {}
+            }
+        }
+        // KIP-368: past the session's end only a re-authentication begun
+        // in time keeps the connection; Kafka closes it, dropping what it
+        // owes.
+        let expires = session.as_ref().and_then(|s| s.expires);
+        if expires.is_some_and(|e| Instant::now() > e) {
+            writer.abort();
+            tracing::debug!(%peer, "closing connection: SASL session expired without re-authentication");
+            return;
+        }
+        let is_handshake =
+            frame.get(..2) == Some(&(ApiKey::SaslHandshake as i16).to_be_bytes()[..]);
+        if is_handshake
+            && expires.is_some()
+            && last_reauth.is_none_or(|t| t.elapsed() >= MIN_REAUTH_INTERVAL)
+        {
+            let Some(previous) = session.clone() else {
+                break "no session to re-authenticate".into();
+            };
+            last_reauth = Some(Instant::now());
+            let mut out = Queued {
+                tx: &tx,
+                in_flight: &in_flight,
+                first: Some(permit),
+            };
+            let reauth = Reauth {
+                previous,
+                handshake: frame.freeze(),
+            };
+            let outcome = tokio::select! {
+                biased;
+                _ = shutdown.wait() => Err("broker shutting down".to_string()),
+                r = authenticate(&mut rd, &mut out, &auth, idle, Some(reauth)) => r,
+            };
+            match outcome {
+                Ok(s) => {
+                    session = Some(s);
+                    continue;
+                }
+                Err(reason) => break format!("re-authentication failed: {reason}"),
             }
         }
         let ctx = RequestContext {

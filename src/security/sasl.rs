@@ -12,10 +12,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use crate::security::jaas::{self, JaasEntry};
+use crate::security::oauthbearer::{self, JwksValidator, OAuthValidator, UnsecuredOptions};
 use crate::security::scram::{ScramCredential, ScramMechanism, MIN_ITERATIONS};
 
 /// The mechanisms kastle's server implements.
-pub const SUPPORTED_MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+pub const SUPPORTED_MECHANISMS: [&str; 4] =
+    ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
 
 /// One SASL listener's settings.
 #[derive(Debug, Clone, Default)]
@@ -24,6 +26,12 @@ pub struct ListenerSasl {
     pub enabled_mechanisms: Vec<String>,
     /// PLAIN: user name → password.
     pub plain_users: BTreeMap<String, String>,
+    /// OAUTHBEARER's token validator, when the mechanism is enabled.
+    pub oauth: Option<OAuthValidator>,
+    /// KIP-368: `connections.max.reauth.ms` per mechanism
+    /// (`listener.name.<l>.<mechanism>.` then `listener.name.<l>.`
+    /// prefixed, then the broker's); 0 or less leaves sessions unbounded.
+    pub max_reauth_ms: HashMap<String, i64>,
 }
 
 /// Every SASL listener's settings, and credentials declared outside the
@@ -63,20 +71,47 @@ impl SaslSettings {
                 .map(|m| m.trim().to_string())
                 .filter(|m| !m.is_empty())
                 .collect();
+            // A mechanism's JAAS entries: its listener-prefixed
+            // `sasl.jaas.config`, else the JAAS file's section.
+            let jaas_of = |mechanism: &str| -> Result<Vec<JaasEntry>, String> {
+                let k = format!("listener.name.{lower}.{mechanism}.sasl.jaas.config");
+                Ok(match key(&k) {
+                    Some(v) => jaas::parse_jaas_config(&v).map_err(|e| format!("{k}: {e}"))?,
+                    None => sections
+                        .get(&format!("{lower}.KafkaServer"))
+                        .or_else(|| sections.get("KafkaServer"))
+                        .cloned()
+                        .unwrap_or_default(),
+                })
+            };
             let mut plain_users = BTreeMap::new();
             if enabled_mechanisms.iter().any(|m| m == "PLAIN") {
-                let entries: Vec<JaasEntry> =
-                    match key(&format!("listener.name.{lower}.plain.sasl.jaas.config")) {
-                        Some(v) => jaas::parse_jaas_config(&v).map_err(|e| {
-                            format!("listener.name.{lower}.plain.sasl.jaas.config: {e}")
-                        })?,
-                        None => sections
-                            .get(&format!("{lower}.KafkaServer"))
-                            .or_else(|| sections.get("KafkaServer"))
-                            .cloned()
-                            .unwrap_or_default(),
-                    };
-                plain_users = jaas::plain_users(&entries);
+                plain_users = jaas::plain_users(&jaas_of("plain")?);
+            }
+            // Kafka's listener and mechanism overrides of a key.
+            let scoped = |mechanism: &str, k: &str| {
+                key(&format!("listener.name.{lower}.{mechanism}.{k}"))
+                    .or_else(|| key(&format!("listener.name.{lower}.{k}")))
+                    .or_else(|| key(k))
+            };
+            let oauth = if enabled_mechanisms.iter().any(|m| m == "OAUTHBEARER") {
+                Some(oauth_validator(&lower, &jaas_of("oauthbearer")?, |k| {
+                    scoped("oauthbearer", k)
+                })?)
+            } else {
+                None
+            };
+            let mut max_reauth_ms = HashMap::new();
+            for m in &enabled_mechanisms {
+                let k = "connections.max.reauth.ms";
+                let ms = match scoped(&m.to_ascii_lowercase(), k) {
+                    Some(v) => v
+                        .trim()
+                        .parse::<i64>()
+                        .map_err(|e| format!("listener {name}: {k} {v:?}: {e}"))?,
+                    None => 0,
+                };
+                max_reauth_ms.insert(m.clone(), ms);
             }
             let bitnami_here = bitnami_listener
                 .as_deref()
@@ -97,6 +132,8 @@ impl SaslSettings {
                 ListenerSasl {
                     enabled_mechanisms,
                     plain_users,
+                    oauth,
+                    max_reauth_ms,
                 },
             );
         }
@@ -110,6 +147,68 @@ impl SaslSettings {
             }
         }
         Ok(out)
+    }
+}
+
+/// OAUTHBEARER's validator for listener `lower`: the server callback
+/// handler class decides (`sasl.server.callback.handler.class`, listener
+/// and mechanism prefixed as Kafka reads it). Without one, Kafka's unsecured
+/// handler with the `OAuthBearerLoginModule` entry's options.
+fn oauth_validator(
+    lower: &str,
+    entries: &[JaasEntry],
+    key: impl Fn(&str) -> Option<String>,
+) -> Result<OAuthValidator, String> {
+    let handler = key("sasl.server.callback.handler.class")
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty());
+    match handler.as_deref() {
+        None | Some(oauthbearer::UNSECURED_HANDLER) => {
+            let options = entries
+                .iter()
+                .find(|e| e.login_module == oauthbearer::LOGIN_MODULE)
+                .map(|e| e.options.clone())
+                .unwrap_or_default();
+            UnsecuredOptions::from_options(&options)
+                .map(OAuthValidator::Unsecured)
+                .map_err(|e| format!("listener.name.{lower}.oauthbearer.sasl.jaas.config: {e}"))
+        }
+        Some(c) if oauthbearer::VALIDATOR_HANDLERS.contains(&c) => {
+            let url = key("sasl.oauthbearer.jwks.endpoint.url").ok_or_else(|| {
+                format!("listener {lower}: {c} needs sasl.oauthbearer.jwks.endpoint.url")
+            })?;
+            let keys = oauthbearer::read_jwks(url.trim())?;
+            let expected_audience = key("sasl.oauthbearer.expected.audience")
+                .unwrap_or_default()
+                .split(',')
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty())
+                .collect();
+            let skew = key("sasl.oauthbearer.clock.skew.seconds").unwrap_or_else(|| "30".into());
+            let clock_skew_s = skew
+                .trim()
+                .parse::<u64>()
+                .map_err(|e| format!("sasl.oauthbearer.clock.skew.seconds {skew:?}: {e}"))?;
+            let claim = |k: &str, default: &str| {
+                key(k)
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| default.to_string())
+            };
+            Ok(OAuthValidator::Jwks(Box::new(JwksValidator {
+                keys,
+                expected_audience,
+                expected_issuer: key("sasl.oauthbearer.expected.issuer")
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty()),
+                sub_claim: claim("sasl.oauthbearer.sub.claim.name", "sub"),
+                scope_claim: claim("sasl.oauthbearer.scope.claim.name", "scope"),
+                clock_skew_s,
+            })))
+        }
+        Some(c) => Err(format!(
+            "listener.name.{lower}.oauthbearer.sasl.server.callback.handler.class: {c} is not supported"
+        )),
     }
 }
 

@@ -21,6 +21,8 @@ mod produce_errors;
 mod protocol;
 mod retention;
 mod sasl;
+mod sasl_oauth;
+mod sasl_reauth;
 mod tls;
 mod transactions;
 mod txn_offsets;
