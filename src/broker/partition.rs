@@ -338,11 +338,7 @@ impl Partition {
         let log_start = plog.log.log_start_offset();
         let first_unstable = plog.producers.first_unstable_offset().unwrap_or(i64::MAX);
         drop(guard);
-        self.state.send_if_modified(|s| {
-            let moved = s.first_unstable_offset != first_unstable;
-            s.first_unstable_offset = first_unstable;
-            moved
-        });
+        self.publish_first_unstable(first_unstable);
         self.after_append(end, validated.record_count.max(1));
         self.metrics.appended(records.len(), validated.record_count);
         Ok(AppendOutcome {
@@ -394,6 +390,16 @@ impl Partition {
             moved
         });
         Ok(start)
+    }
+
+    /// Publishes a new first unstable offset (LSO waiters wake only when it
+    /// moved). Called after the partition lock is released.
+    fn publish_first_unstable(&self, first_unstable: i64) {
+        self.state.send_if_modified(|s| {
+            let moved = s.first_unstable_offset != first_unstable;
+            s.first_unstable_offset = first_unstable;
+            moved
+        });
     }
 
     /// Durable mode: wake the flusher (the high watermark follows the
@@ -602,11 +608,7 @@ impl Partition {
         let end = plog.log.log_end_offset();
         let first_unstable = plog.producers.first_unstable_offset().unwrap_or(i64::MAX);
         drop(guard);
-        self.state.send_if_modified(|s| {
-            let moved = s.first_unstable_offset != first_unstable;
-            s.first_unstable_offset = first_unstable;
-            moved
-        });
+        self.publish_first_unstable(first_unstable);
         self.after_append(end, 1);
         Ok(end)
     }

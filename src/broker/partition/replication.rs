@@ -245,11 +245,7 @@ impl Partition {
         plog.producers.maybe_remove_expired(now);
         let first_unstable = plog.producers.first_unstable_offset().unwrap_or(i64::MAX);
         drop(guard);
-        self.state.send_if_modified(|s| {
-            let moved = s.first_unstable_offset != first_unstable;
-            s.first_unstable_offset = first_unstable;
-            moved
-        });
+        self.publish_first_unstable(first_unstable);
         let unflushed = self
             .unflushed_messages
             .fetch_add(messages, Ordering::AcqRel)
