@@ -23,9 +23,9 @@ DELIBERATE = [
     ("*", "*", r"configs\[name=log\.dir\]\.(value|synonyms.*)$",
      "kastle's log.dir defaults to ./data (README 'Quick start': the first command works without a "
      "config file); Kafka's is /tmp/kafka-logs. log.dirs, which both brokers set, is the same"),
-    ("*", "*", r"configs\[name=metrics\.prometheus\.listener\]$",
-     "kastle's own key (the Prometheus endpoint, README 'Metrics'): listed among its broker configs, "
-     "unknown to Kafka"),
+    ("*", "*", r"configs\[name=metrics\.prometheus\.(listener|ssl\.[a-z.]+|basic\.auth\.(user|password))\]$",
+     "kastle's own keys (the Prometheus endpoint, its TLS and basic auth, README 'Metrics'): listed "
+     "among its broker configs, unknown to Kafka"),
 ]
 
 # scenario name -> [(versions (or family indexes) it affects, None = all; reason)].
