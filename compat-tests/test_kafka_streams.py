@@ -170,9 +170,16 @@ def streams_eos_scenario(bootstrap, workdir, jvm_procs, recorder=None):
     # transaction timeout (5 s here) aborted the transaction run 2 left open,
     # fencing its epoch as Kafka does (abortTimedOutTransactions: epoch + 1, then
     # CompleteAbort).
+    # The abort comes at the coordinator's next cleanup tick
+    # (transaction.abort.timed.out.transaction.cleanup.interval.ms, 10 s by
+    # default) after the timeout: up to 15 s after run 2's last request.
     timed_out = {}
     for tid, last_init in old_ids.items():
+        deadline = time.monotonic() + 20
         desc = describe_transaction(bootstrap, tid)
+        while desc.get("state") != "CompleteAbort" and time.monotonic() < deadline:
+            time.sleep(0.5)
+            desc = describe_transaction(bootstrap, tid)
         timed_out[tid] = desc
         assert desc["error"] == 0 and desc["state"] == "CompleteAbort", (tid, desc)
         assert desc["epoch"] == last_init["resp_epoch"] + 1, (tid, last_init, desc)
