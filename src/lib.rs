@@ -22,7 +22,9 @@
 //! [`health`] is the `kastle health` client.
 
 pub mod broker;
+pub mod clients;
 pub mod config;
+pub mod controller;
 pub mod coordinator;
 pub mod handlers;
 pub mod health;

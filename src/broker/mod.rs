@@ -14,7 +14,9 @@
 //!   [`config_repository`]: persisted BROKER and GROUP configs;
 //!   [`config_helper`]: configs as DescribeConfigs and CreateTopics show them.
 //! - [`authorizer`]: the ACLs, persisted, and the authorization decision.
+//! - [`alter_partition`]: how a leader proposes ISR changes to the controller.
 
+pub mod alter_partition;
 pub mod authorizer;
 pub mod config_helper;
 pub mod config_repository;

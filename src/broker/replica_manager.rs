@@ -11,6 +11,7 @@ use crate::broker::dynamic_config::Reconfigurable;
 use crate::broker::log_manager;
 use crate::broker::topics::{Topic, TopicError, TopicManager};
 use crate::config::BrokerConfig;
+use crate::metadata::PartitionRegistration;
 use crate::util::shutdown::ShutdownSignal;
 
 pub struct ReplicaManager {
@@ -130,6 +131,43 @@ impl ReplicaManager {
 impl Reconfigurable for ReplicaManager {
     fn reconfigure(&self, new: &Arc<BrokerConfig>) {
         self.topics.set_broker_config(new.clone());
+    }
+}
+
+/// What the metadata image now says about one partition this node is, or
+/// was, a replica of (Kafka's `ReplicaManager.applyDelta` input).
+///
+/// CONTRACT (lead, this session): the metadata publisher builds these; the
+/// body of [`ReplicaManager::apply_delta`] is filled in on the
+/// `replication` branch.
+#[derive(Debug, Clone)]
+pub struct LocalReplicaChange {
+    pub topic: String,
+    pub topic_id: uuid::Uuid,
+    pub partition: i32,
+    /// `None`: this node is no longer a replica (reassigned away, or the
+    /// topic deleted): stop serving it and delete the local log.
+    pub registration: Option<PartitionRegistration>,
+    /// The leader's inter-broker address ("host:port") when another node
+    /// leads it; `None` when this node leads or there is no leader.
+    pub leader_endpoint: Option<String>,
+    /// The topic's configs from the image (ConfigRecords), for creating the
+    /// local log the first time.
+    pub topic_configs: BTreeMap<String, String>,
+}
+
+impl ReplicaManager {
+    /// Applies a batch of changes from the metadata image: creates missing
+    /// local logs, makes this node leader or follower at the given epochs
+    /// (starting or stopping replica fetchers), or stops and deletes a
+    /// replica. Idempotent for an unchanged registration.
+    pub fn apply_delta(self: &Arc<Self>, changes: Vec<LocalReplicaChange>) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            changes.is_empty(),
+            "replication is not built yet: {} partition changes refused",
+            changes.len()
+        );
+        Ok(())
     }
 }
 

@@ -1,0 +1,9 @@
+//! Clients this node uses to talk to other nodes (Kafka's `NetworkClient`
+//! and the channels built on it): the controllers' Raft traffic, a broker's
+//! registration and heartbeats, its metadata fetches, AlterPartition, and
+//! the replica fetcher all send Kafka-framed requests through
+//! [`network_client::NetworkClient`]. No file system, no broker state.
+
+pub mod network_client;
+
+pub use network_client::{ClientError, ClientLimits, NetworkClient};
