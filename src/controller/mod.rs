@@ -10,6 +10,6 @@
 pub mod partition_change;
 pub mod replica_placer;
 pub mod replication_control;
-pub mod topic_creation;
 #[cfg(test)]
 mod tests;
+pub mod topic_creation;

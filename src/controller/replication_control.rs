@@ -156,7 +156,9 @@ pub fn delete_topics(
             continue;
         }
         let topic = match name {
-            Some(n) => image.topic_by_name(n).ok_or(ResponseError::UnknownTopicOrPartition),
+            Some(n) => image
+                .topic_by_name(n)
+                .ok_or(ResponseError::UnknownTopicOrPartition),
             None => image.topics.get(id).ok_or(ResponseError::UnknownTopicId),
         };
         let topic = match topic {
@@ -237,7 +239,11 @@ pub fn alter_partition(
     let mut topics = Vec::with_capacity(request.topics.len());
     for t in &request.topics {
         let mut out = AlterPartitionTopicResult::default().with_topic_id(t.topic_id);
-        let Some(topic) = image.topics.get(&t.topic_id).filter(|_| !t.topic_id.is_nil()) else {
+        let Some(topic) = image
+            .topics
+            .get(&t.topic_id)
+            .filter(|_| !t.topic_id.is_nil())
+        else {
             out.partitions = t
                 .partitions
                 .iter()
@@ -415,7 +421,8 @@ fn leader_and_isr_updates(
             let acceptable = |r: i32| r != remove && (r == add || is_active(image, r));
             let acceptor = leader_acceptor(image, p, acceptable);
             let target: Vec<i32> = p.isr.iter().copied().filter(|r| *r != remove).collect();
-            let mut builder = PartitionChangeBuilder::new(p, topic.id, *id, acceptor).target_isr(target);
+            let mut builder =
+                PartitionChangeBuilder::new(p, topic.id, *id, acceptor).target_isr(target);
             if unclean {
                 builder = builder.election(Election::Unclean);
             }
@@ -517,3 +524,6 @@ pub fn controlled_shutdown(
     ));
     records
 }
+
+#[cfg(test)]
+mod tests;

@@ -35,6 +35,8 @@ use crate::metadata::{MetadataImage, RecordAndVersion};
 pub const MAX_PARTITIONS_PER_BATCH: i64 = 10_000;
 
 type Refusal = (ResponseError, String);
+/// A topic that passed: its id, partitions and configs.
+type Accepted = (Uuid, Vec<NewPartition>, BTreeMap<String, String>);
 
 fn unify_collision_chars(name: &str) -> String {
     name.replace('.', "_")
@@ -171,7 +173,11 @@ fn assign(
             let replicas: Vec<i32> = a.broker_ids.iter().map(|b| b.0).collect();
             validate_manual(image, &replicas, rf).map_err(bad)?;
             rf = Some(replicas.len());
-            let isr: Vec<i32> = replicas.iter().copied().filter(|r| is_active(image, *r)).collect();
+            let isr: Vec<i32> = replicas
+                .iter()
+                .copied()
+                .filter(|r| is_active(image, *r))
+                .collect();
             if isr.is_empty() {
                 return Err(bad(format!(
                     "All brokers specified in the manual partition assignment for partition {} are fenced or in controlled shutdown.",
@@ -180,7 +186,11 @@ fn assign(
             }
             parts.insert(a.partition_index, NewPartition { replicas, isr });
         }
-        if parts.keys().enumerate().any(|(i, k)| i32::try_from(i).ok() != Some(*k)) {
+        if parts
+            .keys()
+            .enumerate()
+            .any(|(i, k)| i32::try_from(i).ok() != Some(*k))
+        {
             return Err((
                 ResponseError::InvalidReplicaAssignment,
                 "partitions should be a consecutive 0-based integer sequence".into(),
@@ -238,7 +248,11 @@ fn place_new(
     placed
         .into_iter()
         .map(|replicas| {
-            let isr: Vec<i32> = replicas.iter().copied().filter(|r| is_active(image, *r)).collect();
+            let isr: Vec<i32> = replicas
+                .iter()
+                .copied()
+                .filter(|r| is_active(image, *r))
+                .collect();
             if isr.is_empty() {
                 return Err(unable(
                     "All brokers are currently fenced or in controlled shutdown.",
@@ -283,60 +297,62 @@ pub fn create_topics(
         let mut result = CreatableTopicResult::default()
             .with_name(t.name.clone())
             .with_error_message(None);
-        let outcome = (|| -> Result<(Uuid, Vec<NewPartition>, BTreeMap<String, String>), Refusal> {
-            if total > MAX_PARTITIONS_PER_BATCH {
-                return Err((
-                    ResponseError::PolicyViolation,
-                    "Excessively large number of partitions per request.".into(),
-                ));
-            }
-            if seen.get(name.as_str()).copied().unwrap_or(0) > 1 {
-                return Err((
-                    ResponseError::InvalidRequest,
-                    format!("Duplicate topic name: {name}"),
-                ));
-            }
-            validate_topic_name(&name).map_err(|m| (ResponseError::InvalidTopicException, m))?;
-            if image.topic_ids.contains_key(&name) {
-                return Err((
-                    ResponseError::TopicAlreadyExists,
-                    format!("Topic '{name}' already exists."),
-                ));
-            }
-            if name.contains('.') || name.contains('_') {
-                if let Some(other) = collisions.get(&unify_collision_chars(&name)) {
+        let outcome =
+            (|| -> Result<Accepted, Refusal> {
+                if total > MAX_PARTITIONS_PER_BATCH {
                     return Err((
-                        ResponseError::InvalidTopicException,
-                        format!("Topic '{name}' collides with existing topic: {other}"),
+                        ResponseError::PolicyViolation,
+                        "Excessively large number of partitions per request.".into(),
                     ));
                 }
-            }
-            let mut configs = BTreeMap::new();
-            for c in &t.configs {
-                let key = c.name.to_string();
-                match &c.value {
-                    Some(v) => {
-                        configs.insert(key, v.to_string());
-                    }
-                    None if topic_key(&key).is_some() => {
+                if seen.get(name.as_str()).copied().unwrap_or(0) > 1 {
+                    return Err((
+                        ResponseError::InvalidRequest,
+                        format!("Duplicate topic name: {name}"),
+                    ));
+                }
+                validate_topic_name(&name)
+                    .map_err(|m| (ResponseError::InvalidTopicException, m))?;
+                if image.topic_ids.contains_key(&name) {
+                    return Err((
+                        ResponseError::TopicAlreadyExists,
+                        format!("Topic '{name}' already exists."),
+                    ));
+                }
+                if name.contains('.') || name.contains('_') {
+                    if let Some(other) = collisions.get(&unify_collision_chars(&name)) {
                         return Err((
-                            ResponseError::InvalidConfig,
-                            format!("Null value not supported for topic configs: {key}"),
-                        ))
-                    }
-                    None => {
-                        return Err((
-                            ResponseError::InvalidConfig,
-                            format!("Unknown topic config name: {key}"),
-                        ))
+                            ResponseError::InvalidTopicException,
+                            format!("Topic '{name}' collides with existing topic: {other}"),
+                        ));
                     }
                 }
-            }
-            validate_topic_configs(&configs, &defaults.broker_config)
-                .map_err(|e| (ResponseError::InvalidConfig, e.0))?;
-            let parts = assign(image, t, &name, defaults)?;
-            Ok((new_topic_id(), parts, configs))
-        })();
+                let mut configs = BTreeMap::new();
+                for c in &t.configs {
+                    let key = c.name.to_string();
+                    match &c.value {
+                        Some(v) => {
+                            configs.insert(key, v.to_string());
+                        }
+                        None if topic_key(&key).is_some() => {
+                            return Err((
+                                ResponseError::InvalidConfig,
+                                format!("Null value not supported for topic configs: {key}"),
+                            ))
+                        }
+                        None => {
+                            return Err((
+                                ResponseError::InvalidConfig,
+                                format!("Unknown topic config name: {key}"),
+                            ))
+                        }
+                    }
+                }
+                validate_topic_configs(&configs, &defaults.broker_config)
+                    .map_err(|e| (ResponseError::InvalidConfig, e.0))?;
+                let parts = assign(image, t, &name, defaults)?;
+                Ok((new_topic_id(), parts, configs))
+            })();
         match outcome {
             Ok((topic_id, parts, configs)) => {
                 result.topic_id = topic_id;
@@ -415,7 +431,9 @@ pub fn create_partitions(
             let current = topic.partitions.len() as i32;
             let invalid = |m: String| (ResponseError::InvalidPartitions, m);
             if t.count == current {
-                return Err(invalid(format!("Topic already has {current} partition(s).")));
+                return Err(invalid(format!(
+                    "Topic already has {current} partition(s)."
+                )));
             }
             if t.count < current {
                 return Err(invalid(format!(
@@ -449,8 +467,11 @@ pub fn create_partitions(
                         let bad = |m: String| (ResponseError::InvalidReplicaAssignment, m);
                         let replicas: Vec<i32> = a.broker_ids.iter().map(|b| b.0).collect();
                         validate_manual(image, &replicas, Some(rf)).map_err(bad)?;
-                        let isr: Vec<i32> =
-                            replicas.iter().copied().filter(|r| is_active(image, *r)).collect();
+                        let isr: Vec<i32> = replicas
+                            .iter()
+                            .copied()
+                            .filter(|r| is_active(image, *r))
+                            .collect();
                         if isr.is_empty() {
                             return Err(bad(format!(
                                 "All brokers specified in the manual partition assignment for partition {} are fenced or in controlled shutdown.",
