@@ -23,6 +23,7 @@ pub mod config_repository;
 pub mod dynamic_config;
 pub mod log_dir;
 pub mod log_manager;
+pub mod metadata_publisher;
 pub mod parallel;
 pub mod partition;
 pub mod producer_ids;

@@ -1,9 +1,15 @@
 //! The controller (Kafka's KRaft controller role): what the metadata
 //! quorum decides. [`replication_control`] turns requests and broker
 //! liveness into metadata records over the current `MetadataImage`
-//! (Kafka's `ReplicationControlManager`, `PartitionChangeBuilder` and
-//! `StripedReplicaPlacer`): pure functions, no I/O. The quorum itself
+//! (Kafka's `ReplicationControlManager`), with [`topic_creation`],
+//! [`partition_change`] (`PartitionChangeBuilder`) and [`replica_placer`]
+//! (`StripedReplicaPlacer`): pure functions, no I/O. The quorum itself
 //! (openraft) lives in `raft`; the controller's request handling and its
 //! broker heartbeats are wired above this module.
 
+pub mod partition_change;
+pub mod replica_placer;
 pub mod replication_control;
+#[cfg(test)]
+mod tests;
+pub mod topic_creation;
