@@ -471,7 +471,7 @@ impl Partition {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::info!(topic = %self.topic, partition = self.index, error = ?e, "ISR change refused");
+                    tracing::debug!(topic = %self.topic, partition = self.index, error = ?e, "ISR change not made");
                 }
             }
         }
@@ -501,5 +501,15 @@ impl Partition {
     /// The followers' state (tests and DescribeQuorum-like views).
     pub fn follower_states(&self) -> BTreeMap<i32, ReplicaState> {
         self.assignment().followers.clone()
+    }
+}
+
+impl Partition {
+    /// The latest epoch in the local leader-epoch cache (the fetcher's
+    /// OffsetForLeaderEpoch question); `None` for an empty cache.
+    pub fn latest_local_epoch(&self) -> Option<i32> {
+        self.lock()
+            .as_ref()
+            .and_then(|p| p.log.leader_epochs().latest_epoch())
     }
 }
