@@ -876,7 +876,7 @@ impl Partition {
 pub mod leader;
 mod replication;
 pub use replication::NO_LEADER_EPOCH;
+mod cleaning;
 #[cfg(test)]
 mod tests;
-mod cleaning;
 pub use cleaning::CleanerView;

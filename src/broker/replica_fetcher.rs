@@ -409,7 +409,9 @@ impl Fetcher {
             }
         };
         tracing::info!(topic = %key.0, partition = key.1, offset = next, leader_end, "fetch offset out of range; resuming");
-        self.update(key, p.leader_epoch, |e| e.state = FetchState::Fetching(next));
+        self.update(key, p.leader_epoch, |e| {
+            e.state = FetchState::Fetching(next)
+        });
         Ok(())
     }
 

@@ -107,9 +107,7 @@ impl ReplicaFetcherManager {
         self.remove_partition(&key);
         let slot = (leader_id, self.fetcher_id(&key));
         let mut fetchers = self.fetchers();
-        let stale = fetchers
-            .get(&slot)
-            .is_some_and(|f| f.endpoint != endpoint);
+        let stale = fetchers.get(&slot).is_some_and(|f| f.endpoint != endpoint);
         if stale {
             // The leader moved to another address: a new connection.
             if let Some(old) = fetchers.remove(&slot) {
@@ -166,7 +164,11 @@ impl ReplicaFetcherManager {
         for slot in empty {
             if let Some(f) = fetchers.remove(&slot) {
                 f.stop();
-                tracing::info!(leader = f.leader_id, fetcher = slot.1, "stopped replica fetcher");
+                tracing::info!(
+                    leader = f.leader_id,
+                    fetcher = slot.1,
+                    "stopped replica fetcher"
+                );
             }
         }
     }

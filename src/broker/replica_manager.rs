@@ -13,9 +13,9 @@ use kafka_protocol::ResponseError;
 
 use crate::broker::alter_partition::{AlterPartitionManager, IsrProposal};
 use crate::broker::dynamic_config::Reconfigurable;
+use crate::broker::log_manager;
 use crate::broker::partition::Partition;
 use crate::broker::replica_fetcher_manager::{FetchState, ReplicaFetcherManager};
-use crate::broker::log_manager;
 use crate::broker::topics::{Topic, TopicError, TopicManager};
 use crate::config::BrokerConfig;
 use crate::metadata::PartitionRegistration;
@@ -282,7 +282,8 @@ impl ReplicaManager {
             .clone();
         if reg.leader == node_id {
             self.fetchers.remove_partition(&key);
-            if !p.become_leader(node_id, c.topic_id, reg)
+            if !p
+                .become_leader(node_id, c.topic_id, reg)
                 .map_err(|e| anyhow::anyhow!("becoming leader: {e}"))?
             {
                 tracing::debug!(topic = %c.topic, partition = c.partition, leader_epoch = reg.leader_epoch, "stale leader epoch ignored");
@@ -291,8 +292,7 @@ impl ReplicaManager {
             }
             return Ok(());
         }
-        let Some(changed) =
-            p.become_follower(node_id, c.topic_id, reg, c.leader_endpoint.clone())
+        let Some(changed) = p.become_follower(node_id, c.topic_id, reg, c.leader_endpoint.clone())
         else {
             tracing::debug!(topic = %c.topic, partition = c.partition, leader_epoch = reg.leader_epoch, "stale leader epoch ignored");
             return Ok(());
@@ -322,11 +322,7 @@ impl ReplicaManager {
 
     /// No longer a replica: stop serving and fetching; the topic's local
     /// log goes once none of its partitions is hosted here.
-    fn remove_replica(
-        &self,
-        c: &LocalReplicaChange,
-        key: &(Arc<str>, i32),
-    ) -> anyhow::Result<()> {
+    fn remove_replica(&self, c: &LocalReplicaChange, key: &(Arc<str>, i32)) -> anyhow::Result<()> {
         self.fetchers.remove_partition(key);
         let Some(t) = self.topics.get(&c.topic).filter(|t| t.id == c.topic_id) else {
             return Ok(());

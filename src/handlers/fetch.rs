@@ -19,9 +19,9 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::broker::partition::{FetchRead, PartitionError, NO_LEADER_EPOCH};
-use crate::broker::ReplicaManager;
 use crate::broker::quota_managers::QuotaType;
 use crate::broker::topics::Topic;
+use crate::broker::ReplicaManager;
 use crate::handlers::{decode, malformed, ready, Pending, Request};
 use crate::metrics::BrokerMetrics;
 use crate::protocol::response::{placeholder, FileRegion, RecordSource, MIN_SHARED_CHUNK};
@@ -384,7 +384,8 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
         })
     };
     // Kafka authorizes a follower's fetch as CLUSTER_ACTION on the cluster.
-    let follower_refused = follower.is_some() && !req.ctx.authorize_cluster(AclOperation::ClusterAction);
+    let follower_refused =
+        follower.is_some() && !req.ctx.authorize_cluster(AclOperation::ClusterAction);
     let targets: Vec<TopicTarget> = targets
         .into_iter()
         .map(|t| TopicTarget {
@@ -417,7 +418,14 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                         .filter_map(|p| topic.partition(p.index).map(|x| x.subscribe()))
                 })
                 .collect();
-            let pass = read_pass(&apis.replicas, &targets, max_bytes, read_committed, by_id, follower);
+            let pass = read_pass(
+                &apis.replicas,
+                &targets,
+                max_bytes,
+                read_committed,
+                by_id,
+                follower,
+            );
             if pass.bytes >= min_bytes
                 || pass.error
                 || Instant::now() >= deadline
@@ -432,7 +440,14 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
             };
             if !woken {
                 // Deadline or shutdown: answer with whatever is there now.
-                let pass = read_pass(&apis.replicas, &targets, max_bytes, read_committed, by_id, follower);
+                let pass = read_pass(
+                    &apis.replicas,
+                    &targets,
+                    max_bytes,
+                    read_committed,
+                    by_id,
+                    follower,
+                );
                 return respond(&req, &targets, pass);
             }
         }

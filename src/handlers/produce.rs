@@ -455,11 +455,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
         tokio::time::Instant::now() + Duration::from_millis(request.timeout_ms.max(0) as u64);
     Box::pin(async move {
         for a in awaiting {
-            if let Err(code) = a
-                .partition
-                .wait_for_ack(a.end_offset, acks, deadline)
-                .await
-            {
+            if let Err(code) = a.partition.wait_for_ack(a.end_offset, acks, deadline).await {
                 let r = &mut responses[a.topic_pos].partition_responses[a.partition_pos];
                 req.ctx.apis.metrics.produce_errors.add(code.code());
                 r.error_code = code.code();

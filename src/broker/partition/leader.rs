@@ -388,8 +388,7 @@ impl Partition {
             let maximal = a.maximal_isr();
             let mut hw = local;
             for (id, r) in &a.followers {
-                let counts =
-                    maximal.contains(id) || r.is_caught_up(leader_end, now, lag);
+                let counts = maximal.contains(id) || r.is_caught_up(leader_end, now, lag);
                 if counts && r.log_end_offset < hw {
                     hw = r.log_end_offset;
                 }
@@ -462,8 +461,9 @@ impl Partition {
             let mut a = self.assignment();
             a.pending_isr = None;
             match &answer {
-                Ok(c) if c.leader_epoch == self.leader_epoch()
-                    && c.partition_epoch > a.partition_epoch =>
+                Ok(c)
+                    if c.leader_epoch == self.leader_epoch()
+                        && c.partition_epoch > a.partition_epoch =>
                 {
                     tracing::info!(topic = %self.topic, partition = self.index, isr = ?c.isr, partition_epoch = c.partition_epoch, "ISR updated");
                     a.isr = c.isr.clone();
