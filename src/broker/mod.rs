@@ -29,6 +29,8 @@ pub mod partition;
 pub mod producer_ids;
 pub mod quota_managers;
 pub mod quotas;
+pub mod replica_fetcher;
+pub mod replica_fetcher_manager;
 pub mod replica_manager;
 pub mod scram_credentials;
 pub mod topic_config;

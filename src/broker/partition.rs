@@ -40,6 +40,11 @@ pub struct PartitionState {
     /// A flush failed: the data's durability is unknown, so the partition
     /// refuses further appends (Kafka takes the log directory offline).
     pub failed: bool,
+    /// The local log's end as far as it counts toward acknowledgements:
+    /// fsynced in durable mode, appended in page-cache mode. On a single
+    /// replica it moves with the high watermark; on a replicated leader
+    /// acks=1 waits for it alone.
+    pub local_end: i64,
 }
 
 #[derive(Debug)]
@@ -144,6 +149,14 @@ pub struct Partition {
     leader_epoch: AtomicI32,
     is_leader: AtomicBool,
     leader_id: AtomicI32,
+    /// True while this node leads with followers (replication factor > 1):
+    /// the high watermark then follows the ISR (`partition/leader.rs`).
+    /// False keeps the single-replica path exactly as it always was.
+    replicated: AtomicBool,
+    /// Replicas, ISR and the followers' fetch state (`partition/leader.rs`).
+    assignment: Mutex<leader::Assignment>,
+    /// `replica.lag.time.max.ms`, set by the `ReplicaManager`.
+    replica_lag_ms: AtomicI64,
 }
 
 /// What the single-writer lock guards: the log and the producer state that
@@ -219,6 +232,7 @@ impl Partition {
             log_start_offset: log.log_start_offset(),
             first_unstable_offset: producers.first_unstable_offset().unwrap_or(i64::MAX),
             failed: false,
+            local_end: end,
         };
         let (tx, _) = watch::channel(state);
         Ok(Arc::new(Partition {
@@ -238,6 +252,9 @@ impl Partition {
             leader_epoch: AtomicI32::new(leader_epoch),
             is_leader: AtomicBool::new(true),
             leader_id: AtomicI32::new(-1),
+            replicated: AtomicBool::new(false),
+            assignment: Mutex::new(leader::Assignment::default()),
+            replica_lag_ms: AtomicI64::new(30_000),
         }))
     }
 
@@ -409,10 +426,21 @@ impl Partition {
         let unflushed = self.unflushed_messages.fetch_add(records, Ordering::AcqRel) + records;
         if settings.durable {
             self.flush_wanted.notify_one();
+        } else if self.replicated.load(Ordering::Acquire) {
+            self.state.send_if_modified(|s| {
+                let moved = s.local_end < end;
+                s.local_end = s.local_end.max(end);
+                moved
+            });
+            self.maybe_increment_high_watermark();
+            if unflushed >= settings.flush_messages {
+                self.flush_wanted.notify_one();
+            }
         } else {
             self.state.send_if_modified(|s| {
                 let moved = s.high_watermark < end;
                 s.high_watermark = s.high_watermark.max(end);
+                s.local_end = s.local_end.max(end);
                 moved
             });
             if unflushed >= settings.flush_messages {
@@ -469,6 +497,29 @@ impl Partition {
         min_one_batch: bool,
         read_committed: bool,
     ) -> Result<FetchRead, PartitionError> {
+        self.fetch_upto(offset, max_bytes, min_one_batch, read_committed, false)
+    }
+
+    /// A follower's fetch reads up to the log end (Kafka's `FetchLogEnd`),
+    /// not the high watermark: its fetch offset is what moves the high
+    /// watermark.
+    pub fn fetch_for_follower(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<FetchRead, PartitionError> {
+        self.fetch_upto(offset, max_bytes, min_one_batch, false, true)
+    }
+
+    fn fetch_upto(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        read_committed: bool,
+        to_log_end: bool,
+    ) -> Result<FetchRead, PartitionError> {
         let guard = self.lock();
         let plog = guard.as_ref().ok_or(PartitionError::Closed)?;
         let log = &plog.log;
@@ -485,7 +536,13 @@ impl Partition {
         let hw = state.high_watermark;
         let lso = state.last_stable_offset();
         // read_committed readers stop at the last stable offset.
-        let upper = if read_committed { lso } else { hw };
+        let upper = if to_log_end {
+            log_end
+        } else if read_committed {
+            lso
+        } else {
+            hw
+        };
         let plan = if offset < upper {
             Some(
                 log.read_plan(offset, max_bytes, min_one_batch, upper)
@@ -722,13 +779,21 @@ impl Partition {
                 None => return Ok(false),
             }
         }
-        // A follower's high watermark is the leader's to move.
-        if self.settings().durable && self.is_leader() {
+        // A follower's high watermark is the leader's to move; a replicated
+        // leader's follows its ISR.
+        if self.settings().durable {
+            let single = self.is_leader() && !self.replicated.load(Ordering::Acquire);
             self.state.send_if_modified(|s| {
-                let moved = s.high_watermark < up_to;
-                s.high_watermark = s.high_watermark.max(up_to);
+                let moved = s.local_end < up_to || (single && s.high_watermark < up_to);
+                s.local_end = s.local_end.max(up_to);
+                if single {
+                    s.high_watermark = s.high_watermark.max(up_to);
+                }
                 moved
             });
+            if self.replicated.load(Ordering::Acquire) {
+                self.maybe_increment_high_watermark();
+            }
         }
         Ok(true)
     }
@@ -806,60 +871,12 @@ impl Partition {
         });
         Ok(deleted)
     }
-
-    /// What the log cleaner needs, taken briefly under the lock: the
-    /// non-active segments, offsets bounding the cleanable section, and the
-    /// last data offset of each producer still tracked.
-    pub fn cleaner_view(&self) -> Option<CleanerView> {
-        let guard = self.lock();
-        let plog = guard.as_ref()?;
-        let state = *self.state.borrow();
-        Some(CleanerView {
-            segments: plog.log.cleaner_segments(),
-            active_base_offset: plog.log.active_segment_base_offset(),
-            log_start_offset: plog.log.log_start_offset(),
-            log_end_offset: plog.log.log_end_offset(),
-            high_watermark: state.high_watermark,
-            first_unstable_offset: plog.producers.first_unstable_offset(),
-            producer_last_offsets: plog
-                .producers
-                .producers()
-                .filter_map(|p| p.batches.back().map(|b| (p.producer_id, b.last_offset)))
-                .collect(),
-            config: plog.log.config().clone(),
-        })
-    }
-
-    /// Swaps a cleaned segment in (see `Log::replace_with_cleaned`); the lock
-    /// is held only for the renames and the new segment's index load.
-    pub fn install_cleaned(
-        &self,
-        replaced: &[(i64, u64)],
-    ) -> Result<Option<Vec<PathBuf>>, StorageError> {
-        let mut guard = self.lock();
-        let Some(plog) = guard.as_mut() else {
-            return Ok(None);
-        };
-        if self.state.borrow().failed {
-            return Ok(None);
-        }
-        plog.log.replace_with_cleaned(replaced, now_ms())
-    }
 }
 
+pub mod leader;
 mod replication;
 pub use replication::NO_LEADER_EPOCH;
+mod cleaning;
 #[cfg(test)]
 mod tests;
-
-/// See [`Partition::cleaner_view`].
-pub struct CleanerView {
-    pub segments: Vec<crate::storage::swap::SegmentSummary>,
-    pub active_base_offset: i64,
-    pub log_start_offset: i64,
-    pub log_end_offset: i64,
-    pub high_watermark: i64,
-    pub first_unstable_offset: Option<i64>,
-    pub producer_last_offsets: std::collections::HashMap<i64, i64>,
-    pub config: LogConfig,
-}
+pub use cleaning::CleanerView;

@@ -5,10 +5,17 @@
 //! partition through its `topics` registry.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
+use kafka_protocol::ResponseError;
+
+use crate::broker::alter_partition::{AlterPartitionManager, IsrProposal};
 use crate::broker::dynamic_config::Reconfigurable;
 use crate::broker::log_manager;
+use crate::broker::partition::Partition;
+use crate::broker::replica_fetcher_manager::{FetchState, ReplicaFetcherManager};
 use crate::broker::topics::{Topic, TopicError, TopicManager};
 use crate::config::BrokerConfig;
 use crate::metadata::PartitionRegistration;
@@ -20,6 +27,12 @@ pub struct ReplicaManager {
     pub config: Arc<BrokerConfig>,
     pub topics: TopicManager,
     shutdown: ShutdownSignal,
+    /// This broker's epoch from its registration (-1 until registered);
+    /// followers send it in Fetch's ReplicaState.
+    broker_epoch: Arc<AtomicI64>,
+    /// The controller channel for ISR changes (cluster mode only).
+    alter_partition: RwLock<Option<Arc<dyn AlterPartitionManager>>>,
+    pub fetchers: ReplicaFetcherManager,
 }
 
 impl ReplicaManager {
@@ -40,10 +53,15 @@ impl ReplicaManager {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "loaded logs"
         );
+        let broker_epoch = Arc::new(AtomicI64::new(-1));
+        let fetchers = ReplicaFetcherManager::new(&config, broker_epoch.clone(), shutdown.clone());
         Ok(Arc::new(ReplicaManager {
             config,
             topics,
             shutdown,
+            broker_epoch,
+            alter_partition: RwLock::new(None),
+            fetchers,
         }))
     }
 
@@ -54,6 +72,7 @@ impl ReplicaManager {
             start_flushers(&t);
         }
         log_manager::start(self);
+        self.start_isr_expiration();
     }
 
     /// Returns the internal topic `name`, creating it with `partitions`
@@ -121,6 +140,7 @@ impl ReplicaManager {
 
     /// Flushes and closes every log; true when all closed cleanly.
     pub fn shutdown(&self) -> bool {
+        self.fetchers.shutdown();
         self.topics.close_all()
     }
 }
@@ -162,12 +182,240 @@ impl ReplicaManager {
     /// (starting or stopping replica fetchers), or stops and deletes a
     /// replica. Idempotent for an unchanged registration.
     pub fn apply_delta(self: &Arc<Self>, changes: Vec<LocalReplicaChange>) -> anyhow::Result<()> {
+        let node_id = self.config.node_id;
+        // The partitions each topic needs locally: its log is created (or
+        // grown) once per batch.
+        let mut needed: BTreeMap<&str, (uuid::Uuid, i32, &BTreeMap<String, String>)> =
+            BTreeMap::new();
+        for c in &changes {
+            if c.registration
+                .as_ref()
+                .is_some_and(|r| r.replicas.contains(&node_id))
+            {
+                let e = needed
+                    .entry(c.topic.as_str())
+                    .or_insert((c.topic_id, 0, &c.topic_configs));
+                e.1 = e.1.max(c.partition.saturating_add(1));
+            }
+        }
+        let mut errors = Vec::new();
+        for (name, (id, count, configs)) in needed {
+            if let Err(e) = self.ensure_local_log(name, id, count, configs) {
+                errors.push(format!("{name}: {e}"));
+            }
+        }
+        for c in &changes {
+            if let Err(e) = self.apply_change(c, node_id) {
+                errors.push(format!("{}-{}: {e}", c.topic, c.partition));
+            }
+        }
         anyhow::ensure!(
-            changes.is_empty(),
-            "replication is not built yet: {} partition changes refused",
-            changes.len()
+            errors.is_empty(),
+            "applying partition changes: {}",
+            errors.join("; ")
         );
         Ok(())
+    }
+
+    /// The local log of a topic the image places a replica of here, with
+    /// the controller's topic id: a log under that name with another id is
+    /// a deleted topic's and goes first. New partitions serve nothing until
+    /// their own change makes them leader or follower.
+    fn ensure_local_log(
+        &self,
+        name: &str,
+        id: uuid::Uuid,
+        count: i32,
+        configs: &BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
+        let lag = self.config.int("replica.lag.time.max.ms");
+        if let Some(t) = self.topics.get(name) {
+            if t.id == id {
+                if (t.partitions.len() as i32) < count {
+                    let (_, added) = self
+                        .topics
+                        .create_partitions(name, count, false)
+                        .map_err(|e| anyhow::anyhow!("growing the local log: {}", e.message))?;
+                    for p in added {
+                        p.stop_serving();
+                        p.set_replica_lag_time_max_ms(lag);
+                        tokio::spawn(p.run_flusher());
+                    }
+                }
+                return Ok(());
+            }
+            for p in &t.partitions {
+                self.fetchers.remove_partition(&(p.topic.clone(), p.index));
+                p.stop_serving();
+            }
+            self.topics
+                .delete(name)
+                .map_err(|e| anyhow::anyhow!("deleting the old topic's log: {}", e.message))?;
+        }
+        let t = self
+            .topics
+            .create_with_id(name, id, count, configs.clone())
+            .map_err(|e| anyhow::anyhow!("creating the local log: {}", e.message))?;
+        for p in &t.partitions {
+            p.stop_serving();
+            p.set_replica_lag_time_max_ms(lag);
+        }
+        start_flushers(&t);
+        tracing::info!(topic = name, partitions = count, "created local log");
+        Ok(())
+    }
+
+    fn apply_change(&self, c: &LocalReplicaChange, node_id: i32) -> anyhow::Result<()> {
+        let key = (Arc::<str>::from(c.topic.as_str()), c.partition);
+        let reg = match &c.registration {
+            Some(r) if r.replicas.contains(&node_id) => r,
+            _ => return self.remove_replica(c, &key),
+        };
+        let topic = self
+            .topics
+            .get(&c.topic)
+            .filter(|t| t.id == c.topic_id)
+            .ok_or_else(|| anyhow::anyhow!("no local log with topic id {}", c.topic_id))?;
+        let p = topic
+            .partition(c.partition)
+            .ok_or_else(|| anyhow::anyhow!("no local partition"))?
+            .clone();
+        if reg.leader == node_id {
+            self.fetchers.remove_partition(&key);
+            if !p
+                .become_leader(node_id, c.topic_id, reg)
+                .map_err(|e| anyhow::anyhow!("becoming leader: {e}"))?
+            {
+                tracing::debug!(topic = %c.topic, partition = c.partition, leader_epoch = reg.leader_epoch, "stale leader epoch ignored");
+            } else {
+                tracing::info!(topic = %c.topic, partition = c.partition, leader_epoch = reg.leader_epoch, isr = ?reg.isr, "leader");
+            }
+            return Ok(());
+        }
+        let Some(changed) = p.become_follower(node_id, c.topic_id, reg, c.leader_endpoint.clone())
+        else {
+            tracing::debug!(topic = %c.topic, partition = c.partition, leader_epoch = reg.leader_epoch, "stale leader epoch ignored");
+            return Ok(());
+        };
+        match (&c.leader_endpoint, reg.leader >= 0) {
+            (Some(endpoint), true) => {
+                let fetching = matches!(
+                    self.fetchers.state_of(&key),
+                    Some(FetchState::Truncating | FetchState::Fetching(_))
+                );
+                if changed || !fetching {
+                    tracing::info!(topic = %c.topic, partition = c.partition, leader = reg.leader, leader_epoch = reg.leader_epoch, "follower");
+                    self.fetchers.add_partition(
+                        reg.leader,
+                        endpoint.clone(),
+                        p,
+                        c.topic_id,
+                        reg.leader_epoch,
+                    );
+                }
+            }
+            // No leader (or no address for it): nothing to fetch from.
+            _ => self.fetchers.remove_partition(&key),
+        }
+        Ok(())
+    }
+
+    /// No longer a replica: stop serving and fetching; the topic's local
+    /// log goes once none of its partitions is hosted here.
+    fn remove_replica(&self, c: &LocalReplicaChange, key: &(Arc<str>, i32)) -> anyhow::Result<()> {
+        self.fetchers.remove_partition(key);
+        let Some(t) = self.topics.get(&c.topic).filter(|t| t.id == c.topic_id) else {
+            return Ok(());
+        };
+        if let Some(p) = t.partition(c.partition) {
+            p.stop_serving();
+        }
+        if t.partitions.iter().all(|p| !p.is_hosted()) {
+            self.topics
+                .delete(&c.topic)
+                .map_err(|e| anyhow::anyhow!("deleting the local log: {}", e.message))?;
+        }
+        Ok(())
+    }
+
+    /// The broker epoch from this broker's registration (quorum calls it).
+    pub fn set_broker_epoch(&self, epoch: i64) {
+        self.broker_epoch.store(epoch, Ordering::Release);
+    }
+
+    /// The controller channel for ISR changes (quorum calls it at wiring).
+    pub fn set_alter_partition_manager(&self, manager: Arc<dyn AlterPartitionManager>) {
+        *self
+            .alter_partition
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(manager);
+    }
+
+    /// A follower's fetch of `partition` (see `Partition::record_follower_fetch`);
+    /// an ISR expansion it makes possible is proposed to the controller.
+    pub fn record_follower_fetch(
+        &self,
+        partition: &Arc<Partition>,
+        replica_id: i32,
+        fetch_offset: i64,
+        log_start_offset: i64,
+        broker_epoch: i64,
+        has_current_epoch: bool,
+    ) -> Result<(), ResponseError> {
+        if let Some(proposal) = partition.record_follower_fetch(
+            replica_id,
+            fetch_offset,
+            log_start_offset,
+            broker_epoch,
+            has_current_epoch,
+        )? {
+            self.submit_isr_change(partition.clone(), proposal);
+        }
+        Ok(())
+    }
+
+    /// Sends an ISR proposal through the `AlterPartitionManager`; its answer
+    /// is applied to the partition when it comes.
+    fn submit_isr_change(&self, partition: Arc<Partition>, proposal: IsrProposal) {
+        let manager = self
+            .alter_partition
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(manager) = manager else {
+            tracing::debug!(topic = %partition.topic, partition = partition.index, "no controller channel: ISR change not proposed");
+            partition.complete_isr_change(Err(ResponseError::RequestTimedOut));
+            return;
+        };
+        tracing::info!(topic = %partition.topic, partition = partition.index, new_isr = ?proposal.new_isr, "proposing ISR change");
+        let future = manager.submit(proposal);
+        tokio::spawn(async move {
+            let answer = future.await;
+            partition.complete_isr_change(answer);
+        });
+    }
+
+    /// Kafka's `isr-expiration` task: every half `replica.lag.time.max.ms`,
+    /// each replicated leader proposes dropping followers that fell behind.
+    fn start_isr_expiration(self: &Arc<Self>) {
+        let lag = self.config.int("replica.lag.time.max.ms").max(2);
+        let period = Duration::from_millis((lag / 2) as u64);
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(period) => {}
+                    _ = me.stopping() => return,
+                }
+                for t in me.topics.list() {
+                    for p in &t.partitions {
+                        if let Some(proposal) = p.maybe_shrink_isr() {
+                            me.submit_isr_change(p.clone(), proposal);
+                        }
+                    }
+                }
+            }
+        });
     }
 }
 

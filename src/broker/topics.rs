@@ -377,7 +377,33 @@ impl TopicManager {
     ) -> Result<Arc<Topic>, TopicError> {
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         self.check_create(name, num_partitions, replication_factor, &configs)?;
-        let id = new_topic_id();
+        self.create_locked(name, new_topic_id(), num_partitions, configs)
+    }
+
+    /// Creates the local log of a topic the controller created (cluster
+    /// mode): the id is the controller's, so a topic recreated under the
+    /// same name with a new id is a different log (Kafka's
+    /// `partition.metadata`). The replication factor is the controller's
+    /// business, so it is not checked here.
+    pub fn create_with_id(
+        &self,
+        name: &str,
+        id: Uuid,
+        num_partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, TopicError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        self.check_create(name, num_partitions, 1, &configs)?;
+        self.create_locked(name, id, num_partitions, configs)
+    }
+
+    fn create_locked(
+        &self,
+        name: &str,
+        id: Uuid,
+        num_partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, TopicError> {
         let settings = TopicSettings::resolve(&configs, &self.broker_config());
         let name_arc: Arc<str> = Arc::from(name);
         let mut partitions = Vec::with_capacity(num_partitions as usize);

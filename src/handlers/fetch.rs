@@ -18,9 +18,10 @@ use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::broker::partition::{FetchRead, PartitionError};
+use crate::broker::partition::{FetchRead, PartitionError, NO_LEADER_EPOCH};
 use crate::broker::quota_managers::QuotaType;
 use crate::broker::topics::Topic;
+use crate::broker::ReplicaManager;
 use crate::handlers::{decode, malformed, ready, Pending, Request};
 use crate::metrics::BrokerMetrics;
 use crate::protocol::response::{placeholder, FileRegion, RecordSource, MIN_SHARED_CHUNK};
@@ -33,6 +34,16 @@ struct PartitionTarget {
     fetch_offset: i64,
     partition_max_bytes: i32,
     current_leader_epoch: i32,
+    /// The follower's log start offset (replica fetches).
+    log_start_offset: i64,
+}
+
+/// A follower's fetch (Kafka's `FetchParams.isFromFollower`): replica id
+/// ≥ 0 (v<15) or a ReplicaState (v15+).
+#[derive(Clone, Copy)]
+struct FollowerFetch {
+    replica_id: i32,
+    broker_epoch: i64,
 }
 
 struct TopicTarget {
@@ -77,10 +88,12 @@ struct ReadPass {
 }
 
 fn read_pass(
+    replicas: &ReplicaManager,
     targets: &[TopicTarget],
     max_bytes: usize,
     read_committed: bool,
     by_id: bool,
+    follower: Option<FollowerFetch>,
 ) -> ReadPass {
     let mut total = 0usize;
     let mut error = false;
@@ -125,17 +138,40 @@ fn read_pass(
                 parts.push(read_error_partition(pt.index, code));
                 continue;
             }
+            if let Some(f) = follower {
+                if let Err(code) = replicas.record_follower_fetch(
+                    partition,
+                    f.replica_id,
+                    pt.fetch_offset,
+                    pt.log_start_offset,
+                    f.broker_epoch,
+                    pt.current_leader_epoch != NO_LEADER_EPOCH,
+                ) {
+                    error = true;
+                    parts.push(read_error_partition(pt.index, code));
+                    continue;
+                }
+            } else if !partition.is_leader() {
+                // Without a KIP-392 replica selector only the leader serves
+                // consumers.
+                error = true;
+                parts.push(read_error_partition(
+                    pt.index,
+                    ResponseError::NotLeaderOrFollower,
+                ));
+                continue;
+            }
             let remaining = max_bytes.saturating_sub(total);
             let limit = (pt.partition_max_bytes.max(0) as usize).min(remaining);
             // KIP-74: the first partition with data returns at least one
             // batch even if it exceeds the limits, so consumers never stall.
             let min_one = total == 0;
-            let data = match partition.fetch_isolated(
-                pt.fetch_offset,
-                limit,
-                min_one,
-                read_committed,
-            ) {
+            let read = if follower.is_some() {
+                partition.fetch_for_follower(pt.fetch_offset, limit, min_one)
+            } else {
+                partition.fetch_isolated(pt.fetch_offset, limit, min_one, read_committed)
+            };
+            let data = match read {
                 Ok(read) => match record_source(&read) {
                     Ok((field, source)) => {
                         total += field.len();
@@ -329,12 +365,34 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                         fetch_offset: p.fetch_offset,
                         partition_max_bytes: p.partition_max_bytes,
                         current_leader_epoch: p.current_leader_epoch,
+                        log_start_offset: p.log_start_offset,
                     })
                     .collect(),
             }
         })
         .collect();
     let read_committed = request.isolation_level == READ_COMMITTED;
+    let follower = if version >= 15 {
+        (request.replica_state.replica_id.0 >= 0).then_some(FollowerFetch {
+            replica_id: request.replica_state.replica_id.0,
+            broker_epoch: request.replica_state.replica_epoch,
+        })
+    } else {
+        (request.replica_id.0 >= 0).then_some(FollowerFetch {
+            replica_id: request.replica_id.0,
+            broker_epoch: -1,
+        })
+    };
+    // Kafka authorizes a follower's fetch as CLUSTER_ACTION on the cluster.
+    let follower_refused =
+        follower.is_some() && !req.ctx.authorize_cluster(AclOperation::ClusterAction);
+    let targets: Vec<TopicTarget> = targets
+        .into_iter()
+        .map(|t| TopicTarget {
+            refused: t.refused || follower_refused,
+            ..t
+        })
+        .collect();
     // Kafka caps a response at the broker's fetch.max.bytes whatever the
     // client asks (the at-least-one-batch rule still applies).
     let mut max_bytes = (request.max_bytes.max(0) as usize).min(apis.config.fetch_max_bytes);
@@ -360,7 +418,14 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                         .filter_map(|p| topic.partition(p.index).map(|x| x.subscribe()))
                 })
                 .collect();
-            let pass = read_pass(&targets, max_bytes, read_committed, by_id);
+            let pass = read_pass(
+                &apis.replicas,
+                &targets,
+                max_bytes,
+                read_committed,
+                by_id,
+                follower,
+            );
             if pass.bytes >= min_bytes
                 || pass.error
                 || Instant::now() >= deadline
@@ -375,7 +440,14 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
             };
             if !woken {
                 // Deadline or shutdown: answer with whatever is there now.
-                let pass = read_pass(&targets, max_bytes, read_committed, by_id);
+                let pass = read_pass(
+                    &apis.replicas,
+                    &targets,
+                    max_bytes,
+                    read_committed,
+                    by_id,
+                    follower,
+                );
                 return respond(&req, &targets, pass);
             }
         }

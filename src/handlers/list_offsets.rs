@@ -20,10 +20,24 @@ const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 const EARLIEST_PENDING_UPLOAD: i64 = -6;
 
-fn lookup(p: &Partition, ts: i64, read_committed: bool) -> Result<(i64, i64), ResponseError> {
+/// Kafka's `ListOffsetsRequest.DEBUGGING_REPLICA_ID`: may ask any replica.
+const DEBUGGING_REPLICA_ID: i32 = -2;
+
+fn lookup(
+    p: &Partition,
+    ts: i64,
+    read_committed: bool,
+    from_follower: bool,
+) -> Result<(i64, i64), ResponseError> {
     let state = p.state();
     let err = |e: crate::broker::partition::PartitionError| e.code();
     match ts {
+        // A follower's out-of-range handling asks for the log end itself
+        // (Kafka's `FetchLogEnd` isolation for replicas).
+        LATEST if from_follower => p
+            .log_end_offset()
+            .map(|end| (-1, end))
+            .ok_or(ResponseError::NotLeaderOrFollower),
         LATEST if read_committed => Ok((-1, state.last_stable_offset())),
         LATEST => Ok((-1, state.high_watermark)),
         EARLIEST | EARLIEST_LOCAL => Ok((-1, state.log_start_offset)),
@@ -64,7 +78,15 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                 _ if refused => r.error_code = ResponseError::TopicAuthorizationFailed.code(),
                 None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(_) if fenced.is_some() => r.error_code = fenced.map_or(0, |e| e.code()),
-                Some(part) => match lookup(part, p.timestamp, request.isolation_level == 1) {
+                Some(part) if !part.is_leader() && request.replica_id.0 != DEBUGGING_REPLICA_ID => {
+                    r.error_code = ResponseError::NotLeaderOrFollower.code()
+                }
+                Some(part) => match lookup(
+                    part,
+                    p.timestamp,
+                    request.isolation_level == 1,
+                    request.replica_id.0 >= 0,
+                ) {
                     Ok((ts, offset)) => {
                         r.timestamp = ts;
                         r.offset = offset;

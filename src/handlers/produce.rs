@@ -189,7 +189,7 @@ fn append_partition(
     let version = ctx.version;
     let now = ctx.now;
     let settings = partition.settings();
-    if ctx.acks == -1 && settings.min_insync_replicas > 1 {
+    if ctx.acks == -1 && partition.below_min_isr(settings.min_insync_replicas) {
         // Kafka's NotEnoughReplicasException from appendRecordsToLeader goes
         // through appendToLocalLog's catch-all: log start offset, no message.
         tracing::debug!(topic = %partition.topic, partition = index, min_insync_replicas = settings.min_insync_replicas, "fewer in-sync replicas than min.insync.replicas");
@@ -455,11 +455,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
         tokio::time::Instant::now() + Duration::from_millis(request.timeout_ms.max(0) as u64);
     Box::pin(async move {
         for a in awaiting {
-            if let Err(code) = a
-                .partition
-                .wait_for_high_watermark(a.end_offset, deadline)
-                .await
-            {
+            if let Err(code) = a.partition.wait_for_ack(a.end_offset, acks, deadline).await {
                 let r = &mut responses[a.topic_pos].partition_responses[a.partition_pos];
                 req.ctx.apis.metrics.produce_errors.add(code.code());
                 r.error_code = code.code();

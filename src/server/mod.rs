@@ -6,6 +6,8 @@
 //! sequence. Nothing below this module holds a reference back up.
 
 pub mod prometheus;
+#[cfg(test)]
+mod replication_tests;
 
 use std::sync::Arc;
 use std::time::Duration;
