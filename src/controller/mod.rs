@@ -6,4 +6,6 @@
 //! (openraft) lives in `raft`; the controller's request handling and its
 //! broker heartbeats are wired above this module.
 
+pub mod broker_heartbeat_manager;
+pub mod quorum_controller;
 pub mod replication_control;
