@@ -108,6 +108,9 @@ fn serve() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if !config.kraft.standalone {
+        return runtime.block_on(serve_cluster(config));
+    }
     runtime.block_on(async move {
         let server = match BrokerServer::start(config).await {
             Ok(s) => s,
@@ -120,6 +123,25 @@ fn serve() -> ExitCode {
         server.run(shutdown_signal()).await;
         ExitCode::SUCCESS
     })
+}
+
+/// A node of a cluster: its controller and/or broker roles.
+async fn serve_cluster(config: BrokerConfig) -> ExitCode {
+    let node = match kastle::server::cluster::ClusterNode::start(config).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!("refusing to start: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(node_id = node.node_id, cluster_id = %node.cluster_id, "kastle started (cluster node)");
+    match node.run(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("stopping: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// Raises the soft limit on open files to the hard limit, as the JVM does

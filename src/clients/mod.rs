@@ -5,5 +5,6 @@
 //! [`network_client::NetworkClient`]. No file system, no broker state.
 
 pub mod network_client;
+pub mod private_apis;
 
 pub use network_client::{ClientError, ClientLimits, NetworkClient};

@@ -286,13 +286,6 @@ impl BrokerConfig {
             ));
             cfg.values.insert("listeners".to_string(), derived);
         }
-        if !cfg.kraft.standalone {
-            cfg.notes.push(
-                "this node's process.roles and controller quorum describe a cluster; kastle does not \
-                 run the controller quorum yet and serves as a single node"
-                    .to_string(),
-            );
-        }
         if !not_needed.is_empty() {
             cfg.notes.push(format!(
                 "accepted but not needed by a single-node broker: {}",

@@ -9,6 +9,8 @@
 
 pub mod partition_change;
 pub mod replica_placer;
+pub mod broker_heartbeat_manager;
+pub mod quorum_controller;
 pub mod replication_control;
 #[cfg(test)]
 mod tests;

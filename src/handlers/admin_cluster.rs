@@ -272,16 +272,38 @@ pub fn describe_cluster(req: &Request, body: Bytes) -> Reply {
                 .with_error_message(Some(sb(msg))),
         );
     }
-    let brokers = match cfg.advertised_for(&req.ctx.listener) {
-        Some(adv) => vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(cfg.node_id))
-            .with_host(sb(adv.host.clone()))
-            .with_port(i32::from(adv.port))
-            .with_rack(None)
-            .with_is_fenced(false)],
-        None => Vec::new(),
+    let (brokers, controller) = match &apis.cluster {
+        // A cluster: the unfenced brokers on this listener (Kafka lists the
+        // fenced ones too only when include_fenced_brokers asks).
+        Some(cache) => (
+            cache
+                .alive_brokers(&req.ctx.listener)
+                .into_iter()
+                .map(|(b, host, port)| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(b.id))
+                        .with_host(sb(host))
+                        .with_port(i32::from(port))
+                        .with_rack(b.rack.map(sb))
+                        .with_is_fenced(false)
+                })
+                .collect::<Vec<_>>(),
+            cache.reported_controller_id(),
+        ),
+        None => {
+            let brokers = match cfg.advertised_for(&req.ctx.listener) {
+                Some(adv) => vec![DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(cfg.node_id))
+                    .with_host(sb(adv.host.clone()))
+                    .with_port(i32::from(adv.port))
+                    .with_rack(None)
+                    .with_is_fenced(false)],
+                None => Vec::new(),
+            };
+            let controller = if brokers.is_empty() { -1 } else { cfg.node_id };
+            (brokers, controller)
+        }
     };
-    let controller = if brokers.is_empty() { -1 } else { cfg.node_id };
     let resp = DescribeClusterResponse::default()
         .with_endpoint_type(ENDPOINT_BROKER)
         .with_cluster_id(sb(apis.cluster_id.clone()))

@@ -316,17 +316,37 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
         }
     }
 
-    let brokers = match cfg.advertised_for(&req.ctx.listener) {
-        Some(adv) => vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(node_id))
-            .with_host(StrBytes::from_string(adv.host.clone()))
-            .with_port(i32::from(adv.port))],
-        None => Vec::new(),
+    let (brokers, controller_id) = match &apis.cluster {
+        // A cluster: every unfenced broker with an endpoint on this listener.
+        Some(cache) => (
+            cache
+                .alive_brokers(&req.ctx.listener)
+                .into_iter()
+                .map(|(b, host, port)| {
+                    MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(b.id))
+                        .with_host(StrBytes::from_string(host))
+                        .with_port(i32::from(port))
+                        .with_rack(b.rack.map(StrBytes::from_string))
+                })
+                .collect(),
+            cache.reported_controller_id(),
+        ),
+        None => match cfg.advertised_for(&req.ctx.listener) {
+            Some(adv) => (
+                vec![MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(node_id))
+                    .with_host(StrBytes::from_string(adv.host.clone()))
+                    .with_port(i32::from(adv.port))],
+                node_id,
+            ),
+            None => (Vec::new(), node_id),
+        },
     };
     let resp = MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(apis.cluster_id.clone())))
-        .with_controller_id(BrokerId(node_id))
+        .with_controller_id(BrokerId(controller_id))
         .with_topics(topics)
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
             crate::handlers::admin_cluster::cluster_operations(req, cluster_authorized_operations())

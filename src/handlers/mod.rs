@@ -7,6 +7,7 @@ pub mod acls;
 pub mod admin_cluster;
 pub mod admin_configs;
 pub mod api_versions;
+pub mod controller_apis;
 pub mod describe_topic_partitions;
 pub mod fetch;
 pub mod find_coordinator;
@@ -97,6 +98,9 @@ pub struct KafkaApis {
     /// The ACLs and their decision (`authorizer.class.name`); without one
     /// every request is allowed and the ACL APIs answer SECURITY_DISABLED.
     pub authorizer: Option<Arc<Authorizer>>,
+    /// In a cluster: the committed metadata Metadata and DescribeCluster
+    /// answer brokers from. `None` on a standalone node.
+    pub cluster: Option<Arc<crate::broker::metadata_cache::MetadataCache>>,
 }
 
 /// A connection's quota mute (KIP-219): a throttled client gets its

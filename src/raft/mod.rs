@@ -10,6 +10,7 @@
 //! as one batch, as Kafka's controller appends one atomic batch.
 
 pub mod log_store;
+pub mod network;
 pub mod state_machine;
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,8 @@
 //! listeners and the Prometheus exporter. It also runs the shutdown
 //! sequence. Nothing below this module holds a reference back up.
 
+pub mod cluster;
+pub mod controller;
 pub mod prometheus;
 #[cfg(test)]
 mod replication_tests;
@@ -16,6 +18,7 @@ use crate::broker::authorizer::{Authorizer, STANDARD_AUTHORIZER};
 use crate::broker::config_repository::ConfigRepository;
 use crate::broker::dynamic_config::{DynamicBrokerConfig, Reconfigurable};
 use crate::broker::log_dir::LogDir;
+use crate::broker::metadata_cache::MetadataCache;
 use crate::broker::producer_ids::ProducerIdManager;
 use crate::broker::quotas::ClientQuotaManager;
 use crate::broker::scram_credentials::ScramCredentialStore;
@@ -49,6 +52,22 @@ impl BrokerServer {
     /// the client listeners and the metrics endpoint, and starts the
     /// background tasks. Must run inside the tokio runtime.
     pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerServer> {
+        BrokerServer::start_with(config, None).await
+    }
+
+    /// A broker of a cluster: Metadata and DescribeCluster answer from the
+    /// `MetadataCache` its lifecycle manager keeps.
+    pub async fn start_in_cluster(
+        config: BrokerConfig,
+        cluster: Arc<MetadataCache>,
+    ) -> anyhow::Result<BrokerServer> {
+        BrokerServer::start_with(config, Some(cluster)).await
+    }
+
+    async fn start_with(
+        config: BrokerConfig,
+        cluster: Option<Arc<MetadataCache>>,
+    ) -> anyhow::Result<BrokerServer> {
         let static_config = Arc::new(config);
         let (trigger, signal) = shutdown::channel();
         let log_dir = LogDir::open(
@@ -120,6 +139,7 @@ impl BrokerServer {
             sasl,
             scram,
             authorizer,
+            cluster,
         });
 
         replicas.start();

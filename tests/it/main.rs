@@ -9,6 +9,7 @@ mod support;
 
 mod acls;
 mod admin;
+mod cluster;
 mod compression;
 mod configs;
 mod dropin;

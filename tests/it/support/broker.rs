@@ -110,6 +110,44 @@ impl Broker {
         b
     }
 
+    /// A node started with exactly `overrides` plus `log.dirs` (a fresh
+    /// data directory, formatted with `cluster_id` as `kafka-storage
+    /// format` would), waiting for `port` when `wait`. For cluster nodes,
+    /// whose listeners the test names.
+    pub fn start_node(port: u16, node_id: i32, cluster_id: &str, overrides: &[String], wait: bool) -> Broker {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data_dir = tmp.path().join("data");
+        std::fs::create_dir_all(&data_dir).expect("data dir");
+        std::fs::write(
+            data_dir.join("meta.properties"),
+            format!("version=1\nnode.id={node_id}\ncluster.id={cluster_id}\n"),
+        )
+        .expect("meta.properties");
+        let mut args = vec![format!("log.dirs={}", data_dir.display())];
+        args.extend(overrides.iter().cloned());
+        let mut b = Broker {
+            child: None,
+            port,
+            stderr_path: tmp.path().join("stderr.log"),
+            data_dir,
+            _tmp: Some(tmp),
+            launch: Launch {
+                wrapper: vec![],
+                args: args
+                    .into_iter()
+                    .flat_map(|a| ["--override".to_string(), a])
+                    .collect(),
+                env: None,
+                cwd: None,
+            },
+        };
+        b.spawn();
+        if wait {
+            b.wait_ready();
+        }
+        b
+    }
+
     /// A broker on a free port with a fresh data directory, not started.
     fn with_overrides(wrapper: &[&str], extra: &[&str]) -> Broker {
         Broker::with_overrides_on(wrapper, free_port(), extra)
@@ -207,6 +245,11 @@ impl Broker {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Waits for the port of a node spawned without waiting.
+    pub fn await_ready(&mut self) {
+        self.wait_ready();
     }
 
     pub fn pid(&self) -> i32 {

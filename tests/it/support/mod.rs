@@ -15,6 +15,7 @@ mod broker;
 mod client;
 
 pub mod admin;
+pub mod cluster;
 pub mod fetch;
 pub mod groups;
 pub mod produce;

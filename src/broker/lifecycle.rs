@@ -1,0 +1,343 @@
+//! `BrokerLifecycleManager`: a broker's life with the controller quorum
+//! (Kafka's class of the same name). It registers (node id, a random
+//! incarnation id per start, the cluster id, advertised listeners, rack,
+//! supported features), heartbeats every `broker.heartbeat.interval.ms`
+//! with the metadata offset it has applied (the controller unfences it
+//! once that reaches its registration), re-registers when the controller
+//! no longer knows its epoch, and on shutdown asks for a controlled
+//! shutdown and waits (bounded) for the controller's go. Beside it the
+//! metadata fetcher long-polls the active controller for committed
+//! metadata and keeps the `MetadataCache`.
+//!
+//! Controllers are tried in turn; a NOT_CONTROLLER answer (or its leader
+//! hint) moves the broker to the active one.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kafka_protocol::messages::broker_registration_request::{Feature, Listener};
+use kafka_protocol::messages::{
+    BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerId, BrokerRegistrationRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::metadata_cache::MetadataCache;
+use crate::clients::private_apis::{
+    MetadataFetchRequest, MetadataFetchResponse, METADATA_FETCH_KEY, REQUEST_HEADER_VERSION,
+    RESPONSE_HEADER_VERSION,
+};
+use crate::clients::{ClientLimits, NetworkClient};
+use crate::metadata::{MetadataImage, RecordAndVersion};
+
+const REGISTRATION_VERSION: i16 = 4;
+const HEARTBEAT_VERSION: i16 = 1;
+/// How long a metadata fetch waits at the controller for news.
+const FETCH_WAIT_MS: i32 = 500;
+/// The largest metadata answer a broker accepts (the whole image).
+const MAX_METADATA_RESPONSE: usize = 64 << 20;
+
+/// What the broker tells the controller about itself.
+pub struct BrokerIdentity {
+    pub node_id: i32,
+    pub cluster_id: String,
+    pub listeners: Vec<(String, String, u16, i16)>,
+    pub rack: Option<String>,
+}
+
+/// The controllers a broker may reach, as (id or -1, host:port).
+pub struct ControllerSet {
+    nodes: Vec<(i32, String)>,
+    /// Index of the one believed active.
+    current: Mutex<usize>,
+}
+
+impl ControllerSet {
+    pub fn new(nodes: Vec<(i32, String)>) -> ControllerSet {
+        ControllerSet {
+            nodes,
+            current: Mutex::new(0),
+        }
+    }
+
+    fn current(&self) -> String {
+        let i = *self.current.lock().unwrap_or_else(|p| p.into_inner());
+        self.nodes.get(i).map(|n| n.1.clone()).unwrap_or_default()
+    }
+
+    /// Moves to the named leader if known, else to the next controller.
+    fn move_on(&self, leader: Option<i32>) {
+        let mut i = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        match leader.and_then(|l| self.nodes.iter().position(|n| n.0 == l)) {
+            Some(pos) if pos != *i => *i = pos,
+            _ => *i = (*i + 1) % self.nodes.len().max(1),
+        }
+    }
+}
+
+pub struct BrokerLifecycleManager {
+    identity: BrokerIdentity,
+    incarnation_id: Uuid,
+    controllers: ControllerSet,
+    heartbeat_interval: Duration,
+    request_timeout: Duration,
+    cache: Arc<MetadataCache>,
+    epoch: AtomicI64,
+}
+
+fn limits(request_timeout: Duration, max: usize) -> ClientLimits {
+    ClientLimits {
+        connect_timeout: request_timeout.min(Duration::from_secs(2)),
+        request_timeout,
+        max_response_bytes: max,
+    }
+}
+
+impl BrokerLifecycleManager {
+    pub fn new(
+        identity: BrokerIdentity,
+        controllers: ControllerSet,
+        heartbeat_interval: Duration,
+        request_timeout: Duration,
+        cache: Arc<MetadataCache>,
+    ) -> Arc<BrokerLifecycleManager> {
+        Arc::new(BrokerLifecycleManager {
+            identity,
+            incarnation_id: Uuid::new_v4(),
+            controllers,
+            heartbeat_interval,
+            request_timeout,
+            cache,
+            epoch: AtomicI64::new(-1),
+        })
+    }
+
+    /// The broker epoch from the last registration (-1 before).
+    pub fn broker_epoch(&self) -> i64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    fn client(&self) -> NetworkClient {
+        NetworkClient::new(
+            self.controllers.current(),
+            &format!("kastle-broker-{}", self.identity.node_id),
+            limits(self.request_timeout, 1 << 20),
+        )
+    }
+
+    /// Registers until the controller accepts; an INCONSISTENT_CLUSTER_ID
+    /// refusal is final (the broker belongs to another cluster).
+    pub async fn register(&self) -> anyhow::Result<i64> {
+        let id = &self.identity;
+        let req = BrokerRegistrationRequest::default()
+            .with_broker_id(BrokerId(id.node_id))
+            .with_cluster_id(StrBytes::from_string(id.cluster_id.clone()))
+            .with_incarnation_id(self.incarnation_id)
+            .with_listeners(
+                id.listeners
+                    .iter()
+                    .map(|(name, host, port, proto)| {
+                        Listener::default()
+                            .with_name(StrBytes::from_string(name.clone()))
+                            .with_host(StrBytes::from_string(host.clone()))
+                            .with_port(*port)
+                            .with_security_protocol(*proto)
+                    })
+                    .collect(),
+            )
+            .with_features(vec![Feature::default()
+                .with_name(StrBytes::from_static_str("metadata.version"))
+                .with_min_supported_version(7)
+                .with_max_supported_version(27)])
+            .with_rack(id.rack.clone().map(StrBytes::from_string))
+            .with_previous_broker_epoch(self.broker_epoch());
+        loop {
+            let mut client = self.client();
+            match client.send(&req, REGISTRATION_VERSION).await {
+                Ok(resp) if resp.error_code == 0 => {
+                    self.epoch.store(resp.broker_epoch, Ordering::Release);
+                    tracing::info!(epoch = resp.broker_epoch, controller = client.addr(), "registered with the controller");
+                    return Ok(resp.broker_epoch);
+                }
+                Ok(resp) => {
+                    let code = resp.error_code;
+                    if code == ResponseError::InconsistentClusterId.code() {
+                        anyhow::bail!(
+                            "the controller at {} refused the registration: INCONSISTENT_CLUSTER_ID (this broker's cluster id is {})",
+                            client.addr(),
+                            id.cluster_id
+                        );
+                    }
+                    tracing::info!(code, controller = client.addr(), "registration refused; retrying");
+                    if code == ResponseError::NotController.code() {
+                        self.controllers.move_on(None);
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!("registration: {e}");
+                    self.controllers.move_on(None);
+                }
+            }
+            tokio::time::sleep(self.heartbeat_interval.min(Duration::from_millis(500))).await;
+        }
+    }
+
+    async fn heartbeat_once(
+        &self,
+        client: &mut NetworkClient,
+        want_shut_down: bool,
+    ) -> Option<BrokerHeartbeatResponse> {
+        let req = BrokerHeartbeatRequest::default()
+            .with_broker_id(BrokerId(self.identity.node_id))
+            .with_broker_epoch(self.broker_epoch())
+            .with_current_metadata_offset(self.cache.offset())
+            .with_want_shut_down(want_shut_down);
+        match client.send(&req, HEARTBEAT_VERSION).await {
+            Ok(resp) => Some(resp),
+            Err(e) => {
+                tracing::debug!("heartbeat: {e}");
+                None
+            }
+        }
+    }
+
+    /// Heartbeats until the process ends, re-registering when needed.
+    pub async fn run_heartbeats(self: Arc<Self>) {
+        let mut client = self.client();
+        let mut was_fenced = true;
+        loop {
+            tokio::time::sleep(self.heartbeat_interval).await;
+            match self.heartbeat_once(&mut client, false).await {
+                Some(r) if r.error_code == 0 => {
+                    if was_fenced && !r.is_fenced {
+                        tracing::info!("the controller unfenced this broker");
+                    }
+                    was_fenced = r.is_fenced;
+                }
+                Some(r)
+                    if r.error_code == ResponseError::StaleBrokerEpoch.code()
+                        || r.error_code == ResponseError::BrokerIdNotRegistered.code() =>
+                {
+                    if let Err(e) = self.register().await {
+                        tracing::error!("{e:#}");
+                    }
+                    client = self.client();
+                }
+                other => {
+                    if other.is_some_and(|r| r.error_code != ResponseError::NotController.code()) {
+                        tracing::debug!("heartbeat refused; retrying");
+                    }
+                    self.controllers.move_on(None);
+                    client = self.client();
+                }
+            }
+        }
+    }
+
+    /// Controlled shutdown: heartbeats with want_shut_down until the
+    /// controller says the broker may go, or `timeout` passes.
+    pub async fn controlled_shutdown(&self, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut client = self.client();
+        while tokio::time::Instant::now() < deadline {
+            match self.heartbeat_once(&mut client, true).await {
+                Some(r) if r.error_code == 0 && r.should_shut_down => {
+                    tracing::info!("controlled shutdown complete");
+                    return;
+                }
+                Some(r) if r.error_code == 0 => {}
+                _ => {
+                    self.controllers.move_on(None);
+                    client = self.client();
+                }
+            }
+            tokio::time::sleep(self.heartbeat_interval.min(Duration::from_millis(200))).await;
+        }
+        tracing::warn!("controlled shutdown not confirmed within {timeout:?}; stopping anyway");
+    }
+
+    /// Long-polls the active controller for committed metadata and
+    /// installs each newer image in the cache; `on_image(old, new)` runs
+    /// after each install.
+    pub async fn run_metadata_fetcher(
+        self: Arc<Self>,
+        on_image: impl Fn(&MetadataImage, &MetadataImage) + Send + 'static,
+    ) {
+        let mut client = self.fetch_client();
+        loop {
+            let req = MetadataFetchRequest {
+                broker_id: self.identity.node_id,
+                after_offset: self.cache.offset(),
+                max_wait_ms: FETCH_WAIT_MS,
+            };
+            let answer = client
+                .send_raw(
+                    METADATA_FETCH_KEY,
+                    0,
+                    REQUEST_HEADER_VERSION,
+                    RESPONSE_HEADER_VERSION,
+                    &req.encode(),
+                )
+                .await;
+            let resp = match answer.map(|b| MetadataFetchResponse::decode(&b)) {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    tracing::warn!("metadata fetch: {e}");
+                    client = self.next_fetch_client(None).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!("metadata fetch: {e}");
+                    client = self.next_fetch_client(None).await;
+                    continue;
+                }
+            };
+            if resp.error_code != 0 {
+                let hint = (resp.leader_id >= 0).then_some(resp.leader_id);
+                client = self.next_fetch_client(hint).await;
+                continue;
+            }
+            let Some(records) = resp.records else {
+                continue;
+            };
+            match build_image(&records) {
+                Ok(image) => {
+                    let old = self.cache.publish(image, resp.offset);
+                    on_image(&old, &self.cache.image());
+                }
+                Err(e) => {
+                    tracing::error!("metadata fetch: an image that does not apply: {e}");
+                    tokio::time::sleep(self.heartbeat_interval).await;
+                }
+            }
+        }
+    }
+
+    fn fetch_client(&self) -> NetworkClient {
+        let timeout = self.request_timeout + Duration::from_millis(FETCH_WAIT_MS as u64);
+        NetworkClient::new(
+            self.controllers.current(),
+            &format!("kastle-broker-{}-metadata", self.identity.node_id),
+            limits(timeout, MAX_METADATA_RESPONSE),
+        )
+    }
+
+    async fn next_fetch_client(&self, leader: Option<i32>) -> NetworkClient {
+        self.controllers.move_on(leader);
+        if leader.is_none() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.fetch_client()
+    }
+}
+
+fn build_image(records: &[Vec<u8>]) -> anyhow::Result<MetadataImage> {
+    let mut image = MetadataImage::default();
+    for r in records {
+        let r = RecordAndVersion::decode(r).map_err(|e| anyhow::anyhow!(e.0))?;
+        image.apply(&r.record).map_err(|e| anyhow::anyhow!(e.0))?;
+    }
+    Ok(image)
+}

@@ -1,0 +1,207 @@
+//! `ControllerApis`: the requests a controller listener answers (Kafka's
+//! class of the same name): ApiVersions with the controller's API set,
+//! openraft's RPCs between voters (private key 32700), the brokers'
+//! BrokerRegistration, BrokerHeartbeat and metadata fetch (private key
+//! 32701), and the topic requests brokers forward (CreateTopics,
+//! DeleteTopics, CreatePartitions) plus AlterPartition from partition
+//! leaders, each decided by `controller::replication_control` and
+//! committed by the `QuorumController`.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{
+    AlterPartitionRequest, AlterPartitionResponse, ApiKey, ApiVersionsResponse,
+    BrokerHeartbeatRequest, BrokerRegistrationRequest, CreatePartitionsRequest,
+    CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
+    DeleteTopicsResponse,
+};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::ResponseError;
+
+use crate::clients::private_apis::{
+    MetadataFetchRequest, METADATA_FETCH_KEY, RAFT_RPC_KEY, RESPONSE_HEADER_VERSION,
+};
+use crate::controller::quorum_controller::QuorumController;
+use crate::controller::replication_control;
+use crate::protocol::header::parse_request_header;
+use crate::protocol::response::{encode_response, encode_with_header_version};
+use crate::raft::network::RaftRpc;
+
+/// The Kafka APIs a controller listener serves.
+const CONTROLLER_APIS: [ApiKey; 7] = [
+    ApiKey::ApiVersions,
+    ApiKey::BrokerRegistration,
+    ApiKey::BrokerHeartbeat,
+    ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+    ApiKey::CreatePartitions,
+    ApiKey::AlterPartition,
+];
+
+pub struct ControllerApis {
+    pub controller: Arc<QuorumController>,
+}
+
+/// Raw bytes as a response body (the private keys' answers).
+struct RawBody(Vec<u8>);
+impl Encodable for RawBody {
+    fn encode<B: bytes::BufMut>(&self, buf: &mut B, _version: i16) -> anyhow::Result<()> {
+        buf.put_slice(&self.0);
+        Ok(())
+    }
+    fn compute_size(&self, _version: i16) -> anyhow::Result<usize> {
+        Ok(self.0.len())
+    }
+}
+
+impl ControllerApis {
+    /// Answers one request frame (without its size prefix); `Err` closes
+    /// the connection (undecodable or unknown request, as Kafka does).
+    pub async fn handle(&self, frame: Bytes) -> anyhow::Result<BytesMut> {
+        let header = parse_request_header(&frame)?;
+        let (key, version, cid) = (header.api_key, header.api_version, header.correlation_id);
+        let mut body = frame.slice(header.len..);
+        match key {
+            RAFT_RPC_KEY => {
+                let rpc: RaftRpc = serde_json::from_slice(&body)?;
+                let raft = &self.controller.raft;
+                let answer = match rpc {
+                    RaftRpc::AppendEntries(r) => serde_json::to_vec(&raft.append_entries(r).await),
+                    RaftRpc::Vote(r) => serde_json::to_vec(&raft.vote(r).await),
+                    RaftRpc::InstallSnapshot(r) => {
+                        serde_json::to_vec(&raft.install_snapshot(r).await)
+                    }
+                }?;
+                return encode_with_header_version(cid, RESPONSE_HEADER_VERSION, 0, &RawBody(answer));
+            }
+            METADATA_FETCH_KEY => {
+                let req = MetadataFetchRequest::decode(&body).map_err(anyhow::Error::msg)?;
+                let resp = self.controller.fetch_metadata(&req).await;
+                return encode_with_header_version(
+                    cid,
+                    RESPONSE_HEADER_VERSION,
+                    0,
+                    &RawBody(resp.encode()),
+                );
+            }
+            _ => {}
+        }
+        let api = ApiKey::try_from(key).map_err(|_| anyhow::anyhow!("unknown api key {key}"))?;
+        let range = api.valid_versions();
+        if api == ApiKey::ApiVersions {
+            let mut resp = ApiVersionsResponse::default();
+            if version < range.min || version > range.max {
+                resp.error_code = ResponseError::UnsupportedVersion.code();
+            }
+            resp.api_keys = CONTROLLER_APIS
+                .iter()
+                .map(|k| {
+                    let v = k.valid_versions();
+                    ApiVersion::default()
+                        .with_api_key(*k as i16)
+                        .with_min_version(v.min)
+                        .with_max_version(v.max)
+                })
+                .collect();
+            // Clients at any version read a v0 answer (Kafka's fallback).
+            let v = if resp.error_code != 0 { 0 } else { version };
+            return encode_response(cid, v, &resp);
+        }
+        anyhow::ensure!(
+            CONTROLLER_APIS.contains(&api) && version >= range.min && version <= range.max,
+            "api {key} v{version} is not served on a controller listener"
+        );
+        let c = &self.controller;
+        match api {
+            ApiKey::BrokerRegistration => {
+                let req = BrokerRegistrationRequest::decode(&mut body, version)?;
+                encode_response(cid, version, &c.register_broker(&req).await)
+            }
+            ApiKey::BrokerHeartbeat => {
+                let req = BrokerHeartbeatRequest::decode(&mut body, version)?;
+                encode_response(cid, version, &c.heartbeat(&req).await)
+            }
+            ApiKey::CreateTopics => {
+                let req = CreateTopicsRequest::decode(&mut body, version)?;
+                let defaults = c.defaults().clone();
+                let resp = c
+                    .write(|image, _| {
+                        let d = replication_control::create_topics(image, &req, version, &defaults);
+                        (d.records, d.response)
+                    })
+                    .await;
+                let resp = resp.unwrap_or_else(|e| {
+                    let mut r = CreateTopicsResponse::default();
+                    for t in &req.topics {
+                        r.topics.push(
+                            kafka_protocol::messages::create_topics_response::CreatableTopicResult::default()
+                                .with_name(t.name.clone())
+                                .with_error_code(e.error().code()),
+                        );
+                    }
+                    r
+                });
+                encode_response(cid, version, &resp)
+            }
+            ApiKey::DeleteTopics => {
+                let req = DeleteTopicsRequest::decode(&mut body, version)?;
+                let resp = c
+                    .write(|image, _| {
+                        let d = replication_control::delete_topics(image, &req, version);
+                        (d.records, d.response)
+                    })
+                    .await;
+                let resp = resp.unwrap_or_else(|e| {
+                    let mut r = DeleteTopicsResponse::default();
+                    for t in &req.topic_names {
+                        r.responses.push(
+                            kafka_protocol::messages::delete_topics_response::DeletableTopicResult::default()
+                                .with_name(Some(t.clone()))
+                                .with_error_code(e.error().code()),
+                        );
+                    }
+                    r
+                });
+                encode_response(cid, version, &resp)
+            }
+            ApiKey::CreatePartitions => {
+                let req = CreatePartitionsRequest::decode(&mut body, version)?;
+                let resp = c
+                    .write(|image, _| {
+                        let d = replication_control::create_partitions(image, &req, version);
+                        (d.records, d.response)
+                    })
+                    .await;
+                let resp = resp.unwrap_or_else(|e| {
+                    let mut r = CreatePartitionsResponse::default();
+                    for t in &req.topics {
+                        r.results.push(
+                            kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult::default()
+                                .with_name(t.name.clone())
+                                .with_error_code(e.error().code()),
+                        );
+                    }
+                    r
+                });
+                encode_response(cid, version, &resp)
+            }
+            ApiKey::AlterPartition => {
+                let req = AlterPartitionRequest::decode(&mut body, version)?;
+                let resp = c
+                    .write(|image, _| {
+                        let d = replication_control::alter_partition(image, &req, version);
+                        (d.records, d.response)
+                    })
+                    .await;
+                let resp = resp.unwrap_or_else(|e| {
+                    AlterPartitionResponse::default().with_error_code(e.error().code())
+                });
+                encode_response(cid, version, &resp)
+            }
+            other => anyhow::bail!("api {other:?} is not served on a controller listener"),
+        }
+    }
+}
+

@@ -1,0 +1,159 @@
+//! A node of a cluster (`process.roles` naming other nodes): the wiring of
+//! the controller role (`ControllerServer`), the broker role
+//! (`BrokerServer` with a `MetadataCache` it answers Metadata and
+//! DescribeCluster from) and the broker's `BrokerLifecycleManager`
+//! (registration, heartbeats, metadata fetching, controlled shutdown).
+//! A standalone node never comes here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::broker::lifecycle::{BrokerIdentity, BrokerLifecycleManager, ControllerSet};
+use crate::broker::log_dir::LogDir;
+use crate::broker::metadata_cache::MetadataCache;
+use crate::config::BrokerConfig;
+use crate::security::SecurityProtocol;
+use crate::util::shutdown;
+
+use super::controller::ControllerServer;
+use super::BrokerServer;
+
+/// How long a controlled shutdown may wait for the controller's go.
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Kafka's security protocol ids (`SecurityProtocol.id`).
+fn protocol_id(p: SecurityProtocol) -> i16 {
+    match p {
+        SecurityProtocol::Plaintext => 0,
+        SecurityProtocol::Ssl => 1,
+        SecurityProtocol::SaslPlaintext => 2,
+        SecurityProtocol::SaslSsl => 3,
+    }
+}
+
+pub struct ClusterNode {
+    controller: Option<ControllerServer>,
+    broker: Option<BrokerServer>,
+    lifecycle: Option<Arc<BrokerLifecycleManager>>,
+    /// A controller-only node holds its log directory's lock.
+    _log_dir: Option<LogDir>,
+    controller_shutdown: shutdown::ShutdownTrigger,
+    fatal: tokio::sync::mpsc::Receiver<String>,
+    pub node_id: i32,
+    pub cluster_id: String,
+}
+
+impl ClusterNode {
+    pub async fn start(config: BrokerConfig) -> anyhow::Result<ClusterNode> {
+        let k = config.kraft.clone();
+        let (controller_shutdown, controller_signal) = shutdown::channel();
+        let (fatal_tx, fatal) = tokio::sync::mpsc::channel(1);
+        let node_id = config.node_id;
+        let cache = Arc::new(MetadataCache::new());
+        let advertised: Vec<(String, String, u16, i16)> = config
+            .advertised
+            .iter()
+            .map(|l| {
+                let p = protocol_id(config.security_protocol_of(&l.name));
+                (l.name.clone(), l.host.clone(), l.port, p)
+            })
+            .collect();
+        let (broker, log_dir, cluster_id) = if k.roles.broker {
+            let b = BrokerServer::start_in_cluster(config.clone(), cache.clone()).await?;
+            let id = b.apis.cluster_id.clone();
+            (Some(b), None, id)
+        } else {
+            let d = LogDir::open(&config.log_dir, node_id, config.cluster_id.as_deref())?;
+            let id = d.cluster_id.clone();
+            (None, Some(d), id)
+        };
+        let controller = if k.roles.controller {
+            Some(ControllerServer::start(&config, cluster_id.clone(), controller_signal).await?)
+        } else {
+            None
+        };
+        let lifecycle = if k.roles.broker {
+            let nodes: Vec<(i32, String)> = if k.voters.is_empty() {
+                k.bootstrap_servers.iter().map(|a| (-1, a.addr())).collect()
+            } else {
+                k.voters.values().map(|a| (a.id, a.addr())).collect()
+            };
+            let m = BrokerLifecycleManager::new(
+                BrokerIdentity {
+                    node_id,
+                    cluster_id: cluster_id.clone(),
+                    listeners: advertised,
+                    rack: k.rack.clone(),
+                },
+                ControllerSet::new(nodes),
+                Duration::from_millis(k.broker_heartbeat_interval_ms.max(1) as u64),
+                Duration::from_millis(k.request_timeout_ms.max(100) as u64),
+                cache.clone(),
+            );
+            let runner = m.clone();
+            tokio::spawn(async move {
+                match runner.register().await {
+                    Ok(_) => {
+                        let fetcher = runner.clone();
+                        tokio::spawn(fetcher.run_metadata_fetcher(|_, _| {}));
+                        runner.run_heartbeats().await;
+                    }
+                    Err(e) => {
+                        let _ = fatal_tx.send(format!("{e:#}")).await;
+                    }
+                }
+            });
+            Some(m)
+        } else {
+            None
+        };
+        Ok(ClusterNode {
+            controller,
+            broker,
+            lifecycle,
+            _log_dir: log_dir,
+            controller_shutdown,
+            fatal,
+            node_id,
+            cluster_id,
+        })
+    }
+
+    /// Serves until `stop` resolves (or the broker learns it cannot be
+    /// part of this cluster), then shuts down: a controlled shutdown first,
+    /// the broker, then the controller. `Err` names a fatal refusal.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>) -> Result<(), String> {
+        let ClusterNode {
+            controller,
+            broker,
+            lifecycle,
+            controller_shutdown,
+            mut fatal,
+            ..
+        } = self;
+        let (broker_stop_tx, broker_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let broker_task = broker.map(|b| {
+            tokio::spawn(b.run(async move {
+                let _ = broker_stop_rx.await;
+            }))
+        });
+        let outcome = tokio::select! {
+            _ = stop => Ok(()),
+            Some(e) = fatal.recv() => Err(e),
+        };
+        if outcome.is_ok() {
+            if let Some(l) = &lifecycle {
+                l.controlled_shutdown(CONTROLLED_SHUTDOWN_TIMEOUT).await;
+            }
+        }
+        let _ = broker_stop_tx.send(());
+        if let Some(t) = broker_task {
+            let _ = t.await;
+        }
+        controller_shutdown.fire();
+        if let Some(c) = controller {
+            c.shutdown().await;
+        }
+        outcome
+    }
+}

@@ -1,0 +1,176 @@
+//! `ControllerServer`: the controller role of a node in a cluster (Kafka's
+//! class of the same name). Opens the metadata log and state machine in
+//! `<metadata.log.dir or the first log dir>/__cluster_metadata-0/` (Kafka's
+//! directory), starts openraft, `initialize`s it with every voter of
+//! `controller.quorum.voters` (each voter does; one that is already
+//! initialized keeps its membership), binds the controller listener(s) and
+//! answers them with `ControllerApis`. Timing from Kafka's keys: a
+//! follower that hears nothing for `controller.quorum.fetch.timeout.ms`
+//! starts an election (openraft's minimum election timeout), plus a random
+//! part up to `controller.quorum.election.timeout.ms` (Kafka's election
+//! backoff); the leader heartbeats four times per fetch timeout.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::config::BrokerConfig;
+use crate::controller::quorum_controller::{ControllerSettings, QuorumController};
+use crate::controller::replication_control::ReplicationDefaults;
+use crate::handlers::controller_apis::ControllerApis;
+use crate::raft::network::KastleRaftNetwork;
+use crate::raft::{DurableLogStore, MetadataStateMachine};
+use crate::util::shutdown::ShutdownSignal;
+
+/// Kafka's metadata log directory name.
+pub const METADATA_DIR: &str = "__cluster_metadata-0";
+/// The largest request a controller listener reads (Kafka's
+/// `socket.request.max.bytes` default).
+const MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
+
+pub struct ControllerServer {
+    pub controller: Arc<QuorumController>,
+}
+
+/// Where the metadata log lives.
+pub fn metadata_dir(config: &BrokerConfig) -> PathBuf {
+    let base = config
+        .value("metadata.log.dir")
+        .filter(|v| !v.trim().is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| config.log_dir.clone());
+    base.join(METADATA_DIR)
+}
+
+impl ControllerServer {
+    pub async fn start(
+        config: &BrokerConfig,
+        cluster_id: String,
+        shutdown: ShutdownSignal,
+    ) -> anyhow::Result<ControllerServer> {
+        let k = &config.kraft;
+        let dir = metadata_dir(config);
+        let log = DurableLogStore::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+        let state =
+            MetadataStateMachine::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+        let fetch_timeout = k.fetch_timeout_ms.max(10) as u64;
+        let raft_config = openraft::Config {
+            cluster_name: cluster_id.clone(),
+            election_timeout_min: fetch_timeout,
+            election_timeout_max: fetch_timeout + k.election_timeout_ms.max(1) as u64,
+            heartbeat_interval: (fetch_timeout / 4).max(5),
+            ..Default::default()
+        }
+        .validate()
+        .context("the controller quorum's timing")?;
+        let network = KastleRaftNetwork {
+            node_id: config.node_id,
+        };
+        let raft = openraft::Raft::new(
+            config.node_id as u64,
+            Arc::new(raft_config),
+            network,
+            log,
+            state.clone(),
+        )
+        .await
+        .context("starting the controller quorum")?;
+        let defaults = ReplicationDefaults::from_config(Arc::new(config.clone()));
+        let session_timeout = Duration::from_millis(k.broker_session_timeout_ms.max(1) as u64);
+        let controller = QuorumController::new(
+            raft,
+            state,
+            ControllerSettings {
+                node_id: config.node_id,
+                cluster_id,
+                session_timeout,
+                defaults,
+            },
+        );
+        let apis = Arc::new(ControllerApis {
+            controller: controller.clone(),
+        });
+        for l in &k.controller_listeners {
+            let addr = l.bind_addr().map_err(|e| anyhow::anyhow!(e.0))?;
+            let sock = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding controller listener {} on {addr}", l.name))?;
+            tracing::info!(listener = %l.name, addr = %sock.local_addr()?, "controller listening");
+            tokio::spawn(accept_loop(sock, apis.clone(), shutdown.clone()));
+        }
+        let voters: BTreeMap<i32, String> =
+            k.voters.iter().map(|(id, a)| (*id, a.addr())).collect();
+        if voters.contains_key(&config.node_id) {
+            controller.initialize(voters).await?;
+        }
+        tokio::spawn(
+            controller
+                .clone()
+                .run_session_checks((session_timeout / 4).max(Duration::from_millis(10))),
+        );
+        Ok(ControllerServer { controller })
+    }
+
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.controller.raft.shutdown().await {
+            tracing::warn!("stopping the controller quorum: {e}");
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, apis: Arc<ControllerApis>, shutdown: ShutdownSignal) {
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(serve(stream, apis.clone(), shutdown.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "controller listener: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+/// One connection: requests answered in order (a voter's or broker's
+/// client sends one at a time).
+async fn serve(mut stream: TcpStream, apis: Arc<ControllerApis>, shutdown: ShutdownSignal) {
+    loop {
+        let size = tokio::select! {
+            _ = shutdown.wait() => return,
+            size = stream.read_i32() => match size {
+                Ok(s) => s,
+                Err(_) => return,
+            },
+        };
+        let Some(size) = usize::try_from(size).ok().filter(|s| *s <= MAX_REQUEST_BYTES) else {
+            tracing::debug!(size, "controller listener: bad request size; closing");
+            return;
+        };
+        let mut frame = vec![0u8; size];
+        if stream.read_exact(&mut frame).await.is_err() {
+            return;
+        }
+        match apis.handle(Bytes::from(frame)).await {
+            Ok(resp) => {
+                if stream.write_all(&resp).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::debug!("controller listener: {e:#}; closing the connection");
+                return;
+            }
+        }
+    }
+}
