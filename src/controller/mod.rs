@@ -7,6 +7,7 @@
 //! (openraft) lives in `raft`; the controller's request handling and its
 //! broker heartbeats are wired above this module.
 
+pub mod elect_leaders;
 pub mod partition_change;
 pub mod replica_placer;
 pub mod broker_heartbeat_manager;

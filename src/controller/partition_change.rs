@@ -22,9 +22,9 @@ pub const PARTITION_CHANGE_RECORD_VERSION: i16 = 2;
 pub const PARTITION_RECORD_VERSION: i16 = 2;
 
 /// Kafka's `DirectoryId` reserved values.
-pub const DIR_UNASSIGNED: Uuid = Uuid::from_u64_pair(0, 0);
-pub const DIR_LOST: Uuid = Uuid::from_u64_pair(0, 1);
-pub const DIR_MIGRATING: Uuid = Uuid::from_u64_pair(0, 2);
+pub const DIR_MIGRATING: Uuid = Uuid::from_u64_pair(0, 0);
+pub const DIR_UNASSIGNED: Uuid = Uuid::from_u64_pair(0, 1);
+pub const DIR_LOST: Uuid = Uuid::from_u64_pair(0, 2);
 
 /// Election types (`PartitionChangeBuilder.Election`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -297,62 +297,60 @@ pub fn create_topics(
         let mut result = CreatableTopicResult::default()
             .with_name(t.name.clone())
             .with_error_message(None);
-        let outcome =
-            (|| -> Result<Accepted, Refusal> {
-                if total > MAX_PARTITIONS_PER_BATCH {
+        let outcome = (|| -> Result<Accepted, Refusal> {
+            if total > MAX_PARTITIONS_PER_BATCH {
+                return Err((
+                    ResponseError::PolicyViolation,
+                    "Excessively large number of partitions per request.".into(),
+                ));
+            }
+            if seen.get(name.as_str()).copied().unwrap_or(0) > 1 {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("Duplicate topic name: {name}"),
+                ));
+            }
+            validate_topic_name(&name).map_err(|m| (ResponseError::InvalidTopicException, m))?;
+            if image.topic_ids.contains_key(&name) {
+                return Err((
+                    ResponseError::TopicAlreadyExists,
+                    format!("Topic '{name}' already exists."),
+                ));
+            }
+            if name.contains('.') || name.contains('_') {
+                if let Some(other) = collisions.get(&unify_collision_chars(&name)) {
                     return Err((
-                        ResponseError::PolicyViolation,
-                        "Excessively large number of partitions per request.".into(),
+                        ResponseError::InvalidTopicException,
+                        format!("Topic '{name}' collides with existing topic: {other}"),
                     ));
                 }
-                if seen.get(name.as_str()).copied().unwrap_or(0) > 1 {
-                    return Err((
-                        ResponseError::InvalidRequest,
-                        format!("Duplicate topic name: {name}"),
-                    ));
-                }
-                validate_topic_name(&name)
-                    .map_err(|m| (ResponseError::InvalidTopicException, m))?;
-                if image.topic_ids.contains_key(&name) {
-                    return Err((
-                        ResponseError::TopicAlreadyExists,
-                        format!("Topic '{name}' already exists."),
-                    ));
-                }
-                if name.contains('.') || name.contains('_') {
-                    if let Some(other) = collisions.get(&unify_collision_chars(&name)) {
+            }
+            let mut configs = BTreeMap::new();
+            for c in &t.configs {
+                let key = c.name.to_string();
+                match &c.value {
+                    Some(v) => {
+                        configs.insert(key, v.to_string());
+                    }
+                    None if topic_key(&key).is_some() => {
                         return Err((
-                            ResponseError::InvalidTopicException,
-                            format!("Topic '{name}' collides with existing topic: {other}"),
-                        ));
+                            ResponseError::InvalidConfig,
+                            format!("Null value not supported for topic configs: {key}"),
+                        ))
+                    }
+                    None => {
+                        return Err((
+                            ResponseError::InvalidConfig,
+                            format!("Unknown topic config name: {key}"),
+                        ))
                     }
                 }
-                let mut configs = BTreeMap::new();
-                for c in &t.configs {
-                    let key = c.name.to_string();
-                    match &c.value {
-                        Some(v) => {
-                            configs.insert(key, v.to_string());
-                        }
-                        None if topic_key(&key).is_some() => {
-                            return Err((
-                                ResponseError::InvalidConfig,
-                                format!("Null value not supported for topic configs: {key}"),
-                            ))
-                        }
-                        None => {
-                            return Err((
-                                ResponseError::InvalidConfig,
-                                format!("Unknown topic config name: {key}"),
-                            ))
-                        }
-                    }
-                }
-                validate_topic_configs(&configs, &defaults.broker_config)
-                    .map_err(|e| (ResponseError::InvalidConfig, e.0))?;
-                let parts = assign(image, t, &name, defaults)?;
-                Ok((new_topic_id(), parts, configs))
-            })();
+            }
+            validate_topic_configs(&configs, &defaults.broker_config)
+                .map_err(|e| (ResponseError::InvalidConfig, e.0))?;
+            let parts = assign(image, t, &name, defaults)?;
+            Ok((new_topic_id(), parts, configs))
+        })();
         match outcome {
             Ok((topic_id, parts, configs)) => {
                 result.topic_id = topic_id;
