@@ -14,7 +14,6 @@ use crate::handlers::KafkaApis;
 use crate::network::connection;
 use crate::network::connection_quotas::ConnectionQuotas;
 use crate::network::tls::TlsListener;
-use crate::security;
 use crate::util::shutdown::ShutdownSignal;
 
 /// A bound client listener, its name (Metadata answers with the
@@ -23,7 +22,7 @@ use crate::util::shutdown::ShutdownSignal;
 pub type BoundListener = (Arc<str>, TcpListener, Option<Arc<TlsListener>>);
 
 /// Binds every configured (non-controller) listener.
-pub async fn bind(config: &BrokerConfig) -> anyhow::Result<Vec<BoundListener>> {
+pub async fn bind(config: &Arc<BrokerConfig>) -> anyhow::Result<Vec<BoundListener>> {
     let mut out = Vec::new();
     for l in &config.listeners {
         if config.advertised_for(&l.name).is_none() {
@@ -34,10 +33,8 @@ pub async fn bind(config: &BrokerConfig) -> anyhow::Result<Vec<BoundListener>> {
         // bad one stops the start, naming the key and the file.
         let protocol = config.security_protocol_of(&l.name);
         let tls = if protocol.uses_tls() {
-            let get = |key: &str| config.listener_value(&l.name, key).map(str::to_string);
-            let server =
-                security::tls::build_server(&l.name, protocol, &get).map_err(anyhow::Error::msg)?;
-            Some(Arc::new(TlsListener::new(server, protocol)))
+            let listener = TlsListener::new(&l.name, config.clone()).map_err(anyhow::Error::msg)?;
+            Some(Arc::new(listener))
         } else {
             None
         };
