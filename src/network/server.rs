@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use crate::config::BrokerConfig;
 use crate::handlers::KafkaApis;
 use crate::network::connection;
-use crate::network::connection_quotas::ConnectionQuotas;
+use crate::network::connection_quotas::{ConnectionQuotas, Refused};
 use crate::network::tls::TlsListener;
 use crate::util::shutdown::ShutdownSignal;
 
@@ -104,32 +104,31 @@ async fn accept_loop(
                         }
                     }
                     // At the broker or listener limit this waits, and the
-                    // acceptor with it, as Kafka's does.
+                    // acceptor with it, as Kafka's does; then the address's
+                    // creation rate, then its count.
+                    let ip_rate = apis.quotas.managers.connection_rate_for_ip(peer.ip());
                     let slot = tokio::select! {
                         _ = shutdown.wait() => break,
-                        slot = quotas.acquire(&name, peer.ip()) => slot,
+                        slot = quotas.acquire(&name, peer.ip(), ip_rate) => slot,
                     };
                     match slot {
                         Ok(slot) => {
-                            let ip_rate = apis.quotas.managers.connection_rate_for_ip(peer.ip());
-                            if let Some(delay) = quotas.record_ip_connection(&name, peer.ip(), ip_rate) {
-                                // Kafka's ConnectionThrottledException: held
-                                // unread for the throttle time, then closed.
-                                tracing::debug!(listener = %name, %peer, ?delay, "connection_creation_rate exceeded; closing the connection after the throttle time");
-                                drop(slot);
-                                let shutdown = shutdown.clone();
-                                conns.spawn(async move {
-                                    tokio::select! {
-                                        _ = shutdown.wait() => {}
-                                        _ = tokio::time::sleep(delay) => {}
-                                    }
-                                    drop(stream);
-                                });
-                                continue;
-                            }
                             conns.spawn(connection::serve(stream, peer, name.clone(), apis.clone(), slot, shutdown.clone(), tls.clone()));
                         }
-                        Err(e) => tracing::info!(listener = %name, %peer, "{e}; closing the connection"),
+                        Err(Refused::Throttled(delay)) => {
+                            // Kafka's ConnectionThrottledException: held
+                            // unread for the throttle time, then closed.
+                            tracing::debug!(listener = %name, %peer, ?delay, "connection_creation_rate exceeded; closing the connection after the throttle time");
+                            let shutdown = shutdown.clone();
+                            conns.spawn(async move {
+                                tokio::select! {
+                                    _ = shutdown.wait() => {}
+                                    _ = tokio::time::sleep(delay) => {}
+                                }
+                                drop(stream);
+                            });
+                        }
+                        Err(Refused::TooMany(e)) => tracing::info!(listener = %name, %peer, "{e}; closing the connection"),
                     }
                 }
                 Err(e) => {
