@@ -9,10 +9,12 @@ Kafka Streams (exactly-once WordCount) over SASL_SSL.
 kcat's librdkafka before 2.6.1 cannot do SCRAM with a Kafka 4 broker
 (test_kcat): kcat uses PLAIN over SASL_SSL there.
 
-Not covered here, for the time budget (each starts its own cluster or
-worker): Kafka Connect, Flink and Spark run on the Java client, whose TLS and
-SASL stack the console tools and Streams exercise; Debian's sarama 1.22 has no
-SCRAM client of its own. Certificates are made per module with openssl
+Flink (its Kafka connector, on a local mini cluster) and Spark
+(spark-sql-kafka, local master) each run one bounded job per listener that
+reads a topic and writes a copy through the connector. Not covered here, for
+the time budget: Kafka Connect (a distributed worker of its own; it runs on the
+Java client, whose TLS and SASL stack the console tools, Streams, Flink and
+Spark exercise); Debian's sarama 1.22 has no SCRAM client of its own. Certificates are made per module with openssl
 (test_tls.Pki).
 """
 import asyncio
@@ -57,6 +59,21 @@ class Secure:
                     "sasl.password": PASSWORD}
         return {"security.protocol": "SSL", "ssl.ca.location": s["ca"],
                 "ssl.certificate.location": s["cert"], "ssl.key.location": s["key"]}
+
+    def java(self, kind, workdir: Path):
+        """The Java client's properties (JSSE with Kafka's PEM stores, Kafka's
+        SCRAM client), as "key=value" lines."""
+        pki = self.pki
+        trust = ["ssl.truststore.type=PEM", f"ssl.truststore.location={pki.path('ca.pem')}"]
+        if kind == "sasl_ssl":
+            return ["security.protocol=SASL_SSL", "sasl.mechanism=SCRAM-SHA-512",
+                    "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule "
+                    f'required username="{USER}" password="{PASSWORD}";', *trust]
+        keystore = workdir / "client-keystore.pem"
+        keystore.write_text(Path(pki.path("client.key")).read_text()
+                            + Path(pki.path("client.pem")).read_text())
+        return ["security.protocol=SSL", *trust, "ssl.keystore.type=PEM",
+                f"ssl.keystore.location={keystore}"]
 
     def kafka_python(self, kind):
         s = self.sec(kind)
@@ -214,17 +231,7 @@ def test_java_client(secure, tmp_path):
     import jvm_lib
     from test_kafka_tools import T, run_tools
     jvm_lib.jvm_module("kafka4")  # skips when the JVM drivers are not built
-    pki = secure.pki
-    (tmp_path / "client-keystore.pem").write_text(
-        Path(pki.path("client.key")).read_text() + Path(pki.path("client.pem")).read_text())
-    trust = ["ssl.truststore.type=PEM", f"ssl.truststore.location={pki.path('ca.pem')}"]
-    props = {
-        "sasl_ssl": ["security.protocol=SASL_SSL", "sasl.mechanism=SCRAM-SHA-512",
-                     "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule "
-                     f'required username="{USER}" password="{PASSWORD}";', *trust],
-        "mtls": ["security.protocol=SSL", *trust, "ssl.keystore.type=PEM",
-                 f"ssl.keystore.location={tmp_path / 'client-keystore.pem'}"],
-    }
+    props = {kind: secure.java(kind, tmp_path) for kind in KINDS}
     script, topics = [], {}
     for kind in KINDS:
         topic, _ = _topic(secure, "java", kind)
@@ -281,3 +288,69 @@ def test_kafka_streams_over_sasl_ssl(secure, jvm_procs, tmp_path):  # noqa: F811
         tail.read_until(counted, 90, f"counts of {lines}")
     finally:
         tail.close()
+
+
+def _framework_topics(secure, name):
+    """Per listener: (input topic filled with N values over PLAINTEXT, output topic)."""
+    from frameworks_lib import create_topics, produce
+    bs = secure.broker.bootstrap
+    topics = {}
+    for kind in KINDS:
+        src, out = unique_topic(f"sec-{name}-{kind}-in"), unique_topic(f"sec-{name}-{kind}-out")
+        create_topics(bs, {src: 1, out: 1})
+        produce(bs, src, [(0, None, f"{name}-{kind}-{i}".encode(), None) for i in range(N)])
+        topics[kind] = (src, out)
+    return topics
+
+
+def _assert_copies(secure, topics, name):
+    """Each output holds every input value tagged by the framework, in order
+    (one partition, and the job's only writer)."""
+    from frameworks_lib import TopicTail
+    for kind, (_src, out) in topics.items():
+        tail = TopicTail(secure.broker.bootstrap, out, 1)
+        try:
+            tail.read_until(lambda t: len(t.records) >= N, 60, f"{N} records")
+            tail.read_to_end()
+        finally:
+            tail.close()
+        assert [r[3].decode() for r in tail.records] == \
+            [f"{name}-{kind}-{i}|{name}" for i in range(N)], kind
+
+
+@pytest.mark.compat("flink", "security")
+def test_flink(secure, tmp_path):
+    """Flink 2.x's Kafka connector (KafkaSource, KafkaSink) consumes and
+    produces over SASL_SSL with SCRAM and over mTLS, one bounded pipeline per
+    listener in one job."""
+    import jvm_lib
+    from test_flink import JVM_OPTS, MODULE
+    jvm_lib.jvm_module(MODULE)
+    topics = _framework_topics(secure, "flink")
+    args = []
+    for kind, (src, out) in topics.items():
+        cfg = tmp_path / f"{kind}.properties"
+        cfg.write_text("\n".join(secure.java(kind, tmp_path)) + "\n")
+        args += [secure.listeners[kind], cfg, src, out]
+    jvm_lib.jvm_run(MODULE, "kastle.compat.flink.CopyJob", args, timeout=180, jvm_opts=JVM_OPTS)
+    _assert_copies(secure, topics, "flink")
+
+
+@pytest.mark.compat("spark", "security")
+def test_spark(secure, tmp_path):
+    """Spark 4.x's Kafka source and sink (batch) read and write over SASL_SSL
+    with SCRAM and over mTLS, one job per listener in one JVM."""
+    import json
+    import jvm_lib
+    from test_spark import JVM_OPTS, MAIN, MODULE
+    jvm_lib.jvm_module(MODULE)
+    topics = _framework_topics(secure, "spark")
+    copies = []
+    for kind, (src, out) in topics.items():
+        options = dict(line.split("=", 1) for line in secure.java(kind, tmp_path))
+        copies.append({"bootstrap": secure.listeners[kind], "options": options,
+                       "input": src, "output": out})
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"copies": copies}))
+    jvm_lib.jvm_run(MODULE, MAIN, [secure.broker.bootstrap, spec], timeout=180, jvm_opts=JVM_OPTS)
+    _assert_copies(secure, topics, "spark")

@@ -37,6 +37,11 @@ pub trait Reconfigurable: Send + Sync {
         Ok(())
     }
     fn reconfigure(&self, new: &Arc<BrokerConfig>);
+    /// After a change of this broker's own configs: reload files whose
+    /// path is unchanged but whose content may have changed (Kafka's
+    /// `reloadUpdatedFilesWithoutConfigChange`, for keystores and
+    /// truststores); failures are logged, not answered.
+    fn reload_files(&self, _current: &Arc<BrokerConfig>) {}
 }
 
 /// A refused change: Kafka's error code and message.
@@ -88,7 +93,7 @@ pub enum Alteration<'a> {
 const MAX_VALUE_BYTES: usize = 32767;
 
 /// SSL keys a broker only takes per listener (`SslConfigs.RECONFIGURABLE_CONFIGS`).
-const DYNAMIC_SECURITY_CONFIGS: &[&str] = &[
+pub const DYNAMIC_SECURITY_CONFIGS: &[&str] = &[
     "ssl.key.password",
     "ssl.keystore.certificate.chain",
     "ssl.keystore.key",
@@ -302,6 +307,9 @@ impl DynamicBrokerConfig {
         );
         for r in self.reconfigurables() {
             r.reconfigure(&candidate);
+            if per_broker {
+                r.reload_files(&candidate);
+            }
         }
         Ok(())
     }

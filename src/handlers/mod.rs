@@ -17,6 +17,7 @@ pub mod metadata;
 pub mod produce;
 pub mod producers;
 pub mod reassignments;
+pub mod request_quota;
 pub mod scram_credentials;
 pub mod topics;
 pub mod transactions;
@@ -346,28 +347,34 @@ pub async fn dispatch(ctx: RequestContext, frame: Bytes) -> Pending {
         Err(_) => return ready(Reply::Close(format!("unknown api key {api_key}"))),
     };
     // The request quota (`request_percentage`): the handler's time on this
-    // thread, measured only while some quota is configured.
-    let request_quota = req.quotas_enabled().then(|| {
-        (
-            Instant::now(),
-            req.ctx.principal.clone(),
-            req.header.client_id.clone().unwrap_or_default(),
-            req.ctx.throttle.clone(),
-            req.ctx.apis.clone(),
-        )
-    });
-    let pending = handle(key, req, body).await;
-    if let Some((start, principal, client_id, throttle, apis)) = request_quota {
-        // Kafka's unit: percent of one thread over the window.
-        let percent = start.elapsed().as_nanos() as f64 * 100.0 / 1e9;
-        let m = &apis.quotas.managers;
-        let ms = m.record(QuotaType::Request, &principal.name, &client_id, percent);
-        if ms > 0 {
-            m.throttled(QuotaType::Request, &principal.name, &client_id, ms);
-            throttle.mute_for(ms);
-        }
+    // thread (its in-order part), measured only while some quota is
+    // configured; exempt APIs are not measured.
+    if !req.quotas_enabled() || request_quota::exempt(key) {
+        return handle(key, req, body).await;
     }
-    pending
+    let principal = req.ctx.principal.name.clone();
+    let client_id = req.quota_client_id().to_string();
+    let throttle = req.ctx.throttle.clone();
+    let apis = req.ctx.apis.clone();
+    let start = Instant::now();
+    let pending = handle(key, req, body).await;
+    let percent = request_quota::nanos_to_percentage(start.elapsed().as_nanos());
+    Box::pin(async move {
+        let reply = pending.await;
+        // acks=0 produce (no response) is exempt, as in Kafka; a closed
+        // connection answers nothing to throttle.
+        if matches!(reply, Reply::None | Reply::Close(_)) {
+            return reply;
+        }
+        let m = &apis.quotas.managers;
+        let ms = m.record(QuotaType::Request, &principal, &client_id, percent);
+        if ms <= 0 {
+            return reply;
+        }
+        m.throttled(QuotaType::Request, &principal, &client_id, ms);
+        throttle.mute_for(ms);
+        request_quota::with_throttle(reply, key, version, ms)
+    })
 }
 
 /// The API's handler.

@@ -14,9 +14,11 @@
 //! throttle time (at most one quota window) before taking the connection;
 //! over an address's `connection_creation_rate` client quota (`ip` entity,
 //! or its default) the connection is held, unread, for the throttle time
-//! and then closed (Kafka's `ConnectionThrottledException` path). The IP
-//! rate is checked once the connection has its slot, so an address over both
-//! its count and its rate is refused for the count.
+//! and then closed (Kafka's `ConnectionThrottledException` path). As in
+//! Kafka's `ConnectionQuotas.inc`, the IP rate is checked once the
+//! connection has its slot and before the address's count: an address over
+//! both is throttled, and a connection refused for the count still counts
+//! towards the rate.
 //!
 //! These keys are dynamic broker configs: a change applies to the next
 //! connection accepted (connections already open stay), as in Kafka.
@@ -98,6 +100,16 @@ impl std::fmt::Display for TooManyConnections {
             self.ip, self.max
         )
     }
+}
+
+/// Why the acceptor does not take a connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// Over `max.connections.per.ip`: closed at once.
+    TooMany(TooManyConnections),
+    /// Over the address's `connection_creation_rate`: held, unread, this
+    /// long, then closed.
+    Throttled(Duration),
 }
 
 fn to_usize(v: i64) -> usize {
@@ -229,13 +241,16 @@ impl ConnectionQuotas {
     }
 
     /// Counts a connection just accepted on `listener` from `ip`, first
-    /// waiting for a free slot under the broker and listener limits. Err when
-    /// the address is over its own limit: the caller closes the connection.
+    /// waiting for a free slot under the broker and listener limits, then
+    /// recording it against the address's creation rate quota `ip_rate`.
+    /// Err when the address is over its rate or its own count limit: the
+    /// caller closes the connection (after the throttle time for the rate).
     pub async fn acquire(
         self: &Arc<Self>,
         listener: &Arc<str>,
         ip: IpAddr,
-    ) -> Result<ConnectionSlot, TooManyConnections> {
+        ip_rate: Option<f64>,
+    ) -> Result<ConnectionSlot, Refused> {
         loop {
             // Registered before checking, so a release in between is not lost.
             let released = self.released.notified();
@@ -243,6 +258,11 @@ impl ConnectionQuotas {
                 let limits = self.limits();
                 let mut c = self.lock();
                 if Self::slot_available(&limits, &c, listener) {
+                    if let Some(delay) =
+                        self.record_ip_connection(limits.window, listener, ip, ip_rate)
+                    {
+                        return Err(Refused::Throttled(delay));
+                    }
                     let max = limits
                         .per_ip_overrides
                         .get(&ip)
@@ -250,7 +270,7 @@ impl ConnectionQuotas {
                         .unwrap_or(limits.per_ip_default);
                     let from_ip = c.per_ip.get(&ip).copied().unwrap_or(0);
                     if from_ip >= max {
-                        return Err(TooManyConnections { ip, max });
+                        return Err(Refused::TooMany(TooManyConnections { ip, max }));
                     }
                     c.total += 1;
                     *c.per_listener.entry(listener.clone()).or_default() += 1;
@@ -301,14 +321,14 @@ impl ConnectionQuotas {
     /// Records a connection from `ip` against its `connection_creation_rate`
     /// (`limit`); over it, takes the connection back off every rate and
     /// returns how long to hold it before closing it.
-    pub fn record_ip_connection(
+    fn record_ip_connection(
         &self,
+        window: SampleConfig,
         listener: &Arc<str>,
         ip: IpAddr,
         limit: Option<f64>,
     ) -> Option<Duration> {
         let limit = limit.filter(|l| *l < UNLIMITED_RATE)?;
-        let window = self.limits().window;
         let now = self.now_ms();
         let mut rates = self.rates();
         if !rates.per_ip.contains_key(&ip) && rates.per_ip.len() >= MAX_IP_RATE_SENSORS {
@@ -410,11 +430,11 @@ mod tests {
     async fn the_broker_limit_makes_new_connections_wait_for_a_slot() {
         let q = quotas(&[("max.connections", "2")]).unwrap();
         let l: Arc<str> = Arc::from("PLAINTEXT");
-        let a = q.acquire(&l, [127, 0, 0, 1].into()).await.unwrap();
-        let _b = q.acquire(&l, [127, 0, 0, 2].into()).await.unwrap();
+        let a = q.acquire(&l, [127, 0, 0, 1].into(), None).await.unwrap();
+        let _b = q.acquire(&l, [127, 0, 0, 2].into(), None).await.unwrap();
         let waiting = tokio::spawn({
             let (q, l) = (q.clone(), l.clone());
-            async move { q.acquire(&l, [127, 0, 0, 3].into()).await.map(|_| ()) }
+            async move { q.acquire(&l, [127, 0, 0, 3].into(), None).await.map(|_| ()) }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiting.is_finished(), "a third connection must wait");
@@ -435,19 +455,43 @@ mod tests {
         .unwrap();
         let l: Arc<str> = Arc::from("PLAINTEXT");
         let one: IpAddr = [127, 0, 0, 1].into();
-        let _a = q.acquire(&l, one).await.unwrap();
+        let _a = q.acquire(&l, one, None).await.unwrap();
         assert_eq!(
-            q.acquire(&l, one).await.err(),
-            Some(TooManyConnections { ip: one, max: 1 })
+            q.acquire(&l, one, None).await.err(),
+            Some(Refused::TooMany(TooManyConnections { ip: one, max: 1 }))
         );
         assert_eq!(q.total(), 1, "a refused connection is not counted");
         let nine: IpAddr = [127, 0, 0, 9].into();
-        let _held: Vec<_> = futures_util::future::join_all((0..3).map(|_| q.acquire(&l, nine)))
-            .await
-            .into_iter()
-            .map(Result::unwrap)
-            .collect();
-        assert!(q.acquire(&l, nine).await.is_err());
+        let _held: Vec<_> =
+            futures_util::future::join_all((0..3).map(|_| q.acquire(&l, nine, None)))
+                .await
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
+        assert!(q.acquire(&l, nine, None).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn the_ip_rate_is_checked_before_the_ip_count_as_in_kafka() {
+        let q = quotas(&[("max.connections.per.ip", "1")]).unwrap();
+        let l: Arc<str> = Arc::from("PLAINTEXT");
+        let one: IpAddr = [127, 0, 0, 1].into();
+        let _a = q.acquire(&l, one, Some(1000.0)).await.unwrap();
+        // Over the count but not the rate: refused for the count, and
+        // still recorded against the rate.
+        for _ in 0..3 {
+            assert!(matches!(
+                q.acquire(&l, one, Some(1000.0)).await,
+                Err(Refused::TooMany(_))
+            ));
+        }
+        // Now over both: throttled (Kafka's ConnectionThrottledException),
+        // not refused for the count.
+        assert!(matches!(
+            q.acquire(&l, one, Some(0.1)).await,
+            Err(Refused::Throttled(d)) if !d.is_zero()
+        ));
+        assert_eq!(q.total(), 1);
     }
 
     #[tokio::test]
@@ -455,11 +499,11 @@ mod tests {
         let q = quotas(&[("listener.name.plaintext.max.connections", "1")]).unwrap();
         let p: Arc<str> = Arc::from("PLAINTEXT");
         let o: Arc<str> = Arc::from("OTHER");
-        let _a = q.acquire(&p, [127, 0, 0, 1].into()).await.unwrap();
-        let _b = q.acquire(&o, [127, 0, 0, 1].into()).await.unwrap();
+        let _a = q.acquire(&p, [127, 0, 0, 1].into(), None).await.unwrap();
+        let _b = q.acquire(&o, [127, 0, 0, 1].into(), None).await.unwrap();
         let held = tokio::time::timeout(
             Duration::from_millis(50),
-            q.acquire(&p, [127, 0, 0, 2].into()),
+            q.acquire(&p, [127, 0, 0, 2].into(), None),
         )
         .await;
         assert!(held.is_err(), "the second PLAINTEXT connection waits");
@@ -469,10 +513,10 @@ mod tests {
     async fn a_raised_limit_lets_a_waiting_connection_in() {
         let q = quotas(&[("max.connections", "1")]).unwrap();
         let l: Arc<str> = Arc::from("PLAINTEXT");
-        let _a = q.acquire(&l, [127, 0, 0, 1].into()).await.unwrap();
+        let _a = q.acquire(&l, [127, 0, 0, 1].into(), None).await.unwrap();
         let waiting = tokio::spawn({
             let (q, l) = (q.clone(), l.clone());
-            async move { q.acquire(&l, [127, 0, 0, 2].into()).await.map(|_| ()) }
+            async move { q.acquire(&l, [127, 0, 0, 2].into(), None).await.map(|_| ()) }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiting.is_finished(), "the second connection waits");

@@ -12,9 +12,8 @@ use tokio::task::JoinSet;
 use crate::config::BrokerConfig;
 use crate::handlers::KafkaApis;
 use crate::network::connection;
-use crate::network::connection_quotas::ConnectionQuotas;
+use crate::network::connection_quotas::{ConnectionQuotas, Refused};
 use crate::network::tls::TlsListener;
-use crate::security;
 use crate::util::shutdown::ShutdownSignal;
 
 /// A bound client listener, its name (Metadata answers with the
@@ -23,7 +22,7 @@ use crate::util::shutdown::ShutdownSignal;
 pub type BoundListener = (Arc<str>, TcpListener, Option<Arc<TlsListener>>);
 
 /// Binds every configured (non-controller) listener.
-pub async fn bind(config: &BrokerConfig) -> anyhow::Result<Vec<BoundListener>> {
+pub async fn bind(config: &Arc<BrokerConfig>) -> anyhow::Result<Vec<BoundListener>> {
     let mut out = Vec::new();
     for l in &config.listeners {
         if config.advertised_for(&l.name).is_none() {
@@ -34,10 +33,8 @@ pub async fn bind(config: &BrokerConfig) -> anyhow::Result<Vec<BoundListener>> {
         // bad one stops the start, naming the key and the file.
         let protocol = config.security_protocol_of(&l.name);
         let tls = if protocol.uses_tls() {
-            let get = |key: &str| config.listener_value(&l.name, key).map(str::to_string);
-            let server =
-                security::tls::build_server(&l.name, protocol, &get).map_err(anyhow::Error::msg)?;
-            Some(Arc::new(TlsListener::new(server, protocol)))
+            let listener = TlsListener::new(&l.name, config.clone()).map_err(anyhow::Error::msg)?;
+            Some(Arc::new(listener))
         } else {
             None
         };
@@ -107,32 +104,31 @@ async fn accept_loop(
                         }
                     }
                     // At the broker or listener limit this waits, and the
-                    // acceptor with it, as Kafka's does.
+                    // acceptor with it, as Kafka's does; then the address's
+                    // creation rate, then its count.
+                    let ip_rate = apis.quotas.managers.connection_rate_for_ip(peer.ip());
                     let slot = tokio::select! {
                         _ = shutdown.wait() => break,
-                        slot = quotas.acquire(&name, peer.ip()) => slot,
+                        slot = quotas.acquire(&name, peer.ip(), ip_rate) => slot,
                     };
                     match slot {
                         Ok(slot) => {
-                            let ip_rate = apis.quotas.managers.connection_rate_for_ip(peer.ip());
-                            if let Some(delay) = quotas.record_ip_connection(&name, peer.ip(), ip_rate) {
-                                // Kafka's ConnectionThrottledException: held
-                                // unread for the throttle time, then closed.
-                                tracing::debug!(listener = %name, %peer, ?delay, "connection_creation_rate exceeded; closing the connection after the throttle time");
-                                drop(slot);
-                                let shutdown = shutdown.clone();
-                                conns.spawn(async move {
-                                    tokio::select! {
-                                        _ = shutdown.wait() => {}
-                                        _ = tokio::time::sleep(delay) => {}
-                                    }
-                                    drop(stream);
-                                });
-                                continue;
-                            }
                             conns.spawn(connection::serve(stream, peer, name.clone(), apis.clone(), slot, shutdown.clone(), tls.clone()));
                         }
-                        Err(e) => tracing::info!(listener = %name, %peer, "{e}; closing the connection"),
+                        Err(Refused::Throttled(delay)) => {
+                            // Kafka's ConnectionThrottledException: held
+                            // unread for the throttle time, then closed.
+                            tracing::debug!(listener = %name, %peer, ?delay, "connection_creation_rate exceeded; closing the connection after the throttle time");
+                            let shutdown = shutdown.clone();
+                            conns.spawn(async move {
+                                tokio::select! {
+                                    _ = shutdown.wait() => {}
+                                    _ = tokio::time::sleep(delay) => {}
+                                }
+                                drop(stream);
+                            });
+                        }
+                        Err(Refused::TooMany(e)) => tracing::info!(listener = %name, %peer, "{e}; closing the connection"),
                     }
                 }
                 Err(e) => {

@@ -5,9 +5,13 @@
 //! Built once at start-up; any problem is an error naming the key (and
 //! file) so that the broker refuses to start, as Kafka's `SslFactory` does.
 //! Only PEM stores are read: JKS and PKCS12 are refused with a message
-//! saying so.
+//! saying so. A rebuilt server (dynamic listener configs) is checked
+//! against the running one as Kafka's `SslFactory` checks a reconfigured
+//! keystore ([`ensure_compatible`]), and notes its files' modification
+//! times so that setting the same path again reloads a changed file.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
@@ -23,6 +27,98 @@ use super::SecurityProtocol;
 pub struct TlsServer {
     pub config: Arc<ServerConfig>,
     pub principal_mapper: Arc<SslPrincipalMapper>,
+    /// The keystore's certificate as Kafka compares it on reconfiguration.
+    pub identity: KeystoreIdentity,
+    pub has_truststore: bool,
+    /// The store files read and their modification times then (Kafka's
+    /// `FileBasedStore.modified`).
+    pub files: Vec<(String, Option<SystemTime>)>,
+}
+
+/// The subject and subject alternative names of a keystore's certificate
+/// (Kafka's `SslFactory.CertificateEntries`; a PEM keystore has one entry,
+/// aliased `kafka`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeystoreIdentity {
+    /// RFC 2253 (`X500Principal.getName()`).
+    pub dn: String,
+    /// As Java lists them: `[type, value]`, e.g. `[2, localhost]`.
+    pub sans: Vec<String>,
+}
+
+impl TlsServer {
+    /// Whether a store file changed (or vanished) since it was read.
+    pub fn files_modified(&self) -> bool {
+        self.files.iter().any(|(path, at)| modified_at(path) != *at)
+    }
+}
+
+fn modified_at(path: &str) -> Option<SystemTime> {
+    std::fs::metadata(path.trim())
+        .and_then(|m| m.modified())
+        .ok()
+}
+
+/// Kafka's checks of a reconfigured listener's stores
+/// (`SslFactory.createNewSslEngineFactory` and
+/// `CertificateEntries.ensureCompatible`): the certificate keeps its
+/// distinguished name unless `allow_dn_changes`, keeps every subject
+/// alternative name unless `allow_san_changes`, and a truststore cannot be
+/// added where none was. The message is Kafka's `ConfigException`'s.
+pub fn ensure_compatible(
+    old: &TlsServer,
+    new: &TlsServer,
+    allow_dn_changes: bool,
+    allow_san_changes: bool,
+) -> Result<(), String> {
+    let (o, n) = (&old.identity, &new.identity);
+    if !allow_dn_changes && !o.dn.eq_ignore_ascii_case(&n.dn) {
+        return Err(format!(
+            "Keystore DistinguishedName does not match:  existing={{alias=kafka, DN={}}}, new={{alias=kafka, DN={}}}",
+            o.dn, n.dn
+        ));
+    }
+    if !allow_san_changes && !o.sans.iter().all(|s| n.sans.contains(s)) {
+        return Err(format!(
+            "Keystore SubjectAltNames do not match:  existing={{alias=kafka, SAN=[{}]}}, new={{alias=kafka, SAN=[{}]}}",
+            o.sans.join(", "),
+            n.sans.join(", ")
+        ));
+    }
+    if !old.has_truststore && new.has_truststore {
+        return Err("Cannot add SSL truststore to an existing listener for which no truststore was configured.".into());
+    }
+    Ok(())
+}
+
+/// The subject and SANs of a DER certificate.
+fn identity(cert_der: &[u8]) -> Result<KeystoreIdentity, String> {
+    use x509_parser::extensions::GeneralName;
+    use x509_parser::prelude::FromDer;
+    let dn = super::ssl_principal::subject_dn(cert_der)?;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(cert_der)
+        .map_err(|e| format!("unreadable certificate: {e}"))?;
+    let mut sans = Vec::new();
+    if let Ok(Some(ext)) = cert.subject_alternative_name() {
+        for name in &ext.value.general_names {
+            sans.push(match name {
+                GeneralName::RFC822Name(v) => format!("[1, {v}]"),
+                GeneralName::DNSName(v) => format!("[2, {v}]"),
+                GeneralName::URI(v) => format!("[6, {v}]"),
+                GeneralName::IPAddress(b) => match b.len() {
+                    4 => format!("[7, {}.{}.{}.{}]", b[0], b[1], b[2], b[3]),
+                    16 => {
+                        let mut a = [0u8; 16];
+                        a.copy_from_slice(b);
+                        format!("[7, {}]", std::net::Ipv6Addr::from(a))
+                    }
+                    _ => format!("[7, {b:?}]"),
+                },
+                other => format!("{other:?}"),
+            });
+        }
+    }
+    Ok(KeystoreIdentity { dn, sans })
 }
 
 /// `ssl.client.auth`.
@@ -46,7 +142,24 @@ pub fn build_server(
     let set = |key: &str| get(key).filter(|v| !v.trim().is_empty());
     let provider = provider(get).map_err(|e| at("ssl.cipher.suites", e))?;
     let versions = versions(get).map_err(|e| at("ssl.enabled.protocols", e))?;
+    // Modification times are taken before the files are read: a change
+    // racing the read is seen as a change next time.
+    let files: Vec<(String, Option<SystemTime>)> =
+        ["ssl.keystore.location", "ssl.truststore.location"]
+            .iter()
+            .filter_map(|k| set(k))
+            .map(|p| {
+                let at = modified_at(&p);
+                (p, at)
+            })
+            .collect();
     let (chain, key) = keystore(&set).map_err(|e| format!("listener {listener}: {e}"))?;
+    let identity = chain
+        .first()
+        .map(|c| identity(c.as_ref()))
+        .transpose()
+        .map_err(|e| at("ssl.keystore.location", e))?
+        .ok_or_else(|| at("ssl.keystore.location", "no certificate".into()))?;
     // Kafka applies `ssl.client.auth` to a SASL_SSL listener only when set
     // with the listener's prefix (KIP-684); SSL listeners read either.
     let client_auth_value = if protocol == SecurityProtocol::SaslSsl {
@@ -73,6 +186,7 @@ pub fn build_server(
         }
     };
     let roots = truststore(&set).map_err(|e| format!("listener {listener}: {e}"))?;
+    let has_truststore = roots.is_some();
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| at("ssl.enabled.protocols", e.to_string()))?;
@@ -110,6 +224,9 @@ pub fn build_server(
     Ok(TlsServer {
         config: Arc::new(config),
         principal_mapper: Arc::new(principal_mapper),
+        identity,
+        has_truststore,
+        files,
     })
 }
 

@@ -146,6 +146,10 @@ impl BrokerServer {
         groups.start();
         txns.start(signal.clone());
         let listeners = network::bind(&config).await?;
+        // TLS listeners take new keystores and truststores at run time.
+        for tls in listeners.iter().filter_map(|(_, _, tls)| tls.clone()) {
+            apis.dynamic_config.add_reconfigurable(tls);
+        }
         prometheus::http::start(&Arc::new(prometheus::Sources {
             replicas,
             groups,

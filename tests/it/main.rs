@@ -20,6 +20,7 @@ mod meta;
 mod metrics;
 mod produce_errors;
 mod protocol;
+mod quotas;
 mod retention;
 mod sasl;
 mod sasl_oauth;

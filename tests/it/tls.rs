@@ -480,3 +480,127 @@ fn inline_pem_keystore_and_truststore() {
         .api_versions_ok();
     assert!(refused(port, &pki, None));
 }
+
+// ---------------------------------------------------------------------------
+// Certificate reload (dynamic listener configs)
+// ---------------------------------------------------------------------------
+
+/// The certificate the broker presented to `c`, as DER.
+fn peer_cert(c: &TlsClient) -> Vec<u8> {
+    c.tls.conn.peer_certificates().expect("server certificate")[0].to_vec()
+}
+
+fn der_of(issued: &Issued) -> Vec<u8> {
+    CertificateDer::from_pem_slice(issued.cert_pem.as_bytes())
+        .expect("PEM certificate")
+        .to_vec()
+}
+
+fn write_keystore(path: &Path, issued: &Issued) {
+    std::fs::write(path, format!("{}{}", issued.key_pem, issued.cert_pem)).unwrap();
+}
+
+#[test]
+fn keystore_reload_through_incremental_alter_configs() {
+    use crate::support::admin::{described, inc_alter, BROKER_RESOURCE, SET};
+    const INVALID_REQUEST: i16 = 42;
+    const KEY: &str = "listener.name.ssl.ssl.keystore.location";
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let (mut b, ssl_port) = start_tls_broker(tmp.path(), &pki, &[]);
+    let mut c = b.client();
+    let mut before = TlsClient::connect(ssl_port, &pki, None).expect("handshake");
+    let first = peer_cert(&before);
+
+    // A new certificate for the same name: new connections present it, the
+    // established one carries on.
+    let second = pki.server();
+    let path = tmp.path().join("broker-2.pem");
+    write_keystore(&path, &second);
+    let path_s = path.display().to_string();
+    let (code, msg) = inc_alter(
+        &mut c,
+        BROKER_RESOURCE,
+        "1",
+        &[(KEY, SET, Some(&path_s))],
+        false,
+    );
+    assert_eq!((code, msg.as_deref()), (NONE, None));
+    let mut after = TlsClient::connect(ssl_port, &pki, None).expect("handshake");
+    assert_eq!(peer_cert(&after), der_of(&second));
+    assert_ne!(peer_cert(&after), first);
+    after.api_versions_ok();
+    before.api_versions_ok();
+    assert_eq!(peer_cert(&before), first);
+
+    // Refused as Kafka's SslFactory refuses them, changing nothing: another
+    // distinguished name, a lost subject alternative name, a missing file.
+    let other_dn = pki.issue(
+        &[(DnType::CommonName, "elsewhere")],
+        &["localhost", "127.0.0.1"],
+    );
+    let fewer_sans = pki.issue(&[(DnType::CommonName, "localhost")], &["localhost"]);
+    for (name, issued, needle) in [
+        (
+            "dn.pem",
+            Some(&other_dn),
+            "Keystore DistinguishedName does not match",
+        ),
+        (
+            "san.pem",
+            Some(&fewer_sans),
+            "Keystore SubjectAltNames do not match",
+        ),
+        ("missing.pem", None, "cannot read"),
+    ] {
+        let p = tmp.path().join(name);
+        if let Some(issued) = issued {
+            write_keystore(&p, issued);
+        }
+        let p = p.display().to_string();
+        let (code, msg) = inc_alter(&mut c, BROKER_RESOURCE, "1", &[(KEY, SET, Some(&p))], false);
+        let msg = msg.unwrap_or_default();
+        assert_eq!(code, INVALID_REQUEST, "{name}: {msg}");
+        assert!(
+            msg.starts_with("Invalid value org.apache.kafka.common.config.ConfigException: Validation of dynamic config update of SSLFactory failed: ")
+                && msg.contains(needle)
+                && msg.ends_with(" for configuration Invalid dynamic configuration"),
+            "{name}: {msg}"
+        );
+        let c2 = TlsClient::connect(ssl_port, &pki, None).expect("handshake");
+        assert_eq!(peer_cert(&c2), der_of(&second), "{name}");
+    }
+    assert_eq!(
+        described(&mut c, BROKER_RESOURCE, "1", KEY).0,
+        Some(path_s.clone())
+    );
+
+    // The same path set again reloads a file changed in place (Kafka
+    // compares its modification time).
+    let third = pki.server();
+    write_keystore(&path, &third);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
+        .unwrap();
+    let (code, _) = inc_alter(
+        &mut c,
+        BROKER_RESOURCE,
+        "1",
+        &[(KEY, SET, Some(&path_s))],
+        false,
+    );
+    assert_eq!(code, NONE);
+    let c3 = TlsClient::connect(ssl_port, &pki, None).expect("handshake");
+    assert_eq!(peer_cert(&c3), der_of(&third));
+
+    // The change is stored: after a restart the listener reads that path,
+    // not the static ssl.keystore.location.
+    drop((before, after, c3, c));
+    b.stop();
+    b.restart();
+    let c4 = TlsClient::connect(ssl_port, &pki, None).expect("handshake after restart");
+    assert_eq!(peer_cert(&c4), der_of(&third));
+}

@@ -8,6 +8,11 @@
 //     what is there and stops.
 //   "timestamps": {topic, startingOffsetsByTimestamp (JSON), strategy}
 //     a batch read from those timestamps to the latest offsets.
+//   "copies": [{bootstrap, options: {kafka client key: value}, input, output}]
+//     batch jobs, one after the other: read the input from the earliest to the
+//     latest offsets, tag each value with "|spark", write it to the output, both
+//     through that bootstrap with those client options (security.protocol, SASL,
+//     TLS stores: the listener under test).
 // stdout (JSON lines): {"event":"progress","batch":N,"rows":N,"start":..,"end":..}
 // per micro-batch; {"event":"stream-done"}; {"event":"row","partition":..,
 // "offset":..,"timestamp":..,"value":..} per row of the batch read; {"event":"done"}.
@@ -52,6 +57,11 @@ public final class KafkaJobs {
         }
         if (spec.has("timestamps")) {
             readByTimestamps(spark, bootstrap, spec.get("timestamps"));
+        }
+        if (spec.has("copies")) {
+            for (JsonNode c : spec.get("copies")) {
+                copy(spark, c);
+            }
         }
         emit(JSON.createObjectNode().put("event", "done"));
         spark.stop();
@@ -120,6 +130,30 @@ public final class KafkaJobs {
                     .put("offset", r.getLong(1)).put("timestamp", r.getLong(2))
                     .put("value", r.getString(3)));
         }
+    }
+
+    static void copy(SparkSession spark, JsonNode c) {
+        String bootstrap = c.get("bootstrap").asText();
+        var read = spark.read().format("kafka")
+                .option("kafka.bootstrap.servers", bootstrap)
+                .option("subscribe", c.get("input").asText())
+                .option("startingOffsets", "earliest")
+                .option("endingOffsets", "latest");
+        var options = c.get("options").fields();
+        java.util.Map<String, String> kafka = new java.util.HashMap<>();
+        while (options.hasNext()) {
+            var o = options.next();
+            kafka.put("kafka." + o.getKey(), o.getValue().asText());
+        }
+        read = read.options(kafka);
+        read.load()
+                .selectExpr("key", "concat(cast(value as string), '|spark') as value")
+                .write().format("kafka")
+                .option("kafka.bootstrap.servers", bootstrap)
+                .option("topic", c.get("output").asText())
+                .options(kafka)
+                .save();
+        emit(JSON.createObjectNode().put("event", "copied").put("output", c.get("output").asText()));
     }
 
     static synchronized void emit(JsonNode ev) {
