@@ -424,3 +424,20 @@ fn start_flushers(topic: &Topic) {
         tokio::spawn(p.clone().run_flusher());
     }
 }
+
+impl ReplicaManager {
+    /// Cluster mode, before the first metadata image is applied: the logs
+    /// loaded from disk serve nothing (clients get NOT_LEADER_OR_FOLLOWER)
+    /// until `apply_delta` makes each one leader or follower, so a
+    /// restarted broker never answers as a leader it no longer is. The
+    /// server's cluster wiring calls it right after `open`; a standalone
+    /// node never does.
+    pub fn await_metadata(&self) {
+        for t in self.topics.list() {
+            for p in &t.partitions {
+                p.stop_serving();
+                p.set_replica_lag_time_max_ms(self.config.int("replica.lag.time.max.ms"));
+            }
+        }
+    }
+}

@@ -11,9 +11,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::select_all;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -85,6 +86,33 @@ struct ReadPass {
     bytes: usize,
     /// Any partition answered with an error: Kafka responds at once.
     error: bool,
+    /// KIP-951: the leaders named in `current_leader` hints (v16+).
+    node_endpoints: Vec<NodeEndpoint>,
+}
+
+/// KIP-951 (Fetch v16+): a client refused by a non-leader learns the leader
+/// this replica knows and where it listens.
+fn add_leader_hint(
+    data: PartitionData,
+    partition: &crate::broker::partition::Partition,
+    endpoints: &mut Vec<NodeEndpoint>,
+) -> PartitionData {
+    let Some(hint) = partition.leader_hint() else {
+        return data;
+    };
+    if !endpoints.iter().any(|n| n.node_id.0 == hint.leader_id) {
+        endpoints.push(
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(hint.leader_id))
+                .with_host(StrBytes::from_string(hint.host))
+                .with_port(hint.port),
+        );
+    }
+    data.with_current_leader(
+        LeaderIdAndEpoch::default()
+            .with_leader_id(BrokerId(hint.leader_id))
+            .with_leader_epoch(hint.leader_epoch),
+    )
 }
 
 fn read_pass(
@@ -94,8 +122,10 @@ fn read_pass(
     read_committed: bool,
     by_id: bool,
     follower: Option<FollowerFetch>,
+    version: i16,
 ) -> ReadPass {
     let mut total = 0usize;
+    let mut node_endpoints = Vec::new();
     let mut error = false;
     let mut topics = Vec::with_capacity(targets.len());
     let mut records = Vec::new();
@@ -155,10 +185,12 @@ fn read_pass(
                 // Without a KIP-392 replica selector only the leader serves
                 // consumers.
                 error = true;
-                parts.push(read_error_partition(
-                    pt.index,
-                    ResponseError::NotLeaderOrFollower,
-                ));
+                let data = read_error_partition(pt.index, ResponseError::NotLeaderOrFollower);
+                parts.push(if version >= 16 {
+                    add_leader_hint(data, partition, &mut node_endpoints)
+                } else {
+                    data
+                });
                 continue;
             }
             let remaining = max_bytes.saturating_sub(total);
@@ -224,6 +256,7 @@ fn read_pass(
         records,
         bytes: total,
         error,
+        node_endpoints,
     }
 }
 
@@ -282,6 +315,7 @@ fn respond(req: &Request, targets: &[TopicTarget], pass: ReadPass) -> crate::han
         return req.respond_sharing(
             &FetchResponse::default()
                 .with_session_id(0)
+                .with_node_endpoints(pass.node_endpoints)
                 .with_responses(pass.topics),
             &pass.records,
         );
@@ -289,6 +323,7 @@ fn respond(req: &Request, targets: &[TopicTarget], pass: ReadPass) -> crate::han
     let reply = req.respond_sharing(
         &FetchResponse::default()
             .with_session_id(0)
+            .with_node_endpoints(pass.node_endpoints.clone())
             .with_responses(pass.topics.clone()),
         &pass.records,
     );
@@ -425,6 +460,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                 read_committed,
                 by_id,
                 follower,
+                version,
             );
             if pass.bytes >= min_bytes
                 || pass.error
@@ -447,6 +483,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                     read_committed,
                     by_id,
                     follower,
+                    version,
                 );
                 return respond(&req, &targets, pass);
             }

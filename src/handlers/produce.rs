@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
@@ -356,6 +357,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(request.topic_data.len());
     let mut awaiting: Vec<AwaitingAck> = Vec::new();
     let mut any_error = false;
+    let mut node_endpoints: Vec<NodeEndpoint> = Vec::new();
 
     for (topic_pos, td) in request.topic_data.into_iter().enumerate() {
         let topic = if version >= 13 {
@@ -425,10 +427,34 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                     },
                 }
             };
-            partitions.push(result.unwrap_or_else(|r| {
+            let mut r = result.unwrap_or_else(|r| {
                 any_error = true;
                 r
-            }));
+            });
+            if version >= 10 && r.error_code == ResponseError::NotLeaderOrFollower.code() {
+                // KIP-951: point the client at the leader this replica knows.
+                if let Some(hint) = topic
+                    .as_ref()
+                    .and_then(|t| t.partition(r.index))
+                    .and_then(|p| p.leader_hint())
+                {
+                    r.current_leader = LeaderIdAndEpoch::default()
+                        .with_leader_id(BrokerId(hint.leader_id))
+                        .with_leader_epoch(hint.leader_epoch);
+                    if !node_endpoints
+                        .iter()
+                        .any(|n: &NodeEndpoint| n.node_id.0 == hint.leader_id)
+                    {
+                        node_endpoints.push(
+                            NodeEndpoint::default()
+                                .with_node_id(BrokerId(hint.leader_id))
+                                .with_host(StrBytes::from_string(hint.host))
+                                .with_port(hint.port),
+                        );
+                    }
+                }
+            }
+            partitions.push(r);
         }
         responses.push(
             TopicProduceResponse::default()
@@ -469,6 +495,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
         req.respond(
             &ProduceResponse::default()
                 .with_responses(responses)
+                .with_node_endpoints(node_endpoints)
                 .with_throttle_time_ms(throttle),
         )
     })

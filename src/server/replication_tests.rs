@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
-use kafka_protocol::messages::{ProduceRequest, TopicName};
+use kafka_protocol::messages::{FetchRequest, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
@@ -114,6 +115,17 @@ impl Node {
     }
 
     async fn produce(&self, acks: i16, timeout_ms: i32, value: &str) -> PartitionProduceResponse {
+        let mut resp = self.produce_v(9, acks, timeout_ms, value).await;
+        resp.responses.remove(0).partition_responses.remove(0)
+    }
+
+    async fn produce_v(
+        &self,
+        version: i16,
+        acks: i16,
+        timeout_ms: i32,
+        value: &str,
+    ) -> ProduceResponse {
         let now = crate::util::now_ms();
         let batch = BatchBuilder::new(now)
             .push(Some(b"k"), Some(value.as_bytes()), &[], now)
@@ -127,8 +139,7 @@ impl Node {
                     .with_index(0)
                     .with_records(Some(Bytes::from(batch.to_vec())))])]);
         let mut client = NetworkClient::new(self.addr.clone(), "test", ClientLimits::default());
-        let mut resp = client.send(&req, 9).await.expect("produce answered");
-        resp.responses.remove(0).partition_responses.remove(0)
+        client.send(&req, version).await.expect("produce answered")
     }
 }
 
@@ -240,6 +251,39 @@ async fn acks_all_waits_for_the_follower_and_the_isr_shrinks_without_it() {
     // A client produce to the follower is refused.
     let r = follower.produce(1, 1_000, "x").await;
     assert_eq!(r.error_code, ResponseError::NotLeaderOrFollower.code());
+    // KIP-951: v10+ names the leader and where it listens.
+    let resp = follower.produce_v(10, 1, 1_000, "x").await;
+    let r = &resp.responses[0].partition_responses[0];
+    assert_eq!(r.error_code, ResponseError::NotLeaderOrFollower.code());
+    assert_eq!(
+        (r.current_leader.leader_id.0, r.current_leader.leader_epoch),
+        (1, 1)
+    );
+    let ep = &resp.node_endpoints[0];
+    assert_eq!(
+        (ep.node_id.0, format!("{}:{}", ep.host, ep.port)),
+        (1, leader.addr.clone())
+    );
+    // A consumer's fetch from the follower (no KIP-392 selector) too.
+    let fetch = FetchRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic_id(topic_id)
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(-1)
+                .with_partition_max_bytes(1 << 20)])]);
+    let mut client = NetworkClient::new(follower.addr.clone(), "test", ClientLimits::default());
+    let resp = client.send(&fetch, 16).await.expect("fetch answered");
+    let d = &resp.responses[0].partitions[0];
+    assert_eq!(d.error_code, ResponseError::NotLeaderOrFollower.code());
+    assert_eq!(d.current_leader.leader_id.0, 1);
+    assert_eq!(
+        resp.node_endpoints[0].port.to_string(),
+        leader.addr.rsplit(':').next().unwrap()
+    );
     assert!(
         controller.proposals.lock().unwrap().is_empty(),
         "no ISR change while in sync"

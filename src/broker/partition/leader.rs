@@ -513,3 +513,29 @@ impl Partition {
             .and_then(|p| p.log.leader_epochs().latest_epoch())
     }
 }
+
+/// KIP-951's new-leader hint for a NOT_LEADER_OR_FOLLOWER answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderHint {
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub host: String,
+    pub port: i32,
+}
+
+impl Partition {
+    /// The leader this follower knows, with its address, if any.
+    pub fn leader_hint(&self) -> Option<LeaderHint> {
+        let (leader_id, endpoint) = self.leader_endpoint()?;
+        let (host, port) = endpoint.rsplit_once(':')?;
+        Some(LeaderHint {
+            leader_id,
+            leader_epoch: self.leader_epoch(),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port: port.parse().ok()?,
+        })
+    }
+}
