@@ -56,9 +56,10 @@ impl ControllerServer {
     ) -> anyhow::Result<ControllerServer> {
         let k = &config.kraft;
         let dir = metadata_dir(config);
-        let log = DurableLogStore::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
-        let state =
-            MetadataStateMachine::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+        let log =
+            DurableLogStore::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+        let state = MetadataStateMachine::open(&dir)
+            .with_context(|| format!("opening {}", dir.display()))?;
         let fetch_timeout = k.fetch_timeout_ms.max(10) as u64;
         let raft_config = openraft::Config {
             cluster_name: cluster_id.clone(),
@@ -83,8 +84,9 @@ impl ControllerServer {
         .context("starting the controller quorum")?;
         let defaults = ReplicationDefaults {
             num_partitions: config.num_partitions,
-            default_replication_factor: config.int("default.replication.factor").clamp(1, i16::MAX as i64)
-                as i16,
+            default_replication_factor: config
+                .int("default.replication.factor")
+                .clamp(1, i16::MAX as i64) as i16,
             unclean_leader_election: config.boolean("unclean.leader.election.enable"),
             min_insync_replicas: config.int("min.insync.replicas").clamp(1, i32::MAX as i64) as i32,
         };
@@ -159,7 +161,10 @@ async fn serve(mut stream: TcpStream, apis: Arc<ControllerApis>, shutdown: Shutd
                 Err(_) => return,
             },
         };
-        let Some(size) = usize::try_from(size).ok().filter(|s| *s <= MAX_REQUEST_BYTES) else {
+        let Some(size) = usize::try_from(size)
+            .ok()
+            .filter(|s| *s <= MAX_REQUEST_BYTES)
+        else {
             tracing::debug!(size, "controller listener: bad request size; closing");
             return;
         };
