@@ -158,7 +158,11 @@ impl BrokerLifecycleManager {
             match client.send(&req, REGISTRATION_VERSION).await {
                 Ok(resp) if resp.error_code == 0 => {
                     self.epoch.store(resp.broker_epoch, Ordering::Release);
-                    tracing::info!(epoch = resp.broker_epoch, controller = client.addr(), "registered with the controller");
+                    tracing::info!(
+                        epoch = resp.broker_epoch,
+                        controller = client.addr(),
+                        "registered with the controller"
+                    );
                     return Ok(resp.broker_epoch);
                 }
                 Ok(resp) => {
@@ -170,7 +174,11 @@ impl BrokerLifecycleManager {
                             id.cluster_id
                         );
                     }
-                    tracing::info!(code, controller = client.addr(), "registration refused; retrying");
+                    tracing::info!(
+                        code,
+                        controller = client.addr(),
+                        "registration refused; retrying"
+                    );
                     if code == ResponseError::NotController.code() {
                         self.controllers.move_on(None);
                     }

@@ -40,7 +40,9 @@ impl BrokerHeartbeatManager {
 
     /// A heartbeat or registration from `broker` in `term`.
     pub fn touch(&self, term: u64, broker: i32) {
-        self.sessions(term).last_contact.insert(broker, Instant::now());
+        self.sessions(term)
+            .last_contact
+            .insert(broker, Instant::now());
     }
 
     /// Whether `broker` heartbeated within its session (Kafka's

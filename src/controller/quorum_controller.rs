@@ -22,7 +22,9 @@ use openraft::{BasicNode, Raft};
 use super::broker_heartbeat_manager::BrokerHeartbeatManager;
 use super::replication_control::{self, ReplicationDefaults};
 use crate::clients::private_apis::{MetadataFetchRequest, MetadataFetchResponse};
-use crate::metadata::records::{BrokerEndpoint, BrokerFeature, BrokerIdAndEpoch, RegisterBrokerRecord};
+use crate::metadata::records::{
+    BrokerEndpoint, BrokerFeature, BrokerIdAndEpoch, RegisterBrokerRecord,
+};
 use crate::metadata::{MetadataImage, MetadataRecord, RecordAndVersion};
 use crate::raft::{MetadataBatch, MetadataStateMachine, NodeId, TypeConfig};
 
@@ -101,7 +103,11 @@ impl QuorumController {
 
     /// The active controller's id as this node knows it.
     pub fn leader_id(&self) -> Option<i32> {
-        self.raft.metrics().borrow().current_leader.map(|l| l as i32)
+        self.raft
+            .metrics()
+            .borrow()
+            .current_leader
+            .map(|l| l as i32)
     }
 
     fn term(&self) -> u64 {
@@ -152,17 +158,22 @@ impl QuorumController {
         match self.raft.client_write(batch).await {
             Ok(w) => match w.data.error {
                 None => Ok(response),
-                Some(e) => Err(WriteError::Failed(format!("the image refused the batch: {e}"))),
+                Some(e) => Err(WriteError::Failed(format!(
+                    "the image refused the batch: {e}"
+                ))),
             },
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(
-                WriteError::NotController(f.leader_id.map(|l| l as i32)),
-            ),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(WriteError::NotController(f.leader_id.map(|l| l as i32)))
+            }
             Err(e) => Err(WriteError::Failed(e.to_string())),
         }
     }
 
     /// BrokerRegistration (Kafka's `ClusterControlManager.registerBroker`).
-    pub async fn register_broker(&self, req: &BrokerRegistrationRequest) -> BrokerRegistrationResponse {
+    pub async fn register_broker(
+        &self,
+        req: &BrokerRegistrationRequest,
+    ) -> BrokerRegistrationResponse {
         let mut resp = BrokerRegistrationResponse::default().with_broker_epoch(-1);
         if req.cluster_id.as_str() != self.settings.cluster_id {
             return resp.with_error_code(ResponseError::InconsistentClusterId.code());
@@ -352,11 +363,8 @@ impl QuorumController {
         let applied = |m: &openraft::RaftMetrics<NodeId, BasicNode>| {
             m.last_applied.map_or(-1, |l| l.index as i64)
         };
-        let _ = tokio::time::timeout(
-            wait,
-            metrics.wait_for(|m| applied(m) > req.after_offset),
-        )
-        .await;
+        let _ =
+            tokio::time::timeout(wait, metrics.wait_for(|m| applied(m) > req.after_offset)).await;
         // The offset first, then the image: the image is at least as new as
         // the offset the broker will ask after next.
         let offset = self.state.last_applied().map_or(-1, |l| l.index as i64);

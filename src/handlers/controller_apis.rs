@@ -74,7 +74,12 @@ impl ControllerApis {
                         serde_json::to_vec(&raft.install_snapshot(r).await)
                     }
                 }?;
-                return encode_with_header_version(cid, RESPONSE_HEADER_VERSION, 0, &RawBody(answer));
+                return encode_with_header_version(
+                    cid,
+                    RESPONSE_HEADER_VERSION,
+                    0,
+                    &RawBody(answer),
+                );
             }
             METADATA_FETCH_KEY => {
                 let req = MetadataFetchRequest::decode(&body).map_err(anyhow::Error::msg)?;
@@ -204,4 +209,3 @@ impl ControllerApis {
         }
     }
 }
-

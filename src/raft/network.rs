@@ -22,9 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{NodeId, TypeConfig};
-use crate::clients::private_apis::{
-    RAFT_RPC_KEY, REQUEST_HEADER_VERSION, RESPONSE_HEADER_VERSION,
-};
+use crate::clients::private_apis::{RAFT_RPC_KEY, REQUEST_HEADER_VERSION, RESPONSE_HEADER_VERSION};
 use crate::clients::{ClientError, ClientLimits, NetworkClient};
 
 /// One openraft RPC as sent between controllers.
@@ -125,28 +123,18 @@ impl VoterConnection {
     }
 }
 
-fn rpc_error<E: std::error::Error>(
-    target: NodeId,
-    answer: Result<Result<impl Sized, E>, Failure>,
-) -> Option<RPCError<NodeId, BasicNode, E>> {
-    match answer {
-        Ok(Ok(_)) => None,
-        Ok(Err(remote)) => Some(RPCError::RemoteError(RemoteError::new(target, remote))),
-        Err(Failure::Unreachable(e)) => Some(RPCError::Unreachable(Unreachable::new(&e))),
-        Err(Failure::Network(m)) => Some(RPCError::Network(NetworkError::new(&TransportError(m)))),
-    }
-}
-
-/// Splits an answer into the value or openraft's error.
+/// Splits an answer into the value or openraft's error (whose size the
+/// trait's signature fixes).
+#[allow(clippy::result_large_err)]
 fn settle<T, E: std::error::Error>(
     target: NodeId,
     answer: Result<Result<T, E>, Failure>,
 ) -> Result<T, RPCError<NodeId, BasicNode, E>> {
     match answer {
         Ok(Ok(v)) => Ok(v),
-        other => Err(rpc_error(target, other.map(|r| r.map(|_| ()))).unwrap_or_else(|| {
-            RPCError::Network(NetworkError::new(&TransportError("unreachable".into())))
-        })),
+        Ok(Err(remote)) => Err(RPCError::RemoteError(RemoteError::new(target, remote))),
+        Err(Failure::Unreachable(e)) => Err(RPCError::Unreachable(Unreachable::new(&e))),
+        Err(Failure::Network(m)) => Err(RPCError::Network(NetworkError::new(&TransportError(m)))),
     }
 }
 

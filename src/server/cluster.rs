@@ -142,7 +142,8 @@ impl ClusterNode {
             Some(e) = fatal.recv() => Err(e),
         };
         if outcome.is_ok() {
-            if let Some(l) = &lifecycle {
+            // A broker that never registered has nothing to hand over.
+            if let Some(l) = lifecycle.as_ref().filter(|l| l.broker_epoch() >= 0) {
                 l.controlled_shutdown(CONTROLLED_SHUTDOWN_TIMEOUT).await;
             }
         }

@@ -56,9 +56,10 @@ impl ControllerServer {
     ) -> anyhow::Result<ControllerServer> {
         let k = &config.kraft;
         let dir = metadata_dir(config);
-        let log = DurableLogStore::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
-        let state =
-            MetadataStateMachine::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+        let log =
+            DurableLogStore::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+        let state = MetadataStateMachine::open(&dir)
+            .with_context(|| format!("opening {}", dir.display()))?;
         let fetch_timeout = k.fetch_timeout_ms.max(10) as u64;
         let raft_config = openraft::Config {
             cluster_name: cluster_id.clone(),
@@ -153,7 +154,10 @@ async fn serve(mut stream: TcpStream, apis: Arc<ControllerApis>, shutdown: Shutd
                 Err(_) => return,
             },
         };
-        let Some(size) = usize::try_from(size).ok().filter(|s| *s <= MAX_REQUEST_BYTES) else {
+        let Some(size) = usize::try_from(size)
+            .ok()
+            .filter(|s| *s <= MAX_REQUEST_BYTES)
+        else {
             tracing::debug!(size, "controller listener: bad request size; closing");
             return;
         };

@@ -50,8 +50,10 @@ fn three_controllers_and_two_brokers_register() {
 
 #[test]
 fn a_broker_of_another_cluster_is_refused() {
-    let c = Cluster::start(1, 0, 0);
-    c.await_brokers(1, &[1], FORM);
+    // One controller (a single combined node would be standalone) and one
+    // broker of the cluster.
+    let c = Cluster::start(0, 1, 1);
+    c.await_brokers(2, &[2], FORM);
     let voters = format!(
         "1@127.0.0.1:{}",
         c.nodes[0].controller_port.expect("controller port")
@@ -73,5 +75,5 @@ fn a_broker_of_another_cluster_is_refused() {
         "{}",
         stranger.stderr()
     );
-    c.await_brokers(1, &[1], FORM);
+    c.await_brokers(2, &[2], FORM);
 }

@@ -114,7 +114,13 @@ impl Broker {
     /// data directory, formatted with `cluster_id` as `kafka-storage
     /// format` would), waiting for `port` when `wait`. For cluster nodes,
     /// whose listeners the test names.
-    pub fn start_node(port: u16, node_id: i32, cluster_id: &str, overrides: &[String], wait: bool) -> Broker {
+    pub fn start_node(
+        port: u16,
+        node_id: i32,
+        cluster_id: &str,
+        overrides: &[String],
+        wait: bool,
+    ) -> Broker {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
         std::fs::create_dir_all(&data_dir).expect("data dir");

@@ -87,16 +87,23 @@ impl Cluster {
             id += 1;
             plan.push((id, Some(free_port()), None));
         }
-        let voter_ports: Vec<(i32, u16)> =
-            plan.iter().filter_map(|(id, _, c)| c.map(|c| (*id, c))).collect();
+        let voter_ports: Vec<(i32, u16)> = plan
+            .iter()
+            .filter_map(|(id, _, c)| c.map(|c| (*id, c)))
+            .collect();
         let voters = voters(&voter_ports);
         // Every process first (a voter waits for the others to elect).
         let mut nodes: Vec<Node> = plan
             .into_iter()
             .map(|(id, b, c)| {
                 let port = b.or(c).expect("a role");
-                let process =
-                    Broker::start_node(port, id, CLUSTER_ID, &node_config(id, b, c, &voters), false);
+                let process = Broker::start_node(
+                    port,
+                    id,
+                    CLUSTER_ID,
+                    &node_config(id, b, c, &voters),
+                    false,
+                );
                 Node {
                     id,
                     broker_port: b,
