@@ -7,11 +7,11 @@
 //! (openraft) lives in `raft`; the controller's request handling and its
 //! broker heartbeats are wired above this module.
 
+pub mod broker_heartbeat_manager;
 pub mod elect_leaders;
 pub mod partition_change;
-pub mod replica_placer;
-pub mod broker_heartbeat_manager;
 pub mod quorum_controller;
+pub mod replica_placer;
 pub mod replication_control;
 #[cfg(test)]
 mod tests;
