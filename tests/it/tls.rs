@@ -116,7 +116,13 @@ fn start_tls_broker(dir: &Path, pki: &Pki, extra: &[String]) -> (Broker, u16) {
     ];
     args.extend(extra.iter().cloned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    (Broker::start_on(port, &args), ssl_port)
+    let broker = Broker::start_on(port, &args);
+    // The harness waits for the first listener; the SSL one is bound just
+    // after it (its keystore read first), so wait for it too.
+    wait_until("the SSL listener", Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", ssl_port)).is_ok()
+    });
+    (broker, ssl_port)
 }
 
 /// A blocking Kafka client over rustls.
