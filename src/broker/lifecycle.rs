@@ -24,6 +24,10 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
+use kafka_protocol::messages::alter_partition_request::{BrokerState, PartitionData, TopicData};
+use kafka_protocol::messages::AlterPartitionRequest;
+
+use super::alter_partition::{AlterPartitionManager, CommittedIsr, IsrFuture, IsrProposal};
 use super::metadata_cache::MetadataCache;
 use crate::clients::private_apis::{
     MetadataFetchRequest, MetadataFetchResponse, METADATA_FETCH_KEY, REQUEST_HEADER_VERSION,
@@ -348,4 +352,83 @@ fn build_image(records: &[Vec<u8>]) -> anyhow::Result<MetadataImage> {
         image.apply(&r.record).map_err(|e| anyhow::anyhow!(e.0))?;
     }
     Ok(image)
+}
+
+/// The leader's ISR proposals sent as AlterPartition (v3: each member with
+/// its broker epoch, read from the metadata image) to the active
+/// controller, retried on NOT_CONTROLLER within the request timeout.
+pub struct ControllerAlterPartition(pub Arc<BrokerLifecycleManager>);
+
+impl AlterPartitionManager for ControllerAlterPartition {
+    fn submit(&self, proposal: IsrProposal) -> IsrFuture {
+        let m = self.0.clone();
+        Box::pin(async move { m.alter_partition(proposal).await })
+    }
+}
+
+const ALTER_PARTITION_VERSION: i16 = 3;
+
+impl BrokerLifecycleManager {
+    async fn alter_partition(&self, p: IsrProposal) -> Result<CommittedIsr, ResponseError> {
+        let image = self.cache.image();
+        let members = p
+            .new_isr
+            .iter()
+            .map(|&id| {
+                BrokerState::default()
+                    .with_broker_id(BrokerId(id))
+                    .with_broker_epoch(image.brokers.get(&id).map_or(-1, |b| b.epoch))
+            })
+            .collect();
+        let req = AlterPartitionRequest::default()
+            .with_broker_id(BrokerId(self.identity.node_id))
+            .with_broker_epoch(self.broker_epoch())
+            .with_topics(vec![TopicData::default()
+                .with_topic_id(p.topic_id)
+                .with_partitions(vec![PartitionData::default()
+                    .with_partition_index(p.partition)
+                    .with_leader_epoch(p.leader_epoch)
+                    .with_new_isr_with_epochs(members)
+                    .with_partition_epoch(p.partition_epoch)])]);
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        while tokio::time::Instant::now() < deadline {
+            let mut client = self.client();
+            match client.send(&req, ALTER_PARTITION_VERSION).await {
+                Ok(resp) if resp.error_code == ResponseError::NotController.code() => {}
+                Ok(resp) if resp.error_code != 0 => {
+                    return Err(ResponseError::try_from_code(resp.error_code)
+                        .unwrap_or(ResponseError::UnknownServerError));
+                }
+                Ok(resp) => {
+                    let part = resp
+                        .topics
+                        .iter()
+                        .filter(|t| t.topic_id == p.topic_id)
+                        .flat_map(|t| t.partitions.iter())
+                        .find(|x| x.partition_index == p.partition);
+                    let Some(part) = part else {
+                        return Err(ResponseError::UnknownTopicOrPartition);
+                    };
+                    if part.error_code == ResponseError::NotController.code() {
+                        self.controllers.move_on(None);
+                        continue;
+                    }
+                    if part.error_code != 0 {
+                        return Err(ResponseError::try_from_code(part.error_code)
+                            .unwrap_or(ResponseError::UnknownServerError));
+                    }
+                    return Ok(CommittedIsr {
+                        leader: part.leader_id.0,
+                        leader_epoch: part.leader_epoch,
+                        partition_epoch: part.partition_epoch,
+                        isr: part.isr.iter().map(|b| b.0).collect(),
+                    });
+                }
+                Err(e) => tracing::debug!("AlterPartition: {e}"),
+            }
+            self.controllers.move_on(None);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(ResponseError::RequestTimedOut)
+    }
 }

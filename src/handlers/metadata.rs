@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::broker::topics::{validate_topic_name, Topic};
 use crate::handlers::{decode_or_close, Reply, Request};
+use crate::metadata::{MetadataImage, PartitionRegistration};
 use crate::security::acl::{AclOperation, ResourceType};
 
 /// Kafka's AclOperation codes.
@@ -68,7 +69,27 @@ pub fn cluster_authorized_operations() -> i32 {
 /// Kafka's "not requested" value for authorized operations.
 pub const OPS_NOT_REQUESTED: i32 = i32::MIN;
 
-fn topic_entry(topic: &Topic, node_id: i32, ops: i32) -> MetadataResponseTopic {
+fn topic_entry(
+    topic: &Topic,
+    node_id: i32,
+    ops: i32,
+    image: Option<&MetadataImage>,
+) -> MetadataResponseTopic {
+    // In a cluster the image says who leads and which replicas are in sync.
+    if let Some(t) = image.and_then(|i| i.topic_by_name(&topic.name).map(|t| (i, t))) {
+        let (image, t) = t;
+        let partitions = t
+            .partitions
+            .iter()
+            .map(|(index, reg)| cluster_partition(image, *index, reg))
+            .collect();
+        return MetadataResponseTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+            .with_topic_id(t.id)
+            .with_is_internal(topic.internal)
+            .with_partitions(partitions)
+            .with_topic_authorized_operations(ops);
+    }
     let partitions = topic
         .partitions
         .iter()
@@ -87,6 +108,36 @@ fn topic_entry(topic: &Topic, node_id: i32, ops: i32) -> MetadataResponseTopic {
         .with_is_internal(topic.internal)
         .with_partitions(partitions)
         .with_topic_authorized_operations(ops)
+}
+
+/// One partition as the metadata image has it (Kafka's
+/// `KRaftMetadataCache.partitionMetadata`): no leader is
+/// LEADER_NOT_AVAILABLE; replicas on fenced or unknown brokers are offline.
+fn cluster_partition(
+    image: &MetadataImage,
+    index: i32,
+    reg: &PartitionRegistration,
+) -> MetadataResponsePartition {
+    let ids = |v: &[i32]| v.iter().map(|&b| BrokerId(b)).collect::<Vec<_>>();
+    let offline: Vec<i32> = reg
+        .replicas
+        .iter()
+        .copied()
+        .filter(|b| image.brokers.get(b).is_none_or(|r| r.fenced))
+        .collect();
+    let error = if reg.leader < 0 {
+        ResponseError::LeaderNotAvailable.code()
+    } else {
+        0
+    };
+    MetadataResponsePartition::default()
+        .with_error_code(error)
+        .with_partition_index(index)
+        .with_leader_id(BrokerId(reg.leader))
+        .with_leader_epoch(reg.leader_epoch)
+        .with_replica_nodes(ids(&reg.replicas))
+        .with_isr_nodes(ids(&reg.isr))
+        .with_offline_replicas(ids(&offline))
 }
 
 /// A topic answered with an error. Kafka computes the operations of every
@@ -182,6 +233,7 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
     let allow_auto_create =
         cfg.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
 
+    let image = apis.cluster.as_ref().map(|c| c.image());
     let mut topics = Vec::new();
     let requested = match request.topics {
         None => None,
@@ -193,7 +245,7 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
             // All topics: the ones the client may describe, silently.
             for t in apis.replicas.topics.list() {
                 if may_describe(&t.name) {
-                    topics.push(topic_entry(&t, node_id, ops_of(&t.name)));
+                    topics.push(topic_entry(&t, node_id, ops_of(&t.name), image.as_deref()));
                 }
             }
         }
@@ -204,9 +256,12 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                     None => {
                         // Look-up by topic id (v10+).
                         match apis.replicas.topics.get_by_id(&rt.topic_id) {
-                            Some(t) if may_describe(&t.name) => {
-                                topics.push(topic_entry(&t, node_id, ops_of(&t.name)))
-                            }
+                            Some(t) if may_describe(&t.name) => topics.push(topic_entry(
+                                &t,
+                                node_id,
+                                ops_of(&t.name),
+                                image.as_deref(),
+                            )),
                             Some(_) => topics.push(error_entry(
                                 None,
                                 rt.topic_id,
@@ -235,7 +290,7 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                         }
                         let ops = ops_of(&name);
                         if let Some(t) = apis.replicas.topics.get(&name) {
-                            topics.push(topic_entry(&t, node_id, ops));
+                            topics.push(topic_entry(&t, node_id, ops, image.as_deref()));
                             continue;
                         }
                         if validate_topic_name(&name).is_err() {
@@ -287,7 +342,9 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                             // Raced with another creator: report what exists.
                             Err(e) if e.code == ResponseError::TopicAlreadyExists => {
                                 match apis.replicas.topics.get(&name) {
-                                    Some(t) => topics.push(topic_entry(&t, node_id, ops)),
+                                    Some(t) => {
+                                        topics.push(topic_entry(&t, node_id, ops, image.as_deref()))
+                                    }
                                     None => topics.push(error_entry(
                                         Some(&name),
                                         Uuid::nil(),

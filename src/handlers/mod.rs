@@ -11,6 +11,7 @@ pub mod controller_apis;
 pub mod describe_topic_partitions;
 pub mod fetch;
 pub mod find_coordinator;
+pub mod forwarding;
 pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
@@ -382,6 +383,9 @@ async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
     match key {
         ApiKey::ApiVersions => ready(api_versions::handle(&req, body)),
         ApiKey::Metadata => ready(metadata::handle(&req, body)),
+        ApiKey::CreateTopics if req.ctx.apis.cluster.is_some() => {
+            forwarding::create_topics(req, body)
+        }
         ApiKey::CreateTopics => ready(topics::create_topics(&req, body)),
         ApiKey::DeleteTopics => ready(topics::delete_topics(&req, body)),
         ApiKey::Produce => produce::handle(req, body),

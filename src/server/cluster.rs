@@ -8,9 +8,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::broker::lifecycle::{BrokerIdentity, BrokerLifecycleManager, ControllerSet};
+use crate::broker::lifecycle::{
+    BrokerIdentity, BrokerLifecycleManager, ControllerAlterPartition, ControllerSet,
+};
 use crate::broker::log_dir::LogDir;
 use crate::broker::metadata_cache::MetadataCache;
+use crate::broker::metadata_publisher::local_changes;
 use crate::config::BrokerConfig;
 use crate::security::SecurityProtocol;
 use crate::util::shutdown;
@@ -91,11 +94,33 @@ impl ClusterNode {
                 cache.clone(),
             );
             let runner = m.clone();
+            // The broker's partitions follow the image: each fetched image
+            // is diffed against the last and applied (Kafka's
+            // `BrokerMetadataPublisher` → `ReplicaManager.applyDelta`).
+            let replicas = broker.as_ref().map(|b| b.apis.replicas.clone());
+            if let Some(r) = &replicas {
+                r.set_alter_partition_manager(Arc::new(ControllerAlterPartition(m.clone())));
+            }
+            let inter_broker = k.inter_broker_listener_name.clone();
             tokio::spawn(async move {
                 match runner.register().await {
-                    Ok(_) => {
+                    Ok(epoch) => {
+                        if let Some(r) = &replicas {
+                            r.set_broker_epoch(epoch);
+                        }
                         let fetcher = runner.clone();
-                        tokio::spawn(fetcher.run_metadata_fetcher(|_, _| {}));
+                        tokio::spawn(fetcher.run_metadata_fetcher(move |old, new| {
+                            let Some(r) = &replicas else {
+                                return;
+                            };
+                            let changes = local_changes(old, new, node_id, &inter_broker);
+                            if changes.is_empty() {
+                                return;
+                            }
+                            if let Err(e) = r.apply_delta(changes) {
+                                tracing::error!("applying the metadata image: {e:#}");
+                            }
+                        }));
                         runner.run_heartbeats().await;
                     }
                     Err(e) => {

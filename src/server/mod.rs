@@ -94,6 +94,10 @@ impl BrokerServer {
         connection_quotas.reconfigure(&config);
         let replicas =
             ReplicaManager::open(config.clone(), log_dir.needs_recovery, signal.clone())?;
+        if cluster.is_some() {
+            // Loaded logs serve nothing until the first image says who leads.
+            replicas.await_metadata();
+        }
         dynamic_config.add_reconfigurable(replicas.clone());
         dynamic_config.add_reconfigurable(connection_quotas.clone());
         let group_configs = Arc::new(GroupConfigManager::new(repository, dynamic_config.clone()));
