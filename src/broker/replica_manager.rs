@@ -412,6 +412,10 @@ impl ReplicaManager {
                         if let Some(proposal) = p.maybe_shrink_isr() {
                             me.submit_isr_change(p.clone(), proposal);
                         }
+                        // A caught-up follower outside the ISR holds the
+                        // high watermark back only for the lag time; when
+                        // it stops fetching nothing else would recompute it.
+                        p.maybe_increment_high_watermark();
                     }
                 }
             }
@@ -432,6 +436,19 @@ impl ReplicaManager {
     /// restarted broker never answers as a leader it no longer is. The
     /// server's cluster wiring calls it right after `open`; a standalone
     /// node never does.
+    /// The brokers that may be in an ISR now (registered, unfenced, not in
+    /// controlled shutdown, with their epochs), from each new metadata
+    /// image, handed to every partition (Kafka's leader asks its
+    /// `MetadataCache` in `isReplicaIsrEligible`).
+    pub fn set_eligible_replicas(&self, eligible: BTreeMap<i32, i64>) {
+        let eligible = Arc::new(eligible);
+        for t in self.topics.list() {
+            for p in &t.partitions {
+                p.set_eligible_replicas(eligible.clone());
+            }
+        }
+    }
+
     pub fn await_metadata(&self) {
         for t in self.topics.list() {
             for p in &t.partitions {

@@ -114,11 +114,19 @@ impl ClusterNode {
                                 return;
                             };
                             let changes = local_changes(old, new, node_id, &inter_broker);
-                            if changes.is_empty() {
-                                return;
+                            if !changes.is_empty() {
+                                if let Err(e) = r.apply_delta(changes) {
+                                    tracing::error!("applying the metadata image: {e:#}");
+                                }
                             }
-                            if let Err(e) = r.apply_delta(changes) {
-                                tracing::error!("applying the metadata image: {e:#}");
+                            if old.brokers != new.brokers {
+                                r.set_eligible_replicas(
+                                    new.brokers
+                                        .values()
+                                        .filter(|b| !b.fenced && !b.in_controlled_shutdown)
+                                        .map(|b| (b.id, b.epoch))
+                                        .collect(),
+                                );
                             }
                         }));
                         runner.run_heartbeats().await;

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
@@ -78,9 +79,26 @@ pub struct Assignment {
     /// The log end when this node became leader at its epoch (Kafka's
     /// `leaderEpochStartOffsetOpt`): a follower below it is not in sync.
     pub epoch_start_offset: i64,
+    /// The brokers that may be in an ISR, with their broker epochs (Kafka's
+    /// `isReplicaIsrEligible`: registered, not fenced, not shutting down);
+    /// `None` until the metadata image is known (everyone is eligible).
+    pub eligible: Option<Arc<BTreeMap<i32, i64>>>,
 }
 
 impl Assignment {
+    /// Kafka's `isReplicaIsrEligible`: a follower that is fenced, shutting
+    /// down, or fetching with another broker epoch than its registration's
+    /// (KIP-903: it restarted) must not join the ISR nor hold the high
+    /// watermark back as a caught-up replica about to join.
+    fn is_eligible(&self, id: i32, fetched_broker_epoch: i64) -> bool {
+        match &self.eligible {
+            None => true,
+            Some(m) => m
+                .get(&id)
+                .is_some_and(|e| fetched_broker_epoch == -1 || *e == fetched_broker_epoch),
+        }
+    }
+
     fn maximal_isr(&self) -> Vec<i32> {
         let mut all = self.isr.clone();
         if let Some(p) = &self.pending_isr {
@@ -344,7 +362,8 @@ impl Partition {
             let expand = a.pending_isr.is_none()
                 && !a.isr.contains(&replica_id)
                 && leo >= hw
-                && leo >= epoch_start;
+                && leo >= epoch_start
+                && a.is_eligible(replica_id, broker_epoch);
             let proposal = expand.then(|| {
                 let mut new_isr = a.isr.clone();
                 new_isr.push(replica_id);
@@ -388,7 +407,8 @@ impl Partition {
             let maximal = a.maximal_isr();
             let mut hw = local;
             for (id, r) in &a.followers {
-                let counts = maximal.contains(id) || r.is_caught_up(leader_end, now, lag);
+                let counts = maximal.contains(id)
+                    || (r.is_caught_up(leader_end, now, lag) && a.is_eligible(*id, r.broker_epoch));
                 if counts && r.log_end_offset < hw {
                     hw = r.log_end_offset;
                 }
@@ -400,6 +420,14 @@ impl Partition {
             s.high_watermark = s.high_watermark.max(new_hw);
             moved
         });
+    }
+
+    /// New broker registrations from the metadata image: who may be in an
+    /// ISR. A fenced broker that was holding the high watermark back as a
+    /// caught-up follower stops doing so at once.
+    pub fn set_eligible_replicas(&self, eligible: Arc<BTreeMap<i32, i64>>) {
+        self.assignment().eligible = Some(eligible);
+        self.maybe_increment_high_watermark();
     }
 
     fn replica_lag_time_max_ms(&self) -> i64 {

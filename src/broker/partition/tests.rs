@@ -206,3 +206,50 @@ fn truncation_rebuilds_producer_state_and_clamps_the_high_watermark() {
     assert!(p.producers().unwrap().is_empty());
     assert!(epochs(&p).is_empty());
 }
+
+/// Kafka's `isReplicaIsrEligible` on the leader: a caught-up follower
+/// outside the ISR holds the high watermark back (it is about to join)
+/// only while it is registered, unfenced and not shutting down; a fenced
+/// one neither holds it back nor is proposed for the ISR.
+#[tokio::test]
+async fn a_fenced_follower_neither_holds_the_high_watermark_nor_joins_the_isr() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(dir.path(), "1");
+    let reg = crate::metadata::PartitionRegistration {
+        replicas: vec![1, 2, 3],
+        directories: Vec::new(),
+        isr: vec![1, 2],
+        removing_replicas: Vec::new(),
+        adding_replicas: Vec::new(),
+        elr: Vec::new(),
+        last_known_elr: Vec::new(),
+        leader: 1,
+        leader_recovery_state: 0,
+        leader_epoch: 0,
+        partition_epoch: 0,
+    };
+    assert!(p.become_leader(1, uuid::Uuid::nil(), &reg).unwrap());
+    assert!(p.is_replicated());
+    // Both followers fetch the empty log: follower 3 is caught up.
+    assert_eq!(p.record_follower_fetch(2, 0, 0, 10, true), Ok(None));
+    let to_isr = p.record_follower_fetch(3, 0, 0, 20, true).unwrap();
+    assert!(to_isr.is_some_and(|prop| prop.new_isr == vec![1, 2, 3]));
+    p.complete_isr_change(Err(ResponseError::RequestTimedOut));
+    produce(&p, None, 3);
+    assert_eq!(p.flush_for_fetch().await.unwrap(), 3);
+    // The ISR has everything; the caught-up follower 3 does not yet.
+    assert_eq!(p.record_follower_fetch(2, 3, 0, 10, true), Ok(None));
+    assert_eq!(p.state().high_watermark, 0, "held for caught-up follower 3");
+    // Follower 3's broker is fenced: the high watermark moves at once.
+    p.set_eligible_replicas(Arc::new(BTreeMap::from([(1, 1), (2, 10)])));
+    assert_eq!(p.state().high_watermark, 3);
+    // Fetching again while fenced does not propose it for the ISR ...
+    assert_eq!(p.record_follower_fetch(3, 3, 0, 20, true), Ok(None));
+    // ... nor once unfenced under another broker epoch than it fetches
+    // with (KIP-903: a restarted broker's stale fetch) ...
+    p.set_eligible_replicas(Arc::new(BTreeMap::from([(1, 1), (2, 10), (3, 21)])));
+    assert_eq!(p.record_follower_fetch(3, 3, 0, 20, true), Ok(None));
+    // ... but with its registration's epoch it is.
+    let to_isr = p.record_follower_fetch(3, 3, 0, 21, true).unwrap();
+    assert!(to_isr.is_some_and(|prop| prop.new_isr == vec![1, 2, 3]));
+}

@@ -1,0 +1,86 @@
+"""Failover of a kastle cluster (issue 17): three combined nodes on loopback,
+replication factor 3 and ``min.insync.replicas=2``, an idempotent acks=all
+librdkafka producer running while a node is SIGKILLed. The history check is
+compat_lib.verify over everything the producer had acknowledged: nothing
+lost, nothing duplicated, offsets contiguous and in produce order."""
+import threading
+import time
+
+import pytest
+
+from cluster_lib import KastleCluster, describe
+from compat_lib import ck_consume, ck_create_topic, ck_producer, make_messages, unique_topic, verify
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture
+def cluster(broker_factory):
+    c = KastleCluster(broker_factory, nodes=3).start()
+    c.wait_brokers({1, 2, 3})
+    return c
+
+
+class BackgroundProducer:
+    """Produces ``msgs`` in order from a thread, recording each delivery."""
+
+    def __init__(self, bootstrap, topic, msgs):
+        self.topic, self.msgs = topic, msgs
+        self.acked, self.errors = {}, []
+        self.prod = ck_producer(bootstrap, **{"enable.idempotence": True,
+                                              "max.in.flight.requests.per.connection": 5,
+                                              "message.timeout.ms": 120_000})
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        for m in self.msgs:
+            def cb(err, msg, i=m.idx):
+                if err is not None:
+                    self.errors.append((i, str(err)))
+                else:
+                    self.acked[i] = (msg.partition(), msg.offset())
+            while True:
+                try:
+                    self.prod.produce(self.topic, value=m.value, key=m.key, partition=m.partition,
+                                      timestamp=m.timestamp, headers=m.headers, on_delivery=cb)
+                    break
+                except BufferError:
+                    self.prod.poll(0.05)
+            self.prod.poll(0)
+            time.sleep(0.001)
+        self.prod.flush(150)
+
+    def wait_acked(self, n, timeout=60):
+        deadline = time.monotonic() + timeout
+        while len(self.acked) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(self.acked) >= n, \
+            f"only {len(self.acked)} acked; errors {self.errors[:5]}"
+
+    def finish(self, timeout=200):
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), \
+            f"producer did not finish: {len(self.acked)} of {len(self.msgs)} acked"
+        assert not self.errors, f"delivery errors: {self.errors[:5]}"
+        assert len(self.acked) == len(self.msgs)
+
+
+def test_acknowledged_writes_survive_killing_a_leader(cluster):
+    topic = unique_topic("cluster-failover")
+    ck_create_topic(cluster.bootstrap, topic, partitions=3, rf=3)
+    cluster.wait_isr(topic, 3)
+    msgs = make_messages(3000, "failover", 3)
+    prod = BackgroundProducer(cluster.bootstrap, topic, msgs)
+    prod.wait_acked(800)
+    victim = cluster.partitions(topic)[0].leader
+    cluster.kill(victim)
+    prod.finish()
+
+    # The killed node returns, truncates if it must and rejoins every ISR.
+    cluster.start([victim])
+    cluster.wait_brokers({1, 2, 3})
+    md = cluster.wait_isr(topic, 3, timeout=90)
+    counts = {p: sum(1 for m in msgs if m.partition == p) for p in range(3)}
+    verify(ck_consume(cluster.bootstrap, topic, 3, until_counts=counts, timeout=90), msgs)
+    assert all(len(p.isrs) == 3 for p in md.topics[topic].partitions.values()), describe(md)
