@@ -3,6 +3,7 @@
 three-node compose file) or controllers and brokers apart, each a real
 ``kastle`` process with its own ports and data directory, killed with SIGKILL
 when a test says so. Clients only ever see the brokers' bootstrap list."""
+import re
 import threading
 import time
 
@@ -78,6 +79,16 @@ class KastleCluster:
         assert not errors, f"nodes failed to start: {errors}"
         return self
 
+    def stop(self):
+        """Stops every node at once (SIGTERM): one after another, the last
+        nodes would wait for a controller quorum that is already gone."""
+        threads = [threading.Thread(target=b.stop, kwargs={"check": False})
+                   for b in self.nodes.values() if b.alive()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
     def kill(self, node_id):
         self.nodes[node_id].kill()
 
@@ -116,6 +127,27 @@ class KastleCluster:
             return t is not None and t.error is None and t.partitions and all(
                 len(p.isrs) >= size and p.leader >= 0 for p in t.partitions.values())
         return self.wait_for(f"{topic} ISR of {size} everywhere", ok, timeout)
+
+    def active_controller(self, timeout=30):
+        """The active controller as the alive voters' logs last name it (the
+        highest term wins): ``server::controller`` logs every change."""
+        pat = re.compile(r"(this node is now the active controller|active controller changed"
+                         r" active_controller=(\d+)) term=(\d+)")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            best = None
+            for i, b in self.nodes.items():
+                if not b.alive():
+                    continue
+                for m in pat.finditer(b.log_path.read_text(errors="replace")):
+                    leader = int(m.group(2)) if m.group(2) else i
+                    term = int(m.group(3))
+                    if best is None or term > best[0]:
+                        best = (term, leader)
+            if best and self.nodes[best[1]].alive():
+                return best[1]
+            time.sleep(0.2)
+        raise AssertionError("no alive active controller found in the logs")
 
 
 def describe(md):

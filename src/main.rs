@@ -57,6 +57,22 @@ fn parse_args() -> Result<Option<Args>, String> {
     Ok(Some(args))
 }
 
+/// The log filter without `RUST_LOG`: openraft reports every failed RPC to
+/// an unreachable voter at ERROR, several times a second while a
+/// controller is down; `raft::network` logs each voter going away and
+/// coming back once instead.
+const DEFAULT_LOG_FILTER: &str = "info,openraft=warn,openraft::replication=off,openraft::core::raft_core=off,openraft::engine=error";
+
+/// `RUST_LOG` as given, with the openraft part of the default added unless
+/// it says something about openraft itself.
+fn log_filter(env: Option<String>) -> String {
+    match env {
+        None => DEFAULT_LOG_FILTER.to_string(),
+        Some(e) if e.contains("openraft") => e,
+        Some(e) => format!("{e},openraft=warn,openraft::replication=off,openraft::core::raft_core=off,openraft::engine=error"),
+    }
+}
+
 fn main() -> ExitCode {
     // Subcommands first; anything else starts the broker.
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -77,8 +93,8 @@ fn serve() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_new(log_filter(std::env::var("RUST_LOG").ok()))
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
         .with_writer(std::io::stderr)
         .init();

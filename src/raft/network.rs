@@ -64,6 +64,7 @@ impl RaftNetworkFactory<TypeConfig> for KastleRaftNetwork {
                 &format!("kastle-raft-{}", self.node_id),
                 limits,
             ),
+            failing: false,
         }
     }
 }
@@ -71,6 +72,10 @@ impl RaftNetworkFactory<TypeConfig> for KastleRaftNetwork {
 pub struct VoterConnection {
     target: NodeId,
     client: NetworkClient,
+    /// Whether the last exchange failed: a peer going away or coming back
+    /// is logged once, not per retry (openraft's own per-RPC errors are
+    /// filtered out of the default log).
+    failing: bool,
 }
 
 /// Why an RPC did not get an answer from the remote's Raft.
@@ -90,6 +95,28 @@ impl std::error::Error for TransportError {}
 
 impl VoterConnection {
     async fn call<T: DeserializeOwned>(
+        &mut self,
+        rpc: &RaftRpc,
+        ttl: Duration,
+    ) -> Result<T, Failure> {
+        let answer = self.exchange(rpc, ttl).await;
+        match (&answer, self.failing) {
+            (Err(Failure::Unreachable(e)), false) => {
+                tracing::warn!(voter = self.target, error = %e, "controller quorum voter unreachable");
+            }
+            (Err(Failure::Network(e)), false) => {
+                tracing::warn!(voter = self.target, error = %e, "controller quorum voter not answering");
+            }
+            (Ok(_), true) => {
+                tracing::info!(voter = self.target, "controller quorum voter reachable again");
+            }
+            _ => {}
+        }
+        self.failing = answer.is_err();
+        answer
+    }
+
+    async fn exchange<T: DeserializeOwned>(
         &mut self,
         rpc: &RaftRpc,
         ttl: Duration,

@@ -110,6 +110,7 @@ impl ControllerServer {
         if voters.contains_key(&config.node_id) {
             controller.initialize(voters).await?;
         }
+        tokio::spawn(log_leadership(controller.raft.metrics(), config.node_id));
         tokio::spawn(
             controller
                 .clone()
@@ -175,6 +176,35 @@ async fn serve(mut stream: TcpStream, apis: Arc<ControllerApis>, shutdown: Shutd
                 tracing::debug!("controller listener: {e:#}; closing the connection");
                 return;
             }
+        }
+    }
+}
+
+/// Logs each change of the active controller as this voter sees it (Kafka's
+/// "Completed transition to Leader/Follower" lines), which operators and
+/// the failover tests read.
+async fn log_leadership(
+    mut metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, openraft::BasicNode>>,
+    node_id: i32,
+) {
+    let mut last: Option<(Option<u64>, u64)> = None;
+    loop {
+        let now = {
+            let m = metrics.borrow_and_update();
+            (m.current_leader, m.current_term)
+        };
+        if last.is_none_or(|l| l.0 != now.0) {
+            match now.0 {
+                Some(l) if l == node_id as u64 => {
+                    tracing::info!(term = now.1, "this node is now the active controller")
+                }
+                Some(l) => tracing::info!(active_controller = l, term = now.1, "active controller changed"),
+                None => tracing::info!(term = now.1, "no active controller known"),
+            }
+        }
+        last = Some(now);
+        if metrics.changed().await.is_err() {
+            return;
         }
     }
 }
