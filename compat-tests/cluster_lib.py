@@ -4,6 +4,7 @@ three-node compose file) or controllers and brokers apart, each a real
 ``kastle`` process with its own ports and data directory, killed with SIGKILL
 when a test says so. Clients only ever see the brokers' bootstrap list."""
 import re
+import signal
 import threading
 import time
 
@@ -88,6 +89,14 @@ class KastleCluster:
             t.start()
         for t in threads:
             t.join()
+
+    def pause(self, node_id):
+        """Freezes a node (SIGSTOP), as a long GC pause or a stalled VM
+        would: its sockets stay open but nothing answers."""
+        self.nodes[node_id].proc.send_signal(signal.SIGSTOP)
+
+    def resume(self, node_id):
+        self.nodes[node_id].proc.send_signal(signal.SIGCONT)
 
     def kill(self, node_id):
         self.nodes[node_id].kill()

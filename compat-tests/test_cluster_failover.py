@@ -131,3 +131,30 @@ def test_killing_leader_controller_and_follower_in_turn_loses_nothing(cluster):
         cluster.wait_isr(topic, 3, timeout=90)
     prod.finish()
     check_history(cluster, topic, prod)
+
+
+def test_a_paused_leader_acknowledges_nothing_after_losing_leadership(cluster):
+    """A leader frozen longer than the broker session (SIGSTOP) is fenced and
+    replaced while requests sit in its sockets; when it wakes it still
+    believes it leads until the metadata tells it otherwise, and it must not
+    acknowledge anything then (no split brain): every acknowledged record
+    is read back at its acknowledged offset."""
+    topic = unique_topic("cluster-pause")
+    ck_create_topic(cluster.bootstrap, topic, partitions=3, rf=3)
+    cluster.wait_isr(topic, 3)
+    msgs = make_messages(6000, "pause", 3)
+    prod = BackgroundProducer(cluster.bootstrap, topic, msgs)
+    prod.wait_acked(1000)
+    victim = cluster.partitions(topic)[0].leader
+    cluster.pause(victim)
+    try:
+        # Fenced after broker.session.timeout.ms (2.5 s): new leaders take
+        # the writes.
+        before = len(prod.acked)
+        prod.wait_acked(min(before + 500, len(msgs)), timeout=60)
+        assert cluster.partitions(topic)[0].leader != victim
+    finally:
+        cluster.resume(victim)
+    prod.finish()
+    cluster.wait_isr(topic, 3, timeout=90)
+    check_history(cluster, topic, prod)
