@@ -158,3 +158,22 @@ def test_a_paused_leader_acknowledges_nothing_after_losing_leadership(cluster):
     prod.finish()
     cluster.wait_isr(topic, 3, timeout=90)
     check_history(cluster, topic, prod)
+
+
+def test_rolling_restart_under_load_shows_clients_only_retriable_errors(cluster):
+    """Every node restarted in turn (SIGTERM: a controlled shutdown moves its
+    leaderships away first) while the producer runs: no delivery fails, and
+    each node is back in every ISR before the next goes."""
+    topic = unique_topic("cluster-rolling")
+    ck_create_topic(cluster.bootstrap, topic, partitions=3, rf=3)
+    cluster.wait_isr(topic, 3)
+    msgs = make_messages(9000, "rolling", 3)
+    prod = BackgroundProducer(cluster.bootstrap, topic, msgs)
+    for step, node in enumerate(sorted(cluster.nodes)):
+        prod.wait_acked(min(500 + 2000 * step, len(msgs)), timeout=90)
+        assert cluster.nodes[node].stop(timeout=30) == 0, f"node {node} did not stop cleanly"
+        cluster.start([node])
+        cluster.wait_brokers({1, 2, 3})
+        cluster.wait_isr(topic, 3, timeout=90)
+    prod.finish()
+    check_history(cluster, topic, prod)
