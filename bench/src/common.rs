@@ -47,11 +47,13 @@ pub fn payload(record_size: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Creates `topics` (name, partitions) with replication factor 1. A topic
-/// that already exists is not an error; any other per-topic error is.
+/// Creates `topics` (name, partitions) with `replication_factor` replicas
+/// each. A topic that already exists is not an error; any other per-topic
+/// error is.
 pub fn create_topics(
     bootstrap: &str,
     topics: &[(String, i32)],
+    replication_factor: i32,
     timeout: Duration,
 ) -> Result<(), String> {
     // librdkafka also times a request out after socket.timeout.ms (60 s by
@@ -64,7 +66,7 @@ pub fn create_topics(
         .map_err(|e| format!("creating admin client for {bootstrap}: {e}"))?;
     let new: Vec<NewTopic> = topics
         .iter()
-        .map(|(name, p)| NewTopic::new(name, *p, TopicReplication::Fixed(1)))
+        .map(|(name, p)| NewTopic::new(name, *p, TopicReplication::Fixed(replication_factor)))
         .collect();
     let opts = AdminOptions::new()
         .operation_timeout(Some(timeout))

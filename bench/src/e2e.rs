@@ -102,7 +102,7 @@ pub fn run(argv: &[String]) -> Result<i32, String> {
     let mut partitions = partition_count(&consumer, &topic, meta_timeout)?;
     if partitions == 0 {
         println!("Topic \"{topic}\" does not exist. Will create topic with 1 partition(s) and replication factor = 1");
-        create_topics(&bootstrap, &[(topic.clone(), 1)], meta_timeout)?;
+        create_topics(&bootstrap, &[(topic.clone(), 1)], 1, meta_timeout)?;
         partitions = partition_count(&consumer, &topic, meta_timeout)?;
         if partitions == 0 {
             return Err(format!(

@@ -25,7 +25,8 @@ commands (every command takes --json for one machine-readable final line):
            [--consumer-props k=v ...] [--hide-header] [--max-seconds S]
   e2e      --bootstrap-server B --topic T --num-records N --rate R [--record-size S]
            [--acks all|1] [--producer-props k=v ...] [--consumer-props k=v ...] [--timeout MS]
-  topic    --bootstrap-server B --topic T --partitions N   (create; existing is fine)
+  topic    --bootstrap-server B --topic T --partitions N [--replication-factor R]
+           (create; existing is fine)
   disk     --dir D [--size MiB] [--block KiB]
   startup  --bin PATH --partitions N [--restarts K] [--topic-partitions P]
            [--override k=v ...] [--dir D] [--log FILE (broker output, appended)]";
@@ -34,16 +35,31 @@ fn topic(argv: &[String]) -> Result<i32, String> {
     let a = args::Args::parse(
         "topic",
         argv,
-        &["bootstrap-server", "topic", "partitions", "timeout"],
+        &[
+            "bootstrap-server",
+            "topic",
+            "partitions",
+            "replication-factor",
+            "timeout",
+        ],
     )?;
     let bootstrap = a.str("bootstrap-server")?;
     let name = a.str("topic")?;
     let partitions: i32 = a.get("partitions")?;
+    let replication_factor: i32 = a.get_or("replication-factor", 1)?;
     let timeout = Duration::from_millis(a.get_or("timeout", 60_000u64)?);
     if partitions <= 0 {
         return Err("topic: --partitions must be positive".into());
     }
-    common::create_topics(&bootstrap, &[(name, partitions)], timeout)?;
+    if replication_factor <= 0 {
+        return Err("topic: --replication-factor must be positive".into());
+    }
+    common::create_topics(
+        &bootstrap,
+        &[(name, partitions)],
+        replication_factor,
+        timeout,
+    )?;
     Ok(0)
 }
 

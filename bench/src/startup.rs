@@ -142,6 +142,7 @@ fn measure(
         create_topics(
             &addr.to_string(),
             std::slice::from_ref(t),
+            1,
             Duration::from_secs(300),
         )
         .map_err(|e| format!("{e} (after {:.1} s)", created.elapsed().as_secs_f64()))
