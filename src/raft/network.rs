@@ -108,7 +108,10 @@ impl VoterConnection {
                 tracing::warn!(voter = self.target, error = %e, "controller quorum voter not answering");
             }
             (Ok(_), true) => {
-                tracing::info!(voter = self.target, "controller quorum voter reachable again");
+                tracing::info!(
+                    voter = self.target,
+                    "controller quorum voter reachable again"
+                );
             }
             _ => {}
         }

@@ -198,7 +198,11 @@ async fn log_leadership(
                 Some(l) if l == node_id as u64 => {
                     tracing::info!(term = now.1, "this node is now the active controller")
                 }
-                Some(l) => tracing::info!(active_controller = l, term = now.1, "active controller changed"),
+                Some(l) => tracing::info!(
+                    active_controller = l,
+                    term = now.1,
+                    "active controller changed"
+                ),
                 None => tracing::info!(term = now.1, "no active controller known"),
             }
         }
