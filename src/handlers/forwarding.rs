@@ -4,10 +4,15 @@
 //! decides and answers). Only in cluster mode; a standalone node decides
 //! itself. Controllers are tried in turn until one answers as the active
 //! controller or the request timeout passes.
+//!
+//! The `forward_*` functions are plain async functions over the broker's
+//! configuration so that any handler (auto-creation in Metadata, the
+//! coordinators' internal topics) can send a request to the controller.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::{Decodable, Request as KafkaRequest};
 use kafka_protocol::ResponseError;
@@ -17,7 +22,7 @@ use crate::config::BrokerConfig;
 use crate::handlers::{ready, Pending, Reply, Request};
 
 /// How long a forwarded request may look for the active controller.
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 /// The pause before trying the next controller.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 /// The largest answer accepted from a controller.
@@ -32,28 +37,41 @@ pub fn create_topics(req: Request, body: Bytes) -> Pending {
     };
     Box::pin(async move {
         let config = req.ctx.apis.config.clone();
-        let not_controller = |r: &CreateTopicsResponse| {
-            r.topics
-                .iter()
-                .any(|t| t.error_code == ResponseError::NotController.code())
-        };
-        match forward(&config, &request, version, not_controller).await {
-            Some(resp) => req.respond(&resp),
-            None => {
-                let mut resp = CreateTopicsResponse::default();
-                for t in &request.topics {
-                    resp.topics.push(
-                        kafka_protocol::messages::create_topics_response::CreatableTopicResult::default()
-                            .with_name(t.name.clone())
-                            .with_error_code(ResponseError::RequestTimedOut.code())
-                            .with_num_partitions(-1)
-                            .with_replication_factor(-1),
-                    );
-                }
-                req.respond(&resp)
-            }
-        }
+        let resp = forward_create_topics(&config, &request, version).await;
+        req.respond(&resp)
     })
+}
+
+/// Sends CreateTopics (at `version`) to the active controller and returns
+/// its answer; when no controller answered in time, every topic fails with
+/// REQUEST_TIMED_OUT (what Kafka's forwarding answers on a timeout).
+/// The caller authorizes first: the controller trusts the broker.
+pub async fn forward_create_topics(
+    config: &BrokerConfig,
+    request: &CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
+    let not_controller = |r: &CreateTopicsResponse| {
+        r.topics
+            .iter()
+            .any(|t| t.error_code == ResponseError::NotController.code())
+    };
+    match forward(config, request, version, not_controller).await {
+        Some(resp) => resp,
+        None => {
+            let mut resp = CreateTopicsResponse::default();
+            for t in &request.topics {
+                resp.topics.push(
+                    CreatableTopicResult::default()
+                        .with_name(t.name.clone())
+                        .with_error_code(ResponseError::RequestTimedOut.code())
+                        .with_num_partitions(-1)
+                        .with_replication_factor(-1),
+                );
+            }
+            resp
+        }
+    }
 }
 
 /// Sends `request` to each controller in turn until one answers as the
