@@ -11,15 +11,29 @@
 
 use std::time::{Duration, Instant};
 
+use std::collections::{HashMap, HashSet};
+
 use bytes::Bytes;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
-use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
-use kafka_protocol::protocol::{Decodable, Request as KafkaRequest};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Request as KafkaRequest, StrBytes};
 use kafka_protocol::ResponseError;
+use uuid::Uuid;
 
 use crate::clients::{ClientLimits, NetworkClient};
 use crate::config::BrokerConfig;
+use crate::handlers::topics::described_configs;
 use crate::handlers::{ready, Pending, Reply, Request};
+use crate::security::acl::{AclOperation, ResourceType};
+
+/// The metadata log's topic: never created by a client (Kafka's
+/// `Topic.CLUSTER_METADATA_TOPIC_NAME`).
+const CLUSTER_METADATA_TOPIC: &str = "__cluster_metadata";
 
 /// How long a forwarded request may look for the active controller.
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -28,16 +42,314 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 /// The largest answer accepted from a controller.
 const MAX_FORWARDED_RESPONSE: usize = 16 << 20;
 
-/// CreateTopics, decided by the active controller.
+/// CreateTopics, decided by the active controller once the broker has
+/// authorized it (Kafka's `ControllerApis.createTopics`: duplicates and
+/// `__cluster_metadata` refused, CREATE on the cluster or the topic, the
+/// configs of a created topic shown only with DESCRIBE_CONFIGS on it).
 pub fn create_topics(req: Request, body: Bytes) -> Pending {
     let version = req.version();
-    let request = match CreateTopicsRequest::decode(&mut body.clone(), version) {
+    let mut request = match CreateTopicsRequest::decode(&mut body.clone(), version) {
         Ok(r) => r,
         Err(e) => return ready(Reply::Close(format!("undecodable CreateTopics: {e}"))),
     };
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for t in &request.topics {
+        *counts.entry(t.name.0.to_string()).or_default() += 1;
+    }
+    let cluster_create = req.ctx.authorize_cluster(AclOperation::Create);
+    let mut refused: Vec<CreatableTopicResult> = Vec::new();
+    let mut reported: HashSet<String> = HashSet::new();
+    let refuse = |name: &TopicName, code: ResponseError, msg: String| {
+        CreatableTopicResult::default()
+            .with_name(name.clone())
+            .with_error_code(code.code())
+            .with_error_message(Some(StrBytes::from_string(msg)))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_configs((version >= 5).then(Vec::new))
+    };
+    request.topics.retain(|t| {
+        let name = t.name.0.as_str();
+        let refusal = if counts.get(name).copied().unwrap_or(0) > 1 {
+            Some((ResponseError::InvalidRequest, "Duplicate topic name.".to_string()))
+        } else if name == CLUSTER_METADATA_TOPIC {
+            Some((
+                ResponseError::InvalidRequest,
+                format!("Creation of internal topic {CLUSTER_METADATA_TOPIC} is prohibited."),
+            ))
+        } else if !cluster_create
+            && !req
+                .ctx
+                .authorize(AclOperation::Create, ResourceType::Topic, name)
+        {
+            Some((
+                ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.".to_string(),
+            ))
+        } else {
+            None
+        };
+        match refusal {
+            None => true,
+            Some((code, msg)) => {
+                // One answer per name, as Kafka's (duplicates included).
+                if reported.insert(name.to_string()) {
+                    refused.push(refuse(&t.name, code, msg));
+                }
+                false
+            }
+        }
+    });
     Box::pin(async move {
         let config = req.ctx.apis.config.clone();
-        let resp = forward_create_topics(&config, &request, version).await;
+        let mut resp = if request.topics.is_empty() {
+            CreateTopicsResponse::default()
+        } else {
+            forward_create_topics(&config, &request, version).await
+        };
+        if version >= 5 {
+            for t in &mut resp.topics {
+                if t.error_code != 0 {
+                    continue;
+                }
+                if !req
+                    .ctx
+                    .authorize(AclOperation::DescribeConfigs, ResourceType::Topic, &t.name.0)
+                {
+                    // Created, but its configs are not the client's to see.
+                    t.topic_config_error_code = ResponseError::TopicAuthorizationFailed.code();
+                    t.num_partitions = -1;
+                    t.replication_factor = -1;
+                    t.configs = Some(Vec::new());
+                } else if t.configs.is_none() {
+                    let overrides = request
+                        .topics
+                        .iter()
+                        .find(|r| r.name == t.name)
+                        .map(|r| {
+                            r.configs
+                                .iter()
+                                .filter_map(|c| {
+                                    Some((c.name.to_string(), c.value.as_ref()?.to_string()))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    t.configs = Some(described_configs(&overrides, &req.ctx.apis.dynamic_config));
+                }
+            }
+        }
+        resp.topics.extend(refused);
+        req.respond(&resp)
+    })
+}
+
+/// DeleteTopics, decided by the active controller once the broker has
+/// authorized it (Kafka's `ControllerApis.deleteTopics`: `delete.topic.enable`
+/// first; DELETE on the cluster or the topic; a topic the client may not
+/// describe is refused whether or not it exists, and one named by id keeps
+/// its name hidden). Topic ids resolve through this broker's image.
+pub fn delete_topics(req: Request, body: Bytes) -> Pending {
+    let version = req.version();
+    let request = match DeleteTopicsRequest::decode(&mut body.clone(), version) {
+        Ok(r) => r,
+        Err(e) => return ready(Reply::Close(format!("undecodable DeleteTopics: {e}"))),
+    };
+    let apis = &req.ctx.apis;
+    // (name, id) as asked; v6 names topics by name or id.
+    let targets: Vec<(Option<TopicName>, Uuid)> = if version >= 6 {
+        request
+            .topics
+            .iter()
+            .map(|t| (t.name.clone(), t.topic_id))
+            .collect()
+    } else {
+        request
+            .topic_names
+            .iter()
+            .map(|n| (Some(n.clone()), Uuid::nil()))
+            .collect()
+    };
+    if !apis.config.delete_topic_enable {
+        let code = if version < 3 {
+            ResponseError::InvalidRequest
+        } else {
+            ResponseError::TopicDeletionDisabled
+        };
+        let responses = targets
+            .into_iter()
+            .map(|(name, id)| {
+                DeletableTopicResult::default()
+                    .with_name(name)
+                    .with_topic_id(id)
+                    .with_error_code(code.code())
+            })
+            .collect();
+        return ready(req.respond(&DeleteTopicsResponse::default().with_responses(responses)));
+    }
+    let image = apis.cluster.as_ref().map(|c| c.image()).unwrap_or_default();
+    let cluster_delete = req.ctx.authorize_cluster(AclOperation::Delete);
+    let describable = |n: &str| {
+        cluster_delete
+            || req
+                .ctx
+                .authorize(AclOperation::Describe, ResourceType::Topic, n)
+    };
+    let deletable = |n: &str| {
+        cluster_delete || req.ctx.authorize(AclOperation::Delete, ResourceType::Topic, n)
+    };
+    // Each target's local refusal, or `None`: forwarded (the controller
+    // answers duplicates, unknown topics and internal topics).
+    let mut slots: Vec<Option<DeletableTopicResult>> = Vec::with_capacity(targets.len());
+    let mut forwarded = request.clone();
+    forwarded.topics.clear();
+    forwarded.topic_names.clear();
+    for (name, id) in &targets {
+        let denied = |name: Option<TopicName>| {
+            Some(
+                DeletableTopicResult::default()
+                    .with_name(name)
+                    .with_topic_id(*id)
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+            )
+        };
+        let slot = match (name, id.is_nil()) {
+            (Some(n), true) => {
+                if !describable(&n.0) {
+                    denied(Some(n.clone()))
+                } else if image.topic_by_name(&n.0).is_some() && !deletable(&n.0) {
+                    denied(Some(n.clone()))
+                } else {
+                    None
+                }
+            }
+            (None, false) => match image.topics.get(id) {
+                Some(t) if !deletable(&t.name) => denied(
+                    describable(&t.name)
+                        .then(|| TopicName(StrBytes::from_string(t.name.clone()))),
+                ),
+                _ => None,
+            },
+            // Both or neither: the controller's INVALID_REQUEST.
+            _ => None,
+        };
+        if slot.is_none() {
+            if version >= 6 {
+                forwarded.topics.push(
+                    kafka_protocol::messages::delete_topics_request::DeleteTopicState::default()
+                        .with_name(name.clone())
+                        .with_topic_id(*id),
+                );
+            } else if let Some(n) = name {
+                forwarded.topic_names.push(n.clone());
+            }
+        }
+        slots.push(slot);
+    }
+    Box::pin(async move {
+        let config = req.ctx.apis.config.clone();
+        let any = slots.iter().any(Option::is_none);
+        let mut answers = if any {
+            let not_controller = |r: &DeleteTopicsResponse| {
+                r.responses
+                    .iter()
+                    .any(|t| t.error_code == ResponseError::NotController.code())
+            };
+            match forward(&config, &forwarded, version, not_controller).await {
+                Some(r) => r.responses.into_iter(),
+                None => {
+                    let timed_out = targets
+                        .iter()
+                        .zip(&slots)
+                        .filter(|(_, s)| s.is_none())
+                        .map(|((name, id), _)| {
+                            DeletableTopicResult::default()
+                                .with_name(name.clone())
+                                .with_topic_id(*id)
+                                .with_error_code(ResponseError::RequestTimedOut.code())
+                        })
+                        .collect::<Vec<_>>();
+                    timed_out.into_iter()
+                }
+            }
+        } else {
+            Vec::new().into_iter()
+        };
+        // The controller answers the forwarded targets in order.
+        let mut responses: Vec<DeletableTopicResult> = slots
+            .into_iter()
+            .filter_map(|s| s.or_else(|| answers.next()))
+            .collect();
+        responses.extend(answers);
+        req.respond(&DeleteTopicsResponse::default().with_responses(responses))
+    })
+}
+
+/// CreatePartitions, decided by the active controller once the broker has
+/// authorized it (Kafka's `ControllerApis.createPartitions`: duplicates
+/// refused, ALTER on each topic). validateOnly travels with the request.
+pub fn create_partitions(req: Request, body: Bytes) -> Pending {
+    let version = req.version();
+    let mut request = match CreatePartitionsRequest::decode(&mut body.clone(), version) {
+        Ok(r) => r,
+        Err(e) => return ready(Reply::Close(format!("undecodable CreatePartitions: {e}"))),
+    };
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for t in &request.topics {
+        *counts.entry(t.name.0.to_string()).or_default() += 1;
+    }
+    let mut refused: Vec<CreatePartitionsTopicResult> = Vec::new();
+    let mut reported: HashSet<String> = HashSet::new();
+    for (name, n) in &counts {
+        if *n > 1 {
+            reported.insert(name.clone());
+            refused.push(
+                CreatePartitionsTopicResult::default()
+                    .with_name(TopicName(StrBytes::from_string(name.clone())))
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(StrBytes::from_static_str("Duplicate topic name."))),
+            );
+        }
+    }
+    request.topics.retain(|t| {
+        let name = t.name.0.as_str();
+        if reported.contains(name) {
+            return false;
+        }
+        if !req
+            .ctx
+            .authorize(AclOperation::Alter, ResourceType::Topic, name)
+        {
+            refused.push(
+                CreatePartitionsTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(None),
+            );
+            return false;
+        }
+        true
+    });
+    Box::pin(async move {
+        let config = req.ctx.apis.config.clone();
+        let mut resp = CreatePartitionsResponse::default();
+        resp.results = refused;
+        if !request.topics.is_empty() {
+            let not_controller = |r: &CreatePartitionsResponse| {
+                r.results
+                    .iter()
+                    .any(|t| t.error_code == ResponseError::NotController.code())
+            };
+            match forward(&config, &request, version, not_controller).await {
+                Some(r) => resp.results.extend(r.results),
+                None => resp.results.extend(request.topics.iter().map(|t| {
+                    CreatePartitionsTopicResult::default()
+                        .with_name(t.name.clone())
+                        .with_error_code(ResponseError::RequestTimedOut.code())
+                        .with_error_message(None)
+                })),
+            }
+        }
         req.respond(&resp)
     })
 }
