@@ -12,6 +12,7 @@
 use std::time::{Duration, Instant};
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -71,7 +72,10 @@ pub fn create_topics(req: Request, body: Bytes) -> Pending {
     request.topics.retain(|t| {
         let name = t.name.0.as_str();
         let refusal = if counts.get(name).copied().unwrap_or(0) > 1 {
-            Some((ResponseError::InvalidRequest, "Duplicate topic name.".to_string()))
+            Some((
+                ResponseError::InvalidRequest,
+                "Duplicate topic name.".to_string(),
+            ))
         } else if name == CLUSTER_METADATA_TOPIC {
             Some((
                 ResponseError::InvalidRequest,
@@ -112,10 +116,11 @@ pub fn create_topics(req: Request, body: Bytes) -> Pending {
                 if t.error_code != 0 {
                     continue;
                 }
-                if !req
-                    .ctx
-                    .authorize(AclOperation::DescribeConfigs, ResourceType::Topic, &t.name.0)
-                {
+                if !req.ctx.authorize(
+                    AclOperation::DescribeConfigs,
+                    ResourceType::Topic,
+                    &t.name.0,
+                ) {
                     // Created, but its configs are not the client's to see.
                     t.topic_config_error_code = ResponseError::TopicAuthorizationFailed.code();
                     t.num_partitions = -1;
@@ -196,7 +201,10 @@ pub fn delete_topics(req: Request, body: Bytes) -> Pending {
                 .authorize(AclOperation::Describe, ResourceType::Topic, n)
     };
     let deletable = |n: &str| {
-        cluster_delete || req.ctx.authorize(AclOperation::Delete, ResourceType::Topic, n)
+        cluster_delete
+            || req
+                .ctx
+                .authorize(AclOperation::Delete, ResourceType::Topic, n)
     };
     // Each target's local refusal, or `None`: forwarded (the controller
     // answers duplicates, unknown topics and internal topics).
@@ -225,8 +233,7 @@ pub fn delete_topics(req: Request, body: Bytes) -> Pending {
             }
             (None, false) => match image.topics.get(id) {
                 Some(t) if !deletable(&t.name) => denied(
-                    describable(&t.name)
-                        .then(|| TopicName(StrBytes::from_string(t.name.clone()))),
+                    describable(&t.name).then(|| TopicName(StrBytes::from_string(t.name.clone()))),
                 ),
                 _ => None,
             },
@@ -352,6 +359,66 @@ pub fn create_partitions(req: Request, body: Bytes) -> Pending {
         }
         req.respond(&resp)
     })
+}
+
+/// Most topics whose auto-creation may be in flight at once; past it a
+/// topic is answered UNKNOWN_TOPIC_OR_PARTITION without a request, and the
+/// client asks again.
+const MAX_INFLIGHT_AUTO_CREATIONS: usize = 1024;
+/// The CreateTopics version auto-creation sends (Kafka 4.x's latest).
+const AUTO_CREATE_VERSION: i16 = 7;
+
+/// Auto-creation of topics a Metadata request names (Kafka's
+/// `DefaultAutoTopicCreationManager`): CreateTopics with `num.partitions`
+/// and `default.replication.factor` sent to the active controller in the
+/// background, at most once at a time per topic; the Metadata answer does
+/// not wait (UNKNOWN_TOPIC_OR_PARTITION until the image has the topic), and
+/// a refusal (too few brokers: INVALID_REPLICATION_FACTOR) is only logged,
+/// as Kafka does.
+#[derive(Default)]
+pub struct AutoTopicCreationManager {
+    inflight: Arc<Mutex<HashSet<String>>>,
+}
+
+impl AutoTopicCreationManager {
+    /// Sends the creation of `name` unless one is already on its way.
+    pub fn create_topic(&self, config: &Arc<BrokerConfig>, name: &str) {
+        {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            if inflight.len() >= MAX_INFLIGHT_AUTO_CREATIONS || !inflight.insert(name.to_string()) {
+                return;
+            }
+        }
+        // Kafka's `defaultReplicationFactor.shortValue`: not capped to the
+        // brokers there are; the controller refuses what cannot be placed.
+        // (The configured value: `BrokerConfig::default_replication_factor`
+        // is the standalone node's, kept at one.)
+        let rf = i16::try_from(config.int("default.replication.factor")).unwrap_or(i16::MAX);
+        let request = CreateTopicsRequest::default()
+            .with_timeout_ms(i32::try_from(config.int("request.timeout.ms")).unwrap_or(30_000))
+            .with_topics(vec![
+                kafka_protocol::messages::create_topics_request::CreatableTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(name.to_string())))
+                    .with_num_partitions(config.num_partitions)
+                    .with_replication_factor(rf),
+            ]);
+        let (config, inflight, name) = (config.clone(), self.inflight.clone(), name.to_string());
+        tokio::spawn(async move {
+            let resp = forward_create_topics(&config, &request, AUTO_CREATE_VERSION).await;
+            for t in &resp.topics {
+                let code = t.error_code;
+                if code == 0 {
+                    tracing::info!(topic = %name, "auto-created topic through the controller");
+                } else if code != ResponseError::TopicAlreadyExists.code() {
+                    tracing::warn!(topic = %name, error_code = code, message = ?t.error_message, "auto topic creation failed");
+                }
+            }
+            inflight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&name);
+        });
+    }
 }
 
 /// Sends CreateTopics (at `version`) to the active controller and returns

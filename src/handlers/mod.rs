@@ -103,6 +103,9 @@ pub struct KafkaApis {
     /// In a cluster: the committed metadata Metadata and DescribeCluster
     /// answer brokers from. `None` on a standalone node.
     pub cluster: Option<Arc<crate::broker::metadata_cache::MetadataCache>>,
+    /// In a cluster: Metadata's auto-creations on their way to the
+    /// controller.
+    pub auto_topic_creation: forwarding::AutoTopicCreationManager,
 }
 
 /// A connection's quota mute (KIP-219): a throttled client gets its
