@@ -223,9 +223,11 @@ pub fn delete_topics(req: Request, body: Bytes) -> Pending {
         };
         let slot = match (name, id.is_nil()) {
             (Some(n), true) => {
-                if !describable(&n.0) {
-                    denied(Some(n.clone()))
-                } else if image.topic_by_name(&n.0).is_some() && !deletable(&n.0) {
+                // Not describable: refused whether it exists; describable
+                // but not deletable: refused once it exists (the
+                // controller answers an unknown one).
+                let exists = || image.topic_by_name(&n.0).is_some();
+                if !describable(&n.0) || (exists() && !deletable(&n.0)) {
                     denied(Some(n.clone()))
                 } else {
                     None
