@@ -132,11 +132,12 @@ pub fn partition_dir(log_dir: &Path, topic: &str, partition: i32) -> PathBuf {
     log_dir.join(format!("{topic}-{partition}"))
 }
 
-/// Kafka's `validateManualPartitionAssignment` against a cluster whose only
-/// registered broker is `node_id`: the messages and their order are Kafka's.
+/// Kafka's `validateManualPartitionAssignment`: the messages and their
+/// order are Kafka's. `registered` says whether a broker id is registered
+/// (a standalone node: only itself; a controller: the image's brokers).
 pub fn validate_manual_assignment(
     replicas: &[i32],
-    node_id: i32,
+    registered: impl Fn(i32) -> bool,
     replication_factor: Option<usize>,
 ) -> Result<(), String> {
     if replicas.is_empty() {
@@ -146,7 +147,7 @@ pub fn validate_manual_assignment(
     sorted.sort_unstable();
     let mut previous = None;
     for b in sorted {
-        if b != node_id {
+        if !registered(b) {
             return Err(format!(
                 "The manual partition assignment includes broker {b}, but no such broker is registered."
             ));
@@ -761,14 +762,14 @@ mod tests {
 
     #[test]
     fn assignment_messages_follow_kafka() {
-        assert!(validate_manual_assignment(&[1], 1, Some(1)).is_ok());
-        assert!(validate_manual_assignment(&[], 1, None)
+        assert!(validate_manual_assignment(&[1], |b| b == 1, Some(1)).is_ok());
+        assert!(validate_manual_assignment(&[], |b| b == 1, None)
             .unwrap_err()
             .contains("empty replica list"));
-        assert!(validate_manual_assignment(&[1, 7], 1, None)
+        assert!(validate_manual_assignment(&[1, 7], |b| b == 1, None)
             .unwrap_err()
             .contains("broker 7, but no such broker is registered"));
-        assert!(validate_manual_assignment(&[1, 1], 1, None)
+        assert!(validate_manual_assignment(&[1, 1], |b| b == 1, None)
             .unwrap_err()
             .contains("broker 1 more than once"));
     }

@@ -22,9 +22,7 @@ use openraft::{BasicNode, Raft};
 use super::broker_heartbeat_manager::BrokerHeartbeatManager;
 use super::replication_control::{self, ReplicationDefaults};
 use crate::clients::private_apis::{MetadataFetchRequest, MetadataFetchResponse};
-use crate::metadata::records::{
-    BrokerEndpoint, BrokerFeature, BrokerIdAndEpoch, RegisterBrokerRecord,
-};
+use crate::metadata::records::{BrokerEndpoint, BrokerFeature, RegisterBrokerRecord};
 use crate::metadata::{MetadataImage, MetadataRecord, RecordAndVersion};
 use crate::raft::{MetadataBatch, MetadataStateMachine, NodeId, TypeConfig};
 
@@ -262,20 +260,10 @@ impl QuorumController {
                 let mut records = Vec::new();
                 let mut fenced = b.fenced;
                 if b.fenced && caught_up && !req.want_fence && !req.want_shut_down {
-                    records = with_fencing_record(
-                        replication_control::unfence_broker(image, id, defaults),
-                        id,
-                        b.epoch,
-                        false,
-                    );
+                    records = replication_control::unfence_broker(image, id, defaults);
                     fenced = false;
                 } else if !b.fenced && req.want_fence {
-                    records = with_fencing_record(
-                        replication_control::fence_broker(image, id, defaults),
-                        id,
-                        b.epoch,
-                        true,
-                    );
+                    records = replication_control::fence_broker(image, id, defaults);
                     fenced = true;
                 } else if req.want_shut_down && !b.in_controlled_shutdown && !b.fenced {
                     records = replication_control::controlled_shutdown(image, id, defaults);
@@ -321,15 +309,9 @@ impl QuorumController {
                 let defaults = &self.settings.defaults;
                 let result = self
                     .write(|image, _| match image.brokers.get(&id) {
-                        Some(b) if !b.fenced => (
-                            with_fencing_record(
-                                replication_control::fence_broker(image, id, defaults),
-                                id,
-                                b.epoch,
-                                true,
-                            ),
-                            (),
-                        ),
+                        Some(b) if !b.fenced => {
+                            (replication_control::fence_broker(image, id, defaults), ())
+                        }
                         _ => (Vec::new(), ()),
                     })
                     .await;
@@ -391,32 +373,4 @@ impl QuorumController {
     pub fn defaults(&self) -> &ReplicationDefaults {
         &self.settings.defaults
     }
-}
-
-/// The broker's own Fence/UnfenceBrokerRecord when `records` (from
-/// `replication_control`) lacks one. NOT YET REPLCTL'S: until the replctl
-/// branch fills `fence_broker`/`unfence_broker` their placeholders return
-/// nothing, and a session must still fence; with replctl merged the record
-/// is already there and this adds nothing.
-fn with_fencing_record(
-    mut records: Vec<RecordAndVersion>,
-    id: i32,
-    epoch: i64,
-    fence: bool,
-) -> Vec<RecordAndVersion> {
-    let has = records.iter().any(|r| match &r.record {
-        MetadataRecord::FenceBroker(b) | MetadataRecord::UnfenceBroker(b) => b.id == id,
-        MetadataRecord::BrokerRegistrationChange(c) => c.broker_id == id && c.fenced != 0,
-        _ => false,
-    });
-    if !has {
-        let b = BrokerIdAndEpoch { id, epoch };
-        let record = if fence {
-            MetadataRecord::FenceBroker(b)
-        } else {
-            MetadataRecord::UnfenceBroker(b)
-        };
-        records.insert(0, RecordAndVersion { record, version: 0 });
-    }
-    records
 }

@@ -52,7 +52,10 @@ impl ReplicationDefaults {
     pub fn from_config(config: Arc<BrokerConfig>) -> Self {
         ReplicationDefaults {
             num_partitions: config.num_partitions,
-            default_replication_factor: config.default_replication_factor.clamp(1, 32767) as i16,
+            // The configured value (`BrokerConfig::default_replication_factor`
+            // is a standalone node's, kept at one).
+            default_replication_factor: config.int("default.replication.factor").clamp(1, 32767)
+                as i16,
             unclean_leader_election: config.boolean("unclean.leader.election.enable"),
             min_insync_replicas: i32::try_from(config.int("min.insync.replicas")).unwrap_or(1),
             broker_config: config,

@@ -23,7 +23,7 @@ use super::replica_placer::{place, seed_for};
 use super::replication_control::{Decision, ReplicationDefaults};
 use crate::broker::config_helper::config_source;
 use crate::broker::topic_config::{effective, topic_key, validate_topic_configs, TOPIC_KEYS};
-use crate::broker::topics::{new_topic_id, validate_topic_name};
+use crate::broker::topics::{new_topic_id, validate_manual_assignment, validate_topic_name};
 use crate::config::keys::broker_config_synonyms;
 use crate::config::BrokerConfig;
 use crate::metadata::image::CONFIG_RESOURCE_TOPIC;
@@ -74,40 +74,17 @@ fn partition_record(
     }
 }
 
-/// `validateManualPartitionAssignment`, messages and order as Kafka's.
+/// `validateManualPartitionAssignment` over the image's registered brokers.
 fn validate_manual(
     image: &MetadataImage,
     replicas: &[i32],
     replication_factor: Option<usize>,
 ) -> Result<(), String> {
-    if replicas.is_empty() {
-        return Err("The manual partition assignment includes an empty replica list.".into());
-    }
-    let mut sorted = replicas.to_vec();
-    sorted.sort_unstable();
-    let mut previous = None;
-    for b in sorted {
-        if !image.brokers.contains_key(&b) {
-            return Err(format!(
-                "The manual partition assignment includes broker {b}, but no such broker is registered."
-            ));
-        }
-        if previous == Some(b) {
-            return Err(format!(
-                "The manual partition assignment includes the broker {b} more than once."
-            ));
-        }
-        previous = Some(b);
-    }
-    if let Some(rf) = replication_factor {
-        if replicas.len() != rf {
-            return Err(format!(
-                "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have {rf} replica(s).",
-                replicas.len()
-            ));
-        }
-    }
-    Ok(())
+    validate_manual_assignment(
+        replicas,
+        |b| image.brokers.contains_key(&b),
+        replication_factor,
+    )
 }
 
 /// The effective configs of a new topic as CreateTopics v5+ reports them:

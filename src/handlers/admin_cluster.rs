@@ -134,7 +134,7 @@ pub fn create_partitions(req: &Request, body: Bytes) -> Reply {
                 // Every kastle topic has replication factor 1.
                 for a in assignments {
                     let ids: Vec<i32> = a.broker_ids.iter().map(|b| b.0).collect();
-                    validate_manual_assignment(&ids, node_id, Some(1))
+                    validate_manual_assignment(&ids, |b| b == node_id, Some(1))
                         .map_err(|m| (ResponseError::InvalidReplicaAssignment, m))?;
                 }
             }

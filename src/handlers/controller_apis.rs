@@ -160,10 +160,18 @@ impl ControllerApis {
                     .await;
                 let resp = resp.unwrap_or_else(|e| {
                     let mut r = DeleteTopicsResponse::default();
-                    for t in &req.topic_names {
+                    // v6+ names topics in `topics`, earlier versions in
+                    // `topic_names`: every one gets the error.
+                    let targets = req
+                        .topic_names
+                        .iter()
+                        .map(|n| (Some(n.clone()), uuid::Uuid::nil()))
+                        .chain(req.topics.iter().map(|t| (t.name.clone(), t.topic_id)));
+                    for (name, id) in targets {
                         r.responses.push(
                             kafka_protocol::messages::delete_topics_response::DeletableTopicResult::default()
-                                .with_name(Some(t.clone()))
+                                .with_name(name)
+                                .with_topic_id(id)
                                 .with_error_code(e.error().code()),
                         );
                     }

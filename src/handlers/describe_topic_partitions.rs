@@ -4,7 +4,8 @@
 //! partitions (capped by Kafka's `max.request.partition.size.limit`
 //! default) and names the first partition left out as `next_cursor`.
 //!
-//! One broker, one replica per partition: every replica set and ISR is
+//! In a cluster topics and partitions come from the metadata image. A
+//! standalone node has one broker, one replica per partition: every replica set and ISR is
 //! `[node.id]`, no replica is offline, and the eligible leader replica
 //! lists (KIP-966) are empty, as Kafka reports them for a partition whose
 //! ISR never shrinks.
@@ -25,6 +26,7 @@ use uuid::Uuid;
 use crate::broker::topics::{is_internal_topic, validate_topic_name};
 use crate::handlers::metadata::{topic_authorized_operations, OPS_NOT_REQUESTED};
 use crate::handlers::{decode_or_close, Reply, Request};
+use crate::metadata::MetadataImage;
 use crate::security::acl::{AclOperation, ResourceType};
 
 /// Kafka's `max.request.partition.size.limit` default: the most partitions
@@ -144,6 +146,40 @@ pub fn page(
     Ok((topics, next))
 }
 
+/// A page's partitions as the cluster's image has them (Kafka's
+/// `KRaftMetadataCache.describeTopicResponse`): leader, epoch, replicas,
+/// ISR, eligible leader replicas, and replicas on fenced or unknown brokers
+/// offline.
+fn cluster_partitions(image: &MetadataImage, topic: &mut DescribeTopicPartitionsResponseTopic) {
+    let Some(t) = image.topics.get(&topic.topic_id) else {
+        return;
+    };
+    let ids = |v: &[i32]| v.iter().map(|&b| BrokerId(b)).collect::<Vec<_>>();
+    for p in &mut topic.partitions {
+        let Some(reg) = t.partitions.get(&p.partition_index) else {
+            continue;
+        };
+        let offline: Vec<i32> = reg
+            .replicas
+            .iter()
+            .copied()
+            .filter(|b| image.brokers.get(b).is_none_or(|r| r.fenced))
+            .collect();
+        p.error_code = if reg.leader < 0 {
+            ResponseError::LeaderNotAvailable.code()
+        } else {
+            0
+        };
+        p.leader_id = BrokerId(reg.leader);
+        p.leader_epoch = reg.leader_epoch;
+        p.replica_nodes = ids(&reg.replicas);
+        p.isr_nodes = ids(&reg.isr);
+        p.eligible_leader_replicas = Some(ids(&reg.elr));
+        p.last_known_elr = Some(ids(&reg.last_known_elr));
+        p.offline_replicas = ids(&offline);
+    }
+}
+
 /// Kafka's answer to a request it refuses (`getErrorResponse`): each topic
 /// asked for, with the error and nothing else.
 fn refused(requested: &[String], code: ResponseError) -> DescribeTopicPartitionsResponse {
@@ -195,14 +231,29 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
             cursor = None;
         }
     }
-    let all: Vec<String> = if requested.is_empty() {
+    // In a cluster the image holds the topics; a local log counts only for
+    // the internal topics each node still creates itself.
+    let image = apis.cluster.as_ref().map(|c| c.image());
+    let local = |n: &str| {
         apis.replicas
             .topics
-            .list()
+            .get(n)
+            .filter(|t| image.is_none() || t.internal)
+    };
+    let all: Vec<String> = if requested.is_empty() {
+        let mut names: BTreeSet<String> = image
             .iter()
-            .filter(|t| describable(&t.name))
-            .map(|t| t.name.clone())
-            .collect()
+            .flat_map(|i| i.topic_ids.keys().cloned())
+            .collect();
+        names.extend(
+            apis.replicas
+                .topics
+                .list()
+                .iter()
+                .filter(|t| image.is_none() || t.internal)
+                .map(|t| t.name.clone()),
+        );
+        names.into_iter().filter(|n| describable(n)).collect()
     } else {
         Vec::new()
     };
@@ -215,18 +266,26 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
             cursor,
             request.response_partition_limit,
             apis.config.node_id,
-            |n| {
-                apis.replicas.topics.get(n).map(|t| TopicInfo {
+            |n| match image.as_deref().and_then(|i| i.topic_by_name(n)) {
+                Some(t) => Some(TopicInfo {
+                    id: t.id,
+                    internal: is_internal_topic(n),
+                    partitions: t.partitions.len(),
+                }),
+                None => local(n).map(|t| TopicInfo {
                     id: t.id,
                     internal: t.internal,
                     partitions: t.partitions.len(),
-                })
+                }),
             },
         )
     };
     let resp = match resp {
         Ok((mut topics, next)) => {
             for t in &mut topics {
+                if let Some(i) = image.as_deref() {
+                    cluster_partitions(i, t);
+                }
                 if let Some(name) = &t.name {
                     t.topic_authorized_operations = req.ctx.authorized_operations(
                         ResourceType::Topic,

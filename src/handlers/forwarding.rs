@@ -4,56 +4,455 @@
 //! decides and answers). Only in cluster mode; a standalone node decides
 //! itself. Controllers are tried in turn until one answers as the active
 //! controller or the request timeout passes.
+//!
+//! The `forward_*` functions are plain async functions over the broker's
+//! configuration so that any handler (auto-creation in Metadata, the
+//! coordinators' internal topics) can send a request to the controller.
 
 use std::time::{Duration, Instant};
 
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
 use bytes::Bytes;
-use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
-use kafka_protocol::protocol::{Decodable, Request as KafkaRequest};
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Request as KafkaRequest, StrBytes};
 use kafka_protocol::ResponseError;
+use uuid::Uuid;
 
 use crate::clients::{ClientLimits, NetworkClient};
 use crate::config::BrokerConfig;
+use crate::handlers::topics::described_configs;
 use crate::handlers::{ready, Pending, Reply, Request};
+use crate::security::acl::{AclOperation, ResourceType};
+
+/// The metadata log's topic: never created by a client (Kafka's
+/// `Topic.CLUSTER_METADATA_TOPIC_NAME`).
+const CLUSTER_METADATA_TOPIC: &str = "__cluster_metadata";
 
 /// How long a forwarded request may look for the active controller.
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 /// The pause before trying the next controller.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 /// The largest answer accepted from a controller.
 const MAX_FORWARDED_RESPONSE: usize = 16 << 20;
 
-/// CreateTopics, decided by the active controller.
+/// CreateTopics, decided by the active controller once the broker has
+/// authorized it (Kafka's `ControllerApis.createTopics`: duplicates and
+/// `__cluster_metadata` refused, CREATE on the cluster or the topic, the
+/// configs of a created topic shown only with DESCRIBE_CONFIGS on it).
 pub fn create_topics(req: Request, body: Bytes) -> Pending {
     let version = req.version();
-    let request = match CreateTopicsRequest::decode(&mut body.clone(), version) {
+    let mut request = match CreateTopicsRequest::decode(&mut body.clone(), version) {
         Ok(r) => r,
         Err(e) => return ready(Reply::Close(format!("undecodable CreateTopics: {e}"))),
     };
-    Box::pin(async move {
-        let config = req.ctx.apis.config.clone();
-        let not_controller = |r: &CreateTopicsResponse| {
-            r.topics
-                .iter()
-                .any(|t| t.error_code == ResponseError::NotController.code())
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for t in &request.topics {
+        *counts.entry(t.name.0.to_string()).or_default() += 1;
+    }
+    let cluster_create = req.ctx.authorize_cluster(AclOperation::Create);
+    let mut refused: Vec<CreatableTopicResult> = Vec::new();
+    let mut reported: HashSet<String> = HashSet::new();
+    let refuse = |name: &TopicName, code: ResponseError, msg: String| {
+        CreatableTopicResult::default()
+            .with_name(name.clone())
+            .with_error_code(code.code())
+            .with_error_message(Some(StrBytes::from_string(msg)))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_configs((version >= 5).then(Vec::new))
+    };
+    request.topics.retain(|t| {
+        let name = t.name.0.as_str();
+        let refusal = if counts.get(name).copied().unwrap_or(0) > 1 {
+            Some((
+                ResponseError::InvalidRequest,
+                "Duplicate topic name.".to_string(),
+            ))
+        } else if name == CLUSTER_METADATA_TOPIC {
+            Some((
+                ResponseError::InvalidRequest,
+                format!("Creation of internal topic {CLUSTER_METADATA_TOPIC} is prohibited."),
+            ))
+        } else if !cluster_create
+            && !req
+                .ctx
+                .authorize(AclOperation::Create, ResourceType::Topic, name)
+        {
+            Some((
+                ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.".to_string(),
+            ))
+        } else {
+            None
         };
-        match forward(&config, &request, version, not_controller).await {
-            Some(resp) => req.respond(&resp),
-            None => {
-                let mut resp = CreateTopicsResponse::default();
-                for t in &request.topics {
-                    resp.topics.push(
-                        kafka_protocol::messages::create_topics_response::CreatableTopicResult::default()
-                            .with_name(t.name.clone())
-                            .with_error_code(ResponseError::RequestTimedOut.code())
-                            .with_num_partitions(-1)
-                            .with_replication_factor(-1),
-                    );
+        match refusal {
+            None => true,
+            Some((code, msg)) => {
+                // One answer per name, as Kafka's (duplicates included).
+                if reported.insert(name.to_string()) {
+                    refused.push(refuse(&t.name, code, msg));
                 }
-                req.respond(&resp)
+                false
             }
         }
+    });
+    Box::pin(async move {
+        let config = req.ctx.apis.config.clone();
+        let mut resp = if request.topics.is_empty() {
+            CreateTopicsResponse::default()
+        } else {
+            forward_create_topics(&config, &request, version).await
+        };
+        if version >= 5 {
+            for t in &mut resp.topics {
+                if t.error_code != 0 {
+                    continue;
+                }
+                if !req.ctx.authorize(
+                    AclOperation::DescribeConfigs,
+                    ResourceType::Topic,
+                    &t.name.0,
+                ) {
+                    // Created, but its configs are not the client's to see.
+                    t.topic_config_error_code = ResponseError::TopicAuthorizationFailed.code();
+                    t.num_partitions = -1;
+                    t.replication_factor = -1;
+                    t.configs = Some(Vec::new());
+                } else if t.configs.is_none() {
+                    let overrides = request
+                        .topics
+                        .iter()
+                        .find(|r| r.name == t.name)
+                        .map(|r| {
+                            r.configs
+                                .iter()
+                                .filter_map(|c| {
+                                    Some((c.name.to_string(), c.value.as_ref()?.to_string()))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    t.configs = Some(described_configs(&overrides, &req.ctx.apis.dynamic_config));
+                }
+            }
+        }
+        resp.topics.extend(refused);
+        req.respond(&resp)
     })
+}
+
+/// DeleteTopics, decided by the active controller once the broker has
+/// authorized it (Kafka's `ControllerApis.deleteTopics`: `delete.topic.enable`
+/// first; DELETE on the cluster or the topic; a topic the client may not
+/// describe is refused whether or not it exists, and one named by id keeps
+/// its name hidden). Topic ids resolve through this broker's image.
+pub fn delete_topics(req: Request, body: Bytes) -> Pending {
+    let version = req.version();
+    let request = match DeleteTopicsRequest::decode(&mut body.clone(), version) {
+        Ok(r) => r,
+        Err(e) => return ready(Reply::Close(format!("undecodable DeleteTopics: {e}"))),
+    };
+    let apis = &req.ctx.apis;
+    // (name, id) as asked; v6 names topics by name or id.
+    let targets: Vec<(Option<TopicName>, Uuid)> = if version >= 6 {
+        request
+            .topics
+            .iter()
+            .map(|t| (t.name.clone(), t.topic_id))
+            .collect()
+    } else {
+        request
+            .topic_names
+            .iter()
+            .map(|n| (Some(n.clone()), Uuid::nil()))
+            .collect()
+    };
+    if !apis.config.delete_topic_enable {
+        let code = if version < 3 {
+            ResponseError::InvalidRequest
+        } else {
+            ResponseError::TopicDeletionDisabled
+        };
+        let responses = targets
+            .into_iter()
+            .map(|(name, id)| {
+                DeletableTopicResult::default()
+                    .with_name(name)
+                    .with_topic_id(id)
+                    .with_error_code(code.code())
+            })
+            .collect();
+        return ready(req.respond(&DeleteTopicsResponse::default().with_responses(responses)));
+    }
+    let image = apis.cluster.as_ref().map(|c| c.image()).unwrap_or_default();
+    let cluster_delete = req.ctx.authorize_cluster(AclOperation::Delete);
+    let describable = |n: &str| {
+        cluster_delete
+            || req
+                .ctx
+                .authorize(AclOperation::Describe, ResourceType::Topic, n)
+    };
+    let deletable = |n: &str| {
+        cluster_delete
+            || req
+                .ctx
+                .authorize(AclOperation::Delete, ResourceType::Topic, n)
+    };
+    // Each target's local refusal, or `None`: forwarded (the controller
+    // answers duplicates, unknown topics and internal topics).
+    let mut slots: Vec<Option<DeletableTopicResult>> = Vec::with_capacity(targets.len());
+    let mut forwarded = request.clone();
+    forwarded.topics.clear();
+    forwarded.topic_names.clear();
+    for (name, id) in &targets {
+        let denied = |name: Option<TopicName>| {
+            Some(
+                DeletableTopicResult::default()
+                    .with_name(name)
+                    .with_topic_id(*id)
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+            )
+        };
+        let slot = match (name, id.is_nil()) {
+            (Some(n), true) => {
+                // Not describable: refused whether it exists; describable
+                // but not deletable: refused once it exists (the
+                // controller answers an unknown one).
+                let exists = || image.topic_by_name(&n.0).is_some();
+                if !describable(&n.0) || (exists() && !deletable(&n.0)) {
+                    denied(Some(n.clone()))
+                } else {
+                    None
+                }
+            }
+            (None, false) => match image.topics.get(id) {
+                Some(t) if !deletable(&t.name) => denied(
+                    describable(&t.name).then(|| TopicName(StrBytes::from_string(t.name.clone()))),
+                ),
+                _ => None,
+            },
+            // Both or neither: the controller's INVALID_REQUEST.
+            _ => None,
+        };
+        if slot.is_none() {
+            if version >= 6 {
+                forwarded.topics.push(
+                    kafka_protocol::messages::delete_topics_request::DeleteTopicState::default()
+                        .with_name(name.clone())
+                        .with_topic_id(*id),
+                );
+            } else if let Some(n) = name {
+                forwarded.topic_names.push(n.clone());
+            }
+        }
+        slots.push(slot);
+    }
+    Box::pin(async move {
+        let config = req.ctx.apis.config.clone();
+        let any = slots.iter().any(Option::is_none);
+        let mut answers = if any {
+            let not_controller = |r: &DeleteTopicsResponse| {
+                r.responses
+                    .iter()
+                    .any(|t| t.error_code == ResponseError::NotController.code())
+            };
+            match forward(&config, &forwarded, version, not_controller).await {
+                Some(r) => r.responses.into_iter(),
+                None => {
+                    let timed_out = targets
+                        .iter()
+                        .zip(&slots)
+                        .filter(|(_, s)| s.is_none())
+                        .map(|((name, id), _)| {
+                            DeletableTopicResult::default()
+                                .with_name(name.clone())
+                                .with_topic_id(*id)
+                                .with_error_code(ResponseError::RequestTimedOut.code())
+                        })
+                        .collect::<Vec<_>>();
+                    timed_out.into_iter()
+                }
+            }
+        } else {
+            Vec::new().into_iter()
+        };
+        // The controller answers the forwarded targets in order.
+        let mut responses: Vec<DeletableTopicResult> = slots
+            .into_iter()
+            .filter_map(|s| s.or_else(|| answers.next()))
+            .collect();
+        responses.extend(answers);
+        req.respond(&DeleteTopicsResponse::default().with_responses(responses))
+    })
+}
+
+/// CreatePartitions, decided by the active controller once the broker has
+/// authorized it (Kafka's `ControllerApis.createPartitions`: duplicates
+/// refused, ALTER on each topic). validateOnly travels with the request.
+pub fn create_partitions(req: Request, body: Bytes) -> Pending {
+    let version = req.version();
+    let mut request = match CreatePartitionsRequest::decode(&mut body.clone(), version) {
+        Ok(r) => r,
+        Err(e) => return ready(Reply::Close(format!("undecodable CreatePartitions: {e}"))),
+    };
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for t in &request.topics {
+        *counts.entry(t.name.0.to_string()).or_default() += 1;
+    }
+    let mut refused: Vec<CreatePartitionsTopicResult> = Vec::new();
+    let mut reported: HashSet<String> = HashSet::new();
+    for (name, n) in &counts {
+        if *n > 1 {
+            reported.insert(name.clone());
+            refused.push(
+                CreatePartitionsTopicResult::default()
+                    .with_name(TopicName(StrBytes::from_string(name.clone())))
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(StrBytes::from_static_str("Duplicate topic name."))),
+            );
+        }
+    }
+    request.topics.retain(|t| {
+        let name = t.name.0.as_str();
+        if reported.contains(name) {
+            return false;
+        }
+        if !req
+            .ctx
+            .authorize(AclOperation::Alter, ResourceType::Topic, name)
+        {
+            refused.push(
+                CreatePartitionsTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(None),
+            );
+            return false;
+        }
+        true
+    });
+    Box::pin(async move {
+        let config = req.ctx.apis.config.clone();
+        let mut resp = CreatePartitionsResponse::default();
+        resp.results = refused;
+        if !request.topics.is_empty() {
+            let not_controller = |r: &CreatePartitionsResponse| {
+                r.results
+                    .iter()
+                    .any(|t| t.error_code == ResponseError::NotController.code())
+            };
+            match forward(&config, &request, version, not_controller).await {
+                Some(r) => resp.results.extend(r.results),
+                None => resp.results.extend(request.topics.iter().map(|t| {
+                    CreatePartitionsTopicResult::default()
+                        .with_name(t.name.clone())
+                        .with_error_code(ResponseError::RequestTimedOut.code())
+                        .with_error_message(None)
+                })),
+            }
+        }
+        req.respond(&resp)
+    })
+}
+
+/// Most topics whose auto-creation may be in flight at once; past it a
+/// topic is answered UNKNOWN_TOPIC_OR_PARTITION without a request, and the
+/// client asks again.
+const MAX_INFLIGHT_AUTO_CREATIONS: usize = 1024;
+/// The CreateTopics version auto-creation sends (Kafka 4.x's latest).
+const AUTO_CREATE_VERSION: i16 = 7;
+
+/// Auto-creation of topics a Metadata request names (Kafka's
+/// `DefaultAutoTopicCreationManager`): CreateTopics with `num.partitions`
+/// and `default.replication.factor` sent to the active controller in the
+/// background, at most once at a time per topic; the Metadata answer does
+/// not wait (UNKNOWN_TOPIC_OR_PARTITION until the image has the topic), and
+/// a refusal (too few brokers: INVALID_REPLICATION_FACTOR) is only logged,
+/// as Kafka does.
+#[derive(Default)]
+pub struct AutoTopicCreationManager {
+    inflight: Arc<Mutex<HashSet<String>>>,
+}
+
+impl AutoTopicCreationManager {
+    /// Sends the creation of `name` unless one is already on its way.
+    pub fn create_topic(&self, config: &Arc<BrokerConfig>, name: &str) {
+        {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            if inflight.len() >= MAX_INFLIGHT_AUTO_CREATIONS || !inflight.insert(name.to_string()) {
+                return;
+            }
+        }
+        // Kafka's `defaultReplicationFactor.shortValue`: not capped to the
+        // brokers there are; the controller refuses what cannot be placed.
+        // (The configured value: `BrokerConfig::default_replication_factor`
+        // is the standalone node's, kept at one.)
+        let rf = i16::try_from(config.int("default.replication.factor")).unwrap_or(i16::MAX);
+        let request = CreateTopicsRequest::default()
+            .with_timeout_ms(i32::try_from(config.int("request.timeout.ms")).unwrap_or(30_000))
+            .with_topics(vec![
+                kafka_protocol::messages::create_topics_request::CreatableTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(name.to_string())))
+                    .with_num_partitions(config.num_partitions)
+                    .with_replication_factor(rf),
+            ]);
+        let (config, inflight, name) = (config.clone(), self.inflight.clone(), name.to_string());
+        tokio::spawn(async move {
+            let resp = forward_create_topics(&config, &request, AUTO_CREATE_VERSION).await;
+            for t in &resp.topics {
+                let code = t.error_code;
+                if code == 0 {
+                    tracing::info!(topic = %name, "auto-created topic through the controller");
+                } else if code != ResponseError::TopicAlreadyExists.code() {
+                    tracing::warn!(topic = %name, error_code = code, message = ?t.error_message, "auto topic creation failed");
+                }
+            }
+            inflight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&name);
+        });
+    }
+}
+
+/// Sends CreateTopics (at `version`) to the active controller and returns
+/// its answer; when no controller answered in time, every topic fails with
+/// REQUEST_TIMED_OUT (what Kafka's forwarding answers on a timeout).
+/// The caller authorizes first: the controller trusts the broker.
+pub async fn forward_create_topics(
+    config: &BrokerConfig,
+    request: &CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
+    let not_controller = |r: &CreateTopicsResponse| {
+        r.topics
+            .iter()
+            .any(|t| t.error_code == ResponseError::NotController.code())
+    };
+    match forward(config, request, version, not_controller).await {
+        Some(resp) => resp,
+        None => {
+            let mut resp = CreateTopicsResponse::default();
+            for t in &request.topics {
+                resp.topics.push(
+                    CreatableTopicResult::default()
+                        .with_name(t.name.clone())
+                        .with_error_code(ResponseError::RequestTimedOut.code())
+                        .with_num_partitions(-1)
+                        .with_replication_factor(-1),
+                );
+            }
+            resp
+        }
+    }
 }
 
 /// Sends `request` to each controller in turn until one answers as the

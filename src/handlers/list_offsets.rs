@@ -8,7 +8,10 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
+use uuid::Uuid;
+
 use crate::broker::partition::Partition;
+use crate::handlers::metadata::known_elsewhere;
 use crate::handlers::{decode_or_close, Reply, Request};
 use crate::security::acl::{AclOperation, ResourceType};
 
@@ -76,6 +79,10 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                 partition.and_then(|part| part.check_leader_epoch(p.current_leader_epoch).err());
             match partition {
                 _ if refused => r.error_code = ResponseError::TopicAuthorizationFailed.code(),
+                // Another broker's replica in a cluster.
+                None if known_elsewhere(req, Some(&t.name.0), Uuid::nil(), p.partition_index) => {
+                    r.error_code = ResponseError::NotLeaderOrFollower.code()
+                }
                 None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(_) if fenced.is_some() => r.error_code = fenced.map_or(0, |e| e.code()),
                 Some(part) if !part.is_leader() && request.replica_id.0 != DEBUGGING_REPLICA_ID => {

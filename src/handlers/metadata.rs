@@ -3,6 +3,7 @@
 //! auto-creation of requested topics when allowed.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::metadata_response::{
@@ -13,9 +14,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use crate::broker::topics::{validate_topic_name, Topic};
+use crate::broker::topics::{is_internal_topic, validate_topic_name, Topic};
 use crate::handlers::{decode_or_close, Reply, Request};
-use crate::metadata::{MetadataImage, PartitionRegistration};
+use crate::metadata::{MetadataImage, PartitionRegistration, TopicImage};
 use crate::security::acl::{AclOperation, ResourceType};
 
 /// Kafka's AclOperation codes.
@@ -68,6 +69,53 @@ pub fn cluster_authorized_operations() -> i32 {
 
 /// Kafka's "not requested" value for authorized operations.
 pub const OPS_NOT_REQUESTED: i32 = i32::MIN;
+
+/// A topic as a cluster broker finds it: from the committed image, or (the
+/// internal topics, still created on each node at start-up) a local log.
+enum Found<'a> {
+    Image(&'a MetadataImage, &'a TopicImage),
+    Local(Arc<Topic>),
+}
+
+impl Found<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Found::Image(_, t) => &t.name,
+            Found::Local(t) => &t.name,
+        }
+    }
+}
+
+/// A topic of the image, each partition as the image has it.
+fn image_topic_entry(image: &MetadataImage, t: &TopicImage, ops: i32) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
+        .with_topic_id(t.id)
+        .with_is_internal(is_internal_topic(&t.name))
+        .with_partitions(
+            t.partitions
+                .iter()
+                .map(|(index, reg)| cluster_partition(image, *index, reg))
+                .collect(),
+        )
+        .with_topic_authorized_operations(ops)
+}
+
+/// Whether a cluster's image has `partition` of the topic (by name, or by
+/// id when `name` is `None`): a broker that hosts no replica of it answers
+/// NOT_LEADER_OR_FOLLOWER rather than UNKNOWN_TOPIC_OR_PARTITION, as Kafka's
+/// `ReplicaManager.getPartitionOrError` does for a partition it does not host.
+pub fn known_elsewhere(req: &Request, name: Option<&str>, id: Uuid, partition: i32) -> bool {
+    let Some(cache) = &req.ctx.apis.cluster else {
+        return false;
+    };
+    let image = cache.image();
+    let topic = match name {
+        Some(n) => image.topic_by_name(n),
+        None => image.topics.get(&id),
+    };
+    topic.is_some_and(|t| t.partitions.contains_key(&partition))
+}
 
 fn topic_entry(
     topic: &Topic,
@@ -234,6 +282,31 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
         cfg.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
 
     let image = apis.cluster.as_ref().map(|c| c.image());
+    // In a cluster the image is the truth; a local log counts only for the
+    // internal topics each node still creates itself.
+    let local = |t: Option<Arc<Topic>>| {
+        t.filter(|t| image.is_none() || t.internal)
+            .map(Found::Local)
+    };
+    let by_name = |name: &str| match image.as_deref() {
+        Some(i) => i
+            .topic_by_name(name)
+            .map(|t| Found::Image(i, t))
+            .or_else(|| local(apis.replicas.topics.get(name))),
+        None => local(apis.replicas.topics.get(name)),
+    };
+    let by_id = |id: &Uuid| match image.as_deref() {
+        Some(i) => i
+            .topics
+            .get(id)
+            .map(|t| Found::Image(i, t))
+            .or_else(|| local(apis.replicas.topics.get_by_id(id))),
+        None => local(apis.replicas.topics.get_by_id(id)),
+    };
+    let entry = |found: &Found, ops: i32| match found {
+        Found::Image(i, t) => image_topic_entry(i, t, ops),
+        Found::Local(t) => topic_entry(t, node_id, ops, image.as_deref()),
+    };
     let mut topics = Vec::new();
     let requested = match request.topics {
         None => None,
@@ -243,9 +316,22 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
     match requested {
         None => {
             // All topics: the ones the client may describe, silently.
+            let mut all: BTreeMap<String, Found> = BTreeMap::new();
+            if let Some(i) = image.as_deref() {
+                for t in i.topics.values() {
+                    all.insert(t.name.clone(), Found::Image(i, t));
+                }
+            }
             for t in apis.replicas.topics.list() {
-                if may_describe(&t.name) {
-                    topics.push(topic_entry(&t, node_id, ops_of(&t.name), image.as_deref()));
+                if !all.contains_key(&t.name) {
+                    if let Some(f) = local(Some(t)) {
+                        all.insert(f.name().to_string(), f);
+                    }
+                }
+            }
+            for (name, found) in &all {
+                if may_describe(name) {
+                    topics.push(entry(found, ops_of(name)));
                 }
             }
         }
@@ -255,13 +341,10 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                 match name {
                     None => {
                         // Look-up by topic id (v10+).
-                        match apis.replicas.topics.get_by_id(&rt.topic_id) {
-                            Some(t) if may_describe(&t.name) => topics.push(topic_entry(
-                                &t,
-                                node_id,
-                                ops_of(&t.name),
-                                image.as_deref(),
-                            )),
+                        match by_id(&rt.topic_id) {
+                            Some(f) if may_describe(f.name()) => {
+                                topics.push(entry(&f, ops_of(f.name())))
+                            }
                             Some(_) => topics.push(error_entry(
                                 None,
                                 rt.topic_id,
@@ -289,8 +372,8 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                             continue;
                         }
                         let ops = ops_of(&name);
-                        if let Some(t) = apis.replicas.topics.get(&name) {
-                            topics.push(topic_entry(&t, node_id, ops, image.as_deref()));
+                        if let Some(f) = by_name(&name) {
+                            topics.push(entry(&f, ops));
                             continue;
                         }
                         if validate_topic_name(&name).is_err() {
@@ -316,6 +399,18 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                                 Some(&name),
                                 Uuid::nil(),
                                 ResponseError::TopicAuthorizationFailed,
+                                ops,
+                            ));
+                            continue;
+                        }
+                        if image.is_some() && !is_internal_topic(&name) {
+                            // A cluster: the active controller creates it;
+                            // the client asks again until the image has it.
+                            apis.auto_topic_creation.create_topic(&apis.config, &name);
+                            topics.push(error_entry(
+                                Some(&name),
+                                Uuid::nil(),
+                                ResponseError::UnknownTopicOrPartition,
                                 ops,
                             ));
                             continue;

@@ -103,6 +103,9 @@ pub struct KafkaApis {
     /// In a cluster: the committed metadata Metadata and DescribeCluster
     /// answer brokers from. `None` on a standalone node.
     pub cluster: Option<Arc<crate::broker::metadata_cache::MetadataCache>>,
+    /// In a cluster: Metadata's auto-creations on their way to the
+    /// controller.
+    pub auto_topic_creation: forwarding::AutoTopicCreationManager,
 }
 
 /// A connection's quota mute (KIP-219): a throttled client gets its
@@ -387,6 +390,9 @@ async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
             forwarding::create_topics(req, body)
         }
         ApiKey::CreateTopics => ready(topics::create_topics(&req, body)),
+        ApiKey::DeleteTopics if req.ctx.apis.cluster.is_some() => {
+            forwarding::delete_topics(req, body)
+        }
         ApiKey::DeleteTopics => ready(topics::delete_topics(&req, body)),
         ApiKey::Produce => produce::handle(req, body),
         ApiKey::Fetch => fetch::handle(req, body),
@@ -414,6 +420,9 @@ async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
         ApiKey::AlterConfigs => ready(admin_configs::alter_configs(&req, body)),
         ApiKey::IncrementalAlterConfigs => {
             ready(admin_configs::incremental_alter_configs(&req, body))
+        }
+        ApiKey::CreatePartitions if req.ctx.apis.cluster.is_some() => {
+            forwarding::create_partitions(req, body)
         }
         ApiKey::CreatePartitions => ready(admin_cluster::create_partitions(&req, body)),
         ApiKey::DeleteRecords => ready(admin_cluster::delete_records(&req, body)),

@@ -17,6 +17,7 @@ use kafka_protocol::ResponseError;
 use crate::broker::partition::{Partition, PartitionError};
 use crate::broker::quota_managers::QuotaType;
 use crate::coordinator::txn::TransactionCoordinator;
+use crate::handlers::metadata::known_elsewhere;
 use crate::handlers::{decode, malformed, ready, Pending, Reply, Request};
 use crate::record::batch;
 use crate::record::compression;
@@ -398,7 +399,20 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                     None,
                 ))
             } else {
+                // A partition of the cluster this broker hosts no replica
+                // of: NOT_LEADER_OR_FOLLOWER, the client refreshes its
+                // metadata (Kafka's `getPartitionOrError`).
+                let elsewhere = || {
+                    let name = (version < 13).then_some(td.name.0.as_str());
+                    known_elsewhere(&req, name, td.topic_id, pd.index)
+                };
                 match topic.as_ref() {
+                    None if elsewhere() => Err(failed(
+                        pd.index,
+                        ResponseError::NotLeaderOrFollower,
+                        -1,
+                        None,
+                    )),
                     None => Err(failed(pd.index, missing, -1, None)),
                     Some(t) if t.internal => Err(failed(
                         pd.index,
@@ -407,6 +421,12 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                         Some(format!("Cannot append to internal topic {}", t.name)),
                     )),
                     Some(t) => match t.partition(pd.index) {
+                        None if elsewhere() => Err(failed(
+                            pd.index,
+                            ResponseError::NotLeaderOrFollower,
+                            -1,
+                            None,
+                        )),
                         None => Err(failed(
                             pd.index,
                             ResponseError::UnknownTopicOrPartition,

@@ -96,7 +96,7 @@ pub fn alter_partition_reassignments(req: &Request, body: Bytes) -> Reply {
                             let ids: Vec<i32> = replicas.iter().map(|b| b.0).collect();
                             // The only valid target, [node.id], is the current
                             // assignment: accepted and complete at once.
-                            match validate_manual_assignment(&ids, node_id, None) {
+                            match validate_manual_assignment(&ids, |b| b == node_id, None) {
                                 Ok(()) => r.with_error_message(None),
                                 Err(m) => fail(ResponseError::InvalidReplicaAssignment, m),
                             }

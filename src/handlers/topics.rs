@@ -126,7 +126,7 @@ pub fn create_topics(req: &Request, body: Bytes) -> Reply {
                         ));
                     }
                     let ids: Vec<i32> = a.broker_ids.iter().map(|b| b.0).collect();
-                    let checked = validate_manual_assignment(&ids, cfg.node_id, rf);
+                    let checked = validate_manual_assignment(&ids, |b| b == cfg.node_id, rf);
                     rf = Some(ids.len());
                     checked
                         .err()

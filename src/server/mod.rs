@@ -144,6 +144,7 @@ impl BrokerServer {
             scram,
             authorizer,
             cluster,
+            auto_topic_creation: Default::default(),
         });
 
         replicas.start();
