@@ -103,6 +103,9 @@ pub struct KafkaApis {
     /// In a cluster: the committed metadata Metadata and DescribeCluster
     /// answer brokers from. `None` on a standalone node.
     pub cluster: Option<Arc<crate::broker::metadata_cache::MetadataCache>>,
+    /// In a cluster: the internal topics FindCoordinator has the
+    /// controller create.
+    pub internal_topics: Arc<forwarding::InternalTopicCreation>,
 }
 
 /// A connection's quota mute (KIP-219): a throttled client gets its
