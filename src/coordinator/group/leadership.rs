@@ -249,3 +249,120 @@ impl GroupCoordinator {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+    use crate::coordinator::group::api::{Answer, CommitPartition, Committer, JoinParams};
+    use crate::coordinator::group::coordinator::offsets_topic_spec;
+
+    const NOT_COORDINATOR: i16 = 16;
+    const LOAD_IN_PROGRESS: i16 = 14;
+
+    fn open(dir: &std::path::Path) -> Arc<GroupCoordinator> {
+        let (config, _) = BrokerConfig::from_entries(vec![
+            ("log.dirs".into(), dir.display().to_string()),
+            ("offsets.topic.num.partitions".into(), "3".into()),
+            ("listeners".into(), "PLAINTEXT://127.0.0.1:0".into()),
+        ])
+        .unwrap();
+        let config = Arc::new(config);
+        let (_trigger, signal) = crate::util::shutdown::channel();
+        std::mem::forget(_trigger);
+        let replicas = ReplicaManager::open(config.clone(), false, signal).unwrap();
+        let (partitions, configs) = offsets_topic_spec(&config);
+        replicas
+            .create_topic(OFFSETS_TOPIC, partitions, 1, configs)
+            .unwrap();
+        GroupCoordinator::for_cluster(GroupConfig::from_broker(&config), replicas, partitions)
+    }
+
+    fn commit(
+        c: &GroupCoordinator,
+        offset: i64,
+    ) -> Result<Option<super::super::writer::DurableWait>, i16> {
+        let parts = [CommitPartition {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            leader_epoch: -1,
+            metadata: None,
+        }];
+        let committer = Committer {
+            group_id: "g",
+            generation_id: -1,
+            member_id: "",
+            group_instance_id: None,
+        };
+        c.commit_offsets(committer, -1, 2, &parts)
+            .map(|(codes, wait)| {
+                assert_eq!(codes, vec![0]);
+                wait
+            })
+    }
+
+    fn fetched(c: &GroupCoordinator) -> Result<i64, i16> {
+        c.fetch_offsets("g", Some(vec![("t".into(), vec![0])]), false)
+            .map(|out| out[0].1[0].offset)
+    }
+
+    async fn until_loaded(c: &GroupCoordinator) {
+        for _ in 0..200 {
+            if fetched(c) != Err(LOAD_IN_PROGRESS) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the partition never loaded");
+    }
+
+    #[tokio::test]
+    async fn groups_follow_the_leadership_of_their_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open(dir.path());
+        let p = c.partition_for("g");
+        let all: BTreeMap<i32, i32> = (0..3).map(|p| (p, 0)).collect();
+        // Nothing led: not the coordinator of any group.
+        assert_eq!(fetched(&c), Err(NOT_COORDINATOR));
+        assert!(commit(&c, 1).is_err());
+
+        c.on_metadata(3, all.clone());
+        until_loaded(&c).await;
+        assert_eq!(fetched(&c), Ok(-1));
+        let wait = commit(&c, 42).unwrap().unwrap();
+        wait.wait(5_000).await.unwrap();
+        assert_eq!(fetched(&c), Ok(42));
+
+        // A member waiting in JoinGroup when the partition resigns is told
+        // NOT_COORDINATOR (the initial rebalance delay keeps it waiting).
+        let join = c.join_group(JoinParams {
+            group_id: "g".into(),
+            member_id: String::new(),
+            group_instance_id: None,
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), bytes::Bytes::new())],
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            require_known_member_id: false,
+        });
+        let Answer::Later(rx) = join else {
+            panic!("the join answered at once");
+        };
+        let mut others = all.clone();
+        others.remove(&p);
+        c.on_metadata(3, others.clone());
+        assert_eq!(rx.await.unwrap().error, NOT_COORDINATOR);
+        assert_eq!(fetched(&c), Err(NOT_COORDINATOR));
+        assert!(c.describe_group("g").is_err());
+
+        // Elected again (the local replica's epoch stands in for the new
+        // one): the log brings the offsets back.
+        others.insert(p, 0);
+        c.on_metadata(3, others);
+        until_loaded(&c).await;
+        assert_eq!(fetched(&c), Ok(42));
+    }
+}
