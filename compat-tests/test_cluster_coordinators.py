@@ -37,12 +37,11 @@ def cluster(tmp_path_factory):
     c.start()
     c.wait_brokers({1, 2, 3})
     yield c
+    # Killed, not stopped: a graceful stop of the last nodes waits for a
+    # controlled shutdown the lost quorum cannot grant; nothing is checked
+    # after the tests.
     for b in brokers:
-        if b.alive():
-            try:
-                b.stop(check=False)
-            except Exception:  # noqa: BLE001 - teardown must not mask the result
-                b.kill()
+        b.kill()
 
 
 @pytest.fixture(autouse=True)

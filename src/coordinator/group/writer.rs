@@ -171,6 +171,15 @@ impl CoordinatorWriter {
         let partition = self
             .partition(self.partition_for(group_id))
             .ok_or(ResponseError::NotLeaderOrFollower)?;
+        // Kafka's coordinators append with acks=all, which a leader with
+        // fewer in-sync replicas than min.insync.replicas refuses before
+        // writing (a single replica keeps the standalone behaviour).
+        if partition.is_replicated()
+            && partition.below_min_isr(partition.settings().min_insync_replicas)
+        {
+            tracing::debug!(group = %group_id, "fewer in-sync replicas than min.insync.replicas");
+            return Err(ResponseError::NotEnoughReplicas);
+        }
         let out = partition.append_records(records, txn).inspect_err(|e| {
             tracing::warn!(group = %group_id, error = %e, "appending group records failed");
         })?;
