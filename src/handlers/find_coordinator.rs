@@ -1,6 +1,11 @@
-//! FindCoordinator: every group and transactional id is coordinated by
-//! this broker, at the address advertised for the client's listener; a key
-//! the client may not DESCRIBE is refused (GROUP_ / TRANSACTIONAL_ID_
+//! FindCoordinator: on a standalone broker every group and transactional
+//! id is coordinated by this broker, at the address advertised for the
+//! client's listener. In a cluster a group's coordinator is the leader of
+//! its `__consumer_offsets` partition, at that broker's endpoint on the
+//! client's listener (Kafka's `KafkaApis.getCoordinator`): a missing topic
+//! is created through the controller and, like a partition without an
+//! alive leader, answers COORDINATOR_NOT_AVAILABLE meanwhile. A key the
+//! client may not DESCRIBE is refused (GROUP_ / TRANSACTIONAL_ID_
 //! AUTHORIZATION_FAILED, with Kafka's empty message).
 
 use bytes::Bytes;
@@ -9,6 +14,10 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use crate::broker::metadata_cache::MetadataCache;
+use crate::coordinator::group::coordinator::offsets_topic_spec;
+use crate::coordinator::group::OFFSETS_TOPIC;
+use crate::coordinator::partition_for;
 use crate::handlers::{decode_or_close, Reply, Request};
 use crate::security::acl::{AclOperation, ResourceType};
 
@@ -18,6 +27,44 @@ fn s(v: impl Into<String>) -> StrBytes {
 
 fn group_allowed(req: &Request, op: AclOperation, group: &str) -> bool {
     req.ctx.authorize(op, ResourceType::Group, group)
+}
+
+/// A cluster broker's answer for a group: the leader of its
+/// `__consumer_offsets` partition as (node id, host, port) on the client's
+/// listener; `None` (COORDINATOR_NOT_AVAILABLE) while the topic is being
+/// created, the partition has no leader, or the leader is fenced or has no
+/// such listener.
+fn group_coordinator_in_cluster(
+    req: &Request,
+    cache: &MetadataCache,
+    group: &str,
+) -> Option<(i32, String, u16)> {
+    let apis = &req.ctx.apis;
+    let image = cache.image();
+    let Some(topic) = image.topic_by_name(OFFSETS_TOPIC) else {
+        let (partitions, configs) = offsets_topic_spec(&apis.config);
+        let replication_factor =
+            i16::try_from(apis.config.int("offsets.topic.replication.factor")).unwrap_or(3);
+        apis.internal_topics.create(
+            &apis.config,
+            OFFSETS_TOPIC,
+            partitions,
+            replication_factor,
+            configs,
+        );
+        return None;
+    };
+    let count = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+    let registration = topic.partitions.get(&partition_for(group, count))?;
+    let leader = image
+        .brokers
+        .get(&registration.leader)
+        .filter(|b| !b.fenced)?;
+    let endpoint = leader
+        .listeners
+        .iter()
+        .find(|e| *e.name == *req.ctx.listener)?;
+    Some((leader.id, endpoint.host.clone(), endpoint.port))
 }
 
 pub fn find_coordinator(req: &Request, body: Bytes) -> Reply {
@@ -59,17 +106,30 @@ pub fn find_coordinator(req: &Request, body: Bytes) -> Reply {
                 .with_error_code(denied.code())
                 .with_error_message(Some(s("")));
         }
+        let not_available = |base: Coordinator| {
+            base.with_node_id(BrokerId(-1))
+                .with_host(s(""))
+                .with_port(-1)
+                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+                .with_error_message(Some(s("The coordinator is not available.")))
+        };
+        // Transactional ids still go to this broker in a cluster: the
+        // transaction coordinator does not follow leadership yet.
+        if let (Some(cache), 0) = (&apis.cluster, key_type) {
+            return match group_coordinator_in_cluster(req, cache, key) {
+                Some((id, host, port)) => base
+                    .with_node_id(BrokerId(id))
+                    .with_host(s(host))
+                    .with_port(i32::from(port)),
+                None => not_available(base),
+            };
+        }
         match advertised {
             Some(l) => base
                 .with_node_id(BrokerId(node_id))
                 .with_host(s(l.host.clone()))
                 .with_port(i32::from(l.port)),
-            None => base
-                .with_node_id(BrokerId(-1))
-                .with_host(s(""))
-                .with_port(-1)
-                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
-                .with_error_message(Some(s("The coordinator is not available."))),
+            None => not_available(base),
         }
     };
     let resp = if version >= 4 {

@@ -9,13 +9,13 @@
 //! configuration so that any handler (auto-creation in Metadata, the
 //! coordinators' internal topics) can send a request to the controller.
 
-use std::time::{Duration, Instant};
-
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
@@ -492,4 +492,89 @@ async fn forward<R: KafkaRequest>(
         tokio::time::sleep(RETRY_BACKOFF).await;
     }
     None
+}
+
+/// The CreateTopics version internal-topic creation sends.
+const INTERNAL_CREATE_TOPICS_VERSION: i16 = 7;
+
+/// Kafka's `AutoTopicCreationManager` for the coordinators' internal
+/// topics: FindCoordinator asks for a missing `__consumer_offsets` (or
+/// `__transaction_state`) and answers COORDINATOR_NOT_AVAILABLE at once;
+/// the active controller creates it (or refuses, e.g. with fewer brokers
+/// than its replication factor) in the background. At most one creation
+/// per topic is in flight.
+#[derive(Default)]
+pub struct InternalTopicCreation {
+    in_flight: Mutex<BTreeSet<String>>,
+}
+
+impl InternalTopicCreation {
+    /// Asks the active controller to create `name` unless a request for it
+    /// is already in flight. Must run inside the tokio runtime.
+    pub fn create(
+        self: &Arc<Self>,
+        config: &Arc<BrokerConfig>,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: impl IntoIterator<Item = (String, String)>,
+    ) {
+        {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            if !in_flight.insert(name.to_string()) {
+                return;
+            }
+        }
+        let topic = CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.to_string())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication_factor)
+            .with_configs(
+                configs
+                    .into_iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k))
+                            .with_value(Some(StrBytes::from_string(v)))
+                    })
+                    .collect(),
+            );
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![topic])
+            .with_timeout_ms(FORWARD_TIMEOUT.as_millis() as i32);
+        let me = self.clone();
+        let config = config.clone();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            let not_controller = |r: &CreateTopicsResponse| {
+                r.topics
+                    .iter()
+                    .any(|t| t.error_code == ResponseError::NotController.code())
+            };
+            let answer = forward(
+                &config,
+                &request,
+                INTERNAL_CREATE_TOPICS_VERSION,
+                not_controller,
+            )
+            .await;
+            let result = answer.as_ref().and_then(|r| r.topics.first());
+            match result.map(|t| (t.error_code, t.error_message.clone())) {
+                Some((0, _)) => {
+                    tracing::info!(topic = %name, partitions, replication_factor, "internal topic created through the controller")
+                }
+                Some((code, _)) if code == ResponseError::TopicAlreadyExists.code() => {}
+                Some((code, message)) => {
+                    tracing::warn!(topic = %name, code, message = ?message.as_deref().map(|m| m.to_string()), "the controller did not create the internal topic")
+                }
+                None => {
+                    tracing::warn!(topic = %name, "no controller answered the internal topic's creation")
+                }
+            }
+            me.in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&name);
+        });
+    }
 }

@@ -564,11 +564,14 @@ pub fn offset_fetch(req: &Request, body: Bytes) -> Reply {
                         .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                         .collect()
                 });
-                let fetched = visible_offsets(
-                    req,
-                    g.topics.is_some(),
-                    groups.fetch_offsets(&g.group_id.0, topics, r.require_stable),
-                );
+                let fetched = match groups.fetch_offsets(&g.group_id.0, topics, r.require_stable) {
+                    Ok(f) => visible_offsets(req, g.topics.is_some(), f),
+                    Err(e) => {
+                        return OffsetFetchResponseGroup::default()
+                            .with_group_id(g.group_id.clone())
+                            .with_error_code(e)
+                    }
+                };
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id.clone())
                     .with_topics(
@@ -605,15 +608,14 @@ pub fn offset_fetch(req: &Request, body: Bytes) -> Reply {
             .collect()
     });
     // require_stable exists from v7.
-    let fetched = visible_offsets(
-        req,
-        r.topics.is_some(),
-        groups.fetch_offsets(
-            &r.group_id.0,
-            topics,
-            r.require_stable && req.version() >= 7,
-        ),
-    );
+    let fetched = match groups.fetch_offsets(
+        &r.group_id.0,
+        topics,
+        r.require_stable && req.version() >= 7,
+    ) {
+        Ok(f) => visible_offsets(req, r.topics.is_some(), f),
+        Err(e) => return req.respond(&OffsetFetchResponse::default().with_error_code(e)),
+    };
     let topics = fetched
         .into_iter()
         .map(|(t, ps)| {
@@ -693,7 +695,12 @@ pub fn describe_groups(req: &Request, body: Bytes) -> Reply {
                 .with_group_id(id.clone())
                 .with_authorized_operations(ops);
             match req.ctx.apis.groups.describe_group(&id.0) {
-                Some(d) => base
+                // Not (or not yet) this broker's group: Kafka's groupError.
+                Err(e) => DescribedGroup::default()
+                    .with_group_id(id.clone())
+                    .with_error_code(e)
+                    .with_authorized_operations(OPS_NOT_REQUESTED),
+                Ok(Some(d)) => base
                     .with_group_state(s(d.state.name()))
                     .with_protocol_type(s(d.protocol_type))
                     .with_protocol_data(s(d.protocol_data))
@@ -714,12 +721,12 @@ pub fn describe_groups(req: &Request, body: Bytes) -> Reply {
                 // KIP-1043: v6 reports a missing group as GROUP_ID_NOT_FOUND;
                 // older versions describe it as Dead.
                 // No resource, no operations: Kafka leaves them unset.
-                None if version >= 6 => base
+                Ok(None) if version >= 6 => base
                     .with_authorized_operations(OPS_NOT_REQUESTED)
                     .with_error_code(ResponseError::GroupIdNotFound.code())
                     .with_error_message(Some(s(format!("Group {} not found.", id.0))))
                     .with_group_state(s("Dead")),
-                None => base.with_group_state(s("Dead")),
+                Ok(None) => base.with_group_state(s("Dead")),
             }
         })
         .collect();

@@ -106,6 +106,9 @@ pub struct KafkaApis {
     /// In a cluster: Metadata's auto-creations on their way to the
     /// controller.
     pub auto_topic_creation: forwarding::AutoTopicCreationManager,
+    /// In a cluster: the internal topics FindCoordinator has the
+    /// controller create.
+    pub internal_topics: Arc<forwarding::InternalTopicCreation>,
 }
 
 /// A connection's quota mute (KIP-219): a throttled client gets its

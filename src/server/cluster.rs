@@ -5,6 +5,7 @@
 //! (registration, heartbeats, metadata fetching, controlled shutdown).
 //! A standalone node never comes here.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ use crate::broker::log_dir::LogDir;
 use crate::broker::metadata_cache::MetadataCache;
 use crate::broker::metadata_publisher::local_changes;
 use crate::config::BrokerConfig;
+use crate::coordinator::group::OFFSETS_TOPIC;
+use crate::metadata::MetadataImage;
 use crate::security::SecurityProtocol;
 use crate::util::shutdown;
 
@@ -32,6 +35,22 @@ fn protocol_id(p: SecurityProtocol) -> i16 {
         SecurityProtocol::SaslPlaintext => 2,
         SecurityProtocol::SaslSsl => 3,
     }
+}
+
+/// `topic`'s partition count in `image` (0 when it does not exist) and the
+/// partitions `node_id` leads, with their leader epochs.
+fn led_partitions(image: &MetadataImage, topic: &str, node_id: i32) -> (i32, BTreeMap<i32, i32>) {
+    let Some(t) = image.topic_by_name(topic) else {
+        return (0, BTreeMap::new());
+    };
+    let count = i32::try_from(t.partitions.len()).unwrap_or(i32::MAX);
+    let led = t
+        .partitions
+        .iter()
+        .filter(|(_, r)| r.leader == node_id)
+        .map(|(p, r)| (*p, r.leader_epoch))
+        .collect();
+    (count, led)
 }
 
 pub struct ClusterNode {
@@ -101,6 +120,7 @@ impl ClusterNode {
             if let Some(r) = &replicas {
                 r.set_alter_partition_manager(Arc::new(ControllerAlterPartition(m.clone())));
             }
+            let groups = broker.as_ref().map(|b| b.apis.groups.clone());
             let inter_broker = k.inter_broker_listener_name.clone();
             tokio::spawn(async move {
                 match runner.register().await {
@@ -127,6 +147,13 @@ impl ClusterNode {
                                         .map(|b| (b.id, b.epoch))
                                         .collect(),
                                 );
+                            }
+                            // Then the coordinators follow their internal
+                            // partitions' leadership (Kafka's publisher calls
+                            // onElection/onResignation after applyDelta).
+                            if let Some(g) = &groups {
+                                let (count, led) = led_partitions(new, OFFSETS_TOPIC, node_id);
+                                g.on_metadata(count, led);
                             }
                         }));
                         runner.run_heartbeats().await;

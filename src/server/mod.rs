@@ -109,9 +109,19 @@ impl BrokerServer {
         let authorizer = load_authorizer(&config)?;
 
         let (partitions, configs) = group::coordinator::offsets_topic_spec(&config);
-        let offsets_topic =
-            replicas.get_or_create_internal_topic(OFFSETS_TOPIC, partitions, configs)?;
-        let groups = GroupCoordinator::load(GroupConfig::from_broker(&config), offsets_topic)?;
+        let groups = if cluster.is_some() {
+            // `__consumer_offsets` is created through the controller and
+            // its partitions load as this broker is elected their leader.
+            GroupCoordinator::for_cluster(
+                GroupConfig::from_broker(&config),
+                replicas.clone(),
+                partitions,
+            )
+        } else {
+            let offsets_topic =
+                replicas.get_or_create_internal_topic(OFFSETS_TOPIC, partitions, configs)?;
+            GroupCoordinator::load(GroupConfig::from_broker(&config), offsets_topic)?
+        };
 
         let txn_config = TxnConfig::from_broker(&config);
         let txn_topic = replicas.get_or_create_internal_topic(
@@ -145,6 +155,7 @@ impl BrokerServer {
             authorizer,
             cluster,
             auto_topic_creation: Default::default(),
+            internal_topics: Default::default(),
         });
 
         replicas.start();

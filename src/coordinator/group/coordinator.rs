@@ -69,14 +69,27 @@ impl GroupConfig {
 pub struct GroupCoordinatorShard {
     pub groups: GroupMetadataManager,
     pub offsets: OffsetMetadataManager,
+    /// Cluster mode: the `__consumer_offsets` partitions this broker
+    /// leads, loading or loaded (see `leadership`); `None` on a standalone
+    /// broker, which coordinates every group.
+    pub leadership: Option<BTreeMap<i32, PartitionLoad>>,
+}
+
+/// One led `__consumer_offsets` partition (Kafka's coordinator context).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionLoad {
+    /// The leader epoch the election was at.
+    pub epoch: i32,
+    /// False while the partition's groups are loading.
+    pub loaded: bool,
 }
 
 pub struct GroupCoordinator {
-    shard: Mutex<GroupCoordinatorShard>,
+    pub(super) shard: Mutex<GroupCoordinatorShard>,
     pub config: GroupConfig,
-    writer: CoordinatorWriter,
-    timer_wake: Notify,
-    stopping: watch::Sender<bool>,
+    pub(super) writer: CoordinatorWriter,
+    pub(super) timer_wake: Notify,
+    pub(super) stopping: watch::Sender<bool>,
 }
 
 impl GroupCoordinator {
@@ -95,7 +108,11 @@ impl GroupCoordinator {
             "loaded consumer groups from __consumer_offsets"
         );
         Ok(Arc::new(GroupCoordinator {
-            shard: Mutex::new(GroupCoordinatorShard { groups, offsets }),
+            shard: Mutex::new(GroupCoordinatorShard {
+                groups,
+                offsets,
+                leadership: None,
+            }),
             config,
             writer: CoordinatorWriter::new(offsets_topic),
             timer_wake: Notify::new(),
@@ -117,7 +134,7 @@ impl GroupCoordinator {
         self.timer_wake.notify_one();
     }
 
-    fn lock(&self) -> MutexGuard<'_, GroupCoordinatorShard> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, GroupCoordinatorShard> {
         self.shard.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -136,6 +153,21 @@ impl GroupCoordinator {
         self.writer.partition_for(group_id)
     }
 
+    /// Whether this broker coordinates `group_id` now (Kafka's runtime:
+    /// NOT_COORDINATOR for a partition it does not lead,
+    /// COORDINATOR_LOAD_IN_PROGRESS while it loads). A standalone broker
+    /// coordinates every group.
+    fn check_coordinator(&self, shard: &GroupCoordinatorShard, group_id: &str) -> Result<(), i16> {
+        let Some(led) = &shard.leadership else {
+            return Ok(());
+        };
+        match led.get(&self.partition_for(group_id)) {
+            None => Err(code(ResponseError::NotCoordinator)),
+            Some(l) if !l.loaded => Err(code(ResponseError::CoordinatorLoadInProgress)),
+            Some(_) => Ok(()),
+        }
+    }
+
     // -----------------------------------------------------------------
     // membership (GroupMetadataManager)
     // -----------------------------------------------------------------
@@ -143,7 +175,12 @@ impl GroupCoordinator {
     pub fn join_group(&self, p: JoinParams) -> Answer<JoinOutcome> {
         let answer = {
             let mut shard = self.lock();
-            let GroupCoordinatorShard { groups, offsets } = &mut *shard;
+            if let Err(e) = self.check_coordinator(&shard, &p.group_id) {
+                return Answer::Now(JoinOutcome::error_code(e, &p.member_id));
+            }
+            let GroupCoordinatorShard {
+                groups, offsets, ..
+            } = &mut *shard;
             groups.join_group(&self.cx(), offsets, p)
         };
         self.timer_wake.notify_one();
@@ -151,7 +188,13 @@ impl GroupCoordinator {
     }
 
     pub fn sync_group(&self, p: SyncParams) -> Answer<SyncOutcome> {
-        let answer = self.lock().groups.sync_group(&self.cx(), p);
+        let answer = {
+            let mut shard = self.lock();
+            if let Err(e) = self.check_coordinator(&shard, p.group_id) {
+                return Answer::Now(SyncOutcome::error_code(e));
+            }
+            shard.groups.sync_group(&self.cx(), p)
+        };
         self.timer_wake.notify_one();
         answer
     }
@@ -163,9 +206,15 @@ impl GroupCoordinator {
         member_id: &str,
         group_instance_id: Option<&str>,
     ) -> i16 {
-        self.lock()
-            .groups
-            .heartbeat(group_id, generation_id, member_id, group_instance_id)
+        let mut shard = self.lock();
+        match self.check_coordinator(&shard, group_id) {
+            // Kafka answers a heartbeat blindly while its group loads.
+            Err(e) if e == code(ResponseError::CoordinatorLoadInProgress) => 0,
+            Err(e) => e,
+            Ok(()) => shard
+                .groups
+                .heartbeat(group_id, generation_id, member_id, group_instance_id),
+        }
     }
 
     /// LeaveGroup: (top-level error, per-member (member id, instance id, error)).
@@ -174,10 +223,13 @@ impl GroupCoordinator {
         group_id: &str,
         leaving: Vec<(String, Option<String>)>,
     ) -> (i16, Vec<(String, Option<String>, i16)>) {
-        let out = self
-            .lock()
-            .groups
-            .leave_group(&self.cx(), group_id, leaving);
+        let out = {
+            let mut shard = self.lock();
+            if let Err(e) = self.check_coordinator(&shard, group_id) {
+                return (e, Vec::new());
+            }
+            shard.groups.leave_group(&self.cx(), group_id, leaving)
+        };
         self.timer_wake.notify_one();
         out
     }
@@ -186,8 +238,12 @@ impl GroupCoordinator {
         self.lock().groups.list_groups()
     }
 
-    pub fn describe_group(&self, group_id: &str) -> Option<GroupDescription> {
-        self.lock().groups.describe_group(group_id)
+    /// DescribeGroups for one group: Err(code) when this broker does not
+    /// coordinate it (now); Ok(None) when there is no such group.
+    pub fn describe_group(&self, group_id: &str) -> Result<Option<GroupDescription>, i16> {
+        let shard = self.lock();
+        self.check_coordinator(&shard, group_id)?;
+        Ok(shard.groups.describe_group(group_id))
     }
 
     // -----------------------------------------------------------------
@@ -210,6 +266,7 @@ impl GroupCoordinator {
         let now = now_ms();
         let result = {
             let mut shard = self.lock();
+            self.check_coordinator(&shard, group_id)?;
             shard
                 .groups
                 .validate_offset_commit(&committer, api_version, now)?;
@@ -247,7 +304,10 @@ impl GroupCoordinator {
         }
         let now = now_ms();
         let mut shard = self.lock();
-        let GroupCoordinatorShard { groups, offsets } = &mut *shard;
+        self.check_coordinator(&shard, group_id)?;
+        let GroupCoordinatorShard {
+            groups, offsets, ..
+        } = &mut *shard;
         let created = groups.get_or_create_simple_group(&committer, now)?;
         let result = groups
             .validate_txn_offset_commit(&committer)
@@ -277,14 +337,17 @@ impl GroupCoordinator {
             .complete_txn(&self.writer, offsets_partition, producer_id, commit);
     }
 
-    /// OffsetFetch for one group: see [`OffsetMetadataManager::fetch`].
+    /// OffsetFetch for one group: see [`OffsetMetadataManager::fetch`];
+    /// Err(code) when this broker does not coordinate it (now).
     pub fn fetch_offsets(
         &self,
         group_id: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
         require_stable: bool,
-    ) -> Vec<(String, Vec<FetchedOffset>)> {
-        self.lock().offsets.fetch(group_id, topics, require_stable)
+    ) -> Result<Vec<(String, Vec<FetchedOffset>)>, i16> {
+        let shard = self.lock();
+        self.check_coordinator(&shard, group_id)?;
+        Ok(shard.offsets.fetch(group_id, topics, require_stable))
     }
 
     // -----------------------------------------------------------------
@@ -294,7 +357,12 @@ impl GroupCoordinator {
     /// DeleteGroups for one group: the error code, plus the write to await.
     pub fn delete_group(&self, group_id: &str) -> (i16, Option<DurableWait>) {
         let mut shard = self.lock();
-        let GroupCoordinatorShard { groups, offsets } = &mut *shard;
+        if let Err(e) = self.check_coordinator(&shard, group_id) {
+            return (e, None);
+        }
+        let GroupCoordinatorShard {
+            groups, offsets, ..
+        } = &mut *shard;
         if let Err(e) = groups.check_deletable(group_id) {
             return (e, None);
         }
@@ -322,7 +390,10 @@ impl GroupCoordinator {
         topics: &[(String, Vec<i32>)],
     ) -> Result<(Vec<Vec<i16>>, Option<DurableWait>), i16> {
         let mut shard = self.lock();
-        let GroupCoordinatorShard { groups, offsets } = &mut *shard;
+        self.check_coordinator(&shard, group_id)?;
+        let GroupCoordinatorShard {
+            groups, offsets, ..
+        } = &mut *shard;
         let g = groups.check_offset_delete(group_id)?;
         offsets.delete(&self.writer, group_id, topics, |t| g.is_subscribed_to(t))
     }
@@ -331,7 +402,9 @@ impl GroupCoordinator {
     /// then Empty groups left with no offsets.
     pub fn expire_offsets(&self, now: i64) {
         let mut shard = self.lock();
-        let GroupCoordinatorShard { groups, offsets } = &mut *shard;
+        let GroupCoordinatorShard {
+            groups, offsets, ..
+        } = &mut *shard;
         let retention = self.config.offsets_retention_ms;
         let mut dead = Vec::new();
         for g in groups.groups.values_mut() {
@@ -380,7 +453,9 @@ impl GroupCoordinator {
             }
             let next = {
                 let mut shard = self.lock();
-                let GroupCoordinatorShard { groups, offsets } = &mut *shard;
+                let GroupCoordinatorShard {
+                    groups, offsets, ..
+                } = &mut *shard;
                 groups.fire_expired_timers(&self.cx(), offsets)
             };
             let sleep = async {
@@ -487,7 +562,9 @@ mod txn_tests {
 
     /// (offset, error) of one partition, as OffsetFetch reports it.
     fn fetch(c: &GroupCoordinator, g: &str, t: &str, p: i32, stable: bool) -> (i64, i16) {
-        let out = c.fetch_offsets(g, Some(vec![(t.to_string(), vec![p])]), stable);
+        let out = c
+            .fetch_offsets(g, Some(vec![(t.to_string(), vec![p])]), stable)
+            .unwrap();
         let f = &out[0].1[0];
         (f.offset, f.error)
     }
@@ -512,7 +589,6 @@ mod txn_tests {
     fn end_txn(c: &GroupCoordinator, g: &str, pid: i64, commit: bool) {
         let p = c.partition_for(g);
         c.writer
-            .topic()
             .partition(p)
             .unwrap()
             .append_txn_marker(pid, 0, commit, 0)
@@ -535,7 +611,7 @@ mod txn_tests {
         assert_eq!(fetch(&c, "g", "t", 1, true), (-1, UNSTABLE_OFFSET_COMMIT));
         assert_eq!(fetch(&c, "g", "t", 2, true), (-1, 0));
         // Fetch-all lists committed partitions only, flagged when unstable.
-        let all = c.fetch_offsets("g", None, true);
+        let all = c.fetch_offsets("g", None, true).unwrap();
         assert_eq!(all[0].1.len(), 1);
         assert_eq!(all[0].1[0].error, UNSTABLE_OFFSET_COMMIT);
         // A marker on another partition or of another producer is no-op.
@@ -564,7 +640,7 @@ mod txn_tests {
                 .err(),
             Some(code(ResponseError::IllegalGeneration))
         );
-        assert!(c.describe_group("nope").is_none());
+        assert!(c.describe_group("nope").unwrap().is_none());
         assert_eq!(
             c.txn_commit_offsets(simple(""), PID, 0, &[part("t", 0, 1)])
                 .err(),

@@ -11,6 +11,7 @@ use super::offset_metadata_manager::OffsetMetadataManager;
 use super::offsets::GroupOffsets;
 use super::record_serde::{self, CoordinatorKey, GroupValue};
 use super::timers::Timer;
+use crate::broker::partition::Partition;
 use crate::broker::topics::Topic;
 use crate::coordinator::loader::{self, LoadedBatch};
 use crate::record::batch::BatchHeader;
@@ -31,24 +32,35 @@ impl GroupLoader {
         let mut l = GroupLoader::default();
         let num_partitions = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
         for p in &topic.partitions {
-            loader::replay(p, |b| match b {
-                LoadedBatch::Marker {
-                    producer_id,
-                    commit,
-                } => l.replay_marker(p.index, num_partitions, producer_id, commit),
-                LoadedBatch::Records { header, section } => {
-                    for r in records(section, header.records_count) {
-                        match r {
-                            Ok(r) => l.replay_record(header, &r),
-                            Err(e) => {
-                                tracing::warn!(partition = p.index, offset = header.base_offset, error = %e, "malformed record in __consumer_offsets");
-                            }
+            l.replay_partition(p, num_partitions)?;
+        }
+        Ok(l)
+    }
+
+    /// Replays one partition (a cluster broker that became its leader).
+    pub fn load_partition(p: &Partition, num_partitions: i32) -> anyhow::Result<GroupLoader> {
+        let mut l = GroupLoader::default();
+        l.replay_partition(p, num_partitions)?;
+        Ok(l)
+    }
+
+    fn replay_partition(&mut self, p: &Partition, num_partitions: i32) -> anyhow::Result<()> {
+        loader::replay(p, |b| match b {
+            LoadedBatch::Marker {
+                producer_id,
+                commit,
+            } => self.replay_marker(p.index, num_partitions, producer_id, commit),
+            LoadedBatch::Records { header, section } => {
+                for r in records(section, header.records_count) {
+                    match r {
+                        Ok(r) => self.replay_record(header, &r),
+                        Err(e) => {
+                            tracing::warn!(partition = p.index, offset = header.base_offset, error = %e, "malformed record in __consumer_offsets");
                         }
                     }
                 }
-            })?;
-        }
-        Ok(l)
+            }
+        })
     }
 
     /// A transaction's COMMIT/ABORT marker on `partition` settles the
@@ -128,14 +140,30 @@ impl GroupLoader {
     /// many groups have offsets of still-open transactions.
     pub fn finish(self, now: i64) -> (GroupMetadataManager, OffsetMetadataManager, usize) {
         let mut gmm = GroupMetadataManager::default();
+        let mut omm = OffsetMetadataManager::default();
+        let open_txns = self.merge_into(&mut gmm, &mut omm, now);
+        (gmm, omm, open_txns)
+    }
+
+    /// Adds the loaded groups and offsets to a coordinator's state (whose
+    /// groups are on other partitions), starting the loaded members'
+    /// session timers. Returns how many groups have offsets of still-open
+    /// transactions.
+    pub fn merge_into(
+        self,
+        gmm: &mut GroupMetadataManager,
+        omm: &mut OffsetMetadataManager,
+        now: i64,
+    ) -> usize {
+        let mut loaded = Vec::new();
         for (id, v) in self.groups {
             if let Some(v) = v {
+                loaded.push(id.clone());
                 gmm.groups
                     .insert(id.clone(), ClassicGroup::from_value(id, v, now));
             }
         }
         let mut open_txns = 0usize;
-        let mut offsets = HashMap::new();
         for (id, o) in self.offsets {
             if o.is_empty() {
                 continue;
@@ -146,11 +174,14 @@ impl GroupLoader {
             gmm.groups
                 .entry(id.clone())
                 .or_insert_with(|| ClassicGroup::new(id.clone(), now));
-            offsets.insert(id, o);
+            omm.insert_loaded(id, o);
         }
         // Loaded members must heartbeat within their session, as in Kafka.
-        let GroupMetadataManager { groups, timers } = &mut gmm;
-        for g in groups.values_mut() {
+        let GroupMetadataManager { groups, timers } = gmm;
+        for id in loaded {
+            let Some(g) = groups.get_mut(&id) else {
+                continue;
+            };
             for m in g.members.values_mut() {
                 m.heartbeat_timer = Some(timers.schedule(
                     i64::from(m.session_timeout_ms),
@@ -161,6 +192,6 @@ impl GroupLoader {
                 ));
             }
         }
-        (gmm, OffsetMetadataManager::from_loaded(offsets), open_txns)
+        open_txns
     }
 }

@@ -17,6 +17,9 @@
 //! - `record_serde`: `__consumer_offsets` key/value schemas
 //!   (`GroupCoordinatorRecordSerde`) and the group → partition map.
 //! - `api`: the operations' parameters and outcomes.
+//! - `leadership`: a cluster broker coordinates the groups of the
+//!   `__consumer_offsets` partitions it leads (load on election, unload on
+//!   resignation).
 //! - `group_config`: the GROUP config resource (KIP-848 group configs):
 //!   validated, persisted and described; no group type kastle has reads them.
 
@@ -26,6 +29,7 @@ pub mod classic_rebalance;
 pub mod coordinator;
 pub mod group_config;
 pub mod group_metadata_manager;
+pub mod leadership;
 pub mod loader;
 pub mod member;
 pub mod offset_metadata_manager;

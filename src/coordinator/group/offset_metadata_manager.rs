@@ -28,6 +28,12 @@ impl OffsetMetadataManager {
         OffsetMetadataManager { by_group }
     }
 
+    /// Adds the offsets a partition's load found (cluster mode: one
+    /// partition at a time; its groups are on no other partition).
+    pub fn insert_loaded(&mut self, group_id: String, offsets: GroupOffsets) {
+        self.by_group.insert(group_id, offsets);
+    }
+
     /// Whether `group_id` holds any committed or pending offset.
     pub fn has_group(&self, group_id: &str) -> bool {
         self.by_group.get(group_id).is_some_and(|o| !o.is_empty())

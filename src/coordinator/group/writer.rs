@@ -1,8 +1,13 @@
 //! How the group coordinator makes its state durable (Kafka's
 //! `PartitionWriter`): records go to the group's `__consumer_offsets`
 //! partition as one uncompressed batch, and an answer that depends on them
-//! waits for that partition's high watermark (in durable mode, the fsync).
+//! waits for that partition's high watermark (in durable mode, the fsync;
+//! on a replicated leader, the ISR: Kafka's coordinators write with
+//! acks=all). A standalone broker holds its one `__consumer_offsets`; a
+//! cluster broker looks the topic up in its `ReplicaManager` on each write,
+//! as the local log appears (or is replaced) when the image says so.
 
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +17,7 @@ use tokio::time::Instant;
 use super::record_serde::{self, FieldTooLong};
 use crate::broker::partition::Partition;
 use crate::broker::topics::Topic;
+use crate::broker::ReplicaManager;
 
 /// Record to append: key, value (None = tombstone).
 pub type CoordRecord = (Vec<u8>, Option<Vec<u8>>);
@@ -43,8 +49,11 @@ impl DurableWait {
     /// append errors to coordinator errors).
     pub async fn wait(&self, timeout_ms: i64) -> Result<(), i16> {
         let deadline = Instant::now() + Duration::from_millis(timeout_ms.max(1) as u64);
+        // acks=all: a replicated leader waits for the ISR and answers
+        // NOT_LEADER_OR_FOLLOWER once it lost leadership; a single replica
+        // waits for its high watermark as it always has.
         self.partition
-            .wait_for_high_watermark(self.end_offset, deadline)
+            .wait_for_ack(self.end_offset, -1, deadline)
             .await
             .map_err(|e| map_append_error(e, false))
     }
@@ -72,22 +81,65 @@ pub fn map_append_error(e: ResponseError, commit: bool) -> i16 {
     mapped.code()
 }
 
+/// Where the internal topic is found.
+enum TopicSource {
+    /// A standalone broker's own topic, created at start-up.
+    Fixed(Arc<Topic>),
+    /// A cluster broker's local replica of the topic, by name.
+    Replicas(Arc<ReplicaManager>, &'static str),
+}
+
 /// Appends to `__consumer_offsets`.
 pub struct CoordinatorWriter {
-    topic: Arc<Topic>,
+    source: TopicSource,
+    /// Cluster mode: the topic's partition count in the metadata image
+    /// (Kafka's `numPartitions`); a local log may hold fewer partitions.
+    num_partitions: AtomicI32,
 }
 
 impl CoordinatorWriter {
     pub fn new(topic: Arc<Topic>) -> CoordinatorWriter {
-        CoordinatorWriter { topic }
+        let n = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+        CoordinatorWriter {
+            source: TopicSource::Fixed(topic),
+            num_partitions: AtomicI32::new(n),
+        }
     }
 
-    pub fn topic(&self) -> &Arc<Topic> {
-        &self.topic
+    /// A cluster broker's writer: `name` is looked up in `replicas` on
+    /// each write; `num_partitions` until the image says otherwise.
+    pub fn in_cluster(
+        replicas: Arc<ReplicaManager>,
+        name: &'static str,
+        num_partitions: i32,
+    ) -> CoordinatorWriter {
+        CoordinatorWriter {
+            source: TopicSource::Replicas(replicas, name),
+            num_partitions: AtomicI32::new(num_partitions.max(1)),
+        }
+    }
+
+    pub fn topic(&self) -> Option<Arc<Topic>> {
+        match &self.source {
+            TopicSource::Fixed(t) => Some(t.clone()),
+            TopicSource::Replicas(r, name) => r.topics.get(name),
+        }
+    }
+
+    /// The local replica of partition `index`, if this broker hosts one.
+    pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
+        self.topic().and_then(|t| t.partition(index).cloned())
     }
 
     pub fn num_partitions(&self) -> i32 {
-        i32::try_from(self.topic.partitions.len()).unwrap_or(i32::MAX)
+        self.num_partitions.load(Ordering::Acquire)
+    }
+
+    /// Cluster mode: the partition count the metadata image has.
+    pub fn set_num_partitions(&self, n: i32) {
+        if n > 0 && matches!(self.source, TopicSource::Replicas(..)) {
+            self.num_partitions.store(n, Ordering::Release);
+        }
     }
 
     /// The `__consumer_offsets` partition that holds `group_id`.
@@ -117,9 +169,17 @@ impl CoordinatorWriter {
         txn: Option<(i64, i16)>,
     ) -> Result<(DurableWait, i64), ResponseError> {
         let partition = self
-            .topic
             .partition(self.partition_for(group_id))
-            .ok_or(ResponseError::UnknownTopicOrPartition)?;
+            .ok_or(ResponseError::NotLeaderOrFollower)?;
+        // Kafka's coordinators append with acks=all, which a leader with
+        // fewer in-sync replicas than min.insync.replicas refuses before
+        // writing (a single replica keeps the standalone behaviour).
+        if partition.is_replicated()
+            && partition.below_min_isr(partition.settings().min_insync_replicas)
+        {
+            tracing::debug!(group = %group_id, "fewer in-sync replicas than min.insync.replicas");
+            return Err(ResponseError::NotEnoughReplicas);
+        }
         let out = partition.append_records(records, txn).inspect_err(|e| {
             tracing::warn!(group = %group_id, error = %e, "appending group records failed");
         })?;
@@ -132,7 +192,7 @@ impl CoordinatorWriter {
         }
         Ok((
             DurableWait {
-                partition: partition.clone(),
+                partition,
                 end_offset: out.last_offset + 1,
             },
             out.base_offset,

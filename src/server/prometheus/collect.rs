@@ -107,6 +107,7 @@ fn committed_offsets(broker: &Sources) -> impl Iterator<Item = (String, String, 
         broker
             .groups
             .fetch_offsets(&g.group_id, None, false)
+            .unwrap_or_default()
             .into_iter()
             .flat_map(move |(topic, offsets)| {
                 let group = g.group_id.clone();
