@@ -29,6 +29,11 @@ pub(crate) const JAAS: &str = "listener.name.sasl_plaintext.plain.sasl.jaas.conf
 /// A broker with PLAINTEXT on `b.port` and SASL_PLAINTEXT on the returned
 /// port, PLAIN and both SCRAM mechanisms enabled.
 pub(crate) fn sasl_broker(extra: &[&str]) -> (Broker, u16) {
+    sasl_broker_wrapped(&[], extra)
+}
+
+/// [`sasl_broker`] run under `wrapper` (`env KAFKA_OPTS=...`).
+pub(crate) fn sasl_broker_wrapped(wrapper: &[&str], extra: &[&str]) -> (Broker, u16) {
     let sasl_port = free_port();
     let port_plain = free_port();
     let l = format!("PLAINTEXT://127.0.0.1:{port_plain},SASL_PLAINTEXT://127.0.0.1:{sasl_port}");
@@ -41,7 +46,7 @@ pub(crate) fn sasl_broker(extra: &[&str]) -> (Broker, u16) {
         JAAS,
     ];
     args.extend_from_slice(extra);
-    let mut b = Broker::spawn_only(&args);
+    let mut b = Broker::spawn_only_wrapped(wrapper, &args);
     b.port = port_plain;
     wait_until("the listeners", Duration::from_secs(20), || {
         std::net::TcpStream::connect(("127.0.0.1", port_plain)).is_ok()
