@@ -148,7 +148,12 @@ impl JwksEndpoint {
         }
         let agent = agent(&http);
         let keys = fetch(&agent, url).map_err(|e| format!("Could not refresh JWKS: {e}"))?;
-        tracing::info!(url, keys = keys.len(), refresh_ms = http.refresh.as_millis() as u64, "JWKS fetched; refresh thread starting");
+        tracing::info!(
+            url,
+            keys = keys.len(),
+            refresh_ms = http.refresh.as_millis() as u64,
+            "JWKS fetched; refresh thread starting"
+        );
         let refresher = Arc::new(Refresher {
             state: Mutex::new(RefreshState::default()),
             wake: Condvar::new(),
@@ -186,7 +191,9 @@ impl JwksEndpoint {
                     }
                     // Mid-write or removed: keep the keys there were and
                     // try again on the next token.
-                    Err(e) => tracing::warn!(url = %self.url, error = %e, "JWKS file unreadable; keeping the previous keys"),
+                    Err(e) => {
+                        tracing::warn!(url = %self.url, error = %e, "JWKS file unreadable; keeping the previous keys")
+                    }
                 }
             }
         }
@@ -213,7 +220,8 @@ impl JwksEndpoint {
             }
             st.missing.remove(i);
         }
-        st.missing.push((kid.to_string(), now + MISSING_KID_RECHECK));
+        st.missing
+            .push((kid.to_string(), now + MISSING_KID_RECHECK));
         if st.missing.len() > MISSING_KID_CACHE_ENTRIES {
             st.missing.remove(0);
         }
@@ -258,7 +266,10 @@ fn agent(http: &HttpSettings) -> ureq::Agent {
 
 /// One GET of the JWKS: a 2xx answer of at most [`MAX_JWKS_BYTES`].
 fn fetch(agent: &ureq::Agent, url: &str) -> Result<Vec<Jwk>, String> {
-    let mut response = agent.get(url).call().map_err(|e| format!("GET {url}: {e}"))?;
+    let mut response = agent
+        .get(url)
+        .call()
+        .map_err(|e| format!("GET {url}: {e}"))?;
     let body = response
         .body_mut()
         .with_config()
@@ -359,7 +370,11 @@ fn refresh_loop(
 
 /// Kafka's `Retry`: attempts until `retry_backoff_max` has passed, waiting
 /// `retry_backoff * 2^(n-1)` (bounded by what is left) between them.
-fn fetch_with_retry(agent: &ureq::Agent, url: &str, http: &HttpSettings) -> Result<Vec<Jwk>, String> {
+fn fetch_with_retry(
+    agent: &ureq::Agent,
+    url: &str,
+    http: &HttpSettings,
+) -> Result<Vec<Jwk>, String> {
     let end = Instant::now() + http.retry_backoff_max;
     let mut attempt: u32 = 0;
     let mut first_error = None;
@@ -461,14 +476,18 @@ mod tests {
 
     #[test]
     fn allowed_urls_come_from_kafka_opts_and_gate_every_url() {
-        let opts = format!("-Xmx1g -D{ALLOWED_URLS_PROPERTY}=https://idp/jwks,file:///k.json -Dx=y");
+        let opts =
+            format!("-Xmx1g -D{ALLOWED_URLS_PROPERTY}=https://idp/jwks,file:///k.json -Dx=y");
         let allowed = allowed_urls(Some(&opts));
         assert_eq!(allowed, ["https://idp/jwks", "file:///k.json"]);
         let key = "sasl.oauthbearer.jwks.endpoint.url";
         assert_eq!(check_url(key, "https://idp/jwks", &allowed), Ok(()));
         assert_eq!(check_url(key, "file:///k.json", &allowed), Ok(()));
         let refused = check_url(key, "https://other/jwks", &allowed).unwrap_err();
-        assert!(refused.contains("cannot be accessed due to restrictions"), "{refused}");
+        assert!(
+            refused.contains("cannot be accessed due to restrictions"),
+            "{refused}"
+        );
         assert!(check_url(key, "file:///k.json", &allowed_urls(None)).is_err());
         let ftp = check_url(key, "ftp://idp/jwks", &allowed).unwrap_err();
         assert!(ftp.contains("invalid protocol (ftp)"), "{ftp}");
@@ -484,7 +503,9 @@ mod tests {
         // A set the validator cannot read does not replace the keys.
         *s.serve.lock().unwrap() = "{not json".into();
         let hits = s.hits.load(Ordering::SeqCst);
-        eventually("a failed refresh", || s.hits.load(Ordering::SeqCst) > hits + 1);
+        eventually("a failed refresh", || {
+            s.hits.load(Ordering::SeqCst) > hits + 1
+        });
         assert_eq!(kids(&e), ["k2", "k3"]);
     }
 
@@ -503,19 +524,27 @@ mod tests {
         let hits = s.hits.load(Ordering::SeqCst);
         drop(e);
         std::thread::sleep(Duration::from_millis(100));
-        assert!(s.hits.load(Ordering::SeqCst) <= hits + 1, "refresh thread outlived its endpoint");
+        assert!(
+            s.hits.load(Ordering::SeqCst) <= hits + 1,
+            "refresh thread outlived its endpoint"
+        );
     }
 
     #[test]
     fn an_oversized_or_unreachable_jwks_fails_the_start() {
-        let s = server(format!("{{\"keys\": [], \"pad\": \"{}\"}}", "x".repeat(MAX_JWKS_BYTES as usize)));
+        let s = server(format!(
+            "{{\"keys\": [], \"pad\": \"{}\"}}",
+            "x".repeat(MAX_JWKS_BYTES as usize)
+        ));
         let err = JwksEndpoint::open(&s.url, settings(1000)).unwrap_err();
         assert!(err.contains("Could not refresh JWKS"), "{err}");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("port")
             .port();
-        assert!(JwksEndpoint::open(&format!("http://127.0.0.1:{port}/jwks"), settings(1000)).is_err());
+        assert!(
+            JwksEndpoint::open(&format!("http://127.0.0.1:{port}/jwks"), settings(1000)).is_err()
+        );
     }
 
     #[test]

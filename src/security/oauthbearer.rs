@@ -12,8 +12,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use base64::Engine;
 use crate::security::jwks::JwksEndpoint;
+use base64::Engine;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value};
 
@@ -375,15 +375,15 @@ fn validate_signed(v: &JwksValidator, token: &str) -> Result<Token, Rejection> {
     let candidates: Vec<_> = keys
         .iter()
         .filter(|k| {
-        let kid_ok = match (&header.kid, &k.common.key_id) {
-            (Some(want), Some(have)) => want == have,
-            (Some(_), None) => false,
-            (None, _) => true,
-        };
-        let alg_ok = k
-            .common
-            .key_algorithm
-            .is_none_or(|a| format!("{a:?}") == alg_name);
+            let kid_ok = match (&header.kid, &k.common.key_id) {
+                (Some(want), Some(have)) => want == have,
+                (Some(_), None) => false,
+                (None, _) => true,
+            };
+            let alg_ok = k
+                .common
+                .key_algorithm
+                .is_none_or(|a| format!("{a:?}") == alg_name);
             kid_ok && alg_ok
         })
         .collect();

@@ -234,7 +234,10 @@ fn jwks_http_settings(
     key: &impl Fn(&str) -> Option<String>,
 ) -> Result<HttpSettings, String> {
     let ms = |k: &str, default: u64| -> Result<u64, String> {
-        match key(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
+        match key(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+        {
             None => Ok(default),
             Some(v) => match v.parse::<i64>() {
                 Ok(n) if n >= 0 => Ok(n as u64),
@@ -250,13 +253,21 @@ fn jwks_http_settings(
         return Err("JWKS validation key refresh configuration value retryWaitMs value must be positive (sasl.oauthbearer.jwks.endpoint.refresh.ms)".into());
     }
     let backoff = ms("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", 100)?;
-    let backoff_max = ms("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms", 10_000)?;
+    let backoff_max = ms(
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+        10_000,
+    )?;
     if backoff_max < backoff {
         return Err(format!(
             "retryBackoffMaxMs value ({backoff_max}) is less than retryBackoffMs value ({backoff})"
         ));
     }
-    let opt = |k: &str| options.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let opt = |k: &str| {
+        options
+            .get(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
     if let Some(k) = ["ssl.keystore.location", "ssl.keystore.certificate.chain"]
         .into_iter()
         .find(|k| opt(k).is_some())

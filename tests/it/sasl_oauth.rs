@@ -189,22 +189,31 @@ fn signed_tokens_are_checked_against_the_jwks_file() {
     ];
     // Kafka 4.x reaches a JWKS URL only when the JVM property
     // org.apache.kafka.sasl.oauthbearer.allowed.urls lists it.
-    let mut refused = Broker::spawn_only(&config);
+    let l = format!(
+        "PLAINTEXT://127.0.0.1:{},SASL_PLAINTEXT://127.0.0.1:{}",
+        free_port(),
+        free_port()
+    );
+    let (listeners, advertised) = (
+        format!("listeners={l}"),
+        format!("advertised.listeners={l}"),
+    );
+    let mut refused =
+        Broker::spawn_only(&[&[listeners.as_str(), &advertised], &config[..]].concat());
     let status = refused.wait_exit(std::time::Duration::from_secs(20));
     assert!(
         status.is_some_and(|s| !s.success()),
         "started with an unlisted JWKS URL"
     );
     assert!(
-        refused
-            .stderr()
-            .contains("Update the system property 'org.apache.kafka.sasl.oauthbearer.allowed.urls'"),
+        refused.stderr().contains(
+            "Update the system property 'org.apache.kafka.sasl.oauthbearer.allowed.urls'"
+        ),
         "{}",
         refused.stderr()
     );
-    let opts = format!(
-        "KAFKA_OPTS=-Xmx1g -Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={file_url}"
-    );
+    let opts =
+        format!("KAFKA_OPTS=-Xmx1g -Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={file_url}");
     let (_b, port) = sasl_broker_wrapped(&["env", &opts], &config);
     let rsa = EncodingKey::from_rsa_pem(RSA_KEY.as_bytes()).expect("RSA key");
     let es = EncodingKey::from_ec_pem(ec.serialize_pem().as_bytes()).expect("EC key");
