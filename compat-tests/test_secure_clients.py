@@ -5,17 +5,17 @@ administrator creates topics and the SCRAM credential): kcat, confluent-kafka,
 kafka-python, aiokafka, kafkajs, franz-go, sarama 1.61 (SCRAM through
 franz-go's SCRAM client behind sarama's interface), and the Java client
 (Kafka 4.4's console producer and consumer, one JVM for both listeners), and
-Kafka Streams (exactly-once WordCount) over SASL_SSL.
+Kafka Streams (exactly-once WordCount) over each listener.
 kcat's librdkafka before 2.6.1 cannot do SCRAM with a Kafka 4 broker
 (test_kcat): kcat uses PLAIN over SASL_SSL there.
 
 Flink (its Kafka connector, on a local mini cluster) and Spark
 (spark-sql-kafka, local master) each run one bounded job per listener that
-reads a topic and writes a copy through the connector. Not covered here, for
-the time budget: Kafka Connect (a distributed worker of its own; it runs on the
-Java client, whose TLS and SASL stack the console tools, Streams, Flink and
-Spark exercise); Debian's sarama 1.22 has no SCRAM client of its own. Certificates are made per module with openssl
-(test_tls.Pki).
+reads a topic and writes a copy through the connector. Kafka Connect (one
+distributed worker over SASL_SSL) runs a FileStream source and sink pair per
+listener, the mTLS pair's task clients overridden to the mTLS listener.
+Debian's sarama 1.22 has no SCRAM client of its own. Certificates are made
+per module with openssl (test_tls.Pki).
 """
 import asyncio
 import re
@@ -257,28 +257,25 @@ def test_java_client(secure, tmp_path):
 
 
 @pytest.mark.compat("kafka-streams", "security")
-def test_kafka_streams_over_sasl_ssl(secure, jvm_procs, tmp_path):  # noqa: F811 - fixture
+@pytest.mark.parametrize("kind", KINDS)
+def test_kafka_streams(secure, kind, jvm_procs, tmp_path):  # noqa: F811 - fixture
     """Kafka Streams (jvm/kafka-streams' WordCount: exactly_once_v2, a
     repartition topic and a changelog, so transactions and consumer groups too)
-    over SASL_SSL with SCRAM-SHA-512; its output read back over PLAINTEXT."""
+    over SASL_SSL with SCRAM-SHA-512 and over mTLS; its output read back over
+    PLAINTEXT."""
     import struct
     from frameworks_lib import TopicTail, create_topics, produce
     from test_kafka_streams import MAIN, MODULE, JVM_OPTS
     bs = secure.broker.bootstrap
-    src, out = unique_topic("sec-streams-in"), unique_topic("sec-streams-out")
+    src, out = unique_topic(f"sec-streams-{kind}-in"), unique_topic(f"sec-streams-{kind}-out")
     create_topics(bs, {src: 1, out: 1})
     lines = 30
     produce(bs, src, [(None, None, b"alpha beta", None)] * lines)
-    s = secure.sec("sasl_ssl")
     cfg = tmp_path / "client.properties"
-    cfg.write_text("\n".join([
-        "security.protocol=SASL_SSL", "sasl.mechanism=SCRAM-SHA-512",
-        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule "
-        f'required username="{USER}" password="{PASSWORD}";',
-        "ssl.truststore.type=PEM", f"ssl.truststore.location={s['ca']}"]) + "\n")
-    app = jvm_procs(MODULE, MAIN, [secure.listeners["sasl_ssl"], unique_topic("sec-app"),
+    cfg.write_text("\n".join(secure.java(kind, tmp_path)) + "\n")
+    app = jvm_procs(MODULE, MAIN, [secure.listeners[kind], unique_topic(f"sec-app-{kind}"),
                                    tmp_path / "state", src, out, cfg],
-                    jvm_opts=JVM_OPTS, label="streams-sasl-ssl")
+                    jvm_opts=JVM_OPTS, label=f"streams-{kind}")
     app.wait_for(lambda e: e.get("state") == "RUNNING", 120, "RUNNING state")
     tail = TopicTail(bs, out, 1)
     try:
@@ -288,6 +285,59 @@ def test_kafka_streams_over_sasl_ssl(secure, jvm_procs, tmp_path):  # noqa: F811
         tail.read_until(counted, 90, f"counts of {lines}")
     finally:
         tail.close()
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.compat("kafka-connect", "security")
+def test_kafka_connect(secure, jvm_procs, tmp_path):  # noqa: F811 - fixture
+    """Kafka Connect 4.x (distributed worker, FileStream connectors): the
+    worker itself (its group, its config/offset/status topics) and the tasks'
+    default clients over SASL_SSL with SCRAM-SHA-512, and a second source and
+    sink pair whose task clients go over mTLS (``producer.override.*`` /
+    ``consumer.override.*``, Connect's default override policy allowing it).
+    Each sink file must hold its source lines in order."""
+    from frameworks_lib import create_topics
+    from test_kafka_connect import start_worker, wait_lines, wait_running, worker_props
+    import jvm_lib
+    jvm_lib.jvm_module("kafka-connect")
+    sasl = dict(line.split("=", 1) for line in secure.java("sasl_ssl", tmp_path))
+    mtls = dict(line.split("=", 1) for line in secure.java("mtls", tmp_path))
+    group = unique_topic("sec-connect")
+    port = free_port()
+    extra = dict(sasl)
+    for prefix in ("producer.", "consumer.", "admin."):
+        extra.update({prefix + k: v for k, v in sasl.items()})
+    props = worker_props(tmp_path / "worker.properties", secure.listeners["sasl_ssl"], group,
+                         port, extra)
+    topics = {kind: unique_topic(f"sec-connect-{kind}") for kind in KINDS}
+    create_topics(secure.broker.bootstrap, {t: 1 for t in topics.values()})
+    files = {}
+    for kind in KINDS:
+        files[kind] = (tmp_path / f"{kind}-source.txt", tmp_path / f"{kind}-sink.txt")
+        files[kind][0].write_text("")
+    w, rest = start_worker(jvm_procs, props, port, "connect-secure")
+    for kind in KINDS:
+        src, sink = files[kind]
+        source_cfg = {"connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
+                      "tasks.max": "1", "file": str(src), "topic": topics[kind]}
+        sink_cfg = {"connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
+                    "tasks.max": "1", "file": str(sink), "topics": topics[kind]}
+        if kind == "mtls":
+            for client, cfg in (("producer", source_cfg), ("consumer", sink_cfg)):
+                cfg[f"{client}.override.bootstrap.servers"] = secure.listeners["mtls"]
+                # (the worker's sasl.* settings stay, unused over SSL)
+                cfg.update({f"{client}.override.{k}": v for k, v in mtls.items()})
+        rest.until("POST", "/connectors", {"name": f"source-{kind}", "config": source_cfg},
+                   worker=w)
+        rest.until("POST", "/connectors", {"name": f"sink-{kind}", "config": sink_cfg}, worker=w)
+    lines = {kind: [f"connect-{kind}-{i}" for i in range(N)] for kind in KINDS}
+    for kind in KINDS:
+        wait_running(rest, f"source-{kind}", w)
+        wait_running(rest, f"sink-{kind}", w)
+        files[kind][0].write_text("".join(line + "\n" for line in lines[kind]))
+    for kind in KINDS:
+        assert wait_lines(files[kind][1], N, w) == lines[kind], kind
+    w.stop()
 
 
 def _framework_topics(secure, name):

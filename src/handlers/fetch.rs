@@ -308,9 +308,15 @@ fn count_fetch(
 
 /// Answers with the pass's data, unless the client's fetch quota is
 /// exceeded: then, as Kafka, the size is taken back off the quota and the
-/// answer is empty, carrying the throttle time.
-fn respond(req: &Request, targets: &[TopicTarget], pass: ReadPass) -> crate::handlers::Reply {
-    if !req.quotas_enabled() {
+/// answer is empty, carrying the throttle time. A follower's fetch is not
+/// under the client fetch quota.
+fn respond(
+    req: &Request,
+    targets: &[TopicTarget],
+    pass: ReadPass,
+    from_follower: bool,
+) -> crate::handlers::Reply {
+    if from_follower || !req.quotas_enabled() {
         count_fetch(&req.ctx.apis.metrics, targets, &pass.topics);
         return req.respond_sharing(
             &FetchResponse::default()
@@ -345,11 +351,34 @@ fn respond(req: &Request, targets: &[TopicTarget], pass: ReadPass) -> crate::han
     reply
 }
 
-pub fn handle(req: Request, body: Bytes) -> Pending {
+/// The fetch's answer, and whether it comes from a follower (Kafka's
+/// `FetchRequest.isFromFollower`: replica id ≥ 0 at v<15, the ReplicaState's
+/// at v15+), whose answer Kafka sends exempt from the request quota and
+/// without the client fetch quota (replication has its own throttle).
+pub fn handle(req: Request, body: Bytes) -> (Pending, bool) {
     let request: FetchRequest = match decode(&req.header, body) {
         Ok(r) => r,
-        Err(e) => return ready(malformed(&req, e)),
+        Err(e) => return (ready(malformed(&req, e)), false),
     };
+    let follower = follower_of(&request, req.version());
+    (handle_decoded(req, request, follower), follower.is_some())
+}
+
+fn follower_of(request: &FetchRequest, version: i16) -> Option<FollowerFetch> {
+    if version >= 15 {
+        (request.replica_state.replica_id.0 >= 0).then_some(FollowerFetch {
+            replica_id: request.replica_state.replica_id.0,
+            broker_epoch: request.replica_state.replica_epoch,
+        })
+    } else {
+        (request.replica_id.0 >= 0).then_some(FollowerFetch {
+            replica_id: request.replica_id.0,
+            broker_epoch: -1,
+        })
+    }
+}
+
+fn handle_decoded(req: Request, request: FetchRequest, follower: Option<FollowerFetch>) -> Pending {
     let version = req.version();
     if request.session_id != 0 || request.session_epoch > 0 {
         // We never hand out sessions, so any session id is unknown.
@@ -407,17 +436,6 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
         })
         .collect();
     let read_committed = request.isolation_level == READ_COMMITTED;
-    let follower = if version >= 15 {
-        (request.replica_state.replica_id.0 >= 0).then_some(FollowerFetch {
-            replica_id: request.replica_state.replica_id.0,
-            broker_epoch: request.replica_state.replica_epoch,
-        })
-    } else {
-        (request.replica_id.0 >= 0).then_some(FollowerFetch {
-            replica_id: request.replica_id.0,
-            broker_epoch: -1,
-        })
-    };
     // Kafka authorizes a follower's fetch as CLUSTER_ACTION on the cluster.
     let follower_refused =
         follower.is_some() && !req.ctx.authorize_cluster(AclOperation::ClusterAction);
@@ -433,9 +451,11 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
     let mut max_bytes = (request.max_bytes.max(0) as usize).min(apis.config.fetch_max_bytes);
     // Nor more than the fetch quota allows on an idle window, which would
     // be throttled whatever else the client did (Kafka's
-    // `getMaxValueInQuotaWindow`).
-    if let Some(cap) = req.max_value_in_quota_window(QuotaType::Fetch) {
-        max_bytes = max_bytes.min(cap as usize);
+    // `getMaxValueInQuotaWindow`); a follower is not under it.
+    if follower.is_none() {
+        if let Some(cap) = req.max_value_in_quota_window(QuotaType::Fetch) {
+            max_bytes = max_bytes.min(cap as usize);
+        }
     }
     let min_bytes = request.min_bytes.max(0) as usize;
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
@@ -467,7 +487,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                 || Instant::now() >= deadline
                 || watches.is_empty()
             {
-                return respond(&req, &targets, pass);
+                return respond(&req, &targets, pass, follower.is_some());
             }
             let any_change = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
             let woken = tokio::select! {
@@ -485,7 +505,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                     follower,
                     version,
                 );
-                return respond(&req, &targets, pass);
+                return respond(&req, &targets, pass, follower.is_some());
             }
         }
     })

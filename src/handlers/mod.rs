@@ -364,7 +364,17 @@ pub async fn dispatch(ctx: RequestContext, frame: Bytes) -> Pending {
     let throttle = req.ctx.throttle.clone();
     let apis = req.ctx.apis.clone();
     let start = Instant::now();
-    let pending = handle(key, req, body).await;
+    let pending = if key == ApiKey::Fetch {
+        // Kafka sends a follower's fetch response exempt from throttling
+        // (whether or not the follower may CLUSTER_ACTION).
+        let (pending, from_follower) = fetch::handle(req, body);
+        if from_follower {
+            return pending;
+        }
+        pending
+    } else {
+        handle(key, req, body).await
+    };
     let percent = request_quota::nanos_to_percentage(start.elapsed().as_nanos());
     Box::pin(async move {
         let reply = pending.await;
@@ -398,7 +408,7 @@ async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
         }
         ApiKey::DeleteTopics => ready(topics::delete_topics(&req, body)),
         ApiKey::Produce => produce::handle(req, body),
-        ApiKey::Fetch => fetch::handle(req, body),
+        ApiKey::Fetch => fetch::handle(req, body).0,
         ApiKey::ListOffsets => ready(list_offsets::handle(&req, body)),
         ApiKey::InitProducerId => producers::init_producer_id(req, body),
         ApiKey::AddPartitionsToTxn => transactions::add_partitions_to_txn(req, body),

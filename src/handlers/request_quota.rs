@@ -4,8 +4,12 @@
 //! into the response's `throttle_time_ms` (the larger of it and a throttle
 //! the handler already set, as Kafka takes the larger of the bandwidth and
 //! request throttles for Produce and Fetch) and the connection is muted.
-//! Kafka exempts cluster actions (inter-broker APIs) and acks=0 produce,
-//! which gets no response; those are not recorded.
+//! Kafka exempts what it answers with `sendResponseExemptThrottle`: cluster
+//! actions (inter-broker APIs; a ClusterAuthorizationException answer is
+//! throttled, but kastle's client listeners serve none of them), a
+//! follower's Fetch (replica id ≥ 0, `KafkaApis.handleFetchRequest`; the
+//! dispatcher asks the fetch handler) and acks=0 produce, which gets no
+//! response; those are not recorded.
 //!
 //! Handlers encode their responses before the throttle is known, so the
 //! field is set in the encoded frame, in place: it is the body's first field

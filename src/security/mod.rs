@@ -9,6 +9,7 @@ pub mod ssl_principal;
 pub mod tls;
 
 pub mod jaas;
+pub mod jwks;
 pub mod oauthbearer;
 pub mod plain;
 pub mod sasl;

@@ -5,13 +5,15 @@
 //! (`OAuthBearerUnsecuredValidatorCallbackHandler`: `alg: none` JWS, its
 //! options from the `OAuthBearerLoginModule` JAAS entry) or
 //! `OAuthBearerValidatorCallbackHandler` (signed JWTs checked against a
-//! JWKS with the `jsonwebtoken` crate; `sasl.oauthbearer.*` keys). A
+//! JWKS, kept current by `security::jwks`, with the `jsonwebtoken` crate;
+//! `sasl.oauthbearer.*` keys). A
 //! rejected token is answered with RFC 7628's JSON error challenge.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use crate::security::jwks::JwksEndpoint;
 use base64::Engine;
-use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value};
 
@@ -206,7 +208,7 @@ impl UnsecuredOptions {
 /// `OAuthBearerValidatorCallbackHandler`'s settings.
 #[derive(Clone)]
 pub struct JwksValidator {
-    pub keys: Vec<Jwk>,
+    pub jwks: Arc<JwksEndpoint>,
     pub expected_audience: Vec<String>,
     pub expected_issuer: Option<String>,
     pub sub_claim: String,
@@ -217,30 +219,11 @@ pub struct JwksValidator {
 impl std::fmt::Debug for JwksValidator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwksValidator")
-            .field("keys", &self.keys.len())
+            .field("jwks", &self.jwks)
             .field("expected_audience", &self.expected_audience)
             .field("expected_issuer", &self.expected_issuer)
             .finish_non_exhaustive()
     }
-}
-
-/// Reads the JWKS `sasl.oauthbearer.jwks.endpoint.url` names: `file:`
-/// URLs only (kastle does not fetch JWKS over HTTP).
-pub fn read_jwks(url: &str) -> Result<Vec<Jwk>, String> {
-    let path = url
-        .strip_prefix("file://")
-        .or_else(|| url.strip_prefix("file:"))
-        .ok_or_else(|| {
-            format!("sasl.oauthbearer.jwks.endpoint.url {url:?}: only file: URLs are supported")
-        })?;
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the JWKS file {path}: {e}"))?;
-    let set: JwkSet = serde_json::from_str(&text)
-        .map_err(|e| format!("the JWKS file {path} is not a JSON Web Key Set: {e}"))?;
-    if set.keys.is_empty() {
-        return Err(format!("the JWKS file {path} has no keys"));
-    }
-    Ok(set.keys)
 }
 
 /// A listener's token validator.
@@ -388,18 +371,29 @@ fn validate_signed(v: &JwksValidator, token: &str) -> Result<Token, Rejection> {
     let header = jsonwebtoken::decode_header(token)
         .map_err(|e| Rejection::invalid(format!("Could not validate the access token: {e}")))?;
     let alg_name = format!("{:?}", header.alg);
-    let candidates = v.keys.iter().filter(|k| {
-        let kid_ok = match (&header.kid, &k.common.key_id) {
-            (Some(want), Some(have)) => want == have,
-            (Some(_), None) => false,
-            (None, _) => true,
-        };
-        let alg_ok = k
-            .common
-            .key_algorithm
-            .is_none_or(|a| format!("{a:?}") == alg_name);
-        kid_ok && alg_ok
-    });
+    let keys = v.jwks.keys();
+    let candidates: Vec<_> = keys
+        .iter()
+        .filter(|k| {
+            let kid_ok = match (&header.kid, &k.common.key_id) {
+                (Some(want), Some(have)) => want == have,
+                (Some(_), None) => false,
+                (None, _) => true,
+            };
+            let alg_ok = k
+                .common
+                .key_algorithm
+                .is_none_or(|a| format!("{a:?}") == alg_name);
+            kid_ok && alg_ok
+        })
+        .collect();
+    if candidates.is_empty() {
+        // Kafka's `RefreshingHttpsJwksVerificationKeyResolver`: the token
+        // is refused, and the JWKS looked up again for the next one.
+        if let Some(kid) = &header.kid {
+            v.jwks.missing_key_id(kid);
+        }
+    }
     let mut validation = Validation::new(header.alg);
     validation.leeway = v.clock_skew_s;
     validation.set_required_spec_claims(&["exp"]);

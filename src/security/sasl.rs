@@ -10,8 +10,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::time::Duration;
 
 use crate::security::jaas::{self, JaasEntry};
+use crate::security::jwks::{self, HttpSettings, JwksEndpoint};
 use crate::security::oauthbearer::{self, JwksValidator, OAuthValidator, UnsecuredOptions};
 use crate::security::scram::{ScramCredential, ScramMechanism, MIN_ITERATIONS};
 
@@ -56,6 +58,7 @@ impl SaslSettings {
             None => BTreeMap::new(),
         };
         let bitnami = bitnami_users(&env)?;
+        let allowed_urls = jwks::allowed_urls(env("KAFKA_OPTS").as_deref());
         let bitnami_listener = env("KAFKA_CLIENT_LISTENER_NAME");
         let mut out = SaslSettings::default();
         for (name, uses_sasl) in listeners {
@@ -95,9 +98,12 @@ impl SaslSettings {
                     .or_else(|| key(k))
             };
             let oauth = if enabled_mechanisms.iter().any(|m| m == "OAUTHBEARER") {
-                Some(oauth_validator(&lower, &jaas_of("oauthbearer")?, |k| {
-                    scoped("oauthbearer", k)
-                })?)
+                Some(oauth_validator(
+                    &lower,
+                    &jaas_of("oauthbearer")?,
+                    &allowed_urls,
+                    |k| scoped("oauthbearer", k),
+                )?)
             } else {
                 None
             };
@@ -157,27 +163,34 @@ impl SaslSettings {
 fn oauth_validator(
     lower: &str,
     entries: &[JaasEntry],
+    allowed_urls: &[String],
     key: impl Fn(&str) -> Option<String>,
 ) -> Result<OAuthValidator, String> {
     let handler = key("sasl.server.callback.handler.class")
         .map(|c| c.trim().to_string())
         .filter(|c| !c.is_empty());
+    let options = entries
+        .iter()
+        .find(|e| e.login_module == oauthbearer::LOGIN_MODULE)
+        .map(|e| e.options.clone())
+        .unwrap_or_default();
     match handler.as_deref() {
         None | Some(oauthbearer::UNSECURED_HANDLER) => {
-            let options = entries
-                .iter()
-                .find(|e| e.login_module == oauthbearer::LOGIN_MODULE)
-                .map(|e| e.options.clone())
-                .unwrap_or_default();
             UnsecuredOptions::from_options(&options)
                 .map(OAuthValidator::Unsecured)
                 .map_err(|e| format!("listener.name.{lower}.oauthbearer.sasl.jaas.config: {e}"))
         }
         Some(c) if oauthbearer::VALIDATOR_HANDLERS.contains(&c) => {
-            let url = key("sasl.oauthbearer.jwks.endpoint.url").ok_or_else(|| {
-                format!("listener {lower}: {c} needs sasl.oauthbearer.jwks.endpoint.url")
-            })?;
-            let keys = oauthbearer::read_jwks(url.trim())?;
+            let url_key = "sasl.oauthbearer.jwks.endpoint.url";
+            let url = key(url_key)
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| {
+                    format!("The OAuth configuration option {url_key} value is required (listener {lower}, {c})")
+                })?;
+            jwks::check_url(url_key, &url, allowed_urls)?;
+            let jwks = JwksEndpoint::open(&url, jwks_http_settings(&options, &key)?)
+                .map_err(|e| format!("listener {lower}: {url_key} {url}: {e}"))?;
             let expected_audience = key("sasl.oauthbearer.expected.audience")
                 .unwrap_or_default()
                 .split(',')
@@ -196,7 +209,7 @@ fn oauth_validator(
                     .unwrap_or_else(|| default.to_string())
             };
             Ok(OAuthValidator::Jwks(Box::new(JwksValidator {
-                keys,
+                jwks,
                 expected_audience,
                 expected_issuer: key("sasl.oauthbearer.expected.issuer")
                     .map(|v| v.trim().to_string())
@@ -210,6 +223,73 @@ fn oauth_validator(
             "listener.name.{lower}.oauthbearer.sasl.server.callback.handler.class: {c} is not supported"
         )),
     }
+}
+
+/// How an `http(s):` JWKS is refreshed (`sasl.oauthbearer.jwks.endpoint.*`
+/// with Kafka's defaults and checks) and which roots its `https:` server is
+/// checked against: the OAuthBearerLoginModule entry's `ssl.truststore.*`
+/// options, as Kafka's `JaasOptionsUtils.createSSLSocketFactory` takes them.
+fn jwks_http_settings(
+    options: &BTreeMap<String, String>,
+    key: &impl Fn(&str) -> Option<String>,
+) -> Result<HttpSettings, String> {
+    let ms = |k: &str, default: u64| -> Result<u64, String> {
+        match key(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+        {
+            None => Ok(default),
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) if n >= 0 => Ok(n as u64),
+                Ok(_) => Err(format!(
+                    "The OAuth configuration option {k} value must be at least 0"
+                )),
+                Err(e) => Err(format!("{k} {v:?}: {e}")),
+            },
+        }
+    };
+    let refresh = ms("sasl.oauthbearer.jwks.endpoint.refresh.ms", 3_600_000)?;
+    if refresh == 0 {
+        return Err("JWKS validation key refresh configuration value retryWaitMs value must be positive (sasl.oauthbearer.jwks.endpoint.refresh.ms)".into());
+    }
+    let backoff = ms("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", 100)?;
+    let backoff_max = ms(
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+        10_000,
+    )?;
+    if backoff_max < backoff {
+        return Err(format!(
+            "retryBackoffMaxMs value ({backoff_max}) is less than retryBackoffMs value ({backoff})"
+        ));
+    }
+    let opt = |k: &str| {
+        options
+            .get(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(k) = ["ssl.keystore.location", "ssl.keystore.certificate.chain"]
+        .into_iter()
+        .find(|k| opt(k).is_some())
+    {
+        return Err(format!(
+            "{k} in the OAuthBearerLoginModule options: a client certificate for the JWKS endpoint is not supported"
+        ));
+    }
+    if opt("ssl.endpoint.identification.algorithm").is_none()
+        && options.contains_key("ssl.endpoint.identification.algorithm")
+    {
+        return Err("ssl.endpoint.identification.algorithm= in the OAuthBearerLoginModule options: turning off the JWKS endpoint's host name check is not supported".into());
+    }
+    let roots = crate::security::tls::truststore_certificates(&opt)
+        .map_err(|e| format!("the OAuthBearerLoginModule options: {e}"))?
+        .map(|(_, certs)| certs);
+    Ok(HttpSettings {
+        refresh: Duration::from_millis(refresh),
+        retry_backoff: Duration::from_millis(backoff),
+        retry_backoff_max: Duration::from_millis(backoff_max),
+        roots,
+    })
 }
 
 /// bitnami/kafka's `KAFKA_CLIENT_USERS` and `KAFKA_CLIENT_PASSWORDS`:

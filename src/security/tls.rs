@@ -420,6 +420,24 @@ fn pem_block(text: &str, label: &str) -> Result<Option<Vec<u8>>, String> {
 /// The trusted roots: `ssl.truststore.location` or
 /// `ssl.truststore.certificates` (PEM); `None` when neither is set.
 fn truststore(set: &dyn Fn(&str) -> Option<String>) -> Result<Option<RootCertStore>, String> {
+    let Some((key, certs)) = truststore_certificates(set)? else {
+        return Ok(None);
+    };
+    let mut roots = RootCertStore::empty();
+    for c in certs {
+        roots
+            .add(c)
+            .map_err(|e| format!("{key}: unusable certificate: {e}"))?;
+    }
+    Ok(Some(roots))
+}
+
+/// The certificates of a PEM truststore (`ssl.truststore.location` or
+/// `ssl.truststore.certificates`, `ssl.truststore.type=PEM`), with the key
+/// they came from; `None` when neither is set.
+pub fn truststore_certificates(
+    set: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<(String, Vec<CertificateDer<'static>>)>, String> {
     let (key, pem) = match (
         set("ssl.truststore.location"),
         set("ssl.truststore.certificates"),
@@ -444,11 +462,5 @@ fn truststore(set: &dyn Fn(&str) -> Option<String>) -> Result<Option<RootCertSto
     if certs.is_empty() {
         return Err(format!("{key}: no CERTIFICATE in the PEM data"));
     }
-    let mut roots = RootCertStore::empty();
-    for c in certs {
-        roots
-            .add(c)
-            .map_err(|e| format!("{key}: unusable certificate: {e}"))?;
-    }
-    Ok(Some(roots))
+    Ok(Some((key, certs)))
 }

@@ -7,12 +7,13 @@
 //! reference). A tiny quota makes every request after the first over it;
 //! each API is asked on a new connection, since the throttled one is muted.
 
+use kafka_protocol::messages::fetch_request::ReplicaState;
 use kafka_protocol::messages::offset_delete_request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
 use kafka_protocol::messages::{
-    ApiVersionsRequest, DescribeClusterRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
-    ListGroupsRequest, MetadataRequest, OffsetDeleteRequest,
+    ApiVersionsRequest, BrokerId, DescribeClusterRequest, FindCoordinatorRequest, GroupId,
+    HeartbeatRequest, ListGroupsRequest, MetadataRequest, OffsetDeleteRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -139,4 +140,64 @@ fn request_quota_throttle_reaches_every_response() {
         unthrottled.is_empty(),
         "no throttle in {unthrottled:?} (all: {seen:?})"
     );
+}
+
+/// Kafka answers a follower's Fetch (replica id ≥ 0 at v<15, a
+/// ReplicaState at v15+) exempt from the request quota and outside the
+/// client fetch quota (`KafkaApis.handleFetchRequest`), while a consumer's
+/// Fetch from the same client id is throttled by both.
+#[test]
+fn follower_fetch_is_exempt_from_client_quotas() {
+    let b = Broker::start(&[]);
+    let mut admin = b.client();
+    create_topic(&mut admin, "rqf", 1, &[]);
+    let records = simple_batch(5, 50, now_ms(), 1);
+    let p = single_partition(admin.call(9, &produce_request("rqf", 0, -1, &records)));
+    assert_eq!(p.error_code, NONE);
+    // A tiny request quota and a one-byte-per-second fetch quota: every
+    // consumer fetch after the first is over both.
+    assert_eq!(
+        alter_quota(
+            &mut admin,
+            &[("client-id", Some(CLIENT_ID))],
+            &[
+                ("request_percentage", 0.00001, false),
+                ("consumer_byte_rate", 1.0, false)
+            ],
+            false
+        ),
+        NONE
+    );
+    let fresh = || {
+        let mut c = b.client();
+        c.call(1, &MetadataRequest::default().with_topics(Some(vec![])));
+        b.client()
+    };
+    let consumer = fresh().call(12, &fetch_request("rqf", 0, &FetchArgs::default()));
+    assert!(
+        consumer.throttle_time_ms > 0,
+        "consumer fetch not throttled: {consumer:?}"
+    );
+    // ANONYMOUS without an authorizer may CLUSTER_ACTION. The replica id
+    // names no replica of this single-broker partition; the partition's
+    // error is not the point, the throttle is.
+    let v12 = fetch_request("rqf", 0, &FetchArgs::default()).with_replica_id(BrokerId(2));
+    let follower = fresh().call(12, &v12);
+    let v15 = fetch_request("rqf", 0, &FetchArgs::default()).with_replica_state(
+        ReplicaState::default()
+            .with_replica_id(BrokerId(2))
+            .with_replica_epoch(1),
+    );
+    let follower15 = fresh().call(15, &v15);
+    for (what, r) in [("v12", &follower), ("v15", &follower15)] {
+        assert_eq!(r.error_code, NONE, "{what}: {r:?}");
+        assert_eq!(
+            r.throttle_time_ms, 0,
+            "{what} follower fetch throttled: {r:?}"
+        );
+        assert_eq!(r.responses.len(), 1, "{what}: {r:?}");
+    }
+    // Still over the quota: the next consumer fetch is throttled again.
+    let again = fresh().call(12, &fetch_request("rqf", 0, &FetchArgs::default()));
+    assert!(again.throttle_time_ms > 0, "{again:?}");
 }

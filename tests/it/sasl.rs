@@ -29,6 +29,11 @@ pub(crate) const JAAS: &str = "listener.name.sasl_plaintext.plain.sasl.jaas.conf
 /// A broker with PLAINTEXT on `b.port` and SASL_PLAINTEXT on the returned
 /// port, PLAIN and both SCRAM mechanisms enabled.
 pub(crate) fn sasl_broker(extra: &[&str]) -> (Broker, u16) {
+    sasl_broker_wrapped(&[], extra)
+}
+
+/// [`sasl_broker`] run under `wrapper` (`env KAFKA_OPTS=...`).
+pub(crate) fn sasl_broker_wrapped(wrapper: &[&str], extra: &[&str]) -> (Broker, u16) {
     let sasl_port = free_port();
     let port_plain = free_port();
     let l = format!("PLAINTEXT://127.0.0.1:{port_plain},SASL_PLAINTEXT://127.0.0.1:{sasl_port}");
@@ -41,7 +46,7 @@ pub(crate) fn sasl_broker(extra: &[&str]) -> (Broker, u16) {
         JAAS,
     ];
     args.extend_from_slice(extra);
-    let mut b = Broker::spawn_only(&args);
+    let mut b = Broker::spawn_only_wrapped(wrapper, &args);
     b.port = port_plain;
     wait_until("the listeners", Duration::from_secs(20), || {
         std::net::TcpStream::connect(("127.0.0.1", port_plain)).is_ok()
@@ -270,6 +275,18 @@ fn upsertion(user: &str, sha: Sha, password: &str, iterations: i32) -> ScramCred
 /// The whole SCRAM exchange as a client; Ok(()) when the server proved
 /// itself too, else the SaslAuthenticate error.
 fn scram_login(c: &mut Client, sha: Sha, user: &str, password: &str) -> Result<(), (i16, String)> {
+    scram_exchange(c, sha, user, password, None).map(|_| ())
+}
+
+/// [`scram_login`], sending `replay` as the client-final message instead
+/// of the one this exchange calls for; Ok(the final message sent).
+fn scram_exchange(
+    c: &mut Client,
+    sha: Sha,
+    user: &str,
+    password: &str,
+    replay: Option<&str>,
+) -> Result<String, (i16, String)> {
     assert_eq!(handshake(c, sha.name(), 1).0, NONE);
     let client_nonce = "fyko+d2lbbFgONRv9qkxdawL";
     let bare = format!("n={user},r={client_nonce}");
@@ -301,7 +318,10 @@ fn scram_login(c: &mut Client, sha: Sha, user: &str, password: &str) -> Result<(
         .zip(&signature)
         .map(|(a, b)| a ^ b)
         .collect();
-    let fin = format!("{without_proof},p={}", B64.encode(proof));
+    let fin = match replay {
+        Some(old) => old.to_string(),
+        None => format!("{without_proof},p={}", B64.encode(proof)),
+    };
     let (code, msg, server_final) = authenticate(c, fin.as_bytes());
     if code != NONE {
         return Err((code, msg.unwrap_or_default()));
@@ -312,7 +332,34 @@ fn scram_login(c: &mut Client, sha: Sha, user: &str, password: &str) -> Result<(
         B64.encode(sha.hmac(&server_key, auth_message.as_bytes()))
     );
     assert_eq!(String::from_utf8(server_final).unwrap(), expected);
-    Ok(())
+    Ok(fin)
+}
+
+/// A client-final message recorded from a successful SCRAM login and
+/// replayed on another connection (same client nonce, a new server nonce)
+/// is refused and the connection closed; the first client is unaffected.
+#[test]
+fn a_replayed_scram_final_message_is_refused() {
+    let (b, port) = sasl_broker(&["connection.failed.authentication.delay.ms=0"]);
+    let r = b.client().call(
+        0,
+        &AlterUserScramCredentialsRequest::default().with_upsertions(vec![upsertion(
+            "alice",
+            Sha::S256,
+            "alice-scram",
+            4096,
+        )]),
+    );
+    assert!(r.results.iter().all(|x| x.error_code == NONE), "{r:?}");
+    let mut c = Client::connect(port);
+    let fin = scram_exchange(&mut c, Sha::S256, "alice", "alice-scram", None).expect("login");
+    metadata_ok(&mut c);
+    let mut replay = Client::connect(port);
+    let err = scram_exchange(&mut replay, Sha::S256, "alice", "alice-scram", Some(&fin))
+        .expect_err("a replayed proof authenticated");
+    assert_eq!(err.0, E::SaslAuthenticationFailed.code(), "{err:?}");
+    replay.expect_closed("after a replayed SCRAM proof");
+    metadata_ok(&mut c);
 }
 
 #[test]

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use kafka_protocol::messages::SaslAuthenticateRequest;
 
-use crate::sasl::{handshake, metadata_ok, sasl_broker};
+use crate::sasl::{handshake, metadata_ok, sasl_broker, sasl_broker_wrapped};
 use crate::support::*;
 
 /// A fixed RSA test key (its modulus below, for the JWKS).
@@ -175,18 +175,46 @@ fn signed_tokens_are_checked_against_the_jwks_file() {
     ]});
     let path = dir.path().join("jwks.json");
     std::fs::write(&path, jwks.to_string()).expect("write JWKS");
+    let file_url = format!("file://{}", path.display());
     let url = format!(
-        "listener.name.sasl_plaintext.oauthbearer.sasl.oauthbearer.jwks.endpoint.url=file://{}",
-        path.display()
+        "listener.name.sasl_plaintext.oauthbearer.sasl.oauthbearer.jwks.endpoint.url={file_url}"
     );
-    let (_b, port) = sasl_broker(&[
+    let config = [
         "listener.name.sasl_plaintext.sasl.enabled.mechanisms=OAUTHBEARER,PLAIN",
         "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
         &url,
         "sasl.oauthbearer.expected.audience=kafka",
         "sasl.oauthbearer.expected.issuer=https://idp.example",
         "connection.failed.authentication.delay.ms=0",
-    ]);
+    ];
+    // Kafka 4.x reaches a JWKS URL only when the JVM property
+    // org.apache.kafka.sasl.oauthbearer.allowed.urls lists it.
+    let l = format!(
+        "PLAINTEXT://127.0.0.1:{},SASL_PLAINTEXT://127.0.0.1:{}",
+        free_port(),
+        free_port()
+    );
+    let (listeners, advertised) = (
+        format!("listeners={l}"),
+        format!("advertised.listeners={l}"),
+    );
+    let mut refused =
+        Broker::spawn_only(&[&[listeners.as_str(), &advertised], &config[..]].concat());
+    let status = refused.wait_exit(std::time::Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "started with an unlisted JWKS URL"
+    );
+    assert!(
+        refused.stderr().contains(
+            "Update the system property 'org.apache.kafka.sasl.oauthbearer.allowed.urls'"
+        ),
+        "{}",
+        refused.stderr()
+    );
+    let opts =
+        format!("KAFKA_OPTS=-Xmx1g -Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={file_url}");
+    let (_b, port) = sasl_broker_wrapped(&["env", &opts], &config);
     let rsa = EncodingKey::from_rsa_pem(RSA_KEY.as_bytes()).expect("RSA key");
     let es = EncodingKey::from_ec_pem(ec.serialize_pem().as_bytes()).expect("EC key");
     let now = now_s();

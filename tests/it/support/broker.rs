@@ -65,7 +65,12 @@ impl Broker {
 
     /// Spawn without waiting for the port; for start-up failure tests.
     pub fn spawn_only(extra: &[&str]) -> Broker {
-        let mut b = Broker::with_overrides(&[], extra);
+        Broker::spawn_only_wrapped(&[], extra)
+    }
+
+    /// [`Broker::spawn_only`] under `wrapper` (e.g. `env KAFKA_OPTS=...`).
+    pub fn spawn_only_wrapped(wrapper: &[&str], extra: &[&str]) -> Broker {
+        let mut b = Broker::with_overrides(wrapper, extra);
         b.spawn();
         b
     }
