@@ -219,10 +219,15 @@ impl BrokerLifecycleManager {
     pub async fn run_heartbeats(self: Arc<Self>) {
         let mut client = self.client();
         let mut was_fenced = true;
+        let mut pause = self.heartbeat_interval;
         loop {
-            tokio::time::sleep(self.heartbeat_interval).await;
+            tokio::time::sleep(pause).await;
+            // After a failure the next controller is tried at once: the
+            // session does not wait for the interval.
+            pause = self.heartbeat_interval.min(Duration::from_millis(50));
             match self.heartbeat_once(&mut client, false).await {
                 Some(r) if r.error_code == 0 => {
+                    pause = self.heartbeat_interval;
                     if was_fenced && !r.is_fenced {
                         tracing::info!("the controller unfenced this broker");
                     }

@@ -309,6 +309,11 @@ impl Fetcher {
             req = req.with_replica_id(BrokerId(self.node_id));
         }
         let resp = self.client.send(&req, v).await?;
+        // Stopped meanwhile (leadership moved): the answer is from a leader
+        // that may no longer be one, and must not touch any log.
+        if self.handle.stopped.load(Ordering::Acquire) {
+            return Ok(());
+        }
         if resp.error_code != 0 {
             anyhow::bail!("fetch answered with error code {}", resp.error_code);
         }
@@ -344,7 +349,8 @@ impl Fetcher {
                     .process(p, offset, r.records.as_deref().unwrap_or(&[]))
                     .await
                 {
-                    Ok(next) => {
+                    Ok(None) => {}
+                    Ok(Some(next)) => {
                         p.partition.update_follower_high_watermark(r.high_watermark);
                         self.update(key, p.leader_epoch, |e| {
                             if e.state == FetchState::Fetching(offset) {
@@ -363,21 +369,41 @@ impl Fetcher {
     }
 
     /// Appends one partition's records; returns the next fetch offset (in
-    /// durable mode, only what is fsynced).
+    /// durable mode, only what is fsynced), `None` for a stale answer that
+    /// was dropped.
     async fn process(
         &self,
         p: &FetchPartition,
         offset: i64,
         records: &[u8],
-    ) -> Result<i64, PartitionError> {
-        if records.is_empty() {
-            return Ok(offset);
+    ) -> Result<Option<i64>, PartitionError> {
+        {
+            // Kafka's fetcher processes an answer under its partition-map
+            // lock, only for partitions still fetching at the request's
+            // epoch and offset: an answer that arrives after the partition
+            // moved to another leader (or was truncated) is dropped, never
+            // appended (it may hold the old leader's uncommitted tail).
+            let current = self.handle.lock();
+            let still = current.iter().any(|(_, e)| {
+                Arc::ptr_eq(&e.partition, &p.partition)
+                    && e.leader_epoch == p.leader_epoch
+                    && e.state == FetchState::Fetching(offset)
+            });
+            if !still || p.partition.is_leader() || p.partition.leader_epoch() != p.leader_epoch {
+                return Ok(None);
+            }
+            if records.is_empty() {
+                return Ok(Some(offset));
+            }
+            p.partition.append_as_follower(records)?;
         }
-        p.partition.append_as_follower(records)?;
         if p.partition.settings().durable {
-            p.partition.flush_for_fetch().await
+            p.partition.flush_for_fetch().await.map(Some)
         } else {
-            p.partition.log_end_offset().ok_or(PartitionError::Closed)
+            p.partition
+                .log_end_offset()
+                .map(Some)
+                .ok_or(PartitionError::Closed)
         }
     }
 

@@ -109,7 +109,14 @@ impl ClusterNode {
                 },
                 ControllerSet::new(nodes),
                 Duration::from_millis(k.broker_heartbeat_interval_ms.max(1) as u64),
-                Duration::from_millis(k.request_timeout_ms.max(100) as u64),
+                // Half the session at most (Kafka's KAFKA-14392): a
+                // controller that stops answering mid-request must leave
+                // time to reach the next one before the session expires.
+                Duration::from_millis(
+                    k.request_timeout_ms
+                        .min(k.broker_session_timeout_ms / 2)
+                        .max(100) as u64,
+                ),
                 cache.clone(),
             );
             let runner = m.clone();
