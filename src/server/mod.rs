@@ -161,11 +161,9 @@ impl BrokerServer {
         replicas.start();
         groups.start();
         txns.start(signal.clone());
-        let listeners = network::bind(&config).await?;
-        // TLS listeners take new keystores and truststores at run time.
-        for tls in listeners.iter().filter_map(|(_, _, tls)| tls.clone()) {
-            apis.dynamic_config.add_reconfigurable(tls);
-        }
+        // /metrics is bound before the Kafka listeners, so that once a
+        // client can connect the scrape endpoint answers too (operators and
+        // tests take the Kafka port as the sign the broker is up).
         prometheus::http::start(&Arc::new(prometheus::Sources {
             replicas,
             groups,
@@ -173,6 +171,11 @@ impl BrokerServer {
             quotas,
         }))
         .await?;
+        let listeners = network::bind(&config).await?;
+        // TLS listeners take new keystores and truststores at run time.
+        for tls in listeners.iter().filter_map(|(_, _, tls)| tls.clone()) {
+            apis.dynamic_config.add_reconfigurable(tls);
+        }
         Ok(BrokerServer {
             apis,
             log_dir,
