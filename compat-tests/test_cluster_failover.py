@@ -68,6 +68,15 @@ class BackgroundProducer:
         assert len(self.acked) == len(self.msgs)
 
 
+def start_load(cluster, name, n):
+    """A fresh topic (3 partitions, RF 3, ISR full) and a producer sending
+    ``n`` records to it in the background."""
+    topic = unique_topic(f"cluster-{name}")
+    ck_create_topic(cluster.bootstrap, topic, partitions=3, rf=3)
+    cluster.wait_isr(topic, 3)
+    return topic, BackgroundProducer(cluster.bootstrap, topic, make_messages(n, name, 3))
+
+
 def check_history(cluster, topic, prod):
     """Reads everything back (read_committed, librdkafka's default) and checks
     it against what was acknowledged: each record once, in order, offsets
@@ -82,11 +91,7 @@ def check_history(cluster, topic, prod):
 
 
 def test_acknowledged_writes_survive_killing_a_leader(cluster):
-    topic = unique_topic("cluster-failover")
-    ck_create_topic(cluster.bootstrap, topic, partitions=3, rf=3)
-    cluster.wait_isr(topic, 3)
-    msgs = make_messages(3000, "failover", 3)
-    prod = BackgroundProducer(cluster.bootstrap, topic, msgs)
+    topic, prod = start_load(cluster, "failover", 3000)
     prod.wait_acked(800)
     victim = cluster.partitions(topic)[0].leader
     cluster.kill(victim)
@@ -105,11 +110,8 @@ def test_killing_leader_controller_and_follower_in_turn_loses_nothing(cluster):
     active controller, then a node that only follows that partition, each
     time bringing the node back and waiting until it has caught up and
     rejoined every ISR (truncating first if it must) before the next."""
-    topic = unique_topic("cluster-rounds")
-    ck_create_topic(cluster.bootstrap, topic, partitions=3, rf=3)
-    cluster.wait_isr(topic, 3)
-    msgs = make_messages(12000, "rounds", 3)
-    prod = BackgroundProducer(cluster.bootstrap, topic, msgs)
+    topic, prod = start_load(cluster, "rounds", 12000)
+    msgs = prod.msgs
     victims = []
     for step, pick in enumerate(("leader", "controller", "follower")):
         prod.wait_acked(1000 + 2000 * step, timeout=90)
@@ -139,11 +141,7 @@ def test_a_paused_leader_acknowledges_nothing_after_losing_leadership(cluster):
     believes it leads until the metadata tells it otherwise, and it must not
     acknowledge anything then (no split brain): every acknowledged record
     is read back at its acknowledged offset."""
-    topic = unique_topic("cluster-pause")
-    ck_create_topic(cluster.bootstrap, topic, partitions=3, rf=3)
-    cluster.wait_isr(topic, 3)
-    msgs = make_messages(6000, "pause", 3)
-    prod = BackgroundProducer(cluster.bootstrap, topic, msgs)
+    topic, prod = start_load(cluster, "pause", 6000)
     prod.wait_acked(1000)
     victim = cluster.partitions(topic)[0].leader
     cluster.pause(victim)
@@ -154,7 +152,7 @@ def test_a_paused_leader_acknowledges_nothing_after_losing_leadership(cluster):
         cluster.wait_for(f"a new leader for {topic}-0", lambda md: topic in md.topics and
                          md.topics[topic].partitions[0].leader not in (-1, victim), timeout=60)
         before = len(prod.acked)
-        prod.wait_acked(min(before + 500, len(msgs)), timeout=60)
+        prod.wait_acked(min(before + 500, len(prod.msgs)), timeout=60)
     finally:
         cluster.resume(victim)
     prod.finish()
@@ -170,11 +168,8 @@ def test_rolling_restart_under_load_shows_clients_only_retriable_errors(cluster)
     """Every node restarted in turn (SIGTERM: a controlled shutdown moves its
     leaderships away first) while the producer runs: no delivery fails, and
     each node is back in every ISR before the next goes."""
-    topic = unique_topic("cluster-rolling")
-    ck_create_topic(cluster.bootstrap, topic, partitions=3, rf=3)
-    cluster.wait_isr(topic, 3)
-    msgs = make_messages(9000, "rolling", 3)
-    prod = BackgroundProducer(cluster.bootstrap, topic, msgs)
+    topic, prod = start_load(cluster, "rolling", 9000)
+    msgs = prod.msgs
     for step, node in enumerate(sorted(cluster.nodes)):
         prod.wait_acked(min(500 + 2000 * step, len(msgs)), timeout=90)
         assert cluster.nodes[node].stop(timeout=30) == 0, f"node {node} did not stop cleanly"

@@ -346,7 +346,7 @@ impl Fetcher {
                     continue;
                 }
                 match self
-                    .process(p, offset, r.records.as_deref().unwrap_or(&[]))
+                    .process(key, p, offset, r.records.as_deref().unwrap_or(&[]))
                     .await
                 {
                     Ok(None) => {}
@@ -373,6 +373,7 @@ impl Fetcher {
     /// was dropped.
     async fn process(
         &self,
+        key: &PartitionKey,
         p: &FetchPartition,
         offset: i64,
         records: &[u8],
@@ -384,7 +385,7 @@ impl Fetcher {
             // moved to another leader (or was truncated) is dropped, never
             // appended (it may hold the old leader's uncommitted tail).
             let current = self.handle.lock();
-            let still = current.iter().any(|(_, e)| {
+            let still = current.get(key).is_some_and(|e| {
                 Arc::ptr_eq(&e.partition, &p.partition)
                     && e.leader_epoch == p.leader_epoch
                     && e.state == FetchState::Fetching(offset)

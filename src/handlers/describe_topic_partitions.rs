@@ -159,12 +159,7 @@ fn cluster_partitions(image: &MetadataImage, topic: &mut DescribeTopicPartitions
         let Some(reg) = t.partitions.get(&p.partition_index) else {
             continue;
         };
-        let offline: Vec<i32> = reg
-            .replicas
-            .iter()
-            .copied()
-            .filter(|b| image.brokers.get(b).is_none_or(|r| r.fenced))
-            .collect();
+        let offline = image.offline_replicas(reg);
         p.error_code = if reg.leader < 0 {
             ResponseError::LeaderNotAvailable.code()
         } else {

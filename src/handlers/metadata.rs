@@ -167,12 +167,7 @@ fn cluster_partition(
     reg: &PartitionRegistration,
 ) -> MetadataResponsePartition {
     let ids = |v: &[i32]| v.iter().map(|&b| BrokerId(b)).collect::<Vec<_>>();
-    let offline: Vec<i32> = reg
-        .replicas
-        .iter()
-        .copied()
-        .filter(|b| image.brokers.get(b).is_none_or(|r| r.fenced))
-        .collect();
+    let offline = image.offline_replicas(reg);
     let error = if reg.leader < 0 {
         ResponseError::LeaderNotAvailable.code()
     } else {

@@ -163,6 +163,16 @@ pub struct MetadataImage {
 }
 
 impl MetadataImage {
+    /// The replicas of `reg` on fenced or unregistered brokers (Kafka's
+    /// `KRaftMetadataCache` offline replicas in Metadata answers).
+    pub fn offline_replicas(&self, reg: &PartitionRegistration) -> Vec<i32> {
+        reg.replicas
+            .iter()
+            .copied()
+            .filter(|b| self.brokers.get(b).is_none_or(|r| r.fenced))
+            .collect()
+    }
+
     pub fn topic_by_name(&self, name: &str) -> Option<&TopicImage> {
         self.topic_ids.get(name).and_then(|id| self.topics.get(id))
     }
