@@ -9,6 +9,8 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::{AllocateProducerIdsRequest, BrokerId};
+
 use crate::support::cluster::{node_config, Cluster};
 use crate::support::transactions::init_producer_id;
 use crate::support::{Broker, Client, E};
@@ -117,6 +119,22 @@ fn producer_ids_are_unique_across_brokers_and_restarts() {
     let mut c = Cluster::start(3, 0, 0);
     for id in 1..=3 {
         c.await_brokers(id, &[1, 2, 3], FORM);
+    }
+    // AllocateProducerIds on the controller listeners: the followers answer
+    // NOT_CONTROLLER, the active controller checks the broker's epoch.
+    let leader = c.await_leader(FORM);
+    for n in &c.nodes {
+        let port = n.controller_port.expect("a controller");
+        let req = AllocateProducerIdsRequest::default()
+            .with_broker_id(BrokerId(1))
+            .with_broker_epoch(-5);
+        let r = Client::connect(port).call(0, &req);
+        let want = if n.id == leader {
+            E::StaleBrokerEpoch
+        } else {
+            E::NotController
+        };
+        assert_eq!(r.error_code, want.code(), "AllocateProducerIds on {}", n.id);
     }
     let mut seen = HashSet::new();
     // Blocks hold 1000 ids: broker 1 moves on to its second block.
