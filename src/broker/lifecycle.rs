@@ -10,7 +10,9 @@
 //! metadata and keeps the `MetadataCache`.
 //!
 //! Controllers are tried in turn; a NOT_CONTROLLER answer (or its leader
-//! hint) moves the broker to the active one.
+//! hint) moves the broker to the active one. The same channel carries the
+//! partition leaders' AlterPartition and the producer-id manager's
+//! AllocateProducerIds.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,10 +27,13 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use kafka_protocol::messages::alter_partition_request::{BrokerState, PartitionData, TopicData};
-use kafka_protocol::messages::AlterPartitionRequest;
+use kafka_protocol::messages::{
+    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterPartitionRequest,
+};
 
 use super::alter_partition::{AlterPartitionManager, CommittedIsr, IsrFuture, IsrProposal};
 use super::metadata_cache::MetadataCache;
+use super::rpc_producer_id_manager::ProducerIdsChannel;
 use crate::clients::private_apis::{
     MetadataFetchRequest, MetadataFetchResponse, METADATA_FETCH_KEY, REQUEST_HEADER_VERSION,
     RESPONSE_HEADER_VERSION,
@@ -435,5 +440,49 @@ impl BrokerLifecycleManager {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Err(ResponseError::RequestTimedOut)
+    }
+}
+
+/// The producer-id manager's AllocateProducerIds (v0, the broker's id and
+/// current epoch) to the active controller, retried on the next controller
+/// after NOT_CONTROLLER or no answer, within the request timeout.
+pub struct ControllerProducerIds(pub Arc<BrokerLifecycleManager>);
+
+impl ProducerIdsChannel for ControllerProducerIds {
+    fn allocate_producer_ids(
+        &self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<AllocateProducerIdsResponse, String>> + Send>,
+    > {
+        let m = self.0.clone();
+        Box::pin(async move { m.allocate_producer_ids().await })
+    }
+}
+
+const ALLOCATE_PRODUCER_IDS_VERSION: i16 = 0;
+
+impl BrokerLifecycleManager {
+    async fn allocate_producer_ids(&self) -> Result<AllocateProducerIdsResponse, String> {
+        let req = AllocateProducerIdsRequest::default()
+            .with_broker_id(BrokerId(self.identity.node_id))
+            .with_broker_epoch(self.broker_epoch());
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        let mut last = String::from("no controller tried");
+        while tokio::time::Instant::now() < deadline {
+            let mut client = self.client();
+            match client.send(&req, ALLOCATE_PRODUCER_IDS_VERSION).await {
+                Ok(resp) if resp.error_code == ResponseError::NotController.code() => {
+                    last = format!("{} is not the active controller", client.addr());
+                }
+                Ok(resp) => return Ok(resp),
+                Err(e) => last = e.to_string(),
+            }
+            self.controllers.move_on(None);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!(
+            "no active controller answered within {:?}: {last}",
+            self.request_timeout
+        ))
     }
 }

@@ -9,7 +9,8 @@
 //!   and group-commit flusher.
 //! - [`log_manager`]: retention, delayed deletion, the cleaner loop.
 //! - [`log_dir`]: the directory lock, `meta.properties`, clean shutdown.
-//! - [`producer_ids`]: producer id blocks. [`quotas`]: client quotas.
+//! - [`producer_ids`]: producer id blocks (a cluster broker's from the
+//!   controller: [`rpc_producer_id_manager`]). [`quotas`]: client quotas.
 //! - [`dynamic_config`]: broker configs changed at run time;
 //!   [`config_repository`]: persisted BROKER and GROUP configs;
 //!   [`config_helper`]: configs as DescribeConfigs and CreateTopics show them.
@@ -34,6 +35,7 @@ pub mod quotas;
 pub mod replica_fetcher;
 pub mod replica_fetcher_manager;
 pub mod replica_manager;
+pub mod rpc_producer_id_manager;
 pub mod scram_credentials;
 pub mod topic_config;
 pub mod topics;

@@ -1,14 +1,19 @@
-//! Producer id allocation for InitProducerId: ids unique across restarts.
+//! Producer id allocation for InitProducerId: ids unique across restarts
+//! and, in a cluster, across brokers.
 //!
-//! Like Kafka's controller, we hand out ids from blocks and persist the end
-//! of the current block *before* using it, so a crash can only skip ids,
-//! never reuse one. One fsync per block, not per producer.
+//! A standalone node hands out ids from blocks of its own file and persists
+//! the end of the current block *before* using it, so a crash can only skip
+//! ids, never reuse one. One fsync per block, not per producer. A cluster
+//! broker takes its blocks from the controller instead
+//! ([`super::rpc_producer_id_manager`]), as Kafka's brokers do.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
+use kafka_protocol::ResponseError;
 
+use super::rpc_producer_id_manager::{ProducerIdsChannel, RpcProducerIdManager};
 use crate::util::fs::write_atomically;
 
 pub const BLOCK_SIZE: i64 = 1000;
@@ -19,13 +24,54 @@ struct Block {
     end: i64,
 }
 
-pub struct ProducerIdManager {
+/// Where a node's producer ids come from.
+pub enum ProducerIdManager {
+    /// A standalone node: its own file.
+    File(FileProducerIds),
+    /// A cluster broker: blocks from the active controller.
+    Controller(Arc<RpcProducerIdManager>),
+}
+
+impl ProducerIdManager {
+    /// A standalone node's ids, continuing from its file in `log_dir`.
+    pub fn load(log_dir: &Path) -> anyhow::Result<ProducerIdManager> {
+        FileProducerIds::load(log_dir).map(ProducerIdManager::File)
+    }
+
+    /// A cluster broker's ids: none until [`Self::connect`].
+    pub fn from_controller(broker_id: i32) -> ProducerIdManager {
+        ProducerIdManager::Controller(RpcProducerIdManager::new(broker_id))
+    }
+
+    /// Gives a cluster broker its way to the controllers (once registered).
+    pub fn connect(&self, channel: Arc<dyn ProducerIdsChannel>) {
+        if let ProducerIdManager::Controller(m) = self {
+            m.connect(channel);
+        }
+    }
+
+    /// A producer id never handed out before (by this broker or an earlier
+    /// run; in a cluster, by any broker). The error is InitProducerId's:
+    /// KAFKA_STORAGE_ERROR when the file cannot be written,
+    /// COORDINATOR_LOAD_IN_PROGRESS while a cluster broker waits for a block.
+    pub fn generate(&self) -> Result<i64, ResponseError> {
+        match self {
+            ProducerIdManager::File(f) => f.generate().map_err(|e| {
+                tracing::error!(error = %format!("{e:#}"), "allocating a producer id");
+                ResponseError::KafkaStorageError
+            }),
+            ProducerIdManager::Controller(m) => m.generate(),
+        }
+    }
+}
+
+pub struct FileProducerIds {
     path: PathBuf,
     block: Mutex<Block>,
 }
 
-impl ProducerIdManager {
-    pub fn load(log_dir: &Path) -> anyhow::Result<ProducerIdManager> {
+impl FileProducerIds {
+    fn load(log_dir: &Path) -> anyhow::Result<FileProducerIds> {
         let path = log_dir.join(FILE_NAME);
         let start = match std::fs::read_to_string(&path) {
             Ok(text) => {
@@ -47,7 +93,7 @@ impl ProducerIdManager {
         };
         // The previous run may have used ids up to `start`; begin there with
         // an empty block so the first allocation persists a fresh one.
-        Ok(ProducerIdManager {
+        Ok(FileProducerIds {
             path,
             block: Mutex::new(Block {
                 next: start,
@@ -56,8 +102,8 @@ impl ProducerIdManager {
         })
     }
 
-    /// A producer id never handed out before, by this broker or an earlier run.
-    pub fn generate(&self) -> anyhow::Result<i64> {
+    /// A producer id never handed out before, by this node or an earlier run.
+    fn generate(&self) -> anyhow::Result<i64> {
         let mut b = self.block.lock().unwrap_or_else(|p| p.into_inner());
         if b.next >= b.end {
             let end = b

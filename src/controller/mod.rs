@@ -3,13 +3,15 @@
 //! liveness into metadata records over the current `MetadataImage`
 //! (Kafka's `ReplicationControlManager`), with [`topic_creation`],
 //! [`partition_change`] (`PartitionChangeBuilder`) and [`replica_placer`]
-//! (`StripedReplicaPlacer`): pure functions, no I/O. The quorum itself
+//! (`StripedReplicaPlacer`), and [`producer_id_control`] hands out
+//! producer-id blocks (`ProducerIdControlManager`): pure functions, no I/O. The quorum itself
 //! (openraft) lives in `raft`; the controller's request handling and its
 //! broker heartbeats are wired above this module.
 
 pub mod broker_heartbeat_manager;
 pub mod elect_leaders;
 pub mod partition_change;
+pub mod producer_id_control;
 pub mod quorum_controller;
 pub mod replica_placer;
 pub mod replication_control;

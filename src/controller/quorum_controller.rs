@@ -12,14 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::messages::{
-    BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerRegistrationRequest,
-    BrokerRegistrationResponse,
+    AllocateProducerIdsRequest, AllocateProducerIdsResponse, BrokerHeartbeatRequest,
+    BrokerHeartbeatResponse, BrokerRegistrationRequest, BrokerRegistrationResponse,
 };
 use kafka_protocol::ResponseError;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Raft};
 
 use super::broker_heartbeat_manager::BrokerHeartbeatManager;
+use super::producer_id_control;
 use super::replication_control::{self, ReplicationDefaults};
 use crate::clients::private_apis::{MetadataFetchRequest, MetadataFetchResponse};
 use crate::metadata::records::{BrokerEndpoint, BrokerFeature, RegisterBrokerRecord};
@@ -290,6 +291,38 @@ impl QuorumController {
             Err(e) => resp.error_code = e.error().code(),
         }
         resp
+    }
+
+    /// AllocateProducerIds (Kafka's `QuorumController.allocateProducerIds`):
+    /// the next producer-id block for the broker, answered once the record
+    /// reserving it is committed.
+    pub async fn allocate_producer_ids(
+        &self,
+        req: &AllocateProducerIdsRequest,
+    ) -> AllocateProducerIdsResponse {
+        let resp = AllocateProducerIdsResponse::default();
+        let (id, epoch) = (req.broker_id.0, req.broker_epoch);
+        let outcome = self
+            .write(|image, _| {
+                match producer_id_control::generate_next_producer_id(image, id, epoch) {
+                    Ok((records, block)) => (records, Ok(block)),
+                    Err(e) => (Vec::new(), Err(e)),
+                }
+            })
+            .await;
+        match outcome {
+            Ok(Ok(block)) => {
+                tracing::debug!(
+                    broker = id,
+                    first = block.first,
+                    "producer id block allocated"
+                );
+                resp.with_producer_id_start(kafka_protocol::messages::ProducerId(block.first))
+                    .with_producer_id_len(block.len)
+            }
+            Ok(Err(e)) => resp.with_error_code(e.code()),
+            Err(e) => resp.with_error_code(e.error().code()),
+        }
     }
 
     /// Fences every unfenced broker whose session expired; runs on the

@@ -5,17 +5,18 @@
 //! 32701), and the topic requests brokers forward (CreateTopics,
 //! DeleteTopics, CreatePartitions) plus AlterPartition from partition
 //! leaders, each decided by `controller::replication_control` and
-//! committed by the `QuorumController`.
+//! committed by the `QuorumController`; AllocateProducerIds hands brokers
+//! producer-id blocks (`controller::producer_id_control`).
 
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
-    AlterPartitionRequest, AlterPartitionResponse, ApiKey, ApiVersionsResponse,
-    BrokerHeartbeatRequest, BrokerRegistrationRequest, CreatePartitionsRequest,
-    CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
-    DeleteTopicsResponse,
+    AllocateProducerIdsRequest, AlterPartitionRequest, AlterPartitionResponse, ApiKey,
+    ApiVersionsResponse, BrokerHeartbeatRequest, BrokerRegistrationRequest,
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
@@ -30,7 +31,7 @@ use crate::protocol::response::{encode_response, encode_with_header_version};
 use crate::raft::network::RaftRpc;
 
 /// The Kafka APIs a controller listener serves.
-const CONTROLLER_APIS: [ApiKey; 7] = [
+const CONTROLLER_APIS: [ApiKey; 8] = [
     ApiKey::ApiVersions,
     ApiKey::BrokerRegistration,
     ApiKey::BrokerHeartbeat,
@@ -38,6 +39,7 @@ const CONTROLLER_APIS: [ApiKey; 7] = [
     ApiKey::DeleteTopics,
     ApiKey::CreatePartitions,
     ApiKey::AlterPartition,
+    ApiKey::AllocateProducerIds,
 ];
 
 pub struct ControllerApis {
@@ -212,6 +214,10 @@ impl ControllerApis {
                     AlterPartitionResponse::default().with_error_code(e.error().code())
                 });
                 encode_response(cid, version, &resp)
+            }
+            ApiKey::AllocateProducerIds => {
+                let req = AllocateProducerIdsRequest::decode(&mut body, version)?;
+                encode_response(cid, version, &c.allocate_producer_ids(&req).await)
             }
             other => anyhow::bail!("api {other:?} is not served on a controller listener"),
         }

@@ -57,10 +57,7 @@ fn init_idempotent(req: &Request) -> Reply {
             resp.producer_id = ProducerId(id);
             resp.producer_epoch = 0;
         }
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "allocating a producer id");
-            resp.error_code = ResponseError::KafkaStorageError.code();
-        }
+        Err(e) => resp.error_code = e.code(),
     }
     req.respond(&resp)
 }

@@ -2,7 +2,8 @@
 //! the controller role (`ControllerServer`), the broker role
 //! (`BrokerServer` with a `MetadataCache` it answers Metadata and
 //! DescribeCluster from) and the broker's `BrokerLifecycleManager`
-//! (registration, heartbeats, metadata fetching, controlled shutdown).
+//! (registration, heartbeats, metadata fetching, controlled shutdown),
+//! which also carries the producer-id manager's AllocateProducerIds.
 //! A standalone node never comes here.
 
 use std::collections::BTreeMap;
@@ -10,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::broker::lifecycle::{
-    BrokerIdentity, BrokerLifecycleManager, ControllerAlterPartition, ControllerSet,
+    BrokerIdentity, BrokerLifecycleManager, ControllerAlterPartition, ControllerProducerIds,
+    ControllerSet,
 };
 use crate::broker::log_dir::LogDir;
 use crate::broker::metadata_cache::MetadataCache;
@@ -128,12 +130,17 @@ impl ClusterNode {
                 r.set_alter_partition_manager(Arc::new(ControllerAlterPartition(m.clone())));
             }
             let groups = broker.as_ref().map(|b| b.apis.groups.clone());
+            let producer_ids = broker.as_ref().map(|b| b.apis.producer_ids.clone());
             let inter_broker = k.inter_broker_listener_name.clone();
             tokio::spawn(async move {
                 match runner.register().await {
                     Ok(epoch) => {
                         if let Some(r) = &replicas {
                             r.set_broker_epoch(epoch);
+                        }
+                        // Producer-id blocks need the broker's epoch.
+                        if let Some(p) = &producer_ids {
+                            p.connect(Arc::new(ControllerProducerIds(runner.clone())));
                         }
                         let fetcher = runner.clone();
                         tokio::spawn(fetcher.run_metadata_fetcher(move |old, new| {

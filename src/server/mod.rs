@@ -102,7 +102,13 @@ impl BrokerServer {
         dynamic_config.add_reconfigurable(connection_quotas.clone());
         let group_configs = Arc::new(GroupConfigManager::new(repository, dynamic_config.clone()));
         log_dir.mark_running()?;
-        let producer_ids = Arc::new(ProducerIdManager::load(&config.log_dir)?);
+        // A cluster broker's producer ids come from the controller's blocks
+        // (connected once it registers); a standalone node keeps its file.
+        let producer_ids = Arc::new(if cluster.is_some() {
+            ProducerIdManager::from_controller(config.node_id)
+        } else {
+            ProducerIdManager::load(&config.log_dir)?
+        });
         let quotas = Arc::new(ClientQuotaManager::load(&config.log_dir, &config)?);
         let scram = Arc::new(ScramCredentialStore::load(&config.log_dir)?);
         let sasl = Arc::new(sasl_settings(&config)?);

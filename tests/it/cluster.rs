@@ -2,13 +2,18 @@
 //! forms over the controller listeners, brokers register and heartbeat,
 //! Metadata lists every unfenced broker, a dead broker is fenced within its
 //! session and rejoins after a restart, the quorum elects a new leader when
-//! its leader is killed, separate controller and broker roles work, and a
-//! broker of another cluster is refused.
+//! its leader is killed, separate controller and broker roles work, a
+//! broker of another cluster is refused, and producer ids are unique across
+//! the brokers and restarts (blocks decided by the controller).
 
-use std::time::Duration;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::{AllocateProducerIdsRequest, BrokerId};
 
 use crate::support::cluster::{node_config, Cluster};
-use crate::support::Broker;
+use crate::support::transactions::init_producer_id;
+use crate::support::{Broker, Client, E};
 
 const FORM: Duration = Duration::from_secs(20);
 /// Session (1.5 s) plus the session checks, elections and fetches.
@@ -76,4 +81,79 @@ fn a_broker_of_another_cluster_is_refused() {
         stranger.stderr()
     );
     c.await_brokers(2, &[2], FORM);
+}
+
+/// `n` idempotent producers' ids from node `id`'s broker (InitProducerId v4
+/// without a transactional id), each new to `seen`.
+#[track_caller]
+fn fresh_producer_ids(c: &Cluster, id: i32, n: usize, seen: &mut HashSet<i64>) {
+    let port = c
+        .nodes
+        .iter()
+        .find(|x| x.id == id)
+        .and_then(|x| x.broker_port)
+        .expect("a broker");
+    let mut client = Client::connect(port);
+    let deadline = Instant::now() + FORM;
+    let mut got = 0;
+    while got < n {
+        let r = init_producer_id(&mut client, 4, None, 60_000);
+        // Answered while the broker waits for a block; clients retry it.
+        if r.error_code == E::CoordinatorLoadInProgress.code() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        assert_eq!(r.error_code, 0, "InitProducerId on broker {id}");
+        let pid = r.producer_id.0;
+        assert!(pid >= 0, "broker {id} answered producer id {pid}");
+        assert!(
+            seen.insert(pid),
+            "broker {id} handed out producer id {pid} again"
+        );
+        got += 1;
+    }
+}
+
+#[test]
+fn producer_ids_are_unique_across_brokers_and_restarts() {
+    let mut c = Cluster::start(3, 0, 0);
+    for id in 1..=3 {
+        c.await_brokers(id, &[1, 2, 3], FORM);
+    }
+    // AllocateProducerIds on the controller listeners: the followers answer
+    // NOT_CONTROLLER, the active controller checks the broker's epoch.
+    let leader = c.await_leader(FORM);
+    for n in &c.nodes {
+        let port = n.controller_port.expect("a controller");
+        let req = AllocateProducerIdsRequest::default()
+            .with_broker_id(BrokerId(1))
+            .with_broker_epoch(-5);
+        let r = Client::connect(port).call(0, &req);
+        let want = if n.id == leader {
+            E::StaleBrokerEpoch
+        } else {
+            E::NotController
+        };
+        assert_eq!(r.error_code, want.code(), "AllocateProducerIds on {}", n.id);
+    }
+    let mut seen = HashSet::new();
+    // Blocks hold 1000 ids: broker 1 moves on to its second block.
+    for (id, n) in [(1, 1100), (2, 150), (3, 150), (1, 50)] {
+        fresh_producer_ids(&c, id, n, &mut seen);
+    }
+    // Every process dies at once; the controllers' log keeps the blocks.
+    for n in &mut c.nodes {
+        n.process.kill();
+    }
+    std::thread::scope(|s| {
+        for n in &mut c.nodes {
+            s.spawn(|| n.process.restart());
+        }
+    });
+    for id in 1..=3 {
+        c.await_brokers(id, &[1, 2, 3], FORM);
+    }
+    for id in 1..=3 {
+        fresh_producer_ids(&c, id, 20, &mut seen);
+    }
 }

@@ -404,10 +404,7 @@ impl TransactionCoordinator {
                     if txns.len() >= MAX_TRANSACTIONAL_IDS {
                         return Err(ResponseError::CoordinatorNotAvailable);
                     }
-                    let producer_id = self.producer_ids.generate().map_err(|e| {
-                        tracing::error!(error = %format!("{e:#}"), "allocating a producer id");
-                        ResponseError::KafkaStorageError
-                    })?;
+                    let producer_id = self.producer_ids.generate()?;
                     let e = Arc::new(AsyncMutex::new(TxnMetadata {
                         transactional_id: transactional_id.to_string(),
                         producer_id,
@@ -463,10 +460,7 @@ impl TransactionCoordinator {
         }
         let mut next = m.clone();
         if next.producer_epoch >= MAX_EPOCH {
-            next.producer_id = self
-                .producer_ids
-                .generate()
-                .map_err(|_| ResponseError::KafkaStorageError)?;
+            next.producer_id = self.producer_ids.generate()?;
             next.producer_epoch = 0;
         } else {
             next.producer_epoch += 1;
