@@ -97,11 +97,17 @@ fn stalled_sasl_clients_are_closed_when_idle_without_slowing_others() {
         slowest = slowest.max(t.elapsed());
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(slowest < Duration::from_millis(500), "slowest Metadata took {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(500),
+        "slowest Metadata took {slowest:?}"
+    );
     // None before the idle bound (2 s, less the setup time of the last).
     for ((what, _), after) in stalled.iter().zip(&closed_after) {
         let after = after.unwrap_or_default();
-        assert!(after >= Duration::from_millis(900), "{what}: closed after {after:?}");
+        assert!(
+            after >= Duration::from_millis(900),
+            "{what}: closed after {after:?}"
+        );
     }
     // Bounded memory: the halves cost at most their bound each (plus the
     // broker's ordinary slack), not more.
@@ -131,6 +137,10 @@ fn a_sasl_frame_above_the_bound_after_the_handshake_is_closed_at_once() {
     let t = Instant::now();
     c.write_raw(&partial_authenticate(4097, 16)).unwrap();
     c.expect_closed("a SaslAuthenticate frame above sasl.server.max.receive.size");
-    assert!(t.elapsed() < Duration::from_secs(5), "closed after {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "closed after {:?}",
+        t.elapsed()
+    );
     b.assert_alive();
 }
