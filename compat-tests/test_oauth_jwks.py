@@ -3,7 +3,10 @@ as Kafka's ``OAuthBearerValidatorCallbackHandler`` does it: the broker
 fetches ``sasl.oauthbearer.jwks.endpoint.url`` at start (allowed by
 ``-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls`` in ``KAFKA_OPTS``,
 trusting the IdP's CA through the OAuthBearerLoginModule's
-``ssl.truststore.*`` options); confluent-kafka (librdkafka, its
+``ssl.truststore.*`` options and showing the IdP, which requires client
+certificates, the entry's ``ssl.keystore.*`` one, as Kafka's
+``JaasOptionsUtils`` does; without it the broker does not start);
+confluent-kafka (librdkafka, its
 ``oauth_cb``) authenticates with a token signed by the published key; a
 token naming a key id the set lacks is refused and makes the broker fetch
 the set again at once (``RefreshingHttpsJwks.maybeExpediteRefresh``), so
@@ -25,7 +28,7 @@ import time
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from conftest import Broker, free_port
+from conftest import Broker, BrokerError, free_port
 from test_tls import Pki
 
 HANDLER = "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
@@ -83,6 +86,9 @@ class JwksServer:
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(pki.path("broker.pem"), pki.path("broker.key"))
+        # Mutual TLS: only clients with a certificate of the test CA.
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(pki.path("ca.pem"))
         self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}/jwks"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
@@ -97,26 +103,42 @@ def idp(tmp_path_factory):
     server.keys = [k1.jwk]
     plain, sasl = free_port(), free_port()
     listeners = f"PLAINTEXT://127.0.0.1:{plain},SASL_PLAINTEXT://127.0.0.1:{sasl}"
+    # The client keystore: key and certificate in one PEM file.
+    keystore = d / "jwks-client.pem"
+    keystore.write_text((pki.dir / "client.key").read_text() + (pki.dir / "client.pem").read_text())
+    trust = f'ssl.truststore.type="PEM" ssl.truststore.location="{pki.path("ca.pem")}"'
     jaas = ("org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
-            f'ssl.truststore.type="PEM" ssl.truststore.location="{pki.path("ca.pem")}";')
+            f'{trust} ssl.keystore.type="PEM" ssl.keystore.location="{keystore}";')
+    overrides = {
+        "listeners": listeners,
+        "advertised.listeners": listeners,
+        "sasl.enabled.mechanisms": "OAUTHBEARER",
+        "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config": jaas,
+        "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class":
+            HANDLER,
+        "sasl.oauthbearer.jwks.endpoint.url": server.url,
+        # Only the missing-key-id refresh happens within the test.
+        "sasl.oauthbearer.jwks.endpoint.refresh.ms": "3600000",
+        "sasl.oauthbearer.expected.audience": "kafka",
+        "sasl.oauthbearer.expected.issuer": "https://idp.test",
+        "connection.failed.authentication.delay.ms": "0",
+    }
+    # Without a client certificate the IdP refuses the TLS handshake, so the
+    # JWKS cannot be fetched and the broker does not start.
+    no_cert = dict(overrides)
+    no_cert["listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config"] = (
+        f"org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required {trust};")
+    refused = Broker(tmp_path_factory.mktemp("jwks-no-cert"), name="kastle (JWKS, no cert)",
+                     port=plain, overrides=no_cert)
     b = Broker(tmp_path_factory.mktemp("jwks-broker"), name="kastle (JWKS)", port=plain,
-               overrides={
-                   "listeners": listeners,
-                   "advertised.listeners": listeners,
-                   "sasl.enabled.mechanisms": "OAUTHBEARER",
-                   "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config": jaas,
-                   "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class":
-                       HANDLER,
-                   "sasl.oauthbearer.jwks.endpoint.url": server.url,
-                   # Only the missing-key-id refresh happens within the test.
-                   "sasl.oauthbearer.jwks.endpoint.refresh.ms": "3600000",
-                   "sasl.oauthbearer.expected.audience": "kafka",
-                   "sasl.oauthbearer.expected.issuer": "https://idp.test",
-                   "connection.failed.authentication.delay.ms": "0",
-               })
+               overrides=overrides)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KAFKA_OPTS",
                   f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={server.url}")
+        with pytest.raises(BrokerError):
+            refused.start(timeout=20)
+        assert "JWKS" in refused.log_path.read_text(), refused.log_path.read_text()[-2000:]
+        assert server.gets == 0, "no JWKS served without a client certificate"
         b.start()
     try:
         yield b, f"127.0.0.1:{sasl}", server, k1, k2

@@ -6,7 +6,7 @@
 //! fetch reports the new offset, so the leader's high watermark only covers
 //! what this replica has on disk (see `partition/replication.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +29,7 @@ use crate::broker::partition::{Partition, PartitionError};
 use crate::broker::replica_fetcher_manager::{
     FetchPartition, FetchState, FetcherHandle, PartitionKey,
 };
+use crate::broker::replication_quota_manager::ReplicationQuotas;
 use crate::clients::network_client::{ClientLimits, NetworkClient};
 use crate::config::BrokerConfig;
 use crate::util::shutdown::ShutdownSignal;
@@ -72,6 +73,7 @@ pub async fn run(
     fetcher_id: u64,
     settings: FetcherSettings,
     broker_epoch: Arc<AtomicI64>,
+    quotas: Arc<ReplicationQuotas>,
     shutdown: ShutdownSignal,
 ) {
     let limits = ClientLimits {
@@ -92,6 +94,8 @@ pub async fn run(
         node_id,
         settings,
         broker_epoch,
+        quotas,
+        lag: HashMap::new(),
     };
     loop {
         if fetcher.handle.stopped.load(Ordering::Acquire) || shutdown.is_shutting_down() {
@@ -161,9 +165,23 @@ struct Fetcher {
     node_id: i32,
     settings: FetcherSettings,
     broker_epoch: Arc<AtomicI64>,
+    quotas: Arc<ReplicationQuotas>,
+    /// Each partition's lag behind the leader's high watermark after its
+    /// last answer (Kafka's `PartitionFetchState.lag`); absent: unknown.
+    lag: HashMap<PartitionKey, i64>,
 }
 
 impl Fetcher {
+    /// Kafka's `shouldFollowerThrottle`: a replica not caught up with the
+    /// leader's high watermark, of a throttled partition, while the
+    /// follower quota is exceeded, is left out of the request.
+    fn should_follower_throttle(&self, key: &PartitionKey, p: &FetchPartition) -> bool {
+        let in_sync = self.lag.get(key).is_some_and(|l| *l <= 0);
+        !in_sync
+            && p.partition.settings().follower_throttled.contains(key.1)
+            && self.quotas.follower.is_quota_exceeded()
+    }
+
     /// Updates a partition's entry if it is still the one the request was
     /// built from (same leader epoch): metadata may have moved it meanwhile.
     fn update(&self, key: &PartitionKey, epoch: i32, f: impl FnOnce(&mut FetchPartition)) {
@@ -268,10 +286,19 @@ impl Fetcher {
     async fn fetch(&mut self, parts: &[(PartitionKey, FetchPartition)]) -> anyhow::Result<()> {
         let v = version(ApiKey::Fetch);
         let mut topics: BTreeMap<Arc<str>, FetchTopic> = BTreeMap::new();
+        if self.lag.len() > parts.len() {
+            self.lag
+                .retain(|k, _| parts.iter().any(|(key, _)| key == k));
+        }
+        let mut throttled = false;
         for (key, p) in parts {
             let FetchState::Fetching(offset) = p.state else {
                 continue;
             };
+            if self.should_follower_throttle(key, p) {
+                throttled = true;
+                continue;
+            }
             let t = topics.entry(key.0.clone()).or_insert_with(|| {
                 FetchTopic::default()
                     .with_topic(TopicName(StrBytes::from_string(key.0.to_string())))
@@ -288,6 +315,11 @@ impl Fetcher {
             );
         }
         if topics.is_empty() {
+            if throttled {
+                // Kafka's fetcher waits `replica.fetch.backoff.ms` when
+                // every partition is held back.
+                tokio::time::sleep(self.settings.backoff).await;
+            }
             return Ok(());
         }
         let epoch = self.broker_epoch.load(Ordering::Acquire);
@@ -351,6 +383,13 @@ impl Fetcher {
                 {
                     Ok(None) => {}
                     Ok(Some(next)) => {
+                        if let Some(bytes) = r.records.as_ref().map(|b| b.len()) {
+                            if p.partition.settings().follower_throttled.contains(key.1) {
+                                self.quotas.follower.record(bytes);
+                            }
+                        }
+                        self.lag
+                            .insert(key.clone(), (r.high_watermark - next).max(0));
                         p.partition.update_follower_high_watermark(r.high_watermark);
                         self.update(key, p.leader_epoch, |e| {
                             if e.state == FetchState::Fetching(offset) {

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::broker::partition::Partition;
 use crate::broker::replica_fetcher::{self, FetcherSettings};
+use crate::broker::replication_quota_manager::ReplicationQuotas;
 use crate::config::BrokerConfig;
 use crate::util::shutdown::ShutdownSignal;
 
@@ -62,6 +63,7 @@ pub struct ReplicaFetcherManager {
     num_fetchers: u64,
     settings: FetcherSettings,
     broker_epoch: Arc<AtomicI64>,
+    quotas: Arc<ReplicationQuotas>,
     fetchers: Mutex<HashMap<(i32, u64), Arc<FetcherHandle>>>,
     shutdown: ShutdownSignal,
 }
@@ -70,6 +72,7 @@ impl ReplicaFetcherManager {
     pub fn new(
         config: &BrokerConfig,
         broker_epoch: Arc<AtomicI64>,
+        quotas: Arc<ReplicationQuotas>,
         shutdown: ShutdownSignal,
     ) -> ReplicaFetcherManager {
         ReplicaFetcherManager {
@@ -77,6 +80,7 @@ impl ReplicaFetcherManager {
             num_fetchers: config.int("num.replica.fetchers").max(1) as u64,
             settings: FetcherSettings::from_config(config),
             broker_epoch,
+            quotas,
             fetchers: Mutex::new(HashMap::new()),
             shutdown,
         }
@@ -130,6 +134,7 @@ impl ReplicaFetcherManager {
                     slot.1,
                     self.settings,
                     self.broker_epoch.clone(),
+                    self.quotas.clone(),
                     self.shutdown.clone(),
                 ));
                 tracing::info!(leader = leader_id, endpoint = %endpoint, fetcher = slot.1, "started replica fetcher");

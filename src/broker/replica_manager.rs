@@ -16,6 +16,7 @@ use crate::broker::dynamic_config::Reconfigurable;
 use crate::broker::log_manager;
 use crate::broker::partition::Partition;
 use crate::broker::replica_fetcher_manager::{FetchState, ReplicaFetcherManager};
+use crate::broker::replication_quota_manager::ReplicationQuotas;
 use crate::broker::topics::{Topic, TopicError, TopicManager};
 use crate::config::BrokerConfig;
 use crate::metadata::PartitionRegistration;
@@ -33,6 +34,8 @@ pub struct ReplicaManager {
     /// The controller channel for ISR changes (cluster mode only).
     alter_partition: RwLock<Option<Arc<dyn AlterPartitionManager>>>,
     pub fetchers: ReplicaFetcherManager,
+    /// The leader and follower replication throttles.
+    pub replication_quotas: Arc<ReplicationQuotas>,
 }
 
 impl ReplicaManager {
@@ -54,7 +57,13 @@ impl ReplicaManager {
             "loaded logs"
         );
         let broker_epoch = Arc::new(AtomicI64::new(-1));
-        let fetchers = ReplicaFetcherManager::new(&config, broker_epoch.clone(), shutdown.clone());
+        let replication_quotas = Arc::new(ReplicationQuotas::new(&config));
+        let fetchers = ReplicaFetcherManager::new(
+            &config,
+            broker_epoch.clone(),
+            replication_quotas.clone(),
+            shutdown.clone(),
+        );
         Ok(Arc::new(ReplicaManager {
             config,
             topics,
@@ -62,6 +71,7 @@ impl ReplicaManager {
             broker_epoch,
             alter_partition: RwLock::new(None),
             fetchers,
+            replication_quotas,
         }))
     }
 
@@ -151,6 +161,7 @@ impl ReplicaManager {
 impl Reconfigurable for ReplicaManager {
     fn reconfigure(&self, new: &Arc<BrokerConfig>) {
         self.topics.set_broker_config(new.clone());
+        self.replication_quotas.reconfigure(new);
     }
 }
 

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::broker::replication_quota_manager::ThrottledReplicas;
 use crate::config::keys::{list_items, render, validate_kind};
 use crate::config::{BrokerConfig, Kind};
 
@@ -242,6 +243,10 @@ pub struct TopicSettings {
     pub max_compaction_lag_ms: i64,
     /// `file.delete.delay.ms`: delay before `.deleted` segment files go.
     pub file_delete_delay_ms: i64,
+    /// `leader.replication.throttled.replicas` for this broker.
+    pub leader_throttled: ThrottledReplicas,
+    /// `follower.replication.throttled.replicas` for this broker.
+    pub follower_throttled: ThrottledReplicas,
 }
 
 impl TopicSettings {
@@ -297,6 +302,14 @@ impl TopicSettings {
             min_compaction_lag_ms: int("min.compaction.lag.ms"),
             max_compaction_lag_ms: int("max.compaction.lag.ms"),
             file_delete_delay_ms: int("file.delete.delay.ms"),
+            leader_throttled: ThrottledReplicas::parse(
+                &get("leader.replication.throttled.replicas"),
+                broker.node_id,
+            ),
+            follower_throttled: ThrottledReplicas::parse(
+                &get("follower.replication.throttled.replicas"),
+                broker.node_id,
+            ),
         }
     }
 }

@@ -19,7 +19,7 @@ use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::broker::partition::{FetchRead, PartitionError, NO_LEADER_EPOCH};
+use crate::broker::partition::{FetchRead, Partition, PartitionError, NO_LEADER_EPOCH};
 use crate::broker::quota_managers::QuotaType;
 use crate::broker::topics::Topic;
 use crate::broker::ReplicaManager;
@@ -198,8 +198,14 @@ fn read_pass(
             // KIP-74: the first partition with data returns at least one
             // batch even if it exceeds the limits, so consumers never stall.
             let min_one = total == 0;
-            let read = if follower.is_some() {
-                partition.fetch_for_follower(pt.fetch_offset, limit, min_one)
+            let read = if let Some(f) = follower {
+                let read = partition.fetch_for_follower(pt.fetch_offset, limit, min_one);
+                if should_leader_throttle(replicas, partition, f.replica_id) {
+                    // Kafka answers a throttled partition with no records.
+                    read.map(|r| FetchRead { plan: None, ..r })
+                } else {
+                    read
+                }
             } else {
                 partition.fetch_isolated(pt.fetch_offset, limit, min_one, read_committed)
             };
@@ -306,6 +312,49 @@ fn count_fetch(
     }
 }
 
+/// Kafka's `shouldLeaderThrottle`: a follower not in the ISR, fetching a
+/// partition whose leader replica here is throttled, while the leader
+/// replication quota is exceeded.
+fn should_leader_throttle(replicas: &ReplicaManager, partition: &Partition, replica: i32) -> bool {
+    partition
+        .settings()
+        .leader_throttled
+        .contains(partition.index)
+        && replicas.replication_quotas.leader.is_quota_exceeded()
+        && !partition.replica_set().1.contains(&replica)
+}
+
+/// Records the bytes of throttled partitions a follower is sent against
+/// the leader replication quota (Kafka's `sizeOfThrottledPartitions`).
+fn record_leader_replication(
+    req: &Request,
+    targets: &[TopicTarget],
+    topics: &[FetchableTopicResponse],
+) {
+    let mut bytes = 0;
+    for (t, r) in targets.iter().zip(topics) {
+        let Some(topic) = t.topic.as_ref() else {
+            continue;
+        };
+        for p in &r.partitions {
+            let throttled = topic
+                .partition(p.partition_index)
+                .is_some_and(|part| part.settings().leader_throttled.contains(p.partition_index));
+            if throttled {
+                bytes += p.records.as_ref().map_or(0, |b| b.len());
+            }
+        }
+    }
+    if bytes > 0 {
+        req.ctx
+            .apis
+            .replicas
+            .replication_quotas
+            .leader
+            .record(bytes);
+    }
+}
+
 /// Answers with the pass's data, unless the client's fetch quota is
 /// exceeded: then, as Kafka, the size is taken back off the quota and the
 /// answer is empty, carrying the throttle time. A follower's fetch is not
@@ -316,6 +365,9 @@ fn respond(
     pass: ReadPass,
     from_follower: bool,
 ) -> crate::handlers::Reply {
+    if from_follower {
+        record_leader_replication(req, targets, &pass.topics);
+    }
     if from_follower || !req.quotas_enabled() {
         count_fetch(&req.ctx.apis.metrics, targets, &pass.topics);
         return req.respond_sharing(

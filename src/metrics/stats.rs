@@ -94,6 +94,17 @@ impl Rate {
         total / (window as f64 / 1000.0)
     }
 
+    /// Units per second as Kafka's `SimpleRate` (replication quotas)
+    /// measures them: over the time since the oldest sample began, at
+    /// least one window.
+    pub fn measure_simple(&mut self, c: SampleConfig, now: u64) -> f64 {
+        self.purge(c, now);
+        let oldest = self.samples.iter().map(|s| s.start_ms).min().unwrap_or(now);
+        let window = now.saturating_sub(oldest).max(c.window_ms).max(1);
+        let total: f64 = self.samples.iter().map(|s| s.value).sum();
+        total / (window as f64 / 1000.0)
+    }
+
     /// Records `value` and, if the rate is now above `bound`, returns how
     /// long to throttle: the time at which the rate would be back at the
     /// bound (Kafka's `QuotaUtils.throttleTime`).

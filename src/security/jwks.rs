@@ -20,7 +20,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use jsonwebtoken::jwk::Jwk;
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
 
 /// The JVM system property naming the JWKS (and token) URLs Kafka may use.
@@ -36,6 +36,9 @@ const MISSING_KID_RECHECK: Duration = Duration::from_secs(60);
 /// Key ids longer than this are taken as malformed and never looked up.
 const MISSING_KID_MAX_LEN: usize = 1000;
 
+/// A client certificate chain and its private key.
+pub type ClientKeystore = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
 /// How an `http(s):` JWKS is fetched and refreshed.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
@@ -46,6 +49,9 @@ pub struct HttpSettings {
     /// `ssl.truststore.*` options); `None`: the bundled Mozilla roots, as
     /// Java falls back to its own `cacerts`.
     pub roots: Option<Vec<CertificateDer<'static>>>,
+    /// The client certificate chain and key an endpoint requiring mutual
+    /// TLS is shown (the entry's `ssl.keystore.*` options).
+    pub client_cert: Option<Arc<ClientKeystore>>,
 }
 
 /// The URLs `KAFKA_OPTS` allows (`-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=`),
@@ -146,7 +152,7 @@ impl JwksEndpoint {
                 },
             }));
         }
-        let agent = agent(&http);
+        let agent = agent(&http)?;
         let keys = fetch(&agent, url).map_err(|e| format!("Could not refresh JWKS: {e}"))?;
         tracing::info!(
             url,
@@ -244,7 +250,7 @@ impl Drop for JwksEndpoint {
     }
 }
 
-fn agent(http: &HttpSettings) -> ureq::Agent {
+fn agent(http: &HttpSettings) -> Result<ureq::Agent, String> {
     let roots = match &http.roots {
         Some(certs) => ureq::tls::RootCerts::new_with_certs(
             &certs
@@ -254,14 +260,43 @@ fn agent(http: &HttpSettings) -> ureq::Agent {
         ),
         None => ureq::tls::RootCerts::WebPki,
     };
-    ureq::Agent::config_builder()
+    let client_cert = http
+        .client_cert
+        .as_deref()
+        .map(|(chain, key)| -> Result<ureq::tls::ClientCert, String> {
+            // ureq takes a key as PEM (its key kinds are not public).
+            use base64::Engine;
+            let label = match key {
+                PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
+                PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY",
+                _ => "PRIVATE KEY",
+            };
+            let b64 = base64::engine::general_purpose::STANDARD.encode(key.secret_der());
+            let pem = format!("-----BEGIN {label}-----\n{b64}\n-----END {label}-----\n");
+            let key = ureq::tls::PrivateKey::from_pem(pem.as_bytes())
+                .map_err(|e| format!("the JWKS client key (ssl.keystore.*): {e}"))?;
+            Ok(ureq::tls::ClientCert::new_with_certs(
+                &chain
+                    .iter()
+                    .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+                    .collect::<Vec<_>>(),
+                key,
+            ))
+        })
+        .transpose()?;
+    Ok(ureq::Agent::config_builder()
         .timeout_global(Some(FETCH_TIMEOUT))
         .timeout_connect(Some(FETCH_TIMEOUT))
         // Java's HTTP client ignores the *_PROXY variables; so does this.
         .proxy(None)
-        .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(roots)
+                .client_cert(client_cert)
+                .build(),
+        )
         .build()
-        .into()
+        .into())
 }
 
 /// One GET of the JWKS: a 2xx answer of at most [`MAX_JWKS_BYTES`].
@@ -463,6 +498,7 @@ mod tests {
             retry_backoff: Duration::from_millis(10),
             retry_backoff_max: Duration::from_millis(100),
             roots: None,
+            client_cert: None,
         }
     }
 

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::security::jaas::{self, JaasEntry};
@@ -268,14 +269,6 @@ fn jwks_http_settings(
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
     };
-    if let Some(k) = ["ssl.keystore.location", "ssl.keystore.certificate.chain"]
-        .into_iter()
-        .find(|k| opt(k).is_some())
-    {
-        return Err(format!(
-            "{k} in the OAuthBearerLoginModule options: a client certificate for the JWKS endpoint is not supported"
-        ));
-    }
     if opt("ssl.endpoint.identification.algorithm").is_none()
         && options.contains_key("ssl.endpoint.identification.algorithm")
     {
@@ -284,11 +277,17 @@ fn jwks_http_settings(
     let roots = crate::security::tls::truststore_certificates(&opt)
         .map_err(|e| format!("the OAuthBearerLoginModule options: {e}"))?
         .map(|(_, certs)| certs);
+    // Kafka's `JaasOptionsUtils.createSSLSocketFactory`: the entry's
+    // `ssl.*` client options, keystore included, for an https endpoint.
+    let client_cert = crate::security::tls::client_keystore(&opt)
+        .map_err(|e| format!("the OAuthBearerLoginModule options: {e}"))?
+        .map(Arc::new);
     Ok(HttpSettings {
         refresh: Duration::from_millis(refresh),
         retry_backoff: Duration::from_millis(backoff),
         retry_backoff_max: Duration::from_millis(backoff_max),
         roots,
+        client_cert,
     })
 }
 

@@ -302,6 +302,25 @@ fn read_file(key: &str, path: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path.trim()).map_err(|e| format!("{key}: cannot read {}: {e}", path.trim()))
 }
 
+/// A client's certificate chain and key from the same keys as a
+/// listener's keystore (the OAuthBearerLoginModule's `ssl.keystore.*`
+/// options for the JWKS endpoint); `None` when none is set.
+pub fn client_keystore(
+    set: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, String> {
+    if [
+        "ssl.keystore.location",
+        "ssl.keystore.certificate.chain",
+        "ssl.keystore.key",
+    ]
+    .iter()
+    .all(|k| set(k).is_none())
+    {
+        return Ok(None);
+    }
+    keystore(set).map(Some)
+}
+
 /// The certificate chain and private key: `ssl.keystore.location` (one PEM
 /// file holding both) or `ssl.keystore.certificate.chain` with
 /// `ssl.keystore.key`.

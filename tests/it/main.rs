@@ -25,6 +25,7 @@ mod retention;
 mod sasl;
 mod sasl_oauth;
 mod sasl_reauth;
+mod sasl_stalled;
 mod tls;
 mod transactions;
 mod txn_offsets;

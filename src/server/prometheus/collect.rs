@@ -19,6 +19,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::broker::quota_managers::SensorSnapshot;
+use crate::broker::replication_quota_manager::ReplicationQuotas;
 use crate::broker::topics::Topic;
 use crate::metrics::{api_name, error_name, PartitionMetrics, API_SLOTS};
 
@@ -306,8 +307,38 @@ impl Collector for Scrape {
             "Client connections accepted since start.",
             m.connections_accepted(),
         )?;
-        client_quotas(&mut enc, &b.quotas.managers.snapshot())
+        client_quotas(&mut enc, &b.quotas.managers.snapshot())?;
+        replication_quotas(&mut enc, &b.replicas.replication_quotas)
     }
+}
+
+/// Kafka's `LeaderReplication` and `FollowerReplication` `byte-rate`
+/// sensors: the bytes/s of throttled replicas, and the throttle in force.
+fn replication_quotas(enc: &mut DescriptorEncoder, q: &ReplicationQuotas) -> fmt::Result {
+    let sides = [&q.leader, &q.follower];
+    let mut m = enc.encode_descriptor(
+        "kastle_replication_quota_byte_rate",
+        "Bytes/s of throttled replicas' replication (Kafka's LeaderReplication and FollowerReplication byte-rate).",
+        None,
+        MetricType::Gauge,
+    )?;
+    for s in sides {
+        m.encode_family(&[("quota_type", s.kind().name())])?
+            .encode_gauge(&s.byte_rate())?;
+    }
+    let mut m = enc.encode_descriptor(
+        "kastle_replication_quota_limit",
+        "leader.replication.throttled.rate / follower.replication.throttled.rate in force, bytes/s.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for s in sides {
+        if let Some(limit) = s.bound() {
+            m.encode_family(&[("quota_type", s.kind().name())])?
+                .encode_gauge(&limit)?;
+        }
+    }
+    Ok(())
 }
 
 /// Kafka's per user/client-id quota sensors (`Produce`, `Fetch`,
