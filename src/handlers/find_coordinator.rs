@@ -60,13 +60,8 @@ fn coordinator_in_cluster(
         } else {
             TransactionCoordinator::cluster_log_topic_spec(&apis.config)
         };
-        apis.internal_topics.create(
-            &apis.config,
-            name,
-            partitions,
-            replication_factor,
-            configs,
-        );
+        apis.internal_topics
+            .create(&apis.config, name, partitions, replication_factor, configs);
         return None;
     };
     let count = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);

@@ -140,17 +140,17 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                 let code = match p.wait_for_ack(end, -1, deadline).await {
                     Ok(()) => {
                         if &*p.topic == OFFSETS_TOPIC {
-                            apis.groups
-                                .complete_txn(p.index, producer_id, marker.transaction_result);
+                            apis.groups.complete_txn(
+                                p.index,
+                                producer_id,
+                                marker.transaction_result,
+                            );
                         }
                         0
                     }
                     Err(e) => e.code(),
                 };
-                if let Some(r) = topics
-                    .get_mut(ti)
-                    .and_then(|t| t.partitions.get_mut(pi))
-                {
+                if let Some(r) = topics.get_mut(ti).and_then(|t| t.partitions.get_mut(pi)) {
                     r.error_code = code;
                 }
             }

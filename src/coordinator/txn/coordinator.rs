@@ -266,11 +266,7 @@ impl TransactionCoordinator {
             return Ok(0);
         };
         let p = self.partition_for(transactional_id);
-        match leadership
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&p)
-        {
+        match leadership.lock().unwrap_or_else(|p| p.into_inner()).get(&p) {
             None => Err(ResponseError::NotCoordinator),
             Some(l) if !l.loaded => Err(ResponseError::CoordinatorLoadInProgress),
             Some(l) => Ok(l.epoch),
@@ -792,12 +788,10 @@ impl TransactionCoordinator {
     /// DescribeTransactions: NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS
     /// as for every id-keyed request, TRANSACTIONAL_ID_NOT_FOUND when unknown.
     pub async fn describe(&self, transactional_id: &str) -> Result<TxnMetadata, ResponseError> {
-        let entry = self
-            .entry(transactional_id)
-            .map_err(|e| match e {
-                ResponseError::InvalidProducerIdMapping => ResponseError::TransactionalIdNotFound,
-                other => other,
-            })?;
+        let entry = self.entry(transactional_id).map_err(|e| match e {
+            ResponseError::InvalidProducerIdMapping => ResponseError::TransactionalIdNotFound,
+            other => other,
+        })?;
         let m = entry.lock().await;
         Ok(m.clone())
     }

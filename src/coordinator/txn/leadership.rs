@@ -56,14 +56,11 @@ impl TransactionCoordinator {
                 keep
             });
             for (&p, &epoch) in &led {
-                if !current.contains_key(&p) {
-                    current.insert(
-                        p,
-                        TxnPartitionLoad {
-                            epoch,
-                            loaded: false,
-                        },
-                    );
+                if let std::collections::btree_map::Entry::Vacant(v) = current.entry(p) {
+                    v.insert(TxnPartitionLoad {
+                        epoch,
+                        loaded: false,
+                    });
                     elected.push((p, epoch));
                 }
             }
@@ -137,8 +134,7 @@ impl TransactionCoordinator {
             }
         }
         let replay = partition.clone();
-        let latest =
-            tokio::task::spawn_blocking(move || Self::replay_partitions(&[replay])).await;
+        let latest = tokio::task::spawn_blocking(move || Self::replay_partitions(&[replay])).await;
         let latest = match latest {
             Ok(Ok(l)) => l,
             Ok(Err(e)) => {
@@ -209,6 +205,93 @@ impl TransactionCoordinator {
             partition = p,
             transactional_ids = before - txns.len(),
             "transaction coordinator resigned {TXN_TOPIC}-{p}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::producer_ids::ProducerIdManager;
+    use crate::broker::ReplicaManager;
+    use crate::config::BrokerConfig;
+    use crate::coordinator::txn::marker_channel::{MarkerFuture, TxnMarkerWriter, TxnMarkers};
+    use crate::coordinator::txn::TxnConfig;
+
+    /// These tests end no transaction, so no marker is ever written.
+    struct NoMarkers;
+    impl TxnMarkerWriter for NoMarkers {
+        fn write_markers<'a>(&'a self, _m: TxnMarkers<'a>) -> MarkerFuture<'a> {
+            Box::pin(async { Err(ResponseError::CoordinatorNotAvailable) })
+        }
+    }
+
+    fn open(dir: &std::path::Path) -> Arc<TransactionCoordinator> {
+        let (config, _) = BrokerConfig::from_entries(vec![
+            ("log.dirs".into(), dir.display().to_string()),
+            ("transaction.state.log.num.partitions".into(), "3".into()),
+            ("listeners".into(), "PLAINTEXT://127.0.0.1:0".into()),
+        ])
+        .unwrap();
+        let config = Arc::new(config);
+        let (_trigger, signal) = crate::util::shutdown::channel();
+        std::mem::forget(_trigger);
+        let replicas = ReplicaManager::open(config.clone(), false, signal).unwrap();
+        replicas
+            .create_topic(TXN_TOPIC, 3, 1, TransactionCoordinator::log_topic_configs())
+            .unwrap();
+        TransactionCoordinator::for_cluster(
+            TxnConfig::from_broker(&config),
+            replicas,
+            Arc::new(ProducerIdManager::load(dir).unwrap()),
+            Arc::new(NoMarkers),
+        )
+    }
+
+    async fn init(c: &TransactionCoordinator) -> Result<(i64, i16), ResponseError> {
+        for _ in 0..200 {
+            match c.init_producer_id("tx", 60_000, None).await {
+                Err(ResponseError::CoordinatorLoadInProgress) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await
+                }
+                other => return other,
+            }
+        }
+        panic!("the partition never loaded");
+    }
+
+    #[tokio::test]
+    async fn transactional_ids_follow_the_leadership_of_their_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open(dir.path());
+        let p = c.partition_for("tx");
+        let all: BTreeMap<i32, i32> = (0..3).map(|p| (p, 0)).collect();
+        // Nothing led: not the coordinator of any transactional id.
+        assert_eq!(init(&c).await, Err(ResponseError::NotCoordinator));
+        assert_eq!(c.list().await.map(|l| l.len()), Ok(0));
+
+        c.on_metadata(3, all.clone());
+        let (pid, epoch) = init(&c).await.unwrap();
+        assert_eq!(epoch, 0);
+        assert_eq!(c.describe("tx").await.map(|m| m.producer_id), Ok(pid));
+
+        // Resigned: its ids leave memory and answer NOT_COORDINATOR.
+        let mut others = all.clone();
+        others.remove(&p);
+        c.on_metadata(3, others.clone());
+        assert_eq!(init(&c).await, Err(ResponseError::NotCoordinator));
+        assert_eq!(c.describe("tx").await, Err(ResponseError::NotCoordinator));
+        assert!(!c.verifies_locally(Some("tx")));
+
+        // Elected again: the log brings the producer back (same id, next
+        // epoch).
+        others.insert(p, 0);
+        c.on_metadata(3, others);
+        assert_eq!(init(&c).await, Ok((pid, 1)));
+        assert!(c.verifies_locally(Some("tx")));
+        assert_eq!(
+            c.describe("nobody").await,
+            Err(ResponseError::TransactionalIdNotFound)
         );
     }
 }

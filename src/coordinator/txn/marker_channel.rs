@@ -196,8 +196,8 @@ impl ClusterTxnMarkerWriter {
         for (t, p) in partitions {
             by_topic.entry(t.as_str()).or_default().push(*p);
         }
-        let request = WriteTxnMarkersRequest::default().with_markers(vec![
-            WritableTxnMarker::default()
+        let request =
+            WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
                 .with_producer_id(ProducerId(m.producer_id))
                 .with_producer_epoch(m.producer_epoch)
                 .with_transaction_result(m.commit)
@@ -211,14 +211,11 @@ impl ClusterTxnMarkerWriter {
                                 .with_partition_indexes(ps)
                         })
                         .collect(),
-                ),
-        ]);
+                )]);
         let mut client = q.client.lock().await;
-        let sent = tokio::time::timeout_at(
-            deadline,
-            client.send(&request, WRITE_TXN_MARKERS_VERSION),
-        )
-        .await;
+        let sent =
+            tokio::time::timeout_at(deadline, client.send(&request, WRITE_TXN_MARKERS_VERSION))
+                .await;
         let response = match sent {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
@@ -324,5 +321,96 @@ impl TxnMarkerWriter for ClusterTxnMarkerWriter {
                 tokio::time::sleep(RETRY_BACKOFF).await;
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::image::{BrokerRegistration, PartitionRegistration, TopicImage};
+    use crate::metadata::records::BrokerEndpoint;
+    use crate::metadata::MetadataImage;
+
+    fn broker(id: i32, fenced: bool) -> BrokerRegistration {
+        BrokerRegistration {
+            id,
+            epoch: 1,
+            incarnation_id: Default::default(),
+            listeners: vec![BrokerEndpoint {
+                name: "INTERNAL".into(),
+                host: "10.0.0.1".into(),
+                port: 9000 + id as u16,
+                security_protocol: 0,
+            }],
+            supported_features: vec![],
+            rack: None,
+            fenced,
+            in_controlled_shutdown: false,
+            directories: vec![],
+        }
+    }
+
+    fn partition(leader: i32) -> PartitionRegistration {
+        PartitionRegistration {
+            replicas: vec![1, 2, 3],
+            directories: vec![],
+            isr: vec![1, 2, 3],
+            removing_replicas: vec![],
+            adding_replicas: vec![],
+            elr: vec![],
+            last_known_elr: vec![],
+            leader,
+            leader_recovery_state: 0,
+            leader_epoch: 3,
+            partition_epoch: 3,
+        }
+    }
+
+    #[test]
+    fn markers_go_to_the_current_leader_on_the_inter_broker_listener() {
+        let mut image = MetadataImage::default();
+        for (id, fenced) in [(1, false), (2, false), (3, true)] {
+            image.brokers.insert(id, broker(id, fenced));
+        }
+        let id = Default::default();
+        image.topic_ids.insert("t".into(), id);
+        image.topics.insert(
+            id,
+            TopicImage {
+                name: "t".into(),
+                id,
+                partitions: [
+                    (0, partition(1)),
+                    (1, partition(2)),
+                    (2, partition(3)),
+                    (3, partition(-1)),
+                ]
+                .into_iter()
+                .collect(),
+            },
+        );
+        let r = |t: &str, p: i32, listener: &str| route(&image, 1, listener, t, p);
+        assert_eq!(r("t", 0, "INTERNAL"), Route::Local);
+        assert_eq!(
+            r("t", 1, "INTERNAL"),
+            Route::Remote(2, "10.0.0.1:9002".into())
+        );
+        // A fenced leader, no leader, no such listener: retried later.
+        assert_eq!(r("t", 2, "INTERNAL"), Route::Unknown);
+        assert_eq!(r("t", 3, "INTERNAL"), Route::Unknown);
+        assert_eq!(r("t", 1, "OTHER"), Route::Unknown);
+        // A deleted topic or partition: skipped.
+        assert_eq!(r("t", 9, "INTERNAL"), Route::Deleted);
+        assert_eq!(r("gone", 0, "INTERNAL"), Route::Deleted);
+    }
+
+    #[test]
+    fn retriable_errors_are_kafkas() {
+        assert!(retriable(ResponseError::NotLeaderOrFollower.code()));
+        assert!(retriable(ResponseError::UnknownTopicOrPartition.code()));
+        assert!(!retriable(ResponseError::InvalidProducerEpoch.code()));
+        assert!(!retriable(
+            ResponseError::TransactionCoordinatorFenced.code()
+        ));
     }
 }
