@@ -66,10 +66,7 @@ KNOWN_RANGES = {
                        "crate (0.18) lists v10 but decodes topic ids in no version of it"),
     "ApiVersions": _r("0-5", "0-4", "v5 is " + _CRATE),
     "EndTxn": _r("0-5", "0-4", "EndTxn v5 implies " + _TV2),
-    "WriteTxnMarkers": _r("1-2", "nothing", "Kafka's inter-broker marker API (coordinator to partition "
-                          "leaders), which kastle's coordinator calls in-process; the wire API, also what "
-                          "Admin.abortTransaction sends to a partition's leader, is not served yet, and "
-                          "v2 is " + _CRATE),
+    "WriteTxnMarkers": _r("1-2", "1-1", "v2 is " + _CRATE),
     "TxnOffsetCommit": _r("0-6", "0-4", "v5 implies " + _TV2 + ", v6 is " + _CRATE),
     "AlterReplicaLogDirs": _r("1-2", "nothing", "kastle supports a single log directory (log.dirs with one "
                               "entry), so there is no other directory to move a replica to"),

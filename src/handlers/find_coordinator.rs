@@ -1,7 +1,8 @@
 //! FindCoordinator: on a standalone broker every group and transactional
 //! id is coordinated by this broker, at the address advertised for the
 //! client's listener. In a cluster a group's coordinator is the leader of
-//! its `__consumer_offsets` partition, at that broker's endpoint on the
+//! its `__consumer_offsets` partition (a transactional id's, of its
+//! `__transaction_state` partition), at that broker's endpoint on the
 //! client's listener (Kafka's `KafkaApis.getCoordinator`): a missing topic
 //! is created through the controller and, like a partition without an
 //! alive leader, answers COORDINATOR_NOT_AVAILABLE meanwhile. A key the
@@ -18,6 +19,8 @@ use crate::broker::metadata_cache::MetadataCache;
 use crate::coordinator::group::coordinator::offsets_topic_spec;
 use crate::coordinator::group::OFFSETS_TOPIC;
 use crate::coordinator::partition_for;
+use crate::coordinator::txn::transaction_log::TXN_TOPIC;
+use crate::coordinator::txn::TransactionCoordinator;
 use crate::handlers::{decode_or_close, Reply, Request};
 use crate::security::acl::{AclOperation, ResourceType};
 
@@ -29,33 +32,40 @@ fn group_allowed(req: &Request, op: AclOperation, group: &str) -> bool {
     req.ctx.authorize(op, ResourceType::Group, group)
 }
 
-/// A cluster broker's answer for a group: the leader of its
-/// `__consumer_offsets` partition as (node id, host, port) on the client's
-/// listener; `None` (COORDINATOR_NOT_AVAILABLE) while the topic is being
-/// created, the partition has no leader, or the leader is fenced or has no
-/// such listener.
-fn group_coordinator_in_cluster(
+/// A cluster broker's answer for a group (key type 0) or transactional
+/// id (1): the leader of its `__consumer_offsets` / `__transaction_state`
+/// partition as (node id, host, port) on the client's listener; `None`
+/// (COORDINATOR_NOT_AVAILABLE) while the topic is being created, the
+/// partition has no leader, or the leader is fenced or has no such
+/// listener.
+fn coordinator_in_cluster(
     req: &Request,
     cache: &MetadataCache,
-    group: &str,
+    key_type: i8,
+    key: &str,
 ) -> Option<(i32, String, u16)> {
     let apis = &req.ctx.apis;
     let image = cache.image();
-    let Some(topic) = image.topic_by_name(OFFSETS_TOPIC) else {
-        let (partitions, configs) = offsets_topic_spec(&apis.config);
-        let replication_factor =
-            i16::try_from(apis.config.int("offsets.topic.replication.factor")).unwrap_or(3);
-        apis.internal_topics.create(
-            &apis.config,
-            OFFSETS_TOPIC,
-            partitions,
-            replication_factor,
-            configs,
-        );
+    let name = if key_type == 0 {
+        OFFSETS_TOPIC
+    } else {
+        TXN_TOPIC
+    };
+    let Some(topic) = image.topic_by_name(name) else {
+        let (partitions, replication_factor, configs) = if key_type == 0 {
+            let (partitions, configs) = offsets_topic_spec(&apis.config);
+            let replication_factor =
+                i16::try_from(apis.config.int("offsets.topic.replication.factor")).unwrap_or(3);
+            (partitions, replication_factor, configs)
+        } else {
+            TransactionCoordinator::cluster_log_topic_spec(&apis.config)
+        };
+        apis.internal_topics
+            .create(&apis.config, name, partitions, replication_factor, configs);
         return None;
     };
     let count = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
-    let registration = topic.partitions.get(&partition_for(group, count))?;
+    let registration = topic.partitions.get(&partition_for(key, count))?;
     let leader = image
         .brokers
         .get(&registration.leader)
@@ -113,10 +123,8 @@ pub fn find_coordinator(req: &Request, body: Bytes) -> Reply {
                 .with_error_code(ResponseError::CoordinatorNotAvailable.code())
                 .with_error_message(Some(s("The coordinator is not available.")))
         };
-        // Transactional ids still go to this broker in a cluster: the
-        // transaction coordinator does not follow leadership yet.
-        if let (Some(cache), 0) = (&apis.cluster, key_type) {
-            return match group_coordinator_in_cluster(req, cache, key) {
+        if let Some(cache) = &apis.cluster {
+            return match coordinator_in_cluster(req, cache, key_type, key) {
                 Some((id, host, port)) => base
                     .with_node_id(BrokerId(id))
                     .with_host(s(host))

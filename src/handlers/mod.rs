@@ -414,6 +414,7 @@ async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
         ApiKey::AddPartitionsToTxn => transactions::add_partitions_to_txn(req, body),
         ApiKey::AddOffsetsToTxn => transactions::add_offsets_to_txn(req, body),
         ApiKey::EndTxn => transactions::end_txn(req, body),
+        ApiKey::WriteTxnMarkers => write_txn_markers::handle(req, body),
         ApiKey::DescribeTransactions => transactions::describe_transactions(req, body),
         ApiKey::ListTransactions => transactions::list_transactions(req, body),
         ApiKey::DescribeProducers => ready(producers::describe_producers(&req, body)),

@@ -237,6 +237,10 @@ fn append_partition(
         .first()
         .map(|b| b.header)
         .filter(|h| h.is_transactional())
+        // A cluster leader that does not coordinate the transactional id
+        // does not verify yet (KIP-890's AddPartitionsToTxn verifyOnly to
+        // the coordinator is not implemented), as with verification off.
+        .filter(|_| txns.verifies_locally(ctx.transactional_id))
     {
         // KIP-890: a transactional batch must belong to a transaction that
         // has this partition in it.

@@ -315,8 +315,8 @@ pub fn describe_transactions(req: Request, body: Bytes) -> Pending {
                 continue;
             }
             match apis.txns.describe(&id.0).await {
-                None => s.error_code = ResponseError::TransactionalIdNotFound.code(),
-                Some(m) => {
+                Err(e) => s.error_code = e.code(),
+                Ok(m) => {
                     let mut topics: Vec<TopicData> = Vec::new();
                     for (t, p) in &m.partitions {
                         match topics.last_mut() {
@@ -391,10 +391,17 @@ pub fn list_transactions(req: Request, body: Bytes) -> Pending {
             .cloned()
             .collect();
         let now = now_ms();
-        let listed = apis
-            .txns
-            .list()
-            .await
+        let all = match apis.txns.list().await {
+            Ok(all) => all,
+            Err(e) => {
+                return req.respond(
+                    &ListTransactionsResponse::default()
+                        .with_unknown_state_filters(unknown)
+                        .with_error_code(e.code()),
+                )
+            }
+        };
+        let listed = all
             .into_iter()
             .filter(|m| filters.is_empty() || filters.iter().any(|f| f == m.state.name()))
             .filter(|m| {

@@ -3,12 +3,18 @@
 //! ABORT marker to each partition, waits until every marker is durable, and
 //! completes the transaction's pending offset commits on the
 //! `__consumer_offsets` partitions it touched. The transaction coordinator
-//! calls it in-process through `TxnMarkerWriter`; there is no wire API for it
-//! on a single node.
+//! calls it in-process through `TxnMarkerWriter` for the partitions this
+//! broker leads; in a cluster other brokers' coordinators send it as the
+//! WriteTxnMarkers request ([`handle`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use kafka_protocol::messages::write_txn_markers_response::{
+    WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+};
+use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
@@ -16,6 +22,12 @@ use crate::broker::partition::Partition;
 use crate::broker::ReplicaManager;
 use crate::coordinator::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::coordinator::txn::marker_channel::{MarkerFuture, TxnMarkerWriter, TxnMarkers};
+use crate::handlers::{decode, malformed, ready, Pending, Request};
+use crate::security::acl::AclOperation;
+
+/// How long a marker may take to reach the ISR (Kafka's
+/// `request.timeout.ms` for the coordinator's append).
+const MARKER_APPEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct LocalTxnMarkerWriter {
     pub replicas: Arc<ReplicaManager>,
@@ -58,4 +70,96 @@ impl TxnMarkerWriter for LocalTxnMarkerWriter {
             Ok(())
         })
     }
+}
+
+/// WriteTxnMarkers from another broker's transaction coordinator: each
+/// partition's marker is appended if this broker leads it
+/// (NOT_LEADER_OR_FOLLOWER / UNKNOWN_TOPIC_OR_PARTITION otherwise, which
+/// the sender retries at the new leader) and answered once the ISR has it
+/// (acks=all); the transaction's offset commits are settled on the
+/// `__consumer_offsets` partitions. Needs CLUSTER_ACTION on the cluster.
+pub fn handle(req: Request, body: Bytes) -> Pending {
+    let request: WriteTxnMarkersRequest = match decode(&req.header, body) {
+        Ok(r) => r,
+        Err(e) => return ready(malformed(&req, e)),
+    };
+    let allowed = req.ctx.authorize_cluster(AclOperation::ClusterAction);
+    Box::pin(async move {
+        let apis = req.ctx.apis.clone();
+        let deadline = Instant::now() + MARKER_APPEND_TIMEOUT;
+        let mut results = Vec::with_capacity(request.markers.len());
+        for marker in request.markers {
+            let producer_id = marker.producer_id.0;
+            let mut topics = Vec::with_capacity(marker.topics.len());
+            // Appended first, all of them; then waited for together.
+            let mut waits: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
+            for (ti, t) in marker.topics.iter().enumerate() {
+                let mut partitions = Vec::with_capacity(t.partition_indexes.len());
+                for (pi, index) in t.partition_indexes.iter().enumerate() {
+                    let code = if !allowed {
+                        ResponseError::ClusterAuthorizationFailed.code()
+                    } else {
+                        match apis
+                            .replicas
+                            .topics
+                            .get(&t.name.0)
+                            .and_then(|topic| topic.partition(*index).cloned())
+                        {
+                            None => ResponseError::UnknownTopicOrPartition.code(),
+                            Some(p) if !p.is_leader() => ResponseError::NotLeaderOrFollower.code(),
+                            Some(p) => match p.append_txn_marker(
+                                producer_id,
+                                marker.producer_epoch,
+                                marker.transaction_result,
+                                marker.coordinator_epoch,
+                            ) {
+                                Ok(end) => {
+                                    waits.push((ti, pi, p, end));
+                                    0
+                                }
+                                Err(e) => {
+                                    tracing::warn!(topic = %t.name.0, partition = index, error = %e, "writing a transaction marker");
+                                    ResponseError::NotLeaderOrFollower.code()
+                                }
+                            },
+                        }
+                    };
+                    partitions.push(
+                        WritableTxnMarkerPartitionResult::default()
+                            .with_partition_index(*index)
+                            .with_error_code(code),
+                    );
+                }
+                topics.push(
+                    WritableTxnMarkerTopicResult::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(partitions),
+                );
+            }
+            for (ti, pi, p, end) in waits {
+                let code = match p.wait_for_ack(end, -1, deadline).await {
+                    Ok(()) => {
+                        if &*p.topic == OFFSETS_TOPIC {
+                            apis.groups.complete_txn(
+                                p.index,
+                                producer_id,
+                                marker.transaction_result,
+                            );
+                        }
+                        0
+                    }
+                    Err(e) => e.code(),
+                };
+                if let Some(r) = topics.get_mut(ti).and_then(|t| t.partitions.get_mut(pi)) {
+                    r.error_code = code;
+                }
+            }
+            results.push(
+                WritableTxnMarkerResult::default()
+                    .with_producer_id(marker.producer_id)
+                    .with_topics(topics),
+            );
+        }
+        req.respond(&WriteTxnMarkersResponse::default().with_markers(results))
+    })
 }

@@ -48,6 +48,8 @@ pub static SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::AddOffsetsToTxn, 0, 4),
     // v5 belongs to transaction version 2 (epoch bump on every end).
     api(ApiKey::EndTxn, 0, 4),
+    // Inter-broker: transaction coordinators' markers to partition leaders.
+    api(ApiKey::WriteTxnMarkers, 1, 1),
     api(ApiKey::DescribeTransactions, 0, 0),
     // v2 (KIP-1152): the transactional-id pattern filter.
     api(ApiKey::ListTransactions, 0, 2),

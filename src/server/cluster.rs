@@ -19,6 +19,7 @@ use crate::broker::metadata_cache::MetadataCache;
 use crate::broker::metadata_publisher::local_changes;
 use crate::config::BrokerConfig;
 use crate::coordinator::group::OFFSETS_TOPIC;
+use crate::coordinator::txn::transaction_log::TXN_TOPIC;
 use crate::metadata::MetadataImage;
 use crate::security::SecurityProtocol;
 use crate::util::shutdown;
@@ -131,6 +132,7 @@ impl ClusterNode {
             }
             let groups = broker.as_ref().map(|b| b.apis.groups.clone());
             let producer_ids = broker.as_ref().map(|b| b.apis.producer_ids.clone());
+            let txns = broker.as_ref().map(|b| b.apis.txns.clone());
             let inter_broker = k.inter_broker_listener_name.clone();
             tokio::spawn(async move {
                 match runner.register().await {
@@ -168,6 +170,10 @@ impl ClusterNode {
                             if let Some(g) = &groups {
                                 let (count, led) = led_partitions(new, OFFSETS_TOPIC, node_id);
                                 g.on_metadata(count, led);
+                            }
+                            if let Some(t) = &txns {
+                                let (count, led) = led_partitions(new, TXN_TOPIC, node_id);
+                                t.on_metadata(count, led);
                             }
                         }));
                         runner.run_heartbeats().await;

@@ -26,6 +26,7 @@ use crate::broker::ReplicaManager;
 use crate::config::BrokerConfig;
 use crate::coordinator::group::group_config::GroupConfigManager;
 use crate::coordinator::group::{self, GroupConfig, GroupCoordinator, OFFSETS_TOPIC};
+use crate::coordinator::txn::marker_channel::ClusterTxnMarkerWriter;
 use crate::coordinator::txn::transaction_log::TXN_TOPIC;
 use crate::coordinator::txn::{TransactionCoordinator, TxnConfig};
 use crate::handlers::write_txn_markers::LocalTxnMarkerWriter;
@@ -130,17 +131,34 @@ impl BrokerServer {
         };
 
         let txn_config = TxnConfig::from_broker(&config);
-        let txn_topic = replicas.get_or_create_internal_topic(
-            TXN_TOPIC,
-            txn_config.num_partitions,
-            TransactionCoordinator::log_topic_configs(),
-        )?;
         let markers = Arc::new(LocalTxnMarkerWriter {
             replicas: replicas.clone(),
             groups: groups.clone(),
         });
-        let txns =
-            TransactionCoordinator::load(txn_config, txn_topic, producer_ids.clone(), markers)?;
+        let txns = if let Some(cache) = &cluster {
+            // `__transaction_state` is created through the controller and
+            // its partitions load as this broker is elected their leader;
+            // markers go to each partition's current leader.
+            let markers = Arc::new(ClusterTxnMarkerWriter::new(
+                config.node_id,
+                cache.clone(),
+                config.kraft.inter_broker_listener_name.clone(),
+                markers,
+            ));
+            TransactionCoordinator::for_cluster(
+                txn_config,
+                replicas.clone(),
+                producer_ids.clone(),
+                markers,
+            )
+        } else {
+            let txn_topic = replicas.get_or_create_internal_topic(
+                TXN_TOPIC,
+                txn_config.num_partitions,
+                TransactionCoordinator::log_topic_configs(),
+            )?;
+            TransactionCoordinator::load(txn_config, txn_topic, producer_ids.clone(), markers)?
+        };
 
         let metrics = Arc::new(BrokerMetrics::new(
             prometheus::listener_spec(&config).is_some(),

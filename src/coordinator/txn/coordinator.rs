@@ -12,7 +12,7 @@
 //! in the log and finishes it; an Ongoing transaction is aborted once its
 //! timeout passes.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,8 +20,10 @@ use kafka_protocol::ResponseError;
 use tokio::sync::Mutex as AsyncMutex;
 use tokio::time::Instant;
 
+use crate::broker::partition::Partition;
 use crate::broker::producer_ids::ProducerIdManager;
 use crate::broker::topics::Topic;
+use crate::broker::ReplicaManager;
 use crate::config::BrokerConfig;
 use crate::coordinator::loader::{self, LoadedBatch};
 use crate::coordinator::partition_for;
@@ -96,20 +98,44 @@ impl TxnMetadata {
 /// What produce-time verification needs to know of a producer's
 /// transaction, readable without the per-transaction lock.
 #[derive(Debug, Clone)]
-struct ProducerView {
-    transactional_id: String,
+pub(super) struct ProducerView {
+    pub(super) transactional_id: String,
     epoch: i16,
     state: TxnState,
     partitions: BTreeSet<(String, i32)>,
 }
 
+/// Where `__transaction_state` is found.
+pub(super) enum TxnLog {
+    /// A standalone broker's own topic, created at start-up.
+    Fixed(Arc<Topic>),
+    /// A cluster broker's local replica of the topic, looked up on each
+    /// use (the local log appears, or is replaced, when the image says so).
+    Replicas(Arc<ReplicaManager>),
+}
+
+/// A cluster coordinator's election for one `__transaction_state`
+/// partition: the leader epoch (Kafka's coordinator epoch) and whether its
+/// transactions are loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct TxnPartitionLoad {
+    pub epoch: i32,
+    pub loaded: bool,
+}
+
 pub struct TransactionCoordinator {
-    config: TxnConfig,
-    log_topic: Arc<Topic>,
+    pub(super) config: TxnConfig,
+    pub(super) log: TxnLog,
+    /// Cluster mode: the partition count of `__transaction_state` in the
+    /// metadata image (standalone: the local topic's).
+    pub(super) num_partitions: std::sync::atomic::AtomicI32,
     producer_ids: Arc<ProducerIdManager>,
     markers: Arc<dyn TxnMarkerWriter>,
-    txns: Mutex<HashMap<String, Arc<AsyncMutex<TxnMetadata>>>>,
-    producers: Mutex<HashMap<i64, ProducerView>>,
+    pub(super) txns: Mutex<HashMap<String, Arc<AsyncMutex<TxnMetadata>>>>,
+    pub(super) producers: Mutex<HashMap<i64, ProducerView>>,
+    /// Cluster mode: the `__transaction_state` partitions this broker
+    /// leads (None on a standalone broker, which coordinates every id).
+    pub(super) leadership: Option<Mutex<BTreeMap<i32, TxnPartitionLoad>>>,
 }
 
 /// Kafka answers PRODUCER_FENCED from EndTxn/AddPartitionsToTxn/AddOffsetsToTxn
@@ -135,6 +161,35 @@ impl TransactionCoordinator {
         .collect()
     }
 
+    /// A cluster's `__transaction_state` as the controller creates it:
+    /// partitions, replication factor and configs (Kafka's
+    /// `TransactionLog` topic configs: min.insync.replicas from
+    /// `transaction.state.log.min.isr`, no unclean election).
+    pub fn cluster_log_topic_spec(c: &BrokerConfig) -> (i32, i16, BTreeMap<String, String>) {
+        let partitions = c
+            .int("transaction.state.log.num.partitions")
+            .clamp(1, 10_000) as i32;
+        let replication_factor =
+            i16::try_from(c.int("transaction.state.log.replication.factor")).unwrap_or(3);
+        let configs = [
+            ("cleanup.policy", "compact".to_string()),
+            (
+                "min.insync.replicas",
+                c.int("transaction.state.log.min.isr").to_string(),
+            ),
+            ("unclean.leader.election.enable", "false".to_string()),
+            (
+                "segment.bytes",
+                c.int("transaction.state.log.segment.bytes").to_string(),
+            ),
+            ("compression.type", "uncompressed".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        (partitions, replication_factor, configs)
+    }
+
     /// Loads every transactional id from `log_topic` (`__transaction_state`).
     /// Producer ids come from `producer_ids`; markers go through `markers`.
     pub fn load(
@@ -143,32 +198,88 @@ impl TransactionCoordinator {
         producer_ids: Arc<ProducerIdManager>,
         markers: Arc<dyn TxnMarkerWriter>,
     ) -> anyhow::Result<Arc<Self>> {
+        let n = i32::try_from(log_topic.partitions.len()).unwrap_or(i32::MAX);
         let coordinator = Arc::new(TransactionCoordinator {
             config: TxnConfig {
-                num_partitions: i32::try_from(log_topic.partitions.len()).unwrap_or(i32::MAX),
+                num_partitions: n,
                 ..config
             },
-            log_topic,
+            log: TxnLog::Fixed(log_topic.clone()),
+            num_partitions: std::sync::atomic::AtomicI32::new(n),
             producer_ids,
             markers,
             txns: Mutex::new(HashMap::new()),
             producers: Mutex::new(HashMap::new()),
+            leadership: None,
         });
-        coordinator.load_state()?;
+        let latest = Self::replay_partitions(&log_topic.partitions)?;
+        coordinator.install(latest);
         Ok(coordinator)
     }
 
-    pub fn log_topic(&self) -> &Arc<Topic> {
-        &self.log_topic
+    /// A cluster broker's coordinator: nothing loaded, no transactional id
+    /// coordinated until the metadata image makes this broker a leader of
+    /// `__transaction_state` partitions (`on_metadata`).
+    pub fn for_cluster(
+        config: TxnConfig,
+        replicas: Arc<ReplicaManager>,
+        producer_ids: Arc<ProducerIdManager>,
+        markers: Arc<dyn TxnMarkerWriter>,
+    ) -> Arc<Self> {
+        let n = config.num_partitions;
+        Arc::new(TransactionCoordinator {
+            config,
+            log: TxnLog::Replicas(replicas),
+            num_partitions: std::sync::atomic::AtomicI32::new(n),
+            producer_ids,
+            markers,
+            txns: Mutex::new(HashMap::new()),
+            producers: Mutex::new(HashMap::new()),
+            leadership: Some(Mutex::new(BTreeMap::new())),
+        })
     }
 
     pub fn partition_for(&self, transactional_id: &str) -> i32 {
-        partition_for(transactional_id, self.config.num_partitions)
+        partition_for(
+            transactional_id,
+            self.num_partitions
+                .load(std::sync::atomic::Ordering::Acquire),
+        )
     }
 
-    fn load_state(&self) -> anyhow::Result<()> {
+    /// The local replica of `__transaction_state` partition `index`.
+    pub(super) fn log_partition(&self, index: i32) -> Option<Arc<Partition>> {
+        match &self.log {
+            TxnLog::Fixed(t) => t.partition(index).cloned(),
+            TxnLog::Replicas(r) => r
+                .topics
+                .get(transaction_log::TXN_TOPIC)
+                .and_then(|t| t.partition(index).cloned()),
+        }
+    }
+
+    /// Whether this broker coordinates `transactional_id` now: Ok, or
+    /// NOT_COORDINATOR (its partition is led elsewhere) or
+    /// COORDINATOR_LOAD_IN_PROGRESS (Kafka's `getTransactionState` checks).
+    pub fn check_coordinator(&self, transactional_id: &str) -> Result<i32, ResponseError> {
+        let Some(leadership) = &self.leadership else {
+            return Ok(0);
+        };
+        let p = self.partition_for(transactional_id);
+        match leadership.lock().unwrap_or_else(|p| p.into_inner()).get(&p) {
+            None => Err(ResponseError::NotCoordinator),
+            Some(l) if !l.loaded => Err(ResponseError::CoordinatorLoadInProgress),
+            Some(l) => Ok(l.epoch),
+        }
+    }
+
+    /// The latest value of every transactional id in `partitions` (None:
+    /// a tombstone).
+    pub(super) fn replay_partitions(
+        partitions: &[Arc<Partition>],
+    ) -> anyhow::Result<HashMap<String, Option<TxnValue>>> {
         let mut latest: HashMap<String, Option<TxnValue>> = HashMap::new();
-        for p in &self.log_topic.partitions {
+        for p in partitions {
             loader::replay(p, |b| {
                 // Markers do not concern the transaction log itself.
                 let LoadedBatch::Records { header, section } = b else {
@@ -189,8 +300,14 @@ impl TransactionCoordinator {
                 }
             })?;
         }
+        Ok(latest)
+    }
+
+    /// Makes loaded transactional ids current; returns how many.
+    pub(super) fn install(&self, latest: HashMap<String, Option<TxnValue>>) -> usize {
         let mut txns = self.txns.lock().unwrap_or_else(|p| p.into_inner());
         let mut producers = self.producers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut loaded = 0;
         for (id, v) in latest {
             let Some(v) = v else { continue };
             let meta = TxnMetadata {
@@ -205,9 +322,12 @@ impl TransactionCoordinator {
             };
             producers.insert(meta.producer_id, view_of(&meta));
             txns.insert(id, Arc::new(AsyncMutex::new(meta)));
+            loaded += 1;
         }
-        tracing::info!(transactional_ids = txns.len(), "loaded transaction state");
-        Ok(())
+        if self.leadership.is_none() {
+            tracing::info!(transactional_ids = txns.len(), "loaded transaction state");
+        }
+        loaded
     }
 
     /// Finishes transactions a previous run left prepared, then aborts
@@ -241,7 +361,7 @@ impl TransactionCoordinator {
         });
     }
 
-    fn entries(&self) -> Vec<Arc<AsyncMutex<TxnMetadata>>> {
+    pub(super) fn entries(&self) -> Vec<Arc<AsyncMutex<TxnMetadata>>> {
         self.txns
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -250,12 +370,14 @@ impl TransactionCoordinator {
             .collect()
     }
 
-    fn entry(&self, id: &str) -> Option<Arc<AsyncMutex<TxnMetadata>>> {
+    fn entry(&self, id: &str) -> Result<Arc<AsyncMutex<TxnMetadata>>, ResponseError> {
+        self.check_coordinator(id)?;
         self.txns
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
             .cloned()
+            .ok_or(ResponseError::InvalidProducerIdMapping)
     }
 
     async fn abort_timed_out(&self) {
@@ -304,11 +426,13 @@ impl TransactionCoordinator {
         m: &TxnMetadata,
         previous_producer_id: i64,
     ) -> Result<(), ResponseError> {
+        let index = self.partition_for(&m.transactional_id);
+        // Cluster mode: only the coordinator of the id's partition writes,
+        // at the coordinator epoch it loaded with.
+        let epoch = self.check_coordinator(&m.transactional_id)?;
         let partition = self
-            .log_topic
-            .partition(self.partition_for(&m.transactional_id))
-            .ok_or(ResponseError::CoordinatorNotAvailable)?
-            .clone();
+            .log_partition(index)
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
         let (key, value) = transaction_log::encode_key(&m.transactional_id)
             .and_then(|k| {
                 Ok((
@@ -322,28 +446,58 @@ impl TransactionCoordinator {
                 tracing::warn!(error = %e, "transaction state cannot be serialized");
                 ResponseError::UnknownServerError
             })?;
-        let out = partition.append_records(&[(key, Some(value))], None).map_err(|e| {
-            tracing::warn!(transactional_id = %m.transactional_id, error = %e, "writing transaction state");
-            ResponseError::CoordinatorNotAvailable
-        })?;
         let deadline = Instant::now() + Duration::from_millis(self.config.write_timeout_ms);
+        if self.leadership.is_none() {
+            let out = partition.append_records(&[(key, Some(value))], None).map_err(|e| {
+                tracing::warn!(transactional_id = %m.transactional_id, error = %e, "writing transaction state");
+                ResponseError::CoordinatorNotAvailable
+            })?;
+            return partition
+                .wait_for_high_watermark(out.last_offset + 1, deadline)
+                .await
+                .map_err(|_| ResponseError::CoordinatorNotAvailable);
+        }
+        // A replicated log: acks=all, with Kafka's mapping of append
+        // errors (`TransactionStateManager.appendTransactionToLog`).
+        if !partition.is_leader() || partition.leader_epoch() != epoch {
+            return Err(ResponseError::NotCoordinator);
+        }
+        let out = partition
+            .append_records(&[(key, Some(value))], None)
+            .map_err(map_append_error)?;
         partition
-            .wait_for_high_watermark(out.last_offset + 1, deadline)
+            .wait_for_ack(out.last_offset + 1, -1, deadline)
             .await
-            .map_err(|_| ResponseError::CoordinatorNotAvailable)
+            .map_err(map_append_error)?;
+        // The election may have ended while the write was in flight.
+        match self.check_coordinator(&m.transactional_id) {
+            Ok(e) if e == epoch => Ok(()),
+            Ok(_) => Err(ResponseError::NotCoordinator),
+            Err(e) => Err(e),
+        }
     }
 
     /// Writes markers to every partition of the transaction, then logs the
     /// Complete state. `m` is in a Prepare state (already durable).
-    async fn complete(&self, m: &mut TxnMetadata, commit: bool) -> Result<(), ResponseError> {
+    pub(super) async fn complete(
+        &self,
+        m: &mut TxnMetadata,
+        commit: bool,
+    ) -> Result<(), ResponseError> {
+        // The coordinator epoch (cluster mode: the partition's leader
+        // epoch); markers stop once this election is over.
+        let coordinator_epoch = self.check_coordinator(&m.transactional_id)?;
+        let index = self.partition_for(&m.transactional_id);
+        let current = move || self.is_current(index, coordinator_epoch);
         self.markers
             .write_markers(TxnMarkers {
                 producer_id: m.producer_id,
                 producer_epoch: m.producer_epoch,
                 commit,
-                coordinator_epoch: 0,
+                coordinator_epoch,
                 partitions: &m.partitions,
                 timeout_ms: self.config.write_timeout_ms,
+                still_coordinator: &current,
             })
             .await?;
         let mut next = m.clone();
@@ -396,6 +550,7 @@ impl TransactionCoordinator {
         if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
             return Err(ResponseError::InvalidTransactionTimeout);
         }
+        self.check_coordinator(transactional_id)?;
         let entry = {
             let mut txns = self.txns.lock().unwrap_or_else(|p| p.into_inner());
             match txns.get(transactional_id) {
@@ -514,9 +669,7 @@ impl TransactionCoordinator {
         verify_only: bool,
         version: i16,
     ) -> Result<(), ResponseError> {
-        let entry = self
-            .entry(transactional_id)
-            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        let entry = self.entry(transactional_id)?;
         let mut m = entry.lock().await;
         Self::check_producer(&m, producer_id, epoch, version)?;
         match m.state {
@@ -559,9 +712,7 @@ impl TransactionCoordinator {
         commit: bool,
         version: i16,
     ) -> Result<(), ResponseError> {
-        let entry = self
-            .entry(transactional_id)
-            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        let entry = self.entry(transactional_id)?;
         let mut m = entry.lock().await;
         Self::check_producer(&m, producer_id, epoch, version)?;
         match (m.state, commit) {
@@ -628,28 +779,66 @@ impl TransactionCoordinator {
         Ok(())
     }
 
-    pub async fn describe(&self, transactional_id: &str) -> Option<TxnMetadata> {
-        let entry = self.entry(transactional_id)?;
+    /// DescribeTransactions: NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS
+    /// as for every id-keyed request, TRANSACTIONAL_ID_NOT_FOUND when unknown.
+    pub async fn describe(&self, transactional_id: &str) -> Result<TxnMetadata, ResponseError> {
+        let entry = self.entry(transactional_id).map_err(|e| match e {
+            ResponseError::InvalidProducerIdMapping => ResponseError::TransactionalIdNotFound,
+            other => other,
+        })?;
         let m = entry.lock().await;
-        Some(m.clone())
+        Ok(m.clone())
     }
 
-    pub async fn list(&self) -> Vec<TxnMetadata> {
+    /// ListTransactions: what this broker coordinates; while a partition
+    /// loads, COORDINATOR_LOAD_IN_PROGRESS (Kafka's `listTransactionStates`).
+    pub async fn list(&self) -> Result<Vec<TxnMetadata>, ResponseError> {
+        if let Some(l) = &self.leadership {
+            if l.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .any(|l| !l.loaded)
+            {
+                return Err(ResponseError::CoordinatorLoadInProgress);
+            }
+        }
         let mut out = Vec::new();
         for e in self.entries() {
             out.push(e.lock().await.clone());
         }
         out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
-        out
+        Ok(out)
     }
 
-    /// Whether `partition` hosts this coordinator's log (for FindCoordinator).
-    pub fn owns(&self, _transactional_id: &str) -> bool {
-        true
+    /// Whether produce-time verification can be answered here: always on
+    /// a standalone broker; in a cluster only by the coordinator of the
+    /// transactional id (other leaders do not verify yet, as with
+    /// `transaction.partition.verification.enable=false`).
+    pub fn verifies_locally(&self, transactional_id: Option<&str>) -> bool {
+        match (&self.leadership, transactional_id) {
+            (None, _) => true,
+            (Some(_), Some(id)) => self.check_coordinator(id).is_ok(),
+            (Some(_), None) => false,
+        }
     }
 }
 
-fn view_of(m: &TxnMetadata) -> ProducerView {
+/// Kafka's mapping of a failed `__transaction_state` append to what the
+/// transactional client sees.
+fn map_append_error(e: ResponseError) -> ResponseError {
+    use ResponseError as E;
+    match e {
+        E::UnknownTopicOrPartition
+        | E::NotEnoughReplicas
+        | E::NotEnoughReplicasAfterAppend
+        | E::RequestTimedOut => E::CoordinatorNotAvailable,
+        E::NotLeaderOrFollower | E::KafkaStorageError => E::NotCoordinator,
+        E::MessageTooLarge | E::RecordListTooLarge => E::UnknownServerError,
+        other => other,
+    }
+}
+
+pub(super) fn view_of(m: &TxnMetadata) -> ProducerView {
     ProducerView {
         transactional_id: m.transactional_id.clone(),
         epoch: m.producer_epoch,

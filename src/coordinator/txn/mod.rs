@@ -3,6 +3,7 @@
 //! partition of a transaction, and its log `__transaction_state`.
 
 pub mod coordinator;
+pub mod leadership;
 pub mod marker_channel;
 pub mod transaction_log;
 
