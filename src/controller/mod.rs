@@ -11,6 +11,7 @@ pub mod broker_heartbeat_manager;
 pub mod elect_leaders;
 pub mod partition_change;
 pub mod quorum_controller;
+pub mod reassignment;
 pub mod replica_placer;
 pub mod replication_control;
 #[cfg(test)]
