@@ -31,6 +31,7 @@ FAST = {
 
 class KastleCluster:
     def __init__(self, broker_factory, nodes=3, overrides=None):
+        self.broker_factory, self.overrides = broker_factory, overrides
         self.client_ports = {i: free_port() for i in range(1, nodes + 1)}
         self.controller_ports = {i: free_port() for i in range(1, nodes + 1)}
         voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in self.controller_ports.items())
@@ -55,6 +56,31 @@ class KastleCluster:
                 f"version=1\nnode.id={i}\ncluster.id={CLUSTER_ID}\n")
             b.name = f"kastle-node{i}"
             self.nodes[i] = b
+
+    def add_broker(self, node_id):
+        """A broker-only node (``process.roles=broker``) joining the quorum
+        of the combined nodes, as a fourth broker added to a running cluster
+        is; not started."""
+        voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in self.controller_ports.items())
+        p = self.client_ports[node_id] = free_port()
+        props = dict(FAST)
+        props.update({
+            "process.roles": "broker",
+            "node.id": str(node_id),
+            "controller.quorum.voters": voters,
+            "listeners": f"PLAINTEXT://127.0.0.1:{p}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{p}",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+        })
+        props.update(self.overrides or {})
+        b = self.broker_factory(props, start=False, port=p)
+        (b.data_dir / "meta.properties").write_text(
+            f"version=1\nnode.id={node_id}\ncluster.id={CLUSTER_ID}\n")
+        b.name = f"kastle-node{node_id}"
+        self.nodes[node_id] = b
+        return b
 
     @property
     def bootstrap(self) -> str:

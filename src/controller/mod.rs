@@ -13,6 +13,7 @@ pub mod elect_leaders;
 pub mod partition_change;
 pub mod producer_id_control;
 pub mod quorum_controller;
+pub mod reassignment;
 pub mod replica_placer;
 pub mod replication_control;
 #[cfg(test)]

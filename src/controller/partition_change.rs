@@ -1,7 +1,9 @@
 //! `PartitionChangeBuilder`: one partition's next registration (ISR,
 //! leader, leader recovery state) as a PartitionChangeRecord, or nothing
 //! when nothing changes, with Kafka's leader elections (preferred, online,
-//! unclean). Eligible leader replicas (KIP-966) are off
+//! unclean), and the reassignment steps: a new replica set with its
+//! adding/removing replicas, completed once the ISR holds every target
+//! replica. Eligible leader replicas (KIP-966) are off
 //! (`eligible.leader.replicas.version=0`): a shrink never empties the ISR
 //! and a leftover ELR is cleared as Kafka clears it.
 
@@ -99,6 +101,12 @@ pub struct PartitionChangeBuilder<'a, F: Fn(i32) -> bool> {
     partition_id: i32,
     is_acceptable_leader: F,
     target_isr: Vec<i32>,
+    target_replicas: Vec<i32>,
+    target_removing: Vec<i32>,
+    target_adding: Vec<i32>,
+    /// Where a replica new to the partition goes (Kafka's
+    /// `DefaultDirProvider`); unassigned without one.
+    default_dir: Option<Box<dyn Fn(i32) -> Uuid + 'a>>,
     election: Election,
     target_leader_recovery_state: i8,
 }
@@ -116,6 +124,10 @@ impl<'a, F: Fn(i32) -> bool> PartitionChangeBuilder<'a, F> {
             partition_id,
             is_acceptable_leader,
             target_isr: partition.isr.clone(),
+            target_replicas: partition.replicas.clone(),
+            target_removing: partition.removing_replicas.clone(),
+            target_adding: partition.adding_replicas.clone(),
+            default_dir: None,
             election: Election::Online,
             target_leader_recovery_state: partition.leader_recovery_state,
         }
@@ -123,6 +135,28 @@ impl<'a, F: Fn(i32) -> bool> PartitionChangeBuilder<'a, F> {
 
     pub fn target_isr(mut self, isr: Vec<i32>) -> Self {
         self.target_isr = isr;
+        self
+    }
+
+    /// The replica list to move to (a reassignment's union of target and
+    /// current replicas, or its completion).
+    pub fn target_replicas(mut self, replicas: Vec<i32>) -> Self {
+        self.target_replicas = replicas;
+        self
+    }
+
+    pub fn target_removing(mut self, removing: Vec<i32>) -> Self {
+        self.target_removing = removing;
+        self
+    }
+
+    pub fn target_adding(mut self, adding: Vec<i32>) -> Self {
+        self.target_adding = adding;
+        self
+    }
+
+    pub fn default_dirs(mut self, provider: impl Fn(i32) -> Uuid + 'a) -> Self {
+        self.default_dir = Some(Box::new(provider));
         self
     }
 
@@ -143,7 +177,7 @@ impl<'a, F: Fn(i32) -> bool> PartitionChangeBuilder<'a, F> {
 
     /// The elected node and whether the election was unclean.
     pub fn elect_leader(&self) -> (i32, bool) {
-        let replicas = &self.partition.replicas;
+        let replicas = &self.target_replicas;
         if self.election == Election::Preferred {
             if let Some(first) = replicas.first() {
                 if self.is_valid_new_leader(*first) {
@@ -178,9 +212,10 @@ impl<'a, F: Fn(i32) -> bool> PartitionChangeBuilder<'a, F> {
 
     /// The change, or `None` when the registration would stay as it is
     /// (`PartitionChangeBuilder.build`).
-    pub fn build(self) -> Option<PartitionChangeRecord> {
+    pub fn build(mut self) -> Option<PartitionChangeRecord> {
         let p = self.partition;
         let mut record = PartitionChangeRecord::new(self.topic_id, self.partition_id);
+        self.complete_reassignment_if_needed();
         let (node, unclean) = self.elect_leader();
         if node != p.leader {
             record.leader = node;
@@ -192,6 +227,13 @@ impl<'a, F: Fn(i32) -> bool> PartitionChangeBuilder<'a, F> {
                 }
             }
         }
+        // A replica leaving the partition must not keep acting on the old
+        // epoch: the leader epoch moves with it.
+        if record.leader == NO_LEADER_CHANGE
+            && !p.replicas.iter().all(|r| self.target_replicas.contains(r))
+        {
+            record.leader = p.leader;
+        }
         // ELR disabled: a leftover ELR is cleared (maybeUpdateRecordElr).
         if !p.elr.is_empty() {
             record.eligible_leader_replicas = Some(Vec::new());
@@ -200,6 +242,7 @@ impl<'a, F: Fn(i32) -> bool> PartitionChangeBuilder<'a, F> {
         if record.isr.is_none() && !self.target_isr.is_empty() && self.target_isr != p.isr {
             record.isr = Some(self.target_isr.clone());
         }
+        self.set_assignment_changes(&mut record);
         if self.target_leader_recovery_state != p.leader_recovery_state
             && record.leader_recovery_state == -1
         {
@@ -216,4 +259,85 @@ impl<'a, F: Fn(i32) -> bool> PartitionChangeBuilder<'a, F> {
             && record.directories.is_none();
         (!no_op).then_some(record)
     }
+
+    /// Kafka's `completeReassignmentIfNeeded`: once the ISR (less the
+    /// removing replicas) holds every target replica, the removing replicas
+    /// leave the replica list and the ISR, and the reassignment ends.
+    fn complete_reassignment_if_needed(&mut self) {
+        let Some((replicas, isr)) = completed_reassignment(
+            &self.target_replicas,
+            &self.target_removing,
+            &self.target_adding,
+            &self.target_isr,
+        ) else {
+            return;
+        };
+        self.target_replicas = replicas;
+        self.target_isr = isr;
+        self.target_removing.clear();
+        self.target_adding.clear();
+    }
+
+    /// Kafka's `setAssignmentChanges`: the replica list (with a directory
+    /// per replica: the one it had, else the default for a new one) and
+    /// the adding/removing lists, each only when it changes.
+    fn set_assignment_changes(&self, record: &mut PartitionChangeRecord) {
+        let p = self.partition;
+        if !self.target_replicas.is_empty() && self.target_replicas != p.replicas {
+            let directories: Vec<Uuid> = self
+                .target_replicas
+                .iter()
+                .map(|r| {
+                    p.replicas
+                        .iter()
+                        .position(|x| x == r)
+                        .and_then(|i| p.directories.get(i).copied())
+                        .unwrap_or_else(|| match &self.default_dir {
+                            Some(f) => f(*r),
+                            None => DIR_UNASSIGNED,
+                        })
+                })
+                .collect();
+            if directories != p.directories {
+                record.directories = Some(directories);
+            }
+            record.replicas = Some(self.target_replicas.clone());
+        }
+        if self.target_removing != p.removing_replicas {
+            record.removing_replicas = Some(self.target_removing.clone());
+        }
+        if self.target_adding != p.adding_replicas {
+            record.adding_replicas = Some(self.target_adding.clone());
+        }
+    }
+}
+
+/// Kafka's `PartitionReassignmentReplicas.maybeCompleteReassignment`: the
+/// replicas and ISR once a reassignment in progress can finish, or `None`.
+pub fn completed_reassignment(
+    replicas: &[i32],
+    removing: &[i32],
+    adding: &[i32],
+    isr: &[i32],
+) -> Option<(Vec<i32>, Vec<i32>)> {
+    if removing.is_empty() && adding.is_empty() {
+        return None;
+    }
+    let new_isr: Vec<i32> = isr
+        .iter()
+        .copied()
+        .filter(|r| !removing.contains(r))
+        .collect();
+    let new_replicas: Vec<i32> = replicas
+        .iter()
+        .copied()
+        .filter(|r| !removing.contains(r))
+        .collect();
+    if new_isr.is_empty() || new_replicas.is_empty() {
+        return None;
+    }
+    if !new_replicas.iter().all(|r| new_isr.contains(r)) {
+        return None;
+    }
+    Some((new_replicas, new_isr))
 }

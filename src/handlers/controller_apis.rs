@@ -13,10 +13,12 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
-    AllocateProducerIdsRequest, AlterPartitionRequest, AlterPartitionResponse, ApiKey,
+    AllocateProducerIdsRequest, AlterPartitionReassignmentsRequest,
+    AlterPartitionReassignmentsResponse, AlterPartitionRequest, AlterPartitionResponse, ApiKey,
     ApiVersionsResponse, BrokerHeartbeatRequest, BrokerRegistrationRequest,
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, ListPartitionReassignmentsRequest,
+    ListPartitionReassignmentsResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
@@ -25,13 +27,13 @@ use crate::clients::private_apis::{
     MetadataFetchRequest, METADATA_FETCH_KEY, RAFT_RPC_KEY, RESPONSE_HEADER_VERSION,
 };
 use crate::controller::quorum_controller::QuorumController;
-use crate::controller::replication_control;
+use crate::controller::{reassignment, replication_control};
 use crate::protocol::header::parse_request_header;
 use crate::protocol::response::{encode_response, encode_with_header_version};
 use crate::raft::network::RaftRpc;
 
 /// The Kafka APIs a controller listener serves.
-const CONTROLLER_APIS: [ApiKey; 8] = [
+const CONTROLLER_APIS: [ApiKey; 10] = [
     ApiKey::ApiVersions,
     ApiKey::BrokerRegistration,
     ApiKey::BrokerHeartbeat,
@@ -40,6 +42,8 @@ const CONTROLLER_APIS: [ApiKey; 8] = [
     ApiKey::CreatePartitions,
     ApiKey::AlterPartition,
     ApiKey::AllocateProducerIds,
+    ApiKey::AlterPartitionReassignments,
+    ApiKey::ListPartitionReassignments,
 ];
 
 pub struct ControllerApis {
@@ -218,6 +222,33 @@ impl ControllerApis {
             ApiKey::AllocateProducerIds => {
                 let req = AllocateProducerIdsRequest::decode(&mut body, version)?;
                 encode_response(cid, version, &c.allocate_producer_ids(&req).await)
+            }
+            ApiKey::AlterPartitionReassignments => {
+                let req = AlterPartitionReassignmentsRequest::decode(&mut body, version)?;
+                let defaults = c.defaults().clone();
+                let resp = c
+                    .write(|image, _| {
+                        let d = reassignment::alter_partition_reassignments(image, &req, &defaults);
+                        (d.records, d.response)
+                    })
+                    .await;
+                let resp = resp.unwrap_or_else(|e| {
+                    AlterPartitionReassignmentsResponse::default()
+                        .with_error_code(e.error().code())
+                        .with_allow_replication_factor_change(req.allow_replication_factor_change)
+                });
+                encode_response(cid, version, &resp)
+            }
+            ApiKey::ListPartitionReassignments => {
+                let req = ListPartitionReassignmentsRequest::decode(&mut body, version)?;
+                // Only the active controller's image is the committed one.
+                let resp = if c.leader_id() == Some(c.node_id()) {
+                    reassignment::list_partition_reassignments(&c.image(), &req)
+                } else {
+                    ListPartitionReassignmentsResponse::default()
+                        .with_error_code(ResponseError::NotController.code())
+                };
+                encode_response(cid, version, &resp)
             }
             other => anyhow::bail!("api {other:?} is not served on a controller listener"),
         }

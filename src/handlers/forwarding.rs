@@ -457,7 +457,7 @@ pub async fn forward_create_topics(
 
 /// Sends `request` to each controller in turn until one answers as the
 /// active controller; `None` when none did within [`FORWARD_TIMEOUT`].
-async fn forward<R: KafkaRequest>(
+pub(crate) async fn forward<R: KafkaRequest>(
     config: &BrokerConfig,
     request: &R,
     version: i16,

@@ -446,6 +446,12 @@ async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
         ApiKey::DescribeLogDirs => ready(admin_cluster::describe_log_dirs(&req, body)),
         ApiKey::OffsetForLeaderEpoch => ready(admin_cluster::offset_for_leader_epoch(&req, body)),
         ApiKey::ElectLeaders => ready(admin_cluster::elect_leaders(&req, body)),
+        ApiKey::AlterPartitionReassignments if req.ctx.apis.cluster.is_some() => {
+            reassignments::forward_alter_partition_reassignments(req, body)
+        }
+        ApiKey::ListPartitionReassignments if req.ctx.apis.cluster.is_some() => {
+            reassignments::forward_list_partition_reassignments(req, body)
+        }
         ApiKey::AlterPartitionReassignments => {
             ready(reassignments::alter_partition_reassignments(&req, body))
         }

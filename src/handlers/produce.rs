@@ -191,6 +191,19 @@ fn append_partition(
     let version = ctx.version;
     let now = ctx.now;
     let settings = partition.settings();
+    // Kafka's `appendRecordsToLeader` asks for the local leader log first: a
+    // replica that lost leadership (or left the partition in a reassignment)
+    // answers NOT_LEADER_OR_FOLLOWER, which makes the client refresh its
+    // metadata, before any min.insync.replicas check (whose retriable
+    // NOT_ENOUGH_REPLICAS would keep the client here).
+    if !partition.is_leader() {
+        return Err(Box::new(failed(
+            index,
+            ResponseError::NotLeaderOrFollower,
+            -1,
+            None,
+        )));
+    }
     if ctx.acks == -1 && partition.below_min_isr(settings.min_insync_replicas) {
         // Kafka's NotEnoughReplicasException from appendRecordsToLeader goes
         // through appendToLocalLog's catch-all: log start offset, no message.
