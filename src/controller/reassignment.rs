@@ -9,6 +9,7 @@
 //!    drops the removing replicas and ends the reassignment
 //!    (`PartitionChangeBuilder`'s completion, so any ISR change, fencing or
 //!    election completes it as soon as it can).
+//!
 //! A target that only reorders the replicas completes at once. Cancelling
 //! reverts to the original replicas.
 
