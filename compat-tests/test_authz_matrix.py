@@ -219,6 +219,13 @@ CASES = [
                                      "producerEpoch": c["epoch"], "verifyOnly": True,
                                      "topics": [{"name": n("av-t"), "partitions": [0]}]}]},
      lambda n: [acl(CLUSTER, CLUSTER_NAME, CLUSTER_ACTION)]),
+    # WriteTxnMarkers (27) is what a transaction coordinator sends a partition
+    # leader; v1, the version both brokers serve.
+    ("write txn markers", 27, 1, _txn("wm"),
+     lambda n, c: {"markers": [{"producerId": c["pid"], "producerEpoch": c["epoch"],
+                                "transactionResult": False, "coordinatorEpoch": 0,
+                                "topics": [{"name": n("wm-t"), "partitionIndexes": [0]}]}]},
+     lambda n: [acl(CLUSTER, CLUSTER_NAME, CLUSTER_ACTION)]),
     ("add offsets to txn", sc.ADD_OFFSETS_TO_TXN, None, _txn("ao", with_topic=False),
      lambda n, c: {"transactionalId": n("ao-x"), "producerId": c["pid"],
                    "producerEpoch": c["epoch"], "groupId": n("ao-g")},
