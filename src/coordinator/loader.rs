@@ -3,7 +3,13 @@
 //! batch by batch, decompressed, handing each data batch's records section
 //! and each transaction marker to the coordinator's own replay, which
 //! applies them one record at a time. Shared by the group and transaction
-//! coordinators.
+//! coordinators, as is [`committed_leader`], the wait a cluster
+//! coordinator makes on election before it loads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
 
 use crate::broker::partition::Partition;
 use crate::record::batch::{self, BatchHeader};
@@ -12,6 +18,52 @@ use crate::record::control::EndTransactionMarker;
 
 /// How much is read from the log at once while loading.
 const READ_CHUNK: usize = 8 << 20;
+
+/// How often an elected coordinator re-checks that its local replica leads.
+const LEADER_POLL: Duration = Duration::from_millis(50);
+/// How long one wait for the high watermark lasts before the election is
+/// checked again.
+const HIGH_WATERMARK_POLL: Duration = Duration::from_millis(500);
+
+/// The local replica of an internal partition this broker was elected to
+/// lead at `epoch`, once it leads (the image's change applied: `local()`
+/// gives it with that epoch or a later one) and its high watermark covers
+/// its log end, i.e. everything in it is committed to the ISR and may be
+/// acted on (Kafka's runtime answers from committed state only). `None`
+/// when `current()` turns false first: the election is over, or the
+/// coordinator stops. `topic` names the partition in warnings.
+pub async fn committed_leader(
+    topic: &str,
+    index: i32,
+    epoch: i32,
+    local: impl Fn() -> Option<Arc<Partition>>,
+    current: impl Fn() -> bool,
+) -> Option<Arc<Partition>> {
+    let partition = loop {
+        if !current() {
+            return None;
+        }
+        if let Some(p) = local().filter(|p| p.is_leader() && p.leader_epoch() >= epoch) {
+            break p;
+        }
+        tokio::time::sleep(LEADER_POLL).await;
+    };
+    loop {
+        if !current() {
+            return None;
+        }
+        let end = partition.log_end_offset()?;
+        let deadline = tokio::time::Instant::now() + HIGH_WATERMARK_POLL;
+        match partition.wait_for_high_watermark(end, deadline).await {
+            Ok(()) => return Some(partition),
+            Err(ResponseError::RequestTimedOut) => {}
+            Err(e) => {
+                tracing::warn!(partition = index, error = ?e, "loading {topic}: waiting for the high watermark");
+                tokio::time::sleep(LEADER_POLL).await;
+            }
+        }
+    }
+}
 
 /// What the replay sees of one batch.
 pub enum LoadedBatch<'a> {

@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use tokio::sync::{watch, Notify};
@@ -21,15 +20,9 @@ use super::coordinator::{GroupConfig, GroupCoordinator, GroupCoordinatorShard, P
 use super::loader::GroupLoader;
 use super::record_serde::OFFSETS_TOPIC;
 use super::writer::CoordinatorWriter;
-use crate::broker::partition::Partition;
 use crate::broker::ReplicaManager;
+use crate::coordinator::loader::committed_leader;
 use crate::util::now_ms;
-
-/// How often a loading partition re-checks that its local replica leads.
-const LEADER_POLL: Duration = Duration::from_millis(50);
-/// How long one wait for the high watermark lasts before the election is
-/// checked again (the load goes on waiting while it is still current).
-const HIGH_WATERMARK_POLL: Duration = Duration::from_millis(500);
 
 impl GroupCoordinator {
     /// A cluster broker's coordinator: nothing loaded, no group
@@ -120,37 +113,17 @@ impl GroupCoordinator {
     /// its groups, unless the election is over first.
     async fn load_partition(self: Arc<Self>, p: i32, epoch: i32) {
         let started = std::time::Instant::now();
-        // The local replica leads once the image's change was applied.
-        let partition: Arc<Partition> = loop {
-            if self.stopped() || !self.still_loading(p, epoch) {
-                return;
-            }
-            if let Some(part) = self.writer.partition(p) {
-                if part.is_leader() && part.leader_epoch() >= epoch {
-                    break part;
-                }
-            }
-            tokio::time::sleep(LEADER_POLL).await;
+        let Some(partition) = committed_leader(
+            OFFSETS_TOPIC,
+            p,
+            epoch,
+            || self.writer.partition(p),
+            || !self.stopped() && self.still_loading(p, epoch),
+        )
+        .await
+        else {
+            return;
         };
-        // Everything in the new leader's log must be committed before it
-        // is acted on (Kafka's runtime answers from committed state only).
-        loop {
-            if self.stopped() || !self.still_loading(p, epoch) {
-                return;
-            }
-            let Some(end) = partition.log_end_offset() else {
-                return;
-            };
-            let deadline = tokio::time::Instant::now() + HIGH_WATERMARK_POLL;
-            match partition.wait_for_high_watermark(end, deadline).await {
-                Ok(()) => break,
-                Err(ResponseError::RequestTimedOut) => {}
-                Err(e) => {
-                    tracing::warn!(partition = p, error = ?e, "loading {OFFSETS_TOPIC}: waiting for the high watermark");
-                    tokio::time::sleep(LEADER_POLL).await;
-                }
-            }
-        }
         let num_partitions = self.writer.num_partitions();
         let replay = partition.clone();
         let loaded = tokio::task::spawn_blocking(move || {
@@ -256,6 +229,7 @@ mod tests {
     use crate::config::BrokerConfig;
     use crate::coordinator::group::api::{Answer, CommitPartition, Committer, JoinParams};
     use crate::coordinator::group::coordinator::offsets_topic_spec;
+    use std::time::Duration;
 
     const NOT_COORDINATOR: i16 = 16;
     const LOAD_IN_PROGRESS: i16 = 14;

@@ -15,20 +15,11 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
-
-use kafka_protocol::ResponseError;
 
 use super::coordinator::{TransactionCoordinator, TxnPartitionLoad};
 use super::transaction_log::TXN_TOPIC;
 use super::TxnState;
-use crate::broker::partition::Partition;
-
-/// How often a loading partition re-checks that its local replica leads.
-const LEADER_POLL: Duration = Duration::from_millis(50);
-/// How long one wait for the high watermark lasts before the election is
-/// checked again.
-const HIGH_WATERMARK_POLL: Duration = Duration::from_millis(500);
+use crate::coordinator::loader::committed_leader;
 
 impl TransactionCoordinator {
     /// The metadata image changed: `num_partitions` is the partition count
@@ -104,35 +95,17 @@ impl TransactionCoordinator {
     /// transactions it finds prepared, unless the election ends first.
     async fn load_partition(self: Arc<Self>, p: i32, epoch: i32) {
         let started = std::time::Instant::now();
-        let partition: Arc<Partition> = loop {
-            if !self.still_loading(p, epoch) {
-                return;
-            }
-            if let Some(part) = self.log_partition(p) {
-                if part.is_leader() && part.leader_epoch() >= epoch {
-                    break part;
-                }
-            }
-            tokio::time::sleep(LEADER_POLL).await;
+        let Some(partition) = committed_leader(
+            TXN_TOPIC,
+            p,
+            epoch,
+            || self.log_partition(p),
+            || self.still_loading(p, epoch),
+        )
+        .await
+        else {
+            return;
         };
-        // Only what is committed to the ISR is acted on.
-        loop {
-            if !self.still_loading(p, epoch) {
-                return;
-            }
-            let Some(end) = partition.log_end_offset() else {
-                return;
-            };
-            let deadline = tokio::time::Instant::now() + HIGH_WATERMARK_POLL;
-            match partition.wait_for_high_watermark(end, deadline).await {
-                Ok(()) => break,
-                Err(ResponseError::RequestTimedOut) => {}
-                Err(e) => {
-                    tracing::warn!(partition = p, error = ?e, "loading {TXN_TOPIC}: waiting for the high watermark");
-                    tokio::time::sleep(LEADER_POLL).await;
-                }
-            }
-        }
         let replay = partition.clone();
         let latest = tokio::task::spawn_blocking(move || Self::replay_partitions(&[replay])).await;
         let latest = match latest {
@@ -217,6 +190,8 @@ mod tests {
     use crate::config::BrokerConfig;
     use crate::coordinator::txn::marker_channel::{MarkerFuture, TxnMarkerWriter, TxnMarkers};
     use crate::coordinator::txn::TxnConfig;
+    use kafka_protocol::ResponseError;
+    use std::time::Duration;
 
     /// These tests end no transaction, so no marker is ever written.
     struct NoMarkers;

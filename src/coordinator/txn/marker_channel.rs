@@ -262,6 +262,7 @@ impl TxnMarkerWriter for ClusterTxnMarkerWriter {
                 let image = self.cache.image();
                 let mut local = BTreeSet::new();
                 let mut remote: BTreeMap<(i32, String), Vec<(String, i32)>> = BTreeMap::new();
+                let mut deleted = Vec::new();
                 for (t, p) in &pending {
                     match route(&image, self.node_id, &self.inter_broker_listener, t, *p) {
                         Route::Local => {
@@ -272,14 +273,14 @@ impl TxnMarkerWriter for ClusterTxnMarkerWriter {
                         }
                         Route::Deleted => {
                             tracing::info!(topic = %t, partition = p, "transaction partition deleted; skipping its marker");
+                            deleted.push((t.clone(), *p));
                         }
                         Route::Unknown => {}
                     }
                 }
-                pending.retain(|(t, p)| {
-                    route(&image, self.node_id, &self.inter_broker_listener, t, *p)
-                        != Route::Deleted
-                });
+                for k in &deleted {
+                    pending.remove(k);
+                }
                 drop(image);
                 let local_done = async {
                     if local.is_empty() {
