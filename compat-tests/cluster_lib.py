@@ -151,10 +151,8 @@ class KastleCluster:
                              lambda md: set(md.brokers) == want, timeout)
 
     def partitions(self, topic):
-        # Retried: a node just restarted answers Metadata before its image
-        # has caught up (UNKNOWN_TOPIC_OR_PARTITION for a while); Kafka
-        # enables request processing only after the initial catch-up. A
-        # known gap of issue 17, not what these tests check.
+        # Retried: a topic just created may not be in every broker's image
+        # yet (each broker applies the metadata log on its own schedule).
         md = self.wait_for(f"{topic} in Metadata", lambda md: topic in md.topics
                            and md.topics[topic].error is None, timeout=30)
         return md.topics[topic].partitions

@@ -9,6 +9,11 @@
 //! metadata fetcher long-polls the active controller for committed
 //! metadata and keeps the `MetadataCache`.
 //!
+//! The broker serves clients only once the controller says it caught up
+//! ([`BrokerLifecycleManager::initial_catch_up`], Kafka's
+//! `initialCatchUpFuture`): the metadata it has applied reaches its
+//! registration, so its first answers already know the cluster.
+//!
 //! Controllers are tried in turn; a NOT_CONTROLLER answer (or its leader
 //! hint) moves the broker to the active one. The same channel carries the
 //! partition leaders' AlterPartition and the producer-id manager's
@@ -94,6 +99,11 @@ pub struct BrokerLifecycleManager {
     request_timeout: Duration,
     cache: Arc<MetadataCache>,
     epoch: AtomicI64,
+    /// The offset of the last image applied (published and acted on):
+    /// what heartbeats report.
+    applied_offset: AtomicI64,
+    /// Set by the first heartbeat answer that says the broker caught up.
+    caught_up: tokio::sync::watch::Sender<bool>,
 }
 
 fn limits(request_timeout: Duration, max: usize) -> ClientLimits {
@@ -120,7 +130,17 @@ impl BrokerLifecycleManager {
             request_timeout,
             cache,
             epoch: AtomicI64::new(-1),
+            applied_offset: AtomicI64::new(-1),
+            caught_up: tokio::sync::watch::channel(false).0,
         })
+    }
+
+    /// Resolves once a heartbeat answer said the broker caught up with the
+    /// metadata log (at once after that).
+    pub async fn initial_catch_up(&self) {
+        let mut rx = self.caught_up.subscribe();
+        // The sender lives as long as `self`: the wait cannot fail.
+        let _ = rx.wait_for(|c| *c).await;
     }
 
     /// The broker epoch from the last registration (-1 before).
@@ -209,7 +229,7 @@ impl BrokerLifecycleManager {
         let req = BrokerHeartbeatRequest::default()
             .with_broker_id(BrokerId(self.identity.node_id))
             .with_broker_epoch(self.broker_epoch())
-            .with_current_metadata_offset(self.cache.offset())
+            .with_current_metadata_offset(self.applied_offset.load(Ordering::Acquire))
             .with_want_shut_down(want_shut_down);
         match client.send(&req, HEARTBEAT_VERSION).await {
             Ok(resp) => Some(resp),
@@ -237,6 +257,10 @@ impl BrokerLifecycleManager {
                         tracing::info!("the controller unfenced this broker");
                     }
                     was_fenced = r.is_fenced;
+                    if r.is_caught_up && !*self.caught_up.borrow() {
+                        tracing::info!("caught up with the metadata log; serving clients");
+                        self.caught_up.send_replace(true);
+                    }
                 }
                 Some(r)
                     if r.error_code == ResponseError::StaleBrokerEpoch.code()
@@ -328,6 +352,7 @@ impl BrokerLifecycleManager {
                 Ok(image) => {
                     let old = self.cache.publish(image, resp.offset);
                     on_image(&old, &self.cache.image());
+                    self.applied_offset.store(resp.offset, Ordering::Release);
                 }
                 Err(e) => {
                     tracing::error!("metadata fetch: an image that does not apply: {e}");

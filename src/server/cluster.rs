@@ -212,10 +212,24 @@ impl ClusterNode {
             ..
         } = self;
         let (broker_stop_tx, broker_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        // The broker serves clients once it caught up with the metadata
+        // log (Kafka's `BrokerServer` enables request processing after the
+        // initial catch-up); a stop before that still closes its logs.
+        let caught_up = lifecycle.clone();
         let broker_task = broker.map(|b| {
-            tokio::spawn(b.run(async move {
-                let _ = broker_stop_rx.await;
-            }))
+            tokio::spawn(async move {
+                let mut stop = broker_stop_rx;
+                if let Some(l) = caught_up {
+                    tokio::select! {
+                        _ = l.initial_catch_up() => {}
+                        _ = &mut stop => return b.run(async {}).await,
+                    }
+                }
+                b.run(async move {
+                    let _ = stop.await;
+                })
+                .await
+            })
         });
         let outcome = tokio::select! {
             _ = stop => Ok(()),
