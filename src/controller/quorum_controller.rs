@@ -14,14 +14,15 @@ use std::time::Duration;
 use kafka_protocol::messages::{
     AllocateProducerIdsRequest, AllocateProducerIdsResponse, BrokerHeartbeatRequest,
     BrokerHeartbeatResponse, BrokerRegistrationRequest, BrokerRegistrationResponse,
+    ElectLeadersRequest, ElectLeadersResponse,
 };
 use kafka_protocol::ResponseError;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Raft};
 
 use super::broker_heartbeat_manager::BrokerHeartbeatManager;
-use super::producer_id_control;
 use super::replication_control::{self, ReplicationDefaults};
+use super::{elect_leaders, producer_id_control};
 use crate::clients::private_apis::{MetadataFetchRequest, MetadataFetchResponse};
 use crate::metadata::records::{BrokerEndpoint, BrokerFeature, RegisterBrokerRecord};
 use crate::metadata::{MetadataImage, MetadataRecord, RecordAndVersion};
@@ -322,6 +323,83 @@ impl QuorumController {
             }
             Ok(Err(e)) => resp.with_error_code(e.code()),
             Err(e) => resp.with_error_code(e.error().code()),
+        }
+    }
+
+    /// ElectLeaders (Kafka's `QuorumController.electLeaders`), answered once
+    /// the elections' records are committed.
+    pub async fn elect_leaders(
+        &self,
+        req: &ElectLeadersRequest,
+        version: i16,
+    ) -> ElectLeadersResponse {
+        let outcome = self
+            .write(|image, _| {
+                let d = elect_leaders::elect_leaders(image, req, version);
+                (d.records, d.response)
+            })
+            .await;
+        outcome
+            .unwrap_or_else(|e| ElectLeadersResponse::default().with_error_code(e.error().code()))
+    }
+
+    /// The controller's periodic elections, on the active controller only:
+    /// the auto leader rebalance every `rebalance_every` when
+    /// `auto.leader.rebalance.enable` is on (Kafka's
+    /// `maybeScheduleNextBalancePartitionLeaders`), and unclean elections
+    /// of leaderless partitions that allow them every `unclean_every`
+    /// (`maybeScheduleNextElectUncleanLeaders`). A pass that hit its limit
+    /// runs again at once.
+    pub async fn run_periodic_elections(
+        self: Arc<Self>,
+        rebalance_every: Option<Duration>,
+        unclean_every: Duration,
+    ) {
+        let mut unclean = tokio::time::interval(unclean_every);
+        unclean.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A timer that never fires when the rebalance is off.
+        let mut rebalance =
+            tokio::time::interval(rebalance_every.unwrap_or(Duration::from_secs(u32::MAX as u64)));
+        rebalance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first ticks are immediate: skip them, as Kafka schedules the
+        // first pass one interval after it became active.
+        unclean.tick().await;
+        rebalance.tick().await;
+        loop {
+            let balance = tokio::select! {
+                _ = unclean.tick() => false,
+                _ = rebalance.tick() => rebalance_every.is_some(),
+            };
+            loop {
+                if self.leader_id() != Some(self.node_id()) {
+                    break;
+                }
+                let defaults = &self.settings.defaults;
+                let more = self
+                    .write(|image, _| {
+                        if balance {
+                            elect_leaders::balance_partition_leaders(
+                                image,
+                                elect_leaders::MAX_ELECTIONS_PER_IMBALANCE,
+                            )
+                        } else {
+                            elect_leaders::elect_unclean_leaders(
+                                image,
+                                defaults,
+                                elect_leaders::MAX_ELECTIONS_PER_IMBALANCE,
+                            )
+                        }
+                    })
+                    .await;
+                match more {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(e) => {
+                        tracing::debug!(?e, balance, "periodic leader elections");
+                        break;
+                    }
+                }
+            }
         }
     }
 

@@ -40,8 +40,9 @@ use kafka_protocol::ResponseError;
 use crate::broker::quotas::{parse_filter, Entity, FilterComponent, QuotaOp};
 use crate::broker::topic_config::effective;
 use crate::broker::topics::validate_manual_assignment;
+use crate::handlers::forwarding::forward_and_respond;
 use crate::handlers::metadata::cluster_authorized_operations;
-use crate::handlers::{decode_or_close, Reply, Request};
+use crate::handlers::{decode_or_close, ready, Pending, Reply, Request};
 use crate::security::acl::{AclOperation, ResourceType};
 
 /// The message of a request refused by its cluster check (Kafka's names
@@ -469,38 +470,79 @@ pub fn offset_for_leader_epoch(req: &Request, body: Bytes) -> Reply {
 // ElectLeaders
 // ---------------------------------------------------------------------------
 
+/// ElectLeaders refused as a whole: `code` at the top and for every
+/// requested partition (Kafka's `ElectLeadersRequest.getErrorResponse`).
+fn elect_refused(
+    request: &ElectLeadersRequest,
+    code: ResponseError,
+    msg: Option<String>,
+) -> ElectLeadersResponse {
+    let results = request
+        .topic_partitions
+        .iter()
+        .flatten()
+        .map(|tp| {
+            ReplicaElectionResult::default()
+                .with_topic(tp.topic.clone())
+                .with_partition_result(
+                    tp.partitions
+                        .iter()
+                        .map(|&p| {
+                            PartitionResult::default()
+                                .with_partition_id(p)
+                                .with_error_code(code.code())
+                                .with_error_message(msg.clone().map(sb))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    ElectLeadersResponse::default()
+        .with_error_code(code.code())
+        .with_replica_election_results(results)
+}
+
+/// A cluster broker's ElectLeaders: authorized here, decided by the active
+/// controller (`controller::elect_leaders`). Always sent as v2: v0 differs
+/// only in having no election type (PREFERRED) and no top-level error,
+/// which the broker needs to tell a NOT_CONTROLLER answer.
+pub fn forward_elect_leaders(req: Request, body: Bytes) -> Pending {
+    let request = match crate::handlers::decode::<ElectLeadersRequest>(&req.header, body) {
+        Ok(r) => r,
+        Err(e) => return ready(crate::handlers::malformed(&req, e)),
+    };
+    if !req.ctx.authorize_cluster(AclOperation::Alter) {
+        let msg = cluster_refused(&req);
+        let resp = elect_refused(
+            &request,
+            ResponseError::ClusterAuthorizationFailed,
+            Some(msg),
+        );
+        return ready(req.respond(&resp));
+    }
+    forward_and_respond(
+        req,
+        request,
+        ELECT_LEADERS_FORWARD_VERSION,
+        |r| r.error_code == ResponseError::NotController.code(),
+        |request| elect_refused(request, ResponseError::RequestTimedOut, None),
+    )
+}
+
+/// The ElectLeaders version a cluster broker sends on.
+const ELECT_LEADERS_FORWARD_VERSION: i16 = 2;
+
 pub fn elect_leaders(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, ElectLeadersRequest);
     let apis = &req.ctx.apis;
     if !req.ctx.authorize_cluster(AclOperation::Alter) {
-        // Kafka's error response names every requested partition
-        let denied = ResponseError::ClusterAuthorizationFailed.code();
         let msg = cluster_refused(req);
-        let results = request
-            .topic_partitions
-            .iter()
-            .flatten()
-            .map(|tp| {
-                ReplicaElectionResult::default()
-                    .with_topic(tp.topic.clone())
-                    .with_partition_result(
-                        tp.partitions
-                            .iter()
-                            .map(|&p| {
-                                PartitionResult::default()
-                                    .with_partition_id(p)
-                                    .with_error_code(denied)
-                                    .with_error_message(Some(sb(msg.clone())))
-                            })
-                            .collect(),
-                    )
-            })
-            .collect();
-        return req.respond(
-            &ElectLeadersResponse::default()
-                .with_error_code(denied)
-                .with_replica_election_results(results),
+        let resp = elect_refused(
+            &request,
+            ResponseError::ClusterAuthorizationFailed,
+            Some(msg),
         );
+        return req.respond(&resp);
     }
     // 0 = preferred, 1 = unclean; anything else fails the whole request.
     let bad_type = !(0..=1).contains(&request.election_type);

@@ -3,7 +3,7 @@
 //! openraft's RPCs between voters (private key 32700), the brokers'
 //! BrokerRegistration, BrokerHeartbeat and metadata fetch (private key
 //! 32701), and the topic requests brokers forward (CreateTopics,
-//! DeleteTopics, CreatePartitions) plus AlterPartition from partition
+//! DeleteTopics, CreatePartitions, ElectLeaders) plus AlterPartition from partition
 //! leaders, each decided by `controller::replication_control` and
 //! committed by the `QuorumController`; AllocateProducerIds hands brokers
 //! producer-id blocks (`controller::producer_id_control`).
@@ -17,8 +17,8 @@ use kafka_protocol::messages::{
     AlterPartitionReassignmentsResponse, AlterPartitionRequest, AlterPartitionResponse, ApiKey,
     ApiVersionsResponse, BrokerHeartbeatRequest, BrokerRegistrationRequest,
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse, ListPartitionReassignmentsRequest,
-    ListPartitionReassignmentsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, ElectLeadersRequest,
+    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
@@ -33,7 +33,7 @@ use crate::protocol::response::{encode_response, encode_with_header_version};
 use crate::raft::network::RaftRpc;
 
 /// The Kafka APIs a controller listener serves.
-const CONTROLLER_APIS: [ApiKey; 10] = [
+const CONTROLLER_APIS: [ApiKey; 11] = [
     ApiKey::ApiVersions,
     ApiKey::BrokerRegistration,
     ApiKey::BrokerHeartbeat,
@@ -44,6 +44,7 @@ const CONTROLLER_APIS: [ApiKey; 10] = [
     ApiKey::AllocateProducerIds,
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
+    ApiKey::ElectLeaders,
 ];
 
 pub struct ControllerApis {
@@ -222,6 +223,10 @@ impl ControllerApis {
             ApiKey::AllocateProducerIds => {
                 let req = AllocateProducerIdsRequest::decode(&mut body, version)?;
                 encode_response(cid, version, &c.allocate_producer_ids(&req).await)
+            }
+            ApiKey::ElectLeaders => {
+                let req = ElectLeadersRequest::decode(&mut body, version)?;
+                encode_response(cid, version, &c.elect_leaders(&req, version).await)
             }
             ApiKey::AlterPartitionReassignments => {
                 let req = AlterPartitionReassignmentsRequest::decode(&mut body, version)?;

@@ -22,7 +22,9 @@ use kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
     DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Request as KafkaRequest, StrBytes};
+use kafka_protocol::protocol::{
+    Decodable, Encodable, HeaderVersion, Request as KafkaRequest, StrBytes,
+};
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
@@ -492,6 +494,31 @@ pub(crate) async fn forward<R: KafkaRequest>(
         tokio::time::sleep(RETRY_BACKOFF).await;
     }
     None
+}
+
+/// A request the broker has authorized, sent at `version` and answered
+/// with the active controller's answer (encoded at the client's version),
+/// or with `timed_out(&request)` when no controller answered within
+/// [`FORWARD_TIMEOUT`]. `not_controller` tells an answer from a controller
+/// that is not the active one (tried again elsewhere).
+pub(crate) fn forward_and_respond<R>(
+    req: Request,
+    request: R,
+    version: i16,
+    not_controller: fn(&R::Response) -> bool,
+    timed_out: fn(&R) -> R::Response,
+) -> Pending
+where
+    R: KafkaRequest + Send + Sync + 'static,
+    R::Response: Encodable + HeaderVersion + Send,
+{
+    Box::pin(async move {
+        let config = req.ctx.apis.config.clone();
+        let resp = forward(&config, &request, version, not_controller)
+            .await
+            .unwrap_or_else(|| timed_out(&request));
+        req.respond(&resp)
+    })
 }
 
 /// The CreateTopics version internal-topic creation sends.

@@ -445,6 +445,9 @@ async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
         ApiKey::ListConfigResources => ready(admin_cluster::list_config_resources(&req, body)),
         ApiKey::DescribeLogDirs => ready(admin_cluster::describe_log_dirs(&req, body)),
         ApiKey::OffsetForLeaderEpoch => ready(admin_cluster::offset_for_leader_epoch(&req, body)),
+        ApiKey::ElectLeaders if req.ctx.apis.cluster.is_some() => {
+            admin_cluster::forward_elect_leaders(req, body)
+        }
         ApiKey::ElectLeaders => ready(admin_cluster::elect_leaders(&req, body)),
         ApiKey::AlterPartitionReassignments if req.ctx.apis.cluster.is_some() => {
             reassignments::forward_alter_partition_reassignments(req, body)

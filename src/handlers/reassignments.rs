@@ -20,7 +20,7 @@ use kafka_protocol::ResponseError;
 
 use crate::broker::topics::validate_manual_assignment;
 use crate::handlers::admin_cluster::{cluster_refused, sb};
-use crate::handlers::forwarding::forward;
+use crate::handlers::forwarding::forward_and_respond;
 use crate::handlers::{decode_or_close, ready, Pending, Reply, Request};
 use crate::security::acl::AclOperation;
 
@@ -74,16 +74,14 @@ pub fn forward_alter_partition_reassignments(req: Request, body: Bytes) -> Pendi
         );
         return ready(req.respond(&resp));
     }
-    Box::pin(async move {
-        let config = req.ctx.apis.config.clone();
-        let not_controller = |r: &AlterPartitionReassignmentsResponse| {
-            r.error_code == ResponseError::NotController.code()
-        };
-        let resp = forward(&config, &request, req.version(), not_controller)
-            .await
-            .unwrap_or_else(|| alter_refused(&request, ResponseError::RequestTimedOut, None));
-        req.respond(&resp)
-    })
+    let version = req.version();
+    forward_and_respond(
+        req,
+        request,
+        version,
+        |r| r.error_code == ResponseError::NotController.code(),
+        |request| alter_refused(request, ResponseError::RequestTimedOut, None),
+    )
 }
 
 /// A cluster broker's ListPartitionReassignments: authorized here,
@@ -97,20 +95,18 @@ pub fn forward_list_partition_reassignments(req: Request, body: Bytes) -> Pendin
     if !req.ctx.authorize_cluster(AclOperation::Describe) {
         return ready(req.respond(&list_refused(&req, &request)));
     }
-    Box::pin(async move {
-        let config = req.ctx.apis.config.clone();
-        let not_controller = |r: &ListPartitionReassignmentsResponse| {
-            r.error_code == ResponseError::NotController.code()
-        };
-        let resp = forward(&config, &request, req.version(), not_controller)
-            .await
-            .unwrap_or_else(|| {
-                ListPartitionReassignmentsResponse::default()
-                    .with_error_code(ResponseError::RequestTimedOut.code())
-                    .with_error_message(None)
-            });
-        req.respond(&resp)
-    })
+    let version = req.version();
+    forward_and_respond(
+        req,
+        request,
+        version,
+        |r| r.error_code == ResponseError::NotController.code(),
+        |_| {
+            ListPartitionReassignmentsResponse::default()
+                .with_error_code(ResponseError::RequestTimedOut.code())
+                .with_error_message(None)
+        },
+    )
 }
 
 pub fn alter_partition_reassignments(req: &Request, body: Bytes) -> Reply {

@@ -33,6 +33,8 @@ pub const METADATA_DIR: &str = "__cluster_metadata-0";
 /// The largest request a controller listener reads (Kafka's
 /// `socket.request.max.bytes` default).
 const MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
+/// Kafka's `UNCLEAN_LEADER_ELECTION_INTERVAL_MS_DEFAULT` (an internal key).
+const UNCLEAN_LEADER_ELECTION_INTERVAL_MS: i64 = 5 * 60 * 1000;
 
 pub struct ControllerServer {
     pub controller: Arc<QuorumController>,
@@ -115,6 +117,22 @@ impl ControllerServer {
             controller
                 .clone()
                 .run_session_checks((session_timeout / 4).max(Duration::from_millis(10))),
+        );
+        // `leader.imbalance.check.interval.seconds` and Kafka's internal
+        // `unclean.leader.election.interval.ms` (5 minutes by default).
+        let rebalance_every = config.boolean("auto.leader.rebalance.enable").then(|| {
+            Duration::from_secs(config.int("leader.imbalance.check.interval.seconds").max(1) as u64)
+        });
+        let unclean_every = Duration::from_millis(
+            config
+                .opt_int("unclean.leader.election.interval.ms")
+                .unwrap_or(UNCLEAN_LEADER_ELECTION_INTERVAL_MS)
+                .max(1) as u64,
+        );
+        tokio::spawn(
+            controller
+                .clone()
+                .run_periodic_elections(rebalance_every, unclean_every),
         );
         Ok(ControllerServer { controller })
     }
