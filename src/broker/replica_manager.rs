@@ -5,7 +5,7 @@
 //! partition through its `topics` registry.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use crate::broker::replication_quota_manager::ReplicationQuotas;
 use crate::broker::topics::{Topic, TopicError, TopicManager};
 use crate::config::BrokerConfig;
 use crate::metadata::PartitionRegistration;
+use crate::storage::offset_checkpoint::{OffsetCheckpointFile, Offsets};
 use crate::util::shutdown::ShutdownSignal;
 
 pub struct ReplicaManager {
@@ -36,7 +37,12 @@ pub struct ReplicaManager {
     pub fetchers: ReplicaFetcherManager,
     /// The leader and follower replication throttles.
     pub replication_quotas: Arc<ReplicationQuotas>,
+    /// A cluster broker's: high watermarks are checkpointed.
+    in_cluster: AtomicBool,
 }
+
+/// Kafka's `ReplicaManager.HighWatermarkFilename`.
+const HIGH_WATERMARK_CHECKPOINT: &str = "replication-offset-checkpoint";
 
 impl ReplicaManager {
     /// Loads every topic of the log directory (recovering each active
@@ -72,6 +78,7 @@ impl ReplicaManager {
             alter_partition: RwLock::new(None),
             fetchers,
             replication_quotas,
+            in_cluster: AtomicBool::new(false),
         }))
     }
 
@@ -151,6 +158,9 @@ impl ReplicaManager {
     /// Flushes and closes every log; true when all closed cleanly.
     pub fn shutdown(&self) -> bool {
         self.fetchers.shutdown();
+        if self.in_cluster.load(Ordering::Acquire) {
+            self.checkpoint_high_watermarks();
+        }
         self.topics.close_all()
     }
 }
@@ -460,12 +470,67 @@ impl ReplicaManager {
         }
     }
 
+    /// A cluster broker's start: its logs serve nothing until the image
+    /// makes them leaders or followers, and their high watermarks are the
+    /// checkpointed ones (a malformed checkpoint counts as none: the high
+    /// watermarks start at the log start, hiding nothing that is lost).
     pub fn await_metadata(&self) {
+        self.in_cluster.store(true, Ordering::Release);
+        let checkpoint = self.high_watermark_checkpoint();
+        let restored = checkpoint.read().unwrap_or_else(|e| {
+            tracing::error!("{e}; high watermarks restart at the log start offsets");
+            Offsets::new()
+        });
         for t in self.topics.list() {
             for p in &t.partitions {
                 p.stop_serving();
                 p.set_replica_lag_time_max_ms(self.config.int("replica.lag.time.max.ms"));
+                p.restore_high_watermark(restored.get(&(t.name.clone(), p.index)).copied());
             }
         }
+    }
+
+    fn high_watermark_checkpoint(&self) -> OffsetCheckpointFile {
+        OffsetCheckpointFile::new(&self.config.log_dir, HIGH_WATERMARK_CHECKPOINT)
+    }
+
+    /// Writes every open log's high watermark (Kafka's
+    /// `checkpointHighWatermarks`): every
+    /// `replica.high.watermark.checkpoint.interval.ms` and at shutdown.
+    pub fn checkpoint_high_watermarks(&self) {
+        let mut offsets = Offsets::new();
+        for t in self.topics.list() {
+            for p in &t.partitions {
+                if p.log_end_offset().is_some() {
+                    offsets.insert((t.name.clone(), p.index), p.state().high_watermark);
+                }
+            }
+        }
+        if let Err(e) = self.high_watermark_checkpoint().write(&offsets) {
+            tracing::error!(error = %e, "writing the high watermark checkpoint");
+        }
+    }
+
+    /// The periodic high watermark checkpoint of a cluster broker, until
+    /// shutdown (which writes the last one).
+    pub fn start_high_watermark_checkpoints(self: &Arc<Self>) {
+        let every = self
+            .config
+            .int("replica.high.watermark.checkpoint.interval.ms")
+            .max(1) as u64;
+        let this = self.clone();
+        let stop = self.shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(every));
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.wait() => return,
+                }
+                let r = this.clone();
+                let _ = tokio::task::spawn_blocking(move || r.checkpoint_high_watermarks()).await;
+            }
+        });
     }
 }

@@ -98,6 +98,7 @@ impl BrokerServer {
         if cluster.is_some() {
             // Loaded logs serve nothing until the first image says who leads.
             replicas.await_metadata();
+            replicas.start_high_watermark_checkpoints();
         }
         dynamic_config.add_reconfigurable(replicas.clone());
         dynamic_config.add_reconfigurable(connection_quotas.clone());

@@ -11,6 +11,7 @@ pub mod error;
 mod index_file;
 pub mod leader_epoch;
 pub mod log;
+pub mod offset_checkpoint;
 pub mod offset_index;
 pub mod producer_state;
 pub mod retention;

@@ -266,9 +266,30 @@ impl Partition {
             }
             self.replicated
                 .store(!followers.is_empty(), Ordering::Release);
+            if followers.is_empty() {
+                // The only replica: everything it has (fsynced, in durable
+                // mode) is committed, whatever a restart restored.
+                self.state.send_if_modified(|s| {
+                    let moved = s.high_watermark < s.local_end;
+                    s.high_watermark = s.high_watermark.max(s.local_end);
+                    moved
+                });
+            }
         }
         self.maybe_increment_high_watermark();
         Ok(true)
+    }
+
+    /// A cluster replica's high watermark at start, from the
+    /// replication-offset checkpoint (Kafka's `highWatermarkCheckpoints`;
+    /// none: the log start), within the log: what lies above it is served
+    /// to consumers only once the ISR has it again. Before the image makes
+    /// the replica a leader or follower.
+    pub fn restore_high_watermark(&self, checkpointed: Option<i64>) {
+        self.state.send_modify(|s| {
+            let hw = checkpointed.unwrap_or(s.log_start_offset);
+            s.high_watermark = hw.max(s.log_start_offset).min(s.local_end);
+        });
     }
 
     /// Kafka's `Partition.makeFollower` from a registration. Returns
