@@ -5,6 +5,9 @@
 //! line per user and mechanism holding the salt, StoredKey, ServerKey and
 //! iteration count (never the password). The file is replaced atomically
 //! before a change is visible, so an acknowledged change survives a crash.
+//! In a cluster the store holds no file: it follows the metadata image's
+//! UserScramCredentialRecords (`follow_image`), which the active controller
+//! writes (`controller::scram_control`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,31 +18,25 @@ use base64::Engine;
 use kafka_protocol::ResponseError;
 
 use crate::broker::config_repository::CONFIGS_DIR;
-use crate::security::scram::{ScramCredential, ScramMechanism, MAX_ITERATIONS, MIN_ITERATIONS};
+use crate::controller::scram_control::{decide, ScramAlteration};
+use crate::security::scram::{ScramCredential, ScramMechanism};
 use crate::util::fs::write_atomically;
 
 const FILE: &str = "scram-credentials";
 
 type Credentials = BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>;
 
-/// One upsertion as AlterUserScramCredentials carries it.
-pub struct Upsertion {
-    pub name: String,
-    pub mechanism: i8,
-    pub iterations: i32,
-    pub salt: Vec<u8>,
-    pub salted_password: Vec<u8>,
-}
+pub use crate::controller::scram_control::Upsertion;
 
 /// A per-user outcome: the error code and message, or success.
 pub type UserResult = (String, Result<(), (ResponseError, String)>);
 
 pub struct ScramCredentialStore {
-    path: PathBuf,
+    /// The file a standalone node keeps; `None` in a cluster, where the
+    /// credentials follow the metadata image.
+    path: Option<PathBuf>,
     credentials: RwLock<Credentials>,
 }
-
-const ALTERED_TWICE: &str = "A user credential cannot be altered twice in the same request";
 
 impl ScramCredentialStore {
     /// Loads what a previous run persisted in `log_dir`.
@@ -76,9 +73,24 @@ impl ScramCredentialStore {
             Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
         }
         Ok(ScramCredentialStore {
-            path,
+            path: Some(path),
             credentials: RwLock::new(credentials),
         })
+    }
+
+    /// A cluster broker's store: no file, empty until the first metadata
+    /// image (the credentials are the cluster's, in its metadata log).
+    pub fn for_cluster() -> ScramCredentialStore {
+        ScramCredentialStore {
+            path: None,
+            credentials: RwLock::new(Credentials::new()),
+        }
+    }
+
+    /// Takes the credentials of a new metadata image (cluster mode).
+    pub fn follow_image(&self, image: &crate::metadata::MetadataImage) {
+        let next = crate::controller::scram_control::credentials_of(image);
+        *self.credentials.write().unwrap_or_else(|p| p.into_inner()) = next;
     }
 
     /// A user's credential for a mechanism (what SCRAM authentication uses).
@@ -87,87 +99,23 @@ impl ScramCredentialStore {
         c.get(user)?.get(&mechanism).cloned()
     }
 
-    /// AlterUserScramCredentials, as Kafka's controller applies it: each
-    /// user may appear once among the deletions and upsertions; names must
-    /// be non-empty, mechanisms known, iterations within
-    /// [4096, 16384]; a deletion needs an existing credential. The accepted
-    /// changes are persisted together; results are the deletions, then the
-    /// upsertions, then the refused users.
+    /// AlterUserScramCredentials on a standalone node, checked as Kafka's
+    /// controller checks it (`controller::scram_control::decide`). The
+    /// accepted changes are persisted together; results are the deletions,
+    /// then the upsertions, then the refused users.
     pub fn alter(
         &self,
         deletions: Vec<(String, i8)>,
         upsertions: Vec<Upsertion>,
     ) -> Vec<UserResult> {
         let mut guard = self.credentials.write().unwrap_or_else(|p| p.into_inner());
-        let mut errors: Vec<(String, (ResponseError, String))> = Vec::new();
-        let mut dels: Vec<(String, ScramMechanism)> = Vec::new();
-        let mut ups: Vec<(String, ScramMechanism, Upsertion)> = Vec::new();
-        let has_error = |errors: &[(String, (ResponseError, String))], n: &str| {
-            errors.iter().any(|(u, _)| u == n)
-        };
-        let dup = || (ResponseError::DuplicateResource, ALTERED_TWICE.to_string());
-        for (name, code) in deletions {
-            if has_error(&errors, &name) {
-                continue;
-            }
-            if let Some(i) = dels.iter().position(|(u, _)| *u == name) {
-                dels.remove(i);
-                errors.push((name, dup()));
-                continue;
-            }
-            match check_name_and_mechanism(&name, code) {
-                Err(e) => errors.push((name, e)),
-                Ok(m) => {
-                    if guard.get(&name).is_some_and(|c| c.contains_key(&m)) {
-                        dels.push((name, m));
-                    } else {
-                        errors.push((
-                            name,
-                            (
-                                ResponseError::ResourceNotFound,
-                                "Attempt to delete a user credential that does not exist".into(),
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
-        for u in upsertions {
-            if has_error(&errors, &u.name) {
-                continue;
-            }
-            let in_dels = dels.iter().position(|(n, _)| *n == u.name);
-            let in_ups = ups.iter().position(|(n, _, _)| *n == u.name);
-            if in_dels.is_some() || in_ups.is_some() {
-                if let Some(i) = in_dels {
-                    dels.remove(i);
-                }
-                if let Some(i) = in_ups {
-                    ups.remove(i);
-                }
-                errors.push((u.name, dup()));
-                continue;
-            }
-            let checked = check_name_and_mechanism(&u.name, u.mechanism).and_then(|m| {
-                if u.iterations < MIN_ITERATIONS {
-                    Err((
-                        ResponseError::UnacceptableCredential,
-                        "Too few iterations".into(),
-                    ))
-                } else if u.iterations > MAX_ITERATIONS {
-                    Err((
-                        ResponseError::UnacceptableCredential,
-                        "Too many iterations".into(),
-                    ))
-                } else {
-                    Ok(m)
-                }
-            });
-            match checked {
-                Err(e) => errors.push((u.name, e)),
-                Ok(m) => ups.push((u.name.clone(), m, u)),
-            }
-        }
+        let exists = |n: &str, m: ScramMechanism| guard.get(n).is_some_and(|c| c.contains_key(&m));
+        let decided = decide(exists, deletions, upsertions);
+        let ScramAlteration {
+            deletions: dels,
+            upsertions: ups,
+            errors,
+        } = decided;
         let mut next = guard.clone();
         for (name, m) in &dels {
             if let Some(c) = next.get_mut(name) {
@@ -177,27 +125,26 @@ impl ScramCredentialStore {
                 }
             }
         }
-        for (name, m, u) in &ups {
-            let cred = ScramCredential::from_salted_password(
-                *m,
-                &u.salt,
-                &u.salted_password,
-                u.iterations,
-            );
-            next.entry(name.clone()).or_default().insert(*m, cred);
+        for (name, m, cred) in &ups {
+            next.entry(name.clone())
+                .or_default()
+                .insert(*m, cred.clone());
         }
         let accepted: Vec<String> = dels
             .into_iter()
             .map(|(n, _)| n)
             .chain(ups.into_iter().map(|(n, _, _)| n))
             .collect();
-        let persisted = if accepted.is_empty() {
-            Ok(())
-        } else {
-            write_atomically(&self.path, render(&next).as_bytes()).map_err(|e| {
+        let persisted = match &self.path {
+            _ if accepted.is_empty() => Ok(()),
+            None => Err(
+                "SCRAM credentials are the cluster's: alter them through the controller"
+                    .to_string(),
+            ),
+            Some(path) => write_atomically(path, render(&next).as_bytes()).map_err(|e| {
                 tracing::error!(error = %e, "SCRAM credentials not persisted");
                 format!("SCRAM credentials could not be persisted: {e}")
-            })
+            }),
         };
         if persisted.is_ok() {
             *guard = next;
@@ -263,24 +210,6 @@ impl ScramCredentialStore {
             }
         }
     }
-}
-
-fn check_name_and_mechanism(
-    name: &str,
-    code: i8,
-) -> Result<ScramMechanism, (ResponseError, String)> {
-    if name.is_empty() {
-        return Err((
-            ResponseError::UnacceptableCredential,
-            "Username must not be empty".into(),
-        ));
-    }
-    ScramMechanism::from_type(code).ok_or_else(|| {
-        (
-            ResponseError::UnsupportedSaslMechanism,
-            "Unknown SCRAM mechanism".into(),
-        )
-    })
 }
 
 fn render(c: &Credentials) -> String {
