@@ -15,7 +15,6 @@ use kafka_protocol::ResponseError;
 
 use crate::broker::quota_managers::QuotaManagers;
 use crate::config::BrokerConfig;
-use crate::controller::client_quota_control::validate_alteration;
 use crate::util::fs::write_atomically;
 
 const QUOTAS_FILE: &str = "client-quotas.properties";
@@ -162,6 +161,117 @@ impl ClientQuotaManager {
             })
             .collect()
     }
+}
+
+/// The config type of a quota key in Kafka's `QuotaConfig` definitions.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyType {
+    Double,
+    Int,
+    Long,
+}
+
+/// The keys an entity of these types may set (Kafka's `ipConfigs` for an
+/// ip entity, `userAndClientQuotaConfigs` otherwise).
+fn key_type(has_ip: bool, key: &str) -> Option<KeyType> {
+    if has_ip {
+        return (key == "connection_creation_rate").then_some(KeyType::Int);
+    }
+    match key {
+        "producer_byte_rate" | "consumer_byte_rate" => Some(KeyType::Long),
+        "request_percentage" | "controller_mutation_rate" => Some(KeyType::Double),
+        _ => None,
+    }
+}
+
+/// Kafka's `ClientQuotaEntity.toString`, for messages.
+pub fn entity_string(entity: &Entity) -> String {
+    let entries: Vec<String> = entity
+        .iter()
+        .map(|(t, n)| format!("{t}={}", n.as_deref().unwrap_or("null")))
+        .collect();
+    format!("ClientQuotaEntity(entries={{{}}})", entries.join(", "))
+}
+
+/// Kafka's `validateEntity` and `configKeysForEntityType`: whether the
+/// entity names known types once each, with non-empty names, in an allowed
+/// combination; `Ok(has_ip)`.
+fn validate_entity(entity: &Entity) -> Result<bool, String> {
+    if entity.is_empty() {
+        return Err("Invalid empty client quota entity".into());
+    }
+    let mut seen = HashSet::new();
+    for (t, n) in entity {
+        if !seen.insert(t.as_str()) {
+            return Err(format!(
+                "Invalid client quota entity, duplicate entity entry {t}"
+            ));
+        }
+        if t != USER && t != CLIENT_ID && t != IP {
+            return Err(format!("Unhandled client quota entity type: {t}"));
+        }
+        if n.as_deref() == Some("") {
+            return Err(format!("Empty {t} not supported"));
+        }
+    }
+    let has_ip = seen.contains(IP);
+    if has_ip && seen.len() > 1 {
+        return Err(
+            "Invalid quota entity combination, IP entity shouldnot be combined with User or ClientId"
+                .into(),
+        );
+    }
+    if let Some((_, Some(ip))) = entity.iter().find(|(t, _)| t == IP) {
+        // Kafka also accepts resolvable host names; kastle does not
+        // resolve names inside a request.
+        if ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(format!("{ip} is not a valid IP or resolvable host."));
+        }
+    }
+    Ok(has_ip)
+}
+
+/// Kafka's `validateQuotaKeyValue`.
+fn validate_key_value(has_ip: bool, key: &str, value: f64) -> Result<(), String> {
+    let Some(kind) = key_type(has_ip, key) else {
+        return Err(format!("Invalid configuration key {key}"));
+    };
+    if value <= 0.0 {
+        return Err(format!("Quota {key} must be greater than 0"));
+    }
+    let too_large = match kind {
+        KeyType::Double => return Ok(()),
+        KeyType::Int => (value > f64::from(i32::MAX)).then_some("an INT"),
+        KeyType::Long => (value > i64::MAX as f64).then_some("a LONG"),
+    };
+    if let Some(what) = too_large {
+        return Err(format!("Proposed value for {key} is too large for {what}."));
+    }
+    // Kafka's remainder test; a NaN is no whole number either.
+    if value.is_nan() || (value % 1.0).abs() > 1e-6 {
+        return Err(format!("{key} cannot be a fractional value."));
+    }
+    Ok(())
+}
+
+/// One entity's alteration as Kafka's controller checks it: the entity,
+/// then each key set (removals need no check). A key named twice is refused.
+pub fn validate_alteration(entity: &Entity, ops: &[QuotaOp]) -> Result<(), String> {
+    let mut keys = HashSet::new();
+    for o in ops {
+        if !keys.insert(o.key.as_str()) {
+            return Err(format!(
+                "Duplicate quota key {} not updating quota for this entity {}",
+                o.key,
+                entity_string(entity)
+            ));
+        }
+    }
+    let has_ip = validate_entity(entity)?;
+    for o in ops.iter().filter(|o| !o.remove) {
+        validate_key_value(has_ip, &o.key, o.value)?;
+    }
+    Ok(())
 }
 
 /// Checks a DescribeClientQuotas filter as Kafka does: the error code and

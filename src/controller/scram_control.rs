@@ -12,145 +12,11 @@ use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
 
+use crate::broker::scram_credentials::{decide, Upsertion};
 use crate::metadata::records::{RemoveUserScramCredentialRecord, UserScramCredentialRecord};
 use crate::metadata::{MetadataImage, MetadataRecord, RecordAndVersion};
-use crate::security::scram::{ScramCredential, ScramMechanism, MAX_ITERATIONS, MIN_ITERATIONS};
-
-/// One upsertion as AlterUserScramCredentials carries it.
-pub struct Upsertion {
-    pub name: String,
-    pub mechanism: i8,
-    pub iterations: i32,
-    pub salt: Vec<u8>,
-    pub salted_password: Vec<u8>,
-}
-
-/// A refusal: the error code and message.
-pub type Refusal = (ResponseError, String);
-
-/// What an AlterUserScramCredentials request changes, and whom it refuses.
-#[derive(Debug, Default)]
-pub struct ScramAlteration {
-    pub deletions: Vec<(String, ScramMechanism)>,
-    /// Each accepted upsertion's credential: the salted password turned
-    /// into StoredKey and ServerKey, as Kafka's `finishUpsertion`.
-    pub upsertions: Vec<(String, ScramMechanism, ScramCredential)>,
-    pub errors: Vec<(String, Refusal)>,
-}
-
-impl ScramAlteration {
-    /// Per-user outcomes in Kafka's order: the deletions, the upsertions,
-    /// then the refused users.
-    pub fn results(&self) -> Vec<(String, Result<(), Refusal>)> {
-        self.deletions
-            .iter()
-            .map(|(n, _)| (n.clone(), Ok(())))
-            .chain(self.upsertions.iter().map(|(n, _, _)| (n.clone(), Ok(()))))
-            .chain(self.errors.iter().map(|(n, e)| (n.clone(), Err(e.clone()))))
-            .collect()
-    }
-}
-
-const ALTERED_TWICE: &str = "A user credential cannot be altered twice in the same request";
-
-/// Kafka's `validateScramUsernameAndMechanism`.
-fn check_name_and_mechanism(name: &str, code: i8) -> Result<ScramMechanism, Refusal> {
-    if name.is_empty() {
-        return Err((
-            ResponseError::UnacceptableCredential,
-            "Username must not be empty".into(),
-        ));
-    }
-    ScramMechanism::from_type(code).ok_or_else(|| {
-        (
-            ResponseError::UnsupportedSaslMechanism,
-            "Unknown SCRAM mechanism".into(),
-        )
-    })
-}
-
-/// Kafka's `ScramControlManager.alterCredentials` validation: a user named
-/// twice (among deletions and upsertions together) is refused with
-/// DUPLICATE_RESOURCE and none of its changes is made; `exists` says
-/// whether a credential is there to delete.
-pub fn decide(
-    exists: impl Fn(&str, ScramMechanism) -> bool,
-    deletions: Vec<(String, i8)>,
-    upsertions: Vec<Upsertion>,
-) -> ScramAlteration {
-    let mut out = ScramAlteration::default();
-    let has_error = |out: &ScramAlteration, n: &str| out.errors.iter().any(|(u, _)| u == n);
-    let dup = || (ResponseError::DuplicateResource, ALTERED_TWICE.to_string());
-    let mut ups: Vec<(String, ScramMechanism, Upsertion)> = Vec::new();
-    for (name, code) in deletions {
-        if has_error(&out, &name) {
-            continue;
-        }
-        if let Some(i) = out.deletions.iter().position(|(u, _)| *u == name) {
-            out.deletions.remove(i);
-            out.errors.push((name, dup()));
-            continue;
-        }
-        match check_name_and_mechanism(&name, code) {
-            Err(e) => out.errors.push((name, e)),
-            Ok(m) if exists(&name, m) => out.deletions.push((name, m)),
-            Ok(_) => out.errors.push((
-                name,
-                (
-                    ResponseError::ResourceNotFound,
-                    "Attempt to delete a user credential that does not exist".into(),
-                ),
-            )),
-        }
-    }
-    for u in upsertions {
-        if has_error(&out, &u.name) {
-            continue;
-        }
-        let in_dels = out.deletions.iter().position(|(n, _)| *n == u.name);
-        let in_ups = ups.iter().position(|(n, _, _)| *n == u.name);
-        if in_dels.is_some() || in_ups.is_some() {
-            if let Some(i) = in_dels {
-                out.deletions.remove(i);
-            }
-            if let Some(i) = in_ups {
-                ups.remove(i);
-            }
-            out.errors.push((u.name, dup()));
-            continue;
-        }
-        let checked = check_name_and_mechanism(&u.name, u.mechanism).and_then(|m| {
-            if u.iterations < MIN_ITERATIONS {
-                Err((
-                    ResponseError::UnacceptableCredential,
-                    "Too few iterations".into(),
-                ))
-            } else if u.iterations > MAX_ITERATIONS {
-                Err((
-                    ResponseError::UnacceptableCredential,
-                    "Too many iterations".into(),
-                ))
-            } else {
-                Ok(m)
-            }
-        });
-        match checked {
-            Err(e) => out.errors.push((u.name, e)),
-            Ok(m) => ups.push((u.name.clone(), m, u)),
-        }
-    }
-    out.upsertions = ups
-        .into_iter()
-        .map(|(name, m, u)| {
-            let cred =
-                ScramCredential::from_salted_password(m, &u.salt, &u.salted_password, u.iterations);
-            (name, m, cred)
-        })
-        .collect();
-    out
-}
+use crate::security::scram::ScramMechanism;
 
 /// AlterUserScramCredentials as the active controller decides it over
 /// `image`: the records of the accepted changes (committed together, as
@@ -222,38 +88,15 @@ pub fn alter_user_scram_credentials(
     )
 }
 
-/// The SCRAM credentials an image holds, by user and mechanism (what a
-/// cluster broker's `ScramCredentialStore` follows).
-pub fn credentials_of(
-    image: &MetadataImage,
-) -> std::collections::BTreeMap<String, std::collections::BTreeMap<ScramMechanism, ScramCredential>>
-{
-    let mut out: std::collections::BTreeMap<_, std::collections::BTreeMap<_, _>> =
-        Default::default();
-    for ((name, code), c) in &image.scram {
-        // The image refuses unknown mechanisms; skip one defensively.
-        let Some(m) = ScramMechanism::from_type(*code) else {
-            continue;
-        };
-        out.entry(name.clone()).or_default().insert(
-            m,
-            ScramCredential {
-                salt: c.salt.clone(),
-                stored_key: c.stored_key.clone(),
-                server_key: c.server_key.clone(),
-                iterations: c.iterations,
-            },
-        );
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::scram_credentials::credentials_of;
+    use crate::security::scram::ScramCredential;
     use kafka_protocol::messages::alter_user_scram_credentials_request::{
         ScramCredentialDeletion, ScramCredentialUpsertion,
     };
+    use kafka_protocol::ResponseError;
 
     fn up(name: &str, mechanism: i8, iterations: i32) -> ScramCredentialUpsertion {
         ScramCredentialUpsertion::default()
