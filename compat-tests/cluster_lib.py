@@ -30,10 +30,14 @@ FAST = {
 
 
 class KastleCluster:
-    def __init__(self, broker_factory, nodes=3, overrides=None):
+    def __init__(self, broker_factory, nodes=3, overrides=None, extra_listener=None):
+        """``extra_listener``: (name, security protocol) of a second client
+        listener on each node (e.g. ``("SASL_PLAINTEXT", "SASL_PLAINTEXT")``),
+        its ports in ``extra_ports``; inter-broker traffic stays PLAINTEXT."""
         self.broker_factory, self.overrides = broker_factory, overrides
         self.client_ports = {i: free_port() for i in range(1, nodes + 1)}
         self.controller_ports = {i: free_port() for i in range(1, nodes + 1)}
+        self.extra_ports = {i: free_port() for i in range(1, nodes + 1)} if extra_listener else {}
         voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in self.controller_ports.items())
         self.nodes = {}
         for i in range(1, nodes + 1):
@@ -49,6 +53,12 @@ class KastleCluster:
                 "controller.listener.names": "CONTROLLER",
                 "inter.broker.listener.name": "PLAINTEXT",
             })
+            if extra_listener:
+                name, protocol = extra_listener
+                extra = f",{name}://127.0.0.1:{self.extra_ports[i]}"
+                props["listeners"] += extra
+                props["advertised.listeners"] += extra
+                props["listener.security.protocol.map"] += f",{name}:{protocol}"
             props.update(overrides or {})
             b = broker_factory(props, start=False, port=p)
             # Formatted with one cluster id, as `kafka-storage format` does.

@@ -1,6 +1,8 @@
 //! `ClientQuotaManager`: the client quotas of Describe/AlterClientQuotas,
-//! validated as Kafka's `ClientQuotaControlManager` validates them and
-//! persisted in the log directory (`client-quotas.properties`).
+//! validated as Kafka's `ClientQuotaControlManager` validates them
+//! (`controller::client_quota_control`) and, standalone, persisted in the
+//! log directory (`client-quotas.properties`). In a cluster it holds no
+//! file and follows the metadata image's ClientQuotaRecords.
 //!
 //! User and client-id quotas are enforced by [`QuotaManagers`], which sees
 //! every change as it is made and the stored quotas at start-up.
@@ -51,7 +53,9 @@ pub struct FilterComponent {
 }
 
 pub struct ClientQuotaManager {
-    path: PathBuf,
+    /// The file a standalone node keeps; `None` in a cluster, where the
+    /// quotas follow the metadata image.
+    path: Option<PathBuf>,
     quotas: Mutex<QuotaMap>,
     /// Enforcement: the sensors and the limits in force.
     pub managers: QuotaManagers,
@@ -71,10 +75,29 @@ impl ClientQuotaManager {
         let managers = QuotaManagers::new(config);
         managers.update(&quotas);
         Ok(ClientQuotaManager {
-            path,
+            path: Some(path),
             quotas: Mutex::new(quotas),
             managers,
         })
+    }
+
+    /// A cluster broker's quotas: no file, none until the first metadata
+    /// image (the quotas are the cluster's, in its metadata log).
+    pub fn for_cluster(config: &BrokerConfig) -> ClientQuotaManager {
+        ClientQuotaManager {
+            path: None,
+            quotas: Mutex::new(QuotaMap::new()),
+            managers: QuotaManagers::new(config),
+        }
+    }
+
+    /// Takes the quotas of a new metadata image and puts them in force
+    /// (cluster mode; Kafka's `ClientQuotaMetadataManager`).
+    pub fn follow_image(&self, image: &crate::metadata::MetadataImage) {
+        let next = image.client_quotas.0.clone();
+        let mut quotas = self.quotas.lock().unwrap_or_else(|p| p.into_inner());
+        self.managers.update(&next);
+        *quotas = next;
     }
 
     /// Applies AlterClientQuotas entries in order: each entity's outcome
@@ -111,11 +134,13 @@ impl ClientQuotaManager {
             // In force at once, as Kafka applies a quota record.
             self.managers.update(&quotas);
         }
-        let persisted = if changed {
-            write_atomically(&self.path, render_quotas(&quotas).as_bytes())
-                .map_err(|e| format!("writing {}: {e}", self.path.display()))
-        } else {
-            Ok(())
+        let persisted = match &self.path {
+            _ if !changed => Ok(()),
+            None => {
+                Err("client quotas are the cluster's: alter them through the controller".into())
+            }
+            Some(path) => write_atomically(path, render_quotas(&quotas).as_bytes())
+                .map_err(|e| format!("writing {}: {e}", path.display())),
         };
         (outcomes, persisted)
     }
@@ -138,44 +163,40 @@ impl ClientQuotaManager {
     }
 }
 
-/// Kafka's quota keys and whether each takes whole numbers only.
-fn quota_key_is_integral(entity_types: &[&str], key: &str) -> Option<bool> {
-    if entity_types == [IP] {
-        return (key == "connection_creation_rate").then_some(true);
+/// The config type of a quota key in Kafka's `QuotaConfig` definitions.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyType {
+    Double,
+    Int,
+    Long,
+}
+
+/// The keys an entity of these types may set (Kafka's `ipConfigs` for an
+/// ip entity, `userAndClientQuotaConfigs` otherwise).
+fn key_type(has_ip: bool, key: &str) -> Option<KeyType> {
+    if has_ip {
+        return (key == "connection_creation_rate").then_some(KeyType::Int);
     }
     match key {
-        "producer_byte_rate" | "consumer_byte_rate" => Some(true),
-        "request_percentage" | "controller_mutation_rate" => Some(false),
+        "producer_byte_rate" | "consumer_byte_rate" => Some(KeyType::Long),
+        "request_percentage" | "controller_mutation_rate" => Some(KeyType::Double),
         _ => None,
     }
 }
 
-/// The entity and the keys and values of one alteration, as Kafka checks them.
-fn validate_alteration(entity: &Entity, ops: &[QuotaOp]) -> Result<(), String> {
-    validate_entity(entity)?;
-    let types: Vec<&str> = entity.iter().map(|(t, _)| t.as_str()).collect();
-    let mut keys = HashSet::new();
-    for o in ops {
-        if !keys.insert(o.key.as_str()) {
-            return Err(format!(
-                "Duplicate quota key {} not updating quota for this entity",
-                o.key
-            ));
-        }
-        if o.remove {
-            continue;
-        }
-        let integral = quota_key_is_integral(&types, &o.key)
-            .ok_or_else(|| format!("Invalid configuration key {}", o.key))?;
-        if integral && (o.value.fract() != 0.0 || !o.value.is_finite()) {
-            return Err(format!("Configuration {} must be a Long value", o.key));
-        }
-    }
-    Ok(())
+/// Kafka's `ClientQuotaEntity.toString`, for messages.
+pub fn entity_string(entity: &Entity) -> String {
+    let entries: Vec<String> = entity
+        .iter()
+        .map(|(t, n)| format!("{t}={}", n.as_deref().unwrap_or("null")))
+        .collect();
+    format!("ClientQuotaEntity(entries={{{}}})", entries.join(", "))
 }
 
-/// Validates an entity as Kafka's `ClientQuotaControlManager` does.
-fn validate_entity(entity: &Entity) -> Result<(), String> {
+/// Kafka's `validateEntity` and `configKeysForEntityType`: whether the
+/// entity names known types once each, with non-empty names, in an allowed
+/// combination; `Ok(has_ip)`.
+fn validate_entity(entity: &Entity) -> Result<bool, String> {
     if entity.is_empty() {
         return Err("Invalid empty client quota entity".into());
     }
@@ -183,7 +204,7 @@ fn validate_entity(entity: &Entity) -> Result<(), String> {
     for (t, n) in entity {
         if !seen.insert(t.as_str()) {
             return Err(format!(
-                "Invalid empty client quota entity, duplicate entity entry {t}"
+                "Invalid client quota entity, duplicate entity entry {t}"
             ));
         }
         if t != USER && t != CLIENT_ID && t != IP {
@@ -195,16 +216,60 @@ fn validate_entity(entity: &Entity) -> Result<(), String> {
     }
     let has_ip = seen.contains(IP);
     if has_ip && seen.len() > 1 {
-        return Err("Invalid empty client quota entity".into());
+        return Err(
+            "Invalid quota entity combination, IP entity shouldnot be combined with User or ClientId"
+                .into(),
+        );
     }
-    if has_ip {
-        if let Some((_, Some(ip))) = entity.iter().find(|(t, _)| t == IP) {
-            // Kafka also accepts resolvable host names; kastle does not
-            // resolve names inside a request.
-            if ip.parse::<std::net::IpAddr>().is_err() {
-                return Err(format!("{ip} is not a valid IP or resolvable host."));
-            }
+    if let Some((_, Some(ip))) = entity.iter().find(|(t, _)| t == IP) {
+        // Kafka also accepts resolvable host names; kastle does not
+        // resolve names inside a request.
+        if ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(format!("{ip} is not a valid IP or resolvable host."));
         }
+    }
+    Ok(has_ip)
+}
+
+/// Kafka's `validateQuotaKeyValue`.
+fn validate_key_value(has_ip: bool, key: &str, value: f64) -> Result<(), String> {
+    let Some(kind) = key_type(has_ip, key) else {
+        return Err(format!("Invalid configuration key {key}"));
+    };
+    if value <= 0.0 {
+        return Err(format!("Quota {key} must be greater than 0"));
+    }
+    let too_large = match kind {
+        KeyType::Double => return Ok(()),
+        KeyType::Int => (value > f64::from(i32::MAX)).then_some("an INT"),
+        KeyType::Long => (value > i64::MAX as f64).then_some("a LONG"),
+    };
+    if let Some(what) = too_large {
+        return Err(format!("Proposed value for {key} is too large for {what}."));
+    }
+    // Kafka's remainder test; a NaN is no whole number either.
+    if value.is_nan() || (value % 1.0).abs() > 1e-6 {
+        return Err(format!("{key} cannot be a fractional value."));
+    }
+    Ok(())
+}
+
+/// One entity's alteration as Kafka's controller checks it: the entity,
+/// then each key set (removals need no check). A key named twice is refused.
+pub fn validate_alteration(entity: &Entity, ops: &[QuotaOp]) -> Result<(), String> {
+    let mut keys = HashSet::new();
+    for o in ops {
+        if !keys.insert(o.key.as_str()) {
+            return Err(format!(
+                "Duplicate quota key {} not updating quota for this entity {}",
+                o.key,
+                entity_string(entity)
+            ));
+        }
+    }
+    let has_ip = validate_entity(entity)?;
+    for o in ops.iter().filter(|o| !o.remove) {
+        validate_key_value(has_ip, &o.key, o.value)?;
     }
     Ok(())
 }
@@ -421,7 +486,7 @@ mod tests {
         assert!(outcomes[0].is_ok());
         assert_eq!(
             outcomes[1].as_ref().unwrap_err(),
-            "Configuration producer_byte_rate must be a Long value"
+            "producer_byte_rate cannot be a fractional value."
         );
         let again = ClientQuotaManager::load(dir.path(), &config).unwrap();
         let all = again.describe(&QuotaFilter::default(), false);

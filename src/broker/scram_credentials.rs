@@ -5,6 +5,9 @@
 //! line per user and mechanism holding the salt, StoredKey, ServerKey and
 //! iteration count (never the password). The file is replaced atomically
 //! before a change is visible, so an acknowledged change survives a crash.
+//! In a cluster the store holds no file: it follows the metadata image's
+//! UserScramCredentialRecords (`follow_image`), which the active controller
+//! writes (`controller::scram_control`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,12 +18,16 @@ use base64::Engine;
 use kafka_protocol::ResponseError;
 
 use crate::broker::config_repository::CONFIGS_DIR;
+use crate::metadata::MetadataImage;
 use crate::security::scram::{ScramCredential, ScramMechanism, MAX_ITERATIONS, MIN_ITERATIONS};
 use crate::util::fs::write_atomically;
 
 const FILE: &str = "scram-credentials";
 
 type Credentials = BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>;
+
+/// A per-user outcome: the error code and message, or success.
+pub type UserResult = (String, Result<(), (ResponseError, String)>);
 
 /// One upsertion as AlterUserScramCredentials carries it.
 pub struct Upsertion {
@@ -31,15 +38,163 @@ pub struct Upsertion {
     pub salted_password: Vec<u8>,
 }
 
-/// A per-user outcome: the error code and message, or success.
-pub type UserResult = (String, Result<(), (ResponseError, String)>);
+/// A refusal: the error code and message.
+pub type Refusal = (ResponseError, String);
 
-pub struct ScramCredentialStore {
-    path: PathBuf,
-    credentials: RwLock<Credentials>,
+/// What an AlterUserScramCredentials request changes, and whom it refuses.
+#[derive(Debug, Default)]
+pub struct ScramAlteration {
+    pub deletions: Vec<(String, ScramMechanism)>,
+    /// Each accepted upsertion's credential: the salted password turned
+    /// into StoredKey and ServerKey, as Kafka's `finishUpsertion`.
+    pub upsertions: Vec<(String, ScramMechanism, ScramCredential)>,
+    pub errors: Vec<(String, Refusal)>,
+}
+
+impl ScramAlteration {
+    /// Per-user outcomes in Kafka's order: the deletions, the upsertions,
+    /// then the refused users.
+    pub fn results(&self) -> Vec<(String, Result<(), Refusal>)> {
+        self.deletions
+            .iter()
+            .map(|(n, _)| (n.clone(), Ok(())))
+            .chain(self.upsertions.iter().map(|(n, _, _)| (n.clone(), Ok(()))))
+            .chain(self.errors.iter().map(|(n, e)| (n.clone(), Err(e.clone()))))
+            .collect()
+    }
 }
 
 const ALTERED_TWICE: &str = "A user credential cannot be altered twice in the same request";
+
+/// Kafka's `validateScramUsernameAndMechanism`.
+fn check_name_and_mechanism(name: &str, code: i8) -> Result<ScramMechanism, Refusal> {
+    if name.is_empty() {
+        return Err((
+            ResponseError::UnacceptableCredential,
+            "Username must not be empty".into(),
+        ));
+    }
+    ScramMechanism::from_type(code).ok_or_else(|| {
+        (
+            ResponseError::UnsupportedSaslMechanism,
+            "Unknown SCRAM mechanism".into(),
+        )
+    })
+}
+
+/// Kafka's `ScramControlManager.alterCredentials` validation: a user named
+/// twice (among deletions and upsertions together) is refused with
+/// DUPLICATE_RESOURCE and none of its changes is made; `exists` says
+/// whether a credential is there to delete.
+pub fn decide(
+    exists: impl Fn(&str, ScramMechanism) -> bool,
+    deletions: Vec<(String, i8)>,
+    upsertions: Vec<Upsertion>,
+) -> ScramAlteration {
+    let mut out = ScramAlteration::default();
+    let has_error = |out: &ScramAlteration, n: &str| out.errors.iter().any(|(u, _)| u == n);
+    let dup = || (ResponseError::DuplicateResource, ALTERED_TWICE.to_string());
+    let mut ups: Vec<(String, ScramMechanism, Upsertion)> = Vec::new();
+    for (name, code) in deletions {
+        if has_error(&out, &name) {
+            continue;
+        }
+        if let Some(i) = out.deletions.iter().position(|(u, _)| *u == name) {
+            out.deletions.remove(i);
+            out.errors.push((name, dup()));
+            continue;
+        }
+        match check_name_and_mechanism(&name, code) {
+            Err(e) => out.errors.push((name, e)),
+            Ok(m) if exists(&name, m) => out.deletions.push((name, m)),
+            Ok(_) => out.errors.push((
+                name,
+                (
+                    ResponseError::ResourceNotFound,
+                    "Attempt to delete a user credential that does not exist".into(),
+                ),
+            )),
+        }
+    }
+    for u in upsertions {
+        if has_error(&out, &u.name) {
+            continue;
+        }
+        let in_dels = out.deletions.iter().position(|(n, _)| *n == u.name);
+        let in_ups = ups.iter().position(|(n, _, _)| *n == u.name);
+        if in_dels.is_some() || in_ups.is_some() {
+            if let Some(i) = in_dels {
+                out.deletions.remove(i);
+            }
+            if let Some(i) = in_ups {
+                ups.remove(i);
+            }
+            out.errors.push((u.name, dup()));
+            continue;
+        }
+        let checked = check_name_and_mechanism(&u.name, u.mechanism).and_then(|m| {
+            if u.iterations < MIN_ITERATIONS {
+                Err((
+                    ResponseError::UnacceptableCredential,
+                    "Too few iterations".into(),
+                ))
+            } else if u.iterations > MAX_ITERATIONS {
+                Err((
+                    ResponseError::UnacceptableCredential,
+                    "Too many iterations".into(),
+                ))
+            } else {
+                Ok(m)
+            }
+        });
+        match checked {
+            Err(e) => out.errors.push((u.name, e)),
+            Ok(m) => ups.push((u.name.clone(), m, u)),
+        }
+    }
+    out.upsertions = ups
+        .into_iter()
+        .map(|(name, m, u)| {
+            let cred =
+                ScramCredential::from_salted_password(m, &u.salt, &u.salted_password, u.iterations);
+            (name, m, cred)
+        })
+        .collect();
+    out
+}
+
+/// The SCRAM credentials an image holds, by user and mechanism (what a
+/// cluster broker's `ScramCredentialStore` follows).
+pub fn credentials_of(
+    image: &MetadataImage,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<ScramMechanism, ScramCredential>>
+{
+    let mut out: std::collections::BTreeMap<_, std::collections::BTreeMap<_, _>> =
+        Default::default();
+    for ((name, code), c) in &image.scram {
+        // The image refuses unknown mechanisms; skip one defensively.
+        let Some(m) = ScramMechanism::from_type(*code) else {
+            continue;
+        };
+        out.entry(name.clone()).or_default().insert(
+            m,
+            ScramCredential {
+                salt: c.salt.clone(),
+                stored_key: c.stored_key.clone(),
+                server_key: c.server_key.clone(),
+                iterations: c.iterations,
+            },
+        );
+    }
+    out
+}
+
+pub struct ScramCredentialStore {
+    /// The file a standalone node keeps; `None` in a cluster, where the
+    /// credentials follow the metadata image.
+    path: Option<PathBuf>,
+    credentials: RwLock<Credentials>,
+}
 
 impl ScramCredentialStore {
     /// Loads what a previous run persisted in `log_dir`.
@@ -76,9 +231,24 @@ impl ScramCredentialStore {
             Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
         }
         Ok(ScramCredentialStore {
-            path,
+            path: Some(path),
             credentials: RwLock::new(credentials),
         })
+    }
+
+    /// A cluster broker's store: no file, empty until the first metadata
+    /// image (the credentials are the cluster's, in its metadata log).
+    pub fn for_cluster() -> ScramCredentialStore {
+        ScramCredentialStore {
+            path: None,
+            credentials: RwLock::new(Credentials::new()),
+        }
+    }
+
+    /// Takes the credentials of a new metadata image (cluster mode).
+    pub fn follow_image(&self, image: &MetadataImage) {
+        let next = credentials_of(image);
+        *self.credentials.write().unwrap_or_else(|p| p.into_inner()) = next;
     }
 
     /// A user's credential for a mechanism (what SCRAM authentication uses).
@@ -87,87 +257,23 @@ impl ScramCredentialStore {
         c.get(user)?.get(&mechanism).cloned()
     }
 
-    /// AlterUserScramCredentials, as Kafka's controller applies it: each
-    /// user may appear once among the deletions and upsertions; names must
-    /// be non-empty, mechanisms known, iterations within
-    /// [4096, 16384]; a deletion needs an existing credential. The accepted
-    /// changes are persisted together; results are the deletions, then the
-    /// upsertions, then the refused users.
+    /// AlterUserScramCredentials on a standalone node, checked as Kafka's
+    /// controller checks it (`controller::scram_control::decide`). The
+    /// accepted changes are persisted together; results are the deletions,
+    /// then the upsertions, then the refused users.
     pub fn alter(
         &self,
         deletions: Vec<(String, i8)>,
         upsertions: Vec<Upsertion>,
     ) -> Vec<UserResult> {
         let mut guard = self.credentials.write().unwrap_or_else(|p| p.into_inner());
-        let mut errors: Vec<(String, (ResponseError, String))> = Vec::new();
-        let mut dels: Vec<(String, ScramMechanism)> = Vec::new();
-        let mut ups: Vec<(String, ScramMechanism, Upsertion)> = Vec::new();
-        let has_error = |errors: &[(String, (ResponseError, String))], n: &str| {
-            errors.iter().any(|(u, _)| u == n)
-        };
-        let dup = || (ResponseError::DuplicateResource, ALTERED_TWICE.to_string());
-        for (name, code) in deletions {
-            if has_error(&errors, &name) {
-                continue;
-            }
-            if let Some(i) = dels.iter().position(|(u, _)| *u == name) {
-                dels.remove(i);
-                errors.push((name, dup()));
-                continue;
-            }
-            match check_name_and_mechanism(&name, code) {
-                Err(e) => errors.push((name, e)),
-                Ok(m) => {
-                    if guard.get(&name).is_some_and(|c| c.contains_key(&m)) {
-                        dels.push((name, m));
-                    } else {
-                        errors.push((
-                            name,
-                            (
-                                ResponseError::ResourceNotFound,
-                                "Attempt to delete a user credential that does not exist".into(),
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
-        for u in upsertions {
-            if has_error(&errors, &u.name) {
-                continue;
-            }
-            let in_dels = dels.iter().position(|(n, _)| *n == u.name);
-            let in_ups = ups.iter().position(|(n, _, _)| *n == u.name);
-            if in_dels.is_some() || in_ups.is_some() {
-                if let Some(i) = in_dels {
-                    dels.remove(i);
-                }
-                if let Some(i) = in_ups {
-                    ups.remove(i);
-                }
-                errors.push((u.name, dup()));
-                continue;
-            }
-            let checked = check_name_and_mechanism(&u.name, u.mechanism).and_then(|m| {
-                if u.iterations < MIN_ITERATIONS {
-                    Err((
-                        ResponseError::UnacceptableCredential,
-                        "Too few iterations".into(),
-                    ))
-                } else if u.iterations > MAX_ITERATIONS {
-                    Err((
-                        ResponseError::UnacceptableCredential,
-                        "Too many iterations".into(),
-                    ))
-                } else {
-                    Ok(m)
-                }
-            });
-            match checked {
-                Err(e) => errors.push((u.name, e)),
-                Ok(m) => ups.push((u.name.clone(), m, u)),
-            }
-        }
+        let exists = |n: &str, m: ScramMechanism| guard.get(n).is_some_and(|c| c.contains_key(&m));
+        let decided = decide(exists, deletions, upsertions);
+        let ScramAlteration {
+            deletions: dels,
+            upsertions: ups,
+            errors,
+        } = decided;
         let mut next = guard.clone();
         for (name, m) in &dels {
             if let Some(c) = next.get_mut(name) {
@@ -177,27 +283,26 @@ impl ScramCredentialStore {
                 }
             }
         }
-        for (name, m, u) in &ups {
-            let cred = ScramCredential::from_salted_password(
-                *m,
-                &u.salt,
-                &u.salted_password,
-                u.iterations,
-            );
-            next.entry(name.clone()).or_default().insert(*m, cred);
+        for (name, m, cred) in &ups {
+            next.entry(name.clone())
+                .or_default()
+                .insert(*m, cred.clone());
         }
         let accepted: Vec<String> = dels
             .into_iter()
             .map(|(n, _)| n)
             .chain(ups.into_iter().map(|(n, _, _)| n))
             .collect();
-        let persisted = if accepted.is_empty() {
-            Ok(())
-        } else {
-            write_atomically(&self.path, render(&next).as_bytes()).map_err(|e| {
+        let persisted = match &self.path {
+            _ if accepted.is_empty() => Ok(()),
+            None => Err(
+                "SCRAM credentials are the cluster's: alter them through the controller"
+                    .to_string(),
+            ),
+            Some(path) => write_atomically(path, render(&next).as_bytes()).map_err(|e| {
                 tracing::error!(error = %e, "SCRAM credentials not persisted");
                 format!("SCRAM credentials could not be persisted: {e}")
-            })
+            }),
         };
         if persisted.is_ok() {
             *guard = next;
@@ -263,24 +368,6 @@ impl ScramCredentialStore {
             }
         }
     }
-}
-
-fn check_name_and_mechanism(
-    name: &str,
-    code: i8,
-) -> Result<ScramMechanism, (ResponseError, String)> {
-    if name.is_empty() {
-        return Err((
-            ResponseError::UnacceptableCredential,
-            "Username must not be empty".into(),
-        ));
-    }
-    ScramMechanism::from_type(code).ok_or_else(|| {
-        (
-            ResponseError::UnsupportedSaslMechanism,
-            "Unknown SCRAM mechanism".into(),
-        )
-    })
 }
 
 fn render(c: &Credentials) -> String {

@@ -4,11 +4,14 @@
 //! (Kafka's `ReplicationControlManager`), with [`topic_creation`],
 //! [`partition_change`] (`PartitionChangeBuilder`) and [`replica_placer`]
 //! (`StripedReplicaPlacer`), and [`producer_id_control`] hands out
-//! producer-id blocks (`ProducerIdControlManager`): pure functions, no I/O. The quorum itself
+//! producer-id blocks (`ProducerIdControlManager`); [`scram_control`] and
+//! [`client_quota_control`] decide SCRAM credentials and client quotas
+//! (`ScramControlManager`, `ClientQuotaControlManager`): pure functions, no I/O. The quorum itself
 //! (openraft) lives in `raft`; the controller's request handling and its
 //! broker heartbeats are wired above this module.
 
 pub mod broker_heartbeat_manager;
+pub mod client_quota_control;
 pub mod elect_leaders;
 pub mod partition_change;
 pub mod producer_id_control;
@@ -16,6 +19,7 @@ pub mod quorum_controller;
 pub mod reassignment;
 pub mod replica_placer;
 pub mod replication_control;
+pub mod scram_control;
 #[cfg(test)]
 mod tests;
 pub mod topic_creation;

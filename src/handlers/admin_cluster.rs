@@ -650,26 +650,12 @@ pub fn alter_client_quotas(req: &Request, body: Bytes) -> Reply {
         .collect();
     if !req.ctx.authorize_cluster(AclOperation::AlterConfigs) {
         // Every entry refused, nothing changed.
-        let entries = request
-            .entries
-            .into_iter()
-            .map(|e| {
-                alter_client_quotas_response::EntryData::default()
-                    .with_entity(
-                        e.entity
-                            .into_iter()
-                            .map(|d| {
-                                alter_client_quotas_response::EntityData::default()
-                                    .with_entity_type(d.entity_type)
-                                    .with_entity_name(d.entity_name)
-                            })
-                            .collect(),
-                    )
-                    .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
-                    .with_error_message(Some(sb(cluster_refused(req))))
-            })
-            .collect();
-        return req.respond(&AlterClientQuotasResponse::default().with_entries(entries));
+        let resp = alter_quotas_failed(
+            &request,
+            ResponseError::ClusterAuthorizationFailed,
+            Some(cluster_refused(req)),
+        );
+        return req.respond(&resp);
     }
     let (outcomes, persisted) = req.ctx.apis.quotas.alter(entries, request.validate_only);
     let persist_error = persisted.err().inspect(|e| {
@@ -704,6 +690,34 @@ pub fn alter_client_quotas(req: &Request, body: Bytes) -> Reply {
         })
         .collect();
     req.respond(&AlterClientQuotasResponse::default().with_entries(entries))
+}
+
+/// Every entry of an AlterClientQuotas failed with `code`, nothing changed.
+pub(crate) fn alter_quotas_failed(
+    request: &AlterClientQuotasRequest,
+    code: ResponseError,
+    message: Option<String>,
+) -> AlterClientQuotasResponse {
+    let entries = request
+        .entries
+        .iter()
+        .map(|e| {
+            alter_client_quotas_response::EntryData::default()
+                .with_entity(
+                    e.entity
+                        .iter()
+                        .map(|d| {
+                            alter_client_quotas_response::EntityData::default()
+                                .with_entity_type(d.entity_type.clone())
+                                .with_entity_name(d.entity_name.clone())
+                        })
+                        .collect(),
+                )
+                .with_error_code(code.code())
+                .with_error_message(message.clone().map(sb))
+        })
+        .collect();
+    AlterClientQuotasResponse::default().with_entries(entries)
 }
 
 pub fn describe_client_quotas(req: &Request, body: Bytes) -> Reply {

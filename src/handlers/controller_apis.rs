@@ -6,7 +6,9 @@
 //! DeleteTopics, CreatePartitions, ElectLeaders) plus AlterPartition from partition
 //! leaders, each decided by `controller::replication_control` and
 //! committed by the `QuorumController`; AllocateProducerIds hands brokers
-//! producer-id blocks (`controller::producer_id_control`).
+//! producer-id blocks (`controller::producer_id_control`); the
+//! AlterUserScramCredentials and AlterClientQuotas brokers forward are
+//! decided by `controller::scram_control` / `controller::client_quota_control`.
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ use kafka_protocol::messages::{
     DeleteTopicsRequest, DeleteTopicsResponse, ElectLeadersRequest,
     ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
 };
+use kafka_protocol::messages::{AlterClientQuotasRequest, AlterUserScramCredentialsRequest};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
 
@@ -27,13 +30,13 @@ use crate::clients::private_apis::{
     MetadataFetchRequest, METADATA_FETCH_KEY, RAFT_RPC_KEY, RESPONSE_HEADER_VERSION,
 };
 use crate::controller::quorum_controller::QuorumController;
-use crate::controller::{reassignment, replication_control};
+use crate::controller::{client_quota_control, reassignment, replication_control, scram_control};
 use crate::protocol::header::parse_request_header;
 use crate::protocol::response::{encode_response, encode_with_header_version};
 use crate::raft::network::RaftRpc;
 
 /// The Kafka APIs a controller listener serves.
-const CONTROLLER_APIS: [ApiKey; 11] = [
+const CONTROLLER_APIS: &[ApiKey] = &[
     ApiKey::ApiVersions,
     ApiKey::BrokerRegistration,
     ApiKey::BrokerHeartbeat,
@@ -45,6 +48,8 @@ const CONTROLLER_APIS: [ApiKey; 11] = [
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
     ApiKey::ElectLeaders,
+    ApiKey::AlterUserScramCredentials,
+    ApiKey::AlterClientQuotas,
 ];
 
 pub struct ControllerApis {
@@ -253,6 +258,26 @@ impl ControllerApis {
                     ListPartitionReassignmentsResponse::default()
                         .with_error_code(ResponseError::NotController.code())
                 };
+                encode_response(cid, version, &resp)
+            }
+            ApiKey::AlterUserScramCredentials => {
+                let req = AlterUserScramCredentialsRequest::decode(&mut body, version)?;
+                let resp = c
+                    .write(|image, _| scram_control::alter_user_scram_credentials(image, &req))
+                    .await
+                    .unwrap_or_else(|e| {
+                        crate::handlers::scram_credentials::alter_failed(&req, e.error(), None)
+                    });
+                encode_response(cid, version, &resp)
+            }
+            ApiKey::AlterClientQuotas => {
+                let req = AlterClientQuotasRequest::decode(&mut body, version)?;
+                let resp = c
+                    .write(|image, _| client_quota_control::alter_client_quotas(image, &req))
+                    .await
+                    .unwrap_or_else(|e| {
+                        crate::handlers::admin_cluster::alter_quotas_failed(&req, e.error(), None)
+                    });
                 encode_response(cid, version, &resp)
             }
             other => anyhow::bail!("api {other:?} is not served on a controller listener"),

@@ -11,6 +11,7 @@ pub mod controller_apis;
 pub mod describe_topic_partitions;
 pub mod fetch;
 pub mod find_coordinator;
+pub mod forward_scram_quotas;
 pub mod forwarding;
 pub mod groups;
 pub mod list_offsets;
@@ -462,6 +463,9 @@ async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
             ready(reassignments::list_partition_reassignments(&req, body))
         }
         ApiKey::DescribeClientQuotas => ready(admin_cluster::describe_client_quotas(&req, body)),
+        ApiKey::AlterClientQuotas if req.ctx.apis.cluster.is_some() => {
+            forward_scram_quotas::alter_client_quotas(req, body)
+        }
         ApiKey::AlterClientQuotas => ready(admin_cluster::alter_client_quotas(&req, body)),
         ApiKey::CreateAcls => ready(acls::create_acls(&req, body)),
         ApiKey::DescribeAcls => ready(acls::describe_acls(&req, body)),
@@ -473,6 +477,9 @@ async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
         ApiKey::DescribeUserScramCredentials => ready(
             scram_credentials::describe_user_scram_credentials(&req, body),
         ),
+        ApiKey::AlterUserScramCredentials if req.ctx.apis.cluster.is_some() => {
+            forward_scram_quotas::alter_user_scram_credentials(req, body)
+        }
         ApiKey::AlterUserScramCredentials => {
             ready(scram_credentials::alter_user_scram_credentials(&req, body))
         }

@@ -93,24 +93,7 @@ pub fn alter_user_scram_credentials(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, AlterUserScramCredentialsRequest);
     // As Kafka: ALTER on the cluster, else every named user refused.
     if !req.ctx.authorize_cluster(AclOperation::Alter) {
-        let mut users: Vec<String> = request
-            .deletions
-            .iter()
-            .map(|d| d.name.to_string())
-            .chain(request.upsertions.iter().map(|u| u.name.to_string()))
-            .collect();
-        users.sort();
-        users.dedup();
-        let results = users
-            .into_iter()
-            .map(|u| {
-                AlterUserScramCredentialsResult::default()
-                    .with_user(sb(u))
-                    .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
-                    .with_error_message(Some(sb(CLUSTER_AUTHORIZATION_FAILED.to_string())))
-            })
-            .collect();
-        return req.respond(&AlterUserScramCredentialsResponse::default().with_results(results));
+        return req.respond(&alter_refused(&request));
     }
     let deletions = request
         .deletions
@@ -147,6 +130,44 @@ pub fn alter_user_scram_credentials(req: &Request, body: Bytes) -> Reply {
         })
         .collect();
     req.respond(&AlterUserScramCredentialsResponse::default().with_results(results))
+}
+
+/// The answer to an AlterUserScramCredentials without ALTER on the
+/// cluster: every named user refused, once each.
+pub(crate) fn alter_refused(
+    request: &AlterUserScramCredentialsRequest,
+) -> AlterUserScramCredentialsResponse {
+    alter_failed(
+        request,
+        ResponseError::ClusterAuthorizationFailed,
+        Some(CLUSTER_AUTHORIZATION_FAILED),
+    )
+}
+
+/// Every user the request names (once each) failed with `code`.
+pub(crate) fn alter_failed(
+    request: &AlterUserScramCredentialsRequest,
+    code: ResponseError,
+    message: Option<&str>,
+) -> AlterUserScramCredentialsResponse {
+    let mut users: Vec<String> = request
+        .deletions
+        .iter()
+        .map(|d| d.name.to_string())
+        .chain(request.upsertions.iter().map(|u| u.name.to_string()))
+        .collect();
+    users.sort();
+    users.dedup();
+    let results = users
+        .into_iter()
+        .map(|u| {
+            AlterUserScramCredentialsResult::default()
+                .with_user(sb(u))
+                .with_error_code(code.code())
+                .with_error_message(message.map(sb))
+        })
+        .collect();
+    AlterUserScramCredentialsResponse::default().with_results(results)
 }
 
 /// A SaslHandshake once the connection is authenticated (or needs none).

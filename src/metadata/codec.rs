@@ -33,6 +33,16 @@ impl Writer {
     pub fn uuid(&mut self, v: uuid::Uuid) {
         self.buf.extend_from_slice(v.as_bytes());
     }
+    /// Kafka's float64: the IEEE 754 bits, big-endian.
+    pub fn f64(&mut self, v: f64) {
+        self.buf.extend_from_slice(&v.to_bits().to_be_bytes());
+    }
+    /// Kafka's compact (non-null) bytes.
+    pub fn bytes(&mut self, v: &[u8], what: &str) -> Result<(), MetadataError> {
+        self.compact_len(v.len(), what)?;
+        self.buf.extend_from_slice(v);
+        Ok(())
+    }
     pub fn uvarint(&mut self, mut v: u32) {
         while v >= 0x80 {
             self.buf.push((v as u8) | 0x80);
@@ -186,6 +196,9 @@ impl<'a> Reader<'a> {
     pub fn uuid(&mut self, what: &str) -> Result<uuid::Uuid, MetadataError> {
         Ok(uuid::Uuid::from_bytes(self.fixed(what)?))
     }
+    pub fn f64(&mut self, what: &str) -> Result<f64, MetadataError> {
+        Ok(f64::from_bits(u64::from_be_bytes(self.fixed(what)?)))
+    }
     pub fn uvarint(&mut self, what: &str) -> Result<u32, MetadataError> {
         let mut v: u32 = 0;
         for i in 0..5 {
@@ -221,6 +234,13 @@ impl<'a> Reader<'a> {
         String::from_utf8(bytes.to_vec())
             .map(Some)
             .map_err(|_| MetadataError(format!("{what}: not UTF-8")))
+    }
+    /// Kafka's compact (non-null) bytes.
+    pub fn bytes(&mut self, what: &str) -> Result<Vec<u8>, MetadataError> {
+        let len = self
+            .compact_len(1, what)?
+            .ok_or_else(|| MetadataError(format!("{what}: null where bytes are required")))?;
+        Ok(self.take(len, what)?.to_vec())
     }
     pub fn string(&mut self, what: &str) -> Result<String, MetadataError> {
         self.nullable_string(what)?

@@ -1,5 +1,6 @@
 //! `MetadataImage`: the cluster as the metadata log says it is (brokers,
-//! topics and partitions, configs, the producer-id block, features), built
+//! topics and partitions, configs, the producer-id block, features, SCRAM
+//! credentials and client quotas), built
 //! by applying records in log order. Each record is checked against the
 //! image before it changes anything, with the invariants Kafka's
 //! `ClusterDelta`, `TopicsDelta` and `PartitionRegistration` assert, so a
@@ -140,6 +141,72 @@ impl PartitionRegistration {
     }
 }
 
+/// One user's SCRAM credential for one mechanism (Kafka's
+/// `ScramCredentialData`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScramCredentialData {
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
+/// A client-quota entity: (entity type, name) pairs sorted by type; a
+/// `None` name is that type's default entity.
+pub type QuotaEntity = Vec<(String, Option<String>)>;
+
+/// The client quotas by entity, each entity's values by key (Kafka's
+/// `ClientQuotasImage`). Values compare by their bits.
+#[derive(Debug, Clone, Default)]
+pub struct ClientQuotasImage(pub BTreeMap<QuotaEntity, BTreeMap<String, f64>>);
+
+impl PartialEq for ClientQuotasImage {
+    fn eq(&self, o: &Self) -> bool {
+        self.0.len() == o.0.len()
+            && self.0.iter().zip(&o.0).all(|((e1, v1), (e2, v2))| {
+                e1 == e2
+                    && v1.len() == v2.len()
+                    && v1
+                        .iter()
+                        .zip(v2)
+                        .all(|((k1, x1), (k2, x2))| k1 == k2 && x1.to_bits() == x2.to_bits())
+            })
+    }
+}
+
+impl Eq for ClientQuotasImage {}
+
+/// The entity types a client quota may name (Kafka's `ClientQuotaEntity`).
+pub const QUOTA_ENTITY_TYPES: [&str; 3] = ["user", "client-id", "ip"];
+
+/// A ClientQuotaRecord's entity, sorted, once it names known types at most
+/// once each and does not mix `ip` with the others.
+fn quota_entity(entity: &[(String, Option<String>)]) -> Result<QuotaEntity, MetadataError> {
+    let mut e = entity.to_vec();
+    e.sort();
+    let bad = |why: &str| {
+        Err(MetadataError(format!(
+            "ClientQuotaRecord {entity:?}: {why}"
+        )))
+    };
+    if e.is_empty() {
+        return bad("empty entity");
+    }
+    if e.windows(2).any(|w| w[0].0 == w[1].0) {
+        return bad("duplicate entity type");
+    }
+    if let Some((t, _)) = e
+        .iter()
+        .find(|(t, _)| !QUOTA_ENTITY_TYPES.contains(&t.as_str()))
+    {
+        return bad(&format!("unknown entity type {t}"));
+    }
+    if e.len() > 1 && e.iter().any(|(t, _)| t == "ip") {
+        return bad("ip combined with another entity type");
+    }
+    Ok(e)
+}
+
 /// One topic and its partitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicImage {
@@ -160,6 +227,9 @@ pub struct MetadataImage {
     pub configs: BTreeMap<(i8, String), BTreeMap<String, String>>,
     /// The first producer id of the next block to hand out.
     pub next_producer_id: i64,
+    /// SCRAM credentials by (user name, mechanism type).
+    pub scram: BTreeMap<(String, i8), ScramCredentialData>,
+    pub client_quotas: ClientQuotasImage,
 }
 
 impl MetadataImage {
@@ -363,6 +433,50 @@ impl MetadataImage {
                 }
                 self.next_producer_id = r.next_producer_id;
             }
+            MetadataRecord::UserScramCredential(r) => {
+                // Kafka's `ScramMechanism`: 1 SCRAM-SHA-256, 2 SCRAM-SHA-512.
+                if !matches!(r.mechanism, 1 | 2) {
+                    return Err(MetadataError(format!(
+                        "UserScramCredentialRecord for {}: unknown SCRAM mechanism {}",
+                        r.name, r.mechanism
+                    )));
+                }
+                self.scram.insert(
+                    (r.name.clone(), r.mechanism),
+                    ScramCredentialData {
+                        salt: r.salt.clone(),
+                        stored_key: r.stored_key.clone(),
+                        server_key: r.server_key.clone(),
+                        iterations: r.iterations,
+                    },
+                );
+            }
+            MetadataRecord::RemoveUserScramCredential(r) => {
+                // As Kafka's `ScramControlManager.replay`.
+                if self.scram.remove(&(r.name.clone(), r.mechanism)).is_none() {
+                    return Err(MetadataError(format!(
+                        "Unable to find credential to delete: ScramCredentialKey(username={}, mechanism={})",
+                        r.name, r.mechanism
+                    )));
+                }
+            }
+            MetadataRecord::ClientQuota(r) => {
+                let entity = quota_entity(&r.entity)?;
+                let quotas = &mut self.client_quotas.0;
+                if r.remove {
+                    if let Some(values) = quotas.get_mut(&entity) {
+                        values.remove(&r.key);
+                        if values.is_empty() {
+                            quotas.remove(&entity);
+                        }
+                    }
+                } else {
+                    quotas
+                        .entry(entity)
+                        .or_default()
+                        .insert(r.key.clone(), r.value);
+                }
+            }
             MetadataRecord::FeatureLevel(r) => {
                 // Level 0 means the feature is not in use (Kafka removes it).
                 if r.feature_level == 0 {
@@ -451,6 +565,32 @@ impl MetadataImage {
                         resource_name: resource_name.clone(),
                         name: name.clone(),
                         value: Some(value.clone()),
+                    }),
+                    0,
+                );
+            }
+        }
+        for ((name, mechanism), c) in &self.scram {
+            push(
+                MetadataRecord::UserScramCredential(UserScramCredentialRecord {
+                    name: name.clone(),
+                    mechanism: *mechanism,
+                    salt: c.salt.clone(),
+                    stored_key: c.stored_key.clone(),
+                    server_key: c.server_key.clone(),
+                    iterations: c.iterations,
+                }),
+                0,
+            );
+        }
+        for (entity, values) in &self.client_quotas.0 {
+            for (key, value) in values {
+                push(
+                    MetadataRecord::ClientQuota(ClientQuotaRecord {
+                        entity: entity.clone(),
+                        key: key.clone(),
+                        value: *value,
+                        remove: false,
                     }),
                     0,
                 );

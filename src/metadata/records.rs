@@ -154,6 +154,49 @@ pub struct FeatureLevelRecord {
     pub feature_level: i16,
 }
 
+/// UserScramCredentialRecord (11): a user's SCRAM credential for one
+/// mechanism (Kafka's `ScramMechanism` type: 1 SHA-256, 2 SHA-512), as the
+/// salted keys, never the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserScramCredentialRecord {
+    pub name: String,
+    pub mechanism: i8,
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
+/// RemoveUserScramCredentialRecord (22).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoveUserScramCredentialRecord {
+    pub name: String,
+    pub mechanism: i8,
+}
+
+/// ClientQuotaRecord (14): set (or remove) one quota key of an entity.
+/// `entity` is (entity type, entity name) pairs; a `None` name is that
+/// type's default entity.
+#[derive(Debug, Clone)]
+pub struct ClientQuotaRecord {
+    pub entity: Vec<(String, Option<String>)>,
+    pub key: String,
+    pub value: f64,
+    pub remove: bool,
+}
+
+/// Equal when the bytes would be: the value compares by its bits.
+impl PartialEq for ClientQuotaRecord {
+    fn eq(&self, o: &Self) -> bool {
+        self.entity == o.entity
+            && self.key == o.key
+            && self.value.to_bits() == o.value.to_bits()
+            && self.remove == o.remove
+    }
+}
+
+impl Eq for ClientQuotaRecord {}
+
 /// A metadata record of a type kastle reads and writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
@@ -169,6 +212,9 @@ pub enum MetadataRecord {
     FeatureLevel(FeatureLevelRecord),
     ProducerIds(ProducerIdsRecord),
     BrokerRegistrationChange(BrokerRegistrationChangeRecord),
+    UserScramCredential(UserScramCredentialRecord),
+    RemoveUserScramCredential(RemoveUserScramCredentialRecord),
+    ClientQuota(ClientQuotaRecord),
 }
 
 impl MetadataRecord {
@@ -187,6 +233,9 @@ impl MetadataRecord {
             MetadataRecord::FeatureLevel(_) => 12,
             MetadataRecord::ProducerIds(_) => 15,
             MetadataRecord::BrokerRegistrationChange(_) => 17,
+            MetadataRecord::UserScramCredential(_) => 11,
+            MetadataRecord::RemoveUserScramCredential(_) => 22,
+            MetadataRecord::ClientQuota(_) => 14,
         }
     }
 
@@ -196,7 +245,7 @@ impl MetadataRecord {
             0 => 4,
             3 | 5 => 2,
             17 => 3,
-            1 | 2 | 4 | 7 | 8 | 9 | 12 | 15 => 0,
+            1 | 2 | 4 | 7 | 8 | 9 | 11 | 12 | 14 | 15 | 22 => 0,
             _ => return None,
         })
     }
@@ -248,6 +297,32 @@ impl MetadataRecord {
                 w.tagged(Vec::new())
             }
             MetadataRecord::BrokerRegistrationChange(r) => write_registration_change(r, version, w),
+            MetadataRecord::UserScramCredential(r) => {
+                w.string(&r.name, "UserScramCredentialRecord.Name")?;
+                w.i8(r.mechanism);
+                w.bytes(&r.salt, "Salt")?;
+                w.bytes(&r.stored_key, "StoredKey")?;
+                w.bytes(&r.server_key, "ServerKey")?;
+                w.i32(r.iterations);
+                w.tagged(Vec::new())
+            }
+            MetadataRecord::RemoveUserScramCredential(r) => {
+                w.string(&r.name, "RemoveUserScramCredentialRecord.Name")?;
+                w.i8(r.mechanism);
+                w.tagged(Vec::new())
+            }
+            MetadataRecord::ClientQuota(r) => {
+                w.array_len(r.entity.len(), "Entity")?;
+                for (t, n) in &r.entity {
+                    w.string(t, "Entity.EntityType")?;
+                    w.nullable_string(n.as_deref(), "Entity.EntityName")?;
+                    w.tagged(Vec::new())?;
+                }
+                w.string(&r.key, "ClientQuotaRecord.Key")?;
+                w.f64(r.value);
+                w.bool(r.remove);
+                w.tagged(Vec::new())
+            }
         }
     }
 
@@ -322,6 +397,53 @@ impl MetadataRecord {
                 })
             }
             17 => MetadataRecord::BrokerRegistrationChange(read_registration_change(version, r)?),
+            11 => {
+                let name = r.string("UserScramCredentialRecord.Name")?;
+                let mechanism = r.i8("Mechanism")?;
+                let salt = r.bytes("Salt")?;
+                let stored_key = r.bytes("StoredKey")?;
+                let server_key = r.bytes("ServerKey")?;
+                let iterations = r.i32("Iterations")?;
+                r.tagged(|_, _| Ok(false))?;
+                MetadataRecord::UserScramCredential(UserScramCredentialRecord {
+                    name,
+                    mechanism,
+                    salt,
+                    stored_key,
+                    server_key,
+                    iterations,
+                })
+            }
+            22 => {
+                let name = r.string("RemoveUserScramCredentialRecord.Name")?;
+                let mechanism = r.i8("Mechanism")?;
+                r.tagged(|_, _| Ok(false))?;
+                MetadataRecord::RemoveUserScramCredential(RemoveUserScramCredentialRecord {
+                    name,
+                    mechanism,
+                })
+            }
+            14 => {
+                // An entity entry is at least 1+1+1 bytes.
+                let n = r.array_len(3, "Entity")?;
+                let mut entity = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let t = r.string("Entity.EntityType")?;
+                    let name = r.nullable_string("Entity.EntityName")?;
+                    r.tagged(|_, _| Ok(false))?;
+                    entity.push((t, name));
+                }
+                let key = r.string("ClientQuotaRecord.Key")?;
+                let value = r.f64("Value")?;
+                let remove = r.bool("Remove")?;
+                r.tagged(|_, _| Ok(false))?;
+                MetadataRecord::ClientQuota(ClientQuotaRecord {
+                    entity,
+                    key,
+                    value,
+                    remove,
+                })
+            }
             other => {
                 return Err(MetadataError(format!(
                     "metadata record type {other} is not one kastle reads"

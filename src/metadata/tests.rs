@@ -27,6 +27,10 @@ const CONFIGRECORD_V0: &str = "01040002076f72646572730d726574656e74696f6e2e6d730
 const CONFIGRECORD_V0_NULL: &str = "0104000401116c6f672e726574656e74696f6e2e6d730000";
 const PRODUCERIDSRECORD_V0: &str = "010f0000000001000000000000002a00000000000007d000";
 const FEATURELEVELRECORD_V0: &str = "010c00116d657461646174612e76657273696f6e001b00";
+const USERSCRAMCREDENTIALRECORD_V0: &str = "010b0006616c696365020401020303040502060000200000";
+const REMOVEUSERSCRAMCREDENTIALRECORD_V0: &str = "01160006616c6963650100";
+const CLIENTQUOTARECORD_V0: &str = "010e00030a636c69656e742d69640000057573657204626f62001370726f64756365725f627974655f7261746540900200000000000000";
+const CLIENTQUOTARECORD_V0_REMOVE: &str = "010e00020369700931302e302e302e310019636f6e6e656374696f6e5f6372656174696f6e5f7261746500000000000000000100";
 
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len())
@@ -233,6 +237,171 @@ fn config_producer_id_and_feature_records_match_kafkas_bytes() {
         }),
         0,
     );
+}
+
+fn scram(name: &str, mechanism: i8) -> UserScramCredentialRecord {
+    UserScramCredentialRecord {
+        name: name.into(),
+        mechanism,
+        salt: vec![1, 2, 3],
+        stored_key: vec![4, 5],
+        server_key: vec![6],
+        iterations: 8192,
+    }
+}
+
+fn quota(
+    entity: &[(&str, Option<&str>)],
+    key: &str,
+    value: f64,
+    remove: bool,
+) -> ClientQuotaRecord {
+    ClientQuotaRecord {
+        entity: entity
+            .iter()
+            .map(|(t, n)| (t.to_string(), n.map(str::to_string)))
+            .collect(),
+        key: key.into(),
+        value,
+        remove,
+    }
+}
+
+#[test]
+fn scram_and_quota_records_match_kafkas_bytes() {
+    golden(
+        USERSCRAMCREDENTIALRECORD_V0,
+        MetadataRecord::UserScramCredential(scram("alice", 2)),
+        0,
+    );
+    golden(
+        REMOVEUSERSCRAMCREDENTIALRECORD_V0,
+        MetadataRecord::RemoveUserScramCredential(RemoveUserScramCredentialRecord {
+            name: "alice".into(),
+            mechanism: 1,
+        }),
+        0,
+    );
+    golden(
+        CLIENTQUOTARECORD_V0,
+        MetadataRecord::ClientQuota(quota(
+            &[("client-id", None), ("user", Some("bob"))],
+            "producer_byte_rate",
+            1024.5,
+            false,
+        )),
+        0,
+    );
+    golden(
+        CLIENTQUOTARECORD_V0_REMOVE,
+        MetadataRecord::ClientQuota(quota(
+            &[("ip", Some("10.0.0.1"))],
+            "connection_creation_rate",
+            0.0,
+            true,
+        )),
+        0,
+    );
+}
+
+#[test]
+fn scram_and_quotas_in_the_image_are_checked_and_round_trip() {
+    let mut image = MetadataImage::default();
+    let apply = |image: &mut MetadataImage, r: MetadataRecord| image.apply(&r);
+    apply(
+        &mut image,
+        MetadataRecord::UserScramCredential(scram("alice", 1)),
+    )
+    .unwrap();
+    apply(
+        &mut image,
+        MetadataRecord::UserScramCredential(scram("alice", 2)),
+    )
+    .unwrap();
+    apply(
+        &mut image,
+        MetadataRecord::UserScramCredential(scram("bob", 1)),
+    )
+    .unwrap();
+    // An unknown mechanism, or removing what is not there, is refused.
+    assert!(apply(
+        &mut image,
+        MetadataRecord::UserScramCredential(scram("x", 3))
+    )
+    .is_err());
+    let remove = |name: &str, mechanism| {
+        MetadataRecord::RemoveUserScramCredential(RemoveUserScramCredentialRecord {
+            name: name.into(),
+            mechanism,
+        })
+    };
+    apply(&mut image, remove("bob", 1)).unwrap();
+    assert!(apply(&mut image, remove("bob", 1)).is_err());
+    let set = |e: &[(&str, Option<&str>)], k: &str, v: f64| {
+        MetadataRecord::ClientQuota(quota(e, k, v, false))
+    };
+    // The entity is kept sorted by type whatever the record's order.
+    apply(
+        &mut image,
+        set(
+            &[("user", Some("u")), ("client-id", None)],
+            "producer_byte_rate",
+            1024.0,
+        ),
+    )
+    .unwrap();
+    apply(
+        &mut image,
+        set(&[("client-id", Some("c"))], "request_percentage", 12.5),
+    )
+    .unwrap();
+    apply(
+        &mut image,
+        set(&[("ip", None)], "connection_creation_rate", 5.0),
+    )
+    .unwrap();
+    apply(
+        &mut image,
+        set(&[("client-id", Some("gone"))], "consumer_byte_rate", 1.0),
+    )
+    .unwrap();
+    apply(
+        &mut image,
+        MetadataRecord::ClientQuota(quota(
+            &[("client-id", Some("gone"))],
+            "consumer_byte_rate",
+            0.0,
+            true,
+        )),
+    )
+    .unwrap();
+    for bad in [
+        set(&[], "producer_byte_rate", 1.0),
+        set(&[("group", Some("g"))], "producer_byte_rate", 1.0),
+        set(
+            &[("user", None), ("user", Some("u"))],
+            "producer_byte_rate",
+            1.0,
+        ),
+        set(&[("ip", None), ("user", None)], "producer_byte_rate", 1.0),
+    ] {
+        let before = image.clone();
+        assert!(apply(&mut image, bad).is_err());
+        assert_eq!(image, before);
+    }
+    assert_eq!(image.scram.len(), 2);
+    assert_eq!(image.client_quotas.0.len(), 3);
+    let sorted = vec![
+        ("client-id".to_string(), None),
+        ("user".to_string(), Some("u".to_string())),
+    ];
+    assert_eq!(image.client_quotas.0[&sorted]["producer_byte_rate"], 1024.0);
+    let mut rebuilt = MetadataImage::default();
+    for r in image.to_records() {
+        let r = RecordAndVersion::decode(&r.encode().unwrap()).unwrap();
+        rebuilt.apply(&r.record).unwrap();
+    }
+    assert_eq!(rebuilt, image);
 }
 
 #[test]

@@ -133,6 +133,8 @@ impl ClusterNode {
             let groups = broker.as_ref().map(|b| b.apis.groups.clone());
             let producer_ids = broker.as_ref().map(|b| b.apis.producer_ids.clone());
             let txns = broker.as_ref().map(|b| b.apis.txns.clone());
+            let quotas = broker.as_ref().map(|b| b.apis.quotas.clone());
+            let scram = broker.as_ref().map(|b| b.apis.scram.clone());
             let inter_broker = k.inter_broker_listener_name.clone();
             tokio::spawn(async move {
                 match runner.register().await {
@@ -149,6 +151,16 @@ impl ClusterNode {
                             let Some(r) = &replicas else {
                                 return;
                             };
+                            // SCRAM credentials and client quotas are the
+                            // cluster's: the broker's stores follow the image.
+                            if let (Some(s), true) = (&scram, old.scram != new.scram) {
+                                s.follow_image(new);
+                            }
+                            if let (Some(q), true) =
+                                (&quotas, old.client_quotas != new.client_quotas)
+                            {
+                                q.follow_image(new);
+                            }
                             let changes = local_changes(old, new, node_id, &inter_broker);
                             if !changes.is_empty() {
                                 if let Err(e) = r.apply_delta(changes) {

@@ -111,8 +111,20 @@ impl BrokerServer {
         } else {
             ProducerIdManager::load(&config.log_dir)?
         });
-        let quotas = Arc::new(ClientQuotaManager::load(&config.log_dir, &config)?);
-        let scram = Arc::new(ScramCredentialStore::load(&config.log_dir)?);
+        // A cluster broker's quotas and SCRAM credentials follow the
+        // metadata image; a standalone node keeps its files.
+        let (quotas, scram) = if cluster.is_some() {
+            (
+                ClientQuotaManager::for_cluster(&config),
+                ScramCredentialStore::for_cluster(),
+            )
+        } else {
+            (
+                ClientQuotaManager::load(&config.log_dir, &config)?,
+                ScramCredentialStore::load(&config.log_dir)?,
+            )
+        };
+        let (quotas, scram) = (Arc::new(quotas), Arc::new(scram));
         let sasl = Arc::new(sasl_settings(&config)?);
         let authorizer = load_authorizer(&config)?;
 
