@@ -254,6 +254,37 @@ fn validate_key_value(has_ip: bool, key: &str, value: f64) -> Result<(), String>
     Ok(())
 }
 
+/// The request's entries as (entity, operations).
+pub fn entries_of(
+    req: &kafka_protocol::messages::AlterClientQuotasRequest,
+) -> Vec<(Entity, Vec<QuotaOp>)> {
+    req.entries
+        .iter()
+        .map(|e| {
+            let entity = e
+                .entity
+                .iter()
+                .map(|d| {
+                    (
+                        d.entity_type.to_string(),
+                        d.entity_name.as_ref().map(|n| n.to_string()),
+                    )
+                })
+                .collect();
+            let ops = e
+                .ops
+                .iter()
+                .map(|o| QuotaOp {
+                    key: o.key.to_string(),
+                    value: o.value,
+                    remove: o.remove,
+                })
+                .collect();
+            (entity, ops)
+        })
+        .collect()
+}
+
 /// One entity's alteration as Kafka's controller checks it: the entity,
 /// then each key set (removals need no check). A key named twice is refused.
 pub fn validate_alteration(entity: &Entity, ops: &[QuotaOp]) -> Result<(), String> {

@@ -176,11 +176,8 @@ impl Reconfigurable for ReplicaManager {
 }
 
 /// What the metadata image now says about one partition this node is, or
-/// was, a replica of (Kafka's `ReplicaManager.applyDelta` input).
-///
-/// CONTRACT (lead, this session): the metadata publisher builds these; the
-/// body of [`ReplicaManager::apply_delta`] is filled in on the
-/// `replication` branch.
+/// was, a replica of (Kafka's `ReplicaManager.applyDelta` input), built by
+/// `metadata_publisher::local_changes`.
 #[derive(Debug, Clone)]
 pub struct LocalReplicaChange {
     pub topic: String,

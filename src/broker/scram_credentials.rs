@@ -82,6 +82,30 @@ fn check_name_and_mechanism(name: &str, code: i8) -> Result<ScramMechanism, Refu
     })
 }
 
+/// The request's deletions (user, mechanism code) and upsertions, as
+/// [`decide`] takes them.
+pub fn changes_of(
+    req: &kafka_protocol::messages::AlterUserScramCredentialsRequest,
+) -> (Vec<(String, i8)>, Vec<Upsertion>) {
+    let deletions = req
+        .deletions
+        .iter()
+        .map(|d| (d.name.to_string(), d.mechanism))
+        .collect();
+    let upsertions = req
+        .upsertions
+        .iter()
+        .map(|u| Upsertion {
+            name: u.name.to_string(),
+            mechanism: u.mechanism,
+            iterations: u.iterations,
+            salt: u.salt.to_vec(),
+            salted_password: u.salted_password.to_vec(),
+        })
+        .collect();
+    (deletions, upsertions)
+}
+
 /// Kafka's `ScramControlManager.alterCredentials` validation: a user named
 /// twice (among deletions and upsertions together) is refused with
 /// DUPLICATE_RESOURCE and none of its changes is made; `exists` says

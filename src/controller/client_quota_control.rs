@@ -14,7 +14,9 @@ use kafka_protocol::messages::{AlterClientQuotasRequest, AlterClientQuotasRespon
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::broker::quotas::{entity_string, validate_alteration, Entity, QuotaMap, QuotaOp};
+use crate::broker::quotas::{
+    entity_string, entries_of, validate_alteration, Entity, QuotaMap, QuotaOp,
+};
 use crate::metadata::records::ClientQuotaRecord;
 use crate::metadata::{MetadataImage, MetadataRecord, RecordAndVersion};
 
@@ -71,35 +73,6 @@ pub fn decide(
         results.push((entity, outcome));
     }
     (records, results)
-}
-
-/// The request's entries as (entity, operations).
-pub fn entries_of(req: &AlterClientQuotasRequest) -> Vec<(Entity, Vec<QuotaOp>)> {
-    req.entries
-        .iter()
-        .map(|e| {
-            let entity = e
-                .entity
-                .iter()
-                .map(|d| {
-                    (
-                        d.entity_type.to_string(),
-                        d.entity_name.as_ref().map(|n| n.to_string()),
-                    )
-                })
-                .collect();
-            let ops = e
-                .ops
-                .iter()
-                .map(|o| QuotaOp {
-                    key: o.key.to_string(),
-                    value: o.value,
-                    remove: o.remove,
-                })
-                .collect();
-            (entity, ops)
-        })
-        .collect()
 }
 
 /// AlterClientQuotas on the active controller: the records (none when

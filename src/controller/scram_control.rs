@@ -13,7 +13,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::broker::scram_credentials::{decide, Upsertion};
+use crate::broker::scram_credentials::{changes_of, decide};
 use crate::metadata::records::{RemoveUserScramCredentialRecord, UserScramCredentialRecord};
 use crate::metadata::{MetadataImage, MetadataRecord, RecordAndVersion};
 use crate::security::scram::ScramMechanism;
@@ -25,22 +25,7 @@ pub fn alter_user_scram_credentials(
     image: &MetadataImage,
     req: &AlterUserScramCredentialsRequest,
 ) -> (Vec<RecordAndVersion>, AlterUserScramCredentialsResponse) {
-    let deletions = req
-        .deletions
-        .iter()
-        .map(|d| (d.name.to_string(), d.mechanism))
-        .collect();
-    let upsertions = req
-        .upsertions
-        .iter()
-        .map(|u| Upsertion {
-            name: u.name.to_string(),
-            mechanism: u.mechanism,
-            iterations: u.iterations,
-            salt: u.salt.to_vec(),
-            salted_password: u.salted_password.to_vec(),
-        })
-        .collect();
+    let (deletions, upsertions) = changes_of(req);
     let exists =
         |n: &str, m: ScramMechanism| image.scram.contains_key(&(n.to_string(), m.type_code()));
     let decided = decide(exists, deletions, upsertions);

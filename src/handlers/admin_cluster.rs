@@ -37,7 +37,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::broker::quotas::{parse_filter, Entity, FilterComponent, QuotaOp};
+use crate::broker::quotas::{parse_filter, FilterComponent};
 use crate::broker::topic_config::effective;
 use crate::broker::topics::validate_manual_assignment;
 use crate::handlers::forwarding::forward_and_respond;
@@ -622,32 +622,7 @@ pub fn elect_leaders(req: &Request, body: Bytes) -> Reply {
 
 pub fn alter_client_quotas(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, AlterClientQuotasRequest);
-    let entries = request
-        .entries
-        .iter()
-        .map(|e| {
-            let entity: Entity = e
-                .entity
-                .iter()
-                .map(|d| {
-                    (
-                        d.entity_type.to_string(),
-                        d.entity_name.as_ref().map(|n| n.to_string()),
-                    )
-                })
-                .collect();
-            let ops = e
-                .ops
-                .iter()
-                .map(|o| QuotaOp {
-                    key: o.key.to_string(),
-                    value: o.value,
-                    remove: o.remove,
-                })
-                .collect();
-            (entity, ops)
-        })
-        .collect();
+    let entries = crate::broker::quotas::entries_of(&request);
     if !req.ctx.authorize_cluster(AclOperation::AlterConfigs) {
         // Every entry refused, nothing changed.
         let resp = alter_quotas_failed(

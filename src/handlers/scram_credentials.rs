@@ -17,7 +17,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::broker::scram_credentials::Upsertion;
+use crate::broker::scram_credentials::changes_of;
 use crate::handlers::{decode_or_close, Reply, Request};
 use crate::security::acl::AclOperation;
 
@@ -95,22 +95,7 @@ pub fn alter_user_scram_credentials(req: &Request, body: Bytes) -> Reply {
     if !req.ctx.authorize_cluster(AclOperation::Alter) {
         return req.respond(&alter_refused(&request));
     }
-    let deletions = request
-        .deletions
-        .into_iter()
-        .map(|d| (d.name.to_string(), d.mechanism))
-        .collect();
-    let upsertions = request
-        .upsertions
-        .into_iter()
-        .map(|u| Upsertion {
-            name: u.name.to_string(),
-            mechanism: u.mechanism,
-            iterations: u.iterations,
-            salt: u.salt.to_vec(),
-            salted_password: u.salted_password.to_vec(),
-        })
-        .collect();
+    let (deletions, upsertions) = changes_of(&request);
     let results = req
         .ctx
         .apis
