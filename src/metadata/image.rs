@@ -1,5 +1,5 @@
 //! `MetadataImage`: the cluster as the metadata log says it is (brokers,
-//! topics and partitions, configs, the producer-id block, features), built
+//! topics and partitions, configs, ACLs, the producer-id block, features), built
 //! by applying records in log order. Each record is checked against the
 //! image before it changes anything, with the invariants Kafka's
 //! `ClusterDelta`, `TopicsDelta` and `PartitionRegistration` assert, so a
@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::records::{
-    BrokerEndpoint, BrokerFeature, MetadataRecord, PartitionChangeRecord, PartitionRecord,
-    NO_LEADER_CHANGE,
+    AccessControlEntryRecord, BrokerEndpoint, BrokerFeature, MetadataRecord, PartitionChangeRecord,
+    PartitionRecord, NO_LEADER_CHANGE,
 };
 use super::MetadataError;
 
@@ -160,6 +160,8 @@ pub struct MetadataImage {
     pub configs: BTreeMap<(i8, String), BTreeMap<String, String>>,
     /// The first producer id of the next block to hand out.
     pub next_producer_id: i64,
+    /// The cluster's ACLs by id (Kafka's `AclsImage`).
+    pub acls: BTreeMap<Uuid, AccessControlEntryRecord>,
 }
 
 impl MetadataImage {
@@ -363,6 +365,22 @@ impl MetadataImage {
                 }
                 self.next_producer_id = r.next_producer_id;
             }
+            MetadataRecord::AccessControlEntry(r) => {
+                if self.acls.contains_key(&r.id) {
+                    return Err(MetadataError(format!(
+                        "Unable to replay AccessControlEntryRecord {}: an ACL with that ID already exists",
+                        r.id
+                    )));
+                }
+                self.acls.insert(r.id, r.clone());
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                if self.acls.remove(id).is_none() {
+                    return Err(MetadataError(format!(
+                        "Unable to replay RemoveAccessControlEntryRecord {id}: no acl with that ID found."
+                    )));
+                }
+            }
             MetadataRecord::FeatureLevel(r) => {
                 // Level 0 means the feature is not in use (Kafka removes it).
                 if r.feature_level == 0 {
@@ -379,7 +397,7 @@ impl MetadataImage {
 impl MetadataImage {
     /// Records that rebuild this image from nothing (a snapshot's content,
     /// as Kafka's `MetadataImage.write`): features, brokers, topics with
-    /// their partitions, configs, the producer-id block.
+    /// their partitions, configs, the producer-id block, ACLs.
     pub fn to_records(&self) -> Vec<super::RecordAndVersion> {
         use super::records::*;
         use super::RecordAndVersion;
@@ -465,6 +483,9 @@ impl MetadataImage {
                 }),
                 0,
             );
+        }
+        for acl in self.acls.values() {
+            push(MetadataRecord::AccessControlEntry(acl.clone()), 0);
         }
         out
     }
