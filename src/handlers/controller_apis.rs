@@ -6,7 +6,8 @@
 //! DeleteTopics, CreatePartitions) plus AlterPartition from partition
 //! leaders, each decided by `controller::replication_control` and
 //! committed by the `QuorumController`; AllocateProducerIds hands brokers
-//! producer-id blocks (`controller::producer_id_control`).
+//! producer-id blocks (`controller::producer_id_control`); CreateAcls and
+//! DeleteAcls brokers forward (`controller::acl_control`).
 
 use std::sync::Arc;
 
@@ -15,10 +16,10 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
     AllocateProducerIdsRequest, AlterPartitionReassignmentsRequest,
     AlterPartitionReassignmentsResponse, AlterPartitionRequest, AlterPartitionResponse, ApiKey,
-    ApiVersionsResponse, BrokerHeartbeatRequest, BrokerRegistrationRequest,
+    ApiVersionsResponse, BrokerHeartbeatRequest, BrokerRegistrationRequest, CreateAclsRequest,
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse, ListPartitionReassignmentsRequest,
-    ListPartitionReassignmentsResponse,
+    DeleteAclsRequest, DeleteTopicsRequest, DeleteTopicsResponse,
+    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
@@ -28,12 +29,13 @@ use crate::clients::private_apis::{
 };
 use crate::controller::quorum_controller::QuorumController;
 use crate::controller::{reassignment, replication_control};
+use crate::handlers::acls;
 use crate::protocol::header::parse_request_header;
 use crate::protocol::response::{encode_response, encode_with_header_version};
 use crate::raft::network::RaftRpc;
 
 /// The Kafka APIs a controller listener serves.
-const CONTROLLER_APIS: [ApiKey; 10] = [
+const CONTROLLER_APIS: [ApiKey; 12] = [
     ApiKey::ApiVersions,
     ApiKey::BrokerRegistration,
     ApiKey::BrokerHeartbeat,
@@ -44,6 +46,8 @@ const CONTROLLER_APIS: [ApiKey; 10] = [
     ApiKey::AllocateProducerIds,
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
+    ApiKey::CreateAcls,
+    ApiKey::DeleteAcls,
 ];
 
 pub struct ControllerApis {
@@ -249,6 +253,14 @@ impl ControllerApis {
                         .with_error_code(ResponseError::NotController.code())
                 };
                 encode_response(cid, version, &resp)
+            }
+            ApiKey::CreateAcls => {
+                let req = CreateAclsRequest::decode(&mut body, version)?;
+                encode_response(cid, version, &acls::controller_create_acls(c, &req).await)
+            }
+            ApiKey::DeleteAcls => {
+                let req = DeleteAclsRequest::decode(&mut body, version)?;
+                encode_response(cid, version, &acls::controller_delete_acls(c, &req).await)
             }
             other => anyhow::bail!("api {other:?} is not served on a controller listener"),
         }

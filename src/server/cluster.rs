@@ -133,6 +133,7 @@ impl ClusterNode {
             let groups = broker.as_ref().map(|b| b.apis.groups.clone());
             let producer_ids = broker.as_ref().map(|b| b.apis.producer_ids.clone());
             let txns = broker.as_ref().map(|b| b.apis.txns.clone());
+            let authorizer = broker.as_ref().and_then(|b| b.apis.authorizer.clone());
             let inter_broker = k.inter_broker_listener_name.clone();
             tokio::spawn(async move {
                 match runner.register().await {
@@ -146,6 +147,10 @@ impl ClusterNode {
                         }
                         let fetcher = runner.clone();
                         tokio::spawn(fetcher.run_metadata_fetcher(move |old, new| {
+                            // The cluster's ACLs (a no-op unless they changed).
+                            if let Some(a) = &authorizer {
+                                a.follow_image(old, new);
+                            }
                             let Some(r) = &replicas else {
                                 return;
                             };
