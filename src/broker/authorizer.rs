@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, RwLockReadGuard};
 
 use crate::broker::config_repository::CONFIGS_DIR;
-use crate::controller::acl_control::binding_of;
+use crate::metadata::records::AccessControlEntryRecord;
 use crate::metadata::MetadataImage;
 use crate::security::acl::{
     self, AccessControlEntry, AclBinding, AclBindingFilter, AclOperation, AuthorizerSettings,
@@ -237,6 +237,24 @@ impl Authorizer {
         }
         let who = Requester { principal, host };
         acl::authorized_operations(&self.settings, &self.snapshot(), &who, resource_type, name)
+    }
+}
+
+/// The ACL a record holds (Kafka's `StandardAcl.fromRecord`: codes it does
+/// not know read as UNKNOWN).
+pub fn binding_of(r: &AccessControlEntryRecord) -> AclBinding {
+    AclBinding {
+        pattern: ResourcePattern {
+            resource_type: ResourceType::from_code(r.resource_type),
+            name: r.resource_name.clone(),
+            pattern_type: PatternType::from_code(r.pattern_type),
+        },
+        entry: AccessControlEntry {
+            principal: r.principal.clone(),
+            host: r.host.clone(),
+            operation: AclOperation::from_code(r.operation),
+            permission: PermissionType::from_code(r.permission_type),
+        },
     }
 }
 

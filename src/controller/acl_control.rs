@@ -13,11 +13,11 @@ use std::collections::BTreeSet;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
+use crate::broker::authorizer::binding_of;
 use crate::metadata::records::AccessControlEntryRecord;
 use crate::metadata::{MetadataImage, MetadataRecord, RecordAndVersion};
 use crate::security::acl::{
-    self, AccessControlEntry, AclBinding, AclBindingFilter, AclOperation, PatternType,
-    PermissionType, ResourcePattern, ResourceType,
+    self, AclBinding, AclBindingFilter, AclOperation, PatternType, PermissionType, ResourceType,
 };
 
 /// Most records one user operation may write (Kafka's
@@ -39,24 +39,6 @@ impl AclError {
             code: ResponseError::InvalidRequest,
             message: message.into(),
         }
-    }
-}
-
-/// The ACL a record holds (Kafka's `StandardAcl.fromRecord`: codes it does
-/// not know read as UNKNOWN).
-pub fn binding_of(r: &AccessControlEntryRecord) -> AclBinding {
-    AclBinding {
-        pattern: ResourcePattern {
-            resource_type: ResourceType::from_code(r.resource_type),
-            name: r.resource_name.clone(),
-            pattern_type: PatternType::from_code(r.pattern_type),
-        },
-        entry: AccessControlEntry {
-            principal: r.principal.clone(),
-            host: r.host.clone(),
-            operation: AclOperation::from_code(r.operation),
-            permission: PermissionType::from_code(r.permission_type),
-        },
     }
 }
 
@@ -194,6 +176,7 @@ pub fn delete_acls(image: &MetadataImage, filters: &[AclBindingFilter]) -> Delet
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::security::acl::{AccessControlEntry, ResourcePattern};
 
     fn binding(name: &str, pattern: PatternType, op: AclOperation) -> AclBinding {
         AclBinding {
