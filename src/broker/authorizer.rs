@@ -1,16 +1,23 @@
-//! `Authorizer`: Kafka's KRaft `StandardAuthorizer` on one node: the ACLs,
-//! persisted where Kafka keeps them in its metadata log (`AccessControlEntryRecord`s):
-//! here `<log.dirs>/__kastle_configs/acls`, one ACL per line, replaced
-//! atomically before a change is acknowledged. The decision itself is
+//! `Authorizer`: Kafka's KRaft `StandardAuthorizer` on one node. A
+//! standalone node persists its ACLs itself in
+//! `<log.dirs>/__kastle_configs/acls`, one ACL per line, replaced
+//! atomically before a change is acknowledged. A cluster broker holds no
+//! file: its ACLs are the metadata image's (`AccessControlEntryRecord`s the
+//! controller wrote), replaced as each fetched image changes them, and
+//! until the first image is applied it refuses everyone but super users
+//! (Kafka's `AuthorizerNotReadyException`). The decision itself is
 //! `security::acl`'s.
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, RwLockReadGuard};
 
 use crate::broker::config_repository::CONFIGS_DIR;
+use crate::metadata::records::AccessControlEntryRecord;
+use crate::metadata::MetadataImage;
 use crate::security::acl::{
     self, AccessControlEntry, AclBinding, AclBindingFilter, AclOperation, AuthorizerSettings,
     PatternType, PermissionType, Requester, ResourcePattern, ResourceType,
@@ -24,7 +31,12 @@ const ACLS_FILE: &str = "acls";
 
 pub struct Authorizer {
     settings: AuthorizerSettings,
-    path: PathBuf,
+    /// The standalone node's ACL file; `None` on a cluster broker, whose
+    /// ACLs follow the metadata image.
+    path: Option<PathBuf>,
+    /// Whether the ACLs are there to decide with (a standalone node's at
+    /// once, a cluster broker's once the first image is applied).
+    loaded: AtomicBool,
     /// Kept sorted and without duplicates (a set: creating an ACL twice
     /// is one ACL, as in Kafka).
     acls: RwLock<BTreeSet<AclBinding>>,
@@ -61,10 +73,51 @@ impl Authorizer {
         let list = acls.iter().cloned().collect();
         Ok(Authorizer {
             settings,
-            path,
+            path: Some(path),
+            loaded: AtomicBool::new(true),
             acls: RwLock::new(acls),
             list: RwLock::new(list),
         })
+    }
+
+    /// A cluster broker's authorizer: no ACLs until the first metadata
+    /// image is applied with [`Authorizer::follow_image`].
+    pub fn for_cluster(settings: AuthorizerSettings) -> Authorizer {
+        Authorizer {
+            settings,
+            path: None,
+            loaded: AtomicBool::new(false),
+            acls: RwLock::new(BTreeSet::new()),
+            list: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// A cluster broker's ACLs follow each fetched image: replaced when the
+    /// image's ACLs changed (or on the first image). Kafka's
+    /// `AclPublisher` applying the `AclsDelta`.
+    pub fn follow_image(&self, old: &MetadataImage, new: &MetadataImage) {
+        if self.path.is_some() {
+            return;
+        }
+        if self.loaded.load(Ordering::Acquire) && old.acls == new.acls {
+            return;
+        }
+        let next: BTreeSet<AclBinding> = new.acls.values().map(binding_of).collect();
+        let mut acls = self.acls.write().unwrap_or_else(|e| e.into_inner());
+        *self.list.write().unwrap_or_else(|e| e.into_inner()) = next.iter().cloned().collect();
+        *acls = next;
+        if !self.loaded.swap(true, Ordering::AcqRel) {
+            tracing::info!(
+                acls = acls.len(),
+                "the authorizer loaded the cluster's ACLs"
+            );
+        }
+    }
+
+    /// Whether `principal` is refused everything because the ACLs are not
+    /// loaded yet (super users never are).
+    fn not_ready_for(&self, principal: &KafkaPrincipal) -> bool {
+        !self.loaded.load(Ordering::Acquire) && !self.settings.is_super_user(principal)
     }
 
     fn snapshot(&self) -> RwLockReadGuard<'_, Vec<AclBinding>> {
@@ -78,13 +131,16 @@ impl Authorizer {
         acls: &mut BTreeSet<AclBinding>,
         next: BTreeSet<AclBinding>,
     ) -> Result<(), StoreError> {
+        let Some(path) = &self.path else {
+            return Err("a cluster's ACLs are changed through the active controller".to_string());
+        };
         let mut text = String::new();
         for acl in &next {
             text.push_str(&format_line(acl));
             text.push('\n');
         }
-        write_atomically(&self.path, text.as_bytes())
-            .map_err(|e| format!("cannot store ACLs in {}: {e}", self.path.display()))?;
+        write_atomically(path, text.as_bytes())
+            .map_err(|e| format!("cannot store ACLs in {}: {e}", path.display()))?;
         *self.list.write().unwrap_or_else(|e| e.into_inner()) = next.iter().cloned().collect();
         *acls = next;
         Ok(())
@@ -139,6 +195,9 @@ impl Authorizer {
         resource_type: ResourceType,
         name: &str,
     ) -> bool {
+        if self.not_ready_for(principal) {
+            return false;
+        }
         let who = Requester { principal, host };
         acl::authorize(
             &self.settings,
@@ -158,6 +217,9 @@ impl Authorizer {
         op: AclOperation,
         resource_type: ResourceType,
     ) -> bool {
+        if self.not_ready_for(principal) {
+            return false;
+        }
         let who = Requester { principal, host };
         acl::authorize_by_resource_type(&self.settings, &self.snapshot(), &who, op, resource_type)
     }
@@ -170,8 +232,29 @@ impl Authorizer {
         resource_type: ResourceType,
         name: &str,
     ) -> i32 {
+        if self.not_ready_for(principal) {
+            return 0;
+        }
         let who = Requester { principal, host };
         acl::authorized_operations(&self.settings, &self.snapshot(), &who, resource_type, name)
+    }
+}
+
+/// The ACL a record holds (Kafka's `StandardAcl.fromRecord`: codes it does
+/// not know read as UNKNOWN).
+pub fn binding_of(r: &AccessControlEntryRecord) -> AclBinding {
+    AclBinding {
+        pattern: ResourcePattern {
+            resource_type: ResourceType::from_code(r.resource_type),
+            name: r.resource_name.clone(),
+            pattern_type: PatternType::from_code(r.pattern_type),
+        },
+        entry: AccessControlEntry {
+            principal: r.principal.clone(),
+            host: r.host.clone(),
+            operation: AclOperation::from_code(r.operation),
+            permission: PermissionType::from_code(r.permission_type),
+        },
     }
 }
 

@@ -10,6 +10,7 @@
 //! (openraft) lives in `raft`; the controller's request handling and its
 //! broker heartbeats are wired above this module.
 
+pub mod acl_control;
 pub mod broker_heartbeat_manager;
 pub mod client_quota_control;
 pub mod elect_leaders;

@@ -8,7 +8,8 @@
 //! committed by the `QuorumController`; AllocateProducerIds hands brokers
 //! producer-id blocks (`controller::producer_id_control`); the
 //! AlterUserScramCredentials and AlterClientQuotas brokers forward are
-//! decided by `controller::scram_control` / `controller::client_quota_control`.
+//! decided by `controller::scram_control` / `controller::client_quota_control`;
+//! CreateAcls and DeleteAcls brokers forward (`controller::acl_control`).
 
 use std::sync::Arc;
 
@@ -17,9 +18,9 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
     AllocateProducerIdsRequest, AlterPartitionReassignmentsRequest,
     AlterPartitionReassignmentsResponse, AlterPartitionRequest, AlterPartitionResponse, ApiKey,
-    ApiVersionsResponse, BrokerHeartbeatRequest, BrokerRegistrationRequest,
+    ApiVersionsResponse, BrokerHeartbeatRequest, BrokerRegistrationRequest, CreateAclsRequest,
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse, ElectLeadersRequest,
+    DeleteAclsRequest, DeleteTopicsRequest, DeleteTopicsResponse, ElectLeadersRequest,
     ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
 };
 use kafka_protocol::messages::{AlterClientQuotasRequest, AlterUserScramCredentialsRequest};
@@ -31,6 +32,7 @@ use crate::clients::private_apis::{
 };
 use crate::controller::quorum_controller::QuorumController;
 use crate::controller::{client_quota_control, reassignment, replication_control, scram_control};
+use crate::handlers::acls;
 use crate::protocol::header::parse_request_header;
 use crate::protocol::response::{encode_response, encode_with_header_version};
 use crate::raft::network::RaftRpc;
@@ -50,6 +52,8 @@ const CONTROLLER_APIS: &[ApiKey] = &[
     ApiKey::ElectLeaders,
     ApiKey::AlterUserScramCredentials,
     ApiKey::AlterClientQuotas,
+    ApiKey::CreateAcls,
+    ApiKey::DeleteAcls,
 ];
 
 pub struct ControllerApis {
@@ -279,6 +283,14 @@ impl ControllerApis {
                         crate::handlers::admin_cluster::alter_quotas_failed(&req, e.error(), None)
                     });
                 encode_response(cid, version, &resp)
+            }
+            ApiKey::CreateAcls => {
+                let req = CreateAclsRequest::decode(&mut body, version)?;
+                encode_response(cid, version, &acls::controller_create_acls(c, &req).await)
+            }
+            ApiKey::DeleteAcls => {
+                let req = DeleteAclsRequest::decode(&mut body, version)?;
+                encode_response(cid, version, &acls::controller_delete_acls(c, &req).await)
             }
             other => anyhow::bail!("api {other:?} is not served on a controller listener"),
         }

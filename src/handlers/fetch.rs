@@ -488,16 +488,17 @@ fn handle_decoded(req: Request, request: FetchRequest, follower: Option<Follower
         })
         .collect();
     let read_committed = request.isolation_level == READ_COMMITTED;
-    // Kafka authorizes a follower's fetch as CLUSTER_ACTION on the cluster.
-    let follower_refused =
-        follower.is_some() && !req.ctx.authorize_cluster(AclOperation::ClusterAction);
-    let targets: Vec<TopicTarget> = targets
-        .into_iter()
-        .map(|t| TopicTarget {
-            refused: t.refused || follower_refused,
-            ..t
-        })
-        .collect();
+    // Kafka authorizes a follower's fetch as CLUSTER_ACTION on the cluster
+    // only (`KafkaApis.handleFetchRequest`): not READ on each topic.
+    let targets: Vec<TopicTarget> = if follower.is_some() {
+        let refused = !req.ctx.authorize_cluster(AclOperation::ClusterAction);
+        targets
+            .into_iter()
+            .map(|t| TopicTarget { refused, ..t })
+            .collect()
+    } else {
+        targets
+    };
     // Kafka caps a response at the broker's fetch.max.bytes whatever the
     // client asks (the at-least-one-batch rule still applies).
     let mut max_bytes = (request.max_bytes.max(0) as usize).min(apis.config.fetch_max_bytes);

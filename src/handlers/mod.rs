@@ -467,8 +467,14 @@ async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
             forward_scram_quotas::alter_client_quotas(req, body)
         }
         ApiKey::AlterClientQuotas => ready(admin_cluster::alter_client_quotas(&req, body)),
+        ApiKey::CreateAcls if req.ctx.apis.cluster.is_some() => {
+            acls::forward_create_acls(req, body)
+        }
         ApiKey::CreateAcls => ready(acls::create_acls(&req, body)),
         ApiKey::DescribeAcls => ready(acls::describe_acls(&req, body)),
+        ApiKey::DeleteAcls if req.ctx.apis.cluster.is_some() => {
+            acls::forward_delete_acls(req, body)
+        }
         ApiKey::DeleteAcls => ready(acls::delete_acls(&req, body)),
         ApiKey::SaslHandshake => ready(scram_credentials::sasl_handshake_after_auth(&req, body)),
         ApiKey::SaslAuthenticate => {

@@ -1,6 +1,6 @@
 //! `MetadataImage`: the cluster as the metadata log says it is (brokers,
-//! topics and partitions, configs, the producer-id block, features, SCRAM
-//! credentials and client quotas), built
+//! topics and partitions, configs, ACLs, the producer-id block, features,
+//! SCRAM credentials and client quotas), built
 //! by applying records in log order. Each record is checked against the
 //! image before it changes anything, with the invariants Kafka's
 //! `ClusterDelta`, `TopicsDelta` and `PartitionRegistration` assert, so a
@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::records::{
-    BrokerEndpoint, BrokerFeature, MetadataRecord, PartitionChangeRecord, PartitionRecord,
-    NO_LEADER_CHANGE,
+    AccessControlEntryRecord, BrokerEndpoint, BrokerFeature, MetadataRecord, PartitionChangeRecord,
+    PartitionRecord, NO_LEADER_CHANGE,
 };
 use super::MetadataError;
 
@@ -230,6 +230,8 @@ pub struct MetadataImage {
     /// SCRAM credentials by (user name, mechanism type).
     pub scram: BTreeMap<(String, i8), ScramCredentialData>,
     pub client_quotas: ClientQuotasImage,
+    /// The cluster's ACLs by id (Kafka's `AclsImage`).
+    pub acls: BTreeMap<Uuid, AccessControlEntryRecord>,
 }
 
 impl MetadataImage {
@@ -477,6 +479,22 @@ impl MetadataImage {
                         .insert(r.key.clone(), r.value);
                 }
             }
+            MetadataRecord::AccessControlEntry(r) => {
+                if self.acls.contains_key(&r.id) {
+                    return Err(MetadataError(format!(
+                        "Unable to replay AccessControlEntryRecord {}: an ACL with that ID already exists",
+                        r.id
+                    )));
+                }
+                self.acls.insert(r.id, r.clone());
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                if self.acls.remove(id).is_none() {
+                    return Err(MetadataError(format!(
+                        "Unable to replay RemoveAccessControlEntryRecord {id}: no acl with that ID found."
+                    )));
+                }
+            }
             MetadataRecord::FeatureLevel(r) => {
                 // Level 0 means the feature is not in use (Kafka removes it).
                 if r.feature_level == 0 {
@@ -493,7 +511,7 @@ impl MetadataImage {
 impl MetadataImage {
     /// Records that rebuild this image from nothing (a snapshot's content,
     /// as Kafka's `MetadataImage.write`): features, brokers, topics with
-    /// their partitions, configs, the producer-id block.
+    /// their partitions, configs, the producer-id block, ACLs.
     pub fn to_records(&self) -> Vec<super::RecordAndVersion> {
         use super::records::*;
         use super::RecordAndVersion;
@@ -605,6 +623,9 @@ impl MetadataImage {
                 }),
                 0,
             );
+        }
+        for acl in self.acls.values() {
+            push(MetadataRecord::AccessControlEntry(acl.clone()), 0);
         }
         out
     }

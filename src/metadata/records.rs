@@ -197,6 +197,21 @@ impl PartialEq for ClientQuotaRecord {
 
 impl Eq for ClientQuotaRecord {}
 
+/// AccessControlEntryRecord (18, version 0): one ACL and its id. The codes
+/// are Kafka's `ResourceType`, `PatternType`, `AclOperation` and
+/// `AclPermissionType` codes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccessControlEntryRecord {
+    pub id: Uuid,
+    pub resource_type: i8,
+    pub resource_name: String,
+    pub pattern_type: i8,
+    pub principal: String,
+    pub host: String,
+    pub operation: i8,
+    pub permission_type: i8,
+}
+
 /// A metadata record of a type kastle reads and writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
@@ -215,6 +230,8 @@ pub enum MetadataRecord {
     UserScramCredential(UserScramCredentialRecord),
     RemoveUserScramCredential(RemoveUserScramCredentialRecord),
     ClientQuota(ClientQuotaRecord),
+    AccessControlEntry(AccessControlEntryRecord),
+    RemoveAccessControlEntry { id: Uuid },
 }
 
 impl MetadataRecord {
@@ -236,6 +253,8 @@ impl MetadataRecord {
             MetadataRecord::UserScramCredential(_) => 11,
             MetadataRecord::RemoveUserScramCredential(_) => 22,
             MetadataRecord::ClientQuota(_) => 14,
+            MetadataRecord::AccessControlEntry(_) => 18,
+            MetadataRecord::RemoveAccessControlEntry { .. } => 19,
         }
     }
 
@@ -245,7 +264,7 @@ impl MetadataRecord {
             0 => 4,
             3 | 5 => 2,
             17 => 3,
-            1 | 2 | 4 | 7 | 8 | 9 | 11 | 12 | 14 | 15 | 22 => 0,
+            1 | 2 | 4 | 7 | 8 | 9 | 11 | 12 | 14 | 15 | 18 | 19 | 22 => 0,
             _ => return None,
         })
     }
@@ -321,6 +340,21 @@ impl MetadataRecord {
                 w.string(&r.key, "ClientQuotaRecord.Key")?;
                 w.f64(r.value);
                 w.bool(r.remove);
+                w.tagged(Vec::new())
+            }
+            MetadataRecord::AccessControlEntry(r) => {
+                w.uuid(r.id);
+                w.i8(r.resource_type);
+                w.string(&r.resource_name, "AccessControlEntryRecord.ResourceName")?;
+                w.i8(r.pattern_type);
+                w.string(&r.principal, "AccessControlEntryRecord.Principal")?;
+                w.string(&r.host, "AccessControlEntryRecord.Host")?;
+                w.i8(r.operation);
+                w.i8(r.permission_type);
+                w.tagged(Vec::new())
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                w.uuid(*id);
                 w.tagged(Vec::new())
             }
         }
@@ -443,6 +477,25 @@ impl MetadataRecord {
                     value,
                     remove,
                 })
+            }
+            18 => {
+                let out = AccessControlEntryRecord {
+                    id: r.uuid("AccessControlEntryRecord.Id")?,
+                    resource_type: r.i8("AccessControlEntryRecord.ResourceType")?,
+                    resource_name: r.string("AccessControlEntryRecord.ResourceName")?,
+                    pattern_type: r.i8("AccessControlEntryRecord.PatternType")?,
+                    principal: r.string("AccessControlEntryRecord.Principal")?,
+                    host: r.string("AccessControlEntryRecord.Host")?,
+                    operation: r.i8("AccessControlEntryRecord.Operation")?,
+                    permission_type: r.i8("AccessControlEntryRecord.PermissionType")?,
+                };
+                r.tagged(|_, _| Ok(false))?;
+                MetadataRecord::AccessControlEntry(out)
+            }
+            19 => {
+                let id = r.uuid("RemoveAccessControlEntryRecord.Id")?;
+                r.tagged(|_, _| Ok(false))?;
+                MetadataRecord::RemoveAccessControlEntry { id }
             }
             other => {
                 return Err(MetadataError(format!(

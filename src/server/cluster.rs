@@ -135,6 +135,7 @@ impl ClusterNode {
             let txns = broker.as_ref().map(|b| b.apis.txns.clone());
             let quotas = broker.as_ref().map(|b| b.apis.quotas.clone());
             let scram = broker.as_ref().map(|b| b.apis.scram.clone());
+            let authorizer = broker.as_ref().and_then(|b| b.apis.authorizer.clone());
             let inter_broker = k.inter_broker_listener_name.clone();
             tokio::spawn(async move {
                 match runner.register().await {
@@ -148,6 +149,10 @@ impl ClusterNode {
                         }
                         let fetcher = runner.clone();
                         tokio::spawn(fetcher.run_metadata_fetcher(move |old, new| {
+                            // The cluster's ACLs (a no-op unless they changed).
+                            if let Some(a) = &authorizer {
+                                a.follow_image(old, new);
+                            }
                             let Some(r) = &replicas else {
                                 return;
                             };

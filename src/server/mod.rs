@@ -126,7 +126,7 @@ impl BrokerServer {
         };
         let (quotas, scram) = (Arc::new(quotas), Arc::new(scram));
         let sasl = Arc::new(sasl_settings(&config)?);
-        let authorizer = load_authorizer(&config)?;
+        let authorizer = load_authorizer(&config, cluster.is_some())?;
 
         let (partitions, configs) = group::coordinator::offsets_topic_spec(&config);
         let groups = if cluster.is_some() {
@@ -299,8 +299,12 @@ fn sasl_settings(config: &BrokerConfig) -> anyhow::Result<crate::security::sasl:
 }
 
 /// The authorizer `authorizer.class.name` names: none when empty, Kafka's
-/// `StandardAuthorizer` (its ACLs loaded), an error for any other class.
-fn load_authorizer(config: &BrokerConfig) -> anyhow::Result<Option<Arc<Authorizer>>> {
+/// `StandardAuthorizer` (its ACLs loaded; a cluster broker's come with
+/// the metadata image), an error for any other class.
+fn load_authorizer(
+    config: &BrokerConfig,
+    in_cluster: bool,
+) -> anyhow::Result<Option<Arc<Authorizer>>> {
     let class = config.string("authorizer.class.name").trim();
     if class.is_empty() {
         return Ok(None);
@@ -321,5 +325,8 @@ fn load_authorizer(config: &BrokerConfig) -> anyhow::Result<Option<Arc<Authorize
         .get("allow.everyone.if.no.acl.found")
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let settings = AuthorizerSettings::new(super_users, allow_everyone);
+    if in_cluster {
+        return Ok(Some(Arc::new(Authorizer::for_cluster(settings))));
+    }
     Ok(Some(Arc::new(Authorizer::load(&config.log_dir, settings)?)))
 }
