@@ -4,11 +4,13 @@
 //! (Kafka's `ReplicationControlManager`), with [`topic_creation`],
 //! [`partition_change`] (`PartitionChangeBuilder`) and [`replica_placer`]
 //! (`StripedReplicaPlacer`), and [`producer_id_control`] hands out
-//! producer-id blocks (`ProducerIdControlManager`): pure functions, no I/O. The quorum itself
+//! producer-id blocks (`ProducerIdControlManager`), [`configuration_control`]
+//! decides config changes (`ConfigurationControlManager`): pure functions, no I/O. The quorum itself
 //! (openraft) lives in `raft`; the controller's request handling and its
 //! broker heartbeats are wired above this module.
 
 pub mod broker_heartbeat_manager;
+pub mod configuration_control;
 pub mod elect_leaders;
 pub mod partition_change;
 pub mod producer_id_control;
