@@ -5,7 +5,9 @@
 //! 32701), and the topic requests brokers forward (CreateTopics,
 //! DeleteTopics, CreatePartitions, ElectLeaders) plus AlterPartition from partition
 //! leaders, each decided by `controller::replication_control` and
-//! committed by the `QuorumController`; AllocateProducerIds hands brokers
+//! committed by the `QuorumController`; AlterConfigs and
+//! IncrementalAlterConfigs on TOPIC and BROKER resources
+//! (`controller::configuration_control`); AllocateProducerIds hands brokers
 //! producer-id blocks (`controller::producer_id_control`).
 
 use std::sync::Arc;
@@ -13,11 +15,12 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
-    AllocateProducerIdsRequest, AlterPartitionReassignmentsRequest,
-    AlterPartitionReassignmentsResponse, AlterPartitionRequest, AlterPartitionResponse, ApiKey,
-    ApiVersionsResponse, BrokerHeartbeatRequest, BrokerRegistrationRequest,
-    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse, ElectLeadersRequest,
+    AllocateProducerIdsRequest, AlterConfigsRequest, AlterConfigsResponse,
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, AlterPartitionRequest,
+    AlterPartitionResponse, ApiKey, ApiVersionsResponse, BrokerHeartbeatRequest,
+    BrokerRegistrationRequest, CreatePartitionsRequest, CreatePartitionsResponse,
+    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    ElectLeadersRequest, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
     ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
@@ -27,13 +30,13 @@ use crate::clients::private_apis::{
     MetadataFetchRequest, METADATA_FETCH_KEY, RAFT_RPC_KEY, RESPONSE_HEADER_VERSION,
 };
 use crate::controller::quorum_controller::QuorumController;
-use crate::controller::{reassignment, replication_control};
+use crate::controller::{configuration_control, reassignment, replication_control};
 use crate::protocol::header::parse_request_header;
 use crate::protocol::response::{encode_response, encode_with_header_version};
 use crate::raft::network::RaftRpc;
 
 /// The Kafka APIs a controller listener serves.
-const CONTROLLER_APIS: [ApiKey; 11] = [
+const CONTROLLER_APIS: [ApiKey; 13] = [
     ApiKey::ApiVersions,
     ApiKey::BrokerRegistration,
     ApiKey::BrokerHeartbeat,
@@ -45,6 +48,8 @@ const CONTROLLER_APIS: [ApiKey; 11] = [
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
     ApiKey::ElectLeaders,
+    ApiKey::AlterConfigs,
+    ApiKey::IncrementalAlterConfigs,
 ];
 
 pub struct ControllerApis {
@@ -253,6 +258,62 @@ impl ControllerApis {
                     ListPartitionReassignmentsResponse::default()
                         .with_error_code(ResponseError::NotController.code())
                 };
+                encode_response(cid, version, &resp)
+            }
+            ApiKey::IncrementalAlterConfigs => {
+                let req = IncrementalAlterConfigsRequest::decode(&mut body, version)?;
+                let (defaults, voters) = (c.defaults().clone(), c.voter_ids());
+                let resp = c
+                    .write(|image, _| {
+                        let d = configuration_control::incremental_alter_configs(
+                            image,
+                            &req,
+                            &defaults,
+                            &|id| voters.contains(&id),
+                        );
+                        (d.records, d.response)
+                    })
+                    .await;
+                let resp = resp.unwrap_or_else(|e| {
+                    let mut r = IncrementalAlterConfigsResponse::default();
+                    for x in &req.resources {
+                        r.responses.push(
+                            kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                                .with_resource_type(x.resource_type)
+                                .with_resource_name(x.resource_name.clone())
+                                .with_error_code(e.error().code()),
+                        );
+                    }
+                    r
+                });
+                encode_response(cid, version, &resp)
+            }
+            ApiKey::AlterConfigs => {
+                let req = AlterConfigsRequest::decode(&mut body, version)?;
+                let (defaults, voters) = (c.defaults().clone(), c.voter_ids());
+                let resp = c
+                    .write(|image, _| {
+                        let d = configuration_control::legacy_alter_configs(
+                            image,
+                            &req,
+                            &defaults,
+                            &|id| voters.contains(&id),
+                        );
+                        (d.records, d.response)
+                    })
+                    .await;
+                let resp = resp.unwrap_or_else(|e| {
+                    let mut r = AlterConfigsResponse::default();
+                    for x in &req.resources {
+                        r.responses.push(
+                            kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse::default()
+                                .with_resource_type(x.resource_type)
+                                .with_resource_name(x.resource_name.clone())
+                                .with_error_code(e.error().code()),
+                        );
+                    }
+                    r
+                });
                 encode_response(cid, version, &resp)
             }
             other => anyhow::bail!("api {other:?} is not served on a controller listener"),
