@@ -20,7 +20,7 @@ pytestmark = pytest.mark.timeout(300)
 TOPIC, BROKER = 2, 4
 SET, DELETE = 0, 1
 # DescribeConfigs' ConfigSource ids.
-DYNAMIC_TOPIC_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG = 1, 3
+DYNAMIC_TOPIC_CONFIG, DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG = 1, 2, 3
 DEFAULT_CONFIG = 5
 # Kafka error codes.
 MESSAGE_TOO_LARGE, INVALID_CONFIG, INVALID_REQUEST = 10, 40, 42
@@ -237,6 +237,13 @@ def test_configs_are_cluster_wide_and_survive_a_restart(cluster):
     wait_produce_error(cluster, plain, on3[0], 5000, MESSAGE_TOO_LARGE)
     assert produce_error(cluster.bootstrap, plain, on3[0], 2500) is None
 
+    # A per-broker config through its own node is that node's only.
+    assert incremental_alter(n3, [(BROKER, "3", [("log.cleaner.backoff.ms", SET, "20000")])]) \
+        == [(0, None)]
+    described(cluster, 3, BROKER, "3", {
+        "log.cleaner.backoff.ms": ("20000", DYNAMIC_BROKER_CONFIG)})
+    described(cluster, 1, BROKER, "1", {"log.cleaner.backoff.ms": ("15000", DEFAULT_CONFIG)})
+
     # Every node killed and restarted: the configs come back from the log.
     for i in (1, 2, 3):
         cluster.kill(i)
@@ -245,6 +252,8 @@ def test_configs_are_cluster_wide_and_survive_a_restart(cluster):
     described(cluster, 2, TOPIC, topic, {"max.message.bytes": ("2000", DYNAMIC_TOPIC_CONFIG)})
     described(cluster, 1, BROKER, "", {
         "message.max.bytes": ("3000", DYNAMIC_DEFAULT_BROKER_CONFIG)})
+    described(cluster, 3, BROKER, "3", {
+        "log.cleaner.backoff.ms": ("20000", DYNAMIC_BROKER_CONFIG)})
     part, _ = led_by_other_than(cluster, topic, 2)
     wait_produce_error(cluster, topic, part, 5000, MESSAGE_TOO_LARGE)
     md = cluster.wait_isr(plain, 3)
