@@ -56,8 +56,6 @@ def test_throttled_replicas_catch_up_at_the_throttle(broker_factory):
     topic = unique_topic("repl-throttle")
     # Every partition led by `leader` and followed by `follower`; partition 0
     # throttled on its leader, partition 1 on the follower, 2 not at all.
-    # (The lists are set at creation: kastle keeps a topic config altered
-    # later on the broker that received it, not in the metadata log.)
     nt = NewTopic(topic, num_partitions=3, replica_assignment=[[leader, follower, other]] * 3,
                   config={"leader.replication.throttled.replicas": f"0:{leader}",
                           "follower.replication.throttled.replicas": f"1:{follower}"})

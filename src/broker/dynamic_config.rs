@@ -201,24 +201,41 @@ impl DynamicBrokerConfig {
             .push(r);
     }
 
-    /// Applies AlterConfigs / IncrementalAlterConfigs to this broker
-    /// (`per_broker`) or to the cluster default: validated, persisted, then
-    /// in effect. `validate_only` stops after validation.
-    pub fn alter(
+    /// A cluster broker's dynamic configs: none until the metadata image
+    /// brings them ([`DynamicBrokerConfig::apply_image`]); the files of
+    /// `__kastle_configs` are not read for the broker's own configs.
+    pub fn for_cluster(
+        static_config: Arc<BrokerConfig>,
+        repository: Arc<ConfigRepository>,
+    ) -> DynamicBrokerConfig {
+        DynamicBrokerConfig {
+            current: RwLock::new(static_config.clone()),
+            static_config,
+            repository,
+            layers: Mutex::new(Layers {
+                per_broker: Configs::new(),
+                cluster_default: Configs::new(),
+            }),
+            reconfigurables: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The broker's half of a change (Kafka's `ConfigAdminManager`
+    /// preprocessing, then `DynamicBrokerConfig.validate`): the new set of
+    /// the resource and the whole configuration it leads to, which every
+    /// reconfigurable accepts. Returns the new set and the configuration.
+    fn prepare(
         &self,
+        layers: &Layers,
         per_broker: bool,
-        alteration: Alteration<'_>,
-        validate_only: bool,
-    ) -> Result<(), ConfigChangeError> {
-        let mut layers = self.lock();
+        alteration: &Alteration<'_>,
+    ) -> Result<(Configs, BrokerConfig), ConfigChangeError> {
         let stored = if per_broker {
             &layers.per_broker
         } else {
             &layers.cluster_default
         };
-        // The broker's half (ConfigAdminManager): the new set, then
-        // DynamicBrokerConfig.validate.
-        let new = match &alteration {
+        let new = match alteration {
             Alteration::Replace(configs) => (*configs).clone(),
             Alteration::Incremental(ops) => apply_ops(stored, ops)?,
         };
@@ -240,6 +257,74 @@ impl DynamicBrokerConfig {
                 ))
             })?;
         }
+        Ok((new, candidate))
+    }
+
+    /// What a cluster broker checks before it forwards a BROKER resource to
+    /// the controller (Kafka's `ConfigAdminManager.validateBrokerConfigChange`):
+    /// the broker's half only; the controller decides the rest.
+    pub fn validate_change(
+        &self,
+        per_broker: bool,
+        alteration: Alteration<'_>,
+    ) -> Result<(), ConfigChangeError> {
+        let layers = self.lock();
+        self.prepare(&layers, per_broker, &alteration).map(|_| ())
+    }
+
+    /// A cluster broker's dynamic configs as the metadata image has them
+    /// (Kafka's `DynamicConfigPublisher`): the cluster default and this
+    /// broker's own, layered over the static configuration and handed to
+    /// every reconfigurable. Values this kastle refuses are dropped with an
+    /// error line, as at a standalone start. Nothing happens when neither
+    /// layer changed.
+    pub fn apply_image(&self, cluster_default: Configs, per_broker: Configs) {
+        let mut layers = self.lock();
+        let cluster_default = usable(cluster_default, false);
+        let per_broker = usable(per_broker, true);
+        if layers.cluster_default == cluster_default && layers.per_broker == per_broker {
+            return;
+        }
+        let own_changed = layers.per_broker != per_broker;
+        let candidate = match self
+            .static_config
+            .with_dynamic(&cluster_default, &per_broker)
+        {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                tracing::error!(error = %e, "the dynamic broker configs of the metadata image do not apply; keeping the current configuration");
+                return;
+            }
+        };
+        layers.cluster_default = cluster_default;
+        layers.per_broker = per_broker;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = candidate.clone();
+        drop(layers);
+        tracing::info!("dynamic broker configs changed in the metadata image");
+        for r in self.reconfigurables() {
+            r.reconfigure(&candidate);
+            if own_changed {
+                r.reload_files(&candidate);
+            }
+        }
+    }
+
+    /// Applies AlterConfigs / IncrementalAlterConfigs to this broker
+    /// (`per_broker`) or to the cluster default: validated, persisted, then
+    /// in effect. `validate_only` stops after validation.
+    pub fn alter(
+        &self,
+        per_broker: bool,
+        alteration: Alteration<'_>,
+        validate_only: bool,
+    ) -> Result<(), ConfigChangeError> {
+        let mut layers = self.lock();
+        let (new, candidate) = self.prepare(&layers, per_broker, &alteration)?;
+        let stored = if per_broker {
+            &layers.per_broker
+        } else {
+            &layers.cluster_default
+        };
         // The controller's half (ConfigurationControlManager).
         let touched: Vec<(&str, Option<&str>)> = match &alteration {
             Alteration::Replace(configs) => configs
@@ -421,7 +506,7 @@ fn apply_ops(stored: &Configs, ops: &[AlterOp]) -> Result<Configs, ConfigChangeE
 /// `DynamicBrokerConfig.validateConfigs`: only dynamic keys, security keys
 /// only per listener, values by type (unknown keys are custom and allowed),
 /// and per-broker keys only per broker.
-fn validate_configs(configs: &Configs, per_broker: bool) -> Result<(), ConfigChangeError> {
+pub fn validate_configs(configs: &Configs, per_broker: bool) -> Result<(), ConfigChangeError> {
     let count = configs.len();
     let non_dynamic: Vec<&str> = configs
         .keys()

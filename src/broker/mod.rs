@@ -20,6 +20,7 @@
 pub mod alter_partition;
 pub mod authorizer;
 pub mod config_helper;
+pub mod config_publisher;
 pub mod config_repository;
 pub mod dynamic_config;
 pub mod lifecycle;

@@ -503,6 +503,36 @@ impl TopicManager {
         if validate_only {
             return Ok(topic);
         }
+        self.install_configs(topic, configs)
+    }
+
+    /// A cluster broker's topic configs as the metadata image has them (the
+    /// controller validated them): persisted with the local log, then in
+    /// effect on every local partition, as an altered config on a
+    /// standalone node. Nothing happens when they are unchanged.
+    pub fn apply_image_configs(
+        &self,
+        name: &str,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(), TopicError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(topic) = self.get(name) else {
+            return Ok(());
+        };
+        if &topic.configs == configs {
+            return Ok(());
+        }
+        self.install_configs(topic, configs.clone()).map(|_| ())
+    }
+
+    /// Persists `configs` as the topic's explicit configs and applies them
+    /// (the caller holds the admin lock and has validated them).
+    fn install_configs(
+        &self,
+        topic: Arc<Topic>,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, TopicError> {
+        let name = topic.name.as_str();
         let file = self.topic_file(&topic.id);
         write_atomically(
             &file,

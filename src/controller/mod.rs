@@ -4,7 +4,8 @@
 //! (Kafka's `ReplicationControlManager`), with [`topic_creation`],
 //! [`partition_change`] (`PartitionChangeBuilder`) and [`replica_placer`]
 //! (`StripedReplicaPlacer`), and [`producer_id_control`] hands out
-//! producer-id blocks (`ProducerIdControlManager`); [`scram_control`] and
+//! producer-id blocks (`ProducerIdControlManager`), [`configuration_control`]
+//! decides config changes (`ConfigurationControlManager`); [`scram_control`] and
 //! [`client_quota_control`] decide SCRAM credentials and client quotas
 //! (`ScramControlManager`, `ClientQuotaControlManager`): pure functions, no I/O. The quorum itself
 //! (openraft) lives in `raft`; the controller's request handling and its
@@ -13,6 +14,7 @@
 pub mod acl_control;
 pub mod broker_heartbeat_manager;
 pub mod client_quota_control;
+pub mod configuration_control;
 pub mod elect_leaders;
 pub mod partition_change;
 pub mod producer_id_control;

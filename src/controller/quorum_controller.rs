@@ -484,4 +484,17 @@ impl QuorumController {
     pub fn defaults(&self) -> &ReplicationDefaults {
         &self.settings.defaults
     }
+
+    /// The quorum's voters (Kafka's `isControllerId`: a BROKER config
+    /// resource may name a controller).
+    pub fn voter_ids(&self) -> std::collections::BTreeSet<i32> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .map(|v| v as i32)
+            .collect()
+    }
 }

@@ -7,7 +7,10 @@
 //! resources and keys, null values, resource names) and encodes; the
 //! services do the rest: topic configs (`TopicManager`), dynamic broker
 //! configs (`DynamicBrokerConfig`), group configs (`GroupConfigManager`),
-//! and how each is described (`broker::config_helper`).
+//! and how each is described (`broker::config_helper`). In a cluster,
+//! TOPIC and BROKER changes go to the controller
+//! (`handlers::config_forwarding`) and topics are described from the
+//! metadata image.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -47,7 +50,7 @@ fn sb(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
 
-fn type_name(t: i8) -> &'static str {
+pub(crate) fn type_name(t: i8) -> &'static str {
     match t {
         resource_type::TOPIC => "TOPIC",
         resource_type::BROKER => "BROKER",
@@ -60,12 +63,12 @@ fn type_name(t: i8) -> &'static str {
 
 /// An error for one resource: Kafka's code plus its message.
 #[derive(Debug)]
-struct ApiErr {
-    code: ResponseError,
-    message: String,
+pub(crate) struct ApiErr {
+    pub(crate) code: ResponseError,
+    pub(crate) message: String,
 }
 
-fn err(code: ResponseError, message: impl Into<String>) -> ApiErr {
+pub(crate) fn err(code: ResponseError, message: impl Into<String>) -> ApiErr {
     ApiErr {
         code,
         message: message.into(),
@@ -115,7 +118,7 @@ fn to_result(
 }
 
 /// A broker resource names a node; its id must parse.
-fn parse_broker_id(name: &str, describe: bool) -> Result<i32, ApiErr> {
+pub(crate) fn parse_broker_id(name: &str, describe: bool) -> Result<i32, ApiErr> {
     name.parse::<i32>().map_err(|_| {
         let msg = if describe {
             format!("Broker id must be an integer, but it is: {name}")
@@ -129,7 +132,12 @@ fn parse_broker_id(name: &str, describe: bool) -> Result<i32, ApiErr> {
 /// Whether the client may do `op` (DESCRIBE_CONFIGS or ALTER_CONFIGS) on
 /// a config resource: a topic or group by name, the broker and its loggers
 /// through the cluster.
-fn config_access(req: &Request, kind: i8, name: &str, op: AclOperation) -> Result<(), ApiErr> {
+pub(crate) fn config_access(
+    req: &Request,
+    kind: i8,
+    name: &str,
+    op: AclOperation,
+) -> Result<(), ApiErr> {
     let (allowed, code, text) = match kind {
         resource_type::TOPIC => (
             req.ctx.authorize(op, ResourceType::Topic, name),
@@ -171,6 +179,20 @@ fn describe_resource(
     match r.resource_type {
         resource_type::TOPIC => {
             validate_topic_name(name).map_err(|m| err(ResponseError::InvalidTopicException, m))?;
+            // A cluster broker answers from its metadata image (every
+            // topic, whether or not it holds a replica).
+            if let Some(cache) = &apis.cluster {
+                let image = cache.image();
+                if image.topic_by_name(name).is_none() {
+                    return Err(err(ResponseError::UnknownTopicOrPartition, ""));
+                }
+                let configs = image
+                    .configs
+                    .get(&(resource_type::TOPIC, name.to_string()))
+                    .cloned()
+                    .unwrap_or_default();
+                return Ok(config_helper::describe_topic(&configs, dynamic, &wanted));
+            }
             // Kafka answers an unknown topic with an empty message.
             let topic = apis
                 .replicas
@@ -285,15 +307,15 @@ pub fn describe_configs(req: &Request, body: Bytes) -> Reply {
 // Altering configs
 // ---------------------------------------------------------------------------
 
-struct AlterResource {
-    resource_type: i8,
-    name: String,
+pub(crate) struct AlterResource {
+    pub(crate) resource_type: i8,
+    pub(crate) name: String,
     /// Legacy AlterConfigs: every change is a SET of the complete new set.
-    ops: Vec<AlterOp>,
+    pub(crate) ops: Vec<AlterOp>,
 }
 
 impl AlterResource {
-    fn alteration<'a>(&'a self, incremental: bool, full: &'a Configs) -> Alteration<'a> {
+    pub(crate) fn alteration<'a>(&'a self, incremental: bool, full: &'a Configs) -> Alteration<'a> {
         if incremental {
             Alteration::Incremental(&self.ops)
         } else {
@@ -375,7 +397,7 @@ fn alter_topic(
         .map_err(|e| err(e.code, e.message))
 }
 
-fn alter_resource(
+pub(crate) fn alter_resource(
     apis: &KafkaApis,
     r: &AlterResource,
     incremental: bool,
@@ -520,7 +542,7 @@ fn alter_all(
 
 /// (error code, message) of one resource: Kafka sends a null message when
 /// nothing went wrong.
-fn outcome_fields(o: Result<(), ApiErr>) -> (i16, Option<StrBytes>) {
+pub(crate) fn outcome_fields(o: Result<(), ApiErr>) -> (i16, Option<StrBytes>) {
     match o {
         Ok(()) => (0, None),
         Err(e) => (e.code.code(), Some(sb(e.message))),

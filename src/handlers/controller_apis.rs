@@ -5,7 +5,9 @@
 //! 32701), and the topic requests brokers forward (CreateTopics,
 //! DeleteTopics, CreatePartitions, ElectLeaders) plus AlterPartition from partition
 //! leaders, each decided by `controller::replication_control` and
-//! committed by the `QuorumController`; AllocateProducerIds hands brokers
+//! committed by the `QuorumController`; AlterConfigs and
+//! IncrementalAlterConfigs on TOPIC and BROKER resources
+//! (`controller::configuration_control`); AllocateProducerIds hands brokers
 //! producer-id blocks (`controller::producer_id_control`); the
 //! AlterUserScramCredentials and AlterClientQuotas brokers forward are
 //! decided by `controller::scram_control` / `controller::client_quota_control`;
@@ -16,12 +18,14 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
-    AllocateProducerIdsRequest, AlterPartitionReassignmentsRequest,
-    AlterPartitionReassignmentsResponse, AlterPartitionRequest, AlterPartitionResponse, ApiKey,
-    ApiVersionsResponse, BrokerHeartbeatRequest, BrokerRegistrationRequest, CreateAclsRequest,
-    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteAclsRequest, DeleteTopicsRequest, DeleteTopicsResponse, ElectLeadersRequest,
-    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+    AllocateProducerIdsRequest, AlterConfigsRequest, AlterConfigsResponse,
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, AlterPartitionRequest,
+    AlterPartitionResponse, ApiKey, ApiVersionsResponse, BrokerHeartbeatRequest,
+    BrokerRegistrationRequest, CreateAclsRequest, CreatePartitionsRequest,
+    CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteAclsRequest,
+    DeleteTopicsRequest, DeleteTopicsResponse, ElectLeadersRequest, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse, ListPartitionReassignmentsRequest,
+    ListPartitionReassignmentsResponse,
 };
 use kafka_protocol::messages::{AlterClientQuotasRequest, AlterUserScramCredentialsRequest};
 use kafka_protocol::protocol::{Decodable, Encodable};
@@ -31,7 +35,9 @@ use crate::clients::private_apis::{
     MetadataFetchRequest, METADATA_FETCH_KEY, RAFT_RPC_KEY, RESPONSE_HEADER_VERSION,
 };
 use crate::controller::quorum_controller::QuorumController;
-use crate::controller::{client_quota_control, reassignment, replication_control, scram_control};
+use crate::controller::{
+    client_quota_control, configuration_control, reassignment, replication_control, scram_control,
+};
 use crate::handlers::acls;
 use crate::protocol::header::parse_request_header;
 use crate::protocol::response::{encode_response, encode_with_header_version};
@@ -54,6 +60,8 @@ const CONTROLLER_APIS: &[ApiKey] = &[
     ApiKey::AlterClientQuotas,
     ApiKey::CreateAcls,
     ApiKey::DeleteAcls,
+    ApiKey::AlterConfigs,
+    ApiKey::IncrementalAlterConfigs,
 ];
 
 pub struct ControllerApis {
@@ -291,6 +299,62 @@ impl ControllerApis {
             ApiKey::DeleteAcls => {
                 let req = DeleteAclsRequest::decode(&mut body, version)?;
                 encode_response(cid, version, &acls::controller_delete_acls(c, &req).await)
+            }
+            ApiKey::IncrementalAlterConfigs => {
+                let req = IncrementalAlterConfigsRequest::decode(&mut body, version)?;
+                let (defaults, voters) = (c.defaults().clone(), c.voter_ids());
+                let resp = c
+                    .write(|image, _| {
+                        let d = configuration_control::incremental_alter_configs(
+                            image,
+                            &req,
+                            &defaults,
+                            &|id| voters.contains(&id),
+                        );
+                        (d.records, d.response)
+                    })
+                    .await;
+                let resp = resp.unwrap_or_else(|e| {
+                    let mut r = IncrementalAlterConfigsResponse::default();
+                    for x in &req.resources {
+                        r.responses.push(
+                            kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                                .with_resource_type(x.resource_type)
+                                .with_resource_name(x.resource_name.clone())
+                                .with_error_code(e.error().code()),
+                        );
+                    }
+                    r
+                });
+                encode_response(cid, version, &resp)
+            }
+            ApiKey::AlterConfigs => {
+                let req = AlterConfigsRequest::decode(&mut body, version)?;
+                let (defaults, voters) = (c.defaults().clone(), c.voter_ids());
+                let resp = c
+                    .write(|image, _| {
+                        let d = configuration_control::legacy_alter_configs(
+                            image,
+                            &req,
+                            &defaults,
+                            &|id| voters.contains(&id),
+                        );
+                        (d.records, d.response)
+                    })
+                    .await;
+                let resp = resp.unwrap_or_else(|e| {
+                    let mut r = AlterConfigsResponse::default();
+                    for x in &req.resources {
+                        r.responses.push(
+                            kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse::default()
+                                .with_resource_type(x.resource_type)
+                                .with_resource_name(x.resource_name.clone())
+                                .with_error_code(e.error().code()),
+                        );
+                    }
+                    r
+                });
+                encode_response(cid, version, &resp)
             }
             other => anyhow::bail!("api {other:?} is not served on a controller listener"),
         }

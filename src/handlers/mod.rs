@@ -7,6 +7,7 @@ pub mod acls;
 pub mod admin_cluster;
 pub mod admin_configs;
 pub mod api_versions;
+pub mod config_forwarding;
 pub mod controller_apis;
 pub mod describe_topic_partitions;
 pub mod fetch;
@@ -432,7 +433,13 @@ async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
         ApiKey::DeleteGroups => groups::delete_groups(req, body),
         ApiKey::OffsetDelete => groups::offset_delete(req, body),
         ApiKey::DescribeConfigs => ready(admin_configs::describe_configs(&req, body)),
+        ApiKey::AlterConfigs if req.ctx.apis.cluster.is_some() => {
+            config_forwarding::alter_configs(req, body)
+        }
         ApiKey::AlterConfigs => ready(admin_configs::alter_configs(&req, body)),
+        ApiKey::IncrementalAlterConfigs if req.ctx.apis.cluster.is_some() => {
+            config_forwarding::incremental_alter_configs(req, body)
+        }
         ApiKey::IncrementalAlterConfigs => {
             ready(admin_configs::incremental_alter_configs(&req, body))
         }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::broker::config_publisher::apply_configs;
 use crate::broker::lifecycle::{
     BrokerIdentity, BrokerLifecycleManager, ControllerAlterPartition, ControllerProducerIds,
     ControllerSet,
@@ -130,6 +131,7 @@ impl ClusterNode {
             if let Some(r) = &replicas {
                 r.set_alter_partition_manager(Arc::new(ControllerAlterPartition(m.clone())));
             }
+            let dynamic_config = broker.as_ref().map(|b| b.apis.dynamic_config.clone());
             let groups = broker.as_ref().map(|b| b.apis.groups.clone());
             let producer_ids = broker.as_ref().map(|b| b.apis.producer_ids.clone());
             let txns = broker.as_ref().map(|b| b.apis.txns.clone());
@@ -167,9 +169,17 @@ impl ClusterNode {
                                 q.follow_image(new);
                             }
                             let changes = local_changes(old, new, node_id, &inter_broker);
+                            let new_logs = !changes.is_empty();
                             if !changes.is_empty() {
                                 if let Err(e) = r.apply_delta(changes) {
                                     tracing::error!("applying the metadata image: {e:#}");
+                                }
+                            }
+                            // Configs follow the image (a new local log
+                            // may have stale ones from an earlier run).
+                            if let Some(d) = &dynamic_config {
+                                if old.configs != new.configs || new_logs {
+                                    apply_configs(new, node_id, d, r);
                                 }
                             }
                             if old.brokers != new.brokers {

@@ -83,10 +83,12 @@ impl BrokerServer {
             &static_config.log_dir,
             static_config.node_id,
         )?);
-        let dynamic_config = Arc::new(DynamicBrokerConfig::load(
-            static_config.clone(),
-            repository.clone(),
-        )?);
+        // A cluster broker's come from the metadata image instead.
+        let dynamic_config = Arc::new(if cluster.is_some() {
+            DynamicBrokerConfig::for_cluster(static_config.clone(), repository.clone())
+        } else {
+            DynamicBrokerConfig::load(static_config.clone(), repository.clone())?
+        });
         let config = dynamic_config.current();
         // The static limits are checked strictly (an unresolvable host stops
         // the start); dynamic ones go over them leniently, as they apply at
