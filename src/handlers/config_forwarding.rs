@@ -177,6 +177,36 @@ fn routes(
 /// The controller's outcome for a forwarded resource, by (type, name).
 type Answers = HashMap<(i8, String), (i16, Option<StrBytes>)>;
 
+/// The controller's answers to the resources routed to it (`forwarded`
+/// holds only those; none routed: nothing to ask), by resource; `None`
+/// when no controller answered in time. `rows` lists an answer's
+/// (type, name, error code, message) per resource.
+async fn forwarded_answers<R: kafka_protocol::protocol::Request>(
+    req: &Request,
+    forwarded: &R,
+    any: bool,
+    version: i16,
+    rows: fn(&R::Response) -> Vec<(i8, String, i16, Option<StrBytes>)>,
+) -> Option<Answers> {
+    if !any {
+        return Some(Answers::new());
+    }
+    let config = req.ctx.apis.config.clone();
+    let not_controller = |r: &R::Response| {
+        rows(r)
+            .iter()
+            .any(|(_, _, code, _)| *code == ResponseError::NotController.code())
+    };
+    forward(&config, forwarded, version, not_controller)
+        .await
+        .map(|resp| {
+            rows(&resp)
+                .into_iter()
+                .map(|(t, n, code, msg)| ((t, n), (code, msg)))
+                .collect()
+        })
+}
+
 /// One resource's final (code, message): the broker's own, the
 /// controller's, or REQUEST_TIMED_OUT when no controller answered.
 fn outcome(route: Route, r: &AlterResource, answers: &Option<Answers>) -> (i16, Option<StrBytes>) {
@@ -250,29 +280,23 @@ pub fn incremental_alter_configs(req: Request, body: Bytes) -> Pending {
         .map(|(x, _)| x.clone())
         .collect();
     Box::pin(async move {
-        let answers = if forwarded.resources.is_empty() {
-            Some(Answers::new())
-        } else {
-            let config = req.ctx.apis.config.clone();
-            let not_controller = |r: &IncrementalAlterConfigsResponse| {
-                r.responses
+        let any = !forwarded.resources.is_empty();
+        let answers = forwarded_answers(
+            &req,
+            &forwarded,
+            any,
+            version,
+            |resp: &IncrementalAlterConfigsResponse| {
+                resp.responses
                     .iter()
-                    .any(|x| x.error_code == ResponseError::NotController.code())
-            };
-            forward(&config, &forwarded, version, not_controller)
-                .await
-                .map(|resp| {
-                    resp.responses
-                        .into_iter()
-                        .map(|x| {
-                            (
-                                (x.resource_type, x.resource_name.to_string()),
-                                (x.error_code, x.error_message),
-                            )
-                        })
-                        .collect()
-                })
-        };
+                    .map(|x| {
+                        let name = x.resource_name.to_string();
+                        (x.resource_type, name, x.error_code, x.error_message.clone())
+                    })
+                    .collect()
+            },
+        )
+        .await;
         let responses = routes
             .into_iter()
             .zip(&resources)
@@ -306,29 +330,23 @@ pub fn alter_configs(req: Request, body: Bytes) -> Pending {
         .map(|(x, _)| x.clone())
         .collect();
     Box::pin(async move {
-        let answers = if forwarded.resources.is_empty() {
-            Some(Answers::new())
-        } else {
-            let config = req.ctx.apis.config.clone();
-            let not_controller = |r: &AlterConfigsResponse| {
-                r.responses
+        let any = !forwarded.resources.is_empty();
+        let answers = forwarded_answers(
+            &req,
+            &forwarded,
+            any,
+            version,
+            |resp: &AlterConfigsResponse| {
+                resp.responses
                     .iter()
-                    .any(|x| x.error_code == ResponseError::NotController.code())
-            };
-            forward(&config, &forwarded, version, not_controller)
-                .await
-                .map(|resp| {
-                    resp.responses
-                        .into_iter()
-                        .map(|x| {
-                            (
-                                (x.resource_type, x.resource_name.to_string()),
-                                (x.error_code, x.error_message),
-                            )
-                        })
-                        .collect()
-                })
-        };
+                    .map(|x| {
+                        let name = x.resource_name.to_string();
+                        (x.resource_type, name, x.error_code, x.error_message.clone())
+                    })
+                    .collect()
+            },
+        )
+        .await;
         let responses = routes
             .into_iter()
             .zip(&resources)
