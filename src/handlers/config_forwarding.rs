@@ -176,6 +176,8 @@ fn routes(
 
 /// The controller's outcome for a forwarded resource, by (type, name).
 type Answers = HashMap<(i8, String), (i16, Option<StrBytes>)>;
+/// One resource's answer: (type, name, error code, message).
+type AnswerRow = (i8, String, i16, Option<StrBytes>);
 
 /// The controller's answers to the resources routed to it (`forwarded`
 /// holds only those; none routed: nothing to ask), by resource; `None`
@@ -186,7 +188,7 @@ async fn forwarded_answers<R: kafka_protocol::protocol::Request>(
     forwarded: &R,
     any: bool,
     version: i16,
-    rows: fn(&R::Response) -> Vec<(i8, String, i16, Option<StrBytes>)>,
+    rows: fn(&R::Response) -> Vec<AnswerRow>,
 ) -> Option<Answers> {
     if !any {
         return Some(Answers::new());
