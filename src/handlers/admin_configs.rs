@@ -397,12 +397,10 @@ fn alter_topic(
         .map_err(|e| err(e.code, e.message))
 }
 
-pub(crate) fn alter_resource(
-    apis: &KafkaApis,
-    r: &AlterResource,
-    incremental: bool,
-    validate_only: bool,
-) -> Result<(), ApiErr> {
+/// What Kafka's `ConfigAdminManager` refuses in one resource's keys
+/// before anything else: a key named twice, a null value (except an
+/// incremental DELETE's).
+pub(crate) fn check_keys(r: &AlterResource, incremental: bool) -> Result<(), ApiErr> {
     let mut seen = HashSet::new();
     if r.ops.iter().any(|c| !seen.insert(c.name.as_str())) {
         return Err(err(
@@ -422,6 +420,16 @@ pub(crate) fn alter_resource(
             format!("Null value not supported for : {}", nulls.join(", ")),
         ));
     }
+    Ok(())
+}
+
+pub(crate) fn alter_resource(
+    apis: &KafkaApis,
+    r: &AlterResource,
+    incremental: bool,
+    validate_only: bool,
+) -> Result<(), ApiErr> {
+    check_keys(r, incremental)?;
     let full: Configs = r
         .ops
         .iter()

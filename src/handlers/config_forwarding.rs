@@ -23,8 +23,8 @@ use kafka_protocol::ResponseError;
 
 use crate::broker::dynamic_config::{op, AlterOp};
 use crate::handlers::admin_configs::{
-    alter_resource, config_access, err, outcome_fields, parse_broker_id, resource_type, type_name,
-    AlterResource, ApiErr,
+    alter_resource, check_keys, config_access, err, outcome_fields, parse_broker_id, resource_type,
+    type_name, AlterResource, ApiErr,
 };
 use crate::handlers::forwarding::forward;
 use crate::handlers::{ready, Pending, Reply, Request};
@@ -66,25 +66,7 @@ fn route(
                 "Each resource must appear at most once.",
             ));
         }
-        let mut seen = std::collections::HashSet::new();
-        if r.ops.iter().any(|c| !seen.insert(c.name.as_str())) {
-            return Err(err(
-                ResponseError::InvalidRequest,
-                "Error due to duplicate config keys",
-            ));
-        }
-        let nulls: Vec<&str> = r
-            .ops
-            .iter()
-            .filter(|c| c.value.is_none() && !(incremental && c.op == op::DELETE))
-            .map(|c| c.name.as_str())
-            .collect();
-        if !nulls.is_empty() {
-            return Err(err(
-                ResponseError::InvalidRequest,
-                format!("Null value not supported for : {}", nulls.join(", ")),
-            ));
-        }
+        check_keys(r, incremental)?;
         match r.resource_type {
             resource_type::BROKER => {
                 let apis = &req.ctx.apis;
