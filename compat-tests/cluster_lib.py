@@ -196,6 +196,33 @@ class KastleCluster:
         raise AssertionError("no alive active controller found in the logs")
 
 
+def module_cluster(tmp_path_factory, name="node", overrides=None, graceful=True):
+    """The body of a module-scoped ``cluster`` fixture (``yield from`` it):
+    three combined nodes, started and all registered; afterwards stopped
+    (SIGTERM) when ``graceful``, and whatever still runs killed. Killing
+    alone suits modules whose tests leave the quorum lost: a graceful stop
+    of the last nodes waits for a controlled shutdown nobody can grant."""
+    from conftest import Broker
+    made = []
+
+    def factory(props=None, start=True, **kw):
+        b = Broker(tmp_path_factory.mktemp(name), overrides=props, **kw)
+        made.append(b)
+        if start:
+            b.start()
+        return b
+    c = KastleCluster(factory, nodes=3, overrides=overrides).start()
+    c.wait_brokers({1, 2, 3})
+    try:
+        yield c
+    finally:
+        if graceful:
+            c.stop()
+        for b in made:
+            if b.alive():
+                b.kill()
+
+
 def describe(md):
     if md is None or isinstance(md, Exception):
         return repr(md)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from cluster_lib import KastleCluster, describe
+from cluster_lib import describe, module_cluster
 from compat_lib import _kstr, ck_create_topic, raw_request, unique_topic
 
 pytestmark = pytest.mark.timeout(300)
@@ -158,22 +158,7 @@ def wait_produce_error(cluster, topic, partition, size, code):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    from conftest import Broker
-    made = []
-
-    def factory(overrides=None, start=True, **kw):
-        b = Broker(tmp_path_factory.mktemp("node"), overrides=overrides, **kw)
-        made.append(b)
-        if start:
-            b.start()
-        return b
-    c = KastleCluster(factory, nodes=3).start()
-    c.wait_brokers({1, 2, 3})
-    yield c
-    c.stop()
-    for b in made:
-        if b.alive():
-            b.kill()
+    yield from module_cluster(tmp_path_factory)
 
 
 def test_configs_are_cluster_wide_and_survive_a_restart(cluster):

@@ -11,9 +11,8 @@ import time
 
 import pytest
 
-from cluster_lib import KastleCluster, describe
+from cluster_lib import describe, module_cluster
 from compat_lib import _kstr, ck_consumer, ck_create_topic, ck_produce, make_messages, raw_request, unique_topic
-from conftest import Broker
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -25,23 +24,10 @@ COORDINATOR_LOAD_IN_PROGRESS = 14
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    brokers = []
-
-    def factory(props, start=False, port=None):
-        b = Broker(tmp_path_factory.mktemp("coord-node"), overrides=props, port=port)
-        brokers.append(b)
-        return b
-
-    c = KastleCluster(factory, nodes=3,
-                      overrides={"offsets.topic.num.partitions": str(OFFSETS_PARTITIONS)})
-    c.start()
-    c.wait_brokers({1, 2, 3})
-    yield c
-    # Killed, not stopped: a graceful stop of the last nodes waits for a
-    # controlled shutdown the lost quorum cannot grant; nothing is checked
-    # after the tests.
-    for b in brokers:
-        b.kill()
+    # Killed, not stopped: nothing is checked after the tests.
+    yield from module_cluster(
+        tmp_path_factory, "coord-node", graceful=False,
+        overrides={"offsets.topic.num.partitions": str(OFFSETS_PARTITIONS)})
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import jvm_lib
-from cluster_lib import KastleCluster, describe
+from cluster_lib import describe, module_cluster
 from compat_lib import ck_create_topic, raw_request, unique_topic
 from test_cluster_failover import check_history, start_load
 
@@ -22,22 +22,7 @@ TOOL = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    from conftest import Broker
-    made = []
-
-    def factory(overrides=None, start=True, **kw):
-        b = Broker(tmp_path_factory.mktemp("node"), overrides=overrides, **kw)
-        made.append(b)
-        if start:
-            b.start()
-        return b
-    c = KastleCluster(factory, nodes=3).start()
-    c.wait_brokers({1, 2, 3})
-    yield c
-    c.stop()
-    for b in made:
-        if b.alive():
-            b.kill()
+    yield from module_cluster(tmp_path_factory)
 
 
 def ensure_fourth_broker(cluster):

@@ -13,9 +13,8 @@ import time
 
 import pytest
 
-from cluster_lib import KastleCluster, describe
+from cluster_lib import describe, module_cluster
 from compat_lib import _kstr, ck_create_topic, raw_request, unique_topic
-from conftest import Broker
 from test_cluster_coordinators import java_partition_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -27,21 +26,10 @@ TXN_ID = "cluster-txn-producer"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    brokers = []
-
-    def factory(props, start=False, port=None):
-        b = Broker(tmp_path_factory.mktemp("txn-node"), overrides=props, port=port)
-        brokers.append(b)
-        return b
-
-    c = KastleCluster(factory, nodes=3,
-                      overrides={"transaction.state.log.num.partitions": str(TXN_PARTITIONS),
-                                 "offsets.topic.num.partitions": "3"})
-    c.start()
-    c.wait_brokers({1, 2, 3})
-    yield c
-    for b in brokers:
-        b.kill()
+    yield from module_cluster(
+        tmp_path_factory, "txn-node", graceful=False,
+        overrides={"transaction.state.log.num.partitions": str(TXN_PARTITIONS),
+                   "offsets.topic.num.partitions": "3"})
 
 
 @pytest.fixture(autouse=True)
