@@ -601,6 +601,15 @@ impl FetchSessionCache {
             .maybe_create_session(now, privileged, uses_topic_ids, partitions)
     }
 
+    /// Whether an incremental session is still at the epoch its request
+    /// moved it to (a session evicted meanwhile counts as unchanged).
+    pub fn epoch_unchanged(&self, session_id: i32, expected_epoch: i32) -> bool {
+        let shard = self.lock(self.shard_of(session_id));
+        shard
+            .get(session_id)
+            .is_none_or(|s| s.epoch == expected_epoch)
+    }
+
     /// An incremental fetch's answer (Kafka's
     /// `IncrementalFetchContext.updateAndGenerateResponseData` with
     /// `update`, `getResponseSize` without): which of `responses` (the

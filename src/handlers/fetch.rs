@@ -462,12 +462,32 @@ fn session_answer(
     }
 }
 
-/// The session id of an empty throttled answer (Kafka's
-/// `getThrottledResponse`): an incremental session's own, else none.
-fn throttled_session_id(answer: &Answer) -> i32 {
+/// The empty throttled answer (Kafka's `getThrottledResponse`): an
+/// incremental session's own id (INVALID_FETCH_SESSION_EPOCH if the session
+/// moved on meanwhile), else no session.
+fn throttled_response(
+    apis: &crate::handlers::KafkaApis,
+    answer: &Answer,
+    throttle: i32,
+) -> FetchResponse {
+    let response = FetchResponse::default().with_throttle_time_ms(throttle);
     match answer {
-        Answer::Incremental { session_id, .. } => *session_id,
-        _ => INVALID_SESSION_ID,
+        Answer::Incremental {
+            session_id,
+            expected_epoch,
+            ..
+        } => {
+            let error = if apis
+                .fetch_sessions
+                .epoch_unchanged(*session_id, *expected_epoch)
+            {
+                0
+            } else {
+                ResponseError::InvalidFetchSessionEpoch.code()
+            };
+            response.with_session_id(*session_id).with_error_code(error)
+        }
+        _ => response.with_session_id(INVALID_SESSION_ID),
     }
 }
 
@@ -509,11 +529,7 @@ fn respond(
             if throttle > 0 {
                 req.unrecord_quota(QuotaType::Fetch, size);
                 req.throttle(QuotaType::Fetch, throttle);
-                return req.respond(
-                    &FetchResponse::default()
-                        .with_session_id(throttled_session_id(answer))
-                        .with_throttle_time_ms(throttle),
-                );
+                return req.respond(&throttled_response(apis, answer, throttle));
             }
         }
         if matches!(answer, Answer::Sessionless) {
