@@ -29,6 +29,7 @@ NORMALISATIONS = {
     "port": "replaced by <port> (and ':PORT' inside config values): free ports chosen per run",
     "topicId": "replaced by <topic-id:N>, N counting distinct ids in order of appearance "
                "within the scenario: random per topic, but a topic must keep its id",
+    "sessionId": "replaced by <session:N> (same scheme) when not 0: fetch session ids are random",
     "producerId": "replaced by <pid:N> (same scheme): allocation order differs per broker "
                   "history; the zero/negative sentinels are kept",
     "memberId/leader": "replaced by <member:N> (same scheme): generated ids (client id + UUID)",
@@ -216,6 +217,8 @@ def normalise(outcome, ports, prefix):
             return "<port>"
         if key == "topicId" and v and v != "AAAAAAAAAAAAAAAAAAAAAA":
             return ids.sub("topic-id", v)
+        if key == "sessionId" and isinstance(v, int) and v != 0:
+            return ids.sub("session", v)
         if key == "producerId" and isinstance(v, int) and v > 0:
             return ids.sub("pid", v)
         if key in ("memberId", "leader") and v:

@@ -348,6 +348,57 @@ def sc_fetch(s, v, n):
         dict(base, maxBytes=1, topics=[topic(n("t"), tid, [part(0, 0, 1)])]))
 
 
+def sc_fetch_sessions(s, v, n):
+    """KIP-227: a full fetch opens a session, incremental fetches add, change and
+    forget partitions and carry only news, and the session errors."""
+    tid = create_topic(s, n("t"), partitions=2)
+    produce(s, n("t"), batch(records(5)), record=False)
+
+    def topic(parts, topic_id=tid):
+        d = {"partitions": parts}
+        if v >= 13:
+            d["topicId"] = topic_id
+        else:
+            d["topic"] = n("t")
+        return d
+
+    def part(p, off):
+        return {"partition": p, "fetchOffset": off, "partitionMaxBytes": 1 << 20, "logStartOffset": -1,
+                "currentLeaderEpoch": -1}
+
+    def req(session_id, epoch, parts=(), forget=(), version=v):
+        body = {"maxWaitMs": 0, "minBytes": 1, "maxBytes": 1 << 20, "isolationLevel": 0,
+                "sessionId": session_id, "sessionEpoch": epoch,
+                "topics": [topic(list(parts))] if parts else []}
+        if version >= 7:
+            f = {"partitions": list(forget)}
+            if version >= 13:
+                f["topicId"] = tid
+            else:
+                f["topic"] = n("t")
+            body["forgottenTopicsData"] = [f] if forget else []
+        return body
+
+    if v < 7:
+        s.x("no sessions before v7", FETCH, v, req(0, -1, [part(0, 0), part(1, 0)]))
+        return
+    r = s.x("full fetch, epoch 0", FETCH, v, req(0, 0, [part(0, 0), part(1, 0)]))
+    sid = r["sessionId"]
+    s.x("incremental: offset moved, no news", FETCH, v, req(sid, 1, [part(0, 5)]))
+    produce(s, n("t"), batch(records(2, "w")), partition=1, record=False)
+    s.x("incremental: news on partition 1 only", FETCH, v, req(sid, 2))
+    s.x("incremental: forget partition 1", FETCH, v, req(sid, 3, [part(1, 2)], forget=[1]))
+    s.x("incremental: stale epoch", FETCH, v, req(sid, 3))
+    s.x("incremental: epoch without a session", FETCH, v, req(0, 4))
+    if v >= 13:
+        s.x("incremental: names instead of topic ids", FETCH, 12, req(sid, 4, version=12))
+    elif latest(FETCH) >= 13:
+        s.x("incremental: topic ids instead of names", FETCH, 13, req(sid, 4, version=13))
+    s.x("incremental: add partition 1 back", FETCH, v, req(sid, 4, [part(1, 0)]))
+    s.x("close with epoch -1", FETCH, v, req(sid, -1, [part(0, 5)]))
+    s.x("closed session", FETCH, v, req(sid, 5))
+
+
 def sc_list_offsets(s, v, n):
     create_topic(s, n("t"), partitions=2)
     produce(s, n("t"), batch(records(5)), record=False)
@@ -907,6 +958,7 @@ SCENARIOS = [
     ("produce_idempotent", PRODUCE, "version", sc_produce_idempotent),
     ("produce_txn_not_added", PRODUCE, "version", sc_produce_txn_not_added),
     ("fetch", FETCH, "version", sc_fetch),
+    ("fetch_sessions", FETCH, "version", sc_fetch_sessions),
     ("list_offsets", LIST_OFFSETS, "version", sc_list_offsets),
     ("offset_for_leader_epoch", OFFSET_FOR_LEADER_EPOCH, "version", sc_offset_for_leader_epoch),
     ("init_producer_id", INIT_PRODUCER_ID, "version", sc_init_producer_id),

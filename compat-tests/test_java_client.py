@@ -138,3 +138,36 @@ def test_java_client(client, target, scenario, step, request):
                              f"--- stderr ---\n{p.stderr[-8000:]}")
     ok, error = steps[step]
     assert ok, f"{client} on {target}, {scenario}/{step}: {error}\n--- stderr ---\n{p.stderr[-6000:]}"
+
+
+def test_java_consumer_gets_incremental_fetch_sessions(shared_kastle, tmp_path):
+    """KIP-227: the 4.x Java consumer's FetchSessionHandler (DEBUG) reports that
+    kastle's full fetch created a session and that later fetches were answered
+    incrementally on it, with no session errors; the groups scenario's
+    consumers (4 partitions moving between members across rebalances) still
+    consume everything. A full response arriving after the consumer began
+    closing its session is logged as invalid by the client (a client-side
+    race, Kafka's answers trip it too), so only invalid incremental
+    responses count against kastle."""
+    conf = tmp_path / "log4j2.properties"
+    conf.write_text("\n".join([
+        "appender.err.type = Console", "appender.err.name = STDERR", "appender.err.target = SYSTEM_ERR",
+        "appender.err.layout.type = PatternLayout", "appender.err.layout.pattern = %p %m (%c)%n",
+        "rootLogger.level = WARN", "rootLogger.appenderRef.err.ref = STDERR",
+        "logger.fs.name = org.apache.kafka.clients.FetchSessionHandler", "logger.fs.level = DEBUG", ""]))
+    opts = ["-Xmx256m", f"-Dlog4j2.configurationFile={conf}"]
+    prefix = f"jfs-{int(time.time() * 1000) % 10**9}"
+    p = jvm_lib.jvm_run("clients", "kastle.compat.ClientSuite", ["groups-range", shared_kastle.bootstrap, prefix],
+                        deps="kafka4", jvm_opts=opts, timeout=300, check=False)
+    steps = [json.loads(ln) for ln in p.stdout.splitlines() if ln.startswith("{")]
+    steps = [o for o in steps if o.get("type") == "step"]
+    assert steps and all(o["ok"] for o in steps), (steps, p.stderr[-4000:])
+    log = p.stderr
+    created = log.count("sent a full fetch response that created a new incremental fetch session")
+    incremental = log.count("sent an incremental fetch response with")
+    print(f"java consumer: {created} sessions created, {incremental} incremental responses")
+    assert created >= 1, log[-4000:]
+    assert incremental >= 1, log[-4000:]
+    for bad in ("was likely evicted", "unable to process the fetch request",
+                "sent an invalid incremental fetch response"):
+        assert bad not in log, log[-4000:]

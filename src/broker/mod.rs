@@ -16,6 +16,7 @@
 //!   [`config_helper`]: configs as DescribeConfigs and CreateTopics show them.
 //! - [`authorizer`]: the ACLs, persisted, and the authorization decision.
 //! - [`alter_partition`]: how a leader proposes ISR changes to the controller.
+//! - [`fetch_session`]: KIP-227 incremental fetch sessions (`FetchSessionCache`).
 
 pub mod alter_partition;
 pub mod authorizer;
@@ -23,6 +24,7 @@ pub mod config_helper;
 pub mod config_publisher;
 pub mod config_repository;
 pub mod dynamic_config;
+pub mod fetch_session;
 pub mod lifecycle;
 pub mod log_dir;
 pub mod log_manager;

@@ -212,7 +212,7 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     u("max.connections.per.ip", Int(0, I32), Some("2147483647"), CW),
     u("max.connections.per.ip.overrides", Str, Some(""), CW),
     k("max.decompressed.message.bytes", Int(1, 2147483639), Some("2147483639"), CW),
-    k("max.incremental.fetch.session.cache.slots", Int(0, I32), Some("1000"), RO),
+    u("max.incremental.fetch.session.cache.slots", Int(0, I32), Some("1000"), RO),
     k("max.request.partition.size.limit", Int(1, I32), Some("2000"), RO),
     u("message.max.bytes", Int(0, I32), Some("1048588"), CW),
     k("metadata.log.dir", Str, None, RO),

@@ -100,6 +100,7 @@ const DOCS: &[(&str, &str)] = &[
     ("message.max.bytes", "Default max.message.bytes of topics."),
     ("socket.request.max.bytes", "Largest request kastle reads; a larger one closes the connection."),
     ("fetch.max.bytes", "Upper bound of the data in one Fetch response."),
+    ("max.incremental.fetch.session.cache.slots", "Incremental fetch sessions (KIP-227) kept, split over 8 shards."),
     ("connections.max.idle.ms", "Idle connections are closed after this long."),
     ("max.connections", "Connections the broker accepts at once; more wait to be accepted."),
     ("max.connections.per.ip", "Connections one address may hold; more are closed."),

@@ -84,6 +84,9 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     /// Upper bound on the data of one Fetch response (Kafka's `fetch.max.bytes`).
     pub fetch_max_bytes: usize,
+    /// Incremental fetch sessions kept (Kafka's
+    /// `max.incremental.fetch.session.cache.slots`).
+    pub max_incremental_fetch_session_cache_slots: usize,
     /// `log.roll.ms`, else `log.roll.hours`.
     pub log_roll_ms: i64,
     /// `log.flush.interval.ms` (None: unset, Kafka's "never by time").
@@ -201,6 +204,7 @@ impl BrokerConfig {
             delete_topic_enable: true,
             socket_request_max_bytes: 0,
             fetch_max_bytes: 0,
+            max_incremental_fetch_session_cache_slots: 0,
             log_roll_ms: 0,
             log_flush_interval_ms: None,
             log_retention_ms: 0,
@@ -275,6 +279,8 @@ impl BrokerConfig {
         cfg.auto_create_topics = cfg.boolean("auto.create.topics.enable");
         cfg.delete_topic_enable = cfg.boolean("delete.topic.enable");
         cfg.fetch_max_bytes = to_usize(cfg.int("fetch.max.bytes"));
+        cfg.max_incremental_fetch_session_cache_slots =
+            to_usize(cfg.int("max.incremental.fetch.session.cache.slots"));
         cfg.socket_request_max_bytes = to_usize(cfg.int("socket.request.max.bytes"));
         cfg.connections_max_idle_ms = cfg.int("connections.max.idle.ms");
         cfg.metrics_prometheus_listener =

@@ -2,8 +2,14 @@
 //! read_committed), Kafka's byte limits with the at-least-one-batch rule, and
 //! long polling woken by high-watermark changes rather than a timer.
 //!
-//! Fetch sessions (KIP-227) are not kept: every response carries session id
-//! 0, which tells clients to keep sending full fetch requests.
+//! Fetch sessions (KIP-227) as Kafka keeps them (`broker::fetch_session`):
+//! a full fetch at epoch 0 opens a session when the cache has room, epoch -1
+//! closes it (sessionless), and an incremental fetch reads every partition of
+//! the session with its cached offsets and answers only those with records,
+//! a changed high watermark or log start offset, or an error. Long polling
+//! waits on all the session's partitions. Followers (replica fetches) send
+//! sessionless fetches; a follower's session, if it asks for one, is
+//! privileged in eviction.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +25,9 @@ use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::broker::fetch_session::{
+    CachedPartition, FetchContext, FetchMetadata, PartitionKey, FINAL_EPOCH, INVALID_SESSION_ID,
+};
 use crate::broker::partition::{FetchRead, Partition, PartitionError, NO_LEADER_EPOCH};
 use crate::broker::quota_managers::QuotaType;
 use crate::broker::topics::Topic;
@@ -355,52 +364,187 @@ fn record_leader_replication(
     }
 }
 
+/// How the answer relates to a fetch session (what is left of Kafka's
+/// `FetchContext` once the partitions to read are known).
+enum Answer {
+    /// No session: every partition read, session id 0.
+    Sessionless,
+    /// Every partition read; not throttled, the answer opens a session
+    /// with `reads` (the partitions in response order) if the cache has
+    /// room.
+    Full {
+        uses_topic_ids: bool,
+        privileged: bool,
+        reads: Vec<CachedPartition>,
+    },
+    /// Only the partitions Kafka's `CachedPartition.maybeUpdateResponseData`
+    /// selects go out.
+    Incremental {
+        session_id: i32,
+        expected_epoch: i32,
+        uses_topic_ids: bool,
+    },
+}
+
+/// The response's top-level error, session id and topics for `answer`.
+/// With `update` (the response really goes out) a full fetch opens its
+/// session and an incremental one updates the session's cached state;
+/// without, nothing changes (Kafka's `getResponseSize`).
+fn session_answer(
+    apis: &crate::handlers::KafkaApis,
+    answer: &Answer,
+    topics: Vec<FetchableTopicResponse>,
+    update: bool,
+) -> (i16, i32, Vec<FetchableTopicResponse>) {
+    match answer {
+        Answer::Sessionless => (0, INVALID_SESSION_ID, topics),
+        Answer::Full {
+            uses_topic_ids,
+            privileged,
+            reads,
+        } => {
+            if !update {
+                return (0, INVALID_SESSION_ID, topics);
+            }
+            let cached = reads
+                .iter()
+                .cloned()
+                .zip(topics.iter().flat_map(|t| t.partitions.iter()))
+                .collect();
+            let id = apis.fetch_sessions.create_session(
+                crate::util::now_ms(),
+                *privileged,
+                *uses_topic_ids,
+                cached,
+            );
+            (0, id, topics)
+        }
+        Answer::Incremental {
+            session_id,
+            expected_epoch,
+            uses_topic_ids,
+        } => {
+            let keys: Vec<(PartitionKey, &PartitionData)> = topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions.iter().map(move |p| {
+                        let key = PartitionKey::new(
+                            *uses_topic_ids,
+                            t.topic_id,
+                            &t.topic.0,
+                            p.partition_index,
+                        );
+                        (key, p)
+                    })
+                })
+                .collect();
+            let Some(keep) =
+                apis.fetch_sessions
+                    .select_incremental(*session_id, *expected_epoch, &keys, update)
+            else {
+                // The session moved on while this request waited.
+                return (
+                    ResponseError::InvalidFetchSessionEpoch.code(),
+                    *session_id,
+                    Vec::new(),
+                );
+            };
+            let mut keep = keep.into_iter();
+            let topics = topics
+                .into_iter()
+                .filter_map(|mut t| {
+                    t.partitions.retain(|_| keep.next().unwrap_or(true));
+                    (!t.partitions.is_empty()).then_some(t)
+                })
+                .collect();
+            (0, *session_id, topics)
+        }
+    }
+}
+
+/// The empty throttled answer (Kafka's `getThrottledResponse`): an
+/// incremental session's own id (INVALID_FETCH_SESSION_EPOCH if the session
+/// moved on meanwhile), else no session.
+fn throttled_response(
+    apis: &crate::handlers::KafkaApis,
+    answer: &Answer,
+    throttle: i32,
+) -> FetchResponse {
+    let response = FetchResponse::default().with_throttle_time_ms(throttle);
+    match answer {
+        Answer::Incremental {
+            session_id,
+            expected_epoch,
+            ..
+        } => {
+            let error = if apis
+                .fetch_sessions
+                .epoch_unchanged(*session_id, *expected_epoch)
+            {
+                0
+            } else {
+                ResponseError::InvalidFetchSessionEpoch.code()
+            };
+            response.with_session_id(*session_id).with_error_code(error)
+        }
+        _ => response.with_session_id(INVALID_SESSION_ID),
+    }
+}
+
 /// Answers with the pass's data, unless the client's fetch quota is
 /// exceeded: then, as Kafka, the size is taken back off the quota and the
 /// answer is empty, carrying the throttle time. A follower's fetch is not
-/// under the client fetch quota.
+/// under the client fetch quota. An incremental session's answer carries
+/// only the partitions with something new.
 fn respond(
     req: &Request,
     targets: &[TopicTarget],
     pass: ReadPass,
     from_follower: bool,
+    answer: &Answer,
 ) -> crate::handlers::Reply {
     if from_follower {
         record_leader_replication(req, targets, &pass.topics);
     }
-    if from_follower || !req.quotas_enabled() {
-        count_fetch(&req.ctx.apis.metrics, targets, &pass.topics);
-        return req.respond_sharing(
-            &FetchResponse::default()
-                .with_session_id(0)
-                .with_node_endpoints(pass.node_endpoints)
-                .with_responses(pass.topics),
-            &pass.records,
-        );
-    }
-    let reply = req.respond_sharing(
-        &FetchResponse::default()
-            .with_session_id(0)
+    let apis = &req.ctx.apis;
+    let build = |error: i16, session_id: i32, topics: Vec<FetchableTopicResponse>| {
+        FetchResponse::default()
+            .with_error_code(error)
+            .with_session_id(session_id)
             .with_node_endpoints(pass.node_endpoints.clone())
-            .with_responses(pass.topics.clone()),
-        &pass.records,
-    );
-    if let crate::handlers::Reply::Chunks(chunks) = &reply {
-        // Kafka records the whole response's size.
-        let size = chunks.iter().map(|c| c.len()).sum::<usize>() as f64;
-        let throttle = req.record_quota(QuotaType::Fetch, size);
-        if throttle > 0 {
-            req.unrecord_quota(QuotaType::Fetch, size);
-            req.throttle(QuotaType::Fetch, throttle);
-            return req.respond(
-                &FetchResponse::default()
-                    .with_session_id(0)
-                    .with_throttle_time_ms(throttle),
-            );
+            .with_responses(topics)
+    };
+    if !from_follower && req.quotas_enabled() {
+        let (error, session_id, topics) = session_answer(apis, answer, pass.topics.clone(), false);
+        let records: &[RecordSource] = if topics.is_empty() {
+            &[]
+        } else {
+            &pass.records
+        };
+        let reply = req.respond_sharing(&build(error, session_id, topics), records);
+        if let crate::handlers::Reply::Chunks(chunks) = &reply {
+            // Kafka records the whole response's size.
+            let size = chunks.iter().map(|c| c.len()).sum::<usize>() as f64;
+            let throttle = req.record_quota(QuotaType::Fetch, size);
+            if throttle > 0 {
+                req.unrecord_quota(QuotaType::Fetch, size);
+                req.throttle(QuotaType::Fetch, throttle);
+                return req.respond(&throttled_response(apis, answer, throttle));
+            }
+        }
+        if matches!(answer, Answer::Sessionless) {
+            count_fetch(&apis.metrics, targets, &pass.topics);
+            return reply;
         }
     }
-    count_fetch(&req.ctx.apis.metrics, targets, &pass.topics);
-    reply
+    count_fetch(&apis.metrics, targets, &pass.topics);
+    let (error, session_id, topics) = session_answer(apis, answer, pass.topics, true);
+    let records: &[RecordSource] = if topics.is_empty() {
+        &[]
+    } else {
+        &pass.records
+    };
+    req.respond_sharing(&build(error, session_id, topics), records)
 }
 
 /// The fetch's answer, and whether it comes from a follower (Kafka's
@@ -430,63 +574,162 @@ fn follower_of(request: &FetchRequest, version: i16) -> Option<FollowerFetch> {
     }
 }
 
-fn handle_decoded(req: Request, request: FetchRequest, follower: Option<FollowerFetch>) -> Pending {
-    let version = req.version();
-    if request.session_id != 0 || request.session_epoch > 0 {
-        // We never hand out sessions, so any session id is unknown.
-        let code = if request.session_id != 0 {
-            ResponseError::FetchSessionIdNotFound
+/// The partitions a request names, flattened in request order, each with
+/// its topic's name (by id at v13+: empty when the id is unknown).
+fn requested_partitions(
+    apis: &crate::handlers::KafkaApis,
+    request: &FetchRequest,
+    by_id: bool,
+) -> Vec<CachedPartition> {
+    let mut out = Vec::new();
+    for t in &request.topics {
+        let name = if by_id {
+            apis.replicas
+                .topics
+                .get_by_id(&t.topic_id)
+                .map(|x| x.name.clone())
+                .unwrap_or_default()
         } else {
-            ResponseError::InvalidFetchSessionEpoch
+            t.topic.0.to_string()
         };
-        return ready(
-            req.respond(
-                &FetchResponse::default()
-                    .with_error_code(code.code())
-                    .with_session_id(0),
-            ),
-        );
+        for p in &t.partitions {
+            out.push(CachedPartition::requested(
+                name.clone(),
+                t.topic_id,
+                p.partition,
+                p.fetch_offset,
+                p.log_start_offset,
+                p.partition_max_bytes,
+                p.current_leader_epoch,
+                p.last_fetched_epoch,
+            ));
+        }
     }
-    let by_id = version >= 13;
-    let apis = req.ctx.apis.clone();
-    let targets: Vec<TopicTarget> = request
-        .topics
-        .into_iter()
-        .map(|t| {
-            let topic = if by_id {
-                apis.replicas.topics.get_by_id(&t.topic_id)
+    out
+}
+
+/// The partitions to read as topics: consecutive partitions of one topic
+/// make one topic (as Kafka's `FetchResponse.of` groups them), each
+/// resolved against the topic registry and checked for READ.
+fn topic_targets(req: &Request, reads: &[CachedPartition], by_id: bool) -> Vec<TopicTarget> {
+    let apis = &req.ctx.apis;
+    let mut targets: Vec<TopicTarget> = Vec::new();
+    for p in reads {
+        let same = targets.last().is_some_and(|t| {
+            if by_id {
+                t.id == p.topic_id
             } else {
-                apis.replicas.topics.get(&t.topic.0)
+                t.name.0.as_str() == p.topic
+            }
+        });
+        if !same {
+            let topic = if by_id {
+                apis.replicas.topics.get_by_id(&p.topic_id)
+            } else {
+                apis.replicas.topics.get(&p.topic)
             };
             // READ on the topic, by name (an unknown id stays unknown).
             let name = if by_id {
                 topic.as_ref().map(|x| x.name.clone())
             } else {
-                Some(t.topic.0.to_string())
+                Some(p.topic.clone())
             };
             let refused = name.is_some_and(|n| {
                 !req.ctx
                     .authorize(AclOperation::Read, ResourceType::Topic, &n)
             });
-            TopicTarget {
-                name: t.topic,
-                id: t.topic_id,
+            targets.push(TopicTarget {
+                name: TopicName(StrBytes::from_string(p.topic.clone())),
+                id: p.topic_id,
                 topic,
                 refused,
-                partitions: t
-                    .partitions
-                    .into_iter()
-                    .map(|p| PartitionTarget {
-                        index: p.partition,
-                        fetch_offset: p.fetch_offset,
-                        partition_max_bytes: p.partition_max_bytes,
-                        current_leader_epoch: p.current_leader_epoch,
-                        log_start_offset: p.log_start_offset,
-                    })
-                    .collect(),
-            }
+                partitions: Vec::new(),
+            });
+        }
+        if let Some(t) = targets.last_mut() {
+            t.partitions.push(PartitionTarget {
+                index: p.partition,
+                fetch_offset: p.fetch_offset,
+                partition_max_bytes: p.max_bytes,
+                current_leader_epoch: p.leader_epoch,
+                log_start_offset: p.fetcher_log_start_offset,
+            });
+        }
+    }
+    targets
+}
+
+fn handle_decoded(req: Request, request: FetchRequest, follower: Option<FollowerFetch>) -> Pending {
+    let version = req.version();
+    let by_id = version >= 13;
+    let apis = req.ctx.apis.clone();
+    // Before v7 there are no sessions (Kafka's `FetchMetadata.LEGACY`).
+    let metadata = if version >= 7 {
+        FetchMetadata {
+            session_id: request.session_id,
+            epoch: request.session_epoch,
+        }
+    } else {
+        FetchMetadata {
+            session_id: INVALID_SESSION_ID,
+            epoch: FINAL_EPOCH,
+        }
+    };
+    let requested = requested_partitions(&apis, &request, by_id);
+    let to_forget: Vec<PartitionKey> = request
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |&p| PartitionKey::new(by_id, t.topic_id, &t.topic.0, p))
         })
         .collect();
+    let context = apis.fetch_sessions.new_context(
+        version,
+        metadata,
+        follower.is_some(),
+        &requested,
+        &to_forget,
+        crate::util::now_ms(),
+    );
+    let (reads, answer) = match context {
+        FetchContext::SessionError(code) => {
+            return ready(
+                req.respond(
+                    &FetchResponse::default()
+                        .with_error_code(code.code())
+                        .with_session_id(INVALID_SESSION_ID),
+                ),
+            );
+        }
+        FetchContext::Sessionless => (requested, Answer::Sessionless),
+        FetchContext::Full {
+            uses_topic_ids,
+            privileged,
+        } => (
+            requested.clone(),
+            Answer::Full {
+                uses_topic_ids,
+                privileged,
+                reads: requested,
+            },
+        ),
+        FetchContext::Incremental {
+            session_id,
+            expected_epoch,
+            uses_topic_ids,
+            partitions,
+        } => (
+            partitions,
+            Answer::Incremental {
+                session_id,
+                expected_epoch,
+                uses_topic_ids,
+            },
+        ),
+    };
+    let targets = topic_targets(&req, &reads, by_id);
     let read_committed = request.isolation_level == READ_COMMITTED;
     // Kafka authorizes a follower's fetch as CLUSTER_ACTION on the cluster
     // only (`KafkaApis.handleFetchRequest`): not READ on each topic.
@@ -540,7 +783,7 @@ fn handle_decoded(req: Request, request: FetchRequest, follower: Option<Follower
                 || Instant::now() >= deadline
                 || watches.is_empty()
             {
-                return respond(&req, &targets, pass, follower.is_some());
+                return respond(&req, &targets, pass, follower.is_some(), &answer);
             }
             let any_change = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
             let woken = tokio::select! {
@@ -558,7 +801,7 @@ fn handle_decoded(req: Request, request: FetchRequest, follower: Option<Follower
                     follower,
                     version,
                 );
-                return respond(&req, &targets, pass, follower.is_some());
+                return respond(&req, &targets, pass, follower.is_some(), &answer);
             }
         }
     })

@@ -88,6 +88,8 @@ pub struct KafkaApis {
     pub group_configs: Arc<GroupConfigManager>,
     pub cluster_id: String,
     pub replicas: Arc<ReplicaManager>,
+    /// KIP-227 incremental fetch sessions (Kafka's `FetchManager`).
+    pub fetch_sessions: Arc<crate::broker::fetch_session::FetchSessionCache>,
     /// Consumer groups and committed offsets (`__consumer_offsets`).
     pub groups: Arc<GroupCoordinator>,
     /// Transactional ids and two-phase commit (`__transaction_state`).

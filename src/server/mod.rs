@@ -17,6 +17,7 @@ use std::time::Duration;
 use crate::broker::authorizer::{Authorizer, STANDARD_AUTHORIZER};
 use crate::broker::config_repository::ConfigRepository;
 use crate::broker::dynamic_config::{DynamicBrokerConfig, Reconfigurable};
+use crate::broker::fetch_session::{FetchSessionCache, MIN_INCREMENTAL_FETCH_SESSION_EVICTION_MS};
 use crate::broker::log_dir::LogDir;
 use crate::broker::metadata_cache::MetadataCache;
 use crate::broker::producer_ids::ProducerIdManager;
@@ -178,8 +179,13 @@ impl BrokerServer {
         let metrics = Arc::new(BrokerMetrics::new(
             prometheus::listener_spec(&config).is_some(),
         ));
+        let fetch_sessions = Arc::new(FetchSessionCache::new(
+            config.max_incremental_fetch_session_cache_slots,
+            MIN_INCREMENTAL_FETCH_SESSION_EVICTION_MS,
+        ));
         let apis = Arc::new(KafkaApis {
             config: config.clone(),
+            fetch_sessions: fetch_sessions.clone(),
             dynamic_config,
             group_configs,
             cluster_id: log_dir.cluster_id.clone(),
@@ -208,6 +214,7 @@ impl BrokerServer {
             groups,
             metrics,
             quotas,
+            fetch_sessions,
         }))
         .await?;
         let listeners = network::bind(&config).await?;

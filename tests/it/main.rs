@@ -13,6 +13,7 @@ mod cluster;
 mod compression;
 mod configs;
 mod dropin;
+mod fetch_sessions;
 mod groups;
 mod idempotence;
 mod limits;

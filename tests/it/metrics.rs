@@ -95,7 +95,7 @@ fn http(port: u16, raw: &[u8]) -> HttpResponse {
 }
 
 /// Every sample of a scrape: `name{labels}` → value.
-fn scrape(port: u16) -> BTreeMap<String, f64> {
+pub(crate) fn scrape(port: u16) -> BTreeMap<String, f64> {
     let r = http(
         port,
         b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
@@ -133,7 +133,7 @@ fn parse_samples(text: &str) -> BTreeMap<String, f64> {
     out
 }
 
-fn get(m: &BTreeMap<String, f64>, series: &str) -> f64 {
+pub(crate) fn get(m: &BTreeMap<String, f64>, series: &str) -> f64 {
     *m.get(series)
         .unwrap_or_else(|| panic!("no series {series} in scrape"))
 }
@@ -142,7 +142,7 @@ fn get_or_zero(m: &BTreeMap<String, f64>, series: &str) -> f64 {
     m.get(series).copied().unwrap_or(0.0)
 }
 
-fn start_with_metrics() -> (Broker, u16) {
+pub(crate) fn start_with_metrics() -> (Broker, u16) {
     let port = free_port();
     let b = Broker::start(&[&format!("metrics.prometheus.listener=127.0.0.1:{port}")]);
     (b, port)

@@ -1767,11 +1767,11 @@ fn fetch_sessions_and_multi_partition_limits() {
         (3, 3),
         "full fetch when opening a session"
     );
-    // kastle keeps no fetch sessions (src/handlers/fetch.rs): the answer
-    // names none, so clients keep sending full requests.
-    assert_eq!(r.session_id, 0, "no fetch session handed out");
+    // KIP-227: the answer names a new session (tests/it/fetch_sessions.rs
+    // covers the sessions themselves).
+    assert_ne!(r.session_id, 0, "a fetch session is handed out");
     // An incremental fetch on a session the broker never handed out (an id
-    // other than the one just answered, whatever that was).
+    // other than the one just answered).
     let unknown = r.session_id.wrapping_add(123_456);
     let r: FetchResponse = c.call(
         12,
@@ -1782,11 +1782,12 @@ fn fetch_sessions_and_multi_partition_limits() {
         (E::FetchSessionIdNotFound.code(), 0, 0),
         "unknown fetch session"
     );
-    // A session epoch without a session id is refused too.
+    // A session epoch without a session id names session 0, which Kafka
+    // never hands out: FETCH_SESSION_ID_NOT_FOUND.
     let r: FetchResponse = c.call(12, &req(1 << 20).with_session_id(0).with_session_epoch(5));
     assert_eq!(
         r.error_code,
-        E::InvalidFetchSessionEpoch.code(),
+        E::FetchSessionIdNotFound.code(),
         "session epoch 5 without a session"
     );
 }

@@ -307,6 +307,31 @@ impl Collector for Scrape {
             "Client connections accepted since start.",
             m.connections_accepted(),
         )?;
+        let fs = &b.fetch_sessions;
+        scalar_gauge(
+            &mut enc,
+            "kastle_incremental_fetch_sessions",
+            "Incremental fetch sessions cached (Kafka's NumIncrementalFetchSessions).",
+            fs.num_sessions() as i64,
+        )?;
+        scalar_gauge(
+            &mut enc,
+            "kastle_incremental_fetch_partitions_cached",
+            "Partitions in cached fetch sessions (Kafka's NumIncrementalFetchPartitionsCached).",
+            fs.num_partitions(),
+        )?;
+        scalar_counter(
+            &mut enc,
+            "kastle_incremental_fetch_session_evictions",
+            "Fetch sessions evicted to make room (Kafka's IncrementalFetchSessionEvictionsPerSec).",
+            fs.evictions(),
+        )?;
+        scalar_counter(
+            &mut enc,
+            "kastle_incremental_fetch_responses",
+            "Fetch responses sent on an incremental fetch session.",
+            fs.incremental_responses(),
+        )?;
         client_quotas(&mut enc, &b.quotas.managers.snapshot())?;
         replication_quotas(&mut enc, &b.replicas.replication_quotas)
     }

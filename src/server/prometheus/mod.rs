@@ -26,6 +26,8 @@ pub struct Sources {
     pub metrics: Arc<BrokerMetrics>,
     /// Client quota sensors.
     pub quotas: Arc<ClientQuotaManager>,
+    /// KIP-227 fetch sessions.
+    pub fetch_sessions: Arc<crate::broker::fetch_session::FetchSessionCache>,
 }
 
 /// The endpoint's `HOST:PORT` if the broker is configured to serve it.
