@@ -344,6 +344,48 @@ fn fields(o: Result<(), ApiError>) -> (i16, Option<StrBytes>) {
     }
 }
 
+/// An IncrementalAlterConfigs answer: one (error code, message) per
+/// resource of `request`, in its order (the controller's and a broker's).
+pub fn incremental_response(
+    request: &IncrementalAlterConfigsRequest,
+    outcomes: impl IntoIterator<Item = (i16, Option<StrBytes>)>,
+) -> IncrementalAlterConfigsResponse {
+    let responses = request
+        .resources
+        .iter()
+        .zip(outcomes)
+        .map(|(r, (code, message))| {
+            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message)
+        })
+        .collect();
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// A legacy AlterConfigs answer: one (error code, message) per resource of
+/// `request`, in its order (the controller's and a broker's).
+pub fn legacy_response(
+    request: &AlterConfigsRequest,
+    outcomes: impl IntoIterator<Item = (i16, Option<StrBytes>)>,
+) -> AlterConfigsResponse {
+    let responses = request
+        .resources
+        .iter()
+        .zip(outcomes)
+        .map(|(r, (code, message))| {
+            alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message)
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
 /// IncrementalAlterConfigs as the active controller decides it.
 pub fn incremental_alter_configs(
     image: &MetadataImage,
@@ -382,22 +424,9 @@ pub fn incremental_alter_configs(
         defaults,
         is_controller,
     );
-    let responses = request
-        .resources
-        .iter()
-        .zip(outcomes)
-        .map(|(r, o)| {
-            let (code, message) = fields(o);
-            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone())
-                .with_error_code(code)
-                .with_error_message(message)
-        })
-        .collect();
     ConfigDecision {
         records,
-        response: IncrementalAlterConfigsResponse::default().with_responses(responses),
+        response: incremental_response(request, outcomes.into_iter().map(fields)),
     }
 }
 
@@ -441,22 +470,9 @@ pub fn legacy_alter_configs(
         defaults,
         is_controller,
     );
-    let responses = request
-        .resources
-        .iter()
-        .zip(outcomes)
-        .map(|(r, o)| {
-            let (code, message) = fields(o);
-            alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone())
-                .with_error_code(code)
-                .with_error_message(message)
-        })
-        .collect();
     ConfigDecision {
         records,
-        response: AlterConfigsResponse::default().with_responses(responses),
+        response: legacy_response(request, outcomes.into_iter().map(fields)),
     }
 }
 

@@ -15,16 +15,17 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
-    AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::ResponseError;
 
-use crate::broker::dynamic_config::{op, AlterOp};
+use crate::broker::dynamic_config::op;
+use crate::controller::configuration_control::{incremental_response, legacy_response};
 use crate::handlers::admin_configs::{
-    alter_resource, check_keys, config_access, err, outcome_fields, parse_broker_id, resource_type,
-    type_name, AlterResource, ApiErr,
+    alter_resource, check_keys, config_access, err, incremental_resources, legacy_resources,
+    outcome_fields, parse_broker_id, resource_type, type_name, AlterResource, ApiErr,
 };
 use crate::handlers::forwarding::forward;
 use crate::handlers::{ready, Pending, Reply, Request};
@@ -203,46 +204,6 @@ fn outcome(route: Route, r: &AlterResource, answers: &Option<Answers>) -> (i16, 
     }
 }
 
-fn incremental_resources(request: &IncrementalAlterConfigsRequest) -> Vec<AlterResource> {
-    request
-        .resources
-        .iter()
-        .map(|r| AlterResource {
-            resource_type: r.resource_type,
-            name: r.resource_name.to_string(),
-            ops: r
-                .configs
-                .iter()
-                .map(|c| AlterOp {
-                    name: c.name.to_string(),
-                    op: c.config_operation,
-                    value: c.value.as_ref().map(|v| v.to_string()),
-                })
-                .collect(),
-        })
-        .collect()
-}
-
-fn legacy_resources(request: &AlterConfigsRequest) -> Vec<AlterResource> {
-    request
-        .resources
-        .iter()
-        .map(|r| AlterResource {
-            resource_type: r.resource_type,
-            name: r.resource_name.to_string(),
-            ops: r
-                .configs
-                .iter()
-                .map(|c| AlterOp {
-                    name: c.name.to_string(),
-                    op: op::SET,
-                    value: c.value.as_ref().map(|v| v.to_string()),
-                })
-                .collect(),
-        })
-        .collect()
-}
-
 pub fn incremental_alter_configs(req: Request, body: Bytes) -> Pending {
     let version = req.version();
     let request = match IncrementalAlterConfigsRequest::decode(&mut body.clone(), version) {
@@ -281,19 +242,11 @@ pub fn incremental_alter_configs(req: Request, body: Bytes) -> Pending {
             },
         )
         .await;
-        let responses = routes
+        let outcomes = routes
             .into_iter()
             .zip(&resources)
-            .map(|(route, r)| {
-                let (code, message) = outcome(route, r, &answers);
-                incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                    .with_resource_type(r.resource_type)
-                    .with_resource_name(StrBytes::from_string(r.name.clone()))
-                    .with_error_code(code)
-                    .with_error_message(message)
-            })
-            .collect();
-        req.respond(&IncrementalAlterConfigsResponse::default().with_responses(responses))
+            .map(|(route, r)| outcome(route, r, &answers));
+        req.respond(&incremental_response(&request, outcomes))
     })
 }
 
@@ -331,18 +284,10 @@ pub fn alter_configs(req: Request, body: Bytes) -> Pending {
             },
         )
         .await;
-        let responses = routes
+        let outcomes = routes
             .into_iter()
             .zip(&resources)
-            .map(|(route, r)| {
-                let (code, message) = outcome(route, r, &answers);
-                alter_configs_response::AlterConfigsResourceResponse::default()
-                    .with_resource_type(r.resource_type)
-                    .with_resource_name(StrBytes::from_string(r.name.clone()))
-                    .with_error_code(code)
-                    .with_error_message(message)
-            })
-            .collect();
-        req.respond(&AlterConfigsResponse::default().with_responses(responses))
+            .map(|(route, r)| outcome(route, r, &answers));
+        req.respond(&legacy_response(&request, outcomes))
     })
 }
