@@ -1,12 +1,15 @@
 //! `ConfigurationControlManager`: the active controller's decision on
 //! AlterConfigs (legacy, the complete new set of each resource) and
 //! IncrementalAlterConfigs (SET / DELETE / APPEND / SUBTRACT per key) for
-//! TOPIC and BROKER resources, as Kafka 4.x's `ConfigurationControlManager`,
-//! `ControllerConfigurationValidator` and `ControllerApis` decide them:
-//! computed over the metadata image, validated (ELR's `min.insync.replicas`
-//! rules when ELR is on, the value size, topic names and topic configs
-//! with `validate_topic_configs`, broker names and dynamic broker configs
-//! with `validate_configs`, then the resource's existence), and written as
+//! TOPIC, BROKER and GROUP resources, as Kafka 4.x's
+//! `ConfigurationControlManager`, `ControllerConfigurationValidator` and
+//! `ControllerApis` decide them: computed over the metadata image,
+//! validated (ELR's `min.insync.replicas` rules when ELR is on, the value
+//! size, topic names and topic configs with `validate_topic_configs`,
+//! broker names and dynamic broker configs with `validate_configs`, group
+//! names and group configs with `validate_group_configs` against the
+//! controller's group-coordinator bounds, then the resource's existence:
+//! any group name exists), and written as
 //! one `ConfigRecord` per changed key (a null value deletes it; a BROKER
 //! key is written even when unchanged, so brokers reload, KAFKA-14136).
 //! `validate_only` answers without records. Pure: no I/O.
@@ -23,6 +26,7 @@ use kafka_protocol::ResponseError;
 use super::replication_control::ReplicationDefaults;
 use crate::broker::config_repository::Configs;
 use crate::broker::dynamic_config::{apply_alter_ops, validate_configs, AlterOp};
+use crate::broker::group_config::validate_group_configs;
 use crate::broker::topic_config::{topic_key, validate_topic_configs};
 use crate::broker::topics::validate_topic_name;
 use crate::config::keys::{broker_key, listener_prefixed};
@@ -32,6 +36,7 @@ use crate::metadata::{MetadataImage, MetadataRecord, RecordAndVersion};
 /// `ConfigResource.Type` ids the controller keeps configs for.
 pub const TOPIC: i8 = 2;
 pub const BROKER: i8 = 4;
+pub const GROUP: i8 = 32;
 /// ConfigRecord's version written.
 const CONFIG_RECORD_VERSION: i16 = 0;
 /// Kafka's largest config value (`Short.MAX_VALUE`).
@@ -120,6 +125,16 @@ fn validate_resource(
             // (kastle's `DynamicBrokerConfig` rules, one function for both).
             validate_configs(all, !name.is_empty()).map_err(|e| error(e.code, e.message))
         }
+        GROUP => {
+            if name.is_empty() {
+                return Err(error(
+                    ResponseError::InvalidRequest,
+                    "Default group resources are not allowed.",
+                ));
+            }
+            validate_group_configs(all, &defaults.broker_config)
+                .map_err(|e| error(e.code, e.message))
+        }
         other => Err(error(
             ResponseError::InvalidRequest,
             format!("Unknown resource type {other}"),
@@ -193,7 +208,7 @@ pub fn alter_resource(
     defaults: &ReplicationDefaults,
     is_controller: &dyn Fn(i32) -> bool,
 ) -> Result<Vec<ConfigRecord>, ApiError> {
-    if !matches!(resource_type, TOPIC | BROKER) {
+    if !matches!(resource_type, TOPIC | BROKER | GROUP) {
         return Err(error(
             ResponseError::InvalidRequest,
             format!("Unknown resource type {resource_type}"),

@@ -8,9 +8,9 @@
 //! services do the rest: topic configs (`TopicManager`), dynamic broker
 //! configs (`DynamicBrokerConfig`), group configs (`GroupConfigManager`),
 //! and how each is described (`broker::config_helper`). In a cluster,
-//! TOPIC and BROKER changes go to the controller
-//! (`handlers::config_forwarding`) and topics are described from the
-//! metadata image.
+//! TOPIC, BROKER and GROUP changes go to the controller
+//! (`handlers::config_forwarding`) and topics and groups are described
+//! from the metadata image.
 
 use std::collections::HashSet;
 use std::sync::Mutex;

@@ -5,11 +5,11 @@
 //! a BROKER resource names this node or the cluster default and its change
 //! passes this broker's `DynamicBrokerConfig` validation), answers
 //! BROKER_LOGGER itself, authorizes the rest (kastle forwards without an
-//! Envelope: the broker authorizes, then forwards) and sends TOPIC and
-//! BROKER resources to the active controller, which decides and writes
-//! ConfigRecords (`controller::configuration_control`). GROUP and
-//! CLIENT_METRICS resources are still answered by the broker itself, as
-//! on a standalone node. The answers are put back in request order.
+//! Envelope: the broker authorizes, then forwards) and sends TOPIC, BROKER
+//! and GROUP resources to the active controller, which decides and writes
+//! ConfigRecords (`controller::configuration_control`). CLIENT_METRICS
+//! resources are still answered by the broker itself, as on a standalone
+//! node. The answers are put back in request order.
 
 use std::collections::HashMap;
 
@@ -94,14 +94,12 @@ fn route(
                     .map_err(|e| err(e.code, e.message))?;
                 Ok(true)
             }
-            resource_type::TOPIC => Ok(true),
+            resource_type::TOPIC | resource_type::GROUP => Ok(true),
             resource_type::BROKER_LOGGER if !incremental => Err(err(
                 ResponseError::InvalidRequest,
                 format!("Unknown resource type {}", r.resource_type),
             )),
-            resource_type::BROKER_LOGGER | resource_type::GROUP | resource_type::CLIENT_METRICS => {
-                Ok(false)
-            }
+            resource_type::BROKER_LOGGER | resource_type::CLIENT_METRICS => Ok(false),
             other => Err(err(
                 ResponseError::InvalidRequest,
                 format!("Unknown resource type {other}"),
