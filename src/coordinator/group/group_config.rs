@@ -80,6 +80,21 @@ impl GroupConfigManager {
         }
     }
 
+    /// The groups that have configs (Kafka's `GroupConfigManager.groupIds`,
+    /// what ListConfigResources lists for GROUP), by name.
+    pub fn group_ids(&self) -> Vec<String> {
+        match &self.image {
+            Some(cache) => cache
+                .image()
+                .configs
+                .keys()
+                .filter(|(t, _)| *t == CONFIG_RESOURCE_GROUP)
+                .map(|(_, name)| name.clone())
+                .collect(),
+            None => self.repository.group_names(),
+        }
+    }
+
     /// The group's configs (the set ones, then every other non-internal
     /// key with the broker's default); `wanted` filters by name.
     pub fn describe(
@@ -305,6 +320,8 @@ mod tests {
         );
         // The repository's copy is not the cluster's.
         assert!(m.group_configs("g").is_empty());
+        assert_eq!(standalone.group_ids(), vec!["g".to_string()]);
+        assert!(m.group_ids().is_empty());
         let mut image = crate::metadata::MetadataImage::default();
         image.configs.insert(
             (CONFIG_RESOURCE_GROUP, "g".into()),
@@ -315,6 +332,7 @@ mod tests {
             .into(),
         );
         cache.publish(image, 1);
+        assert_eq!(m.group_ids(), vec!["g".to_string()]);
         let d = m
             .describe("g", &|k| k == "consumer.session.timeout.ms")
             .unwrap();
