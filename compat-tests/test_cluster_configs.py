@@ -5,8 +5,12 @@ and enforced by the partition leaders on the other nodes (a produce over the
 new ``max.message.bytes`` fails with MESSAGE_TOO_LARGE); a cluster-default
 broker config set through node 2 is described and enforced on node 3; invalid
 values are refused with Kafka's error codes and change nothing; everything
-survives a SIGKILL and restart of every node. Requests that must go through a
-given node use the raw protocol against that node."""
+survives a SIGKILL and restart of every node. Group configs (KIP-848's GROUP
+resource) likewise: set through one node, validated by the controller with
+Kafka's messages, described (from the image, as its group coordinator takes
+them) by every node, deleted again; and Kafka's ``kafka-configs --entity-type
+groups`` alters and describes them through any node. Requests that must go
+through a given node use the raw protocol against that node."""
 import struct
 import time
 
@@ -17,11 +21,11 @@ from compat_lib import _kstr, ck_create_topic, raw_request, unique_topic
 
 pytestmark = pytest.mark.timeout(300)
 
-TOPIC, BROKER = 2, 4
+TOPIC, BROKER, GROUP = 2, 4, 32
 SET, DELETE = 0, 1
 # DescribeConfigs' ConfigSource ids.
 DYNAMIC_TOPIC_CONFIG, DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG = 1, 2, 3
-DEFAULT_CONFIG = 5
+DEFAULT_CONFIG, GROUP_CONFIG = 5, 8
 # Kafka error codes.
 MESSAGE_TOO_LARGE, INVALID_CONFIG, INVALID_REQUEST = 10, 40, 42
 UNKNOWN_TOPIC_OR_PARTITION = 3
@@ -250,3 +254,81 @@ def test_configs_are_cluster_wide_and_survive_a_restart(cluster):
     assert incremental_alter(n1, [(BROKER, "", [("message.max.bytes", DELETE, None)])]) \
         == [(0, None)]
     described(cluster, 3, TOPIC, plain, {"max.message.bytes": ("1048588", DEFAULT_CONFIG)})
+
+
+def test_group_configs_are_cluster_wide(cluster):
+    n1, n2, n3 = (cluster.nodes[i].bootstrap for i in (1, 2, 3))
+    group = unique_topic("cfg-group")
+    session, heartbeat = "consumer.session.timeout.ms", "consumer.heartbeat.interval.ms"
+
+    # Set through node 1 (no such group needs to exist), described by every node.
+    assert incremental_alter(n1, [(GROUP, group, [(session, SET, "50000"),
+                                                  (heartbeat, SET, "6000")])]) == [(0, None)]
+    for node in (1, 2, 3):
+        described(cluster, node, GROUP, group, {session: ("50000", GROUP_CONFIG),
+                                                heartbeat: ("6000", GROUP_CONFIG)})
+
+    # The controller validates with its group-coordinator bounds; a refused
+    # change changes nothing.
+    [(code, msg)] = incremental_alter(n2, [(GROUP, group, [(session, SET, "1000")])])
+    assert (code, msg) == (INVALID_CONFIG,
+                           "consumer.session.timeout.ms must be in the range 45000 to 60000 "
+                           "inclusive.")
+    [(code, msg)] = incremental_alter(n2, [(GROUP, group, [("no.such.config", SET, "1")])])
+    assert (code, msg) == (INVALID_CONFIG, "Unknown group config name: no.such.config")
+    [(code, msg)] = incremental_alter(n2, [(GROUP, group, [(heartbeat, SET, "50000")])])
+    assert (code, msg) == (INVALID_CONFIG,
+                           "consumer.heartbeat.interval.ms must be in the range 5000 to 15000 "
+                           "inclusive.")
+    [(code, msg)] = incremental_alter(n2, [(GROUP, "", [(session, SET, "50000")])])
+    assert (code, msg) == (INVALID_REQUEST, "Default group resources are not allowed.")
+    # validate_only writes nothing.
+    assert incremental_alter(n3, [(GROUP, group, [(session, SET, "55000")])],
+                             validate_only=True) == [(0, None)]
+    time.sleep(1)
+    for node in (1, 2, 3):
+        described(cluster, node, GROUP, group, {session: ("50000", GROUP_CONFIG),
+                                                heartbeat: ("6000", GROUP_CONFIG)})
+
+    # Legacy AlterConfigs through node 3 replaces the group's whole set.
+    assert legacy_alter(n3, GROUP, group, {session: "55000"}) == (0, None)
+    described(cluster, 1, GROUP, group, {session: ("55000", GROUP_CONFIG)})
+    wait_until("the heartbeat interval no longer set on node 2", lambda: describe_configs(
+        n2, GROUP, group, [heartbeat])[1][heartbeat] == ("5000", DEFAULT_CONFIG)
+        or describe_configs(n2, GROUP, group, [heartbeat]))
+
+    # Deleted through node 2: every node describes the broker's default again.
+    assert incremental_alter(n2, [(GROUP, group, [(session, DELETE, None)])]) == [(0, None)]
+    for node in (1, 2, 3):
+        described(cluster, node, GROUP, group, {session: ("45000", DEFAULT_CONFIG)})
+
+
+def test_kafka_configs_alters_and_describes_groups_through_any_node(cluster):
+    import jvm_lib
+    n1, n2, n3 = (cluster.nodes[i].bootstrap for i in (1, 2, 3))
+    group = unique_topic("cfg-tool-group")
+
+    def kafka_configs(bootstrap, *args):
+        return jvm_lib.jvm_run("kafka4", "org.apache.kafka.tools.ConfigCommand",
+                               ["--bootstrap-server", bootstrap, "--entity-type", "groups",
+                                "--entity-name", group, *args],
+                               timeout=120, jvm_opts=("-Xmx256m",)).stdout
+
+    kafka_configs(n3, "--alter", "--add-config",
+                  "consumer.session.timeout.ms=50000,share.delivery.count.limit=4")
+    for node in (1, 2):
+        described(cluster, node, GROUP, group, {
+            "consumer.session.timeout.ms": ("50000", GROUP_CONFIG),
+            "share.delivery.count.limit": ("4", GROUP_CONFIG)})
+    out = kafka_configs(n1, "--describe")
+    assert "consumer.session.timeout.ms=50000" in out, out
+    assert "share.delivery.count.limit=4" in out, out
+
+    kafka_configs(n2, "--alter", "--delete-config",
+                  "consumer.session.timeout.ms,share.delivery.count.limit")
+    for node in (1, 2, 3):
+        described(cluster, node, GROUP, group, {
+            "consumer.session.timeout.ms": ("45000", DEFAULT_CONFIG),
+            "share.delivery.count.limit": ("5", DEFAULT_CONFIG)})
+    out = kafka_configs(n3, "--describe")
+    assert "consumer.session.timeout.ms" not in out, out

@@ -112,6 +112,11 @@ impl ConfigRepository {
         }
     }
 
+    /// The groups that have dynamic configs, by name.
+    pub fn group_names(&self) -> Vec<String> {
+        self.lock().groups.keys().cloned().collect()
+    }
+
     /// Replaces the dynamic configs of `resource`: persisted first, then
     /// visible. An empty set removes the resource's entry.
     pub fn put(&self, resource: &ConfigResource, configs: Configs) -> std::io::Result<()> {

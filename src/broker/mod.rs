@@ -13,7 +13,8 @@
 //!   controller: [`rpc_producer_id_manager`]). [`quotas`]: client quotas.
 //! - [`dynamic_config`]: broker configs changed at run time;
 //!   [`config_repository`]: persisted BROKER and GROUP configs;
-//!   [`config_helper`]: configs as DescribeConfigs and CreateTopics show them.
+//!   [`config_helper`]: configs as DescribeConfigs and CreateTopics show them;
+//!   [`group_config`]: the GROUP config keys and their validation.
 //! - [`authorizer`]: the ACLs, persisted, and the authorization decision.
 //! - [`alter_partition`]: how a leader proposes ISR changes to the controller.
 //! - [`fetch_session`]: KIP-227 incremental fetch sessions (`FetchSessionCache`).
@@ -25,6 +26,7 @@ pub mod config_publisher;
 pub mod config_repository;
 pub mod dynamic_config;
 pub mod fetch_session;
+pub mod group_config;
 pub mod lifecycle;
 pub mod log_dir;
 pub mod log_manager;

@@ -3,7 +3,7 @@
 //! messages, the rendering of values as Kafka's DescribeConfigs shows them,
 //! and the keys a single node accepts but has no use for. The broker's own
 //! key table is [`super::broker_keys::BROKER_KEYS`]; topic keys live in
-//! `broker::topic_config` and group keys in `coordinator::group::group_config`.
+//! `broker::topic_config` and group keys in `broker::group_config`.
 
 pub use super::broker_keys::BROKER_KEYS;
 use super::ConfigError;

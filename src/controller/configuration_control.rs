@@ -1,12 +1,15 @@
 //! `ConfigurationControlManager`: the active controller's decision on
 //! AlterConfigs (legacy, the complete new set of each resource) and
 //! IncrementalAlterConfigs (SET / DELETE / APPEND / SUBTRACT per key) for
-//! TOPIC and BROKER resources, as Kafka 4.x's `ConfigurationControlManager`,
-//! `ControllerConfigurationValidator` and `ControllerApis` decide them:
-//! computed over the metadata image, validated (ELR's `min.insync.replicas`
-//! rules when ELR is on, the value size, topic names and topic configs
-//! with `validate_topic_configs`, broker names and dynamic broker configs
-//! with `validate_configs`, then the resource's existence), and written as
+//! TOPIC, BROKER and GROUP resources, as Kafka 4.x's
+//! `ConfigurationControlManager`, `ControllerConfigurationValidator` and
+//! `ControllerApis` decide them: computed over the metadata image,
+//! validated (ELR's `min.insync.replicas` rules when ELR is on, the value
+//! size, topic names and topic configs with `validate_topic_configs`,
+//! broker names and dynamic broker configs with `validate_configs`, group
+//! names and group configs with `validate_group_configs` against the
+//! controller's group-coordinator bounds, then the resource's existence:
+//! any group name exists), and written as
 //! one `ConfigRecord` per changed key (a null value deletes it; a BROKER
 //! key is written even when unchanged, so brokers reload, KAFKA-14136).
 //! `validate_only` answers without records. Pure: no I/O.
@@ -23,6 +26,7 @@ use kafka_protocol::ResponseError;
 use super::replication_control::ReplicationDefaults;
 use crate::broker::config_repository::Configs;
 use crate::broker::dynamic_config::{apply_alter_ops, validate_configs, AlterOp};
+use crate::broker::group_config::validate_group_configs;
 use crate::broker::topic_config::{topic_key, validate_topic_configs};
 use crate::broker::topics::validate_topic_name;
 use crate::config::keys::{broker_key, listener_prefixed};
@@ -32,6 +36,7 @@ use crate::metadata::{MetadataImage, MetadataRecord, RecordAndVersion};
 /// `ConfigResource.Type` ids the controller keeps configs for.
 pub const TOPIC: i8 = 2;
 pub const BROKER: i8 = 4;
+pub const GROUP: i8 = 32;
 /// ConfigRecord's version written.
 const CONFIG_RECORD_VERSION: i16 = 0;
 /// Kafka's largest config value (`Short.MAX_VALUE`).
@@ -120,6 +125,16 @@ fn validate_resource(
             // (kastle's `DynamicBrokerConfig` rules, one function for both).
             validate_configs(all, !name.is_empty()).map_err(|e| error(e.code, e.message))
         }
+        GROUP => {
+            if name.is_empty() {
+                return Err(error(
+                    ResponseError::InvalidRequest,
+                    "Default group resources are not allowed.",
+                ));
+            }
+            validate_group_configs(all, &defaults.broker_config)
+                .map_err(|e| error(e.code, e.message))
+        }
         other => Err(error(
             ResponseError::InvalidRequest,
             format!("Unknown resource type {other}"),
@@ -193,7 +208,7 @@ pub fn alter_resource(
     defaults: &ReplicationDefaults,
     is_controller: &dyn Fn(i32) -> bool,
 ) -> Result<Vec<ConfigRecord>, ApiError> {
-    if !matches!(resource_type, TOPIC | BROKER) {
+    if !matches!(resource_type, TOPIC | BROKER | GROUP) {
         return Err(error(
             ResponseError::InvalidRequest,
             format!("Unknown resource type {resource_type}"),
@@ -344,6 +359,48 @@ fn fields(o: Result<(), ApiError>) -> (i16, Option<StrBytes>) {
     }
 }
 
+/// An IncrementalAlterConfigs answer: one (error code, message) per
+/// resource of `request`, in its order (the controller's and a broker's).
+pub fn incremental_response(
+    request: &IncrementalAlterConfigsRequest,
+    outcomes: impl IntoIterator<Item = (i16, Option<StrBytes>)>,
+) -> IncrementalAlterConfigsResponse {
+    let responses = request
+        .resources
+        .iter()
+        .zip(outcomes)
+        .map(|(r, (code, message))| {
+            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message)
+        })
+        .collect();
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// A legacy AlterConfigs answer: one (error code, message) per resource of
+/// `request`, in its order (the controller's and a broker's).
+pub fn legacy_response(
+    request: &AlterConfigsRequest,
+    outcomes: impl IntoIterator<Item = (i16, Option<StrBytes>)>,
+) -> AlterConfigsResponse {
+    let responses = request
+        .resources
+        .iter()
+        .zip(outcomes)
+        .map(|(r, (code, message))| {
+            alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message)
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
 /// IncrementalAlterConfigs as the active controller decides it.
 pub fn incremental_alter_configs(
     image: &MetadataImage,
@@ -382,22 +439,9 @@ pub fn incremental_alter_configs(
         defaults,
         is_controller,
     );
-    let responses = request
-        .resources
-        .iter()
-        .zip(outcomes)
-        .map(|(r, o)| {
-            let (code, message) = fields(o);
-            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone())
-                .with_error_code(code)
-                .with_error_message(message)
-        })
-        .collect();
     ConfigDecision {
         records,
-        response: IncrementalAlterConfigsResponse::default().with_responses(responses),
+        response: incremental_response(request, outcomes.into_iter().map(fields)),
     }
 }
 
@@ -441,22 +485,9 @@ pub fn legacy_alter_configs(
         defaults,
         is_controller,
     );
-    let responses = request
-        .resources
-        .iter()
-        .zip(outcomes)
-        .map(|(r, o)| {
-            let (code, message) = fields(o);
-            alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone())
-                .with_error_code(code)
-                .with_error_message(message)
-        })
-        .collect();
     ConfigDecision {
         records,
-        response: AlterConfigsResponse::default().with_responses(responses),
+        response: legacy_response(request, outcomes.into_iter().map(fields)),
     }
 }
 

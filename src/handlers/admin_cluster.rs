@@ -768,8 +768,9 @@ mod resource_type {
 
 /// The resources that have configs (KIP-1142): v1 by type (none asked: all
 /// types), v0 (KIP-714's ListClientMetricsResources) the client-metrics
-/// subscriptions. kastle has no client-metrics subscriptions (KIP-714) and
-/// no group configs, so it lists the broker, its loggers and every topic.
+/// subscriptions. kastle has no client-metrics subscriptions (KIP-714), so
+/// it lists the groups that have configs, the broker, its loggers and every
+/// topic.
 pub fn list_config_resources(req: &Request, body: Bytes) -> Reply {
     use resource_type::*;
     let request = decode_or_close!(req, body, ListConfigResourcesRequest);
@@ -803,6 +804,7 @@ pub fn list_config_resources(req: &Request, body: Bytes) -> Reply {
                 .with_resource_type(*t)
         };
         match *t {
+            GROUP => resources.extend(apis.group_configs.group_ids().iter().map(|n| resource(n))),
             BROKER_LOGGER | BROKER => resources.push(resource(&node)),
             TOPIC => {
                 let mut names: Vec<String> = apis

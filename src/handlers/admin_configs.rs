@@ -8,9 +8,9 @@
 //! services do the rest: topic configs (`TopicManager`), dynamic broker
 //! configs (`DynamicBrokerConfig`), group configs (`GroupConfigManager`),
 //! and how each is described (`broker::config_helper`). In a cluster,
-//! TOPIC and BROKER changes go to the controller
-//! (`handlers::config_forwarding`) and topics are described from the
-//! metadata image.
+//! TOPIC, BROKER and GROUP changes go to the controller
+//! (`handlers::config_forwarding`) and topics and groups are described
+//! from the metadata image.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -21,9 +21,8 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{
-    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
-    AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    AlterConfigsRequest, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -33,6 +32,7 @@ use crate::broker::config_repository::Configs;
 use crate::broker::dynamic_config::{apply_alter_ops, op, AlterOp, Alteration, ConfigChangeError};
 use crate::broker::topic_config::{topic_key, validate_topic_configs};
 use crate::broker::topics::validate_topic_name;
+use crate::controller::configuration_control::{incremental_response, legacy_response};
 use crate::handlers::KafkaApis;
 use crate::handlers::{decode_or_close, Reply, Request};
 use crate::security::acl::{AclOperation, ResourceType};
@@ -557,45 +557,12 @@ pub(crate) fn outcome_fields(o: Result<(), ApiErr>) -> (i16, Option<StrBytes>) {
     }
 }
 
-pub fn alter_configs(req: &Request, body: Bytes) -> Reply {
-    let request = decode_or_close!(req, body, AlterConfigsRequest);
-    let resources: Vec<AlterResource> = request
-        .resources
-        .iter()
-        .map(|r| AlterResource {
-            resource_type: r.resource_type,
-            name: r.resource_name.to_string(),
-            ops: r
-                .configs
-                .iter()
-                .map(|c| AlterOp {
-                    name: c.name.to_string(),
-                    op: op::SET,
-                    value: c.value.as_ref().map(|v| v.to_string()),
-                })
-                .collect(),
-        })
-        .collect();
-    let outcomes = alter_all(req, &resources, false, request.validate_only);
-    let responses = request
-        .resources
-        .iter()
-        .zip(outcomes)
-        .map(|(r, o)| {
-            let (code, message) = outcome_fields(o);
-            alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone())
-                .with_error_code(code)
-                .with_error_message(message)
-        })
-        .collect();
-    req.respond(&AlterConfigsResponse::default().with_responses(responses))
-}
-
-pub fn incremental_alter_configs(req: &Request, body: Bytes) -> Reply {
-    let request = decode_or_close!(req, body, IncrementalAlterConfigsRequest);
-    let resources: Vec<AlterResource> = request
+/// The resources of an IncrementalAlterConfigs request, one operation a
+/// config as the client sent it.
+pub(crate) fn incremental_resources(
+    request: &IncrementalAlterConfigsRequest,
+) -> Vec<AlterResource> {
+    request
         .resources
         .iter()
         .map(|r| AlterResource {
@@ -611,22 +578,49 @@ pub fn incremental_alter_configs(req: &Request, body: Bytes) -> Reply {
                 })
                 .collect(),
         })
-        .collect();
-    let outcomes = alter_all(req, &resources, true, request.validate_only);
-    let responses = request
+        .collect()
+}
+
+/// The resources of a legacy AlterConfigs request: every config a SET of
+/// the complete new set.
+pub(crate) fn legacy_resources(request: &AlterConfigsRequest) -> Vec<AlterResource> {
+    request
         .resources
         .iter()
-        .zip(outcomes)
-        .map(|(r, o)| {
-            let (code, message) = outcome_fields(o);
-            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone())
-                .with_error_code(code)
-                .with_error_message(message)
+        .map(|r| AlterResource {
+            resource_type: r.resource_type,
+            name: r.resource_name.to_string(),
+            ops: r
+                .configs
+                .iter()
+                .map(|c| AlterOp {
+                    name: c.name.to_string(),
+                    op: op::SET,
+                    value: c.value.as_ref().map(|v| v.to_string()),
+                })
+                .collect(),
         })
-        .collect();
-    req.respond(&IncrementalAlterConfigsResponse::default().with_responses(responses))
+        .collect()
+}
+
+pub fn alter_configs(req: &Request, body: Bytes) -> Reply {
+    let request = decode_or_close!(req, body, AlterConfigsRequest);
+    let resources = legacy_resources(&request);
+    let outcomes = alter_all(req, &resources, false, request.validate_only);
+    req.respond(&legacy_response(
+        &request,
+        outcomes.into_iter().map(outcome_fields),
+    ))
+}
+
+pub fn incremental_alter_configs(req: &Request, body: Bytes) -> Reply {
+    let request = decode_or_close!(req, body, IncrementalAlterConfigsRequest);
+    let resources = incremental_resources(&request);
+    let outcomes = alter_all(req, &resources, true, request.validate_only);
+    req.respond(&incremental_response(
+        &request,
+        outcomes.into_iter().map(outcome_fields),
+    ))
 }
 
 #[cfg(test)]

@@ -5,26 +5,27 @@
 //! a BROKER resource names this node or the cluster default and its change
 //! passes this broker's `DynamicBrokerConfig` validation), answers
 //! BROKER_LOGGER itself, authorizes the rest (kastle forwards without an
-//! Envelope: the broker authorizes, then forwards) and sends TOPIC and
-//! BROKER resources to the active controller, which decides and writes
-//! ConfigRecords (`controller::configuration_control`). GROUP and
-//! CLIENT_METRICS resources are still answered by the broker itself, as
-//! on a standalone node. The answers are put back in request order.
+//! Envelope: the broker authorizes, then forwards) and sends TOPIC, BROKER
+//! and GROUP resources to the active controller, which decides and writes
+//! ConfigRecords (`controller::configuration_control`). CLIENT_METRICS
+//! resources are still answered by the broker itself, as on a standalone
+//! node. The answers are put back in request order.
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
-    AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::ResponseError;
 
-use crate::broker::dynamic_config::{op, AlterOp};
+use crate::broker::dynamic_config::op;
+use crate::controller::configuration_control::{incremental_response, legacy_response};
 use crate::handlers::admin_configs::{
-    alter_resource, check_keys, config_access, err, outcome_fields, parse_broker_id, resource_type,
-    type_name, AlterResource, ApiErr,
+    alter_resource, check_keys, config_access, err, incremental_resources, legacy_resources,
+    outcome_fields, parse_broker_id, resource_type, type_name, AlterResource, ApiErr,
 };
 use crate::handlers::forwarding::forward;
 use crate::handlers::{ready, Pending, Reply, Request};
@@ -93,14 +94,12 @@ fn route(
                     .map_err(|e| err(e.code, e.message))?;
                 Ok(true)
             }
-            resource_type::TOPIC => Ok(true),
+            resource_type::TOPIC | resource_type::GROUP => Ok(true),
             resource_type::BROKER_LOGGER if !incremental => Err(err(
                 ResponseError::InvalidRequest,
                 format!("Unknown resource type {}", r.resource_type),
             )),
-            resource_type::BROKER_LOGGER | resource_type::GROUP | resource_type::CLIENT_METRICS => {
-                Ok(false)
-            }
+            resource_type::BROKER_LOGGER | resource_type::CLIENT_METRICS => Ok(false),
             other => Err(err(
                 ResponseError::InvalidRequest,
                 format!("Unknown resource type {other}"),
@@ -203,46 +202,6 @@ fn outcome(route: Route, r: &AlterResource, answers: &Option<Answers>) -> (i16, 
     }
 }
 
-fn incremental_resources(request: &IncrementalAlterConfigsRequest) -> Vec<AlterResource> {
-    request
-        .resources
-        .iter()
-        .map(|r| AlterResource {
-            resource_type: r.resource_type,
-            name: r.resource_name.to_string(),
-            ops: r
-                .configs
-                .iter()
-                .map(|c| AlterOp {
-                    name: c.name.to_string(),
-                    op: c.config_operation,
-                    value: c.value.as_ref().map(|v| v.to_string()),
-                })
-                .collect(),
-        })
-        .collect()
-}
-
-fn legacy_resources(request: &AlterConfigsRequest) -> Vec<AlterResource> {
-    request
-        .resources
-        .iter()
-        .map(|r| AlterResource {
-            resource_type: r.resource_type,
-            name: r.resource_name.to_string(),
-            ops: r
-                .configs
-                .iter()
-                .map(|c| AlterOp {
-                    name: c.name.to_string(),
-                    op: op::SET,
-                    value: c.value.as_ref().map(|v| v.to_string()),
-                })
-                .collect(),
-        })
-        .collect()
-}
-
 pub fn incremental_alter_configs(req: Request, body: Bytes) -> Pending {
     let version = req.version();
     let request = match IncrementalAlterConfigsRequest::decode(&mut body.clone(), version) {
@@ -281,19 +240,11 @@ pub fn incremental_alter_configs(req: Request, body: Bytes) -> Pending {
             },
         )
         .await;
-        let responses = routes
+        let outcomes = routes
             .into_iter()
             .zip(&resources)
-            .map(|(route, r)| {
-                let (code, message) = outcome(route, r, &answers);
-                incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                    .with_resource_type(r.resource_type)
-                    .with_resource_name(StrBytes::from_string(r.name.clone()))
-                    .with_error_code(code)
-                    .with_error_message(message)
-            })
-            .collect();
-        req.respond(&IncrementalAlterConfigsResponse::default().with_responses(responses))
+            .map(|(route, r)| outcome(route, r, &answers));
+        req.respond(&incremental_response(&request, outcomes))
     })
 }
 
@@ -331,18 +282,10 @@ pub fn alter_configs(req: Request, body: Bytes) -> Pending {
             },
         )
         .await;
-        let responses = routes
+        let outcomes = routes
             .into_iter()
             .zip(&resources)
-            .map(|(route, r)| {
-                let (code, message) = outcome(route, r, &answers);
-                alter_configs_response::AlterConfigsResourceResponse::default()
-                    .with_resource_type(r.resource_type)
-                    .with_resource_name(StrBytes::from_string(r.name.clone()))
-                    .with_error_code(code)
-                    .with_error_message(message)
-            })
-            .collect();
-        req.respond(&AlterConfigsResponse::default().with_responses(responses))
+            .map(|(route, r)| outcome(route, r, &answers));
+        req.respond(&legacy_response(&request, outcomes))
     })
 }

@@ -18,13 +18,12 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
-    AllocateProducerIdsRequest, AlterConfigsRequest, AlterConfigsResponse,
-    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, AlterPartitionRequest,
-    AlterPartitionResponse, ApiKey, ApiVersionsResponse, BrokerHeartbeatRequest,
-    BrokerRegistrationRequest, CreateAclsRequest, CreatePartitionsRequest,
-    CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteAclsRequest,
-    DeleteTopicsRequest, DeleteTopicsResponse, ElectLeadersRequest, IncrementalAlterConfigsRequest,
-    IncrementalAlterConfigsResponse, ListPartitionReassignmentsRequest,
+    AllocateProducerIdsRequest, AlterConfigsRequest, AlterPartitionReassignmentsRequest,
+    AlterPartitionReassignmentsResponse, AlterPartitionRequest, AlterPartitionResponse, ApiKey,
+    ApiVersionsResponse, BrokerHeartbeatRequest, BrokerRegistrationRequest, CreateAclsRequest,
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteAclsRequest, DeleteTopicsRequest, DeleteTopicsResponse, ElectLeadersRequest,
+    IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest,
     ListPartitionReassignmentsResponse,
 };
 use kafka_protocol::messages::{AlterClientQuotasRequest, AlterUserScramCredentialsRequest};
@@ -315,16 +314,8 @@ impl ControllerApis {
                     })
                     .await;
                 let resp = resp.unwrap_or_else(|e| {
-                    let mut r = IncrementalAlterConfigsResponse::default();
-                    for x in &req.resources {
-                        r.responses.push(
-                            kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                                .with_resource_type(x.resource_type)
-                                .with_resource_name(x.resource_name.clone())
-                                .with_error_code(e.error().code()),
-                        );
-                    }
-                    r
+                    let failed = req.resources.iter().map(|_| (e.error().code(), None));
+                    configuration_control::incremental_response(&req, failed)
                 });
                 encode_response(cid, version, &resp)
             }
@@ -343,16 +334,8 @@ impl ControllerApis {
                     })
                     .await;
                 let resp = resp.unwrap_or_else(|e| {
-                    let mut r = AlterConfigsResponse::default();
-                    for x in &req.resources {
-                        r.responses.push(
-                            kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse::default()
-                                .with_resource_type(x.resource_type)
-                                .with_resource_name(x.resource_name.clone())
-                                .with_error_code(e.error().code()),
-                        );
-                    }
-                    r
+                    let failed = req.resources.iter().map(|_| (e.error().code(), None));
+                    configuration_control::legacy_response(&req, failed)
                 });
                 encode_response(cid, version, &resp)
             }

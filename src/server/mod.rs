@@ -105,7 +105,13 @@ impl BrokerServer {
         }
         dynamic_config.add_reconfigurable(replicas.clone());
         dynamic_config.add_reconfigurable(connection_quotas.clone());
-        let group_configs = Arc::new(GroupConfigManager::new(repository, dynamic_config.clone()));
+        // A cluster broker's group configs follow the metadata image.
+        let group_configs = Arc::new(match &cluster {
+            Some(cache) => {
+                GroupConfigManager::for_cluster(repository, dynamic_config.clone(), cache.clone())
+            }
+            None => GroupConfigManager::new(repository, dynamic_config.clone()),
+        });
         log_dir.mark_running()?;
         // A cluster broker's producer ids come from the controller's blocks
         // (connected once it registers); a standalone node keeps its file.

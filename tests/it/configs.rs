@@ -403,6 +403,22 @@ fn group_configs_validate_persist_and_describe() {
         described(&mut c, GROUP_RESOURCE, "g", "consumer.session.timeout.ms").1,
         5
     );
+    // ListConfigResources lists the groups that have configs (Kafka's
+    // `GroupConfigManager.groupIds`), as kafka-configs looks them up.
+    let listed = |c: &mut Client| -> Vec<(String, i8)> {
+        let r: ListConfigResourcesResponse = c.call(
+            1,
+            &ListConfigResourcesRequest::default().with_resource_types(vec![GROUP_RESOURCE]),
+        );
+        assert_eq!(r.error_code, NONE);
+        r.config_resources
+            .iter()
+            .map(|x| (x.resource_name.to_string(), x.resource_type))
+            .collect()
+    };
+    assert_eq!(listed(&mut c), vec![("g".to_string(), GROUP_RESOURCE)]);
+    assert_eq!(legacy_alter(&mut c, GROUP_RESOURCE, "g", &[]).0, NONE);
+    assert_eq!(listed(&mut c), vec![]);
 }
 
 fn create_req(topics: Vec<CreatableTopic>, validate_only: bool) -> CreateTopicsRequest {

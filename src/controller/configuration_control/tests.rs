@@ -349,3 +349,145 @@ fn one_failing_resource_does_not_stop_the_others() {
     );
     assert_eq!(topic_configs(&apply(&img, &d.records))["retention.ms"], "5");
 }
+
+fn group_configs(img: &MetadataImage, group: &str) -> Option<Configs> {
+    img.configs.get(&(GROUP, group.to_string())).cloned()
+}
+
+#[test]
+fn group_configs_are_written_for_any_group_name_and_deleted_again() {
+    let img = image();
+    let set = inc(
+        GROUP,
+        "g",
+        &[
+            ("consumer.session.timeout.ms", op::SET, Some("50000")),
+            ("share.auto.offset.reset", op::SET, Some("earliest")),
+        ],
+        false,
+    );
+    // No group "g" exists anywhere: Kafka checks no group's existence.
+    let (next, code, msg, n) = run_inc(&img, &set);
+    assert_eq!((code, msg, n), (0, None, 2));
+    let c = group_configs(&next, "g").expect("the group's configs in the image");
+    assert_eq!(c["consumer.session.timeout.ms"], "50000");
+    assert_eq!(c["share.auto.offset.reset"], "earliest");
+    // Unchanged: nothing to write.
+    let (_, code, _, n) = run_inc(&next, &set);
+    assert_eq!((code, n), (0, 0));
+    let delete = inc(
+        GROUP,
+        "g",
+        &[
+            ("consumer.session.timeout.ms", op::DELETE, None),
+            ("share.auto.offset.reset", op::DELETE, None),
+        ],
+        false,
+    );
+    let (gone, code, _, n) = run_inc(&next, &delete);
+    assert_eq!((code, n), (0, 2));
+    assert_eq!(group_configs(&gone, "g"), None);
+    // A snapshot carries the group's configs.
+    let records = next.to_records();
+    assert!(records.iter().any(|r| matches!(
+        &r.record,
+        MetadataRecord::Config(c) if c.resource_type == GROUP && c.resource_name == "g"
+    )));
+}
+
+#[test]
+fn group_configs_are_validated_with_the_controllers_group_coordinator_bounds() {
+    let img = image();
+    let cases: Vec<(IncrementalAlterConfigsRequest, ResponseError, &str)> = vec![
+        (
+            inc(GROUP, "g", &[("foo", op::SET, Some("1"))], false),
+            ResponseError::InvalidConfig,
+            "Unknown group config name: foo",
+        ),
+        (
+            inc(
+                GROUP,
+                "g",
+                &[("consumer.session.timeout.ms", op::SET, Some("1000"))],
+                false,
+            ),
+            ResponseError::InvalidConfig,
+            "consumer.session.timeout.ms must be in the range 45000 to 60000 inclusive.",
+        ),
+        (
+            inc(
+                GROUP,
+                "g",
+                &[("consumer.heartbeat.interval.ms", op::SET, Some("abc"))],
+                false,
+            ),
+            ResponseError::InvalidConfig,
+            "Invalid value abc for configuration consumer.heartbeat.interval.ms: Not a number of type INT",
+        ),
+        (
+            inc(
+                GROUP,
+                "",
+                &[("consumer.session.timeout.ms", op::SET, Some("50000"))],
+                false,
+            ),
+            ResponseError::InvalidRequest,
+            "Default group resources are not allowed.",
+        ),
+        (
+            inc(
+                GROUP,
+                "g",
+                &[("streams.rack.aware.assignment.tags", op::APPEND, Some("zone"))],
+                false,
+            ),
+            ResponseError::InvalidConfig,
+            "Can't APPEND to key streams.rack.aware.assignment.tags because its type is not LIST.",
+        ),
+    ];
+    for (req, code, message) in cases {
+        let (next, got, msg, n) = run_inc(&img, &req);
+        assert_eq!(got, code.code(), "{msg:?}");
+        assert_eq!(msg.as_deref(), Some(message));
+        assert_eq!((n, next), (0, img.clone()));
+    }
+}
+
+#[test]
+fn group_configs_validate_only_and_legacy_replace() {
+    let img = image();
+    let (next, code, _, n) = run_inc(
+        &img,
+        &inc(
+            GROUP,
+            "g",
+            &[("consumer.session.timeout.ms", op::SET, Some("50000"))],
+            true,
+        ),
+    );
+    assert_eq!((code, n), (0, 0));
+    assert_eq!(next, img);
+    let (next, code, _, _) = run_inc(
+        &img,
+        &inc(
+            GROUP,
+            "g",
+            &[("consumer.session.timeout.ms", op::SET, Some("50000"))],
+            false,
+        ),
+    );
+    assert_eq!(code, 0);
+    // The legacy request's set replaces the group's whole set.
+    let req = AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(GROUP)
+        .with_resource_name(s("g"))
+        .with_configs(vec![AlterableConfig::default()
+            .with_name(s("share.delivery.count.limit"))
+            .with_value(Some(s("4")))])]);
+    let d = legacy_alter_configs(&next, &req, &defaults(), &no_controllers);
+    assert_eq!(d.response.responses[0].error_code, 0);
+    assert_eq!(d.records.len(), 2);
+    let c = group_configs(&apply(&next, &d.records), "g").unwrap_or_default();
+    assert_eq!(c.len(), 1);
+    assert_eq!(c["share.delivery.count.limit"], "4");
+}

@@ -20,8 +20,10 @@
 //! - `leadership`: a cluster broker coordinates the groups of the
 //!   `__consumer_offsets` partitions it leads (load on election, unload on
 //!   resignation).
-//! - `group_config`: the GROUP config resource (KIP-848 group configs):
-//!   validated, persisted and described; no group type kastle has reads them.
+//! - `group_config`: `GroupConfigManager`, the GROUP config resource
+//!   (KIP-848 group configs, keys in `broker::group_config`): persisted
+//!   (standalone) or taken from the metadata image (cluster), and
+//!   described; no group type kastle has reads them.
 
 pub mod api;
 pub mod classic_group;
