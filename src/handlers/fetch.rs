@@ -11,7 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::select_all;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
+    PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -35,6 +36,9 @@ struct PartitionTarget {
     fetch_offset: i64,
     partition_max_bytes: i32,
     current_leader_epoch: i32,
+    /// v12+: the epoch of the fetcher's last fetched batch (`None`: -1 or
+    /// an older version).
+    last_fetched_epoch: Option<i32>,
     /// The follower's log start offset (replica fetches).
     log_start_offset: i64,
 }
@@ -167,6 +171,44 @@ fn read_pass(
                 error = true;
                 parts.push(read_error_partition(pt.index, code));
                 continue;
+            }
+            // Kafka's `Partition.readRecords`: a diverging fetcher gets the
+            // epoch to truncate to and no records (a follower's fetch state
+            // is then not updated).
+            let diverging = if follower.is_some() || partition.is_leader() {
+                partition.diverging_epoch(
+                    pt.current_leader_epoch,
+                    pt.last_fetched_epoch,
+                    pt.fetch_offset,
+                )
+            } else {
+                Ok(None)
+            };
+            match diverging {
+                Ok(None) => {}
+                Ok(Some((epoch, end_offset))) => {
+                    let s = partition.state();
+                    parts.push(
+                        PartitionData::default()
+                            .with_partition_index(pt.index)
+                            .with_high_watermark(s.high_watermark)
+                            .with_last_stable_offset(s.last_stable_offset())
+                            .with_log_start_offset(s.log_start_offset)
+                            .with_preferred_read_replica(BrokerId(-1))
+                            .with_diverging_epoch(
+                                EpochEndOffset::default()
+                                    .with_epoch(epoch)
+                                    .with_end_offset(end_offset),
+                            )
+                            .with_records(Some(Bytes::new())),
+                    );
+                    continue;
+                }
+                Err(code) => {
+                    error = true;
+                    parts.push(read_error_partition(pt.index, code));
+                    continue;
+                }
             }
             if let Some(f) = follower {
                 if let Err(code) = replicas.record_follower_fetch(
@@ -481,6 +523,8 @@ fn handle_decoded(req: Request, request: FetchRequest, follower: Option<Follower
                         fetch_offset: p.fetch_offset,
                         partition_max_bytes: p.partition_max_bytes,
                         current_leader_epoch: p.current_leader_epoch,
+                        last_fetched_epoch: (p.last_fetched_epoch >= 0)
+                            .then_some(p.last_fetched_epoch),
                         log_start_offset: p.log_start_offset,
                     })
                     .collect(),
