@@ -318,6 +318,10 @@ CASES = [
     ("describe cluster", sc.DESCRIBE_CLUSTER, None, _none,
      lambda n, c: {"includeClusterAuthorizedOperations": True, "endpointType": 1},
      lambda n: [acl(CLUSTER, CLUSTER_NAME, DESCRIBE)]),
+    ("describe quorum", 55, None, _none,
+     lambda n, c: {"topics": [{"topicName": "__cluster_metadata",
+                               "partitions": [{"partitionIndex": 0}]}]},
+     lambda n: [acl(CLUSTER, CLUSTER_NAME, DESCRIBE)]),
     ("describe producers", sc.DESCRIBE_PRODUCERS, None, _topic("dp"),
      lambda n, c: {"topics": [{"name": t, "partitionIndexes": [0]}
                               for t in (n("dp-t"), n("dp-missing"))]},

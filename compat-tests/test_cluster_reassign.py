@@ -164,3 +164,76 @@ def test_an_unfinishable_reassignment_is_listed_and_cancelled(cluster, tmp_path)
     assert p.returncode == 0 and f"{topic}-0" not in p.stdout, p.stdout + p.stderr
     cluster.start([4])
     cluster.wait_brokers({1, 2, 3, 4})
+
+
+def _read_partition(bootstrap, topic, partition, want, timeout=30):
+    """The values of ``partition`` from its start, as a consumer of the
+    current leader reads them."""
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+    from compat_lib import ck_consumer
+    c = ck_consumer(bootstrap, **{"group.id": unique_topic("removed-g")})
+    c.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+    got, deadline = [], time.monotonic() + timeout
+    try:
+        while len(got) < want and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                got.append(m.value().decode())
+    finally:
+        c.close()
+    return got
+
+
+def test_a_removed_replica_s_directory_is_deleted_and_stays_gone(cluster, tmp_path):
+    """Kafka's ``LogManager.asyncDelete``: a broker that leaves a partition's
+    replicas (while keeping another partition of the topic) deletes that
+    partition's directory; the data stays readable from the new replicas, and
+    a restart does not bring the directory back."""
+    from compat_lib import ck_producer
+    ensure_fourth_broker(cluster)
+    topic = unique_topic("cluster-removed")
+    ck_create_topic(cluster.bootstrap, topic, partitions=2, rf=3)
+    cluster.wait_isr(topic, 3)
+    values = [f"v{i}" for i in range(200)]
+    prod = ck_producer(cluster.bootstrap)
+    for v in values:
+        prod.produce(topic, value=v, partition=0)
+    assert prod.flush(30) == 0
+    parts = cluster.partitions(topic)
+    old0, old1 = parts[0].replicas, parts[1].replicas
+    # A broker that keeps partition 1 loses partition 0 to the one broker
+    # that does not host it.
+    victim = sorted(set(old0) & set(old1))[0]
+    newcomer = ({1, 2, 3, 4} - set(old0)).pop()
+    target = [newcomer if r == victim else r for r in old0]
+    plan = [{"topic": topic, "partition": 0, "replicas": target}]
+    d0 = cluster.nodes[victim].data_dir / f"{topic}-0"
+    d1 = cluster.nodes[victim].data_dir / f"{topic}-1"
+    assert d0.is_dir() and d1.is_dir()
+    rc, out = reassign(cluster, tmp_path, "--execute", plan)
+    assert rc == 0, out
+    cluster.wait_for("the new replicas of partition 0, all in sync",
+                     lambda md: md.topics[topic].partitions[0].replicas == target
+                     and sorted(md.topics[topic].partitions[0].isrs) == sorted(target),
+                     timeout=90)
+
+    def leftovers():
+        return [p.name for p in cluster.nodes[victim].data_dir.iterdir()
+                if p.name == f"{topic}-0" or p.name.startswith(f"{topic}-0.")]
+    deadline = time.monotonic() + 30
+    while leftovers():
+        assert time.monotonic() < deadline, f"still on broker {victim}: {leftovers()}"
+        time.sleep(0.2)
+    assert d1.is_dir(), "the topic's other partition stays"
+    assert _read_partition(cluster.bootstrap, topic, 0, len(values)) == values
+
+    # A restart does not resurrect the replica.
+    cluster.nodes[victim].stop()
+    cluster.start([victim])
+    cluster.wait_brokers({1, 2, 3, 4})
+    cluster.wait_isr(topic, 3)
+    assert not leftovers(), leftovers()
+    assert d1.is_dir()
+    md = cluster.metadata(topic)
+    assert md.topics[topic].partitions[0].replicas == target, describe(md)
+    assert _read_partition(cluster.bootstrap, topic, 0, len(values)) == values

@@ -877,6 +877,7 @@ pub mod leader;
 mod replication;
 pub use replication::NO_LEADER_EPOCH;
 mod cleaning;
+pub mod removal;
 #[cfg(test)]
 mod tests;
 pub use cleaning::CleanerView;

@@ -14,7 +14,7 @@ use kafka_protocol::ResponseError;
 use crate::broker::alter_partition::{AlterPartitionManager, IsrProposal};
 use crate::broker::dynamic_config::Reconfigurable;
 use crate::broker::log_manager;
-use crate::broker::partition::Partition;
+use crate::broker::partition::{removal, Partition};
 use crate::broker::replica_fetcher_manager::{FetchState, ReplicaFetcherManager};
 use crate::broker::replication_quota_manager::ReplicationQuotas;
 use crate::broker::topics::{Topic, TopicError, TopicManager};
@@ -54,6 +54,9 @@ impl ReplicaManager {
         shutdown: ShutdownSignal,
     ) -> anyhow::Result<Arc<ReplicaManager>> {
         let started = std::time::Instant::now();
+        if !config.kraft.standalone {
+            removal::remove_leftover_deletions(&config.log_dir);
+        }
         let topics = TopicManager::load(config.clone(), needs_recovery)?;
         tracing::info!(
             log_dir = %config.log_dir.display(),
@@ -298,6 +301,14 @@ impl ReplicaManager {
             .partition(c.partition)
             .ok_or_else(|| anyhow::anyhow!("no local partition"))?
             .clone();
+        // A replica removed earlier and assigned here again starts empty.
+        if p.reattach_empty()
+            .map_err(|e| anyhow::anyhow!("recreating the local log: {e}"))?
+        {
+            p.stop_serving();
+            p.set_replica_lag_time_max_ms(self.config.int("replica.lag.time.max.ms"));
+            tokio::spawn(p.clone().run_flusher());
+        }
         if reg.leader == node_id {
             self.fetchers.remove_partition(&key);
             if !p
@@ -352,6 +363,16 @@ impl ReplicaManager {
             self.topics
                 .delete(&c.topic)
                 .map_err(|e| anyhow::anyhow!("deleting the local log: {}", e.message))?;
+        } else if let Some(p) = t.partition(c.partition) {
+            // The topic stays: only this replica's log goes (Kafka's
+            // `LogManager.asyncDelete`).
+            if let Some(renamed) = p
+                .detach_log()
+                .map_err(|e| anyhow::anyhow!("removing the local log: {e}"))?
+            {
+                tracing::info!(topic = %c.topic, partition = c.partition, "removed replica's log scheduled for deletion");
+                tokio::task::spawn_blocking(move || removal::remove_renamed(&renamed));
+            }
         }
         Ok(())
     }

@@ -228,6 +228,17 @@ impl TopicManager {
         let opened = super::parallel::map(&work, |&(t, p)| {
             let l = &topics[t];
             let dir = partition_dir(&log_dir, &l.name, p);
+            // A cluster broker's replica removed from here has no directory
+            // (`partition::removal`): it stays gone.
+            if !config.kraft.standalone && !dir.exists() {
+                let settings = l.settings.clone();
+                return Ok(Arc::new(Partition::detached(
+                    l.name_arc.clone(),
+                    p,
+                    &dir,
+                    settings,
+                )));
+            }
             fs::create_dir_all(&dir)
                 .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
             Partition::open(

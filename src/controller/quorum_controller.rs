@@ -26,6 +26,7 @@ use super::{elect_leaders, producer_id_control};
 use crate::clients::private_apis::{MetadataFetchRequest, MetadataFetchResponse};
 use crate::metadata::records::{BrokerEndpoint, BrokerFeature, RegisterBrokerRecord};
 use crate::metadata::{MetadataImage, MetadataRecord, RecordAndVersion};
+use crate::raft::replica_states::{now_ms, ReplicaStates};
 use crate::raft::{MetadataBatch, MetadataStateMachine, NodeId, TypeConfig};
 
 /// The longest a broker's metadata fetch may wait for news.
@@ -57,6 +58,9 @@ pub struct ControllerSettings {
     pub cluster_id: String,
     pub session_timeout: Duration,
     pub defaults: ReplicationDefaults,
+    /// The replicas' fetch times DescribeQuorum reports (shared with the
+    /// quorum's transport).
+    pub replica_states: Arc<ReplicaStates>,
 }
 
 pub struct QuorumController {
@@ -452,6 +456,15 @@ impl QuorumController {
             return resp;
         }
         let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_FETCH_WAIT);
+        // Brokers are the metadata log's observers (DescribeQuorum).
+        let applied_now = self.state.last_applied().map_or(-1, |l| l.index as i64);
+        self.settings.replica_states.observer_fetched(
+            req.broker_id,
+            self.term(),
+            req.after_offset,
+            applied_now,
+            now_ms(),
+        );
         let mut metrics = self.raft.metrics();
         let applied = |m: &openraft::RaftMetrics<NodeId, BasicNode>| {
             m.last_applied.map_or(-1, |l| l.index as i64)
@@ -479,6 +492,15 @@ impl QuorumController {
         resp.offset = offset;
         resp.records = Some(records);
         resp
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.settings.cluster_id
+    }
+
+    /// The replicas' fetch times (DescribeQuorum).
+    pub fn replica_states(&self) -> &ReplicaStates {
+        &self.settings.replica_states
     }
 
     pub fn defaults(&self) -> &ReplicationDefaults {

@@ -11,7 +11,8 @@
 //! producer-id blocks (`controller::producer_id_control`); the
 //! AlterUserScramCredentials and AlterClientQuotas brokers forward are
 //! decided by `controller::scram_control` / `controller::client_quota_control`;
-//! CreateAcls and DeleteAcls brokers forward (`controller::acl_control`).
+//! CreateAcls and DeleteAcls brokers forward (`controller::acl_control`);
+//! DescribeQuorum and DescribeCluster (`handlers::describe_quorum`).
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ use kafka_protocol::messages::{
     ListPartitionReassignmentsResponse,
 };
 use kafka_protocol::messages::{AlterClientQuotasRequest, AlterUserScramCredentialsRequest};
+use kafka_protocol::messages::{DescribeClusterRequest, DescribeQuorumRequest};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
 
@@ -37,7 +39,7 @@ use crate::controller::quorum_controller::QuorumController;
 use crate::controller::{
     client_quota_control, configuration_control, reassignment, replication_control, scram_control,
 };
-use crate::handlers::acls;
+use crate::handlers::{acls, describe_quorum};
 use crate::protocol::header::parse_request_header;
 use crate::protocol::response::{encode_response, encode_with_header_version};
 use crate::raft::network::RaftRpc;
@@ -61,6 +63,8 @@ const CONTROLLER_APIS: &[ApiKey] = &[
     ApiKey::DeleteAcls,
     ApiKey::AlterConfigs,
     ApiKey::IncrementalAlterConfigs,
+    ApiKey::DescribeQuorum,
+    ApiKey::DescribeCluster,
 ];
 
 pub struct ControllerApis {
@@ -337,6 +341,16 @@ impl ControllerApis {
                     let failed = req.resources.iter().map(|_| (e.error().code(), None));
                     configuration_control::legacy_response(&req, failed)
                 });
+                encode_response(cid, version, &resp)
+            }
+            ApiKey::DescribeQuorum => {
+                let req = DescribeQuorumRequest::decode(&mut body, version)?;
+                let resp = describe_quorum::controller_describe_quorum(c, &req, version);
+                encode_response(cid, version, &resp)
+            }
+            ApiKey::DescribeCluster => {
+                let req = DescribeClusterRequest::decode(&mut body, version)?;
+                let resp = describe_quorum::controller_describe_cluster(c, &req, version);
                 encode_response(cid, version, &resp)
             }
             other => anyhow::bail!("api {other:?} is not served on a controller listener"),

@@ -17,7 +17,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::select_all;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
+    PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -44,6 +45,9 @@ struct PartitionTarget {
     fetch_offset: i64,
     partition_max_bytes: i32,
     current_leader_epoch: i32,
+    /// v12+: the epoch of the fetcher's last fetched batch (`None`: -1 or
+    /// an older version).
+    last_fetched_epoch: Option<i32>,
     /// The follower's log start offset (replica fetches).
     log_start_offset: i64,
 }
@@ -176,6 +180,44 @@ fn read_pass(
                 error = true;
                 parts.push(read_error_partition(pt.index, code));
                 continue;
+            }
+            // Kafka's `Partition.readRecords`: a diverging fetcher gets the
+            // epoch to truncate to and no records (a follower's fetch state
+            // is then not updated).
+            let diverging = if follower.is_some() || partition.is_leader() {
+                partition.diverging_epoch(
+                    pt.current_leader_epoch,
+                    pt.last_fetched_epoch,
+                    pt.fetch_offset,
+                )
+            } else {
+                Ok(None)
+            };
+            match diverging {
+                Ok(None) => {}
+                Ok(Some((epoch, end_offset))) => {
+                    let s = partition.state();
+                    parts.push(
+                        PartitionData::default()
+                            .with_partition_index(pt.index)
+                            .with_high_watermark(s.high_watermark)
+                            .with_last_stable_offset(s.last_stable_offset())
+                            .with_log_start_offset(s.log_start_offset)
+                            .with_preferred_read_replica(BrokerId(-1))
+                            .with_diverging_epoch(
+                                EpochEndOffset::default()
+                                    .with_epoch(epoch)
+                                    .with_end_offset(end_offset),
+                            )
+                            .with_records(Some(Bytes::new())),
+                    );
+                    continue;
+                }
+                Err(code) => {
+                    error = true;
+                    parts.push(read_error_partition(pt.index, code));
+                    continue;
+                }
             }
             if let Some(f) = follower {
                 if let Err(code) = replicas.record_follower_fetch(
@@ -652,6 +694,7 @@ fn topic_targets(req: &Request, reads: &[CachedPartition], by_id: bool) -> Vec<T
                 fetch_offset: p.fetch_offset,
                 partition_max_bytes: p.max_bytes,
                 current_leader_epoch: p.leader_epoch,
+                last_fetched_epoch: (p.last_fetched_epoch >= 0).then_some(p.last_fetched_epoch),
                 log_start_offset: p.fetcher_log_start_offset,
             });
         }

@@ -9,6 +9,7 @@ pub mod admin_configs;
 pub mod api_versions;
 pub mod config_forwarding;
 pub mod controller_apis;
+pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod fetch;
 pub mod find_coordinator;
@@ -451,6 +452,7 @@ async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
         ApiKey::CreatePartitions => ready(admin_cluster::create_partitions(&req, body)),
         ApiKey::DeleteRecords => ready(admin_cluster::delete_records(&req, body)),
         ApiKey::DescribeCluster => ready(admin_cluster::describe_cluster(&req, body)),
+        ApiKey::DescribeQuorum => describe_quorum::describe_quorum(req, body),
         ApiKey::DescribeTopicPartitions => ready(describe_topic_partitions::handle(&req, body)),
         ApiKey::ListConfigResources => ready(admin_cluster::list_config_resources(&req, body)),
         ApiKey::DescribeLogDirs => ready(admin_cluster::describe_log_dirs(&req, body)),

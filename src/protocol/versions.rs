@@ -77,6 +77,9 @@ pub static SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DeleteRecords, 0, 2),
     api(ApiKey::DescribeCluster, 0, 2),
+    // Forwarded to the active controller (a standalone node answers as
+    // its own single voter).
+    api(ApiKey::DescribeQuorum, 0, 2),
     // KIP-966: what the 4.x Admin.describeTopics asks first.
     api(ApiKey::DescribeTopicPartitions, 0, 0),
     api(ApiKey::DescribeLogDirs, 1, 4),

@@ -11,6 +11,7 @@
 
 pub mod log_store;
 pub mod network;
+pub mod replica_states;
 pub mod state_machine;
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@
 //! openraft's `Unreachable` (it backs off), a broken exchange to
 //! `NetworkError`, the remote's refusal to `RemoteError`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
@@ -21,6 +22,7 @@ use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::replica_states::{now_ms, ReplicaStates};
 use super::{NodeId, TypeConfig};
 use crate::clients::private_apis::{RAFT_RPC_KEY, REQUEST_HEADER_VERSION, RESPONSE_HEADER_VERSION};
 use crate::clients::{ClientError, ClientLimits, NetworkClient};
@@ -46,6 +48,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Creates one connection per target voter.
 pub struct KastleRaftNetwork {
     pub node_id: i32,
+    /// Where voters' acknowledged appends are noted (DescribeQuorum).
+    pub replica_states: Arc<ReplicaStates>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for KastleRaftNetwork {
@@ -65,6 +69,7 @@ impl RaftNetworkFactory<TypeConfig> for KastleRaftNetwork {
                 limits,
             ),
             failing: false,
+            replica_states: self.replica_states.clone(),
         }
     }
 }
@@ -76,6 +81,7 @@ pub struct VoterConnection {
     /// is logged once, not per retry (openraft's own per-RPC errors are
     /// filtered out of the default log).
     failing: bool,
+    replica_states: Arc<ReplicaStates>,
 }
 
 /// Why an RPC did not get an answer from the remote's Raft.
@@ -174,12 +180,29 @@ impl RaftNetwork<TypeConfig> for VoterConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        let term = rpc.vote.leader_id().get_term();
+        let sent_end = rpc
+            .entries
+            .last()
+            .map(|e| e.log_id.index)
+            .or(rpc.prev_log_id.map(|l| l.index));
+        let commit = rpc.leader_commit.map(|l| l.index);
         let answer = self
             .call::<Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>>(
                 &RaftRpc::AppendEntries(rpc),
                 option.hard_ttl(),
             )
             .await;
+        let matched = match &answer {
+            Ok(Ok(AppendEntriesResponse::Success)) => Some(sent_end),
+            Ok(Ok(AppendEntriesResponse::PartialSuccess(m))) => Some(m.map(|l| l.index)),
+            _ => None,
+        };
+        if let Some(matched) = matched {
+            let id = self.target as i32;
+            let states = &self.replica_states;
+            states.voter_fetched(id, term, matched, commit, now_ms());
+        }
         settle(self.target, answer)
     }
 

@@ -25,6 +25,7 @@ use crate::controller::quorum_controller::{ControllerSettings, QuorumController}
 use crate::controller::replication_control::ReplicationDefaults;
 use crate::handlers::controller_apis::ControllerApis;
 use crate::raft::network::KastleRaftNetwork;
+use crate::raft::replica_states::{ReplicaStates, VoterEndpoint};
 use crate::raft::{DurableLogStore, MetadataStateMachine};
 use crate::util::shutdown::ShutdownSignal;
 
@@ -72,8 +73,10 @@ impl ControllerServer {
         }
         .validate()
         .context("the controller quorum's timing")?;
+        let replica_states = Arc::new(replica_states_of(config));
         let network = KastleRaftNetwork {
             node_id: config.node_id,
+            replica_states: replica_states.clone(),
         };
         let raft = openraft::Raft::new(
             config.node_id as u64,
@@ -94,6 +97,7 @@ impl ControllerServer {
                 cluster_id,
                 session_timeout,
                 defaults,
+                replica_states,
             },
         );
         let apis = Arc::new(ControllerApis {
@@ -142,6 +146,30 @@ impl ControllerServer {
             tracing::warn!("stopping the controller quorum: {e}");
         }
     }
+}
+
+/// The voters' controller endpoints DescribeQuorum v2 names, under the
+/// first of `controller.listener.names` (a static quorum's voters are
+/// reached on it).
+fn replica_states_of(config: &BrokerConfig) -> ReplicaStates {
+    let k = &config.kraft;
+    let listener = k
+        .controller_listener_names
+        .first()
+        .cloned()
+        .unwrap_or_default();
+    let endpoints = k
+        .voters
+        .iter()
+        .map(|(id, a)| {
+            let e = VoterEndpoint {
+                host: a.host.clone(),
+                port: a.port,
+            };
+            (*id, e)
+        })
+        .collect();
+    ReplicaStates::new(listener, endpoints)
 }
 
 async fn accept_loop(listener: TcpListener, apis: Arc<ControllerApis>, shutdown: ShutdownSignal) {

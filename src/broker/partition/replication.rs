@@ -97,6 +97,31 @@ impl Partition {
         Ok(plog.log.end_offset_for_epoch(leader_epoch))
     }
 
+    /// Kafka's `Partition.readRecords` check of a Fetch v12+
+    /// `last_fetched_epoch` (`None`: not sent): `Some((epoch, end_offset))`
+    /// when the fetcher's log diverges from this one (its epoch ends here
+    /// before its fetch offset, or this log never had it), answered with no
+    /// records; OFFSET_OUT_OF_RANGE when the epoch's end is unknown or the
+    /// fetch offset is below the log start.
+    pub fn diverging_epoch(
+        &self,
+        current_leader_epoch: i32,
+        last_fetched_epoch: Option<i32>,
+        fetch_offset: i64,
+    ) -> Result<Option<(i32, i64)>, ResponseError> {
+        let Some(fetched) = last_fetched_epoch else {
+            return Ok(None);
+        };
+        let (epoch, end) = self
+            .last_offset_for_leader_epoch(current_leader_epoch, fetched, false)?
+            .filter(|(e, _)| *e >= 0)
+            .ok_or(ResponseError::OffsetOutOfRange)?;
+        if fetch_offset < self.state().log_start_offset {
+            return Err(ResponseError::OffsetOutOfRange);
+        }
+        Ok((epoch < fetched || end < fetch_offset).then_some((epoch, end)))
+    }
+
     /// The epoch the record at `offset` was written in (ListOffsets).
     pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
         let guard = self.lock();

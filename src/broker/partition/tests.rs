@@ -253,3 +253,37 @@ async fn a_fenced_follower_neither_holds_the_high_watermark_nor_joins_the_isr() 
     let to_isr = p.record_follower_fetch(3, 3, 0, 21, true).unwrap();
     assert!(to_isr.is_some_and(|prop| prop.new_isr == vec![1, 2, 3]));
 }
+
+#[test]
+fn a_fetch_from_a_diverged_log_gets_the_epoch_to_truncate_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(dir.path(), "9223372036854775807");
+    produce(&p, None, 3); // epoch 0: offsets 0-2
+    assert!(p.make_leader(4).unwrap());
+    produce(&p, None, 2); // epoch 4: offsets 3-4
+                          // No last fetched epoch (Fetch < v12, or -1): nothing to check.
+    assert_eq!(p.diverging_epoch(4, None, 9), Ok(None));
+    // The fetcher's epoch 0 ends at 3 here: it may fetch from 3 or before.
+    assert_eq!(p.diverging_epoch(4, Some(0), 3), Ok(None));
+    assert_eq!(p.diverging_epoch(4, Some(4), 5), Ok(None));
+    // It has epoch 0 past offset 3 (Kafka's `endOffset < fetchOffset`).
+    assert_eq!(p.diverging_epoch(4, Some(0), 4), Ok(Some((0, 3))));
+    // It has an epoch this log never had (2): the one before it ends at 3.
+    assert_eq!(p.diverging_epoch(4, Some(2), 3), Ok(Some((0, 3))));
+    // An epoch newer than any here has no known end.
+    assert_eq!(
+        p.diverging_epoch(4, Some(7), 5),
+        Err(ResponseError::OffsetOutOfRange)
+    );
+    // The current leader epoch fences first.
+    assert_eq!(
+        p.diverging_epoch(3, Some(0), 4),
+        Err(ResponseError::FencedLeaderEpoch)
+    );
+    // Below the log start: out of range whether or not the epochs diverge.
+    p.delete_records(2).unwrap();
+    assert_eq!(
+        p.diverging_epoch(4, Some(0), 1),
+        Err(ResponseError::OffsetOutOfRange)
+    );
+}

@@ -754,6 +754,18 @@ const LIST_CONFIG_RESOURCES: &[Field] = &[
     f("resource_types", 1, N, Arr(&I8)),
 ];
 
+// DescribeQuorum (55): versions 0-2, flexible from 0.
+const DESCRIBE_QUORUM: &[Field] = &[
+    f("topics", 0, N, Arr(&Struct(DESCRIBE_QUORUM_TOPIC_DATA))),
+];
+const DESCRIBE_QUORUM_TOPIC_DATA: &[Field] = &[
+    f("topic_name", 0, N, Str),
+    f("partitions", 0, N, Arr(&Struct(DESCRIBE_QUORUM_PARTITION_DATA))),
+];
+const DESCRIBE_QUORUM_PARTITION_DATA: &[Field] = &[
+    f("partition_index", 0, N, I32),
+];
+
 // DescribeTopicPartitions (75): versions 0-0, flexible from 0.
 const DESCRIBE_TOPIC_PARTITIONS: &[Field] = &[
     f("topics", 0, N, Arr(&Struct(DESCRIBE_TOPIC_PARTITIONS_TOPIC_REQUEST))),
@@ -812,6 +824,7 @@ pub(super) static APIS: &[Api] = &[
     api(49, 0, 1, 1, ALTER_CLIENT_QUOTAS), // AlterClientQuotas
     api(50, 0, 0, 0, DESCRIBE_USER_SCRAM_CREDENTIALS), // DescribeUserScramCredentials
     api(51, 0, 0, 0, ALTER_USER_SCRAM_CREDENTIALS), // AlterUserScramCredentials
+    api(55, 0, 2, 0, DESCRIBE_QUORUM), // DescribeQuorum
     api(60, 0, 2, 0, DESCRIBE_CLUSTER), // DescribeCluster
     api(61, 0, 0, 0, DESCRIBE_PRODUCERS), // DescribeProducers
     api(65, 0, 0, 0, DESCRIBE_TRANSACTIONS), // DescribeTransactions
