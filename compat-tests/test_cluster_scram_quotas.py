@@ -226,3 +226,52 @@ def test_client_quotas_are_cluster_wide_and_survive_sigkill(cluster, oracle):
     assert [e["errorCode"] for e in r["entries"]] == [0], r
     for node in (1, 2, 3):
         wait_until(f"no quota on node {node}", lambda: describe_quota(oracle, cluster, node) == [])
+
+
+# -- controller mutation quota (Envelope) -----------------------------------------
+
+CREATE_TOPICS = 19
+MUTATOR = "scq-mutator"
+
+
+def create_topics(oracle, cluster, node, client_id, topics, partitions):
+    """CreateTopics v7 (strict quota mode) sent to ``node`` with ``client_id``;
+    the broker forwards it to the controller inside an Envelope that names the
+    client, so the controller's quota applies to the client, not the broker."""
+    msg = oracle.call(addr=cluster.nodes[node].bootstrap, conn=f"scq/{next(_conns)}",
+                      client_id=client_id, api=CREATE_TOPICS, version=7, body={
+                          "topics": [{"name": t, "numPartitions": partitions,
+                                      "replicationFactor": 1, "assignments": [],
+                                      "configs": []} for t in topics],
+                          "timeoutMs": 30000, "validateOnly": False})
+    assert "error" not in msg, msg
+    r = msg["response"]
+    return r["throttleTimeMs"], [(t["name"], t["errorCode"]) for t in r["topics"]]
+
+
+def test_controller_mutation_rate_throttles_the_forwarding_client_only(cluster, oracle):
+    # Two partition mutations per second for one client id, set through node 2.
+    r = send(oracle, cluster, 2, ALTER_CLIENT_QUOTAS, 1, {"validateOnly": False, "entries": [{
+        "entity": [{"entityType": "client-id", "entityName": MUTATOR}],
+        "ops": [{"key": "controller_mutation_rate", "value": 2.0, "remove": False}]}]})
+    assert [e["errorCode"] for e in r["entries"]] == [0], r
+    a, b, c = (unique_topic(f"scq-mut-{x}") for x in "abc")
+    # Every node forwards with the client's identity; whichever node
+    # receives it, the first topic is admitted (the quota was not yet
+    # exceeded), its 20 partitions put the client over the quota, and the
+    # second topic of the same request is refused, as Kafka's strict mode does.
+    deadline = time.monotonic() + 30
+    while True:
+        throttle, results = create_topics(oracle, cluster, 3, MUTATOR, [a, b], 20)
+        if results[0][1] == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)  # the quota record may not have reached the controller yet
+    assert results == [(a, 0), (b, 89)], results  # THROTTLING_QUOTA_EXCEEDED
+    assert throttle > 0, throttle
+    # The client stays throttled for a second request through another node.
+    throttle, results = create_topics(oracle, cluster, 1, MUTATOR, [c], 1)
+    assert results == [(c, 89)] and throttle > 0, (throttle, results)
+    # Another client id is not affected: both of its topics are created at once.
+    d, e = (unique_topic(f"scq-free-{x}") for x in "de")
+    throttle, results = create_topics(oracle, cluster, 3, "scq-free", [d, e], 20)
+    assert results == [(d, 0), (e, 0)] and throttle == 0, (throttle, results)

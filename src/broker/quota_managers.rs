@@ -291,6 +291,18 @@ impl QuotaManagers {
         }
     }
 
+    /// A mutation quota that charges nothing (a request no client quota
+    /// applies to: a broker's own).
+    pub fn unbounded_mutation_quota(&self) -> ControllerMutationQuota<'_> {
+        ControllerMutationQuota {
+            managers: self,
+            bound: None,
+            strict: false,
+            last_throttle_ms: 0,
+            recorded_at_ms: 0,
+        }
+    }
+
     /// Every live sensor, for the exporter.
     pub fn snapshot(&self) -> Vec<SensorSnapshot> {
         if !self.enabled() && self.lock().sensors.is_empty() {

@@ -15,6 +15,7 @@ pub mod acl_control;
 pub mod broker_heartbeat_manager;
 pub mod client_quota_control;
 pub mod configuration_control;
+pub mod controller_mutation_quota;
 pub mod elect_leaders;
 pub mod partition_change;
 pub mod producer_id_control;

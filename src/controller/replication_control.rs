@@ -63,6 +63,20 @@ impl ReplicationDefaults {
     }
 }
 
+/// Kafka's `ControllerRequestContext.applyPartitionChangeQuota`: charges
+/// `n` partition mutations to the requesting client; `Err(throttle_ms)`
+/// refuses them (a strict quota already exhausted).
+pub type PartitionChangeQuota<'a> = dyn FnMut(i32) -> Result<(), i32> + 'a;
+
+/// A quota that charges nothing (a broker's own requests; tests).
+pub fn unbounded(_partitions: i32) -> Result<(), i32> {
+    Ok(())
+}
+
+/// The message of a mutation refused by the quota (Kafka's
+/// `Errors.THROTTLING_QUOTA_EXCEEDED.message()`).
+pub const THROTTLING_QUOTA_EXCEEDED_MESSAGE: &str = "The throttling quota has been exceeded.";
+
 /// Records to append as one batch, and the response for the request.
 pub struct Decision<R> {
     pub records: Vec<RecordAndVersion>,
@@ -74,31 +88,38 @@ pub struct Decision<R> {
 /// brokers (rack-aware, striped as Kafka's `StripedReplicaPlacer`), elects
 /// the first live replica leader, and returns TopicRecord + PartitionRecords
 /// (+ ConfigRecords for the topic configs) for every topic that succeeds.
+/// Each valid topic's partitions are charged to `quota` (validate_only
+/// too, as Kafka's `createTopic` does).
 pub fn create_topics(
     image: &MetadataImage,
     request: &CreateTopicsRequest,
     version: i16,
     defaults: &ReplicationDefaults,
+    quota: &mut PartitionChangeQuota<'_>,
 ) -> Decision<CreateTopicsResponse> {
-    super::topic_creation::create_topics(image, request, version, defaults)
+    super::topic_creation::create_topics(image, request, version, defaults, quota)
 }
 
-/// CreatePartitions: new partitions placed as CreateTopics places them.
+/// CreatePartitions: new partitions placed as CreateTopics places them,
+/// the added ones charged to `quota`.
 pub fn create_partitions(
     image: &MetadataImage,
     request: &CreatePartitionsRequest,
     version: i16,
+    quota: &mut PartitionChangeQuota<'_>,
 ) -> Decision<CreatePartitionsResponse> {
-    super::topic_creation::create_partitions(image, request, version)
+    super::topic_creation::create_partitions(image, request, version, quota)
 }
 
 /// DeleteTopics: RemoveTopicRecords (the image drops the topic's configs
 /// with it). Topics by name (v0-5) or by name or id (v6+); duplicates,
-/// unknown topics and internal topics refused as Kafka's `ControllerApis`.
+/// unknown topics and internal topics refused as Kafka's `ControllerApis`;
+/// each deleted topic's partitions are charged to `quota`.
 pub fn delete_topics(
     image: &MetadataImage,
     request: &DeleteTopicsRequest,
     version: i16,
+    quota: &mut PartitionChangeQuota<'_>,
 ) -> Decision<DeleteTopicsResponse> {
     let targets: Vec<(Option<String>, Uuid)> = if version >= 6 {
         request
@@ -181,6 +202,11 @@ pub fn delete_topics(
         if crate::broker::topics::is_internal_topic(&topic.name) {
             let msg = format!("Cannot delete internal topic {}", topic.name);
             responses.push(fail(r, ResponseError::InvalidRequest, msg));
+            continue;
+        }
+        if quota(topic.partitions.len() as i32).is_err() {
+            let msg = THROTTLING_QUOTA_EXCEEDED_MESSAGE.to_string();
+            responses.push(fail(r, ResponseError::ThrottlingQuotaExceeded, msg));
             continue;
         }
         records.push(RecordAndVersion {

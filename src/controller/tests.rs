@@ -101,7 +101,7 @@ pub(crate) fn create(
     Decision<kafka_protocol::messages::CreateTopicsResponse>,
 ) {
     let req = CreateTopicsRequest::default().with_topics(topics);
-    let d = create_topics(image, &req, 7, &defaults());
+    let d = create_topics(image, &req, 7, &defaults(), &mut unbounded);
     (apply(image, &d.records), d)
 }
 
@@ -285,7 +285,7 @@ fn create_topics_uses_defaults_and_active_brokers() {
     defaults.num_partitions = 4;
     defaults.default_replication_factor = 3;
     let req = CreateTopicsRequest::default().with_topics(vec![topic("d", -1, -1)]);
-    let d = create_topics(&image, &req, 4, &defaults);
+    let d = create_topics(&image, &req, 4, &defaults, &mut unbounded);
     let r = &d.response.topics[0];
     assert_eq!((r.num_partitions, r.replication_factor), (4, 3));
     assert!(
@@ -323,7 +323,7 @@ fn create_topics_refusals_are_kafkas() {
     ];
     let req =
         CreateTopicsRequest::default().with_topics(cases.iter().map(|c| c.0.clone()).collect());
-    let d = create_topics(&image, &req, 7, &defaults());
+    let d = create_topics(&image, &req, 7, &defaults(), &mut unbounded);
     assert!(d.records.is_empty());
     for ((_, code, msg), r) in cases.iter().zip(&d.response.topics) {
         assert_eq!(err(r.error_code), Some(*code), "{:?}", r.name);
@@ -334,7 +334,7 @@ fn create_topics_refusals_are_kafkas() {
     // Duplicates in one request are both refused.
     let req =
         CreateTopicsRequest::default().with_topics(vec![topic("dup", 1, 1), topic("dup", 1, 1)]);
-    let d = create_topics(&image, &req, 7, &defaults());
+    let d = create_topics(&image, &req, 7, &defaults(), &mut unbounded);
     assert!(d.records.is_empty());
     assert!(d
         .response
@@ -414,7 +414,7 @@ fn validate_only_writes_nothing_but_answers() {
     let req = CreateTopicsRequest::default()
         .with_topics(vec![topic("v", 3, 2)])
         .with_validate_only(true);
-    let d = create_topics(&image, &req, 7, &defaults());
+    let d = create_topics(&image, &req, 7, &defaults(), &mut unbounded);
     assert!(d.records.is_empty());
     let r = &d.response.topics[0];
     assert_eq!(
@@ -445,7 +445,7 @@ fn create_partitions_as_kafka() {
     let image = cluster(&[None, None, None]);
     let (image, _) = create(&image, vec![topic("g", 2, 2)]);
     let req = CreatePartitionsRequest::default().with_topics(vec![grow("g", 4, None)]);
-    let d = create_partitions(&image, &req, 3);
+    let d = create_partitions(&image, &req, 3, &mut unbounded);
     assert_eq!(d.response.results[0].error_code, 0);
     let after = apply(&image, &d.records);
     let t = after.topic_by_name("g").unwrap();
@@ -466,6 +466,7 @@ fn create_partitions_as_kafka() {
             &image,
             &CreatePartitionsRequest::default().with_topics(vec![t]),
             3,
+            &mut unbounded,
         );
         assert!(d.records.is_empty());
         assert_eq!(err(d.response.results[0].error_code), Some(code));
@@ -476,11 +477,16 @@ fn create_partitions_as_kafka() {
     }
     let manual =
         CreatePartitionsRequest::default().with_topics(vec![grow("g", 3, Some(vec![vec![3, 1]]))]);
-    let after = apply(&image, &create_partitions(&image, &manual, 3).records);
+    let after = apply(
+        &image,
+        &create_partitions(&image, &manual, 3, &mut unbounded).records,
+    );
     assert_eq!(part(&after, "g", 2).replicas, [3, 1]);
     assert_eq!(part(&after, "g", 2).leader, 3);
     let only = manual.with_validate_only(true);
-    assert!(create_partitions(&image, &only, 3).records.is_empty());
+    assert!(create_partitions(&image, &only, 3, &mut unbounded)
+        .records
+        .is_empty());
 }
 
 #[test]
@@ -497,7 +503,7 @@ fn delete_topics_as_kafka() {
         DeleteTopicState::default().with_name(Some(name("gone"))),
         DeleteTopicState::default().with_topic_id(Uuid::from_u128(77)),
     ]);
-    let d = delete_topics(&image, &req, 6);
+    let d = delete_topics(&image, &req, 6, &mut unbounded);
     let codes: Vec<_> = d
         .response
         .responses
@@ -521,11 +527,89 @@ fn delete_topics_as_kafka() {
     assert!(after.topics.is_empty() && after.configs.is_empty());
     // v5 by name; duplicates refused.
     let req = DeleteTopicsRequest::default().with_topic_names(vec![name("del"), name("del")]);
-    let d = delete_topics(&image, &req, 5);
+    let d = delete_topics(&image, &req, 5, &mut unbounded);
     assert!(d.records.is_empty());
     assert!(d
         .response
         .responses
         .iter()
         .all(|r| err(r.error_code) == Some(ResponseError::InvalidRequest)));
+}
+
+/// A quota that accepts `budget` partition mutations and refuses the rest,
+/// recording what it was charged.
+fn budget_quota(budget: i32, charged: &mut Vec<i32>) -> impl FnMut(i32) -> Result<(), i32> + '_ {
+    let mut left = budget;
+    move |n| {
+        charged.push(n);
+        if left <= 0 {
+            return Err(1000);
+        }
+        left -= n;
+        Ok(())
+    }
+}
+
+#[test]
+fn the_mutation_quota_is_charged_per_valid_topic_and_refuses_once_exhausted() {
+    let image = cluster(&[None, None, None]);
+    let (image, _) = create(&image, vec![topic("exists", 2, 1)]);
+    // CreateTopics: the invalid topic is not charged; the second valid one
+    // finds the quota exhausted.
+    let mut charged = Vec::new();
+    let req = CreateTopicsRequest::default().with_topics(vec![
+        topic("a", 3, 1),
+        topic("exists", 1, 1),
+        topic("b", 2, 1),
+    ]);
+    let d = create_topics(
+        &image,
+        &req,
+        7,
+        &defaults(),
+        &mut budget_quota(1, &mut charged),
+    );
+    assert_eq!(charged, [3, 2]);
+    let codes: Vec<_> = d
+        .response
+        .topics
+        .iter()
+        .map(|t| err(t.error_code))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            None,
+            Some(ResponseError::TopicAlreadyExists),
+            Some(ResponseError::ThrottlingQuotaExceeded)
+        ]
+    );
+    assert_eq!(
+        d.response.topics[2].error_message.as_deref(),
+        Some(THROTTLING_QUOTA_EXCEEDED_MESSAGE)
+    );
+    let after = apply(&image, &d.records);
+    assert!(after.topic_ids.contains_key("a") && !after.topic_ids.contains_key("b"));
+
+    // CreatePartitions: the added partitions are charged.
+    let mut charged = Vec::new();
+    let req = CreatePartitionsRequest::default().with_topics(vec![grow("exists", 5, None)]);
+    let d = create_partitions(&image, &req, 3, &mut budget_quota(0, &mut charged));
+    assert_eq!(charged, [3]);
+    assert_eq!(
+        err(d.response.results[0].error_code),
+        Some(ResponseError::ThrottlingQuotaExceeded)
+    );
+    assert!(d.records.is_empty());
+
+    // DeleteTopics: each existing topic's partitions; unknown ones are not charged.
+    let mut charged = Vec::new();
+    let req = DeleteTopicsRequest::default().with_topic_names(vec![name("gone"), name("exists")]);
+    let d = delete_topics(&image, &req, 5, &mut budget_quota(0, &mut charged));
+    assert_eq!(charged, [2]);
+    assert_eq!(
+        err(d.response.responses[1].error_code),
+        Some(ResponseError::ThrottlingQuotaExceeded)
+    );
+    assert!(d.records.is_empty());
 }

@@ -20,7 +20,9 @@ use uuid::Uuid;
 
 use super::partition_change::{default_dir, is_active, PARTITION_RECORD_VERSION};
 use super::replica_placer::{place, seed_for};
-use super::replication_control::{Decision, ReplicationDefaults};
+use super::replication_control::{
+    Decision, PartitionChangeQuota, ReplicationDefaults, THROTTLING_QUOTA_EXCEEDED_MESSAGE,
+};
 use crate::broker::config_helper::config_source;
 use crate::broker::topic_config::{effective, topic_key, validate_topic_configs, TOPIC_KEYS};
 use crate::broker::topics::{new_topic_id, validate_manual_assignment, validate_topic_name};
@@ -245,6 +247,7 @@ pub fn create_topics(
     request: &CreateTopicsRequest,
     version: i16,
     defaults: &ReplicationDefaults,
+    quota: &mut PartitionChangeQuota<'_>,
 ) -> Decision<CreateTopicsResponse> {
     let mut records = Vec::new();
     let mut results = Vec::with_capacity(request.topics.len());
@@ -326,6 +329,7 @@ pub fn create_topics(
             validate_topic_configs(&configs, &defaults.broker_config)
                 .map_err(|e| (ResponseError::InvalidConfig, e.0))?;
             let parts = assign(image, t, &name, defaults)?;
+            quota(parts.len() as i32).map_err(|_| throttled())?;
             Ok((new_topic_id(), parts, configs))
         })();
         match outcome {
@@ -377,10 +381,19 @@ pub fn create_topics(
     }
 }
 
+/// A mutation the client's controller mutation quota refuses.
+fn throttled() -> Refusal {
+    (
+        ResponseError::ThrottlingQuotaExceeded,
+        THROTTLING_QUOTA_EXCEEDED_MESSAGE.into(),
+    )
+}
+
 pub fn create_partitions(
     image: &MetadataImage,
     request: &CreatePartitionsRequest,
     _version: i16,
+    quota: &mut PartitionChangeQuota<'_>,
 ) -> Decision<CreatePartitionsResponse> {
     let mut records = Vec::new();
     let mut results = Vec::with_capacity(request.topics.len());
@@ -428,6 +441,7 @@ pub fn create_partitions(
                     ));
                 }
             }
+            quota(additional).map_err(|_| throttled())?;
             let Some(first) = topic.partitions.values().next() else {
                 return Err((
                     ResponseError::UnknownServerError,

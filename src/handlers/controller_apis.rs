@@ -13,6 +13,9 @@
 //! decided by `controller::scram_control` / `controller::client_quota_control`;
 //! CreateAcls and DeleteAcls brokers forward (`controller::acl_control`);
 //! DescribeQuorum and DescribeCluster (`handlers::describe_quorum`).
+//! A broker sends a client's request in an Envelope naming the client,
+//! which the controller opens here and charges the mutation quota of
+//! (`controller::controller_mutation_quota`).
 
 use std::sync::Arc;
 
@@ -29,17 +32,20 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::messages::{AlterClientQuotasRequest, AlterUserScramCredentialsRequest};
 use kafka_protocol::messages::{DescribeClusterRequest, DescribeQuorumRequest};
+use kafka_protocol::messages::{EnvelopeRequest, EnvelopeResponse};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
 
 use crate::clients::private_apis::{
     MetadataFetchRequest, METADATA_FETCH_KEY, RAFT_RPC_KEY, RESPONSE_HEADER_VERSION,
 };
+use crate::controller::controller_mutation_quota::ControllerMutationQuotaManager;
 use crate::controller::quorum_controller::QuorumController;
 use crate::controller::{
     client_quota_control, configuration_control, reassignment, replication_control, scram_control,
 };
 use crate::handlers::{acls, describe_quorum};
+use crate::protocol::envelope::{self, ForwardedOrigin};
 use crate::protocol::header::parse_request_header;
 use crate::protocol::response::{encode_response, encode_with_header_version};
 use crate::raft::network::RaftRpc;
@@ -65,10 +71,31 @@ const CONTROLLER_APIS: &[ApiKey] = &[
     ApiKey::IncrementalAlterConfigs,
     ApiKey::DescribeQuorum,
     ApiKey::DescribeCluster,
+    ApiKey::Envelope,
+];
+
+/// The APIs a broker may wrap in an Envelope: the client requests brokers
+/// forward (Kafka's `ApiKeys.forwardable` among those kastle serves).
+const FORWARDABLE_APIS: &[ApiKey] = &[
+    ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+    ApiKey::CreatePartitions,
+    ApiKey::AlterPartitionReassignments,
+    ApiKey::ListPartitionReassignments,
+    ApiKey::ElectLeaders,
+    ApiKey::AlterUserScramCredentials,
+    ApiKey::AlterClientQuotas,
+    ApiKey::CreateAcls,
+    ApiKey::DeleteAcls,
+    ApiKey::AlterConfigs,
+    ApiKey::IncrementalAlterConfigs,
+    ApiKey::DescribeQuorum,
 ];
 
 pub struct ControllerApis {
     pub controller: Arc<QuorumController>,
+    /// The mutation quota charged to the clients Envelopes name.
+    pub mutation_quotas: ControllerMutationQuotaManager,
 }
 
 /// Raw bytes as a response body (the private keys' answers).
@@ -145,6 +172,96 @@ impl ControllerApis {
             CONTROLLER_APIS.contains(&api) && version >= range.min && version <= range.max,
             "api {key} v{version} is not served on a controller listener"
         );
+        if api == ApiKey::Envelope {
+            let envelope = EnvelopeRequest::decode(&mut body, version)?;
+            let resp = self.envelope(envelope).await;
+            return encode_response(cid, version, &resp);
+        }
+        self.dispatch(api, version, cid, body, None).await
+    }
+
+    /// An Envelope a broker wrapped a client's request in (Kafka's
+    /// `EnvelopeUtils.handleEnvelopeRequest`): the embedded request is
+    /// answered as the client's, its answer embedded in the response. Only
+    /// the active controller opens one (NOT_CONTROLLER otherwise, as Kafka
+    /// answers a forwarded request that met NOT_CONTROLLER); a principal
+    /// that cannot be read is PRINCIPAL_DESERIALIZATION_FAILURE, an address
+    /// that is not one or an API that is not forwardable INVALID_REQUEST,
+    /// an embedded header or body that cannot be parsed UNSUPPORTED_VERSION.
+    /// The controller listener authenticates no one, so the Envelope's
+    /// sender is trusted (Kafka requires CLUSTER_ACTION of it).
+    async fn envelope(&self, envelope: EnvelopeRequest) -> EnvelopeResponse {
+        let refuse = |code: ResponseError| EnvelopeResponse::default().with_error_code(code.code());
+        let c = &self.controller;
+        if c.leader_id() != Some(c.node_id()) {
+            return refuse(ResponseError::NotController);
+        }
+        let principal = match envelope
+            .request_principal
+            .as_deref()
+            .map(envelope::deserialize_principal)
+        {
+            Some(Ok(p)) => p,
+            Some(Err(e)) => {
+                tracing::warn!("an Envelope's principal: {e}");
+                return refuse(ResponseError::PrincipalDeserializationFailure);
+            }
+            None => return refuse(ResponseError::PrincipalDeserializationFailure),
+        };
+        let Ok(client_address) = envelope::parse_client_address(&envelope.client_host_address)
+        else {
+            return refuse(ResponseError::InvalidRequest);
+        };
+        let data = envelope.request_data;
+        let Ok(header) = parse_request_header(&data) else {
+            return refuse(ResponseError::UnsupportedVersion);
+        };
+        let Ok(api) = ApiKey::try_from(header.api_key) else {
+            return refuse(ResponseError::UnsupportedVersion);
+        };
+        if !FORWARDABLE_APIS.contains(&api) {
+            return refuse(ResponseError::InvalidRequest);
+        }
+        let range = api.valid_versions();
+        if header.api_version < range.min || header.api_version > range.max {
+            return refuse(ResponseError::UnsupportedVersion);
+        }
+        let origin = ForwardedOrigin {
+            principal,
+            client_id: header.client_id.clone().unwrap_or_default(),
+            client_address,
+        };
+        let body = data.slice(header.len..);
+        match self
+            .dispatch(
+                api,
+                header.api_version,
+                header.correlation_id,
+                body,
+                Some(&origin),
+            )
+            .await
+        {
+            // The embedded answer is the frame without its size prefix.
+            Ok(mut frame) => {
+                EnvelopeResponse::default().with_response_data(Some(frame.split_off(4).freeze()))
+            }
+            Err(e) => {
+                tracing::warn!(api = ?api, "an Envelope's embedded request: {e:#}");
+                refuse(ResponseError::UnsupportedVersion)
+            }
+        }
+    }
+
+    /// Answers one request (`origin`: the client an Envelope named).
+    async fn dispatch(
+        &self,
+        api: ApiKey,
+        version: i16,
+        cid: i32,
+        mut body: Bytes,
+        origin: Option<&ForwardedOrigin>,
+    ) -> anyhow::Result<BytesMut> {
         let c = &self.controller;
         match api {
             ApiKey::BrokerRegistration => {
@@ -158,10 +275,19 @@ impl ControllerApis {
             ApiKey::CreateTopics => {
                 let req = CreateTopicsRequest::decode(&mut body, version)?;
                 let defaults = c.defaults().clone();
+                let quotas = &self.mutation_quotas;
                 let resp = c
                     .write(|image, _| {
-                        let d = replication_control::create_topics(image, &req, version, &defaults);
-                        (d.records, d.response)
+                        let mut quota = quotas.quota_for(image, origin, version >= 6);
+                        let d = replication_control::create_topics(
+                            image,
+                            &req,
+                            version,
+                            &defaults,
+                            &mut |n| quota.record(f64::from(n)),
+                        );
+                        let throttle = quotas.finish(&quota);
+                        (d.records, d.response.with_throttle_time_ms(throttle))
                     })
                     .await;
                 let resp = resp.unwrap_or_else(|e| {
@@ -181,8 +307,13 @@ impl ControllerApis {
                 let req = DeleteTopicsRequest::decode(&mut body, version)?;
                 let resp = c
                     .write(|image, _| {
-                        let d = replication_control::delete_topics(image, &req, version);
-                        (d.records, d.response)
+                        let mut quota = self.mutation_quotas.quota_for(image, origin, version >= 5);
+                        let d =
+                            replication_control::delete_topics(image, &req, version, &mut |n| {
+                                quota.record(f64::from(n))
+                            });
+                        let throttle = self.mutation_quotas.finish(&quota);
+                        (d.records, d.response.with_throttle_time_ms(throttle))
                     })
                     .await;
                 let resp = resp.unwrap_or_else(|e| {
@@ -210,8 +341,15 @@ impl ControllerApis {
                 let req = CreatePartitionsRequest::decode(&mut body, version)?;
                 let resp = c
                     .write(|image, _| {
-                        let d = replication_control::create_partitions(image, &req, version);
-                        (d.records, d.response)
+                        let mut quota = self.mutation_quotas.quota_for(image, origin, version >= 3);
+                        let d = replication_control::create_partitions(
+                            image,
+                            &req,
+                            version,
+                            &mut |n| quota.record(f64::from(n)),
+                        );
+                        let throttle = self.mutation_quotas.finish(&quota);
+                        (d.records, d.response.with_throttle_time_ms(throttle))
                     })
                     .await;
                 let resp = resp.unwrap_or_else(|e| {

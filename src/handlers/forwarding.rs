@@ -1,9 +1,12 @@
-//! Topic admin requests a cluster broker sends on to the active controller
-//! (Kafka's `ForwardingManager`; Kafka wraps them in an Envelope, kastle
-//! sends them as they are on the controller listener, where the controller
-//! decides and answers). Only in cluster mode; a standalone node decides
-//! itself. Controllers are tried in turn until one answers as the active
-//! controller or the request timeout passes.
+//! Admin requests a cluster broker sends on to the active controller
+//! (Kafka's `ForwardingManager`). A client's request travels in an Envelope
+//! (`protocol::envelope`) carrying the client's principal, client id and
+//! address, so that the controller charges its mutation quota to the
+//! client; the broker's own requests (auto-created and internal topics)
+//! go as they are. The broker authorizes before it forwards. Only in
+//! cluster mode; a standalone node decides itself. Controllers are tried in
+//! turn until one answers as the active controller or the request timeout
+//! passes.
 //!
 //! The `forward_*` functions are plain async functions over the broker's
 //! configuration so that any handler (auto-creation in Metadata, the
@@ -32,6 +35,7 @@ use crate::clients::{ClientLimits, NetworkClient};
 use crate::config::BrokerConfig;
 use crate::handlers::topics::described_configs;
 use crate::handlers::{ready, Pending, Reply, Request};
+use crate::protocol::envelope::{self, ForwardedOrigin};
 use crate::security::acl::{AclOperation, ResourceType};
 
 /// The metadata log's topic: never created by a client (Kafka's
@@ -111,8 +115,9 @@ pub fn create_topics(req: Request, body: Bytes) -> Pending {
         let mut resp = if request.topics.is_empty() {
             CreateTopicsResponse::default()
         } else {
-            forward_create_topics(&config, &request, version).await
+            forward_create_topics(&config, Some(&req.forwarded_origin()), &request, version).await
         };
+        mute_for_controller_throttle(&req, resp.throttle_time_ms);
         if version >= 5 {
             for t in &mut resp.topics {
                 if t.error_code != 0 {
@@ -260,14 +265,20 @@ pub fn delete_topics(req: Request, body: Bytes) -> Pending {
     Box::pin(async move {
         let config = req.ctx.apis.config.clone();
         let any = slots.iter().any(Option::is_none);
+        let mut throttle_ms = 0;
         let mut answers = if any {
             let not_controller = |r: &DeleteTopicsResponse| {
                 r.responses
                     .iter()
                     .any(|t| t.error_code == ResponseError::NotController.code())
             };
-            match forward(&config, &forwarded, version, not_controller).await {
-                Some(r) => r.responses.into_iter(),
+            let origin = req.forwarded_origin();
+            match forward_as(&config, Some(&origin), &forwarded, version, not_controller).await {
+                Some(r) => {
+                    throttle_ms = r.throttle_time_ms;
+                    mute_for_controller_throttle(&req, throttle_ms);
+                    r.responses.into_iter()
+                }
                 None => {
                     let timed_out = targets
                         .iter()
@@ -292,7 +303,11 @@ pub fn delete_topics(req: Request, body: Bytes) -> Pending {
             .filter_map(|s| s.or_else(|| answers.next()))
             .collect();
         responses.extend(answers);
-        req.respond(&DeleteTopicsResponse::default().with_responses(responses))
+        req.respond(
+            &DeleteTopicsResponse::default()
+                .with_responses(responses)
+                .with_throttle_time_ms(throttle_ms),
+        )
     })
 }
 
@@ -351,8 +366,13 @@ pub fn create_partitions(req: Request, body: Bytes) -> Pending {
                     .iter()
                     .any(|t| t.error_code == ResponseError::NotController.code())
             };
-            match forward(&config, &request, version, not_controller).await {
-                Some(r) => resp.results.extend(r.results),
+            let origin = req.forwarded_origin();
+            match forward_as(&config, Some(&origin), &request, version, not_controller).await {
+                Some(r) => {
+                    resp.throttle_time_ms = r.throttle_time_ms;
+                    mute_for_controller_throttle(&req, r.throttle_time_ms);
+                    resp.results.extend(r.results)
+                }
                 None => resp.results.extend(request.topics.iter().map(|t| {
                     CreatePartitionsTopicResult::default()
                         .with_name(t.name.clone())
@@ -363,6 +383,16 @@ pub fn create_partitions(req: Request, body: Bytes) -> Pending {
         }
         req.respond(&resp)
     })
+}
+
+/// Mutes the client's connection for the throttle the controller's
+/// mutation quota put in a forwarded answer (Kafka's
+/// `sendForwardedResponse`; the request quota's own throttle, if larger,
+/// is applied by the dispatcher).
+fn mute_for_controller_throttle(req: &Request, throttle_ms: i32) {
+    if throttle_ms > 0 {
+        req.ctx.throttle.mute_for(throttle_ms);
+    }
 }
 
 /// Most topics whose auto-creation may be in flight at once; past it a
@@ -408,7 +438,7 @@ impl AutoTopicCreationManager {
             ]);
         let (config, inflight, name) = (config.clone(), self.inflight.clone(), name.to_string());
         tokio::spawn(async move {
-            let resp = forward_create_topics(&config, &request, AUTO_CREATE_VERSION).await;
+            let resp = forward_create_topics(&config, None, &request, AUTO_CREATE_VERSION).await;
             for t in &resp.topics {
                 let code = t.error_code;
                 if code == 0 {
@@ -428,9 +458,11 @@ impl AutoTopicCreationManager {
 /// Sends CreateTopics (at `version`) to the active controller and returns
 /// its answer; when no controller answered in time, every topic fails with
 /// REQUEST_TIMED_OUT (what Kafka's forwarding answers on a timeout).
-/// The caller authorizes first: the controller trusts the broker.
+/// The caller authorizes first: the controller trusts the broker. A
+/// client's request names its `origin`; auto-creation sends none.
 pub async fn forward_create_topics(
     config: &BrokerConfig,
+    origin: Option<&ForwardedOrigin>,
     request: &CreateTopicsRequest,
     version: i16,
 ) -> CreateTopicsResponse {
@@ -439,7 +471,7 @@ pub async fn forward_create_topics(
             .iter()
             .any(|t| t.error_code == ResponseError::NotController.code())
     };
-    match forward(config, request, version, not_controller).await {
+    match forward_as(config, origin, request, version, not_controller).await {
         Some(resp) => resp,
         None => {
             let mut resp = CreateTopicsResponse::default();
@@ -457,10 +489,29 @@ pub async fn forward_create_topics(
     }
 }
 
-/// Sends `request` to each controller in turn until one answers as the
-/// active controller; `None` when none did within [`FORWARD_TIMEOUT`].
+/// Sends the broker's own `request` to each controller in turn until one
+/// answers as the active controller; `None` when none did within
+/// [`FORWARD_TIMEOUT`].
 pub(crate) async fn forward<R: KafkaRequest>(
     config: &BrokerConfig,
+    request: &R,
+    version: i16,
+    not_controller: impl Fn(&R::Response) -> bool,
+) -> Option<R::Response> {
+    forward_as(config, None, request, version, not_controller).await
+}
+
+/// The correlation id of the request an Envelope embeds (one request per
+/// connection, so any fixed value pairs them).
+const EMBEDDED_CORRELATION_ID: i32 = 1;
+
+/// [`forward`], in an Envelope for `origin` when the request is a client's
+/// (Kafka's `ForwardingManager.forwardRequest`). An Envelope answered
+/// NOT_CONTROLLER is tried elsewhere; any other Envelope error ends the
+/// attempt (`None`) at once, where Kafka answers UNKNOWN_SERVER_ERROR.
+pub(crate) async fn forward_as<R: KafkaRequest>(
+    config: &BrokerConfig,
+    origin: Option<&ForwardedOrigin>,
     request: &R,
     version: i16,
     not_controller: impl Fn(&R::Response) -> bool,
@@ -474,6 +525,16 @@ pub(crate) async fn forward<R: KafkaRequest>(
     if addrs.is_empty() {
         return None;
     }
+    let wrapped = match origin
+        .map(|o| envelope::wrap(request, version, o, EMBEDDED_CORRELATION_ID))
+        .transpose()
+    {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!("wrapping api {} in an Envelope: {e:#}", R::KEY);
+            return None;
+        }
+    };
     let limits = ClientLimits {
         connect_timeout: Duration::from_secs(2),
         request_timeout: FORWARD_TIMEOUT,
@@ -486,14 +547,62 @@ pub(crate) async fn forward<R: KafkaRequest>(
             break;
         }
         let mut client = NetworkClient::new(addr.clone(), &client_id, limits);
-        match client.send(request, version).await {
-            Ok(resp) if !not_controller(&resp) => return Some(resp),
+        let answer = match &wrapped {
+            None => client.send(request, version).await.map(Attempt::Answered),
+            Some(env) => client
+                .send(env, ENVELOPE_VERSION)
+                .await
+                .map(|e| open_envelope::<R>(e, version, addr)),
+        };
+        match answer {
+            Ok(Attempt::Answered(resp)) if !not_controller(&resp) => return Some(resp),
+            Ok(Attempt::Refused) => return None,
             Ok(_) => {}
             Err(e) => tracing::debug!("forwarding api {} to {addr}: {e}", R::KEY),
         }
         tokio::time::sleep(RETRY_BACKOFF).await;
     }
     None
+}
+
+/// The EnvelopeRequest version (Kafka's only one).
+const ENVELOPE_VERSION: i16 = 0;
+
+/// What one controller made of a forwarded request.
+enum Attempt<T> {
+    Answered(T),
+    /// Not the active controller: try the next.
+    NotController,
+    /// An Envelope error other than NOT_CONTROLLER, or an answer that
+    /// cannot be read: asking again would not help.
+    Refused,
+}
+
+/// The embedded answer of an EnvelopeResponse from `addr`.
+fn open_envelope<R: KafkaRequest>(
+    e: kafka_protocol::messages::EnvelopeResponse,
+    version: i16,
+    addr: &str,
+) -> Attempt<R::Response> {
+    if e.error_code == ResponseError::NotController.code() {
+        return Attempt::NotController;
+    }
+    if e.error_code != 0 {
+        tracing::warn!(
+            "the controller at {addr} refused the Envelope of api {}: error {}",
+            R::KEY,
+            e.error_code
+        );
+        return Attempt::Refused;
+    }
+    let data = e.response_data.unwrap_or_default();
+    match envelope::unwrap_response::<R>(&data, version, EMBEDDED_CORRELATION_ID) {
+        Ok(r) => Attempt::Answered(r),
+        Err(err) => {
+            tracing::warn!("the Envelope answer of api {} from {addr}: {err:#}", R::KEY);
+            Attempt::Refused
+        }
+    }
 }
 
 /// A request the broker has authorized, sent at `version` and answered
@@ -514,7 +623,8 @@ where
 {
     Box::pin(async move {
         let config = req.ctx.apis.config.clone();
-        let resp = forward(&config, &request, version, not_controller)
+        let origin = req.forwarded_origin();
+        let resp = forward_as(&config, Some(&origin), &request, version, not_controller)
             .await
             .unwrap_or_else(|| timed_out(&request));
         req.respond(&resp)

@@ -261,6 +261,16 @@ impl Request {
         }
     }
 
+    /// The client this request came from, as an Envelope names it when the
+    /// request is forwarded to the controller.
+    pub fn forwarded_origin(&self) -> crate::protocol::envelope::ForwardedOrigin {
+        crate::protocol::envelope::ForwardedOrigin {
+            principal: (*self.ctx.principal).clone(),
+            client_id: self.quota_client_id().to_string(),
+            client_address: self.ctx.peer.ip(),
+        }
+    }
+
     /// The request's controller mutation quota, strict from `strict_since`.
     pub fn mutation_quota(&self, strict_since: i16) -> ControllerMutationQuota<'_> {
         self.ctx.apis.quotas.managers.mutation_quota(

@@ -50,7 +50,8 @@ const DELETE_TOPICS_STRICT_SINCE: i16 = 5;
 pub fn throttling_quota_exceeded() -> TopicError {
     TopicError {
         code: ResponseError::ThrottlingQuotaExceeded,
-        message: "The throttling quota has been exceeded.".to_string(),
+        message: crate::controller::replication_control::THROTTLING_QUOTA_EXCEEDED_MESSAGE
+            .to_string(),
     }
 }
 

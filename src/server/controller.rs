@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::BrokerConfig;
+use crate::controller::controller_mutation_quota::ControllerMutationQuotaManager;
 use crate::controller::quorum_controller::{ControllerSettings, QuorumController};
 use crate::controller::replication_control::ReplicationDefaults;
 use crate::handlers::controller_apis::ControllerApis;
@@ -102,6 +103,7 @@ impl ControllerServer {
         );
         let apis = Arc::new(ControllerApis {
             controller: controller.clone(),
+            mutation_quotas: ControllerMutationQuotaManager::new(config),
         });
         for l in &k.controller_listeners {
             let addr = l.bind_addr().map_err(|e| anyhow::anyhow!(e.0))?;
