@@ -13,7 +13,6 @@ use crate::broker::quota_managers::{ControllerMutationQuota, QuotaManagers};
 use crate::broker::quotas::QuotaMap;
 use crate::config::BrokerConfig;
 use crate::metadata::MetadataImage;
-use crate::protocol::envelope::ForwardedOrigin;
 
 pub struct ControllerMutationQuotaManager {
     managers: QuotaManagers,
@@ -29,16 +28,17 @@ impl ControllerMutationQuotaManager {
         }
     }
 
-    /// The quota of one request from `origin` decided over `image`: strict
+    /// The quota of one request from `client` (the user principal's name
+    /// and the client id an Envelope names) decided over `image`: strict
     /// (refusing once exhausted) or permissive by the request's version;
-    /// unbounded without an origin.
+    /// unbounded without a client (a broker's own request).
     pub fn quota_for(
         &self,
         image: &MetadataImage,
-        origin: Option<&ForwardedOrigin>,
+        client: Option<(&str, &str)>,
         strict: bool,
     ) -> ControllerMutationQuota<'_> {
-        let Some(origin) = origin else {
+        let Some((user, client_id)) = client else {
             return self.managers.unbounded_mutation_quota();
         };
         {
@@ -48,8 +48,7 @@ impl ControllerMutationQuotaManager {
                 *applied = image.client_quotas.0.clone();
             }
         }
-        self.managers
-            .mutation_quota(&origin.principal.name, &origin.client_id, strict)
+        self.managers.mutation_quota(user, client_id, strict)
     }
 
     /// The throttle a response carries for `quota`, counted on its sensor.

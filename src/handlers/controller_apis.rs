@@ -44,8 +44,8 @@ use crate::controller::quorum_controller::QuorumController;
 use crate::controller::{
     client_quota_control, configuration_control, reassignment, replication_control, scram_control,
 };
+use crate::handlers::envelope::{self, ForwardedOrigin};
 use crate::handlers::{acls, describe_quorum};
-use crate::protocol::envelope::{self, ForwardedOrigin};
 use crate::protocol::header::parse_request_header;
 use crate::protocol::response::{encode_response, encode_with_header_version};
 use crate::raft::network::RaftRpc;
@@ -278,7 +278,11 @@ impl ControllerApis {
                 let quotas = &self.mutation_quotas;
                 let resp = c
                     .write(|image, _| {
-                        let mut quota = quotas.quota_for(image, origin, version >= 6);
+                        let mut quota = quotas.quota_for(
+                            image,
+                            origin.map(|o| (o.principal.name.as_str(), o.client_id.as_str())),
+                            version >= 6,
+                        );
                         let d = replication_control::create_topics(
                             image,
                             &req,
@@ -307,7 +311,11 @@ impl ControllerApis {
                 let req = DeleteTopicsRequest::decode(&mut body, version)?;
                 let resp = c
                     .write(|image, _| {
-                        let mut quota = self.mutation_quotas.quota_for(image, origin, version >= 5);
+                        let mut quota = self.mutation_quotas.quota_for(
+                            image,
+                            origin.map(|o| (o.principal.name.as_str(), o.client_id.as_str())),
+                            version >= 5,
+                        );
                         let d =
                             replication_control::delete_topics(image, &req, version, &mut |n| {
                                 quota.record(f64::from(n))
@@ -341,7 +349,11 @@ impl ControllerApis {
                 let req = CreatePartitionsRequest::decode(&mut body, version)?;
                 let resp = c
                     .write(|image, _| {
-                        let mut quota = self.mutation_quotas.quota_for(image, origin, version >= 3);
+                        let mut quota = self.mutation_quotas.quota_for(
+                            image,
+                            origin.map(|o| (o.principal.name.as_str(), o.client_id.as_str())),
+                            version >= 3,
+                        );
                         let d = replication_control::create_partitions(
                             image,
                             &req,

@@ -33,9 +33,9 @@ use uuid::Uuid;
 
 use crate::clients::{ClientLimits, NetworkClient};
 use crate::config::BrokerConfig;
+use crate::handlers::envelope::{self, ForwardedOrigin};
 use crate::handlers::topics::described_configs;
 use crate::handlers::{ready, Pending, Reply, Request};
-use crate::protocol::envelope::{self, ForwardedOrigin};
 use crate::security::acl::{AclOperation, ResourceType};
 
 /// The metadata log's topic: never created by a client (Kafka's

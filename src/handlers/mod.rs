@@ -11,6 +11,7 @@ pub mod config_forwarding;
 pub mod controller_apis;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
+pub mod envelope;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod forward_scram_quotas;
@@ -263,8 +264,8 @@ impl Request {
 
     /// The client this request came from, as an Envelope names it when the
     /// request is forwarded to the controller.
-    pub fn forwarded_origin(&self) -> crate::protocol::envelope::ForwardedOrigin {
-        crate::protocol::envelope::ForwardedOrigin {
+    pub fn forwarded_origin(&self) -> crate::handlers::envelope::ForwardedOrigin {
+        crate::handlers::envelope::ForwardedOrigin {
             principal: (*self.ctx.principal).clone(),
             client_id: self.quota_client_id().to_string(),
             client_address: self.ctx.peer.ip(),

@@ -4,7 +4,6 @@
 //!
 //! Nothing here touches broker state; handlers build on these pieces.
 
-pub mod envelope;
 pub mod fields;
 pub mod header;
 pub mod response;
