@@ -23,7 +23,7 @@ use crate::record::builder::BatchBuilder;
 use crate::record::control::EndTransactionMarker;
 use crate::record::validator::{ValidatedRecords, ValidationConfig};
 use crate::storage::producer_state::{
-    ProducerCheck, ProducerError, ProducerStateEntry, ProducerStateManager,
+    ProducerCheck, ProducerError, ProducerStateEntry, ProducerStateManager, VerificationGuard,
 };
 use crate::storage::txn_index::{AbortedTxn, TransactionIndex};
 use crate::storage::{Log, LogConfig, ReadPlan, StorageError};
@@ -61,6 +61,9 @@ pub enum PartitionError {
         log_start: i64,
         log_end: i64,
     },
+    /// `MAX_VERIFICATION_STATES` transaction verifications are in progress
+    /// here; answered as a coordinator that cannot tell yet (retriable).
+    TooManyVerifications,
 }
 
 impl PartitionError {
@@ -76,6 +79,7 @@ impl PartitionError {
             PartitionError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
             PartitionError::Producer(e) => ResponseError::try_from_code(e.kafka_error_code())
                 .unwrap_or(ResponseError::UnknownServerError),
+            PartitionError::TooManyVerifications => ResponseError::ConcurrentTransactions,
         }
     }
 }
@@ -88,6 +92,9 @@ impl std::fmt::Display for PartitionError {
             PartitionError::Storage(e) => write!(f, "{e}"),
             PartitionError::Failed => f.write_str("partition is offline after a failed flush"),
             PartitionError::Producer(e) => write!(f, "{e}"),
+            PartitionError::TooManyVerifications => {
+                f.write_str("too many transaction verifications in progress")
+            }
             PartitionError::OffsetOutOfRange {
                 offset,
                 log_start,
@@ -304,6 +311,59 @@ impl Partition {
         records: &mut [u8],
         validated: &ValidatedRecords,
     ) -> Result<AppendOutcome, PartitionError> {
+        self.append_verified(records, validated, None)
+    }
+
+    /// Begins KIP-890 verification of a producer's transaction before its
+    /// batch is appended here (Kafka's `maybeStartTransactionVerification`):
+    /// `Sentinel` when the transaction is already open here at this epoch
+    /// (nothing to verify), else the guard the append must present once
+    /// the coordinator confirmed the partition is in the transaction.
+    pub fn maybe_start_transaction_verification(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+    ) -> Result<VerificationGuard, PartitionError> {
+        let mut guard = self.lock();
+        let plog = guard.as_mut().ok_or(PartitionError::Closed)?;
+        if !self.is_leader() {
+            return Err(PartitionError::NotLeader);
+        }
+        if let Some(current) = plog
+            .producers
+            .producers()
+            .find(|e| e.producer_id == producer_id)
+            .map(|e| e.epoch)
+            .filter(|current| epoch < *current)
+        {
+            return Err(PartitionError::Producer(
+                ProducerError::InvalidProducerEpoch {
+                    producer_id,
+                    epoch,
+                    current,
+                },
+            ));
+        }
+        if plog.producers.has_ongoing_txn(producer_id, epoch) {
+            return Ok(VerificationGuard::Sentinel);
+        }
+        plog.producers
+            .maybe_create_verification_state(producer_id, epoch, now_ms())
+            .map(VerificationGuard::Guard)
+            .ok_or(PartitionError::TooManyVerifications)
+    }
+
+    /// [`Partition::append`] of a verified producer's batch: with
+    /// `verification` set, a transactional batch that does not continue a
+    /// transaction open here must present the guard of the current
+    /// verification, or it is refused with INVALID_TXN_STATE (the
+    /// transaction ended, or its verification went stale, in between).
+    pub fn append_verified(
+        &self,
+        records: &mut [u8],
+        validated: &ValidatedRecords,
+        verification: Option<VerificationGuard>,
+    ) -> Result<AppendOutcome, PartitionError> {
         let now = now_ms();
         let mut guard = self.lock();
         let plog = guard.as_mut().ok_or(PartitionError::Closed)?;
@@ -328,6 +388,15 @@ impl Partition {
                         duplicate: true,
                         duplicate_timestamp: meta.timestamp,
                     });
+                }
+            }
+            if let Some(presented) = verification {
+                if !plog.producers.check_verification(h, presented) {
+                    return Err(PartitionError::Producer(
+                        ProducerError::UnverifiedTransaction {
+                            producer_id: h.producer_id,
+                        },
+                    ));
                 }
             }
         }

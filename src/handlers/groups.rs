@@ -47,6 +47,7 @@ use crate::coordinator::group::api::{
     SyncParams,
 };
 use crate::coordinator::group::writer::DurableWait;
+use crate::coordinator::txn::add_partitions_manager::SupportedOperation;
 use crate::handlers::KafkaApis;
 use crate::handlers::{decode_or_close, ready, Pending, Reply, Request};
 use crate::security::acl::{AclOperation, ResourceType};
@@ -392,7 +393,7 @@ pub fn offset_commit(req: Request, body: Bytes) -> Pending {
 /// in its open transaction (AddOffsetsToTxn; else TRANSACTION_ABORTABLE,
 /// INVALID_TXN_STATE before v4), the error going to every partition; then
 /// the coordinator validates the group and writes a transactional batch.
-pub fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
+pub async fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
     let r: TxnOffsetCommitRequest = match crate::handlers::decode(&req.header, body) {
         Ok(r) => r,
         Err(e) => return ready(crate::handlers::malformed(&req, e)),
@@ -443,23 +444,26 @@ pub fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
         Err(ResponseError::InvalidGroupId.code())
     } else {
         let offsets_partition = apis.groups.partition_for(&group_id);
-        match apis.txns.verify_partition(
-            Some(&r.transactional_id.0),
-            r.producer_id.0,
-            r.producer_epoch,
-            crate::coordinator::group::OFFSETS_TOPIC,
-            offsets_partition,
-        ) {
+        // Asked of the transaction coordinator wherever it lives; its
+        // TRANSACTION_ABORTABLE reaches clients before v4 as
+        // INVALID_TXN_STATE (Kafka's
+        // txnOffsetCommitRequestVersionToTransactionSupportedOperation).
+        let unverified = apis
+            .txn_verifier
+            .verify(
+                &r.transactional_id.0,
+                r.producer_id.0,
+                r.producer_epoch,
+                &[(
+                    crate::coordinator::group::OFFSETS_TOPIC.to_string(),
+                    offsets_partition,
+                )],
+                SupportedOperation::for_txn_offset_commit(req.version()),
+            )
+            .await;
+        match unverified.into_values().next().map_or(Ok(()), Err) {
             Err(e) => {
                 tracing::debug!(group = %group_id, transactional_id = %r.transactional_id.0, producer_id = r.producer_id.0, error = ?e, "TxnOffsetCommit refused by transaction verification");
-                // TRANSACTION_ABORTABLE from v4 (Kafka's
-                // txnOffsetCommitRequestVersionToTransactionSupportedOperation);
-                // older clients get INVALID_TXN_STATE.
-                let e = if e == ResponseError::TransactionAbortable && req.version() < 4 {
-                    ResponseError::InvalidTxnState
-                } else {
-                    e
-                };
                 Err(e.code())
             }
             Ok(()) => apis.groups.txn_commit_offsets(

@@ -96,6 +96,10 @@ pub struct KafkaApis {
     pub groups: Arc<GroupCoordinator>,
     /// Transactional ids and two-phase commit (`__transaction_state`).
     pub txns: Arc<TransactionCoordinator>,
+    /// KIP-890 verification of transactional writes with the transaction
+    /// coordinator, wherever it lives (Kafka's `AddPartitionsToTxnManager`).
+    pub txn_verifier:
+        Arc<crate::coordinator::txn::add_partitions_manager::AddPartitionsToTxnManager>,
     pub producer_ids: Arc<ProducerIdManager>,
     pub quotas: Arc<ClientQuotaManager>,
     pub metrics: Arc<BrokerMetrics>,
@@ -423,7 +427,7 @@ async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
             forwarding::delete_topics(req, body)
         }
         ApiKey::DeleteTopics => ready(topics::delete_topics(&req, body)),
-        ApiKey::Produce => produce::handle(req, body),
+        ApiKey::Produce => produce::handle(req, body).await,
         ApiKey::Fetch => fetch::handle(req, body).0,
         ApiKey::ListOffsets => ready(list_offsets::handle(&req, body)),
         ApiKey::InitProducerId => producers::init_producer_id(req, body),
@@ -440,7 +444,7 @@ async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
         ApiKey::Heartbeat => ready(groups::heartbeat(&req, body)),
         ApiKey::LeaveGroup => ready(groups::leave_group(&req, body)),
         ApiKey::OffsetCommit => groups::offset_commit(req, body),
-        ApiKey::TxnOffsetCommit => groups::txn_offset_commit(req, body),
+        ApiKey::TxnOffsetCommit => groups::txn_offset_commit(req, body).await,
         ApiKey::OffsetFetch => ready(groups::offset_fetch(&req, body)),
         ApiKey::ListGroups => ready(groups::list_groups(&req, body)),
         ApiKey::DescribeGroups => ready(groups::describe_groups(&req, body)),

@@ -2,10 +2,12 @@
 //! assigned inside the partition's append), then wait for the high watermark
 //! to cover them when the client asked for acknowledgements.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::produce_request::TopicProduceData;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
     TopicProduceResponse,
@@ -16,6 +18,8 @@ use kafka_protocol::ResponseError;
 
 use crate::broker::partition::{Partition, PartitionError};
 use crate::broker::quota_managers::QuotaType;
+use crate::broker::topics::Topic;
+use crate::coordinator::txn::add_partitions_manager::SupportedOperation;
 use crate::coordinator::txn::TransactionCoordinator;
 use crate::handlers::metadata::known_elsewhere;
 use crate::handlers::{decode, malformed, ready, Pending, Reply, Request};
@@ -24,7 +28,12 @@ use crate::record::compression;
 use crate::record::validator::{self, TimestampType, ValidationConfig};
 use crate::record::RecordError;
 use crate::security::acl::{AclOperation, ResourceType};
+use crate::storage::producer_state::VerificationGuard;
 use crate::util::now_ms;
+
+/// A transactional batch's KIP-890 verification: the guard its append
+/// presents, or the error the partition is answered with instead.
+type Verdict = Result<VerificationGuard, ResponseError>;
 
 /// A failed partition's answer. Kafka's answer carries, besides the code,
 /// the log start offset (-1 when Kafka fails the partition before its log
@@ -121,6 +130,7 @@ fn verification_failure(index: i32, code: ResponseError, version: i16) -> Partit
             Some("Partition was not added to the transaction".to_string()),
         ),
         ResponseError::ConcurrentTransactions
+        | ResponseError::NetworkException
         | ResponseError::CoordinatorLoadInProgress
         | ResponseError::CoordinatorNotAvailable
         | ResponseError::NotCoordinator => failed(
@@ -142,6 +152,7 @@ fn verification_failure(index: i32, code: ResponseError, version: i16) -> Partit
 fn error_name(code: ResponseError) -> &'static str {
     match code {
         ResponseError::ConcurrentTransactions => "CONCURRENT_TRANSACTIONS",
+        ResponseError::NetworkException => "NETWORK_EXCEPTION",
         ResponseError::CoordinatorLoadInProgress => "COORDINATOR_LOAD_IN_PROGRESS",
         ResponseError::CoordinatorNotAvailable => "COORDINATOR_NOT_AVAILABLE",
         ResponseError::NotCoordinator => "NOT_COORDINATOR",
@@ -187,6 +198,7 @@ fn append_partition(
     index: i32,
     records: Option<Bytes>,
     ctx: &ProduceContext<'_>,
+    verdict: Option<Verdict>,
 ) -> Result<(PartitionProduceResponse, i64), Box<PartitionProduceResponse>> {
     let version = ctx.version;
     let now = ctx.now;
@@ -245,20 +257,27 @@ fn append_partition(
         tracing::debug!(topic = %partition.topic, partition = index, error = %e, "rejected produce batch");
         Box::new(record_error_response(partition, index, &e, version))
     })?;
+    let verification = match verdict {
+        Some(Err(code)) => {
+            tracing::debug!(topic = %partition.topic, partition = index, error = ?code, "transactional batch refused by verification");
+            return Err(Box::new(verification_failure(index, code, version)));
+        }
+        Some(Ok(guard)) => Some(guard),
+        None => None,
+    };
     if let Some(h) = validated
         .batches
         .first()
         .map(|b| b.header)
-        .filter(|h| h.is_transactional())
-        // A cluster leader that does not coordinate the transactional id
-        // does not verify yet (KIP-890's AddPartitionsToTxn verifyOnly to
-        // the coordinator is not implemented), as with verification off.
-        .filter(|_| txns.verifies_locally(ctx.transactional_id))
+        .filter(|h| {
+            h.is_transactional() && verification.is_none() && ctx.transactional_id.is_none()
+        })
+        .filter(|_| txns.verifies_locally(None))
     {
-        // KIP-890: a transactional batch must belong to a transaction that
-        // has this partition in it.
+        // A transactional batch sent without a transactional id (standalone
+        // only): checked against the producer id's transaction in place.
         if let Err(code) = txns.verify_partition(
-            ctx.transactional_id,
+            None,
             h.producer_id,
             h.producer_epoch,
             &partition.topic,
@@ -301,7 +320,7 @@ fn append_partition(
             b.header.max_timestamp = now;
         }
     }
-    match partition.append(&mut buf, &validated) {
+    match partition.append_verified(&mut buf, &validated, verification) {
         Ok(out) => {
             // Kafka acknowledges a duplicate with the timestamp the original
             // batch was recorded with, whatever the timestamp type.
@@ -341,7 +360,96 @@ struct ProduceContext<'a> {
     transactional_id: Option<&'a str>,
 }
 
-pub fn handle(req: Request, body: Bytes) -> Pending {
+/// Kafka's `handleProduceAppend` before the append: each partition this
+/// broker leads that receives the first transactional batch of a
+/// transaction begins a verification (a guard), and the transaction
+/// coordinator is asked, once for the whole request, whether those
+/// partitions are in the producer's transaction. Partitions where the
+/// transaction is already open need no question (`Sentinel`). Skipped
+/// without a transactional id or with
+/// `transaction.partition.verification.enable=false`.
+async fn verify_transactions(
+    req: &Request,
+    topic_data: &[TopicProduceData],
+    resolved: &[(Option<Arc<Topic>>, Option<ResponseError>)],
+    ctx: &ProduceContext<'_>,
+) -> HashMap<(usize, usize), Verdict> {
+    let mut verdicts = HashMap::new();
+    let Some(transactional_id) = ctx.transactional_id else {
+        return verdicts;
+    };
+    let apis = &req.ctx.apis;
+    if !apis
+        .dynamic_config
+        .current()
+        .boolean("transaction.partition.verification.enable")
+    {
+        return verdicts;
+    }
+    let mut started = Vec::new();
+    let mut producer: Option<(i64, i16)> = None;
+    for (topic_pos, (td, (topic, refused))) in topic_data.iter().zip(resolved).enumerate() {
+        let Some(t) = topic.as_ref().filter(|t| refused.is_none() && !t.internal) else {
+            continue;
+        };
+        for (partition_pos, pd) in td.partition_data.iter().enumerate() {
+            let Some(p) = t.partition(pd.index) else {
+                continue;
+            };
+            let Some((_, h)) = pd
+                .records
+                .as_ref()
+                .and_then(|r| batch::iter_batches(r).next())
+            else {
+                continue;
+            };
+            if !h.is_transactional() || h.is_control() || h.producer_id < 0 {
+                continue;
+            }
+            let key = (topic_pos, partition_pos);
+            if producer.is_some_and(|pe| pe != (h.producer_id, h.producer_epoch)) {
+                // One producer per request (Kafka refuses the mix with
+                // INVALID_PRODUCER_ID_MAPPING).
+                verdicts.insert(key, Err(ResponseError::InvalidProducerIdMapping));
+                continue;
+            }
+            producer = Some((h.producer_id, h.producer_epoch));
+            match p.maybe_start_transaction_verification(h.producer_id, h.producer_epoch) {
+                Err(e) => {
+                    verdicts.insert(key, Err(e.code()));
+                }
+                Ok(VerificationGuard::Sentinel) => {
+                    verdicts.insert(key, Ok(VerificationGuard::Sentinel));
+                }
+                Ok(guard) => started.push((key, (t.name.clone(), pd.index), guard)),
+            }
+        }
+    }
+    let Some((producer_id, epoch)) = producer.filter(|_| !started.is_empty()) else {
+        return verdicts;
+    };
+    let partitions: Vec<(String, i32)> = started.iter().map(|(_, tp, _)| tp.clone()).collect();
+    let unverified = apis
+        .txn_verifier
+        .verify(
+            transactional_id,
+            producer_id,
+            epoch,
+            &partitions,
+            SupportedOperation::for_produce(ctx.version),
+        )
+        .await;
+    for (key, tp, guard) in started {
+        let verdict = match unverified.get(&tp) {
+            Some(e) => Err(*e),
+            None => Ok(guard),
+        };
+        verdicts.insert(key, verdict);
+    }
+    verdicts
+}
+
+pub async fn handle(req: Request, body: Bytes) -> Pending {
     // Kafka's produce quota counts the whole request (header and body).
     let request_size = (req.header.len + body.len()) as f64;
     let request: ProduceRequest = match decode(&req.header, body) {
@@ -377,32 +485,49 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
     let mut any_error = false;
     let mut node_endpoints: Vec<NodeEndpoint> = Vec::new();
 
-    for (topic_pos, td) in request.topic_data.into_iter().enumerate() {
-        let topic = if version >= 13 {
-            apis.replicas.topics.get_by_id(&td.topic_id)
-        } else {
-            apis.replicas.topics.get(&td.name.0)
-        };
+    // Each topic as this broker knows it, and whether the client may write
+    // to it: decided once, before verification and appends.
+    let resolved: Vec<(Option<Arc<Topic>>, Option<ResponseError>)> = request
+        .topic_data
+        .iter()
+        .map(|td| {
+            let topic = if version >= 13 {
+                apis.replicas.topics.get_by_id(&td.topic_id)
+            } else {
+                apis.replicas.topics.get(&td.name.0)
+            };
+            // WRITE on the topic, by name (a topic id resolves first).
+            let name = match (version >= 13, topic.as_ref()) {
+                (true, Some(t)) => Some(t.name.as_str()),
+                (true, None) => None,
+                (false, _) => Some(td.name.0.as_str()),
+            };
+            let refused = if transactional_refused {
+                Some(ResponseError::TransactionalIdAuthorizationFailed)
+            } else if name.is_some_and(|n| {
+                !req.ctx
+                    .authorize(AclOperation::Write, ResourceType::Topic, n)
+            }) {
+                Some(ResponseError::TopicAuthorizationFailed)
+            } else {
+                None
+            };
+            (topic, refused)
+        })
+        .collect();
+    let verdicts = if valid_acks {
+        verify_transactions(&req, &request.topic_data, &resolved, &ctx).await
+    } else {
+        HashMap::new()
+    };
+
+    for ((topic_pos, td), (topic, refused)) in
+        request.topic_data.into_iter().enumerate().zip(resolved)
+    {
         let missing = if version >= 13 {
             ResponseError::UnknownTopicId
         } else {
             ResponseError::UnknownTopicOrPartition
-        };
-        // WRITE on the topic, by name (a topic id resolves first).
-        let name = match (version >= 13, topic.as_ref()) {
-            (true, Some(t)) => Some(t.name.as_str()),
-            (true, None) => None,
-            (false, _) => Some(td.name.0.as_str()),
-        };
-        let refused = if transactional_refused {
-            Some(ResponseError::TransactionalIdAuthorizationFailed)
-        } else if name.is_some_and(|n| {
-            !req.ctx
-                .authorize(AclOperation::Write, ResourceType::Topic, n)
-        }) {
-            Some(ResponseError::TopicAuthorizationFailed)
-        } else {
-            None
         };
         let mut partitions = Vec::with_capacity(td.partition_data.len());
         for (partition_pos, pd) in td.partition_data.into_iter().enumerate() {
@@ -450,17 +575,24 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                             -1,
                             None,
                         )),
-                        Some(p) => append_partition(&apis.txns, p, pd.index, pd.records, &ctx)
-                            .map_err(|e| *e)
-                            .map(|(r, end)| {
-                                awaiting.push(AwaitingAck {
-                                    topic_pos,
-                                    partition_pos,
-                                    partition: p.clone(),
-                                    end_offset: end,
-                                });
-                                r
-                            }),
+                        Some(p) => append_partition(
+                            &apis.txns,
+                            p,
+                            pd.index,
+                            pd.records,
+                            &ctx,
+                            verdicts.get(&(topic_pos, partition_pos)).copied(),
+                        )
+                        .map_err(|e| *e)
+                        .map(|(r, end)| {
+                            awaiting.push(AwaitingAck {
+                                topic_pos,
+                                partition_pos,
+                                partition: p.clone(),
+                                end_offset: end,
+                            });
+                            r
+                        }),
                     },
                 }
             };

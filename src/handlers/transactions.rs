@@ -139,7 +139,16 @@ pub fn add_partitions_to_txn(req: Request, body: Bytes) -> Pending {
             let mut wanted = Vec::new();
             let txn_ok = broker || txn_writable(&req, &txn_id);
             for (name, parts) in &topics {
-                let topic = apis.replicas.topics.get(&name.0);
+                // The cluster's partitions when in one (Kafka's
+                // `metadataCache.contains`), this broker's otherwise.
+                let image = apis.cluster.as_ref().map(|c| c.image());
+                let local = apis.replicas.topics.get(&name.0);
+                let known = |p: i32| match &image {
+                    Some(image) => image
+                        .topic_by_name(&name.0)
+                        .is_some_and(|t| t.partitions.contains_key(&p)),
+                    None => local.as_ref().is_some_and(|t| t.partition(p).is_some()),
+                };
                 // Kafka leaves internal topics out of what a client may add
                 let topic_ok = broker
                     || (!crate::broker::topics::is_internal_topic(&name.0)
@@ -151,14 +160,28 @@ pub fn add_partitions_to_txn(req: Request, body: Bytes) -> Pending {
                         refused.push((name.0.to_string(), *p));
                         continue;
                     }
-                    match topic.as_ref().and_then(|t| t.partition(*p)) {
-                        Some(_) => wanted.push((name.0.to_string(), *p)),
-                        None => unknown.push((name.0.to_string(), *p)),
+                    if known(*p) {
+                        wanted.push((name.0.to_string(), *p));
+                    } else {
+                        unknown.push((name.0.to_string(), *p));
                     }
                 }
             }
+            // A broker's verify-only question is answered per partition
+            // (Kafka's `handleVerifyPartitionsInTransaction`).
+            let mut not_in_txn: Vec<((String, i32), ResponseError)> = Vec::new();
             let outcome = if !txn_ok {
                 Err(ResponseError::TransactionalIdAuthorizationFailed)
+            } else if unknown.is_empty() && refused.is_empty() && verify_only && broker {
+                apis.txns
+                    .verify_partitions(&txn_id, pid, epoch, &wanted)
+                    .map(|codes| {
+                        not_in_txn = wanted
+                            .iter()
+                            .zip(codes)
+                            .filter_map(|(p, c)| c.map(|e| (p.clone(), e)))
+                            .collect();
+                    })
             } else if unknown.is_empty() && refused.is_empty() {
                 apis.txns
                     .add_partitions(&txn_id, pid, epoch, &wanted, verify_only, version)
@@ -173,6 +196,10 @@ pub fn add_partitions_to_txn(req: Request, body: Bytes) -> Pending {
                     ResponseError::TopicAuthorizationFailed.code()
                 } else if unknown.iter().any(|(ut, up)| ut == t && *up == p) {
                     ResponseError::UnknownTopicOrPartition.code()
+                } else if let Some((_, e)) =
+                    not_in_txn.iter().find(|((nt, np), _)| nt == t && *np == p)
+                {
+                    e.code()
                 } else {
                     outcome.err().map_or(0, |e| e.code())
                 }

@@ -24,9 +24,11 @@ use crate::broker::producer_ids::ProducerIdManager;
 use crate::broker::quotas::ClientQuotaManager;
 use crate::broker::scram_credentials::ScramCredentialStore;
 use crate::broker::ReplicaManager;
+use crate::clients::network_client::ClientLimits;
 use crate::config::BrokerConfig;
 use crate::coordinator::group::group_config::GroupConfigManager;
 use crate::coordinator::group::{self, GroupConfig, GroupCoordinator, OFFSETS_TOPIC};
+use crate::coordinator::txn::add_partitions_manager::AddPartitionsToTxnManager;
 use crate::coordinator::txn::marker_channel::ClusterTxnMarkerWriter;
 use crate::coordinator::txn::transaction_log::TXN_TOPIC;
 use crate::coordinator::txn::{TransactionCoordinator, TxnConfig};
@@ -189,6 +191,14 @@ impl BrokerServer {
             config.max_incremental_fetch_session_cache_slots,
             MIN_INCREMENTAL_FETCH_SESSION_EVICTION_MS,
         ));
+        let txn_verifier = Arc::new(AddPartitionsToTxnManager::new(
+            config.node_id,
+            txns.clone(),
+            cluster
+                .as_ref()
+                .map(|c| (c.clone(), config.kraft.inter_broker_listener_name.clone())),
+            ClientLimits::default(),
+        ));
         let apis = Arc::new(KafkaApis {
             config: config.clone(),
             fetch_sessions: fetch_sessions.clone(),
@@ -198,6 +208,7 @@ impl BrokerServer {
             replicas: replicas.clone(),
             groups: groups.clone(),
             txns: txns.clone(),
+            txn_verifier,
             producer_ids,
             quotas: quotas.clone(),
             metrics: metrics.clone(),

@@ -112,6 +112,11 @@ pub enum ProducerError {
         producer_id: i64,
         txn_first_offset: i64,
     },
+    /// INVALID_TXN_STATE (48): the first transactional batch of a
+    /// transaction on this partition whose verification with the
+    /// transaction coordinator is missing or stale (Kafka's
+    /// `batchMissingRequiredVerification`).
+    UnverifiedTransaction { producer_id: i64 },
     /// OUT_OF_ORDER_SEQUENCE_NUMBER (45).
     OutOfOrderSequence {
         producer_id: i64,
@@ -127,7 +132,9 @@ impl ProducerError {
         match self {
             ProducerError::InvalidProducerEpoch { .. } => 47,
             ProducerError::OutOfOrderSequence { .. } => 45,
-            ProducerError::InvalidTxnState { .. } => 48,
+            ProducerError::InvalidTxnState { .. } | ProducerError::UnverifiedTransaction { .. } => {
+                48
+            }
         }
     }
 }
@@ -142,6 +149,10 @@ impl std::fmt::Display for ProducerError {
             ProducerError::InvalidTxnState { producer_id, txn_first_offset } => write!(
                 f,
                 "expected a transactional write from producer {producer_id}, whose transaction began at offset {txn_first_offset}"
+            ),
+            ProducerError::UnverifiedTransaction { producer_id } => write!(
+                f,
+                "record of producer {producer_id} was not part of an ongoing transaction"
             ),
             ProducerError::OutOfOrderSequence { producer_id, first_seq, last_seq, epoch, current_epoch } => write!(
                 f,
@@ -191,6 +202,37 @@ pub struct ProducerStateManager {
     replayed_aborts: Vec<AbortedTxn>,
     expiration_ms: i64,
     last_expiry_check_ms: i64,
+    /// KIP-890 verifications started on this partition (Kafka's
+    /// `VerificationStateEntry`s), by producer id: in memory only, cleared
+    /// by the producer's next transactional batch or marker, bounded by
+    /// [`MAX_VERIFICATION_STATES`] and `producer.id.expiration.ms`.
+    verification_states: BTreeMap<i64, VerificationStateEntry>,
+    next_verification_guard: u64,
+}
+
+/// Verifications in progress one partition keeps at most; past it a new
+/// one is refused (retriably) until older ones finish or expire.
+pub const MAX_VERIFICATION_STATES: usize = 10_000;
+
+/// A verification of a producer's transaction with its coordinator, begun
+/// before the first transactional batch of the transaction is appended
+/// here. Its guard is unique on the partition, so a verification answered
+/// after the transaction ended (a marker cleared the entry) or for an
+/// older one cannot admit the batch (Kafka's ABA protection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerificationStateEntry {
+    pub guard: u64,
+    pub epoch: i16,
+    pub timestamp: i64,
+}
+
+/// What an append of a transactional batch presents: `Sentinel` when the
+/// transaction was already ongoing here (nothing was verified), or the
+/// guard of the verification the coordinator confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerificationGuard {
+    Sentinel,
+    Guard(u64),
 }
 
 impl ProducerStateManager {
@@ -209,6 +251,8 @@ impl ProducerStateManager {
             replayed_aborts: Vec::new(),
             expiration_ms,
             last_expiry_check_ms: now_ms,
+            verification_states: BTreeMap::new(),
+            next_verification_guard: 1,
         };
         let log_end = log.log_end_offset();
         let mut snapshots = mgr.list_snapshots()?;
@@ -374,6 +418,10 @@ impl ProducerStateManager {
         if h.producer_id < 0 || h.is_control() {
             return;
         }
+        if h.is_transactional() {
+            // The transaction now has its first offset here (or had one).
+            self.verification_states.remove(&h.producer_id);
+        }
         let meta = BatchMetadata {
             first_seq: h.base_sequence,
             last_seq: last_sequence(h),
@@ -405,6 +453,8 @@ impl ProducerStateManager {
         commit: bool,
         coordinator_epoch: i32,
     ) -> Option<AbortedTxn> {
+        // The transaction ended: a verification begun for it is stale.
+        self.verification_states.remove(&h.producer_id);
         let entry = self
             .producers
             .entry(h.producer_id)
@@ -432,6 +482,68 @@ impl ProducerStateManager {
     /// First offset of the oldest open transaction.
     pub fn first_unstable_offset(&self) -> Option<i64> {
         self.ongoing.keys().next().copied()
+    }
+
+    /// Whether the producer has a transaction open here at this epoch
+    /// (Kafka's `hasOngoingTransaction`).
+    pub fn has_ongoing_txn(&self, producer_id: i64, epoch: i16) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|e| e.current_txn_first_offset.is_some() && e.epoch == epoch)
+    }
+
+    /// Begins (or joins) the verification of a producer's transaction
+    /// before its first batch here (Kafka's
+    /// `maybeCreateVerificationStateEntry`); `None` when
+    /// [`MAX_VERIFICATION_STATES`] are in progress.
+    pub fn maybe_create_verification_state(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        now_ms: i64,
+    ) -> Option<u64> {
+        if let Some(e) = self.verification_states.get_mut(&producer_id) {
+            e.epoch = e.epoch.max(epoch);
+            return Some(e.guard);
+        }
+        if self.verification_states.len() >= MAX_VERIFICATION_STATES {
+            return None;
+        }
+        let guard = self.next_verification_guard;
+        self.next_verification_guard += 1;
+        self.verification_states.insert(
+            producer_id,
+            VerificationStateEntry {
+                guard,
+                epoch,
+                timestamp: now_ms,
+            },
+        );
+        Some(guard)
+    }
+
+    /// Whether a transactional batch may be appended: it continues a
+    /// transaction open here at its epoch, or presents the guard of the
+    /// verification in progress (Kafka's `batchMissingRequiredVerification`).
+    pub fn check_verification(&self, h: &BatchHeader, presented: VerificationGuard) -> bool {
+        if !h.is_transactional() || h.is_control() || h.producer_id < 0 {
+            return true;
+        }
+        if self.has_ongoing_txn(h.producer_id, h.producer_epoch) {
+            return true;
+        }
+        match presented {
+            VerificationGuard::Sentinel => false,
+            VerificationGuard::Guard(g) => self
+                .verification_states
+                .get(&h.producer_id)
+                .is_some_and(|e| e.guard == g),
+        }
+    }
+
+    /// The verification in progress for a producer (tests, diagnostics).
+    pub fn verification_state(&self, producer_id: i64) -> Option<VerificationStateEntry> {
+        self.verification_states.get(&producer_id).copied()
     }
 
     /// The open transaction of a producer, if any.
@@ -465,6 +577,9 @@ impl ProducerStateManager {
         let expiration_ms = self.expiration_ms;
         self.producers
             .retain(|_, e| !is_expired(e, now_ms, expiration_ms));
+        // Kafka expires verification entries on the same clock.
+        self.verification_states
+            .retain(|_, v| now_ms.saturating_sub(v.timestamp) < expiration_ms);
     }
 
     pub fn producers(&self) -> impl Iterator<Item = &ProducerStateEntry> {

@@ -779,6 +779,41 @@ impl TransactionCoordinator {
         Ok(())
     }
 
+    /// The coordinator's side of a broker's verify-only AddPartitionsToTxn
+    /// (Kafka's `handleVerifyPartitionsInTransaction`): NOT_COORDINATOR or
+    /// COORDINATOR_LOAD_IN_PROGRESS when this broker cannot answer for the
+    /// id; INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED or
+    /// CONCURRENT_TRANSACTIONS for the whole transaction; else, per
+    /// partition, whether it is in the transaction (TRANSACTION_ABORTABLE
+    /// when not).
+    pub fn verify_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        self.check_coordinator(transactional_id)?;
+        let producers = self.producers.lock().unwrap_or_else(|p| p.into_inner());
+        let v = producers
+            .get(&producer_id)
+            .filter(|v| v.transactional_id == transactional_id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        if epoch != v.epoch {
+            return Err(ResponseError::ProducerFenced);
+        }
+        if matches!(v.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
+            return Err(ResponseError::ConcurrentTransactions);
+        }
+        Ok(partitions
+            .iter()
+            .map(|p| {
+                (v.state != TxnState::Ongoing || !v.partitions.contains(p))
+                    .then_some(ResponseError::TransactionAbortable)
+            })
+            .collect())
+    }
+
     /// DescribeTransactions: NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS
     /// as for every id-keyed request, TRANSACTIONAL_ID_NOT_FOUND when unknown.
     pub async fn describe(&self, transactional_id: &str) -> Result<TxnMetadata, ResponseError> {

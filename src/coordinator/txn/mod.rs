@@ -2,6 +2,7 @@
 //! epochs, the two-phase commit that writes COMMIT/ABORT markers to every
 //! partition of a transaction, and its log `__transaction_state`.
 
+pub mod add_partitions_manager;
 pub mod coordinator;
 pub mod leadership;
 pub mod marker_channel;
