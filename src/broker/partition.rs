@@ -9,7 +9,7 @@
 //! `flush.messages` messages or `flush.ms`.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -37,6 +37,11 @@ pub struct PartitionState {
     pub log_start_offset: i64,
     /// First offset of the oldest open transaction (`i64::MAX` if none).
     pub first_unstable_offset: i64,
+    /// The order, under the partition lock, in which the first unstable
+    /// offset was computed: a publication older than the one shown is
+    /// dropped, so a thread preempted between releasing the lock and
+    /// publishing cannot move the last stable offset back.
+    pub first_unstable_seq: u64,
     /// A flush failed: the data's durability is unknown, so the partition
     /// refuses further appends (Kafka takes the log directory offline).
     pub failed: bool,
@@ -151,6 +156,9 @@ pub struct Partition {
     flush_wanted: Notify,
     /// Messages appended since the last flush (page-cache mode trigger).
     unflushed_messages: AtomicI64,
+    /// Counts computations of the first unstable offset (see
+    /// `PartitionState::first_unstable_seq`).
+    first_unstable_seq: AtomicU64,
     pub metrics: crate::metrics::PartitionMetrics,
     /// See `partition/replication.rs`.
     leader_epoch: AtomicI32,
@@ -238,6 +246,7 @@ impl Partition {
             high_watermark: end,
             log_start_offset: log.log_start_offset(),
             first_unstable_offset: producers.first_unstable_offset().unwrap_or(i64::MAX),
+            first_unstable_seq: 0,
             failed: false,
             local_end: end,
         };
@@ -255,6 +264,7 @@ impl Partition {
             state: tx,
             flush_wanted: Notify::new(),
             unflushed_messages: AtomicI64::new(0),
+            first_unstable_seq: AtomicU64::new(0),
             metrics: Default::default(),
             leader_epoch: AtomicI32::new(leader_epoch),
             is_leader: AtomicBool::new(true),
@@ -422,7 +432,7 @@ impl Partition {
         plog.producers.maybe_remove_expired(now);
         let end = plog.log.log_end_offset();
         let log_start = plog.log.log_start_offset();
-        let first_unstable = plog.producers.first_unstable_offset().unwrap_or(i64::MAX);
+        let first_unstable = self.first_unstable_under_lock(&plog.producers);
         drop(guard);
         self.publish_first_unstable(first_unstable);
         self.after_append(end, validated.record_count.max(1));
@@ -480,12 +490,23 @@ impl Partition {
 
     /// Publishes a new first unstable offset (LSO waiters wake only when it
     /// moved). Called after the partition lock is released.
-    fn publish_first_unstable(&self, first_unstable: i64) {
+    fn publish_first_unstable(&self, (first_unstable, seq): (i64, u64)) {
         self.state.send_if_modified(|s| {
+            if seq <= s.first_unstable_seq {
+                return false;
+            }
+            s.first_unstable_seq = seq;
             let moved = s.first_unstable_offset != first_unstable;
             s.first_unstable_offset = first_unstable;
             moved
         });
+    }
+
+    /// The first unstable offset with its place in the order of
+    /// computations; call with the partition lock held.
+    pub(super) fn first_unstable_under_lock(&self, producers: &ProducerStateManager) -> (i64, u64) {
+        let seq = self.first_unstable_seq.fetch_add(1, Ordering::AcqRel) + 1;
+        (producers.first_unstable_offset().unwrap_or(i64::MAX), seq)
     }
 
     /// Durable mode: wake the flusher (the high watermark follows the
@@ -732,7 +753,7 @@ impl Partition {
                 .map_err(PartitionError::Storage)?;
         }
         let end = plog.log.log_end_offset();
-        let first_unstable = plog.producers.first_unstable_offset().unwrap_or(i64::MAX);
+        let first_unstable = self.first_unstable_under_lock(&plog.producers);
         drop(guard);
         self.publish_first_unstable(first_unstable);
         self.after_append(end, 1);

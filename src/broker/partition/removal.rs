@@ -10,7 +10,7 @@
 //! leader.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{watch, Notify};
@@ -68,6 +68,7 @@ impl Partition {
             high_watermark: 0,
             log_start_offset: 0,
             first_unstable_offset: i64::MAX,
+            first_unstable_seq: 0,
             failed: false,
             local_end: 0,
         };
@@ -81,6 +82,7 @@ impl Partition {
             state: tx,
             flush_wanted: Notify::new(),
             unflushed_messages: AtomicI64::new(0),
+            first_unstable_seq: AtomicU64::new(0),
             metrics: Default::default(),
             leader_epoch: AtomicI32::new(0),
             is_leader: AtomicBool::new(false),

@@ -206,13 +206,15 @@ impl Partition {
         rebuilt.map_err(PartitionError::Storage)?;
         let end = plog.log.log_end_offset();
         let start = plog.log.log_start_offset();
-        let first_unstable = plog.producers.first_unstable_offset().unwrap_or(i64::MAX);
+        let first_unstable = self.first_unstable_under_lock(&plog.producers);
         drop(guard);
         self.state.send_if_modified(|s| {
             let before = *s;
             s.high_watermark = s.high_watermark.min(end).max(start.min(end));
             s.log_start_offset = start;
-            s.first_unstable_offset = first_unstable;
+            if first_unstable.1 > s.first_unstable_seq {
+                (s.first_unstable_offset, s.first_unstable_seq) = first_unstable;
+            }
             *s != before
         });
         Ok(truncated)
@@ -268,7 +270,7 @@ impl Partition {
             }
         }
         plog.producers.maybe_remove_expired(now);
-        let first_unstable = plog.producers.first_unstable_offset().unwrap_or(i64::MAX);
+        let first_unstable = self.first_unstable_under_lock(&plog.producers);
         drop(guard);
         self.publish_first_unstable(first_unstable);
         let unflushed = self

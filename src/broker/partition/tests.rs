@@ -287,3 +287,23 @@ fn a_fetch_from_a_diverged_log_gets_the_epoch_to_truncate_to() {
         Err(ResponseError::OffsetOutOfRange)
     );
 }
+
+#[test]
+fn a_late_publication_of_the_first_unstable_offset_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(dir.path(), "1");
+    // Two appends computed their first unstable offset in this order under
+    // the lock (a transaction's data, then its marker); the first thread
+    // was preempted and publishes last: the marker's value must stay.
+    let data = (5, p.first_unstable_seq.fetch_add(1, Ordering::AcqRel) + 1);
+    let marker = (
+        i64::MAX,
+        p.first_unstable_seq.fetch_add(1, Ordering::AcqRel) + 1,
+    );
+    p.publish_first_unstable(marker);
+    p.publish_first_unstable(data);
+    assert_eq!(p.state().first_unstable_offset, i64::MAX);
+    // A transactional append through the real path publishes after both.
+    produce(&p, Some((9, 0, 0, true)), 1);
+    assert_eq!(p.state().first_unstable_offset, 0);
+}
