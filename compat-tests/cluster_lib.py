@@ -357,6 +357,34 @@ class KastleCluster:
             time.sleep(0.25)
         raise AssertionError(f"timed out waiting for {what}; last metadata: {describe(last)}")
 
+    def wait_on_every_node(self, what, pred, timeout=60):
+        """``pred`` holds in the Metadata answer of every alive, reachable
+        node (each asked directly; ``orig_broker_name`` says who answered). A
+        node just back from a partition answers from its stale image until
+        it catches up, which one node's answer cannot tell."""
+        from confluent_kafka.admin import AdminClient
+        deadline = time.monotonic() + timeout
+        for i, b in sorted(self.nodes.items()):
+            if not b.alive() or i in self.isolated:
+                continue
+            last = None
+            while True:
+                try:
+                    # A fresh client each time: its first answer comes from
+                    # the bootstrap node, later ones from any broker.
+                    a = AdminClient({"bootstrap.servers": b.bootstrap,
+                                     "client.id": f"cluster-probe-{i}"})
+                    last = a.list_topics(timeout=5)
+                    # "host:port/<id>" or "host:port/bootstrap"
+                    if last.orig_broker_name.split("/")[0] == b.bootstrap and pred(last):
+                        break
+                except Exception as e:  # noqa: BLE001 - may fail mid-failover
+                    last = e
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"timed out waiting for {what} on node {i}; "
+                                         f"its last metadata: {describe(last)}")
+                time.sleep(0.25)
+
     def wait_brokers(self, ids, timeout=60):
         want = set(ids)
         return self.wait_for(f"brokers {sorted(want)}",

@@ -184,6 +184,17 @@ class OffsetWatcher:
         assert not problems, f"{self.isolation} consumer: {problems[:10]}"
 
 
+def wait_healed(cluster, topic):
+    """Every node (each asked itself: the healed one answers from its stale
+    image at first) lists all three brokers and an ISR of 3 for each
+    partition of ``topic``."""
+    def ok(md):
+        t = md.topics.get(topic)
+        return set(md.brokers) == {1, 2, 3} and t is not None and t.error is None and \
+            t.partitions and all(len(p.isrs) == 3 and p.leader >= 0 for p in t.partitions.values())
+    cluster.wait_on_every_node(f"brokers 1-3 and {topic} ISR of 3", ok, timeout=90)
+
+
 def history_of(prod):
     return {(p, off): idx for idx, (p, off) in prod.acked.items()}
 
@@ -251,8 +262,7 @@ def test_an_isolated_leader_acknowledges_nothing_and_rejoins_after_the_heal(clus
     # Heal: the old leader learns it was replaced, truncates what it alone
     # appended and rejoins every ISR.
     cluster.heal(victim)
-    cluster.wait_brokers({1, 2, 3})
-    cluster.wait_isr(topic, 3, timeout=90)
+    wait_healed(cluster, topic)
     prod.finish()
     check_history(cluster, topic, prod)
     counts = {p: sum(1 for m in prod.msgs if m.partition == p) for p in range(3)}
@@ -299,7 +309,6 @@ def test_an_isolated_active_controller_is_replaced_and_clients_keep_working(clus
         cluster.partitions(extra)
     finally:
         cluster.heal(victim)
-    cluster.wait_brokers({1, 2, 3})
-    cluster.wait_isr(topic, 3, timeout=90)
+    wait_healed(cluster, topic)
     prod.finish()
     check_history(cluster, topic, prod)
