@@ -34,9 +34,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def port_open(port: int, timeout: float = 0.2) -> bool:
+def port_open(port: int, timeout: float = 0.2, host: str = "127.0.0.1") -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+        with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False
@@ -49,12 +49,16 @@ class BrokerError(AssertionError):
 class Broker:
     """One kastle process (restartable) bound to a fixed port and data dir."""
 
-    def __init__(self, workdir: Path, overrides=None, port=None, name="kastle"):
+    def __init__(self, workdir: Path, overrides=None, port=None, name="kastle",
+                 host="127.0.0.1", netns=None):
+        """``host``: the address it listens on and clients use; ``netns``: a
+        network namespace to run it in (``ip netns exec``; cluster_lib.NetNs)."""
         self.bin = kastle_bin()
         self.workdir = Path(workdir)
         self.data_dir = self.workdir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
+        self.host, self.netns = host, netns
         self.name = name
         self.overrides = dict(overrides or {})
         self.proc = None
@@ -65,7 +69,7 @@ class Broker:
     # -- addresses ---------------------------------------------------------
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def log_path(self) -> Path:
@@ -73,13 +77,15 @@ class Broker:
 
     def argv(self):
         props = {
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
             "log.dirs": str(self.data_dir),
             "num.partitions": "1",
         }
         props.update({k: str(v) for k, v in self.overrides.items()})
-        argv = [str(self.bin)]
+        # `ip netns exec` execs the binary in place: the pid stays kastle's.
+        argv = ["ip", "netns", "exec", self.netns] if self.netns else []
+        argv.append(str(self.bin))
         for k, v in props.items():
             argv += ["--override", f"{k}={v}"]
         return argv
@@ -112,7 +118,7 @@ class Broker:
                 raise BrokerError(
                     f"{self.name} exited during startup with code {rc}; "
                     f"log:\n{self.log_tail()}")
-            if port_open(self.port):
+            if port_open(self.port, host=self.host):
                 return self
             time.sleep(0.02)
         self.kill()

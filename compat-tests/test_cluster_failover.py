@@ -24,14 +24,15 @@ def cluster(broker_factory):
 
 
 class BackgroundProducer:
-    """Produces ``msgs`` in order from a thread, recording each delivery."""
+    """Produces ``msgs`` in order from a thread, recording each delivery;
+    ``cfg``: more librdkafka settings."""
 
-    def __init__(self, bootstrap, topic, msgs):
+    def __init__(self, bootstrap, topic, msgs, **cfg):
         self.topic, self.msgs = topic, msgs
         self.acked, self.errors = {}, []
         self.prod = ck_producer(bootstrap, **{"enable.idempotence": True,
                                               "max.in.flight.requests.per.connection": 5,
-                                              "message.timeout.ms": 120_000})
+                                              "message.timeout.ms": 120_000, **cfg})
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -68,13 +69,13 @@ class BackgroundProducer:
         assert len(self.acked) == len(self.msgs)
 
 
-def start_load(cluster, name, n):
+def start_load(cluster, name, n, **cfg):
     """A fresh topic (3 partitions, RF 3, ISR full) and a producer sending
-    ``n`` records to it in the background."""
+    ``n`` records to it in the background (``cfg``: its extra settings)."""
     topic = unique_topic(f"cluster-{name}")
     ck_create_topic(cluster.bootstrap, topic, partitions=3, rf=3)
     cluster.wait_isr(topic, 3)
-    return topic, BackgroundProducer(cluster.bootstrap, topic, make_messages(n, name, 3))
+    return topic, BackgroundProducer(cluster.bootstrap, topic, make_messages(n, name, 3), **cfg)
 
 
 def check_history(cluster, topic, prod):

@@ -85,6 +85,15 @@ install_openssl() {
   apt_install openssl
 }
 
+# The network-partition tests (test_cluster_partition.py) put each node in its
+# own network namespace with `ip` (iproute2); they need root, so only then.
+install_iproute2() {
+  [[ $(id -u) -eq 0 ]] || return 0
+  command -v ip >/dev/null 2>&1 && return 0
+  log "installing iproute2 (apt)"
+  apt_install iproute2
+}
+
 install_python() {
   local py stamp want
   py="$(command -v python3 || true)"
@@ -191,6 +200,7 @@ install_go_modules() {
 
 install_kcat
 install_openssl
+install_iproute2
 install_python
 install_node
 install_go_sarama

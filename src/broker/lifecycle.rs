@@ -17,7 +17,12 @@
 //! Controllers are tried in turn; a NOT_CONTROLLER answer (or its leader
 //! hint) moves the broker to the active one. The same channel carries the
 //! partition leaders' AlterPartition and the producer-id manager's
-//! AllocateProducerIds.
+//! AllocateProducerIds. All of them share one idea of the active
+//! controller, and a failure moves it on only from the controller that
+//! failed: dozens of ISR proposals failing against a controller cut off by
+//! a network partition must not spin the choice past the new active one
+//! that the heartbeat or the metadata fetcher just found (they did: the
+//! new controller fenced live brokers that never reached it).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -81,12 +86,18 @@ impl ControllerSet {
         self.nodes.get(i).map(|n| n.1.clone()).unwrap_or_default()
     }
 
-    /// Moves to the named leader if known, else to the next controller.
-    fn move_on(&self, leader: Option<i32>) {
+    /// After `tried` failed (no answer, NOT_CONTROLLER): moves to the
+    /// named leader if known, else to the controller after `tried` — but
+    /// only if `tried` is still the one believed active. Another caller may
+    /// have moved on already (perhaps to the active controller, learned
+    /// from a leader hint or a success); its choice stands.
+    fn move_on(&self, tried: &str, leader: Option<i32>) {
         let mut i = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let tried_pos = self.nodes.iter().position(|n| n.1 == tried);
         match leader.and_then(|l| self.nodes.iter().position(|n| n.0 == l)) {
-            Some(pos) if pos != *i => *i = pos,
-            _ => *i = (*i + 1) % self.nodes.len().max(1),
+            Some(pos) if Some(pos) != tried_pos => *i = pos,
+            _ if tried_pos == Some(*i) => *i = (*i + 1) % self.nodes.len().max(1),
+            _ => {}
         }
     }
 }
@@ -209,12 +220,12 @@ impl BrokerLifecycleManager {
                         "registration refused; retrying"
                     );
                     if code == ResponseError::NotController.code() {
-                        self.controllers.move_on(None);
+                        self.controllers.move_on(client.addr(), None);
                     }
                 }
                 Err(e) => {
                     tracing::debug!("registration: {e}");
-                    self.controllers.move_on(None);
+                    self.controllers.move_on(client.addr(), None);
                 }
             }
             tokio::time::sleep(self.heartbeat_interval.min(Duration::from_millis(500))).await;
@@ -275,7 +286,7 @@ impl BrokerLifecycleManager {
                     if other.is_some_and(|r| r.error_code != ResponseError::NotController.code()) {
                         tracing::debug!("heartbeat refused; retrying");
                     }
-                    self.controllers.move_on(None);
+                    self.controllers.move_on(client.addr(), None);
                     client = self.client();
                 }
             }
@@ -295,7 +306,7 @@ impl BrokerLifecycleManager {
                 }
                 Some(r) if r.error_code == 0 => {}
                 _ => {
-                    self.controllers.move_on(None);
+                    self.controllers.move_on(client.addr(), None);
                     client = self.client();
                 }
             }
@@ -331,18 +342,18 @@ impl BrokerLifecycleManager {
                 Ok(Ok(r)) => r,
                 Ok(Err(e)) => {
                     tracing::warn!("metadata fetch: {e}");
-                    client = self.next_fetch_client(None).await;
+                    client = self.next_fetch_client(&client, None).await;
                     continue;
                 }
                 Err(e) => {
                     tracing::debug!("metadata fetch: {e}");
-                    client = self.next_fetch_client(None).await;
+                    client = self.next_fetch_client(&client, None).await;
                     continue;
                 }
             };
             if resp.error_code != 0 {
                 let hint = (resp.leader_id >= 0).then_some(resp.leader_id);
-                client = self.next_fetch_client(hint).await;
+                client = self.next_fetch_client(&client, hint).await;
                 continue;
             }
             let Some(records) = resp.records else {
@@ -371,8 +382,8 @@ impl BrokerLifecycleManager {
         )
     }
 
-    async fn next_fetch_client(&self, leader: Option<i32>) -> NetworkClient {
-        self.controllers.move_on(leader);
+    async fn next_fetch_client(&self, tried: &NetworkClient, leader: Option<i32>) -> NetworkClient {
+        self.controllers.move_on(tried.addr(), leader);
         if leader.is_none() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -445,7 +456,7 @@ impl BrokerLifecycleManager {
                         return Err(ResponseError::UnknownTopicOrPartition);
                     };
                     if part.error_code == ResponseError::NotController.code() {
-                        self.controllers.move_on(None);
+                        self.controllers.move_on(client.addr(), None);
                         continue;
                     }
                     if part.error_code != 0 {
@@ -461,7 +472,7 @@ impl BrokerLifecycleManager {
                 }
                 Err(e) => tracing::debug!("AlterPartition: {e}"),
             }
-            self.controllers.move_on(None);
+            self.controllers.move_on(client.addr(), None);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Err(ResponseError::RequestTimedOut)
@@ -502,12 +513,59 @@ impl BrokerLifecycleManager {
                 Ok(resp) => return Ok(resp),
                 Err(e) => last = e.to_string(),
             }
-            self.controllers.move_on(None);
+            self.controllers.move_on(client.addr(), None);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Err(format!(
             "no active controller answered within {:?}: {last}",
             self.request_timeout
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ControllerSet;
+
+    fn set() -> ControllerSet {
+        ControllerSet::new(vec![
+            (1, "c1:9093".into()),
+            (2, "c2:9093".into()),
+            (3, "c3:9093".into()),
+        ])
+    }
+
+    #[test]
+    fn a_failure_moves_on_from_the_controller_that_failed() {
+        let s = set();
+        s.move_on("c1:9093", None);
+        assert_eq!(s.current(), "c2:9093");
+        s.move_on("c2:9093", None);
+        s.move_on("c3:9093", None);
+        assert_eq!(s.current(), "c1:9093", "wraps around");
+    }
+
+    #[test]
+    fn a_stale_failure_does_not_move_past_the_controller_another_caller_found() {
+        let s = set();
+        // The metadata fetcher learns that 2 is active (a leader hint) ...
+        s.move_on("c1:9093", Some(2));
+        assert_eq!(s.current(), "c2:9093");
+        // ... while ISR proposals and the heartbeat that had tried the old
+        // controller 1 (or 3) fail only now: 2 stays.
+        for _ in 0..20 {
+            s.move_on("c1:9093", None);
+            s.move_on("c3:9093", None);
+        }
+        assert_eq!(s.current(), "c2:9093");
+    }
+
+    #[test]
+    fn a_hint_naming_the_controller_that_failed_is_ignored() {
+        let s = set();
+        s.move_on("c1:9093", Some(1));
+        assert_eq!(s.current(), "c2:9093");
+        s.move_on("c1:9093", Some(3));
+        assert_eq!(s.current(), "c3:9093", "a hint moves even from elsewhere");
     }
 }
