@@ -243,3 +243,91 @@ def test_java_consumer_group_survives_its_coordinators_crash(cluster, jvm_procs)
     if not failed:
         assert reread == 0, f"{reread} records read twice though every commit succeeded"
     assert committed_offsets(cluster, group, topic) == end
+
+
+FLINK_MAIN = "kastle.compat.flink.ExactlyOnceJob"
+FLINK_OPTS = ["-Xmx512m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+              "-Dorg.slf4j.simpleLogger.log.org.apache.flink.metrics=error"]
+
+
+@pytest.mark.timeout(240)
+def test_flink_exactly_once_survives_a_broker_crash(cluster, jvm_procs, tmp_path):  # noqa: F811
+    """test_flink.py's job (KafkaSource -> map -> KafkaSink EXACTLY_ONCE,
+    checkpoints every second, no restart strategy) on the cluster: the leader
+    of an output partition is SIGKILLed once two checkpoints completed. If the
+    job fails, it is restored from its last completed checkpoint in a new JVM,
+    as an operator would; the node comes back after a while. Flink commits its
+    source offsets in its checkpoints, not in the transactions, so this path
+    has no TxnOffsetCommit."""
+    from frameworks_lib import TopicTail, group_offsets, list_end_offsets
+    from test_flink import completed_checkpoints
+    jvm_module("flink")
+    n = 6000
+    tag = unique_topic("flink-eos")
+    src, dst, group, prefix = f"{tag}-in", f"{tag}-out", f"{tag}-g", f"{tag}-tx"
+    new_topics(cluster, src, dst)
+    end = fill(cluster, src, n)
+    ckdir = tmp_path / "checkpoints"
+    runs = []
+
+    def start(restore, sleep_ms):
+        p = jvm_procs("flink", FLINK_MAIN, [all_bootstrap(cluster), src, dst, group, ckdir, prefix,
+                                            "INCREMENTING", restore, sleep_ms],
+                      jvm_opts=FLINK_OPTS, label=f"flink#{len(runs) + 1}")
+        runs.append(p)
+        return p, p.wait_for(lambda e: e.get("event") == "submitted", 120, "job submission")["job"]
+
+    def checkpoint(job):
+        done = completed_checkpoints(ckdir, job)
+        return int(done[-1].name.split("-")[1]) if done else 0
+
+    run, job = start("-", 5)  # ~15 s for the input at parallelism 2
+    run.wait_for(lambda e: e.get("event") == "processed" and e["n"] >= n // 5 and checkpoint(job) >= 2,
+                 120, "two checkpoints and a fifth of the input")
+    victim = cluster.partitions(dst)[0].leader
+    at_kill = max(e["n"] for e in run.events if e.get("event") == "processed")
+    cluster.kill(victim)
+    killed = time.monotonic()
+    print(f"killed node {victim} (leader of {dst}-0) after {at_kill} records, checkpoint {checkpoint(job)}")
+    assert at_kill < n
+
+    tail = TopicTail(cluster.bootstrap, dst, PARTITIONS, "read_committed")
+    try:
+        deadline = time.monotonic() + 170
+        while len(tail.records) < n:
+            assert time.monotonic() < deadline, (
+                f"{len(tail.records)}/{n} committed records\n" + "\n".join(r.output(40) for r in runs))
+            if not run.alive() or any(e.get("event") == "failed" for e in run.events):
+                assert len(runs) < 4, "the job failed three times\n" + run.output()
+                failure = next((e["error"] for e in run.events if e.get("event") == "failed"), None)
+                run.kill()
+                chk = completed_checkpoints(ckdir, job)
+                assert chk, "no completed checkpoint to restore\n" + run.output()
+                print(f"job {job} failed ({(failure or '')[:300]}); restoring {chk[-1].name}")
+                run, job = start(chk[-1], 0)
+            if not cluster.nodes[victim].alive() and time.monotonic() - killed > 15:
+                cluster.start([victim])
+            tail.poll(0.5)
+        time.sleep(2)  # a duplicate committed late would show up here
+        tail.poll(1.0)
+    finally:
+        tail.close()
+    if not cluster.nodes[victim].alive():
+        cluster.start([victim])
+    # KafkaSource commits its checkpointed positions to the group.
+    deadline = time.monotonic() + 30
+    while (offsets := group_offsets(cluster.bootstrap, group, src)) != end:
+        assert time.monotonic() < deadline, f"group {group} offsets {offsets} != {end}"
+        time.sleep(0.5)
+    run.kill()
+    print(f"{len(runs)} job run(s)")
+
+    lso = list_end_offsets(cluster.bootstrap, dst, PARTITIONS, "read_committed")
+    hw = list_end_offsets(cluster.bootstrap, dst, PARTITIONS, "read_uncommitted")
+    assert lso == hw, f"a transaction is still open on {dst}: last stable offsets {lso}, high watermarks {hw}"
+    got = read_committed(cluster, dst, PARTITIONS, timeout=60)
+    dups = sorted({v for v in got if got.count(v) > 1})
+    want = {f"in-{i}|flink" for i in range(n)}
+    assert not dups, f"{len(got) - len(set(got))} duplicates in the output, e.g. {dups[:10]}"
+    assert set(got) == want, (f"missing {sorted(want - set(got))[:10]} "
+                              f"({len(want - set(got))}), unexpected {sorted(set(got) - want)[:10]}")
