@@ -35,7 +35,9 @@ from test_cluster_transactions import read_committed, wait_txn_coordinator
 PARTITIONS = 3
 MAIN = "kastle.compat.ClusterLoops"
 COORD_PARTITIONS = 6
-JVM_OPTS = ["-Xmx256m"]
+JVM_OPTS = ["-Xmx256m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"]
+# as in test_java_client.py: the driver's classes on kafka-clients 4.4.0 or 3.4.0
+CLIENT_DEPS = {"java-4.4": "kafka4", "java-3.x": "clients"}
 
 
 @pytest.fixture(scope="module")
@@ -91,11 +93,12 @@ def new_topics(cluster, *topics):
         cluster.wait_isr(t, 3)
 
 
-def start_loop(jvm_procs, cluster, label, *args):  # noqa: F811 - the fixture's value
+def start_loop(jvm_procs, cluster, label, *args, client="java-4.4"):  # noqa: F811 - the fixture's value
+    deps = CLIENT_DEPS[client]
     jvm_module("clients")
-    jvm_module("kafka4")
+    jvm_module(deps)
     return jvm_procs("clients", MAIN, [args[0], all_bootstrap(cluster), *args[1:]],
-                     jvm_opts=JVM_OPTS, deps="kafka4", label=label)
+                     jvm_opts=JVM_OPTS, deps=deps, label=label)
 
 
 def copied(proc):
@@ -137,13 +140,14 @@ def pick_names(cluster, tag, colocated):
 
 
 @pytest.mark.timeout(200)
-@pytest.mark.parametrize("victim", ["transaction", "group", "both"])
-def test_java_exactly_once_copy_survives_a_coordinators_crash(cluster, jvm_procs, victim):  # noqa: F811
+@pytest.mark.parametrize("victim,client", [
+    ("transaction", "java-4.4"), ("group", "java-4.4"), ("both", "java-4.4"), ("both", "java-3.x")])
+def test_java_exactly_once_copy_survives_a_coordinators_crash(cluster, jvm_procs, victim, client):  # noqa: F811
     """Kill the transaction coordinator (the group's is on another node), the
     group coordinator (the transaction's is elsewhere), or the node that is
-    both."""
+    both. kafka-clients 4.4.0, and 3.4.0 (Flink 1.20's connector pins it)."""
     n = 1500
-    tag = unique_topic(f"eos-{victim[:3]}")
+    tag = unique_topic(f"eos-{victim[:3]}-{client[5]}")
     src, dst = f"{tag}-in", f"{tag}-out"
     new_topics(cluster, src, dst)
     end = fill(cluster, src, n)
@@ -152,7 +156,8 @@ def test_java_exactly_once_copy_survives_a_coordinators_crash(cluster, jvm_procs
     node = group_node if victim == "group" else txn_node
     assert (txn_node == group_node) == (victim == "both")
 
-    loop = start_loop(jvm_procs, cluster, f"copy-{victim}", "copy", src, dst, group, tid, "40")
+    loop = start_loop(jvm_procs, cluster, f"copy-{victim}-{client}", "copy", src, dst, group, tid, "40",
+                      client=client)
     loop.wait_for(lambda e: copied(loop) >= n // 5, 90, f"{n // 5} records copied")
     assert wait_txn_coordinator(cluster, tid, via=1)[0] == txn_node
     assert wait_coordinator(cluster, group, via=1)[0] == group_node
