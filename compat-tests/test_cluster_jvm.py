@@ -1,6 +1,6 @@
-"""kastle as a cluster (issue 17): the Apache Kafka Java client (4.4.0, on
-``jvm/kafka4``'s classpath) keeps its exactly-once and consumer-group
-guarantees while a broker dies under it. Three combined nodes (one
+"""kastle as a cluster (issue 17): the Apache Kafka Java client (4.4.0 on
+``jvm/kafka4``'s classpath, and 3.4.0), Flink and Kafka Streams keep their
+exactly-once and consumer-group guarantees while a broker dies under them. Three combined nodes (one
 module-scoped cluster; RF 3 and min.insync.replicas=2 everywhere, also for
 ``__transaction_state`` and ``__consumer_offsets``).
 
@@ -20,6 +20,11 @@ background; they print what they did as JSON lines, which the tests replay:
   member stops after a while; a second member (a new JVM) finishes the topic.
   Replaying both: every position the group hands a member is the last offset
   it committed, no offset is skipped, and the topic is read to its end.
+
+Then the existing framework drivers on the cluster: ``test_flink.py``'s
+exactly-once job (an output partition's leader killed) and
+``test_kafka_streams.py``'s exactly_once_v2 word count (its group
+coordinator's node killed), each restored as an operator would if it dies.
 """
 import time
 from collections import defaultdict
@@ -336,3 +341,95 @@ def test_flink_exactly_once_survives_a_broker_crash(cluster, jvm_procs, tmp_path
     assert not dups, f"{len(got) - len(set(got))} duplicates in the output, e.g. {dups[:10]}"
     assert set(got) == want, (f"missing {sorted(want - set(got))[:10]} "
                               f"({len(want - set(got))}), unexpected {sorted(set(got) - want)[:10]}")
+
+
+@pytest.mark.timeout(240)
+def test_streams_exactly_once_survives_its_group_coordinators_crash(cluster, jvm_procs, tmp_path):  # noqa: F811
+    """test_kafka_streams.py's exactly_once_v2 word count (internal topics RF 3
+    here) on the cluster: its group coordinator's node is SIGKILLed mid-stream,
+    more input arrives while it is down, it comes back, more input again. If
+    the application dies it is restarted on the same state dir (same
+    transactional id), as an operator would. Read read_committed, every word's
+    counts are exactly 1..n. Streams names its transactional id after a random
+    process id, so its transaction coordinator may or may not be the group
+    coordinator's node (before and after the kill)."""
+    import test_kafka_streams as ks
+    from collections import Counter
+    jvm_module(ks.MODULE)
+    tag = unique_topic("streams-eos")
+    src, out, app_id = f"{tag}-in", f"{tag}-out", f"{tag}-app"
+    cluster.wait_brokers({1, 2, 3})
+    for t in (src, out):
+        ck_create_topic(cluster.bootstrap, t, partitions=ks.PARTITIONS, rf=3)
+    for t in (src, out):
+        cluster.wait_isr(t, 3)
+    props = tmp_path / "streams.properties"
+    props.write_text("replication.factor=3\n")
+    state_dir = tmp_path / "state"
+    runs = []
+
+    def start():
+        app = ks.start_app(jvm_procs, all_bootstrap(cluster), app_id, state_dir, (src, out, props),
+                           f"streams#{len(runs) + 1}")
+        runs.append(app)
+        return app
+
+    def errored(app):
+        return not app.alive() or any(e.get("event") == "error" for e in app.events)
+
+    phases = [ks.make_lines(ks.PHASE_LINES, seed) for seed in range(3)]
+    expected = Counter()
+    counts = ks.Counts(cluster.bootstrap, out)
+    node = None
+    app = start()
+    try:
+        def wait_totals(what, timeout=90):
+            nonlocal app
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    counts.wait_totals(expected, max(1, deadline - time.monotonic()), what, app)
+                    return
+                except AssertionError:
+                    if not errored(app) or len(runs) >= 3 or time.monotonic() >= deadline:
+                        raise
+                err = next((e["error"] for e in app.events if e.get("event") == "error"), "exited")
+                print(f"streams app failed ({err[:300]}); restarting it on the same state dir")
+                if app.alive():
+                    app.stop()
+                app = start()
+
+        ks.feed(cluster.bootstrap, src, phases[0], 0)
+        app.wait_for(lambda e: e.get("event") == "processed" and e["n"] >= ks.PHASE_LINES // 3, 90,
+                     "a third of the first phase processed")
+        node, _ = wait_coordinator(cluster, app_id, via=1)
+        cluster.kill(node)
+        print(f"killed node {node}, the group coordinator of {app_id}")
+        for line in phases[0]:
+            expected.update(line.split())
+        ks.feed(cluster.bootstrap, src, phases[1], ks.PHASE_LINES)
+        for line in phases[1]:
+            expected.update(line.split())
+        wait_totals("phases 0 and 1 counted with a node down")
+        cluster.start([node])
+        ks.feed(cluster.bootstrap, src, phases[2], 2 * ks.PHASE_LINES)
+        for line in phases[2]:
+            expected.update(line.split())
+        wait_totals("all three phases counted")
+        app.stop()
+        counts.tail.read_to_end()
+        got = counts.values()
+    finally:
+        counts.tail.close()
+        if node is not None and not cluster.nodes[node].alive():
+            cluster.start([node])
+    print(f"{len(runs)} application run(s)")
+    problems = []
+    for w in sorted(set(expected) | set(got)):
+        want = list(range(1, expected[w] + 1))
+        if got.get(w, []) != want:
+            g = got.get(w, [])
+            dups = [v for v, c in Counter(g).items() if c > 1]
+            problems.append(f"{w}: {len(g)} updates, want 1..{expected[w]}; duplicated {dups[:8]}, "
+                            f"missing {sorted(set(want) - set(g))[:8]}")
+    assert not problems, "read_committed word counts are not exactly 1..n:\n  " + "\n  ".join(problems)
