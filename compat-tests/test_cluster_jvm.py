@@ -329,12 +329,25 @@ def test_flink_exactly_once_survives_a_broker_crash(cluster, jvm_procs, tmp_path
     while (offsets := group_offsets(cluster.bootstrap, group, src)) != end:
         assert time.monotonic() < deadline, f"group {group} offsets {offsets} != {end}"
         time.sleep(0.5)
+    ends_before_kill = (list_end_offsets(cluster.bootstrap, dst, PARTITIONS, "read_committed"),
+                        list_end_offsets(cluster.bootstrap, dst, PARTITIONS, "read_uncommitted"))
     run.kill()
     print(f"{len(runs)} job run(s)")
 
-    lso = list_end_offsets(cluster.bootstrap, dst, PARTITIONS, "read_committed")
-    hw = list_end_offsets(cluster.bootstrap, dst, PARTITIONS, "read_uncommitted")
-    assert lso == hw, f"a transaction is still open on {dst}: last stable offsets {lso}, high watermarks {hw}"
+    # No transaction left open: last stable offset = high watermark (given a
+    # few seconds, should a marker still be on its way).
+    samples = []
+    deadline = time.monotonic() + 15
+    while True:
+        lso = list_end_offsets(cluster.bootstrap, dst, PARTITIONS, "read_committed")
+        hw = list_end_offsets(cluster.bootstrap, dst, PARTITIONS, "read_uncommitted")
+        samples.append((round(time.monotonic() - deadline + 15, 1), lso, hw))
+        if lso == hw or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert lso == hw, (f"a transaction is still open on {dst}: last stable offsets {lso}, high watermarks "
+                       f"{hw}; (LSO, HW) once every record was read, before the job was killed: "
+                       f"{ends_before_kill}; samples since: {samples[:3]} ... {samples[-1:]}")
     got = read_committed(cluster, dst, PARTITIONS, timeout=60)
     dups = sorted({v for v in got if got.count(v) > 1})
     want = {f"in-{i}|flink" for i in range(n)}
