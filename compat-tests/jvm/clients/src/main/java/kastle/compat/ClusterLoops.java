@@ -31,7 +31,6 @@ import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.TreeMap;
 import java.util.stream.Collectors;
 
@@ -287,9 +286,5 @@ public final class ClusterLoops {
             }
             line("type", "done", "committed", byPartition(committed), "records", committedRecords);
         }
-    }
-
-    static Set<Integer> partitions(Collection<TopicPartition> tps) {
-        return tps.stream().map(TopicPartition::partition).collect(Collectors.toSet());
     }
 }
