@@ -80,11 +80,11 @@ class JvmProcess:
     """
 
     def __init__(self, name: str, main_class: str, args=(), jvm_opts=(), env=None, cwd=None,
-                 log_path=None, label=None):
+                 log_path=None, label=None, deps: str = None):
         import tempfile
         import threading
         self.label = label or f"{name}/{main_class.rsplit('.', 1)[-1]}"
-        self.argv = jvm_argv(name, main_class, args, jvm_opts)
+        self.argv = jvm_argv(name, main_class, args, jvm_opts, deps)
         full_env = dict(os.environ)
         full_env.update(env or {})
         if log_path is None:
