@@ -226,7 +226,9 @@ class KastleCluster:
                 props["listeners"] += extra
                 props["advertised.listeners"] += extra
                 props["listener.security.protocol.map"] += f",{name}:{protocol}"
-            props.update(self.overrides or {})
+            # ``overrides``: the same for every node, or a function of the
+            # node id (a rack, a metrics port per node).
+            props.update(self.overrides(i) if callable(self.overrides) else (self.overrides or {}))
             kw = {"host": h, "netns": self.net.ns[i]} if self.net else {}
             b = self.broker_factory(props, start=False, port=p, **kw)
             # Formatted with one cluster id, as `kafka-storage format` does.

@@ -40,6 +40,7 @@ pub mod quotas;
 pub mod replica_fetcher;
 pub mod replica_fetcher_manager;
 pub mod replica_manager;
+pub mod replica_selector;
 pub mod replication_quota_manager;
 pub mod rpc_producer_id_manager;
 pub mod scram_credentials;

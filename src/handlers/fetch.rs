@@ -31,9 +31,11 @@ use crate::broker::fetch_session::{
 };
 use crate::broker::partition::{FetchRead, Partition, PartitionError, NO_LEADER_EPOCH};
 use crate::broker::quota_managers::QuotaType;
+use crate::broker::replica_selector::{select_rack_aware, ReplicaView};
 use crate::broker::topics::Topic;
 use crate::broker::ReplicaManager;
 use crate::handlers::{decode, malformed, ready, Pending, Request};
+use crate::metadata::MetadataImage;
 use crate::metrics::BrokerMetrics;
 use crate::protocol::response::{placeholder, FileRegion, RecordSource, MIN_SHARED_CHUNK};
 use crate::security::acl::{AclOperation, ResourceType};
@@ -97,7 +99,8 @@ struct ReadPass {
     /// The non-empty record sets in response order, for the chunked encoder.
     records: Vec<RecordSource>,
     bytes: usize,
-    /// Any partition answered with an error: Kafka responds at once.
+    /// Any partition answered with an error, a diverging epoch or a
+    /// preferred read replica: Kafka responds at once.
     error: bool,
     /// KIP-951: the leaders named in `current_leader` hints (v16+).
     node_endpoints: Vec<NodeEndpoint>,
@@ -128,16 +131,84 @@ fn add_leader_hint(
     )
 }
 
-fn read_pass(
-    replicas: &ReplicaManager,
-    targets: &[TopicTarget],
-    max_bytes: usize,
+/// Kafka's `ClientMetadata` of a consumer's Fetch v11+: such a consumer may
+/// read from a follower (up to its high watermark), and with a replica
+/// selector the leader points it at the closest replica (KIP-392).
+struct ClientMetadata {
+    rack: String,
+    listener: Arc<str>,
+    rack_aware: bool,
+    image: Option<Arc<MetadataImage>>,
+}
+
+/// What every read pass of one Fetch request shares.
+struct ReadScope<'a> {
+    replicas: &'a ReplicaManager,
+    targets: &'a [TopicTarget],
     read_committed: bool,
     by_id: bool,
     follower: Option<FollowerFetch>,
     version: i16,
-) -> ReadPass {
+    client: Option<ClientMetadata>,
+}
+
+/// KIP-392 on the leader: the replica the selector prefers for this
+/// consumer, when it is not this leader (Kafka's
+/// `findPreferredReadReplica`: in-sync followers holding the offset, each
+/// with its broker's rack on the client's listener).
+fn preferred_read_replica(
+    partition: &Partition,
+    client: &ClientMetadata,
+    fetch_offset: i64,
+) -> Option<i32> {
+    if !client.rack_aware || client.rack.is_empty() {
+        return None;
+    }
+    let image = client.image.as_ref()?;
+    let candidates = partition.read_replica_candidates(fetch_offset, crate::util::now_ms())?;
+    let rack_of = |id: i32| {
+        image
+            .brokers
+            .get(&id)
+            .filter(|b| !b.fenced && b.listeners.iter().any(|e| *e.name == *client.listener))
+            .and_then(|b| b.rack.clone())
+    };
+    let leader_id = image
+        .topic_by_name(&partition.topic)
+        .and_then(|t| t.partitions.get(&partition.index))
+        .map(|p| p.leader)?;
+    let leader = ReplicaView {
+        broker_id: leader_id,
+        rack: rack_of(leader_id),
+        log_end_offset: partition.log_end_offset().unwrap_or(0),
+        time_since_last_caught_up_ms: 0,
+    };
+    let replicas: Vec<ReplicaView> = candidates
+        .into_iter()
+        .map(|(id, leo, since)| ReplicaView {
+            broker_id: id,
+            rack: rack_of(id),
+            log_end_offset: leo,
+            time_since_last_caught_up_ms: since,
+        })
+        .collect();
+    let chosen = select_rack_aware(&client.rack, &leader, &replicas);
+    (chosen.broker_id != leader_id && chosen.rack.is_some()).then_some(chosen.broker_id)
+}
+
+fn read_pass(scope: &ReadScope<'_>, max_bytes: usize) -> ReadPass {
+    let (replicas, targets, read_committed, by_id, follower, version) = (
+        scope.replicas,
+        scope.targets,
+        scope.read_committed,
+        scope.by_id,
+        scope.follower,
+        scope.version,
+    );
     let mut total = 0usize;
+    // A preferred read replica or a diverging epoch is answered at once
+    // (Kafka's `hasPreferredReadReplica`, `hasDivergingEpoch`).
+    let mut immediate = false;
     let mut node_endpoints = Vec::new();
     let mut error = false;
     let mut topics = Vec::with_capacity(targets.len());
@@ -184,7 +255,10 @@ fn read_pass(
             // Kafka's `Partition.readRecords`: a diverging fetcher gets the
             // epoch to truncate to and no records (a follower's fetch state
             // is then not updated).
-            let diverging = if follower.is_some() || partition.is_leader() {
+            // A v11+ consumer may read from a follower (Kafka's
+            // `fetchOnlyLeader` is false once client metadata is present).
+            let from_follower_ok = follower.is_none() && scope.client.is_some();
+            let diverging = if follower.is_some() || partition.is_leader() || from_follower_ok {
                 partition.diverging_epoch(
                     pt.current_leader_epoch,
                     pt.last_fetched_epoch,
@@ -211,6 +285,7 @@ fn read_pass(
                             )
                             .with_records(Some(Bytes::new())),
                     );
+                    immediate = true;
                     continue;
                 }
                 Err(code) => {
@@ -232,9 +307,29 @@ fn read_pass(
                     parts.push(read_error_partition(pt.index, code));
                     continue;
                 }
-            } else if !partition.is_leader() {
-                // Without a KIP-392 replica selector only the leader serves
-                // consumers.
+            } else if let Some(preferred) = scope
+                .client
+                .as_ref()
+                .filter(|_| partition.is_leader())
+                .and_then(|c| preferred_read_replica(partition, c, pt.fetch_offset))
+            {
+                // The closest replica serves this consumer: no records, the
+                // offsets it needs, and where to go.
+                let s = partition.state();
+                parts.push(
+                    PartitionData::default()
+                        .with_partition_index(pt.index)
+                        .with_high_watermark(s.high_watermark)
+                        .with_last_stable_offset(s.last_stable_offset())
+                        .with_log_start_offset(s.log_start_offset)
+                        .with_preferred_read_replica(BrokerId(preferred))
+                        .with_records(Some(Bytes::new())),
+                );
+                immediate = true;
+                continue;
+            } else if !partition.is_leader() && !from_follower_ok {
+                // Before Fetch v11 (no client metadata) only the leader
+                // serves consumers.
                 error = true;
                 let data = read_error_partition(pt.index, ResponseError::NotLeaderOrFollower);
                 parts.push(if version >= 16 {
@@ -312,7 +407,7 @@ fn read_pass(
         topics,
         records,
         bytes: total,
-        error,
+        error: error || immediate,
         node_endpoints,
     }
 }
@@ -799,7 +894,23 @@ fn handle_decoded(req: Request, request: FetchRequest, follower: Option<Follower
     let min_bytes = request.min_bytes.max(0) as usize;
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
 
+    let client = (follower.is_none() && version >= 11).then(|| ClientMetadata {
+        rack: request.rack_id.to_string(),
+        listener: req.ctx.listener.clone(),
+        rack_aware: apis.rack_aware_reads,
+        image: apis.cluster.as_ref().map(|c| c.image()),
+    });
+
     Box::pin(async move {
+        let scope = ReadScope {
+            replicas: &apis.replicas,
+            targets: &targets,
+            read_committed,
+            by_id,
+            follower,
+            version,
+            client,
+        };
         loop {
             // Subscribe before reading so an append between the read and
             // the wait still wakes us.
@@ -812,15 +923,7 @@ fn handle_decoded(req: Request, request: FetchRequest, follower: Option<Follower
                         .filter_map(|p| topic.partition(p.index).map(|x| x.subscribe()))
                 })
                 .collect();
-            let pass = read_pass(
-                &apis.replicas,
-                &targets,
-                max_bytes,
-                read_committed,
-                by_id,
-                follower,
-                version,
-            );
+            let pass = read_pass(&scope, max_bytes);
             if pass.bytes >= min_bytes
                 || pass.error
                 || Instant::now() >= deadline
@@ -835,15 +938,7 @@ fn handle_decoded(req: Request, request: FetchRequest, follower: Option<Follower
             };
             if !woken {
                 // Deadline or shutdown: answer with whatever is there now.
-                let pass = read_pass(
-                    &apis.replicas,
-                    &targets,
-                    max_bytes,
-                    read_committed,
-                    by_id,
-                    follower,
-                    version,
-                );
+                let pass = read_pass(&scope, max_bytes);
                 return respond(&req, &targets, pass, follower.is_some(), &answer);
             }
         }

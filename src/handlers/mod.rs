@@ -110,6 +110,10 @@ pub struct KafkaApis {
     /// The ACLs and their decision (`authorizer.class.name`); without one
     /// every request is allowed and the ACL APIs answer SECURITY_DISABLED.
     pub authorizer: Option<Arc<Authorizer>>,
+    /// KIP-392: `replica.selector.class` names Kafka's
+    /// `RackAwareReplicaSelector`, so leaders point consumers at the
+    /// replica in their `client.rack`.
+    pub rack_aware_reads: bool,
     /// In a cluster: the committed metadata Metadata and DescribeCluster
     /// answer brokers from. `None` on a standalone node.
     pub cluster: Option<Arc<crate::broker::metadata_cache::MetadataCache>>,

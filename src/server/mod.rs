@@ -199,6 +199,10 @@ impl BrokerServer {
                 .map(|c| (c.clone(), config.kraft.inter_broker_listener_name.clone())),
             ClientLimits::default(),
         ));
+        let rack_aware_reads = crate::broker::replica_selector::rack_aware_from_config(
+            config.string("replica.selector.class"),
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
         let apis = Arc::new(KafkaApis {
             config: config.clone(),
             fetch_sessions: fetch_sessions.clone(),
@@ -209,6 +213,7 @@ impl BrokerServer {
             groups: groups.clone(),
             txns: txns.clone(),
             txn_verifier,
+            rack_aware_reads,
             producer_ids,
             quotas: quotas.clone(),
             metrics: metrics.clone(),

@@ -97,13 +97,7 @@ fn writes_on_other_brokers_are_verified_with_the_transaction_coordinator() {
     for id in 1..=3 {
         c.await_brokers(id, &[1, 2, 3], FORM);
     }
-    let port = |id: i32| {
-        c.nodes
-            .iter()
-            .find(|n| n.id == id)
-            .and_then(|n| n.broker_port)
-            .expect("broker port")
-    };
+    let port = |id: i32| c.broker_port(id);
     let mut any = Client::connect(port(1));
     let created = create_topics(&mut any, 7, vec![topic_spec("vt", 3, 3, &[])], false);
     assert_eq!(

@@ -10,6 +10,7 @@ mod support;
 mod acls;
 mod admin;
 mod cluster;
+mod cluster_reads;
 mod cluster_txn;
 mod compression;
 mod configs;

@@ -125,6 +125,40 @@ impl Partition {
         self.assignment.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// KIP-392: the in-sync followers a consumer fetching at
+    /// `fetch_offset` could read from instead (their log holds the offset),
+    /// as (broker id, log end offset, ms since last caught up); `None`
+    /// unless this replica leads a replicated partition (Kafka's
+    /// `findPreferredReadReplica` candidates).
+    pub fn read_replica_candidates(
+        &self,
+        fetch_offset: i64,
+        now_ms: i64,
+    ) -> Option<Vec<(i32, i64, i64)>> {
+        if !self.is_leader() || !self.replicated.load(Ordering::Acquire) {
+            return None;
+        }
+        let a = self.assignment();
+        Some(
+            a.followers
+                .iter()
+                .filter(|(id, s)| {
+                    a.isr.contains(id)
+                        && s.log_end_offset >= fetch_offset
+                        && s.log_start_offset != UNKNOWN_OFFSET
+                        && s.log_start_offset <= fetch_offset
+                })
+                .map(|(id, s)| {
+                    (
+                        *id,
+                        s.log_end_offset,
+                        now_ms.saturating_sub(s.last_caught_up_time_ms),
+                    )
+                })
+                .collect(),
+        )
+    }
+
     /// Kafka's check before an acks=all append: fewer in-sync replicas
     /// than min.insync.replicas (a single replica counts itself, against
     /// the plain setting, as kastle always answered).

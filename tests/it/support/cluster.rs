@@ -73,6 +73,16 @@ impl Cluster {
     /// `combined` nodes with both roles, then `controllers` controller-only
     /// nodes and `brokers` broker-only nodes; ids from 1 in that order.
     pub fn start(combined: usize, controllers: usize, brokers: usize) -> Cluster {
+        Cluster::start_with(combined, controllers, brokers, |_| Vec::new())
+    }
+
+    /// [`Cluster::start`] with `extra(id)` added to each node's overrides.
+    pub fn start_with(
+        combined: usize,
+        controllers: usize,
+        brokers: usize,
+        extra: impl Fn(i32) -> Vec<String>,
+    ) -> Cluster {
         let mut plan = Vec::new();
         let mut id = 0;
         for _ in 0..combined {
@@ -97,13 +107,9 @@ impl Cluster {
             .into_iter()
             .map(|(id, b, c)| {
                 let port = b.or(c).expect("a role");
-                let process = Broker::start_node(
-                    port,
-                    id,
-                    CLUSTER_ID,
-                    &node_config(id, b, c, &voters),
-                    false,
-                );
+                let mut config = node_config(id, b, c, &voters);
+                config.extend(extra(id));
+                let process = Broker::start_node(port, id, CLUSTER_ID, &config, false);
                 Node {
                     id,
                     broker_port: b,
@@ -116,6 +122,15 @@ impl Cluster {
             n.process.await_ready();
         }
         Cluster { nodes }
+    }
+
+    /// The broker listener's port of node `id`.
+    pub fn broker_port(&self, id: i32) -> u16 {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .and_then(|n| n.broker_port)
+            .expect("a broker node")
     }
 
     pub fn node(&mut self, id: i32) -> &mut Node {
