@@ -84,11 +84,24 @@ fn a_consumer_is_pointed_at_the_replica_in_its_rack_and_reads_there() {
     let follower = (1..=3).find(|id| *id != leader).expect("a follower");
     let at = |id: i32| (id - 1) as usize;
 
-    let produced = single_partition(clients[at(leader)].call(
-        9,
-        &produce_request("rr", 0, -1, &simple_batch(5, 100, 1_700_000_000_000, 1)),
-    ));
-    assert_eq!(produced.error_code, NONE);
+    // The leader's replica may take a moment to act on the image that
+    // names it (NOT_LEADER_OR_FOLLOWER meanwhile, retried as clients do).
+    let deadline = Instant::now() + FORM;
+    loop {
+        let produced = single_partition(clients[at(leader)].call(
+            9,
+            &produce_request("rr", 0, -1, &simple_batch(5, 100, 1_700_000_000_000, 1)),
+        ));
+        if produced.error_code == NONE {
+            break;
+        }
+        assert!(
+            produced.error_code == E::NotLeaderOrFollower.code() && Instant::now() < deadline,
+            "produce: {}",
+            produced.error_code
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // The leader points a consumer of the follower's rack there: no records.
     let deadline = Instant::now() + FORM;
