@@ -31,11 +31,9 @@ use crate::broker::fetch_session::{
 };
 use crate::broker::partition::{FetchRead, Partition, PartitionError, NO_LEADER_EPOCH};
 use crate::broker::quota_managers::QuotaType;
-use crate::broker::replica_selector::{select_rack_aware, ReplicaView};
 use crate::broker::topics::Topic;
 use crate::broker::ReplicaManager;
 use crate::handlers::{decode, malformed, ready, Pending, Request};
-use crate::metadata::MetadataImage;
 use crate::metrics::BrokerMetrics;
 use crate::protocol::response::{placeholder, FileRegion, RecordSource, MIN_SHARED_CHUNK};
 use crate::security::acl::{AclOperation, ResourceType};
@@ -94,6 +92,9 @@ fn read_error_partition(index: i32, code: ResponseError) -> PartitionData {
     error_partition(index, code).with_aborted_transactions(None)
 }
 
+mod preferred_replica;
+use preferred_replica::{preferred_read_replica, ClientMetadata};
+
 struct ReadPass {
     topics: Vec<FetchableTopicResponse>,
     /// The non-empty record sets in response order, for the chunked encoder.
@@ -131,16 +132,6 @@ fn add_leader_hint(
     )
 }
 
-/// Kafka's `ClientMetadata` of a consumer's Fetch v11+: such a consumer may
-/// read from a follower (up to its high watermark), and with a replica
-/// selector the leader points it at the closest replica (KIP-392).
-struct ClientMetadata {
-    rack: String,
-    listener: Arc<str>,
-    rack_aware: bool,
-    image: Option<Arc<MetadataImage>>,
-}
-
 /// What every read pass of one Fetch request shares.
 struct ReadScope<'a> {
     replicas: &'a ReplicaManager,
@@ -150,50 +141,6 @@ struct ReadScope<'a> {
     follower: Option<FollowerFetch>,
     version: i16,
     client: Option<ClientMetadata>,
-}
-
-/// KIP-392 on the leader: the replica the selector prefers for this
-/// consumer, when it is not this leader (Kafka's
-/// `findPreferredReadReplica`: in-sync followers holding the offset, each
-/// with its broker's rack on the client's listener).
-fn preferred_read_replica(
-    partition: &Partition,
-    client: &ClientMetadata,
-    fetch_offset: i64,
-) -> Option<i32> {
-    if !client.rack_aware || client.rack.is_empty() {
-        return None;
-    }
-    let image = client.image.as_ref()?;
-    let candidates = partition.read_replica_candidates(fetch_offset, crate::util::now_ms())?;
-    let rack_of = |id: i32| {
-        image
-            .brokers
-            .get(&id)
-            .filter(|b| !b.fenced && b.listeners.iter().any(|e| *e.name == *client.listener))
-            .and_then(|b| b.rack.clone())
-    };
-    let leader_id = image
-        .topic_by_name(&partition.topic)
-        .and_then(|t| t.partitions.get(&partition.index))
-        .map(|p| p.leader)?;
-    let leader = ReplicaView {
-        broker_id: leader_id,
-        rack: rack_of(leader_id),
-        log_end_offset: partition.log_end_offset().unwrap_or(0),
-        time_since_last_caught_up_ms: 0,
-    };
-    let replicas: Vec<ReplicaView> = candidates
-        .into_iter()
-        .map(|(id, leo, since)| ReplicaView {
-            broker_id: id,
-            rack: rack_of(id),
-            log_end_offset: leo,
-            time_since_last_caught_up_ms: since,
-        })
-        .collect();
-    let chosen = select_rack_aware(&client.rack, &leader, &replicas);
-    (chosen.broker_id != leader_id && chosen.rack.is_some()).then_some(chosen.broker_id)
 }
 
 fn read_pass(scope: &ReadScope<'_>, max_bytes: usize) -> ReadPass {
@@ -898,7 +845,12 @@ fn handle_decoded(req: Request, request: FetchRequest, follower: Option<Follower
         rack: request.rack_id.to_string(),
         listener: req.ctx.listener.clone(),
         rack_aware: apis.rack_aware_reads,
-        image: apis.cluster.as_ref().map(|c| c.image()),
+        // The image only matters to a selector.
+        image: apis
+            .cluster
+            .as_ref()
+            .filter(|_| apis.rack_aware_reads)
+            .map(|c| c.image()),
     });
 
     Box::pin(async move {
