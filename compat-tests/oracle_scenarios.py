@@ -283,6 +283,10 @@ def sc_produce(s, v, n):
     produce(s, n("t"), batch(records(2), corrupt_crc=True), version=v, label="corrupt batch (bad CRC)")
     produce(s, n("small"), batch(records(1, size=2000)), version=v, label="record above max.message.bytes")
     produce(s, n("t"), batch(records(1)), version=v, label="invalid acks", acks=2)
+    # one replica, min.insync.replicas 2: Kafka caps the minimum at the
+    # replica count (Partition.effectiveMinIsr)
+    create_topic(s, n("isr"), configs={"min.insync.replicas": "2"})
+    produce(s, n("isr"), batch(records(1)), version=v, label="acks=all, min.insync.replicas above the replicas")
 
 
 def sc_produce_keyless_compacted(s, v, n):
@@ -313,6 +317,9 @@ def sc_produce_txn_not_added(s, v, n):
     produce(s, n("t"), batch(records(1), producer_id=r["producerId"], epoch=r["producerEpoch"], base_seq=0,
                              transactional=True), version=v, txn_id=n("tx"),
             label="transactional batch, partition not added to the transaction")
+    produce(s, n("t"), batch(records(1), producer_id=r["producerId"], epoch=r["producerEpoch"], base_seq=0,
+                             transactional=True), version=v,
+            label="transactional batch without a transactional id")
 
 
 def sc_fetch(s, v, n):

@@ -20,7 +20,6 @@ use crate::broker::partition::{Partition, PartitionError};
 use crate::broker::quota_managers::QuotaType;
 use crate::broker::topics::Topic;
 use crate::coordinator::txn::add_partitions_manager::SupportedOperation;
-use crate::coordinator::txn::TransactionCoordinator;
 use crate::handlers::metadata::known_elsewhere;
 use crate::handlers::{decode, malformed, ready, Pending, Reply, Request};
 use crate::record::batch;
@@ -193,7 +192,6 @@ fn into_mut(records: Bytes) -> BytesMut {
 }
 
 fn append_partition(
-    txns: &TransactionCoordinator,
     partition: &Arc<Partition>,
     index: i32,
     records: Option<Bytes>,
@@ -265,28 +263,6 @@ fn append_partition(
         Some(Ok(guard)) => Some(guard),
         None => None,
     };
-    if let Some(h) = validated
-        .batches
-        .first()
-        .map(|b| b.header)
-        .filter(|h| {
-            h.is_transactional() && verification.is_none() && ctx.transactional_id.is_none()
-        })
-        .filter(|_| txns.verifies_locally(None))
-    {
-        // A transactional batch sent without a transactional id (standalone
-        // only): checked against the producer id's transaction in place.
-        if let Err(code) = txns.verify_partition(
-            None,
-            h.producer_id,
-            h.producer_epoch,
-            &partition.topic,
-            index,
-        ) {
-            tracing::debug!(topic = %partition.topic, partition = index, producer_id = h.producer_id, error = ?code, "transactional batch refused by verification");
-            return Err(Box::new(verification_failure(index, code, version)));
-        }
-    }
     let mut buf = into_mut(records);
     if let Some(target) = settings.compression_codec {
         // The topic names a codec: re-encode batches that use another one
@@ -467,18 +443,20 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
         version,
         transactional_id: request.transactional_id.as_ref().map(|t| t.0.as_str()),
     };
-    // Transactional records need WRITE on their transactional id, or the
-    // whole request is refused (Kafka's `hasTransactionalRecords` check).
-    let transactional_refused = req.ctx.apis.authorizer.is_some()
-        && request
-            .topic_data
-            .iter()
-            .flat_map(|t| &t.partition_data)
-            .filter_map(|p| p.records.as_ref())
-            .any(|r| batch::iter_batches(r).any(|(_, h)| h.is_transactional()))
+    // Transactional records need a transactional id and WRITE on it, or the
+    // whole request is refused (Kafka's `hasTransactionalRecords` check;
+    // without an authorizer only the missing id is refused).
+    let transactional_refused = request
+        .topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .filter_map(|p| p.records.as_ref())
+        .any(|r| batch::iter_batches(r).any(|(_, h)| h.is_transactional()))
         && !ctx.transactional_id.is_some_and(|id| {
-            req.ctx
-                .authorize(AclOperation::Write, ResourceType::TransactionalId, id)
+            req.ctx.apis.authorizer.is_none()
+                || req
+                    .ctx
+                    .authorize(AclOperation::Write, ResourceType::TransactionalId, id)
         });
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(request.topic_data.len());
     let mut awaiting: Vec<AwaitingAck> = Vec::new();
@@ -576,7 +554,6 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
                             None,
                         )),
                         Some(p) => append_partition(
-                            &apis.txns,
                             p,
                             pd.index,
                             pd.records,

@@ -9,7 +9,9 @@
 use std::time::{Duration, Instant};
 
 use crate::support::fetch::*;
-use crate::support::produce::{produce_err, produce_ok, produce_request, single_partition};
+use crate::support::produce::{
+    produce_err, produce_ok, produce_request, produce_txn_err, produce_txn_ok, single_partition,
+};
 use crate::support::topics::create_topic;
 use crate::support::transactions::*;
 use crate::support::*;
@@ -144,7 +146,7 @@ fn commit_abort_and_read_committed_fetch() {
     assert!(d.transaction_start_time_ms > 0);
 
     let t1 = txn_batch(pid, 0, 3, "c1");
-    assert_eq!(produce_ok(&mut c, "t", 0, &t1), 2);
+    assert_eq!(produce_txn_ok(&mut c, "tx-c", "t", 0, &t1), 2);
 
     // Open transaction: LSO = 2 (its first offset), HW = 5.
     let rc = fetch_isolated(&mut c, "t", 0, 0, READ_COMMITTED);
@@ -183,7 +185,7 @@ fn commit_abort_and_read_committed_fetch() {
 
     // A second batch in the same transaction, then commit.
     let t2 = txn_batch(pid, 3, 2, "c2");
-    assert_eq!(produce_ok(&mut c, "t", 0, &t2), 5);
+    assert_eq!(produce_txn_ok(&mut c, "tx-c", "t", 0, &t2), 5);
     end_txn(&mut c, "tx-c", pid, true);
     assert_eq!(
         describe_txn(&mut c, "tx-c").transaction_state.as_str(),
@@ -224,7 +226,7 @@ fn commit_abort_and_read_committed_fetch() {
     // Second transaction of the same producer (sequences continue): abort it.
     add_partitions_ok(&mut c, "tx-c", pid, &[("t", 0)]);
     let t3 = txn_batch(pid, 5, 4, "a1");
-    assert_eq!(produce_ok(&mut c, "t", 0, &t3), 8);
+    assert_eq!(produce_txn_ok(&mut c, "tx-c", "t", 0, &t3), 8);
     assert_eq!(latest_isolated(&mut c, "t", 0, READ_COMMITTED), 8);
     end_txn(&mut c, "tx-c", pid, false);
     assert_eq!(
@@ -274,9 +276,18 @@ fn lso_is_the_first_offset_of_the_earliest_open_transaction() {
     let bb = init_txn(&mut c, "tx-b", 60_000);
     add_partitions_ok(&mut c, "tx-a", a, &[("m", 0)]);
     add_partitions_ok(&mut c, "tx-b", bb, &[("m", 0)]);
-    assert_eq!(produce_ok(&mut c, "m", 0, &txn_batch(a, 0, 2, "a")), 0);
-    assert_eq!(produce_ok(&mut c, "m", 0, &txn_batch(bb, 0, 2, "b")), 2);
-    assert_eq!(produce_ok(&mut c, "m", 0, &txn_batch(a, 2, 1, "a2")), 4);
+    assert_eq!(
+        produce_txn_ok(&mut c, "tx-a", "m", 0, &txn_batch(a, 0, 2, "a")),
+        0
+    );
+    assert_eq!(
+        produce_txn_ok(&mut c, "tx-b", "m", 0, &txn_batch(bb, 0, 2, "b")),
+        2
+    );
+    assert_eq!(
+        produce_txn_ok(&mut c, "tx-a", "m", 0, &txn_batch(a, 2, 1, "a2")),
+        4
+    );
     assert_eq!(latest_isolated(&mut c, "m", 0, READ_COMMITTED), 0);
     // B commits first: A still holds the LSO at 0.
     end_txn(&mut c, "tx-b", bb, true);
@@ -316,8 +327,9 @@ fn transactional_produce_requires_the_partition_in_the_transaction() {
     let pid = init_txn(&mut c, "tx-v", 60_000);
 
     // No transaction open at all.
-    produce_err(
+    produce_txn_err(
         &mut c,
+        "tx-v",
         "v",
         0,
         &txn_batch(pid, 0, 1, "x"),
@@ -332,8 +344,9 @@ fn transactional_produce_requires_the_partition_in_the_transaction() {
 
     add_partitions_ok(&mut c, "tx-v", pid, &[("v", 0)]);
     // Partition 1 was not added.
-    produce_err(
+    produce_txn_err(
         &mut c,
+        "tx-v",
         "v",
         1,
         &txn_batch(pid, 0, 1, "x"),
@@ -347,7 +360,10 @@ fn transactional_produce_requires_the_partition_in_the_transaction() {
     );
 
     // Partition 0 was.
-    assert_eq!(produce_ok(&mut c, "v", 0, &txn_batch(pid, 0, 2, "ok")), 0);
+    assert_eq!(
+        produce_txn_ok(&mut c, "tx-v", "v", 0, &txn_batch(pid, 0, 2, "ok")),
+        0
+    );
     // A non-transactional batch of the same producer while its transaction
     // is open on the partition: INVALID_TXN_STATE.
     produce_err(
@@ -364,11 +380,15 @@ fn transactional_produce_requires_the_partition_in_the_transaction() {
         "nothing appended"
     );
     // The transaction continues normally.
-    assert_eq!(produce_ok(&mut c, "v", 0, &txn_batch(pid, 2, 1, "ok2")), 2);
+    assert_eq!(
+        produce_txn_ok(&mut c, "tx-v", "v", 0, &txn_batch(pid, 2, 1, "ok2")),
+        2
+    );
     end_txn(&mut c, "tx-v", pid, true);
     // After the commit the partition is no longer part of a transaction.
-    produce_err(
+    produce_txn_err(
         &mut c,
+        "tx-v",
         "v",
         0,
         &txn_batch(pid, 3, 1, "late"),
@@ -395,6 +415,29 @@ fn transactional_produce_requires_the_partition_in_the_transaction() {
     assert_eq!(codes, vec![E::InvalidProducerIdMapping.code()]);
     let codes = add_partitions(&mut c, 3, "tx-v", (pid.0 + 1000, pid.1), &[("v", 1)]);
     assert_eq!(codes, vec![E::InvalidProducerIdMapping.code()]);
+}
+
+/// A transactional batch needs the request's transactional id: Kafka
+/// refuses the whole request with TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+/// with or without an authorizer (`hasTransactionalRecords`).
+#[test]
+fn transactional_batch_without_a_transactional_id_is_refused() {
+    let b = txn_broker(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "n", 1, &[]);
+    let pid = init_txn(&mut c, "tx-n", 60_000);
+    add_partitions_ok(&mut c, "tx-n", pid, &[("n", 0)]);
+    produce_err(
+        &mut c,
+        "n",
+        0,
+        &txn_batch(pid, 0, 1, "x"),
+        E::TransactionalIdAuthorizationFailed.code(),
+        "no transactional id",
+    );
+    assert_eq!(latest_isolated(&mut c, "n", 0, READ_UNCOMMITTED), 0);
+    let with_id = produce_txn_ok(&mut c, "tx-n", "n", 0, &txn_batch(pid, 0, 1, "x"));
+    assert_eq!(with_id, 0);
 }
 
 /// KIP-890 verification of a transactional Produce, answered as Kafka 4.4
@@ -487,7 +530,10 @@ fn second_producer_fences_and_aborts_the_first() {
     let old = init_txn(&mut c, "tx-f", 60_000);
     assert_eq!(old.1, 0);
     add_partitions_ok(&mut c, "tx-f", old, &[("f", 0)]);
-    assert_eq!(produce_ok(&mut c, "f", 0, &txn_batch(old, 0, 3, "old")), 0);
+    assert_eq!(
+        produce_txn_ok(&mut c, "tx-f", "f", 0, &txn_batch(old, 0, 3, "old")),
+        0
+    );
 
     // A new incarnation: Kafka fences (epoch 1), aborts the open transaction,
     // answers CONCURRENT_TRANSACTIONS, and the retry gets epoch 2.
@@ -517,8 +563,9 @@ fn second_producer_fences_and_aborts_the_first() {
     assert_eq!(aborted_of(&rc), Some(vec![(old.0, 0)]));
 
     // The old producer is fenced everywhere.
-    produce_err(
+    produce_txn_err(
         &mut c,
+        "tx-f",
         "f",
         0,
         &txn_batch(old, 3, 1, "zombie"),
@@ -558,7 +605,10 @@ fn second_producer_fences_and_aborts_the_first() {
 
     // The new producer works.
     add_partitions_ok(&mut c, "tx-f", new, &[("f", 0)]);
-    assert_eq!(produce_ok(&mut c, "f", 0, &txn_batch(new, 0, 2, "new")), 4);
+    assert_eq!(
+        produce_txn_ok(&mut c, "tx-f", "f", 0, &txn_batch(new, 0, 2, "new")),
+        4
+    );
     end_txn(&mut c, "tx-f", new, true);
     let rc = fetch_isolated(&mut c, "f", 0, 0, READ_COMMITTED);
     assert_eq!(rc.last_stable_offset, 7);
@@ -578,7 +628,7 @@ fn timed_out_transaction_is_aborted() {
     let pid = init_txn(&mut c, "tx-to", 1_000);
     add_partitions_ok(&mut c, "tx-to", pid, &[("to", 0)]);
     assert_eq!(
-        produce_ok(&mut c, "to", 0, &txn_batch(pid, 0, 5, "late")),
+        produce_txn_ok(&mut c, "tx-to", "to", 0, &txn_batch(pid, 0, 5, "late")),
         0
     );
     assert_eq!(latest_isolated(&mut c, "to", 0, READ_COMMITTED), 0);
@@ -613,8 +663,9 @@ fn timed_out_transaction_is_aborted() {
     assert_eq!(listed(&l).len(), 1);
 
     // The timed-out producer is fenced.
-    produce_err(
+    produce_txn_err(
         &mut c,
+        "tx-to",
         "to",
         0,
         &txn_batch(pid, 5, 1, "zombie"),
@@ -645,22 +696,34 @@ fn transactions_survive_kill_9() {
     // A committed transaction on r-0.
     let cp = init_txn(&mut c, "tx-committed", 60_000);
     add_partitions_ok(&mut c, "tx-committed", cp, &[("r", 0)]);
-    assert_eq!(produce_ok(&mut c, "r", 0, &txn_batch(cp, 0, 3, "c")), 0);
+    assert_eq!(
+        produce_txn_ok(&mut c, "tx-committed", "r", 0, &txn_batch(cp, 0, 3, "c")),
+        0
+    );
     end_txn(&mut c, "tx-committed", cp, true);
     // An aborted one on r-0.
     add_partitions_ok(&mut c, "tx-committed", cp, &[("r", 0)]);
-    assert_eq!(produce_ok(&mut c, "r", 0, &txn_batch(cp, 3, 2, "a")), 4);
+    assert_eq!(
+        produce_txn_ok(&mut c, "tx-committed", "r", 0, &txn_batch(cp, 3, 2, "a")),
+        4
+    );
     end_txn(&mut c, "tx-committed", cp, false);
     // An open one on r-1 whose timeout (10 minutes) cannot pass during the
     // test, however slow the restart.
     let op = init_txn(&mut c, "tx-open", 600_000);
     add_partitions_ok(&mut c, "tx-open", op, &[("r", 1)]);
-    assert_eq!(produce_ok(&mut c, "r", 1, &txn_batch(op, 0, 4, "o")), 0);
+    assert_eq!(
+        produce_txn_ok(&mut c, "tx-open", "r", 1, &txn_batch(op, 0, 4, "o")),
+        0
+    );
     // An open one on r-2 whose timeout (1 s) passes while the broker is down
     // or soon after: only the restarted broker can abort it.
     let ep = init_txn(&mut c, "tx-expiring", 1_000);
     add_partitions_ok(&mut c, "tx-expiring", ep, &[("r", 2)]);
-    assert_eq!(produce_ok(&mut c, "r", 2, &txn_batch(ep, 0, 2, "e")), 0);
+    assert_eq!(
+        produce_txn_ok(&mut c, "tx-expiring", "r", 2, &txn_batch(ep, 0, 2, "e")),
+        0
+    );
     assert_eq!(
         describe_txn(&mut c, "tx-expiring")
             .transaction_state
@@ -713,7 +776,10 @@ fn transactions_survive_kill_9() {
     assert!(batches_of(&rc).is_empty());
     assert_eq!(latest_isolated(&mut c, "r", 1, READ_COMMITTED), 0);
     // Its producer may continue after the restart.
-    assert_eq!(produce_ok(&mut c, "r", 1, &txn_batch(op, 4, 1, "o2")), 4);
+    assert_eq!(
+        produce_txn_ok(&mut c, "tx-open", "r", 1, &txn_batch(op, 4, 1, "o2")),
+        4
+    );
 
     // The expiring one is aborted by its timeout, with a bumped epoch.
     let d = wait_txn_state(
@@ -927,7 +993,7 @@ fn list_offsets_by_timestamp_respects_the_lso() {
     ]);
     set_producer(&mut t, pid.0, pid.1, 0);
     set_transactional(&mut t);
-    assert_eq!(produce_ok(&mut c, "ts", 0, &t), 1);
+    assert_eq!(produce_txn_ok(&mut c, "tx-ts", "ts", 0, &t), 1);
 
     assert_eq!(
         list_offset_at(&mut c, "ts", 0, base + 1_000, READ_UNCOMMITTED),
@@ -984,7 +1050,7 @@ fn end_txn_interrupted_by_kill_9_is_all_or_nothing() {
         let pid = init_txn(&mut c, &id, 1_500);
         add_partitions_ok(&mut c, &id, pid, &[("k", 0), ("k", 1), ("k", 2)]);
         for p in 0..3 {
-            produce_ok(&mut c, "k", p, &txn_batch(pid, 0, 2, &id));
+            produce_txn_ok(&mut c, &id, "k", p, &txn_batch(pid, 0, 2, &id));
         }
         c.send_only(3, &end_txn_request(&id, pid, true));
         std::thread::sleep(Duration::from_micros(round * 400));

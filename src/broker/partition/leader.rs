@@ -160,11 +160,11 @@ impl Partition {
     }
 
     /// Kafka's check before an acks=all append: fewer in-sync replicas
-    /// than min.insync.replicas (a single replica counts itself, against
-    /// the plain setting, as kastle always answered).
+    /// than min.insync.replicas, capped at the replica count (Kafka 4.1's
+    /// `Partition.effectiveMinIsr`), so a single replica is never below it.
     pub fn below_min_isr(&self, min_insync_replicas: i32) -> bool {
         if !self.replicated.load(Ordering::Acquire) {
-            return min_insync_replicas > 1;
+            return false;
         }
         let a = self.assignment();
         a.isr.len() < a.effective_min_isr(min_insync_replicas)

@@ -741,44 +741,6 @@ impl TransactionCoordinator {
         self.complete(&mut m, commit).await
     }
 
-    /// KIP-890 verification of a transactional write (a Produce batch, a
-    /// TxnOffsetCommit), answered as Kafka's coordinator answers the
-    /// broker's verify-only AddPartitionsToTxn
-    /// (`handleVerifyPartitionsInTransaction`) after
-    /// `AddPartitionsToTxnManager`'s translation: the producer id must be
-    /// the transactional id's current one (INVALID_PRODUCER_ID_MAPPING), at
-    /// its epoch (PRODUCER_FENCED, answered INVALID_PRODUCER_EPOCH), the
-    /// transaction must not be ending (CONCURRENT_TRANSACTIONS), and the
-    /// partition must be in it (TRANSACTION_ABORTABLE, which callers turn
-    /// into INVALID_TXN_STATE for request versions that predate it).
-    /// `transactional_id` is the request's, when it names one.
-    pub fn verify_partition(
-        &self,
-        transactional_id: Option<&str>,
-        producer_id: i64,
-        epoch: i16,
-        topic: &str,
-        partition: i32,
-    ) -> Result<(), ResponseError> {
-        let producers = self.producers.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(v) = producers.get(&producer_id) else {
-            return Err(ResponseError::InvalidProducerIdMapping);
-        };
-        if transactional_id.is_some_and(|t| t != v.transactional_id) {
-            return Err(ResponseError::InvalidProducerIdMapping);
-        }
-        if epoch != v.epoch {
-            return Err(ResponseError::InvalidProducerEpoch);
-        }
-        if matches!(v.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
-            return Err(ResponseError::ConcurrentTransactions);
-        }
-        if v.state != TxnState::Ongoing || !v.partitions.contains(&(topic.to_string(), partition)) {
-            return Err(ResponseError::TransactionAbortable);
-        }
-        Ok(())
-    }
-
     /// The coordinator's side of a broker's verify-only AddPartitionsToTxn
     /// (Kafka's `handleVerifyPartitionsInTransaction`): NOT_COORDINATOR or
     /// COORDINATOR_LOAD_IN_PROGRESS when this broker cannot answer for the
@@ -843,18 +805,6 @@ impl TransactionCoordinator {
         }
         out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
         Ok(out)
-    }
-
-    /// Whether produce-time verification can be answered here: always on
-    /// a standalone broker; in a cluster only by the coordinator of the
-    /// transactional id (other leaders do not verify yet, as with
-    /// `transaction.partition.verification.enable=false`).
-    pub fn verifies_locally(&self, transactional_id: Option<&str>) -> bool {
-        match (&self.leadership, transactional_id) {
-            (None, _) => true,
-            (Some(_), Some(id)) => self.check_coordinator(id).is_ok(),
-            (Some(_), None) => false,
-        }
     }
 }
 

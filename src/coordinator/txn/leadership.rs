@@ -256,14 +256,12 @@ mod tests {
         c.on_metadata(3, others.clone());
         assert_eq!(init(&c).await, Err(ResponseError::NotCoordinator));
         assert_eq!(c.describe("tx").await, Err(ResponseError::NotCoordinator));
-        assert!(!c.verifies_locally(Some("tx")));
 
         // Elected again: the log brings the producer back (same id, next
         // epoch).
         others.insert(p, 0);
         c.on_metadata(3, others);
         assert_eq!(init(&c).await, Ok((pid, 1)));
-        assert!(c.verifies_locally(Some("tx")));
         assert_eq!(
             c.describe("nobody").await,
             Err(ResponseError::TransactionalIdNotFound)

@@ -59,10 +59,42 @@ pub fn produce(
     produce_v(c, PRODUCE_VERSION, topic, partition, -1, records)
 }
 
+/// Produce v9 with acks=all, sent with `transactional_id` (which a request
+/// carrying transactional batches must name).
+pub fn produce_txn(
+    c: &mut Client,
+    transactional_id: &str,
+    topic: &str,
+    partition: i32,
+    records: &[u8],
+) -> PartitionProduceResponse {
+    let req = produce_request(topic, partition, -1, records).with_transactional_id(Some(
+        kafka_protocol::messages::TransactionalId(super::sb(transactional_id)),
+    ));
+    single_partition(c.call(PRODUCE_VERSION, &req))
+}
+
 /// Produce and insist on success; returns the base offset.
 #[track_caller]
 pub fn produce_ok(c: &mut Client, topic: &str, partition: i32, records: &[u8]) -> i64 {
-    let r = produce(c, topic, partition, records);
+    expect_ok(produce(c, topic, partition, records), topic, partition)
+}
+
+/// `produce_ok` for transactional batches of `transactional_id`.
+#[track_caller]
+pub fn produce_txn_ok(
+    c: &mut Client,
+    transactional_id: &str,
+    topic: &str,
+    partition: i32,
+    records: &[u8],
+) -> i64 {
+    let r = produce_txn(c, transactional_id, topic, partition, records);
+    expect_ok(r, topic, partition)
+}
+
+#[track_caller]
+fn expect_ok(r: PartitionProduceResponse, topic: &str, partition: i32) -> i64 {
     assert_eq!(
         r.error_code, NONE,
         "produce to {topic}-{partition}: {:?}",
@@ -82,7 +114,26 @@ pub fn produce_err(
     code: i16,
     what: &str,
 ) -> String {
-    let r = produce(c, topic, partition, records);
+    expect_err(produce(c, topic, partition, records), code, what)
+}
+
+/// `produce_err` for transactional batches of `transactional_id`.
+#[track_caller]
+pub fn produce_txn_err(
+    c: &mut Client,
+    transactional_id: &str,
+    topic: &str,
+    partition: i32,
+    records: &[u8],
+    code: i16,
+    what: &str,
+) -> String {
+    let r = produce_txn(c, transactional_id, topic, partition, records);
+    expect_err(r, code, what)
+}
+
+#[track_caller]
+fn expect_err(r: PartitionProduceResponse, code: i16, what: &str) -> String {
     assert_eq!(
         r.error_code, code,
         "{what}: expected error {code}, got {} (base offset {}, message {:?})",
