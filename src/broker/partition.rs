@@ -337,12 +337,7 @@ impl Partition {
         let now = now_ms();
         let mut guard = self.lock();
         let plog = guard.as_mut().ok_or(PartitionError::Closed)?;
-        if self.state.borrow().failed {
-            return Err(PartitionError::Failed);
-        }
-        if !self.is_leader() {
-            return Err(PartitionError::NotLeader);
-        }
+        self.check_leader_appendable()?;
         // Produce v3+ carries one batch per partition; idempotence is
         // checked against it before anything is written.
         let first = validated.batches.first().map(|b| b.header);
@@ -440,12 +435,30 @@ impl Partition {
         }
         let start = plog.log.log_start_offset();
         drop(guard);
+        self.publish_log_start(start);
+        Ok(start)
+    }
+
+    /// What an append as leader needs besides the open log: the partition
+    /// not failed on a storage error, and still the leader.
+    fn check_leader_appendable(&self) -> Result<(), PartitionError> {
+        if self.state.borrow().failed {
+            return Err(PartitionError::Failed);
+        }
+        if !self.is_leader() {
+            return Err(PartitionError::NotLeader);
+        }
+        Ok(())
+    }
+
+    /// Publishes a new log start offset (waiters wake only when it moved).
+    /// Called after the partition lock is released.
+    fn publish_log_start(&self, start: i64) {
         self.state.send_if_modified(|s| {
             let moved = s.log_start_offset != start;
             s.log_start_offset = start;
             moved
         });
-        Ok(start)
     }
 
     /// Publishes a new first unstable offset (LSO waiters wake only when it
@@ -851,11 +864,7 @@ impl Partition {
             tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "pruning the transaction index failed");
         }
         drop(guard);
-        self.state.send_if_modified(|s| {
-            let moved = s.log_start_offset != start;
-            s.log_start_offset = start;
-            moved
-        });
+        self.publish_log_start(start);
         Ok(deleted)
     }
 }

@@ -217,20 +217,12 @@ fn read_pass(scope: &ReadScope<'_>, max_bytes: usize) -> ReadPass {
             match diverging {
                 Ok(None) => {}
                 Ok(Some((epoch, end_offset))) => {
-                    let s = partition.state();
                     parts.push(
-                        PartitionData::default()
-                            .with_partition_index(pt.index)
-                            .with_high_watermark(s.high_watermark)
-                            .with_last_stable_offset(s.last_stable_offset())
-                            .with_log_start_offset(s.log_start_offset)
-                            .with_preferred_read_replica(BrokerId(-1))
-                            .with_diverging_epoch(
-                                EpochEndOffset::default()
-                                    .with_epoch(epoch)
-                                    .with_end_offset(end_offset),
-                            )
-                            .with_records(Some(Bytes::new())),
+                        offsets_only(partition, pt.index).with_diverging_epoch(
+                            EpochEndOffset::default()
+                                .with_epoch(epoch)
+                                .with_end_offset(end_offset),
+                        ),
                     );
                     immediate = true;
                     continue;
@@ -262,15 +254,9 @@ fn read_pass(scope: &ReadScope<'_>, max_bytes: usize) -> ReadPass {
             {
                 // The closest replica serves this consumer: no records, the
                 // offsets it needs, and where to go.
-                let s = partition.state();
                 parts.push(
-                    PartitionData::default()
-                        .with_partition_index(pt.index)
-                        .with_high_watermark(s.high_watermark)
-                        .with_last_stable_offset(s.last_stable_offset())
-                        .with_log_start_offset(s.log_start_offset)
-                        .with_preferred_read_replica(BrokerId(preferred))
-                        .with_records(Some(Bytes::new())),
+                    offsets_only(partition, pt.index)
+                        .with_preferred_read_replica(BrokerId(preferred)),
                 );
                 immediate = true;
                 continue;
@@ -895,4 +881,17 @@ fn handle_decoded(req: Request, request: FetchRequest, follower: Option<Follower
             }
         }
     })
+}
+
+/// A partition's answer without records: its offsets only, for a consumer
+/// sent elsewhere (a diverging epoch, a preferred read replica).
+fn offsets_only(partition: &Partition, index: i32) -> PartitionData {
+    let s = partition.state();
+    PartitionData::default()
+        .with_partition_index(index)
+        .with_high_watermark(s.high_watermark)
+        .with_last_stable_offset(s.last_stable_offset())
+        .with_log_start_offset(s.log_start_offset)
+        .with_preferred_read_replica(BrokerId(-1))
+        .with_records(Some(Bytes::new()))
 }

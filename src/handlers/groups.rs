@@ -448,6 +448,7 @@ pub async fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
         // TRANSACTION_ABORTABLE reaches clients before v4 as
         // INVALID_TXN_STATE (Kafka's
         // txnOffsetCommitRequestVersionToTransactionSupportedOperation).
+        let asked = std::time::Instant::now();
         let unverified = apis
             .txn_verifier
             .verify(
@@ -461,6 +462,7 @@ pub async fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
                 SupportedOperation::for_txn_offset_commit(req.version()),
             )
             .await;
+        req.note_off_thread(asked.elapsed());
         match unverified.into_values().next().map_or(Ok(()), Err) {
             Err(e) => {
                 tracing::debug!(group = %group_id, transactional_id = %r.transactional_id.0, producer_id = r.producer_id.0, error = ?e, "TxnOffsetCommit refused by transaction verification");

@@ -221,6 +221,10 @@ impl RequestContext {
 pub struct Request {
     pub ctx: RequestContext,
     pub header: RequestHeader,
+    /// Set while the request quota measures this request: the nanoseconds
+    /// its handler spent waiting on another broker (KIP-890 verification),
+    /// which Kafka spends off its request threads and does not charge.
+    off_thread_nanos: Option<Arc<AtomicU64>>,
 }
 
 impl Request {
@@ -231,6 +235,15 @@ impl Request {
     /// The client id quotas are kept by ("" when the header has none).
     fn quota_client_id(&self) -> &str {
         self.header.client_id.as_deref().unwrap_or("")
+    }
+
+    /// Counts `waited` as time off the request thread (not charged to the
+    /// request quota).
+    pub fn note_off_thread(&self, waited: Duration) {
+        if let Some(n) = &self.off_thread_nanos {
+            let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+            n.fetch_add(nanos, Ordering::Relaxed);
+        }
     }
 
     /// Whether any user/client-id quota is configured (one atomic load).
@@ -358,7 +371,11 @@ pub async fn dispatch(ctx: RequestContext, frame: Bytes) -> Pending {
     let body = frame.slice(header.len..);
     let api_key = header.api_key;
     let version = header.api_version;
-    let req = Request { ctx, header };
+    let mut req = Request {
+        ctx,
+        header,
+        off_thread_nanos: None,
+    };
 
     if api_key == ApiKey::ApiVersions as i16 && !versions::is_supported(api_key, version) {
         // Kafka answers a too-new ApiVersions with its own range, so that
@@ -387,6 +404,8 @@ pub async fn dispatch(ctx: RequestContext, frame: Bytes) -> Pending {
     let client_id = req.quota_client_id().to_string();
     let throttle = req.ctx.throttle.clone();
     let apis = req.ctx.apis.clone();
+    let off_thread = Arc::new(AtomicU64::new(0));
+    req.off_thread_nanos = Some(off_thread.clone());
     let start = Instant::now();
     let pending = if key == ApiKey::Fetch {
         // Kafka sends a follower's fetch response exempt from throttling
@@ -399,7 +418,11 @@ pub async fn dispatch(ctx: RequestContext, frame: Bytes) -> Pending {
     } else {
         handle(key, req, body).await
     };
-    let percent = request_quota::nanos_to_percentage(start.elapsed().as_nanos());
+    let on_thread = start
+        .elapsed()
+        .as_nanos()
+        .saturating_sub(u128::from(off_thread.load(Ordering::Relaxed)));
+    let percent = request_quota::nanos_to_percentage(on_thread);
     Box::pin(async move {
         let reply = pending.await;
         // acks=0 produce (no response) is exempt, as in Kafka; a closed

@@ -405,6 +405,7 @@ async fn verify_transactions(
         return verdicts;
     };
     let partitions: Vec<(String, i32)> = started.iter().map(|(_, tp, _)| tp.clone()).collect();
+    let asked = std::time::Instant::now();
     let unverified = apis
         .txn_verifier
         .verify(
@@ -415,6 +416,7 @@ async fn verify_transactions(
             SupportedOperation::for_produce(ctx.version),
         )
         .await;
+    req.note_off_thread(asked.elapsed());
     for (key, tp, guard) in started {
         let verdict = match unverified.get(&tp) {
             Some(e) => Err(*e),

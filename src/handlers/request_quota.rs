@@ -1,5 +1,6 @@
 //! The request quota (`request_percentage`, Kafka's
-//! `ClientRequestQuotaManager`): the time a request's in-order part took is
+//! `ClientRequestQuotaManager`): the time a request's in-order part took (less
+//! its waits on other brokers, which Kafka spends off its request threads) is
 //! recorded against the client's quota and, when over it, the throttle goes
 //! into the response's `throttle_time_ms` (the larger of it and a throttle
 //! the handler already set, as Kafka takes the larger of the bandwidth and

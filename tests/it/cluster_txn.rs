@@ -10,11 +10,11 @@
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
-use kafka_protocol::messages::{MetadataResponse, TransactionalId};
+use kafka_protocol::messages::MetadataResponse;
 
 use crate::support::cluster::Cluster;
 use crate::support::fetch::{latest_isolated, READ_COMMITTED, READ_UNCOMMITTED};
-use crate::support::produce::{produce_request, single_partition};
+use crate::support::produce;
 use crate::support::topics::{create_topics, md_topic, metadata, topic_spec};
 use crate::support::transactions::{
     add_offsets, add_partitions_ok, end_txn, init_producer_id, txn_offset_commit,
@@ -27,10 +27,7 @@ const TXN: &str = "tx-remote";
 /// Produce v9 (acks=all) of a transactional batch, as a transactional
 /// producer sends it (with its transactional id): the error code.
 fn produce_txn(c: &mut Client, topic: &str, partition: i32, records: &[u8]) -> i16 {
-    let req = produce_request(topic, partition, -1, records)
-        .with_transactional_id(Some(TransactionalId(sb(TXN))));
-    let r = single_partition(c.call(9, &req));
-    r.error_code
+    produce::produce_txn(c, TXN, topic, partition, records).error_code
 }
 
 /// FindCoordinator v4 of one key (0 = group, 1 = transaction), retried

@@ -73,12 +73,7 @@ impl Partition {
             .build();
         let mut guard = self.lock();
         let plog = guard.as_mut().ok_or(PartitionError::Closed)?;
-        if self.state.borrow().failed {
-            return Err(PartitionError::Failed);
-        }
-        if !self.is_leader() {
-            return Err(PartitionError::NotLeader);
-        }
+        self.check_leader_appendable()?;
         let active_before = plog.log.active_segment_base_offset();
         let result = plog
             .log
