@@ -247,7 +247,20 @@ impl Log {
         // must be fully on disk before it stops being the active one.
         self.active_mut().flush()?;
         self.active_mut().on_become_inactive()?;
-        let seg = LogSegment::create(&self.dir, new_base, &self.config, now_ms)?;
+        let seg = match LogSegment::create(&self.dir, new_base, &self.config, now_ms) {
+            Ok(seg) => seg,
+            Err(e) => {
+                // A full disk fails the roll cleanly: the old segment stays
+                // the active one (its indexes grown back if space allows;
+                // trimmed, they count as full, so the next append retries
+                // the roll) and the append is refused with the error.
+                if let Err(r) = self.active_mut().make_active() {
+                    tracing::debug!(dir = %self.dir.display(), error = %r, "could not regrow the indexes after a failed roll");
+                }
+                tracing::warn!(dir = %self.dir.display(), base_offset = new_base, error = %e, "could not roll a new log segment");
+                return Err(e);
+            }
+        };
         self.segments.push(seg);
         // The new directory entries must survive a crash.
         fsync_dir(&self.dir)?;
