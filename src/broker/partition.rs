@@ -79,6 +79,9 @@ impl PartitionError {
             PartitionError::Storage(StorageError::OffsetOutOfRange { .. }) => {
                 ResponseError::OffsetOutOfRange
             }
+            PartitionError::Storage(StorageError::CorruptRecords { .. }) => {
+                ResponseError::CorruptMessage
+            }
             PartitionError::Storage(_) | PartitionError::Failed => ResponseError::KafkaStorageError,
             PartitionError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
             PartitionError::Producer(e) => ResponseError::try_from_code(e.kafka_error_code())

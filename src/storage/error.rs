@@ -45,6 +45,14 @@ pub enum StorageError {
     IndexFull {
         path: PathBuf,
     },
+    /// A fetch at or past a batch the LogScrubber found corrupt in a
+    /// sealed segment (answered CORRUPT_MESSAGE, as Kafka's client-side
+    /// CRC check would refuse it).
+    CorruptRecords {
+        path: PathBuf,
+        position: u64,
+        offset: i64,
+    },
     InvalidConfig(String),
     Record(RecordError),
 }
@@ -105,6 +113,15 @@ impl fmt::Display for StorageError {
                 path.display()
             ),
             StorageError::IndexFull { path } => write!(f, "index {} is full", path.display()),
+            StorageError::CorruptRecords {
+                path,
+                position,
+                offset,
+            } => write!(
+                f,
+                "offset {offset} is at or past a corrupt record batch (position {position} of {})",
+                path.display()
+            ),
             StorageError::InvalidConfig(s) => write!(f, "invalid log config: {s}"),
             StorageError::Record(e) => write!(f, "invalid records: {e}"),
         }

@@ -6,9 +6,27 @@
 //! No file descriptor is kept once the file is mapped (as in Kafka): a
 //! broker with 10,000 partitions would otherwise hold three descriptors per
 //! segment and run out under a common `ulimit -n`. The rare resize reopens
-//! the file by path.
+//! the file by path, and checks that the path still names the file it
+//! mapped.
+//!
+//! Invariant (a full disk never kills the broker): no store goes through
+//! the map to a byte that has no disk block allocated behind it. The file
+//! is preallocated sparse (`set_len`, as Kafka does: a broker with many
+//! partitions must not reserve `segment.index.bytes` twice over for each),
+//! and a store into a hole is a SIGBUS when the filesystem has no block to
+//! give: the whole broker died instead of one append failing. So the map
+//! is written only below `allocated`, a watermark raised ahead of the
+//! entries, a page at a time, by [`allocate`] (`fallocate(2)`, or written
+//! zeros where the filesystem has none). Its ENOSPC is an ordinary
+//! `StorageError::Io`: [`IndexFile::reserve`] lets an append fail with it
+//! before any byte is written (KAFKA_STORAGE_ERROR), and a roll or seal
+//! that cannot allocate fails cleanly. Tested by
+//! `compat-tests/test_disk_full.py` (a real full tmpfs under the broker).
 
 use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use memmap2::{MmapMut, MmapOptions};
@@ -22,10 +40,74 @@ pub(crate) struct IndexFile {
     entry_size: usize,
     entries: usize,
     max_entries: usize,
+    /// (device, inode) of the mapped file: a reopen by path that finds
+    /// another file (the path renamed away and reused) must not resize it,
+    /// since truncating a file someone else maps is their SIGBUS.
+    identity: (u64, u64),
+    /// Bytes from the start of the file known to have blocks allocated:
+    /// the map is never written at or above it (module invariant).
+    allocated: u64,
 }
 
 fn round_down(size: u64, entry_size: usize) -> u64 {
     size - size % entry_size as u64
+}
+
+fn identity(path: &Path, file: &File) -> Result<(u64, u64), StorageError> {
+    let m = file
+        .metadata()
+        .map_err(|e| StorageError::io(path, "stat index", e))?;
+    Ok((m.dev(), m.ino()))
+}
+
+/// Zeros written per call by the fallback of [`allocate`].
+const ZERO_CHUNK: usize = 64 << 10;
+
+/// The watermark is raised this many bytes at a time (one page: one
+/// `fallocate` per 512 offset-index entries).
+const ALLOCATION_CHUNK: u64 = 4096;
+
+/// Allocates blocks for `[0, to)` of `file` (no larger than the file), so
+/// stores through a map of it cannot fault for want of space. Uses
+/// `fallocate(2)` with mode 0 (already allocated ranges cost nothing, and a
+/// hole anywhere below `to` is filled too; the size never changes since
+/// `to` is inside the file); where the filesystem does not support it
+/// (EOPNOTSUPP), writes zeros over `[from, to)`, `from` being the end of the
+/// live entries, which must keep their bytes. ENOSPC (or any error) is
+/// returned as is.
+fn allocate(file: &File, from: u64, to: u64) -> io::Result<()> {
+    if to <= from {
+        return Ok(());
+    }
+    let Ok(len) = libc::off_t::try_from(to) else {
+        return Err(io::Error::from_raw_os_error(libc::EFBIG));
+    };
+    loop {
+        // SAFETY: a valid, open descriptor and a non-negative range; mode 0
+        // allocates blocks, it never changes data.
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EOPNOTSUPP) => return write_zeros(file, from, to),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// The fallback of [`allocate`]: real zeros, so the blocks exist.
+fn write_zeros(file: &File, from: u64, new_len: u64) -> io::Result<()> {
+    let zeros = vec![0u8; ZERO_CHUNK];
+    let mut pos = from;
+    while pos < new_len {
+        let n = (new_len - pos).min(ZERO_CHUNK as u64) as usize;
+        file.write_all_at(&zeros[..n], pos)?;
+        pos += n as u64;
+    }
+    Ok(())
 }
 
 impl IndexFile {
@@ -57,6 +139,8 @@ impl IndexFile {
             entry_size,
             entries: (len / entry_size as u64) as usize,
             max_entries: 0,
+            identity: identity(path, &file)?,
+            allocated: 0,
         };
         if len == 0 {
             idx.resize_file(&file, u64::from(max_index_size))?;
@@ -85,6 +169,8 @@ impl IndexFile {
             entry_size,
             entries: 0,
             max_entries: 0,
+            identity: identity(path, &file)?,
+            allocated: 0,
         };
         idx.resize_file(&file, u64::from(max_index_size))?;
         Ok(idx)
@@ -95,8 +181,10 @@ impl IndexFile {
         if len > 0 {
             // SAFETY: the mapping is backed by a file this broker owns
             // exclusively; nothing else truncates or writes it while mapped
-            // (we drop the map before every set_len), so the memory stays
-            // valid for the map's lifetime.
+            // (we drop the map before every set_len, and never resize a
+            // file that is not the one we mapped), so the memory stays
+            // valid for the map's lifetime. Stores go only below
+            // `allocated` (see `allocate`), so none can fault on a full disk.
             let m = unsafe { MmapOptions::new().len(len as usize).map_mut(file) }
                 .map_err(|e| StorageError::io(&self.path, "mmap index", e))?;
             self.mmap = Some(m);
@@ -122,21 +210,61 @@ impl IndexFile {
     }
 
     /// A fresh read-write handle: none is kept while the file is mapped.
+    /// Refuses a file other than the one mapped (the path was renamed away,
+    /// e.g. to `.deleted`, and perhaps reused): resizing that one could cut
+    /// a file another index maps.
     fn reopen(&self) -> Result<File, StorageError> {
-        OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(&self.path)
-            .map_err(|e| StorageError::io(&self.path, "reopen index", e))
+            .map_err(|e| StorageError::io(&self.path, "reopen index", e))?;
+        if identity(&self.path, &file)? != self.identity {
+            return Err(StorageError::io(
+                &self.path,
+                "reopen index",
+                io::Error::other("the path no longer names the mapped index file"),
+            ));
+        }
+        Ok(file)
     }
 
     fn resize_file(&mut self, file: &File, size: u64) -> Result<(), StorageError> {
         let new_len = self.target_len(size);
         // Unmap first: touching mapped pages beyond a shrunk file is SIGBUS.
         self.mmap = None;
+        // Growth is sparse: the watermark keeps stores below what is backed.
+        self.allocated = self.allocated.min(new_len);
         file.set_len(new_len)
             .map_err(|e| StorageError::io(&self.path, "resize index", e))?;
         self.map(file, new_len)
+    }
+
+    /// Makes room for `n` more entries to be stored without a fault: raises
+    /// the allocation watermark past them (a page at a time, never past the
+    /// file). Appends call it before writing any log data, so a full disk
+    /// refuses the append instead of killing the broker. Capped at the
+    /// entries that fit.
+    pub fn reserve(&mut self, n: usize) -> Result<(), StorageError> {
+        let want = (self.entries + n).min(self.max_entries) * self.entry_size;
+        self.ensure_allocated(want as u64)
+    }
+
+    fn ensure_allocated(&mut self, want: u64) -> Result<(), StorageError> {
+        if want <= self.allocated {
+            return Ok(());
+        }
+        let len = self.file_len();
+        let to = want
+            .div_ceil(ALLOCATION_CHUNK)
+            .saturating_mul(ALLOCATION_CHUNK)
+            .min(len);
+        let live = (self.entries * self.entry_size) as u64;
+        let file = self.reopen()?;
+        allocate(&file, self.allocated.max(live), to)
+            .map_err(|e| StorageError::io(&self.path, "allocate index", e))?;
+        self.allocated = to;
+        Ok(())
     }
 
     /// Shrinks the file to exactly the live entries (Kafka's trimToValidSize).
@@ -161,6 +289,7 @@ impl IndexFile {
             });
         }
         let start = self.entries * self.entry_size;
+        self.ensure_allocated((start + self.entry_size) as u64)?;
         let Some(m) = self.mmap.as_mut() else {
             return Err(StorageError::IndexFull {
                 path: self.path.clone(),
@@ -179,6 +308,7 @@ impl IndexFile {
     pub fn clear(&mut self) -> Result<(), StorageError> {
         let len = self.file_len();
         self.entries = 0;
+        self.allocated = 0;
         self.mmap = None;
         let file = self.reopen()?;
         file.set_len(0)
@@ -191,6 +321,14 @@ impl IndexFile {
     /// trim cannot resurrect stale entries.
     pub fn truncate_entries(&mut self, n: usize) {
         if n >= self.entries {
+            return;
+        }
+        // Entries were stored, so normally backed; an opened file may still
+        // have holes (a crash), and zeroing is only a nicety: skip it then.
+        let end = (self.entries * self.entry_size) as u64;
+        if let Err(e) = self.ensure_allocated(end) {
+            tracing::warn!(index = %self.path.display(), error = %e, "not zeroing truncated index entries");
+            self.entries = n;
             return;
         }
         if let Some(m) = self.mmap.as_mut() {

@@ -22,6 +22,7 @@ use crate::record::{assign_offsets, iter_batches, set_partition_leader_epoch, Re
 use super::config::LogConfig;
 use super::error::StorageError;
 use super::leader_epoch::LeaderEpochFileCache;
+use super::scrubber::{ScrubJob, ScrubState};
 use super::segment::LogSegment;
 use super::time_index::TimestampOffset;
 
@@ -94,6 +95,8 @@ pub struct Log {
     flushed_offset: i64,
     /// First offset of each partition leader epoch (`leader-epoch-checkpoint`).
     epochs: LeaderEpochFileCache,
+    /// The LogScrubber's findings: reads stop before a corrupt batch.
+    scrub: Arc<ScrubState>,
     /// Tests stop a truncation after this many steps, as a crash would.
     #[cfg(test)]
     crash_after_steps: Option<usize>,
@@ -247,7 +250,20 @@ impl Log {
         // must be fully on disk before it stops being the active one.
         self.active_mut().flush()?;
         self.active_mut().on_become_inactive()?;
-        let seg = LogSegment::create(&self.dir, new_base, &self.config, now_ms)?;
+        let seg = match LogSegment::create(&self.dir, new_base, &self.config, now_ms) {
+            Ok(seg) => seg,
+            Err(e) => {
+                // A full disk fails the roll cleanly: the old segment stays
+                // the active one (its indexes grown back if space allows;
+                // trimmed, they count as full, so the next append retries
+                // the roll) and the append is refused with the error.
+                if let Err(r) = self.active_mut().make_active() {
+                    tracing::debug!(dir = %self.dir.display(), error = %r, "could not regrow the indexes after a failed roll");
+                }
+                tracing::warn!(dir = %self.dir.display(), base_offset = new_base, error = %e, "could not roll a new log segment");
+                return Err(e);
+            }
+        };
         self.segments.push(seg);
         // The new directory entries must survive a crash.
         fsync_dir(&self.dir)?;
@@ -299,7 +315,23 @@ impl Log {
             return Ok(self.empty_plan());
         }
         for seg in &self.segments[self.segment_index_for(fetch_offset)..] {
-            let max_position = seg.position_of(max_offset)?;
+            // Never past a batch the scrubber found corrupt: whole batches
+            // before it are served, a fetch inside the corrupt range fails.
+            let corrupt = self.scrub.corrupt_in(seg.log_file());
+            let max_position = match &corrupt {
+                Some(c) if fetch_offset >= c.offset => {
+                    if fetch_offset < seg.next_offset() {
+                        return Err(StorageError::CorruptRecords {
+                            path: c.path.clone(),
+                            position: c.position,
+                            offset: c.offset,
+                        });
+                    }
+                    continue; // a compaction gap past the segment's end
+                }
+                Some(c) if max_offset > c.offset => c.position,
+                _ => seg.position_of(max_offset)?,
+            };
             if let Some(r) = seg.read(fetch_offset, max_bytes, max_position, min_one_batch)? {
                 return Ok(ReadPlan {
                     file: Arc::clone(seg.log_file()),
@@ -311,6 +343,23 @@ impl Log {
             }
         }
         Ok(self.empty_plan())
+    }
+
+    /// The sealed segments, oldest first, for the LogScrubber to verify.
+    pub fn scrub_jobs(&self) -> Vec<ScrubJob> {
+        let last = self.segments.len() - 1;
+        self.segments[..last]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| ScrubJob {
+                state: Arc::downgrade(&self.scrub),
+                file: Arc::downgrade(s.log_file()),
+                path: s.log_path().to_path_buf(),
+                base_offset: s.base_offset(),
+                size: s.size(),
+                next_offset: s.next_offset(),
+            })
+            .collect()
     }
 
     /// Segments holding data not yet covered by `mark_flushed`, for the

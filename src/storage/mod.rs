@@ -3,7 +3,8 @@
 //! Log that owns a partition directory (Kafka's UnifiedLog + LocalLog); the
 //! crash-safe segment swap (`swap`), producer state, the transaction index,
 //! retention decisions and the cleaner, which uses the log and never the
-//! other way round.
+//! other way round; the LogScrubber, which verifies sealed segments once
+//! after start-up so a corrupt batch is never served.
 
 pub mod cleaner;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod offset_checkpoint;
 pub mod offset_index;
 pub mod producer_state;
 pub mod retention;
+pub mod scrubber;
 pub mod segment;
 pub mod swap;
 pub mod time_index;

@@ -134,10 +134,29 @@ impl LogSegment {
                 reason: format!("refusing to create a segment over an existing {len}-byte file"),
             });
         }
-        let indexes = (
-            OffsetIndex::create(&index_path, base_offset, config.segment_index_bytes)?,
-            TimeIndex::create(&time_path, base_offset, config.segment_index_bytes)?,
-        );
+        let indexes = match OffsetIndex::create(
+            &index_path,
+            base_offset,
+            config.segment_index_bytes,
+        )
+        .and_then(|o| {
+            TimeIndex::create(&time_path, base_offset, config.segment_index_bytes).map(|t| (o, t))
+        }) {
+            Ok(indexes) => indexes,
+            Err(e) => {
+                // Typically ENOSPC allocating an index: leave no half-made
+                // segment behind (the next open would take it for the
+                // active one). The caller keeps its old active segment.
+                for p in [&log_path, &index_path, &time_path] {
+                    if let Err(r) = std::fs::remove_file(p) {
+                        if r.kind() != io::ErrorKind::NotFound {
+                            warn!(file = %p.display(), error = %r, "could not remove a segment file after a failed create");
+                        }
+                    }
+                }
+                return Err(e);
+            }
+        };
         Ok(Self::assemble(
             base_offset,
             log_path,
@@ -255,6 +274,12 @@ impl LogSegment {
                 offset: largest_offset,
             });
         }
+        // Room in the indexes for an entry per batch, allocated before any
+        // byte is written: a full disk refuses the append here rather than
+        // faulting in a mapped index page later (index_file.rs).
+        let batches = iter_batches(records).count();
+        self.offset_index.reserve(batches)?;
+        self.time_index.reserve(batches)?;
         let start = self.size;
         if let Err(e) = self.log.write_all_at(records, start) {
             if let Err(t) = self.log.set_len(start) {

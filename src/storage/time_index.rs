@@ -162,6 +162,11 @@ impl TimeIndex {
         self.inner.truncate_entries(keep);
     }
 
+    /// Allocates disk blocks for `n` more entries (see `IndexFile::reserve`):
+    /// ENOSPC surfaces here, before an append writes anything.
+    pub fn reserve(&mut self, n: usize) -> Result<(), StorageError> {
+        self.inner.reserve(n)
+    }
     pub fn reset(&mut self) -> Result<(), StorageError> {
         self.inner.clear()
     }

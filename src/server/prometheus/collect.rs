@@ -194,6 +194,12 @@ impl Collector for Scrape {
             "Partitions on this broker, internal topics included.",
             topics.iter().map(|t| t.partitions.len() as i64).sum(),
         )?;
+        scalar_counter(
+            &mut enc,
+            "kastle_log_corrupt_segments",
+            "Sealed log segments the LogScrubber found holding a corrupt record batch (fetches stop before it).",
+            crate::storage::scrubber::corrupt_segments_total(),
+        )?;
 
         // One pass over the partitions for the per-partition gauges.
         let mut sizes = Vec::new();

@@ -108,15 +108,19 @@ impl Log {
         let mut epochs = LeaderEpochFileCache::load(dir)?;
         epochs.truncate_from_start(log_start_offset)?;
         epochs.truncate_from_end(log_end_offset)?;
-        Ok(Log {
+        let log = Log {
             dir: dir.to_path_buf(),
             config,
             segments,
             log_start_offset,
             flushed_offset: log_end_offset,
             epochs,
+            scrub: Default::default(),
             #[cfg(test)]
             crash_after_steps: None,
-        })
+        };
+        // Sealed segments are verified once, in the background.
+        crate::storage::scrubber::submit(log.scrub_jobs());
+        Ok(log)
     }
 }

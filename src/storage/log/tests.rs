@@ -554,3 +554,54 @@ fn failed_append_does_not_advance_log_end() {
     assert_eq!(log.log_end_offset(), 2);
     assert_eq!(read_all(&log, 0, 1 << 20, false, i64::MAX).len(), 1);
 }
+
+#[test]
+fn a_corrupt_batch_in_a_sealed_segment_is_never_served() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut log = Log::open(&path, small_cfg(), false).unwrap();
+    for i in 0..30 {
+        append(&mut log, 2, T0 + i * 10);
+    }
+    let bases = log.segment_base_offsets();
+    assert!(bases.len() >= 3, "{bases:?}");
+    let (seg_base, next_base) = (bases[1], bases[2]);
+    log.close().unwrap();
+    // One bit flipped in the record data of the second batch of a sealed segment.
+    let file = path.join(crate::storage::segment::segment_file_name(seg_base, ".log"));
+    let bytes = std::fs::read(&file).unwrap();
+    let hs = headers(&bytes);
+    let at = hs[0].total_size() + hs[1].total_size() - 5;
+    let f = fs::OpenOptions::new().write(true).open(&file).unwrap();
+    f.write_all_at(&[bytes[at] ^ 0x01], at as u64).unwrap();
+    drop(f);
+
+    let log = Log::open(&path, small_cfg(), false).unwrap();
+    crate::storage::scrubber::scrub_now(&log.scrub_jobs());
+    let bad = hs[1].base_offset;
+    // The batch before it is served; the read stops there.
+    let got = read_all(&log, seg_base, 1 << 20, true, i64::MAX);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].base_offset, seg_base);
+    // At (or past, inside the segment) the corrupt batch: CORRUPT_MESSAGE's error.
+    for offset in [bad, bad + 3] {
+        match log.read_plan(offset, 1 << 20, true, i64::MAX) {
+            Err(StorageError::CorruptRecords {
+                offset: o,
+                position,
+                ..
+            }) => {
+                assert_eq!((o, position), (bad, hs[0].total_size() as u64));
+            }
+            other => panic!("fetch at {offset}: {other:?}"),
+        }
+    }
+    // Earlier and later segments read as before.
+    assert_eq!(read_all(&log, 0, 1 << 20, true, i64::MAX)[0].base_offset, 0);
+    assert_eq!(
+        read_all(&log, next_base, 1 << 20, true, i64::MAX)[0].base_offset,
+        next_base
+    );
+    assert!(crate::storage::scrubber::corrupt_segments_total() >= 1);
+}

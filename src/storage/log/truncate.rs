@@ -7,6 +7,8 @@
 //! active segment; the leader epoch checkpoint is rewritten last, and loading
 //! cuts any entry past the log end, so it is never behind the log.
 
+use std::sync::Arc;
+
 use tracing::info;
 
 use crate::storage::error::StorageError;
@@ -90,6 +92,9 @@ impl Log {
         let active = self.active_mut();
         active.truncate_to(target)?;
         active.make_active()?;
+        // truncate_to rescanned (and CRC-checked) what is left of it.
+        let file = Arc::clone(self.active().log_file());
+        self.scrub.forget(&file);
         self.crash_point()
     }
 
