@@ -31,7 +31,7 @@ use kafka_protocol::protocol::{
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use crate::clients::{ClientLimits, NetworkClient};
+use crate::clients::{ClientLimits, ClientSecurity, NetworkClient};
 use crate::config::BrokerConfig;
 use crate::handlers::envelope::{self, ForwardedOrigin};
 use crate::handlers::topics::described_configs;
@@ -542,11 +542,20 @@ pub(crate) async fn forward_as<R: KafkaRequest>(
     };
     let started = Instant::now();
     let client_id = format!("kastle-broker-{}-forwarding", config.node_id);
+    // Checked when the node started; an error here is a file changed since.
+    let security = match ClientSecurity::for_controller(config) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("forwarding api {} to the controller: {e}", R::KEY);
+            return None;
+        }
+    };
     for addr in addrs.iter().cycle() {
         if started.elapsed() > FORWARD_TIMEOUT {
             break;
         }
-        let mut client = NetworkClient::new(addr.clone(), &client_id, limits);
+        let mut client =
+            NetworkClient::new(addr.clone(), &client_id, limits).with_security(security.clone());
         let answer = match &wrapped {
             None => client.send(request, version).await.map(Attempt::Answered),
             Some(env) => client
