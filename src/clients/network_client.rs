@@ -256,6 +256,12 @@ impl NetworkClient {
         if self.stream.is_none() {
             let timeout = self.limits.connect_timeout;
             let stream = match tokio::time::timeout(timeout, self.connect()).await {
+                Ok(Err(e @ ClientError::Authentication { .. })) => {
+                    // Kafka's NetworkClient logs these at ERROR: a
+                    // misconfigured node must be visible.
+                    tracing::error!(listener = %self.security.listener(), "{e}");
+                    return Err(e);
+                }
                 Ok(r) => r?,
                 Err(_) => return Err(self.connect_error("timed out".into())),
             };
