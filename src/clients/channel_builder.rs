@@ -29,7 +29,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::config::BrokerConfig;
 use crate::security::jaas::{self, JaasEntry, PLAIN_LOGIN_MODULE, SCRAM_LOGIN_MODULE};
 use crate::security::scram::ScramMechanism;
 use crate::security::{tls, SecurityProtocol};
@@ -95,29 +94,14 @@ pub struct ChannelBuilders {
     pub controller: Arc<ClientSecurity>,
 }
 
-impl ChannelBuilders {
-    /// Resolves both (the inter-broker one on a node with the broker role;
-    /// a controller-only node connects to no broker); an error names the
-    /// key at fault.
-    pub fn from_config(config: &BrokerConfig) -> Result<ChannelBuilders, String> {
-        let inter_broker = if config.kraft.roles.broker {
-            ClientSecurity::for_inter_broker(config)?
-        } else {
-            ClientSecurity::plaintext()
-        };
-        Ok(ChannelBuilders {
-            inter_broker,
-            controller: ClientSecurity::for_controller(config)?,
-        })
-    }
-
-    /// Plain TCP for everything (a standalone node, tests).
-    pub fn plaintext() -> ChannelBuilders {
-        ChannelBuilders {
-            inter_broker: ClientSecurity::plaintext(),
-            controller: ClientSecurity::plaintext(),
-        }
-    }
+/// What one purpose's security is read from: the listener it reaches, its
+/// protocol, the key naming the SASL mechanism, and the node's
+/// configuration (`value` gives a key's value, `None` when unset).
+pub struct SecuritySource<'a> {
+    pub listener: &'a str,
+    pub protocol: SecurityProtocol,
+    pub mechanism_key: &'static str,
+    pub value: &'a dyn Fn(&str) -> Option<String>,
 }
 
 impl ClientSecurity {
@@ -130,37 +114,9 @@ impl ClientSecurity {
         })
     }
 
-    /// Connections to other brokers: `inter.broker.listener.name`'s
-    /// protocol, `sasl.mechanism.inter.broker.protocol`.
-    pub fn for_inter_broker(config: &BrokerConfig) -> Result<Arc<ClientSecurity>, String> {
-        let k = &config.kraft;
-        build(
-            config,
-            &k.inter_broker_listener_name,
-            k.inter_broker_security_protocol,
-            "sasl.mechanism.inter.broker.protocol",
-        )
-    }
-
-    /// Connections to controllers: the first of `controller.listener.names`
-    /// and its protocol in `listener.security.protocol.map`,
-    /// `sasl.mechanism.controller.protocol`.
-    pub fn for_controller(config: &BrokerConfig) -> Result<Arc<ClientSecurity>, String> {
-        let k = &config.kraft;
-        let Some(listener) = k.controller_listener_names.first() else {
-            return Ok(ClientSecurity::plaintext());
-        };
-        let protocol = k.controller_protocols.get(listener).copied().ok_or_else(|| {
-            format!(
-                "listener.security.protocol.map: no security protocol for the controller listener {listener}"
-            )
-        })?;
-        build(
-            config,
-            listener,
-            protocol,
-            "sasl.mechanism.controller.protocol",
-        )
+    /// The security `source` describes; an error names the key at fault.
+    pub fn build(source: &SecuritySource<'_>) -> Result<Arc<ClientSecurity>, String> {
+        build(source)
     }
 
     pub fn protocol(&self) -> SecurityProtocol {
@@ -199,25 +155,26 @@ fn host_of(addr: &str) -> &str {
     host.trim_start_matches('[').trim_end_matches(']')
 }
 
-fn build(
-    config: &BrokerConfig,
-    listener: &str,
-    protocol: SecurityProtocol,
-    mechanism_key: &str,
-) -> Result<Arc<ClientSecurity>, String> {
-    let get = |key: &str| config.listener_value(listener, key).map(str::to_string);
+fn build(source: &SecuritySource<'_>) -> Result<Arc<ClientSecurity>, String> {
+    let (listener, protocol, value) = (source.listener, source.protocol, source.value);
+    let prefix = format!("listener.name.{}.", listener.to_ascii_lowercase());
+    let get = |key: &str| value(&format!("{prefix}{key}")).or_else(|| value(key));
     let tls = if protocol.uses_tls() {
         Some(tls::build_client(listener, &get)?)
     } else {
         None
     };
     let sasl = if protocol.uses_sasl() {
-        let mechanism = config
-            .value(mechanism_key)
-            .unwrap_or("GSSAPI")
+        let mechanism = value(source.mechanism_key)
+            .unwrap_or_else(|| "GSSAPI".into())
             .trim()
             .to_string();
-        Some(credentials(config, listener, mechanism_key, &mechanism)?)
+        Some(credentials(
+            value,
+            listener,
+            source.mechanism_key,
+            &mechanism,
+        )?)
     } else {
         None
     };
@@ -231,7 +188,7 @@ fn build(
 
 /// The credentials of `mechanism` for connections to `listener`.
 fn credentials(
-    config: &BrokerConfig,
+    value: &dyn Fn(&str) -> Option<String>,
     listener: &str,
     mechanism_key: &str,
     mechanism: &str,
@@ -254,7 +211,7 @@ fn credentials(
             ))
         }
     };
-    let (source, entries) = jaas_entries(config, listener, mechanism)?;
+    let (source, entries) = jaas_entries(value, listener, mechanism)?;
     let entry = entries
         .iter()
         .find(|e| e.login_module == module)
@@ -281,7 +238,7 @@ fn credentials(
 /// The JAAS entries for `mechanism` on `listener`, and where they came
 /// from.
 fn jaas_entries(
-    config: &BrokerConfig,
+    value: &dyn Fn(&str) -> Option<String>,
     listener: &str,
     mechanism: &str,
 ) -> Result<(String, Vec<JaasEntry>), String> {
@@ -291,8 +248,8 @@ fn jaas_entries(
         mechanism.to_ascii_lowercase()
     );
     for key in [prefixed.as_str(), "sasl.jaas.config"] {
-        if let Some(v) = config.value(key).filter(|v| !v.trim().is_empty()) {
-            let entries = jaas::parse_jaas_config(v).map_err(|e| format!("{key}: {e}"))?;
+        if let Some(v) = value(key).filter(|v| !v.trim().is_empty()) {
+            let entries = jaas::parse_jaas_config(&v).map_err(|e| format!("{key}: {e}"))?;
             return Ok((key.to_string(), entries));
         }
     }

@@ -18,7 +18,6 @@ use crate::broker::lifecycle::{
 use crate::broker::log_dir::LogDir;
 use crate::broker::metadata_cache::MetadataCache;
 use crate::broker::metadata_publisher::local_changes;
-use crate::clients::ChannelBuilders;
 use crate::config::BrokerConfig;
 use crate::coordinator::group::OFFSETS_TOPIC;
 use crate::coordinator::txn::transaction_log::TXN_TOPIC;
@@ -79,7 +78,7 @@ impl ClusterNode {
         let cache = Arc::new(MetadataCache::new());
         // How this node reaches brokers and controllers (TLS, SASL), checked
         // before anything starts.
-        let channels = ChannelBuilders::from_config(&config)
+        let channels = crate::handlers::forwarding::channel_builders(&config)
             .map_err(|e| anyhow::anyhow!("inter-node security: {e}"))?;
         let advertised: Vec<(String, String, u16, i16)> = config
             .advertised
