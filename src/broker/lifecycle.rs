@@ -48,7 +48,7 @@ use crate::clients::private_apis::{
     MetadataFetchRequest, MetadataFetchResponse, METADATA_FETCH_KEY, REQUEST_HEADER_VERSION,
     RESPONSE_HEADER_VERSION,
 };
-use crate::clients::{ClientLimits, NetworkClient};
+use crate::clients::{ClientLimits, ClientSecurity, NetworkClient};
 use crate::metadata::{MetadataImage, RecordAndVersion};
 
 const REGISTRATION_VERSION: i16 = 4;
@@ -104,6 +104,8 @@ impl ControllerSet {
 
 pub struct BrokerLifecycleManager {
     identity: BrokerIdentity,
+    /// The controller listener's security.
+    security: Arc<ClientSecurity>,
     incarnation_id: Uuid,
     controllers: ControllerSet,
     heartbeat_interval: Duration,
@@ -132,8 +134,10 @@ impl BrokerLifecycleManager {
         heartbeat_interval: Duration,
         request_timeout: Duration,
         cache: Arc<MetadataCache>,
+        security: Arc<ClientSecurity>,
     ) -> Arc<BrokerLifecycleManager> {
         Arc::new(BrokerLifecycleManager {
+            security,
             identity,
             incarnation_id: Uuid::new_v4(),
             controllers,
@@ -165,6 +169,7 @@ impl BrokerLifecycleManager {
             &format!("kastle-broker-{}", self.identity.node_id),
             limits(self.request_timeout, 1 << 20),
         )
+        .with_security(self.security.clone())
     }
 
     /// Registers until the controller accepts; an INCONSISTENT_CLUSTER_ID
@@ -380,6 +385,7 @@ impl BrokerLifecycleManager {
             &format!("kastle-broker-{}-metadata", self.identity.node_id),
             limits(timeout, MAX_METADATA_RESPONSE),
         )
+        .with_security(self.security.clone())
     }
 
     async fn next_fetch_client(&self, tried: &NetworkClient, leader: Option<i32>) -> NetworkClient {

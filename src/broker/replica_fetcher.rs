@@ -89,7 +89,8 @@ pub async fn run(
             handle.endpoint.clone(),
             &format!("broker-{node_id}-fetcher-{fetcher_id}"),
             limits,
-        ),
+        )
+        .with_security(handle.security.clone()),
         handle,
         node_id,
         settings,

@@ -8,7 +8,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI64};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::broker::partition::Partition;
 use crate::broker::replica_fetcher::{self, FetcherSettings};
 use crate::broker::replication_quota_manager::ReplicationQuotas;
+use crate::clients::ClientSecurity;
 use crate::config::BrokerConfig;
 use crate::util::shutdown::ShutdownSignal;
 
@@ -50,6 +51,8 @@ pub struct FetcherHandle {
     pub partitions: Mutex<BTreeMap<PartitionKey, FetchPartition>>,
     pub wake: Notify,
     pub stopped: AtomicBool,
+    /// How the leader is reached (the inter-broker listener's security).
+    pub security: Arc<ClientSecurity>,
 }
 
 impl FetcherHandle {
@@ -64,6 +67,9 @@ pub struct ReplicaFetcherManager {
     settings: FetcherSettings,
     broker_epoch: Arc<AtomicI64>,
     quotas: Arc<ReplicationQuotas>,
+    /// How fetchers reach leaders: the inter-broker listener's security
+    /// (plain TCP until a cluster node sets it).
+    security: RwLock<Arc<ClientSecurity>>,
     fetchers: Mutex<HashMap<(i32, u64), Arc<FetcherHandle>>>,
     shutdown: ShutdownSignal,
 }
@@ -81,9 +87,16 @@ impl ReplicaFetcherManager {
             settings: FetcherSettings::from_config(config),
             broker_epoch,
             quotas,
+            security: RwLock::new(ClientSecurity::plaintext()),
             fetchers: Mutex::new(HashMap::new()),
             shutdown,
         }
+    }
+
+    /// The inter-broker listener's security, for fetchers started from now
+    /// on (set before the broker registers).
+    pub fn set_client_security(&self, security: Arc<ClientSecurity>) {
+        *self.security.write().unwrap_or_else(|p| p.into_inner()) = security;
     }
 
     fn fetchers(&self) -> std::sync::MutexGuard<'_, HashMap<(i32, u64), Arc<FetcherHandle>>> {
@@ -127,6 +140,11 @@ impl ReplicaFetcherManager {
                     partitions: Mutex::new(BTreeMap::new()),
                     wake: Notify::new(),
                     stopped: AtomicBool::new(false),
+                    security: self
+                        .security
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone(),
                 });
                 tokio::spawn(replica_fetcher::run(
                     handle.clone(),

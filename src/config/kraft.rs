@@ -99,6 +99,11 @@ pub struct KRaftConfig {
     /// The listener brokers talk to each other on.
     pub inter_broker_listener_name: String,
     pub inter_broker_security_protocol: SecurityProtocol,
+    /// The security protocol of each of `controller.listener.names` that
+    /// `listener.security.protocol.map` (or the name itself) resolves: the
+    /// first is what this node connects to controllers with, and a
+    /// controller serves its listeners with theirs.
+    pub controller_protocols: BTreeMap<String, SecurityProtocol>,
     /// `broker.rack`.
     pub rack: Option<String>,
     pub broker_session_timeout_ms: i64,
@@ -199,6 +204,7 @@ impl KRaftConfig {
             controller_listeners: Vec::new(),
             inter_broker_listener_name: "PLAINTEXT".to_string(),
             inter_broker_security_protocol: SecurityProtocol::Plaintext,
+            controller_protocols: BTreeMap::new(),
             rack: None,
             broker_session_timeout_ms: 9000,
             broker_heartbeat_interval_ms: 2000,
@@ -276,6 +282,10 @@ impl KRaftConfig {
                 (p.to_ascii_uppercase(), proto)
             }
         };
+        let controller_protocols = controller_listener_names
+            .iter()
+            .filter_map(|n| Some((n.clone(), protocol_of(n)?)))
+            .collect();
         let rack = cfg
             .value("broker.rack")
             .map(str::trim)
@@ -298,6 +308,7 @@ impl KRaftConfig {
             controller_listeners,
             inter_broker_listener_name,
             inter_broker_security_protocol,
+            controller_protocols,
             rack,
             broker_session_timeout_ms: cfg.int("broker.session.timeout.ms"),
             broker_heartbeat_interval_ms: cfg.int("broker.heartbeat.interval.ms"),

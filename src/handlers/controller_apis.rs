@@ -16,7 +16,20 @@
 //! A broker sends a client's request in an Envelope naming the client,
 //! which the controller opens here and charges the mutation quota of
 //! (`controller::controller_mutation_quota`).
+//!
+//! With an authorizer (`authorizer.class.name`; the controller's own,
+//! following its metadata image, with `super.users`), every request but
+//! ApiVersions needs CLUSTER_ACTION on the cluster of the principal the
+//! listener authenticated (Kafka's `ControllerApis` asks it of the
+//! broker-to-controller and controller-to-controller APIs and of
+//! Envelope). BrokerRegistration, BrokerHeartbeat, AlterPartition,
+//! AllocateProducerIds and Envelope are answered
+//! CLUSTER_AUTHORIZATION_FAILED; the private keys (Raft, metadata fetch),
+//! which have no error field, and the other APIs sent outside an Envelope
+//! close the connection (stricter than Kafka, which authorizes those as
+//! the client's own operations).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -36,6 +49,7 @@ use kafka_protocol::messages::{EnvelopeRequest, EnvelopeResponse};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
 
+use crate::broker::authorizer::Authorizer;
 use crate::clients::private_apis::{
     MetadataFetchRequest, METADATA_FETCH_KEY, RAFT_RPC_KEY, RESPONSE_HEADER_VERSION,
 };
@@ -49,6 +63,59 @@ use crate::handlers::{acls, describe_quorum};
 use crate::protocol::header::parse_request_header;
 use crate::protocol::response::{encode_response, encode_with_header_version};
 use crate::raft::network::RaftRpc;
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
+use crate::security::KafkaPrincipal;
+
+/// The CLUSTER_AUTHORIZATION_FAILED answer of a cluster-action API
+/// (Kafka's error response of each); `None` for an API without one here.
+fn cluster_authorization_failed(
+    key: i16,
+    version: i16,
+    cid: i32,
+) -> anyhow::Result<Option<BytesMut>> {
+    use kafka_protocol::messages::{
+        AllocateProducerIdsResponse, BrokerHeartbeatResponse, BrokerRegistrationResponse,
+    };
+    let code = ResponseError::ClusterAuthorizationFailed.code();
+    let Ok(api) = ApiKey::try_from(key) else {
+        return Ok(None);
+    };
+    let range = api.valid_versions();
+    if version < range.min || version > range.max {
+        return Ok(None);
+    }
+    let frame = match api {
+        ApiKey::BrokerRegistration => encode_response(
+            cid,
+            version,
+            &BrokerRegistrationResponse::default().with_error_code(code),
+        )?,
+        ApiKey::BrokerHeartbeat => encode_response(
+            cid,
+            version,
+            &BrokerHeartbeatResponse::default()
+                .with_error_code(code)
+                .with_is_fenced(true),
+        )?,
+        ApiKey::AlterPartition => encode_response(
+            cid,
+            version,
+            &AlterPartitionResponse::default().with_error_code(code),
+        )?,
+        ApiKey::AllocateProducerIds => encode_response(
+            cid,
+            version,
+            &AllocateProducerIdsResponse::default().with_error_code(code),
+        )?,
+        ApiKey::Envelope => encode_response(
+            cid,
+            version,
+            &EnvelopeResponse::default().with_error_code(code),
+        )?,
+        _ => return Ok(None),
+    };
+    Ok(Some(frame))
+}
 
 /// The Kafka APIs a controller listener serves.
 const CONTROLLER_APIS: &[ApiKey] = &[
@@ -96,6 +163,26 @@ pub struct ControllerApis {
     pub controller: Arc<QuorumController>,
     /// The mutation quota charged to the clients Envelopes name.
     pub mutation_quotas: ControllerMutationQuotaManager,
+    /// `authorizer.class.name`'s authorizer; `None`: everyone may.
+    pub authorizer: Option<Arc<Authorizer>>,
+}
+
+/// Who sent a request: the principal the listener authenticated and its
+/// address.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: KafkaPrincipal,
+    pub host: IpAddr,
+}
+
+impl Caller {
+    /// A connection not (yet) authenticated.
+    pub fn anonymous(host: IpAddr) -> Caller {
+        Caller {
+            principal: KafkaPrincipal::anonymous(),
+            host,
+        }
+    }
 }
 
 /// Raw bytes as a response body (the private keys' answers).
@@ -111,12 +198,38 @@ impl Encodable for RawBody {
 }
 
 impl ControllerApis {
-    /// Answers one request frame (without its size prefix); `Err` closes
-    /// the connection (undecodable or unknown request, as Kafka does).
-    pub async fn handle(&self, frame: Bytes) -> anyhow::Result<BytesMut> {
+    /// Whether `caller` holds CLUSTER_ACTION on the cluster (always, with
+    /// no authorizer).
+    fn may_cluster_action(&self, caller: &Caller) -> bool {
+        self.authorizer.as_ref().is_none_or(|a| {
+            a.authorize(
+                &caller.principal,
+                caller.host,
+                AclOperation::ClusterAction,
+                ResourceType::Cluster,
+                CLUSTER_NAME,
+            )
+        })
+    }
+
+    /// Answers one request frame (without its size prefix) from `caller`;
+    /// `Err` closes the connection (undecodable or unknown request, as
+    /// Kafka does, or a refused request that has no error to answer with).
+    pub async fn handle(&self, frame: Bytes, caller: &Caller) -> anyhow::Result<BytesMut> {
         let header = parse_request_header(&frame)?;
         let (key, version, cid) = (header.api_key, header.api_version, header.correlation_id);
         let mut body = frame.slice(header.len..);
+        let authorized = key == ApiKey::ApiVersions as i16 || self.may_cluster_action(caller);
+        if !authorized {
+            tracing::info!(principal = %caller.principal, host = %caller.host, api = key, "controller listener: CLUSTER_ACTION denied");
+            if let Some(refusal) = cluster_authorization_failed(key, version, cid)? {
+                return Ok(refusal);
+            }
+            anyhow::bail!(
+                "api {key} from {} refused: it needs CLUSTER_ACTION on the cluster",
+                caller.principal
+            );
+        }
         match key {
             RAFT_RPC_KEY => {
                 let rpc: RaftRpc = serde_json::from_slice(&body)?;
@@ -188,8 +301,8 @@ impl ControllerApis {
     /// that cannot be read is PRINCIPAL_DESERIALIZATION_FAILURE, an address
     /// that is not one or an API that is not forwardable INVALID_REQUEST,
     /// an embedded header or body that cannot be parsed UNSUPPORTED_VERSION.
-    /// The controller listener authenticates no one, so the Envelope's
-    /// sender is trusted (Kafka requires CLUSTER_ACTION of it).
+    /// Its sender held CLUSTER_ACTION (checked in `handle` when an
+    /// authorizer is configured, as Kafka does).
     async fn envelope(&self, envelope: EnvelopeRequest) -> EnvelopeResponse {
         let refuse = |code: ResponseError| EnvelopeResponse::default().with_error_code(code.code());
         let c = &self.controller;

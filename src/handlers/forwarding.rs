@@ -31,7 +31,8 @@ use kafka_protocol::protocol::{
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use crate::clients::{ClientLimits, NetworkClient};
+use crate::clients::channel_builder::SecuritySource;
+use crate::clients::{ChannelBuilders, ClientLimits, ClientSecurity, NetworkClient};
 use crate::config::BrokerConfig;
 use crate::handlers::envelope::{self, ForwardedOrigin};
 use crate::handlers::topics::described_configs;
@@ -489,6 +490,57 @@ pub async fn forward_create_topics(
     }
 }
 
+/// How this node reaches controllers: the first of
+/// `controller.listener.names`, its protocol in
+/// `listener.security.protocol.map`, `sasl.mechanism.controller.protocol`
+/// (Kafka's controller channel).
+pub fn controller_security(config: &BrokerConfig) -> Result<Arc<ClientSecurity>, String> {
+    let k = &config.kraft;
+    let Some(listener) = k.controller_listener_names.first() else {
+        return Ok(ClientSecurity::plaintext());
+    };
+    let protocol = k.controller_protocols.get(listener).copied().ok_or_else(|| {
+        format!(
+            "listener.security.protocol.map: no security protocol for the controller listener {listener}"
+        )
+    })?;
+    let value = |key: &str| config.value(key).map(str::to_string);
+    ClientSecurity::build(&SecuritySource {
+        listener,
+        protocol,
+        mechanism_key: "sasl.mechanism.controller.protocol",
+        value: &value,
+    })
+}
+
+/// How this broker reaches other brokers: `inter.broker.listener.name`'s
+/// protocol and `sasl.mechanism.inter.broker.protocol`.
+pub fn inter_broker_security(config: &BrokerConfig) -> Result<Arc<ClientSecurity>, String> {
+    let k = &config.kraft;
+    let value = |key: &str| config.value(key).map(str::to_string);
+    ClientSecurity::build(&SecuritySource {
+        listener: &k.inter_broker_listener_name,
+        protocol: k.inter_broker_security_protocol,
+        mechanism_key: "sasl.mechanism.inter.broker.protocol",
+        value: &value,
+    })
+}
+
+/// Both purposes' security of a cluster node (the inter-broker one on a
+/// node with the broker role; a controller-only node reaches no broker);
+/// an error names the key at fault.
+pub fn channel_builders(config: &BrokerConfig) -> Result<ChannelBuilders, String> {
+    let inter_broker = if config.kraft.roles.broker {
+        inter_broker_security(config)?
+    } else {
+        ClientSecurity::plaintext()
+    };
+    Ok(ChannelBuilders {
+        inter_broker,
+        controller: controller_security(config)?,
+    })
+}
+
 /// Sends the broker's own `request` to each controller in turn until one
 /// answers as the active controller; `None` when none did within
 /// [`FORWARD_TIMEOUT`].
@@ -542,11 +594,20 @@ pub(crate) async fn forward_as<R: KafkaRequest>(
     };
     let started = Instant::now();
     let client_id = format!("kastle-broker-{}-forwarding", config.node_id);
+    // Checked when the node started; an error here is a file changed since.
+    let security = match controller_security(config) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("forwarding api {} to the controller: {e}", R::KEY);
+            return None;
+        }
+    };
     for addr in addrs.iter().cycle() {
         if started.elapsed() > FORWARD_TIMEOUT {
             break;
         }
-        let mut client = NetworkClient::new(addr.clone(), &client_id, limits);
+        let mut client =
+            NetworkClient::new(addr.clone(), &client_id, limits).with_security(security.clone());
         let answer = match &wrapped {
             None => client.send(request, version).await.map(Attempt::Answered),
             Some(env) => client

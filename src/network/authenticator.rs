@@ -32,20 +32,35 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
+use crate::broker::scram_credentials::ScramCredentialStore;
+use crate::config::BrokerConfig;
+use crate::handlers::controller_apis::ControllerApis;
 use crate::handlers::{self, KafkaApis, Reply, RequestContext};
 use crate::network::frame::{read_frame, FrameError};
 use crate::protocol::header::{parse_request_header, RequestHeader};
 use crate::protocol::response::encode_response;
 use crate::protocol::versions;
 use crate::security::oauthbearer;
+use crate::security::sasl::SaslSettings;
 use crate::security::sasl::SUPPORTED_MECHANISMS;
 use crate::security::scram::{ScramError, ScramMechanism, ScramServer, Step};
 use crate::security::{plain, KafkaPrincipal, SecurityProtocol};
 use crate::util::time::now_ms;
 
+/// Who answers the ApiVersions a client sends before authenticating: a
+/// broker's `KafkaApis`, or a controller listener's `ControllerApis`.
+#[derive(Clone)]
+pub enum AuthServer {
+    Broker(Arc<KafkaApis>),
+    Controller(Arc<ControllerApis>),
+}
+
 /// The connection a client is authenticating on.
 pub struct AuthContext {
-    pub apis: Arc<KafkaApis>,
+    pub server: AuthServer,
+    pub config: Arc<BrokerConfig>,
+    pub sasl: Arc<SaslSettings>,
+    pub scram: Arc<ScramCredentialStore>,
     pub listener: Arc<str>,
     pub peer: SocketAddr,
     pub security_protocol: SecurityProtocol,
@@ -141,12 +156,11 @@ where
     } else {
         "authentication"
     };
-    let apis = &ctx.apis;
-    let max = usize::try_from(apis.config.int("sasl.server.max.receive.size")).unwrap_or(0);
+    let max = usize::try_from(ctx.config.int("sasl.server.max.receive.size")).unwrap_or(0);
     let delay = Duration::from_millis(
-        u64::try_from(apis.config.int("connection.failed.authentication.delay.ms")).unwrap_or(0),
+        u64::try_from(ctx.config.int("connection.failed.authentication.delay.ms")).unwrap_or(0),
     );
-    let enabled: Vec<String> = apis
+    let enabled: Vec<String> = ctx
         .sasl
         .listeners
         .get(&*ctx.listener)
@@ -168,18 +182,31 @@ where
                     return Err("unexpected ApiVersions request during SASL handshake".into());
                 }
                 let supported = versions::is_supported(header.api_key, header.api_version);
-                let rctx = RequestContext {
-                    apis: apis.clone(),
-                    listener: ctx.listener.clone(),
-                    peer: ctx.peer,
-                    security_protocol: ctx.security_protocol,
-                    principal: Arc::new(KafkaPrincipal::anonymous()),
-                    throttle: Default::default(),
-                };
-                match handlers::dispatch(rctx, frame).await.await {
-                    Reply::Frame(b) => out.send(b).await?,
-                    Reply::Close(reason) => return Err(reason),
-                    _ => return Err("unexpected ApiVersions answer".into()),
+                match &ctx.server {
+                    AuthServer::Broker(apis) => {
+                        let rctx = RequestContext {
+                            apis: apis.clone(),
+                            listener: ctx.listener.clone(),
+                            peer: ctx.peer,
+                            security_protocol: ctx.security_protocol,
+                            principal: Arc::new(KafkaPrincipal::anonymous()),
+                            throttle: Default::default(),
+                        };
+                        match handlers::dispatch(rctx, frame).await.await {
+                            Reply::Frame(b) => out.send(b).await?,
+                            Reply::Close(reason) => return Err(reason),
+                            _ => return Err("unexpected ApiVersions answer".into()),
+                        }
+                    }
+                    AuthServer::Controller(apis) => {
+                        let caller =
+                            crate::handlers::controller_apis::Caller::anonymous(ctx.peer.ip());
+                        let b = apis
+                            .handle(frame, &caller)
+                            .await
+                            .map_err(|e| format!("{e:#}"))?;
+                        out.send(b).await?
+                    }
                 }
                 versions_answered = supported;
             }
@@ -248,7 +275,7 @@ where
         None if mechanism_name == "OAUTHBEARER" => Mechanism::OAuth(None),
         None => Mechanism::Plain,
     };
-    let listener_sasl = apis.sasl.listeners.get(&*ctx.listener);
+    let listener_sasl = ctx.sasl.listeners.get(&*ctx.listener);
     let generic = format!(
         "Authentication failed during {during} due to invalid credentials with SASL mechanism {mechanism_name}"
     );
@@ -301,12 +328,9 @@ where
             Mechanism::Scram(server) => {
                 let step = server.step(&token, |user| {
                     let m = ScramMechanism::from_name(&mechanism_name)?;
-                    apis.scram.get(user, m).or_else(|| {
-                        apis.sasl
-                            .declared_scram
-                            .get(&(user.to_string(), m))
-                            .cloned()
-                    })
+                    ctx.scram
+                        .get(user, m)
+                        .or_else(|| ctx.sasl.declared_scram.get(&(user.to_string(), m)).cloned())
                 });
                 match step {
                     Ok(Step::Challenge(c)) => Outcome::Continue(c),

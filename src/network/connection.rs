@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::handlers::{self, ChannelThrottle, KafkaApis, Pending, Reply, RequestContext};
 use crate::network::authenticator::{
-    authenticate, AuthContext, AuthWriter, Reauth, Session, Socket,
+    authenticate, AuthContext, AuthServer, AuthWriter, Reauth, Session, Socket,
 };
 use crate::network::connection_quotas::ConnectionSlot;
 use crate::network::frame::{read_frame, FrameError};
@@ -141,7 +141,10 @@ async fn serve_stream<R: AsyncRead + Unpin, W: Transport>(
     let _counted = apis.metrics.connection_opened();
     // SASL listeners authenticate before any other request is served.
     let auth = AuthContext {
-        apis: apis.clone(),
+        server: AuthServer::Broker(apis.clone()),
+        config: apis.config.clone(),
+        sasl: apis.sasl.clone(),
+        scram: apis.scram.clone(),
         listener: listener.clone(),
         peer,
         security_protocol,

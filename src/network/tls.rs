@@ -58,6 +58,16 @@ impl TlsListener {
     /// the key (and file) at fault.
     pub fn new(name: &str, config: Arc<BrokerConfig>) -> Result<TlsListener, String> {
         let protocol = config.security_protocol_of(name);
+        TlsListener::with_protocol(name, protocol, config)
+    }
+
+    /// As [`TlsListener::new`] for a listener whose protocol is given (a
+    /// controller listener, which is not among the client listeners).
+    pub fn with_protocol(
+        name: &str,
+        protocol: SecurityProtocol,
+        config: Arc<BrokerConfig>,
+    ) -> Result<TlsListener, String> {
         let active = build(name, protocol, &config, &config)?;
         Ok(TlsListener {
             name: name.to_string(),

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::replica_states::{now_ms, ReplicaStates};
 use super::{NodeId, TypeConfig};
 use crate::clients::private_apis::{RAFT_RPC_KEY, REQUEST_HEADER_VERSION, RESPONSE_HEADER_VERSION};
-use crate::clients::{ClientError, ClientLimits, NetworkClient};
+use crate::clients::{ClientError, ClientLimits, ClientSecurity, NetworkClient};
 
 /// One openraft RPC as sent between controllers.
 #[derive(Debug, Serialize, Deserialize)]
@@ -50,6 +50,8 @@ pub struct KastleRaftNetwork {
     pub node_id: i32,
     /// Where voters' acknowledged appends are noted (DescribeQuorum).
     pub replica_states: Arc<ReplicaStates>,
+    /// The controller listener's security.
+    pub security: Arc<ClientSecurity>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for KastleRaftNetwork {
@@ -67,7 +69,8 @@ impl RaftNetworkFactory<TypeConfig> for KastleRaftNetwork {
                 node.addr.clone(),
                 &format!("kastle-raft-{}", self.node_id),
                 limits,
-            ),
+            )
+            .with_security(self.security.clone()),
             failing: false,
             replica_states: self.replica_states.clone(),
         }
@@ -140,7 +143,9 @@ impl VoterConnection {
         );
         let resp = match tokio::time::timeout(ttl, sent).await {
             Ok(Ok(resp)) => resp,
-            Ok(Err(e @ ClientError::Connect { .. })) => return Err(Failure::Unreachable(e)),
+            Ok(Err(e @ (ClientError::Connect { .. } | ClientError::Authentication { .. }))) => {
+                return Err(Failure::Unreachable(e))
+            }
             Ok(Err(e)) => return Err(Failure::Network(e.to_string())),
             Err(_) => {
                 // The exchange was cut mid-way: the client reconnects next time.

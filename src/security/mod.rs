@@ -14,6 +14,7 @@ pub mod oauthbearer;
 pub mod plain;
 pub mod sasl;
 pub mod scram;
+pub mod scram_client;
 
 pub mod acl;
 

@@ -483,3 +483,114 @@ pub fn truststore_certificates(
     }
     Ok(Some((key, certs)))
 }
+
+/// The TLS client one node connects to another node's listener with
+/// (Kafka's `SslFactory` in client mode, from the listener's `ssl.*` keys):
+/// the peer is verified against the PEM truststore, its host name checked
+/// when `ssl.endpoint.identification.algorithm` is `https` (the default)
+/// and not when it is empty, and the keystore, when the listener sets one,
+/// is sent as the client certificate (Kafka's brokers present theirs).
+/// `get` gives a key's effective value for the listener.
+pub fn build_client(
+    listener: &str,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::client::WebPkiServerVerifier;
+    let at = |key: &str, why: String| format!("listener {listener}: {key}: {why}");
+    let set = |key: &str| get(key).filter(|v| !v.trim().is_empty());
+    let provider = provider(get).map_err(|e| at("ssl.cipher.suites", e))?;
+    let versions = versions(get).map_err(|e| at("ssl.enabled.protocols", e))?;
+    let roots = truststore(&set)
+        .map_err(|e| format!("listener {listener}: {e}"))?
+        .ok_or_else(|| {
+            at(
+                "ssl.truststore.location",
+                "a node connecting to a TLS listener needs a PEM truststore (kastle has no \
+                 default trust store): set ssl.truststore.location or \
+                 ssl.truststore.certificates with ssl.truststore.type=PEM"
+                    .into(),
+            )
+        })?;
+    let algorithm = get("ssl.endpoint.identification.algorithm").unwrap_or_else(|| "https".into());
+    let verify_host = match algorithm.trim().to_ascii_lowercase().as_str() {
+        "" => false,
+        "https" => true,
+        other => {
+            return Err(at(
+                "ssl.endpoint.identification.algorithm",
+                format!("{other} is not supported (https, or empty for none)"),
+            ))
+        }
+    };
+    let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| at("ssl.truststore.location", e.to_string()))?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(|e| at("ssl.enabled.protocols", e.to_string()))?;
+    let builder = if verify_host {
+        builder.with_webpki_verifier(verifier)
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoHostnameVerification(verifier)))
+    };
+    let mut config = match client_keystore(&set).map_err(|e| format!("listener {listener}: {e}"))? {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| at("ssl.keystore.location", format!("key and certificate: {e}")))?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols.clear();
+    Ok(Arc::new(config))
+}
+
+/// The truststore's chain verification without the host name check
+/// (`ssl.endpoint.identification.algorithm` empty): the webpki verifier
+/// checks the chain before the name, so only a name mismatch is forgiven.
+#[derive(Debug)]
+struct NoHostnameVerification(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for NoHostnameVerification {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::{CertificateError, Error};
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}

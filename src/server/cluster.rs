@@ -76,6 +76,10 @@ impl ClusterNode {
         let (fatal_tx, fatal) = tokio::sync::mpsc::channel(1);
         let node_id = config.node_id;
         let cache = Arc::new(MetadataCache::new());
+        // How this node reaches brokers and controllers (TLS, SASL), checked
+        // before anything starts.
+        let channels = crate::handlers::forwarding::channel_builders(&config)
+            .map_err(|e| anyhow::anyhow!("inter-node security: {e}"))?;
         let advertised: Vec<(String, String, u16, i16)> = config
             .advertised
             .iter()
@@ -85,7 +89,12 @@ impl ClusterNode {
             })
             .collect();
         let (broker, log_dir, cluster_id) = if k.roles.broker {
-            let b = BrokerServer::start_in_cluster(config.clone(), cache.clone()).await?;
+            let b = BrokerServer::start_in_cluster(
+                config.clone(),
+                cache.clone(),
+                channels.inter_broker.clone(),
+            )
+            .await?;
             let id = b.apis.cluster_id.clone();
             (Some(b), None, id)
         } else {
@@ -94,7 +103,15 @@ impl ClusterNode {
             (None, Some(d), id)
         };
         let controller = if k.roles.controller {
-            Some(ControllerServer::start(&config, cluster_id.clone(), controller_signal).await?)
+            Some(
+                ControllerServer::start(
+                    &config,
+                    cluster_id.clone(),
+                    channels.controller.clone(),
+                    controller_signal,
+                )
+                .await?,
+            )
         } else {
             None
         };
@@ -122,6 +139,7 @@ impl ClusterNode {
                         .max(100) as u64,
                 ),
                 cache.clone(),
+                channels.controller.clone(),
             );
             let runner = m.clone();
             // The broker's partitions follow the image: each fetched image

@@ -9,6 +9,15 @@
 //! starts an election (openraft's minimum election timeout), plus a random
 //! part up to `controller.quorum.election.timeout.ms` (Kafka's election
 //! backoff); the leader heartbeats four times per fetch timeout.
+//!
+//! Each controller listener is served with its security protocol
+//! (`listener.security.protocol.map`): the TLS handshake (`network::tls`)
+//! and SASL authentication (`network::authenticator`, PLAIN and SCRAM;
+//! SCRAM credentials are the metadata image's, which the controller's
+//! store follows) before any request, as on a broker's listeners. With
+//! `authorizer.class.name` the controller has its own authorizer, which
+//! follows the image's ACLs and `super.users`, and `ControllerApis` asks
+//! it for CLUSTER_ACTION.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,9 +26,21 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::broker::authorizer::Authorizer;
+use crate::broker::scram_credentials::ScramCredentialStore;
+use crate::handlers::controller_apis::Caller;
+use crate::metadata::MetadataImage;
+use crate::network::authenticator::{authenticate, AuthContext, AuthServer, Socket};
+use crate::network::tls::{self, TlsListener};
+use crate::security::sasl::SaslSettings;
+use crate::security::{KafkaPrincipal, SecurityProtocol};
+
+use crate::clients::ClientSecurity;
 use crate::config::BrokerConfig;
 use crate::controller::controller_mutation_quota::ControllerMutationQuotaManager;
 use crate::controller::quorum_controller::{ControllerSettings, QuorumController};
@@ -56,6 +77,7 @@ impl ControllerServer {
     pub async fn start(
         config: &BrokerConfig,
         cluster_id: String,
+        security: Arc<ClientSecurity>,
         shutdown: ShutdownSignal,
     ) -> anyhow::Result<ControllerServer> {
         let k = &config.kraft;
@@ -78,6 +100,7 @@ impl ControllerServer {
         let network = KastleRaftNetwork {
             node_id: config.node_id,
             replica_states: replica_states.clone(),
+            security,
         };
         let raft = openraft::Raft::new(
             config.node_id as u64,
@@ -101,17 +124,51 @@ impl ControllerServer {
                 replica_states,
             },
         );
+        let authorizer = crate::server::load_authorizer(config, true)?;
         let apis = Arc::new(ControllerApis {
             controller: controller.clone(),
             mutation_quotas: ControllerMutationQuotaManager::new(config),
+            authorizer: authorizer.clone(),
         });
+        let shared = Arc::new(config.clone());
+        let sasl = Arc::new(controller_sasl_settings(config)?);
+        let scram = Arc::new(ScramCredentialStore::for_cluster());
+        if authorizer.is_some() || !sasl.listeners.is_empty() {
+            tokio::spawn(follow_security(
+                controller.clone(),
+                authorizer,
+                scram.clone(),
+                shutdown.clone(),
+            ));
+        }
         for l in &k.controller_listeners {
+            let protocol = k
+                .controller_protocols
+                .get(&l.name)
+                .copied()
+                .unwrap_or(SecurityProtocol::Plaintext);
+            let tls = if protocol.uses_tls() {
+                let t = TlsListener::with_protocol(&l.name, protocol, shared.clone())
+                    .map_err(|e| anyhow::anyhow!("controller listener {}: {e}", l.name))?;
+                Some(Arc::new(t))
+            } else {
+                None
+            };
+            let listener = Arc::new(ListenerContext {
+                name: Arc::from(l.name.as_str()),
+                protocol,
+                tls,
+                apis: apis.clone(),
+                config: shared.clone(),
+                sasl: sasl.clone(),
+                scram: scram.clone(),
+            });
             let addr = l.bind_addr().map_err(|e| anyhow::anyhow!(e.0))?;
             let sock = TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding controller listener {} on {addr}", l.name))?;
-            tracing::info!(listener = %l.name, addr = %sock.local_addr()?, "controller listening");
-            tokio::spawn(accept_loop(sock, apis.clone(), shutdown.clone()));
+            tracing::info!(listener = %l.name, protocol = %protocol.name(), addr = %sock.local_addr()?, "controller listening");
+            tokio::spawn(accept_loop(sock, listener, shutdown.clone()));
         }
         let voters: BTreeMap<i32, String> =
             k.voters.iter().map(|(id, a)| (*id, a.addr())).collect();
@@ -174,14 +231,86 @@ fn replica_states_of(config: &BrokerConfig) -> ReplicaStates {
     ReplicaStates::new(listener, endpoints)
 }
 
-async fn accept_loop(listener: TcpListener, apis: Arc<ControllerApis>, shutdown: ShutdownSignal) {
+/// One controller listener: its protocol, TLS server and what SASL
+/// authenticates against.
+struct ListenerContext {
+    name: Arc<str>,
+    protocol: SecurityProtocol,
+    tls: Option<Arc<TlsListener>>,
+    apis: Arc<ControllerApis>,
+    config: Arc<BrokerConfig>,
+    sasl: Arc<SaslSettings>,
+    scram: Arc<ScramCredentialStore>,
+}
+
+/// The SASL settings of this node's SASL controller listeners, read as a
+/// broker's listeners' are (`security::sasl`).
+fn controller_sasl_settings(config: &BrokerConfig) -> anyhow::Result<SaslSettings> {
+    let k = &config.kraft;
+    let listeners: Vec<(String, bool)> = k
+        .controller_listeners
+        .iter()
+        .map(|l| {
+            let sasl = k
+                .controller_protocols
+                .get(&l.name)
+                .is_some_and(|p| p.uses_sasl());
+            (l.name.clone(), sasl)
+        })
+        .collect();
+    let jaas_file = std::env::var("KAFKA_OPTS")
+        .ok()
+        .and_then(|o| crate::security::jaas::jaas_file_from_jvm_opts(&o));
+    SaslSettings::build(
+        &listeners,
+        |key| config.value(key).map(str::to_string),
+        jaas_file.as_deref().map(std::path::Path::new),
+        |key| std::env::var(key).ok(),
+    )
+    .map_err(|e| anyhow::anyhow!("controller listener SASL: {e}"))
+}
+
+/// The controller's authorizer and SCRAM store follow its committed image
+/// (Kafka's controller-side `StandardAuthorizer` and SCRAM cache), checked
+/// at most ten times a second.
+async fn follow_security(
+    controller: Arc<QuorumController>,
+    authorizer: Option<Arc<Authorizer>>,
+    scram: Arc<ScramCredentialStore>,
+    shutdown: ShutdownSignal,
+) {
+    let mut metrics = controller.raft.metrics();
+    let mut last = MetadataImage::default();
+    let mut first = true;
+    loop {
+        let image = controller.image();
+        if let Some(a) = &authorizer {
+            if first || image.acls != last.acls {
+                a.follow_image(&last, &image);
+            }
+        }
+        if first || image.scram != last.scram {
+            scram.follow_image(&image);
+        }
+        first = false;
+        last = image;
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            changed = metrics.changed() => if changed.is_err() { return },
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        metrics.borrow_and_update();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, ctx: Arc<ListenerContext>, shutdown: ShutdownSignal) {
     loop {
         tokio::select! {
             _ = shutdown.wait() => return,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve(stream, apis.clone(), shutdown.clone()));
+                    tokio::spawn(secure(stream, peer, ctx.clone(), shutdown.clone()));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "controller listener: accept failed");
@@ -192,9 +321,83 @@ async fn accept_loop(listener: TcpListener, apis: Arc<ControllerApis>, shutdown:
     }
 }
 
+/// One connection: the TLS handshake and SASL authentication its
+/// listener asks for, then its requests.
+async fn secure(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<ListenerContext>,
+    shutdown: ShutdownSignal,
+) {
+    let idle = Duration::from_millis(ctx.config.connections_max_idle_ms.max(1) as u64);
+    let Some(tls) = ctx.tls.clone() else {
+        let principal = KafkaPrincipal::anonymous();
+        return authenticate_and_serve(stream, peer, principal, ctx, idle, shutdown).await;
+    };
+    let handshake = tokio::select! {
+        _ = shutdown.wait() => return,
+        h = tls.handshake(stream, peer, idle.min(tls::HANDSHAKE_TIMEOUT)) => h,
+    };
+    match handshake {
+        Ok((stream, principal)) => {
+            authenticate_and_serve(stream, peer, principal, ctx, idle, shutdown).await
+        }
+        Err(e) => tracing::info!(%peer, listener = %ctx.name, "closing controller connection: {e}"),
+    }
+}
+
+async fn authenticate_and_serve<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    stream: S,
+    peer: SocketAddr,
+    principal: KafkaPrincipal,
+    ctx: Arc<ListenerContext>,
+    idle: Duration,
+    shutdown: ShutdownSignal,
+) {
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let principal = if ctx.protocol.uses_sasl() {
+        let auth = AuthContext {
+            server: AuthServer::Controller(ctx.apis.clone()),
+            config: ctx.config.clone(),
+            sasl: ctx.sasl.clone(),
+            scram: ctx.scram.clone(),
+            listener: ctx.name.clone(),
+            peer,
+            security_protocol: ctx.protocol,
+        };
+        let mut socket = Socket(&mut wr);
+        let outcome = tokio::select! {
+            biased;
+            _ = shutdown.wait() => return,
+            r = authenticate(&mut rd, &mut socket, &auth, idle, None) => r,
+        };
+        match outcome {
+            Ok(session) => session.principal,
+            Err(reason) => {
+                let _ = wr.shutdown().await;
+                tracing::info!(%peer, listener = %ctx.name, reason = %reason, "controller connection closed: Authentication failed");
+                return;
+            }
+        }
+    } else {
+        principal
+    };
+    let caller = Caller {
+        principal,
+        host: peer.ip(),
+    };
+    serve(rd, wr, caller, ctx.apis.clone(), shutdown).await
+}
+
 /// One connection: requests answered in order (a voter's or broker's
 /// client sends one at a time).
-async fn serve(mut stream: TcpStream, apis: Arc<ControllerApis>, shutdown: ShutdownSignal) {
+async fn serve<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    mut stream: R,
+    mut out: W,
+    caller: Caller,
+    apis: Arc<ControllerApis>,
+    shutdown: ShutdownSignal,
+) {
     loop {
         let size = tokio::select! {
             _ = shutdown.wait() => return,
@@ -214,9 +417,9 @@ async fn serve(mut stream: TcpStream, apis: Arc<ControllerApis>, shutdown: Shutd
         if stream.read_exact(&mut frame).await.is_err() {
             return;
         }
-        match apis.handle(Bytes::from(frame)).await {
+        match apis.handle(Bytes::from(frame), &caller).await {
             Ok(resp) => {
-                if stream.write_all(&resp).await.is_err() {
+                if out.write_all(&resp).await.is_err() || out.flush().await.is_err() {
                     return;
                 }
             }

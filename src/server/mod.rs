@@ -25,6 +25,7 @@ use crate::broker::quotas::ClientQuotaManager;
 use crate::broker::scram_credentials::ScramCredentialStore;
 use crate::broker::ReplicaManager;
 use crate::clients::network_client::ClientLimits;
+use crate::clients::ClientSecurity;
 use crate::config::BrokerConfig;
 use crate::coordinator::group::group_config::GroupConfigManager;
 use crate::coordinator::group::{self, GroupConfig, GroupCoordinator, OFFSETS_TOPIC};
@@ -56,21 +57,24 @@ impl BrokerServer {
     /// the client listeners and the metrics endpoint, and starts the
     /// background tasks. Must run inside the tokio runtime.
     pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerServer> {
-        BrokerServer::start_with(config, None).await
+        BrokerServer::start_with(config, None, ClientSecurity::plaintext()).await
     }
 
     /// A broker of a cluster: Metadata and DescribeCluster answer from the
-    /// `MetadataCache` its lifecycle manager keeps.
+    /// `MetadataCache` its lifecycle manager keeps; it reaches other brokers
+    /// as `inter_broker` says (the inter-broker listener's security).
     pub async fn start_in_cluster(
         config: BrokerConfig,
         cluster: Arc<MetadataCache>,
+        inter_broker: Arc<ClientSecurity>,
     ) -> anyhow::Result<BrokerServer> {
-        BrokerServer::start_with(config, Some(cluster)).await
+        BrokerServer::start_with(config, Some(cluster), inter_broker).await
     }
 
     async fn start_with(
         config: BrokerConfig,
         cluster: Option<Arc<MetadataCache>>,
+        inter_broker: Arc<ClientSecurity>,
     ) -> anyhow::Result<BrokerServer> {
         let static_config = Arc::new(config);
         let (trigger, signal) = shutdown::channel();
@@ -100,6 +104,7 @@ impl BrokerServer {
         connection_quotas.reconfigure(&config);
         let replicas =
             ReplicaManager::open(config.clone(), log_dir.needs_recovery, signal.clone())?;
+        replicas.fetchers.set_client_security(inter_broker.clone());
         if cluster.is_some() {
             // Loaded logs serve nothing until the first image says who leads.
             replicas.await_metadata();
@@ -168,6 +173,7 @@ impl BrokerServer {
                 cache.clone(),
                 config.kraft.inter_broker_listener_name.clone(),
                 markers,
+                inter_broker.clone(),
             ));
             TransactionCoordinator::for_cluster(
                 txn_config,
@@ -198,6 +204,7 @@ impl BrokerServer {
                 .as_ref()
                 .map(|c| (c.clone(), config.kraft.inter_broker_listener_name.clone())),
             ClientLimits::default(),
+            inter_broker.clone(),
         ));
         let rack_aware_reads = crate::broker::replica_selector::rack_aware_from_config(
             config.string("replica.selector.class"),
@@ -332,7 +339,7 @@ fn sasl_settings(config: &BrokerConfig) -> anyhow::Result<crate::security::sasl:
 /// The authorizer `authorizer.class.name` names: none when empty, Kafka's
 /// `StandardAuthorizer` (its ACLs loaded; a cluster broker's come with
 /// the metadata image), an error for any other class.
-fn load_authorizer(
+pub(crate) fn load_authorizer(
     config: &BrokerConfig,
     in_cluster: bool,
 ) -> anyhow::Result<Option<Arc<Authorizer>>> {

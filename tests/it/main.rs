@@ -18,6 +18,7 @@ mod dropin;
 mod fetch_sessions;
 mod groups;
 mod idempotence;
+mod internode_security;
 mod limits;
 mod meta;
 mod metrics;

@@ -24,6 +24,7 @@ use tokio::sync::Mutex as AsyncMutex;
 
 use crate::broker::metadata_cache::MetadataCache;
 use crate::clients::network_client::{ClientLimits, NetworkClient};
+use crate::clients::ClientSecurity;
 use crate::coordinator::txn::marker_channel::{route, Route};
 use crate::coordinator::txn::transaction_log::TXN_TOPIC;
 use crate::coordinator::txn::TransactionCoordinator;
@@ -82,6 +83,8 @@ pub struct AddPartitionsToTxnManager {
     cluster: Option<(Arc<MetadataCache>, String)>,
     links: Mutex<HashMap<i32, CoordinatorLink>>,
     limits: ClientLimits,
+    /// The inter-broker listener's security.
+    security: Arc<ClientSecurity>,
 }
 
 impl AddPartitionsToTxnManager {
@@ -90,6 +93,7 @@ impl AddPartitionsToTxnManager {
         txns: Arc<TransactionCoordinator>,
         cluster: Option<(Arc<MetadataCache>, String)>,
         limits: ClientLimits,
+        security: Arc<ClientSecurity>,
     ) -> AddPartitionsToTxnManager {
         AddPartitionsToTxnManager {
             node_id,
@@ -97,6 +101,7 @@ impl AddPartitionsToTxnManager {
             cluster,
             links: Mutex::new(HashMap::new()),
             limits,
+            security,
         }
     }
 
@@ -199,11 +204,14 @@ impl AddPartitionsToTxnManager {
             Some(l) if l.addr == addr => l.client.clone(),
             // New, or the broker came back at another address.
             _ => {
-                let client = Arc::new(AsyncMutex::new(NetworkClient::new(
-                    addr,
-                    &format!("broker-{}-txn-verification", self.node_id),
-                    self.limits,
-                )));
+                let client = Arc::new(AsyncMutex::new(
+                    NetworkClient::new(
+                        addr,
+                        &format!("broker-{}-txn-verification", self.node_id),
+                        self.limits,
+                    )
+                    .with_security(self.security.clone()),
+                ));
                 links.insert(
                     broker,
                     CoordinatorLink {

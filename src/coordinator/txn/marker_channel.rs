@@ -26,6 +26,7 @@ use tokio::time::Instant;
 
 use crate::broker::metadata_cache::MetadataCache;
 use crate::clients::network_client::{ClientLimits, NetworkClient};
+use crate::clients::ClientSecurity;
 
 /// One WriteTxnMarkers request: a producer's outcome on a set of partitions.
 #[derive(Clone)]
@@ -73,6 +74,8 @@ pub struct ClusterTxnMarkerWriter {
     /// This broker's partitions (the broker's own WriteTxnMarkers path).
     local: Arc<dyn TxnMarkerWriter>,
     queues: Mutex<HashMap<i32, Arc<BrokerQueue>>>,
+    /// The inter-broker listener's security.
+    security: Arc<ClientSecurity>,
 }
 
 /// What a round decided for one partition.
@@ -140,6 +143,7 @@ impl ClusterTxnMarkerWriter {
         cache: Arc<MetadataCache>,
         inter_broker_listener: String,
         local: Arc<dyn TxnMarkerWriter>,
+        security: Arc<ClientSecurity>,
     ) -> ClusterTxnMarkerWriter {
         ClusterTxnMarkerWriter {
             node_id,
@@ -147,6 +151,7 @@ impl ClusterTxnMarkerWriter {
             inter_broker_listener,
             local,
             queues: Mutex::new(HashMap::new()),
+            security,
         }
     }
 
@@ -155,11 +160,14 @@ impl ClusterTxnMarkerWriter {
         let q = queues.entry(broker).or_insert_with(|| {
             Arc::new(BrokerQueue {
                 addr: addr.to_string(),
-                client: AsyncMutex::new(NetworkClient::new(
-                    addr,
-                    &format!("broker-{}-txn-marker-sender", self.node_id),
-                    ClientLimits::default(),
-                )),
+                client: AsyncMutex::new(
+                    NetworkClient::new(
+                        addr,
+                        &format!("broker-{}-txn-marker-sender", self.node_id),
+                        ClientLimits::default(),
+                    )
+                    .with_security(self.security.clone()),
+                ),
                 permits: Semaphore::new(MAX_QUEUED_PER_BROKER),
             })
         });
@@ -167,11 +175,14 @@ impl ClusterTxnMarkerWriter {
             // The broker came back at another address.
             *q = Arc::new(BrokerQueue {
                 addr: addr.to_string(),
-                client: AsyncMutex::new(NetworkClient::new(
-                    addr,
-                    &format!("broker-{}-txn-marker-sender", self.node_id),
-                    ClientLimits::default(),
-                )),
+                client: AsyncMutex::new(
+                    NetworkClient::new(
+                        addr,
+                        &format!("broker-{}-txn-marker-sender", self.node_id),
+                        ClientLimits::default(),
+                    )
+                    .with_security(self.security.clone()),
+                ),
                 permits: Semaphore::new(MAX_QUEUED_PER_BROKER),
             });
         }

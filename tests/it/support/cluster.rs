@@ -83,6 +83,17 @@ impl Cluster {
         brokers: usize,
         extra: impl Fn(i32) -> Vec<String>,
     ) -> Cluster {
+        Cluster::start_with_ports(combined, controllers, brokers, |id, _, _| extra(id))
+    }
+
+    /// [`Cluster::start_with`], `extra` also given the node's broker and
+    /// controller ports (to name its listeners itself).
+    pub fn start_with_ports(
+        combined: usize,
+        controllers: usize,
+        brokers: usize,
+        extra: impl Fn(i32, Option<u16>, Option<u16>) -> Vec<String>,
+    ) -> Cluster {
         let mut plan = Vec::new();
         let mut id = 0;
         for _ in 0..combined {
@@ -108,7 +119,7 @@ impl Cluster {
             .map(|(id, b, c)| {
                 let port = b.or(c).expect("a role");
                 let mut config = node_config(id, b, c, &voters);
-                config.extend(extra(id));
+                config.extend(extra(id, b, c));
                 let process = Broker::start_node(port, id, CLUSTER_ID, &config, false);
                 Node {
                     id,
@@ -201,7 +212,7 @@ impl Cluster {
     }
 }
 
-fn tail(s: &str, lines: usize) -> String {
+pub fn tail(s: &str, lines: usize) -> String {
     let v: Vec<&str> = s.lines().collect();
     v[v.len().saturating_sub(lines)..].join("\n") + "\n"
 }
