@@ -282,24 +282,31 @@ async fn follow_security(
     let mut metrics = controller.raft.metrics();
     let mut last = MetadataImage::default();
     let mut first = true;
+    let mut applied = None;
     loop {
-        let image = controller.image();
-        if let Some(a) = &authorizer {
-            if first || image.acls != last.acls {
-                a.follow_image(&last, &image);
+        // The image is copied only when the applied log moved (openraft's
+        // metrics also change on every heartbeat round).
+        let now_applied = metrics.borrow_and_update().last_applied;
+        if first || now_applied != applied {
+            applied = now_applied;
+            let image = controller.image();
+            if let Some(a) = &authorizer {
+                if first || image.acls != last.acls {
+                    a.follow_image(&last, &image);
+                }
             }
+            if first || image.scram != last.scram {
+                scram.follow_image(&image);
+            }
+            first = false;
+            last = image;
         }
-        if first || image.scram != last.scram {
-            scram.follow_image(&image);
-        }
-        first = false;
-        last = image;
         tokio::select! {
             _ = shutdown.wait() => return,
             changed = metrics.changed() => if changed.is_err() { return },
         }
+        // At most ten looks a second.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        metrics.borrow_and_update();
     }
 }
 
