@@ -419,6 +419,35 @@ fn group_survives_a_restart() {
     // The members carry on at their epochs.
     assert_eq!(a.beat(&mut c).error_code, NONE);
     assert_eq!(committed_offsets(&mut c, 9, "cg-r", "cg-r", &[1]), vec![42]);
+    // Once empty, the group may go back to the classic protocol (its
+    // records are deleted, its offsets stay), and stays so after a restart.
+    for m in [&a, &m2] {
+        let r = c.call(HB, &m.request().with_member_epoch(-1));
+        assert_eq!(r.error_code, NONE);
+    }
+    assert_eq!(describe(&mut c, "cg-r").group_state.as_str(), "Empty");
+    let mut j = Joiner::new("cg-r", b"x");
+    let r = c.call(7, &crate::support::groups::join_req(&j));
+    assert_eq!(r.error_code, E::MemberIdRequired.code());
+    j.member = r.member_id.to_string();
+    assert_eq!(
+        c.call(7, &crate::support::groups::join_req(&j)).error_code,
+        NONE
+    );
+    assert_eq!(
+        describe(&mut c, "cg-r").error_code,
+        E::GroupIdNotFound.code()
+    );
+    drop(c);
+    assert!(b.stop().success());
+    b.restart();
+    let mut c = b.client();
+    let d = describe(&mut c, "cg-r");
+    assert_eq!(
+        d.error_message.as_deref(),
+        Some("Group cg-r is not a consumer group.")
+    );
+    assert_eq!(committed_offsets(&mut c, 9, "cg-r", "cg-r", &[1]), vec![42]);
 }
 
 #[test]

@@ -26,7 +26,7 @@ use super::consumer::group::ConsumerGroup;
 use super::coordinator::GroupConfig;
 use super::offset_metadata_manager::OffsetMetadataManager;
 use super::timers::{Timer, Timers};
-use super::writer::CoordinatorWriter;
+use super::writer::{map_append_error, CoordinatorWriter};
 use crate::util::now_ms;
 
 /// What the membership code reads besides the groups: the coordinator's
@@ -35,6 +35,9 @@ pub struct Cx<'a> {
     pub config: &'a GroupConfig,
     pub writer: &'a CoordinatorWriter,
 }
+
+/// Whether a group subscribes to a topic (OffsetDelete's check).
+pub type SubscribedTo<'a> = Box<dyn Fn(&str) -> bool + 'a>;
 
 /// Every group on this coordinator (a group id is either a classic or a
 /// consumer group) and their timers.
@@ -85,13 +88,33 @@ impl GroupMetadataManager {
                 &p.member_id,
             ));
         }
-        if self.consumer_groups.contains_key(&p.group_id) {
-            // Kafka would move the classic member into the consumer group
-            // (KIP-848's online migration); kastle does not.
-            return Answer::Now(JoinOutcome::error(
-                ResponseError::InconsistentGroupProtocol,
-                &p.member_id,
-            ));
+        if let Some(cg) = self.consumer_groups.get(&p.group_id) {
+            if !cg.is_empty() {
+                // Kafka would move the classic member into the consumer
+                // group (KIP-848's online migration); kastle does not.
+                return Answer::Now(JoinOutcome::error(
+                    ResponseError::InconsistentGroupProtocol,
+                    &p.member_id,
+                ));
+            }
+            // An empty consumer group becomes a classic group, as in
+            // Kafka: its records are deleted first (offsets stay).
+            let records: Result<Vec<_>, _> = cg.tombstones().iter().map(|r| r.encode()).collect();
+            let written = match records {
+                Ok(records) => cx
+                    .writer
+                    .append(&p.group_id, &records)
+                    .map_err(|e| map_append_error(e, false)),
+                Err(e) => {
+                    tracing::warn!(group = %p.group_id, error = %e, "a consumer group record cannot be serialized");
+                    Err(code(ResponseError::UnknownServerError))
+                }
+            };
+            if let Err(e) = written {
+                return Answer::Now(JoinOutcome::error_code(e, &p.member_id));
+            }
+            tracing::info!(group = %p.group_id, "converted the empty consumer group to a classic group");
+            self.remove_group(&p.group_id, now_ms());
         }
         let Self { groups, timers, .. } = self;
         let is_unknown = p.member_id.is_empty();
@@ -551,10 +574,7 @@ impl GroupMetadataManager {
     /// the group subscribes to them (a non-empty classic group only if it
     /// uses the consumer protocol, whose subscriptions are known; a
     /// consumer group always).
-    pub fn check_offset_delete(
-        &self,
-        group_id: &str,
-    ) -> Result<Box<dyn Fn(&str) -> bool + '_>, i16> {
+    pub fn check_offset_delete(&self, group_id: &str) -> Result<SubscribedTo<'_>, i16> {
         if let Some(g) = self.consumer_groups.get(group_id) {
             return Ok(Box::new(|t: &str| g.is_subscribed_to(t)));
         }

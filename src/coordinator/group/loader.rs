@@ -145,6 +145,8 @@ impl GroupLoader {
                 Ok(ConsumerRecord::GroupMetadata(g, None)) => {
                     self.consumer_groups.remove(&g);
                 }
+                // A tombstone of a group not (or no longer) there.
+                Ok(_) if r.value.is_none() && !self.consumer_groups.contains_key(&group) => {}
                 Ok(rec) => {
                     // A classic group's record for the same id was
                     // replaced by the consumer group (Kafka's conversion).

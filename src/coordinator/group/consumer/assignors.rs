@@ -148,8 +148,8 @@ fn uniform_heterogeneous(spec: &GroupSpec<'_>) -> BTreeMap<String, Assignment> {
             }
             let n = partitions_of(spec, t);
             for p in ps.iter().filter(|p| **p < n) {
-                if !owner.contains_key(&(*t, *p)) {
-                    owner.insert((*t, *p), id.clone());
+                if let std::collections::hash_map::Entry::Vacant(e) = owner.entry((*t, *p)) {
+                    e.insert(id.clone());
                     kept.entry(*t).or_default().insert(*p);
                 }
             }
@@ -389,7 +389,7 @@ mod tests {
         );
         check_disjoint_cover(&out, a, 4);
         check_disjoint_cover(&out, b, 2);
-        assert!(out["y"].get(&b).is_none() && out["z"].get(&a).is_none());
+        assert!(!out["y"].contains_key(&b) && !out["z"].contains_key(&a));
         assert!(out.values().all(|x| count(x) == 2), "{out:?}");
     }
 
