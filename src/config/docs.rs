@@ -169,7 +169,8 @@ fn unused_reason(name: &str) -> &'static str {
         || starts("share.")
         || starts("errors.deadletterqueue")
     {
-        "kastle implements classic groups only, not KIP-848 consumer, share or streams groups"
+        "kastle implements classic and KIP-848 consumer groups (without regular expressions, \
+         classic members in consumer groups or assignment intervals), not share or streams groups"
     } else if starts("num.")
         || starts("background.threads")
         || starts("queued.")

@@ -133,7 +133,8 @@ mod tests {
             finalized,
             vec![
                 ("metadata.version".to_string(), 33),
-                ("transaction.version".to_string(), 1)
+                ("transaction.version".to_string(), 1),
+                ("group.version".to_string(), 1)
             ]
         );
     }

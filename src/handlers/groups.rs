@@ -570,6 +570,18 @@ pub fn offset_fetch(req: &Request, body: Bytes) -> Reply {
                         .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                         .collect()
                 });
+                // v9 (KIP-848): a consumer group member gives its id and epoch.
+                if req.version() >= 9 {
+                    if let Err(e) = groups.validate_offset_fetch(
+                        &g.group_id.0,
+                        g.member_id.as_deref(),
+                        g.member_epoch,
+                    ) {
+                        return OffsetFetchResponseGroup::default()
+                            .with_group_id(g.group_id.clone())
+                            .with_error_code(e);
+                    }
+                }
                 let fetched = match groups.fetch_offsets(&g.group_id.0, topics, r.require_stable) {
                     Ok(f) => visible_offsets(req, g.topics.is_some(), f),
                     Err(e) => {
@@ -649,15 +661,14 @@ pub fn list_groups(req: &Request, body: Bytes) -> Reply {
         .iter()
         .map(|s| s.to_ascii_lowercase())
         .collect();
-    // Every group here is a classic group.
-    let classic_wanted = types.is_empty() || types.iter().any(|t| t == "classic");
-    let groups = if classic_wanted {
+    let groups = {
         req.ctx
             .apis
             .groups
             .list_groups()
             .into_iter()
-            .filter(|g| states.is_empty() || states.contains(&g.state.name().to_ascii_lowercase()))
+            .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
+            .filter(|g| states.is_empty() || states.contains(&g.state.to_ascii_lowercase()))
             // DESCRIBE on the cluster lists every group; otherwise the
             // ones the client may describe.
             .filter(|g| {
@@ -668,12 +679,10 @@ pub fn list_groups(req: &Request, body: Bytes) -> Reply {
                 ListedGroup::default()
                     .with_group_id(GroupId(s(g.group_id)))
                     .with_protocol_type(s(g.protocol_type))
-                    .with_group_state(s(g.state.name()))
-                    .with_group_type(s("classic"))
+                    .with_group_state(s(g.state))
+                    .with_group_type(s(g.group_type))
             })
             .collect()
-    } else {
-        Vec::new()
     };
     req.respond(&ListGroupsResponse::default().with_groups(groups))
 }
@@ -706,7 +715,7 @@ pub fn describe_groups(req: &Request, body: Bytes) -> Reply {
                     .with_group_id(id.clone())
                     .with_error_code(e)
                     .with_authorized_operations(OPS_NOT_REQUESTED),
-                Ok(Some(d)) => base
+                Ok(Ok(d)) => base
                     .with_group_state(s(d.state.name()))
                     .with_protocol_type(s(d.protocol_type))
                     .with_protocol_data(s(d.protocol_data))
@@ -727,12 +736,12 @@ pub fn describe_groups(req: &Request, body: Bytes) -> Reply {
                 // KIP-1043: v6 reports a missing group as GROUP_ID_NOT_FOUND;
                 // older versions describe it as Dead.
                 // No resource, no operations: Kafka leaves them unset.
-                Ok(None) if version >= 6 => base
+                Ok(Err(message)) if version >= 6 => base
                     .with_authorized_operations(OPS_NOT_REQUESTED)
                     .with_error_code(ResponseError::GroupIdNotFound.code())
-                    .with_error_message(Some(s(format!("Group {} not found.", id.0))))
+                    .with_error_message(Some(s(message)))
                     .with_group_state(s("Dead")),
-                Ok(None) => base.with_group_state(s("Dead")),
+                Ok(Err(_)) => base.with_group_state(s("Dead")),
             }
         })
         .collect();

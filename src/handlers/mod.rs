@@ -8,6 +8,7 @@ pub mod admin_cluster;
 pub mod admin_configs;
 pub mod api_versions;
 pub mod config_forwarding;
+pub mod consumer_group;
 pub mod controller_apis;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
@@ -477,6 +478,8 @@ async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
         ApiKey::DescribeGroups => ready(groups::describe_groups(&req, body)),
         ApiKey::DeleteGroups => groups::delete_groups(req, body),
         ApiKey::OffsetDelete => groups::offset_delete(req, body),
+        ApiKey::ConsumerGroupHeartbeat => consumer_group::consumer_group_heartbeat(req, body),
+        ApiKey::ConsumerGroupDescribe => ready(consumer_group::consumer_group_describe(&req, body)),
         ApiKey::DescribeConfigs => ready(admin_configs::describe_configs(&req, body)),
         ApiKey::AlterConfigs if req.ctx.apis.cluster.is_some() => {
             config_forwarding::alter_configs(req, body)

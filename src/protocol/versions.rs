@@ -68,6 +68,9 @@ pub static SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::DescribeGroups, 0, 6),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
+    // KIP-848 consumer groups (the consumer rebalance protocol).
+    api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    api(ApiKey::ConsumerGroupDescribe, 0, 1),
     // Admin APIs (Kafka 4.x floors, KIP-896: DescribeConfigs v0,
     // DescribeLogDirs v0, OffsetForLeaderEpoch v0-1 and the ACL APIs' v0
     // are gone).
@@ -140,12 +143,13 @@ pub static FEATURES: &[Feature] = &[
         max: 1,
         finalized: 1,
     },
-    // Level 1 is the KIP-848 consumer group protocol: not implemented.
+    // Level 1 is the KIP-848 consumer group protocol
+    // (ConsumerGroupHeartbeat, ConsumerGroupDescribe).
     Feature {
         name: "group.version",
         min: 0,
-        max: 0,
-        finalized: 0,
+        max: 1,
+        finalized: 1,
     },
     // Eligible leader replicas (KIP-966): besides the controller's
     // bookkeeping, level 1 holds the high watermark while the ISR is below

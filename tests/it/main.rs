@@ -14,6 +14,7 @@ mod cluster_reads;
 mod cluster_txn;
 mod compression;
 mod configs;
+mod consumer_groups;
 mod dropin;
 mod fetch_sessions;
 mod groups;

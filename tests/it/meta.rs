@@ -82,6 +82,7 @@ fn api_versions_features_and_unsupported_version() {
     assert_eq!(
         finalized,
         vec![
+            ("group.version".to_string(), 1, 1),
             ("metadata.version".to_string(), 33, 33),
             ("transaction.version".to_string(), 1, 1)
         ]
@@ -98,9 +99,10 @@ fn api_versions_features_and_unsupported_version() {
     };
     assert_eq!(level("metadata.version"), Some((7, 33)));
     assert_eq!(level("transaction.version"), Some((0, 1)));
+    // KIP-848 consumer groups: group.version 1.
+    assert_eq!(level("group.version"), Some((0, 1)));
     for off in [
         "kraft.version",
-        "group.version",
         "eligible.leader.replicas.version",
         "share.version",
         "streams.version",
@@ -115,6 +117,8 @@ fn api_versions_features_and_unsupported_version() {
     };
     assert_eq!(range(75), Some((0, 0)), "DescribeTopicPartitions");
     assert_eq!(range(66), Some((0, 2)), "ListTransactions");
+    assert_eq!(range(68), Some((0, 1)), "ConsumerGroupHeartbeat");
+    assert_eq!(range(69), Some((0, 1)), "ConsumerGroupDescribe");
 
     // Too new a version: the v0 answer lists ApiVersions' own range only.
     let body = encode(

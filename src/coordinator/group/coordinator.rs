@@ -26,6 +26,8 @@ use super::api::{
     JoinOutcome, JoinParams, SyncOutcome, SyncParams,
 };
 use super::classic_group::GroupState;
+use super::consumer::heartbeat::{ConsumerGroupDescription, HeartbeatOutcome, HeartbeatParams};
+use super::consumer::TopicResolver;
 use super::group_metadata_manager::{Cx, GroupMetadataManager};
 use super::loader::GroupLoader;
 use super::offset_metadata_manager::{CommitResult, OffsetMetadataManager};
@@ -46,6 +48,14 @@ pub struct GroupConfig {
     pub retention_check_interval_ms: i64,
     pub offset_metadata_max_bytes: usize,
     pub commit_timeout_ms: i64,
+    /// KIP-848 consumer groups: `group.consumer.session.timeout.ms`,
+    /// `group.consumer.heartbeat.interval.ms` (a group's own configs
+    /// override both), `group.consumer.max.size`, `group.consumer.assignors`
+    /// (the first is the default).
+    pub consumer_session_timeout_ms: i32,
+    pub consumer_heartbeat_interval_ms: i32,
+    pub consumer_max_size: usize,
+    pub consumer_assignors: Vec<String>,
 }
 
 impl GroupConfig {
@@ -60,6 +70,15 @@ impl GroupConfig {
             retention_check_interval_ms: c.int("offsets.retention.check.interval.ms").max(1),
             offset_metadata_max_bytes: c.int("offset.metadata.max.bytes").max(0) as usize,
             commit_timeout_ms: c.int("offsets.commit.timeout.ms").max(1),
+            consumer_session_timeout_ms: c.int("group.consumer.session.timeout.ms") as i32,
+            consumer_heartbeat_interval_ms: c.int("group.consumer.heartbeat.interval.ms") as i32,
+            consumer_max_size: c.int("group.consumer.max.size").max(1) as usize,
+            consumer_assignors: c
+                .string("group.consumer.assignors")
+                .split(',')
+                .map(|a| a.trim().to_ascii_lowercase())
+                .filter(|a| !a.is_empty())
+                .collect(),
         }
     }
 }
@@ -99,7 +118,8 @@ impl GroupCoordinator {
         let started = std::time::Instant::now();
         let loaded = GroupLoader::load(&offsets_topic)?;
         let records = loaded.records;
-        let (groups, offsets, open_txns) = loaded.finish(now_ms());
+        let (groups, offsets, open_txns) =
+            loaded.finish(now_ms(), config.consumer_session_timeout_ms);
         tracing::info!(
             groups = groups.groups.len(),
             groups_with_open_txn_offsets = open_txns,
@@ -239,11 +259,67 @@ impl GroupCoordinator {
     }
 
     /// DescribeGroups for one group: Err(code) when this broker does not
-    /// coordinate it (now); Ok(None) when there is no such group.
-    pub fn describe_group(&self, group_id: &str) -> Result<Option<GroupDescription>, i16> {
+    /// coordinate it (now); Ok(Err(message)) when there is no such classic
+    /// group.
+    pub fn describe_group(&self, group_id: &str) -> Result<Result<GroupDescription, String>, i16> {
         let shard = self.lock();
         self.check_coordinator(&shard, group_id)?;
         Ok(shard.groups.describe_group(group_id))
+    }
+
+    // -----------------------------------------------------------------
+    // KIP-848 consumer groups
+    // -----------------------------------------------------------------
+
+    /// ConsumerGroupHeartbeat; the outcome carries the write to await.
+    pub fn consumer_group_heartbeat(
+        &self,
+        p: HeartbeatParams,
+        topics: &dyn TopicResolver,
+    ) -> HeartbeatOutcome {
+        let out = {
+            let mut shard = self.lock();
+            if let Err(e) = self.check_coordinator(&shard, &p.group_id) {
+                return HeartbeatOutcome::error((e, None));
+            }
+            shard.groups.consumer_group_heartbeat(&self.cx(), p, topics)
+        };
+        self.timer_wake.notify_one();
+        out
+    }
+
+    /// ConsumerGroupDescribe of one group: Err((code, message)).
+    pub fn consumer_group_describe(
+        &self,
+        group_id: &str,
+    ) -> Result<ConsumerGroupDescription, (i16, Option<String>)> {
+        let shard = self.lock();
+        self.check_coordinator(&shard, group_id)
+            .map_err(|e| (e, None))?;
+        let default = self
+            .config
+            .consumer_assignors
+            .first()
+            .map(String::as_str)
+            .unwrap_or("uniform");
+        shard.groups.consumer_group_describe(group_id, default)
+    }
+
+    /// OffsetFetch v9+'s member check: a consumer group's member must
+    /// give its current epoch (STALE_MEMBER_EPOCH, UNKNOWN_MEMBER_ID).
+    pub fn validate_offset_fetch(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Result<(), i16> {
+        let shard = self.lock();
+        match shard.groups.consumer_groups.get(group_id) {
+            Some(g) => g
+                .validate_offset_fetch(member_id, member_epoch)
+                .map_err(|e| e.code()),
+            None => Ok(()),
+        }
     }
 
     // -----------------------------------------------------------------
@@ -366,11 +442,24 @@ impl GroupCoordinator {
         if let Err(e) = groups.check_deletable(group_id) {
             return (e, None);
         }
+        let consumer_tombstones = groups.consumer_groups.get(group_id).map(|g| g.tombstones());
         let records = offsets
             .delete_all_records(group_id)
-            .and_then(|mut records| {
-                records.push(record(record_serde::group_key(group_id), None)?);
-                Ok(records)
+            .and_then(|mut records| match &consumer_tombstones {
+                None => {
+                    records.push(record(record_serde::group_key(group_id), None)?);
+                    Ok(records)
+                }
+                Some(tombs) => {
+                    for t in tombs {
+                        let (k, v) = t.encode().map_err(|e| {
+                            tracing::warn!(group = %group_id, error = %e, "a consumer group record cannot be serialized");
+                            ResponseError::UnknownServerError
+                        })?;
+                        records.push((k, v));
+                    }
+                    Ok(records)
+                }
             });
         match records.and_then(|records| self.writer.append(group_id, &records)) {
             Ok(wait) => {
@@ -394,8 +483,8 @@ impl GroupCoordinator {
         let GroupCoordinatorShard {
             groups, offsets, ..
         } = &mut *shard;
-        let g = groups.check_offset_delete(group_id)?;
-        offsets.delete(&self.writer, group_id, topics, |t| g.is_subscribed_to(t))
+        let subscribed = groups.check_offset_delete(group_id)?;
+        offsets.delete(&self.writer, group_id, topics, |t| subscribed(t))
     }
 
     /// Kafka's cleanupGroupMetadata: drop expired offsets (tombstones),
@@ -640,7 +729,7 @@ mod txn_tests {
                 .err(),
             Some(code(ResponseError::IllegalGeneration))
         );
-        assert!(c.describe_group("nope").unwrap().is_none());
+        assert!(c.describe_group("nope").unwrap().is_err());
         assert_eq!(
             c.txn_commit_offsets(simple(""), PID, 0, &[part("t", 0, 1)])
                 .err(),

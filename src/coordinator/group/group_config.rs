@@ -7,9 +7,10 @@
 //! itself: its handlers forward the changes to the controller.
 //!
 //! These keys configure KIP-848 consumer groups, share groups and streams
-//! groups. kastle implements classic groups only, so group configs are
-//! stored, validated and described as Kafka does, and take effect nowhere
-//! yet.
+//! groups. They are stored, validated and described as Kafka does; of
+//! them, KIP-848 consumer groups read `consumer.session.timeout.ms` and
+//! `consumer.heartbeat.interval.ms` (`handlers::consumer_group`), the
+//! others take effect nowhere yet.
 
 use std::sync::Arc;
 

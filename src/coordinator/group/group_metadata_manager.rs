@@ -22,10 +22,11 @@ use super::api::{
 };
 use super::classic_group::{ClassicGroup, GroupState, CONSUMER_PROTOCOL_TYPE};
 use super::classic_rebalance::reschedule_heartbeat;
+use super::consumer::group::ConsumerGroup;
 use super::coordinator::GroupConfig;
 use super::offset_metadata_manager::OffsetMetadataManager;
 use super::timers::{Timer, Timers};
-use super::writer::CoordinatorWriter;
+use super::writer::{map_append_error, CoordinatorWriter};
 use crate::util::now_ms;
 
 /// What the membership code reads besides the groups: the coordinator's
@@ -35,10 +36,19 @@ pub struct Cx<'a> {
     pub writer: &'a CoordinatorWriter,
 }
 
-/// Every classic group on this coordinator and their timers.
+/// Whether a group subscribes to a topic (OffsetDelete's check).
+pub type SubscribedTo<'a> = Box<dyn Fn(&str) -> bool + 'a>;
+
+/// Every group on this coordinator (a group id is either a classic or a
+/// consumer group) and their timers.
 #[derive(Default)]
 pub struct GroupMetadataManager {
     pub groups: HashMap<String, ClassicGroup>,
+    /// KIP-848 consumer groups (see `consumer::heartbeat`).
+    pub consumer_groups: HashMap<String, ConsumerGroup>,
+    /// The last hash computed per subscribed topic (Kafka's
+    /// `topicHashCache`), for the group hash after a member is fenced.
+    pub topic_hashes: HashMap<String, i64>,
     pub timers: Timers,
 }
 
@@ -78,7 +88,35 @@ impl GroupMetadataManager {
                 &p.member_id,
             ));
         }
-        let Self { groups, timers } = self;
+        if let Some(cg) = self.consumer_groups.get(&p.group_id) {
+            if !cg.is_empty() {
+                // Kafka would move the classic member into the consumer
+                // group (KIP-848's online migration); kastle does not.
+                return Answer::Now(JoinOutcome::error(
+                    ResponseError::InconsistentGroupProtocol,
+                    &p.member_id,
+                ));
+            }
+            // An empty consumer group becomes a classic group, as in
+            // Kafka: its records are deleted first (offsets stay).
+            let records: Result<Vec<_>, _> = cg.tombstones().iter().map(|r| r.encode()).collect();
+            let written = match records {
+                Ok(records) => cx
+                    .writer
+                    .append(&p.group_id, &records)
+                    .map_err(|e| map_append_error(e, false)),
+                Err(e) => {
+                    tracing::warn!(group = %p.group_id, error = %e, "a consumer group record cannot be serialized");
+                    Err(code(ResponseError::UnknownServerError))
+                }
+            };
+            if let Err(e) = written {
+                return Answer::Now(JoinOutcome::error_code(e, &p.member_id));
+            }
+            tracing::info!(group = %p.group_id, "converted the empty consumer group to a classic group");
+            self.remove_group(&p.group_id, now_ms());
+        }
+        let Self { groups, timers, .. } = self;
         let is_unknown = p.member_id.is_empty();
         let now = now_ms();
         if !groups.contains_key(&p.group_id) {
@@ -134,7 +172,7 @@ impl GroupMetadataManager {
         if group_id.is_empty() {
             return Answer::Now(SyncOutcome::error(ResponseError::InvalidGroupId));
         }
-        let Self { groups, timers } = self;
+        let Self { groups, timers, .. } = self;
         let Some(g) = groups.get_mut(group_id) else {
             return Answer::Now(SyncOutcome::error(ResponseError::UnknownMemberId));
         };
@@ -208,7 +246,7 @@ impl GroupMetadataManager {
         if group_id.is_empty() {
             return code(ResponseError::InvalidGroupId);
         }
-        let Self { groups, timers } = self;
+        let Self { groups, timers, .. } = self;
         let Some(g) = groups.get_mut(group_id) else {
             return code(ResponseError::UnknownMemberId);
         };
@@ -249,7 +287,7 @@ impl GroupMetadataManager {
         if group_id.is_empty() {
             return (code(ResponseError::InvalidGroupId), Vec::new());
         }
-        let Self { groups, timers } = self;
+        let Self { groups, timers, .. } = self;
         let Some(g) = groups.get_mut(group_id) else {
             // as Kafka 4.4: no top-level error, every member unknown
             let unknown = code(ResponseError::UnknownMemberId);
@@ -304,21 +342,34 @@ impl GroupMetadataManager {
             .map(|g| GroupListing {
                 group_id: g.group_id.clone(),
                 protocol_type: g.protocol_type.clone().unwrap_or_default(),
-                state: g.state,
+                state: g.state.name(),
+                group_type: "classic",
             })
+            .chain(self.consumer_groups.values().map(|g| GroupListing {
+                group_id: g.group_id.clone(),
+                protocol_type: CONSUMER_PROTOCOL_TYPE.to_string(),
+                state: g.state().name(),
+                group_type: "consumer",
+            }))
             .collect();
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         out
     }
 
-    pub fn describe_group(&self, group_id: &str) -> Option<GroupDescription> {
+    /// DescribeGroups of one group; Err: Kafka's message why there is no
+    /// such classic group.
+    pub fn describe_group(&self, group_id: &str) -> Result<GroupDescription, String> {
+        if self.consumer_groups.contains_key(group_id) {
+            return Err(format!("Group {group_id} is not a classic group."));
+        }
         let g = self
             .groups
             .get(group_id)
-            .filter(|g| !g.is(GroupState::Dead))?;
+            .filter(|g| !g.is(GroupState::Dead))
+            .ok_or_else(|| format!("Group {group_id} not found."))?;
         let stable = g.is(GroupState::Stable);
         let protocol = g.protocol_name.clone().unwrap_or_default();
-        Some(GroupDescription {
+        Ok(GroupDescription {
             state: g.state,
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
             // Kafka shows the protocol and the members' metadata and
@@ -365,7 +416,18 @@ impl GroupMetadataManager {
         api_version: i16,
         now: i64,
     ) -> Result<(), i16> {
-        let Self { groups, timers } = self;
+        if let Some(g) = self.consumer_groups.get(c.group_id) {
+            return g
+                .validate_offset_commit(
+                    c.member_id,
+                    c.group_instance_id,
+                    c.generation_id,
+                    false,
+                    api_version,
+                )
+                .map_err(code);
+        }
+        let Self { groups, timers, .. } = self;
         if !groups.contains_key(c.group_id) {
             if c.generation_id < 0 {
                 // A simple consumer or the admin client.
@@ -411,7 +473,7 @@ impl GroupMetadataManager {
     /// For TxnOffsetCommit: an unknown group gets a simple group when the
     /// commit has no generation (true: created), else ILLEGAL_GENERATION.
     pub fn get_or_create_simple_group(&mut self, c: &Committer, now: i64) -> Result<bool, i16> {
-        if self.groups.contains_key(c.group_id) {
+        if self.groups.contains_key(c.group_id) || self.consumer_groups.contains_key(c.group_id) {
             return Ok(false);
         }
         if c.generation_id >= 0 {
@@ -428,6 +490,15 @@ impl GroupMetadataManager {
     /// check for requests without member and generation (v0-2), and no
     /// REBALANCE_IN_PROGRESS; the session is not extended.
     pub fn validate_txn_offset_commit(&self, c: &Committer) -> Result<(), i16> {
+        if let Some(g) = self.consumer_groups.get(c.group_id) {
+            // Kafka answers a stale epoch ILLEGAL_GENERATION here.
+            return g
+                .validate_offset_commit(c.member_id, c.group_instance_id, c.generation_id, true, 4)
+                .map_err(|e| match e {
+                    ResponseError::StaleMemberEpoch => code(ResponseError::IllegalGeneration),
+                    e => code(e),
+                });
+        }
         let Some(g) = self.groups.get(c.group_id) else {
             return Err(code(ResponseError::CoordinatorNotAvailable));
         };
@@ -465,6 +536,13 @@ impl GroupMetadataManager {
 
     /// DeleteGroups: only an Empty group may go.
     pub fn check_deletable(&self, group_id: &str) -> Result<(), i16> {
+        if let Some(g) = self.consumer_groups.get(group_id) {
+            return if g.is_empty() {
+                Ok(())
+            } else {
+                Err(code(ResponseError::NonEmptyGroup))
+            };
+        }
         let g = self.live_group(group_id)?;
         if g.is(GroupState::Empty) {
             Ok(())
@@ -476,6 +554,12 @@ impl GroupMetadataManager {
     /// Removes a deleted or expired group (its tombstone was written): its
     /// timers go, and it is Dead to anyone still holding it.
     pub fn remove_group(&mut self, group_id: &str, now: i64) {
+        if let Some(g) = self.consumer_groups.remove(group_id) {
+            for t in g.timers.values() {
+                self.timers.cancel(t.session);
+                self.timers.cancel(t.rebalance);
+            }
+        }
         if let Some(mut g) = self.groups.remove(group_id) {
             for (_, k) in g.pending_members.drain() {
                 self.timers.cancel(Some(k));
@@ -486,17 +570,21 @@ impl GroupMetadataManager {
         }
     }
 
-    /// OffsetDelete: the group whose offsets may be deleted (a non-empty
-    /// group only if it is a consumer group, whose subscriptions are known).
-    pub fn check_offset_delete(&self, group_id: &str) -> Result<&ClassicGroup, i16> {
+    /// OffsetDelete: the topics whose offsets may not be deleted because
+    /// the group subscribes to them (a non-empty classic group only if it
+    /// uses the consumer protocol, whose subscriptions are known; a
+    /// consumer group always).
+    pub fn check_offset_delete(&self, group_id: &str) -> Result<SubscribedTo<'_>, i16> {
+        if let Some(g) = self.consumer_groups.get(group_id) {
+            return Ok(Box::new(|t: &str| g.is_subscribed_to(t)));
+        }
         let g = self.live_group(group_id)?;
         if !g.is(GroupState::Empty) && g.protocol_type.as_deref() != Some(CONSUMER_PROTOCOL_TYPE) {
             return Err(code(ResponseError::NonEmptyGroup));
         }
-        Ok(g)
+        Ok(Box::new(|t: &str| g.is_subscribed_to(t)))
     }
 
-    /// Fires every due timer; returns the next deadline.
     /// Fires every due timer; returns the next deadline. `offsets` as for
     /// [`Self::join_group`].
     pub fn fire_expired_timers(
@@ -504,14 +592,17 @@ impl GroupMetadataManager {
         cx: &Cx,
         offsets: &OffsetMetadataManager,
     ) -> Option<Instant> {
-        let Self { groups, timers } = self;
         let now = Instant::now();
         loop {
-            let (key, timer) = match timers.pop_due(now) {
+            let (key, timer) = match self.timers.pop_due(now) {
                 Ok(due) => due,
                 Err(next) => return next,
             };
+            let Self { groups, timers, .. } = self;
             match timer {
+                Timer::ConsumerSession { .. } | Timer::ConsumerRebalance { .. } => {
+                    self.on_consumer_timer(cx, key, timer)
+                }
                 Timer::Heartbeat { group, member } => {
                     cx.on_heartbeat_expired(groups, timers, offsets, &group, &member, key)
                 }

@@ -158,7 +158,12 @@ impl GroupCoordinator {
                 offsets,
                 leadership,
             } = &mut *shard;
-            let open_txns = loaded.merge_into(groups, offsets, now_ms());
+            let open_txns = loaded.merge_into(
+                groups,
+                offsets,
+                now_ms(),
+                self.config.consumer_session_timeout_ms,
+            );
             if let Some(l) = leadership.as_mut().and_then(|l| l.get_mut(&p)) {
                 l.loaded = true;
             }
@@ -186,6 +191,7 @@ impl GroupCoordinator {
             .groups
             .groups
             .keys()
+            .chain(shard.groups.consumer_groups.keys())
             .chain(shard.offsets.group_ids())
             .filter(|g| self.partition_for(g) == p)
             .cloned()
@@ -212,6 +218,7 @@ impl GroupCoordinator {
                 }
                 dropped += 1;
             }
+            dropped += usize::from(shard.groups.consumer_groups.contains_key(&id));
             shard.groups.remove_group(&id, now);
             shard.offsets.remove_group(&id);
         }

@@ -1,11 +1,16 @@
 //! Rebuilds the group coordinator's state from `__consumer_offsets` at
 //! start-up, one record at a time (Kafka's `GroupCoordinatorShard.replay`):
 //! OffsetCommit records (pending while their batch is transactional, until
-//! the producer's marker), GroupMetadata records, and tombstones of both.
+//! the producer's marker), GroupMetadata records, the KIP-848 consumer
+//! group records (replayed into their `ConsumerGroup` as they come), and
+//! tombstones of all.
 
 use std::collections::HashMap;
 
 use super::classic_group::ClassicGroup;
+use super::consumer::group::ConsumerGroup;
+use super::consumer::member::MemberState;
+use super::consumer::records::ConsumerRecord;
 use super::group_metadata_manager::GroupMetadataManager;
 use super::offset_metadata_manager::OffsetMetadataManager;
 use super::offsets::GroupOffsets;
@@ -23,6 +28,8 @@ pub struct GroupLoader {
     /// The latest GroupMetadata value per group (None: tombstone).
     groups: HashMap<String, Option<GroupValue>>,
     offsets: HashMap<String, GroupOffsets>,
+    /// Consumer groups as replayed so far (a group tombstone removes one).
+    consumer_groups: HashMap<String, ConsumerGroup>,
     pub records: u64,
 }
 
@@ -130,6 +137,34 @@ impl GroupLoader {
                     }
                 },
             },
+            Ok(CoordinatorKey::Consumer {
+                kind,
+                group,
+                member,
+            }) => match ConsumerRecord::decode(kind, group.clone(), member, r.value) {
+                Ok(ConsumerRecord::GroupMetadata(g, None)) => {
+                    self.consumer_groups.remove(&g);
+                }
+                // A tombstone of a group not (or no longer) there.
+                Ok(_) if r.value.is_none() && !self.consumer_groups.contains_key(&group) => {}
+                Ok(rec) => {
+                    // A classic group's record for the same id was
+                    // replaced by the consumer group (Kafka's conversion).
+                    self.groups.remove(&group);
+                    let g = self
+                        .consumer_groups
+                        .entry(group.clone())
+                        .or_insert_with(|| ConsumerGroup::new(&group));
+                    if matches!(rec, ConsumerRecord::PartitionMetadata(_)) && r.value.is_some() {
+                        g.has_partition_metadata_record = true;
+                    } else {
+                        g.replay(&rec);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(group = %group, error = %e, "skipping bad consumer group record")
+                }
+            },
             Ok(CoordinatorKey::Other(_)) => {}
             Err(e) => tracing::warn!(error = %e, "skipping bad __consumer_offsets key"),
         }
@@ -138,25 +173,38 @@ impl GroupLoader {
     /// The loaded state: groups (every group with offsets has one) with
     /// their members' session timers running, and the offsets. Also how
     /// many groups have offsets of still-open transactions.
-    pub fn finish(self, now: i64) -> (GroupMetadataManager, OffsetMetadataManager, usize) {
+    pub fn finish(
+        self,
+        now: i64,
+        session_timeout_ms: i32,
+    ) -> (GroupMetadataManager, OffsetMetadataManager, usize) {
         let mut gmm = GroupMetadataManager::default();
         let mut omm = OffsetMetadataManager::default();
-        let open_txns = self.merge_into(&mut gmm, &mut omm, now);
+        let open_txns = self.merge_into(&mut gmm, &mut omm, now, session_timeout_ms);
         (gmm, omm, open_txns)
     }
 
     /// Adds the loaded groups and offsets to a coordinator's state (whose
     /// groups are on other partitions), starting the loaded members'
-    /// session timers. Returns how many groups have offsets of still-open
+    /// session timers (a consumer group member's: `session_timeout_ms`). Returns how many groups have offsets of still-open
     /// transactions.
     pub fn merge_into(
         self,
         gmm: &mut GroupMetadataManager,
         omm: &mut OffsetMetadataManager,
         now: i64,
+        session_timeout_ms: i32,
     ) -> usize {
         let mut loaded = Vec::new();
+        let consumer_ids: Vec<String> = self.consumer_groups.keys().cloned().collect();
+        for (id, g) in self.consumer_groups {
+            gmm.groups.remove(&id);
+            gmm.consumer_groups.insert(id, g);
+        }
         for (id, v) in self.groups {
+            if gmm.consumer_groups.contains_key(&id) {
+                continue;
+            }
             if let Some(v) = v {
                 loaded.push(id.clone());
                 gmm.groups
@@ -171,13 +219,45 @@ impl GroupLoader {
             // Still-open transactions stay pending: their coordinator
             // writes the marker later (or aborts them on timeout).
             open_txns += usize::from(!o.pending.is_empty());
-            gmm.groups
-                .entry(id.clone())
-                .or_insert_with(|| ClassicGroup::new(id.clone(), now));
+            if !gmm.consumer_groups.contains_key(&id) {
+                gmm.groups
+                    .entry(id.clone())
+                    .or_insert_with(|| ClassicGroup::new(id.clone(), now));
+            }
             omm.insert_loaded(id, o);
         }
         // Loaded members must heartbeat within their session, as in Kafka.
-        let GroupMetadataManager { groups, timers } = gmm;
+        // So must consumer group members; one revoking partitions must
+        // finish within its rebalance timeout (Kafka's onLoaded).
+        for id in consumer_ids {
+            let Some(g) = gmm.consumer_groups.get_mut(&id) else {
+                continue;
+            };
+            let session = i64::from(session_timeout_ms);
+            for m in g.members.values() {
+                let t = g.timers.entry(m.member_id.clone()).or_default();
+                gmm.timers.cancel(t.session.take());
+                t.session = Some(gmm.timers.schedule(
+                    session,
+                    Timer::ConsumerSession {
+                        group: id.clone(),
+                        member: m.member_id.clone(),
+                    },
+                ));
+                if m.state == MemberState::UnrevokedPartitions {
+                    gmm.timers.cancel(t.rebalance.take());
+                    t.rebalance = Some(gmm.timers.schedule(
+                        i64::from(m.rebalance_timeout_ms),
+                        Timer::ConsumerRebalance {
+                            group: id.clone(),
+                            member: m.member_id.clone(),
+                            epoch: m.member_epoch,
+                        },
+                    ));
+                }
+            }
+        }
+        let GroupMetadataManager { groups, timers, .. } = gmm;
         for id in loaded {
             let Some(g) = groups.get_mut(&id) else {
                 continue;

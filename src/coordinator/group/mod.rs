@@ -4,7 +4,10 @@
 //! - `coordinator`: `GroupCoordinator`, the facade the handlers call: one
 //!   lock over the shard, the timer and expiration tasks.
 //! - `group_metadata_manager`: classic membership and rebalances
-//!   (`GroupMetadataManager`); KIP-848 consumer groups will live beside it.
+//!   (`GroupMetadataManager`).
+//! - `consumer`: KIP-848 consumer groups (ConsumerGroupHeartbeat,
+//!   ConsumerGroupDescribe, their records, assignors and reconciliation),
+//!   kept by the same `GroupMetadataManager` beside the classic groups.
 //! - `offset_metadata_manager`: committed and transactional offsets
 //!   (`OffsetMetadataManager`).
 //! - `classic_rebalance`: the classic rebalance state machine.
@@ -23,11 +26,13 @@
 //! - `group_config`: `GroupConfigManager`, the GROUP config resource
 //!   (KIP-848 group configs, keys in `broker::group_config`): persisted
 //!   (standalone) or taken from the metadata image (cluster), and
-//!   described; no group type kastle has reads them.
+//!   described; consumer groups read their session timeout and heartbeat
+//!   interval from them.
 
 pub mod api;
 pub mod classic_group;
 pub mod classic_rebalance;
+pub mod consumer;
 pub mod coordinator;
 pub mod group_config;
 pub mod group_metadata_manager;

@@ -11,8 +11,10 @@
 //!
 //! We write OffsetCommitValue v3 (v1 when a v2-v4 OffsetCommit asked for an
 //! explicit retention, the only version with an expire timestamp) and
-//! GroupMetadataValue v3, as Kafka 4.x does. Key versions 3+ (the KIP-848
-//! consumer group records and share groups) are skipped on load.
+//! GroupMetadataValue v3, as Kafka 4.x does. Key types 3-8 are the KIP-848
+//! consumer group records (`consumer::records` reads their values); other
+//! types (regular expressions, share and streams groups) are skipped on
+//! load.
 
 use bytes::Bytes;
 
@@ -70,7 +72,15 @@ pub enum CoordinatorKey {
     Group {
         group: String,
     },
-    /// A record kind this broker does not load (KIP-848, share groups...).
+    /// A KIP-848 consumer group record (key types 3-8; see
+    /// `consumer::records`), with its member id for types 5, 7 and 8.
+    Consumer {
+        kind: i16,
+        group: String,
+        member: Option<String>,
+    },
+    /// A record kind this broker does not load (regular expressions,
+    /// share and streams groups...).
     Other(i16),
 }
 
@@ -157,6 +167,16 @@ pub fn decode_key(key: &[u8]) -> Result<CoordinatorKey, DecodeError> {
             partition: r.i32()?,
         }),
         2 => Ok(CoordinatorKey::Group { group: r.string()? }),
+        3 | 4 | 6 => Ok(CoordinatorKey::Consumer {
+            kind: version,
+            group: r.string()?,
+            member: None,
+        }),
+        5 | 7 | 8 => Ok(CoordinatorKey::Consumer {
+            kind: version,
+            group: r.string()?,
+            member: Some(r.string()?),
+        }),
         v => Ok(CoordinatorKey::Other(v)),
     }
 }

@@ -1,6 +1,7 @@
 //! The group coordinator's timers (Kafka's `CoordinatorTimer`): session
 //! timeouts, the join phase's rebalance timeout and initial delay, and the
-//! pending-sync timeout, as entries of one map ordered by deadline and served
+//! pending-sync timeout, the KIP-848 members' session and rebalance
+//! timeouts, as entries of one map ordered by deadline and served
 //! by one task. An owner keeps its timer's key, so a heartbeat reschedules by
 //! removing and re-inserting, and a fired key that no longer matches its
 //! owner's is stale and ignored.
@@ -21,6 +22,15 @@ pub enum Timer {
     Join { group: String },
     /// Members that got their join response must sync in time.
     Sync { group: String, generation: i32 },
+    /// A KIP-848 consumer group member's session.
+    ConsumerSession { group: String, member: String },
+    /// A consumer group member must revoke partitions (leave `epoch`)
+    /// within its rebalance timeout.
+    ConsumerRebalance {
+        group: String,
+        member: String,
+        epoch: i32,
+    },
 }
 
 #[derive(Default)]

@@ -1,0 +1,68 @@
+"""The Apache Kafka 4.x Java consumer with ``group.protocol=consumer`` (KIP-848)
+against kastle: the driver ``jvm/clients`` ``kastle.compat.ConsumerProtocol``
+runs on ``jvm/kafka4``'s classpath (kafka-clients 4.4). Three consumers of one
+group over a 6-partition topic get disjoint assignments covering every
+partition, a member leaving hands its partitions to the others, every record is
+consumed exactly once with synchronous commits, the Admin client lists and
+describes the group as a consumer group, and after a broker restart the
+committed offsets are there and a new member resumes from them.
+
+The same driver runs against the session's real Apache Kafka (``real_kafka``,
+without the restart phase): a step failing there is a driver problem."""
+import json
+import time
+
+import pytest
+
+import jvm_lib
+from conftest import Broker
+
+
+def _steps(p):
+    out = {}
+    for ln in p.stdout.splitlines():
+        try:
+            o = json.loads(ln)
+        except ValueError:
+            continue
+        if o.get("type") == "step":
+            out[o["name"]] = (o["ok"], o.get("error"))
+    return out
+
+
+def _run(phase, bootstrap, prefix):
+    p = jvm_lib.jvm_run("clients", "kastle.compat.ConsumerProtocol", [phase, bootstrap, prefix],
+                        deps="kafka4", jvm_opts=["-Xmx256m"], timeout=300, check=False)
+    steps = _steps(p)
+    failed = {k: v for k, v in steps.items() if not v[0]}
+    assert steps and not failed, (
+        f"{phase}: {failed or 'no step ran'}\n--- stdout ---\n{p.stdout[-4000:]}\n"
+        f"--- stderr ---\n{p.stderr[-8000:]}")
+    return steps
+
+
+RUN_STEPS = ["three_members_disjoint_cover", "describe_group", "list_groups",
+             "consume_exactly_once", "member_leaving_reassigns",
+             "consume_after_leave_exactly_once", "committed_offsets", "empty_after_close"]
+
+
+@pytest.mark.compat("java-4.4", "groups")
+def test_java_consumer_protocol_group_on_kastle(tmp_path):
+    b = Broker(tmp_path / "kastle", overrides={"offsets.topic.num.partitions": "5"})
+    b.start()
+    try:
+        prefix = f"kip848-{int(time.time() * 1000) % 10**9}"
+        steps = _run("run", b.bootstrap, prefix)
+        assert list(steps) == RUN_STEPS
+        assert b.stop() == 0
+        b.start()
+        steps = _run("after-restart", b.bootstrap, prefix)
+        assert list(steps) == ["offsets_survive_restart", "resume_from_committed"]
+    finally:
+        b.stop(check=False)
+
+
+def test_java_consumer_protocol_group_on_kafka(real_kafka):
+    prefix = f"kip848k-{int(time.time() * 1000) % 10**9}"
+    steps = _run("run", real_kafka.bootstrap, prefix)
+    assert list(steps) == RUN_STEPS
