@@ -155,36 +155,29 @@ impl ClusterTxnMarkerWriter {
         }
     }
 
+    /// A broker's queue: its own connection (secured as the inter-broker
+    /// listener is) and its bound on queued markers.
+    fn new_queue(&self, addr: &str) -> Arc<BrokerQueue> {
+        Arc::new(BrokerQueue {
+            addr: addr.to_string(),
+            client: AsyncMutex::new(
+                NetworkClient::new(
+                    addr,
+                    &format!("broker-{}-txn-marker-sender", self.node_id),
+                    ClientLimits::default(),
+                )
+                .with_security(self.security.clone()),
+            ),
+            permits: Semaphore::new(MAX_QUEUED_PER_BROKER),
+        })
+    }
+
     fn queue(&self, broker: i32, addr: &str) -> Arc<BrokerQueue> {
         let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
-        let q = queues.entry(broker).or_insert_with(|| {
-            Arc::new(BrokerQueue {
-                addr: addr.to_string(),
-                client: AsyncMutex::new(
-                    NetworkClient::new(
-                        addr,
-                        &format!("broker-{}-txn-marker-sender", self.node_id),
-                        ClientLimits::default(),
-                    )
-                    .with_security(self.security.clone()),
-                ),
-                permits: Semaphore::new(MAX_QUEUED_PER_BROKER),
-            })
-        });
+        let q = queues.entry(broker).or_insert_with(|| self.new_queue(addr));
         if q.addr != addr {
             // The broker came back at another address.
-            *q = Arc::new(BrokerQueue {
-                addr: addr.to_string(),
-                client: AsyncMutex::new(
-                    NetworkClient::new(
-                        addr,
-                        &format!("broker-{}-txn-marker-sender", self.node_id),
-                        ClientLimits::default(),
-                    )
-                    .with_security(self.security.clone()),
-                ),
-                permits: Semaphore::new(MAX_QUEUED_PER_BROKER),
-            });
+            *q = self.new_queue(addr);
         }
         q.clone()
     }

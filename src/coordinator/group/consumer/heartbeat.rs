@@ -183,6 +183,18 @@ fn push(g: &mut ConsumerGroup, recs: &mut Vec<ConsumerRecord>, r: ConsumerRecord
     recs.push(r);
 }
 
+/// The tombstones that take a member out of the group (Kafka's
+/// `removeMember`): its current assignment, its target assignment, its
+/// metadata, in that order.
+fn remove_member(g: &mut ConsumerGroup, recs: &mut Vec<ConsumerRecord>, gid: &str, member: &str) {
+    let (gid, member) = (gid.to_string(), member.to_string());
+    let cur = ConsumerRecord::CurrentMemberAssignment(gid.clone(), member.clone(), None);
+    push(g, recs, cur);
+    let target = ConsumerRecord::TargetAssignmentMember(gid.clone(), member.clone(), None);
+    push(g, recs, target);
+    push(g, recs, ConsumerRecord::MemberMetadata(gid, member, None));
+}
+
 /// Serializes the records (a classic group's tombstone first, if any)
 /// and appends them for `gid`.
 fn write(
@@ -343,21 +355,7 @@ impl GroupMetadataManager {
                         let target = g.target_assignment.get(&old.member_id).cloned();
                         // Kafka's replaceMember.
                         let (o, n) = (old.member_id.clone(), member_id.clone());
-                        push(
-                            &mut g,
-                            &mut recs,
-                            ConsumerRecord::CurrentMemberAssignment(gid.clone(), o.clone(), None),
-                        );
-                        push(
-                            &mut g,
-                            &mut recs,
-                            ConsumerRecord::TargetAssignmentMember(gid.clone(), o.clone(), None),
-                        );
-                        push(
-                            &mut g,
-                            &mut recs,
-                            ConsumerRecord::MemberMetadata(gid.clone(), o, None),
-                        );
+                        remove_member(&mut g, &mut recs, &gid, &o);
                         push(
                             &mut g,
                             &mut recs,
@@ -718,22 +716,7 @@ impl GroupMetadataManager {
         }
         let mut g = g.clone();
         let mut recs = Vec::new();
-        let (gs, ms) = (gid.to_string(), member_id.to_string());
-        push(
-            &mut g,
-            &mut recs,
-            ConsumerRecord::CurrentMemberAssignment(gs.clone(), ms.clone(), None),
-        );
-        push(
-            &mut g,
-            &mut recs,
-            ConsumerRecord::TargetAssignmentMember(gs.clone(), ms.clone(), None),
-        );
-        push(
-            &mut g,
-            &mut recs,
-            ConsumerRecord::MemberMetadata(gs.clone(), ms, None),
-        );
+        remove_member(&mut g, &mut recs, gid, member_id);
         let names = g.subscribed_topic_names(None, None);
         let hash = combine_hashes(
             names
@@ -744,7 +727,7 @@ impl GroupMetadataManager {
         push(
             &mut g,
             &mut recs,
-            ConsumerRecord::GroupMetadata(gs, Some((epoch, hash))),
+            ConsumerRecord::GroupMetadata(gid.to_string(), Some((epoch, hash))),
         );
         let wait = write(cx, gid, false, &recs)?;
         tracing::info!(group = %gid, member = %member_id, epoch, "bumped the consumer group epoch after removing a member");
