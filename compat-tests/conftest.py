@@ -290,6 +290,7 @@ class _CompatRun:
         self.outcome = {}         # nodeid -> passed/failed/skipped
         self.finished = set()     # nodeids whose teardown was reported
         self.message = []         # lines for the terminal summary
+        self.file_seconds = {}    # test file -> seconds (setup + call + teardown)
 
 
 def _compat_state(config) -> _CompatRun:
@@ -353,6 +354,8 @@ def pytest_runtest_logreport(report):
             st.outcome[report.nodeid] = "passed"
     if report.when == "teardown":
         st.finished.add(report.nodeid)
+    f = report.nodeid.split("::", 1)[0]
+    st.file_seconds[f] = st.file_seconds.get(f, 0.0) + report.duration
 
 
 
@@ -410,7 +413,16 @@ def pytest_sessionfinish(session, exitstatus):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     st = getattr(config, "_kastle_compat", None)
-    if st is None or not st.message:
+    if st is None:
+        return
+    # The test command has a time budget (README): show where it goes.
+    if len(st.file_seconds) > 1:
+        terminalreporter.section("slowest test files")
+        ranked = sorted(st.file_seconds.items(), key=lambda kv: -kv[1])
+        for f, secs in ranked[:20]:
+            terminalreporter.write_line(f"{secs:8.1f} s  {f}")
+        terminalreporter.write_line(f"{sum(st.file_seconds.values()):8.1f} s  in all")
+    if not st.message:
         return
     terminalreporter.section("compatibility matrix")
     for line in st.message:
