@@ -23,6 +23,7 @@ Every round prints its seed. Environment:
 A failing round is replayed with KASTLE_POWERLOSS_SEED=<its seed> KASTLE_POWERLOSS_ROUNDS=1
 (the crash point and the torn pages follow the seed; the broker's and client's timing do not).
 """
+import mmap
 import os
 import random
 import subprocess
@@ -201,8 +202,9 @@ def read_partition(bootstrap, topic, p, start=0, limit=None, timeout=30.0):
         c.close()
 
 
-def check_log(bootstrap, topic, rng, acked, durable, committed_at, what):
-    """Reads every partition back and checks it against the acknowledgements."""
+def check_log(bootstrap, topic, rng, acked, durable, committed_at, kept, what):
+    """Reads every partition back and checks it against the acknowledgements and
+    against `kept` (idx -> (partition, offset): records that must still be there)."""
     seen = {}
     for p in range(PARTITIONS):
         recs, high = read_partition(bootstrap, topic, p)
@@ -228,7 +230,41 @@ def check_log(bootstrap, topic, rng, acked, durable, committed_at, what):
         if committed_at is not None:
             got = committed(bootstrap, topic)
             assert got == committed_at, f"{what}: committed offset {got}, acknowledged commit was {committed_at}"
-    return len(seen)
+    gone = [(i, po) for i, po in sorted(kept.items()) if seen.get(i) != po[1]]
+    assert not gone, (f"{what}: {len(gone)} records a consumer had read are gone or moved "
+                      f"(idx, (partition, offset)): {gone[:10]}")
+    return {i: (i % PARTITIONS, o) for i, o in seen.items()}
+
+
+class Watching:
+    """A consumer reading the topic while it is produced to: what it sees."""
+
+    def __init__(self, bootstrap, topic):
+        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"watch-{time.monotonic_ns()}",
+                           "enable.auto.commit": False, "fetch.wait.max.ms": 20,
+                           "reconnect.backoff.max.ms": 200})
+        starts = []
+        for p in range(PARTITIONS):
+            _, high = self.c.get_watermark_offsets(TopicPartition(topic, p), timeout=15)
+            starts.append(TopicPartition(topic, p, high))
+        self.c.assign(starts)
+        self.seen = {}   # idx -> (partition, offset)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            m = self.c.poll(0.05)
+            if m is None or m.error():
+                continue
+            self.seen[int(m.key().decode())] = (m.partition(), m.offset())
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(10)
+        self.c.close()
+        return self.seen
 
 
 def run_rounds(broker_factory, tmp_path, capsys, durable):
@@ -248,6 +284,7 @@ def run_rounds(broker_factory, tmp_path, capsys, durable):
     broker.data_dir = mnt
     topic = unique_topic("powerloss")
     acked_all = {}
+    kept = {}   # records a consumer has read that must survive every later crash
     committed_at = None
     next_idx = 0
     log = []
@@ -260,6 +297,8 @@ def run_rounds(broker_factory, tmp_path, capsys, durable):
             broker.start()
             if r == 0:
                 ck_create_topic(broker.bootstrap, topic, PARTITIONS)
+            # durable mode: a consumer sees only fsynced records, so what it reads must survive
+            watch = Watching(broker.bootstrap, topic) if durable else None
             prod = Producing(broker.bootstrap, topic, next_idx)
             prod.thread.start()
             # the crash comes a seeded while after the first acknowledgement
@@ -280,17 +319,22 @@ def run_rounds(broker_factory, tmp_path, capsys, durable):
             broker.kill()
             report = fs.ctl(f"crash torn={seed}")
             prod.abandon()
+            watched = watch.close() if watch else {}
             assert prod.error is None, f"{what}: producer thread died: {prod.error!r}"
             fs.unmount()
             acked_all.update(prod.acked)
+            kept.update(watched)
             next_idx = prod.next
             fs.mount()
             broker.start()
-            n = check_log(broker.bootstrap, topic, rng, acked_all, durable, committed_at, what)
+            # what recovery left is on disk: it must be there after later crashes too
+            recovered = check_log(broker.bootstrap, topic, rng, acked_all, durable, committed_at, kept, what)
+            kept.update(recovered)
+            n = len(recovered)
             broker.stop()
             fs.unmount()
             first = report.splitlines()[0] if report else ""
-            log.append(f"{what}: produced {len(prod.sent)} acked {len(prod.acked)} "
+            log.append(f"{what}: produced {len(prod.sent)} acked {len(prod.acked)} watched {len(watched)} "
                        f"after {run_for:.2f}s; read back {n}; lazyfs: {first}")
     finally:
         with capsys.disabled():
@@ -304,6 +348,96 @@ def run_rounds(broker_factory, tmp_path, capsys, durable):
         assert acked_all, "no record was acknowledged in any round"
 
 
+def _fsync(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write(path, data, sync, mode="wb"):
+    with open(path, mode) as f:
+        f.write(data)
+        f.flush()
+        if sync:
+            os.fsync(f.fileno())
+
+
+def _lazyfs_workload(m: Path):
+    """The same file-system history for the semantics checks below."""
+    (m / "d").mkdir()
+    (m / "e").mkdir()
+    _write(m / "d" / "synced", b"A" * 10_000, True)
+    _write(m / "d" / "renamed-away", b"R" * 100, True)
+    _write(m / "d" / "unlinked", b"U" * 100, True)
+    _write(m / "d" / "shrunk", b"S" * 8192, True)
+    fd = os.open(m / "d" / "mapped", os.O_CREAT | os.O_RDWR, 0o644)
+    os.ftruncate(fd, 8192)
+    os.fsync(fd)
+    _fsync(m / "d")
+    _fsync(m)
+    # from here on: some of it synced, some not; d is not fsynced again, e is
+    _write(m / "d" / "synced", b"B" * 50_000, False, "ab")      # unsynced append: dropped (or torn)
+    _write(m / "d" / "entry-unsynced", b"E" * 10, True)         # data synced, directory not: lost
+    os.rename(m / "d" / "renamed-away", m / "d" / "renamed-to")  # directory not synced: undone
+    os.unlink(m / "d" / "unlinked")                               # likewise
+    os.truncate(m / "d" / "shrunk", 100)                          # file not synced: undone
+    mm = mmap.mmap(fd, 8192)
+    mm[0:5] = b"hello"
+    mm.flush()                                                    # msync: durable
+    mm[100:105] = b"world"                                        # not msynced: dropped (or torn)
+    mm.close()
+    os.close(fd)
+    _write(m / "e" / "entry-synced", b"F" * 10, False)            # directory synced, data not: empty
+    _write(m / "e" / "both-synced", b"G" * 10, True)
+    _fsync(m / "e")
+
+
+def _snapshot(root: Path):
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
+            for p in sorted(root.rglob("*")) if ".lazyfs-trash" not in p.parts}
+
+
+def test_lazyfs_loses_exactly_the_unsynced_state(tmp_path):
+    """kastle-lazyfs itself: what survives `crash` is what was fsynced (files and directories)."""
+    skip = _fuse_usable()
+    if skip:
+        pytest.skip(skip)
+    snaps = {}
+    for run, cmd in [("plain", "crash"), ("torn-a", "crash torn=7"), ("torn-b", "crash torn=7")]:
+        backing, mnt = tmp_path / run / "backing", tmp_path / run / "mnt"
+        backing.mkdir(parents=True)
+        fs = LazyFs(backing, mnt, tmp_path / run / "lazyfs.log")
+        fs.mount()
+        try:
+            _lazyfs_workload(mnt)
+            assert (mnt / "d" / "synced").stat().st_size == 60_000, "reads see unsynced writes"
+            report = fs.ctl(cmd)
+            assert report.startswith("seed="), report
+            with pytest.raises(OSError):
+                os.listdir(mnt / "d")               # frozen until remounted
+        finally:
+            fs.unmount()
+        fs.mount()
+        try:
+            snaps[run] = _snapshot(mnt)
+        finally:
+            fs.unmount()
+    got = snaps["plain"]
+    assert got["d/synced"] == b"A" * 10_000
+    assert "d/entry-unsynced" not in got
+    assert got["d/renamed-away"] == b"R" * 100 and "d/renamed-to" not in got
+    assert got["d/unlinked"] == b"U" * 100
+    assert got["d/shrunk"] == b"S" * 8192
+    assert got["d/mapped"][:5] == b"hello" and got["d/mapped"][100:105] == b"\0" * 5
+    assert got["e/entry-synced"] == b"" and got["e/both-synced"] == b"G" * 10
+    # torn: a prefix of the unsynced pages may survive, the same for the same seed
+    assert snaps["torn-a"] == snaps["torn-b"], "same seed, same history: same torn state"
+    torn = snaps["torn-a"]["d/synced"]
+    assert torn[:10_000] == b"A" * 10_000 and set(torn[10_000:]) <= {ord("B")}, "torn: a prefix of the append"
+
+
 def test_power_loss_durable(broker_factory, tmp_path, capsys):
     """flush.messages=1: every acknowledged record and commit survives a power loss."""
     run_rounds(broker_factory, tmp_path, capsys, durable=True)
@@ -312,3 +446,103 @@ def test_power_loss_durable(broker_factory, tmp_path, capsys):
 def test_power_loss_page_cache(broker_factory, tmp_path, capsys):
     """Page-cache mode: after a power loss the log is a consistent prefix and serves."""
     run_rounds(broker_factory, tmp_path, capsys, durable=False)
+
+
+def read_committed_all(bootstrap, topic, timeout=30.0):
+    """Every record a read_committed consumer sees, to the end of each partition: [idx]."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{time.monotonic_ns()}",
+                  "enable.auto.commit": False, "isolation.level": "read_committed",
+                  "enable.partition.eof": True, "fetch.wait.max.ms": 50})
+    try:
+        c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+        out, eof = [], set()
+        deadline = time.monotonic() + timeout
+        while len(eof) < PARTITIONS:
+            assert time.monotonic() < deadline, f"read_committed: no end of partitions {eof} in {timeout}s"
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    eof.add(m.partition())
+                    continue
+                raise AssertionError(f"read_committed: consumer error {m.error()}")
+            eof.discard(m.partition())
+            i = int(m.key().decode())
+            assert m.value() == value_of(i), f"garbage record at p{m.partition()}@{m.offset()}"
+            out.append(i)
+        return out
+    finally:
+        c.close()
+
+
+def test_power_loss_transactions(broker_factory, tmp_path, capsys):
+    """Durable mode: a transaction whose commit returned survives a power loss; one that
+    was open at the crash is aborted by the next producer with the same transactional.id
+    and never seen by read_committed."""
+    skip = _fuse_usable()
+    if skip:
+        pytest.skip(skip)
+    backing, mnt = tmp_path / "backing", tmp_path / "mnt"
+    backing.mkdir()
+    fs = LazyFs(backing, mnt, tmp_path / "lazyfs.log")
+    broker = broker_factory({"num.partitions": str(PARTITIONS)}, start=False)
+    broker.data_dir = mnt
+    topic = unique_topic("powerloss-txn")
+    committed_idx, next_idx, log = [], 0, []
+    rounds = max(1, min(ROUNDS, 3))
+    try:
+        for r in range(rounds):
+            seed = BASE_SEED + r
+            rng = random.Random(seed)
+            what = f"transactions round {r} seed={seed}"
+            fs.mount()
+            broker.start()
+            if r == 0:
+                ck_create_topic(broker.bootstrap, topic, PARTITIONS)
+            prod = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "powerloss-txn",
+                             "transaction.timeout.ms": 60_000, "linger.ms": 2})
+            prod.init_transactions(30)   # aborts the transaction the crash left open
+            got = read_committed_all(broker.bootstrap, topic)
+            assert sorted(got) == sorted(committed_idx), (
+                f"{what}: read_committed sees {len(got)} records, {len(committed_idx)} were committed; "
+                f"missing {sorted(set(committed_idx) - set(got))[:10]}, "
+                f"extra {sorted(set(got) - set(committed_idx))[:10]}")
+            for _ in range(rng.randint(2, 6)):
+                prod.begin_transaction()
+                batch = list(range(next_idx, next_idx + rng.randint(5, 40)))
+                for i in batch:
+                    prod.produce(topic, value=value_of(i), key=str(i).encode(), partition=i % PARTITIONS)
+                next_idx = batch[-1] + 1
+                prod.commit_transaction(30)
+                committed_idx.extend(batch)
+            # one transaction left open (its records written, maybe flushed) at the crash
+            prod.begin_transaction()
+            for i in range(next_idx, next_idx + 30):
+                prod.produce(topic, value=value_of(i), key=str(i).encode(), partition=i % PARTITIONS)
+            next_idx += 30
+            prod.flush(rng.uniform(0.0, 0.5))
+            broker.kill()
+            report = fs.ctl(f"crash torn={seed}")
+            prod.purge(in_queue=True, in_flight=True, blocking=False)
+            prod.flush(1)
+            del prod
+            fs.unmount()
+            log.append(f"{what}: committed so far {len(committed_idx)}; lazyfs: {report.splitlines()[0]}")
+        fs.mount()
+        broker.start()
+        prod = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "powerloss-txn"})
+        prod.init_transactions(30)
+        got = read_committed_all(broker.bootstrap, topic)
+        assert sorted(got) == sorted(committed_idx), (
+            f"after the last crash: read_committed sees {len(got)} records, {len(committed_idx)} committed")
+        broker.stop()
+        fs.unmount()
+    finally:
+        with capsys.disabled():
+            print()
+            for line in log:
+                print("  " + line)
+        if broker.alive():
+            broker.kill()
+        fs.unmount()

@@ -10,9 +10,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::state::{State, CTL_INO, CTL_NAME, ROOT_INO, TRASH_NAME};
@@ -370,7 +370,11 @@ impl Filesystem for LazyFs {
         reply: ReplyData,
     ) {
         if ino.0 == CTL_INO {
-            let text = self.ctl_reply.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let text = self
+                .ctl_reply
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             let text = if text.is_empty() {
                 self.lock().stats_text()
             } else {
@@ -545,7 +549,13 @@ impl Filesystem for LazyFs {
         );
         s.created(parent.0, &rel);
         let attr = io!(reply, Self::entry(&mut s, parent.0, name));
-        reply.created(&TTL, &attr, Generation(0), FileHandle(0), FopenFlags::empty());
+        reply.created(
+            &TTL,
+            &attr,
+            Generation(0),
+            FileHandle(0),
+            FopenFlags::empty(),
+        );
     }
 
     fn fallocate(

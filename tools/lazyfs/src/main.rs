@@ -51,7 +51,10 @@ fn main() -> ExitCode {
     match fuser::mount(fs, PathBuf::from(mnt), &config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("kastle-lazyfs: mounting {} at {mnt}: {e}", backing.display());
+            eprintln!(
+                "kastle-lazyfs: mounting {} at {mnt}: {e}",
+                backing.display()
+            );
             ExitCode::from(1)
         }
     }

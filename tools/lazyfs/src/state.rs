@@ -298,7 +298,7 @@ impl State {
             n.durable_len = n.durable_len.min(size);
             let keep = size.div_ceil(PAGE);
             n.pages.retain(|&idx, _| idx < keep);
-            if size % PAGE != 0 {
+            if !size.is_multiple_of(PAGE) {
                 if let Some(p) = n.pages.get_mut(&(size / PAGE)) {
                     p[(size % PAGE) as usize..].fill(0);
                 }
@@ -556,16 +556,12 @@ impl State {
             let (size, path) = (n.size, n.path.clone());
             n.size_dirty = false;
             let total = pages.len() as u64;
-            let keep = match rng.as_mut() {
-                Some(r) if total > 0 => {
-                    if r.next() % 2 == 0 {
-                        r.upto(total)
-                    } else {
-                        0
-                    }
-                }
-                _ => 0,
-            };
+            // A fair coin per file: torn (a random prefix kept) or dropped whole.
+            let keep = rng
+                .as_mut()
+                .filter(|_| total > 0)
+                .map(|r| if r.next() & 1 == 0 { r.upto(total) } else { 0 })
+                .unwrap_or(0);
             dropped_pages += total - keep;
             if keep > 0 {
                 let cut_last = rng.as_mut().map(|r| r.upto(PAGE / SECTOR)).unwrap_or(0);
@@ -650,7 +646,11 @@ impl State {
                 eprintln!("kastle-lazyfs: syncing inode {ino} at unmount: {e}");
             }
         }
-        let dirs: Vec<u64> = self.ops.iter().flat_map(|o| o.pending_dirs.clone()).collect();
+        let dirs: Vec<u64> = self
+            .ops
+            .iter()
+            .flat_map(|o| o.pending_dirs.clone())
+            .collect();
         for d in dirs {
             let _ = self.sync_dir(d);
         }
@@ -666,9 +666,10 @@ impl State {
                 for w in words {
                     match w.strip_prefix("torn=") {
                         Some(s) => {
-                            torn = Some(s.parse::<u64>().map_err(|e| {
-                                einval(format!("crash: bad torn seed {s:?}: {e}"))
-                            })?)
+                            torn =
+                                Some(s.parse::<u64>().map_err(|e| {
+                                    einval(format!("crash: bad torn seed {s:?}: {e}"))
+                                })?)
                         }
                         None => return Err(einval(format!("crash: unknown argument {w:?}"))),
                     }
