@@ -188,6 +188,10 @@ impl Filesystem for LazyFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        if parent.0 == ROOT_INO && name == CTL_NAME {
+            reply.entry(&Duration::ZERO, &ctl_attr(0), Generation(0));
+            return;
+        }
         let mut s = tri!(reply, self.live());
         let attr = io!(reply, Self::entry(&mut s, parent.0, name));
         reply.entry(&TTL, &attr, Generation(0));

@@ -102,6 +102,9 @@ struct Op {
     undo: Vec<Undo>,
     /// Trash entries to delete for good once the change is durable.
     trash: Vec<PathBuf>,
+    /// rmdir: the removed directory's inode. Once this is durable the directory
+    /// is gone, and so is whatever was still pending inside it.
+    removes_dir: Option<u64>,
 }
 
 #[derive(Default)]
@@ -343,13 +346,18 @@ impl State {
     pub fn sync_dir(&mut self, ino: u64) -> io::Result<()> {
         self.stats.fsyncdirs += 1;
         let mut durable_trash = Vec::new();
-        for op in &mut self.ops {
-            op.pending_dirs.retain(|&d| d != ino);
-            if op.pending_dirs.is_empty() {
-                durable_trash.append(&mut op.trash);
+        let mut synced = vec![ino];
+        while let Some(dir) = synced.pop() {
+            for op in &mut self.ops {
+                let before = op.pending_dirs.len();
+                op.pending_dirs.retain(|&d| d != dir);
+                if before > 0 && op.pending_dirs.is_empty() {
+                    durable_trash.append(&mut op.trash);
+                    synced.extend(op.removes_dir);
+                }
             }
+            self.ops.retain(|op| !op.pending_dirs.is_empty());
         }
-        self.ops.retain(|op| !op.pending_dirs.is_empty());
         for t in durable_trash {
             let real = self.real(&t);
             let _ = if real.is_dir() {
@@ -369,6 +377,7 @@ impl State {
             pending_dirs: dirs,
             undo,
             trash,
+            removes_dir: None,
         });
     }
 
@@ -426,6 +435,7 @@ impl State {
         if dir && fs::read_dir(&real)?.next().is_some() {
             return Err(io::Error::from_raw_os_error(libc::ENOTEMPTY));
         }
+        let removed = self.by_path.get(rel).copied();
         let t = self.trash_path();
         fs::rename(&real, self.real(&t))?;
         self.repath(rel, &t);
@@ -438,6 +448,9 @@ impl State {
             }],
             vec![t],
         );
+        if let (true, Some(op)) = (dir, self.ops.last_mut()) {
+            op.removes_dir = removed;
+        }
         Ok(())
     }
 
