@@ -151,6 +151,18 @@ class Producing:
         self.prod.flush(5)
 
 
+def produce_acked(bootstrap, topic, n):
+    """n records to partition 0 with an idempotent acks=all producer: [(offset, idx)] acknowledged."""
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 1})
+    acked = []
+    for i in range(n):
+        p.produce(topic, value=value_of(i), key=str(i).encode(), partition=0,
+                  on_delivery=lambda err, msg, i=i: err is None and acked.append((msg.offset(), i)))
+    assert p.flush(15) == 0, f"{topic}: records not delivered"
+    assert len(acked) == n, f"{topic}: {n - len(acked)} records not acknowledged"
+    return sorted(acked)
+
+
 def value_of(i: int) -> bytes:
     return (f"powerloss-{i}-" * 4).encode()
 
@@ -285,6 +297,7 @@ def run_rounds(broker_factory, tmp_path, capsys, durable):
     topic = unique_topic("powerloss")
     acked_all = {}
     kept = {}   # records a consumer has read that must survive every later crash
+    extra_topics = []   # (topic, [(offset, idx)] acknowledged)
     committed_at = None
     next_idx = 0
     log = []
@@ -306,6 +319,12 @@ def run_rounds(broker_factory, tmp_path, capsys, durable):
             while not prod.acked and time.monotonic() < deadline and prod.error is None:
                 time.sleep(0.01)
             assert prod.acked, f"{what}: no acknowledgement within 15 s"
+            if durable:
+                # a topic created (acknowledged) during the round: its partition directory
+                # and the records acknowledged in it must survive the power loss too
+                extra = unique_topic(f"powerloss-new{r}")
+                ck_create_topic(broker.bootstrap, extra, 1)
+                extra_topics.append((extra, produce_acked(broker.bootstrap, extra, 20)))
             run_for = rng.uniform(0.1, 1.2)
             t0 = time.monotonic()
             n_commit = 0
@@ -330,6 +349,9 @@ def run_rounds(broker_factory, tmp_path, capsys, durable):
             # what recovery left is on disk: it must be there after later crashes too
             recovered = check_log(broker.bootstrap, topic, rng, acked_all, durable, committed_at, kept, what)
             kept.update(recovered)
+            for t, want in extra_topics:
+                got, _ = read_partition(broker.bootstrap, t, 0)
+                assert got == want, f"{what}: topic {t} created during an earlier round: {got[:5]}, want {want[:5]}"
             n = len(recovered)
             broker.stop()
             fs.unmount()
