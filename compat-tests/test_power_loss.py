@@ -20,8 +20,11 @@ Both modes also seek to sampled offsets (the offset index must answer).
 Every round prints its seed. Environment:
   KASTLE_POWERLOSS_SEED=N    the first round's seed (default: random); rounds use N, N+1, ...
   KASTLE_POWERLOSS_ROUNDS=N  rounds per mode (default 4: the test command's bounded run)
-A failing round is replayed with KASTLE_POWERLOSS_SEED=<its seed> KASTLE_POWERLOSS_ROUNDS=1
-(the crash point and the torn pages follow the seed; the broker's and client's timing do not).
+Rounds build on the log the earlier ones left, so a failing round r of a run whose first
+seed was S is replayed with KASTLE_POWERLOSS_SEED=S KASTLE_POWERLOSS_ROUNDS=r+1 (the first
+line of each test's output names S); KASTLE_POWERLOSS_SEED=<its seed> KASTLE_POWERLOSS_ROUNDS=1
+replays its choices on a fresh log. The seeds fix the crash points, the commits and which
+unsynced pages survive torn; the broker's and the client's timing are not replayed.
 """
 import mmap
 import os
@@ -42,6 +45,11 @@ PARTITIONS = 3
 ROUNDS = int(os.environ.get("KASTLE_POWERLOSS_ROUNDS", "4"))
 BASE_SEED = int(os.environ.get("KASTLE_POWERLOSS_SEED", str(random.randrange(1, 1 << 31))))
 GROUP = "powerloss-group"
+# Each round re-reads its whole topic: a new topic every TOPIC_ROUNDS rounds keeps a
+# long loop linear (the older topics stay on disk, the newest few created-topic checks run).
+TOPIC_ROUNDS = 10
+
+pytestmark = pytest.mark.timeout(120 + 20 * ROUNDS)
 
 
 def lazyfs_bin() -> Path:
@@ -294,7 +302,7 @@ def run_rounds(broker_factory, tmp_path, capsys, durable):
     overrides["log.segment.bytes"] = str(1024 * 1024)
     broker = broker_factory(overrides, start=False)
     broker.data_dir = mnt
-    topic = unique_topic("powerloss")
+    base = unique_topic("powerloss")
     acked_all = {}
     kept = {}   # records a consumer has read that must survive every later crash
     extra_topics = []   # (topic, [(offset, idx)] acknowledged)
@@ -308,8 +316,10 @@ def run_rounds(broker_factory, tmp_path, capsys, durable):
             what = f"{mode} round {r} seed={seed}"
             fs.mount()
             broker.start()
-            if r == 0:
+            if r % TOPIC_ROUNDS == 0:
+                topic = f"{base}-{r // TOPIC_ROUNDS}"
                 ck_create_topic(broker.bootstrap, topic, PARTITIONS)
+                acked_all, kept, committed_at = {}, {}, None
             # durable mode: a consumer sees only fsynced records, so what it reads must survive
             watch = Watching(broker.bootstrap, topic) if durable else None
             prod = Producing(broker.bootstrap, topic, next_idx)
@@ -349,7 +359,7 @@ def run_rounds(broker_factory, tmp_path, capsys, durable):
             # what recovery left is on disk: it must be there after later crashes too
             recovered = check_log(broker.bootstrap, topic, rng, acked_all, durable, committed_at, kept, what)
             kept.update(recovered)
-            for t, want in extra_topics:
+            for t, want in extra_topics[-TOPIC_ROUNDS:]:
                 got, _ = read_partition(broker.bootstrap, t, 0)
                 assert got == want, f"{what}: topic {t} created during an earlier round: {got[:5]}, want {want[:5]}"
             n = len(recovered)
@@ -360,7 +370,7 @@ def run_rounds(broker_factory, tmp_path, capsys, durable):
                        f"after {run_for:.2f}s; read back {n}; lazyfs: {first}")
     finally:
         with capsys.disabled():
-            print()
+            print(f"\n  {mode}: KASTLE_POWERLOSS_SEED={BASE_SEED} KASTLE_POWERLOSS_ROUNDS={ROUNDS}")
             for line in log:
                 print("  " + line)
         if broker.alive():
@@ -568,7 +578,7 @@ def test_power_loss_transactions(broker_factory, tmp_path, capsys):
         fs.unmount()
     finally:
         with capsys.disabled():
-            print()
+            print(f"\n  {mode}: KASTLE_POWERLOSS_SEED={BASE_SEED} KASTLE_POWERLOSS_ROUNDS={ROUNDS}")
             for line in log:
                 print("  " + line)
         if broker.alive():
