@@ -513,6 +513,7 @@ impl Filesystem for LazyFs {
                 return;
             }
         };
+        // SAFETY: statvfs is a plain C struct; all-zero bytes are a valid value.
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
         // SAFETY: a NUL-terminated path and a zeroed out-struct of the right type.
         if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
