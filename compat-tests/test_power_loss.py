@@ -578,7 +578,7 @@ def test_power_loss_transactions(broker_factory, tmp_path, capsys):
         fs.unmount()
     finally:
         with capsys.disabled():
-            print(f"\n  {mode}: KASTLE_POWERLOSS_SEED={BASE_SEED} KASTLE_POWERLOSS_ROUNDS={ROUNDS}")
+            print(f"\n  transactions: KASTLE_POWERLOSS_SEED={BASE_SEED} KASTLE_POWERLOSS_ROUNDS={ROUNDS}")
             for line in log:
                 print("  " + line)
         if broker.alive():
