@@ -5,7 +5,7 @@
 #      compat-tests/gomod Go modules: franz-go, IBM/sarama) -- idempotent,
 #      skipped when already satisfied (stamp files keyed on the lock files' hashes)
 #   2. lint gates: cargo fmt --check, cargo clippy --all-targets -D warnings
-#   3. cargo build --release --locked
+#   3. cargo build --release --locked (and tools/lazyfs, for the power-loss test)
 #   4. cargo test --locked --profile checked (optimised, with debug assertions and
 #      overflow checks on); the release binary itself is what step 5 drives
 #   5. compat-tests (pytest) against target/release/kastle
@@ -228,6 +228,10 @@ quiet cargo build --release --locked
 KASTLE_BIN="$ROOT/target/release/kastle"
 [[ -x "$KASTLE_BIN" ]] || die "build succeeded but $KASTLE_BIN is missing"
 export KASTLE_BIN
+# kastle-lazyfs (tools/lazyfs): the FUSE filesystem compat-tests/test_power_loss.py
+# simulates power loss with; mounts with mount(2) as root, no fusermount needed.
+log "cargo build --release --locked -p kastle-lazyfs"
+quiet cargo build --release --locked -p kastle-lazyfs || FAILED+=("build kastle-lazyfs")
 
 # ---------------------------------------------------------------------------
 # 4. Rust unit + integration tests in the `checked` profile (release
