@@ -22,6 +22,7 @@
 //! [`health`] is the `kastle health` client.
 
 pub mod broker;
+pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod controller;
