@@ -230,20 +230,32 @@ impl Client {
         Ok(resp)
     }
 
-    /// The partitions of `topic` and their leaders; an unknown topic is
-    /// an error with Kafka's code.
+    /// The partitions of `topic` and their leaders (-1: none); an unknown
+    /// topic is an error with Kafka's code. A topic just created may have
+    /// no leaders yet (LEADER_NOT_AVAILABLE): asked again for a few
+    /// seconds.
     pub async fn leaders(&mut self, topic: &str) -> Result<BTreeMap<i32, i32>, CliError> {
-        let md = self.metadata(Some(&[topic])).await?;
-        let t = md
-            .topics
-            .iter()
-            .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some(topic))
-            .ok_or_else(|| CliError::Other(format!("no metadata for topic {topic}")))?;
-        super::check(|| format!("topic {topic}"), t.error_code, None)?;
-        Ok(t.partitions
-            .iter()
-            .map(|p| (p.partition_index, p.leader_id.0))
-            .collect())
+        let mut attempt = 0;
+        loop {
+            let md = self.metadata(Some(&[topic])).await?;
+            let t = md
+                .topics
+                .iter()
+                .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some(topic))
+                .ok_or_else(|| CliError::Other(format!("no metadata for topic {topic}")))?;
+            let leaderless = t.error_code == 5 || t.partitions.iter().any(|p| p.leader_id.0 < 0);
+            if leaderless && attempt < 20 {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+            super::check(|| format!("topic {topic}"), t.error_code, None)?;
+            return Ok(t
+                .partitions
+                .iter()
+                .map(|p| (p.partition_index, p.leader_id.0))
+                .collect());
+        }
     }
 
     /// The coordinator of group `group` (FindCoordinator, retried while

@@ -477,3 +477,73 @@ fn group_lag_reset_and_delete() {
         "{groups}"
     );
 }
+
+#[test]
+fn command_config_authenticates_with_sasl() {
+    let (b, sasl_port) = crate::sasl::sasl_broker(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = |password: &str| {
+        let path = dir.path().join(format!("client-{password}.properties"));
+        let text = format!(
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n\
+             sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required \
+             username=\"alice\" password=\"{password}\";\n"
+        );
+        std::fs::write(&path, text).expect("write client properties");
+        path.to_string_lossy().into_owned()
+    };
+    let bootstrap = format!("127.0.0.1:{sasl_port}");
+    let good = config("alice-secret");
+    let out = ok(
+        &b,
+        &[
+            "cluster",
+            "info",
+            "--json",
+            "-b",
+            &bootstrap,
+            "--command-config",
+            &good,
+        ],
+        None,
+    );
+    let info: Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(info["brokers"][0]["port"], sasl_port, "{info}");
+    ok(
+        &b,
+        &[
+            "topic",
+            "create",
+            "secured",
+            "-b",
+            &bootstrap,
+            "--command-config",
+            &good,
+        ],
+        None,
+    );
+
+    let bad = config("wrong");
+    let (code, _, err) = cli(
+        &b,
+        &["topic", "list", "-b", &bootstrap, "--command-config", &bad],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("authentication"), "{err}");
+    // A missing file is a usage error.
+    assert_eq!(
+        cli(
+            &b,
+            &[
+                "topic",
+                "list",
+                "--command-config",
+                "/nonexistent/x.properties"
+            ],
+            None
+        )
+        .0,
+        2
+    );
+}
