@@ -19,9 +19,11 @@
 //! (counters), [`util`] (clock, crash-safe files, the shutdown signal),
 //! [`metadata`] (Kafka's cluster metadata records and image). [`raft`] is
 //! the controller quorum's storage on openraft (beside `storage`).
-//! [`health`] is the `kastle health` client.
+//! [`health`] is the `kastle health` client; [`cli`] the client command
+//! line (`kastle topic|produce|consume|group|cluster|config`).
 
 pub mod broker;
+pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod controller;

@@ -11,6 +11,7 @@ kastle: a Kafka-compatible broker
 
 Usage: kastle [--config FILE | FILE] [--override key=value]...
        kastle health [--bootstrap-server HOST:PORT] [--timeout-ms N]
+       kastle topic|produce|consume|group|cluster|config ... (kastle topic --help)
 
   --config FILE        read Kafka server.properties keys from FILE
   --override key=value set one key (repeatable; wins over file and environment)
@@ -78,6 +79,12 @@ fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.first().map(String::as_str) == Some("health") {
         return ExitCode::from(kastle::health::main(&argv[1..]));
+    }
+    if let Some(command) = argv
+        .first()
+        .filter(|c| kastle::cli::COMMANDS.contains(&c.as_str()))
+    {
+        return ExitCode::from(kastle::cli::main(command, &argv[1..]));
     }
     serve()
 }

@@ -9,6 +9,7 @@ mod support;
 
 mod acls;
 mod admin;
+mod cli;
 mod cluster;
 mod cluster_reads;
 mod cluster_txn;
