@@ -1,22 +1,24 @@
 //! One topic-partition on this broker: its log behind the single-writer lock,
-//! its high watermark, and the group-commit flusher that makes appends durable.
+//! its high watermark, and how its appends become durable.
 //!
 //! Durable mode (`flush.messages` = 1, kastle's default): an append only
-//! reaches consumers and acknowledgements once a flush has covered it, and one
-//! fsync covers every append that arrived while the previous fsync ran
-//! (group commit). Page-cache mode (`flush.messages` > 1, Kafka's default
+//! reaches consumers and acknowledgements once a flush has covered it; the
+//! partition queues itself on the broker's [`LogFlusher`], whose one pass
+//! covers every append that arrived while the previous pass ran, across
+//! partitions (group commit). Page-cache mode (`flush.messages` > 1, Kafka's default
 //! behaviour): the high watermark moves on append and the flusher runs every
 //! `flush.messages` messages or `flush.ms`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use tokio::sync::{watch, Notify};
 
+use crate::broker::log_flusher::LogFlusher;
 use crate::broker::topic_config::TopicSettings;
 use crate::record::batch::BatchHeader;
 use crate::record::builder::BatchBuilder;
@@ -25,7 +27,7 @@ use crate::storage::producer_state::{
     ProducerCheck, ProducerError, ProducerStateEntry, ProducerStateManager, VerificationGuard,
 };
 use crate::storage::txn_index::{AbortedTxn, TransactionIndex};
-use crate::storage::{Log, LogConfig, ReadPlan, StorageError};
+use crate::storage::{FlushPlan, Log, LogConfig, ReadPlan, StorageError};
 use crate::util::fs::write_atomically;
 use crate::util::now_ms;
 
@@ -174,6 +176,16 @@ pub struct Partition {
     assignment: Mutex<leader::Assignment>,
     /// `replica.lag.time.max.ms`, set by the `ReplicaManager`.
     replica_lag_ms: AtomicI64,
+    /// This partition, for queueing itself on the [`LogFlusher`].
+    me: Weak<Partition>,
+    /// Set while queued on the [`LogFlusher`]: queued at most once.
+    flush_queued: AtomicBool,
+    /// The durable-mode flusher; [`LogFlusher::global`] unless a test
+    /// chose another.
+    flusher: OnceLock<Arc<LogFlusher>>,
+    /// Device of the partition directory's filesystem, found on first
+    /// flush (the flusher groups its syncs by filesystem).
+    device: OnceLock<u64>,
 }
 
 /// What the single-writer lock guards: the log and the producer state that
@@ -253,7 +265,7 @@ impl Partition {
             local_end: end,
         };
         let (tx, _) = watch::channel(state);
-        Ok(Arc::new(Partition {
+        Ok(Arc::new_cyclic(|me| Partition {
             topic,
             index,
             dir: dir.to_path_buf(),
@@ -274,6 +286,10 @@ impl Partition {
             replicated: AtomicBool::new(false),
             assignment: Mutex::new(leader::Assignment::default()),
             replica_lag_ms: AtomicI64::new(30_000),
+            me: me.clone(),
+            flush_queued: AtomicBool::new(false),
+            flusher: OnceLock::new(),
+            device: OnceLock::new(),
         }))
     }
 
@@ -485,13 +501,13 @@ impl Partition {
         (producers.first_unstable_offset().unwrap_or(i64::MAX), seq)
     }
 
-    /// Durable mode: wake the flusher (the high watermark follows the
-    /// fsync). Page-cache mode: the high watermark moves now.
+    /// Durable mode: queue on the [`LogFlusher`] (the high watermark
+    /// follows the fsync). Page-cache mode: the high watermark moves now.
     fn after_append(&self, end: i64, records: i64) {
         let settings = self.settings();
         let unflushed = self.unflushed_messages.fetch_add(records, Ordering::AcqRel) + records;
         if settings.durable {
-            self.flush_wanted.notify_one();
+            self.request_durable_flush();
         } else if self.replicated.load(Ordering::Acquire) {
             self.state.send_if_modified(|s| {
                 let moved = s.local_end < end;
@@ -758,15 +774,10 @@ impl Partition {
 
     /// Flushes whatever is unflushed. Ok(false) once the log is closed.
     async fn flush_once(&self) -> Result<bool, StorageError> {
-        let plan = {
-            let guard = self.lock();
-            match guard.as_ref() {
-                Some(plog) => plog.log.unflushed_files(),
-                None => return Ok(false),
-            }
+        let Some(plan) = self.flush_plan() else {
+            return Ok(false);
         };
         let up_to = plan.up_to;
-        self.unflushed_messages.store(0, Ordering::Release);
         if !plan.files.is_empty() {
             tokio::task::spawn_blocking(move || plan.sync())
                 .await
@@ -775,15 +786,70 @@ impl Partition {
                 })?
                 .map_err(|e| StorageError::io(&self.dir, "fsync", e))?;
         }
+        if self.lock().is_none() {
+            return Ok(false);
+        }
+        self.flushed(up_to);
+        Ok(true)
+    }
+
+    /// Queues this partition on the [`LogFlusher`] unless it is queued.
+    fn request_durable_flush(&self) {
+        if self.flush_queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        match self.me.upgrade() {
+            Some(me) => self.log_flusher().enqueue(me),
+            // Being dropped: nothing left to acknowledge.
+            None => self.flush_queued.store(false, Ordering::Release),
+        }
+    }
+
+    fn log_flusher(&self) -> &Arc<LogFlusher> {
+        self.flusher
+            .get_or_init(|| Arc::clone(LogFlusher::global()))
+    }
+
+    /// Durable flushes of this partition go to `flusher` instead of the
+    /// process's (tests: a flusher with a small pass limit). Only before
+    /// the first durable append; later calls change nothing.
+    pub fn use_log_flusher(&self, flusher: Arc<LogFlusher>) {
+        let _ = self.flusher.set(flusher);
+    }
+
+    /// Called by the flusher as it takes the partition from its queue.
+    pub(crate) fn clear_flush_queued(&self) {
+        self.flush_queued.store(false, Ordering::Release);
+    }
+
+    /// The files to sync and the offset they cover; `None` once closed.
+    pub(crate) fn flush_plan(&self) -> Option<FlushPlan> {
+        let guard = self.lock();
+        let plan = guard.as_ref()?.log.unflushed_files();
+        self.unflushed_messages.store(0, Ordering::Release);
+        Some(plan)
+    }
+
+    /// The filesystem (device id) of the partition directory.
+    pub(crate) fn device(&self) -> u64 {
+        *self.device.get_or_init(|| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(&self.dir).map(|m| m.dev()).unwrap_or(0)
+        })
+    }
+
+    /// Everything below `up_to` is durable: the log's recovery point moves,
+    /// and in durable mode the local end and (single replica) the high
+    /// watermark follow; a replicated leader's follows its ISR, a
+    /// follower's is the leader's to move.
+    pub(crate) fn flushed(&self, up_to: i64) {
         {
             let mut guard = self.lock();
             match guard.as_mut() {
                 Some(plog) => plog.log.mark_flushed(up_to),
-                None => return Ok(false),
+                None => return,
             }
         }
-        // A follower's high watermark is the leader's to move; a replicated
-        // leader's follows its ISR.
         if self.settings().durable {
             let single = self.is_leader() && !self.replicated.load(Ordering::Acquire);
             self.state.send_if_modified(|s| {
@@ -798,7 +864,14 @@ impl Partition {
                 self.maybe_increment_high_watermark();
             }
         }
-        Ok(true)
+    }
+
+    /// A flush failed: the data's durability is unknown, so the partition
+    /// goes offline (Kafka takes the log directory offline).
+    pub(crate) fn flush_failed(&self, e: std::io::Error) {
+        let e = StorageError::io(&self.dir, "fsync", e);
+        tracing::error!(topic = %self.topic, partition = self.index, error = %e, "flush failed; partition taken offline");
+        self.state.send_modify(|s| s.failed = true);
     }
 
     /// Flushes and closes the log; later appends and reads see `Closed`.
