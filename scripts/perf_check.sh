@@ -16,7 +16,7 @@
 # far less than MB/s does. Each is compared with the ratio recorded in
 # bench/perf_check.json; the check fails when one falls below FLOOR (0.4)
 # times its recorded value. --record rewrites the file from this run.
-# About 25 s in all (three 5 s runs, broker starts, topic creation).
+# About 25-35 s in all (three 5 s runs, broker starts, topic creation).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -302,7 +302,7 @@ log "bench smoke (kastle-perf producer + consumer, 20000 records)"
 bench_smoke || { log "bench smoke FAILED" >&2; FAILED+=("bench smoke"); }
 
 # ---------------------------------------------------------------------------
-# 7. performance check (scripts/perf_check.sh, ~25 s): durable produce with 1
+# 7. performance check (scripts/perf_check.sh, 25-35 s): durable produce with 1
 #    and 100 partitions as ratios to page-cache produce measured in the same
 #    run, against bench/perf_check.json; fails only below 0.4x the recorded
 #    ratio (a large regression, not noise).
