@@ -10,6 +10,7 @@
 #      overflow checks on); the release binary itself is what step 5 drives
 #   5. compat-tests (pytest) against target/release/kastle
 #   6. bench smoke: kastle-perf (bench/) produces and consumes 20k records
+#   7. perf check: scripts/perf_check.sh (durable produce ratios vs recorded)
 #
 # Quiet: prints one progress line per step, and a command's output only if it fails.
 #
@@ -303,6 +304,15 @@ bench_smoke() {
 }
 log "bench smoke (kastle-perf producer + consumer, 20000 records)"
 bench_smoke || { log "bench smoke FAILED" >&2; FAILED+=("bench smoke"); }
+
+# ---------------------------------------------------------------------------
+# 7. performance check (scripts/perf_check.sh, 25-35 s): durable produce with 1
+#    and 100 partitions as ratios to page-cache produce measured in the same
+#    run, against bench/perf_check.json; fails only below 0.4x the recorded
+#    ratio (a large regression, not noise).
+# ---------------------------------------------------------------------------
+log "perf check (durable 1 and 100 partitions vs page-cache, ratios)"
+quiet bash "$ROOT/scripts/perf_check.sh" || { log "perf check FAILED" >&2; FAILED+=("perf check"); }
 
 if [[ ${#FAILED[@]} -gt 0 ]]; then
   log "FAILED: ${FAILED[*]}" >&2

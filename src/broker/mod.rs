@@ -29,6 +29,7 @@ pub mod fetch_session;
 pub mod group_config;
 pub mod lifecycle;
 pub mod log_dir;
+pub mod log_flusher;
 pub mod log_manager;
 pub mod metadata_cache;
 pub mod metadata_publisher;

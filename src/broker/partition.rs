@@ -1,22 +1,23 @@
 //! One topic-partition on this broker: its log behind the single-writer lock,
-//! its high watermark, and the group-commit flusher that makes appends durable.
+//! its high watermark, and how its appends become durable.
 //!
 //! Durable mode (`flush.messages` = 1, kastle's default): an append only
-//! reaches consumers and acknowledgements once a flush has covered it, and one
-//! fsync covers every append that arrived while the previous fsync ran
-//! (group commit). Page-cache mode (`flush.messages` > 1, Kafka's default
+//! reaches consumers and acknowledgements once a flush has covered it; the
+//! partition queues itself on the broker's [`LogFlusher`], whose one pass
+//! covers every append that arrived while the previous pass ran, across
+//! partitions (group commit). Page-cache mode (`flush.messages` > 1, Kafka's default
 //! behaviour): the high watermark moves on append and the flusher runs every
 //! `flush.messages` messages or `flush.ms`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use tokio::sync::{watch, Notify};
 
+use crate::broker::log_flusher::LogFlusher;
 use crate::broker::topic_config::TopicSettings;
 use crate::record::batch::BatchHeader;
 use crate::record::builder::BatchBuilder;
@@ -174,6 +175,16 @@ pub struct Partition {
     assignment: Mutex<leader::Assignment>,
     /// `replica.lag.time.max.ms`, set by the `ReplicaManager`.
     replica_lag_ms: AtomicI64,
+    /// This partition, for queueing itself on the [`LogFlusher`].
+    me: Weak<Partition>,
+    /// Set while queued on the [`LogFlusher`]: queued at most once.
+    flush_queued: AtomicBool,
+    /// The durable-mode flusher; [`LogFlusher::global`] unless a test
+    /// chose another.
+    flusher: OnceLock<Arc<LogFlusher>>,
+    /// Device of the partition directory's filesystem, found on first
+    /// flush (the flusher groups its syncs by filesystem).
+    device: OnceLock<u64>,
 }
 
 /// What the single-writer lock guards: the log and the producer state that
@@ -253,7 +264,7 @@ impl Partition {
             local_end: end,
         };
         let (tx, _) = watch::channel(state);
-        Ok(Arc::new(Partition {
+        Ok(Arc::new_cyclic(|me| Partition {
             topic,
             index,
             dir: dir.to_path_buf(),
@@ -274,6 +285,10 @@ impl Partition {
             replicated: AtomicBool::new(false),
             assignment: Mutex::new(leader::Assignment::default()),
             replica_lag_ms: AtomicI64::new(30_000),
+            me: me.clone(),
+            flush_queued: AtomicBool::new(false),
+            flusher: OnceLock::new(),
+            device: OnceLock::new(),
         }))
     }
 
@@ -485,13 +500,13 @@ impl Partition {
         (producers.first_unstable_offset().unwrap_or(i64::MAX), seq)
     }
 
-    /// Durable mode: wake the flusher (the high watermark follows the
-    /// fsync). Page-cache mode: the high watermark moves now.
+    /// Durable mode: queue on the [`LogFlusher`] (the high watermark
+    /// follows the fsync). Page-cache mode: the high watermark moves now.
     fn after_append(&self, end: i64, records: i64) {
         let settings = self.settings();
         let unflushed = self.unflushed_messages.fetch_add(records, Ordering::AcqRel) + records;
         if settings.durable {
-            self.flush_wanted.notify_one();
+            self.request_durable_flush();
         } else if self.replicated.load(Ordering::Acquire) {
             self.state.send_if_modified(|s| {
                 let moved = s.local_end < end;
@@ -729,78 +744,6 @@ impl Partition {
         self.lock().as_ref().map(|l| l.log.log_end_offset())
     }
 
-    /// The flusher: one per partition, for the partition's lifetime.
-    pub async fn run_flusher(self: Arc<Self>) {
-        loop {
-            let flush_ms = self.settings().flush_ms;
-            let period = if flush_ms <= 0 || flush_ms == i64::MAX {
-                None
-            } else {
-                Some(Duration::from_millis(flush_ms as u64))
-            };
-            match period {
-                Some(p) => {
-                    let _ = tokio::time::timeout(p, self.flush_wanted.notified()).await;
-                }
-                None => self.flush_wanted.notified().await,
-            }
-            match self.flush_once().await {
-                Ok(true) => {}
-                Ok(false) => return,
-                Err(e) => {
-                    tracing::error!(topic = %self.topic, partition = self.index, error = %e, "flush failed; partition taken offline");
-                    self.state.send_modify(|s| s.failed = true);
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Flushes whatever is unflushed. Ok(false) once the log is closed.
-    async fn flush_once(&self) -> Result<bool, StorageError> {
-        let plan = {
-            let guard = self.lock();
-            match guard.as_ref() {
-                Some(plog) => plog.log.unflushed_files(),
-                None => return Ok(false),
-            }
-        };
-        let up_to = plan.up_to;
-        self.unflushed_messages.store(0, Ordering::Release);
-        if !plan.files.is_empty() {
-            tokio::task::spawn_blocking(move || plan.sync())
-                .await
-                .map_err(|e| {
-                    StorageError::io(&self.dir, "fsync", std::io::Error::other(e.to_string()))
-                })?
-                .map_err(|e| StorageError::io(&self.dir, "fsync", e))?;
-        }
-        {
-            let mut guard = self.lock();
-            match guard.as_mut() {
-                Some(plog) => plog.log.mark_flushed(up_to),
-                None => return Ok(false),
-            }
-        }
-        // A follower's high watermark is the leader's to move; a replicated
-        // leader's follows its ISR.
-        if self.settings().durable {
-            let single = self.is_leader() && !self.replicated.load(Ordering::Acquire);
-            self.state.send_if_modified(|s| {
-                let moved = s.local_end < up_to || (single && s.high_watermark < up_to);
-                s.local_end = s.local_end.max(up_to);
-                if single {
-                    s.high_watermark = s.high_watermark.max(up_to);
-                }
-                moved
-            });
-            if self.replicated.load(Ordering::Acquire) {
-                self.maybe_increment_high_watermark();
-            }
-        }
-        Ok(true)
-    }
-
     /// Flushes and closes the log; later appends and reads see `Closed`.
     pub fn close(&self) -> Result<(), StorageError> {
         let log = self.lock().take();
@@ -877,6 +820,7 @@ mod replication;
 mod transactions;
 pub use replication::NO_LEADER_EPOCH;
 mod cleaning;
+mod flush;
 pub mod removal;
 #[cfg(test)]
 mod tests;

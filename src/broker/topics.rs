@@ -232,12 +232,7 @@ impl TopicManager {
             // (`partition::removal`): it stays gone.
             if !config.kraft.standalone && !dir.exists() {
                 let settings = l.settings.clone();
-                return Ok(Arc::new(Partition::detached(
-                    l.name_arc.clone(),
-                    p,
-                    &dir,
-                    settings,
-                )));
+                return Ok(Partition::detached(l.name_arc.clone(), p, &dir, settings));
             }
             fs::create_dir_all(&dir)
                 .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;

@@ -187,6 +187,16 @@ impl IndexFile {
             // `allocated` (see `allocate`), so none can fault on a full disk.
             let m = unsafe { MmapOptions::new().len(len as usize).map_mut(file) }
                 .map_err(|e| StorageError::io(&self.path, "mmap index", e))?;
+            // No read-ahead on faults: an index is touched an entry at a
+            // time, and a fault in a sparse (or fallocated, unwritten) file
+            // would otherwise read ahead the device's whole window
+            // (`read_ahead_kb`, 8 MiB here) and zero it: with 1,000 active
+            // partitions that zeroing was two thirds of the broker's CPU
+            // (BENCHMARKS.md, "Many partitions, durable"). Only a hint, so
+            // a refusal changes nothing but speed.
+            if let Err(e) = m.advise(memmap2::Advice::Random) {
+                tracing::debug!(path = %self.path.display(), error = %e, "madvise(MADV_RANDOM) on an index refused");
+            }
             self.mmap = Some(m);
         }
         self.max_entries = (len / self.entry_size as u64) as usize;

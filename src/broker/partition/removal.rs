@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use tokio::sync::{watch, Notify};
 
@@ -63,7 +63,12 @@ pub fn remove_leftover_deletions(log_dir: &Path) {
 impl Partition {
     /// A partition of a local topic with no local replica: no log, no
     /// directory (see the module doc).
-    pub fn detached(topic: Arc<str>, index: i32, dir: &Path, settings: TopicSettings) -> Partition {
+    pub fn detached(
+        topic: Arc<str>,
+        index: i32,
+        dir: &Path,
+        settings: TopicSettings,
+    ) -> Arc<Partition> {
         let state = PartitionState {
             high_watermark: 0,
             log_start_offset: 0,
@@ -73,7 +78,7 @@ impl Partition {
             local_end: 0,
         };
         let (tx, _) = watch::channel(state);
-        Partition {
+        Arc::new_cyclic(|me| Partition {
             topic,
             index,
             dir: dir.to_path_buf(),
@@ -90,7 +95,11 @@ impl Partition {
             replicated: AtomicBool::new(false),
             assignment: Mutex::new(leader::Assignment::default()),
             replica_lag_ms: AtomicI64::new(30_000),
-        }
+            me: me.clone(),
+            flush_queued: AtomicBool::new(false),
+            flusher: OnceLock::new(),
+            device: OnceLock::new(),
+        })
     }
 
     /// Whether this broker holds a log for the partition.
