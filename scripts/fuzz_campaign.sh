@@ -43,8 +43,8 @@ wait
 
 printf '| target | seconds | inputs run | exec/s | crashes |\n|---|---|---|---|---|\n'
 for t in "${TARGETS[@]}"; do
-  runs="$(grep -o 'stat::number_of_executed_units: [0-9]*' "$OUT/$t.log" | awk '{print $2}' | tail -1)"
-  speed="$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$OUT/$t.log" | awk '{print $2}' | tail -1)"
+  runs="$(awk '/^stat::number_of_executed_units:/ { n = $2 } END { print n }' "$OUT/$t.log")"
+  speed="$(awk '/^stat::average_exec_per_sec:/ { n = $2 } END { print n }' "$OUT/$t.log")"
   crashes="$(find "$OUT/artifacts" -name "$t-*" | wc -l)"
   printf '| %s | %s | %s | %s | %s |\n' "$t" "$SECS" "${runs:-?}" "${speed:-?}" "$crashes"
 done

@@ -329,7 +329,7 @@ fuzz_smoke() {
       rc=1
       continue
     fi
-    log "fuzz $t: $(grep -m1 -o 'stat::number_of_executed_units: [0-9]*' "$dir/$t.log" | awk '{print $2}') inputs, no crash"
+    log "fuzz $t: $(awk '/^stat::number_of_executed_units:/ { n = $2 } END { print n }' "$dir/$t.log") inputs, no crash"
   done
   [[ $rc -eq 0 ]] && rm -rf "$dir"
   return $rc
