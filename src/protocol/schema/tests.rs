@@ -150,6 +150,11 @@ impl Gen<'_> {
                 // The crate omits tagged fields equal to their default (null
                 // for the nullable ones), so never generate null here.
                 self.value(&mut content, field.ty, true);
+                // Nor an empty array (a compact count of 0), the default of
+                // a tagged array (BrokerHeartbeat's OfflineLogDirs).
+                if matches!(field.ty, Ty::Arr(_)) && content == [1] {
+                    continue;
+                }
                 sections.push((field.tag.unwrap(), content));
             }
         }
