@@ -4,8 +4,8 @@
 # targets at a time (default 2), from the committed corpus plus what earlier
 # campaigns found (fuzz/campaign/<target>/, not committed). Prints one
 # results row per target: inputs run, executions/s, crashes (saved inputs
-# land in fuzz/campaign/artifacts/). The test command's short run is
-# `fuzz_smoke` in scripts/test.sh.
+# land in fuzz/campaign/artifacts/). The test command replays the corpus
+# only (fuzz_api.rs); `scripts/fuzz_campaign.sh 15 4` is a short run.
 #
 # Usage: scripts/fuzz_campaign.sh [SECS] [JOBS] [TARGET...]
 set -euo pipefail
