@@ -28,6 +28,8 @@ pub mod clients;
 pub mod config;
 pub mod controller;
 pub mod coordinator;
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod handlers;
 pub mod health;
 pub mod metadata;

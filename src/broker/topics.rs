@@ -726,7 +726,7 @@ fn escape_value(v: &str) -> String {
 
 type TopicRecord = (String, Uuid, i32, BTreeMap<String, String>);
 
-fn parse_topic_file(text: &str) -> Result<TopicRecord, String> {
+pub fn parse_topic_file(text: &str) -> Result<TopicRecord, String> {
     let entries = crate::config::parse_properties(text).map_err(|e| e.0)?;
     let mut name = None;
     let mut id = None;

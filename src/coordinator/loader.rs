@@ -95,34 +95,50 @@ pub fn replay(p: &Partition, mut apply: impl FnMut(LoadedBatch<'_>)) -> anyhow::
             .read()
             .map_err(|e| anyhow::anyhow!("reading {}-{}: {e}", p.topic, p.index))?;
         let before = next;
-        for (at, h) in batch::iter_batches(&bytes) {
-            next = next.max(h.next_offset());
-            let whole = &bytes[at..at + h.total_size()];
-            if h.is_control() {
-                // A COMMIT/ABORT marker; other control records concern
-                // no coordinator.
-                if let Ok(marker) = EndTransactionMarker::from_batch(whole) {
-                    apply(LoadedBatch::Marker {
-                        producer_id: h.producer_id,
-                        commit: marker.commit,
-                    });
-                }
-                continue;
-            }
-            let section = match batch::batch_records(whole, budget) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(topic = %p.topic, partition = p.index, offset = h.base_offset, error = %e, "skipping an unreadable batch while loading");
-                    continue;
-                }
-            };
-            apply(LoadedBatch::Records {
-                header: &h,
-                section: &section,
-            });
-        }
+        replay_chunk(&bytes, budget, &mut next, &p.topic, p.index, &mut apply);
         if next <= before {
             return Ok(());
         }
+    }
+}
+
+/// Replays the batches of one chunk of a partition's log (`bytes`, as read
+/// from it) into `apply`, raising `next` past each batch; batches are
+/// decompressed within `budget`. `topic` and `index` name the partition in
+/// warnings. The part of [`replay`] that only reads bytes, which the fuzz
+/// targets (`fuzz/`) drive directly.
+pub fn replay_chunk(
+    bytes: &[u8],
+    budget: usize,
+    next: &mut i64,
+    topic: &str,
+    index: i32,
+    apply: &mut impl FnMut(LoadedBatch<'_>),
+) {
+    for (at, h) in batch::iter_batches(bytes) {
+        *next = (*next).max(h.next_offset());
+        let whole = &bytes[at..at + h.total_size()];
+        if h.is_control() {
+            // A COMMIT/ABORT marker; other control records concern
+            // no coordinator.
+            if let Ok(marker) = EndTransactionMarker::from_batch(whole) {
+                apply(LoadedBatch::Marker {
+                    producer_id: h.producer_id,
+                    commit: marker.commit,
+                });
+            }
+            continue;
+        }
+        let section = match batch::batch_records(whole, budget) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(topic = %topic, partition = index, offset = h.base_offset, error = %e, "skipping an unreadable batch while loading");
+                continue;
+            }
+        };
+        apply(LoadedBatch::Records {
+            header: &h,
+            section: &section,
+        });
     }
 }

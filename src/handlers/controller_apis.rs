@@ -118,7 +118,7 @@ fn cluster_authorization_failed(
 }
 
 /// The Kafka APIs a controller listener serves.
-const CONTROLLER_APIS: &[ApiKey] = &[
+pub const CONTROLLER_APIS: &[ApiKey] = &[
     ApiKey::ApiVersions,
     ApiKey::BrokerRegistration,
     ApiKey::BrokerHeartbeat,
@@ -143,7 +143,7 @@ const CONTROLLER_APIS: &[ApiKey] = &[
 
 /// The APIs a broker may wrap in an Envelope: the client requests brokers
 /// forward (Kafka's `ApiKeys.forwardable` among those kastle serves).
-const FORWARDABLE_APIS: &[ApiKey] = &[
+pub const FORWARDABLE_APIS: &[ApiKey] = &[
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
     ApiKey::CreatePartitions,
@@ -195,6 +195,17 @@ impl Encodable for RawBody {
     fn compute_size(&self, _version: i16) -> anyhow::Result<usize> {
         Ok(self.0.len())
     }
+}
+
+/// Refuses a request body the schema walker does not accept (a length or
+/// count larger than the bytes left, a truncated or malformed body) before
+/// the crate decodes it: its decoders size vectors from counts on the wire,
+/// so an unvetted body could make them allocate without bound. Every API a
+/// controller listener decodes has a table.
+pub fn vet_body(api: ApiKey, version: i16, body: &[u8]) -> anyhow::Result<()> {
+    crate::protocol::schema::check_request_body(api as i16, version, body)
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("{api:?} v{version}: {e}"))
 }
 
 impl ControllerApis {
@@ -286,6 +297,7 @@ impl ControllerApis {
             "api {key} v{version} is not served on a controller listener"
         );
         if api == ApiKey::Envelope {
+            vet_body(api, version, &body)?;
             let envelope = EnvelopeRequest::decode(&mut body, version)?;
             let resp = self.envelope(envelope).await;
             return encode_response(cid, version, &resp);
@@ -376,6 +388,7 @@ impl ControllerApis {
         origin: Option<&ForwardedOrigin>,
     ) -> anyhow::Result<BytesMut> {
         let c = &self.controller;
+        vet_body(api, version, &body)?;
         match api {
             ApiKey::BrokerRegistration => {
                 let req = BrokerRegistrationRequest::decode(&mut body, version)?;

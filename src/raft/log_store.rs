@@ -75,7 +75,7 @@ fn frame(entry: &Entry<TypeConfig>, out: &mut Vec<u8>) -> io::Result<()> {
 
 /// The entries of a log file up to the first torn or corrupt frame, and
 /// the length of that valid prefix.
-fn parse_log(bytes: &[u8]) -> (Vec<Entry<TypeConfig>>, usize) {
+pub fn parse_log(bytes: &[u8]) -> (Vec<Entry<TypeConfig>>, usize) {
     let mut out = Vec::new();
     let mut pos = 0;
     while let Some(head) = bytes.get(pos..pos + 8) {

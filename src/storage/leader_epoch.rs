@@ -44,7 +44,7 @@ pub struct LeaderEpochFileCache {
 }
 
 /// Parses Kafka's checkpoint text; the error names what is wrong.
-fn parse_checkpoint(text: &str) -> Result<Vec<EpochEntry>, String> {
+pub fn parse_checkpoint(text: &str) -> Result<Vec<EpochEntry>, String> {
     let mut lines = text.lines();
     let version: i32 = lines
         .next()

@@ -49,7 +49,7 @@ impl OffsetCheckpointFile {
     }
 }
 
-fn parse(text: &str) -> Result<Offsets, String> {
+pub fn parse(text: &str) -> Result<Offsets, String> {
     let mut lines = text.lines();
     let version: i32 = lines
         .next()

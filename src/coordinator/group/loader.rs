@@ -20,6 +20,7 @@ use crate::broker::partition::Partition;
 use crate::broker::topics::Topic;
 use crate::coordinator::loader::{self, LoadedBatch};
 use crate::record::batch::BatchHeader;
+use crate::record::compression::decompression_budget;
 use crate::record::{records, Record};
 
 /// What replaying the log has built so far.
@@ -52,22 +53,45 @@ impl GroupLoader {
     }
 
     fn replay_partition(&mut self, p: &Partition, num_partitions: i32) -> anyhow::Result<()> {
-        loader::replay(p, |b| match b {
+        loader::replay(p, |b| self.replay_batch(b, p.index, num_partitions))
+    }
+
+    /// Replays raw log bytes of `__consumer_offsets` partition `partition`
+    /// (batches as stored), as loading that partition would read them: the
+    /// entry point of the `coordinator_log` fuzz target (`fuzz/`).
+    #[doc(hidden)]
+    pub fn replay_log(&mut self, log: &[u8], partition: i32, num_partitions: i32) {
+        let budget = decompression_budget(1 << 20);
+        let mut next = 0;
+        loader::replay_chunk(
+            log,
+            budget,
+            &mut next,
+            "__consumer_offsets",
+            partition,
+            &mut |b| self.replay_batch(b, partition, num_partitions),
+        );
+    }
+
+    /// One batch of the log: a marker settles pending offsets, a data
+    /// batch's records are replayed one at a time.
+    fn replay_batch(&mut self, b: LoadedBatch<'_>, partition: i32, num_partitions: i32) {
+        match b {
             LoadedBatch::Marker {
                 producer_id,
                 commit,
-            } => self.replay_marker(p.index, num_partitions, producer_id, commit),
+            } => self.replay_marker(partition, num_partitions, producer_id, commit),
             LoadedBatch::Records { header, section } => {
                 for r in records(section, header.records_count) {
                     match r {
                         Ok(r) => self.replay_record(header, &r),
                         Err(e) => {
-                            tracing::warn!(partition = p.index, offset = header.base_offset, error = %e, "malformed record in __consumer_offsets");
+                            tracing::warn!(partition, offset = header.base_offset, error = %e, "malformed record in __consumer_offsets");
                         }
                     }
                 }
             }
-        })
+        }
     }
 
     /// A transaction's COMMIT/ABORT marker on `partition` settles the

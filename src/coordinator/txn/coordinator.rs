@@ -280,27 +280,29 @@ impl TransactionCoordinator {
     ) -> anyhow::Result<HashMap<String, Option<TxnValue>>> {
         let mut latest: HashMap<String, Option<TxnValue>> = HashMap::new();
         for p in partitions {
-            loader::replay(p, |b| {
-                // Markers do not concern the transaction log itself.
-                let LoadedBatch::Records { header, section } = b else {
-                    return;
-                };
-                for r in records(section, header.records_count) {
-                    let r = match r {
-                        Ok(r) => r,
-                        Err(e) => {
-                            tracing::warn!(partition = p.index, offset = header.base_offset, error = %e, "malformed record in __transaction_state");
-                            break;
-                        }
-                    };
-                    let Some(id) = r.key.and_then(transaction_log::decode_key) else {
-                        continue;
-                    };
-                    latest.insert(id, r.value.and_then(transaction_log::decode_value));
-                }
-            })?;
+            loader::replay(p, |b| replay_txn_batch(&mut latest, b, p.index))?;
         }
         Ok(latest)
+    }
+
+    /// Replays raw log bytes of a `__transaction_state` partition (batches
+    /// as stored) into the latest value of each transactional id, as
+    /// loading reads them: the entry point of the `coordinator_log` fuzz
+    /// target (`fuzz/`).
+    #[doc(hidden)]
+    pub fn replay_log(log: &[u8], partition: i32) -> HashMap<String, Option<TxnValue>> {
+        let mut latest = HashMap::new();
+        let budget = crate::record::compression::decompression_budget(1 << 20);
+        let mut next = 0;
+        loader::replay_chunk(
+            log,
+            budget,
+            &mut next,
+            transaction_log::TXN_TOPIC,
+            partition,
+            &mut |b| replay_txn_batch(&mut latest, b, partition),
+        );
+        latest
     }
 
     /// Makes loaded transactional ids current; returns how many.
@@ -829,5 +831,30 @@ pub(super) fn view_of(m: &TxnMetadata) -> ProducerView {
         epoch: m.producer_epoch,
         state: m.state,
         partitions: m.partitions.clone(),
+    }
+}
+
+/// One batch of `__transaction_state` partition `index`: each record's
+/// latest value by transactional id (markers do not concern the log).
+fn replay_txn_batch(
+    latest: &mut HashMap<String, Option<TxnValue>>,
+    b: LoadedBatch<'_>,
+    index: i32,
+) {
+    let LoadedBatch::Records { header, section } = b else {
+        return;
+    };
+    for r in records(section, header.records_count) {
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(partition = index, offset = header.base_offset, error = %e, "malformed record in __transaction_state");
+                break;
+            }
+        };
+        let Some(id) = r.key.and_then(transaction_log::decode_key) else {
+            continue;
+        };
+        latest.insert(id, r.value.and_then(transaction_log::decode_value));
     }
 }

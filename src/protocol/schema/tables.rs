@@ -103,6 +103,10 @@ const fn api(key: i16, min: i16, max: i16, flex: i16, body: &'static [Field]) ->
     }
 }
 
+// The controller listener's APIs.
+mod controller;
+use controller::*;
+
 /// Looks up the table for an API key.
 pub(crate) fn lookup(api_key: i16) -> Option<&'static Api> {
     APIS.iter().find(|a| a.key == api_key)
@@ -835,4 +839,9 @@ pub(super) static APIS: &[Api] = &[
     api(72, 0, 0, 0, PUSH_TELEMETRY), // PushTelemetry
     api(74, 0, 1, 0, LIST_CONFIG_RESOURCES), // ListConfigResources
     api(75, 0, 0, 0, DESCRIBE_TOPIC_PARTITIONS), // DescribeTopicPartitions
+    api(56, 2, 3, 0, ALTER_PARTITION), // AlterPartition
+    api(58, 0, 0, 0, ENVELOPE), // Envelope
+    api(62, 0, 4, 0, BROKER_REGISTRATION), // BrokerRegistration
+    api(63, 0, 1, 0, BROKER_HEARTBEAT), // BrokerHeartbeat
+    api(67, 0, 0, 0, ALLOCATE_PRODUCER_IDS), // AllocateProducerIds
 ];
