@@ -75,10 +75,6 @@ KNOWN_RANGES = {
     "ExpireDelegationToken": _r("1-2", "nothing", _DT),
     "DescribeDelegationToken": _r("1-3", "nothing", _DT),
     "DeleteGroups": _r("0-3", "0-2", "v3 is " + _CRATE),
-    "UpdateFeatures": _r("0-2", "nothing", "kastle's feature levels are fixed by what it implements "
-                         "(ApiVersions: metadata.version 33, transaction.version 1, the others 0); "
-                         "changing one means implementing the level it names, and recording it in a "
-                         "metadata log kastle does not have"),
     "UnregisterBroker": _r("0-0", "nothing", _KRAFT),
     "ShareGroupHeartbeat": _r("1-1", "nothing", _SHARE),
     "ShareGroupDescribe": _r("1-1", "nothing", _SHARE),

@@ -30,6 +30,7 @@ DELETE_GROUPS, ELECT_LEADERS, INCREMENTAL_ALTER_CONFIGS = 42, 43, 44
 ALTER_PARTITION_REASSIGNMENTS, LIST_PARTITION_REASSIGNMENTS, OFFSET_DELETE = 45, 46, 47
 DESCRIBE_CLIENT_QUOTAS, ALTER_CLIENT_QUOTAS, DESCRIBE_CLUSTER, DESCRIBE_PRODUCERS = 48, 49, 60, 61
 DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS, LIST_CONFIG_RESOURCES, DESCRIBE_TOPIC_PARTITIONS = 65, 66, 74, 75
+UPDATE_FEATURES = 57
 
 TOPIC, BROKER, BROKER_LOGGER, GROUP = 2, 4, 8, 32  # config resource types
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
@@ -656,6 +657,28 @@ def sc_describe_cluster(s, v, n):
         s.x("controllers endpoint type on a broker", DESCRIBE_CLUSTER, v, {"endpointType": 2})
 
 
+def sc_update_features(s, v, n):
+    def upd(label, updates, validate_only=False):
+        body = {"timeoutMs": 30000, "featureUpdates": [
+            {"feature": f, "maxVersionLevel": lvl, **({"upgradeType": t} if v >= 1 else {"allowDowngrade": t > 1})}
+            for f, lvl, t in updates]}
+        if v >= 1:
+            body["validateOnly"] = validate_only
+        return s.x(label, UPDATE_FEATURES, v, body)
+    upd("downgrade sent as an upgrade", [("group.version", 0, 1)])
+    upd("level no node supports", [("group.version", 9, 1)])
+    upd("negative level", [("group.version", -1, 2)])
+    upd("metadata.version downgrade", [("metadata.version", 20, 2)])
+    upd("same level again", [("group.version", 1, 1)])
+    if v >= 1:
+        upd("unknown upgrade type", [("group.version", 1, 7)])
+        upd("validate-only downgrade", [("group.version", 0, 2)], validate_only=True)
+        upd("one bad update fails them all", [("group.version", 0, 2), ("transaction.version", 7, 1)])
+        # A real downgrade and back: the API answers the same on both.
+        upd("downgrade group.version", [("group.version", 0, 2)])
+        upd("upgrade group.version", [("group.version", 1, 1)])
+
+
 def sc_describe_log_dirs(s, v, n):
     create_topic(s, n("t"), partitions=2)
     produce(s, n("t"), batch(records(4)), record=False)
@@ -982,6 +1005,7 @@ SCENARIOS = [
     ("group_configs", INCREMENTAL_ALTER_CONFIGS, "version", sc_group_configs),
     ("delete_records", DELETE_RECORDS, "version", sc_delete_records),
     ("describe_cluster", DESCRIBE_CLUSTER, "version", sc_describe_cluster),
+    ("update_features", UPDATE_FEATURES, "version", sc_update_features),
     ("describe_log_dirs", DESCRIBE_LOG_DIRS, "version", sc_describe_log_dirs),
     ("elect_leaders", ELECT_LEADERS, "version", sc_elect_leaders),
     ("alter_partition_reassignments", ALTER_PARTITION_REASSIGNMENTS, "version", sc_partition_reassignments),

@@ -177,6 +177,7 @@ fn requests(dir: &Path) -> Result<usize> {
                 CreatePartitions => CreatePartitionsRequest::default(),
                 DeleteRecords => DeleteRecordsRequest::default(),
                 DescribeCluster => DescribeClusterRequest::default(),
+                UpdateFeatures => UpdateFeaturesRequest::default(),
                 DescribeQuorum => DescribeQuorumRequest::default(),
                 DescribeTopicPartitions => DescribeTopicPartitionsRequest::default(),
                 ListConfigResources => ListConfigResourcesRequest::default(),

@@ -51,6 +51,7 @@ fn decode_body(
         IncrementalAlterConfigs => IncrementalAlterConfigsRequest,
         CreatePartitions => CreatePartitionsRequest, DeleteRecords => DeleteRecordsRequest,
         DescribeCluster => DescribeClusterRequest, DescribeQuorum => DescribeQuorumRequest,
+        UpdateFeatures => UpdateFeaturesRequest,
         DescribeTopicPartitions => DescribeTopicPartitionsRequest,
         ListConfigResources => ListConfigResourcesRequest, DescribeLogDirs => DescribeLogDirsRequest,
         OffsetForLeaderEpoch => OffsetForLeaderEpochRequest, ElectLeaders => ElectLeadersRequest,
@@ -179,6 +180,7 @@ fn decode_controller_body(api: ApiKey, version: i16, mut body: Bytes) -> Result<
         DeleteAcls => DeleteAclsRequest, AlterConfigs => AlterConfigsRequest,
         IncrementalAlterConfigs => IncrementalAlterConfigsRequest,
         DescribeQuorum => DescribeQuorumRequest, DescribeCluster => DescribeClusterRequest,
+        UpdateFeatures => UpdateFeaturesRequest,
     }
 }
 
@@ -391,7 +393,10 @@ mod tests {
                 run(&data);
                 inputs += 1;
             }
-            assert!(inputs >= 10, "{name}: only {inputs} corpus inputs in {dir:?}");
+            assert!(
+                inputs >= 10,
+                "{name}: only {inputs} corpus inputs in {dir:?}"
+            );
         }
     }
 }

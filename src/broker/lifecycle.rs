@@ -192,10 +192,17 @@ impl BrokerLifecycleManager {
                     })
                     .collect(),
             )
-            .with_features(vec![Feature::default()
-                .with_name(StrBytes::from_static_str("metadata.version"))
-                .with_min_supported_version(7)
-                .with_max_supported_version(27)])
+            .with_features(
+                crate::protocol::versions::FEATURES
+                    .iter()
+                    .map(|f| {
+                        Feature::default()
+                            .with_name(StrBytes::from_static_str(f.name))
+                            .with_min_supported_version(f.min)
+                            .with_max_supported_version(f.max)
+                    })
+                    .collect(),
+            )
             .with_rack(id.rack.clone().map(StrBytes::from_string))
             .with_previous_broker_epoch(self.broker_epoch());
         loop {

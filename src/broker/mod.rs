@@ -26,6 +26,7 @@ pub mod config_publisher;
 pub mod config_repository;
 pub mod dynamic_config;
 pub mod fetch_session;
+pub mod finalized_features;
 pub mod group_config;
 pub mod lifecycle;
 pub mod log_dir;

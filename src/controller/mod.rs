@@ -17,6 +17,7 @@ pub mod client_quota_control;
 pub mod configuration_control;
 pub mod controller_mutation_quota;
 pub mod elect_leaders;
+pub mod feature_control;
 pub mod partition_change;
 pub mod producer_id_control;
 pub mod quorum_controller;

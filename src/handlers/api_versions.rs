@@ -1,5 +1,5 @@
-//! ApiVersions: what this broker speaks and the feature levels it honours,
-//! from the tables in `protocol::versions`.
+//! ApiVersions: what this broker speaks (the tables in `protocol::versions`)
+//! and the feature levels finalized (`KafkaApis::finalized_features`).
 
 use bytes::Bytes;
 use kafka_protocol::messages::api_versions_response::{
@@ -10,6 +10,7 @@ use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use crate::controller::feature_control::FinalizedFeatures;
 use crate::handlers::{decode_or_close, Reply, Request};
 use crate::protocol::{response, versions};
 
@@ -42,15 +43,14 @@ fn supported_features(version: i16) -> Vec<SupportedFeatureKey> {
 }
 
 /// The finalized features: those at a level above 0.
-fn finalized_features() -> Vec<FinalizedFeatureKey> {
-    versions::FEATURES
-        .iter()
-        .filter(|f| f.finalized > 0)
-        .map(|f| {
+fn finalized_features(f: &FinalizedFeatures) -> Vec<FinalizedFeatureKey> {
+    f.finalized()
+        .into_iter()
+        .map(|(name, level)| {
             FinalizedFeatureKey::default()
-                .with_name(StrBytes::from_static_str(f.name))
-                .with_min_version_level(f.finalized)
-                .with_max_version_level(f.finalized)
+                .with_name(StrBytes::from_string(name))
+                .with_min_version_level(level)
+                .with_max_version_level(level)
         })
         .collect()
 }
@@ -94,8 +94,9 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
     }
     resp.api_keys = api_keys();
     resp.supported_features = supported_features(req.version());
-    resp.finalized_features = finalized_features();
-    resp.finalized_features_epoch = versions::FINALIZED_FEATURES_EPOCH;
+    let features = req.ctx.apis.finalized_features();
+    resp.finalized_features = finalized_features(&features);
+    resp.finalized_features_epoch = features.epoch;
     req.respond(&resp)
 }
 
@@ -125,16 +126,20 @@ mod tests {
         assert_eq!(names(3), vec!["metadata.version".to_string()]);
         assert!(names(4).contains(&"group.version".to_string()));
         assert!(supported_features(4).iter().any(|f| f.min_version == 0));
-        let finalized: Vec<(String, i16)> = finalized_features()
+        let defaults = FinalizedFeatures {
+            changed: Default::default(),
+            epoch: 0,
+        };
+        let finalized: Vec<(String, i16)> = finalized_features(&defaults)
             .iter()
             .map(|f| (f.name.to_string(), f.max_version_level))
             .collect();
         assert_eq!(
             finalized,
             vec![
+                ("group.version".to_string(), 1),
                 ("metadata.version".to_string(), 33),
-                ("transaction.version".to_string(), 1),
-                ("group.version".to_string(), 1)
+                ("transaction.version".to_string(), 1)
             ]
         );
     }

@@ -127,6 +127,11 @@ pub fn consumer_group_heartbeat(req: Request, body: Bytes) -> Pending {
     };
     let apis = req.ctx.apis.clone();
     let group = r.group_id.0.to_string();
+    if !apis.finalized_features().consumer_protocol_enabled() {
+        // group.version 0: Kafka's `isConsumerGroupProtocolEnabled`.
+        let o = HeartbeatOutcome::error((ResponseError::UnsupportedVersion.code(), None));
+        return ready(req.respond(&heartbeat_response(o)));
+    }
     if !req
         .ctx
         .authorize(AclOperation::Read, ResourceType::Group, &group)
@@ -199,6 +204,7 @@ pub fn consumer_group_describe(req: &Request, body: Bytes) -> crate::handlers::R
     let r = decode_or_close!(req, body, ConsumerGroupDescribeRequest);
     let apis = &req.ctx.apis;
     let topics = BrokerTopics::new(apis);
+    let enabled = apis.finalized_features().consumer_protocol_enabled();
     let groups = r
         .group_ids
         .iter()
@@ -206,6 +212,9 @@ pub fn consumer_group_describe(req: &Request, body: Bytes) -> crate::handlers::R
             let base = DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_authorized_operations(OPS_NOT_REQUESTED);
+            if !enabled {
+                return base.with_error_code(ResponseError::UnsupportedVersion.code());
+            }
             if !req.ctx.authorize(AclOperation::Describe, ResourceType::Group, &id.0) {
                 return base.with_error_code(ResponseError::GroupAuthorizationFailed.code());
             }

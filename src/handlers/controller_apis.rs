@@ -12,7 +12,8 @@
 //! AlterUserScramCredentials and AlterClientQuotas brokers forward are
 //! decided by `controller::scram_control` / `controller::client_quota_control`;
 //! CreateAcls and DeleteAcls brokers forward (`controller::acl_control`);
-//! DescribeQuorum and DescribeCluster (`handlers::describe_quorum`).
+//! DescribeQuorum and DescribeCluster (`handlers::describe_quorum`);
+//! UpdateFeatures (`controller::feature_control`).
 //! A broker sends a client's request in an Envelope naming the client,
 //! which the controller opens here and charges the mutation quota of
 //! (`controller::controller_mutation_quota`).
@@ -41,7 +42,7 @@ use kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
     DeleteAclsRequest, DeleteTopicsRequest, DeleteTopicsResponse, ElectLeadersRequest,
     IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest,
-    ListPartitionReassignmentsResponse,
+    ListPartitionReassignmentsResponse, UpdateFeaturesRequest,
 };
 use kafka_protocol::messages::{AlterClientQuotasRequest, AlterUserScramCredentialsRequest};
 use kafka_protocol::messages::{DescribeClusterRequest, DescribeQuorumRequest};
@@ -56,7 +57,8 @@ use crate::clients::private_apis::{
 use crate::controller::controller_mutation_quota::ControllerMutationQuotaManager;
 use crate::controller::quorum_controller::QuorumController;
 use crate::controller::{
-    client_quota_control, configuration_control, reassignment, replication_control, scram_control,
+    client_quota_control, configuration_control, feature_control, reassignment,
+    replication_control, scram_control,
 };
 use crate::handlers::envelope::{self, ForwardedOrigin};
 use crate::handlers::{acls, describe_quorum};
@@ -138,6 +140,7 @@ pub const CONTROLLER_APIS: &[ApiKey] = &[
     ApiKey::IncrementalAlterConfigs,
     ApiKey::DescribeQuorum,
     ApiKey::DescribeCluster,
+    ApiKey::UpdateFeatures,
     ApiKey::Envelope,
 ];
 
@@ -157,6 +160,7 @@ pub const FORWARDABLE_APIS: &[ApiKey] = &[
     ApiKey::AlterConfigs,
     ApiKey::IncrementalAlterConfigs,
     ApiKey::DescribeQuorum,
+    ApiKey::UpdateFeatures,
 ];
 
 pub struct ControllerApis {
@@ -627,6 +631,15 @@ impl ControllerApis {
             ApiKey::DescribeCluster => {
                 let req = DescribeClusterRequest::decode(&mut body, version)?;
                 let resp = describe_quorum::controller_describe_cluster(c, &req, version);
+                encode_response(cid, version, &resp)
+            }
+            ApiKey::UpdateFeatures => {
+                let req = UpdateFeaturesRequest::decode(&mut body, version)?;
+                let node = c.node_id();
+                let resp = c
+                    .write(|image, _| feature_control::update_features(image, &req, version, node))
+                    .await
+                    .unwrap_or_else(|e| feature_control::refused(e.error(), None));
                 encode_response(cid, version, &resp)
             }
             other => anyhow::bail!("api {other:?} is not served on a controller listener"),

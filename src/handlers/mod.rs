@@ -13,6 +13,7 @@ pub mod controller_apis;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod envelope;
+pub mod features;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod forward_scram_quotas;
@@ -115,6 +116,9 @@ pub struct KafkaApis {
     /// `RackAwareReplicaSelector`, so leaders point consumers at the
     /// replica in their `client.rack`.
     pub rack_aware_reads: bool,
+    /// A standalone broker's finalized feature levels (`None` in a
+    /// cluster: see [`KafkaApis::finalized_features`]).
+    pub features: Option<Arc<crate::broker::finalized_features::FinalizedFeatureStore>>,
     /// In a cluster: the committed metadata Metadata and DescribeCluster
     /// answer brokers from. `None` on a standalone node.
     pub cluster: Option<Arc<crate::broker::metadata_cache::MetadataCache>>,
@@ -124,6 +128,23 @@ pub struct KafkaApis {
     /// In a cluster: the internal topics FindCoordinator has the
     /// controller create.
     pub internal_topics: Arc<forwarding::InternalTopicCreation>,
+}
+
+impl KafkaApis {
+    /// The feature levels in force: a cluster's from its metadata image
+    /// (epoch: the image's metadata offset, as Kafka's), a standalone
+    /// broker's from its own store.
+    pub fn finalized_features(&self) -> crate::controller::feature_control::FinalizedFeatures {
+        use crate::controller::feature_control::{from_image, FinalizedFeatures};
+        match (&self.cluster, &self.features) {
+            (Some(c), _) => from_image(&c.image(), c.offset().max(0)),
+            (None, Some(f)) => f.current(),
+            (None, None) => FinalizedFeatures {
+                changed: Default::default(),
+                epoch: 0,
+            },
+        }
+    }
 }
 
 /// A connection's quota mute (KIP-219): a throttled client gets its
@@ -497,6 +518,7 @@ async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
         ApiKey::CreatePartitions => ready(admin_cluster::create_partitions(&req, body)),
         ApiKey::DeleteRecords => ready(admin_cluster::delete_records(&req, body)),
         ApiKey::DescribeCluster => ready(admin_cluster::describe_cluster(&req, body)),
+        ApiKey::UpdateFeatures => features::update_features(req, body),
         ApiKey::DescribeQuorum => describe_quorum::describe_quorum(req, body),
         ApiKey::DescribeTopicPartitions => ready(describe_topic_partitions::handle(&req, body)),
         ApiKey::ListConfigResources => ready(admin_cluster::list_config_resources(&req, body)),

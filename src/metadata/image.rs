@@ -496,12 +496,11 @@ impl MetadataImage {
                 }
             }
             MetadataRecord::FeatureLevel(r) => {
-                // Level 0 means the feature is not in use (Kafka removes it).
-                if r.feature_level == 0 {
-                    self.features.remove(&r.name);
-                } else {
-                    self.features.insert(r.name.clone(), r.feature_level);
-                }
+                // Level 0 is kept (Kafka removes it): a feature absent
+                // here is at the level a new cluster starts at
+                // (`controller::feature_control`), which kastle's format
+                // does not write as records.
+                self.features.insert(r.name.clone(), r.feature_level);
             }
         }
         Ok(())

@@ -80,6 +80,8 @@ pub static SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DeleteRecords, 0, 2),
     api(ApiKey::DescribeCluster, 0, 2),
+    // KIP-584: finalized feature levels (forwarded in a cluster).
+    api(ApiKey::UpdateFeatures, 0, 2),
     // Forwarded to the active controller (a standalone node answers as
     // its own single voter).
     api(ApiKey::DescribeQuorum, 0, 2),
@@ -117,11 +119,13 @@ pub struct Feature {
 
 /// The features of a single-node Kafka 4.4, at the levels kastle honours.
 /// Kafka 4.4 supports each from 0 (metadata.version from 7) and finalizes
-/// the maximum; where kastle stops lower, the reason is given.
+/// the maximum; where kastle stops lower, the reason is given. `finalized`
+/// is the level a new cluster starts at; UpdateFeatures changes it
+/// (`controller::feature_control`).
 pub static FEATURES: &[Feature] = &[
-    // 33 is 4.4's level: kastle speaks 4.4's protocol. The levels gate the
-    // metadata log's records and inter-broker APIs, neither of which a
-    // single-node kastle has, so no level changes what a client sees.
+    // 33 is 4.4's level: kastle speaks 4.4's protocol. Its levels gate
+    // the metadata log's records and inter-broker APIs, which kastle
+    // writes in 4.4's forms only, so a downgrade is refused.
     Feature {
         name: "metadata.version",
         min: 7,
@@ -137,6 +141,9 @@ pub static FEATURES: &[Feature] = &[
         finalized: 0,
     },
     // Level 2 is KIP-890 part 2 (Produce v12+, EndTxn v5): not offered.
+    // Level 0 differs from 1 only in the transaction log's value version
+    // (v0 instead of v1); kastle records the level and keeps writing v1,
+    // which Kafka 4.x reads at every level.
     Feature {
         name: "transaction.version",
         min: 0,
@@ -144,7 +151,8 @@ pub static FEATURES: &[Feature] = &[
         finalized: 1,
     },
     // Level 1 is the KIP-848 consumer group protocol
-    // (ConsumerGroupHeartbeat, ConsumerGroupDescribe).
+    // (ConsumerGroupHeartbeat, ConsumerGroupDescribe); at 0 both answer
+    // UNSUPPORTED_VERSION, as Kafka's do.
     Feature {
         name: "group.version",
         min: 0,
@@ -174,10 +182,6 @@ pub static FEATURES: &[Feature] = &[
         finalized: 0,
     },
 ];
-
-/// The epoch of the finalized features: Kafka's is the offset of its
-/// metadata log; kastle's levels never change, so one epoch serves.
-pub const FINALIZED_FEATURES_EPOCH: i64 = 0;
 
 pub fn support(api_key: i16) -> Option<&'static ApiSupport> {
     SUPPORTED.iter().find(|s| s.key as i16 == api_key)

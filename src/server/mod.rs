@@ -18,6 +18,7 @@ use crate::broker::authorizer::{Authorizer, STANDARD_AUTHORIZER};
 use crate::broker::config_repository::ConfigRepository;
 use crate::broker::dynamic_config::{DynamicBrokerConfig, Reconfigurable};
 use crate::broker::fetch_session::{FetchSessionCache, MIN_INCREMENTAL_FETCH_SESSION_EVICTION_MS};
+use crate::broker::finalized_features::FinalizedFeatureStore;
 use crate::broker::log_dir::LogDir;
 use crate::broker::metadata_cache::MetadataCache;
 use crate::broker::producer_ids::ProducerIdManager;
@@ -210,8 +211,15 @@ impl BrokerServer {
             config.string("replica.selector.class"),
         )
         .map_err(|e| anyhow::anyhow!(e))?;
+        // A standalone broker keeps its feature levels; a cluster's are in
+        // the metadata image.
+        let features = match &cluster {
+            Some(_) => None,
+            None => Some(Arc::new(FinalizedFeatureStore::load(&config.log_dir)?)),
+        };
         let apis = Arc::new(KafkaApis {
             config: config.clone(),
+            features,
             fetch_sessions: fetch_sessions.clone(),
             dynamic_config,
             group_configs,

@@ -17,6 +17,7 @@ mod compression;
 mod configs;
 mod consumer_groups;
 mod dropin;
+mod features;
 mod fetch_sessions;
 mod groups;
 mod idempotence;

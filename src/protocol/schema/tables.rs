@@ -685,6 +685,19 @@ const ALTER_USER_SCRAM_CREDENTIALS_UPSERTION: &[Field] = &[
     f("salted_password", 0, N, Bytes),
 ];
 
+// UpdateFeatures (57): versions 0-2, flexible from 0.
+const UPDATE_FEATURES: &[Field] = &[
+    f("timeout_ms", 0, N, I32),
+    f("feature_updates", 0, N, Arr(&Struct(UPDATE_FEATURES_FEATURE_UPDATE_KEY))),
+    f("validate_only", 1, N, Bool),
+];
+const UPDATE_FEATURES_FEATURE_UPDATE_KEY: &[Field] = &[
+    f("feature", 0, N, Str),
+    f("max_version_level", 0, N, I16),
+    f("allow_downgrade", 0, 0, Bool),
+    f("upgrade_type", 1, N, I8),
+];
+
 // DescribeCluster (60): versions 0-2, flexible from 0.
 const DESCRIBE_CLUSTER: &[Field] = &[
     f("include_cluster_authorized_operations", 0, N, Bool),
@@ -829,6 +842,7 @@ pub(super) static APIS: &[Api] = &[
     api(50, 0, 0, 0, DESCRIBE_USER_SCRAM_CREDENTIALS), // DescribeUserScramCredentials
     api(51, 0, 0, 0, ALTER_USER_SCRAM_CREDENTIALS), // AlterUserScramCredentials
     api(55, 0, 2, 0, DESCRIBE_QUORUM), // DescribeQuorum
+    api(57, 0, 2, 0, UPDATE_FEATURES), // UpdateFeatures
     api(60, 0, 2, 0, DESCRIBE_CLUSTER), // DescribeCluster
     api(61, 0, 0, 0, DESCRIBE_PRODUCERS), // DescribeProducers
     api(65, 0, 0, 0, DESCRIBE_TRANSACTIONS), // DescribeTransactions

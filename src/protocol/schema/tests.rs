@@ -272,6 +272,7 @@ fn crate_ops(api_key: i16) -> Ops {
         50 => ops::<DescribeUserScramCredentialsRequest>(),
         51 => ops::<AlterUserScramCredentialsRequest>(),
         55 => ops::<DescribeQuorumRequest>(),
+        57 => ops::<UpdateFeaturesRequest>(),
         60 => ops::<DescribeClusterRequest>(),
         61 => ops::<DescribeProducersRequest>(),
         65 => ops::<DescribeTransactionsRequest>(),
@@ -297,8 +298,8 @@ const ROUND_TRIPS: usize = 300;
 fn every_required_api_is_covered() {
     let required = [
         0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27,
-        28, 29, 30, 31, 32, 33, 35, 36, 37, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 55, 60, 61, 65,
-        66, 68, 69, 71, 72, 74, 75, // the controller listener's own:
+        28, 29, 30, 31, 32, 33, 35, 36, 37, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 55, 57, 60, 61,
+        65, 66, 68, 69, 71, 72, 74, 75, // the controller listener's own:
         56, 58, 62, 63, 67,
     ];
     for key in required {
