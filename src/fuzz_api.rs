@@ -375,7 +375,8 @@ mod tests {
     #[test]
     fn every_corpus_input_replays_without_a_panic() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
-        let targets: [(&str, fn(&[u8])); 4] = [
+        type Target = (&'static str, fn(&[u8]));
+        let targets: [Target; 4] = [
             ("request_frame", |d| {
                 let _ = request_frame(d);
                 let _ = controller_frame(d);
