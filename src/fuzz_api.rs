@@ -394,10 +394,7 @@ mod tests {
                 run(&data);
                 inputs += 1;
             }
-            assert!(
-                inputs >= 10,
-                "{name}: only {inputs} corpus inputs in {dir:?}"
-            );
+            assert!(inputs > 0, "{name}: no corpus inputs in {dir:?}");
         }
     }
 }
