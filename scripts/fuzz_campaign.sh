@@ -5,7 +5,7 @@
 # campaigns found (fuzz/campaign/<target>/, not committed). Prints one
 # results row per target: inputs run, executions/s, crashes (saved inputs
 # land in fuzz/campaign/artifacts/). The test command replays the corpus
-# only (fuzz_api.rs); `scripts/fuzz_campaign.sh 15 4` is a short run.
+# only (tests/it/fuzz_corpus.rs); `scripts/fuzz_campaign.sh 15 4` is a short run.
 #
 # Usage: scripts/fuzz_campaign.sh [SECS] [JOBS] [TARGET...]
 set -euo pipefail

@@ -7,7 +7,7 @@
 #   2. lint gates: cargo fmt --check, cargo clippy --all-targets -D warnings
 #   3. cargo build --release --locked (and tools/lazyfs, for the power-loss test)
 #   4. cargo test --locked --profile checked (optimised, with debug assertions and
-#      overflow checks on; replays every fuzz corpus input, fuzz_api.rs); the
+#      overflow checks on; replays every fuzz corpus input, tests/it/fuzz_corpus.rs); the
 #      release binary itself is what step 5 drives
 #   5. compat-tests (pytest) against target/release/kastle
 #   6. bench smoke: kastle-perf (bench/) produces and consumes 20k records

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
 use crate::broker::config_repository::CONFIGS_DIR;
-use crate::controller::feature_control::FinalizedFeatures;
+use crate::protocol::versions::FinalizedFeatures;
 use crate::util::fs::write_atomically;
 
 const FILE: &str = "finalized-features";

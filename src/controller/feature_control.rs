@@ -6,8 +6,6 @@
 //! (`broker::finalized_features`). Both decide with [`decide`], so the
 //! checks and Kafka's messages are the same. Pure: no I/O.
 
-use std::collections::BTreeMap;
-
 use kafka_protocol::messages::update_features_response::UpdatableFeatureResult;
 use kafka_protocol::messages::{UpdateFeaturesRequest, UpdateFeaturesResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -15,56 +13,16 @@ use kafka_protocol::ResponseError;
 
 use crate::metadata::records::{BrokerFeature, FeatureLevelRecord};
 use crate::metadata::{MetadataImage, MetadataRecord, RecordAndVersion};
+pub use crate::protocol::versions::FinalizedFeatures;
 use crate::protocol::versions::FEATURES;
 
 pub const METADATA_VERSION: &str = "metadata.version";
 pub const KRAFT_VERSION: &str = "kraft.version";
-pub const GROUP_VERSION: &str = "group.version";
+pub use crate::protocol::versions::GROUP_VERSION;
 
 /// Kafka's `FeatureUpdate.UpgradeType` codes.
 const UPGRADE: i8 = 1;
 const UNSAFE_DOWNGRADE: i8 = 3;
-
-/// The finalized levels in force and their epoch (the metadata offset in a
-/// cluster, the number of changes on a standalone broker).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FinalizedFeatures {
-    /// Levels changed from the defaults, by feature name (0 included: a
-    /// feature turned off).
-    pub changed: BTreeMap<String, i16>,
-    pub epoch: i64,
-}
-
-impl FinalizedFeatures {
-    /// The level of `name`: changed, else the default, else 0.
-    pub fn level(&self, name: &str) -> i16 {
-        self.changed.get(name).copied().unwrap_or_else(|| {
-            FEATURES
-                .iter()
-                .find(|f| f.name == name)
-                .map_or(0, |f| f.finalized)
-        })
-    }
-
-    /// Every feature at a level above 0, as ApiVersions lists them (Kafka
-    /// leaves out level 0).
-    pub fn finalized(&self) -> Vec<(String, i16)> {
-        let mut names: Vec<&str> = FEATURES.iter().map(|f| f.name).collect();
-        names.extend(self.changed.keys().map(String::as_str));
-        names.sort_unstable();
-        names.dedup();
-        names
-            .into_iter()
-            .map(|n| (n.to_string(), self.level(n)))
-            .filter(|(_, l)| *l > 0)
-            .collect()
-    }
-
-    /// KIP-848 is on: Kafka's `isConsumerRebalanceProtocolSupported`.
-    pub fn consumer_protocol_enabled(&self) -> bool {
-        self.level(GROUP_VERSION) >= 1
-    }
-}
 
 /// Who must support a new level, and which levels each supports: the
 /// deciding node ("Local controller N") first, then each broker.
@@ -299,6 +257,7 @@ pub fn update_features(
 mod tests {
     use super::*;
     use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
+    use std::collections::BTreeMap;
 
     const SAFE_DOWNGRADE: i8 = 2;
 

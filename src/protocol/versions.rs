@@ -2,6 +2,8 @@
 //! the dispatcher accepts. One table, so the two cannot drift apart. Also the
 //! feature levels (KIP-584) ApiVersions reports, from what kastle honours.
 
+use std::collections::BTreeMap;
+
 use kafka_protocol::messages::ApiKey;
 
 #[derive(Debug, Clone, Copy)]
@@ -182,6 +184,50 @@ pub static FEATURES: &[Feature] = &[
         finalized: 0,
     },
 ];
+
+/// The feature KIP-848's consumer group protocol is enabled by.
+pub const GROUP_VERSION: &str = "group.version";
+
+/// The finalized levels in force and their epoch (the metadata offset in a
+/// cluster, the number of changes on a standalone broker).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinalizedFeatures {
+    /// Levels changed from the defaults, by feature name (0 included: a
+    /// feature turned off).
+    pub changed: BTreeMap<String, i16>,
+    pub epoch: i64,
+}
+
+impl FinalizedFeatures {
+    /// The level of `name`: changed, else the default, else 0.
+    pub fn level(&self, name: &str) -> i16 {
+        self.changed.get(name).copied().unwrap_or_else(|| {
+            FEATURES
+                .iter()
+                .find(|f| f.name == name)
+                .map_or(0, |f| f.finalized)
+        })
+    }
+
+    /// Every feature at a level above 0, as ApiVersions lists them (Kafka
+    /// leaves out level 0).
+    pub fn finalized(&self) -> Vec<(String, i16)> {
+        let mut names: Vec<&str> = FEATURES.iter().map(|f| f.name).collect();
+        names.extend(self.changed.keys().map(String::as_str));
+        names.sort_unstable();
+        names.dedup();
+        names
+            .into_iter()
+            .map(|n| (n.to_string(), self.level(n)))
+            .filter(|(_, l)| *l > 0)
+            .collect()
+    }
+
+    /// KIP-848 is on: Kafka's `isConsumerRebalanceProtocolSupported`.
+    pub fn consumer_protocol_enabled(&self) -> bool {
+        self.level(GROUP_VERSION) >= 1
+    }
+}
 
 pub fn support(api_key: i16) -> Option<&'static ApiSupport> {
     SUPPORTED.iter().find(|s| s.key as i16 == api_key)

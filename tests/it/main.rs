@@ -19,6 +19,7 @@ mod consumer_groups;
 mod dropin;
 mod features;
 mod fetch_sessions;
+mod fuzz_corpus;
 mod groups;
 mod idempotence;
 mod internode_security;
