@@ -318,6 +318,10 @@ CASES = [
     ("describe cluster", sc.DESCRIBE_CLUSTER, None, _none,
      lambda n, c: {"includeClusterAuthorizedOperations": True, "endpointType": 1},
      lambda n: [acl(CLUSTER, CLUSTER_NAME, DESCRIBE)]),
+    ("update features (validate only)", sc.UPDATE_FEATURES, None, _none,
+     lambda n, c: {"timeoutMs": 30000, "validateOnly": True, "featureUpdates": [
+         {"feature": "group.version", "maxVersionLevel": 0, "upgradeType": 2}]},
+     lambda n: [acl(CLUSTER, CLUSTER_NAME, ALTER)]),
     ("describe quorum", 55, None, _none,
      lambda n, c: {"topics": [{"topicName": "__cluster_metadata",
                                "partitions": [{"partitionIndex": 0}]}]},
