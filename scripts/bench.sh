@@ -13,9 +13,20 @@
 #      rate (latency percentiles; linger.ms=0 so the figure is the broker's,
 #      not client batching: librdkafka's default linger.ms=5 adds up to 5 ms
 #      by design) and end-to-end latency at that rate
-#   3. Tansu (TANSU_BIN, default /work/cache/tansu/bin/tansu) with sqlite
+#   3. Apache Kafka 4.x (the Maven jars of compat-tests/jvm/kafka4, single
+#      KRaft node in combined mode, heap and GC options of Kafka's own
+#      scripts): its default page-cache mode, and flush.messages=1
+#      (log.flush.interval.messages=1: an fsync per append, Kafka's nearest
+#      to kastle's durable default); same workloads. Tansu
+#      (TANSU_BIN, default /work/cache/tansu/bin/tansu) with sqlite
 #      (durable) and memory storage, 1 KiB records, same workloads; skipped
 #      with a note when the binary is absent
+#   3b. two drivers for every broker: kastle-perf (librdkafka) and Kafka's
+#      own perf tools (kafka-producer-perf-test, kafka-consumer-perf-test,
+#      EndToEndLatency; scripts/lib/kafka_perf.py), the Java client at its
+#      defaults (acks=all, idempotence, linger.ms 5, 16 KiB batches) unless
+#      the workload says otherwise; every figure also as a ratio to Kafka's
+#      page-cache mode with the same driver and workload
 #   4. references in the same run: iperf3 over loopback, sequential write with
 #      fdatasync per block (kastle-perf disk)
 #   5. broker CPU seconds per GiB moved (utime+stime from /proc/PID/stat),
@@ -23,8 +34,12 @@
 #      time to the first ApiVersions answer with 100 and 10,000 partitions
 #
 # Every workload is bounded in time (producers stop sending after DUR
-# seconds; consumers have an overall cap), so the full run takes about
-# 10-15 minutes and --quick about 3 minutes (plus builds). Results:
+# seconds, or send about DUR seconds' worth after a short calibration burst
+# for Kafka's producer tool, which has no time limit; consumers have an
+# overall cap), so the full run takes about 40 minutes and --quick about
+# 10 (plus builds). Select with BROKERS (default "kastle-durable
+# kastle-pagecache kafka-pagecache kafka-flush1 tansu-sqlite tansu-memory")
+# and DRIVERS (default "kastle-perf kafka-perf"). Results:
 #   bench-results/<UTC timestamp>/{env.txt, results.jsonl, procs.jsonl,
 #   <workload>.txt (raw tool output), broker logs, summary.md}
 set -euo pipefail
@@ -56,6 +71,18 @@ else
   DISK_MIB=512; STARTUP_PARTS=(100 10000); RESTARTS=2
 fi
 PARTS=(1 16)
+read -r -a BROKER_LIST <<<"${BROKERS:-kastle-durable kastle-pagecache kafka-pagecache kafka-flush1 tansu-sqlite tansu-memory}"
+read -r -a DRIVER_LIST <<<"${DRIVERS:-kastle-perf kafka-perf}"
+for b in "${BROKER_LIST[@]}"; do
+  case "$b" in kastle-durable|kastle-pagecache|kafka-pagecache|kafka-flush1|tansu-sqlite|tansu-memory) ;;
+    *) die "unknown broker $b (BROKERS: kastle-durable kastle-pagecache kafka-pagecache kafka-flush1 tansu-sqlite tansu-memory)" ;;
+  esac
+done
+for d in "${DRIVER_LIST[@]}"; do
+  case "$d" in kastle-perf|kafka-perf) ;; *) die "unknown driver $d (DRIVERS: kastle-perf kafka-perf)" ;; esac
+done
+want_broker() { [[ " ${BROKER_LIST[*]} " == *" $1 "* ]]; }
+want_driver() { [[ " ${DRIVER_LIST[*]} " == *" $1 "* ]]; }
 TANSU_BIN="${TANSU_BIN:-/work/cache/tansu/bin/tansu}"
 CLK_TCK="$(getconf CLK_TCK)"
 
@@ -96,6 +123,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Apache Kafka's jars: the broker (BROKERS kafka-*) and its perf tools
+# (DRIVERS kafka-perf); without them both are skipped with a note.
+# shellcheck source=scripts/lib/kafka_jvm.sh
+source "$ROOT/scripts/lib/kafka_jvm.sh"
+if ! kafka_jvm_init "$TMPBASE" "$RUN"; then
+  log "no Apache Kafka jars (bash scripts/test.sh --install-only resolves compat-tests/jvm/kafka4): Kafka and its perf tools skipped"
+  BROKER_LIST=("${BROKER_LIST[@]/kafka-*/}"); DRIVER_LIST=("${DRIVER_LIST[@]/kafka-perf/}")
+fi
+export JAVA KAFKA_CP
+KAFKA_PERF_JVM_OPTS="${KAFKA_PERF_JVM[*]:-}"; export KAFKA_PERF_JVM_OPTS
+KPERF=("$ROOT/compat-tests/.venv/bin/python" "$ROOT/scripts/lib/kafka_perf.py")
+[[ -x "${KPERF[0]}" ]] || KPERF=(python3 "$ROOT/scripts/lib/kafka_perf.py")
+
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
   echo "mode: $([[ $QUICK -eq 1 ]] && echo quick || echo full) (DUR=${DUR}s per producer workload)"
@@ -107,6 +147,8 @@ trap cleanup EXIT
   echo "memory: $(free -m | awk '/^Mem:/ {print $2" MiB total, "$7" MiB available"}')"
   echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "tansu: $([[ -x "$TANSU_BIN" ]] && echo "$TANSU_BIN" || echo "absent ($TANSU_BIN)")"
+  echo "kafka: ${KAFKA_VERSION:-absent}${KAFKA_VERSION:+ (classpath from $KAFKA_CP_FROM; $("$JAVA" -version 2>&1 | head -1); broker ${KAFKA_JVM[*]:0:2})}"
+  echo "brokers: ${BROKER_LIST[*]}; drivers: ${DRIVER_LIST[*]}"
 } >"$RUN/env.txt"
 log "results in $RUN"
 
@@ -133,6 +175,27 @@ start_broker() {
       "$KASTLE" --override "listeners=PLAINTEXT://$BOOT" --override "advertised.listeners=PLAINTEXT://$BOOT" \
         --override "log.dirs=$DATA/logs" "${extra[@]}" >"$BLOG" 2>&1 &
       ;;
+    kafka/pagecache|kafka/flush1)
+      local cid; cid="$(kafka_cluster_id)"
+      local cport; cport="$(free_port)"
+      {
+        echo "process.roles=broker,controller"; echo "node.id=1"
+        echo "listeners=PLAINTEXT://$BOOT,CONTROLLER://127.0.0.1:$cport"
+        echo "advertised.listeners=PLAINTEXT://$BOOT"
+        echo "controller.listener.names=CONTROLLER"; echo "inter.broker.listener.name=PLAINTEXT"
+        echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        echo "controller.quorum.bootstrap.servers=127.0.0.1:$cport"
+        echo "log.dirs=$DATA/logs"; echo "num.partitions=1"
+        echo "offsets.topic.replication.factor=1"; echo "transaction.state.log.replication.factor=1"
+        echo "transaction.state.log.min.isr=1"; echo "share.coordinator.state.topic.replication.factor=1"
+        echo "share.coordinator.state.topic.min.isr=1"
+        [[ $mode == flush1 ]] && echo "log.flush.interval.messages=1"
+      } >"$DATA/server.properties"
+      kafka_tool kafka.tools.StorageTool format --standalone -t "$cid" -c "$DATA/server.properties" \
+        >"$BLOG.format" 2>&1 || { cat "$BLOG.format" >&2; die "kafka-storage format failed"; }
+      (cd "$DATA" && exec "$JAVA" "${KAFKA_JVM[@]}" -Dkafka.logs.dir="$DATA" -cp "$KAFKA_CP" \
+        kafka.Kafka "$DATA/server.properties") >"$BLOG" 2>&1 &
+      ;;
     tansu/sqlite|tansu/memory)
       local engine="memory://tansu/"
       [[ $mode == sqlite ]] && engine="sqlite://tansu.db"
@@ -143,9 +206,13 @@ start_broker() {
     *) die "unknown broker $name/$mode" ;;
   esac
   BPID=$!
-  local i
-  for i in $(seq 1 600); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+  local i t0=$EPOCHREALTIME
+  for i in $(seq 1 1200); do
+    # Kafka accepts connections before it serves: "Kafka Server started"
+    # is logged once the broker is registered and unfenced
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null &&
+      { [[ $name != kafka ]] || grep -q 'Kafka Server started' "$BLOG"; }; then
+      READY_MS="$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.0f", (b - a) * 1000}')"
       sleep 0.5
       IDLE_RSS="$(status_kib "$BPID" VmRSS)"
       return 0
@@ -153,14 +220,14 @@ start_broker() {
     kill -0 "$BPID" 2>/dev/null || { tail -20 "$BLOG" >&2; die "$name ($mode) exited at start-up"; }
     sleep 0.1
   done
-  tail -20 "$BLOG" >&2; die "$name ($mode) not listening after 60 s"
+  tail -20 "$BLOG" >&2; die "$name ($mode) not serving after 120 s"
 }
 
 # stop_broker NAME MODE LABEL: records idle/peak RSS, stops, deletes data
 stop_broker() {
   local hwm; hwm="$(status_kib "$BPID" VmHWM)"
-  printf '{"broker":"%s","mode":"%s","label":"%s","idle_rss_kib":%s,"peak_rss_kib":%s}\n' \
-    "$1" "$2" "$3" "${IDLE_RSS:-0}" "${hwm:-0}" >>"$PROCS"
+  printf '{"broker":"%s","mode":"%s","label":"%s","idle_rss_kib":%s,"peak_rss_kib":%s,"ready_ms":%s}\n' \
+    "$1" "$2" "$3" "${IDLE_RSS:-0}" "${hwm:-0}" "${READY_MS:-null}" >>"$PROCS"
   kill -TERM "$BPID" 2>/dev/null || true
   local i
   for i in $(seq 1 300); do kill -0 "$BPID" 2>/dev/null || break; sleep 0.1; done
@@ -174,21 +241,21 @@ stop_broker() {
 # the running broker, appends one line to results.jsonl, sets LAST_JSON
 wl() {
   local broker=$1 mode=$2 work=$3 p=$4 size=$5 acks=$6; shift 7
-  local label="$broker-$mode-$work-p$p-s$size-acks$acks"
+  local label="$broker-$mode-$DRIVER-$work-p$p-s$size-acks$acks"
   local c0 c1 rc=0
   c0="$(cpu_ticks "$BPID")"
   "$@" >"$RUN/$label.txt" 2>&1 || rc=$?
   c1="$(cpu_ticks "$BPID")"
   LAST_JSON="$(grep '^{' "$RUN/$label.txt" | tail -1 || true)"
   [[ -n "$LAST_JSON" ]] || LAST_JSON=null
-  printf '{"broker":"%s","mode":"%s","workload":"%s","partitions":%s,"record_size":%s,"acks":"%s","rc":%s,"cpu_s":%s,"result":%s}\n' \
-    "$broker" "$mode" "$work" "$p" "$size" "$acks" "$rc" \
+  printf '{"broker":"%s","mode":"%s","driver":"%s","workload":"%s","partitions":%s,"record_size":%s,"acks":"%s","rc":%s,"cpu_s":%s,"result":%s}\n' \
+    "$broker" "$mode" "$DRIVER" "$work" "$p" "$size" "$acks" "$rc" \
     "$(awk -v d="$((c1 - c0))" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", d / t}')" "$LAST_JSON" >>"$RESULTS"
   [[ $rc -eq 0 ]] || log "  $label exited $rc (see $RUN/$label.txt)"
 }
 jget() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d.get(sys.argv[2], 0) if d else 0)' "$1" "$2"; }
 
-# suite BROKER MODE SIZES...: the workloads for one broker/mode
+# suite BROKER MODE SIZES...: the workloads for one broker/mode, with every driver
 suite() {
   local broker=$1 mode=$2; shift 2
   local p size
@@ -196,42 +263,88 @@ suite() {
     for size in "$@"; do
       log "$broker $mode: $p partition(s), $size B records"
       start_broker "$broker" "$mode"
-      local n=100000000 base="perf-p$p-s$size"
-      "$PERF" topic --bootstrap-server "$BOOT" --topic "$base-a1" --partitions "$p" >/dev/null 2>&1 || true
-      "$PERF" topic --bootstrap-server "$BOOT" --topic "$base-all" --partitions "$p" >/dev/null 2>&1 || true
-      wl "$broker" "$mode" produce "$p" "$size" 1 -- "$PERF" producer --bootstrap-server "$BOOT" \
-        --topic "$base-a1" --num-records $n --record-size "$size" --throughput -1 \
-        --max-seconds "$DUR" --producer-props acks=1 --json
-      wl "$broker" "$mode" produce "$p" "$size" all -- "$PERF" producer --bootstrap-server "$BOOT" \
-        --topic "$base-all" --num-records $n --record-size "$size" --throughput -1 \
-        --max-seconds "$DUR" --producer-props acks=all --json
-      local produced rate half
-      produced="$(jget "$LAST_JSON" records)"; rate="$(jget "$LAST_JSON" records_per_sec)"
-      # The full-speed produce runs leave gigabytes of dirty page cache in
-      # page-cache mode (and with Tansu's sqlite); the kernel writes them back
-      # at disk speed and throttles every writer meanwhile. Drain that first,
-      # so each later workload measures the broker, not the previous run's
-      # writeback.
-      sync
-      if [[ "$produced" -gt 0 ]]; then
-        wl "$broker" "$mode" consume "$p" "$size" - -- "$PERF" consumer --bootstrap-server "$BOOT" \
-          --topic "$base-all" --messages "$produced" --timeout 10000 --max-seconds $((DUR * 3)) --json
-      fi
-      if [[ "$size" -eq 1024 && "$produced" -gt 0 ]]; then
-        half="$(awk -v r="$rate" 'BEGIN {h = int(r / 2); print (h < 1 ? 1 : h)}')"
-        "$PERF" topic --bootstrap-server "$BOOT" --topic "$base-half" --partitions "$p" >/dev/null 2>&1 || true
-        "$PERF" topic --bootstrap-server "$BOOT" --topic "$base-e2e" --partitions "$p" >/dev/null 2>&1 || true
-        wl "$broker" "$mode" produce-half "$p" "$size" all -- "$PERF" producer --bootstrap-server "$BOOT" \
-          --topic "$base-half" --num-records $((half * DUR)) --record-size "$size" --throughput "$half" \
-          --max-seconds $((DUR * 2)) --producer-props acks=all linger.ms=0 --json
-        sync
-        wl "$broker" "$mode" e2e "$p" "$size" all -- "$PERF" e2e --bootstrap-server "$BOOT" \
-          --topic "$base-e2e" --num-records $((half * E2E_SECS)) --record-size "$size" --rate "$half" \
-          --acks all --json
-      fi
+      for DRIVER in "${DRIVER_LIST[@]}"; do
+        case "$DRIVER" in
+          kastle-perf) workloads_kastle_perf "$broker" "$mode" "$p" "$size" ;;
+          kafka-perf) workloads_kafka_perf "$broker" "$mode" "$p" "$size" ;;
+        esac
+      done
       stop_broker "$broker" "$mode" "p$p-s$size"
     done
   done
+}
+
+# new_topics BASE P SUFFIX...: creates BASE-SUFFIX with P partitions each
+new_topics() {
+  local base=$1 p=$2 t; shift 2
+  for t in "$@"; do
+    "$PERF" topic --bootstrap-server "$BOOT" --topic "$base-$t" --partitions "$p" >/dev/null 2>&1 || true
+  done
+}
+
+# The full-speed produce runs leave gigabytes of dirty page cache in page-cache
+# mode (and with Tansu's sqlite); the kernel writes them back at disk speed and
+# throttles every writer meanwhile. `sync` drains that first, so each later
+# workload measures the broker, not the previous run's writeback.
+
+workloads_kastle_perf() { # BROKER MODE P SIZE: kastle-perf (librdkafka)
+  local broker=$1 mode=$2 p=$3 size=$4
+  local n=100000000 base="perf-p$p-s$size" produced rate half
+  new_topics "$base" "$p" a1 all
+  wl "$broker" "$mode" produce "$p" "$size" 1 -- "$PERF" producer --bootstrap-server "$BOOT" \
+    --topic "$base-a1" --num-records $n --record-size "$size" --throughput -1 \
+    --max-seconds "$DUR" --producer-props acks=1 --json
+  wl "$broker" "$mode" produce "$p" "$size" all -- "$PERF" producer --bootstrap-server "$BOOT" \
+    --topic "$base-all" --num-records $n --record-size "$size" --throughput -1 \
+    --max-seconds "$DUR" --producer-props acks=all --json
+  produced="$(jget "$LAST_JSON" records)"; rate="$(jget "$LAST_JSON" records_per_sec)"
+  sync
+  if [[ "$produced" -gt 0 ]]; then
+    wl "$broker" "$mode" consume "$p" "$size" - -- "$PERF" consumer --bootstrap-server "$BOOT" \
+      --topic "$base-all" --messages "$produced" --timeout 10000 --max-seconds $((DUR * 3)) --json
+  fi
+  if [[ "$size" -eq 1024 && "$produced" -gt 0 ]]; then
+    half="$(awk -v r="$rate" 'BEGIN {h = int(r / 2); print (h < 1 ? 1 : h)}')"
+    new_topics "$base" "$p" half e2e
+    wl "$broker" "$mode" produce-half "$p" "$size" all -- "$PERF" producer --bootstrap-server "$BOOT" \
+      --topic "$base-half" --num-records $((half * DUR)) --record-size "$size" --throughput "$half" \
+      --max-seconds $((DUR * 2)) --producer-props acks=all linger.ms=0 --json
+    sync
+    wl "$broker" "$mode" e2e "$p" "$size" all -- "$PERF" e2e --bootstrap-server "$BOOT" \
+      --topic "$base-e2e" --num-records $((half * E2E_SECS)) --record-size "$size" --rate "$half" \
+      --acks all --json
+  fi
+}
+
+# BROKER MODE P SIZE: Kafka's perf tools (the Java client at its defaults).
+# kafka-producer-perf-test has no time limit: a calibration burst (not
+# measured) sizes each run to about DUR seconds.
+workloads_kafka_perf() {
+  local broker=$1 mode=$2 p=$3 size=$4
+  local base="kperf-p$p-s$size" n produced rate half
+  new_topics "$base" "$p" a1 all
+  n="$("${KPERF[@]}" calibrate "$BOOT" "$base-a1" "$size" 1 "$DUR" 2>>"$RUN/kafka-perf-calibrate.log")" || n=0
+  [[ "$n" -gt 0 ]] && wl "$broker" "$mode" produce "$p" "$size" 1 -- \
+    "${KPERF[@]}" produce "$BOOT" "$base-a1" "$size" "$n" -1 acks=1
+  n="$("${KPERF[@]}" calibrate "$BOOT" "$base-all" "$size" all "$DUR" 2>>"$RUN/kafka-perf-calibrate.log")" || n=0
+  [[ "$n" -gt 0 ]] || { log "  kafka-perf calibration failed (see $RUN/kafka-perf-calibrate.log)"; return 0; }
+  wl "$broker" "$mode" produce "$p" "$size" all -- \
+    "${KPERF[@]}" produce "$BOOT" "$base-all" "$size" "$n" -1 acks=all
+  produced="$(jget "$LAST_JSON" records)"; rate="$(jget "$LAST_JSON" records_per_sec)"
+  sync
+  if [[ "$produced" -gt 0 ]]; then
+    wl "$broker" "$mode" consume "$p" "$size" - -- "${KPERF[@]}" consume "$BOOT" "$base-all" "$produced"
+  fi
+  if [[ "$size" -eq 1024 && "$produced" -gt 0 ]]; then
+    half="$(awk -v r="$rate" 'BEGIN {h = int(r / 2); print (h < 1 ? 1 : h)}')"
+    new_topics "$base" "$p" half e2e
+    wl "$broker" "$mode" produce-half "$p" "$size" all -- \
+      "${KPERF[@]}" produce "$BOOT" "$base-half" "$size" $((half * DUR)) "$half" acks=all linger.ms=0
+    sync
+    # one record at a time, each produced (acks=all) and consumed before the next
+    wl "$broker" "$mode" e2e "$p" "$size" all -- \
+      "${KPERF[@]}" e2e "$BOOT" "$base-e2e" "$size" $((E2E_SECS * 300)) all
+  fi
 }
 
 # ---------------------------------------------------------------------------
@@ -271,15 +384,19 @@ done
 # ---------------------------------------------------------------------------
 # brokers
 # ---------------------------------------------------------------------------
-suite kastle durable "${SIZES[@]}"
-suite kastle pagecache "${SIZES[@]}"
-if [[ -x "$TANSU_BIN" ]]; then
-  suite tansu sqlite 1024
-  suite tansu memory 1024
-else
-  log "Tansu not found at $TANSU_BIN (set TANSU_BIN): skipped"
-  echo '{"broker":"tansu","mode":"-","workload":"skipped","rc":0,"result":null}' >>"$RESULTS"
-fi
+for b in "${BROKER_LIST[@]}"; do
+  case "$b" in
+    kastle-*) suite kastle "${b#kastle-}" "${SIZES[@]}" ;;
+    kafka-*) suite kafka "${b#kafka-}" "${SIZES[@]}" ;;
+    tansu-*)
+      if [[ -x "$TANSU_BIN" ]]; then
+        suite tansu "${b#tansu-}" 1024
+      else
+        log "Tansu not found at $TANSU_BIN (set TANSU_BIN): $b skipped"
+        echo '{"broker":"tansu","mode":"-","workload":"skipped","rc":0,"result":null}' >>"$RESULTS"
+      fi ;;
+  esac
+done
 
 for parts in "${STARTUP_PARTS[@]}"; do
   log "kastle start-up with $parts partitions ($RESTARTS restarts)"
@@ -312,21 +429,42 @@ PEER = {"durable": "sqlite", "pagecache": "memory"}
 def f(x, nd=1):
     return "–" if x is None else f"{x:,.{nd}f}"
 
-def find(broker, mode, work, p, size, acks):
+def find(broker, mode, driver, work, p, size, acks):
     for r in rows:
-        if (r["broker"], r["mode"], r["workload"], r.get("partitions"), r.get("record_size"), r.get("acks")) == (broker, mode, work, p, size, acks) and r["result"]:
+        if (r["broker"], r["mode"], r.get("driver", "kastle-perf"), r["workload"], r.get("partitions"), r.get("record_size"), r.get("acks")) == (broker, mode, driver, work, p, size, acks) and r["result"]:
             return r["result"]
     return None
 
+def ratio_to(res, peer, work):
+    """records/s for produce and consume (> 1: faster than the peer); p99 for
+    produce-half and e2e (< 1: lower latency than the peer)"""
+    if not peer:
+        return None
+    key = "fetch_records_per_sec" if work == "consume" else "records_per_sec"
+    if work in ("produce", "consume") and peer.get(key):
+        return (res.get(key) or 0) / peer[key]
+    if work in ("produce-half", "e2e") and res.get("p99_ms") and peer.get("p99_ms"):
+        return res["p99_ms"] / peer["p99_ms"]
+    return None
+
 iperf = next((r["result"]["mb_per_sec"] for r in rows if r["broker"] == "iperf3" and r["result"]), None)
+
+def cpu_per_gib(r):
+    gib = (r["result"] or {}).get("records", 0) * r.get("record_size", 0) / GIB
+    return r["cpu_s"] / gib if r.get("cpu_s") is not None and gib > 0 else None
+
+# Kafka page-cache mode's broker CPU per GiB, per (driver, workload, P, size, acks)
+KCPU = {(r.get("driver", "kastle-perf"), r["workload"], r.get("partitions"), r.get("record_size"), r.get("acks")): cpu_per_gib(r)
+        for r in rows if (r["broker"], r["mode"]) == ("kafka", "pagecache") and r["result"]}
 env = open(os.path.join(run, "env.txt")).read()
 print("```\n" + env.strip() + "\n```\n")
 print("MB = 2^20 bytes (as Kafka's perf tools); GiB = 2^30 bytes of record payload.\n")
-print("| broker | mode | workload | P | record | acks | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | broker CPU s/GiB | kastle/Tansu | consume/iperf3 | exit |")
-print("|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| broker | mode | driver | workload | P | record | acks | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | broker CPU s/GiB | vs Kafka | CPU vs Kafka | kastle/Tansu | consume/iperf3 | exit |")
+print("|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
-    if r["broker"] not in ("kastle", "tansu") or r["workload"] in ("startup", "skipped"):
+    if r["broker"] not in ("kastle", "tansu", "kafka") or r["workload"] in ("startup", "skipped"):
         continue
+    driver = r.get("driver", "kastle-perf")
     res = r["result"] or {}
     work = r["workload"]
     recs = res.get("records", 0)
@@ -344,18 +482,19 @@ for r in rows:
     p50, p99, p999 = res.get("p50_ms"), res.get("p99_ms"), res.get("p999_ms")
     ratio = None
     if r["broker"] == "kastle":
-        peer = find("tansu", PEER.get(r["mode"]), work, r.get("partitions"), size, r.get("acks"))
-        if peer:
-            key = "fetch_records_per_sec" if work == "consume" else "records_per_sec"
-            if work in ("produce", "consume") and peer.get(key):
-                ratio = (res.get(key) or 0) / peer[key]
-            elif work in ("produce-half", "e2e") and p99 and peer.get("p99_ms"):
-                ratio = p99 / peer["p99_ms"]   # latency: < 1 means kastle is faster
+        peer = find("tansu", PEER.get(r["mode"]), driver, work, r.get("partitions"), size, r.get("acks"))
+        ratio = ratio_to(res, peer, work)
+    vs_kafka = cpu_vs_kafka = None
+    if (r["broker"], r["mode"]) != ("kafka", "pagecache"):
+        kref = find("kafka", "pagecache", driver, work, r.get("partitions"), size, r.get("acks"))
+        vs_kafka = ratio_to(res, kref, work)
+        kcpu = KCPU.get((driver, work, r.get("partitions"), size, r.get("acks")))
+        cpu_vs_kafka = cpu_gib / kcpu if cpu_gib and kcpu else None
     ci = (mbps / iperf) if work == "consume" and iperf and mbps else None
-    print(f"| {r['broker']} | {r['mode']} | {work} | {r.get('partitions')} | {size} | {r.get('acks')} | {f(rps,0)} | {f(mbps,1)} | {f(p50,2)} | {f(p99,2)} | {f(p999,2)} | {f(cpu_gib,2)} | {f(ratio,2)} | {f(ci,2)} | {r['rc']} |")
+    print(f"| {r['broker']} | {r['mode']} | {driver} | {work} | {r.get('partitions')} | {size} | {r.get('acks')} | {f(rps,0)} | {f(mbps,1)} | {f(p50,2)} | {f(p99,2)} | {f(p999,2)} | {f(cpu_gib,2)} | {f(vs_kafka,2)} | {f(cpu_vs_kafka,2)} | {f(ratio,2)} | {f(ci,2)} | {r['rc']} |")
 print()
 print("consume: the fetch phase (Kafka's fetch.MB.sec / fetch.nMsg.sec), i.e. without the consumer group join; e2e: records/s is the achieved send rate.\n")
-print("kastle/Tansu: records/s ratio for produce and consume (> 1: kastle faster); p99 ratio for produce-half and e2e (< 1: kastle lower latency). Pairs: durable↔sqlite, pagecache↔memory.\n")
+print("vs Kafka: to Apache Kafka in its default page-cache mode, same driver and workload, this run: records/s ratio for produce and consume (> 1: faster than Kafka); p99 ratio for produce-half and e2e (< 1: lower latency than Kafka). CPU vs Kafka: broker CPU seconds per GiB over Kafka's (< 1: cheaper). kastle/Tansu: the same ratios to Tansu. Pairs: durable↔sqlite, pagecache↔memory. Drivers: kastle-perf is librdkafka; kafka-perf is Kafka's kafka-producer-perf-test / kafka-consumer-perf-test / EndToEndLatency (one record at a time) on the Java client.\n")
 print("| reference | MB/s |")
 print("|---|---:|")
 if iperf is not None:
@@ -364,10 +503,10 @@ for r in rows:
     if r["broker"] == "disk" and r["result"]:
         print(f"| sequential write, fdatasync per {r['result']['block_kib']} KiB | {f(r['result']['mb_per_sec'],1)} |")
 print()
-print("| broker | mode | run | idle RSS MiB | peak RSS MiB |")
-print("|---|---|---|---:|---:|")
+print("| broker | mode | run | ready ms (start → serving, 0.1 s polls) | idle RSS MiB | peak RSS MiB |")
+print("|---|---|---|---:|---:|---:|")
 for p in procs:
-    print(f"| {p['broker']} | {p['mode']} | {p['label']} | {f(p['idle_rss_kib']/1024,1)} | {f(p['peak_rss_kib']/1024,1)} |")
+    print(f"| {p['broker']} | {p['mode']} | {p['label']} | {f(p.get('ready_ms'),0)} | {f(p['idle_rss_kib']/1024,1)} | {f(p['peak_rss_kib']/1024,1)} |")
 print()
 print("| kastle start-up | first start ms (empty) | partitions created ms | restart ms (each) | median ms | stop ms (each, SIGTERM → exit) | idle RSS MiB |")
 print("|---|---:|---:|---|---:|---|---:|")

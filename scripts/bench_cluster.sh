@@ -108,46 +108,14 @@ status_kib_sum() { # KEY PID...: a /proc/PID/status figure (kB) summed
 # Apache Kafka: java, the jars' classpath (also for Kafka's TopicCommand,
 # which creates and deletes each measured topic on every cluster)
 # ---------------------------------------------------------------------------
-JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
-KAFKA_MOD="$ROOT/compat-tests/jvm/kafka4"
-KAFKA_CP=""; KAFKA_VERSION=""; CP_FROM=""
-if command -v "$JAVA" >/dev/null 2>&1; then
-  if [[ -s "$KAFKA_MOD/target/classpath.txt" ]]; then
-    KAFKA_CP="$(cat "$KAFKA_MOD/target/classpath.txt")"; CP_FROM="$KAFKA_MOD/target/classpath.txt"
-  elif command -v mvn >/dev/null 2>&1 &&
-    mvn -o -q -f "$KAFKA_MOD/pom.xml" dependency:build-classpath \
-      -Dmdep.outputFile="$TMPBASE/kafka-classpath.txt" >"$RUN/mvn.log" 2>&1; then
-    KAFKA_CP="$(cat "$TMPBASE/kafka-classpath.txt")"; CP_FROM="mvn -o dependency:build-classpath"
-  fi
-  KAFKA_VERSION="$(tr ':' '\n' <<<"$KAFKA_CP" | sed -n 's#.*/kafka_2\.13-\([^/]*\)\.jar$#\1#p' | head -1)"
-fi
-if [[ -z "$KAFKA_VERSION" ]]; then
+# shellcheck source=scripts/lib/kafka_jvm.sh
+source "$ROOT/scripts/lib/kafka_jvm.sh"
+if ! kafka_jvm_init "$TMPBASE" "$RUN"; then
   echo "no Apache Kafka jars (Kafka's TopicCommand creates and deletes the topics on every" \
     "cluster): needs java and compat-tests/jvm/kafka4 resolved (bash scripts/test.sh --install-only)" >&2
   exit 2
 fi
-# what bin/kafka-server-start.sh and bin/kafka-run-class.sh set
-KAFKA_JVM=(-Xmx1G -Xms1G -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20
-  -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15
-  -Djava.awt.headless=true -Dlog4j2.configurationFile="$TMPBASE/log4j2.properties")
-# Kafka's distribution logs at INFO; "Kafka Server started" tells when a node serves
-cat >"$TMPBASE/log4j2.properties" <<'EOF'
-status = warn
-appender.out.type = Console
-appender.out.name = STDOUT
-appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.out.ref = STDOUT
-logger.request.name = kafka.request.logger
-logger.request.level = WARN
-EOF
-sed 's/^rootLogger.level = INFO/rootLogger.level = WARN/' "$TMPBASE/log4j2.properties" >"$TMPBASE/log4j2-tools.properties"
-kafka_tool() { # MAIN_CLASS ARGS...: a short-lived Kafka tool JVM
-  "$JAVA" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xmx256m \
-    -Dlog4j2.configurationFile="$TMPBASE/log4j2-tools.properties" \
-    -cp "$KAFKA_CP" "$@"
-}
+CP_FROM="$KAFKA_CP_FROM"
 
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
@@ -171,11 +139,7 @@ start_cluster() {
   CDIR[$name]="$TMPBASE/$name"; CPIDS[$name]=""
   [[ $name == kastle-pagecache ]] && extra=(--override log.flush.interval.messages=9223372036854775807)
   local cluster_id
-  # a base64 UUID as `kafka-storage random-uuid` prints it, never starting with '-'
-  cluster_id="$(python3 -c 'import base64,uuid
-while True:
-    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    if not s.startswith("-"): print(s); break')"
+  cluster_id="$(kafka_cluster_id)"
   for i in 1 2 3; do
     data="${CDIR[$name]}/node$i"; mkdir -p "$data"
     if [[ $name == kafka ]]; then
