@@ -64,10 +64,10 @@ log() { printf '[bench.sh %4ss] %s\n' "$((SECONDS - T0))" "$*"; }
 die() { log "ERROR: $*" >&2; exit 1; }
 
 if [[ $QUICK -eq 1 ]]; then
-  DUR=2; SIZES=(1024); E2E_SECS=2; IPERF_SECS=2
+  DUR=2; SIZES=(1024); E2E_SECS=2; IPERF_SECS=2; OMB_RATE=5000
   DISK_MIB=64; STARTUP_PARTS=(100 1000); RESTARTS=2
 else
-  DUR=10; SIZES=(100 1024); E2E_SECS=10; IPERF_SECS=10
+  DUR=10; SIZES=(100 1024); E2E_SECS=10; IPERF_SECS=10; OMB_RATE=10000
   DISK_MIB=512; STARTUP_PARTS=(100 10000); RESTARTS=2
 fi
 PARTS=(1 16)
@@ -347,6 +347,23 @@ workloads_kafka_perf() {
   fi
 }
 
+# omb_suite BROKER MODE: an OpenMessaging-Benchmark-like workload with Kafka's
+# tools: one topic of 100 partitions, 1 KiB records with random keys, 4
+# producers and 4 consumers in one group at once; OMB_RATE records/s in all,
+# then the maximum rate (scripts/lib/kafka_perf.py omb)
+omb_suite() {
+  local broker=$1 mode=$2
+  want_driver kafka-perf || return 0
+  log "$broker $mode: OMB-like, 100 partitions, 4 producers + 4 consumers"
+  start_broker "$broker" "$mode"
+  DRIVER=kafka-perf
+  new_topics omb 100 fixed max cal
+  wl "$broker" "$mode" omb-fixed 100 1024 all -- "${KPERF[@]}" omb "$BOOT" omb-fixed 1024 "$DUR" "$OMB_RATE"
+  sync
+  wl "$broker" "$mode" omb-max 100 1024 all -- "${KPERF[@]}" omb "$BOOT" omb-max 1024 "$DUR" -1 omb-cal
+  stop_broker "$broker" "$mode" omb
+}
+
 # ---------------------------------------------------------------------------
 # references: loopback TCP and the disk's fdatasync write rate
 # ---------------------------------------------------------------------------
@@ -386,8 +403,8 @@ done
 # ---------------------------------------------------------------------------
 for b in "${BROKER_LIST[@]}"; do
   case "$b" in
-    kastle-*) suite kastle "${b#kastle-}" "${SIZES[@]}" ;;
-    kafka-*) suite kafka "${b#kafka-}" "${SIZES[@]}" ;;
+    kastle-*) suite kastle "${b#kastle-}" "${SIZES[@]}"; omb_suite kastle "${b#kastle-}" ;;
+    kafka-*) suite kafka "${b#kafka-}" "${SIZES[@]}"; omb_suite kafka "${b#kafka-}" ;;
     tansu-*)
       if [[ -x "$TANSU_BIN" ]]; then
         suite tansu "${b#tansu-}" 1024
@@ -441,9 +458,9 @@ def ratio_to(res, peer, work):
     if not peer:
         return None
     key = "fetch_records_per_sec" if work == "consume" else "records_per_sec"
-    if work in ("produce", "consume") and peer.get(key):
+    if work in ("produce", "consume", "omb-max") and peer.get(key):
         return (res.get(key) or 0) / peer[key]
-    if work in ("produce-half", "e2e") and res.get("p99_ms") and peer.get("p99_ms"):
+    if work in ("produce-half", "e2e", "omb-fixed") and res.get("p99_ms") and peer.get("p99_ms"):
         return res["p99_ms"] / peer["p99_ms"]
     return None
 
@@ -462,7 +479,7 @@ print("MB = 2^20 bytes (as Kafka's perf tools); GiB = 2^30 bytes of record paylo
 print("| broker | mode | driver | workload | P | record | acks | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | broker CPU s/GiB | vs Kafka | CPU vs Kafka | kastle/Tansu | consume/iperf3 | exit |")
 print("|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
-    if r["broker"] not in ("kastle", "tansu", "kafka") or r["workload"] in ("startup", "skipped"):
+    if r["broker"] not in ("kastle", "tansu", "kafka") or r["workload"] in ("startup", "skipped") or r["workload"].startswith("omb-"):
         continue
     driver = r.get("driver", "kastle-perf")
     res = r["result"] or {}
@@ -495,6 +512,18 @@ for r in rows:
 print()
 print("consume: the fetch phase (Kafka's fetch.MB.sec / fetch.nMsg.sec), i.e. without the consumer group join; e2e: records/s is the achieved send rate.\n")
 print("vs Kafka: to Apache Kafka in its default page-cache mode, same driver and workload, this run: records/s ratio for produce and consume (> 1: faster than Kafka); p99 ratio for produce-half and e2e (< 1: lower latency than Kafka). CPU vs Kafka: broker CPU seconds per GiB over Kafka's (< 1: cheaper). kastle/Tansu: the same ratios to Tansu. Pairs: durable↔sqlite, pagecache↔memory. Drivers: kastle-perf is librdkafka; kafka-perf is Kafka's kafka-producer-perf-test / kafka-consumer-perf-test / EndToEndLatency (one record at a time) on the Java client.\n")
+omb = [r for r in rows if r["workload"].startswith("omb-")]
+if omb:
+    print("OMB-like (Kafka's tools): 1 topic x 100 partitions, 1 KiB records with random keys, 4 producers (acks=all, Java defaults) and 4 consumers in one group at once. Latencies are the worst of the 4 producers' percentiles; consumed is what the group read, which must be everything produced.\n")
+    print("| broker | mode | workload | target records/s | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | broker CPU s/GiB | vs Kafka | consumed | kept up |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in omb:
+        res = r["result"] or {}
+        kref = find("kafka", "pagecache", "kafka-perf", r["workload"], 100, 1024, "all")
+        vs = None if (r["broker"], r["mode"]) == ("kafka", "pagecache") else ratio_to(res, kref, r["workload"])
+        target = res.get("target_rate")
+        print(f"| {r['broker']} | {r['mode']} | {r['workload']} | {'max' if target == -1 else f(target, 0)} | {f(res.get('records_per_sec'),0)} | {f(res.get('mb_per_sec'),1)} | {f(res.get('p50_ms'),0)} | {f(res.get('p99_ms'),0)} | {f(res.get('p999_ms'),0)} | {f(cpu_per_gib(r),2)} | {f(vs,2)} | {f(res.get('consumed'),0)} | {res.get('consumers_kept_up', '–')} |")
+    print()
 print("| reference | MB/s |")
 print("|---|---:|")
 if iperf is not None:

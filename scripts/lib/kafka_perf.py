@@ -11,6 +11,7 @@ in kastle-perf's field names, so bench.sh's table reads both drivers alike.
     kafka_perf.py produce BOOT TOPIC SIZE N THROUGHPUT [PROP=VALUE...]
     kafka_perf.py consume BOOT TOPIC N
     kafka_perf.py e2e BOOT TOPIC SIZE N ACKS
+    kafka_perf.py omb BOOT TOPIC SIZE SECONDS RATE [CALIBRATION_TOPIC]
 
 The JVM comes from the environment: JAVA, KAFKA_CP and KAFKA_PERF_JVM_OPTS (the
 options, space separated), as scripts/lib/kafka_jvm.sh sets them.
@@ -63,15 +64,28 @@ def produce(boot, topic, size, n, throughput, props):
             "p99_ms": float(p99), "p999_ms": float(p999)}
 
 
+def consumer_stats(out):
+    """ConsumerPerformance's result as {column: value}: its CSV header, then the
+    first line with as many fields (a WARNING line may come between when it
+    stopped on its timeout)."""
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    head = next((i for i, ln in enumerate(lines) if ln.startswith("start.time")), None)
+    if head is None:
+        return None
+    names = [c.strip() for c in lines[head].split(",")]
+    for ln in lines[head + 1:]:
+        values = [v.strip() for v in ln.split(",")]
+        if len(values) == len(names):
+            return dict(zip(names, values))
+    return None
+
+
 def consume(boot, topic, n):
     out, _ = run_tool("ConsumerPerformance", [
         "--bootstrap-server", boot, "--topic", topic, "--num-records", n, "--timeout", 10000])
-    lines = [ln for ln in out.splitlines() if ln.strip()]
-    head = next((i for i, ln in enumerate(lines) if ln.startswith("start.time")), None)
-    if head is None or head + 1 >= len(lines):
+    cols = consumer_stats(out)
+    if cols is None:
         sys.exit("no result line from ConsumerPerformance")
-    cols = dict(zip([c.strip() for c in lines[head].split(",")],
-                    [v.strip() for v in lines[head + 1].split(",")]))
     return {"records": int(cols["data.consumed.in.nMsg"]),
             "mb_per_sec": float(cols["MB.sec"]), "records_per_sec": float(cols["nMsg.sec"]),
             "fetch_mb_per_sec": float(cols["fetch.MB.sec"]),
@@ -94,6 +108,81 @@ def e2e(boot, topic, size, n, acks):
             "achieved_rate": int(n) / secs}
 
 
+OMB_PRODUCERS = 4
+OMB_CONSUMERS = 4
+OMB_KEYS = 10000
+# A consumer ends this long after its last record (or after start, with none
+# yet: the JVM start and the group join must fit, on a loaded machine too).
+OMB_CONSUMER_IDLE_MS = 12000
+
+
+def _spawn(main_class, args):
+    argv = [os.environ.get("JAVA", "java"), *os.environ.get("KAFKA_PERF_JVM_OPTS", "").split(),
+            "-cp", os.environ["KAFKA_CP"], TOOLS + main_class, *map(str, args)]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _producers(boot, topic, size, n_each, rate_each):
+    return [_spawn("ProducerPerformance", [
+        "--bootstrap-server", boot, "--topic", topic, "--num-records", n_each,
+        "--record-size", size, "--throughput", rate_each, "--key-distribution", "random",
+        "--record-key-range", OMB_KEYS, "--random-seed", 17 + i])
+        for i in range(OMB_PRODUCERS)]
+
+
+def _summaries(procs):
+    out = []
+    for p in procs:
+        text, _ = p.communicate(timeout=TOOL_TIMEOUT_S)
+        sys.stderr.write(text)
+        m = next((PRODUCE_SUMMARY.match(ln) for ln in reversed(text.splitlines())
+                  if PRODUCE_SUMMARY.match(ln)), None)
+        if p.returncode != 0 or m is None:
+            sys.exit(f"a producer exited {p.returncode} without a summary")
+        out.append(m.groups())
+    return out
+
+
+def omb(boot, topic, size, seconds, rate, cal_topic=None):
+    """An OpenMessaging-Benchmark-like run: OMB_PRODUCERS producers with random
+    keys over OMB_KEYS (the Java client's default partitioner) and
+    OMB_CONSUMERS consumers in one group, all at once, on one topic (bench.sh
+    gives it 100 partitions). RATE is the total records/s, or -1 for the
+    maximum (a calibration burst to CALIBRATION_TOPIC sizes that run). The
+    consumers must read every record produced."""
+    size, seconds, rate = int(size), float(seconds), int(rate)
+    if rate < 0:
+        burst = max(1000, CALIBRATE_BYTES // size // OMB_PRODUCERS)
+        cal = _summaries(_producers(boot, cal_topic or topic + "-cal", size, burst, -1))
+        total = sum(float(g[1]) for g in cal)
+        n_each, rate_each = max(1000, int(total / OMB_PRODUCERS * seconds)), -1
+    else:
+        n_each = max(1, int(rate / OMB_PRODUCERS * seconds))
+        rate_each = max(1, rate // OMB_PRODUCERS)
+    group = f"omb-{topic}-{int(time.time())}"
+    consumers = [_spawn("ConsumerPerformance", [
+        "--bootstrap-server", boot, "--topic", topic, "--group", group,
+        "--num-records", n_each * OMB_PRODUCERS, "--timeout", OMB_CONSUMER_IDLE_MS])
+        for _ in range(OMB_CONSUMERS)]
+    t0 = time.monotonic()
+    sums = _summaries(_producers(boot, topic, size, n_each, rate_each))
+    produce_secs = time.monotonic() - t0
+    consumed = 0
+    for c in consumers:
+        text, _ = c.communicate(timeout=TOOL_TIMEOUT_S)
+        sys.stderr.write(text)
+        cols = consumer_stats(text)
+        if cols is not None:
+            consumed += int(cols.get("data.consumed.in.nMsg", 0))
+    records = sum(int(g[0]) for g in sums)
+    rps = sum(float(g[1]) for g in sums)
+    return {"records": records, "records_per_sec": rps, "mb_per_sec": rps * size / MB,
+            "target_rate": rate, "produce_secs": produce_secs,
+            "p50_ms": max(float(g[5]) for g in sums), "p99_ms": max(float(g[7]) for g in sums),
+            "p999_ms": max(float(g[8]) for g in sums), "consumed": consumed,
+            "consumers_kept_up": consumed >= records}
+
+
 def main(argv):
     cmd, rest = argv[0], argv[1:]
     if cmd == "calibrate":
@@ -109,6 +198,8 @@ def main(argv):
         res = consume(*rest)
     elif cmd == "e2e":
         res = e2e(*rest)
+    elif cmd == "omb":
+        res = omb(*rest)
     else:
         sys.exit(f"unknown command {cmd}")
     res["driver"] = "kafka-perf"
