@@ -146,26 +146,37 @@ fn bash() -> String {
             value_cases.push_str(&format!("                {pattern}) {reply}; return ;;\n"));
         }
         let subs: Vec<String> = c.subcommands.iter().map(|s| s.to_string()).collect();
-        // The word index of the positional after the subcommand.
-        let first = if subs.is_empty() { 2 } else { 3 };
+        let mut positionals = String::new();
+        if !subs.is_empty() {
+            positionals.push_str(&format!(
+                "            if [ \"$COMP_CWORD\" -eq 2 ]; then
+                COMPREPLY=($(compgen -W \"{}\" -- \"$cur\")); return
+            fi
+",
+                words(&subs)
+            ));
+        }
+        if !c.first_positional.is_empty() {
+            // The word index of the positional after the subcommand.
+            let at = if subs.is_empty() { 2 } else { 3 };
+            positionals.push_str(&format!(
+                "            if [ \"$COMP_CWORD\" -eq {at} ] && [[ \"$cur\" != -* ]]; then
+                COMPREPLY=($(compgen -W \"{}\" -- \"$cur\")); return
+            fi
+",
+                words(&c.first_positional)
+            ));
+        }
         cases.push_str(&format!(
             "        {name})
             case \"$prev\" in
 {value_cases}            esac
-            if [ \"$COMP_CWORD\" -eq 2 ] && [ -n \"{subs}\" ]; then
-                COMPREPLY=($(compgen -W \"{subs}\" -- \"$cur\")); return
-            fi
-            if [ \"$COMP_CWORD\" -eq {first} ] && [ -n \"{pos}\" ] && [[ \"$cur\" != -* ]]; then
-                COMPREPLY=($(compgen -W \"{pos}\" -- \"$cur\")); return
-            fi
-            if [[ \"$cur\" == -* ]]; then
+{positionals}            if [[ \"$cur\" == -* ]]; then
                 COMPREPLY=($(compgen -W \"{flags}\" -- \"$cur\"))
             fi
             ;;
 ",
             name = c.name,
-            subs = words(&subs),
-            pos = words(&c.first_positional),
             flags = words(&all_flag_names(c.flags)),
         ));
     }

@@ -996,6 +996,8 @@ fn bash_completion_completes() {
         ["--replicas", "--replication-factor"]
     );
     assert_eq!(complete("kastle consume t --format j"), ["json"]);
+    assert_eq!(complete("kastle config get b"), ["broker"]);
+    assert_eq!(complete("kastle completion z"), ["zsh"]);
     // A value flag without fixed values offers nothing, not flags.
     assert!(complete("kastle topic create t -p ").is_empty());
 }
