@@ -6,7 +6,7 @@
 //! mechanism's HMAC, [`ScramMechanism::salted_password`]), from which the
 //! broker derives the stored and server keys.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 
 use bytes::Bytes;
 use kafka_protocol::messages::alter_user_scram_credentials_request::{
@@ -153,20 +153,22 @@ pub async fn run(argv: &[String]) -> Result<(), CliError> {
     }
 }
 
-/// The password as the first line of stdin (its line end dropped).
+/// The password as the first line of stdin (its line end dropped): one
+/// line, so a password typed at a terminal ends with Enter.
 fn password_from_stdin() -> Result<String, CliError> {
-    let mut text = String::new();
+    let mut line = String::new();
     std::io::stdin()
+        .lock()
         .take(MAX_STDIN_PASSWORD_BYTES)
-        .read_to_string(&mut text)
+        .read_line(&mut line)
         .map_err(|e| CliError::Usage(format!("reading the password from stdin: {e}")))?;
-    let line = text.lines().next().unwrap_or_default();
-    if line.is_empty() {
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
         return Err(CliError::Usage(
             "give the password with --password or on stdin".into(),
         ));
     }
-    Ok(line.to_string())
+    Ok(password.to_string())
 }
 
 /// An upsertion with a fresh random salt and the salted password.
