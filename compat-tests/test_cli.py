@@ -1,6 +1,12 @@
-"""The `kastle` client CLI (topic, produce, consume, group, cluster, config) against
-kastle and against the real Apache Kafka 4.4 (``any_broker``): the CLI is a plain
-Kafka client, so the same flow must pass on both.
+"""The `kastle` client CLI (topic, produce, consume, group, cluster, config, acl,
+user) against kastle and against the real Apache Kafka 4.4 (``any_broker``): the
+CLI is a plain Kafka client, so the same flow must pass on both.
+
+``acl`` and ``user`` need an authorizer and a SCRAM listener, which the session's
+Kafka has not: ``secured`` starts one kastle and one Kafka 4.4 with
+``StandardAuthorizer`` (``super.users=User:ANONYMOUS``: the PLAINTEXT listener is
+the administrator's) and a SASL_PLAINTEXT listener for SCRAM-SHA-256/512; a user
+the CLI creates logs in there and sees what the ACLs the CLI created grant.
 
 Cross-checks with librdkafka (confluent_kafka): a keyed record lands on the
 partition librdkafka's Java-compatible ``murmur2_random`` partitioner picks, and a
@@ -13,9 +19,13 @@ import subprocess
 import time
 import uuid
 
+import pytest
+
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from conftest import kastle_bin
+import jvm_lib
+from conftest import Broker, free_port, kastle_bin
+from kafka_oracle import MODULE, RealKafka
 
 
 def cli(bootstrap, *args, stdin=None, check=True):
@@ -117,3 +127,119 @@ def test_cli_topics_produce_consume_groups(any_broker):
     wait_for("4 partitions", lambda: len(cli_json(bs, "topic", "describe", topic)["partitions"]) == 4)
     cli(bs, "group", "delete", group)
     cli(bs, "topic", "delete", topic, jobs)
+
+
+def test_cli_acl_without_authorizer(any_broker):
+    """Neither broker has an authorizer: Kafka's SECURITY_DISABLED and messages."""
+    code, _, err = cli(any_broker.bootstrap, "acl", "list", check=False)
+    assert code == 1 and "SECURITY_DISABLED: No Authorizer is configured on the broker" in err, err
+    code, _, err = cli(any_broker.bootstrap, "acl", "create", "topic", "t", "--principal",
+                       "User:a", "--operation", "read", check=False)
+    assert code == 1 and "SECURITY_DISABLED: No Authorizer is configured." in err, err
+
+
+def secured_overrides(plain, sasl, controller):
+    listeners = f"PLAINTEXT://127.0.0.1:{plain},SASL_PLAINTEXT://127.0.0.1:{sasl}"
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    return {
+        "listeners": f"{listeners},CONTROLLER://127.0.0.1:{controller}",
+        "advertised.listeners": listeners,
+        "listener.security.protocol.map":
+            "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "sasl.enabled.mechanisms": "SCRAM-SHA-256,SCRAM-SHA-512",
+        "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config": scram,
+        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": scram,
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": "User:ANONYMOUS",
+    }
+
+
+@pytest.fixture(scope="module", params=["kastle", "kafka"])
+def secured(request, tmp_path_factory):
+    """A broker with an authorizer and a SCRAM listener (``.sasl_port``)."""
+    if request.param == "kafka":
+        jvm_lib.jvm_module(MODULE)  # skips when the module is not built
+        b = RealKafka(tmp_path_factory.mktemp("cli-secured-kafka"))
+        b.sasl_port = free_port()
+        b.overrides.update(secured_overrides(b.port, b.sasl_port, b.controller_port))
+    else:
+        workdir = tmp_path_factory.mktemp("cli-secured-kastle")
+        b = Broker(workdir, name="kastle (secured)")
+        b.sasl_port = free_port()
+        o = secured_overrides(b.port, b.sasl_port, free_port())
+        o["listeners"] = o["advertised.listeners"]
+        b.overrides.update(o)
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+def test_cli_acl_and_user_secured(secured, tmp_path):
+    bs, n = secured.bootstrap, uuid.uuid4().hex[:8]
+    topic, other, user = f"cli-acl-{n}", f"cli-other-{n}", f"dana-{n}"
+    sasl = f"127.0.0.1:{secured.sasl_port}"
+    principal = f"User:{user}"
+
+    def as_user(mechanism, password, *args):
+        cfg = tmp_path / f"{mechanism}-{password}.properties"
+        cfg.write_text(
+            f"security.protocol=SASL_PLAINTEXT\nsasl.mechanism={mechanism}\n"
+            "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{user}" password="{password}";\n')
+        return cli(sasl, *args, "--command-config", str(cfg), check=False)
+
+    def topics_seen(mechanism="SCRAM-SHA-512", password="pw-512"):
+        code, out, err = as_user(mechanism, password, "topic", "list", "--json")
+        assert code == 0, err
+        return sorted(t["topic"] for t in json.loads(out))
+
+    for t in (topic, other):
+        cli(bs, "topic", "create", t)
+    # Two operations on the topic, one prefixed group ACL.
+    created = cli_json(bs, "acl", "create", "topic", topic, "--principal", principal,
+                       "--operation", "describe", "--operation", "read")
+    assert sorted(a["operation"] for a in created) == ["DESCRIBE", "READ"]
+    assert all(a["status"] == "OK" and a["pattern"] == "LITERAL" for a in created), created
+    cli(bs, "acl", "create", "group", f"g-{n}", "--pattern", "prefixed", "--principal", principal,
+        "--operation", "read")
+    mine = wait_for("the ACLs", lambda: (lambda a: len(a) == 3 and a)(
+        cli_json(bs, "acl", "list", "--principal", principal)))
+    assert {(a["resource_type"], a["pattern"], a["host"], a["permission"]) for a in mine} == {
+        ("TOPIC", "LITERAL", "*", "ALLOW"), ("GROUP", "PREFIXED", "*", "ALLOW")}, mine
+    # A MATCH filter finds the prefixed ACL that applies to a group name.
+    matched = cli_json(bs, "acl", "list", "group", f"g-{n}-workers", "--pattern", "match")
+    assert [(a["name"], a["principal"]) for a in matched] == [(f"g-{n}", principal)], matched
+
+    # SCRAM credentials: --password and stdin; the broker refuses too few iterations.
+    cli(bs, "user", "create", user, "-m", "SCRAM-SHA-512", "--iterations", "8192",
+        "--password", "pw-512")
+    cli(bs, "user", "create", user, "-m", "SCRAM-SHA-256", stdin="pw-256\n")
+    code, _, err = cli(bs, "user", "create", user, "--iterations", "100", "--password", "x",
+                       check=False)
+    assert code == 1 and "UNACCEPTABLE_CREDENTIAL" in err, err
+    assert cli_json(bs, "user", "describe", user) == [
+        {"user": user, "mechanism": "SCRAM-SHA-256", "iterations": 4096},
+        {"user": user, "mechanism": "SCRAM-SHA-512", "iterations": 8192}]
+
+    # The user logs in with either mechanism and sees only the topic it may describe.
+    assert wait_for("a SCRAM login", lambda: topics_seen() == [topic])
+    assert topics_seen("SCRAM-SHA-256", "pw-256") == [topic]
+    assert as_user("SCRAM-SHA-256", "wrong", "topic", "list")[0] == 1
+
+    # Delete shows what it deleted; the user then sees nothing.
+    deleted = cli_json(bs, "acl", "delete", "topic", topic, "--principal", principal)
+    assert sorted(a["operation"] for a in deleted) == ["DESCRIBE", "READ"], deleted
+    wait_for("the topic ACLs to go", lambda: topics_seen() == [])
+    cli(bs, "acl", "delete", "group", f"g-{n}", "--pattern", "prefixed")
+    wait_for("no ACLs left", lambda: cli_json(bs, "acl", "list", "--principal", principal) == [])
+
+    deleted = cli_json(bs, "user", "delete", user)
+    assert [(d["mechanism"], d["status"]) for d in deleted] == [
+        ("SCRAM-SHA-256", "DELETED"), ("SCRAM-SHA-512", "DELETED")], deleted
+    wait_for("the login to fail",
+             lambda: as_user("SCRAM-SHA-512", "pw-512", "topic", "list")[0] == 1)
+    code, _, err = cli(bs, "user", "describe", user, check=False)
+    assert code == 1 and "RESOURCE_NOT_FOUND" in err, err

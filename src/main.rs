@@ -11,7 +11,8 @@ kastle: a Kafka-compatible broker
 
 Usage: kastle [--config FILE | FILE] [--override key=value]...
        kastle health [--bootstrap-server HOST:PORT] [--timeout-ms N]
-       kastle topic|produce|consume|group|cluster|config ... (kastle topic --help)
+       kastle topic|produce|consume|group|cluster|config|acl|user ... (kastle topic --help)
+       kastle completion bash|zsh|fish
 
   --config FILE        read Kafka server.properties keys from FILE
   --override key=value set one key (repeatable; wins over file and environment)

@@ -45,7 +45,9 @@ pub struct Entry {
     pub read_only: bool,
 }
 
-const SPEC: &[Flag] = &[flag(&["--delete", "--delete-config"], true)];
+pub const SUBCOMMANDS: &[&str] = &["get", "set"];
+
+pub const SPEC: &[Flag] = &[flag(&["--delete", "--delete-config"], true)];
 
 pub async fn run(argv: &[String]) -> Result<(), CliError> {
     let Some((sub, rest)) = argv.split_first() else {

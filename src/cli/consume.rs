@@ -19,7 +19,7 @@ use super::{flag, Args, CliError, Flag};
 use crate::record::batch::{batch_records, BatchHeader};
 use crate::record::default_record::records;
 
-const SPEC: &[Flag] = &[
+pub const SPEC: &[Flag] = &[
     flag(&["-p", "--partition", "--partitions"], true),
     flag(&["-o", "--offset"], true),
     flag(&["--from-timestamp"], true),

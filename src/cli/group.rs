@@ -23,7 +23,9 @@ use serde_json::json;
 use super::client::{group_id, sb, topic_name, Client, EARLIEST, LATEST};
 use super::{check, error_name, flag, print_json, print_table, Args, CliError, Common, Flag};
 
-const SPEC: &[Flag] = &[
+pub const SUBCOMMANDS: &[&str] = &["list", "describe", "reset-offsets", "delete"];
+
+pub const SPEC: &[Flag] = &[
     flag(&["-t", "--topic"], true),
     flag(&["--to-earliest"], false),
     flag(&["--to-latest"], false),

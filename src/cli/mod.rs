@@ -1,8 +1,9 @@
-//! `kastle topic|produce|consume|group|cluster|config`: a client command
-//! line in the broker's binary, in the spirit of Redpanda's `rpk` and
-//! Kafka's `kafka-topics.sh`, `kafka-console-producer.sh`,
-//! `kafka-console-consumer.sh`, `kafka-consumer-groups.sh` and
-//! `kafka-configs.sh`. It is a plain Kafka client ([`client::Client`]), so
+//! `kastle topic|produce|consume|group|cluster|config|acl|user`: a client
+//! command line in the broker's binary, in the spirit of Redpanda's `rpk`
+//! and Kafka's `kafka-topics.sh`, `kafka-console-producer.sh`,
+//! `kafka-console-consumer.sh`, `kafka-consumer-groups.sh`,
+//! `kafka-configs.sh` and `kafka-acls.sh`; `kastle completion` prints shell
+//! completion scripts for them. It is a plain Kafka client ([`client::Client`]), so
 //! it works against any Kafka-protocol broker, kastle or Apache Kafka.
 //!
 //! This module holds what every command shares: the argument parser (one
@@ -12,13 +13,16 @@
 //! failed — printed with Kafka's error name and message —, 2 usage), and the
 //! output helpers (aligned tables by default, JSON with `--json`).
 
+pub mod acl;
 pub mod client;
 pub mod cluster;
+pub mod completion;
 pub mod config;
 pub mod consume;
 pub mod group;
 pub mod produce;
 pub mod topic;
+pub mod user;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -26,7 +30,17 @@ use std::time::Duration;
 use kafka_protocol::error::ResponseError;
 
 /// The subcommands this module serves; `main.rs` dispatches them here.
-pub const COMMANDS: &[&str] = &["topic", "produce", "consume", "group", "cluster", "config"];
+pub const COMMANDS: &[&str] = &[
+    "topic",
+    "produce",
+    "consume",
+    "group",
+    "cluster",
+    "config",
+    "acl",
+    "user",
+    "completion",
+];
 
 pub const USAGE: &str = "\
 Client commands (against any Kafka-protocol broker):
@@ -45,6 +59,21 @@ Client commands (against any Kafka-protocol broker):
   kastle cluster info
   kastle config get topic|broker NAME [KEY...]
   kastle config set topic|broker NAME [key=value]... [--delete key]...
+  kastle acl list [TYPE [NAME]] [--pattern literal|prefixed|match|any] [--principal P]...
+                  [--host H]... [--operation OP]... [--permission allow|deny]
+  kastle acl create TYPE [NAME] --principal User:NAME... --operation OP... [--host H]...
+                  [--pattern literal|prefixed] [--permission allow|deny]
+  kastle acl delete TYPE [NAME] [the filter flags of list]   (prints the ACLs it deleted)
+      TYPE: topic, group, cluster, transactional-id, delegation-token, user (any: filters)
+      OP: all, read, write, create, delete, alter, describe, cluster-action,
+          describe-configs, alter-configs, idempotent-write, create-tokens,
+          describe-tokens, two-phase-commit
+  kastle user list
+  kastle user describe USER...
+  kastle user create USER [-m SCRAM-SHA-256|SCRAM-SHA-512]... [--iterations N] [--password P]
+                  (without --password: the first line of stdin)
+  kastle user delete USER [-m MECHANISM]...   (default: every mechanism the user has)
+  kastle completion bash|zsh|fish
 
 Common flags:
   -b, --bootstrap-server HOST:PORT[,...]  (default $KASTLE_BOOTSTRAP, else localhost:9092)
@@ -118,6 +147,7 @@ fn description(code: i16) -> Option<&'static str> {
         30 => "Group authorization failed.",
         31 => "Cluster authorization failed.",
         36 => "Topic with this name already exists.",
+        54 => "Security features are disabled.",
         68 => "The group is not empty.",
         69 => "The group id does not exist.",
         _ => return None,
@@ -373,6 +403,9 @@ pub fn main(command: &str, argv: &[String]) -> u8 {
             "consume" => consume::run(argv).await,
             "group" => group::run(argv).await,
             "cluster" => cluster::run(argv).await,
+            "acl" => acl::run(argv).await,
+            "user" => user::run(argv).await,
+            "completion" => completion::run(argv),
             other => Err(CliError::Usage(format!("unknown command {other:?}"))),
         }
     });

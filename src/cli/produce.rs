@@ -19,7 +19,7 @@ use super::client::{topic_name, Client};
 use super::{flag, key_value, print_json, print_table, Args, CliError, Flag};
 use crate::record::builder::BatchBuilder;
 
-const SPEC: &[Flag] = &[
+pub const SPEC: &[Flag] = &[
     flag(&["-k", "--key"], true),
     flag(&["-H", "--header"], true),
     flag(&["-p", "--partition"], true),

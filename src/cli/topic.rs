@@ -12,7 +12,9 @@ use super::client::{sb, topic_name, Client};
 use super::config::{alter_configs, describe_configs, source_name, DEFAULT_CONFIG, TOPIC};
 use super::{check, flag, key_value, print_json, print_table, Args, CliError, Common, Flag};
 
-const SPEC: &[Flag] = &[
+pub const SUBCOMMANDS: &[&str] = &["create", "list", "describe", "alter", "delete"];
+
+pub const SPEC: &[Flag] = &[
     flag(&["-p", "--partitions"], true),
     flag(&["-r", "--replication-factor", "--replicas"], true),
     flag(&["-c", "--config", "--topic-config"], true),

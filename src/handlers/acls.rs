@@ -31,7 +31,10 @@ use crate::security::acl::{
     PermissionType, ResourcePattern, ResourceType,
 };
 
+/// Kafka's messages without an authorizer: CreateAcls and DeleteAcls, and
+/// (worded differently in Kafka 4.4's `AclApis`) DescribeAcls.
 const NO_AUTHORIZER: &str = "No Authorizer is configured.";
+const NO_AUTHORIZER_DESCRIBE: &str = "No Authorizer is configured on the broker";
 
 fn sb(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
@@ -192,7 +195,7 @@ pub fn describe_acls(req: &Request, body: Bytes) -> Reply {
         return req.respond(
             &DescribeAclsResponse::default()
                 .with_error_code(ResponseError::SecurityDisabled.code())
-                .with_error_message(Some(sb(NO_AUTHORIZER))),
+                .with_error_message(Some(sb(NO_AUTHORIZER_DESCRIBE))),
         );
     };
     let mut by_resource: BTreeMap<ResourcePattern, Vec<AclDescription>> = BTreeMap::new();

@@ -985,7 +985,7 @@ fn acl_apis_answer_security_disabled() {
         (r.error_code, r.error_message.as_deref()),
         (
             E::SecurityDisabled.code(),
-            Some("No Authorizer is configured.")
+            Some("No Authorizer is configured on the broker")
         )
     );
     // Valid codes: a creation or filter with an UNKNOWN part cannot be

@@ -547,3 +547,457 @@ fn command_config_authenticates_with_sasl() {
         2
     );
 }
+
+const AUTHORIZER: &str =
+    "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+
+/// The (resource type, name, pattern, principal, operation, permission)
+/// of each ACL in `kastle acl ... --json` output.
+fn acl_rows(v: &Value) -> Vec<[String; 6]> {
+    let s = |a: &Value, k: &str| {
+        a[k].as_str()
+            .unwrap_or_else(|| panic!("{k} in {a}"))
+            .to_string()
+    };
+    let mut rows: Vec<[String; 6]> = v
+        .as_array()
+        .unwrap_or_else(|| panic!("an array: {v}"))
+        .iter()
+        .map(|a| {
+            [
+                s(a, "resource_type"),
+                s(a, "name"),
+                s(a, "pattern"),
+                s(a, "principal"),
+                s(a, "operation"),
+                s(a, "permission"),
+            ]
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn row(t: &str, n: &str, p: &str, who: &str, op: &str, perm: &str) -> [String; 6] {
+    [t, n, p, who, op, perm].map(str::to_string)
+}
+
+#[test]
+fn acl_create_list_delete_round_trip() {
+    let b = Broker::start(&[AUTHORIZER, "super.users=User:ANONYMOUS"]);
+    // Two principals times two operations: four ACLs in one request.
+    let created = json(
+        &b,
+        &[
+            "acl",
+            "create",
+            "topic",
+            "orders",
+            "--principal",
+            "User:alice",
+            "--principal",
+            "User:bob",
+            "--operation",
+            "read",
+            "--operation",
+            "Describe",
+        ],
+    );
+    assert_eq!(created.as_array().map(Vec::len), Some(4), "{created}");
+    assert!(created
+        .as_array()
+        .is_some_and(|a| a.iter().all(|x| x["status"] == "OK")));
+    let table = ok(
+        &b,
+        &[
+            "acl",
+            "create",
+            "topic",
+            "ord",
+            "--pattern",
+            "prefixed",
+            "--principal",
+            "User:carol",
+            "--operation",
+            "write",
+            "--permission",
+            "deny",
+            "--host",
+            "10.0.0.1",
+        ],
+        None,
+    );
+    assert!(
+        table.starts_with("RESOURCE_TYPE") && table.contains("PREFIXED"),
+        "{table}"
+    );
+    ok(
+        &b,
+        &[
+            "acl",
+            "create",
+            "cluster",
+            "--principal",
+            "User:alice",
+            "--operation",
+            "idempotent-write",
+        ],
+        None,
+    );
+    ok(
+        &b,
+        &[
+            "acl",
+            "create",
+            "transactional-id",
+            "tx",
+            "--principal",
+            "User:alice",
+            "--operation",
+            "write",
+        ],
+        None,
+    );
+
+    let all = acl_rows(&json(&b, &["acl", "list"]));
+    assert_eq!(all.len(), 7, "{all:?}");
+    assert!(all.contains(&row(
+        "CLUSTER",
+        "kafka-cluster",
+        "LITERAL",
+        "User:alice",
+        "IDEMPOTENT_WRITE",
+        "ALLOW"
+    )));
+    assert!(all.contains(&row(
+        "TOPIC",
+        "ord",
+        "PREFIXED",
+        "User:carol",
+        "WRITE",
+        "DENY"
+    )));
+    // A LITERAL filter by name (the default) and a MATCH filter, which also
+    // finds the prefixed ACL applying to "orders".
+    assert_eq!(
+        acl_rows(&json(&b, &["acl", "list", "topic", "orders"])).len(),
+        4
+    );
+    assert_eq!(
+        acl_rows(&json(
+            &b,
+            &["acl", "list", "topic", "orders", "--pattern", "match"]
+        ))
+        .len(),
+        5
+    );
+    assert_eq!(
+        acl_rows(&json(
+            &b,
+            &[
+                "acl",
+                "list",
+                "--principal",
+                "User:bob",
+                "--operation",
+                "read"
+            ]
+        )),
+        vec![row(
+            "TOPIC", "orders", "LITERAL", "User:bob", "READ", "ALLOW"
+        )]
+    );
+
+    // Refused before anything is sent: READ on the cluster (usage, exit 2).
+    let (code, _, err) = cli(
+        &b,
+        &[
+            "acl",
+            "create",
+            "cluster",
+            "--principal",
+            "User:x",
+            "--operation",
+            "read",
+        ],
+        None,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("only supports operations"), "{err}");
+    // Refused by the broker: a principal without a type (exit 1, Kafka's error).
+    let (code, out, err) = cli(
+        &b,
+        &[
+            "acl",
+            "create",
+            "topic",
+            "t",
+            "--principal",
+            "alice",
+            "--operation",
+            "read",
+        ],
+        None,
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("INVALID_REQUEST"), "{err}");
+
+    // Delete prints what it deleted; the rest stays.
+    let deleted = acl_rows(&json(
+        &b,
+        &[
+            "acl",
+            "delete",
+            "topic",
+            "orders",
+            "--principal",
+            "User:alice",
+        ],
+    ));
+    assert_eq!(
+        deleted,
+        vec![
+            row(
+                "TOPIC",
+                "orders",
+                "LITERAL",
+                "User:alice",
+                "DESCRIBE",
+                "ALLOW"
+            ),
+            row("TOPIC", "orders", "LITERAL", "User:alice", "READ", "ALLOW"),
+        ]
+    );
+    let left = acl_rows(&json(&b, &["acl", "list"]));
+    assert_eq!(left.len(), 5, "{left:?}");
+    assert!(!left
+        .iter()
+        .any(|r| r[1] == "orders" && r[3] == "User:alice"));
+    // Nothing matches: nothing deleted, still a success.
+    assert_eq!(
+        acl_rows(&json(&b, &["acl", "delete", "group", "none"])),
+        Vec::<[String; 6]>::new()
+    );
+    let table = ok(&b, &["acl", "delete", "any"], None);
+    assert_eq!(table.lines().count(), 6, "{table}");
+    assert_eq!(acl_rows(&json(&b, &["acl", "list"])).len(), 0);
+    // Delete needs at least the resource type.
+    assert_eq!(cli(&b, &["acl", "delete"], None).0, 2);
+}
+
+/// A client properties file logging in as `user` with SCRAM `mechanism`.
+fn scram_config(dir: &std::path::Path, mechanism: &str, user: &str, password: &str) -> String {
+    let path = dir.join(format!("{mechanism}-{user}-{password}.properties"));
+    let text = format!(
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism={mechanism}\n\
+         sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \
+         username=\"{user}\" password=\"{password}\";\n"
+    );
+    std::fs::write(&path, text).expect("write client properties");
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn user_create_login_and_delete_and_acls_without_authorizer() {
+    let (b, sasl_port) = crate::sasl::sasl_broker(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sasl = format!("127.0.0.1:{sasl_port}");
+    let login = |mechanism: &str, password: &str| {
+        let config = scram_config(dir.path(), mechanism, "dana", password);
+        cli(
+            &b,
+            &["cluster", "info", "-b", &sasl, "--command-config", &config],
+            None,
+        )
+    };
+
+    // The password from --password, and from stdin.
+    let out = ok(
+        &b,
+        &[
+            "user",
+            "create",
+            "dana",
+            "-m",
+            "SCRAM-SHA-512",
+            "--iterations",
+            "8192",
+            "--password",
+            "s3cret",
+        ],
+        None,
+    );
+    assert!(
+        out.contains("SCRAM-SHA-512") && out.contains("UPSERTED"),
+        "{out}"
+    );
+    ok(
+        &b,
+        &["user", "create", "dana", "-m", "scram-sha-256"],
+        Some("s3cret\n"),
+    );
+    assert_eq!(
+        json(&b, &["user", "describe", "dana"]),
+        serde_json::json!([
+            {"user": "dana", "mechanism": "SCRAM-SHA-256", "iterations": 4096},
+            {"user": "dana", "mechanism": "SCRAM-SHA-512", "iterations": 8192},
+        ])
+    );
+    let listed = ok(&b, &["user", "list"], None);
+    assert!(
+        listed.starts_with("USER") && listed.contains("dana"),
+        "{listed}"
+    );
+
+    // Both credentials log in; a wrong password does not.
+    for m in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
+        let (code, out, err) = login(m, "s3cret");
+        assert_eq!(code, 0, "{m}: {out}{err}");
+    }
+    let (code, _, err) = login("SCRAM-SHA-256", "wrong");
+    assert_eq!(code, 1);
+    assert!(err.contains("authentication"), "{err}");
+
+    // The broker's refusal, with Kafka's name and message: exit 1.
+    let (code, _, err) = cli(
+        &b,
+        &[
+            "user",
+            "create",
+            "dana",
+            "--iterations",
+            "100",
+            "--password",
+            "x",
+        ],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("UNACCEPTABLE_CREDENTIAL"), "{err}");
+    // No password at all: usage.
+    assert_eq!(cli(&b, &["user", "create", "erin"], Some("")).0, 2);
+
+    // Delete one mechanism, then the rest (every mechanism the user has).
+    ok(&b, &["user", "delete", "dana", "-m", "SCRAM-SHA-512"], None);
+    assert_eq!(login("SCRAM-SHA-512", "s3cret").0, 1);
+    assert_eq!(login("SCRAM-SHA-256", "s3cret").0, 0);
+    // Both mechanisms in one command: one request each (Kafka refuses a
+    // user twice in one request).
+    ok(
+        &b,
+        &[
+            "user",
+            "create",
+            "dana",
+            "-m",
+            "SCRAM-SHA-256",
+            "-m",
+            "SCRAM-SHA-512",
+            "--password",
+            "again",
+        ],
+        None,
+    );
+    assert_eq!(login("SCRAM-SHA-512", "again").0, 0);
+    assert_eq!(login("SCRAM-SHA-256", "s3cret").0, 1);
+    let deleted = json(&b, &["user", "delete", "dana"]);
+    assert_eq!(
+        deleted,
+        serde_json::json!([
+            {"user": "dana", "mechanism": "SCRAM-SHA-256", "status": "DELETED"},
+            {"user": "dana", "mechanism": "SCRAM-SHA-512", "status": "DELETED"},
+        ])
+    );
+    assert_eq!(login("SCRAM-SHA-256", "again").0, 1);
+    assert_eq!(login("SCRAM-SHA-512", "again").0, 1);
+    let (code, _, err) = cli(&b, &["user", "describe", "dana"], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("RESOURCE_NOT_FOUND"), "{err}");
+
+    // No authorizer: the ACL commands fail with Kafka's error and message.
+    let (code, _, err) = cli(&b, &["acl", "list"], None);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("SECURITY_DISABLED: No Authorizer is configured on the broker"),
+        "{err}"
+    );
+    let (code, _, err) = cli(
+        &b,
+        &[
+            "acl",
+            "create",
+            "topic",
+            "t",
+            "--principal",
+            "User:a",
+            "--operation",
+            "read",
+        ],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("SECURITY_DISABLED: No Authorizer is configured."),
+        "{err}"
+    );
+}
+
+/// The bash script completes commands, subcommands, flags and their values
+/// when bash runs it.
+#[test]
+fn bash_completion_completes() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kastle"))
+        .args(["completion", "bash"])
+        .output()
+        .expect("kastle completion bash");
+    assert!(out.status.success());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("kastle.bash");
+    std::fs::write(&script, &out.stdout).expect("write the script");
+    let complete = |words: &str| -> Vec<String> {
+        let words: Vec<String> = words.split(' ').map(|w| format!("'{w}'")).collect();
+        let prog = format!(
+            "source {}; COMP_WORDS=({}); COMP_CWORD={}; _kastle; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display(),
+            words.join(" "),
+            words.len() - 1
+        );
+        let out = Command::new("bash")
+            .args(["-c", &prog])
+            .output()
+            .expect("bash");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(complete("kastle ac"), ["acl"]);
+    assert_eq!(complete("kastle acl c"), ["create"]);
+    assert_eq!(complete("kastle acl create tr"), ["transactional-id"]);
+    assert_eq!(complete("kastle acl list --pat"), ["--pattern"]);
+    assert_eq!(
+        complete("kastle acl create topic t --operation describe"),
+        ["describe", "describe-configs", "describe-tokens"]
+    );
+    assert_eq!(
+        complete("kastle user create u -m SCRAM-SHA-5"),
+        ["SCRAM-SHA-512"]
+    );
+    assert_eq!(
+        complete("kastle topic create t --repl"),
+        ["--replicas", "--replication-factor"]
+    );
+    assert_eq!(complete("kastle consume t --format j"), ["json"]);
+    assert_eq!(complete("kastle config get b"), ["broker"]);
+    assert_eq!(complete("kastle completion z"), ["zsh"]);
+    // A value flag without fixed values offers nothing, not flags.
+    assert!(complete("kastle topic create t -p ").is_empty());
+}
