@@ -154,7 +154,9 @@ public final class ConsumerProtocol {
                     }
                     check(System.currentTimeMillis() < deadline, "the invalid pattern was not refused");
                 }
-                eq("InvalidRegularExpression: SubscribedTopicRegex `" + bad
+                // The client puts its own sentence before the coordinator's message.
+                eq("InvalidRegularExpression: Invalid RE2J SubscriptionPattern provided in the call to subscribe. "
+                    + "SubscribedTopicRegex `" + bad
                     + "` is not a valid regular expression: missing closing ).", error, "error");
             }
         });
