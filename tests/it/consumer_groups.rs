@@ -615,3 +615,42 @@ fn static_members_session_and_size_limits() {
     assert_eq!(g.error_code, E::GroupIdNotFound.code());
     assert_eq!(g.error_message.as_deref(), Some("Group nope not found."));
 }
+
+#[test]
+fn empty_consumer_groups_without_offsets_are_deleted() {
+    let b = Broker::start(&[
+        "offsets.topic.num.partitions=3",
+        "offsets.retention.check.interval.ms=200",
+    ]);
+    let mut c = b.client();
+    create_topic(&mut c, "cg-x", 1, &[]);
+    let mut gone = Member::new("cg-x1", &["cg-x"]);
+    let mut kept = Member::new("cg-x2", &["cg-x"]);
+    gone.beat(&mut c);
+    kept.beat(&mut c);
+    converge(&mut c, &mut [&mut kept], 1);
+    // An offset within offsets.retention.minutes keeps its empty group.
+    assert_eq!(
+        offset_commit(&mut c, 9, "cg-x2", kept.epoch, &kept.id, &[("cg-x", 0, 7)]),
+        vec![NONE]
+    );
+    for m in [&gone, &kept] {
+        assert_eq!(
+            c.call(HB, &m.request().with_member_epoch(-1)).error_code,
+            NONE
+        );
+    }
+    // A non-empty group is not touched; an empty one without offsets is
+    // deleted at the next retention check (Kafka's cleanupGroupMetadata).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while describe(&mut c, "cg-x1").error_code == NONE {
+        assert!(Instant::now() < deadline, "cg-x1 was not deleted");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let d = describe(&mut c, "cg-x1");
+    assert_eq!(d.error_code, E::GroupIdNotFound.code());
+    assert_eq!(d.error_message.as_deref(), Some("Group cg-x1 not found."));
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(describe(&mut c, "cg-x2").group_state.as_str(), "Empty");
+    assert_eq!(committed_offsets(&mut c, 9, "cg-x2", "cg-x", &[0]), vec![7]);
+}
