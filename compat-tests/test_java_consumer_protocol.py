@@ -8,7 +8,13 @@ describes the group as a consumer group, and after a broker restart the
 committed offsets are there and a new member resumes from them.
 
 The same driver runs against the session's real Apache Kafka (``real_kafka``,
-without the restart phase): a step failing there is a driver problem."""
+without the restart phase): a step failing there is a driver problem.
+
+The ``regex`` phase (both brokers): a consumer subscribing with an RE2J
+``SubscriptionPattern`` (KIP-848's broker-side regular expressions) gets the
+topics whose whole name matches, a matching topic created later once the
+coordinator refreshes (at most every 10 s), and an invalid pattern fails
+with Kafka's INVALID_REGULAR_EXPRESSION message."""
 import json
 import time
 
@@ -66,3 +72,22 @@ def test_java_consumer_protocol_group_on_kafka(real_kafka):
     prefix = f"kip848k-{int(time.time() * 1000) % 10**9}"
     steps = _run("run", real_kafka.bootstrap, prefix)
     assert list(steps) == RUN_STEPS
+
+
+REGEX_STEPS = ["regex_assigns_matching_topics", "regex_new_topic_assigned", "invalid_regex_refused"]
+
+
+@pytest.mark.compat("java-4.4", "groups")
+def test_java_consumer_protocol_regex_on_kastle(tmp_path):
+    b = Broker(tmp_path / "kastle", overrides={"offsets.topic.num.partitions": "5"})
+    b.start()
+    try:
+        prefix = f"kip848rx-{int(time.time() * 1000) % 10**9}"
+        assert list(_run("regex", b.bootstrap, prefix)) == REGEX_STEPS
+    finally:
+        b.stop(check=False)
+
+
+def test_java_consumer_protocol_regex_on_kafka(real_kafka):
+    prefix = f"kip848rxk-{int(time.time() * 1000) % 10**9}"
+    assert list(_run("regex", real_kafka.bootstrap, prefix)) == REGEX_STEPS

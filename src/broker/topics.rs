@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use kafka_protocol::ResponseError;
@@ -75,6 +76,10 @@ pub struct TopicManager {
     registry: RwLock<Registry>,
     /// Serialises create/delete (filesystem work) without blocking readers.
     admin: Mutex<()>,
+    /// When (ms) a topic was last created here, or the load time: a
+    /// version that grows with new topics (consumer groups resolve their
+    /// regular expressions again after it moves).
+    created_ms: AtomicI64,
 }
 
 /// Kafka's topic name rules (`Topic.validate`).
@@ -270,6 +275,7 @@ impl TopicManager {
             config: RwLock::new(config),
             registry: RwLock::new(registry),
             admin: Mutex::new(()),
+            created_ms: AtomicI64::new(crate::util::time::now_ms()),
         })
     }
 
@@ -306,6 +312,12 @@ impl TopicManager {
 
     pub fn get_by_id(&self, id: &Uuid) -> Option<Arc<Topic>> {
         self.read().by_id.get(id).cloned()
+    }
+
+    /// A version that grows each time a topic is created (the time of the
+    /// last creation, in ms).
+    pub fn created_version(&self) -> i64 {
+        self.created_ms.load(Ordering::Acquire)
     }
 
     /// All topics, sorted by name.
@@ -472,6 +484,13 @@ impl TopicManager {
         reg.by_id.insert(id, topic.clone());
         reg.by_name.insert(name.to_string(), topic.clone());
         drop(reg);
+        // Strictly growing even when two creations share a millisecond.
+        let now = crate::util::time::now_ms();
+        let _ = self
+            .created_ms
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                Some(now.max(v.saturating_add(1)))
+            });
         tracing::info!(topic = name, topic_id = %topic_id_string(&id), partitions = num_partitions, "created topic");
         Ok(topic)
     }

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::coordinator::group::consumer::heartbeat::{HeartbeatOutcome, HeartbeatParams};
 use crate::coordinator::group::consumer::member::Assignment;
 use crate::coordinator::group::consumer::TopicResolver;
-use crate::handlers::{decode_or_close, ready, KafkaApis, Pending, Request};
+use crate::handlers::{decode_or_close, ready, KafkaApis, Pending, Request, RequestContext};
 use crate::metadata::image::MetadataImage;
 use crate::security::acl::{AclOperation, ResourceType};
 
@@ -41,13 +41,29 @@ fn s(v: impl Into<String>) -> StrBytes {
 pub struct BrokerTopics<'a> {
     apis: &'a KafkaApis,
     image: Option<Arc<MetadataImage>>,
+    /// The metadata offset of `image` (cluster mode).
+    offset: i64,
+    /// The client a regular expression's topics are authorized for.
+    client: Option<&'a RequestContext>,
 }
 
 impl<'a> BrokerTopics<'a> {
     pub fn new(apis: &'a KafkaApis) -> BrokerTopics<'a> {
+        // The offset first: the image read after it is at least as new.
+        let offset = apis.cluster.as_ref().map_or(-1, |c| c.offset());
         BrokerTopics {
             apis,
             image: apis.cluster.as_ref().map(|c| c.image()),
+            offset,
+            client: None,
+        }
+    }
+
+    /// The topics as `ctx`'s client may see them.
+    pub fn for_client(ctx: &'a RequestContext) -> BrokerTopics<'a> {
+        BrokerTopics {
+            client: Some(ctx),
+            ..BrokerTopics::new(&ctx.apis)
         }
     }
 }
@@ -77,6 +93,32 @@ impl TopicResolver for BrokerTopics<'_> {
                 .get_by_id(id)
                 .map(|t| t.name.clone()),
         }
+    }
+
+    fn topic_names(&self) -> Vec<String> {
+        match &self.image {
+            Some(i) => i.topic_ids.keys().cloned().collect(),
+            None => self
+                .apis
+                .replicas
+                .topics
+                .list()
+                .iter()
+                .map(|t| t.name.clone())
+                .collect(),
+        }
+    }
+
+    fn topics_version(&self) -> i64 {
+        match &self.image {
+            Some(_) => self.offset,
+            None => self.apis.replicas.topics.created_version(),
+        }
+    }
+
+    fn may_describe(&self, topic: &str) -> bool {
+        self.client
+            .is_none_or(|c| c.authorize(AclOperation::Describe, ResourceType::Topic, topic))
     }
 }
 
@@ -175,7 +217,7 @@ pub fn consumer_group_heartbeat(req: Request, body: Bytes) -> Pending {
     };
     let mut o = apis
         .groups
-        .consumer_group_heartbeat(params, &BrokerTopics::new(&apis));
+        .consumer_group_heartbeat(params, &BrokerTopics::for_client(&req.ctx));
     let Some(wait) = o.wait.take() else {
         return ready(req.respond(&heartbeat_response(o)));
     };

@@ -332,10 +332,16 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
         }
         Some(list) => {
             for rt in list {
-                let name = rt.name.as_ref().map(|n| n.0.to_string());
+                // A topic id wins over the name (Kafka's `useTopicId`: the
+                // 4.x consumer sends ids with an empty name).
+                let name = rt
+                    .name
+                    .as_ref()
+                    .map(|n| n.0.to_string())
+                    .filter(|_| rt.topic_id.is_nil());
                 match name {
                     None => {
-                        // Look-up by topic id (v10+).
+                        // Look-up by topic id (v12+).
                         match by_id(&rt.topic_id) {
                             Some(f) if may_describe(f.name()) => {
                                 topics.push(entry(&f, ops_of(f.name())))

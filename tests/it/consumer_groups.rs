@@ -2,8 +2,9 @@
 //! ConsumerGroupHeartbeat (join, reconciliation with revocation before
 //! assignment, leave, static members, session and rebalance timeouts),
 //! its error codes and Kafka's messages, ConsumerGroupDescribe,
-//! ListGroups/DescribeGroups, OffsetCommit/OffsetFetch member checks, and
-//! the group surviving a restart from `__consumer_offsets`.
+//! ListGroups/DescribeGroups, OffsetCommit/OffsetFetch member checks,
+//! regular-expression subscriptions, and the group surviving a restart
+//! from `__consumer_offsets`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::thread;
@@ -37,6 +38,8 @@ struct Member {
     epoch: i32,
     instance: Option<String>,
     topics: Vec<String>,
+    /// A SubscribedTopicRegex instead of the topic names.
+    regex: Option<String>,
     /// What the member owns (what the coordinator last assigned).
     owned: Owned,
 }
@@ -49,7 +52,15 @@ impl Member {
             epoch: 0,
             instance: None,
             topics: topics.iter().map(|t| t.to_string()).collect(),
+            regex: None,
             owned: Owned::new(),
+        }
+    }
+
+    fn with_regex(group: &str, regex: &str) -> Member {
+        Member {
+            regex: Some(regex.to_string()),
+            ..Member::new(group, &[])
         }
     }
 
@@ -70,8 +81,10 @@ impl Member {
             .with_instance_id(self.instance.as_deref().map(sb))
             .with_rebalance_timeout_ms(if self.epoch == 0 { 5000 } else { -1 })
             .with_subscribed_topic_names(
-                (self.epoch == 0).then(|| self.topics.iter().map(|t| tn(t)).collect()),
+                (self.epoch == 0 && self.regex.is_none())
+                    .then(|| self.topics.iter().map(|t| tn(t)).collect()),
             )
+            .with_subscribed_topic_regex(self.regex.as_deref().filter(|_| self.epoch == 0).map(sb))
             .with_topic_partitions(Some(owned))
     }
 
@@ -450,6 +463,88 @@ fn group_survives_a_restart() {
     assert_eq!(committed_offsets(&mut c, 9, "cg-r", "cg-r", &[1]), vec![42]);
 }
 
+/// The topic names a described member is assigned.
+fn assigned_names(m: &consumer_group_describe_response::Member) -> BTreeSet<String> {
+    m.assignment
+        .topic_partitions
+        .iter()
+        .map(|tp| tp.topic_name.to_string())
+        .collect()
+}
+
+#[test]
+fn regex_subscriptions_resolve_refresh_and_survive_a_restart() {
+    let mut b = start();
+    let mut c = b.client();
+    create_topic(&mut c, "rx-a", 2, &[]);
+    create_topic(&mut c, "rx-b", 1, &[]);
+    create_topic(&mut c, "other-rx-a", 1, &[]);
+    // An invalid regular expression: RE2J's description in Kafka's message.
+    let bad = Member::with_regex("cg-rx", "rx-(");
+    assert_eq!(
+        hb_error(&mut c, &bad.request()),
+        (
+            E::InvalidRegularExpression.code(),
+            Some(
+                "SubscribedTopicRegex `rx-(` is not a valid regular expression: missing closing )."
+                    .into()
+            )
+        )
+    );
+    // A whole-name match: "other-rx-a" is not matched.
+    let mut m = Member::with_regex("cg-rx", "rx-.*");
+    let mut n = Member::new("cg-rx", &["rx-b"]);
+    // The first resolution happens at this join.
+    let joined = Instant::now();
+    m.beat(&mut c);
+    n.beat(&mut c);
+    converge(&mut c, &mut [&mut m, &mut n], 3);
+    let d = describe(&mut c, "cg-rx");
+    let dm = d
+        .members
+        .iter()
+        .find(|x| x.member_id.as_str() == m.id)
+        .expect("the regex member");
+    assert_eq!(dm.subscribed_topic_regex.as_deref(), Some("rx-.*"));
+    assert!(dm.subscribed_topic_names.is_empty());
+    assert!(assigned_names(dm).is_subset(&["rx-a".to_string(), "rx-b".to_string()].into()));
+    assert_eq!(m.count() + n.count(), 3);
+    // A topic created later is matched at the next refresh (at most every
+    // 10 s, Kafka's REGEX_BATCH_REFRESH_MIN_INTERVAL_MS), restart or not.
+    create_topic(&mut c, "rx-c", 2, &[]);
+    drop(c);
+    assert!(b.stop().success());
+    b.restart();
+    let mut c = b.client();
+    let after = describe(&mut c, "cg-rx");
+    assert_eq!(after.group_epoch, d.group_epoch);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        for x in [&mut m, &mut n] {
+            let r = x.beat(&mut c);
+            assert_eq!(r.error_code, NONE, "{:?}", r.error_message);
+        }
+        if m.count() + n.count() == 5 && m.epoch == n.epoch {
+            break;
+        }
+        assert!(Instant::now() < deadline, "rx-c never assigned");
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(joined.elapsed() >= Duration::from_secs(10));
+    let d = describe(&mut c, "cg-rx");
+    let dm = d
+        .members
+        .iter()
+        .find(|x| x.member_id.as_str() == m.id)
+        .expect("the regex member");
+    assert!(assigned_names(dm).contains("rx-c"));
+    assert!(!assigned_names(dm).contains("other-rx-a"));
+    // The regex member leaves: its topics are no longer subscribed.
+    let r = c.call(HB, &m.request().with_member_epoch(-1));
+    assert_eq!(r.error_code, NONE);
+    converge(&mut c, &mut [&mut n], 1);
+}
+
 #[test]
 fn static_members_session_and_size_limits() {
     let b = start();
@@ -519,4 +614,43 @@ fn static_members_session_and_size_limits() {
     let g = describe(&mut c, "nope");
     assert_eq!(g.error_code, E::GroupIdNotFound.code());
     assert_eq!(g.error_message.as_deref(), Some("Group nope not found."));
+}
+
+#[test]
+fn empty_consumer_groups_without_offsets_are_deleted() {
+    let b = Broker::start(&[
+        "offsets.topic.num.partitions=3",
+        "offsets.retention.check.interval.ms=200",
+    ]);
+    let mut c = b.client();
+    create_topic(&mut c, "cg-x", 1, &[]);
+    let mut gone = Member::new("cg-x1", &["cg-x"]);
+    let mut kept = Member::new("cg-x2", &["cg-x"]);
+    gone.beat(&mut c);
+    kept.beat(&mut c);
+    converge(&mut c, &mut [&mut kept], 1);
+    // An offset within offsets.retention.minutes keeps its empty group.
+    assert_eq!(
+        offset_commit(&mut c, 9, "cg-x2", kept.epoch, &kept.id, &[("cg-x", 0, 7)]),
+        vec![NONE]
+    );
+    for m in [&gone, &kept] {
+        assert_eq!(
+            c.call(HB, &m.request().with_member_epoch(-1)).error_code,
+            NONE
+        );
+    }
+    // A non-empty group is not touched; an empty one without offsets is
+    // deleted at the next retention check (Kafka's cleanupGroupMetadata).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while describe(&mut c, "cg-x1").error_code == NONE {
+        assert!(Instant::now() < deadline, "cg-x1 was not deleted");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let d = describe(&mut c, "cg-x1");
+    assert_eq!(d.error_code, E::GroupIdNotFound.code());
+    assert_eq!(d.error_message.as_deref(), Some("Group cg-x1 not found."));
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(describe(&mut c, "cg-x2").group_state.as_str(), "Empty");
+    assert_eq!(committed_offsets(&mut c, 9, "cg-x2", "cg-x", &[0]), vec![7]);
 }

@@ -528,6 +528,7 @@ impl GroupCoordinator {
             groups.remove_group(&id, now);
             offsets.remove_group(&id);
         }
+        groups.expire_consumer_groups(&self.writer, offsets, retention, now);
     }
 
     // -----------------------------------------------------------------

@@ -25,8 +25,10 @@ use super::classic_rebalance::reschedule_heartbeat;
 use super::consumer::group::ConsumerGroup;
 use super::coordinator::GroupConfig;
 use super::offset_metadata_manager::OffsetMetadataManager;
+use super::offsets::ExpirationBase;
+use super::record_serde;
 use super::timers::{Timer, Timers};
-use super::writer::{map_append_error, CoordinatorWriter};
+use super::writer::{map_append_error, record, CoordRecord, CoordinatorWriter};
 use crate::util::now_ms;
 
 /// What the membership code reads besides the groups: the coordinator's
@@ -583,6 +585,59 @@ impl GroupMetadataManager {
             return Err(code(ResponseError::NonEmptyGroup));
         }
         Ok(Box::new(|t: &str| g.is_subscribed_to(t)))
+    }
+
+    /// Kafka's `cleanupGroupMetadata` for consumer groups
+    /// (`OffsetMetadataManager.cleanupExpiredOffsets`, `maybeDeleteGroup`):
+    /// offsets of topics no member subscribes to expire from their commit,
+    /// and an empty group whose offsets all expired (or that has none) is
+    /// deleted with its records' tombstones, after the offsets' ones.
+    pub fn expire_consumer_groups(
+        &mut self,
+        writer: &CoordinatorWriter,
+        offsets: &mut OffsetMetadataManager,
+        retention_ms: i64,
+        now: i64,
+    ) {
+        let mut dead = Vec::new();
+        for g in self.consumer_groups.values() {
+            let subscribed = g.subscribed_topic_names(None, None).into_iter().collect();
+            let base = ExpirationBase::Unsubscribed(subscribed);
+            let expired = offsets.expired(&g.group_id, &base, retention_ms, now);
+            let delete = g.is_empty() && offsets.only_these(&g.group_id, &expired);
+            let tombstones = if delete { g.tombstones() } else { Vec::new() };
+            let records: Result<Vec<CoordRecord>, ResponseError> = expired
+                .iter()
+                .map(|(t, p)| record(record_serde::offset_key(&g.group_id, t, *p), None))
+                .chain(
+                    tombstones
+                        .iter()
+                        .map(|r| record(r.encode().map(|(k, _)| k), None)),
+                )
+                .collect();
+            if records.as_ref().is_ok_and(|r| r.is_empty()) {
+                continue;
+            }
+            match records.and_then(|records| writer.append(&g.group_id, &records)) {
+                Ok(_) => {
+                    offsets.remove(&g.group_id, &expired);
+                    if !expired.is_empty() {
+                        tracing::info!(group = %g.group_id, removed = expired.len(), "expired committed offsets");
+                    }
+                    if delete {
+                        tracing::info!(group = %g.group_id, "deleted the empty consumer group: its offsets expired");
+                        dead.push(g.group_id.clone());
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(group = %g.group_id, error = ?e, "writing offset expiration failed")
+                }
+            }
+        }
+        for id in dead {
+            self.remove_group(&id, now);
+            offsets.remove_group(&id);
+        }
     }
 
     /// Fires every due timer; returns the next deadline. `offsets` as for

@@ -72,15 +72,16 @@ pub enum CoordinatorKey {
     Group {
         group: String,
     },
-    /// A KIP-848 consumer group record (key types 3-8; see
-    /// `consumer::records`), with its member id for types 5, 7 and 8.
+    /// A KIP-848 consumer group record (key types 3-8 and 16; see
+    /// `consumer::records`), with its member id for types 5, 7 and 8 (the
+    /// regular expression for 16).
     Consumer {
         kind: i16,
         group: String,
         member: Option<String>,
     },
-    /// A record kind this broker does not load (regular expressions,
-    /// share and streams groups...).
+    /// A record kind this broker does not load (share and streams
+    /// groups...).
     Other(i16),
 }
 
@@ -172,7 +173,8 @@ pub fn decode_key(key: &[u8]) -> Result<CoordinatorKey, DecodeError> {
             group: r.string()?,
             member: None,
         }),
-        5 | 7 | 8 => Ok(CoordinatorKey::Consumer {
+        // 16: the second string is the regular expression.
+        5 | 7 | 8 | 16 => Ok(CoordinatorKey::Consumer {
             kind: version,
             group: r.string()?,
             member: Some(r.string()?),

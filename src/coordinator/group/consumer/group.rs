@@ -1,7 +1,8 @@
 //! A KIP-848 consumer group's state (Kafka's `ConsumerGroup`): the group
 //! epoch, the target assignment and its epoch, the members with their
 //! current assignments, and what is derived from them (state, static
-//! members, which member epoch owns each partition). The state changes
+//! members, which member epoch owns each partition, the resolved regular
+//! expressions the members subscribe to). The state changes
 //! only by replaying records ([`ConsumerGroup::replay`]), on load and after
 //! each write alike, so what is in memory is what `__consumer_offsets`
 //! says.
@@ -12,7 +13,7 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use super::member::{Assignment, ConsumerGroupMember, LEAVE_GROUP_MEMBER_EPOCH};
-use super::records::ConsumerRecord;
+use super::records::{ConsumerRecord, ResolvedRegularExpression};
 use crate::coordinator::group::timers::TimerKey;
 
 /// Kafka's `ConsumerGroupState`.
@@ -60,7 +61,18 @@ pub struct ConsumerGroup {
     /// A pre-4.1 partition metadata record was loaded: the next heartbeat
     /// writes its tombstone.
     pub has_partition_metadata_record: bool,
+    /// The topics each subscribed regular expression matched (records
+    /// type 16); a member subscribes to its topic names plus these.
+    pub resolved_regular_expressions: BTreeMap<String, ResolvedRegularExpression>,
     pub timers: HashMap<String, MemberTimers>,
+}
+
+/// A member's regular expression; an empty one is none (Kafka's
+/// `subscribedTopicRegexOrNull`).
+pub fn regex_of(m: &ConsumerGroupMember) -> Option<&str> {
+    m.subscribed_topic_regex
+        .as_deref()
+        .filter(|r| !r.is_empty())
 }
 
 impl ConsumerGroup {
@@ -130,20 +142,80 @@ impl ConsumerGroup {
             .unwrap_or_default()
     }
 
-    /// Every topic name some member subscribes to, with `old` replaced by
-    /// `new` (either may be absent).
+    /// The members with `old` replaced by `new` (either may be absent).
+    fn members_with<'a>(
+        &'a self,
+        old: Option<&'a ConsumerGroupMember>,
+        new: Option<&'a ConsumerGroupMember>,
+    ) -> impl Iterator<Item = &'a ConsumerGroupMember> {
+        let skip = old.map(|m| m.member_id.as_str());
+        self.members
+            .values()
+            .filter(move |m| Some(m.member_id.as_str()) != skip)
+            .chain(new)
+    }
+
+    /// The topics a member subscribes to: its names and what its regular
+    /// expression resolved to (nothing while it is unresolved).
+    pub fn member_topics<'a>(&'a self, m: &'a ConsumerGroupMember) -> BTreeSet<&'a str> {
+        let mut out: BTreeSet<&str> = m
+            .subscribed_topic_names
+            .iter()
+            .map(String::as_str)
+            .collect();
+        if let Some(r) = regex_of(m).and_then(|r| self.resolved_regular_expressions.get(r)) {
+            out.extend(r.topics.iter().map(String::as_str));
+        }
+        out
+    }
+
+    /// Every topic some member subscribes to, by name or by a resolved
+    /// regular expression, with `old` replaced by `new` (Kafka's
+    /// `computeSubscribedTopicNames`).
     pub fn subscribed_topic_names(
         &self,
         old: Option<&ConsumerGroupMember>,
         new: Option<&ConsumerGroupMember>,
     ) -> BTreeSet<String> {
-        let skip = old.map(|m| m.member_id.as_str());
+        self.members_with(old, new)
+            .flat_map(|m| self.member_topics(m))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// How many members subscribe to each regular expression (Kafka's
+    /// `subscribedRegularExpressions`).
+    pub fn subscribed_regular_expressions(&self) -> BTreeMap<String, usize> {
+        let mut out: BTreeMap<String, usize> = BTreeMap::new();
+        for r in self.members.values().filter_map(regex_of) {
+            *out.entry(r.to_string()).or_default() += 1;
+        }
+        out
+    }
+
+    /// How many members subscribe to `regex`.
+    pub fn num_subscribed_members(&self, regex: &str) -> usize {
         self.members
             .values()
-            .filter(|m| Some(m.member_id.as_str()) != skip)
-            .chain(new)
-            .flat_map(|m| m.subscribed_topic_names.iter().cloned())
-            .collect()
+            .filter(|m| regex_of(m) == Some(regex))
+            .count()
+    }
+
+    /// When the regular expressions were last resolved (they are resolved
+    /// together; `i64::MIN` when none is).
+    pub fn last_regex_refresh_ms(&self) -> i64 {
+        self.resolved_regular_expressions
+            .values()
+            .next()
+            .map_or(i64::MIN, |r| r.timestamp)
+    }
+
+    /// The topics version they were resolved at (0 when none is).
+    pub fn last_regex_version(&self) -> i64 {
+        self.resolved_regular_expressions
+            .values()
+            .next()
+            .map_or(0, |r| r.version)
     }
 
     /// The server assignor most members ask for, with `old` replaced by
@@ -173,24 +245,28 @@ impl ConsumerGroup {
             .map(|(a, _)| a.to_string())
     }
 
-    /// Whether the members subscribe to one same set of topics (Kafka's
-    /// HOMOGENEOUS subscription type), with `old` replaced by `new`.
+    /// Kafka's HOMOGENEOUS subscription type (`ConsumerGroup.subscriptionType`),
+    /// with `old` replaced by `new`: without regular expressions, every
+    /// member subscribes to the same topic names; with them, every member
+    /// subscribes to one same regular expression and no member to names.
     pub fn is_homogeneous(
         &self,
         old: Option<&ConsumerGroupMember>,
         new: Option<&ConsumerGroupMember>,
     ) -> bool {
-        let skip = old.map(|m| m.member_id.as_str());
-        let mut subs = self
-            .members
-            .values()
-            .filter(|m| Some(m.member_id.as_str()) != skip)
-            .chain(new)
-            .map(|m| &m.subscribed_topic_names);
-        match subs.next() {
-            None => true,
-            Some(first) => subs.all(|s| s == first),
+        let members: Vec<&ConsumerGroupMember> = self.members_with(old, new).collect();
+        let Some(first) = members.first() else {
+            return true;
+        };
+        if members.iter().all(|m| regex_of(m).is_none()) {
+            return members
+                .iter()
+                .all(|m| m.subscribed_topic_names == first.subscribed_topic_names);
         }
+        regex_of(first).is_some()
+            && members
+                .iter()
+                .all(|m| regex_of(m) == regex_of(first) && m.subscribed_topic_names.is_empty())
     }
 
     // -----------------------------------------------------------------
@@ -235,6 +311,13 @@ impl ConsumerGroup {
             }
             R::TargetAssignmentMember(_, id, None) => {
                 self.target_assignment.remove(id);
+            }
+            R::RegularExpression(_, regex, Some(v)) => {
+                self.resolved_regular_expressions
+                    .insert(regex.clone(), v.clone());
+            }
+            R::RegularExpression(_, regex, None) => {
+                self.resolved_regular_expressions.remove(regex);
             }
             R::CurrentMemberAssignment(_, id, Some(v)) => {
                 let mut m = self
@@ -364,12 +447,13 @@ impl ConsumerGroup {
         Ok(())
     }
 
-    /// Whether some member subscribes to `topic` (OffsetDelete refuses
-    /// to delete the offsets of subscribed topics).
+    /// Whether some member subscribes to `topic`, by name or by regular
+    /// expression (OffsetDelete refuses to delete the offsets of
+    /// subscribed topics).
     pub fn is_subscribed_to(&self, topic: &str) -> bool {
         self.members
             .values()
-            .any(|m| m.subscribed_topic_names.iter().any(|t| t == topic))
+            .any(|m| self.member_topics(m).contains(topic))
     }
 
     /// The tombstones that delete this (empty) group, in Kafka's order.
@@ -391,8 +475,80 @@ impl ConsumerGroup {
                 .keys()
                 .map(|m| ConsumerRecord::MemberMetadata(g.clone(), m.clone(), None)),
         );
+        out.extend(
+            self.resolved_regular_expressions
+                .keys()
+                .map(|r| ConsumerRecord::RegularExpression(g.clone(), r.clone(), None)),
+        );
         out.push(ConsumerRecord::PartitionMetadata(g.clone()));
         out.push(ConsumerRecord::GroupMetadata(g.clone(), None));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::records::MemberMetadata;
+    use super::*;
+
+    fn join(g: &mut ConsumerGroup, id: &str, names: &[&str], regex: Option<&str>) {
+        let v = MemberMetadata {
+            subscribed_topic_names: names.iter().map(|s| s.to_string()).collect(),
+            subscribed_topic_regex: regex.map(str::to_string),
+            ..MemberMetadata::default()
+        };
+        g.replay(&ConsumerRecord::MemberMetadata(
+            "g".into(),
+            id.into(),
+            Some(v),
+        ));
+    }
+
+    #[test]
+    fn replayed_regular_expressions_add_to_the_subscription() {
+        let mut g = ConsumerGroup::new("g");
+        join(&mut g, "m1", &[], Some("t.*"));
+        join(&mut g, "m2", &[], Some("t.*"));
+        // Unresolved: subscribes to nothing yet.
+        assert!(g.subscribed_topic_names(None, None).is_empty());
+        assert!(g.is_homogeneous(None, None));
+        let resolved = ResolvedRegularExpression {
+            topics: ["t1".to_string(), "t2".to_string()].into(),
+            version: 1,
+            timestamp: 5,
+        };
+        g.replay(&ConsumerRecord::RegularExpression(
+            "g".into(),
+            "t.*".into(),
+            Some(resolved),
+        ));
+        assert_eq!(
+            g.subscribed_topic_names(None, None),
+            ["t1".to_string(), "t2".to_string()].into()
+        );
+        assert!(g.is_subscribed_to("t2"));
+        assert_eq!(g.last_regex_refresh_ms(), 5);
+        assert_eq!(g.num_subscribed_members("t.*"), 2);
+        // A member by name makes it heterogeneous (Kafka's rule), even
+        // with the same topics.
+        join(&mut g, "m3", &["t1", "t2"], None);
+        assert!(!g.is_homogeneous(None, None));
+        assert_eq!(
+            g.member_topics(&g.members["m1"]),
+            g.member_topics(&g.members["m3"])
+        );
+        // Deleting the group deletes the resolution too.
+        assert!(g.tombstones().contains(&ConsumerRecord::RegularExpression(
+            "g".into(),
+            "t.*".into(),
+            None
+        )));
+        g.replay(&ConsumerRecord::RegularExpression(
+            "g".into(),
+            "t.*".into(),
+            None,
+        ));
+        assert!(g.member_topics(&g.members["m1"]).is_empty());
+        assert_eq!(g.last_regex_refresh_ms(), i64::MIN);
     }
 }

@@ -430,6 +430,12 @@ impl GroupMetadataManager {
         updated.client_host = p.client_host.clone();
 
         let mut bump = g.group_epoch == 0;
+        // Regular expressions, decided on the group before the member's
+        // new metadata (Kafka's `maybeUpdateRegularExpressions`).
+        let now_ms = crate::util::time::now_ms();
+        let topics_version = topics.topics_version();
+        let regex_update =
+            super::regex::maybe_update(&g, &member, &updated, now_ms, topics_version)?;
         if updated != member || !g.members.contains_key(&member_id) {
             push(
                 &mut g,
@@ -442,6 +448,33 @@ impl GroupMetadataManager {
             );
             if updated.subscribed_topic_names != member.subscribed_topic_names {
                 tracing::debug!(group = %gid, member = %member_id, topics = ?updated.subscribed_topic_names, "member updated its subscribed topics");
+                bump = true;
+            }
+        }
+        if let Some(regex) = regex_update.tombstone {
+            tracing::debug!(group = %gid, regex = %regex, "no member subscribes to the regular expression any more");
+            push(
+                &mut g,
+                &mut recs,
+                ConsumerRecord::RegularExpression(gid.clone(), regex, None),
+            );
+        }
+        bump |= regex_update.bump;
+        if let Some(regexes) = regex_update.refresh {
+            let resolved = super::regex::resolve(
+                &gid,
+                &regexes,
+                &topics.topic_names(),
+                &|t| topics.may_describe(t),
+                topics_version,
+                now_ms,
+            );
+            let (regex_recs, changed) = super::regex::result_records(&g, resolved);
+            for r in regex_recs {
+                push(&mut g, &mut recs, r);
+            }
+            if changed {
+                tracing::info!(group = %gid, "the group's regular expressions resolve to other topics");
                 bump = true;
             }
         }
@@ -493,9 +526,9 @@ impl GroupMetadataManager {
                 .map(|(id, m)| {
                     let spec = MemberSpec {
                         instance_id: m.instance_id.clone(),
-                        topics: m
-                            .subscribed_topic_names
-                            .iter()
+                        topics: g
+                            .member_topics(m)
+                            .into_iter()
                             .filter_map(|n| resolved.get(n).map(|t| t.0))
                             .collect(),
                         assignment: g.target_assignment.get(id).cloned().unwrap_or_default(),
@@ -716,7 +749,22 @@ impl GroupMetadataManager {
         }
         let mut g = g.clone();
         let mut recs = Vec::new();
+        let regex = g
+            .members
+            .get(member_id)
+            .and_then(|m| super::group::regex_of(m).map(str::to_string));
         remove_member(&mut g, &mut recs, gid, member_id);
+        // The last subscriber of a regular expression is gone (Kafka's
+        // `maybeDeleteResolvedRegularExpressions`).
+        if let Some(r) = regex {
+            if g.num_subscribed_members(&r) == 0 {
+                push(
+                    &mut g,
+                    &mut recs,
+                    ConsumerRecord::RegularExpression(gid.to_string(), r, None),
+                );
+            }
+        }
         let names = g.subscribed_topic_names(None, None);
         let hash = combine_hashes(
             names

@@ -8,6 +8,8 @@
 //! - `records`: the consumer group records of `__consumer_offsets`.
 //! - `current_assignment`: `CurrentAssignmentBuilder` (reconciliation).
 //! - `assignors`: the uniform and range server assignors.
+//! - `regex`: regular-expression subscriptions (validation, resolution,
+//!   when to refresh).
 //! - `heartbeat`: ConsumerGroupHeartbeat (join, heartbeat, leave, static
 //!   members, target assignment, fencing on session and rebalance
 //!   timeouts) and ConsumerGroupDescribe.
@@ -18,6 +20,7 @@ pub mod group;
 pub mod heartbeat;
 pub mod member;
 pub mod records;
+pub mod regex;
 
 use uuid::Uuid;
 
@@ -28,6 +31,15 @@ pub trait TopicResolver {
     fn by_name(&self, name: &str) -> Option<(Uuid, i32)>;
     /// A topic's name by id.
     fn name_of(&self, id: &Uuid) -> Option<String>;
+    /// Every topic's name (regular expressions are resolved against them;
+    /// Kafka does not leave internal topics out).
+    fn topic_names(&self) -> Vec<String>;
+    /// A version that grows when topics are created (Kafka's
+    /// `lastMetadataImageWithNewTopics`).
+    fn topics_version(&self) -> i64;
+    /// Whether the client whose heartbeat resolves the group's regular
+    /// expressions may DESCRIBE `topic` (topics it may not are left out).
+    fn may_describe(&self, topic: &str) -> bool;
 }
 
 /// A hash of one topic's metadata the group's epoch depends on (name, id,

@@ -2,8 +2,9 @@
 //! byte layouts (kafka-group-coordinator's `ConsumerGroup*Key/Value.json`):
 //! the key is its record type as an INT16 (3 group metadata, 4 the old
 //! partition metadata, 5 member metadata, 6 target assignment metadata, 7
-//! target assignment member, 8 current member assignment) followed by the
-//! group id (and member id); the value an INT16 version (0) and a flexible
+//! target assignment member, 8 current member assignment, 16 a resolved
+//! regular expression) followed by the group id (and member id, or the
+//! regular expression); the value an INT16 version (0) and a flexible
 //! body (compact strings, tagged fields). A null value is a tombstone.
 
 use std::collections::BTreeSet;
@@ -19,6 +20,17 @@ pub const MEMBER_METADATA: i16 = 5;
 pub const TARGET_ASSIGNMENT_METADATA: i16 = 6;
 pub const TARGET_ASSIGNMENT_MEMBER: i16 = 7;
 pub const CURRENT_MEMBER_ASSIGNMENT: i16 = 8;
+pub const REGULAR_EXPRESSION: i16 = 16;
+
+/// ConsumerGroupRegularExpressionValue (Kafka's `ResolvedRegularExpression`):
+/// the topics a regex matched, the metadata version it was resolved at and
+/// when (ms).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ResolvedRegularExpression {
+    pub topics: BTreeSet<String>,
+    pub version: i64,
+    pub timestamp: i64,
+}
 
 /// ConsumerGroupMemberMetadataValue (the classic-member tagged field is
 /// never written: kastle has no classic members in consumer groups).
@@ -83,6 +95,8 @@ pub enum ConsumerRecord {
     TargetAssignmentMetadata(String, Option<i32>),
     TargetAssignmentMember(String, String, Option<Assignment>),
     CurrentMemberAssignment(String, String, Option<CurrentAssignment>),
+    /// (group, regular expression, its resolution).
+    RegularExpression(String, String, Option<ResolvedRegularExpression>),
 }
 
 impl ConsumerRecord {
@@ -96,12 +110,18 @@ impl ConsumerRecord {
             R::TargetAssignmentMetadata(g, _) => (TARGET_ASSIGNMENT_METADATA, g, None),
             R::TargetAssignmentMember(g, m, _) => (TARGET_ASSIGNMENT_MEMBER, g, Some(m)),
             R::CurrentMemberAssignment(g, m, _) => (CURRENT_MEMBER_ASSIGNMENT, g, Some(m)),
+            R::RegularExpression(g, regex, _) => (REGULAR_EXPRESSION, g, Some(regex)),
         };
         let mut k = FieldWriter::with_capacity(8 + group.len());
         k.i16(kind);
         k.string("groupId", group)?;
         if let Some(m) = member {
-            k.string("memberId", m)?;
+            let field = if kind == REGULAR_EXPRESSION {
+                "regularExpression"
+            } else {
+                "memberId"
+            };
+            k.string(field, m)?;
         }
         let value = match self {
             R::GroupMetadata(_, Some((epoch, hash))) => {
@@ -141,12 +161,24 @@ impl ConsumerRecord {
                 w.no_tagged_fields();
                 Some(w.finish())
             }
+            R::RegularExpression(_, _, Some(v)) => {
+                let mut w = value_writer();
+                w.compact_len("topics", Some(v.topics.len()))?;
+                for t in &v.topics {
+                    w.compact_string("topics", t)?;
+                }
+                w.i64(v.version);
+                w.i64(v.timestamp);
+                w.no_tagged_fields();
+                Some(w.finish())
+            }
             _ => None,
         };
         Ok((k.finish(), value))
     }
 
-    /// The record of key type `kind` (3-8) for `group`/`member` with the
+    /// The record of key type `kind` (3-8, 16) for `group`/`member` (for
+    /// 16: the regular expression) with the
     /// stored `value` (None: tombstone).
     pub fn decode(
         kind: i16,
@@ -168,6 +200,7 @@ impl ConsumerRecord {
                 TARGET_ASSIGNMENT_MEMBER => {
                     ConsumerRecord::TargetAssignmentMember(group, member()?, None)
                 }
+                REGULAR_EXPRESSION => ConsumerRecord::RegularExpression(group, member()?, None),
                 _ => ConsumerRecord::CurrentMemberAssignment(group, member()?, None),
             });
         };
@@ -220,6 +253,24 @@ impl ConsumerRecord {
             }
             TARGET_ASSIGNMENT_MEMBER => {
                 ConsumerRecord::TargetAssignmentMember(group, member()?, Some(read_tps(&mut r)?))
+            }
+            REGULAR_EXPRESSION => {
+                let n = r.count()?;
+                let mut topics = BTreeSet::new();
+                for _ in 0..n {
+                    topics.insert(r.string()?);
+                }
+                let version = r.i64()?;
+                let timestamp = r.i64()?;
+                ConsumerRecord::RegularExpression(
+                    group,
+                    member()?,
+                    Some(ResolvedRegularExpression {
+                        topics,
+                        version,
+                        timestamp,
+                    }),
+                )
             }
             _ => {
                 let member_epoch = r.i32()?;
@@ -347,7 +398,7 @@ mod tests {
         let mut r = FieldReader::new(&k);
         let kind = r.i16().unwrap();
         let group = r.string().unwrap();
-        let member = matches!(kind, 5 | 7 | 8).then(|| r.string().unwrap());
+        let member = matches!(kind, 5 | 7 | 8 | 16).then(|| r.string().unwrap());
         assert_eq!(
             ConsumerRecord::decode(kind, group, member, v.as_deref()).unwrap(),
             rec
@@ -402,6 +453,39 @@ mod tests {
             .unwrap();
         assert_eq!(k, vec![0, 3, 0, 1, b'g']);
         assert_eq!(v.unwrap(), vec![0, 0, 0, 0, 0, 3, 0]);
+        round_trip(ConsumerRecord::RegularExpression(
+            "g".into(),
+            "t.*".into(),
+            Some(ResolvedRegularExpression {
+                topics: ["ta".to_string(), "tb".to_string()].into_iter().collect(),
+                version: 42,
+                timestamp: 1_700_000_000_000,
+            }),
+        ));
+        round_trip(ConsumerRecord::RegularExpression(
+            "g".into(),
+            "t.*".into(),
+            None,
+        ));
+        // ConsumerGroupRegularExpressionKey v0 (not flexible): INT16 16,
+        // STRING group, STRING regex. The value v0 (flexible): compact
+        // []string Topics, INT64 Version, INT64 Timestamp, no tagged fields.
+        let (k, v) = ConsumerRecord::RegularExpression(
+            "g".into(),
+            "a+".into(),
+            Some(ResolvedRegularExpression {
+                topics: ["aa".to_string()].into_iter().collect(),
+                version: 7,
+                timestamp: 9,
+            }),
+        )
+        .encode()
+        .unwrap();
+        assert_eq!(k, vec![0, 16, 0, 1, b'g', 0, 2, b'a', b'+']);
+        assert_eq!(
+            v.unwrap(),
+            vec![0, 0, 2, 3, b'a', b'a', 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 9, 0]
+        );
         // A truncated value is an error, not a panic.
         assert!(ConsumerRecord::decode(8, "g".into(), Some("m".into()), Some(&[0, 0, 0])).is_err());
     }

@@ -3,7 +3,10 @@
 // every record consumed exactly once with synchronous commits, the group
 // listed and described through the Admin client, and (phase "after-restart",
 // run after the broker restarted) the committed offsets surviving the
-// restart. Compiled against kafka-clients 3.4 like the rest of the module but
+// restart. Phase "regex": a member subscribing with an RE2J
+// SubscriptionPattern (resolved by the broker) gets the topics whose whole
+// name matches, a matching topic created later, and an invalid pattern is
+// refused with Kafka's INVALID_REGULAR_EXPRESSION message. Compiled against kafka-clients 3.4 like the rest of the module but
 // meant to run on jvm/kafka4's classpath (4.x): 4.x-only Admin calls go
 // through reflection. Prints one JSON line per step (see Out).
 package kastle.compat;
@@ -55,7 +58,7 @@ public final class ConsumerProtocol {
 
     public static void main(String[] args) throws Exception {
         if (args.length < 3) {
-            System.err.println("usage: ConsumerProtocol run|after-restart BOOTSTRAP PREFIX");
+            System.err.println("usage: ConsumerProtocol run|after-restart|regex BOOTSTRAP PREFIX");
             System.exit(2);
         }
         bootstrap = args[1];
@@ -65,6 +68,8 @@ public final class ConsumerProtocol {
         try (Admin admin = Admin.create(adminProps())) {
             if (args[0].equals("run")) {
                 run(admin);
+            } else if (args[0].equals("regex")) {
+                regex(admin, args[2]);
             } else {
                 afterRestart(admin);
             }
@@ -80,18 +85,81 @@ public final class ConsumerProtocol {
     }
 
     static KafkaConsumer<byte[], byte[]> consumer(String clientId) {
+        KafkaConsumer<byte[], byte[]> c = unsubscribed(clientId, group);
+        c.subscribe(List.of(topic));
+        return c;
+    }
+
+    static KafkaConsumer<byte[], byte[]> unsubscribed(String clientId, String groupId) {
         Properties p = new Properties();
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-        p.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        p.put(ConsumerConfig.GROUP_ID_CONFIG, groupId);
         p.put(ConsumerConfig.CLIENT_ID_CONFIG, clientId);
         p.put("group.protocol", "consumer");
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
         p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
-        KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p);
-        c.subscribe(List.of(topic));
-        return c;
+        return new KafkaConsumer<>(p);
+    }
+
+    /** `c.subscribe(new SubscriptionPattern(regex))` (4.x only: reflection). */
+    static void subscribePattern(KafkaConsumer<byte[], byte[]> c, String regex) throws Exception {
+        Class<?> sp = Class.forName("org.apache.kafka.clients.consumer.SubscriptionPattern");
+        Object pattern = sp.getConstructor(String.class).newInstance(regex);
+        c.getClass().getMethod("subscribe", sp).invoke(c, pattern);
+    }
+
+    /** Polls `c` until its assignment is `want`. */
+    static void awaitAssignment(KafkaConsumer<byte[], byte[]> c, Set<TopicPartition> want, long deadlineMs) {
+        long deadline = System.currentTimeMillis() + deadlineMs;
+        while (!c.assignment().equals(want)) {
+            c.poll(POLL);
+            check(System.currentTimeMillis() < deadline, "assignment never became " + want, c.assignment());
+        }
+    }
+
+    static void regex(Admin admin, String prefix) throws Exception {
+        String a = prefix + "-rx-a";
+        String b = prefix + "-rx-b";
+        String later = prefix + "-rx-c";
+        // Contains a match but is not one: RE2J's matches() takes whole names.
+        String outside = "z" + prefix + "-rx-a";
+        admin.createTopics(List.of(new NewTopic(a, 2, (short) 1), new NewTopic(b, 1, (short) 1),
+            new NewTopic(outside, 1, (short) 1))).all().get(30, TimeUnit.SECONDS);
+        Set<TopicPartition> want = new HashSet<>(List.of(new TopicPartition(a, 0),
+            new TopicPartition(a, 1), new TopicPartition(b, 0)));
+        try (KafkaConsumer<byte[], byte[]> c = unsubscribed("rx-0", prefix + "-rxg")) {
+            subscribePattern(c, prefix + "-rx-.*");
+            step("regex_assigns_matching_topics", () -> awaitAssignment(c, want, 30_000));
+            step("regex_new_topic_assigned", () -> {
+                long t0 = System.currentTimeMillis();
+                admin.createTopics(List.of(new NewTopic(later, 1, (short) 1))).all().get(30, TimeUnit.SECONDS);
+                want.add(new TopicPartition(later, 0));
+                awaitAssignment(c, want, 40_000);
+                line("type", "info", "new_topic_assigned_after_ms", System.currentTimeMillis() - t0);
+            });
+        }
+        step("invalid_regex_refused", () -> {
+            String bad = prefix + "-rx-(";
+            try (KafkaConsumer<byte[], byte[]> c = unsubscribed("rx-bad", prefix + "-rxbad")) {
+                subscribePattern(c, bad);
+                long deadline = System.currentTimeMillis() + 15_000;
+                String error = null;
+                while (error == null) {
+                    try {
+                        c.poll(POLL);
+                    } catch (RuntimeException e) {
+                        error = e.getClass().getSimpleName() + ": " + e.getMessage();
+                    }
+                    check(System.currentTimeMillis() < deadline, "the invalid pattern was not refused");
+                }
+                // The client puts its own sentence before the coordinator's message.
+                eq("InvalidRegularExpression: Invalid RE2J SubscriptionPattern provided in the call to subscribe. "
+                    + "SubscribedTopicRegex `" + bad
+                    + "` is not a valid regular expression: missing closing ).", error, "error");
+            }
+        });
     }
 
     static void produce(int n, int from) throws Exception {
