@@ -334,6 +334,10 @@ impl GroupCoordinator {
         p: HeartbeatParams,
         topics: &dyn TopicResolver,
     ) -> HeartbeatOutcome {
+        // Kafka checks the request before it looks for the group's shard.
+        if let Err(f) = super::consumer::heartbeat::validate(&p, &self.config.consumer_assignors) {
+            return HeartbeatOutcome::error(f);
+        }
         let out = {
             let mut shard = self.lock();
             if let Err(e) = self.check_coordinator(&shard, &p.group_id) {
