@@ -130,8 +130,8 @@ pub struct TransactionCoordinator {
     /// Cluster mode: the partition count of `__transaction_state` in the
     /// metadata image (standalone: the local topic's).
     pub(super) num_partitions: std::sync::atomic::AtomicI32,
-    producer_ids: Arc<ProducerIdManager>,
-    markers: Arc<dyn TxnMarkerWriter>,
+    pub(super) producer_ids: Arc<ProducerIdManager>,
+    pub(super) markers: Arc<dyn TxnMarkerWriter>,
     pub(super) txns: Mutex<HashMap<String, Arc<AsyncMutex<TxnMetadata>>>>,
     pub(super) producers: Mutex<HashMap<i64, ProducerView>>,
     /// Cluster mode: the `__transaction_state` partitions this broker
@@ -140,7 +140,7 @@ pub struct TransactionCoordinator {
     pub(super) leadership: Option<Mutex<BTreeMap<i32, TxnPartitionLoad>>>,
     /// Standalone: serializes [`Self::adopt_topic`] (its replay and install
     /// happen before the topic is published).
-    adopting: Mutex<()>,
+    pub(super) adopting: Mutex<()>,
 }
 
 /// Kafka answers PRODUCER_FENCED from EndTxn/AddPartitionsToTxn/AddOffsetsToTxn
@@ -244,62 +244,6 @@ impl TransactionCoordinator {
             leadership: Some(Mutex::new(BTreeMap::new())),
             adopting: Mutex::new(()),
         })
-    }
-
-    /// A standalone broker's coordinator before `__transaction_state`
-    /// exists: InitProducerId without a transactional id works (it needs
-    /// no log, as in Kafka); every transactional id answers NOT_COORDINATOR,
-    /// which sends clients to FindCoordinator, whose first transactional
-    /// key creates the topic and hands it over with [`Self::adopt_topic`].
-    pub fn standalone_without_topic(
-        config: TxnConfig,
-        producer_ids: Arc<ProducerIdManager>,
-        markers: Arc<dyn TxnMarkerWriter>,
-    ) -> Arc<Self> {
-        let n = config.num_partitions.max(1);
-        Arc::new(TransactionCoordinator {
-            config,
-            log: TxnLog::Local(OnceLock::new()),
-            num_partitions: std::sync::atomic::AtomicI32::new(n),
-            producer_ids,
-            markers,
-            txns: Mutex::new(HashMap::new()),
-            producers: Mutex::new(HashMap::new()),
-            leadership: None,
-            adopting: Mutex::new(()),
-        })
-    }
-
-    /// Whether this broker has its `__transaction_state` (always in a
-    /// cluster, where each partition's leadership decides instead).
-    pub fn has_topic(&self) -> bool {
-        match &self.log {
-            TxnLog::Local(cell) => cell.get().is_some(),
-            TxnLog::Replicas(_) => true,
-        }
-    }
-
-    /// Standalone: `log_topic` was created on first need; its transactional
-    /// ids are loaded (none, unless something wrote it before it was
-    /// handed over; a prepared one is completed by the periodic check of
-    /// [`Self::start`]) and from now on this broker coordinates every id.
-    /// A no-op when the coordinator has its topic already.
-    pub fn adopt_topic(&self, log_topic: Arc<Topic>) -> anyhow::Result<()> {
-        let TxnLog::Local(cell) = &self.log else {
-            return Ok(());
-        };
-        let _adopting = self.adopting.lock().unwrap_or_else(|p| p.into_inner());
-        if cell.get().is_some() {
-            return Ok(());
-        }
-        let latest = Self::replay_partitions(&log_topic.partitions)?;
-        let n = i32::try_from(log_topic.partitions.len()).unwrap_or(i32::MAX);
-        self.num_partitions
-            .store(n, std::sync::atomic::Ordering::Release);
-        self.install(latest);
-        // Published last: until now every id answered NOT_COORDINATOR.
-        let _ = cell.set(log_topic);
-        Ok(())
     }
 
     pub fn partition_for(&self, transactional_id: &str) -> i32 {
