@@ -96,9 +96,12 @@ impl ReplicaManager {
     }
 
     /// Returns the internal topic `name`, creating it with `partitions`
-    /// partitions and `configs` when it does not exist yet (the
-    /// coordinators' `__consumer_offsets` and `__transaction_state`). Called
-    /// while wiring, before [`ReplicaManager::start`] starts its flushers.
+    /// partitions and `configs` when it does not exist yet (a standalone
+    /// broker's `__consumer_offsets` and `__transaction_state`, on their
+    /// first need). Blocking: creating a topic writes (and syncs) each
+    /// partition's directory. Runs after [`ReplicaManager::start`], so a
+    /// new topic's flushers start here; of two racing callers the second
+    /// gets the first one's topic.
     pub fn get_or_create_internal_topic(
         &self,
         name: &str,
@@ -108,12 +111,23 @@ impl ReplicaManager {
         if let Some(t) = self.topics.get(name) {
             return Ok(t);
         }
-        let t = self
-            .topics
-            .create(name, partitions, 1, configs)
-            .map_err(|e| anyhow::anyhow!("creating {name}: {}", e.message))?;
-        tracing::info!(partitions, "created {name}");
-        Ok(t)
+        let started = std::time::Instant::now();
+        match self.topics.create(name, partitions, 1, configs) {
+            Ok(t) => {
+                start_flushers(&t);
+                tracing::info!(
+                    partitions,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "created {name}"
+                );
+                Ok(t)
+            }
+            Err(e) if e.code == ResponseError::TopicAlreadyExists => self
+                .topics
+                .get(name)
+                .ok_or_else(|| anyhow::anyhow!("creating {name}: {}", e.message)),
+            Err(e) => Err(anyhow::anyhow!("creating {name}: {}", e.message)),
+        }
     }
 
     pub fn create_topic(

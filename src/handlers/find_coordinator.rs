@@ -1,6 +1,8 @@
 //! FindCoordinator: on a standalone broker every group and transactional
 //! id is coordinated by this broker, at the address advertised for the
-//! client's listener. In a cluster a group's coordinator is the leader of
+//! client's listener; the first key of a type creates its internal topic
+//! (`__consumer_offsets`, `__transaction_state`), as Kafka creates them on
+//! first need rather than at start-up. In a cluster a group's coordinator is the leader of
 //! its `__consumer_offsets` partition (a transactional id's, of its
 //! `__transaction_state` partition), at that broker's endpoint on the
 //! client's listener (Kafka's `KafkaApis.getCoordinator`): a missing topic
@@ -21,7 +23,8 @@ use crate::coordinator::group::OFFSETS_TOPIC;
 use crate::coordinator::partition_for;
 use crate::coordinator::txn::transaction_log::TXN_TOPIC;
 use crate::coordinator::txn::TransactionCoordinator;
-use crate::handlers::{decode_or_close, Reply, Request};
+use crate::coordinator::txn::TxnConfig;
+use crate::handlers::{decode, malformed, ready, KafkaApis, Pending, Reply, Request};
 use crate::security::acl::{AclOperation, ResourceType};
 
 fn s(v: impl Into<String>) -> StrBytes {
@@ -30,6 +33,54 @@ fn s(v: impl Into<String>) -> StrBytes {
 
 fn group_allowed(req: &Request, op: AclOperation, group: &str) -> bool {
     req.ctx.authorize(op, ResourceType::Group, group)
+}
+
+/// Whether the client may DESCRIBE `key` of `key_type` (0: a group, 1: a
+/// transactional id), which Kafka checks before anything else.
+fn key_allowed(req: &Request, key_type: i8, key: &str) -> bool {
+    if key_type == 0 {
+        group_allowed(req, AclOperation::Describe, key)
+    } else {
+        req.ctx
+            .authorize(AclOperation::Describe, ResourceType::TransactionalId, key)
+    }
+}
+
+/// Whether a standalone broker's coordinator of `key_type` has its
+/// internal topic.
+fn has_local_topic(apis: &KafkaApis, key_type: i8) -> bool {
+    if key_type == 0 {
+        apis.groups.has_topic()
+    } else {
+        apis.txns.has_topic()
+    }
+}
+
+/// Standalone: makes sure the internal topic of `key_type` (0:
+/// `__consumer_offsets`, 1: `__transaction_state`) exists and that its
+/// coordinator has it, creating it now with its internal specs (Kafka's
+/// `AutoTopicCreationManager.creatableTopic`: the configured partition
+/// count, compacted) and loading it into the coordinator. Blocking when it
+/// creates (each partition's directory is written and synced).
+pub(crate) fn ensure_local_coordinator_topic(apis: &KafkaApis, key_type: i8) -> anyhow::Result<()> {
+    if has_local_topic(apis, key_type) {
+        return Ok(());
+    }
+    if key_type == 0 {
+        let (partitions, configs) = offsets_topic_spec(&apis.config);
+        let topic =
+            apis.replicas
+                .get_or_create_internal_topic(OFFSETS_TOPIC, partitions, configs)?;
+        apis.groups.adopt_topic(topic)
+    } else {
+        let partitions = TxnConfig::from_broker(&apis.config).num_partitions;
+        let topic = apis.replicas.get_or_create_internal_topic(
+            TXN_TOPIC,
+            partitions,
+            TransactionCoordinator::log_topic_configs(),
+        )?;
+        apis.txns.adopt_topic(topic)
+    }
 }
 
 /// A cluster broker's answer for a group (key type 0) or transactional
@@ -77,8 +128,52 @@ fn coordinator_in_cluster(
     Some((leader.id, endpoint.host.clone(), endpoint.port))
 }
 
-pub fn find_coordinator(req: &Request, body: Bytes) -> Reply {
-    let r = decode_or_close!(req, body, FindCoordinatorRequest);
+pub fn find_coordinator(req: Request, body: Bytes) -> Pending {
+    let r: FindCoordinatorRequest = match decode(&req.header, body) {
+        Ok(r) => r,
+        Err(e) => return ready(malformed(&req, e)),
+    };
+    let key_type = if req.version() == 0 { 0 } else { r.key_type };
+    let keys: Vec<&StrBytes> = if req.version() >= 4 {
+        r.coordinator_keys.iter().collect()
+    } else {
+        vec![&r.key]
+    };
+    // Kafka answers COORDINATOR_NOT_AVAILABLE while the controller creates
+    // a missing internal topic, and the client asks again after its
+    // backoff (100 ms by default). A standalone broker creates it locally
+    // in tens of milliseconds, so it answers once the topic exists, with
+    // the coordinator: the answer Kafka gives on the retry, which every
+    // client takes, one round trip and one backoff sooner. Only a key the
+    // client may describe creates it, as in Kafka.
+    let create = req.ctx.apis.cluster.is_none()
+        && matches!(key_type, 0 | 1)
+        && !has_local_topic(&req.ctx.apis, key_type)
+        && keys.iter().any(|k| key_allowed(&req, key_type, k));
+    if !create {
+        return ready(answer(&req, &r));
+    }
+    Box::pin(async move {
+        let apis = req.ctx.apis.clone();
+        let created =
+            tokio::task::spawn_blocking(move || ensure_local_coordinator_topic(&apis, key_type))
+                .await;
+        // On failure the keys answer COORDINATOR_NOT_AVAILABLE (the topic
+        // is still missing) and the client asks again.
+        match created {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(key_type, error = %format!("{e:#}"), "creating the coordinator's internal topic failed")
+            }
+            Err(e) => {
+                tracing::error!(key_type, error = %e, "creating the coordinator's internal topic failed")
+            }
+        }
+        answer(&req, &r)
+    })
+}
+
+fn answer(req: &Request, r: &FindCoordinatorRequest) -> Reply {
     let apis = &req.ctx.apis;
     let version = req.version();
     let key_type = if version == 0 { 0 } else { r.key_type };
@@ -96,19 +191,12 @@ pub fn find_coordinator(req: &Request, body: Bytes) -> Reply {
                 .with_error_message(Some(s(format!("Unsupported key type {key_type}"))));
         }
         // Kafka answers a refused key with an empty message.
-        let (op_ok, denied) = if key_type == 0 {
-            (
-                group_allowed(req, AclOperation::Describe, key),
-                ResponseError::GroupAuthorizationFailed,
-            )
+        let denied = if key_type == 0 {
+            ResponseError::GroupAuthorizationFailed
         } else {
-            (
-                req.ctx
-                    .authorize(AclOperation::Describe, ResourceType::TransactionalId, key),
-                ResponseError::TransactionalIdAuthorizationFailed,
-            )
+            ResponseError::TransactionalIdAuthorizationFailed
         };
-        if !op_ok {
+        if !key_allowed(req, key_type, key) {
             return base
                 .with_node_id(BrokerId(-1))
                 .with_host(s(""))
@@ -131,6 +219,9 @@ pub fn find_coordinator(req: &Request, body: Bytes) -> Reply {
                     .with_port(i32::from(port)),
                 None => not_available(base),
             };
+        }
+        if !has_local_topic(apis, key_type) {
+            return not_available(base);
         }
         match advertised {
             Some(l) => base

@@ -15,6 +15,8 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use crate::broker::topics::{is_internal_topic, validate_topic_name, Topic};
+use crate::coordinator::group::OFFSETS_TOPIC;
+use crate::handlers::find_coordinator::ensure_local_coordinator_topic;
 use crate::handlers::{decode_or_close, Reply, Request};
 use crate::metadata::{MetadataImage, PartitionRegistration, TopicImage};
 use crate::security::acl::{AclOperation, ResourceType};
@@ -408,6 +410,25 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                             // A cluster: the active controller creates it;
                             // the client asks again until the image has it.
                             apis.auto_topic_creation.create_topic(&apis.config, &name);
+                            topics.push(error_entry(
+                                Some(&name),
+                                Uuid::nil(),
+                                ResponseError::UnknownTopicOrPartition,
+                                ops,
+                            ));
+                            continue;
+                        }
+                        if image.is_none() && is_internal_topic(&name) {
+                            // A standalone broker creates a coordinator's
+                            // topic with its internal specs and hands it to
+                            // the coordinator (Kafka's auto-creation does
+                            // the same through `creatableTopic`).
+                            let key_type = if name == OFFSETS_TOPIC { 0 } else { 1 };
+                            // Answered as every auto-creation is (the
+                            // client asks again); a failure only logs.
+                            if let Err(e) = ensure_local_coordinator_topic(apis, key_type) {
+                                tracing::error!(topic = %name, error = %format!("{e:#}"), "auto-creating an internal topic failed");
+                            }
                             topics.push(error_entry(
                                 Some(&name),
                                 Uuid::nil(),

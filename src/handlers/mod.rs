@@ -487,7 +487,7 @@ async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
         ApiKey::DescribeTransactions => transactions::describe_transactions(req, body),
         ApiKey::ListTransactions => transactions::list_transactions(req, body),
         ApiKey::DescribeProducers => ready(producers::describe_producers(&req, body)),
-        ApiKey::FindCoordinator => ready(find_coordinator::find_coordinator(&req, body)),
+        ApiKey::FindCoordinator => find_coordinator::find_coordinator(req, body),
         ApiKey::JoinGroup => groups::join_group(req, body),
         ApiKey::SyncGroup => groups::sync_group(req, body),
         ApiKey::Heartbeat => ready(groups::heartbeat(&req, body)),

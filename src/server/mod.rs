@@ -54,9 +54,11 @@ pub struct BrokerServer {
 }
 
 impl BrokerServer {
-    /// Opens the log directory and every log, loads both coordinators, binds
-    /// the client listeners and the metrics endpoint, and starts the
-    /// background tasks. Must run inside the tokio runtime.
+    /// Opens the log directory and every log, loads both coordinators (from
+    /// their internal topics when these exist; a standalone broker creates
+    /// each on its first FindCoordinator, as Kafka does), binds the client
+    /// listeners and the metrics endpoint, and starts the background tasks.
+    /// Must run inside the tokio runtime.
     pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerServer> {
         BrokerServer::start_with(config, None, ClientSecurity::plaintext()).await
     }
@@ -145,7 +147,7 @@ impl BrokerServer {
         let sasl = Arc::new(sasl_settings(&config)?);
         let authorizer = load_authorizer(&config, cluster.is_some())?;
 
-        let (partitions, configs) = group::coordinator::offsets_topic_spec(&config);
+        let (partitions, _) = group::coordinator::offsets_topic_spec(&config);
         let groups = if cluster.is_some() {
             // `__consumer_offsets` is created through the controller and
             // its partitions load as this broker is elected their leader.
@@ -154,10 +156,17 @@ impl BrokerServer {
                 replicas.clone(),
                 partitions,
             )
-        } else {
-            let offsets_topic =
-                replicas.get_or_create_internal_topic(OFFSETS_TOPIC, partitions, configs)?;
+        } else if let Some(offsets_topic) = replicas.topics.get(OFFSETS_TOPIC) {
+            // A restart: the groups an earlier run wrote load now.
             GroupCoordinator::load(GroupConfig::from_broker(&config), offsets_topic)?
+        } else {
+            // Created by the first FindCoordinator for a group (as Kafka
+            // does), not here: creating its partitions costs a first start
+            // tens of milliseconds of directory syncs.
+            GroupCoordinator::standalone_without_topic(
+                GroupConfig::from_broker(&config),
+                partitions,
+            )
         };
 
         let txn_config = TxnConfig::from_broker(&config);
@@ -182,13 +191,15 @@ impl BrokerServer {
                 producer_ids.clone(),
                 markers,
             )
-        } else {
-            let txn_topic = replicas.get_or_create_internal_topic(
-                TXN_TOPIC,
-                txn_config.num_partitions,
-                TransactionCoordinator::log_topic_configs(),
-            )?;
+        } else if let Some(txn_topic) = replicas.topics.get(TXN_TOPIC) {
             TransactionCoordinator::load(txn_config, txn_topic, producer_ids.clone(), markers)?
+        } else {
+            // Created by the first FindCoordinator for a transactional id.
+            TransactionCoordinator::standalone_without_topic(
+                txn_config,
+                producer_ids.clone(),
+                markers,
+            )
         };
 
         let metrics = Arc::new(BrokerMetrics::new(

@@ -582,6 +582,7 @@ fn create_partitions_grows_and_refuses_like_kafka() {
 #[test]
 fn delete_records_moves_the_low_watermark() {
     let mut b = Broker::start(&[]);
+    find_coordinators(&b);
     let mut c = b.client();
     create_topic(&mut c, "dr", 1, &[]);
     for i in 0..5 {

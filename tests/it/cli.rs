@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use crate::support::groups::{commit_offsets, consumer_subscription, join, sync, Joiner};
-use crate::support::Broker;
+use crate::support::{find_coordinators, Broker};
 
 /// Runs the CLI against `b`: (exit code, stdout, stderr).
 fn cli(b: &Broker, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
@@ -326,6 +326,7 @@ fn lag(b: &Broker, group: &str) -> (Value, Value) {
 #[test]
 fn group_lag_reset_and_delete() {
     let b = Broker::start(&[]);
+    find_coordinators(&b);
     ok(&b, &["topic", "create", "jobs", "-p", "1"], None);
     let input: String = (0..10).map(|i| format!("job {i}\n")).collect();
     ok(&b, &["produce", "jobs"], Some(&input));

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::groups::*;
 use crate::support::topics::create_topic;
-use crate::support::{sb, tn, Broker, Client, E, NONE};
+use crate::support::{find_coordinators, sb, tn, Broker, Client, E, NONE};
 use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
 use kafka_protocol::messages::*;
 use uuid::Uuid;
@@ -20,14 +20,16 @@ use uuid::Uuid;
 const HB: i16 = 1;
 
 fn start() -> Broker {
-    Broker::start(&[
+    let b = Broker::start(&[
         "offsets.topic.num.partitions=3",
         "group.consumer.min.session.timeout.ms=500",
         "group.consumer.session.timeout.ms=1500",
         "group.consumer.min.heartbeat.interval.ms=100",
         "group.consumer.heartbeat.interval.ms=200",
         "group.consumer.max.size=3",
-    ])
+    ]);
+    find_coordinators(&b);
+    b
 }
 
 type Owned = BTreeMap<Uuid, BTreeSet<i32>>;

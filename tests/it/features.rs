@@ -12,7 +12,7 @@ use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
 use kafka_protocol::messages::*;
 
 use crate::support::cluster::Cluster;
-use crate::support::{sb, Broker, Client, E, NONE};
+use crate::support::{find_coordinators, sb, Broker, Client, E, NONE};
 
 const SAFE_DOWNGRADE: i8 = 2;
 const UPGRADE: i8 = 1;
@@ -75,6 +75,7 @@ fn heartbeat_error(c: &mut Client) -> i16 {
 #[test]
 fn update_features_checks_persists_and_gates_the_consumer_protocol() {
     let mut b = Broker::start(&["offsets.topic.num.partitions=1"]);
+    find_coordinators(&b);
     let mut c = b.client();
     let (levels, epoch0) = finalized(&mut c);
     assert_eq!(level(&levels, "group.version"), Some(1));

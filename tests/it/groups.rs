@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::groups::*;
 use crate::support::topics::create_topic;
-use crate::support::{sb, Broker, Client, E, NONE};
+use crate::support::{find_coordinators, sb, Broker, Client, E, NONE};
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::offset_delete_request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
@@ -17,11 +17,13 @@ use kafka_protocol::messages::offset_delete_request::{
 use kafka_protocol::messages::*;
 
 fn start() -> Broker {
-    Broker::start(&[
+    let b = Broker::start(&[
         "group.min.session.timeout.ms=100",
         "group.initial.rebalance.delay.ms=0",
         "offsets.topic.num.partitions=5",
-    ])
+    ]);
+    find_coordinators(&b);
+    b
 }
 
 #[test]

@@ -111,6 +111,7 @@ fn init_producer_id_with_transactional_id_bumps_the_epoch() {
     // A transactional id keeps its producer id; each InitProducerId bumps the
     // epoch (fencing the previous incarnation).
     let b = Broker::start(&[]);
+    find_coordinators(&b);
     let mut c = b.client();
     let first = init_producer_id(&mut c, 4, Some("txn-1"), 60_000);
     assert_eq!(first.error_code, NONE);

@@ -34,6 +34,7 @@ mod sasl;
 mod sasl_oauth;
 mod sasl_reauth;
 mod sasl_stalled;
+mod startup;
 mod tls;
 mod transactions;
 mod txn_offsets;

@@ -309,6 +309,7 @@ fn page_of(r: &DescribeTopicPartitionsResponse) -> Page {
 #[test]
 fn describe_topic_partitions_pages() {
     let b = Broker::start(&[]);
+    find_coordinators(&b);
     let mut c = b.client();
     for (t, n) in [("t-a", 3), ("t-b", 2), ("t-c", 1)] {
         create_topic(&mut c, t, n, &[]);
@@ -431,6 +432,7 @@ fn list_transactions(
 #[test]
 fn list_transactions_pattern_and_duration_filters() {
     let b = Broker::start(&[]);
+    find_coordinators(&b);
     let mut c = b.client();
     for id in ["orders.eu-1", "orders.us-2", "payments-1"] {
         let r = c.call(
@@ -620,6 +622,7 @@ fn config_resources(c: &mut Client, version: i16, types: &[i8]) -> (i16, Vec<(St
 #[test]
 fn list_config_resources() {
     let b = Broker::start(&[]);
+    find_coordinators(&b);
     let mut c = b.client();
     create_topic(&mut c, "cfg-t", 1, &[]);
     let node = |t: i8| ("1".to_string(), t);

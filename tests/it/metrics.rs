@@ -15,7 +15,7 @@ use crate::support::fetch::{fetch_with, FetchArgs};
 use crate::support::groups::commit_offsets;
 use crate::support::produce::produce;
 use crate::support::topics::{create_topic, delete_topic};
-use crate::support::{free_port, simple_batch, Broker, Client, E, NONE};
+use crate::support::{find_coordinators, free_port, simple_batch, Broker, Client, E, NONE};
 
 // ---------------------------------------------------------------------------
 // HTTP and scrape helpers
@@ -175,6 +175,12 @@ fn figures_move_by_what_clients_did() {
     let accepted_before = get(&before, "kastle_connections_accepted_total");
     assert_eq!(
         get(&before, "kastle_partitions"),
+        0.0,
+        "the internal topics come on first need"
+    );
+    find_coordinators(&b);
+    assert_eq!(
+        get(&scrape(mport), "kastle_partitions"),
         100.0,
         "the two internal topics"
     );
@@ -424,7 +430,8 @@ fn bad_http_gets_an_error_and_the_broker_carries_on() {
         let r = read_response(&mut s, false);
         assert_eq!(r.status, 200);
         assert_eq!(r.header("connection"), Some("keep-alive"));
-        assert!(r.body.contains("kastle_partitions 100"));
+        // A fresh broker: no topic yet, not even an internal one.
+        assert!(r.body.contains("kastle_partitions 0"));
     }
 
     // The Kafka side is untouched.

@@ -176,10 +176,16 @@ impl GroupCoordinator {
     /// Whether this broker coordinates `group_id` now (Kafka's runtime:
     /// NOT_COORDINATOR for a partition it does not lead,
     /// COORDINATOR_LOAD_IN_PROGRESS while it loads). A standalone broker
-    /// coordinates every group.
+    /// coordinates every group once its `__consumer_offsets` exists.
     fn check_coordinator(&self, shard: &GroupCoordinatorShard, group_id: &str) -> Result<(), i16> {
         let Some(led) = &shard.leadership else {
-            return Ok(());
+            // Standalone: every group, once `__consumer_offsets` exists
+            // (Kafka's coordinator runtime has no shard for a partition of
+            // a topic not created yet: NOT_COORDINATOR).
+            return match self.writer.has_topic() {
+                true => Ok(()),
+                false => Err(code(ResponseError::NotCoordinator)),
+            };
         };
         match led.get(&self.partition_for(group_id)) {
             None => Err(code(ResponseError::NotCoordinator)),
@@ -277,6 +283,10 @@ impl GroupCoordinator {
         p: HeartbeatParams,
         topics: &dyn TopicResolver,
     ) -> HeartbeatOutcome {
+        // Kafka checks the request before it looks for the group's shard.
+        if let Err(f) = super::consumer::heartbeat::validate(&p, &self.config.consumer_assignors) {
+            return HeartbeatOutcome::error(f);
+        }
         let out = {
             let mut shard = self.lock();
             if let Err(e) = self.check_coordinator(&shard, &p.group_id) {
@@ -575,20 +585,7 @@ impl GroupCoordinator {
     }
 }
 
-/// How many partitions `__consumer_offsets` gets, and its configs (Kafka's
-/// internal topic configs), when it has to be created.
-pub fn offsets_topic_spec(config: &BrokerConfig) -> (i32, BTreeMap<String, String>) {
-    let partitions = i32::try_from(config.int("offsets.topic.num.partitions")).unwrap_or(50);
-    let segment_bytes = config.int("offsets.topic.segment.bytes").to_string();
-    let configs = [
-        ("cleanup.policy".to_string(), "compact".to_string()),
-        ("segment.bytes".to_string(), segment_bytes),
-        ("compression.type".to_string(), "producer".to_string()),
-    ]
-    .into_iter()
-    .collect();
-    (partitions, configs)
-}
+pub use super::standalone::offsets_topic_spec;
 
 #[cfg(test)]
 mod txn_tests {

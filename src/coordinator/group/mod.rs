@@ -42,6 +42,7 @@ pub mod member;
 pub mod offset_metadata_manager;
 pub mod offsets;
 pub mod record_serde;
+pub mod standalone;
 pub mod timers;
 pub mod writer;
 

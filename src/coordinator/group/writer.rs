@@ -3,12 +3,14 @@
 //! partition as one uncompressed batch, and an answer that depends on them
 //! waits for that partition's high watermark (in durable mode, the fsync;
 //! on a replicated leader, the ISR: Kafka's coordinators write with
-//! acks=all). A standalone broker holds its one `__consumer_offsets`; a
-//! cluster broker looks the topic up in its `ReplicaManager` on each write,
-//! as the local log appears (or is replaced) when the image says so.
+//! acks=all). A standalone broker holds its one `__consumer_offsets` (from
+//! the start when it exists then, else from the FindCoordinator that
+//! created it); a cluster broker looks the topic up in its `ReplicaManager`
+//! on each write, as the local log appears (or is replaced) when the image
+//! says so.
 
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
@@ -83,8 +85,10 @@ pub fn map_append_error(e: ResponseError, commit: bool) -> i16 {
 
 /// Where the internal topic is found.
 enum TopicSource {
-    /// A standalone broker's own topic, created at start-up.
-    Fixed(Arc<Topic>),
+    /// A standalone broker's own topic: set at start-up when it exists,
+    /// else once it is created on first need (Kafka creates the internal
+    /// topics lazily too).
+    Local(OnceLock<Arc<Topic>>),
     /// A cluster broker's local replica of the topic, by name.
     Replicas(Arc<ReplicaManager>, &'static str),
 }
@@ -101,8 +105,41 @@ impl CoordinatorWriter {
     pub fn new(topic: Arc<Topic>) -> CoordinatorWriter {
         let n = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
         CoordinatorWriter {
-            source: TopicSource::Fixed(topic),
+            source: TopicSource::Local(OnceLock::from(topic)),
             num_partitions: AtomicI32::new(n),
+        }
+    }
+
+    /// A standalone broker's writer before `__consumer_offsets` exists:
+    /// `num_partitions` is the count it will be created with (groups map
+    /// to partitions already, e.g. for AddOffsetsToTxn).
+    pub fn standalone_without_topic(num_partitions: i32) -> CoordinatorWriter {
+        CoordinatorWriter {
+            source: TopicSource::Local(OnceLock::new()),
+            num_partitions: AtomicI32::new(num_partitions.max(1)),
+        }
+    }
+
+    /// Standalone: `topic` becomes the log; false when there is one
+    /// already (or on a cluster broker's writer).
+    pub fn set_local_topic(&self, topic: Arc<Topic>) -> bool {
+        let TopicSource::Local(cell) = &self.source else {
+            return false;
+        };
+        let n = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+        if cell.set(topic).is_err() {
+            return false;
+        }
+        self.num_partitions.store(n, Ordering::Release);
+        true
+    }
+
+    /// False only on a standalone broker before `__consumer_offsets`
+    /// exists.
+    pub fn has_topic(&self) -> bool {
+        match &self.source {
+            TopicSource::Local(cell) => cell.get().is_some(),
+            TopicSource::Replicas(..) => true,
         }
     }
 
@@ -121,7 +158,7 @@ impl CoordinatorWriter {
 
     pub fn topic(&self) -> Option<Arc<Topic>> {
         match &self.source {
-            TopicSource::Fixed(t) => Some(t.clone()),
+            TopicSource::Local(cell) => cell.get().cloned(),
             TopicSource::Replicas(r, name) => r.topics.get(name),
         }
     }

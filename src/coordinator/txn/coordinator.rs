@@ -13,7 +13,7 @@
 //! timeout passes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
@@ -107,8 +107,9 @@ pub(super) struct ProducerView {
 
 /// Where `__transaction_state` is found.
 pub(super) enum TxnLog {
-    /// A standalone broker's own topic, created at start-up.
-    Fixed(Arc<Topic>),
+    /// A standalone broker's own topic: set at start-up when it exists,
+    /// else once it is created on first need (as Kafka creates it).
+    Local(OnceLock<Arc<Topic>>),
     /// A cluster broker's local replica of the topic, looked up on each
     /// use (the local log appears, or is replaced, when the image says so).
     Replicas(Arc<ReplicaManager>),
@@ -129,13 +130,17 @@ pub struct TransactionCoordinator {
     /// Cluster mode: the partition count of `__transaction_state` in the
     /// metadata image (standalone: the local topic's).
     pub(super) num_partitions: std::sync::atomic::AtomicI32,
-    producer_ids: Arc<ProducerIdManager>,
-    markers: Arc<dyn TxnMarkerWriter>,
+    pub(super) producer_ids: Arc<ProducerIdManager>,
+    pub(super) markers: Arc<dyn TxnMarkerWriter>,
     pub(super) txns: Mutex<HashMap<String, Arc<AsyncMutex<TxnMetadata>>>>,
     pub(super) producers: Mutex<HashMap<i64, ProducerView>>,
     /// Cluster mode: the `__transaction_state` partitions this broker
-    /// leads (None on a standalone broker, which coordinates every id).
+    /// leads (None on a standalone broker, which coordinates every id
+    /// once its topic exists).
     pub(super) leadership: Option<Mutex<BTreeMap<i32, TxnPartitionLoad>>>,
+    /// Standalone: serializes [`Self::adopt_topic`] (its replay and install
+    /// happen before the topic is published).
+    pub(super) adopting: Mutex<()>,
 }
 
 /// Kafka answers PRODUCER_FENCED from EndTxn/AddPartitionsToTxn/AddOffsetsToTxn
@@ -204,13 +209,14 @@ impl TransactionCoordinator {
                 num_partitions: n,
                 ..config
             },
-            log: TxnLog::Fixed(log_topic.clone()),
+            log: TxnLog::Local(OnceLock::from(log_topic.clone())),
             num_partitions: std::sync::atomic::AtomicI32::new(n),
             producer_ids,
             markers,
             txns: Mutex::new(HashMap::new()),
             producers: Mutex::new(HashMap::new()),
             leadership: None,
+            adopting: Mutex::new(()),
         });
         let latest = Self::replay_partitions(&log_topic.partitions)?;
         coordinator.install(latest);
@@ -236,6 +242,7 @@ impl TransactionCoordinator {
             txns: Mutex::new(HashMap::new()),
             producers: Mutex::new(HashMap::new()),
             leadership: Some(Mutex::new(BTreeMap::new())),
+            adopting: Mutex::new(()),
         })
     }
 
@@ -250,7 +257,7 @@ impl TransactionCoordinator {
     /// The local replica of `__transaction_state` partition `index`.
     pub(super) fn log_partition(&self, index: i32) -> Option<Arc<Partition>> {
         match &self.log {
-            TxnLog::Fixed(t) => t.partition(index).cloned(),
+            TxnLog::Local(cell) => cell.get().and_then(|t| t.partition(index).cloned()),
             TxnLog::Replicas(r) => r
                 .topics
                 .get(transaction_log::TXN_TOPIC)
@@ -260,10 +267,17 @@ impl TransactionCoordinator {
 
     /// Whether this broker coordinates `transactional_id` now: Ok, or
     /// NOT_COORDINATOR (its partition is led elsewhere) or
-    /// COORDINATOR_LOAD_IN_PROGRESS (Kafka's `getTransactionState` checks).
+    /// COORDINATOR_LOAD_IN_PROGRESS (Kafka's `getTransactionState` checks);
+    /// on a standalone broker NOT_COORDINATOR until its topic exists.
     pub fn check_coordinator(&self, transactional_id: &str) -> Result<i32, ResponseError> {
         let Some(leadership) = &self.leadership else {
-            return Ok(0);
+            // Standalone: every id, once `__transaction_state` exists
+            // (Kafka's `getTransactionState` finds no owned partition
+            // before: NOT_COORDINATOR).
+            return match self.has_topic() {
+                true => Ok(0),
+                false => Err(ResponseError::NotCoordinator),
+            };
         };
         let p = self.partition_for(transactional_id);
         match leadership.lock().unwrap_or_else(|p| p.into_inner()).get(&p) {

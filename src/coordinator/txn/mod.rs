@@ -6,6 +6,7 @@ pub mod add_partitions_manager;
 pub mod coordinator;
 pub mod leadership;
 pub mod marker_channel;
+pub mod standalone;
 pub mod transaction_log;
 
 pub use coordinator::{TransactionCoordinator, TxnConfig, TxnMetadata};

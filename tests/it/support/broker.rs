@@ -328,6 +328,13 @@ impl Broker {
         self.wait_ready();
     }
 
+    /// [`Broker::restart`] without waiting for the port (for tests that
+    /// time the start themselves).
+    pub fn respawn_only(&mut self) {
+        assert!(self.child.is_none(), "restart while running");
+        self.spawn();
+    }
+
     /// [`Broker::restart`] with `extra` overrides (`key=value`) added after
     /// the original ones (so they win), for this start and later ones.
     pub fn restart_with(&mut self, extra: &[&str]) {

@@ -123,3 +123,26 @@ impl Rng {
         (0..n).map(|_| self.next_u64() as u8).collect()
     }
 }
+
+/// FindCoordinator for a group and for a transactional id, as clients ask
+/// before their first group or transaction request: a standalone broker
+/// creates `__consumer_offsets` and `__transaction_state` on that first
+/// need, so tests that send group or transaction requests straight away
+/// call this first.
+#[track_caller]
+pub fn find_coordinators(b: &Broker) {
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    let mut c = b.client();
+    for key_type in [0i8, 1] {
+        let r = c.call(
+            4,
+            &FindCoordinatorRequest::default()
+                .with_key_type(key_type)
+                .with_coordinator_keys(vec![sb("k")]),
+        );
+        assert_eq!(
+            r.coordinators[0].error_code, NONE,
+            "FindCoordinator key type {key_type}"
+        );
+    }
+}

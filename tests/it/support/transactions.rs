@@ -21,11 +21,20 @@ use kafka_protocol::messages::{
     ListTransactionsResponse, ProducerId, TransactionalId, TxnOffsetCommitRequest,
 };
 
-use super::{sb, tn, Broker, Client, E, NONE};
+use super::{find_coordinators, sb, tn, Broker, Client, E, NONE};
 
 /// A broker with three partitions for each internal topic (fewer files
-/// and coordinator loads than the default 50), plus `extra` overrides.
+/// and coordinator loads than the default 50), plus `extra` overrides;
+/// both internal topics exist (see [`find_coordinators`]).
 pub fn txn_broker(extra: &[&str]) -> Broker {
+    let b = txn_broker_without_internal_topics(extra);
+    find_coordinators(&b);
+    b
+}
+
+/// [`txn_broker`] before any client asked for a coordinator: neither
+/// internal topic exists yet.
+pub fn txn_broker_without_internal_topics(extra: &[&str]) -> Broker {
     let mut args = vec![
         "offsets.topic.num.partitions=3",
         "transaction.state.log.num.partitions=3",
