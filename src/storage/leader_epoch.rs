@@ -41,6 +41,10 @@ pub struct LeaderEpochFileCache {
     path: PathBuf,
     /// epoch → start offset; both strictly increasing together.
     epochs: BTreeMap<i32, i64>,
+    /// What the file holds (as read, or as last written): a write that
+    /// would not change it is skipped, so the load-time truncation and the
+    /// leader's re-assignment of the same entry cost no sync at start-up.
+    on_disk: BTreeMap<i32, i64>,
 }
 
 /// Parses Kafka's checkpoint text; the error names what is wrong.
@@ -92,6 +96,7 @@ impl LeaderEpochFileCache {
         let mut cache = LeaderEpochFileCache {
             path,
             epochs: BTreeMap::new(),
+            on_disk: BTreeMap::new(),
         };
         let text = match std::fs::read_to_string(&cache.path) {
             Ok(t) => t,
@@ -122,6 +127,9 @@ impl LeaderEpochFileCache {
             }
             cache.assign_in_memory(e);
         }
+        // A repaired (non-monotonic) file differs from this and is rewritten
+        // by the next change.
+        cache.on_disk = cache.epochs.clone();
         Ok(cache)
     }
 
@@ -258,6 +266,18 @@ impl LeaderEpochFileCache {
     /// Removes every entry starting at or after `end_offset` (the log was
     /// truncated to it). Persists when something changed.
     pub fn truncate_from_end(&mut self, end_offset: i64) -> Result<(), StorageError> {
+        if self.truncate_from_end_in_memory(end_offset) {
+            self.write()?;
+        }
+        Ok(())
+    }
+
+    /// The loader's truncation to the recovered log end, without writing
+    /// (Kafka's `truncateFromEndAsyncFlush`): the entries it drops start
+    /// past the log, so a crash before the next write only makes the next
+    /// load drop them again. The next change writes the whole cache, and an
+    /// epoch the log gains is always written before its batch.
+    pub fn truncate_from_end_in_memory(&mut self, end_offset: i64) -> bool {
         let mut changed = false;
         if end_offset >= 0 {
             while let Some(l) = self.latest() {
@@ -268,10 +288,7 @@ impl LeaderEpochFileCache {
                 changed = true;
             }
         }
-        if changed {
-            self.write()?;
-        }
-        Ok(())
+        changed
     }
 
     /// Drops entries wholly before `start_offset` (the log start moved
@@ -302,17 +319,26 @@ impl LeaderEpochFileCache {
     /// Empties the cache and the file (Kafka's `clearAndFlush`).
     pub fn clear(&mut self) -> Result<(), StorageError> {
         self.epochs.clear();
-        self.write()
+        self.write_file()
     }
 
-    fn write(&self) -> Result<(), StorageError> {
+    fn write(&mut self) -> Result<(), StorageError> {
+        if self.epochs == self.on_disk {
+            return Ok(());
+        }
+        self.write_file()
+    }
+
+    fn write_file(&mut self) -> Result<(), StorageError> {
         use std::fmt::Write;
         let mut text = format!("{CHECKPOINT_VERSION}\n{}\n", self.epochs.len());
         for (epoch, start) in &self.epochs {
             let _ = writeln!(text, "{epoch} {start}");
         }
         write_atomically(&self.path, text.as_bytes())
-            .map_err(|e| StorageError::io(&self.path, "write leader epoch checkpoint", e))
+            .map_err(|e| StorageError::io(&self.path, "write leader epoch checkpoint", e))?;
+        self.on_disk = self.epochs.clone();
+        Ok(())
     }
 }
 

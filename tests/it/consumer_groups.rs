@@ -624,6 +624,7 @@ fn empty_consumer_groups_without_offsets_are_deleted() {
         "offsets.topic.num.partitions=3",
         "offsets.retention.check.interval.ms=200",
     ]);
+    find_coordinators(&b);
     let mut c = b.client();
     create_topic(&mut c, "cg-x", 1, &[]);
     let mut gone = Member::new("cg-x1", &["cg-x"]);

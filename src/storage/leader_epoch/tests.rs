@@ -146,3 +146,33 @@ fn corrupt_checkpoints_load_as_an_empty_cache() {
         ]
     );
 }
+
+#[test]
+fn loading_an_unchanged_cache_writes_nothing() {
+    use std::os::unix::fs::MetadataExt;
+    let (dir, mut c) = cache();
+    c.assign(0, 0).unwrap();
+    let path = dir.path().join(LEADER_EPOCH_CHECKPOINT);
+    let inode = std::fs::metadata(&path).unwrap().ino();
+    // An empty partition: the loader drops the entry at its log end in
+    // memory, then the leader assigns the same entry again.
+    let mut again = LeaderEpochFileCache::load(dir.path()).unwrap();
+    assert!(again.truncate_from_end_in_memory(0));
+    assert!(again.entries().is_empty());
+    again.assign(0, 0).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().ino(), inode, "rewritten");
+    // A real change is written (atomically: a new file).
+    again.assign(1, 5).unwrap();
+    assert_ne!(std::fs::metadata(&path).unwrap().ino(), inode);
+    let reread = LeaderEpochFileCache::load(dir.path()).unwrap();
+    assert_eq!(pairs(&reread), vec![(0, 0), (1, 5)]);
+    // Truncated in memory only, a crash leaves the file as it was; the
+    // next load truncates the same way.
+    let mut t = LeaderEpochFileCache::load(dir.path()).unwrap();
+    assert!(t.truncate_from_end_in_memory(3));
+    drop(t);
+    let mut t = LeaderEpochFileCache::load(dir.path()).unwrap();
+    assert_eq!(pairs(&t), vec![(0, 0), (1, 5)]);
+    assert!(t.truncate_from_end_in_memory(3));
+    assert_eq!(pairs(&t), vec![(0, 0)]);
+}

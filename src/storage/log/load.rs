@@ -107,7 +107,7 @@ impl Log {
         // truncates it to the log the same way.
         let mut epochs = LeaderEpochFileCache::load(dir)?;
         epochs.truncate_from_start(log_start_offset)?;
-        epochs.truncate_from_end(log_end_offset)?;
+        epochs.truncate_from_end_in_memory(log_end_offset);
         let log = Log {
             dir: dir.to_path_buf(),
             config,
