@@ -10,6 +10,7 @@
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::{CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest};
+use kafka_protocol::protocol::StrBytes;
 use serde_json::json;
 
 use super::client::{sb, Client};
@@ -444,13 +445,12 @@ async fn create(client: &mut Client, common: &Common, acls: &[Acl]) -> Result<()
         } else {
             super::error_name(r.error_code)
         };
-        if r.error_code != 0 && first_error.is_none() {
-            first_error = Some(CliError::kafka(
-                "creating ACLs",
-                r.error_code,
-                r.error_message.as_ref().map(|m| m.to_string()),
-            ));
-        }
+        keep_first_error(
+            &mut first_error,
+            "creating ACLs",
+            r.error_code,
+            &r.error_message,
+        );
         let mut row = acl.row();
         row.push(status.clone());
         rows.push(row);
@@ -490,25 +490,21 @@ async fn delete(client: &mut Client, common: &Common, filters: &[Filter]) -> Res
     let mut first_error = None;
     let mut deleted = Vec::new();
     for r in &resp.filter_results {
-        if r.error_code != 0 {
-            first_error.get_or_insert_with(|| {
-                CliError::kafka(
-                    "deleting ACLs",
-                    r.error_code,
-                    r.error_message.as_ref().map(|m| m.to_string()),
-                )
-            });
+        if keep_first_error(
+            &mut first_error,
+            "deleting ACLs",
+            r.error_code,
+            &r.error_message,
+        ) {
             continue;
         }
         for m in &r.matching_acls {
-            if m.error_code != 0 {
-                first_error.get_or_insert_with(|| {
-                    CliError::kafka(
-                        "deleting an ACL",
-                        m.error_code,
-                        m.error_message.as_ref().map(|m| m.to_string()),
-                    )
-                });
+            if keep_first_error(
+                &mut first_error,
+                "deleting an ACL",
+                m.error_code,
+                &m.error_message,
+            ) {
                 continue;
             }
             deleted.push(Acl {
@@ -528,6 +524,23 @@ async fn delete(client: &mut Client, common: &Common, filters: &[Filter]) -> Res
         print_acls(common, &deleted);
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// Records a result's error as the command's error unless an earlier one
+/// was; true when the result is an error.
+fn keep_first_error(
+    first: &mut Option<CliError>,
+    doing: &str,
+    code: i16,
+    message: &Option<StrBytes>,
+) -> bool {
+    if code == 0 {
+        return false;
+    }
+    first.get_or_insert_with(|| {
+        CliError::kafka(doing, code, message.as_ref().map(|m| m.to_string()))
+    });
+    true
 }
 
 #[cfg(test)]
