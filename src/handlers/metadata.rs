@@ -406,10 +406,15 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                             ));
                             continue;
                         }
-                        if image.is_some() && !is_internal_topic(&name) {
-                            // A cluster: the active controller creates it;
-                            // the client asks again until the image has it.
-                            apis.auto_topic_creation.create_topic(&apis.config, &name);
+                        if image.is_some() {
+                            // A cluster: the active controller creates it
+                            // and the client asks again until the image has
+                            // it. The coordinators' topics are the node's
+                            // own, created at start-up with their internal
+                            // specs: never one with the defaults here.
+                            if !is_internal_topic(&name) {
+                                apis.auto_topic_creation.create_topic(&apis.config, &name);
+                            }
                             topics.push(error_entry(
                                 Some(&name),
                                 Uuid::nil(),
@@ -418,7 +423,7 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                             ));
                             continue;
                         }
-                        if image.is_none() && is_internal_topic(&name) {
+                        if is_internal_topic(&name) {
                             // A standalone broker creates a coordinator's
                             // topic with its internal specs and hands it to
                             // the coordinator (Kafka's auto-creation does
