@@ -1,12 +1,15 @@
 //! The log directory itself: the lock that keeps a second process out,
-//! Kafka's `meta.properties` (cluster id, node id, directory id), and the
-//! clean-shutdown marker that decides whether the next start recovers.
+//! Kafka's `meta.properties` (cluster id, node id, directory id), the
+//! clean-shutdown marker that decides whether the next start recovers, and
+//! Kafka's `recovery-point-offset-checkpoint` that says from where.
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use anyhow::{anyhow, bail, Context};
 
+use crate::storage::offset_checkpoint::{OffsetCheckpointFile, Offsets};
 use crate::util::fs::{sync_dir, write_atomically};
 use crate::util::now_ms;
 
@@ -14,6 +17,56 @@ use crate::util::now_ms;
 /// need no recovery scan.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 const META_PROPERTIES: &str = "meta.properties";
+/// Kafka's `LogManager.RecoveryPointCheckpointFile`: each partition's
+/// recovery point (offsets below it were on disk when it was written).
+pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+
+/// The recovery points an unclean start may use, from the log directory's
+/// checkpoint.
+#[derive(Default)]
+pub struct RecoveryPoints {
+    offsets: Offsets,
+    /// When the checkpoint was written (its modification time).
+    written: Option<SystemTime>,
+}
+
+impl RecoveryPoints {
+    /// Reads the checkpoint; a missing or malformed one gives no points
+    /// (every active segment is then scanned from its start).
+    pub fn read(log_dir: &Path) -> RecoveryPoints {
+        let file = OffsetCheckpointFile::new(log_dir, RECOVERY_POINT_CHECKPOINT);
+        let written = fs::metadata(log_dir.join(RECOVERY_POINT_CHECKPOINT))
+            .and_then(|m| m.modified())
+            .ok();
+        match file.read() {
+            Ok(offsets) => RecoveryPoints { offsets, written },
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring the recovery point checkpoint");
+                RecoveryPoints::default()
+            }
+        }
+    }
+
+    /// The recovery point of `topic`-`partition` whose log is in `dir`, 0
+    /// when unknown. An entry counts only for a directory created before the
+    /// checkpoint was written: a topic deleted and created again since has
+    /// a new log under the same name, and its own data may be unsynced.
+    pub fn get(&self, topic: &str, partition: i32, dir: &Path) -> i64 {
+        let Some(&point) = self.offsets.get(&(topic.to_string(), partition)) else {
+            return 0;
+        };
+        let created = fs::metadata(dir).and_then(|m| m.created()).ok();
+        match (created, self.written) {
+            (Some(created), Some(written)) if created < written => point.max(0),
+            _ => 0,
+        }
+    }
+}
+
+/// Replaces the log directory's recovery point checkpoint.
+pub fn write_recovery_points(log_dir: &Path, offsets: &Offsets) -> std::io::Result<()> {
+    OffsetCheckpointFile::new(log_dir, RECOVERY_POINT_CHECKPOINT).write(offsets)
+}
 
 /// An opened, locked log directory.
 pub struct LogDir {
