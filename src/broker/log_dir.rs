@@ -5,6 +5,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use anyhow::{anyhow, bail, Context};
@@ -63,9 +64,42 @@ impl RecoveryPoints {
     }
 }
 
-/// Replaces the log directory's recovery point checkpoint.
+/// Serializes the recovery point checkpoint's writers: the periodic writer
+/// holds it from collecting the points to the write, so a truncation's
+/// lowering is never overwritten by a value collected before the cut.
+static RECOVERY_POINTS_LOCK: Mutex<()> = Mutex::new(());
+
+/// Held around collecting and writing the recovery points.
+pub fn recovery_points_lock() -> MutexGuard<'static, ()> {
+    RECOVERY_POINTS_LOCK
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+/// Replaces the log directory's recovery point checkpoint; the caller holds
+/// [`recovery_points_lock`].
 pub fn write_recovery_points(log_dir: &Path, offsets: &Offsets) -> std::io::Result<()> {
     OffsetCheckpointFile::new(log_dir, RECOVERY_POINT_CHECKPOINT).write(offsets)
+}
+
+/// After a truncation to `offset`: the checkpoint must not keep a point
+/// above it, or a crash before the next periodic write would trust the
+/// unsynced data appended there since (Kafka checkpoints the directory's
+/// recovery points right after truncating too).
+pub fn lower_recovery_point(
+    log_dir: &Path,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> std::io::Result<()> {
+    let _guard = recovery_points_lock();
+    let file = OffsetCheckpointFile::new(log_dir, RECOVERY_POINT_CHECKPOINT);
+    let mut offsets = file.read().map_err(std::io::Error::other)?;
+    match offsets.get_mut(&(topic.to_string(), partition)) {
+        Some(point) if *point > offset => *point = offset,
+        _ => return Ok(()),
+    }
+    file.write(&offsets)
 }
 
 /// An opened, locked log directory.

@@ -13,7 +13,7 @@ use kafka_protocol::ResponseError;
 
 use crate::broker::alter_partition::{AlterPartitionManager, IsrProposal};
 use crate::broker::dynamic_config::Reconfigurable;
-use crate::broker::log_dir::{write_recovery_points, RecoveryPoints};
+use crate::broker::log_dir::{recovery_points_lock, write_recovery_points, RecoveryPoints};
 use crate::broker::log_manager;
 use crate::broker::partition::{removal, Partition};
 use crate::broker::replica_fetcher_manager::{FetchState, ReplicaFetcherManager};
@@ -106,6 +106,7 @@ impl ReplicaManager {
     /// `checkpointLogRecoveryOffsets`), unless none changed since the last
     /// write. An unclean start scans each active segment only from there.
     pub fn checkpoint_recovery_points(&self) {
+        let _guard = recovery_points_lock();
         let mut offsets = Offsets::new();
         for t in self.topics.list() {
             for p in &t.partitions {
