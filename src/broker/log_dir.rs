@@ -1,12 +1,16 @@
 //! The log directory itself: the lock that keeps a second process out,
-//! Kafka's `meta.properties` (cluster id, node id, directory id), and the
-//! clean-shutdown marker that decides whether the next start recovers.
+//! Kafka's `meta.properties` (cluster id, node id, directory id), the
+//! clean-shutdown marker that decides whether the next start recovers, and
+//! Kafka's `recovery-point-offset-checkpoint` that says from where.
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use anyhow::{anyhow, bail, Context};
 
+use crate::storage::offset_checkpoint::{OffsetCheckpointFile, Offsets};
 use crate::util::fs::{sync_dir, write_atomically};
 use crate::util::now_ms;
 
@@ -14,6 +18,89 @@ use crate::util::now_ms;
 /// need no recovery scan.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 const META_PROPERTIES: &str = "meta.properties";
+/// Kafka's `LogManager.RecoveryPointCheckpointFile`: each partition's
+/// recovery point (offsets below it were on disk when it was written).
+pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+
+/// The recovery points an unclean start may use, from the log directory's
+/// checkpoint.
+#[derive(Default)]
+pub struct RecoveryPoints {
+    offsets: Offsets,
+    /// When the checkpoint was written (its modification time).
+    written: Option<SystemTime>,
+}
+
+impl RecoveryPoints {
+    /// Reads the checkpoint; a missing or malformed one gives no points
+    /// (every active segment is then scanned from its start).
+    pub fn read(log_dir: &Path) -> RecoveryPoints {
+        let file = OffsetCheckpointFile::new(log_dir, RECOVERY_POINT_CHECKPOINT);
+        let written = fs::metadata(log_dir.join(RECOVERY_POINT_CHECKPOINT))
+            .and_then(|m| m.modified())
+            .ok();
+        match file.read() {
+            Ok(offsets) => RecoveryPoints { offsets, written },
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring the recovery point checkpoint");
+                RecoveryPoints::default()
+            }
+        }
+    }
+
+    /// The recovery point of `topic`-`partition` whose log is in `dir`, 0
+    /// when unknown. An entry counts only for a directory created before the
+    /// checkpoint was written: a topic deleted and created again since has
+    /// a new log under the same name, and its own data may be unsynced.
+    pub fn get(&self, topic: &str, partition: i32, dir: &Path) -> i64 {
+        let Some(&point) = self.offsets.get(&(topic.to_string(), partition)) else {
+            return 0;
+        };
+        let created = fs::metadata(dir).and_then(|m| m.created()).ok();
+        match (created, self.written) {
+            (Some(created), Some(written)) if created < written => point.max(0),
+            _ => 0,
+        }
+    }
+}
+
+/// Serializes the recovery point checkpoint's writers: the periodic writer
+/// holds it from collecting the points to the write, so a truncation's
+/// lowering is never overwritten by a value collected before the cut.
+static RECOVERY_POINTS_LOCK: Mutex<()> = Mutex::new(());
+
+/// Held around collecting and writing the recovery points.
+pub fn recovery_points_lock() -> MutexGuard<'static, ()> {
+    RECOVERY_POINTS_LOCK
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+/// Replaces the log directory's recovery point checkpoint; the caller holds
+/// [`recovery_points_lock`].
+pub fn write_recovery_points(log_dir: &Path, offsets: &Offsets) -> std::io::Result<()> {
+    OffsetCheckpointFile::new(log_dir, RECOVERY_POINT_CHECKPOINT).write(offsets)
+}
+
+/// After a truncation to `offset`: the checkpoint must not keep a point
+/// above it, or a crash before the next periodic write would trust the
+/// unsynced data appended there since (Kafka checkpoints the directory's
+/// recovery points right after truncating too).
+pub fn lower_recovery_point(
+    log_dir: &Path,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> std::io::Result<()> {
+    let _guard = recovery_points_lock();
+    let file = OffsetCheckpointFile::new(log_dir, RECOVERY_POINT_CHECKPOINT);
+    let mut offsets = file.read().map_err(std::io::Error::other)?;
+    match offsets.get_mut(&(topic.to_string(), partition)) {
+        Some(point) if *point > offset => *point = offset,
+        _ => return Ok(()),
+    }
+    file.write(&offsets)
+}
 
 /// An opened, locked log directory.
 pub struct LogDir {

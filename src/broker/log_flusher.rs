@@ -226,7 +226,7 @@ mod tests {
                     i,
                     &dir.join(format!("t-{i}")),
                     settings.clone(),
-                    false,
+                    None,
                 )
                 .unwrap();
                 p.use_log_flusher(Arc::clone(flusher));

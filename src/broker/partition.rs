@@ -236,9 +236,10 @@ impl Partition {
         index: i32,
         dir: &Path,
         settings: TopicSettings,
-        needs_recovery: bool,
+        recovery_point: Option<i64>,
     ) -> Result<Arc<Partition>, StorageError> {
-        let mut log = Log::open(dir, log_config(&settings), needs_recovery)?;
+        // `recovery_point`: `None` after a clean shutdown (see `Log::load`).
+        let mut log = Log::load(dir, log_config(&settings), recovery_point)?;
         if let Some(start) = read_log_start_checkpoint(dir) {
             if start > log.log_start_offset() {
                 log.set_log_start_offset(start)?;
@@ -742,6 +743,11 @@ impl Partition {
 
     pub fn log_end_offset(&self) -> Option<i64> {
         self.lock().as_ref().map(|l| l.log.log_end_offset())
+    }
+
+    /// The log's recovery point (`Log::recovery_point`), if it is open.
+    pub fn recovery_point(&self) -> Option<i64> {
+        self.lock().as_ref().map(|l| l.log.recovery_point())
     }
 
     /// Flushes and closes the log; later appends and reads see `Closed`.

@@ -6,13 +6,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 
 use crate::broker::alter_partition::{AlterPartitionManager, IsrProposal};
 use crate::broker::dynamic_config::Reconfigurable;
+use crate::broker::log_dir::{recovery_points_lock, write_recovery_points, RecoveryPoints};
 use crate::broker::log_manager;
 use crate::broker::partition::{removal, Partition};
 use crate::broker::replica_fetcher_manager::{FetchState, ReplicaFetcherManager};
@@ -39,6 +40,8 @@ pub struct ReplicaManager {
     pub replication_quotas: Arc<ReplicationQuotas>,
     /// A cluster broker's: high watermarks are checkpointed.
     in_cluster: AtomicBool,
+    /// The recovery points last written, so an idle broker rewrites nothing.
+    written_recovery_points: Mutex<Option<Offsets>>,
 }
 
 /// Kafka's `ReplicaManager.HighWatermarkFilename`.
@@ -57,7 +60,8 @@ impl ReplicaManager {
         if !config.kraft.standalone {
             removal::remove_leftover_deletions(&config.log_dir);
         }
-        let topics = TopicManager::load(config.clone(), needs_recovery)?;
+        let points = needs_recovery.then(|| RecoveryPoints::read(&config.log_dir));
+        let topics = TopicManager::load(config.clone(), points.as_ref())?;
         tracing::info!(
             log_dir = %config.log_dir.display(),
             topics = topics.list().len(),
@@ -82,6 +86,7 @@ impl ReplicaManager {
             fetchers,
             replication_quotas,
             in_cluster: AtomicBool::new(false),
+            written_recovery_points: Mutex::new(None),
         }))
     }
 
@@ -93,6 +98,57 @@ impl ReplicaManager {
         }
         log_manager::start(self);
         self.start_isr_expiration();
+        self.start_recovery_point_checkpoints();
+    }
+
+    /// Writes every open log's recovery point to the log directory's
+    /// `recovery-point-offset-checkpoint` (Kafka's
+    /// `checkpointLogRecoveryOffsets`), unless none changed since the last
+    /// write. An unclean start scans each active segment only from there.
+    pub fn checkpoint_recovery_points(&self) {
+        let _guard = recovery_points_lock();
+        let mut offsets = Offsets::new();
+        for t in self.topics.list() {
+            for p in &t.partitions {
+                if let Some(point) = p.recovery_point() {
+                    offsets.insert((t.name.clone(), p.index), point);
+                }
+            }
+        }
+        let mut written = self
+            .written_recovery_points
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if written.as_ref() == Some(&offsets) {
+            return;
+        }
+        match write_recovery_points(&self.config.log_dir, &offsets) {
+            Ok(()) => *written = Some(offsets),
+            Err(e) => tracing::error!(error = %e, "writing the recovery point checkpoint"),
+        }
+    }
+
+    /// The periodic recovery point checkpoint, every
+    /// `log.flush.offset.checkpoint.interval.ms` until shutdown.
+    fn start_recovery_point_checkpoints(self: &Arc<Self>) {
+        let every = self
+            .config
+            .int("log.flush.offset.checkpoint.interval.ms")
+            .max(1) as u64;
+        let this = self.clone();
+        let stop = self.shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(every));
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.wait() => return,
+                }
+                let r = this.clone();
+                let _ = tokio::task::spawn_blocking(move || r.checkpoint_recovery_points()).await;
+            }
+        });
     }
 
     /// Returns the internal topic `name`, creating it with `partitions`

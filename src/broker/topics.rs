@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
+use crate::broker::log_dir::RecoveryPoints;
 use crate::broker::partition::Partition;
 use crate::broker::topic_config::{validate_topic_configs, TopicSettings};
 use crate::config::BrokerConfig;
@@ -180,8 +181,12 @@ fn io_err(context: String) -> impl FnOnce(std::io::Error) -> TopicError {
 }
 
 impl TopicManager {
-    /// Loads every persisted topic and opens its partition logs.
-    pub fn load(config: Arc<BrokerConfig>, needs_recovery: bool) -> anyhow::Result<TopicManager> {
+    /// Loads every persisted topic and opens its partition logs; `recovery`
+    /// (after an unclean shutdown) says from where each recovers.
+    pub fn load(
+        config: Arc<BrokerConfig>,
+        recovery: Option<&RecoveryPoints>,
+    ) -> anyhow::Result<TopicManager> {
         let log_dir = config.log_dir.clone();
         let meta_dir = log_dir.join(TOPICS_DIR);
         fs::create_dir_all(&meta_dir)
@@ -246,7 +251,7 @@ impl TopicManager {
                 p,
                 &dir,
                 l.settings.clone(),
-                needs_recovery,
+                recovery.map(|points| points.get(&l.name, p, &dir)),
             )
             .map_err(|e| anyhow::anyhow!("opening partition {}-{p}: {e}", l.name))
         });
@@ -445,7 +450,7 @@ impl TopicManager {
                     "writing {}/partition.metadata",
                     dir.display()
                 )))?;
-                let part = Partition::open(name_arc.clone(), p, &dir, settings.clone(), false)
+                let part = Partition::open(name_arc.clone(), p, &dir, settings.clone(), None)
                     .map_err(|e| {
                         TopicError::new(ResponseError::KafkaStorageError, e.to_string())
                     })?;
@@ -636,7 +641,7 @@ impl TopicManager {
                     "writing {}/partition.metadata",
                     dir.display()
                 )))?;
-                let part = Partition::open(Arc::from(name), p, &dir, settings.clone(), false)
+                let part = Partition::open(Arc::from(name), p, &dir, settings.clone(), None)
                     .map_err(|e| {
                         TopicError::new(ResponseError::KafkaStorageError, e.to_string())
                     })?;

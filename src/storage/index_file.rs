@@ -347,6 +347,29 @@ impl IndexFile {
         self.entries = n;
     }
 
+    /// Keeps the first `n` entries of a file an unclean shutdown left
+    /// untrimmed, zeroing the entries after them up to the first all-zero
+    /// one (the preallocated tail is zero already and stays untouched, so
+    /// recovery does not dirty megabytes of index pages).
+    pub fn keep_prefix(&mut self, n: usize) {
+        if n >= self.entries {
+            return;
+        }
+        let size = self.entry_size;
+        let mut end = n;
+        while end < self.entries && self.entry(end).iter().any(|&b| b != 0) {
+            end += 1;
+        }
+        if end > n {
+            if let Err(e) = self.ensure_allocated((end * size) as u64) {
+                tracing::warn!(index = %self.path.display(), error = %e, "not zeroing dropped index entries");
+            } else if let Some(m) = self.mmap.as_mut() {
+                m[n * size..end * size].fill(0);
+            }
+        }
+        self.entries = n;
+    }
+
     pub fn flush(&self) -> Result<(), StorageError> {
         if let Some(m) = &self.mmap {
             m.flush()

@@ -392,6 +392,16 @@ impl Log {
         self.flushed_offset
     }
 
+    /// Kafka's recovery point as the log directory's checkpoint records it:
+    /// offsets below it are on disk, flushed or in a sealed segment (a
+    /// segment is fsynced before it stops being the active one). Recovery
+    /// after a crash scans the active segment only from here.
+    pub fn recovery_point(&self) -> i64 {
+        self.flushed_offset
+            .max(self.active().base_offset())
+            .min(self.log_end_offset())
+    }
+
     /// Synchronous flush of everything unflushed.
     pub fn flush_all(&mut self) -> Result<(), StorageError> {
         let plan = self.unflushed_files();

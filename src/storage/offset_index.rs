@@ -89,6 +89,28 @@ impl OffsetIndex {
         }
     }
 
+    /// After an unclean shutdown: keeps the longest prefix of entries whose
+    /// offsets and positions strictly increase (positions inside a log of
+    /// `log_size` bytes), dropping the zero-filled or stale rest. Returns the
+    /// entries kept.
+    pub fn keep_increasing_prefix(&mut self, log_size: u64) -> usize {
+        let n = self.inner.entries();
+        let mut keep = 0;
+        let mut prev: Option<OffsetPosition> = None;
+        while keep < n {
+            let e = self.entry_at(keep);
+            let ok = u64::from(e.position) < log_size
+                && prev.is_none_or(|p| e.offset > p.offset && e.position > p.position);
+            if !ok {
+                break;
+            }
+            prev = Some(e);
+            keep += 1;
+        }
+        self.inner.keep_prefix(keep);
+        keep
+    }
+
     /// Largest entry with offset <= `target_offset`, or (base offset, 0).
     pub fn lookup(&self, target_offset: i64) -> OffsetPosition {
         let base = self.base_offset;

@@ -14,10 +14,12 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::record::batch::{iter_batches, BatchHeader};
+use crate::record::batch::BatchHeader;
 use crate::record::control::EndTransactionMarker;
+use crate::record::RECORD_BATCH_OVERHEAD;
 use crate::storage::error::StorageError;
 use crate::storage::log::Log;
 use crate::storage::txn_index::AbortedTxn;
@@ -33,6 +35,9 @@ const SNAPSHOTS_TO_KEEP: usize = 2;
 const SNAPSHOT_SUFFIX: &str = ".snapshot";
 /// Bytes read at a time while rebuilding state from the log.
 const SCAN_CHUNK: usize = 1 << 20;
+/// Bytes read at a time while replaying batch headers: several small
+/// batches' headers per read, a small fraction of a large batch.
+const HEADER_WINDOW: usize = 4096;
 
 pub const NO_PRODUCER_EPOCH: i16 = -1;
 pub const NO_SEQUENCE: i32 = -1;
@@ -304,39 +309,54 @@ impl ProducerStateManager {
         Ok(mgr)
     }
 
-    /// Rebuilds state from the batch headers in `[from, log end)`.
+    /// Rebuilds state from the batch headers in `[from, log end)`. Only the
+    /// headers are read (Kafka's loader reads batch headers too), a small
+    /// window at a time, plus the body of each transaction marker: after a
+    /// crash with large segments this replays whole gigabytes of log.
     fn replay(&mut self, log: &Log, from: i64) -> Result<(), StorageError> {
         let end = log.log_end_offset();
         let mut offset = from;
+        let mut window = vec![0u8; HEADER_WINDOW];
+        let dir = self.dir.clone();
+        let read_err = |e| StorageError::io(&dir, "read for producer state", e);
         while offset < end {
             let plan = log.read_plan(offset, SCAN_CHUNK, true, i64::MAX)?;
             if plan.is_empty() {
                 break;
             }
-            let bytes = plan
-                .read()
-                .map_err(|e| StorageError::io(&self.dir, "read for producer state", e))?;
             let mut next = offset;
-            for (pos, h) in iter_batches(&bytes) {
-                if h.producer_id >= 0 && h.last_offset() >= offset {
-                    if h.is_control() {
-                        match EndTransactionMarker::from_batch(&bytes[pos..pos + h.total_size()]) {
-                            Ok(m) => {
-                                if let Some(aborted) =
-                                    self.apply_control(&h, m.commit, m.coordinator_epoch)
-                                {
-                                    self.replayed_aborts.push(aborted);
-                                }
-                            }
-                            Err(e) => {
-                                tracing::warn!(dir = %self.dir.display(), offset = h.base_offset, error = %e, "skipping a control batch that holds no transaction marker");
-                            }
-                        }
-                    } else {
-                        self.apply(&h);
+            // The plan holds whole batches: walk their headers.
+            let mut pos = 0usize;
+            while pos + RECORD_BATCH_OVERHEAD <= plan.len {
+                let n = HEADER_WINDOW.min(plan.len - pos);
+                plan.file
+                    .read_exact_at(&mut window[..n], plan.position + pos as u64)
+                    .map_err(read_err)?;
+                let mut at = 0usize;
+                while at + RECORD_BATCH_OVERHEAD <= n {
+                    let h = BatchHeader::parse(&window[at..at + RECORD_BATCH_OVERHEAD])?;
+                    let size = h.total_size();
+                    if size < RECORD_BATCH_OVERHEAD || pos + at + size > plan.len {
+                        break; // not a whole batch of the plan: stop here
                     }
+                    if h.producer_id >= 0 && h.last_offset() >= offset {
+                        if h.is_control() {
+                            let mut body = vec![0u8; size];
+                            plan.file
+                                .read_exact_at(&mut body, plan.position + (pos + at) as u64)
+                                .map_err(read_err)?;
+                            self.replay_control(&h, &body);
+                        } else {
+                            self.apply(&h);
+                        }
+                    }
+                    next = h.last_offset() + 1;
+                    at += size;
                 }
-                next = h.last_offset() + 1;
+                if at == 0 {
+                    break;
+                }
+                pos += at;
             }
             if next <= offset {
                 break;
@@ -344,6 +364,20 @@ impl ProducerStateManager {
             offset = next;
         }
         Ok(())
+    }
+
+    /// Applies a transaction marker batch read in full during a replay.
+    fn replay_control(&mut self, h: &BatchHeader, batch: &[u8]) {
+        match EndTransactionMarker::from_batch(batch) {
+            Ok(m) => {
+                if let Some(aborted) = self.apply_control(h, m.commit, m.coordinator_epoch) {
+                    self.replayed_aborts.push(aborted);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), offset = h.base_offset, error = %e, "skipping a control batch that holds no transaction marker");
+            }
+        }
     }
 
     /// Decides whether a client batch is new, a duplicate, or invalid.

@@ -151,6 +151,27 @@ impl TimeIndex {
         self.inner.push(&e)
     }
 
+    /// After an unclean shutdown: keeps the longest prefix of entries with
+    /// strictly increasing timestamps and non-decreasing offsets below
+    /// `end_offset`, dropping the zero-filled or stale rest.
+    pub fn keep_increasing_prefix(&mut self, end_offset: i64) {
+        let n = self.inner.entries();
+        let mut keep = 0;
+        let mut prev: Option<TimestampOffset> = None;
+        while keep < n {
+            let e = self.entry_at(keep);
+            let ok = e.offset >= self.base_offset
+                && e.offset < end_offset
+                && prev.is_none_or(|p| e.timestamp > p.timestamp && e.offset >= p.offset);
+            if !ok {
+                break;
+            }
+            prev = Some(e);
+            keep += 1;
+        }
+        self.inner.keep_prefix(keep);
+    }
+
     /// Removes every entry with offset >= `offset`.
     pub fn truncate_to(&mut self, offset: i64) {
         let n = self.inner.entries();

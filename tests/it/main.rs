@@ -29,6 +29,7 @@ mod metrics;
 mod produce_errors;
 mod protocol;
 mod quotas;
+mod recovery;
 mod retention;
 mod sasl;
 mod sasl_oauth;

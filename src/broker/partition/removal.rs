@@ -143,7 +143,7 @@ impl Partition {
             self.index,
             &self.dir,
             (*self.settings()).clone(),
-            false,
+            None,
         )?;
         let plog = fresh.lock().take();
         let state = *fresh.state.borrow();

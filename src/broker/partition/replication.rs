@@ -17,6 +17,7 @@ use std::sync::atomic::Ordering;
 
 use kafka_protocol::ResponseError;
 
+use crate::broker::log_dir::lower_recovery_point;
 use crate::record::control::EndTransactionMarker;
 use crate::record::iter_batches;
 use crate::storage::producer_state::ProducerStateManager;
@@ -208,6 +209,17 @@ impl Partition {
         let start = plog.log.log_start_offset();
         let first_unstable = self.first_unstable_under_lock(&plog.producers);
         drop(guard);
+        if truncated {
+            if let Some(log_dir) = self.dir.parent() {
+                lower_recovery_point(log_dir, &self.topic, self.index, end).map_err(|e| {
+                    PartitionError::Storage(StorageError::io(
+                        log_dir,
+                        "lower the recovery point checkpoint",
+                        e,
+                    ))
+                })?;
+            }
+        }
         self.state.send_if_modified(|s| {
             let before = *s;
             s.high_watermark = s.high_watermark.min(end).max(start.min(end));

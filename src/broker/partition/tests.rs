@@ -22,7 +22,7 @@ fn open(dir: &Path, flush_messages: &str) -> Arc<Partition> {
     let mut overrides = BTreeMap::new();
     overrides.insert("flush.messages".to_string(), flush_messages.to_string());
     let settings = TopicSettings::resolve(&overrides, &config);
-    Partition::open(Arc::from("t"), 0, &dir.join("t-0"), settings, false).unwrap()
+    Partition::open(Arc::from("t"), 0, &dir.join("t-0"), settings, None).unwrap()
 }
 
 fn produce(p: &Partition, producer: Option<(i64, i16, i32, bool)>, n: usize) -> AppendOutcome {

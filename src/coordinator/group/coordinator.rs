@@ -606,7 +606,7 @@ mod txn_tests {
             ("listeners".into(), "PLAINTEXT://127.0.0.1:0".into()),
         ])
         .unwrap();
-        let topics = TopicManager::load(Arc::new(config.clone()), false).unwrap();
+        let topics = TopicManager::load(Arc::new(config.clone()), None).unwrap();
         let (partitions, configs) = offsets_topic_spec(&config);
         let topic = match topics.get(record_serde::OFFSETS_TOPIC) {
             Some(t) => t,

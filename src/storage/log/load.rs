@@ -20,12 +20,26 @@ use crate::util::now_ms;
 use super::{fsync_dir, Log};
 
 impl Log {
+    /// Loads (or creates) the partition log in `dir`; when `needs_recovery`
+    /// (unclean shutdown) with no known recovery point: see [`Log::load`].
+    pub fn open(dir: &Path, config: LogConfig, needs_recovery: bool) -> Result<Log, StorageError> {
+        Self::load(dir, config, needs_recovery.then_some(0))
+    }
+
     /// Loads (or creates) the partition log in `dir`. Leftover `.deleted`,
     /// `.cleaned`, `.swap` and temp files are removed, as are index files
-    /// without a `.log`. Every segment's indexes are sanity-checked and
-    /// rebuilt if missing or bad; when `needs_recovery` (unclean shutdown)
-    /// the active segment is fully scanned and cut at the first invalid batch.
-    pub fn open(dir: &Path, config: LogConfig, needs_recovery: bool) -> Result<Log, StorageError> {
+    /// without a `.log`. Every sealed segment's indexes are sanity-checked
+    /// and rebuilt if missing or bad (sealed segments were fsynced at roll).
+    /// `recovery_point` is `None` after a clean shutdown; after an unclean
+    /// one it is Kafka's recovery point (offsets below it were fsynced; 0
+    /// when unknown) and the active segment is scanned from the last indexed
+    /// batch below it (from its start if the point is not inside it) and
+    /// cut at the first invalid batch.
+    pub fn load(
+        dir: &Path,
+        config: LogConfig,
+        recovery_point: Option<i64>,
+    ) -> Result<Log, StorageError> {
         config.validate()?;
         fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, "create log directory", e))?;
         let now = now_ms();
@@ -77,8 +91,18 @@ impl Log {
         }
 
         let mut segments = Vec::with_capacity(bases.len().max(1));
-        for &base in &bases {
-            segments.push(LogSegment::open(dir, base, &config, now)?);
+        let mut recovered = None;
+        for (i, &base) in bases.iter().enumerate() {
+            if let (Some(point), true) = (recovery_point, i + 1 == bases.len()) {
+                // The active segment: one recovery scan, no index check
+                // first, from the recovery point when it lies inside.
+                let (seg, truncated, scanned) =
+                    LogSegment::open_and_recover(dir, base, &config, now, point)?;
+                recovered = Some((truncated, scanned));
+                segments.push(seg);
+            } else {
+                segments.push(LogSegment::open(dir, base, &config, now)?);
+            }
         }
         let mut created = false;
         if segments.is_empty() {
@@ -91,9 +115,8 @@ impl Log {
             seg.on_become_inactive()?;
         }
         let active = &mut segments[last];
-        if needs_recovery {
-            let truncated = active.recover()?;
-            info!(dir = %dir.display(), truncated, log_end_offset = active.next_offset(), "recovered active segment");
+        if let Some((truncated, scanned)) = recovered {
+            info!(dir = %dir.display(), truncated, scanned, recovery_point, log_end_offset = active.next_offset(), "recovered active segment");
         }
         active.make_active()?;
         if created || removed_any {
@@ -101,6 +124,13 @@ impl Log {
         }
         let log_start_offset = segments[0].base_offset();
         let log_end_offset = segments[last].next_offset();
+        // After a crash, what recovery kept past the recovery point may
+        // still be only in the page cache: it is not durable until the next
+        // flush (Kafka keeps the old recovery point too).
+        let flushed_offset = match recovery_point {
+            None => log_end_offset,
+            Some(point) => point.min(log_end_offset).max(segments[last].base_offset()),
+        };
         // The checkpoint never misses an epoch the log has (it is written
         // before the batch starting the epoch), but may hold entries that
         // recovery or an interrupted truncation cut off: Kafka's loader
@@ -113,7 +143,7 @@ impl Log {
             config,
             segments,
             log_start_offset,
-            flushed_offset: log_end_offset,
+            flushed_offset,
             epochs,
             scrub: Default::default(),
             #[cfg(test)]

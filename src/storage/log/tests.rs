@@ -605,3 +605,63 @@ fn a_corrupt_batch_in_a_sealed_segment_is_never_served() {
     );
     assert!(crate::storage::scrubber::corrupt_segments_total() >= 1);
 }
+
+/// Flips one byte in the middle of the `i`th batch of a log of equal batches.
+fn flip_byte_in_batch(path: &Path, batch_len: u64, i: u64) {
+    let mut bytes = fs::read(path).unwrap();
+    bytes[(batch_len * i + batch_len / 2) as usize] ^= 0xff;
+    fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn recovery_from_a_point_scans_only_past_it_and_checks_where_it_resumes() {
+    let cfg = LogConfig {
+        index_interval_bytes: 0, // an index entry per batch
+        segment_index_bytes: 4096,
+        ..LogConfig::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), cfg.clone(), false).unwrap();
+    for i in 0..20 {
+        append(&mut log, 3, T0 + 10 * i);
+    }
+    log.flush_all().unwrap();
+    assert_eq!(log.recovery_point(), 60);
+    let path = last_segment_path(&log);
+    let batch_len = batch(3, T0).len() as u64;
+    drop(log); // unclean: indexes left untrimmed
+    flip_byte_in_batch(&path, batch_len, 3);
+    let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+    std::io::Write::write_all(&mut f, &[0xAB; 100]).unwrap();
+    drop(f);
+
+    // Below the point nothing is re-read (batch 3 stays); the tail is cut.
+    let mut log = Log::load(dir.path(), cfg.clone(), Some(45)).unwrap();
+    assert_eq!(log.log_end_offset(), 60);
+    assert_eq!(fs::metadata(&path).unwrap().len(), 20 * batch_len);
+    // What was recovered past the point is not durable yet.
+    assert_eq!(log.recovery_point(), 45);
+    // Timestamps and index from before the point survive the partial scan.
+    let t = log.offset_for_timestamp(T0 + 150).unwrap().unwrap();
+    assert_eq!(t.offset, 45);
+    let t = log.offset_for_timestamp(T0 + 41).unwrap().unwrap();
+    assert_eq!(t.offset, 13);
+    assert_eq!(log.active().max_timestamp_so_far(), T0 + 192);
+    assert_eq!(
+        read_all(&log, 30, 1 << 20, false, i64::MAX)[0].base_offset,
+        30
+    );
+    assert_eq!(append(&mut log, 2, T0 + 500).first_offset, 60);
+    drop(log); // unclean again
+
+    // The batch the scan would resume after fails its CRC: the whole
+    // segment is scanned instead, and the log ends before batch 3.
+    flip_byte_in_batch(&path, batch_len, 14);
+    let log = Log::load(dir.path(), cfg.clone(), Some(45)).unwrap();
+    assert_eq!(log.log_end_offset(), 9);
+    drop(log);
+
+    // A point at or below the active segment's base: a full scan as well.
+    let log = Log::load(dir.path(), cfg, Some(0)).unwrap();
+    assert_eq!(log.log_end_offset(), 9);
+}

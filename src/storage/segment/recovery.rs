@@ -78,6 +78,40 @@ impl LogSegment {
         config: &LogConfig,
         now_ms: i64,
     ) -> Result<Self, StorageError> {
+        Self::open_with(dir, base_offset, config, now_ms, false)
+    }
+
+    /// Opens an unclean shutdown's active segment and recovers it at once
+    /// ([`recover_after`](Self::recover_after) the recovery point
+    /// `durable_end`), without first sanity-checking indexes the scan
+    /// rebuilds anyway: one pass over the file, not two. Returns the
+    /// segment, the bytes truncated and the bytes scanned.
+    pub fn open_and_recover(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        now_ms: i64,
+        durable_end: i64,
+    ) -> Result<(Self, u64, u64), StorageError> {
+        let mut seg = Self::open_with(dir, base_offset, config, now_ms, true)?;
+        let (truncated, scanned) = if durable_end > base_offset {
+            seg.recover_after(durable_end)?
+        } else {
+            let size = seg.size;
+            (seg.recover()?, size)
+        };
+        Ok((seg, truncated, scanned))
+    }
+
+    /// `skip_checks`: the caller recovers the segment next, so neither the
+    /// indexes nor the tail are checked here.
+    fn open_with(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        now_ms: i64,
+        skip_checks: bool,
+    ) -> Result<Self, StorageError> {
         let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
         let (log, size) = Self::open_log_file(&log_path, false)?;
         let mut rebuild = !index_path.exists() || !time_path.exists();
@@ -103,6 +137,9 @@ impl LogSegment {
             config,
             now_ms,
         );
+        if skip_checks {
+            return Ok(seg);
+        }
         if !rebuild {
             match seg.load_from_indexes() {
                 Ok(true) => {}
@@ -184,7 +221,76 @@ impl LogSegment {
         self.next_offset = self.base_offset;
         self.bytes_since_last_index_entry = 0;
         self.rolling_based_timestamp = None;
+        self.scan_and_truncate(0)
+    }
 
+    /// Recovery after an unclean shutdown when the offsets below
+    /// `durable_end` (the recovery point) were fsynced before it: the scan
+    /// starts after the last batch the offset index places below the
+    /// recovery point instead of at position 0. That batch is checked
+    /// first (at its position, ending at the entry's offset, CRC-32C), and
+    /// the index prefix before it must strictly increase; otherwise the
+    /// whole segment is scanned as by [`recover`](Self::recover). Returns
+    /// (bytes truncated, bytes scanned).
+    pub fn recover_after(&mut self, durable_end: i64) -> Result<(u64, u64), StorageError> {
+        if let Some(start) = self.resume_position(durable_end)? {
+            let scanned = self.size - start;
+            return Ok((self.scan_and_truncate(start)?, scanned));
+        }
+        let size = self.size;
+        Ok((self.recover()?, size))
+    }
+
+    /// Restores the segment's state up to the last indexed batch below
+    /// `durable_end` and returns the position after it, or `None` when no
+    /// indexed batch there checks out.
+    fn resume_position(&mut self, durable_end: i64) -> Result<Option<u64>, StorageError> {
+        self.offset_index.resize(self.max_index_bytes)?;
+        self.time_index.resize(self.max_index_bytes)?;
+        // An unclean stop leaves both indexes untrimmed: keep what is real.
+        self.offset_index.keep_increasing_prefix(self.size);
+        let e = self.offset_index.lookup(durable_end - 1);
+        if self.offset_index.lookup_by_position(e.position) != Some(e) {
+            return Ok(None); // no entry at or below the recovery point
+        }
+        let Some(h) = self.try_read_header(u64::from(e.position))? else {
+            return Ok(None);
+        };
+        if h.last_offset() != e.offset {
+            return Ok(None);
+        }
+        let mut batch = vec![0u8; h.total_size()];
+        self.log
+            .read_exact_at(&mut batch, u64::from(e.position))
+            .map_err(io_err(&self.log_path, "read batch during recovery"))?;
+        if !verify_crc(&batch) {
+            return Ok(None);
+        }
+        // Entries after the resume batch are rebuilt by the scan.
+        self.offset_index.truncate_to(e.offset + 1);
+        // Each offset index entry came with a time index entry for the
+        // largest timestamp so far (when it grew): the last one up to the
+        // resume batch is the segment's maximum up to there.
+        self.time_index.keep_increasing_prefix(e.offset + 1);
+        if self.time_index.entries() > 0 {
+            let t = self.time_index.last_entry();
+            self.max_timestamp_so_far = t.timestamp;
+            self.offset_of_max_timestamp_so_far = t.offset;
+        } else {
+            self.max_timestamp_so_far = NO_TIMESTAMP;
+            self.offset_of_max_timestamp_so_far = self.base_offset;
+        }
+        self.rolling_based_timestamp = self.try_read_header(0)?.map(|h0| h0.max_timestamp);
+        self.next_offset = h.next_offset();
+        self.bytes_since_last_index_entry = h.total_size() as u64;
+        Ok(Some(u64::from(e.position) + h.total_size() as u64))
+    }
+
+    /// The recovery scan from `start` (a batch boundary; the segment's
+    /// state covers everything before it): each batch is checked (size,
+    /// magic 2, offsets increasing, CRC-32C) and indexed; the file is cut at
+    /// the first invalid one. Returns the bytes truncated.
+    fn scan_and_truncate(&mut self, start: u64) -> Result<u64, StorageError> {
         let file_len = self
             .log
             .metadata()
@@ -198,7 +304,7 @@ impl LogSegment {
             buf: Vec::new(),
             start: 0,
         };
-        let mut pos = 0u64;
+        let mut pos = start;
         loop {
             let remaining = file_len - pos;
             if remaining < RECORD_BATCH_OVERHEAD as u64 {
