@@ -39,6 +39,9 @@ pub struct ReplicaManager {
     pub replication_quotas: Arc<ReplicationQuotas>,
     /// A cluster broker's: high watermarks are checkpointed.
     in_cluster: AtomicBool,
+    /// Partitions the log cleaner gave up on (Kafka's `LogCleanerManager`
+    /// uncleanable partitions), read by the metrics exporter.
+    pub uncleanable: log_manager::UncleanablePartitions,
 }
 
 /// Kafka's `ReplicaManager.HighWatermarkFilename`.
@@ -82,6 +85,7 @@ impl ReplicaManager {
             fetchers,
             replication_quotas,
             in_cluster: AtomicBool::new(false),
+            uncleanable: Default::default(),
         }))
     }
 
