@@ -11,7 +11,11 @@
 //!   `max.compaction.lag.ms`), cleans it on a blocking thread
 //!   (`storage::cleaner::clean`), persists its first dirty offset in the
 //!   partition's `cleaner-offset-checkpoint`, and backs off
-//!   `log.cleaner.backoff.ms` when nothing was cleanable. Its settings
+//!   `log.cleaner.backoff.ms` when nothing was cleanable. A round that
+//!   fails on bad data (a batch failing its CRC) marks the partition
+//!   uncleanable as Kafka's `LogCleanerManager` does ([`UncleanablePartitions`]);
+//!   one that fails on a failed disk takes the log directory offline
+//!   ([`crate::broker::log_dir_failure`]). Its settings
 //!   (backoff, I/O rate, dedupe buffer) are read from the current broker
 //!   configuration every round, so dynamic broker configs apply at once.
 //!
@@ -21,9 +25,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use crate::broker::log_dir_failure;
 use crate::broker::partition::{CleanerView, Partition};
 use crate::broker::topic_config::TopicSettings;
 use crate::broker::ReplicaManager;
@@ -36,9 +41,60 @@ use crate::util::now_ms;
 /// with the partition when the topic is deleted.
 pub const CLEANER_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
 
-/// How long a partition whose cleaning failed is skipped (Kafka marks it
-/// uncleanable until restart; a transient I/O error should not be final).
-const UNCLEANABLE_BACKOFF: Duration = Duration::from_secs(600);
+/// How long a partition whose cleaning met an I/O error that is no failed
+/// disk (ENOSPC, EDQUOT, a file gone) is skipped: kastle recovers from a
+/// full disk, so this is not final (Kafka would take the log directory
+/// offline).
+const NO_SPACE_BACKOFF: Duration = Duration::from_secs(600);
+
+/// Kafka's `LogCleanerManager` uncleanable partitions: those whose cleaning
+/// failed on bad data (a batch failing its CRC, malformed records). They
+/// stay uncleanable until the broker restarts or the partition is deleted;
+/// everything else keeps being cleaned and the partition keeps serving.
+/// Bounded by the partitions on the broker.
+#[derive(Default)]
+pub struct UncleanablePartitions {
+    partitions: Mutex<Vec<Weak<Partition>>>,
+}
+
+impl UncleanablePartitions {
+    fn mark(&self, p: &Arc<Partition>) {
+        let mut g = self.partitions.lock().unwrap_or_else(|e| e.into_inner());
+        if !g.iter().any(|w| w.as_ptr() == Arc::as_ptr(p)) {
+            g.push(Arc::downgrade(p));
+        }
+    }
+
+    fn contains(&self, p: &Arc<Partition>) -> bool {
+        let g = self.partitions.lock().unwrap_or_else(|e| e.into_inner());
+        g.iter().any(|w| w.as_ptr() == Arc::as_ptr(p))
+    }
+
+    /// Kafka's `maintainUncleanablePartitions`: deleted partitions drop out.
+    fn maintain(&self, live: &[Arc<Partition>]) {
+        let mut g = self.partitions.lock().unwrap_or_else(|e| e.into_inner());
+        g.retain(|w| live.iter().any(|p| w.as_ptr() == Arc::as_ptr(p)));
+    }
+
+    /// The uncleanable partitions still open.
+    pub fn list(&self) -> Vec<Arc<Partition>> {
+        let g = self.partitions.lock().unwrap_or_else(|e| e.into_inner());
+        g.iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Kafka's `uncleanable-bytes`: the cleanable bytes of the uncleanable
+    /// partitions (what cleaning would have covered).
+    pub fn uncleanable_bytes(&self, now_ms: i64) -> u64 {
+        self.list()
+            .iter()
+            .filter_map(|p| {
+                let view = p.cleaner_view()?;
+                let c = cleanable_section(&view, read_checkpoint(p.dir()), &p.settings(), now_ms);
+                Some(c.cleanable_bytes)
+            })
+            .sum()
+    }
+}
 
 /// Starts the retention and cleaner tasks; they end when shutdown begins.
 pub fn start(broker: &Arc<ReplicaManager>) {
@@ -249,7 +305,8 @@ struct CleanerState {
     rate: f64,
     dedupe_buffer_size: usize,
     stop: Arc<AtomicBool>,
-    uncleanable: HashMap<PathBuf, Instant>,
+    /// Partitions skipped after a full disk, until the instant.
+    no_space: HashMap<PathBuf, Instant>,
 }
 
 async fn run_cleaner(broker: Arc<ReplicaManager>) {
@@ -269,7 +326,7 @@ async fn run_cleaner(broker: Arc<ReplicaManager>) {
         rate,
         dedupe_buffer_size: 1,
         stop: stop.clone(),
-        uncleanable: HashMap::new(),
+        no_space: HashMap::new(),
     });
     while !stop.load(Ordering::Relaxed) {
         let Some(mut st) = state.take() else { return };
@@ -314,11 +371,16 @@ fn clean_filthiest(
     handle: &tokio::runtime::Handle,
 ) -> bool {
     let now = now_ms();
-    st.uncleanable.retain(|_, until| *until > Instant::now());
+    st.no_space.retain(|_, until| *until > Instant::now());
+    let live = partitions(broker);
+    broker.uncleanable.maintain(&live);
     let mut best: Option<(Arc<Partition>, CleanerView, Cleanable, Arc<TopicSettings>)> = None;
-    for p in partitions(broker) {
+    for p in live {
         let settings = p.settings();
-        if !settings.compacted || st.uncleanable.contains_key(p.dir()) {
+        if !settings.compacted
+            || st.no_space.contains_key(p.dir())
+            || broker.uncleanable.contains(&p)
+        {
             continue;
         }
         let Some(view) = p.cleaner_view() else {
@@ -346,6 +408,7 @@ fn clean_filthiest(
         delete_retention_ms: settings.delete_retention_ms,
         now_ms: now,
         producer_last_offsets: view.producer_last_offsets,
+        scrub: view.scrub,
     };
     let mut map = OffsetMap::with_buffer_size(st.dedupe_buffer_size);
     let started = Instant::now();
@@ -377,10 +440,40 @@ fn clean_filthiest(
             tracing::debug!(topic = %p.topic, partition = p.index, "cleaning aborted");
             false
         }
-        Err(CleanError::Storage(e)) => {
-            tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "cleaning failed; skipping this partition for a while");
-            st.uncleanable
-                .insert(p.dir().to_path_buf(), Instant::now() + UNCLEANABLE_BACKOFF);
+        Err(e) => {
+            let log_dir = log_dir_failure::log_dir_of(p.dir());
+            match e.io_error() {
+                // Kafka's `cleanLog`: an IOException takes the directory offline.
+                Some(io)
+                    if log_dir_failure::maybe_add_offline_log_dir(
+                        log_dir,
+                        &format!(
+                            "Failed to clean up log for {}-{} in dir {} due to IOException",
+                            p.topic,
+                            p.index,
+                            log_dir.display()
+                        ),
+                        io,
+                    ) => {}
+                Some(_) => {
+                    tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "cleaning failed on an I/O error; skipping this partition for a while");
+                    st.no_space
+                        .insert(p.dir().to_path_buf(), Instant::now() + NO_SPACE_BACKOFF);
+                }
+                None => {
+                    tracing::warn!(
+                        topic = %p.topic,
+                        partition = p.index,
+                        log_dir = %log_dir.display(),
+                        error = %e,
+                        "Unexpected exception thrown when cleaning log {}. Marking its partition ({}-{}) as uncleanable",
+                        p.dir().display(),
+                        p.topic,
+                        p.index
+                    );
+                    broker.uncleanable.mark(&p);
+                }
+            }
             false
         }
     }

@@ -30,6 +30,7 @@ pub mod finalized_features;
 pub mod group_config;
 pub mod lifecycle;
 pub mod log_dir;
+pub mod log_dir_failure;
 pub mod log_flusher;
 pub mod log_manager;
 pub mod metadata_cache;

@@ -388,7 +388,7 @@ impl Partition {
         let result = plog
             .log
             .append_as_leader(records, now, self.leader_epoch())
-            .map_err(PartitionError::Storage)?;
+            .map_err(|e| self.storage_failure(e, "appending to"))?;
         if plog.log.active_segment_base_offset() != active_before {
             // Kafka snapshots producer state at each roll, so recovery only
             // replays the active segment.
@@ -456,6 +456,25 @@ impl Partition {
         drop(guard);
         self.publish_log_start(start);
         Ok(start)
+    }
+
+    /// A storage error on this partition's log: an I/O error of the
+    /// failed-disk kind takes the log directory offline (Kafka's
+    /// `maybeHandleIOException`); every error is answered to the request.
+    fn storage_failure(&self, e: StorageError, doing: &str) -> PartitionError {
+        if let StorageError::Io { source, .. } = &e {
+            crate::broker::log_dir_failure::maybe_add_offline_log_dir(
+                crate::broker::log_dir_failure::log_dir_of(&self.dir),
+                &format!(
+                    "Error while {doing} log for {}-{} in dir {}: {e}",
+                    self.topic,
+                    self.index,
+                    self.dir.display()
+                ),
+                source,
+            );
+        }
+        PartitionError::Storage(e)
     }
 
     /// What an append as leader needs besides the open log: the partition

@@ -42,6 +42,9 @@ pub struct ReplicaManager {
     in_cluster: AtomicBool,
     /// The recovery points last written, so an idle broker rewrites nothing.
     written_recovery_points: Mutex<Option<Offsets>>,
+    /// Partitions the log cleaner gave up on (Kafka's `LogCleanerManager`
+    /// uncleanable partitions), read by the metrics exporter.
+    pub uncleanable: log_manager::UncleanablePartitions,
 }
 
 /// Kafka's `ReplicaManager.HighWatermarkFilename`.
@@ -87,6 +90,7 @@ impl ReplicaManager {
             replication_quotas,
             in_cluster: AtomicBool::new(false),
             written_recovery_points: Mutex::new(None),
+            uncleanable: Default::default(),
         }))
     }
 

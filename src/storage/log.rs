@@ -345,6 +345,12 @@ impl Log {
         Ok(self.empty_plan())
     }
 
+    /// What is known corrupt in this log, shared with the log cleaner so a
+    /// CRC mismatch it finds fences fetches as the scrubber's would.
+    pub fn scrub_state(&self) -> Arc<ScrubState> {
+        Arc::clone(&self.scrub)
+    }
+
     /// The sealed segments, oldest first, for the LogScrubber to verify.
     pub fn scrub_jobs(&self) -> Vec<ScrubJob> {
         let last = self.segments.len() - 1;

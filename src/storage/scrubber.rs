@@ -92,6 +92,21 @@ impl ScrubState {
         }
     }
 
+    /// A corrupt batch found by another reader of sealed segments (the log
+    /// cleaner's CRC check): fenced as the scrubber's finding would be, and
+    /// counted in `kastle_log_corrupt_segments_total` unless that segment
+    /// was already known corrupt. True if it was news.
+    pub fn report(&self, c: CorruptBatch) -> bool {
+        if let Some(file) = c.file.upgrade() {
+            if self.corrupt_in(&file).is_some() {
+                return false;
+            }
+        }
+        CORRUPT_SEGMENTS.fetch_add(1, Ordering::Relaxed);
+        self.record(c);
+        true
+    }
+
     /// Records `c` unless an earlier segment is already known corrupt.
     fn record(&self, c: CorruptBatch) {
         let mut guard = self.corrupt.lock().unwrap_or_else(|p| p.into_inner());

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::fetch::{earliest, fetch_all_batches, fetch_with, FetchArgs};
+use crate::support::fetch::{batches_of, earliest, fetch_all_batches, fetch_with, FetchArgs};
 use crate::support::produce::produce_ok;
 use crate::support::topics::create_topic;
 use crate::support::*;
@@ -325,4 +325,133 @@ fn kill_9_during_compaction_loses_no_latest_value() {
     let recs = read_all(&mut c, topic, 0);
     assert_eq!(latest_of(&recs), latest);
     assert_compacted(&recs, checkpoint(&dir).unwrap_or(0));
+}
+
+/// The series of `name` whatever its labels (one log directory: one series).
+fn labelled_gauge(port: u16, name: &str) -> Option<f64> {
+    let prefix = format!("{name}{{");
+    crate::metrics::scrape(port)
+        .into_iter()
+        .find(|(series, _)| series.starts_with(&prefix))
+        .map(|(_, v)| v)
+}
+
+/// Offsets a fetch serves from 0, and the error code that stopped it.
+fn read_until_error(c: &mut Client, topic: &str) -> (Vec<i64>, i16) {
+    let mut offset = 0;
+    let mut served = Vec::new();
+    loop {
+        let a = FetchArgs {
+            offset,
+            ..Default::default()
+        };
+        let p = fetch_with(c, topic, 0, &a);
+        if p.error_code != 0 {
+            return (served, p.error_code);
+        }
+        let batches = batches_of(&p);
+        if batches.is_empty() {
+            return (served, 0);
+        }
+        for b in batches {
+            served.extend(records_in(&b).iter().map(|r| r.offset));
+            offset = batch_base_offset(&b) + i64::from(batch_last_offset_delta(&b)) + 1;
+        }
+    }
+}
+
+/// Issue 19: a byte flipped inside a sealed segment of one compacted
+/// partition. The cleaner's CRC check refuses that partition without
+/// swapping anything (Kafka's "Marking its partition ... as uncleanable",
+/// counted in `uncleanable-partitions-count`), goes on cleaning the other
+/// compacted partition, and fetches stop before the corrupt batch
+/// (CORRUPT_MESSAGE at it), as for a corruption the scrubber finds.
+#[test]
+fn a_corrupt_batch_makes_only_its_partition_uncleanable() {
+    let port = free_port();
+    let metrics = format!("metrics.prometheus.listener=127.0.0.1:{port}");
+    let mut args = vec!["log.cleaner.enable=false", metrics.as_str()];
+    args.extend_from_slice(COMPACTION_OVERRIDES);
+    let mut b = Broker::start(&args);
+    let (bad, good) = ("uncleanable-bad", "uncleanable-good");
+    let (mut latest_bad, mut latest_good) = (HashMap::new(), HashMap::new());
+    {
+        let mut c = b.client();
+        compacted_topic(&mut c, bad);
+        compacted_topic(&mut c, good);
+        for round in 0..10 {
+            produce_round(&mut c, bad, "k", 10, round, &mut latest_bad);
+            produce_round(&mut c, good, "k", 10, round, &mut latest_good);
+        }
+    }
+    b.stop();
+
+    // Flip the last byte (record data) of the first batch of the second segment.
+    let bad_dir = b.partition_dir(bad, 0);
+    let mut logs = files_ending(&bad_dir, ".log");
+    logs.sort();
+    assert!(logs.len() >= 4, "sealed segments: {logs:?}");
+    let seg = bad_dir.join(&logs[1]);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let corrupt_base = i64::from_be_bytes(bytes[0..8].try_into().unwrap());
+    let first_len = 12 + i32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    bytes[first_len - 1] ^= 0x20;
+    std::fs::write(&seg, &bytes).unwrap();
+    let bad_files = segment_sizes(&bad_dir);
+
+    b.restart_with(&["log.cleaner.enable=true"]);
+    let good_dir = b.partition_dir(good, 0);
+    wait_until(
+        "the good partition cleaned and the bad one uncleanable",
+        Duration::from_secs(20),
+        || {
+            checkpoint(&good_dir).is_some_and(|cp| cp > 0)
+                && labelled_gauge(port, "kastle_uncleanable_partitions_count") == Some(1.0)
+        },
+    );
+    let log = b.stderr();
+    let marked = format!("Marking its partition ({bad}-0) as uncleanable");
+    assert!(log.contains(&marked), "{log}");
+    assert!(log.contains("CRC-32C mismatch"), "{log}");
+    assert!(labelled_gauge(port, "kastle_uncleanable_bytes").is_some_and(|v| v > 0.0));
+    assert_eq!(
+        checkpoint(&bad_dir),
+        None,
+        "the bad partition was never cleaned"
+    );
+    assert_eq!(segment_sizes(&bad_dir), bad_files, "nothing swapped");
+
+    // Consumers get every record before the corrupt batch, then CORRUPT_MESSAGE.
+    let mut c = b.client();
+    let (served, error) = read_until_error(&mut c, bad);
+    assert_eq!(error, 2, "CORRUPT_MESSAGE at the corrupt batch");
+    assert_eq!(served.last().copied(), Some(corrupt_base - 1));
+    assert_eq!(served, (0..corrupt_base).collect::<Vec<_>>());
+
+    // Later rounds keep cleaning the good partition and skip the bad one.
+    let before = checkpoint(&good_dir).unwrap_or(0);
+    let mut round = 10;
+    wait_until(
+        "another cleaning of the good partition",
+        Duration::from_secs(20),
+        || {
+            produce_round(&mut c, good, "k", 10, round, &mut latest_good);
+            produce_round(&mut c, bad, "k", 10, round, &mut latest_bad);
+            round += 1;
+            checkpoint(&good_dir).is_some_and(|cp| cp > before)
+        },
+    );
+    assert_eq!(
+        b.stderr().matches(&marked).count(),
+        1,
+        "marked once, never retried"
+    );
+    assert_eq!(
+        labelled_gauge(port, "kastle_uncleanable_partitions_count"),
+        Some(1.0)
+    );
+    let recs = read_all(&mut c, good, 0);
+    assert_compacted(&recs, checkpoint(&good_dir).unwrap_or(0));
+    assert_eq!(latest_of(&recs), latest_good);
+    b.assert_alive();
 }

@@ -30,6 +30,7 @@ impl Partition {
                 .filter_map(|p| p.batches.back().map(|b| (p.producer_id, b.last_offset)))
                 .collect(),
             config: plog.log.config().clone(),
+            scrub: plog.log.scrub_state(),
         })
     }
 
@@ -60,4 +61,5 @@ pub struct CleanerView {
     pub first_unstable_offset: Option<i64>,
     pub producer_last_offsets: std::collections::HashMap<i64, i64>,
     pub config: LogConfig,
+    pub scrub: std::sync::Arc<crate::storage::scrubber::ScrubState>,
 }

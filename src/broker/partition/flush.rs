@@ -136,6 +136,16 @@ impl Partition {
     /// A flush failed: the data's durability is unknown, so the partition
     /// goes offline (Kafka takes the log directory offline).
     pub(crate) fn flush_failed(&self, e: std::io::Error) {
+        crate::broker::log_dir_failure::maybe_add_offline_log_dir(
+            crate::broker::log_dir_failure::log_dir_of(&self.dir),
+            &format!(
+                "Error while flushing log for {}-{} in dir {}",
+                self.topic,
+                self.index,
+                self.dir.display()
+            ),
+            &e,
+        );
         let e = StorageError::io(&self.dir, "fsync", e);
         tracing::error!(topic = %self.topic, partition = self.index, error = %e, "flush failed; partition taken offline");
         self.state.send_modify(|s| s.failed = true);

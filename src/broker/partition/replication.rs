@@ -249,7 +249,7 @@ impl Partition {
         let result = plog
             .log
             .append_as_follower(records, now)
-            .map_err(PartitionError::Storage)?;
+            .map_err(|e| self.storage_failure(e, "appending as follower to"))?;
         if plog.log.active_segment_base_offset() != active_before {
             if let Err(e) = plog.snapshot(result.first_offset) {
                 tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "producer state snapshot failed");
@@ -321,7 +321,7 @@ impl Partition {
             Ok(false) => return Err(PartitionError::Closed),
             Err(e) => {
                 self.state.send_modify(|s| s.failed = true);
-                return Err(PartitionError::Storage(e));
+                return Err(self.storage_failure(e, "flushing"));
             }
         }
         let guard = self.lock();

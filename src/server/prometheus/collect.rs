@@ -200,6 +200,33 @@ impl Collector for Scrape {
             "Sealed log segments the LogScrubber found holding a corrupt record batch (fetches stop before it).",
             crate::storage::scrubber::corrupt_segments_total(),
         )?;
+        // Kafka's LogCleanerManager and LogManager gauges, tagged as Kafka
+        // tags them with the log directory's absolute path.
+        let log_dir = b.replicas.config.log_dir.as_path();
+        let log_dir_abs = std::path::absolute(log_dir).unwrap_or_else(|_| log_dir.to_path_buf());
+        let dir_label: [(&str, String); 1] = [("logDirectory", log_dir_abs.display().to_string())];
+        gauges(
+            &mut enc,
+            "kastle_uncleanable_partitions_count",
+            "Partitions the log cleaner marked uncleanable after an error cleaning them, such as a record batch failing its CRC (Kafka's LogCleanerManager uncleanable-partitions-count).",
+            [(dir_label.clone(), b.replicas.uncleanable.list().len() as i64)],
+        )?;
+        let uncleanable_bytes = b
+            .replicas
+            .uncleanable
+            .uncleanable_bytes(crate::util::now_ms());
+        gauges(
+            &mut enc,
+            "kastle_uncleanable_bytes",
+            "Cleanable bytes of the uncleanable partitions (Kafka's LogCleanerManager uncleanable-bytes).",
+            [(dir_label, i64::try_from(uncleanable_bytes).unwrap_or(i64::MAX))],
+        )?;
+        scalar_gauge(
+            &mut enc,
+            "kastle_offline_log_directory_count",
+            "Log directories offline after an I/O error (Kafka's LogManager OfflineLogDirectoryCount); the broker halts when its only one fails.",
+            crate::broker::log_dir_failure::offline_log_directory_count(log_dir) as i64,
+        )?;
 
         // One pass over the partitions for the per-partition gauges.
         let mut sizes = Vec::new();

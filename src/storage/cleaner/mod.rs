@@ -25,6 +25,15 @@
 //!    all its records go (an empty batch, Kafka's `RETAIN_EMPTY`), so the
 //!    producer's last sequence survives.
 //!
+//! Every batch read, in both passes, has its CRC-32C verified first. A
+//! mismatch ends the round before anything is swapped (a cleaned copy must
+//! never re-encode or re-checksum corrupt bytes as if they were valid), is
+//! reported to the log's [`ScrubState`] (fetches stop before the batch, as
+//! for a corruption the LogScrubber finds), and the caller marks the
+//! partition uncleanable. Kafka's cleaner checks no CRC (its `filterTo`
+//! copies a fully retained batch as is and re-checksums a rewritten one);
+//! kastle is stricter here so corruption is never laundered.
+//!
 //! Simplification (documented gap): transactional data batches and control
 //! batches are kept untouched and their keys are not entered in the map, so
 //! they neither lose records nor supersede older records. Kafka additionally
@@ -45,8 +54,10 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::error::StorageError;
+use super::scrubber::ScrubState;
 use super::swap::SegmentSummary;
 
 mod filter;
@@ -69,7 +80,22 @@ pub enum CleanError {
     /// removed a segment being cleaned): nothing was swapped for the group
     /// in progress and the checkpoint must not move.
     Aborted,
+    /// I/O, or records that are malformed or fail their CRC check (Kafka's
+    /// `CorruptRecordException`): nothing was swapped for the group in
+    /// progress. The caller marks the partition uncleanable, or for an I/O
+    /// error takes the log directory offline.
     Storage(StorageError),
+}
+
+impl CleanError {
+    /// The I/O error behind it, if it is one (Kafka's `IOException` in
+    /// `cleanLog`); `None` for bad data and aborts.
+    pub fn io_error(&self) -> Option<&std::io::Error> {
+        match self {
+            CleanError::Storage(StorageError::Io { source, .. }) => Some(source),
+            _ => None,
+        }
+    }
 }
 
 impl From<StorageError> for CleanError {
@@ -103,6 +129,9 @@ pub struct CleanTask {
     /// Producer id → last offset of its last data batch (producers the
     /// partition still tracks); that batch is kept even when emptied.
     pub producer_last_offsets: HashMap<i64, i64>,
+    /// The log's record of corrupt batches: a batch failing its CRC check
+    /// is reported there, so fetches stop before it.
+    pub scrub: Arc<ScrubState>,
 }
 
 /// What a finished round did.

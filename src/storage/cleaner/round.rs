@@ -5,10 +5,12 @@
 
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::record::batch::{CURRENT_MAGIC, MIN_BATCH_LENGTH};
-use crate::record::{iter_batches, BatchHeader};
+use crate::record::{iter_batches, verify_crc, BatchHeader};
 use crate::storage::error::StorageError;
+use crate::storage::scrubber::{CorruptBatch, ScrubState};
 use crate::storage::swap::{discard_cleaned, SegmentSummary};
 
 use super::filter::{filter_batch, map_batch, FilterCtx, Outcome};
@@ -20,9 +22,12 @@ use super::{CleanError, CleanResult, CleanTask, SwapFn};
 /// Bytes read per pread while scanning a segment.
 const READ_CHUNK: usize = 1 << 20;
 
-/// Reads every whole batch of `seg` in order, throttled.
+/// Reads every whole batch of `seg` in order, throttled, verifying each
+/// one's CRC-32C before `f` sees it. A mismatch is reported to `scrub`
+/// (fetches stop at the batch) and ends the round.
 fn for_each_batch(
     seg: &SegmentSummary,
+    scrub: &ScrubState,
     io: &mut Throttler,
     stop: &AtomicBool,
     bytes_read: &mut u64,
@@ -35,6 +40,30 @@ fn for_each_batch(
             offset: seg.base_offset,
             reason: format!("cleaner: {reason} at position {pos}"),
         })
+    };
+    // Offset after the last batch verified: the first one not to serve.
+    let mut good_end = seg.base_offset;
+    let mut verified = |batch: &[u8], h: &BatchHeader, pos: u64| {
+        if verify_crc(batch) {
+            good_end = h.next_offset();
+            return Ok(());
+        }
+        let c = CorruptBatch {
+            file: Arc::downgrade(&seg.file),
+            path: path.clone(),
+            segment_base: seg.base_offset,
+            position: pos,
+            offset: good_end,
+        };
+        scrub.report(c);
+        Err(CleanError::Storage(StorageError::InvalidRecords {
+            path: Some(path.clone()),
+            offset: good_end,
+            reason: format!(
+                "cleaner: CRC-32C mismatch in the batch at position {pos} (header base offset {})",
+                h.base_offset
+            ),
+        }))
     };
     let mut buf = Vec::new();
     let mut pos = 0u64;
@@ -51,7 +80,9 @@ fn for_each_batch(
         *bytes_read += want as u64;
         let mut it = iter_batches(&buf);
         for (p, h) in &mut it {
-            f(&buf[p..p + h.total_size()], &h, io)?;
+            let batch = &buf[p..p + h.total_size()];
+            verified(batch, &h, pos + p as u64)?;
+            f(batch, &h, io)?;
         }
         let consumed = it.position();
         if consumed > 0 {
@@ -74,6 +105,7 @@ fn for_each_batch(
             .read_exact_at(&mut buf, pos)
             .map_err(|e| StorageError::io(path, "read segment for cleaning", e))?;
         *bytes_read += total;
+        verified(&buf, &h, pos)?;
         f(&buf, &h, io)?;
         pos += total;
     }
@@ -125,17 +157,24 @@ pub fn clean(
         if seg.next_offset <= task.first_dirty_offset || full {
             continue;
         }
-        for_each_batch(seg, io, stop, &mut result.bytes_read, |batch, h, _| {
-            if full || h.last_offset() < task.first_dirty_offset {
-                return Ok(());
-            }
-            if !map_batch(batch, h, task.first_dirty_offset, map)? {
-                full = true;
-                return Ok(());
-            }
-            map.latest_offset = map.latest_offset.max(h.last_offset());
-            Ok(())
-        })?;
+        for_each_batch(
+            seg,
+            &task.scrub,
+            io,
+            stop,
+            &mut result.bytes_read,
+            |batch, h, _| {
+                if full || h.last_offset() < task.first_dirty_offset {
+                    return Ok(());
+                }
+                if !map_batch(batch, h, task.first_dirty_offset, map)? {
+                    full = true;
+                    return Ok(());
+                }
+                map.latest_offset = map.latest_offset.max(h.last_offset());
+                Ok(())
+            },
+        )?;
     }
     result.end_offset = if full {
         map.latest_offset() + 1
@@ -218,22 +257,29 @@ fn clean_group(
     let mut changed = false;
     let mut bytes_read = 0;
     for seg in segs {
-        for_each_batch(seg, io, stop, &mut bytes_read, |batch, h, io| {
-            match filter_batch(batch, h, ctx)? {
-                Outcome::Keep => writer.append(batch, h, io)?,
-                Outcome::Drop => {
-                    changed = true;
-                    result.records_removed += h.records_count.max(0) as u64;
+        for_each_batch(
+            seg,
+            &task.scrub,
+            io,
+            stop,
+            &mut bytes_read,
+            |batch, h, io| {
+                match filter_batch(batch, h, ctx)? {
+                    Outcome::Keep => writer.append(batch, h, io)?,
+                    Outcome::Drop => {
+                        changed = true;
+                        result.records_removed += h.records_count.max(0) as u64;
+                    }
+                    Outcome::Rewrite(bytes, removed) => {
+                        changed = true;
+                        result.records_removed += removed;
+                        let nh = BatchHeader::parse(&bytes).map_err(StorageError::from)?;
+                        writer.append(&bytes, &nh, io)?;
+                    }
                 }
-                Outcome::Rewrite(bytes, removed) => {
-                    changed = true;
-                    result.records_removed += removed;
-                    let nh = BatchHeader::parse(&bytes).map_err(StorageError::from)?;
-                    writer.append(&bytes, &nh, io)?;
-                }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
     }
     result.bytes_read += bytes_read;
     result.bytes_written += writer.finish(io)?;

@@ -83,6 +83,7 @@ fn task(log: &Log, checkpoint: i64, now: i64, delete_retention_ms: i64) -> Clean
         delete_retention_ms,
         now_ms: now,
         producer_last_offsets: HashMap::new(),
+        scrub: log.scrub_state(),
     }
 }
 
@@ -93,6 +94,97 @@ fn run_clean(log: &mut Log, checkpoint: i64, now: i64, drm: i64) -> CleanResult 
     let stop = AtomicBool::new(false);
     let mut swap = |r: &[(i64, u64)]| log.replace_with_cleaned(r, now);
     clean(&t, &mut map, &mut io, &stop, &mut swap).unwrap()
+}
+
+/// Flips the last byte (record data) of the last batch of the first sealed
+/// segment after the oldest that holds two batches or more; returns that
+/// segment's base offset and the batch's.
+fn flip_byte_in_a_sealed_segment(log: &Log) -> (i64, i64) {
+    use std::os::unix::fs::FileExt;
+    for seg in log.cleaner_segments().into_iter().skip(1) {
+        let bytes = fs::read(&seg.path).unwrap();
+        let batches: Vec<_> = iter_batches(&bytes).collect();
+        if batches.len() < 2 {
+            continue;
+        }
+        let (p, h) = batches[batches.len() - 1];
+        let at = p + h.total_size() - 1;
+        let f = fs::OpenOptions::new().write(true).open(&seg.path).unwrap();
+        f.write_at(&[bytes[at] ^ 0x20], at as u64).unwrap();
+        return (seg.base_offset, h.base_offset);
+    }
+    panic!("no sealed segment with two batches");
+}
+
+fn try_clean(log: &mut Log, checkpoint: i64, now: i64) -> Result<CleanResult, CleanError> {
+    let t = task(log, checkpoint, now, 86_400_000);
+    let mut map = OffsetMap::with_buffer_size(1 << 20);
+    let mut io = Throttler::new(f64::INFINITY);
+    let stop = AtomicBool::new(false);
+    let mut swap = |r: &[(i64, u64)]| log.replace_with_cleaned(r, now);
+    clean(&t, &mut map, &mut io, &stop, &mut swap)
+}
+
+fn segment_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A CRC mismatch in the dirty section (offset-map pass) or in an already
+/// clean segment (rewrite pass) ends the round with nothing swapped, and
+/// fetches then stop before the corrupt batch.
+#[test]
+fn a_batch_failing_its_crc_is_never_cleaned_and_fences_reads() {
+    for already_clean in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), cfg(), false).unwrap();
+        fill(&mut log, 8);
+        let mut checkpoint = 0;
+        if already_clean {
+            checkpoint = run_clean(&mut log, 0, T0, 86_400_000).end_offset;
+            fill(&mut log, 4);
+        }
+        let (target, bad_base) = flip_byte_in_a_sealed_segment(&log);
+        let files_before = segment_files(dir.path());
+        let err = try_clean(&mut log, checkpoint, T0).expect_err("corrupt batch refused");
+        assert!(err.io_error().is_none());
+        assert!(
+            err.to_string().contains("CRC-32C mismatch"),
+            "already_clean={already_clean}: {err}"
+        );
+        assert_eq!(segment_files(dir.path()), files_before, "nothing swapped");
+        assert!(
+            !fs::read_dir(dir.path()).unwrap().any(|e| e
+                .unwrap()
+                .path()
+                .to_string_lossy()
+                .ends_with(".cleaned")),
+            "no cleaned leftovers"
+        );
+        // Reads stop at the corrupt batch, as after the scrubber found it.
+        let plan = log.read_plan(target, 1 << 20, true, i64::MAX).unwrap();
+        let served = plan.read().unwrap();
+        let last = iter_batches(&served).last().map(|(_, h)| h.next_offset());
+        assert_eq!(last, Some(bad_base), "served up to the corrupt batch");
+        assert!(matches!(
+            log.read_plan(bad_base, 1 << 20, true, i64::MAX),
+            Err(crate::storage::StorageError::CorruptRecords { offset, .. }) if offset == bad_base
+        ));
+        // A second round finds the same batch again and still changes nothing.
+        assert!(try_clean(&mut log, checkpoint, T0).is_err());
+        assert_eq!(segment_files(dir.path()), files_before);
+    }
 }
 
 /// Ten keys written `rounds` times; the last round lands in the active segment.
