@@ -38,3 +38,4 @@ mod startup;
 mod tls;
 mod transactions;
 mod txn_offsets;
+mod txn_v2;
