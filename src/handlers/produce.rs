@@ -415,13 +415,7 @@ async fn verify_transactions(
     let asked = std::time::Instant::now();
     let unverified = apis
         .txn_verifier
-        .verify(
-            transactional_id,
-            producer_id,
-            epoch,
-            &partitions,
-            operation,
-        )
+        .verify(transactional_id, producer_id, epoch, &partitions, operation)
         .await;
     req.note_off_thread(asked.elapsed());
     for (key, tp, guard) in started {

@@ -187,7 +187,15 @@ pub fn add_partitions_to_txn(req: Request, body: Bytes) -> Pending {
                 // version 2 client (Produce v12, TxnOffsetCommit v5).
                 let client_tv = if version > 3 { TV_2 } else { TV_0 };
                 apis.txns
-                    .add_partitions(&txn_id, pid, epoch, &wanted, verify_only, version, client_tv)
+                    .add_partitions(
+                        &txn_id,
+                        pid,
+                        epoch,
+                        &wanted,
+                        verify_only,
+                        version,
+                        client_tv,
+                    )
                     .await
             } else {
                 Err(ResponseError::OperationNotAttempted)

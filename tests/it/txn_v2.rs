@@ -114,15 +114,22 @@ fn produce_v12_joins_and_end_txn_v5_bumps_the_epoch() {
     let rc = fetch_isolated(&mut c, "v2", 1, 0, READ_COMMITTED);
     assert_eq!(rc.last_stable_offset, 2);
     assert_eq!(
-        rc.aborted_transactions
-            .as_ref()
-            .map(|a| a.iter().map(|t| (t.producer_id.0, t.first_offset)).collect::<Vec<_>>()),
+        rc.aborted_transactions.as_ref().map(|a| a
+            .iter()
+            .map(|t| (t.producer_id.0, t.first_offset))
+            .collect::<Vec<_>>()),
         Some(vec![(id, 0)])
     );
     // Committing with nothing open is refused; an empty abort bumps.
     let now = (id, e + 2);
-    assert_eq!(end_v5(&mut c, now, true), (E::InvalidTxnState.code(), -1, -1));
+    assert_eq!(
+        end_v5(&mut c, now, true),
+        (E::InvalidTxnState.code(), -1, -1)
+    );
     assert_eq!(end_v5(&mut c, now, false), (NONE, id, e + 3));
     // An epoch from before is fenced (not one below the current: no retry).
-    assert_eq!(end_v5(&mut c, pid, false), (E::ProducerFenced.code(), -1, -1));
+    assert_eq!(
+        end_v5(&mut c, pid, false),
+        (E::ProducerFenced.code(), -1, -1)
+    );
 }

@@ -28,8 +28,8 @@ use tokio::sync::Mutex as AsyncMutex;
 use crate::broker::metadata_cache::MetadataCache;
 use crate::clients::network_client::{ClientLimits, NetworkClient};
 use crate::clients::ClientSecurity;
-use crate::coordinator::txn::marker_channel::{route, Route};
 use crate::coordinator::txn::coordinator::TV_2;
+use crate::coordinator::txn::marker_channel::{route, Route};
 use crate::coordinator::txn::transaction_log::TXN_TOPIC;
 use crate::coordinator::txn::TransactionCoordinator;
 

@@ -479,12 +479,7 @@ impl TransactionCoordinator {
             .log_partition(index)
             .ok_or(ResponseError::CoordinatorNotAvailable)?;
         let (key, value) = transaction_log::encode_key(&m.transactional_id)
-            .and_then(|k| {
-                Ok((
-                    k,
-                    transaction_log::encode_value(&m.value())?,
-                ))
-            })
+            .and_then(|k| Ok((k, transaction_log::encode_value(&m.value())?)))
             .map_err(|e| {
                 // Unreachable through the protocol (strings are bounded
                 // there); Kafka's serialization exception is the model.
@@ -874,7 +869,9 @@ impl TransactionCoordinator {
         let (prepare, empty) = match (m.state, commit) {
             (S::Ongoing, true) => (S::PrepareCommit, false),
             (S::Ongoing, false) => (S::PrepareAbort, false),
-            (S::CompleteCommit, true) | (S::CompleteAbort, false) if is_retry => return Ok(current),
+            (S::CompleteCommit, true) | (S::CompleteAbort, false) if is_retry => {
+                return Ok(current)
+            }
             // Version 2 may abort with nothing added (the client cannot
             // know whether a partition joined).
             (S::CompleteCommit | S::CompleteAbort, false) if !is_retry => (S::PrepareAbort, true),
@@ -1040,10 +1037,11 @@ mod tests {
     impl TxnMarkerWriter for Recorder {
         fn write_markers<'a>(&'a self, m: TxnMarkers<'a>) -> MarkerFuture<'a> {
             if !m.partitions.is_empty() {
-                self.0
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push((m.producer_id, m.producer_epoch, m.commit));
+                self.0.lock().unwrap_or_else(|p| p.into_inner()).push((
+                    m.producer_id,
+                    m.producer_epoch,
+                    m.commit,
+                ));
             }
             Box::pin(async { Ok(()) })
         }
@@ -1121,10 +1119,16 @@ mod tests {
         assert_eq!((v.state, v.producer_epoch), (TxnState::CompleteCommit, 1));
         // A retry with the epoch before the bump: answered, nothing again.
         assert_eq!(c.end_txn("tx", pid, 0, true, 5).await, Ok((pid, 1)));
-        assert_eq!(c.end_txn("tx", pid, 0, false, 5).await, Err(ResponseError::InvalidTxnState));
+        assert_eq!(
+            c.end_txn("tx", pid, 0, false, 5).await,
+            Err(ResponseError::InvalidTxnState)
+        );
         assert!(markers.take().is_empty());
         // The current epoch committing again is the next end: nothing open.
-        assert_eq!(c.end_txn("tx", pid, 1, true, 5).await, Err(ResponseError::InvalidTxnState));
+        assert_eq!(
+            c.end_txn("tx", pid, 1, true, 5).await,
+            Err(ResponseError::InvalidTxnState)
+        );
         // An abort with nothing added is allowed at version 2 and bumps.
         assert_eq!(c.end_txn("tx", pid, 1, false, 5).await, Ok((pid, 2)));
         assert!(markers.take().is_empty(), "no partition, no marker");
@@ -1133,7 +1137,10 @@ mod tests {
             c.add_partitions("tx", pid, 1, &tp(), false, 5, TV_2).await,
             Err(ResponseError::ProducerFenced)
         );
-        assert_eq!(c.end_txn("tx", pid, 0, false, 5).await, Err(ResponseError::ProducerFenced));
+        assert_eq!(
+            c.end_txn("tx", pid, 0, false, 5).await,
+            Err(ResponseError::ProducerFenced)
+        );
         assert_eq!(
             c.end_txn("tx", pid + 1, 2, false, 5).await,
             Err(ResponseError::InvalidProducerIdMapping)
@@ -1166,14 +1173,23 @@ mod tests {
         assert_eq!(markers.take(), vec![(pid, i16::MAX, true)]);
         let v = logged(&c);
         assert_eq!(
-            (v.producer_id, v.previous_producer_id, v.next_producer_id, v.producer_epoch),
+            (
+                v.producer_id,
+                v.previous_producer_id,
+                v.next_producer_id,
+                v.producer_epoch
+            ),
             (next, pid, -1, 0)
         );
         // A retry from the old id at its last epoch gets the new id.
-        assert_eq!(c.end_txn("tx", pid, MAX_EPOCH, true, 5).await, Ok((next, 0)));
+        assert_eq!(
+            c.end_txn("tx", pid, MAX_EPOCH, true, 5).await,
+            Ok((next, 0))
+        );
         // So does an InitProducerId that presents the old id (KIP-360).
         assert_eq!(
-            c.init_producer_id("tx", 60_000, Some((pid, MAX_EPOCH))).await,
+            c.init_producer_id("tx", 60_000, Some((pid, MAX_EPOCH)))
+                .await,
             Ok((next, 0))
         );
         assert_eq!(
@@ -1208,7 +1224,10 @@ mod tests {
         let mut m = entry.lock().await;
         c.complete(&mut m, false).await.unwrap();
         assert_eq!(markers.take(), vec![(pid, i16::MAX, false)]);
-        assert_eq!((m.producer_id, m.producer_epoch, m.next_producer_id), (pid + 100, 0, -1));
+        assert_eq!(
+            (m.producer_id, m.producer_epoch, m.next_producer_id),
+            (pid + 100, 0, -1)
+        );
         assert_eq!(logged(&c).previous_producer_id, pid);
     }
 }

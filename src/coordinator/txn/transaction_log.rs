@@ -99,7 +99,10 @@ pub fn encode_value(v: &TxnValue) -> Result<Vec<u8>, FieldTooLong> {
         .filter(|b| **b)
         .count();
     w.uvarint(count as u32);
-    for (tag, id) in [(TAG_PREVIOUS_PRODUCER_ID, previous), (TAG_NEXT_PRODUCER_ID, next)] {
+    for (tag, id) in [
+        (TAG_PREVIOUS_PRODUCER_ID, previous),
+        (TAG_NEXT_PRODUCER_ID, next),
+    ] {
         if let Some(id) = id {
             w.uvarint(tag);
             w.uvarint(8);
