@@ -48,7 +48,9 @@ _DT = "delegation tokens (KIP-48) are not implemented (SASL PLAIN and SCRAM are;
 _KRAFT = "a KRaft controller API: kastle is its own single static controller, without a Raft quorum"
 _SHARE = "share groups (KIP-932) are not implemented yet (README)"
 _STREAMS = "streams groups (KIP-1071) are not implemented yet"
-_TV2 = "transaction version 2 (KIP-890 part 2) is not offered yet (README; transaction.version 1)"
+_TV2 = ("transaction version 2 (KIP-890 part 2) is served (Produce v12, TxnOffsetCommit v5, EndTxn v5) "
+        "but not finalized by default: kastle finalizes transaction.version 1 on a new broker, "
+        "UpdateFeatures raises it to 2")
 
 
 def _r(kafka, kastle, why):
@@ -57,16 +59,15 @@ def _r(kafka, kastle, why):
 
 # API name -> reason, for APIs whose advertised range differs (test_api_range)
 KNOWN_RANGES = {
-    "Produce": _r("0-13", "0-11", "Produce v12-13 imply " + _TV2),
+    "Produce": _r("0-13", "0-12", "v13 (topics named by topic id) is not served"),
     "ListOffsets": _r("1-11", "1-10", "v11 is " + _CRATE),
     "OffsetCommit": _r("2-10", "2-9", "v10 names topics by topic id (KIP-848), and the kafka-protocol "
                        "crate (0.18) lists v10 but decodes topic ids in no version of it"),
     "OffsetFetch": _r("1-10", "1-9", "v10 names topics by topic id (KIP-848), and the kafka-protocol "
                        "crate (0.18) lists v10 but decodes topic ids in no version of it"),
     "ApiVersions": _r("0-5", "0-4", "v5 is " + _CRATE),
-    "EndTxn": _r("0-5", "0-4", "EndTxn v5 implies " + _TV2),
     "WriteTxnMarkers": _r("1-2", "1-1", "v2 is " + _CRATE),
-    "TxnOffsetCommit": _r("0-6", "0-4", "v5 implies " + _TV2 + ", v6 is " + _CRATE),
+    "TxnOffsetCommit": _r("0-6", "0-5", "v6 is " + _CRATE),
     "AlterReplicaLogDirs": _r("1-2", "nothing", "kastle supports a single log directory (log.dirs with one "
                               "entry), so there is no other directory to move a replica to"),
     "DescribeLogDirs": _r("1-5", "1-4", "v5 is " + _CRATE),
@@ -98,7 +99,7 @@ KNOWN_RANGES = {
         "kastle deviation: ApiVersions v3+ features at the levels kastle honours, where Kafka 4.4 "
         "supports and finalizes: kraft.version 0-1 (1; kastle 0-0: level 1 is KIP-853's dynamic "
         "controller quorum, and kastle is its own single static controller), "
-        "transaction.version 0-2 (2; kastle 0-1, finalized 1: " + _TV2 + "), eligible.leader.replicas.version 0-1 (1; kastle 0-0: one "
+        "transaction.version 0-2 (2; kastle 0-2, finalized 1: " + _TV2 + "), eligible.leader.replicas.version 0-1 (1; kastle 0-0: one "
         "replica per partition, and level 1's rule that the high watermark waits while the ISR is "
         "below min.insync.replicas is not implemented), share.version 0-2 (2; kastle 0-0: " + _SHARE
         + "), streams.version 0-1 (1; kastle 0-0: " + _STREAMS + "); metadata.version 7-33, "

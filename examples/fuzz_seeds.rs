@@ -347,12 +347,14 @@ fn coordinator_logs(dir: &Path) -> Result<usize> {
     let txn = TxnValue {
         producer_id: 2000,
         previous_producer_id: -1,
+        next_producer_id: 2001,
         producer_epoch: 1,
         timeout_ms: 60_000,
         state: TxnState::Ongoing,
         partitions: [("orders".to_string(), 0)].into_iter().collect(),
         last_update_ms: 1_700_000_000_000,
         start_ms: 1_700_000_000_000,
+        client_transaction_version: 2,
     };
     let mut txns = vec![1u8];
     txns.extend(records_batch(

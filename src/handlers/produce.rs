@@ -117,8 +117,8 @@ fn record_error_response(
 /// `ReplicaManager.handleProduceAppend` answers it (log start offset -1):
 /// TRANSACTION_ABORTABLE from v11 (KIP-890; older clients get
 /// INVALID_TXN_STATE with Kafka's message), a coordinator that cannot tell
-/// yet (CONCURRENT_TRANSACTIONS) as NOT_ENOUGH_REPLICAS so that every client
-/// retries, anything else as it is.
+/// yet (CONCURRENT_TRANSACTIONS, below v12) as NOT_ENOUGH_REPLICAS so that
+/// every client retries, anything else as it is.
 fn verification_failure(index: i32, code: ResponseError, version: i16) -> PartitionProduceResponse {
     match code {
         ResponseError::TransactionAbortable if version > 10 => failed(index, code, -1, None),
@@ -128,6 +128,9 @@ fn verification_failure(index: i32, code: ResponseError, version: i16) -> Partit
             -1,
             Some("Partition was not added to the transaction".to_string()),
         ),
+        // Transaction version 2 keeps CONCURRENT_TRANSACTIONS (common while
+        // the previous transaction ends; the verifier retried it already).
+        ResponseError::ConcurrentTransactions if version > 11 => failed(index, code, -1, None),
         ResponseError::ConcurrentTransactions
         | ResponseError::NetworkException
         | ResponseError::CoordinatorLoadInProgress
@@ -341,8 +344,9 @@ struct ProduceContext<'a> {
 /// transaction begins a verification (a guard), and the transaction
 /// coordinator is asked, once for the whole request, whether those
 /// partitions are in the producer's transaction. Partitions where the
-/// transaction is already open need no question (`Sentinel`). Skipped
-/// without a transactional id or with
+/// transaction is already open need no question (`Sentinel`). From v12
+/// (transaction version 2) the question adds the partitions to the
+/// transaction. Skipped without a transactional id, and below v12 with
 /// `transaction.partition.verification.enable=false`.
 async fn verify_transactions(
     req: &Request,
@@ -355,10 +359,13 @@ async fn verify_transactions(
         return verdicts;
     };
     let apis = &req.ctx.apis;
-    if !apis
-        .dynamic_config
-        .current()
-        .boolean("transaction.partition.verification.enable")
+    let operation = SupportedOperation::for_produce(ctx.version);
+    // Transaction version 2 adds the partition here: never skipped.
+    if operation != SupportedOperation::AddPartition
+        && !apis
+            .dynamic_config
+            .current()
+            .boolean("transaction.partition.verification.enable")
     {
         return verdicts;
     }
@@ -408,13 +415,7 @@ async fn verify_transactions(
     let asked = std::time::Instant::now();
     let unverified = apis
         .txn_verifier
-        .verify(
-            transactional_id,
-            producer_id,
-            epoch,
-            &partitions,
-            SupportedOperation::for_produce(ctx.version),
-        )
+        .verify(transactional_id, producer_id, epoch, &partitions, operation)
         .await;
     req.note_off_thread(asked.elapsed());
     for (key, tp, guard) in started {

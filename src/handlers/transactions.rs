@@ -21,7 +21,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use crate::coordinator::group::OFFSETS_TOPIC;
-use crate::coordinator::txn::coordinator::fenced_error;
+use crate::coordinator::txn::coordinator::{fenced_error, TV_0, TV_2};
 use crate::handlers::{decode, malformed, ready, Pending, Request};
 use crate::security::acl::{AclOperation, ResourceType};
 use crate::util::now_ms;
@@ -183,8 +183,19 @@ pub fn add_partitions_to_txn(req: Request, body: Bytes) -> Pending {
                             .collect();
                     })
             } else if unknown.is_empty() && refused.is_empty() {
+                // v4+ (from a partition leader) adds for a transaction
+                // version 2 client (Produce v12, TxnOffsetCommit v5).
+                let client_tv = if version > 3 { TV_2 } else { TV_0 };
                 apis.txns
-                    .add_partitions(&txn_id, pid, epoch, &wanted, verify_only, version)
+                    .add_partitions(
+                        &txn_id,
+                        pid,
+                        epoch,
+                        &wanted,
+                        verify_only,
+                        version,
+                        client_tv,
+                    )
                     .await
             } else {
                 Err(ResponseError::OperationNotAttempted)
@@ -273,6 +284,8 @@ pub fn add_offsets_to_txn(req: Request, body: Bytes) -> Pending {
                 &[(OFFSETS_TOPIC.to_string(), partition)],
                 false,
                 version,
+                // Only transaction version 1 clients send AddOffsetsToTxn.
+                TV_0,
             )
             .await;
         let code = result.err().map_or(0, |e| e.code());
@@ -308,16 +321,25 @@ pub fn end_txn(req: Request, body: Bytes) -> Pending {
                 version,
             )
             .await;
+        // v5 carries the producer id and epoch to continue with; an error
+        // carries -1 for both.
         let mut resp = EndTxnResponse::default()
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
-        if let Err(e) = result {
-            let e = if e == ResponseError::ProducerFenced {
-                fenced_error(version)
-            } else {
-                e
-            };
-            resp.error_code = e.code();
+        match result {
+            Ok((pid, epoch)) if version >= 5 => {
+                resp.producer_id = ProducerId(pid);
+                resp.producer_epoch = epoch;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let e = if e == ResponseError::ProducerFenced {
+                    fenced_error(version)
+                } else {
+                    e
+                };
+                resp.error_code = e.code();
+            }
         }
         req.respond(&resp)
     })

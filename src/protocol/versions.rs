@@ -30,12 +30,15 @@ const fn api(key: ApiKey, min: i16, max: i16) -> ApiSupport {
 pub static SUPPORTED: &[ApiSupport] = &[
     // librdkafka refuses to compress unless Produce is advertised from v0;
     // Kafka 4.x advertises 0 and rejects v0-2 on use, and so do we.
-    // Max 11: clients read Produce v12+ as "transaction version 2" (KIP-890
-    // part 2: partitions join a transaction implicitly), not offered yet.
+    // v12 is transaction version 2 (KIP-890 part 2): a transactional
+    // batch adds its partition to the transaction. Kafka advertises v12,
+    // EndTxn v5 and TxnOffsetCommit v5 whatever `transaction.version` is
+    // finalized; a client speaks them only once it reads level 2 in
+    // ApiVersions, and the broker serves each request by its version.
     ApiSupport {
         key: ApiKey::Produce,
         min: 3,
-        max: 11,
+        max: 12,
         advertised_min: 0,
     },
     api(ApiKey::Fetch, 4, 18),
@@ -48,8 +51,9 @@ pub static SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::DescribeProducers, 0, 0),
     api(ApiKey::AddPartitionsToTxn, 0, 5),
     api(ApiKey::AddOffsetsToTxn, 0, 4),
-    // v5 belongs to transaction version 2 (epoch bump on every end).
-    api(ApiKey::EndTxn, 0, 4),
+    // v5 is transaction version 2: the epoch is bumped on every end and
+    // the response carries the producer id and epoch to use next.
+    api(ApiKey::EndTxn, 0, 5),
     // Inter-broker: transaction coordinators' markers to partition leaders.
     api(ApiKey::WriteTxnMarkers, 1, 1),
     api(ApiKey::DescribeTransactions, 0, 0),
@@ -63,8 +67,9 @@ pub static SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::Heartbeat, 0, 4),
     api(ApiKey::LeaveGroup, 0, 5),
     api(ApiKey::OffsetCommit, 2, 9),
-    // v5 belongs to transaction version 2, not advertised.
-    api(ApiKey::TxnOffsetCommit, 0, 4),
+    // v5 is transaction version 2: the offsets partition joins the
+    // transaction implicitly (no AddOffsetsToTxn).
+    api(ApiKey::TxnOffsetCommit, 0, 5),
     api(ApiKey::OffsetFetch, 1, 9),
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DescribeGroups, 0, 6),
@@ -142,14 +147,15 @@ pub static FEATURES: &[Feature] = &[
         max: 0,
         finalized: 0,
     },
-    // Level 2 is KIP-890 part 2 (Produce v12+, EndTxn v5): not offered.
-    // Level 0 differs from 1 only in the transaction log's value version
-    // (v0 instead of v1); kastle records the level and keeps writing v1,
-    // which Kafka 4.x reads at every level.
+    // Level 2 is KIP-890 part 2: clients that read it send Produce v12,
+    // TxnOffsetCommit v5 and EndTxn v5 (partitions join implicitly, the
+    // epoch is bumped on every end). Level 0 differs from 1 only in the
+    // transaction log's value version (v0 instead of v1); kastle records
+    // the level and keeps writing v1, which Kafka 4.x reads at every level.
     Feature {
-        name: "transaction.version",
+        name: TRANSACTION_VERSION,
         min: 0,
-        max: 1,
+        max: 2,
         finalized: 1,
     },
     // Level 1 is the KIP-848 consumer group protocol
@@ -187,6 +193,8 @@ pub static FEATURES: &[Feature] = &[
 
 /// The feature KIP-848's consumer group protocol is enabled by.
 pub const GROUP_VERSION: &str = "group.version";
+/// The feature KIP-890 part 2 (transaction version 2) is enabled by.
+pub const TRANSACTION_VERSION: &str = "transaction.version";
 
 /// The finalized levels in force and their epoch (the metadata offset in a
 /// cluster, the number of changes on a standalone broker).
@@ -261,11 +269,14 @@ mod tests {
             assert!(0 <= f.min && f.min <= f.max, "{}", f.name);
             assert!(f.finalized == 0 || (f.min..=f.max).contains(&f.finalized));
         }
-        // Transaction version 2 needs Produce v12 and EndTxn v5.
-        let tv = FEATURES.iter().find(|f| f.name == "transaction.version");
-        assert_eq!(tv.map(|f| f.max), Some(1));
-        assert!(!is_supported(ApiKey::Produce as i16, 12));
-        assert!(!is_supported(ApiKey::EndTxn as i16, 5));
+        // Transaction version 2 needs Produce v12, TxnOffsetCommit v5 and
+        // EndTxn v5.
+        let tv = FEATURES.iter().find(|f| f.name == TRANSACTION_VERSION);
+        assert_eq!(tv.map(|f| f.max), Some(2));
+        assert!(is_supported(ApiKey::Produce as i16, 12));
+        assert!(!is_supported(ApiKey::Produce as i16, 13));
+        assert!(is_supported(ApiKey::EndTxn as i16, 5));
+        assert!(is_supported(ApiKey::TxnOffsetCommit as i16, 5));
     }
 
     #[test]

@@ -39,3 +39,4 @@ mod startup;
 mod tls;
 mod transactions;
 mod txn_offsets;
+mod txn_v2;

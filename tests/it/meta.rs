@@ -98,7 +98,7 @@ fn api_versions_features_and_unsupported_version() {
             .map(|f| (f.min_version, f.max_version))
     };
     assert_eq!(level("metadata.version"), Some((7, 33)));
-    assert_eq!(level("transaction.version"), Some((0, 1)));
+    assert_eq!(level("transaction.version"), Some((0, 2)));
     // KIP-848 consumer groups: group.version 1.
     assert_eq!(level("group.version"), Some((0, 1)));
     for off in [

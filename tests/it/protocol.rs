@@ -717,7 +717,7 @@ fn produce_fetch_roundtrip() {
         assert_eq!(r.base_offset, 5 * i as i64, "base offset of batch {i}");
         assert_eq!(r.log_start_offset, 0);
     }
-    // Produce v11, the newest advertised (v12+ implies transaction version 2).
+    // Produce v11 (v12 differs only for transactional batches: KIP-890 part 2).
     let extra = simple_batch(2, 8, 1_700_000_000_100, 9);
     let r = produce_v(&mut c, 11, "t1", 0, -1, &extra);
     assert_eq!(r.error_code, NONE, "produce v11");

@@ -5,7 +5,10 @@
 //! partition in the producer's open transaction. The coordinator is the
 //! leader of the transactional id's `__transaction_state` partition: this
 //! broker (answered in place) or another one, asked with a verify-only
-//! AddPartitionsToTxn (v4, CLUSTER_ACTION) on the inter-broker listener.
+//! AddPartitionsToTxn (v5, CLUSTER_ACTION) on the inter-broker listener.
+//! For a transaction version 2 client (Produce v12+, TxnOffsetCommit v5+)
+//! the question is not verify-only: the coordinator adds the partition to
+//! the transaction, starting it if needed (KIP-890 part 2).
 //! The answer is translated as Kafka's manager translates it, so callers
 //! see the same codes wherever the coordinator lives.
 
@@ -25,13 +28,20 @@ use tokio::sync::Mutex as AsyncMutex;
 use crate::broker::metadata_cache::MetadataCache;
 use crate::clients::network_client::{ClientLimits, NetworkClient};
 use crate::clients::ClientSecurity;
+use crate::coordinator::txn::coordinator::TV_2;
 use crate::coordinator::txn::marker_channel::{route, Route};
 use crate::coordinator::txn::transaction_log::TXN_TOPIC;
 use crate::coordinator::txn::TransactionCoordinator;
 
 /// The AddPartitionsToTxn version brokers send (the batched, verify-only
-/// capable form; Kafka's `AddPartitionsToTxnRequest.Builder.forBroker`).
-const BROKER_VERSION: i16 = 4;
+/// capable form, the latest as Kafka's
+/// `AddPartitionsToTxnRequest.Builder.forBroker` builds it).
+const BROKER_VERSION: i16 = 5;
+/// Kafka's `add.partitions.to.txn.retry.backoff.ms` and
+/// `add.partitions.to.txn.retry.backoff.max.ms` defaults: how often and how
+/// long an add answered CONCURRENT_TRANSACTIONS is asked again.
+const ADD_RETRY_BACKOFF: std::time::Duration = std::time::Duration::from_millis(20);
+const ADD_RETRY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Which errors the client of the verified request understands (Kafka's
 /// `TransactionSupportedOperation`, from the Produce / TxnOffsetCommit
@@ -41,15 +51,18 @@ pub enum SupportedOperation {
     /// Produce ≤ v10, TxnOffsetCommit ≤ v3: TRANSACTION_ABORTABLE unknown,
     /// answered as INVALID_TXN_STATE.
     DefaultError,
-    /// Produce v11+, TxnOffsetCommit v4+ (transaction version 2's epoch
-    /// bumps, Kafka's `ADD_PARTITION`, are not spoken: kastle finalizes
-    /// transaction.version 1).
+    /// Produce v11, TxnOffsetCommit v4: TRANSACTION_ABORTABLE understood.
     GenericErrorSupported,
+    /// Produce v12+, TxnOffsetCommit v5+ (transaction version 2): the
+    /// partition is added to the transaction, not only verified.
+    AddPartition,
 }
 
 impl SupportedOperation {
     pub fn for_produce(version: i16) -> SupportedOperation {
-        if version > 10 {
+        if version > 11 {
+            SupportedOperation::AddPartition
+        } else if version > 10 {
             SupportedOperation::GenericErrorSupported
         } else {
             SupportedOperation::DefaultError
@@ -57,11 +70,18 @@ impl SupportedOperation {
     }
 
     pub fn for_txn_offset_commit(version: i16) -> SupportedOperation {
-        if version > 3 {
+        if version > 4 {
+            SupportedOperation::AddPartition
+        } else if version > 3 {
             SupportedOperation::GenericErrorSupported
         } else {
             SupportedOperation::DefaultError
         }
+    }
+
+    /// Kafka's `supportsEpochBump`: the request is not verify-only.
+    fn adds(self) -> bool {
+        self == SupportedOperation::AddPartition
     }
 }
 
@@ -106,8 +126,8 @@ impl AddPartitionsToTxnManager {
     }
 
     /// Verifies that `partitions` are in the open transaction of
-    /// `producer_id` at `epoch` (Kafka's `addOrVerifyTransaction` with
-    /// `verifyOnly`).
+    /// `producer_id` at `epoch`, or with [`SupportedOperation::AddPartition`]
+    /// adds them to it (Kafka's `addOrVerifyTransaction`).
     pub async fn verify(
         &self,
         transactional_id: &str,
@@ -119,6 +139,33 @@ impl AddPartitionsToTxnManager {
         if partitions.is_empty() {
             return Unverified::new();
         }
+        // An add meeting the end of the previous transaction is retried
+        // here, briefly (Kafka's `maybeRetryOnConcurrentTransactions`:
+        // retrying the whole produce request costs the client more).
+        let started = tokio::time::Instant::now();
+        loop {
+            let answer = self
+                .ask_coordinator(transactional_id, producer_id, epoch, partitions, operation)
+                .await;
+            let concurrent = matches!(&answer, Err(ResponseError::ConcurrentTransactions))
+                || matches!(&answer, Ok(codes)
+                    if codes.contains(&Some(ResponseError::ConcurrentTransactions)));
+            if !operation.adds() || !concurrent || started.elapsed() >= ADD_RETRY_TIMEOUT {
+                return translate(partitions, answer, operation);
+            }
+            tokio::time::sleep(ADD_RETRY_BACKOFF).await;
+        }
+    }
+
+    /// One question to the coordinator of `transactional_id`.
+    async fn ask_coordinator(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+        operation: SupportedOperation,
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
         let destination = match &self.cluster {
             None => Route::Local,
             Some((cache, listener)) => {
@@ -127,7 +174,22 @@ impl AddPartitionsToTxnManager {
                 route(&image, self.node_id, listener, TXN_TOPIC, p)
             }
         };
-        let answer = match destination {
+        match destination {
+            // The coordinator's answer to an add is one error for the whole
+            // transaction (Kafka's `handleAddPartitionsToTransaction`).
+            Route::Local if operation.adds() => self
+                .txns
+                .add_partitions(
+                    transactional_id,
+                    producer_id,
+                    epoch,
+                    partitions,
+                    false,
+                    BROKER_VERSION,
+                    TV_2,
+                )
+                .await
+                .map(|()| vec![None; partitions.len()]),
             Route::Local => {
                 self.txns
                     .verify_partitions(transactional_id, producer_id, epoch, partitions)
@@ -140,18 +202,20 @@ impl AddPartitionsToTxnManager {
                     producer_id,
                     epoch,
                     partitions,
+                    operation.adds(),
                 )
                 .await
             }
             // No alive leader of the id's partition (Kafka's
             // `getTransactionCoordinator` finding none).
             Route::Deleted | Route::Unknown => Err(ResponseError::CoordinatorNotAvailable),
-        };
-        translate(partitions, answer, operation)
+        }
     }
 
-    /// Sends the verify-only request to the coordinator `broker` and reads
-    /// its per-partition answer (in `partitions`' order).
+    /// Sends the verify-only (or, with `add`, adding) request to the
+    /// coordinator `broker` and reads its per-partition answer (in
+    /// `partitions`' order).
+    #[allow(clippy::too_many_arguments)]
     async fn ask(
         &self,
         broker: i32,
@@ -160,6 +224,7 @@ impl AddPartitionsToTxnManager {
         producer_id: i64,
         epoch: i16,
         partitions: &[(String, i32)],
+        add: bool,
     ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
         let client = self.link(broker, addr);
         let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
@@ -173,7 +238,7 @@ impl AddPartitionsToTxnManager {
                 )))
                 .with_producer_id(ProducerId(producer_id))
                 .with_producer_epoch(epoch)
-                .with_verify_only(true)
+                .with_verify_only(!add)
                 .with_topics(
                     by_topic
                         .into_iter()

@@ -1,8 +1,15 @@
 //! TransactionCoordinator: the state machine behind InitProducerId (with a
 //! transactional id), AddPartitionsToTxn, AddOffsetsToTxn, EndTxn,
-//! DescribeTransactions and ListTransactions, as Kafka's (transaction
-//! version 1: markers carry the producer's epoch; the epoch is bumped when a
-//! producer is fenced or a transaction times out).
+//! DescribeTransactions and ListTransactions, as Kafka's. Transaction
+//! version 1 (EndTxn v0-4): markers carry the producer's epoch; the epoch is
+//! bumped when a producer is fenced or a transaction times out. Transaction
+//! version 2 (KIP-890 part 2, EndTxn v5): every commit or abort bumps the
+//! epoch, its markers carry the bumped epoch (fencing late writes of the
+//! ended transaction) and the client continues with it; when the epochs run
+//! out the end allocates the next producer id (NextProducerId), which takes
+//! over at epoch 0 once the markers are written. Partitions join a version 2
+//! transaction through the partition leaders (Produce v12, TxnOffsetCommit
+//! v5), with AddPartitionsToTxn v4+ from the broker.
 //!
 //! Every state change is written to `__transaction_state` and made durable
 //! before it is acted on or acknowledged. Ending a transaction is two-phase:
@@ -34,8 +41,12 @@ use crate::record::records;
 use crate::util::now_ms;
 use crate::util::shutdown::ShutdownSignal;
 
-/// Epochs stop one short of i16::MAX; past that a new producer id is issued.
-const MAX_EPOCH: i16 = i16::MAX - 1;
+/// Epochs stop one short of i16::MAX; past that a new producer id is issued
+/// (i16::MAX is left for fencing, Kafka's `isEpochExhausted`).
+pub(super) const MAX_EPOCH: i16 = i16::MAX - 1;
+/// Kafka's `TransactionVersion` levels the coordinator tells apart.
+pub const TV_0: i16 = 0;
+pub const TV_2: i16 = 2;
 /// Bound on transactional ids kept in memory.
 const MAX_TRANSACTIONAL_IDS: usize = 1_000_000;
 /// Bound on partitions one transaction may span.
@@ -78,19 +89,43 @@ pub struct TxnMetadata {
     pub partitions: BTreeSet<(String, i32)>,
     pub start_ms: i64,
     pub last_update_ms: i64,
+    /// The producer id before the last transition (Kafka's
+    /// prevProducerId): another than `producer_id` only after a rotation.
+    pub prev_producer_id: i64,
+    /// Transaction version 2: the producer id an end that used up the
+    /// epochs hands over to once its markers are written (-1: none).
+    pub next_producer_id: i64,
+    /// The epoch before the last bump a client asked for (Kafka's
+    /// lastProducerEpoch, kept in memory only as Kafka does): a retried
+    /// InitProducerId presenting it gets the current epoch again.
+    pub last_producer_epoch: i16,
+    /// The transaction version of the client's last transition
+    /// (ClientTransactionVersion: [`TV_0`] or [`TV_2`]).
+    pub client_tv: i16,
 }
 
 impl TxnMetadata {
-    fn value(&self, previous_producer_id: i64) -> TxnValue {
+    fn value(&self) -> TxnValue {
         TxnValue {
             producer_id: self.producer_id,
-            previous_producer_id,
+            previous_producer_id: self.prev_producer_id,
+            next_producer_id: self.next_producer_id,
             producer_epoch: self.producer_epoch,
             timeout_ms: self.timeout_ms,
             state: self.state,
             partitions: self.partitions.clone(),
             last_update_ms: self.last_update_ms,
             start_ms: self.start_ms,
+            client_transaction_version: self.client_tv,
+        }
+    }
+
+    /// The start of a transition: the state as it is, recording the
+    /// producer id it leaves (Kafka's `TxnTransitMetadata.prevProducerId`).
+    pub(super) fn transit(&self) -> TxnMetadata {
+        TxnMetadata {
+            prev_producer_id: self.producer_id,
+            ..self.clone()
         }
     }
 }
@@ -335,6 +370,10 @@ impl TransactionCoordinator {
                 partitions: v.partitions,
                 start_ms: v.start_ms,
                 last_update_ms: v.last_update_ms,
+                prev_producer_id: v.previous_producer_id,
+                next_producer_id: v.next_producer_id,
+                last_producer_epoch: -1,
+                client_tv: v.client_transaction_version,
             };
             producers.insert(meta.producer_id, view_of(&meta));
             txns.insert(id, Arc::new(AsyncMutex::new(meta)));
@@ -386,7 +425,7 @@ impl TransactionCoordinator {
             .collect()
     }
 
-    fn entry(&self, id: &str) -> Result<Arc<AsyncMutex<TxnMetadata>>, ResponseError> {
+    pub(super) fn entry(&self, id: &str) -> Result<Arc<AsyncMutex<TxnMetadata>>, ResponseError> {
         self.check_coordinator(id)?;
         self.txns
             .lock()
@@ -422,7 +461,7 @@ impl TransactionCoordinator {
         }
     }
 
-    fn publish(&self, m: &TxnMetadata) {
+    pub(super) fn publish(&self, m: &TxnMetadata) {
         self.producers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -431,17 +470,7 @@ impl TransactionCoordinator {
 
     /// Appends the transaction's new state to its `__transaction_state`
     /// partition and waits until it is durable.
-    async fn persist(&self, m: &TxnMetadata) -> Result<(), ResponseError> {
-        self.persist_as(m, m.producer_id).await
-    }
-
-    /// [`Self::persist`] of a transition away from `previous_producer_id`
-    /// (another id than `m`'s only when InitProducerId rotates it).
-    async fn persist_as(
-        &self,
-        m: &TxnMetadata,
-        previous_producer_id: i64,
-    ) -> Result<(), ResponseError> {
+    pub(super) async fn persist(&self, m: &TxnMetadata) -> Result<(), ResponseError> {
         let index = self.partition_for(&m.transactional_id);
         // Cluster mode: only the coordinator of the id's partition writes,
         // at the coordinator epoch it loaded with.
@@ -450,12 +479,7 @@ impl TransactionCoordinator {
             .log_partition(index)
             .ok_or(ResponseError::CoordinatorNotAvailable)?;
         let (key, value) = transaction_log::encode_key(&m.transactional_id)
-            .and_then(|k| {
-                Ok((
-                    k,
-                    transaction_log::encode_value(&m.value(previous_producer_id))?,
-                ))
-            })
+            .and_then(|k| Ok((k, transaction_log::encode_value(&m.value())?)))
             .map_err(|e| {
                 // Unreachable through the protocol (strings are bounded
                 // there); Kafka's serialization exception is the model.
@@ -516,7 +540,7 @@ impl TransactionCoordinator {
                 still_coordinator: &current,
             })
             .await?;
-        let mut next = m.clone();
+        let mut next = m.transit();
         next.state = if commit {
             TxnState::CompleteCommit
         } else {
@@ -524,10 +548,30 @@ impl TransactionCoordinator {
         };
         next.partitions.clear();
         next.last_update_ms = now_ms();
+        // A transaction version 2 end that used up the epochs: the producer
+        // continues under the id allocated when it was prepared, at epoch 0
+        // (Kafka's `prepareComplete`).
+        if next.next_producer_id != -1 {
+            next.producer_id = next.next_producer_id;
+            next.producer_epoch = 0;
+            next.next_producer_id = -1;
+        }
         self.persist(&next).await?;
+        let retired = (next.producer_id != m.producer_id).then_some(m.producer_id);
         *m = next;
         self.publish(m);
+        if let Some(old) = retired {
+            self.retire(old);
+        }
         Ok(())
+    }
+
+    /// The producer id `old` no longer maps to its transactional id.
+    fn retire(&self, old: i64) {
+        self.producers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&old);
     }
 
     /// Bumps the epoch (fencing the current producer) and logs PrepareAbort
@@ -535,10 +579,12 @@ impl TransactionCoordinator {
     /// `endTransaction` with ABORT on the coordinator's behalf). Once this
     /// returns the abort is decided; [`Self::complete`] writes its markers.
     async fn fence(&self, m: &mut TxnMetadata) -> Result<(), ResponseError> {
-        let mut next = m.clone();
-        if next.producer_epoch < MAX_EPOCH {
-            next.producer_epoch += 1;
-        }
+        let mut next = m.transit();
+        // Up to i16::MAX, which no producer is ever given: the fence holds
+        // even against the last epoch handed out.
+        next.producer_epoch = next.producer_epoch.saturating_add(1);
+        next.last_producer_epoch = -1;
+        next.next_producer_id = -1;
         next.state = TxnState::PrepareAbort;
         next.last_update_ms = now_ms();
         self.persist(&next).await?;
@@ -585,6 +631,10 @@ impl TransactionCoordinator {
                         partitions: BTreeSet::new(),
                         start_ms: -1,
                         last_update_ms: now_ms(),
+                        prev_producer_id: -1,
+                        next_producer_id: -1,
+                        last_producer_epoch: -1,
+                        client_tv: TV_0,
                     }));
                     txns.insert(transactional_id.to_string(), e.clone());
                     e
@@ -596,8 +646,12 @@ impl TransactionCoordinator {
         // one (Kafka's isValidProducerId, checked before the state), unless
         // the transactional id has no epoch yet.
         let known = m.producer_epoch != -1;
-        if let Some((pid, _)) = expected {
-            if known && pid != m.producer_id {
+        if let Some((pid, epoch)) = expected {
+            // Also accepted: the previous producer id at its last epoch, a
+            // retry after a bump that rotated the id (Kafka's
+            // isValidProducerId).
+            let rotated_retry = pid == m.prev_producer_id && epoch >= MAX_EPOCH;
+            if known && pid != m.producer_id && !rotated_retry {
                 return Err(ResponseError::ProducerFenced);
             }
         }
@@ -624,17 +678,23 @@ impl TransactionCoordinator {
             }
             _ => {}
         }
-        if let Some((_, epoch)) = expected {
-            if known && epoch != m.producer_epoch {
-                return Err(ResponseError::ProducerFenced);
+        let mut next = m.transit();
+        // Kafka's prepareIncrementProducerEpoch / prepareProducerIdRotation.
+        let expected_epoch = expected.map(|(_, e)| e);
+        if !known || expected_epoch.is_none_or(|e| e == m.producer_epoch) {
+            if next.producer_epoch >= MAX_EPOCH {
+                next.producer_id = self.producer_ids.generate()?;
+                next.producer_epoch = 0;
+                // Recorded only when the producer presented its epoch.
+                next.last_producer_epoch = expected_epoch.map_or(-1, |_| m.producer_epoch);
+            } else {
+                next.producer_epoch += 1;
+                next.last_producer_epoch = expected_epoch.map_or(-1, |_| m.producer_epoch);
             }
-        }
-        let mut next = m.clone();
-        if next.producer_epoch >= MAX_EPOCH {
-            next.producer_id = self.producer_ids.generate()?;
-            next.producer_epoch = 0;
+        } else if expected_epoch == Some(m.last_producer_epoch) {
+            // A retry of a bump that succeeded: the current epoch again.
         } else {
-            next.producer_epoch += 1;
+            return Err(ResponseError::ProducerFenced);
         }
         next.timeout_ms = timeout_ms;
         next.state = TxnState::Empty;
@@ -643,22 +703,19 @@ impl TransactionCoordinator {
         next.last_update_ms = now_ms();
         // The record names the producer id this transition leaves (Kafka's
         // PreviousProducerId): the same one unless the epochs ran out.
-        self.persist_as(&next, m.producer_id).await?;
-        if next.producer_id != m.producer_id {
-            // The old producer id no longer maps to this transactional id.
-            self.producers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&m.producer_id);
-        }
+        self.persist(&next).await?;
+        let retired = (next.producer_id != m.producer_id).then_some(m.producer_id);
         *m = next;
         self.publish(&m);
+        if let Some(old) = retired {
+            self.retire(old);
+        }
         Ok((m.producer_id, m.producer_epoch))
     }
 
     /// Checks that a client request belongs to the current producer of the
     /// transaction.
-    fn check_producer(
+    pub(super) fn check_producer(
         m: &TxnMetadata,
         producer_id: i64,
         epoch: i16,
@@ -675,7 +732,11 @@ impl TransactionCoordinator {
 
     /// AddPartitionsToTxn / AddOffsetsToTxn: adds partitions to the open
     /// transaction (opening it if needed). With `verify_only` nothing
-    /// changes: the partitions must already be part of it.
+    /// changes: the partitions must already be part of it. `client_tv` is
+    /// the transaction version the request implies (Kafka's
+    /// `transactionVersionForAddPartitionsToTxn`: [`TV_2`] from a broker's
+    /// v4+, [`TV_0`] from a client).
+    #[allow(clippy::too_many_arguments)]
     pub async fn add_partitions(
         &self,
         transactional_id: &str,
@@ -684,6 +745,7 @@ impl TransactionCoordinator {
         partitions: &[(String, i32)],
         verify_only: bool,
         version: i16,
+        client_tv: i16,
     ) -> Result<(), ResponseError> {
         let entry = self.entry(transactional_id)?;
         let mut m = entry.lock().await;
@@ -706,55 +768,18 @@ impl TransactionCoordinator {
         if m.partitions.len() + partitions.len() > MAX_PARTITIONS_PER_TXN {
             return Err(ResponseError::InvalidRequest);
         }
-        let mut next = m.clone();
+        let mut next = m.transit();
         if next.state != TxnState::Ongoing {
             next.state = TxnState::Ongoing;
             next.start_ms = now_ms();
         }
+        next.client_tv = client_tv;
         next.partitions.extend(partitions.iter().cloned());
         next.last_update_ms = now_ms();
         self.persist(&next).await?;
         *m = next;
         self.publish(&m);
         Ok(())
-    }
-
-    /// EndTxn: two-phase commit or abort.
-    pub async fn end_txn(
-        &self,
-        transactional_id: &str,
-        producer_id: i64,
-        epoch: i16,
-        commit: bool,
-        version: i16,
-    ) -> Result<(), ResponseError> {
-        let entry = self.entry(transactional_id)?;
-        let mut m = entry.lock().await;
-        Self::check_producer(&m, producer_id, epoch, version)?;
-        match (m.state, commit) {
-            (TxnState::Ongoing, _) => {}
-            // A retry of an end that already happened.
-            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => return Ok(()),
-            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
-                return Err(ResponseError::ConcurrentTransactions)
-            }
-            // Nothing added (Empty) is an invalid transition for commit and
-            // abort alike below EndTxn v5 (Kafka's transaction version 1).
-            _ => return Err(ResponseError::InvalidTxnState),
-        }
-        let mut next = m.clone();
-        next.state = if commit {
-            TxnState::PrepareCommit
-        } else {
-            TxnState::PrepareAbort
-        };
-        next.last_update_ms = now_ms();
-        self.persist(&next).await?;
-        *m = next;
-        self.publish(&m);
-        // Once Prepare is durable the outcome is decided; if writing the
-        // markers fails now, the periodic task finishes the job.
-        self.complete(&mut m, commit).await
     }
 
     /// The coordinator's side of a broker's verify-only AddPartitionsToTxn

@@ -4,6 +4,7 @@
 
 pub mod add_partitions_manager;
 pub mod coordinator;
+pub mod end_txn;
 pub mod leadership;
 pub mod marker_channel;
 pub mod standalone;

@@ -9,10 +9,13 @@
 //! fields in the flexible encoding (compact strings and arrays, a null
 //! partition list for Empty, tagged-field sections) plus, as Kafka 4.4 does
 //! at level 1, the tagged field PreviousProducerId (tag 0: the producer id
-//! before the transition, on every record); NextProducerId (tag 1) and
-//! ClientTransactionVersion (tag 2) stay at their defaults (-1, 0) for
-//! transaction version 1 clients, and Kafka writes a tagged field only when
-//! it differs from its default.
+//! before the transition, on every record). Transaction version 2 adds
+//! NextProducerId (tag 1: the producer id an EndTxn v5 that ran out of
+//! epochs hands over to once its markers are written) and
+//! ClientTransactionVersion (tag 2: the version the transaction was begun
+//! or ended with, 2 for Produce v12 / AddPartitionsToTxn v4+ / EndTxn v5).
+//! Kafka writes a tagged field only when it differs from its default
+//! (-1, -1, 0); NextProducerEpoch (tag 3, two-phase commit) is skipped.
 
 use std::collections::BTreeSet;
 
@@ -21,8 +24,11 @@ use crate::protocol::fields::{DecodeError, FieldReader, FieldTooLong, FieldWrite
 
 pub const TXN_TOPIC: &str = "__transaction_state";
 
-/// TransactionLogValue v1's tag of PreviousProducerId.
+/// TransactionLogValue v1's tags of PreviousProducerId, NextProducerId and
+/// ClientTransactionVersion.
 const TAG_PREVIOUS_PRODUCER_ID: u32 = 0;
+const TAG_NEXT_PRODUCER_ID: u32 = 1;
+const TAG_CLIENT_TRANSACTION_VERSION: u32 = 2;
 
 /// What a TransactionLogValue holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,12 +38,17 @@ pub struct TxnValue {
     /// record logs (tagged field PreviousProducerId of v1; -1 when absent):
     /// `producer_id` itself unless InitProducerId rotated it.
     pub previous_producer_id: i64,
+    /// NextProducerId: the producer id a transaction version 2 end hands
+    /// over to when the epochs ran out (-1: none).
+    pub next_producer_id: i64,
     pub producer_epoch: i16,
     pub timeout_ms: i32,
     pub state: TxnState,
     pub partitions: BTreeSet<(String, i32)>,
     pub last_update_ms: i64,
     pub start_ms: i64,
+    /// ClientTransactionVersion (0, 1 or 2).
+    pub client_transaction_version: i16,
 }
 
 pub fn encode_key(transactional_id: &str) -> Result<Vec<u8>, FieldTooLong> {
@@ -79,13 +90,29 @@ pub fn encode_value(v: &TxnValue) -> Result<Vec<u8>, FieldTooLong> {
     }
     w.i64(v.last_update_ms);
     w.i64(v.start_ms);
-    if v.previous_producer_id == -1 {
-        w.no_tagged_fields();
-    } else {
-        w.uvarint(1); // one tagged field
-        w.uvarint(TAG_PREVIOUS_PRODUCER_ID);
-        w.uvarint(8);
-        w.i64(v.previous_producer_id);
+    // Tagged fields in tag order, each only when not at its default.
+    let previous = (v.previous_producer_id != -1).then_some(v.previous_producer_id);
+    let next = (v.next_producer_id != -1).then_some(v.next_producer_id);
+    let client = (v.client_transaction_version != 0).then_some(v.client_transaction_version);
+    let count = [previous.is_some(), next.is_some(), client.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    w.uvarint(count as u32);
+    for (tag, id) in [
+        (TAG_PREVIOUS_PRODUCER_ID, previous),
+        (TAG_NEXT_PRODUCER_ID, next),
+    ] {
+        if let Some(id) = id {
+            w.uvarint(tag);
+            w.uvarint(8);
+            w.i64(id);
+        }
+    }
+    if let Some(c) = client {
+        w.uvarint(TAG_CLIENT_TRANSACTION_VERSION);
+        w.uvarint(2);
+        w.i16(c);
     }
     Ok(w.finish())
 }
@@ -129,26 +156,31 @@ fn decode_value_checked(value: &[u8]) -> Result<TxnValue, DecodeError> {
     let last_update_ms = r.i64()?;
     let start_ms = r.i64()?;
     let mut previous_producer_id = -1;
+    let mut next_producer_id = -1;
+    let mut client_transaction_version = 0;
     if r.flexible {
         for _ in 0..r.uvarint()? {
             let tag = r.uvarint()?;
             let size = r.uvarint()? as usize;
-            if tag == TAG_PREVIOUS_PRODUCER_ID && size == 8 {
-                previous_producer_id = r.i64()?;
-            } else {
-                r.skip(size)?;
+            match (tag, size) {
+                (TAG_PREVIOUS_PRODUCER_ID, 8) => previous_producer_id = r.i64()?,
+                (TAG_NEXT_PRODUCER_ID, 8) => next_producer_id = r.i64()?,
+                (TAG_CLIENT_TRANSACTION_VERSION, 2) => client_transaction_version = r.i16()?,
+                _ => r.skip(size)?,
             }
         }
     }
     Ok(TxnValue {
         producer_id,
         previous_producer_id,
+        next_producer_id,
         producer_epoch,
         timeout_ms,
         state,
         partitions,
         last_update_ms,
         start_ms,
+        client_transaction_version,
     })
 }
 
@@ -170,12 +202,14 @@ mod tests {
         let v = TxnValue {
             producer_id: 42,
             previous_producer_id: 41,
+            next_producer_id: -1,
             producer_epoch: 3,
             timeout_ms: 60000,
             state: TxnState::Ongoing,
             partitions,
             last_update_ms: 5,
             start_ms: 4,
+            client_transaction_version: 0,
         };
         let bytes = encode_value(&v).unwrap();
         assert_eq!(decode_value(&bytes), Some(v.clone()));
@@ -202,12 +236,14 @@ mod tests {
         let v = TxnValue {
             producer_id: 7,
             previous_producer_id: 7,
+            next_producer_id: -1,
             producer_epoch: 2,
             timeout_ms: 60_000,
             state: TxnState::Ongoing,
             partitions,
             last_update_ms: 1_700_000_000_123,
             start_ms: 1_700_000_000_100,
+            client_transaction_version: 0,
         };
         let mut want = Vec::new();
         want.extend_from_slice(&1i16.to_be_bytes()); // value version 1

@@ -1,0 +1,88 @@
+"""Transaction version 2 (KIP-890 part 2) with the Apache Kafka 4.4 Java client.
+
+kastle and a real Apache Kafka 4.4 (the oracle) each get ``transaction.version``
+upgraded to 2 with Kafka's own ``kafka-features`` tool (FeatureCommand; a new Kafka
+4.4 cluster is at 2 already), then the Java 4.4 client runs the transactions
+scenario of ``ClientSuite`` (the steps test_java_client.py runs as ``txn``:
+commit/abort, read_committed and read_uncommitted reads, the last stable offset,
+describe/list transactions, sendOffsetsToTransaction with a read_committed
+consumer, fencing) against each. The client's NetworkClient log (DEBUG) shows it
+really used version 2: Produce v12+ (v13 to Kafka, which also names topics by
+id), TxnOffsetCommit v5+ and EndTxn v5+ requests only, and neither
+AddPartitionsToTxn nor AddOffsetsToTxn.
+"""
+import json
+import re
+import time
+
+import pytest
+
+import jvm_lib
+from conftest import Broker
+
+TOOL = "org.apache.kafka.tools.FeatureCommand"
+STEPS = ["init_transactions", "commit_abort_commit", "read_committed", "read_uncommitted",
+         "last_stable_offset", "list_and_describe_transactions", "send_offsets_to_transaction",
+         "producer_fencing"]
+# the lowest version a transaction version 2 client sends, by the API name in
+# the request header NetworkClient logs
+SENT_V2 = {"PRODUCE": 12, "END_TXN": 5, "TXN_OFFSET_COMMIT": 5}
+NOT_SENT_V2 = ["apiKey=ADD_PARTITIONS_TO_TXN", "apiKey=ADD_OFFSETS_TO_TXN"]
+
+
+@pytest.fixture(scope="module")
+def kastle_broker(tmp_path_factory):
+    b = Broker(tmp_path_factory.mktemp("tv2-kastle"), name="kastle (tv2)")
+    b.start()
+    yield b
+    b.stop(check=False)
+
+
+def features(bootstrap, *args):
+    p = jvm_lib.jvm_run("kafka4", TOOL, ["--bootstrap-server", bootstrap, *args], timeout=120,
+                        jvm_opts=("-Xmx256m",), check=False)
+    return p.returncode, p.stdout + p.stderr
+
+
+def finalized_tv(bootstrap):
+    rc, out = features(bootstrap, "describe")
+    assert rc == 0, out
+    m = re.search(r"Feature: transaction\.version\s+SupportedMinVersion: \d+\s+"
+                  r"SupportedMaxVersion: (\d+)\s+FinalizedVersionLevel: (\d+)", out)
+    assert m, out
+    return int(m.group(1)), int(m.group(2))
+
+
+@pytest.mark.parametrize("target", ["kastle", "kafka"])
+def test_java_transactions_at_version_2(target, request):
+    b = request.getfixturevalue("kastle_broker" if target == "kastle" else "real_kafka")
+    if target == "kastle":
+        request.node._kastle_brokers = [b]
+    rc, out = features(b.bootstrap, "upgrade", "--feature", "transaction.version=2")
+    assert rc == 0, out
+    assert finalized_tv(b.bootstrap) == (2, 2)
+
+    prefix = f"tv2-{target[:2]}-{int(time.time() * 1000) % 10**9}"
+    opts = ["-Xmx256m", "-Dkastle.netlog.level=DEBUG"]
+    t0 = time.monotonic()
+    p = jvm_lib.jvm_run("clients", "kastle.compat.ClientSuite", ["txn", b.bootstrap, prefix],
+                        deps="kafka4", jvm_opts=opts, timeout=300, check=False)
+    secs = time.monotonic() - t0
+    steps = {}
+    for ln in p.stdout.splitlines():
+        try:
+            o = json.loads(ln)
+        except ValueError:
+            continue
+        if o.get("type") == "step":
+            steps[o["name"]] = (o["ok"], o.get("error"))
+    failed = {s: steps.get(s, (False, "did not run"))[1] for s in STEPS
+              if not steps.get(s, (False,))[0]}
+    assert not failed, (f"{target}: {failed} (exit {p.returncode} after {secs:.1f}s)\n"
+                        f"--- stderr ---\n{p.stderr[-6000:]}")
+    log = p.stderr
+    for api, lowest in SENT_V2.items():
+        sent = {int(v) for v in re.findall(rf"apiKey={api}, apiVersion=(\d+)", log)}
+        assert sent and min(sent) >= lowest, f"{target}: {api} sent at versions {sorted(sent)}"
+    for unwanted in NOT_SENT_V2:
+        assert unwanted not in log, f"{target}: a version 2 client sent {unwanted}"
