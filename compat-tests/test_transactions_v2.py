@@ -10,8 +10,14 @@ consumer, fencing) against each. The client's NetworkClient log (DEBUG) shows it
 really used version 2: Produce v12+ (v13 to Kafka, which also names topics by
 id), TxnOffsetCommit v5+ and EndTxn v5+ requests only, and neither
 AddPartitionsToTxn nor AddOffsetsToTxn.
+
+The Kafka run is the oracle for these assertions; the same scenario at version 2
+also runs against Kafka in test_java_client.py (``java-4.4-kafka-txn``: a new 4.4
+cluster finalizes version 2), so the test command runs it here only with
+``KASTLE_JAVA_ORACLE=all`` (26 s of the budget).
 """
 import json
+import os
 import re
 import time
 
@@ -53,7 +59,10 @@ def finalized_tv(bootstrap):
     return int(m.group(1)), int(m.group(2))
 
 
-@pytest.mark.parametrize("target", ["kastle", "kafka"])
+TARGETS = ["kastle", "kafka"] if os.environ.get("KASTLE_JAVA_ORACLE") == "all" else ["kastle"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
 def test_java_transactions_at_version_2(target, request):
     b = request.getfixturevalue("kastle_broker" if target == "kastle" else "real_kafka")
     if target == "kastle":
