@@ -48,7 +48,7 @@ fn api_versions_ranges_and_errors() {
     let mut b = Broker::start(&[]);
     let mut c = b.client();
     let expected: &[(i16, i16, i16)] = &[
-        (0, 0, 11),
+        (0, 0, 12),
         (1, 4, 18),
         (2, 1, 10),
         (3, 0, 13),
