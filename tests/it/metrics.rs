@@ -15,7 +15,9 @@ use crate::support::fetch::{fetch_with, FetchArgs};
 use crate::support::groups::commit_offsets;
 use crate::support::produce::produce;
 use crate::support::topics::{create_topic, delete_topic};
-use crate::support::{find_coordinators, free_port, simple_batch, Broker, Client, E, NONE};
+use crate::support::{
+    find_coordinators, free_port, simple_batch, wait_until, Broker, Client, E, NONE,
+};
 
 // ---------------------------------------------------------------------------
 // HTTP and scrape helpers
@@ -170,8 +172,14 @@ fn fetch(c: &mut Client, topic: &str, partition: i32, offset: i64) -> (i16, usiz
 fn figures_move_by_what_clients_did() {
     let (b, mport) = start_with_metrics();
     let mut c = b.client();
+    // The client's connect returns once the kernel completes the handshake;
+    // the broker counts the connection when its accept loop takes it.
+    wait_until(
+        "the broker counts the open connection",
+        Duration::from_secs(10),
+        || get(&scrape(mport), "kastle_connections_open") >= 1.0,
+    );
     let before = scrape(mport);
-    assert!(get(&before, "kastle_connections_open") >= 1.0);
     let accepted_before = get(&before, "kastle_connections_accepted_total");
     assert_eq!(
         get(&before, "kastle_partitions"),
