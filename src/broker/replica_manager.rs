@@ -135,10 +135,16 @@ impl ReplicaManager {
     /// The periodic recovery point checkpoint, every
     /// `log.flush.offset.checkpoint.interval.ms` until shutdown.
     fn start_recovery_point_checkpoints(self: &Arc<Self>) {
-        let every = self
-            .config
-            .int("log.flush.offset.checkpoint.interval.ms")
-            .max(1) as u64;
+        self.spawn_periodic_checkpoint(
+            "log.flush.offset.checkpoint.interval.ms",
+            ReplicaManager::checkpoint_recovery_points,
+        );
+    }
+
+    /// Runs the blocking `checkpoint` every `interval_key` milliseconds until
+    /// shutdown, off the async workers (it writes and syncs a file).
+    fn spawn_periodic_checkpoint(self: &Arc<Self>, interval_key: &str, checkpoint: fn(&Self)) {
+        let every = self.config.int(interval_key).max(1) as u64;
         let this = self.clone();
         let stop = self.shutdown.clone();
         tokio::spawn(async move {
@@ -150,7 +156,7 @@ impl ReplicaManager {
                     _ = stop.wait() => return,
                 }
                 let r = this.clone();
-                let _ = tokio::task::spawn_blocking(move || r.checkpoint_recovery_points()).await;
+                let _ = tokio::task::spawn_blocking(move || checkpoint(&r)).await;
             }
         });
     }
@@ -606,23 +612,9 @@ impl ReplicaManager {
     /// The periodic high watermark checkpoint of a cluster broker, until
     /// shutdown (which writes the last one).
     pub fn start_high_watermark_checkpoints(self: &Arc<Self>) {
-        let every = self
-            .config
-            .int("replica.high.watermark.checkpoint.interval.ms")
-            .max(1) as u64;
-        let this = self.clone();
-        let stop = self.shutdown.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_millis(every));
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stop.wait() => return,
-                }
-                let r = this.clone();
-                let _ = tokio::task::spawn_blocking(move || r.checkpoint_high_watermarks()).await;
-            }
-        });
+        self.spawn_periodic_checkpoint(
+            "replica.high.watermark.checkpoint.interval.ms",
+            ReplicaManager::checkpoint_high_watermarks,
+        );
     }
 }
