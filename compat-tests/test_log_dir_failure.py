@@ -16,7 +16,7 @@ import time
 import pytest
 
 from compat_lib import ck_consume, ck_create_topic, ck_producer, unique_topic
-from test_power_loss import LazyFs, _fuse_usable
+from test_power_loss import lazyfs_broker
 
 ACKED = 20
 
@@ -38,16 +38,10 @@ def produce(bootstrap, topic, values, timeout):
 
 
 def test_eio_on_the_only_log_dir_halts_the_broker(broker_factory, tmp_path):
-    skip = _fuse_usable()
-    if skip:
-        pytest.skip(skip)
-    backing, mnt = tmp_path / "backing", tmp_path / "mnt"
-    backing.mkdir()
-    fs = LazyFs(backing, mnt, tmp_path / "lazyfs.log")
+    fs, broker = lazyfs_broker(broker_factory, tmp_path, {"offsets.topic.num.partitions": 1})
+    mnt = broker.data_dir
     fs.mount()
     try:
-        broker = broker_factory({"offsets.topic.num.partitions": 1}, start=False)
-        broker.data_dir = mnt
         broker.start()
         topic = unique_topic("logdirfail")
         ck_create_topic(broker.bootstrap, topic, 1)

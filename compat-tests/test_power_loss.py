@@ -287,21 +287,28 @@ class Watching:
         return self.seen
 
 
-def run_rounds(broker_factory, tmp_path, capsys, durable):
+def lazyfs_broker(broker_factory, tmp_path, overrides):
+    """A stopped broker whose data dir is a kastle-lazyfs mount (not yet mounted) over
+    `tmp_path/backing`: (LazyFs, broker). Skips when FUSE or the binary is missing."""
     skip = _fuse_usable()
     if skip:
         pytest.skip(skip)
-    mode = "durable" if durable else "page-cache"
     backing, mnt = tmp_path / "backing", tmp_path / "mnt"
     backing.mkdir()
     fs = LazyFs(backing, mnt, tmp_path / "lazyfs.log")
+    broker = broker_factory(overrides, start=False)
+    broker.data_dir = mnt
+    return fs, broker
+
+
+def run_rounds(broker_factory, tmp_path, capsys, durable):
+    mode = "durable" if durable else "page-cache"
     overrides = {"num.partitions": str(PARTITIONS)}
     if not durable:
         overrides["log.flush.interval.messages"] = "1000000000"
     # small segments: rolls, index files and their fsyncs are part of every round
     overrides["log.segment.bytes"] = str(1024 * 1024)
-    broker = broker_factory(overrides, start=False)
-    broker.data_dir = mnt
+    fs, broker = lazyfs_broker(broker_factory, tmp_path, overrides)
     base = unique_topic("powerloss")
     acked_all = {}
     kept = {}   # records a consumer has read that must survive every later crash
@@ -518,14 +525,7 @@ def test_power_loss_transactions(broker_factory, tmp_path, capsys):
     """Durable mode: a transaction whose commit returned survives a power loss; one that
     was open at the crash is aborted by the next producer with the same transactional.id
     and never seen by read_committed."""
-    skip = _fuse_usable()
-    if skip:
-        pytest.skip(skip)
-    backing, mnt = tmp_path / "backing", tmp_path / "mnt"
-    backing.mkdir()
-    fs = LazyFs(backing, mnt, tmp_path / "lazyfs.log")
-    broker = broker_factory({"num.partitions": str(PARTITIONS)}, start=False)
-    broker.data_dir = mnt
+    fs, broker = lazyfs_broker(broker_factory, tmp_path, {"num.partitions": str(PARTITIONS)})
     topic = unique_topic("powerloss-txn")
     committed_idx, next_idx, log = [], 0, []
     rounds = max(1, min(ROUNDS, 3))
