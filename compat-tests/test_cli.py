@@ -8,6 +8,9 @@ Kafka has not: ``secured`` starts one kastle and one Kafka 4.4 with
 the administrator's) and a SASL_PLAINTEXT listener for SCRAM-SHA-256/512; a user
 the CLI creates logs in there and sees what the ACLs the CLI created grant.
 
+``consume -g`` joins a KIP-848 consumer group on both brokers and resumes from
+what it committed.
+
 Cross-checks with librdkafka (confluent_kafka): a keyed record lands on the
 partition librdkafka's Java-compatible ``murmur2_random`` partitioner picks, and a
 real group consumer's commit shows up as lag in ``kastle group describe``; while
@@ -122,6 +125,17 @@ def test_cli_topics_produce_consume_groups(any_broker):
     assert any(g["group"] == group for g in cli_json(bs, "group", "list"))
     cli(bs, "group", "reset-offsets", group, "--topic", jobs, "--to-earliest", "--execute")
     assert cli_json(bs, "group", "describe", group)["partitions"][0]["lag"] == 10
+
+    # the CLI as a KIP-848 group member: reads from the committed offsets, commits, leaves
+    member_group = f"{group}-member"
+    _, out, _ = cli(bs, "consume", jobs, "-g", member_group, "--format", "value")
+    assert out.splitlines() == [f"job {i}" for i in range(10)], out
+    d = cli_json(bs, "group", "describe", member_group)
+    assert (d["protocol_type"], d["members"], d["total_lag"]) == ("consumer", [], 0), d
+    assert d["partitions"][0]["current_offset"] == 10, d
+    cli(bs, "produce", jobs, stdin="job 10\njob 11\n")
+    _, out, _ = cli(bs, "consume", jobs, "-g", member_group, "--format", "value")
+    assert out.splitlines() == ["job 10", "job 11"], out
 
     cli(bs, "topic", "alter", topic, "--partitions", "4")
     wait_for("4 partitions", lambda: len(cli_json(bs, "topic", "describe", topic)["partitions"]) == 4)

@@ -53,17 +53,22 @@ pub struct Client {
     versions: HashMap<i16, (i16, i16)>,
 }
 
-/// What `--command-config` says, as Kafka's client properties.
+/// What `--command-config` (or else the profile) says, as Kafka's client
+/// properties.
 fn security(common: &Common) -> Result<Arc<ClientSecurity>, CliError> {
-    let Some(path) = &common.command_config else {
-        return Ok(ClientSecurity::plaintext());
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Usage(format!("--command-config {path}: {e}")))?;
-    let props: HashMap<String, String> = crate::config::properties::parse_properties(&text)
-        .map_err(|e| CliError::Usage(format!("--command-config {path}: {e}")))?
-        .into_iter()
-        .collect();
+    let (path, props): (String, HashMap<String, String>) =
+        match (&common.command_config, &common.profile) {
+            (Some(path), _) => {
+                let props = super::profile::read_properties(std::path::Path::new(path))
+                    .map_err(|e| CliError::Usage(format!("--command-config {e}")))?;
+                (path.clone(), props.into_iter().collect())
+            }
+            (None, Some(p)) => (
+                format!("profile {}", p.name),
+                p.properties.clone().into_iter().collect(),
+            ),
+            (None, None) => return Ok(ClientSecurity::plaintext()),
+        };
     let protocol: SecurityProtocol = props
         .get("security.protocol")
         .map(|p| p.parse())
@@ -77,7 +82,7 @@ fn security(common: &Common) -> Result<Arc<ClientSecurity>, CliError> {
         mechanism_key: "sasl.mechanism",
         value: &value,
     })
-    .map_err(|e| CliError::Usage(format!("--command-config {path}: {e}")))
+    .map_err(|e| CliError::Usage(format!("{path}: {e}")))
 }
 
 impl Client {

@@ -7,7 +7,7 @@
 //! `--command-config` completes file names. zsh runs the bash function
 //! through `bashcompinit`.
 
-use super::{acl, config, consume, group, produce, topic, user};
+use super::{acl, config, consume, group, produce, profile, topic, user};
 use super::{CliError, Flag, COMMANDS, COMMON_FLAGS};
 use crate::security::acl::{AclOperation, ResourceType};
 
@@ -60,6 +60,7 @@ fn commands() -> Vec<Command> {
             flags: acl::SPEC,
         },
         c("user", user::SUBCOMMANDS, &[], user::SPEC),
+        c("profile", profile::SUBCOMMANDS, &[], profile::SPEC),
         c("completion", &[], SHELLS, &[]),
     ]
 }

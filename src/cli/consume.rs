@@ -1,20 +1,24 @@
-//! `kastle consume TOPIC`: Kafka's `kafka-console-consumer.sh` without a
-//! group. Resolves each partition's start (`-o start|end|OFFSET|-N`, or
-//! `--from-timestamp MS` through ListOffsets), then sends Fetch requests to
-//! each partition's leader and prints every record (key, value, headers,
-//! partition, offset, timestamp) in the chosen `--format`. Without
-//! `--follow` it stops at the end offsets the partitions had when it
-//! started; `-n COUNT` stops after that many records.
+//! `kastle consume TOPIC`: Kafka's `kafka-console-consumer.sh`. Resolves
+//! each partition's start (`-o start|end|OFFSET|-N`, or `--from-timestamp
+//! MS` through ListOffsets), then sends Fetch requests to each partition's
+//! leader and prints every record (key, value, headers, partition, offset,
+//! timestamp) in the chosen `--format`. Without `--follow` it stops at the
+//! end offsets the partitions had when it started reading them; `-n COUNT`
+//! stops after that many records. With `-g GROUP` it reads what the group
+//! assigns it ([`super::group_member`]), from the group's committed offsets.
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest};
 use serde_json::json;
 
 use super::client::{topic_name, Client, EARLIEST, LATEST};
+use super::group_member::{Change, GroupMember, COMMIT_INTERVAL};
 use super::{flag, Args, CliError, Flag};
 use crate::record::batch::{batch_records, BatchHeader};
 use crate::record::default_record::records;
@@ -27,6 +31,7 @@ pub const SPEC: &[Flag] = &[
     flag(&["-f", "--follow"], false),
     flag(&["--format"], true),
     flag(&["--read-committed"], false),
+    flag(&["-g", "--group"], true),
 ];
 
 /// Size of a v2 batch header; a fetch's records end with a partial batch
@@ -173,6 +178,15 @@ pub async fn run(argv: &[String]) -> Result<(), CliError> {
 
     let mut client = Client::connect(&common).await?;
     let mut leaders = client.leaders(&topic).await?;
+    let mut member = match args.value("-g") {
+        Some(_) if args.has("-p") => {
+            return Err(CliError::Usage(
+                "-p and -g: a group member consumes what the group assigns".into(),
+            ))
+        }
+        Some(g) => Some(GroupMember::new(&mut client, g, &topic).await?),
+        None => None,
+    };
     let partitions: Vec<i32> = match args.value("-p") {
         Some(list) => list
             .split(',')
@@ -182,6 +196,7 @@ pub async fn run(argv: &[String]) -> Result<(), CliError> {
                     .map_err(|_| CliError::Usage(format!("-p {p:?}: not a partition")))
             })
             .collect::<Result<_, _>>()?,
+        None if member.is_some() => Vec::new(),
         None => leaders.keys().copied().collect(),
     };
     for p in &partitions {
@@ -189,53 +204,101 @@ pub async fn run(argv: &[String]) -> Result<(), CliError> {
             return Err(CliError::kafka(format!("partition {topic}-{p}"), 3, None));
         }
     }
-
-    let earliest = client
-        .list_offsets(&topic, &leaders, &partitions, EARLIEST, isolation)
-        .await?;
-    let latest = client
-        .list_offsets(&topic, &leaders, &partitions, LATEST, isolation)
-        .await?;
     let mut position: BTreeMap<i32, i64> = BTreeMap::new();
-    let stamped = match start {
-        Start::Timestamp(ts) => Some(
-            client
-                .list_offsets(&topic, &leaders, &partitions, ts, isolation)
-                .await?,
-        ),
-        _ => None,
+    // Without --follow: each partition is done at its end offset when it
+    // was first read (for a group member: when it was assigned).
+    let mut end: BTreeMap<i32, i64> = BTreeMap::new();
+    let committed = BTreeMap::new();
+    let spots = Spots {
+        topic: &topic,
+        start,
+        isolation,
     };
-    for p in &partitions {
-        let lo = earliest.get(p).map_or(0, |o| o.0);
-        let hi = latest.get(p).map_or(0, |o| o.0);
-        let at = match start {
-            Start::Earliest => lo,
-            Start::Latest => hi,
-            Start::Offset(o) => o,
-            Start::FromEnd(n) => (hi - n).max(lo),
-            Start::Timestamp(_) => match stamped.as_ref().and_then(|s| s.get(p)) {
-                Some((o, _)) if *o >= 0 => *o,
-                _ => hi,
-            },
-        };
-        position.insert(*p, at);
-    }
-    // Without --follow: each partition is done at its end offset now.
-    let end: BTreeMap<i32, i64> = partitions
-        .iter()
-        .map(|p| (*p, latest.get(p).map_or(0, |o| o.0)))
-        .collect();
+    spots
+        .resolve(
+            &mut client,
+            &leaders,
+            &partitions,
+            &committed,
+            &mut position,
+            &mut end,
+        )
+        .await?;
+    let interrupted = interrupt_flag(member.is_some());
+    let mut last_commit = Instant::now();
 
     let stdout = std::io::stdout();
     let mut printed = 0u64;
     loop {
+        if let Some(m) = member.as_mut() {
+            match m.poll(&mut client).await? {
+                None => {}
+                Some(Change::Fenced) => {
+                    // Another member may own these now: no commit.
+                    position.clear();
+                    end.clear();
+                }
+                Some(Change::Assigned(assigned)) => {
+                    let revoked: BTreeMap<i32, i64> = position
+                        .iter()
+                        .filter(|(p, _)| !assigned.contains(p))
+                        .map(|(p, o)| (*p, *o))
+                        .collect();
+                    m.commit(&mut client, &revoked).await?;
+                    for p in revoked.keys() {
+                        position.remove(p);
+                        end.remove(p);
+                    }
+                    let added: Vec<i32> = assigned
+                        .iter()
+                        .filter(|p| !position.contains_key(p))
+                        .copied()
+                        .collect();
+                    if !added.is_empty() {
+                        leaders = client.leaders(&topic).await?;
+                        let committed = m.committed(&mut client, &added).await?;
+                        spots
+                            .resolve(
+                                &mut client,
+                                &leaders,
+                                &added,
+                                &committed,
+                                &mut position,
+                                &mut end,
+                            )
+                            .await?;
+                    }
+                    m.reconciled(&assigned);
+                }
+            }
+        }
         let active: Vec<i32> = position
             .iter()
             .filter(|(p, at)| follow || **at < end.get(*p).copied().unwrap_or(0))
             .map(|(p, _)| *p)
             .collect();
-        if active.is_empty() || limit.is_some_and(|n| printed >= n) {
+        // A member with nothing assigned waits for an assignment, the
+        // first one always and any later one with --follow.
+        let nothing_to_read = active.is_empty()
+            && member
+                .as_ref()
+                .is_none_or(|m| m.assignment_received && !follow);
+        if interrupted.load(Ordering::Relaxed)
+            || limit.is_some_and(|n| printed >= n)
+            || nothing_to_read
+        {
             break;
+        }
+        if let Some(m) = member.as_mut() {
+            if last_commit.elapsed() >= COMMIT_INTERVAL {
+                m.commit(&mut client, &position).await?;
+                last_commit = Instant::now();
+            }
+            if active.is_empty() {
+                // Nothing assigned (yet): wait for the next heartbeat.
+                tokio::time::sleep(m.until_heartbeat().min(Duration::from_millis(500))).await;
+                continue;
+            }
         }
         let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
         for p in active {
@@ -374,5 +437,85 @@ pub async fn run(argv: &[String]) -> Result<(), CliError> {
             leaders = client.leaders(&topic).await?;
         }
     }
+    if let Some(mut m) = member {
+        m.commit(&mut client, &position).await?;
+        m.leave(&mut client).await?;
+    }
     Ok(())
+}
+
+/// Where newly read partitions start and, without `--follow`, end.
+struct Spots<'a> {
+    topic: &'a str,
+    start: Start,
+    isolation: i8,
+}
+
+impl Spots<'_> {
+    /// Sets the start and end of each of `partitions`: a committed offset
+    /// when the group has one, else where `-o`/`--from-timestamp` says.
+    async fn resolve(
+        &self,
+        client: &mut Client,
+        leaders: &BTreeMap<i32, i32>,
+        partitions: &[i32],
+        committed: &BTreeMap<i32, i64>,
+        position: &mut BTreeMap<i32, i64>,
+        end: &mut BTreeMap<i32, i64>,
+    ) -> Result<(), CliError> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let (topic, isolation) = (self.topic, self.isolation);
+        let earliest = client
+            .list_offsets(topic, leaders, partitions, EARLIEST, isolation)
+            .await?;
+        let latest = client
+            .list_offsets(topic, leaders, partitions, LATEST, isolation)
+            .await?;
+        let stamped = match self.start {
+            Start::Timestamp(ts) => Some(
+                client
+                    .list_offsets(topic, leaders, partitions, ts, isolation)
+                    .await?,
+            ),
+            _ => None,
+        };
+        for p in partitions {
+            let lo = earliest.get(p).map_or(0, |o| o.0);
+            let hi = latest.get(p).map_or(0, |o| o.0);
+            let at = match (committed.get(p), self.start) {
+                // As Kafka's consumer: a committed offset outside the log
+                // resets as the start flag says.
+                (Some(&c), _) if (lo..=hi).contains(&c) => c,
+                (_, Start::Earliest) => lo,
+                (_, Start::Latest) => hi,
+                (_, Start::Offset(o)) => o,
+                (_, Start::FromEnd(n)) => (hi - n).max(lo),
+                (_, Start::Timestamp(_)) => match stamped.as_ref().and_then(|s| s.get(p)) {
+                    Some((o, _)) if *o >= 0 => *o,
+                    _ => hi,
+                },
+            };
+            position.insert(*p, at);
+            end.insert(*p, hi);
+        }
+        Ok(())
+    }
+}
+
+/// Set when the user interrupts (Ctrl-C), so a group member commits and
+/// leaves before exiting; without a group Ctrl-C ends the process as usual.
+fn interrupt_flag(group_member: bool) -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    if !group_member {
+        return flag;
+    }
+    let set = flag.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            set.store(true, Ordering::Relaxed);
+        }
+    });
+    flag
 }

@@ -14,8 +14,8 @@ use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
-    ConsumerProtocolAssignment, DeleteGroupsRequest, DescribeGroupsRequest, ListGroupsRequest,
-    OffsetCommitRequest, OffsetFetchRequest,
+    ConsumerGroupDescribeRequest, ConsumerProtocolAssignment, DeleteGroupsRequest,
+    DescribeGroupsRequest, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
 };
 use kafka_protocol::protocol::Decodable;
 use serde_json::json;
@@ -101,12 +101,60 @@ struct Member {
     assigned: Vec<(String, i32)>,
 }
 
-/// The group's state and members (DescribeGroups on its coordinator).
+/// A group's state, protocol type, protocol (assignor) and members.
+type Described = (String, String, String, Vec<Member>);
+
+/// The group's state and members: ConsumerGroupDescribe for a KIP-848
+/// group, DescribeGroups (which Kafka 4.x refuses for those) for a classic
+/// one, as Kafka's `Admin.describeConsumerGroups` does.
 async fn describe_group(
     client: &mut Client,
     coordinator: &str,
     group: &str,
-) -> Result<(String, String, String, Vec<Member>), CliError> {
+) -> Result<Described, CliError> {
+    if client.version::<ConsumerGroupDescribeRequest>(1).is_ok() {
+        let req = ConsumerGroupDescribeRequest::default().with_group_ids(vec![group_id(group)]);
+        let (resp, _) = client.send_to(coordinator, &req, 1).await?;
+        let g = resp
+            .groups
+            .into_iter()
+            .next()
+            .ok_or_else(|| CliError::Other("ConsumerGroupDescribe answered no group".into()))?;
+        // GROUP_ID_NOT_FOUND: no such consumer group, maybe a classic one.
+        if g.error_code != 69 {
+            check(
+                || format!("describing group {group}"),
+                g.error_code,
+                g.error_message.as_ref().map(|m| m.to_string()),
+            )?;
+            let members = g
+                .members
+                .iter()
+                .map(|m| Member {
+                    id: m.member_id.to_string(),
+                    instance_id: m.instance_id.as_ref().map(|i| i.to_string()),
+                    client_id: m.client_id.to_string(),
+                    host: m.client_host.to_string(),
+                    assigned: m
+                        .assignment
+                        .topic_partitions
+                        .iter()
+                        .flat_map(|t| {
+                            t.partitions
+                                .iter()
+                                .map(|p| (t.topic_name.0.to_string(), *p))
+                        })
+                        .collect(),
+                })
+                .collect();
+            return Ok((
+                g.group_state.to_string(),
+                "consumer".to_string(),
+                g.assignor_name.to_string(),
+                members,
+            ));
+        }
+    }
     let req = DescribeGroupsRequest::default().with_groups(vec![group_id(group)]);
     let (resp, _) = client.send_to(coordinator, &req, 5).await?;
     let g = resp
@@ -165,7 +213,7 @@ fn assignment(bytes: &bytes::Bytes) -> Vec<(String, i32)> {
 }
 
 /// The group's committed offsets: (topic, partition) to offset.
-async fn committed(
+pub(super) async fn committed(
     client: &mut Client,
     coordinator: &str,
     group: &str,

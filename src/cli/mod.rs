@@ -1,4 +1,4 @@
-//! `kastle topic|produce|consume|group|cluster|config|acl|user`: a client
+//! `kastle topic|produce|consume|group|cluster|config|acl|user|profile`: a client
 //! command line in the broker's binary, in the spirit of Redpanda's `rpk`
 //! and Kafka's `kafka-topics.sh`, `kafka-console-producer.sh`,
 //! `kafka-console-consumer.sh`, `kafka-consumer-groups.sh`,
@@ -20,7 +20,9 @@ pub mod completion;
 pub mod config;
 pub mod consume;
 pub mod group;
+pub mod group_member;
 pub mod produce;
+pub mod profile;
 pub mod topic;
 pub mod user;
 
@@ -39,6 +41,7 @@ pub const COMMANDS: &[&str] = &[
     "config",
     "acl",
     "user",
+    "profile",
     "completion",
 ];
 
@@ -52,6 +55,8 @@ Client commands (against any Kafka-protocol broker):
   kastle produce TOPIC [-k KEY] [-H key=value]... [-p PARTITION] [--key-separator SEP] [--acks N]
   kastle consume TOPIC [-p P[,P...]] [-o start|end|OFFSET|-N] [--from-timestamp MS]
                  [-n COUNT] [-f|--follow] [--format default|value|json|TEMPLATE] [--read-committed]
+                 [-g GROUP]   (as a member of GROUP: the broker assigns partitions, offsets are
+                              committed; needs the consumer group protocol, KIP-848)
   kastle group list
   kastle group describe GROUP
   kastle group reset-offsets GROUP --topic TOPIC[:P,P...] (--to-earliest|--to-latest|--to-offset N) [--execute]
@@ -73,12 +78,16 @@ Client commands (against any Kafka-protocol broker):
   kastle user create USER [-m SCRAM-SHA-256|SCRAM-SHA-512]... [--iterations N] [--password P]
                   (without --password: the first line of stdin)
   kastle user delete USER [-m MECHANISM]...   (default: every mechanism the user has)
+  kastle profile create NAME -b HOST:PORT[,...] [--command-config FILE] [-X key=value]... [--force]
+  kastle profile list | use NAME | show [NAME] | delete NAME
   kastle completion bash|zsh|fish
 
 Common flags:
   -b, --bootstrap-server HOST:PORT[,...]  (default $KASTLE_BOOTSTRAP, else localhost:9092)
   --command-config FILE   Kafka client properties: security.protocol, sasl.mechanism,
                           sasl.jaas.config, ssl.truststore.location (PEM), ...
+  --profile NAME          connect as profile NAME says (default $KASTLE_PROFILE, else the
+                          one `kastle profile use` chose); -b and --command-config win
   --json                  JSON output instead of tables
   --timeout-ms N          request timeout (default 30000)
 
@@ -193,6 +202,8 @@ pub fn check(
 pub struct Common {
     pub bootstrap: String,
     pub command_config: Option<String>,
+    /// The profile chosen, whose properties stand in for `--command-config`.
+    pub profile: Option<profile::Profile>,
     pub json: bool,
     pub timeout: Duration,
 }
@@ -218,6 +229,7 @@ const COMMON_FLAGS: &[Flag] = &[
         true,
     ),
     flag(&["--command-config"], true),
+    flag(&["--profile"], true),
     flag(&["--json"], false),
     flag(&["--timeout-ms"], true),
     flag(&["-h", "--help"], false),
@@ -304,11 +316,17 @@ impl Args {
     }
 
     pub fn common(&self) -> Result<Common, CliError> {
+        let profile = profile::selected(self.value("--profile"))?;
         let bootstrap = match self.value("-b") {
             Some(b) => b.to_string(),
             None => std::env::var("KASTLE_BOOTSTRAP")
                 .ok()
                 .filter(|b| !b.trim().is_empty())
+                .or_else(|| {
+                    profile
+                        .as_ref()
+                        .and_then(|p| p.bootstrap().map(str::to_string))
+                })
                 .unwrap_or_else(|| "localhost:9092".to_string()),
         };
         let ms: u64 = self.number("--timeout-ms")?.unwrap_or(30_000);
@@ -318,6 +336,7 @@ impl Args {
         Ok(Common {
             bootstrap,
             command_config: self.value("--command-config").map(str::to_string),
+            profile,
             json: self.has("--json"),
             timeout: Duration::from_millis(ms),
         })
@@ -405,6 +424,7 @@ pub fn main(command: &str, argv: &[String]) -> u8 {
             "cluster" => cluster::run(argv).await,
             "acl" => acl::run(argv).await,
             "user" => user::run(argv).await,
+            "profile" => profile::run(argv).await,
             "completion" => completion::run(argv),
             other => Err(CliError::Usage(format!("unknown command {other:?}"))),
         }

@@ -10,6 +10,8 @@ mod support;
 mod acls;
 mod admin;
 mod cli;
+mod cli_group_member;
+mod cli_profiles;
 mod cluster;
 mod cluster_reads;
 mod cluster_txn;
