@@ -415,8 +415,13 @@ fn with_security_on_logins_are_checked_and_acls_filter() {
         ("carol", "alice-secret"),
         ("mallory", "x"),
     ] {
+        let started = std::time::Instant::now();
         let a = request(console, "GET", "/api/topics", Some((u, p)));
         assert_eq!(a.status, 401, "{u}:{p}");
+        assert!(
+            started.elapsed() >= Duration::from_millis(90),
+            "a failed login is answered after connection.failed.authentication.delay.ms"
+        );
     }
     let as_user = |u: &str, p: &str, path: &str| request(console, "GET", path, Some((u, p)));
     let alice = |path: &str| as_user("alice", "alice-secret", path);

@@ -161,6 +161,7 @@ async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin>(
         buf.drain(..head.len);
         let keep_alive = head.keep_alive;
         let is_head = head.method == Method::Head;
+        let gave_credentials = head.authorization.is_some();
         let c = console.clone();
         let reply = match tokio::task::spawn_blocking(move || route(&c, &head, peer)).await {
             Ok(r) => r,
@@ -172,6 +173,16 @@ async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin>(
                 })
             }
         };
+        if reply.status == 401 && gave_credentials {
+            // As Kafka delays a failed SASL authentication's answer
+            // (`connection.failed.authentication.delay.ms`): guessing
+            // passwords costs time.
+            let delay = console
+                .apis
+                .config
+                .int("connection.failed.authentication.delay.ms");
+            tokio::time::sleep(Duration::from_millis(u64::try_from(delay).unwrap_or(0))).await;
+        }
         let challenge = if reply.challenge {
             "WWW-Authenticate: Basic realm=\"kastle console\", charset=\"UTF-8\"\r\n"
         } else {
