@@ -97,6 +97,14 @@ install_iproute2() {
   apt_install iproute2
 }
 
+# The web console's browser test (test_console.py) drives Debian's headless
+# Chromium through its chromedriver (Selenium from requirements.txt).
+install_chromium() {
+  command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && return 0
+  log "installing chromium + chromium-driver (apt)"
+  apt_install chromium chromium-driver
+}
+
 install_python() {
   local py stamp want
   py="$(command -v python3 || true)"
@@ -116,7 +124,7 @@ install_python() {
   fi
   quiet "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-input \
     -r "$CT/requirements.txt"
-  quiet "$VENV/bin/python" -c 'import pytest, pytest_timeout, kafka, confluent_kafka, aiokafka'
+  quiet "$VENV/bin/python" -c 'import pytest, pytest_timeout, kafka, confluent_kafka, aiokafka, selenium'
   printf '%s' "$want" >"$stamp"
 }
 
@@ -204,6 +212,7 @@ install_go_modules() {
 install_kcat
 install_openssl
 install_iproute2
+install_chromium
 install_python
 install_node
 install_go_sarama

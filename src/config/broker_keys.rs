@@ -4,8 +4,8 @@
 //! (`DynamicBrokerConfig`: read-only, per-broker or cluster-wide). Keys
 //! marked `u(...)` are the ones kastle acts on; `k(...)` keys are accepted,
 //! validated, persisted when set dynamically and described as Kafka does,
-//! and have no effect on a single kastle node. `metrics.prometheus.listener`
-//! is kastle's own.
+//! and have no effect on a single kastle node. `metrics.prometheus.*` and
+//! `console.*` are kastle's own.
 //!
 //! kastle's defaults differ from Kafka's in three places (README): `log.dir`
 //! (`./data`), `log.flush.interval.messages` (1: durable by default) and
@@ -407,4 +407,8 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     // kastle: HTTP basic authentication of scrapes.
     u("metrics.prometheus.basic.auth.user", Str, None, RO),
     u("metrics.prometheus.basic.auth.password", Password, None, RO),
+    // kastle: HOST:PORT of the read-only web console; unset = off.
+    u("console.listener", Str, None, RO),
+    // kastle: how often the console samples throughput and lag for its charts.
+    u("console.sample.interval.ms", Int(100, I32), Some("10000"), RO),
 ];

@@ -120,6 +120,8 @@ const DOCS: &[(&str, &str)] = &[
     ("group.max.size", "Most members a classic group may have."),
     ("producer.id.expiration.ms", "How long an idle producer id's state is kept."),
     ("metrics.prometheus.listener", "kastle: host:port of the Prometheus endpoint (GET /metrics); unset: off."),
+    ("console.listener", "kastle: host:port of the read-only web console (HTTP); unset: off."),
+    ("console.sample.interval.ms", "kastle: how often the web console samples throughput and consumer lag for its charts."),
     ("metrics.prometheus.ssl.keystore.location", "kastle: PEM file (certificate chain and private key) of the Prometheus endpoint; set: HTTPS."),
     ("metrics.prometheus.ssl.key.password", "kastle: password of the endpoint's encrypted PKCS#8 key."),
     ("metrics.prometheus.ssl.enabled.protocols", "kastle: TLS versions the endpoint accepts (as ssl.enabled.protocols)."),

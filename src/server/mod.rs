@@ -2,10 +2,11 @@
 //! services, top to bottom, the only place that knows them all: the log
 //! directory, the `ReplicaManager`, producer ids and quotas, the group and
 //! transaction coordinators, the request handlers (`KafkaApis`), the client
-//! listeners and the Prometheus exporter. It also runs the shutdown
+//! listeners, the Prometheus exporter and the web console. It also runs the shutdown
 //! sequence. Nothing below this module holds a reference back up.
 
 pub mod cluster;
+pub mod console;
 pub mod controller;
 pub mod prometheus;
 #[cfg(test)]
@@ -265,6 +266,8 @@ impl BrokerServer {
             fetch_sessions,
         }))
         .await?;
+        // The web console, like /metrics, answers once clients can connect.
+        console::http::start(&apis).await?;
         let listeners = network::bind(&config).await?;
         // TLS listeners take new keystores and truststores at run time.
         for tls in listeners.iter().filter_map(|(_, _, tls)| tls.clone()) {

@@ -43,7 +43,14 @@ const DESCRIBE: i8 = 8;
 const DENY: i8 = 2;
 const ALLOW: i8 = 3;
 
-fn creation(rt: i8, name: &str, pt: i8, principal: &str, op: i8, perm: i8) -> AclCreation {
+pub(crate) fn creation(
+    rt: i8,
+    name: &str,
+    pt: i8,
+    principal: &str,
+    op: i8,
+    perm: i8,
+) -> AclCreation {
     AclCreation::default()
         .with_resource_type(rt)
         .with_resource_name(sb(name))
@@ -55,7 +62,10 @@ fn creation(rt: i8, name: &str, pt: i8, principal: &str, op: i8, perm: i8) -> Ac
 }
 
 /// CreateAcls v3: each creation's (error code, message).
-fn create_acls(c: &mut Client, creations: Vec<AclCreation>) -> Vec<(i16, Option<String>)> {
+pub(crate) fn create_acls(
+    c: &mut Client,
+    creations: Vec<AclCreation>,
+) -> Vec<(i16, Option<String>)> {
     let r = c.call(3, &CreateAclsRequest::default().with_creations(creations));
     r.results
         .into_iter()

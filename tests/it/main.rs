@@ -17,6 +17,7 @@ mod cluster_reads;
 mod cluster_txn;
 mod compression;
 mod configs;
+mod console;
 mod consumer_groups;
 mod dropin;
 mod features;

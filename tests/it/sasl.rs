@@ -206,7 +206,7 @@ fn pre_authentication_frames_are_bounded_by_sasl_server_max_receive_size() {
 // --- SCRAM ----------------------------------------------------------------
 
 #[derive(Clone, Copy)]
-enum Sha {
+pub(crate) enum Sha {
     S256,
     S512,
 }
@@ -262,7 +262,12 @@ impl Sha {
     }
 }
 
-fn upsertion(user: &str, sha: Sha, password: &str, iterations: i32) -> ScramCredentialUpsertion {
+pub(crate) fn upsertion(
+    user: &str,
+    sha: Sha,
+    password: &str,
+    iterations: i32,
+) -> ScramCredentialUpsertion {
     let salt = b"kastle-test-salt".to_vec();
     ScramCredentialUpsertion::default()
         .with_name(sb(user))

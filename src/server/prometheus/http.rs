@@ -48,6 +48,8 @@ pub struct RequestHead {
     pub method: Method,
     /// The path without its query string.
     pub path: String,
+    /// The query string after `?` (empty without one), still percent-encoded.
+    pub query: String,
     pub keep_alive: bool,
     /// The request announces a body (Content-Length > 0 or chunked); the
     /// connection is closed after answering rather than read past it.
@@ -67,7 +69,7 @@ pub enum HeadError {
 }
 
 impl HeadError {
-    fn status(&self) -> &'static str {
+    pub fn status(&self) -> &'static str {
         match self {
             HeadError::TooLarge => "431 Request Header Fields Too Large",
             HeadError::Malformed(_) => "400 Bad Request",
@@ -141,7 +143,10 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
             authorization = Some(value.to_string());
         }
     }
-    let path = target.split('?').next().unwrap_or(target).to_string();
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (target.to_string(), String::new()),
+    };
     let method = match method {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
@@ -150,6 +155,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
     Ok(Some(RequestHead {
         method,
         path,
+        query,
         keep_alive: keep_alive && !has_body,
         has_body,
         len: end,
@@ -198,7 +204,12 @@ pub async fn start(broker: &Arc<Sources>) -> anyhow::Result<Option<SocketAddr>> 
 }
 
 /// `HOST:PORT`, `:PORT` (every interface) or `[v6]:PORT`.
-fn resolve(spec: &str) -> anyhow::Result<SocketAddr> {
+pub(crate) fn resolve(spec: &str) -> anyhow::Result<SocketAddr> {
+    resolve_for(LISTENER_KEY, spec)
+}
+
+/// [`resolve`] naming `key` in its error (the console's listener too).
+pub(crate) fn resolve_for(key: &str, spec: &str) -> anyhow::Result<SocketAddr> {
     let spec = spec.strip_prefix("http://").unwrap_or(spec);
     let joined = match spec.strip_prefix(':') {
         Some(port) => format!("0.0.0.0:{port}"),
@@ -208,7 +219,7 @@ fn resolve(spec: &str) -> anyhow::Result<SocketAddr> {
         .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
-        .with_context(|| format!("{LISTENER_KEY}={spec:?}: expected HOST:PORT"))
+        .with_context(|| format!("{key}={spec:?}: expected HOST:PORT"))
 }
 
 async fn serve(listener: TcpListener, broker: Arc<Sources>, security: EndpointSecurity) {
@@ -324,7 +335,7 @@ async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// Writes a response within [`WRITE_TIMEOUT`] (a client that stops reading
 /// must not hold a connection slot), then closes if asked.
-async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn send<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     head: &str,
     body: &[u8],
@@ -369,7 +380,7 @@ async fn send<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// Reads until `buf` holds a full head. `Ok(None)`: the peer closed cleanly
 /// between requests.
-async fn read_head<S: AsyncRead + Unpin>(
+pub(crate) async fn read_head<S: AsyncRead + Unpin>(
     stream: &mut S,
     buf: &mut Vec<u8>,
 ) -> std::io::Result<Option<Result<RequestHead, HeadError>>> {
@@ -394,7 +405,7 @@ async fn read_head<S: AsyncRead + Unpin>(
     }
 }
 
-fn response(status: &str, content_type: &str, len: usize, keep_alive: bool) -> String {
+pub(crate) fn response(status: &str, content_type: &str, len: usize, keep_alive: bool) -> String {
     format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\nConnection: {}\r\n\r\n",
         if keep_alive { "keep-alive" } else { "close" }
@@ -411,6 +422,7 @@ mod tests {
         let h = parse_head(req).unwrap().unwrap();
         assert_eq!(h.method, Method::Get);
         assert_eq!(h.path, "/metrics");
+        assert_eq!(h.query, "x=1");
         assert!(h.keep_alive);
         assert!(!h.has_body);
         assert_eq!(h.len, req.len() - 4);
