@@ -79,7 +79,10 @@ Client commands (against any Kafka-protocol broker):
                   (without --password: the first line of stdin)
   kastle user delete USER [-m MECHANISM]...   (default: every mechanism the user has)
   kastle profile create NAME -b HOST:PORT[,...] [--command-config FILE] [-X key=value]... [--force]
-  kastle profile list | use NAME | show [NAME] | delete NAME
+  kastle profile list
+  kastle profile use NAME
+  kastle profile show [NAME]   (passwords hidden)
+  kastle profile delete NAME
   kastle completion bash|zsh|fish
 
 Common flags:
