@@ -48,9 +48,6 @@ _DT = "delegation tokens (KIP-48) are not implemented (SASL PLAIN and SCRAM are;
 _KRAFT = "a KRaft controller API: kastle is its own single static controller, without a Raft quorum"
 _SHARE = "share groups (KIP-932) are not implemented yet (README)"
 _STREAMS = "streams groups (KIP-1071) are not implemented yet"
-_TV2 = ("transaction version 2 (KIP-890 part 2) is served (Produce v12, TxnOffsetCommit v5, EndTxn v5) "
-        "but not finalized by default: kastle finalizes transaction.version 1 on a new broker, "
-        "UpdateFeatures raises it to 2")
 
 
 def _r(kafka, kastle, why):
@@ -99,11 +96,12 @@ KNOWN_RANGES = {
         "kastle deviation: ApiVersions v3+ features at the levels kastle honours, where Kafka 4.4 "
         "supports and finalizes: kraft.version 0-1 (1; kastle 0-0: level 1 is KIP-853's dynamic "
         "controller quorum, and kastle is its own single static controller), "
-        "transaction.version 0-2 (2; kastle 0-2, finalized 1: " + _TV2 + "), eligible.leader.replicas.version 0-1 (1; kastle 0-0: one "
+        "eligible.leader.replicas.version 0-1 (1; kastle 0-0: one "
         "replica per partition, and level 1's rule that the high watermark waits while the ISR is "
         "below min.insync.replicas is not implemented), share.version 0-2 (2; kastle 0-0: " + _SHARE
         + "), streams.version 0-1 (1; kastle 0-0: " + _STREAMS + "); metadata.version 7-33, "
-        "finalized 33, is the same"),
+        "finalized 33, and transaction.version 0-2, finalized 2 (on a new standalone directory), "
+        "are the same"),
 }
 
 # The authorization matrix (test_authz_matrix.py): (case label regex, diff path

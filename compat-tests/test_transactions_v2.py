@@ -1,8 +1,9 @@
-"""Transaction version 2 (KIP-890 part 2) with the Apache Kafka 4.4 Java client.
+"""Transaction versions 2 and 1 (KIP-890 part 2) with the Apache Kafka 4.4 Java client.
 
-kastle and a real Apache Kafka 4.4 (the oracle) each get ``transaction.version``
-upgraded to 2 with Kafka's own ``kafka-features`` tool (FeatureCommand; a new Kafka
-4.4 cluster is at 2 already), then the Java 4.4 client runs the transactions
+A new kastle directory, like a new Kafka 4.4 cluster, finalizes ``transaction.version``
+2; Kafka's own ``kafka-features`` tool (FeatureCommand) reads it. The real Apache
+Kafka 4.4 (the oracle) gets the same ``upgrade`` (a no-op there). Then the Java 4.4
+client runs the transactions
 scenario of ``ClientSuite`` (the steps test_java_client.py runs as ``txn``:
 commit/abort, read_committed and read_uncommitted reads, the last stable offset,
 describe/list transactions, sendOffsetsToTransaction with a read_committed
@@ -10,6 +11,12 @@ consumer, fencing) against each. The client's NetworkClient log (DEBUG) shows it
 really used version 2: Produce v12+ (v13 to Kafka, which also names topics by
 id), TxnOffsetCommit v5+ and EndTxn v5+ requests only, and neither
 AddPartitionsToTxn nor AddOffsetsToTxn.
+
+Version 1 stays covered: a kastle directory formatted with
+``kastle.format.features=transaction.version=1`` (as ``kafka-storage format
+--feature transaction.version=1``) runs the same scenario, and the client then
+sends Produce v11 or lower, EndTxn v4 or lower, TxnOffsetCommit v4 or lower, and
+adds partitions and offsets with AddPartitionsToTxn and AddOffsetsToTxn.
 
 The Kafka run is the oracle for these assertions; the same scenario at version 2
 also runs against Kafka in test_java_client.py (``java-4.4-kafka-txn``: a new 4.4
@@ -34,11 +41,22 @@ STEPS = ["init_transactions", "commit_abort_commit", "read_committed", "read_unc
 # the request header NetworkClient logs
 SENT_V2 = {"PRODUCE": 12, "END_TXN": 5, "TXN_OFFSET_COMMIT": 5}
 NOT_SENT_V2 = ["apiKey=ADD_PARTITIONS_TO_TXN", "apiKey=ADD_OFFSETS_TO_TXN"]
+# the highest version a transaction version 1 client sends
+SENT_V1 = {"PRODUCE": 11, "END_TXN": 4, "TXN_OFFSET_COMMIT": 4}
 
 
 @pytest.fixture(scope="module")
 def kastle_broker(tmp_path_factory):
     b = Broker(tmp_path_factory.mktemp("tv2-kastle"), name="kastle (tv2)")
+    b.start()
+    yield b
+    b.stop(check=False)
+
+
+@pytest.fixture(scope="module")
+def kastle_broker_tv1(tmp_path_factory):
+    b = Broker(tmp_path_factory.mktemp("tv1-kastle"), name="kastle (tv1)",
+               overrides={"kastle.format.features": "transaction.version=1"})
     b.start()
     yield b
     b.stop(check=False)
@@ -67,11 +85,34 @@ def test_java_transactions_at_version_2(target, request):
     b = request.getfixturevalue("kastle_broker" if target == "kastle" else "real_kafka")
     if target == "kastle":
         request.node._kastle_brokers = [b]
+        # a new directory is at version 2 without any upgrade
+        assert finalized_tv(b.bootstrap) == (2, 2)
     rc, out = features(b.bootstrap, "upgrade", "--feature", "transaction.version=2")
     assert rc == 0, out
     assert finalized_tv(b.bootstrap) == (2, 2)
+    log = run_txn_scenario(b, f"tv2-{target[:2]}", target)
+    for api, lowest in SENT_V2.items():
+        sent = {int(v) for v in re.findall(rf"apiKey={api}, apiVersion=(\d+)", log)}
+        assert sent and min(sent) >= lowest, f"{target}: {api} sent at versions {sorted(sent)}"
+    for unwanted in NOT_SENT_V2:
+        assert unwanted not in log, f"{target}: a version 2 client sent {unwanted}"
 
-    prefix = f"tv2-{target[:2]}-{int(time.time() * 1000) % 10**9}"
+
+def test_java_transactions_at_version_1(kastle_broker_tv1, request):
+    b = kastle_broker_tv1
+    request.node._kastle_brokers = [b]
+    assert finalized_tv(b.bootstrap) == (2, 1)
+    log = run_txn_scenario(b, "tv1-ka", "kastle")
+    for api, highest in SENT_V1.items():
+        sent = {int(v) for v in re.findall(rf"apiKey={api}, apiVersion=(\d+)", log)}
+        assert sent and max(sent) <= highest, f"{api} sent at versions {sorted(sent)}"
+    for wanted in NOT_SENT_V2:
+        assert wanted in log, f"a version 1 client did not send {wanted}"
+
+
+def run_txn_scenario(b, prefix, target):
+    """Runs ClientSuite's txn steps; returns the client's NetworkClient log."""
+    prefix = f"{prefix}-{int(time.time() * 1000) % 10**9}"
     opts = ["-Xmx256m", "-Dkastle.netlog.level=DEBUG"]
     t0 = time.monotonic()
     p = jvm_lib.jvm_run("clients", "kastle.compat.ClientSuite", ["txn", b.bootstrap, prefix],
@@ -89,9 +130,4 @@ def test_java_transactions_at_version_2(target, request):
               if not steps.get(s, (False,))[0]}
     assert not failed, (f"{target}: {failed} (exit {p.returncode} after {secs:.1f}s)\n"
                         f"--- stderr ---\n{p.stderr[-6000:]}")
-    log = p.stderr
-    for api, lowest in SENT_V2.items():
-        sent = {int(v) for v in re.findall(rf"apiKey={api}, apiVersion=(\d+)", log)}
-        assert sent and min(sent) >= lowest, f"{target}: {api} sent at versions {sorted(sent)}"
-    for unwanted in NOT_SENT_V2:
-        assert unwanted not in log, f"{target}: a version 2 client sent {unwanted}"
+    return p.stderr

@@ -116,16 +116,21 @@ impl LogDir {
     /// Creates (if needed) and locks `path`, reads or writes its
     /// `meta.properties`, and notes whether the last stop was clean.
     /// `wanted_cluster_id` (`CLUSTER_ID` in the environment) names a new
-    /// directory's cluster; a formatted one keeps its own.
+    /// directory's cluster; a formatted one keeps its own. `format` runs
+    /// only for a new directory (no `meta.properties`), before
+    /// `meta.properties` is written: what it writes is there whenever the
+    /// directory counts as formatted, as Kafka's `format` writes the
+    /// bootstrap metadata with it.
     pub fn open(
         path: &Path,
         node_id: i32,
         wanted_cluster_id: Option<&str>,
+        format: impl FnOnce(&Path) -> anyhow::Result<()>,
     ) -> anyhow::Result<LogDir> {
         fs::create_dir_all(path)
             .with_context(|| format!("creating log directory {}", path.display()))?;
         let lock = lock_dir(path)?;
-        let cluster_id = load_or_create_meta(path, node_id, wanted_cluster_id)?;
+        let cluster_id = load_or_create_meta(path, node_id, wanted_cluster_id, format)?;
         let needs_recovery = !path.join(CLEAN_SHUTDOWN_FILE).exists();
         Ok(LogDir {
             path: path.to_path_buf(),
@@ -177,8 +182,13 @@ fn lock_dir(dir: &Path) -> anyhow::Result<fs::File> {
 /// Reads Kafka's `meta.properties` (cluster id, node id), creating it on first
 /// start. `wanted` chooses the id of a new directory; a formatted one keeps
 /// its own, as the Kafka images' format step skips an already formatted
-/// directory.
-fn load_or_create_meta(dir: &Path, node_id: i32, wanted: Option<&str>) -> anyhow::Result<String> {
+/// directory; `format` runs first for a new one.
+fn load_or_create_meta(
+    dir: &Path,
+    node_id: i32,
+    wanted: Option<&str>,
+    format: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<String> {
     let path = dir.join(META_PROPERTIES);
     if path.exists() {
         let text =
@@ -211,6 +221,7 @@ fn load_or_create_meta(dir: &Path, node_id: i32, wanted: Option<&str>) -> anyhow
         }
         return Ok(stored);
     }
+    format(dir)?;
     let cluster_id = match wanted {
         Some(id) => id.to_string(),
         None => super::topics::topic_id_string(&uuid::Uuid::new_v4()),

@@ -4,8 +4,8 @@
 //! (`DynamicBrokerConfig`: read-only, per-broker or cluster-wide). Keys
 //! marked `u(...)` are the ones kastle acts on; `k(...)` keys are accepted,
 //! validated, persisted when set dynamically and described as Kafka does,
-//! and have no effect on a single kastle node. `metrics.prometheus.*` and
-//! `console.*` are kastle's own.
+//! and have no effect on a single kastle node. `metrics.prometheus.*`,
+//! `console.*` and `kastle.format.features` are kastle's own.
 //!
 //! kastle's defaults differ from Kafka's in three places (README): `log.dir`
 //! (`./data`), `log.flush.interval.messages` (1: durable by default) and
@@ -411,4 +411,7 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     u("console.listener", Str, None, RO),
     // kastle: how often the console samples throughput and lag for its charts.
     u("console.sample.interval.ms", Int(100, I32), Some("10000"), RO),
+    // kastle: `name=level,...` levels a new standalone directory starts at
+    // (`kafka-storage format --feature`); empty = Kafka's defaults.
+    u("kastle.format.features", List, Some(""), RO),
 ];

@@ -101,9 +101,16 @@ pub struct BrokerConfig {
     /// single node, image variables ignored. Logged once by the binary.
     pub notes: Vec<String>,
     pub metrics_prometheus_listener: Option<String>,
+    /// `kastle.format.features`: feature levels a new standalone directory
+    /// starts at instead of Kafka's defaults, as `kafka-storage format
+    /// --feature` (a cluster does not record levels at creation yet).
+    pub format_features: Vec<(String, i16)>,
     /// Roles, the quorum and the broker session ([`kraft`]).
     pub kraft: KRaftConfig,
 }
+
+/// kastle's `kafka-storage format --feature name=level,...`.
+pub const FORMAT_FEATURES: &str = "kastle.format.features";
 
 impl BrokerConfig {
     /// Builds the configuration from layered `(key, value)` sources, later
@@ -212,6 +219,7 @@ impl BrokerConfig {
             cluster_id: None,
             notes: Vec::new(),
             metrics_prometheus_listener: None,
+            format_features: Vec::new(),
             kraft: KRaftConfig::placeholder(),
         };
         cfg.node_id = match (cfg.opt_int("node.id"), cfg.opt_int("broker.id")) {
@@ -285,6 +293,13 @@ impl BrokerConfig {
         cfg.connections_max_idle_ms = cfg.int("connections.max.idle.ms");
         cfg.metrics_prometheus_listener =
             cfg.value("metrics.prometheus.listener").map(str::to_string);
+        let format_features = cfg.string(FORMAT_FEATURES).to_string();
+        cfg.format_features = crate::protocol::versions::parse_format_features(&format_features)
+            .map_err(|why| {
+                ConfigError(format!(
+                    "Invalid value {format_features} for configuration {FORMAT_FEATURES}: {why}"
+                ))
+            })?;
         cfg.kraft = KRaftConfig::from_config(&cfg)?;
         if let Some(derived) = resolved.derived {
             cfg.notes.push(format!(

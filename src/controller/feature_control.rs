@@ -1,9 +1,9 @@
 //! Kafka's `FeatureControlManager`: the finalized feature levels (KIP-584)
-//! and the decision of UpdateFeatures over them. The levels a cluster has
-//! not changed are those `protocol::versions::FEATURES` finalizes (what
-//! Kafka's `format` writes); a change is kept as a FeatureLevelRecord in a
-//! cluster's metadata log, and in a standalone broker's own file
-//! (`broker::finalized_features`). Both decide with [`decide`], so the
+//! and the decision of UpdateFeatures over them. A level never recorded is
+//! the feature's unrecorded one: a cluster records no levels at creation
+//! yet (a standalone directory does, `broker::finalized_features`). A change is
+//! kept as a FeatureLevelRecord in a cluster's metadata log, and in a
+//! standalone broker's own file (`broker::finalized_features`). Both decide with [`decide`], so the
 //! checks and Kafka's messages are the same. Pure: no I/O.
 
 use kafka_protocol::messages::update_features_response::UpdatableFeatureResult;
@@ -214,7 +214,7 @@ pub fn refused(error: ResponseError, message: Option<String>) -> UpdateFeaturesR
 /// The finalized levels of a cluster's metadata image.
 pub fn from_image(image: &MetadataImage, epoch: i64) -> FinalizedFeatures {
     FinalizedFeatures {
-        changed: image.features.clone(),
+        recorded: image.features.clone(),
         epoch,
     }
 }
@@ -286,7 +286,7 @@ mod tests {
 
     fn defaults() -> FinalizedFeatures {
         FinalizedFeatures {
-            changed: BTreeMap::new(),
+            recorded: BTreeMap::new(),
             epoch: 0,
         }
     }
@@ -355,7 +355,7 @@ mod tests {
     #[test]
     fn a_broker_that_does_not_support_the_level_refuses_it() {
         let mut cur = defaults();
-        cur.changed.insert(GROUP_VERSION.into(), 0);
+        cur.recorded.insert(GROUP_VERSION.into(), 0);
         let old = [BrokerFeature {
             name: METADATA_VERSION.into(),
             min_supported_version: 7,

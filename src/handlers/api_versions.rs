@@ -126,21 +126,33 @@ mod tests {
         assert_eq!(names(3), vec!["metadata.version".to_string()]);
         assert!(names(4).contains(&"group.version".to_string()));
         assert!(supported_features(4).iter().any(|f| f.min_version == 0));
-        let defaults = FinalizedFeatures {
-            changed: Default::default(),
+        let listed = |f: &FinalizedFeatures| -> Vec<(String, i16)> {
+            finalized_features(f)
+                .iter()
+                .map(|f| (f.name.to_string(), f.max_version_level))
+                .collect()
+        };
+        // A directory or cluster an older kastle formatted: nothing
+        // recorded, transaction version 1.
+        let unrecorded = FinalizedFeatures {
+            recorded: Default::default(),
             epoch: 0,
         };
-        let finalized: Vec<(String, i16)> = finalized_features(&defaults)
-            .iter()
-            .map(|f| (f.name.to_string(), f.max_version_level))
-            .collect();
-        assert_eq!(
-            finalized,
+        let at = |tv: i16| {
             vec![
                 ("group.version".to_string(), 1),
                 ("metadata.version".to_string(), 33),
-                ("transaction.version".to_string(), 1)
+                ("transaction.version".to_string(), tv),
             ]
-        );
+        };
+        assert_eq!(listed(&unrecorded), at(1));
+        // A new one: Kafka 4.4's format levels.
+        let new = FinalizedFeatures {
+            recorded: crate::protocol::versions::bootstrap_levels(&[])
+                .into_iter()
+                .collect(),
+            epoch: 0,
+        };
+        assert_eq!(listed(&new), at(2));
     }
 }

@@ -140,7 +140,7 @@ impl KafkaApis {
             (Some(c), _) => from_image(&c.image(), c.offset().max(0)),
             (None, Some(f)) => f.current(),
             (None, None) => FinalizedFeatures {
-                changed: Default::default(),
+                recorded: Default::default(),
                 epoch: 0,
             },
         }

@@ -121,13 +121,19 @@ pub struct Feature {
     pub name: &'static str,
     pub min: i16,
     pub max: i16,
+    /// The level a new standalone directory starts at (Kafka's `format`
+    /// default), unless `kastle.format.features` names another.
     pub finalized: i16,
+    /// The level in force where no level was recorded: a directory or
+    /// cluster an older kastle formatted, which recorded only changes.
+    /// Kafka keeps an upgraded cluster's levels; so does kastle.
+    pub unrecorded: i16,
 }
 
 /// The features of a single-node Kafka 4.4, at the levels kastle honours.
-/// Kafka 4.4 supports each from 0 (metadata.version from 7) and finalizes
-/// the maximum; where kastle stops lower, the reason is given. `finalized`
-/// is the level a new cluster starts at; UpdateFeatures changes it
+/// Kafka 4.4 supports each from 0 (metadata.version from 7) and a new
+/// cluster finalizes its `LATEST_PRODUCTION` level; where kastle stops
+/// lower, the reason is given. UpdateFeatures changes a level
 /// (`controller::feature_control`).
 pub static FEATURES: &[Feature] = &[
     // 33 is 4.4's level: kastle speaks 4.4's protocol. Its levels gate
@@ -138,6 +144,7 @@ pub static FEATURES: &[Feature] = &[
         min: 7,
         max: 33,
         finalized: 33,
+        unrecorded: 33,
     },
     // Level 1 is the dynamic controller quorum (KIP-853): kastle is its own
     // single, static controller and serves no Raft APIs.
@@ -146,17 +153,21 @@ pub static FEATURES: &[Feature] = &[
         min: 0,
         max: 0,
         finalized: 0,
+        unrecorded: 0,
     },
     // Level 2 is KIP-890 part 2: clients that read it send Produce v12,
     // TxnOffsetCommit v5 and EndTxn v5 (partitions join implicitly, the
     // epoch is bumped on every end). Level 0 differs from 1 only in the
     // transaction log's value version (v0 instead of v1); kastle records
     // the level and keeps writing v1, which Kafka 4.x reads at every level.
+    // A new directory starts at 2 (Kafka 4.x's `TransactionVersion.
+    // LATEST_PRODUCTION`); kastle before it finalized 1 without a record.
     Feature {
         name: TRANSACTION_VERSION,
         min: 0,
         max: 2,
-        finalized: 1,
+        finalized: 2,
+        unrecorded: 1,
     },
     // Level 1 is the KIP-848 consumer group protocol
     // (ConsumerGroupHeartbeat, ConsumerGroupDescribe); at 0 both answer
@@ -166,6 +177,7 @@ pub static FEATURES: &[Feature] = &[
         min: 0,
         max: 1,
         finalized: 1,
+        unrecorded: 1,
     },
     // Eligible leader replicas (KIP-966): besides the controller's
     // bookkeeping, level 1 holds the high watermark while the ISR is below
@@ -175,6 +187,7 @@ pub static FEATURES: &[Feature] = &[
         min: 0,
         max: 0,
         finalized: 0,
+        unrecorded: 0,
     },
     // Share groups (KIP-932) and streams groups (KIP-1071): not implemented.
     Feature {
@@ -182,12 +195,14 @@ pub static FEATURES: &[Feature] = &[
         min: 0,
         max: 0,
         finalized: 0,
+        unrecorded: 0,
     },
     Feature {
         name: "streams.version",
         min: 0,
         max: 0,
         finalized: 0,
+        unrecorded: 0,
     },
 ];
 
@@ -200,20 +215,21 @@ pub const TRANSACTION_VERSION: &str = "transaction.version";
 /// cluster, the number of changes on a standalone broker).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FinalizedFeatures {
-    /// Levels changed from the defaults, by feature name (0 included: a
-    /// feature turned off).
-    pub changed: BTreeMap<String, i16>,
+    /// Levels recorded, by feature name (0 included: a feature turned off):
+    /// those a new directory started at and every change since.
+    pub recorded: BTreeMap<String, i16>,
     pub epoch: i64,
 }
 
 impl FinalizedFeatures {
-    /// The level of `name`: changed, else the default, else 0.
+    /// The level of `name`: recorded, else the level of a directory or
+    /// cluster that recorded none (`Feature::unrecorded`), else 0.
     pub fn level(&self, name: &str) -> i16 {
-        self.changed.get(name).copied().unwrap_or_else(|| {
+        self.recorded.get(name).copied().unwrap_or_else(|| {
             FEATURES
                 .iter()
                 .find(|f| f.name == name)
-                .map_or(0, |f| f.finalized)
+                .map_or(0, |f| f.unrecorded)
         })
     }
 
@@ -221,7 +237,7 @@ impl FinalizedFeatures {
     /// leaves out level 0).
     pub fn finalized(&self) -> Vec<(String, i16)> {
         let mut names: Vec<&str> = FEATURES.iter().map(|f| f.name).collect();
-        names.extend(self.changed.keys().map(String::as_str));
+        names.extend(self.recorded.keys().map(String::as_str));
         names.sort_unstable();
         names.dedup();
         names
@@ -235,6 +251,66 @@ impl FinalizedFeatures {
     pub fn consumer_protocol_enabled(&self) -> bool {
         self.level(GROUP_VERSION) >= 1
     }
+}
+
+/// Parses `kastle.format.features` (`name=level,...`, as `kafka-storage
+/// format --feature name=level` repeated) and checks each level as Kafka's
+/// format does: a known feature, a level it supports. `metadata.version`
+/// stays at kastle's (it writes 4.4's records only) and `kraft.version` at
+/// 0 (a static quorum).
+pub fn parse_format_features(value: &str) -> Result<Vec<(String, i16)>, String> {
+    let mut out: Vec<(String, i16)> = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, level) = item
+            .split_once('=')
+            .map(|(n, l)| (n.trim(), l.trim()))
+            .ok_or_else(|| format!("{item:?} is not name=level"))?;
+        let level: i16 = level
+            .parse()
+            .map_err(|_| format!("{item:?}: the level is not a number"))?;
+        let f = FEATURES
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| format!("Unsupported feature: {name}."))?;
+        let fixed = f.name == "metadata.version" || f.name == "kraft.version";
+        if (fixed && level != f.finalized) || !(f.min..=f.max).contains(&level) {
+            let range = if fixed {
+                f.finalized.to_string()
+            } else {
+                format!("{}-{}", f.min, f.max)
+            };
+            return Err(format!(
+                "Unsupported value {level} for {name}: kastle supports {range}."
+            ));
+        }
+        if out.iter().any(|(n, _)| n == name) {
+            return Err(format!("{name} is given twice"));
+        }
+        out.push((name.to_string(), level));
+    }
+    Ok(out)
+}
+
+/// The levels a new standalone directory records (Kafka's
+/// `BootstrapMetadata`): `metadata.version` and every feature above 0,
+/// each at its `format` level or the one `chosen` names; plus a 0 that
+/// differs from the feature's unrecorded level, which a missing record
+/// would otherwise raise. `kraft.version` is not among them (Kafka keeps it
+/// in the Raft log's own records).
+pub fn bootstrap_levels(chosen: &[(String, i16)]) -> Vec<(String, i16)> {
+    FEATURES
+        .iter()
+        .filter(|f| f.name != "kraft.version")
+        .map(|f| {
+            let level = chosen
+                .iter()
+                .find(|(n, _)| n == f.name)
+                .map_or(f.finalized, |(_, l)| *l);
+            (f, level)
+        })
+        .filter(|(f, level)| *level > 0 || *level != f.unrecorded)
+        .map(|(f, level)| (f.name.to_string(), level))
+        .collect()
 }
 
 pub fn support(api_key: i16) -> Option<&'static ApiSupport> {
@@ -277,6 +353,44 @@ mod tests {
         assert!(!is_supported(ApiKey::Produce as i16, 13));
         assert!(is_supported(ApiKey::EndTxn as i16, 5));
         assert!(is_supported(ApiKey::TxnOffsetCommit as i16, 5));
+    }
+
+    #[test]
+    fn format_levels_and_the_setting() {
+        let levels = bootstrap_levels(&[]);
+        assert_eq!(
+            levels,
+            vec![
+                ("metadata.version".to_string(), 33),
+                (TRANSACTION_VERSION.to_string(), 2),
+                (GROUP_VERSION.to_string(), 1),
+            ]
+        );
+        let chosen =
+            parse_format_features(" transaction.version=1, group.version=0 ").expect("valid");
+        assert_eq!(
+            bootstrap_levels(&chosen),
+            vec![
+                ("metadata.version".to_string(), 33),
+                (TRANSACTION_VERSION.to_string(), 1),
+                (GROUP_VERSION.to_string(), 0),
+            ]
+        );
+        // transaction.version 0 is recorded: a missing record reads 1.
+        let zero = parse_format_features("transaction.version=0").expect("valid");
+        assert!(bootstrap_levels(&zero).contains(&(TRANSACTION_VERSION.to_string(), 0)));
+        assert_eq!(parse_format_features(""), Ok(vec![]));
+        for bad in [
+            "transaction.version=3",
+            "share.version=1",
+            "metadata.version=20",
+            "no.such=1",
+            "transaction.version",
+            "transaction.version=x",
+            "group.version=1,group.version=0",
+        ] {
+            assert!(parse_format_features(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -98,7 +98,14 @@ impl ClusterNode {
             let id = b.apis.cluster_id.clone();
             (Some(b), None, id)
         } else {
-            let d = LogDir::open(&config.log_dir, node_id, config.cluster_id.as_deref())?;
+            // A controller-only node: the cluster's levels are in the
+            // metadata log, nothing to record here.
+            let d = LogDir::open(
+                &config.log_dir,
+                node_id,
+                config.cluster_id.as_deref(),
+                |_| Ok(()),
+            )?;
             let id = d.cluster_id.clone();
             (None, Some(d), id)
         };

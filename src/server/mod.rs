@@ -40,6 +40,7 @@ use crate::handlers::KafkaApis;
 use crate::metrics::BrokerMetrics;
 use crate::network::connection_quotas::ConnectionQuotas;
 use crate::network::server::{self as network, BoundListener};
+use crate::protocol::versions::bootstrap_levels;
 use crate::security::acl::AuthorizerSettings;
 use crate::util::shutdown::{self, ShutdownTrigger};
 
@@ -82,10 +83,21 @@ impl BrokerServer {
     ) -> anyhow::Result<BrokerServer> {
         let static_config = Arc::new(config);
         let (trigger, signal) = shutdown::channel();
+        // A new standalone directory records the feature levels it starts
+        // at; a cluster's are the metadata log's (`QuorumController`).
+        let standalone = cluster.is_none();
         let log_dir = LogDir::open(
             &static_config.log_dir,
             static_config.node_id,
             static_config.cluster_id.as_deref(),
+            |dir| {
+                if standalone {
+                    let levels = bootstrap_levels(&static_config.format_features);
+                    FinalizedFeatureStore::format(dir, &levels)
+                } else {
+                    Ok(())
+                }
+            },
         )?;
         // The dynamic broker configs earlier runs stored go over the static
         // ones before anything reads them (Kafka reads them from its

@@ -199,3 +199,61 @@ fn a_cluster_broker_forwards_the_update_and_every_broker_serves_it() {
         r.error_message
     );
 }
+
+#[test]
+fn a_new_directory_starts_at_transaction_version_2_an_old_one_stays_at_1() {
+    // A new directory: Kafka 4.4's format levels, recorded at once.
+    let mut b = Broker::start(&[]);
+    let mut c = b.client();
+    let (levels, epoch) = finalized(&mut c);
+    assert_eq!(level(&levels, "transaction.version"), Some(2));
+    assert_eq!(epoch, 0, "the format levels are not a change");
+    // Kafka allows the downgrade to 1 (and back).
+    let r = update(
+        &mut c,
+        2,
+        &[("transaction.version", 1, SAFE_DOWNGRADE)],
+        false,
+    );
+    assert_eq!((r.error_code, r.error_message.as_deref()), (NONE, None));
+    assert_eq!(level(&finalized(&mut c).0, "transaction.version"), Some(1));
+    let r = update(&mut c, 2, &[("transaction.version", 2, UPGRADE)], false);
+    assert_eq!((r.error_code, r.error_message.as_deref()), (NONE, None));
+    assert_eq!(finalized(&mut c), (levels.clone(), 2));
+
+    // The directory as an older kastle left it: formatted (meta.properties)
+    // with no recorded level. It keeps level 1 across restarts, as Kafka
+    // keeps an upgraded cluster's levels; the setting does not apply to it.
+    b.stop();
+    let recorded = b
+        .data_dir
+        .join("__kastle_configs")
+        .join("finalized-features");
+    std::fs::remove_file(&recorded).expect("remove the recorded levels");
+    b.restart_with(&["kastle.format.features=transaction.version=2"]);
+    let mut c = b.client();
+    let (levels, _) = finalized(&mut c);
+    assert_eq!(level(&levels, "transaction.version"), Some(1));
+    assert_eq!(level(&levels, "group.version"), Some(1));
+    b.stop();
+    b.restart();
+    let mut c = b.client();
+    assert_eq!(level(&finalized(&mut c).0, "transaction.version"), Some(1));
+    // `kafka-features upgrade` moves it, and the change is recorded.
+    let r = update(&mut c, 2, &[("transaction.version", 2, UPGRADE)], false);
+    assert_eq!((r.error_code, r.error_message.as_deref()), (NONE, None));
+    b.stop();
+    b.restart();
+    let mut c = b.client();
+    assert_eq!(level(&finalized(&mut c).0, "transaction.version"), Some(2));
+}
+
+#[test]
+fn format_features_choose_a_new_directorys_levels() {
+    let b = Broker::start(&["kastle.format.features=transaction.version=1,group.version=0"]);
+    let mut c = b.client();
+    let (levels, _) = finalized(&mut c);
+    assert_eq!(level(&levels, "transaction.version"), Some(1));
+    assert_eq!(level(&levels, "group.version"), None, "level 0");
+    assert_eq!(heartbeat_error(&mut c), E::UnsupportedVersion.code());
+}
