@@ -745,6 +745,9 @@ def _decode_txn_response(entry: dict, rest: bytes):
     entry["error"] = err
     if entry["api"] == "InitProducerId":
         entry["resp_producer_id"], entry["resp_epoch"] = struct.unpack_from(">qh", rest, pos + 6)
+    elif len(rest) >= pos + 6 + 10:
+        # EndTxn v5+ (transaction version 2) answers the bumped producer id and epoch
+        entry["resp_producer_id"], entry["resp_epoch"] = struct.unpack_from(">qh", rest, pos + 6)
 
 
 class VersionRecorder:

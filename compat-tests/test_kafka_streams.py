@@ -118,8 +118,10 @@ def streams_eos_scenario(bootstrap, workdir, jvm_procs, recorder=None):
 
         # run 3: state dir wiped, so the store comes back from the changelog and
         # the transactional id is new
+        # Each id's last epoch: from InitProducerId, or at transaction version 2
+        # from the EndTxn that bumped it last.
         old_ids = {e["txn_id"]: e for e in recorder.txn_log
-                   if e["api"] == "InitProducerId" and e["txn_id"]} if recorder else {}
+                   if e["txn_id"] and e.get("error") == 0 and "resp_epoch" in e} if recorder else {}
         shutil.rmtree(state_dir)
         app = start_app(jvm_procs, bootstrap, app_id, state_dir, (src, out), "streams#3")
         feed(bootstrap, src, phases[3], 3 * PHASE_LINES)
@@ -168,13 +170,13 @@ def streams_eos_scenario(bootstrap, workdir, jvm_procs, recorder=None):
     assert topic_config(bootstrap, repartition)["cleanup.policy"] == "delete"
     # The transactional id runs 1 and 2 shared was never used again: the broker's
     # transaction timeout (5 s here) aborted the transaction run 2 left open,
-    # fencing its epoch as Kafka does (abortTimedOutTransactions: epoch + 1, then
-    # CompleteAbort).
+    # fencing its epoch as Kafka does (abortTimedOutTransactions: the last epoch
+    # the producer was given + 1, then CompleteAbort).
     # The abort comes at the coordinator's next cleanup tick
     # (transaction.abort.timed.out.transaction.cleanup.interval.ms, 10 s by
     # default) after the timeout: up to 15 s after run 2's last request.
     timed_out = {}
-    for tid, last_init in old_ids.items():
+    for tid, last in old_ids.items():
         deadline = time.monotonic() + 20
         desc = describe_transaction(bootstrap, tid)
         while desc.get("state") != "CompleteAbort" and time.monotonic() < deadline:
@@ -182,7 +184,7 @@ def streams_eos_scenario(bootstrap, workdir, jvm_procs, recorder=None):
             desc = describe_transaction(bootstrap, tid)
         timed_out[tid] = desc
         assert desc["error"] == 0 and desc["state"] == "CompleteAbort", (tid, desc)
-        assert desc["epoch"] == last_init["resp_epoch"] + 1, (tid, last_init, desc)
+        assert desc["epoch"] == last["resp_epoch"] + 1, (tid, last, desc)
     return {"updates": sum(len(v) for v in got.values()), "aborted": aborted, "timed_out": timed_out,
             "restored": sum(e["records"] for e in restored)}
 
