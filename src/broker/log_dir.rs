@@ -106,6 +106,9 @@ pub fn lower_recovery_point(
 pub struct LogDir {
     pub path: PathBuf,
     pub cluster_id: String,
+    /// `directory.id` of `meta.properties` (Kafka's `MetaProperties`), when
+    /// the file has one.
+    pub directory_id: Option<String>,
     /// The last run did not stop cleanly: every log's tail must be checked.
     pub needs_recovery: bool,
     /// Held for the broker's lifetime: one broker per log directory.
@@ -125,11 +128,12 @@ impl LogDir {
         fs::create_dir_all(path)
             .with_context(|| format!("creating log directory {}", path.display()))?;
         let lock = lock_dir(path)?;
-        let cluster_id = load_or_create_meta(path, node_id, wanted_cluster_id)?;
+        let (cluster_id, directory_id) = load_or_create_meta(path, node_id, wanted_cluster_id)?;
         let needs_recovery = !path.join(CLEAN_SHUTDOWN_FILE).exists();
         Ok(LogDir {
             path: path.to_path_buf(),
             cluster_id,
+            directory_id,
             needs_recovery,
             _lock: lock,
         })
@@ -178,7 +182,11 @@ fn lock_dir(dir: &Path) -> anyhow::Result<fs::File> {
 /// start. `wanted` chooses the id of a new directory; a formatted one keeps
 /// its own, as the Kafka images' format step skips an already formatted
 /// directory.
-fn load_or_create_meta(dir: &Path, node_id: i32, wanted: Option<&str>) -> anyhow::Result<String> {
+fn load_or_create_meta(
+    dir: &Path,
+    node_id: i32,
+    wanted: Option<&str>,
+) -> anyhow::Result<(String, Option<String>)> {
     let path = dir.join(META_PROPERTIES);
     if path.exists() {
         let text =
@@ -191,6 +199,15 @@ fn load_or_create_meta(dir: &Path, node_id: i32, wanted: Option<&str>) -> anyhow
                 .find(|(key, _)| key == k)
                 .map(|(_, v)| v.clone())
         };
+        // Kafka's `MetaPropertiesVersion`: 0 (ZooKeeper era) and 1 (KRaft);
+        // another is a layout this broker cannot know the meaning of.
+        if let Some(v) = get("version").filter(|v| !matches!(v.trim(), "0" | "1")) {
+            bail!(
+                "{}: meta.properties version {} is not one kastle reads (0 or 1); the directory is left as it is",
+                path.display(),
+                v.trim()
+            );
+        }
         if let Some(stored) = get("node.id") {
             if stored.trim() != node_id.to_string() {
                 bail!(
@@ -209,7 +226,7 @@ fn load_or_create_meta(dir: &Path, node_id: i32, wanted: Option<&str>) -> anyhow
                 path.display()
             );
         }
-        return Ok(stored);
+        return Ok((stored, get("directory.id").map(|d| d.trim().to_string())));
     }
     let cluster_id = match wanted {
         Some(id) => id.to_string(),
@@ -222,5 +239,5 @@ fn load_or_create_meta(dir: &Path, node_id: i32, wanted: Option<&str>) -> anyhow
     );
     write_atomically(&path, text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
-    Ok(cluster_id)
+    Ok((cluster_id, Some(directory_id)))
 }
