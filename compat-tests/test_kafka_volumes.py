@@ -7,9 +7,11 @@ aborted transaction, and is killed (-9). kastle then starts on the very same
 directory: a real client sees the same cluster id, topic ids, partition
 counts, configs, records and committed offset, and read_committed hides the
 aborted records; Kafka's metadata log is left byte for byte as it was.
-kastle writes more, stops, and Kafka started again on the directory finds
-kastle's records and offsets; kastle started once more imports the metadata
-Kafka advanced meanwhile.
+kastle writes more and stops; `kastle storage kafka-handback` refuses to
+hand the directory back to Kafka while kastle's per-partition
+aborted-transaction index is there (Kafka's log loader stops on it), and
+changes nothing; kastle restarted does not import again and serves what it
+wrote.
 
 The refusal test needs no Kafka: a metadata log with a record type kastle
 does not read (and a meta.properties of an unknown version) stops kastle
@@ -19,6 +21,7 @@ import hashlib
 import os
 import signal
 import struct
+import subprocess
 import time
 from pathlib import Path
 
@@ -57,7 +60,7 @@ def _retry(fn, timeout=20.0):
 def _describe(bootstrap):
     """(cluster id, {topic: (topic id, partition count)}, retention.ms of TOPIC)."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    cluster = admin.describe_cluster().result(timeout=15)
+    cluster = _retry(lambda: admin.describe_cluster().result(timeout=15))
     from confluent_kafka import TopicCollection
     topics = {}
     for name in (TOPIC, GONE):
@@ -169,23 +172,25 @@ def test_kafka_volume_taken_over_and_back(tmp_path):
         kastle.stop()
     assert _tree_digest(k.data_dir, "__cluster_metadata-0") == metadata_before
 
-    # Back to Kafka: kastle's records and offsets are there.
-    expected += [f"k{i}" for i in range(6)]
-    k.start()
-    try:
-        assert _describe(k.bootstrap) == seen_by_kafka
-        assert _retry(lambda: _values(k.bootstrap, "read_committed")) == sorted(expected)
-        assert _retry(lambda: _committed(k.bootstrap, 1)) == 11
-    finally:
-        k.stop()
+    # Back to Kafka: kastle's per-partition aborted-transaction index (here
+    # from Kafka's own aborted transaction) is a file Kafka's log loader
+    # stops on, so the hand-back refuses and changes nothing.
+    before = _tree_digest(k.data_dir)
+    p = subprocess.run([str(kastle.bin), "storage", "kafka-handback", "--log-dir", str(k.data_dir),
+                        "--node-id", "1"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "aborted-transactions.txnindex" in p.stderr, p.stderr
+    assert _tree_digest(k.data_dir) == before
 
-    # kastle again: Kafka advanced its metadata log; imported anew.
+    # kastle again: the import is not repeated; what kastle wrote is there.
+    expected += [f"k{i}" for i in range(6)]
     kastle.start()
     try:
         assert _retry(lambda: _describe(kastle.bootstrap)) == seen_by_kafka
         assert _values(kastle.bootstrap, "read_committed") == sorted(expected)
+        assert _retry(lambda: _committed(kastle.bootstrap, 1)) == 11
     finally:
         kastle.stop()
+    assert "imported Apache Kafka's metadata" not in kastle.log_path.read_text(errors="replace")
 
 
 def _uvarint(n):
@@ -245,3 +250,20 @@ def test_unknown_metadata_is_refused_and_left_alone(tmp_path):
         "meta.properties": meta.replace(b"version=1", b"version=2"),
     })
     assert "meta.properties" in log and "version 2" in log, log
+
+
+def test_handback_refuses_what_kafka_would_not_know(tmp_path):
+    """kastle's own topics are not in any Kafka metadata log: the hand-back
+    refuses rather than let Kafka start without them."""
+    b = Broker(tmp_path / "own", overrides={"node.id": "1"})
+    b.start()
+    try:
+        AdminClient({"bootstrap.servers": b.bootstrap}).create_topics(
+            [NewTopic("mine", 1, 1)])["mine"].result(timeout=15)
+    finally:
+        b.stop()
+    before = _tree_digest(b.data_dir)
+    p = subprocess.run([str(b.bin), "storage", "kafka-handback", "--log-dir", str(b.data_dir)],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "no Apache Kafka metadata log" in p.stderr, p.stderr
+    assert _tree_digest(b.data_dir) == before

@@ -57,15 +57,21 @@ fn read_state(path: &Path) -> anyhow::Result<ImportState> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ImportState::None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let entries = crate::config::parse_properties(&text)
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let get = |k: &str| entries.iter().find(|(key, _)| key == k).map(|(_, v)| v.trim());
+    let entries =
+        crate::config::parse_properties(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let get = |k: &str| {
+        entries
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.trim())
+    };
     match (get("state"), get("next.offset")) {
         (Some("importing"), _) => Ok(ImportState::InProgress),
-        (Some("done"), Some(o)) => Ok(ImportState::Done(
-            o.parse()
-                .map_err(|e| anyhow!("{}: bad next.offset {o:?}: {e}", path.display()))?,
-        )),
+        (Some("done"), Some(o)) => {
+            Ok(ImportState::Done(o.parse().map_err(|e| {
+                anyhow!("{}: bad next.offset {o:?}: {e}", path.display())
+            })?))
+        }
         _ => bail!("{}: not an import record kastle wrote", path.display()),
     }
 }
@@ -117,8 +123,11 @@ pub fn import_if_present(config: &BrokerConfig, directory_id: Option<&str>) -> a
     check_importable(config, directory_id, &meta_dir, contents.voters, &image)?;
     std::fs::create_dir_all(log_dir.join(CONFIGS_DIR))
         .with_context(|| format!("creating {}", log_dir.join(CONFIGS_DIR).display()))?;
-    write_atomically(&state_path, b"# kastle: importing Apache Kafka's metadata log\nstate=importing\n")
-        .with_context(|| format!("writing {}", state_path.display()))?;
+    write_atomically(
+        &state_path,
+        b"# kastle: importing Apache Kafka's metadata log\nstate=importing\n",
+    )
+    .with_context(|| format!("writing {}", state_path.display()))?;
     write_image(config, &image)?;
     write_atomically(
         &state_path,
@@ -160,7 +169,9 @@ fn check_importable(
         refuse(format!("the KRaft quorum has {n} voters"))?;
     }
     if let Some(other) = image.brokers.keys().find(|b| **b != node) {
-        refuse(format!("broker {other} is registered besides node.id {node}"))?;
+        refuse(format!(
+            "broker {other} is registered besides node.id {node}"
+        ))?;
     }
     for t in image.topics.values() {
         for (p, reg) in &t.partitions {
@@ -185,7 +196,10 @@ fn check_importable(
         }
         let count = t.partitions.len() as i32;
         if t.partitions.keys().copied().ne(0..count) {
-            refuse(format!("topic {} has partitions that are not 0..{count}", t.name))?;
+            refuse(format!(
+                "topic {} has partitions that are not 0..{count}",
+                t.name
+            ))?;
         }
     }
     for (name, level) in &image.features {
@@ -199,7 +213,9 @@ fn check_importable(
                 "feature {name} is at level {level}, kastle supports {}..={}",
                 f.min, f.max
             ))?,
-            None => refuse(format!("feature {name} (level {level}) is unknown to kastle"))?,
+            None => refuse(format!(
+                "feature {name} (level {level}) is unknown to kastle"
+            ))?,
         }
     }
     if !image.scram.is_empty() {
@@ -294,6 +310,164 @@ fn write_image(config: &BrokerConfig, image: &MetadataImage) -> anyhow::Result<(
         .context("writing the finalized feature levels")?;
     crate::broker::producer_ids::raise_floor(log_dir, image.next_producer_id)?;
     Ok(())
+}
+
+/// The files of `__kastle_configs/` an import writes (and a hand-back may
+/// remove, as the next import writes them again).
+fn imported_config_file(name: &str, node_id: i32) -> bool {
+    name == IMPORT_FILE
+        || name == "finalized-features"
+        || name == "broker-default.properties"
+        || name == "groups.properties"
+        || name == format!("broker-{node_id}.properties")
+}
+
+/// `kastle storage kafka-handback`: makes a directory kastle took over from
+/// Apache Kafka startable by Kafka again. Kafka's log manager refuses a log
+/// directory holding a directory that is not a topic partition, so kastle's
+/// own `__kastle_topics/` and `__kastle_configs/` go; this is only done
+/// when they hold nothing but what importing Kafka's metadata log writes
+/// (kastle's next start imports them again). A topic, config or feature
+/// changed through kastle after the import is not in Kafka's metadata log
+/// (kastle does not write Kafka's log): the hand-back is then refused,
+/// naming the difference. Returns what was done.
+pub fn hand_back(log_dir: &Path, node_id: i32) -> anyhow::Result<String> {
+    let dir = crate::broker::log_dir::LogDir::open(log_dir, node_id, None)?;
+    let meta_dir = log_dir.join(METADATA_LOG_DIR);
+    if !kafka_metadata_log::is_kafka_metadata_log(&meta_dir) {
+        bail!(
+            "{} has no Apache Kafka metadata log: kastle cannot write one yet, so Kafka would not know this directory's topics",
+            meta_dir.display()
+        );
+    }
+    let contents = kafka_metadata_log::read(&meta_dir).map_err(|e| anyhow!("{e}"))?;
+    let mut image = MetadataImage::default();
+    for r in &contents.records {
+        image
+            .apply(&r.record)
+            .map_err(|e| anyhow!("{}: {e}", meta_dir.display()))?;
+    }
+    let differs = |what: String| -> anyhow::Result<()> {
+        bail!(
+            "{what}: kastle changed it after importing Kafka's metadata and cannot write Kafka's metadata log yet; {} is left as it is",
+            log_dir.display()
+        )
+    };
+    // Topics: ids, names, partition counts, configs.
+    let mut kafka_topics = BTreeMap::new();
+    for t in image.topics.values() {
+        let configs = image
+            .configs
+            .get(&(CONFIG_RESOURCE_TOPIC, t.name.clone()))
+            .cloned()
+            .unwrap_or_default();
+        kafka_topics.insert(t.id, (t.name.clone(), t.partitions.len() as i32, configs));
+    }
+    let mut kastle_topics = BTreeMap::new();
+    for f in topics::topic_files(log_dir)? {
+        let text =
+            std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+        let (name, id, count, configs) =
+            topics::parse_topic_file(&text).map_err(|e| anyhow!("{}: {e}", f.display()))?;
+        kastle_topics.insert(id, (name, count, configs));
+    }
+    for (id, k) in &kastle_topics {
+        if kafka_topics.get(id) != Some(k) {
+            differs(format!("topic {} ({})", k.0, topic_id_string(id)))?;
+        }
+    }
+    for (id, k) in &kafka_topics {
+        if !kastle_topics.contains_key(id) {
+            differs(format!(
+                "topic {} ({}) was deleted",
+                k.0,
+                topic_id_string(id)
+            ))?;
+        }
+    }
+    let configs_dir = log_dir.join(CONFIGS_DIR);
+    if configs_dir.exists() {
+        for e in std::fs::read_dir(&configs_dir)
+            .with_context(|| format!("listing {}", configs_dir.display()))?
+        {
+            let e = e.with_context(|| format!("listing {}", configs_dir.display()))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !imported_config_file(&name, node_id) {
+                differs(format!("{}", e.path().display()))?;
+            }
+        }
+        let repo = ConfigRepository::load(log_dir, node_id)?;
+        let empty = BTreeMap::new();
+        let image_configs = |t: i8, n: &str| {
+            image
+                .configs
+                .get(&(t, n.to_string()))
+                .unwrap_or(&empty)
+                .clone()
+        };
+        if repo.get(&ConfigResource::BrokerDefault) != image_configs(CONFIG_RESOURCE_BROKER, "") {
+            differs("the cluster-wide broker configs".into())?;
+        }
+        if repo.get(&ConfigResource::Broker)
+            != image_configs(CONFIG_RESOURCE_BROKER, &node_id.to_string())
+        {
+            differs(format!("the configs of broker {node_id}"))?;
+        }
+        let kafka_groups: Vec<&String> = image
+            .configs
+            .keys()
+            .filter(|(t, _)| *t == CONFIG_RESOURCE_GROUP)
+            .map(|(_, n)| n)
+            .collect();
+        for g in repo.group_names() {
+            if repo.get(&ConfigResource::Group(g.clone()))
+                != image_configs(CONFIG_RESOURCE_GROUP, &g)
+            {
+                differs(format!("the configs of group {g}"))?;
+            }
+        }
+        if kafka_groups.len() != repo.group_names().len() {
+            differs("the group configs".into())?;
+        }
+        let features = FinalizedFeatureStore::load(log_dir)?.current().changed;
+        let imported: BTreeMap<String, i16> = imported_features(&image).into_iter().collect();
+        if features != imported {
+            differs("the finalized feature levels".into())?;
+        }
+    }
+    // kastle keeps one aborted-transaction index per partition; Kafka's log
+    // loader takes every `*.txnindex` for a segment's and stops on it.
+    for e in std::fs::read_dir(log_dir).with_context(|| format!("listing {}", log_dir.display()))? {
+        let e = e.with_context(|| format!("listing {}", log_dir.display()))?;
+        let f = e.path().join(crate::storage::txn_index::TXN_INDEX_FILE);
+        if f.exists() {
+            bail!(
+                "{}: kastle's per-partition aborted-transaction index, which Kafka's log loader cannot read; converting it into Kafka's per-segment .txnindex files is not implemented yet, so {} is left as it is",
+                f.display(),
+                log_dir.display()
+            );
+        }
+    }
+    let mut removed = Vec::new();
+    for d in [topics::TOPICS_DIR, CONFIGS_DIR] {
+        let p = log_dir.join(d);
+        if p.exists() {
+            std::fs::remove_dir_all(&p).with_context(|| format!("removing {}", p.display()))?;
+            removed.push(p.display().to_string());
+        }
+    }
+    crate::util::fs::sync_dir(log_dir).with_context(|| format!("syncing {}", log_dir.display()))?;
+    drop(dir);
+    Ok(format!(
+        "{} is ready for Apache Kafka: {} topics as in its metadata log; removed kastle's {}",
+        log_dir.display(),
+        kafka_topics.len(),
+        if removed.is_empty() {
+            "nothing".to_string()
+        } else {
+            removed.join(", ")
+        }
+    ))
 }
 
 #[cfg(test)]

@@ -76,8 +76,11 @@ pub fn raise_floor(log_dir: &Path, next: i64) -> anyhow::Result<()> {
     let current = FileProducerIds::load(log_dir)?;
     let start = current.block.lock().unwrap_or_else(|p| p.into_inner()).next;
     if next > start {
-        write_atomically(&current.path, format!("next.block.start={next}\n").as_bytes())
-            .with_context(|| format!("writing {}", current.path.display()))?;
+        write_atomically(
+            &current.path,
+            format!("next.block.start={next}\n").as_bytes(),
+        )
+        .with_context(|| format!("writing {}", current.path.display()))?;
     }
     Ok(())
 }

@@ -209,10 +209,7 @@ fn frame(bytes: &[u8], pos: usize) -> Result<(BatchHeader, usize), String> {
     }
     let size = h.total_size();
     if size > rest.len() {
-        return Err(format!(
-            "batch needs {size} bytes, {} are left",
-            rest.len()
-        ));
+        return Err(format!("batch needs {size} bytes, {} are left", rest.len()));
     }
     if !batch::verify_crc(&rest[..size]) {
         return Err("batch CRC does not match its contents".to_string());
@@ -237,9 +234,13 @@ impl Replay {
             if bytes.len() - pos < LOG_OVERHEAD {
                 return Err(self.err(format!("{} stray bytes at {pos}", bytes.len() - pos)));
             }
-            let (h, size) = frame(bytes, pos).map_err(|m| self.err(format!("at byte {pos}: {m}")))?;
+            let (h, size) =
+                frame(bytes, pos).map_err(|m| self.err(format!("at byte {pos}: {m}")))?;
             if seen_footer {
-                return Err(self.err(format!("batch at offset {} after the SnapshotFooter", h.base_offset)));
+                return Err(self.err(format!(
+                    "batch at offset {} after the SnapshotFooter",
+                    h.base_offset
+                )));
             }
             let controls = self.batch(&bytes[pos..pos + size], &h, i64::MIN)?;
             for c in controls {
@@ -255,10 +256,14 @@ impl Replay {
             pos += size;
         }
         if !seen_footer {
-            return Err(self.err("the snapshot does not end with a SnapshotFooter (incomplete)".into()));
+            return Err(
+                self.err("the snapshot does not end with a SnapshotFooter (incomplete)".into())
+            );
         }
         if self.pending.is_some() {
-            return Err(self.err("a metadata transaction is still open at the snapshot's end".into()));
+            return Err(
+                self.err("a metadata transaction is still open at the snapshot's end".into())
+            );
         }
         Ok(())
     }
@@ -317,22 +322,21 @@ impl Replay {
                     )));
                 }
                 if t == ControlRecordType::KRaftVoters {
-                    self.voters = Some(voter_count(rec.value.unwrap_or_default()).map_err(
-                        |e| self.err(format!("KRaftVoters record at offset {offset}: {e}")),
-                    )?);
+                    self.voters =
+                        Some(voter_count(rec.value.unwrap_or_default()).map_err(|e| {
+                            self.err(format!("KRaftVoters record at offset {offset}: {e}"))
+                        })?);
                 }
                 controls.push(t);
                 continue;
             }
-            let value = rec
-                .value
-                .ok_or_else(|| self.err(format!("metadata record at offset {offset} has no value")))?;
+            let value = rec.value.ok_or_else(|| {
+                self.err(format!("metadata record at offset {offset} has no value"))
+            })?;
             self.record(value)
                 .map_err(|m| self.err(format!("offset {offset}: {m}")))?;
             if self.records.len() > MAX_METADATA_RECORDS {
-                return Err(self.err(format!(
-                    "more than {MAX_METADATA_RECORDS} metadata records"
-                )));
+                return Err(self.err(format!("more than {MAX_METADATA_RECORDS} metadata records")));
             }
         }
         Ok(controls)
