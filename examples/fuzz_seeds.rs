@@ -433,8 +433,15 @@ fn storage_files(dir: &Path) -> Result<usize> {
         }
         .encode()?;
         write(dir, &format!("metadata-record-{i}"), &with(5, &bytes))?;
+        // The same record in a segment of Kafka's metadata log.
+        let segment = records_batch(&[(Vec::new(), Some(bytes))], false);
+        write(
+            dir,
+            &format!("kafka-metadata-segment-{i}"),
+            &with(8, &segment),
+        )?;
     }
-    Ok(7)
+    Ok(9)
 }
 
 fn main() -> Result<()> {

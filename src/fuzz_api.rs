@@ -302,13 +302,14 @@ pub fn coordinator_log(data: &[u8]) {
 /// The files kastle reads from disk, `data[0]` choosing which: offset
 /// checkpoints, the leader-epoch checkpoint, producer-state snapshots,
 /// properties files (`meta.properties`, `server.properties`), topic
-/// metadata files, metadata records and the controller's raft log.
+/// metadata files, metadata records, the controller's raft log, and Apache
+/// Kafka's metadata log (a snapshot, a segment).
 pub fn storage_file(data: &[u8]) {
     let Some((&which, bytes)) = data.split_first() else {
         return;
     };
     let text = String::from_utf8_lossy(bytes);
-    match which % 7 {
+    match which % 9 {
         0 => drop(crate::storage::offset_checkpoint::parse(&text)),
         1 => drop(crate::storage::leader_epoch::parse_checkpoint(&text)),
         2 => drop(crate::storage::producer_state::snapshot::decode_snapshot(
@@ -317,7 +318,13 @@ pub fn storage_file(data: &[u8]) {
         3 => drop(crate::config::parse_properties(&text)),
         4 => drop(crate::broker::topics::parse_topic_file(&text)),
         5 => drop(crate::metadata::RecordAndVersion::decode(bytes)),
-        _ => drop(crate::raft::log_store::parse_log(bytes)),
+        6 => drop(crate::raft::log_store::parse_log(bytes)),
+        7 => drop(crate::storage::kafka_metadata_log::read_snapshot_bytes(
+            bytes,
+        )),
+        _ => drop(crate::storage::kafka_metadata_log::read_segment_bytes(
+            bytes,
+        )),
     }
 }
 

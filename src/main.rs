@@ -81,6 +81,9 @@ fn main() -> ExitCode {
     if argv.first().map(String::as_str) == Some("health") {
         return ExitCode::from(kastle::health::main(&argv[1..]));
     }
+    if argv.first().map(String::as_str) == Some("storage") {
+        return ExitCode::from(storage(&argv[1..]));
+    }
     if let Some(command) = argv
         .first()
         .filter(|c| kastle::cli::COMMANDS.contains(&c.as_str()))
@@ -88,6 +91,55 @@ fn main() -> ExitCode {
         return ExitCode::from(kastle::cli::main(command, &argv[1..]));
     }
     serve()
+}
+
+const STORAGE_USAGE: &str = "\
+Usage: kastle storage kafka-handback --log-dir DIR [--node-id N]
+
+kafka-handback  make a log directory kastle took over from Apache Kafka
+                startable by Kafka again (kastle's own state directories
+                removed; refused when kastle changed topics, configs or
+                features that Kafka's metadata log does not have)";
+
+/// `kastle storage ...`: offline operations on a log directory.
+fn storage(args: &[String]) -> u8 {
+    let mut log_dir = None;
+    let mut node_id = 1;
+    let Some(("kafka-handback", rest)) = args.split_first().map(|(c, r)| (c.as_str(), r)) else {
+        eprintln!("{STORAGE_USAGE}");
+        return 2;
+    };
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        match (a.as_str(), it.next()) {
+            ("--log-dir", Some(d)) => log_dir = Some(std::path::PathBuf::from(d)),
+            ("--node-id", Some(n)) => match n.parse() {
+                Ok(n) => node_id = n,
+                Err(e) => {
+                    eprintln!("--node-id {n:?}: {e}");
+                    return 2;
+                }
+            },
+            _ => {
+                eprintln!("{STORAGE_USAGE}");
+                return 2;
+            }
+        }
+    }
+    let Some(log_dir) = log_dir else {
+        eprintln!("{STORAGE_USAGE}");
+        return 2;
+    };
+    match kastle::broker::kafka_import::hand_back(&log_dir, node_id) {
+        Ok(done) => {
+            println!("{done}");
+            0
+        }
+        Err(e) => {
+            eprintln!("kastle storage kafka-handback: {e:#}");
+            1
+        }
+    }
 }
 
 fn serve() -> ExitCode {

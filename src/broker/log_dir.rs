@@ -106,6 +106,9 @@ pub fn lower_recovery_point(
 pub struct LogDir {
     pub path: PathBuf,
     pub cluster_id: String,
+    /// `directory.id` of `meta.properties` (Kafka's `MetaProperties`), when
+    /// the file has one.
+    pub directory_id: Option<String>,
     /// The last run did not stop cleanly: every log's tail must be checked.
     pub needs_recovery: bool,
     /// Held for the broker's lifetime: one broker per log directory.
@@ -130,11 +133,13 @@ impl LogDir {
         fs::create_dir_all(path)
             .with_context(|| format!("creating log directory {}", path.display()))?;
         let lock = lock_dir(path)?;
-        let cluster_id = load_or_create_meta(path, node_id, wanted_cluster_id, format)?;
+        let (cluster_id, directory_id) =
+            load_or_create_meta(path, node_id, wanted_cluster_id, format)?;
         let needs_recovery = !path.join(CLEAN_SHUTDOWN_FILE).exists();
         Ok(LogDir {
             path: path.to_path_buf(),
             cluster_id,
+            directory_id,
             needs_recovery,
             _lock: lock,
         })
@@ -188,7 +193,7 @@ fn load_or_create_meta(
     node_id: i32,
     wanted: Option<&str>,
     format: impl FnOnce(&Path) -> anyhow::Result<()>,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, Option<String>)> {
     let path = dir.join(META_PROPERTIES);
     if path.exists() {
         let text =
@@ -201,6 +206,15 @@ fn load_or_create_meta(
                 .find(|(key, _)| key == k)
                 .map(|(_, v)| v.clone())
         };
+        // Kafka's `MetaPropertiesVersion`: 0 (ZooKeeper era) and 1 (KRaft);
+        // another is a layout this broker cannot know the meaning of.
+        if let Some(v) = get("version").filter(|v| !matches!(v.trim(), "0" | "1")) {
+            bail!(
+                "{}: meta.properties version {} is not one kastle reads (0 or 1); the directory is left as it is",
+                path.display(),
+                v.trim()
+            );
+        }
         if let Some(stored) = get("node.id") {
             if stored.trim() != node_id.to_string() {
                 bail!(
@@ -219,7 +233,7 @@ fn load_or_create_meta(
                 path.display()
             );
         }
-        return Ok(stored);
+        return Ok((stored, get("directory.id").map(|d| d.trim().to_string())));
     }
     format(dir)?;
     let cluster_id = match wanted {
@@ -233,5 +247,5 @@ fn load_or_create_meta(
     );
     write_atomically(&path, text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
-    Ok(cluster_id)
+    Ok((cluster_id, Some(directory_id)))
 }

@@ -28,6 +28,7 @@ pub mod dynamic_config;
 pub mod fetch_session;
 pub mod finalized_features;
 pub mod group_config;
+pub mod kafka_import;
 pub mod lifecycle;
 pub mod log_dir;
 pub mod log_dir_failure;

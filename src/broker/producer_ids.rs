@@ -70,6 +70,21 @@ pub struct FileProducerIds {
     block: Mutex<Block>,
 }
 
+/// Makes sure no id below `next` is ever handed out by a standalone node
+/// using `log_dir` (the ids Kafka's controller gave out, on import).
+pub fn raise_floor(log_dir: &Path, next: i64) -> anyhow::Result<()> {
+    let current = FileProducerIds::load(log_dir)?;
+    let start = current.block.lock().unwrap_or_else(|p| p.into_inner()).next;
+    if next > start {
+        write_atomically(
+            &current.path,
+            format!("next.block.start={next}\n").as_bytes(),
+        )
+        .with_context(|| format!("writing {}", current.path.display()))?;
+    }
+    Ok(())
+}
+
 impl FileProducerIds {
     fn load(log_dir: &Path) -> anyhow::Result<FileProducerIds> {
         let path = log_dir.join(FILE_NAME);

@@ -729,6 +729,41 @@ impl TopicManager {
     }
 }
 
+/// Writes one topic's file as [`TopicManager::load`] reads it: how an
+/// import of Kafka's metadata (`broker::kafka_import`) registers topics
+/// before the registry opens.
+pub fn write_topic_file(
+    log_dir: &Path,
+    name: &str,
+    id: &Uuid,
+    partitions: i32,
+    configs: &BTreeMap<String, String>,
+) -> std::io::Result<()> {
+    let dir = log_dir.join(TOPICS_DIR);
+    fs::create_dir_all(&dir)?;
+    write_atomically(
+        &dir.join(format!("{id}.properties")),
+        render_topic_file(name, id, partitions, configs).as_bytes(),
+    )
+}
+
+/// The topic files in `log_dir` (empty when there are none).
+pub fn topic_files(log_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let dir = log_dir.join(TOPICS_DIR);
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "properties"))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 fn render_topic_file(
     name: &str,
     id: &Uuid,

@@ -99,6 +99,14 @@ impl BrokerServer {
                 }
             },
         )?;
+        // A directory Apache Kafka wrote: its metadata log becomes this
+        // standalone node's files first (a cluster node keeps its own log).
+        if cluster.is_none() {
+            crate::broker::kafka_import::import_if_present(
+                &static_config,
+                log_dir.directory_id.as_deref(),
+            )?;
+        }
         // The dynamic broker configs earlier runs stored go over the static
         // ones before anything reads them (Kafka reads them from its
         // metadata log first too).

@@ -10,6 +10,7 @@ pub mod cleaner;
 pub mod config;
 pub mod error;
 mod index_file;
+pub mod kafka_metadata_log;
 pub mod leader_epoch;
 pub mod log;
 pub mod offset_checkpoint;
