@@ -339,7 +339,9 @@ fn imported_config_file(name: &str, node_id: i32) -> bool {
 /// (kastle does not write Kafka's log): the hand-back is then refused,
 /// naming the difference. Returns what was done.
 pub fn hand_back(log_dir: &Path, node_id: i32) -> anyhow::Result<String> {
-    let dir = crate::broker::log_dir::LogDir::open(log_dir, node_id, None)?;
+    let dir = crate::broker::log_dir::LogDir::open(log_dir, node_id, None, |d| {
+        bail!("{} has no meta.properties: nothing to hand back", d.display())
+    })?;
     let meta_dir = log_dir.join(METADATA_LOG_DIR);
     if !kafka_metadata_log::is_kafka_metadata_log(&meta_dir) {
         bail!(
