@@ -729,9 +729,8 @@ impl TopicManager {
     }
 }
 
-/// Writes one topic's file as [`TopicManager::load`] reads it: how an
-/// import of Kafka's metadata (`broker::kafka_import`) registers topics
-/// before the registry opens.
+/// Writes one topic's file as [`TopicManager::load`] reads it (how
+/// `broker::kafka_import` registers topics before the registry opens).
 pub fn write_topic_file(
     log_dir: &Path,
     name: &str,
@@ -751,9 +750,8 @@ pub fn write_topic_file(
 pub fn topic_files(log_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let dir = log_dir.join(TOPICS_DIR);
     let entries = match fs::read_dir(&dir) {
-        Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+        r => r?,
     };
     let mut out: Vec<PathBuf> = entries
         .flatten()
