@@ -258,8 +258,9 @@ def test_handback_refuses_what_kafka_would_not_know(tmp_path):
     b = Broker(tmp_path / "own", overrides={"node.id": "1"})
     b.start()
     try:
-        AdminClient({"bootstrap.servers": b.bootstrap}).create_topics(
-            [NewTopic("mine", 1, 1)])["mine"].result(timeout=15)
+        # the client must outlive the future (a dropped handle fails it with _DESTROY)
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        admin.create_topics([NewTopic("mine", 1, 1)])["mine"].result(timeout=15)
     finally:
         b.stop()
     before = _tree_digest(b.data_dir)
