@@ -160,13 +160,17 @@ pub static FEATURES: &[Feature] = &[
     // epoch is bumped on every end). Level 0 differs from 1 only in the
     // transaction log's value version (v0 instead of v1); kastle records
     // the level and keeps writing v1, which Kafka 4.x reads at every level.
-    // A new directory starts at 2 (Kafka 4.x's `TransactionVersion.
-    // LATEST_PRODUCTION`); kastle before it finalized 1 without a record.
+    // Kafka 4.x formats a new cluster at 2 (`TransactionVersion.
+    // LATEST_PRODUCTION`); kastle still starts a new directory at 1 until
+    // its EOS suites (Streams, Flink, Connect, franz-go) pass at 2, so 2
+    // is chosen with `kastle.format.features=transaction.version=2` or
+    // reached with UpdateFeatures. kastle before the setting finalized 1
+    // without a record.
     Feature {
         name: TRANSACTION_VERSION,
         min: 0,
         max: 2,
-        finalized: 2,
+        finalized: 1,
         unrecorded: 1,
     },
     // Level 1 is the KIP-848 consumer group protocol
@@ -362,7 +366,7 @@ mod tests {
             levels,
             vec![
                 ("metadata.version".to_string(), 33),
-                (TRANSACTION_VERSION.to_string(), 2),
+                (TRANSACTION_VERSION.to_string(), 1),
                 (GROUP_VERSION.to_string(), 1),
             ]
         );

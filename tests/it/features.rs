@@ -201,9 +201,13 @@ fn a_cluster_broker_forwards_the_update_and_every_broker_serves_it() {
 }
 
 #[test]
-fn a_new_directory_starts_at_transaction_version_2_an_old_one_stays_at_1() {
-    // A new directory: Kafka 4.4's format levels, recorded at once.
-    let mut b = Broker::start(&[]);
+fn a_new_directory_starts_at_the_chosen_transaction_version_an_old_one_stays_at_1() {
+    // A new directory: the format levels, recorded at once.
+    let plain = Broker::start(&[]);
+    let (levels, _) = finalized(&mut plain.client());
+    assert_eq!(level(&levels, "transaction.version"), Some(1));
+    drop(plain);
+    let mut b = Broker::start(&["kastle.format.features=transaction.version=2"]);
     let mut c = b.client();
     let (levels, epoch) = finalized(&mut c);
     assert_eq!(level(&levels, "transaction.version"), Some(2));
