@@ -26,6 +26,9 @@ DELIBERATE = [
     ("*", "*", r"configs\[name=metrics\.prometheus\.(listener|ssl\.[a-z.]+|basic\.auth\.(user|password))\]$",
      "kastle's own keys (the Prometheus endpoint, its TLS and basic auth, README 'Metrics'): listed "
      "among its broker configs, unknown to Kafka"),
+    ("*", "*", r"configs\[name=(console\.(listener|sample\.interval\.ms)|kastle\.format\.features)\]$",
+     "kastle's own keys (the web console, README 'Web console'; the feature levels a new directory "
+     "starts at, README 'Feature levels'): listed among its broker configs, unknown to Kafka"),
 ]
 
 # scenario name -> [(versions (or family indexes) it affects, None = all; reason)].
