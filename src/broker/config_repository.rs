@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::config::parse_properties;
+use crate::config::properties::escape;
 use crate::util::fs::write_atomically;
 
 pub const CONFIGS_DIR: &str = "__kastle_configs";
@@ -172,28 +173,6 @@ fn render_groups(groups: &BTreeMap<String, Configs>) -> String {
         }
     }
     s
-}
-
-/// `.properties` escaping: backslashes and line breaks always; in keys also
-/// the separators, whitespace and comment marks.
-fn escape(s: &str, key: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for (i, c) in s.chars().enumerate() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '=' | ':' | ' ' | '#' | '!' if key => {
-                out.push('\\');
-                out.push(c);
-            }
-            // A leading space of a value would be trimmed on reading.
-            ' ' if i == 0 => out.push_str("\\ "),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

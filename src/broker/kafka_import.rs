@@ -267,16 +267,21 @@ fn imported_features(image: &MetadataImage) -> Vec<(String, i16)> {
     out
 }
 
+/// The dynamic configs of topic `name` in the image.
+fn topic_configs(image: &MetadataImage, name: &str) -> BTreeMap<String, String> {
+    image
+        .configs
+        .get(&(CONFIG_RESOURCE_TOPIC, name.to_string()))
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// Writes the image as a standalone kastle's files.
 fn write_image(config: &BrokerConfig, image: &MetadataImage) -> anyhow::Result<()> {
     let log_dir = &config.log_dir;
     let mut written: Vec<PathBuf> = Vec::new();
     for t in image.topics.values() {
-        let configs = image
-            .configs
-            .get(&(CONFIG_RESOURCE_TOPIC, t.name.clone()))
-            .cloned()
-            .unwrap_or_default();
+        let configs = topic_configs(image, &t.name);
         topics::write_topic_file(log_dir, &t.name, &t.id, t.partitions.len() as i32, &configs)
             .with_context(|| format!("writing topic {} into {}", t.name, log_dir.display()))?;
         written.push(
@@ -340,7 +345,10 @@ fn imported_config_file(name: &str, node_id: i32) -> bool {
 /// naming the difference. Returns what was done.
 pub fn hand_back(log_dir: &Path, node_id: i32) -> anyhow::Result<String> {
     let dir = crate::broker::log_dir::LogDir::open(log_dir, node_id, None, |d| {
-        bail!("{} has no meta.properties: nothing to hand back", d.display())
+        bail!(
+            "{} has no meta.properties: nothing to hand back",
+            d.display()
+        )
     })?;
     let meta_dir = log_dir.join(METADATA_LOG_DIR);
     if !kafka_metadata_log::is_kafka_metadata_log(&meta_dir) {
@@ -365,11 +373,7 @@ pub fn hand_back(log_dir: &Path, node_id: i32) -> anyhow::Result<String> {
     // Topics: ids, names, partition counts, configs.
     let mut kafka_topics = BTreeMap::new();
     for t in image.topics.values() {
-        let configs = image
-            .configs
-            .get(&(CONFIG_RESOURCE_TOPIC, t.name.clone()))
-            .cloned()
-            .unwrap_or_default();
+        let configs = topic_configs(&image, &t.name);
         kafka_topics.insert(t.id, (t.name.clone(), t.partitions.len() as i32, configs));
     }
     let mut kastle_topics = BTreeMap::new();

@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::broker::log_dir::RecoveryPoints;
 use crate::broker::partition::Partition;
 use crate::broker::topic_config::{validate_topic_configs, TopicSettings};
+use crate::config::properties::escape;
 use crate::config::BrokerConfig;
 use crate::util::fs::write_atomically;
 
@@ -772,13 +773,9 @@ fn render_topic_file(
         "# kastle topic metadata\ntopic.name={name}\ntopic.id={id}\npartitions={partitions}\n"
     );
     for (k, v) in configs {
-        s.push_str(&format!("config.{k}={}\n", escape_value(v)));
+        s.push_str(&format!("config.{k}={}\n", escape(v, false)));
     }
     s
-}
-
-fn escape_value(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
 type TopicRecord = (String, Uuid, i32, BTreeMap<String, String>);

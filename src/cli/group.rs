@@ -212,6 +212,35 @@ fn assignment(bytes: &bytes::Bytes) -> Vec<(String, i32)> {
     }
 }
 
+/// OffsetCommit of `offsets` (partition, offset) of `topic` for `group`, by
+/// `member_id` at `epoch` (the generation of a classic member, the member
+/// epoch of a consumer group member).
+pub(super) fn offset_commit(
+    group: &str,
+    epoch: i32,
+    member_id: &str,
+    topic: &str,
+    offsets: impl Iterator<Item = (i32, i64)>,
+) -> OffsetCommitRequest {
+    OffsetCommitRequest::default()
+        .with_group_id(group_id(group))
+        .with_generation_id_or_member_epoch(epoch)
+        .with_member_id(sb(member_id))
+        .with_retention_time_ms(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(
+                offsets
+                    .map(|(p, o)| {
+                        OffsetCommitRequestPartition::default()
+                            .with_partition_index(p)
+                            .with_committed_offset(o)
+                            .with_committed_leader_epoch(-1)
+                    })
+                    .collect(),
+            )])
+}
+
 /// The group's committed offsets: (topic, partition) to offset.
 pub(super) async fn committed(
     client: &mut Client,
@@ -456,23 +485,8 @@ async fn reset(args: &Args, common: &Common) -> Result<(), CliError> {
         .collect();
     let execute = args.has("--execute");
     if execute {
-        let req = OffsetCommitRequest::default()
-            .with_group_id(group_id(group))
-            .with_generation_id_or_member_epoch(-1)
-            .with_member_id(sb(""))
-            .with_retention_time_ms(-1)
-            .with_topics(vec![OffsetCommitRequestTopic::default()
-                .with_name(topic_name(topic))
-                .with_partitions(
-                    plan.iter()
-                        .map(|(p, o)| {
-                            OffsetCommitRequestPartition::default()
-                                .with_partition_index(*p)
-                                .with_committed_offset(*o)
-                                .with_committed_leader_epoch(-1)
-                        })
-                        .collect(),
-                )]);
+        // An admin's commit: no member, no generation.
+        let req = offset_commit(group, -1, "", topic, plan.iter().map(|(p, o)| (*p, *o)));
         let (resp, _) = client.send_to(&coordinator, &req, 8).await?;
         for t in &resp.topics {
             for p in &t.partitions {

@@ -12,10 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
-use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, OffsetCommitRequest};
+use kafka_protocol::messages::ConsumerGroupHeartbeatRequest;
 use uuid::Uuid;
 
 use super::client::{group_id, sb, topic_name, Client};
@@ -209,24 +206,13 @@ impl GroupMember {
         if moved.is_empty() || self.epoch <= 0 {
             return Ok(());
         }
-        let req = OffsetCommitRequest::default()
-            .with_group_id(group_id(&self.group))
-            .with_generation_id_or_member_epoch(self.epoch)
-            .with_member_id(sb(&self.member_id))
-            .with_retention_time_ms(-1)
-            .with_topics(vec![OffsetCommitRequestTopic::default()
-                .with_name(topic_name(&self.topic))
-                .with_partitions(
-                    moved
-                        .iter()
-                        .map(|(p, o)| {
-                            OffsetCommitRequestPartition::default()
-                                .with_partition_index(*p)
-                                .with_committed_offset(*o)
-                                .with_committed_leader_epoch(-1)
-                        })
-                        .collect(),
-                )]);
+        let req = super::group::offset_commit(
+            &self.group,
+            self.epoch,
+            &self.member_id,
+            &self.topic,
+            moved.iter().copied(),
+        );
         let (resp, _) = client.send_to(&self.coordinator, &req, 9).await?;
         for t in &resp.topics {
             for p in &t.partitions {

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use super::{flag, key_value, print_json, print_table, Args, CliError, Flag};
+use crate::config::properties::escape;
 
 pub const SUBCOMMANDS: &[&str] = &["create", "list", "use", "show", "delete"];
 
@@ -160,21 +161,6 @@ fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
     std::fs::rename(&tmp, path).map_err(fail)
 }
 
-/// Properties files escape `\`, and a value's leading blanks and line breaks.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for (i, c) in s.chars().enumerate() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            ' ' if i == 0 => out.push_str("\\ "),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// A value shown with secrets masked: passwords in `sasl.jaas.config` and
 /// any property whose name says password.
 fn shown(key: &str, value: &str) -> String {
@@ -238,7 +224,7 @@ pub async fn run(argv: &[String]) -> Result<(), CliError> {
             }
             let mut text = format!("# kastle profile {name}\n");
             for (k, v) in &props {
-                text.push_str(&format!("{}={}\n", escape(k), escape(v)));
+                text.push_str(&format!("{}={}\n", escape(k, true), escape(v, false)));
             }
             write_private(&path, &text)?;
             if json_out {
@@ -368,6 +354,5 @@ mod tests {
             "{s}"
         );
         assert_eq!(shown("ssl.key.password", "secret"), "[hidden]");
-        assert_eq!(escape(" a\\b\n"), "\\ a\\\\b\\n");
     }
 }

@@ -36,6 +36,28 @@ pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>, ConfigError
     Ok(out)
 }
 
+/// `.properties` escaping: backslashes and line breaks always; in keys also
+/// the separators, whitespace and comment marks.
+pub fn escape(s: &str, key: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for (i, c) in s.chars().enumerate() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '=' | ':' | ' ' | '#' | '!' if key => {
+                out.push('\\');
+                out.push(c);
+            }
+            // A leading space of a value would be trimmed on reading.
+            ' ' if i == 0 => out.push_str("\\ "),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn split_entry(entry: &str) -> (&str, &str) {
     let mut escaped = false;
     for (i, c) in entry.char_indices() {
