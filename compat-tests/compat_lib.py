@@ -462,6 +462,55 @@ def raw_request(bootstrap: str, api_key: int, api_version: int, body: bytes, tim
     return resp[4:]
 
 
+def finalized_features(bootstrap: str, timeout=30.0) -> dict:
+    """{feature: finalized level} from ApiVersions v3 (the response's tagged field 2,
+    as clients read it to choose e.g. transaction version 2); level 0 is absent."""
+    import struct
+
+    def cstr(s):
+        return _uvarint(len(s) + 1) + s.encode()
+    # request header v2: the v1 header raw_request writes, then its tagged fields
+    body = b"\x00" + cstr("compat-raw") + cstr("1") + b"\x00"
+    r = raw_request(bootstrap, 18, 3, body, timeout=timeout)
+    pos = 0
+
+    def uvarint():
+        nonlocal pos
+        v, shift = 0, 0
+        while True:
+            b = r[pos]
+            pos += 1
+            v |= (b & 0x7F) << shift
+            if b < 0x80:
+                return v
+            shift += 7
+
+    def skip_tags():
+        nonlocal pos
+        for _ in range(uvarint()):
+            uvarint()
+            pos += uvarint()
+    (err,) = struct.unpack_from(">h", r, pos); pos += 2
+    assert err == 0, f"ApiVersions v3: error {err}"
+    for _ in range(uvarint() - 1):
+        pos += 6
+        skip_tags()
+    pos += 4  # throttle_time_ms
+    out = {}
+    for _ in range(uvarint()):
+        tag, size = uvarint(), uvarint()
+        end = pos + size
+        if tag == 2:
+            for _ in range(uvarint() - 1):
+                n = uvarint() - 1
+                name = r[pos:pos + n].decode(); pos += n
+                (max_level, _min_level) = struct.unpack_from(">hh", r, pos); pos += 4
+                skip_tags()
+                out[name] = max_level
+        pos = end
+    return out
+
+
 def raw_fetch_v4(bootstrap, topic, partition, offset, max_wait_ms, min_bytes=1, timeout=30.0):
     """Fetch v4 for one partition. Returns (error_code, high_watermark, records_bytes_len)."""
     import struct

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from compat_lib import API_NAMES, ck_admin, ck_consumer, ck_producer
+from compat_lib import API_NAMES, ck_admin, ck_consumer, ck_producer, finalized_features
 
 
 @pytest.fixture
@@ -39,6 +39,25 @@ def api_calls(recorder, before: Optional[Counter] = None):
 def assert_apis(calls: dict, *names):
     missing = [n for n in names if n not in calls]
     assert not missing, f"the framework never sent {missing}; it sent {calls}"
+
+
+def assert_txn_protocol(calls: dict, bootstrap: str, offsets: bool = False):
+    """The framework's transactions ran as the broker's finalized transaction.version
+    has a Kafka 4.x client run them: at 2 (KIP-890 part 2) partitions and offsets
+    join implicitly (Produce v12, TxnOffsetCommit v5, EndTxn v5; no
+    AddPartitionsToTxn or AddOffsetsToTxn), below 2 through AddPartitionsToTxn (and
+    AddOffsetsToTxn for ``offsets``) with EndTxn up to v4."""
+    tv = finalized_features(bootstrap).get("transaction.version", 0)
+    assert_apis(calls, "InitProducerId", "EndTxn", "Produce", *(["TxnOffsetCommit"] if offsets else []))
+    if tv >= 2:
+        assert max(calls["EndTxn"]) >= 5 and max(calls["Produce"]) >= 12, calls
+        if offsets:
+            assert max(calls["TxnOffsetCommit"]) >= 5, calls
+        explicit = [a for a in ("AddPartitionsToTxn", "AddOffsetsToTxn") if a in calls]
+        assert not explicit, f"transaction version 2, yet the framework sent {explicit}: {calls}"
+    else:
+        assert max(calls["EndTxn"]) <= 4, calls
+        assert_apis(calls, "AddPartitionsToTxn", *(["AddOffsetsToTxn"] if offsets else []))
 
 
 def create_topics(bootstrap: str, partitions: Dict[str, int], config: Optional[dict] = None,

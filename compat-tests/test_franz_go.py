@@ -16,7 +16,7 @@ import time
 import pytest
 
 from compat_lib import (API_NAMES, CODEC_IDS, assert_one_idempotent_producer, ck_consume,
-                        ck_create_topic, ck_produce, make_messages, msgs_to_spec, now_ms,
+                        ck_create_topic, ck_produce, finalized_features, make_messages, msgs_to_spec, now_ms,
                         per_partition_counts, raw_fetch_batches, unique_topic, verify)
 from gomod_lib import (Member, acks, assert_acks_contiguous, build_driver, committed, go_run,
                        produce_values, records, stop_all, wait_for)
@@ -48,7 +48,8 @@ def consume(binary, bootstrap, topic, partitions, until, timeout_ms=60_000, **kw
 
 # AddPartitionsToTxn v4+ is the brokers' batched form (KIP-890); clients stop at v3.
 CLIENT_CAPS = {24: 3}
-# With transaction.version below 2 finalized (kastle's default), franz-go keeps a
+# With transaction.version below 2 finalized (a directory kastle formatted before
+# the level was recorded, or pinned at 1), franz-go keeps a
 # transactional producer on the versions before KIP-890 part 2 (kgo's
 # supportsKIP890p2): Produce v11 for transactional batches (others still go at
 # the common maximum), EndTxn v4, TxnOffsetCommit v4.
@@ -272,10 +273,12 @@ def test_franz_transactions_commit_abort_isolation(broker_factory, franz_bin):
     spec = {"bootstrap": b.bootstrap, "topic": topic, "txnId": unique_topic("franz-txid"),
             "txns": [{"commit": k != 1, "messages": msgs_to_spec(m)} for k, m in enumerate(txns)]}
     lines, _ = go_run(franz_bin, "txn", spec)
+    # transaction version 2 (KIP-890 part 2): every EndTxn bumps the epoch
+    tv2 = finalized_features(b.bootstrap).get("transaction.version", 0) >= 2
     for a in (ln for ln in lines if ln["type"] == "ack"):
         k, i, p = a["txn"], a["i"], a["p"]
         assert a["o"] == k * 101 + (i - k * 300) // PARTITIONS, f"offset of txn {k} message {i}: {a}"
-        assert a["epoch"] == 0 and a["pid"] >= 0, a
+        assert a["epoch"] == (k if tv2 else 0) and a["pid"] >= 0, a
     committed_msgs = txns[0] + txns[2]
     last = {p: 3 * 101 - 1 for p in range(PARTITIONS)}  # the last committed record: offset 301
     rc = consume(franz_bin, b.bootstrap, topic, PARTITIONS, last, readCommitted=True)
@@ -384,7 +387,10 @@ def test_franz_kadm(recorded_broker, franz_bin):
     in_txn = {p["pid"]: p for p in r["producersInTxn"]["2"]}
     assert set(in_txn) == {pid, tpid}, r
     assert in_txn[tpid]["txnStart"] == 10 and in_txn[tpid]["lastSeq"] == 2, r
-    assert r["txnCommitted"] == {"state": "CompleteCommit", "pid": tpid, "epoch": tepoch, "timeoutMs": 30_000,
+    # transaction version 2 (KIP-890 part 2): the commit bumped the epoch
+    tv2 = finalized_features(bootstrap).get("transaction.version", 0) >= 2
+    assert r["txnCommitted"] == {"state": "CompleteCommit", "pid": tpid, "epoch": tepoch + tv2,
+                                 "timeoutMs": 30_000,
                                  "partitions": None}, r
     assert r["txnListedCommitted"] == f"CompleteCommit/{tpid}" and r["txnListedAborting"] == "", r
     assert r["afterDelete"] == "UNKNOWN_TOPIC_OR_PARTITION", r

@@ -29,7 +29,7 @@ import pytest
 
 from compat_lib import unique_topic
 from conftest import free_port
-from frameworks_lib import (api_calls, assert_apis, create_topics, framework_broker,  # noqa: F401
+from frameworks_lib import (api_calls, assert_apis, assert_txn_protocol, create_topics, framework_broker,  # noqa: F401
                             list_end_offsets, read_all, topic_config)
 from jvm_lib import jvm_module, jvm_procs  # noqa: F401 - jvm_procs is a fixture
 
@@ -328,7 +328,7 @@ def test_connect_exactly_once_source_kill(framework_broker, tmp_path, jvm_procs)
     print(calls)
     # transactional (so idempotent) task producers; the leader's own transactional
     # producer on the config topic; fencing of the task's earlier producers
-    assert_apis(calls, "InitProducerId", "AddPartitionsToTxn", "EndTxn", "Produce")
+    assert_txn_protocol(calls, bootstrap)
     inits = [e for e in rec.txn_log if e["api"] == "InitProducerId"]
     for e in inits:
         print(" ", e)

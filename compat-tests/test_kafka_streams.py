@@ -21,7 +21,7 @@ from collections import Counter, defaultdict
 import pytest
 
 from compat_lib import unique_topic
-from frameworks_lib import (TopicTail, api_calls, assert_apis, create_topics,  # noqa: F401
+from frameworks_lib import (TopicTail, api_calls, assert_apis, assert_txn_protocol, create_topics,  # noqa: F401
                             describe_transaction, framework_broker, list_topics, produce,
                             read_all, topic_config)
 from jvm_lib import jvm_module, jvm_procs  # noqa: F401 - jvm_procs is a fixture
@@ -183,6 +183,14 @@ def streams_eos_scenario(bootstrap, workdir, jvm_procs, recorder=None):
             time.sleep(0.5)
             desc = describe_transaction(bootstrap, tid)
         timed_out[tid] = desc
+        if desc.get("state") == "CompleteCommit" and last["api"] == "EndTxn":
+            # Killed between two transactions at transaction version 2: the next
+            # one opens at the coordinator only when its first Produce v12 or
+            # TxnOffsetCommit v5 reaches a leader, so nothing was open to abort;
+            # the id stays at the commit that bumped its epoch last.
+            assert desc["error"] == 0 and last["commit"], (tid, last, desc)
+            assert desc["epoch"] == last["resp_epoch"], (tid, last, desc)
+            continue
         assert desc["error"] == 0 and desc["state"] == "CompleteAbort", (tid, desc)
         assert desc["epoch"] == last["resp_epoch"] + 1, (tid, last, desc)
     return {"updates": sum(len(v) for v in got.values()), "aborted": aborted, "timed_out": timed_out,
@@ -200,6 +208,6 @@ def test_streams_exactly_once_kill_and_restore(framework_broker, tmp_path, jvm_p
     # the protocol behind the capabilities claimed: exactly_once_v2 (transactional
     # producer, offsets committed in the transaction, fencing through the group),
     # a classic consumer group, internal topics created through admin
-    assert_apis(calls, "Produce", "Fetch", "ListOffsets", "JoinGroup", "SyncGroup", "Heartbeat",
-                "OffsetFetch", "InitProducerId", "AddPartitionsToTxn", "AddOffsetsToTxn",
-                "TxnOffsetCommit", "EndTxn", "CreateTopics")
+    assert_apis(calls, "Fetch", "ListOffsets", "JoinGroup", "SyncGroup", "Heartbeat",
+                "OffsetFetch", "CreateTopics")
+    assert_txn_protocol(calls, bootstrap, offsets=True)

@@ -1,10 +1,9 @@
 """Transaction versions 2 and 1 (KIP-890 part 2) with the Apache Kafka 4.4 Java client.
 
-A new kastle directory finalizes ``transaction.version`` 1 (a new Kafka 4.4 cluster
-finalizes 2; kastle moves its default once its exactly-once suites pass at 2), so
-Kafka's own ``kafka-features`` tool (FeatureCommand) upgrades it to 2; the real Apache
-Kafka 4.4 (the oracle) gets the same ``upgrade`` (a no-op there). Then the Java 4.4
-client runs the transactions
+A new kastle directory finalizes ``transaction.version`` 2, as a new Kafka 4.4
+cluster does, and Kafka's own ``kafka-features`` tool (FeatureCommand) describes it
+so; its ``upgrade`` to 2 is then a no-op on both brokers. Then the Java 4.4 client
+runs the transactions
 scenario of ``ClientSuite`` (the steps test_java_client.py runs as ``txn``:
 commit/abort, read_committed and read_uncommitted reads, the last stable offset,
 describe/list transactions, sendOffsetsToTransaction with a read_committed
@@ -86,8 +85,8 @@ def test_java_transactions_at_version_2(target, request):
     b = request.getfixturevalue("kastle_broker" if target == "kastle" else "real_kafka")
     if target == "kastle":
         request.node._kastle_brokers = [b]
-        # a new directory starts at version 1 (kastle's default until its EOS suites pass at 2)
-        assert finalized_tv(b.bootstrap) == (2, 1)
+        # a new directory starts at version 2, as a new Kafka 4.4 cluster
+        assert finalized_tv(b.bootstrap) == (2, 2)
     rc, out = features(b.bootstrap, "upgrade", "--feature", "transaction.version=2")
     assert rc == 0, out
     assert finalized_tv(b.bootstrap) == (2, 2)

@@ -141,7 +141,7 @@ mod tests {
         let levels = bootstrap_levels(&[]);
         FinalizedFeatureStore::format(new.path(), &levels).expect("format");
         let store = FinalizedFeatureStore::load(new.path()).expect("load");
-        assert_eq!(store.current().level(TRANSACTION_VERSION), 1);
+        assert_eq!(store.current().level(TRANSACTION_VERSION), 2);
         assert_eq!(store.current().epoch, 0);
         // Pinned at format time, as `kafka-storage format --feature`.
         let pinned = tempfile::tempdir().expect("tempdir");

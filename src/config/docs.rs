@@ -128,7 +128,7 @@ const DOCS: &[(&str, &str)] = &[
     ("metrics.prometheus.ssl.cipher.suites", "kastle: cipher suites the endpoint accepts (as ssl.cipher.suites)."),
     ("metrics.prometheus.basic.auth.user", "kastle: user a scrape must authenticate as (HTTP basic); unset: no authentication."),
     ("metrics.prometheus.basic.auth.password", "kastle: password of metrics.prometheus.basic.auth.user."),
-    ("kastle.format.features", "kastle: name=level,... feature levels a new standalone data directory starts at (kafka-storage format --feature); empty: Kafka 4.4's (transaction.version 2)."),
+    ("kastle.format.features", "kastle: name=level,... feature levels a new standalone data directory or cluster starts at (kafka-storage format --feature); empty: Kafka 4.4's (transaction.version 2)."),
 ];
 
 /// Why kastle has no use for a key it accepts, by family.

@@ -1,7 +1,9 @@
 //! Kafka's `FeatureControlManager`: the finalized feature levels (KIP-584)
 //! and the decision of UpdateFeatures over them. A level never recorded is
-//! the feature's unrecorded one: a cluster records no levels at creation
-//! yet (a standalone directory does, `broker::finalized_features`). A change is
+//! the feature's unrecorded one (a cluster or standalone directory an older
+//! kastle created); a new cluster records its levels in its first batch
+//! ([`level_records`]), a new standalone directory in
+//! `broker::finalized_features`. A change is
 //! kept as a FeatureLevelRecord in a cluster's metadata log, and in a
 //! standalone broker's own file (`broker::finalized_features`). Both decide with [`decide`], so the
 //! checks and Kafka's messages are the same. Pure: no I/O.
@@ -219,6 +221,21 @@ pub fn from_image(image: &MetadataImage, epoch: i64) -> FinalizedFeatures {
     }
 }
 
+/// One FeatureLevelRecord per (feature, level): a change, or the levels a
+/// new cluster's first batch starts with (Kafka's bootstrap metadata).
+pub fn level_records(levels: &[(String, i16)]) -> Vec<RecordAndVersion> {
+    levels
+        .iter()
+        .map(|(name, feature_level)| RecordAndVersion {
+            record: MetadataRecord::FeatureLevel(FeatureLevelRecord {
+                name: name.clone(),
+                feature_level: *feature_level,
+            }),
+            version: 0,
+        })
+        .collect()
+}
+
 /// UpdateFeatures on the active controller: the records and the response.
 pub fn update_features(
     image: &MetadataImage,
@@ -236,19 +253,7 @@ pub fn update_features(
             .collect(),
     };
     match decide(&current, req, version, &who) {
-        Ok(changes) => {
-            let records = changes
-                .into_iter()
-                .map(|(name, feature_level)| RecordAndVersion {
-                    record: MetadataRecord::FeatureLevel(FeatureLevelRecord {
-                        name,
-                        feature_level,
-                    }),
-                    version: 0,
-                })
-                .collect();
-            (records, response(req, version, Ok(())))
-        }
+        Ok(changes) => (level_records(&changes), response(req, version, Ok(()))),
         Err(m) => (Vec::new(), response(req, version, Err(m))),
     }
 }

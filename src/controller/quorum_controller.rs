@@ -22,7 +22,7 @@ use openraft::{BasicNode, Raft};
 
 use super::broker_heartbeat_manager::BrokerHeartbeatManager;
 use super::replication_control::{self, ReplicationDefaults};
-use super::{elect_leaders, producer_id_control};
+use super::{elect_leaders, feature_control, producer_id_control};
 use crate::clients::private_apis::{MetadataFetchRequest, MetadataFetchResponse};
 use crate::metadata::records::{BrokerEndpoint, BrokerFeature, RegisterBrokerRecord};
 use crate::metadata::{MetadataImage, MetadataRecord, RecordAndVersion};
@@ -61,6 +61,10 @@ pub struct ControllerSettings {
     /// The replicas' fetch times DescribeQuorum reports (shared with the
     /// quorum's transport).
     pub replica_states: Arc<ReplicaStates>,
+    /// The feature levels a new cluster starts at
+    /// (`protocol::versions::bootstrap_levels`), written before its first
+    /// record as Kafka's controller writes its bootstrap metadata.
+    pub bootstrap_features: Vec<(String, i16)>,
 }
 
 pub struct QuorumController {
@@ -147,14 +151,24 @@ impl QuorumController {
             .borrow()
             .last_log_index
             .map_or(0, |i| i + 1) as i64;
-        let (records, response) = decide(&self.state.image(), next);
+        let image = self.state.image();
+        let (records, response) = decide(&image, next);
         if records.is_empty() {
             return Ok(response);
         }
-        let mut batch = MetadataBatch {
-            records: Vec::with_capacity(records.len()),
+        // A new cluster's first batch starts with the levels it is formatted
+        // at. A cluster an older kastle created holds records (its brokers'
+        // registrations at least) and no levels: it keeps the unrecorded
+        // ones, as Kafka keeps an upgraded cluster's.
+        let bootstrap = if image == MetadataImage::default() {
+            feature_control::level_records(&self.settings.bootstrap_features)
+        } else {
+            Vec::new()
         };
-        for r in &records {
+        let mut batch = MetadataBatch {
+            records: Vec::with_capacity(bootstrap.len() + records.len()),
+        };
+        for r in bootstrap.iter().chain(&records) {
             batch
                 .records
                 .push(r.encode().map_err(|e| WriteError::Failed(e.0))?);

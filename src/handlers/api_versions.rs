@@ -146,17 +146,17 @@ mod tests {
             ]
         };
         assert_eq!(listed(&unrecorded), at(1));
-        // A new one: kastle's format levels, or version 2 when chosen.
+        // A new one: Kafka 4.x's format levels, or version 1 when chosen.
         let new = |chosen: &[(String, i16)]| FinalizedFeatures {
             recorded: crate::protocol::versions::bootstrap_levels(chosen)
                 .into_iter()
                 .collect(),
             epoch: 0,
         };
-        assert_eq!(listed(&new(&[])), at(1));
+        assert_eq!(listed(&new(&[])), at(2));
         assert_eq!(
-            listed(&new(&[("transaction.version".to_string(), 2)])),
-            at(2)
+            listed(&new(&[("transaction.version".to_string(), 1)])),
+            at(1)
         );
     }
 }

@@ -160,17 +160,16 @@ pub static FEATURES: &[Feature] = &[
     // epoch is bumped on every end). Level 0 differs from 1 only in the
     // transaction log's value version (v0 instead of v1); kastle records
     // the level and keeps writing v1, which Kafka 4.x reads at every level.
-    // Kafka 4.x formats a new cluster at 2 (`TransactionVersion.
-    // LATEST_PRODUCTION`); kastle still starts a new directory at 1 until
-    // its EOS suites (Streams, Flink, Connect, franz-go) pass at 2, so 2
-    // is chosen with `kastle.format.features=transaction.version=2` or
-    // reached with UpdateFeatures. kastle before the setting finalized 1
-    // without a record.
+    // A new directory starts at 2, as Kafka 4.x formats a new cluster
+    // (`TransactionVersion.LATEST_PRODUCTION`);
+    // `kastle.format.features=transaction.version=1` pins the old protocol.
+    // kastle before the setting finalized 1 without a record, so a
+    // directory with no record stays at 1 as an upgraded Kafka cluster does.
     Feature {
         name: TRANSACTION_VERSION,
         min: 0,
         max: 2,
-        finalized: 1,
+        finalized: 2,
         unrecorded: 1,
     },
     // Level 1 is the KIP-848 consumer group protocol
@@ -366,7 +365,7 @@ mod tests {
             levels,
             vec![
                 ("metadata.version".to_string(), 33),
-                (TRANSACTION_VERSION.to_string(), 1),
+                (TRANSACTION_VERSION.to_string(), 2),
                 (GROUP_VERSION.to_string(), 1),
             ]
         );

@@ -122,6 +122,9 @@ impl ControllerServer {
                 session_timeout,
                 defaults,
                 replica_states,
+                bootstrap_features: crate::protocol::versions::bootstrap_levels(
+                    &config.format_features,
+                ),
             },
         );
         let authorizer = crate::server::load_authorizer(config, true)?;

@@ -163,6 +163,11 @@ fn a_cluster_broker_forwards_the_update_and_every_broker_serves_it() {
     let mut cl = Cluster::start(3, 0, 0);
     for id in 1..=3 {
         cl.await_brokers(id, &[1, 2, 3], Duration::from_secs(20));
+        // A new cluster starts at Kafka 4.4's levels, recorded in its
+        // first batch (before the registrations every broker has seen).
+        let (levels, _) = finalized(&mut cl.node(id).process.client());
+        assert_eq!(level(&levels, "transaction.version"), Some(2), "node {id}");
+        assert_eq!(level(&levels, "group.version"), Some(1), "node {id}");
     }
     let mut c1 = cl.node(1).process.client();
     let r = update(&mut c1, 2, &[("group.version", 0, SAFE_DOWNGRADE)], false);
@@ -205,23 +210,23 @@ fn a_new_directory_starts_at_the_chosen_transaction_version_an_old_one_stays_at_
     // A new directory: the format levels, recorded at once.
     let plain = Broker::start(&[]);
     let (levels, _) = finalized(&mut plain.client());
-    assert_eq!(level(&levels, "transaction.version"), Some(1));
+    assert_eq!(level(&levels, "transaction.version"), Some(2));
     drop(plain);
-    let mut b = Broker::start(&["kastle.format.features=transaction.version=2"]);
+    let mut b = Broker::start(&["kastle.format.features=transaction.version=1"]);
     let mut c = b.client();
     let (levels, epoch) = finalized(&mut c);
-    assert_eq!(level(&levels, "transaction.version"), Some(2));
+    assert_eq!(level(&levels, "transaction.version"), Some(1));
     assert_eq!(epoch, 0, "the format levels are not a change");
-    // Kafka allows the downgrade to 1 (and back).
+    // Kafka allows the upgrade to 2 (and the downgrade back).
+    let r = update(&mut c, 2, &[("transaction.version", 2, UPGRADE)], false);
+    assert_eq!((r.error_code, r.error_message.as_deref()), (NONE, None));
+    assert_eq!(level(&finalized(&mut c).0, "transaction.version"), Some(2));
     let r = update(
         &mut c,
         2,
         &[("transaction.version", 1, SAFE_DOWNGRADE)],
         false,
     );
-    assert_eq!((r.error_code, r.error_message.as_deref()), (NONE, None));
-    assert_eq!(level(&finalized(&mut c).0, "transaction.version"), Some(1));
-    let r = update(&mut c, 2, &[("transaction.version", 2, UPGRADE)], false);
     assert_eq!((r.error_code, r.error_message.as_deref()), (NONE, None));
     assert_eq!(finalized(&mut c), (levels.clone(), 2));
 

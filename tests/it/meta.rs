@@ -84,7 +84,7 @@ fn api_versions_features_and_unsupported_version() {
         vec![
             ("group.version".to_string(), 1, 1),
             ("metadata.version".to_string(), 33, 33),
-            ("transaction.version".to_string(), 1, 1)
+            ("transaction.version".to_string(), 2, 2)
         ]
     );
     assert!(r.finalized_features_epoch >= 0, "a known epoch");
