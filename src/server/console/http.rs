@@ -14,10 +14,9 @@ use anyhow::Context;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use super::super::prometheus::http::{
-    read_head, resolve_for, send, Method, RequestHead, READ_TIMEOUT,
+    accept_bounded, next_request, resolve_for, send, Method, RequestHead,
 };
 use super::api::{self, ApiError, Params};
 use super::auth::Viewer;
@@ -60,37 +59,18 @@ pub async fn start(apis: &Arc<crate::handlers::KafkaApis>) -> anyhow::Result<Opt
 }
 
 async fn serve(listener: TcpListener, console: Arc<Console>) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let stopping = || console.apis.replicas.stopping();
-    loop {
-        let permit = tokio::select! {
-            _ = stopping() => return,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
-        let accepted = tokio::select! {
-            _ = stopping() => return,
-            a = listener.accept() => a,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let console = console.clone();
-                tokio::spawn(async move {
-                    let _ = stream.set_nodelay(true);
-                    if let Err(e) = handle_connection(stream, peer.ip(), &console).await {
-                        tracing::debug!(%peer, error = %e, "console connection ended");
-                    }
-                    drop(permit);
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "console accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
+    let replicas = console.apis.replicas.clone();
+    accept_bounded(
+        listener,
+        MAX_CONNECTIONS,
+        "console",
+        &replicas,
+        |stream, peer| {
+            let console = console.clone();
+            async move { handle_connection(stream, peer.ip(), &console).await }
+        },
+    )
+    .await
 }
 
 /// One answer.
@@ -141,24 +121,7 @@ async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin>(
     console: &Arc<Console>,
 ) -> std::io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
-    loop {
-        let head = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream, &mut buf)).await
-        {
-            Err(_) => return Ok(()),
-            Ok(Err(e)) => return Err(e),
-            Ok(Ok(None)) => return Ok(()),
-            Ok(Ok(Some(Err(e)))) => {
-                let body = format!("{}\n", e.status());
-                let head = format!(
-                    "HTTP/1.1 {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    e.status(),
-                    body.len()
-                );
-                return send(&mut stream, &head, body.as_bytes(), true).await;
-            }
-            Ok(Ok(Some(Ok(h)))) => h,
-        };
-        buf.drain(..head.len);
+    while let Some(head) = next_request(&mut stream, &mut buf).await? {
         let keep_alive = head.keep_alive;
         let is_head = head.method == Method::Head;
         let gave_credentials = head.authorization.is_some();
@@ -201,6 +164,7 @@ async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin>(
             return Ok(());
         }
     }
+    Ok(())
 }
 
 /// Answers one request: authentication first (assets too, so that the

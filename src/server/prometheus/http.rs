@@ -9,17 +9,19 @@
 //! the listen backlog), and anything malformed gets a 4xx and a closed
 //! connection, never a panic.
 
+use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use super::security::EndpointSecurity;
 use super::{Sources, LISTENER_KEY};
+use crate::broker::ReplicaManager;
 
 /// Largest request head (request line plus headers) accepted.
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
@@ -223,51 +225,102 @@ pub(crate) fn resolve_for(key: &str, spec: &str) -> anyhow::Result<SocketAddr> {
 }
 
 async fn serve(listener: TcpListener, broker: Arc<Sources>, security: EndpointSecurity) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let security = Arc::new(security);
+    accept_bounded(
+        listener,
+        MAX_CONNECTIONS,
+        "metrics",
+        &broker.replicas,
+        |stream, _peer| {
+            let broker = broker.clone();
+            let security = security.clone();
+            async move {
+                match security.tls.clone() {
+                    None => handle_connection(stream, &broker, &security).await,
+                    Some(acceptor) => {
+                        match tokio::time::timeout(READ_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(tls)) => handle_connection(tls, &broker, &security).await,
+                            Ok(Err(e)) => Err(e),
+                            Err(_) => Err(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "TLS handshake took too long",
+                            )),
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .await
+}
+
+/// Serves `listener` until the broker begins shutting down: at most `max`
+/// connections at once (more wait in the listen backlog), each given to
+/// `serve_one` on a task of its own. `endpoint` names it in the logs. The
+/// metrics endpoint and the console share it.
+pub(crate) async fn accept_bounded<F, Fut>(
+    listener: TcpListener,
+    max: usize,
+    endpoint: &'static str,
+    replicas: &ReplicaManager,
+    serve_one: F,
+) where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(max));
     loop {
         let permit = tokio::select! {
-            _ = broker.replicas.stopping() => return,
+            _ = replicas.stopping() => return,
             p = permits.clone().acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => return,
             },
         };
         let accepted = tokio::select! {
-            _ = broker.replicas.stopping() => return,
+            _ = replicas.stopping() => return,
             a = listener.accept() => a,
         };
         match accepted {
             Ok((stream, peer)) => {
-                let broker = broker.clone();
-                let security = security.clone();
+                let _ = stream.set_nodelay(true);
+                let served = serve_one(stream, peer);
                 tokio::spawn(async move {
-                    let _ = stream.set_nodelay(true);
-                    let served = match security.tls.clone() {
-                        None => handle_connection(stream, &broker, &security).await,
-                        Some(acceptor) => {
-                            match tokio::time::timeout(READ_TIMEOUT, acceptor.accept(stream)).await
-                            {
-                                Ok(Ok(tls)) => handle_connection(tls, &broker, &security).await,
-                                Ok(Err(e)) => Err(e),
-                                Err(_) => Err(std::io::Error::new(
-                                    std::io::ErrorKind::TimedOut,
-                                    "TLS handshake took too long",
-                                )),
-                            }
-                        }
-                    };
-                    if let Err(e) = served {
-                        tracing::debug!(%peer, error = %e, "metrics connection ended");
+                    if let Err(e) = served.await {
+                        tracing::debug!(%peer, endpoint, error = %e, "HTTP connection ended");
                     }
                     drop(permit);
                 });
             }
             Err(e) => {
-                tracing::warn!(error = %e, "metrics accept failed");
+                tracing::warn!(endpoint, error = %e, "HTTP accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
+}
+
+/// The next request head on a keep-alive connection, within
+/// [`READ_TIMEOUT`]. A malformed head is answered here (its 4xx, then the
+/// connection closes). `None`: the connection is done.
+pub(crate) async fn next_request<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<RequestHead>> {
+    let head = match tokio::time::timeout(READ_TIMEOUT, read_head(stream, buf)).await {
+        Err(_) | Ok(Ok(None)) => return Ok(None),
+        Ok(Err(e)) => return Err(e),
+        Ok(Ok(Some(Err(e)))) => {
+            tracing::debug!(error = ?e, "refusing an HTTP request");
+            let body = format!("{}\n", e.status());
+            let head = response(e.status(), "text/plain", body.len(), false);
+            send(stream, &head, body.as_bytes(), true).await?;
+            return Ok(None);
+        }
+        Ok(Ok(Some(Ok(h)))) => h,
+    };
+    buf.drain(..head.len);
+    Ok(Some(head))
 }
 
 async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin>(
@@ -276,21 +329,7 @@ async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin>(
     security: &EndpointSecurity,
 ) -> std::io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
-    loop {
-        let head = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream, &mut buf)).await
-        {
-            Err(_) => return Ok(()),
-            Ok(Err(e)) => return Err(e),
-            Ok(Ok(None)) => return Ok(()),
-            Ok(Ok(Some(Err(e)))) => {
-                tracing::debug!(error = ?e, "refusing metrics request");
-                let body = format!("{}\n", e.status());
-                let head = response(e.status(), "text/plain", body.len(), false);
-                return send(&mut stream, &head, body.as_bytes(), true).await;
-            }
-            Ok(Ok(Some(Ok(h)))) => h,
-        };
-        buf.drain(..head.len);
+    while let Some(head) = next_request(&mut stream, &mut buf).await? {
         if !security.authorized(head.authorization.as_deref()) {
             let body = "401 Unauthorized\n";
             let head = format!(
@@ -331,6 +370,7 @@ async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin>(
             return Ok(());
         }
     }
+    Ok(())
 }
 
 /// Writes a response within [`WRITE_TIMEOUT`] (a client that stops reading
