@@ -56,6 +56,21 @@ def jvm_argv(name: str, main_class: str, args=(), jvm_opts=(), deps: str = None)
             "-cp", jvm_classpath(name, deps), main_class, *[str(a) for a in args]]
 
 
+def step_results(stdout: str) -> dict:
+    """{step name: (ok, error)} from the JSON step lines a driver (ClientSuite,
+    ConsumerProtocol) prints on stdout; other lines are skipped."""
+    import json
+    steps = {}
+    for ln in stdout.splitlines():
+        try:
+            o = json.loads(ln)
+        except ValueError:
+            continue
+        if isinstance(o, dict) and o.get("type") == "step":
+            steps[o["name"]] = (o["ok"], o.get("error"))
+    return steps
+
+
 def jvm_run(name: str, main_class: str, args=(), timeout=300, jvm_opts=(), env=None, check=True,
             cwd=None, deps: str = None) -> subprocess.CompletedProcess:
     """Runs a driver to completion; with ``check`` a non-zero exit fails the test

@@ -113,14 +113,7 @@ def run(client, target, scenario, bootstrap):
         t0 = time.monotonic()
         p = jvm_lib.jvm_run("clients", "kastle.compat.ClientSuite", [scenario, bootstrap, prefix],
                             deps=CLIENT_DEPS[client], jvm_opts=opts, timeout=300, check=False)
-        steps = {}
-        for ln in p.stdout.splitlines():
-            try:
-                o = json.loads(ln)
-            except ValueError:
-                continue
-            if o.get("type") == "step":
-                steps[o["name"]] = (o["ok"], o.get("error"))
+        steps = jvm_lib.step_results(p.stdout)
         if client == "java-4.4" and scenario == "admin":
             # NetworkClient at DEBUG logs every response it receives by API name
             used = "Received DESCRIBE_TOPIC_PARTITIONS response" in p.stderr

@@ -15,7 +15,6 @@ The ``regex`` phase (both brokers): a consumer subscribing with an RE2J
 topics whose whole name matches, a matching topic created later once the
 coordinator refreshes (at most every 10 s), and an invalid pattern fails
 with Kafka's INVALID_REGULAR_EXPRESSION message."""
-import json
 import time
 
 import pytest
@@ -24,22 +23,10 @@ import jvm_lib
 from conftest import Broker
 
 
-def _steps(p):
-    out = {}
-    for ln in p.stdout.splitlines():
-        try:
-            o = json.loads(ln)
-        except ValueError:
-            continue
-        if o.get("type") == "step":
-            out[o["name"]] = (o["ok"], o.get("error"))
-    return out
-
-
 def _run(phase, bootstrap, prefix):
     p = jvm_lib.jvm_run("clients", "kastle.compat.ConsumerProtocol", [phase, bootstrap, prefix],
                         deps="kafka4", jvm_opts=["-Xmx256m"], timeout=300, check=False)
-    steps = _steps(p)
+    steps = jvm_lib.step_results(p.stdout)
     failed = {k: v for k, v in steps.items() if not v[0]}
     assert steps and not failed, (
         f"{phase}: {failed or 'no step ran'}\n--- stdout ---\n{p.stdout[-4000:]}\n"

@@ -23,7 +23,6 @@ also runs against Kafka in test_java_client.py (``java-4.4-kafka-txn``: a new 4.
 cluster finalizes version 2), so the test command runs it here only with
 ``KASTLE_JAVA_ORACLE=all`` (26 s of the budget).
 """
-import json
 import os
 import re
 import time
@@ -118,14 +117,7 @@ def run_txn_scenario(b, prefix, target):
     p = jvm_lib.jvm_run("clients", "kastle.compat.ClientSuite", ["txn", b.bootstrap, prefix],
                         deps="kafka4", jvm_opts=opts, timeout=300, check=False)
     secs = time.monotonic() - t0
-    steps = {}
-    for ln in p.stdout.splitlines():
-        try:
-            o = json.loads(ln)
-        except ValueError:
-            continue
-        if o.get("type") == "step":
-            steps[o["name"]] = (o["ok"], o.get("error"))
+    steps = jvm_lib.step_results(p.stdout)
     failed = {s: steps.get(s, (False, "did not run"))[1] for s in STEPS
               if not steps.get(s, (False,))[0]}
     assert not failed, (f"{target}: {failed} (exit {p.returncode} after {secs:.1f}s)\n"
