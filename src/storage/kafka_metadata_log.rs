@@ -163,13 +163,8 @@ pub fn read(dir: &Path) -> Result<MetadataLogContents, MetadataLogError> {
     }
     // A metadata transaction still open at the end is not committed.
     Ok(MetadataLogContents {
-        records: reader.records,
         snapshot,
-        next_offset,
-        voters: reader.voters,
-        kraft_version_value: reader.kraft_version_value,
-        voters_value: reader.voters_value,
-        last_epoch: reader.last_epoch,
+        ..reader.into_contents(next_offset)
     })
 }
 
@@ -178,11 +173,7 @@ pub fn read(dir: &Path) -> Result<MetadataLogContents, MetadataLogError> {
 pub fn read_snapshot_bytes(bytes: &[u8]) -> Result<MetadataLogContents, MetadataLogError> {
     let mut r = Replay::default();
     r.snapshot(bytes)?;
-    Ok(MetadataLogContents {
-        records: r.records,
-        voters: r.voters,
-        ..Default::default()
-    })
+    Ok(r.into_contents(0))
 }
 
 /// Reads the records of one segment's bytes from offset 0, a torn tail
@@ -190,12 +181,7 @@ pub fn read_snapshot_bytes(bytes: &[u8]) -> Result<MetadataLogContents, Metadata
 pub fn read_segment_bytes(bytes: &[u8]) -> Result<MetadataLogContents, MetadataLogError> {
     let mut r = Replay::default();
     let next_offset = r.segment(bytes, 0, true)?;
-    Ok(MetadataLogContents {
-        records: r.records,
-        voters: r.voters,
-        next_offset,
-        ..Default::default()
-    })
+    Ok(r.into_contents(next_offset))
 }
 
 #[derive(Default)]
@@ -231,6 +217,18 @@ fn frame(bytes: &[u8], pos: usize) -> Result<(BatchHeader, usize), String> {
 }
 
 impl Replay {
+    fn into_contents(self, next_offset: i64) -> MetadataLogContents {
+        MetadataLogContents {
+            records: self.records,
+            snapshot: None,
+            next_offset,
+            voters: self.voters,
+            kraft_version_value: self.kraft_version_value,
+            voters_value: self.voters_value,
+            last_epoch: self.last_epoch,
+        }
+    }
+
     fn err(&self, message: String) -> MetadataLogError {
         MetadataLogError {
             file: self.file.clone(),

@@ -440,31 +440,4 @@ pub fn hand_back(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn controller_endpoints_parse_as_listeners_do() {
-        let c: ControllerEndpoint = "CONTROLLER://127.0.0.1:9093".parse().expect("parses");
-        assert_eq!(
-            c,
-            ControllerEndpoint {
-                listener: "CONTROLLER".into(),
-                host: "127.0.0.1".into(),
-                port: 9093
-            }
-        );
-        assert_eq!(
-            "C://[::1]:1".parse::<ControllerEndpoint>().map(|c| c.host),
-            Ok("::1".to_string())
-        );
-        for bad in [
-            "127.0.0.1:9093",
-            "CONTROLLER://host",
-            "://h:1",
-            "C://h:99999",
-        ] {
-            assert!(bad.parse::<ControllerEndpoint>().is_err(), "{bad}");
-        }
-    }
-}
+mod tests;

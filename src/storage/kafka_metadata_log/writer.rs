@@ -18,6 +18,9 @@ use crate::util::fs::write_atomically;
 /// The most bytes of records in one metadata batch: far below Kafka's
 /// `MAX_BATCH_SIZE_BYTES` (8 MiB) its snapshot reader accepts.
 pub const MAX_SNAPSHOT_BATCH_BYTES: usize = 256 << 10;
+/// The most bytes a record's framing adds to its value (length, attributes,
+/// timestamp and offset deltas, key and value lengths, header count).
+const RECORD_FRAMING_BYTES: usize = 28;
 
 /// The file name of snapshot (`end_offset`, `epoch`).
 pub fn snapshot_file_name(end_offset: i64, epoch: i32) -> String {
@@ -123,8 +126,9 @@ pub fn snapshot_bytes(
     };
     for r in records {
         let value = r.encode()?;
+        let size = value.len() + RECORD_FRAMING_BYTES;
         let (b, bytes) = match batch.take() {
-            Some((b, bytes)) if bytes + value.len() <= MAX_SNAPSHOT_BATCH_BYTES => (b, bytes),
+            Some((b, bytes)) if bytes + size <= MAX_SNAPSHOT_BATCH_BYTES => (b, bytes),
             full => {
                 if let Some((b, _)) = full {
                     flush(b, &mut out, &mut offset);
@@ -135,10 +139,7 @@ pub fn snapshot_bytes(
                 (b, 0)
             }
         };
-        batch = Some((
-            b.push(None, Some(&value), &[], timestamp),
-            bytes + value.len(),
-        ));
+        batch = Some((b.push(None, Some(&value), &[], timestamp), bytes + size));
     }
     if let Some((b, _)) = batch {
         flush(b, &mut out, &mut offset);
@@ -173,6 +174,7 @@ mod tests {
     use super::*;
     use crate::metadata::records::{FeatureLevelRecord, TopicRecord};
     use crate::metadata::MetadataRecord;
+    use crate::record::batch::RECORD_BATCH_OVERHEAD;
     use crate::storage::kafka_metadata_log::{read, read_snapshot_bytes};
 
     fn records(n: usize) -> Vec<RecordAndVersion> {
@@ -215,7 +217,7 @@ mod tests {
             let h = crate::record::batch::BatchHeader::parse(&bytes[pos..]).expect("header");
             assert_eq!(h.base_offset, next);
             assert_eq!(h.partition_leader_epoch, 4);
-            assert!(h.total_size() <= MAX_SNAPSHOT_BATCH_BYTES + 4096);
+            assert!(h.total_size() <= MAX_SNAPSHOT_BATCH_BYTES + RECORD_BATCH_OVERHEAD);
             next = h.next_offset();
             pos += h.total_size();
             batches += 1;
