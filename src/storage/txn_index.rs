@@ -7,7 +7,9 @@
 //! are appended when an ABORT marker is written; the file is fsynced before
 //! every producer-state snapshot, and anything after the newest snapshot is
 //! re-derived from the log's control batches on start-up, so a crash can
-//! lose no entry.
+//! lose no entry. With no such file (a directory Kafka wrote, or one
+//! handed back to it), Kafka's per-segment `<base>.txnindex` files are
+//! read into it; a hand-back splits it into those files again.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
