@@ -1,4 +1,4 @@
-"""Apache Kafka's data volumes taken over as they are (issue 20).
+"""Apache Kafka's data volumes taken over as they are, and handed back (issue 20).
 
 The real Kafka 4.4 (``kafka_oracle.RealKafka``: one KRaft node, broker and
 controller) writes a topic with several partitions and a config override, a
@@ -7,11 +7,17 @@ aborted transaction, and is killed (-9). kastle then starts on the very same
 directory: a real client sees the same cluster id, topic ids, partition
 counts, configs, records and committed offset, and read_committed hides the
 aborted records; Kafka's metadata log is left byte for byte as it was.
-kastle writes more and stops; `kastle storage kafka-handback` refuses to
-hand the directory back to Kafka while kastle's per-partition
-aborted-transaction index is there (Kafka's log loader stops on it), and
-changes nothing; kastle restarted does not import again and serves what it
-wrote.
+kastle changes things (a new topic, a config, records, an aborted
+transaction of its own, a group commit) and stops; `kastle storage
+kafka-handback` writes kastle's state as a KRaft snapshot and Kafka's
+per-segment `.txnindex` files, and removes kastle's own files. Kafka 4.4
+started on the directory again sees all of it (topic ids and configs,
+records, the committed offset, read_committed hiding both aborted
+transactions) and serves new idempotent and transactional producers. kastle
+started after Kafka ran imports Kafka's metadata anew.
+
+A directory kastle created from scratch is handed back too (the KRaft voter
+named with `--controller`, refused without it) and Kafka serves it.
 
 The refusal test needs no Kafka: a metadata log with a record type kastle
 does not read (and a meta.properties of an unknown version) stops kastle
@@ -38,6 +44,8 @@ GONE = "vol-gone"
 GROUP = "vol-group"
 PARTITIONS = 3
 RETENTION = "123456789"
+RETENTION2 = "987654321"
+NEW = "vol-new"
 
 
 def _tree_digest(root: Path, sub: str = "") -> dict:
@@ -57,13 +65,13 @@ def _retry(fn, timeout=20.0):
             time.sleep(0.2)
 
 
-def _describe(bootstrap):
+def _describe(bootstrap, names=(TOPIC, GONE)):
     """(cluster id, {topic: (topic id, partition count)}, retention.ms of TOPIC)."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     cluster = _retry(lambda: admin.describe_cluster().result(timeout=15))
     from confluent_kafka import TopicCollection
     topics = {}
-    for name in (TOPIC, GONE):
+    for name in names:
         f = admin.describe_topics(TopicCollection([name]))[name]
         try:
             d = f.result(timeout=15)
@@ -75,20 +83,20 @@ def _describe(bootstrap):
     return cluster.cluster_id, topics, cfg["retention.ms"].value
 
 
-def _values(bootstrap, isolation):
+def _values(bootstrap, isolation, topic=TOPIC, partitions=PARTITIONS):
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{time.monotonic_ns()}",
                   "enable.auto.commit": False, "isolation.level": isolation})
     ends = {}
-    for p in range(PARTITIONS):
-        _, hi = c.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=15)
+    for p in range(partitions):
+        _, hi = _retry(lambda: c.get_watermark_offsets(TopicPartition(topic, p), timeout=15))
         ends[p] = hi
-    c.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     out, deadline = [], time.monotonic() + 20
     done = set()
-    while len(done) < PARTITIONS and time.monotonic() < deadline:
+    while len(done) < partitions and time.monotonic() < deadline:
         m = c.poll(0.5)
-        for p in range(PARTITIONS):
-            pos = c.position([TopicPartition(TOPIC, p)])[0].offset
+        for p in range(partitions):
+            pos = c.position([TopicPartition(topic, p)])[0].offset
             if pos >= ends[p] or (pos >= 0 and ends[p] == 0):
                 done.add(p)
         if m is None or m.error():
@@ -98,28 +106,50 @@ def _values(bootstrap, isolation):
     return sorted(out)
 
 
-def _committed(bootstrap, partition):
+def _committed(bootstrap, partition, topic=TOPIC):
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP, "enable.auto.commit": False})
     try:
-        return c.committed([TopicPartition(TOPIC, partition)], timeout=15)[0].offset
+        return c.committed([TopicPartition(topic, partition)], timeout=15)[0].offset
     finally:
         c.close()
 
 
-def _commit(bootstrap, partition, offset):
+def _commit(bootstrap, partition, offset, topic=TOPIC):
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP, "enable.auto.commit": False})
     try:
-        _retry(lambda: c.commit(offsets=[TopicPartition(TOPIC, partition, offset)],
+        _retry(lambda: c.commit(offsets=[TopicPartition(topic, partition, offset)],
                                 asynchronous=False))
     finally:
         c.close()
 
 
-def _produce(bootstrap, values):
+def _produce(bootstrap, values, topic=TOPIC, partitions=PARTITIONS):
     p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     for i, v in enumerate(values):
-        p.produce(TOPIC, value=v.encode(), partition=i % PARTITIONS)
+        p.produce(topic, value=v.encode(), partition=i % partitions)
     assert p.flush(20) == 0
+
+
+def _transaction(bootstrap, txn_id, value, partition, commit):
+    tp = Producer({"bootstrap.servers": bootstrap, "transactional.id": txn_id})
+    tp.init_transactions(30)
+    tp.begin_transaction()
+    tp.produce(TOPIC, value=value, partition=partition)
+    tp.flush(10)
+    if commit:
+        tp.commit_transaction(30)
+    else:
+        tp.abort_transaction(30)
+
+
+def _handback(bin_path, data_dir, *extra):
+    return subprocess.run([str(bin_path), "storage", "kafka-handback", "--log-dir", str(data_dir),
+                           "--node-id", "1", *extra], capture_output=True, text=True, timeout=30)
+
+
+def _kastle_files(data_dir: Path):
+    return sorted(str(p.relative_to(data_dir)) for p in data_dir.rglob("*")
+                  if p.name.startswith("__kastle") or p.name == "aborted-transactions.txnindex")
 
 
 def _kill_kafka(k: RealKafka):
@@ -168,29 +198,58 @@ def test_kafka_volume_taken_over_and_back(tmp_path):
         assert _retry(lambda: _committed(kastle.bootstrap, 1)) == 7
         _produce(kastle.bootstrap, [f"k{i}" for i in range(6)])
         _commit(kastle.bootstrap, 1, 11)
+        # kastle's own changes: a topic, a config, transactions, a commit.
+        admin = AdminClient({"bootstrap.servers": kastle.bootstrap})
+        admin.create_topics([NewTopic(NEW, 2, 1, config={"cleanup.policy": "compact"})])[NEW] \
+            .result(timeout=15)
+        res = ConfigResource(ConfigResource.Type.TOPIC, TOPIC, set_config={"retention.ms": RETENTION2})
+        admin.alter_configs([res])[res].result(timeout=15)
+        p = Producer({"bootstrap.servers": kastle.bootstrap, "enable.idempotence": True})
+        for i in range(4):
+            p.produce(NEW, key=f"key{i}".encode(), value=f"n{i}".encode(), partition=i % 2)
+        assert p.flush(20) == 0
+        _transaction(kastle.bootstrap, "vol-tx", b"kastle-committed", 0, True)
+        _transaction(kastle.bootstrap, "vol-tx", b"kastle-aborted", 2, False)
+        _commit(kastle.bootstrap, 0, 2, NEW)
+        seen_by_kastle = _describe(kastle.bootstrap, (TOPIC, GONE, NEW))
+        assert seen_by_kastle[2] == RETENTION2 and seen_by_kastle[1][NEW][1] == 2
     finally:
         kastle.stop()
     assert _tree_digest(k.data_dir, "__cluster_metadata-0") == metadata_before
 
-    # Back to Kafka: kastle's per-partition aborted-transaction index (here
-    # from Kafka's own aborted transaction) is a file Kafka's log loader
-    # stops on, so the hand-back refuses and changes nothing.
-    before = _tree_digest(k.data_dir)
-    p = subprocess.run([str(kastle.bin), "storage", "kafka-handback", "--log-dir", str(k.data_dir),
-                        "--node-id", "1"], capture_output=True, text=True, timeout=30)
-    assert p.returncode == 1 and "aborted-transactions.txnindex" in p.stderr, p.stderr
-    assert _tree_digest(k.data_dir) == before
+    # Back to Kafka: kastle's state as a KRaft snapshot, kastle's files gone.
+    p = _handback(kastle.bin, k.data_dir)
+    assert p.returncode == 0, p.stderr
+    assert _kastle_files(k.data_dir) == []
+    assert list((k.data_dir / "__cluster_metadata-0").glob("*.checkpoint.tmp")) == []
+    again = _handback(kastle.bin, k.data_dir)
+    assert again.returncode == 0 and "no kastle state" in again.stdout, again.stderr
+    expected += [f"k{i}" for i in range(6)] + ["kastle-committed"]
+    k.start()
+    try:
+        assert _retry(lambda: _describe(k.bootstrap, (TOPIC, GONE, NEW))) == seen_by_kastle
+        assert _values(k.bootstrap, "read_committed") == sorted(expected)
+        uncommitted = _values(k.bootstrap, "read_uncommitted")
+        assert "aborted" in uncommitted and "kastle-aborted" in uncommitted
+        assert _values(k.bootstrap, "read_committed", NEW, 2) == ["n0", "n1", "n2", "n3"]
+        assert _retry(lambda: _committed(k.bootstrap, 1)) == 11
+        assert _retry(lambda: _committed(k.bootstrap, 0, NEW)) == 2
+        # Kafka's own producers carry on (producer ids above kastle's).
+        _produce(k.bootstrap, ["after0", "after1"])
+        _transaction(k.bootstrap, "vol-tx", b"kafka-again", 2, True)
+        assert "kafka-again" in _values(k.bootstrap, "read_committed")
+    finally:
+        if k.proc is not None:
+            _kill_kafka(k)
 
-    # kastle again: the import is not repeated; what kastle wrote is there.
-    expected += [f"k{i}" for i in range(6)]
+    # kastle after Kafka ran again: Kafka's metadata is imported anew.
     kastle.start()
     try:
-        assert _retry(lambda: _describe(kastle.bootstrap)) == seen_by_kafka
-        assert _values(kastle.bootstrap, "read_committed") == sorted(expected)
-        assert _retry(lambda: _committed(kastle.bootstrap, 1)) == 11
+        assert _retry(lambda: _describe(kastle.bootstrap, (TOPIC, GONE, NEW))) == seen_by_kastle
+        assert "kafka-again" in _values(kastle.bootstrap, "read_committed")
     finally:
         kastle.stop()
-    assert "imported Apache Kafka's metadata" not in kastle.log_path.read_text(errors="replace")
+    assert "imported Apache Kafka's metadata" in kastle.log_path.read_text(errors="replace")
 
 
 def _uvarint(n):
@@ -252,19 +311,41 @@ def test_unknown_metadata_is_refused_and_left_alone(tmp_path):
     assert "meta.properties" in log and "version 2" in log, log
 
 
-def test_handback_refuses_what_kafka_would_not_know(tmp_path):
-    """kastle's own topics are not in any Kafka metadata log: the hand-back
-    refuses rather than let Kafka start without them."""
+def test_a_directory_kastle_created_is_handed_to_kafka(tmp_path):
+    """No Kafka metadata log at all: the hand-back writes one Kafka starts
+    on, its single voter named with --controller (refused without)."""
+    jvm_lib.jvm_module(MODULE)
     b = Broker(tmp_path / "own", overrides={"node.id": "1"})
     b.start()
     try:
         # the client must outlive the future (a dropped handle fails it with _DESTROY)
         admin = AdminClient({"bootstrap.servers": b.bootstrap})
-        admin.create_topics([NewTopic("mine", 1, 1)])["mine"].result(timeout=15)
+        admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1, config={"retention.ms": RETENTION})])[
+            TOPIC].result(timeout=15)
+        _produce(b.bootstrap, [f"m{i}" for i in range(9)])
+        _transaction(b.bootstrap, "own-tx", b"own-aborted", 1, False)
+        _commit(b.bootstrap, 2, 3)
+        seen = _describe(b.bootstrap, (TOPIC,))
     finally:
         b.stop()
     before = _tree_digest(b.data_dir)
-    p = subprocess.run([str(b.bin), "storage", "kafka-handback", "--log-dir", str(b.data_dir)],
-                       capture_output=True, text=True, timeout=30)
-    assert p.returncode == 1 and "no Apache Kafka metadata log" in p.stderr, p.stderr
+    p = _handback(b.bin, b.data_dir)
+    assert p.returncode == 1 and "--controller" in p.stderr, p.stderr
     assert _tree_digest(b.data_dir) == before
+
+    k = RealKafka(tmp_path / "own")
+    p = _handback(b.bin, b.data_dir, "--controller", f"CONTROLLER://127.0.0.1:{k.controller_port}")
+    assert p.returncode == 0, p.stderr
+    assert _kastle_files(b.data_dir) == []
+    # formatted already (kastle's meta.properties): Kafka only needs its config
+    k.config_path.write_text("".join(f"{n}={v}\n" for n, v in k.properties().items()))
+    k.start()
+    try:
+        assert _retry(lambda: _describe(k.bootstrap, (TOPIC,))) == seen
+        assert _values(k.bootstrap, "read_committed") == sorted(f"m{i}" for i in range(9))
+        assert "own-aborted" in _values(k.bootstrap, "read_uncommitted")
+        assert _retry(lambda: _committed(k.bootstrap, 2)) == 3
+        _transaction(k.bootstrap, "own-tx", b"kafka-tx", 0, True)
+    finally:
+        if k.proc is not None:
+            _kill_kafka(k)

@@ -94,17 +94,22 @@ fn main() -> ExitCode {
 }
 
 const STORAGE_USAGE: &str = "\
-Usage: kastle storage kafka-handback --log-dir DIR [--node-id N]
+Usage: kastle storage kafka-handback --log-dir DIR [--node-id N] [--controller NAME://HOST:PORT]
 
-kafka-handback  make a log directory kastle took over from Apache Kafka
-                startable by Kafka again (kastle's own state directories
-                removed; refused when kastle changed topics, configs or
-                features that Kafka's metadata log does not have)";
+kafka-handback  make a standalone kastle's log directory one Apache Kafka
+                4.x starts on: kastle's topics, configs, features and
+                producer ids written as a KRaft snapshot in
+                __cluster_metadata-0, aborted-transaction indexes as Kafka's
+                per-segment .txnindex files, kastle's own files removed.
+                --controller names the single KRaft voter's listener (as in
+                Kafka's `listeners`) for a directory kastle created; one
+                Kafka wrote keeps its voters";
 
 /// `kastle storage ...`: offline operations on a log directory.
 fn storage(args: &[String]) -> u8 {
     let mut log_dir = None;
     let mut node_id = 1;
+    let mut controller = None;
     let Some(("kafka-handback", rest)) = args.split_first().map(|(c, r)| (c.as_str(), r)) else {
         eprintln!("{STORAGE_USAGE}");
         return 2;
@@ -120,6 +125,13 @@ fn storage(args: &[String]) -> u8 {
                     return 2;
                 }
             },
+            ("--controller", Some(c)) => match c.parse() {
+                Ok(c) => controller = Some(c),
+                Err(e) => {
+                    eprintln!("--controller: {e}");
+                    return 2;
+                }
+            },
             _ => {
                 eprintln!("{STORAGE_USAGE}");
                 return 2;
@@ -130,7 +142,8 @@ fn storage(args: &[String]) -> u8 {
         eprintln!("{STORAGE_USAGE}");
         return 2;
     };
-    match kastle::broker::kafka_import::hand_back(&log_dir, node_id) {
+    let controller: Option<kastle::broker::kafka_import::ControllerEndpoint> = controller;
+    match kastle::broker::kafka_import::hand_back(&log_dir, node_id, controller.as_ref()) {
         Ok(done) => {
             println!("{done}");
             0

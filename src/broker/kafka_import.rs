@@ -10,7 +10,8 @@
 //! offset imported, so a restart does not import again, while a log that
 //! Kafka advanced since (Kafka ran on the directory again) is imported anew.
 //!
-//! Kafka's files are never written, renamed or deleted. What cannot be
+//! Kafka's files are never written, renamed or deleted here (going back,
+//! [`handback`] writes Kafka's metadata snapshot). What cannot be
 //! carried over faithfully (a multi-node quorum, replicas in another log
 //! directory, SCRAM credentials, quotas, ACLs, a feature level beyond
 //! kastle's) stops the start with a message naming the file and the cause.
@@ -49,6 +50,9 @@ enum ImportState {
     InProgress,
     /// Done, up to this metadata log offset.
     Done(i64),
+    /// A hand-back to Kafka began and did not finish: kastle's own files
+    /// are current (and a snapshot of them may already be in Kafka's log).
+    HandingBack,
 }
 
 fn read_state(path: &Path) -> anyhow::Result<ImportState> {
@@ -67,6 +71,7 @@ fn read_state(path: &Path) -> anyhow::Result<ImportState> {
     };
     match (get("state"), get("next.offset")) {
         (Some("importing"), _) => Ok(ImportState::InProgress),
+        (Some("handing-back"), _) => Ok(ImportState::HandingBack),
         (Some("done"), Some(o)) => {
             Ok(ImportState::Done(o.parse().map_err(|e| {
                 anyhow!("{}: bad next.offset {o:?}: {e}", path.display())
@@ -92,6 +97,16 @@ pub fn import_if_present(config: &BrokerConfig, directory_id: Option<&str>) -> a
         .map_err(|e| anyhow!("{e}; kastle leaves {} as it is", meta_dir.display()))?;
     match state {
         ImportState::Done(o) if o == contents.next_offset => return Ok(()),
+        ImportState::HandingBack => {
+            // The metadata log holds nothing newer than kastle's files: at
+            // most the snapshot the interrupted hand-back made of them.
+            write_done(&state_path, &contents)?;
+            tracing::warn!(
+                "an interrupted hand-back to Apache Kafka left {}: kastle's own files are current; run `kastle storage kafka-handback` again to hand the directory back",
+                state_path.display()
+            );
+            return Ok(());
+        }
         ImportState::Done(o) if o > contents.next_offset => bail!(
             "{} ends at offset {} but kastle imported it up to {o} ({}): the metadata log lost records; kastle leaves both as they are",
             meta_dir.display(),
@@ -129,8 +144,23 @@ pub fn import_if_present(config: &BrokerConfig, directory_id: Option<&str>) -> a
     )
     .with_context(|| format!("writing {}", state_path.display()))?;
     write_image(config, &image)?;
+    write_done(&state_path, &contents)?;
+    tracing::info!(
+        "imported Apache Kafka's metadata from {} up to offset {}: {} topics",
+        meta_dir.display(),
+        contents.next_offset,
+        image.topics.len()
+    );
+    Ok(())
+}
+
+/// Records the import done up to the end of `contents`.
+fn write_done(
+    state_path: &Path,
+    contents: &kafka_metadata_log::MetadataLogContents,
+) -> anyhow::Result<()> {
     write_atomically(
-        &state_path,
+        state_path,
         format!(
             "# kastle: Apache Kafka's metadata log ({METADATA_LOG_DIR}) imported; Kafka's files are untouched\nstate=done\nnext.offset={}\nsnapshot={}\n",
             contents.next_offset,
@@ -140,14 +170,7 @@ pub fn import_if_present(config: &BrokerConfig, directory_id: Option<&str>) -> a
         )
         .as_bytes(),
     )
-    .with_context(|| format!("writing {}", state_path.display()))?;
-    tracing::info!(
-        "imported Apache Kafka's metadata from {} up to offset {}: {} topics",
-        meta_dir.display(),
-        contents.next_offset,
-        image.topics.len()
-    );
-    Ok(())
+    .with_context(|| format!("writing {}", state_path.display()))
 }
 
 /// Refuses what a standalone kastle cannot carry over as it is.
@@ -324,8 +347,8 @@ fn write_image(config: &BrokerConfig, image: &MetadataImage) -> anyhow::Result<(
     Ok(())
 }
 
-/// The files of `__kastle_configs/` an import writes (and a hand-back may
-/// remove, as the next import writes them again).
+/// The files of `__kastle_configs/` an import writes, whose content a
+/// hand-back carries into Kafka's metadata.
 fn imported_config_file(name: &str, node_id: i32) -> bool {
     name == IMPORT_FILE
         || name == "finalized-features"
@@ -334,154 +357,8 @@ fn imported_config_file(name: &str, node_id: i32) -> bool {
         || name == format!("broker-{node_id}.properties")
 }
 
-/// `kastle storage kafka-handback`: makes a directory kastle took over from
-/// Apache Kafka startable by Kafka again. Kafka's log manager refuses a log
-/// directory holding a directory that is not a topic partition, so kastle's
-/// own `__kastle_topics/` and `__kastle_configs/` go; this is only done
-/// when they hold nothing but what importing Kafka's metadata log writes
-/// (kastle's next start imports them again). A topic, config or feature
-/// changed through kastle after the import is not in Kafka's metadata log
-/// (kastle does not write Kafka's log): the hand-back is then refused,
-/// naming the difference. Returns what was done.
-pub fn hand_back(log_dir: &Path, node_id: i32) -> anyhow::Result<String> {
-    let dir = crate::broker::log_dir::LogDir::open(log_dir, node_id, None, |d| {
-        bail!(
-            "{} has no meta.properties: nothing to hand back",
-            d.display()
-        )
-    })?;
-    let meta_dir = log_dir.join(METADATA_LOG_DIR);
-    if !kafka_metadata_log::is_kafka_metadata_log(&meta_dir) {
-        bail!(
-            "{} has no Apache Kafka metadata log: kastle cannot write one yet, so Kafka would not know this directory's topics",
-            meta_dir.display()
-        );
-    }
-    let contents = kafka_metadata_log::read(&meta_dir).map_err(|e| anyhow!("{e}"))?;
-    let mut image = MetadataImage::default();
-    for r in &contents.records {
-        image
-            .apply(&r.record)
-            .map_err(|e| anyhow!("{}: {e}", meta_dir.display()))?;
-    }
-    let differs = |what: String| -> anyhow::Result<()> {
-        bail!(
-            "{what}: kastle changed it after importing Kafka's metadata and cannot write Kafka's metadata log yet; {} is left as it is",
-            log_dir.display()
-        )
-    };
-    // Topics: ids, names, partition counts, configs.
-    let mut kafka_topics = BTreeMap::new();
-    for t in image.topics.values() {
-        let configs = topic_configs(&image, &t.name);
-        kafka_topics.insert(t.id, (t.name.clone(), t.partitions.len() as i32, configs));
-    }
-    let mut kastle_topics = BTreeMap::new();
-    for f in topics::topic_files(log_dir)? {
-        let text =
-            std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
-        let (name, id, count, configs) =
-            topics::parse_topic_file(&text).map_err(|e| anyhow!("{}: {e}", f.display()))?;
-        kastle_topics.insert(id, (name, count, configs));
-    }
-    for (id, k) in &kastle_topics {
-        if kafka_topics.get(id) != Some(k) {
-            differs(format!("topic {} ({})", k.0, topic_id_string(id)))?;
-        }
-    }
-    for (id, k) in &kafka_topics {
-        if !kastle_topics.contains_key(id) {
-            differs(format!(
-                "topic {} ({}) was deleted",
-                k.0,
-                topic_id_string(id)
-            ))?;
-        }
-    }
-    let configs_dir = log_dir.join(CONFIGS_DIR);
-    if configs_dir.exists() {
-        for e in std::fs::read_dir(&configs_dir)
-            .with_context(|| format!("listing {}", configs_dir.display()))?
-        {
-            let e = e.with_context(|| format!("listing {}", configs_dir.display()))?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !imported_config_file(&name, node_id) {
-                differs(format!("{}", e.path().display()))?;
-            }
-        }
-        let repo = ConfigRepository::load(log_dir, node_id)?;
-        let empty = BTreeMap::new();
-        let image_configs = |t: i8, n: &str| {
-            image
-                .configs
-                .get(&(t, n.to_string()))
-                .unwrap_or(&empty)
-                .clone()
-        };
-        if repo.get(&ConfigResource::BrokerDefault) != image_configs(CONFIG_RESOURCE_BROKER, "") {
-            differs("the cluster-wide broker configs".into())?;
-        }
-        if repo.get(&ConfigResource::Broker)
-            != image_configs(CONFIG_RESOURCE_BROKER, &node_id.to_string())
-        {
-            differs(format!("the configs of broker {node_id}"))?;
-        }
-        let kafka_groups: Vec<&String> = image
-            .configs
-            .keys()
-            .filter(|(t, _)| *t == CONFIG_RESOURCE_GROUP)
-            .map(|(_, n)| n)
-            .collect();
-        for g in repo.group_names() {
-            if repo.get(&ConfigResource::Group(g.clone()))
-                != image_configs(CONFIG_RESOURCE_GROUP, &g)
-            {
-                differs(format!("the configs of group {g}"))?;
-            }
-        }
-        if kafka_groups.len() != repo.group_names().len() {
-            differs("the group configs".into())?;
-        }
-        let features = FinalizedFeatureStore::load(log_dir)?.current().recorded;
-        let imported: BTreeMap<String, i16> = imported_features(&image).into_iter().collect();
-        if features != imported {
-            differs("the finalized feature levels".into())?;
-        }
-    }
-    // kastle keeps one aborted-transaction index per partition; Kafka's log
-    // loader takes every `*.txnindex` for a segment's and stops on it.
-    for e in std::fs::read_dir(log_dir).with_context(|| format!("listing {}", log_dir.display()))? {
-        let e = e.with_context(|| format!("listing {}", log_dir.display()))?;
-        let f = e.path().join(crate::storage::txn_index::TXN_INDEX_FILE);
-        if f.exists() {
-            bail!(
-                "{}: kastle's per-partition aborted-transaction index, which Kafka's log loader cannot read; converting it into Kafka's per-segment .txnindex files is not implemented yet, so {} is left as it is",
-                f.display(),
-                log_dir.display()
-            );
-        }
-    }
-    let mut removed = Vec::new();
-    for d in [topics::TOPICS_DIR, CONFIGS_DIR] {
-        let p = log_dir.join(d);
-        if p.exists() {
-            std::fs::remove_dir_all(&p).with_context(|| format!("removing {}", p.display()))?;
-            removed.push(p.display().to_string());
-        }
-    }
-    crate::util::fs::sync_dir(log_dir).with_context(|| format!("syncing {}", log_dir.display()))?;
-    drop(dir);
-    Ok(format!(
-        "{} is ready for Apache Kafka: {} topics as in its metadata log; removed kastle's {}",
-        log_dir.display(),
-        kafka_topics.len(),
-        if removed.is_empty() {
-            "nothing".to_string()
-        } else {
-            removed.join(", ")
-        }
-    ))
-}
+mod handback;
+pub use handback::{hand_back, ControllerEndpoint};
 
 #[cfg(test)]
 mod tests;

@@ -85,6 +85,19 @@ pub fn raise_floor(log_dir: &Path, next: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The lowest producer id a standalone node using `log_dir` may still
+/// hand out (every id below may have been used).
+pub fn floor(log_dir: &Path) -> anyhow::Result<i64> {
+    let current = FileProducerIds::load(log_dir)?;
+    let next = current.block.lock().unwrap_or_else(|p| p.into_inner()).next;
+    Ok(next)
+}
+
+/// The file of a standalone node's producer id blocks.
+pub fn file_path(log_dir: &Path) -> PathBuf {
+    log_dir.join(FILE_NAME)
+}
+
 impl FileProducerIds {
     fn load(log_dir: &Path) -> anyhow::Result<FileProducerIds> {
         let path = log_dir.join(FILE_NAME);

@@ -1,5 +1,5 @@
 //! Apache Kafka's KRaft metadata log (`__cluster_metadata-0/`) read as it
-//! is, never written: the newest snapshot (`<offset>-<epoch>.checkpoint`,
+//! is (a snapshot for it is made by [`writer`]): the newest snapshot (`<offset>-<epoch>.checkpoint`,
 //! Kafka's `RecordsSnapshotWriter` output: record batches framed by a
 //! SnapshotHeader and a SnapshotFooter control record) and the log segments
 //! (`<base>.log`) after it. Control records (leader changes, the KRaft
@@ -70,6 +70,12 @@ pub struct MetadataLogContents {
     pub next_offset: i64,
     /// Voter count of the newest KRaftVoters control record, if any.
     pub voters: Option<usize>,
+    /// The values of the newest KRaftVersion and KRaftVoters control
+    /// records, as written (a hand-back carries them into its snapshot).
+    pub kraft_version_value: Option<Vec<u8>>,
+    pub voters_value: Option<Vec<u8>>,
+    /// The highest leader epoch read: the snapshot's, or a batch's.
+    pub last_epoch: i32,
 }
 
 /// Whether `dir` holds files Kafka's metadata log writes (a segment or a
@@ -147,6 +153,7 @@ pub fn read(dir: &Path) -> Result<MetadataLogContents, MetadataLogError> {
         reader.snapshot(&bytes)?;
         snapshot = Some(id);
         next_offset = id.0;
+        reader.last_epoch = reader.last_epoch.max(id.1);
     }
     let last = segments.len().saturating_sub(1);
     for (i, (_, path)) in segments.iter().enumerate() {
@@ -156,10 +163,8 @@ pub fn read(dir: &Path) -> Result<MetadataLogContents, MetadataLogError> {
     }
     // A metadata transaction still open at the end is not committed.
     Ok(MetadataLogContents {
-        records: reader.records,
         snapshot,
-        next_offset,
-        voters: reader.voters,
+        ..reader.into_contents(next_offset)
     })
 }
 
@@ -168,11 +173,7 @@ pub fn read(dir: &Path) -> Result<MetadataLogContents, MetadataLogError> {
 pub fn read_snapshot_bytes(bytes: &[u8]) -> Result<MetadataLogContents, MetadataLogError> {
     let mut r = Replay::default();
     r.snapshot(bytes)?;
-    Ok(MetadataLogContents {
-        records: r.records,
-        voters: r.voters,
-        ..Default::default()
-    })
+    Ok(r.into_contents(0))
 }
 
 /// Reads the records of one segment's bytes from offset 0, a torn tail
@@ -180,12 +181,7 @@ pub fn read_snapshot_bytes(bytes: &[u8]) -> Result<MetadataLogContents, Metadata
 pub fn read_segment_bytes(bytes: &[u8]) -> Result<MetadataLogContents, MetadataLogError> {
     let mut r = Replay::default();
     let next_offset = r.segment(bytes, 0, true)?;
-    Ok(MetadataLogContents {
-        records: r.records,
-        voters: r.voters,
-        next_offset,
-        ..Default::default()
-    })
+    Ok(r.into_contents(next_offset))
 }
 
 #[derive(Default)]
@@ -195,6 +191,9 @@ struct Replay {
     /// The records of an open metadata transaction.
     pending: Option<Vec<RecordAndVersion>>,
     voters: Option<usize>,
+    kraft_version_value: Option<Vec<u8>>,
+    voters_value: Option<Vec<u8>>,
+    last_epoch: i32,
 }
 
 /// One batch framed from `bytes` at `pos`: its header and size, or why not.
@@ -218,6 +217,18 @@ fn frame(bytes: &[u8], pos: usize) -> Result<(BatchHeader, usize), String> {
 }
 
 impl Replay {
+    fn into_contents(self, next_offset: i64) -> MetadataLogContents {
+        MetadataLogContents {
+            records: self.records,
+            snapshot: None,
+            next_offset,
+            voters: self.voters,
+            kraft_version_value: self.kraft_version_value,
+            voters_value: self.voters_value,
+            last_epoch: self.last_epoch,
+        }
+    }
+
     fn err(&self, message: String) -> MetadataLogError {
         MetadataLogError {
             file: self.file.clone(),
@@ -286,6 +297,8 @@ impl Replay {
                 }
                 Err(m) => return Err(self.err(format!("at byte {pos}: {m}"))),
             };
+            // Kafka compares a snapshot's epoch with its whole log's.
+            self.last_epoch = self.last_epoch.max(h.partition_leader_epoch);
             if h.last_offset() >= from {
                 self.batch(&bytes[pos..pos + size], &h, from)?;
                 next = next.max(h.next_offset());
@@ -326,6 +339,10 @@ impl Replay {
                         Some(voter_count(rec.value.unwrap_or_default()).map_err(|e| {
                             self.err(format!("KRaftVoters record at offset {offset}: {e}"))
                         })?);
+                    self.voters_value = rec.value.map(<[u8]>::to_vec);
+                }
+                if t == ControlRecordType::KRaftVersion {
+                    self.kraft_version_value = rec.value.map(<[u8]>::to_vec);
                 }
                 controls.push(t);
                 continue;
@@ -398,6 +415,8 @@ fn voter_count(value: &[u8]) -> Result<usize, String> {
         .map(|n| n as usize)
         .ok_or_else(|| "a null voters array".to_string())
 }
+
+pub mod writer;
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,9 @@
 //! are appended when an ABORT marker is written; the file is fsynced before
 //! every producer-state snapshot, and anything after the newest snapshot is
 //! re-derived from the log's control batches on start-up, so a crash can
-//! lose no entry.
+//! lose no entry. With no such file (a directory Kafka wrote, or one
+//! handed back to it), Kafka's per-segment `<base>.txnindex` files are
+//! read into it; a hand-back splits it into those files again.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -77,21 +79,23 @@ impl TransactionIndex {
         log_end: i64,
     ) -> Result<TransactionIndex, StorageError> {
         let path = dir.join(TXN_INDEX_FILE);
-        let data = match fs::read(&path) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        let (all, torn) = match fs::read(&path) {
+            Ok(d) => (decode_all(&d), d.len() % ENTRY_SIZE != 0),
+            // None yet: Kafka's per-segment files, if Kafka wrote the log
+            // (or kastle handed it back), become kastle's file.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let from_segments = read_segment_indexes(dir)?;
+                let any = !from_segments.is_empty();
+                (from_segments, any)
+            }
             Err(e) => return Err(StorageError::io(&path, "read transaction index", e)),
         };
-        let all: Vec<AbortedTxn> = data
-            .chunks_exact(ENTRY_SIZE)
-            .map_while(AbortedTxn::decode)
-            .collect();
         let entries: Vec<AbortedTxn> = all
             .iter()
             .copied()
             .filter(|e| e.last_offset >= log_start && e.last_offset < log_end)
             .collect();
-        let rewrite = entries.len() != all.len() || data.len() % ENTRY_SIZE != 0;
+        let rewrite = entries.len() != all.len() || torn;
         let mut idx = TransactionIndex {
             file: None,
             path,
@@ -199,6 +203,91 @@ impl TransactionIndex {
     }
 }
 
+fn decode_all(data: &[u8]) -> Vec<AbortedTxn> {
+    data.chunks_exact(ENTRY_SIZE)
+        .map_while(AbortedTxn::decode)
+        .collect()
+}
+
+/// The base offsets of the segments in `dir` (`<20 digits>.log`).
+fn segment_bases(dir: &Path) -> Result<Vec<i64>, StorageError> {
+    let entries =
+        fs::read_dir(dir).map_err(|e| StorageError::io(dir, "list partition directory", e))?;
+    let mut bases: Vec<i64> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stem = name.strip_suffix(".log")?;
+            (stem.len() == 20).then(|| stem.parse().ok()).flatten()
+        })
+        .collect();
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+fn segment_index_path(dir: &Path, base: i64) -> PathBuf {
+    dir.join(format!("{base:020}.txnindex"))
+}
+
+/// The entries of Kafka's per-segment `<base>.txnindex` files in `dir`, in
+/// marker order, without duplicates.
+fn read_segment_indexes(dir: &Path) -> Result<Vec<AbortedTxn>, StorageError> {
+    let mut out = Vec::new();
+    for base in segment_bases(dir)? {
+        let path = segment_index_path(dir, base);
+        match fs::read(&path) {
+            Ok(d) => out.extend(decode_all(&d)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io(&path, "read transaction index", e)),
+        }
+    }
+    out.sort_by_key(|e| (e.last_offset, e.producer_id));
+    out.dedup();
+    Ok(out)
+}
+
+/// Hands kastle's per-partition index in `dir` back to Kafka's layout:
+/// every aborted transaction goes into the `<base>.txnindex` of the
+/// segment holding its ABORT marker (each file replaced atomically, with
+/// the entries Kafka's own file had kept), then kastle's file is removed.
+/// Entries whose segment is gone are dropped, as retention would. Returns
+/// how many entries were written; no kastle file is no work.
+pub fn split_into_segment_indexes(dir: &Path) -> Result<usize, StorageError> {
+    let path = dir.join(TXN_INDEX_FILE);
+    let data = match fs::read(&path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(StorageError::io(&path, "read transaction index", e)),
+    };
+    let mut entries = decode_all(&data);
+    entries.extend(read_segment_indexes(dir)?);
+    entries.sort_by_key(|e| (e.last_offset, e.producer_id));
+    entries.dedup();
+    let bases = segment_bases(dir)?;
+    let mut written = 0;
+    for (i, base) in bases.iter().enumerate() {
+        let end = bases.get(i + 1).copied().unwrap_or(i64::MAX);
+        let mine: Vec<&AbortedTxn> = entries
+            .iter()
+            .filter(|e| e.last_offset >= *base && e.last_offset < end)
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let mut bytes = Vec::with_capacity(mine.len() * ENTRY_SIZE);
+        for e in &mine {
+            bytes.extend_from_slice(&e.encode());
+        }
+        let seg = segment_index_path(dir, *base);
+        crate::util::fs::write_atomically(&seg, &bytes)
+            .map_err(|e| StorageError::io(&seg, "write transaction index", e))?;
+        written += mine.len();
+    }
+    fs::remove_file(&path).map_err(|e| StorageError::io(&path, "remove transaction index", e))?;
+    crate::util::fs::sync_dir(dir).map_err(|e| StorageError::io(dir, "sync", e))?;
+    Ok(written)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +337,37 @@ mod tests {
         let idx = TransactionIndex::open(dir.path(), 0, 100).unwrap();
         assert_eq!(idx.collect(0, 100), vec![e(1, 0, 5)]);
         assert_eq!(fs::metadata(&path).unwrap().len(), ENTRY_SIZE as u64);
+    }
+
+    #[test]
+    fn split_into_kafkas_segment_files_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        for base in [0, 10, 20] {
+            fs::write(dir.path().join(format!("{base:020}.log")), b"").unwrap();
+        }
+        // Kafka's own file for segment 0 already has one entry.
+        fs::write(
+            segment_index_path(dir.path(), 0),
+            e(7, 0, 2).encode().as_slice(),
+        )
+        .unwrap();
+        let mut idx = TransactionIndex::open(dir.path(), 0, 30).unwrap();
+        // Kafka's per-segment entry became kastle's.
+        assert_eq!(idx.collect(0, 30), vec![e(7, 0, 2)]);
+        idx.append(e(1, 3, 5)).unwrap();
+        idx.append(e(2, 8, 12)).unwrap();
+        idx.append(e(1, 21, 25)).unwrap();
+        idx.sync().unwrap();
+        drop(idx);
+        assert_eq!(split_into_segment_indexes(dir.path()).unwrap(), 4);
+        assert!(!dir.path().join(TXN_INDEX_FILE).exists());
+        let file = |b: i64| fs::read(segment_index_path(dir.path(), b)).unwrap();
+        assert_eq!(decode_all(&file(0)), vec![e(7, 0, 2), e(1, 3, 5)]);
+        assert_eq!(decode_all(&file(10)), vec![e(2, 8, 12)]);
+        assert_eq!(file(20).len(), ENTRY_SIZE);
+        // Idempotent; and kastle reopening reads Kafka's files again.
+        assert_eq!(split_into_segment_indexes(dir.path()).unwrap(), 0);
+        let idx = TransactionIndex::open(dir.path(), 0, 30).unwrap();
+        assert_eq!(idx.collect(0, 30).len(), 4);
     }
 }
