@@ -28,7 +28,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::broker::share::partition::{AckError, AcquireLimits};
+use crate::broker::share::partition::{AckBatch, AckError, AcquireLimits};
 use crate::broker::share::{AutoOffsetReset, ShareSettings, TopicIdPartition, FINAL_EPOCH};
 use crate::coordinator::group::consumer::TopicResolver;
 use crate::coordinator::group::share::{
@@ -277,7 +277,7 @@ fn acknowledge_one(
     group: &str,
     member: &str,
     tp: TopicIdPartition,
-    batches: &[(i64, i64, Vec<i8>)],
+    batches: &[AckBatch],
     settings: &ShareSettings,
 ) -> (i16, Option<String>) {
     match topic_read(req, &tp) {
@@ -324,7 +324,7 @@ pub fn share_fetch(req: Request, body: Bytes) -> Pending {
         return ready(req.respond(&top(ResponseError::GroupAuthorizationFailed.code())));
     }
     let mut add: Vec<TopicIdPartition> = Vec::new();
-    let mut acks: Vec<(TopicIdPartition, Vec<(i64, i64, Vec<i8>)>)> = Vec::new();
+    let mut acks: Vec<(TopicIdPartition, Vec<AckBatch>)> = Vec::new();
     for t in &r.topics {
         for p in &t.partitions {
             add.push((t.topic_id, p.partition_index));
@@ -404,7 +404,6 @@ pub fn share_fetch(req: Request, body: Bytes) -> Pending {
                     &member,
                     &settings,
                     budget,
-                    now_ms(),
                 );
                 entry.error_code = f.error;
                 if !f.acquired.is_empty() {
@@ -499,7 +498,7 @@ pub fn share_acknowledge(req: &Request, body: Bytes) -> crate::handlers::Reply {
                 .partitions
                 .iter()
                 .map(|p| {
-                    let batches: Vec<(i64, i64, Vec<i8>)> = p
+                    let batches: Vec<AckBatch> = p
                         .acknowledgement_batches
                         .iter()
                         .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone()))

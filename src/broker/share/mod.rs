@@ -16,7 +16,7 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use self::partition::{AckError, AcquireLimits, Acquired, ReadBatch, SharePartition};
+use self::partition::{AckBatch, AckError, AcquireLimits, Acquired, ReadBatch, SharePartition};
 use crate::broker::partition::PartitionError;
 use crate::broker::topics::TopicManager;
 use crate::record::batch::iter_batches;
@@ -248,7 +248,7 @@ impl SharePartitionManager {
         group: &str,
         tp: TopicIdPartition,
         member: &str,
-        batches: &[(i64, i64, Vec<i8>)],
+        batches: &[AckBatch],
         settings: &ShareSettings,
         now_ms: i64,
     ) -> Result<(), AckError> {
@@ -263,7 +263,7 @@ impl SharePartitionManager {
     }
 
     /// Reads the partition from the share partition's next fetch offset
-    /// and acquires what is available for `member`.
+    /// and acquires what is available for `member` (locked from now).
     pub fn fetch(
         &self,
         topics: &TopicManager,
@@ -272,8 +272,8 @@ impl SharePartitionManager {
         member: &str,
         settings: &ShareSettings,
         max_bytes: usize,
-        now_ms: i64,
     ) -> ShareFetched {
+        let now_ms = crate::util::now_ms();
         let err = |e: ResponseError| ShareFetched {
             error: e.code(),
             ..Default::default()

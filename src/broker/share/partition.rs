@@ -34,6 +34,10 @@ struct InFlight {
     lock_until_ms: i64,
 }
 
+/// One acknowledgement batch: first and last offset, and one type for
+/// the whole range or one per offset.
+pub type AckBatch = (i64, i64, Vec<i8>);
+
 /// One acquired range, as ShareFetch's AcquiredRecords reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Acquired {
@@ -187,7 +191,7 @@ impl SharePartition {
     pub fn acknowledge(
         &mut self,
         member: &str,
-        batches: &[(i64, i64, Vec<i8>)],
+        batches: &[AckBatch],
         delivery_count_limit: i16,
     ) -> Result<(), AckError> {
         let mut plan: Vec<(i64, i8)> = Vec::new();
