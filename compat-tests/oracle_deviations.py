@@ -49,7 +49,9 @@ KNOWN = {
 _CRATE = "past the newest version the kafka-protocol crate (0.18) decodes and encodes"
 _DT = "delegation tokens (KIP-48) are not implemented (SASL PLAIN and SCRAM are; a token is a SCRAM credential the broker issues)"
 _KRAFT = "a KRaft controller API: kastle is its own single static controller, without a Raft quorum"
-_SHARE = "share groups (KIP-932) are not implemented yet (README)"
+_SHARE = "share groups' state and admin APIs (KIP-932) are not implemented yet (README)"
+_SHARE_V2 = ("v2 (RENEW acknowledgements, share.version 2) is " + _CRATE
+             + "; kastle serves share.version 1")
 _STREAMS = "streams groups (KIP-1071) are not implemented yet"
 
 
@@ -77,10 +79,8 @@ KNOWN_RANGES = {
     "DescribeDelegationToken": _r("1-3", "nothing", _DT),
     "DeleteGroups": _r("0-3", "0-2", "v3 is " + _CRATE),
     "UnregisterBroker": _r("0-0", "nothing", _KRAFT),
-    "ShareGroupHeartbeat": _r("1-1", "nothing", _SHARE),
-    "ShareGroupDescribe": _r("1-1", "nothing", _SHARE),
-    "ShareFetch": _r("1-2", "nothing", _SHARE),
-    "ShareAcknowledge": _r("1-2", "nothing", _SHARE),
+    "ShareFetch": _r("1-2", "1-1", _SHARE_V2),
+    "ShareAcknowledge": _r("1-2", "1-1", _SHARE_V2),
     "AddRaftVoter": _r("0-1", "nothing", _KRAFT),
     "RemoveRaftVoter": _r("0-0", "nothing", _KRAFT),
     "InitializeShareGroupState": _r("0-0", "nothing", _SHARE),
@@ -101,7 +101,7 @@ KNOWN_RANGES = {
         "controller quorum, and kastle is its own single static controller), "
         "eligible.leader.replicas.version 0-1 (1; kastle 0-0: one "
         "replica per partition, and level 1's rule that the high watermark waits while the ISR is "
-        "below min.insync.replicas is not implemented), share.version 0-2 (2; kastle 0-0: " + _SHARE
+        "below min.insync.replicas is not implemented), share.version 0-2 (2; kastle 0-1, 1: " + _SHARE_V2
         + "), streams.version 0-1 (1; kastle 0-0: " + _STREAMS + "); metadata.version 7-33, "
         "finalized 33, and transaction.version 0-2, finalized 2 (on a new standalone directory), "
         "are the same"),
@@ -122,6 +122,14 @@ AUTHZ = [
 
 # API key -> reason, for APIs kastle advertises that the matrix does not send.
 AUTHZ_NOT_SENT = {
+    76: "ShareGroupHeartbeat (KIP-932): not in the matrix yet; its GROUP READ / TOPIC DESCRIBE "
+        "checks follow KafkaApis.handleShareGroupHeartbeat",
+    77: "ShareGroupDescribe (KIP-932): not in the matrix yet; its GROUP DESCRIBE / TOPIC DESCRIBE "
+        "checks follow KafkaApis.handleShareGroupDescribe",
+    78: "ShareFetch (KIP-932): not in the matrix yet; its GROUP READ / TOPIC READ checks follow "
+        "KafkaApis.handleShareFetchRequest",
+    79: "ShareAcknowledge (KIP-932): not in the matrix yet; its GROUP READ / TOPIC READ checks "
+        "follow KafkaApis.handleShareAcknowledgeRequest",
     68: "ConsumerGroupHeartbeat (KIP-848): not in the matrix yet; tests/it/consumer_groups.rs and "
         "test_java_consumer_protocol.py cover it, its GROUP READ / TOPIC DESCRIBE checks follow "
         "KafkaApis.handleConsumerGroupHeartbeat",

@@ -291,7 +291,16 @@ fn only_the_storage_side_touches_files() {
 }
 
 /// Files allowed past [`MAX_LINES`], each with its reason.
-const LONG_FILES: &[(&str, &str)] = &[];
+const LONG_FILES: &[(&str, &str)] = &[
+    (
+        "src/coordinator/group/coordinator.rs",
+        "the facade of every group type (classic, consumer, share): one method per operation; the share-group methods should move out with the share-group records",
+    ),
+    (
+        "src/protocol/schema/tables.rs",
+        "one table per request the broker accepts, in wire order; the share-group APIs pushed it past the limit",
+    ),
+];
 const MAX_LINES: usize = 900;
 
 #[test]

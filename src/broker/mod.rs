@@ -18,6 +18,7 @@
 //! - [`authorizer`]: the ACLs, persisted, and the authorization decision.
 //! - [`alter_partition`]: how a leader proposes ISR changes to the controller.
 //! - [`fetch_session`]: KIP-227 incremental fetch sessions (`FetchSessionCache`).
+//! - [`share`]: KIP-932 share partitions and share sessions (`SharePartitionManager`).
 
 pub mod alter_partition;
 pub mod authorizer;
@@ -48,6 +49,7 @@ pub mod replica_selector;
 pub mod replication_quota_manager;
 pub mod rpc_producer_id_manager;
 pub mod scram_credentials;
+pub mod share;
 pub mod topic_config;
 pub mod topics;
 

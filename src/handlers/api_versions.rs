@@ -146,6 +146,12 @@ mod tests {
             ]
         };
         assert_eq!(listed(&unrecorded), at(1));
+        // A new one also has share groups (KIP-932) on.
+        let at = |tv: i16| {
+            let mut l = at(tv);
+            l.insert(2, ("share.version".to_string(), 1));
+            l
+        };
         // A new one: Kafka 4.x's format levels, or version 1 when chosen.
         let new = |chosen: &[(String, i16)]| FinalizedFeatures {
             recorded: crate::protocol::versions::bootstrap_levels(chosen)

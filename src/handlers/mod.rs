@@ -26,6 +26,7 @@ pub mod producers;
 pub mod reassignments;
 pub mod request_quota;
 pub mod scram_credentials;
+pub mod share_group;
 pub mod topics;
 pub mod transactions;
 pub mod write_txn_markers;
@@ -94,6 +95,8 @@ pub struct KafkaApis {
     pub replicas: Arc<ReplicaManager>,
     /// KIP-227 incremental fetch sessions (Kafka's `FetchManager`).
     pub fetch_sessions: Arc<crate::broker::fetch_session::FetchSessionCache>,
+    /// KIP-932 share partitions and share sessions.
+    pub share: Arc<crate::broker::share::SharePartitionManager>,
     /// Consumer groups and committed offsets (`__consumer_offsets`).
     pub groups: Arc<GroupCoordinator>,
     /// Transactional ids and two-phase commit (`__transaction_state`).
@@ -501,6 +504,10 @@ async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
         ApiKey::OffsetDelete => groups::offset_delete(req, body),
         ApiKey::ConsumerGroupHeartbeat => consumer_group::consumer_group_heartbeat(req, body),
         ApiKey::ConsumerGroupDescribe => ready(consumer_group::consumer_group_describe(&req, body)),
+        ApiKey::ShareGroupHeartbeat => ready(share_group::share_group_heartbeat(&req, body)),
+        ApiKey::ShareGroupDescribe => ready(share_group::share_group_describe(&req, body)),
+        ApiKey::ShareFetch => share_group::share_fetch(req, body),
+        ApiKey::ShareAcknowledge => ready(share_group::share_acknowledge(&req, body)),
         ApiKey::DescribeConfigs => ready(admin_configs::describe_configs(&req, body)),
         ApiKey::AlterConfigs if req.ctx.apis.cluster.is_some() => {
             config_forwarding::alter_configs(req, body)

@@ -78,6 +78,13 @@ pub static SUPPORTED: &[ApiSupport] = &[
     // KIP-848 consumer groups (the consumer rebalance protocol).
     api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     api(ApiKey::ConsumerGroupDescribe, 0, 1),
+    // KIP-932 share groups (`share.version` 1). ShareFetch and
+    // ShareAcknowledge v2 (RENEW acknowledgements, share.version 2) are
+    // not served: `kafka-protocol` 0.18 decodes v1 only.
+    api(ApiKey::ShareGroupHeartbeat, 1, 1),
+    api(ApiKey::ShareGroupDescribe, 1, 1),
+    api(ApiKey::ShareFetch, 1, 1),
+    api(ApiKey::ShareAcknowledge, 1, 1),
     // Admin APIs (Kafka 4.x floors, KIP-896: DescribeConfigs v0,
     // DescribeLogDirs v0, OffsetForLeaderEpoch v0-1 and the ACL APIs' v0
     // are gone).
@@ -192,14 +199,20 @@ pub static FEATURES: &[Feature] = &[
         finalized: 0,
         unrecorded: 0,
     },
-    // Share groups (KIP-932) and streams groups (KIP-1071): not implemented.
+    // Level 1 is KIP-932's share groups (ShareGroupHeartbeat,
+    // ShareGroupDescribe, ShareFetch, ShareAcknowledge); at 0 they answer
+    // UNSUPPORTED_VERSION, as Kafka's do. Kafka 4.4 formats a new cluster
+    // at 2 (`ShareVersion.LATEST_PRODUCTION`: RENEW acknowledgements,
+    // ShareFetch v2); kastle serves level 1 only, so a new directory starts
+    // at 1. A directory formatted before had share groups off.
     Feature {
-        name: "share.version",
+        name: SHARE_VERSION,
         min: 0,
-        max: 0,
-        finalized: 0,
+        max: 1,
+        finalized: 1,
         unrecorded: 0,
     },
+    // Streams groups (KIP-1071): not implemented.
     Feature {
         name: "streams.version",
         min: 0,
@@ -211,6 +224,8 @@ pub static FEATURES: &[Feature] = &[
 
 /// The feature KIP-848's consumer group protocol is enabled by.
 pub const GROUP_VERSION: &str = "group.version";
+/// The feature KIP-932's share groups are enabled by.
+pub const SHARE_VERSION: &str = "share.version";
 /// The feature KIP-890 part 2 (transaction version 2) is enabled by.
 pub const TRANSACTION_VERSION: &str = "transaction.version";
 
@@ -367,6 +382,7 @@ mod tests {
                 ("metadata.version".to_string(), 33),
                 (TRANSACTION_VERSION.to_string(), 2),
                 (GROUP_VERSION.to_string(), 1),
+                (SHARE_VERSION.to_string(), 1),
             ]
         );
         let chosen =
@@ -377,6 +393,7 @@ mod tests {
                 ("metadata.version".to_string(), 33),
                 (TRANSACTION_VERSION.to_string(), 1),
                 (GROUP_VERSION.to_string(), 0),
+                (SHARE_VERSION.to_string(), 1),
             ]
         );
         // transaction.version 0 is recorded: a missing record reads 1.
@@ -385,7 +402,7 @@ mod tests {
         assert_eq!(parse_format_features(""), Ok(vec![]));
         for bad in [
             "transaction.version=3",
-            "share.version=1",
+            "share.version=2",
             "metadata.version=20",
             "no.such=1",
             "transaction.version",

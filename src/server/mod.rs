@@ -253,6 +253,11 @@ impl BrokerServer {
             config: config.clone(),
             features,
             fetch_sessions: fetch_sessions.clone(),
+            share: Arc::new(crate::broker::share::SharePartitionManager::new(
+                usize::try_from(config.int("group.share.max.share.sessions"))
+                    .unwrap_or(1)
+                    .max(1),
+            )),
             dynamic_config,
             group_configs,
             cluster_id: log_dir.cluster_id.clone(),

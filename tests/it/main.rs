@@ -38,6 +38,7 @@ mod sasl;
 mod sasl_oauth;
 mod sasl_reauth;
 mod sasl_stalled;
+mod share_groups;
 mod startup;
 mod tls;
 mod transactions;

@@ -84,6 +84,7 @@ fn api_versions_features_and_unsupported_version() {
         vec![
             ("group.version".to_string(), 1, 1),
             ("metadata.version".to_string(), 33, 33),
+            ("share.version".to_string(), 1, 1),
             ("transaction.version".to_string(), 2, 2)
         ]
     );
@@ -101,10 +102,11 @@ fn api_versions_features_and_unsupported_version() {
     assert_eq!(level("transaction.version"), Some((0, 2)));
     // KIP-848 consumer groups: group.version 1.
     assert_eq!(level("group.version"), Some((0, 1)));
+    // KIP-932 share groups: share.version 1.
+    assert_eq!(level("share.version"), Some((0, 1)));
     for off in [
         "kraft.version",
         "eligible.leader.replicas.version",
-        "share.version",
         "streams.version",
     ] {
         assert_eq!(level(off), Some((0, 0)), "{off}");
@@ -119,6 +121,14 @@ fn api_versions_features_and_unsupported_version() {
     assert_eq!(range(66), Some((0, 2)), "ListTransactions");
     assert_eq!(range(68), Some((0, 1)), "ConsumerGroupHeartbeat");
     assert_eq!(range(69), Some((0, 1)), "ConsumerGroupDescribe");
+    for (key, name) in [
+        (76, "ShareGroupHeartbeat"),
+        (77, "ShareGroupDescribe"),
+        (78, "ShareFetch"),
+        (79, "ShareAcknowledge"),
+    ] {
+        assert_eq!(range(key), Some((1, 1)), "{name}");
+    }
 
     // Too new a version: the v0 answer lists ApiVersions' own range only.
     let body = encode(

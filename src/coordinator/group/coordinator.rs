@@ -32,6 +32,7 @@ use super::group_metadata_manager::{Cx, GroupMetadataManager};
 use super::loader::GroupLoader;
 use super::offset_metadata_manager::{CommitResult, OffsetMetadataManager};
 use super::record_serde;
+use super::share::{ShareFail, ShareGroup, ShareHeartbeatOutcome, ShareHeartbeatParams};
 use super::writer::{map_append_error, record, CoordRecord, CoordinatorWriter, DurableWait};
 use crate::broker::topics::Topic;
 use crate::config::BrokerConfig;
@@ -313,6 +314,39 @@ impl GroupCoordinator {
             .map(String::as_str)
             .unwrap_or("uniform");
         shard.groups.consumer_group_describe(group_id, default)
+    }
+
+    // -----------------------------------------------------------------
+    // KIP-932 share groups
+    // -----------------------------------------------------------------
+
+    /// ShareGroupHeartbeat.
+    pub fn share_group_heartbeat(
+        &self,
+        p: ShareHeartbeatParams,
+        topics: &dyn TopicResolver,
+    ) -> ShareHeartbeatOutcome {
+        if let Err(f) = super::share::validate(&p) {
+            return ShareHeartbeatOutcome::error(f);
+        }
+        let mut shard = self.lock();
+        if let Err(e) = self.check_coordinator(&shard, &p.group_id) {
+            return ShareHeartbeatOutcome::error((e, None));
+        }
+        let gmm = &mut shard.groups;
+        let other =
+            gmm.groups.contains_key(&p.group_id) || gmm.consumer_groups.contains_key(&p.group_id);
+        gmm.share_groups.heartbeat(p, other, topics)
+    }
+
+    /// ShareGroupDescribe of one group: Err((code, message)).
+    pub fn share_group_describe(&self, group_id: &str) -> Result<ShareGroup, ShareFail> {
+        let mut shard = self.lock();
+        self.check_coordinator(&shard, group_id)
+            .map_err(|e| (e, None))?;
+        let gmm = &mut shard.groups;
+        let other = gmm.groups.contains_key(group_id) || gmm.consumer_groups.contains_key(group_id);
+        gmm.share_groups.describe(group_id, other, now_ms())
     }
 
     /// OffsetFetch v9+'s member check: a consumer group's member must

@@ -9,8 +9,10 @@
 //! These keys configure KIP-848 consumer groups, share groups and streams
 //! groups. They are stored, validated and described as Kafka does; of
 //! them, KIP-848 consumer groups read `consumer.session.timeout.ms` and
-//! `consumer.heartbeat.interval.ms` (`handlers::consumer_group`), the
-//! others take effect nowhere yet.
+//! `consumer.heartbeat.interval.ms` (`handlers::consumer_group`), share
+//! groups the `share.*` keys of their sessions, locks, delivery limit and
+//! start offset (`handlers::share_group`); the others take effect nowhere
+//! yet.
 
 use std::sync::Arc;
 

@@ -48,6 +48,8 @@ pub struct GroupMetadataManager {
     pub groups: HashMap<String, ClassicGroup>,
     /// KIP-848 consumer groups (see `consumer::heartbeat`).
     pub consumer_groups: HashMap<String, ConsumerGroup>,
+    /// KIP-932 share groups (see `share`), in memory only.
+    pub share_groups: super::share::ShareGroups,
     /// The last hash computed per subscribed topic (Kafka's
     /// `topicHashCache`), for the group hash after a member is fenced.
     pub topic_hashes: HashMap<String, i64>,
@@ -87,6 +89,13 @@ impl GroupMetadataManager {
         {
             return Answer::Now(JoinOutcome::error(
                 ResponseError::InvalidRequest,
+                &p.member_id,
+            ));
+        }
+        if self.share_groups.groups.contains_key(&p.group_id) {
+            // Kafka: a classic member cannot join a share group.
+            return Answer::Now(JoinOutcome::error(
+                ResponseError::InconsistentGroupProtocol,
                 &p.member_id,
             ));
         }
@@ -352,6 +361,12 @@ impl GroupMetadataManager {
                 protocol_type: CONSUMER_PROTOCOL_TYPE.to_string(),
                 state: g.state().name(),
                 group_type: "consumer",
+            }))
+            .chain(self.share_groups.groups.values().map(|g| GroupListing {
+                group_id: g.group_id.clone(),
+                protocol_type: "share".to_string(),
+                state: g.state(),
+                group_type: "share",
             }))
             .collect();
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));

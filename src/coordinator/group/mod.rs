@@ -8,6 +8,8 @@
 //! - `consumer`: KIP-848 consumer groups (ConsumerGroupHeartbeat,
 //!   ConsumerGroupDescribe, their records, assignors and reconciliation),
 //!   kept by the same `GroupMetadataManager` beside the classic groups.
+//! - `share`: KIP-932 share groups' membership (ShareGroupHeartbeat,
+//!   ShareGroupDescribe, the simple assignor), in memory beside the others.
 //! - `offset_metadata_manager`: committed and transactional offsets
 //!   (`OffsetMetadataManager`).
 //! - `classic_rebalance`: the classic rebalance state machine.
@@ -42,6 +44,7 @@ pub mod member;
 pub mod offset_metadata_manager;
 pub mod offsets;
 pub mod record_serde;
+pub mod share;
 pub mod standalone;
 pub mod timers;
 pub mod writer;

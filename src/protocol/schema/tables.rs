@@ -751,6 +751,69 @@ const CONSUMER_GROUP_DESCRIBE: &[Field] = &[
     f("include_authorized_operations", 0, N, Bool),
 ];
 
+// ShareGroupHeartbeat (76): version 1, flexible.
+const SHARE_GROUP_HEARTBEAT: &[Field] = &[
+    f("group_id", 0, N, Str),
+    f("member_id", 0, N, Str),
+    f("member_epoch", 0, N, I32),
+    f("rack_id", 0, N, NStr),
+    f("subscribed_topic_names", 0, N, NArr(&Str)),
+];
+
+// ShareGroupDescribe (77): version 1, flexible.
+const SHARE_GROUP_DESCRIBE: &[Field] = &[
+    f("group_ids", 0, N, Arr(&Str)),
+    f("include_authorized_operations", 0, N, Bool),
+];
+
+// ShareFetch (78): version 1 (kafka-protocol 0.18's), flexible.
+const SHARE_FETCH: &[Field] = &[
+    f("group_id", 0, N, NStr),
+    f("member_id", 0, N, NStr),
+    f("share_session_epoch", 0, N, I32),
+    f("max_wait_ms", 0, N, I32),
+    f("min_bytes", 0, N, I32),
+    f("max_bytes", 0, N, I32),
+    f("max_records", 1, N, I32),
+    f("batch_size", 1, N, I32),
+    f("topics", 0, N, Arr(&Struct(SHARE_FETCH_TOPIC))),
+    f("forgotten_topics_data", 0, N, Arr(&Struct(SHARE_FETCH_FORGOTTEN_TOPIC))),
+];
+const SHARE_FETCH_TOPIC: &[Field] = &[
+    f("topic_id", 0, N, Uuid),
+    f("partitions", 0, N, Arr(&Struct(SHARE_FETCH_PARTITION))),
+];
+const SHARE_FETCH_PARTITION: &[Field] = &[
+    f("partition_index", 0, N, I32),
+    f("partition_max_bytes", 0, 0, I32),
+    f("acknowledgement_batches", 0, N, Arr(&Struct(SHARE_ACKNOWLEDGEMENT_BATCH))),
+];
+const SHARE_ACKNOWLEDGEMENT_BATCH: &[Field] = &[
+    f("first_offset", 0, N, I64),
+    f("last_offset", 0, N, I64),
+    f("acknowledge_types", 0, N, Arr(&I8)),
+];
+const SHARE_FETCH_FORGOTTEN_TOPIC: &[Field] = &[
+    f("topic_id", 0, N, Uuid),
+    f("partitions", 0, N, Arr(&I32)),
+];
+
+// ShareAcknowledge (79): version 1, flexible.
+const SHARE_ACKNOWLEDGE: &[Field] = &[
+    f("group_id", 0, N, NStr),
+    f("member_id", 0, N, NStr),
+    f("share_session_epoch", 0, N, I32),
+    f("topics", 0, N, Arr(&Struct(SHARE_ACKNOWLEDGE_TOPIC))),
+];
+const SHARE_ACKNOWLEDGE_TOPIC: &[Field] = &[
+    f("topic_id", 0, N, Uuid),
+    f("partitions", 0, N, Arr(&Struct(SHARE_ACKNOWLEDGE_PARTITION))),
+];
+const SHARE_ACKNOWLEDGE_PARTITION: &[Field] = &[
+    f("partition_index", 0, N, I32),
+    f("acknowledgement_batches", 0, N, Arr(&Struct(SHARE_ACKNOWLEDGEMENT_BATCH))),
+];
+
 // GetTelemetrySubscriptions (71): versions 0-0, flexible from 0.
 const GET_TELEMETRY_SUBSCRIPTIONS: &[Field] = &[
     f("client_instance_id", 0, N, Uuid),
@@ -849,6 +912,10 @@ pub(super) static APIS: &[Api] = &[
     api(66, 0, 2, 0, LIST_TRANSACTIONS), // ListTransactions
     api(68, 0, 1, 0, CONSUMER_GROUP_HEARTBEAT), // ConsumerGroupHeartbeat
     api(69, 0, 1, 0, CONSUMER_GROUP_DESCRIBE), // ConsumerGroupDescribe
+    api(76, 1, 1, 0, SHARE_GROUP_HEARTBEAT), // ShareGroupHeartbeat
+    api(77, 1, 1, 0, SHARE_GROUP_DESCRIBE), // ShareGroupDescribe
+    api(78, 1, 1, 0, SHARE_FETCH), // ShareFetch
+    api(79, 1, 1, 0, SHARE_ACKNOWLEDGE), // ShareAcknowledge
     api(71, 0, 0, 0, GET_TELEMETRY_SUBSCRIPTIONS), // GetTelemetrySubscriptions
     api(72, 0, 0, 0, PUSH_TELEMETRY), // PushTelemetry
     api(74, 0, 1, 0, LIST_CONFIG_RESOURCES), // ListConfigResources

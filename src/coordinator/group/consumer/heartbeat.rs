@@ -263,6 +263,12 @@ impl GroupMetadataManager {
         let mut g = match self.consumer_groups.get(&gid) {
             Some(g) => g.clone(),
             None => {
+                if self.share_groups.groups.contains_key(&gid) {
+                    return Err(fail(
+                        ResponseError::GroupIdNotFound,
+                        format!("Group {gid} is not a consumer group."),
+                    ));
+                }
                 if let Some(c) = self.groups.get(&gid) {
                     // An empty classic group (offsets only) becomes a
                     // consumer group; a live one is not converted.

@@ -1,0 +1,249 @@
+package kastle.compat;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AlterConfigOp;
+import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.consumer.AcknowledgeType;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.ConsumerRecords;
+import org.apache.kafka.clients.consumer.KafkaShareConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+
+/**
+ * KIP-932 share groups with kafka-clients 4.4's KafkaShareConsumer. Phases (argv[0]),
+ * each printing JSON lines ({"type":"step",...} per check, exit 1 on a failed one):
+ *
+ * <ul>
+ *   <li>{@code setup bootstrap topic n group...}: creates a 1-partition topic, produces n
+ *       records, sets share.auto.offset.reset=earliest on each group.
+ *   <li>{@code implicit bootstrap topic n group}: two consumers of one group share the
+ *       partition; every record is delivered once (implicit acknowledgement).
+ *   <li>{@code explicit bootstrap topic n group}: offsets % 3 == 0 are REJECTed and never
+ *       come back; % 3 == 1 are RELEASEd once and come back with delivery count 2; the
+ *       rest ACCEPTed.
+ *   <li>{@code hold bootstrap topic group}: acquires records, prints them, and waits to
+ *       be killed without acknowledging.
+ *   <li>{@code after_kill bootstrap topic group offsets}: gets the held records again
+ *       (delivery count 2) once their acquisition lock has timed out.
+ * </ul>
+ */
+public final class ShareConsumers {
+    private static boolean failed;
+
+    private static void step(String name, boolean ok, String detail) {
+        System.out.println("{\"type\":\"step\",\"name\":\"" + name + "\",\"ok\":" + ok
+            + ",\"error\":\"" + detail.replace("\\", "\\\\").replace("\"", "'") + "\"}");
+        System.out.flush();
+        if (!ok) {
+            failed = true;
+        }
+    }
+
+    private static Properties consumerProps(String bootstrap, String group, String mode) {
+        Properties p = new Properties();
+        p.put("bootstrap.servers", bootstrap);
+        p.put("group.id", group);
+        p.put("key.deserializer", StringDeserializer.class.getName());
+        p.put("value.deserializer", StringDeserializer.class.getName());
+        p.put("share.acknowledgement.mode", mode);
+        return p;
+    }
+
+    public static void main(String[] args) throws Exception {
+        String phase = args[0];
+        String bootstrap = args[1];
+        switch (phase) {
+            case "setup" -> setup(bootstrap, args[2], Integer.parseInt(args[3]),
+                List.of(args).subList(4, args.length));
+            case "implicit" -> implicit(bootstrap, args[2], Integer.parseInt(args[3]), args[4]);
+            case "explicit" -> explicit(bootstrap, args[2], Integer.parseInt(args[3]), args[4]);
+            case "hold" -> hold(bootstrap, args[2], args[3]);
+            case "after_kill" -> afterKill(bootstrap, args[2], args[3], args[4]);
+            default -> throw new IllegalArgumentException(phase);
+        }
+        System.exit(failed ? 1 : 0);
+    }
+
+    private static void setup(String bootstrap, String topic, int n, List<String> groups)
+        throws Exception {
+        Properties a = new Properties();
+        a.put("bootstrap.servers", bootstrap);
+        try (Admin admin = Admin.create(a)) {
+            admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1))).all().get();
+            Map<ConfigResource, Collection<AlterConfigOp>> ops = new HashMap<>();
+            for (String g : groups) {
+                ops.put(new ConfigResource(ConfigResource.Type.GROUP, g), List.of(new AlterConfigOp(
+                    new ConfigEntry("share.auto.offset.reset", "earliest"), AlterConfigOp.OpType.SET)));
+            }
+            admin.incrementalAlterConfigs(ops).all().get();
+        }
+        Properties p = new Properties();
+        p.put("bootstrap.servers", bootstrap);
+        p.put("key.serializer", StringSerializer.class.getName());
+        p.put("value.serializer", StringSerializer.class.getName());
+        p.put("linger.ms", "5");
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(p)) {
+            for (int i = 0; i < n; i++) {
+                producer.send(new ProducerRecord<>(topic, "k" + i, "v" + i));
+            }
+            producer.flush();
+        }
+        step("setup", true, "");
+    }
+
+    private static void implicit(String bootstrap, String topic, int n, String group)
+        throws Exception {
+        Map<Long, Integer> seen = new ConcurrentHashMap<>();
+        Map<Integer, Integer> perConsumer = new ConcurrentHashMap<>();
+        AtomicBoolean done = new AtomicBoolean();
+        List<Thread> threads = new ArrayList<>();
+        for (int c = 0; c < 2; c++) {
+            final int id = c;
+            Thread t = new Thread(() -> {
+                try (KafkaShareConsumer<String, String> consumer =
+                         new KafkaShareConsumer<>(consumerProps(bootstrap, group, "implicit"))) {
+                    consumer.subscribe(List.of(topic));
+                    while (!done.get()) {
+                        ConsumerRecords<String, String> rs = consumer.poll(Duration.ofMillis(200));
+                        for (ConsumerRecord<String, String> r : rs) {
+                            seen.merge(r.offset(), 1, Integer::sum);
+                            perConsumer.merge(id, 1, Integer::sum);
+                        }
+                        // Slow down so that both members get a share.
+                        if (!rs.isEmpty()) {
+                            Thread.sleep(20);
+                        }
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            });
+            t.start();
+            threads.add(t);
+        }
+        long deadline = System.currentTimeMillis() + 20_000;
+        while (seen.size() < n && System.currentTimeMillis() < deadline) {
+            Thread.sleep(50);
+        }
+        // A little longer: a duplicate delivery would show now.
+        Thread.sleep(500);
+        done.set(true);
+        for (Thread t : threads) {
+            t.join(30_000);
+        }
+        long dups = seen.values().stream().filter(v -> v > 1).count();
+        step("implicit_all_delivered", seen.size() == n, "distinct " + seen.size() + " of " + n);
+        step("implicit_once", dups == 0, dups + " offsets delivered more than once");
+        System.out.println("{\"type\":\"info\",\"per_consumer\":\"" + perConsumer + "\"}");
+    }
+
+    private static void explicit(String bootstrap, String topic, int n, String group) {
+        Map<Long, List<Short>> deliveries = new TreeMap<>();
+        Set<Long> accepted = new TreeSet<>();
+        try (KafkaShareConsumer<String, String> consumer =
+                 new KafkaShareConsumer<>(consumerProps(bootstrap, group, "explicit"))) {
+            consumer.subscribe(List.of(topic));
+            long deadline = System.currentTimeMillis() + 20_000;
+            long expected = java.util.stream.LongStream.range(0, n).filter(o -> o % 3 != 0).count();
+            while (accepted.size() < expected && System.currentTimeMillis() < deadline) {
+                ConsumerRecords<String, String> rs = consumer.poll(Duration.ofMillis(200));
+                for (ConsumerRecord<String, String> r : rs) {
+                    short count = r.deliveryCount().orElse((short) -1);
+                    deliveries.computeIfAbsent(r.offset(), k -> new ArrayList<>()).add(count);
+                    AcknowledgeType t;
+                    if (r.offset() % 3 == 0) {
+                        t = AcknowledgeType.REJECT;
+                    } else if (r.offset() % 3 == 1 && count == 1) {
+                        t = AcknowledgeType.RELEASE;
+                    } else {
+                        t = AcknowledgeType.ACCEPT;
+                        accepted.add(r.offset());
+                    }
+                    consumer.acknowledge(r, t);
+                }
+                if (!rs.isEmpty()) {
+                    consumer.commitSync();
+                }
+            }
+            // Nothing more may come: rejected and accepted records are done.
+            long until = System.currentTimeMillis() + 1_000;
+            int extra = 0;
+            while (System.currentTimeMillis() < until) {
+                extra += consumer.poll(Duration.ofMillis(200)).count();
+            }
+            step("explicit_nothing_after", extra == 0, extra + " records after all were acknowledged");
+        }
+        boolean rejectedOnce = deliveries.entrySet().stream()
+            .filter(e -> e.getKey() % 3 == 0).allMatch(e -> e.getValue().equals(List.of((short) 1)));
+        boolean releasedTwice = deliveries.entrySet().stream()
+            .filter(e -> e.getKey() % 3 == 1)
+            .allMatch(e -> e.getValue().equals(List.of((short) 1, (short) 2)));
+        boolean acceptedOnce = deliveries.entrySet().stream()
+            .filter(e -> e.getKey() % 3 == 2).allMatch(e -> e.getValue().equals(List.of((short) 1)));
+        step("explicit_every_record", deliveries.size() == n, deliveries.size() + " of " + n);
+        step("explicit_reject_not_redelivered", rejectedOnce, deliveries.toString());
+        step("explicit_release_redelivered", releasedTwice, deliveries.toString());
+        step("explicit_accept_once", acceptedOnce, deliveries.toString());
+    }
+
+    private static void hold(String bootstrap, String topic, String group) throws Exception {
+        KafkaShareConsumer<String, String> consumer =
+            new KafkaShareConsumer<>(consumerProps(bootstrap, group, "explicit"));
+        consumer.subscribe(List.of(topic));
+        long deadline = System.currentTimeMillis() + 20_000;
+        TreeSet<Long> held = new TreeSet<>();
+        while (held.isEmpty() && System.currentTimeMillis() < deadline) {
+            for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(200))) {
+                held.add(r.offset());
+            }
+        }
+        System.out.println("{\"type\":\"held\",\"offsets\":\"" + held.first() + "-" + held.last()
+            + "\",\"count\":" + held.size() + "}");
+        System.out.flush();
+        // Killed here by the test, without acknowledging or closing.
+        Thread.sleep(600_000);
+    }
+
+    private static void afterKill(String bootstrap, String topic, String group, String range) {
+        String[] lr = range.split("-");
+        long first = Long.parseLong(lr[0]);
+        long last = Long.parseLong(lr[1]);
+        Map<Long, Short> got = new TreeMap<>();
+        long start = System.currentTimeMillis();
+        try (KafkaShareConsumer<String, String> consumer =
+                 new KafkaShareConsumer<>(consumerProps(bootstrap, group, "implicit"))) {
+            consumer.subscribe(List.of(topic));
+            long deadline = start + 20_000;
+            while (got.size() < last - first + 1 && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(200))) {
+                    if (r.offset() >= first && r.offset() <= last) {
+                        got.put(r.offset(), r.deliveryCount().orElse((short) -1));
+                    }
+                }
+            }
+        }
+        boolean all = got.size() == last - first + 1;
+        boolean second = got.values().stream().allMatch(c -> c == 2);
+        step("killed_records_redelivered", all, got.size() + " of " + (last - first + 1)
+            + " after " + (System.currentTimeMillis() - start) + " ms");
+        step("killed_records_delivery_count_2", second, got.toString());
+    }
+}

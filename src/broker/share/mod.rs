@@ -1,0 +1,451 @@
+//! KIP-932 share consumption on the partition leader (Kafka's
+//! `SharePartitionManager` and `ShareSessionCache`): one
+//! [`partition::SharePartition`] per (share group, topic-partition), the
+//! share sessions ShareFetch and ShareAcknowledge run in, and the reads of
+//! the log that records are acquired from.
+//!
+//! State is in memory only (no `__share_group_state`): after a restart a
+//! share partition starts again from `share.auto.offset.reset`.
+
+pub mod partition;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use self::partition::{AckBatch, AckError, AcquireLimits, Acquired, ReadBatch, SharePartition};
+use crate::broker::partition::PartitionError;
+use crate::broker::topics::TopicManager;
+use crate::record::batch::iter_batches;
+
+/// Kafka's share session epochs.
+pub const INITIAL_EPOCH: i32 = 0;
+pub const FINAL_EPOCH: i32 = -1;
+
+/// (topic id, partition).
+pub type TopicIdPartition = (Uuid, i32);
+
+/// One share session (Kafka's `ShareSession`), keyed by group and member.
+#[derive(Debug, Clone)]
+struct ShareSession {
+    /// The epoch the next request must carry.
+    epoch: i32,
+    partitions: BTreeSet<TopicIdPartition>,
+}
+
+/// How a share partition starts (`share.auto.offset.reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoOffsetReset {
+    Earliest,
+    Latest,
+    /// `by_duration:<ISO-8601 duration>`: records newer than this many ms.
+    ByDurationMs(i64),
+}
+
+impl AutoOffsetReset {
+    /// Parses the group config's value (validated when set); Kafka's
+    /// default is `latest`.
+    pub fn parse(v: Option<&str>) -> AutoOffsetReset {
+        match v.map(str::trim) {
+            Some("earliest") => AutoOffsetReset::Earliest,
+            Some(d) if d.starts_with("by_duration:") => {
+                parse_iso_duration_ms(&d["by_duration:".len()..])
+                    .map_or(AutoOffsetReset::Latest, AutoOffsetReset::ByDurationMs)
+            }
+            _ => AutoOffsetReset::Latest,
+        }
+    }
+}
+
+/// The subset of ISO-8601 durations Java's `Duration.parse` reads:
+/// `PnDTnHnMn.nS`.
+fn parse_iso_duration_ms(s: &str) -> Option<i64> {
+    let rest = s.strip_prefix('P').or_else(|| s.strip_prefix('p'))?;
+    let (days, time) = match rest.split_once(['T', 't']) {
+        Some((d, t)) => (d, t),
+        None => (rest, ""),
+    };
+    let mut ms: f64 = 0.0;
+    if !days.is_empty() {
+        ms += days.strip_suffix(['D', 'd'])?.parse::<f64>().ok()? * 86_400_000.0;
+    }
+    let mut num = String::new();
+    for c in time.chars() {
+        let unit = match c.to_ascii_uppercase() {
+            'H' => 3_600_000.0,
+            'M' => 60_000.0,
+            'S' => 1_000.0,
+            _ => {
+                num.push(c);
+                continue;
+            }
+        };
+        ms += num.parse::<f64>().ok()? * unit;
+        num.clear();
+    }
+    (num.is_empty() && ms >= 0.0).then_some(ms as i64)
+}
+
+/// A group's settings for its share partitions.
+#[derive(Debug, Clone, Copy)]
+pub struct ShareSettings {
+    pub reset: AutoOffsetReset,
+    pub limits: AcquireLimits,
+}
+
+/// One partition's answer to a fetch.
+#[derive(Debug, Clone, Default)]
+pub struct ShareFetched {
+    pub error: i16,
+    pub records: Bytes,
+    pub acquired: Vec<Acquired>,
+}
+
+/// Why a session request was refused (the whole request's error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionError {
+    NotFound,
+    InvalidEpoch,
+    LimitReached,
+    InvalidRequest,
+}
+
+impl SessionError {
+    pub fn code(self) -> i16 {
+        match self {
+            SessionError::NotFound => ResponseError::ShareSessionNotFound.code(),
+            SessionError::InvalidEpoch => ResponseError::InvalidShareSessionEpoch.code(),
+            SessionError::LimitReached => ResponseError::ShareSessionLimitReached.code(),
+            SessionError::InvalidRequest => ResponseError::InvalidRequest.code(),
+        }
+    }
+}
+
+/// Largest bytes one share partition reads per fetch (a request's
+/// MaxBytes bounds the whole response).
+pub const MAX_PARTITION_READ_BYTES: usize = 1024 * 1024;
+
+#[derive(Default)]
+struct State {
+    partitions: HashMap<(String, Uuid, i32), SharePartition>,
+    sessions: HashMap<(String, String), ShareSession>,
+}
+
+/// Every share partition and share session on this broker.
+pub struct SharePartitionManager {
+    state: Mutex<State>,
+    /// `group.share.max.share.sessions`.
+    pub max_sessions: usize,
+}
+
+impl SharePartitionManager {
+    pub fn new(max_sessions: usize) -> SharePartitionManager {
+        SharePartitionManager {
+            state: Mutex::new(State::default()),
+            max_sessions,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// ShareFetch's session step (Kafka's `newContext`): returns the
+    /// session's partitions to fetch (none for the final epoch).
+    pub fn fetch_session(
+        &self,
+        group: &str,
+        member: &str,
+        epoch: i32,
+        add: &[TopicIdPartition],
+        forget: &[TopicIdPartition],
+        has_acks: bool,
+    ) -> Result<Vec<TopicIdPartition>, SessionError> {
+        let mut st = self.lock();
+        let key = (group.to_string(), member.to_string());
+        match epoch {
+            FINAL_EPOCH => match st.sessions.contains_key(&key) {
+                true => Ok(Vec::new()),
+                false => Err(SessionError::NotFound),
+            },
+            INITIAL_EPOCH => {
+                if has_acks {
+                    return Err(SessionError::InvalidRequest);
+                }
+                st.sessions.remove(&key);
+                if st.sessions.len() >= self.max_sessions {
+                    return Err(SessionError::LimitReached);
+                }
+                let partitions: BTreeSet<TopicIdPartition> = add.iter().copied().collect();
+                let out = partitions.iter().copied().collect();
+                st.sessions.insert(
+                    key,
+                    ShareSession {
+                        epoch: 1,
+                        partitions,
+                    },
+                );
+                Ok(out)
+            }
+            _ => {
+                let s = st.sessions.get_mut(&key).ok_or(SessionError::NotFound)?;
+                if s.epoch != epoch {
+                    return Err(SessionError::InvalidEpoch);
+                }
+                s.partitions.extend(add.iter().copied());
+                for f in forget {
+                    s.partitions.remove(f);
+                }
+                s.epoch = next_epoch(s.epoch);
+                Ok(s.partitions.iter().copied().collect())
+            }
+        }
+    }
+
+    /// ShareAcknowledge's session step (Kafka's `acknowledgeSessionUpdate`).
+    pub fn acknowledge_session(
+        &self,
+        group: &str,
+        member: &str,
+        epoch: i32,
+    ) -> Result<(), SessionError> {
+        if epoch == INITIAL_EPOCH {
+            return Err(SessionError::InvalidEpoch);
+        }
+        let mut st = self.lock();
+        let key = (group.to_string(), member.to_string());
+        let s = st.sessions.get_mut(&key).ok_or(SessionError::NotFound)?;
+        if epoch == FINAL_EPOCH {
+            return Ok(());
+        }
+        if s.epoch != epoch {
+            return Err(SessionError::InvalidEpoch);
+        }
+        s.epoch = next_epoch(s.epoch);
+        Ok(())
+    }
+
+    /// Closes the member's session (final epoch) and releases the records
+    /// it holds on the session's partitions.
+    pub fn release_session(&self, group: &str, member: &str, delivery_count_limit: i16) {
+        let mut st = self.lock();
+        let Some(s) = st.sessions.remove(&(group.to_string(), member.to_string())) else {
+            return;
+        };
+        for (t, p) in s.partitions {
+            if let Some(sp) = st.partitions.get_mut(&(group.to_string(), t, p)) {
+                sp.release_member(member, delivery_count_limit);
+            }
+        }
+    }
+
+    /// Applies acknowledgements to one share partition.
+    pub fn acknowledge(
+        &self,
+        group: &str,
+        tp: TopicIdPartition,
+        member: &str,
+        batches: &[AckBatch],
+        settings: &ShareSettings,
+        now_ms: i64,
+    ) -> Result<(), AckError> {
+        let mut st = self.lock();
+        let Some(sp) = st.partitions.get_mut(&(group.to_string(), tp.0, tp.1)) else {
+            return Err(AckError::InvalidRecordState(
+                "The share partition has no records in flight".to_string(),
+            ));
+        };
+        sp.expire_locks(now_ms, settings.limits.delivery_count_limit);
+        sp.acknowledge(member, batches, settings.limits.delivery_count_limit)
+    }
+
+    /// Reads the partition from the share partition's next fetch offset
+    /// and acquires what is available for `member` (locked from now).
+    pub fn fetch(
+        &self,
+        topics: &TopicManager,
+        group: &str,
+        tp: TopicIdPartition,
+        member: &str,
+        settings: &ShareSettings,
+        max_bytes: usize,
+    ) -> ShareFetched {
+        let now_ms = crate::util::now_ms();
+        let err = |e: ResponseError| ShareFetched {
+            error: e.code(),
+            ..Default::default()
+        };
+        let Some(topic) = topics.get_by_id(&tp.0) else {
+            return err(ResponseError::UnknownTopicId);
+        };
+        let Some(partition) = topic.partition(tp.1).cloned() else {
+            return err(ResponseError::UnknownTopicOrPartition);
+        };
+        let key = (group.to_string(), tp.0, tp.1);
+        let limit = settings.limits.delivery_count_limit;
+        let offset = {
+            let mut st = self.lock();
+            if !st.partitions.contains_key(&key) {
+                let state = partition.state();
+                let start = match settings.reset {
+                    AutoOffsetReset::Earliest => state.log_start_offset,
+                    AutoOffsetReset::Latest => state.high_watermark,
+                    AutoOffsetReset::ByDurationMs(d) => partition
+                        .offset_for_timestamp(now_ms.saturating_sub(d), false)
+                        .ok()
+                        .flatten()
+                        .map_or(state.high_watermark, |(_, o)| o),
+                };
+                st.partitions
+                    .insert(key.clone(), SharePartition::new(start));
+            }
+            let Some(sp) = st.partitions.get_mut(&key) else {
+                return err(ResponseError::UnknownServerError);
+            };
+            sp.expire_locks(now_ms, limit);
+            sp.next_fetch_offset()
+        };
+        // The log is read outside the lock; acquisition re-checks states.
+        let read = match partition.fetch(offset, max_bytes.min(MAX_PARTITION_READ_BYTES), true) {
+            Ok(r) => r,
+            Err(PartitionError::OffsetOutOfRange { log_start, .. }) => {
+                let mut st = self.lock();
+                if let Some(sp) = st.partitions.get_mut(&key) {
+                    sp.move_start_to(log_start);
+                }
+                return ShareFetched::default();
+            }
+            Err(e) => return err(e.code()),
+        };
+        let bytes = match read.read() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(topic = %topic.name, partition = tp.1, error = %e, "share fetch read failed");
+                return err(ResponseError::KafkaStorageError);
+            }
+        };
+        let batches: Vec<ReadBatch> = iter_batches(&bytes)
+            .map(|(_, h)| ReadBatch {
+                base_offset: h.base_offset,
+                last_offset: h.last_offset(),
+                control: h.is_control(),
+            })
+            .collect();
+        let acquired = {
+            let mut st = self.lock();
+            let Some(sp) = st.partitions.get_mut(&key) else {
+                return err(ResponseError::UnknownServerError);
+            };
+            sp.move_start_to(read.log_start_offset);
+            sp.acquire(member, &batches, settings.limits, now_ms)
+        };
+        if acquired.is_empty() {
+            return ShareFetched::default();
+        }
+        // Only the batches holding acquired records are sent.
+        let first = acquired.first().map_or(0, |a| a.first_offset);
+        let last = acquired.last().map_or(0, |a| a.last_offset);
+        let mut from = None;
+        let mut to = 0;
+        for (at, h) in iter_batches(&bytes) {
+            if h.last_offset() < first || h.base_offset > last {
+                continue;
+            }
+            from.get_or_insert(at);
+            to = at + h.total_size();
+        }
+        let records = from.map_or_else(Bytes::new, |f| bytes.slice(f..to));
+        ShareFetched {
+            error: 0,
+            records,
+            acquired,
+        }
+    }
+
+    /// A share partition's start offset, if it has state (for tests and
+    /// describe).
+    pub fn start_offset(&self, group: &str, tp: TopicIdPartition) -> Option<i64> {
+        self.lock()
+            .partitions
+            .get(&(group.to_string(), tp.0, tp.1))
+            .map(|p| p.start_offset)
+    }
+
+    /// Every share partition's start offset of `group`.
+    pub fn group_start_offsets(&self, group: &str) -> BTreeMap<TopicIdPartition, i64> {
+        self.lock()
+            .partitions
+            .iter()
+            .filter(|((g, _, _), _)| g == group)
+            .map(|((_, t, p), sp)| ((*t, *p), sp.start_offset))
+            .collect()
+    }
+}
+
+/// Kafka's `ShareRequestMetadata.nextEpoch`: wraps to 1, never 0.
+fn next_epoch(epoch: i32) -> i32 {
+    if epoch < 0 {
+        epoch
+    } else if epoch == i32::MAX {
+        1
+    } else {
+        epoch + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_epochs_follow_kafka() {
+        let m = SharePartitionManager::new(2);
+        let tp = (Uuid::from_u128(1), 0);
+        assert_eq!(
+            m.fetch_session("g", "m", 1, &[tp], &[], false),
+            Err(SessionError::NotFound)
+        );
+        assert_eq!(
+            m.fetch_session("g", "m", 0, &[tp], &[], true),
+            Err(SessionError::InvalidRequest)
+        );
+        assert_eq!(
+            m.fetch_session("g", "m", 0, &[tp], &[], false),
+            Ok(vec![tp])
+        );
+        assert_eq!(
+            m.fetch_session("g", "m", 2, &[], &[], false),
+            Err(SessionError::InvalidEpoch)
+        );
+        assert_eq!(m.fetch_session("g", "m", 1, &[], &[], false), Ok(vec![tp]));
+        assert_eq!(m.acknowledge_session("g", "m", 2), Ok(()));
+        assert_eq!(
+            m.acknowledge_session("g", "m", 0),
+            Err(SessionError::InvalidEpoch)
+        );
+        assert_eq!(m.fetch_session("g", "m", 3, &[], &[tp], false), Ok(vec![]));
+        assert_eq!(m.fetch_session("g", "m", -1, &[], &[], false), Ok(vec![]));
+        m.fetch_session("g", "m2", 0, &[], &[], false).unwrap();
+        assert_eq!(
+            m.fetch_session("g", "m3", 0, &[], &[], false),
+            Err(SessionError::LimitReached)
+        );
+    }
+
+    #[test]
+    fn durations_parse_as_java_does() {
+        assert_eq!(parse_iso_duration_ms("PT1H"), Some(3_600_000));
+        assert_eq!(
+            parse_iso_duration_ms("P1DT2M3.5S"),
+            Some(86_400_000 + 120_000 + 3_500)
+        );
+        assert_eq!(
+            AutoOffsetReset::parse(Some("earliest")),
+            AutoOffsetReset::Earliest
+        );
+        assert_eq!(AutoOffsetReset::parse(None), AutoOffsetReset::Latest);
+    }
+}

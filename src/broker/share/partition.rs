@@ -1,0 +1,393 @@
+//! Kafka's `SharePartition`: the state of one topic-partition as one share
+//! group consumes it. Offsets below the share-partition start offset
+//! (SPSO) are done; between it and the end offset the in-flight records
+//! each have a state (Available, Acquired by a member until its
+//! acquisition lock expires, Acknowledged, Archived) and a delivery count.
+//! Records acquired `delivery_count_limit` times and then released or
+//! timed out are archived, never delivered again.
+//!
+//! Pure state: the manager (`broker::share`) reads the log and passes the
+//! batches' offsets in; locks are expired lazily, on each access.
+
+use std::collections::BTreeMap;
+
+/// Kafka's `RecordState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordState {
+    Available,
+    Acquired,
+    Acknowledged,
+    Archived,
+}
+
+/// Kafka's `AcknowledgeType`: the wire's acknowledge types.
+pub const ACK_GAP: i8 = 0;
+pub const ACK_ACCEPT: i8 = 1;
+pub const ACK_RELEASE: i8 = 2;
+pub const ACK_REJECT: i8 = 3;
+
+#[derive(Debug, Clone)]
+struct InFlight {
+    state: RecordState,
+    delivery_count: i16,
+    member: String,
+    lock_until_ms: i64,
+}
+
+/// One acknowledgement batch: first and last offset, and one type for
+/// the whole range or one per offset.
+pub type AckBatch = (i64, i64, Vec<i8>);
+
+/// One acquired range, as ShareFetch's AcquiredRecords reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acquired {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub delivery_count: i16,
+}
+
+/// One batch of a read: its offsets and whether it is a control batch.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadBatch {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub control: bool,
+}
+
+/// The limits of one acquisition.
+#[derive(Debug, Clone, Copy)]
+pub struct AcquireLimits {
+    pub lock_duration_ms: i64,
+    pub delivery_count_limit: i16,
+    /// `group.share.partition.max.record.locks`: in-flight records at most.
+    pub max_in_flight: i64,
+    pub max_records: i64,
+}
+
+/// Why an acknowledgement was refused (the partition's error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckError {
+    /// INVALID_RECORD_STATE.
+    InvalidRecordState(String),
+    /// INVALID_REQUEST.
+    InvalidRequest(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct SharePartition {
+    /// SPSO: every offset below is acknowledged or archived.
+    pub start_offset: i64,
+    /// One past the last offset ever acquired (Kafka's SPEO + 1).
+    pub end_offset: i64,
+    records: BTreeMap<i64, InFlight>,
+}
+
+impl SharePartition {
+    pub fn new(start_offset: i64) -> SharePartition {
+        SharePartition {
+            start_offset,
+            end_offset: start_offset,
+            records: BTreeMap::new(),
+        }
+    }
+
+    /// Acquired records whose lock expired become available again (or
+    /// archived, past the delivery limit).
+    pub fn expire_locks(&mut self, now_ms: i64, delivery_count_limit: i16) {
+        for r in self.records.values_mut() {
+            if r.state == RecordState::Acquired && r.lock_until_ms <= now_ms {
+                release(r, delivery_count_limit);
+            }
+        }
+        self.advance_start();
+    }
+
+    /// The offset a read should start at: the first available in-flight
+    /// record, else the end.
+    pub fn next_fetch_offset(&self) -> i64 {
+        self.records
+            .iter()
+            .find(|(_, r)| r.state == RecordState::Available)
+            .map_or(self.end_offset, |(o, _)| *o)
+    }
+
+    /// The log starts above the start offset (retention, DeleteRecords):
+    /// what is gone is archived.
+    pub fn move_start_to(&mut self, log_start: i64) {
+        if log_start > self.start_offset {
+            self.records = self.records.split_off(&log_start);
+            self.start_offset = log_start;
+            self.end_offset = self.end_offset.max(log_start);
+        }
+    }
+
+    /// Acquires for `member` the available records of the batches read.
+    pub fn acquire(
+        &mut self,
+        member: &str,
+        batches: &[ReadBatch],
+        limits: AcquireLimits,
+        now_ms: i64,
+    ) -> Vec<Acquired> {
+        let mut out: Vec<Acquired> = Vec::new();
+        let mut taken = 0i64;
+        let lock_until = now_ms.saturating_add(limits.lock_duration_ms);
+        for b in batches {
+            // Kafka aligns acquisition on batch boundaries: a batch is
+            // taken whole once started.
+            if taken >= limits.max_records {
+                break;
+            }
+            for o in b.base_offset.max(self.start_offset)..=b.last_offset {
+                if o >= self.end_offset {
+                    if self.end_offset - self.start_offset >= limits.max_in_flight {
+                        break;
+                    }
+                    // Offsets skipped in the log (compaction) are gaps.
+                    self.end_offset = o + 1;
+                    if b.control {
+                        self.records.insert(o, archived());
+                        continue;
+                    }
+                    self.records.insert(
+                        o,
+                        InFlight {
+                            state: RecordState::Available,
+                            delivery_count: 0,
+                            member: String::new(),
+                            lock_until_ms: 0,
+                        },
+                    );
+                }
+                let Some(r) = self.records.get_mut(&o) else {
+                    continue;
+                };
+                if r.state != RecordState::Available {
+                    continue;
+                }
+                r.state = RecordState::Acquired;
+                r.delivery_count = r.delivery_count.saturating_add(1);
+                r.member = member.to_string();
+                r.lock_until_ms = lock_until;
+                taken += 1;
+                match out.last_mut() {
+                    Some(a) if a.last_offset + 1 == o && a.delivery_count == r.delivery_count => {
+                        a.last_offset = o;
+                    }
+                    _ => out.push(Acquired {
+                        first_offset: o,
+                        last_offset: o,
+                        delivery_count: r.delivery_count,
+                    }),
+                }
+            }
+        }
+        self.advance_start();
+        out
+    }
+
+    /// Applies `member`'s acknowledgements: (first, last, types) each, one
+    /// type for the whole range or one per offset. All or nothing.
+    pub fn acknowledge(
+        &mut self,
+        member: &str,
+        batches: &[AckBatch],
+        delivery_count_limit: i16,
+    ) -> Result<(), AckError> {
+        let mut plan: Vec<(i64, i8)> = Vec::new();
+        for (first, last, types) in batches {
+            if last < first {
+                return Err(AckError::InvalidRequest(format!(
+                    "Last offset {last} is lower than the first offset {first}"
+                )));
+            }
+            let span = last - first + 1;
+            if types.len() != 1 && i64::try_from(types.len()).ok() != Some(span) {
+                return Err(AckError::InvalidRequest(
+                    "Acknowledge types do not match the batch's offsets".to_string(),
+                ));
+            }
+            for (i, o) in (*first..=*last).enumerate() {
+                let t = if types.len() == 1 { types[0] } else { types[i] };
+                if !(ACK_GAP..=ACK_REJECT).contains(&t) {
+                    return Err(AckError::InvalidRequest(format!(
+                        "Invalid acknowledge type {t}"
+                    )));
+                }
+                match self.records.get(&o) {
+                    Some(r) if r.state == RecordState::Acquired && r.member == member => {}
+                    // A gap need not be in flight.
+                    _ if t == ACK_GAP => {}
+                    _ => {
+                        return Err(AckError::InvalidRecordState(format!(
+                            "The record at offset {o} is not acquired by member {member}"
+                        )))
+                    }
+                }
+                plan.push((o, t));
+            }
+        }
+        for (o, t) in plan {
+            let Some(r) = self.records.get_mut(&o) else {
+                continue;
+            };
+            if r.state != RecordState::Acquired {
+                continue;
+            }
+            match t {
+                ACK_ACCEPT => r.state = RecordState::Acknowledged,
+                ACK_RELEASE => release(r, delivery_count_limit),
+                _ => r.state = RecordState::Archived,
+            }
+        }
+        self.advance_start();
+        Ok(())
+    }
+
+    /// Releases every record `member` holds (its share session closed).
+    pub fn release_member(&mut self, member: &str, delivery_count_limit: i16) {
+        for r in self.records.values_mut() {
+            if r.state == RecordState::Acquired && r.member == member {
+                release(r, delivery_count_limit);
+            }
+        }
+        self.advance_start();
+    }
+
+    /// Records in flight and not yet done (for tests and describe).
+    pub fn count(&self, state: RecordState) -> usize {
+        self.records.values().filter(|r| r.state == state).count()
+    }
+
+    fn advance_start(&mut self) {
+        while self.start_offset < self.end_offset {
+            match self.records.get(&self.start_offset) {
+                Some(r)
+                    if !matches!(r.state, RecordState::Acknowledged | RecordState::Archived) =>
+                {
+                    break
+                }
+                _ => {
+                    self.records.remove(&self.start_offset);
+                    self.start_offset += 1;
+                }
+            }
+        }
+    }
+}
+
+fn archived() -> InFlight {
+    InFlight {
+        state: RecordState::Archived,
+        delivery_count: 0,
+        member: String::new(),
+        lock_until_ms: 0,
+    }
+}
+
+fn release(r: &mut InFlight, delivery_count_limit: i16) {
+    r.member.clear();
+    r.state = if r.delivery_count >= delivery_count_limit {
+        RecordState::Archived
+    } else {
+        RecordState::Available
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: AcquireLimits = AcquireLimits {
+        lock_duration_ms: 1_000,
+        delivery_count_limit: 2,
+        max_in_flight: 100,
+        max_records: 500,
+    };
+
+    fn batch(base: i64, last: i64) -> ReadBatch {
+        ReadBatch {
+            base_offset: base,
+            last_offset: last,
+            control: false,
+        }
+    }
+
+    #[test]
+    fn records_go_to_one_member_at_a_time() {
+        let mut p = SharePartition::new(0);
+        let a = p.acquire("a", &[batch(0, 4)], LIMITS, 0);
+        assert_eq!(
+            a,
+            vec![Acquired {
+                first_offset: 0,
+                last_offset: 4,
+                delivery_count: 1
+            }]
+        );
+        assert!(p.acquire("b", &[batch(0, 4)], LIMITS, 0).is_empty());
+        assert_eq!(p.next_fetch_offset(), 5);
+    }
+
+    #[test]
+    fn accept_release_reject() {
+        let mut p = SharePartition::new(0);
+        p.acquire("a", &[batch(0, 2)], LIMITS, 0);
+        p.acknowledge("a", &[(0, 2, vec![ACK_ACCEPT, ACK_RELEASE, ACK_REJECT])], 2)
+            .unwrap();
+        assert_eq!(p.start_offset, 1, "offset 0 is done");
+        assert_eq!(p.next_fetch_offset(), 1, "the released record is available");
+        let again = p.acquire("b", &[batch(0, 2)], LIMITS, 0);
+        assert_eq!(
+            again,
+            vec![Acquired {
+                first_offset: 1,
+                last_offset: 1,
+                delivery_count: 2
+            }]
+        );
+        // Released at the limit: archived, and the start moves past it.
+        p.acknowledge("b", &[(1, 1, vec![ACK_RELEASE])], 2).unwrap();
+        assert_eq!(p.start_offset, 3);
+    }
+
+    #[test]
+    fn only_the_holder_may_acknowledge() {
+        let mut p = SharePartition::new(0);
+        p.acquire("a", &[batch(0, 1)], LIMITS, 0);
+        let e = p
+            .acknowledge("b", &[(0, 1, vec![ACK_ACCEPT])], 2)
+            .unwrap_err();
+        assert!(matches!(e, AckError::InvalidRecordState(_)));
+        assert_eq!(p.count(RecordState::Acquired), 2, "nothing applied");
+        let e = p.acknowledge("a", &[(0, 1, vec![1, 1, 1])], 2).unwrap_err();
+        assert!(matches!(e, AckError::InvalidRequest(_)));
+    }
+
+    #[test]
+    fn expired_locks_release_records() {
+        let mut p = SharePartition::new(0);
+        p.acquire("a", &[batch(0, 0)], LIMITS, 0);
+        p.expire_locks(999, 2);
+        assert_eq!(p.count(RecordState::Acquired), 1);
+        p.expire_locks(1_000, 2);
+        assert_eq!(p.count(RecordState::Available), 1);
+        p.acquire("b", &[batch(0, 0)], LIMITS, 1_000);
+        p.expire_locks(5_000, 2);
+        assert_eq!(p.start_offset, 1, "second timeout hit the delivery limit");
+    }
+
+    #[test]
+    fn in_flight_records_are_bounded() {
+        let mut p = SharePartition::new(0);
+        let limits = AcquireLimits {
+            max_in_flight: 3,
+            ..LIMITS
+        };
+        let a = p.acquire("a", &[batch(0, 9)], limits, 0);
+        assert_eq!(a[0].last_offset, 2);
+        p.acknowledge("a", &[(0, 0, vec![ACK_ACCEPT])], 2).unwrap();
+        let b = p.acquire("a", &[batch(0, 9)], limits, 0);
+        assert_eq!((b[0].first_offset, b[0].last_offset), (3, 3));
+    }
+}

@@ -1,0 +1,530 @@
+//! The KIP-932 share group APIs: ShareGroupHeartbeat (76),
+//! ShareGroupDescribe (77), ShareFetch (78) and ShareAcknowledge (79).
+//! Each answers UNSUPPORTED_VERSION while `share.version` is 0 and checks
+//! the client's rights as Kafka's `KafkaApis` does (GROUP READ; TOPIC READ
+//! per fetched or acknowledged partition; GROUP DESCRIBE to describe).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::share_acknowledge_response::{
+    PartitionData as AckPartitionData, ShareAcknowledgeTopicResponse,
+};
+use kafka_protocol::messages::share_fetch_response::{
+    AcquiredRecords, PartitionData, ShareFetchableTopicResponse,
+};
+use kafka_protocol::messages::share_group_describe_response::{
+    Assignment as DescribedAssignment, DescribedGroup, Member, TopicPartitions as DescribedTps,
+};
+use kafka_protocol::messages::share_group_heartbeat_response::{
+    Assignment as HeartbeatAssignment, TopicPartitions as HeartbeatTps,
+};
+use kafka_protocol::messages::{
+    ShareAcknowledgeRequest, ShareAcknowledgeResponse, ShareFetchRequest, ShareFetchResponse,
+    ShareGroupDescribeRequest, ShareGroupDescribeResponse, ShareGroupHeartbeatRequest,
+    ShareGroupHeartbeatResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use crate::broker::share::partition::{AckBatch, AckError, AcquireLimits};
+use crate::broker::share::{AutoOffsetReset, ShareSettings, TopicIdPartition, FINAL_EPOCH};
+use crate::coordinator::group::consumer::TopicResolver;
+use crate::coordinator::group::share::{
+    ShareAssignment, ShareHeartbeatOutcome, ShareHeartbeatParams,
+};
+use crate::handlers::consumer_group::BrokerTopics;
+use crate::handlers::{decode_or_close, ready, KafkaApis, Pending, Request};
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::util::now_ms;
+
+/// What every client may do to a group without an authorizer.
+const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11);
+const OPS_NOT_REQUESTED: i32 = i32::MIN;
+/// How often a ShareFetch that acquired nothing looks again while it
+/// waits (up to its MaxWaitMs) for records or expired locks.
+const SHARE_FETCH_POLL: Duration = Duration::from_millis(50);
+
+fn s(v: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(v.into())
+}
+
+/// `share.version` ≥ 1: Kafka's `isShareGroupProtocolEnabled`.
+fn enabled(apis: &KafkaApis) -> bool {
+    apis.finalized_features()
+        .level(crate::protocol::versions::SHARE_VERSION)
+        >= 1
+}
+
+/// A group config, else the broker config it defaults to.
+fn setting(apis: &KafkaApis, group: &str, key: &str, broker_key: &str) -> i64 {
+    apis.group_configs
+        .group_configs(group)
+        .get(key)
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or_else(|| apis.dynamic_config.current().int(broker_key))
+}
+
+fn share_settings(apis: &KafkaApis, group: &str, max_records: i32) -> ShareSettings {
+    let reset = apis
+        .group_configs
+        .group_configs(group)
+        .get("share.auto.offset.reset")
+        .cloned();
+    ShareSettings {
+        reset: AutoOffsetReset::parse(reset.as_deref()),
+        limits: AcquireLimits {
+            lock_duration_ms: setting(
+                apis,
+                group,
+                "share.record.lock.duration.ms",
+                "group.share.record.lock.duration.ms",
+            ),
+            delivery_count_limit: i16::try_from(setting(
+                apis,
+                group,
+                "share.delivery.count.limit",
+                "group.share.delivery.count.limit",
+            ))
+            .unwrap_or(i16::MAX),
+            max_in_flight: setting(
+                apis,
+                group,
+                "share.partition.max.record.locks",
+                "group.share.partition.max.record.locks",
+            ),
+            max_records: i64::from(max_records.max(1)),
+        },
+    }
+}
+
+fn heartbeat_response(o: ShareHeartbeatOutcome) -> ShareGroupHeartbeatResponse {
+    ShareGroupHeartbeatResponse::default()
+        .with_error_code(o.error)
+        .with_error_message(o.message.map(s))
+        .with_member_id(o.member_id.map(s))
+        .with_member_epoch(o.member_epoch)
+        .with_heartbeat_interval_ms(o.heartbeat_interval_ms)
+        .with_assignment(o.assignment.map(|a| {
+            HeartbeatAssignment::default().with_topic_partitions(
+                a.into_iter()
+                    .map(|(t, ps)| {
+                        HeartbeatTps::default()
+                            .with_topic_id(t)
+                            .with_partitions(ps.into_iter().collect())
+                    })
+                    .collect(),
+            )
+        }))
+}
+
+pub fn share_group_heartbeat(req: &Request, body: Bytes) -> crate::handlers::Reply {
+    let r = decode_or_close!(req, body, ShareGroupHeartbeatRequest);
+    let apis = &req.ctx.apis;
+    let group = r.group_id.0.to_string();
+    let err = |e: ResponseError| {
+        req.respond(&heartbeat_response(ShareHeartbeatOutcome::error((
+            e.code(),
+            None,
+        ))))
+    };
+    if !enabled(apis) {
+        return err(ResponseError::UnsupportedVersion);
+    }
+    if !req
+        .ctx
+        .authorize(AclOperation::Read, ResourceType::Group, &group)
+    {
+        return err(ResponseError::GroupAuthorizationFailed);
+    }
+    if let Some(names) = &r.subscribed_topic_names {
+        if names.iter().any(|t| {
+            !req.ctx
+                .authorize(AclOperation::Describe, ResourceType::Topic, &t.0)
+        }) {
+            return err(ResponseError::TopicAuthorizationFailed);
+        }
+    }
+    let cfg = apis.dynamic_config.current();
+    let group_int =
+        |k: &str, b: &str| i32::try_from(setting(apis, &group, k, b)).unwrap_or(i32::MAX);
+    let params = ShareHeartbeatParams {
+        group_id: group.clone(),
+        member_id: r.member_id.to_string(),
+        member_epoch: r.member_epoch,
+        rack_id: r.rack_id.map(|x| x.to_string()),
+        subscribed_topic_names: r
+            .subscribed_topic_names
+            .map(|ns| ns.into_iter().map(|n| n.0.to_string()).collect()),
+        client_id: req.header.client_id.clone().unwrap_or_default(),
+        client_host: format!("/{}", req.ctx.peer.ip()),
+        session_timeout_ms: group_int("share.session.timeout.ms", "group.share.session.timeout.ms"),
+        heartbeat_interval_ms: group_int(
+            "share.heartbeat.interval.ms",
+            "group.share.heartbeat.interval.ms",
+        ),
+        max_size: usize::try_from(cfg.int("group.share.max.size"))
+            .unwrap_or(1)
+            .max(1),
+        now_ms: now_ms(),
+    };
+    let o = apis
+        .groups
+        .share_group_heartbeat(params, &BrokerTopics::for_client(&req.ctx));
+    req.respond(&heartbeat_response(o))
+}
+
+fn described(a: &ShareAssignment, topics: &BrokerTopics<'_>) -> DescribedAssignment {
+    DescribedAssignment::default().with_topic_partitions(
+        a.iter()
+            .map(|(t, ps)| {
+                DescribedTps::default()
+                    .with_topic_id(*t)
+                    .with_topic_name(TopicName(s(topics.name_of(t).unwrap_or_default())))
+                    .with_partitions(ps.iter().copied().collect())
+            })
+            .collect(),
+    )
+}
+
+pub fn share_group_describe(req: &Request, body: Bytes) -> crate::handlers::Reply {
+    let r = decode_or_close!(req, body, ShareGroupDescribeRequest);
+    let apis = &req.ctx.apis;
+    let topics = BrokerTopics::new(apis);
+    let on = enabled(apis);
+    let groups = r
+        .group_ids
+        .iter()
+        .map(|id| {
+            let base = DescribedGroup::default()
+                .with_group_id(id.clone())
+                .with_authorized_operations(OPS_NOT_REQUESTED);
+            if !on {
+                return base.with_error_code(ResponseError::UnsupportedVersion.code());
+            }
+            if !req.ctx.authorize(AclOperation::Describe, ResourceType::Group, &id.0) {
+                return base.with_error_code(ResponseError::GroupAuthorizationFailed.code());
+            }
+            let g = match apis.groups.share_group_describe(&id.0) {
+                Ok(g) => g,
+                Err((code, message)) => {
+                    return base.with_error_code(code).with_error_message(message.map(s))
+                }
+            };
+            let members: Vec<Member> = g
+                .members
+                .values()
+                .map(|m| {
+                    Member::default()
+                        .with_member_id(s(m.member_id.clone()))
+                        .with_rack_id(m.rack_id.clone().map(s))
+                        .with_member_epoch(m.member_epoch)
+                        .with_client_id(s(m.client_id.clone()))
+                        .with_client_host(s(m.client_host.clone()))
+                        .with_subscribed_topic_names(
+                            m.subscribed_topic_names
+                                .iter()
+                                .map(|n| TopicName(s(n.clone())))
+                                .collect(),
+                        )
+                        .with_assignment(described(&m.assigned, &topics))
+                })
+                .collect();
+            let hidden = members.iter().any(|m| {
+                m.assignment.topic_partitions.iter().any(|tp| {
+                    !req.ctx
+                        .authorize(AclOperation::Describe, ResourceType::Topic, &tp.topic_name.0)
+                })
+            });
+            if hidden {
+                return base
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(s(
+                        "The group has described topic(s) that the client is not authorized to describe.",
+                    )));
+            }
+            let ops = if r.include_authorized_operations {
+                req.ctx
+                    .authorized_operations(ResourceType::Group, &id.0, GROUP_OPERATIONS)
+            } else {
+                OPS_NOT_REQUESTED
+            };
+            base.with_group_state(s(g.state()))
+                .with_group_epoch(g.group_epoch)
+                .with_assignment_epoch(g.assignment_epoch)
+                .with_assignor_name(s("simple"))
+                .with_members(members)
+                .with_authorized_operations(ops)
+        })
+        .collect();
+    req.respond(&ShareGroupDescribeResponse::default().with_groups(groups))
+}
+
+/// A partition's topic name and whether the client may READ it; `None`
+/// when the topic id is unknown.
+fn topic_read(req: &Request, tp: &TopicIdPartition) -> Option<(String, bool)> {
+    let name = req.ctx.apis.replicas.topics.get_by_id(&tp.0)?.name.clone();
+    let ok = req
+        .ctx
+        .authorize(AclOperation::Read, ResourceType::Topic, &name);
+    Some((name.to_string(), ok))
+}
+
+/// The error acknowledging `tp` ends in (0 when applied).
+fn acknowledge_one(
+    req: &Request,
+    group: &str,
+    member: &str,
+    tp: TopicIdPartition,
+    batches: &[AckBatch],
+    settings: &ShareSettings,
+) -> (i16, Option<String>) {
+    match topic_read(req, &tp) {
+        None => return (ResponseError::UnknownTopicId.code(), None),
+        Some((_, false)) => return (ResponseError::TopicAuthorizationFailed.code(), None),
+        Some(_) => {}
+    }
+    match req
+        .ctx
+        .apis
+        .share
+        .acknowledge(group, tp, member, batches, settings, now_ms())
+    {
+        Ok(()) => (0, None),
+        Err(AckError::InvalidRecordState(m)) => (ResponseError::InvalidRecordState.code(), Some(m)),
+        Err(AckError::InvalidRequest(m)) => (ResponseError::InvalidRequest.code(), Some(m)),
+    }
+}
+
+pub fn share_fetch(req: Request, body: Bytes) -> Pending {
+    let r: ShareFetchRequest = match crate::handlers::decode(&req.header, body) {
+        Ok(r) => r,
+        Err(e) => return ready(crate::handlers::malformed(&req, e)),
+    };
+    let apis = req.ctx.apis.clone();
+    let top = |e: i16| ShareFetchResponse::default().with_error_code(e);
+    if !enabled(&apis) {
+        return ready(req.respond(&top(ResponseError::UnsupportedVersion.code())));
+    }
+    let group = r
+        .group_id
+        .as_ref()
+        .map(|g| g.0.to_string())
+        .unwrap_or_default();
+    let member = r
+        .member_id
+        .as_ref()
+        .map(|m| m.to_string())
+        .unwrap_or_default();
+    if !req
+        .ctx
+        .authorize(AclOperation::Read, ResourceType::Group, &group)
+    {
+        return ready(req.respond(&top(ResponseError::GroupAuthorizationFailed.code())));
+    }
+    let mut add: Vec<TopicIdPartition> = Vec::new();
+    let mut acks: Vec<(TopicIdPartition, Vec<AckBatch>)> = Vec::new();
+    for t in &r.topics {
+        for p in &t.partitions {
+            add.push((t.topic_id, p.partition_index));
+            if !p.acknowledgement_batches.is_empty() {
+                acks.push((
+                    (t.topic_id, p.partition_index),
+                    p.acknowledgement_batches
+                        .iter()
+                        .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone()))
+                        .collect(),
+                ));
+            }
+        }
+    }
+    let forget: Vec<TopicIdPartition> = r
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, *p)))
+        .collect();
+    let epoch = r.share_session_epoch;
+    let session = apis
+        .share
+        .fetch_session(&group, &member, epoch, &add, &forget, !acks.is_empty());
+    let partitions = match session {
+        Ok(p) => p,
+        Err(e) => return ready(req.respond(&top(e.code()))),
+    };
+    let settings = share_settings(&apis, &group, r.max_records);
+    let lock_ms = i32::try_from(settings.limits.lock_duration_ms).unwrap_or(i32::MAX);
+    let mut out: BTreeMap<TopicIdPartition, PartitionData> = BTreeMap::new();
+    for (tp, batches) in &acks {
+        let (code, msg) = acknowledge_one(&req, &group, &member, *tp, batches, &settings);
+        out.entry(*tp)
+            .or_insert_with(|| PartitionData::default().with_partition_index(tp.1))
+            .acknowledge_error_code = code;
+        if let Some(p) = out.get_mut(tp) {
+            p.acknowledge_error_message = msg.map(s);
+        }
+    }
+    if epoch == FINAL_EPOCH {
+        apis.share
+            .release_session(&group, &member, settings.limits.delivery_count_limit);
+        return ready(req.respond(&fetch_response(out, lock_ms)));
+    }
+    let max_bytes = usize::try_from(r.max_bytes.max(0)).unwrap_or(0);
+    let deadline =
+        Instant::now() + Duration::from_millis(u64::try_from(r.max_wait_ms.max(0)).unwrap_or(0));
+    Box::pin(async move {
+        loop {
+            let mut got = false;
+            let mut budget = max_bytes;
+            for tp in &partitions {
+                let entry = out
+                    .entry(*tp)
+                    .or_insert_with(|| PartitionData::default().with_partition_index(tp.1));
+                if !entry.acquired_records.is_empty() || entry.error_code != 0 {
+                    continue;
+                }
+                match topic_read(&req, tp) {
+                    None => {
+                        entry.error_code = ResponseError::UnknownTopicId.code();
+                        continue;
+                    }
+                    Some((_, false)) => {
+                        entry.error_code = ResponseError::TopicAuthorizationFailed.code();
+                        continue;
+                    }
+                    Some(_) => {}
+                }
+                if budget == 0 {
+                    continue;
+                }
+                let f = apis.share.fetch(
+                    &apis.replicas.topics,
+                    &group,
+                    *tp,
+                    &member,
+                    &settings,
+                    budget,
+                );
+                entry.error_code = f.error;
+                if !f.acquired.is_empty() {
+                    got = true;
+                    budget = budget.saturating_sub(f.records.len());
+                    entry.records = Some(f.records);
+                    entry.acquired_records = f
+                        .acquired
+                        .iter()
+                        .map(|a| {
+                            AcquiredRecords::default()
+                                .with_first_offset(a.first_offset)
+                                .with_last_offset(a.last_offset)
+                                .with_delivery_count(a.delivery_count)
+                        })
+                        .collect();
+                }
+            }
+            let errors = out.values().any(|p| p.error_code != 0);
+            if got || errors || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(
+                SHARE_FETCH_POLL.min(deadline.saturating_duration_since(Instant::now())),
+            )
+            .await;
+        }
+        req.respond(&fetch_response(out, lock_ms))
+    })
+}
+
+/// The partitions with records, an error or an acknowledgement result,
+/// grouped by topic.
+fn fetch_response(
+    out: BTreeMap<TopicIdPartition, PartitionData>,
+    lock_ms: i32,
+) -> ShareFetchResponse {
+    let mut topics: Vec<ShareFetchableTopicResponse> = Vec::new();
+    for ((t, _), mut p) in out {
+        if p.records.is_none() {
+            p.records = Some(Bytes::new());
+        }
+        match topics.last_mut() {
+            Some(last) if last.topic_id == t => last.partitions.push(p),
+            _ => topics.push(
+                ShareFetchableTopicResponse::default()
+                    .with_topic_id(t)
+                    .with_partitions(vec![p]),
+            ),
+        }
+    }
+    ShareFetchResponse::default()
+        .with_acquisition_lock_timeout_ms(lock_ms)
+        .with_responses(topics)
+}
+
+pub fn share_acknowledge(req: &Request, body: Bytes) -> crate::handlers::Reply {
+    let r = decode_or_close!(req, body, ShareAcknowledgeRequest);
+    let apis = &req.ctx.apis;
+    let top = |e: i16| ShareAcknowledgeResponse::default().with_error_code(e);
+    if !enabled(apis) {
+        return req.respond(&top(ResponseError::UnsupportedVersion.code()));
+    }
+    let group = r
+        .group_id
+        .as_ref()
+        .map(|g| g.0.to_string())
+        .unwrap_or_default();
+    let member = r
+        .member_id
+        .as_ref()
+        .map(|m| m.to_string())
+        .unwrap_or_default();
+    if !req
+        .ctx
+        .authorize(AclOperation::Read, ResourceType::Group, &group)
+    {
+        return req.respond(&top(ResponseError::GroupAuthorizationFailed.code()));
+    }
+    if let Err(e) = apis
+        .share
+        .acknowledge_session(&group, &member, r.share_session_epoch)
+    {
+        return req.respond(&top(e.code()));
+    }
+    let settings = share_settings(apis, &group, 1);
+    let topics: Vec<ShareAcknowledgeTopicResponse> = r
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let batches: Vec<AckBatch> = p
+                        .acknowledgement_batches
+                        .iter()
+                        .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone()))
+                        .collect();
+                    let (code, msg) = acknowledge_one(
+                        req,
+                        &group,
+                        &member,
+                        (t.topic_id, p.partition_index),
+                        &batches,
+                        &settings,
+                    );
+                    AckPartitionData::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                        .with_error_message(msg.map(s))
+                })
+                .collect();
+            ShareAcknowledgeTopicResponse::default()
+                .with_topic_id(t.topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
+    if r.share_session_epoch == FINAL_EPOCH {
+        apis.share
+            .release_session(&group, &member, settings.limits.delivery_count_limit);
+    }
+    req.respond(&ShareAcknowledgeResponse::default().with_responses(topics))
+}
