@@ -23,6 +23,12 @@ fn api_keys() -> Vec<ApiVersion> {
                 .with_min_version(s.advertised_min)
                 .with_max_version(s.max)
         })
+        .chain(versions::SUPPORTED_OWN_CODEC.iter().map(|(k, lo, hi)| {
+            ApiVersion::default()
+                .with_api_key(*k)
+                .with_min_version(*lo)
+                .with_max_version(*hi)
+        }))
         .collect()
 }
 

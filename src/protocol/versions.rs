@@ -193,7 +193,7 @@ pub static FEATURES: &[Feature] = &[
         finalized: 0,
         unrecorded: 0,
     },
-    // Share groups (KIP-932) and streams groups (KIP-1071): not implemented.
+    // Share groups (KIP-932): not implemented.
     Feature {
         name: "share.version",
         min: 0,
@@ -201,17 +201,24 @@ pub static FEATURES: &[Feature] = &[
         finalized: 0,
         unrecorded: 0,
     },
+    // Level 1 is KIP-1071 streams groups (StreamsGroupHeartbeat,
+    // StreamsGroupDescribe); at 0 both answer UNSUPPORTED_VERSION, as
+    // Kafka's do. Kafka 4.4 formats a new cluster at 1
+    // (`StreamsVersion.LATEST_PRODUCTION`); a directory an older kastle
+    // formatted keeps 0 until UpdateFeatures raises it.
     Feature {
-        name: "streams.version",
+        name: STREAMS_VERSION,
         min: 0,
-        max: 0,
-        finalized: 0,
+        max: 1,
+        finalized: 1,
         unrecorded: 0,
     },
 ];
 
 /// The feature KIP-848's consumer group protocol is enabled by.
 pub const GROUP_VERSION: &str = "group.version";
+/// The feature KIP-1071's streams groups are enabled by.
+pub const STREAMS_VERSION: &str = "streams.version";
 /// The feature KIP-890 part 2 (transaction version 2) is enabled by.
 pub const TRANSACTION_VERSION: &str = "transaction.version";
 
@@ -321,9 +328,21 @@ pub fn support(api_key: i16) -> Option<&'static ApiSupport> {
     SUPPORTED.iter().find(|s| s.key as i16 == api_key)
 }
 
+/// APIs the `kafka-protocol` crate has no types for, served with kastle's
+/// own codec (`protocol::streams`): (key, min, max). Every version of
+/// them is flexible.
+pub static SUPPORTED_OWN_CODEC: &[(i16, i16, i16)] = &[
+    // KIP-1071 streams groups (Kafka 4.4: version 0 of each).
+    (crate::protocol::streams::STREAMS_GROUP_HEARTBEAT, 0, 0),
+    (crate::protocol::streams::STREAMS_GROUP_DESCRIBE, 0, 0),
+];
+
 /// Whether a request of this key and version is served.
 pub fn is_supported(api_key: i16, api_version: i16) -> bool {
     support(api_key).is_some_and(|s| api_version >= s.min && api_version <= s.max)
+        || SUPPORTED_OWN_CODEC
+            .iter()
+            .any(|(k, lo, hi)| *k == api_key && (*lo..=*hi).contains(&api_version))
 }
 
 #[cfg(test)]

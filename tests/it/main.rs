@@ -39,6 +39,7 @@ mod sasl_oauth;
 mod sasl_reauth;
 mod sasl_stalled;
 mod startup;
+mod streams_groups;
 mod tls;
 mod transactions;
 mod txn_offsets;

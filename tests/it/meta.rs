@@ -84,6 +84,7 @@ fn api_versions_features_and_unsupported_version() {
         vec![
             ("group.version".to_string(), 1, 1),
             ("metadata.version".to_string(), 33, 33),
+            ("streams.version".to_string(), 1, 1),
             ("transaction.version".to_string(), 1, 1)
         ]
     );
@@ -101,11 +102,12 @@ fn api_versions_features_and_unsupported_version() {
     assert_eq!(level("transaction.version"), Some((0, 2)));
     // KIP-848 consumer groups: group.version 1.
     assert_eq!(level("group.version"), Some((0, 1)));
+    // KIP-1071 streams groups: streams.version 1.
+    assert_eq!(level("streams.version"), Some((0, 1)));
     for off in [
         "kraft.version",
         "eligible.leader.replicas.version",
         "share.version",
-        "streams.version",
     ] {
         assert_eq!(level(off), Some((0, 0)), "{off}");
     }
@@ -119,6 +121,8 @@ fn api_versions_features_and_unsupported_version() {
     assert_eq!(range(66), Some((0, 2)), "ListTransactions");
     assert_eq!(range(68), Some((0, 1)), "ConsumerGroupHeartbeat");
     assert_eq!(range(69), Some((0, 1)), "ConsumerGroupDescribe");
+    assert_eq!(range(88), Some((0, 0)), "StreamsGroupHeartbeat");
+    assert_eq!(range(89), Some((0, 0)), "StreamsGroupDescribe");
 
     // Too new a version: the v0 answer lists ApiVersions' own range only.
     let body = encode(

@@ -298,6 +298,63 @@ impl GroupCoordinator {
         out
     }
 
+    /// StreamsGroupHeartbeat (KIP-1071): the group changes in memory only.
+    pub fn streams_group_heartbeat(
+        &self,
+        r: &crate::protocol::streams::StreamsGroupHeartbeatRequest,
+        cx: &super::streams::HeartbeatContext,
+        topics: &dyn TopicResolver,
+    ) -> super::streams::StreamsHeartbeatOutcome {
+        use super::streams::StreamsHeartbeatOutcome;
+        // Kafka checks the request before it looks for the group's shard.
+        if let Err(o) = super::streams::validate(r) {
+            return o;
+        }
+        let mut shard = self.lock();
+        if let Err(e) = self.check_coordinator(&shard, &r.group_id) {
+            return StreamsHeartbeatOutcome {
+                error: e,
+                ..StreamsHeartbeatOutcome::default()
+            };
+        }
+        let groups = &mut shard.groups;
+        if groups.groups.contains_key(&r.group_id)
+            || groups.consumer_groups.contains_key(&r.group_id)
+        {
+            return StreamsHeartbeatOutcome::error(
+                ResponseError::GroupIdNotFound,
+                Some(format!("Group {} is not a streams group.", r.group_id)),
+            );
+        }
+        super::streams::heartbeat(&mut groups.streams_groups, r, cx, topics)
+    }
+
+    /// StreamsGroupDescribe of one group (its expired members fenced
+    /// first): Err((code, message)).
+    pub fn streams_group_describe(
+        &self,
+        group_id: &str,
+        topics: &dyn TopicResolver,
+    ) -> Result<super::streams::StreamsGroup, (i16, Option<String>)> {
+        let mut shard = self.lock();
+        self.check_coordinator(&shard, group_id)
+            .map_err(|e| (e, None))?;
+        let Some(g) = shard.groups.streams_groups.get_mut(group_id) else {
+            let message = if shard.groups.groups.contains_key(group_id)
+                || shard.groups.consumer_groups.contains_key(group_id)
+            {
+                format!("Group {group_id} is not a streams group.")
+            } else {
+                format!("Group {group_id} not found.")
+            };
+            return Err((code(ResponseError::GroupIdNotFound), Some(message)));
+        };
+        if g.expire_members(now_ms()) {
+            super::streams::refresh(g, topics, now_ms());
+        }
+        Ok(g.clone())
+    }
+
     /// ConsumerGroupDescribe of one group: Err((code, message)).
     pub fn consumer_group_describe(
         &self,
@@ -324,6 +381,13 @@ impl GroupCoordinator {
         member_epoch: i32,
     ) -> Result<(), i16> {
         let shard = self.lock();
+        if let Some(g) = shard.groups.streams_groups.get(group_id) {
+            // Kafka's StreamsGroup.validateOffsetFetch.
+            return match member_id {
+                None => Ok(()),
+                Some(m) => g.validate_member_epoch(m, member_epoch).map_err(code),
+            };
+        }
         match shard.groups.consumer_groups.get(group_id) {
             Some(g) => g
                 .validate_offset_fetch(member_id, member_epoch)

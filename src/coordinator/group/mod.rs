@@ -28,6 +28,8 @@
 //!   (standalone) or taken from the metadata image (cluster), and
 //!   described; consumer groups read their session timeout and heartbeat
 //!   interval from them.
+//! - `streams`: KIP-1071 streams groups (StreamsGroupHeartbeat,
+//!   StreamsGroupDescribe), in memory only.
 
 pub mod api;
 pub mod classic_group;
@@ -43,6 +45,7 @@ pub mod offset_metadata_manager;
 pub mod offsets;
 pub mod record_serde;
 pub mod standalone;
+pub mod streams;
 pub mod timers;
 pub mod writer;
 
