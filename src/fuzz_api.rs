@@ -68,8 +68,11 @@ fn decode_body(
     }
 }
 
+/// Decodes one request body of an API served with kastle's own codec.
+type OwnCodecDecoder = fn(&[u8]) -> Result<(), String>;
+
 /// The decoder of an API served with kastle's own codec.
-fn own_codec_decoder(api_key: i16) -> Option<fn(&[u8]) -> Result<(), String>> {
+fn own_codec_decoder(api_key: i16) -> Option<OwnCodecDecoder> {
     use crate::protocol::streams::{
         StreamsGroupDescribeRequest, StreamsGroupHeartbeatRequest, STREAMS_GROUP_DESCRIBE,
         STREAMS_GROUP_HEARTBEAT,

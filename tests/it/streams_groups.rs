@@ -178,7 +178,7 @@ fn partitions_of(c: &mut Client, topic: &str) -> Option<usize> {
             .with_allow_auto_topic_creation(false),
     );
     let t = &r.topics[0];
-    (t.error_code == NONE).then(|| t.partitions.len())
+    (t.error_code == NONE).then_some(t.partitions.len())
 }
 
 fn start() -> Broker {

@@ -177,7 +177,11 @@ impl GroupCoordinator {
     /// NOT_COORDINATOR for a partition it does not lead,
     /// COORDINATOR_LOAD_IN_PROGRESS while it loads). A standalone broker
     /// coordinates every group once its `__consumer_offsets` exists.
-    fn check_coordinator(&self, shard: &GroupCoordinatorShard, group_id: &str) -> Result<(), i16> {
+    pub(super) fn check_coordinator(
+        &self,
+        shard: &GroupCoordinatorShard,
+        group_id: &str,
+    ) -> Result<(), i16> {
         let Some(led) = &shard.leadership else {
             // Standalone: every group, once `__consumer_offsets` exists
             // (Kafka's coordinator runtime has no shard for a partition of
@@ -296,63 +300,6 @@ impl GroupCoordinator {
         };
         self.timer_wake.notify_one();
         out
-    }
-
-    /// StreamsGroupHeartbeat (KIP-1071): the group changes in memory only.
-    pub fn streams_group_heartbeat(
-        &self,
-        r: &crate::protocol::streams::StreamsGroupHeartbeatRequest,
-        cx: &super::streams::HeartbeatContext,
-        topics: &dyn TopicResolver,
-    ) -> super::streams::StreamsHeartbeatOutcome {
-        use super::streams::StreamsHeartbeatOutcome;
-        // Kafka checks the request before it looks for the group's shard.
-        if let Err(o) = super::streams::validate(r) {
-            return o;
-        }
-        let mut shard = self.lock();
-        if let Err(e) = self.check_coordinator(&shard, &r.group_id) {
-            return StreamsHeartbeatOutcome {
-                error: e,
-                ..StreamsHeartbeatOutcome::default()
-            };
-        }
-        let groups = &mut shard.groups;
-        if groups.groups.contains_key(&r.group_id)
-            || groups.consumer_groups.contains_key(&r.group_id)
-        {
-            return StreamsHeartbeatOutcome::error(
-                ResponseError::GroupIdNotFound,
-                Some(format!("Group {} is not a streams group.", r.group_id)),
-            );
-        }
-        super::streams::heartbeat(&mut groups.streams_groups, r, cx, topics)
-    }
-
-    /// StreamsGroupDescribe of one group (its expired members fenced
-    /// first): Err((code, message)).
-    pub fn streams_group_describe(
-        &self,
-        group_id: &str,
-        topics: &dyn TopicResolver,
-    ) -> Result<super::streams::StreamsGroup, (i16, Option<String>)> {
-        let mut shard = self.lock();
-        self.check_coordinator(&shard, group_id)
-            .map_err(|e| (e, None))?;
-        let Some(g) = shard.groups.streams_groups.get_mut(group_id) else {
-            let message = if shard.groups.groups.contains_key(group_id)
-                || shard.groups.consumer_groups.contains_key(group_id)
-            {
-                format!("Group {group_id} is not a streams group.")
-            } else {
-                format!("Group {group_id} not found.")
-            };
-            return Err((code(ResponseError::GroupIdNotFound), Some(message)));
-        };
-        if g.expire_members(now_ms()) {
-            super::streams::refresh(g, topics, now_ms());
-        }
-        Ok(g.clone())
     }
 
     /// ConsumerGroupDescribe of one group: Err((code, message)).

@@ -43,6 +43,8 @@ pub(crate) enum Ty {
 
 use Ty::*;
 
+use super::streams_tables::{STREAMS_GROUP_DESCRIBE, STREAMS_GROUP_HEARTBEAT};
+
 /// One field of a struct.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Field {
@@ -70,10 +72,10 @@ pub(crate) struct Api {
     pub body: &'static [Field],
 }
 
-const N: i16 = i16::MAX;
+pub(super) const N: i16 = i16::MAX;
 const NEVER: i16 = i16::MAX;
 
-const fn f(name: &'static str, lo: i16, hi: i16, ty: Ty) -> Field {
+pub(super) const fn f(name: &'static str, lo: i16, hi: i16, ty: Ty) -> Field {
     Field {
         name,
         lo,
@@ -797,75 +799,6 @@ const DESCRIBE_TOPIC_PARTITIONS_TOPIC_REQUEST: &[Field] = &[
     f("name", 0, N, Str),
 ];
 
-// StreamsGroupHeartbeat (88): version 0, flexible (KIP-1071; kastle's own
-// codec in `protocol::streams`, which this layout must match).
-const STREAMS_GROUP_HEARTBEAT: &[Field] = &[
-    f("group_id", 0, N, Str),
-    f("member_id", 0, N, Str),
-    f("member_epoch", 0, N, I32),
-    f("endpoint_information_epoch", 0, N, I32),
-    f("instance_id", 0, N, NStr),
-    f("rack_id", 0, N, NStr),
-    f("rebalance_timeout_ms", 0, N, I32),
-    f("topology", 0, N, OptStruct(STREAMS_TOPOLOGY)),
-    f("active_tasks", 0, N, NArr(&Struct(STREAMS_TASK_IDS))),
-    f("standby_tasks", 0, N, NArr(&Struct(STREAMS_TASK_IDS))),
-    f("warmup_tasks", 0, N, NArr(&Struct(STREAMS_TASK_IDS))),
-    f("process_id", 0, N, NStr),
-    // The port is a uint16: two bytes, as an int16.
-    f("user_endpoint", 0, N, OptStruct(STREAMS_ENDPOINT)),
-    f("client_tags", 0, N, NArr(&Struct(STREAMS_KEY_VALUE))),
-    f("task_offsets", 0, N, NArr(&Struct(STREAMS_TASK_OFFSET))),
-    f("task_end_offsets", 0, N, NArr(&Struct(STREAMS_TASK_OFFSET))),
-    f("shutdown_application", 0, N, Bool),
-];
-const STREAMS_TOPOLOGY: &[Field] = &[
-    f("epoch", 0, N, I32),
-    f("subtopologies", 0, N, Arr(&Struct(STREAMS_SUBTOPOLOGY))),
-];
-const STREAMS_SUBTOPOLOGY: &[Field] = &[
-    f("subtopology_id", 0, N, Str),
-    f("source_topics", 0, N, Arr(&Str)),
-    f("source_topic_regex", 0, N, Arr(&Str)),
-    f("state_changelog_topics", 0, N, Arr(&Struct(STREAMS_TOPIC_INFO))),
-    f("repartition_sink_topics", 0, N, Arr(&Str)),
-    f("repartition_source_topics", 0, N, Arr(&Struct(STREAMS_TOPIC_INFO))),
-    f("copartition_groups", 0, N, Arr(&Struct(STREAMS_COPARTITION_GROUP))),
-];
-const STREAMS_COPARTITION_GROUP: &[Field] = &[
-    f("source_topics", 0, N, Arr(&I16)),
-    f("source_topic_regex", 0, N, Arr(&I16)),
-    f("repartition_source_topics", 0, N, Arr(&I16)),
-];
-const STREAMS_TOPIC_INFO: &[Field] = &[
-    f("name", 0, N, Str),
-    f("partitions", 0, N, I32),
-    f("replication_factor", 0, N, I16),
-    f("topic_configs", 0, N, Arr(&Struct(STREAMS_KEY_VALUE))),
-];
-const STREAMS_KEY_VALUE: &[Field] = &[
-    f("key", 0, N, Str),
-    f("value", 0, N, Str),
-];
-const STREAMS_ENDPOINT: &[Field] = &[
-    f("host", 0, N, Str),
-    f("port", 0, N, I16),
-];
-const STREAMS_TASK_OFFSET: &[Field] = &[
-    f("subtopology_id", 0, N, Str),
-    f("partition", 0, N, I32),
-    f("offset", 0, N, I64),
-];
-const STREAMS_TASK_IDS: &[Field] = &[
-    f("subtopology_id", 0, N, Str),
-    f("partitions", 0, N, Arr(&I32)),
-];
-
-// StreamsGroupDescribe (89): version 0, flexible.
-const STREAMS_GROUP_DESCRIBE: &[Field] = &[
-    f("group_ids", 0, N, Arr(&Str)),
-    f("include_authorized_operations", 0, N, Bool),
-];
 
 pub(super) static APIS: &[Api] = &[
     api(0, 3, 13, 9, PRODUCE), // Produce

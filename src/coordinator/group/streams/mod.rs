@@ -12,7 +12,9 @@
 //! describe), not by a timer.
 //!
 //! - `topology`: the topology configured against the broker's topics.
+//! - `service`: the GroupCoordinator's streams entry points.
 
+pub mod service;
 pub mod topology;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -380,15 +382,16 @@ impl StreamsHeartbeatOutcome {
     }
 }
 
-fn invalid(message: &str) -> StreamsHeartbeatOutcome {
-    StreamsHeartbeatOutcome::error(ResponseError::InvalidRequest, Some(message.to_string()))
+fn invalid(message: &str) -> String {
+    message.to_string()
 }
 
 /// Kafka 4.4's request checks (`GroupCoordinatorService`). Static members
 /// (an instance id), task offsets and warm-up tasks are accepted as Kafka
 /// 4.4 accepts them, but kastle keeps no static identity, reads no offsets
 /// and assigns no warm-up tasks.
-pub fn validate(r: &StreamsGroupHeartbeatRequest) -> Result<(), StreamsHeartbeatOutcome> {
+/// Err: the INVALID_REQUEST message.
+pub fn validate(r: &StreamsGroupHeartbeatRequest) -> Result<(), String> {
     if let Some(t) = &r.topology {
         if t.subtopologies
             .iter()
