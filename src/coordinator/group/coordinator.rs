@@ -329,11 +329,7 @@ impl GroupCoordinator {
     ) -> Result<(), i16> {
         let shard = self.lock();
         if let Some(g) = shard.groups.streams_groups.get(group_id) {
-            // Kafka's StreamsGroup.validateOffsetFetch.
-            return match member_id {
-                None => Ok(()),
-                Some(m) => g.validate_member_epoch(m, member_epoch).map_err(code),
-            };
+            return g.validate_offset_fetch(member_id, member_epoch);
         }
         match shard.groups.consumer_groups.get(group_id) {
             Some(g) => g

@@ -185,6 +185,15 @@ impl StreamsGroup {
         })
     }
 
+    /// OffsetFetch's member check (Kafka's `StreamsGroup.validateOffsetFetch`):
+    /// none without a member id; Err: the error code.
+    pub fn validate_offset_fetch(&self, member_id: Option<&str>, epoch: i32) -> Result<(), i16> {
+        member_id.map_or(Ok(()), |m| {
+            self.validate_member_epoch(m, epoch)
+                .map_err(crate::coordinator::group::api::code)
+        })
+    }
+
     /// OffsetCommit/OffsetFetch's member check (Kafka's
     /// `StreamsGroup.validateOffsetCommit`): a member's current epoch.
     pub fn validate_member_epoch(&self, member_id: &str, epoch: i32) -> Result<(), ResponseError> {
