@@ -52,7 +52,10 @@ _KRAFT = "a KRaft controller API: kastle is its own single static controller, wi
 _SHARE = "share groups' state and admin APIs (KIP-932) are not implemented yet (README)"
 _SHARE_V2 = ("v2 (RENEW acknowledgements, share.version 2) is " + _CRATE
              + "; kastle serves share.version 1")
-_STREAMS = "streams groups (KIP-1071) are not implemented yet"
+_STREAMS = ("streams groups (KIP-1071) are served, but not the topology description "
+            "a member sends when asked")
+_STREAMS_V1 = ("version 1 (the topology description a member is asked for and "
+               "StreamsGroupDescribe's includeTopologyDescription) is not implemented")
 
 
 def _r(kafka, kastle, why):
@@ -88,8 +91,8 @@ KNOWN_RANGES = {
     "WriteShareGroupState": _r("0-1", "nothing", _SHARE),
     "DeleteShareGroupState": _r("0-0", "nothing", _SHARE),
     "ReadShareGroupStateSummary": _r("0-1", "nothing", _SHARE),
-    "StreamsGroupHeartbeat": _r("0-1", "nothing", _STREAMS),
-    "StreamsGroupDescribe": _r("0-1", "nothing", _STREAMS),
+    "StreamsGroupHeartbeat": _r("0-1", "0-0", _STREAMS_V1),
+    "StreamsGroupDescribe": _r("0-1", "0-0", _STREAMS_V1),
     "DescribeShareGroupOffsets": _r("0-1", "nothing", _SHARE),
     "AlterShareGroupOffsets": _r("0-0", "nothing", _SHARE),
     "DeleteShareGroupOffsets": _r("0-0", "nothing", _SHARE),
@@ -102,9 +105,8 @@ KNOWN_RANGES = {
         "eligible.leader.replicas.version 0-1 (1; kastle 0-0: one "
         "replica per partition, and level 1's rule that the high watermark waits while the ISR is "
         "below min.insync.replicas is not implemented), share.version 0-2 (2; kastle 0-1, 1: " + _SHARE_V2
-        + "), streams.version 0-1 (1; kastle 0-0: " + _STREAMS + "); metadata.version 7-33, "
-        "finalized 33, and transaction.version 0-2, finalized 2 (on a new standalone directory), "
-        "are the same"),
+        + "); metadata.version 7-33, finalized 33, streams.version 0-1, finalized 1, and "
+        "transaction.version 0-2, finalized 2 (on a new standalone directory), are the same"),
 }
 
 # The authorization matrix (test_authz_matrix.py): (case label regex, diff path

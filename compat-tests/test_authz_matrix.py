@@ -343,6 +343,24 @@ CASES = [
      lambda n, c: {"topics": [{"name": n("tp-t")}, {"name": n("tp-missing")}],
                    "responsePartitionLimit": 2000},
      lambda n: [acl(TOPIC, n("tp-t"), DESCRIBE)]),
+    # KIP-1071: GROUP READ and DESCRIBE on every topic of the topology (a source
+    # topic only, so no internal topic asks for CREATE).
+    ("streams group heartbeat", 88, 0, _topic("sh"),
+     lambda n, c: {"groupId": n("sh-g"), "memberId": "m-" + n("sh"), "memberEpoch": 0,
+                   "endpointInformationEpoch": -1, "instanceId": None, "rackId": None,
+                   "rebalanceTimeoutMs": 30000,
+                   "topology": {"epoch": 1, "subtopologies": [
+                       {"subtopologyId": "0", "sourceTopics": [n("sh-t")],
+                        "sourceTopicRegex": [], "stateChangelogTopics": [],
+                        "repartitionSinkTopics": [], "repartitionSourceTopics": [],
+                        "copartitionGroups": []}]},
+                   "activeTasks": [], "standbyTasks": [], "warmupTasks": [],
+                   "processId": "p", "userEndpoint": None, "clientTags": [],
+                   "taskOffsets": None, "taskEndOffsets": None, "shutdownApplication": False},
+     lambda n: [acl(GROUP, n("sh-g"), READ), acl(TOPIC, n("sh-t"), DESCRIBE)]),
+    ("streams group describe", 89, 0, _none,
+     lambda n, c: {"groupIds": [n("sd-g")], "includeAuthorizedOperations": True},
+     lambda n: [acl(GROUP, n("sd-g"), DESCRIBE)]),
 ]
 
 # what the matrix does not send, and why (checked against the advertised list)

@@ -12,6 +12,11 @@ count that starts over is a broken exactly-once or restore path.
 
 ``streams_eos_scenario`` takes only a bootstrap address, so it runs against any
 broker (kastle here; a real Kafka fixture later).
+
+``test_streams_protocol_handover`` runs the same word count with
+``group.protocol=streams`` (KIP-1071: the broker assigns the tasks): two
+instances share the work, one is closed, its tasks move to the other, and the
+exactly-once counts stay 1..n.
 """
 import random
 import shutil
@@ -211,3 +216,61 @@ def test_streams_exactly_once_kill_and_restore(framework_broker, tmp_path, jvm_p
     assert_apis(calls, "Fetch", "ListOffsets", "JoinGroup", "SyncGroup", "Heartbeat",
                 "OffsetFetch", "CreateTopics")
     assert_txn_protocol(calls, bootstrap, offsets=True)
+
+
+STREAMS_PROTOCOL_BROKER = {
+    # Fast reconciliation steps for the test (Kafka's floor is 5 s).
+    "group.streams.min.heartbeat.interval.ms": "300",
+    "group.streams.heartbeat.interval.ms": "300",
+}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.compat("kafka-streams", "groups", "transactions")
+def test_streams_protocol_handover(broker_factory, tmp_path, jvm_procs):
+    from compat_lib import recorded_broker
+    _b, rec, bootstrap = recorded_broker(broker_factory, STREAMS_PROTOCOL_BROKER, capture_txn=True)
+    try:
+        jvm_module(MODULE)
+        src, out = unique_topic("sp-in"), unique_topic("sp-out")
+        app_id = unique_topic("sp-wordcount")
+        create_topics(bootstrap, {src: PARTITIONS, out: PARTITIONS})
+        props = tmp_path / "streams.properties"
+        props.write_text("group.protocol=streams\n")
+        phases = [make_lines(300, seed) for seed in range(2)]
+        expected = Counter()
+        counts = Counts(bootstrap, out)
+        try:
+            apps = [jvm_procs(MODULE, MAIN, [bootstrap, app_id, str(tmp_path / f"state{i}"), src, out,
+                                             str(props)], jvm_opts=JVM_OPTS, label=f"sp#{i}")
+                    for i in range(2)]
+            for a in apps:
+                a.wait_for(lambda e: e.get("state") == "RUNNING", 120, "RUNNING state")
+            feed(bootstrap, src, phases[0], 0)
+            for line in phases[0]:
+                expected.update(line.split())
+            counts.wait_totals(expected, 90, "phase 0 counted by two instances", apps[1])
+            # One instance closes (it leaves the group); the other takes its tasks.
+            apps[0].stop()
+            feed(bootstrap, src, phases[1], len(phases[0]))
+            for line in phases[1]:
+                expected.update(line.split())
+            counts.wait_totals(expected, 90, "phase 1 counted by the remaining instance", apps[1])
+            apps[1].stop()
+            counts.tail.read_to_end()
+            got = counts.values()
+        finally:
+            counts.tail.close()
+        bad = [w for w in sorted(set(expected) | set(got))
+               if got.get(w, []) != list(range(1, expected[w] + 1))]
+        assert not bad, f"word counts are not exactly 1..n for {bad[:8]}"
+        calls = api_calls(rec)
+        print(calls)
+        # The streams protocol, not a classic group: StreamsGroupHeartbeat (88).
+        assert "StreamsGroupHeartbeat" in calls, calls
+        assert "JoinGroup" not in calls, calls
+        topics = list_topics(bootstrap)
+        assert topics.get(f"{app_id}-word-counts-changelog") == PARTITIONS, topics
+        assert topics.get(f"{app_id}-words-repartition") == PARTITIONS, topics
+    finally:
+        rec.close()

@@ -71,6 +71,30 @@ fn decode_body(
     }
 }
 
+/// Decodes one request body of an API served with kastle's own codec.
+type OwnCodecDecoder = fn(&[u8]) -> Result<(), String>;
+
+/// The decoder of an API served with kastle's own codec.
+fn own_codec_decoder(api_key: i16) -> Option<OwnCodecDecoder> {
+    use crate::protocol::streams::{
+        StreamsGroupDescribeRequest, StreamsGroupHeartbeatRequest, STREAMS_GROUP_DESCRIBE,
+        STREAMS_GROUP_HEARTBEAT,
+    };
+    match api_key {
+        STREAMS_GROUP_HEARTBEAT => Some(|b| {
+            StreamsGroupHeartbeatRequest::decode(b)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }),
+        STREAMS_GROUP_DESCRIBE => Some(|b| {
+            StreamsGroupDescribeRequest::decode(b)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }),
+        _ => None,
+    }
+}
+
 /// What a decoded request's handler parses next from its bytes: a
 /// Produce request's record batches go through produce validation.
 fn after_decode<T: 'static>(request: &T) {
@@ -99,8 +123,15 @@ pub fn request_frame(frame: &[u8]) -> Result<(), String> {
             header.api_key, header.api_version
         ));
     }
-    let key = ApiKey::try_from(header.api_key).map_err(|_| "unknown api key".to_string())?;
     let body = frame.slice(header.len..);
+    // kastle's own codecs (KIP-1071 streams groups), walker first as in
+    // their handlers.
+    if let Some(decode) = own_codec_decoder(header.api_key) {
+        crate::protocol::schema::check_request_body(header.api_key, header.api_version, &body)
+            .map_err(|e| e.to_string())?;
+        return decode(&body);
+    }
+    let key = ApiKey::try_from(header.api_key).map_err(|_| "unknown api key".to_string())?;
     decode_body(&header, key, body).unwrap_or_else(|| Err(format!("no decoder for {key:?}")))
 }
 
@@ -200,6 +231,11 @@ pub fn every_supported_api_has_a_decoder() -> Result<(), String> {
         };
         if decode_body(&header, s.key, Bytes::new()).is_none() {
             return Err(format!("no decoder for {:?}", s.key));
+        }
+    }
+    for (key, _, _) in versions::SUPPORTED_OWN_CODEC {
+        if own_codec_decoder(*key).is_none() {
+            return Err(format!("no decoder for api {key}"));
         }
     }
     use crate::handlers::controller_apis::CONTROLLER_APIS;

@@ -271,11 +271,12 @@ fn imported_features(image: &MetadataImage) -> Vec<(String, i16)> {
     let mut out = Vec::new();
     for (name, level) in &image.features {
         match FEATURES.iter().find(|f| f.name == name) {
-            Some(f) if f.max == 0 && *level > 0 => {
+            Some(f) if *level > f.max => {
                 tracing::warn!(
-                    "feature {name} is finalized at level {level} in Kafka's metadata; kastle does not implement it and runs it at level 0"
+                    "feature {name} is finalized at level {level} in Kafka's metadata; kastle implements it up to level {} and runs it there",
+                    f.max
                 );
-                out.push((name.clone(), 0));
+                out.push((name.clone(), f.max));
             }
             _ => out.push((name.clone(), *level)),
         }

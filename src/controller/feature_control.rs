@@ -331,8 +331,12 @@ mod tests {
         let who = standalone();
         let one = |n: &str, l: i16, t: i8| decide(&cur, &req(&[(n, l, t)], false), 2, &who);
         assert_eq!(
-            one("share.version", 1, UPGRADE),
-            Err("Invalid update version 1 for feature share.version. Local controller 1 does not support this feature.".into())
+            one("eligible.leader.replicas.version", 1, UPGRADE),
+            Err("Invalid update version 1 for feature eligible.leader.replicas.version. Local controller 1 does not support this feature.".into())
+        );
+        assert_eq!(
+            one("share.version", 2, UPGRADE),
+            Err("Invalid update version 2 for feature share.version. Local controller 1 only supports versions 0-1".into())
         );
         assert_eq!(
             one(GROUP_VERSION, 2, UPGRADE),

@@ -23,6 +23,12 @@ fn api_keys() -> Vec<ApiVersion> {
                 .with_min_version(s.advertised_min)
                 .with_max_version(s.max)
         })
+        .chain(versions::SUPPORTED_OWN_CODEC.iter().map(|(k, lo, hi)| {
+            ApiVersion::default()
+                .with_api_key(*k)
+                .with_min_version(*lo)
+                .with_max_version(*hi)
+        }))
         .collect()
 }
 
@@ -146,10 +152,12 @@ mod tests {
             ]
         };
         assert_eq!(listed(&unrecorded), at(1));
-        // A new one also has share groups (KIP-932) on.
+        // A new one also has share (KIP-932) and streams (KIP-1071)
+        // groups on.
         let at = |tv: i16| {
             let mut l = at(tv);
             l.insert(2, ("share.version".to_string(), 1));
+            l.insert(3, ("streams.version".to_string(), 1));
             l
         };
         // A new one: Kafka 4.x's format levels, or version 1 when chosen.

@@ -27,6 +27,7 @@ pub mod reassignments;
 pub mod request_quota;
 pub mod scram_credentials;
 pub mod share_group;
+pub mod streams_group;
 pub mod topics;
 pub mod transactions;
 pub mod write_txn_markers;
@@ -414,6 +415,17 @@ pub async fn dispatch(ctx: RequestContext, frame: Bytes) -> Pending {
         };
         tracing::warn!(peer = %req.ctx.peer, correlation_id = req.header.correlation_id, reason = %reason, "closing connection");
         return ready(Reply::Close(reason));
+    }
+    // KIP-1071's APIs, which the kafka-protocol crate has no key for (not
+    // measured by the request quota).
+    match api_key {
+        crate::protocol::streams::STREAMS_GROUP_HEARTBEAT => {
+            return ready(streams_group::streams_group_heartbeat(&req, body))
+        }
+        crate::protocol::streams::STREAMS_GROUP_DESCRIBE => {
+            return ready(streams_group::streams_group_describe(&req, body))
+        }
+        _ => {}
     }
     let key = match ApiKey::try_from(api_key) {
         Ok(k) => k,

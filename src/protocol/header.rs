@@ -56,7 +56,10 @@ pub fn header_is_flexible(api_key: i16, api_version: i16) -> bool {
             let v = api_version.clamp(range.min, range.max);
             key.request_header_version(v) >= 2
         }
-        Err(_) => false,
+        // kastle's own codecs: flexible in every version.
+        Err(_) => crate::protocol::versions::SUPPORTED_OWN_CODEC
+            .iter()
+            .any(|(k, _, _)| *k == api_key),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod fields;
 pub mod header;
 pub mod response;
 pub mod schema;
+pub mod streams;
 pub mod versions;
 
 pub use header::{parse_request_header, RequestHeader};

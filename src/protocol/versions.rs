@@ -212,12 +212,16 @@ pub static FEATURES: &[Feature] = &[
         finalized: 1,
         unrecorded: 0,
     },
-    // Streams groups (KIP-1071): not implemented.
+    // Level 1 is KIP-1071 streams groups (StreamsGroupHeartbeat,
+    // StreamsGroupDescribe); at 0 both answer UNSUPPORTED_VERSION, as
+    // Kafka's do. Kafka 4.4 formats a new cluster at 1
+    // (`StreamsVersion.LATEST_PRODUCTION`); a directory an older kastle
+    // formatted keeps 0 until UpdateFeatures raises it.
     Feature {
-        name: "streams.version",
+        name: STREAMS_VERSION,
         min: 0,
-        max: 0,
-        finalized: 0,
+        max: 1,
+        finalized: 1,
         unrecorded: 0,
     },
 ];
@@ -226,6 +230,8 @@ pub static FEATURES: &[Feature] = &[
 pub const GROUP_VERSION: &str = "group.version";
 /// The feature KIP-932's share groups are enabled by.
 pub const SHARE_VERSION: &str = "share.version";
+/// The feature KIP-1071's streams groups are enabled by.
+pub const STREAMS_VERSION: &str = "streams.version";
 /// The feature KIP-890 part 2 (transaction version 2) is enabled by.
 pub const TRANSACTION_VERSION: &str = "transaction.version";
 
@@ -335,9 +341,21 @@ pub fn support(api_key: i16) -> Option<&'static ApiSupport> {
     SUPPORTED.iter().find(|s| s.key as i16 == api_key)
 }
 
+/// APIs the `kafka-protocol` crate has no types for, served with kastle's
+/// own codec (`protocol::streams`): (key, min, max). Every version of
+/// them is flexible.
+pub static SUPPORTED_OWN_CODEC: &[(i16, i16, i16)] = &[
+    // KIP-1071 streams groups (Kafka 4.4: version 0 of each).
+    (crate::protocol::streams::STREAMS_GROUP_HEARTBEAT, 0, 0),
+    (crate::protocol::streams::STREAMS_GROUP_DESCRIBE, 0, 0),
+];
+
 /// Whether a request of this key and version is served.
 pub fn is_supported(api_key: i16, api_version: i16) -> bool {
     support(api_key).is_some_and(|s| api_version >= s.min && api_version <= s.max)
+        || SUPPORTED_OWN_CODEC
+            .iter()
+            .any(|(k, lo, hi)| *k == api_key && (*lo..=*hi).contains(&api_version))
 }
 
 #[cfg(test)]
@@ -383,6 +401,7 @@ mod tests {
                 (TRANSACTION_VERSION.to_string(), 2),
                 (GROUP_VERSION.to_string(), 1),
                 (SHARE_VERSION.to_string(), 1),
+                (STREAMS_VERSION.to_string(), 1),
             ]
         );
         let chosen =
@@ -394,6 +413,7 @@ mod tests {
                 (TRANSACTION_VERSION.to_string(), 1),
                 (GROUP_VERSION.to_string(), 0),
                 (SHARE_VERSION.to_string(), 1),
+                (STREAMS_VERSION.to_string(), 1),
             ]
         );
         // transaction.version 0 is recorded: a missing record reads 1.

@@ -40,6 +40,7 @@ mod sasl_reauth;
 mod sasl_stalled;
 mod share_groups;
 mod startup;
+mod streams_groups;
 mod tls;
 mod transactions;
 mod txn_offsets;

@@ -85,6 +85,7 @@ fn api_versions_features_and_unsupported_version() {
             ("group.version".to_string(), 1, 1),
             ("metadata.version".to_string(), 33, 33),
             ("share.version".to_string(), 1, 1),
+            ("streams.version".to_string(), 1, 1),
             ("transaction.version".to_string(), 2, 2)
         ]
     );
@@ -104,10 +105,11 @@ fn api_versions_features_and_unsupported_version() {
     assert_eq!(level("group.version"), Some((0, 1)));
     // KIP-932 share groups: share.version 1.
     assert_eq!(level("share.version"), Some((0, 1)));
+    // KIP-1071 streams groups: streams.version 1.
+    assert_eq!(level("streams.version"), Some((0, 1)));
     for off in [
         "kraft.version",
         "eligible.leader.replicas.version",
-        "streams.version",
     ] {
         assert_eq!(level(off), Some((0, 0)), "{off}");
     }
@@ -129,6 +131,8 @@ fn api_versions_features_and_unsupported_version() {
     ] {
         assert_eq!(range(key), Some((1, 1)), "{name}");
     }
+    assert_eq!(range(88), Some((0, 0)), "StreamsGroupHeartbeat");
+    assert_eq!(range(89), Some((0, 0)), "StreamsGroupDescribe");
 
     // Too new a version: the v0 answer lists ApiVersions' own range only.
     let body = encode(

@@ -22,13 +22,20 @@ fn the_import_record_is_read_strictly() {
 }
 
 #[test]
-fn features_kastle_does_not_implement_are_finalized_at_zero() {
+fn features_beyond_kastles_levels_are_finalized_at_its_highest() {
     let mut image = MetadataImage::default();
     image.features.insert("metadata.version".into(), 33);
     image.features.insert("share.version".into(), 2);
+    image
+        .features
+        .insert("eligible.leader.replicas.version".into(), 1);
     image.features.insert("transaction.version".into(), 2);
     let got: BTreeMap<String, i16> = imported_features(&image).into_iter().collect();
     assert_eq!(got["metadata.version"], 33);
-    assert_eq!(got["share.version"], 0);
+    // kastle serves share groups at level 1, and not ELR at all.
+    assert_eq!(got["share.version"], 1);
+    assert_eq!(got["eligible.leader.replicas.version"], 0);
     assert_eq!(got["transaction.version"], 2);
+    // Kafka records no level-0 feature; kastle records the 0.
+    assert_eq!(got["streams.version"], 0);
 }

@@ -178,7 +178,11 @@ impl GroupCoordinator {
     /// NOT_COORDINATOR for a partition it does not lead,
     /// COORDINATOR_LOAD_IN_PROGRESS while it loads). A standalone broker
     /// coordinates every group once its `__consumer_offsets` exists.
-    fn check_coordinator(&self, shard: &GroupCoordinatorShard, group_id: &str) -> Result<(), i16> {
+    pub(super) fn check_coordinator(
+        &self,
+        shard: &GroupCoordinatorShard,
+        group_id: &str,
+    ) -> Result<(), i16> {
         let Some(led) = &shard.leadership else {
             // Standalone: every group, once `__consumer_offsets` exists
             // (Kafka's coordinator runtime has no shard for a partition of
@@ -358,6 +362,9 @@ impl GroupCoordinator {
         member_epoch: i32,
     ) -> Result<(), i16> {
         let shard = self.lock();
+        if let Some(g) = shard.groups.streams_groups.get(group_id) {
+            return g.validate_offset_fetch(member_id, member_epoch);
+        }
         match shard.groups.consumer_groups.get(group_id) {
             Some(g) => g
                 .validate_offset_fetch(member_id, member_epoch)

@@ -9,7 +9,7 @@
 //! group's new state (GroupMetadata record) through the `CoordinatorWriter`
 //! before answering; answers that depend on it carry a `DurableWait`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
@@ -27,6 +27,7 @@ use super::coordinator::GroupConfig;
 use super::offset_metadata_manager::OffsetMetadataManager;
 use super::offsets::ExpirationBase;
 use super::record_serde;
+use super::streams::StreamsGroup;
 use super::timers::{Timer, Timers};
 use super::writer::{map_append_error, record, CoordRecord, CoordinatorWriter};
 use crate::util::now_ms;
@@ -50,6 +51,8 @@ pub struct GroupMetadataManager {
     pub consumer_groups: HashMap<String, ConsumerGroup>,
     /// KIP-932 share groups (see `share`), in memory only.
     pub share_groups: super::share::ShareGroups,
+    /// KIP-1071 streams groups (see `streams`), in memory only.
+    pub streams_groups: BTreeMap<String, StreamsGroup>,
     /// The last hash computed per subscribed topic (Kafka's
     /// `topicHashCache`), for the group hash after a member is fenced.
     pub topic_hashes: HashMap<String, i64>,
@@ -368,6 +371,13 @@ impl GroupMetadataManager {
                 state: g.state(),
                 group_type: "share",
             }))
+            .chain(self.streams_groups.values().map(|g| GroupListing {
+                group_id: g.group_id.clone(),
+                // Kafka lists a streams group with the protocol type "streams".
+                protocol_type: "streams".to_string(),
+                state: g.state().name(),
+                group_type: "streams",
+            }))
             .collect();
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         out
@@ -376,7 +386,8 @@ impl GroupMetadataManager {
     /// DescribeGroups of one group; Err: Kafka's message why there is no
     /// such classic group.
     pub fn describe_group(&self, group_id: &str) -> Result<GroupDescription, String> {
-        if self.consumer_groups.contains_key(group_id) {
+        if self.consumer_groups.contains_key(group_id) || self.streams_groups.contains_key(group_id)
+        {
             return Err(format!("Group {group_id} is not a classic group."));
         }
         let g = self
@@ -433,6 +444,11 @@ impl GroupMetadataManager {
         api_version: i16,
         now: i64,
     ) -> Result<(), i16> {
+        if let Some(g) = self.streams_groups.get(c.group_id) {
+            return g
+                .validate_member_epoch(c.member_id, c.generation_id)
+                .map_err(code);
+        }
         if let Some(g) = self.consumer_groups.get(c.group_id) {
             return g
                 .validate_offset_commit(
@@ -490,7 +506,10 @@ impl GroupMetadataManager {
     /// For TxnOffsetCommit: an unknown group gets a simple group when the
     /// commit has no generation (true: created), else ILLEGAL_GENERATION.
     pub fn get_or_create_simple_group(&mut self, c: &Committer, now: i64) -> Result<bool, i16> {
-        if self.groups.contains_key(c.group_id) || self.consumer_groups.contains_key(c.group_id) {
+        if self.groups.contains_key(c.group_id)
+            || self.consumer_groups.contains_key(c.group_id)
+            || self.streams_groups.contains_key(c.group_id)
+        {
             return Ok(false);
         }
         if c.generation_id >= 0 {
@@ -507,6 +526,15 @@ impl GroupMetadataManager {
     /// check for requests without member and generation (v0-2), and no
     /// REBALANCE_IN_PROGRESS; the session is not extended.
     pub fn validate_txn_offset_commit(&self, c: &Committer) -> Result<(), i16> {
+        if let Some(g) = self.streams_groups.get(c.group_id) {
+            // As for consumer groups, a stale epoch is ILLEGAL_GENERATION.
+            return g
+                .validate_member_epoch(c.member_id, c.generation_id)
+                .map_err(|e| match e {
+                    ResponseError::StaleMemberEpoch => code(ResponseError::IllegalGeneration),
+                    e => code(e),
+                });
+        }
         if let Some(g) = self.consumer_groups.get(c.group_id) {
             // Kafka answers a stale epoch ILLEGAL_GENERATION here.
             return g
@@ -553,6 +581,13 @@ impl GroupMetadataManager {
 
     /// DeleteGroups: only an Empty group may go.
     pub fn check_deletable(&self, group_id: &str) -> Result<(), i16> {
+        if let Some(g) = self.streams_groups.get(group_id) {
+            return if g.is_empty() {
+                Ok(())
+            } else {
+                Err(code(ResponseError::NonEmptyGroup))
+            };
+        }
         if let Some(g) = self.consumer_groups.get(group_id) {
             return if g.is_empty() {
                 Ok(())
@@ -571,6 +606,7 @@ impl GroupMetadataManager {
     /// Removes a deleted or expired group (its tombstone was written): its
     /// timers go, and it is Dead to anyone still holding it.
     pub fn remove_group(&mut self, group_id: &str, now: i64) {
+        self.streams_groups.remove(group_id);
         if let Some(g) = self.consumer_groups.remove(group_id) {
             for t in g.timers.values() {
                 self.timers.cancel(t.session);
@@ -592,6 +628,17 @@ impl GroupMetadataManager {
     /// uses the consumer protocol, whose subscriptions are known; a
     /// consumer group always).
     pub fn check_offset_delete(&self, group_id: &str) -> Result<SubscribedTo<'_>, i16> {
+        if let Some(g) = self.streams_groups.get(group_id) {
+            // Kafka's StreamsGroup: a topic is in use while the group has
+            // members and its topology reads it.
+            return Ok(Box::new(|t: &str| {
+                !g.is_empty()
+                    && g.subtopologies.iter().any(|s| {
+                        s.source_topics.iter().any(|x| x == t)
+                            || s.repartition_source_topics.iter().any(|x| x.name == t)
+                    })
+            }));
+        }
         if let Some(g) = self.consumer_groups.get(group_id) {
             return Ok(Box::new(|t: &str| g.is_subscribed_to(t)));
         }

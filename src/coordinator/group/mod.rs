@@ -30,6 +30,8 @@
 //!   (standalone) or taken from the metadata image (cluster), and
 //!   described; consumer groups read their session timeout and heartbeat
 //!   interval from them.
+//! - `streams`: KIP-1071 streams groups (StreamsGroupHeartbeat,
+//!   StreamsGroupDescribe), in memory only.
 
 pub mod api;
 pub mod classic_group;
@@ -46,6 +48,7 @@ pub mod offsets;
 pub mod record_serde;
 pub mod share;
 pub mod standalone;
+pub mod streams;
 pub mod timers;
 pub mod writer;
 

@@ -13,6 +13,8 @@
 
 // One field per line reads best for the tables; rustfmt would re-flow them.
 #[rustfmt::skip]
+mod streams_tables;
+#[rustfmt::skip]
 mod tables;
 #[cfg(test)]
 mod tests;

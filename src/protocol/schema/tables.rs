@@ -43,6 +43,8 @@ pub(crate) enum Ty {
 
 use Ty::*;
 
+use super::streams_tables::{STREAMS_GROUP_DESCRIBE, STREAMS_GROUP_HEARTBEAT};
+
 /// One field of a struct.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Field {
@@ -70,10 +72,10 @@ pub(crate) struct Api {
     pub body: &'static [Field],
 }
 
-const N: i16 = i16::MAX;
+pub(super) const N: i16 = i16::MAX;
 const NEVER: i16 = i16::MAX;
 
-const fn f(name: &'static str, lo: i16, hi: i16, ty: Ty) -> Field {
+pub(super) const fn f(name: &'static str, lo: i16, hi: i16, ty: Ty) -> Field {
     Field {
         name,
         lo,
@@ -860,6 +862,7 @@ const DESCRIBE_TOPIC_PARTITIONS_TOPIC_REQUEST: &[Field] = &[
     f("name", 0, N, Str),
 ];
 
+
 pub(super) static APIS: &[Api] = &[
     api(0, 3, 13, 9, PRODUCE), // Produce
     api(1, 4, 18, 12, FETCH), // Fetch
@@ -920,6 +923,8 @@ pub(super) static APIS: &[Api] = &[
     api(72, 0, 0, 0, PUSH_TELEMETRY), // PushTelemetry
     api(74, 0, 1, 0, LIST_CONFIG_RESOURCES), // ListConfigResources
     api(75, 0, 0, 0, DESCRIBE_TOPIC_PARTITIONS), // DescribeTopicPartitions
+    api(88, 0, 0, 0, STREAMS_GROUP_HEARTBEAT), // StreamsGroupHeartbeat
+    api(89, 0, 0, 0, STREAMS_GROUP_DESCRIBE), // StreamsGroupDescribe
     api(56, 2, 3, 0, ALTER_PARTITION), // AlterPartition
     api(58, 0, 0, 0, ENVELOPE), // Envelope
     api(62, 0, 4, 0, BROKER_REGISTRATION), // BrokerRegistration

@@ -1,0 +1,789 @@
+//! KIP-1071 streams groups (the streams rebalance protocol), after Kafka's
+//! `streams` package of the group coordinator: the group's topology and
+//! epochs, its members, the target assignment of tasks (active tasks only,
+//! a balanced sticky assignor), reconciliation with revocation before
+//! assignment (`CurrentAssignmentBuilder`), and StreamsGroupHeartbeat /
+//! StreamsGroupDescribe.
+//!
+//! Unlike consumer groups, a streams group lives in memory only: no
+//! records are written to `__consumer_offsets`, so a restart loses the
+//! group (its committed offsets stay). Session and rebalance timeouts are
+//! enforced when the group is next touched (any member's heartbeat, a
+//! describe), not by a timer.
+//!
+//! - `topology`: the topology configured against the broker's topics.
+//! - `service`: the GroupCoordinator's streams entry points.
+
+pub mod service;
+pub mod topology;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kafka_protocol::ResponseError;
+
+use crate::coordinator::group::consumer::TopicResolver;
+use crate::protocol::streams::{
+    status, Endpoint, EndpointToPartitions, KeyValue, Status, StreamsGroupHeartbeatRequest,
+    Subtopology, TaskIds, TopicPartition,
+};
+use topology::{ConfiguredTopology, InternalTopic};
+
+/// Most members a streams group takes before GROUP_MAX_SIZE_REACHED (the
+/// broker's `group.streams.max.size` is capped by it).
+pub const MAX_MEMBERS: usize = 10_000;
+
+/// Tasks by subtopology: the partitions each covers.
+pub type Tasks = BTreeMap<String, BTreeSet<i32>>;
+
+fn tasks_from(ids: &[TaskIds]) -> Tasks {
+    let mut t = Tasks::new();
+    for i in ids {
+        t.entry(i.subtopology_id.clone())
+            .or_default()
+            .extend(i.partitions.iter().copied());
+    }
+    t.retain(|_, ps| !ps.is_empty());
+    t
+}
+
+pub fn task_ids(t: &Tasks) -> Vec<TaskIds> {
+    t.iter()
+        .map(|(s, ps)| TaskIds {
+            subtopology_id: s.clone(),
+            partitions: ps.iter().copied().collect(),
+        })
+        .collect()
+}
+
+fn minus(a: &Tasks, b: &Tasks) -> Tasks {
+    let mut out = Tasks::new();
+    for (s, ps) in a {
+        let rest: BTreeSet<i32> = match b.get(s) {
+            Some(bs) => ps.difference(bs).copied().collect(),
+            None => ps.clone(),
+        };
+        if !rest.is_empty() {
+            out.insert(s.clone(), rest);
+        }
+    }
+    out
+}
+
+fn intersect(a: &Tasks, b: &Tasks) -> Tasks {
+    let mut out = Tasks::new();
+    for (s, ps) in a {
+        if let Some(bs) = b.get(s) {
+            let both: BTreeSet<i32> = ps.intersection(bs).copied().collect();
+            if !both.is_empty() {
+                out.insert(s.clone(), both);
+            }
+        }
+    }
+    out
+}
+
+fn contains(t: &Tasks, s: &str, p: i32) -> bool {
+    t.get(s).is_some_and(|ps| ps.contains(&p))
+}
+
+/// Kafka's streams `MemberState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberState {
+    Stable,
+    UnrevokedTasks,
+    UnreleasedTasks,
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamsGroupMember {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub previous_member_epoch: i32,
+    pub state: MemberState,
+    pub rack_id: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    pub topology_epoch: i32,
+    pub client_id: String,
+    pub client_host: String,
+    pub process_id: String,
+    pub user_endpoint: Option<Endpoint>,
+    pub client_tags: Vec<KeyValue>,
+    /// Active tasks the member owns.
+    pub assigned: Tasks,
+    /// Active tasks it must give up before the next epoch.
+    pub revoking: Tasks,
+    pub session_deadline_ms: i64,
+    /// Set while tasks are being revoked.
+    pub rebalance_deadline_ms: Option<i64>,
+}
+
+/// Kafka's streams group states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamsGroupState {
+    Empty,
+    NotReady,
+    Assigning,
+    Reconciling,
+    Stable,
+}
+
+impl StreamsGroupState {
+    pub fn name(self) -> &'static str {
+        match self {
+            StreamsGroupState::Empty => "Empty",
+            StreamsGroupState::NotReady => "NotReady",
+            StreamsGroupState::Assigning => "Assigning",
+            StreamsGroupState::Reconciling => "Reconciling",
+            StreamsGroupState::Stable => "Stable",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StreamsGroup {
+    pub group_id: String,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub topology_epoch: i32,
+    pub subtopologies: Vec<Subtopology>,
+    pub configured: ConfiguredTopology,
+    pub members: BTreeMap<String, StreamsGroupMember>,
+    /// The target assignment's active tasks by member.
+    pub target: BTreeMap<String, Tasks>,
+    pub endpoint_information_epoch: i32,
+    pub shutdown_request_member_id: Option<String>,
+}
+
+impl StreamsGroup {
+    pub fn state(&self) -> StreamsGroupState {
+        if self.members.is_empty() {
+            StreamsGroupState::Empty
+        } else if !self.configured.is_ready() {
+            StreamsGroupState::NotReady
+        } else if self.group_epoch > self.assignment_epoch {
+            StreamsGroupState::Assigning
+        } else if self
+            .members
+            .values()
+            .any(|m| m.state != MemberState::Stable || m.member_epoch != self.assignment_epoch)
+        {
+            StreamsGroupState::Reconciling
+        } else {
+            StreamsGroupState::Stable
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Whether some member other than `except` owns or is revoking the
+    /// active task.
+    fn owned_elsewhere(&self, except: &str, s: &str, p: i32) -> bool {
+        self.members.values().any(|m| {
+            m.member_id != except && (contains(&m.assigned, s, p) || contains(&m.revoking, s, p))
+        })
+    }
+
+    /// OffsetFetch's member check (Kafka's `StreamsGroup.validateOffsetFetch`):
+    /// none without a member id; Err: the error code.
+    pub fn validate_offset_fetch(&self, member_id: Option<&str>, epoch: i32) -> Result<(), i16> {
+        member_id.map_or(Ok(()), |m| {
+            self.validate_member_epoch(m, epoch)
+                .map_err(crate::coordinator::group::api::code)
+        })
+    }
+
+    /// OffsetCommit/OffsetFetch's member check (Kafka's
+    /// `StreamsGroup.validateOffsetCommit`): a member's current epoch.
+    pub fn validate_member_epoch(&self, member_id: &str, epoch: i32) -> Result<(), ResponseError> {
+        if epoch < 0 && self.is_empty() {
+            // The admin client or a consumer outside the group: only while
+            // the group is empty.
+            return Ok(());
+        }
+        let m = self
+            .members
+            .get(member_id)
+            .ok_or(ResponseError::UnknownMemberId)?;
+        if epoch != m.member_epoch {
+            return Err(ResponseError::StaleMemberEpoch);
+        }
+        Ok(())
+    }
+
+    /// Fences members whose session or revocation ran out (Kafka's session
+    /// and rebalance timeouts); true if any was.
+    pub fn expire_members(&mut self, now: i64) -> bool {
+        let expired: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| {
+                m.session_deadline_ms <= now || m.rebalance_deadline_ms.is_some_and(|d| d <= now)
+            })
+            .map(|m| m.member_id.clone())
+            .collect();
+        for id in &expired {
+            tracing::info!(group = %self.group_id, member = %id, "streams group member fenced: session or rebalance timeout");
+            self.remove_member(id);
+        }
+        !expired.is_empty()
+    }
+
+    fn remove_member(&mut self, id: &str) {
+        if self.members.remove(id).is_some() {
+            self.target.remove(id);
+            self.group_epoch += 1;
+        }
+    }
+
+    /// The target assignment (Kafka's `StickyTaskAssignor`, reduced to
+    /// active tasks): every task goes to one member, each member keeps the
+    /// tasks it owns while it has no more than its share, the rest go to
+    /// the members with the fewest.
+    fn compute_target(&mut self) {
+        let ids: Vec<String> = self.members.keys().cloned().collect();
+        let mut target: BTreeMap<String, Tasks> =
+            ids.iter().map(|m| (m.clone(), Tasks::new())).collect();
+        if ids.is_empty() || !self.configured.is_ready() {
+            self.target = target;
+            return;
+        }
+        let all: Vec<(String, i32)> = self
+            .configured
+            .tasks
+            .iter()
+            .flat_map(|(s, n)| (0..*n).map(move |p| (s.clone(), p)))
+            .collect();
+        let n = ids.len();
+        let quota = all.len().div_ceil(n);
+        let mut load: BTreeMap<&str, usize> = ids.iter().map(|m| (m.as_str(), 0)).collect();
+        let mut unassigned = Vec::new();
+        for (s, p) in &all {
+            let owner = self
+                .members
+                .values()
+                .find(|m| contains(&m.assigned, s, *p) || contains(&m.revoking, s, *p))
+                .map(|m| m.member_id.as_str());
+            match owner {
+                Some(o) if load.get(o).is_some_and(|l| *l < quota) => {
+                    *load.entry(o).or_default() += 1;
+                    target
+                        .entry(o.to_string())
+                        .or_default()
+                        .entry(s.clone())
+                        .or_default()
+                        .insert(*p);
+                }
+                _ => unassigned.push((s.clone(), *p)),
+            }
+        }
+        for (s, p) in unassigned {
+            // The least-loaded member, ties to the smallest id.
+            let Some(m) = load.iter().min_by_key(|(m, l)| (**l, **m)).map(|(m, _)| *m) else {
+                break;
+            };
+            if let Some(l) = load.get_mut(m) {
+                *l += 1;
+            }
+            target
+                .entry(m.to_string())
+                .or_default()
+                .entry(s)
+                .or_default()
+                .insert(p);
+        }
+        self.target = target;
+    }
+
+    /// Kafka's `CurrentAssignmentBuilder` for streams: owned tasks the
+    /// target drops are revoked first (the member keeps its epoch until it
+    /// reports them gone); then it moves to the target epoch with the
+    /// target's tasks that no other member still holds.
+    fn reconcile(&mut self, id: &str, owned: Option<&Tasks>, now: i64) {
+        let target_epoch = self.assignment_epoch;
+        let target = self.target.get(id).cloned().unwrap_or_default();
+        let Some(m) = self.members.get(id).cloned() else {
+            return;
+        };
+        let mut m = m;
+        if m.state == MemberState::UnrevokedTasks {
+            // Still owns tasks it must give up: wait for its report.
+            let done = owned.is_some_and(|o| intersect(o, &m.revoking).is_empty());
+            if !done {
+                self.members.insert(id.to_string(), m);
+                return;
+            }
+            m.revoking.clear();
+            m.rebalance_deadline_ms = None;
+        } else if m.state == MemberState::Stable && m.member_epoch == target_epoch {
+            return;
+        }
+        let kept = intersect(&m.assigned, &target);
+        let revoke = minus(&m.assigned, &target);
+        if !revoke.is_empty() {
+            m.assigned = kept;
+            m.revoking = revoke;
+            m.state = MemberState::UnrevokedTasks;
+            m.rebalance_deadline_ms = Some(now + i64::from(m.rebalance_timeout_ms.max(0)));
+            self.members.insert(id.to_string(), m);
+            return;
+        }
+        let mut assigned = kept;
+        let mut unreleased = false;
+        for (s, ps) in minus(&target, &m.assigned) {
+            for p in ps {
+                if self.owned_elsewhere(id, &s, p) {
+                    unreleased = true;
+                } else {
+                    assigned.entry(s.clone()).or_default().insert(p);
+                }
+            }
+        }
+        m.previous_member_epoch = m.member_epoch;
+        m.member_epoch = target_epoch;
+        m.assigned = assigned;
+        m.state = if unreleased {
+            MemberState::UnreleasedTasks
+        } else {
+            MemberState::Stable
+        };
+        self.members.insert(id.to_string(), m);
+    }
+}
+
+/// What the coordinator needs of a StreamsGroupHeartbeat besides the
+/// request.
+pub struct HeartbeatContext {
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub heartbeat_interval_ms: i32,
+    pub max_size: usize,
+    pub now: i64,
+}
+
+/// A heartbeat's answer: the response fields the coordinator decides and
+/// the internal topics to create (Kafka's `StreamsGroupHeartbeatResult`).
+#[derive(Debug, Default)]
+pub struct StreamsHeartbeatOutcome {
+    pub error: i16,
+    pub message: Option<String>,
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub heartbeat_interval_ms: i32,
+    pub status: Vec<Status>,
+    pub active_tasks: Option<Vec<TaskIds>>,
+    pub standby_tasks: Option<Vec<TaskIds>>,
+    pub warmup_tasks: Option<Vec<TaskIds>>,
+    pub endpoint_information_epoch: i32,
+    pub partitions_by_user_endpoint: Option<Vec<EndpointToPartitions>>,
+    pub to_create: Vec<InternalTopic>,
+}
+
+impl StreamsHeartbeatOutcome {
+    pub fn error(e: ResponseError, message: Option<String>) -> StreamsHeartbeatOutcome {
+        StreamsHeartbeatOutcome {
+            error: e.code(),
+            message,
+            ..StreamsHeartbeatOutcome::default()
+        }
+    }
+}
+
+fn invalid(message: &str) -> String {
+    message.to_string()
+}
+
+/// Kafka 4.4's request checks (`GroupCoordinatorService`). Static members
+/// (an instance id), task offsets and warm-up tasks are accepted as Kafka
+/// 4.4 accepts them, but kastle keeps no static identity, reads no offsets
+/// and assigns no warm-up tasks.
+/// Err: the INVALID_REQUEST message.
+pub fn validate(r: &StreamsGroupHeartbeatRequest) -> Result<(), String> {
+    if let Some(t) = &r.topology {
+        if t.subtopologies
+            .iter()
+            .any(|s| !s.source_topic_regex.is_empty())
+        {
+            return Err(invalid(
+                "Regular expressions for source topics are not supported yet.",
+            ));
+        }
+    }
+    if r.member_id.is_empty() {
+        return Err(invalid("MemberId can't be empty."));
+    }
+    if r.group_id.is_empty() {
+        return Err(invalid("GroupId can't be empty."));
+    }
+    if r.instance_id.as_deref() == Some("") {
+        return Err(invalid("InstanceId can't be empty."));
+    }
+    if r.rack_id.as_deref() == Some("") {
+        return Err(invalid("RackId can't be empty."));
+    }
+    if r.member_epoch == 0 {
+        if r.rebalance_timeout_ms == -1 {
+            return Err(invalid(
+                "RebalanceTimeoutMs must be provided in first request.",
+            ));
+        }
+        for (tasks, what) in [
+            (&r.active_tasks, "ActiveTasks"),
+            (&r.standby_tasks, "StandbyTasks"),
+            (&r.warmup_tasks, "WarmupTasks"),
+        ] {
+            if tasks.as_ref().is_some_and(|t| !t.is_empty()) {
+                return Err(invalid(&format!("{what} must be empty when (re-)joining.")));
+            }
+        }
+        if r.topology.is_none() {
+            return Err(invalid("Topology must be non-null when (re-)joining."));
+        }
+    } else if r.member_epoch == -2 && r.instance_id.is_none() {
+        return Err(invalid("InstanceId can't be null."));
+    } else if r.member_epoch < -2 {
+        return Err(invalid(&format!(
+            "MemberEpoch is {}, but must be greater than or equal to -2.",
+            r.member_epoch
+        )));
+    }
+    let given = [&r.active_tasks, &r.standby_tasks, &r.warmup_tasks]
+        .iter()
+        .filter(|t| t.is_some())
+        .count();
+    if given != 0 && given != 3 {
+        return Err(invalid(
+            "If one task-type is non-null, all must be non-null.",
+        ));
+    }
+    if r.member_epoch != 0 && r.topology.is_some() {
+        return Err(invalid("Topology can only be provided when (re-)joining."));
+    }
+    Ok(())
+}
+
+/// StreamsGroupHeartbeat on `groups` (the request was validated).
+pub fn heartbeat(
+    groups: &mut BTreeMap<String, StreamsGroup>,
+    r: &StreamsGroupHeartbeatRequest,
+    cx: &HeartbeatContext,
+    topics: &dyn TopicResolver,
+) -> StreamsHeartbeatOutcome {
+    let joining = r.member_epoch == 0;
+    if !joining && !groups.contains_key(&r.group_id) {
+        return StreamsHeartbeatOutcome::error(
+            ResponseError::GroupIdNotFound,
+            Some(format!("Streams group {} not found.", r.group_id)),
+        );
+    }
+    // An invalid topology changes nothing (Kafka's write operation fails
+    // as a whole).
+    if let Some(t) = &r.topology {
+        let current = groups.get(&r.group_id).map_or(0, |g| g.topology_epoch);
+        if t.epoch > current
+            || groups
+                .get(&r.group_id)
+                .is_none_or(|g| g.subtopologies.is_empty())
+        {
+            if let Err(message) = topology::configure(&t.subtopologies, topics) {
+                return StreamsHeartbeatOutcome::error(
+                    ResponseError::StreamsInvalidTopology,
+                    Some(message),
+                );
+            }
+        }
+    }
+    let group = groups
+        .entry(r.group_id.clone())
+        .or_insert_with(|| StreamsGroup {
+            group_id: r.group_id.clone(),
+            ..StreamsGroup::default()
+        });
+    if group.expire_members(cx.now) {
+        refresh(group, topics, cx.now);
+    }
+
+    // Leave (-2: a static member's temporary leave, a leave here).
+    if r.member_epoch == -1 || r.member_epoch == -2 {
+        if !group.members.contains_key(&r.member_id) {
+            return StreamsHeartbeatOutcome::error(
+                ResponseError::UnknownMemberId,
+                Some(format!(
+                    "Member {} is not a member of group {}.",
+                    r.member_id, r.group_id
+                )),
+            );
+        }
+        group.remove_member(&r.member_id);
+        tracing::info!(group = %r.group_id, member = %r.member_id, "streams group member left");
+        refresh(group, topics, cx.now);
+        return StreamsHeartbeatOutcome {
+            member_id: r.member_id.clone(),
+            member_epoch: r.member_epoch,
+            heartbeat_interval_ms: cx.heartbeat_interval_ms,
+            ..StreamsHeartbeatOutcome::default()
+        };
+    }
+
+    let previous = group.members.get(&r.member_id).cloned();
+    let owned_active = r.active_tasks.as_deref().map(tasks_from);
+    let member = match (&previous, joining) {
+        (None, false) => {
+            return StreamsHeartbeatOutcome::error(
+                ResponseError::UnknownMemberId,
+                Some(format!(
+                    "Member {} is not a member of group {}.",
+                    r.member_id, r.group_id
+                )),
+            )
+        }
+        (None, true) => {
+            if group.members.len() >= cx.max_size.min(MAX_MEMBERS) {
+                return StreamsHeartbeatOutcome::error(
+                    ResponseError::GroupMaxSizeReached,
+                    Some(format!(
+                        "The streams group has reached its maximum capacity of {} members.",
+                        cx.max_size.min(MAX_MEMBERS)
+                    )),
+                );
+            }
+            StreamsGroupMember {
+                member_id: r.member_id.clone(),
+                member_epoch: 0,
+                previous_member_epoch: -1,
+                state: MemberState::Stable,
+                rack_id: None,
+                rebalance_timeout_ms: r.rebalance_timeout_ms,
+                topology_epoch: 0,
+                client_id: String::new(),
+                client_host: String::new(),
+                process_id: String::new(),
+                user_endpoint: None,
+                client_tags: Vec::new(),
+                assigned: Tasks::new(),
+                revoking: Tasks::new(),
+                session_deadline_ms: 0,
+                rebalance_deadline_ms: None,
+            }
+        }
+        (Some(m), _) => {
+            // Kafka's `throwIfStreamsGroupMemberEpochIsInvalid`: a member
+            // one epoch behind is accepted if it owns what it was given.
+            let owned_within = |o: &Tasks| minus(o, &m.assigned).is_empty();
+            if r.member_epoch > m.member_epoch
+                || (r.member_epoch < m.member_epoch
+                    && !(r.member_epoch == m.previous_member_epoch
+                        && owned_active.as_ref().is_some_and(owned_within)))
+                || (joining && m.member_epoch != 0)
+            {
+                if joining {
+                    // A member rejoining with epoch 0 starts over.
+                    group.remove_member(&r.member_id);
+                    return heartbeat(groups, r, cx, topics);
+                }
+                return StreamsHeartbeatOutcome::error(
+                    ResponseError::FencedMemberEpoch,
+                    Some(format!(
+                        "The streams group member has a smaller member epoch ({}) than the one known by the group coordinator ({}). The member must abandon all its partitions and rejoin.",
+                        r.member_epoch, m.member_epoch
+                    )),
+                );
+            }
+            m.clone()
+        }
+    };
+
+    // 1. The member's metadata.
+    let mut updated = member.clone();
+    if let Some(rack) = &r.rack_id {
+        updated.rack_id = Some(rack.clone());
+    }
+    if r.rebalance_timeout_ms != -1 {
+        updated.rebalance_timeout_ms = r.rebalance_timeout_ms;
+    }
+    if let Some(t) = &r.topology {
+        updated.topology_epoch = t.epoch;
+    }
+    updated.client_id = cx.client_id.clone();
+    updated.client_host = cx.client_host.clone();
+    if let Some(p) = &r.process_id {
+        updated.process_id = p.clone();
+    }
+    if let Some(e) = &r.user_endpoint {
+        updated.user_endpoint = Some(e.clone());
+    }
+    if let Some(tags) = &r.client_tags {
+        updated.client_tags = tags.clone();
+    }
+    updated.session_deadline_ms = cx.now + i64::from(cx.session_timeout_ms);
+    let metadata_changed = previous.as_ref().is_none_or(|p| {
+        p.rack_id != updated.rack_id
+            || p.process_id != updated.process_id
+            || p.user_endpoint != updated.user_endpoint
+            || p.client_tags != updated.client_tags
+            || p.topology_epoch != updated.topology_epoch
+    });
+    group.members.insert(r.member_id.clone(), updated);
+    if metadata_changed {
+        group.group_epoch += 1;
+    }
+
+    // 2. The group's topology: the first member's, or a newer epoch.
+    let mut status = Vec::new();
+    if let Some(t) = &r.topology {
+        if (group.subtopologies.is_empty() && group.topology_epoch == 0)
+            || t.epoch > group.topology_epoch
+        {
+            group.topology_epoch = t.epoch;
+            group.subtopologies = t.subtopologies.clone();
+            group.group_epoch += 1;
+        }
+    }
+    if let Some(m) = group.members.get(&r.member_id) {
+        if m.topology_epoch < group.topology_epoch {
+            status.push(Status {
+                status_code: status::STALE_TOPOLOGY,
+                status_detail: format!(
+                    "The member's topology epoch {} is behind the group's topology epoch {}.",
+                    m.topology_epoch, group.topology_epoch
+                ),
+            });
+        }
+    }
+
+    // 3. Internal topics; a changed configuration bumps the group epoch.
+    if let Err(message) = refresh_target(group, topics, cx.now) {
+        return StreamsHeartbeatOutcome::error(
+            ResponseError::StreamsInvalidTopology,
+            Some(message),
+        );
+    }
+
+    // 4-5. Reconcile the member with the target.
+    group.reconcile(&r.member_id, owned_active.as_ref(), cx.now);
+    if r.shutdown_application {
+        group.shutdown_request_member_id = Some(r.member_id.clone());
+    }
+    let Some(m) = group.members.get(&r.member_id) else {
+        return StreamsHeartbeatOutcome::error(ResponseError::UnknownMemberId, None);
+    };
+    let changed = previous
+        .as_ref()
+        .is_none_or(|p| p.assigned != m.assigned || p.member_epoch != m.member_epoch);
+    let mut out = StreamsHeartbeatOutcome {
+        member_id: m.member_id.clone(),
+        member_epoch: m.member_epoch,
+        heartbeat_interval_ms: cx.heartbeat_interval_ms,
+        ..StreamsHeartbeatOutcome::default()
+    };
+    if joining || changed {
+        out.active_tasks = Some(task_ids(&m.assigned));
+        out.standby_tasks = Some(Vec::new());
+        out.warmup_tasks = Some(Vec::new());
+        if !joining || !m.assigned.is_empty() {
+            group.endpoint_information_epoch += 1;
+        }
+    }
+    if group.endpoint_information_epoch != r.endpoint_information_epoch {
+        out.partitions_by_user_endpoint = Some(endpoint_partitions(group));
+    }
+    out.endpoint_information_epoch = group.endpoint_information_epoch;
+    if let Some(e) = &group.configured.error {
+        out.to_create = group.configured.to_create.clone();
+        status.push(Status {
+            status_code: e.status,
+            status_detail: e.detail.clone(),
+        });
+    }
+    if let Some(who) = &group.shutdown_request_member_id {
+        status.push(Status {
+            status_code: status::SHUTDOWN_APPLICATION,
+            status_detail: format!(
+                "Streams group member {who} encountered a fatal error and requested a shutdown for the entire application."
+            ),
+        });
+    }
+    out.status = status;
+    out
+}
+
+/// Where each member with a user endpoint (Interactive Queries) serves
+/// from: the input partitions of its active tasks (Kafka's
+/// `EndpointToPartitionsManager`, without standby tasks).
+fn endpoint_partitions(group: &StreamsGroup) -> Vec<EndpointToPartitions> {
+    let mut out = Vec::new();
+    for m in group.members.values() {
+        let Some(endpoint) = &m.user_endpoint else {
+            continue;
+        };
+        let mut by_topic: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();
+        for s in &group.subtopologies {
+            let Some(ps) = m.assigned.get(&s.subtopology_id) else {
+                continue;
+            };
+            let inputs = s
+                .source_topics
+                .iter()
+                .chain(s.repartition_source_topics.iter().map(|t| &t.name));
+            for t in inputs {
+                by_topic
+                    .entry(t.clone())
+                    .or_default()
+                    .extend(ps.iter().copied());
+            }
+        }
+        out.push(EndpointToPartitions {
+            user_endpoint: endpoint.clone(),
+            active_partitions: by_topic
+                .into_iter()
+                .map(|(topic, ps)| TopicPartition {
+                    topic,
+                    partitions: ps.into_iter().collect(),
+                })
+                .collect(),
+            standby_partitions: Vec::new(),
+        });
+    }
+    out
+}
+
+/// A new target after members were fenced outside a heartbeat (an
+/// invalid topology keeps the old configuration).
+pub fn refresh(group: &mut StreamsGroup, topics: &dyn TopicResolver, now: i64) {
+    if let Err(e) = refresh_target(group, topics, now) {
+        tracing::warn!(group = %group.group_id, error = %e, "streams group topology is invalid");
+    }
+}
+
+/// Configures the topology against the topics as they are now and, when
+/// the group epoch moved past the assignment's, computes a new target.
+fn refresh_target(
+    group: &mut StreamsGroup,
+    topics: &dyn TopicResolver,
+    now: i64,
+) -> Result<(), String> {
+    let configured = topology::configure(&group.subtopologies, topics)?;
+    if configured != group.configured {
+        group.configured = configured;
+        group.group_epoch += 1;
+    }
+    if group.group_epoch > group.assignment_epoch {
+        group.compute_target();
+        group.assignment_epoch = group.group_epoch;
+    }
+    let ids: Vec<String> = group.members.keys().cloned().collect();
+    for id in ids {
+        // Others move on as their own heartbeats report; a member only
+        // waiting for released tasks can take them now.
+        if group
+            .members
+            .get(&id)
+            .is_some_and(|m| m.state == MemberState::UnreleasedTasks)
+        {
+            group.reconcile(&id, None, now);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,393 @@
+//! Black-box tests of KIP-1071 streams groups over the raw protocol:
+//! StreamsGroupHeartbeat (topology validation statuses, internal topic
+//! creation, task assignment, revocation before assignment, epochs,
+//! fencing, leave), StreamsGroupDescribe, ListGroups, OffsetCommit member
+//! checks and DeleteGroups.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::support::groups::offset_commit;
+use crate::support::topics::create_topic;
+use crate::support::{find_coordinators, sb, tn, Broker, Client, NONE};
+use crate::support::{frame_with_header, skip_tagged_fields};
+use kafka_protocol::messages::*;
+use kastle::protocol::streams::*;
+
+const UNKNOWN_MEMBER_ID: i16 = 25;
+const UNSUPPORTED_VERSION: i16 = 35;
+const INVALID_REQUEST: i16 = 42;
+const NON_EMPTY_GROUP: i16 = 68;
+const GROUP_ID_NOT_FOUND: i16 = 69;
+const FENCED_MEMBER_EPOCH: i16 = 110;
+const STALE_MEMBER_EPOCH: i16 = 113;
+const STREAMS_INVALID_TOPOLOGY: i16 = 130;
+
+fn call_raw(c: &mut Client, key: i16, body: &[u8]) -> bytes::Bytes {
+    let corr = c.next_corr();
+    c.write_raw(&frame_with_header(key, 0, corr, 2, body))
+        .expect("write request");
+    let (got, mut b) = c.recv_frame().expect("read response");
+    assert_eq!(got, corr);
+    skip_tagged_fields(&mut b);
+    b
+}
+
+fn heartbeat(c: &mut Client, r: &StreamsGroupHeartbeatRequest) -> StreamsGroupHeartbeatResponse {
+    let b = call_raw(c, STREAMS_GROUP_HEARTBEAT, &r.encode());
+    StreamsGroupHeartbeatResponse::decode(&b).expect("heartbeat response")
+}
+
+fn describe(c: &mut Client, group: &str) -> DescribedGroup {
+    let req = StreamsGroupDescribeRequest {
+        group_ids: vec![group.to_string()],
+        include_authorized_operations: false,
+    };
+    let b = call_raw(c, STREAMS_GROUP_DESCRIBE, &req.encode());
+    let mut r = StreamsGroupDescribeResponse::decode(&b).expect("describe response");
+    r.groups.remove(0)
+}
+
+fn info(name: &str, configs: &[(&str, &str)]) -> TopicInfo {
+    TopicInfo {
+        name: name.into(),
+        topic_configs: configs
+            .iter()
+            .map(|(k, v)| KeyValue {
+                key: k.to_string(),
+                value: v.to_string(),
+            })
+            .collect(),
+        ..TopicInfo::default()
+    }
+}
+
+/// A word-count shape: subtopology 0 reads `input` and writes the
+/// repartition topic; subtopology 1 reads it into a store with a changelog.
+fn topology(app: &str, input: &str) -> Topology {
+    let repartition = format!("{app}-counts-repartition");
+    Topology {
+        epoch: 1,
+        subtopologies: vec![
+            Subtopology {
+                subtopology_id: "0".into(),
+                source_topics: vec![input.into()],
+                repartition_sink_topics: vec![repartition.clone()],
+                ..Subtopology::default()
+            },
+            // As Kafka Streams sends it: the repartition topic is a
+            // repartition source topic, not a source topic.
+            Subtopology {
+                subtopology_id: "1".into(),
+                repartition_source_topics: vec![info(&repartition, &[])],
+                state_changelog_topics: vec![info(
+                    &format!("{app}-counts-changelog"),
+                    &[("cleanup.policy", "compact")],
+                )],
+                ..Subtopology::default()
+            },
+        ],
+    }
+}
+
+type Tasks = BTreeMap<String, BTreeSet<i32>>;
+
+fn tasks(ids: &[TaskIds]) -> Tasks {
+    ids.iter()
+        .map(|t| {
+            (
+                t.subtopology_id.clone(),
+                t.partitions.iter().copied().collect(),
+            )
+        })
+        .filter(|(_, ps): &(String, BTreeSet<i32>)| !ps.is_empty())
+        .collect()
+}
+
+fn ids(t: &Tasks) -> Vec<TaskIds> {
+    t.iter()
+        .map(|(s, ps)| TaskIds {
+            subtopology_id: s.clone(),
+            partitions: ps.iter().copied().collect(),
+        })
+        .collect()
+}
+
+fn count(t: &Tasks) -> usize {
+    t.values().map(BTreeSet::len).sum()
+}
+
+struct Member {
+    group: String,
+    id: String,
+    epoch: i32,
+    owned: Tasks,
+    topology: Topology,
+}
+
+impl Member {
+    fn new(group: &str, topology: Topology) -> Member {
+        Member {
+            group: group.into(),
+            id: uuid::Uuid::new_v4().to_string(),
+            epoch: 0,
+            owned: Tasks::new(),
+            topology,
+        }
+    }
+
+    fn request(&self) -> StreamsGroupHeartbeatRequest {
+        let joining = self.epoch == 0;
+        StreamsGroupHeartbeatRequest {
+            group_id: self.group.clone(),
+            member_id: self.id.clone(),
+            member_epoch: self.epoch,
+            rebalance_timeout_ms: if joining { 30_000 } else { -1 },
+            topology: joining.then(|| self.topology.clone()),
+            active_tasks: Some(ids(&self.owned)),
+            standby_tasks: Some(Vec::new()),
+            warmup_tasks: Some(Vec::new()),
+            process_id: joining.then(|| format!("process-{}", self.id)),
+            ..StreamsGroupHeartbeatRequest::default()
+        }
+    }
+
+    /// One heartbeat; the member takes what it is given at once (a real
+    /// client reports revoked tasks gone on its next heartbeat).
+    fn beat(&mut self, c: &mut Client) -> StreamsGroupHeartbeatResponse {
+        let r = heartbeat(c, &self.request());
+        assert_eq!(r.error_code, NONE, "{:?}", r.error_message);
+        self.epoch = r.member_epoch;
+        if let Some(a) = &r.active_tasks {
+            self.owned = tasks(a);
+        }
+        r
+    }
+}
+
+fn statuses(r: &StreamsGroupHeartbeatResponse) -> Vec<i8> {
+    r.status.iter().flatten().map(|s| s.status_code).collect()
+}
+
+fn partitions_of(c: &mut Client, topic: &str) -> Option<usize> {
+    let r = c.call(
+        12,
+        &MetadataRequest::default()
+            .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+            )
+            .with_name(Some(tn(topic)))]))
+            .with_allow_auto_topic_creation(false),
+    );
+    let t = &r.topics[0];
+    (t.error_code == NONE).then_some(t.partitions.len())
+}
+
+fn start() -> Broker {
+    let b = Broker::start(&["offsets.topic.num.partitions=1"]);
+    find_coordinators(&b);
+    b
+}
+
+#[test]
+fn topology_statuses_internal_topics_and_tasks() {
+    let b = start();
+    let mut c = b.client();
+    let mut m = Member::new("app", topology("app", "words"));
+
+    // The source topic does not exist: MISSING_SOURCE_TOPICS, no tasks.
+    let r = m.beat(&mut c);
+    assert_eq!(statuses(&r), vec![status::MISSING_SOURCE_TOPICS]);
+    let detail = &r.status.as_ref().unwrap()[0].status_detail;
+    assert_eq!(detail, "Source topics words are missing.");
+    assert!(m.epoch >= 1);
+    assert!(m.owned.is_empty());
+    assert_eq!(describe(&mut c, "app").group_state, "NotReady");
+
+    // The internal topics are created as the coordinator asks, sized from
+    // the source topic; the answer says they were missing.
+    create_topic(&mut c, "words", 3, &[]);
+    let r = m.beat(&mut c);
+    assert_eq!(statuses(&r), vec![status::MISSING_INTERNAL_TOPICS]);
+    assert_eq!(partitions_of(&mut c, "app-counts-repartition"), Some(3));
+    assert_eq!(partitions_of(&mut c, "app-counts-changelog"), Some(3));
+
+    // Then the member gets every task of both subtopologies.
+    let r = m.beat(&mut c);
+    assert_eq!(statuses(&r), Vec::<i8>::new());
+    let r = if m.owned.is_empty() {
+        m.beat(&mut c)
+    } else {
+        r
+    };
+    assert_eq!(r.error_code, NONE);
+    let want: Tasks = [("0", 3), ("1", 3)]
+        .iter()
+        .map(|(s, n)| (s.to_string(), (0..*n).collect()))
+        .collect();
+    assert_eq!(m.owned, want);
+    let d = describe(&mut c, "app");
+    assert_eq!(d.error_code, NONE);
+    assert_eq!(d.group_state, "Stable");
+    assert_eq!(d.members.len(), 1);
+    assert_eq!(tasks(&d.members[0].assignment.active_tasks), want);
+    let topo = d.topology.expect("topology");
+    assert_eq!(topo.epoch, 1);
+    assert_eq!(topo.subtopologies.map(|s| s.len()), Some(2));
+
+    // An existing internal topic with the wrong partition count.
+    create_topic(&mut c, "other", 2, &[]);
+    create_topic(&mut c, "bad-counts-changelog", 5, &[]);
+    let mut bad = Member::new("bad", topology("bad", "other"));
+    let r = bad.beat(&mut c);
+    assert_eq!(statuses(&r), vec![status::INCORRECTLY_PARTITIONED_TOPICS]);
+    assert_eq!(
+        r.status.unwrap()[0].status_detail,
+        "Existing topic bad-counts-changelog has different number of partitions: expected 2, found 5"
+    );
+}
+
+#[test]
+fn tasks_move_with_revocation_first_and_back_on_leave() {
+    let b = start();
+    let mut c = b.client();
+    create_topic(&mut c, "in", 2, &[]);
+    let mut m1 = Member::new("g", topology("g", "in"));
+    for _ in 0..4 {
+        m1.beat(&mut c);
+    }
+    assert_eq!(count(&m1.owned), 4);
+    let e1 = m1.epoch;
+
+    // A second member: its share is still m1's, so it gets none yet.
+    let mut m2 = Member::new("g", topology("g", "in"));
+    m2.beat(&mut c);
+    assert!(m2.owned.is_empty(), "{:?}", m2.owned);
+    let e2 = m2.epoch;
+    assert!(e2 > e1);
+
+    // m1 must give up half before it moves to the new epoch.
+    let r = m1.beat(&mut c);
+    assert_eq!(r.member_epoch, e1, "epoch kept while revoking");
+    assert_eq!(count(&m1.owned), 2);
+    assert_eq!(describe(&mut c, "g").group_state, "Reconciling");
+    // It reports the revoked tasks gone: new epoch.
+    let r = m1.beat(&mut c);
+    assert_eq!(r.member_epoch, e2);
+    // m2 now gets the released tasks.
+    m2.beat(&mut c);
+    assert_eq!(count(&m2.owned), 2);
+    let all: BTreeSet<(String, i32)> = m1
+        .owned
+        .iter()
+        .chain(m2.owned.iter())
+        .flat_map(|(s, ps)| ps.iter().map(move |p| (s.clone(), *p)))
+        .collect();
+    assert_eq!(all.len(), 4, "every task owned exactly once");
+    assert_eq!(describe(&mut c, "g").group_state, "Stable");
+
+    // A stale epoch is fenced; an unknown member is unknown.
+    let mut stale = m1.request();
+    stale.member_epoch = m1.epoch + 5;
+    assert_eq!(heartbeat(&mut c, &stale).error_code, FENCED_MEMBER_EPOCH);
+    let mut unknown = m1.request();
+    unknown.member_id = "nobody".into();
+    assert_eq!(heartbeat(&mut c, &unknown).error_code, UNKNOWN_MEMBER_ID);
+
+    // OffsetCommit with the member epoch; a stale one is refused.
+    let errs = offset_commit(&mut c, 9, "g", m2.epoch, &m2.id, &[("in", 0, 5)]);
+    assert_eq!(errs, vec![NONE]);
+    let errs = offset_commit(&mut c, 9, "g", m2.epoch - 1, &m2.id, &[("in", 0, 5)]);
+    assert_eq!(errs, vec![STALE_MEMBER_EPOCH]);
+
+    // ListGroups shows the type; DescribeGroups refuses a streams group.
+    let l = c.call(5, &ListGroupsRequest::default());
+    let g = l.groups.iter().find(|g| g.group_id.0.as_str() == "g");
+    assert_eq!(g.map(|g| g.group_type.as_str()), Some("streams"));
+    assert_eq!(g.map(|g| g.group_state.as_str()), Some("Stable"));
+    let d = c.call(
+        6,
+        &DescribeGroupsRequest::default().with_groups(vec![GroupId(sb("g"))]),
+    );
+    assert_eq!(d.groups[0].error_code, GROUP_ID_NOT_FOUND);
+
+    // DeleteGroups: not while members remain.
+    let del = |c: &mut Client| {
+        c.call(
+            2,
+            &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(sb("g"))]),
+        )
+        .results[0]
+            .error_code
+    };
+    assert_eq!(del(&mut c), NON_EMPTY_GROUP);
+
+    // m1 leaves: m2 takes everything.
+    let mut leave = m1.request();
+    leave.member_epoch = -1;
+    let r = heartbeat(&mut c, &leave);
+    assert_eq!((r.error_code, r.member_epoch), (NONE, -1));
+    m2.beat(&mut c);
+    assert_eq!(count(&m2.owned), 4);
+    let mut leave = m2.request();
+    leave.member_epoch = -1;
+    assert_eq!(heartbeat(&mut c, &leave).error_code, NONE);
+    assert_eq!(describe(&mut c, "g").group_state, "Empty");
+    assert_eq!(del(&mut c), NONE);
+    assert_eq!(describe(&mut c, "g").error_code, GROUP_ID_NOT_FOUND);
+}
+
+#[test]
+fn request_rules_and_invalid_topologies() {
+    let b = start();
+    let mut c = b.client();
+    let m = Member::new("rules", topology("rules", "src"));
+    let mut r = m.request();
+    r.topology = None;
+    let resp = heartbeat(&mut c, &r);
+    assert_eq!(resp.error_code, INVALID_REQUEST);
+    assert_eq!(
+        resp.error_message.as_deref(),
+        Some("Topology must be non-null when (re-)joining.")
+    );
+    let mut r = m.request();
+    r.rebalance_timeout_ms = -1;
+    assert_eq!(
+        heartbeat(&mut c, &r).error_message.as_deref(),
+        Some("RebalanceTimeoutMs must be provided in first request.")
+    );
+    // Kafka-internal topics may not be in a topology.
+    let m = Member::new("rules", topology("rules", "__consumer_offsets"));
+    let resp = heartbeat(&mut c, &m.request());
+    assert_eq!(resp.error_code, STREAMS_INVALID_TOPOLOGY);
+    // A repartition topic nobody writes.
+    create_topic(&mut c, "src", 1, &[]);
+    let mut t = topology("loop", "src");
+    t.subtopologies[0].repartition_sink_topics.clear();
+    let m = Member::new("loop", t);
+    let resp = heartbeat(&mut c, &m.request());
+    assert_eq!(resp.error_code, STREAMS_INVALID_TOPOLOGY, "{resp:?}");
+    // A heartbeat to a group that does not exist.
+    let mut r = Member::new("nope", topology("nope", "src")).request();
+    r.member_epoch = 3;
+    r.topology = None;
+    assert_eq!(heartbeat(&mut c, &r).error_code, GROUP_ID_NOT_FOUND);
+    // A classic group's id is not a streams group's.
+    crate::support::groups::commit_offsets(&mut c, "classic", &[("src", 0, 1)]);
+    let resp = heartbeat(
+        &mut c,
+        &Member::new("classic", topology("classic", "src")).request(),
+    );
+    assert_eq!(resp.error_code, GROUP_ID_NOT_FOUND);
+}
+
+#[test]
+fn off_at_streams_version_zero() {
+    let b = Broker::start(&["kastle.format.features=streams.version=0"]);
+    find_coordinators(&b);
+    let mut c = b.client();
+    let m = Member::new("off", topology("off", "x"));
+    assert_eq!(
+        heartbeat(&mut c, &m.request()).error_code,
+        UNSUPPORTED_VERSION
+    );
+    assert_eq!(describe(&mut c, "off").error_code, UNSUPPORTED_VERSION);
+}
