@@ -107,10 +107,7 @@ fn api_versions_features_and_unsupported_version() {
     assert_eq!(level("share.version"), Some((0, 1)));
     // KIP-1071 streams groups: streams.version 1.
     assert_eq!(level("streams.version"), Some((0, 1)));
-    for off in [
-        "kraft.version",
-        "eligible.leader.replicas.version",
-    ] {
+    for off in ["kraft.version", "eligible.leader.replicas.version"] {
         assert_eq!(level(off), Some((0, 0)), "{off}");
     }
     let range = |key: i16| {
