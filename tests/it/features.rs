@@ -96,7 +96,12 @@ fn update_features_checks_persists_and_gates_the_consumer_protocol() {
         .error_message
         .as_deref()
         .is_some_and(|m| m.ends_with("Local controller 1 only supports versions 0-1")));
-    let r = update(&mut c, 2, &[("streams.version", 1, UPGRADE)], false);
+    let r = update(
+        &mut c,
+        2,
+        &[("eligible.leader.replicas.version", 1, UPGRADE)],
+        false,
+    );
     assert!(r
         .error_message
         .as_deref()
