@@ -228,10 +228,10 @@ fn check_importable(
     for (name, level) in &image.features {
         match FEATURES.iter().find(|f| f.name == name) {
             Some(f) if (f.min..=f.max).contains(level) || *level == 0 => {}
-            // A feature kastle does not implement at all (ELR, share and
-            // streams groups): it only enables APIs kastle does not serve,
-            // so kastle runs at its level 0 (see `imported_features`).
-            Some(f) if f.max == 0 => {}
+            // A level above kastle's of a feature that only enables APIs
+            // (ELR, share and streams groups): kastle runs it at its highest
+            // level (see `imported_features`).
+            Some(f) if API_ONLY_FEATURES.contains(&f.name) => {}
             Some(f) => refuse(format!(
                 "feature {name} is at level {level}, kastle supports {}..={}",
                 f.min, f.max
@@ -267,11 +267,19 @@ fn check_importable(
 
 /// The image's feature levels as kastle finalizes them: a feature kastle
 /// does not implement (its highest level 0) stays at 0, with a warning.
+/// Features whose levels only enable APIs, so a Kafka level above kastle's
+/// runs at kastle's highest; any other level kastle lacks is refused.
+const API_ONLY_FEATURES: [&str; 3] = [
+    "eligible.leader.replicas.version",
+    "share.version",
+    "streams.version",
+];
+
 fn imported_features(image: &MetadataImage) -> Vec<(String, i16)> {
     let mut out = Vec::new();
     for (name, level) in &image.features {
         match FEATURES.iter().find(|f| f.name == name) {
-            Some(f) if *level > f.max => {
+            Some(f) if *level > f.max && API_ONLY_FEATURES.contains(&f.name) => {
                 tracing::warn!(
                     "feature {name} is finalized at level {level} in Kafka's metadata; kastle implements it up to level {} and runs it there",
                     f.max
