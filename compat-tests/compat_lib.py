@@ -472,40 +472,34 @@ def finalized_features(bootstrap: str, timeout=30.0) -> dict:
     # request header v2: the v1 header raw_request writes, then its tagged fields
     body = b"\x00" + cstr("compat-raw") + cstr("1") + b"\x00"
     r = raw_request(bootstrap, 18, 3, body, timeout=timeout)
-    pos = 0
 
-    def uvarint():
-        nonlocal pos
-        v, shift = 0, 0
-        while True:
-            b = r[pos]
-            pos += 1
-            v |= (b & 0x7F) << shift
-            if b < 0x80:
-                return v
-            shift += 7
-
-    def skip_tags():
-        nonlocal pos
-        for _ in range(uvarint()):
-            uvarint()
-            pos += uvarint()
-    (err,) = struct.unpack_from(">h", r, pos); pos += 2
+    def skip_tags(pos):
+        n, pos = _uvarint_at(r, pos)
+        for _ in range(n):
+            _tag, pos = _uvarint_at(r, pos)
+            size, pos = _uvarint_at(r, pos)
+            pos += size
+        return pos
+    (err,) = struct.unpack_from(">h", r, 0)
     assert err == 0, f"ApiVersions v3: error {err}"
-    for _ in range(uvarint() - 1):
-        pos += 6
-        skip_tags()
+    n, pos = _uvarint_at(r, 2)
+    for _ in range(n - 1):
+        pos = skip_tags(pos + 6)
     pos += 4  # throttle_time_ms
     out = {}
-    for _ in range(uvarint()):
-        tag, size = uvarint(), uvarint()
+    ntags, pos = _uvarint_at(r, pos)
+    for _ in range(ntags):
+        tag, pos = _uvarint_at(r, pos)
+        size, pos = _uvarint_at(r, pos)
         end = pos + size
         if tag == 2:
-            for _ in range(uvarint() - 1):
-                n = uvarint() - 1
-                name = r[pos:pos + n].decode(); pos += n
-                (max_level, _min_level) = struct.unpack_from(">hh", r, pos); pos += 4
-                skip_tags()
+            count, pos = _uvarint_at(r, pos)
+            for _ in range(count - 1):
+                ln, pos = _uvarint_at(r, pos)
+                name = r[pos:pos + ln - 1].decode()
+                pos += ln - 1
+                (max_level, _min_level) = struct.unpack_from(">hh", r, pos)
+                pos = skip_tags(pos + 4)
                 out[name] = max_level
         pos = end
     return out
