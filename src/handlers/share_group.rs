@@ -51,6 +51,18 @@ fn s(v: impl Into<String>) -> StrBytes {
 }
 
 /// `share.version` ≥ 1: Kafka's `isShareGroupProtocolEnabled`.
+/// The group and member ids of a ShareFetch or ShareAcknowledge (null as
+/// empty, which the share session then refuses).
+fn session_ids(
+    group: &Option<kafka_protocol::messages::GroupId>,
+    member: &Option<StrBytes>,
+) -> (String, String) {
+    (
+        group.as_ref().map(|g| g.0.to_string()).unwrap_or_default(),
+        member.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+    )
+}
+
 fn enabled(apis: &KafkaApis) -> bool {
     apis.finalized_features()
         .level(crate::protocol::versions::SHARE_VERSION)
@@ -307,16 +319,7 @@ pub fn share_fetch(req: Request, body: Bytes) -> Pending {
     if !enabled(&apis) {
         return ready(req.respond(&top(ResponseError::UnsupportedVersion.code())));
     }
-    let group = r
-        .group_id
-        .as_ref()
-        .map(|g| g.0.to_string())
-        .unwrap_or_default();
-    let member = r
-        .member_id
-        .as_ref()
-        .map(|m| m.to_string())
-        .unwrap_or_default();
+    let (group, member) = session_ids(&r.group_id, &r.member_id);
     if !req
         .ctx
         .authorize(AclOperation::Read, ResourceType::Group, &group)
@@ -467,16 +470,7 @@ pub fn share_acknowledge(req: &Request, body: Bytes) -> crate::handlers::Reply {
     if !enabled(apis) {
         return req.respond(&top(ResponseError::UnsupportedVersion.code()));
     }
-    let group = r
-        .group_id
-        .as_ref()
-        .map(|g| g.0.to_string())
-        .unwrap_or_default();
-    let member = r
-        .member_id
-        .as_ref()
-        .map(|m| m.to_string())
-        .unwrap_or_default();
+    let (group, member) = session_ids(&r.group_id, &r.member_id);
     if !req
         .ctx
         .authorize(AclOperation::Read, ResourceType::Group, &group)
