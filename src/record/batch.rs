@@ -416,8 +416,18 @@ pub struct RecordTimestampIter<'a> {
 /// decode yields `NotAvailable` rather than an error, so a lookup degrades to
 /// batch-level precision instead of failing.
 pub fn record_timestamps(batch: &[u8]) -> Result<RecordTimestamps<'_>, RecordError> {
+    record_timestamps_within(batch, MAX_DECOMPRESSION_BUDGET)
+}
+
+/// [`record_timestamps`] with a smaller decompression budget: the same
+/// reader, for callers (the `record_batch` fuzz target) that must not pay
+/// for a 256 MiB expansion on every input.
+pub fn record_timestamps_within(
+    batch: &[u8],
+    budget: usize,
+) -> Result<RecordTimestamps<'_>, RecordError> {
     let h = BatchHeader::parse(batch)?;
-    let records = match batch_records(batch, MAX_DECOMPRESSION_BUDGET) {
+    let records = match batch_records(batch, budget) {
         Ok(r) => r,
         Err(
             RecordError::Decompression { .. }
