@@ -1,4 +1,6 @@
-"""Crash safety: every message the broker acknowledged (acks=all) survives kill -9.
+"""Crash safety: every message the broker acknowledged (acks=all) survives kill -9,
+in durable mode (the default) and in page-cache mode (a process crash keeps the
+page cache, so what was written before the acknowledgement is there too).
 
 A confluent-kafka producer (idempotence off) produces continuously from a thread and
 records each successful delivery report (partition, offset). The broker is SIGKILLed
@@ -9,6 +11,8 @@ reported; acknowledged-then-lost messages are not.
 """
 import threading
 import time
+
+import pytest
 from collections import Counter, defaultdict
 
 from compat_lib import (ck_consume, ck_create_topic, ck_producer, make_messages, rec_idx,
@@ -88,7 +92,15 @@ def wait_for(pred, timeout, what):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def test_acked_messages_survive_kill_9(broker, capsys):
+MODES = {
+    "durable": None,
+    "page_cache": {"log.flush.interval.messages": "9223372036854775807"},
+}
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_acked_messages_survive_kill_9(broker_factory, mode, capsys):
+    broker = broker_factory(MODES[mode])
     topic = unique_topic("crash")
     ck_create_topic(broker.bootstrap, topic, PARTITIONS)
     bg = Background(broker.bootstrap, topic)
@@ -114,7 +126,7 @@ def test_acked_messages_survive_kill_9(broker, capsys):
     assert bg.error is None, f"producer thread died: {bg.error!r}"
 
     acked = dict(bg.acked)
-    stats = (f"crash test: sent={bg.sent} acked={len(acked)} failed={dict(bg.failed)} per-cycle acks={cycle_acks}")
+    stats = (f"crash test ({mode}): sent={bg.sent} acked={len(acked)} failed={dict(bg.failed)} per-cycle acks={cycle_acks}")
     assert len(acked) > 2000
 
     # read everything back: until EOF on all partitions and past every acked offset
