@@ -132,9 +132,4 @@ AUTHZ_NOT_SENT = {
         "KafkaApis.handleShareFetchRequest",
     79: "ShareAcknowledge (KIP-932): not in the matrix yet; its GROUP READ / TOPIC READ checks "
         "follow KafkaApis.handleShareAcknowledgeRequest",
-    68: "ConsumerGroupHeartbeat (KIP-848): not in the matrix yet; tests/it/consumer_groups.rs and "
-        "test_java_consumer_protocol.py cover it, its GROUP READ / TOPIC DESCRIBE checks follow "
-        "KafkaApis.handleConsumerGroupHeartbeat",
-    69: "ConsumerGroupDescribe (KIP-848): not in the matrix yet; its GROUP DESCRIBE / TOPIC "
-        "DESCRIBE checks follow KafkaApis.handleConsumerGroupDescribe",
 }

@@ -309,7 +309,7 @@ fn coordinator_logs(dir: &Path) -> Result<usize> {
                 ..Default::default()
             }),
         ),
-        ConsumerRecord::TargetAssignmentMetadata("cg".into(), Some(3)),
+        ConsumerRecord::TargetAssignmentMetadata("cg".into(), Some((3, 1_764_000_000_000))),
         ConsumerRecord::TargetAssignmentMember("cg".into(), "mem".into(), Some(assignment.clone())),
         ConsumerRecord::CurrentMemberAssignment(
             "cg".into(),

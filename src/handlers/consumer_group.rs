@@ -142,6 +142,26 @@ fn group_timeouts(apis: &KafkaApis, group: &str) -> (i32, i32) {
     )
 }
 
+/// The group's `consumer.assignment.interval.ms`, else the broker's dynamic
+/// `group.consumer.assignment.interval.ms`, clamped to
+/// `group.consumer.{min,max}.assignment.interval.ms` (Kafka's
+/// `consumerGroupAssignmentIntervalMs` and its dynamic-config clamping).
+fn assignment_interval_ms(apis: &KafkaApis, group: &str) -> i32 {
+    let broker = apis.replicas.current_config();
+    let bound = |k: &str| i32::try_from(broker.int(k)).unwrap_or(i32::MAX);
+    let (min, max) = (
+        bound("group.consumer.min.assignment.interval.ms"),
+        bound("group.consumer.max.assignment.interval.ms"),
+    );
+    let interval = apis
+        .group_configs
+        .group_configs(group)
+        .get("consumer.assignment.interval.ms")
+        .and_then(|v| v.parse::<i32>().ok())
+        .unwrap_or_else(|| bound("group.consumer.assignment.interval.ms"));
+    interval.clamp(min, max.max(min))
+}
+
 fn heartbeat_response(o: HeartbeatOutcome) -> ConsumerGroupHeartbeatResponse {
     ConsumerGroupHeartbeatResponse::default()
         .with_error_code(o.error)
@@ -192,6 +212,7 @@ pub fn consumer_group_heartbeat(req: Request, body: Bytes) -> Pending {
         }
     }
     let (session_timeout_ms, heartbeat_interval_ms) = group_timeouts(&apis, &group);
+    let assignment_interval_ms = assignment_interval_ms(&apis, &group);
     let params = HeartbeatParams {
         api_version: req.version(),
         group_id: group,
@@ -214,6 +235,7 @@ pub fn consumer_group_heartbeat(req: Request, body: Bytes) -> Pending {
         client_host: format!("/{}", req.ctx.peer.ip()),
         session_timeout_ms,
         heartbeat_interval_ms,
+        assignment_interval_ms,
     };
     let mut o = apis
         .groups

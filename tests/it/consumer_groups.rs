@@ -27,6 +27,10 @@ fn start() -> Broker {
         "group.consumer.min.heartbeat.interval.ms=100",
         "group.consumer.heartbeat.interval.ms=200",
         "group.consumer.max.size=3",
+        // Protocol rules step by step: each change computes its assignment
+        // at once (Kafka's request tests turn batching off the same way);
+        // `assignments_are_batched_by_the_assignment_interval` covers it.
+        "group.consumer.assignment.interval.ms=0",
     ]);
     find_coordinators(&b);
     b
@@ -227,22 +231,25 @@ fn members_share_partitions_and_reconcile_by_revoking_first() {
     let mut a = Member::new("cg", &["cg-six"]);
     let r = a.beat(&mut c);
     assert_eq!(r.error_code, NONE, "{:?}", r.error_message);
-    assert_eq!(r.member_epoch, 1);
+    assert_eq!(
+        r.member_epoch, 2,
+        "a new group is at epoch 1, its first assignment at 2"
+    );
     assert_eq!(r.heartbeat_interval_ms, 200);
     assert_eq!(a.count(), 6);
     assert_eq!(a.owned[&t], (0..6).collect());
 
-    // A second member: a gets a new target at epoch 2 without 3 partitions
-    // and must revoke them first (it stays at epoch 1 until it does).
+    // A second member: a gets a new target at epoch 3 without 3 partitions
+    // and must revoke them first (it stays at epoch 2 until it does).
     let mut bm = Member::new("cg", &["cg-six"]);
     let r = bm.beat(&mut c);
     assert_eq!(r.error_code, NONE);
-    assert_eq!(r.member_epoch, 2);
+    assert_eq!(r.member_epoch, 3);
     // Its partitions are still a's: nothing yet (UNRELEASED_PARTITIONS).
     assert_eq!(bm.count(), 0);
     let held = a.owned.clone();
     let r = c.call(HB, &a.request());
-    assert_eq!(r.member_epoch, 1, "revocation first, same epoch");
+    assert_eq!(r.member_epoch, 2, "revocation first, same epoch");
     let kept: Owned = r
         .assignment
         .as_ref()
@@ -257,18 +264,18 @@ fn members_share_partitions_and_reconcile_by_revoking_first() {
     // Still reporting the revoked partitions: no progress.
     a.owned = held;
     let r = a.beat(&mut c);
-    assert_eq!(r.member_epoch, 1);
-    // Revoked: epoch 2.
+    assert_eq!(r.member_epoch, 2);
+    // Revoked: epoch 3.
     a.owned = kept;
     let r = a.beat(&mut c);
-    assert_eq!(r.member_epoch, 2);
+    assert_eq!(r.member_epoch, 3);
     converge(&mut c, &mut [&mut a, &mut bm], 6);
     assert_eq!((a.count(), bm.count()), (3, 3));
 
     let d = describe(&mut c, "cg");
     assert_eq!(d.error_code, NONE);
     assert_eq!(d.group_state.as_str(), "Stable");
-    assert_eq!((d.group_epoch, d.assignment_epoch), (2, 2));
+    assert_eq!((d.group_epoch, d.assignment_epoch), (3, 3));
     assert_eq!(d.assignor_name.as_str(), "uniform");
     assert_eq!(d.members.len(), 2);
     for m in &d.members {
@@ -367,7 +374,7 @@ fn members_share_partitions_and_reconcile_by_revoking_first() {
         assert!(Instant::now() < deadline);
         a.beat(&mut c);
     }
-    assert_eq!(a.epoch, 3);
+    assert_eq!(a.epoch, 4);
     // Fenced epochs.
     let mut stale = a.request().with_member_epoch(a.epoch + 1);
     assert_eq!(hb_error(&mut c, &stale).0, E::FencedMemberEpoch.code());
@@ -664,4 +671,66 @@ fn empty_consumer_groups_without_offsets_are_deleted() {
     thread::sleep(Duration::from_millis(500));
     assert_eq!(describe(&mut c, "cg-x2").group_state.as_str(), "Empty");
     assert_eq!(committed_offsets(&mut c, 9, "cg-x2", "cg-x", &[0]), vec![7]);
+}
+
+/// KIP-1251 batching (Kafka 4.3+): a target assignment is computed at most
+/// once per `group.consumer.assignment.interval.ms`; a member joining
+/// sooner reconciles towards the last one (its epoch, nothing new), and the
+/// first heartbeat after the interval computes the next.
+#[test]
+fn assignments_are_batched_by_the_assignment_interval() {
+    let b = Broker::start(&[
+        "offsets.topic.num.partitions=3",
+        "group.consumer.min.heartbeat.interval.ms=100",
+        "group.consumer.heartbeat.interval.ms=200",
+        "group.consumer.assignment.interval.ms=1500",
+    ]);
+    find_coordinators(&b);
+    let mut c = b.client();
+    create_topic(&mut c, "cg-batch", 4, &[]);
+    let mut a = Member::new("cg-batch", &["cg-batch"]);
+    let r = a.beat(&mut c);
+    assert_eq!(
+        (r.error_code, r.member_epoch),
+        (NONE, 2),
+        "the first assignment is at once"
+    );
+    assert_eq!(a.count(), 4);
+    let computed = Instant::now();
+
+    let mut bm = Member::new("cg-batch", &["cg-batch"]);
+    let r = bm.beat(&mut c);
+    assert_eq!(r.error_code, NONE);
+    assert_eq!(
+        r.member_epoch, 2,
+        "within the interval: the last target's epoch"
+    );
+    assert_eq!(bm.count(), 0);
+    let d = describe(&mut c, "cg-batch");
+    assert_eq!((d.group_epoch, d.assignment_epoch), (3, 2));
+    assert_eq!(d.group_state.as_str(), "Assigning");
+    // Heartbeats inside the interval change nothing.
+    let r = a.beat(&mut c);
+    assert_eq!((r.member_epoch, a.count()), (2, 4));
+    assert!(
+        computed.elapsed() < Duration::from_millis(1500),
+        "the machine was too slow to check the interval"
+    );
+
+    thread::sleep(Duration::from_millis(1500).saturating_sub(computed.elapsed()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (a.epoch, bm.epoch, a.count(), bm.count()) != (3, 3, 2, 2) {
+        assert!(
+            Instant::now() < deadline,
+            "no epoch-3 assignment: a {} with {}, b {} with {}",
+            a.epoch,
+            a.count(),
+            bm.epoch,
+            bm.count()
+        );
+        a.beat(&mut c);
+        bm.beat(&mut c);
+    }
+    let d = describe(&mut c, "cg-batch");
+    assert_eq!((d.group_epoch, d.assignment_epoch), (3, 3));
 }

@@ -51,6 +51,10 @@ pub struct ConsumerGroup {
     /// The subscribed topics' hash the group epoch was computed at.
     pub metadata_hash: i64,
     pub assignment_epoch: i32,
+    /// When the target assignment was computed (ms; 0: not known, e.g.
+    /// loaded from a record an older broker wrote): the next one waits for
+    /// the group's assignment interval after it (KIP-1251 batching).
+    pub assignment_timestamp_ms: i64,
     pub members: BTreeMap<String, ConsumerGroupMember>,
     /// instance id -> member id.
     pub static_members: HashMap<String, String>,
@@ -76,9 +80,15 @@ pub fn regex_of(m: &ConsumerGroupMember) -> Option<&str> {
 }
 
 impl ConsumerGroup {
+    /// A new group starts at group epoch 1 with an empty target assignment
+    /// at epoch 1, as Kafka 4.3+ does (KAFKA-20268): a member joining a
+    /// group whose first assignment is not computed yet reconciles to epoch
+    /// 1, and the first computed assignment is epoch 2.
     pub fn new(group_id: &str) -> ConsumerGroup {
         ConsumerGroup {
             group_id: group_id.to_string(),
+            group_epoch: 1,
+            assignment_epoch: 1,
             ..ConsumerGroup::default()
         }
     }
@@ -304,8 +314,14 @@ impl ConsumerGroup {
                 self.update_member(m);
             }
             R::MemberMetadata(_, id, None) => self.remove_member(id),
-            R::TargetAssignmentMetadata(_, Some(epoch)) => self.assignment_epoch = *epoch,
-            R::TargetAssignmentMetadata(_, None) => self.assignment_epoch = -1,
+            R::TargetAssignmentMetadata(_, Some((epoch, timestamp_ms))) => {
+                self.assignment_epoch = *epoch;
+                self.assignment_timestamp_ms = *timestamp_ms;
+            }
+            R::TargetAssignmentMetadata(_, None) => {
+                self.assignment_epoch = -1;
+                self.assignment_timestamp_ms = 0;
+            }
             R::TargetAssignmentMember(_, id, Some(a)) => {
                 self.target_assignment.insert(id.clone(), a.clone());
             }

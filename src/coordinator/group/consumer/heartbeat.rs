@@ -47,6 +47,17 @@ pub struct HeartbeatParams {
     pub client_host: String,
     pub session_timeout_ms: i32,
     pub heartbeat_interval_ms: i32,
+    /// The group's `consumer.assignment.interval.ms`, else the broker's
+    /// `group.consumer.assignment.interval.ms`, within its min/max bounds.
+    pub assignment_interval_ms: i32,
+}
+
+/// Kafka's `canComputeNextTargetAssignment` (KIP-1251 assignment batching):
+/// a group's next target assignment waits until `interval_ms` after the
+/// previous one was computed; 0 (never computed, or not recorded) or an
+/// interval of 0 never waits.
+pub fn can_compute_next_target_assignment(last_ms: i64, interval_ms: i32, now_ms: i64) -> bool {
+    last_ms == 0 || interval_ms == 0 || now_ms >= last_ms.saturating_add(i64::from(interval_ms))
 }
 
 #[derive(Clone, Default)]
@@ -435,7 +446,7 @@ impl GroupMetadataManager {
         updated.client_id = p.client_id.clone();
         updated.client_host = p.client_host.clone();
 
-        let mut bump = g.group_epoch == 0;
+        let mut bump = false;
         // Regular expressions, decided on the group before the member's
         // new metadata (Kafka's `maybeUpdateRegularExpressions`).
         let now_ms = crate::util::time::now_ms();
@@ -519,8 +530,16 @@ impl GroupMetadataManager {
             );
         }
 
-        // 2. A new target assignment when the group epoch moved past it.
-        let (target_epoch, target) = if g.group_epoch > g.assignment_epoch {
+        // 2. A new target assignment when the group epoch moved past it
+        // and the group's assignment interval has passed since the last
+        // one; until then members reconcile towards the last one (and the
+        // next heartbeat after the interval computes it, as in Kafka).
+        let (target_epoch, target) = if g.group_epoch > g.assignment_epoch
+            && can_compute_next_target_assignment(
+                g.assignment_timestamp_ms,
+                p.assignment_interval_ms,
+                now_ms,
+            ) {
             let epoch = g.group_epoch;
             let assignor = g
                 .preferred_server_assignor(None, None)
@@ -565,7 +584,7 @@ impl GroupMetadataManager {
             push(
                 &mut g,
                 &mut recs,
-                ConsumerRecord::TargetAssignmentMetadata(gid.clone(), Some(epoch)),
+                ConsumerRecord::TargetAssignmentMetadata(gid.clone(), Some((epoch, now_ms))),
             );
             tracing::info!(group = %gid, epoch, assignor = %assignor, "computed a new target assignment");
             (epoch, new.get(&member_id).cloned().unwrap_or_default())

@@ -91,8 +91,9 @@ pub enum ConsumerRecord {
     /// Only ever a tombstone: Kafka 4.1 replaced it by the metadata hash.
     PartitionMetadata(String),
     MemberMetadata(String, String, Option<MemberMetadata>),
-    /// The target assignment epoch.
-    TargetAssignmentMetadata(String, Option<i32>),
+    /// (target assignment epoch, when it was computed in ms: KIP-1251's
+    /// AssignmentTimestamp, 0 when unknown).
+    TargetAssignmentMetadata(String, Option<(i32, i64)>),
     TargetAssignmentMember(String, String, Option<Assignment>),
     CurrentMemberAssignment(String, String, Option<CurrentAssignment>),
     /// (group, regular expression, its resolution).
@@ -127,22 +128,16 @@ impl ConsumerRecord {
             R::GroupMetadata(_, Some((epoch, hash))) => {
                 let mut w = value_writer();
                 w.i32(*epoch);
-                if *hash != 0 {
-                    // Tagged field 0 (MetadataHash), written when not the default.
-                    w.uvarint(1);
-                    w.uvarint(0);
-                    w.uvarint(8);
-                    w.i64(*hash);
-                } else {
-                    w.no_tagged_fields();
-                }
+                // Tagged field 0: MetadataHash.
+                tagged_i64_0(&mut w, *hash);
                 Some(w.finish())
             }
             R::MemberMetadata(_, _, Some(v)) => Some(member_value(v)?),
-            R::TargetAssignmentMetadata(_, Some(epoch)) => {
+            R::TargetAssignmentMetadata(_, Some((epoch, timestamp_ms))) => {
                 let mut w = value_writer();
                 w.i32(*epoch);
-                w.no_tagged_fields();
+                // Tagged field 0: AssignmentTimestamp.
+                tagged_i64_0(&mut w, *timestamp_ms);
                 Some(w.finish())
             }
             R::TargetAssignmentMember(_, _, Some(a)) => {
@@ -215,7 +210,7 @@ impl ConsumerRecord {
         let rec = match kind {
             GROUP_METADATA => {
                 let epoch = r.i32()?;
-                let hash = read_tagged_hash(&mut r)?;
+                let hash = read_tagged_i64_0(&mut r)?;
                 return Ok(ConsumerRecord::GroupMetadata(group, Some((epoch, hash))));
             }
             // Its content is not needed: the next heartbeat writes its tombstone.
@@ -249,7 +244,12 @@ impl ConsumerRecord {
                 )
             }
             TARGET_ASSIGNMENT_METADATA => {
-                ConsumerRecord::TargetAssignmentMetadata(group, Some(r.i32()?))
+                let epoch = r.i32()?;
+                let timestamp_ms = read_tagged_i64_0(&mut r)?;
+                return Ok(ConsumerRecord::TargetAssignmentMetadata(
+                    group,
+                    Some((epoch, timestamp_ms)),
+                ));
             }
             TARGET_ASSIGNMENT_MEMBER => {
                 ConsumerRecord::TargetAssignmentMember(group, member()?, Some(read_tps(&mut r)?))
@@ -374,7 +374,21 @@ fn read_tps(r: &mut FieldReader<'_>) -> Result<Assignment, DecodeError> {
 }
 
 /// ConsumerGroupMetadataValue's tagged fields: MetadataHash is tag 0.
-fn read_tagged_hash(r: &mut FieldReader<'_>) -> Result<i64, DecodeError> {
+/// Writes an int64 as tagged field 0 when it is not its default 0 (the
+/// MetadataHash and AssignmentTimestamp fields), else no tagged fields.
+fn tagged_i64_0(w: &mut FieldWriter, v: i64) {
+    if v != 0 {
+        w.uvarint(1);
+        w.uvarint(0);
+        w.uvarint(8);
+        w.i64(v);
+    } else {
+        w.no_tagged_fields();
+    }
+}
+
+/// Reads the tagged fields, returning the int64 of tag 0 (0 when absent).
+fn read_tagged_i64_0(r: &mut FieldReader<'_>) -> Result<i64, DecodeError> {
     let n = r.uvarint()?;
     let mut hash = 0;
     for _ in 0..n {
@@ -414,7 +428,11 @@ mod tests {
         round_trip(ConsumerRecord::GroupMetadata("g".into(), None));
         round_trip(ConsumerRecord::TargetAssignmentMetadata(
             "g".into(),
-            Some(4),
+            Some((4, 0)),
+        ));
+        round_trip(ConsumerRecord::TargetAssignmentMetadata(
+            "g".into(),
+            Some((5, 1_764_000_000_123)),
         ));
         round_trip(ConsumerRecord::TargetAssignmentMember(
             "g".into(),
