@@ -248,7 +248,7 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     k("process.roles", ListOf(&["broker", "controller"]), None, RO),
     u("producer.id.expiration.ms", Int(1, I32), Some("86400000"), CW),
     k("producer.purgatory.purge.interval.requests", Int(I32_MIN, I32), Some("1000"), RO),
-    k("queued.max.request.bytes", Long(I64_MIN, I64), Some("-1"), RO),
+    u("queued.max.request.bytes", Long(I64_MIN, I64), Some("-1"), RO),
     k("queued.max.requests", Int(1, I32), Some("500"), RO),
     k("quota.window.num", Int(1, I32), Some("11"), RO),
     k("quota.window.size.seconds", Int(1, I32), Some("1"), RO),

@@ -291,6 +291,14 @@ impl BrokerConfig {
             to_usize(cfg.int("max.incremental.fetch.session.cache.slots"));
         cfg.socket_request_max_bytes = to_usize(cfg.int("socket.request.max.bytes"));
         cfg.connections_max_idle_ms = cfg.int("connections.max.idle.ms");
+        // Kafka's KafkaConfig check: the pool must hold the largest request.
+        let queued = cfg.int("queued.max.request.bytes");
+        if queued > 0 && queued < cfg.int("socket.request.max.bytes") {
+            return Err(ConfigError(
+                "queued.max.request.bytes must be larger or equal to socket.request.max.bytes"
+                    .into(),
+            ));
+        }
         cfg.metrics_prometheus_listener =
             cfg.value("metrics.prometheus.listener").map(str::to_string);
         let format_features = cfg.string(FORMAT_FEATURES).to_string();

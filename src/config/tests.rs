@@ -65,6 +65,15 @@ fn defaults_and_invalid_values() {
     assert!(e.0.contains("auto.create.topics.enable"), "{e}");
     let e = load(&[("listeners", "nonsense")]).unwrap_err();
     assert!(e.0.contains("nonsense"), "{e}");
+    // The request memory pool must hold the largest request (or be unset).
+    let e = load(&[("queued.max.request.bytes", "1048576")]).unwrap_err();
+    assert!(e.0.contains("queued.max.request.bytes"), "{e}");
+    load(&[
+        ("queued.max.request.bytes", "1048576"),
+        ("socket.request.max.bytes", "1048576"),
+    ])
+    .unwrap();
+    load(&[("queued.max.request.bytes", "0")]).unwrap();
 }
 
 #[test]

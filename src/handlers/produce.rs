@@ -12,7 +12,7 @@ use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
     TopicProduceResponse,
 };
-use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
@@ -607,7 +607,9 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
         }
         responses.push(
             TopicProduceResponse::default()
-                .with_name(td.name)
+                // Copied: the decoded name is a slice of the request frame,
+                // which would otherwise stay in memory until the acks.
+                .with_name(TopicName(StrBytes::from_string(td.name.0.to_string())))
                 .with_topic_id(td.topic_id)
                 .with_partition_responses(partitions),
         );

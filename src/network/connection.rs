@@ -7,7 +7,11 @@
 //! in request order. At most [`MAX_IN_FLIGHT`] responses may be owed per
 //! connection (read but not yet written: each holds a permit from the
 //! request's read until its response is on the socket); past that the
-//! reader stops reading and TCP pushes back on the client.
+//! reader stops reading and TCP pushes back on the client. A request's
+//! body is read only once the broker-wide request memory pool
+//! (`queued.max.request.bytes`) grants its size, and goes back to it when
+//! the request's in-order part is done. The idle timer
+//! (`connections.max.idle.ms`) restarts with every byte read.
 //!
 //! A request that exceeds a client quota mutes the connection (Kafka's
 //! `ThrottledChannel`): its response goes out at once, and the reader
@@ -29,7 +33,8 @@ use crate::network::authenticator::{
     authenticate, AuthContext, AuthServer, AuthWriter, Reauth, Session, Socket,
 };
 use crate::network::connection_quotas::ConnectionSlot;
-use crate::network::frame::{read_frame, FrameError};
+use crate::network::frame::{read_body, read_size, FrameError};
+use crate::network::memory_pool::{Lease, MemoryPool};
 use crate::network::tls::{self, TlsListener};
 use crate::protocol::response::{Chunk, FileRegion};
 use crate::security::KafkaPrincipal;
@@ -91,22 +96,31 @@ impl Transport for tokio::net::tcp::OwnedWriteHalf {
     }
 }
 
+/// What a connection shares with the others: the broker-wide request
+/// memory pool and the shutdown signal.
+#[derive(Clone)]
+pub struct Shared {
+    pub pool: Arc<MemoryPool>,
+    pub shutdown: ShutdownSignal,
+}
+
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     listener: Arc<str>,
     apis: Arc<KafkaApis>,
     slot: ConnectionSlot,
-    shutdown: ShutdownSignal,
+    shared: Shared,
     tls: Option<Arc<TlsListener>>,
 ) {
+    let shutdown = shared.shutdown.clone();
     // Counted against the connection limits until this connection ends.
     let _slot = slot;
     let _ = stream.set_nodelay(true);
     let Some(tls) = tls else {
         let (rd, wr) = stream.into_split();
         let principal = KafkaPrincipal::anonymous();
-        return serve_stream(rd, wr, principal, peer, listener, apis, shutdown).await;
+        return serve_stream(rd, wr, principal, peer, listener, apis, shared).await;
     };
     let idle = Duration::from_millis(apis.config.connections_max_idle_ms.max(1) as u64);
     let handshake = tokio::select! {
@@ -116,7 +130,7 @@ pub async fn serve(
     match handshake {
         Ok((stream, principal)) => {
             let (rd, wr) = tokio::io::split(stream);
-            serve_stream(rd, wr, principal, peer, listener, apis, shutdown).await
+            serve_stream(rd, wr, principal, peer, listener, apis, shared).await
         }
         Err(e) => tracing::info!(%peer, listener = %listener, "closing connection: {e}"),
     }
@@ -131,8 +145,9 @@ async fn serve_stream<R: AsyncRead + Unpin, W: Transport>(
     peer: SocketAddr,
     listener: Arc<str>,
     apis: Arc<KafkaApis>,
-    shutdown: ShutdownSignal,
+    shared: Shared,
 ) {
+    let Shared { pool, shutdown } = shared;
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
     let max_frame = apis.config.socket_request_max_bytes;
     let idle = Duration::from_millis(apis.config.connections_max_idle_ms.max(1) as u64);
@@ -190,15 +205,15 @@ async fn serve_stream<R: AsyncRead + Unpin, W: Transport>(
                 Err(_) => break "connection closing".into(),
             },
         };
-        let frame = tokio::select! {
+        let (frame, lease) = tokio::select! {
             biased;
             _ = shutdown.wait() => break "broker shutting down".into(),
             _ = tx.closed() => break "writer closed the connection".into(),
-            r = tokio::time::timeout(idle, read_frame(&mut rd, max_frame)) => match r {
-                Err(_) => break "idle for connections.max.idle.ms".into(),
-                Ok(Ok(frame)) => frame,
-                Ok(Err(FrameError::Closed)) => break "closed by peer".into(),
-                Ok(Err(e)) => {
+            r = read_request(&mut rd, max_frame, idle, &pool) => match r {
+                Ok(frame) => frame,
+                Err(FrameError::Closed) => break "closed by peer".into(),
+                Err(FrameError::Idle) => break FrameError::Idle.to_string(),
+                Err(e) => {
                     tracing::warn!(%peer, error = %e, "closing connection");
                     break e.to_string();
                 }
@@ -264,6 +279,9 @@ async fn serve_stream<R: AsyncRead + Unpin, W: Transport>(
         };
         let timer = apis.metrics.request_timer(&frame);
         let pending = handlers::dispatch(ctx, frame.freeze()).await;
+        // The in-order part is done: the request's memory goes back to
+        // the pool, as Kafka's handler releases the buffer after handling.
+        drop(lease);
         let pending: Pending = if timer.is_on() {
             Box::pin(timer.time(pending))
         } else {
@@ -280,6 +298,21 @@ async fn serve_stream<R: AsyncRead + Unpin, W: Transport>(
         Err(_) => tracing::warn!(%peer, "gave up sending pending responses"),
     }
     tracing::debug!(%peer, reason = %reason, "connection closed");
+}
+
+/// Reads one request: its size, then memory for its body from the
+/// broker-wide pool (waiting, the body unread, while the pool is empty),
+/// then the body. No byte for `idle` ends the connection.
+async fn read_request<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    max: usize,
+    idle: Duration,
+    pool: &Arc<MemoryPool>,
+) -> Result<(BytesMut, Lease), FrameError> {
+    let size = read_size(rd, max, Some(idle)).await?;
+    let lease = pool.allocate(size).await;
+    let body = read_body(rd, size, Some(idle)).await?;
+    Ok((body, lease))
 }
 
 async fn write_responses<W: Transport>(wr: W, mut rx: mpsc::Receiver<Owed>, peer: SocketAddr) {

@@ -5,7 +5,10 @@
 //! `max.request.size`) gets its whole buffer at once, so a typical produce
 //! request is received without a reallocation and copy; above that the
 //! buffer grows only as bytes arrive, so a peer claiming 100 MiB and sending
-//! 10 bytes costs 1 MiB, not 100 MiB.
+//! 10 bytes costs 1 MiB, not 100 MiB. A connection's idle timer restarts
+//! with every byte read, inside a frame too, as Kafka's does.
+
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -24,6 +27,8 @@ pub enum FrameError {
         max: usize,
     },
     NegativeSize(i32),
+    /// No byte arrived for `connections.max.idle.ms`.
+    Idle,
 }
 
 impl std::fmt::Display for FrameError {
@@ -38,18 +43,45 @@ impl std::fmt::Display for FrameError {
                 )
             }
             FrameError::NegativeSize(s) => write!(f, "invalid negative request size {s}"),
+            FrameError::Idle => f.write_str("idle for connections.max.idle.ms"),
         }
     }
 }
 
+/// Reads one frame; no time limit (the caller bounds the whole read).
 pub async fn read_frame<R: AsyncRead + Unpin>(
     rd: &mut R,
     max: usize,
 ) -> Result<BytesMut, FrameError> {
+    let size = read_size(rd, max, None).await?;
+    read_body(rd, size, None).await
+}
+
+/// One read, failing with [`FrameError::Idle`] if no byte arrives within
+/// `idle`: any byte counts as activity, as Kafka's selector counts any
+/// read on a channel (so a frame may take longer than `idle` in all).
+async fn timed<T>(
+    idle: Option<Duration>,
+    read: impl std::future::Future<Output = std::io::Result<T>>,
+) -> Result<std::io::Result<T>, FrameError> {
+    match idle {
+        None => Ok(read.await),
+        Some(d) => tokio::time::timeout(d, read)
+            .await
+            .map_err(|_| FrameError::Idle),
+    }
+}
+
+/// Reads a frame's size prefix and checks it against `max`.
+pub async fn read_size<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    max: usize,
+    idle: Option<Duration>,
+) -> Result<usize, FrameError> {
     let mut len = [0u8; 4];
     let mut got = 0;
     while got < 4 {
-        match rd.read(&mut len[got..]).await {
+        match timed(idle, rd.read(&mut len[got..])).await? {
             Ok(0) if got == 0 => return Err(FrameError::Closed),
             Ok(0) => return Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into())),
             Ok(n) => got += n,
@@ -67,16 +99,23 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             max,
         });
     }
+    Ok(size)
+}
+
+/// Reads a frame body of `size` bytes (its size already read).
+pub async fn read_body<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    size: usize,
+    idle: Option<Duration>,
+) -> Result<BytesMut, FrameError> {
     let mut buf = BytesMut::with_capacity(size.min(INITIAL_CHUNK));
     while buf.len() < size {
         let remaining = size - buf.len();
         if buf.capacity() == buf.len() {
             buf.reserve(remaining.min(buf.capacity().max(INITIAL_CHUNK)));
         }
-        let n = (&mut *rd)
-            .take(remaining as u64)
-            .read_buf(&mut buf)
-            .await
+        let n = timed(idle, (&mut *rd).take(remaining as u64).read_buf(&mut buf))
+            .await?
             .map_err(FrameError::Io)?;
         if n == 0 {
             return Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()));
@@ -146,5 +185,34 @@ mod tests {
             read_frame(&mut &data[..], 104_857_600).await,
             Err(FrameError::Io(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn every_byte_restarts_the_idle_timer_and_silence_ends_it() {
+        let idle = Some(Duration::from_millis(300));
+        // A byte every 120 ms: 720 ms for the whole frame, never 300 ms idle.
+        let (mut client, mut server) = tokio::io::duplex(64);
+        let trickle = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            for b in framed(b"hi") {
+                tokio::time::sleep(Duration::from_millis(120)).await;
+                client.write_all(&[b]).await.unwrap();
+            }
+            // Then silence mid-frame.
+            client.write_all(&[0, 0, 0, 9, 1]).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(client);
+        });
+        let size = read_size(&mut server, 1 << 20, idle).await.unwrap();
+        assert_eq!(
+            &read_body(&mut server, size, idle).await.unwrap()[..],
+            b"hi"
+        );
+        let size = read_size(&mut server, 1 << 20, idle).await.unwrap();
+        assert!(matches!(
+            read_body(&mut server, size, idle).await,
+            Err(FrameError::Idle)
+        ));
+        trickle.abort();
     }
 }

@@ -5,5 +5,6 @@ pub mod authenticator;
 pub mod connection;
 pub mod connection_quotas;
 pub mod frame;
+pub mod memory_pool;
 pub mod server;
 pub mod tls;

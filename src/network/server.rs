@@ -11,8 +11,9 @@ use tokio::task::JoinSet;
 
 use crate::config::BrokerConfig;
 use crate::handlers::KafkaApis;
-use crate::network::connection;
+use crate::network::connection::{self, Shared};
 use crate::network::connection_quotas::{ConnectionQuotas, Refused};
+use crate::network::memory_pool::MemoryPool;
 use crate::network::tls::TlsListener;
 use crate::util::shutdown::ShutdownSignal;
 
@@ -59,6 +60,11 @@ pub async fn serve(
     drain: Duration,
 ) {
     let mut accept_tasks = JoinSet::new();
+    // One pool for every listener, as Kafka's SocketServer has.
+    let shared = Shared {
+        pool: MemoryPool::new(apis.config.int("queued.max.request.bytes")),
+        shutdown: shutdown.clone(),
+    };
     for (name, listener, tls) in listeners {
         accept_tasks.spawn(accept_loop(
             name,
@@ -66,7 +72,7 @@ pub async fn serve(
             tls,
             apis.clone(),
             quotas.clone(),
-            shutdown.clone(),
+            shared.clone(),
         ));
     }
     shutdown.wait().await;
@@ -86,8 +92,9 @@ async fn accept_loop(
     tls: Option<Arc<TlsListener>>,
     apis: Arc<KafkaApis>,
     quotas: Arc<ConnectionQuotas>,
-    shutdown: ShutdownSignal,
+    shared: Shared,
 ) {
+    let shutdown = shared.shutdown.clone();
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -113,7 +120,7 @@ async fn accept_loop(
                     };
                     match slot {
                         Ok(slot) => {
-                            conns.spawn(connection::serve(stream, peer, name.clone(), apis.clone(), slot, shutdown.clone(), tls.clone()));
+                            conns.spawn(connection::serve(stream, peer, name.clone(), apis.clone(), slot, shared.clone(), tls.clone()));
                         }
                         Err(Refused::Throttled(delay)) => {
                             // Kafka's ConnectionThrottledException: held

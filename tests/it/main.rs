@@ -29,6 +29,7 @@ mod internode_security;
 mod limits;
 mod meta;
 mod metrics;
+mod overload;
 mod produce_errors;
 mod protocol;
 mod quotas;

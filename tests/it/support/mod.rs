@@ -5,7 +5,9 @@
 //! it: `topics` (CreateTopics, DeleteTopics, Metadata), `produce`, `fetch`
 //! (Fetch, ListOffsets), `groups` (the classic group APIs and offsets),
 //! `transactions` (InitProducerId, DescribeProducers and the transaction
-//! APIs) and `admin` (configs, partitions, records, quotas, ApiVersions).
+//! APIs) and `admin` (configs, partitions, records, quotas, ApiVersions);
+//! `load` holds the overload tests' tools (RSS, raw senders, the timed
+//! well-behaved client).
 //! Helpers that insist on an outcome for the test (`create_topic`,
 //! `produce_ok`, `fetch_ok`, `end_txn`, ...) are `#[track_caller]`: a failure
 //! names the test's line.
@@ -18,6 +20,7 @@ pub mod admin;
 pub mod cluster;
 pub mod fetch;
 pub mod groups;
+pub mod load;
 pub mod produce;
 pub mod topics;
 pub mod transactions;
