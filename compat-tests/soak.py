@@ -530,7 +530,7 @@ class Run:
     def producer_loop(self, role, name, rate, pad):
         from confluent_kafka import KafkaException, Producer
         topic = self.topics[role]
-        incarnation = 0
+        incarnation = next_seq = 0
         while not self.stop.is_set():
             incarnation += 1
             pname = f"{name}.{incarnation}"
@@ -550,9 +550,12 @@ class Run:
                     with self.lat_lock:
                         if len(self.lat_window) < LATENCY_WINDOW_LIMIT:
                             self.lat_window.append((now - sent) * 1000)
-            seq, start = 0, time.monotonic()
+            # the compacted topic's values carry only seq (a key's versions):
+            # it goes on across producers; the others' identity is (pname, seq)
+            seq = next_seq if role == "compact" else 0
+            first, start = seq, time.monotonic()
             while not self.stop.is_set() and not fatal.is_set():
-                ahead = seq / rate - (time.monotonic() - start)
+                ahead = (seq - first) / rate - (time.monotonic() - start)
                 if ahead > 0:
                     prod.poll(min(ahead, 0.05))
                     continue
@@ -575,6 +578,7 @@ class Run:
                     raise
                 seq += 1
                 prod.poll(0)
+            next_seq = seq
             left = prod.flush(120)
             if left:
                 self.h.notes.append(f"{pname}: {left} records undelivered at the end (in doubt)")
