@@ -491,6 +491,9 @@ class Run:
         self.epochs = 0
         self.epoch_lock = threading.Lock()
         self.fatal = Counter()
+        self.hung_members = 0              # member processes killed after hanging
+        self.t0_wall = time.time()
+        self.workdir = tempfile.gettempdir()  # member files; soak() sets the run's directory
         self.rc_next = {}                  # the read_committed reader's next offset per partition
         self.topics = {r: f"soak-{r}-{seed}" for r in ("main", "txn", "retention", "compact")}
 
@@ -685,63 +688,57 @@ class Run:
             c.close()
 
     def group_member(self, slot):
-        from confluent_kafka import Consumer, KafkaException, TopicPartition
+        """One slot of the group: a member process at a time (member_main),
+        living a few seconds, then the next. A process rather than a thread:
+        librdkafka's close() can hang in the rebalance callback
+        (rd_kafka_rebalance_protocol, librdkafka #4041) and confluent-kafka
+        holds the GIL there, which would freeze every client of the run; a
+        member that hangs is killed and counted (``hung_members``)."""
+        import subprocess
         rng = random.Random(f"{self.seed}-member-{slot}")
+        k = 0
         while not self.stop.is_set():
-            epoch = {}
-
-            def on_assign(c, parts):
-                with self.epoch_lock:
-                    for tp in parts:
-                        self.epochs += 1
-                        epoch[tp.partition] = self.epochs
-                        pos.pop(tp.partition, None)  # a new assignment starts at the committed offset
-
-            def on_revoke(c, parts):
-                commit(c)
-                for tp in parts:
-                    epoch.pop(tp.partition, None)
-                    pos.pop(tp.partition, None)
-            pos = {}
-
-            def commit(c):
-                offs = [TopicPartition(self.topics["main"], p, o) for p, o in pos.items() if p in epoch]
-                if not offs:
-                    return
-                try:
-                    res = c.commit(offsets=offs, asynchronous=False)
-                except KafkaException:
-                    return  # not acknowledged: in doubt, not recorded
-                t = self.t()
-                for tp in res or []:
-                    if tp.error is None:
-                        self.h.add(self.h.commits, (t, tp.partition, tp.offset))
-            c = Consumer({**QUIET, "bootstrap.servers": self.bootstrap, "group.id": f"soak-group-{self.seed}",
-                          "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                          "session.timeout.ms": 10_000, "heartbeat.interval.ms": 1_000,
-                          "fetch.wait.max.ms": 200, "client.id": f"soak-member-{slot}"})
-            c.subscribe([self.topics["main"]], on_assign=on_assign, on_revoke=on_revoke)
-            leave = time.monotonic() + rng.uniform(*self.churn)
-            try:
-                while not self.stop.is_set() and time.monotonic() < leave:
-                    msgs = c.consume(500, 0.2)
-                    for m in msgs:
-                        if m.error():
-                            continue
-                        p = m.partition()
-                        if p not in epoch:
-                            continue
-                        ident = parse_main(m.value()) or (None, None)
-                        self.h.add(self.h.group_reads, (epoch[p], p, m.offset()) + ident)
-                        pos[p] = m.offset() + 1
-                    if msgs:
-                        commit(c)
-            finally:
-                try:
-                    c.close()
-                except KafkaException:
-                    pass
+            k += 1
+            life = rng.uniform(*self.churn)
+            out = Path(self.workdir) / f"member-{slot}-{k}.jsonl"
+            spec = {"bootstrap": self.bootstrap, "topic": self.topics["main"],
+                    "group": f"soak-group-{self.seed}", "life": life, "t0": self.t0_wall,
+                    "epoch": f"{slot}.{k}", "out": str(out)}
+            proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--member", json.dumps(spec)],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            deadline = time.monotonic() + life + MEMBER_GRACE_S
+            while proc.poll() is None and time.monotonic() < deadline and not self.stop.is_set():
+                time.sleep(0.1)
+            if proc.poll() is None and self.stop.is_set():
+                proc.terminate()
+                deadline = time.monotonic() + MEMBER_GRACE_S
+                while proc.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            if proc.poll() is None:
+                proc.kill()
+                self.hung_members += 1
+            proc.wait()
+            self.load_member(out)
+            out.unlink(missing_ok=True)  # in the history now
             time.sleep(rng.uniform(0.2, 1.0))
+
+    def load_member(self, path):
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError:
+            return
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # the last line of a killed member may be cut
+            if rec[0] == "a":
+                with self.epoch_lock:
+                    self.epochs += 1
+            elif rec[0] == "r":
+                self.h.add(self.h.group_reads, tuple(rec[1:]))
+            elif rec[0] == "c":
+                self.h.add(self.h.commits, tuple(rec[1:]))
 
     def committed_sampler(self):
         # Consumer.committed (OffsetFetch through a group handle that never
@@ -884,7 +881,7 @@ class Run:
     # -- the whole run -----------------------------------------------------
     def run(self, rf=1):
         self.create_topics(rf)
-        self.t0 = time.monotonic()
+        self.t0, self.t0_wall = time.monotonic(), time.time()
         rc_done = threading.Event()
         load = [
             self.thread("idem-0", self.producer_loop, "main", "idem0", self.rate, 40),
@@ -957,6 +954,7 @@ class Run:
             "transactions": dict(txn_out),
             "group_reads": len(h.group_reads),
             "group_assignments": self.epochs,
+            "hung_members_killed": self.hung_members,
             "group_commits": len(h.commits),
             "committed_samples": len(h.committed_samples),
             "rc_reads": len(h.rc_reads),
@@ -965,6 +963,84 @@ class Run:
             "compact_snapshots": len(h.snapshots),
             "notes": h.notes,
         }
+
+
+# ---------------------------------------------------------------------------
+# a consumer group member (its own process; see Run.group_member)
+# ---------------------------------------------------------------------------
+
+MEMBER_GRACE_S = 30  # a member past its life by this much is killed
+
+
+def member_main(spec):
+    """Joins the group, reads and commits (synchronously, after every batch
+    and on revocation) for spec["life"] seconds or until SIGTERM, leaves.
+    Writes JSON lines: ["a", epoch, p] per assignment, ["r", epoch, p, o,
+    producer, seq] per record, ["c", t, p, o] per acknowledged commit (t in
+    seconds since spec["t0"], wall clock)."""
+    import signal
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    out = open(spec["out"], "w")
+    topic, epoch, pos, n = spec["topic"], {}, {}, [0]
+
+    def emit(*rec):
+        out.write(json.dumps(rec) + "\n")
+
+    def commit(c):
+        offs = [TopicPartition(topic, p, o) for p, o in pos.items() if p in epoch]
+        if not offs:
+            return
+        try:
+            res = c.commit(offsets=offs, asynchronous=False)
+        except KafkaException:
+            return  # not acknowledged: in doubt, not recorded
+        t = time.time() - spec["t0"]
+        for tp in res or []:
+            if tp.error is None:
+                emit("c", t, tp.partition, tp.offset)
+
+    def on_assign(c, parts):
+        for tp in parts:
+            n[0] += 1
+            epoch[tp.partition] = f"{spec['epoch']}.{n[0]}"
+            pos.pop(tp.partition, None)  # a new assignment starts at the committed offset
+            emit("a", epoch[tp.partition], tp.partition)
+
+    def on_revoke(c, parts):
+        commit(c)
+        for tp in parts:
+            epoch.pop(tp.partition, None)
+            pos.pop(tp.partition, None)
+        out.flush()
+
+    c = Consumer({**QUIET, "bootstrap.servers": spec["bootstrap"], "group.id": spec["group"],
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                  "session.timeout.ms": 10_000, "heartbeat.interval.ms": 1_000,
+                  "fetch.wait.max.ms": 200, "client.id": f"soak-member-{spec['epoch']}"})
+    c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke)
+    leave = time.monotonic() + spec["life"]
+    while not stop and time.monotonic() < leave:
+        msgs = c.consume(500, 0.2)
+        for m in msgs:
+            if m.error() or m.partition() not in epoch:
+                continue
+            p = m.partition()
+            emit("r", epoch[p], p, m.offset(), *(parse_main(m.value()) or (None, None)))
+            pos[p] = m.offset() + 1
+        if msgs:
+            commit(c)
+        out.flush()
+    # leave: revoke (and its commit) in a poll first, so that close() has no
+    # rebalance callback to run
+    c.unsubscribe()
+    deadline = time.monotonic() + 5
+    while epoch and time.monotonic() < deadline:
+        c.consume(1, 0.1)
+    out.flush()
+    c.close()
+    out.close()
 
 
 # ---------------------------------------------------------------------------
@@ -1074,6 +1150,8 @@ def soak(minutes, cluster=False, kill_every=180.0, seed=None, out=None, log=prin
     try:
         run = Run(env.pids, env.kill, env.restart, seed, minutes * 60, kill_every, log=log, rate=rate)
         run.bootstrap = env.bootstrap
+        run.workdir = workdir / "members"
+        run.workdir.mkdir(exist_ok=True)
         run.run(rf=env.rf)
     finally:
         env.close()
@@ -1140,7 +1218,11 @@ def main(argv=None):
     ap.add_argument("--rate", type=float, default=200, help="records/s of each idempotent producer")
     ap.add_argument("--out", help="directory for data, logs, report.md, history.json")
     ap.add_argument("--check", metavar="HISTORY_JSON", help="only re-run the checker on a saved history")
+    ap.add_argument("--member", metavar="SPEC_JSON", help=argparse.SUPPRESS)  # Run.group_member's processes
     a = ap.parse_args(argv)
+    if a.member:
+        member_main(json.loads(a.member))
+        return 0
     if a.check:
         with open(a.check) as f:
             anomalies = check(History.from_json(json.load(f)))
