@@ -567,7 +567,12 @@ class Run:
             while not self.stop.is_set() and not fatal.is_set():
                 ahead = (seq - first) / rate - (time.monotonic() - start)
                 if ahead > 0:
-                    prod.poll(min(ahead, 0.05))
+                    try:
+                        prod.poll(min(ahead, 0.05))
+                    except KafkaException as e:  # a fatal error surfaces here too
+                        self.log(f"[soak] {pname}: {e.args[0]}")
+                        self.h.notes.append(f"{pname} at {self.t():.0f}s: {e.args[0].str()}")
+                        fatal.set()
                     continue
                 if role == "compact":
                     key, value = f"k{compact_key(seq)}".encode(), f"c|{seq}".encode()
@@ -589,7 +594,11 @@ class Run:
                 seq += 1
                 prod.poll(0)
             next_seq = seq
-            left = prod.flush(120)
+            try:
+                left = prod.flush(120)
+            except KafkaException as e:
+                left = f"? ({e.args[0]})"
+                fatal.set()
             if left:
                 self.h.notes.append(f"{pname}: {left} records undelivered at the end (in doubt)")
             if fatal.is_set():
