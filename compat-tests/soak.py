@@ -538,7 +538,7 @@ class Run:
 
     # -- idempotent producers (main, retention, compact) ----------------------
     def producer_loop(self, role, name, rate, pad):
-        from confluent_kafka import KafkaException, Producer
+        from confluent_kafka import KafkaError, KafkaException, Producer
         topic = self.topics[role]
         incarnation = next_seq = 0
         while not self.stop.is_set():
@@ -588,7 +588,9 @@ class Run:
                     prod.poll(0.05)
                     continue
                 except KafkaException as e:
-                    if e.args[0].fatal():
+                    # produce() after a fatal error raises _FATAL, itself not "fatal"
+                    if e.args[0].fatal() or e.args[0].code() == KafkaError._FATAL:
+                        fatal.set()
                         break
                     raise
                 seq += 1
