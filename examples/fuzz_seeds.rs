@@ -18,10 +18,14 @@ use kastle::coordinator::group::consumer::records::{
     ConsumerRecord, CurrentAssignment, MemberMetadata,
 };
 use kastle::coordinator::group::record_serde::{self, GroupValue, MemberValue, OffsetValue};
+use kastle::coordinator::group::streams::records as streams_records;
+use kastle::coordinator::group::streams::records::StreamsRecord;
+use kastle::coordinator::group::streams::MemberState as StreamsMemberState;
 use kastle::coordinator::txn::transaction_log::{self, TxnValue};
 use kastle::coordinator::txn::TxnState;
 use kastle::metadata::records::{FeatureLevelRecord, TopicRecord};
 use kastle::metadata::{MetadataRecord, RecordAndVersion};
+use kastle::protocol::streams::{Endpoint, KeyValue, Subtopology, TopicInfo};
 use kastle::protocol::versions;
 use kastle::record::builder::BatchBuilder;
 use kastle::record::control::EndTransactionMarker;
@@ -344,6 +348,81 @@ fn coordinator_logs(dir: &Path) -> Result<usize> {
     groups.extend(records_batch(&classic, false));
     groups.extend(records_batch(&consumer, false));
     write(dir, "groups", &groups)?;
+    // A streams group: every record type, then a member's tombstones.
+    let tasks: BTreeMap<String, BTreeSet<i32>> = [("0".to_string(), [0, 1].into_iter().collect())]
+        .into_iter()
+        .collect();
+    let topology = vec![Subtopology {
+        subtopology_id: "0".into(),
+        source_topics: vec!["orders".into()],
+        state_changelog_topics: vec![TopicInfo {
+            name: "app-store-changelog".into(),
+            topic_configs: vec![KeyValue {
+                key: "cleanup.policy".into(),
+                value: "compact".into(),
+            }],
+            ..TopicInfo::default()
+        }],
+        ..Subtopology::default()
+    }];
+    let sg = || "sg".to_string();
+    let sm = || "smem".to_string();
+    let streams = [
+        StreamsRecord::MemberMetadata(
+            sg(),
+            sm(),
+            Some(streams_records::MemberMetadata {
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                rebalance_timeout_ms: 60_000,
+                topology_epoch: 1,
+                process_id: "p".into(),
+                user_endpoint: Some(Endpoint {
+                    host: "localhost".into(),
+                    port: 8080,
+                }),
+                ..Default::default()
+            }),
+        ),
+        StreamsRecord::GroupMetadata(
+            sg(),
+            Some(streams_records::GroupMetadata {
+                epoch: 2,
+                metadata_hash: 99,
+                validated_topology_epoch: 1,
+            }),
+        ),
+        StreamsRecord::Topology(sg(), Some((1, topology))),
+        StreamsRecord::TargetAssignmentMember(sg(), sm(), Some(tasks.clone())),
+        StreamsRecord::TargetAssignmentMetadata(sg(), Some(2)),
+        StreamsRecord::CurrentMemberAssignment(
+            sg(),
+            sm(),
+            Some(streams_records::CurrentAssignment {
+                member_epoch: 2,
+                previous_member_epoch: 1,
+                state: StreamsMemberState::UnrevokedTasks,
+                active: tasks.clone(),
+                active_pending_revocation: tasks,
+            }),
+        ),
+    ]
+    .iter()
+    .map(|r| r.encode())
+    .collect::<std::result::Result<Vec<_>, _>>()?;
+    let streams_leave = [
+        StreamsRecord::CurrentMemberAssignment(sg(), sm(), None),
+        StreamsRecord::TargetAssignmentMember(sg(), sm(), None),
+        StreamsRecord::MemberMetadata(sg(), sm(), None),
+    ]
+    .iter()
+    .map(|r| r.encode())
+    .collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut streams_log = vec![0u8];
+    streams_log.extend(records_batch(&streams, false));
+    streams_log.extend(records_batch(&classic[1..2], false));
+    streams_log.extend(records_batch(&streams_leave, false));
+    write(dir, "streams-groups", &streams_log)?;
     let mut txn_offsets = vec![0u8];
     txn_offsets.extend(records_batch(&classic[1..2], true));
     txn_offsets.extend(commit);
@@ -372,7 +451,7 @@ fn coordinator_logs(dir: &Path) -> Result<usize> {
         false,
     ));
     write(dir, "txns", &txns)?;
-    Ok(3)
+    Ok(4)
 }
 
 fn storage_files(dir: &Path) -> Result<usize> {

@@ -338,7 +338,7 @@ pub fn coordinator_log(data: &[u8]) {
     if which & 1 == 0 {
         let mut l = GroupLoader::default();
         l.replay_log(log, 0, 1);
-        let _ = l.finish(1_700_000_000_000, 45_000);
+        let _ = l.finish(1_700_000_000_000, 45_000, 45_000);
     } else {
         let _ = TransactionCoordinator::replay_log(log, 0);
     }

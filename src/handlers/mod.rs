@@ -420,7 +420,7 @@ pub async fn dispatch(ctx: RequestContext, frame: Bytes) -> Pending {
     // measured by the request quota).
     match api_key {
         crate::protocol::streams::STREAMS_GROUP_HEARTBEAT => {
-            return ready(streams_group::streams_group_heartbeat(&req, body))
+            return streams_group::streams_group_heartbeat(req, body)
         }
         crate::protocol::streams::STREAMS_GROUP_DESCRIBE => {
             return ready(streams_group::streams_group_describe(&req, body))

@@ -17,8 +17,9 @@ use kafka_protocol::ResponseError;
 use crate::broker::topics::{is_internal_topic, validate_topic_name};
 use crate::coordinator::group::streams::topology::InternalTopic;
 use crate::coordinator::group::streams::{task_ids, HeartbeatContext, StreamsHeartbeatOutcome};
+use crate::coordinator::group::writer::DurableWait;
 use crate::handlers::consumer_group::BrokerTopics;
-use crate::handlers::{KafkaApis, Reply, Request};
+use crate::handlers::{ready, KafkaApis, Pending, Reply, Request};
 use crate::protocol::streams::{
     status, DescribedAssignment, DescribedGroup, DescribedMember, DescribedSubtopology,
     DescribedTopology, Status, StreamsGroupDescribeRequest, StreamsGroupDescribeResponse,
@@ -149,27 +150,56 @@ fn create_internal_topics(apis: &Arc<KafkaApis>, topics: &[InternalTopic]) {
     }
 }
 
-pub fn streams_group_heartbeat(req: &Request, body: Bytes) -> Reply {
+/// StreamsGroupHeartbeat; an answer that depends on the group's records
+/// waits for their write (Kafka's coordinator answers once it is
+/// committed).
+pub fn streams_group_heartbeat(req: Request, body: Bytes) -> Pending {
+    match heartbeat(&req, body) {
+        Ok(reply) => ready(reply),
+        Err((wait, response)) => Box::pin(async move {
+            let timeout = req.ctx.apis.groups.config.commit_timeout_ms;
+            let response = match wait.wait(timeout).await {
+                Ok(()) => response,
+                Err(code) => StreamsGroupHeartbeatResponse {
+                    error_code: code,
+                    ..StreamsGroupHeartbeatResponse::default()
+                },
+            };
+            respond(&req, response.write())
+        }),
+    }
+}
+
+/// The heartbeat up to its answer: Ok(the reply), or Err(the write to wait
+/// for, the answer after it).
+fn heartbeat(
+    req: &Request,
+    body: Bytes,
+) -> Result<Reply, (DurableWait, StreamsGroupHeartbeatResponse)> {
     if let Err(e) = crate::protocol::schema::check_request_body(
         req.header.api_key,
         req.header.api_version,
         &body,
     ) {
-        return crate::handlers::malformed(req, e.to_string());
+        return Ok(crate::handlers::malformed(req, e.to_string()));
     }
     let r = match StreamsGroupHeartbeatRequest::decode(&body) {
         Ok(r) => r,
-        Err(e) => return crate::handlers::malformed(req, e.to_string()),
+        Err(e) => return Ok(crate::handlers::malformed(req, e.to_string())),
     };
     let apis = &req.ctx.apis;
     if !streams_enabled(apis) {
-        return error_response(req, ResponseError::UnsupportedVersion, None);
+        return Ok(error_response(req, ResponseError::UnsupportedVersion, None));
     }
     if !req
         .ctx
         .authorize(AclOperation::Read, ResourceType::Group, &r.group_id)
     {
-        return error_response(req, ResponseError::GroupAuthorizationFailed, None);
+        return Ok(error_response(
+            req,
+            ResponseError::GroupAuthorizationFailed,
+            None,
+        ));
     }
     if let Some(t) = &r.topology {
         let mut required: Vec<&str> = Vec::new();
@@ -187,14 +217,14 @@ pub fn streams_group_heartbeat(req: &Request, body: Bytes) -> Reply {
             .filter(|t| is_internal_topic(t))
             .collect();
         if !prohibited.is_empty() {
-            return error_response(
+            return Ok(error_response(
                 req,
                 ResponseError::StreamsInvalidTopology,
                 Some(format!(
                     "Use of Kafka internal topics {} in a Kafka Streams topology is prohibited.",
                     prohibited.join(",")
                 )),
-            );
+            ));
         }
         let invalid: Vec<&str> = required
             .iter()
@@ -202,20 +232,24 @@ pub fn streams_group_heartbeat(req: &Request, body: Bytes) -> Reply {
             .filter(|t| validate_topic_name(t).is_err())
             .collect();
         if !invalid.is_empty() {
-            return error_response(
+            return Ok(error_response(
                 req,
                 ResponseError::StreamsInvalidTopology,
                 Some(format!(
                     "Topic names {} are not valid topic names.",
                     invalid.join(",")
                 )),
-            );
+            ));
         }
         if required.iter().any(|t| {
             !req.ctx
                 .authorize(AclOperation::Describe, ResourceType::Topic, t)
         }) {
-            return error_response(req, ResponseError::TopicAuthorizationFailed, None);
+            return Ok(error_response(
+                req,
+                ResponseError::TopicAuthorizationFailed,
+                None,
+            ));
         }
     }
     let (session_timeout_ms, heartbeat_interval_ms) = group_timeouts(apis, &r.group_id);
@@ -227,7 +261,7 @@ pub fn streams_group_heartbeat(req: &Request, body: Bytes) -> Reply {
         max_size: usize::try_from(apis.config.int("group.streams.max.size")).unwrap_or(usize::MAX),
         now: now_ms(),
     };
-    let o = apis
+    let (o, wait) = apis
         .groups
         .streams_group_heartbeat(&r, &cx, &BrokerTopics::new(apis));
     let mut status_list = o.status.clone();
@@ -263,7 +297,11 @@ pub fn streams_group_heartbeat(req: &Request, body: Bytes) -> Reply {
             }
         }
     }
-    respond(req, heartbeat_response(o, status_list).write())
+    let response = heartbeat_response(o, status_list);
+    match wait {
+        None => Ok(respond(req, response.write())),
+        Some(wait) => Err((wait, response)),
+    }
 }
 
 fn heartbeat_response(

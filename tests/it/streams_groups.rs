@@ -16,6 +16,7 @@ use kastle::protocol::streams::*;
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const UNSUPPORTED_VERSION: i16 = 35;
 const INVALID_REQUEST: i16 = 42;
+const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
 const NON_EMPTY_GROUP: i16 = 68;
 const GROUP_ID_NOT_FOUND: i16 = 69;
 const FENCED_MEMBER_EPOCH: i16 = 110;
@@ -370,13 +371,15 @@ fn request_rules_and_invalid_topologies() {
     r.member_epoch = 3;
     r.topology = None;
     assert_eq!(heartbeat(&mut c, &r).error_code, GROUP_ID_NOT_FOUND);
-    // A classic group's id is not a streams group's.
+    // An empty classic group (offsets only) becomes a streams group when a
+    // member joins (Kafka 4.4); its offsets stay.
     crate::support::groups::commit_offsets(&mut c, "classic", &[("src", 0, 1)]);
     let resp = heartbeat(
         &mut c,
         &Member::new("classic", topology("classic", "src")).request(),
     );
-    assert_eq!(resp.error_code, GROUP_ID_NOT_FOUND);
+    assert_eq!(resp.error_code, NONE, "{:?}", resp.error_message);
+    assert_eq!(describe(&mut c, "classic").members.len(), 1);
 }
 
 #[test]
@@ -390,4 +393,152 @@ fn off_at_streams_version_zero() {
         UNSUPPORTED_VERSION
     );
     assert_eq!(describe(&mut c, "off").error_code, UNSUPPORTED_VERSION);
+}
+
+/// The group's records are in `__consumer_offsets`: after a restart the
+/// group has its epochs, topology and assignment, and its members carry on
+/// heartbeating with their epochs (Kafka's replay of the StreamsGroup*
+/// records). Then a member's leave and the group's deletion are durable too.
+#[test]
+fn group_survives_a_restart() {
+    let mut b = start();
+    let mut c = b.client();
+    create_topic(&mut c, "rs-in", 2, &[]);
+    let mut m1 = Member::new("rs", topology("rs", "rs-in"));
+    let mut m2 = Member::new("rs", topology("rs", "rs-in"));
+    for _ in 0..4 {
+        m1.beat(&mut c);
+        m2.beat(&mut c);
+    }
+    assert_eq!(count(&m1.owned) + count(&m2.owned), 4);
+    let before = describe(&mut c, "rs");
+    assert_eq!(before.group_state, "Stable");
+    drop(c);
+    assert!(b.stop().success());
+    b.restart();
+    let mut c = b.client();
+
+    let after = describe(&mut c, "rs");
+    assert_eq!(after.error_code, NONE, "{:?}", after.error_message);
+    assert_eq!(after.group_state, "Stable");
+    assert_eq!(after.group_epoch, before.group_epoch);
+    assert_eq!(after.assignment_epoch, before.assignment_epoch);
+    assert_eq!(after.topology, before.topology);
+    let view = |d: &DescribedGroup| -> BTreeMap<String, (i32, Tasks, String)> {
+        d.members
+            .iter()
+            .map(|m| {
+                (
+                    m.member_id.clone(),
+                    (
+                        m.member_epoch,
+                        tasks(&m.assignment.active_tasks),
+                        m.process_id.clone(),
+                    ),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(view(&after), view(&before));
+
+    // The members heartbeat on with their epochs and keep their tasks.
+    let (e1, owned1) = (m1.epoch, m1.owned.clone());
+    let r = m1.beat(&mut c);
+    assert_eq!(r.member_epoch, e1);
+    assert_eq!(m1.owned, owned1);
+    let e2 = m2.epoch;
+    assert_eq!(m2.beat(&mut c).member_epoch, e2);
+    // OffsetCommit checks the epoch the log gave back.
+    let errs = offset_commit(&mut c, 9, "rs", m1.epoch, &m1.id, &[("rs-in", 0, 7)]);
+    assert_eq!(errs, vec![NONE]);
+
+    // m2 leaves; both gone, the group is deleted: so it stays after
+    // another restart.
+    let mut leave = m2.request();
+    leave.member_epoch = -1;
+    assert_eq!(heartbeat(&mut c, &leave).error_code, NONE);
+    drop(c);
+    assert!(b.stop().success());
+    b.restart();
+    let mut c = b.client();
+    let d = describe(&mut c, "rs");
+    assert_eq!(d.members.len(), 1);
+    assert_eq!(d.members[0].member_id, m1.id);
+    let mut leave = m1.request();
+    leave.member_epoch = -1;
+    assert_eq!(heartbeat(&mut c, &leave).error_code, NONE);
+    let del = c.call(
+        2,
+        &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(sb("rs"))]),
+    );
+    assert_eq!(del.results[0].error_code, NONE);
+    drop(c);
+    assert!(b.stop().success());
+    b.restart();
+    let mut c = b.client();
+    assert_eq!(describe(&mut c, "rs").error_code, GROUP_ID_NOT_FOUND);
+}
+
+/// Kafka 4.4's rules between group types: a classic JoinGroup on a live
+/// streams group is INCONSISTENT_GROUP_PROTOCOL, on an empty one converts
+/// it; ConsumerGroupHeartbeat on a streams group and StreamsGroupHeartbeat
+/// on a consumer group or a live classic group are GROUP_ID_NOT_FOUND.
+#[test]
+fn group_type_conflicts() {
+    use crate::support::groups::{join, Joiner};
+    let b = Broker::start(&[
+        "offsets.topic.num.partitions=1",
+        "group.initial.rebalance.delay.ms=0",
+    ]);
+    find_coordinators(&b);
+    let mut c = b.client();
+    create_topic(&mut c, "gt-in", 1, &[]);
+    let mut m = Member::new("gt", topology("gt", "gt-in"));
+    m.beat(&mut c);
+
+    let mut j = Joiner::new("gt", b"meta");
+    let r = join(&mut c, &mut j);
+    assert_eq!(r.error_code, INCONSISTENT_GROUP_PROTOCOL);
+    assert_eq!(r.member_id.as_str(), "");
+    let cg = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(sb("gt")))
+        .with_member_id(sb(&uuid::Uuid::new_v4().to_string()))
+        .with_rebalance_timeout_ms(5000)
+        .with_subscribed_topic_names(Some(vec![tn("gt-in")]))
+        .with_topic_partitions(Some(vec![]));
+    let r = c.call(0, &cg);
+    assert_eq!(r.error_code, GROUP_ID_NOT_FOUND);
+    assert_eq!(
+        r.error_message.map(|s| s.to_string()).as_deref(),
+        Some("Group gt is not a consumer group.")
+    );
+
+    // A consumer group's id is not a streams group's.
+    let r = c.call(0, &cg.clone().with_group_id(GroupId(sb("gt-cg"))));
+    assert_eq!(r.error_code, NONE);
+    let r = heartbeat(
+        &mut c,
+        &Member::new("gt-cg", topology("gt-cg", "gt-in")).request(),
+    );
+    assert_eq!(r.error_code, GROUP_ID_NOT_FOUND);
+    assert_eq!(
+        r.error_message.as_deref(),
+        Some("Group gt-cg is not a streams group.")
+    );
+    // Nor is a classic group with members.
+    let mut j = Joiner::new("gt-classic", b"meta");
+    assert_eq!(join(&mut c, &mut j).error_code, NONE);
+    let r = heartbeat(
+        &mut c,
+        &Member::new("gt-classic", topology("gt-classic", "gt-in")).request(),
+    );
+    assert_eq!(r.error_code, GROUP_ID_NOT_FOUND);
+
+    // Once the streams group is empty, a classic member takes the id over.
+    let mut leave = m.request();
+    leave.member_epoch = -1;
+    assert_eq!(heartbeat(&mut c, &leave).error_code, NONE);
+    let mut j = Joiner::new("gt", b"meta");
+    assert_eq!(join(&mut c, &mut j).error_code, NONE);
+    assert_eq!(describe(&mut c, "gt").error_code, GROUP_ID_NOT_FOUND);
 }

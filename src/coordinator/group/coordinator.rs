@@ -57,6 +57,9 @@ pub struct GroupConfig {
     pub consumer_heartbeat_interval_ms: i32,
     pub consumer_max_size: usize,
     pub consumer_assignors: Vec<String>,
+    /// KIP-1071 streams groups: `group.streams.session.timeout.ms` (what
+    /// members replayed from the log get before their first heartbeat).
+    pub streams_session_timeout_ms: i32,
 }
 
 impl GroupConfig {
@@ -74,6 +77,7 @@ impl GroupConfig {
             consumer_session_timeout_ms: c.int("group.consumer.session.timeout.ms") as i32,
             consumer_heartbeat_interval_ms: c.int("group.consumer.heartbeat.interval.ms") as i32,
             consumer_max_size: c.int("group.consumer.max.size").max(1) as usize,
+            streams_session_timeout_ms: c.int("group.streams.session.timeout.ms") as i32,
             consumer_assignors: c
                 .string("group.consumer.assignors")
                 .split(',')
@@ -119,8 +123,11 @@ impl GroupCoordinator {
         let started = std::time::Instant::now();
         let loaded = GroupLoader::load(&offsets_topic)?;
         let records = loaded.records;
-        let (groups, offsets, open_txns) =
-            loaded.finish(now_ms(), config.consumer_session_timeout_ms);
+        let (groups, offsets, open_txns) = loaded.finish(
+            now_ms(),
+            config.consumer_session_timeout_ms,
+            config.streams_session_timeout_ms,
+        );
         tracing::info!(
             groups = groups.groups.len(),
             groups_with_open_txn_offsets = open_txns,
@@ -338,8 +345,9 @@ impl GroupCoordinator {
             return ShareHeartbeatOutcome::error((e, None));
         }
         let gmm = &mut shard.groups;
-        let other =
-            gmm.groups.contains_key(&p.group_id) || gmm.consumer_groups.contains_key(&p.group_id);
+        let other = gmm.groups.contains_key(&p.group_id)
+            || gmm.consumer_groups.contains_key(&p.group_id)
+            || gmm.streams_groups.contains_key(&p.group_id);
         gmm.share_groups.heartbeat(p, other, topics)
     }
 
@@ -349,7 +357,9 @@ impl GroupCoordinator {
         self.check_coordinator(&shard, group_id)
             .map_err(|e| (e, None))?;
         let gmm = &mut shard.groups;
-        let other = gmm.groups.contains_key(group_id) || gmm.consumer_groups.contains_key(group_id);
+        let other = gmm.groups.contains_key(group_id)
+            || gmm.consumer_groups.contains_key(group_id)
+            || gmm.streams_groups.contains_key(group_id);
         gmm.share_groups.describe(group_id, other, now_ms())
     }
 
@@ -494,9 +504,26 @@ impl GroupCoordinator {
             return (e, None);
         }
         let consumer_tombstones = groups.consumer_groups.get(group_id).map(|g| g.tombstones());
+        // A streams group's records are deleted with it (Kafka's
+        // `createGroupTombstoneRecords`); its id has no classic record.
+        let streams_tombstones = groups.streams_groups.get(group_id).map(|g| {
+            super::streams::records::diff(group_id, Some(g), None)
+                .iter()
+                .map(|r| r.encode().map(|(k, _)| (k, None)))
+                .collect::<Result<Vec<CoordRecord>, _>>()
+        });
         let records = offsets
             .delete_all_records(group_id)
             .and_then(|mut records| match &consumer_tombstones {
+                None if streams_tombstones.is_some() => {
+                    if let Some(t) = streams_tombstones {
+                        records.extend(t.map_err(|e| {
+                            tracing::warn!(group = %group_id, error = %e, "a streams group record cannot be serialized");
+                            ResponseError::UnknownServerError
+                        })?);
+                    }
+                    Ok(records)
+                }
                 None => {
                     records.push(record(record_serde::group_key(group_id), None)?);
                     Ok(records)

@@ -102,6 +102,37 @@ impl GroupMetadataManager {
                 &p.member_id,
             ));
         }
+        if let Some(sg) = self.streams_groups.get(&p.group_id) {
+            if !sg.is_empty() {
+                // Kafka 4.4's classicGroupJoin: no member id given back.
+                return Answer::Now(JoinOutcome::error(
+                    ResponseError::InconsistentGroupProtocol,
+                    "",
+                ));
+            }
+            // An empty streams group becomes a classic group (Kafka 4.4):
+            // its records are deleted first (offsets stay).
+            let records: Result<Vec<_>, _> =
+                super::streams::records::diff(&p.group_id, Some(sg), None)
+                    .iter()
+                    .map(|r| r.encode())
+                    .collect();
+            let written = match records {
+                Ok(records) => cx
+                    .writer
+                    .append(&p.group_id, &records)
+                    .map_err(|e| map_append_error(e, false)),
+                Err(e) => {
+                    tracing::warn!(group = %p.group_id, error = %e, "a streams group record cannot be serialized");
+                    Err(code(ResponseError::UnknownServerError))
+                }
+            };
+            if let Err(e) = written {
+                return Answer::Now(JoinOutcome::error_code(e, &p.member_id));
+            }
+            tracing::info!(group = %p.group_id, "converted the empty streams group to a classic group");
+            self.remove_group(&p.group_id, now_ms());
+        }
         if let Some(cg) = self.consumer_groups.get(&p.group_id) {
             if !cg.is_empty() {
                 // Kafka would move the classic member into the consumer

@@ -163,6 +163,7 @@ impl GroupCoordinator {
                 offsets,
                 now_ms(),
                 self.config.consumer_session_timeout_ms,
+                self.config.streams_session_timeout_ms,
             );
             if let Some(l) = leadership.as_mut().and_then(|l| l.get_mut(&p)) {
                 l.loaded = true;
@@ -192,6 +193,7 @@ impl GroupCoordinator {
             .groups
             .keys()
             .chain(shard.groups.consumer_groups.keys())
+            .chain(shard.groups.streams_groups.keys())
             .chain(shard.offsets.group_ids())
             .filter(|g| self.partition_for(g) == p)
             .cloned()
@@ -219,6 +221,7 @@ impl GroupCoordinator {
                 dropped += 1;
             }
             dropped += usize::from(shard.groups.consumer_groups.contains_key(&id));
+            dropped += usize::from(shard.groups.streams_groups.contains_key(&id));
             shard.groups.remove_group(&id, now);
             shard.offsets.remove_group(&id);
         }

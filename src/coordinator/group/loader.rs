@@ -2,7 +2,8 @@
 //! start-up, one record at a time (Kafka's `GroupCoordinatorShard.replay`):
 //! OffsetCommit records (pending while their batch is transactional, until
 //! the producer's marker), GroupMetadata records, the KIP-848 consumer
-//! group records (replayed into their `ConsumerGroup` as they come), and
+//! group records (replayed into their `ConsumerGroup` as they come), the
+//! KIP-1071 streams group records (into their `StreamsGroup`), and
 //! tombstones of all.
 
 use std::collections::HashMap;
@@ -15,6 +16,8 @@ use super::group_metadata_manager::GroupMetadataManager;
 use super::offset_metadata_manager::OffsetMetadataManager;
 use super::offsets::GroupOffsets;
 use super::record_serde::{self, CoordinatorKey, GroupValue};
+use super::streams::records::StreamsRecord;
+use super::streams::{MemberState as StreamsMemberState, StreamsGroup};
 use super::timers::Timer;
 use crate::broker::partition::Partition;
 use crate::broker::topics::Topic;
@@ -31,6 +34,8 @@ pub struct GroupLoader {
     offsets: HashMap<String, GroupOffsets>,
     /// Consumer groups as replayed so far (a group tombstone removes one).
     consumer_groups: HashMap<String, ConsumerGroup>,
+    /// Streams groups as replayed so far (a group tombstone removes one).
+    streams_groups: HashMap<String, StreamsGroup>,
     pub records: u64,
 }
 
@@ -189,6 +194,31 @@ impl GroupLoader {
                     tracing::warn!(group = %group, error = %e, "skipping bad consumer group record")
                 }
             },
+            Ok(CoordinatorKey::Streams {
+                kind,
+                group,
+                member,
+            }) => match StreamsRecord::decode(kind, group.clone(), member, r.value) {
+                Ok(StreamsRecord::GroupMetadata(g, None)) => {
+                    self.streams_groups.remove(&g);
+                }
+                // A tombstone of a group not (or no longer) there.
+                Ok(_) if r.value.is_none() && !self.streams_groups.contains_key(&group) => {}
+                Ok(rec) => {
+                    self.groups.remove(&group);
+                    self.streams_groups
+                        .entry(group.clone())
+                        .or_insert_with(|| StreamsGroup {
+                            group_id: group.clone(),
+                            validated_topology_epoch: -1,
+                            ..StreamsGroup::default()
+                        })
+                        .replay(&rec);
+                }
+                Err(e) => {
+                    tracing::warn!(group = %group, error = %e, "skipping bad streams group record")
+                }
+            },
             Ok(CoordinatorKey::Other(_)) => {}
             Err(e) => tracing::warn!(error = %e, "skipping bad __consumer_offsets key"),
         }
@@ -201,23 +231,32 @@ impl GroupLoader {
         self,
         now: i64,
         session_timeout_ms: i32,
+        streams_session_timeout_ms: i32,
     ) -> (GroupMetadataManager, OffsetMetadataManager, usize) {
         let mut gmm = GroupMetadataManager::default();
         let mut omm = OffsetMetadataManager::default();
-        let open_txns = self.merge_into(&mut gmm, &mut omm, now, session_timeout_ms);
+        let open_txns = self.merge_into(
+            &mut gmm,
+            &mut omm,
+            now,
+            session_timeout_ms,
+            streams_session_timeout_ms,
+        );
         (gmm, omm, open_txns)
     }
 
     /// Adds the loaded groups and offsets to a coordinator's state (whose
     /// groups are on other partitions), starting the loaded members'
-    /// session timers (a consumer group member's: `session_timeout_ms`). Returns how many groups have offsets of still-open
-    /// transactions.
+    /// session timers (a consumer group member's: `session_timeout_ms`, a
+    /// streams group member's: `streams_session_timeout_ms`). Returns how
+    /// many groups have offsets of still-open transactions.
     pub fn merge_into(
         self,
         gmm: &mut GroupMetadataManager,
         omm: &mut OffsetMetadataManager,
         now: i64,
         session_timeout_ms: i32,
+        streams_session_timeout_ms: i32,
     ) -> usize {
         let mut loaded = Vec::new();
         let consumer_ids: Vec<String> = self.consumer_groups.keys().cloned().collect();
@@ -225,8 +264,22 @@ impl GroupLoader {
             gmm.groups.remove(&id);
             gmm.consumer_groups.insert(id, g);
         }
+        for (id, mut g) in self.streams_groups {
+            // Its configured topology is recomputed on first use; as in
+            // Kafka's onLoaded, every member must heartbeat within its
+            // session, one revoking tasks finish within its rebalance timeout.
+            g.loaded = true;
+            for m in g.members.values_mut() {
+                m.session_deadline_ms = now + i64::from(streams_session_timeout_ms);
+                m.rebalance_deadline_ms = (m.state == StreamsMemberState::UnrevokedTasks)
+                    .then(|| now + i64::from(m.rebalance_timeout_ms.max(0)));
+            }
+            gmm.groups.remove(&id);
+            gmm.consumer_groups.remove(&id);
+            gmm.streams_groups.insert(id, g);
+        }
         for (id, v) in self.groups {
-            if gmm.consumer_groups.contains_key(&id) {
+            if gmm.consumer_groups.contains_key(&id) || gmm.streams_groups.contains_key(&id) {
                 continue;
             }
             if let Some(v) = v {
@@ -243,7 +296,7 @@ impl GroupLoader {
             // Still-open transactions stay pending: their coordinator
             // writes the marker later (or aborts them on timeout).
             open_txns += usize::from(!o.pending.is_empty());
-            if !gmm.consumer_groups.contains_key(&id) {
+            if !gmm.consumer_groups.contains_key(&id) && !gmm.streams_groups.contains_key(&id) {
                 gmm.groups
                     .entry(id.clone())
                     .or_insert_with(|| ClassicGroup::new(id.clone(), now));

@@ -11,10 +11,10 @@
 //!
 //! We write OffsetCommitValue v3 (v1 when a v2-v4 OffsetCommit asked for an
 //! explicit retention, the only version with an expire timestamp) and
-//! GroupMetadataValue v3, as Kafka 4.x does. Key types 3-8 are the KIP-848
-//! consumer group records (`consumer::records` reads their values); other
-//! types (regular expressions, share and streams groups) are skipped on
-//! load.
+//! GroupMetadataValue v3, as Kafka 4.x does. Key types 3-8 and 16 are the
+//! KIP-848 consumer group records (`consumer::records` reads their values),
+//! 17 and 19-23 the KIP-1071 streams group records (`streams::records`);
+//! other types (share groups) are skipped on load.
 
 use bytes::Bytes;
 
@@ -80,8 +80,14 @@ pub enum CoordinatorKey {
         group: String,
         member: Option<String>,
     },
-    /// A record kind this broker does not load (share and streams
-    /// groups...).
+    /// A KIP-1071 streams group record (key types 17, 19-23; see
+    /// `streams::records`), with its member id for types 19, 21 and 22.
+    Streams {
+        kind: i16,
+        group: String,
+        member: Option<String>,
+    },
+    /// A record kind this broker does not load (share groups...).
     Other(i16),
 }
 
@@ -179,6 +185,19 @@ pub fn decode_key(key: &[u8]) -> Result<CoordinatorKey, DecodeError> {
             group: r.string()?,
             member: Some(r.string()?),
         }),
+        v if crate::coordinator::group::streams::records::is_streams(v) => {
+            let group = r.string()?;
+            let member = if crate::coordinator::group::streams::records::has_member(v) {
+                Some(r.string()?)
+            } else {
+                None
+            };
+            Ok(CoordinatorKey::Streams {
+                kind: v,
+                group,
+                member,
+            })
+        }
         v => Ok(CoordinatorKey::Other(v)),
     }
 }

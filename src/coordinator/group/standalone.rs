@@ -60,6 +60,7 @@ impl GroupCoordinator {
             offsets,
             now_ms(),
             self.config.consumer_session_timeout_ms,
+            self.config.streams_session_timeout_ms,
         );
         self.writer.set_local_topic(offsets_topic);
         tracing::info!(

@@ -274,7 +274,9 @@ impl GroupMetadataManager {
         let mut g = match self.consumer_groups.get(&gid) {
             Some(g) => g.clone(),
             None => {
-                if self.share_groups.groups.contains_key(&gid) {
+                if self.share_groups.groups.contains_key(&gid)
+                    || self.streams_groups.contains_key(&gid)
+                {
                     return Err(fail(
                         ResponseError::GroupIdNotFound,
                         format!("Group {gid} is not a consumer group."),
@@ -689,7 +691,7 @@ impl GroupMetadataManager {
     ) -> Result<HeartbeatOutcome, Fail> {
         let gid = &p.group_id;
         let Some(g) = self.consumer_groups.get(gid) else {
-            let msg = if self.groups.contains_key(gid) {
+            let msg = if self.groups.contains_key(gid) || self.streams_groups.contains_key(gid) {
                 format!("Group {gid} is not a consumer group.")
             } else {
                 format!("Group {gid} not found.")
@@ -864,7 +866,7 @@ impl GroupMetadataManager {
         default_assignor: &str,
     ) -> Result<ConsumerGroupDescription, Fail> {
         let Some(g) = self.consumer_groups.get(gid) else {
-            let msg = if self.groups.contains_key(gid) {
+            let msg = if self.groups.contains_key(gid) || self.streams_groups.contains_key(gid) {
                 format!("Group {gid} is not a consumer group.")
             } else {
                 format!("Group {gid} not found.")

@@ -5,15 +5,18 @@
 //! assignment (`CurrentAssignmentBuilder`), and StreamsGroupHeartbeat /
 //! StreamsGroupDescribe.
 //!
-//! Unlike consumer groups, a streams group lives in memory only: no
-//! records are written to `__consumer_offsets`, so a restart loses the
-//! group (its committed offsets stay). Session and rebalance timeouts are
-//! enforced when the group is next touched (any member's heartbeat, a
-//! describe), not by a timer.
+//! A group's state is written to `__consumer_offsets` as Kafka's
+//! StreamsGroup* records (`records`: the records are derived from the
+//! group before and after each change) and replayed at load, so members
+//! carry on with their epochs across a restart. Session and rebalance
+//! timeouts are enforced when the group is next touched (any member's
+//! heartbeat, a describe), not by a timer.
 //!
 //! - `topology`: the topology configured against the broker's topics.
+//! - `records`: the StreamsGroup* records, their derivation and replay.
 //! - `service`: the GroupCoordinator's streams entry points.
 
+pub mod records;
 pub mod service;
 pub mod topology;
 
@@ -21,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::ResponseError;
 
-use crate::coordinator::group::consumer::TopicResolver;
+use crate::coordinator::group::consumer::{combine_hashes, topic_hash, TopicResolver};
 use crate::protocol::streams::{
     status, Endpoint, EndpointToPartitions, KeyValue, Status, StreamsGroupHeartbeatRequest,
     Subtopology, TaskIds, TopicPartition,
@@ -87,14 +90,15 @@ fn contains(t: &Tasks, s: &str, p: i32) -> bool {
 }
 
 /// Kafka's streams `MemberState`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MemberState {
+    #[default]
     Stable,
     UnrevokedTasks,
     UnreleasedTasks,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct StreamsGroupMember {
     pub member_id: String,
     pub member_epoch: i32,
@@ -152,6 +156,15 @@ pub struct StreamsGroup {
     pub target: BTreeMap<String, Tasks>,
     pub endpoint_information_epoch: i32,
     pub shutdown_request_member_id: Option<String>,
+    /// The hash of the topology's topics as last configured (Kafka's
+    /// `metadataHash`): a change bumps the group epoch.
+    pub metadata_hash: i64,
+    /// The topology epoch last configured without error, else -1.
+    pub validated_topology_epoch: i32,
+    /// Replayed from the log and not configured since: `configured` is
+    /// not known yet, and the stored `metadata_hash` decides whether the
+    /// topics changed meanwhile.
+    pub loaded: bool,
 }
 
 impl StreamsGroup {
@@ -499,6 +512,7 @@ pub fn heartbeat(
         .entry(r.group_id.clone())
         .or_insert_with(|| StreamsGroup {
             group_id: r.group_id.clone(),
+            validated_topology_epoch: -1,
             ..StreamsGroup::default()
         });
     if group.expire_members(cx.now) {
@@ -749,6 +763,25 @@ fn endpoint_partitions(group: &StreamsGroup) -> Vec<EndpointToPartitions> {
     out
 }
 
+/// Kafka's metadata hash of a streams group: every topic its topology
+/// reads or keeps state in, as the broker has it now.
+fn metadata_hash(subtopologies: &[Subtopology], topics: &dyn TopicResolver) -> i64 {
+    let names: BTreeSet<&String> = subtopologies
+        .iter()
+        .flat_map(|s| {
+            s.source_topics
+                .iter()
+                .chain(s.repartition_source_topics.iter().map(|t| &t.name))
+                .chain(s.state_changelog_topics.iter().map(|t| &t.name))
+        })
+        .collect();
+    combine_hashes(
+        names
+            .into_iter()
+            .map(|n| (n, topic_hash(n, topics.by_name(n)))),
+    )
+}
+
 /// A new target after members were fenced outside a heartbeat (an
 /// invalid topology keeps the old configuration).
 pub fn refresh(group: &mut StreamsGroup, topics: &dyn TopicResolver, now: i64) {
@@ -765,8 +798,21 @@ fn refresh_target(
     now: i64,
 ) -> Result<(), String> {
     let configured = topology::configure(&group.subtopologies, topics)?;
-    if configured != group.configured {
-        group.configured = configured;
+    let hash = metadata_hash(&group.subtopologies, topics);
+    let changed = if group.loaded {
+        hash != group.metadata_hash
+    } else {
+        configured != group.configured
+    };
+    group.loaded = false;
+    group.metadata_hash = hash;
+    group.validated_topology_epoch = if configured.is_ready() {
+        group.topology_epoch
+    } else {
+        -1
+    };
+    group.configured = configured;
+    if changed {
         group.group_epoch += 1;
     }
     if group.group_epoch > group.assignment_epoch {
