@@ -57,6 +57,8 @@ pub struct GroupConfig {
     pub consumer_heartbeat_interval_ms: i32,
     pub consumer_max_size: usize,
     pub consumer_assignors: Vec<String>,
+    /// `group.consumer.migration.policy`.
+    pub consumer_migration_policy: super::consumer::migration::MigrationPolicy,
 }
 
 impl GroupConfig {
@@ -80,6 +82,9 @@ impl GroupConfig {
                 .map(|a| a.trim().to_ascii_lowercase())
                 .filter(|a| !a.is_empty())
                 .collect(),
+            consumer_migration_policy: super::consumer::migration::MigrationPolicy::parse(
+                &c.string("group.consumer.migration.policy"),
+            ),
         }
     }
 }
@@ -203,7 +208,7 @@ impl GroupCoordinator {
     // membership (GroupMetadataManager)
     // -----------------------------------------------------------------
 
-    pub fn join_group(&self, p: JoinParams) -> Answer<JoinOutcome> {
+    pub fn join_group(&self, p: JoinParams, topics: &dyn TopicResolver) -> Answer<JoinOutcome> {
         let answer = {
             let mut shard = self.lock();
             if let Err(e) = self.check_coordinator(&shard, &p.group_id) {
@@ -212,19 +217,19 @@ impl GroupCoordinator {
             let GroupCoordinatorShard {
                 groups, offsets, ..
             } = &mut *shard;
-            groups.join_group(&self.cx(), offsets, p)
+            groups.join_group(&self.cx(), offsets, p, topics)
         };
         self.timer_wake.notify_one();
         answer
     }
 
-    pub fn sync_group(&self, p: SyncParams) -> Answer<SyncOutcome> {
+    pub fn sync_group(&self, p: SyncParams, topics: &dyn TopicResolver) -> Answer<SyncOutcome> {
         let answer = {
             let mut shard = self.lock();
             if let Err(e) = self.check_coordinator(&shard, p.group_id) {
                 return Answer::Now(SyncOutcome::error_code(e));
             }
-            shard.groups.sync_group(&self.cx(), p)
+            shard.groups.sync_group(&self.cx(), p, topics)
         };
         self.timer_wake.notify_one();
         answer
