@@ -83,7 +83,7 @@ impl GroupConfig {
                 .filter(|a| !a.is_empty())
                 .collect(),
             consumer_migration_policy: super::consumer::migration::MigrationPolicy::parse(
-                &c.string("group.consumer.migration.policy"),
+                c.string("group.consumer.migration.policy"),
             ),
         }
     }

@@ -543,8 +543,7 @@ impl GroupMetadataManager {
         // new metadata (Kafka's `maybeUpdateRegularExpressions`).
         let now_ms = crate::util::time::now_ms();
         let topics_version = topics.topics_version();
-        let regex_update =
-            super::regex::maybe_update(&g, &member, &updated, now_ms, topics_version)?;
+        let regex_update = super::regex::maybe_update(g, member, updated, now_ms, topics_version)?;
         if updated != member || !g.members.contains_key(&member_id) {
             push(
                 g,
@@ -552,7 +551,7 @@ impl GroupMetadataManager {
                 ConsumerRecord::MemberMetadata(
                     gid.clone(),
                     member_id.clone(),
-                    Some(MemberMetadata::of(&updated)),
+                    Some(MemberMetadata::of(updated)),
                 ),
             );
             if updated.subscribed_topic_names != member.subscribed_topic_names {
@@ -578,7 +577,7 @@ impl GroupMetadataManager {
                 topics_version,
                 now_ms,
             );
-            let (regex_recs, changed) = super::regex::result_records(&g, resolved);
+            let (regex_recs, changed) = super::regex::result_records(g, resolved);
             for r in regex_recs {
                 push(g, recs, r);
             }
