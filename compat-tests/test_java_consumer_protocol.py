@@ -14,7 +14,14 @@ The ``regex`` phase (both brokers): a consumer subscribing with an RE2J
 ``SubscriptionPattern`` (KIP-848's broker-side regular expressions) gets the
 topics whose whole name matches, a matching topic created later once the
 coordinator refreshes (at most every 10 s), and an invalid pattern fails
-with Kafka's INVALID_REGULAR_EXPRESSION message."""
+with Kafka's INVALID_REGULAR_EXPRESSION message.
+
+The ``migration`` phase (both brokers): KIP-848's online migration by rolling
+restart. Two consumers with ``group.protocol=classic`` are restarted one by one
+with ``group.protocol=consumer`` (the classic group is upgraded when the first
+joins, the other is served as a classic member of the consumer group), then
+back one by one (the group turns classic when the last consumer-protocol member
+leaves), each record consumed exactly once with ``commitSync`` throughout."""
 import time
 
 import pytest
@@ -78,3 +85,24 @@ def test_java_consumer_protocol_regex_on_kastle(tmp_path):
 def test_java_consumer_protocol_regex_on_kafka(real_kafka):
     prefix = f"kip848rxk-{int(time.time() * 1000) % 10**9}"
     assert list(_run("regex", real_kafka.bootstrap, prefix)) == REGEX_STEPS
+
+
+MIGRATION_STEPS = ["classic_members_cover", "upgrade_first_member", "upgrade_second_member",
+                   "downgrade_first_member", "downgrade_second_member", "migration_committed_offsets"]
+
+
+@pytest.mark.compat("java-4.4", "groups")
+def test_java_consumer_protocol_migration_on_kastle(tmp_path):
+    b = Broker(tmp_path / "kastle", overrides={"offsets.topic.num.partitions": "5",
+                                               "group.initial.rebalance.delay.ms": "0"})
+    b.start()
+    try:
+        prefix = f"kip848mg-{int(time.time() * 1000) % 10**9}"
+        assert list(_run("migration", b.bootstrap, prefix)) == MIGRATION_STEPS
+    finally:
+        b.stop(check=False)
+
+
+def test_java_consumer_protocol_migration_on_kafka(real_kafka):
+    prefix = f"kip848mgk-{int(time.time() * 1000) % 10**9}"
+    assert list(_run("migration", real_kafka.bootstrap, prefix)) == MIGRATION_STEPS

@@ -297,6 +297,10 @@ const LONG_FILES: &[(&str, &str)] = &[
         "the facade of every group type (classic, consumer, share): one method per operation; the share-group methods should move out with the share-group records",
     ),
     (
+        "src/coordinator/group/consumer/heartbeat.rs",
+        "ConsumerGroupHeartbeat's steps shared with classic members' joins, plus fencing (which may downgrade the group) and ConsumerGroupDescribe; fencing and the timers should move to their own module",
+    ),
+    (
         "src/protocol/schema/tables.rs",
         "one table per request the broker accepts, in wire order; the share-group APIs pushed it past the limit",
     ),

@@ -308,7 +308,8 @@ pub fn consumer_group_describe(req: &Request, body: Bytes) -> crate::handlers::R
                         .with_subscribed_topic_regex(m.subscribed_topic_regex.clone().map(s))
                         .with_assignment(described(&m.assigned_partitions, &topics))
                         .with_target_assignment(described(target, &topics))
-                        .with_member_type(1)
+                        // Kafka's MemberType: 0 classic protocol, 1 consumer.
+                        .with_member_type(if m.uses_classic_protocol() { 0 } else { 1 })
                 })
                 .collect();
             // Clients may not learn of topics they may not describe.

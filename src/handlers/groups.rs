@@ -185,7 +185,10 @@ pub fn join_group(req: Request, body: Bytes) -> Pending {
         return ready(req.respond(&join_response(o, version)));
     }
     let apis = req.ctx.apis.clone();
-    let answer = apis.groups.join_group(params);
+    let answer = apis.groups.join_group(
+        params,
+        &crate::handlers::consumer_group::BrokerTopics::new(&apis),
+    );
     Box::pin(async move {
         let mut o = settle(&apis, answer, |e| JoinOutcome::error(e, &member_id)).await;
         if o.error == 0 {
@@ -206,19 +209,23 @@ pub fn sync_group(req: Request, body: Bytes) -> Pending {
         return ready(req.respond(&SyncGroupResponse::default().with_error_code(GROUP_DENIED)));
     }
     let apis = req.ctx.apis.clone();
-    let answer = apis.groups.sync_group(SyncParams {
-        group_id: &r.group_id.0,
-        generation_id: r.generation_id,
-        member_id: &r.member_id,
-        group_instance_id: r.group_instance_id.as_deref(),
-        protocol_type: r.protocol_type.as_deref(),
-        protocol_name: r.protocol_name.as_deref(),
-        assignments: r
-            .assignments
-            .into_iter()
-            .map(|a| (a.member_id.to_string(), a.assignment))
-            .collect(),
-    });
+    let topics = crate::handlers::consumer_group::BrokerTopics::new(&apis);
+    let answer = apis.groups.sync_group(
+        SyncParams {
+            group_id: &r.group_id.0,
+            generation_id: r.generation_id,
+            member_id: &r.member_id,
+            group_instance_id: r.group_instance_id.as_deref(),
+            protocol_type: r.protocol_type.as_deref(),
+            protocol_name: r.protocol_name.as_deref(),
+            assignments: r
+                .assignments
+                .into_iter()
+                .map(|a| (a.member_id.to_string(), a.assignment))
+                .collect(),
+        },
+        &topics,
+    );
     Box::pin(async move {
         let mut o = settle(&apis, answer, SyncOutcome::error).await;
         if o.error == 0 {

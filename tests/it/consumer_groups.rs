@@ -360,9 +360,12 @@ fn members_share_partitions_and_reconcile_by_revoking_first() {
         dg.groups[0].error_message.as_deref(),
         Some("Group cg is not a classic group.")
     );
-    // A classic member cannot join it.
+    // A classic member of another protocol type cannot join it.
     let j = Joiner::new("cg", b"x");
-    let r = c.call(7, &crate::support::groups::join_req(&j));
+    let r = c.call(
+        7,
+        &crate::support::groups::join_req(&j).with_protocol_type(sb("connect")),
+    );
     assert_eq!(r.error_code, E::InconsistentGroupProtocol.code());
 
     // b leaves: a gets everything back.

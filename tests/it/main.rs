@@ -23,6 +23,7 @@ mod dropin;
 mod features;
 mod fetch_sessions;
 mod fuzz_corpus;
+mod group_migration;
 mod groups;
 mod idempotence;
 mod internode_security;

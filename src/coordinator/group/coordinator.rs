@@ -60,6 +60,12 @@ pub struct GroupConfig {
     /// KIP-1071 streams groups: `group.streams.session.timeout.ms` (what
     /// members replayed from the log get before their first heartbeat).
     pub streams_session_timeout_ms: i32,
+    /// `group.consumer.assignment.interval.ms` within its min/max bounds
+    /// as configured at start: what classic members joining a consumer
+    /// group use (a heartbeat reads the group's own and the dynamic value).
+    pub consumer_assignment_interval_ms: i32,
+    /// `group.consumer.migration.policy`.
+    pub consumer_migration_policy: super::consumer::migration::MigrationPolicy,
 }
 
 impl GroupConfig {
@@ -84,6 +90,16 @@ impl GroupConfig {
                 .map(|a| a.trim().to_ascii_lowercase())
                 .filter(|a| !a.is_empty())
                 .collect(),
+            consumer_assignment_interval_ms: (c.int("group.consumer.assignment.interval.ms")
+                as i32)
+                .clamp(
+                    c.int("group.consumer.min.assignment.interval.ms") as i32,
+                    (c.int("group.consumer.max.assignment.interval.ms") as i32)
+                        .max(c.int("group.consumer.min.assignment.interval.ms") as i32),
+                ),
+            consumer_migration_policy: super::consumer::migration::MigrationPolicy::parse(
+                c.string("group.consumer.migration.policy"),
+            ),
         }
     }
 }
@@ -210,7 +226,7 @@ impl GroupCoordinator {
     // membership (GroupMetadataManager)
     // -----------------------------------------------------------------
 
-    pub fn join_group(&self, p: JoinParams) -> Answer<JoinOutcome> {
+    pub fn join_group(&self, p: JoinParams, topics: &dyn TopicResolver) -> Answer<JoinOutcome> {
         let answer = {
             let mut shard = self.lock();
             if let Err(e) = self.check_coordinator(&shard, &p.group_id) {
@@ -219,19 +235,19 @@ impl GroupCoordinator {
             let GroupCoordinatorShard {
                 groups, offsets, ..
             } = &mut *shard;
-            groups.join_group(&self.cx(), offsets, p)
+            groups.join_group(&self.cx(), offsets, p, topics)
         };
         self.timer_wake.notify_one();
         answer
     }
 
-    pub fn sync_group(&self, p: SyncParams) -> Answer<SyncOutcome> {
+    pub fn sync_group(&self, p: SyncParams, topics: &dyn TopicResolver) -> Answer<SyncOutcome> {
         let answer = {
             let mut shard = self.lock();
             if let Err(e) = self.check_coordinator(&shard, p.group_id) {
                 return Answer::Now(SyncOutcome::error_code(e));
             }
-            shard.groups.sync_group(&self.cx(), p)
+            shard.groups.sync_group(&self.cx(), p, topics)
         };
         self.timer_wake.notify_one();
         answer

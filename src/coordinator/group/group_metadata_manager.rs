@@ -23,6 +23,7 @@ use super::api::{
 use super::classic_group::{ClassicGroup, GroupState, CONSUMER_PROTOCOL_TYPE};
 use super::classic_rebalance::reschedule_heartbeat;
 use super::consumer::group::ConsumerGroup;
+use super::consumer::TopicResolver;
 use super::coordinator::GroupConfig;
 use super::offset_metadata_manager::OffsetMetadataManager;
 use super::offsets::ExpirationBase;
@@ -56,6 +57,9 @@ pub struct GroupMetadataManager {
     /// The last hash computed per subscribed topic (Kafka's
     /// `topicHashCache`), for the group hash after a member is fenced.
     pub topic_hashes: HashMap<String, i64>,
+    /// Topic names by id as the last join or heartbeat resolved them: a
+    /// downgrade names its members' assignments with them.
+    pub topic_names: HashMap<uuid::Uuid, String>,
     pub timers: Timers,
 }
 
@@ -71,6 +75,7 @@ impl GroupMetadataManager {
         cx: &Cx,
         offsets: &OffsetMetadataManager,
         p: JoinParams,
+        topics: &dyn TopicResolver,
     ) -> Answer<JoinOutcome> {
         if p.group_id.is_empty() {
             return Answer::Now(JoinOutcome::error(
@@ -135,12 +140,9 @@ impl GroupMetadataManager {
         }
         if let Some(cg) = self.consumer_groups.get(&p.group_id) {
             if !cg.is_empty() {
-                // Kafka would move the classic member into the consumer
-                // group (KIP-848's online migration); kastle does not.
-                return Answer::Now(JoinOutcome::error(
-                    ResponseError::InconsistentGroupProtocol,
-                    &p.member_id,
-                ));
+                // The classic member joins the consumer group (KIP-848's
+                // online migration).
+                return Answer::Now(self.classic_join_to_consumer_group(cx, p, topics));
             }
             // An empty consumer group becomes a classic group, as in
             // Kafka: its records are deleted first (offsets stay).
@@ -204,7 +206,15 @@ impl GroupMetadataManager {
     // SyncGroup
     // -----------------------------------------------------------------
 
-    pub fn sync_group(&mut self, cx: &Cx, p: SyncParams) -> Answer<SyncOutcome> {
+    pub fn sync_group(
+        &mut self,
+        cx: &Cx,
+        p: SyncParams,
+        topics: &dyn TopicResolver,
+    ) -> Answer<SyncOutcome> {
+        if self.consumer_groups.contains_key(p.group_id) {
+            return Answer::Now(self.classic_sync_to_consumer_group(&p, topics));
+        }
         let SyncParams {
             group_id,
             generation_id,
@@ -291,6 +301,14 @@ impl GroupMetadataManager {
         if group_id.is_empty() {
             return code(ResponseError::InvalidGroupId);
         }
+        if self.consumer_groups.contains_key(group_id) {
+            return self.classic_heartbeat_to_consumer_group(
+                group_id,
+                generation_id,
+                member_id,
+                group_instance_id,
+            );
+        }
         let Self { groups, timers, .. } = self;
         let Some(g) = groups.get_mut(group_id) else {
             return code(ResponseError::UnknownMemberId);
@@ -331,6 +349,12 @@ impl GroupMetadataManager {
     ) -> (i16, Vec<(String, Option<String>, i16)>) {
         if group_id.is_empty() {
             return (code(ResponseError::InvalidGroupId), Vec::new());
+        }
+        if self.consumer_groups.contains_key(group_id) {
+            return (
+                0,
+                self.classic_leave_to_consumer_group(cx, group_id, leaving),
+            );
         }
         let Self { groups, timers, .. } = self;
         let Some(g) = groups.get_mut(group_id) else {
@@ -748,9 +772,10 @@ impl GroupMetadataManager {
             };
             let Self { groups, timers, .. } = self;
             match timer {
-                Timer::ConsumerSession { .. } | Timer::ConsumerRebalance { .. } => {
-                    self.on_consumer_timer(cx, key, timer)
-                }
+                Timer::ConsumerSession { .. }
+                | Timer::ConsumerRebalance { .. }
+                | Timer::ConsumerClassicJoin { .. }
+                | Timer::ConsumerClassicSync { .. } => self.on_consumer_timer(cx, key, timer),
                 Timer::Heartbeat { group, member } => {
                     cx.on_heartbeat_expired(groups, timers, offsets, &group, &member, key)
                 }

@@ -320,18 +320,21 @@ mod tests {
 
         // A member waiting in JoinGroup when the partition resigns is told
         // NOT_COORDINATOR (the initial rebalance delay keeps it waiting).
-        let join = c.join_group(JoinParams {
-            group_id: "g".into(),
-            member_id: String::new(),
-            group_instance_id: None,
-            session_timeout_ms: 10_000,
-            rebalance_timeout_ms: 10_000,
-            protocol_type: "consumer".into(),
-            protocols: vec![("range".into(), bytes::Bytes::new())],
-            client_id: "c".into(),
-            client_host: "/127.0.0.1".into(),
-            require_known_member_id: false,
-        });
+        let join = c.join_group(
+            JoinParams {
+                group_id: "g".into(),
+                member_id: String::new(),
+                group_instance_id: None,
+                session_timeout_ms: 10_000,
+                rebalance_timeout_ms: 10_000,
+                protocol_type: "consumer".into(),
+                protocols: vec![("range".into(), bytes::Bytes::new())],
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                require_known_member_id: false,
+            },
+            &crate::coordinator::group::consumer::NoTopics,
+        );
         let Answer::Later(rx) = join else {
             panic!("the join answered at once");
         };

@@ -310,8 +310,13 @@ impl GroupLoader {
             let Some(g) = gmm.consumer_groups.get_mut(&id) else {
                 continue;
             };
-            let session = i64::from(session_timeout_ms);
             for m in g.members.values() {
+                // A classic member keeps its JoinGroup's session timeout.
+                let session = i64::from(
+                    m.classic
+                        .as_ref()
+                        .map_or(session_timeout_ms, |c| c.session_timeout_ms),
+                );
                 let t = g.timers.entry(m.member_id.clone()).or_default();
                 gmm.timers.cancel(t.session.take());
                 t.session = Some(gmm.timers.schedule(

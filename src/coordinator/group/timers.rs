@@ -31,6 +31,12 @@ pub enum Timer {
         member: String,
         epoch: i32,
     },
+    /// A classic member of a consumer group told to rejoin must send its
+    /// JoinGroup within its rebalance timeout.
+    ConsumerClassicJoin { group: String, member: String },
+    /// A classic member of a consumer group that joined must send its
+    /// SyncGroup within its rebalance timeout.
+    ConsumerClassicSync { group: String, member: String },
 }
 
 #[derive(Default)]

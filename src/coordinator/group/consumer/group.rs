@@ -42,6 +42,9 @@ impl ConsumerGroupState {
 pub struct MemberTimers {
     pub session: Option<TimerKey>,
     pub rebalance: Option<TimerKey>,
+    /// A classic member's join and sync timeouts.
+    pub join: Option<TimerKey>,
+    pub sync: Option<TimerKey>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -311,6 +314,7 @@ impl ConsumerGroup {
                 m.subscribed_topic_regex = v.subscribed_topic_regex.clone();
                 m.rebalance_timeout_ms = v.rebalance_timeout_ms;
                 m.server_assignor = v.server_assignor.clone();
+                m.classic = v.classic.clone();
                 self.update_member(m);
             }
             R::MemberMetadata(_, id, None) => self.remove_member(id),
@@ -434,13 +438,69 @@ impl ConsumerGroup {
             return Ok(());
         }
         let m = self.member(member_id).map_err(|(e, _)| e)?;
-        if !transactional && api_version < 9 {
+        // A classic member commits with any version, its generation being
+        // its member epoch.
+        if !transactional && !m.uses_classic_protocol() && api_version < 9 {
             return Err(ResponseError::UnsupportedVersion);
         }
         if member_epoch != m.member_epoch {
-            return Err(ResponseError::StaleMemberEpoch);
+            return Err(if m.uses_classic_protocol() {
+                ResponseError::IllegalGeneration
+            } else {
+                ResponseError::StaleMemberEpoch
+            });
         }
         Ok(())
+    }
+
+    /// Whether a member waiting for partitions still owned by others must
+    /// go on waiting (Kafka's `waitingOnUnreleasedPartition`).
+    pub fn waiting_on_unreleased_partition(&self, m: &ConsumerGroupMember) -> bool {
+        if m.state != super::member::MemberState::UnreleasedPartitions {
+            return false;
+        }
+        let Some(target) = self.target_assignment.get(&m.member_id) else {
+            return false;
+        };
+        target.iter().any(|(t, ps)| {
+            let owned = m.assigned_partitions.get(t);
+            ps.iter().any(|p| {
+                !owned.is_some_and(|o| o.contains(p)) && self.current_partition_epoch(*t, *p) != -1
+            })
+        })
+    }
+
+    /// Whether every member but those in `except` uses the classic
+    /// protocol (Kafka's `allMembersUseClassicProtocolExcept`).
+    pub fn all_members_use_classic_protocol_except(&self, except: &[&str]) -> bool {
+        self.members
+            .values()
+            .filter(|m| !except.contains(&m.member_id.as_str()))
+            .all(ConsumerGroupMember::uses_classic_protocol)
+    }
+
+    /// Kafka's `supportsClassicProtocols`: a classic JoinGroup's protocol
+    /// type must be `consumer`, and one of its protocols supported by
+    /// every classic member.
+    pub fn supports_classic_protocols(&self, protocol_type: &str, protocols: &[&str]) -> bool {
+        if protocol_type != crate::coordinator::group::classic_group::CONSUMER_PROTOCOL_TYPE {
+            return false;
+        }
+        if self.members.is_empty() {
+            return !protocols.is_empty();
+        }
+        let classic: Vec<&ConsumerGroupMember> = self
+            .members
+            .values()
+            .filter(|m| m.uses_classic_protocol())
+            .collect();
+        protocols.iter().any(|p| {
+            classic.iter().all(|m| {
+                m.classic
+                    .as_ref()
+                    .is_some_and(|c| c.supported_protocols.iter().any(|(n, _)| n == p))
+            })
+        })
     }
 
     /// OffsetFetch v9+ from `member_id` at `member_epoch` (no member: the

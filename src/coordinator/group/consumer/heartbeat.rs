@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::assignors::{self, GroupSpec, MemberSpec};
 use super::current_assignment;
-use super::group::{ConsumerGroup, ConsumerGroupState};
+use super::group::{ConsumerGroup, ConsumerGroupState, MemberTimers};
 use super::member::{
     Assignment, ConsumerGroupMember, MemberState, LEAVE_GROUP_MEMBER_EPOCH,
     LEAVE_GROUP_STATIC_MEMBER_EPOCH,
@@ -74,7 +74,7 @@ pub struct HeartbeatOutcome {
 /// An error code and Kafka's message for it.
 pub type Fail = (i16, Option<String>);
 
-fn fail(e: ResponseError, msg: impl Into<String>) -> Fail {
+pub(super) fn fail(e: ResponseError, msg: impl Into<String>) -> Fail {
     (e.code(), Some(msg.into()))
 }
 
@@ -189,7 +189,7 @@ fn check_member_epoch(
 }
 
 /// Replays `r` on the working copy and keeps it for the write.
-fn push(g: &mut ConsumerGroup, recs: &mut Vec<ConsumerRecord>, r: ConsumerRecord) {
+pub(super) fn push(g: &mut ConsumerGroup, recs: &mut Vec<ConsumerRecord>, r: ConsumerRecord) {
     g.replay(&r);
     recs.push(r);
 }
@@ -197,7 +197,12 @@ fn push(g: &mut ConsumerGroup, recs: &mut Vec<ConsumerRecord>, r: ConsumerRecord
 /// The tombstones that take a member out of the group (Kafka's
 /// `removeMember`): its current assignment, its target assignment, its
 /// metadata, in that order.
-fn remove_member(g: &mut ConsumerGroup, recs: &mut Vec<ConsumerRecord>, gid: &str, member: &str) {
+pub(super) fn remove_member(
+    g: &mut ConsumerGroup,
+    recs: &mut Vec<ConsumerRecord>,
+    gid: &str,
+    member: &str,
+) {
     let (gid, member) = (gid.to_string(), member.to_string());
     let cur = ConsumerRecord::CurrentMemberAssignment(gid.clone(), member.clone(), None);
     push(g, recs, cur);
@@ -206,9 +211,34 @@ fn remove_member(g: &mut ConsumerGroup, recs: &mut Vec<ConsumerRecord>, gid: &st
     push(g, recs, ConsumerRecord::MemberMetadata(gid, member, None));
 }
 
+/// A static member's new incarnation `new` takes `old`'s place, its
+/// target assignment and its partitions (Kafka's `replaceMember`).
+pub(super) fn replace_member(
+    g: &mut ConsumerGroup,
+    recs: &mut Vec<ConsumerRecord>,
+    old: &ConsumerGroupMember,
+    new: &ConsumerGroupMember,
+) {
+    let gid = g.group_id.clone();
+    let target = g.target_assignment.get(&old.member_id).cloned();
+    remove_member(g, recs, &gid, &old.member_id);
+    let n = new.member_id.clone();
+    let meta =
+        ConsumerRecord::MemberMetadata(gid.clone(), n.clone(), Some(MemberMetadata::of(new)));
+    push(g, recs, meta);
+    let target = ConsumerRecord::TargetAssignmentMember(
+        gid.clone(),
+        n.clone(),
+        Some(target.unwrap_or_default()),
+    );
+    push(g, recs, target);
+    let current = ConsumerRecord::CurrentMemberAssignment(gid, n, Some(CurrentAssignment::of(new)));
+    push(g, recs, current);
+}
+
 /// Serializes the records (a classic group's tombstone first, if any)
 /// and appends them for `gid`.
-fn write(
+pub(super) fn write(
     cx: &Cx,
     gid: &str,
     classic_tombstone: bool,
@@ -235,7 +265,7 @@ fn write(
         .map_err(|e| (map_append_error(e, false), None))
 }
 
-enum RebalanceTimer {
+pub(super) enum RebalanceTimer {
     Keep,
     Schedule { epoch: i32, timeout_ms: i32 },
     Cancel,
@@ -271,6 +301,8 @@ impl GroupMetadataManager {
         let gid = p.group_id.clone();
         let create = p.member_epoch == 0;
         let mut classic_tombstone = false;
+        let mut upgraded = false;
+        let mut recs: Vec<ConsumerRecord> = Vec::new();
         let mut g = match self.consumer_groups.get(&gid) {
             Some(g) => g.clone(),
             None => {
@@ -282,24 +314,37 @@ impl GroupMetadataManager {
                         format!("Group {gid} is not a consumer group."),
                     ));
                 }
-                if let Some(c) = self.groups.get(&gid) {
+                match self.groups.get(&gid) {
                     // An empty classic group (offsets only) becomes a
-                    // consumer group; a live one is not converted.
-                    if create && c.is(GroupState::Empty) && c.members.is_empty() {
+                    // consumer group.
+                    Some(c) if create && c.is(GroupState::Empty) && c.members.is_empty() => {
                         classic_tombstone = true;
-                    } else {
+                        ConsumerGroup::new(&gid)
+                    }
+                    // A live one is upgraded online, its members carried
+                    // over (Kafka's `getOrMaybeCreateConsumerGroup`).
+                    Some(_) if create => {
+                        let (converted, conversion) =
+                            self.convert_to_consumer_group(cx, &gid, topics)?;
+                        recs = conversion;
+                        classic_tombstone = true;
+                        upgraded = true;
+                        converted
+                    }
+                    Some(_) => {
                         return Err(fail(
                             ResponseError::GroupIdNotFound,
                             format!("Group {gid} is not a consumer group."),
-                        ));
+                        ))
                     }
-                } else if !create {
-                    return Err(fail(
-                        ResponseError::GroupIdNotFound,
-                        format!("Consumer group {gid} not found."),
-                    ));
+                    None if !create => {
+                        return Err(fail(
+                            ResponseError::GroupIdNotFound,
+                            format!("Consumer group {gid} not found."),
+                        ))
+                    }
+                    None => ConsumerGroup::new(&gid),
                 }
-                ConsumerGroup::new(&gid)
             }
         };
         let max = cx.config.consumer_max_size;
@@ -317,7 +362,6 @@ impl GroupMetadataManager {
             p.member_id.clone()
         };
         let owned = owned_assignment(&p.owned);
-        let mut recs: Vec<ConsumerRecord> = Vec::new();
 
         // The member: existing, new, or a static member replacing its
         // previous incarnation.
@@ -358,7 +402,12 @@ impl GroupMetadataManager {
                         ))
                     }
                     Some(old) if create => {
-                        if old.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH {
+                        // A classic member's instance is taken over without
+                        // waiting for its leave (Kafka checks the release
+                        // only between consumer-protocol members).
+                        if !old.uses_classic_protocol()
+                            && old.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH
+                        {
                             return Err(fail(
                                 ResponseError::UnreleasedInstanceId,
                                 format!(
@@ -371,37 +420,7 @@ impl GroupMetadataManager {
                         new.member_id = member_id.clone();
                         new.member_epoch = 0;
                         new.previous_member_epoch = 0;
-                        let target = g.target_assignment.get(&old.member_id).cloned();
-                        // Kafka's replaceMember.
-                        let (o, n) = (old.member_id.clone(), member_id.clone());
-                        remove_member(&mut g, &mut recs, &gid, &o);
-                        push(
-                            &mut g,
-                            &mut recs,
-                            ConsumerRecord::MemberMetadata(
-                                gid.clone(),
-                                n.clone(),
-                                Some(MemberMetadata::of(&new)),
-                            ),
-                        );
-                        push(
-                            &mut g,
-                            &mut recs,
-                            ConsumerRecord::TargetAssignmentMember(
-                                gid.clone(),
-                                n.clone(),
-                                Some(target.unwrap_or_default()),
-                            ),
-                        );
-                        push(
-                            &mut g,
-                            &mut recs,
-                            ConsumerRecord::CurrentMemberAssignment(
-                                gid.clone(),
-                                n,
-                                Some(CurrentAssignment::of(&new)),
-                            ),
-                        );
+                        replace_member(&mut g, &mut recs, &old, &new);
                         tracing::info!(group = %gid, instance = %inst, member = %member_id, replaced = %old.member_id, "static member re-joins the consumer group");
                         new
                     }
@@ -447,193 +466,24 @@ impl GroupMetadataManager {
         }
         updated.client_id = p.client_id.clone();
         updated.client_host = p.client_host.clone();
+        // It uses the consumer protocol now.
+        updated.classic = None;
 
-        let mut bump = false;
-        // Regular expressions, decided on the group before the member's
-        // new metadata (Kafka's `maybeUpdateRegularExpressions`).
-        let now_ms = crate::util::time::now_ms();
-        let topics_version = topics.topics_version();
-        let regex_update =
-            super::regex::maybe_update(&g, &member, &updated, now_ms, topics_version)?;
-        if updated != member || !g.members.contains_key(&member_id) {
-            push(
-                &mut g,
-                &mut recs,
-                ConsumerRecord::MemberMetadata(
-                    gid.clone(),
-                    member_id.clone(),
-                    Some(MemberMetadata::of(&updated)),
-                ),
-            );
-            if updated.subscribed_topic_names != member.subscribed_topic_names {
-                tracing::debug!(group = %gid, member = %member_id, topics = ?updated.subscribed_topic_names, "member updated its subscribed topics");
-                bump = true;
-            }
-        }
-        if let Some(regex) = regex_update.tombstone {
-            tracing::debug!(group = %gid, regex = %regex, "no member subscribes to the regular expression any more");
-            push(
-                &mut g,
-                &mut recs,
-                ConsumerRecord::RegularExpression(gid.clone(), regex, None),
-            );
-        }
-        bump |= regex_update.bump;
-        if let Some(regexes) = regex_update.refresh {
-            let resolved = super::regex::resolve(
-                &gid,
-                &regexes,
-                &topics.topic_names(),
-                &|t| topics.may_describe(t),
-                topics_version,
-                now_ms,
-            );
-            let (regex_recs, changed) = super::regex::result_records(&g, resolved);
-            for r in regex_recs {
-                push(&mut g, &mut recs, r);
-            }
-            if changed {
-                tracing::info!(group = %gid, "the group's regular expressions resolve to other topics");
-                bump = true;
-            }
-        }
-        // The subscribed topics' metadata (KIP-1101's hash): a new topic,
-        // a deleted one or more partitions bump the epoch too.
-        let names = g.subscribed_topic_names(None, None);
-        let mut resolved: HashMap<String, (Uuid, i32)> = HashMap::new();
-        let mut hashes: Vec<(&String, i64)> = Vec::with_capacity(names.len());
-        for n in &names {
-            let t = topics.by_name(n);
-            if let Some(t) = t {
-                resolved.insert(n.clone(), t);
-            }
-            let h = topic_hash(n, t);
-            self.topic_hashes.insert(n.clone(), h);
-            hashes.push((n, h));
-        }
-        let hash = combine_hashes(hashes.into_iter());
-        if hash != g.metadata_hash {
-            bump = true;
-        }
-        if bump {
-            let epoch = g.group_epoch + 1;
-            push(
-                &mut g,
-                &mut recs,
-                ConsumerRecord::GroupMetadata(gid.clone(), Some((epoch, hash))),
-            );
-            tracing::info!(group = %gid, epoch, "bumped the consumer group epoch");
-        }
-        if g.has_partition_metadata_record {
-            push(
-                &mut g,
-                &mut recs,
-                ConsumerRecord::PartitionMetadata(gid.clone()),
-            );
-        }
-
-        // 2. A new target assignment when the group epoch moved past it
-        // and the group's assignment interval has passed since the last
-        // one; until then members reconcile towards the last one (and the
-        // next heartbeat after the interval computes it, as in Kafka).
-        let (target_epoch, target) = if g.group_epoch > g.assignment_epoch
-            && can_compute_next_target_assignment(
-                g.assignment_timestamp_ms,
-                p.assignment_interval_ms,
-                now_ms,
-            ) {
-            let epoch = g.group_epoch;
-            let assignor = g
-                .preferred_server_assignor(None, None)
-                .or_else(|| cx.config.consumer_assignors.first().cloned())
-                .unwrap_or_else(|| assignors::UNIFORM.to_string());
-            let specs: BTreeMap<String, MemberSpec> = g
-                .members
-                .iter()
-                .map(|(id, m)| {
-                    let spec = MemberSpec {
-                        instance_id: m.instance_id.clone(),
-                        topics: g
-                            .member_topics(m)
-                            .into_iter()
-                            .filter_map(|n| resolved.get(n).map(|t| t.0))
-                            .collect(),
-                        assignment: g.target_assignment.get(id).cloned().unwrap_or_default(),
-                    };
-                    (id.clone(), spec)
-                })
-                .collect();
-            let partitions: HashMap<Uuid, i32> = resolved.values().copied().collect();
-            let new = assignors::assign(
-                &assignor,
-                &GroupSpec {
-                    members: &specs,
-                    homogeneous: g.is_homogeneous(None, None),
-                    partitions: &partitions,
-                },
-            );
-            let ids: Vec<String> = g.members.keys().cloned().collect();
-            for id in ids {
-                let a = new.get(&id).cloned().unwrap_or_default();
-                if g.target_assignment.get(&id) != Some(&a) {
-                    push(
-                        &mut g,
-                        &mut recs,
-                        ConsumerRecord::TargetAssignmentMember(gid.clone(), id, Some(a)),
-                    );
-                }
-            }
-            push(
-                &mut g,
-                &mut recs,
-                ConsumerRecord::TargetAssignmentMetadata(gid.clone(), Some((epoch, now_ms))),
-            );
-            tracing::info!(group = %gid, epoch, assignor = %assignor, "computed a new target assignment");
-            (epoch, new.get(&member_id).cloned().unwrap_or_default())
-        } else {
-            (g.assignment_epoch, g.target_of(&member_id, None))
-        };
-
-        // 3. Reconcile the member towards its target.
-        let mut current = g
-            .members
-            .get(&member_id)
-            .cloned()
-            .unwrap_or_else(|| updated.clone());
-        let mut rebalance = RebalanceTimer::Keep;
-        if !current.is_reconciled_to(target_epoch) {
-            let next = current_assignment::build(
-                &current,
-                target_epoch,
-                &target,
-                &|t, part| g.current_partition_epoch(t, part),
-                owned.as_ref(),
-            )
-            .map_err(|(e, m)| fail(e, m))?;
-            if next != current {
-                push(
-                    &mut g,
-                    &mut recs,
-                    ConsumerRecord::CurrentMemberAssignment(
-                        gid.clone(),
-                        member_id.clone(),
-                        Some(CurrentAssignment::of(&next)),
-                    ),
-                );
-                rebalance = if next.state == MemberState::UnrevokedPartitions {
-                    RebalanceTimer::Schedule {
-                        epoch: next.member_epoch,
-                        timeout_ms: next.rebalance_timeout_ms,
-                    }
-                } else {
-                    RebalanceTimer::Cancel
-                };
-            }
-            current = next;
-        }
+        let (current, rebalance) = self.update_and_reconcile(
+            cx,
+            &mut g,
+            &mut recs,
+            &member,
+            &updated,
+            owned.as_ref(),
+            topics,
+            p.assignment_interval_ms,
+        )?;
 
         let wait = write(cx, &gid, classic_tombstone, &recs)?;
-        if classic_tombstone {
+        if upgraded {
+            self.finish_upgrade(&mut g);
+        } else if classic_tombstone {
             self.groups.remove(&gid);
             tracing::info!(group = %gid, "converted the empty classic group to a consumer group");
         }
@@ -679,6 +529,211 @@ impl GroupMetadataManager {
             assignment,
             wait,
         })
+    }
+
+    /// Steps 1-3 of a member's join or heartbeat, whichever protocol it
+    /// uses (Kafka's `consumerGroupHeartbeat` and
+    /// `classicGroupJoinToConsumerGroup` share them): the member's new
+    /// metadata (`updated`, replacing `member`) and the group epoch bump it
+    /// or the subscribed topics cause, a new target assignment when the
+    /// epoch moved past it, and the member reconciled towards its target.
+    /// Every record is replayed on `g` and kept in `recs`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn update_and_reconcile(
+        &mut self,
+        cx: &Cx,
+        g: &mut ConsumerGroup,
+        recs: &mut Vec<ConsumerRecord>,
+        member: &ConsumerGroupMember,
+        updated: &ConsumerGroupMember,
+        owned: Option<&Assignment>,
+        topics: &dyn TopicResolver,
+        assignment_interval_ms: i32,
+    ) -> Result<(ConsumerGroupMember, RebalanceTimer), Fail> {
+        let gid = g.group_id.clone();
+        let member_id = updated.member_id.clone();
+
+        let mut bump = false;
+        // Regular expressions, decided on the group before the member's
+        // new metadata (Kafka's `maybeUpdateRegularExpressions`).
+        let now_ms = crate::util::time::now_ms();
+        let topics_version = topics.topics_version();
+        let regex_update = super::regex::maybe_update(g, member, updated, now_ms, topics_version)?;
+        if updated != member || !g.members.contains_key(&member_id) {
+            push(
+                g,
+                recs,
+                ConsumerRecord::MemberMetadata(
+                    gid.clone(),
+                    member_id.clone(),
+                    Some(MemberMetadata::of(updated)),
+                ),
+            );
+            if updated.subscribed_topic_names != member.subscribed_topic_names {
+                tracing::debug!(group = %gid, member = %member_id, topics = ?updated.subscribed_topic_names, "member updated its subscribed topics");
+                bump = true;
+            }
+        }
+        if let Some(regex) = regex_update.tombstone {
+            tracing::debug!(group = %gid, regex = %regex, "no member subscribes to the regular expression any more");
+            push(
+                g,
+                recs,
+                ConsumerRecord::RegularExpression(gid.clone(), regex, None),
+            );
+        }
+        bump |= regex_update.bump;
+        if let Some(regexes) = regex_update.refresh {
+            let resolved = super::regex::resolve(
+                &gid,
+                &regexes,
+                &topics.topic_names(),
+                &|t| topics.may_describe(t),
+                topics_version,
+                now_ms,
+            );
+            let (regex_recs, changed) = super::regex::result_records(g, resolved);
+            for r in regex_recs {
+                push(g, recs, r);
+            }
+            if changed {
+                tracing::info!(group = %gid, "the group's regular expressions resolve to other topics");
+                bump = true;
+            }
+        }
+        // The subscribed topics' metadata (KIP-1101's hash): a new topic,
+        // a deleted one or more partitions bump the epoch too.
+        let names = g.subscribed_topic_names(None, None);
+        let mut resolved: HashMap<String, (Uuid, i32)> = HashMap::new();
+        let mut hashes: Vec<(&String, i64)> = Vec::with_capacity(names.len());
+        for n in &names {
+            let t = topics.by_name(n);
+            if let Some(t) = t {
+                resolved.insert(n.clone(), t);
+                self.topic_names.insert(t.0, n.clone());
+            }
+            let h = topic_hash(n, t);
+            self.topic_hashes.insert(n.clone(), h);
+            hashes.push((n, h));
+        }
+        let hash = combine_hashes(hashes.into_iter());
+        if hash != g.metadata_hash {
+            bump = true;
+        }
+        if bump {
+            let epoch = g.group_epoch + 1;
+            push(
+                g,
+                recs,
+                ConsumerRecord::GroupMetadata(gid.clone(), Some((epoch, hash))),
+            );
+            tracing::info!(group = %gid, epoch, "bumped the consumer group epoch");
+        }
+        if g.has_partition_metadata_record {
+            push(g, recs, ConsumerRecord::PartitionMetadata(gid.clone()));
+        }
+
+        // 2. A new target assignment when the group epoch moved past it.
+        // 2. A new target assignment when the group epoch moved past it
+        // and the group's assignment interval has passed since the last
+        // one; until then members reconcile towards the last one (and the
+        // next heartbeat after the interval computes it, as in Kafka).
+        let (target_epoch, target) = if g.group_epoch > g.assignment_epoch
+            && can_compute_next_target_assignment(
+                g.assignment_timestamp_ms,
+                assignment_interval_ms,
+                now_ms,
+            ) {
+            let epoch = g.group_epoch;
+            let assignor = g
+                .preferred_server_assignor(None, None)
+                .or_else(|| cx.config.consumer_assignors.first().cloned())
+                .unwrap_or_else(|| assignors::UNIFORM.to_string());
+            let specs: BTreeMap<String, MemberSpec> = g
+                .members
+                .iter()
+                .map(|(id, m)| {
+                    let spec = MemberSpec {
+                        instance_id: m.instance_id.clone(),
+                        topics: g
+                            .member_topics(m)
+                            .into_iter()
+                            .filter_map(|n| resolved.get(n).map(|t| t.0))
+                            .collect(),
+                        assignment: g.target_assignment.get(id).cloned().unwrap_or_default(),
+                    };
+                    (id.clone(), spec)
+                })
+                .collect();
+            let partitions: HashMap<Uuid, i32> = resolved.values().copied().collect();
+            let new = assignors::assign(
+                &assignor,
+                &GroupSpec {
+                    members: &specs,
+                    homogeneous: g.is_homogeneous(None, None),
+                    partitions: &partitions,
+                },
+            );
+            let ids: Vec<String> = g.members.keys().cloned().collect();
+            for id in ids {
+                let a = new.get(&id).cloned().unwrap_or_default();
+                if g.target_assignment.get(&id) != Some(&a) {
+                    push(
+                        g,
+                        recs,
+                        ConsumerRecord::TargetAssignmentMember(gid.clone(), id, Some(a)),
+                    );
+                }
+            }
+            push(
+                g,
+                recs,
+                ConsumerRecord::TargetAssignmentMetadata(gid.clone(), Some((epoch, now_ms))),
+            );
+            tracing::info!(group = %gid, epoch, assignor = %assignor, "computed a new target assignment");
+            (epoch, new.get(&member_id).cloned().unwrap_or_default())
+        } else {
+            (g.assignment_epoch, g.target_of(&member_id, None))
+        };
+
+        // 3. Reconcile the member towards its target.
+        let mut current = g
+            .members
+            .get(&member_id)
+            .cloned()
+            .unwrap_or_else(|| updated.clone());
+        let mut rebalance = RebalanceTimer::Keep;
+        if !current.is_reconciled_to(target_epoch) {
+            let next = current_assignment::build(
+                &current,
+                target_epoch,
+                &target,
+                &|t, part| g.current_partition_epoch(t, part),
+                owned,
+            )
+            .map_err(|(e, m)| fail(e, m))?;
+            if next != current {
+                push(
+                    g,
+                    recs,
+                    ConsumerRecord::CurrentMemberAssignment(
+                        gid.clone(),
+                        member_id.clone(),
+                        Some(CurrentAssignment::of(&next)),
+                    ),
+                );
+                rebalance = if next.state == MemberState::UnrevokedPartitions {
+                    RebalanceTimer::Schedule {
+                        epoch: next.member_epoch,
+                        timeout_ms: next.rebalance_timeout_ms,
+                    }
+                } else {
+                    RebalanceTimer::Cancel
+                };
+            }
+            current = next;
+        }
+        Ok((current, rebalance))
     }
 
     /// Kafka's `consumerGroupLeave`: -1 leaves (the member is fenced), -2
@@ -768,23 +823,52 @@ impl GroupMetadataManager {
         gid: &str,
         member_id: &str,
     ) -> Result<Option<DurableWait>, Fail> {
+        self.fence_consumer_members(cx, gid, &[member_id])
+    }
+
+    /// Kafka's `consumerGroupFenceMembers`: when only classic members would
+    /// be left and the policy allows, the group becomes a classic group
+    /// (`convert_to_classic_group`); otherwise the members' records are
+    /// deleted (and the resolutions of regular expressions nobody
+    /// subscribes to any more) and the group epoch bumped once.
+    pub fn fence_consumer_members(
+        &mut self,
+        cx: &Cx,
+        gid: &str,
+        members: &[&str],
+    ) -> Result<Option<DurableWait>, Fail> {
         let Some(g) = self.consumer_groups.get(gid) else {
             return Ok(None);
         };
-        if !g.members.contains_key(member_id) {
+        let members: Vec<&str> = members
+            .iter()
+            .copied()
+            .filter(|m| g.members.contains_key(*m))
+            .collect();
+        if members.is_empty() {
             return Ok(None);
         }
         let mut g = g.clone();
+        if self.may_downgrade(cx, &g, &members) {
+            if let Some(done) = self.convert_to_classic_group(cx, gid, &members) {
+                return done;
+            }
+        }
         let mut recs = Vec::new();
-        let regex = g
-            .members
-            .get(member_id)
-            .and_then(|m| super::group::regex_of(m).map(str::to_string));
-        remove_member(&mut g, &mut recs, gid, member_id);
+        let regexes: Vec<String> = members
+            .iter()
+            .filter_map(|id| g.members.get(*id))
+            .filter_map(|m| super::group::regex_of(m).map(str::to_string))
+            .collect();
+        for member_id in &members {
+            remove_member(&mut g, &mut recs, gid, member_id);
+        }
         // The last subscriber of a regular expression is gone (Kafka's
         // `maybeDeleteResolvedRegularExpressions`).
-        if let Some(r) = regex {
-            if g.num_subscribed_members(&r) == 0 {
+        let mut deleted = Vec::new();
+        for r in regexes {
+            if g.num_subscribed_members(&r) == 0 && !deleted.contains(&r) {
+                deleted.push(r.clone());
                 push(
                     &mut g,
                     &mut recs,
@@ -805,13 +889,22 @@ impl GroupMetadataManager {
             ConsumerRecord::GroupMetadata(gid.to_string(), Some((epoch, hash))),
         );
         let wait = write(cx, gid, false, &recs)?;
-        tracing::info!(group = %gid, member = %member_id, epoch, "bumped the consumer group epoch after removing a member");
-        if let Some(t) = g.timers.remove(member_id) {
-            self.timers.cancel(t.session);
-            self.timers.cancel(t.rebalance);
+        tracing::info!(group = %gid, members = ?members, epoch, "bumped the consumer group epoch after removing members");
+        for member_id in &members {
+            if let Some(t) = g.timers.remove(*member_id) {
+                self.cancel_member_timers(&t);
+            }
         }
         self.consumer_groups.insert(gid.to_string(), g);
         Ok(wait)
+    }
+
+    /// Stops every timer of a member.
+    pub(super) fn cancel_member_timers(&mut self, t: &MemberTimers) {
+        self.timers.cancel(t.session);
+        self.timers.cancel(t.rebalance);
+        self.timers.cancel(t.join);
+        self.timers.cancel(t.sync);
     }
 
     /// A consumer group timer fired: the session expired, or the member
@@ -850,6 +943,32 @@ impl GroupMetadataManager {
                     member,
                     "it failed to revoke its partitions within its rebalance timeout",
                 )
+            }
+            Timer::ConsumerClassicJoin { group, member } => {
+                let live = self
+                    .consumer_groups
+                    .get(group)
+                    .and_then(|g| g.timers.get(member))
+                    .is_some_and(|t| t.join == Some(key));
+                if !live {
+                    return;
+                }
+                (
+                    group,
+                    member,
+                    "the classic member failed to join within the rebalance timeout",
+                )
+            }
+            Timer::ConsumerClassicSync { group, member } => {
+                let live = self
+                    .consumer_groups
+                    .get(group)
+                    .and_then(|g| g.timers.get(member))
+                    .is_some_and(|t| t.sync == Some(key));
+                if !live {
+                    return;
+                }
+                (group, member, "the member failed to sync within timeout")
             }
             _ => return,
         };

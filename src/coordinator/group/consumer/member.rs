@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bytes::Bytes;
 use uuid::Uuid;
 
 /// Partitions by topic id (Kafka's `Map<Uuid, Set<Integer>>`).
@@ -67,6 +68,19 @@ pub struct ConsumerGroupMember {
     pub server_assignor: Option<String>,
     pub assigned_partitions: Assignment,
     pub partitions_pending_revocation: Assignment,
+    /// Set while the member uses the classic protocol (JoinGroup, SyncGroup,
+    /// Heartbeat) in this consumer group (KIP-848's online migration).
+    pub classic: Option<ClassicMemberMetadata>,
+}
+
+/// A classic member's JoinGroup facts a consumer group keeps (Kafka's
+/// `ConsumerGroupMemberMetadataValue.ClassicMemberMetadata`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClassicMemberMetadata {
+    pub session_timeout_ms: i32,
+    /// (name, metadata) in the member's order of preference; the first is
+    /// the protocol its JoinGroup and SyncGroup answers name.
+    pub supported_protocols: Vec<(String, Bytes)>,
 }
 
 impl ConsumerGroupMember {
@@ -83,6 +97,20 @@ impl ConsumerGroupMember {
     pub fn update_member_epoch(&mut self, epoch: i32) {
         self.previous_member_epoch = self.member_epoch;
         self.member_epoch = epoch;
+    }
+
+    /// Whether the member uses the classic protocol (Kafka's `useClassicProtocol`).
+    pub fn uses_classic_protocol(&self) -> bool {
+        self.classic.is_some()
+    }
+
+    /// The first supported classic protocol's name (what its JoinGroup
+    /// answer and SyncGroup check name).
+    pub fn classic_protocol_name(&self) -> Option<&str> {
+        self.classic
+            .as_ref()
+            .and_then(|c| c.supported_protocols.first())
+            .map(|(n, _)| n.as_str())
     }
 
     /// Whether the member is at `target_epoch` and owns its target.

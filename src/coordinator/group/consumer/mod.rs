@@ -10,15 +10,21 @@
 //! - `assignors`: the uniform and range server assignors.
 //! - `regex`: regular-expression subscriptions (validation, resolution,
 //!   when to refresh).
+//! - `migration`: online upgrade of a classic group, downgrade back
+//!   (`group.consumer.migration.policy`), the embedded consumer protocol.
+//! - `classic_members`: JoinGroup, SyncGroup, Heartbeat and LeaveGroup of
+//!   classic members in a consumer group.
 //! - `heartbeat`: ConsumerGroupHeartbeat (join, heartbeat, leave, static
 //!   members, target assignment, fencing on session and rebalance
 //!   timeouts) and ConsumerGroupDescribe.
 
 pub mod assignors;
+pub mod classic_members;
 pub mod current_assignment;
 pub mod group;
 pub mod heartbeat;
 pub mod member;
+pub mod migration;
 pub mod records;
 pub mod regex;
 
@@ -71,4 +77,27 @@ pub fn combine_hashes<'a>(hashes: impl Iterator<Item = (&'a String, i64)>) -> i6
     sorted
         .into_iter()
         .fold(0i64, |acc, (_, h)| acc.wrapping_mul(31).wrapping_add(h))
+}
+
+/// No topics at all (unit tests of paths that resolve none).
+#[cfg(test)]
+pub struct NoTopics;
+
+#[cfg(test)]
+impl TopicResolver for NoTopics {
+    fn by_name(&self, _: &str) -> Option<(Uuid, i32)> {
+        None
+    }
+    fn name_of(&self, _: &Uuid) -> Option<String> {
+        None
+    }
+    fn topic_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn topics_version(&self) -> i64 {
+        0
+    }
+    fn may_describe(&self, _: &str) -> bool {
+        true
+    }
 }

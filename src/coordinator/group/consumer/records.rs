@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use uuid::Uuid;
 
-use super::member::{Assignment, ConsumerGroupMember, MemberState};
+use super::member::{Assignment, ClassicMemberMetadata, ConsumerGroupMember, MemberState};
 use crate::protocol::fields::{DecodeError, FieldReader, FieldTooLong, FieldWriter};
 
 pub const GROUP_METADATA: i16 = 3;
@@ -32,8 +32,8 @@ pub struct ResolvedRegularExpression {
     pub timestamp: i64,
 }
 
-/// ConsumerGroupMemberMetadataValue (the classic-member tagged field is
-/// never written: kastle has no classic members in consumer groups).
+/// ConsumerGroupMemberMetadataValue; `classic` is its tagged field 0
+/// (ClassicMemberMetadata), set for members using the classic protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MemberMetadata {
     pub instance_id: Option<String>,
@@ -44,6 +44,7 @@ pub struct MemberMetadata {
     pub subscribed_topic_regex: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub server_assignor: Option<String>,
+    pub classic: Option<ClassicMemberMetadata>,
 }
 
 impl MemberMetadata {
@@ -57,6 +58,7 @@ impl MemberMetadata {
             subscribed_topic_regex: m.subscribed_topic_regex.clone(),
             rebalance_timeout_ms: m.rebalance_timeout_ms,
             server_assignor: m.server_assignor.clone(),
+            classic: m.classic.clone(),
         }
     }
 }
@@ -228,7 +230,8 @@ impl ConsumerRecord {
                 let subscribed_topic_regex = r.nullable_string()?;
                 let rebalance_timeout_ms = r.i32()?;
                 let server_assignor = r.nullable_string()?;
-                ConsumerRecord::MemberMetadata(
+                let classic = read_tagged_classic(&mut r)?;
+                return Ok(ConsumerRecord::MemberMetadata(
                     group,
                     member()?,
                     Some(MemberMetadata {
@@ -240,8 +243,9 @@ impl ConsumerRecord {
                         subscribed_topic_regex,
                         rebalance_timeout_ms,
                         server_assignor,
+                        classic,
                     }),
-                )
+                ));
             }
             TARGET_ASSIGNMENT_METADATA => {
                 let epoch = r.i32()?;
@@ -332,8 +336,64 @@ fn member_value(v: &MemberMetadata) -> Result<Vec<u8>, FieldTooLong> {
     )?;
     w.i32(v.rebalance_timeout_ms);
     compact_nullable(&mut w, "serverAssignor", v.server_assignor.as_deref())?;
-    w.no_tagged_fields();
+    match &v.classic {
+        None => w.no_tagged_fields(),
+        Some(c) => {
+            // Tagged field 0: the ClassicMemberMetadata struct (flexible).
+            let mut f = FieldWriter::with_capacity(64);
+            f.i32(c.session_timeout_ms);
+            f.compact_len("supportedProtocols", Some(c.supported_protocols.len()))?;
+            for (name, metadata) in &c.supported_protocols {
+                f.compact_string("supportedProtocols.name", name)?;
+                f.compact_len("supportedProtocols.metadata", Some(metadata.len()))?;
+                f.out.extend_from_slice(metadata);
+                f.no_tagged_fields();
+            }
+            f.no_tagged_fields();
+            let body = f.finish();
+            w.uvarint(1);
+            w.uvarint(0);
+            let len = u32::try_from(body.len()).map_err(|_| FieldTooLong {
+                field: "classicMemberMetadata",
+                len: body.len(),
+            })?;
+            w.uvarint(len);
+            w.out.extend_from_slice(&body);
+        }
+    }
     Ok(w.finish())
+}
+
+/// The member value's tagged fields: field 0 is the ClassicMemberMetadata
+/// (others are skipped).
+fn read_tagged_classic(
+    r: &mut FieldReader<'_>,
+) -> Result<Option<ClassicMemberMetadata>, DecodeError> {
+    let n = r.uvarint()?;
+    let mut classic = None;
+    for _ in 0..n {
+        let tag = r.uvarint()?;
+        let len = r.uvarint()? as usize;
+        if tag != 0 {
+            r.skip(len)?;
+            continue;
+        }
+        let session_timeout_ms = r.i32()?;
+        let count = r.count()?;
+        let mut supported_protocols = Vec::with_capacity(count);
+        for _ in 0..count {
+            let name = r.string()?;
+            let metadata = r.bytes()?;
+            r.skip_tagged()?;
+            supported_protocols.push((name, metadata));
+        }
+        r.skip_tagged()?;
+        classic = Some(ClassicMemberMetadata {
+            session_timeout_ms,
+            supported_protocols,
+        });
+    }
+    Ok(classic)
 }
 
 /// `[]TopicPartitions` of (uuid TopicId, []int32 Partitions), each with
@@ -462,8 +522,29 @@ mod tests {
                 subscribed_topic_regex: None,
                 rebalance_timeout_ms: 300000,
                 server_assignor: Some("range".into()),
+                classic: None,
             }),
         ));
+        // A classic member: ClassicMemberMetadata in tagged field 0, laid
+        // out as Kafka's generated ConsumerGroupMemberMetadataValue writes it.
+        let classic = MemberMetadata {
+            client_id: "c".into(),
+            client_host: "h".into(),
+            rebalance_timeout_ms: 5,
+            classic: Some(ClassicMemberMetadata {
+                session_timeout_ms: 10,
+                supported_protocols: vec![("range".into(), bytes::Bytes::from_static(&[1, 2]))],
+            }),
+            ..MemberMetadata::default()
+        };
+        let rec = ConsumerRecord::MemberMetadata("g".into(), "m".into(), Some(classic));
+        let (_, v) = rec.encode().unwrap();
+        let mut want = vec![0, 0, 0, 0, 2, b'c', 2, b'h', 1, 0, 0, 0, 0, 5, 0];
+        want.extend_from_slice(&[1, 0, 16, 0, 0, 0, 10, 2, 6]);
+        want.extend_from_slice(b"range");
+        want.extend_from_slice(&[3, 1, 2, 0, 0]);
+        assert_eq!(v.unwrap(), want);
+        round_trip(rec);
         // Kafka's layout of ConsumerGroupMetadataValue v0 {epoch 3}: version,
         // INT32, no tagged fields.
         let (k, v) = ConsumerRecord::GroupMetadata("g".into(), Some((3, 0)))

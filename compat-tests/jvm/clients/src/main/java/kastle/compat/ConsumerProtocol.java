@@ -6,7 +6,12 @@
 // restart. Phase "regex": a member subscribing with an RE2J
 // SubscriptionPattern (resolved by the broker) gets the topics whose whole
 // name matches, a matching topic created later, and an invalid pattern is
-// refused with Kafka's INVALID_REGULAR_EXPRESSION message. Compiled against kafka-clients 3.4 like the rest of the module but
+// refused with Kafka's INVALID_REGULAR_EXPRESSION message. Phase
+// "migration": a rolling upgrade (two consumers with group.protocol=classic,
+// restarted one by one with group.protocol=consumer: the classic group is
+// converted online) and the rolling downgrade back (the last consumer-protocol
+// member leaving turns the group classic again), consuming every record
+// exactly once with synchronous commits throughout. Compiled against kafka-clients 3.4 like the rest of the module but
 // meant to run on jvm/kafka4's classpath (4.x): 4.x-only Admin calls go
 // through reflection. Prints one JSON line per step (see Out).
 package kastle.compat;
@@ -70,6 +75,8 @@ public final class ConsumerProtocol {
                 run(admin);
             } else if (args[0].equals("regex")) {
                 regex(admin, args[2]);
+            } else if (args[0].equals("migration")) {
+                migration(admin);
             } else {
                 afterRestart(admin);
             }
@@ -91,11 +98,27 @@ public final class ConsumerProtocol {
     }
 
     static KafkaConsumer<byte[], byte[]> unsubscribed(String clientId, String groupId) {
+        return unsubscribed(clientId, groupId, "consumer");
+    }
+
+    /** A consumer of the topic using the `classic` or the `consumer` protocol. */
+    static KafkaConsumer<byte[], byte[]> consumerOf(String clientId, String protocol) {
+        KafkaConsumer<byte[], byte[]> c = unsubscribed(clientId, group, protocol);
+        c.subscribe(List.of(topic));
+        return c;
+    }
+
+    static KafkaConsumer<byte[], byte[]> unsubscribed(String clientId, String groupId, String protocol) {
         Properties p = new Properties();
+        if (protocol.equals("classic")) {
+            // Heartbeats often enough to learn of a rebalance quickly.
+            p.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "500");
+            p.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "10000");
+        }
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ConsumerConfig.GROUP_ID_CONFIG, groupId);
         p.put(ConsumerConfig.CLIENT_ID_CONFIG, clientId);
-        p.put("group.protocol", "consumer");
+        p.put("group.protocol", protocol);
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
@@ -357,6 +380,75 @@ public final class ConsumerProtocol {
             eq(0, d.members().size(), "members after close");
             eq("empty", lower(call(d, "groupState")), "group state");
         });
+    }
+
+    /** Replaces consumer `i` of `cs` by a new one using `protocol`; all then cover the topic. */
+    static void restartAs(List<KafkaConsumer<byte[], byte[]>> cs, int i, String name, String protocol) {
+        cs.get(i).close();
+        cs.set(i, consumerOf(name, protocol));
+        awaitCover(cs, 90_000);
+    }
+
+    static void groupTypeIs(Admin admin, String want) throws Exception {
+        long deadline = System.currentTimeMillis() + 30_000;
+        String type = "";
+        while (!type.equals(want)) {
+            type = lower(call(describe(admin), "type"));
+            check(System.currentTimeMillis() < deadline, "group type never became " + want, type);
+        }
+    }
+
+    static void migration(Admin admin) throws Exception {
+        admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1))).all().get(30, TimeUnit.SECONDS);
+        List<KafkaConsumer<byte[], byte[]>> cs = new ArrayList<>();
+        cs.add(consumerOf("mg-0", "classic"));
+        cs.add(consumerOf("mg-1", "classic"));
+        // Records are produced once the members cover the topic: a classic
+        // group rejects commits while it rebalances, and a record processed
+        // but not committed would be consumed again.
+        try {
+            step("classic_members_cover", () -> {
+                awaitCover(cs, 90_000);
+                eq("classic", lower(call(describe(admin), "type")), "group type");
+                produce(300, 0);
+                consumeUntil(cs, 300, 60_000);
+                checkExactlyOnce(300);
+            });
+            step("upgrade_first_member", () -> {
+                restartAs(cs, 1, "mg-1c", "consumer");
+                groupTypeIs(admin, "consumer");
+                produce(300, 300);
+                consumeUntil(cs, 600, 60_000);
+                checkExactlyOnce(600);
+            });
+            step("upgrade_second_member", () -> {
+                restartAs(cs, 0, "mg-0c", "consumer");
+                eq("consumer", lower(call(describe(admin), "type")), "group type");
+                eq(2, describe(admin).members().size(), "members");
+                produce(300, 600);
+                consumeUntil(cs, 900, 60_000);
+                checkExactlyOnce(900);
+            });
+            step("downgrade_first_member", () -> {
+                restartAs(cs, 0, "mg-0k", "classic");
+                eq("consumer", lower(call(describe(admin), "type")), "group type");
+                produce(300, 900);
+                consumeUntil(cs, 1200, 60_000);
+                checkExactlyOnce(1200);
+            });
+            step("downgrade_second_member", () -> {
+                restartAs(cs, 1, "mg-1k", "classic");
+                groupTypeIs(admin, "classic");
+                produce(300, 1200);
+                consumeUntil(cs, 1500, 60_000);
+                checkExactlyOnce(1500);
+            });
+            step("migration_committed_offsets", () -> eq(1500L, committedSum(admin), "sum of committed offsets"));
+        } finally {
+            for (KafkaConsumer<byte[], byte[]> c : cs) {
+                c.close();
+            }
+        }
     }
 
     static void afterRestart(Admin admin) throws Exception {
