@@ -455,6 +455,11 @@ pub fn share_fetch(req: Request, body: Bytes) -> Pending {
             req.respond(&fetch_response(out, lock_ms))
         });
     }
+    // `__share_group_state` is created before anything is acquired: its
+    // creation (a directory per partition) must not eat into the locks.
+    if apis.cluster.is_none() {
+        let _ = ensure_share_state_topic(&apis);
+    }
     let max_bytes = usize::try_from(r.max_bytes.max(0)).unwrap_or(0);
     let deadline =
         Instant::now() + Duration::from_millis(u64::try_from(r.max_wait_ms.max(0)).unwrap_or(0));

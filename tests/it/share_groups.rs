@@ -318,7 +318,7 @@ fn share_state_survives_a_restart() {
     let mut c = b.client();
     let id = create_topic(&mut c, "sr", 1, &[]);
     set_earliest(&mut c, "sg");
-    produce_ok(&mut c, "sr", 0, &simple_batch(0, 10, 1, 0));
+    produce_ok(&mut c, "sr", 0, &simple_batch(10, 10, 1, 0));
     assert_eq!(
         acquired(&fetch(&mut c, "sg", "a", 0, id, vec![])),
         vec![(0, 9, 1)]
@@ -338,7 +338,7 @@ fn share_state_survives_a_restart() {
     b.kill();
     b.restart();
     let mut c = b.client();
-    produce_ok(&mut c, "sr", 0, &simple_batch(10, 2, 1, 1));
+    produce_ok(&mut c, "sr", 0, &simple_batch(2, 10, 1, 1));
     assert_eq!(
         acquired(&fetch(&mut c, "sg", "n", 0, id, vec![])),
         vec![(4, 5, 2), (8, 11, 1)],
@@ -455,7 +455,7 @@ fn share_group_offset_admin_apis() {
     let mut c = b.client();
     let id = create_topic(&mut c, "sa", 1, &[]);
     set_earliest(&mut c, "ag");
-    produce_ok(&mut c, "sa", 0, &simple_batch(0, 6, 1, 0));
+    produce_ok(&mut c, "sa", 0, &simple_batch(6, 10, 1, 0));
     // Nothing yet: no partitions, or an uninitialized start offset.
     assert!(described_offsets(&describe_offsets(&mut c, "ag", None)).is_empty());
     assert_eq!(
