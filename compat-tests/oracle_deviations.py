@@ -49,7 +49,8 @@ KNOWN = {
 _CRATE = "past the newest version the kafka-protocol crate (0.18) decodes and encodes"
 _DT = "delegation tokens (KIP-48) are not implemented (SASL PLAIN and SCRAM are; a token is a SCRAM credential the broker issues)"
 _KRAFT = "a KRaft controller API: kastle is its own single static controller, without a Raft quorum"
-_SHARE = "share groups' state and admin APIs (KIP-932) are not implemented yet (README)"
+_SHARE = ("the share coordinator's inter-broker RPCs (KIP-932): a standalone kastle's share "
+          "coordinator is in-process and a cluster keeps share state in memory (README)")
 _SHARE_V2 = ("v2 (RENEW acknowledgements, share.version 2) is " + _CRATE
              + "; kastle serves share.version 1")
 _STREAMS = ("streams groups (KIP-1071) are served, but not the topology description "
@@ -93,9 +94,7 @@ KNOWN_RANGES = {
     "ReadShareGroupStateSummary": _r("0-1", "nothing", _SHARE),
     "StreamsGroupHeartbeat": _r("0-1", "0-0", _STREAMS_V1),
     "StreamsGroupDescribe": _r("0-1", "0-0", _STREAMS_V1),
-    "DescribeShareGroupOffsets": _r("0-1", "nothing", _SHARE),
-    "AlterShareGroupOffsets": _r("0-0", "nothing", _SHARE),
-    "DeleteShareGroupOffsets": _r("0-0", "nothing", _SHARE),
+    "DescribeShareGroupOffsets": _r("0-1", "0-0", "v1 (KIP-1226's lag) is " + _CRATE),
     "StreamsGroupTopologyDescriptionUpdate": _r("0-0", "nothing", _STREAMS),
     "UnregisterController": _r("0-0", "nothing", _KRAFT),
     "features": (
@@ -132,4 +131,10 @@ AUTHZ_NOT_SENT = {
         "KafkaApis.handleShareFetchRequest",
     79: "ShareAcknowledge (KIP-932): not in the matrix yet; its GROUP READ / TOPIC READ checks "
         "follow KafkaApis.handleShareAcknowledgeRequest",
+    90: "DescribeShareGroupOffsets (KIP-932): not in the matrix yet; its GROUP DESCRIBE / TOPIC "
+        "DESCRIBE checks follow KafkaApis.handleDescribeShareGroupOffsetsRequest",
+    91: "AlterShareGroupOffsets (KIP-932): not in the matrix yet; its GROUP READ / TOPIC READ "
+        "checks follow KafkaApis.handleAlterShareGroupOffsetsRequest",
+    92: "DeleteShareGroupOffsets (KIP-932): not in the matrix yet; its GROUP DELETE / TOPIC READ "
+        "checks follow KafkaApis.handleDeleteShareGroupOffsetsRequest",
 }

@@ -68,3 +68,24 @@ def test_share_consumers_on_kastle(tmp_path, jvm_procs):  # noqa: F811 - the fix
         assert time.monotonic() - killed_at >= LOCK_MS / 1000 - 0.5
     finally:
         b.stop()
+
+
+@pytest.mark.compat("java-4.4", "groups")
+def test_share_state_survives_a_restart_and_admin_offsets(tmp_path):
+    """``__share_group_state``: a share consumer ACCEPTs the first records, the broker
+    crashes (SIGKILL) and restarts, and a new consumer of the group gets exactly the
+    rest (no accepted record redelivered); then Kafka's Admin share-group offset APIs
+    (DescribeShareGroupOffsets, AlterShareGroupOffsets, DeleteShareGroupOffsets,
+    DeleteGroups of the share group) on the now-empty group."""
+    b = Broker(tmp_path / "kastle", overrides=OVERRIDES)
+    b.start()
+    try:
+        boot = b.bootstrap
+        topic, group, n, k = "kip932-restart", "kip932-restart-g", 30, 12
+        _run("setup", boot, topic, str(n), group)
+        _run("ack_first", boot, topic, group, str(k))
+        b.restart(graceful=False)
+        _run("rest", boot, topic, str(n), group, str(k))
+        _run("admin", boot, topic, group, str(n))
+    finally:
+        b.stop()

@@ -114,7 +114,10 @@ fn unify_collision_chars(name: &str) -> String {
 }
 
 pub fn is_internal_topic(name: &str) -> bool {
-    name == "__consumer_offsets" || name == "__transaction_state"
+    matches!(
+        name,
+        "__consumer_offsets" | "__transaction_state" | "__share_group_state"
+    )
 }
 
 /// Kafka prints topic ids as URL-safe base64 without padding.

@@ -1,11 +1,13 @@
 //! Coordinators: broker-side state machines that clients address through
 //! FindCoordinator, each keeping its state in an internal compacted topic:
 //! the group coordinator (`group`, `__consumer_offsets`) and the transaction
-//! coordinator (`txn`, `__transaction_state`). `loader` replays such a topic
-//! at start-up for either.
+//! coordinator (`txn`, `__transaction_state`), and the share coordinator
+//! (`share`, `__share_group_state`, the share partitions' durable state).
+//! `loader` replays such a topic at start-up for each.
 
 pub mod group;
 pub mod loader;
+pub mod share;
 pub mod txn;
 
 /// `Utils.abs(key.hashCode()) % numPartitions`, with Java's

@@ -48,6 +48,7 @@ use crate::coordinator::group::api::{
 };
 use crate::coordinator::group::writer::DurableWait;
 use crate::coordinator::txn::add_partitions_manager::SupportedOperation;
+use crate::handlers::share_group_offsets;
 use crate::handlers::KafkaApis;
 use crate::handlers::{decode_or_close, ready, Pending, Reply, Request};
 use crate::security::acl::{AclOperation, ResourceType};
@@ -761,20 +762,38 @@ pub fn delete_groups(req: Request, body: Bytes) -> Pending {
         Err(e) => return ready(crate::handlers::malformed(&req, e)),
     };
     let apis = req.ctx.apis.clone();
-    let results: Vec<(GroupId, i16, Option<DurableWait>)> = r
+    #[allow(clippy::type_complexity)]
+    let results: Vec<(GroupId, i16, Option<DurableWait>, Vec<DurableWait>)> = r
         .groups_names
         .into_iter()
         .map(|g| {
             if !group_allowed(&req, AclOperation::Delete, &g.0) {
-                return (g, GROUP_DENIED, None);
+                return (g, GROUP_DENIED, None, Vec::new());
             }
+            let share = apis.groups.share_group_describe(&g.0).is_ok();
             let (code, wait) = apis.groups.delete_group(&g.0);
-            (g, code, wait)
+            // A share group's state goes with it; after a restart its id
+            // is known by its state only (membership is in memory).
+            let stateful = code == ResponseError::GroupIdNotFound.code()
+                && !apis.share_state.group_states(&g.0).is_empty()
+                && apis.cluster.is_none();
+            if (share && code == 0) || stateful {
+                return match share_group_offsets::delete_share_group_state(&apis, &g.0) {
+                    Ok(waits) => (g, 0, None, waits),
+                    Err(c) => (g, c, None, Vec::new()),
+                };
+            }
+            (g, code, wait, Vec::new())
         })
         .collect();
     Box::pin(async move {
         let mut out = Vec::with_capacity(results.len());
-        for (g, code, wait) in results {
+        for (g, mut code, wait, share_waits) in results {
+            for w in share_waits {
+                if let Err(c) = w.wait(apis.share_state.config.write_timeout_ms).await {
+                    code = c;
+                }
+            }
             let code = match durable(&apis, wait).await {
                 Ok(()) => code,
                 Err(c) => c,

@@ -27,6 +27,7 @@ pub mod reassignments;
 pub mod request_quota;
 pub mod scram_credentials;
 pub mod share_group;
+pub mod share_group_offsets;
 pub mod streams_group;
 pub mod topics;
 pub mod transactions;
@@ -98,6 +99,9 @@ pub struct KafkaApis {
     pub fetch_sessions: Arc<crate::broker::fetch_session::FetchSessionCache>,
     /// KIP-932 share partitions and share sessions.
     pub share: Arc<crate::broker::share::SharePartitionManager>,
+    /// The share partitions' durable state (`__share_group_state`,
+    /// standalone).
+    pub share_state: Arc<crate::coordinator::share::ShareCoordinator>,
     /// Consumer groups and committed offsets (`__consumer_offsets`).
     pub groups: Arc<GroupCoordinator>,
     /// Transactional ids and two-phase commit (`__transaction_state`).
@@ -519,7 +523,14 @@ async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
         ApiKey::ShareGroupHeartbeat => ready(share_group::share_group_heartbeat(&req, body)),
         ApiKey::ShareGroupDescribe => ready(share_group::share_group_describe(&req, body)),
         ApiKey::ShareFetch => share_group::share_fetch(req, body),
-        ApiKey::ShareAcknowledge => ready(share_group::share_acknowledge(&req, body)),
+        ApiKey::ShareAcknowledge => share_group::share_acknowledge(req, body),
+        ApiKey::DescribeShareGroupOffsets => ready(
+            share_group_offsets::describe_share_group_offsets(&req, body),
+        ),
+        ApiKey::AlterShareGroupOffsets => share_group_offsets::alter_share_group_offsets(req, body),
+        ApiKey::DeleteShareGroupOffsets => {
+            share_group_offsets::delete_share_group_offsets(req, body)
+        }
         ApiKey::DescribeConfigs => ready(admin_configs::describe_configs(&req, body)),
         ApiKey::AlterConfigs if req.ctx.apis.cluster.is_some() => {
             config_forwarding::alter_configs(req, body)

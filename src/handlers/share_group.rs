@@ -34,6 +34,8 @@ use crate::coordinator::group::consumer::TopicResolver;
 use crate::coordinator::group::share::{
     ShareAssignment, ShareHeartbeatOutcome, ShareHeartbeatParams,
 };
+use crate::coordinator::group::writer::map_append_error;
+use crate::coordinator::share::SHARE_STATE_TOPIC;
 use crate::handlers::consumer_group::BrokerTopics;
 use crate::handlers::{decode_or_close, ready, KafkaApis, Pending, Request};
 use crate::security::acl::{AclOperation, ResourceType};
@@ -61,6 +63,10 @@ fn session_ids(
         group.as_ref().map(|g| g.0.to_string()).unwrap_or_default(),
         member.as_ref().map(|m| m.to_string()).unwrap_or_default(),
     )
+}
+
+pub(crate) fn share_enabled(apis: &KafkaApis) -> bool {
+    enabled(apis)
 }
 
 fn enabled(apis: &KafkaApis) -> bool {
@@ -273,6 +279,77 @@ pub fn share_group_describe(req: &Request, body: Bytes) -> crate::handlers::Repl
     req.respond(&ShareGroupDescribeResponse::default().with_groups(groups))
 }
 
+/// Standalone: makes sure `__share_group_state` exists and the share
+/// coordinator has it (created on the first write, as Kafka creates it on
+/// first need). Blocking when it creates.
+pub(crate) fn ensure_share_state_topic(apis: &KafkaApis) -> Result<(), ResponseError> {
+    if apis.share_state.has_topic() {
+        return Ok(());
+    }
+    let c = &apis.share_state.config;
+    let created = apis
+        .replicas
+        .get_or_create_internal_topic(SHARE_STATE_TOPIC, c.num_partitions, c.topic_configs())
+        .and_then(|t| apis.share_state.adopt_topic(t));
+    created.map_err(|e| {
+        tracing::warn!(error = %e, "cannot create {SHARE_STATE_TOPIC}");
+        ResponseError::CoordinatorNotAvailable
+    })
+}
+
+/// Kafka's `writeShareGroupState` after a change: persists the state of
+/// `group`'s share partitions `tps` that changed and waits until it is
+/// durable. Returns the error of each partition whose state could not be
+/// made durable. A cluster broker keeps the state in memory only.
+pub(crate) async fn persist_share_state(
+    apis: &KafkaApis,
+    group: &str,
+    tps: impl IntoIterator<Item = TopicIdPartition>,
+) -> BTreeMap<TopicIdPartition, i16> {
+    let mut failed = BTreeMap::new();
+    if apis.cluster.is_some() {
+        return failed;
+    }
+    let tps: Vec<TopicIdPartition> = tps.into_iter().collect();
+    if tps.is_empty() {
+        return failed;
+    }
+    if let Err(e) = ensure_share_state_topic(apis) {
+        return tps.into_iter().map(|tp| (tp, e.code())).collect();
+    }
+    let mut waits = Vec::new();
+    for tp in tps {
+        let leader_epoch = apis
+            .replicas
+            .topics
+            .get_by_id(&tp.0)
+            .and_then(|t| t.partition(tp.1).map(|p| p.leader_epoch()))
+            .unwrap_or(-1);
+        match apis.share_state.write(group, tp, leader_epoch, || {
+            apis.share.persisted_state(group, tp)
+        }) {
+            Ok(Some(w)) => waits.push((tp, w)),
+            Ok(None) => {}
+            Err(e) => {
+                failed.insert(tp, map_append_error(e, false));
+            }
+        }
+    }
+    let timeout = apis.share_state.config.write_timeout_ms;
+    for (tp, w) in waits {
+        if let Err(code) = w.wait(timeout).await {
+            tracing::warn!(
+                group,
+                partition = tp.1,
+                code,
+                "share state write not durable"
+            );
+            failed.insert(tp, code);
+        }
+    }
+    failed
+}
+
 /// A partition's topic name and whether the client may READ it; `None`
 /// when the topic id is unknown.
 fn topic_read(req: &Request, tp: &TopicIdPartition) -> Option<(String, bool)> {
@@ -367,10 +444,21 @@ pub fn share_fetch(req: Request, body: Bytes) -> Pending {
             p.acknowledge_error_message = msg.map(s);
         }
     }
+    let acked: Vec<TopicIdPartition> = acks.iter().map(|(tp, _)| *tp).collect();
     if epoch == FINAL_EPOCH {
+        let held = apis.share.session_partitions(&group, &member);
         apis.share
             .release_session(&group, &member, settings.limits.delivery_count_limit);
-        return ready(req.respond(&fetch_response(out, lock_ms)));
+        return Box::pin(async move {
+            let failed = persist_share_state(&apis, &group, acked.into_iter().chain(held)).await;
+            set_ack_errors(&mut out, &failed);
+            req.respond(&fetch_response(out, lock_ms))
+        });
+    }
+    // `__share_group_state` is created before anything is acquired: its
+    // creation (a directory per partition) must not eat into the locks.
+    if apis.cluster.is_none() {
+        let _ = ensure_share_state_topic(&apis);
     }
     let max_bytes = usize::try_from(r.max_bytes.max(0)).unwrap_or(0);
     let deadline =
@@ -407,6 +495,7 @@ pub fn share_fetch(req: Request, body: Bytes) -> Pending {
                     &member,
                     &settings,
                     budget,
+                    &|| apis.share_state.read(&group, *tp),
                 );
                 entry.error_code = f.error;
                 if !f.acquired.is_empty() {
@@ -434,8 +523,33 @@ pub fn share_fetch(req: Request, body: Bytes) -> Pending {
             )
             .await;
         }
+        // The acknowledgements are durable before they are answered; a
+        // fetch may have created the share partition's state or moved its
+        // start (acquisitions are not persisted).
+        let touched: Vec<TopicIdPartition> = acked
+            .iter()
+            .copied()
+            .chain(partitions.iter().copied())
+            .collect();
+        let failed = persist_share_state(&apis, &group, touched).await;
+        set_ack_errors(&mut out, &failed);
         req.respond(&fetch_response(out, lock_ms))
     })
+}
+
+/// An acknowledgement whose state could not be made durable fails with
+/// the write's error.
+fn set_ack_errors(
+    out: &mut BTreeMap<TopicIdPartition, PartitionData>,
+    failed: &BTreeMap<TopicIdPartition, i16>,
+) {
+    for (tp, code) in failed {
+        if let Some(p) = out.get_mut(tp) {
+            if p.acknowledge_error_code == 0 {
+                p.acknowledge_error_code = *code;
+            }
+        }
+    }
 }
 
 /// The partitions with records, an error or an acknowledgement result,
@@ -463,28 +577,31 @@ fn fetch_response(
         .with_responses(topics)
 }
 
-pub fn share_acknowledge(req: &Request, body: Bytes) -> crate::handlers::Reply {
-    let r = decode_or_close!(req, body, ShareAcknowledgeRequest);
-    let apis = &req.ctx.apis;
+pub fn share_acknowledge(req: Request, body: Bytes) -> Pending {
+    let r: ShareAcknowledgeRequest = match crate::handlers::decode(&req.header, body) {
+        Ok(r) => r,
+        Err(e) => return ready(crate::handlers::malformed(&req, e)),
+    };
+    let apis = req.ctx.apis.clone();
     let top = |e: i16| ShareAcknowledgeResponse::default().with_error_code(e);
-    if !enabled(apis) {
-        return req.respond(&top(ResponseError::UnsupportedVersion.code()));
+    if !enabled(&apis) {
+        return ready(req.respond(&top(ResponseError::UnsupportedVersion.code())));
     }
     let (group, member) = session_ids(&r.group_id, &r.member_id);
     if !req
         .ctx
         .authorize(AclOperation::Read, ResourceType::Group, &group)
     {
-        return req.respond(&top(ResponseError::GroupAuthorizationFailed.code()));
+        return ready(req.respond(&top(ResponseError::GroupAuthorizationFailed.code())));
     }
     if let Err(e) = apis
         .share
         .acknowledge_session(&group, &member, r.share_session_epoch)
     {
-        return req.respond(&top(e.code()));
+        return ready(req.respond(&top(e.code())));
     }
-    let settings = share_settings(apis, &group, 1);
-    let topics: Vec<ShareAcknowledgeTopicResponse> = r
+    let settings = share_settings(&apis, &group, 1);
+    let mut topics: Vec<ShareAcknowledgeTopicResponse> = r
         .topics
         .iter()
         .map(|t| {
@@ -498,7 +615,7 @@ pub fn share_acknowledge(req: &Request, body: Bytes) -> crate::handlers::Reply {
                         .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone()))
                         .collect();
                     let (code, msg) = acknowledge_one(
-                        req,
+                        &req,
                         &group,
                         &member,
                         (t.topic_id, p.partition_index),
@@ -516,9 +633,30 @@ pub fn share_acknowledge(req: &Request, body: Bytes) -> crate::handlers::Reply {
                 .with_partitions(partitions)
         })
         .collect();
+    let mut touched: Vec<TopicIdPartition> = r
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.topic_id, p.partition_index))
+        })
+        .collect();
     if r.share_session_epoch == FINAL_EPOCH {
+        touched.extend(apis.share.session_partitions(&group, &member));
         apis.share
             .release_session(&group, &member, settings.limits.delivery_count_limit);
     }
-    req.respond(&ShareAcknowledgeResponse::default().with_responses(topics))
+    Box::pin(async move {
+        let failed = persist_share_state(&apis, &group, touched).await;
+        for t in &mut topics {
+            for p in &mut t.partitions {
+                match failed.get(&(t.topic_id, p.partition_index)) {
+                    Some(code) if p.error_code == 0 => p.error_code = *code,
+                    _ => {}
+                }
+            }
+        }
+        req.respond(&ShareAcknowledgeResponse::default().with_responses(topics))
+    })
 }

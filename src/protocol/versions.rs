@@ -85,6 +85,11 @@ pub static SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::ShareGroupDescribe, 1, 1),
     api(ApiKey::ShareFetch, 1, 1),
     api(ApiKey::ShareAcknowledge, 1, 1),
+    // The share-group offset admin APIs: v0 (v1, KIP-1226's lag, is not
+    // in `kafka-protocol` 0.18).
+    api(ApiKey::DescribeShareGroupOffsets, 0, 0),
+    api(ApiKey::AlterShareGroupOffsets, 0, 0),
+    api(ApiKey::DeleteShareGroupOffsets, 0, 0),
     // Admin APIs (Kafka 4.x floors, KIP-896: DescribeConfigs v0,
     // DescribeLogDirs v0, OffsetForLeaderEpoch v0-1 and the ACL APIs' v0
     // are gone).

@@ -31,6 +31,7 @@ use crate::clients::ClientSecurity;
 use crate::config::BrokerConfig;
 use crate::coordinator::group::group_config::GroupConfigManager;
 use crate::coordinator::group::{self, GroupConfig, GroupCoordinator, OFFSETS_TOPIC};
+use crate::coordinator::share::{ShareCoordinator, ShareStateConfig, SHARE_STATE_TOPIC};
 use crate::coordinator::txn::add_partitions_manager::AddPartitionsToTxnManager;
 use crate::coordinator::txn::marker_channel::ClusterTxnMarkerWriter;
 use crate::coordinator::txn::transaction_log::TXN_TOPIC;
@@ -223,6 +224,15 @@ impl BrokerServer {
             )
         };
 
+        let share_config = ShareStateConfig::from_broker(&config);
+        let share_state = match replicas.topics.get(SHARE_STATE_TOPIC) {
+            // A restart: the share partitions' states load now (a cluster
+            // broker keeps them in memory; see `coordinator::share`).
+            Some(topic) if cluster.is_none() => ShareCoordinator::load(share_config, topic)?,
+            // Created by the first write of a share partition's state.
+            _ => ShareCoordinator::standalone_without_topic(share_config),
+        };
+
         let metrics = Arc::new(BrokerMetrics::new(
             prometheus::listener_spec(&config).is_some(),
         ));
@@ -258,6 +268,7 @@ impl BrokerServer {
                     .unwrap_or(1)
                     .max(1),
             )),
+            share_state,
             dynamic_config,
             group_configs,
             cluster_id: log_dir.cluster_id.clone(),

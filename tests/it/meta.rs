@@ -128,6 +128,13 @@ fn api_versions_features_and_unsupported_version() {
     ] {
         assert_eq!(range(key), Some((1, 1)), "{name}");
     }
+    for (key, name) in [
+        (90, "DescribeShareGroupOffsets"),
+        (91, "AlterShareGroupOffsets"),
+        (92, "DeleteShareGroupOffsets"),
+    ] {
+        assert_eq!(range(key), Some((0, 0)), "{name}");
+    }
     assert_eq!(range(88), Some((0, 0)), "StreamsGroupHeartbeat");
     assert_eq!(range(89), Some((0, 0)), "StreamsGroupDescribe");
 

@@ -306,3 +306,240 @@ fn share_version_zero_turns_the_apis_off() {
     let r = fetch(&mut c, "g", "m", 0, Uuid::new_v4(), vec![]);
     assert_eq!(r.error_code, E::UnsupportedVersion.code());
 }
+
+/// `__share_group_state`: what was acknowledged stays acknowledged across
+/// a crash (the acknowledgement was answered once durable), released
+/// records keep their delivery counts, acquired-but-unacknowledged ones
+/// come back as never delivered, and a share partition's start offset
+/// (here from `latest`) is kept rather than reset.
+#[test]
+fn share_state_survives_a_restart() {
+    let mut b = start();
+    let mut c = b.client();
+    let id = create_topic(&mut c, "sr", 1, &[]);
+    set_earliest(&mut c, "sg");
+    produce_ok(&mut c, "sr", 0, &simple_batch(10, 10, 1, 0));
+    assert_eq!(
+        acquired(&fetch(&mut c, "sg", "a", 0, id, vec![])),
+        vec![(0, 9, 1)]
+    );
+    // Accept 0-3, release 4-5, reject 6-7; 8-9 stay acquired.
+    let r = fetch(
+        &mut c,
+        "sg",
+        "a",
+        1,
+        id,
+        vec![(0, 3, 1), (4, 5, 2), (6, 7, 3)],
+    );
+    assert_eq!(ack_error(&r), NONE, "{r:?}");
+    // A group on `latest` starts at the end (10) on its first fetch.
+    assert!(acquired(&fetch(&mut c, "lg", "m", 0, id, vec![])).is_empty());
+    b.kill();
+    b.restart();
+    let mut c = b.client();
+    produce_ok(&mut c, "sr", 0, &simple_batch(2, 10, 1, 1));
+    assert_eq!(
+        acquired(&fetch(&mut c, "sg", "n", 0, id, vec![])),
+        vec![(4, 5, 2), (8, 11, 1)],
+        "accepted and rejected records are not delivered again"
+    );
+    assert_eq!(
+        acquired(&fetch(&mut c, "lg", "m", 0, id, vec![])),
+        vec![(10, 11, 1)],
+        "the start offset `latest` chose survives"
+    );
+    // The state is Kafka's ShareSnapshot/ShareUpdate records.
+    assert!(b.partition_dir("__share_group_state", 0).exists());
+}
+
+fn describe_offsets(
+    c: &mut Client,
+    group: &str,
+    topics: Option<&[(&str, i32)]>,
+) -> DescribeShareGroupOffsetsResponse {
+    use kafka_protocol::messages::describe_share_group_offsets_request::*;
+    c.call(
+        0,
+        &DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+            DescribeShareGroupOffsetsRequestGroup::default()
+                .with_group_id(GroupId(sb(group)))
+                .with_topics(topics.map(|ts| {
+                    ts.iter()
+                        .map(|(t, p)| {
+                            DescribeShareGroupOffsetsRequestTopic::default()
+                                .with_topic_name(tn(t))
+                                .with_partitions(vec![*p])
+                        })
+                        .collect()
+                })),
+        ]),
+    )
+}
+
+/// (topic, partition, start offset, error) of a describe's one group.
+fn described_offsets(r: &DescribeShareGroupOffsetsResponse) -> Vec<(String, i32, i64, i16)> {
+    r.groups[0]
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| {
+                (
+                    t.topic_name.0.to_string(),
+                    p.partition_index,
+                    p.start_offset,
+                    p.error_code,
+                )
+            })
+        })
+        .collect()
+}
+
+fn alter_offsets(
+    c: &mut Client,
+    group: &str,
+    topic: &str,
+    parts: &[(i32, i64)],
+) -> AlterShareGroupOffsetsResponse {
+    use kafka_protocol::messages::alter_share_group_offsets_request::*;
+    c.call(
+        0,
+        &AlterShareGroupOffsetsRequest::default()
+            .with_group_id(GroupId(sb(group)))
+            .with_topics(vec![AlterShareGroupOffsetsRequestTopic::default()
+                .with_topic_name(tn(topic))
+                .with_partitions(
+                    parts
+                        .iter()
+                        .map(|(p, o)| {
+                            AlterShareGroupOffsetsRequestPartition::default()
+                                .with_partition_index(*p)
+                                .with_start_offset(*o)
+                        })
+                        .collect(),
+                )]),
+    )
+}
+
+fn delete_offsets(c: &mut Client, group: &str, topics: &[&str]) -> DeleteShareGroupOffsetsResponse {
+    use kafka_protocol::messages::delete_share_group_offsets_request::*;
+    c.call(
+        0,
+        &DeleteShareGroupOffsetsRequest::default()
+            .with_group_id(GroupId(sb(group)))
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| DeleteShareGroupOffsetsRequestTopic::default().with_topic_name(tn(t)))
+                    .collect(),
+            ),
+    )
+}
+
+fn delete_group(c: &mut Client, group: &str) -> i16 {
+    let r: DeleteGroupsResponse = c.call(
+        2,
+        &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(sb(group))]),
+    );
+    r.results[0].error_code
+}
+
+/// DescribeShareGroupOffsets, AlterShareGroupOffsets, DeleteShareGroupOffsets
+/// and DeleteGroups of a share group, with Kafka's error codes: a group with
+/// members is NON_EMPTY_GROUP, unknown topics and partitions
+/// UNKNOWN_TOPIC_OR_PARTITION, and an altered start offset is where the
+/// next fetch starts.
+#[test]
+fn share_group_offset_admin_apis() {
+    let b = start();
+    let mut c = b.client();
+    let id = create_topic(&mut c, "sa", 1, &[]);
+    set_earliest(&mut c, "ag");
+    produce_ok(&mut c, "sa", 0, &simple_batch(6, 10, 1, 0));
+    // Nothing yet: no partitions, or an uninitialized start offset.
+    assert!(described_offsets(&describe_offsets(&mut c, "ag", None)).is_empty());
+    assert_eq!(
+        described_offsets(&describe_offsets(
+            &mut c,
+            "ag",
+            Some(&[("sa", 0), ("nope", 0)])
+        )),
+        vec![("sa".into(), 0, -1, NONE), ("nope".into(), 0, -1, NONE)]
+    );
+    assert_eq!(
+        alter_offsets(&mut c, "ag", "sa", &[(0, 1)]).error_code,
+        E::GroupIdNotFound.code(),
+        "no such share group"
+    );
+    let m = beat(&mut c, &hb("ag", "m", 0, Some(&["sa"])));
+    assert_eq!(m.error_code, NONE);
+    assert_eq!(
+        acquired(&fetch(&mut c, "ag", "m", 0, id, vec![])),
+        vec![(0, 5, 1)]
+    );
+    let r = fetch(&mut c, "ag", "m", 1, id, vec![(0, 1, 1)]);
+    assert_eq!(ack_error(&r), NONE);
+    assert_eq!(
+        described_offsets(&describe_offsets(&mut c, "ag", None)),
+        vec![("sa".into(), 0, 2, NONE)]
+    );
+    // A member: nothing may change.
+    let non_empty = E::NonEmptyGroup.code();
+    assert_eq!(
+        alter_offsets(&mut c, "ag", "sa", &[(0, 4)]).error_code,
+        non_empty
+    );
+    assert_eq!(delete_offsets(&mut c, "ag", &["sa"]).error_code, non_empty);
+    assert_eq!(delete_group(&mut c, "ag"), non_empty);
+    // Empty: the start offset moves, and the next fetch starts there.
+    assert_eq!(fetch(&mut c, "ag", "m", -1, id, vec![]).error_code, NONE);
+    assert_eq!(beat(&mut c, &hb("ag", "m", -1, None)).error_code, NONE);
+    let r = alter_offsets(&mut c, "ag", "sa", &[(0, 4), (7, 0)]);
+    assert_eq!(r.error_code, NONE, "{r:?}");
+    let codes: Vec<(i32, i16)> = r.responses[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.error_code))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![(0, NONE), (7, E::UnknownTopicOrPartition.code())]
+    );
+    assert_eq!(r.responses[0].topic_id, id);
+    let r = alter_offsets(&mut c, "ag", "nope", &[(0, 0)]);
+    assert_eq!(
+        r.responses[0].partitions[0].error_code,
+        E::UnknownTopicOrPartition.code()
+    );
+    assert_eq!(
+        described_offsets(&describe_offsets(&mut c, "ag", Some(&[("sa", 0)]))),
+        vec![("sa".into(), 0, 4, NONE)]
+    );
+    assert_eq!(
+        acquired(&fetch(&mut c, "ag", "n", 0, id, vec![])),
+        vec![(4, 5, 1)]
+    );
+    assert_eq!(fetch(&mut c, "ag", "n", -1, id, vec![]).error_code, NONE);
+    // Deleting the offsets: gone from describe; a topic without any is
+    // UNKNOWN_TOPIC_OR_PARTITION.
+    let r = delete_offsets(&mut c, "ag", &["sa", "nope"]);
+    assert_eq!(r.error_code, NONE, "{r:?}");
+    let codes: Vec<(String, i16)> = r
+        .responses
+        .iter()
+        .map(|t| (t.topic_name.0.to_string(), t.error_code))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            ("sa".into(), NONE),
+            ("nope".into(), E::UnknownTopicOrPartition.code())
+        ]
+    );
+    assert!(described_offsets(&describe_offsets(&mut c, "ag", None)).is_empty());
+    let r = delete_offsets(&mut c, "ag", &["sa"]);
+    assert_eq!(r.responses[0].error_code, E::UnknownTopicOrPartition.code());
+    // DeleteGroups of the empty share group, then it is gone.
+    assert_eq!(delete_group(&mut c, "ag"), NONE);
+    assert_eq!(delete_group(&mut c, "ag"), E::GroupIdNotFound.code());
+}

@@ -4,8 +4,10 @@
 //! share sessions ShareFetch and ShareAcknowledge run in, and the reads of
 //! the log that records are acquired from.
 //!
-//! State is in memory only (no `__share_group_state`): after a restart a
-//! share partition starts again from `share.auto.offset.reset`.
+//! A share partition is created on its first fetch from the state the
+//! share coordinator kept (`coordinator::share`, `__share_group_state`),
+//! else from `share.auto.offset.reset`; the handlers persist
+//! [`SharePartitionManager::persisted_state`] after each change.
 
 pub mod partition;
 
@@ -16,7 +18,9 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use self::partition::{AckBatch, AckError, AcquireLimits, Acquired, ReadBatch, SharePartition};
+use self::partition::{
+    AckBatch, AckError, AcquireLimits, Acquired, PersistedState, ReadBatch, SharePartition,
+};
 use crate::broker::partition::PartitionError;
 use crate::broker::topics::TopicManager;
 use crate::record::batch::iter_batches;
@@ -263,7 +267,11 @@ impl SharePartitionManager {
     }
 
     /// Reads the partition from the share partition's next fetch offset
-    /// and acquires what is available for `member` (locked from now).
+    /// and acquires what is available for `member` (locked from now). A
+    /// share partition this broker has no state for yet starts from
+    /// `persisted` (called without this manager's lock held), else from
+    /// the group's `share.auto.offset.reset`.
+    #[allow(clippy::too_many_arguments)]
     pub fn fetch(
         &self,
         topics: &TopicManager,
@@ -272,6 +280,7 @@ impl SharePartitionManager {
         member: &str,
         settings: &ShareSettings,
         max_bytes: usize,
+        persisted: &dyn Fn() -> Option<PersistedState>,
     ) -> ShareFetched {
         let now_ms = crate::util::now_ms();
         let err = |e: ResponseError| ShareFetched {
@@ -286,8 +295,14 @@ impl SharePartitionManager {
         };
         let key = (group.to_string(), tp.0, tp.1);
         let limit = settings.limits.delivery_count_limit;
+        let known = self.lock().partitions.contains_key(&key);
+        let restored = if known { None } else { persisted() };
         let offset = {
             let mut st = self.lock();
+            if let (false, Some(s)) = (st.partitions.contains_key(&key), &restored) {
+                st.partitions
+                    .insert(key.clone(), SharePartition::from_persisted(s));
+            }
             if !st.partitions.contains_key(&key) {
                 let state = partition.state();
                 let start = match settings.reset {
@@ -363,6 +378,33 @@ impl SharePartitionManager {
             records,
             acquired,
         }
+    }
+
+    /// What `__share_group_state` should hold of a share partition, if
+    /// this broker has state for it.
+    pub fn persisted_state(&self, group: &str, tp: TopicIdPartition) -> Option<PersistedState> {
+        self.lock()
+            .partitions
+            .get(&(group.to_string(), tp.0, tp.1))
+            .map(SharePartition::persisted)
+    }
+
+    /// Forgets the state of `group`'s share partitions that `which` picks
+    /// (AlterShareGroupOffsets, DeleteShareGroupOffsets, DeleteGroups of
+    /// an empty group: the next fetch starts from what was persisted).
+    pub fn forget_partitions(&self, group: &str, which: impl Fn(&TopicIdPartition) -> bool) {
+        self.lock()
+            .partitions
+            .retain(|(g, t, p), _| g != group || !which(&(*t, *p)));
+    }
+
+    /// The share partitions a member's session holds.
+    pub fn session_partitions(&self, group: &str, member: &str) -> Vec<TopicIdPartition> {
+        self.lock()
+            .sessions
+            .get(&(group.to_string(), member.to_string()))
+            .map(|s| s.partitions.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// A share partition's start offset, if it has state (for tests and

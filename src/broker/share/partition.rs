@@ -73,6 +73,38 @@ pub enum AckError {
     InvalidRequest(String),
 }
 
+/// Kafka's `PersisterStateBatch`: a range of offsets in one persisted
+/// delivery state (0 available, 2 acknowledged, 4 archived) with one
+/// delivery count. Acquired records are persisted as what they were
+/// before their acquisition (available, one delivery fewer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StateBatch {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub delivery_state: i8,
+    pub delivery_count: i16,
+}
+
+/// Kafka's persisted delivery states.
+pub const PERSISTED_AVAILABLE: i8 = 0;
+pub const PERSISTED_ACKNOWLEDGED: i8 = 2;
+pub const PERSISTED_ARCHIVED: i8 = 4;
+
+/// What `__share_group_state` keeps of a share partition: its start
+/// offset and the state batches at or above it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistedState {
+    pub start_offset: i64,
+    pub batches: Vec<StateBatch>,
+}
+
+/// How far above its start offset a share partition restored from
+/// `__share_group_state` may have records in flight; Kafka bounds the
+/// in-flight records by `group.share.partition.max.record.locks` (at most
+/// 10000 per its validator), so a stored batch reaching further is
+/// corrupt and is cut here rather than sizing the state.
+pub const MAX_RESTORED_IN_FLIGHT: i64 = 100_000;
+
 #[derive(Debug, Clone)]
 pub struct SharePartition {
     /// SPSO: every offset below is acknowledged or archived.
@@ -88,6 +120,96 @@ impl SharePartition {
             start_offset,
             end_offset: start_offset,
             records: BTreeMap::new(),
+        }
+    }
+
+    /// A share partition as `__share_group_state` left it (Kafka's
+    /// `maybeInitialize` from ReadShareGroupState): acknowledged and
+    /// archived records stay done, available ones keep their delivery
+    /// counts, and offsets between the batches are available and never
+    /// delivered.
+    pub fn from_persisted(state: &PersistedState) -> SharePartition {
+        let start = state.start_offset;
+        let cap = start.saturating_add(MAX_RESTORED_IN_FLIGHT);
+        let mut p = SharePartition::new(start);
+        for b in &state.batches {
+            let last = b.last_offset.min(cap - 1);
+            if last < start || last < b.first_offset {
+                continue;
+            }
+            if b.last_offset > last {
+                tracing::warn!(
+                    first = b.first_offset,
+                    last = b.last_offset,
+                    "a persisted share state batch reaches too far; cut"
+                );
+            }
+            let state = match b.delivery_state {
+                PERSISTED_ACKNOWLEDGED => RecordState::Acknowledged,
+                PERSISTED_ARCHIVED => RecordState::Archived,
+                _ => RecordState::Available,
+            };
+            for o in b.first_offset.max(start)..=last {
+                p.records.insert(
+                    o,
+                    InFlight {
+                        state,
+                        delivery_count: b.delivery_count.max(0),
+                        member: String::new(),
+                        lock_until_ms: 0,
+                    },
+                );
+            }
+            p.end_offset = p.end_offset.max(last + 1);
+        }
+        // The offsets no batch covers were never delivered.
+        for o in start..p.end_offset {
+            p.records.entry(o).or_insert_with(|| InFlight {
+                state: RecordState::Available,
+                delivery_count: 0,
+                member: String::new(),
+                lock_until_ms: 0,
+            });
+        }
+        p.advance_start();
+        p
+    }
+
+    /// The state to persist: the start offset and the in-flight records'
+    /// states, coalesced into batches. Records delivered nowhere yet need
+    /// no batch; an acquired record counts as available with the
+    /// delivery count it had before (Kafka persists no acquisition).
+    pub fn persisted(&self) -> PersistedState {
+        let mut batches: Vec<StateBatch> = Vec::new();
+        for (o, r) in &self.records {
+            let (state, count) = match r.state {
+                RecordState::Available => (PERSISTED_AVAILABLE, r.delivery_count),
+                RecordState::Acquired => (PERSISTED_AVAILABLE, r.delivery_count - 1),
+                RecordState::Acknowledged => (PERSISTED_ACKNOWLEDGED, r.delivery_count),
+                RecordState::Archived => (PERSISTED_ARCHIVED, r.delivery_count),
+            };
+            if state == PERSISTED_AVAILABLE && count <= 0 {
+                continue;
+            }
+            match batches.last_mut() {
+                Some(b)
+                    if b.last_offset + 1 == *o
+                        && b.delivery_state == state
+                        && b.delivery_count == count =>
+                {
+                    b.last_offset = *o;
+                }
+                _ => batches.push(StateBatch {
+                    first_offset: *o,
+                    last_offset: *o,
+                    delivery_state: state,
+                    delivery_count: count,
+                }),
+            }
+        }
+        PersistedState {
+            start_offset: self.start_offset,
+            batches,
         }
     }
 
@@ -375,6 +497,83 @@ mod tests {
         p.acquire("b", &[batch(0, 0)], LIMITS, 1_000);
         p.expire_locks(5_000, 2);
         assert_eq!(p.start_offset, 1, "second timeout hit the delivery limit");
+    }
+
+    #[test]
+    fn persisted_state_round_trips() {
+        let mut p = SharePartition::new(10);
+        p.acquire("a", &[batch(10, 15)], LIMITS, 0);
+        p.acknowledge(
+            "a",
+            &[(11, 13, vec![ACK_ACCEPT, ACK_RELEASE, ACK_REJECT])],
+            2,
+        )
+        .unwrap();
+        let s = p.persisted();
+        assert_eq!(s.start_offset, 10, "offset 10 is still acquired");
+        assert_eq!(
+            s.batches,
+            vec![
+                StateBatch {
+                    first_offset: 11,
+                    last_offset: 11,
+                    delivery_state: PERSISTED_ACKNOWLEDGED,
+                    delivery_count: 1
+                },
+                StateBatch {
+                    first_offset: 12,
+                    last_offset: 12,
+                    delivery_state: PERSISTED_AVAILABLE,
+                    delivery_count: 1
+                },
+                StateBatch {
+                    first_offset: 13,
+                    last_offset: 13,
+                    delivery_state: PERSISTED_ARCHIVED,
+                    delivery_count: 1
+                },
+            ],
+            "acquired offsets 10, 14 and 15 were never delivered as far as the state goes"
+        );
+        let mut q = SharePartition::from_persisted(&s);
+        assert_eq!(q.start_offset, 10);
+        assert_eq!(q.next_fetch_offset(), 10);
+        assert_eq!(q.persisted(), s, "restoring changes nothing");
+        let got = q.acquire("b", &[batch(10, 15)], LIMITS, 0);
+        assert_eq!(
+            got,
+            vec![
+                Acquired {
+                    first_offset: 10,
+                    last_offset: 10,
+                    delivery_count: 1
+                },
+                Acquired {
+                    first_offset: 12,
+                    last_offset: 12,
+                    delivery_count: 2
+                },
+                Acquired {
+                    first_offset: 14,
+                    last_offset: 15,
+                    delivery_count: 1
+                },
+            ],
+            "the accepted and rejected records are not delivered again"
+        );
+        let far = PersistedState {
+            start_offset: 0,
+            batches: vec![StateBatch {
+                first_offset: 0,
+                last_offset: i64::MAX,
+                delivery_state: PERSISTED_ARCHIVED,
+                delivery_count: 1,
+            }],
+        };
+        assert_eq!(
+            SharePartition::from_persisted(&far).start_offset,
+            MAX_RESTORED_IN_FLIGHT
+        );
     }
 
     #[test]

@@ -516,8 +516,18 @@ impl GroupCoordinator {
         let GroupCoordinatorShard {
             groups, offsets, ..
         } = &mut *shard;
+        if let Some(g) = groups.share_groups.groups.get_mut(group_id) {
+            // Members whose sessions ran out are gone first.
+            g.expire_sessions(now_ms());
+        }
         if let Err(e) = groups.check_deletable(group_id) {
             return (e, None);
+        }
+        // A share group keeps nothing in `__consumer_offsets` (its
+        // membership is in memory; its share state the caller deletes).
+        if groups.share_groups.groups.remove(group_id).is_some() {
+            tracing::info!(group = %group_id, "share group deleted");
+            return (0, None);
         }
         let consumer_tombstones = groups.consumer_groups.get(group_id).map(|g| g.tombstones());
         // A streams group's records are deleted with it (Kafka's

@@ -650,6 +650,14 @@ impl GroupMetadataManager {
                 Err(code(ResponseError::NonEmptyGroup))
             };
         }
+        if let Some(g) = self.share_groups.groups.get(group_id) {
+            // Kafka's `ShareGroup.validateDeleteGroup`: Empty only.
+            return if g.members.is_empty() {
+                Ok(())
+            } else {
+                Err(code(ResponseError::NonEmptyGroup))
+            };
+        }
         let g = self.live_group(group_id)?;
         if g.is(GroupState::Empty) {
             Ok(())

@@ -80,7 +80,7 @@ impl ShareGroup {
     }
 
     /// Fences members whose session expired; true when any was.
-    fn expire_sessions(&mut self, now_ms: i64) -> bool {
+    pub fn expire_sessions(&mut self, now_ms: i64) -> bool {
         let before = self.members.len();
         self.members.retain(|_, m| m.expires_at_ms > now_ms);
         let expired = self.members.len() != before;

@@ -816,6 +816,40 @@ const SHARE_ACKNOWLEDGE_PARTITION: &[Field] = &[
     f("acknowledgement_batches", 0, N, Arr(&Struct(SHARE_ACKNOWLEDGEMENT_BATCH))),
 ];
 
+// DescribeShareGroupOffsets (90): version 0, flexible.
+const DESCRIBE_SHARE_GROUP_OFFSETS: &[Field] = &[
+    f("groups", 0, N, Arr(&Struct(DESCRIBE_SHARE_GROUP_OFFSETS_GROUP))),
+];
+const DESCRIBE_SHARE_GROUP_OFFSETS_GROUP: &[Field] = &[
+    f("group_id", 0, N, Str),
+    f("topics", 0, N, NArr(&Struct(DESCRIBE_SHARE_GROUP_OFFSETS_TOPIC))),
+];
+const DESCRIBE_SHARE_GROUP_OFFSETS_TOPIC: &[Field] = &[
+    f("topic_name", 0, N, Str),
+    f("partitions", 0, N, Arr(&I32)),
+];
+
+// AlterShareGroupOffsets (91): version 0, flexible.
+const ALTER_SHARE_GROUP_OFFSETS: &[Field] = &[
+    f("group_id", 0, N, Str),
+    f("topics", 0, N, Arr(&Struct(ALTER_SHARE_GROUP_OFFSETS_TOPIC))),
+];
+const ALTER_SHARE_GROUP_OFFSETS_TOPIC: &[Field] = &[
+    f("topic_name", 0, N, Str),
+    f("partitions", 0, N, Arr(&Struct(ALTER_SHARE_GROUP_OFFSETS_PARTITION))),
+];
+const ALTER_SHARE_GROUP_OFFSETS_PARTITION: &[Field] = &[
+    f("partition_index", 0, N, I32),
+    f("start_offset", 0, N, I64),
+];
+
+// DeleteShareGroupOffsets (92): version 0, flexible.
+const DELETE_SHARE_GROUP_OFFSETS: &[Field] = &[
+    f("group_id", 0, N, Str),
+    f("topics", 0, N, Arr(&Struct(DELETE_SHARE_GROUP_OFFSETS_TOPIC))),
+];
+const DELETE_SHARE_GROUP_OFFSETS_TOPIC: &[Field] = &[f("topic_name", 0, N, Str)];
+
 // GetTelemetrySubscriptions (71): versions 0-0, flexible from 0.
 const GET_TELEMETRY_SUBSCRIPTIONS: &[Field] = &[
     f("client_instance_id", 0, N, Uuid),
@@ -919,6 +953,9 @@ pub(super) static APIS: &[Api] = &[
     api(77, 1, 1, 0, SHARE_GROUP_DESCRIBE), // ShareGroupDescribe
     api(78, 1, 1, 0, SHARE_FETCH), // ShareFetch
     api(79, 1, 1, 0, SHARE_ACKNOWLEDGE), // ShareAcknowledge
+    api(90, 0, 0, 0, DESCRIBE_SHARE_GROUP_OFFSETS), // DescribeShareGroupOffsets
+    api(91, 0, 0, 0, ALTER_SHARE_GROUP_OFFSETS), // AlterShareGroupOffsets
+    api(92, 0, 0, 0, DELETE_SHARE_GROUP_OFFSETS), // DeleteShareGroupOffsets
     api(71, 0, 0, 0, GET_TELEMETRY_SUBSCRIPTIONS), // GetTelemetrySubscriptions
     api(72, 0, 0, 0, PUSH_TELEMETRY), // PushTelemetry
     api(74, 0, 1, 0, LIST_CONFIG_RESOURCES), // ListConfigResources

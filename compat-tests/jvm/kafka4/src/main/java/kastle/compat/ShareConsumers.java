@@ -43,6 +43,13 @@ import org.apache.kafka.common.serialization.StringSerializer;
  *       be killed without acknowledging.
  *   <li>{@code after_kill bootstrap topic group offsets}: gets the held records again
  *       (delivery count 2) once their acquisition lock has timed out.
+ *   <li>{@code ack_first bootstrap topic group k}: ACCEPTs the records at offsets below k
+ *       (committed with commitSync) and closes, releasing whatever else it got.
+ *   <li>{@code rest bootstrap topic n group k}: after a broker restart, gets exactly the
+ *       records at offsets k..n-1, each once, none of the accepted ones.
+ *   <li>{@code admin bootstrap topic group n}: the Admin share-group offset APIs on an empty
+ *       group: list (start offset n), alter to 0, list again, delete the topic's offsets,
+ *       delete the group.
  * </ul>
  */
 public final class ShareConsumers {
@@ -77,6 +84,10 @@ public final class ShareConsumers {
             case "explicit" -> explicit(bootstrap, args[2], Integer.parseInt(args[3]), args[4]);
             case "hold" -> hold(bootstrap, args[2], args[3]);
             case "after_kill" -> afterKill(bootstrap, args[2], args[3], args[4]);
+            case "ack_first" -> ackFirst(bootstrap, args[2], args[3], Integer.parseInt(args[4]));
+            case "rest" -> rest(bootstrap, args[2], Integer.parseInt(args[3]), args[4],
+                Integer.parseInt(args[5]));
+            case "admin" -> admin(bootstrap, args[2], args[3], Integer.parseInt(args[4]));
             default -> throw new IllegalArgumentException(phase);
         }
         System.exit(failed ? 1 : 0);
@@ -245,5 +256,86 @@ public final class ShareConsumers {
         step("killed_records_redelivered", all, got.size() + " of " + (last - first + 1)
             + " after " + (System.currentTimeMillis() - start) + " ms");
         step("killed_records_delivery_count_2", second, got.toString());
+    }
+
+    private static void ackFirst(String bootstrap, String topic, String group, int k) {
+        Set<Long> accepted = new TreeSet<>();
+        try (KafkaShareConsumer<String, String> consumer =
+                 new KafkaShareConsumer<>(consumerProps(bootstrap, group, "explicit"))) {
+            consumer.subscribe(List.of(topic));
+            long deadline = System.currentTimeMillis() + 20_000;
+            while (accepted.size() < k && System.currentTimeMillis() < deadline) {
+                ConsumerRecords<String, String> rs = consumer.poll(Duration.ofMillis(200));
+                for (ConsumerRecord<String, String> r : rs) {
+                    if (r.offset() < k) {
+                        consumer.acknowledge(r, AcknowledgeType.ACCEPT);
+                        accepted.add(r.offset());
+                    } else {
+                        consumer.acknowledge(r, AcknowledgeType.RELEASE);
+                    }
+                }
+                if (!rs.isEmpty()) {
+                    consumer.commitSync();
+                }
+            }
+        }
+        step("first_accepted", accepted.size() == k, accepted.size() + " of " + k);
+    }
+
+    private static void rest(String bootstrap, String topic, int n, String group, int k) {
+        Map<Long, Integer> seen = new TreeMap<>();
+        try (KafkaShareConsumer<String, String> consumer =
+                 new KafkaShareConsumer<>(consumerProps(bootstrap, group, "implicit"))) {
+            consumer.subscribe(List.of(topic));
+            long deadline = System.currentTimeMillis() + 20_000;
+            while (seen.size() < n - k && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(200))) {
+                    seen.merge(r.offset(), 1, Integer::sum);
+                }
+            }
+            // A redelivery would show now.
+            long until = System.currentTimeMillis() + 500;
+            while (System.currentTimeMillis() < until) {
+                for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(100))) {
+                    seen.merge(r.offset(), 1, Integer::sum);
+                }
+            }
+        }
+        boolean none = seen.keySet().stream().noneMatch(o -> o < k);
+        boolean all = java.util.stream.LongStream.range(k, n).allMatch(seen::containsKey);
+        boolean once = seen.values().stream().allMatch(c -> c == 1);
+        step("rest_no_accepted_redelivered", none, seen.keySet().toString());
+        step("rest_all_delivered", all, seen.size() + " of " + (n - k));
+        step("rest_once", once, seen.toString());
+    }
+
+    private static void admin(String bootstrap, String topic, String group, int n)
+        throws Exception {
+        Properties a = new Properties();
+        a.put("bootstrap.servers", bootstrap);
+        org.apache.kafka.common.TopicPartition tp = new org.apache.kafka.common.TopicPartition(topic, 0);
+        try (Admin admin = Admin.create(a)) {
+            Map<org.apache.kafka.common.TopicPartition, org.apache.kafka.clients.admin.SharePartitionOffsetInfo>
+                before = admin.listShareGroupOffsets(Map.of(group,
+                    new org.apache.kafka.clients.admin.ListShareGroupOffsetsSpec()))
+                .partitionsToOffsetInfo(group).get();
+            step("admin_list", before.get(tp) != null && before.get(tp).startOffset() == n,
+                before.toString());
+            admin.alterShareGroupOffsets(group, Map.of(tp, 0L)).all().get();
+            Map<org.apache.kafka.common.TopicPartition, org.apache.kafka.clients.admin.SharePartitionOffsetInfo>
+                after = admin.listShareGroupOffsets(Map.of(group,
+                    new org.apache.kafka.clients.admin.ListShareGroupOffsetsSpec().topicPartitions(List.of(tp))))
+                .partitionsToOffsetInfo(group).get();
+            step("admin_alter", after.get(tp) != null && after.get(tp).startOffset() == 0,
+                after.toString());
+            admin.deleteShareGroupOffsets(group, Set.of(topic)).all().get();
+            Map<org.apache.kafka.common.TopicPartition, org.apache.kafka.clients.admin.SharePartitionOffsetInfo>
+                gone = admin.listShareGroupOffsets(Map.of(group,
+                    new org.apache.kafka.clients.admin.ListShareGroupOffsetsSpec()))
+                .partitionsToOffsetInfo(group).get();
+            step("admin_delete_offsets", gone.get(tp) == null, gone.toString());
+            admin.deleteShareGroups(List.of(group)).all().get();
+            step("admin_delete_group", true, "");
+        }
     }
 }
