@@ -156,7 +156,8 @@ fn create_internal_topics(apis: &Arc<KafkaApis>, topics: &[InternalTopic]) {
 pub fn streams_group_heartbeat(req: Request, body: Bytes) -> Pending {
     match heartbeat(&req, body) {
         Ok(reply) => ready(reply),
-        Err((wait, response)) => Box::pin(async move {
+        Err(waiting) => Box::pin(async move {
+            let (wait, response) = *waiting;
             let timeout = req.ctx.apis.groups.config.commit_timeout_ms;
             let response = match wait.wait(timeout).await {
                 Ok(()) => response,
@@ -175,7 +176,7 @@ pub fn streams_group_heartbeat(req: Request, body: Bytes) -> Pending {
 fn heartbeat(
     req: &Request,
     body: Bytes,
-) -> Result<Reply, (DurableWait, StreamsGroupHeartbeatResponse)> {
+) -> Result<Reply, Box<(DurableWait, StreamsGroupHeartbeatResponse)>> {
     if let Err(e) = crate::protocol::schema::check_request_body(
         req.header.api_key,
         req.header.api_version,
@@ -300,7 +301,7 @@ fn heartbeat(
     let response = heartbeat_response(o, status_list);
     match wait {
         None => Ok(respond(req, response.write())),
-        Some(wait) => Err((wait, response)),
+        Some(wait) => Err(Box::new((wait, response))),
     }
 }
 
