@@ -18,6 +18,7 @@ pub mod fetch;
 pub mod find_coordinator;
 pub mod forward_scram_quotas;
 pub mod forwarding;
+pub mod group_admin;
 pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
@@ -514,9 +515,9 @@ async fn handle(key: ApiKey, req: Request, body: Bytes) -> Pending {
         ApiKey::OffsetCommit => groups::offset_commit(req, body),
         ApiKey::TxnOffsetCommit => groups::txn_offset_commit(req, body).await,
         ApiKey::OffsetFetch => ready(groups::offset_fetch(&req, body)),
-        ApiKey::ListGroups => ready(groups::list_groups(&req, body)),
-        ApiKey::DescribeGroups => ready(groups::describe_groups(&req, body)),
-        ApiKey::DeleteGroups => groups::delete_groups(req, body),
+        ApiKey::ListGroups => ready(group_admin::list_groups(&req, body)),
+        ApiKey::DescribeGroups => ready(group_admin::describe_groups(&req, body)),
+        ApiKey::DeleteGroups => group_admin::delete_groups(req, body),
         ApiKey::OffsetDelete => groups::offset_delete(req, body),
         ApiKey::ConsumerGroupHeartbeat => consumer_group::consumer_group_heartbeat(req, body),
         ApiKey::ConsumerGroupDescribe => ready(consumer_group::consumer_group_describe(&req, body)),
