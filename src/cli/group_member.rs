@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
-use kafka_protocol::messages::ConsumerGroupHeartbeatRequest;
+use kafka_protocol::messages::{ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest};
 use uuid::Uuid;
 
 use super::client::{group_id, sb, topic_name, Client};
@@ -166,14 +166,30 @@ impl GroupMember {
         let Some(assignment) = resp.assignment else {
             return Ok(None);
         };
-        self.assignment_received = true;
         let assigned: BTreeSet<i32> = assignment
             .topic_partitions
             .iter()
             .filter(|tp| tp.topic_id == self.topic_id)
             .flat_map(|tp| tp.partitions.iter().copied())
             .collect();
+        // Nothing assigned may only mean the group's next assignment is not
+        // computed yet (KIP-1251 batching: a member joining within the
+        // group's assignment interval gets the last one first); the member
+        // counts as assigned once the group's assignment caught up.
+        self.assignment_received = !assigned.is_empty() || !self.assignment_pending(client).await?;
         Ok(Some(Change::Assigned(assigned)))
+    }
+
+    /// Whether the group's target assignment lags its epoch (Kafka's
+    /// `Assigning` state), from ConsumerGroupDescribe.
+    async fn assignment_pending(&self, client: &mut Client) -> Result<bool, CliError> {
+        let req =
+            ConsumerGroupDescribeRequest::default().with_group_ids(vec![group_id(&self.group)]);
+        let (resp, _) = client.send_to(&self.coordinator, &req, 0).await?;
+        Ok(resp
+            .groups
+            .first()
+            .is_some_and(|g| g.error_code == 0 && g.assignment_epoch < g.group_epoch))
     }
 
     /// The group's committed offsets of `partitions` of the topic.
