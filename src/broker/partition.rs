@@ -125,6 +125,8 @@ pub struct AppendOutcome {
     /// with (Kafka acknowledges a duplicate with it as logAppendTime);
     /// `NO_TIMESTAMP` (-1) otherwise.
     pub duplicate_timestamp: i64,
+    /// The leadership the append was made in (see [`Partition::wait_for_ack`]).
+    pub leadership: u64,
 }
 
 /// A fetch's view of one partition: the bytes to send plus the offsets the
@@ -167,6 +169,11 @@ pub struct Partition {
     leader_epoch: AtomicI32,
     is_leader: AtomicBool,
     leader_id: AtomicI32,
+    /// Counts the times this replica stopped leading, bumped under the log
+    /// lock: an append remembers it, and its acknowledgement is refused once
+    /// it moved (the records may be truncated away, and a high watermark
+    /// learned later as a follower says nothing about them).
+    leadership: AtomicU64,
     /// True while this node leads with followers (replication factor > 1):
     /// the high watermark then follows the ISR (`partition/leader.rs`).
     /// False keeps the single-replica path exactly as it always was.
@@ -283,6 +290,7 @@ impl Partition {
             leader_epoch: AtomicI32::new(leader_epoch),
             is_leader: AtomicBool::new(true),
             leader_id: AtomicI32::new(-1),
+            leadership: AtomicU64::new(0),
             replicated: AtomicBool::new(false),
             assignment: Mutex::new(leader::Assignment::default()),
             replica_lag_ms: AtomicI64::new(30_000),
@@ -371,6 +379,7 @@ impl Partition {
                         log_start_offset: plog.log.log_start_offset(),
                         duplicate: true,
                         duplicate_timestamp: meta.timestamp,
+                        leadership: self.leadership(),
                     });
                 }
             }
@@ -407,6 +416,7 @@ impl Partition {
         let end = plog.log.log_end_offset();
         let log_start = plog.log.log_start_offset();
         let first_unstable = self.first_unstable_under_lock(&plog.producers);
+        let leadership = self.leadership();
         drop(guard);
         self.publish_first_unstable(first_unstable);
         self.after_append(end, validated.record_count.max(1));
@@ -417,6 +427,7 @@ impl Partition {
             log_start_offset: log_start,
             duplicate: false,
             duplicate_timestamp: -1,
+            leadership,
         })
     }
 

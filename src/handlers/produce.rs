@@ -183,6 +183,7 @@ struct AwaitingAck {
     partition_pos: usize,
     partition: Arc<Partition>,
     end_offset: i64,
+    leadership: u64,
 }
 
 /// Takes ownership of a partition's record bytes for in-place offset
@@ -200,7 +201,7 @@ fn append_partition(
     records: Option<Bytes>,
     ctx: &ProduceContext<'_>,
     verdict: Option<Verdict>,
-) -> Result<(PartitionProduceResponse, i64), Box<PartitionProduceResponse>> {
+) -> Result<(PartitionProduceResponse, (i64, u64)), Box<PartitionProduceResponse>> {
     let version = ctx.version;
     let now = ctx.now;
     let settings = partition.settings();
@@ -315,7 +316,7 @@ fn append_partition(
                 .with_base_offset(out.base_offset)
                 .with_log_append_time_ms(log_append_time)
                 .with_log_start_offset(out.log_start_offset);
-            Ok((r, out.last_offset + 1))
+            Ok((r, (out.last_offset + 1, out.leadership)))
         }
         Err(e) => {
             match &e {
@@ -564,12 +565,13 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
                             verdicts.get(&(topic_pos, partition_pos)).copied(),
                         )
                         .map_err(|e| *e)
-                        .map(|(r, end)| {
+                        .map(|(r, (end, leadership))| {
                             awaiting.push(AwaitingAck {
                                 topic_pos,
                                 partition_pos,
                                 partition: p.clone(),
                                 end_offset: end,
+                                leadership,
                             });
                             r
                         }),
@@ -632,7 +634,11 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
         tokio::time::Instant::now() + Duration::from_millis(request.timeout_ms.max(0) as u64);
     Box::pin(async move {
         for a in awaiting {
-            if let Err(code) = a.partition.wait_for_ack(a.end_offset, acks, deadline).await {
+            if let Err(code) = a
+                .partition
+                .wait_for_ack(a.end_offset, a.leadership, acks, deadline)
+                .await
+            {
                 let r = &mut responses[a.topic_pos].partition_responses[a.partition_pos];
                 req.ctx.apis.metrics.produce_errors.add(code.code());
                 r.error_code = code.code();

@@ -37,7 +37,8 @@ pub struct LocalTxnMarkerWriter {
 impl TxnMarkerWriter for LocalTxnMarkerWriter {
     fn write_markers<'a>(&'a self, m: TxnMarkers<'a>) -> MarkerFuture<'a> {
         Box::pin(async move {
-            let mut waits: Vec<(Arc<Partition>, i64)> = Vec::with_capacity(m.partitions.len());
+            let mut waits: Vec<(Arc<Partition>, (i64, u64))> =
+                Vec::with_capacity(m.partitions.len());
             for (topic, index) in m.partitions {
                 let Some(p) = self
                     .replicas
@@ -57,8 +58,8 @@ impl TxnMarkerWriter for LocalTxnMarkerWriter {
                 waits.push((p, end));
             }
             let deadline = Instant::now() + Duration::from_millis(m.timeout_ms);
-            for (p, end) in &waits {
-                p.wait_for_high_watermark(*end, deadline)
+            for (p, (end, leadership)) in &waits {
+                p.wait_for_ack(*end, *leadership, -1, deadline)
                     .await
                     .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
             }
@@ -92,7 +93,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
             let producer_id = marker.producer_id.0;
             let mut topics = Vec::with_capacity(marker.topics.len());
             // Appended first, all of them; then waited for together.
-            let mut waits: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
+            let mut waits: Vec<(usize, usize, Arc<Partition>, (i64, u64))> = Vec::new();
             for (ti, t) in marker.topics.iter().enumerate() {
                 let mut partitions = Vec::with_capacity(t.partition_indexes.len());
                 for (pi, index) in t.partition_indexes.iter().enumerate() {
@@ -113,8 +114,8 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                                 marker.transaction_result,
                                 marker.coordinator_epoch,
                             ) {
-                                Ok(end) => {
-                                    waits.push((ti, pi, p, end));
+                                Ok(appended) => {
+                                    waits.push((ti, pi, p, appended));
                                     0
                                 }
                                 Err(e) => {
@@ -136,8 +137,8 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                         .with_partitions(partitions),
                 );
             }
-            for (ti, pi, p, end) in waits {
-                let code = match p.wait_for_ack(end, -1, deadline).await {
+            for (ti, pi, p, (end, leadership)) in waits {
+                let code = match p.wait_for_ack(end, leadership, -1, deadline).await {
                     Ok(()) => {
                         if &*p.topic == OFFSETS_TOPIC {
                             apis.groups.complete_txn(

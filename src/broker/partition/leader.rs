@@ -170,40 +170,44 @@ impl Partition {
         a.isr.len() < a.effective_min_isr(min_insync_replicas)
     }
 
-    /// Waits for what acknowledges an append ending at `end_offset`: on a
-    /// replicated leader, acks=all waits for the high watermark (then
-    /// checks the ISR did not fall below min.insync.replicas meanwhile) and
-    /// acks=1 for the local log only; a single replica waits for the high
-    /// watermark as it always has. Losing leadership answers
-    /// NOT_LEADER_OR_FOLLOWER.
+    /// Waits for what acknowledges an append ending at `end_offset`, made
+    /// in `leadership` (`AppendOutcome::leadership`): on a replicated leader,
+    /// acks=all waits for the high watermark (then checks the ISR did not
+    /// fall below min.insync.replicas meanwhile) and acks=1 for the local
+    /// log only; a single replica waits for the high watermark as it always
+    /// has. Once this replica stopped leading after the append, even if it
+    /// leads again, the answer is NOT_LEADER_OR_FOLLOWER (Kafka completes a
+    /// delayed produce with it when the partition becomes a follower): the
+    /// records may have been truncated away, and the high watermark moves
+    /// on with the new leader's log.
     pub async fn wait_for_ack(
         &self,
         end_offset: i64,
+        leadership: u64,
         acks: i16,
         deadline: tokio::time::Instant,
     ) -> Result<(), ResponseError> {
-        if !self.replicated.load(Ordering::Acquire) {
-            return self.wait_for_high_watermark(end_offset, deadline).await;
-        }
+        let lost = || !self.is_leader() || self.leadership() != leadership;
+        let replicated = self.replicated.load(Ordering::Acquire);
+        let local_only = replicated && acks != -1;
         let mut rx = self.state.subscribe();
-        let all = acks == -1;
         let waited = tokio::time::timeout_at(
             deadline,
             rx.wait_for(|s| {
                 s.failed
-                    || !self.is_leader()
-                    || if all {
-                        s.high_watermark >= end_offset
-                    } else {
+                    || lost()
+                    || if local_only {
                         s.local_end >= end_offset
+                    } else {
+                        s.high_watermark >= end_offset
                     }
             }),
         )
         .await;
         match waited {
             Ok(Ok(s)) if s.failed => Err(ResponseError::KafkaStorageError),
-            Ok(Ok(_)) if !self.is_leader() => Err(ResponseError::NotLeaderOrFollower),
-            Ok(Ok(_)) if all => self.check_enough_replicas_after_append(),
+            Ok(Ok(_)) if lost() => Err(ResponseError::NotLeaderOrFollower),
+            Ok(Ok(_)) if replicated && !local_only => self.check_enough_replicas_after_append(),
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => Err(ResponseError::NotLeaderOrFollower),
             Err(_) => Err(ResponseError::RequestTimedOut),
@@ -228,7 +232,10 @@ impl Partition {
     /// This node is no longer a replica (or not yet): clients and
     /// followers are answered NOT_LEADER_OR_FOLLOWER.
     pub fn stop_serving(&self) {
-        self.is_leader.store(false, Ordering::Release);
+        {
+            let _appends = self.lock();
+            self.stop_leading_under_lock();
+        }
         self.leader_id.store(-1, Ordering::Release);
         self.replicated.store(false, Ordering::Release);
         let mut a = self.assignment();

@@ -92,6 +92,7 @@ impl Partition {
             leader_epoch: AtomicI32::new(0),
             is_leader: AtomicBool::new(false),
             leader_id: AtomicI32::new(-1),
+            leadership: AtomicU64::new(0),
             replicated: AtomicBool::new(false),
             assignment: Mutex::new(leader::Assignment::default()),
             replica_lag_ms: AtomicI64::new(30_000),

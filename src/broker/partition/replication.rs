@@ -156,14 +156,33 @@ impl Partition {
     /// (NOT_LEADER_OR_FOLLOWER) and the high watermark only moves as the
     /// leader reports it. Returns false for a stale epoch. The caller
     /// (the fetcher) truncates by OffsetForLeaderEpoch before fetching.
+    ///
+    /// Under the log lock, as Kafka's `makeFollower` holds
+    /// `leaderIsrUpdateLock`: an append in progress finishes stamped with
+    /// the old epoch, and no later one passes the leadership check.
     pub fn make_follower(&self, leader_id: i32, leader_epoch: i32) -> bool {
         if leader_epoch < self.leader_epoch() {
             return false;
         }
+        let _appends = self.lock();
         self.leader_epoch.store(leader_epoch, Ordering::Release);
         self.leader_id.store(leader_id, Ordering::Release);
-        self.is_leader.store(false, Ordering::Release);
+        self.stop_leading_under_lock();
         true
+    }
+
+    /// Ends this replica's leadership; the caller holds the log lock.
+    pub(super) fn stop_leading_under_lock(&self) {
+        if self.is_leader.swap(false, Ordering::AcqRel) {
+            self.leadership.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// The number of times this replica stopped leading: an append made
+    /// while it leads records it, and [`Partition::wait_for_ack`] refuses
+    /// the acknowledgement once it changed.
+    pub fn leadership(&self) -> u64 {
+        self.leadership.load(Ordering::Acquire)
     }
 
     /// The leader this follower fetches from (-1 while leader itself).

@@ -307,3 +307,95 @@ fn a_late_publication_of_the_first_unstable_offset_is_dropped() {
     produce(&p, Some((9, 0, 0, true)), 1);
     assert_eq!(p.state().first_unstable_offset, 0);
 }
+
+fn registration(
+    leader: i32,
+    leader_epoch: i32,
+    isr: Vec<i32>,
+) -> crate::metadata::PartitionRegistration {
+    crate::metadata::PartitionRegistration {
+        replicas: vec![1, 2, 3],
+        directories: Vec::new(),
+        isr,
+        removing_replicas: Vec::new(),
+        adding_replicas: Vec::new(),
+        elr: Vec::new(),
+        last_known_elr: Vec::new(),
+        leader,
+        leader_recovery_state: 0,
+        leader_epoch,
+        partition_epoch: leader_epoch,
+    }
+}
+
+/// The cluster soak's lost acknowledgements (docs/soak.md): a leader
+/// appends, is made a follower before the acks=all wait is answered,
+/// truncates and copies the new leader's log, whose high watermark then
+/// passes the old append's end. The old append is gone, so its
+/// acknowledgement must fail (NOT_LEADER_OR_FOLLOWER), whether the wait
+/// began before the change or after it, and even once this replica leads
+/// again; a new append in the new leadership is acknowledged.
+#[tokio::test]
+async fn an_append_is_not_acknowledged_after_its_leadership_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let p = open(dir.path(), "9223372036854775807");
+    assert!(p
+        .become_leader(1, uuid::Uuid::nil(), &registration(1, 0, vec![1, 2, 3]))
+        .unwrap());
+    let out = produce(&p, Some((7, 0, 0, false)), 3); // 0..2, never replicated
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut waiting = Box::pin(p.wait_for_ack(out.last_offset + 1, out.leadership, -1, deadline));
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(5), waiting.as_mut())
+            .await
+            .is_err(),
+        "no follower has the append yet"
+    );
+
+    // Broker 2 leads at epoch 1 with another producer's records at 0..4.
+    assert_eq!(
+        p.become_follower(1, uuid::Uuid::nil(), &registration(2, 1, vec![2, 3]), None),
+        Some(true)
+    );
+    let leader2 = open(other.path(), "9223372036854775807");
+    assert!(leader2.make_leader(1).unwrap());
+    produce(&leader2, Some((8, 0, 0, false)), 5);
+    assert!(p.truncate_to(0).unwrap());
+    p.append_as_follower(&leader_bytes(&leader2, 0)).unwrap();
+    p.update_follower_high_watermark(5);
+    assert_eq!(p.state().high_watermark, 5);
+    // A wait that starts only now sees the lost leadership too.
+    assert_eq!(
+        p.wait_for_ack(out.last_offset + 1, out.leadership, -1, deadline)
+            .await,
+        Err(ResponseError::NotLeaderOrFollower)
+    );
+    assert_eq!(
+        p.wait_for_ack(out.last_offset + 1, out.leadership, 1, deadline)
+            .await,
+        Err(ResponseError::NotLeaderOrFollower)
+    );
+
+    // Leader again at epoch 2, its high watermark (5) past the old end.
+    assert!(p
+        .become_leader(1, uuid::Uuid::nil(), &registration(1, 2, vec![1, 2, 3]))
+        .unwrap());
+    assert_eq!(
+        waiting.await,
+        Err(ResponseError::NotLeaderOrFollower),
+        "the wait begun in the old leadership"
+    );
+    let again = produce(&p, Some((7, 0, 3, false)), 1);
+    assert_eq!(
+        again.base_offset, 5,
+        "the lost batch's retry is appended anew"
+    );
+    assert_eq!(p.record_follower_fetch(2, 6, 0, -1, true), Ok(None));
+    assert_eq!(p.record_follower_fetch(3, 6, 0, -1, true), Ok(None));
+    assert_eq!(
+        p.wait_for_ack(again.last_offset + 1, again.leadership, -1, deadline)
+            .await,
+        Ok(())
+    );
+}

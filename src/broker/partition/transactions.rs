@@ -53,16 +53,17 @@ impl Partition {
     }
     /// Writes a transaction marker (COMMIT or ABORT control batch) for a
     /// producer, as the transaction coordinator's WriteTxnMarkers does.
-    /// Returns the offset after the marker: the marker is durable, and the
+    /// Returns the offset after the marker (the marker is durable, and the
     /// transaction's outcome settled on this partition, once the high
-    /// watermark reaches it.
+    /// watermark reaches it) and the leadership it was written in (see
+    /// [`Partition::wait_for_ack`]).
     pub fn append_txn_marker(
         &self,
         producer_id: i64,
         producer_epoch: i16,
         commit: bool,
         coordinator_epoch: i32,
-    ) -> Result<i64, PartitionError> {
+    ) -> Result<(i64, u64), PartitionError> {
         let now = now_ms();
         let marker = EndTransactionMarker::new(commit, coordinator_epoch);
         let mut batch = BatchBuilder::new(now)
@@ -96,10 +97,11 @@ impl Partition {
         }
         let end = plog.log.log_end_offset();
         let first_unstable = self.first_unstable_under_lock(&plog.producers);
+        let leadership = self.leadership();
         drop(guard);
         self.publish_first_unstable(first_unstable);
         self.after_append(end, 1);
-        Ok(end)
+        Ok((end, leadership))
     }
 
     /// Whether `producer_id` has a transaction open on this partition.

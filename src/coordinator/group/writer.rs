@@ -44,6 +44,8 @@ pub fn record(
 pub struct DurableWait {
     partition: Arc<Partition>,
     end_offset: i64,
+    /// The partition's leadership when appended (`Partition::wait_for_ack`).
+    leadership: u64,
 }
 
 impl DurableWait {
@@ -55,7 +57,7 @@ impl DurableWait {
         // NOT_LEADER_OR_FOLLOWER once it lost leadership; a single replica
         // waits for its high watermark as it always has.
         self.partition
-            .wait_for_ack(self.end_offset, -1, deadline)
+            .wait_for_ack(self.end_offset, self.leadership, -1, deadline)
             .await
             .map_err(|e| map_append_error(e, false))
     }
@@ -231,6 +233,7 @@ impl CoordinatorWriter {
             DurableWait {
                 partition,
                 end_offset: out.last_offset + 1,
+                leadership: out.leadership,
             },
             out.base_offset,
         ))

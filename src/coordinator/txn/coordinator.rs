@@ -506,7 +506,7 @@ impl TransactionCoordinator {
             .append_records(&[(key, Some(value))], None)
             .map_err(map_append_error)?;
         partition
-            .wait_for_ack(out.last_offset + 1, -1, deadline)
+            .wait_for_ack(out.last_offset + 1, out.leadership, -1, deadline)
             .await
             .map_err(map_append_error)?;
         // The election may have ended while the write was in flight.
