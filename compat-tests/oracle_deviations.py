@@ -119,22 +119,11 @@ AUTHZ = [
      "kastle deviation outside authorization: a standalone kastle is its own single voter but "
      "has no controller listener, so DescribeQuorum v2 names no endpoint for it; Kafka's "
      "combined node lists its CONTROLLER listener"),
+    (r"share group heartbeat \[ACL granted\]", r"\.response\.assignment$",
+     "kastle deviation outside authorization: KIP-1251's `group.share.assignment.interval.ms` "
+     "is not implemented for share groups, so kastle assigns the new member's partitions in "
+     "its first heartbeat's answer; Kafka 4.4 computes the first assignment after the interval"),
 ]
 
 # API key -> reason, for APIs kastle advertises that the matrix does not send.
-AUTHZ_NOT_SENT = {
-    76: "ShareGroupHeartbeat (KIP-932): not in the matrix yet; its GROUP READ / TOPIC DESCRIBE "
-        "checks follow KafkaApis.handleShareGroupHeartbeat",
-    77: "ShareGroupDescribe (KIP-932): not in the matrix yet; its GROUP DESCRIBE / TOPIC DESCRIBE "
-        "checks follow KafkaApis.handleShareGroupDescribe",
-    78: "ShareFetch (KIP-932): not in the matrix yet; its GROUP READ / TOPIC READ checks follow "
-        "KafkaApis.handleShareFetchRequest",
-    79: "ShareAcknowledge (KIP-932): not in the matrix yet; its GROUP READ / TOPIC READ checks "
-        "follow KafkaApis.handleShareAcknowledgeRequest",
-    90: "DescribeShareGroupOffsets (KIP-932): not in the matrix yet; its GROUP DESCRIBE / TOPIC "
-        "DESCRIBE checks follow KafkaApis.handleDescribeShareGroupOffsetsRequest",
-    91: "AlterShareGroupOffsets (KIP-932): not in the matrix yet; its GROUP READ / TOPIC READ "
-        "checks follow KafkaApis.handleAlterShareGroupOffsetsRequest",
-    92: "DeleteShareGroupOffsets (KIP-932): not in the matrix yet; its GROUP DELETE / TOPIC READ "
-        "checks follow KafkaApis.handleDeleteShareGroupOffsetsRequest",
-}
+AUTHZ_NOT_SENT: dict = {}

@@ -18,6 +18,7 @@ Each case uses its own resources, so the ACLs of every case without a CLUSTER
 ACL are granted together; cases that need the same CLUSTER ACL share a round.
 Differences that stay are listed in ``oracle_deviations.AUTHZ`` with the reason.
 """
+import base64
 import json
 import os
 import re
@@ -120,6 +121,25 @@ def _txn(key, with_topic=True):
 
 def _none(a, n):
     return {}
+
+
+def _member_id():
+    """A client-generated member id as the Java client makes it (a base64 UUID)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _share_member(key):
+    """A topic and a share group the administrator joined: its member id and
+    the topic id, for the share-fetch cases (KIP-932)."""
+    def setup(a, n):
+        topic_id = sc.create_topic(a, n(f"{key}-t"))
+        member = _member_id()
+        r = a.x("setup share join", 76, 1, {
+            "groupId": n(f"{key}-g"), "memberId": member, "memberEpoch": 0, "rackId": None,
+            "subscribedTopicNames": [n(f"{key}-t")]}, record=False)
+        assert r["errorCode"] == 0, r
+        return {"topic_id": topic_id, "member": member}
+    return setup
 
 
 def _fetch_body(t):
@@ -379,6 +399,48 @@ CASES = [
     ("streams group describe", 89, 0, _none,
      lambda n, c: {"groupIds": [n("sd-g")], "includeAuthorizedOperations": True},
      lambda n: [acl(GROUP, n("sd-g"), DESCRIBE)]),
+    # KIP-932 share groups: GROUP READ, then DESCRIBE on every subscribed
+    # topic (KafkaApis.handleShareGroupHeartbeat) ...
+    ("share group heartbeat", 76, 1, _topic("gh"),
+     lambda n, c: {"groupId": n("gh-g"), "memberId": _member_id(), "memberEpoch": 0,
+                   "rackId": None, "subscribedTopicNames": [n("gh-t")]},
+     lambda n: [acl(GROUP, n("gh-g"), READ), acl(TOPIC, n("gh-t"), DESCRIBE)]),
+    ("share group heartbeat without topic DESCRIBE", 76, 1, _topic("gn"),
+     lambda n, c: {"groupId": n("gn-g"), "memberId": _member_id(), "memberEpoch": 0,
+                   "rackId": None, "subscribedTopicNames": [n("gn-t")]},
+     lambda n: [acl(GROUP, n("gn-g"), READ)]),
+    ("share group describe", 77, 1, _none,
+     lambda n, c: {"groupIds": [n("gd-g")], "includeAuthorizedOperations": True},
+     lambda n: [acl(GROUP, n("gd-g"), DESCRIBE)]),
+    # ... GROUP READ, then TOPIC READ per partition for ShareFetch and
+    # ShareAcknowledge (a member of the group, a new session; an
+    # acknowledgement in a session that does not exist) ...
+    ("share fetch", 78, 1, _share_member("sf"),
+     lambda n, c: {"groupId": n("sf-g"), "memberId": c["member"], "shareSessionEpoch": 0,
+                   "maxWaitMs": 0, "minBytes": 0, "maxBytes": 1 << 20, "maxRecords": 100,
+                   "batchSize": 100, "topics": [{"topicId": c["topic_id"], "partitions": [
+                       {"partitionIndex": 0, "acknowledgementBatches": []}]}],
+                   "forgottenTopicsData": []},
+     lambda n: [acl(GROUP, n("sf-g"), READ), acl(TOPIC, n("sf-t"), READ)]),
+    ("share acknowledge", 79, 1, _share_member("sa"),
+     lambda n, c: {"groupId": n("sa-g"), "memberId": c["member"], "shareSessionEpoch": 1,
+                   "topics": [{"topicId": c["topic_id"], "partitions": [
+                       {"partitionIndex": 0, "acknowledgementBatches": [
+                           {"firstOffset": 0, "lastOffset": 0, "acknowledgeTypes": [1]}]}]}]},
+     lambda n: [acl(GROUP, n("sa-g"), READ), acl(TOPIC, n("sa-t"), READ)]),
+    # ... and the share-group offset admin APIs: GROUP DESCRIBE + TOPIC
+    # DESCRIBE, GROUP READ + TOPIC READ, GROUP DELETE + TOPIC READ.
+    ("describe share group offsets", 90, 0, _topic("do"),
+     lambda n, c: {"groups": [{"groupId": n("do-g"), "topics": [
+         {"topicName": n("do-t"), "partitions": [0]}]}]},
+     lambda n: [acl(GROUP, n("do-g"), DESCRIBE), acl(TOPIC, n("do-t"), DESCRIBE)]),
+    ("alter share group offsets", 91, 0, _topic("ao"),
+     lambda n, c: {"groupId": n("ao-g"), "topics": [
+         {"topicName": n("ao-t"), "partitions": [{"partitionIndex": 0, "startOffset": 0}]}]},
+     lambda n: [acl(GROUP, n("ao-g"), READ), acl(TOPIC, n("ao-t"), READ)]),
+    ("delete share group offsets", 92, 0, _topic("xo"),
+     lambda n, c: {"groupId": n("xo-g"), "topics": [{"topicName": n("xo-t")}]},
+     lambda n: [acl(GROUP, n("xo-g"), DELETE), acl(TOPIC, n("xo-t"), READ)]),
 ]
 
 # what the matrix does not send, and why (checked against the advertised list)

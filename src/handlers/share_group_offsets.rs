@@ -64,13 +64,20 @@ fn group_offsets(apis: &KafkaApis, group: &str) -> BTreeMap<TopicIdPartition, (i
     }
 }
 
-/// Whether `group` may have its offsets altered or deleted: Err(code,
-/// message) when it is no share group or has members.
+/// Whether `group` may have its offsets altered (`create`: Kafka 4.4 then
+/// creates an absent share group) or deleted: Err(code, message) when it is
+/// no share group or has members.
 pub(crate) fn check_empty_share_group(
     apis: &KafkaApis,
     group: &str,
+    create: bool,
 ) -> Result<(), (i16, Option<String>)> {
-    match apis.groups.share_group_describe(group) {
+    let found = if create {
+        apis.groups.share_group_for_offsets_alter(group)
+    } else {
+        apis.groups.share_group_describe(group)
+    };
+    match found {
         Ok(g) if g.members.is_empty() => Ok(()),
         Ok(_) => Err((ResponseError::NonEmptyGroup.code(), None)),
         Err((code, message)) => {
@@ -272,7 +279,7 @@ pub fn alter_share_group_offsets(req: Request, body: Bytes) -> Pending {
             req.respond(&AlterShareGroupOffsetsResponse::default().with_responses(responses)),
         );
     }
-    if let Err((code, message)) = check_empty_share_group(&apis, &group) {
+    if let Err((code, message)) = check_empty_share_group(&apis, &group, true) {
         return ready(
             req.respond(
                 &AlterShareGroupOffsetsResponse::default()
@@ -402,7 +409,7 @@ pub fn delete_share_group_offsets(req: Request, body: Bytes) -> Pending {
     if group.is_empty() {
         return ready(req.respond(&top(ResponseError::InvalidGroupId.code(), None)));
     }
-    if let Err((code, message)) = check_empty_share_group(&apis, &group) {
+    if let Err((code, message)) = check_empty_share_group(&apis, &group, false) {
         return ready(req.respond(&top(code, message)));
     }
     let offsets = group_offsets(&apis, &group);

@@ -466,10 +466,41 @@ fn share_group_offset_admin_apis() {
         )),
         vec![("sa".into(), 0, -1, NONE), ("nope".into(), 0, -1, NONE)]
     );
+    // Kafka 4.4 creates an absent share group, empty, to alter its offsets
+    // (`getOrMaybeCreateShareGroup(groupId, true)`) ...
+    let r = alter_offsets(&mut c, "new", "sa", &[(0, 1)]);
+    assert_eq!(r.error_code, NONE, "{r:?}");
     assert_eq!(
-        alter_offsets(&mut c, "ag", "sa", &[(0, 1)]).error_code,
+        described_offsets(&describe_offsets(&mut c, "new", Some(&[("sa", 0)]))),
+        vec![("sa".into(), 0, 1, NONE)]
+    );
+    let lg: ListGroupsResponse = c.call(
+        5,
+        &ListGroupsRequest::default().with_types_filter(vec![sb("share")]),
+    );
+    let listed: Vec<(&str, &str)> = lg
+        .groups
+        .iter()
+        .map(|g| (g.group_id.0.as_str(), g.group_state.as_str()))
+        .collect();
+    assert_eq!(listed, vec![("new", "Empty")]);
+    assert_eq!(delete_group(&mut c, "new"), NONE);
+    // ... but a group of another type keeps its id: GROUP_ID_NOT_FOUND.
+    let cg: ConsumerGroupHeartbeatResponse = c.call(
+        1,
+        &ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(sb("cg")))
+            .with_member_id(sb("x"))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(5000)
+            .with_subscribed_topic_names(Some(vec![tn("sa")]))
+            .with_topic_partitions(Some(vec![])),
+    );
+    assert_eq!(cg.error_code, NONE);
+    assert_eq!(
+        alter_offsets(&mut c, "cg", "sa", &[(0, 1)]).error_code,
         E::GroupIdNotFound.code(),
-        "no such share group"
+        "a consumer group's id"
     );
     let m = beat(&mut c, &hb("ag", "m", 0, Some(&["sa"])));
     assert_eq!(m.error_code, NONE);

@@ -379,6 +379,19 @@ impl GroupCoordinator {
         gmm.share_groups.describe(group_id, other, now_ms())
     }
 
+    /// AlterShareGroupOffsets' group: created empty when no group has the
+    /// id (Kafka 4.4), GROUP_ID_NOT_FOUND for a group of another type.
+    pub fn share_group_for_offsets_alter(&self, group_id: &str) -> Result<ShareGroup, ShareFail> {
+        let mut shard = self.lock();
+        self.check_coordinator(&shard, group_id)
+            .map_err(|e| (e, None))?;
+        let gmm = &mut shard.groups;
+        let other = gmm.groups.contains_key(group_id)
+            || gmm.consumer_groups.contains_key(group_id)
+            || gmm.streams_groups.contains_key(group_id);
+        gmm.share_groups.get_or_create(group_id, other, now_ms())
+    }
+
     /// OffsetFetch v9+'s member check: a consumer group's member must
     /// give its current epoch (STALE_MEMBER_EPOCH, UNKNOWN_MEMBER_ID).
     pub fn validate_offset_fetch(

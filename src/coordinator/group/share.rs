@@ -338,6 +338,27 @@ impl ShareGroups {
         }
     }
 
+    /// Kafka 4.4's `getOrMaybeCreateShareGroup(groupId, true)`, as
+    /// AlterShareGroupOffsets calls it: the group, created empty when no
+    /// group of any type has the id.
+    pub fn get_or_create(
+        &mut self,
+        gid: &str,
+        other_group: bool,
+        now_ms: i64,
+    ) -> Result<ShareGroup, ShareFail> {
+        if !other_group && !self.groups.contains_key(gid) {
+            self.groups.insert(
+                gid.to_string(),
+                ShareGroup {
+                    group_id: gid.to_string(),
+                    ..Default::default()
+                },
+            );
+        }
+        self.describe(gid, other_group, now_ms)
+    }
+
     /// Whether `member_id` is a live member of share group `gid`.
     pub fn is_member(&self, gid: &str, member_id: &str, now_ms: i64) -> bool {
         self.groups
