@@ -167,6 +167,10 @@ def describe_group(bootstrap, group):
         return r[pos - max(n, 0):pos].decode()
     (err,) = struct.unpack_from(">h", r, pos)
     pos += 2
+    if err in (14, 15, 16):
+        # COORDINATOR_LOAD_IN_PROGRESS / _NOT_AVAILABLE / NOT_COORDINATOR: the
+        # worker's first FindCoordinator is still creating __consumer_offsets.
+        return None, None, None, 0
     assert err == 0, f"DescribeGroups {group}: error {err}"
     string()  # group id
     state, ptype, proto = string(), string(), string()

@@ -18,6 +18,10 @@ use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
+/// A marker's end offset and the leadership it was appended in
+/// (`Partition::append_txn_marker`).
+type Appended = (i64, u64);
+
 use crate::broker::partition::Partition;
 use crate::broker::ReplicaManager;
 use crate::coordinator::group::{GroupCoordinator, OFFSETS_TOPIC};
@@ -37,8 +41,7 @@ pub struct LocalTxnMarkerWriter {
 impl TxnMarkerWriter for LocalTxnMarkerWriter {
     fn write_markers<'a>(&'a self, m: TxnMarkers<'a>) -> MarkerFuture<'a> {
         Box::pin(async move {
-            let mut waits: Vec<(Arc<Partition>, (i64, u64))> =
-                Vec::with_capacity(m.partitions.len());
+            let mut waits: Vec<(Arc<Partition>, Appended)> = Vec::with_capacity(m.partitions.len());
             for (topic, index) in m.partitions {
                 let Some(p) = self
                     .replicas
@@ -93,7 +96,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
             let producer_id = marker.producer_id.0;
             let mut topics = Vec::with_capacity(marker.topics.len());
             // Appended first, all of them; then waited for together.
-            let mut waits: Vec<(usize, usize, Arc<Partition>, (i64, u64))> = Vec::new();
+            let mut waits: Vec<(usize, usize, Arc<Partition>, Appended)> = Vec::new();
             for (ti, t) in marker.topics.iter().enumerate() {
                 let mut partitions = Vec::with_capacity(t.partition_indexes.len());
                 for (pi, index) in t.partition_indexes.iter().enumerate() {

@@ -270,3 +270,60 @@ fn the_migration_policy_can_refuse_the_upgrade() {
         "Stable"
     );
 }
+
+/// Kafka's `validateOnlineDowngradeWithReplacedMember`: a classic static
+/// member that takes the place of the group's last consumer-protocol member
+/// (the same instance id restarted with a classic client) turns the group
+/// into a classic group at once, Stable, with no rebalance; it syncs into
+/// it and gets its partitions. With another consumer-protocol member left,
+/// the group stays a consumer group.
+#[test]
+fn a_classic_static_member_replacing_the_last_consumer_member_downgrades() {
+    let b = start(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "mig-s", 2, &[]);
+    let meta = consumer_subscription(&["mig-s"]);
+    let static_join = |group: &str| cg_join(group, &["mig-s"]).with_instance_id(Some(sb("inst")));
+
+    // Not the last one: another consumer-protocol member stays.
+    assert_eq!(c.call(HB, &static_join("mig-s2")).error_code, NONE);
+    assert_eq!(c.call(HB, &cg_join("mig-s2", &["mig-s"])).error_code, NONE);
+    let mut j = Joiner::new("mig-s2", &meta);
+    j.instance = Some("inst");
+    let r = c.call(7, &crate::support::groups::join_req(&j));
+    assert_eq!(r.error_code, NONE);
+    let d = cg_describe(&mut c, "mig-s2");
+    assert_eq!(d.error_code, NONE, "{:?}", d.error_message);
+    let types: Vec<i8> = d.members.iter().map(|m| m.member_type).collect();
+    assert_eq!(types.len(), 2);
+    assert!(types.contains(&0) && types.contains(&1), "{types:?}");
+
+    // The last one: the group becomes classic.
+    let r = c.call(HB, &static_join("mig-s"));
+    assert_eq!(r.error_code, NONE);
+    let mut j = Joiner::new("mig-s", &meta);
+    j.instance = Some("inst");
+    let r = c.call(7, &crate::support::groups::join_req(&j));
+    assert_eq!(r.error_code, NONE);
+    let (member, generation) = (r.member_id.to_string(), r.generation_id);
+    let g = describe_group(&mut c, "mig-s");
+    assert_eq!(
+        (
+            g.error_code,
+            g.group_state.as_str(),
+            g.protocol_type.as_str()
+        ),
+        (NONE, "Stable", "consumer")
+    );
+    assert_eq!(g.members.len(), 1);
+    assert_eq!(g.members[0].member_id.as_str(), member);
+    let d = cg_describe(&mut c, "mig-s");
+    assert_eq!(
+        d.error_message.as_deref(),
+        Some("Group mig-s is not a consumer group.")
+    );
+    let s = sync(&mut c, "mig-s", generation, &member, Some("inst"), &[]);
+    assert_eq!(s.error_code, NONE);
+    assert_eq!(partitions_of(&s.assignment), BTreeSet::from([0, 1]));
+    assert_eq!(heartbeat(&mut c, "mig-s", generation, &member), NONE);
+}

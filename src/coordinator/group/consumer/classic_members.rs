@@ -143,6 +143,13 @@ impl GroupMetadataManager {
             tracing::info!(group = %gid, member = %member_id, "dynamic member with unknown member id joins the consumer group: asked to rejoin with its new member id");
             return Err((ResponseError::MemberIdRequired.code(), None));
         }
+        // Kafka's step 4, decided on the group as it was: a static member
+        // replacing the last consumer-protocol member downgrades the group.
+        let downgrade = p
+            .group_instance_id
+            .as_ref()
+            .and_then(|inst| g.static_member(inst))
+            .is_some_and(|old| self.may_downgrade_replacing(cx, g, &old.member_id));
         let mut g = g.clone();
         let mut recs: Vec<ConsumerRecord> = Vec::new();
 
@@ -232,7 +239,7 @@ impl GroupMetadataManager {
             cx.config.consumer_assignment_interval_ms,
         )?;
 
-        let wait = write(cx, &gid, false, &recs)?;
+        let mut wait = write(cx, &gid, false, &recs)?;
         let t = g.timers.entry(member_id.to_string()).or_default();
         self.timers.cancel(t.join.take());
         self.timers.cancel(t.session.take());
@@ -254,7 +261,16 @@ impl GroupMetadataManager {
         ));
         let t = *t;
         self.apply_rebalance_timer(&mut g, member_id, t.rebalance, rebalance);
-        self.consumer_groups.insert(gid, g);
+        self.consumer_groups.insert(gid.clone(), g);
+        if downgrade {
+            // The classic group takes every member as it is now, the joiner
+            // included, and stays Stable: the joiner syncs into it.
+            match self.convert_to_classic_group(cx, &gid, &[], false) {
+                Some(Ok(converted)) => wait = converted.or(wait),
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
         Ok(JoinOutcome {
             error: 0,
             generation_id: current.member_epoch,

@@ -850,7 +850,7 @@ impl GroupMetadataManager {
         }
         let mut g = g.clone();
         if self.may_downgrade(cx, &g, &members) {
-            if let Some(done) = self.convert_to_classic_group(cx, gid, &members) {
+            if let Some(done) = self.convert_to_classic_group(cx, gid, &members, true) {
                 return done;
             }
         }

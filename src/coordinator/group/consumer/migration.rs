@@ -408,17 +408,43 @@ impl GroupMetadataManager {
         true
     }
 
+    /// Kafka's `validateOnlineDowngradeWithReplacedMember`: a classic static
+    /// member joining in place of `replaced` (same instance id) leaves only
+    /// classic members, the policy allows a downgrade, and the group is no
+    /// larger than a classic group may be.
+    pub(super) fn may_downgrade_replacing(
+        &self,
+        cx: &Cx,
+        g: &ConsumerGroup,
+        replaced: &str,
+    ) -> bool {
+        if !g.all_members_use_classic_protocol_except(&[replaced]) {
+            return false;
+        }
+        if !cx.config.consumer_migration_policy.downgrade {
+            tracing::info!(group = %g.group_id, "cannot downgrade the consumer group: online downgrade is disabled");
+            return false;
+        }
+        if g.members.len() > cx.config.max_size {
+            tracing::info!(group = %g.group_id, "cannot downgrade the consumer group: its size is greater than the classic group max size");
+            return false;
+        }
+        true
+    }
+
     /// Kafka's `convertToClassicGroup` for fenced members: the consumer
     /// group's tombstones and the classic group's record are appended
     /// together; the classic members left make a Stable classic group at
     /// the group epoch, each with its target assignment, which then
-    /// prepares a rebalance. None when no protocol is common to the
-    /// members left (the caller fences as usual).
+    /// prepares a rebalance (`rebalance`: not when a joining static member
+    /// triggered it, which syncs into the Stable group). None when no
+    /// protocol is common to the members left (the caller goes on as usual).
     pub(super) fn convert_to_classic_group(
         &mut self,
         cx: &Cx,
         gid: &str,
         leaving: &[&str],
+        rebalance: bool,
     ) -> Option<Result<Option<DurableWait>, Fail>> {
         let cg = self.consumer_groups.get(gid)?;
         let now = now_ms();
@@ -502,7 +528,9 @@ impl GroupMetadataManager {
         for m in c.members.values_mut() {
             reschedule_heartbeat(&mut self.timers, gid, m);
         }
-        cx.prepare_rebalance(&mut c, &mut self.timers);
+        if rebalance {
+            cx.prepare_rebalance(&mut c, &mut self.timers);
+        }
         self.groups.insert(gid.to_string(), c);
         tracing::info!(group = %gid, "converted the consumer group to a classic group");
         Some(Ok(Some(wait)))
