@@ -305,7 +305,8 @@ bench_smoke() {
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   "$KASTLE_BIN" --override "listeners=PLAINTEXT://127.0.0.1:$port" \
     --override "advertised.listeners=PLAINTEXT://127.0.0.1:$port" \
-    --override "log.dirs=$dir/logs" >"$dir/broker.log" 2>&1 &
+    --override "log.dirs=$dir/logs" \
+    --override group.initial.rebalance.delay.ms=0 >"$dir/broker.log" 2>&1 &  # the consumer's group: no 3 s wait
   pid=$!
   for i in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
