@@ -34,6 +34,8 @@ FAST = {
     "transaction.state.log.replication.factor": "3",
     "transaction.state.log.min.isr": "2",
     "num.partitions": "3",
+    # as conftest's single broker: new classic groups rebalance at once
+    "group.initial.rebalance.delay.ms": "0",
 }
 
 

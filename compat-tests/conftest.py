@@ -81,6 +81,10 @@ class Broker:
             "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
             "log.dirs": str(self.data_dir),
             "num.partitions": "1",
+            # As Kafka's own config/server.properties for development: a new
+            # classic group rebalances at once instead of after 3 s (most tests
+            # join fresh groups). test_groups.py sets its own delay and tests it.
+            "group.initial.rebalance.delay.ms": "0",
         }
         props.update({k: str(v) for k, v in self.overrides.items()})
         # `ip netns exec` execs the binary in place: the pid stays kastle's.

@@ -83,6 +83,7 @@ class RealKafka:
             "transaction.state.log.min.isr": "1",
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
         }
         props.update({k: str(v) for k, v in self.overrides.items()})
         return props

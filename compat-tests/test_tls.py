@@ -54,9 +54,10 @@ class Pki:
         return str(self.dir / name)
 
 
-@pytest.fixture
-def pki(tmp_path):
-    return Pki(tmp_path / "pki")
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """One PKI for the file (three RSA keys take seconds); tests only read it."""
+    return Pki(tmp_path_factory.mktemp("tls") / "pki")
 
 
 def _tls_broker(broker_factory, pki, client_auth="none"):

@@ -5,12 +5,15 @@
 #      compat-tests/gomod Go modules: franz-go, IBM/sarama) -- idempotent,
 #      skipped when already satisfied (stamp files keyed on the lock files' hashes)
 #   2. lint gates: cargo fmt --check, cargo clippy --all-targets -D warnings
-#   3. cargo build --release --locked --workspace (kastle, tools/lazyfs for the
-#      power-loss test, bench/ for steps 6-7)
-#   4. cargo test --locked --profile checked (optimised, with debug assertions and
-#      overflow checks on; replays every fuzz corpus input, tests/it/fuzz_corpus.rs); the
-#      release binary itself is what step 5 drives
-#   5. compat-tests (pytest) against target/release/kastle
+#   3. cargo build --locked --profile checked --workspace --all-targets (kastle,
+#      tools/lazyfs for the power-loss test, bench/ for steps 6-7, every test)
+#   4. cargo test --locked --profile checked --workspace (replays every fuzz corpus
+#      input, tests/it/fuzz_corpus.rs)
+#   5. compat-tests (pytest) against target/checked/kastle
+#   Everything is compiled once, in the `checked` profile (Cargo.toml: release
+#   optimisations with debug assertions and overflow checks on, no LTO); the
+#   release profile (thin LTO) is what `cargo build --release` and
+#   scripts/bench.sh build. A second compiled profile cost CI minutes.
 #   6. bench smoke: kastle-perf (bench/) produces and consumes 20k records
 #   7. perf check: scripts/perf_check.sh (durable produce ratios vs recorded)
 #
@@ -228,9 +231,11 @@ FAILED=()
 # ---------------------------------------------------------------------------
 # 2. lint gates: formatting and clippy with warnings as errors
 # ---------------------------------------------------------------------------
+# clippy in the `checked` profile: the build scripts it runs (ring's and zstd's C
+# code) and the proc-macros it compiles are then the same units step 3 uses.
 log "cargo fmt --check; cargo clippy --all-targets -D warnings"
 quiet cargo fmt --all -- --check || FAILED+=("cargo fmt --check")
-quiet cargo clippy --locked --all-targets -- -D warnings || FAILED+=("cargo clippy")
+quiet cargo clippy --locked --profile checked --all-targets -- -D warnings || FAILED+=("cargo clippy")
 
 # ---------------------------------------------------------------------------
 # 3. build
@@ -240,9 +245,19 @@ quiet cargo clippy --locked --all-targets -- -D warnings || FAILED+=("cargo clip
 # the other: kastle, kastle-lazyfs (tools/lazyfs: the FUSE filesystem
 # compat-tests/test_power_loss.py simulates power loss with; it mounts with
 # mount(2) as root, no fusermount needed) and kastle-perf (steps 6 and 7).
-log "cargo build --release --locked --workspace"
-quiet cargo build --release --locked --workspace || FAILED+=("cargo build --workspace")
-KASTLE_BIN="$ROOT/target/release/kastle"
+# The `checked` profile, as step 4's tests: the compat suite drives a broker
+# whose debug assertions and overflow checks are on, and nothing is compiled
+# twice. Steps 3 and 4 select the same packages and targets: cargo unifies
+# dependency features over what one command builds (bench/ and tools/lazyfs
+# add libc features, the tests' dev-dependencies others), so any other
+# selection would compile kastle and half its dependencies a second time.
+# (--no-cargo-test: the binaries only.)
+TARGETS=(--all-targets)
+[[ $CARGO_TEST -eq 1 ]] || TARGETS=()
+log "cargo build --locked --profile checked --workspace ${TARGETS[*]}"
+quiet cargo build --locked --profile checked --workspace "${TARGETS[@]}" || FAILED+=("cargo build --workspace")
+BIN_DIR="$ROOT/target/checked"
+KASTLE_BIN="$BIN_DIR/kastle"
 [[ -x "$KASTLE_BIN" ]] || die "$KASTLE_BIN is missing after the build"
 export KASTLE_BIN
 
@@ -250,8 +265,8 @@ export KASTLE_BIN
 # 4. Rust unit + integration tests in the `checked` profile (release
 #    optimisations with debug assertions and overflow checks on). Once, not
 #    also in release mode: a second build of every crate cost ~6 minutes of
-#    the 40-minute budget, and the release binary is the one the compat
-#    suite drives.
+#    the 40-minute budget; step 3's binary is the one the compat suite
+#    drives.
 # ---------------------------------------------------------------------------
 rust_tests() {
   local label="$1" out
@@ -269,7 +284,7 @@ rust_tests() {
   rm -f "$out"
 }
 if [[ $CARGO_TEST -eq 1 ]]; then
-  rust_tests checked --profile checked
+  rust_tests checked --profile checked --workspace
 fi
 
 # ---------------------------------------------------------------------------
@@ -280,17 +295,18 @@ log "compat tests (pytest compat-tests)"
 
 # ---------------------------------------------------------------------------
 # 6. benchmark smoke run: kastle-perf (librdkafka) produces 20k records to the
-#    release broker and reads them back; the counts must match. Not a
+#    broker (both step 3's) and reads them back; the counts must match. Not a
 #    benchmark (scripts/bench.sh is), only proof that the driver works.
 # ---------------------------------------------------------------------------
 bench_smoke() {
-  local perf="$ROOT/target/release/kastle-perf" n=20000 dir port pid rc=0 i
+  local perf="$BIN_DIR/kastle-perf" n=20000 dir port pid rc=0 i
   [[ -x "$perf" ]] || return 1  # built in step 3
   dir="$(mktemp -d)"
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   "$KASTLE_BIN" --override "listeners=PLAINTEXT://127.0.0.1:$port" \
     --override "advertised.listeners=PLAINTEXT://127.0.0.1:$port" \
-    --override "log.dirs=$dir/logs" >"$dir/broker.log" 2>&1 &
+    --override "log.dirs=$dir/logs" \
+    --override group.initial.rebalance.delay.ms=0 >"$dir/broker.log" 2>&1 &  # the consumer's group: no 3 s wait
   pid=$!
   for i in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
@@ -324,7 +340,7 @@ bench_smoke || { log "bench smoke FAILED" >&2; FAILED+=("bench smoke"); }
 #    ratio (a large regression, not noise).
 # ---------------------------------------------------------------------------
 log "perf check (durable 1 and 100 partitions vs page-cache, ratios)"
-quiet bash "$ROOT/scripts/perf_check.sh" || { log "perf check FAILED" >&2; FAILED+=("perf check"); }
+PERF_BIN="$BIN_DIR/kastle-perf" quiet bash "$ROOT/scripts/perf_check.sh" || { log "perf check FAILED" >&2; FAILED+=("perf check"); }
 
 if [[ ${#FAILED[@]} -gt 0 ]]; then
   log "FAILED: ${FAILED[*]}" >&2
