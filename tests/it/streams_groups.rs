@@ -617,7 +617,10 @@ fn initial_rebalance_delay_and_assignment_interval() {
         .members
         .iter()
         .all(|m| m.member_epoch == 1 && m.assignment.active_tasks.is_empty()));
-    assert!(started.elapsed().as_millis() < 1200, "the test ran too slowly");
+    assert!(
+        started.elapsed().as_millis() < 1200,
+        "the test ran too slowly"
+    );
 
     // The timer computes the target when the delay ends, heartbeat or not.
     std::thread::sleep(std::time::Duration::from_millis(1300));
