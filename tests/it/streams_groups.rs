@@ -182,8 +182,15 @@ fn partitions_of(c: &mut Client, topic: &str) -> Option<usize> {
     (t.error_code == NONE).then_some(t.partitions.len())
 }
 
+/// A broker whose streams groups assign at once (no initial rebalance
+/// delay, no assignment interval); the delay and interval have their own
+/// test.
 fn start() -> Broker {
-    let b = Broker::start(&["offsets.topic.num.partitions=1"]);
+    let b = Broker::start(&[
+        "offsets.topic.num.partitions=1",
+        "group.streams.initial.rebalance.delay.ms=0",
+        "group.streams.assignment.interval.ms=0",
+    ]);
     find_coordinators(&b);
     b
 }
@@ -489,6 +496,8 @@ fn group_type_conflicts() {
     let b = Broker::start(&[
         "offsets.topic.num.partitions=1",
         "group.initial.rebalance.delay.ms=0",
+        "group.streams.initial.rebalance.delay.ms=0",
+        "group.streams.assignment.interval.ms=0",
     ]);
     find_coordinators(&b);
     let mut c = b.client();
@@ -541,4 +550,117 @@ fn group_type_conflicts() {
     let mut j = Joiner::new("gt", b"meta");
     assert_eq!(join(&mut c, &mut j).error_code, NONE);
     assert_eq!(describe(&mut c, "gt").error_code, GROUP_ID_NOT_FOUND);
+}
+
+fn set_group_config(c: &mut Client, group: &str, key: &str, value: &str) {
+    use kafka_protocol::messages::incremental_alter_configs_request::*;
+    let r: IncrementalAlterConfigsResponse = c.call(
+        1,
+        &IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(32)
+                .with_resource_name(sb(group))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(sb(key))
+                    .with_config_operation(0)
+                    .with_value(Some(sb(value)))]),
+        ]),
+    );
+    assert_eq!(r.responses[0].error_code, NONE, "{r:?}");
+}
+
+fn status_details(r: &StreamsGroupHeartbeatResponse) -> Vec<String> {
+    r.status
+        .iter()
+        .flatten()
+        .map(|s| s.status_detail.clone())
+        .collect()
+}
+
+/// Kafka 4.4's initial rebalance delay and assignment interval: the first
+/// member of a new group reconciles to epoch 1 with no tasks and
+/// ASSIGNMENT_DELAYED until `group.streams.initial.rebalance.delay.ms`
+/// ends; the coordinator's timer then computes the target (describe shows
+/// it without a heartbeat) and members joining meanwhile share it. A
+/// member joining later waits out `group.streams.assignment.interval.ms`
+/// after the last target. The group config
+/// `streams.initial.rebalance.delay.ms` overrides the broker's.
+#[test]
+fn initial_rebalance_delay_and_assignment_interval() {
+    let b = Broker::start(&[
+        "offsets.topic.num.partitions=1",
+        "group.streams.initial.rebalance.delay.ms=1200",
+        "group.streams.assignment.interval.ms=1500",
+    ]);
+    find_coordinators(&b);
+    let mut c = b.client();
+    create_topic(&mut c, "dl-in", 4, &[]);
+    // The internal topics first, so the only status is the delay's.
+    let mut m1 = Member::new("dl", topology("dl", "dl-in"));
+    let started = std::time::Instant::now();
+    let r = m1.beat(&mut c);
+    let _ = m1.beat(&mut c);
+    assert!(partitions_of(&mut c, "dl-counts-changelog").is_some());
+    let initial = "Assignment delayed due to the configured initial rebalance delay.";
+    assert!(statuses(&r).contains(&status::ASSIGNMENT_DELAYED), "{r:?}");
+    assert!(status_details(&r).iter().any(|d| d == initial));
+    assert_eq!(r.member_epoch, 1);
+    assert_eq!(r.active_tasks.as_ref().map(Vec::len), Some(0));
+    let mut m2 = Member::new("dl", topology("dl", "dl-in"));
+    let r = m2.beat(&mut c);
+    assert_eq!(statuses(&r), vec![status::ASSIGNMENT_DELAYED]);
+    assert_eq!(status_details(&r), vec![initial.to_string()]);
+    let d = describe(&mut c, "dl");
+    assert_eq!(d.group_state, "Assigning");
+    assert_eq!(d.assignment_epoch, 1);
+    assert!(d
+        .members
+        .iter()
+        .all(|m| m.member_epoch == 1 && m.assignment.active_tasks.is_empty()));
+    assert!(
+        started.elapsed().as_millis() < 1200,
+        "the test ran too slowly"
+    );
+
+    // The timer computes the target when the delay ends, heartbeat or not.
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    let d = describe(&mut c, "dl");
+    assert_eq!(d.assignment_epoch, d.group_epoch);
+    let target: usize = d
+        .members
+        .iter()
+        .map(|m| count(&tasks(&m.target_assignment.active_tasks)))
+        .sum();
+    assert_eq!(target, 8, "{d:?}");
+    let r1 = m1.beat(&mut c);
+    let r2 = m2.beat(&mut c);
+    assert!(statuses(&r1).is_empty() && statuses(&r2).is_empty());
+    assert_eq!((count(&m1.owned), count(&m2.owned)), (4, 4));
+
+    // A third member within the assignment interval: delayed, no tasks.
+    let mut m3 = Member::new("dl", topology("dl", "dl-in"));
+    let r = m3.beat(&mut c);
+    assert_eq!(statuses(&r), vec![status::ASSIGNMENT_DELAYED]);
+    assert_eq!(
+        status_details(&r),
+        vec!["Assignment delayed due to the configured assignment interval.".to_string()]
+    );
+    assert!(m3.owned.is_empty());
+    // After it, the next heartbeat computes the new target.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let r = m3.beat(&mut c);
+    assert!(statuses(&r).is_empty(), "{r:?}");
+    let d = describe(&mut c, "dl");
+    assert_eq!(d.assignment_epoch, d.group_epoch);
+    assert!(d
+        .members
+        .iter()
+        .all(|m| !m.target_assignment.active_tasks.is_empty()));
+
+    // The group config overrides the broker's delay: 0 assigns at once.
+    set_group_config(&mut c, "dl0", "streams.initial.rebalance.delay.ms", "0");
+    let mut m = Member::new("dl0", topology("dl", "dl-in"));
+    let r = m.beat(&mut c);
+    assert!(!statuses(&r).contains(&status::ASSIGNMENT_DELAYED), "{r:?}");
+    assert_eq!(count(&m.owned), 8);
 }

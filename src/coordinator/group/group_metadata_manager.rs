@@ -784,6 +784,14 @@ impl GroupMetadataManager {
                 | Timer::ConsumerRebalance { .. }
                 | Timer::ConsumerClassicJoin { .. }
                 | Timer::ConsumerClassicSync { .. } => self.on_consumer_timer(cx, key, timer),
+                Timer::StreamsInitialRebalance { group } => {
+                    super::streams::service::on_initial_rebalance_timer(
+                        cx.writer,
+                        &mut self.streams_groups,
+                        &group,
+                        key,
+                    )
+                }
                 Timer::Heartbeat { group, member } => {
                     cx.on_heartbeat_expired(groups, timers, offsets, &group, &member, key)
                 }

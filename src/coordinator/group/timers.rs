@@ -1,7 +1,7 @@
 //! The group coordinator's timers (Kafka's `CoordinatorTimer`): session
 //! timeouts, the join phase's rebalance timeout and initial delay, and the
 //! pending-sync timeout, the KIP-848 members' session and rebalance
-//! timeouts, as entries of one map ordered by deadline and served
+//! timeouts, a streams group's initial rebalance delay, as entries of one map ordered by deadline and served
 //! by one task. An owner keeps its timer's key, so a heartbeat reschedules by
 //! removing and re-inserting, and a fired key that no longer matches its
 //! owner's is stale and ignored.
@@ -37,6 +37,9 @@ pub enum Timer {
     /// A classic member of a consumer group that joined must send its
     /// SyncGroup within its rebalance timeout.
     ConsumerClassicSync { group: String, member: String },
+    /// A streams group's initial rebalance delay ended: its first target
+    /// assignment is computed.
+    StreamsInitialRebalance { group: String },
 }
 
 #[derive(Default)]

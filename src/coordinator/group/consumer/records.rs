@@ -436,7 +436,7 @@ fn read_tps(r: &mut FieldReader<'_>) -> Result<Assignment, DecodeError> {
 /// ConsumerGroupMetadataValue's tagged fields: MetadataHash is tag 0.
 /// Writes an int64 as tagged field 0 when it is not its default 0 (the
 /// MetadataHash and AssignmentTimestamp fields), else no tagged fields.
-fn tagged_i64_0(w: &mut FieldWriter, v: i64) {
+pub(crate) fn tagged_i64_0(w: &mut FieldWriter, v: i64) {
     if v != 0 {
         w.uvarint(1);
         w.uvarint(0);
@@ -448,7 +448,7 @@ fn tagged_i64_0(w: &mut FieldWriter, v: i64) {
 }
 
 /// Reads the tagged fields, returning the int64 of tag 0 (0 when absent).
-fn read_tagged_i64_0(r: &mut FieldReader<'_>) -> Result<i64, DecodeError> {
+pub(crate) fn read_tagged_i64_0(r: &mut FieldReader<'_>) -> Result<i64, DecodeError> {
     let n = r.uvarint()?;
     let mut hash = 0;
     for _ in 0..n {

@@ -24,7 +24,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::ResponseError;
 
+use crate::coordinator::group::consumer::heartbeat::can_compute_next_target_assignment;
 use crate::coordinator::group::consumer::{combine_hashes, topic_hash, TopicResolver};
+use crate::coordinator::group::timers::{Timer, TimerKey, Timers};
 use crate::protocol::streams::{
     status, Endpoint, EndpointToPartitions, KeyValue, Status, StreamsGroupHeartbeatRequest,
     Subtopology, TaskIds, TopicPartition,
@@ -165,9 +167,35 @@ pub struct StreamsGroup {
     /// not known yet, and the stored `metadata_hash` decides whether the
     /// topics changed meanwhile.
     pub loaded: bool,
+    /// When the target assignment was computed (ms; 0: never, or written
+    /// by a broker that did not record it): the next one waits for the
+    /// group's assignment interval after it (KIP-1251 batching).
+    pub assignment_timestamp_ms: i64,
+    /// The initial rebalance delay's timer, while it runs (Kafka's
+    /// `streamsInitialRebalanceKey`): no target is computed until it fires.
+    /// Not durable: a group loaded from the log has none.
+    pub initial_rebalance_timer: Option<TimerKey>,
+    /// The assignment interval of the group's last heartbeat, for the
+    /// target computed when the initial rebalance delay ends (Kafka reads
+    /// the group's config then).
+    pub last_assignment_interval_ms: i32,
 }
 
 impl StreamsGroup {
+    /// A new group starts at group epoch 1 with an empty target assignment
+    /// at epoch 1 (Kafka 4.4's `StreamsGroup` and its initial
+    /// `TargetAssignmentMetadata`): a member joining while the first
+    /// assignment is delayed reconciles to epoch 1 with no tasks.
+    pub fn new(group_id: &str) -> StreamsGroup {
+        StreamsGroup {
+            group_id: group_id.to_string(),
+            group_epoch: 1,
+            assignment_epoch: 1,
+            validated_topology_epoch: -1,
+            ..StreamsGroup::default()
+        }
+    }
+
     pub fn state(&self) -> StreamsGroupState {
         if self.members.is_empty() {
             StreamsGroupState::Empty
@@ -373,6 +401,12 @@ pub struct HeartbeatContext {
     pub session_timeout_ms: i32,
     pub heartbeat_interval_ms: i32,
     pub max_size: usize,
+    /// The group's `streams.initial.rebalance.delay.ms`, else the broker's
+    /// `group.streams.initial.rebalance.delay.ms`.
+    pub initial_rebalance_delay_ms: i32,
+    /// The group's `streams.assignment.interval.ms`, else the broker's
+    /// `group.streams.assignment.interval.ms`, within its min/max bounds.
+    pub assignment_interval_ms: i32,
     pub now: i64,
 }
 
@@ -480,6 +514,7 @@ pub fn validate(r: &StreamsGroupHeartbeatRequest) -> Result<(), String> {
 /// StreamsGroupHeartbeat on `groups` (the request was validated).
 pub fn heartbeat(
     groups: &mut BTreeMap<String, StreamsGroup>,
+    timers: &mut Timers,
     r: &StreamsGroupHeartbeatRequest,
     cx: &HeartbeatContext,
     topics: &dyn TopicResolver,
@@ -510,11 +545,8 @@ pub fn heartbeat(
     }
     let group = groups
         .entry(r.group_id.clone())
-        .or_insert_with(|| StreamsGroup {
-            group_id: r.group_id.clone(),
-            validated_topology_epoch: -1,
-            ..StreamsGroup::default()
-        });
+        .or_insert_with(|| StreamsGroup::new(&r.group_id));
+    group.last_assignment_interval_ms = cx.assignment_interval_ms;
     if group.expire_members(cx.now) {
         refresh(group, topics, cx.now);
     }
@@ -595,7 +627,7 @@ pub fn heartbeat(
                 if joining {
                     // A member rejoining with epoch 0 starts over.
                     group.remove_member(&r.member_id);
-                    return heartbeat(groups, r, cx, topics);
+                    return heartbeat(groups, timers, r, cx, topics);
                 }
                 return StreamsHeartbeatOutcome::error(
                     ResponseError::FencedMemberEpoch,
@@ -632,6 +664,21 @@ pub fn heartbeat(
         updated.client_tags = tags.clone();
     }
     updated.session_deadline_ms = cx.now + i64::from(cx.session_timeout_ms);
+    // Kafka 4.4: the first member of an empty group starts the initial
+    // rebalance delay (if it is not running already); the target waits
+    // for it.
+    if group.members.is_empty()
+        && cx.initial_rebalance_delay_ms > 0
+        && group.initial_rebalance_timer.is_none()
+    {
+        group.initial_rebalance_timer = Some(timers.schedule(
+            i64::from(cx.initial_rebalance_delay_ms),
+            Timer::StreamsInitialRebalance {
+                group: r.group_id.clone(),
+            },
+        ));
+        tracing::debug!(group = %r.group_id, delay_ms = cx.initial_rebalance_delay_ms, "streams group initial rebalance delay started");
+    }
     let metadata_changed = previous.as_ref().is_none_or(|p| {
         p.rack_id != updated.rack_id
             || p.process_id != updated.process_id
@@ -668,7 +715,7 @@ pub fn heartbeat(
     }
 
     // 3. Internal topics; a changed configuration bumps the group epoch.
-    if let Err(message) = refresh_target(group, topics, cx.now) {
+    if let Err(message) = refresh_target(group, topics, cx.now, Some(&mut status)) {
         return StreamsHeartbeatOutcome::error(
             ResponseError::StreamsInvalidTopology,
             Some(message),
@@ -721,6 +768,71 @@ pub fn heartbeat(
     }
     out.status = status;
     out
+}
+
+impl StreamsGroup {
+    /// Kafka 4.4's `maybeUpdateStreamsTargetAssignment`: while the initial
+    /// rebalance delay runs, or the assignment interval since the last
+    /// target has not passed, the target stays as it is and a heartbeat's
+    /// `status` says ASSIGNMENT_DELAYED; otherwise a group epoch past the
+    /// assignment epoch gets a new target at the group epoch.
+    fn maybe_update_target(&mut self, now: i64, status: Option<&mut Vec<Status>>) {
+        let delayed = |detail: &str, status: Option<&mut Vec<Status>>| {
+            if let Some(s) = status {
+                s.push(Status {
+                    status_code: status::ASSIGNMENT_DELAYED,
+                    status_detail: detail.to_string(),
+                });
+            }
+        };
+        if self.initial_rebalance_timer.is_some() {
+            delayed(
+                "Assignment delayed due to the configured initial rebalance delay.",
+                status,
+            );
+            return;
+        }
+        if self.assignment_epoch >= self.group_epoch {
+            return;
+        }
+        if !can_compute_next_target_assignment(
+            self.assignment_timestamp_ms,
+            self.last_assignment_interval_ms,
+            now,
+        ) {
+            delayed(
+                "Assignment delayed due to the configured assignment interval.",
+                status,
+            );
+            return;
+        }
+        self.compute_target();
+        self.assignment_epoch = self.group_epoch;
+        self.assignment_timestamp_ms = now;
+        tracing::info!(group = %self.group_id, epoch = self.assignment_epoch, "computed a new streams target assignment");
+    }
+
+    /// The initial rebalance delay ended (Kafka's
+    /// `computeDelayedTargetAssignment`): the target for the members that
+    /// joined meanwhile; they get their tasks on their next heartbeat.
+    /// False if the timer is not this group's current one.
+    pub fn on_initial_rebalance_timer(&mut self, key: TimerKey, now: i64) -> bool {
+        if self.initial_rebalance_timer != Some(key) {
+            return false;
+        }
+        self.initial_rebalance_timer = None;
+        if self.members.is_empty() {
+            tracing::info!(group = %self.group_id, "skipping the delayed streams target assignment: the group is empty");
+            return true;
+        }
+        if self.loaded {
+            // Not configured since it was loaded: the next heartbeat
+            // configures the topology and computes the target.
+            return true;
+        }
+        self.maybe_update_target(now, None);
+        true
+    }
 }
 
 /// Where each member with a user endpoint (Interactive Queries) serves
@@ -785,7 +897,7 @@ fn metadata_hash(subtopologies: &[Subtopology], topics: &dyn TopicResolver) -> i
 /// A new target after members were fenced outside a heartbeat (an
 /// invalid topology keeps the old configuration).
 pub fn refresh(group: &mut StreamsGroup, topics: &dyn TopicResolver, now: i64) {
-    if let Err(e) = refresh_target(group, topics, now) {
+    if let Err(e) = refresh_target(group, topics, now, None) {
         tracing::warn!(group = %group.group_id, error = %e, "streams group topology is invalid");
     }
 }
@@ -796,6 +908,7 @@ fn refresh_target(
     group: &mut StreamsGroup,
     topics: &dyn TopicResolver,
     now: i64,
+    status: Option<&mut Vec<Status>>,
 ) -> Result<(), String> {
     let configured = topology::configure(&group.subtopologies, topics)?;
     let hash = metadata_hash(&group.subtopologies, topics);
@@ -815,10 +928,7 @@ fn refresh_target(
     if changed {
         group.group_epoch += 1;
     }
-    if group.group_epoch > group.assignment_epoch {
-        group.compute_target();
-        group.assignment_epoch = group.group_epoch;
-    }
+    group.maybe_update_target(now, status);
     let ids: Vec<String> = group.members.keys().cloned().collect();
     for id in ids {
         // Others move on as their own heartbeats report; a member only

@@ -9,6 +9,7 @@
 //! assigns active tasks only.
 
 use super::{MemberState, StreamsGroup, StreamsGroupMember, Tasks};
+use crate::coordinator::group::consumer::records::{read_tagged_i64_0, tagged_i64_0};
 use crate::protocol::fields::{DecodeError, FieldReader, FieldTooLong, FieldWriter};
 use crate::protocol::streams::{CopartitionGroup, Endpoint, KeyValue, Subtopology, TopicInfo};
 
@@ -74,8 +75,8 @@ pub enum StreamsRecord {
     /// (topology epoch, subtopologies).
     Topology(String, Option<(i32, Vec<Subtopology>)>),
     MemberMetadata(String, String, Option<MemberMetadata>),
-    /// The target assignment epoch.
-    TargetAssignmentMetadata(String, Option<i32>),
+    /// (the target assignment epoch, when it was computed in ms).
+    TargetAssignmentMetadata(String, Option<(i32, i64)>),
     /// A member's target active tasks.
     TargetAssignmentMember(String, String, Option<Tasks>),
     CurrentMemberAssignment(String, String, Option<CurrentAssignment>),
@@ -156,9 +157,10 @@ impl StreamsRecord {
                 w.no_tagged_fields();
             }
             R::MemberMetadata(_, _, Some(v)) => member_value(&mut w, v)?,
-            R::TargetAssignmentMetadata(_, Some(epoch)) => {
+            R::TargetAssignmentMetadata(_, Some((epoch, timestamp_ms))) => {
                 w.i32(*epoch);
-                w.no_tagged_fields();
+                // Tagged field 0: AssignmentTimestamp (KIP-1263), when set.
+                tagged_i64_0(&mut w, *timestamp_ms);
             }
             R::TargetAssignmentMember(_, _, Some(active)) => {
                 task_ids(&mut w, active)?;
@@ -255,7 +257,14 @@ impl StreamsRecord {
                 R::Topology(group, Some((epoch, subs)))
             }
             MEMBER_METADATA => R::MemberMetadata(group, member()?, Some(read_member(&mut r)?)),
-            TARGET_ASSIGNMENT_METADATA => R::TargetAssignmentMetadata(group, Some(r.i32()?)),
+            TARGET_ASSIGNMENT_METADATA => {
+                let epoch = r.i32()?;
+                let timestamp_ms = read_tagged_i64_0(&mut r)?;
+                return Ok(R::TargetAssignmentMetadata(
+                    group,
+                    Some((epoch, timestamp_ms)),
+                ));
+            }
             TARGET_ASSIGNMENT_MEMBER => {
                 let active = read_task_ids(&mut r)?;
                 read_task_ids(&mut r)?;
@@ -410,10 +419,13 @@ pub fn diff(
             ));
         }
     }
-    if before.is_none() || b.assignment_epoch != a.assignment_epoch {
+    if before.is_none()
+        || (b.assignment_epoch, b.assignment_timestamp_ms)
+            != (a.assignment_epoch, a.assignment_timestamp_ms)
+    {
         out.push(StreamsRecord::TargetAssignmentMetadata(
             g(),
-            Some(a.assignment_epoch),
+            Some((a.assignment_epoch, a.assignment_timestamp_ms)),
         ));
     }
     for (id, m) in &a.members {
@@ -470,7 +482,9 @@ impl StreamsGroup {
             R::MemberMetadata(_, id, None) => {
                 self.members.remove(id);
             }
-            R::TargetAssignmentMetadata(_, v) => self.assignment_epoch = v.unwrap_or(0),
+            R::TargetAssignmentMetadata(_, v) => {
+                (self.assignment_epoch, self.assignment_timestamp_ms) = v.unwrap_or((0, 0));
+            }
             R::TargetAssignmentMember(_, id, Some(t)) => {
                 self.target.insert(id.clone(), t.clone());
             }
@@ -826,7 +840,8 @@ mod tests {
             ),
             StreamsRecord::MemberMetadata(g(), m(), Some(MemberMetadata::default())),
             StreamsRecord::MemberMetadata(g(), m(), None),
-            StreamsRecord::TargetAssignmentMetadata(g(), Some(5)),
+            StreamsRecord::TargetAssignmentMetadata(g(), Some((5, 0))),
+            StreamsRecord::TargetAssignmentMetadata(g(), Some((6, 1_764_000_000_000))),
             StreamsRecord::TargetAssignmentMetadata(g(), None),
             StreamsRecord::TargetAssignmentMember(g(), m(), Some(tasks.clone())),
             StreamsRecord::TargetAssignmentMember(g(), m(), None),
@@ -848,15 +863,14 @@ mod tests {
     }
 
     /// Kafka's byte layout of StreamsGroupTargetAssignmentMetadataValue
-    /// with AssignmentTimestamp (tag 0, added in 4.3) is read, the tag
-    /// skipped; an unknown member state is an error, not a panic.
+    /// with AssignmentTimestamp (tag 0, added in 4.3) is read; an unknown member state is an error, not a panic.
     #[test]
     fn kafka_tagged_fields_are_skipped_and_bad_states_refused() {
         let v = [0, 0, 0, 0, 0, 7, 1, 0, 8, 0, 0, 0, 0, 0, 0, 0, 42];
         let rec = StreamsRecord::decode(20, "g".into(), None, Some(&v)).unwrap();
         assert_eq!(
             rec,
-            StreamsRecord::TargetAssignmentMetadata("g".into(), Some(7))
+            StreamsRecord::TargetAssignmentMetadata("g".into(), Some((7, 42)))
         );
         let bad = [0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 9];
         assert!(StreamsRecord::decode(22, "g".into(), Some("m".into()), Some(&bad)).is_err());

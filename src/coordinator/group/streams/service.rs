@@ -13,7 +13,10 @@ use crate::coordinator::group::api::code;
 use crate::coordinator::group::classic_group::GroupState;
 use crate::coordinator::group::consumer::TopicResolver;
 use crate::coordinator::group::record_serde;
-use crate::coordinator::group::writer::{map_append_error, CoordRecord, DurableWait};
+use crate::coordinator::group::timers::TimerKey;
+use crate::coordinator::group::writer::{
+    map_append_error, CoordRecord, CoordinatorWriter, DurableWait,
+};
 use crate::coordinator::group::GroupCoordinator;
 use crate::protocol::streams::StreamsGroupHeartbeatRequest;
 use crate::util::now_ms;
@@ -68,8 +71,15 @@ impl GroupCoordinator {
         }
         let groups = &mut gmm.streams_groups;
         let before = groups.get(&r.group_id).cloned();
-        let out = super::heartbeat(groups, r, cx, topics);
-        let written = self.persist_streams_group(groups, &r.group_id, before, classic_tombstone);
+        let out = super::heartbeat(groups, &mut gmm.timers, r, cx, topics);
+        if groups
+            .get(&r.group_id)
+            .is_some_and(|g| g.initial_rebalance_timer.is_some())
+        {
+            // The timer task sleeps until its earliest deadline.
+            self.timer_wake.notify_one();
+        }
+        let written = persist(&self.writer, groups, &r.group_id, before, classic_tombstone);
         if classic_tombstone && written.is_ok() && groups.contains_key(&r.group_id) {
             gmm.groups.remove(&r.group_id);
             tracing::info!(group = %r.group_id, "converted the empty classic group to a streams group");
@@ -84,54 +94,6 @@ impl GroupCoordinator {
                 None,
             ),
         }
-    }
-
-    /// Writes the records that take group `gid` from `before` to what it
-    /// is now (after the tombstone of the classic group it replaces, if
-    /// `classic_tombstone`); if they cannot be written the group goes back
-    /// to `before`. Err: the error code of the failed write.
-    fn persist_streams_group(
-        &self,
-        groups: &mut BTreeMap<String, StreamsGroup>,
-        gid: &str,
-        before: Option<StreamsGroup>,
-        classic_tombstone: bool,
-    ) -> Result<Option<DurableWait>, i16> {
-        // A group a failed first heartbeat created is not kept.
-        if before.is_none()
-            && groups
-                .get(gid)
-                .is_some_and(|g| g.members.is_empty() && g.group_epoch == 0)
-        {
-            groups.remove(gid);
-            return Ok(None);
-        }
-        let recs = records::diff(gid, before.as_ref(), groups.get(gid));
-        if recs.is_empty() {
-            return Ok(None);
-        }
-        let classic = classic_tombstone.then(|| record_serde::group_key(gid).map(|k| (k, None)));
-        let raw: Result<Vec<CoordRecord>, _> = classic
-            .into_iter()
-            .chain(recs.iter().map(|r| r.encode()))
-            .collect();
-        let written = match raw {
-            Ok(raw) => self
-                .writer
-                .append(gid, &raw)
-                .map_err(|e| map_append_error(e, false)),
-            Err(e) => {
-                tracing::warn!(group = %gid, error = %e, "a streams group record cannot be serialized");
-                Err(code(ResponseError::UnknownServerError))
-            }
-        };
-        if written.is_err() {
-            match before {
-                Some(b) => groups.insert(gid.to_string(), b),
-                None => groups.remove(gid),
-            };
-        }
-        written.map(Some)
     }
 
     /// StreamsGroupDescribe of one group (its expired members fenced
@@ -161,7 +123,8 @@ impl GroupCoordinator {
             super::refresh(g, topics, now_ms());
         }
         let after = g.clone();
-        if let Err(e) = self.persist_streams_group(
+        if let Err(e) = persist(
+            &self.writer,
             &mut groups.streams_groups,
             group_id,
             Some(before.clone()),
@@ -171,5 +134,69 @@ impl GroupCoordinator {
             return Ok(before);
         }
         Ok(after)
+    }
+}
+
+/// Writes the records that take group `gid` from `before` to what it is
+/// now (after the tombstone of the classic group it replaces, if
+/// `classic_tombstone`); if they cannot be written the group goes back to
+/// `before`. Err: the error code of the failed write.
+fn persist(
+    writer: &CoordinatorWriter,
+    groups: &mut BTreeMap<String, StreamsGroup>,
+    gid: &str,
+    before: Option<StreamsGroup>,
+    classic_tombstone: bool,
+) -> Result<Option<DurableWait>, i16> {
+    // A group a failed first heartbeat created is not kept.
+    if before.is_none() && groups.get(gid).is_some_and(|g| g.members.is_empty()) {
+        groups.remove(gid);
+        return Ok(None);
+    }
+    let recs = records::diff(gid, before.as_ref(), groups.get(gid));
+    if recs.is_empty() {
+        return Ok(None);
+    }
+    let classic = classic_tombstone.then(|| record_serde::group_key(gid).map(|k| (k, None)));
+    let raw: Result<Vec<CoordRecord>, _> = classic
+        .into_iter()
+        .chain(recs.iter().map(|r| r.encode()))
+        .collect();
+    let written = match raw {
+        Ok(raw) => writer
+            .append(gid, &raw)
+            .map_err(|e| map_append_error(e, false)),
+        Err(e) => {
+            tracing::warn!(group = %gid, error = %e, "a streams group record cannot be serialized");
+            Err(code(ResponseError::UnknownServerError))
+        }
+    };
+    if written.is_err() {
+        match before {
+            Some(b) => groups.insert(gid.to_string(), b),
+            None => groups.remove(gid),
+        };
+    }
+    written.map(Some)
+}
+
+/// A streams group's initial rebalance delay ended (the coordinator's
+/// timer task): its target assignment computed and written, not waited
+/// for (Kafka's `computeDelayedTargetAssignment`).
+pub fn on_initial_rebalance_timer(
+    writer: &CoordinatorWriter,
+    groups: &mut BTreeMap<String, StreamsGroup>,
+    gid: &str,
+    key: TimerKey,
+) {
+    let Some(g) = groups.get_mut(gid) else {
+        return;
+    };
+    let before = g.clone();
+    if !g.on_initial_rebalance_timer(key, now_ms()) {
+        return;
+    }
+    if let Err(e) = persist(writer, groups, gid, Some(before), false) {
+        tracing::warn!(group = %gid, error = e, "writing the streams group's delayed target assignment failed");
     }
 }
