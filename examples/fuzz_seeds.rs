@@ -397,7 +397,7 @@ fn coordinator_logs(dir: &Path) -> Result<usize> {
         ),
         StreamsRecord::Topology(sg(), Some((1, topology))),
         StreamsRecord::TargetAssignmentMember(sg(), sm(), Some(tasks.clone())),
-        StreamsRecord::TargetAssignmentMetadata(sg(), Some(2)),
+        StreamsRecord::TargetAssignmentMetadata(sg(), Some((2, 1_700_000_000_000))),
         StreamsRecord::CurrentMemberAssignment(
             sg(),
             sm(),
