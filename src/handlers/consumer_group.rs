@@ -142,23 +142,25 @@ fn group_timeouts(apis: &KafkaApis, group: &str) -> (i32, i32) {
     )
 }
 
-/// The group's `consumer.assignment.interval.ms`, else the broker's dynamic
-/// `group.consumer.assignment.interval.ms`, clamped to
-/// `group.consumer.{min,max}.assignment.interval.ms` (Kafka's
-/// `consumerGroupAssignmentIntervalMs` and its dynamic-config clamping).
-fn assignment_interval_ms(apis: &KafkaApis, group: &str) -> i32 {
+/// A `group_type` group's (`consumer`, `streams`) KIP-1251 assignment
+/// interval: its group config `<type>.assignment.interval.ms`, else the
+/// broker's dynamic `group.<type>.assignment.interval.ms`, clamped to
+/// `group.<type>.{min,max}.assignment.interval.ms` (Kafka's
+/// `consumerGroupAssignmentIntervalMs`/`streamsGroupAssignmentIntervalMs`
+/// and their dynamic-config clamping).
+pub(crate) fn assignment_interval_ms(apis: &KafkaApis, group: &str, group_type: &str) -> i32 {
     let broker = apis.replicas.current_config();
     let bound = |k: &str| i32::try_from(broker.int(k)).unwrap_or(i32::MAX);
     let (min, max) = (
-        bound("group.consumer.min.assignment.interval.ms"),
-        bound("group.consumer.max.assignment.interval.ms"),
+        bound(&format!("group.{group_type}.min.assignment.interval.ms")),
+        bound(&format!("group.{group_type}.max.assignment.interval.ms")),
     );
     let interval = apis
         .group_configs
         .group_configs(group)
-        .get("consumer.assignment.interval.ms")
+        .get(&format!("{group_type}.assignment.interval.ms"))
         .and_then(|v| v.parse::<i32>().ok())
-        .unwrap_or_else(|| bound("group.consumer.assignment.interval.ms"));
+        .unwrap_or_else(|| bound(&format!("group.{group_type}.assignment.interval.ms")));
     interval.clamp(min, max.max(min))
 }
 
@@ -212,7 +214,7 @@ pub fn consumer_group_heartbeat(req: Request, body: Bytes) -> Pending {
         }
     }
     let (session_timeout_ms, heartbeat_interval_ms) = group_timeouts(&apis, &group);
-    let assignment_interval_ms = assignment_interval_ms(&apis, &group);
+    let assignment_interval_ms = assignment_interval_ms(&apis, &group, "consumer");
     let params = HeartbeatParams {
         api_version: req.version(),
         group_id: group,

@@ -96,26 +96,6 @@ fn initial_rebalance_delay_ms(apis: &KafkaApis, group: &str) -> i32 {
         })
 }
 
-/// The group's `streams.assignment.interval.ms`, else the broker's dynamic
-/// `group.streams.assignment.interval.ms`, clamped to
-/// `group.streams.{min,max}.assignment.interval.ms` (Kafka's
-/// `streamsGroupAssignmentIntervalMs`, as for consumer groups).
-pub fn assignment_interval_ms(apis: &KafkaApis, group: &str) -> i32 {
-    let broker = apis.replicas.current_config();
-    let bound = |k: &str| i32::try_from(broker.int(k)).unwrap_or(i32::MAX);
-    let (min, max) = (
-        bound("group.streams.min.assignment.interval.ms"),
-        bound("group.streams.max.assignment.interval.ms"),
-    );
-    let interval = apis
-        .group_configs
-        .group_configs(group)
-        .get("streams.assignment.interval.ms")
-        .and_then(|v| v.parse::<i32>().ok())
-        .unwrap_or_else(|| bound("group.streams.assignment.interval.ms"));
-    interval.clamp(min, max.max(min))
-}
-
 /// Creates the internal topics a heartbeat asked for: in place on a
 /// standalone broker, through the active controller in a cluster (in the
 /// background, as Kafka's `createStreamsInternalTopics`).
@@ -295,7 +275,11 @@ fn heartbeat(
         heartbeat_interval_ms,
         max_size: usize::try_from(apis.config.int("group.streams.max.size")).unwrap_or(usize::MAX),
         initial_rebalance_delay_ms: initial_rebalance_delay_ms(apis, &r.group_id),
-        assignment_interval_ms: assignment_interval_ms(apis, &r.group_id),
+        assignment_interval_ms: super::consumer_group::assignment_interval_ms(
+            apis,
+            &r.group_id,
+            "streams",
+        ),
         now: now_ms(),
     };
     let (o, wait) = apis

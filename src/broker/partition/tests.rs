@@ -215,19 +215,7 @@ fn truncation_rebuilds_producer_state_and_clamps_the_high_watermark() {
 async fn a_fenced_follower_neither_holds_the_high_watermark_nor_joins_the_isr() {
     let dir = tempfile::tempdir().unwrap();
     let p = open(dir.path(), "1");
-    let reg = crate::metadata::PartitionRegistration {
-        replicas: vec![1, 2, 3],
-        directories: Vec::new(),
-        isr: vec![1, 2],
-        removing_replicas: Vec::new(),
-        adding_replicas: Vec::new(),
-        elr: Vec::new(),
-        last_known_elr: Vec::new(),
-        leader: 1,
-        leader_recovery_state: 0,
-        leader_epoch: 0,
-        partition_epoch: 0,
-    };
+    let reg = registration(1, 0, vec![1, 2]);
     assert!(p.become_leader(1, uuid::Uuid::nil(), &reg).unwrap());
     assert!(p.is_replicated());
     // Both followers fetch the empty log: follower 3 is caught up.
@@ -308,6 +296,8 @@ fn a_late_publication_of_the_first_unstable_offset_is_dropped() {
     assert_eq!(p.state().first_unstable_offset, 0);
 }
 
+/// Replicas 1, 2 and 3 led by `leader` at `leader_epoch` (also the
+/// partition epoch) with `isr`.
 fn registration(
     leader: i32,
     leader_epoch: i32,

@@ -369,19 +369,17 @@ impl GroupCoordinator {
 
     /// ShareGroupDescribe of one group: Err((code, message)).
     pub fn share_group_describe(&self, group_id: &str) -> Result<ShareGroup, ShareFail> {
-        let mut shard = self.lock();
-        self.check_coordinator(&shard, group_id)
-            .map_err(|e| (e, None))?;
-        let gmm = &mut shard.groups;
-        let other = gmm.groups.contains_key(group_id)
-            || gmm.consumer_groups.contains_key(group_id)
-            || gmm.streams_groups.contains_key(group_id);
-        gmm.share_groups.describe(group_id, other, now_ms())
+        self.share_group(group_id, false)
     }
 
     /// AlterShareGroupOffsets' group: created empty when no group has the
     /// id (Kafka 4.4), GROUP_ID_NOT_FOUND for a group of another type.
     pub fn share_group_for_offsets_alter(&self, group_id: &str) -> Result<ShareGroup, ShareFail> {
+        self.share_group(group_id, true)
+    }
+
+    /// A share group by id (`create`: made empty when no group has the id).
+    fn share_group(&self, group_id: &str, create: bool) -> Result<ShareGroup, ShareFail> {
         let mut shard = self.lock();
         self.check_coordinator(&shard, group_id)
             .map_err(|e| (e, None))?;
@@ -389,7 +387,11 @@ impl GroupCoordinator {
         let other = gmm.groups.contains_key(group_id)
             || gmm.consumer_groups.contains_key(group_id)
             || gmm.streams_groups.contains_key(group_id);
-        gmm.share_groups.get_or_create(group_id, other, now_ms())
+        if create {
+            gmm.share_groups.get_or_create(group_id, other, now_ms())
+        } else {
+            gmm.share_groups.describe(group_id, other, now_ms())
+        }
     }
 
     /// OffsetFetch v9+'s member check: a consumer group's member must
