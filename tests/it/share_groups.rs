@@ -17,6 +17,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError as E;
 use uuid::Uuid;
 
+use crate::support::groups::set_group_config;
 use crate::support::produce::produce_ok;
 use crate::support::simple_batch;
 use crate::support::topics::create_topic;
@@ -105,20 +106,7 @@ fn ack_error(r: &ShareFetchResponse) -> i16 {
 }
 
 fn set_earliest(c: &mut Client, group: &str) {
-    use kafka_protocol::messages::incremental_alter_configs_request::*;
-    let r: IncrementalAlterConfigsResponse = c.call(
-        1,
-        &IncrementalAlterConfigsRequest::default().with_resources(vec![
-            AlterConfigsResource::default()
-                .with_resource_type(32)
-                .with_resource_name(sb(group))
-                .with_configs(vec![AlterableConfig::default()
-                    .with_name(sb("share.auto.offset.reset"))
-                    .with_config_operation(0)
-                    .with_value(Some(sb("earliest")))]),
-        ]),
-    );
-    assert_eq!(r.responses[0].error_code, NONE, "{r:?}");
+    set_group_config(c, group, "share.auto.offset.reset", "earliest");
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::support::groups::offset_commit;
+use crate::support::groups::{offset_commit, set_group_config};
 use crate::support::topics::create_topic;
 use crate::support::{find_coordinators, sb, tn, Broker, Client, NONE};
 use crate::support::{frame_with_header, skip_tagged_fields};
@@ -550,23 +550,6 @@ fn group_type_conflicts() {
     let mut j = Joiner::new("gt", b"meta");
     assert_eq!(join(&mut c, &mut j).error_code, NONE);
     assert_eq!(describe(&mut c, "gt").error_code, GROUP_ID_NOT_FOUND);
-}
-
-fn set_group_config(c: &mut Client, group: &str, key: &str, value: &str) {
-    use kafka_protocol::messages::incremental_alter_configs_request::*;
-    let r: IncrementalAlterConfigsResponse = c.call(
-        1,
-        &IncrementalAlterConfigsRequest::default().with_resources(vec![
-            AlterConfigsResource::default()
-                .with_resource_type(32)
-                .with_resource_name(sb(group))
-                .with_configs(vec![AlterableConfig::default()
-                    .with_name(sb(key))
-                    .with_config_operation(0)
-                    .with_value(Some(sb(value)))]),
-        ]),
-    );
-    assert_eq!(r.responses[0].error_code, NONE, "{r:?}");
 }
 
 fn status_details(r: &StreamsGroupHeartbeatResponse) -> Vec<String> {

@@ -1,6 +1,7 @@
 //! Consumer group helpers (classic protocol): JoinGroup with its
 //! MEMBER_ID_REQUIRED round trip, SyncGroup, Heartbeat, DescribeGroups,
-//! OffsetCommit (member-managed and simple) and OffsetFetch.
+//! OffsetCommit (member-managed and simple) and OffsetFetch; a group's
+//! dynamic configs (IncrementalAlterConfigs on the GROUP resource).
 
 use bytes::Bytes;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
@@ -13,8 +14,9 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    DescribeGroupsRequest, GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse,
-    OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest, SyncGroupResponse,
+    DescribeGroupsRequest, GroupId, HeartbeatRequest, IncrementalAlterConfigsResponse,
+    JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest,
+    SyncGroupResponse,
 };
 
 use super::{sb, tn, Client, E, NONE};
@@ -244,4 +246,22 @@ pub fn consumer_subscription(topics: &[&str]) -> Vec<u8> {
     }
     m.extend_from_slice(&(-1i32).to_be_bytes());
     m
+}
+
+/// Sets one dynamic config of `group` (resource type 32, SET).
+pub fn set_group_config(c: &mut Client, group: &str, key: &str, value: &str) {
+    use kafka_protocol::messages::incremental_alter_configs_request::*;
+    let r: IncrementalAlterConfigsResponse = c.call(
+        1,
+        &IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(32)
+                .with_resource_name(sb(group))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(sb(key))
+                    .with_config_operation(0)
+                    .with_value(Some(sb(value)))]),
+        ]),
+    );
+    assert_eq!(r.responses[0].error_code, NONE, "{r:?}");
 }
