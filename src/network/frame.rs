@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 
 /// First allocation for a frame body; doubled as data arrives.
 const INITIAL_CHUNK: usize = 1024 * 1024;
@@ -55,6 +55,30 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
 ) -> Result<BytesMut, FrameError> {
     let size = read_size(rd, max, None).await?;
     read_body(rd, size, None).await
+}
+
+/// Reads one frame, failing with [`FrameError::Idle`] when no byte arrives
+/// for `idle`.
+pub async fn read_frame_within<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    max: usize,
+    idle: Duration,
+) -> Result<BytesMut, FrameError> {
+    let size = read_size(rd, max, Some(idle)).await?;
+    read_body(rd, size, Some(idle)).await
+}
+
+/// Resolves once the peer has closed the connection (or it failed) with
+/// none of its bytes left unread, to be raced against a request's handling
+/// so that a client which gave up mid-request is noticed at once, not when
+/// the handling ends. Bytes pipelined behind the request stay buffered for
+/// the next read (which then sees any close behind them), and this never
+/// resolves.
+pub async fn peer_gone<R: AsyncRead + Unpin>(rd: &mut BufReader<R>) {
+    match rd.fill_buf().await {
+        Ok([]) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
+    }
 }
 
 /// One read, failing with [`FrameError::Idle`] if no byte arrives within

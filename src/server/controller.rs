@@ -25,10 +25,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bytes::Bytes;
 use std::net::SocketAddr;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::broker::authorizer::Authorizer;
@@ -36,6 +35,7 @@ use crate::broker::scram_credentials::ScramCredentialStore;
 use crate::handlers::controller_apis::Caller;
 use crate::metadata::MetadataImage;
 use crate::network::authenticator::{authenticate, AuthContext, AuthServer, Socket};
+use crate::network::frame::{peer_gone, read_frame_within, FrameError};
 use crate::network::tls::{self, TlsListener};
 use crate::security::sasl::SaslSettings;
 use crate::security::{KafkaPrincipal, SecurityProtocol};
@@ -56,6 +56,9 @@ pub const METADATA_DIR: &str = "__cluster_metadata-0";
 /// The largest request a controller listener reads (Kafka's
 /// `socket.request.max.bytes` default).
 const MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
+/// A controller connection's read buffer (requests are read through it; a
+/// metadata or Raft request is mostly far smaller).
+const READ_BUFFER_BYTES: usize = 16 * 1024;
 /// Kafka's `UNCLEAN_LEADER_ELECTION_INTERVAL_MS_DEFAULT` (an internal key).
 const UNCLEAN_LEADER_ELECTION_INTERVAL_MS: i64 = 5 * 60 * 1000;
 
@@ -396,38 +399,52 @@ async fn authenticate_and_serve<S: AsyncRead + AsyncWrite + Unpin + Send>(
         principal,
         host: peer.ip(),
     };
-    serve(rd, wr, caller, ctx.apis.clone(), shutdown).await
+    serve(rd, wr, caller, ctx.apis.clone(), idle, shutdown).await
 }
 
 /// One connection: requests answered in order (a voter's or broker's
-/// client sends one at a time).
+/// client sends one at a time). A connection silent for
+/// `connections.max.idle.ms` is closed, as Kafka's controller closes it; a
+/// peer that closes while its request is handled (its client timed out
+/// waiting for a slow commit, and reconnected) has its socket closed at
+/// once, and the request still completes.
 async fn serve<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
-    mut stream: R,
+    stream: R,
     mut out: W,
     caller: Caller,
     apis: Arc<ControllerApis>,
+    idle: Duration,
     shutdown: ShutdownSignal,
 ) {
+    let mut stream = BufReader::with_capacity(READ_BUFFER_BYTES, stream);
     loop {
-        let size = tokio::select! {
+        let frame = tokio::select! {
             _ = shutdown.wait() => return,
-            size = stream.read_i32() => match size {
-                Ok(s) => s,
-                Err(_) => return,
+            r = read_frame_within(&mut stream, MAX_REQUEST_BYTES, idle) => match r {
+                Ok(f) => f.freeze(),
+                Err(FrameError::Closed) => return,
+                Err(e) => {
+                    tracing::debug!(host = %caller.host, error = %e, "controller listener: closing the connection");
+                    return;
+                }
             },
         };
-        let Some(size) = usize::try_from(size)
-            .ok()
-            .filter(|s| *s <= MAX_REQUEST_BYTES)
-        else {
-            tracing::debug!(size, "controller listener: bad request size; closing");
-            return;
+        let mut handling = {
+            let (apis, caller) = (apis.clone(), caller.clone());
+            Box::pin(async move { apis.handle(frame, &caller).await })
         };
-        let mut frame = vec![0u8; size];
-        if stream.read_exact(&mut frame).await.is_err() {
-            return;
-        }
-        match apis.handle(Bytes::from(frame), &caller).await {
+        let handled = tokio::select! {
+            biased;
+            r = &mut handling => r,
+            () = peer_gone(&mut stream) => {
+                tokio::spawn(async move {
+                    let _ = handling.await;
+                });
+                tracing::debug!(host = %caller.host, "controller listener: closed by the peer during a request");
+                return;
+            }
+        };
+        match handled {
             Ok(resp) => {
                 if out.write_all(&resp).await.is_err() || out.flush().await.is_err() {
                     return;
