@@ -29,6 +29,8 @@
 #      page-cache mode with the same driver and workload
 #   4. references in the same run: iperf3 over loopback, sequential write with
 #      fdatasync per block (kastle-perf disk)
+#   4b. produce acks=all over 1,000 partitions of one topic at once with
+#      every driver (kastle and Kafka), read against the 1-partition row
 #   5. broker CPU seconds per GiB moved (utime+stime from /proc/PID/stat),
 #      idle RSS after start, peak RSS (VmHWM) per broker process, start-up
 #      time to the first ApiVersions answer with 100 and 10,000 partitions
@@ -41,7 +43,8 @@
 # kastle-pagecache kafka-pagecache kafka-flush1 tansu-sqlite tansu-memory")
 # and DRIVERS (default "kastle-perf kafka-perf"). Results:
 #   bench-results/<UTC timestamp>/{env.txt, results.jsonl, procs.jsonl,
-#   <workload>.txt (raw tool output), broker logs, summary.md}
+#   <workload>.txt (raw tool output), broker logs, summary.md with issue
+#   18's targets as ratios measured in the run}
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -71,6 +74,9 @@ else
   DISK_MIB=512; STARTUP_PARTS=(100 10000); RESTARTS=2
 fi
 PARTS=(1 16)
+# Issue 18's many-partition workload: produce acks=all over this many
+# partitions of one topic at once (many_suite)
+MANY_PARTS=1000
 read -r -a BROKER_LIST <<<"${BROKERS:-kastle-durable kastle-pagecache kafka-pagecache kafka-flush1 tansu-sqlite tansu-memory}"
 read -r -a DRIVER_LIST <<<"${DRIVERS:-kastle-perf kafka-perf}"
 for b in "${BROKER_LIST[@]}"; do
@@ -364,6 +370,37 @@ omb_suite() {
   stop_broker "$broker" "$mode" omb
 }
 
+# many_suite BROKER MODE: produce acks=all with 1 KiB records over
+# MANY_PARTS partitions of one topic at once, each driver at its defaults
+# (librdkafka's; the Java client's 16 KiB batches and linger.ms 5): what
+# each write costs when a group commit spans hundreds of partitions. Read
+# against the 1-partition produce row of the same broker and driver.
+many_suite() {
+  local broker=$1 mode=$2 n
+  log "$broker $mode: $MANY_PARTS partitions, produce acks=all"
+  start_broker "$broker" "$mode"
+  for DRIVER in "${DRIVER_LIST[@]}"; do
+    case "$DRIVER" in
+      kastle-perf)
+        new_topics perf-many "$MANY_PARTS" all
+        wl "$broker" "$mode" produce "$MANY_PARTS" 1024 all -- "$PERF" producer --bootstrap-server "$BOOT" \
+          --topic perf-many-all --num-records 100000000 --record-size 1024 --throughput -1 \
+          --max-seconds "$DUR" --producer-props acks=all --json ;;
+      kafka-perf)
+        new_topics kperf-many "$MANY_PARTS" all
+        n="$("${KPERF[@]}" calibrate "$BOOT" kperf-many-all 1024 all "$DUR" 2>>"$RUN/kafka-perf-calibrate.log")" || n=0
+        if [[ "$n" -gt 0 ]]; then
+          wl "$broker" "$mode" produce "$MANY_PARTS" 1024 all -- \
+            "${KPERF[@]}" produce "$BOOT" kperf-many-all 1024 "$n" -1 acks=all
+        else
+          log "  kafka-perf calibration failed (see $RUN/kafka-perf-calibrate.log)"
+        fi ;;
+    esac
+    sync
+  done
+  stop_broker "$broker" "$mode" "p$MANY_PARTS-s1024"
+}
+
 # ---------------------------------------------------------------------------
 # references: loopback TCP and the disk's fdatasync write rate
 # ---------------------------------------------------------------------------
@@ -403,8 +440,12 @@ done
 # ---------------------------------------------------------------------------
 for b in "${BROKER_LIST[@]}"; do
   case "$b" in
-    kastle-*) suite kastle "${b#kastle-}" "${SIZES[@]}"; omb_suite kastle "${b#kastle-}" ;;
-    kafka-*) suite kafka "${b#kafka-}" "${SIZES[@]}"; omb_suite kafka "${b#kafka-}" ;;
+    kastle-*)
+      suite kastle "${b#kastle-}" "${SIZES[@]}"; omb_suite kastle "${b#kastle-}"
+      many_suite kastle "${b#kastle-}" ;;
+    kafka-*)
+      suite kafka "${b#kafka-}" "${SIZES[@]}"; omb_suite kafka "${b#kafka-}"
+      many_suite kafka "${b#kafka-}" ;;
     tansu-*)
       if [[ -x "$TANSU_BIN" ]]; then
         suite tansu "${b#tansu-}" 1024
@@ -545,6 +586,69 @@ for r in rows:
     if r["workload"] == "startup" and r["result"]:
         s = r["result"]
         print(f"| {s['partitions']} partitions | {f(s['first_start_ms'])} | {f(s['create_ms'],0)} | {', '.join(f(x) for x in s['restarts_ms'])} | {f(s['median_ms'])} | {', '.join(f(x, 0) for x in s.get('stops_ms', []))} | {f(s['idle_rss_kib']/1024,1)} |")
+
+# Issue 18's targets, as ratios measured in this run (kastle durable is
+# compared with Kafka's flush.messages=1, page-cache mode with page-cache).
+KAFKA_MODE = {"durable": "flush1", "pagecache": "pagecache"}
+
+def row(broker, mode, driver, work, p, size, acks):
+    for r in rows:
+        if (r["broker"], r["mode"], r.get("driver", "kastle-perf"), r["workload"], r.get("partitions"), r.get("record_size"), r.get("acks")) == (broker, mode, driver, work, p, size, acks) and r["result"]:
+            return r
+    return None
+
+def median(xs):
+    xs = sorted(x for x in xs if x)
+    return xs[len(xs) // 2] if xs else None
+
+targets = []  # (target, case, value, goal, met)
+def target(name, case, value, goal, higher_is_better):
+    if value is None:
+        return
+    met = value >= goal if higher_is_better else value <= goal
+    targets.append((name, case, value, goal, met))
+
+drivers = sorted({r.get("driver") for r in rows if r.get("driver")})
+many = sorted({r.get("partitions") for r in rows if r["workload"] == "produce" and (r.get("partitions") or 0) > 16})
+for d in drivers:
+    for km, fm in KAFKA_MODE.items():
+        for p in [1] + many:
+            k, j = find("kastle", km, d, "produce", p, 1024, "all"), find("kafka", fm, d, "produce", p, 1024, "all")
+            if k and j and j.get("records_per_sec"):
+                target("produce acks=all ≥ 1.5× Kafka, same durability", f"{km}, {p} partition(s), {d}", k["records_per_sec"] / j["records_per_sec"], 1.5, True)
+        for p in (1, 16):
+            k, j = find("kastle", km, d, "produce-half", p, 1024, "all"), find("kafka", fm, d, "produce-half", p, 1024, "all")
+            if k and j and k.get("p99_ms") and j.get("p99_ms"):
+                target("p99 at half of max ≤ 0.5× Kafka's", f"{km}, {p} partition(s), {d}", k["p99_ms"] / j["p99_ms"], 0.5, False)
+            k, j = find("kastle", km, d, "consume", p, 1024, "-"), find("kafka", fm, d, "consume", p, 1024, "-")
+            if k and j and j.get("fetch_records_per_sec"):
+                target("consume ≥ Kafka's", f"{km}, {p} partition(s), {d}", (k.get("fetch_records_per_sec") or 0) / j["fetch_records_per_sec"], 1.0, True)
+            for work, acks in (("produce", "all"), ("consume", "-")):
+                k, j = row("kastle", km, d, work, p, 1024, acks), row("kafka", fm, d, work, p, 1024, acks)
+                kc, jc = (cpu_per_gib(k) if k else None), (cpu_per_gib(j) if j else None)
+                if kc and jc:
+                    target("broker CPU per GiB ≤ 0.5× Kafka's", f"{work}, {km}, {p} partition(s), {d}", kc / jc, 0.5, False)
+    for p in [1] + many:
+        k, j = find("kastle", "durable", d, "produce", p, 1024, "all"), find("kafka", "pagecache", d, "produce", p, 1024, "all")
+        if k and j and j.get("records_per_sec"):
+            target("kastle durable ≥ Kafka page cache", f"{p} partition(s), {d}", k["records_per_sec"] / j["records_per_sec"], 1.0, True)
+    for p in many:
+        k, one = find("kastle", "durable", d, "produce", p, 1024, "all"), find("kastle", "durable", d, "produce", 1, 1024, "all")
+        if k and one and one.get("records_per_sec"):
+            target(f"{p} partitions durable ≥ 0.5× one partition", d, k["records_per_sec"] / one["records_per_sec"], 0.5, True)
+k_rss = median(p["idle_rss_kib"] for p in procs if p["broker"] == "kastle")
+j_rss = median(p["idle_rss_kib"] for p in procs if p["broker"] == "kafka")
+if k_rss and j_rss:
+    target("idle RSS ≤ 1/20 of Kafka's", "median over the runs", k_rss / j_rss, 1 / 20, False)
+k_up = next((r["result"]["median_ms"] for r in rows if r["workload"] == "startup" and r["result"] and r.get("partitions") == 100), None)
+j_up = median(p.get("ready_ms") for p in procs if p["broker"] == "kafka")
+if k_up and j_up:
+    target("start-up ≤ 1/50 of Kafka's", "kastle restart, 100 partitions (probe) / Kafka start → serving (0.1 s polls)", k_up / j_up, 1 / 50, False)
+if targets:
+    print("\n| issue 18 target | case | ratio | goal | met |")
+    print("|---|---|---:|---:|---|")
+    for name, case, value, goal, met in targets:
+        print(f"| {name} | {case} | {value:.3f} | {goal:.3g} | {'yes' if met else '**no**'} |")
 if any(r["broker"] == "tansu" and r["workload"] == "skipped" for r in rows):
     print("\nTansu: binary not found, skipped (set TANSU_BIN).")
 EOF
