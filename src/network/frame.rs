@@ -71,9 +71,9 @@ pub async fn read_frame_within<R: AsyncRead + Unpin>(
 /// Resolves once the peer has closed the connection (or it failed) with
 /// none of its bytes left unread, to be raced against a request's handling
 /// so that a client which gave up mid-request is noticed at once, not when
-/// the handling ends. Bytes pipelined behind the request stay buffered for
-/// the next read (which then sees any close behind them), and this never
-/// resolves.
+/// the handling ends. If the peer pipelined bytes behind the request, they
+/// stay buffered for the next read (which sees any close behind them) and
+/// this never resolves.
 pub async fn peer_gone<R: AsyncRead + Unpin>(rd: &mut BufReader<R>) {
     match rd.fill_buf().await {
         Ok([]) | Err(_) => {}
