@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 
 pub const MB: f64 = 1024.0 * 1024.0;
@@ -83,6 +84,50 @@ pub fn create_topics(
             Ok(_) => {}
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => return Err(format!("CreateTopics {name}: {code}")),
+        }
+    }
+    wait_for_leaders(bootstrap, topics, timeout)
+}
+
+/// Waits until the metadata names a leader for every partition of `topics`.
+/// CreateTopics answers once the controller has the topic; a broker may
+/// still be electing and opening a thousand partitions' logs after that
+/// (Apache Kafka takes seconds), and a run that starts meanwhile measures
+/// the retries, not the broker.
+fn wait_for_leaders(
+    bootstrap: &str,
+    topics: &[(String, i32)],
+    timeout: Duration,
+) -> Result<(), String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .map_err(|e| format!("creating metadata client for {bootstrap}: {e}"))?;
+    let deadline = std::time::Instant::now() + timeout;
+    for (name, _) in topics {
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let led =
+                match consumer.fetch_metadata(Some(name), left.max(Duration::from_millis(100))) {
+                    Ok(md) => md.topics().iter().any(|t| {
+                        t.name() == name
+                            && t.error().is_none()
+                            && !t.partitions().is_empty()
+                            && t.partitions()
+                                .iter()
+                                .all(|p| p.error().is_none() && p.leader() >= 0)
+                    }),
+                    Err(_) => false,
+                };
+            if led {
+                break;
+            }
+            if left.is_zero() {
+                return Err(format!(
+                    "{name}: not every partition has a leader after {timeout:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
     Ok(())

@@ -26,7 +26,7 @@ commands (every command takes --json for one machine-readable final line):
   e2e      --bootstrap-server B --topic T --num-records N --rate R [--record-size S]
            [--acks all|1] [--producer-props k=v ...] [--consumer-props k=v ...] [--timeout MS]
   topic    --bootstrap-server B --topic T --partitions N [--replication-factor R]
-           (create; existing is fine)
+           (create; existing is fine; returns once every partition has a leader)
   disk     --dir D [--size MiB] [--block KiB]
   startup  --bin PATH --partitions N [--restarts K] [--topic-partitions P]
            [--override k=v ...] [--dir D] [--log FILE (broker output, appended)]";
