@@ -126,3 +126,81 @@ impl StreamsGroup {
         self.members.insert(id.to_string(), m);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coordinator::group::streams::StreamsGroupMember;
+
+    fn one(s: &str, p: i32) -> Tasks {
+        Tasks::from([(s.to_string(), [p].into())])
+    }
+
+    fn member(id: &str, process: &str) -> StreamsGroupMember {
+        StreamsGroupMember {
+            member_id: id.into(),
+            process_id: process.into(),
+            member_epoch: 1,
+            rebalance_timeout_ms: 1_000,
+            ..StreamsGroupMember::default()
+        }
+    }
+
+    /// Task 0_0 swaps roles: a (active) is demoted to its standby at once
+    /// while it revokes the active task; b keeps its standby until a has
+    /// let the active task go, then runs it.
+    #[test]
+    fn demotion_and_promotion_keep_the_state_until_the_active_task_moves() {
+        let mut g = StreamsGroup::new("app");
+        g.assignment_epoch = 2;
+        let mut a = member("a", "p1");
+        a.assigned = one("0", 0);
+        let mut b = member("b", "p2");
+        b.standby = one("0", 0);
+        g.members.insert("a".into(), a);
+        g.members.insert("b".into(), b);
+        g.target.insert(
+            "a".into(),
+            TaskSet {
+                active: Tasks::new(),
+                standby: one("0", 0),
+            },
+        );
+        g.target.insert(
+            "b".into(),
+            TaskSet {
+                active: one("0", 0),
+                standby: Tasks::new(),
+            },
+        );
+        let owned = |active: Tasks, standby: Tasks| TaskSet { active, standby };
+
+        g.reconcile("b", Some(&owned(Tasks::new(), one("0", 0))), 0);
+        let b = &g.members["b"];
+        assert_eq!(b.state, MemberState::UnreleasedTasks);
+        assert!(b.assigned.is_empty());
+        assert_eq!(
+            b.standby,
+            one("0", 0),
+            "kept until the active task is granted"
+        );
+
+        g.reconcile("a", Some(&owned(one("0", 0), Tasks::new())), 0);
+        let a = &g.members["a"];
+        assert_eq!(a.state, MemberState::UnrevokedTasks);
+        assert_eq!(a.member_epoch, 1);
+        assert_eq!(a.revoking, one("0", 0));
+        assert_eq!(a.standby, one("0", 0), "demoted at once");
+
+        g.reconcile("a", Some(&owned(Tasks::new(), one("0", 0))), 0);
+        let a = &g.members["a"];
+        assert_eq!((a.state, a.member_epoch), (MemberState::Stable, 2));
+        assert_eq!(a.standby, one("0", 0));
+
+        g.reconcile("b", None, 0);
+        let b = &g.members["b"];
+        assert_eq!((b.state, b.member_epoch), (MemberState::Stable, 2));
+        assert_eq!(b.assigned, one("0", 0));
+        assert!(b.standby.is_empty());
+    }
+}
