@@ -16,7 +16,9 @@ broker (kastle here; a real Kafka fixture later).
 ``test_streams_protocol_handover`` runs the same word count with
 ``group.protocol=streams`` (KIP-1071: the broker assigns the tasks): two
 instances share the work, one is closed, its tasks move to the other, and the
-exactly-once counts stay 1..n.
+exactly-once counts stay 1..n. ``test_streams_protocol_standby_tasks`` runs two
+instances with ``group.streams.num.standby.replicas=1``: each keeps the other's
+stateful tasks as standbys, on kastle and on Apache Kafka 4.4 alike.
 """
 import random
 import shutil
@@ -274,3 +276,69 @@ def test_streams_protocol_handover(broker_factory, tmp_path, jvm_procs):
         assert topics.get(f"{app_id}-words-repartition") == PARTITIONS, topics
     finally:
         rec.close()
+
+
+def standby_scenario(bootstrap, tmp_path, jvm_procs):
+    """Two instances of the word count under ``group.protocol=streams`` with the
+    broker's ``group.streams.num.standby.replicas=1``: the broker gives each
+    instance the other's stateful tasks (the counting subtopology, 1_x; the
+    stateless 0_x get none) as standby tasks, as Streams'
+    ``metadataForLocalThreads()`` reports them. Returns each instance's last
+    (active, standby) task ids."""
+    jvm_module(MODULE)
+    src, out = unique_topic("sb-in"), unique_topic("sb-out")
+    app_id = unique_topic("sb-wordcount")
+    create_topics(bootstrap, {src: PARTITIONS, out: PARTITIONS})
+    props = tmp_path / "streams.properties"
+    props.write_text("group.protocol=streams\n")
+    apps = [jvm_procs(MODULE, MAIN, [bootstrap, app_id, str(tmp_path / f"state{i}"), src, out,
+                                     str(props)], jvm_opts=JVM_OPTS, label=f"sb#{i}")
+            for i in range(2)]
+
+    def tasks(app):
+        last = [e for e in app.events if e.get("event") == "tasks"]
+        return (set(last[-1]["active"]), set(last[-1]["standby"])) if last else (set(), set())
+
+    def settled(_e=None):
+        (a0, s0), (a1, s1) = tasks(apps[0]), tasks(apps[1])
+        stateful = {t for t in a0 | a1 if t.startswith("1_")}
+        return (len(a0 | a1) == 2 * PARTITIONS and not a0 & a1 and stateful
+                and s0 == {t for t in a1 if t.startswith("1_")}
+                and s1 == {t for t in a0 if t.startswith("1_")})
+
+    deadline = time.monotonic() + 120
+    while not settled() and time.monotonic() < deadline:
+        for a in apps:
+            if not a.alive():
+                raise AssertionError("Streams app exited\n" + a.output())
+        time.sleep(0.5)
+    got = [tasks(a) for a in apps]
+    assert settled(), f"standby tasks not assigned as expected: {got}\n" + apps[0].output()[-3000:]
+    for a in apps:
+        a.stop()
+    return got
+
+
+STANDBY_BROKER = dict(STREAMS_PROTOCOL_BROKER, **{"group.streams.num.standby.replicas": "1"})
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.compat("kafka-streams", "groups")
+def test_streams_protocol_standby_tasks(broker_factory, tmp_path, jvm_procs):
+    b = broker_factory(STANDBY_BROKER)
+    got = standby_scenario(b.bootstrap, tmp_path, jvm_procs)
+    print(got)
+
+
+@pytest.mark.timeout(300)
+def test_streams_protocol_standby_tasks_on_kafka(tmp_path, jvm_procs):
+    """The same scenario on Apache Kafka 4.4: the behaviour kastle's matches."""
+    from kafka_oracle import MODULE as KAFKA_MODULE, RealKafka
+    jvm_module(KAFKA_MODULE)
+    k = RealKafka(tmp_path / "kafka", overrides=STANDBY_BROKER)
+    k.start()
+    try:
+        got = standby_scenario(k.bootstrap, tmp_path, jvm_procs)
+        print(got)
+    finally:
+        k.stop()

@@ -393,10 +393,18 @@ fn coordinator_logs(dir: &Path) -> Result<usize> {
                 epoch: 2,
                 metadata_hash: 99,
                 validated_topology_epoch: 1,
+                last_assignment_configs: [("num.standby.replicas".into(), "1".into())].into(),
             }),
         ),
         StreamsRecord::Topology(sg(), Some((1, topology))),
-        StreamsRecord::TargetAssignmentMember(sg(), sm(), Some(tasks.clone())),
+        StreamsRecord::TargetAssignmentMember(
+            sg(),
+            sm(),
+            Some(kastle::coordinator::group::streams::TaskSet {
+                active: tasks.clone(),
+                standby: tasks.clone(),
+            }),
+        ),
         StreamsRecord::TargetAssignmentMetadata(sg(), Some((2, 1_700_000_000_000))),
         StreamsRecord::CurrentMemberAssignment(
             sg(),
@@ -406,7 +414,9 @@ fn coordinator_logs(dir: &Path) -> Result<usize> {
                 previous_member_epoch: 1,
                 state: StreamsMemberState::UnrevokedTasks,
                 active: tasks.clone(),
-                active_pending_revocation: tasks,
+                standby: tasks.clone(),
+                active_pending_revocation: tasks.clone(),
+                standby_pending_revocation: tasks,
             }),
         ),
     ]

@@ -16,7 +16,9 @@ use kafka_protocol::ResponseError;
 
 use crate::broker::topics::{is_internal_topic, validate_topic_name};
 use crate::coordinator::group::streams::topology::InternalTopic;
-use crate::coordinator::group::streams::{task_ids, HeartbeatContext, StreamsHeartbeatOutcome};
+use crate::coordinator::group::streams::{
+    task_ids, HeartbeatContext, StreamsHeartbeatOutcome, NUM_STANDBY_REPLICAS,
+};
 use crate::coordinator::group::writer::DurableWait;
 use crate::handlers::consumer_group::BrokerTopics;
 use crate::handlers::{ready, KafkaApis, Pending, Reply, Request};
@@ -80,6 +82,40 @@ fn group_timeouts(apis: &KafkaApis, group: &str) -> (i32, i32) {
             broker("group.streams.heartbeat.interval.ms", 5_000),
         ),
     )
+}
+
+/// Kafka 4.4's assignment configurations of a streams group
+/// (`streamsGroupAssignmentConfigs`): `num.standby.replicas` from the
+/// group's `streams.num.standby.replicas`, else the broker's
+/// `group.streams.num.standby.replicas`; `rack.aware.assignment.tags` from
+/// the group's `streams.rack.aware.assignment.tags`, else the broker's,
+/// when not empty.
+fn assignment_configs(apis: &KafkaApis, group: &str) -> BTreeMap<String, String> {
+    let configs = apis.group_configs.group_configs(group);
+    let standbys = configs
+        .get("streams.num.standby.replicas")
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .unwrap_or_else(|| {
+            i32::try_from(apis.config.int("group.streams.num.standby.replicas")).unwrap_or(0)
+        });
+    let mut out = BTreeMap::from([(NUM_STANDBY_REPLICAS.to_string(), standbys.to_string())]);
+    let tags = configs
+        .get("streams.rack.aware.assignment.tags")
+        .cloned()
+        .unwrap_or_else(|| {
+            apis.config
+                .string("group.streams.rack.aware.assignment.tags")
+                .to_string()
+        });
+    let tags: Vec<&str> = tags
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    if !tags.is_empty() {
+        out.insert("rack.aware.assignment.tags".to_string(), tags.join(","));
+    }
+    out
 }
 
 /// The group's `streams.initial.rebalance.delay.ms`, else the broker's
@@ -280,6 +316,7 @@ fn heartbeat(
             &r.group_id,
             "streams",
         ),
+        assignment_configs: assignment_configs(apis, &r.group_id),
         now: now_ms(),
     };
     let (o, wait) = apis
@@ -453,12 +490,18 @@ pub fn streams_group_describe(req: &Request, body: Bytes) -> Reply {
                     task_end_offsets: Vec::new(),
                     assignment: DescribedAssignment {
                         active_tasks: task_ids(&m.assigned),
-                        ..DescribedAssignment::default()
+                        standby_tasks: task_ids(&m.standby),
+                        warmup_tasks: Vec::new(),
                     },
-                    target_assignment: DescribedAssignment {
-                        active_tasks: g.target.get(&m.member_id).map(task_ids).unwrap_or_default(),
-                        ..DescribedAssignment::default()
-                    },
+                    target_assignment: g
+                        .target
+                        .get(&m.member_id)
+                        .map(|t| DescribedAssignment {
+                            active_tasks: task_ids(&t.active),
+                            standby_tasks: task_ids(&t.standby),
+                            warmup_tasks: Vec::new(),
+                        })
+                        .unwrap_or_default(),
                     is_classic: false,
                 })
                 .collect();

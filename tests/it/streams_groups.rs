@@ -122,7 +122,9 @@ struct Member {
     id: String,
     epoch: i32,
     owned: Tasks,
+    standby: Tasks,
     topology: Topology,
+    endpoint: Option<Endpoint>,
 }
 
 impl Member {
@@ -132,7 +134,9 @@ impl Member {
             id: uuid::Uuid::new_v4().to_string(),
             epoch: 0,
             owned: Tasks::new(),
+            standby: Tasks::new(),
             topology,
+            endpoint: None,
         }
     }
 
@@ -145,9 +149,10 @@ impl Member {
             rebalance_timeout_ms: if joining { 30_000 } else { -1 },
             topology: joining.then(|| self.topology.clone()),
             active_tasks: Some(ids(&self.owned)),
-            standby_tasks: Some(Vec::new()),
+            standby_tasks: Some(ids(&self.standby)),
             warmup_tasks: Some(Vec::new()),
             process_id: joining.then(|| format!("process-{}", self.id)),
+            user_endpoint: self.endpoint.clone(),
             ..StreamsGroupHeartbeatRequest::default()
         }
     }
@@ -160,6 +165,9 @@ impl Member {
         self.epoch = r.member_epoch;
         if let Some(a) = &r.active_tasks {
             self.owned = tasks(a);
+        }
+        if let Some(s) = &r.standby_tasks {
+            self.standby = tasks(s);
         }
         r
     }
@@ -646,4 +654,127 @@ fn initial_rebalance_delay_and_assignment_interval() {
     let r = m.beat(&mut c);
     assert!(!statuses(&r).contains(&status::ASSIGNMENT_DELAYED), "{r:?}");
     assert_eq!(count(&m.owned), 8);
+}
+
+/// One stateful subtopology (a store with a changelog) reading `input`.
+fn stateful_topology(app: &str, input: &str) -> Topology {
+    Topology {
+        epoch: 1,
+        subtopologies: vec![Subtopology {
+            subtopology_id: "0".into(),
+            source_topics: vec![input.into()],
+            state_changelog_topics: vec![info(
+                &format!("{app}-store-changelog"),
+                &[("cleanup.policy", "compact")],
+            )],
+            ..Subtopology::default()
+        }],
+    }
+}
+
+/// Standby tasks (Kafka 4.4's `streams.num.standby.replicas`, here the
+/// group's config): with one replica each member keeps the state of the
+/// other's active tasks, moves there through revocation (a demoted active
+/// task becomes a standby at once), is told where (heartbeat, describe,
+/// the endpoint-to-partitions map), and keeps it across a restart (the
+/// target and current assignment records). Back at zero replicas, the
+/// standbys are revoked.
+#[test]
+fn standby_tasks_on_the_other_member_and_after_a_restart() {
+    let mut b = start();
+    let mut c = b.client();
+    create_topic(&mut c, "sb-in", 4, &[]);
+    set_group_config(&mut c, "sb", "streams.num.standby.replicas", "1");
+    let mut m1 = Member::new("sb", stateful_topology("sb", "sb-in"));
+    m1.endpoint = Some(Endpoint {
+        host: "m1.example".into(),
+        port: 7001,
+    });
+    for _ in 0..3 {
+        m1.beat(&mut c);
+    }
+    // One process: no other place for a standby.
+    assert_eq!(count(&m1.owned), 4);
+    assert!(m1.standby.is_empty(), "{:?}", m1.standby);
+
+    let mut m2 = Member::new("sb", stateful_topology("sb", "sb-in"));
+    let mut last = m1.beat(&mut c);
+    for _ in 0..4 {
+        m2.beat(&mut c);
+        last = m1.beat(&mut c);
+    }
+    assert_eq!(count(&m1.owned), 2, "{:?}", m1.owned);
+    assert_eq!(count(&m2.owned), 2, "{:?}", m2.owned);
+    assert_eq!(m1.standby, m2.owned, "m1 keeps m2's tasks' state");
+    assert_eq!(m2.standby, m1.owned, "m2 keeps m1's tasks' state");
+    let d = describe(&mut c, "sb");
+    assert_eq!(d.group_state, "Stable");
+    for m in [&m1, &m2] {
+        let dm = d
+            .members
+            .iter()
+            .find(|x| x.member_id == m.id)
+            .expect("member described");
+        assert_eq!(tasks(&dm.assignment.standby_tasks), m.standby);
+        assert_eq!(tasks(&dm.target_assignment.standby_tasks), m.standby);
+        assert_eq!(tasks(&dm.target_assignment.active_tasks), m.owned);
+        assert!(dm.assignment.warmup_tasks.is_empty());
+    }
+    // Interactive Queries: m1's endpoint serves its standbys' partitions.
+    let eps = last.partitions_by_user_endpoint.expect("endpoint map");
+    let e1 = eps
+        .iter()
+        .find(|e| e.user_endpoint.port == 7001)
+        .expect("m1's endpoint");
+    let standby_parts: BTreeSet<i32> = m1.standby["0"].clone();
+    assert_eq!(
+        e1.standby_partitions
+            .iter()
+            .map(|t| (t.topic.clone(), t.partitions.iter().copied().collect()))
+            .collect::<Vec<(String, BTreeSet<i32>)>>(),
+        vec![("sb-in".to_string(), standby_parts)]
+    );
+
+    // The standbys are in the group's records.
+    let view = |d: &DescribedGroup| -> BTreeMap<String, (Tasks, Tasks, Tasks)> {
+        d.members
+            .iter()
+            .map(|m| {
+                (
+                    m.member_id.clone(),
+                    (
+                        tasks(&m.assignment.active_tasks),
+                        tasks(&m.assignment.standby_tasks),
+                        tasks(&m.target_assignment.standby_tasks),
+                    ),
+                )
+            })
+            .collect()
+    };
+    drop(c);
+    assert!(b.stop().success());
+    b.restart();
+    let mut c = b.client();
+    let after = describe(&mut c, "sb");
+    assert_eq!(after.error_code, NONE, "{:?}", after.error_message);
+    assert_eq!(view(&after), view(&d));
+    assert_eq!(after.group_epoch, d.group_epoch);
+    let e = m1.epoch;
+    assert_eq!(
+        m1.beat(&mut c).member_epoch,
+        e,
+        "no new epoch after the replay"
+    );
+
+    // Zero replicas: a new target without standbys; each member gives its
+    // standbys up before it moves on.
+    set_group_config(&mut c, "sb", "streams.num.standby.replicas", "0");
+    for _ in 0..3 {
+        m1.beat(&mut c);
+        m2.beat(&mut c);
+    }
+    assert!(m1.standby.is_empty() && m2.standby.is_empty());
+    assert!(m1.epoch > e);
+    assert_eq!(count(&m1.owned) + count(&m2.owned), 4);
+    assert_eq!(describe(&mut c, "sb").group_state, "Stable");
 }

@@ -1,8 +1,9 @@
 //! KIP-1071 streams groups (the streams rebalance protocol), after Kafka's
 //! `streams` package of the group coordinator: the group's topology and
-//! epochs, its members, the target assignment of tasks (active tasks only,
-//! a balanced sticky assignor), reconciliation with revocation before
-//! assignment (`CurrentAssignmentBuilder`), and StreamsGroupHeartbeat /
+//! epochs, its members, the target assignment of active and standby tasks
+//! (`assignor`, after Kafka's sticky assignor; no warm-up tasks, as Kafka
+//! 4.4's), reconciliation with revocation before assignment
+//! (`CurrentAssignmentBuilder`), and StreamsGroupHeartbeat /
 //! StreamsGroupDescribe.
 //!
 //! A group's state is written to `__consumer_offsets` as Kafka's
@@ -13,12 +14,16 @@
 //! heartbeat, a describe), not by a timer.
 //!
 //! - `topology`: the topology configured against the broker's topics.
+//! - `assignor`: the target assignment.
+//! - `reconcile`: a member's way to the target.
 //! - `batching`: when a new target is computed (initial rebalance delay,
 //!   assignment interval).
 //! - `records`: the StreamsGroup* records, their derivation and replay.
 //! - `service`: the GroupCoordinator's streams entry points.
 
+pub mod assignor;
 pub mod batching;
+mod reconcile;
 pub mod records;
 pub mod service;
 pub mod topology;
@@ -33,6 +38,7 @@ use crate::protocol::streams::{
     status, Endpoint, EndpointToPartitions, KeyValue, Status, StreamsGroupHeartbeatRequest,
     Subtopology, TaskIds, TopicPartition,
 };
+pub use assignor::TaskSet;
 use topology::{ConfiguredTopology, InternalTopic};
 
 /// Most members a streams group takes before GROUP_MAX_SIZE_REACHED (the
@@ -89,6 +95,12 @@ fn intersect(a: &Tasks, b: &Tasks) -> Tasks {
     out
 }
 
+fn union_into(a: &mut Tasks, b: Tasks) {
+    for (s, ps) in b {
+        a.entry(s).or_default().extend(ps);
+    }
+}
+
 fn contains(t: &Tasks, s: &str, p: i32) -> bool {
     t.get(s).is_some_and(|ps| ps.contains(&p))
 }
@@ -120,6 +132,13 @@ pub struct StreamsGroupMember {
     pub assigned: Tasks,
     /// Active tasks it must give up before the next epoch.
     pub revoking: Tasks,
+    /// Standby tasks the member holds.
+    pub standby: Tasks,
+    /// Standby tasks it must give up before the next epoch.
+    pub revoking_standby: Tasks,
+    /// The offsets of task state it last reported (`TaskOffsets`), which
+    /// rank standby candidates; not durable (Kafka keeps them in memory).
+    pub task_offsets: BTreeMap<(String, i32), i64>,
     pub session_deadline_ms: i64,
     /// Set while tasks are being revoked.
     pub rebalance_deadline_ms: Option<i64>,
@@ -156,8 +175,13 @@ pub struct StreamsGroup {
     pub subtopologies: Vec<Subtopology>,
     pub configured: ConfiguredTopology,
     pub members: BTreeMap<String, StreamsGroupMember>,
-    /// The target assignment's active tasks by member.
-    pub target: BTreeMap<String, Tasks>,
+    /// The target assignment by member.
+    pub target: BTreeMap<String, TaskSet>,
+    /// The assignment configurations the target was last computed with
+    /// (Kafka's `LastAssignmentConfigs`: `num.standby.replicas`, and
+    /// `rack.aware.assignment.tags` when set); a change bumps the group
+    /// epoch.
+    pub last_assignment_configs: BTreeMap<String, String>,
     pub endpoint_information_epoch: i32,
     pub shutdown_request_member_id: Option<String>,
     /// The hash of the topology's topics as last configured (Kafka's
@@ -220,12 +244,12 @@ impl StreamsGroup {
         self.members.is_empty()
     }
 
-    /// Whether some member other than `except` owns or is revoking the
-    /// active task.
-    fn owned_elsewhere(&self, except: &str, s: &str, p: i32) -> bool {
-        self.members.values().any(|m| {
-            m.member_id != except && (contains(&m.assigned, s, p) || contains(&m.revoking, s, p))
-        })
+    /// The group's `num.standby.replicas` as its target was last computed.
+    pub fn num_standby_replicas(&self) -> usize {
+        self.last_assignment_configs
+            .get(NUM_STANDBY_REPLICAS)
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0)
     }
 
     /// OffsetFetch's member check (Kafka's `StreamsGroup.validateOffsetFetch`):
@@ -280,120 +304,14 @@ impl StreamsGroup {
         }
     }
 
-    /// The target assignment (Kafka's `StickyTaskAssignor`, reduced to
-    /// active tasks): every task goes to one member, each member keeps the
-    /// tasks it owns while it has no more than its share, the rest go to
-    /// the members with the fewest.
+    /// The target assignment (`assignor`: Kafka's `StickyTaskAssignor`).
     fn compute_target(&mut self) {
-        let ids: Vec<String> = self.members.keys().cloned().collect();
-        let mut target: BTreeMap<String, Tasks> =
-            ids.iter().map(|m| (m.clone(), Tasks::new())).collect();
-        if ids.is_empty() || !self.configured.is_ready() {
-            self.target = target;
-            return;
-        }
-        let all: Vec<(String, i32)> = self
-            .configured
-            .tasks
-            .iter()
-            .flat_map(|(s, n)| (0..*n).map(move |p| (s.clone(), p)))
-            .collect();
-        let n = ids.len();
-        let quota = all.len().div_ceil(n);
-        let mut load: BTreeMap<&str, usize> = ids.iter().map(|m| (m.as_str(), 0)).collect();
-        let mut unassigned = Vec::new();
-        for (s, p) in &all {
-            let owner = self
-                .members
-                .values()
-                .find(|m| contains(&m.assigned, s, *p) || contains(&m.revoking, s, *p))
-                .map(|m| m.member_id.as_str());
-            match owner {
-                Some(o) if load.get(o).is_some_and(|l| *l < quota) => {
-                    *load.entry(o).or_default() += 1;
-                    target
-                        .entry(o.to_string())
-                        .or_default()
-                        .entry(s.clone())
-                        .or_default()
-                        .insert(*p);
-                }
-                _ => unassigned.push((s.clone(), *p)),
-            }
-        }
-        for (s, p) in unassigned {
-            // The least-loaded member, ties to the smallest id.
-            let Some(m) = load.iter().min_by_key(|(m, l)| (**l, **m)).map(|(m, _)| *m) else {
-                break;
-            };
-            if let Some(l) = load.get_mut(m) {
-                *l += 1;
-            }
-            target
-                .entry(m.to_string())
-                .or_default()
-                .entry(s)
-                .or_default()
-                .insert(p);
-        }
-        self.target = target;
-    }
-
-    /// Kafka's `CurrentAssignmentBuilder` for streams: owned tasks the
-    /// target drops are revoked first (the member keeps its epoch until it
-    /// reports them gone); then it moves to the target epoch with the
-    /// target's tasks that no other member still holds.
-    fn reconcile(&mut self, id: &str, owned: Option<&Tasks>, now: i64) {
-        let target_epoch = self.assignment_epoch;
-        let target = self.target.get(id).cloned().unwrap_or_default();
-        let Some(m) = self.members.get(id).cloned() else {
-            return;
-        };
-        let mut m = m;
-        if m.state == MemberState::UnrevokedTasks {
-            // Still owns tasks it must give up: wait for its report.
-            let done = owned.is_some_and(|o| intersect(o, &m.revoking).is_empty());
-            if !done {
-                self.members.insert(id.to_string(), m);
-                return;
-            }
-            m.revoking.clear();
-            m.rebalance_deadline_ms = None;
-        } else if m.state == MemberState::Stable && m.member_epoch == target_epoch {
-            return;
-        }
-        let kept = intersect(&m.assigned, &target);
-        let revoke = minus(&m.assigned, &target);
-        if !revoke.is_empty() {
-            m.assigned = kept;
-            m.revoking = revoke;
-            m.state = MemberState::UnrevokedTasks;
-            m.rebalance_deadline_ms = Some(now + i64::from(m.rebalance_timeout_ms.max(0)));
-            self.members.insert(id.to_string(), m);
-            return;
-        }
-        let mut assigned = kept;
-        let mut unreleased = false;
-        for (s, ps) in minus(&target, &m.assigned) {
-            for p in ps {
-                if self.owned_elsewhere(id, &s, p) {
-                    unreleased = true;
-                } else {
-                    assigned.entry(s.clone()).or_default().insert(p);
-                }
-            }
-        }
-        m.previous_member_epoch = m.member_epoch;
-        m.member_epoch = target_epoch;
-        m.assigned = assigned;
-        m.state = if unreleased {
-            MemberState::UnreleasedTasks
-        } else {
-            MemberState::Stable
-        };
-        self.members.insert(id.to_string(), m);
+        self.target = assignor::assign(self, self.num_standby_replicas());
     }
 }
+
+/// Kafka's assignment configuration key for standby replicas.
+pub const NUM_STANDBY_REPLICAS: &str = "num.standby.replicas";
 
 /// What the coordinator needs of a StreamsGroupHeartbeat besides the
 /// request.
@@ -409,6 +327,11 @@ pub struct HeartbeatContext {
     /// The group's `streams.assignment.interval.ms`, else the broker's
     /// `group.streams.assignment.interval.ms`, within its min/max bounds.
     pub assignment_interval_ms: i32,
+    /// Kafka's assignment configurations of the group: `num.standby.replicas`
+    /// (the group's `streams.num.standby.replicas`, else the broker's
+    /// `group.streams.num.standby.replicas`), `rack.aware.assignment.tags`
+    /// when set.
+    pub assignment_configs: BTreeMap<String, String>,
     pub now: i64,
 }
 
@@ -445,9 +368,10 @@ fn invalid(message: &str) -> String {
 }
 
 /// Kafka 4.4's request checks (`GroupCoordinatorService`). Static members
-/// (an instance id), task offsets and warm-up tasks are accepted as Kafka
-/// 4.4 accepts them, but kastle keeps no static identity, reads no offsets
-/// and assigns no warm-up tasks.
+/// (an instance id) and warm-up tasks are accepted as Kafka 4.4 accepts
+/// them, but kastle keeps no static identity and assigns no warm-up tasks
+/// (neither does Kafka 4.4's sticky assignor); task offsets only rank
+/// standby candidates (no task end offsets, no lag).
 /// Err: the INVALID_REQUEST message.
 pub fn validate(r: &StreamsGroupHeartbeatRequest) -> Result<(), String> {
     if let Some(t) = &r.topology {
@@ -576,7 +500,15 @@ pub fn heartbeat(
     }
 
     let previous = group.members.get(&r.member_id).cloned();
-    let owned_active = r.active_tasks.as_deref().map(tasks_from);
+    // What the member reports it owns (all three lists or none).
+    let owned = r.active_tasks.as_deref().map(|a| TaskSet {
+        active: tasks_from(a),
+        standby: r
+            .standby_tasks
+            .as_deref()
+            .map(tasks_from)
+            .unwrap_or_default(),
+    });
     let member = match (&previous, joining) {
         (None, false) => {
             return StreamsHeartbeatOutcome::error(
@@ -612,6 +544,9 @@ pub fn heartbeat(
                 client_tags: Vec::new(),
                 assigned: Tasks::new(),
                 revoking: Tasks::new(),
+                standby: Tasks::new(),
+                revoking_standby: Tasks::new(),
+                task_offsets: BTreeMap::new(),
                 session_deadline_ms: 0,
                 rebalance_deadline_ms: None,
             }
@@ -619,11 +554,13 @@ pub fn heartbeat(
         (Some(m), _) => {
             // Kafka's `throwIfStreamsGroupMemberEpochIsInvalid`: a member
             // one epoch behind is accepted if it owns what it was given.
-            let owned_within = |o: &Tasks| minus(o, &m.assigned).is_empty();
+            let owned_within = |o: &TaskSet| {
+                minus(&o.active, &m.assigned).is_empty() && minus(&o.standby, &m.standby).is_empty()
+            };
             if r.member_epoch > m.member_epoch
                 || (r.member_epoch < m.member_epoch
                     && !(r.member_epoch == m.previous_member_epoch
-                        && owned_active.as_ref().is_some_and(owned_within)))
+                        && owned.as_ref().is_some_and(owned_within)))
                 || (joining && m.member_epoch != 0)
             {
                 if joining {
@@ -644,6 +581,7 @@ pub fn heartbeat(
     };
 
     // 1. The member's metadata.
+    let epoch_before = group.group_epoch;
     let mut updated = member.clone();
     if let Some(rack) = &r.rack_id {
         updated.rack_id = Some(rack.clone());
@@ -664,6 +602,12 @@ pub fn heartbeat(
     }
     if let Some(tags) = &r.client_tags {
         updated.client_tags = tags.clone();
+    }
+    if let Some(offsets) = &r.task_offsets {
+        updated.task_offsets = offsets
+            .iter()
+            .map(|o| ((o.subtopology_id.clone(), o.partition), o.offset))
+            .collect();
     }
     updated.session_deadline_ms = cx.now + i64::from(cx.session_timeout_ms);
     // Kafka 4.4: the first member of an empty group starts the initial
@@ -716,6 +660,16 @@ pub fn heartbeat(
         }
     }
 
+    // Kafka 4.4: changed assignment configurations (the group's standby
+    // replicas) call for a new target, one epoch bump with the others.
+    if group.last_assignment_configs != cx.assignment_configs {
+        tracing::info!(group = %r.group_id, configs = ?cx.assignment_configs, "streams group assignment configurations changed");
+        group.last_assignment_configs = cx.assignment_configs.clone();
+        if group.group_epoch == epoch_before {
+            group.group_epoch += 1;
+        }
+    }
+
     // 3. Internal topics; a changed configuration bumps the group epoch.
     if let Err(message) = refresh_target(group, topics, cx.now, Some(&mut status)) {
         return StreamsHeartbeatOutcome::error(
@@ -725,16 +679,16 @@ pub fn heartbeat(
     }
 
     // 4-5. Reconcile the member with the target.
-    group.reconcile(&r.member_id, owned_active.as_ref(), cx.now);
+    group.reconcile(&r.member_id, owned.as_ref(), cx.now);
     if r.shutdown_application {
         group.shutdown_request_member_id = Some(r.member_id.clone());
     }
     let Some(m) = group.members.get(&r.member_id) else {
         return StreamsHeartbeatOutcome::error(ResponseError::UnknownMemberId, None);
     };
-    let changed = previous
-        .as_ref()
-        .is_none_or(|p| p.assigned != m.assigned || p.member_epoch != m.member_epoch);
+    let changed = previous.as_ref().is_none_or(|p| {
+        p.assigned != m.assigned || p.standby != m.standby || p.member_epoch != m.member_epoch
+    });
     let mut out = StreamsHeartbeatOutcome {
         member_id: m.member_id.clone(),
         member_epoch: m.member_epoch,
@@ -743,9 +697,10 @@ pub fn heartbeat(
     };
     if joining || changed {
         out.active_tasks = Some(task_ids(&m.assigned));
-        out.standby_tasks = Some(Vec::new());
+        out.standby_tasks = Some(task_ids(&m.standby));
+        // Kafka 4.4's sticky assignor assigns no warm-up tasks.
         out.warmup_tasks = Some(Vec::new());
-        if !joining || !m.assigned.is_empty() {
+        if !joining || !m.assigned.is_empty() || !m.standby.is_empty() {
             group.endpoint_information_epoch += 1;
         }
     }
@@ -773,43 +728,49 @@ pub fn heartbeat(
 }
 
 /// Where each member with a user endpoint (Interactive Queries) serves
-/// from: the input partitions of its active tasks (Kafka's
-/// `EndpointToPartitionsManager`, without standby tasks).
+/// from: the input partitions of its active tasks and of its standby tasks
+/// (Kafka's `EndpointToPartitionsManager`).
 fn endpoint_partitions(group: &StreamsGroup) -> Vec<EndpointToPartitions> {
     let mut out = Vec::new();
     for m in group.members.values() {
         let Some(endpoint) = &m.user_endpoint else {
             continue;
         };
-        let mut by_topic: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();
-        for s in &group.subtopologies {
-            let Some(ps) = m.assigned.get(&s.subtopology_id) else {
-                continue;
-            };
-            let inputs = s
-                .source_topics
-                .iter()
-                .chain(s.repartition_source_topics.iter().map(|t| &t.name));
-            for t in inputs {
-                by_topic
-                    .entry(t.clone())
-                    .or_default()
-                    .extend(ps.iter().copied());
-            }
-        }
         out.push(EndpointToPartitions {
             user_endpoint: endpoint.clone(),
-            active_partitions: by_topic
-                .into_iter()
-                .map(|(topic, ps)| TopicPartition {
-                    topic,
-                    partitions: ps.into_iter().collect(),
-                })
-                .collect(),
-            standby_partitions: Vec::new(),
+            active_partitions: input_partitions(group, &m.assigned),
+            standby_partitions: input_partitions(group, &m.standby),
         });
     }
     out
+}
+
+/// The input partitions (source and repartition source topics) of
+/// `tasks`, by topic.
+fn input_partitions(group: &StreamsGroup, tasks: &Tasks) -> Vec<TopicPartition> {
+    let mut by_topic: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();
+    for s in &group.subtopologies {
+        let Some(ps) = tasks.get(&s.subtopology_id) else {
+            continue;
+        };
+        let inputs = s
+            .source_topics
+            .iter()
+            .chain(s.repartition_source_topics.iter().map(|t| &t.name));
+        for t in inputs {
+            by_topic
+                .entry(t.clone())
+                .or_default()
+                .extend(ps.iter().copied());
+        }
+    }
+    by_topic
+        .into_iter()
+        .map(|(topic, ps)| TopicPartition {
+            topic,
+            partitions: ps.into_iter().collect(),
+        })
+        .collect()
 }
 
 /// Kafka's metadata hash of a streams group: every topic its topology

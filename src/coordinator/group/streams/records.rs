@@ -5,10 +5,12 @@
 //! 22 current member assignment, 23 topology) followed by the group id
 //! (and the member id for 19, 21, 22); the value an INT16 version (0) and
 //! a flexible body (compact strings, tagged fields). A null value is a
-//! tombstone. Standby and warm-up task lists are written empty: kastle
-//! assigns active tasks only.
+//! tombstone. Warm-up task lists are written empty: kastle, as Kafka 4.4's
+//! sticky assignor, assigns active and standby tasks only.
 
-use super::{MemberState, StreamsGroup, StreamsGroupMember, Tasks};
+use std::collections::BTreeMap;
+
+use super::{MemberState, StreamsGroup, StreamsGroupMember, TaskSet, Tasks};
 use crate::coordinator::group::consumer::records::{read_tagged_i64_0, tagged_i64_0};
 use crate::protocol::fields::{DecodeError, FieldReader, FieldTooLong, FieldWriter};
 use crate::protocol::streams::{CopartitionGroup, Endpoint, KeyValue, Subtopology, TopicInfo};
@@ -33,14 +35,16 @@ pub fn is_streams(kind: i16) -> bool {
     matches!(kind, GROUP_METADATA | 19..=23)
 }
 
-/// StreamsGroupMetadataValue (the tagged assignment configurations and
-/// description-plugin epochs are not written: kastle has neither).
+/// StreamsGroupMetadataValue (the tagged description-plugin epochs are
+/// not written: kastle has no description plugin).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct GroupMetadata {
     pub epoch: i32,
     pub metadata_hash: i64,
     /// Tagged field 0; -1 when no topology epoch was validated.
     pub validated_topology_epoch: i32,
+    /// Tagged field 1 (LastAssignmentConfigs); not written when empty.
+    pub last_assignment_configs: BTreeMap<String, String>,
 }
 
 /// StreamsGroupMemberMetadataValue.
@@ -57,15 +61,17 @@ pub struct MemberMetadata {
     pub client_tags: Vec<KeyValue>,
 }
 
-/// StreamsGroupCurrentMemberAssignmentValue (active tasks; standby and
-/// warm-up lists read and dropped).
+/// StreamsGroupCurrentMemberAssignmentValue (warm-up lists read and
+/// dropped).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CurrentAssignment {
     pub member_epoch: i32,
     pub previous_member_epoch: i32,
     pub state: MemberState,
     pub active: Tasks,
+    pub standby: Tasks,
     pub active_pending_revocation: Tasks,
+    pub standby_pending_revocation: Tasks,
 }
 
 /// One streams group record (None values are tombstones).
@@ -77,8 +83,8 @@ pub enum StreamsRecord {
     MemberMetadata(String, String, Option<MemberMetadata>),
     /// (the target assignment epoch, when it was computed in ms).
     TargetAssignmentMetadata(String, Option<(i32, i64)>),
-    /// A member's target active tasks.
-    TargetAssignmentMember(String, String, Option<Tasks>),
+    /// A member's target active and standby tasks.
+    TargetAssignmentMember(String, String, Option<TaskSet>),
     CurrentMemberAssignment(String, String, Option<CurrentAssignment>),
 }
 
@@ -138,14 +144,35 @@ impl StreamsRecord {
             R::GroupMetadata(_, Some(v)) => {
                 w.i32(v.epoch);
                 w.i64(v.metadata_hash);
-                if v.validated_topology_epoch != -1 {
-                    // Tagged field 0 (ValidatedTopologyEpoch), when not the default.
-                    w.uvarint(1);
+                // Tagged fields 0 (ValidatedTopologyEpoch) and 1
+                // (LastAssignmentConfigs), when not their defaults.
+                let validated = v.validated_topology_epoch != -1;
+                let configs = !v.last_assignment_configs.is_empty();
+                w.uvarint(u32::from(validated) + u32::from(configs));
+                if validated {
                     w.uvarint(0);
                     w.uvarint(4);
                     w.i32(v.validated_topology_epoch);
-                } else {
-                    w.no_tagged_fields();
+                }
+                if configs {
+                    let mut c = FieldWriter::with_capacity(64);
+                    c.compact_len(
+                        "lastAssignmentConfigs",
+                        Some(v.last_assignment_configs.len()),
+                    )?;
+                    for (k, val) in &v.last_assignment_configs {
+                        c.compact_string("key", k)?;
+                        c.compact_string("value", val)?;
+                        c.no_tagged_fields();
+                    }
+                    let c = c.finish();
+                    w.uvarint(1);
+                    let len = u32::try_from(c.len()).map_err(|_| FieldTooLong {
+                        field: "lastAssignmentConfigs",
+                        len: c.len(),
+                    })?;
+                    w.uvarint(len);
+                    w.out.extend_from_slice(&c);
                 }
             }
             R::Topology(_, Some((epoch, subs))) => {
@@ -162,9 +189,9 @@ impl StreamsRecord {
                 // Tagged field 0: AssignmentTimestamp (KIP-1263), when set.
                 tagged_i64_0(&mut w, *timestamp_ms);
             }
-            R::TargetAssignmentMember(_, _, Some(active)) => {
-                task_ids(&mut w, active)?;
-                task_ids(&mut w, &Tasks::new())?;
+            R::TargetAssignmentMember(_, _, Some(t)) => {
+                task_ids(&mut w, &t.active)?;
+                task_ids(&mut w, &t.standby)?;
                 task_ids(&mut w, &Tasks::new())?;
                 w.no_tagged_fields();
             }
@@ -175,10 +202,10 @@ impl StreamsRecord {
                 let none = Tasks::new();
                 for t in [
                     &v.active,
-                    &none,
+                    &v.standby,
                     &none,
                     &v.active_pending_revocation,
-                    &none,
+                    &v.standby_pending_revocation,
                     &none,
                 ] {
                     task_ids(&mut w, t)?;
@@ -228,12 +255,15 @@ impl StreamsRecord {
                 let epoch = r.i32()?;
                 let metadata_hash = r.i64()?;
                 let mut validated_topology_epoch = -1;
+                let mut last_assignment_configs = BTreeMap::new();
                 let n = r.uvarint()?;
                 for _ in 0..n {
                     let tag = r.uvarint()?;
                     let len = r.uvarint()? as usize;
                     if tag == 0 && len == 4 {
                         validated_topology_epoch = r.i32()?;
+                    } else if tag == 1 {
+                        last_assignment_configs = read_configs(&mut r)?;
                     } else {
                         r.skip(len)?;
                     }
@@ -244,6 +274,7 @@ impl StreamsRecord {
                         epoch,
                         metadata_hash,
                         validated_topology_epoch,
+                        last_assignment_configs,
                     }),
                 ));
             }
@@ -267,19 +298,19 @@ impl StreamsRecord {
             }
             TARGET_ASSIGNMENT_MEMBER => {
                 let active = read_task_ids(&mut r)?;
+                let standby = read_task_ids(&mut r)?;
                 read_task_ids(&mut r)?;
-                read_task_ids(&mut r)?;
-                R::TargetAssignmentMember(group, member()?, Some(active))
+                R::TargetAssignmentMember(group, member()?, Some(TaskSet { active, standby }))
             }
             CURRENT_MEMBER_ASSIGNMENT => {
                 let member_epoch = r.i32()?;
                 let previous_member_epoch = r.i32()?;
                 let state = MemberState::from_value(r.i8()?)?;
                 let active = read_task_ids(&mut r)?;
-                read_task_ids(&mut r)?;
+                let standby = read_task_ids(&mut r)?;
                 read_task_ids(&mut r)?;
                 let active_pending_revocation = read_task_ids(&mut r)?;
-                read_task_ids(&mut r)?;
+                let standby_pending_revocation = read_task_ids(&mut r)?;
                 read_task_ids(&mut r)?;
                 R::CurrentMemberAssignment(
                     group,
@@ -289,7 +320,9 @@ impl StreamsRecord {
                         previous_member_epoch,
                         state,
                         active,
+                        standby,
                         active_pending_revocation,
+                        standby_pending_revocation,
                     }),
                 )
             }
@@ -324,7 +357,9 @@ impl CurrentAssignment {
             previous_member_epoch: m.previous_member_epoch,
             state: m.state,
             active: m.assigned.clone(),
+            standby: m.standby.clone(),
             active_pending_revocation: m.revoking.clone(),
+            standby_pending_revocation: m.revoking_standby.clone(),
         }
     }
 }
@@ -335,6 +370,7 @@ impl GroupMetadata {
             epoch: g.group_epoch,
             metadata_hash: g.metadata_hash,
             validated_topology_epoch: g.validated_topology_epoch,
+            last_assignment_configs: g.last_assignment_configs.clone(),
         }
     }
 }
@@ -460,6 +496,7 @@ impl StreamsGroup {
                 self.group_epoch = v.epoch;
                 self.metadata_hash = v.metadata_hash;
                 self.validated_topology_epoch = v.validated_topology_epoch;
+                self.last_assignment_configs = v.last_assignment_configs.clone();
             }
             R::GroupMetadata(_, None) => {}
             R::Topology(_, v) => {
@@ -501,7 +538,9 @@ impl StreamsGroup {
                 m.previous_member_epoch = v.previous_member_epoch;
                 m.state = v.state;
                 m.assigned = v.active;
+                m.standby = v.standby;
                 m.revoking = v.active_pending_revocation;
+                m.revoking_standby = v.standby_pending_revocation;
                 self.members.insert(id.clone(), m);
             }
         }
@@ -732,6 +771,19 @@ fn task_ids(w: &mut FieldWriter, t: &Tasks) -> Result<(), FieldTooLong> {
     Ok(())
 }
 
+/// LastAssignmentConfigs (tagged field 1): `[]` of (Key, Value) compact
+/// strings; a null list is no configurations.
+fn read_configs(r: &mut FieldReader<'_>) -> Result<BTreeMap<String, String>, DecodeError> {
+    let mut out = BTreeMap::new();
+    for _ in 0..r.count()? {
+        let k = r.string()?;
+        let v = r.string()?;
+        r.skip_tagged()?;
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
 fn read_task_ids(r: &mut FieldReader<'_>) -> Result<Tasks, DecodeError> {
     let n = r.count()?;
     let mut t = Tasks::new();
@@ -804,6 +856,10 @@ mod tests {
                     epoch: 4,
                     metadata_hash: -7,
                     validated_topology_epoch: 1,
+                    last_assignment_configs: BTreeMap::from([(
+                        "num.standby.replicas".to_string(),
+                        "1".to_string(),
+                    )]),
                 }),
             ),
             StreamsRecord::GroupMetadata(
@@ -812,6 +868,7 @@ mod tests {
                     epoch: 4,
                     metadata_hash: 9,
                     validated_topology_epoch: -1,
+                    last_assignment_configs: BTreeMap::new(),
                 }),
             ),
             StreamsRecord::GroupMetadata(g(), None),
@@ -843,7 +900,14 @@ mod tests {
             StreamsRecord::TargetAssignmentMetadata(g(), Some((5, 0))),
             StreamsRecord::TargetAssignmentMetadata(g(), Some((6, 1_764_000_000_000))),
             StreamsRecord::TargetAssignmentMetadata(g(), None),
-            StreamsRecord::TargetAssignmentMember(g(), m(), Some(tasks.clone())),
+            StreamsRecord::TargetAssignmentMember(
+                g(),
+                m(),
+                Some(TaskSet {
+                    active: tasks.clone(),
+                    standby: Tasks::from([("2".to_string(), [3].into())]),
+                }),
+            ),
             StreamsRecord::TargetAssignmentMember(g(), m(), None),
             StreamsRecord::CurrentMemberAssignment(
                 g(),
@@ -853,7 +917,9 @@ mod tests {
                     previous_member_epoch: 4,
                     state: MemberState::UnrevokedTasks,
                     active: tasks.clone(),
-                    active_pending_revocation: tasks,
+                    standby: Tasks::from([("2".to_string(), [3].into())]),
+                    active_pending_revocation: tasks.clone(),
+                    standby_pending_revocation: Tasks::from([("2".to_string(), [4].into())]),
                 }),
             ),
             StreamsRecord::CurrentMemberAssignment(g(), m(), None),
@@ -951,8 +1017,25 @@ mod tests {
         };
         g.members.insert("a".into(), member("a", 3, &t1));
         g.members.insert("b".into(), member("b", 3, &t2));
-        g.target.insert("a".into(), t1.clone());
-        g.target.insert("b".into(), t2.clone());
+        if let Some(a) = g.members.get_mut("a") {
+            a.standby = t2.clone();
+        }
+        g.last_assignment_configs
+            .insert("num.standby.replicas".into(), "1".into());
+        g.target.insert(
+            "a".into(),
+            TaskSet {
+                active: t1.clone(),
+                standby: t2.clone(),
+            },
+        );
+        g.target.insert(
+            "b".into(),
+            TaskSet {
+                active: t2.clone(),
+                standby: t1.clone(),
+            },
+        );
 
         let created = diff("app", None, Some(&g));
         let mut loaded = StreamsGroup::default();
@@ -967,7 +1050,13 @@ mod tests {
         next.assignment_epoch = 4;
         let mut both = t1.clone();
         both.extend(t2.clone());
-        next.target.insert("a".into(), both);
+        next.target.insert(
+            "a".into(),
+            TaskSet {
+                active: both,
+                standby: Tasks::new(),
+            },
+        );
         if let Some(a) = next.members.get_mut("a") {
             a.state = MemberState::UnreleasedTasks;
         }

@@ -9,7 +9,10 @@
 // stdout (JSON lines): {"event":"state","state":...} on each state change and
 // {"event":"processed","n":...} every PROGRESS_EVERY input lines, printed from
 // inside the processing loop, i.e. while that work's transaction is still open;
-// {"event":"restored",...} when a store partition finished restoring.
+// {"event":"restored",...} when a store partition finished restoring;
+// {"event":"tasks","active":[...],"standby":[...]} whenever the instance's
+// assigned tasks (metadataForLocalThreads) change, e.g. standby tasks under
+// the streams rebalance protocol.
 package kastle.compat.streams;
 
 import java.time.Duration;
@@ -116,7 +119,52 @@ public final class WordCount {
             closed.countDown();
         }));
         streams.start();
+        Thread tasks = new Thread(() -> reportTasks(streams), "task-report");
+        tasks.setDaemon(true);
+        tasks.start();
         closed.await();
+    }
+
+    /** Prints the instance's active and standby task ids when they change. */
+    static void reportTasks(KafkaStreams streams) {
+        String last = "";
+        while (true) {
+            try {
+                java.util.TreeSet<String> active = new java.util.TreeSet<>();
+                java.util.TreeSet<String> standby = new java.util.TreeSet<>();
+                for (org.apache.kafka.streams.ThreadMetadata t : streams.metadataForLocalThreads()) {
+                    t.activeTasks().forEach(m -> active.add(m.taskId().toString()));
+                    t.standbyTasks().forEach(m -> standby.add(m.taskId().toString()));
+                }
+                String now = "{\"event\":\"tasks\",\"active\":" + jsonList(active)
+                        + ",\"standby\":" + jsonList(standby) + "}";
+                if (!now.equals(last)) {
+                    emit(now);
+                    last = now;
+                }
+                Thread.sleep(300);
+            } catch (InterruptedException e) {
+                return;
+            } catch (RuntimeException e) {
+                // not running (yet, or any more): try again
+                try {
+                    Thread.sleep(300);
+                } catch (InterruptedException ie) {
+                    return;
+                }
+            }
+        }
+    }
+
+    static String jsonList(java.util.Collection<String> items) {
+        StringBuilder b = new StringBuilder("[");
+        for (String i : items) {
+            if (b.length() > 1) {
+                b.append(',');
+            }
+            b.append(quote(i));
+        }
+        return b.append(']').toString();
     }
 
     static synchronized void emit(String json) {
