@@ -39,10 +39,6 @@ KNOWN = {
         "kastle deviation: the ApiVersions ranges differ from Kafka 4.4 (per API, each with its "
         "reason: test_api_range) and so do feature levels (test_features: kastle supports and "
         "finalizes what it honours)")],
-    "api_versions_unsupported": [(None,
-        "kastle deviation: an ApiVersions request at an unsupported version is answered with "
-        "ApiVersions' own range 0-4; Kafka 4.4's is 0-5 (ApiVersions v5 is past what the "
-        "kafka-protocol crate encodes)")],
 }
 
 # API name -> reason, for APIs whose advertised range differs (test_api_range)
@@ -71,7 +67,6 @@ KNOWN_RANGES = {
                        "crate (0.18) lists v10 but decodes topic ids in no version of it"),
     "OffsetFetch": _r("1-10", "1-9", "v10 names topics by topic id (KIP-848), and the kafka-protocol "
                        "crate (0.18) lists v10 but decodes topic ids in no version of it"),
-    "ApiVersions": _r("0-5", "0-4", "v5 is " + _CRATE),
     "WriteTxnMarkers": _r("1-2", "1-1", "v2 is " + _CRATE),
     "TxnOffsetCommit": _r("0-6", "0-5", "v6 is " + _CRATE),
     "AlterReplicaLogDirs": _r("1-2", "nothing", "kastle supports a single log directory (log.dirs with one "

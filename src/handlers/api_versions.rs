@@ -12,7 +12,8 @@ use kafka_protocol::ResponseError;
 
 use crate::controller::feature_control::FinalizedFeatures;
 use crate::handlers::{decode_or_close, Reply, Request};
-use crate::protocol::{response, versions};
+use crate::protocol::streams::Reader;
+use crate::protocol::{response, schema, versions};
 
 fn api_keys() -> Vec<ApiVersion> {
     versions::SUPPORTED
@@ -88,27 +89,144 @@ fn valid_software_field(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.')
 }
 
+/// The newest ApiVersions the `kafka-protocol` crate decodes; v5 adds two
+/// request fields and leaves the response's layout as v4's.
+const CRATE_MAX: i16 = 4;
+
+/// ApiVersions v5's request (KIP-1242): v4's fields, then the cluster and
+/// node the client means to reach (null and -1 when it does not know yet).
+struct RequestV5 {
+    v4: ApiVersionsRequest,
+    cluster_id: Option<String>,
+    node_id: i32,
+}
+
+/// Reads a v5 body the schema walker has accepted (so every length in it is
+/// bounded by the frame). Its tagged fields carry nothing kastle reads.
+fn read_v5(body: &[u8]) -> Result<RequestV5, String> {
+    let mut r = Reader::new(body, "ApiVersionsRequest v5");
+    let name = r.str().map_err(|e| e.to_string())?;
+    let version = r.str().map_err(|e| e.to_string())?;
+    let cluster_id = r.nstr().map_err(|e| e.to_string())?;
+    let node_id = r.i32().map_err(|e| e.to_string())?;
+    r.tags().map_err(|e| e.to_string())?;
+    Ok(RequestV5 {
+        v4: ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_string(name))
+            .with_client_software_version(StrBytes::from_string(version)),
+        cluster_id,
+        node_id,
+    })
+}
+
+/// Kafka's KIP-1242 check: a client that names the cluster it means to
+/// reach must have reached it, and the node too (the node id is compared
+/// only when a cluster id is given, as Kafka does).
+fn meant_elsewhere(r: &RequestV5, cluster_id: &str, node_id: i32) -> bool {
+    r.cluster_id
+        .as_ref()
+        .is_some_and(|c| c != cluster_id || r.node_id != node_id)
+}
+
 pub fn handle(req: &Request, body: Bytes) -> Reply {
-    let request = decode_or_close!(req, body, ApiVersionsRequest);
+    let mut rebootstrap = false;
+    let request = if req.version() > CRATE_MAX {
+        let checked = schema::check_request_body(req.header.api_key, req.version(), &body)
+            .map_err(|e| e.to_string());
+        match checked.and_then(|_| read_v5(&body)) {
+            Ok(r) => {
+                let apis = &req.ctx.apis;
+                rebootstrap = meant_elsewhere(&r, &apis.cluster_id, apis.config.node_id);
+                r.v4
+            }
+            Err(e) => return crate::handlers::malformed(req, e),
+        }
+    } else {
+        decode_or_close!(req, body, ApiVersionsRequest)
+    };
     let mut resp = ApiVersionsResponse::default();
+    // Kafka's order: an invalid request before a client meant elsewhere
     if req.version() >= 3
         && (!valid_software_field(&request.client_software_name)
             || !valid_software_field(&request.client_software_version))
     {
         resp.error_code = ResponseError::InvalidRequest.code();
-        return req.respond(&resp);
+        return respond(req, &resp);
+    }
+    if rebootstrap {
+        resp.error_code = ResponseError::RebootstrapRequired.code();
+        return respond(req, &resp);
     }
     resp.api_keys = api_keys();
     resp.supported_features = supported_features(req.version());
     let features = req.ctx.apis.finalized_features();
     resp.finalized_features = finalized_features(&features);
     resp.finalized_features_epoch = features.epoch;
-    req.respond(&resp)
+    respond(req, &resp)
+}
+
+/// The answer at the request's version, v5 in v4's layout (the same bytes);
+/// ApiVersions' response header is always v0.
+fn respond(req: &Request, resp: &ApiVersionsResponse) -> Reply {
+    if req.version() <= CRATE_MAX {
+        return req.respond(resp);
+    }
+    match response::encode_with_header_version(req.header.correlation_id, 0, CRATE_MAX, resp) {
+        Ok(buf) => Reply::Frame(buf),
+        Err(e) => Reply::Close(format!("encoding ApiVersions: {e}")),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn v5(cluster_id: Option<&str>, node_id: i32) -> RequestV5 {
+        RequestV5 {
+            v4: ApiVersionsRequest::default(),
+            cluster_id: cluster_id.map(str::to_string),
+            node_id,
+        }
+    }
+
+    #[test]
+    fn a_v5_body_is_walked_and_read() {
+        let mut body = vec![5];
+        body.extend_from_slice(b"java");
+        body.push(6);
+        body.extend_from_slice(b"4.4.0");
+        body.push(3);
+        body.extend_from_slice(b"c1");
+        body.extend_from_slice(&7i32.to_be_bytes());
+        // one tagged field (tag 9, 2 bytes): walked and skipped
+        body.extend_from_slice(&[1, 9, 2, 0xab, 0xcd]);
+        assert_eq!(schema::check_request_body(18, 5, &body), Ok(body.len()));
+        let r = read_v5(&body).expect("v5 body");
+        assert_eq!(r.v4.client_software_name.as_str(), "java");
+        assert_eq!(r.v4.client_software_version.as_str(), "4.4.0");
+        assert_eq!(r.cluster_id.as_deref(), Some("c1"));
+        assert_eq!(r.node_id, 7);
+        // a null cluster id
+        let mut null = body[..11].to_vec(); // the two software fields
+        null.push(0);
+        null.extend_from_slice(&(-1i32).to_be_bytes());
+        null.push(0);
+        assert_eq!(schema::check_request_body(18, 5, &null), Ok(null.len()));
+        assert_eq!(read_v5(&null).expect("v5 body").cluster_id, None);
+        // cut short: the walker refuses it before any read
+        assert!(schema::check_request_body(18, 5, &body[..body.len() - 6]).is_err());
+    }
+
+    #[test]
+    fn kip_1242_rebootstrap_only_for_a_named_other_cluster_or_node() {
+        assert!(!meant_elsewhere(&v5(None, -1), "c1", 1));
+        // Kafka compares the node only when a cluster is named
+        assert!(!meant_elsewhere(&v5(None, 7), "c1", 1));
+        assert!(!meant_elsewhere(&v5(Some("c1"), 1), "c1", 1));
+        assert!(meant_elsewhere(&v5(Some("c1"), 2), "c1", 1));
+        assert!(meant_elsewhere(&v5(Some("c2"), 1), "c1", 1));
+        assert!(meant_elsewhere(&v5(Some("c1"), -1), "c1", 1));
+    }
 
     #[test]
     fn software_names_follow_kip_511() {

@@ -52,7 +52,7 @@ fn api_versions_ranges_and_errors() {
         (1, 4, 18),
         (2, 1, 10),
         (3, 0, 13),
-        (18, 0, 4),
+        (18, 0, 5),
         (19, 2, 7),
         (20, 1, 6),
     ];
@@ -79,7 +79,7 @@ fn api_versions_ranges_and_errors() {
         }
     }
 
-    // v5: newer than supported. Kafka answers with a v0 body (header v0),
+    // v6: newer than supported. Kafka answers with a v0 body (header v0),
     // UNSUPPORTED_VERSION, and still lists the ApiVersions range.
     let body = encode(
         &ApiVersionsRequest::default()
@@ -87,7 +87,7 @@ fn api_versions_ranges_and_errors() {
             .with_client_software_version(sb("1")),
         4,
     );
-    let f = frame_with_header(18, 5, 777, 2, &body);
+    let f = frame_with_header(18, 6, 777, 2, &body);
     c.write_raw(&f).unwrap();
     let (corr, mut body) = c.recv_frame().expect("response to ApiVersions v5");
     assert_eq!(corr, 777);
@@ -97,8 +97,8 @@ fn api_versions_ranges_and_errors() {
         .api_keys
         .iter()
         .find(|k| k.api_key == 18)
-        .expect("ApiVersions listed in the v5 error response");
-    assert_eq!((av.min_version, av.max_version), (0, 4));
+        .expect("ApiVersions listed in the v6 error response");
+    assert_eq!((av.min_version, av.max_version), (0, 5));
 
     // The connection stays usable after that.
     api_versions_ok(&mut c);
@@ -126,6 +126,58 @@ fn api_versions_ranges_and_errors() {
         E::InvalidRequest.code(),
         "client_software_version \"1.0-\""
     );
+    b.assert_alive();
+}
+
+/// An ApiVersions v5 body (KIP-1242), by hand: the crate stops at v4.
+fn api_versions_v5_body(cluster_id: Option<&str>, node_id: i32) -> Vec<u8> {
+    let compact = |out: &mut Vec<u8>, s: Option<&str>| match s {
+        None => out.push(0),
+        Some(s) => {
+            out.push(s.len() as u8 + 1); // one-byte varint: short strings only
+            out.extend_from_slice(s.as_bytes());
+        }
+    };
+    let mut b = Vec::new();
+    compact(&mut b, Some("kastle-tests"));
+    compact(&mut b, Some("1.0.0"));
+    compact(&mut b, cluster_id);
+    b.extend_from_slice(&node_id.to_be_bytes());
+    b.push(0); // no tagged fields
+    b
+}
+
+/// ApiVersions v5 (KIP-1242): a client that names the cluster and node it
+/// means to reach gets REBOOTSTRAP_REQUIRED (129) from any other, as from
+/// Kafka 4.4; the answer has v4's layout and a v0 header.
+#[test]
+fn api_versions_v5_checks_the_cluster_and_node_named() {
+    let mut b = Broker::start(&[]);
+    let mut c = b.client();
+    let md: MetadataResponse = c.call(12, &MetadataRequest::default().with_topics(Some(vec![])));
+    let cluster = md.cluster_id.expect("cluster id").to_string();
+    let node = md.controller_id.0;
+    for (i, (cluster_id, node_id, code)) in [
+        (None, -1, NONE),
+        (None, node + 5, NONE), // the node is compared only with a cluster
+        (Some(cluster.as_str()), node, NONE),
+        (Some(cluster.as_str()), node + 5, 129),
+        (Some("another-cluster"), node, 129),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let corr = 900 + i as i32;
+        let f = frame_with_header(18, 5, corr, 2, &api_versions_v5_body(cluster_id, node_id));
+        c.write_raw(&f).unwrap();
+        let (got, mut body) = c.recv_frame().expect("response to ApiVersions v5");
+        assert_eq!(got, corr);
+        let r = ApiVersionsResponse::decode(&mut body, 4).expect("v4 layout");
+        assert!(!body.has_remaining(), "case {i}: bytes left after the body");
+        assert_eq!(r.error_code, code, "case {i}: {cluster_id:?} node {node_id}");
+        assert_eq!(r.api_keys.is_empty(), code != NONE, "case {i}");
+    }
+    api_versions_ok(&mut c);
     b.assert_alive();
 }
 
@@ -309,7 +361,7 @@ fn truncated_frames_and_garbage() {
         (1, 4, 18),
         (2, 1, 10),
         (3, 0, 13),
-        (18, 0, 4),
+        (18, 0, 5),
         (19, 2, 7),
         (20, 1, 6),
     ];

@@ -317,10 +317,13 @@ const SASL_HANDSHAKE: &[Field] = &[
     f("mechanism", 0, N, Str),
 ];
 
-// ApiVersions (18): versions 0-4, flexible from 3.
+// ApiVersions (18): versions 0-5, flexible from 3. Version 5 (KIP-1242) is
+// past the crate: `handlers::api_versions` reads it itself.
 const API_VERSIONS: &[Field] = &[
     f("client_software_name", 3, N, Str),
     f("client_software_version", 3, N, Str),
+    f("cluster_id", 5, N, NStr),
+    f("node_id", 5, N, I32),
 ];
 
 // CreateTopics (19): versions 2-7, flexible from 5.
@@ -912,7 +915,7 @@ pub(super) static APIS: &[Api] = &[
     api(15, 0, 6, 5, DESCRIBE_GROUPS), // DescribeGroups
     api(16, 0, 5, 3, LIST_GROUPS), // ListGroups
     api(17, 0, 1, NEVER, SASL_HANDSHAKE), // SaslHandshake
-    api(18, 0, 4, 3, API_VERSIONS), // ApiVersions
+    api(18, 0, 5, 3, API_VERSIONS), // ApiVersions
     api(19, 2, 7, 5, CREATE_TOPICS), // CreateTopics
     api(20, 1, 6, 4, DELETE_TOPICS), // DeleteTopics
     api(21, 0, 2, 2, DELETE_RECORDS), // DeleteRecords
