@@ -317,6 +317,14 @@ pub fn alter_share_group_offsets(req: Request, body: Bytes) -> Pending {
                 }
             }
             apis.share.forget_partitions(&group, |x| *x == tp);
+            if code == 0 {
+                apis.groups.share_partition_initialized(
+                    &group,
+                    topic.id,
+                    &topic.name,
+                    p.partition_index,
+                );
+            }
             partitions.push(
                 AlterShareGroupOffsetsResponsePartition::default()
                     .with_partition_index(p.partition_index)
@@ -455,6 +463,7 @@ pub fn delete_share_group_offsets(req: Request, body: Bytes) -> Pending {
         }
         apis.share
             .forget_partitions(&group, |(id, _)| *id == topic.id);
+        apis.groups.share_topic_uninitialized(&group, &topic.id);
         responses.push(topic_result(&t.topic_name, topic.id, None).with_error_code(code));
     }
     Box::pin(async move {

@@ -3,9 +3,12 @@
 //! messages, the group-id namespace shared with consumer groups),
 //! ShareGroupDescribe, ShareFetch share sessions and their errors,
 //! acquisition (one member at a time), ACCEPT/RELEASE/REJECT, the
-//! acquisition lock timeout and the delivery count limit.
+//! acquisition lock timeout and the delivery count limit; targets over
+//! initialized partitions only, computed once per assignment interval
+//! (KIP-1251).
 
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::share_acknowledge_request::{
     AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch as AckBatch,
@@ -29,6 +32,9 @@ fn start() -> Broker {
         "group.share.record.lock.duration.ms=1000",
         "group.share.delivery.count.limit=2",
         "group.share.min.delivery.count.limit=2",
+        // Targets at every heartbeat here (KIP-1251's batching has its own
+        // test).
+        "group.share.assignment.interval.ms=0",
     ]);
     find_coordinators(&b);
     b
@@ -132,9 +138,15 @@ fn heartbeat_rules_and_assignment() {
     }
     let r = beat(&mut c, &hb("g", "m", 3, None));
     assert_eq!(r.error_code, E::GroupIdNotFound.code());
-    // Two members share the one partition.
+    // Two members share the one partition (none is assigned before its
+    // share state is initialized, after the first heartbeat).
     let a = beat(&mut c, &hb("g", "a", 0, Some(&["st"])));
     assert_eq!((a.error_code, a.member_epoch), (NONE, 1));
+    assert_eq!(
+        a.assignment.map(|x| x.topic_partitions.len()),
+        Some(0),
+        "nothing initialized yet"
+    );
     let bm = beat(&mut c, &hb("g", "b", 0, Some(&["st"])));
     assert_eq!(bm.member_epoch, 2);
     let tps = &bm.assignment.as_ref().expect("assignment").topic_partitions;
@@ -197,6 +209,61 @@ fn heartbeat_rules_and_assignment() {
         ),
         ("g", "share")
     );
+}
+
+/// The partitions of a heartbeat's assignment (None: not sent).
+fn assigned(r: &ShareGroupHeartbeatResponse) -> Option<Vec<i32>> {
+    r.assignment.as_ref().map(|a| {
+        a.topic_partitions
+            .iter()
+            .flat_map(|t| t.partitions.iter().copied())
+            .collect()
+    })
+}
+
+fn describe_epochs(c: &mut Client, group: &str) -> (i32, i32) {
+    let d: ShareGroupDescribeResponse = c.call(
+        1,
+        &ShareGroupDescribeRequest::default().with_group_ids(vec![GroupId(sb(group))]),
+    );
+    (d.groups[0].group_epoch, d.groups[0].assignment_epoch)
+}
+
+#[test]
+fn assignments_are_batched_by_the_assignment_interval() {
+    let b = Broker::start(&["group.share.assignment.interval.ms=1500"]);
+    find_coordinators(&b);
+    let mut c = b.client();
+    create_topic(&mut c, "sb", 2, &[]);
+    // The first target is computed at once, before the topic's share
+    // state is initialized: epoch 1, nothing assigned.
+    let a = beat(&mut c, &hb("sb-g", "a", 0, Some(&["sb"])));
+    let computed = Instant::now();
+    assert_eq!((a.error_code, a.member_epoch), (NONE, 1));
+    assert_eq!(assigned(&a), Some(vec![]));
+    // Now initialized, the partitions bump the group epoch; the target
+    // waits for the interval.
+    let a = beat(&mut c, &hb("sb-g", "a", 1, None));
+    assert_eq!(
+        (a.error_code, a.member_epoch, assigned(&a)),
+        (NONE, 1, None)
+    );
+    assert_eq!(describe_epochs(&mut c, "sb-g"), (2, 1));
+    assert!(
+        computed.elapsed() < Duration::from_millis(1500),
+        "the machine was too slow to check the interval"
+    );
+    thread::sleep(Duration::from_millis(1500).saturating_sub(computed.elapsed()));
+    let a = beat(&mut c, &hb("sb-g", "a", 1, None));
+    assert_eq!((a.member_epoch, assigned(&a)), (2, Some(vec![0, 1])));
+    assert_eq!(describe_epochs(&mut c, "sb-g"), (2, 2));
+
+    // The group config overrides the broker's interval.
+    set_group_config(&mut c, "sb-h", "share.assignment.interval.ms", "0");
+    let h = beat(&mut c, &hb("sb-h", "h", 0, Some(&["sb"])));
+    assert_eq!((h.member_epoch, assigned(&h)), (1, Some(vec![])));
+    let h = beat(&mut c, &hb("sb-h", "h", 1, None));
+    assert_eq!((h.member_epoch, assigned(&h)), (2, Some(vec![0, 1])));
 }
 
 #[test]
