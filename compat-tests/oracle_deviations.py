@@ -94,7 +94,6 @@ KNOWN_RANGES = {
     "ReadShareGroupStateSummary": _r("0-1", "nothing", _SHARE),
     "StreamsGroupHeartbeat": _r("0-1", "0-0", _STREAMS_V1),
     "StreamsGroupDescribe": _r("0-1", "0-0", _STREAMS_V1),
-    "DescribeShareGroupOffsets": _r("0-1", "0-0", "v1 (KIP-1226's lag) is " + _CRATE),
     "StreamsGroupTopologyDescriptionUpdate": _r("0-0", "nothing", _STREAMS),
     "UnregisterController": _r("0-0", "nothing", _KRAFT),
     "features": (

@@ -50,7 +50,6 @@ fn decode_body(
         ShareGroupHeartbeat => ShareGroupHeartbeatRequest,
         ShareGroupDescribe => ShareGroupDescribeRequest, ShareFetch => ShareFetchRequest,
         ShareAcknowledge => ShareAcknowledgeRequest,
-        DescribeShareGroupOffsets => DescribeShareGroupOffsetsRequest,
         AlterShareGroupOffsets => AlterShareGroupOffsetsRequest,
         DeleteShareGroupOffsets => DeleteShareGroupOffsetsRequest,
         DescribeConfigs => DescribeConfigsRequest, AlterConfigs => AlterConfigsRequest,
@@ -79,6 +78,7 @@ type OwnCodecDecoder = fn(&[u8]) -> Result<(), String>;
 
 /// The decoder of an API served with kastle's own codec.
 fn own_codec_decoder(api_key: i16) -> Option<OwnCodecDecoder> {
+    use crate::protocol::share_group_offsets;
     use crate::protocol::streams::{
         StreamsGroupDescribeRequest, StreamsGroupHeartbeatRequest, STREAMS_GROUP_DESCRIBE,
         STREAMS_GROUP_HEARTBEAT,
@@ -91,6 +91,11 @@ fn own_codec_decoder(api_key: i16) -> Option<OwnCodecDecoder> {
         }),
         STREAMS_GROUP_DESCRIBE => Some(|b| {
             StreamsGroupDescribeRequest::decode(b)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }),
+        share_group_offsets::DESCRIBE_SHARE_GROUP_OFFSETS => Some(|b| {
+            share_group_offsets::DescribeShareGroupOffsetsRequest::decode(b)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         }),
@@ -127,8 +132,8 @@ pub fn request_frame(frame: &[u8]) -> Result<(), String> {
         ));
     }
     let body = frame.slice(header.len..);
-    // kastle's own codecs (KIP-1071 streams groups), walker first as in
-    // their handlers.
+    // kastle's own codecs (KIP-1071 streams groups, versions the crate
+    // lacks), walker first as in their handlers.
     if let Some(decode) = own_codec_decoder(header.api_key) {
         crate::protocol::schema::check_request_body(header.api_key, header.api_version, &body)
             .map_err(|e| e.to_string())?;

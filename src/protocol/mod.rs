@@ -8,7 +8,9 @@ pub mod fields;
 pub mod header;
 pub mod response;
 pub mod schema;
+pub mod share_group_offsets;
 pub mod streams;
 pub mod versions;
+pub mod wire;
 
 pub use header::{parse_request_header, RequestHeader};

@@ -24,7 +24,9 @@ use crate::support::groups::set_group_config;
 use crate::support::produce::produce_ok;
 use crate::support::simple_batch;
 use crate::support::topics::create_topic;
-use crate::support::{find_coordinators, sb, tn, Broker, Client, NONE};
+use crate::support::{
+    find_coordinators, frame_with_header, sb, skip_tagged_fields, tn, Broker, Client, NONE,
+};
 
 fn start() -> Broker {
     let b = Broker::start(&[
@@ -628,4 +630,67 @@ fn share_group_offset_admin_apis() {
     // DeleteGroups of the empty share group, then it is gone.
     assert_eq!(delete_group(&mut c, "ag"), NONE);
     assert_eq!(delete_group(&mut c, "ag"), E::GroupIdNotFound.code());
+}
+
+/// DescribeShareGroupOffsets v1 (KIP-1226, kastle's own codec): each share
+/// partition's lag, Kafka 4.4's rule: the high watermark minus the start
+/// offset minus the records above it whose delivery is complete
+/// (acknowledged or archived); -1 without a start offset.
+#[test]
+fn describe_share_group_offsets_v1_reports_the_lag() {
+    use kastle::protocol::share_group_offsets::{
+        DescribeShareGroupOffsetsRequest as Req, DescribeShareGroupOffsetsResponse as Resp,
+        RequestGroup, RequestTopic,
+    };
+    let b = start();
+    let mut c = b.client();
+    let id = create_topic(&mut c, "sl", 2, &[]);
+    set_earliest(&mut c, "lag");
+    produce_ok(&mut c, "sl", 0, &simple_batch(10, 10, 1, 0));
+    let lags = |c: &mut Client| -> Vec<(i32, i64, i64)> {
+        let req = Req {
+            groups: vec![RequestGroup {
+                group_id: "lag".into(),
+                topics: Some(vec![RequestTopic {
+                    topic_name: "sl".into(),
+                    partitions: vec![0, 1],
+                }]),
+            }],
+        };
+        let corr = c.next_corr();
+        c.write_raw(&frame_with_header(90, 1, corr, 2, &req.encode()))
+            .expect("write request");
+        let (got, mut body) = c.recv_frame().expect("read response");
+        assert_eq!(got, corr);
+        skip_tagged_fields(&mut body);
+        let r = Resp::decode(&body, 1).expect("a v1 response");
+        assert_eq!(r.groups[0].error_code, NONE, "{r:?}");
+        r.groups[0].topics[0]
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, p.start_offset, p.lag))
+            .collect()
+    };
+    let r = alter_offsets(&mut c, "lag", "sl", &[(0, 2)]);
+    assert_eq!(r.error_code, NONE, "{r:?}");
+    // Partition 1 has no state: no start offset, no lag.
+    assert_eq!(lags(&mut c), vec![(0, 2, 8), (1, -1, -1)]);
+    // A member accepts 2-3 (the start offset moves to 4) and rejects 6
+    // (archived: complete above the start offset).
+    assert_eq!(
+        beat(&mut c, &hb("lag", "m", 0, Some(&["sl"]))).error_code,
+        NONE
+    );
+    assert_eq!(
+        acquired(&fetch(&mut c, "lag", "m", 0, id, vec![])),
+        vec![(2, 9, 1)]
+    );
+    let r = fetch(&mut c, "lag", "m", 1, id, vec![(2, 3, 1), (6, 6, 3)]);
+    assert_eq!(ack_error(&r), NONE, "{r:?}");
+    assert_eq!(lags(&mut c)[0], (0, 4, 10 - 4 - 1));
+    // Version 0 still answers without the lag.
+    assert_eq!(
+        described_offsets(&describe_offsets(&mut c, "lag", Some(&[("sl", 0)]))),
+        vec![("sl".into(), 0, 4, NONE)]
+    );
 }

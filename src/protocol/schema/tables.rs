@@ -816,7 +816,9 @@ const SHARE_ACKNOWLEDGE_PARTITION: &[Field] = &[
     f("acknowledgement_batches", 0, N, Arr(&Struct(SHARE_ACKNOWLEDGEMENT_BATCH))),
 ];
 
-// DescribeShareGroupOffsets (90): version 0, flexible.
+// DescribeShareGroupOffsets (90): versions 0-1, flexible; version 1 adds
+// only the response's Lag (KIP-1226). Read by kastle's own codec
+// (`protocol::share_group_offsets`), which this layout must match.
 const DESCRIBE_SHARE_GROUP_OFFSETS: &[Field] = &[
     f("groups", 0, N, Arr(&Struct(DESCRIBE_SHARE_GROUP_OFFSETS_GROUP))),
 ];
@@ -953,7 +955,7 @@ pub(super) static APIS: &[Api] = &[
     api(77, 1, 1, 0, SHARE_GROUP_DESCRIBE), // ShareGroupDescribe
     api(78, 1, 1, 0, SHARE_FETCH), // ShareFetch
     api(79, 1, 1, 0, SHARE_ACKNOWLEDGE), // ShareAcknowledge
-    api(90, 0, 0, 0, DESCRIBE_SHARE_GROUP_OFFSETS), // DescribeShareGroupOffsets
+    api(90, 0, 1, 0, DESCRIBE_SHARE_GROUP_OFFSETS), // DescribeShareGroupOffsets
     api(91, 0, 0, 0, ALTER_SHARE_GROUP_OFFSETS), // AlterShareGroupOffsets
     api(92, 0, 0, 0, DELETE_SHARE_GROUP_OFFSETS), // DeleteShareGroupOffsets
     api(71, 0, 0, 0, GET_TELEMETRY_SUBSCRIPTIONS), // GetTelemetrySubscriptions

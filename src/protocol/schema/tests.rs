@@ -14,6 +14,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 
 use super::tables::{Field, Ty, APIS};
 use super::{check_request_body, is_flexible, request_versions, SchemaError};
+use crate::protocol::share_group_offsets::DescribeShareGroupOffsetsRequest as OwnDescribeShareGroupOffsets;
 use crate::protocol::streams::{StreamsGroupDescribeRequest, StreamsGroupHeartbeatRequest};
 
 /// Tiny deterministic PRNG (xorshift64*) so failures are reproducible without
@@ -284,7 +285,29 @@ fn crate_ops(api_key: i16) -> Ops {
         77 => ops::<ShareGroupDescribeRequest>(),
         78 => ops::<ShareFetchRequest>(),
         79 => ops::<ShareAcknowledgeRequest>(),
-        90 => ops::<DescribeShareGroupOffsetsRequest>(),
+        90 => Ops {
+            decode: |body, _| {
+                OwnDescribeShareGroupOffsets::read(body)
+                    .map(|(_, used)| used)
+                    .map_err(|e| e.to_string())
+            },
+            // As for the streams APIs: unknown tagged fields are dropped.
+            round_trip: |body, _| {
+                let (req, used) =
+                    OwnDescribeShareGroupOffsets::read(body).map_err(|e| e.to_string())?;
+                let again = OwnDescribeShareGroupOffsets::decode(&req.encode())
+                    .map_err(|e| e.to_string())?;
+                Ok((
+                    used,
+                    if again == req {
+                        body.to_vec()
+                    } else {
+                        req.encode()
+                    },
+                ))
+            },
+            encode_default: |_| OwnDescribeShareGroupOffsets::default().encode(),
+        },
         91 => ops::<AlterShareGroupOffsetsRequest>(),
         92 => ops::<DeleteShareGroupOffsetsRequest>(),
         71 => ops::<GetTelemetrySubscriptionsRequest>(),
