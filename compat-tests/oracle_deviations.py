@@ -72,7 +72,6 @@ KNOWN_RANGES = {
     "OffsetFetch": _r("1-10", "1-9", "v10 names topics by topic id (KIP-848), and the kafka-protocol "
                        "crate (0.18) lists v10 but decodes topic ids in no version of it"),
     "ApiVersions": _r("0-5", "0-4", "v5 is " + _CRATE),
-    "WriteTxnMarkers": _r("1-2", "1-1", "v2 is " + _CRATE),
     "TxnOffsetCommit": _r("0-6", "0-5", "v6 is " + _CRATE),
     "AlterReplicaLogDirs": _r("1-2", "nothing", "kastle supports a single log directory (log.dirs with one "
                               "entry), so there is no other directory to move a replica to"),

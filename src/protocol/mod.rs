@@ -12,5 +12,6 @@ pub mod share_group_offsets;
 pub mod streams;
 pub mod versions;
 pub mod wire;
+pub mod write_txn_markers;
 
 pub use header::{parse_request_header, RequestHeader};

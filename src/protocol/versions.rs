@@ -55,7 +55,6 @@ pub static SUPPORTED: &[ApiSupport] = &[
     // the response carries the producer id and epoch to use next.
     api(ApiKey::EndTxn, 0, 5),
     // Inter-broker: transaction coordinators' markers to partition leaders.
-    api(ApiKey::WriteTxnMarkers, 1, 1),
     api(ApiKey::DescribeTransactions, 0, 0),
     // v2 (KIP-1152): the transactional-id pattern filter.
     api(ApiKey::ListTransactions, 0, 2),
@@ -347,7 +346,8 @@ pub fn support(api_key: i16) -> Option<&'static ApiSupport> {
 
 /// APIs the `kafka-protocol` crate has no types for, or not at the
 /// versions Kafka 4.4 serves, served with kastle's own codec
-/// (`protocol::streams`, `protocol::share_group_offsets`): (key, min, max).
+/// (`protocol::streams`, `protocol::share_group_offsets`,
+/// `protocol::write_txn_markers`): (key, min, max).
 /// Every version of them is flexible.
 pub static SUPPORTED_OWN_CODEC: &[(i16, i16, i16)] = &[
     // KIP-1071 streams groups (Kafka 4.4: version 0 of each).
@@ -359,6 +359,8 @@ pub static SUPPORTED_OWN_CODEC: &[(i16, i16, i16)] = &[
         0,
         1,
     ),
+    // KIP-1228's TransactionVersion is version 2 (the crate stops at 1).
+    (crate::protocol::write_txn_markers::WRITE_TXN_MARKERS, 1, 2),
 ];
 
 /// Whether a request of this key and version is served.

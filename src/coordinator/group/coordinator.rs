@@ -802,7 +802,7 @@ mod txn_tests {
         c.writer
             .partition(p)
             .unwrap()
-            .append_txn_marker(pid, 0, commit, 0)
+            .append_txn_marker(pid, 0, commit, 0, 0)
             .unwrap();
         c.complete_txn(p, pid, commit);
     }
