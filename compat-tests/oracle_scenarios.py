@@ -31,6 +31,8 @@ ALTER_PARTITION_REASSIGNMENTS, LIST_PARTITION_REASSIGNMENTS, OFFSET_DELETE = 45,
 DESCRIBE_CLIENT_QUOTAS, ALTER_CLIENT_QUOTAS, DESCRIBE_CLUSTER, DESCRIBE_PRODUCERS = 48, 49, 60, 61
 DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS, LIST_CONFIG_RESOURCES, DESCRIBE_TOPIC_PARTITIONS = 65, 66, 74, 75
 UPDATE_FEATURES = 57
+DESCRIBE_SHARE_GROUP_OFFSETS, ALTER_SHARE_GROUP_OFFSETS = 90, 91
+WRITE_TXN_MARKERS = 27
 
 TOPIC, BROKER, BROKER_LOGGER, GROUP = 2, 4, 8, 32  # config resource types
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
@@ -826,6 +828,58 @@ def sc_list_config_resources(s, v, n):
         s.x(label, LIST_CONFIG_RESOURCES, v, {"resourceTypes": types})
 
 
+def sc_describe_share_group_offsets(s, v, n):
+    """A share group's start offsets: none before any state, then the one
+    AlterShareGroupOffsets set (v1: with KIP-1226's lag, the high watermark
+    minus the start offset minus the records delivered above it)."""
+    create_topic(s, n("t"), partitions=2)
+    produce(s, n("t"), batch(records(10)), record=False)
+    g = n("g")
+    asked = {"groups": [{"groupId": g, "topics": [{"topicName": n("t"), "partitions": [0, 1]}]}]}
+    s.x("no state yet", DESCRIBE_SHARE_GROUP_OFFSETS, v, asked)
+    r = s.x("alter", ALTER_SHARE_GROUP_OFFSETS, 0, {"groupId": g, "topics": [
+        {"topicName": n("t"), "partitions": [{"partitionIndex": 0, "startOffset": 3}]}]}, record=False)
+    ok(s, "alter", r)
+    assert all(p["errorCode"] == 0 for t in r["responses"] for p in t["partitions"]), r
+    s.x("after alter", DESCRIBE_SHARE_GROUP_OFFSETS, v, asked)
+    s.x("every partition with state", DESCRIBE_SHARE_GROUP_OFFSETS, v, {"groups": [{"groupId": g, "topics": None}]})
+    s.x("unknown group and topic", DESCRIBE_SHARE_GROUP_OFFSETS, v, {"groups": [
+        {"groupId": n("nope"), "topics": None},
+        {"groupId": g, "topics": [{"topicName": n("missing"), "partitions": [0]}]}]})
+
+
+def sc_write_txn_markers(s, v, n):
+    """WriteTxnMarkers as a transaction coordinator sends it, to a partition
+    with a transaction open (Produce v12 added it): an unknown topic, then
+    the producer-epoch check (v2, KIP-1228: by the marker's transaction
+    version; under TV2 the open transaction's own epoch is stale, the bumped
+    one is written, and so is a retry of it)."""
+    t = n("t")
+    create_topic(s, t)
+    r = init_pid(s, txn_id=n("tx"))
+    pid, ep = r["producerId"], r["producerEpoch"]
+    r = produce(s, t, batch(records(2), producer_id=pid, epoch=ep, base_seq=0, transactional=True),
+                txn_id=n("tx"), record=False)
+    assert r["responses"][0]["partitionResponses"][0]["errorCode"] == 0, r
+
+    def marker(label, epoch, tv, topic=t):
+        m = {"producerId": pid, "producerEpoch": epoch, "transactionResult": True,
+             "topics": [{"name": topic, "partitionIndexes": [0]}], "coordinatorEpoch": 0}
+        if v >= 2:
+            m["transactionVersion"] = tv
+        s.x(label, WRITE_TXN_MARKERS, v, {"markers": [m]})
+
+    marker("unknown topic", ep, 2, topic=n("missing"))
+    if v >= 2:
+        marker("TV2, the open transaction's epoch", ep, 2)
+        marker("TV2, the bumped epoch", ep + 1, 2)
+        marker("TV2, a retry of the written marker", ep + 1, 2)
+        marker("TV0, below the producer's epoch now", ep, 0)
+    else:
+        marker("the producer's epoch", ep, 0)
+        marker("again", ep, 0)
+
+
 # -- families (one lifecycle per index) -----------------------------------------------------
 
 GROUP_APIS = (JOIN_GROUP, SYNC_GROUP, HEARTBEAT, OFFSET_COMMIT, OFFSET_FETCH, DESCRIBE_GROUPS, LIST_GROUPS,
@@ -1023,6 +1077,8 @@ SCENARIOS = [
     ("list_transactions", LIST_TRANSACTIONS, "version", sc_list_transactions),
     ("describe_topic_partitions", DESCRIBE_TOPIC_PARTITIONS, "version", sc_describe_topic_partitions),
     ("list_config_resources", LIST_CONFIG_RESOURCES, "version", sc_list_config_resources),
+    ("describe_share_group_offsets", DESCRIBE_SHARE_GROUP_OFFSETS, "version", sc_describe_share_group_offsets),
+    ("write_txn_markers", WRITE_TXN_MARKERS, "version", sc_write_txn_markers),
     ("group_lifecycle", JOIN_GROUP, ("family", GROUP_APIS), fam_group),
     ("txn_lifecycle", INIT_PRODUCER_ID, ("family", TXN_APIS), fam_txn),
 ]

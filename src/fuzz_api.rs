@@ -37,7 +37,7 @@ fn decode_body(
         CreateTopics => CreateTopicsRequest, DeleteTopics => DeleteTopicsRequest,
         InitProducerId => InitProducerIdRequest, DescribeProducers => DescribeProducersRequest,
         AddPartitionsToTxn => AddPartitionsToTxnRequest, AddOffsetsToTxn => AddOffsetsToTxnRequest,
-        EndTxn => EndTxnRequest, WriteTxnMarkers => WriteTxnMarkersRequest,
+        EndTxn => EndTxnRequest,
         DescribeTransactions => DescribeTransactionsRequest,
         ListTransactions => ListTransactionsRequest, FindCoordinator => FindCoordinatorRequest,
         JoinGroup => JoinGroupRequest, SyncGroup => SyncGroupRequest, Heartbeat => HeartbeatRequest,
@@ -50,7 +50,6 @@ fn decode_body(
         ShareGroupHeartbeat => ShareGroupHeartbeatRequest,
         ShareGroupDescribe => ShareGroupDescribeRequest, ShareFetch => ShareFetchRequest,
         ShareAcknowledge => ShareAcknowledgeRequest,
-        DescribeShareGroupOffsets => DescribeShareGroupOffsetsRequest,
         AlterShareGroupOffsets => AlterShareGroupOffsetsRequest,
         DeleteShareGroupOffsets => DeleteShareGroupOffsetsRequest,
         DescribeConfigs => DescribeConfigsRequest, AlterConfigs => AlterConfigsRequest,
@@ -74,8 +73,9 @@ fn decode_body(
     }
 }
 
-/// Decodes one request body of an API served with kastle's own codec.
-type OwnCodecDecoder = fn(&[u8]) -> Result<(), String>;
+/// Decodes one request body (at a version) of an API served with kastle's
+/// own codec.
+type OwnCodecDecoder = fn(&[u8], i16) -> Result<(), String>;
 
 /// The decoder of an API served with kastle's own codec.
 fn own_codec_decoder(api_key: i16) -> Option<OwnCodecDecoder> {
@@ -83,14 +83,25 @@ fn own_codec_decoder(api_key: i16) -> Option<OwnCodecDecoder> {
         StreamsGroupDescribeRequest, StreamsGroupHeartbeatRequest, STREAMS_GROUP_DESCRIBE,
         STREAMS_GROUP_HEARTBEAT,
     };
+    use crate::protocol::{share_group_offsets, write_txn_markers};
     match api_key {
-        STREAMS_GROUP_HEARTBEAT => Some(|b| {
+        STREAMS_GROUP_HEARTBEAT => Some(|b, _| {
             StreamsGroupHeartbeatRequest::decode(b)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         }),
-        STREAMS_GROUP_DESCRIBE => Some(|b| {
+        STREAMS_GROUP_DESCRIBE => Some(|b, _| {
             StreamsGroupDescribeRequest::decode(b)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }),
+        share_group_offsets::DESCRIBE_SHARE_GROUP_OFFSETS => Some(|b, _| {
+            share_group_offsets::DescribeShareGroupOffsetsRequest::decode(b)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }),
+        write_txn_markers::WRITE_TXN_MARKERS => Some(|b, v| {
+            write_txn_markers::WriteTxnMarkersRequest::decode(b, v)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         }),
@@ -127,12 +138,12 @@ pub fn request_frame(frame: &[u8]) -> Result<(), String> {
         ));
     }
     let body = frame.slice(header.len..);
-    // kastle's own codecs (KIP-1071 streams groups), walker first as in
-    // their handlers.
+    // kastle's own codecs (KIP-1071 streams groups, versions the crate
+    // lacks), walker first as in their handlers.
     if let Some(decode) = own_codec_decoder(header.api_key) {
         crate::protocol::schema::check_request_body(header.api_key, header.api_version, &body)
             .map_err(|e| e.to_string())?;
-        return decode(&body);
+        return decode(&body, header.api_version);
     }
     let key = ApiKey::try_from(header.api_key).map_err(|_| "unknown api key".to_string())?;
     decode_body(&header, key, body).unwrap_or_else(|| Err(format!("no decoder for {key:?}")))

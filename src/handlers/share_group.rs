@@ -182,6 +182,9 @@ pub fn share_group_heartbeat(req: &Request, body: Bytes) -> crate::handlers::Rep
             "share.heartbeat.interval.ms",
             "group.share.heartbeat.interval.ms",
         ),
+        assignment_interval_ms: super::consumer_group::assignment_interval_ms(
+            apis, &group, "share",
+        ),
         max_size: usize::try_from(cfg.int("group.share.max.size"))
             .unwrap_or(1)
             .max(1),

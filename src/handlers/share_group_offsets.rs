@@ -1,6 +1,7 @@
 //! The KIP-932 share-group offset admin APIs (`kafka-share-groups.sh
 //! --describe/--reset-offsets/--delete-offsets`):
-//! DescribeShareGroupOffsets (90), AlterShareGroupOffsets (91) and
+//! DescribeShareGroupOffsets (90, versions 0-1 with KIP-1226's lag, kastle's
+//! own codec), AlterShareGroupOffsets (91) and
 //! DeleteShareGroupOffsets (92), with Kafka's authorization (GROUP
 //! DESCRIBE, READ or DELETE; TOPIC DESCRIBE or READ) and error codes. The
 //! start offsets are the share coordinator's (`__share_group_state`);
@@ -18,23 +19,23 @@ use kafka_protocol::messages::alter_share_group_offsets_response::{
     AlterShareGroupOffsetsResponsePartition, AlterShareGroupOffsetsResponseTopic,
 };
 use kafka_protocol::messages::delete_share_group_offsets_response::DeleteShareGroupOffsetsResponseTopic;
-use kafka_protocol::messages::describe_share_group_offsets_response::{
-    DescribeShareGroupOffsetsResponseGroup, DescribeShareGroupOffsetsResponsePartition,
-    DescribeShareGroupOffsetsResponseTopic,
-};
 use kafka_protocol::messages::{
     AlterShareGroupOffsetsRequest, AlterShareGroupOffsetsResponse, DeleteShareGroupOffsetsRequest,
-    DeleteShareGroupOffsetsResponse, DescribeShareGroupOffsetsRequest,
-    DescribeShareGroupOffsetsResponse, TopicName,
+    DeleteShareGroupOffsetsResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
+use crate::broker::share::partition::delivery_complete_count;
 use crate::broker::share::TopicIdPartition;
 use crate::coordinator::group::writer::{map_append_error, DurableWait};
 use crate::handlers::share_group::{ensure_share_state_topic, share_enabled};
-use crate::handlers::{decode_or_close, ready, KafkaApis, Pending, Request};
+use crate::handlers::{ready, KafkaApis, Pending, Request};
+use crate::protocol::share_group_offsets::{
+    DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse, ResponseGroup,
+    ResponsePartition, ResponseTopic, UNKNOWN_LAG,
+};
 use crate::security::acl::{AclOperation, ResourceType};
 
 fn s(v: impl Into<String>) -> StrBytes {
@@ -45,23 +46,70 @@ fn s(v: impl Into<String>) -> StrBytes {
 const UNINITIALIZED_START_OFFSET: i64 = -1;
 const DEFAULT_LEADER_EPOCH: i32 = 0;
 
-/// (start offset, leader epoch) of each share partition of `group` with
-/// state: the share coordinator's on a standalone broker, the share
-/// partitions' in memory in a cluster.
-fn group_offsets(apis: &KafkaApis, group: &str) -> BTreeMap<TopicIdPartition, (i64, i32)> {
+/// What DescribeShareGroupOffsets reports of one share partition with
+/// state (Kafka's `PartitionStateSummaryData`).
+#[derive(Clone, Copy)]
+struct Summary {
+    start_offset: i64,
+    leader_epoch: i32,
+    /// KIP-1226's delivery-complete count.
+    delivery_complete: i32,
+}
+
+/// Each share partition of `group` with state: the share coordinator's on
+/// a standalone broker, the share partitions' in memory in a cluster.
+fn group_offsets(apis: &KafkaApis, group: &str) -> BTreeMap<TopicIdPartition, Summary> {
     if apis.cluster.is_none() {
         apis.share_state
             .group_states(group)
             .into_iter()
-            .map(|(tp, st)| (tp, (st.start_offset, st.leader_epoch)))
+            .map(|(tp, st)| {
+                let s = Summary {
+                    start_offset: st.start_offset,
+                    leader_epoch: st.leader_epoch,
+                    delivery_complete: delivery_complete_count(&st.batches, st.start_offset),
+                };
+                (tp, s)
+            })
             .collect()
     } else {
         apis.share
             .group_start_offsets(group)
             .into_iter()
-            .map(|(tp, o)| (tp, (o, DEFAULT_LEADER_EPOCH)))
+            .map(|(tp, (start_offset, delivery_complete))| {
+                let s = Summary {
+                    start_offset,
+                    leader_epoch: DEFAULT_LEADER_EPOCH,
+                    delivery_complete,
+                };
+                (tp, s)
+            })
             .collect()
     }
+}
+
+/// Kafka 4.4's share-partition lag (`GroupCoordinatorService`'s
+/// `computeShareGroupLagAndBuildResponse`): the partition's latest offset
+/// (ListOffsets LATEST, read_uncommitted: the high watermark) minus the
+/// start offset minus the records at or above it whose delivery is
+/// complete; unknown (-1) without a start offset, or when this broker does
+/// not have the partition.
+fn lag(apis: &KafkaApis, tp: &TopicIdPartition, s: &Summary) -> i64 {
+    if s.start_offset == UNINITIALIZED_START_OFFSET || s.delivery_complete < 0 {
+        return UNKNOWN_LAG;
+    }
+    let Some(p) = apis
+        .replicas
+        .topics
+        .get_by_id(&tp.0)
+        .and_then(|t| t.partition(tp.1).cloned())
+    else {
+        return UNKNOWN_LAG;
+    };
+    p.state()
+        .high_watermark
+        .saturating_sub(s.start_offset)
+        .saturating_sub(i64::from(s.delivery_complete))
 }
 
 /// Whether `group` may have its offsets altered (`create`: Kafka 4.4 then
@@ -92,7 +140,17 @@ pub(crate) fn check_empty_share_group(
 }
 
 pub fn describe_share_group_offsets(req: &Request, body: Bytes) -> crate::handlers::Reply {
-    let r = decode_or_close!(req, body, DescribeShareGroupOffsetsRequest);
+    if let Err(e) = crate::protocol::schema::check_request_body(
+        req.header.api_key,
+        req.header.api_version,
+        &body,
+    ) {
+        return crate::handlers::malformed(req, e.to_string());
+    }
+    let r = match DescribeShareGroupOffsetsRequest::decode(&body) {
+        Ok(r) => r,
+        Err(e) => return crate::handlers::malformed(req, e.to_string()),
+    };
     let apis = &req.ctx.apis;
     let on = share_enabled(apis);
     let topic_ok = |name: &str| {
@@ -103,104 +161,105 @@ pub fn describe_share_group_offsets(req: &Request, body: Bytes) -> crate::handle
         .groups
         .iter()
         .map(|g| {
-            let base =
-                DescribeShareGroupOffsetsResponseGroup::default().with_group_id(g.group_id.clone());
+            let base = |error_code: i16| ResponseGroup {
+                group_id: g.group_id.clone(),
+                error_code,
+                ..Default::default()
+            };
             if !on {
-                return base.with_error_code(ResponseError::UnsupportedVersion.code());
+                return base(ResponseError::UnsupportedVersion.code());
             }
             if !req
                 .ctx
-                .authorize(AclOperation::Describe, ResourceType::Group, &g.group_id.0)
+                .authorize(AclOperation::Describe, ResourceType::Group, &g.group_id)
             {
-                return base.with_error_code(ResponseError::GroupAuthorizationFailed.code());
+                return base(ResponseError::GroupAuthorizationFailed.code());
             }
-            let offsets = group_offsets(apis, &g.group_id.0);
-            let partition = |index: i32, at: Option<&(i64, i32)>| {
-                let (start, epoch) = at
-                    .copied()
-                    .unwrap_or((UNINITIALIZED_START_OFFSET, DEFAULT_LEADER_EPOCH));
-                DescribeShareGroupOffsetsResponsePartition::default()
-                    .with_partition_index(index)
-                    .with_start_offset(start)
-                    .with_leader_epoch(epoch)
+            let offsets = group_offsets(apis, &g.group_id);
+            let partition = |tp: TopicIdPartition, at: Option<&Summary>| match at {
+                Some(s) => ResponsePartition {
+                    partition_index: tp.1,
+                    start_offset: s.start_offset,
+                    leader_epoch: s.leader_epoch,
+                    lag: lag(apis, &tp, s),
+                    ..Default::default()
+                },
+                None => ResponsePartition {
+                    partition_index: tp.1,
+                    start_offset: UNINITIALIZED_START_OFFSET,
+                    leader_epoch: DEFAULT_LEADER_EPOCH,
+                    ..Default::default()
+                },
             };
             let Some(requested) = &g.topics else {
                 // Every share partition with state, of topics the client
                 // may describe.
-                let mut by_topic: BTreeMap<Uuid, Vec<DescribeShareGroupOffsetsResponsePartition>> =
-                    BTreeMap::new();
-                for ((t, p), at) in &offsets {
+                let mut by_topic: BTreeMap<Uuid, Vec<ResponsePartition>> = BTreeMap::new();
+                for (tp, at) in &offsets {
                     by_topic
-                        .entry(*t)
+                        .entry(tp.0)
                         .or_default()
-                        .push(partition(*p, Some(at)));
+                        .push(partition(*tp, Some(at)));
                 }
                 let topics = by_topic
                     .into_iter()
                     .filter_map(|(id, partitions)| {
                         let name = apis.replicas.topics.get_by_id(&id)?.name.to_string();
-                        topic_ok(&name).then(|| {
-                            DescribeShareGroupOffsetsResponseTopic::default()
-                                .with_topic_name(TopicName(s(name)))
-                                .with_topic_id(id)
-                                .with_partitions(partitions)
+                        topic_ok(&name).then_some(ResponseTopic {
+                            topic_name: name,
+                            topic_id: id,
+                            partitions,
                         })
                     })
                     .collect();
-                return base.with_topics(topics);
+                return ResponseGroup { topics, ..base(0) };
             };
             let mut topics = Vec::with_capacity(requested.len());
             let mut denied = Vec::new();
             for t in requested {
-                let name = t.topic_name.0.as_str();
+                let name = t.topic_name.as_str();
                 if !topic_ok(name) {
-                    denied.push(
-                        DescribeShareGroupOffsetsResponseTopic::default()
-                            .with_topic_name(t.topic_name.clone())
-                            .with_topic_id(Uuid::nil())
-                            .with_partitions(
-                                t.partitions
-                                    .iter()
-                                    .map(|p| {
-                                        DescribeShareGroupOffsetsResponsePartition::default()
-                                            .with_partition_index(*p)
-                                            .with_start_offset(UNINITIALIZED_START_OFFSET)
-                                            .with_error_code(
-                                                ResponseError::TopicAuthorizationFailed.code(),
-                                            )
-                                            .with_error_message(Some(s(
-                                                "Topic authorization failed.",
-                                            )))
-                                    })
-                                    .collect(),
-                            ),
-                    );
+                    denied.push(ResponseTopic {
+                        topic_name: t.topic_name.clone(),
+                        topic_id: Uuid::nil(),
+                        partitions: t
+                            .partitions
+                            .iter()
+                            .map(|p| ResponsePartition {
+                                partition_index: *p,
+                                start_offset: UNINITIALIZED_START_OFFSET,
+                                error_code: ResponseError::TopicAuthorizationFailed.code(),
+                                error_message: Some("Topic authorization failed.".into()),
+                                ..Default::default()
+                            })
+                            .collect(),
+                    });
                     continue;
                 }
                 // A topic that does not exist has no offsets, which is
                 // no error (as OffsetFetch answers).
                 let id = apis.replicas.topics.get(name).map_or(Uuid::nil(), |t| t.id);
-                topics.push(
-                    DescribeShareGroupOffsetsResponseTopic::default()
-                        .with_topic_name(t.topic_name.clone())
-                        .with_topic_id(id)
-                        .with_partitions(
-                            t.partitions
-                                .iter()
-                                .map(|p| {
-                                    let at =
-                                        (!id.is_nil()).then(|| offsets.get(&(id, *p))).flatten();
-                                    partition(*p, at)
-                                })
-                                .collect(),
-                        ),
-                );
+                topics.push(ResponseTopic {
+                    topic_name: t.topic_name.clone(),
+                    topic_id: id,
+                    partitions: t
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            let at = (!id.is_nil()).then(|| offsets.get(&(id, *p))).flatten();
+                            partition((id, *p), at)
+                        })
+                        .collect(),
+                });
             }
             topics.extend(denied);
-            base.with_topics(topics)
+            ResponseGroup { topics, ..base(0) }
         })
         .collect();
-    req.respond(&DescribeShareGroupOffsetsResponse::default().with_groups(groups))
+    req.respond(&DescribeShareGroupOffsetsResponse {
+        throttle_time_ms: 0,
+        groups,
+    })
 }
 
 /// Waits for each write; the first failure's code per key.
@@ -317,6 +376,14 @@ pub fn alter_share_group_offsets(req: Request, body: Bytes) -> Pending {
                 }
             }
             apis.share.forget_partitions(&group, |x| *x == tp);
+            if code == 0 {
+                apis.groups.share_partition_initialized(
+                    &group,
+                    topic.id,
+                    &topic.name,
+                    p.partition_index,
+                );
+            }
             partitions.push(
                 AlterShareGroupOffsetsResponsePartition::default()
                     .with_partition_index(p.partition_index)
@@ -455,6 +522,7 @@ pub fn delete_share_group_offsets(req: Request, body: Bytes) -> Pending {
         }
         apis.share
             .forget_partitions(&group, |(id, _)| *id == topic.id);
+        apis.groups.share_topic_uninitialized(&group, &topic.id);
         responses.push(topic_result(&t.topic_name, topic.id, None).with_error_code(code));
     }
     Box::pin(async move {

@@ -5,7 +5,9 @@
 //! `__consumer_offsets` partitions it touched. The transaction coordinator
 //! calls it in-process through `TxnMarkerWriter` for the partitions this
 //! broker leads; in a cluster other brokers' coordinators send it as the
-//! WriteTxnMarkers request ([`handle`]).
+//! WriteTxnMarkers request ([`handle`], versions 1-2: version 2 names the
+//! transaction version, which decides each partition's producer-epoch
+//! check, KIP-1228).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +16,8 @@ use bytes::Bytes;
 use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
-use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersResponse};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
@@ -23,11 +26,14 @@ use tokio::time::Instant;
 type Appended = (i64, u64);
 
 use crate::broker::partition::Partition;
+use crate::broker::partition::PartitionError;
 use crate::broker::ReplicaManager;
 use crate::coordinator::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::coordinator::txn::marker_channel::{MarkerFuture, TxnMarkerWriter, TxnMarkers};
-use crate::handlers::{decode, malformed, ready, Pending, Request};
+use crate::handlers::{malformed, ready, Pending, Request};
+use crate::protocol::write_txn_markers::{SameAsVersion1, WriteTxnMarkersRequest};
 use crate::security::acl::AclOperation;
+use crate::storage::producer_state::ProducerError;
 
 /// How long a marker may take to reach the ISR (Kafka's
 /// `request.timeout.ms` for the coordinator's append).
@@ -52,12 +58,27 @@ impl TxnMarkerWriter for LocalTxnMarkerWriter {
                     tracing::warn!(topic = %topic, partition = index, "transaction partition no longer exists; skipping its marker");
                     continue;
                 };
-                let end = p
-                    .append_txn_marker(m.producer_id, m.producer_epoch, m.commit, m.coordinator_epoch)
-                    .map_err(|e| {
+                let end = match p.append_txn_marker(
+                    m.producer_id,
+                    m.producer_epoch,
+                    m.commit,
+                    m.coordinator_epoch,
+                    m.transaction_version,
+                ) {
+                    Ok(end) => end,
+                    // Kafka's coordinator gives up on a marker the
+                    // partition refuses for its epoch: the producer moved on.
+                    Err(
+                        e @ PartitionError::Producer(ProducerError::InvalidProducerEpoch { .. }),
+                    ) => {
+                        tracing::warn!(topic = %topic, partition = index, error = %e, "transaction marker refused; abandoning it");
+                        continue;
+                    }
+                    Err(e) => {
                         tracing::warn!(topic = %topic, partition = index, error = %e, "writing transaction marker");
-                        ResponseError::CoordinatorNotAvailable
-                    })?;
+                        return Err(ResponseError::CoordinatorNotAvailable);
+                    }
+                };
                 waits.push((p, end));
             }
             let deadline = Instant::now() + Duration::from_millis(m.timeout_ms);
@@ -83,9 +104,14 @@ impl TxnMarkerWriter for LocalTxnMarkerWriter {
 /// (acks=all); the transaction's offset commits are settled on the
 /// `__consumer_offsets` partitions. Needs CLUSTER_ACTION on the cluster.
 pub fn handle(req: Request, body: Bytes) -> Pending {
-    let request: WriteTxnMarkersRequest = match decode(&req.header, body) {
+    let version = req.header.api_version;
+    if let Err(e) = crate::protocol::schema::check_request_body(req.header.api_key, version, &body)
+    {
+        return ready(malformed(&req, e.to_string()));
+    }
+    let request = match WriteTxnMarkersRequest::decode(&body, version) {
         Ok(r) => r,
-        Err(e) => return ready(malformed(&req, e)),
+        Err(e) => return ready(malformed(&req, e.to_string())),
     };
     let allowed = req.ctx.authorize_cluster(AclOperation::ClusterAction);
     Box::pin(async move {
@@ -93,7 +119,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
         let deadline = Instant::now() + MARKER_APPEND_TIMEOUT;
         let mut results = Vec::with_capacity(request.markers.len());
         for marker in request.markers {
-            let producer_id = marker.producer_id.0;
+            let producer_id = marker.producer_id;
             let mut topics = Vec::with_capacity(marker.topics.len());
             // Appended first, all of them; then waited for together.
             let mut waits: Vec<(usize, usize, Arc<Partition>, Appended)> = Vec::new();
@@ -106,7 +132,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                         match apis
                             .replicas
                             .topics
-                            .get(&t.name.0)
+                            .get(&t.name)
                             .and_then(|topic| topic.partition(*index).cloned())
                         {
                             None => ResponseError::UnknownTopicOrPartition.code(),
@@ -116,13 +142,18 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                                 marker.producer_epoch,
                                 marker.transaction_result,
                                 marker.coordinator_epoch,
+                                marker.transaction_version,
                             ) {
                                 Ok(appended) => {
                                     waits.push((ti, pi, p, appended));
                                     0
                                 }
+                                Err(e @ PartitionError::Producer(_)) => {
+                                    tracing::warn!(topic = %t.name, partition = index, error = %e, "a transaction marker refused");
+                                    e.code().code()
+                                }
                                 Err(e) => {
-                                    tracing::warn!(topic = %t.name.0, partition = index, error = %e, "writing a transaction marker");
+                                    tracing::warn!(topic = %t.name, partition = index, error = %e, "writing a transaction marker");
                                     ResponseError::NotLeaderOrFollower.code()
                                 }
                             },
@@ -136,7 +167,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
                 }
                 topics.push(
                     WritableTxnMarkerTopicResult::default()
-                        .with_name(t.name.clone())
+                        .with_name(TopicName(StrBytes::from_string(t.name.clone())))
                         .with_partitions(partitions),
                 );
             }
@@ -160,10 +191,13 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
             }
             results.push(
                 WritableTxnMarkerResult::default()
-                    .with_producer_id(marker.producer_id)
+                    .with_producer_id(ProducerId(marker.producer_id))
                     .with_topics(topics),
             );
         }
-        req.respond(&WriteTxnMarkersResponse::default().with_markers(results))
+        // Versions 1 and 2 of the response are the same.
+        req.respond(&SameAsVersion1(
+            WriteTxnMarkersResponse::default().with_markers(results),
+        ))
     })
 }

@@ -8,7 +8,10 @@ pub mod fields;
 pub mod header;
 pub mod response;
 pub mod schema;
+pub mod share_group_offsets;
 pub mod streams;
 pub mod versions;
+pub mod wire;
+pub mod write_txn_markers;
 
 pub use header::{parse_request_header, RequestHeader};

@@ -57,7 +57,6 @@ pub static SUPPORTED: &[ApiSupport] = &[
     // the response carries the producer id and epoch to use next.
     api(ApiKey::EndTxn, 0, 5),
     // Inter-broker: transaction coordinators' markers to partition leaders.
-    api(ApiKey::WriteTxnMarkers, 1, 1),
     api(ApiKey::DescribeTransactions, 0, 0),
     // v2 (KIP-1152): the transactional-id pattern filter.
     api(ApiKey::ListTransactions, 0, 2),
@@ -87,9 +86,8 @@ pub static SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::ShareGroupDescribe, 1, 1),
     api(ApiKey::ShareFetch, 1, 1),
     api(ApiKey::ShareAcknowledge, 1, 1),
-    // The share-group offset admin APIs: v0 (v1, KIP-1226's lag, is not
-    // in `kafka-protocol` 0.18).
-    api(ApiKey::DescribeShareGroupOffsets, 0, 0),
+    // The share-group offset admin APIs: v0 (DescribeShareGroupOffsets
+    // 0-1 is in `SUPPORTED_OWN_CODEC`).
     api(ApiKey::AlterShareGroupOffsets, 0, 0),
     api(ApiKey::DeleteShareGroupOffsets, 0, 0),
     // Admin APIs (Kafka 4.x floors, KIP-896: DescribeConfigs v0,
@@ -348,13 +346,23 @@ pub fn support(api_key: i16) -> Option<&'static ApiSupport> {
     SUPPORTED.iter().find(|s| s.key as i16 == api_key)
 }
 
-/// APIs the `kafka-protocol` crate has no types for, served with kastle's
-/// own codec (`protocol::streams`): (key, min, max). Every version of
-/// them is flexible.
+/// APIs the `kafka-protocol` crate has no types for, or not at the
+/// versions Kafka 4.4 serves, served with kastle's own codec
+/// (`protocol::streams`, `protocol::share_group_offsets`,
+/// `protocol::write_txn_markers`): (key, min, max).
+/// Every version of them is flexible.
 pub static SUPPORTED_OWN_CODEC: &[(i16, i16, i16)] = &[
     // KIP-1071 streams groups (Kafka 4.4: version 0 of each).
     (crate::protocol::streams::STREAMS_GROUP_HEARTBEAT, 0, 0),
     (crate::protocol::streams::STREAMS_GROUP_DESCRIBE, 0, 0),
+    // KIP-1226's Lag is version 1 (the crate has version 0 only).
+    (
+        crate::protocol::share_group_offsets::DESCRIBE_SHARE_GROUP_OFFSETS,
+        0,
+        1,
+    ),
+    // KIP-1228's TransactionVersion is version 2 (the crate stops at 1).
+    (crate::protocol::write_txn_markers::WRITE_TXN_MARKERS, 1, 2),
 ];
 
 /// Versions in `SUPPORTED` past what the `kafka-protocol` crate decodes,

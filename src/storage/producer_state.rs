@@ -513,6 +513,42 @@ impl ProducerStateManager {
         })
     }
 
+    /// Kafka's `ProducerAppendInfo.checkProducerEpoch` for a COMMIT/ABORT
+    /// marker the coordinator writes, by the transaction version the
+    /// marker names (WriteTxnMarkers v2, KIP-1228): before transaction
+    /// version 2 its epoch may not be below the producer's; from 2 on the
+    /// end bumped the epoch, so it must be above it, except for a retry of
+    /// a marker already written (the same epoch with no transaction open
+    /// here, or the epoch at its maximum).
+    pub fn check_marker_epoch(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        transaction_version: i8,
+    ) -> Result<(), ProducerError> {
+        let (current, open) = self
+            .producers
+            .get(&producer_id)
+            .map_or((NO_PRODUCER_EPOCH, false), |e| {
+                (e.epoch, e.current_txn_first_offset.is_some())
+            });
+        let tv2 = transaction_version >= 2;
+        let stale = if tv2 {
+            epoch <= current
+        } else {
+            epoch < current
+        };
+        let retry = tv2 && epoch == current && (!open || epoch == i16::MAX);
+        if stale && !retry {
+            return Err(ProducerError::InvalidProducerEpoch {
+                producer_id,
+                epoch,
+                current,
+            });
+        }
+        Ok(())
+    }
+
     /// First offset of the oldest open transaction.
     pub fn first_unstable_offset(&self) -> Option<i64> {
         self.ongoing.keys().next().copied()

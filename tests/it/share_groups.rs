@@ -3,9 +3,12 @@
 //! messages, the group-id namespace shared with consumer groups),
 //! ShareGroupDescribe, ShareFetch share sessions and their errors,
 //! acquisition (one member at a time), ACCEPT/RELEASE/REJECT, the
-//! acquisition lock timeout and the delivery count limit.
+//! acquisition lock timeout and the delivery count limit; targets over
+//! initialized partitions only, computed once per assignment interval
+//! (KIP-1251).
 
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::share_acknowledge_request::{
     AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch as AckBatch,
@@ -21,7 +24,9 @@ use crate::support::groups::set_group_config;
 use crate::support::produce::produce_ok;
 use crate::support::simple_batch;
 use crate::support::topics::create_topic;
-use crate::support::{find_coordinators, sb, tn, Broker, Client, NONE};
+use crate::support::{
+    find_coordinators, frame_with_header, sb, skip_tagged_fields, tn, Broker, Client, NONE,
+};
 
 fn start() -> Broker {
     let b = Broker::start(&[
@@ -29,6 +34,9 @@ fn start() -> Broker {
         "group.share.record.lock.duration.ms=1000",
         "group.share.delivery.count.limit=2",
         "group.share.min.delivery.count.limit=2",
+        // Targets at every heartbeat here (KIP-1251's batching has its own
+        // test).
+        "group.share.assignment.interval.ms=0",
     ]);
     find_coordinators(&b);
     b
@@ -132,9 +140,15 @@ fn heartbeat_rules_and_assignment() {
     }
     let r = beat(&mut c, &hb("g", "m", 3, None));
     assert_eq!(r.error_code, E::GroupIdNotFound.code());
-    // Two members share the one partition.
+    // Two members share the one partition (none is assigned before its
+    // share state is initialized, after the first heartbeat).
     let a = beat(&mut c, &hb("g", "a", 0, Some(&["st"])));
     assert_eq!((a.error_code, a.member_epoch), (NONE, 1));
+    assert_eq!(
+        a.assignment.map(|x| x.topic_partitions.len()),
+        Some(0),
+        "nothing initialized yet"
+    );
     let bm = beat(&mut c, &hb("g", "b", 0, Some(&["st"])));
     assert_eq!(bm.member_epoch, 2);
     let tps = &bm.assignment.as_ref().expect("assignment").topic_partitions;
@@ -197,6 +211,61 @@ fn heartbeat_rules_and_assignment() {
         ),
         ("g", "share")
     );
+}
+
+/// The partitions of a heartbeat's assignment (None: not sent).
+fn assigned(r: &ShareGroupHeartbeatResponse) -> Option<Vec<i32>> {
+    r.assignment.as_ref().map(|a| {
+        a.topic_partitions
+            .iter()
+            .flat_map(|t| t.partitions.iter().copied())
+            .collect()
+    })
+}
+
+fn describe_epochs(c: &mut Client, group: &str) -> (i32, i32) {
+    let d: ShareGroupDescribeResponse = c.call(
+        1,
+        &ShareGroupDescribeRequest::default().with_group_ids(vec![GroupId(sb(group))]),
+    );
+    (d.groups[0].group_epoch, d.groups[0].assignment_epoch)
+}
+
+#[test]
+fn assignments_are_batched_by_the_assignment_interval() {
+    let b = Broker::start(&["group.share.assignment.interval.ms=1500"]);
+    find_coordinators(&b);
+    let mut c = b.client();
+    create_topic(&mut c, "sb", 2, &[]);
+    // The first target is computed at once, before the topic's share
+    // state is initialized: epoch 1, nothing assigned.
+    let a = beat(&mut c, &hb("sb-g", "a", 0, Some(&["sb"])));
+    let computed = Instant::now();
+    assert_eq!((a.error_code, a.member_epoch), (NONE, 1));
+    assert_eq!(assigned(&a), Some(vec![]));
+    // Now initialized, the partitions bump the group epoch; the target
+    // waits for the interval.
+    let a = beat(&mut c, &hb("sb-g", "a", 1, None));
+    assert_eq!(
+        (a.error_code, a.member_epoch, assigned(&a)),
+        (NONE, 1, None)
+    );
+    assert_eq!(describe_epochs(&mut c, "sb-g"), (2, 1));
+    assert!(
+        computed.elapsed() < Duration::from_millis(1500),
+        "the machine was too slow to check the interval"
+    );
+    thread::sleep(Duration::from_millis(1500).saturating_sub(computed.elapsed()));
+    let a = beat(&mut c, &hb("sb-g", "a", 1, None));
+    assert_eq!((a.member_epoch, assigned(&a)), (2, Some(vec![0, 1])));
+    assert_eq!(describe_epochs(&mut c, "sb-g"), (2, 2));
+
+    // The group config overrides the broker's interval.
+    set_group_config(&mut c, "sb-h", "share.assignment.interval.ms", "0");
+    let h = beat(&mut c, &hb("sb-h", "h", 0, Some(&["sb"])));
+    assert_eq!((h.member_epoch, assigned(&h)), (1, Some(vec![])));
+    let h = beat(&mut c, &hb("sb-h", "h", 1, None));
+    assert_eq!((h.member_epoch, assigned(&h)), (2, Some(vec![0, 1])));
 }
 
 #[test]
@@ -561,4 +630,67 @@ fn share_group_offset_admin_apis() {
     // DeleteGroups of the empty share group, then it is gone.
     assert_eq!(delete_group(&mut c, "ag"), NONE);
     assert_eq!(delete_group(&mut c, "ag"), E::GroupIdNotFound.code());
+}
+
+/// DescribeShareGroupOffsets v1 (KIP-1226, kastle's own codec): each share
+/// partition's lag, Kafka 4.4's rule: the high watermark minus the start
+/// offset minus the records above it whose delivery is complete
+/// (acknowledged or archived); -1 without a start offset.
+#[test]
+fn describe_share_group_offsets_v1_reports_the_lag() {
+    use kastle::protocol::share_group_offsets::{
+        DescribeShareGroupOffsetsRequest as Req, DescribeShareGroupOffsetsResponse as Resp,
+        RequestGroup, RequestTopic,
+    };
+    let b = start();
+    let mut c = b.client();
+    let id = create_topic(&mut c, "sl", 2, &[]);
+    set_earliest(&mut c, "lag");
+    produce_ok(&mut c, "sl", 0, &simple_batch(10, 10, 1, 0));
+    let lags = |c: &mut Client| -> Vec<(i32, i64, i64)> {
+        let req = Req {
+            groups: vec![RequestGroup {
+                group_id: "lag".into(),
+                topics: Some(vec![RequestTopic {
+                    topic_name: "sl".into(),
+                    partitions: vec![0, 1],
+                }]),
+            }],
+        };
+        let corr = c.next_corr();
+        c.write_raw(&frame_with_header(90, 1, corr, 2, &req.encode()))
+            .expect("write request");
+        let (got, mut body) = c.recv_frame().expect("read response");
+        assert_eq!(got, corr);
+        skip_tagged_fields(&mut body);
+        let r = Resp::decode(&body, 1).expect("a v1 response");
+        assert_eq!(r.groups[0].error_code, NONE, "{r:?}");
+        r.groups[0].topics[0]
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, p.start_offset, p.lag))
+            .collect()
+    };
+    let r = alter_offsets(&mut c, "lag", "sl", &[(0, 2)]);
+    assert_eq!(r.error_code, NONE, "{r:?}");
+    // Partition 1 has no state: no start offset, no lag.
+    assert_eq!(lags(&mut c), vec![(0, 2, 8), (1, -1, -1)]);
+    // A member accepts 2-3 (the start offset moves to 4) and rejects 6
+    // (archived: complete above the start offset).
+    assert_eq!(
+        beat(&mut c, &hb("lag", "m", 0, Some(&["sl"]))).error_code,
+        NONE
+    );
+    assert_eq!(
+        acquired(&fetch(&mut c, "lag", "m", 0, id, vec![])),
+        vec![(2, 9, 1)]
+    );
+    let r = fetch(&mut c, "lag", "m", 1, id, vec![(2, 3, 1), (6, 6, 3)]);
+    assert_eq!(ack_error(&r), NONE, "{r:?}");
+    assert_eq!(lags(&mut c)[0], (0, 4, 10 - 4 - 1));
+    // Version 0 still answers without the lag.
+    assert_eq!(
+        described_offsets(&describe_offsets(&mut c, "lag", Some(&[("sl", 0)]))),
+        vec![("sl".into(), 0, 4, NONE)]
+    );
 }

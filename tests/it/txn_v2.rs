@@ -133,3 +133,70 @@ fn produce_v12_joins_and_end_txn_v5_bumps_the_epoch() {
         (E::ProducerFenced.code(), -1, -1)
     );
 }
+
+/// WriteTxnMarkers v2 (KIP-1228): the marker names its transaction
+/// version, which decides the partition's epoch check, as Kafka 4.4's
+/// `ProducerAppendInfo.checkProducerEpoch`: under version 2 the end bumped
+/// the epoch, so the open transaction's own epoch is stale (a retry of a
+/// written marker is not); version 1 (transaction version 0) takes an
+/// epoch not below the producer's.
+#[test]
+fn write_txn_markers_v2_checks_the_epoch_by_transaction_version() {
+    use kastle::protocol::write_txn_markers::{
+        WritableTxnMarker, WritableTxnMarkerTopic, WriteTxnMarkersRequest,
+    };
+    let b = txn_broker(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "wm", 1, &[]);
+    let (id, e) = init_txn(&mut c, "tx-wm", 60_000);
+    let req = produce_request("wm", 0, -1, &txn_batch((id, e), 0, 2, "a"))
+        .with_transactional_id(Some(TransactionalId(sb("tx-wm"))));
+    let r = single_partition(c.call(12, &req));
+    assert_eq!(r.error_code, NONE, "a transaction open at epoch {e}");
+    let mut marker = |version: i16, epoch: i16, tv: i8| -> i16 {
+        let body = WriteTxnMarkersRequest {
+            markers: vec![WritableTxnMarker {
+                producer_id: id,
+                producer_epoch: epoch,
+                transaction_result: true,
+                topics: vec![WritableTxnMarkerTopic {
+                    name: "wm".into(),
+                    partition_indexes: vec![0],
+                }],
+                coordinator_epoch: 0,
+                transaction_version: tv,
+            }],
+        }
+        .encode(version);
+        let corr = c.next_corr();
+        c.write_raw(&frame_with_header(27, version, corr, 2, &body))
+            .expect("write request");
+        let (got, mut resp) = c.recv_frame().expect("read response");
+        assert_eq!(got, corr);
+        skip_tagged_fields(&mut resp);
+        // The response is the same in versions 1 and 2.
+        let r =
+            <WriteTxnMarkersResponse as kafka_protocol::protocol::Decodable>::decode(&mut resp, 1)
+                .expect("a WriteTxnMarkers response");
+        r.markers[0].topics[0].partitions[0].error_code
+    };
+    let stale = E::InvalidProducerEpoch.code();
+    assert_eq!(marker(2, e, 2), stale, "TV2: the open transaction's epoch");
+    assert_eq!(marker(2, e + 1, 2), NONE, "TV2: the bumped epoch");
+    assert_eq!(
+        marker(2, e + 1, 2),
+        NONE,
+        "TV2: a retry of the written marker"
+    );
+    assert_eq!(marker(1, e, 0), stale, "v1: below the producer's epoch now");
+    assert_eq!(marker(2, e + 1, 0), NONE, "TV0: the producer's epoch");
+    // The data and the three markers written, the refused ones nowhere.
+    let written: Vec<(i16, bool)> = fetch_all_batches(&mut c, "wm", 0, 0)
+        .iter()
+        .map(|b| (batch_producer(b).1, is_control(b)))
+        .collect();
+    assert_eq!(
+        written,
+        vec![(e, false), (e + 1, true), (e + 1, true), (e + 1, true)]
+    );
+}

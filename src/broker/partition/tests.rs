@@ -142,7 +142,7 @@ async fn follower_copies_the_leader_and_takes_its_high_watermark() {
     // An idempotent batch, then a transaction the leader aborts.
     produce(&leader, Some((7, 0, 0, false)), 2);
     produce(&leader, Some((8, 0, 0, true)), 3);
-    leader.append_txn_marker(8, 0, false, 1).unwrap();
+    leader.append_txn_marker(8, 0, false, 1, 0).unwrap();
     let bytes = leader_bytes(&leader, 0);
     let r = follower.append_as_follower(&bytes).unwrap();
     assert_eq!((r.first_offset, r.last_offset), (0, 5));

@@ -52,8 +52,9 @@ impl Partition {
             .ok_or(PartitionError::TooManyVerifications)
     }
     /// Writes a transaction marker (COMMIT or ABORT control batch) for a
-    /// producer, as the transaction coordinator's WriteTxnMarkers does.
-    /// Returns the offset after the marker (the marker is durable, and the
+    /// producer, as the transaction coordinator's WriteTxnMarkers does,
+    /// once its epoch passes the check of its transaction version
+    /// (INVALID_PRODUCER_EPOCH otherwise: `check_marker_epoch`). Returns the offset after the marker (the marker is durable, and the
     /// transaction's outcome settled on this partition, once the high
     /// watermark reaches it) and the leadership it was written in (see
     /// [`Partition::wait_for_ack`]).
@@ -63,6 +64,7 @@ impl Partition {
         producer_epoch: i16,
         commit: bool,
         coordinator_epoch: i32,
+        transaction_version: i8,
     ) -> Result<(i64, u64), PartitionError> {
         let now = now_ms();
         let marker = EndTransactionMarker::new(commit, coordinator_epoch);
@@ -75,6 +77,9 @@ impl Partition {
         let mut guard = self.lock();
         let plog = guard.as_mut().ok_or(PartitionError::Closed)?;
         self.check_leader_appendable()?;
+        plog.producers
+            .check_marker_epoch(producer_id, producer_epoch, transaction_version)
+            .map_err(PartitionError::Producer)?;
         let active_before = plog.log.active_segment_base_offset();
         let result = plog
             .log

@@ -416,13 +416,19 @@ impl SharePartitionManager {
             .map(|p| p.start_offset)
     }
 
-    /// Every share partition's start offset of `group`.
-    pub fn group_start_offsets(&self, group: &str) -> BTreeMap<TopicIdPartition, i64> {
+    /// Every share partition of `group`: its start offset and KIP-1226
+    /// delivery-complete count.
+    pub fn group_start_offsets(&self, group: &str) -> BTreeMap<TopicIdPartition, (i64, i32)> {
         self.lock()
             .partitions
             .iter()
             .filter(|((g, _, _), _)| g == group)
-            .map(|((_, t, p), sp)| ((*t, *p), sp.start_offset))
+            .map(|((_, t, p), sp)| {
+                let state = sp.persisted();
+                let complete =
+                    partition::delivery_complete_count(&state.batches, state.start_offset);
+                ((*t, *p), (sp.start_offset, complete))
+            })
             .collect()
     }
 }

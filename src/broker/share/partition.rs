@@ -98,6 +98,24 @@ pub struct PersistedState {
     pub batches: Vec<StateBatch>,
 }
 
+/// KIP-1226's delivery-complete count: the offsets at or above the start
+/// offset whose delivery is complete (acknowledged or archived), what the
+/// share coordinator records and DescribeShareGroupOffsets v1's lag
+/// subtracts.
+pub fn delivery_complete_count(batches: &[StateBatch], start_offset: i64) -> i32 {
+    let n: i64 = batches
+        .iter()
+        .filter(|b| {
+            matches!(
+                b.delivery_state,
+                PERSISTED_ACKNOWLEDGED | PERSISTED_ARCHIVED
+            )
+        })
+        .map(|b| (b.last_offset - b.first_offset.max(start_offset) + 1).max(0))
+        .sum();
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
 /// How far above its start offset a share partition restored from
 /// `__share_group_state` may have records in flight; Kafka bounds the
 /// in-flight records by `group.share.partition.max.record.locks` (at most

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use tokio::sync::{watch, Notify};
+use uuid::Uuid;
 
 use super::api::{
     code, Answer, CommitPartition, Committer, FetchedOffset, GroupDescription, GroupListing,
@@ -376,6 +377,20 @@ impl GroupCoordinator {
     /// id (Kafka 4.4), GROUP_ID_NOT_FOUND for a group of another type.
     pub fn share_group_for_offsets_alter(&self, group_id: &str) -> Result<ShareGroup, ShareFail> {
         self.share_group(group_id, true)
+    }
+
+    /// AlterShareGroupOffsets initialized a share partition of `group`
+    /// (its members may be assigned it).
+    pub fn share_partition_initialized(&self, group: &str, id: Uuid, name: &str, partition: i32) {
+        self.lock()
+            .groups
+            .share_groups
+            .mark_initialized(group, id, name, partition);
+    }
+
+    /// DeleteShareGroupOffsets deleted a topic's share state of `group`.
+    pub fn share_topic_uninitialized(&self, group: &str, id: &Uuid) {
+        self.lock().groups.share_groups.uninitialize(group, id);
     }
 
     /// A share group by id (`create`: made empty when no group has the id).
@@ -787,7 +802,7 @@ mod txn_tests {
         c.writer
             .partition(p)
             .unwrap()
-            .append_txn_marker(pid, 0, commit, 0)
+            .append_txn_marker(pid, 0, commit, 0, 0)
             .unwrap();
         c.complete_txn(p, pid, commit);
     }

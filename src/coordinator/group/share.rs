@@ -4,17 +4,22 @@
 //! expiry), the target assignment, ShareGroupDescribe.
 //!
 //! A share group shares the group-id namespace with classic and consumer
-//! groups. Its members get their target assignment at once (share groups
-//! have no revocation: several members may hold one partition). The state
-//! is in memory only: no ShareGroup* records are written to
-//! `__consumer_offsets`, so members rejoin after a restart (members do so
-//! on their own on UNKNOWN_MEMBER_ID).
+//! groups. Its members take their target assignment at once (share groups
+//! have no revocation: several members may hold one partition). A target
+//! covers only the group's initialized share partitions (Kafka's
+//! `ShareGroupStatePartitionMetadata`: a subscribed topic is initialized
+//! after the heartbeat that subscribed it, so a new group's first target is
+//! empty) and is computed at most once per `share.assignment.interval.ms`
+//! (KIP-1251, the consumer group's rule). The state is in memory only: no
+//! ShareGroup* records are written to `__consumer_offsets`, so members
+//! rejoin after a restart (members do so on their own on UNKNOWN_MEMBER_ID).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
+use super::consumer::heartbeat::can_compute_next_target_assignment;
 use super::consumer::{combine_hashes, topic_hash, TopicResolver};
 
 /// Topic id → partitions.
@@ -51,6 +56,14 @@ pub struct ShareGroup {
     pub members: BTreeMap<String, ShareMember>,
     /// The target assignment of `assignment_epoch`, by member.
     pub target: BTreeMap<String, ShareAssignment>,
+    /// When the target was last computed (0: never), for KIP-1251's
+    /// assignment interval (Kafka's `ShareGroupTargetAssignmentMetadata`
+    /// `AssignmentTimestamp`, kept in memory like the rest).
+    pub assignment_timestamp_ms: i64,
+    /// The share partitions whose state is initialized, by topic id, with
+    /// the topic's name (Kafka's `initializedTopics`): only these are
+    /// assigned.
+    pub initialized: BTreeMap<Uuid, (String, BTreeSet<i32>)>,
 }
 
 impl ShareGroup {
@@ -79,6 +92,36 @@ impl ShareGroup {
         combine_hashes(hashes.into_iter())
     }
 
+    /// Kafka's `initializedAssignmentPending`: a subscribed topic has
+    /// initialized partitions the target does not cover yet.
+    fn initialized_assignment_pending(&self) -> bool {
+        if self.members.is_empty() || self.initialized.is_empty() {
+            return false;
+        }
+        let subscribed = self.subscribed_topics();
+        let mut targeted: BTreeMap<Uuid, BTreeSet<i32>> = BTreeMap::new();
+        for a in self.target.values() {
+            for (t, ps) in a {
+                targeted.entry(*t).or_default().extend(ps);
+            }
+        }
+        self.initialized
+            .iter()
+            .filter(|(_, (name, _))| subscribed.contains(name))
+            .any(|(id, (_, ps))| targeted.get(id) != Some(ps))
+    }
+
+    /// The subscribed topics' partitions initialized (what Kafka's
+    /// InitializeShareGroupState after a heartbeat records): every
+    /// partition each subscribed topic has now.
+    fn initialize_subscribed(&mut self, topics: &dyn TopicResolver) {
+        for name in self.subscribed_topics() {
+            if let Some((id, n)) = topics.by_name(&name) {
+                self.initialized.insert(id, (name, (0..n).collect()));
+            }
+        }
+    }
+
     /// Fences members whose session expired; true when any was.
     pub fn expire_sessions(&mut self, now_ms: i64) -> bool {
         let before = self.members.len();
@@ -102,6 +145,8 @@ pub struct ShareHeartbeatParams {
     pub client_host: String,
     pub session_timeout_ms: i32,
     pub heartbeat_interval_ms: i32,
+    /// The group's `share.assignment.interval.ms` (KIP-1251), clamped.
+    pub assignment_interval_ms: i32,
     pub max_size: usize,
     pub now_ms: i64,
 }
@@ -242,6 +287,10 @@ impl ShareGroups {
                 ),
             ));
         }
+        // Kafka checks whether initialized partitions wait for a target
+        // only when the target is current (before this member's update).
+        let init_pending =
+            g.assignment_epoch >= g.group_epoch && g.initialized_assignment_pending();
         let mut member = old.clone();
         if let Some(r) = &p.rack_id {
             member.rack_id = Some(r.clone());
@@ -256,16 +305,27 @@ impl ShareGroups {
         member.client_host = p.client_host.clone();
         member.expires_at_ms = p.now_ms.saturating_add(i64::from(p.session_timeout_ms));
         let changed = member.subscribed_topic_names != old.subscribed_topic_names
-            || !g.members.contains_key(&p.member_id);
+            || !g.members.contains_key(&p.member_id)
+            || init_pending;
         g.members.insert(p.member_id.clone(), member);
         let hash = g.metadata_hash_now(topics);
         if changed || hash != g.metadata_hash {
             g.group_epoch += 1;
             g.metadata_hash = hash;
         }
-        if g.group_epoch > g.assignment_epoch {
+        // Kafka's `maybeUpdateTargetAssignment`: a new target when the
+        // group epoch moved past it and the assignment interval has passed
+        // since the last one; until then members stay at the last target.
+        if g.group_epoch > g.assignment_epoch
+            && can_compute_next_target_assignment(
+                g.assignment_timestamp_ms,
+                p.assignment_interval_ms,
+                p.now_ms,
+            )
+        {
             g.target = simple_assign(&g, topics);
             g.assignment_epoch = g.group_epoch;
+            g.assignment_timestamp_ms = p.now_ms;
         }
         // Share groups reconcile at once: no partition is revoked first.
         let target = g.target.get(&p.member_id).cloned().unwrap_or_default();
@@ -286,6 +346,9 @@ impl ShareGroups {
                 .then(|| m.assigned.clone()),
             ..Default::default()
         };
+        // After the answer Kafka initializes the subscribed topics' share
+        // state; the next heartbeat sees them (`init_pending` above).
+        g.initialize_subscribed(topics);
         self.groups.insert(gid, g);
         Ok(out)
     }
@@ -359,6 +422,26 @@ impl ShareGroups {
         self.describe(gid, other_group, now_ms)
     }
 
+    /// AlterShareGroupOffsets initialized `partition` of topic `id`
+    /// (`name`) for share group `gid` (Kafka records it initialized).
+    pub fn mark_initialized(&mut self, gid: &str, id: Uuid, name: &str, partition: i32) {
+        if let Some(g) = self.groups.get_mut(gid) {
+            g.initialized
+                .entry(id)
+                .or_insert_with(|| (name.to_string(), BTreeSet::new()))
+                .1
+                .insert(partition);
+        }
+    }
+
+    /// DeleteShareGroupOffsets deleted topic `id`'s share state of share
+    /// group `gid`: it is no longer initialized.
+    pub fn uninitialize(&mut self, gid: &str, id: &Uuid) {
+        if let Some(g) = self.groups.get_mut(gid) {
+            g.initialized.remove(id);
+        }
+    }
+
     /// Whether `member_id` is a live member of share group `gid`.
     pub fn is_member(&self, gid: &str, member_id: &str, now_ms: i64) -> bool {
         self.groups
@@ -390,11 +473,15 @@ pub fn simple_assign(
     if members.is_empty() {
         return BTreeMap::new();
     }
+    // Only initialized partitions of topics that still exist (Kafka's
+    // `topicAssignablePartitionsMap`).
     let partitions_of = |m: &ShareMember| -> Vec<Tp> {
         let mut v = Vec::new();
         for t in &m.subscribed_topic_names {
             if let Some((id, n)) = topics.by_name(t) {
-                v.extend((0..n).map(|p| (id, p)));
+                if let Some((_, ready)) = g.initialized.get(&id) {
+                    v.extend(ready.iter().filter(|p| **p < n).map(|p| (id, *p)));
+                }
             }
         }
         v
@@ -519,9 +606,49 @@ mod tests {
             client_host: "/h".into(),
             session_timeout_ms: 45_000,
             heartbeat_interval_ms: 5_000,
+            assignment_interval_ms: 0,
             max_size: 200,
             now_ms: 1_000,
         }
+    }
+
+    #[test]
+    fn targets_wait_for_initialization_and_the_assignment_interval() {
+        let id = Uuid::from_u128(5);
+        let topics = Topics(BTreeMap::from([("t".to_string(), (id, 2))]));
+        let mut s = ShareGroups::default();
+        let at =
+            |member: &str, epoch: i32, sub: Option<&[&str]>, now_ms: i64| ShareHeartbeatParams {
+                assignment_interval_ms: 1_000,
+                now_ms,
+                ..params(member, epoch, sub)
+            };
+        // The first target is computed at once, over no initialized
+        // partition: epoch 1, an empty assignment.
+        let a = s.heartbeat(at("a", 0, Some(&["t"]), 10_000), false, &topics);
+        assert_eq!((a.error, a.member_epoch), (0, 1));
+        assert_eq!(a.assignment, Some(ShareAssignment::new()));
+        assert_eq!(s.groups["g"].initialized[&id].1, BTreeSet::from([0, 1]));
+        // The initialized partitions bump the group epoch, but the next
+        // target waits for the interval.
+        let a = s.heartbeat(at("a", 1, None, 10_500), false, &topics);
+        assert_eq!((a.member_epoch, a.assignment), (1, None));
+        let g = &s.groups["g"];
+        assert_eq!((g.group_epoch, g.assignment_epoch), (2, 1));
+        let a = s.heartbeat(at("a", 1, None, 11_000), false, &topics);
+        assert_eq!(a.member_epoch, 2);
+        assert_eq!(
+            a.assignment,
+            Some(ShareAssignment::from([(id, BTreeSet::from([0, 1]))]))
+        );
+        // A second member within the interval: the last target's epoch and
+        // nothing for it yet.
+        let b = s.heartbeat(at("b", 0, Some(&["t"]), 11_100), false, &topics);
+        assert_eq!(b.member_epoch, 2);
+        assert_eq!(b.assignment, Some(ShareAssignment::new()));
+        let b = s.heartbeat(at("b", 2, None, 12_000), false, &topics);
+        assert_eq!(b.member_epoch, 3);
+        assert!(b.assignment.is_some_and(|x| !x.is_empty()));
     }
 
     #[test]

@@ -422,7 +422,8 @@ impl ShareCoordinator {
 
     /// Replaces a share partition's state with a new start offset and no
     /// batches, one state epoch on (Kafka's InitializeShareGroupState as
-    /// AlterShareGroupOffsets sends it).
+    /// AlterShareGroupOffsets sends it). The leader epoch is 0, as Kafka's
+    /// `ShareGroupOffset.fromRequest` sets it for an initialization.
     pub fn initialize(
         &self,
         group: &str,
@@ -436,7 +437,7 @@ impl ShareCoordinator {
             Some(c) => ShareGroupOffset {
                 snapshot_epoch: c.snapshot_epoch + 1,
                 state_epoch: c.state_epoch + 1,
-                leader_epoch: c.leader_epoch,
+                leader_epoch: 0,
                 start_offset,
                 create_timestamp: now,
                 write_timestamp: now,
@@ -446,7 +447,7 @@ impl ShareCoordinator {
             None => ShareGroupOffset {
                 snapshot_epoch: 0,
                 state_epoch: 0,
-                leader_epoch: -1,
+                leader_epoch: 0,
                 start_offset,
                 create_timestamp: now,
                 write_timestamp: now,

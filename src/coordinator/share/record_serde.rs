@@ -8,7 +8,7 @@
 
 use uuid::Uuid;
 
-use crate::broker::share::partition::{StateBatch, PERSISTED_ACKNOWLEDGED, PERSISTED_ARCHIVED};
+use crate::broker::share::partition::{delivery_complete_count, StateBatch};
 pub use crate::protocol::fields::{DecodeError, FieldTooLong};
 use crate::protocol::fields::{FieldReader, FieldWriter};
 
@@ -80,22 +80,6 @@ pub fn decode_key(bytes: &[u8]) -> Result<ShareKey, DecodeError> {
         topic_id: Uuid::from_u64_pair(hi, lo),
         partition: r.i32()?,
     })
-}
-
-/// KIP-1226's count: offsets at or above the start offset whose delivery
-/// is complete (acknowledged or archived).
-fn delivery_complete_count(batches: &[StateBatch], start_offset: i64) -> i32 {
-    let n: i64 = batches
-        .iter()
-        .filter(|b| {
-            matches!(
-                b.delivery_state,
-                PERSISTED_ACKNOWLEDGED | PERSISTED_ARCHIVED
-            )
-        })
-        .map(|b| (b.last_offset - b.first_offset.max(start_offset) + 1).max(0))
-        .sum();
-    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 fn write_batches(w: &mut FieldWriter, batches: &[StateBatch]) -> Result<(), FieldTooLong> {
@@ -207,7 +191,9 @@ pub fn decode_update_value(bytes: &[u8]) -> Result<UpdateValue, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::share::partition::PERSISTED_AVAILABLE;
+    use crate::broker::share::partition::{
+        PERSISTED_ACKNOWLEDGED, PERSISTED_ARCHIVED, PERSISTED_AVAILABLE,
+    };
 
     fn b(first: i64, last: i64, state: i8, count: i16) -> StateBatch {
         StateBatch {

@@ -535,6 +535,7 @@ impl TransactionCoordinator {
                 producer_epoch: m.producer_epoch,
                 commit,
                 coordinator_epoch,
+                transaction_version: i8::try_from(m.client_tv).unwrap_or(0),
                 partitions: &m.partitions,
                 timeout_ms: self.config.write_timeout_ms,
                 still_coordinator: &current,

@@ -15,11 +15,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kafka_protocol::messages::write_txn_markers_request::{
-    WritableTxnMarker, WritableTxnMarkerTopic,
-};
-use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{ApiVersionsRequest, WriteTxnMarkersResponse};
+use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::ResponseError;
 use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 use tokio::time::Instant;
@@ -27,6 +24,10 @@ use tokio::time::Instant;
 use crate::broker::metadata_cache::MetadataCache;
 use crate::clients::network_client::{ClientLimits, NetworkClient};
 use crate::clients::ClientSecurity;
+use crate::protocol::write_txn_markers::{
+    WritableTxnMarker, WritableTxnMarkerTopic, WriteTxnMarkersRequest, TRANSACTION_VERSION_SINCE,
+    WRITE_TXN_MARKERS,
+};
 
 /// One WriteTxnMarkers request: a producer's outcome on a set of partitions.
 #[derive(Clone)]
@@ -35,6 +36,10 @@ pub struct TxnMarkers<'a> {
     pub producer_epoch: i16,
     pub commit: bool,
     pub coordinator_epoch: i32,
+    /// The transaction version the transaction ended under (its
+    /// ClientTransactionVersion), which decides the partitions' epoch
+    /// check (WriteTxnMarkers v2, KIP-1228).
+    pub transaction_version: i8,
     pub partitions: &'a BTreeSet<(String, i32)>,
     pub timeout_ms: u64,
     /// False once the coordinator resigned the transaction's partition:
@@ -51,8 +56,10 @@ pub trait TxnMarkerWriter: Send + Sync {
     fn write_markers<'a>(&'a self, markers: TxnMarkers<'a>) -> MarkerFuture<'a>;
 }
 
-/// The WriteTxnMarkers version sent (the only one Kafka 4.x speaks).
-const WRITE_TXN_MARKERS_VERSION: i16 = 1;
+/// The WriteTxnMarkers versions sent: 2 (with the transaction version,
+/// KIP-1228) to a broker that serves it, else 1 (Kafka 4.x's floor).
+const WRITE_TXN_MARKERS_MIN: i16 = 1;
+const WRITE_TXN_MARKERS_MAX: i16 = TRANSACTION_VERSION_SINCE;
 /// Requests waiting for one broker's connection at a time (Kafka queues
 /// markers per destination broker); beyond it a marker waits for a retry.
 const MAX_QUEUED_PER_BROKER: usize = 1_000;
@@ -62,7 +69,10 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 /// One destination broker's queue: its connection, one request at a time.
 struct BrokerQueue {
     addr: String,
-    client: AsyncMutex<NetworkClient>,
+    /// The connection and the WriteTxnMarkers version the broker serves
+    /// (asked with ApiVersions on first use, as Kafka's NetworkClient
+    /// negotiates it).
+    client: AsyncMutex<(NetworkClient, Option<i16>)>,
     permits: Semaphore,
 }
 
@@ -120,6 +130,28 @@ pub fn route(
     }
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The WriteTxnMarkers version to send a broker: the highest of
+/// [`WRITE_TXN_MARKERS_MIN`]..=[`WRITE_TXN_MARKERS_MAX`] its ApiVersions
+/// advertises.
+async fn marker_version(client: &mut NetworkClient) -> Result<i16, BoxError> {
+    let req = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("kastle"))
+        .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+    let resp = client.send(&req, 3).await?;
+    let max = resp
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == WRITE_TXN_MARKERS)
+        .map(|k| k.max_version)
+        .ok_or("the broker does not serve WriteTxnMarkers")?;
+    if max < WRITE_TXN_MARKERS_MIN {
+        return Err(format!("the broker serves WriteTxnMarkers up to v{max} only").into());
+    }
+    Ok(max.min(WRITE_TXN_MARKERS_MAX))
+}
+
 /// Whether a partition's WriteTxnMarkers error means "send it again, to
 /// whoever leads then" (Kafka's `TransactionMarkerRequestCompletionHandler`).
 fn retriable(code: i16) -> bool {
@@ -160,14 +192,15 @@ impl ClusterTxnMarkerWriter {
     fn new_queue(&self, addr: &str) -> Arc<BrokerQueue> {
         Arc::new(BrokerQueue {
             addr: addr.to_string(),
-            client: AsyncMutex::new(
+            client: AsyncMutex::new((
                 NetworkClient::new(
                     addr,
                     &format!("broker-{}-txn-marker-sender", self.node_id),
                     ClientLimits::default(),
                 )
                 .with_security(self.security.clone()),
-            ),
+                None,
+            )),
             permits: Semaphore::new(MAX_QUEUED_PER_BROKER),
         })
     }
@@ -200,34 +233,55 @@ impl ClusterTxnMarkerWriter {
         for (t, p) in partitions {
             by_topic.entry(t.as_str()).or_default().push(*p);
         }
-        let request =
-            WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
-                .with_producer_id(ProducerId(m.producer_id))
-                .with_producer_epoch(m.producer_epoch)
-                .with_transaction_result(m.commit)
-                .with_coordinator_epoch(m.coordinator_epoch)
-                .with_topics(
-                    by_topic
-                        .into_iter()
-                        .map(|(t, ps)| {
-                            WritableTxnMarkerTopic::default()
-                                .with_name(TopicName(StrBytes::from_string(t.to_string())))
-                                .with_partition_indexes(ps)
-                        })
-                        .collect(),
-                )]);
-        let mut client = q.client.lock().await;
-        let sent =
-            tokio::time::timeout_at(deadline, client.send(&request, WRITE_TXN_MARKERS_VERSION))
-                .await;
-        let response = match sent {
+        let request = WriteTxnMarkersRequest {
+            markers: vec![WritableTxnMarker {
+                producer_id: m.producer_id,
+                producer_epoch: m.producer_epoch,
+                transaction_result: m.commit,
+                topics: by_topic
+                    .into_iter()
+                    .map(|(t, ps)| WritableTxnMarkerTopic {
+                        name: t.to_string(),
+                        partition_indexes: ps,
+                    })
+                    .collect(),
+                coordinator_epoch: m.coordinator_epoch,
+                transaction_version: m.transaction_version,
+            }],
+        };
+        let mut guard = q.client.lock().await;
+        let (client, known) = &mut *guard;
+        let sent = tokio::time::timeout_at(deadline, async {
+            let version = match *known {
+                Some(v) => v,
+                None => {
+                    let v = marker_version(client).await?;
+                    *known = Some(v);
+                    v
+                }
+            };
+            // Request header v2 and response header v1: flexible in
+            // every version served.
+            let mut body = client
+                .send_raw(WRITE_TXN_MARKERS, version, 2, 1, &request.encode(version))
+                .await?;
+            // The response is the same in versions 1 and 2.
+            WriteTxnMarkersResponse::decode(&mut body, 1)
+                .map_err(|e| BoxError::from(format!("decoding the WriteTxnMarkers response: {e}")))
+        })
+        .await;
+        let response: WriteTxnMarkersResponse = match sent {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 tracing::debug!(broker, error = %e, "WriteTxnMarkers failed; retrying");
+                // Asked again on the next connection (the broker may have
+                // been replaced by another version).
+                *known = None;
                 return Vec::new();
             }
             Err(_) => {
                 client.disconnect();
+                *known = None;
                 return Vec::new();
             }
         };

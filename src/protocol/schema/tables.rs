@@ -432,7 +432,9 @@ const END_TXN: &[Field] = &[
     f("committed", 0, N, Bool),
 ];
 
-// WriteTxnMarkers (27): versions 1-1, flexible from 1.
+// WriteTxnMarkers (27): versions 1-2, flexible from 1; version 2 adds
+// TransactionVersion (KIP-1228). Read by kastle's own codec
+// (`protocol::write_txn_markers`), which this layout must match.
 const WRITE_TXN_MARKERS: &[Field] = &[
     f("markers", 1, N, Arr(&Struct(WRITE_TXN_MARKERS_WRITABLE_TXN_MARKER))),
 ];
@@ -442,6 +444,7 @@ const WRITE_TXN_MARKERS_WRITABLE_TXN_MARKER: &[Field] = &[
     f("transaction_result", 1, N, Bool),
     f("topics", 1, N, Arr(&Struct(WRITE_TXN_MARKERS_WRITABLE_TXN_MARKER_TOPIC))),
     f("coordinator_epoch", 1, N, I32),
+    f("transaction_version", 2, N, I8),
 ];
 const WRITE_TXN_MARKERS_WRITABLE_TXN_MARKER_TOPIC: &[Field] = &[
     f("name", 1, N, Str),
@@ -819,7 +822,9 @@ const SHARE_ACKNOWLEDGE_PARTITION: &[Field] = &[
     f("acknowledgement_batches", 0, N, Arr(&Struct(SHARE_ACKNOWLEDGEMENT_BATCH))),
 ];
 
-// DescribeShareGroupOffsets (90): version 0, flexible.
+// DescribeShareGroupOffsets (90): versions 0-1, flexible; version 1 adds
+// only the response's Lag (KIP-1226). Read by kastle's own codec
+// (`protocol::share_group_offsets`), which this layout must match.
 const DESCRIBE_SHARE_GROUP_OFFSETS: &[Field] = &[
     f("groups", 0, N, Arr(&Struct(DESCRIBE_SHARE_GROUP_OFFSETS_GROUP))),
 ];
@@ -924,7 +929,7 @@ pub(super) static APIS: &[Api] = &[
     api(24, 0, 5, 3, ADD_PARTITIONS_TO_TXN), // AddPartitionsToTxn
     api(25, 0, 4, 3, ADD_OFFSETS_TO_TXN), // AddOffsetsToTxn
     api(26, 0, 5, 3, END_TXN), // EndTxn
-    api(27, 1, 1, 1, WRITE_TXN_MARKERS), // WriteTxnMarkers
+    api(27, 1, 2, 1, WRITE_TXN_MARKERS), // WriteTxnMarkers
     api(28, 0, 5, 3, TXN_OFFSET_COMMIT), // TxnOffsetCommit
     api(29, 1, 3, 2, DESCRIBE_ACLS), // DescribeAcls
     api(30, 1, 3, 2, CREATE_ACLS), // CreateAcls
@@ -956,7 +961,7 @@ pub(super) static APIS: &[Api] = &[
     api(77, 1, 1, 0, SHARE_GROUP_DESCRIBE), // ShareGroupDescribe
     api(78, 1, 1, 0, SHARE_FETCH), // ShareFetch
     api(79, 1, 1, 0, SHARE_ACKNOWLEDGE), // ShareAcknowledge
-    api(90, 0, 0, 0, DESCRIBE_SHARE_GROUP_OFFSETS), // DescribeShareGroupOffsets
+    api(90, 0, 1, 0, DESCRIBE_SHARE_GROUP_OFFSETS), // DescribeShareGroupOffsets
     api(91, 0, 0, 0, ALTER_SHARE_GROUP_OFFSETS), // AlterShareGroupOffsets
     api(92, 0, 0, 0, DELETE_SHARE_GROUP_OFFSETS), // DeleteShareGroupOffsets
     api(71, 0, 0, 0, GET_TELEMETRY_SUBSCRIPTIONS), // GetTelemetrySubscriptions

@@ -14,7 +14,9 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 
 use super::tables::{Field, Ty, APIS};
 use super::{check_request_body, is_flexible, request_versions, SchemaError};
+use crate::protocol::share_group_offsets::DescribeShareGroupOffsetsRequest as OwnDescribeShareGroupOffsets;
 use crate::protocol::streams::{StreamsGroupDescribeRequest, StreamsGroupHeartbeatRequest};
+use crate::protocol::write_txn_markers::WriteTxnMarkersRequest as OwnWriteTxnMarkers;
 
 /// Tiny deterministic PRNG (xorshift64*) so failures are reproducible without
 /// extra dependencies.
@@ -259,7 +261,29 @@ fn crate_ops(api_key: i16) -> Ops {
         24 => ops::<AddPartitionsToTxnRequest>(),
         25 => ops::<AddOffsetsToTxnRequest>(),
         26 => ops::<EndTxnRequest>(),
-        27 => ops::<WriteTxnMarkersRequest>(),
+        27 => Ops {
+            decode: |body, version| {
+                OwnWriteTxnMarkers::read(body, version)
+                    .map(|(_, used)| used)
+                    .map_err(|e| e.to_string())
+            },
+            // As for the streams APIs: unknown tagged fields are dropped.
+            round_trip: |body, version| {
+                let (req, used) =
+                    OwnWriteTxnMarkers::read(body, version).map_err(|e| e.to_string())?;
+                let again = OwnWriteTxnMarkers::decode(&req.encode(version), version)
+                    .map_err(|e| e.to_string())?;
+                Ok((
+                    used,
+                    if again == req {
+                        body.to_vec()
+                    } else {
+                        req.encode(version)
+                    },
+                ))
+            },
+            encode_default: |version| OwnWriteTxnMarkers::default().encode(version),
+        },
         28 => ops::<TxnOffsetCommitRequest>(),
         29 => ops::<DescribeAclsRequest>(),
         30 => ops::<CreateAclsRequest>(),
@@ -291,7 +315,29 @@ fn crate_ops(api_key: i16) -> Ops {
         77 => ops::<ShareGroupDescribeRequest>(),
         78 => ops::<ShareFetchRequest>(),
         79 => ops::<ShareAcknowledgeRequest>(),
-        90 => ops::<DescribeShareGroupOffsetsRequest>(),
+        90 => Ops {
+            decode: |body, _| {
+                OwnDescribeShareGroupOffsets::read(body)
+                    .map(|(_, used)| used)
+                    .map_err(|e| e.to_string())
+            },
+            // As for the streams APIs: unknown tagged fields are dropped.
+            round_trip: |body, _| {
+                let (req, used) =
+                    OwnDescribeShareGroupOffsets::read(body).map_err(|e| e.to_string())?;
+                let again = OwnDescribeShareGroupOffsets::decode(&req.encode())
+                    .map_err(|e| e.to_string())?;
+                Ok((
+                    used,
+                    if again == req {
+                        body.to_vec()
+                    } else {
+                        req.encode()
+                    },
+                ))
+            },
+            encode_default: |_| OwnDescribeShareGroupOffsets::default().encode(),
+        },
         91 => ops::<AlterShareGroupOffsetsRequest>(),
         92 => ops::<DeleteShareGroupOffsetsRequest>(),
         71 => ops::<GetTelemetrySubscriptionsRequest>(),

@@ -26,8 +26,7 @@ pub mod status {
     pub const ASSIGNMENT_DELAYED: i8 = 5;
 }
 
-mod wire;
-pub use wire::{DecodeError, Reader, Writer};
+pub use super::wire::{DecodeError, Reader, Writer};
 
 // ---------------------------------------------------------------------
 // shared structs

@@ -757,3 +757,30 @@ fn verifications_in_progress_are_bounded_and_expire() {
     assert_eq!(m.verification_state(0), None, "expired with the producers");
     assert!(m.maybe_create_verification_state(-5, 0, 1_000).is_some());
 }
+
+/// KIP-1228: a marker's epoch check by its transaction version (Kafka's
+/// `ProducerAppendInfo.checkProducerEpoch` for markers).
+#[test]
+fn marker_epochs_are_checked_by_transaction_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = empty_mgr(dir.path());
+    let stale =
+        |r: Result<(), ProducerError>| matches!(r, Err(ProducerError::InvalidProducerEpoch { .. }));
+    // An unknown producer: any epoch.
+    assert!(m.check_marker_epoch(5, 0, 2).is_ok());
+    // Producer 5 has a transaction open at epoch 3.
+    m.apply(&txn_header(5, 3, 0, 0));
+    // Before transaction version 2 the marker carries the producer's epoch.
+    assert!(m.check_marker_epoch(5, 3, 0).is_ok());
+    assert!(m.check_marker_epoch(5, 3, 1).is_ok());
+    assert!(stale(m.check_marker_epoch(5, 2, 0)));
+    // Transaction version 2 ended it with the epoch bumped: the same epoch
+    // with the transaction still open is stale.
+    assert!(stale(m.check_marker_epoch(5, 3, 2)));
+    assert!(stale(m.check_marker_epoch(5, 2, 2)));
+    assert!(m.check_marker_epoch(5, 4, 2).is_ok());
+    // Written: a retry of the same marker is allowed, an older one not.
+    m.apply_control(&marker_header(5, 4, 1, 2000), true, 0);
+    assert!(m.check_marker_epoch(5, 4, 2).is_ok());
+    assert!(stale(m.check_marker_epoch(5, 3, 2)));
+}

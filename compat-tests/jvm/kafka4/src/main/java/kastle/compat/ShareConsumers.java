@@ -48,8 +48,8 @@ import org.apache.kafka.common.serialization.StringSerializer;
  *   <li>{@code rest bootstrap topic n group k}: after a broker restart, gets exactly the
  *       records at offsets k..n-1, each once, none of the accepted ones.
  *   <li>{@code admin bootstrap topic group n}: the Admin share-group offset APIs on an empty
- *       group: list (start offset n), alter to 0, list again, delete the topic's offsets,
- *       delete the group.
+ *       group: list (start offset n, lag 0), alter to 0, list again (lag n), delete the
+ *       topic's offsets, delete the group.
  * </ul>
  */
 public final class ShareConsumers {
@@ -321,6 +321,9 @@ public final class ShareConsumers {
                 .partitionsToOffsetInfo(group).get();
             step("admin_list", before.get(tp) != null && before.get(tp).startOffset() == n,
                 before.toString());
+            // KIP-1226 (DescribeShareGroupOffsets v1): every record delivered, none left.
+            step("admin_list_lag", before.get(tp) != null
+                && before.get(tp).lag().equals(java.util.Optional.of(0L)), before.toString());
             admin.alterShareGroupOffsets(group, Map.of(tp, 0L)).all().get();
             Map<org.apache.kafka.common.TopicPartition, org.apache.kafka.clients.admin.SharePartitionOffsetInfo>
                 after = admin.listShareGroupOffsets(Map.of(group,
@@ -328,6 +331,8 @@ public final class ShareConsumers {
                 .partitionsToOffsetInfo(group).get();
             step("admin_alter", after.get(tp) != null && after.get(tp).startOffset() == 0,
                 after.toString());
+            step("admin_alter_lag", after.get(tp) != null
+                && after.get(tp).lag().equals(java.util.Optional.of((long) n)), after.toString());
             admin.deleteShareGroupOffsets(group, Set.of(topic)).all().get();
             Map<org.apache.kafka.common.TopicPartition, org.apache.kafka.clients.admin.SharePartitionOffsetInfo>
                 gone = admin.listShareGroupOffsets(Map.of(group,

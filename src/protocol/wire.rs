@@ -1,7 +1,8 @@
 //! The compact encodings of a flexible message, read and written: kastle's
-//! own codec for the streams group messages (`protocol::streams`).
+//! own codecs for the messages (or versions) the `kafka-protocol` crate has
+//! no types for (`protocol::streams`, `protocol::own_codec`).
 
-/// A malformed streams message.
+/// A malformed message.
 #[derive(Debug)]
 pub struct DecodeError {
     what: &'static str,
