@@ -387,13 +387,14 @@ mod tests {
     fn table_stays_within_what_the_crate_can_encode() {
         for s in SUPPORTED {
             let crate_range = s.key.valid_versions();
-            let crate_max = BEYOND_THE_CRATE
-                .iter()
-                .find(|(k, _)| *k == s.key)
-                .map_or(s.max, |(_, max)| {
-                    assert_eq!(*max, crate_range.max, "{:?}", s.key);
-                    *max
-                });
+            let crate_max =
+                BEYOND_THE_CRATE
+                    .iter()
+                    .find(|(k, _)| *k == s.key)
+                    .map_or(s.max, |(_, max)| {
+                        assert_eq!(*max, crate_range.max, "{:?}", s.key);
+                        *max
+                    });
             assert!(
                 s.min >= crate_range.min && crate_max <= crate_range.max,
                 "{:?}",

@@ -174,7 +174,10 @@ fn api_versions_v5_checks_the_cluster_and_node_named() {
         assert_eq!(got, corr);
         let r = ApiVersionsResponse::decode(&mut body, 4).expect("v4 layout");
         assert!(!body.has_remaining(), "case {i}: bytes left after the body");
-        assert_eq!(r.error_code, code, "case {i}: {cluster_id:?} node {node_id}");
+        assert_eq!(
+            r.error_code, code,
+            "case {i}: {cluster_id:?} node {node_id}"
+        );
         assert_eq!(r.api_keys.is_empty(), code != NONE, "case {i}");
     }
     api_versions_ok(&mut c);
