@@ -484,9 +484,13 @@ many_suite() {
       kafka-perf)
         new_topics kperf-many "$MANY_PARTS" all
         warm_many kafka-perf kperf-many-all
-        n="$(awk -v r="$WARM_RATE" -v d="$DUR" 'BEGIN {n = int(r * d); print (n < 1000 ? 1000 : n)}')"
-        wl "$broker" "$mode" produce "$MANY_PARTS" 1024 all -- \
-          "${KPERF[@]}" produce "$BOOT" kperf-many-all 1024 "$n" -1 acks=all ;;
+        if awk -v r="$WARM_RATE" 'BEGIN {exit !(r > 0)}'; then
+          n="$(awk -v r="$WARM_RATE" -v d="$DUR" 'BEGIN {n = int(r * d); print (n < 1000 ? 1000 : n)}')"
+          wl "$broker" "$mode" produce "$MANY_PARTS" 1024 all -- \
+            "${KPERF[@]}" produce "$BOOT" kperf-many-all 1024 "$n" -1 acks=all
+        else
+          log "  kafka-perf warm-up failed (see $RUN/kafka-perf-calibrate.log): no $MANY_PARTS-partition row"
+        fi ;;
     esac
     sync
   done

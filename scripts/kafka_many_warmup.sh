@@ -8,6 +8,7 @@
 # properties. Needs target/release/kastle-perf and compat-tests/.venv (the
 # test command and bench.sh provide both).
 set -euo pipefail
+[[ $# -eq 2 ]] || { echo "usage: $0 ROUNDS N" >&2; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/kafka_jvm.sh
 T=$(mktemp -d /tmp/kmany.XXXX)
@@ -29,14 +30,16 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 ${EXTRA_PROPS:-}
 PROPS
+trap 'rm -rf $T' EXIT
 kafka_tool kafka.tools.StorageTool format --standalone -t "$cid" -c $T/server.properties >/dev/null
 (cd $T && exec "$JAVA" "${KAFKA_JVM[@]}" -Dkafka.logs.dir=$T -cp "$KAFKA_CP" kafka.Kafka $T/server.properties) >$T/broker.log 2>&1 &
 B=$!
 trap 'kill $B 2>/dev/null; wait $B 2>/dev/null; rm -rf $T' EXIT
-until grep -q 'Kafka Server started' $T/broker.log; do sleep 0.2; done
+for _ in $(seq 1 600); do grep -qs 'Kafka Server started' $T/broker.log && break; sleep 0.2; done
+grep -qs 'Kafka Server started' $T/broker.log || { tail -20 $T/broker.log >&2; echo "Kafka did not start" >&2; exit 1; }
 target/release/kastle-perf topic --bootstrap-server 127.0.0.1:$P --topic many --partitions 1000
 # wait until the broker has created every log
-until [[ $(grep -c 'Created log for partition many-' $T/broker.log) -ge 1000 ]]; do sleep 0.5; done
+for _ in $(seq 1 600); do [[ $(grep -c 'Created log for partition many-' $T/broker.log) -ge 1000 ]] && break; sleep 0.5; done
 echo "logs created"
 ticks() { local s; s="$(cat /proc/$B/stat)"; s="${s##*) }"; set -- $s; echo "${12} ${13}"; }
 for i in $(seq 1 "$1"); do

@@ -63,13 +63,15 @@ def produce(boot, topic, size, n, throughput, props):
         "--bootstrap-server", boot, "--topic", topic, "--num-records", n, "--record-size", size,
         "--throughput", throughput, *(["--warmup-records", warm[-1]] if warm else []),
         *(["--command-property", *props] if props else [])])
-    found = [m for m in map(PRODUCE_SUMMARY.match, out.splitlines()) if m]
-    if not found:
+    lines = [(ln, PRODUCE_SUMMARY.match(ln)) for ln in out.splitlines()]
+    total = [m for ln, m in lines if m and "steady state" not in ln]
+    steady = [m for ln, m in lines if m and "steady state" in ln]
+    if not total:
         sys.exit("no summary line from ProducerPerformance")
-    recs, rps, mbps, avg, mx, p50, p95, p99, p999 = found[-1].groups()
+    recs, rps, mbps, avg, mx, p50, p95, p99, p999 = (steady or total)[-1].groups()
     # records: all sent (what the broker's CPU was spent on); the rest from
     # the steady state when there is one
-    res = {"records": int(found[0].group(1)), "records_per_sec": float(rps), "mb_per_sec": float(mbps),
+    res = {"records": int(total[-1].group(1)), "records_per_sec": float(rps), "mb_per_sec": float(mbps),
            "avg_ms": float(avg), "max_ms": float(mx), "p50_ms": float(p50), "p95_ms": float(p95),
            "p99_ms": float(p99), "p999_ms": float(p999)}
     if warm:
