@@ -186,10 +186,11 @@ def sc_api_versions(s, v, n):
         s.x("invalid client software name", API_VERSIONS, v,
             {"clientSoftwareName": "bad name!", "clientSoftwareVersion": "1.0"})
     if v >= 5:
-        # KIP-1242: naming another cluster is REBOOTSTRAP_REQUIRED; the node
-        # is compared only when a cluster is named
+        # KIP-1242: naming another cluster is REBOOTSTRAP_REQUIRED; naming
+        # only one of cluster and node is INVALID_REQUEST
         s.x("another cluster", API_VERSIONS, v, {**body, "clusterId": "not-this-cluster", "nodeId": 1})
-        s.x("no cluster, any node", API_VERSIONS, v, {**body, "clusterId": None, "nodeId": 99})
+        s.x("a node without a cluster", API_VERSIONS, v, {**body, "clusterId": None, "nodeId": 99})
+        s.x("a cluster without a node", API_VERSIONS, v, {**body, "clusterId": "not-this-cluster", "nodeId": -1})
 
 
 def sc_api_versions_unsupported(s, v, n):

@@ -119,6 +119,12 @@ fn read_v5(body: &[u8]) -> Result<RequestV5, String> {
     })
 }
 
+/// Kafka's `ApiVersionsRequest.isValid` for v5: the cluster id and the node
+/// id come together or not at all.
+fn named_together(r: &RequestV5) -> bool {
+    r.cluster_id.is_some() == (r.node_id != -1)
+}
+
 /// Kafka's KIP-1242 check: a client that names the cluster it means to
 /// reach must have reached it, and the node too (the node id is compared
 /// only when a cluster id is given, as Kafka does).
@@ -130,12 +136,14 @@ fn meant_elsewhere(r: &RequestV5, cluster_id: &str, node_id: i32) -> bool {
 
 pub fn handle(req: &Request, body: Bytes) -> Reply {
     let mut rebootstrap = false;
+    let mut valid = true;
     let request = if req.version() > CRATE_MAX {
         let checked = schema::check_request_body(req.header.api_key, req.version(), &body)
             .map_err(|e| e.to_string());
         match checked.and_then(|_| read_v5(&body)) {
             Ok(r) => {
                 let apis = &req.ctx.apis;
+                valid = named_together(&r);
                 rebootstrap = meant_elsewhere(&r, &apis.cluster_id, apis.config.node_id);
                 r.v4
             }
@@ -146,9 +154,10 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
     };
     let mut resp = ApiVersionsResponse::default();
     // Kafka's order: an invalid request before a client meant elsewhere
-    if req.version() >= 3
-        && (!valid_software_field(&request.client_software_name)
-            || !valid_software_field(&request.client_software_version))
+    if !valid
+        || req.version() >= 3
+            && (!valid_software_field(&request.client_software_name)
+                || !valid_software_field(&request.client_software_version))
     {
         resp.error_code = ResponseError::InvalidRequest.code();
         return respond(req, &resp);
@@ -226,6 +235,12 @@ mod tests {
         assert!(meant_elsewhere(&v5(Some("c1"), 2), "c1", 1));
         assert!(meant_elsewhere(&v5(Some("c2"), 1), "c1", 1));
         assert!(meant_elsewhere(&v5(Some("c1"), -1), "c1", 1));
+        // ... but Kafka answers INVALID_REQUEST before that when only one
+        // of the two is given
+        assert!(named_together(&v5(None, -1)));
+        assert!(named_together(&v5(Some("c1"), 1)));
+        assert!(!named_together(&v5(None, 7)));
+        assert!(!named_together(&v5(Some("c1"), -1)));
     }
 
     #[test]

@@ -281,6 +281,17 @@ impl<'a> FieldReader<'a> {
     }
 
     /// Skips `n` bytes (an unknown tagged field's value).
+    /// The next `n` bytes as a reader of their own (a tagged field's value:
+    /// what reads it cannot run into the fields after it).
+    pub fn sub(&mut self, n: usize) -> Result<FieldReader<'a>, DecodeError> {
+        let buf = self.take(n)?;
+        Ok(FieldReader {
+            buf,
+            pos: 0,
+            flexible: self.flexible,
+        })
+    }
+
     pub fn skip(&mut self, n: usize) -> Result<(), DecodeError> {
         self.take(n).map(|_| ())
     }

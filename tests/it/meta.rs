@@ -128,8 +128,9 @@ fn api_versions_features_and_unsupported_version() {
     ] {
         assert_eq!(range(key), Some((1, 1)), "{name}");
     }
+    // v1 adds each partition's lag (KIP-1226)
+    assert_eq!(range(90), Some((0, 1)), "DescribeShareGroupOffsets");
     for (key, name) in [
-        (90, "DescribeShareGroupOffsets"),
         (91, "AlterShareGroupOffsets"),
         (92, "DeleteShareGroupOffsets"),
     ] {
@@ -156,7 +157,7 @@ fn api_versions_features_and_unsupported_version() {
         .iter()
         .map(|k| (k.api_key, k.min_version, k.max_version))
         .collect();
-    assert_eq!(listed, vec![(18, 0, 4)]);
+    assert_eq!(listed, vec![(18, 0, 5)]);
 }
 
 fn metadata(c: &mut Client, version: i16, topics: Vec<MetadataRequestTopic>) -> MetadataResponse {

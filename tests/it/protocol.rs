@@ -149,7 +149,8 @@ fn api_versions_v5_body(cluster_id: Option<&str>, node_id: i32) -> Vec<u8> {
 
 /// ApiVersions v5 (KIP-1242): a client that names the cluster and node it
 /// means to reach gets REBOOTSTRAP_REQUIRED (129) from any other, as from
-/// Kafka 4.4; the answer has v4's layout and a v0 header.
+/// Kafka 4.4, and INVALID_REQUEST when it names only one of the two; the
+/// answer has v4's layout and a v0 header.
 #[test]
 fn api_versions_v5_checks_the_cluster_and_node_named() {
     let mut b = Broker::start(&[]);
@@ -159,7 +160,8 @@ fn api_versions_v5_checks_the_cluster_and_node_named() {
     let node = md.controller_id.0;
     for (i, (cluster_id, node_id, code)) in [
         (None, -1, NONE),
-        (None, node + 5, NONE), // the node is compared only with a cluster
+        (None, node, E::InvalidRequest.code()), // both or neither
+        (Some(cluster.as_str()), -1, E::InvalidRequest.code()),
         (Some(cluster.as_str()), node, NONE),
         (Some(cluster.as_str()), node + 5, 129),
         (Some("another-cluster"), node, 129),

@@ -115,6 +115,11 @@ impl ShareGroup {
     /// InitializeShareGroupState after a heartbeat records): every
     /// partition each subscribed topic has now.
     fn initialize_subscribed(&mut self, topics: &dyn TopicResolver) {
+        // A deleted or recreated topic's old id can never be assigned again;
+        // kept, it would leave `initialized_assignment_pending` true and bump
+        // the group epoch on every heartbeat.
+        self.initialized
+            .retain(|id, (name, _)| topics.by_name(name).is_some_and(|(now, _)| now == *id));
         for name in self.subscribed_topics() {
             if let Some((id, n)) = topics.by_name(&name) {
                 self.initialized.insert(id, (name, (0..n).collect()));
@@ -649,6 +654,37 @@ mod tests {
         let b = s.heartbeat(at("b", 2, None, 12_000), false, &topics);
         assert_eq!(b.member_epoch, 3);
         assert!(b.assignment.is_some_and(|x| !x.is_empty()));
+    }
+
+    #[test]
+    fn a_recreated_topic_leaves_no_stale_initialized_partitions() {
+        let (old, new) = (Uuid::from_u128(5), Uuid::from_u128(6));
+        let before = Topics(BTreeMap::from([("t".to_string(), (old, 2))]));
+        let after = Topics(BTreeMap::from([("t".to_string(), (new, 2))]));
+        let mut s = ShareGroups::default();
+        let mut epoch = s
+            .heartbeat(params("a", 0, Some(&["t"])), false, &before)
+            .member_epoch;
+        epoch = s
+            .heartbeat(params("a", epoch, None), false, &before)
+            .member_epoch;
+        assert!(s.groups["g"].initialized.contains_key(&old));
+        // t is deleted and created again under a new id
+        for _ in 0..4 {
+            epoch = s
+                .heartbeat(params("a", epoch, None), false, &after)
+                .member_epoch;
+        }
+        let settled = s.groups["g"].group_epoch;
+        for _ in 0..3 {
+            epoch = s
+                .heartbeat(params("a", epoch, None), false, &after)
+                .member_epoch;
+        }
+        let g = &s.groups["g"];
+        assert_eq!(g.group_epoch, settled, "the group epoch settles");
+        assert!(!g.initialized.contains_key(&old));
+        assert_eq!(g.target["a"][&new], BTreeSet::from([0, 1]));
     }
 
     #[test]

@@ -263,7 +263,7 @@ impl StreamsRecord {
                     if tag == 0 && len == 4 {
                         validated_topology_epoch = r.i32()?;
                     } else if tag == 1 {
-                        last_assignment_configs = read_configs(&mut r)?;
+                        last_assignment_configs = read_configs(&mut r.sub(len)?)?;
                     } else {
                         r.skip(len)?;
                     }
