@@ -154,11 +154,10 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
     };
     let mut resp = ApiVersionsResponse::default();
     // Kafka's order: an invalid request before a client meant elsewhere
-    if !valid
-        || req.version() >= 3
-            && (!valid_software_field(&request.client_software_name)
-                || !valid_software_field(&request.client_software_version))
-    {
+    let software_valid = req.version() < 3
+        || (valid_software_field(&request.client_software_name)
+            && valid_software_field(&request.client_software_version));
+    if !valid || !software_valid {
         resp.error_code = ResponseError::InvalidRequest.code();
         return respond(req, &resp);
     }
