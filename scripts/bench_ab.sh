@@ -11,13 +11,20 @@
 # consume what acks=all produced; records/s, MB/s and broker CPU s per GiB
 # moved (utime+stime from /proc). Prints one table with per-binary medians
 # and the new/old ratio; raw outputs in bench-results/ab-<timestamp>/.
+#
+# OLD_ENV / NEW_ENV ("NAME=value ...") set environment variables for one
+# side, so one binary can be measured against itself with a switch, e.g.
+# the fetch path: NEW_ENV=KASTLE_FETCH_SEND=pread bash scripts/bench_ab.sh
+# target/release/kastle target/release/kastle 5. CONSUMES=N reads the
+# acks=all data N times per broker (N consume rows per round).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-[[ $# -ge 2 ]] || { sed -n '2,13p' "$0"; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,19p' "$0"; exit 2; }
 OLD="$(realpath "$1")"; NEW="$(realpath "$2")"; ROUNDS="${3:-3}"
-DUR="${DUR:-10}"
+DUR="${DUR:-10}"; CONSUMES="${CONSUMES:-1}"
+OLD_ENV="${OLD_ENV:-}"; NEW_ENV="${NEW_ENV:-}"
 [[ -x "$OLD" && -x "$NEW" ]] || { echo "both binaries must exist" >&2; exit 2; }
 
 nice -n 5 cargo build --release --locked -p kastle-bench >/dev/null 2>&1 ||
@@ -38,6 +45,7 @@ trap cleanup EXIT
   echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
   echo "old: $OLD ($(sha256sum "$OLD" | cut -c1-12))"
   echo "new: $NEW ($(sha256sum "$NEW" | cut -c1-12))"
+  echo "old env: ${OLD_ENV:-none}; new env: ${NEW_ENV:-none}; consumes per broker: $CONSUMES"
   echo "rounds: $ROUNDS, DUR=${DUR}s; nproc $(nproc); loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$RUN/env.txt"
 
@@ -46,15 +54,19 @@ cpu_ticks() { local s; s="$(cat "/proc/$1/stat")"; s="${s##*) }"; set -- $s; ech
 
 # run BINARY LABEL ROUND: one fresh broker, the three workloads
 run() {
-  local bin=$1 label=$2 round=$3 port boot data c0 c1 work
+  local bin=$1 label=$2 round=$3 port boot data c0 c1 work envs=() works=() i
   port="$(free_port)"; boot="127.0.0.1:$port"; data="$(mktemp -d "$TMPBASE/d.XXXX")"
-  "$bin" --override "listeners=PLAINTEXT://$boot" --override "advertised.listeners=PLAINTEXT://$boot" \
+  if [[ $label == old ]]; then read -ra envs <<<"$OLD_ENV"; else read -ra envs <<<"$NEW_ENV"; fi
+  # `env` execs the broker: $! stays the broker's pid for cpu_ticks.
+  env ${envs[@]+"${envs[@]}"} "$bin" --override "listeners=PLAINTEXT://$boot" --override "advertised.listeners=PLAINTEXT://$boot" \
     --override "log.dirs=$data" >"$RUN/broker-$label-$round.log" 2>&1 &
   BPID=$!
   for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
   "$PERF" topic --bootstrap-server "$boot" --topic a1 --partitions 1 >/dev/null 2>&1
   "$PERF" topic --bootstrap-server "$boot" --topic all --partitions 1 >/dev/null 2>&1
-  for work in "produce acks=1 a1" "produce acks=all all" "consume - all"; do
+  works=("produce acks=1 a1" "produce acks=all all")
+  for i in $(seq 1 "$CONSUMES"); do works+=("consume - all"); done
+  for work in "${works[@]}"; do
     set -- $work
     c0="$(cpu_ticks "$BPID")"
     if [[ $1 == produce ]]; then

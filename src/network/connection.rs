@@ -317,6 +317,8 @@ async fn read_request<R: AsyncRead + Unpin>(
 
 async fn write_responses<W: Transport>(wr: W, mut rx: mpsc::Receiver<Owed>, peer: SocketAddr) {
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
+    // Only the pread path (`KASTLE_FETCH_SEND=pread`) fills it.
+    let mut copy_buf: Vec<u8> = Vec::new();
     // Responses owed, oldest first. Only the head is polled: responses go
     // out in request order anyway, and polling one at a time (as Kafka
     // serves one request per connection at a time) keeps at most one
@@ -362,7 +364,7 @@ async fn write_responses<W: Transport>(wr: W, mut rx: mpsc::Receiver<Owed>, peer
         };
         let written = match reply {
             Reply::Frame(bytes) => wr.write_all(&bytes).await,
-            Reply::Chunks(chunks) => write_chunks(&mut wr, chunks).await,
+            Reply::Chunks(chunks) => write_chunks(&mut wr, chunks, &mut copy_buf).await,
             Reply::None => Ok(()),
             Reply::Close(reason) => {
                 tracing::info!(%peer, reason = %reason, "closing connection");
@@ -385,6 +387,7 @@ async fn write_responses<W: Transport>(wr: W, mut rx: mpsc::Receiver<Owed>, peer
 async fn write_chunks<W: Transport>(
     wr: &mut BufWriter<W>,
     chunks: Vec<Chunk>,
+    copy_buf: &mut Vec<u8>,
 ) -> std::io::Result<()> {
     for c in chunks {
         match c {
@@ -394,6 +397,10 @@ async fn write_chunks<W: Transport>(
                     tls::write_region(wr, &region).await?;
                     continue;
                 }
+                if fetch_send() == FetchSend::Pread {
+                    pread_region(wr, &region, copy_buf).await?;
+                    continue;
+                }
                 // What is buffered precedes the region on the wire.
                 wr.flush().await?;
                 if let Some(sock) = wr.get_ref().sendfile_socket() {
@@ -401,6 +408,62 @@ async fn write_chunks<W: Transport>(
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// How plaintext fetch responses send their file regions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FetchSend {
+    /// sendfile(2): the page cache to the socket, no copy in user space.
+    Sendfile,
+    /// pread(2) into a per-connection buffer, then write(2): the
+    /// alternative kept for the broker-level A/B (`scripts/bench_fetch.sh`).
+    Pread,
+}
+
+/// `KASTLE_FETCH_SEND=pread` selects the copy path, read once per process;
+/// anything else (or nothing) is sendfile. A benchmark switch, not a
+/// broker config: BENCHMARKS.md ("sendfile or pread, at the broker") has
+/// the measurement that chose the default.
+fn fetch_send() -> FetchSend {
+    static MODE: std::sync::OnceLock<FetchSend> = std::sync::OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("KASTLE_FETCH_SEND").as_deref() {
+        Ok("pread") => FetchSend::Pread,
+        _ => FetchSend::Sendfile,
+    })
+}
+
+/// The copy path's chunk: one pread per step, the buffer reused across
+/// regions and responses of one connection.
+const PREAD_CHUNK: usize = 256 * 1024;
+
+/// Sends a file region by pread into `buf` and write through the stream.
+/// Like sendfile, the read runs on the connection's worker (a page-cache
+/// miss blocks it the same way); a file that ends early is an error.
+async fn pread_region<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    region: &FileRegion,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    if buf.len() < PREAD_CHUNK.min(region.len) {
+        buf.resize(PREAD_CHUNK.min(region.len), 0);
+    }
+    let mut position = region.position;
+    let mut left = region.len;
+    while left > 0 {
+        let want = left.min(PREAD_CHUNK);
+        let n = region.file.read_at(&mut buf[..want], position)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "segment file ended inside a fetch response",
+            ));
+        }
+        wr.write_all(&buf[..n]).await?;
+        position += n as u64;
+        left -= n;
     }
     Ok(())
 }

@@ -1111,6 +1111,41 @@ fn fetch_byte_limits_return_whole_batches() {
 // 10. Long poll
 // ---------------------------------------------------------------------------
 
+/// The copy path kept for the sendfile A/B (`KASTLE_FETCH_SEND=pread`):
+/// regions larger than its 256 KiB step, and several in one response,
+/// arrive byte for byte, and the connection stays usable after them.
+#[test]
+fn fetch_through_the_pread_path_delivers_the_same_bytes() {
+    let b = Broker::start_wrapped(&["env", "KASTLE_FETCH_SEND=pread"], &[]);
+    let mut c = b.client();
+    let id = create_topic(&mut c, "copied", 2, &[]);
+    let first = simple_batch(300, 2000, now_ms(), 1);
+    let second = simple_batch(50, 100, now_ms(), 2);
+    assert_eq!(produce_ok(&mut c, "copied", 0, &first), 0);
+    assert_eq!(produce_ok(&mut c, "copied", 0, &second), 300);
+    assert_eq!(produce_ok(&mut c, "copied", 1, &second), 0);
+    for round in 0..2 {
+        let p = fetch_with(
+            &mut c,
+            "copied",
+            0,
+            &FetchArgs {
+                topic_id: id,
+                ..Default::default()
+            },
+        );
+        let got = split_batches(&records(&p));
+        assert_eq!(got.len(), 2, "round {round}");
+        assert_same_batch(&got[0], &first, 0, 0, "600 KB batch through pread");
+        assert_same_batch(&got[1], &second, 300, 0, "small batch after it");
+        let p = fetch_ok(&mut c, "copied", 1, 0);
+        let got = split_batches(&records(&p));
+        assert_eq!(got.len(), 1, "round {round}");
+        assert_same_batch(&got[0], &second, 0, 0, "second partition");
+    }
+    api_versions_ok(&mut c);
+}
+
 #[test]
 fn fetch_long_poll() {
     let b = Broker::start(&[]);
