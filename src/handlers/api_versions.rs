@@ -13,7 +13,7 @@ use kafka_protocol::ResponseError;
 use crate::controller::feature_control::FinalizedFeatures;
 use crate::handlers::{decode_or_close, Reply, Request};
 use crate::protocol::streams::Reader;
-use crate::protocol::{response, schema, versions};
+use crate::protocol::{response, versions};
 
 fn api_keys() -> Vec<ApiVersion> {
     versions::SUPPORTED
@@ -138,16 +138,14 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
     let mut rebootstrap = false;
     let mut valid = true;
     let request = if req.version() > CRATE_MAX {
-        let checked = schema::check_request_body(req.header.api_key, req.version(), &body)
-            .map_err(|e| e.to_string());
-        match checked.and_then(|_| read_v5(&body)) {
+        match crate::handlers::decode_own(req, &body, read_v5) {
             Ok(r) => {
                 let apis = &req.ctx.apis;
                 valid = named_together(&r);
                 rebootstrap = meant_elsewhere(&r, &apis.cluster_id, apis.config.node_id);
                 r.v4
             }
-            Err(e) => return crate::handlers::malformed(req, e),
+            Err(reply) => return reply,
         }
     } else {
         decode_or_close!(req, body, ApiVersionsRequest)
@@ -188,6 +186,7 @@ fn respond(req: &Request, resp: &ApiVersionsResponse) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::schema;
 
     fn v5(cluster_id: Option<&str>, node_id: i32) -> RequestV5 {
         RequestV5 {

@@ -390,6 +390,19 @@ pub fn decode<T: Decodable>(header: &RequestHeader, mut body: Bytes) -> Result<T
     T::decode(&mut body, header.api_version).map_err(|e| e.to_string())
 }
 
+/// Decodes a request with kastle's own codec (versions past the crate):
+/// the schema walker first, as [`decode`] does before the crate's; either
+/// failure answers as a malformed request.
+pub fn decode_own<T, E: std::fmt::Display>(
+    req: &Request,
+    body: &[u8],
+    decode: impl FnOnce(&[u8]) -> Result<T, E>,
+) -> Result<T, Reply> {
+    schema::check_request_body(req.header.api_key, req.header.api_version, body)
+        .map_err(|e| malformed(req, e.to_string()))?;
+    decode(body).map_err(|e| malformed(req, e.to_string()))
+}
+
 /// Runs the in-order part of one request and returns what remains to await.
 pub async fn dispatch(ctx: RequestContext, frame: Bytes) -> Pending {
     let header = match parse_request_header(&frame) {

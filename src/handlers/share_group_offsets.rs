@@ -140,16 +140,10 @@ pub(crate) fn check_empty_share_group(
 }
 
 pub fn describe_share_group_offsets(req: &Request, body: Bytes) -> crate::handlers::Reply {
-    if let Err(e) = crate::protocol::schema::check_request_body(
-        req.header.api_key,
-        req.header.api_version,
-        &body,
-    ) {
-        return crate::handlers::malformed(req, e.to_string());
-    }
-    let r = match DescribeShareGroupOffsetsRequest::decode(&body) {
+    let r = match crate::handlers::decode_own(req, &body, DescribeShareGroupOffsetsRequest::decode)
+    {
         Ok(r) => r,
-        Err(e) => return crate::handlers::malformed(req, e.to_string()),
+        Err(reply) => return reply,
     };
     let apis = &req.ctx.apis;
     let on = share_enabled(apis);

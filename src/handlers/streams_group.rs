@@ -227,16 +227,9 @@ fn heartbeat(
     req: &Request,
     body: Bytes,
 ) -> Result<Reply, Box<(DurableWait, StreamsGroupHeartbeatResponse)>> {
-    if let Err(e) = crate::protocol::schema::check_request_body(
-        req.header.api_key,
-        req.header.api_version,
-        &body,
-    ) {
-        return Ok(crate::handlers::malformed(req, e.to_string()));
-    }
-    let r = match StreamsGroupHeartbeatRequest::decode(&body) {
+    let r = match crate::handlers::decode_own(req, &body, StreamsGroupHeartbeatRequest::decode) {
         Ok(r) => r,
-        Err(e) => return Ok(crate::handlers::malformed(req, e.to_string())),
+        Err(reply) => return Ok(reply),
     };
     let apis = &req.ctx.apis;
     if !streams_enabled(apis) {
@@ -396,16 +389,9 @@ fn heartbeat_response(
 }
 
 pub fn streams_group_describe(req: &Request, body: Bytes) -> Reply {
-    if let Err(e) = crate::protocol::schema::check_request_body(
-        req.header.api_key,
-        req.header.api_version,
-        &body,
-    ) {
-        return crate::handlers::malformed(req, e.to_string());
-    }
-    let r = match StreamsGroupDescribeRequest::decode(&body) {
+    let r = match crate::handlers::decode_own(req, &body, StreamsGroupDescribeRequest::decode) {
         Ok(r) => r,
-        Err(e) => return crate::handlers::malformed(req, e.to_string()),
+        Err(reply) => return reply,
     };
     let apis = &req.ctx.apis;
     let enabled = streams_enabled(apis);

@@ -30,7 +30,7 @@ use crate::broker::partition::PartitionError;
 use crate::broker::ReplicaManager;
 use crate::coordinator::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::coordinator::txn::marker_channel::{MarkerFuture, TxnMarkerWriter, TxnMarkers};
-use crate::handlers::{malformed, ready, Pending, Request};
+use crate::handlers::{decode_own, ready, Pending, Request};
 use crate::protocol::write_txn_markers::{SameAsVersion1, WriteTxnMarkersRequest};
 use crate::security::acl::AclOperation;
 use crate::storage::producer_state::ProducerError;
@@ -67,9 +67,13 @@ impl TxnMarkerWriter for LocalTxnMarkerWriter {
                 ) {
                     Ok(end) => end,
                     // Kafka's coordinator gives up on a marker the
-                    // partition refuses for its epoch: the producer moved on.
+                    // partition refuses for its epoch: the producer (or
+                    // the coordinator) moved on.
                     Err(
-                        e @ PartitionError::Producer(ProducerError::InvalidProducerEpoch { .. }),
+                        e @ PartitionError::Producer(
+                            ProducerError::InvalidProducerEpoch { .. }
+                            | ProducerError::CoordinatorFenced { .. },
+                        ),
                     ) => {
                         tracing::warn!(topic = %topic, partition = index, error = %e, "transaction marker refused; abandoning it");
                         continue;
@@ -105,13 +109,9 @@ impl TxnMarkerWriter for LocalTxnMarkerWriter {
 /// `__consumer_offsets` partitions. Needs CLUSTER_ACTION on the cluster.
 pub fn handle(req: Request, body: Bytes) -> Pending {
     let version = req.header.api_version;
-    if let Err(e) = crate::protocol::schema::check_request_body(req.header.api_key, version, &body)
-    {
-        return ready(malformed(&req, e.to_string()));
-    }
-    let request = match WriteTxnMarkersRequest::decode(&body, version) {
+    let request = match decode_own(&req, &body, |b| WriteTxnMarkersRequest::decode(b, version)) {
         Ok(r) => r,
-        Err(e) => return ready(malformed(&req, e.to_string())),
+        Err(reply) => return ready(reply),
     };
     let allowed = req.ctx.authorize_cluster(AclOperation::ClusterAction);
     Box::pin(async move {

@@ -122,6 +122,14 @@ pub enum ProducerError {
     /// transaction coordinator is missing or stale (Kafka's
     /// `batchMissingRequiredVerification`).
     UnverifiedTransaction { producer_id: i64 },
+    /// TRANSACTION_COORDINATOR_FENCED (52): a marker from a transaction
+    /// coordinator older than one whose marker this partition has written
+    /// for the producer (Kafka's `checkCoordinatorEpoch`).
+    CoordinatorFenced {
+        producer_id: i64,
+        coordinator_epoch: i32,
+        current: i32,
+    },
     /// OUT_OF_ORDER_SEQUENCE_NUMBER (45).
     OutOfOrderSequence {
         producer_id: i64,
@@ -137,6 +145,7 @@ impl ProducerError {
         match self {
             ProducerError::InvalidProducerEpoch { .. } => 47,
             ProducerError::OutOfOrderSequence { .. } => 45,
+            ProducerError::CoordinatorFenced { .. } => 52,
             ProducerError::InvalidTxnState { .. } | ProducerError::UnverifiedTransaction { .. } => {
                 48
             }
@@ -154,6 +163,10 @@ impl std::fmt::Display for ProducerError {
             ProducerError::InvalidTxnState { producer_id, txn_first_offset } => write!(
                 f,
                 "expected a transactional write from producer {producer_id}, whose transaction began at offset {txn_first_offset}"
+            ),
+            ProducerError::CoordinatorFenced { producer_id, coordinator_epoch, current } => write!(
+                f,
+                "marker for producer {producer_id} from coordinator epoch {coordinator_epoch}, older than the last seen {current}"
             ),
             ProducerError::UnverifiedTransaction { producer_id } => write!(
                 f,
@@ -519,19 +532,26 @@ impl ProducerStateManager {
     /// version 2 its epoch may not be below the producer's; from 2 on the
     /// end bumped the epoch, so it must be above it, except for a retry of
     /// a marker already written (the same epoch with no transaction open
-    /// here, or the epoch at its maximum).
-    pub fn check_marker_epoch(
+    /// here, or the epoch at its maximum). Then, as Kafka's
+    /// `checkCoordinatorEpoch`, a marker from an older coordinator epoch
+    /// than the last marker written for the producer is fenced.
+    pub fn check_marker(
         &self,
         producer_id: i64,
         epoch: i16,
+        coordinator_epoch: i32,
         transaction_version: i8,
     ) -> Result<(), ProducerError> {
-        let (current, open) = self
-            .producers
-            .get(&producer_id)
-            .map_or((NO_PRODUCER_EPOCH, false), |e| {
-                (e.epoch, e.current_txn_first_offset.is_some())
-            });
+        let (current, open, current_coordinator) =
+            self.producers
+                .get(&producer_id)
+                .map_or((NO_PRODUCER_EPOCH, false, -1), |e| {
+                    (
+                        e.epoch,
+                        e.current_txn_first_offset.is_some(),
+                        e.coordinator_epoch,
+                    )
+                });
         let tv2 = transaction_version >= 2;
         let stale = if tv2 {
             epoch <= current
@@ -544,6 +564,13 @@ impl ProducerStateManager {
                 producer_id,
                 epoch,
                 current,
+            });
+        }
+        if current_coordinator > coordinator_epoch {
+            return Err(ProducerError::CoordinatorFenced {
+                producer_id,
+                coordinator_epoch,
+                current: current_coordinator,
             });
         }
         Ok(())

@@ -54,7 +54,7 @@ impl Partition {
     /// Writes a transaction marker (COMMIT or ABORT control batch) for a
     /// producer, as the transaction coordinator's WriteTxnMarkers does,
     /// once its epoch passes the check of its transaction version
-    /// (INVALID_PRODUCER_EPOCH otherwise: `check_marker_epoch`). Returns the offset after the marker (the marker is durable, and the
+    /// (INVALID_PRODUCER_EPOCH or TRANSACTION_COORDINATOR_FENCED otherwise: `check_marker`). Returns the offset after the marker (the marker is durable, and the
     /// transaction's outcome settled on this partition, once the high
     /// watermark reaches it) and the leadership it was written in (see
     /// [`Partition::wait_for_ack`]).
@@ -78,7 +78,12 @@ impl Partition {
         let plog = guard.as_mut().ok_or(PartitionError::Closed)?;
         self.check_leader_appendable()?;
         plog.producers
-            .check_marker_epoch(producer_id, producer_epoch, transaction_version)
+            .check_marker(
+                producer_id,
+                producer_epoch,
+                coordinator_epoch,
+                transaction_version,
+            )
             .map_err(PartitionError::Producer)?;
         let active_before = plog.log.active_segment_base_offset();
         let result = plog

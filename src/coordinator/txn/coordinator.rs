@@ -309,8 +309,14 @@ impl TransactionCoordinator {
             // Standalone: every id, once `__transaction_state` exists
             // (Kafka's `getTransactionState` finds no owned partition
             // before: NOT_COORDINATOR).
+            // The coordinator epoch is the partition's leader epoch, as in
+            // Kafka: 0 on a fresh node, Kafka's last one on a taken-over
+            // volume, so markers are never older than those its partitions
+            // already hold (TRANSACTION_COORDINATOR_FENCED otherwise).
             return match self.has_topic() {
-                true => Ok(0),
+                true => Ok(self
+                    .log_partition(self.partition_for(transactional_id))
+                    .map_or(0, |p| p.leader_epoch())),
                 false => Err(ResponseError::NotCoordinator),
             };
         };

@@ -767,20 +767,47 @@ fn marker_epochs_are_checked_by_transaction_version() {
     let stale =
         |r: Result<(), ProducerError>| matches!(r, Err(ProducerError::InvalidProducerEpoch { .. }));
     // An unknown producer: any epoch.
-    assert!(m.check_marker_epoch(5, 0, 2).is_ok());
+    assert!(m.check_marker(5, 0, 0, 2).is_ok());
     // Producer 5 has a transaction open at epoch 3.
     m.apply(&txn_header(5, 3, 0, 0));
     // Before transaction version 2 the marker carries the producer's epoch.
-    assert!(m.check_marker_epoch(5, 3, 0).is_ok());
-    assert!(m.check_marker_epoch(5, 3, 1).is_ok());
-    assert!(stale(m.check_marker_epoch(5, 2, 0)));
+    assert!(m.check_marker(5, 3, 0, 0).is_ok());
+    assert!(m.check_marker(5, 3, 0, 1).is_ok());
+    assert!(stale(m.check_marker(5, 2, 0, 0)));
     // Transaction version 2 ended it with the epoch bumped: the same epoch
     // with the transaction still open is stale.
-    assert!(stale(m.check_marker_epoch(5, 3, 2)));
-    assert!(stale(m.check_marker_epoch(5, 2, 2)));
-    assert!(m.check_marker_epoch(5, 4, 2).is_ok());
+    assert!(stale(m.check_marker(5, 3, 0, 2)));
+    assert!(stale(m.check_marker(5, 2, 0, 2)));
+    assert!(m.check_marker(5, 4, 0, 2).is_ok());
     // Written: a retry of the same marker is allowed, an older one not.
     m.apply_control(&marker_header(5, 4, 1, 2000), true, 0);
-    assert!(m.check_marker_epoch(5, 4, 2).is_ok());
-    assert!(stale(m.check_marker_epoch(5, 3, 2)));
+    assert!(m.check_marker(5, 4, 0, 2).is_ok());
+    assert!(stale(m.check_marker(5, 3, 0, 2)));
+}
+
+/// Kafka's `checkCoordinatorEpoch`: once a marker of coordinator epoch 3
+/// is written for a producer, a marker from an older coordinator is
+/// TRANSACTION_COORDINATOR_FENCED; the same or a newer one passes.
+#[test]
+fn markers_from_an_older_coordinator_are_fenced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = empty_mgr(dir.path());
+    let fenced = |r: Result<(), ProducerError>| {
+        matches!(r, Err(ProducerError::CoordinatorFenced { current: 3, .. }))
+    };
+    assert!(m.check_marker(5, 0, 0, 0).is_ok(), "unknown producer");
+    m.apply(&txn_header(5, 1, 0, 0));
+    m.apply_control(&marker_header(5, 1, 1, 2000), true, 3);
+    assert!(fenced(m.check_marker(5, 1, 2, 0)));
+    assert_eq!(
+        m.check_marker(5, 1, 2, 0).unwrap_err().kafka_error_code(),
+        52
+    );
+    assert!(m.check_marker(5, 1, 3, 0).is_ok());
+    assert!(m.check_marker(5, 1, 4, 0).is_ok());
+    // The epoch is checked first, as Kafka does.
+    assert!(matches!(
+        m.check_marker(5, 0, 2, 0),
+        Err(ProducerError::InvalidProducerEpoch { .. })
+    ));
 }
