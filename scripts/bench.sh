@@ -301,8 +301,16 @@ wl() {
   fi
   [[ -z "$MPORT" ]] || curl -s "http://127.0.0.1:$MPORT/metrics" >"$RUN/$label.metrics0" 2>/dev/null || true
   read -r u0 s0 <<<"$(cpu_ticks "$BPID")"
-  "$@" >"$RUN/$label.txt" 2>&1 || rc=$?
+  # The driver's own CPU (it and the JVM or threads it waits for) beside
+  # its wall time: a driver near a whole core of the two is the bound.
+  local timed=()
+  [[ -x /usr/bin/time ]] && timed=(/usr/bin/time -q -f '%U %S %e' -o "$RUN/$label.time")
+  "${timed[@]}" "$@" >"$RUN/$label.txt" 2>&1 || rc=$?
   read -r u1 s1 <<<"$(cpu_ticks "$BPID")"
+  local client_cpu=null client_wall=null
+  if [[ -s "$RUN/$label.time" ]]; then
+    read -r client_cpu client_wall <<<"$(awk 'END {printf "%.3f %.3f", $1 + $2, $3}' "$RUN/$label.time")"
+  fi
   local broker_lat=null
   if [[ -n "$MPORT" ]] && curl -s "http://127.0.0.1:$MPORT/metrics" >"$RUN/$label.metrics1" 2>/dev/null; then
     broker_lat="$(broker_latency "$RUN/$label.metrics0" "$RUN/$label.metrics1")"
@@ -314,11 +322,12 @@ wl() {
   [[ -n "$LAST_JSON" ]] || LAST_JSON=null
   # broker CPU in all, and its user-space and kernel parts (what the broker
   # does itself, and what it asks of the kernel: copies, page cache, TCP)
-  printf '{"broker":"%s","mode":"%s","driver":"%s","workload":"%s","partitions":%s,"record_size":%s,"acks":"%s","rc":%s,"broker_latency":%s,"cpu_s":%s,"cpu_user_s":%s,"cpu_sys_s":%s,"result":%s}\n' \
+  printf '{"broker":"%s","mode":"%s","driver":"%s","workload":"%s","partitions":%s,"record_size":%s,"acks":"%s","rc":%s,"broker_latency":%s,"cpu_s":%s,"cpu_user_s":%s,"cpu_sys_s":%s,"client_cpu_s":%s,"client_wall_s":%s,"result":%s}\n' \
     "$broker" "$mode" "$DRIVER" "$work" "$p" "$size" "$acks" "$rc" "$broker_lat" \
     "$(awk -v d="$((u1 - u0 + s1 - s0))" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", d / t}')" \
     "$(awk -v d="$((u1 - u0))" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", d / t}')" \
-    "$(awk -v d="$((s1 - s0))" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", d / t}')" "$LAST_JSON" >>"$RESULTS"
+    "$(awk -v d="$((s1 - s0))" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", d / t}')" \
+    "$client_cpu" "$client_wall" "$LAST_JSON" >>"$RESULTS"
   [[ $rc -eq 0 ]] || log "  $label exited $rc (see $RUN/$label.txt)"
 }
 jget() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d.get(sys.argv[2], 0) if d else 0)' "$1" "$2"; }
@@ -616,6 +625,14 @@ def broker_p99(r):
     b = r.get("broker_latency") if r["workload"].startswith("produce") else None
     return f"≤ {b['p99_le_ms']:g}" if b and b.get("p99_le_ms") is not None else "–"
 
+def cores(r):
+    """'broker, driver' CPU seconds per wall second of the workload: of the
+    machine's two cores, what each side used (a side near 1 is the bound)"""
+    w, c, b = r.get("client_wall_s"), r.get("client_cpu_s"), r.get("cpu_s")
+    if not w or c is None or b is None:
+        return "–"
+    return f"{b / w:.2f}, {c / w:.2f}"
+
 def cpu_split(r):
     """'user + kernel' CPU s per GiB, when the run recorded both"""
     u, k = cpu_per_gib(r, "cpu_user_s"), cpu_per_gib(r, "cpu_sys_s")
@@ -627,8 +644,8 @@ KCPU = {(r.get("driver", "kastle-perf"), r["workload"], r.get("partitions"), r.g
 env = open(os.path.join(run, "env.txt")).read()
 print("```\n" + env.strip() + "\n```\n")
 print("MB = 2^20 bytes (as Kafka's perf tools); GiB = 2^30 bytes of record payload.\n")
-print("| broker | mode | driver | workload | P | record | acks | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | broker's p99 ms | broker CPU s/GiB | vs Kafka | CPU vs Kafka | kastle/Tansu | consume/iperf3 | exit |")
-print("|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| broker | mode | driver | workload | P | record | acks | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | broker's p99 ms | broker CPU s/GiB | broker, driver cores | vs Kafka | CPU vs Kafka | kastle/Tansu | consume/iperf3 | exit |")
+print("|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     if r["broker"] not in ("kastle", "tansu", "kafka") or r["workload"] in ("startup", "skipped") or r["workload"].startswith("omb-"):
         continue
@@ -659,9 +676,10 @@ for r in rows:
         kcpu = KCPU.get((driver, work, r.get("partitions"), size, r.get("acks")))
         cpu_vs_kafka = cpu_gib / kcpu if cpu_gib and kcpu else None
     ci = (mbps / iperf) if work == "consume" and iperf and mbps else None
-    print(f"| {r['broker']} | {r['mode']} | {driver} | {work} | {r.get('partitions')} | {size} | {r.get('acks')} | {f(rps,0)} | {f(mbps,1)} | {f(p50,2)} | {f(p99,2)} | {f(p999,2)} | {broker_p99(r)} | {f(cpu_gib,2)} | {f(vs_kafka,2)} | {f(cpu_vs_kafka,2)} | {f(ratio,2)} | {f(ci,2)} | {r['rc']} |")
+    print(f"| {r['broker']} | {r['mode']} | {driver} | {work} | {r.get('partitions')} | {size} | {r.get('acks')} | {f(rps,0)} | {f(mbps,1)} | {f(p50,2)} | {f(p99,2)} | {f(p999,2)} | {broker_p99(r)} | {f(cpu_gib,2)} | {cores(r)} | {f(vs_kafka,2)} | {f(cpu_vs_kafka,2)} | {f(ratio,2)} | {f(ci,2)} | {r['rc']} |")
 print()
 print("consume: the fetch phase (Kafka's fetch.MB.sec / fetch.nMsg.sec), i.e. without the consumer group join; e2e: records/s is the achieved send rate.\n")
+print("broker, driver cores: CPU seconds per wall second of the workload, the broker's and the driver's (with the JVM or threads it waits for); the machine has 2 cores, and a side near 1 bounds the run.\n")
 print("broker's p99: kastle's own latency for Produce requests in the run (frame read → response ready, from its Prometheus histogram: the upper bound of the bucket holding the 99th percentile); the client's p99 minus this is the client, the network and the scheduler.\n")
 print("vs Kafka: to Apache Kafka in its default page-cache mode, same driver and workload, this run: records/s ratio for produce and consume (> 1: faster than Kafka); p99 ratio for produce-half and e2e (< 1: lower latency than Kafka). CPU vs Kafka: broker CPU seconds per GiB over Kafka's (< 1: cheaper). kastle/Tansu: the same ratios to Tansu. Pairs: durable↔sqlite, pagecache↔memory. Drivers: kastle-perf is librdkafka; kafka-perf is Kafka's kafka-producer-perf-test / kafka-consumer-perf-test / EndToEndLatency (one record at a time) on the Java client.\n")
 omb = [r for r in rows if r["workload"].startswith("omb-")]
