@@ -317,7 +317,8 @@ async fn read_request<R: AsyncRead + Unpin>(
 
 async fn write_responses<W: Transport>(wr: W, mut rx: mpsc::Receiver<Owed>, peer: SocketAddr) {
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
-    // Only the pread path (`KASTLE_FETCH_SEND=pread`) fills it.
+    // Only the pread path (`KASTLE_FETCH_SEND=pread`) fills it, up to
+    // `PREAD_CHUNK`, kept for the connection's life.
     let mut copy_buf: Vec<u8> = Vec::new();
     // Responses owed, oldest first. Only the head is polled: responses go
     // out in request order anyway, and polling one at a time (as Kafka
@@ -418,7 +419,8 @@ enum FetchSend {
     /// sendfile(2): the page cache to the socket, no copy in user space.
     Sendfile,
     /// pread(2) into a per-connection buffer, then write(2): the
-    /// alternative kept for the broker-level A/B (`scripts/bench_fetch.sh`).
+    /// alternative kept for the broker-level A/B (`scripts/bench_ab.sh` with
+    /// `NEW_ENV=KASTLE_FETCH_SEND=pread`).
     Pread,
 }
 
