@@ -300,34 +300,6 @@ impl TransactionCoordinator {
         }
     }
 
-    /// Whether this broker coordinates `transactional_id` now: Ok, or
-    /// NOT_COORDINATOR (its partition is led elsewhere) or
-    /// COORDINATOR_LOAD_IN_PROGRESS (Kafka's `getTransactionState` checks);
-    /// on a standalone broker NOT_COORDINATOR until its topic exists.
-    pub fn check_coordinator(&self, transactional_id: &str) -> Result<i32, ResponseError> {
-        let Some(leadership) = &self.leadership else {
-            // Standalone: every id, once `__transaction_state` exists
-            // (Kafka's `getTransactionState` finds no owned partition
-            // before: NOT_COORDINATOR).
-            // The coordinator epoch is the partition's leader epoch, as in
-            // Kafka: 0 on a fresh node, Kafka's last one on a taken-over
-            // volume, so markers are never older than those its partitions
-            // already hold (TRANSACTION_COORDINATOR_FENCED otherwise).
-            return match self.has_topic() {
-                true => Ok(self
-                    .log_partition(self.partition_for(transactional_id))
-                    .map_or(0, |p| p.leader_epoch())),
-                false => Err(ResponseError::NotCoordinator),
-            };
-        };
-        let p = self.partition_for(transactional_id);
-        match leadership.lock().unwrap_or_else(|p| p.into_inner()).get(&p) {
-            None => Err(ResponseError::NotCoordinator),
-            Some(l) if !l.loaded => Err(ResponseError::CoordinatorLoadInProgress),
-            Some(l) => Ok(l.epoch),
-        }
-    }
-
     /// The latest value of every transactional id in `partitions` (None:
     /// a tombstone).
     pub(super) fn replay_partitions(

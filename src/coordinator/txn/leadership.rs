@@ -10,7 +10,9 @@
 //! `loadTransactionsForTxnTopicPartition`. On resignation the partition's
 //! ids are dropped from memory; requests still writing for them fail with
 //! NOT_COORDINATOR and their markers stop. A standalone broker never
-//! comes here: it loads everything at start.
+//! comes here: it loads everything at start. `check_coordinator` answers,
+//! for both, whether and with which coordinator epoch this broker
+//! coordinates an id.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -20,6 +22,7 @@ use super::coordinator::{TransactionCoordinator, TxnPartitionLoad};
 use super::transaction_log::TXN_TOPIC;
 use super::TxnState;
 use crate::coordinator::loader::committed_leader;
+use kafka_protocol::ResponseError;
 
 impl TransactionCoordinator {
     /// The metadata image changed: `num_partitions` is the partition count
@@ -66,6 +69,33 @@ impl TransactionCoordinator {
                 "transaction coordinator elected for {TXN_TOPIC}-{p}; loading"
             );
             tokio::spawn(self.clone().load_partition(p, epoch));
+        }
+    }
+
+    /// Whether this broker coordinates `transactional_id` now: Ok, or
+    /// NOT_COORDINATOR (its partition is led elsewhere) or
+    /// COORDINATOR_LOAD_IN_PROGRESS (Kafka's `getTransactionState` checks);
+    /// on a standalone broker NOT_COORDINATOR until its topic exists.
+    pub fn check_coordinator(&self, transactional_id: &str) -> Result<i32, ResponseError> {
+        let Some(leadership) = &self.leadership else {
+            // Standalone: every id, once `__transaction_state` exists
+            // (Kafka's `getTransactionState` finds no owned partition
+            // before: NOT_COORDINATOR). The coordinator epoch is the partition's leader epoch, as in
+            // Kafka: 0 on a fresh node, Kafka's last one on a taken-over
+            // volume, so markers are never older than those its partitions
+            // already hold (TRANSACTION_COORDINATOR_FENCED otherwise).
+            return match self.has_topic() {
+                true => Ok(self
+                    .log_partition(self.partition_for(transactional_id))
+                    .map_or(0, |p| p.leader_epoch())),
+                false => Err(ResponseError::NotCoordinator),
+            };
+        };
+        let p = self.partition_for(transactional_id);
+        match leadership.lock().unwrap_or_else(|p| p.into_inner()).get(&p) {
+            None => Err(ResponseError::NotCoordinator),
+            Some(l) if !l.loaded => Err(ResponseError::CoordinatorLoadInProgress),
+            Some(l) => Ok(l.epoch),
         }
     }
 
