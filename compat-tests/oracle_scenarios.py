@@ -36,6 +36,8 @@ WRITE_TXN_MARKERS = 27
 
 TOPIC, BROKER, BROKER_LOGGER, GROUP = 2, 4, 8, 32  # config resource types
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+ZERO_TOPIC_ID = "AAAAAAAAAAAAAAAAAAAAAA"
+UNKNOWN_TOPIC_ID = "AQIDBAUGBwgJCgsMDQ4PEA"  # no topic has it (the same on both brokers)
 TS = 1_700_000_000_000  # CreateTime of every produced batch: same bytes on both brokers
 
 # versions both brokers advertise, filled in by the test before scenarios run
@@ -82,6 +84,19 @@ def await_topic(s, name, partitions, timeout=15):
                 return
         assert time.monotonic() < deadline, f"{s.name}: {name} never showed {partitions} partitions: {r}"
         time.sleep(0.02)
+
+
+def await_topic_gone(s, name, timeout=15):
+    """Kafka's broker forgets a deleted topic once the controller's record
+    reaches it: both sides wait until Metadata no longer knows it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = s.x("await deletion", METADATA, latest(METADATA),
+                {"topics": [{"name": name}], "allowAutoTopicCreation": False}, record=False)
+        if r["topics"][0]["errorCode"] == 3:  # UNKNOWN_TOPIC_OR_PARTITION
+            return
+        assert time.monotonic() < deadline, f"{s.name}: {name} still known: {r}"
+        time.sleep(0.05)
 
 
 def create_topic(s, name, partitions=1, configs=None):
@@ -893,7 +908,7 @@ def fam_group(s, i, n):
     cv, fv, dv, lv = ver(OFFSET_COMMIT, i), ver(OFFSET_FETCH, i), ver(DESCRIBE_GROUPS, i), ver(LIST_GROUPS, i)
     lev, delv, odv = ver(LEAVE_GROUP, i), ver(DELETE_GROUPS, i), ver(OFFSET_DELETE, i)
     g, t = n("g"), n("t")
-    create_topic(s, t, partitions=2)
+    tid = create_topic(s, t, partitions=2)
     meta = "AAEAAAABAAV0b3BpYwAAAAA="  # consumer protocol subscription v1 (topic name irrelevant here)
     join = {"groupId": g, "sessionTimeoutMs": 30000, "rebalanceTimeoutMs": 30000, "memberId": "",
             "protocolType": "consumer", "protocols": [{"name": "range", "metadata": meta}]}
@@ -916,10 +931,19 @@ def fam_group(s, i, n):
     s.x("heartbeat unknown member", HEARTBEAT, hv, dict(hb, memberId="nobody"))
     s.x("heartbeat unknown group", HEARTBEAT, hv, dict(hb, groupId=n("nogroup")))
 
-    def commit(label, gen_, member, offset=3, topic=t):
-        body = {"groupId": g, "memberId": member, "topics": [
-            {"name": topic, "partitions": [{"partitionIndex": 0, "committedOffset": offset, "committedMetadata": "m"},
-                                           {"partitionIndex": 1, "committedOffset": offset + 1, "committedMetadata": None}]}]}
+    def ref(topic, by_id):
+        """A request's topic: by name, or from v10 (KIP-848) by id (any other
+        name than ``t`` stands for an id no topic has)."""
+        if not by_id:
+            return {"name": topic}
+        return {"topicId": tid if topic == t else UNKNOWN_TOPIC_ID}
+
+    def commit(label, gen_, member, offset=3, topic=t, more=(), more_parts=()):
+        parts = [{"partitionIndex": 0, "committedOffset": offset, "committedMetadata": "m"},
+                 {"partitionIndex": 1, "committedOffset": offset + 1, "committedMetadata": None}]
+        parts += list(more_parts)
+        topics = [dict(ref(topic, cv >= 10), partitions=parts)] + list(more)
+        body = {"groupId": g, "memberId": member, "topics": topics}
         body["generationIdOrMemberEpoch"] = gen_
         if cv <= 4:
             body["retentionTimeMs"] = -1
@@ -929,8 +953,20 @@ def fam_group(s, i, n):
     commit("commit wrong generation", gen + 5, mid)
     commit("commit unknown member", gen, "nobody")
     commit("commit unknown topic", gen, mid, topic=n("missing"))
+    if cv >= 10:
+        # v10: an id no topic has, the zero id, and one beside a known topic
+        # (with a partition it lacks): UNKNOWN_TOPIC_ID for that topic only
+        commit("commit by the zero id", gen, mid, more=[
+            {"topicId": ZERO_TOPIC_ID, "partitions": [{"partitionIndex": 3, "committedOffset": 1}]}],
+            topic=n("missing"))
+        commit("commit by a known and an unknown id", gen, mid, offset=5, more=[
+            {"topicId": UNKNOWN_TOPIC_ID, "partitions": [{"partitionIndex": 0, "committedOffset": 1}]}],
+            more_parts=[{"partitionIndex": 7, "committedOffset": 1, "committedMetadata": None}])
 
     def fetch(label, topics, group=g, require_stable=False):
+        if fv >= 10:
+            topics = None if topics is None else [
+                dict(ref(x.pop("name"), True), **x) for x in (dict(x) for x in topics)]
         if fv >= 8:
             body = {"groups": [{"groupId": group, "topics": topics}], "requireStable": require_stable}
         else:
@@ -942,6 +978,23 @@ def fam_group(s, i, n):
     fetch("fetch offsets", [{"name": t, "partitionIndexes": [0, 1, 5]}])
     if fv >= 2:
         fetch("fetch all offsets", None)
+    if fv >= 10:
+        fetch("fetch by a known and an unknown id", [{"name": t, "partitionIndexes": [0, 1, 5]},
+                                                    {"name": n("missing"), "partitionIndexes": [0]}])
+    if cv >= 10 and fv >= 10:
+        # a deleted topic's offsets: by id no longer (Kafka also forgets them)
+        gone = n("gone")
+        gone_id = create_topic(s, gone)
+        s.x("commit to a topic deleted next", OFFSET_COMMIT, cv, {
+            "groupId": g, "generationIdOrMemberEpoch": gen, "memberId": mid, "topics": [
+                {"topicId": gone_id, "partitions": [{"partitionIndex": 0, "committedOffset": 8}]}]})
+        ok(s, "delete topic", s.x("setup delete", DELETE_TOPICS, latest(DELETE_TOPICS), {
+            "topics": [{"name": gone}], "timeoutMs": 30000}, record=False), ("responses", 0, "errorCode"))
+        await_topic_gone(s, gone)
+        s.x("commit by a deleted topic's id", OFFSET_COMMIT, cv, {
+            "groupId": g, "generationIdOrMemberEpoch": gen, "memberId": mid, "topics": [
+                {"topicId": gone_id, "partitions": [{"partitionIndex": 0, "committedOffset": 9}]}]})
+        fetch("fetch all offsets after a topic's deletion", None)
     fetch("fetch unknown group", [{"name": t, "partitionIndexes": [0]}], group=n("nogroup"))
     s.x("describe", DESCRIBE_GROUPS, dv, {"groups": [g, n("nogroup")], "includeAuthorizedOperations": dv >= 3})
     body = {}
@@ -977,7 +1030,7 @@ def fam_txn(s, i, n):
     at version min+i; then the invalid-state and fencing paths."""
     iv, av, aov, tv, ev = (ver(a, i) for a in TXN_APIS)
     tx, t, g = n("tx"), n("t"), n("g")
-    create_topic(s, t, partitions=2)
+    tid = create_topic(s, t, partitions=2)
     r = s.x("init", INIT_PRODUCER_ID, iv, {"transactionalId": tx, "transactionTimeoutMs": 60000})
     pid, ep = r["producerId"], r["producerEpoch"]
 
@@ -1012,8 +1065,10 @@ def fam_txn(s, i, n):
     end("commit", True)
     wait_txn_complete(s, tx)
     s.x("describe committed", DESCRIBE_TRANSACTIONS, 0, {"transactionalIds": [tx]})
-    s.x("group offsets after commit", OFFSET_FETCH, latest(OFFSET_FETCH), {"groups": [
-        {"groupId": g, "topics": [{"name": t, "partitionIndexes": [0]}]}], "requireStable": True})
+    ofv = latest(OFFSET_FETCH)
+    topic = {"topicId": tid} if ofv >= 10 else {"name": t}
+    s.x("group offsets after commit", OFFSET_FETCH, ofv, {"groups": [
+        {"groupId": g, "topics": [dict(topic, partitionIndexes=[0])]}], "requireStable": True})
     end("abort after commit", False)
     add_parts("add partitions (second transaction)", ep, (1,))
     produce(s, t, batch(records(1), producer_id=pid, epoch=ep, base_seq=2, transactional=True), txn_id=tx,

@@ -99,7 +99,7 @@ def _topic_and_group(key):
     """A topic and a group with a committed offset on it (admin's commit)."""
     def setup(a, n):
         sc.create_topic(a, n(f"{key}-t"))
-        r = a.x("setup commit", sc.OFFSET_COMMIT, sc.latest(sc.OFFSET_COMMIT), {
+        r = a.x("setup commit", sc.OFFSET_COMMIT, min(sc.latest(sc.OFFSET_COMMIT), 9), {
             "groupId": n(f"{key}-g"), "generationIdOrMemberEpoch": -1, "memberId": "",
             "topics": [{"name": n(f"{key}-t"), "partitions": [
                 {"partitionIndex": 0, "committedOffset": 0}]}]}, record=False)
@@ -168,12 +168,13 @@ CASES = [
     ("metadata auto-create without CREATE", sc.METADATA, None, _none,
      lambda n, c: {"topics": [{"name": n("ma-missing")}], "allowAutoTopicCreation": True},
      lambda n: [acl(TOPIC, n("ma-missing"), DESCRIBE)]),
-    ("offset commit", sc.OFFSET_COMMIT, None, _topic("oc"),
+    # by topic name (v10 names topics by id)
+    ("offset commit", sc.OFFSET_COMMIT, 9, _topic("oc"),
      lambda n, c: {"groupId": n("oc-g"), "generationIdOrMemberEpoch": -1, "memberId": "",
                    "topics": [{"name": n("oc-t"), "partitions": [
                        {"partitionIndex": 0, "committedOffset": 0}]}]},
      lambda n: [acl(GROUP, n("oc-g"), READ), acl(TOPIC, n("oc-t"), READ)]),
-    ("offset fetch", sc.OFFSET_FETCH, None, _topic_and_group("of"),
+    ("offset fetch", sc.OFFSET_FETCH, 9, _topic_and_group("of"),
      lambda n, c: {"groups": [{"groupId": n("of-g"), "topics": [
          {"name": n("of-t"), "partitionIndexes": [0]}]}], "requireStable": False},
      lambda n: [acl(GROUP, n("of-g"), DESCRIBE), acl(TOPIC, n("of-t"), DESCRIBE)]),

@@ -77,13 +77,35 @@ fn decode_body(
 /// own codec.
 type OwnCodecDecoder = fn(&[u8], i16) -> Result<(), String>;
 
-/// The decoder of an API served with kastle's own codec.
-fn own_codec_decoder(api_key: i16) -> Option<OwnCodecDecoder> {
+/// The decoder of an API (or of a version of it) served with kastle's own
+/// codec.
+fn own_codec_decoder(api_key: i16, api_version: i16) -> Option<OwnCodecDecoder> {
+    use crate::protocol::offsets_by_id::{self, OFFSETS_BY_ID_SINCE};
     use crate::protocol::streams::{
         StreamsGroupDescribeRequest, StreamsGroupHeartbeatRequest, STREAMS_GROUP_DESCRIBE,
         STREAMS_GROUP_HEARTBEAT,
     };
     use crate::protocol::{share_group_offsets, write_txn_markers};
+    // The offset APIs' versions naming topics by id (past the crate).
+    if api_version >= OFFSETS_BY_ID_SINCE {
+        match api_key {
+            8 => {
+                return Some(|b, _| {
+                    offsets_by_id::read_offset_commit(b)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
+            }
+            9 => {
+                return Some(|b, _| {
+                    offsets_by_id::read_offset_fetch(b)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
+            }
+            _ => {}
+        }
+    }
     match api_key {
         STREAMS_GROUP_HEARTBEAT => Some(|b, _| {
             StreamsGroupHeartbeatRequest::decode(b)
@@ -140,7 +162,7 @@ pub fn request_frame(frame: &[u8]) -> Result<(), String> {
     let body = frame.slice(header.len..);
     // kastle's own codecs (KIP-1071 streams groups, versions the crate
     // lacks), walker first as in their handlers.
-    if let Some(decode) = own_codec_decoder(header.api_key) {
+    if let Some(decode) = own_codec_decoder(header.api_key, header.api_version) {
         crate::protocol::schema::check_request_body(header.api_key, header.api_version, &body)
             .map_err(|e| e.to_string())?;
         return decode(&body, header.api_version);
@@ -247,11 +269,12 @@ pub fn every_supported_api_has_a_decoder() -> Result<(), String> {
             return Err(format!("no decoder for {:?}", s.key));
         }
     }
-    for (key, _, _) in versions::SUPPORTED_OWN_CODEC {
-        if own_codec_decoder(*key).is_none() {
+    for (key, _, hi) in versions::SUPPORTED_OWN_CODEC {
+        if own_codec_decoder(*key, *hi).is_none() {
             return Err(format!("no decoder for api {key}"));
         }
     }
+
     use crate::handlers::controller_apis::CONTROLLER_APIS;
     for api in CONTROLLER_APIS
         .iter()

@@ -21,6 +21,9 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopics,
+};
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
@@ -43,8 +46,10 @@ use crate::coordinator::group::api::{
 };
 use crate::coordinator::group::writer::DurableWait;
 use crate::coordinator::txn::add_partitions_manager::SupportedOperation;
+use crate::handlers::metadata::{topic_id_by_name, topic_name_by_id};
 use crate::handlers::KafkaApis;
 use crate::handlers::{decode_or_close, ready, Pending, Reply, Request};
+use crate::protocol::offsets_by_id::{self, OFFSETS_BY_ID_SINCE};
 use crate::security::acl::{AclOperation, ResourceType};
 
 /// Whether the client may do `op` on the group.
@@ -301,23 +306,58 @@ fn partition_exists(apis: &KafkaApis, topic: &str, partition: i32) -> bool {
         .is_some_and(|t| t.partition(partition).is_some())
 }
 
+/// Reads a request body the schema walker accepts at the request's version
+/// with kastle's own codec (`protocol::offsets_by_id`: the versions naming
+/// topics by id, past the crate's decoder).
+fn read_own<T>(
+    req: &Request,
+    body: &[u8],
+    read: impl FnOnce(&[u8]) -> Result<T, crate::protocol::wire::DecodeError>,
+) -> Result<T, String> {
+    crate::protocol::schema::check_request_body(req.header.api_key, req.version(), body)
+        .map_err(|e| e.to_string())?;
+    read(body).map_err(|e| e.to_string())
+}
+
 pub fn offset_commit(req: Request, body: Bytes) -> Pending {
-    let r: OffsetCommitRequest = match crate::handlers::decode(&req.header, body) {
+    let by_id = req.version() >= OFFSETS_BY_ID_SINCE;
+    let decoded = if by_id {
+        read_own(&req, &body, offsets_by_id::read_offset_commit)
+    } else {
+        crate::handlers::decode(&req.header, body)
+    };
+    let mut r: OffsetCommitRequest = match decoded {
         Ok(r) => r,
         Err(e) => return ready(crate::handlers::malformed(&req, e)),
     };
     let apis = req.ctx.apis.clone();
+    // v10: an id no topic has is UNKNOWN_TOPIC_ID for its partitions, after
+    // the group's authorization and before the topic's (Kafka's order).
+    let known: Vec<bool> = r
+        .topics
+        .iter_mut()
+        .map(|t| {
+            if !by_id {
+                return true;
+            }
+            topic_name_by_id(&apis, &t.topic_id)
+                .map(|n| t.name = TopicName(s(n)))
+                .is_some()
+        })
+        .collect();
     // Response skeleton in request order; None = still to be decided by
     // the coordinator.
     let mut codes: Vec<Vec<Option<i16>>> = Vec::with_capacity(r.topics.len());
     let mut parts = Vec::new();
     let group_ok = group_allowed(&req, AclOperation::Read, &r.group_id.0);
-    for t in &r.topics {
+    for (t, known) in r.topics.iter().zip(known) {
         let mut tc = Vec::with_capacity(t.partitions.len());
-        let topic_ok = topic_readable(&req, &t.name.0);
+        let topic_ok = known && topic_readable(&req, &t.name.0);
         for p in &t.partitions {
             if !group_ok {
                 tc.push(Some(GROUP_DENIED));
+            } else if !known {
+                tc.push(Some(ResponseError::UnknownTopicId.code()));
             } else if !topic_ok {
                 tc.push(Some(ResponseError::TopicAuthorizationFailed.code()));
             } else if partition_exists(&apis, &t.name.0, p.partition_index) {
@@ -358,8 +398,10 @@ pub fn offset_commit(req: Request, body: Bytes) -> Pending {
             .iter()
             .zip(codes)
             .map(|(t, tc)| {
+                // v10 echoes the request's id (never a name).
                 OffsetCommitResponseTopic::default()
                     .with_name(t.name.clone())
+                    .with_topic_id(t.topic_id)
                     .with_partitions(
                         t.partitions
                             .iter()
@@ -548,68 +590,139 @@ fn fetched_partition(f: FetchedOffset) -> OffsetFetchResponsePartition {
         .with_error_code(f.error)
 }
 
+/// One group of an OffsetFetch v8+: DESCRIBE on the group, v9's member
+/// check, the coordinator's offsets of the topics the client may describe.
+/// v10 names topics by id: an id no topic has gets an UNKNOWN_TOPIC_ID
+/// topic (offset -1, after the coordinator's, as Kafka's
+/// `fetchOffsetsForGroup`); all offsets (null topics) leave out a topic
+/// without an id (deleted since), as Kafka's `fetchAllOffsetsForGroup`.
+fn offset_fetch_group(
+    req: &Request,
+    g: &OffsetFetchRequestGroup,
+    require_stable: bool,
+) -> OffsetFetchResponseGroup {
+    let apis = &req.ctx.apis;
+    let by_id = req.version() >= OFFSETS_BY_ID_SINCE;
+    let group_error = |code: i16| {
+        OffsetFetchResponseGroup::default()
+            .with_group_id(g.group_id.clone())
+            .with_error_code(code)
+    };
+    if !group_allowed(req, AclOperation::Describe, &g.group_id.0) {
+        return group_error(GROUP_DENIED);
+    }
+    // The named topics asked of the coordinator, their ids in the same
+    // order, and v10's unknown ids.
+    let mut asked_ids = Vec::new();
+    let mut unknown: Vec<&OffsetFetchRequestTopics> = Vec::new();
+    let topics = match &g.topics {
+        None => None,
+        Some(ts) => {
+            let mut named = Vec::with_capacity(ts.len());
+            for t in ts {
+                let name = if by_id {
+                    match topic_name_by_id(apis, &t.topic_id) {
+                        Some(n) => n,
+                        None => {
+                            unknown.push(t);
+                            continue;
+                        }
+                    }
+                } else {
+                    t.name.0.to_string()
+                };
+                asked_ids.push(t.topic_id);
+                named.push((name, t.partition_indexes.clone()));
+            }
+            Some(named)
+        }
+    };
+    // v9 (KIP-848): a consumer group member gives its id and epoch.
+    if req.version() >= 9 {
+        if let Err(e) =
+            apis.groups
+                .validate_offset_fetch(&g.group_id.0, g.member_id.as_deref(), g.member_epoch)
+        {
+            return group_error(e);
+        }
+    }
+    let fetched = match apis
+        .groups
+        .fetch_offsets(&g.group_id.0, topics, require_stable)
+    {
+        Ok(f) => visible_offsets(req, g.topics.is_some(), f),
+        Err(e) => return group_error(e),
+    };
+    let mut out = Vec::with_capacity(fetched.len() + unknown.len());
+    for (i, (t, ps)) in fetched.into_iter().enumerate() {
+        // Named topics come back in request order, every one of them.
+        let id = if !by_id {
+            uuid::Uuid::nil()
+        } else if g.topics.is_some() {
+            asked_ids.get(i).copied().unwrap_or_default()
+        } else {
+            match topic_id_by_name(apis, &t) {
+                Some(id) => id,
+                None => continue,
+            }
+        };
+        out.push(
+            OffsetFetchResponseTopics::default()
+                .with_name(TopicName(s(t)))
+                .with_topic_id(id)
+                .with_partitions(
+                    ps.into_iter()
+                        .map(|f| {
+                            OffsetFetchResponsePartitions::default()
+                                .with_partition_index(f.partition)
+                                .with_committed_offset(f.offset)
+                                .with_committed_leader_epoch(f.leader_epoch)
+                                .with_metadata(Some(s(f.metadata)))
+                                .with_error_code(f.error)
+                        })
+                        .collect(),
+                ),
+        );
+    }
+    for t in unknown {
+        out.push(
+            OffsetFetchResponseTopics::default()
+                .with_topic_id(t.topic_id)
+                .with_partitions(
+                    t.partition_indexes
+                        .iter()
+                        .map(|p| {
+                            OffsetFetchResponsePartitions::default()
+                                .with_partition_index(*p)
+                                .with_committed_offset(-1)
+                                .with_committed_leader_epoch(-1)
+                                .with_metadata(Some(s("")))
+                                .with_error_code(ResponseError::UnknownTopicId.code())
+                        })
+                        .collect(),
+                ),
+        );
+    }
+    OffsetFetchResponseGroup::default()
+        .with_group_id(g.group_id.clone())
+        .with_topics(out)
+}
+
 pub fn offset_fetch(req: &Request, body: Bytes) -> Reply {
-    let r = decode_or_close!(req, body, OffsetFetchRequest);
+    let r = if req.version() >= OFFSETS_BY_ID_SINCE {
+        match read_own(req, &body, offsets_by_id::read_offset_fetch) {
+            Ok(r) => r,
+            Err(e) => return crate::handlers::malformed(req, e),
+        }
+    } else {
+        decode_or_close!(req, body, OffsetFetchRequest)
+    };
     let groups = &req.ctx.apis.groups;
     if req.version() >= 8 {
         let out = r
             .groups
             .iter()
-            .map(|g| {
-                if !group_allowed(req, AclOperation::Describe, &g.group_id.0) {
-                    return OffsetFetchResponseGroup::default()
-                        .with_group_id(g.group_id.clone())
-                        .with_error_code(GROUP_DENIED);
-                }
-                let topics = g.topics.as_ref().map(|ts| {
-                    ts.iter()
-                        .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
-                        .collect()
-                });
-                // v9 (KIP-848): a consumer group member gives its id and epoch.
-                if req.version() >= 9 {
-                    if let Err(e) = groups.validate_offset_fetch(
-                        &g.group_id.0,
-                        g.member_id.as_deref(),
-                        g.member_epoch,
-                    ) {
-                        return OffsetFetchResponseGroup::default()
-                            .with_group_id(g.group_id.clone())
-                            .with_error_code(e);
-                    }
-                }
-                let fetched = match groups.fetch_offsets(&g.group_id.0, topics, r.require_stable) {
-                    Ok(f) => visible_offsets(req, g.topics.is_some(), f),
-                    Err(e) => {
-                        return OffsetFetchResponseGroup::default()
-                            .with_group_id(g.group_id.clone())
-                            .with_error_code(e)
-                    }
-                };
-                OffsetFetchResponseGroup::default()
-                    .with_group_id(g.group_id.clone())
-                    .with_topics(
-                        fetched
-                            .into_iter()
-                            .map(|(t, ps)| {
-                                OffsetFetchResponseTopics::default()
-                                    .with_name(TopicName(s(t)))
-                                    .with_partitions(
-                                        ps.into_iter()
-                                            .map(|f| {
-                                                OffsetFetchResponsePartitions::default()
-                                                    .with_partition_index(f.partition)
-                                                    .with_committed_offset(f.offset)
-                                                    .with_committed_leader_epoch(f.leader_epoch)
-                                                    .with_metadata(Some(s(f.metadata)))
-                                                    .with_error_code(f.error)
-                                            })
-                                            .collect(),
-                                    )
-                            })
-                            .collect(),
-                    )
-            })
+            .map(|g| offset_fetch_group(req, g, r.require_stable))
             .collect();
         return req.respond(&OffsetFetchResponse::default().with_groups(out));
     }

@@ -21,6 +21,33 @@ use crate::handlers::{decode_or_close, Reply, Request};
 use crate::metadata::{MetadataImage, PartitionRegistration, TopicImage};
 use crate::security::acl::{AclOperation, ResourceType};
 
+/// The name of the topic with id `id`, as Kafka's
+/// `metadataCache.getTopicName`: a cluster's image, else the local registry
+/// (a standalone broker's, and the internal topics each node creates
+/// itself). None for the zero id and an unknown or deleted topic.
+pub(crate) fn topic_name_by_id(apis: &crate::handlers::KafkaApis, id: &Uuid) -> Option<String> {
+    if id.is_nil() {
+        return None;
+    }
+    let from_image = apis
+        .cluster
+        .as_ref()
+        .and_then(|c| c.image().topics.get(id).map(|t| t.name.clone()));
+    from_image.or_else(|| apis.replicas.topics.get_by_id(id).map(|t| t.name.clone()))
+}
+
+/// The id of the topic named `name` (Kafka's `metadataCache.getTopicId`),
+/// looked up as [`topic_name_by_id`] does; None if there is no such topic.
+pub(crate) fn topic_id_by_name(apis: &crate::handlers::KafkaApis, name: &str) -> Option<Uuid> {
+    let from_image = apis
+        .cluster
+        .as_ref()
+        .and_then(|c| c.image().topic_by_name(name).map(|t| t.id));
+    from_image
+        .or_else(|| apis.replicas.topics.get(name).map(|t| t.id))
+        .filter(|id| !id.is_nil())
+}
+
 /// Kafka's AclOperation codes.
 mod acl_op {
     pub const READ: i32 = 3;

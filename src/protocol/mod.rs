@@ -6,6 +6,7 @@
 
 pub mod fields;
 pub mod header;
+pub mod offsets_by_id;
 pub mod response;
 pub mod schema;
 pub mod share_group_offsets;

@@ -684,3 +684,67 @@ fn list_describe_delete_and_offset_delete() {
     assert_eq!(del.results[0].error_code, NONE);
     assert!(c.call(5, &ListGroupsRequest::default()).groups.is_empty());
 }
+
+/// OffsetCommit and OffsetFetch v10 (KIP-848) name topics by id, as Kafka
+/// 4.4's `handleOffsetCommitRequest`/`handleOffsetFetchRequest`: an id no
+/// topic has (the zero id among them) is UNKNOWN_TOPIC_ID for its
+/// partitions, the known topics of the same request are committed; a
+/// commit by id is one by name (v9 reads it); the answers echo the ids.
+#[test]
+fn offset_commit_and_fetch_v10_by_topic_id() {
+    let b = start();
+    let mut c = b.client();
+    let id = create_topic(&mut c, "t-id", 2, &[]);
+    let stranger = uuid::Uuid::from_u128(0x1234_5678_9abc_def0_1234_5678_9abc_def0);
+    let zero = uuid::Uuid::nil();
+    let unknown_id = E::UnknownTopicId.code();
+    assert_eq!(
+        offset_commit_v10(&mut c, "g-id", &[(id, 0, 5), (id, 1, 7)]),
+        vec![(id, vec![(0, NONE), (1, NONE)])]
+    );
+    assert_eq!(
+        committed_offsets(&mut c, 9, "g-id", "t-id", &[0, 1]),
+        vec![5, 7],
+        "a commit by id is the topic's, read by name"
+    );
+    for bad in [stranger, zero] {
+        assert_eq!(
+            offset_commit_v10(&mut c, "g-id", &[(bad, 0, 1), (bad, 1, 1)]),
+            vec![(bad, vec![(0, unknown_id), (1, unknown_id)])],
+            "{bad}"
+        );
+    }
+    // Mixed: a known topic (one partition it lacks), an unknown one.
+    assert_eq!(
+        offset_commit_v10(&mut c, "g-id", &[(id, 0, 9), (stranger, 0, 1), (id, 7, 1)]),
+        vec![
+            (id, vec![(0, NONE), (7, E::UnknownTopicOrPartition.code())]),
+            (stranger, vec![(0, unknown_id)]),
+        ]
+    );
+    // Fetch by id: a partition without an offset is -1 (no error); an
+    // unknown id comes after the known topics with offset -1.
+    let asked: &[(uuid::Uuid, &[i32])] = &[(stranger, &[0]), (id, &[0, 1, 5]), (zero, &[3])];
+    assert_eq!(
+        offset_fetch_v10(&mut c, "g-id", Some(asked)),
+        (
+            NONE,
+            vec![
+                (id, vec![(0, 9, NONE), (1, 7, NONE), (5, -1, NONE)]),
+                (stranger, vec![(0, -1, unknown_id)]),
+                (zero, vec![(3, -1, unknown_id)]),
+            ]
+        )
+    );
+    // All offsets: by id; a deleted topic's offsets have no id and are
+    // left out.
+    create_topic(&mut c, "t-gone", 1, &[]);
+    commit_offsets(&mut c, "g-id", &[("t-gone", 0, 3)]);
+    crate::support::topics::delete_topic(&mut c, "t-gone");
+    assert_eq!(
+        offset_fetch_v10(&mut c, "g-id", None),
+        (NONE, vec![(id, vec![(0, 9, NONE), (1, 7, NONE)])])
+    );
+    // A group without offsets: no topics, by id or not.
+    assert_eq!(offset_fetch_v10(&mut c, "g-none", None), (NONE, vec![]));
+}

@@ -117,6 +117,9 @@ fn api_versions_features_and_unsupported_version() {
             .map(|k| (k.min_version, k.max_version))
     };
     assert_eq!(range(75), Some((0, 0)), "DescribeTopicPartitions");
+    // v10 names topics by id (KIP-848).
+    assert_eq!(range(8), Some((2, 10)), "OffsetCommit");
+    assert_eq!(range(9), Some((1, 10)), "OffsetFetch");
     assert_eq!(range(66), Some((0, 2)), "ListTransactions");
     assert_eq!(range(68), Some((0, 1)), "ConsumerGroupHeartbeat");
     assert_eq!(range(69), Some((0, 1)), "ConsumerGroupDescribe");

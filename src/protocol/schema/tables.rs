@@ -200,7 +200,7 @@ const METADATA_TOPIC: &[Field] = &[
     f("name", 0, N, NStr),
 ];
 
-// OffsetCommit (8): versions 2-9, flexible from 8.
+// OffsetCommit (8): versions 2-10, flexible from 8; v10 names topics by id.
 const OFFSET_COMMIT: &[Field] = &[
     f("group_id", 2, N, Str),
     f("generation_id_or_member_epoch", 2, N, I32),
@@ -210,7 +210,8 @@ const OFFSET_COMMIT: &[Field] = &[
     f("topics", 2, N, Arr(&Struct(OFFSET_COMMIT_TOPIC))),
 ];
 const OFFSET_COMMIT_TOPIC: &[Field] = &[
-    f("name", 2, N, Str),
+    f("name", 2, 9, Str),
+    f("topic_id", 10, N, Uuid),
     f("partitions", 2, N, Arr(&Struct(OFFSET_COMMIT_PARTITION))),
 ];
 const OFFSET_COMMIT_PARTITION: &[Field] = &[
@@ -220,7 +221,7 @@ const OFFSET_COMMIT_PARTITION: &[Field] = &[
     f("committed_metadata", 2, N, NStr),
 ];
 
-// OffsetFetch (9): versions 1-9, flexible from 6.
+// OffsetFetch (9): versions 1-10, flexible from 6; v10 names topics by id.
 const OFFSET_FETCH: &[Field] = &[
     f("group_id", 1, 7, Str),
     f("topics", 1, 7, NArr(&Struct(OFFSET_FETCH_TOPIC))),
@@ -234,7 +235,8 @@ const OFFSET_FETCH_GROUP: &[Field] = &[
     f("topics", 8, N, NArr(&Struct(OFFSET_FETCH_TOPICS))),
 ];
 const OFFSET_FETCH_TOPICS: &[Field] = &[
-    f("name", 8, N, Str),
+    f("name", 8, 9, Str),
+    f("topic_id", 10, N, Uuid),
     f("partition_indexes", 8, N, Arr(&I32)),
 ];
 const OFFSET_FETCH_TOPIC: &[Field] = &[
@@ -910,8 +912,8 @@ pub(super) static APIS: &[Api] = &[
     api(1, 4, 18, 12, FETCH), // Fetch
     api(2, 1, 10, 6, LIST_OFFSETS), // ListOffsets
     api(3, 0, 13, 9, METADATA), // Metadata
-    api(8, 2, 9, 8, OFFSET_COMMIT), // OffsetCommit
-    api(9, 1, 9, 6, OFFSET_FETCH), // OffsetFetch
+    api(8, 2, 10, 8, OFFSET_COMMIT), // OffsetCommit
+    api(9, 1, 10, 6, OFFSET_FETCH), // OffsetFetch
     api(10, 0, 6, 3, FIND_COORDINATOR), // FindCoordinator
     api(11, 0, 9, 6, JOIN_GROUP), // JoinGroup
     api(12, 0, 4, 4, HEARTBEAT), // Heartbeat
