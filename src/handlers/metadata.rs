@@ -119,6 +119,19 @@ pub fn known_elsewhere(req: &Request, name: Option<&str>, id: Uuid, partition: i
     topic.is_some_and(|t| t.partitions.contains_key(&partition))
 }
 
+/// The name of the topic with id `id`, as Kafka's metadata cache resolves
+/// it (`getTopicName`): a local topic, else in a cluster the image's (a
+/// topic this broker hosts no replica of). `None` for an unknown id, the
+/// zero id, or a deleted topic's.
+pub fn topic_name_by_id(req: &Request, id: &Uuid) -> Option<String> {
+    let apis = &req.ctx.apis;
+    if let Some(t) = apis.replicas.topics.get_by_id(id) {
+        return Some(t.name.clone());
+    }
+    let cache = apis.cluster.as_ref()?;
+    cache.image().topics.get(id).map(|t| t.name.clone())
+}
+
 fn topic_entry(
     topic: &Topic,
     node_id: i32,

@@ -35,10 +35,11 @@ pub static SUPPORTED: &[ApiSupport] = &[
     // EndTxn v5 and TxnOffsetCommit v5 whatever `transaction.version` is
     // finalized; a client speaks them only once it reads level 2 in
     // ApiVersions, and the broker serves each request by its version.
+    // v13 (KIP-516) names each topic by its id.
     ApiSupport {
         key: ApiKey::Produce,
         min: 3,
-        max: 12,
+        max: 13,
         advertised_min: 0,
     },
     api(ApiKey::Fetch, 4, 18),
@@ -415,7 +416,9 @@ mod tests {
         let tv = FEATURES.iter().find(|f| f.name == TRANSACTION_VERSION);
         assert_eq!(tv.map(|f| f.max), Some(2));
         assert!(is_supported(ApiKey::Produce as i16, 12));
-        assert!(!is_supported(ApiKey::Produce as i16, 13));
+        // v13 names topics by id (KIP-516); Kafka 4.4 stops there.
+        assert!(is_supported(ApiKey::Produce as i16, 13));
+        assert!(!is_supported(ApiKey::Produce as i16, 14));
         assert!(is_supported(ApiKey::EndTxn as i16, 5));
         assert!(is_supported(ApiKey::TxnOffsetCommit as i16, 5));
     }

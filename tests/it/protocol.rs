@@ -48,7 +48,7 @@ fn api_versions_ranges_and_errors() {
     let mut b = Broker::start(&[]);
     let mut c = b.client();
     let expected: &[(i16, i16, i16)] = &[
-        (0, 0, 12),
+        (0, 0, 13),
         (1, 4, 18),
         (2, 1, 10),
         (3, 0, 13),
@@ -981,6 +981,125 @@ fn produce_fetch_roundtrip() {
     assert_eq!(latest(&mut c, "small", 0), 0);
     let r = produce(&mut c, "small", 0, &simple_batch(1, 500, 1, 1));
     assert_eq!(r.error_code, NONE, "small batch fits");
+}
+
+/// A Produce v13 request (topics named by id, KIP-516) of one record set
+/// per (topic id, partition), with `acks`.
+fn produce_by_id(
+    c: &mut Client,
+    acks: i16,
+    targets: &[(Uuid, i32)],
+    records: &[u8],
+) -> kafka_protocol::messages::ProduceResponse {
+    use kafka_protocol::messages::produce_request::{
+        PartitionProduceData, ProduceRequest, TopicProduceData,
+    };
+    let topics = targets
+        .iter()
+        .map(|(id, p)| {
+            TopicProduceData::default()
+                .with_topic_id(*id)
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(*p)
+                    .with_records(Some(bytes::Bytes::copy_from_slice(records)))])
+        })
+        .collect();
+    c.call(
+        13,
+        &ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(10_000)
+            .with_topic_data(topics),
+    )
+}
+
+/// The (topic id, partition, error code) of every partition's answer.
+fn answers_by_id(r: &kafka_protocol::messages::ProduceResponse) -> Vec<(Uuid, i32, i16)> {
+    r.responses
+        .iter()
+        .flat_map(|t| {
+            assert_eq!(t.name.0.as_str(), "", "a v13 answer names no topic");
+            t.partition_responses
+                .iter()
+                .map(|p| (t.topic_id, p.index, p.error_code))
+        })
+        .collect()
+}
+
+#[test]
+fn produce_v13_names_topics_by_id() {
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    let id = create_topic(&mut c, "byid", 2, &[]);
+    let one = simple_batch(3, 10, 1_700_000_000_000, 1);
+
+    // A known id: appended, and read back by id.
+    let r = produce_by_id(&mut c, -1, &[(id, 1)], &one);
+    assert_eq!(answers_by_id(&r), vec![(id, 1, NONE)]);
+    assert_eq!(r.responses[0].partition_responses[0].base_offset, 0);
+    let m = metadata(&mut c, 12, Some(&["byid"]), false);
+    let epoch = md_topic(&m, "byid")
+        .and_then(|t| t.partitions.iter().find(|p| p.partition_index == 1))
+        .map(|p| p.leader_epoch)
+        .expect("partition 1 in the metadata");
+    let got = fetch_all_v13(&mut c, "byid", id, 1);
+    assert_eq!(got.len(), 1, "one batch by id");
+    assert_same_batch(&got[0], &one, 0, epoch, "produced by id");
+
+    // Kafka's answers by id: a known topic without the partition, an
+    // unknown id, the zero id (UNKNOWN_TOPIC_ID, never a name lookup).
+    let unknown = Uuid::new_v4();
+    let r = produce_by_id(&mut c, -1, &[(id, 7)], &one);
+    assert_eq!(
+        answers_by_id(&r),
+        vec![(id, 7, E::UnknownTopicOrPartition.code())]
+    );
+    let r = produce_by_id(&mut c, -1, &[(unknown, 0)], &one);
+    assert_eq!(answers_by_id(&r), vec![(unknown, 0, E::UnknownTopicId.code())]);
+    let r = produce_by_id(&mut c, -1, &[(Uuid::nil(), 0)], &one);
+    assert_eq!(
+        answers_by_id(&r),
+        vec![(Uuid::nil(), 0, E::UnknownTopicId.code())]
+    );
+    // One request mixing them: each partition answered on its own.
+    let r = produce_by_id(&mut c, -1, &[(id, 0), (unknown, 0), (id, 9)], &one);
+    let mut got = answers_by_id(&r);
+    got.sort();
+    let mut want = vec![
+        (id, 0, NONE),
+        (unknown, 0, E::UnknownTopicId.code()),
+        (id, 9, E::UnknownTopicOrPartition.code()),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(latest(&mut c, "byid", 0), 3, "only the known partition took it");
+
+    // Invalid acks come after the topic and partition checks
+    // (`ReplicaManager.appendRecords`), at every version.
+    let r = produce_by_id(&mut c, 2, &[(unknown, 0), (id, 9), (id, 0)], &one);
+    let mut got = answers_by_id(&r);
+    got.sort();
+    let mut want = vec![
+        (unknown, 0, E::UnknownTopicId.code()),
+        (id, 9, E::UnknownTopicOrPartition.code()),
+        (id, 0, E::InvalidRequiredAcks.code()),
+    ];
+    want.sort();
+    assert_eq!(got, want, "acks=2");
+    let r = produce_v(&mut c, 12, "nosuch", 0, 2, &one);
+    assert_eq!(r.error_code, E::UnknownTopicOrPartition.code(), "v12 acks=2");
+    assert_eq!(latest(&mut c, "byid", 0), 3, "nothing appended with acks=2");
+
+    // A deleted and recreated topic: its old id is unknown, the new one
+    // takes records.
+    delete_topic(&mut c, "byid");
+    let new_id = create_topic(&mut c, "byid", 2, &[]);
+    assert_ne!(new_id, id);
+    let r = produce_by_id(&mut c, -1, &[(id, 0)], &one);
+    assert_eq!(answers_by_id(&r), vec![(id, 0, E::UnknownTopicId.code())]);
+    let r = produce_by_id(&mut c, -1, &[(new_id, 0)], &one);
+    assert_eq!(answers_by_id(&r), vec![(new_id, 0, NONE)]);
+    assert_eq!(latest(&mut c, "byid", 0), 3);
 }
 
 #[test]
