@@ -61,7 +61,6 @@ def _r(kafka, kastle, why):
 
 # API name -> reason, for APIs whose advertised range differs (test_api_range)
 KNOWN_RANGES = {
-    "ListOffsets": _r("1-11", "1-10", "v11 is " + _CRATE),
     "OffsetCommit": _r("2-10", "2-9", "v10 names topics by topic id (KIP-848), and the kafka-protocol "
                        "crate (0.18) lists v10 but decodes topic ids in no version of it"),
     "OffsetFetch": _r("1-10", "1-9", "v10 names topics by topic id (KIP-848), and the kafka-protocol "

@@ -495,6 +495,8 @@ def sc_list_offsets(s, v, n):
         specs.append(-4)  # earliest local
     if v >= 9:
         specs.append(-5)  # latest tiered
+    if v >= 11:
+        specs.append(-6)  # earliest pending upload (KIP-1023): -1 without tiered storage
     body = {"replicaId": -1, "isolationLevel": 0, "timeoutMs": 30000, "topics": [
         {"name": n("t"), "partitions": [{"partitionIndex": 0, "timestamp": t, "currentLeaderEpoch": -1}]}
         for t in specs[:1]]}
@@ -504,6 +506,14 @@ def sc_list_offsets(s, v, n):
     body["topics"] = [{"name": n("t"), "partitions": [{"partitionIndex": 5, "timestamp": -1, "currentLeaderEpoch": -1}]},
                       {"name": n("missing"), "partitions": [{"partitionIndex": 0, "timestamp": -1, "currentLeaderEpoch": -1}]}]
     s.x("unknown partition / topic", LIST_OFFSETS, v, body)
+    # a special timestamp below the version that introduced it, or one Kafka does
+    # not know: UNSUPPORTED_VERSION, decided before the partition is looked up
+    since = {-3: 7, -4: 8, -5: 9, -6: 11}
+    for t in [t for t, first in since.items() if v < first] + [-7]:
+        body["topics"] = [{"name": n("t"), "partitions": [{"partitionIndex": 0, "timestamp": t, "currentLeaderEpoch": -1}]}]
+        s.x(f"list offsets {t} (unsupported at v{v})", LIST_OFFSETS, v, body)
+    body["topics"] = [{"name": n("missing"), "partitions": [{"partitionIndex": 0, "timestamp": -7, "currentLeaderEpoch": -1}]}]
+    s.x("unknown timestamp -7, unknown topic", LIST_OFFSETS, v, body)
     if v >= 2:
         body["isolationLevel"] = 1
         body["topics"] = [{"name": n("t"), "partitions": [{"partitionIndex": 0, "timestamp": -1, "currentLeaderEpoch": -1}]}]

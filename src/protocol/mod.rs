@@ -7,6 +7,7 @@
 pub mod fields;
 pub mod header;
 pub mod response;
+pub mod same_as;
 pub mod schema;
 pub mod share_group_offsets;
 pub mod streams;

@@ -43,7 +43,9 @@ pub static SUPPORTED: &[ApiSupport] = &[
         advertised_min: 0,
     },
     api(ApiKey::Fetch, 4, 18),
-    api(ApiKey::ListOffsets, 1, 10),
+    // v11 (KIP-1023) is v10's layout; timestamp -6 (earliest pending
+    // upload) is answered from it.
+    api(ApiKey::ListOffsets, 1, 11),
     api(ApiKey::Metadata, 0, 13),
     // v5 (KIP-1242: the cluster and node the client means to reach) is
     // past the crate's range; see `BEYOND_THE_CRATE`.
@@ -367,10 +369,30 @@ pub static SUPPORTED_OWN_CODEC: &[(i16, i16, i16)] = &[
 ];
 
 /// Versions in `SUPPORTED` past what the `kafka-protocol` crate decodes,
-/// each served by a handler that reads the newer fields itself and answers
-/// in the older body layout, which the newer version did not change:
-/// (key, the newest version the crate has).
-pub static BEYOND_THE_CRATE: &[(ApiKey, i16)] = &[(ApiKey::ApiVersions, 4)];
+/// each served by its handler: the newer request read by kastle's own code
+/// (or, in `SAME_REQUEST_AS`, as the crate's newest version), the newer
+/// response written in the crate's older layout where it did not change,
+/// else by kastle's own encoder: (key, the newest version the crate has).
+pub static BEYOND_THE_CRATE: &[(ApiKey, i16)] = &[
+    (ApiKey::ApiVersions, 4),
+    (ApiKey::ListOffsets, 10),
+];
+
+/// Of `BEYOND_THE_CRATE`, the APIs whose newer request versions have the
+/// same layout as the crate's newest (only the response or the meaning of
+/// a value changed): `handlers::decode` reads them as that version (the
+/// schema walker checks them at their own). (key, that version).
+pub static SAME_REQUEST_AS: &[(ApiKey, i16)] = &[
+    (ApiKey::ListOffsets, 10),
+];
+
+/// The version the crate decodes a request of `api_key` at `version` as.
+pub fn request_layout(api_key: i16, version: i16) -> i16 {
+    SAME_REQUEST_AS
+        .iter()
+        .find(|(k, _)| *k as i16 == api_key)
+        .map_or(version, |(_, same)| version.min(*same))
+}
 
 /// Whether a request of this key and version is served.
 pub fn is_supported(api_key: i16, api_version: i16) -> bool {
@@ -384,25 +406,49 @@ pub fn is_supported(api_key: i16, api_version: i16) -> bool {
 mod tests {
     use super::*;
 
+    /// The newest version of `key`'s request the crate decodes: its
+    /// `valid_versions` may name a newer response (OffsetCommit and
+    /// OffsetFetch 10, whose requests stop at 9).
+    fn crate_request_max(key: ApiKey) -> i16 {
+        use kafka_protocol::messages::*;
+        use kafka_protocol::protocol::Message;
+        match key {
+            ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS.max,
+            ApiKey::ListOffsets => ListOffsetsRequest::VERSIONS.max,
+            ApiKey::OffsetCommit => OffsetCommitRequest::VERSIONS.max,
+            ApiKey::OffsetFetch => OffsetFetchRequest::VERSIONS.max,
+            ApiKey::TxnOffsetCommit => TxnOffsetCommitRequest::VERSIONS.max,
+            _ => key.valid_versions().max,
+        }
+    }
+
     #[test]
     fn table_stays_within_what_the_crate_can_encode() {
         for s in SUPPORTED {
             let crate_range = s.key.valid_versions();
-            let crate_max =
-                BEYOND_THE_CRATE
-                    .iter()
-                    .find(|(k, _)| *k == s.key)
-                    .map_or(s.max, |(_, max)| {
-                        assert_eq!(*max, crate_range.max, "{:?}", s.key);
-                        *max
-                    });
+            let decodable = crate_request_max(s.key);
+            let crate_max = BEYOND_THE_CRATE
+                .iter()
+                .find(|(k, _)| *k == s.key)
+                .map_or(s.max, |(_, max)| {
+                    assert_eq!(*max, decodable, "{:?}", s.key);
+                    assert!(s.max > *max, "{:?} is not past the crate", s.key);
+                    *max
+                });
             assert!(
-                s.min >= crate_range.min && crate_max <= crate_range.max,
+                s.min >= crate_range.min && crate_max <= decodable,
                 "{:?}",
                 s.key
             );
             assert!(s.advertised_min <= s.min);
         }
+        // (`schema::tests` checks that their layouts are the same.)
+        for (key, same) in SAME_REQUEST_AS {
+            assert!(BEYOND_THE_CRATE.contains(&(*key, *same)), "{key:?}");
+        }
+        assert_eq!(request_layout(ApiKey::ListOffsets as i16, 11), 10);
+        assert_eq!(request_layout(ApiKey::ListOffsets as i16, 7), 7);
+        assert_eq!(request_layout(ApiKey::Produce as i16, 13), 13);
     }
 
     #[test]

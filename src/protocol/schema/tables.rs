@@ -5,7 +5,8 @@
 //! is a layout fact: field order, wire type, the versions a field is present in,
 //! and the tag for tagged fields. Version ranges follow what `kafka-protocol` 0.18
 //! decodes, since that crate is what consumes the bytes after the walker has
-//! accepted them.
+//! accepted them, and go past it where kastle reads the newer versions
+//! (`versions::BEYOND_THE_CRATE`).
 //!
 //! Conventions:
 //! * `f(name, lo, hi, ty)` is a field present in versions `lo..=hi`; `N` means
@@ -171,7 +172,7 @@ const FETCH_PARTITION: &[Field] = &[
     t(1, "high_watermark", 18, N, I64),
 ];
 
-// ListOffsets (2): versions 1-10, flexible from 6.
+// ListOffsets (2): versions 1-11, flexible from 6 (v11 is v10's layout).
 const LIST_OFFSETS: &[Field] = &[
     f("replica_id", 1, N, I32),
     f("isolation_level", 2, N, I8),
@@ -908,7 +909,7 @@ const DESCRIBE_TOPIC_PARTITIONS_TOPIC_REQUEST: &[Field] = &[
 pub(super) static APIS: &[Api] = &[
     api(0, 3, 13, 9, PRODUCE), // Produce
     api(1, 4, 18, 12, FETCH), // Fetch
-    api(2, 1, 10, 6, LIST_OFFSETS), // ListOffsets
+    api(2, 1, 11, 6, LIST_OFFSETS), // ListOffsets
     api(3, 0, 13, 9, METADATA), // Metadata
     api(8, 2, 9, 8, OFFSET_COMMIT), // OffsetCommit
     api(9, 1, 9, 6, OFFSET_FETCH), // OffsetFetch
