@@ -773,6 +773,31 @@ def sc_describe_log_dirs(s, v, n):
                                                       {"topic": n("missing"), "partitions": [0]}]})
 
 
+def sc_delete_groups(s, v, n):
+    """An empty group, a group with a member, a missing group named twice: one
+    result per distinct name (Kafka's ``distinct``); v3 adds errorMessage, null
+    for all of these (the coordinator's own codes carry no message)."""
+    t, empty, live = n("t"), n("empty"), n("live")
+    create_topic(s, t)
+    # (by topic name: v9 at most)
+    r = s.x("setup commit (a group without members)", OFFSET_COMMIT, min(latest(OFFSET_COMMIT), 9), {
+        "groupId": empty, "generationIdOrMemberEpoch": -1, "memberId": "", "groupInstanceId": None,
+        "topics": [{"name": t, "partitions": [{"partitionIndex": 0, "committedOffset": 1,
+                                                "committedLeaderEpoch": -1, "committedMetadata": None}]}]},
+        record=False)
+    assert r["topics"][0]["partitions"][0]["errorCode"] == 0, r
+    join = {"groupId": live, "sessionTimeoutMs": 30000, "rebalanceTimeoutMs": 30000, "memberId": "",
+            "groupInstanceId": None, "protocolType": "consumer", "reason": None,
+            "protocols": [{"name": "range", "metadata": "AAEAAAABAAV0b3BpYwAAAAA="}]}
+    jv = latest(JOIN_GROUP)
+    r = s.x("setup join", JOIN_GROUP, jv, join, record=False)
+    if r["errorCode"] == 79:  # MEMBER_ID_REQUIRED: join again with the given id
+        r = s.x("setup join with member id", JOIN_GROUP, jv, dict(join, memberId=r["memberId"]), record=False)
+    assert r["errorCode"] == 0, r
+    s.x("delete groups", DELETE_GROUPS, v, {"groupsNames": [empty, live, n("missing"), n("missing")]})
+    s.x("delete the deleted group again", DELETE_GROUPS, v, {"groupsNames": [empty]})
+
+
 def sc_elect_leaders(s, v, n):
     create_topic(s, n("t"))
     body = {"timeoutMs": 30000, "topicPartitions": [{"topic": n("t"), "partitions": [0, 4]},
@@ -1146,6 +1171,7 @@ SCENARIOS = [
     ("describe_cluster", DESCRIBE_CLUSTER, "version", sc_describe_cluster),
     ("update_features", UPDATE_FEATURES, "version", sc_update_features),
     ("describe_log_dirs", DESCRIBE_LOG_DIRS, "version", sc_describe_log_dirs),
+    ("delete_groups", DELETE_GROUPS, "version", sc_delete_groups),
     ("elect_leaders", ELECT_LEADERS, "version", sc_elect_leaders),
     ("alter_partition_reassignments", ALTER_PARTITION_REASSIGNMENTS, "version", sc_partition_reassignments),
     ("list_partition_reassignments", LIST_PARTITION_REASSIGNMENTS, "version", sc_list_partition_reassignments),

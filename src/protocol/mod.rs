@@ -4,6 +4,8 @@
 //!
 //! Nothing here touches broker state; handlers build on these pieces.
 
+pub mod delete_groups;
+pub mod describe_log_dirs;
 pub mod fields;
 pub mod header;
 pub mod response;

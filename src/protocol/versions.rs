@@ -77,7 +77,8 @@ pub static SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::OffsetFetch, 1, 9),
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DescribeGroups, 0, 6),
-    api(ApiKey::DeleteGroups, 0, 2),
+    // v3 adds a message per group (past the crate: `protocol::delete_groups`).
+    api(ApiKey::DeleteGroups, 0, 3),
     api(ApiKey::OffsetDelete, 0, 0),
     // KIP-848 consumer groups (the consumer rebalance protocol).
     api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
@@ -109,7 +110,8 @@ pub static SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::DescribeQuorum, 0, 2),
     // KIP-966: what the 4.x Admin.describeTopics asks first.
     api(ApiKey::DescribeTopicPartitions, 0, 0),
-    api(ApiKey::DescribeLogDirs, 1, 4),
+    // v5 adds IsCordoned (past the crate: `protocol::describe_log_dirs`).
+    api(ApiKey::DescribeLogDirs, 1, 5),
     api(ApiKey::OffsetForLeaderEpoch, 2, 4),
     api(ApiKey::ElectLeaders, 0, 2),
     api(ApiKey::AlterPartitionReassignments, 0, 1),
@@ -376,6 +378,8 @@ pub static SUPPORTED_OWN_CODEC: &[(i16, i16, i16)] = &[
 pub static BEYOND_THE_CRATE: &[(ApiKey, i16)] = &[
     (ApiKey::ApiVersions, 4),
     (ApiKey::ListOffsets, 10),
+    (ApiKey::DeleteGroups, 2),
+    (ApiKey::DescribeLogDirs, 4),
 ];
 
 /// Of `BEYOND_THE_CRATE`, the APIs whose newer request versions have the
@@ -384,6 +388,8 @@ pub static BEYOND_THE_CRATE: &[(ApiKey, i16)] = &[
 /// schema walker checks them at their own). (key, that version).
 pub static SAME_REQUEST_AS: &[(ApiKey, i16)] = &[
     (ApiKey::ListOffsets, 10),
+    (ApiKey::DeleteGroups, 2),
+    (ApiKey::DescribeLogDirs, 4),
 ];
 
 /// The version the crate decodes a request of `api_key` at `version` as.
@@ -418,6 +424,8 @@ mod tests {
             ApiKey::OffsetCommit => OffsetCommitRequest::VERSIONS.max,
             ApiKey::OffsetFetch => OffsetFetchRequest::VERSIONS.max,
             ApiKey::TxnOffsetCommit => TxnOffsetCommitRequest::VERSIONS.max,
+            ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS.max,
+            ApiKey::DescribeLogDirs => DescribeLogDirsRequest::VERSIONS.max,
             _ => key.valid_versions().max,
         }
     }
@@ -449,6 +457,8 @@ mod tests {
         assert_eq!(request_layout(ApiKey::ListOffsets as i16, 11), 10);
         assert_eq!(request_layout(ApiKey::ListOffsets as i16, 7), 7);
         assert_eq!(request_layout(ApiKey::Produce as i16, 13), 13);
+        assert_eq!(request_layout(ApiKey::DeleteGroups as i16, 3), 2);
+        assert_eq!(request_layout(ApiKey::DescribeLogDirs as i16, 5), 4);
     }
 
     #[test]

@@ -540,7 +540,7 @@ const ALTER_CONFIGS_ALTERABLE_CONFIG: &[Field] = &[
     f("value", 0, N, NStr),
 ];
 
-// DescribeLogDirs (35): versions 1-4, flexible from 2.
+// DescribeLogDirs (35): versions 1-5, flexible from 2 (v5 is v4's layout).
 const DESCRIBE_LOG_DIRS: &[Field] = &[
     f("topics", 1, N, NArr(&Struct(DESCRIBE_LOG_DIRS_DESCRIBABLE_LOG_DIR_TOPIC))),
 ];
@@ -569,7 +569,7 @@ const CREATE_PARTITIONS_ASSIGNMENT: &[Field] = &[
     f("broker_ids", 0, N, Arr(&I32)),
 ];
 
-// DeleteGroups (42): versions 0-2, flexible from 2.
+// DeleteGroups (42): versions 0-3, flexible from 2 (v3 is v2's layout).
 const DELETE_GROUPS: &[Field] = &[
     f("groups_names", 0, N, Arr(&Str)),
 ];
@@ -937,10 +937,10 @@ pub(super) static APIS: &[Api] = &[
     api(31, 1, 3, 2, DELETE_ACLS), // DeleteAcls
     api(32, 1, 4, 4, DESCRIBE_CONFIGS), // DescribeConfigs
     api(33, 0, 2, 2, ALTER_CONFIGS), // AlterConfigs
-    api(35, 1, 4, 2, DESCRIBE_LOG_DIRS), // DescribeLogDirs
+    api(35, 1, 5, 2, DESCRIBE_LOG_DIRS), // DescribeLogDirs
     api(36, 0, 2, 2, SASL_AUTHENTICATE), // SaslAuthenticate
     api(37, 0, 3, 2, CREATE_PARTITIONS), // CreatePartitions
-    api(42, 0, 2, 2, DELETE_GROUPS), // DeleteGroups
+    api(42, 0, 3, 2, DELETE_GROUPS), // DeleteGroups
     api(43, 0, 2, 2, ELECT_LEADERS), // ElectLeaders
     api(44, 0, 1, 1, INCREMENTAL_ALTER_CONFIGS), // IncrementalAlterConfigs
     api(45, 0, 1, 0, ALTER_PARTITION_REASSIGNMENTS), // AlterPartitionReassignments
