@@ -159,7 +159,11 @@ mod tests {
     fn special_timestamps_from_their_version() {
         // Kafka's table: -1/-2 from v1, -3 v7, -4 v8, -5 v9, -6 v11.
         for (ts, since) in [(-1, 1), (-2, 1), (-3, 7), (-4, 8), (-5, 9), (-6, 11)] {
-            assert!(timestamp_unsupported(ts, since - 1), "{ts} at v{}", since - 1);
+            assert!(
+                timestamp_unsupported(ts, since - 1),
+                "{ts} at v{}",
+                since - 1
+            );
             assert!(!timestamp_unsupported(ts, since), "{ts} at v{since}");
             assert!(!timestamp_unsupported(ts, 11), "{ts} at v11");
         }

@@ -516,14 +516,12 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
         // A topic id that names no topic (unknown, zero, a deleted
         // topic's); a known topic without the partition is
         // UNKNOWN_TOPIC_OR_PARTITION at every version.
-        let missing = if version >= 13
-            && topic.is_none()
-            && topic_name_by_id(&req, &td.topic_id).is_none()
-        {
-            ResponseError::UnknownTopicId
-        } else {
-            ResponseError::UnknownTopicOrPartition
-        };
+        let missing =
+            if version >= 13 && topic.is_none() && topic_name_by_id(&req, &td.topic_id).is_none() {
+                ResponseError::UnknownTopicId
+            } else {
+                ResponseError::UnknownTopicOrPartition
+            };
         let mut partitions = Vec::with_capacity(td.partition_data.len());
         for (partition_pos, pd) in td.partition_data.into_iter().enumerate() {
             // Kafka's order: the topic or partition it does not know, then

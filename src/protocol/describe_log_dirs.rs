@@ -175,7 +175,12 @@ mod tests {
         assert_eq!((throttle, error, dirs.len()), (2, 0, 1));
         let d = &dirs[0];
         assert_eq!(
-            (d.log_dir.as_str(), d.total_bytes, d.usable_bytes, d.is_cordoned),
+            (
+                d.log_dir.as_str(),
+                d.total_bytes,
+                d.usable_bytes,
+                d.is_cordoned
+            ),
             ("/d", 1000, 400, false)
         );
         assert_eq!(

@@ -435,14 +435,15 @@ mod tests {
         for s in SUPPORTED {
             let crate_range = s.key.valid_versions();
             let decodable = crate_request_max(s.key);
-            let crate_max = BEYOND_THE_CRATE
-                .iter()
-                .find(|(k, _)| *k == s.key)
-                .map_or(s.max, |(_, max)| {
-                    assert_eq!(*max, decodable, "{:?}", s.key);
-                    assert!(s.max > *max, "{:?} is not past the crate", s.key);
-                    *max
-                });
+            let crate_max =
+                BEYOND_THE_CRATE
+                    .iter()
+                    .find(|(k, _)| *k == s.key)
+                    .map_or(s.max, |(_, max)| {
+                        assert_eq!(*max, decodable, "{:?}", s.key);
+                        assert!(s.max > *max, "{:?} is not past the crate", s.key);
+                        *max
+                    });
             assert!(
                 s.min >= crate_range.min && crate_max <= decodable,
                 "{:?}",

@@ -668,10 +668,8 @@ fn list_describe_delete_and_offset_delete() {
     // version.
     let del = c.call(
         2,
-        &DeleteGroupsRequest::default().with_groups_names(vec![
-            GroupId(sb("g-missing")),
-            GroupId(sb("g-missing")),
-        ]),
+        &DeleteGroupsRequest::default()
+            .with_groups_names(vec![GroupId(sb("g-missing")), GroupId(sb("g-missing"))]),
     );
     let got: Vec<(&str, i16)> = del
         .results
@@ -697,7 +695,13 @@ fn list_describe_delete_and_offset_delete() {
         kastle::protocol::delete_groups::read_v3(&answer).expect("a v3 DeleteGroups answer");
     let got: Vec<(&str, i16, Option<&str>)> = results
         .iter()
-        .map(|r| (r.group_id.as_str(), r.error_code, r.error_message.as_deref()))
+        .map(|r| {
+            (
+                r.group_id.as_str(),
+                r.error_code,
+                r.error_message.as_deref(),
+            )
+        })
         .collect();
     assert_eq!(
         got,

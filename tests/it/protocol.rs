@@ -1055,7 +1055,10 @@ fn produce_v13_names_topics_by_id() {
         vec![(id, 7, E::UnknownTopicOrPartition.code())]
     );
     let r = produce_by_id(&mut c, -1, &[(unknown, 0)], &one);
-    assert_eq!(answers_by_id(&r), vec![(unknown, 0, E::UnknownTopicId.code())]);
+    assert_eq!(
+        answers_by_id(&r),
+        vec![(unknown, 0, E::UnknownTopicId.code())]
+    );
     let r = produce_by_id(&mut c, -1, &[(Uuid::nil(), 0)], &one);
     assert_eq!(
         answers_by_id(&r),
@@ -1072,7 +1075,11 @@ fn produce_v13_names_topics_by_id() {
     ];
     want.sort();
     assert_eq!(got, want);
-    assert_eq!(latest(&mut c, "byid", 0), 3, "only the known partition took it");
+    assert_eq!(
+        latest(&mut c, "byid", 0),
+        3,
+        "only the known partition took it"
+    );
 
     // Invalid acks come after the topic and partition checks
     // (`ReplicaManager.appendRecords`), at every version.
@@ -1087,7 +1094,11 @@ fn produce_v13_names_topics_by_id() {
     want.sort();
     assert_eq!(got, want, "acks=2");
     let r = produce_v(&mut c, 12, "nosuch", 0, 2, &one);
-    assert_eq!(r.error_code, E::UnknownTopicOrPartition.code(), "v12 acks=2");
+    assert_eq!(
+        r.error_code,
+        E::UnknownTopicOrPartition.code(),
+        "v12 acks=2"
+    );
     assert_eq!(latest(&mut c, "byid", 0), 3, "nothing appended with acks=2");
 
     // A deleted and recreated topic: its old id is unknown, the new one
@@ -1422,7 +1433,11 @@ fn list_offsets() {
     let r = list_offset_v11(&mut c, "lo", 0, -1);
     assert_eq!((r.error_code, r.offset), (NONE, 6), "v11 latest");
     let r = list_offset_v11(&mut c, "lo", 0, 4200);
-    assert_eq!((r.error_code, r.offset, r.timestamp), (NONE, 4, 4500), "v11 by time");
+    assert_eq!(
+        (r.error_code, r.offset, r.timestamp),
+        (NONE, 4, 4500),
+        "v11 by time"
+    );
     for ts in [-5i64, -6] {
         let r = list_offset_v11(&mut c, "lo", 0, ts);
         assert_eq!(
@@ -1436,10 +1451,17 @@ fn list_offsets() {
     // before the partition is looked up.
     let unsupported = E::UnsupportedVersion.code();
     for (v, ts) in [(6i16, -3i64), (7, -4), (8, -5), (10, -6), (10, -7), (1, -8)] {
-        assert_eq!(list_offset(&mut c, v, "lo", 0, ts).error_code, unsupported, "v{v} {ts}");
+        assert_eq!(
+            list_offset(&mut c, v, "lo", 0, ts).error_code,
+            unsupported,
+            "v{v} {ts}"
+        );
     }
     assert_eq!(list_offset_v11(&mut c, "lo", 0, -7).error_code, unsupported);
-    assert_eq!(list_offset(&mut c, 10, "nosuch", 0, -6).error_code, unsupported);
+    assert_eq!(
+        list_offset(&mut c, 10, "nosuch", 0, -6).error_code,
+        unsupported
+    );
     assert_eq!(list_offset(&mut c, 9, "lo", 0, -5).error_code, NONE);
 }
 

@@ -475,7 +475,11 @@ fn versions_read_as_an_older_one_have_its_layout() {
         assert!(api.max > *same, "api {key}: nothing past v{same}");
         for v in same + 1..=api.max {
             assert!(same_layout(api.body, v, *same), "api {key} v{v}");
-            assert_eq!(is_flexible(key, v), is_flexible(key, *same), "api {key} v{v}");
+            assert_eq!(
+                is_flexible(key, v),
+                is_flexible(key, *same),
+                "api {key} v{v}"
+            );
             let mut rng = Rng::new(((key as u64) << 16) | v as u64);
             for _ in 0..50 {
                 let body = generate(&mut rng, key, v);
