@@ -61,17 +61,13 @@ def _r(kafka, kastle, why):
 
 # API name -> reason, for APIs whose advertised range differs (test_api_range)
 KNOWN_RANGES = {
-    "Produce": _r("0-13", "0-12", "v13 (topics named by topic id) is not served"),
-    "ListOffsets": _r("1-11", "1-10", "v11 is " + _CRATE),
     "TxnOffsetCommit": _r("0-6", "0-5", "v6 is " + _CRATE),
     "AlterReplicaLogDirs": _r("1-2", "nothing", "kastle supports a single log directory (log.dirs with one "
                               "entry), so there is no other directory to move a replica to"),
-    "DescribeLogDirs": _r("1-5", "1-4", "v5 is " + _CRATE),
     "CreateDelegationToken": _r("1-3", "nothing", _DT),
     "RenewDelegationToken": _r("1-2", "nothing", _DT),
     "ExpireDelegationToken": _r("1-2", "nothing", _DT),
     "DescribeDelegationToken": _r("1-3", "nothing", _DT),
-    "DeleteGroups": _r("0-3", "0-2", "v3 is " + _CRATE),
     "UnregisterBroker": _r("0-0", "nothing", _KRAFT),
     "ShareFetch": _r("1-2", "1-1", _SHARE_V2),
     "ShareAcknowledge": _r("1-2", "1-1", _SHARE_V2),

@@ -106,6 +106,29 @@ def create_topic(s, name, partitions=1, configs=None):
         "timeoutMs": 30000}, record=False)
     assert r["topics"][0]["errorCode"] == 0, f"{s.name}: create {name}: {r}"
     await_topic(s, name, partitions)
+    s.__dict__.setdefault("topic_ids", {})[name] = r["topics"][0]["topicId"]
+    return r["topics"][0]["topicId"]
+
+
+def recreate_topic(s, name, partitions=1, timeout=15):
+    """Deletes ``name`` and creates it again (a new topic id). Kafka removes the
+    topic from its metadata at once but may still answer TOPIC_ALREADY_EXISTS
+    for a moment: the creation is retried."""
+    r = s.x(f"setup delete {name}", DELETE_TOPICS, latest(DELETE_TOPICS),
+            {"topics": [{"name": name}], "timeoutMs": 30000}, record=False)
+    assert r["responses"][0]["errorCode"] == 0, f"{s.name}: delete {name}: {r}"
+    deadline = time.monotonic() + timeout
+    while True:
+        r = s.x(f"setup create {name} again", CREATE_TOPICS, latest(CREATE_TOPICS), {
+            "topics": [{"name": name, "numPartitions": partitions, "replicationFactor": 1, "configs": []}],
+            "timeoutMs": 30000}, record=False)
+        code = r["topics"][0]["errorCode"]
+        if code == 0:
+            break
+        assert code == 36 and time.monotonic() < deadline, f"{s.name}: create {name} again: {r}"
+        time.sleep(0.1)
+    await_topic(s, name, partitions)
+    s.__dict__.setdefault("topic_ids", {})[name] = r["topics"][0]["topicId"]
     return r["topics"][0]["topicId"]
 
 
@@ -132,8 +155,34 @@ def warm_up(s):
         time.sleep(0.2)
 
 
+ZERO_ID = "AAAAAAAAAAAAAAAAAAAAAA"  # Uuid.ZERO_UUID
+UNKNOWN_ID = "AAAAAAAAAAAAAAAAAAAAAQ"  # an id no topic has
+
+
+def topic_id_of(s, name):
+    """The topic id of ``name`` on this broker: the one CreateTopics answered,
+    else Metadata's (zero for a topic it does not know)."""
+    ids = s.__dict__.setdefault("topic_ids", {})
+    if name not in ids:
+        r = s.x("setup topic id", METADATA, latest(METADATA),
+                {"topics": [{"name": name}], "allowAutoTopicCreation": False}, record=False)
+        return r["topics"][0]["topicId"] if r["topics"][0]["errorCode"] == 0 else ZERO_ID
+    return ids[name]
+
+
+def produce_topic(s, version, topic, partitions, topic_id=None):
+    """One topicData entry: by name up to v12, by topic id from v13 (KIP-516;
+    the name is ignorable there and would go out as the zero id)."""
+    d = {"partitionData": [{"index": p, "records": blob} for p, blob in partitions]}
+    if version >= 13:
+        d["topicId"] = topic_id if topic_id is not None else topic_id_of(s, topic)
+    else:
+        d["name"] = topic
+    return d
+
+
 def produce(s, topic, blob, partition=0, version=None, label=None, acks=-1, txn_id=None,
-            record=True, conn="main"):
+            record=True, conn="main", topic_id=None):
     version = latest(PRODUCE) if version is None else version
     opts = {}
     if version < 3:
@@ -144,7 +193,7 @@ def produce(s, topic, blob, partition=0, version=None, label=None, acks=-1, txn_
         version = 3
     return s.x(label or f"produce {topic}-{partition}", PRODUCE, version, {
         "transactionalId": txn_id, "acks": acks, "timeoutMs": 30000,
-        "topicData": [{"name": topic, "partitionData": [{"index": partition, "records": blob}]}]},
+        "topicData": [produce_topic(s, version, topic, [(partition, blob)], topic_id)]},
         record=record, conn=conn, **opts)
 
 
@@ -307,10 +356,30 @@ def sc_produce(s, v, n):
     produce(s, n("t"), batch(records(2), corrupt_crc=True), version=v, label="corrupt batch (bad CRC)")
     produce(s, n("small"), batch(records(1, size=2000)), version=v, label="record above max.message.bytes")
     produce(s, n("t"), batch(records(1)), version=v, label="invalid acks", acks=2)
+    # Kafka checks the acks after the topic and partition (ReplicaManager.appendRecords)
+    produce(s, n("missing"), batch(records(1)), version=v, label="invalid acks, unknown topic", acks=2)
+    produce(s, n("t"), batch(records(1)), partition=7, version=v, label="invalid acks, unknown partition",
+            acks=2)
     # one replica, min.insync.replicas 2: Kafka caps the minimum at the
     # replica count (Partition.effectiveMinIsr)
     create_topic(s, n("isr"), configs={"min.insync.replicas": "2"})
     produce(s, n("isr"), batch(records(1)), version=v, label="acks=all, min.insync.replicas above the replicas")
+    if v >= 13:
+        # KIP-516: topics named by id. An id no topic has, and the zero id, are
+        # UNKNOWN_TOPIC_ID (before authorization; the answer echoes the id)
+        produce(s, n("t"), batch(records(1)), version=v, label="unknown topic id", topic_id=UNKNOWN_ID)
+        produce(s, n("t"), batch(records(1)), version=v, label="zero topic id", topic_id=ZERO_ID)
+        produce(s, n("t"), batch(records(1)), version=v, label="unknown topic id, invalid acks",
+                topic_id=UNKNOWN_ID, acks=2)
+        s.x("known id (two partitions, one missing) and an unknown id", PRODUCE, v, {
+            "transactionalId": None, "acks": -1, "timeoutMs": 30000, "topicData": [
+                produce_topic(s, v, n("t"), [(1, batch(records(2, "m"))), (7, batch(records(1)))]),
+                produce_topic(s, v, None, [(0, batch(records(1)))], topic_id=UNKNOWN_ID)]})
+        # a deleted and recreated topic: its old id names nothing
+        old = topic_id_of(s, n("t"))
+        recreate_topic(s, n("t"), partitions=2)
+        produce(s, n("t"), batch(records(1)), version=v, label="the recreated topic's old id", topic_id=old)
+        produce(s, n("t"), batch(records(4, "n")), version=v, label="the recreated topic's new id")
 
 
 def sc_produce_keyless_compacted(s, v, n):
@@ -441,6 +510,8 @@ def sc_list_offsets(s, v, n):
         specs.append(-4)  # earliest local
     if v >= 9:
         specs.append(-5)  # latest tiered
+    if v >= 11:
+        specs.append(-6)  # earliest pending upload (KIP-1023): -1 without tiered storage
     body = {"replicaId": -1, "isolationLevel": 0, "timeoutMs": 30000, "topics": [
         {"name": n("t"), "partitions": [{"partitionIndex": 0, "timestamp": t, "currentLeaderEpoch": -1}]}
         for t in specs[:1]]}
@@ -450,6 +521,14 @@ def sc_list_offsets(s, v, n):
     body["topics"] = [{"name": n("t"), "partitions": [{"partitionIndex": 5, "timestamp": -1, "currentLeaderEpoch": -1}]},
                       {"name": n("missing"), "partitions": [{"partitionIndex": 0, "timestamp": -1, "currentLeaderEpoch": -1}]}]
     s.x("unknown partition / topic", LIST_OFFSETS, v, body)
+    # a special timestamp below the version that introduced it, or one Kafka does
+    # not know: UNSUPPORTED_VERSION, decided before the partition is looked up
+    since = {-3: 7, -4: 8, -5: 9, -6: 11}
+    for t in [t for t, first in since.items() if v < first] + [-7]:
+        body["topics"] = [{"name": n("t"), "partitions": [{"partitionIndex": 0, "timestamp": t, "currentLeaderEpoch": -1}]}]
+        s.x(f"list offsets {t} (unsupported at v{v})", LIST_OFFSETS, v, body)
+    body["topics"] = [{"name": n("missing"), "partitions": [{"partitionIndex": 0, "timestamp": -7, "currentLeaderEpoch": -1}]}]
+    s.x("unknown timestamp -7, unknown topic", LIST_OFFSETS, v, body)
     if v >= 2:
         body["isolationLevel"] = 1
         body["topics"] = [{"name": n("t"), "partitions": [{"partitionIndex": 0, "timestamp": -1, "currentLeaderEpoch": -1}]}]
@@ -707,6 +786,31 @@ def sc_describe_log_dirs(s, v, n):
     produce(s, n("t"), batch(records(4)), record=False)
     s.x("one topic", DESCRIBE_LOG_DIRS, v, {"topics": [{"topic": n("t"), "partitions": [0, 1, 5]},
                                                       {"topic": n("missing"), "partitions": [0]}]})
+
+
+def sc_delete_groups(s, v, n):
+    """An empty group, a group with a member, a missing group named twice: one
+    result per distinct name (Kafka's ``distinct``); v3 adds errorMessage, null
+    for all of these (the coordinator's own codes carry no message)."""
+    t, empty, live = n("t"), n("empty"), n("live")
+    create_topic(s, t)
+    # (by topic name: v9 at most)
+    r = s.x("setup commit (a group without members)", OFFSET_COMMIT, min(latest(OFFSET_COMMIT), 9), {
+        "groupId": empty, "generationIdOrMemberEpoch": -1, "memberId": "", "groupInstanceId": None,
+        "topics": [{"name": t, "partitions": [{"partitionIndex": 0, "committedOffset": 1,
+                                                "committedLeaderEpoch": -1, "committedMetadata": None}]}]},
+        record=False)
+    assert r["topics"][0]["partitions"][0]["errorCode"] == 0, r
+    join = {"groupId": live, "sessionTimeoutMs": 30000, "rebalanceTimeoutMs": 30000, "memberId": "",
+            "groupInstanceId": None, "protocolType": "consumer", "reason": None,
+            "protocols": [{"name": "range", "metadata": "AAEAAAABAAV0b3BpYwAAAAA="}]}
+    jv = latest(JOIN_GROUP)
+    r = s.x("setup join", JOIN_GROUP, jv, join, record=False)
+    if r["errorCode"] == 79:  # MEMBER_ID_REQUIRED: join again with the given id
+        r = s.x("setup join with member id", JOIN_GROUP, jv, dict(join, memberId=r["memberId"]), record=False)
+    assert r["errorCode"] == 0, r
+    s.x("delete groups", DELETE_GROUPS, v, {"groupsNames": [empty, live, n("missing"), n("missing")]})
+    s.x("delete the deleted group again", DELETE_GROUPS, v, {"groupsNames": [empty]})
 
 
 def sc_elect_leaders(s, v, n):
@@ -1122,6 +1226,7 @@ SCENARIOS = [
     ("describe_cluster", DESCRIBE_CLUSTER, "version", sc_describe_cluster),
     ("update_features", UPDATE_FEATURES, "version", sc_update_features),
     ("describe_log_dirs", DESCRIBE_LOG_DIRS, "version", sc_describe_log_dirs),
+    ("delete_groups", DELETE_GROUPS, "version", sc_delete_groups),
     ("elect_leaders", ELECT_LEADERS, "version", sc_elect_leaders),
     ("alter_partition_reassignments", ALTER_PARTITION_REASSIGNMENTS, "version", sc_partition_reassignments),
     ("list_partition_reassignments", LIST_PARTITION_REASSIGNMENTS, "version", sc_list_partition_reassignments),

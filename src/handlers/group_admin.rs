@@ -3,6 +3,8 @@
 //! request, checks Kafka's ACLs, asks the GroupCoordinator (and, for share
 //! groups, their state) and encodes the answer at the request's version.
 
+use std::collections::HashSet;
+
 use bytes::Bytes;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -17,6 +19,7 @@ use crate::coordinator::group::writer::DurableWait;
 use crate::handlers::groups::{durable, group_allowed, s, GROUP_DENIED};
 use crate::handlers::share_group_offsets;
 use crate::handlers::{decode_or_close, ready, Pending, Reply, Request};
+use crate::protocol::delete_groups::DeleteGroupsAnswer;
 use crate::security::acl::{AclOperation, ResourceType};
 
 /// DescribeGroups' `authorized_operations` when the client did not ask.
@@ -130,9 +133,13 @@ pub fn delete_groups(req: Request, body: Bytes) -> Pending {
         Err(e) => return ready(crate::handlers::malformed(&req, e)),
     };
     let apis = req.ctx.apis.clone();
+    // Kafka answers each group once (`distinct`: the response is keyed by
+    // group id).
+    let mut names = r.groups_names;
+    let mut seen = HashSet::with_capacity(names.len());
+    names.retain(|g| seen.insert(g.0.to_string()));
     #[allow(clippy::type_complexity)]
-    let results: Vec<(GroupId, i16, Option<DurableWait>, Vec<DurableWait>)> = r
-        .groups_names
+    let results: Vec<(GroupId, i16, Option<DurableWait>, Vec<DurableWait>)> = names
         .into_iter()
         .map(|g| {
             if !group_allowed(&req, AclOperation::Delete, &g.0) {
@@ -172,6 +179,9 @@ pub fn delete_groups(req: Request, body: Bytes) -> Pending {
                     .with_error_code(code),
             );
         }
-        req.respond(&DeleteGroupsResponse::default().with_results(out))
+        // v3 adds a message per group, null for every code kastle answers.
+        req.respond(&DeleteGroupsAnswer(
+            DeleteGroupsResponse::default().with_results(out),
+        ))
     })
 }

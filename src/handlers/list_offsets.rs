@@ -1,5 +1,7 @@
 //! ListOffsets: earliest, latest, max timestamp, and first offset at or after
-//! a timestamp (through the time index).
+//! a timestamp (through the time index). Each special timestamp from the
+//! version that introduced it; v11 (KIP-1023, past the `kafka-protocol`
+//! crate) is v10's layout, read and answered as v10.
 
 use bytes::Bytes;
 use kafka_protocol::messages::list_offsets_response::{
@@ -13,6 +15,7 @@ use uuid::Uuid;
 use crate::broker::partition::Partition;
 use crate::handlers::metadata::known_elsewhere;
 use crate::handlers::{decode_or_close, Reply, Request};
+use crate::protocol::same_as::SameAsVersion;
 use crate::security::acl::{AclOperation, ResourceType};
 
 /// Kafka's special timestamps.
@@ -25,6 +28,31 @@ const EARLIEST_PENDING_UPLOAD: i64 = -6;
 
 /// Kafka's `ListOffsetsRequest.DEBUGGING_REPLICA_ID`: may ask any replica.
 const DEBUGGING_REPLICA_ID: i32 = -2;
+
+/// The newest version the crate has; v11 is its layout.
+const CRATE_MAX: i16 = 10;
+
+/// The first version a special timestamp may be asked at (Kafka's
+/// `ReplicaManager.timestampMinSupportedVersion`); `None` for a negative
+/// timestamp Kafka does not know.
+fn special_since(ts: i64) -> Option<i16> {
+    match ts {
+        LATEST | EARLIEST => Some(1),
+        MAX_TIMESTAMP => Some(7),
+        EARLIEST_LOCAL => Some(8),
+        LATEST_TIERED => Some(9),
+        EARLIEST_PENDING_UPLOAD => Some(11),
+        _ => None,
+    }
+}
+
+/// Kafka's `isListOffsetsTimestampUnsupported`: a special timestamp below
+/// its version, or one Kafka does not know, is UNSUPPORTED_VERSION for the
+/// partition, decided after authorization and before the partition is
+/// looked up.
+fn timestamp_unsupported(ts: i64, version: i16) -> bool {
+    ts < 0 && special_since(ts).is_none_or(|since| version < since)
+}
 
 fn lookup(
     p: &Partition,
@@ -44,7 +72,8 @@ fn lookup(
         LATEST if read_committed => Ok((-1, state.last_stable_offset())),
         LATEST => Ok((-1, state.high_watermark)),
         EARLIEST | EARLIEST_LOCAL => Ok((-1, state.log_start_offset)),
-        // No tiered storage: nothing is tiered or pending upload.
+        // No tiered storage: nothing is tiered or pending upload (Kafka's
+        // answer without remote storage: timestamp, offset and epoch -1).
         LATEST_TIERED | EARLIEST_PENDING_UPLOAD => Ok((-1, -1)),
         MAX_TIMESTAMP => Ok(p
             .max_timestamp(read_committed)
@@ -54,7 +83,8 @@ fn lookup(
             .offset_for_timestamp(t, read_committed)
             .map_err(err)?
             .unwrap_or((-1, -1))),
-        _ => Err(ResponseError::InvalidRequest),
+        // Refused before (`timestamp_unsupported`).
+        _ => Err(ResponseError::UnsupportedVersion),
     }
 }
 
@@ -79,6 +109,9 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                 partition.and_then(|part| part.check_leader_epoch(p.current_leader_epoch).err());
             match partition {
                 _ if refused => r.error_code = ResponseError::TopicAuthorizationFailed.code(),
+                _ if timestamp_unsupported(p.timestamp, req.version()) => {
+                    r.error_code = ResponseError::UnsupportedVersion.code()
+                }
                 // Another broker's replica in a cluster.
                 None if known_elsewhere(req, Some(&t.name.0), Uuid::nil(), p.partition_index) => {
                     r.error_code = ResponseError::NotLeaderOrFollower.code()
@@ -113,5 +146,32 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                 .with_partitions(parts),
         );
     }
-    req.respond(&ListOffsetsResponse::default().with_topics(topics))
+    req.respond(&SameAsVersion::<CRATE_MAX, _>(
+        ListOffsetsResponse::default().with_topics(topics),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_timestamps_from_their_version() {
+        // Kafka's table: -1/-2 from v1, -3 v7, -4 v8, -5 v9, -6 v11.
+        for (ts, since) in [(-1, 1), (-2, 1), (-3, 7), (-4, 8), (-5, 9), (-6, 11)] {
+            assert!(
+                timestamp_unsupported(ts, since - 1),
+                "{ts} at v{}",
+                since - 1
+            );
+            assert!(!timestamp_unsupported(ts, since), "{ts} at v{since}");
+            assert!(!timestamp_unsupported(ts, 11), "{ts} at v11");
+        }
+        for ts in [-7, -100, i64::MIN] {
+            assert!(timestamp_unsupported(ts, 11), "{ts}");
+        }
+        for ts in [0, 1, i64::MAX] {
+            assert!(!timestamp_unsupported(ts, 1), "{ts}");
+        }
+    }
 }

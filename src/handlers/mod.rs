@@ -383,11 +383,14 @@ impl Request {
 }
 
 /// Decodes a request body: the schema walker bounds every length first, so
-/// the crate's decoder never allocates more than the frame justifies.
+/// the crate's decoder never allocates more than the frame justifies. A
+/// version past the crate with an older version's layout
+/// (`versions::SAME_REQUEST_AS`) is read as that version.
 pub fn decode<T: Decodable>(header: &RequestHeader, mut body: Bytes) -> Result<T, String> {
     schema::check_request_body(header.api_key, header.api_version, &body)
         .map_err(|e| e.to_string())?;
-    T::decode(&mut body, header.api_version).map_err(|e| e.to_string())
+    let version = versions::request_layout(header.api_key, header.api_version);
+    T::decode(&mut body, version).map_err(|e| e.to_string())
 }
 
 /// Decodes a request with kastle's own codec (versions past the crate):

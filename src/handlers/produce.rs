@@ -20,7 +20,7 @@ use crate::broker::partition::{Partition, PartitionError};
 use crate::broker::quota_managers::QuotaType;
 use crate::broker::topics::Topic;
 use crate::coordinator::txn::add_partitions_manager::SupportedOperation;
-use crate::handlers::metadata::known_elsewhere;
+use crate::handlers::metadata::{known_elsewhere, topic_name_by_id};
 use crate::handlers::{decode, malformed, ready, Pending, Reply, Request};
 use crate::record::batch;
 use crate::record::compression;
@@ -478,10 +478,17 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
             } else {
                 apis.replicas.topics.get(&td.name.0)
             };
-            // WRITE on the topic, by name (a topic id resolves first).
+            // WRITE on the topic, by name: a topic id resolves first, in
+            // a cluster through the image too (a topic with no replica
+            // here). An id that resolves to nothing is UNKNOWN_TOPIC_ID,
+            // before any authorization (Kafka's `handleProduceRequest`).
+            let image_name;
             let name = match (version >= 13, topic.as_ref()) {
                 (true, Some(t)) => Some(t.name.as_str()),
-                (true, None) => None,
+                (true, None) => {
+                    image_name = topic_name_by_id(&req.ctx.apis, &td.topic_id);
+                    image_name.as_deref()
+                }
                 (false, _) => Some(td.name.0.as_str()),
             };
             let refused = if transactional_refused {
@@ -506,22 +513,24 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
     for ((topic_pos, td), (topic, refused)) in
         request.topic_data.into_iter().enumerate().zip(resolved)
     {
-        let missing = if version >= 13 {
+        // A topic id that names no topic (unknown, zero, a deleted
+        // topic's); a known topic without the partition is
+        // UNKNOWN_TOPIC_OR_PARTITION at every version.
+        let missing = if version >= 13
+            && topic.is_none()
+            && topic_name_by_id(&req.ctx.apis, &td.topic_id).is_none()
+        {
             ResponseError::UnknownTopicId
         } else {
             ResponseError::UnknownTopicOrPartition
         };
         let mut partitions = Vec::with_capacity(td.partition_data.len());
         for (partition_pos, pd) in td.partition_data.into_iter().enumerate() {
+            // Kafka's order: the topic or partition it does not know, then
+            // the acks (`ReplicaManager.appendRecords`), then leadership
+            // and the log.
             let result = if let Some(code) = refused {
                 Err(failed(pd.index, code, -1, None))
-            } else if !valid_acks {
-                Err(failed(
-                    pd.index,
-                    ResponseError::InvalidRequiredAcks,
-                    -1,
-                    None,
-                ))
             } else {
                 // A partition of the cluster this broker hosts no replica
                 // of: NOT_LEADER_OR_FOLLOWER, the client refreshes its
@@ -530,52 +539,45 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
                     let name = (version < 13).then_some(td.name.0.as_str());
                     known_elsewhere(&req, name, td.topic_id, pd.index)
                 };
-                match topic.as_ref() {
-                    None if elsewhere() => Err(failed(
+                let partition = topic.as_ref().and_then(|t| t.partition(pd.index));
+                match partition {
+                    None if !elsewhere() => Err(failed(pd.index, missing, -1, None)),
+                    _ if !valid_acks => Err(failed(
+                        pd.index,
+                        ResponseError::InvalidRequiredAcks,
+                        -1,
+                        None,
+                    )),
+                    None => Err(failed(
                         pd.index,
                         ResponseError::NotLeaderOrFollower,
                         -1,
                         None,
                     )),
-                    None => Err(failed(pd.index, missing, -1, None)),
-                    Some(t) if t.internal => Err(failed(
+                    Some(p) if topic.as_ref().is_some_and(|t| t.internal) => Err(failed(
                         pd.index,
                         ResponseError::InvalidTopicException,
                         -1,
-                        Some(format!("Cannot append to internal topic {}", t.name)),
+                        Some(format!("Cannot append to internal topic {}", p.topic)),
                     )),
-                    Some(t) => match t.partition(pd.index) {
-                        None if elsewhere() => Err(failed(
-                            pd.index,
-                            ResponseError::NotLeaderOrFollower,
-                            -1,
-                            None,
-                        )),
-                        None => Err(failed(
-                            pd.index,
-                            ResponseError::UnknownTopicOrPartition,
-                            -1,
-                            None,
-                        )),
-                        Some(p) => append_partition(
-                            p,
-                            pd.index,
-                            pd.records,
-                            &ctx,
-                            verdicts.get(&(topic_pos, partition_pos)).copied(),
-                        )
-                        .map_err(|e| *e)
-                        .map(|(r, (end, leadership))| {
-                            awaiting.push(AwaitingAck {
-                                topic_pos,
-                                partition_pos,
-                                partition: p.clone(),
-                                end_offset: end,
-                                leadership,
-                            });
-                            r
-                        }),
-                    },
+                    Some(p) => append_partition(
+                        p,
+                        pd.index,
+                        pd.records,
+                        &ctx,
+                        verdicts.get(&(topic_pos, partition_pos)).copied(),
+                    )
+                    .map_err(|e| *e)
+                    .map(|(r, (end, leadership))| {
+                        awaiting.push(AwaitingAck {
+                            topic_pos,
+                            partition_pos,
+                            partition: p.clone(),
+                            end_offset: end,
+                            leadership,
+                        });
+                        r
+                    }),
                 }
             };
             let mut r = result.unwrap_or_else(|r| {

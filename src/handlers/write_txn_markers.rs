@@ -31,7 +31,8 @@ use crate::broker::ReplicaManager;
 use crate::coordinator::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::coordinator::txn::marker_channel::{MarkerFuture, TxnMarkerWriter, TxnMarkers};
 use crate::handlers::{decode_own, ready, Pending, Request};
-use crate::protocol::write_txn_markers::{SameAsVersion1, WriteTxnMarkersRequest};
+use crate::protocol::same_as::SameAsVersion;
+use crate::protocol::write_txn_markers::WriteTxnMarkersRequest;
 use crate::security::acl::AclOperation;
 use crate::storage::producer_state::ProducerError;
 
@@ -196,7 +197,7 @@ pub fn handle(req: Request, body: Bytes) -> Pending {
             );
         }
         // Versions 1 and 2 of the response are the same.
-        req.respond(&SameAsVersion1(
+        req.respond(&SameAsVersion::<1, _>(
             WriteTxnMarkersResponse::default().with_markers(results),
         ))
     })

@@ -4,10 +4,13 @@
 //!
 //! Nothing here touches broker state; handlers build on these pieces.
 
+pub mod delete_groups;
+pub mod describe_log_dirs;
 pub mod fields;
 pub mod header;
 pub mod offsets_by_id;
 pub mod response;
+pub mod same_as;
 pub mod schema;
 pub mod share_group_offsets;
 pub mod streams;

@@ -35,14 +35,17 @@ pub static SUPPORTED: &[ApiSupport] = &[
     // EndTxn v5 and TxnOffsetCommit v5 whatever `transaction.version` is
     // finalized; a client speaks them only once it reads level 2 in
     // ApiVersions, and the broker serves each request by its version.
+    // v13 (KIP-516) names each topic by its id.
     ApiSupport {
         key: ApiKey::Produce,
         min: 3,
-        max: 12,
+        max: 13,
         advertised_min: 0,
     },
     api(ApiKey::Fetch, 4, 18),
-    api(ApiKey::ListOffsets, 1, 10),
+    // v11 (KIP-1023) is v10's layout; timestamp -6 (earliest pending
+    // upload) is answered from it.
+    api(ApiKey::ListOffsets, 1, 11),
     api(ApiKey::Metadata, 0, 13),
     // v5 (KIP-1242: the cluster and node the client means to reach) is
     // past the crate's range; see `BEYOND_THE_CRATE`.
@@ -75,7 +78,8 @@ pub static SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::OffsetFetch, 1, 10),
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DescribeGroups, 0, 6),
-    api(ApiKey::DeleteGroups, 0, 2),
+    // v3 adds a message per group (past the crate: `protocol::delete_groups`).
+    api(ApiKey::DeleteGroups, 0, 3),
     api(ApiKey::OffsetDelete, 0, 0),
     // KIP-848 consumer groups (the consumer rebalance protocol).
     api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
@@ -107,7 +111,8 @@ pub static SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::DescribeQuorum, 0, 2),
     // KIP-966: what the 4.x Admin.describeTopics asks first.
     api(ApiKey::DescribeTopicPartitions, 0, 0),
-    api(ApiKey::DescribeLogDirs, 1, 4),
+    // v5 adds IsCordoned (past the crate: `protocol::describe_log_dirs`).
+    api(ApiKey::DescribeLogDirs, 1, 5),
     api(ApiKey::OffsetForLeaderEpoch, 2, 4),
     api(ApiKey::ElectLeaders, 0, 2),
     api(ApiKey::AlterPartitionReassignments, 0, 1),
@@ -367,16 +372,36 @@ pub static SUPPORTED_OWN_CODEC: &[(i16, i16, i16)] = &[
 ];
 
 /// Versions in `SUPPORTED` past what the `kafka-protocol` crate decodes,
-/// each served by a handler that reads the newer request itself (kastle's
-/// own codec) and answers through the crate where its response type has
-/// the newer version, else in the older body layout where the newer
-/// version did not change it, else with its own encoder:
-/// (key, the newest request version the crate decodes).
+/// each served by its handler: the newer request read by kastle's own code
+/// (or, in `SAME_REQUEST_AS`, as the crate's newest version), the newer
+/// response written in the crate's older layout where it did not change,
+/// else by kastle's own encoder: (key, the newest version the crate has).
 pub static BEYOND_THE_CRATE: &[(ApiKey, i16)] = &[
     (ApiKey::ApiVersions, 4),
+    (ApiKey::ListOffsets, 10),
     (ApiKey::OffsetCommit, 9),
     (ApiKey::OffsetFetch, 9),
+    (ApiKey::DeleteGroups, 2),
+    (ApiKey::DescribeLogDirs, 4),
 ];
+
+/// Of `BEYOND_THE_CRATE`, the APIs whose newer request versions have the
+/// same layout as the crate's newest (only the response or the meaning of
+/// a value changed): `handlers::decode` reads them as that version (the
+/// schema walker checks them at their own). (key, that version).
+pub static SAME_REQUEST_AS: &[(ApiKey, i16)] = &[
+    (ApiKey::ListOffsets, 10),
+    (ApiKey::DeleteGroups, 2),
+    (ApiKey::DescribeLogDirs, 4),
+];
+
+/// The version the crate decodes a request of `api_key` at `version` as.
+pub fn request_layout(api_key: i16, version: i16) -> i16 {
+    SAME_REQUEST_AS
+        .iter()
+        .find(|(k, _)| *k as i16 == api_key)
+        .map_or(version, |(_, same)| version.min(*same))
+}
 
 /// Whether a request of this key and version is served.
 pub fn is_supported(api_key: i16, api_version: i16) -> bool {
@@ -390,14 +415,20 @@ pub fn is_supported(api_key: i16, api_version: i16) -> bool {
 mod tests {
     use super::*;
 
-    /// The newest version of `key`'s request the crate decodes (the
-    /// request type's own range, which may stop below the key's).
+    /// The newest version of `key`'s request the crate decodes: its
+    /// `valid_versions` may name a newer response (OffsetCommit and
+    /// OffsetFetch 10, whose requests stop at 9).
     fn crate_request_max(key: ApiKey) -> i16 {
         use kafka_protocol::messages::*;
         use kafka_protocol::protocol::Message;
         match key {
+            ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS.max,
+            ApiKey::ListOffsets => ListOffsetsRequest::VERSIONS.max,
             ApiKey::OffsetCommit => OffsetCommitRequest::VERSIONS.max,
             ApiKey::OffsetFetch => OffsetFetchRequest::VERSIONS.max,
+            ApiKey::TxnOffsetCommit => TxnOffsetCommitRequest::VERSIONS.max,
+            ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS.max,
+            ApiKey::DescribeLogDirs => DescribeLogDirsRequest::VERSIONS.max,
             _ => key.valid_versions().max,
         }
     }
@@ -406,21 +437,32 @@ mod tests {
     fn table_stays_within_what_the_crate_can_encode() {
         for s in SUPPORTED {
             let crate_range = s.key.valid_versions();
+            let decodable = crate_request_max(s.key);
             let crate_max =
                 BEYOND_THE_CRATE
                     .iter()
                     .find(|(k, _)| *k == s.key)
                     .map_or(s.max, |(_, max)| {
-                        assert_eq!(*max, crate_request_max(s.key), "{:?}", s.key);
+                        assert_eq!(*max, decodable, "{:?}", s.key);
+                        assert!(s.max > *max, "{:?} is not past the crate", s.key);
                         *max
                     });
             assert!(
-                s.min >= crate_range.min && crate_max <= crate_range.max,
+                s.min >= crate_range.min && crate_max <= decodable,
                 "{:?}",
                 s.key
             );
             assert!(s.advertised_min <= s.min);
         }
+        // (`schema::tests` checks that their layouts are the same.)
+        for (key, same) in SAME_REQUEST_AS {
+            assert!(BEYOND_THE_CRATE.contains(&(*key, *same)), "{key:?}");
+        }
+        assert_eq!(request_layout(ApiKey::ListOffsets as i16, 11), 10);
+        assert_eq!(request_layout(ApiKey::ListOffsets as i16, 7), 7);
+        assert_eq!(request_layout(ApiKey::Produce as i16, 13), 13);
+        assert_eq!(request_layout(ApiKey::DeleteGroups as i16, 3), 2);
+        assert_eq!(request_layout(ApiKey::DescribeLogDirs as i16, 5), 4);
     }
 
     #[test]
@@ -434,7 +476,9 @@ mod tests {
         let tv = FEATURES.iter().find(|f| f.name == TRANSACTION_VERSION);
         assert_eq!(tv.map(|f| f.max), Some(2));
         assert!(is_supported(ApiKey::Produce as i16, 12));
-        assert!(!is_supported(ApiKey::Produce as i16, 13));
+        // v13 names topics by id (KIP-516); Kafka 4.4 stops there.
+        assert!(is_supported(ApiKey::Produce as i16, 13));
+        assert!(!is_supported(ApiKey::Produce as i16, 14));
         assert!(is_supported(ApiKey::EndTxn as i16, 5));
         assert!(is_supported(ApiKey::TxnOffsetCommit as i16, 5));
     }

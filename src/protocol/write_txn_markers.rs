@@ -4,15 +4,12 @@
 //! transaction version the coordinator ended the transaction under, which
 //! decides the partition's producer-epoch check). The response is the same
 //! in both versions, so the crate's version 1 encodes it
-//! ([`SameAsVersion1`]). Field order and encodings follow Kafka's message
+//! (`same_as::SameAsVersion`). Field order and encodings follow Kafka's message
 //! definitions; every struct ends with its tagged-field section (read and
 //! skipped, written empty).
 //!
 //! Requests are read only after the schema walker has bounded every length
 //! in them (`schema::tables`).
-
-use kafka_protocol::protocol::buf::ByteBufMut;
-use kafka_protocol::protocol::{Encodable, HeaderVersion};
 
 use super::wire::{DecodeError, Reader, Writer};
 
@@ -113,30 +110,11 @@ impl WriteTxnMarkersRequest {
     }
 }
 
-/// A response whose layout is the same in every version of its API from 1
-/// on (WriteTxnMarkers 1-2), encoded with the crate's version 1.
-pub struct SameAsVersion1<T>(pub T);
-
-impl<T: Encodable> Encodable for SameAsVersion1<T> {
-    fn encode<B: ByteBufMut>(&self, buf: &mut B, _version: i16) -> anyhow::Result<()> {
-        self.0.encode(buf, 1)
-    }
-    fn compute_size(&self, _version: i16) -> anyhow::Result<usize> {
-        self.0.compute_size(1)
-    }
-}
-
-impl<T: HeaderVersion> HeaderVersion for SameAsVersion1<T> {
-    fn header_version(_version: i16) -> i16 {
-        T::header_version(1)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use bytes::{Bytes, BytesMut};
-    use kafka_protocol::protocol::Decodable;
+    use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
     fn sample(tv: i8) -> WriteTxnMarkersRequest {
         WriteTxnMarkersRequest {
@@ -185,18 +163,21 @@ mod tests {
 
     #[test]
     fn the_response_is_encoded_as_version_1() {
+        use crate::protocol::same_as::SameAsVersion;
         use kafka_protocol::messages::write_txn_markers_response::WritableTxnMarkerResult;
         use kafka_protocol::messages::{ProducerId, WriteTxnMarkersResponse};
         let r = WriteTxnMarkersResponse::default().with_markers(vec![
             WritableTxnMarkerResult::default().with_producer_id(ProducerId(9)),
         ]);
         let mut ours = BytesMut::new();
-        SameAsVersion1(r.clone()).encode(&mut ours, 2).unwrap();
+        SameAsVersion::<1, _>(r.clone())
+            .encode(&mut ours, 2)
+            .unwrap();
         let mut v1 = BytesMut::new();
         r.encode(&mut v1, 1).unwrap();
         assert_eq!(ours, v1);
         assert_eq!(
-            <SameAsVersion1<WriteTxnMarkersResponse> as HeaderVersion>::header_version(2),
+            <SameAsVersion<1, WriteTxnMarkersResponse> as HeaderVersion>::header_version(2),
             1
         );
     }

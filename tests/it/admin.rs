@@ -709,6 +709,28 @@ fn describe_log_dirs_lists_partitions_and_space() {
     assert_eq!(topics.len(), 1);
     assert_eq!(topics[0].partitions.len(), 1);
     assert_eq!(topics[0].partitions[0].partition_index, 1);
+
+    // v5 (past the crate: v4's request) adds IsCordoned, false: kastle
+    // cordons no directory.
+    let corr = c.next_corr();
+    c.send(35, 5, corr, &encode(&req, 4));
+    let (got, body) = c.recv(35, 5);
+    assert_eq!(got, corr);
+    let (_, error, dirs) =
+        kastle::protocol::describe_log_dirs::read_v5(&body).expect("a v5 DescribeLogDirs answer");
+    assert_eq!((error, dirs.len()), (NONE, 1));
+    let d = &dirs[0];
+    assert_eq!(d.error_code, NONE);
+    assert_eq!(std::path::Path::new(&d.log_dir), b.data_dir.as_path());
+    assert!(!d.is_cordoned);
+    assert!(d.total_bytes > 0 && d.usable_bytes > 0 && d.usable_bytes <= d.total_bytes);
+    let parts: Vec<(&str, i32)> = d
+        .topics
+        .iter()
+        .flat_map(|(t, ps)| ps.iter().map(move |p| (t.as_str(), p.partition_index)))
+        .collect();
+    assert_eq!(parts, vec![("ld", 1)]);
+    assert!(d.topics[0].1[0].partition_size > 300);
 }
 
 #[test]
@@ -1039,7 +1061,7 @@ fn api_versions_advertise_the_admin_apis() {
     };
     assert_eq!(range(ApiKey::DescribeConfigs), Some((1, 4)));
     assert_eq!(range(ApiKey::IncrementalAlterConfigs), Some((0, 1)));
-    assert_eq!(range(ApiKey::DescribeLogDirs), Some((1, 4)));
+    assert_eq!(range(ApiKey::DescribeLogDirs), Some((1, 5)));
     assert_eq!(range(ApiKey::OffsetForLeaderEpoch), Some((2, 4)));
     assert_eq!(range(ApiKey::DescribeCluster), Some((0, 2)));
     assert_eq!(range(ApiKey::CreateAcls), Some((1, 3)));

@@ -664,6 +664,53 @@ fn list_describe_delete_and_offset_delete() {
         committed_offsets(&mut c, 8, "g-empty", "t-adm", &[0, 1]),
         vec![-1, -1]
     );
+    // A name given twice is answered once (Kafka's `distinct`), at every
+    // version.
+    let del = c.call(
+        2,
+        &DeleteGroupsRequest::default()
+            .with_groups_names(vec![GroupId(sb("g-missing")), GroupId(sb("g-missing"))]),
+    );
+    let got: Vec<(&str, i16)> = del
+        .results
+        .iter()
+        .map(|r| (r.group_id.0.as_str(), r.error_code))
+        .collect();
+    assert_eq!(got, vec![("g-missing", E::GroupIdNotFound.code())]);
+    // v3 (past the crate: v2's request) adds a message per group, null
+    // for every code kastle answers, as for Kafka's coordinator's own.
+    let body = crate::support::encode(
+        &DeleteGroupsRequest::default().with_groups_names(vec![
+            GroupId(sb("g-live")),
+            GroupId(sb("g-missing")),
+            GroupId(sb("g-live")),
+        ]),
+        2,
+    );
+    let corr = c.next_corr();
+    c.send(42, 3, corr, &body);
+    let (got_corr, answer) = c.recv(42, 3);
+    assert_eq!(got_corr, corr);
+    let (_, results) =
+        kastle::protocol::delete_groups::read_v3(&answer).expect("a v3 DeleteGroups answer");
+    let got: Vec<(&str, i16, Option<&str>)> = results
+        .iter()
+        .map(|r| {
+            (
+                r.group_id.as_str(),
+                r.error_code,
+                r.error_message.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("g-live", E::NonEmptyGroup.code(), None),
+            ("g-missing", E::GroupIdNotFound.code(), None),
+        ]
+    );
+
     // LeaveGroup v0 then delete works.
     let lr = c.call(
         0,

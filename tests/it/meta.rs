@@ -141,6 +141,11 @@ fn api_versions_features_and_unsupported_version() {
     }
     assert_eq!(range(88), Some((0, 0)), "StreamsGroupHeartbeat");
     assert_eq!(range(89), Some((0, 0)), "StreamsGroupDescribe");
+    // Kafka 4.4's newest versions (all but Produce's past the crate).
+    assert_eq!(range(0), Some((0, 13)), "Produce");
+    assert_eq!(range(2), Some((1, 11)), "ListOffsets");
+    assert_eq!(range(42), Some((0, 3)), "DeleteGroups");
+    assert_eq!(range(35), Some((1, 5)), "DescribeLogDirs");
 
     // Too new a version: the v0 answer lists ApiVersions' own range only.
     let body = encode(

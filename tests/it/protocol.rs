@@ -48,9 +48,9 @@ fn api_versions_ranges_and_errors() {
     let mut b = Broker::start(&[]);
     let mut c = b.client();
     let expected: &[(i16, i16, i16)] = &[
-        (0, 0, 12),
+        (0, 0, 13),
         (1, 4, 18),
-        (2, 1, 10),
+        (2, 1, 11),
         (3, 0, 13),
         (18, 0, 5),
         (19, 2, 7),
@@ -364,7 +364,7 @@ fn truncated_frames_and_garbage() {
     let apis: [(i16, i16, i16); 7] = [
         (0, 3, 13),
         (1, 4, 18),
-        (2, 1, 10),
+        (2, 1, 11),
         (3, 0, 13),
         (18, 0, 5),
         (19, 2, 7),
@@ -983,6 +983,136 @@ fn produce_fetch_roundtrip() {
     assert_eq!(r.error_code, NONE, "small batch fits");
 }
 
+/// A Produce v13 request (topics named by id, KIP-516) of one record set
+/// per (topic id, partition), with `acks`.
+fn produce_by_id(
+    c: &mut Client,
+    acks: i16,
+    targets: &[(Uuid, i32)],
+    records: &[u8],
+) -> kafka_protocol::messages::ProduceResponse {
+    use kafka_protocol::messages::produce_request::{
+        PartitionProduceData, ProduceRequest, TopicProduceData,
+    };
+    let topics = targets
+        .iter()
+        .map(|(id, p)| {
+            TopicProduceData::default()
+                .with_topic_id(*id)
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(*p)
+                    .with_records(Some(bytes::Bytes::copy_from_slice(records)))])
+        })
+        .collect();
+    c.call(
+        13,
+        &ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(10_000)
+            .with_topic_data(topics),
+    )
+}
+
+/// The (topic id, partition, error code) of every partition's answer.
+fn answers_by_id(r: &kafka_protocol::messages::ProduceResponse) -> Vec<(Uuid, i32, i16)> {
+    r.responses
+        .iter()
+        .flat_map(|t| {
+            assert_eq!(t.name.0.as_str(), "", "a v13 answer names no topic");
+            t.partition_responses
+                .iter()
+                .map(|p| (t.topic_id, p.index, p.error_code))
+        })
+        .collect()
+}
+
+#[test]
+fn produce_v13_names_topics_by_id() {
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    let id = create_topic(&mut c, "byid", 2, &[]);
+    let one = simple_batch(3, 10, 1_700_000_000_000, 1);
+
+    // A known id: appended, and read back by id.
+    let r = produce_by_id(&mut c, -1, &[(id, 1)], &one);
+    assert_eq!(answers_by_id(&r), vec![(id, 1, NONE)]);
+    assert_eq!(r.responses[0].partition_responses[0].base_offset, 0);
+    let m = metadata(&mut c, 12, Some(&["byid"]), false);
+    let epoch = md_topic(&m, "byid")
+        .and_then(|t| t.partitions.iter().find(|p| p.partition_index == 1))
+        .map(|p| p.leader_epoch)
+        .expect("partition 1 in the metadata");
+    let got = fetch_all_v13(&mut c, "byid", id, 1);
+    assert_eq!(got.len(), 1, "one batch by id");
+    assert_same_batch(&got[0], &one, 0, epoch, "produced by id");
+
+    // Kafka's answers by id: a known topic without the partition, an
+    // unknown id, the zero id (UNKNOWN_TOPIC_ID, never a name lookup).
+    let unknown = Uuid::new_v4();
+    let r = produce_by_id(&mut c, -1, &[(id, 7)], &one);
+    assert_eq!(
+        answers_by_id(&r),
+        vec![(id, 7, E::UnknownTopicOrPartition.code())]
+    );
+    let r = produce_by_id(&mut c, -1, &[(unknown, 0)], &one);
+    assert_eq!(
+        answers_by_id(&r),
+        vec![(unknown, 0, E::UnknownTopicId.code())]
+    );
+    let r = produce_by_id(&mut c, -1, &[(Uuid::nil(), 0)], &one);
+    assert_eq!(
+        answers_by_id(&r),
+        vec![(Uuid::nil(), 0, E::UnknownTopicId.code())]
+    );
+    // One request mixing them: each partition answered on its own.
+    let r = produce_by_id(&mut c, -1, &[(id, 0), (unknown, 0), (id, 9)], &one);
+    let mut got = answers_by_id(&r);
+    got.sort();
+    let mut want = vec![
+        (id, 0, NONE),
+        (unknown, 0, E::UnknownTopicId.code()),
+        (id, 9, E::UnknownTopicOrPartition.code()),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(
+        latest(&mut c, "byid", 0),
+        3,
+        "only the known partition took it"
+    );
+
+    // Invalid acks come after the topic and partition checks
+    // (`ReplicaManager.appendRecords`), at every version.
+    let r = produce_by_id(&mut c, 2, &[(unknown, 0), (id, 9), (id, 0)], &one);
+    let mut got = answers_by_id(&r);
+    got.sort();
+    let mut want = vec![
+        (unknown, 0, E::UnknownTopicId.code()),
+        (id, 9, E::UnknownTopicOrPartition.code()),
+        (id, 0, E::InvalidRequiredAcks.code()),
+    ];
+    want.sort();
+    assert_eq!(got, want, "acks=2");
+    let r = produce_v(&mut c, 12, "nosuch", 0, 2, &one);
+    assert_eq!(
+        r.error_code,
+        E::UnknownTopicOrPartition.code(),
+        "v12 acks=2"
+    );
+    assert_eq!(latest(&mut c, "byid", 0), 3, "nothing appended with acks=2");
+
+    // A deleted and recreated topic: its old id is unknown, the new one
+    // takes records.
+    delete_topic(&mut c, "byid");
+    let new_id = create_topic(&mut c, "byid", 2, &[]);
+    assert_ne!(new_id, id);
+    let r = produce_by_id(&mut c, -1, &[(id, 0)], &one);
+    assert_eq!(answers_by_id(&r), vec![(id, 0, E::UnknownTopicId.code())]);
+    let r = produce_by_id(&mut c, -1, &[(new_id, 0)], &one);
+    assert_eq!(answers_by_id(&r), vec![(new_id, 0, NONE)]);
+    assert_eq!(latest(&mut c, "byid", 0), 3);
+}
+
 #[test]
 fn produce_acks_zero() {
     let b = Broker::start(&[]);
@@ -1297,6 +1427,71 @@ fn list_offsets() {
     assert_eq!(r.error_code, E::UnknownTopicOrPartition.code());
     let r = list_offset(&mut c, 7, "nosuch", 0, -1);
     assert_eq!(r.error_code, E::UnknownTopicOrPartition.code());
+
+    // v11 (KIP-1023): v10's layout; -6 (earliest pending upload) is
+    // answered as Kafka does without tiered storage.
+    let r = list_offset_v11(&mut c, "lo", 0, -1);
+    assert_eq!((r.error_code, r.offset), (NONE, 6), "v11 latest");
+    let r = list_offset_v11(&mut c, "lo", 0, 4200);
+    assert_eq!(
+        (r.error_code, r.offset, r.timestamp),
+        (NONE, 4, 4500),
+        "v11 by time"
+    );
+    for ts in [-5i64, -6] {
+        let r = list_offset_v11(&mut c, "lo", 0, ts);
+        assert_eq!(
+            (r.error_code, r.offset, r.timestamp, r.leader_epoch),
+            (NONE, -1, -1, -1),
+            "v11 {ts}"
+        );
+    }
+    // Each special timestamp from its version on (Kafka's
+    // `timestampMinSupportedVersion`), an unknown one never: decided
+    // before the partition is looked up.
+    let unsupported = E::UnsupportedVersion.code();
+    for (v, ts) in [(6i16, -3i64), (7, -4), (8, -5), (10, -6), (10, -7), (1, -8)] {
+        assert_eq!(
+            list_offset(&mut c, v, "lo", 0, ts).error_code,
+            unsupported,
+            "v{v} {ts}"
+        );
+    }
+    assert_eq!(list_offset_v11(&mut c, "lo", 0, -7).error_code, unsupported);
+    assert_eq!(
+        list_offset(&mut c, 10, "nosuch", 0, -6).error_code,
+        unsupported
+    );
+    assert_eq!(list_offset(&mut c, 9, "lo", 0, -5).error_code, NONE);
+}
+
+/// ListOffsets v11 of one partition: past the crate, so v10's body (the
+/// same layout) under a v11 header, and the answer read as v10's.
+fn list_offset_v11(
+    c: &mut Client,
+    topic: &str,
+    partition: i32,
+    ts: i64,
+) -> kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_timeout_ms(10_000)
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(tn(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_timestamp(ts)])]);
+    let corr = c.next_corr();
+    c.send(2, 11, corr, &encode(&req, 10));
+    let (got, mut body) = c.recv(2, 11);
+    assert_eq!(got, corr);
+    let mut r = ListOffsetsResponse::decode(&mut body, 10).expect("v11 answer in v10's layout");
+    assert_eq!(body.remaining(), 0, "trailing bytes in ListOffsets v11");
+    assert_eq!(r.topics.len(), 1);
+    assert_eq!(r.topics[0].partitions.len(), 1);
+    r.topics.remove(0).partitions.remove(0)
 }
 
 // ---------------------------------------------------------------------------

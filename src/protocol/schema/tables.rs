@@ -5,7 +5,8 @@
 //! is a layout fact: field order, wire type, the versions a field is present in,
 //! and the tag for tagged fields. Version ranges follow what `kafka-protocol` 0.18
 //! decodes, since that crate is what consumes the bytes after the walker has
-//! accepted them.
+//! accepted them, and go past it where kastle reads the newer versions
+//! (`versions::BEYOND_THE_CRATE`).
 //!
 //! Conventions:
 //! * `f(name, lo, hi, ty)` is a field present in versions `lo..=hi`; `N` means
@@ -171,7 +172,7 @@ const FETCH_PARTITION: &[Field] = &[
     t(1, "high_watermark", 18, N, I64),
 ];
 
-// ListOffsets (2): versions 1-10, flexible from 6.
+// ListOffsets (2): versions 1-11, flexible from 6 (v11 is v10's layout).
 const LIST_OFFSETS: &[Field] = &[
     f("replica_id", 1, N, I32),
     f("isolation_level", 2, N, I8),
@@ -541,7 +542,7 @@ const ALTER_CONFIGS_ALTERABLE_CONFIG: &[Field] = &[
     f("value", 0, N, NStr),
 ];
 
-// DescribeLogDirs (35): versions 1-4, flexible from 2.
+// DescribeLogDirs (35): versions 1-5, flexible from 2 (v5 is v4's layout).
 const DESCRIBE_LOG_DIRS: &[Field] = &[
     f("topics", 1, N, NArr(&Struct(DESCRIBE_LOG_DIRS_DESCRIBABLE_LOG_DIR_TOPIC))),
 ];
@@ -570,7 +571,7 @@ const CREATE_PARTITIONS_ASSIGNMENT: &[Field] = &[
     f("broker_ids", 0, N, Arr(&I32)),
 ];
 
-// DeleteGroups (42): versions 0-2, flexible from 2.
+// DeleteGroups (42): versions 0-3, flexible from 2 (v3 is v2's layout).
 const DELETE_GROUPS: &[Field] = &[
     f("groups_names", 0, N, Arr(&Str)),
 ];
@@ -910,7 +911,7 @@ const DESCRIBE_TOPIC_PARTITIONS_TOPIC_REQUEST: &[Field] = &[
 pub(super) static APIS: &[Api] = &[
     api(0, 3, 13, 9, PRODUCE), // Produce
     api(1, 4, 18, 12, FETCH), // Fetch
-    api(2, 1, 10, 6, LIST_OFFSETS), // ListOffsets
+    api(2, 1, 11, 6, LIST_OFFSETS), // ListOffsets
     api(3, 0, 13, 9, METADATA), // Metadata
     api(8, 2, 10, 8, OFFSET_COMMIT), // OffsetCommit
     api(9, 1, 10, 6, OFFSET_FETCH), // OffsetFetch
@@ -938,10 +939,10 @@ pub(super) static APIS: &[Api] = &[
     api(31, 1, 3, 2, DELETE_ACLS), // DeleteAcls
     api(32, 1, 4, 4, DESCRIBE_CONFIGS), // DescribeConfigs
     api(33, 0, 2, 2, ALTER_CONFIGS), // AlterConfigs
-    api(35, 1, 4, 2, DESCRIBE_LOG_DIRS), // DescribeLogDirs
+    api(35, 1, 5, 2, DESCRIBE_LOG_DIRS), // DescribeLogDirs
     api(36, 0, 2, 2, SASL_AUTHENTICATE), // SaslAuthenticate
     api(37, 0, 3, 2, CREATE_PARTITIONS), // CreatePartitions
-    api(42, 0, 2, 2, DELETE_GROUPS), // DeleteGroups
+    api(42, 0, 3, 2, DELETE_GROUPS), // DeleteGroups
     api(43, 0, 2, 2, ELECT_LEADERS), // ElectLeaders
     api(44, 0, 1, 1, INCREMENTAL_ALTER_CONFIGS), // IncrementalAlterConfigs
     api(45, 0, 1, 0, ALTER_PARTITION_REASSIGNMENTS), // AlterPartitionReassignments
