@@ -102,7 +102,7 @@ REMARKS = {
                                       "api_version=(0, 9): Metadata v0 (observed on the wire).",
     ("franz-go", "produce"): "franz-go sends every request at the highest version both sides know "
                              "(checked on the wire for each request of the round-trip and kadm tests, "
-                             "e.g. Produce v12, Fetch v18, Metadata v13, ListOffsets v10 against "
+                             "e.g. Produce v13, Fetch v18, Metadata v13, ListOffsets v11 against "
                              "kastle today); AddPartitionsToTxn stays at v3, the last client version "
                              "(v4+ are broker-to-broker, KIP-890).",
     ("franz-go", "old-versions"): "kgo.MaxVersions(kversion.V0_11_0()): Produce v3, Fetch v5, Metadata v4 "

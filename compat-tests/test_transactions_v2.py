@@ -8,8 +8,8 @@ scenario of ``ClientSuite`` (the steps test_java_client.py runs as ``txn``:
 commit/abort, read_committed and read_uncommitted reads, the last stable offset,
 describe/list transactions, sendOffsetsToTransaction with a read_committed
 consumer, fencing) against each. The client's NetworkClient log (DEBUG) shows it
-really used version 2: Produce v12+ (v13 to Kafka, which also names topics by
-id), TxnOffsetCommit v5+ and EndTxn v5+ requests only, and neither
+really used version 2: Produce v12+ (v13 where the topic ids are known, which
+names topics by id), TxnOffsetCommit v5+ and EndTxn v5+ requests only, and neither
 AddPartitionsToTxn nor AddOffsetsToTxn.
 
 Version 1 stays covered: a kastle directory formatted with
