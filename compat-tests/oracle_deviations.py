@@ -47,8 +47,8 @@ _DT = "delegation tokens (KIP-48) are not implemented (SASL PLAIN and SCRAM are;
 _KRAFT = "a KRaft controller API: kastle is its own single static controller, without a Raft quorum"
 _SHARE = ("the share coordinator's inter-broker RPCs (KIP-932): a standalone kastle's share "
           "coordinator is in-process and a cluster keeps share state in memory (README)")
-_SHARE_V2 = ("v2 (RENEW acknowledgements, share.version 2) is " + _CRATE
-             + "; kastle serves share.version 1")
+_SHARE_V2 = ("v2 (RENEW acknowledgements, record-limit acquisition; Kafka serves it from "
+             "share.version 1) is " + _CRATE)
 _STREAMS = ("streams groups (KIP-1071) are served, but not the topology description "
             "a member sends when asked")
 _STREAMS_V1 = ("version 1 (the topology description a member is asked for and "
@@ -88,8 +88,8 @@ KNOWN_RANGES = {
         "controller quorum, and kastle is its own single static controller), "
         "eligible.leader.replicas.version 0-1 (1; kastle 0-0: one "
         "replica per partition, and level 1's rule that the high watermark waits while the ISR is "
-        "below min.insync.replicas is not implemented), share.version 0-2 (2; kastle 0-1, 1: " + _SHARE_V2
-        + "); metadata.version 7-33, finalized 33, streams.version 0-1, finalized 1, and "
+        "below min.insync.replicas is not implemented), share.version 0-2 (2; kastle 0-1, 1: level 2 "
+        "adds only the share groups' dead-letter queue, which kastle does not have); metadata.version 7-33, finalized 33, streams.version 0-1, finalized 1, and "
         "transaction.version 0-2, finalized 2 (on a new standalone directory), are the same"),
 }
 

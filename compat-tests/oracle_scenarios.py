@@ -155,10 +155,6 @@ def warm_up(s):
         time.sleep(0.2)
 
 
-ZERO_ID = "AAAAAAAAAAAAAAAAAAAAAA"  # Uuid.ZERO_UUID
-UNKNOWN_ID = "AAAAAAAAAAAAAAAAAAAAAQ"  # an id no topic has
-
-
 def topic_id_of(s, name):
     """The topic id of ``name`` on this broker: the one CreateTopics answered,
     else Metadata's (zero for a topic it does not know)."""
@@ -166,7 +162,7 @@ def topic_id_of(s, name):
     if name not in ids:
         r = s.x("setup topic id", METADATA, latest(METADATA),
                 {"topics": [{"name": name}], "allowAutoTopicCreation": False}, record=False)
-        return r["topics"][0]["topicId"] if r["topics"][0]["errorCode"] == 0 else ZERO_ID
+        return r["topics"][0]["topicId"] if r["topics"][0]["errorCode"] == 0 else ZERO_TOPIC_ID
     return ids[name]
 
 
@@ -367,14 +363,14 @@ def sc_produce(s, v, n):
     if v >= 13:
         # KIP-516: topics named by id. An id no topic has, and the zero id, are
         # UNKNOWN_TOPIC_ID (before authorization; the answer echoes the id)
-        produce(s, n("t"), batch(records(1)), version=v, label="unknown topic id", topic_id=UNKNOWN_ID)
-        produce(s, n("t"), batch(records(1)), version=v, label="zero topic id", topic_id=ZERO_ID)
+        produce(s, n("t"), batch(records(1)), version=v, label="unknown topic id", topic_id=UNKNOWN_TOPIC_ID)
+        produce(s, n("t"), batch(records(1)), version=v, label="zero topic id", topic_id=ZERO_TOPIC_ID)
         produce(s, n("t"), batch(records(1)), version=v, label="unknown topic id, invalid acks",
-                topic_id=UNKNOWN_ID, acks=2)
+                topic_id=UNKNOWN_TOPIC_ID, acks=2)
         s.x("known id (two partitions, one missing) and an unknown id", PRODUCE, v, {
             "transactionalId": None, "acks": -1, "timeoutMs": 30000, "topicData": [
                 produce_topic(s, v, n("t"), [(1, batch(records(2, "m"))), (7, batch(records(1)))]),
-                produce_topic(s, v, None, [(0, batch(records(1)))], topic_id=UNKNOWN_ID)]})
+                produce_topic(s, v, None, [(0, batch(records(1)))], topic_id=UNKNOWN_TOPIC_ID)]})
         # a deleted and recreated topic: its old id names nothing
         old = topic_id_of(s, n("t"))
         recreate_topic(s, n("t"), partitions=2)
@@ -529,6 +525,15 @@ def sc_list_offsets(s, v, n):
         s.x(f"list offsets {t} (unsupported at v{v})", LIST_OFFSETS, v, body)
     body["topics"] = [{"name": n("missing"), "partitions": [{"partitionIndex": 0, "timestamp": -7, "currentLeaderEpoch": -1}]}]
     s.x("unknown timestamp -7, unknown topic", LIST_OFFSETS, v, body)
+    # a partition asked for twice (within a topic, or the topic listed twice):
+    # INVALID_REQUEST at each place, before the timestamp check; the others answer
+    part = lambda i, t: {"partitionIndex": i, "timestamp": t, "currentLeaderEpoch": -1}
+    body["topics"] = [{"name": n("t"), "partitions": [part(0, -1), part(0, -7)]},
+                      {"name": n("t"), "partitions": [part(1, -1)]},
+                      {"name": n("missing"), "partitions": [part(3, -1), part(3, -1)]}]
+    s.x("duplicate partitions", LIST_OFFSETS, v, body)
+    body["topics"] = [{"name": n("t"), "partitions": [part(1, -2)]}, {"name": n("t"), "partitions": [part(1, -1)]}]
+    s.x("a topic listed twice", LIST_OFFSETS, v, body)
     if v >= 2:
         body["isolationLevel"] = 1
         body["topics"] = [{"name": n("t"), "partitions": [{"partitionIndex": 0, "timestamp": -1, "currentLeaderEpoch": -1}]}]

@@ -306,29 +306,16 @@ fn partition_exists(apis: &KafkaApis, topic: &str, partition: i32) -> bool {
         .is_some_and(|t| t.partition(partition).is_some())
 }
 
-/// Reads a request body the schema walker accepts at the request's version
-/// with kastle's own codec (`protocol::offsets_by_id`: the versions naming
-/// topics by id, past the crate's decoder).
-fn read_own<T>(
-    req: &Request,
-    body: &[u8],
-    read: impl FnOnce(&[u8]) -> Result<T, crate::protocol::wire::DecodeError>,
-) -> Result<T, String> {
-    crate::protocol::schema::check_request_body(req.header.api_key, req.version(), body)
-        .map_err(|e| e.to_string())?;
-    read(body).map_err(|e| e.to_string())
-}
-
 pub fn offset_commit(req: Request, body: Bytes) -> Pending {
     let by_id = req.version() >= OFFSETS_BY_ID_SINCE;
     let decoded = if by_id {
-        read_own(&req, &body, offsets_by_id::read_offset_commit)
+        crate::handlers::decode_own(&req, &body, offsets_by_id::read_offset_commit)
     } else {
-        crate::handlers::decode(&req.header, body)
+        crate::handlers::decode(&req.header, body).map_err(|e| crate::handlers::malformed(&req, e))
     };
     let mut r: OffsetCommitRequest = match decoded {
         Ok(r) => r,
-        Err(e) => return ready(crate::handlers::malformed(&req, e)),
+        Err(reply) => return ready(reply),
     };
     let apis = req.ctx.apis.clone();
     // v10: an id no topic has is UNKNOWN_TOPIC_ID for its partitions, after
@@ -710,9 +697,9 @@ fn offset_fetch_group(
 
 pub fn offset_fetch(req: &Request, body: Bytes) -> Reply {
     let r = if req.version() >= OFFSETS_BY_ID_SINCE {
-        match read_own(req, &body, offsets_by_id::read_offset_fetch) {
+        match crate::handlers::decode_own(req, &body, offsets_by_id::read_offset_fetch) {
             Ok(r) => r,
-            Err(e) => return crate::handlers::malformed(req, e),
+            Err(reply) => return reply,
         }
     } else {
         decode_or_close!(req, body, OffsetFetchRequest)

@@ -493,6 +493,10 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
             };
             let refused = if transactional_refused {
                 Some(ResponseError::TransactionalIdAuthorizationFailed)
+            } else if name.is_none() {
+                // An id that names no topic (unknown, zero, a deleted
+                // topic's): before authorization, as Kafka does.
+                Some(ResponseError::UnknownTopicId)
             } else if name.is_some_and(|n| {
                 !req.ctx
                     .authorize(AclOperation::Write, ResourceType::Topic, n)
@@ -513,17 +517,6 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
     for ((topic_pos, td), (topic, refused)) in
         request.topic_data.into_iter().enumerate().zip(resolved)
     {
-        // A topic id that names no topic (unknown, zero, a deleted
-        // topic's); a known topic without the partition is
-        // UNKNOWN_TOPIC_OR_PARTITION at every version.
-        let missing = if version >= 13
-            && topic.is_none()
-            && topic_name_by_id(&req.ctx.apis, &td.topic_id).is_none()
-        {
-            ResponseError::UnknownTopicId
-        } else {
-            ResponseError::UnknownTopicOrPartition
-        };
         let mut partitions = Vec::with_capacity(td.partition_data.len());
         for (partition_pos, pd) in td.partition_data.into_iter().enumerate() {
             // Kafka's order: the topic or partition it does not know, then
@@ -541,7 +534,14 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
                 };
                 let partition = topic.as_ref().and_then(|t| t.partition(pd.index));
                 match partition {
-                    None if !elsewhere() => Err(failed(pd.index, missing, -1, None)),
+                    // A known topic without the partition (an id naming
+                    // no topic was refused above).
+                    None if !elsewhere() => Err(failed(
+                        pd.index,
+                        ResponseError::UnknownTopicOrPartition,
+                        -1,
+                        None,
+                    )),
                     _ if !valid_acks => Err(failed(
                         pd.index,
                         ResponseError::InvalidRequiredAcks,

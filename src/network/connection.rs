@@ -508,3 +508,50 @@ async fn sendfile_all(sock: &TcpStream, region: &FileRegion) -> std::io::Result<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn region_of(bytes: &[u8], position: u64, len: usize) -> FileRegion {
+        let mut f = tempfile::tempfile().expect("temp file");
+        f.write_all(bytes).expect("write");
+        FileRegion {
+            file: Arc::new(f),
+            position,
+            len,
+        }
+    }
+
+    /// The copy path sends a region larger than its step, and one inside
+    /// the file, byte for byte, through one reused buffer of at most a step.
+    #[tokio::test]
+    async fn pread_region_sends_the_region_byte_for_byte() {
+        let data: Vec<u8> = (0..700_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let mut buf = Vec::new();
+        for (position, len) in [(0, data.len()), (12_345, 300_000), (600_000, 100_000)] {
+            let region = region_of(&data, position, len);
+            let mut out: Vec<u8> = Vec::new();
+            pread_region(&mut out, &region, &mut buf)
+                .await
+                .expect("sent");
+            let start = position as usize;
+            assert_eq!(out, data[start..start + len], "region at {position}");
+            assert_eq!(buf.len(), PREAD_CHUNK);
+        }
+    }
+
+    /// A file shorter than the region (truncated under the fetch) is an
+    /// error, never a short frame.
+    #[tokio::test]
+    async fn pread_region_refuses_a_file_that_ends_early() {
+        let region = region_of(&[1u8; 1000], 10, 2000);
+        let mut out: Vec<u8> = Vec::new();
+        let err = pread_region(&mut out, &region, &mut Vec::new())
+            .await
+            .expect_err("short file");
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(out.len(), 990, "what the file had, then the error");
+    }
+}

@@ -85,8 +85,9 @@ pub static SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     api(ApiKey::ConsumerGroupDescribe, 0, 1),
     // KIP-932 share groups (`share.version` 1). ShareFetch and
-    // ShareAcknowledge v2 (RENEW acknowledgements, share.version 2) are
-    // not served: `kafka-protocol` 0.18 decodes v1 only.
+    // ShareAcknowledge v2 (RENEW acknowledgements, record-limit
+    // acquisition; Kafka 4.4 serves them from share.version 1) are not
+    // served: `kafka-protocol` 0.18 decodes v1 only.
     api(ApiKey::ShareGroupHeartbeat, 1, 1),
     api(ApiKey::ShareGroupDescribe, 1, 1),
     api(ApiKey::ShareFetch, 1, 1),
@@ -213,9 +214,10 @@ pub static FEATURES: &[Feature] = &[
     // Level 1 is KIP-932's share groups (ShareGroupHeartbeat,
     // ShareGroupDescribe, ShareFetch, ShareAcknowledge); at 0 they answer
     // UNSUPPORTED_VERSION, as Kafka's do. Kafka 4.4 formats a new cluster
-    // at 2 (`ShareVersion.LATEST_PRODUCTION`: RENEW acknowledgements,
-    // ShareFetch v2); kastle serves level 1 only, so a new directory starts
-    // at 1. A directory formatted before had share groups off.
+    // at 2 (`ShareVersion.LATEST_PRODUCTION`), whose only addition is the
+    // share groups' dead-letter queue (`supportsShareGroupDLQ`); kastle has
+    // none and serves level 1 only, so a new directory starts at 1. A
+    // directory formatted before had share groups off.
     Feature {
         name: SHARE_VERSION,
         min: 0,

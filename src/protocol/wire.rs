@@ -1,7 +1,8 @@
 //! The compact encodings of a flexible message, read and written: kastle's
 //! own codecs for the messages (or versions) the `kafka-protocol` crate has
 //! no types for (`protocol::streams`, `protocol::share_group_offsets`,
-//! `protocol::write_txn_markers`, `protocol::offsets_by_id`).
+//! `protocol::write_txn_markers`, `protocol::offsets_by_id`,
+//! `protocol::delete_groups`, `protocol::describe_log_dirs`).
 
 /// A malformed message.
 #[derive(Debug)]
