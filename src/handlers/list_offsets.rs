@@ -3,8 +3,6 @@
 //! version that introduced it; v11 (KIP-1023, past the `kafka-protocol`
 //! crate) is v10's layout, read and answered as v10.
 
-use std::collections::{HashMap, HashSet};
-
 use bytes::Bytes;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -50,8 +48,8 @@ fn special_since(ts: i64) -> Option<i16> {
 
 /// Kafka's `isListOffsetsTimestampUnsupported`: a special timestamp below
 /// its version, or one Kafka does not know, is UNSUPPORTED_VERSION for the
-/// partition, decided after authorization and the duplicate check and
-/// before the partition is looked up.
+/// partition, decided after authorization and before the partition is
+/// looked up.
 fn timestamp_unsupported(ts: i64, version: i16) -> bool {
     ts < 0 && special_since(ts).is_none_or(|since| version < since)
 }
@@ -93,21 +91,6 @@ fn lookup(
 pub fn handle(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, ListOffsetsRequest);
     let apis = &req.ctx.apis;
-    // A partition asked for more than once is INVALID_REQUEST at each
-    // place, after authorization (Kafka's `ReplicaManager.fetchOffset`).
-    let mut asked: HashMap<(&str, i32), u32> = HashMap::new();
-    for t in &request.topics {
-        for p in &t.partitions {
-            *asked
-                .entry((t.name.0.as_str(), p.partition_index))
-                .or_default() += 1;
-        }
-    }
-    let duplicated: HashSet<(String, i32)> = asked
-        .into_iter()
-        .filter(|(_, n)| *n > 1)
-        .map(|((name, index), _)| (name.to_string(), index))
-        .collect();
     let mut topics = Vec::with_capacity(request.topics.len());
     for t in request.topics {
         let topic = apis.replicas.topics.get(&t.name.0);
@@ -126,11 +109,6 @@ pub fn handle(req: &Request, body: Bytes) -> Reply {
                 partition.and_then(|part| part.check_leader_epoch(p.current_leader_epoch).err());
             match partition {
                 _ if refused => r.error_code = ResponseError::TopicAuthorizationFailed.code(),
-                _ if !duplicated.is_empty()
-                    && duplicated.contains(&(t.name.0.to_string(), p.partition_index)) =>
-                {
-                    r.error_code = ResponseError::InvalidRequest.code()
-                }
                 _ if timestamp_unsupported(p.timestamp, req.version()) => {
                     r.error_code = ResponseError::UnsupportedVersion.code()
                 }
