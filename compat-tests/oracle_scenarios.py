@@ -525,6 +525,15 @@ def sc_list_offsets(s, v, n):
         s.x(f"list offsets {t} (unsupported at v{v})", LIST_OFFSETS, v, body)
     body["topics"] = [{"name": n("missing"), "partitions": [{"partitionIndex": 0, "timestamp": -7, "currentLeaderEpoch": -1}]}]
     s.x("unknown timestamp -7, unknown topic", LIST_OFFSETS, v, body)
+    # a partition asked for twice (within a topic, or the topic listed twice):
+    # INVALID_REQUEST at each place, before the timestamp check; the others answer
+    part = lambda i, t: {"partitionIndex": i, "timestamp": t, "currentLeaderEpoch": -1}
+    body["topics"] = [{"name": n("t"), "partitions": [part(0, -1), part(0, -7)]},
+                      {"name": n("t"), "partitions": [part(1, -1)]},
+                      {"name": n("missing"), "partitions": [part(3, -1), part(3, -1)]}]
+    s.x("duplicate partitions", LIST_OFFSETS, v, body)
+    body["topics"] = [{"name": n("t"), "partitions": [part(1, -2)]}, {"name": n("t"), "partitions": [part(1, -1)]}]
+    s.x("a topic listed twice", LIST_OFFSETS, v, body)
     if v >= 2:
         body["isolationLevel"] = 1
         body["topics"] = [{"name": n("t"), "partitions": [{"partitionIndex": 0, "timestamp": -1, "currentLeaderEpoch": -1}]}]

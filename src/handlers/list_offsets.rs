@@ -3,16 +3,20 @@
 //! version that introduced it; v11 (KIP-1023, past the `kafka-protocol`
 //! crate) is v10's layout, read and answered as v10.
 
+use std::collections::{HashMap, HashSet};
+
 use bytes::Bytes;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
-use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, TopicName};
 use kafka_protocol::ResponseError;
 
 use uuid::Uuid;
 
 use crate::broker::partition::Partition;
+use crate::broker::topics::Topic;
 use crate::handlers::metadata::known_elsewhere;
 use crate::handlers::{decode_or_close, Reply, Request};
 use crate::protocol::same_as::SameAsVersion;
@@ -91,64 +95,129 @@ fn lookup(
 pub fn handle(req: &Request, body: Bytes) -> Reply {
     let request = decode_or_close!(req, body, ListOffsetsRequest);
     let apis = &req.ctx.apis;
-    let mut topics = Vec::with_capacity(request.topics.len());
-    for t in request.topics {
-        let topic = apis.replicas.topics.get(&t.name.0);
-        let refused = !req
+    let duplicated = duplicate_partitions(&request.topics);
+    // Kafka (`ReplicaManager.fetchOffset`) keys the answers of the
+    // authorized topics by partition: one response topic per name and one
+    // answer per partition, however often either is listed. Each refused
+    // topic is answered as listed, after the authorized ones.
+    let mut answered: Vec<ListOffsetsTopicResponse> = Vec::with_capacity(request.topics.len());
+    let mut slot_of: HashMap<TopicName, usize> = HashMap::new();
+    let mut refused_topics = Vec::new();
+    for t in &request.topics {
+        if !req
             .ctx
-            .authorize(AclOperation::Describe, ResourceType::Topic, &t.name.0);
-        let mut parts = Vec::with_capacity(t.partitions.len());
-        for p in t.partitions {
-            let mut r = ListOffsetsPartitionResponse::default()
-                .with_partition_index(p.partition_index)
-                .with_timestamp(-1)
-                .with_offset(-1)
-                .with_leader_epoch(-1);
-            let partition = topic.as_ref().and_then(|t| t.partition(p.partition_index));
-            let fenced =
-                partition.and_then(|part| part.check_leader_epoch(p.current_leader_epoch).err());
-            match partition {
-                _ if refused => r.error_code = ResponseError::TopicAuthorizationFailed.code(),
-                _ if timestamp_unsupported(p.timestamp, req.version()) => {
-                    r.error_code = ResponseError::UnsupportedVersion.code()
-                }
-                // Another broker's replica in a cluster.
-                None if known_elsewhere(req, Some(&t.name.0), Uuid::nil(), p.partition_index) => {
-                    r.error_code = ResponseError::NotLeaderOrFollower.code()
-                }
-                None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(_) if fenced.is_some() => r.error_code = fenced.map_or(0, |e| e.code()),
-                Some(part) if !part.is_leader() && request.replica_id.0 != DEBUGGING_REPLICA_ID => {
-                    r.error_code = ResponseError::NotLeaderOrFollower.code()
-                }
-                Some(part) => match lookup(
-                    part,
-                    p.timestamp,
-                    request.isolation_level == 1,
-                    request.replica_id.0 >= 0,
-                ) {
-                    Ok((ts, offset)) => {
-                        r.timestamp = ts;
-                        r.offset = offset;
-                        // The field exists from v4; older versions must leave it at -1.
-                        if req.version() >= 4 && offset >= 0 {
-                            r.leader_epoch = part.epoch_for_offset(offset).unwrap_or(-1);
-                        }
-                    }
-                    Err(code) => r.error_code = code.code(),
-                },
-            }
-            parts.push(r);
+            .authorize(AclOperation::Describe, ResourceType::Topic, &t.name.0)
+        {
+            let parts = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    unanswered(p.partition_index)
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                })
+                .collect();
+            refused_topics.push(
+                ListOffsetsTopicResponse::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(parts),
+            );
+            continue;
         }
-        topics.push(
-            ListOffsetsTopicResponse::default()
-                .with_name(t.name)
-                .with_partitions(parts),
-        );
+        let topic = apis.replicas.topics.get(&t.name.0);
+        let slot = *slot_of.entry(t.name.clone()).or_insert_with(|| {
+            answered.push(ListOffsetsTopicResponse::default().with_name(t.name.clone()));
+            answered.len() - 1
+        });
+        for p in &t.partitions {
+            let index = p.partition_index;
+            let r = if duplicated.contains(&(t.name.0.as_str(), index)) {
+                // Asked again: already answered INVALID_REQUEST once.
+                if answered[slot]
+                    .partitions
+                    .iter()
+                    .any(|r| r.partition_index == index)
+                {
+                    continue;
+                }
+                unanswered(index).with_error_code(ResponseError::InvalidRequest.code())
+            } else {
+                answer(req, &request, topic.as_deref(), &t.name.0, p)
+            };
+            answered[slot].partitions.push(r);
+        }
     }
+    answered.append(&mut refused_topics);
     req.respond(&SameAsVersion::<CRATE_MAX, _>(
-        ListOffsetsResponse::default().with_topics(topics),
+        ListOffsetsResponse::default().with_topics(answered),
     ))
+}
+
+/// Kafka's `ListOffsetsRequest.duplicatePartitions`: every partition
+/// listed more than once, across all topic entries.
+fn duplicate_partitions(topics: &[ListOffsetsTopic]) -> HashSet<(&str, i32)> {
+    let mut seen = HashSet::new();
+    let mut duplicated = HashSet::new();
+    for t in topics {
+        for p in &t.partitions {
+            let key = (t.name.0.as_str(), p.partition_index);
+            if !seen.insert(key) {
+                duplicated.insert(key);
+            }
+        }
+    }
+    duplicated
+}
+
+fn unanswered(index: i32) -> ListOffsetsPartitionResponse {
+    ListOffsetsPartitionResponse::default()
+        .with_partition_index(index)
+        .with_timestamp(-1)
+        .with_offset(-1)
+        .with_leader_epoch(-1)
+}
+
+/// One authorized partition asked for once.
+fn answer(
+    req: &Request,
+    request: &ListOffsetsRequest,
+    topic: Option<&Topic>,
+    name: &str,
+    p: &ListOffsetsPartition,
+) -> ListOffsetsPartitionResponse {
+    let mut r = unanswered(p.partition_index);
+    let partition = topic.and_then(|t| t.partition(p.partition_index));
+    let fenced = partition.and_then(|part| part.check_leader_epoch(p.current_leader_epoch).err());
+    match partition {
+        _ if timestamp_unsupported(p.timestamp, req.version()) => {
+            r.error_code = ResponseError::UnsupportedVersion.code()
+        }
+        // Another broker's replica in a cluster.
+        None if known_elsewhere(req, Some(name), Uuid::nil(), p.partition_index) => {
+            r.error_code = ResponseError::NotLeaderOrFollower.code()
+        }
+        None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
+        Some(_) if fenced.is_some() => r.error_code = fenced.map_or(0, |e| e.code()),
+        Some(part) if !part.is_leader() && request.replica_id.0 != DEBUGGING_REPLICA_ID => {
+            r.error_code = ResponseError::NotLeaderOrFollower.code()
+        }
+        Some(part) => match lookup(
+            part,
+            p.timestamp,
+            request.isolation_level == 1,
+            request.replica_id.0 >= 0,
+        ) {
+            Ok((ts, offset)) => {
+                r.timestamp = ts;
+                r.offset = offset;
+                // The field exists from v4; older versions must leave it at -1.
+                if req.version() >= 4 && offset >= 0 {
+                    r.leader_epoch = part.epoch_for_offset(offset).unwrap_or(-1);
+                }
+            }
+            Err(code) => r.error_code = code.code(),
+        },
+    }
+    r
 }
 
 #[cfg(test)]

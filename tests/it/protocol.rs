@@ -1465,6 +1465,66 @@ fn list_offsets() {
     assert_eq!(list_offset(&mut c, 9, "lo", 0, -5).error_code, NONE);
 }
 
+/// Kafka keys ListOffsets answers by partition (`ReplicaManager.fetchOffset`):
+/// a partition asked twice is INVALID_REQUEST once, before the timestamp
+/// check; a topic listed twice is one response topic.
+#[test]
+fn list_offsets_answers_each_partition_once() {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "dup", 2, &[]);
+    produce_ok(&mut c, "dup", 1, &batch(&[Rec::value(b"x", 1000)]));
+    let part = |i: i32, ts: i64| {
+        ListOffsetsPartition::default()
+            .with_partition_index(i)
+            .with_timestamp(ts)
+    };
+    let topic = |name: &str, parts| {
+        ListOffsetsTopic::default()
+            .with_name(tn(name))
+            .with_partitions(parts)
+    };
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![
+            topic("dup", vec![part(0, -1), part(0, -7)]),
+            topic("dup", vec![part(1, -1)]),
+            topic("nosuch", vec![part(3, -1), part(3, -1)]),
+        ]);
+    let corr = c.next_corr();
+    c.send(2, 7, corr, &encode(&req, 7));
+    let (got, mut body) = c.recv(2, 7);
+    assert_eq!(got, corr);
+    let r = ListOffsetsResponse::decode(&mut body, 7).expect("ListOffsets v7 answer");
+    let mut seen: Vec<(String, i32, i16, i64)> = r
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    p.error_code,
+                    p.offset,
+                )
+            })
+        })
+        .collect();
+    seen.sort();
+    let invalid = E::InvalidRequest.code();
+    assert_eq!(
+        seen,
+        vec![
+            ("dup".to_string(), 0, invalid, -1),
+            ("dup".to_string(), 1, NONE, 1),
+            ("nosuch".to_string(), 3, invalid, -1),
+        ]
+    );
+    assert_eq!(r.topics.len(), 2, "one response topic per name: {r:?}");
+}
+
 /// ListOffsets v11 of one partition: past the crate, so v10's body (the
 /// same layout) under a v11 header, and the answer read as v10's.
 fn list_offset_v11(
