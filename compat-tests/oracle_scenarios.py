@@ -14,6 +14,7 @@ version`` runs the scenario once per version both brokers advertise; a family
 APIs, so that slow set-ups (the first join of a group waits
 group.initial.rebalance.delay.ms) are paid once for a whole lifecycle.
 """
+import base64
 import time
 
 from oracle_lib import batch, records
@@ -341,6 +342,11 @@ def sc_create_partitions(s, v, n):
     s.x("metadata", METADATA, latest(METADATA), {"topics": [{"name": n("t")}], "allowAutoTopicCreation": False})
 
 
+def _joined(*blobs):
+    """Several base64 batches as one partition's records."""
+    return base64.b64encode(b"".join(base64.b64decode(b) for b in blobs)).decode()
+
+
 def sc_produce(s, v, n):
     create_topic(s, n("t"), partitions=2)
     create_topic(s, n("small"), configs={"max.message.bytes": "1000"})
@@ -355,6 +361,14 @@ def sc_produce(s, v, n):
     # Kafka checks the acks after the topic and partition (ReplicaManager.appendRecords)
     produce(s, n("missing"), batch(records(1)), version=v, label="invalid acks, unknown topic", acks=2)
     produce(s, n("t"), batch(records(1)), partition=7, version=v, label="invalid acks, unknown partition",
+            acks=2)
+    # the request-level record shape (ProduceRequest.validateRecords) comes
+    # before the acks; the CRC is the log's, after them
+    two = _joined(batch(records(1)), batch(records(1, "z")))
+    produce(s, n("t"), two, version=v, label="two batches, invalid acks", acks=2)
+    produce(s, n("t"), _joined(batch(records(1), corrupt_crc=True), batch(records(1))), version=v,
+            label="two batches, the first with a bad CRC")
+    produce(s, n("t"), batch(records(1), corrupt_crc=True), version=v, label="bad CRC, invalid acks",
             acks=2)
     # one replica, min.insync.replicas 2: Kafka caps the minimum at the
     # replica count (Partition.effectiveMinIsr)

@@ -229,20 +229,9 @@ fn append_partition(
             None,
         )));
     }
+    // The request-level shape (one batch, magic, codec) was checked before
+    // the acks (`validator::validate_produce_shape`).
     let records = records.unwrap_or_default();
-    // Kafka checks the codec against the request version before anything
-    // else (ProduceRequest.validateRecords): zstd needs Produce v7+.
-    for (i, (_, h)) in batch::iter_batches(&records).enumerate() {
-        if !compression::codec_allowed_for_produce_version(h.compression(), version) {
-            let e = RecordError::UnsupportedCompressionType {
-                batch_index: i,
-                codec: h.compression(),
-            };
-            return Err(Box::new(record_error_response(
-                partition, index, &e, version,
-            )));
-        }
-    }
     let vcfg = ValidationConfig {
         max_message_bytes: settings.max_message_bytes.max(0) as usize,
         timestamp_type: if settings.log_append_time {
@@ -353,6 +342,7 @@ async fn verify_transactions(
     req: &Request,
     topic_data: &[TopicProduceData],
     resolved: &[(Option<Arc<Topic>>, Option<ResponseError>)],
+    misshapen: &HashMap<(usize, usize), RecordError>,
     ctx: &ProduceContext<'_>,
 ) -> HashMap<(usize, usize), Verdict> {
     let mut verdicts = HashMap::new();
@@ -377,7 +367,10 @@ async fn verify_transactions(
             continue;
         };
         for (partition_pos, pd) in td.partition_data.iter().enumerate() {
-            let Some(p) = t.partition(pd.index) else {
+            let Some(p) = t
+                .partition(pd.index)
+                .filter(|_| !misshapen.contains_key(&(topic_pos, partition_pos)))
+            else {
                 continue;
             };
             let Some((_, h)) = pd
@@ -508,8 +501,29 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
             (topic, refused)
         })
         .collect();
+    // Kafka's `ProduceRequest.validateRecords`, for the partitions not
+    // refused above: decided before the acks, and such a partition is not
+    // verified or appended.
+    let misshapen: HashMap<(usize, usize), RecordError> = request
+        .topic_data
+        .iter()
+        .zip(&resolved)
+        .enumerate()
+        .filter(|(_, (_, (_, refused)))| refused.is_none())
+        .flat_map(|(topic_pos, (td, _))| {
+            td.partition_data
+                .iter()
+                .enumerate()
+                .filter_map(move |(partition_pos, pd)| {
+                    let records = pd.records.as_deref().unwrap_or_default();
+                    validator::validate_produce_shape(records, version)
+                        .err()
+                        .map(|e| ((topic_pos, partition_pos), e))
+                })
+        })
+        .collect();
     let verdicts = if valid_acks {
-        verify_transactions(&req, &request.topic_data, &resolved, &ctx).await
+        verify_transactions(&req, &request.topic_data, &resolved, &misshapen, &ctx).await
     } else {
         HashMap::new()
     };
@@ -519,9 +533,9 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
     {
         let mut partitions = Vec::with_capacity(td.partition_data.len());
         for (partition_pos, pd) in td.partition_data.into_iter().enumerate() {
-            // Kafka's order: the topic or partition it does not know, then
-            // the acks (`ReplicaManager.appendRecords`), then leadership
-            // and the log.
+            // Kafka's order: the topic or partition it does not know, the
+            // request-level shape of the records, then the acks
+            // (`ReplicaManager.appendRecords`), then leadership and the log.
             let result = if let Some(code) = refused {
                 Err(failed(pd.index, code, -1, None))
             } else {
@@ -542,6 +556,13 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
                         -1,
                         None,
                     )),
+                    _ if misshapen.contains_key(&(topic_pos, partition_pos)) => {
+                        let e = &misshapen[&(topic_pos, partition_pos)];
+                        let code = ResponseError::try_from_code(e.kafka_error_code())
+                            .unwrap_or(ResponseError::CorruptMessage);
+                        tracing::debug!(topic = %td.name.0, partition = pd.index, error = %e, "rejected produce data");
+                        Err(failed(pd.index, code, -1, None))
+                    }
                     _ if !valid_acks => Err(failed(
                         pd.index,
                         ResponseError::InvalidRequiredAcks,

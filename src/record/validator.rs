@@ -88,6 +88,36 @@ pub struct ValidatedRecords {
     pub source_compression: Compression,
 }
 
+/// Kafka's `ProduceRequest.validateRecords`: the request-level rule
+/// KafkaApis applies to each partition's data before the acks and the log
+/// are looked at. At least one whole batch, the first of magic 2, zstd only
+/// from Produce v7, and no second whole batch (a trailing partial batch is
+/// not one: Kafka's batch iterator stops before it).
+pub fn validate_produce_shape(records: &[u8], version: i16) -> Result<(), RecordError> {
+    if records.is_empty() {
+        return Err(RecordError::NoBatches);
+    }
+    let size = frame_batch(records, 0, 0)?;
+    let h = BatchHeader::parse(records)?;
+    if !compression::codec_allowed_for_produce_version(h.compression(), version) {
+        return Err(RecordError::UnsupportedCompressionType {
+            batch_index: 0,
+            codec: h.compression(),
+        });
+    }
+    if size == records.len() {
+        return Ok(());
+    }
+    match frame_batch(records, size, 1) {
+        Ok(_) => Err(RecordError::NotOneBatch {
+            batch_index: 1,
+            count: 2,
+        }),
+        Err(RecordError::PartialBatch { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Validates produce data for one partition before anything is appended.
 ///
 /// Check order follows Kafka so the first reported error matches:

@@ -593,3 +593,42 @@ fn recompress_preserves_everything_but_codec() {
         Err(RecordError::UnknownCompression { codec: 6, .. })
     ));
 }
+
+#[test]
+fn produce_shape_is_kafkas_validate_records() {
+    let ok = batch(2);
+    assert!(validate_produce_shape(&ok, 3).is_ok());
+    let shape = |b: &[u8], v| validate_produce_shape(b, v).expect_err("misshapen");
+    assert!(matches!(shape(&[], 9), RecordError::NoBatches));
+    let mut two = ok.clone();
+    two.extend_from_slice(&batch(1));
+    assert!(matches!(
+        shape(&two, 9),
+        RecordError::NotOneBatch { batch_index: 1, .. }
+    ));
+    // A second batch is one even when the first has a bad CRC: the shape
+    // comes first (Kafka checks the CRC in the log).
+    let last = ok.len() - 1;
+    two[last] ^= 1;
+    assert_eq!(shape(&two, 9).kafka_error_code(), 87);
+    // A trailing partial batch is not a second batch: Kafka's iterator
+    // stops before it.
+    let mut trailing = ok.clone();
+    trailing.extend_from_slice(&batch(1)[..20]);
+    assert!(validate_produce_shape(&trailing, 9).is_ok());
+    // Only a partial batch: none at all.
+    assert_eq!(shape(&ok[..ok.len() - 1], 9).kafka_error_code(), 87);
+    let mut old = ok.clone();
+    old[MAGIC_OFFSET] = 1;
+    assert!(matches!(
+        shape(&old, 9),
+        RecordError::UnsupportedMagic { .. }
+    ));
+    // zstd from Produce v7.
+    let zstd = compressed(3).build_compressed(4);
+    assert!(matches!(
+        shape(&zstd, 6),
+        RecordError::UnsupportedCompressionType { codec: 4, .. }
+    ));
+    assert!(validate_produce_shape(&zstd, 7).is_ok());
+}
