@@ -43,7 +43,7 @@ use crate::broker::topics::validate_manual_assignment;
 use crate::handlers::forwarding::forward_and_respond;
 use crate::handlers::metadata::cluster_authorized_operations;
 use crate::handlers::{decode_or_close, ready, Pending, Reply, Request};
-use crate::protocol::describe_log_dirs::DescribeLogDirsAnswer;
+use crate::protocol::describe_log_dirs;
 use crate::security::acl::{AclOperation, ResourceType};
 
 /// The message of a request refused by its cluster check (Kafka's names
@@ -349,10 +349,12 @@ pub fn describe_log_dirs(req: &Request, body: Bytes) -> Reply {
     let apis = &req.ctx.apis;
     if !req.ctx.authorize_cluster(AclOperation::Describe) {
         // Nothing listed; the error exists from v3.
-        return req.respond(&DescribeLogDirsAnswer(
-            DescribeLogDirsResponse::default()
+        return req.respond_past_crate(
+            describe_log_dirs::CRATE_MAX,
+            &DescribeLogDirsResponse::default()
                 .with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
-        ));
+            describe_log_dirs::write_v5,
+        );
     }
     let dir = apis.replicas.topics.log_dir();
     // Kafka reports `File.getAbsolutePath`: absolute, not canonical.
@@ -408,9 +410,11 @@ pub fn describe_log_dirs(req: &Request, body: Bytes) -> Reply {
         .with_total_bytes(total)
         .with_usable_bytes(usable);
     // v5 adds IsCordoned: false, no directory is cordoned.
-    req.respond(&DescribeLogDirsAnswer(
-        DescribeLogDirsResponse::default().with_results(vec![result]),
-    ))
+    req.respond_past_crate(
+        describe_log_dirs::CRATE_MAX,
+        &DescribeLogDirsResponse::default().with_results(vec![result]),
+        describe_log_dirs::write_v5,
+    )
 }
 
 // ---------------------------------------------------------------------------

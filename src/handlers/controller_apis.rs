@@ -47,7 +47,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::messages::{AlterClientQuotasRequest, AlterUserScramCredentialsRequest};
 use kafka_protocol::messages::{DescribeClusterRequest, DescribeQuorumRequest};
 use kafka_protocol::messages::{EnvelopeRequest, EnvelopeResponse};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::protocol::Decodable;
 use kafka_protocol::ResponseError;
 
 use crate::broker::authorizer::Authorizer;
@@ -63,6 +63,7 @@ use crate::controller::{
 use crate::handlers::envelope::{self, ForwardedOrigin};
 use crate::handlers::{acls, describe_quorum};
 use crate::protocol::header::parse_request_header;
+use crate::protocol::response::Written;
 use crate::protocol::response::{encode_response, encode_with_header_version};
 use crate::raft::network::RaftRpc;
 use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
@@ -189,18 +190,6 @@ impl Caller {
     }
 }
 
-/// Raw bytes as a response body (the private keys' answers).
-struct RawBody(Vec<u8>);
-impl Encodable for RawBody {
-    fn encode<B: bytes::BufMut>(&self, buf: &mut B, _version: i16) -> anyhow::Result<()> {
-        buf.put_slice(&self.0);
-        Ok(())
-    }
-    fn compute_size(&self, _version: i16) -> anyhow::Result<usize> {
-        Ok(self.0.len())
-    }
-}
-
 /// Refuses a request body the schema walker does not accept (a length or
 /// count larger than the bytes left, a truncated or malformed body) before
 /// the crate decodes it: its decoders size vectors from counts on the wire,
@@ -260,7 +249,7 @@ impl ControllerApis {
                     cid,
                     RESPONSE_HEADER_VERSION,
                     0,
-                    &RawBody(answer),
+                    &Written::<RESPONSE_HEADER_VERSION>(answer),
                 );
             }
             METADATA_FETCH_KEY => {
@@ -270,7 +259,7 @@ impl ControllerApis {
                     cid,
                     RESPONSE_HEADER_VERSION,
                     0,
-                    &RawBody(resp.encode()),
+                    &Written::<RESPONSE_HEADER_VERSION>(resp.encode()),
                 );
             }
             _ => {}

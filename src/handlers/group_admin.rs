@@ -19,7 +19,7 @@ use crate::coordinator::group::writer::DurableWait;
 use crate::handlers::groups::{durable, group_allowed, s, GROUP_DENIED};
 use crate::handlers::share_group_offsets;
 use crate::handlers::{decode_or_close, ready, Pending, Reply, Request};
-use crate::protocol::delete_groups::DeleteGroupsAnswer;
+use crate::protocol::delete_groups;
 use crate::security::acl::{AclOperation, ResourceType};
 
 /// DescribeGroups' `authorized_operations` when the client did not ask.
@@ -180,8 +180,10 @@ pub fn delete_groups(req: Request, body: Bytes) -> Pending {
             );
         }
         // v3 adds a message per group, null for every code kastle answers.
-        req.respond(&DeleteGroupsAnswer(
-            DeleteGroupsResponse::default().with_results(out),
-        ))
+        req.respond_past_crate(
+            delete_groups::CRATE_MAX,
+            &DeleteGroupsResponse::default().with_results(out),
+            delete_groups::write_v3,
+        )
     })
 }

@@ -364,6 +364,21 @@ impl Request {
         }
     }
 
+    /// Encodes a response the crate encodes up to `crate_max`; above it
+    /// `own` writes the body (every version past the crate is flexible:
+    /// response header v1).
+    pub fn respond_past_crate<R: Encodable + HeaderVersion>(
+        &self,
+        crate_max: i16,
+        body: &R,
+        own: fn(&R) -> Vec<u8>,
+    ) -> Reply {
+        if self.version() <= crate_max {
+            return self.respond(body);
+        }
+        self.respond(&response::Written::<1>(own(body)))
+    }
+
     /// Encodes a response at the request's version.
     pub fn respond<R: Encodable + HeaderVersion>(&self, body: &R) -> Reply {
         match response::encode_response(self.header.correlation_id, self.header.api_version, body) {

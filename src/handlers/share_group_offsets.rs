@@ -32,6 +32,7 @@ use crate::broker::share::TopicIdPartition;
 use crate::coordinator::group::writer::{map_append_error, DurableWait};
 use crate::handlers::share_group::{ensure_share_state_topic, share_enabled};
 use crate::handlers::{ready, KafkaApis, Pending, Request};
+use crate::protocol::response::Written;
 use crate::protocol::share_group_offsets::{
     DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse, ResponseGroup,
     ResponsePartition, ResponseTopic, UNKNOWN_LAG,
@@ -250,10 +251,12 @@ pub fn describe_share_group_offsets(req: &Request, body: Bytes) -> crate::handle
             ResponseGroup { topics, ..base(0) }
         })
         .collect();
-    req.respond(&DescribeShareGroupOffsetsResponse {
+    let answer = DescribeShareGroupOffsetsResponse {
         throttle_time_ms: 0,
         groups,
-    })
+    };
+    // Flexible in every version: response header v1.
+    req.respond(&Written::<1>(answer.write(req.version())))
 }
 
 /// Waits for each write; the first failure's code per key.

@@ -22,10 +22,11 @@ use crate::coordinator::group::streams::{
 use crate::coordinator::group::writer::DurableWait;
 use crate::handlers::consumer_group::BrokerTopics;
 use crate::handlers::{ready, KafkaApis, Pending, Reply, Request};
+use crate::protocol::response::Written;
 use crate::protocol::streams::{
     status, DescribedAssignment, DescribedGroup, DescribedMember, DescribedSubtopology,
     DescribedTopology, Status, StreamsGroupDescribeRequest, StreamsGroupDescribeResponse,
-    StreamsGroupHeartbeatRequest, StreamsGroupHeartbeatResponse, Written,
+    StreamsGroupHeartbeatRequest, StreamsGroupHeartbeatResponse,
 };
 use crate::security::acl::{AclOperation, ResourceType};
 use crate::util::now_ms;
@@ -47,7 +48,7 @@ fn streams_enabled(apis: &KafkaApis) -> bool {
 }
 
 fn respond(req: &Request, body: Vec<u8>) -> Reply {
-    req.respond(&Written(Bytes::from(body)))
+    req.respond(&Written::<1>(body))
 }
 
 fn error_response(req: &Request, e: ResponseError, message: Option<String>) -> Reply {

@@ -8,53 +8,25 @@
 //! request is version 2's (`versions::SAME_REQUEST_AS`).
 
 use kafka_protocol::messages::DeleteGroupsResponse;
-use kafka_protocol::protocol::buf::ByteBufMut;
-use kafka_protocol::protocol::{Encodable, HeaderVersion};
 
 use super::wire::{DecodeError, Reader, Writer};
 
 /// The newest version the crate has.
 pub const CRATE_MAX: i16 = 2;
 
-/// A DeleteGroups response at any version kastle serves.
-pub struct DeleteGroupsAnswer(pub DeleteGroupsResponse);
-
-impl DeleteGroupsAnswer {
-    /// The version 3 body (every version from 3 on).
-    fn write_v3(&self) -> Vec<u8> {
-        let mut w = Writer::default();
-        w.i32(self.0.throttle_time_ms);
-        w.arr(&self.0.results, |w, r| {
-            w.str(r.group_id.0.as_str());
-            w.i16(r.error_code);
-            w.nstr(None);
-            w.tags();
-        });
+/// The version 3 body (every version from 3 on; older ones are the
+/// crate's, `Request::respond_past_crate`).
+pub fn write_v3(r: &DeleteGroupsResponse) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.i32(r.throttle_time_ms);
+    w.arr(&r.results, |w, r| {
+        w.str(r.group_id.0.as_str());
+        w.i16(r.error_code);
+        w.nstr(None);
         w.tags();
-        w.0
-    }
-}
-
-impl Encodable for DeleteGroupsAnswer {
-    fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> anyhow::Result<()> {
-        if version <= CRATE_MAX {
-            return self.0.encode(buf, version);
-        }
-        buf.put_slice(&self.write_v3());
-        Ok(())
-    }
-    fn compute_size(&self, version: i16) -> anyhow::Result<usize> {
-        if version <= CRATE_MAX {
-            return self.0.compute_size(version);
-        }
-        Ok(self.write_v3().len())
-    }
-}
-
-impl HeaderVersion for DeleteGroupsAnswer {
-    fn header_version(version: i16) -> i16 {
-        DeleteGroupsResponse::header_version(version.min(CRATE_MAX))
-    }
+    });
+    w.tags();
+    w.0
 }
 
 /// One result of a version 3 response, as a client reads it.
@@ -90,6 +62,7 @@ mod tests {
     use bytes::BytesMut;
     use kafka_protocol::messages::delete_groups_response::DeletableGroupResult as CrateResult;
     use kafka_protocol::messages::GroupId;
+    use kafka_protocol::protocol::Encodable;
     use kafka_protocol::protocol::StrBytes;
 
     fn sample() -> DeleteGroupsResponse {
@@ -103,22 +76,21 @@ mod tests {
             .with_results(vec![result("g1", 0), result("g2", 69)])
     }
 
-    fn encoded(r: &DeleteGroupsAnswer, version: i16) -> Vec<u8> {
+    fn encoded(r: &DeleteGroupsResponse, version: i16) -> Vec<u8> {
         let mut b = BytesMut::new();
         r.encode(&mut b, version).expect("encodes");
-        assert_eq!(r.compute_size(version).expect("sized"), b.len());
         b.to_vec()
     }
 
     #[test]
     fn version_3_is_version_2_with_a_null_message_per_result() {
-        let r = DeleteGroupsAnswer(sample());
+        let r = sample();
         let v2 = encoded(&r, 2);
         // throttle, 2 results + 1, then "g1" (3), error 0, tags
         let mut want = v2.clone();
         want.insert(4 + 1 + 3 + 2, 0);
         want.insert(4 + 1 + (3 + 2 + 1 + 1) + 3 + 2, 0);
-        assert_eq!(encoded(&r, 3), want);
+        assert_eq!(write_v3(&r), want);
         let (throttle, results) = read_v3(&want).expect("reads");
         assert_eq!(throttle, 7);
         assert_eq!(
@@ -136,16 +108,6 @@ mod tests {
                 },
             ]
         );
-        for v in 0..=2 {
-            let mut crate_bytes = BytesMut::new();
-            sample().encode(&mut crate_bytes, v).expect("crate encodes");
-            assert_eq!(encoded(&r, v), crate_bytes.to_vec(), "v{v}");
-            assert_eq!(
-                DeleteGroupsAnswer::header_version(v),
-                DeleteGroupsResponse::header_version(v)
-            );
-        }
-        assert_eq!(DeleteGroupsAnswer::header_version(3), 1);
         assert!(read_v3(&want[..want.len() - 1]).is_err());
     }
 }

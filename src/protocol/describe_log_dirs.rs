@@ -6,68 +6,40 @@
 //! version 4's (`versions::SAME_REQUEST_AS`).
 
 use kafka_protocol::messages::DescribeLogDirsResponse;
-use kafka_protocol::protocol::buf::ByteBufMut;
-use kafka_protocol::protocol::{Encodable, HeaderVersion};
 
 use super::wire::{DecodeError, Reader, Writer};
 
 /// The newest version the crate has.
 pub const CRATE_MAX: i16 = 4;
 
-/// A DescribeLogDirs response at any version kastle serves.
-pub struct DescribeLogDirsAnswer(pub DescribeLogDirsResponse);
-
-impl DescribeLogDirsAnswer {
-    /// The version 5 body (every version from 5 on).
-    fn write_v5(&self) -> Vec<u8> {
-        let mut w = Writer::default();
-        w.i32(self.0.throttle_time_ms);
-        w.i16(self.0.error_code);
-        w.arr(&self.0.results, |w, d| {
-            w.i16(d.error_code);
-            w.str(d.log_dir.as_str());
-            w.arr(&d.topics, |w, t| {
-                w.str(t.name.0.as_str());
-                w.arr(&t.partitions, |w, p| {
-                    w.i32(p.partition_index);
-                    w.i64(p.partition_size);
-                    w.i64(p.offset_lag);
-                    w.bool(p.is_future_key);
-                    w.tags();
-                });
+/// The version 5 body (every version from 5 on; older ones are the
+/// crate's, `Request::respond_past_crate`).
+pub fn write_v5(r: &DescribeLogDirsResponse) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.i32(r.throttle_time_ms);
+    w.i16(r.error_code);
+    w.arr(&r.results, |w, d| {
+        w.i16(d.error_code);
+        w.str(d.log_dir.as_str());
+        w.arr(&d.topics, |w, t| {
+            w.str(t.name.0.as_str());
+            w.arr(&t.partitions, |w, p| {
+                w.i32(p.partition_index);
+                w.i64(p.partition_size);
+                w.i64(p.offset_lag);
+                w.bool(p.is_future_key);
                 w.tags();
             });
-            w.i64(d.total_bytes);
-            w.i64(d.usable_bytes);
-            // IsCordoned: no directory is cordoned.
-            w.bool(false);
             w.tags();
         });
+        w.i64(d.total_bytes);
+        w.i64(d.usable_bytes);
+        // IsCordoned: no directory is cordoned.
+        w.bool(false);
         w.tags();
-        w.0
-    }
-}
-
-impl Encodable for DescribeLogDirsAnswer {
-    fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> anyhow::Result<()> {
-        if version <= CRATE_MAX {
-            return self.0.encode(buf, version);
-        }
-        buf.put_slice(&self.write_v5());
-        Ok(())
-    }
-    fn compute_size(&self, version: i16) -> anyhow::Result<usize> {
-        if version <= CRATE_MAX {
-            return self.0.compute_size(version);
-        }
-        Ok(self.write_v5().len())
-    }
-}
-
-impl HeaderVersion for DescribeLogDirsAnswer {
-    fn header_version(version: i16) -> i16 {
-        DescribeLogDirsResponse::header_version(version.min(CRATE_MAX))
-    }
+    });
+    w.tags();
+    w.0
 }
 
 /// One partition of a log directory, as a client reads it.
@@ -138,6 +110,7 @@ mod tests {
         DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
     };
     use kafka_protocol::messages::TopicName;
+    use kafka_protocol::protocol::Encodable;
     use kafka_protocol::protocol::StrBytes;
 
     fn sample() -> DescribeLogDirsResponse {
@@ -155,22 +128,21 @@ mod tests {
             .with_results(vec![dir])
     }
 
-    fn encoded(r: &DescribeLogDirsAnswer, version: i16) -> Vec<u8> {
+    fn encoded(r: &DescribeLogDirsResponse, version: i16) -> Vec<u8> {
         let mut b = BytesMut::new();
         r.encode(&mut b, version).expect("encodes");
-        assert_eq!(r.compute_size(version).expect("sized"), b.len());
         b.to_vec()
     }
 
     #[test]
     fn version_5_is_version_4_with_is_cordoned_false() {
-        let r = DescribeLogDirsAnswer(sample());
+        let r = sample();
         let v4 = encoded(&r, 4);
         // IsCordoned sits before the directory's tags and the top-level
         // tags, the last two bytes.
         let mut want = v4.clone();
         want.insert(v4.len() - 2, 0);
-        assert_eq!(encoded(&r, 5), want);
+        assert_eq!(write_v5(&r), want);
         let (throttle, error, dirs) = read_v5(&want).expect("reads");
         assert_eq!((throttle, error, dirs.len()), (2, 0, 1));
         let d = &dirs[0];
@@ -195,16 +167,6 @@ mod tests {
                 }]
             )]
         );
-        for v in 1..=4 {
-            let mut crate_bytes = BytesMut::new();
-            sample().encode(&mut crate_bytes, v).expect("crate encodes");
-            assert_eq!(encoded(&r, v), crate_bytes.to_vec(), "v{v}");
-            assert_eq!(
-                DescribeLogDirsAnswer::header_version(v),
-                DescribeLogDirsResponse::header_version(v)
-            );
-        }
-        assert_eq!(DescribeLogDirsAnswer::header_version(5), 1);
         assert!(read_v5(&want[..want.len() - 1]).is_err());
     }
 }

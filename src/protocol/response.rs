@@ -49,6 +49,27 @@ pub fn encode_with_header_version<R: Encodable>(
     Ok(buf)
 }
 
+/// A response body kastle wrote itself (own codecs past the crate, the
+/// controller's private keys), framed under response header `HEADER`:
+/// written once, so its size is the bytes' length.
+pub struct Written<const HEADER: i16>(pub Vec<u8>);
+
+impl<const HEADER: i16> Encodable for Written<HEADER> {
+    fn encode<B: BufMut>(&self, buf: &mut B, _version: i16) -> anyhow::Result<()> {
+        buf.put_slice(&self.0);
+        Ok(())
+    }
+    fn compute_size(&self, _version: i16) -> anyhow::Result<usize> {
+        Ok(self.0.len())
+    }
+}
+
+impl<const HEADER: i16> HeaderVersion for Written<HEADER> {
+    fn header_version(_version: i16) -> i16 {
+        HEADER
+    }
+}
+
 /// The response header version for an API; ApiVersions always answers with
 /// header v0 so that a client of any version can read the error.
 pub fn response_header_version(key: ApiKey, api_version: i16) -> i16 {

@@ -8,9 +8,6 @@
 //! Requests are read only after the schema walker has bounded every length
 //! in them (`schema::tables`).
 
-use kafka_protocol::protocol::buf::ByteBufMut;
-use kafka_protocol::protocol::{Encodable, HeaderVersion};
-
 use super::wire::{DecodeError, Reader, Writer};
 
 pub const DESCRIBE_SHARE_GROUP_OFFSETS: i16 = 90;
@@ -207,23 +204,6 @@ impl DescribeShareGroupOffsetsResponse {
             throttle_time_ms,
             groups,
         })
-    }
-}
-
-impl Encodable for DescribeShareGroupOffsetsResponse {
-    fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> anyhow::Result<()> {
-        buf.put_slice(&self.write(version));
-        Ok(())
-    }
-    fn compute_size(&self, version: i16) -> anyhow::Result<usize> {
-        Ok(self.write(version).len())
-    }
-}
-
-impl HeaderVersion for DescribeShareGroupOffsetsResponse {
-    /// Flexible in every version: response header v1.
-    fn header_version(_version: i16) -> i16 {
-        1
     }
 }
 

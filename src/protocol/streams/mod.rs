@@ -8,10 +8,6 @@
 //! length in them (`schema::tables`), so no length read here can make
 //! the decoder allocate more than the frame holds.
 
-use bytes::Bytes;
-use kafka_protocol::protocol::buf::ByteBufMut;
-use kafka_protocol::protocol::{Encodable, HeaderVersion};
-
 pub const STREAMS_GROUP_HEARTBEAT: i16 = 88;
 pub const STREAMS_GROUP_DESCRIBE: i16 = 89;
 
@@ -674,26 +670,6 @@ impl StreamsGroupDescribeResponse {
             throttle_time_ms,
             groups,
         })
-    }
-}
-
-/// A response body already written, framed by `Request::respond` with the
-/// flexible response header (v1) both streams APIs use at version 0.
-pub struct Written(pub Bytes);
-
-impl Encodable for Written {
-    fn encode<B: ByteBufMut>(&self, buf: &mut B, _version: i16) -> anyhow::Result<()> {
-        buf.put_slice(&self.0);
-        Ok(())
-    }
-    fn compute_size(&self, _version: i16) -> anyhow::Result<usize> {
-        Ok(self.0.len())
-    }
-}
-
-impl HeaderVersion for Written {
-    fn header_version(_version: i16) -> i16 {
-        1
     }
 }
 
