@@ -42,7 +42,9 @@ use crate::coordinator::txn::add_partitions_manager::SupportedOperation;
 use crate::handlers::metadata::topic_name_by_id;
 use crate::handlers::KafkaApis;
 use crate::handlers::{decode_or_close, ready, Pending, Reply, Request};
-use crate::protocol::offsets_by_id::{self, OFFSETS_BY_ID_SINCE};
+use crate::protocol::offsets_by_id::{
+    self, TxnOffsetCommitResponseV6, OFFSETS_BY_ID_SINCE, TXN_OFFSETS_BY_ID_SINCE,
+};
 use crate::security::acl::{AclOperation, ResourceType};
 
 mod offset_fetch;
@@ -403,7 +405,7 @@ pub fn offset_commit(req: Request, body: Bytes) -> Pending {
     })
 }
 
-/// TxnOffsetCommit (v0-4): the offsets of a transaction, visible once its
+/// TxnOffsetCommit: the offsets of a transaction, visible once its
 /// COMMIT marker is written. As Kafka: unknown topic partitions get
 /// UNKNOWN_TOPIC_OR_PARTITION; an empty group id INVALID_GROUP_ID; then
 /// KIP-890 verification with the transaction coordinator (Kafka's
@@ -414,12 +416,38 @@ pub fn offset_commit(req: Request, body: Bytes) -> Pending {
 /// in its open transaction (AddOffsetsToTxn; else TRANSACTION_ABORTABLE,
 /// INVALID_TXN_STATE before v4), the error going to every partition; then
 /// the coordinator validates the group and writes a transactional batch.
+/// v6 (KIP-1319) names topics by id: an id no topic has is
+/// UNKNOWN_TOPIC_ID for its partitions, after the transactional id's and
+/// the group's authorization and before the topic's (Kafka's
+/// `handleTxnOffsetCommitRequest`); the answer echoes the ids.
 pub async fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
-    let r: TxnOffsetCommitRequest = match crate::handlers::decode(&req.header, body) {
+    let by_id = req.version() >= TXN_OFFSETS_BY_ID_SINCE;
+    let decoded = if by_id {
+        crate::handlers::decode_own(&req, &body, offsets_by_id::read_txn_offset_commit)
+    } else {
+        crate::handlers::decode(&req.header, body)
+            .map(|r: TxnOffsetCommitRequest| (r, Vec::new()))
+            .map_err(|e| crate::handlers::malformed(&req, e))
+    };
+    let (mut r, ids) = match decoded {
         Ok(r) => r,
-        Err(e) => return ready(crate::handlers::malformed(&req, e)),
+        Err(reply) => return ready(reply),
     };
     let apis = req.ctx.apis.clone();
+    // v6: each topic's name from its id (`ids` is empty before v6).
+    let known: Vec<bool> = r
+        .topics
+        .iter_mut()
+        .enumerate()
+        .map(|(i, t)| {
+            let Some(id) = ids.get(i) else {
+                return true;
+            };
+            topic_name_by_id(&apis, id)
+                .map(|n| t.name = TopicName(s(n)))
+                .is_some()
+        })
+        .collect();
     let mut codes: Vec<Vec<Option<i16>>> = Vec::with_capacity(r.topics.len());
     let mut parts = Vec::new();
     // WRITE on the transactional id, then READ on the group, then READ on
@@ -435,12 +463,14 @@ pub async fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
     } else {
         None
     };
-    for t in &r.topics {
+    for (t, known) in r.topics.iter().zip(known) {
         let mut tc = Vec::with_capacity(t.partitions.len());
-        let topic_ok = topic_readable(&req, &t.name.0);
+        let topic_ok = known && topic_readable(&req, &t.name.0);
         for p in &t.partitions {
             if let Some(code) = refused_all {
                 tc.push(Some(code));
+            } else if !known {
+                tc.push(Some(ResponseError::UnknownTopicId.code()));
             } else if !topic_ok {
                 tc.push(Some(ResponseError::TopicAuthorizationFailed.code()));
             } else if partition_exists(&apis, &t.name.0, p.partition_index) {
@@ -505,6 +535,25 @@ pub async fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
     Box::pin(async move {
         let decided = settle_commit(&apis, result, parts.len()).await;
         let mut it = decided.into_iter();
+        if by_id {
+            let topics = r
+                .topics
+                .iter()
+                .zip(ids)
+                .zip(codes)
+                .map(|((t, id), tc)| {
+                    let partitions = t.partitions.iter().zip(tc).map(|(p, c)| {
+                        let code = c.unwrap_or_else(|| it.next().unwrap_or(0));
+                        (p.partition_index, code)
+                    });
+                    (id, partitions.collect())
+                })
+                .collect();
+            return req.respond(&TxnOffsetCommitResponseV6 {
+                throttle_time_ms: 0,
+                topics,
+            });
+        }
         let topics = r
             .topics
             .iter()

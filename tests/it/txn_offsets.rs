@@ -1,12 +1,16 @@
 //! TxnOffsetCommit over the raw protocol: offsets committed inside a
 //! transaction stay invisible to OffsetFetch (and make `require_stable`
 //! fetches answer UNSTABLE_OFFSET_COMMIT) until the transaction commits;
-//! an abort discards them; both survive a restart.
+//! an abort discards them; both survive a restart. v6 (KIP-1319) names
+//! topics by id.
 
 use crate::support::groups::{commit_offsets, offset_fetch};
 use crate::support::topics::create_topic;
-use crate::support::transactions::{add_offsets, end_txn, init_txn, txn_broker, txn_offset_commit};
+use crate::support::transactions::{
+    add_offsets, end_txn, end_txn_v, init_txn, txn_broker, txn_offset_commit, txn_offset_commit_v6,
+};
 use crate::support::{E, NONE};
+use uuid::Uuid;
 
 #[test]
 fn txn_offsets_visible_only_after_commit() {
@@ -164,5 +168,65 @@ fn txn_offset_commit_verification_by_version() {
         offset_fetch(&mut c, 8, "g3", "t", &[0], true).1,
         vec![(7, NONE)],
         "only the verified commit counts"
+    );
+}
+
+/// TxnOffsetCommit v6 names topics by id, as Kafka 4.4's
+/// `handleTxnOffsetCommitRequest`: an id no topic has (the zero id among
+/// them) is UNKNOWN_TOPIC_ID for its partitions, a known id's missing
+/// partition UNKNOWN_TOPIC_OR_PARTITION, the rest is committed; the answer
+/// echoes the ids in request order. v6 is transaction version 2: the
+/// offsets partition joins the transaction without AddOffsetsToTxn.
+#[test]
+fn txn_offset_commit_v6_by_topic_id() {
+    let mut b = txn_broker(&[]);
+    let mut c = b.client();
+    let id = create_topic(&mut c, "t6", 2, &[]);
+    let pid = init_txn(&mut c, "tx6", 60_000);
+    let stranger = Uuid::from_u128(0x77);
+    let unknown_id = E::UnknownTopicId.code();
+    assert_eq!(
+        txn_offset_commit_v6(
+            &mut c,
+            "tx6",
+            pid,
+            "g6",
+            (-1, ""),
+            &[
+                (id, 0, 4),
+                (stranger, 0, 1),
+                (Uuid::nil(), 1, 1),
+                (id, 9, 1),
+                (id, 1, 6)
+            ]
+        ),
+        vec![
+            (id, vec![(0, NONE)]),
+            (stranger, vec![(0, unknown_id)]),
+            (Uuid::nil(), vec![(1, unknown_id)]),
+            (id, vec![(9, E::UnknownTopicOrPartition.code())]),
+            (id, vec![(1, NONE)]),
+        ]
+    );
+    assert_eq!(
+        offset_fetch(&mut c, 8, "g6", "t6", &[0, 1], true).1,
+        vec![
+            (-1, E::UnstableOffsetCommit.code()),
+            (-1, E::UnstableOffsetCommit.code())
+        ],
+        "pending until the transaction ends"
+    );
+    assert_eq!(end_txn_v(&mut c, 5, "tx6", pid, true), NONE);
+    assert_eq!(
+        offset_fetch(&mut c, 8, "g6", "t6", &[0, 1], true).1,
+        vec![(4, NONE), (6, NONE)],
+        "committed by id"
+    );
+    assert!(b.stop().success());
+    b.restart();
+    let mut c = b.client();
+    assert_eq!(
+        offset_fetch(&mut c, 8, "g6", "t6", &[0, 1], true).1,
+        vec![(4, NONE), (6, NONE)]
     );
 }
