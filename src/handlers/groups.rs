@@ -529,6 +529,7 @@ pub async fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
                 r.producer_id.0,
                 r.producer_epoch,
                 &parts,
+                req.version(),
             ),
         }
     };
