@@ -47,6 +47,8 @@ fn sb(s: String) -> StrBytes {
 /// One committed partition (OffsetCommit and TxnOffsetCommit share the
 /// layout): index, offset, leader epoch, metadata.
 type Committed = (i32, i64, i32, Option<String>);
+/// [`Committed`] borrowed from a request, for the writers.
+type CommittedRef<'a> = (i32, i64, i32, Option<&'a str>);
 
 fn read_committed(r: &mut Reader) -> Result<Committed, DecodeError> {
     let c = (r.i32()?, r.i64()?, r.i32()?, r.nstr()?);
@@ -54,10 +56,7 @@ fn read_committed(r: &mut Reader) -> Result<Committed, DecodeError> {
     Ok(c)
 }
 
-fn write_committed(
-    w: &mut Writer,
-    (index, offset, epoch, metadata): (i32, i64, i32, Option<&str>),
-) {
+fn write_committed(w: &mut Writer, (index, offset, epoch, metadata): CommittedRef) {
     w.i32(index);
     w.i64(offset);
     w.i32(epoch);
@@ -81,7 +80,7 @@ fn read_topics<P>(
 }
 
 /// Writes what [`read_topics`] reads.
-fn write_topics(w: &mut Writer, topics: &[(Uuid, Vec<(i32, i64, i32, Option<&str>)>)]) {
+fn write_topics(w: &mut Writer, topics: &[(Uuid, Vec<CommittedRef>)]) {
     w.arr(topics, |w, (id, partitions)| {
         w.uuid(id);
         w.arr(partitions, |w, p| write_committed(w, *p));
