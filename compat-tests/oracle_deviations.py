@@ -61,7 +61,6 @@ def _r(kafka, kastle, why):
 
 # API name -> reason, for APIs whose advertised range differs (test_api_range)
 KNOWN_RANGES = {
-    "TxnOffsetCommit": _r("0-6", "0-5", "v6 is " + _CRATE),
     "AlterReplicaLogDirs": _r("1-2", "nothing", "kastle supports a single log directory (log.dirs with one "
                               "entry), so there is no other directory to move a replica to"),
     "CreateDelegationToken": _r("1-3", "nothing", _DT),

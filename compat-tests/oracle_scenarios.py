@@ -32,6 +32,7 @@ ALTER_PARTITION_REASSIGNMENTS, LIST_PARTITION_REASSIGNMENTS, OFFSET_DELETE = 45,
 DESCRIBE_CLIENT_QUOTAS, ALTER_CLIENT_QUOTAS, DESCRIBE_CLUSTER, DESCRIBE_PRODUCERS = 48, 49, 60, 61
 DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS, LIST_CONFIG_RESOURCES, DESCRIBE_TOPIC_PARTITIONS = 65, 66, 74, 75
 UPDATE_FEATURES = 57
+CONSUMER_GROUP_HEARTBEAT = 68
 DESCRIBE_SHARE_GROUP_OFFSETS, ALTER_SHARE_GROUP_OFFSETS = 90, 91
 WRITE_TXN_MARKERS = 27
 
@@ -1178,12 +1179,39 @@ def fam_txn(s, i, n):
             label="transactional produce")
     s.x("add offsets", ADD_OFFSETS_TO_TXN, aov, {"transactionalId": tx, "producerId": pid, "producerEpoch": ep,
                                                   "groupId": g})
+    tref = {"topicId": tid} if tv >= 6 else {"name": t}  # v6 (KIP-1319): topics by id
     tbody = {"transactionalId": tx, "groupId": g, "producerId": pid, "producerEpoch": ep, "topics": [
-        {"name": t, "partitions": [{"partitionIndex": 0, "committedOffset": 2, "committedMetadata": "txn"}]}]}
+        dict(tref, partitions=[{"partitionIndex": 0, "committedOffset": 2, "committedMetadata": "txn"}])]}
     if tv >= 3:
         tbody.update(generationIdOrMemberEpoch=-1, memberId="", groupInstanceId=None)
     s.x("txn offset commit", TXN_OFFSET_COMMIT, tv, tbody)
     s.x("txn offset commit wrong epoch", TXN_OFFSET_COMMIT, tv, dict(tbody, producerEpoch=ep + 3))
+    if tv >= 6:
+        # an id no topic has, the zero id, and a known id's missing partition:
+        # UNKNOWN_TOPIC_ID per unknown topic, the rest committed
+        s.x("txn offset commit by unknown ids", TXN_OFFSET_COMMIT, tv, dict(tbody, topics=[
+            {"topicId": UNKNOWN_TOPIC_ID, "partitions": [{"partitionIndex": 0, "committedOffset": 1}]},
+            {"topicId": ZERO_TOPIC_ID, "partitions": [{"partitionIndex": 3, "committedOffset": 1},
+                                                      {"partitionIndex": 4, "committedOffset": 1}]},
+            dict(tref, partitions=[{"partitionIndex": 1, "committedOffset": 1, "committedMetadata": None},
+                                   {"partitionIndex": 7, "committedOffset": 1, "committedMetadata": None}])]))
+    if tv >= 5:
+        # transaction version 2 (the offsets partition joins implicitly): a
+        # generation for a group that does not exist is GROUP_ID_NOT_FOUND from
+        # v6, ILLEGAL_GENERATION before; so is a KIP-848 member's stale epoch
+        # STALE_MEMBER_EPOCH from v6
+        s.x("txn offset commit with a generation for no group", TXN_OFFSET_COMMIT, tv,
+            dict(tbody, groupId=n("nogroup"), generationIdOrMemberEpoch=5))
+        cg, mid = n("cg"), "txn-member-" + n("m")
+        hb = s.x("consumer group join", CONSUMER_GROUP_HEARTBEAT, 1, {
+            "groupId": cg, "memberId": mid, "memberEpoch": 0, "rebalanceTimeoutMs": 30000,
+            "subscribedTopicNames": [t], "topicPartitions": []}, record=False)
+        ok(s, "consumer group join", hb)
+        member = dict(tbody, groupId=cg, memberId=mid)
+        s.x("txn offset commit with a stale member epoch", TXN_OFFSET_COMMIT, tv,
+            dict(member, generationIdOrMemberEpoch=hb["memberEpoch"] + 1))
+        s.x("txn offset commit at the member epoch", TXN_OFFSET_COMMIT, tv,
+            dict(member, generationIdOrMemberEpoch=hb["memberEpoch"]))
     s.x("describe ongoing", DESCRIBE_TRANSACTIONS, 0, {"transactionalIds": [tx]})
     end("commit", True)
     wait_txn_complete(s, tx)

@@ -109,13 +109,13 @@ def _topic_and_group(key):
 
 
 def _txn(key, with_topic=True):
-    """A transactional id initialised by the administrator (its producer id and epoch)."""
+    """A transactional id initialised by the administrator (its producer id and
+    epoch; with a topic, the topic's id too)."""
     def setup(a, n):
-        if with_topic:
-            sc.create_topic(a, n(f"{key}-t"))
+        topic_id = sc.create_topic(a, n(f"{key}-t")) if with_topic else None
         r = sc.init_pid(a, txn_id=n(f"{key}-x"))
         assert r["errorCode"] == 0, r
-        return {"pid": r["producerId"], "epoch": r["producerEpoch"]}
+        return {"pid": r["producerId"], "epoch": r["producerEpoch"], "topic_id": topic_id}
     return setup
 
 
@@ -255,12 +255,26 @@ CASES = [
      lambda n, c: {"transactionalId": n("et-x"), "producerId": c["pid"],
                    "producerEpoch": c["epoch"], "committed": False},
      lambda n: [acl(TXN_ID, n("et-x"), WRITE)]),
-    ("txn offset commit", sc.TXN_OFFSET_COMMIT, None, _txn("to"),
+    # by topic name: v5 (v6 names topics by id)
+    ("txn offset commit", sc.TXN_OFFSET_COMMIT, 5, _txn("to"),
      lambda n, c: {"transactionalId": n("to-x"), "groupId": n("to-g"), "producerId": c["pid"],
                    "producerEpoch": c["epoch"], "topics": [{"name": n("to-t"), "partitions": [
                        {"partitionIndex": 0, "committedOffset": 1}]}]},
      lambda n: [acl(TXN_ID, n("to-x"), WRITE), acl(GROUP, n("to-g"), READ),
                 acl(TOPIC, n("to-t"), READ)]),
+    ("txn offset commit v6 (by topic id)", sc.TXN_OFFSET_COMMIT, 6, _txn("t6"),
+     lambda n, c: {"transactionalId": n("t6-x"), "groupId": n("t6-g"), "producerId": c["pid"],
+                   "producerEpoch": c["epoch"], "topics": [{"topicId": c["topic_id"], "partitions": [
+                       {"partitionIndex": 0, "committedOffset": 1}]}]},
+     lambda n: [acl(TXN_ID, n("t6-x"), WRITE), acl(GROUP, n("t6-g"), READ),
+                acl(TOPIC, n("t6-t"), READ)]),
+    # v6: an id no topic has is UNKNOWN_TOPIC_ID after the transactional id's
+    # and the group's authorization, without any topic ACL
+    ("txn offset commit v6 by an unknown id", sc.TXN_OFFSET_COMMIT, 6, _txn("tu", with_topic=False),
+     lambda n, c: {"transactionalId": n("tu-x"), "groupId": n("tu-g"), "producerId": c["pid"],
+                   "producerEpoch": c["epoch"], "topics": [{"topicId": sc.UNKNOWN_TOPIC_ID, "partitions": [
+                       {"partitionIndex": 0, "committedOffset": 1}]}]},
+     lambda n: [acl(TXN_ID, n("tu-x"), WRITE), acl(GROUP, n("tu-g"), READ)]),
     ("describe acls", sc.DESCRIBE_ACLS, None, _none,
      lambda n, c: acl_filter(rt=TOPIC, name=n("da-nothing")),
      lambda n: [acl(CLUSTER, CLUSTER_NAME, DESCRIBE)]),

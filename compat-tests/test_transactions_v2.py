@@ -9,7 +9,8 @@ commit/abort, read_committed and read_uncommitted reads, the last stable offset,
 describe/list transactions, sendOffsetsToTransaction with a read_committed
 consumer, fencing) against each. The client's NetworkClient log (DEBUG) shows it
 really used version 2: Produce v12+ (v13 where the topic ids are known, which
-names topics by id), TxnOffsetCommit v5+ and EndTxn v5+ requests only, and neither
+names topics by id), TxnOffsetCommit v6 (KIP-1319: by topic id; the producer
+knows the ids of the topics it wrote) and EndTxn v5+ requests only, and neither
 AddPartitionsToTxn nor AddOffsetsToTxn.
 
 Version 1 stays covered: a kastle directory formatted with
@@ -38,7 +39,7 @@ STEPS = ["init_transactions", "commit_abort_commit", "read_committed", "read_unc
          "producer_fencing"]
 # the lowest version a transaction version 2 client sends, by the API name in
 # the request header NetworkClient logs
-SENT_V2 = {"PRODUCE": 12, "END_TXN": 5, "TXN_OFFSET_COMMIT": 5}
+SENT_V2 = {"PRODUCE": 12, "END_TXN": 5, "TXN_OFFSET_COMMIT": 6}
 NOT_SENT_V2 = ["apiKey=ADD_PARTITIONS_TO_TXN", "apiKey=ADD_OFFSETS_TO_TXN"]
 # the highest version a transaction version 1 client sends
 SENT_V1 = {"PRODUCE": 11, "END_TXN": 4, "TXN_OFFSET_COMMIT": 4}

@@ -80,13 +80,20 @@ type OwnCodecDecoder = fn(&[u8], i16) -> Result<(), String>;
 /// The decoder of an API (or of a version of it) served with kastle's own
 /// codec.
 fn own_codec_decoder(api_key: i16, api_version: i16) -> Option<OwnCodecDecoder> {
-    use crate::protocol::offsets_by_id::{self, OFFSETS_BY_ID_SINCE};
+    use crate::protocol::offsets_by_id::{self, OFFSETS_BY_ID_SINCE, TXN_OFFSETS_BY_ID_SINCE};
     use crate::protocol::streams::{
         StreamsGroupDescribeRequest, StreamsGroupHeartbeatRequest, STREAMS_GROUP_DESCRIBE,
         STREAMS_GROUP_HEARTBEAT,
     };
     use crate::protocol::{share_group_offsets, write_txn_markers};
     // The offset APIs' versions naming topics by id (past the crate).
+    if api_key == 28 && api_version >= TXN_OFFSETS_BY_ID_SINCE {
+        return Some(|b, _| {
+            offsets_by_id::read_txn_offset_commit(b)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        });
+    }
     if api_version >= OFFSETS_BY_ID_SINCE {
         match api_key {
             8 => {

@@ -1,6 +1,7 @@
 //! Consumer group APIs: JoinGroup, SyncGroup, Heartbeat,
-//! LeaveGroup, OffsetCommit, TxnOffsetCommit, OffsetFetch, OffsetDelete
-//! (ListGroups, DescribeGroups and DeleteGroups are `group_admin`). Each decodes its request, calls the
+//! LeaveGroup, OffsetCommit, TxnOffsetCommit, OffsetFetch (`offset_fetch`),
+//! OffsetDelete (ListGroups, DescribeGroups and DeleteGroups are
+//! `group_admin`). Each decodes its request, calls the
 //! GroupCoordinator and encodes the answer at the request's version.
 //!
 //! JoinGroup and SyncGroup long-poll: the in-order part registers the
@@ -21,36 +22,33 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
-use kafka_protocol::messages::offset_fetch_request::{
-    OffsetFetchRequestGroup, OffsetFetchRequestTopics,
-};
-use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
-    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
-};
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
     LeaveGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
-    OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
-    SyncGroupResponse, TopicName, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+    OffsetDeleteResponse, SyncGroupRequest, SyncGroupResponse, TopicName, TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use crate::coordinator::group::api::{
-    Answer, CommitPartition, Committer, FetchedOffset, JoinOutcome, JoinParams, SyncOutcome,
-    SyncParams,
+    Answer, CommitPartition, Committer, JoinOutcome, JoinParams, SyncOutcome, SyncParams,
 };
 use crate::coordinator::group::writer::DurableWait;
 use crate::coordinator::txn::add_partitions_manager::SupportedOperation;
-use crate::handlers::metadata::{topic_id_by_name, topic_name_by_id};
+use crate::handlers::metadata::topic_name_by_id;
 use crate::handlers::KafkaApis;
 use crate::handlers::{decode_or_close, ready, Pending, Reply, Request};
-use crate::protocol::offsets_by_id::{self, OFFSETS_BY_ID_SINCE};
+use crate::protocol::offsets_by_id::{
+    self, TxnOffsetCommitResponseV6, OFFSETS_BY_ID_SINCE, TXN_OFFSETS_BY_ID_SINCE,
+};
 use crate::security::acl::{AclOperation, ResourceType};
+
+mod offset_fetch;
+pub use offset_fetch::offset_fetch;
 
 /// Whether the client may do `op` on the group.
 pub(super) fn group_allowed(req: &Request, op: AclOperation, group: &str) -> bool {
@@ -296,7 +294,7 @@ pub fn leave_group(req: &Request, body: Bytes) -> Reply {
 }
 
 // ---------------------------------------------------------------------------
-// OffsetCommit / OffsetFetch
+// OffsetCommit / TxnOffsetCommit (OffsetFetch is `offset_fetch`)
 // ---------------------------------------------------------------------------
 
 fn partition_exists(apis: &KafkaApis, topic: &str, partition: i32) -> bool {
@@ -407,7 +405,7 @@ pub fn offset_commit(req: Request, body: Bytes) -> Pending {
     })
 }
 
-/// TxnOffsetCommit (v0-4): the offsets of a transaction, visible once its
+/// TxnOffsetCommit: the offsets of a transaction, visible once its
 /// COMMIT marker is written. As Kafka: unknown topic partitions get
 /// UNKNOWN_TOPIC_OR_PARTITION; an empty group id INVALID_GROUP_ID; then
 /// KIP-890 verification with the transaction coordinator (Kafka's
@@ -418,12 +416,38 @@ pub fn offset_commit(req: Request, body: Bytes) -> Pending {
 /// in its open transaction (AddOffsetsToTxn; else TRANSACTION_ABORTABLE,
 /// INVALID_TXN_STATE before v4), the error going to every partition; then
 /// the coordinator validates the group and writes a transactional batch.
+/// v6 (KIP-1319) names topics by id: an id no topic has is
+/// UNKNOWN_TOPIC_ID for its partitions, after the transactional id's and
+/// the group's authorization and before the topic's (Kafka's
+/// `handleTxnOffsetCommitRequest`); the answer echoes the ids.
 pub async fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
-    let r: TxnOffsetCommitRequest = match crate::handlers::decode(&req.header, body) {
+    let by_id = req.version() >= TXN_OFFSETS_BY_ID_SINCE;
+    let decoded = if by_id {
+        crate::handlers::decode_own(&req, &body, offsets_by_id::read_txn_offset_commit)
+    } else {
+        crate::handlers::decode(&req.header, body)
+            .map(|r: TxnOffsetCommitRequest| (r, Vec::new()))
+            .map_err(|e| crate::handlers::malformed(&req, e))
+    };
+    let (mut r, ids) = match decoded {
         Ok(r) => r,
-        Err(e) => return ready(crate::handlers::malformed(&req, e)),
+        Err(reply) => return ready(reply),
     };
     let apis = req.ctx.apis.clone();
+    // v6: each topic's name from its id (`ids` is empty before v6).
+    let known: Vec<bool> = r
+        .topics
+        .iter_mut()
+        .enumerate()
+        .map(|(i, t)| {
+            let Some(id) = ids.get(i) else {
+                return true;
+            };
+            topic_name_by_id(&apis, id)
+                .map(|n| t.name = TopicName(s(n)))
+                .is_some()
+        })
+        .collect();
     let mut codes: Vec<Vec<Option<i16>>> = Vec::with_capacity(r.topics.len());
     let mut parts = Vec::new();
     // WRITE on the transactional id, then READ on the group, then READ on
@@ -439,12 +463,14 @@ pub async fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
     } else {
         None
     };
-    for t in &r.topics {
+    for (t, known) in r.topics.iter().zip(known) {
         let mut tc = Vec::with_capacity(t.partitions.len());
-        let topic_ok = topic_readable(&req, &t.name.0);
+        let topic_ok = known && topic_readable(&req, &t.name.0);
         for p in &t.partitions {
             if let Some(code) = refused_all {
                 tc.push(Some(code));
+            } else if !known {
+                tc.push(Some(ResponseError::UnknownTopicId.code()));
             } else if !topic_ok {
                 tc.push(Some(ResponseError::TopicAuthorizationFailed.code()));
             } else if partition_exists(&apis, &t.name.0, p.partition_index) {
@@ -503,12 +529,32 @@ pub async fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
                 r.producer_id.0,
                 r.producer_epoch,
                 &parts,
+                req.version(),
             ),
         }
     };
     Box::pin(async move {
         let decided = settle_commit(&apis, result, parts.len()).await;
         let mut it = decided.into_iter();
+        if by_id {
+            let topics = r
+                .topics
+                .iter()
+                .zip(ids)
+                .zip(codes)
+                .map(|((t, id), tc)| {
+                    let partitions = t.partitions.iter().zip(tc).map(|(p, c)| {
+                        let code = c.unwrap_or_else(|| it.next().unwrap_or(0));
+                        (p.partition_index, code)
+                    });
+                    (id, partitions.collect())
+                })
+                .collect();
+            return req.respond(&TxnOffsetCommitResponseV6 {
+                throttle_time_ms: 0,
+                topics,
+            });
+        }
         let topics = r
             .topics
             .iter()
@@ -532,213 +578,6 @@ pub async fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
             .collect();
         req.respond(&TxnOffsetCommitResponse::default().with_topics(topics))
     })
-}
-
-/// The offsets of topics the client may describe: a topic asked for by
-/// name answers TOPIC_AUTHORIZATION_FAILED per partition, one not asked for
-/// (all offsets of the group) is left out.
-fn visible_offsets(
-    req: &Request,
-    named: bool,
-    fetched: Vec<(String, Vec<FetchedOffset>)>,
-) -> Vec<(String, Vec<FetchedOffset>)> {
-    fetched
-        .into_iter()
-        .filter_map(|(t, ps)| {
-            if req
-                .ctx
-                .authorize(AclOperation::Describe, ResourceType::Topic, &t)
-            {
-                return Some((t, ps));
-            }
-            named.then(|| {
-                let ps = ps
-                    .into_iter()
-                    .map(|f| FetchedOffset {
-                        offset: -1,
-                        leader_epoch: -1,
-                        metadata: String::new(),
-                        error: ResponseError::TopicAuthorizationFailed.code(),
-                        ..f
-                    })
-                    .collect();
-                (t, ps)
-            })
-        })
-        .collect()
-}
-
-fn fetched_partition(f: FetchedOffset) -> OffsetFetchResponsePartition {
-    OffsetFetchResponsePartition::default()
-        .with_partition_index(f.partition)
-        .with_committed_offset(f.offset)
-        .with_committed_leader_epoch(f.leader_epoch)
-        .with_metadata(Some(s(f.metadata)))
-        .with_error_code(f.error)
-}
-
-/// One group of an OffsetFetch v8+: DESCRIBE on the group, v9's member
-/// check, the coordinator's offsets of the topics the client may describe.
-/// v10 names topics by id: an id no topic has gets an UNKNOWN_TOPIC_ID
-/// topic (offset -1, after the coordinator's, as Kafka's
-/// `fetchOffsetsForGroup`); all offsets (null topics) leave out a topic
-/// without an id (deleted since), as Kafka's `fetchAllOffsetsForGroup`.
-fn offset_fetch_group(
-    req: &Request,
-    g: &OffsetFetchRequestGroup,
-    require_stable: bool,
-) -> OffsetFetchResponseGroup {
-    let apis = &req.ctx.apis;
-    let by_id = req.version() >= OFFSETS_BY_ID_SINCE;
-    let group_error = |code: i16| {
-        OffsetFetchResponseGroup::default()
-            .with_group_id(g.group_id.clone())
-            .with_error_code(code)
-    };
-    if !group_allowed(req, AclOperation::Describe, &g.group_id.0) {
-        return group_error(GROUP_DENIED);
-    }
-    // The named topics asked of the coordinator, their ids in the same
-    // order, and v10's unknown ids.
-    let mut asked_ids = Vec::new();
-    let mut unknown: Vec<&OffsetFetchRequestTopics> = Vec::new();
-    let topics = match &g.topics {
-        None => None,
-        Some(ts) => {
-            let mut named = Vec::with_capacity(ts.len());
-            for t in ts {
-                let name = if by_id {
-                    match topic_name_by_id(apis, &t.topic_id) {
-                        Some(n) => n,
-                        None => {
-                            unknown.push(t);
-                            continue;
-                        }
-                    }
-                } else {
-                    t.name.0.to_string()
-                };
-                asked_ids.push(t.topic_id);
-                named.push((name, t.partition_indexes.clone()));
-            }
-            Some(named)
-        }
-    };
-    // v9 (KIP-848): a consumer group member gives its id and epoch.
-    if req.version() >= 9 {
-        if let Err(e) =
-            apis.groups
-                .validate_offset_fetch(&g.group_id.0, g.member_id.as_deref(), g.member_epoch)
-        {
-            return group_error(e);
-        }
-    }
-    let fetched = match apis
-        .groups
-        .fetch_offsets(&g.group_id.0, topics, require_stable)
-    {
-        Ok(f) => visible_offsets(req, g.topics.is_some(), f),
-        Err(e) => return group_error(e),
-    };
-    let mut out = Vec::with_capacity(fetched.len() + unknown.len());
-    for (i, (t, ps)) in fetched.into_iter().enumerate() {
-        // Named topics come back in request order, every one of them.
-        let id = if !by_id {
-            uuid::Uuid::nil()
-        } else if g.topics.is_some() {
-            asked_ids.get(i).copied().unwrap_or_default()
-        } else {
-            match topic_id_by_name(apis, &t) {
-                Some(id) => id,
-                None => continue,
-            }
-        };
-        out.push(
-            OffsetFetchResponseTopics::default()
-                .with_name(TopicName(s(t)))
-                .with_topic_id(id)
-                .with_partitions(
-                    ps.into_iter()
-                        .map(|f| {
-                            OffsetFetchResponsePartitions::default()
-                                .with_partition_index(f.partition)
-                                .with_committed_offset(f.offset)
-                                .with_committed_leader_epoch(f.leader_epoch)
-                                .with_metadata(Some(s(f.metadata)))
-                                .with_error_code(f.error)
-                        })
-                        .collect(),
-                ),
-        );
-    }
-    for t in unknown {
-        out.push(
-            OffsetFetchResponseTopics::default()
-                .with_topic_id(t.topic_id)
-                .with_partitions(
-                    t.partition_indexes
-                        .iter()
-                        .map(|p| {
-                            OffsetFetchResponsePartitions::default()
-                                .with_partition_index(*p)
-                                .with_committed_offset(-1)
-                                .with_committed_leader_epoch(-1)
-                                .with_metadata(Some(s("")))
-                                .with_error_code(ResponseError::UnknownTopicId.code())
-                        })
-                        .collect(),
-                ),
-        );
-    }
-    OffsetFetchResponseGroup::default()
-        .with_group_id(g.group_id.clone())
-        .with_topics(out)
-}
-
-pub fn offset_fetch(req: &Request, body: Bytes) -> Reply {
-    let r = if req.version() >= OFFSETS_BY_ID_SINCE {
-        match crate::handlers::decode_own(req, &body, offsets_by_id::read_offset_fetch) {
-            Ok(r) => r,
-            Err(reply) => return reply,
-        }
-    } else {
-        decode_or_close!(req, body, OffsetFetchRequest)
-    };
-    let groups = &req.ctx.apis.groups;
-    if req.version() >= 8 {
-        let out = r
-            .groups
-            .iter()
-            .map(|g| offset_fetch_group(req, g, r.require_stable))
-            .collect();
-        return req.respond(&OffsetFetchResponse::default().with_groups(out));
-    }
-    if !group_allowed(req, AclOperation::Describe, &r.group_id.0) {
-        return req.respond(&OffsetFetchResponse::default().with_error_code(GROUP_DENIED));
-    }
-    let topics = r.topics.as_ref().map(|ts| {
-        ts.iter()
-            .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
-            .collect()
-    });
-    // require_stable exists from v7.
-    let fetched = match groups.fetch_offsets(
-        &r.group_id.0,
-        topics,
-        r.require_stable && req.version() >= 7,
-    ) {
-        Ok(f) => visible_offsets(req, r.topics.is_some(), f),
-        Err(e) => return req.respond(&OffsetFetchResponse::default().with_error_code(e)),
-    };
-    let topics = fetched
-        .into_iter()
-        .map(|(t, ps)| {
-            OffsetFetchResponseTopic::default()
-                .with_name(TopicName(s(t)))
-                .with_partitions(ps.into_iter().map(fetched_partition).collect())
-        })
-        .collect();
-    req.respond(&OffsetFetchResponse::default().with_topics(topics))
 }
 
 // ---------------------------------------------------------------------------

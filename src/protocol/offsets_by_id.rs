@@ -8,9 +8,7 @@
 //! come beside it) and its handler serves it with the logic of the older
 //! versions once it has resolved the ids. The crate encodes OffsetCommit's
 //! and OffsetFetch's v10 responses itself; TxnOffsetCommit's v6 response
-//! is written here ([`TxnOffsetCommitResponseV6`]). TxnOffsetCommit v6 is
-//! not advertised yet: its codec is ready and tested, its handler is not
-//! written (kastle serves TxnOffsetCommit 0-5).
+//! is written here ([`TxnOffsetCommitResponseV6`]).
 //!
 //! Field order and encodings follow Kafka's message definitions (all three
 //! versions are flexible); every struct ends with its tagged-field section,
@@ -31,7 +29,8 @@ use kafka_protocol::messages::{
     GroupId, OffsetCommitRequest, OffsetFetchRequest, ProducerId, TransactionalId,
     TxnOffsetCommitRequest,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::buf::ByteBufMut;
+use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
 use uuid::Uuid;
 
 use super::wire::{DecodeError, Reader, Writer};
@@ -48,6 +47,8 @@ fn sb(s: String) -> StrBytes {
 /// One committed partition (OffsetCommit and TxnOffsetCommit share the
 /// layout): index, offset, leader epoch, metadata.
 type Committed = (i32, i64, i32, Option<String>);
+/// [`Committed`] borrowed from a request, for the writers.
+type CommittedRef<'a> = (i32, i64, i32, Option<&'a str>);
 
 fn read_committed(r: &mut Reader) -> Result<Committed, DecodeError> {
     let c = (r.i32()?, r.i64()?, r.i32()?, r.nstr()?);
@@ -55,15 +56,36 @@ fn read_committed(r: &mut Reader) -> Result<Committed, DecodeError> {
     Ok(c)
 }
 
-fn write_committed(
-    w: &mut Writer,
-    (index, offset, epoch, metadata): (i32, i64, i32, Option<&str>),
-) {
+fn write_committed(w: &mut Writer, (index, offset, epoch, metadata): CommittedRef) {
     w.i32(index);
     w.i64(offset);
     w.i32(epoch);
     w.nstr(metadata);
     w.tags();
+}
+
+/// The topics of a commit by id (OffsetCommit v10 and TxnOffsetCommit v6
+/// share the layout): each topic's id and committed partitions, each
+/// partition made by `partition`.
+fn read_topics<P>(
+    r: &mut Reader,
+    partition: impl Fn(Committed) -> P,
+) -> Result<Vec<(Uuid, Vec<P>)>, DecodeError> {
+    r.arr(|r| {
+        let id = r.uuid()?;
+        let partitions = r.arr(|r| read_committed(r).map(&partition))?;
+        r.tags()?;
+        Ok((id, partitions))
+    })
+}
+
+/// Writes what [`read_topics`] reads.
+fn write_topics(w: &mut Writer, topics: &[(Uuid, Vec<CommittedRef>)]) {
+    w.arr(topics, |w, (id, partitions)| {
+        w.uuid(id);
+        w.arr(partitions, |w, p| write_committed(w, *p));
+        w.tags();
+    });
 }
 
 /// Reads an OffsetCommit v10 body.
@@ -73,21 +95,20 @@ pub fn read_offset_commit(body: &[u8]) -> Result<OffsetCommitRequest, DecodeErro
     let generation = r.i32()?;
     let member_id = r.str()?;
     let group_instance_id = r.nstr()?;
-    let topics = r.arr(|r| {
-        let topic_id = r.uuid()?;
-        let partitions = r.arr(|r| {
-            let (index, offset, epoch, metadata) = read_committed(r)?;
-            Ok(OffsetCommitRequestPartition::default()
-                .with_partition_index(index)
-                .with_committed_offset(offset)
-                .with_committed_leader_epoch(epoch)
-                .with_committed_metadata(metadata.map(sb)))
-        })?;
-        r.tags()?;
-        Ok(OffsetCommitRequestTopic::default()
-            .with_topic_id(topic_id)
-            .with_partitions(partitions))
-    })?;
+    let topics = read_topics(&mut r, |(index, offset, epoch, metadata)| {
+        OffsetCommitRequestPartition::default()
+            .with_partition_index(index)
+            .with_committed_offset(offset)
+            .with_committed_leader_epoch(epoch)
+            .with_committed_metadata(metadata.map(sb))
+    })?
+    .into_iter()
+    .map(|(id, partitions)| {
+        OffsetCommitRequestTopic::default()
+            .with_topic_id(id)
+            .with_partitions(partitions)
+    })
+    .collect();
     r.tags()?;
     Ok(OffsetCommitRequest::default()
         .with_group_id(GroupId(sb(group_id)))
@@ -104,21 +125,22 @@ pub fn write_offset_commit(req: &OffsetCommitRequest) -> Vec<u8> {
     w.i32(req.generation_id_or_member_epoch);
     w.str(&req.member_id);
     w.nstr(req.group_instance_id.as_deref());
-    w.arr(&req.topics, |w, t| {
-        w.uuid(&t.topic_id);
-        w.arr(&t.partitions, |w, p| {
-            write_committed(
-                w,
+    let topics: Vec<_> = req
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t.partitions.iter().map(|p| {
                 (
                     p.partition_index,
                     p.committed_offset,
                     p.committed_leader_epoch,
                     p.committed_metadata.as_deref(),
-                ),
-            )
-        });
-        w.tags();
-    });
+                )
+            });
+            (t.topic_id, partitions.collect())
+        })
+        .collect();
+    write_topics(&mut w, &topics);
     w.tags();
     w.0
 }
@@ -184,24 +206,23 @@ pub fn read_txn_offset_commit(
     let generation_id = r.i32()?;
     let member_id = r.str()?;
     let group_instance_id = r.nstr()?;
-    let topics = r.arr(|r| {
-        let topic_id = r.uuid()?;
-        let partitions = r.arr(|r| {
-            let (index, offset, epoch, metadata) = read_committed(r)?;
-            Ok(TxnOffsetCommitRequestPartition::default()
-                .with_partition_index(index)
-                .with_committed_offset(offset)
-                .with_committed_leader_epoch(epoch)
-                .with_committed_metadata(metadata.map(sb)))
-        })?;
-        r.tags()?;
-        Ok((
-            topic_id,
-            TxnOffsetCommitRequestTopic::default().with_partitions(partitions),
-        ))
+    let topics = read_topics(&mut r, |(index, offset, epoch, metadata)| {
+        TxnOffsetCommitRequestPartition::default()
+            .with_partition_index(index)
+            .with_committed_offset(offset)
+            .with_committed_leader_epoch(epoch)
+            .with_committed_metadata(metadata.map(sb))
     })?;
     r.tags()?;
-    let (ids, topics): (Vec<Uuid>, Vec<_>) = topics.into_iter().unzip();
+    let (ids, topics): (Vec<Uuid>, Vec<_>) = topics
+        .into_iter()
+        .map(|(id, partitions)| {
+            (
+                id,
+                TxnOffsetCommitRequestTopic::default().with_partitions(partitions),
+            )
+        })
+        .unzip();
     let request = TxnOffsetCommitRequest::default()
         .with_transactional_id(TransactionalId(sb(transactional_id)))
         .with_group_id(GroupId(sb(group_id)))
@@ -225,42 +246,59 @@ pub fn write_txn_offset_commit(req: &TxnOffsetCommitRequest, ids: &[Uuid]) -> Ve
     w.i32(req.generation_id);
     w.str(&req.member_id);
     w.nstr(req.group_instance_id.as_deref());
-    let topics: Vec<(Uuid, &TxnOffsetCommitRequestTopic)> = req
+    let topics: Vec<_> = req
         .topics
         .iter()
         .enumerate()
-        .map(|(i, t)| (ids.get(i).copied().unwrap_or_default(), t))
-        .collect();
-    w.arr(&topics, |w, (id, t)| {
-        w.uuid(id);
-        w.arr(&t.partitions, |w, p| {
-            write_committed(
-                w,
+        .map(|(i, t)| {
+            let partitions = t.partitions.iter().map(|p| {
                 (
                     p.partition_index,
                     p.committed_offset,
                     p.committed_leader_epoch,
                     p.committed_metadata.as_deref(),
-                ),
+                )
+            });
+            (
+                ids.get(i).copied().unwrap_or_default(),
+                partitions.collect(),
             )
-        });
-        w.tags();
-    });
+        })
+        .collect();
+    write_topics(&mut w, &topics);
     w.tags();
     w.0
 }
 
 /// TxnOffsetCommit's v6 response: per topic (by id) the error code of each
-/// partition.
+/// partition. Encodes as the version-6 body whatever version it is asked
+/// for: handlers answer v6+ requests only with it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TxnOffsetCommitResponseV6 {
     pub throttle_time_ms: i32,
     pub topics: Vec<(Uuid, Vec<(i32, i16)>)>,
 }
 
+impl Encodable for TxnOffsetCommitResponseV6 {
+    fn encode<B: ByteBufMut>(&self, buf: &mut B, _version: i16) -> anyhow::Result<()> {
+        buf.put_slice(&self.to_bytes());
+        Ok(())
+    }
+    fn compute_size(&self, _version: i16) -> anyhow::Result<usize> {
+        Ok(self.to_bytes().len())
+    }
+}
+
+impl HeaderVersion for TxnOffsetCommitResponseV6 {
+    /// Flexible (v3+): the v1 response header.
+    fn header_version(_version: i16) -> i16 {
+        1
+    }
+}
+
 impl TxnOffsetCommitResponseV6 {
     /// The response body.
-    pub fn encode(&self) -> Vec<u8> {
+    pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::default();
         w.i32(self.throttle_time_ms);
         w.arr(&self.topics, |w, (id, partitions)| {
@@ -390,12 +428,13 @@ mod tests {
                     .with_partition_index(0)
                     .with_committed_offset(8)])]);
         let body = write_txn_offset_commit(&r, &[id(3)]);
+        assert_eq!(check_request_body(28, 6, &body), Ok(body.len()));
         assert_eq!(read_txn_offset_commit(&body).unwrap(), (r, vec![id(3)]));
         let resp = TxnOffsetCommitResponseV6 {
             throttle_time_ms: 3,
             topics: vec![(id(3), vec![(0, 0), (1, 100)])],
         };
-        let bytes = resp.encode();
+        let bytes = resp.to_bytes();
         // throttle, 1 topic, uuid, 2 partitions of (i32, i16, tags), tags, tags.
         assert_eq!(bytes.len(), 4 + 1 + 16 + 1 + 2 * 7 + 1 + 1);
         assert_eq!(TxnOffsetCommitResponseV6::decode(&bytes).unwrap(), resp);

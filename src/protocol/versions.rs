@@ -73,8 +73,9 @@ pub static SUPPORTED: &[ApiSupport] = &[
     // v10 (KIP-848): topics named by id (`protocol::offsets_by_id`).
     api(ApiKey::OffsetCommit, 2, 10),
     // v5 is transaction version 2: the offsets partition joins the
-    // transaction implicitly (no AddOffsetsToTxn).
-    api(ApiKey::TxnOffsetCommit, 0, 5),
+    // transaction implicitly (no AddOffsetsToTxn); v6 (KIP-1319) names
+    // topics by id (`protocol::offsets_by_id`).
+    api(ApiKey::TxnOffsetCommit, 0, 6),
     api(ApiKey::OffsetFetch, 1, 10),
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DescribeGroups, 0, 6),
@@ -383,6 +384,7 @@ pub static BEYOND_THE_CRATE: &[(ApiKey, i16)] = &[
     (ApiKey::ListOffsets, 10),
     (ApiKey::OffsetCommit, 9),
     (ApiKey::OffsetFetch, 9),
+    (ApiKey::TxnOffsetCommit, 5),
     (ApiKey::DeleteGroups, 2),
     (ApiKey::DescribeLogDirs, 4),
 ];
@@ -483,6 +485,9 @@ mod tests {
         assert!(!is_supported(ApiKey::Produce as i16, 14));
         assert!(is_supported(ApiKey::EndTxn as i16, 5));
         assert!(is_supported(ApiKey::TxnOffsetCommit as i16, 5));
+        // v6 names topics by id (KIP-1319); Kafka 4.4 stops there.
+        assert!(is_supported(ApiKey::TxnOffsetCommit as i16, 6));
+        assert!(!is_supported(ApiKey::TxnOffsetCommit as i16, 7));
     }
 
     #[test]

@@ -120,6 +120,8 @@ fn api_versions_features_and_unsupported_version() {
     // v10 names topics by id (KIP-848).
     assert_eq!(range(8), Some((2, 10)), "OffsetCommit");
     assert_eq!(range(9), Some((1, 10)), "OffsetFetch");
+    // v6 names topics by id (KIP-1319).
+    assert_eq!(range(28), Some((0, 6)), "TxnOffsetCommit");
     assert_eq!(range(66), Some((0, 2)), "ListTransactions");
     assert_eq!(range(68), Some((0, 1)), "ConsumerGroupHeartbeat");
     assert_eq!(range(69), Some((0, 1)), "ConsumerGroupDescribe");

@@ -473,13 +473,15 @@ impl GroupCoordinator {
     /// of `producer_id`/`producer_epoch` and keeps them pending until the
     /// transaction's marker ([`Self::complete_txn`]). Err(code) applies to
     /// every partition; Ok gives per-partition codes (same order as
-    /// `parts`) and the write to await.
+    /// `parts`) and the write to await. The request's `api_version` picks
+    /// the group errors (v6 knows GROUP_ID_NOT_FOUND and STALE_MEMBER_EPOCH).
     pub fn txn_commit_offsets(
         &self,
         committer: Committer,
         producer_id: i64,
         producer_epoch: i16,
         parts: &[CommitPartition],
+        api_version: i16,
     ) -> CommitResult {
         let group_id = committer.group_id;
         if group_id.is_empty() {
@@ -491,9 +493,9 @@ impl GroupCoordinator {
         let GroupCoordinatorShard {
             groups, offsets, ..
         } = &mut *shard;
-        let created = groups.get_or_create_simple_group(&committer, now)?;
+        let created = groups.get_or_create_simple_group(&committer, now, api_version)?;
         let result = groups
-            .validate_txn_offset_commit(&committer)
+            .validate_txn_offset_commit(&committer, api_version)
             .and_then(|()| {
                 offsets.commit(
                     &self.writer,
@@ -791,7 +793,7 @@ mod txn_tests {
         pid: i64,
         parts: &[CommitPartition],
     ) -> Result<Vec<i16>, i16> {
-        c.txn_commit_offsets(simple(g), pid, 0, parts)
+        c.txn_commit_offsets(simple(g), pid, 0, parts, 5)
             .map(|(codes, _)| codes)
     }
 
@@ -845,15 +847,19 @@ mod txn_tests {
         );
         end_txn(&c, "fresh", PID, false);
         assert_eq!(fetch(&c, "fresh", "t", 0, true), (-1, 0));
-        // No such group with a generation: ILLEGAL_GENERATION.
-        assert_eq!(
-            c.txn_commit_offsets(committer("nope", 3, "m", None), PID, 0, &[part("t", 0, 1)])
-                .err(),
-            Some(code(ResponseError::IllegalGeneration))
-        );
+        // No such group with a generation: ILLEGAL_GENERATION, from v6
+        // GROUP_ID_NOT_FOUND.
+        for (v, want) in [
+            (5, ResponseError::IllegalGeneration),
+            (6, ResponseError::GroupIdNotFound),
+        ] {
+            let nope = committer("nope", 3, "m", None);
+            let got = c.txn_commit_offsets(nope, PID, 0, &[part("t", 0, 1)], v);
+            assert_eq!(got.err(), Some(code(want)), "v{v}");
+        }
         assert!(c.describe_group("nope").unwrap().is_err());
         assert_eq!(
-            c.txn_commit_offsets(simple(""), PID, 0, &[part("t", 0, 1)])
+            c.txn_commit_offsets(simple(""), PID, 0, &[part("t", 0, 1)], 5)
                 .err(),
             Some(code(ResponseError::InvalidGroupId))
         );
@@ -949,7 +955,7 @@ mod txn_tests {
         }
         let p = [part("t", 0, 1)];
         let txn = |pid: i64, gen: i32, member: &str, inst: Option<&str>| {
-            c.txn_commit_offsets(committer("g", gen, member, inst), pid, 0, &p)
+            c.txn_commit_offsets(committer("g", gen, member, inst), pid, 0, &p, 5)
                 .map(|(codes, _)| codes)
         };
         // v0-2 (no member, generation -1): accepted on a non-empty group,
@@ -1009,7 +1015,7 @@ mod txn_tests {
         assert_eq!(fetch(&c, "g", "t", 0, true), (12, 0));
         // A bumped epoch (fenced/re-initialized producer) too.
         assert_eq!(
-            c.txn_commit_offsets(simple("g"), PID, 1, &[part("t", 0, 13)])
+            c.txn_commit_offsets(simple("g"), PID, 1, &[part("t", 0, 13)], 5)
                 .map(|r| r.0),
             Ok(vec![0])
         );

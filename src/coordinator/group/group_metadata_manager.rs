@@ -33,6 +33,11 @@ use super::timers::{Timer, Timers};
 use super::writer::{map_append_error, record, CoordRecord, CoordinatorWriter};
 use crate::util::now_ms;
 
+/// The first TxnOffsetCommit version whose clients know GROUP_ID_NOT_FOUND
+/// and STALE_MEMBER_EPOCH (Kafka's `TxnOffsetCommitRequest`
+/// `supportsGroupIdNotFoundError` and `supportsStaleMemberEpochError`).
+const TXN_GROUP_ERRORS_SINCE: i16 = 6;
+
 /// What the membership code reads besides the groups: the coordinator's
 /// settings, and the writer that makes group state durable.
 pub struct Cx<'a> {
@@ -559,8 +564,14 @@ impl GroupMetadataManager {
     }
 
     /// For TxnOffsetCommit: an unknown group gets a simple group when the
-    /// commit has no generation (true: created), else ILLEGAL_GENERATION.
-    pub fn get_or_create_simple_group(&mut self, c: &Committer, now: i64) -> Result<bool, i16> {
+    /// commit has no generation (true: created), else ILLEGAL_GENERATION,
+    /// from v6 GROUP_ID_NOT_FOUND (Kafka's `supportsGroupIdNotFoundError`).
+    pub fn get_or_create_simple_group(
+        &mut self,
+        c: &Committer,
+        now: i64,
+        api_version: i16,
+    ) -> Result<bool, i16> {
         if self.groups.contains_key(c.group_id)
             || self.consumer_groups.contains_key(c.group_id)
             || self.streams_groups.contains_key(c.group_id)
@@ -568,7 +579,11 @@ impl GroupMetadataManager {
             return Ok(false);
         }
         if c.generation_id >= 0 {
-            return Err(code(ResponseError::IllegalGeneration));
+            return Err(code(if api_version >= TXN_GROUP_ERRORS_SINCE {
+                ResponseError::GroupIdNotFound
+            } else {
+                ResponseError::IllegalGeneration
+            }));
         }
         self.groups.insert(
             c.group_id.to_string(),
@@ -579,25 +594,31 @@ impl GroupMetadataManager {
 
     /// ClassicGroup.validateOffsetCommit with isTransactional: no member
     /// check for requests without member and generation (v0-2), and no
-    /// REBALANCE_IN_PROGRESS; the session is not extended.
-    pub fn validate_txn_offset_commit(&self, c: &Committer) -> Result<(), i16> {
+    /// REBALANCE_IN_PROGRESS; the session is not extended. A streams or
+    /// consumer group member's stale epoch is ILLEGAL_GENERATION before v6,
+    /// STALE_MEMBER_EPOCH from v6 (Kafka's `supportsStaleMemberEpochError`).
+    pub fn validate_txn_offset_commit(&self, c: &Committer, api_version: i16) -> Result<(), i16> {
+        let stale = |e: ResponseError| match e {
+            ResponseError::StaleMemberEpoch if api_version < TXN_GROUP_ERRORS_SINCE => {
+                code(ResponseError::IllegalGeneration)
+            }
+            e => code(e),
+        };
         if let Some(g) = self.streams_groups.get(c.group_id) {
-            // As for consumer groups, a stale epoch is ILLEGAL_GENERATION.
             return g
                 .validate_member_epoch(c.member_id, c.generation_id)
-                .map_err(|e| match e {
-                    ResponseError::StaleMemberEpoch => code(ResponseError::IllegalGeneration),
-                    e => code(e),
-                });
+                .map_err(stale);
         }
         if let Some(g) = self.consumer_groups.get(c.group_id) {
-            // Kafka answers a stale epoch ILLEGAL_GENERATION here.
             return g
-                .validate_offset_commit(c.member_id, c.group_instance_id, c.generation_id, true, 4)
-                .map_err(|e| match e {
-                    ResponseError::StaleMemberEpoch => code(ResponseError::IllegalGeneration),
-                    e => code(e),
-                });
+                .validate_offset_commit(
+                    c.member_id,
+                    c.group_instance_id,
+                    c.generation_id,
+                    true,
+                    api_version,
+                )
+                .map_err(stale);
         }
         let Some(g) = self.groups.get(c.group_id) else {
             return Err(code(ResponseError::CoordinatorNotAvailable));

@@ -454,7 +454,7 @@ const WRITE_TXN_MARKERS_WRITABLE_TXN_MARKER_TOPIC: &[Field] = &[
     f("partition_indexes", 1, N, Arr(&I32)),
 ];
 
-// TxnOffsetCommit (28): versions 0-5, flexible from 3.
+// TxnOffsetCommit (28): versions 0-6, flexible from 3; v6 names topics by id.
 const TXN_OFFSET_COMMIT: &[Field] = &[
     f("transactional_id", 0, N, Str),
     f("group_id", 0, N, Str),
@@ -466,7 +466,8 @@ const TXN_OFFSET_COMMIT: &[Field] = &[
     f("topics", 0, N, Arr(&Struct(TXN_OFFSET_COMMIT_TOPIC))),
 ];
 const TXN_OFFSET_COMMIT_TOPIC: &[Field] = &[
-    f("name", 0, N, Str),
+    f("name", 0, 5, Str),
+    f("topic_id", 6, N, Uuid),
     f("partitions", 0, N, Arr(&Struct(TXN_OFFSET_COMMIT_PARTITION))),
 ];
 const TXN_OFFSET_COMMIT_PARTITION: &[Field] = &[
@@ -933,7 +934,7 @@ pub(super) static APIS: &[Api] = &[
     api(25, 0, 4, 3, ADD_OFFSETS_TO_TXN), // AddOffsetsToTxn
     api(26, 0, 5, 3, END_TXN), // EndTxn
     api(27, 1, 2, 1, WRITE_TXN_MARKERS), // WriteTxnMarkers
-    api(28, 0, 5, 3, TXN_OFFSET_COMMIT), // TxnOffsetCommit
+    api(28, 0, 6, 3, TXN_OFFSET_COMMIT), // TxnOffsetCommit
     api(29, 1, 3, 2, DESCRIBE_ACLS), // DescribeAcls
     api(30, 1, 3, 2, CREATE_ACLS), // CreateAcls
     api(31, 1, 3, 2, DELETE_ACLS), // DeleteAcls

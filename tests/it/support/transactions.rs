@@ -248,16 +248,14 @@ pub fn end_txn(c: &mut Client, transactional_id: &str, pid: (i64, i16), commit: 
     );
 }
 
-/// TxnOffsetCommit at `version` of (topic, partition, offset) triples (one
-/// request topic each, metadata "meta"): the error code of every partition.
-pub fn txn_offset_commit(
-    c: &mut Client,
-    version: i16,
+/// A TxnOffsetCommit of (topic, partition, offset) triples (one request
+/// topic each, metadata "meta"), outside any generation.
+pub fn txn_offset_commit_request(
     transactional_id: &str,
     pid: (i64, i16),
     group: &str,
     parts: &[(&str, i32, i64)],
-) -> Vec<i16> {
+) -> TxnOffsetCommitRequest {
     let topics = parts
         .iter()
         .map(|(t, p, o)| {
@@ -269,19 +267,60 @@ pub fn txn_offset_commit(
                     .with_committed_metadata(Some(sb("meta")))])
         })
         .collect();
+    TxnOffsetCommitRequest::default()
+        .with_transactional_id(txn_id(transactional_id))
+        .with_group_id(GroupId(sb(group)))
+        .with_producer_id(ProducerId(pid.0))
+        .with_producer_epoch(pid.1)
+        .with_topics(topics)
+}
+
+/// TxnOffsetCommit at `version` (up to 5) of (topic, partition, offset)
+/// triples, as [`txn_offset_commit_request`]: the error code of every
+/// partition.
+pub fn txn_offset_commit(
+    c: &mut Client,
+    version: i16,
+    transactional_id: &str,
+    pid: (i64, i16),
+    group: &str,
+    parts: &[(&str, i32, i64)],
+) -> Vec<i16> {
     let r = c.call(
         version,
-        &TxnOffsetCommitRequest::default()
-            .with_transactional_id(txn_id(transactional_id))
-            .with_group_id(GroupId(sb(group)))
-            .with_producer_id(ProducerId(pid.0))
-            .with_producer_epoch(pid.1)
-            .with_topics(topics),
+        &txn_offset_commit_request(transactional_id, pid, group, parts),
     );
     r.topics
         .iter()
         .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
         .collect()
+}
+
+/// TxnOffsetCommit v6 (KIP-1319: topics by id) of (topic id, partition,
+/// offset) triples, one request topic each, as `member` (generation or
+/// member epoch, member id): per answered topic its id and (partition,
+/// error code).
+pub fn txn_offset_commit_v6(
+    c: &mut Client,
+    transactional_id: &str,
+    pid: (i64, i16),
+    group: &str,
+    member: (i32, &str),
+    parts: &[(uuid::Uuid, i32, i64)],
+) -> Vec<(uuid::Uuid, Vec<(i32, i16)>)> {
+    use kastle::protocol::offsets_by_id::{write_txn_offset_commit, TxnOffsetCommitResponseV6};
+    let named: Vec<(&str, i32, i64)> = parts.iter().map(|(_, p, o)| ("", *p, *o)).collect();
+    let req = txn_offset_commit_request(transactional_id, pid, group, &named)
+        .with_generation_id(member.0)
+        .with_member_id(sb(member.1));
+    let ids: Vec<uuid::Uuid> = parts.iter().map(|(id, _, _)| *id).collect();
+    let corr = c.next_corr();
+    c.send(28, 6, corr, &write_txn_offset_commit(&req, &ids));
+    let (got, resp) = c.recv(28, 6);
+    assert_eq!(got, corr, "correlation id");
+    TxnOffsetCommitResponseV6::decode(&resp)
+        .expect("a TxnOffsetCommit v6 response")
+        .topics
 }
 
 /// DescribeTransactions v0 of one transactional id.
