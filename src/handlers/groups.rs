@@ -45,6 +45,7 @@ use crate::handlers::{decode_or_close, ready, Pending, Reply, Request};
 use crate::protocol::offsets_by_id::{
     self, TxnOffsetCommitResponseV6, OFFSETS_BY_ID_SINCE, TXN_OFFSETS_BY_ID_SINCE,
 };
+use crate::protocol::response::Written;
 use crate::security::acl::{AclOperation, ResourceType};
 
 mod offset_fetch;
@@ -550,10 +551,11 @@ pub async fn txn_offset_commit(req: Request, body: Bytes) -> Pending {
                     (id, partitions.collect())
                 })
                 .collect();
-            return req.respond(&TxnOffsetCommitResponseV6 {
+            let answer = TxnOffsetCommitResponseV6 {
                 throttle_time_ms: 0,
                 topics,
-            });
+            };
+            return req.respond(&Written::<1>(answer.to_bytes()));
         }
         let topics = r
             .topics

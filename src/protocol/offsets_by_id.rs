@@ -29,8 +29,7 @@ use kafka_protocol::messages::{
     GroupId, OffsetCommitRequest, OffsetFetchRequest, ProducerId, TransactionalId,
     TxnOffsetCommitRequest,
 };
-use kafka_protocol::protocol::buf::ByteBufMut;
-use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::wire::{DecodeError, Reader, Writer};
@@ -271,29 +270,12 @@ pub fn write_txn_offset_commit(req: &TxnOffsetCommitRequest, ids: &[Uuid]) -> Ve
 }
 
 /// TxnOffsetCommit's v6 response: per topic (by id) the error code of each
-/// partition. Encodes as the version-6 body whatever version it is asked
-/// for: handlers answer v6+ requests only with it.
+/// partition; `to_bytes` is the version-6 body (flexible: response header
+/// v1), answered to v6+ requests only.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TxnOffsetCommitResponseV6 {
     pub throttle_time_ms: i32,
     pub topics: Vec<(Uuid, Vec<(i32, i16)>)>,
-}
-
-impl Encodable for TxnOffsetCommitResponseV6 {
-    fn encode<B: ByteBufMut>(&self, buf: &mut B, _version: i16) -> anyhow::Result<()> {
-        buf.put_slice(&self.to_bytes());
-        Ok(())
-    }
-    fn compute_size(&self, _version: i16) -> anyhow::Result<usize> {
-        Ok(self.to_bytes().len())
-    }
-}
-
-impl HeaderVersion for TxnOffsetCommitResponseV6 {
-    /// Flexible (v3+): the v1 response header.
-    fn header_version(_version: i16) -> i16 {
-        1
-    }
 }
 
 impl TxnOffsetCommitResponseV6 {
