@@ -71,6 +71,26 @@ def test_share_consumers_on_kastle(tmp_path, jvm_procs):  # noqa: F811 - the fix
 
 
 @pytest.mark.compat("java-4.4", "groups")
+def test_share_consumer_renew_and_record_limit(tmp_path):
+    """ShareFetch/ShareAcknowledge v2 (KIP-1222, KIP-1206), which the 4.4 client needs for
+    ``AcknowledgeType.RENEW`` and ``share.acquire.mode=record_limit`` (it refuses v1): records
+    renewed halfway through their lock are renewed without error (the lock's extension
+    itself is pinned by the ITs, ``tests/it/share_v2.rs``); a record-limit consumer gets every record once, at most
+    ``max.poll.records`` (3) per poll."""
+    b = Broker(tmp_path / "kastle", overrides=OVERRIDES)
+    b.start()
+    try:
+        boot = b.bootstrap
+        topic, n = "kip1222-t", 20
+        groups = ["kip1222-renew", "kip1206-limit"]
+        _run("setup", boot, topic, str(n), *groups)
+        _run("renew", boot, topic, groups[0], str(LOCK_MS))
+        _run("record_limit", boot, topic, str(n), groups[1])
+    finally:
+        b.stop()
+
+
+@pytest.mark.compat("java-4.4", "groups")
 def test_share_state_survives_a_restart_and_admin_offsets(tmp_path):
     """``__share_group_state``: a share consumer ACCEPTs the first records, the broker
     crashes (SIGKILL) and restarts, and a new consumer of the group gets exactly the

@@ -113,6 +113,15 @@ fn own_codec_decoder(api_key: i16, api_version: i16) -> Option<OwnCodecDecoder> 
             _ => {}
         }
     }
+    // ShareFetch and ShareAcknowledge v2 (past the crate).
+    if api_version >= crate::protocol::share_v2::SHARE_V2 {
+        use crate::protocol::share_v2;
+        match api_key {
+            78 => return Some(|b, _| share_v2::read_share_fetch(b).map(|_| ())),
+            79 => return Some(|b, _| share_v2::read_share_acknowledge(b).map(|_| ())),
+            _ => {}
+        }
+    }
     match api_key {
         STREAMS_GROUP_HEARTBEAT => Some(|b, _| {
             StreamsGroupHeartbeatRequest::decode(b)

@@ -3,6 +3,9 @@
 //! Each answers UNSUPPORTED_VERSION while `share.version` is 0 and checks
 //! the client's rights as Kafka's `KafkaApis` does (GROUP READ; TOPIC READ
 //! per fetched or acknowledged partition; GROUP DESCRIBE to describe).
+//! ShareFetch and ShareAcknowledge v2 (`protocol::share_v2`) add RENEW
+//! acknowledgements (KIP-1222) and ShareFetch's record-limit acquire mode
+//! (KIP-1206); both are served from share.version 1, as in Kafka 4.4.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -28,7 +31,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::broker::share::partition::{AckBatch, AckError, AcquireLimits};
+use crate::broker::share::partition::{AckBatch, AckError, AcquireLimits, ACK_REJECT, ACK_RENEW};
 use crate::broker::share::{AutoOffsetReset, ShareSettings, TopicIdPartition, FINAL_EPOCH};
 use crate::coordinator::group::consumer::TopicResolver;
 use crate::coordinator::group::share::{
@@ -37,7 +40,11 @@ use crate::coordinator::group::share::{
 use crate::coordinator::group::writer::map_append_error;
 use crate::coordinator::share::SHARE_STATE_TOPIC;
 use crate::handlers::consumer_group::BrokerTopics;
-use crate::handlers::{decode_or_close, ready, KafkaApis, Pending, Request};
+use crate::handlers::{decode_or_close, ready, KafkaApis, Pending, Reply, Request};
+use crate::protocol::same_as::SameAsVersion;
+use crate::protocol::share_v2::{
+    self, ShareAcknowledgeResponseV2, ShareFetchV2Fields, RECORD_LIMIT, SHARE_V2,
+};
 use crate::security::acl::{AclOperation, ResourceType};
 use crate::util::now_ms;
 
@@ -85,12 +92,14 @@ fn setting(apis: &KafkaApis, group: &str, key: &str, broker_key: &str) -> i64 {
 }
 
 fn share_settings(apis: &KafkaApis, group: &str, max_records: i32) -> ShareSettings {
-    let reset = apis
-        .group_configs
-        .group_configs(group)
-        .get("share.auto.offset.reset")
-        .cloned();
+    let configs = apis.group_configs.group_configs(group);
+    let reset = configs.get("share.auto.offset.reset").cloned();
+    // Kafka's `isRenewAcknowledgeEnabled`: on unless the group turned it off.
+    let renew_enabled = configs
+        .get("share.renew.acknowledge.enable")
+        .is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"));
     ShareSettings {
+        renew_enabled,
         reset: AutoOffsetReset::parse(reset.as_deref()),
         limits: AcquireLimits {
             lock_duration_ms: setting(
@@ -113,6 +122,7 @@ fn share_settings(apis: &KafkaApis, group: &str, max_records: i32) -> ShareSetti
                 "group.share.partition.max.record.locks",
             ),
             max_records: i64::from(max_records.max(1)),
+            record_limit: false,
         },
     }
 }
@@ -363,6 +373,43 @@ fn topic_read(req: &Request, tp: &TopicIdPartition) -> Option<(String, bool)> {
     Some((name.to_string(), ok))
 }
 
+/// Kafka's `validateAcknowledgementBatches`: whether a partition's
+/// acknowledgement batches are well formed (else the partition's
+/// INVALID_REQUEST, without a message). Types run 0..3 (Gap, Accept,
+/// Release, Reject) before version 2 and 0..4 (Renew) from it; a Renew
+/// needs the request's IsRenewAck.
+fn ack_batches_valid(batches: &[AckBatch], version: i16, is_renew_ack: bool) -> bool {
+    let max_type = if version >= SHARE_V2 {
+        ACK_RENEW
+    } else {
+        ACK_REJECT
+    };
+    let mut previous_last = -1i64;
+    for (first, last, types) in batches {
+        let span_ok = types.len() == 1
+            || i64::try_from(types.len()).is_ok_and(|n| last.checked_sub(*first) == Some(n - 1));
+        if first > last
+            || *first < previous_last
+            || types.is_empty()
+            || !span_ok
+            || types.iter().any(|t| !(0..=max_type).contains(t))
+            || (!is_renew_ack && types.contains(&ACK_RENEW))
+        {
+            return false;
+        }
+        previous_last = *last;
+    }
+    true
+}
+
+/// How a request's acknowledgements are checked: its version and
+/// IsRenewAck.
+#[derive(Debug, Clone, Copy)]
+struct AckRequest {
+    version: i16,
+    is_renew_ack: bool,
+}
+
 /// The error acknowledging `tp` ends in (0 when applied).
 fn acknowledge_one(
     req: &Request,
@@ -371,11 +418,15 @@ fn acknowledge_one(
     tp: TopicIdPartition,
     batches: &[AckBatch],
     settings: &ShareSettings,
+    how: AckRequest,
 ) -> (i16, Option<String>) {
     match topic_read(req, &tp) {
         None => return (ResponseError::UnknownTopicId.code(), None),
         Some((_, false)) => return (ResponseError::TopicAuthorizationFailed.code(), None),
         Some(_) => {}
+    }
+    if !ack_batches_valid(batches, how.version, how.is_renew_ack) {
+        return (ResponseError::InvalidRequest.code(), None);
     }
     match req
         .ctx
@@ -389,23 +440,74 @@ fn acknowledge_one(
     }
 }
 
+/// A ShareFetch response at the request's version (v2's is v1's layout).
+fn respond_fetch(req: &Request, resp: ShareFetchResponse) -> Reply {
+    req.respond(&SameAsVersion::<1, _>(resp))
+}
+
+/// Kafka's check of a renew-only ShareFetch (v2, IsRenewAck): it fetches
+/// nothing, so MaxBytes, MinBytes, MaxRecords and MaxWaitMs must all be 0.
+/// The fields that are not, as Kafka words it, else `None`.
+fn renew_only_violation(r: &ShareFetchRequest) -> Option<String> {
+    let mut msg = String::new();
+    for (name, v) in [
+        ("maxBytes", r.max_bytes),
+        ("minBytes", r.min_bytes),
+        ("maxRecords", r.max_records),
+        ("maxWaitMs", r.max_wait_ms),
+    ] {
+        if v != 0 {
+            msg.push_str(name);
+            msg.push_str(" must be set to 0,");
+        }
+    }
+    (!msg.is_empty()).then(|| msg + "if isRenewAck is true.")
+}
+
 pub fn share_fetch(req: Request, body: Bytes) -> Pending {
-    let r: ShareFetchRequest = match crate::handlers::decode(&req.header, body) {
-        Ok(r) => r,
-        Err(e) => return ready(crate::handlers::malformed(&req, e)),
+    let version = req.version();
+    let decoded = if version >= SHARE_V2 {
+        crate::handlers::decode_own(&req, &body, share_v2::read_share_fetch)
+    } else {
+        crate::handlers::decode::<ShareFetchRequest>(&req.header, body)
+            .map(|r| (r, ShareFetchV2Fields::default()))
+            .map_err(|e| crate::handlers::malformed(&req, e))
+    };
+    let (r, v2) = match decoded {
+        Ok(d) => d,
+        Err(reply) => return ready(reply),
     };
     let apis = req.ctx.apis.clone();
     let top = |e: i16| ShareFetchResponse::default().with_error_code(e);
     if !enabled(&apis) {
-        return ready(req.respond(&top(ResponseError::UnsupportedVersion.code())));
+        return ready(respond_fetch(
+            &req,
+            top(ResponseError::UnsupportedVersion.code()),
+        ));
     }
     let (group, member) = session_ids(&r.group_id, &r.member_id);
     if !req
         .ctx
         .authorize(AclOperation::Read, ResourceType::Group, &group)
     {
-        return ready(req.respond(&top(ResponseError::GroupAuthorizationFailed.code())));
+        return ready(respond_fetch(
+            &req,
+            top(ResponseError::GroupAuthorizationFailed.code()),
+        ));
     }
+    if v2.is_renew_ack {
+        if let Some(msg) = renew_only_violation(&r) {
+            tracing::debug!(group, member, "renew-only ShareFetch refused: {msg}");
+            return ready(respond_fetch(
+                &req,
+                top(ResponseError::InvalidRequest.code()),
+            ));
+        }
+    }
+    let how = AckRequest {
+        version,
+        is_renew_ack: v2.is_renew_ack,
+    };
     let mut add: Vec<TopicIdPartition> = Vec::new();
     let mut acks: Vec<(TopicIdPartition, Vec<AckBatch>)> = Vec::new();
     for t in &r.topics {
@@ -433,13 +535,14 @@ pub fn share_fetch(req: Request, body: Bytes) -> Pending {
         .fetch_session(&group, &member, epoch, &add, &forget, !acks.is_empty());
     let partitions = match session {
         Ok(p) => p,
-        Err(e) => return ready(req.respond(&top(e.code()))),
+        Err(e) => return ready(respond_fetch(&req, top(e.code()))),
     };
-    let settings = share_settings(&apis, &group, r.max_records);
+    let mut settings = share_settings(&apis, &group, r.max_records);
+    settings.limits.record_limit = v2.share_acquire_mode == RECORD_LIMIT;
     let lock_ms = i32::try_from(settings.limits.lock_duration_ms).unwrap_or(i32::MAX);
     let mut out: BTreeMap<TopicIdPartition, PartitionData> = BTreeMap::new();
     for (tp, batches) in &acks {
-        let (code, msg) = acknowledge_one(&req, &group, &member, *tp, batches, &settings);
+        let (code, msg) = acknowledge_one(&req, &group, &member, *tp, batches, &settings, how);
         out.entry(*tp)
             .or_insert_with(|| PartitionData::default().with_partition_index(tp.1))
             .acknowledge_error_code = code;
@@ -455,7 +558,15 @@ pub fn share_fetch(req: Request, body: Bytes) -> Pending {
         return Box::pin(async move {
             let failed = persist_share_state(&apis, &group, acked.into_iter().chain(held)).await;
             set_ack_errors(&mut out, &failed);
-            req.respond(&fetch_response(out, lock_ms))
+            respond_fetch(&req, fetch_response(out, lock_ms))
+        });
+    }
+    // A renew-only request acknowledges and fetches nothing.
+    if v2.is_renew_ack {
+        return Box::pin(async move {
+            let failed = persist_share_state(&apis, &group, acked).await;
+            set_ack_errors(&mut out, &failed);
+            respond_fetch(&req, fetch_response(out, lock_ms))
         });
     }
     // `__share_group_state` is created before anything is acquired: its
@@ -470,6 +581,10 @@ pub fn share_fetch(req: Request, body: Bytes) -> Pending {
         loop {
             let mut got = false;
             let mut budget = max_bytes;
+            // MaxRecords bounds the whole response (Kafka's
+            // `ShareFetchUtils`: each partition acquires what the ones
+            // before it left).
+            let mut records_left = settings.limits.max_records;
             for tp in &partitions {
                 let entry = out
                     .entry(*tp)
@@ -488,15 +603,17 @@ pub fn share_fetch(req: Request, body: Bytes) -> Pending {
                     }
                     Some(_) => {}
                 }
-                if budget == 0 {
+                if budget == 0 || records_left <= 0 {
                     continue;
                 }
+                let mut left = settings;
+                left.limits.max_records = records_left;
                 let f = apis.share.fetch(
                     &apis.replicas.topics,
                     &group,
                     *tp,
                     &member,
-                    &settings,
+                    &left,
                     budget,
                     &|| apis.share_state.read(&group, *tp),
                 );
@@ -504,6 +621,12 @@ pub fn share_fetch(req: Request, body: Bytes) -> Pending {
                 if !f.acquired.is_empty() {
                     got = true;
                     budget = budget.saturating_sub(f.records.len());
+                    let n: i64 = f
+                        .acquired
+                        .iter()
+                        .map(|a| a.last_offset - a.first_offset + 1)
+                        .sum();
+                    records_left = records_left.saturating_sub(n);
                     entry.records = Some(f.records);
                     entry.acquired_records = f
                         .acquired
@@ -536,7 +659,7 @@ pub fn share_fetch(req: Request, body: Bytes) -> Pending {
             .collect();
         let failed = persist_share_state(&apis, &group, touched).await;
         set_ack_errors(&mut out, &failed);
-        req.respond(&fetch_response(out, lock_ms))
+        respond_fetch(&req, fetch_response(out, lock_ms))
     })
 }
 
@@ -580,30 +703,61 @@ fn fetch_response(
         .with_responses(topics)
 }
 
+/// A ShareAcknowledge response at the request's version; v2 carries the
+/// group's acquisition lock duration (0 on a top-level error, as Kafka's
+/// error response leaves it).
+fn respond_ack(req: &Request, body: ShareAcknowledgeResponse, lock_ms: i32) -> Reply {
+    req.respond(&ShareAcknowledgeResponseV2 {
+        body,
+        acquisition_lock_timeout_ms: lock_ms,
+    })
+}
+
 pub fn share_acknowledge(req: Request, body: Bytes) -> Pending {
-    let r: ShareAcknowledgeRequest = match crate::handlers::decode(&req.header, body) {
-        Ok(r) => r,
-        Err(e) => return ready(crate::handlers::malformed(&req, e)),
+    let version = req.version();
+    let decoded = if version >= SHARE_V2 {
+        crate::handlers::decode_own(&req, &body, share_v2::read_share_acknowledge)
+    } else {
+        crate::handlers::decode::<ShareAcknowledgeRequest>(&req.header, body)
+            .map(|r| (r, false))
+            .map_err(|e| crate::handlers::malformed(&req, e))
+    };
+    let (r, is_renew_ack) = match decoded {
+        Ok(d) => d,
+        Err(reply) => return ready(reply),
     };
     let apis = req.ctx.apis.clone();
     let top = |e: i16| ShareAcknowledgeResponse::default().with_error_code(e);
     if !enabled(&apis) {
-        return ready(req.respond(&top(ResponseError::UnsupportedVersion.code())));
+        return ready(respond_ack(
+            &req,
+            top(ResponseError::UnsupportedVersion.code()),
+            0,
+        ));
     }
     let (group, member) = session_ids(&r.group_id, &r.member_id);
     if !req
         .ctx
         .authorize(AclOperation::Read, ResourceType::Group, &group)
     {
-        return ready(req.respond(&top(ResponseError::GroupAuthorizationFailed.code())));
+        return ready(respond_ack(
+            &req,
+            top(ResponseError::GroupAuthorizationFailed.code()),
+            0,
+        ));
     }
     if let Err(e) = apis
         .share
         .acknowledge_session(&group, &member, r.share_session_epoch)
     {
-        return ready(req.respond(&top(e.code())));
+        return ready(respond_ack(&req, top(e.code()), 0));
     }
     let settings = share_settings(&apis, &group, 1);
+    let lock_ms = i32::try_from(settings.limits.lock_duration_ms).unwrap_or(i32::MAX);
+    let how = AckRequest {
+        version,
+        is_renew_ack,
+    };
     let mut topics: Vec<ShareAcknowledgeTopicResponse> = r
         .topics
         .iter()
@@ -624,6 +778,7 @@ pub fn share_acknowledge(req: Request, body: Bytes) -> Pending {
                         (t.topic_id, p.partition_index),
                         &batches,
                         &settings,
+                        how,
                     );
                     AckPartitionData::default()
                         .with_partition_index(p.partition_index)
@@ -660,6 +815,10 @@ pub fn share_acknowledge(req: Request, body: Bytes) -> Pending {
                 }
             }
         }
-        req.respond(&ShareAcknowledgeResponse::default().with_responses(topics))
+        respond_ack(
+            &req,
+            ShareAcknowledgeResponse::default().with_responses(topics),
+            lock_ms,
+        )
     })
 }

@@ -13,6 +13,7 @@ pub mod response;
 pub mod same_as;
 pub mod schema;
 pub mod share_group_offsets;
+pub mod share_v2;
 pub mod streams;
 pub mod versions;
 pub mod wire;

@@ -86,13 +86,13 @@ pub static SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     api(ApiKey::ConsumerGroupDescribe, 0, 1),
     // KIP-932 share groups (`share.version` 1). ShareFetch and
-    // ShareAcknowledge v2 (RENEW acknowledgements, record-limit
-    // acquisition; Kafka 4.4 serves them from share.version 1) are not
-    // served: `kafka-protocol` 0.18 decodes v1 only.
+    // ShareAcknowledge v2 (KIP-1222's RENEW acknowledgements, KIP-1206's
+    // record-limit acquisition; past the crate: `protocol::share_v2`) are
+    // served from share.version 1, as Kafka 4.4 serves them.
     api(ApiKey::ShareGroupHeartbeat, 1, 1),
     api(ApiKey::ShareGroupDescribe, 1, 1),
-    api(ApiKey::ShareFetch, 1, 1),
-    api(ApiKey::ShareAcknowledge, 1, 1),
+    api(ApiKey::ShareFetch, 1, 2),
+    api(ApiKey::ShareAcknowledge, 1, 2),
     // The share-group offset admin APIs: v0 (DescribeShareGroupOffsets
     // 0-1 is in `SUPPORTED_OWN_CODEC`).
     api(ApiKey::AlterShareGroupOffsets, 0, 0),
@@ -387,6 +387,8 @@ pub static BEYOND_THE_CRATE: &[(ApiKey, i16)] = &[
     (ApiKey::TxnOffsetCommit, 5),
     (ApiKey::DeleteGroups, 2),
     (ApiKey::DescribeLogDirs, 4),
+    (ApiKey::ShareFetch, 1),
+    (ApiKey::ShareAcknowledge, 1),
 ];
 
 /// Of `BEYOND_THE_CRATE`, the APIs whose newer request versions have the
@@ -488,6 +490,11 @@ mod tests {
         // v6 names topics by id (KIP-1319); Kafka 4.4 stops there.
         assert!(is_supported(ApiKey::TxnOffsetCommit as i16, 6));
         assert!(!is_supported(ApiKey::TxnOffsetCommit as i16, 7));
+        // Share groups' v2 (RENEW, record-limit) needs share.version 1
+        // only; share.version 2 is the dead-letter queue.
+        assert!(is_supported(ApiKey::ShareFetch as i16, 2));
+        assert!(is_supported(ApiKey::ShareAcknowledge as i16, 2));
+        assert!(!is_supported(ApiKey::ShareFetch as i16, 3));
     }
 
     #[test]

@@ -41,6 +41,7 @@ mod sasl_oauth;
 mod sasl_reauth;
 mod sasl_stalled;
 mod share_groups;
+mod share_v2;
 mod startup;
 mod streams_groups;
 mod tls;

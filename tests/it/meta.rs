@@ -125,13 +125,13 @@ fn api_versions_features_and_unsupported_version() {
     assert_eq!(range(66), Some((0, 2)), "ListTransactions");
     assert_eq!(range(68), Some((0, 1)), "ConsumerGroupHeartbeat");
     assert_eq!(range(69), Some((0, 1)), "ConsumerGroupDescribe");
-    for (key, name) in [
-        (76, "ShareGroupHeartbeat"),
-        (77, "ShareGroupDescribe"),
-        (78, "ShareFetch"),
-        (79, "ShareAcknowledge"),
-    ] {
+    for (key, name) in [(76, "ShareGroupHeartbeat"), (77, "ShareGroupDescribe")] {
         assert_eq!(range(key), Some((1, 1)), "{name}");
+    }
+    // v2: RENEW acknowledgements (KIP-1222), record-limit acquisition
+    // (KIP-1206), at share.version 1 as in Kafka 4.4.
+    for (key, name) in [(78, "ShareFetch"), (79, "ShareAcknowledge")] {
+        assert_eq!(range(key), Some((1, 2)), "{name}");
     }
     // v1 adds each partition's lag (KIP-1226)
     assert_eq!(range(90), Some((0, 1)), "DescribeShareGroupOffsets");

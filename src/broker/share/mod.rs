@@ -98,6 +98,9 @@ fn parse_iso_duration_ms(s: &str) -> Option<i64> {
 pub struct ShareSettings {
     pub reset: AutoOffsetReset,
     pub limits: AcquireLimits,
+    /// `share.renew.acknowledge.enable` (KIP-1222): whether a RENEW
+    /// acknowledgement may restart a record's acquisition lock.
+    pub renew_enabled: bool,
 }
 
 /// One partition's answer to a fetch.
@@ -263,7 +266,17 @@ impl SharePartitionManager {
             ));
         };
         sp.expire_locks(now_ms, settings.limits.delivery_count_limit);
-        sp.acknowledge(member, batches, settings.limits.delivery_count_limit)
+        // A renewed lock runs the group's lock duration from now (Kafka's
+        // `scheduleAcquisitionLockTimeout`).
+        let renewed = settings
+            .renew_enabled
+            .then(|| now_ms.saturating_add(settings.limits.lock_duration_ms));
+        sp.acknowledge(
+            member,
+            batches,
+            settings.limits.delivery_count_limit,
+            renewed,
+        )
     }
 
     /// Reads the partition from the share partition's next fetch offset

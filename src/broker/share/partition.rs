@@ -25,6 +25,10 @@ pub const ACK_GAP: i8 = 0;
 pub const ACK_ACCEPT: i8 = 1;
 pub const ACK_RELEASE: i8 = 2;
 pub const ACK_REJECT: i8 = 3;
+/// KIP-1222 (ShareFetch/ShareAcknowledge v2): the record stays acquired by
+/// the same member, its delivery count unchanged, and its acquisition lock
+/// starts again.
+pub const ACK_RENEW: i8 = 4;
 
 #[derive(Debug, Clone)]
 struct InFlight {
@@ -62,6 +66,10 @@ pub struct AcquireLimits {
     /// `group.share.partition.max.record.locks`: in-flight records at most.
     pub max_in_flight: i64,
     pub max_records: i64,
+    /// KIP-1206's record-limit acquire mode: exactly `max_records` at most,
+    /// a batch split where the limit falls; else (batch-optimized) a batch
+    /// once started is taken whole.
+    pub record_limit: bool,
 }
 
 /// Why an acknowledgement was refused (the partition's error).
@@ -279,6 +287,9 @@ impl SharePartition {
                 break;
             }
             for o in b.base_offset.max(self.start_offset)..=b.last_offset {
+                if limits.record_limit && taken >= limits.max_records {
+                    break;
+                }
                 if o >= self.end_offset {
                     if self.end_offset - self.start_offset >= limits.max_in_flight {
                         break;
@@ -327,12 +338,16 @@ impl SharePartition {
     }
 
     /// Applies `member`'s acknowledgements: (first, last, types) each, one
-    /// type for the whole range or one per offset. All or nothing.
+    /// type for the whole range or one per offset. All or nothing. A RENEW
+    /// moves the record's lock to `renewed_lock_until`; `None` where the
+    /// group disabled renewals (`share.renew.acknowledge.enable`), which
+    /// Kafka refuses as an invalid record state.
     pub fn acknowledge(
         &mut self,
         member: &str,
         batches: &[AckBatch],
         delivery_count_limit: i16,
+        renewed_lock_until: Option<i64>,
     ) -> Result<(), AckError> {
         let mut plan: Vec<(i64, i8)> = Vec::new();
         for (first, last, types) in batches {
@@ -349,7 +364,7 @@ impl SharePartition {
             }
             for (i, o) in (*first..=*last).enumerate() {
                 let t = if types.len() == 1 { types[0] } else { types[i] };
-                if !(ACK_GAP..=ACK_REJECT).contains(&t) {
+                if !(ACK_GAP..=ACK_RENEW).contains(&t) {
                     return Err(AckError::InvalidRequest(format!(
                         "Invalid acknowledge type {t}"
                     )));
@@ -364,6 +379,11 @@ impl SharePartition {
                         )))
                     }
                 }
+                if t == ACK_RENEW && renewed_lock_until.is_none() {
+                    return Err(AckError::InvalidRecordState(
+                        "Renewing acquisition locks is not enabled for the group.".to_string(),
+                    ));
+                }
                 plan.push((o, t));
             }
         }
@@ -377,6 +397,11 @@ impl SharePartition {
             match t {
                 ACK_ACCEPT => r.state = RecordState::Acknowledged,
                 ACK_RELEASE => release(r, delivery_count_limit),
+                ACK_RENEW => {
+                    if let Some(until) = renewed_lock_until {
+                        r.lock_until_ms = until;
+                    }
+                }
                 _ => r.state = RecordState::Archived,
             }
         }
@@ -443,6 +468,7 @@ mod tests {
         delivery_count_limit: 2,
         max_in_flight: 100,
         max_records: 500,
+        record_limit: false,
     };
 
     fn batch(base: i64, last: i64) -> ReadBatch {
@@ -473,8 +499,13 @@ mod tests {
     fn accept_release_reject() {
         let mut p = SharePartition::new(0);
         p.acquire("a", &[batch(0, 2)], LIMITS, 0);
-        p.acknowledge("a", &[(0, 2, vec![ACK_ACCEPT, ACK_RELEASE, ACK_REJECT])], 2)
-            .unwrap();
+        p.acknowledge(
+            "a",
+            &[(0, 2, vec![ACK_ACCEPT, ACK_RELEASE, ACK_REJECT])],
+            2,
+            None,
+        )
+        .unwrap();
         assert_eq!(p.start_offset, 1, "offset 0 is done");
         assert_eq!(p.next_fetch_offset(), 1, "the released record is available");
         let again = p.acquire("b", &[batch(0, 2)], LIMITS, 0);
@@ -487,7 +518,8 @@ mod tests {
             }]
         );
         // Released at the limit: archived, and the start moves past it.
-        p.acknowledge("b", &[(1, 1, vec![ACK_RELEASE])], 2).unwrap();
+        p.acknowledge("b", &[(1, 1, vec![ACK_RELEASE])], 2, None)
+            .unwrap();
         assert_eq!(p.start_offset, 3);
     }
 
@@ -496,11 +528,13 @@ mod tests {
         let mut p = SharePartition::new(0);
         p.acquire("a", &[batch(0, 1)], LIMITS, 0);
         let e = p
-            .acknowledge("b", &[(0, 1, vec![ACK_ACCEPT])], 2)
+            .acknowledge("b", &[(0, 1, vec![ACK_ACCEPT])], 2, None)
             .unwrap_err();
         assert!(matches!(e, AckError::InvalidRecordState(_)));
         assert_eq!(p.count(RecordState::Acquired), 2, "nothing applied");
-        let e = p.acknowledge("a", &[(0, 1, vec![1, 1, 1])], 2).unwrap_err();
+        let e = p
+            .acknowledge("a", &[(0, 1, vec![1, 1, 1])], 2, None)
+            .unwrap_err();
         assert!(matches!(e, AckError::InvalidRequest(_)));
     }
 
@@ -525,6 +559,7 @@ mod tests {
             "a",
             &[(11, 13, vec![ACK_ACCEPT, ACK_RELEASE, ACK_REJECT])],
             2,
+            None,
         )
         .unwrap();
         let s = p.persisted();
@@ -595,6 +630,59 @@ mod tests {
     }
 
     #[test]
+    fn renew_restarts_the_lock_and_keeps_the_delivery_count() {
+        let mut p = SharePartition::new(0);
+        p.acquire("a", &[batch(0, 1)], LIMITS, 0);
+        // Renewed at 900: the lock now ends at 1_900, not 1_000.
+        p.acknowledge("a", &[(0, 0, vec![ACK_RENEW])], 2, Some(1_900))
+            .unwrap();
+        p.expire_locks(1_000, 2);
+        assert_eq!(p.count(RecordState::Acquired), 1, "offset 0 is still held");
+        assert!(p.acquire("b", &[batch(0, 1)], LIMITS, 1_000)[0].first_offset == 1);
+        p.expire_locks(1_900, 2);
+        let again = p.acquire("b", &[batch(0, 0)], LIMITS, 1_900);
+        assert_eq!(
+            again,
+            vec![Acquired {
+                first_offset: 0,
+                last_offset: 0,
+                delivery_count: 2
+            }],
+            "a renewal is not a delivery"
+        );
+        // Only the holder renews; a renewal the group disabled is refused.
+        let e = p.acknowledge("a", &[(0, 0, vec![ACK_RENEW])], 2, Some(9_000));
+        assert!(matches!(e, Err(AckError::InvalidRecordState(_))));
+        let e = p.acknowledge("b", &[(0, 0, vec![ACK_RENEW])], 2, None);
+        assert!(matches!(e, Err(AckError::InvalidRecordState(_))));
+        p.acknowledge("b", &[(0, 0, vec![ACK_ACCEPT])], 2, None)
+            .unwrap();
+        assert!(p
+            .acknowledge("b", &[(1, 1, vec![5])], 2, Some(9_000))
+            .is_err());
+    }
+
+    #[test]
+    fn record_limit_splits_batches_batch_optimized_does_not() {
+        let limits = AcquireLimits {
+            max_records: 3,
+            ..LIMITS
+        };
+        let mut p = SharePartition::new(0);
+        let a = p.acquire("a", &[batch(0, 4), batch(5, 9)], limits, 0);
+        assert_eq!((a[0].first_offset, a[0].last_offset), (0, 4), "whole batch");
+        let exact = AcquireLimits {
+            record_limit: true,
+            ..limits
+        };
+        let b = p.acquire("b", &[batch(5, 9)], exact, 0);
+        assert_eq!((b[0].first_offset, b[0].last_offset), (5, 7), "exactly 3");
+        assert_eq!(p.next_fetch_offset(), 8);
+        let c = p.acquire("c", &[batch(5, 9)], exact, 0);
+        assert_eq!((c[0].first_offset, c[0].last_offset), (8, 9));
+    }
+
+    #[test]
     fn in_flight_records_are_bounded() {
         let mut p = SharePartition::new(0);
         let limits = AcquireLimits {
@@ -603,7 +691,8 @@ mod tests {
         };
         let a = p.acquire("a", &[batch(0, 9)], limits, 0);
         assert_eq!(a[0].last_offset, 2);
-        p.acknowledge("a", &[(0, 0, vec![ACK_ACCEPT])], 2).unwrap();
+        p.acknowledge("a", &[(0, 0, vec![ACK_ACCEPT])], 2, None)
+            .unwrap();
         let b = p.acquire("a", &[batch(0, 9)], limits, 0);
         assert_eq!((b[0].first_offset, b[0].last_offset), (3, 3));
     }

@@ -778,7 +778,8 @@ const SHARE_GROUP_DESCRIBE: &[Field] = &[
     f("include_authorized_operations", 0, N, Bool),
 ];
 
-// ShareFetch (78): version 1 (kafka-protocol 0.18's), flexible.
+// ShareFetch (78): versions 1-2, flexible; version 2 (KIP-1206,
+// KIP-1222) is read by kastle's own codec (`protocol::share_v2`).
 const SHARE_FETCH: &[Field] = &[
     f("group_id", 0, N, NStr),
     f("member_id", 0, N, NStr),
@@ -788,6 +789,8 @@ const SHARE_FETCH: &[Field] = &[
     f("max_bytes", 0, N, I32),
     f("max_records", 1, N, I32),
     f("batch_size", 1, N, I32),
+    f("share_acquire_mode", 2, N, I8),
+    f("is_renew_ack", 2, N, Bool),
     f("topics", 0, N, Arr(&Struct(SHARE_FETCH_TOPIC))),
     f("forgotten_topics_data", 0, N, Arr(&Struct(SHARE_FETCH_FORGOTTEN_TOPIC))),
 ];
@@ -810,11 +813,12 @@ const SHARE_FETCH_FORGOTTEN_TOPIC: &[Field] = &[
     f("partitions", 0, N, Arr(&I32)),
 ];
 
-// ShareAcknowledge (79): version 1, flexible.
+// ShareAcknowledge (79): versions 1-2, flexible (version 2: own codec).
 const SHARE_ACKNOWLEDGE: &[Field] = &[
     f("group_id", 0, N, NStr),
     f("member_id", 0, N, NStr),
     f("share_session_epoch", 0, N, I32),
+    f("is_renew_ack", 2, N, Bool),
     f("topics", 0, N, Arr(&Struct(SHARE_ACKNOWLEDGE_TOPIC))),
 ];
 const SHARE_ACKNOWLEDGE_TOPIC: &[Field] = &[
@@ -963,8 +967,8 @@ pub(super) static APIS: &[Api] = &[
     api(69, 0, 1, 0, CONSUMER_GROUP_DESCRIBE), // ConsumerGroupDescribe
     api(76, 1, 1, 0, SHARE_GROUP_HEARTBEAT), // ShareGroupHeartbeat
     api(77, 1, 1, 0, SHARE_GROUP_DESCRIBE), // ShareGroupDescribe
-    api(78, 1, 1, 0, SHARE_FETCH), // ShareFetch
-    api(79, 1, 1, 0, SHARE_ACKNOWLEDGE), // ShareAcknowledge
+    api(78, 1, 2, 0, SHARE_FETCH), // ShareFetch
+    api(79, 1, 2, 0, SHARE_ACKNOWLEDGE), // ShareAcknowledge
     api(90, 0, 1, 0, DESCRIBE_SHARE_GROUP_OFFSETS), // DescribeShareGroupOffsets
     api(91, 0, 0, 0, ALTER_SHARE_GROUP_OFFSETS), // AlterShareGroupOffsets
     api(92, 0, 0, 0, DELETE_SHARE_GROUP_OFFSETS), // DeleteShareGroupOffsets

@@ -47,6 +47,11 @@ import org.apache.kafka.common.serialization.StringSerializer;
  *       (committed with commitSync) and closes, releasing whatever else it got.
  *   <li>{@code rest bootstrap topic n group k}: after a broker restart, gets exactly the
  *       records at offsets k..n-1, each once, none of the accepted ones.
+ *   <li>{@code renew bootstrap topic group lockMs}: explicit mode; RENEWs the records of
+ *       one poll halfway through their acquisition lock (AcknowledgeType.RENEW, which the
+ *       client sends only on ShareAcknowledge v2): committed without error.
+ *   <li>{@code record_limit bootstrap topic n group}: share.acquire.mode=record_limit
+ *       (ShareFetch v2) and max.poll.records=3: every record once, no poll above 3.
  *   <li>{@code admin bootstrap topic group n}: the Admin share-group offset APIs on an empty
  *       group: list (start offset n, lag 0), alter to 0, list again (lag n), delete the
  *       topic's offsets, delete the group.
@@ -87,6 +92,8 @@ public final class ShareConsumers {
             case "ack_first" -> ackFirst(bootstrap, args[2], args[3], Integer.parseInt(args[4]));
             case "rest" -> rest(bootstrap, args[2], Integer.parseInt(args[3]), args[4],
                 Integer.parseInt(args[5]));
+            case "renew" -> renew(bootstrap, args[2], args[3], Integer.parseInt(args[4]));
+            case "record_limit" -> recordLimit(bootstrap, args[2], Integer.parseInt(args[3]), args[4]);
             case "admin" -> admin(bootstrap, args[2], args[3], Integer.parseInt(args[4]));
             default -> throw new IllegalArgumentException(phase);
         }
@@ -213,6 +220,59 @@ public final class ShareConsumers {
         step("explicit_reject_not_redelivered", rejectedOnce, deliveries.toString());
         step("explicit_release_redelivered", releasedTwice, deliveries.toString());
         step("explicit_accept_once", acceptedOnce, deliveries.toString());
+    }
+
+    private static void renew(String bootstrap, String topic, String group, int lockMs)
+        throws Exception {
+        try (KafkaShareConsumer<String, String> consumer =
+                 new KafkaShareConsumer<>(consumerProps(bootstrap, group, "explicit"))) {
+            consumer.subscribe(List.of(topic));
+            long deadline = System.currentTimeMillis() + 20_000;
+            List<ConsumerRecord<String, String>> got = new ArrayList<>();
+            while (got.isEmpty() && System.currentTimeMillis() < deadline) {
+                consumer.poll(Duration.ofMillis(200)).forEach(got::add);
+            }
+            long acquired = System.currentTimeMillis();
+            step("renew_got_records", !got.isEmpty(), "nothing polled");
+            // Halfway through the lock; the client sends it on ShareAcknowledge v2 with
+            // IsRenewAck (a RENEWed record is not acknowledged again in the same batch).
+            Thread.sleep(lockMs / 2);
+            for (ConsumerRecord<String, String> r : got) {
+                consumer.acknowledge(r, AcknowledgeType.RENEW);
+            }
+            var renewed = consumer.commitSync();
+            boolean ok = !renewed.isEmpty()
+                && renewed.values().stream().allMatch(java.util.Optional::isEmpty);
+            step("renew_committed", ok, renewed.toString());
+            step("renew_within_the_lock", System.currentTimeMillis() - acquired < lockMs,
+                "renewed " + (System.currentTimeMillis() - acquired) + " ms after the poll");
+        }
+    }
+
+    private static void recordLimit(String bootstrap, String topic, int n, String group) {
+        Map<Long, Integer> seen = new TreeMap<>();
+        int largest = 0;
+        Properties p = consumerProps(bootstrap, group, "implicit");
+        p.put("share.acquire.mode", "record_limit");
+        p.put("max.poll.records", "3");
+        try (KafkaShareConsumer<String, String> consumer = new KafkaShareConsumer<>(p)) {
+            consumer.subscribe(List.of(topic));
+            long deadline = System.currentTimeMillis() + 20_000;
+            while (seen.size() < n && System.currentTimeMillis() < deadline) {
+                ConsumerRecords<String, String> rs = consumer.poll(Duration.ofMillis(200));
+                largest = Math.max(largest, rs.count());
+                for (ConsumerRecord<String, String> r : rs) {
+                    seen.merge(r.offset(), 1, Integer::sum);
+                }
+            }
+        } catch (Exception e) {
+            step("record_limit_consumer", false, e.toString());
+            return;
+        }
+        long dups = seen.values().stream().filter(v -> v > 1).count();
+        step("record_limit_all_delivered", seen.size() == n, "distinct " + seen.size() + " of " + n);
+        step("record_limit_once", dups == 0, dups + " offsets delivered more than once");
+        step("record_limit_max_poll", largest > 0 && largest <= 3, "largest poll " + largest);
     }
 
     private static void hold(String bootstrap, String topic, String group) throws Exception {
