@@ -15,7 +15,8 @@ use kafka_protocol::messages::MetadataResponse;
 use crate::support::cluster::Cluster;
 use crate::support::fetch::{latest_isolated, READ_COMMITTED, READ_UNCOMMITTED};
 use crate::support::produce;
-use crate::support::topics::{create_topics, md_topic, metadata, topic_spec};
+use crate::support::groups::committed_offsets;
+use crate::support::topics::{create_topics, delete_topic, md_topic, metadata, topic_spec};
 use crate::support::transactions::{
     add_offsets, add_partitions_ok, end_txn, init_producer_id, txn_offset_commit,
 };
@@ -217,4 +218,26 @@ fn writes_on_other_brokers_are_verified_with_the_transaction_coordinator() {
         E::InvalidTxnState.code(),
         "after the commit, not added again"
     );
+
+    // Kafka's `onTopicsDeleted` in a cluster: the group's coordinator (not
+    // the broker asked to delete) drops the offsets of a topic the image no
+    // longer has.
+    let committed = |c: &mut Client| committed_offsets(c, 7, &group, "vt", &[p]);
+    let deadline = Instant::now() + FORM;
+    while committed(&mut on_group) != vec![4] {
+        assert!(Instant::now() < deadline, "the committed offset never showed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let asked = (1..=3)
+        .find(|id| *id != coordinator(&mut any, 0, &group))
+        .expect("a broker other than the group's coordinator");
+    delete_topic(&mut Client::connect(port(asked)), "vt");
+    let deadline = Instant::now() + FORM;
+    while committed(&mut on_group) != vec![-1] {
+        assert!(
+            Instant::now() < deadline,
+            "the deleted topic's offsets stayed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
