@@ -15,7 +15,7 @@ use kafka_protocol::messages::MetadataResponse;
 use crate::support::cluster::Cluster;
 use crate::support::fetch::{latest_isolated, READ_COMMITTED, READ_UNCOMMITTED};
 use crate::support::produce;
-use crate::support::groups::committed_offsets;
+use crate::support::groups::{commit_offsets, committed_offsets};
 use crate::support::topics::{create_topics, delete_topic, md_topic, metadata, topic_spec};
 use crate::support::transactions::{
     add_offsets, add_partitions_ok, end_txn, init_producer_id, txn_offset_commit,
@@ -240,4 +240,19 @@ fn writes_on_other_brokers_are_verified_with_the_transaction_coordinator() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+
+    // An offset of a partition with no replica on the group's coordinator
+    // is the cluster's (Kafka's `metadataCache.contains`), not unknown.
+    let created = create_topics(&mut any, 7, vec![topic_spec("one", 3, 1, &[])], false);
+    assert_eq!(created[0].error_code, NONE);
+    let group_broker = coordinator(&mut any, 0, &group);
+    let p = leaders(&mut every, "one", 3)
+        .iter()
+        .position(|l| *l != group_broker)
+        .expect("a partition hosted elsewhere") as i32;
+    commit_offsets(&mut on_group, &group, &[("one", p, 11)]);
+    assert_eq!(
+        committed_offsets(&mut on_group, 7, &group, "one", &[p]),
+        vec![11]
+    );
 }
