@@ -47,8 +47,6 @@ _DT = "delegation tokens (KIP-48) are not implemented (SASL PLAIN and SCRAM are;
 _KRAFT = "a KRaft controller API: kastle is its own single static controller, without a Raft quorum"
 _SHARE = ("the share coordinator's inter-broker RPCs (KIP-932): a standalone kastle's share "
           "coordinator is in-process and a cluster keeps share state in memory (README)")
-_SHARE_V2 = ("v2 (RENEW acknowledgements, record-limit acquisition; Kafka serves it from "
-             "share.version 1) is " + _CRATE)
 _STREAMS = ("streams groups (KIP-1071) are served, but not the topology description "
             "a member sends when asked")
 _STREAMS_V1 = ("version 1 (the topology description a member is asked for and "
@@ -68,8 +66,6 @@ KNOWN_RANGES = {
     "ExpireDelegationToken": _r("1-2", "nothing", _DT),
     "DescribeDelegationToken": _r("1-3", "nothing", _DT),
     "UnregisterBroker": _r("0-0", "nothing", _KRAFT),
-    "ShareFetch": _r("1-2", "1-1", _SHARE_V2),
-    "ShareAcknowledge": _r("1-2", "1-1", _SHARE_V2),
     "AddRaftVoter": _r("0-1", "nothing", _KRAFT),
     "RemoveRaftVoter": _r("0-0", "nothing", _KRAFT),
     "InitializeShareGroupState": _r("0-0", "nothing", _SHARE),

@@ -112,6 +112,27 @@ def create_topic(s, name, partitions=1, configs=None):
     return r["topics"][0]["topicId"]
 
 
+def await_offsets_gone(s, version, group, name, topic_id, timeout=10):
+    """Fetches all of ``group``'s offsets (unrecorded) until the deleted topic
+    ``name`` (``topic_id`` from v10) is no longer among them, or ``timeout``
+    seconds passed: the recorded fetch after it shows which."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if version >= 8:
+            r = s.x("setup fetch all", OFFSET_FETCH, version,
+                    {"groups": [{"groupId": group, "topics": None}], "requireStable": False}, record=False)
+            topics = r["groups"][0]["topics"]
+        else:
+            body = {"groupId": group, "topics": None}
+            if version >= 7:
+                body["requireStable"] = False
+            r = s.x("setup fetch all", OFFSET_FETCH, version, body, record=False)
+            topics = r["topics"]
+        if not any(t.get("name") == name or t.get("topicId") == topic_id for t in topics):
+            return
+        time.sleep(0.1)
+
+
 def recreate_topic(s, name, partitions=1, timeout=15):
     """Deletes ``name`` and creates it again (a new topic id). Kafka removes the
     topic from its metadata at once but may still answer TOPIC_ALREADY_EXISTS
@@ -1105,19 +1126,24 @@ def fam_group(s, i, n):
     if fv >= 10:
         fetch("fetch by a known and an unknown id", [{"name": t, "partitionIndexes": [0, 1, 5]},
                                                     {"name": n("missing"), "partitionIndexes": [0]}])
-    if cv >= 10 and fv >= 10:
-        # a deleted topic's offsets: by id no longer (Kafka also forgets them)
+    if fv >= 2:
+        # a deleted topic's offsets go with it (Kafka's coordinator writes
+        # their tombstones on the metadata update: waited for, then compared)
         gone = n("gone")
         gone_id = create_topic(s, gone)
-        s.x("commit to a topic deleted next", OFFSET_COMMIT, cv, {
-            "groupId": g, "generationIdOrMemberEpoch": gen, "memberId": mid, "topics": [
-                {"topicId": gone_id, "partitions": [{"partitionIndex": 0, "committedOffset": 8}]}]})
+        gone_ref = {"topicId": gone_id} if cv >= 10 else {"name": gone}
+        commit_gone = {"groupId": g, "generationIdOrMemberEpoch": gen, "memberId": mid, "topics": [
+            dict(gone_ref, partitions=[{"partitionIndex": 0, "committedOffset": 8}])]}
+        if cv <= 4:
+            commit_gone["retentionTimeMs"] = -1
+        s.x("commit to a topic deleted next", OFFSET_COMMIT, cv, commit_gone)
         ok(s, "delete topic", s.x("setup delete", DELETE_TOPICS, latest(DELETE_TOPICS), {
             "topics": [{"name": gone}], "timeoutMs": 30000}, record=False), ("responses", 0, "errorCode"))
         await_topic_gone(s, gone)
-        s.x("commit by a deleted topic's id", OFFSET_COMMIT, cv, {
-            "groupId": g, "generationIdOrMemberEpoch": gen, "memberId": mid, "topics": [
-                {"topicId": gone_id, "partitions": [{"partitionIndex": 0, "committedOffset": 9}]}]})
+        await_offsets_gone(s, fv, g, gone, gone_id)
+        if cv >= 10:
+            commit_gone["topics"][0]["partitions"][0]["committedOffset"] = 9
+            s.x("commit by a deleted topic's id", OFFSET_COMMIT, cv, commit_gone)
         fetch("fetch all offsets after a topic's deletion", None)
     fetch("fetch unknown group", [{"name": t, "partitionIndexes": [0]}], group=n("nogroup"))
     s.x("describe", DESCRIBE_GROUPS, dv, {"groups": [g, n("nogroup")], "includeAuthorizedOperations": dv >= 3})

@@ -90,21 +90,20 @@ CLUSTER_NAME = "kafka-cluster"
 
 def _topic(key):
     def setup(a, n):
-        sc.create_topic(a, n(f"{key}-t"))
-        return {}
+        return {"topic_id": sc.create_topic(a, n(f"{key}-t"))}
     return setup
 
 
 def _topic_and_group(key):
     """A topic and a group with a committed offset on it (admin's commit)."""
     def setup(a, n):
-        sc.create_topic(a, n(f"{key}-t"))
+        topic_id = sc.create_topic(a, n(f"{key}-t"))
         r = a.x("setup commit", sc.OFFSET_COMMIT, min(sc.latest(sc.OFFSET_COMMIT), 9), {
             "groupId": n(f"{key}-g"), "generationIdOrMemberEpoch": -1, "memberId": "",
             "topics": [{"name": n(f"{key}-t"), "partitions": [
                 {"partitionIndex": 0, "committedOffset": 0}]}]}, record=False)
         assert r["topics"][0]["partitions"][0]["errorCode"] == 0, r
-        return {}
+        return {"topic_id": topic_id}
     return setup
 
 
@@ -154,6 +153,13 @@ CASES = [
          {"name": t, "partitionData": [{"index": 0, "records": batch(records(1))}]}
          for t in (n("pr-t"), n("pr-missing"))]},
      lambda n: [acl(TOPIC, n("pr-t"), WRITE)]),
+    # v13 names topics by id: an id no topic has is UNKNOWN_TOPIC_ID before
+    # any authorization
+    ("produce v13 (by topic id)", sc.PRODUCE, 13, _topic("p13"),
+     lambda n, c: {"acks": -1, "timeoutMs": 5000, "topicData": [
+         {"topicId": tid, "partitionData": [{"index": 0, "records": batch(records(1))}]}
+         for tid in (c["topic_id"], sc.UNKNOWN_TOPIC_ID)]},
+     lambda n: [acl(TOPIC, n("p13-t"), WRITE)]),
     ("fetch", sc.FETCH, 12, _topic("fe"), lambda n, c: _fetch_body(n("fe-t")),
      lambda n: [acl(TOPIC, n("fe-t"), READ)]),
     ("list offsets", sc.LIST_OFFSETS, None, _topic("lo"),
@@ -178,6 +184,18 @@ CASES = [
      lambda n, c: {"groups": [{"groupId": n("of-g"), "topics": [
          {"name": n("of-t"), "partitionIndexes": [0]}]}], "requireStable": False},
      lambda n: [acl(GROUP, n("of-g"), DESCRIBE), acl(TOPIC, n("of-t"), DESCRIBE)]),
+    # v10 names topics by id: an id no topic has is UNKNOWN_TOPIC_ID after
+    # the group's authorization, without any topic ACL
+    ("offset commit v10 (by topic id)", sc.OFFSET_COMMIT, 10, _topic("o10"),
+     lambda n, c: {"groupId": n("o10-g"), "generationIdOrMemberEpoch": -1, "memberId": "",
+                   "topics": [{"topicId": tid, "partitions": [{"partitionIndex": 0, "committedOffset": 0}]}
+                              for tid in (c["topic_id"], sc.UNKNOWN_TOPIC_ID)]},
+     lambda n: [acl(GROUP, n("o10-g"), READ), acl(TOPIC, n("o10-t"), READ)]),
+    ("offset fetch v10 (by topic id)", sc.OFFSET_FETCH, 10, _topic_and_group("f10"),
+     lambda n, c: {"groups": [{"groupId": n("f10-g"), "topics": [
+         {"topicId": tid, "partitionIndexes": [0]} for tid in (c["topic_id"], sc.UNKNOWN_TOPIC_ID)]}],
+         "requireStable": False},
+     lambda n: [acl(GROUP, n("f10-g"), DESCRIBE), acl(TOPIC, n("f10-t"), DESCRIBE)]),
     ("find group coordinator", sc.FIND_COORDINATOR, None, _none,
      lambda n, c: {"keyType": 0, "coordinatorKeys": [n("fc-g")]},
      lambda n: [acl(GROUP, n("fc-g"), DESCRIBE)]),

@@ -298,11 +298,19 @@ pub fn leave_group(req: &Request, body: Bytes) -> Reply {
 // OffsetCommit / TxnOffsetCommit (OffsetFetch is `offset_fetch`)
 // ---------------------------------------------------------------------------
 
+/// Kafka's `metadataCache.contains`: a partition of the cluster, whether
+/// this broker hosts a replica of it or not.
 fn partition_exists(apis: &KafkaApis, topic: &str, partition: i32) -> bool {
     apis.replicas
         .topics
         .get(topic)
         .is_some_and(|t| t.partition(partition).is_some())
+        || apis.cluster.as_ref().is_some_and(|cache| {
+            cache
+                .image()
+                .topic_by_name(topic)
+                .is_some_and(|t| t.partitions.contains_key(&partition))
+        })
 }
 
 pub fn offset_commit(req: Request, body: Bytes) -> Pending {

@@ -331,6 +331,10 @@ pub fn delete_topics(req: &Request, body: Bytes) -> Reply {
         } else if let Err(e) = apis.replicas.topics.delete(&topic.name) {
             r.error_code = e.code.code();
             r.error_message = Some(StrBytes::from_string(e.message));
+        } else {
+            // The groups' offsets of the topic go with it (Kafka's
+            // coordinator does this on the metadata update).
+            apis.groups.on_topics_deleted(std::slice::from_ref(&topic.name));
         }
         responses.push(r);
     }

@@ -222,6 +222,17 @@ impl ClusterNode {
                             if let Some(g) = &groups {
                                 let (count, led) = led_partitions(new, OFFSETS_TOPIC, node_id);
                                 g.on_metadata(count, led);
+                                // Kafka's `onMetadataUpdate`: the offsets of
+                                // deleted topics, in the groups led here.
+                                let deleted: Vec<String> = old
+                                    .topics
+                                    .iter()
+                                    .filter(|(id, _)| !new.topics.contains_key(*id))
+                                    .map(|(_, t)| t.name.clone())
+                                    .collect();
+                                if !deleted.is_empty() {
+                                    g.on_topics_deleted(&deleted);
+                                }
                             }
                             if let Some(t) = &txns {
                                 let (count, led) = led_partitions(new, TXN_TOPIC, node_id);

@@ -15,7 +15,8 @@ use kafka_protocol::messages::MetadataResponse;
 use crate::support::cluster::Cluster;
 use crate::support::fetch::{latest_isolated, READ_COMMITTED, READ_UNCOMMITTED};
 use crate::support::produce;
-use crate::support::topics::{create_topics, md_topic, metadata, topic_spec};
+use crate::support::groups::{commit_offsets, committed_offsets};
+use crate::support::topics::{create_topics, delete_topic, md_topic, metadata, topic_spec};
 use crate::support::transactions::{
     add_offsets, add_partitions_ok, end_txn, init_producer_id, txn_offset_commit,
 };
@@ -216,5 +217,42 @@ fn writes_on_other_brokers_are_verified_with_the_transaction_coordinator() {
         produce_txn(&mut on_leader, "vt", p, &txn_batch(pid, 4, 1, "late")),
         E::InvalidTxnState.code(),
         "after the commit, not added again"
+    );
+
+    // Kafka's `onTopicsDeleted` in a cluster: the group's coordinator (not
+    // the broker asked to delete) drops the offsets of a topic the image no
+    // longer has.
+    let committed = |c: &mut Client| committed_offsets(c, 7, &group, "vt", &[p]);
+    let deadline = Instant::now() + FORM;
+    while committed(&mut on_group) != vec![4] {
+        assert!(Instant::now() < deadline, "the committed offset never showed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let asked = (1..=3)
+        .find(|id| *id != coordinator(&mut any, 0, &group))
+        .expect("a broker other than the group's coordinator");
+    delete_topic(&mut Client::connect(port(asked)), "vt");
+    let deadline = Instant::now() + FORM;
+    while committed(&mut on_group) != vec![-1] {
+        assert!(
+            Instant::now() < deadline,
+            "the deleted topic's offsets stayed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // An offset of a partition with no replica on the group's coordinator
+    // is the cluster's (Kafka's `metadataCache.contains`), not unknown.
+    let created = create_topics(&mut any, 7, vec![topic_spec("one", 3, 1, &[])], false);
+    assert_eq!(created[0].error_code, NONE);
+    let group_broker = coordinator(&mut any, 0, &group);
+    let p = leaders(&mut every, "one", 3)
+        .iter()
+        .position(|l| *l != group_broker)
+        .expect("a partition hosted elsewhere") as i32;
+    commit_offsets(&mut on_group, &group, &[("one", p, 11)]);
+    assert_eq!(
+        committed_offsets(&mut on_group, 7, &group, "one", &[p]),
+        vec![11]
     );
 }

@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::groups::*;
-use crate::support::topics::create_topic;
+use crate::support::topics::{create_topic, delete_topic};
 use crate::support::{find_coordinators, sb, Broker, Client, E, NONE};
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::offset_delete_request::{
@@ -486,6 +486,60 @@ fn offsets_survive_kill_9() {
     offsets_survive(true);
 }
 
+/// Every committed offset of `group` (OffsetFetch v7, all topics), sorted.
+fn all_committed(c: &mut Client, group: &str) -> Vec<(String, i32, i64)> {
+    let all = c.call(
+        7,
+        &OffsetFetchRequest::default()
+            .with_group_id(GroupId(sb(group)))
+            .with_topics(None),
+    );
+    assert_eq!(all.error_code, NONE, "fetch all of {group}");
+    let mut out: Vec<(String, i32, i64)> = all
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (t.name.0.to_string(), p.partition_index, p.committed_offset))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Kafka's `onTopicsDeleted`: a deleted topic's offsets get tombstones in
+/// every group, so a fetch of all offsets no longer lists them and a topic
+/// created again under the name starts with none, after a restart too.
+#[test]
+fn a_deleted_topics_offsets_go_with_it() {
+    let mut b = start();
+    let mut c = b.client();
+    create_topic(&mut c, "t-gone", 2, &[]);
+    create_topic(&mut c, "t-kept", 1, &[]);
+    commit_offsets(
+        &mut c,
+        "g-del",
+        &[("t-gone", 0, 5), ("t-gone", 1, 7), ("t-kept", 0, 3)],
+    );
+    commit_offsets(&mut c, "g-del-2", &[("t-gone", 0, 1)]);
+    delete_topic(&mut c, "t-gone");
+    let kept = vec![("t-kept".to_string(), 0, 3)];
+    assert_eq!(all_committed(&mut c, "g-del"), kept);
+    assert_eq!(all_committed(&mut c, "g-del-2"), vec![]);
+    create_topic(&mut c, "t-gone", 2, &[]);
+    assert_eq!(
+        committed_offsets(&mut c, 9, "g-del", "t-gone", &[0, 1]),
+        vec![-1, -1]
+    );
+    drop(c);
+    b.kill();
+    b.restart();
+    let mut c = b.client();
+    assert_eq!(all_committed(&mut c, "g-del"), kept);
+    assert_eq!(all_committed(&mut c, "g-del-2"), vec![]);
+}
+
 #[test]
 fn list_describe_delete_and_offset_delete() {
     let b = start();
@@ -783,11 +837,10 @@ fn offset_commit_and_fetch_v10_by_topic_id() {
             ]
         )
     );
-    // All offsets: by id; a deleted topic's offsets have no id and are
-    // left out.
+    // All offsets: by id; a deleted topic's offsets went with it.
     create_topic(&mut c, "t-gone", 1, &[]);
     commit_offsets(&mut c, "g-id", &[("t-gone", 0, 3)]);
-    crate::support::topics::delete_topic(&mut c, "t-gone");
+    delete_topic(&mut c, "t-gone");
     assert_eq!(
         offset_fetch_v10(&mut c, "g-id", None),
         (NONE, vec![(id, vec![(0, 9, NONE), (1, 7, NONE)])])

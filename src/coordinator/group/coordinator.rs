@@ -14,7 +14,7 @@
 //! the lock. Answers that depend on a write carry a [`DurableWait`]: the
 //! handler awaits the high watermark (i.e. the fsync) before responding.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -621,6 +621,31 @@ impl GroupCoordinator {
         } = &mut *shard;
         let subscribed = groups.check_offset_delete(group_id)?;
         offsets.delete(&self.writer, group_id, topics, |t| subscribed(t))
+    }
+
+    /// Kafka's `onTopicsDeleted`: the committed and pending offsets of
+    /// deleted topics get tombstones in every group this coordinator holds,
+    /// so a fetch of all offsets no longer lists them and a topic created
+    /// again under the name starts with none.
+    pub fn on_topics_deleted(&self, names: &[String]) {
+        let deleted: HashSet<&str> = names.iter().map(String::as_str).collect();
+        let mut shard = self.lock();
+        let offsets = &mut shard.offsets;
+        for (group_id, keys) in offsets.of_deleted_topics(&deleted) {
+            let records: Result<Vec<CoordRecord>, _> = keys
+                .iter()
+                .map(|(t, p)| record(record_serde::offset_key(&group_id, t, *p), None))
+                .collect();
+            match records.and_then(|records| self.writer.append(&group_id, &records)) {
+                Ok(_) => {
+                    offsets.remove(&group_id, &keys);
+                    tracing::info!(group = %group_id, removed = keys.len(), "removed the offsets of deleted topics");
+                }
+                Err(e) => {
+                    tracing::warn!(group = %group_id, error = ?e, "writing the deleted topics' offset tombstones failed")
+                }
+            }
+        }
     }
 
     /// Kafka's cleanupGroupMetadata: drop expired offsets (tombstones),

@@ -5,7 +5,7 @@
 //! committer against the group's membership is the `GroupMetadataManager`'s
 //! part; this one writes the OffsetCommit records and keeps the values.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use kafka_protocol::ResponseError;
 
@@ -313,6 +313,30 @@ impl OffsetMetadataManager {
         self.by_group
             .get(group_id)
             .is_none_or(|g| g.pending.is_empty() && g.committed.len() == expired.len())
+    }
+
+    /// Kafka's `OffsetMetadataManager.onTopicsDeleted`: per group, every
+    /// partition of the deleted `topics` with a committed or pending
+    /// offset, each of which gets a tombstone. kastle keeps no topic id
+    /// with an offset, Kafka's "no id" case: a deleted name takes its
+    /// offsets along.
+    pub fn of_deleted_topics(&self, topics: &HashSet<&str>) -> Vec<(String, Vec<(String, i32)>)> {
+        let mut out = Vec::new();
+        for (group_id, g) in &self.by_group {
+            let mut keys: Vec<(String, i32)> = g
+                .committed
+                .keys()
+                .cloned()
+                .chain(g.pending.partitions())
+                .filter(|(t, _)| topics.contains(t.as_str()))
+                .collect();
+            keys.sort();
+            keys.dedup();
+            if !keys.is_empty() {
+                out.push((group_id.clone(), keys));
+            }
+        }
+        out
     }
 
     /// Drops expired offsets whose tombstones were written.
