@@ -334,7 +334,8 @@ pub fn delete_topics(req: &Request, body: Bytes) -> Reply {
         } else {
             // The groups' offsets of the topic go with it (Kafka's
             // coordinator does this on the metadata update).
-            apis.groups.on_topics_deleted(std::slice::from_ref(&topic.name));
+            apis.groups
+                .on_topics_deleted(std::slice::from_ref(&topic.name));
         }
         responses.push(r);
     }

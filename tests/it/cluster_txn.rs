@@ -14,8 +14,8 @@ use kafka_protocol::messages::MetadataResponse;
 
 use crate::support::cluster::Cluster;
 use crate::support::fetch::{latest_isolated, READ_COMMITTED, READ_UNCOMMITTED};
-use crate::support::produce;
 use crate::support::groups::{commit_offsets, committed_offsets};
+use crate::support::produce;
 use crate::support::topics::{create_topics, delete_topic, md_topic, metadata, topic_spec};
 use crate::support::transactions::{
     add_offsets, add_partitions_ok, end_txn, init_producer_id, txn_offset_commit,
@@ -104,7 +104,7 @@ fn writes_on_other_brokers_are_verified_with_the_transaction_coordinator() {
         created[0].error_message
     );
     let mut every: Vec<Client> = (1..=3).map(|id| Client::connect(port(id))).collect();
-    let leaders = leaders(&mut every, "vt", 3);
+    let vt_leaders = leaders(&mut every, "vt", 3);
 
     // As a client does: find the coordinator again while the one named
     // is not ready to answer (its partition still loading).
@@ -130,11 +130,11 @@ fn writes_on_other_brokers_are_verified_with_the_transaction_coordinator() {
         );
         std::thread::sleep(Duration::from_millis(200));
     };
-    let p = leaders
+    let p = vt_leaders
         .iter()
         .position(|l| *l != txn)
         .expect("a partition led by another broker") as i32;
-    let leader = leaders[p as usize];
+    let leader = vt_leaders[p as usize];
     let mut on_leader = Client::connect(port(leader));
 
     // Not in the transaction: the leader asks the coordinator and refuses
@@ -225,7 +225,10 @@ fn writes_on_other_brokers_are_verified_with_the_transaction_coordinator() {
     let committed = |c: &mut Client| committed_offsets(c, 7, &group, "vt", &[p]);
     let deadline = Instant::now() + FORM;
     while committed(&mut on_group) != vec![4] {
-        assert!(Instant::now() < deadline, "the committed offset never showed");
+        assert!(
+            Instant::now() < deadline,
+            "the committed offset never showed"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let asked = (1..=3)
