@@ -305,12 +305,12 @@ fn partition_exists(apis: &KafkaApis, topic: &str, partition: i32) -> bool {
         .topics
         .get(topic)
         .is_some_and(|t| t.partition(partition).is_some())
-        || apis.cluster.as_ref().is_some_and(|cache| {
-            cache
-                .image()
-                .topic_by_name(topic)
-                .is_some_and(|t| t.partitions.contains_key(&partition))
-        })
+        || crate::handlers::metadata::in_cluster_image(
+            apis,
+            Some(topic),
+            uuid::Uuid::nil(),
+            partition,
+        )
 }
 
 pub fn offset_commit(req: Request, body: Bytes) -> Pending {

@@ -135,7 +135,18 @@ fn image_topic_entry(image: &MetadataImage, t: &TopicImage, ops: i32) -> Metadat
 /// NOT_LEADER_OR_FOLLOWER rather than UNKNOWN_TOPIC_OR_PARTITION, as Kafka's
 /// `ReplicaManager.getPartitionOrError` does for a partition it does not host.
 pub fn known_elsewhere(req: &Request, name: Option<&str>, id: Uuid, partition: i32) -> bool {
-    let Some(cache) = &req.ctx.apis.cluster else {
+    in_cluster_image(&req.ctx.apis, name, id, partition)
+}
+
+/// Whether the cluster's image (none standalone) has `partition` of the
+/// topic named `name`, or with `id` when `name` is `None`.
+pub fn in_cluster_image(
+    apis: &crate::handlers::KafkaApis,
+    name: Option<&str>,
+    id: Uuid,
+    partition: i32,
+) -> bool {
+    let Some(cache) = &apis.cluster else {
         return false;
     };
     let image = cache.image();

@@ -263,6 +263,7 @@ pub fn delete_topics(req: &Request, body: Bytes) -> Reply {
     };
     let mut responses = Vec::with_capacity(targets.len());
     let mut quota = req.mutation_quota(DELETE_TOPICS_STRICT_SINCE);
+    let mut deleted = Vec::new();
     for (name, id) in targets {
         let mut r = DeletableTopicResult::default().with_topic_id(id);
         r.name = name.clone().map(|n| TopicName(StrBytes::from_string(n)));
@@ -332,12 +333,14 @@ pub fn delete_topics(req: &Request, body: Bytes) -> Reply {
             r.error_code = e.code.code();
             r.error_message = Some(StrBytes::from_string(e.message));
         } else {
-            // The groups' offsets of the topic go with it (Kafka's
-            // coordinator does this on the metadata update).
-            apis.groups
-                .on_topics_deleted(std::slice::from_ref(&topic.name));
+            deleted.push(topic.name.clone());
         }
         responses.push(r);
+    }
+    // The groups' offsets of the deleted topics go with them (Kafka's
+    // coordinator does this on the metadata update).
+    if !deleted.is_empty() {
+        apis.groups.on_topics_deleted(&deleted);
     }
     let throttle = req.finish_mutation_quota(&quota);
     req.respond(

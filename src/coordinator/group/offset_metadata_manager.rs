@@ -323,13 +323,12 @@ impl OffsetMetadataManager {
     pub fn of_deleted_topics(&self, topics: &HashSet<&str>) -> Vec<(String, Vec<(String, i32)>)> {
         let mut out = Vec::new();
         for (group_id, g) in &self.by_group {
-            let mut keys: Vec<(String, i32)> = g
-                .committed
-                .keys()
-                .cloned()
-                .chain(g.pending.partitions())
-                .filter(|(t, _)| topics.contains(t.as_str()))
-                .collect();
+            let deleted = |(t, _): &&(String, i32)| topics.contains(t.as_str());
+            let mut keys: Vec<(String, i32)> =
+                g.committed.keys().filter(deleted).cloned().collect();
+            if !g.pending.is_empty() {
+                keys.extend(g.pending.partitions().iter().filter(deleted).cloned());
+            }
             keys.sort();
             keys.dedup();
             if !keys.is_empty() {
