@@ -369,6 +369,13 @@ def _joined(*blobs):
     return base64.b64encode(b"".join(base64.b64decode(b) for b in blobs)).decode()
 
 
+def _short_batch(length):
+    """A magic-2 batch header cut to `length` bytes after its length field."""
+    raw = bytearray(base64.b64decode(batch(records(1))))[:12 + length]
+    raw[8:12] = length.to_bytes(4, "big")
+    return base64.b64encode(bytes(raw)).decode()
+
+
 def sc_produce(s, v, n):
     create_topic(s, n("t"), partitions=2)
     create_topic(s, n("small"), configs={"max.message.bytes": "1000"})
@@ -392,6 +399,21 @@ def sc_produce(s, v, n):
             label="two batches, the first with a bad CRC")
     produce(s, n("t"), batch(records(1), corrupt_crc=True), version=v, label="bad CRC, invalid acks",
             acks=2)
+    # a batch whose length (20) is below its header's but not below the
+    # iterator's minimum (14): a batch to validateRecords, corrupt to the log
+    produce(s, n("t"), _short_batch(20), version=v, label="batch shorter than its header, invalid acks", acks=2)
+    produce(s, n("t"), _short_batch(20), version=v, label="batch shorter than its header")
+    produce(s, n("t"), _short_batch(13), version=v, label="batch length below 14, invalid acks", acks=2)
+    # length 39: the producer id is readable, so the acks, then the log
+    produce(s, n("t"), _short_batch(39), version=v, label="batch length 39, invalid acks", acks=2)
+    produce(s, n("t"), _short_batch(39), version=v, label="batch length 39")
+    # one partition's batch too short for its producer id fails the whole
+    # request, the good partition is not appended
+    if v >= 3:  # (the Java classes cannot write older versions; Kafka 4 refuses them)
+        s.x("a good partition and one too short for its producer id", PRODUCE, v, {
+            "transactionalId": None, "acks": -1, "timeoutMs": 30000, "topicData": [
+                produce_topic(s, v, n("t"), [(0, batch(records(1, "g"))), (1, _short_batch(20))])]})
+        produce(s, n("t"), batch(records(1, "h")), version=v, label="after it (the log end shows no append)")
     # one replica, min.insync.replicas 2: Kafka caps the minimum at the
     # replica count (Partition.effectiveMinIsr)
     create_topic(s, n("isr"), configs={"min.insync.replicas": "2"})

@@ -522,7 +522,36 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
                 })
         })
         .collect();
-    let verdicts = if valid_acks {
+    // Kafka reads each such partition's producer id before the acks; a batch
+    // too short to hold one throws there and fails the whole request
+    // (`validator::producer_id_unreadable`): nothing verified or appended.
+    let producer_id_unreadable = request
+        .topic_data
+        .iter()
+        .zip(&resolved)
+        .enumerate()
+        .filter(|(_, (_, (_, refused)))| refused.is_none())
+        .any(|(topic_pos, (td, (topic, _)))| {
+            td.partition_data
+                .iter()
+                .enumerate()
+                .any(|(partition_pos, pd)| {
+                    !misshapen.contains_key(&(topic_pos, partition_pos))
+                        && validator::producer_id_unreadable(
+                            pd.records.as_deref().unwrap_or_default(),
+                        )
+                        && (topic
+                            .as_ref()
+                            .is_some_and(|t| t.partition(pd.index).is_some())
+                            || known_elsewhere(
+                                &req,
+                                (version < 13).then_some(td.name.0.as_str()),
+                                td.topic_id,
+                                pd.index,
+                            ))
+                })
+        });
+    let verdicts = if valid_acks && !producer_id_unreadable {
         verify_transactions(&req, &request.topic_data, &resolved, &misshapen, &ctx).await
     } else {
         HashMap::new()
@@ -536,7 +565,14 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
             // Kafka's order: the topic or partition it does not know, the
             // request-level shape of the records, then the acks
             // (`ReplicaManager.appendRecords`), then leadership and the log.
-            let result = if let Some(code) = refused {
+            let result = if producer_id_unreadable {
+                Err(failed(
+                    pd.index,
+                    ResponseError::UnknownServerError,
+                    -1,
+                    None,
+                ))
+            } else if let Some(code) = refused {
                 Err(failed(pd.index, code, -1, None))
             } else {
                 // A partition of the cluster this broker hosts no replica
@@ -561,7 +597,14 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
                         let code = ResponseError::try_from_code(e.kafka_error_code())
                             .unwrap_or(ResponseError::CorruptMessage);
                         tracing::debug!(topic = %td.name.0, partition = pd.index, error = %e, "rejected produce data");
-                        Err(failed(pd.index, code, -1, None))
+                        // Only the iterator's own refusal carries a message.
+                        let message = match e {
+                            RecordError::BatchTooSmall { batch_length, .. } => Some(format!(
+                                "Record size {batch_length} is less than the minimum record overhead (14)"
+                            )),
+                            _ => None,
+                        };
+                        Err(failed(pd.index, code, -1, message))
                     }
                     _ if !valid_acks => Err(failed(
                         pd.index,

@@ -52,11 +52,11 @@ pub const CONTROL_FLAG_MASK: i16 = 0x20;
 pub const DELETE_HORIZON_FLAG_MASK: i16 = 0x40;
 
 #[inline]
-fn be_i16(b: &[u8], at: usize) -> i16 {
+pub(super) fn be_i16(b: &[u8], at: usize) -> i16 {
     i16::from_be_bytes([b[at], b[at + 1]])
 }
 #[inline]
-fn be_i32(b: &[u8], at: usize) -> i32 {
+pub(super) fn be_i32(b: &[u8], at: usize) -> i32 {
     i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 #[inline]

@@ -9,9 +9,10 @@
 use bytes::BytesMut;
 
 use super::batch::{
-    batch_records, compute_crc, frame_batch, BatchHeader, Compression, ATTRIBUTES_OFFSET,
-    BATCH_LENGTH_OFFSET, COMPRESSION_CODEC_MASK, CRC_OFFSET, LOG_OVERHEAD, NO_TIMESTAMP,
-    RECORDS_OFFSET, RECORD_BATCH_OVERHEAD,
+    batch_records, be_i16, be_i32, compute_crc, frame_batch, BatchHeader, Compression,
+    ATTRIBUTES_OFFSET, BATCH_LENGTH_OFFSET, COMPRESSION_CODEC_MASK, CRC_OFFSET, CURRENT_MAGIC,
+    LOG_OVERHEAD, MAGIC_OFFSET, NO_TIMESTAMP, PRODUCER_ID_OFFSET, RECORDS_OFFSET,
+    RECORD_BATCH_OVERHEAD,
 };
 use super::compression;
 use super::default_record::{records, Record};
@@ -92,30 +93,80 @@ pub struct ValidatedRecords {
 /// KafkaApis applies to each partition's data before the acks and the log
 /// are looked at. At least one whole batch, the first of magic 2, zstd only
 /// from Produce v7, and no second whole batch (a trailing partial batch is
-/// not one: Kafka's batch iterator stops before it).
+/// not one: Kafka's batch iterator stops before it). Framed as Kafka's
+/// iterator frames (`iterated_batch_size`), looser than the log's
+/// `frame_batch`: a batch too short for its header passes here and is
+/// CORRUPT_MESSAGE in the log's validation, after the acks.
 pub fn validate_produce_shape(records: &[u8], version: i16) -> Result<(), RecordError> {
-    if records.is_empty() {
+    let Some(size) = iterated_batch_size(records, 0, 0)? else {
         return Err(RecordError::NoBatches);
-    }
-    let size = frame_batch(records, 0, 0)?;
-    let h = BatchHeader::parse(records)?;
-    if !compression::codec_allowed_for_produce_version(h.compression(), version) {
-        return Err(RecordError::UnsupportedCompressionType {
+    };
+    let magic = records[MAGIC_OFFSET] as i8;
+    if magic != CURRENT_MAGIC {
+        return Err(RecordError::UnsupportedMagic {
             batch_index: 0,
-            codec: h.compression(),
+            magic,
         });
     }
-    if size == records.len() {
-        return Ok(());
+    // The iterator's smallest batch (26 bytes) holds the attributes.
+    let codec = (be_i16(records, ATTRIBUTES_OFFSET) & COMPRESSION_CODEC_MASK) as u8;
+    if !compression::codec_allowed_for_produce_version(codec, version) {
+        return Err(RecordError::UnsupportedCompressionType {
+            batch_index: 0,
+            codec,
+        });
     }
-    match frame_batch(records, size, 1) {
-        Ok(_) => Err(RecordError::NotOneBatch {
+    match iterated_batch_size(records, size, 1)? {
+        None => Ok(()),
+        Some(_) => Err(RecordError::NotOneBatch {
             batch_index: 1,
             count: 2,
         }),
-        Err(RecordError::PartialBatch { .. }) => Ok(()),
-        Err(e) => Err(e),
     }
+}
+
+/// Whether the first batch of data `validate_produce_shape` accepted is too
+/// short to hold its producer id. Kafka reads it for every partition before
+/// the acks (`ReplicaManager.handleProduceAppend`, `batch.hasProducerId`):
+/// past the buffer's end that throws, and the whole request is answered
+/// UNKNOWN_SERVER_ERROR.
+pub fn producer_id_unreadable(records: &[u8]) -> bool {
+    records.len() >= LOG_OVERHEAD
+        && (be_i32(records, BATCH_LENGTH_OFFSET) as i64 + LOG_OVERHEAD as i64)
+            < (PRODUCER_ID_OFFSET + 8) as i64
+}
+
+/// Kafka's `ByteBufferLogInputStream.nextBatch` over a produce request's
+/// records: the whole size of the batch at `pos`, or `None` where the
+/// iterator stops (too few bytes for the batch it announces). A length
+/// below the legacy record overhead (14) or an unknown magic is corrupt.
+fn iterated_batch_size(
+    records: &[u8],
+    pos: usize,
+    batch_index: usize,
+) -> Result<Option<usize>, RecordError> {
+    /// `LegacyRecord.RECORD_OVERHEAD_V0`: the shortest length the iterator takes.
+    const MIN_ITERATED_LENGTH: i32 = 14;
+    let rest = &records[pos..];
+    if rest.len() < LOG_OVERHEAD {
+        return Ok(None);
+    }
+    let batch_length = be_i32(rest, BATCH_LENGTH_OFFSET);
+    if batch_length < MIN_ITERATED_LENGTH {
+        return Err(RecordError::BatchTooSmall {
+            batch_index,
+            batch_length,
+        });
+    }
+    if rest.len() <= MAGIC_OFFSET {
+        return Ok(None);
+    }
+    let magic = rest[MAGIC_OFFSET] as i8;
+    if !(0..=CURRENT_MAGIC).contains(&magic) {
+        return Err(RecordError::InvalidMagic { batch_index, magic });
+    }
+    let size = batch_length as usize + LOG_OVERHEAD;
+    Ok((size <= rest.len()).then_some(size))
 }
 
 /// Validates produce data for one partition before anything is appended.

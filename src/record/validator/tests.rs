@@ -631,4 +631,34 @@ fn produce_shape_is_kafkas_validate_records() {
         RecordError::UnsupportedCompressionType { codec: 4, .. }
     ));
     assert!(validate_produce_shape(&zstd, 7).is_ok());
+    // Framed as Kafka's iterator frames: a length from 14 is a batch to the
+    // shape (the log finds it too short for its header), below 14 corrupt.
+    let short = |length: usize| {
+        let mut b = ok[..LOG_OVERHEAD + length].to_vec();
+        b[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4]
+            .copy_from_slice(&(length as i32).to_be_bytes());
+        b
+    };
+    assert!(validate_produce_shape(&short(14), 9).is_ok());
+    assert!(validate_produce_shape(&short(48), 9).is_ok());
+    assert!(matches!(
+        validate_produce_records(&short(20), NOW, &ValidationConfig::default()),
+        Err(RecordError::BatchTooSmall {
+            batch_length: 20,
+            ..
+        })
+    ));
+    assert!(matches!(
+        shape(&short(13), 9),
+        RecordError::BatchTooSmall {
+            batch_length: 13,
+            ..
+        }
+    ));
+    // Kafka reads the producer id (bytes 43..51) next: length 39 is the
+    // shortest batch that holds it.
+    assert!(producer_id_unreadable(&short(14)));
+    assert!(producer_id_unreadable(&short(38)));
+    assert!(!producer_id_unreadable(&short(39)));
+    assert!(!producer_id_unreadable(&ok));
 }
