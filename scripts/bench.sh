@@ -43,7 +43,9 @@
 # kastle-pagecache kafka-pagecache kafka-flush1 tansu-sqlite tansu-memory")
 # and DRIVERS (default "kastle-perf kafka-perf"); BENCH_PARTS, BENCH_SIZES and
 # BENCH_SUITES (default "refs main omb many startup") narrow a run further;
-# BENCH_PROFILE=1 records a perf profile of the broker per workload. Results:
+# BENCH_PROFILE=1 records a perf profile of the broker per workload;
+# BENCH_COMMON_RATE="R ..." adds produce acks=all at R records/s (1 KiB) for
+# every broker, latency at one common rate. Results:
 #   bench-results/<UTC timestamp>/{env.txt, results.jsonl, procs.jsonl,
 #   <workload>.txt (raw tool output), broker logs, summary.md with issue
 #   18's targets as ratios measured in the run}
@@ -390,7 +392,28 @@ workloads_kastle_perf() { # BROKER MODE P SIZE: kastle-perf (librdkafka)
     wl "$broker" "$mode" e2e "$p" "$size" all -- "$PERF" e2e --bootstrap-server "$BOOT" \
       --topic "$base-e2e" --num-records $((half * E2E_SECS)) --record-size "$size" --rate "$half" \
       --acks all --json
+    common_rate_runs "$broker" "$mode" "$p" "$size" "$base"
   fi
+}
+
+# BENCH_COMMON_RATE="R1 R2 ...": produce acks=all, linger.ms=0, at each of
+# these records/s against every broker (workload produce-at-R): latency at
+# one rate for all, beside each one's own half of its maximum (which differ).
+common_rate_runs() { # BROKER MODE P SIZE BASE
+  local broker=$1 mode=$2 p=$3 size=$4 base=$5 r
+  for r in ${BENCH_COMMON_RATE:-}; do
+    new_topics "$base" "$p" "at$r"
+    sync
+    if [[ "$DRIVER" == kastle-perf ]]; then
+      wl "$broker" "$mode" "produce-at-$r" "$p" "$size" all -- "$PERF" producer --bootstrap-server "$BOOT" \
+        --topic "$base-at$r" --num-records $((r * DUR)) --record-size "$size" --throughput "$r" \
+        --max-seconds $((DUR * 2)) --producer-props acks=all linger.ms=0 --json
+    else
+      wl "$broker" "$mode" "produce-at-$r" "$p" "$size" all -- \
+        "${KPERF[@]}" produce "$BOOT" "$base-at$r" "$size" $((r * DUR)) "$r" acks=all linger.ms=0 \
+        warmup.records=$((r * DUR / 5))
+    fi
+  done
 }
 
 # BROKER MODE P SIZE: Kafka's perf tools (the Java client at its defaults).
@@ -424,6 +447,7 @@ workloads_kafka_perf() {
     # one record at a time, each produced (acks=all) and consumed before the next
     wl "$broker" "$mode" e2e "$p" "$size" all -- \
       "${KPERF[@]}" e2e "$BOOT" "$base-e2e" "$size" $((E2E_SECS * 300)) all
+    common_rate_runs "$broker" "$mode" "$p" "$size" "$base"
   fi
 }
 
@@ -610,7 +634,7 @@ def ratio_to(res, peer, work):
     key = "fetch_records_per_sec" if work == "consume" else "records_per_sec"
     if work in ("produce", "consume", "omb-max") and peer.get(key):
         return (res.get(key) or 0) / peer[key]
-    if work in ("produce-half", "e2e", "omb-fixed") and res.get("p99_ms") and peer.get("p99_ms"):
+    if (work in ("produce-half", "e2e", "omb-fixed") or work.startswith("produce-at-")) and res.get("p99_ms") and peer.get("p99_ms"):
         return res["p99_ms"] / peer["p99_ms"]
     return None
 
@@ -750,6 +774,11 @@ for d in drivers:
             if k and j and k.get("p99_ms") and j.get("p99_ms"):
                 kr = row("kastle", km, d, "produce-half", p, 1024, "all")
                 target("p99 at half of max ≤ 0.5× Kafka's", f"{km}, {p} partition(s), {d} (client p99 kastle {k['p99_ms']:g} ms, Kafka {j['p99_ms']:g} ms; kastle's broker {broker_p99(kr)} ms)", k["p99_ms"] / j["p99_ms"], 0.5, False)
+            for work in sorted({r["workload"] for r in rows if r["workload"].startswith("produce-at-")}):
+                k, j = find("kastle", km, d, work, p, 1024, "all"), find("kafka", fm, d, work, p, 1024, "all")
+                if k and j and k.get("p99_ms") and j.get("p99_ms"):
+                    kr = row("kastle", km, d, work, p, 1024, "all")
+                    target("p99 at one common rate ≤ 0.5× Kafka's", f"{work[len('produce-at-'):]} records/s, {km}, {p} partition(s), {d} (client p99 kastle {k['p99_ms']:g} ms, Kafka {j['p99_ms']:g} ms; kastle's broker {broker_p99(kr)} ms)", k["p99_ms"] / j["p99_ms"], 0.5, False)
             k, j = find("kastle", km, d, "consume", p, 1024, "-"), find("kafka", fm, d, "consume", p, 1024, "-")
             if k and j and j.get("fetch_records_per_sec"):
                 target("consume ≥ Kafka's", f"{km}, {p} partition(s), {d}", (k.get("fetch_records_per_sec") or 0) / j["fetch_records_per_sec"], 1.0, True)
