@@ -22,6 +22,7 @@ pub mod segment;
 pub mod swap;
 pub mod time_index;
 pub mod txn_index;
+mod writeback;
 
 pub use config::LogConfig;
 pub use error::StorageError;

@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tracing::{debug, warn};
+use tracing::warn;
 
 use crate::record::batch::{MIN_BATCH_LENGTH, NO_TIMESTAMP};
 use crate::record::{
@@ -313,26 +313,13 @@ impl LogSegment {
     }
 
     /// Starts (does not wait for) write-back of every whole chunk written
-    /// since the last call. Advisory: a failure only means the next fsync
-    /// has more to write.
+    /// since the last call (`writeback::start`).
     fn start_writeback(&mut self) {
         let from = self.writeback_started.min(self.size);
         if self.size - from < WRITEBACK_CHUNK {
             return;
         }
-        use std::os::fd::AsRawFd;
-        // SAFETY: a valid descriptor and a byte range inside the file.
-        let rc = unsafe {
-            libc::sync_file_range(
-                self.log.as_raw_fd(),
-                from as libc::off_t,
-                (self.size - from) as libc::off_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            )
-        };
-        if rc != 0 {
-            debug!(segment = %self.log_path.display(), error = %io::Error::last_os_error(), "sync_file_range");
-        }
+        super::writeback::start(&self.log, from, self.size - from);
         self.writeback_started = self.size;
     }
 
