@@ -47,10 +47,6 @@ _DT = "delegation tokens (KIP-48) are not implemented (SASL PLAIN and SCRAM are;
 _KRAFT = "a KRaft controller API: kastle is its own single static controller, without a Raft quorum"
 _SHARE = ("the share coordinator's inter-broker RPCs (KIP-932): a standalone kastle's share "
           "coordinator is in-process and a cluster keeps share state in memory (README)")
-_STREAMS = ("streams groups (KIP-1071) are served, but not the topology description "
-            "a member sends when asked")
-_STREAMS_V1 = ("version 1 (the topology description a member is asked for and "
-               "StreamsGroupDescribe's includeTopologyDescription) is not implemented")
 
 
 def _r(kafka, kastle, why):
@@ -73,9 +69,6 @@ KNOWN_RANGES = {
     "WriteShareGroupState": _r("0-1", "nothing", _SHARE),
     "DeleteShareGroupState": _r("0-0", "nothing", _SHARE),
     "ReadShareGroupStateSummary": _r("0-1", "nothing", _SHARE),
-    "StreamsGroupHeartbeat": _r("0-1", "0-0", _STREAMS_V1),
-    "StreamsGroupDescribe": _r("0-1", "0-0", _STREAMS_V1),
-    "StreamsGroupTopologyDescriptionUpdate": _r("0-0", "nothing", _STREAMS),
     "UnregisterController": _r("0-0", "nothing", _KRAFT),
     "features": (
         "kastle deviation: ApiVersions v3+ features at the levels kastle honours, where Kafka 4.4 "
