@@ -737,7 +737,8 @@ API_NAMES = {0: "Produce", 1: "Fetch", 2: "ListOffsets", 3: "Metadata", 8: "Offs
              25: "AddOffsetsToTxn", 26: "EndTxn", 28: "TxnOffsetCommit", 37: "CreatePartitions",
              42: "DeleteGroups", 44: "IncrementalAlterConfigs", 60: "DescribeCluster",
              61: "DescribeProducers", 65: "DescribeTransactions", 66: "ListTransactions",
-             88: "StreamsGroupHeartbeat", 89: "StreamsGroupDescribe"}
+             88: "StreamsGroupHeartbeat", 89: "StreamsGroupDescribe",
+             93: "StreamsGroupTopologyDescriptionUpdate"}
 
 
 # InitProducerId v2+ and EndTxn v3+ (flexible versions) are decoded when a

@@ -1287,6 +1287,8 @@ def fam_txn(s, i, n):
                                                  "logStartOffset": -1, "currentLeaderEpoch": -1} for p in (0, 1)]}]})
 
 
+from oracle_streams import STREAMS_APIS, STREAMS_GROUP_HEARTBEAT, fam_streams  # noqa: E402
+
 # (name, primary API, mode, function); mode "version": once per common version,
 # "once": a single run at the latest common version, ("family", apis): indexes
 SCENARIOS = [
@@ -1337,5 +1339,6 @@ SCENARIOS = [
     ("write_txn_markers", WRITE_TXN_MARKERS, "version", sc_write_txn_markers),
     ("group_lifecycle", JOIN_GROUP, ("family", GROUP_APIS), fam_group),
     ("txn_lifecycle", INIT_PRODUCER_ID, ("family", TXN_APIS), fam_txn),
+    ("streams_lifecycle", STREAMS_GROUP_HEARTBEAT, ("family", STREAMS_APIS), fam_streams),
 ]
 

@@ -432,6 +432,30 @@ CASES = [
     ("streams group describe", 89, 0, _none,
      lambda n, c: {"groupIds": [n("sd-g")], "includeAuthorizedOperations": True},
      lambda n: [acl(GROUP, n("sd-g"), DESCRIBE)]),
+    # KIP-1331: version 1 of both (the same checks), and the topology
+    # description update: GROUP READ, then (no description plugin)
+    # UNSUPPORTED_VERSION.
+    ("streams group heartbeat v1", 88, 1, _topic("sv"),
+     lambda n, c: {"groupId": n("sv-g"), "memberId": "m-" + n("sv"), "memberEpoch": 0,
+                   "endpointInformationEpoch": -1, "instanceId": None, "rackId": None,
+                   "rebalanceTimeoutMs": 30000,
+                   "topology": {"epoch": 1, "subtopologies": [
+                       {"subtopologyId": "0", "sourceTopics": [n("sv-t")],
+                        "sourceTopicRegex": [], "stateChangelogTopics": [],
+                        "repartitionSinkTopics": [], "repartitionSourceTopics": [],
+                        "copartitionGroups": []}]},
+                   "activeTasks": [], "standbyTasks": [], "warmupTasks": [],
+                   "processId": "p", "userEndpoint": None, "clientTags": [],
+                   "taskOffsets": None, "taskEndOffsets": None, "shutdownApplication": False},
+     lambda n: [acl(GROUP, n("sv-g"), READ), acl(TOPIC, n("sv-t"), DESCRIBE)]),
+    ("streams group describe v1", 89, 1, _none,
+     lambda n, c: {"groupIds": [n("sw-g")], "includeAuthorizedOperations": True,
+                   "includeTopologyDescription": True},
+     lambda n: [acl(GROUP, n("sw-g"), DESCRIBE)]),
+    ("streams group topology description update", 93, 0, _none,
+     lambda n, c: {"groupId": n("su-g"), "memberId": "m-" + n("su"), "topologyEpoch": 1,
+                   "topologyDescription": {"subtopologies": [], "globalStores": []}},
+     lambda n: [acl(GROUP, n("su-g"), READ)]),
     # KIP-932 share groups: GROUP READ, then DESCRIBE on every subscribed
     # topic (KafkaApis.handleShareGroupHeartbeat) ...
     ("share group heartbeat", 76, 1, _topic("gh"),

@@ -271,6 +271,12 @@ def test_streams_protocol_handover(broker_factory, tmp_path, jvm_procs):
         # The streams protocol, not a classic group: StreamsGroupHeartbeat (88).
         assert "StreamsGroupHeartbeat" in calls, calls
         assert "JoinGroup" not in calls, calls
+        # KIP-1331: the 4.4 client negotiates StreamsGroupHeartbeat v1 (so it
+        # reports its changelog offsets, which it strips at v0) and, never asked
+        # for its topology description (no plugin: a default Kafka 4.4), never
+        # pushes it.
+        assert calls["StreamsGroupHeartbeat"] == [1], calls
+        assert "StreamsGroupTopologyDescriptionUpdate" not in calls, calls
         topics = list_topics(bootstrap)
         assert topics.get(f"{app_id}-word-counts-changelog") == PARTITIONS, topics
         assert topics.get(f"{app_id}-words-repartition") == PARTITIONS, topics

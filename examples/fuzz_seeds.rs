@@ -394,6 +394,8 @@ fn coordinator_logs(dir: &Path) -> Result<usize> {
                 metadata_hash: 99,
                 validated_topology_epoch: 1,
                 last_assignment_configs: [("num.standby.replicas".into(), "1".into())].into(),
+                stored_description_topology_epoch: 1,
+                failed_description_topology_epoch: -1,
             }),
         ),
         StreamsRecord::Topology(sg(), Some((1, topology))),

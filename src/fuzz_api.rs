@@ -82,8 +82,9 @@ type OwnCodecDecoder = fn(&[u8], i16) -> Result<(), String>;
 fn own_codec_decoder(api_key: i16, api_version: i16) -> Option<OwnCodecDecoder> {
     use crate::protocol::offsets_by_id::{self, OFFSETS_BY_ID_SINCE, TXN_OFFSETS_BY_ID_SINCE};
     use crate::protocol::streams::{
-        StreamsGroupDescribeRequest, StreamsGroupHeartbeatRequest, STREAMS_GROUP_DESCRIBE,
-        STREAMS_GROUP_HEARTBEAT,
+        StreamsGroupDescribeRequest, StreamsGroupHeartbeatRequest,
+        StreamsGroupTopologyDescriptionUpdateRequest, STREAMS_GROUP_DESCRIBE,
+        STREAMS_GROUP_HEARTBEAT, STREAMS_GROUP_TOPOLOGY_DESCRIPTION_UPDATE,
     };
     use crate::protocol::{share_group_offsets, write_txn_markers};
     // The offset APIs' versions naming topics by id (past the crate).
@@ -128,8 +129,13 @@ fn own_codec_decoder(api_key: i16, api_version: i16) -> Option<OwnCodecDecoder> 
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         }),
-        STREAMS_GROUP_DESCRIBE => Some(|b, _| {
-            StreamsGroupDescribeRequest::decode(b)
+        STREAMS_GROUP_DESCRIBE => Some(|b, v| {
+            StreamsGroupDescribeRequest::decode(b, v)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }),
+        STREAMS_GROUP_TOPOLOGY_DESCRIPTION_UPDATE => Some(|b, _| {
+            StreamsGroupTopologyDescriptionUpdateRequest::decode(b)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         }),

@@ -299,6 +299,19 @@ impl BrokerConfig {
                     .into(),
             ));
         }
+        // KIP-1331: Kafka loads the topology description plugin this names
+        // at start-up; kastle has none to load (as an authorizer other than
+        // StandardAuthorizer), so it does not start as if the feature were on.
+        let plugin = cfg
+            .string("group.streams.topology.description.plugin.class")
+            .trim();
+        if !plugin.is_empty() {
+            return Err(ConfigError(format!(
+                "group.streams.topology.description.plugin.class: {plugin} is not supported \
+                 (kastle has no streams topology description plugin; leave it unset to run \
+                 as Kafka does by default, with the feature disabled)"
+            )));
+        }
         cfg.metrics_prometheus_listener =
             cfg.value("metrics.prometheus.listener").map(str::to_string);
         let format_features = cfg.string(FORMAT_FEATURES).to_string();

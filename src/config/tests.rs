@@ -74,6 +74,14 @@ fn defaults_and_invalid_values() {
     ])
     .unwrap();
     load(&[("queued.max.request.bytes", "0")]).unwrap();
+    // KIP-1331's description plugin: kastle has none to load.
+    let class = "org.apache.kafka.server.streams.InMemoryTopologyDescriptionPlugin";
+    let e = load(&[("group.streams.topology.description.plugin.class", class)]).unwrap_err();
+    assert!(
+        e.0.contains("group.streams.topology.description.plugin.class") && e.0.contains(class),
+        "{e}"
+    );
+    load(&[("group.streams.topology.description.plugin.class", " ")]).unwrap();
 }
 
 #[test]

@@ -461,6 +461,11 @@ pub async fn dispatch(ctx: RequestContext, frame: Bytes) -> Pending {
         crate::protocol::streams::STREAMS_GROUP_DESCRIBE => {
             return ready(streams_group::streams_group_describe(&req, body))
         }
+        crate::protocol::streams::STREAMS_GROUP_TOPOLOGY_DESCRIPTION_UPDATE => {
+            return ready(streams_group::streams_group_topology_description_update(
+                &req, body,
+            ))
+        }
         _ => {}
     }
     let key = match ApiKey::try_from(api_key) {

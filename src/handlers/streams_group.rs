@@ -1,9 +1,13 @@
 //! The KIP-1071 streams group APIs: StreamsGroupHeartbeat (88) and
-//! StreamsGroupDescribe (89), with Kafka's checks (`KafkaApis`): the
-//! `streams.version` feature, GROUP READ/DESCRIBE, no Kafka-internal or
-//! invalid topic in a topology, TOPIC DESCRIBE on every topic it names,
-//! and CREATE (on the cluster or each topic) before the broker creates the
-//! internal topics the coordinator asks for.
+//! StreamsGroupDescribe (89), versions 0-1, with Kafka's checks
+//! (`KafkaApis`): the `streams.version` feature, GROUP READ/DESCRIBE, no
+//! Kafka-internal or invalid topic in a topology, TOPIC DESCRIBE on every
+//! topic it names, and CREATE (on the cluster or each topic) before the
+//! broker creates the internal topics the coordinator asks for. And
+//! KIP-1331's StreamsGroupTopologyDescriptionUpdate (93), answered as a
+//! Kafka 4.4 broker without `group.streams.topology.description.plugin.class`
+//! answers it: the feature is off, so no member is ever asked for its
+//! description and describe reports none stored.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,9 +28,10 @@ use crate::handlers::consumer_group::BrokerTopics;
 use crate::handlers::{ready, KafkaApis, Pending, Reply, Request};
 use crate::protocol::response::Written;
 use crate::protocol::streams::{
-    status, DescribedAssignment, DescribedGroup, DescribedMember, DescribedSubtopology,
-    DescribedTopology, Status, StreamsGroupDescribeRequest, StreamsGroupDescribeResponse,
-    StreamsGroupHeartbeatRequest, StreamsGroupHeartbeatResponse,
+    description_status, status, DescribedAssignment, DescribedGroup, DescribedMember,
+    DescribedSubtopology, DescribedTopology, Status, StreamsGroupDescribeRequest,
+    StreamsGroupDescribeResponse, StreamsGroupHeartbeatRequest, StreamsGroupHeartbeatResponse,
+    StreamsGroupTopologyDescriptionUpdateRequest, StreamsGroupTopologyDescriptionUpdateResponse,
 };
 use crate::security::acl::{AclOperation, ResourceType};
 use crate::util::now_ms;
@@ -36,10 +41,19 @@ use crate::util::now_ms;
 const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11);
 const OPS_NOT_REQUESTED: i32 = i32::MIN;
 /// Kafka's defaults for the heartbeat's `AcceptableRecoveryLag` and
-/// `TaskOffsetIntervalMs` (`streams.acceptable.recovery.lag`,
-/// `streams.task.offset.interval.ms`); kastle assigns no warm-up tasks.
-const ACCEPTABLE_RECOVERY_LAG: i32 = 10_000;
+/// `TaskOffsetIntervalMs` (the internal broker keys
+/// `group.streams.acceptable.recovery.lag`,
+/// `group.streams.task.offset.interval.ms`); kastle assigns no warm-up
+/// tasks, the client uses the lag for its own offset reports.
+const ACCEPTABLE_RECOVERY_LAG: i64 = 10_000;
 const TASK_OFFSET_INTERVAL_MS: i32 = 60_000;
+/// Kafka 4.4's only task assignor (`StickyTaskAssignor`), the default of
+/// `group.streams.assignors`.
+const STICKY_ASSIGNOR: &str = "sticky";
+/// Kafka's answer to StreamsGroupTopologyDescriptionUpdate without a
+/// description plugin (`GroupCoordinatorService`).
+const NO_DESCRIPTION_PLUGIN: &str =
+    "The broker has no streams group topology description plugin configured.";
 
 fn streams_enabled(apis: &KafkaApis) -> bool {
     apis.finalized_features()
@@ -57,7 +71,48 @@ fn error_response(req: &Request, e: ResponseError, message: Option<String>) -> R
         error_message: message,
         ..StreamsGroupHeartbeatResponse::default()
     };
-    respond(req, r.write())
+    respond(req, r.write(req.header.api_version))
+}
+
+/// The group's `streams.acceptable.recovery.lag` and
+/// `streams.task.offset.interval.ms` (its GROUP configs), else the
+/// broker's (internal) defaults.
+fn recovery_lag_and_offset_interval(apis: &KafkaApis, group: &str) -> (i64, i32) {
+    let configs = apis.group_configs.group_configs(group);
+    let broker = |k: &str| {
+        crate::broker::group_config::broker_value(&apis.config, k)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+    };
+    let lag = configs
+        .get("streams.acceptable.recovery.lag")
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .or_else(|| broker("group.streams.acceptable.recovery.lag"))
+        .unwrap_or(ACCEPTABLE_RECOVERY_LAG);
+    let interval = configs
+        .get("streams.task.offset.interval.ms")
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .or_else(|| {
+            broker("group.streams.task.offset.interval.ms").and_then(|v| i32::try_from(v).ok())
+        })
+        .unwrap_or(TASK_OFFSET_INTERVAL_MS);
+    (lag, interval)
+}
+
+/// The assignor the group's next assignment uses (Kafka's
+/// `streamsGroupAssignor(groupId).name()`): the group's
+/// `streams.assignor.name` if the broker registers it
+/// (`group.streams.assignors`), else the default, sticky.
+fn assignor_name(apis: &KafkaApis, group: &str) -> String {
+    let configured = apis
+        .group_configs
+        .group_configs(group)
+        .get("streams.assignor.name")
+        .map(|v| v.trim().to_string());
+    let registered = apis.config.string("group.streams.assignors");
+    match configured {
+        Some(name) if registered.split(',').any(|r| r.trim() == name) => name,
+        _ => STICKY_ASSIGNOR.to_string(),
+    }
 }
 
 /// The group's `streams.session.timeout.ms` / `streams.heartbeat.interval.ms`
@@ -217,7 +272,7 @@ pub fn streams_group_heartbeat(req: Request, body: Bytes) -> Pending {
                     ..StreamsGroupHeartbeatResponse::default()
                 },
             };
-            respond(&req, response.write())
+            respond(&req, response.write(req.header.api_version))
         }),
     }
 }
@@ -311,6 +366,7 @@ fn heartbeat(
             "streams",
         ),
         assignment_configs: assignment_configs(apis, &r.group_id),
+        api_version: req.header.api_version,
         now: now_ms(),
     };
     let (o, wait) = apis
@@ -349,16 +405,26 @@ fn heartbeat(
             }
         }
     }
-    let response = heartbeat_response(o, status_list);
+    let response = heartbeat_response(
+        o,
+        status_list,
+        recovery_lag_and_offset_interval(apis, &r.group_id),
+    );
     match wait {
-        None => Ok(respond(req, response.write())),
+        None => Ok(respond(req, response.write(req.header.api_version))),
         Some(wait) => Err(Box::new((wait, response))),
     }
 }
 
+/// The answer to a heartbeat. As Kafka 4.4: Status is `[]`, never null,
+/// when there is none; a leave (member epoch -1 or -2) carries only the
+/// member id and epoch (intervals 0, AcceptableRecoveryLag -1); the v0
+/// int32 lag stays 0 (Kafka 4.4 never sets it); TopologyDescriptionRequired
+/// stays false (no description plugin).
 fn heartbeat_response(
     o: StreamsHeartbeatOutcome,
     status: Vec<Status>,
+    (acceptable_recovery_lag, task_offset_interval_ms): (i64, i32),
 ) -> StreamsGroupHeartbeatResponse {
     if o.error != 0 {
         return StreamsGroupHeartbeatResponse {
@@ -367,30 +433,34 @@ fn heartbeat_response(
             ..StreamsGroupHeartbeatResponse::default()
         };
     }
+    if o.member_epoch < 0 {
+        return StreamsGroupHeartbeatResponse {
+            member_id: o.member_id,
+            member_epoch: o.member_epoch,
+            ..StreamsGroupHeartbeatResponse::default()
+        };
+    }
     StreamsGroupHeartbeatResponse {
-        throttle_time_ms: 0,
-        error_code: 0,
-        error_message: None,
         member_id: o.member_id,
         member_epoch: o.member_epoch,
         heartbeat_interval_ms: o.heartbeat_interval_ms,
-        acceptable_recovery_lag: ACCEPTABLE_RECOVERY_LAG,
-        task_offset_interval_ms: TASK_OFFSET_INTERVAL_MS,
-        status: if status.is_empty() {
-            None
-        } else {
-            Some(status)
-        },
+        task_offset_interval_ms,
+        acceptable_recovery_lag,
+        status: Some(status),
         active_tasks: o.active_tasks,
         standby_tasks: o.standby_tasks,
         warmup_tasks: o.warmup_tasks,
         endpoint_information_epoch: o.endpoint_information_epoch,
         partitions_by_user_endpoint: o.partitions_by_user_endpoint,
+        ..StreamsGroupHeartbeatResponse::default()
     }
 }
 
 pub fn streams_group_describe(req: &Request, body: Bytes) -> Reply {
-    let r = match crate::handlers::decode_own(req, &body, StreamsGroupDescribeRequest::decode) {
+    let version = req.header.api_version;
+    let r = match crate::handlers::decode_own(req, &body, |b| {
+        StreamsGroupDescribeRequest::decode(b, version)
+    }) {
         Ok(r) => r,
         Err(reply) => return reply,
     };
@@ -498,6 +568,13 @@ pub fn streams_group_describe(req: &Request, body: Bytes) -> Reply {
             } else {
                 OPS_NOT_REQUESTED
             };
+            // Without a description plugin nothing is ever stored
+            // (Kafka's `attachTopologyDescriptions`): error entries keep 0.
+            let topology_description_status = if r.include_topology_description {
+                description_status::NOT_STORED
+            } else {
+                description_status::NOT_REQUESTED
+            };
             DescribedGroup {
                 group_state: g.state().name().to_string(),
                 group_epoch: g.group_epoch,
@@ -508,6 +585,8 @@ pub fn streams_group_describe(req: &Request, body: Bytes) -> Reply {
                 }),
                 members,
                 authorized_operations,
+                topology_description_status,
+                assignor_name: Some(assignor_name(apis, id)),
                 ..base
             }
         })
@@ -518,6 +597,45 @@ pub fn streams_group_describe(req: &Request, body: Bytes) -> Reply {
             throttle_time_ms: 0,
             groups,
         }
-        .write(),
+        .write(version),
+    )
+}
+
+/// StreamsGroupTopologyDescriptionUpdate as Kafka 4.4 answers it without
+/// a description plugin: after `KafkaApis`' checks (the feature, GROUP
+/// READ; both without a message), UNSUPPORTED_VERSION with the coordinator
+/// service's message, before any look at the group or member.
+pub fn streams_group_topology_description_update(req: &Request, body: Bytes) -> Reply {
+    let r = match crate::handlers::decode_own(
+        req,
+        &body,
+        StreamsGroupTopologyDescriptionUpdateRequest::decode,
+    ) {
+        Ok(r) => r,
+        Err(reply) => return reply,
+    };
+    let answer = |e: ResponseError, message: Option<&str>| {
+        respond(
+            req,
+            StreamsGroupTopologyDescriptionUpdateResponse {
+                throttle_time_ms: 0,
+                error_code: e.code(),
+                error_message: message.map(str::to_string),
+            }
+            .write(),
+        )
+    };
+    if !streams_enabled(&req.ctx.apis) {
+        return answer(ResponseError::UnsupportedVersion, None);
+    }
+    if !req
+        .ctx
+        .authorize(AclOperation::Read, ResourceType::Group, &r.group_id)
+    {
+        return answer(ResponseError::GroupAuthorizationFailed, None);
+    }
+    answer(
+        ResponseError::UnsupportedVersion,
+        Some(NO_DESCRIPTION_PLUGIN),
     )
 }

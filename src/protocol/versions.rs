@@ -227,8 +227,9 @@ pub static FEATURES: &[Feature] = &[
         unrecorded: 0,
     },
     // Level 1 is KIP-1071 streams groups (StreamsGroupHeartbeat,
-    // StreamsGroupDescribe); at 0 both answer UNSUPPORTED_VERSION, as
-    // Kafka's do. Kafka 4.4 formats a new cluster at 1
+    // StreamsGroupDescribe, and KIP-1331's
+    // StreamsGroupTopologyDescriptionUpdate: no level of its own); at 0
+    // all three answer UNSUPPORTED_VERSION, as Kafka's do. Kafka 4.4 formats a new cluster at 1
     // (`StreamsVersion.LATEST_PRODUCTION`); a directory an older kastle
     // formatted keeps 0 until UpdateFeatures raises it.
     Feature {
@@ -361,9 +362,15 @@ pub fn support(api_key: i16) -> Option<&'static ApiSupport> {
 /// `protocol::write_txn_markers`): (key, min, max).
 /// Every version of them is flexible.
 pub static SUPPORTED_OWN_CODEC: &[(i16, i16, i16)] = &[
-    // KIP-1071 streams groups (Kafka 4.4: version 0 of each).
-    (crate::protocol::streams::STREAMS_GROUP_HEARTBEAT, 0, 0),
-    (crate::protocol::streams::STREAMS_GROUP_DESCRIBE, 0, 0),
+    // KIP-1071 streams groups; version 1 and the description update are
+    // KIP-1331's (Kafka 4.4: 0-1, 0-1, 0).
+    (crate::protocol::streams::STREAMS_GROUP_HEARTBEAT, 0, 1),
+    (crate::protocol::streams::STREAMS_GROUP_DESCRIBE, 0, 1),
+    (
+        crate::protocol::streams::STREAMS_GROUP_TOPOLOGY_DESCRIPTION_UPDATE,
+        0,
+        0,
+    ),
     // KIP-1226's Lag is version 1 (the crate has version 0 only).
     (
         crate::protocol::share_group_offsets::DESCRIBE_SHARE_GROUP_OFFSETS,

@@ -141,8 +141,14 @@ fn api_versions_features_and_unsupported_version() {
     ] {
         assert_eq!(range(key), Some((0, 0)), "{name}");
     }
-    assert_eq!(range(88), Some((0, 0)), "StreamsGroupHeartbeat");
-    assert_eq!(range(89), Some((0, 0)), "StreamsGroupDescribe");
+    // KIP-1331: version 1 of both, and the topology description update.
+    assert_eq!(range(88), Some((0, 1)), "StreamsGroupHeartbeat");
+    assert_eq!(range(89), Some((0, 1)), "StreamsGroupDescribe");
+    assert_eq!(
+        range(93),
+        Some((0, 0)),
+        "StreamsGroupTopologyDescriptionUpdate"
+    );
     // Kafka 4.4's newest versions (all but Produce's past the crate).
     assert_eq!(range(0), Some((0, 13)), "Produce");
     assert_eq!(range(2), Some((1, 11)), "ListOffsets");

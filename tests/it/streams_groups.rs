@@ -2,7 +2,9 @@
 //! StreamsGroupHeartbeat (topology validation statuses, internal topic
 //! creation, task assignment, revocation before assignment, epochs,
 //! fencing, leave), StreamsGroupDescribe, ListGroups, OffsetCommit member
-//! checks and DeleteGroups.
+//! checks and DeleteGroups; KIP-1331's version 1 of both and
+//! StreamsGroupTopologyDescriptionUpdate, as Kafka 4.4 without a topology
+//! description plugin answers them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,10 +24,12 @@ const GROUP_ID_NOT_FOUND: i16 = 69;
 const FENCED_MEMBER_EPOCH: i16 = 110;
 const STALE_MEMBER_EPOCH: i16 = 113;
 const STREAMS_INVALID_TOPOLOGY: i16 = 130;
+const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+const NO_PLUGIN: &str = "The broker has no streams group topology description plugin configured.";
 
-fn call_raw(c: &mut Client, key: i16, body: &[u8]) -> bytes::Bytes {
+fn call_raw(c: &mut Client, key: i16, version: i16, body: &[u8]) -> bytes::Bytes {
     let corr = c.next_corr();
-    c.write_raw(&frame_with_header(key, 0, corr, 2, body))
+    c.write_raw(&frame_with_header(key, version, corr, 2, body))
         .expect("write request");
     let (got, mut b) = c.recv_frame().expect("read response");
     assert_eq!(got, corr);
@@ -34,18 +38,71 @@ fn call_raw(c: &mut Client, key: i16, body: &[u8]) -> bytes::Bytes {
 }
 
 fn heartbeat(c: &mut Client, r: &StreamsGroupHeartbeatRequest) -> StreamsGroupHeartbeatResponse {
-    let b = call_raw(c, STREAMS_GROUP_HEARTBEAT, &r.encode());
-    StreamsGroupHeartbeatResponse::decode(&b).expect("heartbeat response")
+    heartbeat_at(c, r, 0)
+}
+
+/// A heartbeat at `version` (the request is the same in 0 and 1; the
+/// answer is decoded at that version, to its last byte).
+fn heartbeat_at(
+    c: &mut Client,
+    r: &StreamsGroupHeartbeatRequest,
+    version: i16,
+) -> StreamsGroupHeartbeatResponse {
+    let b = call_raw(c, STREAMS_GROUP_HEARTBEAT, version, &r.encode());
+    StreamsGroupHeartbeatResponse::decode(&b, version).expect("heartbeat response")
 }
 
 fn describe(c: &mut Client, group: &str) -> DescribedGroup {
+    describe_at(c, &[group], false, 0).remove(0)
+}
+
+fn describe_at(
+    c: &mut Client,
+    groups: &[&str],
+    include_topology_description: bool,
+    version: i16,
+) -> Vec<DescribedGroup> {
     let req = StreamsGroupDescribeRequest {
-        group_ids: vec![group.to_string()],
+        group_ids: groups.iter().map(|g| g.to_string()).collect(),
         include_authorized_operations: false,
+        include_topology_description,
     };
-    let b = call_raw(c, STREAMS_GROUP_DESCRIBE, &req.encode());
-    let mut r = StreamsGroupDescribeResponse::decode(&b).expect("describe response");
-    r.groups.remove(0)
+    let b = call_raw(c, STREAMS_GROUP_DESCRIBE, version, &req.encode(version));
+    StreamsGroupDescribeResponse::decode(&b, version)
+        .expect("describe response")
+        .groups
+}
+
+fn description_update(
+    c: &mut Client,
+    group: &str,
+    member: &str,
+    epoch: i32,
+) -> StreamsGroupTopologyDescriptionUpdateResponse {
+    let req = StreamsGroupTopologyDescriptionUpdateRequest {
+        group_id: group.into(),
+        member_id: member.into(),
+        topology_epoch: epoch,
+        topology_description: TopologyDescription {
+            subtopologies: vec![TopologyDescriptionSubtopology {
+                subtopology_id: "0".into(),
+                nodes: vec![TopologyDescriptionNode {
+                    name: "KSTREAM-SOURCE-0000000000".into(),
+                    node_type: 1,
+                    source_topics: vec!["in".into()],
+                    ..TopologyDescriptionNode::default()
+                }],
+            }],
+            global_stores: Vec::new(),
+        },
+    };
+    let b = call_raw(
+        c,
+        STREAMS_GROUP_TOPOLOGY_DESCRIPTION_UPDATE,
+        0,
+        &req.encode(),
+    );
+    StreamsGroupTopologyDescriptionUpdateResponse::decode(&b).expect("update response")
 }
 
 fn info(name: &str, configs: &[(&str, &str)]) -> TopicInfo {
@@ -408,6 +465,274 @@ fn off_at_streams_version_zero() {
         UNSUPPORTED_VERSION
     );
     assert_eq!(describe(&mut c, "off").error_code, UNSUPPORTED_VERSION);
+    let d = describe_at(&mut c, &["off"], true, 1).remove(0);
+    assert_eq!(
+        (d.error_code, d.topology_description_status, d.assignor_name),
+        (UNSUPPORTED_VERSION, 0, None)
+    );
+    let r = heartbeat_at(&mut c, &m.request(), 1);
+    assert_eq!(
+        (r.error_code, r.acceptable_recovery_lag),
+        (UNSUPPORTED_VERSION, -1)
+    );
+    // The update API too, without the plugin message (KafkaApis' check).
+    let u = description_update(&mut c, "off", &m.id, 1);
+    assert_eq!((u.error_code, u.error_message), (UNSUPPORTED_VERSION, None));
+}
+
+/// StreamsGroupHeartbeat v1 (KIP-1331): the int64 AcceptableRecoveryLag
+/// from the group's `streams.acceptable.recovery.lag` (else 10000) and
+/// TaskOffsetIntervalMs from its `streams.task.offset.interval.ms` (else
+/// 60000); TopologyDescriptionRequired false (no plugin). At v0 the int32
+/// lag is 0, as Kafka 4.4 sends it. Status is `[]`, never null; a leave
+/// carries no intervals and lag -1.
+#[test]
+fn heartbeat_v1_recovery_lag_and_offset_interval() {
+    let b = start();
+    let mut c = b.client();
+    create_topic(&mut c, "lag-in", 2, &[]);
+    let mut m = Member::new("lag", topology("lag", "lag-in"));
+    let r = heartbeat_at(&mut c, &m.request(), 1);
+    assert_eq!(r.error_code, NONE, "{:?}", r.error_message);
+    assert_eq!(
+        (
+            r.acceptable_recovery_lag,
+            r.task_offset_interval_ms,
+            r.topology_description_required
+        ),
+        (10_000, 60_000, false)
+    );
+    m.epoch = r.member_epoch;
+    // Until the internal topics exist and the tasks are assigned.
+    for _ in 0..3 {
+        m.beat(&mut c);
+    }
+    let r = m.beat(&mut c);
+    assert_eq!(r.status, Some(Vec::new()), "v0: [] when no status");
+    assert_eq!(
+        (r.acceptable_recovery_lag_legacy, r.task_offset_interval_ms),
+        (0, 60_000)
+    );
+    set_group_config(&mut c, "lag", "streams.acceptable.recovery.lag", "5");
+    set_group_config(&mut c, "lag", "streams.task.offset.interval.ms", "20000");
+    let r = heartbeat_at(&mut c, &m.request(), 1);
+    assert_eq!(r.error_code, NONE, "{:?}", r.error_message);
+    assert_eq!(r.status, Some(Vec::new()), "v1: [] when no status");
+    assert_eq!(
+        (
+            r.acceptable_recovery_lag,
+            r.task_offset_interval_ms,
+            r.heartbeat_interval_ms
+        ),
+        (5, 20_000, 5_000)
+    );
+    let r = heartbeat_at(&mut c, &m.request(), 0);
+    assert_eq!(
+        (r.acceptable_recovery_lag_legacy, r.task_offset_interval_ms),
+        (0, 20_000)
+    );
+    // An error answer: lag -1, Status [].
+    let mut unknown = m.request();
+    unknown.member_id = "nobody".into();
+    let r = heartbeat_at(&mut c, &unknown, 1);
+    assert_eq!(
+        (r.error_code, r.acceptable_recovery_lag, r.status),
+        (UNKNOWN_MEMBER_ID, -1, Some(Vec::new()))
+    );
+    let mut leave = m.request();
+    leave.member_epoch = -1;
+    let r = heartbeat_at(&mut c, &leave, 1);
+    assert_eq!(
+        (
+            r.error_code,
+            r.member_epoch,
+            r.acceptable_recovery_lag,
+            r.task_offset_interval_ms,
+            r.heartbeat_interval_ms,
+            r.status
+        ),
+        (NONE, -1, -1, 0, 0, Some(Vec::new()))
+    );
+}
+
+/// KAFKA-20744: a member without a client tag the group's
+/// `streams.rack.aware.assignment.tags` names hears MISSING_CLIENT_TAGS
+/// (6), from version 1 only; it keeps its assignment.
+#[test]
+fn missing_client_tags_only_from_v1() {
+    let b = start();
+    let mut c = b.client();
+    create_topic(&mut c, "tags-in", 1, &[]);
+    set_group_config(
+        &mut c,
+        "tags",
+        "streams.rack.aware.assignment.tags",
+        "zone,rack",
+    );
+    let m = Member::new("tags", topology("tags", "tags-in"));
+    let mut req = m.request();
+    req.client_tags = Some(vec![KeyValue {
+        key: "zone".into(),
+        value: "a".into(),
+    }]);
+    let r = heartbeat_at(&mut c, &req, 1);
+    assert_eq!(r.error_code, NONE, "{:?}", r.error_message);
+    let want = "Missing required client tags for rack-aware standby assignment: [rack]. \
+                Configure them via 'client.tag.<tagKey>' in your Streams config.";
+    assert_eq!(statuses(&r).last(), Some(&status::MISSING_CLIENT_TAGS));
+    assert_eq!(status_details(&r).last().map(String::as_str), Some(want));
+    let mut next = req.clone();
+    next.member_epoch = r.member_epoch;
+    next.topology = None;
+    next.rebalance_timeout_ms = -1;
+    next.process_id = None;
+    next.client_tags = None;
+    let r = heartbeat_at(&mut c, &next, 0);
+    assert_eq!(r.error_code, NONE, "{:?}", r.error_message);
+    assert!(
+        !statuses(&r).contains(&status::MISSING_CLIENT_TAGS),
+        "{r:?}"
+    );
+    next.member_epoch = r.member_epoch;
+    let r = heartbeat_at(&mut c, &next, 1);
+    assert_eq!(statuses(&r).last(), Some(&status::MISSING_CLIENT_TAGS));
+    // Neither tag: both, in the configured order.
+    next.member_epoch = r.member_epoch;
+    next.client_tags = Some(Vec::new());
+    let r = heartbeat_at(&mut c, &next, 1);
+    assert!(
+        status_details(&r)
+            .iter()
+            .any(|d| d.contains(": [zone, rack].")),
+        "{r:?}"
+    );
+    // Every tag: no status 6.
+    next.member_epoch = r.member_epoch;
+    next.client_tags = Some(
+        ["zone", "rack"]
+            .iter()
+            .map(|k| KeyValue {
+                key: k.to_string(),
+                value: "x".into(),
+            })
+            .collect(),
+    );
+    let r = heartbeat_at(&mut c, &next, 1);
+    assert_eq!(r.error_code, NONE, "{:?}", r.error_message);
+    assert!(
+        !statuses(&r).contains(&status::MISSING_CLIENT_TAGS),
+        "{r:?}"
+    );
+}
+
+/// StreamsGroupDescribe v1: AssignorName "sticky" for a found group, null
+/// for an error entry; TopologyDescriptionStatus 0 (not requested) or, when
+/// requested, 1 (NOT_STORED: no plugin stores one), never a description.
+/// Version 0 writes none of the three fields.
+#[test]
+fn describe_v1_assignor_and_description_status() {
+    let b = start();
+    let mut c = b.client();
+    create_topic(&mut c, "dv-in", 1, &[]);
+    let mut m = Member::new("dv", topology("dv", "dv-in"));
+    m.beat(&mut c);
+    let d = describe_at(&mut c, &["dv", "dv-missing"], false, 1);
+    assert_eq!(
+        (
+            d[0].error_code,
+            d[0].topology_description_status,
+            d[0].assignor_name.as_deref()
+        ),
+        (NONE, 0, Some("sticky"))
+    );
+    assert_eq!(
+        (
+            d[1].error_code,
+            d[1].topology_description_status,
+            d[1].assignor_name.as_deref()
+        ),
+        (GROUP_ID_NOT_FOUND, 0, None)
+    );
+    let d = describe_at(&mut c, &["dv", "dv-missing"], true, 1);
+    assert_eq!(
+        (
+            d[0].topology_description_status,
+            d[0].topology_description.is_none()
+        ),
+        (description_status::NOT_STORED, true)
+    );
+    assert_eq!(d[0].assignor_name.as_deref(), Some("sticky"));
+    assert_eq!(
+        (d[1].error_code, d[1].topology_description_status),
+        (GROUP_ID_NOT_FOUND, 0)
+    );
+    // v0: the answer decodes at v0 to its last byte (no v1 fields).
+    let d = describe_at(&mut c, &["dv"], false, 0);
+    assert_eq!(
+        (d[0].error_code, d[0].assignor_name.as_deref()),
+        (NONE, None)
+    );
+}
+
+/// StreamsGroupTopologyDescriptionUpdate (93) without a description plugin
+/// (Kafka 4.4's default): UNSUPPORTED_VERSION with Kafka's message, before
+/// the group, member, epoch or member id are looked at.
+#[test]
+fn topology_description_update_without_plugin() {
+    let b = start();
+    let mut c = b.client();
+    create_topic(&mut c, "up-in", 1, &[]);
+    let mut m = Member::new("up", topology("up", "up-in"));
+    m.beat(&mut c);
+    for (group, member, epoch) in [
+        ("up", m.id.as_str(), 1),
+        ("up", "nobody", 1),
+        ("up", "", 1),
+        ("up", m.id.as_str(), 7),
+        ("up-missing", "x", 1),
+        ("", "x", 1),
+    ] {
+        let u = description_update(&mut c, group, member, epoch);
+        assert_eq!(
+            (u.error_code, u.error_message.as_deref()),
+            (UNSUPPORTED_VERSION, Some(NO_PLUGIN)),
+            "{group:?} {member:?} {epoch}"
+        );
+    }
+    // The connection is still usable (the request was answered, not
+    // dropped as an unknown key).
+    assert_eq!(describe(&mut c, "up").error_code, NONE);
+}
+
+/// StreamsGroupTopologyDescriptionUpdate needs READ on the group (Kafka's
+/// `KafkaApis`): without it GROUP_AUTHORIZATION_FAILED, no message.
+#[test]
+fn topology_description_update_needs_group_read() {
+    use crate::acls::{create_acls, creation};
+    let mut b = Broker::start(&[
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users=User:ANONYMOUS",
+    ]);
+    let mut c = b.client();
+    // GROUP READ (3) on the literal (3) group "granted", allowed (3).
+    let r = create_acls(
+        &mut c,
+        vec![creation(3, "granted", 3, "User:ANONYMOUS", 3, 3)],
+    );
+    assert!(r.iter().all(|x| x.0 == NONE), "{r:?}");
+    b.stop();
+    b.restart_with(&["super.users="]);
+    let mut c = b.client();
+    let u = description_update(&mut c, "denied", "m", 1);
+    assert_eq!(
+        (u.error_code, u.error_message),
+        (GROUP_AUTHORIZATION_FAILED, None)
+    );
+    let u = description_update(&mut c, "granted", "m", 1);
+    assert_eq!(
+        (u.error_code, u.error_message.as_deref()),
+        (UNSUPPORTED_VERSION, Some(NO_PLUGIN))
+    );
 }
 
 /// The group's records are in `__consumer_offsets`: after a restart the

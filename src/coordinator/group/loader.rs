@@ -211,6 +211,8 @@ impl GroupLoader {
                         .or_insert_with(|| StreamsGroup {
                             group_id: group.clone(),
                             validated_topology_epoch: -1,
+                            stored_description_topology_epoch: -1,
+                            failed_description_topology_epoch: -1,
                             ..StreamsGroup::default()
                         })
                         .replay(&rec);

@@ -44,7 +44,9 @@ pub(crate) enum Ty {
 
 use Ty::*;
 
-use super::streams_tables::{STREAMS_GROUP_DESCRIBE, STREAMS_GROUP_HEARTBEAT};
+use super::streams_tables::{
+    STREAMS_GROUP_DESCRIBE, STREAMS_GROUP_HEARTBEAT, STREAMS_GROUP_TOPOLOGY_DESCRIPTION_UPDATE,
+};
 
 /// One field of a struct.
 #[derive(Debug, Clone, Copy)]
@@ -976,8 +978,9 @@ pub(super) static APIS: &[Api] = &[
     api(72, 0, 0, 0, PUSH_TELEMETRY), // PushTelemetry
     api(74, 0, 1, 0, LIST_CONFIG_RESOURCES), // ListConfigResources
     api(75, 0, 0, 0, DESCRIBE_TOPIC_PARTITIONS), // DescribeTopicPartitions
-    api(88, 0, 0, 0, STREAMS_GROUP_HEARTBEAT), // StreamsGroupHeartbeat
-    api(89, 0, 0, 0, STREAMS_GROUP_DESCRIBE), // StreamsGroupDescribe
+    api(88, 0, 1, 0, STREAMS_GROUP_HEARTBEAT), // StreamsGroupHeartbeat
+    api(89, 0, 1, 0, STREAMS_GROUP_DESCRIBE), // StreamsGroupDescribe
+    api(93, 0, 0, 0, STREAMS_GROUP_TOPOLOGY_DESCRIPTION_UPDATE), // StreamsGroupTopologyDescriptionUpdate
     api(56, 2, 3, 0, ALTER_PARTITION), // AlterPartition
     api(58, 0, 0, 0, ENVELOPE), // Envelope
     api(62, 0, 4, 0, BROKER_REGISTRATION), // BrokerRegistration

@@ -15,7 +15,10 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use super::tables::{Field, Ty, APIS};
 use super::{check_request_body, is_flexible, request_versions, SchemaError};
 use crate::protocol::share_group_offsets::DescribeShareGroupOffsetsRequest as OwnDescribeShareGroupOffsets;
-use crate::protocol::streams::{StreamsGroupDescribeRequest, StreamsGroupHeartbeatRequest};
+use crate::protocol::streams::{
+    StreamsGroupDescribeRequest, StreamsGroupHeartbeatRequest,
+    StreamsGroupTopologyDescriptionUpdateRequest,
+};
 use crate::protocol::write_txn_markers::WriteTxnMarkersRequest as OwnWriteTxnMarkers;
 
 /// Tiny deterministic PRNG (xorshift64*) so failures are reproducible without
@@ -265,10 +268,19 @@ macro_rules! own_codec_one_layout {
         }
     )*};
 }
+impl OwnCodec for StreamsGroupDescribeRequest {
+    fn read_at(body: &[u8], version: i16) -> Result<(Self, usize), String> {
+        Self::read(body, version).map_err(|e| e.to_string())
+    }
+    fn encode_at(&self, version: i16) -> Vec<u8> {
+        self.encode(version)
+    }
+}
+
 own_codec_one_layout!(
     OwnDescribeShareGroupOffsets,
     StreamsGroupHeartbeatRequest,
-    StreamsGroupDescribeRequest
+    StreamsGroupTopologyDescriptionUpdateRequest
 );
 
 /// `Ops` for an own codec. Its reader drops unknown tagged fields, so the
@@ -358,6 +370,7 @@ fn crate_ops(api_key: i16) -> Ops {
         67 => ops::<AllocateProducerIdsRequest>(),
         88 => own_ops::<StreamsGroupHeartbeatRequest>(),
         89 => own_ops::<StreamsGroupDescribeRequest>(),
+        93 => own_ops::<StreamsGroupTopologyDescriptionUpdateRequest>(),
         other => panic!("no crate type for api {other}"),
     }
 }
@@ -369,8 +382,8 @@ fn every_required_api_is_covered() {
     let required = [
         0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27,
         28, 29, 30, 31, 32, 33, 35, 36, 37, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 55, 57, 60, 61,
-        65, 66, 68, 69, 71, 72, 74, 75, 76, 77, 78, 79, 88, 89, 90, 91,
-        92, // the controller listener's own:
+        65, 66, 68, 69, 71, 72, 74, 75, 76, 77, 78, 79, 88, 89, 90, 91, 92,
+        93, // the controller listener's own:
         56, 58, 62, 63, 67,
     ];
     for key in required {

@@ -1,8 +1,10 @@
 //! The KIP-1071 streams group messages, StreamsGroupHeartbeat (88) and
-//! StreamsGroupDescribe (89), version 0 (flexible): kastle's own codec,
-//! because the `kafka-protocol` crate has no types for them. Field order
-//! and encodings follow Kafka's message definitions; every struct ends
-//! with its tagged-field section (read and skipped, written empty).
+//! StreamsGroupDescribe (89), versions 0-1, and KIP-1331's
+//! StreamsGroupTopologyDescriptionUpdate (93) version 0 (all flexible):
+//! kastle's own codec, because the `kafka-protocol` crate has no types for
+//! them. Field order and encodings follow Kafka's message definitions;
+//! every struct ends with its tagged-field section (read and skipped,
+//! written empty).
 //!
 //! Requests are read only after the schema walker has bounded every
 //! length in them (`schema::tables`), so no length read here can make
@@ -10,6 +12,7 @@
 
 pub const STREAMS_GROUP_HEARTBEAT: i16 = 88;
 pub const STREAMS_GROUP_DESCRIBE: i16 = 89;
+pub const STREAMS_GROUP_TOPOLOGY_DESCRIPTION_UPDATE: i16 = 93;
 
 /// StreamsGroupHeartbeatResponse.Status codes (Kafka's
 /// `StreamsGroupHeartbeatResponse.Status`).
@@ -20,9 +23,28 @@ pub mod status {
     pub const MISSING_INTERNAL_TOPICS: i8 = 3;
     pub const SHUTDOWN_APPLICATION: i8 = 4;
     pub const ASSIGNMENT_DELAYED: i8 = 5;
+    /// Answered from version 1 only (KAFKA-20744).
+    pub const MISSING_CLIENT_TAGS: i8 = 6;
+}
+
+/// StreamsGroupDescribeResponse.TopologyDescriptionStatus (version 1+).
+pub mod description_status {
+    /// IncludeTopologyDescription was false.
+    pub const NOT_REQUESTED: i8 = 0;
+    /// No description is stored for the group (always so without
+    /// `group.streams.topology.description.plugin.class`).
+    pub const NOT_STORED: i8 = 1;
 }
 
 pub use super::wire::{DecodeError, Reader, Writer};
+
+mod description;
+use description::{read_topology_description, write_topology_description};
+pub use description::{
+    StreamsGroupTopologyDescriptionUpdateRequest, StreamsGroupTopologyDescriptionUpdateResponse,
+    TopologyDescription, TopologyDescriptionGlobalStore, TopologyDescriptionNode,
+    TopologyDescriptionSubtopology,
+};
 
 // ---------------------------------------------------------------------
 // shared structs
@@ -333,7 +355,7 @@ pub struct EndpointToPartitions {
     pub standby_partitions: Vec<TopicPartition>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamsGroupHeartbeatResponse {
     pub throttle_time_ms: i32,
     pub error_code: i16,
@@ -341,14 +363,45 @@ pub struct StreamsGroupHeartbeatResponse {
     pub member_id: String,
     pub member_epoch: i32,
     pub heartbeat_interval_ms: i32,
-    pub acceptable_recovery_lag: i32,
+    /// Version 0's int32 AcceptableRecoveryLag (renamed
+    /// AcceptableRecoveryLagLegacy in Kafka 4.4, which never sets it).
+    pub acceptable_recovery_lag_legacy: i32,
     pub task_offset_interval_ms: i32,
+    /// Version 1+ (int64, after TaskOffsetIntervalMs); -1: not provided.
+    pub acceptable_recovery_lag: i64,
     pub status: Option<Vec<Status>>,
     pub active_tasks: Option<Vec<TaskIds>>,
     pub standby_tasks: Option<Vec<TaskIds>>,
     pub warmup_tasks: Option<Vec<TaskIds>>,
+    /// Version 1+: the broker asks the member for its topology description.
+    pub topology_description_required: bool,
     pub endpoint_information_epoch: i32,
     pub partitions_by_user_endpoint: Option<Vec<EndpointToPartitions>>,
+}
+
+impl Default for StreamsGroupHeartbeatResponse {
+    /// Kafka's defaults: AcceptableRecoveryLag -1, Status `[]` (the field
+    /// has no null default, so an error answer carries an empty list).
+    fn default() -> Self {
+        StreamsGroupHeartbeatResponse {
+            throttle_time_ms: 0,
+            error_code: 0,
+            error_message: None,
+            member_id: String::new(),
+            member_epoch: 0,
+            heartbeat_interval_ms: 0,
+            acceptable_recovery_lag_legacy: 0,
+            task_offset_interval_ms: 0,
+            acceptable_recovery_lag: -1,
+            status: Some(Vec::new()),
+            active_tasks: None,
+            standby_tasks: None,
+            warmup_tasks: None,
+            topology_description_required: false,
+            endpoint_information_epoch: 0,
+            partitions_by_user_endpoint: None,
+        }
+    }
 }
 
 fn read_tp(r: &mut Reader<'_>) -> Result<TopicPartition, DecodeError> {
@@ -366,7 +419,11 @@ fn write_tp(w: &mut Writer, t: &TopicPartition) {
 }
 
 impl StreamsGroupHeartbeatResponse {
-    pub fn write(&self) -> Vec<u8> {
+    /// The body at `version`: v0 has the int32 legacy lag after
+    /// HeartbeatIntervalMs; v1 drops it and has the int64 lag after
+    /// TaskOffsetIntervalMs and TopologyDescriptionRequired after
+    /// WarmupTasks.
+    pub fn write(&self, version: i16) -> Vec<u8> {
         let mut w = Writer::default();
         w.i32(self.throttle_time_ms);
         w.i16(self.error_code);
@@ -374,8 +431,13 @@ impl StreamsGroupHeartbeatResponse {
         w.str(&self.member_id);
         w.i32(self.member_epoch);
         w.i32(self.heartbeat_interval_ms);
-        w.i32(self.acceptable_recovery_lag);
+        if version == 0 {
+            w.i32(self.acceptable_recovery_lag_legacy);
+        }
         w.i32(self.task_offset_interval_ms);
+        if version >= 1 {
+            w.i64(self.acceptable_recovery_lag);
+        }
         w.narr(self.status.as_deref(), |w, s| {
             w.i8(s.status_code);
             w.str(&s.status_detail);
@@ -384,6 +446,9 @@ impl StreamsGroupHeartbeatResponse {
         w.narr(self.active_tasks.as_deref(), write_task_ids);
         w.narr(self.standby_tasks.as_deref(), write_task_ids);
         w.narr(self.warmup_tasks.as_deref(), write_task_ids);
+        if version >= 1 {
+            w.bool(self.topology_description_required);
+        }
         w.i32(self.endpoint_information_epoch);
         w.narr(self.partitions_by_user_endpoint.as_deref(), |w, e| {
             write_endpoint(w, &e.user_endpoint);
@@ -395,7 +460,7 @@ impl StreamsGroupHeartbeatResponse {
         w.0
     }
 
-    pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+    pub fn decode(body: &[u8], version: i16) -> Result<Self, DecodeError> {
         let mut r = Reader::new(body, "StreamsGroupHeartbeatResponse");
         let resp = StreamsGroupHeartbeatResponse {
             throttle_time_ms: r.i32()?,
@@ -404,8 +469,9 @@ impl StreamsGroupHeartbeatResponse {
             member_id: r.str()?,
             member_epoch: r.i32()?,
             heartbeat_interval_ms: r.i32()?,
-            acceptable_recovery_lag: r.i32()?,
+            acceptable_recovery_lag_legacy: if version == 0 { r.i32()? } else { 0 },
             task_offset_interval_ms: r.i32()?,
+            acceptable_recovery_lag: if version >= 1 { r.i64()? } else { -1 },
             status: r.narr(|r| {
                 let s = Status {
                     status_code: r.i8()?,
@@ -417,6 +483,7 @@ impl StreamsGroupHeartbeatResponse {
             active_tasks: r.narr(read_task_ids)?,
             standby_tasks: r.narr(read_task_ids)?,
             warmup_tasks: r.narr(read_task_ids)?,
+            topology_description_required: version >= 1 && r.bool()?,
             endpoint_information_epoch: r.i32()?,
             partitions_by_user_endpoint: r.narr(|r| {
                 let e = EndpointToPartitions {
@@ -442,29 +509,37 @@ impl StreamsGroupHeartbeatResponse {
 pub struct StreamsGroupDescribeRequest {
     pub group_ids: Vec<String>,
     pub include_authorized_operations: bool,
+    /// Version 1+.
+    pub include_topology_description: bool,
 }
 
 impl StreamsGroupDescribeRequest {
     /// Decodes a request body (trailing bytes ignored, as Kafka does).
-    pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
-        Self::read(body).map(|(req, _)| req)
+    pub fn decode(body: &[u8], version: i16) -> Result<Self, DecodeError> {
+        Self::read(body, version).map(|(req, _)| req)
     }
 
     /// Decodes, returning the bytes consumed.
-    pub fn read(body: &[u8]) -> Result<(Self, usize), DecodeError> {
+    pub fn read(body: &[u8], version: i16) -> Result<(Self, usize), DecodeError> {
         let mut r = Reader::new(body, "StreamsGroupDescribeRequest");
         let req = StreamsGroupDescribeRequest {
             group_ids: r.arr(|r| r.str())?,
             include_authorized_operations: r.bool()?,
+            include_topology_description: version >= 1 && r.bool()?,
         };
         r.tags()?;
         Ok((req, body.len() - r.remaining()))
     }
 
-    pub fn encode(&self) -> Vec<u8> {
+    /// The body at `version` (IncludeTopologyDescription only from v1; at
+    /// v0 a true flag is dropped, where Kafka's client refuses to send it).
+    pub fn encode(&self, version: i16) -> Vec<u8> {
         let mut w = Writer::default();
         w.arr(&self.group_ids, |w, g| w.str(g));
         w.bool(self.include_authorized_operations);
+        if version >= 1 {
+            w.bool(self.include_topology_description);
+        }
         w.tags();
         w.0
     }
@@ -522,6 +597,13 @@ pub struct DescribedGroup {
     pub topology: Option<DescribedTopology>,
     pub members: Vec<DescribedMember>,
     pub authorized_operations: i32,
+    /// Version 1+: non-null only with status AVAILABLE (3).
+    pub topology_description: Option<TopologyDescription>,
+    /// Version 1+ (`description_status`).
+    pub topology_description_status: i8,
+    /// Version 1+ (ignorable): the task assignor of the group's next
+    /// assignment; null for an error entry.
+    pub assignor_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -547,7 +629,9 @@ fn read_assignment(r: &mut Reader<'_>) -> Result<DescribedAssignment, DecodeErro
 }
 
 impl StreamsGroupDescribeResponse {
-    pub fn write(&self) -> Vec<u8> {
+    /// The body at `version`: v1 adds TopologyDescription,
+    /// TopologyDescriptionStatus and AssignorName to each group.
+    pub fn write(&self, version: i16) -> Vec<u8> {
         let mut w = Writer::default();
         w.i32(self.throttle_time_ms);
         w.arr(&self.groups, |w, g| {
@@ -592,13 +676,24 @@ impl StreamsGroupDescribeResponse {
                 w.tags();
             });
             w.i32(g.authorized_operations);
+            if version >= 1 {
+                match &g.topology_description {
+                    None => w.i8(-1),
+                    Some(d) => {
+                        w.i8(1);
+                        write_topology_description(w, d);
+                    }
+                }
+                w.i8(g.topology_description_status);
+                w.nstr(g.assignor_name.as_deref());
+            }
             w.tags();
         });
         w.tags();
         w.0
     }
 
-    pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+    pub fn decode(body: &[u8], version: i16) -> Result<Self, DecodeError> {
         let mut r = Reader::new(body, "StreamsGroupDescribeResponse");
         let throttle_time_ms = r.i32()?;
         let groups = r.arr(|r| {
@@ -651,6 +746,17 @@ impl StreamsGroupDescribeResponse {
                 Ok(m)
             })?;
             let authorized_operations = r.i32()?;
+            let (topology_description, topology_description_status, assignor_name) = if version >= 1
+            {
+                let d = if r.present()? {
+                    Some(read_topology_description(r)?)
+                } else {
+                    None
+                };
+                (d, r.i8()?, r.nstr()?)
+            } else {
+                (None, 0, None)
+            };
             r.tags()?;
             Ok(DescribedGroup {
                 error_code,
@@ -662,6 +768,9 @@ impl StreamsGroupDescribeResponse {
                 topology,
                 members,
                 authorized_operations,
+                topology_description,
+                topology_description_status,
+                assignor_name,
             })
         })?;
         r.tags()?;

@@ -189,6 +189,11 @@ pub struct StreamsGroup {
     pub metadata_hash: i64,
     /// The topology epoch last configured without error, else -1.
     pub validated_topology_epoch: i32,
+    /// KIP-1331's StoredDescriptionTopologyEpoch and
+    /// FailedDescriptionTopologyEpoch (-1: none): only ever replayed from a
+    /// log a Kafka broker with a description plugin wrote, and kept.
+    pub stored_description_topology_epoch: i32,
+    pub failed_description_topology_epoch: i32,
     /// Replayed from the log and not configured since: `configured` is
     /// not known yet, and the stored `metadata_hash` decides whether the
     /// topics changed meanwhile.
@@ -218,6 +223,8 @@ impl StreamsGroup {
             group_epoch: 1,
             assignment_epoch: 1,
             validated_topology_epoch: -1,
+            stored_description_topology_epoch: -1,
+            failed_description_topology_epoch: -1,
             ..StreamsGroup::default()
         }
     }
@@ -332,6 +339,8 @@ pub struct HeartbeatContext {
     /// `group.streams.num.standby.replicas`), `rack.aware.assignment.tags`
     /// when set.
     pub assignment_configs: BTreeMap<String, String>,
+    /// The request's version: MISSING_CLIENT_TAGS is answered from 1 only.
+    pub api_version: i16,
     pub now: i64,
 }
 
@@ -723,8 +732,33 @@ pub fn heartbeat(
             ),
         });
     }
+    if let Some(s) = missing_client_tags(cx, m) {
+        status.push(s);
+    }
     out.status = status;
     out
+}
+
+/// Kafka 4.4 (KAFKA-20744): from version 1, a member without a client tag
+/// the group's rack-aware assignment tags name hears so (it does not stop
+/// its assignment), the missing tags in the configured order.
+fn missing_client_tags(cx: &HeartbeatContext, m: &StreamsGroupMember) -> Option<Status> {
+    if cx.api_version < 1 {
+        return None;
+    }
+    let tags = cx.assignment_configs.get("rack.aware.assignment.tags")?;
+    let missing: Vec<&str> = tags
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !m.client_tags.iter().any(|kv| kv.key == *t))
+        .collect();
+    (!missing.is_empty()).then(|| Status {
+        status_code: status::MISSING_CLIENT_TAGS,
+        status_detail: format!(
+            "Missing required client tags for rack-aware standby assignment: [{}]. Configure them via 'client.tag.<tagKey>' in your Streams config.",
+            missing.join(", ")
+        ),
+    })
 }
 
 /// Where each member with a user endpoint (Interactive Queries) serves

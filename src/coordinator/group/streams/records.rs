@@ -35,8 +35,7 @@ pub fn is_streams(kind: i16) -> bool {
     matches!(kind, GROUP_METADATA | 19..=23)
 }
 
-/// StreamsGroupMetadataValue (the tagged description-plugin epochs are
-/// not written: kastle has no description plugin).
+/// StreamsGroupMetadataValue.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct GroupMetadata {
     pub epoch: i32,
@@ -45,6 +44,12 @@ pub struct GroupMetadata {
     pub validated_topology_epoch: i32,
     /// Tagged field 1 (LastAssignmentConfigs); not written when empty.
     pub last_assignment_configs: BTreeMap<String, String>,
+    /// Tagged fields 2 and 3 (KIP-1331's StoredDescriptionTopologyEpoch and
+    /// FailedDescriptionTopologyEpoch), -1 when not set. kastle has no
+    /// description plugin and never changes them, but keeps what a Kafka
+    /// broker with one wrote through its own rewrites of the record.
+    pub stored_description_topology_epoch: i32,
+    pub failed_description_topology_epoch: i32,
 }
 
 /// StreamsGroupMemberMetadataValue.
@@ -144,11 +149,19 @@ impl StreamsRecord {
             R::GroupMetadata(_, Some(v)) => {
                 w.i32(v.epoch);
                 w.i64(v.metadata_hash);
-                // Tagged fields 0 (ValidatedTopologyEpoch) and 1
-                // (LastAssignmentConfigs), when not their defaults.
+                // Tagged fields 0 (ValidatedTopologyEpoch), 1
+                // (LastAssignmentConfigs), 2 and 3 (the description
+                // epochs), in tag order, when not their defaults.
                 let validated = v.validated_topology_epoch != -1;
                 let configs = !v.last_assignment_configs.is_empty();
-                w.uvarint(u32::from(validated) + u32::from(configs));
+                let stored = v.stored_description_topology_epoch != -1;
+                let failed = v.failed_description_topology_epoch != -1;
+                w.uvarint(
+                    u32::from(validated)
+                        + u32::from(configs)
+                        + u32::from(stored)
+                        + u32::from(failed),
+                );
                 if validated {
                     w.uvarint(0);
                     w.uvarint(4);
@@ -173,6 +186,16 @@ impl StreamsRecord {
                     })?;
                     w.uvarint(len);
                     w.out.extend_from_slice(&c);
+                }
+                for (tag, set, epoch) in [
+                    (2, stored, v.stored_description_topology_epoch),
+                    (3, failed, v.failed_description_topology_epoch),
+                ] {
+                    if set {
+                        w.uvarint(tag);
+                        w.uvarint(4);
+                        w.i32(epoch);
+                    }
                 }
             }
             R::Topology(_, Some((epoch, subs))) => {
@@ -256,12 +279,18 @@ impl StreamsRecord {
                 let metadata_hash = r.i64()?;
                 let mut validated_topology_epoch = -1;
                 let mut last_assignment_configs = BTreeMap::new();
+                let mut stored_description_topology_epoch = -1;
+                let mut failed_description_topology_epoch = -1;
                 let n = r.uvarint()?;
                 for _ in 0..n {
                     let tag = r.uvarint()?;
                     let len = r.uvarint()? as usize;
                     if tag == 0 && len == 4 {
                         validated_topology_epoch = r.i32()?;
+                    } else if tag == 2 && len == 4 {
+                        stored_description_topology_epoch = r.i32()?;
+                    } else if tag == 3 && len == 4 {
+                        failed_description_topology_epoch = r.i32()?;
                     } else if tag == 1 {
                         last_assignment_configs = read_configs(&mut r.sub(len)?)?;
                     } else {
@@ -275,6 +304,8 @@ impl StreamsRecord {
                         metadata_hash,
                         validated_topology_epoch,
                         last_assignment_configs,
+                        stored_description_topology_epoch,
+                        failed_description_topology_epoch,
                     }),
                 ));
             }
@@ -371,6 +402,8 @@ impl GroupMetadata {
             metadata_hash: g.metadata_hash,
             validated_topology_epoch: g.validated_topology_epoch,
             last_assignment_configs: g.last_assignment_configs.clone(),
+            stored_description_topology_epoch: g.stored_description_topology_epoch,
+            failed_description_topology_epoch: g.failed_description_topology_epoch,
         }
     }
 }
@@ -497,6 +530,8 @@ impl StreamsGroup {
                 self.metadata_hash = v.metadata_hash;
                 self.validated_topology_epoch = v.validated_topology_epoch;
                 self.last_assignment_configs = v.last_assignment_configs.clone();
+                self.stored_description_topology_epoch = v.stored_description_topology_epoch;
+                self.failed_description_topology_epoch = v.failed_description_topology_epoch;
             }
             R::GroupMetadata(_, None) => {}
             R::Topology(_, v) => {
@@ -860,6 +895,8 @@ mod tests {
                         "num.standby.replicas".to_string(),
                         "1".to_string(),
                     )]),
+                    stored_description_topology_epoch: 1,
+                    failed_description_topology_epoch: 2,
                 }),
             ),
             StreamsRecord::GroupMetadata(
@@ -869,6 +906,20 @@ mod tests {
                     metadata_hash: 9,
                     validated_topology_epoch: -1,
                     last_assignment_configs: BTreeMap::new(),
+                    // -2: an interrupted plugin operation (Kafka's "uncertain").
+                    stored_description_topology_epoch: -2,
+                    failed_description_topology_epoch: -1,
+                }),
+            ),
+            StreamsRecord::GroupMetadata(
+                g(),
+                Some(GroupMetadata {
+                    epoch: 4,
+                    metadata_hash: 9,
+                    validated_topology_epoch: -1,
+                    last_assignment_configs: BTreeMap::new(),
+                    stored_description_topology_epoch: -1,
+                    failed_description_topology_epoch: -1,
                 }),
             ),
             StreamsRecord::GroupMetadata(g(), None),
@@ -930,6 +981,42 @@ mod tests {
 
     /// Kafka's byte layout of StreamsGroupTargetAssignmentMetadataValue
     /// with AssignmentTimestamp (tag 0, added in 4.3) is read; an unknown member state is an error, not a panic.
+    /// A StreamsGroupMetadataValue as a Kafka 4.4 broker with a topology
+    /// description plugin writes it (tags 0-3): read, and written back
+    /// byte for byte, so a rewrite keeps the description epochs.
+    #[test]
+    fn group_metadata_keeps_the_description_epochs() {
+        let mut v = vec![0, 0]; // value version 0
+        v.extend_from_slice(&5i32.to_be_bytes());
+        v.extend_from_slice(&77i64.to_be_bytes());
+        v.push(4); // four tagged fields
+        v.extend_from_slice(&[0, 4, 0, 0, 0, 2]); // ValidatedTopologyEpoch 2
+                                                  // LastAssignmentConfigs [{"num.standby.replicas", "1"}]
+        let mut configs = vec![2, 21];
+        configs.extend_from_slice(b"num.standby.replicas");
+        configs.extend_from_slice(&[2, b'1', 0]);
+        v.extend_from_slice(&[1, u8::try_from(configs.len()).unwrap()]);
+        v.extend_from_slice(&configs);
+        v.extend_from_slice(&[2, 4, 0, 0, 0, 2]); // StoredDescriptionTopologyEpoch 2
+        v.extend_from_slice(&[3, 4, 0xff, 0xff, 0xff, 0xfe]); // Failed… -2
+        let rec = StreamsRecord::decode(GROUP_METADATA, "g".into(), None, Some(&v)).unwrap();
+        let StreamsRecord::GroupMetadata(_, Some(m)) = &rec else {
+            panic!("{rec:?}");
+        };
+        assert_eq!(
+            (
+                m.validated_topology_epoch,
+                m.stored_description_topology_epoch,
+                m.failed_description_topology_epoch
+            ),
+            (2, 2, -2)
+        );
+        let mut g = StreamsGroup::new("g");
+        g.replay(&rec);
+        assert_eq!(GroupMetadata::of(&g), *m);
+        assert_eq!(rec.encode().unwrap().1.as_deref(), Some(&v[..]));
+    }
+
     #[test]
     fn kafka_tagged_fields_are_skipped_and_bad_states_refused() {
         let v = [0, 0, 0, 0, 0, 7, 1, 0, 8, 0, 0, 0, 0, 0, 0, 0, 42];
