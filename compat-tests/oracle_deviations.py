@@ -34,27 +34,11 @@ DELIBERATE = [
 # scenario name -> [(versions (or family indexes) it affects, None = all; reason)].
 # Found by this oracle against kastle main; each reason says what Kafka 4.4 does.
 _NULL_MSG = ("kastle sends errorMessage \"\" where Kafka sends null (no error)")
-_STREAMS_EPOCHS = ("a join that changes the member's metadata, the topology and the assignment "
-                   "configs bumps the group epoch once for each (member and group epoch 4) where "
-                   "Kafka 4.4 bumps it once per heartbeat (2)")
 KNOWN = {
     "api_versions": [(None,
         "kastle deviation: the ApiVersions ranges differ from Kafka 4.4 (per API, each with its "
         "reason: test_api_range) and so do feature levels (test_features: kastle supports and "
         "finalizes what it honours)")],
-    # KIP-1071 behaviour the streams family found (KIP-1331's own fields match:
-    # AcceptableRecoveryLag and v0's legacy 0, Status [], MISSING_CLIENT_TAGS at v1
-    # only, TopologyDescriptionRequired, the leave answer, AssignorName,
-    # TopologyDescriptionStatus, and every StreamsGroupTopologyDescriptionUpdate)
-    "streams_lifecycle/StreamsGroupHeartbeat": [(None,
-        "kastle deviation: " + _STREAMS_EPOCHS + "; kastle bumps the endpoint information epoch "
-        "with every assignment change where Kafka 4.4 keeps 0 for a group without user endpoints "
-        "(so kastle sends PartitionsByUserEndpoint [] where Kafka sends null); a new member epoch "
-        "with the same tasks resends them (Kafka 4.4: null)")],
-    "streams_lifecycle/StreamsGroupDescribe": [(None,
-        "kastle deviation: " + _STREAMS_EPOCHS + "; a member's TaskOffsets and TaskEndOffsets "
-        "(from its heartbeats) are not described (kastle keeps task offsets only to place "
-        "standby tasks)")],
 }
 
 # API name -> reason, for APIs whose advertised range differs (test_api_range)

@@ -32,6 +32,7 @@ use crate::protocol::streams::{
     DescribedSubtopology, DescribedTopology, Status, StreamsGroupDescribeRequest,
     StreamsGroupDescribeResponse, StreamsGroupHeartbeatRequest, StreamsGroupHeartbeatResponse,
     StreamsGroupTopologyDescriptionUpdateRequest, StreamsGroupTopologyDescriptionUpdateResponse,
+    TaskOffset,
 };
 use crate::security::acl::{AclOperation, ResourceType};
 use crate::util::now_ms;
@@ -543,8 +544,8 @@ pub fn streams_group_describe(req: &Request, body: Bytes) -> Reply {
                     process_id: m.process_id.clone(),
                     user_endpoint: m.user_endpoint.clone(),
                     client_tags: m.client_tags.clone(),
-                    task_offsets: Vec::new(),
-                    task_end_offsets: Vec::new(),
+                    task_offsets: task_offsets(&m.task_offsets),
+                    task_end_offsets: task_offsets(&m.task_end_offsets),
                     assignment: DescribedAssignment {
                         active_tasks: task_ids(&m.assigned),
                         standby_tasks: task_ids(&m.standby),
@@ -638,4 +639,16 @@ pub fn streams_group_topology_description_update(req: &Request, body: Bytes) -> 
         ResponseError::UnsupportedVersion,
         Some(NO_DESCRIPTION_PLUGIN),
     )
+}
+
+/// A member's reported offsets per task, as StreamsGroupDescribe lists them.
+fn task_offsets(offsets: &BTreeMap<(String, i32), i64>) -> Vec<TaskOffset> {
+    offsets
+        .iter()
+        .map(|((subtopology_id, partition), offset)| TaskOffset {
+            subtopology_id: subtopology_id.clone(),
+            partition: *partition,
+            offset: *offset,
+        })
+        .collect()
 }

@@ -139,6 +139,9 @@ pub struct StreamsGroupMember {
     /// The offsets of task state it last reported (`TaskOffsets`), which
     /// rank standby candidates; not durable (Kafka keeps them in memory).
     pub task_offsets: BTreeMap<(String, i32), i64>,
+    /// The end offsets of its tasks' changelogs it last reported
+    /// (`TaskEndOffsets`), for StreamsGroupDescribe; not durable either.
+    pub task_end_offsets: BTreeMap<(String, i32), i64>,
     pub session_deadline_ms: i64,
     /// Set while tasks are being revoked.
     pub rebalance_deadline_ms: Option<i64>,
@@ -556,6 +559,7 @@ pub fn heartbeat(
                 standby: Tasks::new(),
                 revoking_standby: Tasks::new(),
                 task_offsets: BTreeMap::new(),
+                task_end_offsets: BTreeMap::new(),
                 session_deadline_ms: 0,
                 rebalance_deadline_ms: None,
             }
@@ -590,7 +594,6 @@ pub fn heartbeat(
     };
 
     // 1. The member's metadata.
-    let epoch_before = group.group_epoch;
     let mut updated = member.clone();
     if let Some(rack) = &r.rack_id {
         updated.rack_id = Some(rack.clone());
@@ -612,11 +615,17 @@ pub fn heartbeat(
     if let Some(tags) = &r.client_tags {
         updated.client_tags = tags.clone();
     }
-    if let Some(offsets) = &r.task_offsets {
-        updated.task_offsets = offsets
+    let by_task = |offsets: &[crate::protocol::streams::TaskOffset]| {
+        offsets
             .iter()
             .map(|o| ((o.subtopology_id.clone(), o.partition), o.offset))
-            .collect();
+            .collect()
+    };
+    if let Some(offsets) = &r.task_offsets {
+        updated.task_offsets = by_task(offsets);
+    }
+    if let Some(offsets) = &r.task_end_offsets {
+        updated.task_end_offsets = by_task(offsets);
     }
     updated.session_deadline_ms = cx.now + i64::from(cx.session_timeout_ms);
     // Kafka 4.4: the first member of an empty group starts the initial
@@ -642,9 +651,9 @@ pub fn heartbeat(
             || p.topology_epoch != updated.topology_epoch
     });
     group.members.insert(r.member_id.clone(), updated);
-    if metadata_changed {
-        group.group_epoch += 1;
-    }
+    // Kafka bumps the group epoch at most once per heartbeat, whatever
+    // changed (member metadata, topology, assignment configs, metadata).
+    let mut bump = metadata_changed;
 
     // 2. The group's topology: the first member's, or a newer epoch.
     let mut status = Vec::new();
@@ -654,7 +663,7 @@ pub fn heartbeat(
         {
             group.topology_epoch = t.epoch;
             group.subtopologies = t.subtopologies.clone();
-            group.group_epoch += 1;
+            bump = true;
         }
     }
     if let Some(m) = group.members.get(&r.member_id) {
@@ -674,13 +683,14 @@ pub fn heartbeat(
     if group.last_assignment_configs != cx.assignment_configs {
         tracing::info!(group = %r.group_id, configs = ?cx.assignment_configs, "streams group assignment configurations changed");
         group.last_assignment_configs = cx.assignment_configs.clone();
-        if group.group_epoch == epoch_before {
-            group.group_epoch += 1;
-        }
+        bump = true;
+    }
+    if bump {
+        group.group_epoch += 1;
     }
 
     // 3. Internal topics; a changed configuration bumps the group epoch.
-    if let Err(message) = refresh_target(group, topics, cx.now, Some(&mut status)) {
+    if let Err(message) = refresh_target(group, topics, cx.now, bump, Some(&mut status)) {
         return StreamsHeartbeatOutcome::error(
             ResponseError::StreamsInvalidTopology,
             Some(message),
@@ -695,9 +705,15 @@ pub fn heartbeat(
     let Some(m) = group.members.get(&r.member_id) else {
         return StreamsHeartbeatOutcome::error(ResponseError::UnknownMemberId, None);
     };
-    let changed = previous.as_ref().is_none_or(|p| {
-        p.assigned != m.assigned || p.standby != m.standby || p.member_epoch != m.member_epoch
-    });
+    // Kafka's `hasAssignedTasksChanged` (the tasks, not the member epoch)
+    // and `hasUserEndpointChanged`, against the member before this
+    // heartbeat (a joining member had none of either).
+    let changed = match &previous {
+        Some(p) => p.assigned != m.assigned || p.standby != m.standby,
+        None => !m.assigned.is_empty() || !m.standby.is_empty(),
+    };
+    let endpoint_changed =
+        previous.as_ref().and_then(|p| p.user_endpoint.as_ref()) != m.user_endpoint.as_ref();
     let mut out = StreamsHeartbeatOutcome {
         member_id: m.member_id.clone(),
         member_epoch: m.member_epoch,
@@ -709,9 +725,11 @@ pub fn heartbeat(
         out.standby_tasks = Some(task_ids(&m.standby));
         // Kafka 4.4's sticky assignor assigns no warm-up tasks.
         out.warmup_tasks = Some(Vec::new());
-        if !joining || !m.assigned.is_empty() || !m.standby.is_empty() {
-            group.endpoint_information_epoch += 1;
-        }
+    }
+    // The endpoint information moves when this member's endpoint did, or
+    // its tasks did and it has an endpoint to be found at.
+    if endpoint_changed || (changed && m.user_endpoint.is_some()) {
+        group.endpoint_information_epoch += 1;
     }
     if group.endpoint_information_epoch != r.endpoint_information_epoch {
         out.partitions_by_user_endpoint = Some(endpoint_partitions(group));
@@ -829,17 +847,20 @@ fn metadata_hash(subtopologies: &[Subtopology], topics: &dyn TopicResolver) -> i
 /// A new target after members were fenced outside a heartbeat (an
 /// invalid topology keeps the old configuration).
 pub fn refresh(group: &mut StreamsGroup, topics: &dyn TopicResolver, now: i64) {
-    if let Err(e) = refresh_target(group, topics, now, None) {
+    if let Err(e) = refresh_target(group, topics, now, false, None) {
         tracing::warn!(group = %group.group_id, error = %e, "streams group topology is invalid");
     }
 }
 
 /// Configures the topology against the topics as they are now and, when
 /// the group epoch moved past the assignment's, computes a new target.
+/// `bumped`: the heartbeat calling has bumped the group epoch already, so
+/// changed topic metadata needs no second bump.
 fn refresh_target(
     group: &mut StreamsGroup,
     topics: &dyn TopicResolver,
     now: i64,
+    bumped: bool,
     status: Option<&mut Vec<Status>>,
 ) -> Result<(), String> {
     let configured = topology::configure(&group.subtopologies, topics)?;
@@ -857,7 +878,7 @@ fn refresh_target(
         -1
     };
     group.configured = configured;
-    if changed {
+    if changed && !bumped {
         group.group_epoch += 1;
     }
     group.maybe_update_target(now, status);
