@@ -18,6 +18,7 @@ import base64
 import time
 
 from oracle_lib import batch, records
+import oracle_share
 
 # API keys
 PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
@@ -1315,5 +1316,7 @@ SCENARIOS = [
     ("write_txn_markers", WRITE_TXN_MARKERS, "version", sc_write_txn_markers),
     ("group_lifecycle", JOIN_GROUP, ("family", GROUP_APIS), fam_group),
     ("txn_lifecycle", INIT_PRODUCER_ID, ("family", TXN_APIS), fam_txn),
+    ("share_lifecycle", oracle_share.SHARE_GROUP_HEARTBEAT, ("family", oracle_share.SHARE_APIS),
+     oracle_share.fam_share),
 ]
 
