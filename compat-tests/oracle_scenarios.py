@@ -18,6 +18,7 @@ import base64
 import time
 
 from oracle_lib import batch, records
+import oracle_share
 
 # API keys
 PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
@@ -1340,5 +1341,7 @@ SCENARIOS = [
     ("group_lifecycle", JOIN_GROUP, ("family", GROUP_APIS), fam_group),
     ("txn_lifecycle", INIT_PRODUCER_ID, ("family", TXN_APIS), fam_txn),
     ("streams_lifecycle", STREAMS_GROUP_HEARTBEAT, ("family", STREAMS_APIS), fam_streams),
+    ("share_lifecycle", oracle_share.SHARE_GROUP_HEARTBEAT, ("family", oracle_share.SHARE_APIS),
+     oracle_share.fam_share),
 ]
 

@@ -300,7 +300,7 @@ pub fn leave_group(req: &Request, body: Bytes) -> Reply {
 
 /// Kafka's `metadataCache.contains`: a partition of the cluster, whether
 /// this broker hosts a replica of it or not.
-fn partition_exists(apis: &KafkaApis, topic: &str, partition: i32) -> bool {
+pub(crate) fn partition_exists(apis: &KafkaApis, topic: &str, partition: i32) -> bool {
     apis.replicas
         .topics
         .get(topic)

@@ -41,9 +41,10 @@ use crate::coordinator::group::writer::map_append_error;
 use crate::coordinator::share::SHARE_STATE_TOPIC;
 use crate::handlers::consumer_group::BrokerTopics;
 use crate::handlers::{decode_or_close, ready, KafkaApis, Pending, Reply, Request};
+use crate::protocol::response::Written;
 use crate::protocol::same_as::SameAsVersion;
 use crate::protocol::share_v2::{
-    self, ShareAcknowledgeResponseV2, ShareFetchV2Fields, RECORD_LIMIT, SHARE_V2,
+    self, ShareFetchV2Fields, BATCH_OPTIMIZED, RECORD_LIMIT, SHARE_V2,
 };
 use crate::security::acl::{AclOperation, ResourceType};
 use crate::util::now_ms;
@@ -59,19 +60,48 @@ fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
 }
 
-/// `share.version` ≥ 1: Kafka's `isShareGroupProtocolEnabled`.
-/// The group and member ids of a ShareFetch or ShareAcknowledge (null as
-/// empty, which the share session then refuses).
-fn session_ids(
-    group: &Option<kafka_protocol::messages::GroupId>,
-    member: &Option<StrBytes>,
-) -> (String, String) {
-    (
-        group.as_ref().map(|g| g.0.to_string()).unwrap_or_default(),
-        member.as_ref().map(|m| m.to_string()).unwrap_or_default(),
-    )
+/// Kafka's `isMemberIdValid` for the share APIs' member ids: set,
+/// not empty, and at most 36 characters (a UUID's string; Java counts
+/// UTF-16 units).
+const MAX_MEMBER_ID_CHARS: usize = 36;
+
+/// The member id of a ShareFetch or ShareAcknowledge if Kafka takes it,
+/// else `None` (the request's INVALID_REQUEST).
+fn valid_member_id(member: &Option<StrBytes>) -> Option<String> {
+    member
+        .as_deref()
+        .filter(|m| member_id_valid(m))
+        .map(str::to_string)
 }
 
+fn member_id_valid(member: &str) -> bool {
+    !member.is_empty() && member.encode_utf16().count() <= MAX_MEMBER_ID_CHARS
+}
+
+/// Kafka's checks before a ShareFetch's or ShareAcknowledge's session
+/// step, in its order: a group id (INVALID_REQUEST when null), GROUP READ,
+/// then a valid member id (INVALID_REQUEST). The group and member ids, or
+/// the request's error.
+fn checked_ids(
+    req: &Request,
+    group: &Option<kafka_protocol::messages::GroupId>,
+    member: &Option<StrBytes>,
+) -> Result<(String, String), i16> {
+    let group = group
+        .as_ref()
+        .map(|g| g.0.to_string())
+        .ok_or(ResponseError::InvalidRequest.code())?;
+    if !req
+        .ctx
+        .authorize(AclOperation::Read, ResourceType::Group, &group)
+    {
+        return Err(ResponseError::GroupAuthorizationFailed.code());
+    }
+    let member = valid_member_id(member).ok_or(ResponseError::InvalidRequest.code())?;
+    Ok((group, member))
+}
+
+/// `share.version` ≥ 1: Kafka's `isShareGroupProtocolEnabled`.
 pub(crate) fn share_enabled(apis: &KafkaApis) -> bool {
     enabled(apis)
 }
@@ -165,6 +195,11 @@ pub fn share_group_heartbeat(req: &Request, body: Bytes) -> crate::handlers::Rep
         .authorize(AclOperation::Read, ResourceType::Group, &group)
     {
         return err(ResponseError::GroupAuthorizationFailed);
+    }
+    // Kafka checks the member id here, before the group coordinator: its
+    // INVALID_REQUEST carries no message.
+    if !member_id_valid(&r.member_id) {
+        return err(ResponseError::InvalidRequest);
     }
     if let Some(names) = &r.subscribed_topic_names {
         if names.iter().any(|t| {
@@ -420,13 +455,22 @@ fn acknowledge_one(
     settings: &ShareSettings,
     how: AckRequest,
 ) -> (i16, Option<String>) {
-    match topic_read(req, &tp) {
-        None => return (ResponseError::UnknownTopicId.code(), None),
-        Some((_, false)) => return (ResponseError::TopicAuthorizationFailed.code(), None),
-        Some(_) => {}
-    }
+    // Kafka's order (`handleAcknowledgements`): an unknown topic id, then
+    // malformed batches, then TOPIC READ, then a partition the topic lacks.
+    let Some((name, can_read)) = topic_read(req, &tp) else {
+        return (ResponseError::UnknownTopicId.code(), None);
+    };
     if !ack_batches_valid(batches, how.version, how.is_renew_ack) {
         return (ResponseError::InvalidRequest.code(), None);
+    }
+    if !can_read {
+        return (ResponseError::TopicAuthorizationFailed.code(), None);
+    }
+    if !super::groups::partition_exists(&req.ctx.apis, &name, tp.1) {
+        return (ResponseError::UnknownTopicOrPartition.code(), None);
+    }
+    if batches.is_empty() {
+        return (0, None);
     }
     match req
         .ctx
@@ -485,16 +529,10 @@ pub fn share_fetch(req: Request, body: Bytes) -> Pending {
             top(ResponseError::UnsupportedVersion.code()),
         ));
     }
-    let (group, member) = session_ids(&r.group_id, &r.member_id);
-    if !req
-        .ctx
-        .authorize(AclOperation::Read, ResourceType::Group, &group)
-    {
-        return ready(respond_fetch(
-            &req,
-            top(ResponseError::GroupAuthorizationFailed.code()),
-        ));
-    }
+    let (group, member) = match checked_ids(&req, &r.group_id, &r.member_id) {
+        Ok(ids) => ids,
+        Err(code) => return ready(respond_fetch(&req, top(code))),
+    };
     if v2.is_renew_ack {
         if let Some(msg) = renew_only_violation(&r) {
             tracing::debug!(group, member, "renew-only ShareFetch refused: {msg}");
@@ -567,6 +605,21 @@ pub fn share_fetch(req: Request, body: Bytes) -> Pending {
             let failed = persist_share_state(&apis, &group, acked).await;
             set_ack_errors(&mut out, &failed);
             respond_fetch(&req, fetch_response(out, lock_ms))
+        });
+    }
+    // Kafka's `ShareAcquireMode.forId` throws for an id other than 0 and 1
+    // once the request has a partition to fetch (known and readable): the
+    // request's UNKNOWN_SERVER_ERROR, its session step and acknowledgements
+    // done all the same.
+    let known_mode = matches!(v2.share_acquire_mode, BATCH_OPTIMIZED | RECORD_LIMIT);
+    if !known_mode
+        && partitions
+            .iter()
+            .any(|tp| matches!(topic_read(&req, tp), Some((_, true))))
+    {
+        return Box::pin(async move {
+            persist_share_state(&apis, &group, acked).await;
+            respond_fetch(&req, top(ResponseError::UnknownServerError.code()))
         });
     }
     // `__share_group_state` is created before anything is acquired: its
@@ -705,12 +758,18 @@ fn fetch_response(
 
 /// A ShareAcknowledge response at the request's version; v2 carries the
 /// group's acquisition lock duration (0 on a top-level error, as Kafka's
-/// error response leaves it).
+/// error response leaves it), written by kastle's own codec.
 fn respond_ack(req: &Request, body: ShareAcknowledgeResponse, lock_ms: i32) -> Reply {
-    req.respond(&ShareAcknowledgeResponseV2 {
-        body,
-        acquisition_lock_timeout_ms: lock_ms,
-    })
+    if req.version() < SHARE_V2 {
+        return req.respond(&body);
+    }
+    match share_v2::write_share_acknowledge_response(&body, lock_ms) {
+        Ok(bytes) => req.respond(&Written::<1>(bytes)),
+        Err(e) => {
+            tracing::error!(peer = %req.ctx.peer, error = %e, "encoding ShareAcknowledge v2 failed");
+            Reply::Close(format!("could not encode response: {e}"))
+        }
+    }
 }
 
 pub fn share_acknowledge(req: Request, body: Bytes) -> Pending {
@@ -735,17 +794,10 @@ pub fn share_acknowledge(req: Request, body: Bytes) -> Pending {
             0,
         ));
     }
-    let (group, member) = session_ids(&r.group_id, &r.member_id);
-    if !req
-        .ctx
-        .authorize(AclOperation::Read, ResourceType::Group, &group)
-    {
-        return ready(respond_ack(
-            &req,
-            top(ResponseError::GroupAuthorizationFailed.code()),
-            0,
-        ));
-    }
+    let (group, member) = match checked_ids(&req, &r.group_id, &r.member_id) {
+        Ok(ids) => ids,
+        Err(code) => return ready(respond_ack(&req, top(code), 0)),
+    };
     if let Err(e) = apis
         .share
         .acknowledge_session(&group, &member, r.share_session_epoch)

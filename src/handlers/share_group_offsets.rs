@@ -350,6 +350,7 @@ pub fn alter_share_group_offsets(req: Request, body: Bytes) -> Pending {
         }
     }
     let mut waits: Vec<((usize, i32), DurableWait)> = Vec::new();
+    let mut initialized = Vec::new();
     for t in allowed {
         let Some(topic) = apis.replicas.topics.get(&t.topic_name.0) else {
             continue;
@@ -374,12 +375,7 @@ pub fn alter_share_group_offsets(req: Request, body: Bytes) -> Pending {
             }
             apis.share.forget_partitions(&group, |x| *x == tp);
             if code == 0 {
-                apis.groups.share_partition_initialized(
-                    &group,
-                    topic.id,
-                    &topic.name,
-                    p.partition_index,
-                );
+                initialized.push((topic.id, topic.name.clone(), p.partition_index));
             }
             partitions.push(
                 AlterShareGroupOffsetsResponsePartition::default()
@@ -394,6 +390,8 @@ pub fn alter_share_group_offsets(req: Request, body: Bytes) -> Pending {
                 .with_partitions(partitions),
         );
     }
+    apis.groups
+        .share_partitions_initialized(&group, &initialized);
     Box::pin(async move {
         let failed = durable(&apis, waits).await;
         for ((at, index), code) in failed {

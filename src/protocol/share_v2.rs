@@ -19,8 +19,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ShareAcknowledgeRequest, ShareAcknowledgeResponse, ShareFetchRequest,
 };
-use kafka_protocol::protocol::buf::ByteBufMut;
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+use kafka_protocol::protocol::{Decodable, Encodable};
 
 use super::wire::{DecodeError, Reader};
 
@@ -160,33 +159,19 @@ fn ack_response_lock_at(b: &[u8]) -> Result<usize, DecodeError> {
     Ok(b.len() - r.remaining())
 }
 
-/// A ShareAcknowledge response at any version: version 2 adds
-/// `AcquisitionLockTimeoutMs`, the group's `share.record.lock.duration.ms`.
-pub struct ShareAcknowledgeResponseV2 {
-    pub body: ShareAcknowledgeResponse,
-    pub acquisition_lock_timeout_ms: i32,
-}
-
-impl Encodable for ShareAcknowledgeResponseV2 {
-    fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> anyhow::Result<()> {
-        if version < SHARE_V2 {
-            return self.body.encode(buf, version);
-        }
-        let lock = self.acquisition_lock_timeout_ms.to_be_bytes();
-        buf.put_slice(&v1_with(&self.body, ack_response_lock_at, &lock)?);
-        Ok(())
-    }
-
-    fn compute_size(&self, version: i16) -> anyhow::Result<usize> {
-        let extra = if version < SHARE_V2 { 0 } else { 4 };
-        Ok(self.body.compute_size(version.min(CRATE_VERSION))? + extra)
-    }
-}
-
-impl HeaderVersion for ShareAcknowledgeResponseV2 {
-    fn header_version(version: i16) -> i16 {
-        ShareAcknowledgeResponse::header_version(version.min(CRATE_VERSION))
-    }
+/// A ShareAcknowledge v2 response body: the crate's version 1 with
+/// `AcquisitionLockTimeoutMs` (the group's `share.record.lock.duration.ms`)
+/// put in after the top-level ErrorMessage. Encoded once and answered as
+/// `response::Written<1>` (every version's response header is v1).
+pub fn write_share_acknowledge_response(
+    body: &ShareAcknowledgeResponse,
+    acquisition_lock_timeout_ms: i32,
+) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(body.compute_size(CRATE_VERSION)? + 4);
+    body.encode(&mut out, CRATE_VERSION)?;
+    let at = ack_response_lock_at(&out)?;
+    out.splice(at..at, acquisition_lock_timeout_ms.to_be_bytes());
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -303,32 +288,19 @@ mod tests {
         assert_eq!(read_share_acknowledge(&body).expect("reads"), (req, true));
         assert!(read_share_acknowledge(&body[..8]).is_err());
 
-        let resp = ShareAcknowledgeResponseV2 {
-            body: ShareAcknowledgeResponse::default()
-                .with_throttle_time_ms(1)
-                .with_error_message(Some(StrBytes::from_static_str("x")))
-                .with_responses(vec![ShareAcknowledgeTopicResponse::default()
-                    .with_topic_id(Uuid::from_u128(9))
-                    .with_partitions(vec![PartitionData::default().with_error_code(3)])]),
-            acquisition_lock_timeout_ms: 30_000,
-        };
+        let resp = ShareAcknowledgeResponse::default()
+            .with_throttle_time_ms(1)
+            .with_error_message(Some(StrBytes::from_static_str("x")))
+            .with_responses(vec![ShareAcknowledgeTopicResponse::default()
+                .with_topic_id(Uuid::from_u128(9))
+                .with_partitions(vec![PartitionData::default().with_error_code(3)])]);
         let mut v1 = BytesMut::new();
-        resp.body.encode(&mut v1, 1).expect("v1");
-        for (version, extra) in [(1, 0), (2, 4)] {
-            let mut b = BytesMut::new();
-            resp.encode(&mut b, version).expect("encodes");
-            assert_eq!(b.len(), resp.compute_size(version).expect("sized"));
-            assert_eq!(b.len(), v1.len() + extra);
-            assert_eq!(
-                <ShareAcknowledgeResponseV2 as HeaderVersion>::header_version(version),
-                1
-            );
-            if version == 2 {
-                // ThrottleTimeMs, ErrorCode, ErrorMessage "x", then the lock.
-                assert_eq!(&b[..8], &v1[..8]);
-                assert_eq!(&b[8..12], &30_000i32.to_be_bytes());
-                assert_eq!(&b[12..], &v1[8..]);
-            }
-        }
+        resp.encode(&mut v1, 1).expect("v1");
+        let b = write_share_acknowledge_response(&resp, 30_000).expect("encodes");
+        assert_eq!(b.len(), v1.len() + 4);
+        // ThrottleTimeMs, ErrorCode, ErrorMessage "x", then the lock.
+        assert_eq!(&b[..8], &v1[..8]);
+        assert_eq!(&b[8..12], &30_000i32.to_be_bytes());
+        assert_eq!(&b[12..], &v1[8..]);
     }
 }

@@ -1,27 +1,26 @@
 //! KIP-932 share groups over the raw protocol: ShareGroupHeartbeat (join,
 //! assignment of a partition to every member, leave, Kafka's validation
 //! messages, the group-id namespace shared with consumer groups),
-//! ShareGroupDescribe, ShareFetch share sessions and their errors,
-//! acquisition (one member at a time), ACCEPT/RELEASE/REJECT, the
-//! acquisition lock timeout and the delivery count limit; targets over
+//! ShareGroupDescribe, ShareFetch share sessions and their errors (Kafka's
+//! group and member id checks), acquisition (one member at a time),
+//! ACCEPT/RELEASE/REJECT, acknowledgements validated before TOPIC READ,
+//! the acquisition lock timeout and the delivery count limit; targets over
 //! initialized partitions only, computed once per assignment interval
 //! (KIP-1251).
 
 use std::thread;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::share_acknowledge_request::{
-    AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch as AckBatch,
-};
-use kafka_protocol::messages::share_fetch_request::{
-    AcknowledgementBatch, FetchPartition, FetchTopic,
-};
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError as E;
 use uuid::Uuid;
 
+use crate::acls::{create_acls, creation};
 use crate::support::groups::set_group_config;
 use crate::support::produce::produce_ok;
+use crate::support::share::{
+    ack_errors, acknowledge, acquired, fetch_at, Ack, ACCEPT, FETCH, REJECT, RELEASE,
+};
 use crate::support::simple_batch;
 use crate::support::topics::create_topic;
 use crate::support::{
@@ -59,56 +58,28 @@ fn beat(c: &mut Client, r: &ShareGroupHeartbeatRequest) -> ShareGroupHeartbeatRe
     c.call(1, r)
 }
 
-/// A ShareFetch of partition 0 of `topic`, with optional acknowledgements.
+/// A v1 ShareFetch of partition 0 of `topic` that waits up to 200 ms,
+/// with optional acknowledgements.
 fn fetch(
     c: &mut Client,
     group: &str,
     member: &str,
     epoch: i32,
     topic: Uuid,
-    acks: Vec<(i64, i64, i8)>,
+    acks: Vec<Ack>,
 ) -> ShareFetchResponse {
-    let part = FetchPartition::default()
-        .with_partition_index(0)
-        .with_acknowledgement_batches(
-            acks.into_iter()
-                .map(|(f, l, t)| {
-                    AcknowledgementBatch::default()
-                        .with_first_offset(f)
-                        .with_last_offset(l)
-                        .with_acknowledge_types(vec![t])
-                })
-                .collect(),
-        );
-    let req = ShareFetchRequest::default()
-        .with_group_id(Some(GroupId(sb(group))))
-        .with_member_id(Some(sb(member)))
-        .with_share_session_epoch(epoch)
-        .with_max_wait_ms(200)
-        .with_max_bytes(1 << 20)
-        .with_max_records(500)
-        .with_batch_size(500)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic_id(topic)
-            .with_partitions(vec![part])]);
-    c.call(1, &req)
+    let ask = crate::support::share::Ask {
+        max_wait_ms: 200,
+        ..FETCH
+    };
+    fetch_at(c, 1, group, member, epoch, topic, &acks, ask)
 }
 
-/// (first, last, delivery count) of partition 0's acquired records.
-fn acquired(r: &ShareFetchResponse) -> Vec<(i64, i64, i16)> {
-    r.responses
-        .iter()
-        .flat_map(|t| t.partitions.iter())
-        .flat_map(|p| p.acquired_records.iter())
-        .map(|a| (a.first_offset, a.last_offset, a.delivery_count))
-        .collect()
-}
-
+/// The first acknowledgement error of the answer (0 when none).
 fn ack_error(r: &ShareFetchResponse) -> i16 {
-    r.responses
-        .iter()
-        .flat_map(|t| t.partitions.iter())
-        .map(|p| p.acknowledge_error_code)
+    ack_errors(r)
+        .into_iter()
+        .map(|(_, code)| code)
         .find(|c| *c != 0)
         .unwrap_or(0)
 }
@@ -123,8 +94,13 @@ fn heartbeat_rules_and_assignment() {
     let mut c = b.client();
     let id = create_topic(&mut c, "st", 1, &[]);
     let invalid = E::InvalidRequest.code();
+    // Kafka 4.4's KafkaApis refuses a member id it would not take (empty
+    // or over 36 characters) without a message, before the coordinator.
+    for member in [String::new(), "m".repeat(37)] {
+        let r = beat(&mut c, &hb("g", &member, 0, Some(&["st"])));
+        assert_eq!((r.error_code, r.error_message), (invalid, None));
+    }
     for (req, msg) in [
-        (hb("g", "", 0, Some(&["st"])), "MemberId can't be empty."),
         (hb("", "m", 0, Some(&["st"])), "GroupId can't be empty."),
         (
             hb("g", "m", 0, None),
@@ -286,6 +262,22 @@ fn share_sessions_acquisition_and_acknowledgements() {
         fetch(&mut c, "sg", "a", 0, id, vec![(0, 0, 1)]).error_code,
         E::InvalidRequest.code()
     );
+    // Kafka's isMemberIdValid (set, not empty, at most 36 characters) and
+    // a group id, before any session: the request's INVALID_REQUEST.
+    let too_long = "m".repeat(37);
+    for member in ["", too_long.as_str()] {
+        let r = fetch(&mut c, "sg", member, 0, id, vec![]);
+        assert_eq!(r.error_code, E::InvalidRequest.code(), "{member:?}");
+        let (err, _, _) = acknowledge(&mut c, 1, ("sg", member, 1), id, &[(0, 0, ACCEPT)], false);
+        assert_eq!(err, E::InvalidRequest.code(), "{member:?}");
+    }
+    let no_group: ShareFetchResponse = c.call(
+        1,
+        &ShareFetchRequest::default()
+            .with_member_id(Some(sb("a")))
+            .with_max_bytes(1 << 20),
+    );
+    assert_eq!(no_group.error_code, E::InvalidRequest.code());
     // a opens a session and acquires all ten records.
     let r = fetch(&mut c, "sg", "a", 0, id, vec![]);
     assert_eq!(r.error_code, NONE);
@@ -301,35 +293,32 @@ fn share_sessions_acquisition_and_acknowledgements() {
     let r = fetch(&mut c, "sg", "b", 1, id, vec![(0, 0, 1)]);
     assert_eq!(ack_error(&r), E::InvalidRecordState.code());
     // a accepts 0-3, releases 4-5, rejects 6-9.
-    let ack = |first: i64, last: i64, t: i8| {
-        AcknowledgeTopic::default()
-            .with_topic_id(id)
-            .with_partitions(vec![AcknowledgePartition::default()
-                .with_partition_index(0)
-                .with_acknowledgement_batches(vec![AckBatch::default()
-                    .with_first_offset(first)
-                    .with_last_offset(last)
-                    .with_acknowledge_types(vec![t])])])
-    };
-    let sa = |epoch: i32, topics: Vec<AcknowledgeTopic>| {
-        ShareAcknowledgeRequest::default()
+    let (err, _, _) = acknowledge(&mut c, 1, ("sg", "a", 0), id, &[(0, 3, ACCEPT)], false);
+    assert_eq!(err, E::InvalidShareSessionEpoch.code());
+    let batches = [(0, 3, ACCEPT), (4, 5, RELEASE), (6, 9, REJECT)];
+    let r = acknowledge(&mut c, 1, ("sg", "a", 1), id, &batches, false);
+    assert_eq!(r, (NONE, None, vec![NONE]));
+    // A partition the topic lacks (Kafka's metadataCache.contains).
+    let r: ShareAcknowledgeResponse = c.call(
+        1,
+        &ShareAcknowledgeRequest::default()
             .with_group_id(Some(GroupId(sb("sg"))))
             .with_member_id(Some(sb("a")))
-            .with_share_session_epoch(epoch)
-            .with_topics(topics)
-    };
-    let r: ShareAcknowledgeResponse = c.call(1, &sa(0, vec![ack(0, 3, 1)]));
-    assert_eq!(r.error_code, E::InvalidShareSessionEpoch.code());
-    let r: ShareAcknowledgeResponse =
-        c.call(1, &sa(1, vec![ack(0, 3, 1), ack(4, 5, 2), ack(6, 9, 3)]));
-    assert_eq!(r.error_code, NONE);
-    assert!(
-        r.responses
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .all(|p| p.error_code == NONE),
-        "{r:?}"
+            .with_share_session_epoch(2)
+            .with_topics(vec![share_acknowledge_request::AcknowledgeTopic::default()
+                .with_topic_id(id)
+                .with_partitions(vec![
+                    share_acknowledge_request::AcknowledgePartition::default()
+                        .with_partition_index(5)
+                        .with_acknowledgement_batches(vec![
+                            share_acknowledge_request::AcknowledgementBatch::default()
+                                .with_last_offset(0)
+                                .with_acknowledge_types(vec![ACCEPT]),
+                        ]),
+                ])]),
     );
+    let code = r.responses[0].partitions[0].error_code;
+    assert_eq!(code, E::UnknownTopicOrPartition.code());
     // The released records go to b with delivery count 2; the rejected
     // ones to nobody.
     let r = fetch(&mut c, "sg", "b", 2, id, vec![]);
@@ -342,7 +331,7 @@ fn share_sessions_acquisition_and_acknowledgements() {
     // releases what its member held.
     produce_ok(&mut c, "sf", 0, &simple_batch(2, 10, 1, 9));
     assert_eq!(
-        acquired(&fetch(&mut c, "sg", "a", 2, id, vec![])),
+        acquired(&fetch(&mut c, "sg", "a", 3, id, vec![])),
         vec![(10, 11, 1)]
     );
     let r = fetch(&mut c, "sg", "a", -1, id, vec![]);
@@ -693,4 +682,56 @@ fn describe_share_group_offsets_v1_reports_the_lag() {
         described_offsets(&describe_offsets(&mut c, "lag", Some(&[("sl", 0)]))),
         vec![("sl".into(), 0, 4, NONE)]
     );
+}
+
+/// Kafka's `handleAcknowledgements` checks the batches before TOPIC READ:
+/// a malformed acknowledgement of a topic the client may not read is
+/// INVALID_REQUEST, a well-formed one TOPIC_AUTHORIZATION_FAILED (in
+/// ShareAcknowledge and in ShareFetch alike).
+#[test]
+fn acknowledgements_are_validated_before_topic_authorization() {
+    const AUTHORIZER: &str =
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+    let (group_type, literal, read, allow) = (3, 3, 3, 3);
+    let mut b = Broker::start(&[AUTHORIZER, "super.users=User:ANONYMOUS"]);
+    find_coordinators(&b);
+    let mut c = b.client();
+    let id = create_topic(&mut c, "hidden", 1, &[]);
+    let r = create_acls(
+        &mut c,
+        vec![creation(
+            group_type,
+            "ag",
+            literal,
+            "User:ANONYMOUS",
+            read,
+            allow,
+        )],
+    );
+    assert!(r.iter().all(|x| x.0 == NONE), "{r:?}");
+    b.stop();
+    b.restart_with(&["super.users="]);
+    let mut c = b.client();
+    let r = fetch(&mut c, "ag", "a", 0, id, vec![]);
+    assert_eq!(r.error_code, NONE, "{r:?}");
+    let denied = E::TopicAuthorizationFailed.code();
+    let invalid = E::InvalidRequest.code();
+    // Out of order, an unknown type, then well formed.
+    let (err, _, parts) = acknowledge(
+        &mut c,
+        1,
+        ("ag", "a", 1),
+        id,
+        &[(3, 3, 1), (0, 0, 1)],
+        false,
+    );
+    assert_eq!((err, parts), (NONE, vec![invalid]));
+    let (_, _, parts) = acknowledge(&mut c, 1, ("ag", "a", 2), id, &[(0, 0, 9)], false);
+    assert_eq!(parts, vec![invalid]);
+    let (_, _, parts) = acknowledge(&mut c, 1, ("ag", "a", 3), id, &[(0, 0, ACCEPT)], false);
+    assert_eq!(parts, vec![denied]);
+    let r = fetch(&mut c, "ag", "a", 4, id, vec![(0, 0, 9)]);
+    assert_eq!(ack_errors(&r), vec![(0, invalid)], "{r:?}");
+    let r = fetch(&mut c, "ag", "a", 5, id, vec![(0, 0, ACCEPT)]);
+    assert_eq!(ack_errors(&r), vec![(0, denied)], "{r:?}");
 }

@@ -279,6 +279,10 @@ impl SharePartition {
     ) -> Vec<Acquired> {
         let mut out: Vec<Acquired> = Vec::new();
         let mut taken = 0i64;
+        // Whether `out`'s last range is of records new to the share
+        // partition: Kafka answers records already in flight and newly
+        // read ones as separate ranges, never one.
+        let mut last_fresh = false;
         let lock_until = now_ms.saturating_add(limits.lock_duration_ms);
         for b in batches {
             // Kafka aligns acquisition on batch boundaries: a batch is
@@ -288,9 +292,18 @@ impl SharePartition {
             }
             for o in b.base_offset.max(self.start_offset)..=b.last_offset {
                 if limits.record_limit && taken >= limits.max_records {
+                    // Kafka keeps the whole batch it split in flight: the
+                    // rest stays available there.
+                    if !b.control {
+                        for rest in o.max(self.end_offset)..=b.last_offset {
+                            self.records.insert(rest, available());
+                            self.end_offset = rest + 1;
+                        }
+                    }
                     break;
                 }
-                if o >= self.end_offset {
+                let fresh = o >= self.end_offset;
+                if fresh {
                     if self.end_offset - self.start_offset >= limits.max_in_flight {
                         break;
                     }
@@ -300,15 +313,7 @@ impl SharePartition {
                         self.records.insert(o, archived());
                         continue;
                     }
-                    self.records.insert(
-                        o,
-                        InFlight {
-                            state: RecordState::Available,
-                            delivery_count: 0,
-                            member: String::new(),
-                            lock_until_ms: 0,
-                        },
-                    );
+                    self.records.insert(o, available());
                 }
                 let Some(r) = self.records.get_mut(&o) else {
                     continue;
@@ -322,7 +327,11 @@ impl SharePartition {
                 r.lock_until_ms = lock_until;
                 taken += 1;
                 match out.last_mut() {
-                    Some(a) if a.last_offset + 1 == o && a.delivery_count == r.delivery_count => {
+                    Some(a)
+                        if a.last_offset + 1 == o
+                            && a.delivery_count == r.delivery_count
+                            && fresh == last_fresh =>
+                    {
                         a.last_offset = o;
                     }
                     _ => out.push(Acquired {
@@ -331,6 +340,7 @@ impl SharePartition {
                         delivery_count: r.delivery_count,
                     }),
                 }
+                last_fresh = fresh;
             }
         }
         self.advance_start();
@@ -362,12 +372,37 @@ impl SharePartition {
                     "Acknowledge types do not match the batch's offsets".to_string(),
                 ));
             }
+            // Kafka's `fetchSubMapForAcknowledgementBatch`: the batch must lie
+            // in what was acquired so far.
+            if self.records.is_empty() {
+                return Err(AckError::InvalidRecordState(
+                    "Batch record not found. The request batch offsets are not found in the cache."
+                        .to_string(),
+                ));
+            }
+            if *first >= self.end_offset {
+                return Err(AckError::InvalidRequest(
+                    "Batch record not found. The first offset in request is past acquired records."
+                        .to_string(),
+                ));
+            }
+            if *last >= self.end_offset {
+                return Err(AckError::InvalidRequest(
+                    "Batch record not found. The last offset in request is past acquired records."
+                        .to_string(),
+                ));
+            }
             for (i, o) in (*first..=*last).enumerate() {
                 let t = if types.len() == 1 { types[0] } else { types[i] };
                 if !(ACK_GAP..=ACK_RENEW).contains(&t) {
                     return Err(AckError::InvalidRequest(format!(
                         "Invalid acknowledge type {t}"
                     )));
+                }
+                // Below the start offset everything is done already: Kafka
+                // skips such offsets without an error.
+                if o < self.start_offset {
+                    continue;
                 }
                 match self.records.get(&o) {
                     Some(r) if r.state == RecordState::Acquired && r.member == member => {}
@@ -438,6 +473,16 @@ impl SharePartition {
                 }
             }
         }
+    }
+}
+
+/// A record in flight that no member holds.
+fn available() -> InFlight {
+    InFlight {
+        state: RecordState::Available,
+        delivery_count: 0,
+        member: String::new(),
+        lock_until_ms: 0,
     }
 }
 
@@ -521,6 +566,30 @@ mod tests {
         p.acknowledge("b", &[(1, 1, vec![ACK_RELEASE])], 2, None)
             .unwrap();
         assert_eq!(p.start_offset, 3);
+    }
+
+    /// Kafka's `fetchSubMapForAcknowledgementBatch`: nothing in flight is
+    /// an invalid record state, past what was acquired an invalid request,
+    /// and below the start offset nothing to do.
+    #[test]
+    fn acknowledgements_must_lie_in_what_was_acquired() {
+        let mut p = SharePartition::new(0);
+        let e = p.acknowledge("a", &[(0, 0, vec![ACK_ACCEPT])], 2, None);
+        assert!(matches!(e, Err(AckError::InvalidRecordState(_))));
+        p.acquire("a", &[batch(0, 4)], LIMITS, 0);
+        for (first, last) in [(5, 6), (3, 5)] {
+            let e = p.acknowledge("a", &[(first, last, vec![ACK_ACCEPT])], 2, None);
+            assert!(
+                matches!(e, Err(AckError::InvalidRequest(_))),
+                "{first}-{last}"
+            );
+        }
+        p.acknowledge("a", &[(0, 1, vec![ACK_ACCEPT])], 2, None)
+            .unwrap();
+        assert_eq!(p.start_offset, 2);
+        p.acknowledge("a", &[(0, 0, vec![ACK_ACCEPT])], 2, None)
+            .unwrap();
+        assert_eq!(p.count(RecordState::Acquired), 3, "2-4 untouched");
     }
 
     #[test]

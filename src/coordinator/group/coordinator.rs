@@ -379,13 +379,13 @@ impl GroupCoordinator {
         self.share_group(group_id, true)
     }
 
-    /// AlterShareGroupOffsets initialized a share partition of `group`
-    /// (its members may be assigned it).
-    pub fn share_partition_initialized(&self, group: &str, id: Uuid, name: &str, partition: i32) {
+    /// AlterShareGroupOffsets initialized share partitions (topic id, name,
+    /// partition) of `group` (its members may be assigned them).
+    pub fn share_partitions_initialized(&self, group: &str, partitions: &[(Uuid, String, i32)]) {
         self.lock()
             .groups
             .share_groups
-            .mark_initialized(group, id, name, partition);
+            .mark_initialized(group, partitions);
     }
 
     /// DeleteShareGroupOffsets deleted a topic's share state of `group`.

@@ -374,6 +374,10 @@ impl ShareGroups {
         }
         g.target.remove(member_id);
         g.group_epoch += 1;
+        // The last member gone, Kafka's target (empty) is current at once.
+        if g.members.is_empty() {
+            g.assignment_epoch = g.group_epoch;
+        }
         Ok(ShareHeartbeatOutcome {
             member_id: Some(member_id.to_string()),
             member_epoch: -1,
@@ -427,15 +431,25 @@ impl ShareGroups {
         self.describe(gid, other_group, now_ms)
     }
 
-    /// AlterShareGroupOffsets initialized `partition` of topic `id`
-    /// (`name`) for share group `gid` (Kafka records it initialized).
-    pub fn mark_initialized(&mut self, gid: &str, id: Uuid, name: &str, partition: i32) {
-        if let Some(g) = self.groups.get_mut(gid) {
-            g.initialized
-                .entry(id)
-                .or_insert_with(|| (name.to_string(), BTreeSet::new()))
+    /// AlterShareGroupOffsets initialized `partitions` (topic id, name,
+    /// partition) for share group `gid` (Kafka records them initialized);
+    /// any not initialized before moves the group epoch once, as Kafka's
+    /// completed initialization does.
+    pub fn mark_initialized(&mut self, gid: &str, partitions: &[(Uuid, String, i32)]) {
+        let Some(g) = self.groups.get_mut(gid) else {
+            return;
+        };
+        let mut added = false;
+        for (id, name, partition) in partitions {
+            added |= g
+                .initialized
+                .entry(*id)
+                .or_insert_with(|| (name.clone(), BTreeSet::new()))
                 .1
-                .insert(partition);
+                .insert(*partition);
+        }
+        if added {
+            g.group_epoch += 1;
         }
     }
 

@@ -22,6 +22,7 @@ pub mod fetch;
 pub mod groups;
 pub mod load;
 pub mod produce;
+pub mod share;
 pub mod topics;
 pub mod transactions;
 
