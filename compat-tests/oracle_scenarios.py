@@ -18,7 +18,6 @@ import base64
 import time
 
 from oracle_lib import batch, records
-import oracle_share
 
 # API keys
 PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
@@ -370,10 +369,16 @@ def _joined(*blobs):
     return base64.b64encode(b"".join(base64.b64decode(b) for b in blobs)).decode()
 
 
-def _short_batch(length):
+def _short_batch(length, **batch_args):
     """A magic-2 batch header cut to `length` bytes after its length field."""
-    raw = bytearray(base64.b64decode(batch(records(1))))[:12 + length]
+    raw = bytearray(base64.b64decode(batch(records(1), **batch_args)))[:12 + length]
     raw[8:12] = length.to_bytes(4, "big")
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def _with_magic(blob, magic):
+    raw = bytearray(base64.b64decode(blob))
+    raw[16] = magic
     return base64.b64encode(bytes(raw)).decode()
 
 
@@ -415,6 +420,27 @@ def sc_produce(s, v, n):
             "transactionalId": None, "acks": -1, "timeoutMs": 30000, "topicData": [
                 produce_topic(s, v, n("t"), [(0, batch(records(1, "g"))), (1, _short_batch(20))])]})
         produce(s, n("t"), batch(records(1, "h")), version=v, label="after it (the log end shows no append)")
+        # Kafka frames each partition's first batch before anything else
+        # (hasTransactionalRecords): what its iterator refuses fails the whole
+        # request with the iterator's message; a second batch is the
+        # partition's own refusal, without one
+        s.x("a good partition and one of length 13", PRODUCE, v, {
+            "transactionalId": None, "acks": -1, "timeoutMs": 30000, "topicData": [
+                produce_topic(s, v, n("t"), [(0, batch(records(1, "g"))), (1, _short_batch(13))])]})
+        s.x("a good partition and one of magic 5", PRODUCE, v, {
+            "transactionalId": None, "acks": -1, "timeoutMs": 30000, "topicData": [
+                produce_topic(s, v, n("t"), [(0, batch(records(1, "g"))),
+                                             (1, _with_magic(batch(records(1)), 5))])]})
+        produce(s, n("t"), _joined(batch(records(1)), _short_batch(5)), version=v,
+                label="a second batch of length 5")
+        produce(s, n("t"), batch(records(1, "h")), version=v, label="after them (no append)")
+        # a transactional batch with a producer id: its epoch and sequence
+        # are read too (length 40 does not hold them)
+        txb = dict(producer_id=7, epoch=0, base_seq=0, transactional=True)
+        produce(s, n("t"), _short_batch(40, **txb), version=v, txn_id=n("tx"),
+                label="transactional, length 40")
+        produce(s, n("t"), _short_batch(40, **txb), version=v,
+                label="transactional, length 40, no transactional id")
     # one replica, min.insync.replicas 2: Kafka caps the minimum at the
     # replica count (Partition.effectiveMinIsr)
     create_topic(s, n("isr"), configs={"min.insync.replicas": "2"})
@@ -1289,6 +1315,7 @@ def fam_txn(s, i, n):
 
 
 from oracle_streams import STREAMS_APIS, STREAMS_GROUP_HEARTBEAT, fam_streams  # noqa: E402
+import oracle_share  # noqa: E402  (it imports this module: after its definitions)
 
 # (name, primary API, mode, function); mode "version": once per common version,
 # "once": a single run at the latest common version, ("family", apis): indexes

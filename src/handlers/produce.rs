@@ -440,15 +440,24 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
         version,
         transactional_id: request.transactional_id.as_ref().map(|t| t.0.as_str()),
     };
+    // Kafka's first look at the records (`hasTransactionalRecords`: each
+    // partition's first batch): a batch its iterator refuses fails the whole
+    // request, CORRUPT_MESSAGE with the iterator's message.
+    let first_batches = validator::first_batches_transactional(
+        request
+            .topic_data
+            .iter()
+            .flat_map(|t| &t.partition_data)
+            .map(|p| p.records.as_deref().unwrap_or_default()),
+    );
+    let mut whole_request_error = first_batches
+        .as_ref()
+        .err()
+        .map(|message| (ResponseError::CorruptMessage, Some(message.clone())));
     // Transactional records need a transactional id and WRITE on it, or the
-    // whole request is refused (Kafka's `hasTransactionalRecords` check;
-    // without an authorizer only the missing id is refused).
-    let transactional_refused = request
-        .topic_data
-        .iter()
-        .flat_map(|t| &t.partition_data)
-        .filter_map(|p| p.records.as_ref())
-        .any(|r| batch::iter_batches(r).any(|(_, h)| h.is_transactional()))
+    // whole request is refused (without an authorizer only the missing id
+    // is refused).
+    let transactional_refused = first_batches == Ok(true)
         && !ctx.transactional_id.is_some_and(|id| {
             req.ctx.apis.authorizer.is_none()
                 || req
@@ -522,10 +531,10 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
                 })
         })
         .collect();
-    // Kafka reads each such partition's producer id before the acks; a batch
-    // too short to hold one throws there and fails the whole request
-    // (`validator::producer_id_unreadable`): nothing verified or appended.
-    let producer_id_unreadable = request
+    // Kafka reads each such partition's producer fields before the acks; a
+    // batch too short for them throws there and fails the whole request
+    // (`validator::producer_fields_unreadable`): nothing verified or appended.
+    let producer_fields_unreadable = request
         .topic_data
         .iter()
         .zip(&resolved)
@@ -537,7 +546,7 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
                 .enumerate()
                 .any(|(partition_pos, pd)| {
                     !misshapen.contains_key(&(topic_pos, partition_pos))
-                        && validator::producer_id_unreadable(
+                        && validator::producer_fields_unreadable(
                             pd.records.as_deref().unwrap_or_default(),
                         )
                         && (topic
@@ -551,7 +560,10 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
                             ))
                 })
         });
-    let verdicts = if valid_acks && !producer_id_unreadable {
+    if producer_fields_unreadable && whole_request_error.is_none() {
+        whole_request_error = Some((ResponseError::UnknownServerError, None));
+    }
+    let verdicts = if valid_acks && whole_request_error.is_none() {
         verify_transactions(&req, &request.topic_data, &resolved, &misshapen, &ctx).await
     } else {
         HashMap::new()
@@ -565,13 +577,8 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
             // Kafka's order: the topic or partition it does not know, the
             // request-level shape of the records, then the acks
             // (`ReplicaManager.appendRecords`), then leadership and the log.
-            let result = if producer_id_unreadable {
-                Err(failed(
-                    pd.index,
-                    ResponseError::UnknownServerError,
-                    -1,
-                    None,
-                ))
+            let result = if let Some((code, message)) = &whole_request_error {
+                Err(failed(pd.index, *code, -1, message.clone()))
             } else if let Some(code) = refused {
                 Err(failed(pd.index, code, -1, None))
             } else {
@@ -597,14 +604,8 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
                         let code = ResponseError::try_from_code(e.kafka_error_code())
                             .unwrap_or(ResponseError::CorruptMessage);
                         tracing::debug!(topic = %td.name.0, partition = pd.index, error = %e, "rejected produce data");
-                        // Only the iterator's own refusal carries a message.
-                        let message = match e {
-                            RecordError::BatchTooSmall { batch_length, .. } => Some(format!(
-                                "Record size {batch_length} is less than the minimum record overhead (14)"
-                            )),
-                            _ => None,
-                        };
-                        Err(failed(pd.index, code, -1, message))
+                        // Kafka answers these with the code alone.
+                        Err(failed(pd.index, code, -1, None))
                     }
                     _ if !valid_acks => Err(failed(
                         pd.index,

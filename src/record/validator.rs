@@ -9,10 +9,10 @@
 use bytes::BytesMut;
 
 use super::batch::{
-    batch_records, be_i16, be_i32, compute_crc, frame_batch, BatchHeader, Compression,
-    ATTRIBUTES_OFFSET, BATCH_LENGTH_OFFSET, COMPRESSION_CODEC_MASK, CRC_OFFSET, CURRENT_MAGIC,
-    LOG_OVERHEAD, MAGIC_OFFSET, NO_TIMESTAMP, PRODUCER_ID_OFFSET, RECORDS_OFFSET,
-    RECORD_BATCH_OVERHEAD,
+    batch_records, be_i16, be_i32, be_i64, compute_crc, frame_batch, BatchHeader, Compression,
+    ATTRIBUTES_OFFSET, BASE_SEQUENCE_OFFSET, BATCH_LENGTH_OFFSET, COMPRESSION_CODEC_MASK,
+    CRC_OFFSET, CURRENT_MAGIC, LOG_OVERHEAD, MAGIC_OFFSET, NO_TIMESTAMP, PRODUCER_ID_OFFSET,
+    RECORDS_OFFSET, RECORD_BATCH_OVERHEAD, TRANSACTIONAL_FLAG_MASK,
 };
 use super::compression;
 use super::default_record::{records, Record};
@@ -125,15 +125,50 @@ pub fn validate_produce_shape(records: &[u8], version: i16) -> Result<(), Record
     }
 }
 
+/// Kafka's `RequestUtils.hasTransactionalRecords`, its first look at a
+/// produce request: the first batch of each partition's data, in request
+/// order, until one is transactional. Framing happens here, outside any
+/// per-partition handling, so the iterator's refusal (a length below 14,
+/// an unknown magic) fails the whole request: `Err` with its message,
+/// answered CORRUPT_MESSAGE for every partition.
+pub fn first_batches_transactional<'a>(
+    data: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<bool, String> {
+    for records in data {
+        match iterated_batch_size(records, 0, 0) {
+            Ok(Some(_)) if be_i16(records, ATTRIBUTES_OFFSET) & TRANSACTIONAL_FLAG_MASK != 0 => {
+                return Ok(true)
+            }
+            Ok(_) => {}
+            Err(RecordError::BatchTooSmall { batch_length, .. }) => {
+                return Err(format!(
+                    "Record size {batch_length} is less than the minimum record overhead (14)"
+                ))
+            }
+            Err(RecordError::InvalidMagic { magic, .. }) => {
+                return Err(format!("Invalid magic found in record: {magic}"))
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(false)
+}
+
 /// Whether the first batch of data `validate_produce_shape` accepted is too
-/// short to hold its producer id. Kafka reads it for every partition before
-/// the acks (`ReplicaManager.handleProduceAppend`, `batch.hasProducerId`):
-/// past the buffer's end that throws, and the whole request is answered
+/// short for the fields Kafka reads of every partition before the acks
+/// (`ReplicaManager.handleProduceAppend`): the producer id (`hasProducerId`),
+/// and for a transactional batch with one its epoch and base sequence. Past
+/// the buffer's end that throws, and the whole request is answered
 /// UNKNOWN_SERVER_ERROR.
-pub fn producer_id_unreadable(records: &[u8]) -> bool {
-    records.len() >= LOG_OVERHEAD
-        && (be_i32(records, BATCH_LENGTH_OFFSET) as i64 + LOG_OVERHEAD as i64)
-            < (PRODUCER_ID_OFFSET + 8) as i64
+pub fn producer_fields_unreadable(records: &[u8]) -> bool {
+    let Ok(Some(size)) = iterated_batch_size(records, 0, 0) else {
+        return false;
+    };
+    if size < PRODUCER_ID_OFFSET + 8 {
+        return true;
+    }
+    let transactional = be_i16(records, ATTRIBUTES_OFFSET) & TRANSACTIONAL_FLAG_MASK != 0;
+    transactional && be_i64(records, PRODUCER_ID_OFFSET) >= 0 && size < BASE_SEQUENCE_OFFSET + 4
 }
 
 /// Kafka's `ByteBufferLogInputStream.nextBatch` over a produce request's

@@ -7,7 +7,7 @@
 
 use crate::support::admin::delete_records;
 use crate::support::fetch::latest;
-use crate::support::produce::{produce, produce_ok, produce_v};
+use crate::support::produce::{produce, produce_ok, produce_request, produce_v};
 use crate::support::topics::create_topic;
 use crate::support::transactions::{idempotent_producer, txn_broker};
 use crate::support::*;
@@ -296,4 +296,64 @@ fn a_duplicate_is_acknowledged_with_its_original_timestamp() {
         (NONE, 0, appended_at),
         "duplicate on a LogAppendTime topic"
     );
+}
+
+/// Kafka's two whole-request refusals of record data: a partition's first
+/// batch its iterator refuses (a length below 14: CORRUPT_MESSAGE with the
+/// iterator's message on every partition), and a batch too short for the
+/// producer id Kafka reads before the acks (UNKNOWN_SERVER_ERROR, no
+/// message). Either way nothing of the request is appended, the good
+/// partition's batch included.
+#[test]
+fn a_batch_kafka_cannot_frame_fails_the_whole_request() {
+    use kafka_protocol::messages::produce_request::PartitionProduceData;
+    use kafka_protocol::messages::ProduceResponse;
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "w", 2, &[]);
+    let good = batch(&[Rec::value(b"g", now_ms())]);
+    let cut = |length: usize| {
+        let mut raw = good[..12 + length].to_vec();
+        raw[8..12].copy_from_slice(&(length as i32).to_be_bytes());
+        raw
+    };
+    let two = |second: &[u8]| {
+        let mut req = produce_request("w", 0, -1, &good);
+        req.topic_data[0].partition_data.push(
+            PartitionProduceData::default()
+                .with_index(1)
+                .with_records(Some(bytes::Bytes::copy_from_slice(second))),
+        );
+        req
+    };
+    let answers = |r: ProduceResponse| -> Vec<(i16, Option<String>)> {
+        r.responses[0]
+            .partition_responses
+            .iter()
+            .map(|p| {
+                (
+                    p.error_code,
+                    p.error_message.as_ref().map(|m| m.to_string()),
+                )
+            })
+            .collect()
+    };
+    let message = Some("Record size 13 is less than the minimum record overhead (14)".to_string());
+    let corrupt = E::CorruptMessage.code();
+    assert_eq!(
+        answers(c.call(9, &two(&cut(13)))),
+        vec![(corrupt, message.clone()), (corrupt, message)]
+    );
+    let unknown = E::UnknownServerError.code();
+    assert_eq!(
+        answers(c.call(9, &two(&cut(20)))),
+        vec![(unknown, None), (unknown, None)]
+    );
+    // Length 39 holds the producer id: the partition's own refusal, from
+    // its log (the good partition is appended).
+    assert_eq!(
+        answers(c.call(9, &two(&cut(39)))),
+        vec![(NONE, None), (corrupt, None)]
+    );
+    assert_eq!(latest(&mut c, "w", 0), 1, "only the last request appended");
 }

@@ -75,8 +75,11 @@ fn fetch(
     fetch_at(c, 1, group, member, epoch, topic, &acks, ask)
 }
 
-/// The first acknowledgement error of the answer (0 when none).
+/// The first acknowledgement error of the answer (0 when none); the answer
+/// must have no top-level error and at least one partition.
 fn ack_error(r: &ShareFetchResponse) -> i16 {
+    assert_eq!(r.error_code, NONE, "top-level error: {r:?}");
+    assert!(!ack_errors(r).is_empty(), "no partition answered: {r:?}");
     ack_errors(r)
         .into_iter()
         .map(|(_, code)| code)

@@ -656,9 +656,64 @@ fn produce_shape_is_kafkas_validate_records() {
         }
     ));
     // Kafka reads the producer id (bytes 43..51) next: length 39 is the
-    // shortest batch that holds it.
-    assert!(producer_id_unreadable(&short(14)));
-    assert!(producer_id_unreadable(&short(38)));
-    assert!(!producer_id_unreadable(&short(39)));
-    assert!(!producer_id_unreadable(&ok));
+    // shortest batch that holds it; a transactional batch with a producer
+    // id needs its epoch and base sequence too (length 45).
+    assert!(producer_fields_unreadable(&short(14)));
+    assert!(producer_fields_unreadable(&short(38)));
+    assert!(!producer_fields_unreadable(&short(39)));
+    assert!(!producer_fields_unreadable(&ok));
+    let mut txn = BatchBuilder::new(0)
+        .producer(7, 0, 0)
+        .transactional(true)
+        .build();
+    let cut = |b: &[u8], length: usize| {
+        let mut b = b[..LOG_OVERHEAD + length].to_vec();
+        b[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4]
+            .copy_from_slice(&(length as i32).to_be_bytes());
+        b
+    };
+    assert!(producer_fields_unreadable(&cut(&txn, 44)));
+    assert!(!producer_fields_unreadable(&cut(&txn, 45)));
+    // without a producer id only the id is read
+    txn[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8].copy_from_slice(&(-1i64).to_be_bytes());
+    assert!(!producer_fields_unreadable(&cut(&txn, 39)));
+}
+
+#[test]
+fn first_batches_are_kafkas_first_look() {
+    let plain = batch(1);
+    let txn = BatchBuilder::new(0)
+        .producer(7, 0, 0)
+        .transactional(true)
+        .build();
+    assert_eq!(first_batches_transactional([&plain[..]]), Ok(false));
+    assert_eq!(
+        first_batches_transactional([&plain[..], &txn[..]]),
+        Ok(true)
+    );
+    // Only first batches, and nothing after a transactional one is framed.
+    let mut tail = plain.clone();
+    tail.extend_from_slice(&txn);
+    assert_eq!(first_batches_transactional([&tail[..]]), Ok(false));
+    let mut thirteen = plain[..LOG_OVERHEAD + 13].to_vec();
+    thirteen[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&13i32.to_be_bytes());
+    assert_eq!(
+        first_batches_transactional([&plain[..], &thirteen[..]]),
+        Err("Record size 13 is less than the minimum record overhead (14)".to_string())
+    );
+    assert_eq!(
+        first_batches_transactional([&txn[..], &thirteen[..]]),
+        Ok(true)
+    );
+    let mut magic = plain.clone();
+    magic[MAGIC_OFFSET] = 5;
+    assert_eq!(
+        first_batches_transactional([&magic[..]]),
+        Err("Invalid magic found in record: 5".to_string())
+    );
+    // Empty data and a partial batch have no first batch.
+    assert_eq!(
+        first_batches_transactional([&[][..], &plain[..20]]),
+        Ok(false)
+    );
 }

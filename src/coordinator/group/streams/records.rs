@@ -979,8 +979,6 @@ mod tests {
         }
     }
 
-    /// Kafka's byte layout of StreamsGroupTargetAssignmentMetadataValue
-    /// with AssignmentTimestamp (tag 0, added in 4.3) is read; an unknown member state is an error, not a panic.
     /// A StreamsGroupMetadataValue as a Kafka 4.4 broker with a topology
     /// description plugin writes it (tags 0-3): read, and written back
     /// byte for byte, so a rewrite keeps the description epochs.
@@ -990,8 +988,9 @@ mod tests {
         v.extend_from_slice(&5i32.to_be_bytes());
         v.extend_from_slice(&77i64.to_be_bytes());
         v.push(4); // four tagged fields
-        v.extend_from_slice(&[0, 4, 0, 0, 0, 2]); // ValidatedTopologyEpoch 2
-                                                  // LastAssignmentConfigs [{"num.standby.replicas", "1"}]
+                   // ValidatedTopologyEpoch 2
+        v.extend_from_slice(&[0, 4, 0, 0, 0, 2]);
+        // LastAssignmentConfigs [{"num.standby.replicas", "1"}]
         let mut configs = vec![2, 21];
         configs.extend_from_slice(b"num.standby.replicas");
         configs.extend_from_slice(&[2, b'1', 0]);
@@ -1017,6 +1016,9 @@ mod tests {
         assert_eq!(rec.encode().unwrap().1.as_deref(), Some(&v[..]));
     }
 
+    /// Kafka's byte layout of StreamsGroupTargetAssignmentMetadataValue
+    /// with AssignmentTimestamp (tag 0, added in 4.3) is read; an unknown
+    /// member state is an error, not a panic.
     #[test]
     fn kafka_tagged_fields_are_skipped_and_bad_states_refused() {
         let v = [0, 0, 0, 0, 0, 7, 1, 0, 8, 0, 0, 0, 0, 0, 0, 0, 42];
