@@ -141,6 +141,30 @@ def _share_member(key):
     return setup
 
 
+def _streams_heartbeat(n, key):
+    """A KIP-1071 join of member m-<key> to group <key>-g whose topology reads
+    only <key>-t (a source topic: no internal topic asks for CREATE)."""
+    return {"groupId": n(f"{key}-g"), "memberId": "m-" + n(key), "memberEpoch": 0,
+            "endpointInformationEpoch": -1, "instanceId": None, "rackId": None,
+            "rebalanceTimeoutMs": 30000,
+            "topology": {"epoch": 1, "subtopologies": [
+                {"subtopologyId": "0", "sourceTopics": [n(f"{key}-t")],
+                 "sourceTopicRegex": [], "stateChangelogTopics": [],
+                 "repartitionSinkTopics": [], "repartitionSourceTopics": [],
+                 "copartitionGroups": []}]},
+            "activeTasks": [], "standbyTasks": [], "warmupTasks": [],
+            "processId": "p", "userEndpoint": None, "clientTags": [],
+            "taskOffsets": None, "taskEndOffsets": None, "shutdownApplication": False}
+
+
+def _consumer_heartbeat(n, key):
+    """A KIP-848 join of member m-<key> to group <key>-g subscribed to <key>-t."""
+    return {"groupId": n(f"{key}-g"), "memberId": "m-" + n(key), "memberEpoch": 0,
+            "instanceId": None, "rackId": None, "rebalanceTimeoutMs": 30000,
+            "subscribedTopicNames": [n(f"{key}-t")], "serverAssignor": None,
+            "topicPartitions": []}
+
+
 def _fetch_body(t):
     return {"replicaId": -1, "maxWaitMs": 0, "minBytes": 0, "maxBytes": 1 << 20, "isolationLevel": 0,
             "topics": [{"topic": t, "partitions": [
@@ -399,32 +423,16 @@ CASES = [
     # KIP-1071: GROUP READ and DESCRIBE on every topic of the topology (a source
     # topic only, so no internal topic asks for CREATE).
     ("streams group heartbeat", 88, 0, _topic("sh"),
-     lambda n, c: {"groupId": n("sh-g"), "memberId": "m-" + n("sh"), "memberEpoch": 0,
-                   "endpointInformationEpoch": -1, "instanceId": None, "rackId": None,
-                   "rebalanceTimeoutMs": 30000,
-                   "topology": {"epoch": 1, "subtopologies": [
-                       {"subtopologyId": "0", "sourceTopics": [n("sh-t")],
-                        "sourceTopicRegex": [], "stateChangelogTopics": [],
-                        "repartitionSinkTopics": [], "repartitionSourceTopics": [],
-                        "copartitionGroups": []}]},
-                   "activeTasks": [], "standbyTasks": [], "warmupTasks": [],
-                   "processId": "p", "userEndpoint": None, "clientTags": [],
-                   "taskOffsets": None, "taskEndOffsets": None, "shutdownApplication": False},
+     lambda n, c: _streams_heartbeat(n, "sh"),
      lambda n: [acl(GROUP, n("sh-g"), READ), acl(TOPIC, n("sh-t"), DESCRIBE)]),
     # KIP-848: GROUP READ, then DESCRIBE on every subscribed topic
     # (KafkaApis.handleConsumerGroupHeartbeat); a topic alice may not describe
     # is TOPIC_AUTHORIZATION_FAILED even with the group granted.
     ("consumer group heartbeat", 68, None, _topic("ch"),
-     lambda n, c: {"groupId": n("ch-g"), "memberId": "m-" + n("ch"), "memberEpoch": 0,
-                   "instanceId": None, "rackId": None, "rebalanceTimeoutMs": 30000,
-                   "subscribedTopicNames": [n("ch-t")], "serverAssignor": None,
-                   "topicPartitions": []},
+     lambda n, c: _consumer_heartbeat(n, "ch"),
      lambda n: [acl(GROUP, n("ch-g"), READ), acl(TOPIC, n("ch-t"), DESCRIBE)]),
     ("consumer group heartbeat without topic DESCRIBE", 68, None, _topic("cn"),
-     lambda n, c: {"groupId": n("cn-g"), "memberId": "m-" + n("cn"), "memberEpoch": 0,
-                   "instanceId": None, "rackId": None, "rebalanceTimeoutMs": 30000,
-                   "subscribedTopicNames": [n("cn-t")], "serverAssignor": None,
-                   "topicPartitions": []},
+     lambda n, c: _consumer_heartbeat(n, "cn"),
      lambda n: [acl(GROUP, n("cn-g"), READ)]),
     ("consumer group describe", 69, None, _none,
      lambda n, c: {"groupIds": [n("cd-g")], "includeAuthorizedOperations": True},
@@ -436,17 +444,7 @@ CASES = [
     # description update: GROUP READ, then (no description plugin)
     # UNSUPPORTED_VERSION.
     ("streams group heartbeat v1", 88, 1, _topic("sv"),
-     lambda n, c: {"groupId": n("sv-g"), "memberId": "m-" + n("sv"), "memberEpoch": 0,
-                   "endpointInformationEpoch": -1, "instanceId": None, "rackId": None,
-                   "rebalanceTimeoutMs": 30000,
-                   "topology": {"epoch": 1, "subtopologies": [
-                       {"subtopologyId": "0", "sourceTopics": [n("sv-t")],
-                        "sourceTopicRegex": [], "stateChangelogTopics": [],
-                        "repartitionSinkTopics": [], "repartitionSourceTopics": [],
-                        "copartitionGroups": []}]},
-                   "activeTasks": [], "standbyTasks": [], "warmupTasks": [],
-                   "processId": "p", "userEndpoint": None, "clientTags": [],
-                   "taskOffsets": None, "taskEndOffsets": None, "shutdownApplication": False},
+     lambda n, c: _streams_heartbeat(n, "sv"),
      lambda n: [acl(GROUP, n("sv-g"), READ), acl(TOPIC, n("sv-t"), DESCRIBE)]),
     ("streams group describe v1", 89, 1, _none,
      lambda n, c: {"groupIds": [n("sw-g")], "includeAuthorizedOperations": True,

@@ -5,7 +5,11 @@ Two consumers of one share group share a 1-partition topic and every record is
 delivered exactly once (implicit acknowledgement); in explicit mode REJECTed
 records are never redelivered, RELEASEd ones come back with delivery count 2;
 a consumer killed (SIGKILL) with records in flight has them redelivered to
-another member once the acquisition lock (2 s here) times out."""
+another member once the acquisition lock (2 s here) times out.
+
+Each scenario runs against a real Apache Kafka 4.4 too (``*_on_kafka``, the same
+lock settings, SIGKILL and restart of its process): a step failing there is a
+driver problem, not kastle's."""
 import json
 import time
 
@@ -45,29 +49,77 @@ def _run(*args):
     return steps
 
 
+def _share_scenario(boot, jvm_procs):
+    prefix = f"kip932-{int(time.time() * 1000) % 10**9}"
+    topic, n = f"{prefix}-t", 60
+    groups = [f"{prefix}-{g}" for g in ("implicit", "explicit", "kill")]
+    _run("setup", boot, topic, str(n), *groups)
+    _run("implicit", boot, topic, str(n), groups[0])
+    _run("explicit", boot, topic, str(n), groups[1])
+    # A member killed with records in flight.
+    holder = jvm_procs("kafka4", "kastle.compat.ShareConsumers",
+                       ["hold", boot, topic, groups[2]], jvm_opts=["-Xmx256m"])
+    held = holder.wait_for(lambda e: e.get("type") == "held", 60, "held records")
+    holder.kill()
+    killed_at = time.monotonic()
+    _run("after_kill", boot, topic, groups[2], held["offsets"])
+    # Redelivered only after the lock expired, not at once.
+    assert time.monotonic() - killed_at >= LOCK_MS / 1000 - 0.5
+
+
+def _renew_scenario(boot):
+    prefix = f"kip1222-{int(time.time() * 1000) % 10**9}"
+    topic, n = f"{prefix}-t", 20
+    groups = [f"{prefix}-renew", f"{prefix}-limit"]
+    _run("setup", boot, topic, str(n), *groups)
+    _run("renew", boot, topic, groups[0], str(LOCK_MS))
+    _run("record_limit", boot, topic, str(n), groups[1])
+
+
+def _restart_scenario(boot, crash_and_restart):
+    prefix = f"kip932r-{int(time.time() * 1000) % 10**9}"
+    topic, group, n, k = f"{prefix}-t", f"{prefix}-g", 30, 12
+    _run("setup", boot, topic, str(n), group)
+    _run("ack_first", boot, topic, group, str(k))
+    crash_and_restart()
+    _run("rest", boot, topic, str(n), group, str(k))
+    _run("admin", boot, topic, group, str(n))
+
+
+@pytest.fixture
+def kafka_share(tmp_path):
+    """A real Apache Kafka 4.4 with the same lock settings (share.version 2 is
+    finalized on a new 4.4 cluster): the reference each scenario is checked on."""
+    from kafka_oracle import MODULE as KAFKA_MODULE, RealKafka
+    jvm_lib.jvm_module(KAFKA_MODULE)  # skips when the module is not built
+    k = RealKafka(tmp_path / "kafka", overrides=OVERRIDES)
+    k.start()
+    try:
+        yield k
+    finally:
+        k.stop()
+
+
+def _kill_and_start(k):
+    """SIGKILL a RealKafka and start it again on the same directory."""
+    k.proc.kill()
+    k.proc.wait()
+    k.proc = None
+    k.start()
+
+
 @pytest.mark.compat("java-4.4", "groups")
 def test_share_consumers_on_kastle(tmp_path, jvm_procs):  # noqa: F811 - the fixture's value
     b = Broker(tmp_path / "kastle", overrides=OVERRIDES)
     b.start()
     try:
-        boot = b.bootstrap
-        prefix = f"kip932-{int(time.time() * 1000) % 10**9}"
-        topic, n = f"{prefix}-t", 60
-        groups = [f"{prefix}-{g}" for g in ("implicit", "explicit", "kill")]
-        _run("setup", boot, topic, str(n), *groups)
-        _run("implicit", boot, topic, str(n), groups[0])
-        _run("explicit", boot, topic, str(n), groups[1])
-        # A member killed with records in flight.
-        holder = jvm_procs("kafka4", "kastle.compat.ShareConsumers",
-                           ["hold", boot, topic, groups[2]], jvm_opts=["-Xmx256m"])
-        held = holder.wait_for(lambda e: e.get("type") == "held", 60, "held records")
-        holder.kill()
-        killed_at = time.monotonic()
-        _run("after_kill", boot, topic, groups[2], held["offsets"])
-        # Redelivered only after the lock expired, not at once.
-        assert time.monotonic() - killed_at >= LOCK_MS / 1000 - 0.5
+        _share_scenario(b.bootstrap, jvm_procs)
     finally:
         b.stop()
+
+
+def test_share_consumers_on_kafka(kafka_share, jvm_procs):  # noqa: F811 - the fixture's value
+    _share_scenario(kafka_share.bootstrap, jvm_procs)
 
 
 @pytest.mark.compat("java-4.4", "groups")
@@ -80,14 +132,13 @@ def test_share_consumer_renew_and_record_limit(tmp_path):
     b = Broker(tmp_path / "kastle", overrides=OVERRIDES)
     b.start()
     try:
-        boot = b.bootstrap
-        topic, n = "kip1222-t", 20
-        groups = ["kip1222-renew", "kip1206-limit"]
-        _run("setup", boot, topic, str(n), *groups)
-        _run("renew", boot, topic, groups[0], str(LOCK_MS))
-        _run("record_limit", boot, topic, str(n), groups[1])
+        _renew_scenario(b.bootstrap)
     finally:
         b.stop()
+
+
+def test_share_consumer_renew_and_record_limit_on_kafka(kafka_share):
+    _renew_scenario(kafka_share.bootstrap)
 
 
 @pytest.mark.compat("java-4.4", "groups")
@@ -100,12 +151,10 @@ def test_share_state_survives_a_restart_and_admin_offsets(tmp_path):
     b = Broker(tmp_path / "kastle", overrides=OVERRIDES)
     b.start()
     try:
-        boot = b.bootstrap
-        topic, group, n, k = "kip932-restart", "kip932-restart-g", 30, 12
-        _run("setup", boot, topic, str(n), group)
-        _run("ack_first", boot, topic, group, str(k))
-        b.restart(graceful=False)
-        _run("rest", boot, topic, str(n), group, str(k))
-        _run("admin", boot, topic, group, str(n))
+        _restart_scenario(b.bootstrap, lambda: b.restart(graceful=False))
     finally:
         b.stop()
+
+
+def test_share_state_survives_a_restart_and_admin_offsets_on_kafka(kafka_share):
+    _restart_scenario(kafka_share.bootstrap, lambda: _kill_and_start(kafka_share))
