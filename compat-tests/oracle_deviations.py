@@ -35,12 +35,6 @@ DELIBERATE = [
 # Found by this oracle against kastle main; each reason says what Kafka 4.4 does.
 _NULL_MSG = ("kastle sends errorMessage \"\" where Kafka sends null (no error)")
 KNOWN = {
-    "share_lifecycle/other": [(None,
-        "kastle deviation: DescribeShareGroupOffsets after a share group's records were all "
-        "acknowledged past its first start offset: Kafka 4.4 reports the start offset its share "
-        "coordinator persisted first (2 here, its lag counting the acknowledged records above it "
-        "as delivery-complete); kastle persists the start offset as it moves (12 or 13). The lag "
-        "is the same")],
     "api_versions": [(None,
         "kastle deviation: the ApiVersions ranges differ from Kafka 4.4 (per API, each with its "
         "reason: test_api_range) and so do feature levels (test_features: kastle supports and "

@@ -1370,5 +1370,8 @@ SCENARIOS = [
     ("streams_lifecycle", STREAMS_GROUP_HEARTBEAT, ("family", STREAMS_APIS), fam_streams),
     ("share_lifecycle", oracle_share.SHARE_GROUP_HEARTBEAT, ("family", oracle_share.SHARE_APIS),
      oracle_share.fam_share),
+    ("alter_share_group_offsets", ALTER_SHARE_GROUP_OFFSETS, "version", oracle_share.sc_alter_share_group_offsets),
+    ("delete_share_group_offsets", oracle_share.DELETE_SHARE_GROUP_OFFSETS, "version",
+     oracle_share.sc_delete_share_group_offsets),
 ]
 

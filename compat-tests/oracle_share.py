@@ -195,3 +195,104 @@ def fam_share(s, i, n):
                                                             "includeAuthorizedOperations": False})
     s.x("offsets after leaving", sc.DESCRIBE_SHARE_GROUP_OFFSETS, sc.latest(sc.DESCRIBE_SHARE_GROUP_OFFSETS), {
         "groups": [{"groupId": g, "topics": [{"topicName": t, "partitions": [0]}]}]})
+
+
+# -- the share-group offset admin APIs (KIP-932) ----------------------------------------
+DELETE_SHARE_GROUP_OFFSETS = 92
+
+
+def _classic_group(s, group, topic):
+    """A classic group without members (an offset committed outside any
+    generation): a group of another type under the name."""
+    r = s.x("setup commit (a classic group)", sc.OFFSET_COMMIT, min(sc.latest(sc.OFFSET_COMMIT), 9), {
+        "groupId": group, "generationIdOrMemberEpoch": -1, "memberId": "", "groupInstanceId": None,
+        "topics": [{"name": topic, "partitions": [{"partitionIndex": 0, "committedOffset": 1,
+                                                    "committedLeaderEpoch": -1, "committedMetadata": None}]}]},
+        record=False)
+    assert r["topics"][0]["partitions"][0]["errorCode"] == 0, f"{s.name}: {r}"
+
+
+def _join(s, group, topic, member):
+    r = s.x("setup share join", SHARE_GROUP_HEARTBEAT, sc.latest(SHARE_GROUP_HEARTBEAT), {
+        "groupId": group, "memberId": member, "memberEpoch": 0, "rackId": None,
+        "subscribedTopicNames": [topic]}, record=False)
+    assert r["errorCode"] == 0, f"{s.name}: {r}"
+
+
+def _leave(s, group, member):
+    r = s.x("setup share leave", SHARE_GROUP_HEARTBEAT, sc.latest(SHARE_GROUP_HEARTBEAT), {
+        "groupId": group, "memberId": member, "memberEpoch": FINAL_EPOCH, "rackId": None,
+        "subscribedTopicNames": None}, record=False)
+    assert r["errorCode"] == 0, f"{s.name}: {r}"
+
+
+def _describe_offsets(s, label, group):
+    s.x(label, sc.DESCRIBE_SHARE_GROUP_OFFSETS, sc.latest(sc.DESCRIBE_SHARE_GROUP_OFFSETS),
+        {"groups": [{"groupId": group, "topics": None}]})
+
+
+def sc_alter_share_group_offsets(s, v, n):
+    """AlterShareGroupOffsets: a new group, partitions the topic lacks, an
+    unknown topic, offsets past the log end and negative, an empty group id,
+    no topics, a classic group's name, a group with a member (and after it
+    left), then the offsets described."""
+    g, t = n("g"), n("t")
+    sc.create_topic(s, t, partitions=2)
+    sc.produce(s, t, batch(records(10)), record=False)
+    init_start_offset(s, n("warm"), t)  # Kafka's __share_group_state exists from here on
+
+    def alter(label, group, topics):
+        return s.x(label, sc.ALTER_SHARE_GROUP_OFFSETS, v, {"groupId": group, "topics": topics})
+
+    def at(topic, *offsets):
+        return {"topicName": topic, "partitions": [{"partitionIndex": p, "startOffset": o} for p, o in offsets]}
+
+    alter("a new group", g, [at(t, (0, 3), (1, 0))])
+    alter("a partition the topic lacks", g, [at(t, (5, 0))])
+    alter("a known and a lacking partition", g, [at(t, (0, 4), (7, 0))])
+    alter("an unknown topic", g, [at(n("missing"), (0, 0)), at(t, (1, 1))])
+    alter("a start offset past the log end", g, [at(t, (0, 50))])
+    alter("a negative start offset", g, [at(t, (0, -1))])
+    alter("no topics", g, [])
+    alter("an empty group id", "", [at(t, (0, 0))])
+    classic = n("classic")
+    _classic_group(s, classic, t)
+    alter("a classic group", classic, [at(t, (0, 0))])
+    _join(s, g, t, MEMBER)
+    alter("a group with a member", g, [at(t, (0, 2))])
+    _leave(s, g, MEMBER)
+    alter("after the member left", g, [at(t, (0, 2))])
+    _describe_offsets(s, "offsets after the alterations", g)
+
+
+def sc_delete_share_group_offsets(s, v, n):
+    """DeleteShareGroupOffsets: an unknown group, a topic without state, an
+    unknown topic, an empty group id, no topics, a classic group's name, a
+    group with a member, then the state deleted (and deleted again)."""
+    g, t, u = n("g"), n("t"), n("u")
+    sc.create_topic(s, t, partitions=2)
+    sc.create_topic(s, u)
+    sc.produce(s, t, batch(records(10)), record=False)
+    init_start_offset(s, g, t)
+    r = s.x("setup alter partition 1", sc.ALTER_SHARE_GROUP_OFFSETS, 0, {"groupId": g, "topics": [
+        {"topicName": t, "partitions": [{"partitionIndex": 1, "startOffset": 0}]}]}, record=False)
+    assert not any(p["errorCode"] for x in r["responses"] for p in x["partitions"]), f"{s.name}: {r}"
+
+    def delete(label, group, topics):
+        return s.x(label, DELETE_SHARE_GROUP_OFFSETS, v, {"groupId": group, "topics": [
+            {"topicName": x} for x in topics]})
+
+    delete("an unknown group", n("nogroup"), [t])
+    delete("a topic without state", g, [u])
+    delete("an unknown topic", g, [n("missing")])
+    delete("no topics", g, [])
+    delete("an empty group id", "", [t])
+    classic = n("classic")
+    _classic_group(s, classic, t)
+    delete("a classic group", classic, [t])
+    _join(s, g, t, MEMBER)
+    delete("a group with a member", g, [t])
+    _leave(s, g, MEMBER)
+    delete("the topic's state", g, [t, u])
+    _describe_offsets(s, "offsets after the delete", g)
+    delete("the deleted state again", g, [t])

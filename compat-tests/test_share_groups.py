@@ -83,7 +83,7 @@ def _restart_scenario(boot, crash_and_restart):
     _run("ack_first", boot, topic, group, str(k))
     crash_and_restart()
     _run("rest", boot, topic, str(n), group, str(k))
-    _run("admin", boot, topic, group, str(n))
+    _run("admin", boot, topic, group, str(n), str(k))
 
 
 @pytest.fixture

@@ -128,7 +128,10 @@ pub(crate) fn check_empty_share_group(
     };
     match found {
         Ok(g) if g.members.is_empty() => Ok(()),
-        Ok(_) => Err((ResponseError::NonEmptyGroup.code(), None)),
+        Ok(_) => Err((
+            ResponseError::NonEmptyGroup.code(),
+            Some(kafka_message(ResponseError::NonEmptyGroup).to_string()),
+        )),
         Err((code, message)) => {
             let not_found = code == ResponseError::GroupIdNotFound.code();
             if not_found && !group_offsets(apis, group).is_empty() {
@@ -328,7 +331,8 @@ pub fn alter_share_group_offsets(req: Request, body: Bytes) -> Pending {
         }
     }
     if group.is_empty() {
-        return ready(req.respond(&top(ResponseError::InvalidGroupId, None)));
+        let e = ResponseError::InvalidGroupId;
+        return ready(req.respond(&top(e, Some(kafka_message(e).to_string()))));
     }
     if allowed.is_empty() {
         return ready(
@@ -407,11 +411,14 @@ pub fn alter_share_group_offsets(req: Request, body: Bytes) -> Pending {
 }
 
 /// Kafka's default message of an error (`Errors.message()`), for the
-/// errors these APIs put in partition results.
+/// errors these APIs answer with one: partition results, and the group's
+/// own refusals (an empty id, members).
 fn kafka_message(e: ResponseError) -> &'static str {
     match e {
         ResponseError::TopicAuthorizationFailed => "Topic authorization failed.",
         ResponseError::UnknownTopicOrPartition => "This server does not host this topic-partition.",
+        ResponseError::InvalidGroupId => "The group id is invalid.",
+        ResponseError::NonEmptyGroup => "The group is not empty.",
         _ => "",
     }
 }
@@ -469,7 +476,8 @@ pub fn delete_share_group_offsets(req: Request, body: Bytes) -> Pending {
         );
     }
     if group.is_empty() {
-        return ready(req.respond(&top(ResponseError::InvalidGroupId.code(), None)));
+        let e = ResponseError::InvalidGroupId;
+        return ready(req.respond(&top(e.code(), Some(kafka_message(e).to_string()))));
     }
     if let Err((code, message)) = check_empty_share_group(&apis, &group, false) {
         return ready(req.respond(&top(code, message)));

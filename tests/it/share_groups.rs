@@ -559,15 +559,18 @@ fn share_group_offset_admin_apis() {
     );
     let r = fetch(&mut c, "ag", "m", 1, id, vec![(0, 1, 1)]);
     assert_eq!(ack_error(&r), NONE);
+    // Written with the start offset before the acknowledgement moved it.
     assert_eq!(
         described_offsets(&describe_offsets(&mut c, "ag", None)),
-        vec![("sa".into(), 0, 2, NONE)]
+        vec![("sa".into(), 0, 0, NONE)]
     );
     // A member: nothing may change.
     let non_empty = E::NonEmptyGroup.code();
+    let r = alter_offsets(&mut c, "ag", "sa", &[(0, 4)]);
     assert_eq!(
-        alter_offsets(&mut c, "ag", "sa", &[(0, 4)]).error_code,
-        non_empty
+        (r.error_code, r.error_message.as_deref()),
+        (non_empty, Some("The group is not empty.")),
+        "Kafka's message for it"
     );
     assert_eq!(delete_offsets(&mut c, "ag", &["sa"]).error_code, non_empty);
     assert_eq!(delete_group(&mut c, "ag"), non_empty);
@@ -667,8 +670,10 @@ fn describe_share_group_offsets_v1_reports_the_lag() {
     assert_eq!(r.error_code, NONE, "{r:?}");
     // Partition 1 has no state: no start offset, no lag.
     assert_eq!(lags(&mut c), vec![(0, 2, 8), (1, -1, -1)]);
-    // A member accepts 2-3 (the start offset moves to 4) and rejects 6
-    // (archived: complete above the start offset).
+    // A member accepts 2-3 and rejects 6 (archived). The state written
+    // carries the start offset as it was before this acknowledgement moved
+    // it (Kafka's write-then-move), 2, and counts 2-3 and 6 as complete:
+    // the lag is that of a start offset at 4 with 6 complete.
     assert_eq!(
         beat(&mut c, &hb("lag", "m", 0, Some(&["sl"]))).error_code,
         NONE
@@ -679,12 +684,16 @@ fn describe_share_group_offsets_v1_reports_the_lag() {
     );
     let r = fetch(&mut c, "lag", "m", 1, id, vec![(2, 3, 1), (6, 6, 3)]);
     assert_eq!(ack_error(&r), NONE, "{r:?}");
-    assert_eq!(lags(&mut c)[0], (0, 4, 10 - 4 - 1));
+    assert_eq!(lags(&mut c)[0], (0, 2, 10 - 2 - 3));
     // Version 0 still answers without the lag.
     assert_eq!(
         described_offsets(&describe_offsets(&mut c, "lag", Some(&[("sl", 0)]))),
-        vec![("sl".into(), 0, 4, NONE)]
+        vec![("sl".into(), 0, 2, NONE)]
     );
+    // The next write carries the moved start offset.
+    let r = fetch(&mut c, "lag", "m", 2, id, vec![(4, 4, 1)]);
+    assert_eq!(ack_error(&r), NONE, "{r:?}");
+    assert_eq!(lags(&mut c)[0], (0, 4, 10 - 4 - 2));
 }
 
 /// Kafka's `handleAcknowledgements` checks the batches before TOPIC READ:

@@ -430,7 +430,7 @@ impl SharePartitionManager {
     }
 
     /// Every share partition of `group`: its start offset and KIP-1226
-    /// delivery-complete count.
+    /// delivery-complete count, as its last state write carried them.
     pub fn group_start_offsets(&self, group: &str) -> BTreeMap<TopicIdPartition, (i64, i32)> {
         self.lock()
             .partitions
@@ -440,7 +440,7 @@ impl SharePartitionManager {
                 let state = sp.persisted();
                 let complete =
                     partition::delivery_complete_count(&state.batches, state.start_offset);
-                ((*t, *p), (sp.start_offset, complete))
+                ((*t, *p), (state.start_offset, complete))
             })
             .collect()
     }

@@ -138,6 +138,16 @@ pub struct SharePartition {
     /// One past the last offset ever acquired (Kafka's SPEO + 1).
     pub end_offset: i64,
     records: BTreeMap<i64, InFlight>,
+    /// The start offset the next state write carries: Kafka's share
+    /// partition writes its state with the start offset it had before the
+    /// change being written and moves its cached start offset only once
+    /// the write is done (`rollbackOrProcessStateUpdates`), so what
+    /// `__share_group_state` (and DescribeShareGroupOffsets) holds lags
+    /// one change behind.
+    persisted_start: i64,
+    /// The records done between `persisted_start` and `start_offset`
+    /// (no longer in `records`), written with it, coalesced.
+    completed: Vec<StateBatch>,
 }
 
 impl SharePartition {
@@ -146,6 +156,8 @@ impl SharePartition {
             start_offset,
             end_offset: start_offset,
             records: BTreeMap::new(),
+            persisted_start: start_offset,
+            completed: Vec::new(),
         }
     }
 
@@ -198,6 +210,9 @@ impl SharePartition {
             });
         }
         p.advance_start();
+        // Kafka moves the cached start offset once the state is read: the
+        // next write carries the moved one.
+        p.begin_change();
         p
     }
 
@@ -206,7 +221,7 @@ impl SharePartition {
     /// no batch; an acquired record counts as available with the
     /// delivery count it had before (Kafka persists no acquisition).
     pub fn persisted(&self) -> PersistedState {
-        let mut batches: Vec<StateBatch> = Vec::new();
+        let mut batches: Vec<StateBatch> = self.completed.clone();
         for (o, r) in &self.records {
             let (state, count) = match r.state {
                 RecordState::Available => (PERSISTED_AVAILABLE, r.delivery_count),
@@ -217,31 +232,28 @@ impl SharePartition {
             if state == PERSISTED_AVAILABLE && count <= 0 {
                 continue;
             }
-            match batches.last_mut() {
-                Some(b)
-                    if b.last_offset + 1 == *o
-                        && b.delivery_state == state
-                        && b.delivery_count == count =>
-                {
-                    b.last_offset = *o;
-                }
-                _ => batches.push(StateBatch {
-                    first_offset: *o,
-                    last_offset: *o,
-                    delivery_state: state,
-                    delivery_count: count,
-                }),
-            }
+            push_coalesced(&mut batches, *o, state, count);
         }
         PersistedState {
-            start_offset: self.start_offset,
+            start_offset: self.persisted_start,
             batches,
         }
+    }
+
+    /// A change the share partition writes to `__share_group_state` is
+    /// about to be made: its write carries the start offset as it is now.
+    fn begin_change(&mut self) {
+        self.persisted_start = self.start_offset;
+        self.completed.clear();
     }
 
     /// Acquired records whose lock expired become available again (or
     /// archived, past the delivery limit).
     pub fn expire_locks(&mut self, now_ms: i64, delivery_count_limit: i16) {
+        let expired = |r: &InFlight| r.state == RecordState::Acquired && r.lock_until_ms <= now_ms;
+        if self.records.values().any(expired) {
+            self.begin_change();
+        }
         for r in self.records.values_mut() {
             if r.state == RecordState::Acquired && r.lock_until_ms <= now_ms {
                 release(r, delivery_count_limit);
@@ -266,6 +278,7 @@ impl SharePartition {
             self.records = self.records.split_off(&log_start);
             self.start_offset = log_start;
             self.end_offset = self.end_offset.max(log_start);
+            self.begin_change();
         }
     }
 
@@ -422,6 +435,10 @@ impl SharePartition {
                 plan.push((o, t));
             }
         }
+        // Kafka writes no state for a renewal alone.
+        if plan.iter().any(|(_, t)| *t != ACK_RENEW) {
+            self.begin_change();
+        }
         for (o, t) in plan {
             let Some(r) = self.records.get_mut(&o) else {
                 continue;
@@ -446,6 +463,13 @@ impl SharePartition {
 
     /// Releases every record `member` holds (its share session closed).
     pub fn release_member(&mut self, member: &str, delivery_count_limit: i16) {
+        if self
+            .records
+            .values()
+            .any(|r| r.state == RecordState::Acquired && r.member == member)
+        {
+            self.begin_change();
+        }
         for r in self.records.values_mut() {
             if r.state == RecordState::Acquired && r.member == member {
                 release(r, delivery_count_limit);
@@ -467,12 +491,39 @@ impl SharePartition {
                 {
                     break
                 }
-                _ => {
+                r => {
+                    // An offset never in flight (a gap) is archived.
+                    let (state, count) = match r {
+                        Some(r) if r.state == RecordState::Acknowledged => {
+                            (PERSISTED_ACKNOWLEDGED, r.delivery_count)
+                        }
+                        Some(r) => (PERSISTED_ARCHIVED, r.delivery_count),
+                        None => (PERSISTED_ARCHIVED, 0),
+                    };
+                    push_coalesced(&mut self.completed, self.start_offset, state, count);
                     self.records.remove(&self.start_offset);
                     self.start_offset += 1;
                 }
             }
         }
+    }
+}
+
+/// Appends offset `o` to `batches`, extending the last batch when `o`
+/// follows it in the same state and delivery count.
+fn push_coalesced(batches: &mut Vec<StateBatch>, o: i64, state: i8, count: i16) {
+    match batches.last_mut() {
+        Some(b)
+            if b.last_offset + 1 == o && b.delivery_state == state && b.delivery_count == count =>
+        {
+            b.last_offset = o;
+        }
+        _ => batches.push(StateBatch {
+            first_offset: o,
+            last_offset: o,
+            delivery_state: state,
+            delivery_count: count,
+        }),
     }
 }
 
@@ -571,6 +622,40 @@ mod tests {
     /// Kafka's `fetchSubMapForAcknowledgementBatch`: nothing in flight is
     /// an invalid record state, past what was acquired an invalid request,
     /// and below the start offset nothing to do.
+    #[test]
+    fn a_state_write_carries_the_start_offset_before_its_change() {
+        let mut p = SharePartition::new(0);
+        p.acquire("a", &[batch(0, 4)], LIMITS, 0);
+        let acked = |first, last| StateBatch {
+            first_offset: first,
+            last_offset: last,
+            delivery_state: PERSISTED_ACKNOWLEDGED,
+            delivery_count: 1,
+        };
+        p.acknowledge("a", &[(0, 1, vec![ACK_ACCEPT])], 2, None)
+            .unwrap();
+        assert_eq!(p.start_offset, 2, "acquisition starts past the accepted");
+        let s = p.persisted();
+        assert_eq!(
+            s.start_offset, 0,
+            "written as Kafka writes: before the move"
+        );
+        assert_eq!(s.batches[0], acked(0, 1));
+        assert_eq!(delivery_complete_count(&s.batches, s.start_offset), 2);
+        // The next change carries the moved start offset; a renewal alone
+        // is no change.
+        p.acknowledge("a", &[(2, 2, vec![ACK_RENEW])], 2, Some(10))
+            .unwrap();
+        assert_eq!(p.persisted().start_offset, 0);
+        p.acknowledge("a", &[(2, 4, vec![ACK_ACCEPT])], 2, None)
+            .unwrap();
+        let s = p.persisted();
+        assert_eq!((s.start_offset, s.batches.clone()), (2, vec![acked(2, 4)]));
+        // Restored, the start offset has moved past what is done.
+        let q = SharePartition::from_persisted(&s);
+        assert_eq!((q.start_offset, q.persisted().start_offset), (5, 5));
+    }
+
     #[test]
     fn acknowledgements_must_lie_in_what_was_acquired() {
         let mut p = SharePartition::new(0);
