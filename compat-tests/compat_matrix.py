@@ -31,11 +31,19 @@ CAPABILITIES = {
     "admin": "admin",
     "old-versions": "old protocol versions",
     "security": "SASL_SSL (SCRAM) + mTLS",
+    # Kafka 4.x's protocols (issue 15)
+    "consumer-protocol": "consumer protocol (KIP-848)",
+    "streams-protocol": "streams protocol (KIP-1071)",
+    "share-groups": "share groups (KIP-932)",
+    "transactions-v2": "transactions v2 (KIP-890)",
 }
 
 # Spellings used in test parameters -> canonical client names.
 ALIASES = {"kp": "kafka-python", "ck": "confluent-kafka", "kjs": "kafkajs", "js": "kafkajs",
            "ak": "aiokafka"}
+
+_STREAMS_ONLY = ("the streams rebalance protocol (KIP-1071) is Kafka Streams' own: "
+                 "no other client speaks it.")
 
 # Capabilities a client (as tested here) does not offer at all: rendered "n/a"
 # with the reason as a footnote instead of "not tested".
@@ -58,6 +66,13 @@ NOT_APPLICABLE = {
                                 "producer (added in 1.37).",
     ("kafka-tools", "old-versions"): "Kafka's tools use the 4.4 Java client, which always "
                                      "negotiates versions with ApiVersions.",
+    ("java-3.x", "consumer-protocol"): "kafka-clients 3.4 predates the KIP-848 consumer (early "
+                                       "access in 3.7, generally available in 4.0).",
+    ("java-3.x", "share-groups"): "kafka-clients 3.4 predates the share consumer (4.0 on).",
+    ("java-3.x", "transactions-v2"): "kafka-clients 3.4 predates transaction version 2 (4.0 on).",
+    ("sarama", "consumer-protocol"): "sarama 1.22 has only the classic group protocol.",
+    ("sarama", "share-groups"): "sarama 1.22 has no share consumer.",
+    ("sarama", "transactions-v2"): "Debian's sarama (1.22) has no transactional producer.",
     ("java-4.4", "old-versions"): "the Java client always negotiates versions with "
                                   "ApiVersions and cannot be pinned to old ones; java-3.x is "
                                   "the older client.",
@@ -76,7 +91,14 @@ NOT_APPLICABLE = {
                          "the query checkpoint: it never joins a consumer group or commits to one.",
     ("spark", "transactions"): "Spark's Kafka sink is at-least-once: it has no transactional "
                                "producer.",
+    ("spark", "consumer-protocol"): "Spark's Kafka source never joins a consumer group (above).",
+    ("spark", "share-groups"): "Spark's Kafka source reads assigned partitions, never a share group.",
+    ("spark", "transactions-v2"): "Spark's Kafka sink has no transactional producer (above).",
+    ("flink", "consumer-protocol"): "Flink's KafkaSource assigns partitions itself: it never joins "
+                                    "a group under either protocol.",
+    ("flink", "share-groups"): "Flink's KafkaSource reads assigned partitions, never a share group.",
 }
+NOT_APPLICABLE.update({(c, "streams-protocol"): _STREAMS_ONLY for c in CLIENTS if c != "kafka-streams"})
 
 # Remarks on cells that pass but only with a caveat worth stating.
 REMARKS = {
@@ -287,8 +309,11 @@ def render(results: Iterable[Tuple[str, str, str, str]],
 
     def note(key: Tuple[str, str], text: str) -> str:
         if key not in note_ids:
-            notes.append(text)
-            note_ids[key] = len(notes)
+            if text in notes:  # one footnote for cells with the same reason
+                note_ids[key] = notes.index(text) + 1
+            else:
+                notes.append(text)
+                note_ids[key] = len(notes)
         return f" [{note_ids[key]}]"
 
     caps = list(CAPABILITIES)

@@ -46,7 +46,7 @@ RUN_STEPS = ["three_members_disjoint_cover", "describe_group", "list_groups",
              "consume_after_leave_exactly_once", "committed_offsets", "empty_after_close"]
 
 
-@pytest.mark.compat("java-4.4", "groups")
+@pytest.mark.compat("java-4.4", "groups", "consumer-protocol")
 def test_java_consumer_protocol_group_on_kastle(tmp_path):
     b = Broker(tmp_path / "kastle", overrides={"offsets.topic.num.partitions": "5"})
     b.start()
@@ -71,7 +71,7 @@ def test_java_consumer_protocol_group_on_kafka(real_kafka):
 REGEX_STEPS = ["regex_assigns_matching_topics", "regex_new_topic_assigned", "invalid_regex_refused"]
 
 
-@pytest.mark.compat("java-4.4", "groups")
+@pytest.mark.compat("java-4.4", "groups", "consumer-protocol")
 def test_java_consumer_protocol_regex_on_kastle(tmp_path):
     b = Broker(tmp_path / "kastle", overrides={"offsets.topic.num.partitions": "5"})
     b.start()
@@ -91,7 +91,7 @@ MIGRATION_STEPS = ["classic_members_cover", "upgrade_first_member", "upgrade_sec
                    "downgrade_first_member", "downgrade_second_member", "migration_committed_offsets"]
 
 
-@pytest.mark.compat("java-4.4", "groups")
+@pytest.mark.compat("java-4.4", "groups", "consumer-protocol")
 def test_java_consumer_protocol_migration_on_kastle(tmp_path):
     b = Broker(tmp_path / "kastle", overrides={"offsets.topic.num.partitions": "5",
                                                "group.initial.rebalance.delay.ms": "0"})

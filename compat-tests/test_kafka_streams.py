@@ -228,7 +228,7 @@ STREAMS_PROTOCOL_BROKER = {
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.compat("kafka-streams", "groups", "transactions")
+@pytest.mark.compat("kafka-streams", "groups", "transactions", "streams-protocol")
 def test_streams_protocol_handover(broker_factory, tmp_path, jvm_procs):
     from compat_lib import recorded_broker
     _b, rec, bootstrap = recorded_broker(broker_factory, STREAMS_PROTOCOL_BROKER, capture_txn=True)
@@ -329,7 +329,7 @@ STANDBY_BROKER = dict(STREAMS_PROTOCOL_BROKER, **{"group.streams.num.standby.rep
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.compat("kafka-streams", "groups")
+@pytest.mark.compat("kafka-streams", "groups", "streams-protocol")
 def test_streams_protocol_standby_tasks(broker_factory, tmp_path, jvm_procs):
     b = broker_factory(STANDBY_BROKER)
     got = standby_scenario(b.bootstrap, tmp_path, jvm_procs)

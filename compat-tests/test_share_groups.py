@@ -108,7 +108,7 @@ def _kill_and_start(k):
     k.start()
 
 
-@pytest.mark.compat("java-4.4", "groups")
+@pytest.mark.compat("java-4.4", "share-groups")
 def test_share_consumers_on_kastle(tmp_path, jvm_procs):  # noqa: F811 - the fixture's value
     b = Broker(tmp_path / "kastle", overrides=OVERRIDES)
     b.start()
@@ -122,7 +122,7 @@ def test_share_consumers_on_kafka(kafka_share, jvm_procs):  # noqa: F811 - the f
     _share_scenario(kafka_share.bootstrap, jvm_procs)
 
 
-@pytest.mark.compat("java-4.4", "groups")
+@pytest.mark.compat("java-4.4", "share-groups")
 def test_share_consumer_renew_and_record_limit(tmp_path):
     """ShareFetch/ShareAcknowledge v2 (KIP-1222, KIP-1206), which the 4.4 client needs for
     ``AcknowledgeType.RENEW`` and ``share.acquire.mode=record_limit`` (it refuses v1): records
@@ -141,7 +141,7 @@ def test_share_consumer_renew_and_record_limit_on_kafka(kafka_share):
     _renew_scenario(kafka_share.bootstrap)
 
 
-@pytest.mark.compat("java-4.4", "groups")
+@pytest.mark.compat("java-4.4", "share-groups")
 def test_share_state_survives_a_restart_and_admin_offsets(tmp_path):
     """``__share_group_state``: a share consumer ACCEPTs the first records, the broker
     crashes (SIGKILL) and restarts, and a new consumer of the group gets exactly the
