@@ -1,5 +1,6 @@
 """Kafka's own command-line tools (kafka-topics, kafka-configs, console producer and
-consumer, kafka-consumer-groups, kafka-get-offsets, kafka-delete-records,
+consumer (also in a KIP-848 group), kafka-console-share-consumer and
+kafka-share-groups (KIP-932), kafka-consumer-groups, kafka-get-offsets, kafka-delete-records,
 kafka-transactions, verifiable producer/consumer, producer/consumer perf test)
 against kastle, and kafka-dump-log on kastle's own segment, index and producer
 snapshot files to prove the on-disk layout is Kafka's.
@@ -33,6 +34,7 @@ def tool_script(bootstrap, names, workdir: Path):
     bs = ["--bootstrap-server", bootstrap]
     t, t2, t3, t4 = names["topic"], names["console"], names["verifiable"], names["perf"]
     g, g3, txid = names["group"], names["vgroup"], names["txid"]
+    g848, gshare = names["group848"], names["sharegroup"]
     delete_json = workdir / "delete-records.json"
     delete_json.write_text(json.dumps({"version": 1, "partitions": [
         {"topic": t2, "partition": 0, "offset": 10}]}))
@@ -65,8 +67,23 @@ def tool_script(bootstrap, names, workdir: Path):
             "--from-beginning", "--max-messages", N_CONSOLE, "--timeout-ms", 30000,
             "--property", "print.key=true", "--property", "print.offset=true",
             "--property", "print.partition=true"),
+        # the same records to a KIP-848 group (group.protocol=consumer), and to a
+        # KIP-932 share group reading from the earliest offset
+        inv("console_consumer_848", "consumer.ConsoleConsumer", *bs, "--topic", t2, "--group", g848,
+            "--from-beginning", "--max-messages", N_CONSOLE, "--timeout-ms", 30000,
+            "--consumer-property", "group.protocol=consumer"),
+        inv("configs_share_group", "ConfigCommand", *bs, "--alter", "--entity-type", "groups",
+            "--entity-name", gshare, "--add-config", "share.auto.offset.reset=earliest"),
+        inv("console_share_consumer", "consumer.ConsoleShareConsumer", *bs, "--topic", t2,
+            "--group", gshare, "--max-messages", N_CONSOLE, "--timeout-ms", 30000),
         # (listed only now: Kafka's broker learns of new topics asynchronously)
         inv("topics_list", "TopicCommand", *bs, "--list"),
+        inv("groups_list_848", "consumer.group.ConsumerGroupCommand", *bs, "--list", "--state", "--type"),
+        inv("groups_describe_848", "consumer.group.ConsumerGroupCommand", *bs, "--describe",
+            "--group", g848),
+        inv("share_groups_list", "consumer.group.ShareGroupCommand", *bs, "--list"),
+        inv("share_groups_describe", "consumer.group.ShareGroupCommand", *bs, "--describe",
+            "--group", gshare),
         inv("groups_list", "consumer.group.ConsumerGroupCommand", *bs, "--list"),
         inv("groups_describe", "consumer.group.ConsumerGroupCommand", *bs, "--describe", "--group", g),
         inv("groups_reset_earliest", "consumer.group.ConsumerGroupCommand", *bs, "--reset-offsets",
@@ -158,6 +175,7 @@ def _names():
     return {"topic": unique_topic("tools"), "console": unique_topic("tools-console"),
             "verifiable": unique_topic("tools-verifiable"), "perf": unique_topic("tools-perf"),
             "group": unique_topic("tools-g"), "vgroup": unique_topic("tools-vg"),
+            "group848": unique_topic("tools-g848"), "sharegroup": unique_topic("tools-gs"),
             "txid": unique_topic("tools-tx")}
 
 
@@ -304,6 +322,34 @@ def test_kafka_consumer_groups(tools):
     assert re.search(rf"{n['console']}\s+0\s+35", dry), dry
     # a dry run changes nothing
     assert _group_rows(tools("groups_describe_offsets"), n["console"]) == {0: (40, N_CONSOLE, 60)}
+
+
+@_tag("consumer-protocol")
+def test_kafka_consumer_groups_848(tools):
+    """The console consumer in a KIP-848 group, then kafka-consumer-groups on it."""
+    n = tools.names
+    tools("console_consumer_848")
+    assert f"Processed a total of {N_CONSOLE} messages" in tools.results["console_consumer_848"]["err"]
+    listed = tools("groups_list_848")
+    # KIP-1043's type column: the KIP-848 group is Consumer, the classic one Classic
+    assert re.search(rf"^{re.escape(n['group848'])}\s+Consumer\s+Empty\b", listed, re.M), listed
+    assert re.search(rf"^{re.escape(n['group'])}\s+Classic\s+Empty\b", listed, re.M), listed
+    assert _group_rows(tools("groups_describe_848"), n["console"]) == {0: (N_CONSOLE, N_CONSOLE, 0)}
+
+
+@_tag("share-groups")
+def test_kafka_share_groups(tools):
+    """kafka-console-share-consumer reads every record once, then
+    kafka-share-groups lists and describes the group (no lag left)."""
+    n = tools.names
+    tools("configs_share_group")
+    out = tools("console_share_consumer")
+    assert sorted(out.split()) == sorted(f"v{i}" for i in range(N_CONSOLE)), out[-2000:]
+    assert n["sharegroup"] in tools("share_groups_list").split()
+    desc = tools("share_groups_describe")
+    rows = [ln.split() for ln in desc.splitlines() if n["console"] in ln.split()]
+    assert len(rows) == 1, desc
+    assert rows[0][-1] == "0", desc  # LAG: everything delivered and acknowledged
 
 
 # -- kafka-get-offsets / kafka-delete-records --------------------------------------------
