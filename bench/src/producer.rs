@@ -6,7 +6,10 @@
 //! `send` to its delivery report, measured on librdkafka's polling thread so a
 //! report is timed when it arrives, not when the sender next looks. Output:
 //! a window line every 5 s and the summary line in Kafka's format, then with
-//! `--json` one machine-readable line.
+//! `--json` one machine-readable line. `--stall-ms T` (not in Kafka's tool)
+//! also prints one `stall` line per run of records slower than T ms, with
+//! their send times on CLOCK_MONOTONIC (the clock `perf record -k
+//! CLOCK_MONOTONIC` stamps events with), to line stalls up with a trace.
 
 use std::sync::Mutex;
 use std::thread;
@@ -31,6 +34,7 @@ const KNOWN: &[&str] = &[
     "json",
     "flush-timeout-ms",
     "max-seconds",
+    "stall-ms",
 ];
 
 const WINDOW: Duration = Duration::from_secs(5);
@@ -62,10 +66,45 @@ struct Stats {
     bytes: u64,
     errors: u64,
     window: Window,
+    stall: Option<Stall>,
+}
+
+/// Consecutive deliveries slower than the `--stall-ms` threshold.
+struct Stall {
+    first_sent_ns: u64,
+    last_sent_ns: u64,
+    records: u64,
+    max_us: u64,
+}
+
+/// CLOCK_MONOTONIC now, in nanoseconds.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+}
+
+fn print_stall(s: &Stall, t0_mono_ns: u64) {
+    let at = |ns: u64| (t0_mono_ns + ns) as f64 / 1e9;
+    eprintln!(
+        "stall: sent {:.6}..{:.6} (CLOCK_MONOTONIC s), {} records, max {:.1} ms",
+        at(s.first_sent_ns),
+        at(s.last_sent_ns),
+        s.records,
+        s.max_us as f64 / 1000.0
+    );
 }
 
 struct Ctx {
     t0: Instant,
+    /// `t0` on CLOCK_MONOTONIC.
+    t0_mono_ns: u64,
+    /// `--stall-ms` in microseconds (0: off).
+    stall_us: u64,
     record_bytes: u64,
     stats: Mutex<Stats>,
     last_stats_json: Mutex<Option<String>>,
@@ -94,6 +133,22 @@ impl ProducerContext for Ctx {
         match result {
             Ok(_) => {
                 st.hist.record(lat_us);
+                if self.stall_us > 0 {
+                    let sent = sent_ns as u64;
+                    if lat_us >= self.stall_us {
+                        let s = st.stall.get_or_insert(Stall {
+                            first_sent_ns: sent,
+                            last_sent_ns: sent,
+                            records: 0,
+                            max_us: 0,
+                        });
+                        s.last_sent_ns = sent;
+                        s.records += 1;
+                        s.max_us = s.max_us.max(lat_us);
+                    } else if let Some(s) = st.stall.take() {
+                        print_stall(&s, self.t0_mono_ns);
+                    }
+                }
                 st.bytes += self.record_bytes;
                 let w = &mut st.window;
                 w.count += 1;
@@ -146,6 +201,7 @@ pub fn run(argv: &[String]) -> Result<i32, String> {
     // not in Kafka's tool: stop sending after this long, so one workload
     // takes about the same time on a fast and a slow broker
     let max_time = a.opt::<f64>("max-seconds")?.map(Duration::from_secs_f64);
+    let stall_ms: f64 = a.get_or("stall-ms", 0.0)?;
     if num_records == 0 {
         return Err("producer: --num-records should be greater than zero".into());
     }
@@ -165,12 +221,15 @@ pub fn run(argv: &[String]) -> Result<i32, String> {
     let t0 = Instant::now();
     let ctx = Ctx {
         t0,
+        t0_mono_ns: monotonic_ns(),
+        stall_us: (stall_ms * 1000.0).max(0.0) as u64,
         record_bytes: record_size as u64,
         stats: Mutex::new(Stats {
             hist: Histogram::new(),
             bytes: 0,
             errors: 0,
             window: Window::new(t0),
+            stall: None,
         }),
         last_stats_json: Mutex::new(None),
     };
@@ -224,6 +283,9 @@ pub fn run(argv: &[String]) -> Result<i32, String> {
         .stats
         .lock()
         .map_err(|_| "producer stats lock poisoned".to_string())?;
+    if let Some(s) = &st.stall {
+        print_stall(s, ctx.t0_mono_ns);
+    }
     let h = &st.hist;
     let count = h.count();
     println!(
