@@ -473,6 +473,15 @@ def _with_codec(blob, codec):
     return base64.b64encode(bytes(raw)).decode()
 
 
+def _as_control(blob):
+    """A batch with the control bit set (its CRC redone)."""
+    raw = bytearray(base64.b64decode(blob))
+    attrs = int.from_bytes(raw[21:23], "big")
+    raw[21:23] = (attrs | 0x20).to_bytes(2, "big")
+    raw[17:21] = _crc32c(bytes(raw[21:])).to_bytes(4, "big")
+    return base64.b64encode(bytes(raw)).decode()
+
+
 def _with_length(blob, length):
     """A batch whose length field says `length` (its bytes unchanged)."""
     raw = bytearray(base64.b64decode(blob))
@@ -504,6 +513,10 @@ def sc_produce_first_look(s, v, n):
                     label=f"transactional, length {length}")
             produce(s, n("t"), _short_batch(length, **txb), version=v, txn_id=n("tx"), acks=2,
                     label=f"transactional, length {length}, invalid acks")
+        # a transactional control batch is verified like any transactional
+        # batch (the log refuses control batches from clients after it)
+        control = _as_control(batch(records(1), producer_id=7, epoch=0, base_seq=0, transactional=True))
+        produce(s, n("t"), control, version=v, txn_id=n("tx"), label="transactional control batch")
         # transactional batches of two producers (or two epochs) in one request
         for label, second in (("two producer ids", (8, 0)), ("two epochs", (7, 1))):
             s.x(label, PRODUCE, v, {
