@@ -476,6 +476,7 @@ fn a_batch_size_beyond_i32_fails_the_whole_request() {
 /// for its verification even when the batch is too short for its header
 /// (lengths 45..48): it is verified before the acks and the log, and a
 /// partition not in the transaction is refused so, not CORRUPT_MESSAGE.
+/// So is a control batch.
 #[test]
 fn a_short_transactional_batch_is_verified_first() {
     use crate::support::transactions::init_txn;
@@ -504,6 +505,21 @@ fn a_short_transactional_batch_is_verified_first() {
             );
         }
     }
+    // A transactional control batch is verified as any transactional batch
+    // (Kafka's `hasProducerId && isTransactional`); the log would refuse it
+    // (INVALID_RECORD) only after.
+    let mut control = full.clone();
+    let attrs = batch_attributes(&control) | 0x20;
+    control[21..23].copy_from_slice(&attrs.to_be_bytes());
+    fix_crc(&mut control);
+    let r = c.call(
+        9,
+        &produce_parts("w", -1, Some("tx-short"), &[(0, &control)]),
+    );
+    assert_eq!(
+        answers_by_index(&r),
+        vec![(0, not_added.0, not_added.1, not_added.2)]
+    );
     assert_eq!(latest(&mut c, "w", 0), 0);
 }
 
