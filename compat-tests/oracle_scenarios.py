@@ -17,6 +17,7 @@ group.initial.rebalance.delay.ms) are paid once for a whole lifecycle.
 import base64
 import time
 
+from compat_lib import _crc32c
 from oracle_lib import batch, records
 
 # API keys
@@ -461,6 +462,95 @@ def sc_produce(s, v, n):
         recreate_topic(s, n("t"), partitions=2)
         produce(s, n("t"), batch(records(1)), version=v, label="the recreated topic's old id", topic_id=old)
         produce(s, n("t"), batch(records(4, "n")), version=v, label="the recreated topic's new id")
+
+
+def _with_codec(blob, codec):
+    """A batch whose attributes name compression codec `codec` (its CRC redone)."""
+    raw = bytearray(base64.b64decode(blob))
+    attrs = int.from_bytes(raw[21:23], "big")
+    raw[21:23] = ((attrs & ~0x7) | codec).to_bytes(2, "big")
+    raw[17:21] = _crc32c(bytes(raw[21:])).to_bytes(4, "big")
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def _as_control(blob):
+    """A batch with the control bit set (its CRC redone)."""
+    raw = bytearray(base64.b64decode(blob))
+    attrs = int.from_bytes(raw[21:23], "big")
+    raw[21:23] = (attrs | 0x20).to_bytes(2, "big")
+    raw[17:21] = _crc32c(bytes(raw[21:])).to_bytes(4, "big")
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def _with_length(blob, length):
+    """A batch whose length field says `length` (its bytes unchanged)."""
+    raw = bytearray(base64.b64decode(blob))
+    raw[8:12] = length.to_bytes(4, "big")
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def sc_produce_first_look(s, v, n):
+    """What Kafka reads of a produce request before its log: the codec (read by
+    validateRecords only below v7), a transactional batch's producer fields
+    (read for verification even when the batch is too short for its header),
+    one producer per request, and a batch length whose size overflows an int."""
+    create_topic(s, n("t"), partitions=2)
+    produce(s, n("t"), batch(records(1)), version=v, label="produce 1 record")
+    for codec in (5, 7):
+        produce(s, n("t"), _with_codec(batch(records(1)), codec), version=v, label=f"codec {codec}")
+        produce(s, n("t"), _with_codec(batch(records(1)), codec), version=v, acks=2,
+                label=f"codec {codec}, invalid acks")
+    if v >= 3:
+        s.x("a good partition and one of codec 6", PRODUCE, v, {
+            "transactionalId": None, "acks": -1, "timeoutMs": 30000, "topicData": [
+                produce_topic(s, v, n("t"), [(0, batch(records(1, "g"))),
+                                             (1, _with_codec(batch(records(1)), 6))])]})
+        # transactional batches too short for their header (49) that hold the
+        # producer id, epoch and base sequence (45 and up)
+        for length in (45, 48):
+            txb = dict(producer_id=7, epoch=0, base_seq=0, transactional=True)
+            produce(s, n("t"), _short_batch(length, **txb), version=v, txn_id=n("tx"),
+                    label=f"transactional, length {length}")
+            produce(s, n("t"), _short_batch(length, **txb), version=v, txn_id=n("tx"), acks=2,
+                    label=f"transactional, length {length}, invalid acks")
+        # a transactional control batch is verified like any transactional
+        # batch (the log refuses control batches from clients after it)
+        control = _as_control(batch(records(1), producer_id=7, epoch=0, base_seq=0, transactional=True))
+        produce(s, n("t"), control, version=v, txn_id=n("tx"), label="transactional control batch")
+        # transactional batches of two producers (or two epochs) in one request
+        for label, second in (("two producer ids", (8, 0)), ("two epochs", (7, 1))):
+            s.x(label, PRODUCE, v, {
+                "transactionalId": n("tx"), "acks": -1, "timeoutMs": 30000, "topicData": [
+                    produce_topic(s, v, n("t"), [
+                        (0, batch(records(1), producer_id=7, epoch=0, base_seq=0, transactional=True)),
+                        (1, batch(records(1), producer_id=second[0], epoch=second[1], base_seq=0,
+                                  transactional=True))]),
+                    produce_topic(s, v, n("missing"), [(0, batch(records(1)))])
+                    if v < 13 else produce_topic(s, v, None, [(0, batch(records(1)))],
+                                                 topic_id=UNKNOWN_TOPIC_ID)]})
+        s.x("two producer ids, invalid acks", PRODUCE, v, {
+            "transactionalId": n("tx"), "acks": 2, "timeoutMs": 30000, "topicData": [
+                produce_topic(s, v, n("t"), [
+                    (0, batch(records(1), producer_id=7, epoch=0, base_seq=0, transactional=True)),
+                    (1, batch(records(1), producer_id=8, epoch=0, base_seq=0, transactional=True))])]})
+        # a transactional and an idempotent batch: one producer id among the
+        # transactional ones
+        s.x("a transactional and an idempotent batch", PRODUCE, v, {
+            "transactionalId": n("tx"), "acks": -1, "timeoutMs": 30000, "topicData": [
+                produce_topic(s, v, n("t"), [
+                    (0, batch(records(1), producer_id=7, epoch=0, base_seq=0, transactional=True)),
+                    (1, batch(records(1), producer_id=8, epoch=0, base_seq=0))])]})
+    # a batch length whose size (length + 12) passes 2^31 - 1
+    for length in (0x7FFFFFF3, 0x7FFFFFF4, 0x7FFFFFFF):
+        produce(s, n("t"), _with_length(batch(records(1)), length), version=v, label=f"batch length {length}")
+    produce(s, n("t"), _with_length(batch(records(1)), 0x7FFFFFFF), version=v, acks=2,
+            label="batch length 2^31-1, invalid acks")
+    if v >= 3:
+        s.x("a good partition and one of batch length 2^31-1", PRODUCE, v, {
+            "transactionalId": None, "acks": -1, "timeoutMs": 30000, "topicData": [
+                produce_topic(s, v, n("t"), [(0, batch(records(1, "g"))),
+                                             (1, _with_length(batch(records(1)), 0x7FFFFFFF))])]})
+    produce(s, n("t"), batch(records(1, "h")), version=v, label="after them (the log end)")
 
 
 def sc_produce_keyless_compacted(s, v, n):
@@ -1328,6 +1418,7 @@ SCENARIOS = [
     ("delete_topics", DELETE_TOPICS, "version", sc_delete_topics),
     ("create_partitions", CREATE_PARTITIONS, "version", sc_create_partitions),
     ("produce", PRODUCE, "version", sc_produce),
+    ("produce_first_look", PRODUCE, "version", sc_produce_first_look),
     ("produce_keyless_compacted", PRODUCE, "version", sc_produce_keyless_compacted),
     ("produce_idempotent", PRODUCE, "version", sc_produce_idempotent),
     ("produce_txn_not_added", PRODUCE, "version", sc_produce_txn_not_added),

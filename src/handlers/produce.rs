@@ -72,7 +72,6 @@ fn refused_before_the_log(e: &RecordError) -> bool {
             | RecordError::NotOneBatch { .. }
             | RecordError::UnsupportedCompressionType { .. }
             | RecordError::CrcMismatch { .. }
-            | RecordError::UnknownCompression { .. }
             | RecordError::MessageTooLarge { .. }
             | RecordError::DecompressedTooLarge { .. }
     )
@@ -204,6 +203,17 @@ fn append_partition(
 ) -> Result<(PartitionProduceResponse, (i64, u64)), Box<PartitionProduceResponse>> {
     let version = ctx.version;
     let now = ctx.now;
+    // A failed verification is the partition's answer before anything of
+    // its log is looked at (Kafka's `handleProduceAppend` leaves it out of
+    // the append).
+    let verification = match verdict {
+        Some(Err(code)) => {
+            tracing::debug!(topic = %partition.topic, partition = index, error = ?code, "transactional batch refused by verification");
+            return Err(Box::new(verification_failure(index, code, version)));
+        }
+        Some(Ok(guard)) => Some(guard),
+        None => None,
+    };
     let settings = partition.settings();
     // Kafka's `appendRecordsToLeader` asks for the local leader log first: a
     // replica that lost leadership (or left the partition in a reassignment)
@@ -248,14 +258,6 @@ fn append_partition(
         tracing::debug!(topic = %partition.topic, partition = index, error = %e, "rejected produce batch");
         Box::new(record_error_response(partition, index, &e, version))
     })?;
-    let verification = match verdict {
-        Some(Err(code)) => {
-            tracing::debug!(topic = %partition.topic, partition = index, error = ?code, "transactional batch refused by verification");
-            return Err(Box::new(verification_failure(index, code, version)));
-        }
-        Some(Ok(guard)) => Some(guard),
-        None => None,
-    };
     let mut buf = into_mut(records);
     if let Some(target) = settings.compression_codec {
         // The topic names a codec: re-encode batches that use another one
@@ -373,25 +375,17 @@ async fn verify_transactions(
             else {
                 continue;
             };
-            let Some((_, h)) = pd
-                .records
-                .as_ref()
-                .and_then(|r| batch::iter_batches(r).next())
+            // Read where Kafka reads it: a batch shorter than its header
+            // is verified too (the log refuses it afterwards). One producer
+            // per request: a mix failed the whole request before.
+            let Some((producer_id, epoch)) =
+                validator::transactional_producer(pd.records.as_deref().unwrap_or_default())
             else {
                 continue;
             };
-            if !h.is_transactional() || h.is_control() || h.producer_id < 0 {
-                continue;
-            }
             let key = (topic_pos, partition_pos);
-            if producer.is_some_and(|pe| pe != (h.producer_id, h.producer_epoch)) {
-                // One producer per request (Kafka refuses the mix with
-                // INVALID_PRODUCER_ID_MAPPING).
-                verdicts.insert(key, Err(ResponseError::InvalidProducerIdMapping));
-                continue;
-            }
-            producer = Some((h.producer_id, h.producer_epoch));
-            match p.maybe_start_transaction_verification(h.producer_id, h.producer_epoch) {
+            producer = Some((producer_id, epoch));
+            match p.maybe_start_transaction_verification(producer_id, epoch) {
                 Err(e) => {
                     verdicts.insert(key, Err(e.code()));
                 }
@@ -442,7 +436,8 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
     };
     // Kafka's first look at the records (`hasTransactionalRecords`: each
     // partition's first batch): a batch its iterator refuses fails the whole
-    // request, CORRUPT_MESSAGE with the iterator's message.
+    // request, CORRUPT_MESSAGE with the iterator's message (a size that
+    // overflows: UNKNOWN_SERVER_ERROR).
     let first_batches = validator::first_batches_transactional(
         request
             .topic_data
@@ -450,10 +445,12 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
             .flat_map(|t| &t.partition_data)
             .map(|p| p.records.as_deref().unwrap_or_default()),
     );
-    let mut whole_request_error = first_batches
-        .as_ref()
-        .err()
-        .map(|message| (ResponseError::CorruptMessage, Some(message.clone())));
+    let mut whole_request_error = first_batches.as_ref().err().map(|refusal| {
+        (
+            ResponseError::try_from_code(refusal.code).unwrap_or(ResponseError::UnknownServerError),
+            refusal.message.clone(),
+        )
+    });
     // Transactional records need a transactional id and WRITE on it, or the
     // whole request is refused (without an authorizer only the missing id
     // is refused).
@@ -531,39 +528,65 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
                 })
         })
         .collect();
-    // Kafka reads each such partition's producer fields before the acks; a
-    // batch too short for them throws there and fails the whole request
-    // (`validator::producer_fields_unreadable`): nothing verified or appended.
-    let producer_fields_unreadable = request
-        .topic_data
-        .iter()
-        .zip(&resolved)
-        .enumerate()
-        .filter(|(_, (_, (_, refused)))| refused.is_none())
-        .any(|(topic_pos, (td, (topic, _)))| {
-            td.partition_data
-                .iter()
-                .enumerate()
-                .any(|(partition_pos, pd)| {
-                    !misshapen.contains_key(&(topic_pos, partition_pos))
-                        && validator::producer_fields_unreadable(
-                            pd.records.as_deref().unwrap_or_default(),
-                        )
-                        && (topic
-                            .as_ref()
-                            .is_some_and(|t| t.partition(pd.index).is_some())
-                            || known_elsewhere(
-                                &req,
-                                (version < 13).then_some(td.name.0.as_str()),
-                                td.topic_id,
-                                pd.index,
-                            ))
-                })
-        });
-    if producer_fields_unreadable && whole_request_error.is_none() {
-        whole_request_error = Some((ResponseError::UnknownServerError, None));
+    // What Kafka reads of the partitions it hands to `handleProduceAppend`
+    // (known here or in the cluster, not refused, of the right shape) before
+    // the acks, each a whole-request failure, in Kafka's order: a shape
+    // refusal that is no `ApiException` (an unknown codec below v7, a second
+    // batch whose size overflows: `validator::fails_whole_request`), a batch
+    // too short for the producer fields (`validator::producer_fields_unreadable`),
+    // transactional batches of more than one producer id and epoch. One
+    // header per partition; nothing is verified or appended after them.
+    let mut shape_throws = false;
+    let mut fields_unreadable = false;
+    let mut producers: Vec<(i64, i16)> = Vec::new();
+    for (topic_pos, (td, (topic, refused))) in request.topic_data.iter().zip(&resolved).enumerate()
+    {
+        if refused.is_some() {
+            continue;
+        }
+        for (partition_pos, pd) in td.partition_data.iter().enumerate() {
+            let exists = || {
+                topic
+                    .as_ref()
+                    .is_some_and(|t| t.partition(pd.index).is_some())
+                    || known_elsewhere(
+                        &req,
+                        (version < 13).then_some(td.name.0.as_str()),
+                        td.topic_id,
+                        pd.index,
+                    )
+            };
+            let records = pd.records.as_deref().unwrap_or_default();
+            match misshapen.get(&(topic_pos, partition_pos)) {
+                Some(e) => shape_throws |= validator::fails_whole_request(e) && exists(),
+                None if validator::producer_fields_unreadable(records) => {
+                    fields_unreadable |= exists();
+                }
+                None => {
+                    if let Some(producer) = validator::transactional_producer(records) {
+                        if !producers.contains(&producer) && exists() {
+                            producers.push(producer);
+                        }
+                    }
+                }
+            }
+        }
     }
-    let verdicts = if valid_acks && whole_request_error.is_none() {
+    if whole_request_error.is_none() {
+        whole_request_error = if shape_throws || fields_unreadable {
+            Some((ResponseError::UnknownServerError, None))
+        } else if producers.len() > 1 {
+            Some((
+                ResponseError::InvalidProducerIdMapping,
+                Some("Transactional records contained more than one producer ID".to_string()),
+            ))
+        } else {
+            None
+        };
+    }
+    // Verified before the acks are looked at: a partition that fails
+    // verification is answered so whatever the acks.
+    let verdicts = if whole_request_error.is_none() {
         verify_transactions(&req, &request.topic_data, &resolved, &misshapen, &ctx).await
     } else {
         HashMap::new()
@@ -575,8 +598,9 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
         let mut partitions = Vec::with_capacity(td.partition_data.len());
         for (partition_pos, pd) in td.partition_data.into_iter().enumerate() {
             // Kafka's order: the topic or partition it does not know, the
-            // request-level shape of the records, then the acks
-            // (`ReplicaManager.appendRecords`), then leadership and the log.
+            // request-level shape of the records, a failed transaction
+            // verification, then the acks (`ReplicaManager.appendRecords`),
+            // then leadership and the log.
             let result = if let Some((code, message)) = &whole_request_error {
                 Err(failed(pd.index, *code, -1, message.clone()))
             } else if let Some(code) = refused {
@@ -607,12 +631,10 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
                         // Kafka answers these with the code alone.
                         Err(failed(pd.index, code, -1, None))
                     }
-                    _ if !valid_acks => Err(failed(
-                        pd.index,
-                        ResponseError::InvalidRequiredAcks,
-                        -1,
-                        None,
-                    )),
+                    _ if !valid_acks => Err(match verdicts.get(&(topic_pos, partition_pos)) {
+                        Some(Err(code)) => verification_failure(pd.index, *code, version),
+                        _ => failed(pd.index, ResponseError::InvalidRequiredAcks, -1, None),
+                    }),
                     None => Err(failed(
                         pd.index,
                         ResponseError::NotLeaderOrFollower,

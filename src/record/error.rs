@@ -12,6 +12,7 @@ use super::compression::CompressionError;
 
 /// Kafka error codes this module can produce.
 pub mod error_codes {
+    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
     pub const CORRUPT_MESSAGE: i16 = 2;
     pub const MESSAGE_TOO_LARGE: i16 = 10;
     pub const INVALID_TIMESTAMP: i16 = 32;
@@ -39,23 +40,22 @@ pub enum RecordError {
         batch_length: i32,
     },
     /// Magic byte that is not any known message format (< 0 or > 2).
-    InvalidMagic {
-        batch_index: usize,
-        magic: i8,
-    },
+    InvalidMagic { batch_index: usize, magic: i8 },
     /// Message format v0/v1: rejected on produce v3+ (Kafka 4 accepts nothing else).
-    UnsupportedMagic {
-        batch_index: usize,
-        magic: i8,
-    },
+    UnsupportedMagic { batch_index: usize, magic: i8 },
     CrcMismatch {
         batch_index: usize,
         stored: u32,
         computed: u32,
     },
-    UnknownCompression {
+    /// Compression codec id 5..=7, which no codec has.
+    UnknownCompression { batch_index: usize, codec: u8 },
+    /// A batchLength whose batch size (length + 12) passes `i32::MAX`:
+    /// Kafka's batch iterator computes that size in an `int`, which turns
+    /// negative, and fails on it with an unexpected exception.
+    BatchSizeOverflow {
         batch_index: usize,
-        codec: u8,
+        batch_length: i32,
     },
     MessageTooLarge {
         batch_index: usize,
@@ -64,10 +64,7 @@ pub enum RecordError {
     },
     /// Produce v3+ carries exactly one batch per partition
     /// (`ProduceRequest.validateRecords`); this one has `count`.
-    NotOneBatch {
-        batch_index: usize,
-        count: usize,
-    },
+    NotOneBatch { batch_index: usize, count: usize },
     /// A batch-level rule of Kafka's LogValidator was violated.
     InvalidBatch {
         batch_index: usize,
@@ -97,15 +94,9 @@ pub enum RecordError {
     },
     /// Decompressing the batch would exceed the broker's budget
     /// ([`compression::decompression_budget`]); decoding stopped there.
-    DecompressedTooLarge {
-        batch_index: usize,
-        budget: usize,
-    },
+    DecompressedTooLarge { batch_index: usize, budget: usize },
     /// A codec the request version may not use (ZSTD before produce v7).
-    UnsupportedCompressionType {
-        batch_index: usize,
-        codec: u8,
-    },
+    UnsupportedCompressionType { batch_index: usize, codec: u8 },
 }
 
 impl RecordError {
@@ -132,8 +123,12 @@ impl RecordError {
             }
             RecordError::BatchTooSmall { .. }
             | RecordError::InvalidMagic { .. }
-            | RecordError::CrcMismatch { .. }
-            | RecordError::UnknownCompression { .. } => CORRUPT_MESSAGE,
+            | RecordError::CrcMismatch { .. } => CORRUPT_MESSAGE,
+            // Kafka's `CompressionType.forId` and its batch iterator throw
+            // exceptions no error code names.
+            RecordError::UnknownCompression { .. } | RecordError::BatchSizeOverflow { .. } => {
+                UNKNOWN_SERVER_ERROR
+            }
             RecordError::MessageTooLarge { .. } => MESSAGE_TOO_LARGE,
             // Kafka 4 surfaces an undecodable stream as a bare KafkaException
             // ("Failed to decompress record stream", DefaultRecordBatch's
@@ -221,6 +216,7 @@ impl RecordError {
             | RecordError::UnsupportedMagic { batch_index, .. }
             | RecordError::CrcMismatch { batch_index, .. }
             | RecordError::UnknownCompression { batch_index, .. }
+            | RecordError::BatchSizeOverflow { batch_index, .. }
             | RecordError::MessageTooLarge { batch_index, .. }
             | RecordError::NotOneBatch { batch_index, .. }
             | RecordError::InvalidBatch { batch_index, .. }
@@ -260,6 +256,10 @@ impl fmt::Display for RecordError {
             RecordError::UnknownCompression { batch_index, codec } => {
                 write!(f, "batch {batch_index}: unknown compression codec id {codec}")
             }
+            RecordError::BatchSizeOverflow { batch_index, batch_length } => write!(
+                f,
+                "batch {batch_index}: batchLength {batch_length} makes a batch size beyond 2^31-1"
+            ),
             RecordError::MessageTooLarge { batch_index, size, max } => write!(
                 f,
                 "batch {batch_index} is {size} bytes which exceeds the maximum configured value of {max}"

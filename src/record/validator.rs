@@ -11,8 +11,8 @@ use bytes::BytesMut;
 use super::batch::{
     batch_records, be_i16, be_i32, be_i64, compute_crc, frame_batch, BatchHeader, Compression,
     ATTRIBUTES_OFFSET, BASE_SEQUENCE_OFFSET, BATCH_LENGTH_OFFSET, COMPRESSION_CODEC_MASK,
-    CRC_OFFSET, CURRENT_MAGIC, LOG_OVERHEAD, MAGIC_OFFSET, NO_TIMESTAMP, PRODUCER_ID_OFFSET,
-    RECORDS_OFFSET, RECORD_BATCH_OVERHEAD, TRANSACTIONAL_FLAG_MASK,
+    CRC_OFFSET, CURRENT_MAGIC, LOG_OVERHEAD, MAGIC_OFFSET, NO_TIMESTAMP, PRODUCER_EPOCH_OFFSET,
+    PRODUCER_ID_OFFSET, RECORDS_OFFSET, RECORD_BATCH_OVERHEAD, TRANSACTIONAL_FLAG_MASK,
 };
 use super::compression;
 use super::default_record::{records, Record};
@@ -97,6 +97,12 @@ pub struct ValidatedRecords {
 /// iterator frames (`iterated_batch_size`), looser than the log's
 /// `frame_batch`: a batch too short for its header passes here and is
 /// CORRUPT_MESSAGE in the log's validation, after the acks.
+///
+/// The codec is read only below v7 (for the zstd rule), where an unknown id
+/// (5..=7) throws an exception that fails the whole request
+/// (`UnknownCompression`, see [`fails_whole_request`]); from v7 the log
+/// refuses it. A second batch whose size overflows fails the whole request
+/// too (`BatchSizeOverflow`).
 pub fn validate_produce_shape(records: &[u8], version: i16) -> Result<(), RecordError> {
     let Some(size) = iterated_batch_size(records, 0, 0)? else {
         return Err(RecordError::NoBatches);
@@ -110,11 +116,19 @@ pub fn validate_produce_shape(records: &[u8], version: i16) -> Result<(), Record
     }
     // The iterator's smallest batch (26 bytes) holds the attributes.
     let codec = (be_i16(records, ATTRIBUTES_OFFSET) & COMPRESSION_CODEC_MASK) as u8;
-    if !compression::codec_allowed_for_produce_version(codec, version) {
-        return Err(RecordError::UnsupportedCompressionType {
-            batch_index: 0,
-            codec,
-        });
+    if version < 7 {
+        if Compression::from_id(codec).is_none() {
+            return Err(RecordError::UnknownCompression {
+                batch_index: 0,
+                codec,
+            });
+        }
+        if !compression::codec_allowed_for_produce_version(codec, version) {
+            return Err(RecordError::UnsupportedCompressionType {
+                batch_index: 0,
+                codec,
+            });
+        }
     }
     match iterated_batch_size(records, size, 1)? {
         None => Ok(()),
@@ -125,15 +139,40 @@ pub fn validate_produce_shape(records: &[u8], version: i16) -> Result<(), Record
     }
 }
 
+/// Whether record data refused by [`validate_produce_shape`] fails the whole
+/// request rather than its partition: Kafka evaluates it outside its
+/// per-partition handling, so an exception that is no `ApiException` (an
+/// unknown codec id below v7, a batch size that overflows) is answered
+/// UNKNOWN_SERVER_ERROR, without message, for every partition.
+pub fn fails_whole_request(e: &RecordError) -> bool {
+    matches!(
+        e,
+        RecordError::UnknownCompression { .. } | RecordError::BatchSizeOverflow { .. }
+    )
+}
+
+/// Why Kafka's first look ([`first_batches_transactional`]) fails a whole
+/// produce request: its error code and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WholeRequestRefusal {
+    pub code: i16,
+    pub message: Option<String>,
+}
+
 /// Kafka's `RequestUtils.hasTransactionalRecords`, its first look at a
 /// produce request: the first batch of each partition's data, in request
 /// order, until one is transactional. Framing happens here, outside any
 /// per-partition handling, so the iterator's refusal (a length below 14,
-/// an unknown magic) fails the whole request: `Err` with its message,
-/// answered CORRUPT_MESSAGE for every partition.
+/// an unknown magic) fails the whole request, CORRUPT_MESSAGE with its
+/// message, and so does a length whose batch size overflows an `int`
+/// (UNKNOWN_SERVER_ERROR, no message).
 pub fn first_batches_transactional<'a>(
     data: impl IntoIterator<Item = &'a [u8]>,
-) -> Result<bool, String> {
+) -> Result<bool, WholeRequestRefusal> {
+    let corrupt = |message: String| WholeRequestRefusal {
+        code: super::error::error_codes::CORRUPT_MESSAGE,
+        message: Some(message),
+    };
     for records in data {
         match iterated_batch_size(records, 0, 0) {
             Ok(Some(_)) if be_i16(records, ATTRIBUTES_OFFSET) & TRANSACTIONAL_FLAG_MASK != 0 => {
@@ -141,17 +180,41 @@ pub fn first_batches_transactional<'a>(
             }
             Ok(_) => {}
             Err(RecordError::BatchTooSmall { batch_length, .. }) => {
-                return Err(format!(
+                return Err(corrupt(format!(
                     "Record size {batch_length} is less than the minimum record overhead (14)"
-                ))
+                )))
             }
             Err(RecordError::InvalidMagic { magic, .. }) => {
-                return Err(format!("Invalid magic found in record: {magic}"))
+                return Err(corrupt(format!("Invalid magic found in record: {magic}")))
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => {
+                return Err(WholeRequestRefusal {
+                    code: e.kafka_error_code(),
+                    message: None,
+                })
+            }
         }
     }
     Ok(false)
+}
+
+/// The producer id and epoch of a transactional first batch that carries a
+/// producer id (Kafka's `handleProduceAppend`: `hasProducerId &&
+/// isTransactional`, control batches included), read as Kafka reads them:
+/// from the batch its iterator frames, which may be shorter than a batch
+/// header (the fields must be there, see [`producer_fields_unreadable`]).
+/// These batches are verified with the transaction coordinator, and all of
+/// a request's must share one producer id and epoch.
+pub fn transactional_producer(records: &[u8]) -> Option<(i64, i16)> {
+    let Ok(Some(size)) = iterated_batch_size(records, 0, 0) else {
+        return None;
+    };
+    if size < BASE_SEQUENCE_OFFSET + 4 {
+        return None;
+    }
+    let producer_id = be_i64(records, PRODUCER_ID_OFFSET);
+    (be_i16(records, ATTRIBUTES_OFFSET) & TRANSACTIONAL_FLAG_MASK != 0 && producer_id >= 0)
+        .then(|| (producer_id, be_i16(records, PRODUCER_EPOCH_OFFSET)))
 }
 
 /// Whether the first batch of data `validate_produce_shape` accepted is too
@@ -174,7 +237,9 @@ pub fn producer_fields_unreadable(records: &[u8]) -> bool {
 /// Kafka's `ByteBufferLogInputStream.nextBatch` over a produce request's
 /// records: the whole size of the batch at `pos`, or `None` where the
 /// iterator stops (too few bytes for the batch it announces). A length
-/// below the legacy record overhead (14) or an unknown magic is corrupt.
+/// below the legacy record overhead (14) or an unknown magic is corrupt; a
+/// length whose size (length + 12) passes `i32::MAX` makes Kafka's `int`
+/// size negative, which its iterator fails on (`BatchSizeOverflow`).
 fn iterated_batch_size(
     records: &[u8],
     pos: usize,
@@ -199,6 +264,12 @@ fn iterated_batch_size(
     let magic = rest[MAGIC_OFFSET] as i8;
     if !(0..=CURRENT_MAGIC).contains(&magic) {
         return Err(RecordError::InvalidMagic { batch_index, magic });
+    }
+    if batch_length > i32::MAX - LOG_OVERHEAD as i32 {
+        return Err(RecordError::BatchSizeOverflow {
+            batch_index,
+            batch_length,
+        });
     }
     let size = batch_length as usize + LOG_OVERHEAD;
     Ok((size <= rest.len()).then_some(size))

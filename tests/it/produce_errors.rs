@@ -357,3 +357,214 @@ fn a_batch_kafka_cannot_frame_fails_the_whole_request() {
     );
     assert_eq!(latest(&mut c, "w", 0), 1, "only the last request appended");
 }
+
+/// The answers of a request whose partitions are all of topic `w`, by index.
+fn answers_by_index(
+    r: &kafka_protocol::messages::ProduceResponse,
+) -> Vec<(i32, i16, i64, Option<String>)> {
+    let mut out: Vec<_> = r
+        .responses
+        .iter()
+        .flat_map(|t| &t.partition_responses)
+        .map(|p| {
+            (
+                p.index,
+                p.error_code,
+                p.log_start_offset,
+                p.error_message.as_ref().map(|m| m.to_string()),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A request with one batch per partition of topic `topic`.
+fn produce_parts(
+    topic: &str,
+    acks: i16,
+    transactional_id: Option<&str>,
+    parts: &[(i32, &[u8])],
+) -> kafka_protocol::messages::ProduceRequest {
+    use kafka_protocol::messages::produce_request::PartitionProduceData;
+    let mut req = produce_request(topic, parts[0].0, acks, parts[0].1);
+    for (index, records) in &parts[1..] {
+        req.topic_data[0].partition_data.push(
+            PartitionProduceData::default()
+                .with_index(*index)
+                .with_records(Some(bytes::Bytes::copy_from_slice(records))),
+        );
+    }
+    req.with_transactional_id(
+        transactional_id.map(|t| kafka_protocol::messages::TransactionalId(sb(t))),
+    )
+}
+
+/// An unknown codec id (5..=7): Kafka reads it in `validateRecords` only
+/// below Produce v7, where `CompressionType.forId` throws and the whole
+/// request is UNKNOWN_SERVER_ERROR (whatever the acks); from v7 its log
+/// refuses the partition, UNKNOWN_SERVER_ERROR with the log start offset,
+/// after the acks.
+#[test]
+fn an_unknown_codec_fails_as_kafka_by_version() {
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "w", 2, &[]);
+    let good = batch(&[Rec::value(b"g", now_ms())]);
+    let mut codec6 = good.clone();
+    let attrs = batch_attributes(&codec6) | 6;
+    codec6[21..23].copy_from_slice(&attrs.to_be_bytes());
+    fix_crc(&mut codec6);
+    let unknown = E::UnknownServerError.code();
+    let req = |acks| produce_parts("w", acks, None, &[(0, &good), (1, &codec6)]);
+    for acks in [-1, 2] {
+        assert_eq!(
+            answers_by_index(&c.call(6, &req(acks))),
+            vec![(0, unknown, -1, None), (1, unknown, -1, None)],
+            "v6, acks {acks}"
+        );
+    }
+    assert_eq!(latest(&mut c, "w", 0), 0, "nothing appended below v7");
+    assert_eq!(
+        answers_by_index(&c.call(7, &req(-1))),
+        vec![(0, NONE, 0, None), (1, unknown, 0, None)]
+    );
+    let invalid_acks = E::InvalidRequiredAcks.code();
+    assert_eq!(
+        answers_by_index(&c.call(9, &req(2))),
+        vec![(0, invalid_acks, -1, None), (1, invalid_acks, -1, None)]
+    );
+    assert_eq!(latest(&mut c, "w", 0), 1);
+}
+
+/// A batch length whose size (length + 12) passes 2^31-1: Kafka's batch
+/// iterator turns it negative and throws at its first look, failing the
+/// whole request UNKNOWN_SERVER_ERROR; nothing is allocated for it. One
+/// less is a batch the data does not hold (INVALID_RECORD).
+#[test]
+fn a_batch_size_beyond_i32_fails_the_whole_request() {
+    let b = Broker::start(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "w", 2, &[]);
+    let good = batch(&[Rec::value(b"g", now_ms())]);
+    let with_length = |length: i32| {
+        let mut raw = good.clone();
+        raw[8..12].copy_from_slice(&length.to_be_bytes());
+        raw
+    };
+    let unknown = E::UnknownServerError.code();
+    for (length, acks) in [(i32::MAX, -1), (i32::MAX - 11, -1), (i32::MAX, 2)] {
+        let huge = with_length(length);
+        assert_eq!(
+            answers_by_index(&c.call(
+                9,
+                &produce_parts("w", acks, None, &[(0, &good), (1, &huge)])
+            )),
+            vec![(0, unknown, -1, None), (1, unknown, -1, None)],
+            "length {length}, acks {acks}"
+        );
+    }
+    let huge = with_length(i32::MAX - 12);
+    assert_eq!(
+        answers_by_index(&c.call(9, &produce_parts("w", -1, None, &[(0, &good), (1, &huge)]))),
+        vec![(0, NONE, 0, None), (1, E::InvalidRecord.code(), -1, None)]
+    );
+    assert_eq!(latest(&mut c, "w", 0), 1, "only the last request appended");
+}
+
+/// Kafka reads a transactional batch's producer id, epoch and base sequence
+/// for its verification even when the batch is too short for its header
+/// (lengths 45..48): it is verified before the acks and the log, and a
+/// partition not in the transaction is refused so, not CORRUPT_MESSAGE.
+/// So is a control batch.
+#[test]
+fn a_short_transactional_batch_is_verified_first() {
+    use crate::support::transactions::init_txn;
+    let b = txn_broker(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "w", 1, &[]);
+    let pid = init_txn(&mut c, "tx-short", 60_000);
+    let full = txn_batch(pid, 0, 1, "s");
+    let not_added = (
+        E::InvalidTxnState.code(),
+        -1,
+        Some("Partition was not added to the transaction".to_string()),
+    );
+    for length in [45usize, 48] {
+        let mut short = full[..12 + length].to_vec();
+        short[8..12].copy_from_slice(&(length as i32).to_be_bytes());
+        for acks in [-1, 2] {
+            let r = c.call(
+                9,
+                &produce_parts("w", acks, Some("tx-short"), &[(0, &short)]),
+            );
+            assert_eq!(
+                answers_by_index(&r),
+                vec![(0, not_added.0, not_added.1, not_added.2.clone())],
+                "length {length}, acks {acks}"
+            );
+        }
+    }
+    // A transactional control batch is verified as any transactional batch
+    // (Kafka's `hasProducerId && isTransactional`); the log would refuse it
+    // (INVALID_RECORD) only after.
+    let mut control = full.clone();
+    let attrs = batch_attributes(&control) | 0x20;
+    control[21..23].copy_from_slice(&attrs.to_be_bytes());
+    fix_crc(&mut control);
+    let r = c.call(
+        9,
+        &produce_parts("w", -1, Some("tx-short"), &[(0, &control)]),
+    );
+    assert_eq!(
+        answers_by_index(&r),
+        vec![(0, not_added.0, not_added.1, not_added.2)]
+    );
+    assert_eq!(latest(&mut c, "w", 0), 0);
+}
+
+/// Transactional batches of more than one producer id (or epoch) in one
+/// request: Kafka's `handleProduceAppend` throws before verification and
+/// the acks, and every partition of the request (one of an unknown topic
+/// too) is answered INVALID_PRODUCER_ID_MAPPING with its message.
+#[test]
+fn transactional_batches_of_two_producers_fail_the_whole_request() {
+    use crate::support::transactions::init_txn;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    let b = txn_broker(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "w", 2, &[]);
+    let pid = init_txn(&mut c, "tx-two", 60_000);
+    let mixed = E::InvalidProducerIdMapping.code();
+    let message = Some("Transactional records contained more than one producer ID".to_string());
+    for (other, acks) in [
+        ((pid.0 + 1, pid.1), -1),
+        ((pid.0, pid.1 + 1), -1),
+        ((pid.0 + 1, pid.1), 2),
+    ] {
+        let first = txn_batch(pid, 0, 1, "a");
+        let second = txn_batch(other, 0, 1, "b");
+        let mut req = produce_parts("w", acks, Some("tx-two"), &[(0, &first), (1, &second)]);
+        req.topic_data.push(
+            TopicProduceData::default()
+                .with_name(tn("nowhere"))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(bytes::Bytes::from(batch(&[Rec::value(
+                        b"n",
+                        now_ms(),
+                    )]))))]),
+        );
+        let r = c.call(9, &req);
+        assert_eq!(
+            answers_by_index(&r),
+            vec![
+                (0, mixed, -1, message.clone()),
+                (0, mixed, -1, message.clone()),
+                (1, mixed, -1, message.clone())
+            ],
+            "{other:?}, acks {acks}"
+        );
+    }
+    assert_eq!(latest(&mut c, "w", 0), 0);
+}

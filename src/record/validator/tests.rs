@@ -208,7 +208,9 @@ fn batch_level_rules() {
     assert_eq!(code(validate_produce_records(&b, NOW, &multi_cfg())), 87);
     let mut b = batch(1).to_vec();
     patch(&mut b, ATTRIBUTES_OFFSET, &6i16.to_be_bytes());
-    assert_eq!(code(validate_produce_records(&b, NOW, &multi_cfg())), 2);
+    // Kafka's log fails on the unknown codec with an exception no error
+    // code names: UNKNOWN_SERVER_ERROR.
+    assert_eq!(code(validate_produce_records(&b, NOW, &multi_cfg())), -1);
     let cfg = ValidationConfig {
         compacted: true,
         ..multi_cfg()
@@ -631,6 +633,26 @@ fn produce_shape_is_kafkas_validate_records() {
         RecordError::UnsupportedCompressionType { codec: 4, .. }
     ));
     assert!(validate_produce_shape(&zstd, 7).is_ok());
+    // An unknown codec id (5..=7) is read only below v7, where it fails the
+    // whole request; from v7 the log refuses it (UNKNOWN_SERVER_ERROR).
+    for codec in 5..=7u8 {
+        let mut unknown = ok.clone();
+        let attrs =
+            i16::from_be_bytes([unknown[ATTRIBUTES_OFFSET], unknown[ATTRIBUTES_OFFSET + 1]]);
+        unknown[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2]
+            .copy_from_slice(&(attrs | i16::from(codec)).to_be_bytes());
+        let e = shape(&unknown, 6);
+        assert!(matches!(e, RecordError::UnknownCompression { .. }), "{e}");
+        assert!(fails_whole_request(&e));
+        assert!(validate_produce_shape(&unknown, 7).is_ok());
+        assert!(validate_produce_shape(&unknown, 13).is_ok());
+        assert!(!fails_whole_request(
+            &RecordError::UnsupportedCompressionType {
+                batch_index: 0,
+                codec: 4
+            }
+        ));
+    }
     // Framed as Kafka's iterator frames: a length from 14 is a batch to the
     // shape (the log finds it too short for its header), below 14 corrupt.
     let short = |length: usize| {
@@ -674,6 +696,15 @@ fn produce_shape_is_kafkas_validate_records() {
     };
     assert!(producer_fields_unreadable(&cut(&txn, 44)));
     assert!(!producer_fields_unreadable(&cut(&txn, 45)));
+    // Its producer is read from there for verification, shorter than a
+    // header (49) as it may be.
+    assert_eq!(transactional_producer(&cut(&txn, 45)), Some((7, 0)));
+    assert_eq!(transactional_producer(&cut(&txn, 48)), Some((7, 0)));
+    assert_eq!(transactional_producer(&txn), Some((7, 0)));
+    assert_eq!(transactional_producer(&cut(&txn, 44)), None);
+    let idempotent = BatchBuilder::new(0).producer(7, 0, 0).build();
+    assert_eq!(transactional_producer(&idempotent), None);
+    assert_eq!(transactional_producer(&ok), None);
     // without a producer id only the id is read
     txn[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8].copy_from_slice(&(-1i64).to_be_bytes());
     assert!(!producer_fields_unreadable(&cut(&txn, 39)));
@@ -697,9 +728,15 @@ fn first_batches_are_kafkas_first_look() {
     assert_eq!(first_batches_transactional([&tail[..]]), Ok(false));
     let mut thirteen = plain[..LOG_OVERHEAD + 13].to_vec();
     thirteen[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&13i32.to_be_bytes());
+    let corrupt = |message: &str| {
+        Err(WholeRequestRefusal {
+            code: 2,
+            message: Some(message.to_string()),
+        })
+    };
     assert_eq!(
         first_batches_transactional([&plain[..], &thirteen[..]]),
-        Err("Record size 13 is less than the minimum record overhead (14)".to_string())
+        corrupt("Record size 13 is less than the minimum record overhead (14)")
     );
     assert_eq!(
         first_batches_transactional([&txn[..], &thirteen[..]]),
@@ -709,8 +746,38 @@ fn first_batches_are_kafkas_first_look() {
     magic[MAGIC_OFFSET] = 5;
     assert_eq!(
         first_batches_transactional([&magic[..]]),
-        Err("Invalid magic found in record: 5".to_string())
+        corrupt("Invalid magic found in record: 5")
     );
+    // A length whose size (length + 12) passes i32::MAX: Kafka's iterator
+    // fails on the negative size, UNKNOWN_SERVER_ERROR without message; one
+    // below is a batch the buffer does not hold.
+    let with_length = |length: i32| {
+        let mut b = plain.clone();
+        b[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&length.to_be_bytes());
+        b
+    };
+    for length in [i32::MAX - 11, i32::MAX] {
+        assert_eq!(
+            first_batches_transactional([&with_length(length)[..]]),
+            Err(WholeRequestRefusal {
+                code: -1,
+                message: None
+            })
+        );
+    }
+    assert_eq!(
+        first_batches_transactional([&with_length(i32::MAX - 12)[..]]),
+        Ok(false)
+    );
+    // ... and so does it as a second batch, past the first look.
+    let mut second = plain.clone();
+    second.extend_from_slice(&with_length(i32::MAX));
+    let e = validate_produce_shape(&second, 9).expect_err("overflow");
+    assert!(matches!(
+        e,
+        RecordError::BatchSizeOverflow { batch_index: 1, .. }
+    ));
+    assert!(fails_whole_request(&e));
     // Empty data and a partial batch have no first batch.
     assert_eq!(
         first_batches_transactional([&[][..], &plain[..20]]),
