@@ -1316,6 +1316,7 @@ def fam_txn(s, i, n):
 
 from oracle_streams import STREAMS_APIS, STREAMS_GROUP_HEARTBEAT, fam_streams  # noqa: E402
 import oracle_share  # noqa: E402  (it imports this module: after its definitions)
+import oracle_consumer  # noqa: E402  (the same)
 
 # (name, primary API, mode, function); mode "version": once per common version,
 # "once": a single run at the latest common version, ("family", apis): indexes
@@ -1370,5 +1371,7 @@ SCENARIOS = [
     ("streams_lifecycle", STREAMS_GROUP_HEARTBEAT, ("family", STREAMS_APIS), fam_streams),
     ("share_lifecycle", oracle_share.SHARE_GROUP_HEARTBEAT, ("family", oracle_share.SHARE_APIS),
      oracle_share.fam_share),
+    ("consumer_lifecycle", oracle_consumer.CONSUMER_GROUP_HEARTBEAT, ("family", oracle_consumer.CONSUMER_APIS),
+     oracle_consumer.fam_consumer),
 ]
 
