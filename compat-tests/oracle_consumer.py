@@ -184,7 +184,7 @@ def fam_consumer(s, i, n):
         beat("regex member steady", "regex-1", epoch_r, group=gr, topicPartitions=own_r)
         describe("describe the regex group", [gr])
         beat("regex changed to an invalid one", "regex-1", epoch_r, group=gr, subscribedTopicRegex="(")
-        beat("regex changed to names", "regex-1", epoch_r, group=gr, topicPartitions=own_r,
+        beat("names beside the regex (null: unchanged)", "regex-1", epoch_r, group=gr, topicPartitions=own_r,
              subscribedTopicNames=[t], subscribedTopicRegex=None)
         beat("regex member leaves", "regex-1", LEAVE, group=gr)
         # names and a regex at once are allowed (only what comes after
