@@ -1406,6 +1406,7 @@ def fam_txn(s, i, n):
 
 from oracle_streams import STREAMS_APIS, STREAMS_GROUP_HEARTBEAT, fam_streams  # noqa: E402
 import oracle_share  # noqa: E402  (it imports this module: after its definitions)
+import oracle_consumer  # noqa: E402  (the same)
 
 # (name, primary API, mode, function); mode "version": once per common version,
 # "once": a single run at the latest common version, ("family", apis): indexes
@@ -1464,5 +1465,7 @@ SCENARIOS = [
     ("alter_share_group_offsets", ALTER_SHARE_GROUP_OFFSETS, "version", oracle_share.sc_alter_share_group_offsets),
     ("delete_share_group_offsets", oracle_share.DELETE_SHARE_GROUP_OFFSETS, "version",
      oracle_share.sc_delete_share_group_offsets),
+    ("consumer_lifecycle", oracle_consumer.CONSUMER_GROUP_HEARTBEAT, ("family", oracle_consumer.CONSUMER_APIS),
+     oracle_consumer.fam_consumer),
 ]
 

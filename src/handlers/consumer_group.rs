@@ -21,7 +21,7 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use crate::coordinator::group::consumer::heartbeat::{HeartbeatOutcome, HeartbeatParams};
-use crate::coordinator::group::consumer::member::Assignment;
+use crate::coordinator::group::consumer::member::{Assignment, ConsumerGroupMember};
 use crate::coordinator::group::consumer::TopicResolver;
 use crate::handlers::{decode_or_close, ready, KafkaApis, Pending, Request, RequestContext};
 use crate::metadata::image::MetadataImage;
@@ -253,6 +253,15 @@ pub fn consumer_group_heartbeat(req: Request, body: Bytes) -> Pending {
     })
 }
 
+/// A member's assigned partitions with those pending revocation.
+fn owned_now(m: &ConsumerGroupMember) -> Assignment {
+    let mut a = m.assigned_partitions.clone();
+    for (t, ps) in &m.partitions_pending_revocation {
+        a.entry(*t).or_default().extend(ps.iter().copied());
+    }
+    a
+}
+
 fn described(a: &Assignment, topics: &BrokerTopics<'_>) -> DescribedAssignment {
     DescribedAssignment::default().with_topic_partitions(
         a.iter()
@@ -307,8 +316,16 @@ pub fn consumer_group_describe(req: &Request, body: Bytes) -> crate::handlers::R
                                 .map(|n| TopicName(s(n.clone())))
                                 .collect(),
                         )
-                        .with_subscribed_topic_regex(m.subscribed_topic_regex.clone().map(s))
-                        .with_assignment(described(&m.assigned_partitions, &topics))
+                        // Kafka's member keeps "" for no regex (its
+                        // builder's default), and describes that
+                        .with_subscribed_topic_regex(Some(s(m
+                            .subscribed_topic_regex
+                            .clone()
+                            .unwrap_or_default())))
+                        // what the member owns: its assigned partitions and
+                        // those it has yet to revoke (Kafka's
+                        // asConsumerGroupDescribeMember)
+                        .with_assignment(described(&owned_now(m), &topics))
                         .with_target_assignment(described(target, &topics))
                         // Kafka's MemberType: 0 classic protocol, 1 consumer.
                         .with_member_type(if m.uses_classic_protocol() { 0 } else { 1 })

@@ -737,3 +737,82 @@ fn assignments_are_batched_by_the_assignment_interval() {
     let d = describe(&mut c, "cg-batch");
     assert_eq!((d.group_epoch, d.assignment_epoch), (3, 3));
 }
+
+/// Kafka's ConsumerGroupDescribe member: its assignment is what it owns,
+/// partitions it has yet to revoke included, and a member subscribed by
+/// names reports the regex "" (Kafka's member default), not null.
+#[test]
+fn describe_shows_partitions_pending_revocation_and_an_empty_regex() {
+    let b = start();
+    let mut c = b.client();
+    let t = create_topic(&mut c, "cg-pending", 2, &[]);
+    let mut a = Member::new("cg-pending", &["cg-pending"]);
+    a.beat(&mut c);
+    assert_eq!(a.count(), 2);
+    let mut bm = Member::new("cg-pending", &["cg-pending"]);
+    assert_eq!(bm.beat(&mut c).error_code, NONE);
+    // a is told to revoke one partition; it has not yet said it did.
+    let r = c.call(HB, &a.request());
+    assert_eq!(r.error_code, NONE);
+    let d = describe(&mut c, "cg-pending");
+    let da = d
+        .members
+        .iter()
+        .find(|m| m.member_id.as_str() == a.id)
+        .expect("member a");
+    assert_eq!(da.assignment.topic_partitions.len(), 1);
+    assert_eq!(da.assignment.topic_partitions[0].topic_id, t);
+    assert_eq!(
+        da.assignment.topic_partitions[0].partitions.len(),
+        2,
+        "the partition pending revocation is still a's"
+    );
+    assert_eq!(da.target_assignment.topic_partitions[0].partitions.len(), 1);
+    for m in &d.members {
+        assert_eq!(m.subscribed_topic_regex.as_deref(), Some(""));
+    }
+}
+
+/// Kafka's consumerGroupFenceMembers: when the last member leaves, the
+/// group's (empty) target assignment is at the new group epoch at once; a
+/// change of the assignor the members prefer is a new group epoch
+/// (hasPreferredServerAssignorChanged), a new rack or rebalance timeout
+/// is not.
+#[test]
+fn group_epochs_follow_the_assignor_and_the_last_leave() {
+    let b = start();
+    let mut c = b.client();
+    create_topic(&mut c, "cg-epochs", 2, &[]);
+    let mut a = Member::new("cg-epochs", &["cg-epochs"]);
+    a.beat(&mut c);
+    assert_eq!(a.epoch, 2);
+    let beat =
+        |c: &mut Client,
+         a: &Member,
+         f: &dyn Fn(ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatRequest| {
+            let r = c.call(HB, &f(a.request()));
+            assert_eq!(r.error_code, NONE, "{:?}", r.error_message);
+            r.member_epoch
+        };
+    assert_eq!(beat(&mut c, &a, &|r| r.with_rack_id(Some(sb("rack-1")))), 2);
+    assert_eq!(beat(&mut c, &a, &|r| r.with_rebalance_timeout_ms(9000)), 2);
+    assert_eq!(
+        beat(&mut c, &a, &|r| r.with_server_assignor(Some(sb("range")))),
+        3,
+        "the range assignor: a new epoch and target"
+    );
+    let d = describe(&mut c, "cg-epochs");
+    assert_eq!(d.assignor_name.as_str(), "range");
+    assert_eq!((d.group_epoch, d.assignment_epoch), (3, 3));
+    // the same assignor again changes nothing
+    assert_eq!(
+        beat(&mut c, &a, &|r| r.with_server_assignor(Some(sb("range")))),
+        3
+    );
+
+    let leave = a.request().with_member_epoch(-1);
+    assert_eq!(c.call(HB, &leave).error_code, NONE);
+    let d = describe(&mut c, "cg-epochs");
+    assert_eq!(d.group_state.as_str(), "Empty");
+    assert_eq!((d.group_epoch, d.assignment_epoch), (4, 4));
+}

@@ -554,6 +554,27 @@ impl GroupMetadataManager {
         let member_id = updated.member_id.clone();
 
         let mut bump = false;
+        // The assignor the group uses changes with the one its members
+        // prefer most: that is a new target assignment, so a new epoch
+        // (Kafka's `hasPreferredServerAssignorChanged`), decided on the
+        // group before the member's new metadata.
+        let default_assignor = || {
+            cx.config
+                .consumer_assignors
+                .first()
+                .cloned()
+                .unwrap_or_else(|| assignors::UNIFORM.to_string())
+        };
+        let assignor_before = g
+            .preferred_server_assignor(None, None)
+            .unwrap_or_else(default_assignor);
+        let assignor_after = g
+            .preferred_server_assignor(Some(member), Some(updated))
+            .unwrap_or_else(default_assignor);
+        if assignor_before != assignor_after {
+            tracing::debug!(group = %gid, from = %assignor_before, to = %assignor_after, "the group's preferred server assignor changed");
+            bump = true;
+        }
         // Regular expressions, decided on the group before the member's
         // new metadata (Kafka's `maybeUpdateRegularExpressions`).
         let now_ms = crate::util::time::now_ms();
@@ -888,6 +909,16 @@ impl GroupMetadataManager {
             &mut recs,
             ConsumerRecord::GroupMetadata(gid.to_string(), Some((epoch, hash))),
         );
+        if g.members.is_empty() {
+            // Nobody is left to assign to: the (empty) target assignment
+            // is at the new epoch at once, with no computation time
+            // (Kafka's consumerGroupFenceMembers when every member goes).
+            push(
+                &mut g,
+                &mut recs,
+                ConsumerRecord::TargetAssignmentMetadata(gid.to_string(), Some((epoch, 0))),
+            );
+        }
         let wait = write(cx, gid, false, &recs)?;
         tracing::info!(group = %gid, members = ?members, epoch, "bumped the consumer group epoch after removing members");
         for member_id in &members {
