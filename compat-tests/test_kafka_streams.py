@@ -11,7 +11,8 @@ every word's output must then be exactly 1, 2, ..., n: a duplicate, a gap or a
 count that starts over is a broken exactly-once or restore path.
 
 ``streams_eos_scenario`` takes only a bootstrap address, so it runs against any
-broker (kastle here; a real Kafka fixture later).
+broker (kastle here; a real Kafka fixture later), at transaction version 2 (a new
+directory's default) and, pinned by the operator, at version 1.
 
 ``test_streams_protocol_handover`` runs the same word count with
 ``group.protocol=streams`` (KIP-1071: the broker assigns the tasks): two
@@ -218,6 +219,26 @@ def test_streams_exactly_once_kill_and_restore(framework_broker, tmp_path, jvm_p
     assert_apis(calls, "Fetch", "ListOffsets", "JoinGroup", "SyncGroup", "Heartbeat",
                 "OffsetFetch", "CreateTopics")
     assert_txn_protocol(calls, bootstrap, offsets=True)
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.compat("kafka-streams", "transactions")
+def test_streams_exactly_once_at_transaction_version_1(broker_factory, tmp_path, jvm_procs):
+    """The same run on a directory formatted at transaction.version 1 (an
+    operator pinning the old protocol, as ``kafka-storage format --feature
+    transaction.version=1``): the 4.4 client falls back to AddPartitionsToTxn,
+    AddOffsetsToTxn and EndTxn up to v4, and the counts are still exactly once."""
+    from compat_lib import finalized_features, recorded_broker
+    _b, rec, bootstrap = recorded_broker(
+        broker_factory, {"kastle.format.features": "transaction.version=1"}, capture_txn=True)
+    try:
+        assert finalized_features(bootstrap).get("transaction.version", 0) == 1
+        result = streams_eos_scenario(bootstrap, tmp_path, jvm_procs, rec)
+        calls = api_calls(rec)
+        print(result, calls)
+        assert_txn_protocol(calls, bootstrap, offsets=True)
+    finally:
+        rec.close()
 
 
 STREAMS_PROTOCOL_BROKER = {
