@@ -5,7 +5,7 @@ Two consumers of one share group share a 1-partition topic and every record is
 delivered exactly once (implicit acknowledgement); in explicit mode REJECTed
 records are never redelivered, RELEASEd ones come back with delivery count 2;
 a consumer killed (SIGKILL) with records in flight has them redelivered to
-another member once the acquisition lock (2 s here) times out.
+another member (at once: its connection closed, so its share session ended).
 
 Each scenario runs against a real Apache Kafka 4.4 too (``*_on_kafka``, the same
 lock settings, SIGKILL and restart of its process): a step failing there is a
@@ -61,10 +61,12 @@ def _share_scenario(boot, jvm_procs):
                        ["hold", boot, topic, groups[2]], jvm_opts=["-Xmx256m"])
     held = holder.wait_for(lambda e: e.get("type") == "held", 60, "held records")
     holder.kill()
-    killed_at = time.monotonic()
+    # Redelivered to another member: at once, since the killed member's
+    # connection closed and its share session ended with it (Kafka's
+    # ShareSessionCache disconnect listener; a member that hangs with its
+    # connection open keeps its records until the lock expires, pinned by
+    # tests/it/share_groups.rs).
     _run("after_kill", boot, topic, groups[2], held["offsets"])
-    # Redelivered only after the lock expired, not at once.
-    assert time.monotonic() - killed_at >= LOCK_MS / 1000 - 0.5
 
 
 def _renew_scenario(boot):

@@ -206,6 +206,9 @@ pub struct RequestContext {
     pub principal: Arc<KafkaPrincipal>,
     /// The connection's quota mute.
     pub throttle: Arc<ChannelThrottle>,
+    /// This broker's id of the connection (Kafka's connection id): share
+    /// sessions belong to the connection that opened them.
+    pub connection_id: u64,
 }
 
 impl RequestContext {

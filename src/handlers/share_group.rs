@@ -8,6 +8,7 @@
 //! (KIP-1206); both are served from share.version 1, as in Kafka 4.4.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -345,6 +346,35 @@ pub(crate) fn ensure_share_state_topic(apis: &KafkaApis) -> Result<(), ResponseE
     })
 }
 
+/// A connection closed (Kafka's `ShareSessionCache` disconnect listener):
+/// the share sessions it opened end and the records their members hold are
+/// released at once, their state persisted, as a session closed with the
+/// final epoch.
+pub(crate) async fn on_connection_closed(apis: Arc<KafkaApis>, connection: u64) {
+    for (group, member) in apis.share.connection_sessions(connection) {
+        let limit = share_settings(&apis, &group, 0).limits.delivery_count_limit;
+        let released = apis
+            .share
+            .release_connection_session(&group, &member, connection, limit);
+        tracing::debug!(
+            group,
+            member,
+            connection,
+            partitions = released.len(),
+            "share session ended with its connection"
+        );
+        let failed = persist_share_state(&apis, &group, released).await;
+        if !failed.is_empty() {
+            tracing::warn!(
+                group,
+                member,
+                ?failed,
+                "share state after a disconnect not persisted"
+            );
+        }
+    }
+}
+
 /// Kafka's `writeShareGroupState` after a change: persists the state of
 /// `group`'s share partitions `tps` that changed and waits until it is
 /// durable. Returns the error of each partition whose state could not be
@@ -568,9 +598,15 @@ pub fn share_fetch(req: Request, body: Bytes) -> Pending {
         .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, *p)))
         .collect();
     let epoch = r.share_session_epoch;
-    let session = apis
-        .share
-        .fetch_session(&group, &member, epoch, &add, &forget, !acks.is_empty());
+    let session = apis.share.fetch_session(
+        &group,
+        &member,
+        epoch,
+        &add,
+        &forget,
+        !acks.is_empty(),
+        req.ctx.connection_id,
+    );
     let partitions = match session {
         Ok(p) => p,
         Err(e) => return ready(respond_fetch(&req, top(e.code()))),

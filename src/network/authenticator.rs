@@ -191,6 +191,8 @@ where
                             security_protocol: ctx.security_protocol,
                             principal: Arc::new(KafkaPrincipal::anonymous()),
                             throttle: Default::default(),
+                            // ApiVersions only: no state is tied to it
+                            connection_id: 0,
                         };
                         match handlers::dispatch(rctx, frame).await.await {
                             Reply::Frame(b) => out.send(b).await?,

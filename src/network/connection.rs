@@ -194,6 +194,7 @@ async fn serve_stream<R: AsyncRead + Unpin, W: Transport>(
     let (tx, rx) = mpsc::channel::<Owed>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(write_responses(wr, rx, peer));
     let throttle = Arc::new(ChannelThrottle::default());
+    let connection_id = NEXT_CONNECTION_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let reason: String = loop {
         // Wait for a free in-flight slot before reading the next request.
         let permit = tokio::select! {
@@ -276,6 +277,7 @@ async fn serve_stream<R: AsyncRead + Unpin, W: Transport>(
             security_protocol,
             principal: principal.clone(),
             throttle: throttle.clone(),
+            connection_id,
         };
         let timer = apis.metrics.request_timer(&frame);
         let pending = handlers::dispatch(ctx, frame.freeze()).await;
@@ -298,7 +300,19 @@ async fn serve_stream<R: AsyncRead + Unpin, W: Transport>(
         Err(_) => tracing::warn!(%peer, "gave up sending pending responses"),
     }
     tracing::debug!(%peer, reason = %reason, "connection closed");
+    // Kafka's ShareSessionCache listens for disconnects: the share sessions
+    // the connection opened end, and their members' records are released
+    // at once rather than when their acquisition locks run out.
+    if apis.share.has_sessions() {
+        tokio::spawn(handlers::share_group::on_connection_closed(
+            apis.clone(),
+            connection_id,
+        ));
+    }
 }
+
+/// Connection ids, from 1 (0 is no connection's).
+static NEXT_CONNECTION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Reads one request: its size, then memory for its body from the
 /// broker-wide pool (waiting, the body unread, while the pool is empty),

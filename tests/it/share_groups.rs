@@ -4,7 +4,8 @@
 //! ShareGroupDescribe, ShareFetch share sessions and their errors (Kafka's
 //! group and member id checks), acquisition (one member at a time),
 //! ACCEPT/RELEASE/REJECT, acknowledgements validated before TOPIC READ,
-//! the acquisition lock timeout and the delivery count limit; targets over
+//! the acquisition lock timeout and the delivery count limit, a closed
+//! connection's share session ending with it; targets over
 //! initialized partitions only, computed once per assignment interval
 //! (KIP-1251).
 
@@ -746,4 +747,39 @@ fn acknowledgements_are_validated_before_topic_authorization() {
     assert_eq!(ack_errors(&r), vec![(0, invalid)], "{r:?}");
     let r = fetch(&mut c, "ag", "a", 5, id, vec![(0, 0, ACCEPT)]);
     assert_eq!(ack_errors(&r), vec![(0, denied)], "{r:?}");
+}
+
+/// Kafka's `ShareSessionCache` listens for disconnects: the share session a
+/// closed connection opened ends, and the records its member holds are
+/// released at once rather than when their acquisition lock (30 s here)
+/// runs out.
+#[test]
+fn a_closed_connection_releases_its_sessions_records() {
+    let b = Broker::start(&["group.share.assignment.interval.ms=0"]);
+    find_coordinators(&b);
+    let mut c = b.client();
+    let id = create_topic(&mut c, "dc", 1, &[]);
+    set_earliest(&mut c, "dg");
+    produce_ok(&mut c, "dc", 0, &simple_batch(5, 10, 1, 0));
+    let mut holder = b.client();
+    assert_eq!(
+        acquired(&fetch(&mut holder, "dg", "a", 0, id, vec![])),
+        vec![(0, 4, 1)]
+    );
+    // Held: another member gets nothing ...
+    assert!(acquired(&fetch(&mut c, "dg", "b", 0, id, vec![])).is_empty());
+    drop(holder);
+    // ... until the holder's connection is gone: then all of it, again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for epoch in 1.. {
+        let got = acquired(&fetch(&mut c, "dg", "b", epoch, id, vec![]));
+        if !got.is_empty() {
+            assert_eq!(got, vec![(0, 4, 2)], "redelivered, delivery count 2");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "records still held 10 s after their holder's connection closed"
+        );
+    }
 }

@@ -38,6 +38,8 @@ struct ShareSession {
     /// The epoch the next request must carry.
     epoch: i32,
     partitions: BTreeSet<TopicIdPartition>,
+    /// The connection that opened it: the session ends with it.
+    connection: u64,
 }
 
 /// How a share partition starts (`share.auto.offset.reset`).
@@ -162,6 +164,7 @@ impl SharePartitionManager {
 
     /// ShareFetch's session step (Kafka's `newContext`): returns the
     /// session's partitions to fetch (none for the final epoch).
+    #[allow(clippy::too_many_arguments)]
     pub fn fetch_session(
         &self,
         group: &str,
@@ -170,6 +173,7 @@ impl SharePartitionManager {
         add: &[TopicIdPartition],
         forget: &[TopicIdPartition],
         has_acks: bool,
+        connection: u64,
     ) -> Result<Vec<TopicIdPartition>, SessionError> {
         let mut st = self.lock();
         let key = (group.to_string(), member.to_string());
@@ -193,6 +197,7 @@ impl SharePartitionManager {
                     ShareSession {
                         epoch: 1,
                         partitions,
+                        connection,
                     },
                 );
                 Ok(out)
@@ -247,6 +252,48 @@ impl SharePartitionManager {
                 sp.release_member(member, delivery_count_limit);
             }
         }
+    }
+
+    /// Whether any share session is open (a closed connection need not
+    /// look further).
+    pub fn has_sessions(&self) -> bool {
+        !self.lock().sessions.is_empty()
+    }
+
+    /// The (group, member) of each share session `connection` opened.
+    pub fn connection_sessions(&self, connection: u64) -> Vec<(String, String)> {
+        self.lock()
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.connection == connection)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Ends the member's session if `connection` still owns it (the
+    /// member may have opened a new one elsewhere) and releases the records
+    /// it holds; returns the share partitions whose state changed.
+    pub fn release_connection_session(
+        &self,
+        group: &str,
+        member: &str,
+        connection: u64,
+        delivery_count_limit: i16,
+    ) -> Vec<TopicIdPartition> {
+        let mut st = self.lock();
+        let key = (group.to_string(), member.to_string());
+        if st.sessions.get(&key).map(|s| s.connection) != Some(connection) {
+            return Vec::new();
+        }
+        let Some(s) = st.sessions.remove(&key) else {
+            return Vec::new();
+        };
+        for (t, p) in &s.partitions {
+            if let Some(sp) = st.partitions.get_mut(&(group.to_string(), *t, *p)) {
+                sp.release_member(member, delivery_count_limit);
+            }
+        }
+        s.partitions.into_iter().collect()
     }
 
     /// Applies acknowledgements to one share partition.
@@ -466,32 +513,41 @@ mod tests {
         let m = SharePartitionManager::new(2);
         let tp = (Uuid::from_u128(1), 0);
         assert_eq!(
-            m.fetch_session("g", "m", 1, &[tp], &[], false),
+            m.fetch_session("g", "m", 1, &[tp], &[], false, 1),
             Err(SessionError::NotFound)
         );
         assert_eq!(
-            m.fetch_session("g", "m", 0, &[tp], &[], true),
+            m.fetch_session("g", "m", 0, &[tp], &[], true, 1),
             Err(SessionError::InvalidRequest)
         );
         assert_eq!(
-            m.fetch_session("g", "m", 0, &[tp], &[], false),
+            m.fetch_session("g", "m", 0, &[tp], &[], false, 1),
             Ok(vec![tp])
         );
         assert_eq!(
-            m.fetch_session("g", "m", 2, &[], &[], false),
+            m.fetch_session("g", "m", 2, &[], &[], false, 1),
             Err(SessionError::InvalidEpoch)
         );
-        assert_eq!(m.fetch_session("g", "m", 1, &[], &[], false), Ok(vec![tp]));
+        assert_eq!(
+            m.fetch_session("g", "m", 1, &[], &[], false, 1),
+            Ok(vec![tp])
+        );
         assert_eq!(m.acknowledge_session("g", "m", 2), Ok(()));
         assert_eq!(
             m.acknowledge_session("g", "m", 0),
             Err(SessionError::InvalidEpoch)
         );
-        assert_eq!(m.fetch_session("g", "m", 3, &[], &[tp], false), Ok(vec![]));
-        assert_eq!(m.fetch_session("g", "m", -1, &[], &[], false), Ok(vec![]));
-        m.fetch_session("g", "m2", 0, &[], &[], false).unwrap();
         assert_eq!(
-            m.fetch_session("g", "m3", 0, &[], &[], false),
+            m.fetch_session("g", "m", 3, &[], &[tp], false, 1),
+            Ok(vec![])
+        );
+        assert_eq!(
+            m.fetch_session("g", "m", -1, &[], &[], false, 1),
+            Ok(vec![])
+        );
+        m.fetch_session("g", "m2", 0, &[], &[], false, 1).unwrap();
+        assert_eq!(
+            m.fetch_session("g", "m3", 0, &[], &[], false, 1),
             Err(SessionError::LimitReached)
         );
     }
