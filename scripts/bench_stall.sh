@@ -10,7 +10,7 @@
 # client's threads (`perf sched timehist`), so the stall is named by who was
 # not running and why (blocked: which kernel path; runnable: who had the CPU).
 #
-#   RATE=100000 DUR=30 STALL_MS=100 bash scripts/bench_stall.sh
+#   RATE=100000 DUR=30 STALL_MS=100 bash scripts/bench_stall.sh   (BUILD=0: no rebuild)
 #
 # Needs root (perf sched record -a) and a quiet machine: not part of the
 # test command. Output: $OUT (default /tmp/kastle-stall-<time>/), its
@@ -25,9 +25,12 @@ mkdir -p "$OUT"
 log() { echo "[bench_stall] $*" >&2; }
 command -v perf >/dev/null || { log "perf is not installed"; exit 2; }
 
-log "cargo build --release --locked -p kastle -p kastle-bench"
-(cd "$ROOT" && nice -n 5 cargo build --release --locked -p kastle -p kastle-bench) \
-  >"$OUT/build.log" 2>&1 || { tail -20 "$OUT/build.log" >&2; exit 1; }
+# BUILD=0: use target/release as it is (say so in what you report)
+if [[ "${BUILD:-1}" != 0 ]]; then
+  log "cargo build --release --locked -p kastle -p kastle-bench"
+  (cd "$ROOT" && nice -n 5 cargo build --release --locked -p kastle -p kastle-bench) \
+    >"$OUT/build.log" 2>&1 || { tail -20 "$OUT/build.log" >&2; exit 1; }
+fi
 KASTLE="$ROOT/target/release/kastle"
 PERF="$ROOT/target/release/kastle-perf"
 
