@@ -62,18 +62,26 @@ VPID=$!
 perf sched record -k CLOCK_MONOTONIC -g -o "$OUT/sched.data" -- sleep $((DUR + 4)) \
   >"$OUT/perf-record.log" 2>&1 &
 RPID=$!
+# on-CPU samples of the broker: what it was doing when it ran
+perf record -k CLOCK_MONOTONIC -F 499 -g -p "$BPID" -o "$OUT/oncpu.data" -- sleep $((DUR + 4)) \
+  >"$OUT/perf-oncpu.log" 2>&1 &
+OPID=$!
 sleep 1
 "$PERF" producer --bootstrap-server "$BOOT" --topic stall --num-records $((RATE * DUR)) \
   --record-size 1024 --throughput "$RATE" --max-seconds $((DUR + 2)) \
   --producer-props acks=all linger.ms=0 --stall-ms "$STALL_MS" --json \
-  >"$OUT/producer.out" 2>"$OUT/producer.err" || true
+  >"$OUT/producer.out" 2>"$OUT/producer.err" &
+CPID=$!
+wait "$CPID" || true
 wait "$RPID" || true
+wait "$OPID" || true
 kill "$VPID" 2>/dev/null || true
 VPID=""
 
 log "perf sched timehist"
 perf sched timehist -i "$OUT/sched.data" --state -g >"$OUT/timehist.txt" 2>"$OUT/timehist.err" || true
-python3 "$ROOT/scripts/lib/stall_report.py" "$OUT" "$BPID" >"$OUT/report.txt"
+perf script -i "$OUT/oncpu.data" -F tid,time,ip,sym >"$OUT/oncpu.txt" 2>"$OUT/oncpu.err" || true
+python3 "$ROOT/scripts/lib/stall_report.py" "$OUT" "$BPID" "$CPID" >"$OUT/report.txt"
 tail -n 3 "$OUT/producer.out" >&2
 cat "$OUT/report.txt" >&2
 log "output in $OUT"

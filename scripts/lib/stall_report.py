@@ -1,5 +1,6 @@
 """Lines up the stalls kastle-perf saw with a `perf sched timehist` trace
-(scripts/bench_stall.sh). Usage: stall_report.py OUT_DIR BROKER_PID
+and on-CPU samples of the broker (scripts/bench_stall.sh). Usage:
+stall_report.py OUT_DIR BROKER_PID CLIENT_PID
 
 For each `stall:` line of OUT_DIR/producer.err (send times on
 CLOCK_MONOTONIC, the clock the trace was recorded with) the window is
@@ -9,6 +10,9 @@ CLOCK_MONOTONIC, the clock the trace was recorded with) the window is
   trace has call chains), broker threads marked;
 * the longest run-queue delays (runnable, not running: the CPUs were busy);
 * CPU time per command in the window (who had the CPUs);
+* the broker's on-CPU samples in the window against the whole run's: the
+  functions it spent its time in (leaf and caller), so a busy broker's stall
+  is named by what it was busy with;
 * vmstat's lines of those seconds (steal, dirty writeback: bo, wa).
 """
 import re
@@ -41,8 +45,38 @@ def parse_timehist(path):
     return events
 
 
+SAMPLE = re.compile(r"^\s*(\d+)\s+([\d.]+):\s*$")
+FRAME = re.compile(r"^\s+[0-9a-f]+\s+(.+)$")
+
+
+def parse_oncpu(path):
+    """[(time, [frames leaf first])] from `perf script -F tid,time,ip,sym`."""
+    out, cur = [], None
+    p = Path(path)
+    if not p.exists():
+        return out
+    for ln in p.read_text(errors="replace").splitlines():
+        m = SAMPLE.match(ln)
+        if m:
+            cur = (float(m[2]), [])
+            out.append(cur)
+            continue
+        f = FRAME.match(ln)
+        if f and cur is not None and len(cur[1]) < 6:
+            cur[1].append(f[1].split("+")[0].strip())
+    return out
+
+
+def top_frames(samples, depth):
+    c = defaultdict(int)
+    for _, frames in samples:
+        if frames:
+            c[" <- ".join(frames[:depth])] += 1
+    return sorted(c.items(), key=lambda kv: -kv[1])
+
+
 def main():
-    out, broker = Path(sys.argv[1]), int(sys.argv[2])
+    out, broker, client = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     stalls = []
     for ln in (out / "producer.err").read_text(errors="replace").splitlines():
         m = STALL.match(ln)
@@ -59,6 +93,9 @@ def main():
     print(f"{len(ev)} context switches traced"
           + (f", {ev[0]['t']:.3f}..{ev[-1]['t']:.3f}" if ev else " (none: see timehist.err)"))
     vm = (out / "vmstat.txt").read_text().splitlines()
+    oncpu = parse_oncpu(out / "oncpu.txt")
+    whole = top_frames(oncpu, 3)
+    total = max(1, len(oncpu))
     for a, b, n, mx in sorted(stalls, key=lambda s: -s[3])[:10]:
         print(f"\n== stall {a:.3f}..{b:.3f} ({(b - a) * 1e3:.0f} ms window): {n} records, max {mx:.0f} ms")
         waits, delays, cpu = [], [], defaultdict(float)
@@ -67,7 +104,8 @@ def main():
             off_from = on - e["wait"]  # switched out before (or woken: sch)
             if e["comm"].startswith("<idle>") or e["comm"].startswith("swapper"):
                 continue
-            if off_from < b and on > a and e["wait"] >= 0.005:
+            mine = e["pid"] in (broker, client)
+            if mine and off_from < b and on > a and e["wait"] >= 0.005:
                 waits.append(e)
             if on - e["sch"] < b and on > a and e["sch"] >= 0.002:
                 delays.append(e)
@@ -75,7 +113,8 @@ def main():
             if hi > lo:
                 cpu[e["comm"]] += hi - lo
         who = lambda e: ("BROKER " if e["pid"] == broker else "") + f"{e['comm']}[{e['tid']}]"
-        print(" longest off-CPU (wait ms; state and kernel path where it was switched out):")
+        print(" longest off-CPU of the broker's and the client's threads (wait ms; state and "
+              "kernel path where it was switched out):")
         for e in sorted(waits, key=lambda e: -e["wait"])[:TOP]:
             print(f"   {e['wait'] * 1e3:8.1f}  {e['state']:2} {who(e):40} {e['chain'][:150]}")
         print(" longest run-queue delays (ms):")
@@ -84,6 +123,12 @@ def main():
         print(" CPU time in the window (ms) by command:")
         for comm, s in sorted(cpu.items(), key=lambda kv: -kv[1])[:TOP]:
             print(f"   {s * 1e3:8.1f}  {comm}")
+        inside = [x for x in oncpu if a <= x[0] <= b]
+        base = dict(whole)
+        print(f" broker on-CPU samples in the window: {len(inside)} (run: {len(oncpu)}); "
+              "top stacks (share in the window / in the run):")
+        for stack, n in top_frames(inside, 3)[:TOP]:
+            print(f"   {n / max(1, len(inside)):6.1%} / {base.get(stack, 0) / total:6.1%}  {stack[:160]}")
     print("\nvmstat (1 s; st = steal, bo = blocks written, wa = I/O wait):")
     print("\n".join(vm))
 
