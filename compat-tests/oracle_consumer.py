@@ -25,16 +25,6 @@ LEAVE, STATIC_LEAVE = -1, -2
 DETERMINISTIC = {"consumer.assignment.interval.ms": "0", "consumer.assignor.offload.enable": "false"}
 
 
-def group_configs(s, g, configs):
-    """Sets the group's configs (set-up) and waits until the broker has them."""
-    r = s.x("setup group configs", sc.INCREMENTAL_ALTER_CONFIGS, sc.latest(sc.INCREMENTAL_ALTER_CONFIGS), {
-        "resources": [{"resourceType": sc.GROUP, "resourceName": g, "configs": [
-            {"name": k, "configOperation": sc.SET, "value": v} for k, v in configs.items()]}]}, record=False)
-    sc.ok(s, "group configs", r, ("responses", 0, "errorCode"))
-    for k, v in configs.items():
-        sc.await_described(s, sc.GROUP, g, k, v)
-
-
 def owned(r):
     """The partitions a heartbeat's answer assigns, as the next request's
     TopicPartitions (None when the answer carries no assignment)."""
@@ -55,7 +45,7 @@ def fam_consumer(s, i, n):
     hv, dv = (sc.ver(a, i) for a in CONSUMER_APIS)
     g, t = n("g"), n("t")
     tid = sc.create_topic(s, t, partitions=2)
-    group_configs(s, g, DETERMINISTIC)
+    sc.set_group_configs(s, g, DETERMINISTIC)
 
     def beat(label, member, epoch, group=g, record=True, **fields):
         body = {"groupId": group, "memberId": member, "memberEpoch": epoch, "instanceId": None,
@@ -141,7 +131,7 @@ def fam_consumer(s, i, n):
     # -- a member id the coordinator chooses (v0), in a group of its own ---------------
     if hv == 0:
         g0 = n("g-generated")
-        group_configs(s, g0, DETERMINISTIC)
+        sc.set_group_configs(s, g0, DETERMINISTIC)
         r = join("join without a member id", "", group=g0)
         mid = r.get("memberId") or ""
         beat("heartbeat with the generated id", mid, r.get("memberEpoch", 0), group=g0, topicPartitions=owned(r))
@@ -149,7 +139,7 @@ def fam_consumer(s, i, n):
 
     # -- static membership ---------------------------------------------------------------
     gs = n("g-static")
-    group_configs(s, gs, DETERMINISTIC)
+    sc.set_group_configs(s, gs, DETERMINISTIC)
     r = join("static join", "static-1", group=gs, instanceId="instance-1")
     epoch_s, own_s = r.get("memberEpoch", 0), owned(r)
     join("another member with the same instance id", "static-2", group=gs, instanceId="instance-1")
@@ -168,7 +158,7 @@ def fam_consumer(s, i, n):
     # -- a regex subscription (v1), resolved asynchronously by Kafka -------------------
     if hv >= 1:
         gr = n("g-regex")
-        group_configs(s, gr, DETERMINISTIC)
+        sc.set_group_configs(s, gr, DETERMINISTIC)
         r = join("setup regex join", "regex-1", group=gr, subscribedTopicNames=None,
                  subscribedTopicRegex=f"{t}|{n('nothing')}.*", record=False)
         assert r["errorCode"] == 0, f"{s.name}: regex join: {r}"
@@ -190,7 +180,7 @@ def fam_consumer(s, i, n):
         # names and a regex at once are allowed (only what comes after
         # depends on when Kafka's resolution of the regex lands)
         gb = n("g-both")
-        group_configs(s, gb, DETERMINISTIC)
+        sc.set_group_configs(s, gb, DETERMINISTIC)
         join("join with names and a regex", "both-1", group=gb, subscribedTopicRegex=f"{t}.*")
 
     # -- a classic group's id -------------------------------------------------------------

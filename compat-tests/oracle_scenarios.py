@@ -850,6 +850,17 @@ def await_described(s, rtype, name, key, value, timeout=15):
         time.sleep(0.02)
 
 
+def set_group_configs(s, g, configs):
+    """Sets a group's configs (set-up, unrecorded) and waits until the
+    broker describes them (the group families' deterministic settings)."""
+    r = s.x("setup group configs", INCREMENTAL_ALTER_CONFIGS, latest(INCREMENTAL_ALTER_CONFIGS), {
+        "resources": [{"resourceType": GROUP, "resourceName": g, "configs": [
+            {"name": k, "configOperation": SET, "value": v} for k, v in configs.items()]}]}, record=False)
+    ok(s, "group configs", r, ("responses", 0, "errorCode"))
+    for k, v in configs.items():
+        await_described(s, GROUP, g, k, v)
+
+
 def sc_broker_dynamic_configs(s, v, n):
     """Dynamic broker configs at the cluster-default level (no other scenario
     touches it, so the shared Kafka's state is this scenario's own), and every

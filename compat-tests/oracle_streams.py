@@ -17,16 +17,6 @@ STREAMS_GROUP_HEARTBEAT, STREAMS_GROUP_DESCRIBE, STREAMS_GROUP_TOPOLOGY_DESCRIPT
 STREAMS_APIS = (STREAMS_GROUP_HEARTBEAT, STREAMS_GROUP_DESCRIBE, STREAMS_GROUP_TOPOLOGY_DESCRIPTION_UPDATE)
 
 
-def _group_configs(s, g, configs):
-    """Sets the group's configs (set-up) and waits until the broker has them."""
-    r = s.x("setup group configs", sc.INCREMENTAL_ALTER_CONFIGS, sc.latest(sc.INCREMENTAL_ALTER_CONFIGS), {
-        "resources": [{"resourceType": sc.GROUP, "resourceName": g, "configs": [
-            {"name": k, "configOperation": sc.SET, "value": v} for k, v in configs.items()]}]}, record=False)
-    sc.ok(s, "group configs", r, ("responses", 0, "errorCode"))
-    for k, v in configs.items():
-        sc.await_described(s, sc.GROUP, g, k, v)
-
-
 def _tags(*keys):
     return [{"key": k, "value": f"{k}-1"} for k in keys]
 
@@ -39,7 +29,7 @@ def fam_streams(s, i, n):
     sc.create_topic(s, t, partitions=2)
     # A deterministic first assignment (no initial delay, no batching, on the
     # coordinator's own thread), and two rack-aware tags to ask members for.
-    _group_configs(s, g, {"streams.initial.rebalance.delay.ms": "0",
+    sc.set_group_configs(s, g, {"streams.initial.rebalance.delay.ms": "0",
                           "streams.assignment.interval.ms": "0",
                           "streams.assignor.offload.enable": "false",
                           "streams.rack.aware.assignment.tags": "zone,rack"})
