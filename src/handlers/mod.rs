@@ -29,6 +29,7 @@ pub mod request_quota;
 pub mod scram_credentials;
 pub mod share_group;
 pub mod share_group_offsets;
+pub mod share_state;
 pub mod streams_group;
 pub mod topics;
 pub mod transactions;

@@ -8,7 +8,6 @@
 //! (KIP-1206); both are served from share.version 1, as in Kafka 4.4.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -38,9 +37,8 @@ use crate::coordinator::group::consumer::TopicResolver;
 use crate::coordinator::group::share::{
     ShareAssignment, ShareHeartbeatOutcome, ShareHeartbeatParams,
 };
-use crate::coordinator::group::writer::map_append_error;
-use crate::coordinator::share::SHARE_STATE_TOPIC;
 use crate::handlers::consumer_group::BrokerTopics;
+use crate::handlers::share_state::{ensure_share_state_topic, persist_share_state};
 use crate::handlers::{decode_or_close, ready, KafkaApis, Pending, Reply, Request};
 use crate::protocol::response::Written;
 use crate::protocol::same_as::SameAsVersion;
@@ -122,7 +120,7 @@ fn setting(apis: &KafkaApis, group: &str, key: &str, broker_key: &str) -> i64 {
         .unwrap_or_else(|| apis.dynamic_config.current().int(broker_key))
 }
 
-fn share_settings(apis: &KafkaApis, group: &str, max_records: i32) -> ShareSettings {
+pub(crate) fn share_settings(apis: &KafkaApis, group: &str, max_records: i32) -> ShareSettings {
     let configs = apis.group_configs.group_configs(group);
     let reset = configs.get("share.auto.offset.reset").cloned();
     // Kafka's `isRenewAcknowledgeEnabled`: on unless the group turned it off.
@@ -326,106 +324,6 @@ pub fn share_group_describe(req: &Request, body: Bytes) -> crate::handlers::Repl
         })
         .collect();
     req.respond(&ShareGroupDescribeResponse::default().with_groups(groups))
-}
-
-/// Standalone: makes sure `__share_group_state` exists and the share
-/// coordinator has it (created on the first write, as Kafka creates it on
-/// first need). Blocking when it creates.
-pub(crate) fn ensure_share_state_topic(apis: &KafkaApis) -> Result<(), ResponseError> {
-    if apis.share_state.has_topic() {
-        return Ok(());
-    }
-    let c = &apis.share_state.config;
-    let created = apis
-        .replicas
-        .get_or_create_internal_topic(SHARE_STATE_TOPIC, c.num_partitions, c.topic_configs())
-        .and_then(|t| apis.share_state.adopt_topic(t));
-    created.map_err(|e| {
-        tracing::warn!(error = %e, "cannot create {SHARE_STATE_TOPIC}");
-        ResponseError::CoordinatorNotAvailable
-    })
-}
-
-/// A connection closed (Kafka's `ShareSessionCache` disconnect listener):
-/// the share sessions it opened end and the records their members hold are
-/// released at once, their state persisted, as a session closed with the
-/// final epoch.
-pub(crate) async fn on_connection_closed(apis: Arc<KafkaApis>, connection: u64) {
-    for (group, member) in apis.share.connection_sessions(connection) {
-        let limit = share_settings(&apis, &group, 0).limits.delivery_count_limit;
-        let released = apis
-            .share
-            .release_connection_session(&group, &member, connection, limit);
-        tracing::debug!(
-            group,
-            member,
-            connection,
-            partitions = released.len(),
-            "share session ended with its connection"
-        );
-        let failed = persist_share_state(&apis, &group, released).await;
-        if !failed.is_empty() {
-            tracing::warn!(
-                group,
-                member,
-                ?failed,
-                "share state after a disconnect not persisted"
-            );
-        }
-    }
-}
-
-/// Kafka's `writeShareGroupState` after a change: persists the state of
-/// `group`'s share partitions `tps` that changed and waits until it is
-/// durable. Returns the error of each partition whose state could not be
-/// made durable. A cluster broker keeps the state in memory only.
-pub(crate) async fn persist_share_state(
-    apis: &KafkaApis,
-    group: &str,
-    tps: impl IntoIterator<Item = TopicIdPartition>,
-) -> BTreeMap<TopicIdPartition, i16> {
-    let mut failed = BTreeMap::new();
-    if apis.cluster.is_some() {
-        return failed;
-    }
-    let tps: Vec<TopicIdPartition> = tps.into_iter().collect();
-    if tps.is_empty() {
-        return failed;
-    }
-    if let Err(e) = ensure_share_state_topic(apis) {
-        return tps.into_iter().map(|tp| (tp, e.code())).collect();
-    }
-    let mut waits = Vec::new();
-    for tp in tps {
-        let leader_epoch = apis
-            .replicas
-            .topics
-            .get_by_id(&tp.0)
-            .and_then(|t| t.partition(tp.1).map(|p| p.leader_epoch()))
-            .unwrap_or(-1);
-        match apis.share_state.write(group, tp, leader_epoch, || {
-            apis.share.persisted_state(group, tp)
-        }) {
-            Ok(Some(w)) => waits.push((tp, w)),
-            Ok(None) => {}
-            Err(e) => {
-                failed.insert(tp, map_append_error(e, false));
-            }
-        }
-    }
-    let timeout = apis.share_state.config.write_timeout_ms;
-    for (tp, w) in waits {
-        if let Err(code) = w.wait(timeout).await {
-            tracing::warn!(
-                group,
-                partition = tp.1,
-                code,
-                "share state write not durable"
-            );
-            failed.insert(tp, code);
-        }
-    }
-    failed
 }
 
 /// A partition's topic name and whether the client may READ it; `None`

@@ -30,7 +30,8 @@ use uuid::Uuid;
 use crate::broker::share::partition::delivery_complete_count;
 use crate::broker::share::TopicIdPartition;
 use crate::coordinator::group::writer::{map_append_error, DurableWait};
-use crate::handlers::share_group::{ensure_share_state_topic, share_enabled};
+use crate::handlers::share_group::share_enabled;
+use crate::handlers::share_state::ensure_share_state_topic;
 use crate::handlers::{ready, KafkaApis, Pending, Request};
 use crate::protocol::response::Written;
 use crate::protocol::share_group_offsets::{

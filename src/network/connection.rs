@@ -304,7 +304,7 @@ async fn serve_stream<R: AsyncRead + Unpin, W: Transport>(
     // the connection opened end, and their members' records are released
     // at once rather than when their acquisition locks run out.
     if apis.share.has_sessions() {
-        tokio::spawn(handlers::share_group::on_connection_closed(
+        tokio::spawn(handlers::share_state::on_connection_closed(
             apis.clone(),
             connection_id,
         ));
