@@ -10,7 +10,10 @@
 # client's threads (`perf sched timehist`), so the stall is named by who was
 # not running and why (blocked: which kernel path; runnable: who had the CPU).
 #
-#   RATE=100000 DUR=30 STALL_MS=100 bash scripts/bench_stall.sh   (BUILD=0: no rebuild)
+#   RATE=100000 DUR=30 STALL_MS=100 bash scripts/bench_stall.sh   (BUILD=0: no rebuild;
+#   TRACE=0: no perf, the latencies only; BROKER=kafka: Apache Kafka instead)
+#
+# BROKER=kafka: Apache Kafka 4.4 (page cache, its default) instead of kastle.
 #
 # Needs root (perf sched record -a) and a quiet machine: not part of the
 # test command. Output: $OUT (default /tmp/kastle-stall-<time>/), its
@@ -43,10 +46,37 @@ cleanup() {
   rm -rf "$DATA"
 }
 trap cleanup EXIT
-"$KASTLE" --override "listeners=PLAINTEXT://$BOOT" --override "advertised.listeners=PLAINTEXT://$BOOT" \
-  --override "log.dirs=$DATA/logs" --override log.flush.interval.messages=9223372036854775807 \
-  >"$OUT/broker.log" 2>&1 &
-BPID=$!
+if [[ "${BROKER:-kastle}" == kafka ]]; then
+  # Apache Kafka in page-cache mode (its default), the same client and rate:
+  # is a stall kastle's or the machine's?
+  source "$ROOT/scripts/lib/kafka_jvm.sh"
+  kafka_jvm_init "$DATA" "$OUT" || { log "Kafka's jars are missing (scripts/test.sh --install-only)"; exit 2; }
+  CPORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  cat >"$DATA/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+listeners=PLAINTEXT://$BOOT,CONTROLLER://127.0.0.1:$CPORT
+advertised.listeners=PLAINTEXT://$BOOT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.quorum.bootstrap.servers=127.0.0.1:$CPORT
+log.dirs=$DATA/logs
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+PROPS
+  kafka_tool kafka.tools.StorageTool format --standalone -t "$(kafka_cluster_id)" \
+    -c "$DATA/server.properties" >"$OUT/format.log" 2>&1 || { cat "$OUT/format.log" >&2; exit 1; }
+  (cd "$DATA" && exec "$JAVA" "${KAFKA_JVM[@]}" -Dkafka.logs.dir="$DATA" -cp "$KAFKA_CP" \
+    kafka.Kafka "$DATA/server.properties") >"$OUT/broker.log" 2>&1 &
+  BPID=$!
+  for _ in $(seq 1 600); do grep -q 'Kafka Server started' "$OUT/broker.log" && break; sleep 0.1; done
+else
+  "$KASTLE" --override "listeners=PLAINTEXT://$BOOT" --override "advertised.listeners=PLAINTEXT://$BOOT" \
+    --override "log.dirs=$DATA/logs" --override log.flush.interval.messages=9223372036854775807 \
+    >"$OUT/broker.log" 2>&1 &
+  BPID=$!
+fi
 for _ in $(seq 1 200); do
   (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
   sleep 0.05
@@ -58,6 +88,9 @@ echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; ra
   >"$OUT/machine.txt"
 vmstat -t 1 >"$OUT/vmstat.txt" &
 VPID=$!
+# TRACE=0: no perf at all (the tracer's own cost, hundreds of MB of
+# trace written while it runs, is then out of the picture)
+if [[ "${TRACE:-1}" != 0 ]]; then
 # -k CLOCK_MONOTONIC: the clock kastle-perf's stall lines use
 perf sched record -k CLOCK_MONOTONIC -g -o "$OUT/sched.data" -- sleep $((DUR + 4)) \
   >"$OUT/perf-record.log" 2>&1 &
@@ -66,6 +99,7 @@ RPID=$!
 perf record -k CLOCK_MONOTONIC -F 499 -g -p "$BPID" -o "$OUT/oncpu.data" -- sleep $((DUR + 4)) \
   >"$OUT/perf-oncpu.log" 2>&1 &
 OPID=$!
+fi
 sleep 1
 "$PERF" producer --bootstrap-server "$BOOT" --topic stall --num-records $((RATE * DUR)) \
   --record-size 1024 --throughput "$RATE" --max-seconds $((DUR + 2)) \
@@ -73,10 +107,16 @@ sleep 1
   >"$OUT/producer.out" 2>"$OUT/producer.err" &
 CPID=$!
 wait "$CPID" || true
-wait "$RPID" || true
-wait "$OPID" || true
 kill "$VPID" 2>/dev/null || true
 VPID=""
+if [[ "${TRACE:-1}" == 0 ]]; then
+  tail -n 3 "$OUT/producer.out" >&2
+  echo "$(grep -c "^stall" "$OUT/producer.err") stall(s)" >&2
+  log "output in $OUT (TRACE=0: no trace)"
+  exit 0
+fi
+wait "$RPID" || true
+wait "$OPID" || true
 
 log "perf sched timehist"
 perf sched timehist -i "$OUT/sched.data" --state -g >"$OUT/timehist.txt" 2>"$OUT/timehist.err" || true
