@@ -13,8 +13,6 @@
 #   RATE=100000 DUR=30 STALL_MS=100 bash scripts/bench_stall.sh   (BUILD=0: no rebuild;
 #   TRACE=0: no perf, the latencies only; BROKER=kafka: Apache Kafka instead)
 #
-# BROKER=kafka: Apache Kafka 4.4 (page cache, its default) instead of kastle.
-#
 # Needs root (perf sched record -a) and a quiet machine: not part of the
 # test command. Output: $OUT (default /tmp/kastle-stall-<time>/), its
 # report.txt summarises each stall.

@@ -150,6 +150,25 @@ pub struct SharePartitionManager {
     pub max_sessions: usize,
 }
 
+/// Ends a member's share session and releases the records it holds on the
+/// session's partitions; returns those partitions (none without a session).
+fn end_session(
+    st: &mut State,
+    group: &str,
+    member: &str,
+    delivery_count_limit: i16,
+) -> Vec<TopicIdPartition> {
+    let Some(s) = st.sessions.remove(&(group.to_string(), member.to_string())) else {
+        return Vec::new();
+    };
+    for (t, p) in &s.partitions {
+        if let Some(sp) = st.partitions.get_mut(&(group.to_string(), *t, *p)) {
+            sp.release_member(member, delivery_count_limit);
+        }
+    }
+    s.partitions.into_iter().collect()
+}
+
 impl SharePartitionManager {
     pub fn new(max_sessions: usize) -> SharePartitionManager {
         SharePartitionManager {
@@ -243,15 +262,7 @@ impl SharePartitionManager {
     /// Closes the member's session (final epoch) and releases the records
     /// it holds on the session's partitions.
     pub fn release_session(&self, group: &str, member: &str, delivery_count_limit: i16) {
-        let mut st = self.lock();
-        let Some(s) = st.sessions.remove(&(group.to_string(), member.to_string())) else {
-            return;
-        };
-        for (t, p) in s.partitions {
-            if let Some(sp) = st.partitions.get_mut(&(group.to_string(), t, p)) {
-                sp.release_member(member, delivery_count_limit);
-            }
-        }
+        end_session(&mut self.lock(), group, member, delivery_count_limit);
     }
 
     /// Whether any share session is open (a closed connection need not
@@ -285,15 +296,7 @@ impl SharePartitionManager {
         if st.sessions.get(&key).map(|s| s.connection) != Some(connection) {
             return Vec::new();
         }
-        let Some(s) = st.sessions.remove(&key) else {
-            return Vec::new();
-        };
-        for (t, p) in &s.partitions {
-            if let Some(sp) = st.partitions.get_mut(&(group.to_string(), *t, *p)) {
-                sp.release_member(member, delivery_count_limit);
-            }
-        }
-        s.partitions.into_iter().collect()
+        end_session(&mut st, group, member, delivery_count_limit)
     }
 
     /// Applies acknowledgements to one share partition.
