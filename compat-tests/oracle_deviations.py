@@ -84,10 +84,6 @@ KNOWN_RANGES = {
 # The authorization matrix (test_authz_matrix.py): (case label regex, diff path
 # regex, reason) for answers of User:alice that differ from Kafka 4.4's.
 AUTHZ = [
-    (r"add partitions to txn v4 .*\[ACL granted\]", r"partitionErrorCode$",
-     "kastle deviation outside authorization: AddPartitionsToTxn v4+ verifyOnly for a "
-     "partition the transaction does not have; Kafka 4.4 answers TRANSACTION_ABORTABLE, "
-     "kastle INVALID_TXN_STATE"),
     (r"describe quorum .*\[ACL granted\]", r"\.nodes\[nodeId=\d+\]\.listeners$",
      "kastle deviation outside authorization: a standalone kastle is its own single voter but "
      "has no controller listener, so DescribeQuorum v2 names no endpoint for it; Kafka's "
