@@ -169,10 +169,6 @@ def test_a_paused_leader_acknowledges_nothing_after_losing_leadership(cluster):
     check_history(cluster, topic, prod)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open (issue 17): after the third node's restart the idempotent producer sometimes "
-    "stalls with every ISR full and nothing logged by the brokers until its messages "
-    "time out; passes in most runs"))
 def test_rolling_restart_under_load_shows_clients_only_retriable_errors(cluster):
     """Every node restarted in turn (SIGTERM: a controlled shutdown moves its
     leaderships away first) while the producer runs: no delivery fails, and
