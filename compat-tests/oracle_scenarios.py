@@ -587,6 +587,39 @@ def sc_produce_txn_not_added(s, v, n):
             label="transactional batch without a transactional id")
 
 
+def sc_produce_txn_sequence(s, v, n):
+    """KIP-890 verification and sequences (Kafka's VerificationStateEntry keeps
+    the lowest sequence it has seen): a producer's batch above it is
+    OUT_OF_ORDER_SEQUENCE_NUMBER until a batch lands, so a batch that failed
+    verification cannot be overtaken (its retry would be out of order forever).
+    Up to v11 (transaction version 1): sequence 0 fails verification (the
+    partition is not in the transaction yet); once added, sequence 2 is refused,
+    sequence 0 lands, then 2. From v12 (version 2: the Produce adds the
+    partition) a producer with no batches on the partition starts at 0."""
+    t, tx = n("t"), n("tx")
+    create_topic(s, t)
+    r = init_pid(s, txn_id=tx)
+    pid, ep = r["producerId"], r["producerEpoch"]
+
+    def send(seq, count, label):
+        produce(s, t, batch(records(count, prefix=f"s{seq}-"), producer_id=pid, epoch=ep, base_seq=seq,
+                            transactional=True), version=v, txn_id=tx, label=label)
+
+    if v < 12:
+        send(0, 2, "sequence 0, partition not in the transaction yet")
+        s.x("add the partition", ADD_PARTITIONS_TO_TXN, 3, {
+            "v3AndBelowTransactionalId": tx, "v3AndBelowProducerId": pid, "v3AndBelowProducerEpoch": ep,
+            "v3AndBelowTopics": [{"name": t, "partitions": [0]}]})
+        send(2, 1, "sequence 2 while sequence 0 is not written")
+        send(0, 2, "sequence 0 retried")
+        send(2, 1, "sequence 2 after it")
+    else:
+        send(1, 1, "sequence 1 first, no state on the partition")
+        send(0, 1, "sequence 0")
+        send(1, 1, "sequence 1 after it")
+    s.x("describe producers", DESCRIBE_PRODUCERS, 0, {"topics": [{"name": t, "partitionIndexes": [0]}]})
+
+
 def sc_fetch(s, v, n):
     tid = create_topic(s, n("t"), partitions=1)
     produce(s, n("t"), batch(records(5)), record=False)
@@ -1435,6 +1468,7 @@ SCENARIOS = [
     ("produce_keyless_compacted", PRODUCE, "version", sc_produce_keyless_compacted),
     ("produce_idempotent", PRODUCE, "version", sc_produce_idempotent),
     ("produce_txn_not_added", PRODUCE, "version", sc_produce_txn_not_added),
+    ("produce_txn_sequence", PRODUCE, "version", sc_produce_txn_sequence),
     ("fetch", FETCH, "version", sc_fetch),
     ("fetch_sessions", FETCH, "version", sc_fetch_sessions),
     ("list_offsets", LIST_OFFSETS, "version", sc_list_offsets),

@@ -355,6 +355,9 @@ impl Partition {
     /// transaction open here must present the guard of the current
     /// verification, or it is refused with INVALID_TXN_STATE (the
     /// transaction ended, or its verification went stale, in between).
+    /// With or without it, a producer's batch is checked against the
+    /// verification in progress for the producer here, if any (its lowest
+    /// sequence: `ProducerStateManager::check_verified`).
     pub fn append_verified(
         &self,
         records: &mut [u8],
@@ -369,7 +372,11 @@ impl Partition {
         // checked against it before anything is written.
         let first = validated.batches.first().map(|b| b.header);
         if let Some(h) = &first {
-            match plog.producers.check(h).map_err(PartitionError::Producer)? {
+            match plog
+                .producers
+                .check_verified(h, verification)
+                .map_err(PartitionError::Producer)?
+            {
                 ProducerCheck::Append => {}
                 ProducerCheck::Duplicate(meta) => {
                     tracing::debug!(topic = %self.topic, partition = self.index, producer_id = h.producer_id, first_seq = h.base_sequence, "duplicate batch");
@@ -381,15 +388,6 @@ impl Partition {
                         duplicate_timestamp: meta.timestamp,
                         leadership: self.leadership(),
                     });
-                }
-            }
-            if let Some(presented) = verification {
-                if !plog.producers.check_verification(h, presented) {
-                    return Err(PartitionError::Producer(
-                        ProducerError::UnverifiedTransaction {
-                            producer_id: h.producer_id,
-                        },
-                    ));
                 }
             }
         }

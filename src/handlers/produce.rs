@@ -335,7 +335,10 @@ struct ProduceContext<'a> {
 /// broker leads that receives the first transactional batch of a
 /// transaction begins a verification (a guard), and the transaction
 /// coordinator is asked, once for the whole request, whether those
-/// partitions are in the producer's transaction. Partitions where the
+/// partitions are in the producer's transaction; the partition's
+/// verification notes the batch's first sequence, and holds back the
+/// producer's batches above the lowest one noted until a batch lands (a
+/// batch that failed verification must land first). Partitions where the
 /// transaction is already open need no question (`Sentinel`). From v12
 /// (transaction version 2) the question adds the partitions to the
 /// transaction. Skipped without a transactional id, and below v12 with
@@ -378,14 +381,23 @@ async fn verify_transactions(
             // Read where Kafka reads it: a batch shorter than its header
             // is verified too (the log refuses it afterwards). One producer
             // per request: a mix failed the whole request before.
-            let Some((producer_id, epoch)) =
+            let Some(txn_producer) =
                 validator::transactional_producer(pd.records.as_deref().unwrap_or_default())
             else {
                 continue;
             };
+            let (producer_id, epoch) = (txn_producer.producer_id, txn_producer.epoch);
             let key = (topic_pos, partition_pos);
             producer = Some((producer_id, epoch));
-            match p.maybe_start_transaction_verification(producer_id, epoch) {
+            // The verification notes the batch's sequence, and whether this
+            // is a transaction version 2 request (Kafka's
+            // `supportsEpochBump`).
+            match p.maybe_start_transaction_verification(
+                producer_id,
+                txn_producer.base_sequence,
+                epoch,
+                operation == SupportedOperation::AddPartition,
+            ) {
                 Err(e) => {
                     verdicts.insert(key, Err(e.code()));
                 }
@@ -563,7 +575,8 @@ pub async fn handle(req: Request, body: Bytes) -> Pending {
                     fields_unreadable |= exists();
                 }
                 None => {
-                    if let Some(producer) = validator::transactional_producer(records) {
+                    if let Some(p) = validator::transactional_producer(records) {
+                        let producer = (p.producer_id, p.epoch);
                         if !producers.contains(&producer) && exists() {
                             producers.push(producer);
                         }

@@ -198,14 +198,26 @@ pub fn first_batches_transactional<'a>(
     Ok(false)
 }
 
-/// The producer id and epoch of a transactional first batch that carries a
-/// producer id (Kafka's `handleProduceAppend`: `hasProducerId &&
-/// isTransactional`, control batches included), read as Kafka reads them:
-/// from the batch its iterator frames, which may be shorter than a batch
-/// header (the fields must be there, see [`producer_fields_unreadable`]).
-/// These batches are verified with the transaction coordinator, and all of
-/// a request's must share one producer id and epoch.
-pub fn transactional_producer(records: &[u8]) -> Option<(i64, i16)> {
+/// The producer of a transactional batch, as its KIP-890 verification
+/// reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransactionalProducer {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The batch's base sequence (Kafka's `records.firstBatch.baseSequence`),
+    /// which the partition's verification notes.
+    pub base_sequence: i32,
+}
+
+/// The producer id, epoch and base sequence of a transactional first batch
+/// that carries a producer id (Kafka's `handleProduceAppend`:
+/// `hasProducerId && isTransactional`, control batches included), read as
+/// Kafka reads them: from the batch its iterator frames, which may be
+/// shorter than a batch header (the fields must be there, see
+/// [`producer_fields_unreadable`]). These batches are verified with the
+/// transaction coordinator, and all of a request's must share one producer
+/// id and epoch.
+pub fn transactional_producer(records: &[u8]) -> Option<TransactionalProducer> {
     let Ok(Some(size)) = iterated_batch_size(records, 0, 0) else {
         return None;
     };
@@ -213,8 +225,13 @@ pub fn transactional_producer(records: &[u8]) -> Option<(i64, i16)> {
         return None;
     }
     let producer_id = be_i64(records, PRODUCER_ID_OFFSET);
-    (be_i16(records, ATTRIBUTES_OFFSET) & TRANSACTIONAL_FLAG_MASK != 0 && producer_id >= 0)
-        .then(|| (producer_id, be_i16(records, PRODUCER_EPOCH_OFFSET)))
+    (be_i16(records, ATTRIBUTES_OFFSET) & TRANSACTIONAL_FLAG_MASK != 0 && producer_id >= 0).then(
+        || TransactionalProducer {
+            producer_id,
+            epoch: be_i16(records, PRODUCER_EPOCH_OFFSET),
+            base_sequence: be_i32(records, BASE_SEQUENCE_OFFSET),
+        },
+    )
 }
 
 /// Whether the first batch of data `validate_produce_shape` accepted is too

@@ -138,13 +138,29 @@ pub enum ProducerError {
         epoch: i16,
         current_epoch: i16,
     },
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER (45): a batch of a producer with a
+    /// KIP-890 verification in progress here whose first sequence is above
+    /// the lowest one that verification has seen: that lower batch (refused
+    /// by its verification, say) must land first, or its retry would be out
+    /// of order forever.
+    AheadOfVerifiedSequence {
+        producer_id: i64,
+        first_seq: i32,
+        lowest_seq: i32,
+    },
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER (45): the first batch here of a
+    /// transaction version 2 producer with no batches here does not start
+    /// at sequence 0.
+    FirstSequenceNotZero { producer_id: i64, first_seq: i32 },
 }
 
 impl ProducerError {
     pub fn kafka_error_code(&self) -> i16 {
         match self {
             ProducerError::InvalidProducerEpoch { .. } => 47,
-            ProducerError::OutOfOrderSequence { .. } => 45,
+            ProducerError::OutOfOrderSequence { .. }
+            | ProducerError::AheadOfVerifiedSequence { .. }
+            | ProducerError::FirstSequenceNotZero { .. } => 45,
             ProducerError::CoordinatorFenced { .. } => 52,
             ProducerError::InvalidTxnState { .. } | ProducerError::UnverifiedTransaction { .. } => {
                 48
@@ -175,6 +191,14 @@ impl std::fmt::Display for ProducerError {
             ProducerError::OutOfOrderSequence { producer_id, first_seq, last_seq, epoch, current_epoch } => write!(
                 f,
                 "out of order sequence number for producer {producer_id}: {first_seq} (incoming seq. number) at epoch {epoch}, last sequence {last_seq} at epoch {current_epoch}"
+            ),
+            ProducerError::AheadOfVerifiedSequence { producer_id, first_seq, lowest_seq } => write!(
+                f,
+                "out of order sequence number for producer {producer_id}: {first_seq} (incoming seq. number), {lowest_seq} (earliest sequence its transaction verification has seen)"
+            ),
+            ProducerError::FirstSequenceNotZero { producer_id, first_seq } => write!(
+                f,
+                "invalid sequence number for producer {producer_id}: {first_seq} (incoming seq. number); a transaction version 2 producer with no state here must start at 0"
             ),
         }
     }
@@ -222,8 +246,10 @@ pub struct ProducerStateManager {
     last_expiry_check_ms: i64,
     /// KIP-890 verifications started on this partition (Kafka's
     /// `VerificationStateEntry`s), by producer id: in memory only, cleared
-    /// by the producer's next transactional batch or marker, bounded by
-    /// [`MAX_VERIFICATION_STATES`] and `producer.id.expiration.ms`.
+    /// by the producer's next transactional batch or marker (see
+    /// [`Self::apply_control`]), bounded by [`MAX_VERIFICATION_STATES`] and
+    /// `producer.id.expiration.ms`. While one exists the producer's batches
+    /// are held to its lowest sequence ([`Self::check_verified`]).
     verification_states: BTreeMap<i64, VerificationStateEntry>,
     next_verification_guard: u64,
 }
@@ -237,11 +263,37 @@ pub const MAX_VERIFICATION_STATES: usize = 10_000;
 /// here. Its guard is unique on the partition, so a verification answered
 /// after the transaction ended (a marker cleared the entry) or for an
 /// older one cannot admit the batch (Kafka's ABA protection).
+///
+/// It also keeps the lowest first sequence of the batches that began or
+/// joined it (at the highest epoch seen), and the producer's batches above
+/// that sequence are refused until the entry goes: when the lowest batch
+/// fails verification (a retriable error) and a later in-flight batch of
+/// the producer passes, appending the later one would leave the retried
+/// lower batch out of order forever (Kafka's `VerificationStateEntry`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VerificationStateEntry {
     pub guard: u64,
     pub epoch: i16,
     pub timestamp: i64,
+    pub lowest_sequence: i32,
+    /// Begun by a transaction version 2 request (Produce v12+, Kafka's
+    /// `supportsEpochBump`); fixed when the entry is created.
+    pub supports_epoch_bump: bool,
+}
+
+impl VerificationStateEntry {
+    /// Kafka's `maybeUpdateLowestSequenceAndEpoch`: a lower sequence at
+    /// the same epoch lowers the mark; a higher epoch restarts the
+    /// sequences, so its sequence replaces the mark whatever it is.
+    fn note_batch(&mut self, sequence: i32, epoch: i16) {
+        if epoch == self.epoch && sequence < self.lowest_sequence {
+            self.lowest_sequence = sequence;
+        }
+        if epoch > self.epoch {
+            self.epoch = epoch;
+            self.lowest_sequence = sequence;
+        }
+    }
 }
 
 /// What an append of a transactional batch presents: `Sentinel` when the
@@ -393,23 +445,47 @@ impl ProducerStateManager {
         }
     }
 
-    /// Decides whether a client batch is new, a duplicate, or invalid.
+    /// Decides whether a client batch is new, a duplicate, or invalid
+    /// (no KIP-890 verification presented: see [`Self::check_verified`]).
     pub fn check(&self, h: &BatchHeader) -> Result<ProducerCheck, ProducerError> {
+        self.check_verified(h, None)
+    }
+
+    /// Decides whether a client batch is new, a duplicate, or invalid, in
+    /// Kafka's order (`UnifiedLog.analyzeAndValidateProducerState`, then
+    /// `ProducerAppendInfo.checkProducerEpoch`, `checkSequence` and
+    /// `appendDataBatch`): a duplicate is answered first; then the epoch;
+    /// then, with `presented` (a verified request), the verification of a
+    /// transactional batch that opens a transaction here
+    /// ([`Self::check_verification`]); then the sequence, where a
+    /// verification in progress for the producer holds back a batch above
+    /// its lowest sequence, and a transaction version 2 producer without
+    /// batches here must start at 0; last, a non-transactional write inside
+    /// the producer's open transaction.
+    pub fn check_verified(
+        &self,
+        h: &BatchHeader,
+        presented: Option<VerificationGuard>,
+    ) -> Result<ProducerCheck, ProducerError> {
         if h.producer_id < 0 {
             return Ok(ProducerCheck::Append);
         }
         let last_seq = last_sequence(h);
         let entry = self.producers.get(&h.producer_id);
+        let (current_epoch, current_last_seq) = entry
+            .map_or((NO_PRODUCER_EPOCH, NO_SEQUENCE), |e| {
+                (e.epoch, e.last_seq())
+            });
+        let stale_epoch = || ProducerError::InvalidProducerEpoch {
+            producer_id: h.producer_id,
+            epoch: h.producer_epoch,
+            current: current_epoch,
+        };
         if h.base_sequence == NO_SEQUENCE {
             // Written by a coordinator (transactional offset commits): Kafka
             // checks only the epoch of such batches, no sequence.
-            let current = entry.map_or(NO_PRODUCER_EPOCH, |e| e.epoch);
-            if h.producer_epoch < current {
-                return Err(ProducerError::InvalidProducerEpoch {
-                    producer_id: h.producer_id,
-                    epoch: h.producer_epoch,
-                    current,
-                });
+            if h.producer_epoch < current_epoch {
+                return Err(stale_epoch());
             }
             return Ok(ProducerCheck::Append);
         }
@@ -418,26 +494,33 @@ impl ProducerStateManager {
         {
             return Ok(ProducerCheck::Duplicate(dup));
         }
-        if let Some(first) = entry.and_then(|e| e.current_txn_first_offset) {
-            if !h.is_transactional()
-                && h.producer_epoch >= entry.map_or(NO_PRODUCER_EPOCH, |e| e.epoch)
-            {
-                return Err(ProducerError::InvalidTxnState {
+        if h.producer_epoch < current_epoch {
+            return Err(stale_epoch());
+        }
+        if let Some(presented) = presented {
+            if !self.check_verification(h, presented) {
+                return Err(ProducerError::UnverifiedTransaction {
                     producer_id: h.producer_id,
-                    txn_first_offset: first,
                 });
             }
         }
-        let (current_epoch, current_last_seq) = entry
-            .map_or((NO_PRODUCER_EPOCH, NO_SEQUENCE), |e| {
-                (e.epoch, e.last_seq())
-            });
-        if h.producer_epoch < current_epoch {
-            return Err(ProducerError::InvalidProducerEpoch {
-                producer_id: h.producer_id,
-                epoch: h.producer_epoch,
-                current: current_epoch,
-            });
+        // Kafka consults the producer's verification entry for every client
+        // batch of the producer, transactional or not, while it exists.
+        if let Some(v) = self.verification_states.get(&h.producer_id) {
+            let no_batches = entry.is_none_or(|e| e.batches.is_empty());
+            if v.supports_epoch_bump && h.base_sequence != 0 && no_batches {
+                return Err(ProducerError::FirstSequenceNotZero {
+                    producer_id: h.producer_id,
+                    first_seq: h.base_sequence,
+                });
+            }
+            if h.base_sequence > v.lowest_sequence {
+                return Err(ProducerError::AheadOfVerifiedSequence {
+                    producer_id: h.producer_id,
+                    first_seq: h.base_sequence,
+                    lowest_seq: v.lowest_sequence,
+                });
+            }
         }
         let out_of_order = || ProducerError::OutOfOrderSequence {
             producer_id: h.producer_id,
@@ -456,6 +539,14 @@ impl ProducerStateManager {
             && !in_sequence(current_last_seq, h.base_sequence)
         {
             return Err(out_of_order());
+        }
+        if let Some(first) = entry.and_then(|e| e.current_txn_first_offset) {
+            if !h.is_transactional() {
+                return Err(ProducerError::InvalidTxnState {
+                    producer_id: h.producer_id,
+                    txn_first_offset: first,
+                });
+            }
         }
         Ok(ProducerCheck::Append)
     }
@@ -500,8 +591,18 @@ impl ProducerStateManager {
         commit: bool,
         coordinator_epoch: i32,
     ) -> Option<AbortedTxn> {
-        // The transaction ended: a verification begun for it is stale.
-        self.verification_states.remove(&h.producer_id);
+        // The transaction ended: a verification begun for it is stale. Not
+        // one a transaction version 2 request began at the marker's epoch:
+        // the end bumped the epoch to the marker's, so that verification is
+        // for the producer's next transaction, which may have begun before
+        // this marker arrived (Kafka's `updateProducers`).
+        if self
+            .verification_states
+            .get(&h.producer_id)
+            .is_none_or(|v| !(v.supports_epoch_bump && v.epoch == h.producer_epoch))
+        {
+            self.verification_states.remove(&h.producer_id);
+        }
         let entry = self
             .producers
             .entry(h.producer_id)
@@ -591,16 +692,23 @@ impl ProducerStateManager {
 
     /// Begins (or joins) the verification of a producer's transaction
     /// before its first batch here (Kafka's
-    /// `maybeCreateVerificationStateEntry`); `None` when
+    /// `maybeCreateVerificationStateEntry`), for a batch whose first
+    /// sequence is `sequence`: a new entry takes the sequence, the epoch and
+    /// whether the request is of transaction version 2
+    /// (`supports_epoch_bump`); an existing one keeps its guard and that
+    /// flag, and notes the sequence and epoch
+    /// ([`VerificationStateEntry::note_batch`]). `None` when
     /// [`MAX_VERIFICATION_STATES`] are in progress.
     pub fn maybe_create_verification_state(
         &mut self,
         producer_id: i64,
+        sequence: i32,
         epoch: i16,
+        supports_epoch_bump: bool,
         now_ms: i64,
     ) -> Option<u64> {
         if let Some(e) = self.verification_states.get_mut(&producer_id) {
-            e.epoch = e.epoch.max(epoch);
+            e.note_batch(sequence, epoch);
             return Some(e.guard);
         }
         if self.verification_states.len() >= MAX_VERIFICATION_STATES {
@@ -614,6 +722,8 @@ impl ProducerStateManager {
                 guard,
                 epoch,
                 timestamp: now_ms,
+                lowest_sequence: sequence,
+                supports_epoch_bump,
             },
         );
         Some(guard)

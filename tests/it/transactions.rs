@@ -518,6 +518,66 @@ fn transactional_produce_verification_by_version() {
     assert_eq!((r.error_code, r.base_offset), (NONE, 0));
 }
 
+/// The OUT_OF_ORDER_SEQUENCE_NUMBER loop KIP-890 verification must not
+/// cause, as Kafka 4.4 prevents it (its `VerificationStateEntry` keeps the
+/// lowest sequence it has seen): a producer's first batch (sequence 0)
+/// fails verification, the next in-flight batch (sequence 1) is verified a
+/// moment later; it is refused OUT_OF_ORDER_SEQUENCE_NUMBER while the first
+/// is not written, so the retried first batch lands, then the second.
+/// Without that, the second landed (a producer with no state here starts
+/// anywhere) and every retry of the first was out of order.
+#[test]
+fn a_batch_that_failed_verification_lands_before_the_next_one() {
+    let b = txn_broker(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "sq", 1, &[]);
+    let pid = init_txn(&mut c, "tx-sq", 60_000);
+    // Sequence 0 before the partition is in the transaction: its
+    // verification fails.
+    produce_txn_err(
+        &mut c,
+        "tx-sq",
+        "sq",
+        0,
+        &txn_batch(pid, 0, 2, "first"),
+        E::InvalidTxnState.code(),
+        "sequence 0, partition not added yet",
+    );
+    add_partitions_ok(&mut c, "tx-sq", pid, &[("sq", 0)]);
+    // Sequence 2 is verified, but may not overtake sequence 0 (at v9 and
+    // v11, which answer a failed verification differently).
+    for v in [9, 11] {
+        let req = produce_request("sq", 0, -1, &txn_batch(pid, 2, 1, "second"))
+            .with_transactional_id(Some(TransactionalId(sb("tx-sq"))));
+        let r = single_partition(c.call(v, &req));
+        assert_eq!(
+            (r.error_code, r.base_offset),
+            (E::OutOfOrderSequenceNumber.code(), -1),
+            "v{v}: sequence 2 ahead of the unwritten sequence 0"
+        );
+    }
+    assert_eq!(
+        latest_isolated(&mut c, "sq", 0, READ_UNCOMMITTED),
+        0,
+        "nothing appended"
+    );
+    // The retried first batch lands, then the second, in order.
+    assert_eq!(
+        produce_txn_ok(&mut c, "tx-sq", "sq", 0, &txn_batch(pid, 0, 2, "first")),
+        0
+    );
+    assert_eq!(
+        produce_txn_ok(&mut c, "tx-sq", "sq", 0, &txn_batch(pid, 2, 1, "second")),
+        2
+    );
+    end_txn(&mut c, "tx-sq", pid, true);
+    let sequences: Vec<(i32, bool)> = fetch_all_batches(&mut c, "sq", 0, 0)
+        .iter()
+        .map(|b| (batch_producer(b).2, is_control(b)))
+        .collect();
+    assert_eq!(sequences, vec![(0, false), (2, false), (-1, true)]);
+}
+
 // ---------------------------------------------------------------------------
 // Fencing
 // ---------------------------------------------------------------------------

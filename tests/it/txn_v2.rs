@@ -134,6 +134,48 @@ fn produce_v12_joins_and_end_txn_v5_bumps_the_epoch() {
     );
 }
 
+/// Transaction version 2 (Produce v12): as Kafka 4.4's `checkSequence`, a
+/// producer with no batches on the partition must start its transaction
+/// there at sequence 0, even though Produce v12 added the partition: a
+/// batch at sequence 1 (whose sequence-0 batch is still in flight, or was
+/// refused) is OUT_OF_ORDER_SEQUENCE_NUMBER, so it cannot land before
+/// sequence 0 (whose retry would be out of order forever). The same holds
+/// for the next transaction, after the end bumped the epoch.
+#[test]
+fn produce_v12_starts_a_producer_at_sequence_0() {
+    let b = txn_broker(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "v2", 1, &[]);
+    let pid = init_txn(&mut c, "tx-v2", 60_000);
+    let (id, e) = pid;
+    let r = send(&mut c, 12, 0, &txn_batch(pid, 1, 1, "b"));
+    assert_eq!(
+        (r.error_code, r.base_offset),
+        (E::OutOfOrderSequenceNumber.code(), -1),
+        "sequence 1 first"
+    );
+    assert_eq!(latest_isolated(&mut c, "v2", 0, READ_UNCOMMITTED), 0);
+    let r = send(&mut c, 12, 0, &txn_batch(pid, 0, 1, "a"));
+    assert_eq!((r.error_code, r.base_offset), (NONE, 0), "sequence 0");
+    let r = send(&mut c, 12, 0, &txn_batch(pid, 1, 1, "b"));
+    assert_eq!((r.error_code, r.base_offset), (NONE, 1), "then 1");
+    assert_eq!(end_v5(&mut c, pid, true), (NONE, id, e + 1));
+    // The next transaction, at the bumped epoch: from 0 again.
+    let next = (id, e + 1);
+    let r = send(&mut c, 12, 0, &txn_batch(next, 2, 1, "c"));
+    assert_eq!(
+        r.error_code,
+        E::OutOfOrderSequenceNumber.code(),
+        "next transaction, sequence 2"
+    );
+    let r = send(&mut c, 12, 0, &txn_batch(next, 0, 1, "c"));
+    assert_eq!(
+        (r.error_code, r.base_offset),
+        (NONE, 3),
+        "next transaction, 0"
+    );
+}
+
 /// WriteTxnMarkers v2 (KIP-1228): the marker names its transaction
 /// version, which decides the partition's epoch check, as Kafka 4.4's
 /// `ProducerAppendInfo.checkProducerEpoch`: under version 2 the end bumped

@@ -17,11 +17,17 @@ impl Partition {
     /// batch is appended here (Kafka's `maybeStartTransactionVerification`):
     /// `Sentinel` when the transaction is already open here at this epoch
     /// (nothing to verify), else the guard the append must present once
-    /// the coordinator confirmed the partition is in the transaction.
+    /// the coordinator confirmed the partition is in the transaction. The
+    /// verification notes the batch's first `sequence` (later batches of
+    /// the producer above the lowest one noted are held back until a batch
+    /// lands) and, when it begins, whether the request is of transaction
+    /// version 2 (`supports_epoch_bump`: Produce v12+).
     pub fn maybe_start_transaction_verification(
         &self,
         producer_id: i64,
+        sequence: i32,
         epoch: i16,
+        supports_epoch_bump: bool,
     ) -> Result<VerificationGuard, PartitionError> {
         let mut guard = self.lock();
         let plog = guard.as_mut().ok_or(PartitionError::Closed)?;
@@ -47,7 +53,13 @@ impl Partition {
             return Ok(VerificationGuard::Sentinel);
         }
         plog.producers
-            .maybe_create_verification_state(producer_id, epoch, now_ms())
+            .maybe_create_verification_state(
+                producer_id,
+                sequence,
+                epoch,
+                supports_epoch_bump,
+                now_ms(),
+            )
             .map(VerificationGuard::Guard)
             .ok_or(PartitionError::TooManyVerifications)
     }

@@ -698,13 +698,21 @@ fn produce_shape_is_kafkas_validate_records() {
     assert!(!producer_fields_unreadable(&cut(&txn, 45)));
     // Its producer is read from there for verification, shorter than a
     // header (49) as it may be.
-    assert_eq!(transactional_producer(&cut(&txn, 45)), Some((7, 0)));
-    assert_eq!(transactional_producer(&cut(&txn, 48)), Some((7, 0)));
-    assert_eq!(transactional_producer(&txn), Some((7, 0)));
-    assert_eq!(transactional_producer(&cut(&txn, 44)), None);
+    let read =
+        |b: &[u8]| transactional_producer(b).map(|p| (p.producer_id, p.epoch, p.base_sequence));
+    assert_eq!(read(&cut(&txn, 45)), Some((7, 0, 0)));
+    assert_eq!(read(&cut(&txn, 48)), Some((7, 0, 0)));
+    assert_eq!(read(&txn), Some((7, 0, 0)));
+    assert_eq!(read(&cut(&txn, 44)), None);
+    // The base sequence comes along: the verification notes it.
+    let later = BatchBuilder::new(0)
+        .producer(7, 2, 40)
+        .transactional(true)
+        .build();
+    assert_eq!(read(&cut(&later, 45)), Some((7, 2, 40)));
     let idempotent = BatchBuilder::new(0).producer(7, 0, 0).build();
-    assert_eq!(transactional_producer(&idempotent), None);
-    assert_eq!(transactional_producer(&ok), None);
+    assert_eq!(read(&idempotent), None);
+    assert_eq!(read(&ok), None);
     // without a producer id only the id is read
     txn[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8].copy_from_slice(&(-1i64).to_be_bytes());
     assert!(!producer_fields_unreadable(&cut(&txn, 39)));

@@ -1,10 +1,13 @@
 //! Tests of the producer state: sequence and epoch checks, the log replay,
-//! and snapshots in Kafka's format and kastle's legacy one.
+//! and snapshots in Kafka's format and kastle's legacy one (KIP-890
+//! verification entries: [`verification`]).
 
 use super::*;
 use crate::record::builder::BatchBuilder;
 use crate::record::control::EndTransactionMarker;
 use crate::storage::LogConfig;
+
+mod verification;
 
 fn header(pid: i64, epoch: i16, seq: i32, count: i32, base_offset: i64) -> BatchHeader {
     let mut b = BatchBuilder::new(1000).producer(pid, epoch, seq);
@@ -710,54 +713,6 @@ fn kastle_takes_over_kafkas_partition_and_snapshot() {
     );
 }
 
-#[test]
-fn a_transaction_starts_here_only_with_its_current_verification() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut m = empty_mgr(dir.path());
-    let first = txn_header(7, 0, 0, 0);
-    // Nothing verified: neither the sentinel nor an invented guard admits it.
-    assert!(!m.check_verification(&first, VerificationGuard::Sentinel));
-    assert!(!m.check_verification(&first, VerificationGuard::Guard(1)));
-    let g = m.maybe_create_verification_state(7, 0, 10).unwrap();
-    // A second request of the same producer joins the same verification.
-    assert_eq!(m.maybe_create_verification_state(7, 0, 11), Some(g));
-    assert!(m.check_verification(&first, VerificationGuard::Guard(g)));
-    assert!(!m.check_verification(&first, VerificationGuard::Guard(g + 1)));
-    // The first batch lands: the entry goes, the transaction is ongoing and
-    // later batches need no verification.
-    m.apply(&first);
-    assert_eq!(m.verification_state(7), None);
-    assert!(m.check_verification(&txn_header(7, 0, 1, 1), VerificationGuard::Sentinel));
-    // Its marker ends it; a verification begun before the marker is stale.
-    let stale = m.maybe_create_verification_state(7, 0, 12).unwrap();
-    m.apply_control(&marker_header(7, 0, 2, 1000), true, 0);
-    assert!(!m.check_verification(&txn_header(7, 0, 2, 3), VerificationGuard::Guard(stale)));
-    // A fresh verification gets a new guard.
-    let fresh = m.maybe_create_verification_state(7, 0, 13).unwrap();
-    assert_ne!(fresh, stale);
-    assert!(m.check_verification(&txn_header(7, 0, 2, 3), VerificationGuard::Guard(fresh)));
-    // Non-transactional batches are never held back.
-    assert!(m.check_verification(&header(8, 0, 0, 1, 4), VerificationGuard::Sentinel));
-}
-
-#[test]
-fn verifications_in_progress_are_bounded_and_expire() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut m = empty_mgr(dir.path());
-    for pid in 0..MAX_VERIFICATION_STATES as i64 {
-        assert!(m.maybe_create_verification_state(pid, 0, 0).is_some());
-    }
-    assert_eq!(
-        m.maybe_create_verification_state(-5, 0, 0),
-        None,
-        "over the limit"
-    );
-    m.expiration_ms = 1_000;
-    m.remove_expired(1_000);
-    assert_eq!(m.verification_state(0), None, "expired with the producers");
-    assert!(m.maybe_create_verification_state(-5, 0, 1_000).is_some());
-}
-
 /// KIP-1228: a marker's epoch check by its transaction version (Kafka's
 /// `ProducerAppendInfo.checkProducerEpoch` for markers).
 #[test]
@@ -809,5 +764,25 @@ fn markers_from_an_older_coordinator_are_fenced() {
     assert!(matches!(
         m.check_marker(5, 0, 2, 0),
         Err(ProducerError::InvalidProducerEpoch { .. })
+    ));
+}
+
+/// Kafka checks a batch's sequence before refusing a non-transactional
+/// write inside the producer's open transaction (`appendDataBatch`).
+#[test]
+fn a_non_transactional_write_in_a_transaction_is_checked_in_sequence_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = empty_mgr(dir.path());
+    m.apply(&txn_header(5, 0, 0, 0));
+    assert!(matches!(
+        m.check(&header(5, 0, 7, 1, 1)),
+        Err(ProducerError::OutOfOrderSequence { .. })
+    ));
+    assert!(matches!(
+        m.check(&header(5, 0, 1, 1, 1)),
+        Err(ProducerError::InvalidTxnState {
+            txn_first_offset: 0,
+            ..
+        })
     ));
 }
