@@ -270,8 +270,11 @@ fn write(replicas: &ReplicaManager, w: &DlqWrite) -> anyhow::Result<()> {
     append(&target, key, value, &hrefs)
 }
 
+/// A record's key and value (either may be null).
+type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// The key and value of the record at `offset`, if it can still be read.
-fn original_record(p: &Partition, offset: i64) -> Option<(Option<Vec<u8>>, Option<Vec<u8>>)> {
+fn original_record(p: &Partition, offset: i64) -> Option<KeyValue> {
     let settings = p.settings();
     let max = usize::try_from(settings.max_message_bytes.max(1)).unwrap_or(1 << 20);
     let bytes = p.fetch(offset, max, true).ok()?.read().ok()?;
