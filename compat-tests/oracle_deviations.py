@@ -76,8 +76,8 @@ KNOWN_RANGES = {
         "controller quorum, and kastle is its own single static controller), "
         "eligible.leader.replicas.version 0-1 (1; kastle 0-0: one "
         "replica per partition, and level 1's rule that the high watermark waits while the ISR is "
-        "below min.insync.replicas is not implemented), share.version 0-2 (2; kastle 0-1, 1: level 2 "
-        "adds only the share groups' dead-letter queue, which kastle does not have); metadata.version 7-33, finalized 33, streams.version 0-1, finalized 1, and "
+        "below min.insync.replicas is not implemented); metadata.version 7-33, finalized 33, "
+        "share.version 0-2, finalized 2, streams.version 0-1, finalized 1, and "
         "transaction.version 0-2, finalized 2 (on a new standalone directory), are the same"),
 }
 

@@ -1511,6 +1511,7 @@ SCENARIOS = [
     ("alter_share_group_offsets", ALTER_SHARE_GROUP_OFFSETS, "version", oracle_share.sc_alter_share_group_offsets),
     ("delete_share_group_offsets", oracle_share.DELETE_SHARE_GROUP_OFFSETS, "version",
      oracle_share.sc_delete_share_group_offsets),
+    ("share_dlq_group_configs", INCREMENTAL_ALTER_CONFIGS, "once", oracle_share.sc_share_dlq_group_configs),
     ("consumer_lifecycle", oracle_consumer.CONSUMER_GROUP_HEARTBEAT, ("family", oracle_consumer.CONSUMER_APIS),
      oracle_consumer.fam_consumer),
 ]

@@ -296,3 +296,28 @@ def sc_delete_share_group_offsets(s, v, n):
     delete("the topic's state", g, [t, u])
     _describe_offsets(s, "offsets after the delete", g)
     delete("the deleted state again", g, [t])
+
+
+def sc_share_dlq_group_configs(s, v, n):
+    """KIP-1191's group configs through IncrementalAlterConfigs: a DLQ topic
+    name (with and without the broker's prefix: the prefix is only checked
+    when a record is written), one starting with ``__`` (INVALID_CONFIG),
+    blank (no DLQ), ``copy.record.enable`` valid and not a boolean; then the
+    group's two keys described."""
+    g = n("g")
+
+    def alter(label, key, value):
+        return s.x(label, sc.INCREMENTAL_ALTER_CONFIGS, v, {"resources": [
+            {"resourceType": sc.GROUP, "resourceName": g, "configs": [
+                {"name": key, "configOperation": sc.SET, "value": value}]}]})
+
+    alter("a DLQ topic with the prefix", "errors.deadletterqueue.topic.name", "dlq." + g)
+    alter("a DLQ topic without the prefix", "errors.deadletterqueue.topic.name", "nodlq-" + g)
+    alter("a DLQ topic starting with __", "errors.deadletterqueue.topic.name", "__dlq")
+    alter("a blank DLQ topic", "errors.deadletterqueue.topic.name", "")
+    alter("copy.record on", "errors.deadletterqueue.copy.record.enable", "true")
+    alter("copy.record not a boolean", "errors.deadletterqueue.copy.record.enable", "maybe")
+    sc.await_described(s, sc.GROUP, g, "errors.deadletterqueue.copy.record.enable", "true")
+    s.x("the DLQ group configs", sc.DESCRIBE_CONFIGS, sc.latest(sc.DESCRIBE_CONFIGS), {"resources": [
+        {"resourceType": sc.GROUP, "resourceName": g, "configurationKeys": [
+            "errors.deadletterqueue.topic.name", "errors.deadletterqueue.copy.record.enable"]}]})

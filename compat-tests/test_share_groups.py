@@ -5,7 +5,9 @@ Two consumers of one share group share a 1-partition topic and every record is
 delivered exactly once (implicit acknowledgement); in explicit mode REJECTed
 records are never redelivered, RELEASEd ones come back with delivery count 2;
 a consumer killed (SIGKILL) with records in flight has them redelivered to
-another member (at once: its connection closed, so its share session ended).
+another member (at once: its connection closed, so its share session ended);
+KIP-1191's dead-letter queue: REJECTed records and records released at the
+delivery-count limit are written to the group's DLQ topic with Kafka's headers.
 
 Each scenario runs against a real Apache Kafka 4.4 too (``*_on_kafka``, the same
 lock settings, SIGKILL and restart of its process): a step failing there is a
@@ -76,6 +78,13 @@ def _renew_scenario(boot):
     _run("setup", boot, topic, str(n), *groups)
     _run("renew", boot, topic, groups[0], str(LOCK_MS))
     _run("record_limit", boot, topic, str(n), groups[1])
+
+
+def _dlq_scenario(boot):
+    prefix = f"kip1191-{int(time.time() * 1000) % 10**9}"
+    topic, group, n = f"{prefix}-t", f"{prefix}-g", 6
+    _run("setup", boot, topic, str(n), group)
+    _run("dlq", boot, topic, str(n), group, f"dlq.{prefix}")
 
 
 def _restart_scenario(boot, crash_and_restart):
@@ -160,3 +169,23 @@ def test_share_state_survives_a_restart_and_admin_offsets(tmp_path):
 
 def test_share_state_survives_a_restart_and_admin_offsets_on_kafka(kafka_share):
     _restart_scenario(kafka_share.bootstrap, lambda: _kill_and_start(kafka_share))
+
+
+@pytest.mark.compat("java-4.4", "share-groups")
+def test_share_consumer_dead_letter_queue(tmp_path):
+    """KIP-1191 (share.version 2): with the group's ``errors.deadletterqueue.topic.name``
+    (a topic created with ``errors.deadletterqueue.group.enable=true``) and
+    ``errors.deadletterqueue.copy.record.enable``, a consumer's REJECTed records and the
+    records it RELEASEs at the delivery-count limit (2) are read back from the DLQ topic
+    by a KafkaConsumer: one record per offset, the original key and value, Kafka's
+    ``__dlq.errors.*`` headers in Kafka's order."""
+    b = Broker(tmp_path / "kastle", overrides=OVERRIDES)
+    b.start()
+    try:
+        _dlq_scenario(b.bootstrap)
+    finally:
+        b.stop()
+
+
+def test_share_consumer_dead_letter_queue_on_kafka(kafka_share):
+    _dlq_scenario(kafka_share.bootstrap)

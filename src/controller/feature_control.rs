@@ -335,8 +335,8 @@ mod tests {
             Err("Invalid update version 1 for feature eligible.leader.replicas.version. Local controller 1 does not support this feature.".into())
         );
         assert_eq!(
-            one("share.version", 2, UPGRADE),
-            Err("Invalid update version 2 for feature share.version. Local controller 1 only supports versions 0-1".into())
+            one("share.version", 3, UPGRADE),
+            Err("Invalid update version 3 for feature share.version. Local controller 1 only supports versions 0-2".into())
         );
         assert_eq!(
             one(GROUP_VERSION, 2, UPGRADE),

@@ -287,7 +287,7 @@ mod tests {
         // groups on.
         let at = |tv: i16| {
             let mut l = at(tv);
-            l.insert(2, ("share.version".to_string(), 1));
+            l.insert(2, ("share.version".to_string(), 2));
             l.insert(3, ("streams.version".to_string(), 1));
             l
         };

@@ -3,13 +3,15 @@
 //! partition's state persisted and awaited before an answer (Kafka's
 //! `writeShareGroupState`), and the share sessions a closed connection
 //! opened ended, their members' records released at once (Kafka's
-//! `ShareSessionCache` disconnect listener).
+//! `ShareSessionCache` disconnect listener). Before each write, the records
+//! archived for a dead-letter queue are handed to its writer (KIP-1191).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::ResponseError;
 
+use crate::broker::share::dlq::{self, DlqWrite};
 use crate::broker::share::TopicIdPartition;
 use crate::coordinator::group::writer::map_append_error;
 use crate::coordinator::share::SHARE_STATE_TOPIC;
@@ -63,6 +65,54 @@ pub(crate) async fn on_connection_closed(apis: Arc<KafkaApis>, connection: u64) 
     }
 }
 
+/// KIP-1191: the records the share partitions archived by REJECT or at the
+/// delivery-count limit go to the writer of the group's dead-letter queue
+/// when `share.version` ≥ 2 (Kafka's `supportsShareGroupDLQ`) and the
+/// group names a DLQ topic (`errors.deadletterqueue.topic.name`; blank is
+/// none, Kafka's `isDLQEnabledForGroup`); else they are only archived.
+pub(crate) fn dispatch_dead_letters(apis: &KafkaApis) {
+    let letters = apis.share.take_dead_letters();
+    if letters.is_empty()
+        || apis
+            .finalized_features()
+            .level(crate::protocol::versions::SHARE_VERSION)
+            < 2
+    {
+        return;
+    }
+    let mut settings: BTreeMap<String, Option<(String, bool)>> = BTreeMap::new();
+    for letter in letters {
+        let target = settings
+            .entry(letter.group.clone())
+            .or_insert_with(|| {
+                let c = apis.group_configs.group_configs(&letter.group);
+                let topic = c
+                    .get("errors.deadletterqueue.topic.name")
+                    .filter(|t| !t.is_empty())?
+                    .clone();
+                let copy = c
+                    .get("errors.deadletterqueue.copy.record.enable")
+                    .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+                Some((topic, copy))
+            })
+            .clone();
+        let Some((topic, copy_record)) = target else {
+            continue;
+        };
+        let w = DlqWrite {
+            letter,
+            topic,
+            copy_record,
+            may_create: apis.cluster.is_none(),
+        };
+        let replicas = apis.replicas.clone();
+        let written = apis.share.dlq.written.clone();
+        apis.share.dlq.offer(w, move |rx| {
+            tokio::spawn(dlq::run(rx, replicas, written));
+        });
+    }
+}
+
 /// Kafka's `writeShareGroupState` after a change: persists the state of
 /// `group`'s share partitions `tps` that changed and waits until it is
 /// durable. Returns the error of each partition whose state could not be
@@ -72,6 +122,7 @@ pub(crate) async fn persist_share_state(
     group: &str,
     tps: impl IntoIterator<Item = TopicIdPartition>,
 ) -> BTreeMap<TopicIdPartition, i16> {
+    dispatch_dead_letters(apis);
     let mut failed = BTreeMap::new();
     if apis.cluster.is_some() {
         return failed;

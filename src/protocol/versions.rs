@@ -214,16 +214,16 @@ pub static FEATURES: &[Feature] = &[
     },
     // Level 1 is KIP-932's share groups (ShareGroupHeartbeat,
     // ShareGroupDescribe, ShareFetch, ShareAcknowledge); at 0 they answer
-    // UNSUPPORTED_VERSION, as Kafka's do. Kafka 4.4 formats a new cluster
-    // at 2 (`ShareVersion.LATEST_PRODUCTION`), whose only addition is the
-    // share groups' dead-letter queue (`supportsShareGroupDLQ`); kastle has
-    // none and serves level 1 only, so a new directory starts at 1. A
-    // directory formatted before had share groups off.
+    // UNSUPPORTED_VERSION, as Kafka's do. Level 2 adds the share groups'
+    // dead-letter queue (KIP-1191, `supportsShareGroupDLQ`:
+    // `broker::share::dlq`); Kafka 4.4 formats a new cluster at 2
+    // (`ShareVersion.LATEST_PRODUCTION`), and so does kastle. A directory
+    // formatted before had share groups off.
     Feature {
         name: SHARE_VERSION,
         min: 0,
-        max: 1,
-        finalized: 1,
+        max: 2,
+        finalized: 2,
         unrecorded: 0,
     },
     // Level 1 is KIP-1071 streams groups (StreamsGroupHeartbeat,
@@ -498,7 +498,9 @@ mod tests {
         assert!(is_supported(ApiKey::TxnOffsetCommit as i16, 6));
         assert!(!is_supported(ApiKey::TxnOffsetCommit as i16, 7));
         // Share groups' v2 (RENEW, record-limit) needs share.version 1
-        // only; share.version 2 is the dead-letter queue.
+        // only; share.version 2 is the dead-letter queue (KIP-1191).
+        let sv = FEATURES.iter().find(|f| f.name == SHARE_VERSION);
+        assert_eq!(sv.map(|f| (f.max, f.finalized)), Some((2, 2)));
         assert!(is_supported(ApiKey::ShareFetch as i16, 2));
         assert!(is_supported(ApiKey::ShareAcknowledge as i16, 2));
         assert!(!is_supported(ApiKey::ShareFetch as i16, 3));
@@ -513,7 +515,7 @@ mod tests {
                 ("metadata.version".to_string(), 33),
                 (TRANSACTION_VERSION.to_string(), 2),
                 (GROUP_VERSION.to_string(), 1),
-                (SHARE_VERSION.to_string(), 1),
+                (SHARE_VERSION.to_string(), 2),
                 (STREAMS_VERSION.to_string(), 1),
             ]
         );
@@ -525,7 +527,7 @@ mod tests {
                 ("metadata.version".to_string(), 33),
                 (TRANSACTION_VERSION.to_string(), 1),
                 (GROUP_VERSION.to_string(), 0),
-                (SHARE_VERSION.to_string(), 1),
+                (SHARE_VERSION.to_string(), 2),
                 (STREAMS_VERSION.to_string(), 1),
             ]
         );
@@ -535,7 +537,7 @@ mod tests {
         assert_eq!(parse_format_features(""), Ok(vec![]));
         for bad in [
             "transaction.version=3",
-            "share.version=2",
+            "share.version=3",
             "metadata.version=20",
             "no.such=1",
             "transaction.version",

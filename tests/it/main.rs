@@ -40,6 +40,7 @@ mod sasl;
 mod sasl_oauth;
 mod sasl_reauth;
 mod sasl_stalled;
+mod share_dlq;
 mod share_groups;
 mod share_v2;
 mod startup;

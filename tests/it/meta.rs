@@ -84,7 +84,7 @@ fn api_versions_features_and_unsupported_version() {
         vec![
             ("group.version".to_string(), 1, 1),
             ("metadata.version".to_string(), 33, 33),
-            ("share.version".to_string(), 1, 1),
+            ("share.version".to_string(), 2, 2),
             ("streams.version".to_string(), 1, 1),
             ("transaction.version".to_string(), 2, 2)
         ]
@@ -103,8 +103,9 @@ fn api_versions_features_and_unsupported_version() {
     assert_eq!(level("transaction.version"), Some((0, 2)));
     // KIP-848 consumer groups: group.version 1.
     assert_eq!(level("group.version"), Some((0, 1)));
-    // KIP-932 share groups: share.version 1.
-    assert_eq!(level("share.version"), Some((0, 1)));
+    // KIP-932 share groups: share.version 1; 2 adds KIP-1191's
+    // dead-letter queue.
+    assert_eq!(level("share.version"), Some((0, 2)));
     // KIP-1071 streams groups: streams.version 1.
     assert_eq!(level("streams.version"), Some((0, 1)));
     for off in ["kraft.version", "eligible.leader.replicas.version"] {

@@ -32,8 +32,8 @@ fn features_beyond_kastles_levels_are_finalized_at_its_highest() {
     image.features.insert("transaction.version".into(), 2);
     let got: BTreeMap<String, i16> = imported_features(&image).into_iter().collect();
     assert_eq!(got["metadata.version"], 33);
-    // kastle serves share groups at level 1, and not ELR at all.
-    assert_eq!(got["share.version"], 1);
+    // kastle serves share groups up to level 2 (KIP-1191), and not ELR at all.
+    assert_eq!(got["share.version"], 2);
     assert_eq!(got["eligible.leader.replicas.version"], 0);
     assert_eq!(got["transaction.version"], 2);
     // Kafka records no level-0 feature; kastle records the 0.

@@ -7,8 +7,11 @@
 //! A share partition is created on its first fetch from the state the
 //! share coordinator kept (`coordinator::share`, `__share_group_state`),
 //! else from `share.auto.offset.reset`; the handlers persist
-//! [`SharePartitionManager::persisted_state`] after each change.
+//! [`SharePartitionManager::persisted_state`] after each change, and hand
+//! the records archived for the dead-letter queue
+//! ([`SharePartitionManager::take_dead_letters`]) to [`dlq`].
 
+pub mod dlq;
 pub mod partition;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -137,10 +140,39 @@ impl SessionError {
 /// MaxBytes bounds the whole response).
 pub const MAX_PARTITION_READ_BYTES: usize = 1024 * 1024;
 
+/// Dead letters waiting for the handlers to take them at most (they take
+/// them after every change); past it the oldest are dropped.
+pub const MAX_PENDING_DEAD_LETTERS: usize = 10_000;
+
 #[derive(Default)]
 struct State {
     partitions: HashMap<(String, Uuid, i32), SharePartition>,
     sessions: HashMap<(String, String), ShareSession>,
+    dead: Vec<dlq::DeadLetter>,
+}
+
+impl State {
+    /// Moves the dead-letter candidates of `group`'s share partition `tp`
+    /// into the manager's list.
+    fn collect_dead(&mut self, group: &str, tp: TopicIdPartition) {
+        let Some(sp) = self.partitions.get_mut(&(group.to_string(), tp.0, tp.1)) else {
+            return;
+        };
+        for (offset, delivery_count, cause) in sp.take_dead() {
+            self.dead.push(dlq::DeadLetter {
+                group: group.to_string(),
+                tp,
+                offset,
+                delivery_count,
+                cause,
+            });
+        }
+        if self.dead.len() > MAX_PENDING_DEAD_LETTERS {
+            let over = self.dead.len() - MAX_PENDING_DEAD_LETTERS;
+            tracing::warn!(over, "share dead letters not taken; dropped");
+            self.dead.drain(..over);
+        }
+    }
 }
 
 /// Every share partition and share session on this broker.
@@ -148,6 +180,8 @@ pub struct SharePartitionManager {
     state: Mutex<State>,
     /// `group.share.max.share.sessions`.
     pub max_sessions: usize,
+    /// The writer's queue of KIP-1191 dead letters.
+    pub dlq: dlq::DeadLetterQueue,
 }
 
 /// Ends a member's share session and releases the records it holds on the
@@ -165,6 +199,7 @@ fn end_session(
         if let Some(sp) = st.partitions.get_mut(&(group.to_string(), *t, *p)) {
             sp.release_member(member, delivery_count_limit);
         }
+        st.collect_dead(group, (*t, *p));
     }
     s.partitions.into_iter().collect()
 }
@@ -174,6 +209,7 @@ impl SharePartitionManager {
         SharePartitionManager {
             state: Mutex::new(State::default()),
             max_sessions,
+            dlq: dlq::DeadLetterQueue::default(),
         }
     }
 
@@ -321,12 +357,20 @@ impl SharePartitionManager {
         let renewed = settings
             .renew_enabled
             .then(|| now_ms.saturating_add(settings.limits.lock_duration_ms));
-        sp.acknowledge(
+        let out = sp.acknowledge(
             member,
             batches,
             settings.limits.delivery_count_limit,
             renewed,
-        )
+        );
+        st.collect_dead(group, tp);
+        out
+    }
+
+    /// The records archived for the dead-letter queue since the last call
+    /// (KIP-1191): the handlers decide, per group, whether they are written.
+    pub fn take_dead_letters(&self) -> Vec<dlq::DeadLetter> {
+        std::mem::take(&mut self.lock().dead)
     }
 
     /// Reads the partition from the share partition's next fetch offset
@@ -384,7 +428,9 @@ impl SharePartitionManager {
                 return err(ResponseError::UnknownServerError);
             };
             sp.expire_locks(now_ms, limit);
-            sp.next_fetch_offset()
+            let next = sp.next_fetch_offset();
+            st.collect_dead(group, tp);
+            next
         };
         // The log is read outside the lock; acquisition re-checks states.
         let read = match partition.fetch(offset, max_bytes.min(MAX_PARTITION_READ_BYTES), true) {

@@ -4,12 +4,15 @@
 //! each have a state (Available, Acquired by a member until its
 //! acquisition lock expires, Acknowledged, Archived) and a delivery count.
 //! Records acquired `delivery_count_limit` times and then released or
-//! timed out are archived, never delivered again.
+//! timed out are archived, never delivered again; those and REJECTed
+//! records are noted for the group's dead-letter queue (`dlq`, KIP-1191).
 //!
 //! Pure state: the manager (`broker::share`) reads the log and passes the
 //! batches' offsets in; locks are expired lazily, on each access.
 
 use std::collections::BTreeMap;
+
+use super::dlq::Cause;
 
 /// Kafka's `RecordState`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +151,10 @@ pub struct SharePartition {
     /// The records done between `persisted_start` and `start_offset`
     /// (no longer in `records`), written with it, coalesced.
     completed: Vec<StateBatch>,
+    /// Records archived by REJECT or at the delivery-count limit since the
+    /// manager last took them: (offset, delivery count, why), candidates
+    /// for the group's dead-letter queue (KIP-1191).
+    dead: Vec<(i64, i16, Cause)>,
 }
 
 impl SharePartition {
@@ -158,6 +165,7 @@ impl SharePartition {
             records: BTreeMap::new(),
             persisted_start: start_offset,
             completed: Vec::new(),
+            dead: Vec::new(),
         }
     }
 
@@ -254,9 +262,9 @@ impl SharePartition {
         if self.records.values().any(expired) {
             self.begin_change();
         }
-        for r in self.records.values_mut() {
+        for (o, r) in self.records.iter_mut() {
             if r.state == RecordState::Acquired && r.lock_until_ms <= now_ms {
-                release(r, delivery_count_limit);
+                release(r, delivery_count_limit, *o, &mut self.dead);
             }
         }
         self.advance_start();
@@ -448,12 +456,17 @@ impl SharePartition {
             }
             match t {
                 ACK_ACCEPT => r.state = RecordState::Acknowledged,
-                ACK_RELEASE => release(r, delivery_count_limit),
+                ACK_RELEASE => release(r, delivery_count_limit, o, &mut self.dead),
                 ACK_RENEW => {
                     if let Some(until) = renewed_lock_until {
                         r.lock_until_ms = until;
                     }
                 }
+                ACK_REJECT => {
+                    r.state = RecordState::Archived;
+                    self.dead.push((o, r.delivery_count, Cause::ClientReject));
+                }
+                // GAP: archived, nothing to dead-letter.
                 _ => r.state = RecordState::Archived,
             }
         }
@@ -470,12 +483,18 @@ impl SharePartition {
         {
             self.begin_change();
         }
-        for r in self.records.values_mut() {
+        for (o, r) in self.records.iter_mut() {
             if r.state == RecordState::Acquired && r.member == member {
-                release(r, delivery_count_limit);
+                release(r, delivery_count_limit, *o, &mut self.dead);
             }
         }
         self.advance_start();
+    }
+
+    /// The records archived by REJECT or at the delivery-count limit since
+    /// the last call (the dead-letter queue's candidates).
+    pub fn take_dead(&mut self) -> Vec<(i64, i16, Cause)> {
+        std::mem::take(&mut self.dead)
     }
 
     /// Records in flight and not yet done (for tests and describe).
@@ -546,9 +565,12 @@ fn archived() -> InFlight {
     }
 }
 
-fn release(r: &mut InFlight, delivery_count_limit: i16) {
+/// A released record (RELEASE, lock timeout, session end) is available
+/// again, or archived at the delivery-count limit (noted in `dead`).
+fn release(r: &mut InFlight, delivery_count_limit: i16, o: i64, dead: &mut Vec<(i64, i16, Cause)>) {
     r.member.clear();
     r.state = if r.delivery_count >= delivery_count_limit {
+        dead.push((o, r.delivery_count, Cause::DeliveryCountExceeded));
         RecordState::Archived
     } else {
         RecordState::Available
@@ -613,10 +635,13 @@ mod tests {
                 delivery_count: 2
             }]
         );
+        assert_eq!(p.take_dead(), vec![(2, 1, Cause::ClientReject)]);
         // Released at the limit: archived, and the start moves past it.
         p.acknowledge("b", &[(1, 1, vec![ACK_RELEASE])], 2, None)
             .unwrap();
         assert_eq!(p.start_offset, 3);
+        assert_eq!(p.take_dead(), vec![(1, 2, Cause::DeliveryCountExceeded)]);
+        assert!(p.take_dead().is_empty(), "taken once");
     }
 
     /// Kafka's `fetchSubMapForAcknowledgementBatch`: nothing in flight is
@@ -701,8 +726,10 @@ mod tests {
         p.expire_locks(1_000, 2);
         assert_eq!(p.count(RecordState::Available), 1);
         p.acquire("b", &[batch(0, 0)], LIMITS, 1_000);
+        assert!(p.take_dead().is_empty(), "a first timeout archives nothing");
         p.expire_locks(5_000, 2);
         assert_eq!(p.start_offset, 1, "second timeout hit the delivery limit");
+        assert_eq!(p.take_dead(), vec![(0, 2, Cause::DeliveryCountExceeded)]);
     }
 
     #[test]

@@ -52,6 +52,12 @@ import org.apache.kafka.common.serialization.StringSerializer;
  *       client sends only on ShareAcknowledge v2): committed without error.
  *   <li>{@code record_limit bootstrap topic n group}: share.acquire.mode=record_limit
  *       (ShareFetch v2) and max.poll.records=3: every record once, no poll above 3.
+ *   <li>{@code dlq bootstrap topic n group dlqTopic}: KIP-1191's dead-letter queue: the group's
+ *       DLQ topic (created DLQ-enabled), copy.record on, delivery limit 2; even offsets are
+ *       REJECTed, odd ones RELEASEd on each delivery (archived at the limit); the DLQ topic
+ *       then holds one record per offset, the original key and value with Kafka's
+ *       __dlq.errors.* headers (delivery count 1 and the client-reject message for the
+ *       rejected, 2 and the limit message for the released).
  *   <li>{@code admin bootstrap topic group n}: the Admin share-group offset APIs on an empty
  *       group: list (start offset n, lag 0), alter to 0, list again (lag n), delete the
  *       topic's offsets, delete the group.
@@ -94,6 +100,7 @@ public final class ShareConsumers {
                 Integer.parseInt(args[5]));
             case "renew" -> renew(bootstrap, args[2], args[3], Integer.parseInt(args[4]));
             case "record_limit" -> recordLimit(bootstrap, args[2], Integer.parseInt(args[3]), args[4]);
+            case "dlq" -> dlq(bootstrap, args[2], Integer.parseInt(args[3]), args[4], args[5]);
             case "admin" -> admin(bootstrap, args[2], args[3], Integer.parseInt(args[4]),
                 Integer.parseInt(args[5]));
             default -> throw new IllegalArgumentException(phase);
@@ -406,5 +413,103 @@ public final class ShareConsumers {
             admin.deleteShareGroups(List.of(group)).all().get();
             step("admin_delete_group", true, "");
         }
+    }
+
+    private static void dlq(String bootstrap, String topic, int n, String group, String dlqTopic)
+        throws Exception {
+        Properties a = new Properties();
+        a.put("bootstrap.servers", bootstrap);
+        try (Admin admin = Admin.create(a)) {
+            admin.createTopics(List.of(new NewTopic(dlqTopic, 1, (short) 1)
+                .configs(Map.of("errors.deadletterqueue.group.enable", "true")))).all().get();
+            ConfigResource g = new ConfigResource(ConfigResource.Type.GROUP, group);
+            List<AlterConfigOp> ops = new ArrayList<>();
+            for (String[] kv : new String[][] {
+                {"errors.deadletterqueue.topic.name", dlqTopic},
+                {"errors.deadletterqueue.copy.record.enable", "true"},
+                {"share.delivery.count.limit", "2"}}) {
+                ops.add(new AlterConfigOp(new ConfigEntry(kv[0], kv[1]), AlterConfigOp.OpType.SET));
+            }
+            admin.incrementalAlterConfigs(Map.of(g, ops)).all().get();
+        }
+        Map<Long, List<Short>> deliveries = new TreeMap<>();
+        try (KafkaShareConsumer<String, String> consumer =
+                 new KafkaShareConsumer<>(consumerProps(bootstrap, group, "explicit"))) {
+            consumer.subscribe(List.of(topic));
+            long deadline = System.currentTimeMillis() + 30_000;
+            while (System.currentTimeMillis() < deadline && !dlqDone(deliveries, n)) {
+                ConsumerRecords<String, String> rs = consumer.poll(Duration.ofMillis(200));
+                for (ConsumerRecord<String, String> r : rs) {
+                    short count = r.deliveryCount().orElse((short) -1);
+                    deliveries.computeIfAbsent(r.offset(), k -> new ArrayList<>()).add(count);
+                    consumer.acknowledge(r, r.offset() % 2 == 0
+                        ? AcknowledgeType.REJECT : AcknowledgeType.RELEASE);
+                }
+                if (!rs.isEmpty()) {
+                    consumer.commitSync();
+                }
+            }
+        }
+        step("dlq_deliveries", dlqDone(deliveries, n), deliveries.toString());
+        Properties c = new Properties();
+        c.put("bootstrap.servers", bootstrap);
+        c.put("key.deserializer", StringDeserializer.class.getName());
+        c.put("value.deserializer", StringDeserializer.class.getName());
+        Map<Long, ConsumerRecord<String, String>> dead = new TreeMap<>();
+        try (org.apache.kafka.clients.consumer.KafkaConsumer<String, String> consumer =
+                 new org.apache.kafka.clients.consumer.KafkaConsumer<>(c)) {
+            org.apache.kafka.common.TopicPartition tp =
+                new org.apache.kafka.common.TopicPartition(dlqTopic, 0);
+            consumer.assign(List.of(tp));
+            consumer.seekToBeginning(List.of(tp));
+            long deadline = System.currentTimeMillis() + 30_000;
+            while (dead.size() < n && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(200))) {
+                    dead.put(Long.parseLong(header(r, "__dlq.errors.offset")), r);
+                }
+            }
+        }
+        step("dlq_one_record_per_offset", dead.size() == n, dead.keySet().toString());
+        List<String> wrong = new ArrayList<>();
+        for (Map.Entry<Long, ConsumerRecord<String, String>> e : dead.entrySet()) {
+            long o = e.getKey();
+            ConsumerRecord<String, String> r = e.getValue();
+            boolean rejected = o % 2 == 0;
+            Map<String, String> want = new java.util.LinkedHashMap<>();
+            want.put("__dlq.errors.topic", topic);
+            want.put("__dlq.errors.partition", "0");
+            want.put("__dlq.errors.offset", Long.toString(o));
+            want.put("__dlq.errors.group", group);
+            want.put("__dlq.errors.delivery.count", rejected ? "1" : "2");
+            want.put("__dlq.errors.message", rejected
+                ? "Offset rejected by client." : "Offset delivery count exceeded the threshold.");
+            Map<String, String> got = new java.util.LinkedHashMap<>();
+            for (org.apache.kafka.common.header.Header h : r.headers()) {
+                got.put(h.key(), h.value() == null ? null
+                    : new String(h.value(), java.nio.charset.StandardCharsets.UTF_8));
+            }
+            if (!got.equals(want) || !List.copyOf(got.keySet()).equals(List.copyOf(want.keySet()))
+                || !("k" + o).equals(r.key()) || !("v" + o).equals(r.value())) {
+                wrong.add(o + ": " + r.key() + "/" + r.value() + " " + got);
+            }
+        }
+        step("dlq_records_are_kafkas", wrong.isEmpty(), wrong.toString());
+    }
+
+    /** Every even offset rejected once; every odd one released at deliveries 1 and 2. */
+    private static boolean dlqDone(Map<Long, List<Short>> deliveries, int n) {
+        for (long o = 0; o < n; o++) {
+            List<Short> want = o % 2 == 0 ? List.of((short) 1) : List.of((short) 1, (short) 2);
+            if (!want.equals(deliveries.get(o))) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static String header(ConsumerRecord<String, String> r, String key) {
+        org.apache.kafka.common.header.Header h = r.headers().lastHeader(key);
+        return h == null || h.value() == null ? "-1"
+            : new String(h.value(), java.nio.charset.StandardCharsets.UTF_8);
     }
 }
