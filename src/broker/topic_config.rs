@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use crate::broker::replication_quota_manager::ThrottledReplicas;
 use crate::config::keys::{list_items, render, validate_kind};
 use crate::config::{BrokerConfig, Kind};
+use crate::record::validator::{TimestampType, ValidationConfig};
 
 pub struct TopicKey {
     pub name: &'static str,
@@ -250,6 +251,24 @@ pub struct TopicSettings {
 }
 
 impl TopicSettings {
+    /// How a producer's batch for this topic is validated (one batch, as
+    /// Produce v3+ sends): the same checks for clients and for the broker's
+    /// own producer-like writes (the share groups' dead-letter queue).
+    pub fn produce_validation(&self) -> ValidationConfig {
+        ValidationConfig {
+            max_message_bytes: self.max_message_bytes.max(0) as usize,
+            timestamp_type: if self.log_append_time {
+                TimestampType::LogAppendTime
+            } else {
+                TimestampType::CreateTime
+            },
+            timestamp_before_max_ms: self.timestamp_before_max_ms,
+            timestamp_after_max_ms: self.timestamp_after_max_ms,
+            compacted: self.compacted,
+            single_batch: true,
+        }
+    }
+
     pub fn resolve(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> TopicSettings {
         let get = |k: &str| effective(k, overrides, broker).unwrap_or_default();
         // The effective value always exists (override, broker synonym, or

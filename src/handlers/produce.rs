@@ -24,7 +24,7 @@ use crate::handlers::metadata::{known_elsewhere, topic_name_by_id};
 use crate::handlers::{decode, malformed, ready, Pending, Reply, Request};
 use crate::record::batch;
 use crate::record::compression;
-use crate::record::validator::{self, TimestampType, ValidationConfig};
+use crate::record::validator;
 use crate::record::RecordError;
 use crate::security::acl::{AclOperation, ResourceType};
 use crate::storage::producer_state::VerificationGuard;
@@ -242,18 +242,7 @@ fn append_partition(
     // The request-level shape (one batch, magic, codec) was checked before
     // the acks (`validator::validate_produce_shape`).
     let records = records.unwrap_or_default();
-    let vcfg = ValidationConfig {
-        max_message_bytes: settings.max_message_bytes.max(0) as usize,
-        timestamp_type: if settings.log_append_time {
-            TimestampType::LogAppendTime
-        } else {
-            TimestampType::CreateTime
-        },
-        timestamp_before_max_ms: settings.timestamp_before_max_ms,
-        timestamp_after_max_ms: settings.timestamp_after_max_ms,
-        compacted: settings.compacted,
-        single_batch: true,
-    };
+    let vcfg = settings.produce_validation();
     let mut validated = validator::validate_produce_records(&records, now, &vcfg).map_err(|e| {
         tracing::debug!(topic = %partition.topic, partition = index, error = %e, "rejected produce batch");
         Box::new(record_error_response(partition, index, &e, version))

@@ -23,7 +23,7 @@ use crate::broker::ReplicaManager;
 use crate::record::batch::{batch_records, iter_batches, set_log_append_time};
 use crate::record::builder::BatchBuilder;
 use crate::record::default_record::records;
-use crate::record::validator::{validate_produce_records, TimestampType, ValidationConfig};
+use crate::record::validator::validate_produce_records;
 
 /// Dead letters queued for the writer at most; past it a dead letter is
 /// dropped (logged and counted): the record stays archived.
@@ -306,18 +306,7 @@ fn append(
         .push(key, value, headers, now)
         .build();
     let settings = p.settings();
-    let vcfg = ValidationConfig {
-        max_message_bytes: settings.max_message_bytes.max(0) as usize,
-        timestamp_type: if settings.log_append_time {
-            TimestampType::LogAppendTime
-        } else {
-            TimestampType::CreateTime
-        },
-        timestamp_before_max_ms: settings.timestamp_before_max_ms,
-        timestamp_after_max_ms: settings.timestamp_after_max_ms,
-        compacted: settings.compacted,
-        single_batch: true,
-    };
+    let vcfg = settings.produce_validation();
     let mut validated = validate_produce_records(&buf, now, &vcfg)
         .map_err(|e| anyhow::anyhow!("DLQ record refused: {e}"))?;
     if settings.log_append_time {
