@@ -20,7 +20,7 @@ use crate::support::admin::{inc_alter, topic_config};
 use crate::support::fetch::fetch_all_batches;
 use crate::support::groups::set_group_config;
 use crate::support::produce::produce_ok;
-use crate::support::share::{acknowledge, acquired, fetch_at, Ask, FETCH, REJECT, RELEASE};
+use crate::support::share::{acknowledge, acquired, fetch_waiting, REJECT, RELEASE};
 use crate::support::simple_batch;
 use crate::support::topics::{create_topic, md_topic, metadata};
 use crate::support::{find_coordinators, sb, wait_until, Broker, Client, NONE};
@@ -127,11 +127,7 @@ fn fetch(
     epoch: i32,
     topic: Uuid,
 ) -> Vec<(i64, i64, i16)> {
-    let ask = Ask {
-        max_wait_ms: 200,
-        ..FETCH
-    };
-    acquired(&fetch_at(c, 1, group, member, epoch, topic, &[], ask))
+    acquired(&fetch_waiting(c, group, member, epoch, topic, &[]))
 }
 
 fn setup(c: &mut Client, topic: &str, group: &str, dlq: &str) -> Uuid {

@@ -20,7 +20,7 @@ use crate::acls::{create_acls, creation};
 use crate::support::groups::set_group_config;
 use crate::support::produce::produce_ok;
 use crate::support::share::{
-    ack_errors, acknowledge, acquired, fetch_at, Ack, ACCEPT, FETCH, REJECT, RELEASE,
+    ack_errors, acknowledge, acquired, fetch_waiting, Ack, ACCEPT, REJECT, RELEASE,
 };
 use crate::support::simple_batch;
 use crate::support::topics::create_topic;
@@ -69,11 +69,7 @@ fn fetch(
     topic: Uuid,
     acks: Vec<Ack>,
 ) -> ShareFetchResponse {
-    let ask = crate::support::share::Ask {
-        max_wait_ms: 200,
-        ..FETCH
-    };
-    fetch_at(c, 1, group, member, epoch, topic, &acks, ask)
+    fetch_waiting(c, group, member, epoch, topic, &acks)
 }
 
 /// The first acknowledgement error of the answer (0 when none); the answer

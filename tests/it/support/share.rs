@@ -112,6 +112,23 @@ pub fn fetch_at(
     ShareFetchResponse::decode(&mut resp, 1).expect("v2's response is v1's layout")
 }
 
+/// A v1 ShareFetch of partition 0 of `topic` that waits up to 200 ms for
+/// records, acknowledging `acks` on the way.
+pub fn fetch_waiting(
+    c: &mut Client,
+    group: &str,
+    member: &str,
+    epoch: i32,
+    topic: Uuid,
+    acks: &[Ack],
+) -> ShareFetchResponse {
+    let ask = Ask {
+        max_wait_ms: 200,
+        ..FETCH
+    };
+    fetch_at(c, 1, group, member, epoch, topic, acks, ask)
+}
+
 /// (first, last, delivery count) of every acquired range in the answer.
 pub fn acquired(r: &ShareFetchResponse) -> Vec<(i64, i64, i16)> {
     r.responses
