@@ -227,6 +227,8 @@ log "test dependencies ready"
 command -v cargo >/dev/null 2>&1 || die "cargo not found (install a Rust toolchain)"
 
 FAILED=()
+FAILURE_DETAILS="$(mktemp)"
+trap 'rm -f "$FAILURE_DETAILS"' EXIT
 
 # ---------------------------------------------------------------------------
 # 2. lint gates: formatting and clippy with warnings as errors
@@ -277,6 +279,9 @@ rust_tests() {
     cat "$out" >&2
     log "cargo test ($label) FAILED (output above); still running the rest" >&2
     FAILED+=("cargo test ($label)")
+    # the failing tests' panics, repeated at the very end (a log cut to its
+    # tail keeps why, not only which)
+    sed -n '/^failures:$/,/^test result:/p' "$out" | head -n 200 >>"$FAILURE_DETAILS"
   fi
   # one summary line: total passed/ignored over all test binaries
   awk -v label="$label" '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) g += $i } }
@@ -343,6 +348,10 @@ log "perf check (durable 1 and 100 partitions vs page-cache, ratios)"
 PERF_BIN="$BIN_DIR/kastle-perf" quiet bash "$ROOT/scripts/perf_check.sh" || { log "perf check FAILED" >&2; FAILED+=("perf check"); }
 
 if [[ ${#FAILED[@]} -gt 0 ]]; then
+  if [[ -s "$FAILURE_DETAILS" ]]; then
+    log "the failing cargo tests, again:" >&2
+    cat "$FAILURE_DETAILS" >&2
+  fi
   log "FAILED: ${FAILED[*]}" >&2
   exit 1
 fi
