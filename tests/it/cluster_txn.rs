@@ -26,9 +26,25 @@ const FORM: Duration = Duration::from_secs(30);
 const TXN: &str = "tx-remote";
 
 /// Produce v9 (acks=all) of a transactional batch, as a transactional
-/// producer sends it (with its transactional id): the error code.
+/// producer sends it (with its transactional id): the error code once it
+/// is not NOT_ENOUGH_REPLICAS. Produce v9 reports a verification the
+/// coordinator could not answer (CONCURRENT_TRANSACTIONS, a coordinator
+/// loading or not available, a network error on the inter-broker link) as
+/// that retriable code (Kafka's `ReplicaManager`): retried, as a client
+/// does (the sequence makes a retry of a written batch a duplicate).
 fn produce_txn(c: &mut Client, topic: &str, partition: i32, records: &[u8]) -> i16 {
-    produce::produce_txn(c, TXN, topic, partition, records).error_code
+    let deadline = Instant::now() + FORM;
+    loop {
+        let code = produce::produce_txn(c, TXN, topic, partition, records).error_code;
+        if code != E::NotEnoughReplicas.code() {
+            return code;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Produce to {topic}-{partition}: NOT_ENOUGH_REPLICAS for {FORM:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// FindCoordinator v4 of one key (0 = group, 1 = transaction), retried
@@ -107,7 +123,9 @@ fn writes_on_other_brokers_are_verified_with_the_transaction_coordinator() {
     let vt_leaders = leaders(&mut every, "vt", 3);
 
     // As a client does: find the coordinator again while the one named
-    // is not ready to answer (its partition still loading).
+    // is not ready to answer (its partition still loading, or its first
+    // write not yet replicated: COORDINATOR_NOT_AVAILABLE, Kafka's mapping
+    // of a timed-out append to `__transaction_state`).
     let deadline = Instant::now() + FORM;
     let (txn, mut coord, pid) = loop {
         let txn = coordinator(&mut any, 1, TXN);
@@ -121,6 +139,7 @@ fn writes_on_other_brokers_are_verified_with_the_transaction_coordinator() {
                 && [
                     E::NotCoordinator,
                     E::CoordinatorLoadInProgress,
+                    E::CoordinatorNotAvailable,
                     E::ConcurrentTransactions
                 ]
                 .iter()
@@ -184,7 +203,8 @@ fn writes_on_other_brokers_are_verified_with_the_transaction_coordinator() {
         vec![E::InvalidProducerEpoch.code()]
     );
     add_offsets(&mut coord, TXN, pid, &group);
-    // The group coordinator may still be loading its new partition
+    // The group coordinator may still be loading its new partition, or
+    // its write time out while the partition's followers catch up
     // (retriable, as for any client).
     let deadline = Instant::now() + FORM;
     loop {
@@ -194,9 +214,13 @@ fn writes_on_other_brokers_are_verified_with_the_transaction_coordinator() {
         }
         assert!(
             Instant::now() < deadline
-                && [E::NotCoordinator, E::CoordinatorLoadInProgress]
-                    .iter()
-                    .any(|e| codes == vec![e.code()]),
+                && [
+                    E::NotCoordinator,
+                    E::CoordinatorLoadInProgress,
+                    E::CoordinatorNotAvailable
+                ]
+                .iter()
+                .any(|e| codes == vec![e.code()]),
             "TxnOffsetCommit after AddOffsetsToTxn: {codes:?}"
         );
         std::thread::sleep(Duration::from_millis(200));
