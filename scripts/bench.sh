@@ -192,6 +192,12 @@ cpu_ticks() { # "utime stime" of $1 in clock ticks (fields 14, 15 of /proc/PID/s
   local s; s="$(cat "/proc/$1/stat" 2>/dev/null)" || { echo 0 0; return; }
   s="${s##*) }"; set -- $s; echo "${12} ${13}"
 }
+# the machine's busy CPU ticks in all (user, nice, system, irq, softirq,
+# steal of the "cpu" line of /proc/stat): with the driver's own CPU taken
+# off, what the broker costs the machine, the kernel's threads included
+# (write-back by the flusher threads, softirqs), which a process's own
+# utime+stime leaves out
+machine_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
 status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # start_broker NAME MODE: sets BPID, PORT, BOOT, DATA, BLOG; waits for the port
@@ -317,7 +323,7 @@ wl() {
     prof=$!
   fi
   [[ -z "$MPORT" ]] || curl -s "http://127.0.0.1:$MPORT/metrics" >"$RUN/$label.metrics0" 2>/dev/null || true
-  local rep0; rep0="$(reported_kib)"
+  local rep0 m0 m1; rep0="$(reported_kib)"; m0="$(machine_ticks)"
   read -r u0 s0 <<<"$(cpu_ticks "$BPID")"
   # The driver's own CPU (it and the JVM or threads it waits for) beside
   # its wall time: a driver near a whole core of the two is the bound.
@@ -325,6 +331,7 @@ wl() {
   [[ -x /usr/bin/time ]] && timed=(/usr/bin/time -q -f '%U %S %e' -o "$RUN/$label.time")
   "${timed[@]}" "$@" >"$RUN/$label.txt" 2>&1 || rc=$?
   read -r u1 s1 <<<"$(cpu_ticks "$BPID")"
+  m1="$(machine_ticks)"
   local rep1 reported=null; rep1="$(reported_kib)"
   [[ $rep0 == null || $rep1 == null ]] || reported=$(((rep1 - rep0) / 1024))
   local client_cpu=null client_wall=null
@@ -342,8 +349,8 @@ wl() {
   [[ -n "$LAST_JSON" ]] || LAST_JSON=null
   # broker CPU in all, and its user-space and kernel parts (what the broker
   # does itself, and what it asks of the kernel: copies, page cache, TCP)
-  printf '{"broker":"%s","mode":"%s","driver":"%s","workload":"%s","partitions":%s,"record_size":%s,"acks":"%s","round":%s,"reported_mib":%s,"rc":%s,"broker_latency":%s,"cpu_s":%s,"cpu_user_s":%s,"cpu_sys_s":%s,"client_cpu_s":%s,"client_wall_s":%s,"result":%s}\n' \
-    "$broker" "$mode" "$DRIVER" "$work" "$p" "$size" "$acks" "$ROUND" "$reported" "$rc" "$broker_lat" \
+  printf '{"broker":"%s","mode":"%s","driver":"%s","workload":"%s","partitions":%s,"record_size":%s,"acks":"%s","round":%s,"reported_mib":%s,"machine_cpu_s":%s,"rc":%s,"broker_latency":%s,"cpu_s":%s,"cpu_user_s":%s,"cpu_sys_s":%s,"client_cpu_s":%s,"client_wall_s":%s,"result":%s}\n' \
+    "$broker" "$mode" "$DRIVER" "$work" "$p" "$size" "$acks" "$ROUND" "$reported" "$(awk -v d="$((m1 - m0))" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", d / t}')" "$rc" "$broker_lat" \
     "$(awk -v d="$((u1 - u0 + s1 - s0))" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", d / t}')" \
     "$(awk -v d="$((u1 - u0))" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", d / t}')" \
     "$(awk -v d="$((s1 - s0))" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", d / t}')" \
@@ -691,6 +698,13 @@ def cores(r):
         return "–"
     return f"{b / w:.2f}, {c / w:.2f}"
 
+def machine_less_driver(r):
+    """CPU s per GiB of the whole machine during the workload less the
+    driver's own: the broker with the kernel threads working for it"""
+    m, c = r.get("machine_cpu_s"), r.get("client_cpu_s")
+    gib = (r["result"] or {}).get("records", 0) * r.get("record_size", 0) / GIB
+    return (m - c) / gib if m is not None and c is not None and gib > 0 else None
+
 def cpu_split(r):
     """'user + kernel' CPU s per GiB, when the run recorded both"""
     u, k = cpu_per_gib(r, "cpu_user_s"), cpu_per_gib(r, "cpu_sys_s")
@@ -702,8 +716,8 @@ KCPU = {(r.get("round", 1), r.get("driver", "kastle-perf"), r["workload"], r.get
 env = open(os.path.join(run, "env.txt")).read()
 print("```\n" + env.strip() + "\n```\n")
 print("MB = 2^20 bytes (as Kafka's perf tools); GiB = 2^30 bytes of record payload.\n")
-print("| round | broker | mode | driver | workload | P | record | acks | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | broker's p99 ms | broker CPU s/GiB | of it kernel | broker, driver cores | MiB to host | vs Kafka | CPU vs Kafka | kastle/Tansu | consume/iperf3 | exit |")
-print("|---:|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| round | broker | mode | driver | workload | P | record | acks | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | broker's p99 ms | broker CPU s/GiB | of it kernel | machine less driver s/GiB | broker, driver cores | MiB to host | vs Kafka | CPU vs Kafka | kastle/Tansu | consume/iperf3 | exit |")
+print("|---:|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     if r["broker"] not in ("kastle", "tansu", "kafka") or r["workload"] in ("startup", "skipped") or r["workload"].startswith("omb-"):
         continue
@@ -735,10 +749,10 @@ for r in rows:
         kcpu = KCPU.get((r.get("round", 1), driver, work, r.get("partitions"), size, r.get("acks")))
         cpu_vs_kafka = cpu_gib / kcpu if cpu_gib and kcpu else None
     ci = (mbps / iperf) if work == "consume" and iperf and mbps else None
-    print(f"| {ROUND} | {r['broker']} | {r['mode']} | {driver} | {work} | {r.get('partitions')} | {size} | {r.get('acks')} | {f(rps,0)} | {f(mbps,1)} | {f(p50,2)} | {f(p99,2)} | {f(p999,2)} | {broker_p99(r)} | {f(cpu_gib,2)} | {f(cpu_per_gib(r, 'cpu_sys_s'),2)} | {cores(r)} | {f(r.get('reported_mib'),0)} | {f(vs_kafka,2)} | {f(cpu_vs_kafka,2)} | {f(ratio,2)} | {f(ci,2)} | {r['rc']} |")
+    print(f"| {ROUND} | {r['broker']} | {r['mode']} | {driver} | {work} | {r.get('partitions')} | {size} | {r.get('acks')} | {f(rps,0)} | {f(mbps,1)} | {f(p50,2)} | {f(p99,2)} | {f(p999,2)} | {broker_p99(r)} | {f(cpu_gib,2)} | {f(cpu_per_gib(r, 'cpu_sys_s'),2)} | {f(machine_less_driver(r),2)} | {cores(r)} | {f(r.get('reported_mib'),0)} | {f(vs_kafka,2)} | {f(cpu_vs_kafka,2)} | {f(ratio,2)} | {f(ci,2)} | {r['rc']} |")
 ROUND = None
 print()
-print("round: with BENCH_ROUNDS > 1, the round of the row (the broker order is reversed in every second round); ratios compare rows of one round. of it kernel: the broker's kernel CPU s/GiB (socket and page-cache copies, faults). MiB to host: free memory the guest reported to the host while the workload ran (free page reporting); the host takes those pages back, and the next write to one faults in the host, so a row that follows much reporting pays for it in kernel time.\n")
+print("round: with BENCH_ROUNDS > 1, the round of the row (the broker order is reversed in every second round); ratios compare rows of one round. of it kernel: the broker's kernel CPU s/GiB (socket and page-cache copies, faults). machine less driver: the whole machine's busy CPU in the workload less the driver's own, per GiB: the broker with the kernel threads that work for it (the flusher threads' write-back, which kastle starts itself and Kafka leaves to them). MiB to host: free memory the guest reported to the host while the workload ran (free page reporting); the host takes those pages back, and the next write to one faults in the host, so a row that follows much reporting pays for it in kernel time.\n")
 print("consume: the fetch phase (Kafka's fetch.MB.sec / fetch.nMsg.sec), i.e. without the consumer group join; e2e: records/s is the achieved send rate.\n")
 print("broker, driver cores: CPU seconds per wall second of the workload, the broker's and the driver's (with the JVM or threads it waits for); the machine has 2 cores, and a side near 1 bounds the run.\n")
 print("broker's p99: kastle's own latency for Produce requests in the run (frame read → response ready, from its Prometheus histogram: the upper bound of the bucket holding the 99th percentile); the client's p99 minus this is the client, the network and the scheduler.\n")
@@ -828,6 +842,9 @@ for ROUND in ROUNDS:
                         # kernel's part (socket and page-cache copies) is
                         # work Kafka's broker pays as well
                         target("broker CPU per GiB ≤ 0.5× Kafka's", f"{work}, {km}, {p} partition(s), {d} (user + kernel s/GiB: kastle {cpu_split(k)}, Kafka {cpu_split(j)})", kc / jc, 0.5, False)
+                    km_, jm_ = (machine_less_driver(k) if k else None), (machine_less_driver(j) if j else None)
+                    if km_ and jm_ and km_ > 0 and jm_ > 0:
+                        target("broker CPU per GiB with the kernel's threads ≤ 0.5× Kafka's", f"{work}, {km}, {p} partition(s), {d} (machine less driver s/GiB: kastle {km_:.2f}, Kafka {jm_:.2f})", km_ / jm_, 0.5, False)
         for p in [1] + many:
             k, j = find("kastle", "durable", d, "produce", p, 1024, "all"), find("kafka", "pagecache", d, "produce", p, 1024, "all")
             if k and j and j.get("records_per_sec"):
