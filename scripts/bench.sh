@@ -51,7 +51,15 @@
 # on how much of the guest's free memory the host took back before it
 # (BENCHMARKS.md, "Naming the stall"), so a ratio holds only if it holds
 # in both orders; each workload records the memory reported to the host
-# while it ran (/sys/module/page_reporting). Results:
+# while it ran (/sys/module/page_reporting). BENCH_PRODUCE_MIB=M bounds the
+# main suite's full-speed produce runs (acks=1, acks=all) by bytes instead of
+# seconds: each broker writes the same M MiB (at most 6 x DUR seconds), so a
+# faster broker does not use up more of the host-backed memory than a slower
+# one before its next workload. BENCH_WARM_MIB=W writes W MiB to a file
+# beside the data directories and deletes it before every broker start, so
+# each broker starts on memory just freed, as the one after another broker's
+# deleted data does (the first broker of a run otherwise starts on memory
+# the host took back). Results:
 #   bench-results/<UTC timestamp>/{env.txt, results.jsonl, procs.jsonl,
 #   <workload>.txt (raw tool output), broker logs, summary.md with issue
 #   18's targets as ratios measured in the run}
@@ -179,7 +187,7 @@ KPERF=("$ROOT/compat-tests/.venv/bin/python" "$ROOT/scripts/lib/kafka_perf.py")
   echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "tansu: $([[ -x "$TANSU_BIN" ]] && echo "$TANSU_BIN" || echo "absent ($TANSU_BIN)")"
   echo "kafka: ${KAFKA_VERSION:-absent}${KAFKA_VERSION:+ (classpath from $KAFKA_CP_FROM; $("$JAVA" -version 2>&1 | head -1); broker ${KAFKA_JVM[*]:0:2})}"
-  echo "brokers: ${BROKER_LIST[*]}; drivers: ${DRIVER_LIST[*]}; suites: ${SUITE_LIST[*]}; partitions: ${PARTS[*]}; record sizes: ${SIZES[*]}; rounds: $ROUNDS"
+  echo "brokers: ${BROKER_LIST[*]}; drivers: ${DRIVER_LIST[*]}; suites: ${SUITE_LIST[*]}; partitions: ${PARTS[*]}; record sizes: ${SIZES[*]}; rounds: $ROUNDS; full-speed produce runs: ${BENCH_PRODUCE_MIB:+$BENCH_PRODUCE_MIB MiB each}${BENCH_PRODUCE_MIB:-${DUR} s each}; memory warmed before each start: ${BENCH_WARM_MIB:-0} MiB"
   echo "free page reporting: $([[ -r $REPORTED ]] && echo "on (order $(cat /sys/module/page_reporting/parameters/page_reporting_order 2>/dev/null || echo '?'), $(($(cat "$REPORTED") / 1048576)) GiB reported since boot)" || echo "not seen")"
 } >"$RUN/env.txt"
 log "results in $RUN"
@@ -200,9 +208,17 @@ cpu_ticks() { # "utime stime" of $1 in clock ticks (fields 14, 15 of /proc/PID/s
 machine_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
 status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
+# warm_memory: BENCH_WARM_MIB's file written and deleted (see the header)
+warm_memory() {
+  [[ -n "${BENCH_WARM_MIB:-}" ]] || return 0
+  dd if=/dev/zero of="$TMPBASE/warm" bs=1M count="$BENCH_WARM_MIB" status=none 2>/dev/null || true
+  rm -f "$TMPBASE/warm"
+}
+
 # start_broker NAME MODE: sets BPID, PORT, BOOT, DATA, BLOG; waits for the port
 start_broker() {
   local name=$1 mode=$2
+  warm_memory
   PORT="$(free_port)"; BOOT="127.0.0.1:$PORT"; MPORT=""
   DATA="$(mktemp -d "$TMPBASE/$name-$mode.XXXX")"
   BLOG="$RUN/broker-$name-$mode-$(date +%s%N).log"
@@ -391,16 +407,27 @@ new_topics() {
 # throttles every writer meanwhile. `sync` drains that first, so each later
 # workload measures the broker, not the previous run's writeback.
 
+# produce_bound SIZE: "RECORDS SECONDS" for a full-speed produce run: DUR
+# seconds, or BENCH_PRODUCE_MIB's bytes (at most 6 x DUR seconds)
+produce_bound() {
+  if [[ -n "${BENCH_PRODUCE_MIB:-}" ]]; then
+    echo "$((BENCH_PRODUCE_MIB * 1048576 / $1)) $((DUR * 6))"
+  else
+    echo "100000000 $DUR"
+  fi
+}
+
 workloads_kastle_perf() { # BROKER MODE P SIZE: kastle-perf (librdkafka)
   local broker=$1 mode=$2 p=$3 size=$4
-  local n=100000000 base="perf-p$p-s$size" produced rate half
+  local n secs base="perf-p$p-s$size" produced rate half
+  read -r n secs <<<"$(produce_bound "$size")"
   new_topics "$base" "$p" a1 all
   wl "$broker" "$mode" produce "$p" "$size" 1 -- "$PERF" producer --bootstrap-server "$BOOT" \
-    --topic "$base-a1" --num-records $n --record-size "$size" --throughput -1 \
-    --max-seconds "$DUR" --producer-props acks=1 --json
+    --topic "$base-a1" --num-records "$n" --record-size "$size" --throughput -1 \
+    --max-seconds "$secs" --producer-props acks=1 --json
   wl "$broker" "$mode" produce "$p" "$size" all -- "$PERF" producer --bootstrap-server "$BOOT" \
-    --topic "$base-all" --num-records $n --record-size "$size" --throughput -1 \
-    --max-seconds "$DUR" --producer-props acks=all --json
+    --topic "$base-all" --num-records "$n" --record-size "$size" --throughput -1 \
+    --max-seconds "$secs" --producer-props acks=all --json
   produced="$(jget "$LAST_JSON" records)"; rate="$(jget "$LAST_JSON" records_per_sec)"
   sync
   if [[ "$produced" -gt 0 ]]; then
@@ -448,10 +475,16 @@ workloads_kafka_perf() {
   local broker=$1 mode=$2 p=$3 size=$4
   local base="kperf-p$p-s$size" n produced rate half
   new_topics "$base" "$p" a1 all
-  n="$("${KPERF[@]}" calibrate "$BOOT" "$base-a1" "$size" 1 "$DUR" 2>>"$RUN/kafka-perf-calibrate.log")" || n=0
+  if [[ -n "${BENCH_PRODUCE_MIB:-}" ]]; then
+    n=$((BENCH_PRODUCE_MIB * 1048576 / size))
+  else
+    n="$("${KPERF[@]}" calibrate "$BOOT" "$base-a1" "$size" 1 "$DUR" 2>>"$RUN/kafka-perf-calibrate.log")" || n=0
+  fi
   [[ "$n" -gt 0 ]] && wl "$broker" "$mode" produce "$p" "$size" 1 -- \
     "${KPERF[@]}" produce "$BOOT" "$base-a1" "$size" "$n" -1 acks=1
-  n="$("${KPERF[@]}" calibrate "$BOOT" "$base-all" "$size" all "$DUR" 2>>"$RUN/kafka-perf-calibrate.log")" || n=0
+  if [[ -z "${BENCH_PRODUCE_MIB:-}" ]]; then
+    n="$("${KPERF[@]}" calibrate "$BOOT" "$base-all" "$size" all "$DUR" 2>>"$RUN/kafka-perf-calibrate.log")" || n=0
+  fi
   [[ "$n" -gt 0 ]] || { log "  kafka-perf calibration failed (see $RUN/kafka-perf-calibrate.log)"; return 0; }
   wl "$broker" "$mode" produce "$p" "$size" all -- \
     "${KPERF[@]}" produce "$BOOT" "$base-all" "$size" "$n" -1 acks=all
