@@ -53,7 +53,8 @@
 # in both orders; each workload records the memory reported to the host
 # while it ran (/sys/module/page_reporting). BENCH_PRODUCE_MIB=M bounds the
 # main suite's full-speed produce runs (acks=1, acks=all) by bytes instead of
-# seconds: each broker writes the same M MiB (at most 6 x DUR seconds), so a
+# seconds: each broker writes the same M MiB (kastle-perf: at most 6 x DUR
+# seconds; Kafka's producer tool has no time limit), so a
 # faster broker does not use up more of the host-backed memory than a slower
 # one before its next workload. BENCH_WARM_MIB=W writes W MiB to a file
 # beside the data directories and deletes it before every broker start, so
