@@ -477,7 +477,7 @@ workloads_kafka_perf() {
   local base="kperf-p$p-s$size" n produced rate half
   new_topics "$base" "$p" a1 all
   if [[ -n "${BENCH_PRODUCE_MIB:-}" ]]; then
-    n=$((BENCH_PRODUCE_MIB * 1048576 / size))
+    read -r n _ <<<"$(produce_bound "$size")"
   else
     n="$("${KPERF[@]}" calibrate "$BOOT" "$base-a1" "$size" 1 "$DUR" 2>>"$RUN/kafka-perf-calibrate.log")" || n=0
   fi
