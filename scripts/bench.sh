@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # kastle's benchmark: one command, one run, raw outputs plus a markdown table.
 #
-#   bash scripts/bench.sh [--quick] [--out DIR]
+#   bash scripts/bench.sh [--quick] [--headline] [--out DIR]
 #
 # What it does (see BENCHMARKS.md, "librdkafka benchmark"):
 #   1. builds kastle and kastle-perf (bench/, librdkafka) in release; installs
@@ -56,11 +56,14 @@
 # seconds: each broker writes the same M MiB (kastle-perf: at most 6 x DUR
 # seconds; Kafka's producer tool has no time limit), so a
 # faster broker does not use up more of the host-backed memory than a slower
-# one before its next workload. BENCH_WARM_MIB=W writes W MiB to a file
-# beside the data directories and deletes it before every broker start, so
-# each broker starts on memory just freed, as the one after another broker's
+# one before its next workload (BENCH_KAFKA_PERF_MIB=M: Kafka's tool's
+# bound, BENCH_PRODUCE_MIB's by default; both bound the 1,000-partition rows
+# too). BENCH_WARM_MIB=W writes W MiB to a file (on /dev/shm when it has
+# room) and deletes it before every broker start and every latency run, so
+# each starts on memory just freed, as the one after another broker's
 # deleted data does (the first broker of a run otherwise starts on memory
-# the host took back). Results:
+# the host took back). --headline sets all of these to the values of
+# BENCHMARKS.md's headline (see below). Results:
 #   bench-results/<UTC timestamp>/{env.txt, results.jsonl, procs.jsonl,
 #   <workload>.txt (raw tool output), broker logs, summary.md with issue
 #   18's targets as ratios measured in the run}
@@ -71,15 +74,28 @@ cd "$ROOT"
 
 QUICK=0
 OUT=""
+HEADLINE=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) QUICK=1 ;;
+    --headline) HEADLINE=1 ;;
     --out) shift; OUT="${1:?--out needs a directory}" ;;
     -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
-    *) echo "usage: $0 [--quick] [--out DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [--headline] [--out DIR]" >&2; exit 2 ;;
   esac
   shift
 done
+# --headline: BENCHMARKS.md's headline table, Kafka and kastle side by side
+# under the memory controls below (each variable set in the environment
+# still wins): every comparison in both broker orders, the same bytes
+# written by every broker, memory warmed before each start and each latency
+# run, and latency at one common rate beside each one's half of its maximum
+if [[ $HEADLINE -eq 1 ]]; then
+  : "${BROKERS:=kastle-pagecache kafka-pagecache kastle-durable kafka-flush1}"
+  : "${BENCH_ROUNDS:=2}" "${BENCH_PARTS:=1}" "${BENCH_SIZES:=1024}"
+  : "${BENCH_PRODUCE_MIB:=3072}" "${BENCH_KAFKA_PERF_MIB:=512}" "${BENCH_WARM_MIB:=8192}"
+  : "${BENCH_COMMON_RATE:=100000}" "${BENCH_KAFKA_PERF_COMMON_RATE:=5000}"
+fi
 
 T0=$SECONDS
 log() { printf '[bench.sh %4ss] %s\n' "$((SECONDS - T0))" "$*"; }
@@ -209,11 +225,16 @@ cpu_ticks() { # "utime stime" of $1 in clock ticks (fields 14, 15 of /proc/PID/s
 machine_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
 status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-# warm_memory: BENCH_WARM_MIB's file written and deleted (see the header)
+# warm_memory: BENCH_WARM_MIB's file written and deleted (see the header),
+# on tmpfs when it has room (memory only: a file on the disk would leave
+# write-back running into the next workload)
 warm_memory() {
   [[ -n "${BENCH_WARM_MIB:-}" ]] || return 0
-  dd if=/dev/zero of="$TMPBASE/warm" bs=1M count="$BENCH_WARM_MIB" status=none 2>/dev/null || true
-  rm -f "$TMPBASE/warm"
+  local dir=$TMPBASE avail
+  avail="$(df -Pm /dev/shm 2>/dev/null | awk 'NR == 2 {print $4}')"
+  [[ -w /dev/shm && "${avail:-0}" -gt $((BENCH_WARM_MIB + 1024)) ]] && dir=/dev/shm
+  dd if=/dev/zero of="$dir/kastle-bench-warm.$$" bs=1M count="$BENCH_WARM_MIB" status=none 2>/dev/null || true
+  rm -f "$dir/kastle-bench-warm.$$"
 }
 
 # start_broker NAME MODE: sets BPID, PORT, BOOT, DATA, BLOG; waits for the port
@@ -409,10 +430,14 @@ new_topics() {
 # workload measures the broker, not the previous run's writeback.
 
 # produce_bound SIZE: "RECORDS SECONDS" for a full-speed produce run: DUR
-# seconds, or BENCH_PRODUCE_MIB's bytes (at most 6 x DUR seconds)
+# seconds, or BENCH_PRODUCE_MIB's bytes (at most 6 x DUR seconds); with
+# DRIVER kafka-perf, BENCH_KAFKA_PERF_MIB's if set (the Java tool sends
+# 15-120k records/s here: a librdkafka-sized bound would take minutes)
 produce_bound() {
-  if [[ -n "${BENCH_PRODUCE_MIB:-}" ]]; then
-    echo "$((BENCH_PRODUCE_MIB * 1048576 / $1)) $((DUR * 6))"
+  local mib=${BENCH_PRODUCE_MIB:-}
+  [[ "${DRIVER:-}" == kafka-perf && -n "${BENCH_KAFKA_PERF_MIB:-}" ]] && mib=$BENCH_KAFKA_PERF_MIB
+  if [[ -n "$mib" ]]; then
+    echo "$((mib * 1048576 / $1)) $((DUR * 6))"
   else
     echo "100000000 $DUR"
   fi
@@ -438,6 +463,7 @@ workloads_kastle_perf() { # BROKER MODE P SIZE: kastle-perf (librdkafka)
   if [[ "$size" -eq 1024 && "$produced" -gt 0 ]]; then
     half="$(awk -v r="$rate" 'BEGIN {h = int(r / 2); print (h < 1 ? 1 : h)}')"
     new_topics "$base" "$p" half e2e
+    warm_memory
     wl "$broker" "$mode" produce-half "$p" "$size" all -- "$PERF" producer --bootstrap-server "$BOOT" \
       --topic "$base-half" --num-records $((half * DUR)) --record-size "$size" --throughput "$half" \
       --max-seconds $((DUR * 2)) --producer-props acks=all linger.ms=0 --json
@@ -452,11 +478,15 @@ workloads_kastle_perf() { # BROKER MODE P SIZE: kastle-perf (librdkafka)
 # BENCH_COMMON_RATE="R1 R2 ...": produce acks=all, linger.ms=0, at each of
 # these records/s against every broker (workload produce-at-R): latency at
 # one rate for all, beside each one's own half of its maximum (which differ).
+# Kafka's tool takes BENCH_KAFKA_PERF_COMMON_RATE's rates if set: with
+# linger.ms=0 the Java producer sends 35-60k records/s at most here.
 common_rate_runs() { # BROKER MODE P SIZE BASE
-  local broker=$1 mode=$2 p=$3 size=$4 base=$5 r
-  for r in ${BENCH_COMMON_RATE:-}; do
+  local broker=$1 mode=$2 p=$3 size=$4 base=$5 r rates=${BENCH_COMMON_RATE:-}
+  [[ "$DRIVER" == kafka-perf && -n "${BENCH_KAFKA_PERF_COMMON_RATE:-}" ]] && rates=$BENCH_KAFKA_PERF_COMMON_RATE
+  for r in $rates; do
     new_topics "$base" "$p" "at$r"
     sync
+    warm_memory
     if [[ "$DRIVER" == kastle-perf ]]; then
       wl "$broker" "$mode" "produce-at-$r" "$p" "$size" all -- "$PERF" producer --bootstrap-server "$BOOT" \
         --topic "$base-at$r" --num-records $((r * DUR)) --record-size "$size" --throughput "$r" \
@@ -476,14 +506,14 @@ workloads_kafka_perf() {
   local broker=$1 mode=$2 p=$3 size=$4
   local base="kperf-p$p-s$size" n produced rate half
   new_topics "$base" "$p" a1 all
-  if [[ -n "${BENCH_PRODUCE_MIB:-}" ]]; then
+  if [[ -n "${BENCH_PRODUCE_MIB:-}${BENCH_KAFKA_PERF_MIB:-}" ]]; then
     read -r n _ <<<"$(produce_bound "$size")"
   else
     n="$("${KPERF[@]}" calibrate "$BOOT" "$base-a1" "$size" 1 "$DUR" 2>>"$RUN/kafka-perf-calibrate.log")" || n=0
   fi
   [[ "$n" -gt 0 ]] && wl "$broker" "$mode" produce "$p" "$size" 1 -- \
     "${KPERF[@]}" produce "$BOOT" "$base-a1" "$size" "$n" -1 acks=1
-  if [[ -z "${BENCH_PRODUCE_MIB:-}" ]]; then
+  if [[ -z "${BENCH_PRODUCE_MIB:-}${BENCH_KAFKA_PERF_MIB:-}" ]]; then
     n="$("${KPERF[@]}" calibrate "$BOOT" "$base-all" "$size" all "$DUR" 2>>"$RUN/kafka-perf-calibrate.log")" || n=0
   fi
   [[ "$n" -gt 0 ]] || { log "  kafka-perf calibration failed (see $RUN/kafka-perf-calibrate.log)"; return 0; }
@@ -497,6 +527,7 @@ workloads_kafka_perf() {
   if [[ "$size" -eq 1024 && "$produced" -gt 0 ]]; then
     half="$(awk -v r="$rate" 'BEGIN {h = int(r / 2); print (h < 1 ? 1 : h)}')"
     new_topics "$base" "$p" half e2e
+    warm_memory
     # the first fifth is the fresh JVM's warm-up (metadata, connection, JIT):
     # its latencies are left out (KIP-1052's --warmup-records)
     wl "$broker" "$mode" produce-half "$p" "$size" all -- \
@@ -562,7 +593,7 @@ warm_many() {
 # partitions. Read against the 1-partition produce row of the same broker
 # and driver.
 many_suite() {
-  local broker=$1 mode=$2 n
+  local broker=$1 mode=$2 n secs
   log "$broker $mode: $MANY_PARTS partitions, produce acks=all"
   start_broker "$broker" "$mode"
   for DRIVER in "${DRIVER_LIST[@]}"; do
@@ -570,14 +601,16 @@ many_suite() {
       kastle-perf)
         new_topics perf-many "$MANY_PARTS" all
         warm_many kastle-perf perf-many-all
+        read -r n secs <<<"$(produce_bound 1024)"
         wl "$broker" "$mode" produce "$MANY_PARTS" 1024 all -- "$PERF" producer --bootstrap-server "$BOOT" \
-          --topic perf-many-all --num-records 100000000 --record-size 1024 --throughput -1 \
-          --max-seconds "$DUR" --producer-props acks=all --json ;;
+          --topic perf-many-all --num-records "$n" --record-size 1024 --throughput -1 \
+          --max-seconds "$secs" --producer-props acks=all --json ;;
       kafka-perf)
         new_topics kperf-many "$MANY_PARTS" all
         warm_many kafka-perf kperf-many-all
         if awk -v r="$WARM_RATE" 'BEGIN {exit !(r > 0)}'; then
           n="$(awk -v r="$WARM_RATE" -v d="$DUR" 'BEGIN {n = int(r * d); print (n < 1000 ? 1000 : n)}')"
+          [[ -z "${BENCH_PRODUCE_MIB:-}${BENCH_KAFKA_PERF_MIB:-}" ]] || read -r n _ <<<"$(produce_bound 1024)"
           wl "$broker" "$mode" produce "$MANY_PARTS" 1024 all -- \
             "${KPERF[@]}" produce "$BOOT" kperf-many-all 1024 "$n" -1 acks=all
         else
