@@ -59,10 +59,12 @@
 # one before its next workload (BENCH_KAFKA_PERF_MIB=M: Kafka's tool's
 # bound, BENCH_PRODUCE_MIB's by default; both bound the 1,000-partition rows
 # too). BENCH_WARM_MIB=W writes W MiB to a file (on /dev/shm when it has
-# room) and deletes it before every broker start and every latency run, so
-# each starts on memory just freed, as the one after another broker's
-# deleted data does (the first broker of a run otherwise starts on memory
-# the host took back). --headline sets all of these to the values of
+# room) and deletes it before every broker start, so each broker starts on
+# memory just freed, as the one after another broker's deleted data does
+# (the first broker of a run otherwise starts on memory the host took
+# back). BENCH_SETTLE=1 waits before every latency run (half rate, e2e,
+# common rate) until the guest has stopped reporting memory to the host.
+# --headline sets all of these to the values of
 # BENCHMARKS.md's headline (see below). Results:
 #   bench-results/<UTC timestamp>/{env.txt, results.jsonl, procs.jsonl,
 #   <workload>.txt (raw tool output), broker logs, summary.md with issue
@@ -94,7 +96,7 @@ if [[ $HEADLINE -eq 1 ]]; then
   : "${BROKERS:=kastle-pagecache kafka-pagecache kastle-durable kafka-flush1}"
   : "${BENCH_ROUNDS:=2}" "${BENCH_PARTS:=1}" "${BENCH_SIZES:=1024}"
   : "${BENCH_PRODUCE_MIB:=3072}" "${BENCH_KAFKA_PERF_MIB:=512}" "${BENCH_WARM_MIB:=8192}"
-  : "${BENCH_COMMON_RATE:=100000}" "${BENCH_KAFKA_PERF_COMMON_RATE:=5000}"
+  : "${BENCH_COMMON_RATE:=100000}" "${BENCH_KAFKA_PERF_COMMON_RATE:=5000}" "${BENCH_SETTLE:=1}"
 fi
 
 T0=$SECONDS
@@ -224,6 +226,24 @@ cpu_ticks() { # "utime stime" of $1 in clock ticks (fields 14, 15 of /proc/PID/s
 # utime+stime leaves out
 machine_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
 status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# settle_memory: with BENCH_SETTLE=1, waits until the guest has reported no
+# memory to the host for 3 s (at most 60 s), so that a latency run does not
+# share the two cores with the reporting of memory freed before it (run J
+# of BENCHMARKS.md: 3-4 GiB reported during a 10-second latency run that
+# followed a warm-up, and both brokers' p99s with it)
+settle_memory() {
+  [[ -n "${BENCH_SETTLE:-}" && -r $REPORTED ]] || return 0
+  local last now quiet=0 i
+  last="$(reported_kib)"
+  for i in $(seq 1 120); do
+    sleep 0.5
+    now="$(reported_kib)"
+    if [[ $now == "$last" ]]; then quiet=$((quiet + 1)); else quiet=0; last=$now; fi
+    [[ $quiet -lt 6 ]] || return 0
+  done
+  log "  memory reporting still busy after 60 s"
+}
 
 # warm_memory: BENCH_WARM_MIB's file written and deleted (see the header),
 # on tmpfs when it has room (memory only: a file on the disk would leave
@@ -463,11 +483,12 @@ workloads_kastle_perf() { # BROKER MODE P SIZE: kastle-perf (librdkafka)
   if [[ "$size" -eq 1024 && "$produced" -gt 0 ]]; then
     half="$(awk -v r="$rate" 'BEGIN {h = int(r / 2); print (h < 1 ? 1 : h)}')"
     new_topics "$base" "$p" half e2e
-    warm_memory
+    settle_memory
     wl "$broker" "$mode" produce-half "$p" "$size" all -- "$PERF" producer --bootstrap-server "$BOOT" \
       --topic "$base-half" --num-records $((half * DUR)) --record-size "$size" --throughput "$half" \
       --max-seconds $((DUR * 2)) --producer-props acks=all linger.ms=0 --json
     sync
+    settle_memory
     wl "$broker" "$mode" e2e "$p" "$size" all -- "$PERF" e2e --bootstrap-server "$BOOT" \
       --topic "$base-e2e" --num-records $((half * E2E_SECS)) --record-size "$size" --rate "$half" \
       --acks all --json
@@ -486,7 +507,7 @@ common_rate_runs() { # BROKER MODE P SIZE BASE
   for r in $rates; do
     new_topics "$base" "$p" "at$r"
     sync
-    warm_memory
+    settle_memory
     if [[ "$DRIVER" == kastle-perf ]]; then
       wl "$broker" "$mode" "produce-at-$r" "$p" "$size" all -- "$PERF" producer --bootstrap-server "$BOOT" \
         --topic "$base-at$r" --num-records $((r * DUR)) --record-size "$size" --throughput "$r" \
@@ -527,13 +548,14 @@ workloads_kafka_perf() {
   if [[ "$size" -eq 1024 && "$produced" -gt 0 ]]; then
     half="$(awk -v r="$rate" 'BEGIN {h = int(r / 2); print (h < 1 ? 1 : h)}')"
     new_topics "$base" "$p" half e2e
-    warm_memory
+    settle_memory
     # the first fifth is the fresh JVM's warm-up (metadata, connection, JIT):
     # its latencies are left out (KIP-1052's --warmup-records)
     wl "$broker" "$mode" produce-half "$p" "$size" all -- \
       "${KPERF[@]}" produce "$BOOT" "$base-half" "$size" $((half * DUR)) "$half" acks=all linger.ms=0 \
       warmup.records=$((half * DUR / 5))
     sync
+    settle_memory
     # one record at a time, each produced (acks=all) and consumed before the next
     wl "$broker" "$mode" e2e "$p" "$size" all -- \
       "${KPERF[@]}" e2e "$BOOT" "$base-e2e" "$size" $((E2E_SECS * 300)) all
