@@ -852,14 +852,16 @@ print("vs Kafka: to Apache Kafka in its default page-cache mode, same driver and
 omb = [r for r in rows if r["workload"].startswith("omb-")]
 if omb:
     print("OMB-like (Kafka's tools): 1 topic x 100 partitions, 1 KiB records with random keys, 4 producers (acks=all, Java defaults) and 4 consumers in one group at once. Latencies are the worst of the 4 producers' percentiles; consumed is what the group read, which must be everything produced.\n")
-    print("| broker | mode | workload | target records/s | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | broker CPU s/GiB | vs Kafka | consumed | kept up |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("| round | broker | mode | workload | target records/s | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | broker CPU s/GiB | vs Kafka | consumed | kept up |")
+    print("|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in omb:
         res = r["result"] or {}
+        ROUND = r.get("round", 1)  # Kafka's row of the same round
         kref = find("kafka", "pagecache", "kafka-perf", r["workload"], 100, 1024, "all")
         vs = None if (r["broker"], r["mode"]) == ("kafka", "pagecache") else ratio_to(res, kref, r["workload"])
         target = res.get("target_rate")
-        print(f"| {r['broker']} | {r['mode']} | {r['workload']} | {'max' if target == -1 else f(target, 0)} | {f(res.get('records_per_sec'),0)} | {f(res.get('mb_per_sec'),1)} | {f(res.get('p50_ms'),0)} | {f(res.get('p99_ms'),0)} | {f(res.get('p999_ms'),0)} | {f(cpu_per_gib(r),2)} | {f(vs,2)} | {f(res.get('consumed'),0)} | {res.get('consumers_kept_up', '–')} |")
+        print(f"| {ROUND} | {r['broker']} | {r['mode']} | {r['workload']} | {'max' if target == -1 else f(target, 0)} | {f(res.get('records_per_sec'),0)} | {f(res.get('mb_per_sec'),1)} | {f(res.get('p50_ms'),0)} | {f(res.get('p99_ms'),0)} | {f(res.get('p999_ms'),0)} | {f(cpu_per_gib(r),2)} | {f(vs,2)} | {f(res.get('consumed'),0)} | {res.get('consumers_kept_up', '–')} |")
+    ROUND = None
     print()
 print("| reference | MB/s |")
 print("|---|---:|")
