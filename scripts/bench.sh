@@ -90,8 +90,9 @@ done
 # --headline: BENCHMARKS.md's headline table, Kafka and kastle side by side
 # under the memory controls below (each variable set in the environment
 # still wins): every comparison in both broker orders, the same bytes
-# written by every broker, memory warmed before each start and each latency
-# run, and latency at one common rate beside each one's half of its maximum
+# written by every broker, memory warmed before each start, a wait for the
+# memory reporting to go quiet before each latency run, and latency at one
+# common rate beside each one's half of its maximum
 if [[ $HEADLINE -eq 1 ]]; then
   : "${BROKERS:=kastle-pagecache kafka-pagecache kastle-durable kafka-flush1}"
   : "${BENCH_ROUNDS:=2}" "${BENCH_PARTS:=1}" "${BENCH_SIZES:=1024}"
