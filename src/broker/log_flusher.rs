@@ -236,13 +236,13 @@ mod tests {
     }
 
     fn append_one(p: &Partition) -> i64 {
-        let mut bytes = BatchBuilder::new(1_700_000_000_000)
+        let bytes = BatchBuilder::new(1_700_000_000_000)
             .push(Some(b"k"), Some(b"v"), &[], 1_700_000_000_000)
             .build()
             .to_vec();
         let v = validate_produce_records(&bytes, 1_700_000_000_000, &ValidationConfig::default())
             .unwrap();
-        p.append(&mut bytes, &v).unwrap().last_offset + 1
+        p.append(&bytes, &v).unwrap().last_offset + 1
     }
 
     /// Every queued partition is flushed and acknowledged though a pass

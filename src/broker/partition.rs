@@ -340,11 +340,12 @@ impl Partition {
         self.state.subscribe()
     }
 
-    /// Appends validated batches, assigning offsets in place. The caller has
-    /// validated `records`; this is the only place offsets are assigned.
+    /// Appends validated batches, assigning their offsets as they are
+    /// written (`records` itself is not changed). The caller has validated
+    /// `records`; this is the only place offsets are assigned.
     pub fn append(
         &self,
-        records: &mut [u8],
+        records: &[u8],
         validated: &ValidatedRecords,
     ) -> Result<AppendOutcome, PartitionError> {
         self.append_verified(records, validated, None)
@@ -360,7 +361,7 @@ impl Partition {
     /// sequence: `ProducerStateManager::check_verified`).
     pub fn append_verified(
         &self,
-        records: &mut [u8],
+        records: &[u8],
         validated: &ValidatedRecords,
         verification: Option<VerificationGuard>,
     ) -> Result<AppendOutcome, PartitionError> {
@@ -718,7 +719,7 @@ impl Partition {
                 first.header = header;
             }
         }
-        self.append(&mut buf, &validated).map_err(|e| {
+        self.append(&buf, &validated).map_err(|e| {
             tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "appending internal records");
             e.code()
         })

@@ -185,8 +185,10 @@ struct AwaitingAck {
     leadership: u64,
 }
 
-/// Takes ownership of a partition's record bytes for in-place offset
-/// assignment; copies only if the frame is still shared.
+/// Takes ownership of a partition's record bytes for a rewrite inside the
+/// CRC (a topic's codec or LogAppendTime); copies if the frame is still
+/// shared, which it usually is (the request's other fields are slices of
+/// the same buffer). Offset assignment needs no copy (`Log::append_as_leader`).
 fn into_mut(records: Bytes) -> BytesMut {
     match records.try_into_mut() {
         Ok(m) => m,
@@ -241,13 +243,15 @@ fn append_partition(
     }
     // The request-level shape (one batch, magic, codec) was checked before
     // the acks (`validator::validate_produce_shape`).
-    let records = records.unwrap_or_default();
+    let mut records = records.unwrap_or_default();
     let vcfg = settings.produce_validation();
     let mut validated = validator::validate_produce_records(&records, now, &vcfg).map_err(|e| {
         tracing::debug!(topic = %partition.topic, partition = index, error = %e, "rejected produce batch");
         Box::new(record_error_response(partition, index, &e, version))
     })?;
-    let mut buf = into_mut(records);
+    // The records are written as they arrived unless the topic rewrites
+    // them (`rewritten`).
+    let mut rewritten: Option<BytesMut> = None;
     if let Some(target) = settings.compression_codec {
         // The topic names a codec: re-encode batches that use another one
         // (producer ids, sequences and transactional bits are kept).
@@ -257,7 +261,7 @@ fn append_partition(
             .any(|b| b.header.compression() != target)
         {
             let budget = compression::decompression_budget(vcfg.max_message_bytes);
-            buf = validator::recompress_batch(&buf, target, budget)
+            let buf = validator::recompress_batch(&records, target, budget)
                 .map_err(|e| Box::new(record_error_response(partition, index, &e, version)))?;
             if buf.len() > vcfg.max_message_bytes {
                 let e = RecordError::MessageTooLarge {
@@ -269,18 +273,25 @@ fn append_partition(
                     partition, index, &e, version,
                 )));
             }
+            rewritten = Some(buf);
         }
     }
     if settings.log_append_time {
+        let mut buf = match rewritten.take() {
+            Some(buf) => buf,
+            None => into_mut(std::mem::take(&mut records)),
+        };
         batch::set_log_append_time(&mut buf, now)
             .map_err(|e| Box::new(record_error_response(partition, index, &e, version)))?;
+        rewritten = Some(buf);
         // The batch as stored carries the append time; the producer state
         // records it, as Kafka's does from the validated batch.
         for b in &mut validated.batches {
             b.header.max_timestamp = now;
         }
     }
-    match partition.append_verified(&mut buf, &validated, verification) {
+    let stored: &[u8] = rewritten.as_deref().unwrap_or(&records);
+    match partition.append_verified(stored, &validated, verification) {
         Ok(out) => {
             // Kafka acknowledges a duplicate with the timestamp the original
             // batch was recorded with, whatever the timestamp type.

@@ -141,6 +141,14 @@ impl BatchHeader {
         })
     }
 
+    /// The header as stored with `prefix` in place of the batch's own first
+    /// bytes ([`leader_prefixes`]).
+    pub fn with_leader_prefix(mut self, prefix: &LeaderPrefix) -> BatchHeader {
+        self.base_offset = be_i64(prefix, BASE_OFFSET_OFFSET);
+        self.partition_leader_epoch = be_i32(prefix, PARTITION_LEADER_EPOCH_OFFSET);
+        self
+    }
+
     /// The codec, or `UnknownCompression` for an unknown id 5..=7.
     pub fn codec(&self) -> Result<Compression, RecordError> {
         self.compression_type()
@@ -280,22 +288,58 @@ fn frame_all(buf: &[u8]) -> Result<usize, RecordError> {
     Ok(idx)
 }
 
-/// Sets each batch's baseOffset consecutively starting at `first_offset`
-/// and returns the last offset assigned. baseOffset lies outside the CRC,
-/// so nothing is recomputed. The buffer is framed first so a malformed
-/// buffer is left untouched.
-pub fn assign_offsets(buf: &mut [u8], first_offset: i64) -> Result<i64, RecordError> {
-    frame_all(buf)?;
+/// The bytes of a batch a leader rewrites when it appends: baseOffset,
+/// batchLength (kept) and partitionLeaderEpoch, all before the CRC-covered
+/// range (@21..), so rewriting them leaves the CRC valid.
+pub const LEADER_PREFIX_LEN: usize = MAGIC_OFFSET;
+
+/// One batch's first [`LEADER_PREFIX_LEN`] bytes as the leader stores them.
+pub type LeaderPrefix = [u8; LEADER_PREFIX_LEN];
+
+/// The leader's offset assignment without writing to `buf`: for each batch,
+/// its first bytes with baseOffset set consecutively from `first_offset`
+/// and, if given, partitionLeaderEpoch set to `epoch`; returned with the
+/// last offset assigned. A writer stores each prefix in place of the
+/// batch's own, so a request's buffer can be written as it arrived, shared
+/// and uncopied. The buffer is framed first: a malformed one gets nothing.
+pub fn leader_prefixes(
+    buf: &[u8],
+    first_offset: i64,
+    epoch: Option<i32>,
+) -> Result<(Vec<LeaderPrefix>, i64), RecordError> {
+    let count = frame_all(buf)?;
+    let mut prefixes = Vec::with_capacity(count);
     let mut next = first_offset;
     let mut pos = 0;
     while pos < buf.len() {
         let size = be_i32(buf, pos + BATCH_LENGTH_OFFSET) as usize + LOG_OVERHEAD;
         let delta = be_i32(buf, pos + LAST_OFFSET_DELTA_OFFSET);
-        buf[pos..pos + 8].copy_from_slice(&next.to_be_bytes());
+        let mut prefix: LeaderPrefix = [0; LEADER_PREFIX_LEN];
+        prefix.copy_from_slice(&buf[pos..pos + LEADER_PREFIX_LEN]);
+        prefix[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8].copy_from_slice(&next.to_be_bytes());
+        if let Some(epoch) = epoch {
+            prefix[PARTITION_LEADER_EPOCH_OFFSET..PARTITION_LEADER_EPOCH_OFFSET + 4]
+                .copy_from_slice(&epoch.to_be_bytes());
+        }
+        prefixes.push(prefix);
         next = next.wrapping_add(i64::from(delta)).wrapping_add(1);
         pos += size;
     }
-    Ok(next - 1)
+    Ok((prefixes, next - 1))
+}
+
+/// Sets each batch's baseOffset consecutively starting at `first_offset`
+/// and returns the last offset assigned ([`leader_prefixes`], written back
+/// into `buf`). A malformed buffer is left untouched.
+pub fn assign_offsets(buf: &mut [u8], first_offset: i64) -> Result<i64, RecordError> {
+    let (prefixes, last) = leader_prefixes(buf, first_offset, None)?;
+    let mut pos = 0;
+    for prefix in &prefixes {
+        let size = be_i32(buf, pos + BATCH_LENGTH_OFFSET) as usize + LOG_OVERHEAD;
+        buf[pos..pos + LEADER_PREFIX_LEN].copy_from_slice(prefix);
+        pos += size;
+    }
+    Ok(last)
 }
 
 /// Leader-side rewrite for topics with `message.timestamp.type=LogAppendTime`:

@@ -20,9 +20,10 @@ pub mod validator;
 pub mod varint;
 
 pub use batch::{
-    assign_offsets, batch_records, iter_batches, record_timestamps, set_log_append_time,
-    set_partition_leader_epoch, verify_crc, BatchHeader, BatchIter, Compression, RecordInfo,
-    RecordTimestampIter, RecordTimestamps, LOG_OVERHEAD, RECORD_BATCH_OVERHEAD,
+    assign_offsets, batch_records, iter_batches, leader_prefixes, record_timestamps,
+    set_log_append_time, set_partition_leader_epoch, verify_crc, BatchHeader, BatchIter,
+    Compression, LeaderPrefix, RecordInfo, RecordTimestampIter, RecordTimestamps, LOG_OVERHEAD,
+    RECORD_BATCH_OVERHEAD,
 };
 pub use builder::BatchBuilder;
 pub use compression::{

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tracing::info;
 
-use crate::record::{assign_offsets, iter_batches, set_partition_leader_epoch, RecordError};
+use crate::record::{iter_batches, leader_prefixes, LeaderPrefix, RecordError};
 
 use super::config::LogConfig;
 use super::error::StorageError;
@@ -119,24 +119,22 @@ impl Log {
 
     /// Appends as [`Log::append_as_leader`] without stamping a leader epoch
     /// (the batches keep the one they carry): tests and tools.
-    pub fn append(
-        &mut self,
-        records: &mut [u8],
-        now_ms: i64,
-    ) -> Result<AppendResult, StorageError> {
+    pub fn append(&mut self, records: &[u8], now_ms: i64) -> Result<AppendResult, StorageError> {
         self.append_assigning(records, now_ms, None)
     }
 
     /// The leader's append (Kafka's `appendAsLeader`): whole v2 batches,
     /// already validated, get their offsets from the log end offset and
-    /// `leader_epoch` as partitionLeaderEpoch, both rewritten in place (per
-    /// batch, outside the CRC-covered bytes); a new epoch is recorded in
-    /// the leader epoch checkpoint before the bytes are written. Rolls if
-    /// needed, writes with one positional write. On error the log end
-    /// offset is unchanged and nothing becomes visible to readers.
+    /// `leader_epoch` as partitionLeaderEpoch, both outside the CRC-covered
+    /// bytes and written in place of each batch's own (`leader_prefixes`:
+    /// `records`, often the request's shared buffer, is neither changed nor
+    /// copied); a new epoch is recorded in the leader epoch checkpoint
+    /// before the bytes are written. Rolls if needed, writes with one
+    /// positional write. On error the log end offset is unchanged and
+    /// nothing becomes visible to readers.
     pub fn append_as_leader(
         &mut self,
-        records: &mut [u8],
+        records: &[u8],
         now_ms: i64,
         leader_epoch: i32,
     ) -> Result<AppendResult, StorageError> {
@@ -145,7 +143,7 @@ impl Log {
 
     fn append_assigning(
         &mut self,
-        records: &mut [u8],
+        records: &[u8],
         now_ms: i64,
         leader_epoch: Option<i32>,
     ) -> Result<AppendResult, StorageError> {
@@ -158,10 +156,7 @@ impl Log {
         if records.is_empty() {
             return Err(invalid("empty append".into(), first_offset));
         }
-        let last_offset = assign_offsets(records, first_offset)?;
-        if let Some(epoch) = leader_epoch {
-            set_partition_leader_epoch(records, epoch)?;
-        }
+        let (prefixes, last_offset) = leader_prefixes(records, first_offset, leader_epoch)?;
         let mut max_timestamp = -1i64;
         let mut offset_of_max_timestamp = first_offset;
         let mut it = iter_batches(records);
@@ -191,14 +186,23 @@ impl Log {
             }
         }
         let max_ts = (max_timestamp, offset_of_max_timestamp);
-        self.write_batches(records, (first_offset, last_offset), max_ts, now_ms)
+        self.write_batches(
+            records,
+            &prefixes,
+            (first_offset, last_offset),
+            max_ts,
+            now_ms,
+        )
     }
 
-    /// Rolls if needed and writes batches whose offsets are final. An entry
-    /// the epoch cache got for them is taken back if the write fails.
+    /// Rolls if needed and writes batches whose offsets are final (with
+    /// `prefixes`, once each batch's first bytes are replaced by its prefix:
+    /// `LogSegment::append_with_prefixes`). An entry the epoch cache got
+    /// for them is taken back if the write fails.
     fn write_batches(
         &mut self,
         records: &[u8],
+        prefixes: &[LeaderPrefix],
         (first_offset, last_offset): (i64, i64),
         (max_timestamp, offset_of_max_timestamp): (i64, i64),
         now_ms: i64,
@@ -215,7 +219,7 @@ impl Log {
             }
             let seg = self.active_mut();
             let position = seg.size();
-            seg.append(last_offset, records)?;
+            seg.append_with_prefixes(last_offset, records, prefixes)?;
             Ok::<_, StorageError>((seg.base_offset(), position))
         })();
         let (segment_base_offset, position) = match written {

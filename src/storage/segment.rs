@@ -7,16 +7,17 @@
 //! `segment/recovery.rs`.
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tracing::warn;
 
-use crate::record::batch::{MIN_BATCH_LENGTH, NO_TIMESTAMP};
+use crate::record::batch::{LEADER_PREFIX_LEN, MIN_BATCH_LENGTH, NO_TIMESTAMP};
 use crate::record::{
-    iter_batches, record_timestamps, BatchHeader, RecordTimestamps, LOG_OVERHEAD,
+    iter_batches, record_timestamps, BatchHeader, LeaderPrefix, RecordTimestamps, LOG_OVERHEAD,
     RECORD_BATCH_OVERHEAD,
 };
 
@@ -28,6 +29,47 @@ use super::time_index::{TimeIndex, TimestampOffset};
 pub const LOG_FILE_SUFFIX: &str = ".log";
 pub const INDEX_FILE_SUFFIX: &str = ".index";
 pub const TIME_INDEX_FILE_SUFFIX: &str = ".timeindex";
+
+/// Most slices one `pwritev` takes (Linux's IOV_MAX).
+const MAX_WRITE_SLICES: usize = 1024;
+
+/// Writes all of `slices` at `offset` with `pwritev`, at most
+/// [`MAX_WRITE_SLICES`] per call, going on after short writes and EINTR.
+fn write_all_vectored_at(
+    file: &File,
+    mut slices: &mut [IoSlice<'_>],
+    mut offset: u64,
+) -> io::Result<()> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        let count = slices.len().min(MAX_WRITE_SLICES);
+        let at = libc::off_t::try_from(offset)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset beyond off_t"))?;
+        // SAFETY: IoSlice is ABI-compatible with iovec on Unix, and the
+        // `count` slices it points to outlive the call.
+        let n = unsafe {
+            libc::pwritev(
+                file.as_raw_fd(),
+                slices.as_ptr().cast::<libc::iovec>(),
+                count as libc::c_int,
+                at,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        offset += n as u64;
+        IoSlice::advance_slices(&mut slices, n as usize);
+    }
+    Ok(())
+}
 
 /// `00000000000000000042.log` etc.
 pub fn segment_file_name(base_offset: i64, suffix: &str) -> String {
@@ -265,6 +307,20 @@ impl LogSegment {
     /// bytes become visible (size advances) or none do: a failed or short
     /// write is cut back off the file.
     pub fn append(&mut self, largest_offset: i64, records: &[u8]) -> Result<(), StorageError> {
+        self.append_with_prefixes(largest_offset, records, &[])
+    }
+
+    /// [`LogSegment::append`] of batches stored with `prefixes` (one per
+    /// batch, from `leader_prefixes`) in place of their own first bytes:
+    /// the leader's offsets and epoch go to the file without the batches
+    /// being copied, in one vectored positional write. No prefixes: the
+    /// batches as they are.
+    pub fn append_with_prefixes(
+        &mut self,
+        largest_offset: i64,
+        records: &[u8],
+        prefixes: &[LeaderPrefix],
+    ) -> Result<(), StorageError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -278,10 +334,29 @@ impl LogSegment {
         // byte is written: a full disk refuses the append here rather than
         // faulting in a mapped index page later (index_file.rs).
         let batches = iter_batches(records).count();
+        if !prefixes.is_empty() && prefixes.len() != batches {
+            debug_assert!(false, "{} prefixes for {batches} batches", prefixes.len());
+            return Err(StorageError::InvalidRecords {
+                path: Some(self.log_path.clone()),
+                offset: self.next_offset,
+                reason: format!("{} leader prefixes for {batches} batches", prefixes.len()),
+            });
+        }
         self.offset_index.reserve(batches)?;
         self.time_index.reserve(batches)?;
         let start = self.size;
-        if let Err(e) = self.log.write_all_at(records, start) {
+        let written = if prefixes.is_empty() {
+            self.log.write_all_at(records, start)
+        } else {
+            let mut slices = Vec::with_capacity(2 * batches);
+            for ((position, h), prefix) in iter_batches(records).zip(prefixes) {
+                let end = position + h.total_size();
+                slices.push(IoSlice::new(prefix));
+                slices.push(IoSlice::new(&records[position + LEADER_PREFIX_LEN..end]));
+            }
+            write_all_vectored_at(&self.log, &mut slices, start)
+        };
+        if let Err(e) = written {
             if let Err(t) = self.log.set_len(start) {
                 warn!(segment = %self.log_path.display(), error = %t, "could not cut back a failed append");
             }
@@ -290,7 +365,11 @@ impl LogSegment {
         self.size = start + records.len() as u64;
         let mut position = start;
         let mut it = iter_batches(records);
-        for (_, h) in &mut it {
+        for (i, (_, h)) in (&mut it).enumerate() {
+            let h = match prefixes.get(i) {
+                Some(prefix) => h.with_leader_prefix(prefix),
+                None => h,
+            };
             debug_assert!(h.base_offset >= self.next_offset, "offsets must increase");
             if self.rolling_based_timestamp.is_none() {
                 self.rolling_based_timestamp = Some(h.max_timestamp);

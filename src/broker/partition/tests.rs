@@ -33,9 +33,9 @@ fn produce(p: &Partition, producer: Option<(i64, i16, i32, bool)>, n: usize) -> 
     for i in 0..n {
         b = b.push(Some(b"k"), Some(b"value"), &[], T0 + i as i64);
     }
-    let mut bytes = b.build().to_vec();
+    let bytes = b.build().to_vec();
     let validated = validate_produce_records(&bytes, T0, &ValidationConfig::default()).unwrap();
-    p.append(&mut bytes, &validated).unwrap()
+    p.append(&bytes, &validated).unwrap()
 }
 
 /// Everything in the leader's log from `from`, as a follower fetch gets it.
@@ -130,13 +130,13 @@ async fn follower_copies_the_leader_and_takes_its_high_watermark() {
     assert!(follower.make_follower(1, 0));
     assert_eq!(follower.leader_id(), 1);
     // Clients cannot append to a follower.
-    let mut b = BatchBuilder::new(T0)
+    let b = BatchBuilder::new(T0)
         .push(None, Some(b"x"), &[], T0)
         .build()
         .to_vec();
     let v = validate_produce_records(&b, T0, &ValidationConfig::default()).unwrap();
     assert!(matches!(
-        follower.append(&mut b, &v),
+        follower.append(&b, &v),
         Err(PartitionError::NotLeader)
     ));
     // An idempotent batch, then a transaction the leader aborts.

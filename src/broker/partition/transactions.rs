@@ -80,7 +80,7 @@ impl Partition {
     ) -> Result<(i64, u64), PartitionError> {
         let now = now_ms();
         let marker = EndTransactionMarker::new(commit, coordinator_epoch);
-        let mut batch = BatchBuilder::new(now)
+        let batch = BatchBuilder::new(now)
             .producer(producer_id, producer_epoch, -1)
             .transactional(true)
             .control(true)
@@ -100,15 +100,18 @@ impl Partition {
         let active_before = plog.log.active_segment_base_offset();
         let result = plog
             .log
-            .append_as_leader(&mut batch, now, self.leader_epoch())
+            .append_as_leader(&batch, now, self.leader_epoch())
             .map_err(PartitionError::Storage)?;
         if plog.log.active_segment_base_offset() != active_before {
             if let Err(e) = plog.snapshot(result.first_offset) {
                 tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "producer state snapshot failed");
             }
         }
-        let header = BatchHeader::parse(&batch)
+        // The marker as stored: its offset is assigned as it is written,
+        // not in `batch`.
+        let mut header = BatchHeader::parse(&batch)
             .map_err(|e| PartitionError::Storage(StorageError::Record(e)))?;
+        header.base_offset = result.first_offset;
         if let Some(aborted) = plog
             .producers
             .apply_control(&header, commit, coordinator_epoch)

@@ -315,7 +315,7 @@ fn append(
             b.header.max_timestamp = now;
         }
     }
-    p.append(&mut buf, &validated)
+    p.append(&buf, &validated)
         .map_err(|e| anyhow::anyhow!("appending the DLQ record: {e}"))?;
     Ok(())
 }

@@ -33,8 +33,8 @@ fn append(log: &mut Log, records: &[(&str, Option<&str>)], ts: i64) {
     for (i, (k, v)) in records.iter().enumerate() {
         b = b.push(Some(k.as_bytes()), v.map(str::as_bytes), &[], ts + i as i64);
     }
-    let mut bytes = b.build().to_vec();
-    log.append(&mut bytes, ts).unwrap();
+    let bytes = b.build().to_vec();
+    log.append(&bytes, ts).unwrap();
 }
 
 /// (offset, key, value) of every record from the log start.
@@ -312,13 +312,13 @@ fn map_full_cleans_only_what_was_mapped() {
 fn idempotent_producers_last_batch_kept_empty() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), cfg(), false).unwrap();
-    let mut b = BatchBuilder::new(T0)
+    let b = BatchBuilder::new(T0)
         .producer(7, 0, 0)
         .push(Some(b"a"), Some(b"1"), &[], T0)
         .push(Some(b"b"), Some(b"1"), &[], T0)
         .build()
         .to_vec();
-    log.append(&mut b, T0).unwrap();
+    log.append(&b, T0).unwrap();
     append(&mut log, &[("a", Some("2")), ("b", Some("2"))], T0);
     log.roll(T0).unwrap();
     append(&mut log, &[("z", Some("z"))], T0);
@@ -343,12 +343,12 @@ fn idempotent_producers_last_batch_kept_empty() {
 fn compressed_batch_rewritten_with_same_codec() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), cfg(), false).unwrap();
-    let mut b = BatchBuilder::new(T0)
+    let b = BatchBuilder::new(T0)
         .push(Some(b"a"), Some(b"old"), &[("h", b"x")], T0)
         .push(Some(b"b"), Some(b"keep"), &[], T0 + 5)
         .build_compressed(4)
         .to_vec();
-    log.append(&mut b, T0).unwrap();
+    log.append(&b, T0).unwrap();
     append(&mut log, &[("a", Some("new"))], T0 + 9);
     log.roll(T0).unwrap();
     append(&mut log, &[("z", Some("z"))], T0);

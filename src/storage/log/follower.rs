@@ -99,6 +99,7 @@ impl Log {
         }
         self.write_batches(
             records,
+            &[],
             (first_offset, last_offset),
             (max_timestamp, offset_of_max_timestamp),
             now_ms,

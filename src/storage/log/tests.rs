@@ -26,8 +26,8 @@ fn batch(n: usize, ts: i64) -> Vec<u8> {
 }
 
 fn append(log: &mut Log, n: usize, ts: i64) -> AppendResult {
-    let mut b = batch(n, ts);
-    log.append(&mut b, ts).unwrap()
+    let b = batch(n, ts);
+    log.append(&b, ts).unwrap()
 }
 
 fn headers(bytes: &[u8]) -> Vec<BatchHeader> {
@@ -119,7 +119,7 @@ fn rolls_on_relative_offset_overflow() {
         .copy_from_slice(&i32::MAX.to_be_bytes());
     let crc = compute_crc(&b);
     b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
-    let r = log.append(&mut b, T0).unwrap();
+    let r = log.append(&b, T0).unwrap();
     assert_eq!(r.first_offset, 1);
     assert_eq!(r.segment_base_offset, 1);
     assert_eq!(log.segments_count(), 2);
@@ -449,12 +449,12 @@ fn timestamp_lookups() {
     // Out-of-order producer timestamps: the max is in an early record.
     let dir2 = tempfile::tempdir().unwrap();
     let mut log2 = Log::open(dir2.path(), small_cfg(), false).unwrap();
-    let mut b = BatchBuilder::new(T0)
+    let b = BatchBuilder::new(T0)
         .push(None, Some(b"a"), &[], T0)
         .push(None, Some(b"b"), &[], T0 + 50)
         .push(None, Some(b"c"), &[], T0 + 10)
         .build();
-    log2.append(&mut b, T0).unwrap();
+    log2.append(&b, T0).unwrap();
     assert_eq!(
         log2.max_timestamp_and_offset().unwrap(),
         Some(TimestampOffset {
@@ -472,7 +472,7 @@ fn timestamp_lookups() {
     // LogAppendTime batch: every record carries the batch's max timestamp.
     let mut b = batch(3, T0);
     crate::record::set_log_append_time(&mut b, T0 + 999).unwrap();
-    log2.append(&mut b, T0).unwrap();
+    log2.append(&b, T0).unwrap();
     assert_eq!(
         log2.offset_for_timestamp(T0 + 60).unwrap(),
         Some(TimestampOffset {
@@ -549,8 +549,8 @@ fn failed_append_does_not_advance_log_end() {
     append(&mut log, 2, T0);
     let mut junk = batch(2, T0);
     junk.push(1); // trailing partial batch
-    assert!(log.append(&mut junk, T0).is_err());
-    assert!(log.append(&mut [], T0).is_err());
+    assert!(log.append(&junk, T0).is_err());
+    assert!(log.append(&[], T0).is_err());
     assert_eq!(log.log_end_offset(), 2);
     assert_eq!(read_all(&log, 0, 1 << 20, false, i64::MAX).len(), 1);
 }

@@ -63,7 +63,7 @@ fn append(log: &mut Log, pid: i64, epoch: i16, seq: i32, count: i32) {
     for _ in 0..count {
         b = b.push(None, Some(b"x"), &[], now);
     }
-    log.append(&mut b.build(), now).unwrap();
+    log.append(&b.build(), now).unwrap();
 }
 
 fn load(dir: &Path, log: &Log) -> ProducerStateManager {
@@ -543,26 +543,26 @@ fn replayed_markers_keep_their_coordinator_epoch() {
         let b = BatchBuilder::new(now)
             .producer(5, 2, -1)
             .transactional(true);
-        let mut b = match marker {
+        let b = match marker {
             None => b.push(None, Some(b"x"), &[], now).build(),
             Some(m) => b
                 .control(true)
                 .push(Some(&m.key()), Some(&m.value()), &[], now)
                 .build(),
         };
-        log.append(&mut b, now).unwrap();
+        log.append(&b, now).unwrap();
     };
     txn(&mut log, None);
     txn(&mut log, Some(EndTransactionMarker::new(false, 3)));
     txn(&mut log, None);
     // A control batch that is not a transaction marker is skipped.
-    let mut other = BatchBuilder::new(now)
+    let other = BatchBuilder::new(now)
         .producer(5, 2, -1)
         .transactional(true)
         .control(true)
         .push(Some(&[0, 0, 0, 42]), Some(b"?"), &[], now)
         .build();
-    log.append(&mut other, now).unwrap();
+    log.append(&other, now).unwrap();
     txn(&mut log, Some(EndTransactionMarker::new(true, 4)));
     let mut m = ProducerStateManager::load(dir.path(), &log, 86_400_000, now).unwrap();
     let p = &m.producers[&5];

@@ -114,3 +114,54 @@ fn should_roll_rules() {
         "offset overflow"
     );
 }
+
+/// The leader's append writes each batch with its prefix in place of its
+/// own first bytes, leaving the caller's buffer as it was: the file must
+/// hold exactly what an in-place rewrite would have produced, across more
+/// slices than one `pwritev` takes, and the indexes must see the offsets
+/// written, not the ones in the buffer.
+#[test]
+fn append_with_prefixes_stores_the_rewritten_batches_and_leaves_the_input_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = LogConfig {
+        segment_index_bytes: 1 << 20,
+        ..cfg()
+    };
+    let mut seg = LogSegment::create(dir.path(), 100, &c, 0).unwrap();
+    let batches = MAX_WRITE_SLICES; // two slices each: two calls and more
+    let mut input = Vec::new();
+    for i in 0..batches {
+        let ts = 2000 + i as i64;
+        let b = BatchBuilder::new(ts)
+            .push(Some(b"k"), Some(&[i as u8; 30]), &[], ts)
+            .push(None, Some(b"second"), &[], ts);
+        input.extend_from_slice(&b.build());
+    }
+    let before = input.clone();
+    let (prefixes, last) = crate::record::leader_prefixes(&input, 100, Some(7)).unwrap();
+    assert_eq!(prefixes.len(), batches);
+    assert_eq!(last, 100 + 2 * batches as i64 - 1);
+    seg.append_with_prefixes(last, &input, &prefixes).unwrap();
+    assert_eq!(input, before, "the caller's buffer is not rewritten");
+
+    let mut expected = before;
+    assert_eq!(assign_offsets(&mut expected, 100).unwrap(), last);
+    crate::record::set_partition_leader_epoch(&mut expected, 7).unwrap();
+    let stored = std::fs::read(dir.path().join(segment_file_name(100, LOG_FILE_SUFFIX))).unwrap();
+    assert_eq!(stored.len(), expected.len());
+    assert!(
+        stored == expected,
+        "stored bytes differ from the in-place rewrite"
+    );
+    for (_, h) in iter_batches(&stored) {
+        assert_eq!(h.partition_leader_epoch, 7);
+    }
+    assert_eq!(seg.next_offset(), last + 1);
+    assert!(seg.offset_index().entries() > 100);
+    let (_, h) = seg
+        .translate_offset(101 + batches as i64, 0)
+        .unwrap()
+        .unwrap();
+    assert_eq!(h.base_offset, 100 + batches as i64);
+    assert_eq!(h.partition_leader_epoch, 7);
+}

@@ -58,7 +58,7 @@ fn follower_copies_the_leaders_batches_offsets_and_epochs() {
     let mut leader = Log::open(ld.path(), cfg(), false).unwrap();
     for (i, epoch) in [0, 0, 2, 2, 2, 4, 4, 9].into_iter().enumerate() {
         leader
-            .append_as_leader(&mut batch(1 + i % 3), T0, epoch)
+            .append_as_leader(&batch(1 + i % 3), T0, epoch)
             .unwrap();
     }
     let all = leader_bytes(&leader, 0);

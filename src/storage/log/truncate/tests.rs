@@ -24,7 +24,7 @@ fn cfg() -> LogConfig {
 fn build(dir: &Path) -> Log {
     let mut log = Log::open(dir, cfg(), false).unwrap();
     for i in 0..30i64 {
-        let mut b = BatchBuilder::new(T0 + i)
+        let b = BatchBuilder::new(T0 + i)
             .push(Some(b"k"), Some(&[b'v'; 60]), &[], T0 + i)
             .push(Some(b"k"), Some(&[b'w'; 60]), &[], T0 + i)
             .build()
@@ -34,7 +34,7 @@ fn build(dir: &Path) -> Log {
             10..20 => 3,
             _ => 5,
         };
-        log.append_as_leader(&mut b, T0, epoch).unwrap();
+        log.append_as_leader(&b, T0, epoch).unwrap();
     }
     assert!(log.segments_count() > 4, "{}", log.segments_count());
     log
@@ -103,14 +103,11 @@ fn truncate_to_cuts_segments_indexes_and_epochs() {
         Some(28)
     );
     // The truncated log takes appends at the new end, in a new epoch.
-    let mut b = BatchBuilder::new(T0)
+    let b = BatchBuilder::new(T0)
         .push(None, Some(b"x"), &[], T0)
         .build()
         .to_vec();
-    assert_eq!(
-        log.append_as_leader(&mut b, T0, 7).unwrap().first_offset,
-        30
-    );
+    assert_eq!(log.append_as_leader(&b, T0, 7).unwrap().first_offset, 30);
     assert_eq!(epochs(&log), vec![(0, 0), (3, 20), (7, 30)]);
     // Truncating at or past the end changes nothing but stale epochs.
     assert!(!log.truncate_to(31).unwrap());
@@ -154,12 +151,12 @@ fn truncate_fully_and_start_at_every_position() {
         assert_eq!(log.log_end_offset(), target);
         assert_eq!(log.segment_base_offsets(), vec![target]);
         assert!(epochs(&log).is_empty());
-        let mut b = BatchBuilder::new(T0)
+        let b = BatchBuilder::new(T0)
             .push(None, Some(b"x"), &[], T0)
             .build()
             .to_vec();
         assert_eq!(
-            log.append_as_leader(&mut b, T0, 9).unwrap().first_offset,
+            log.append_as_leader(&b, T0, 9).unwrap().first_offset,
             target
         );
         drop(log);
