@@ -364,7 +364,9 @@ pub fn set_log_append_time(buf: &mut [u8], now_ms: i64) -> Result<(), RecordErro
 }
 
 /// Stamps the leader epoch on every batch. partitionLeaderEpoch (@12) is
-/// before the CRC-covered range (@21..), so the CRC stays valid.
+/// before the CRC-covered range (@21..), so the CRC stays valid. Tests
+/// only: a leader's append stamps it as it writes (`leader_prefixes`).
+#[cfg(test)]
 pub fn set_partition_leader_epoch(buf: &mut [u8], epoch: i32) -> Result<(), RecordError> {
     frame_all(buf)?;
     let mut pos = 0;

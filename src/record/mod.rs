@@ -19,11 +19,12 @@ pub mod error;
 pub mod validator;
 pub mod varint;
 
+#[cfg(test)]
+pub use batch::set_partition_leader_epoch;
 pub use batch::{
     assign_offsets, batch_records, iter_batches, leader_prefixes, record_timestamps,
-    set_log_append_time, set_partition_leader_epoch, verify_crc, BatchHeader, BatchIter,
-    Compression, LeaderPrefix, RecordInfo, RecordTimestampIter, RecordTimestamps, LOG_OVERHEAD,
-    RECORD_BATCH_OVERHEAD,
+    set_log_append_time, verify_crc, BatchHeader, BatchIter, Compression, LeaderPrefix, RecordInfo,
+    RecordTimestampIter, RecordTimestamps, LOG_OVERHEAD, RECORD_BATCH_OVERHEAD,
 };
 pub use builder::BatchBuilder;
 pub use compression::{
