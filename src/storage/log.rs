@@ -160,10 +160,11 @@ impl Log {
         let mut max_timestamp = -1i64;
         let mut offset_of_max_timestamp = first_offset;
         let mut it = iter_batches(records);
-        for (_, h) in &mut it {
+        // The offsets as stored: `records` keeps the producer's.
+        for ((_, h), prefix) in (&mut it).zip(&prefixes) {
             if h.max_timestamp > max_timestamp {
                 max_timestamp = h.max_timestamp;
-                offset_of_max_timestamp = h.last_offset();
+                offset_of_max_timestamp = h.with_leader_prefix(prefix).last_offset();
             }
         }
         if !it.is_exhausted() {

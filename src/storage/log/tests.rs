@@ -58,6 +58,8 @@ fn append_assigns_offsets_and_reopen_restores_log_end() {
     assert_eq!(r.max_timestamp, T0 + 2);
     let r = append(&mut log, 2, T0 + 10);
     assert_eq!((r.first_offset, r.last_offset), (3, 4));
+    // The offset assigned, not the producer's (its batch starts at 0).
+    assert_eq!((r.max_timestamp, r.offset_of_max_timestamp), (T0 + 11, 4));
     assert_eq!(log.log_end_offset(), 5);
     log.close().unwrap();
     assert!(path.join("00000000000000000000.log").exists());
